@@ -1,0 +1,200 @@
+//! Exact k-nearest-neighbour search and the many-to-many score matrix.
+
+use rayon::prelude::*;
+
+use crate::element::{Element, cosine_from_parts};
+use crate::error::{Error, Result};
+use crate::gemm::{self, BaseTerms};
+use crate::metric::Metric;
+use crate::simd::{Kernels, kernels};
+
+/// The results of a batch search: up to `k` neighbours per query, best first.
+///
+/// Two views of the same data:
+/// - per query ([`Neighbors::get`], [`Neighbors::iter`]): only the real hits;
+/// - flat ([`Neighbors::ids`], [`Neighbors::scores`]): `num_queries × k`, row-major, where a
+///   query with fewer than `k` hits is padded with `id = u64::MAX` and the metric's worst
+///   score ([`Metric::worst_score`]) — the layout Faiss users expect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbors {
+    k: usize,
+    ids: Vec<u64>,
+    scores: Vec<f32>,
+    lens: Vec<usize>,
+}
+
+impl Neighbors {
+    /// Builds the result from per-query lists of `(id, score)`, each already best first and at
+    /// most `k` long (longer lists are cut to `k`).
+    pub fn from_rows(k: usize, metric: Metric, rows: impl IntoIterator<Item = Vec<(u64, f32)>>) -> Self {
+        let mut out = Neighbors { k, ids: Vec::new(), scores: Vec::new(), lens: Vec::new() };
+        for row in rows {
+            let n = row.len().min(k);
+            out.lens.push(n);
+            out.ids.extend(row[..n].iter().map(|h| h.0));
+            out.scores.extend(row[..n].iter().map(|h| h.1));
+            out.ids.resize(out.lens.len() * k, u64::MAX);
+            out.scores.resize(out.lens.len() * k, metric.worst_score());
+        }
+        out
+    }
+
+    /// Number of queries.
+    pub fn num_queries(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// The `k` the search was asked for (the width of the flat view).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// All ids, `num_queries × k`, padded with `u64::MAX`.
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
+    /// All scores, `num_queries × k`, padded with the metric's worst score.
+    pub fn scores(&self) -> &[f32] {
+        &self.scores
+    }
+
+    /// The hits of query `q` (ids and scores, best first), or `None` if `q` is out of range.
+    pub fn get(&self, q: usize) -> Option<(&[u64], &[f32])> {
+        let n = *self.lens.get(q)?;
+        let start = q * self.k;
+        Some((&self.ids[start..start + n], &self.scores[start..start + n]))
+    }
+
+    /// The hits of every query, in query order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u64], &[f32])> + '_ {
+        (0..self.num_queries()).map(|q| self.get(q).expect("q < num_queries"))
+    }
+}
+
+/// Checks that `data` is a whole number of `dim`-wide rows and returns the row count.
+pub(crate) fn check_rows<T>(what: &'static str, data: &[T], dim: usize) -> Result<usize> {
+    if dim == 0 {
+        return Err(Error::ZeroDimension);
+    }
+    if !data.len().is_multiple_of(dim) {
+        return Err(Error::RaggedBuffer { what, len: data.len(), dim });
+    }
+    Ok(data.len() / dim)
+}
+
+/// Validates queries and converts them to f32, normalized for cosine.
+fn prepare_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric: Metric) -> Result<Vec<f32>> {
+    for (row, q) in queries.chunks_exact(dim).enumerate() {
+        if let Some(component) = q.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteQuery { row, component });
+        }
+        if metric == Metric::Cosine && T::dot_unchecked(kern, q, q) == 0.0 {
+            return Err(Error::ZeroNormQuery { row });
+        }
+    }
+    let mut out: Vec<f32> = queries.iter().map(|v| v.to_f32()).collect();
+    if metric == Metric::Cosine {
+        out.par_chunks_exact_mut(dim).for_each(|q| {
+            let inv = 1.0 / kern.f32.dot_sq(q).sqrt();
+            q.iter_mut().for_each(|v| *v *= inv);
+        });
+    }
+    Ok(out)
+}
+
+/// Exact k-nearest-neighbour search of `queries` in `base` (both row-major, `dim` wide).
+///
+/// Returns, per query, the `min(k, n)` best base vectors by `metric`, best first, ties to the
+/// smaller id (ids are row numbers of `base`). Runs in parallel over queries on the current
+/// rayon pool; call it inside `pool.install(..)` to choose the thread count.
+///
+/// Scores are recomputed exactly for the winners with the per-pair kernels (the blocked
+/// search itself uses the `‖x‖² − 2x·y + ‖y‖²` form, like a BLAS-based search).
+///
+/// - Queries must be finite ([`Error::NonFiniteQuery`]), and nonzero for cosine
+///   ([`Error::ZeroNormQuery`]).
+/// - Base vectors holding NaN or an infinity are **skipped**: they never appear in results, so
+///   a query can get fewer than `k` hits. A zero base vector has cosine 0 with every query.
+/// - `k > n` is not an error: each query gets `n` hits (see [`Neighbors`] for the padding).
+///
+/// ```
+/// use vq_distance::{knn_exact, Metric};
+/// let base = [0.0f32, 0.0, 1.0, 1.0, 5.0, 5.0];
+/// let hits = knn_exact(&base, &[0.9f32, 1.2], 2, 2, Metric::L2).unwrap();
+/// assert_eq!(hits.get(0).unwrap().0, &[1, 0]);
+/// ```
+pub fn knn_exact<T: Element>(base: &[T], queries: &[T], dim: usize, k: usize, metric: Metric) -> Result<Neighbors> {
+    knn_exact_with(kernels(), base, queries, dim, k, metric)
+}
+
+/// [`knn_exact`] with the kernels of a chosen level.
+pub fn knn_exact_with<T: Element>(kern: &Kernels, base: &[T], queries: &[T], dim: usize, k: usize, metric: Metric) -> Result<Neighbors> {
+    let nb = check_rows("base", base, dim)?;
+    check_rows("queries", queries, dim)?;
+    if k == 0 {
+        return Err(Error::ZeroK);
+    }
+    let q32 = prepare_queries(kern, queries, dim, metric)?;
+    let terms = BaseTerms::new(kern, base, dim, metric, true);
+    let tops = gemm::top_k_blocked(kern, &q32, base, dim, &terms, k.min(nb));
+    let rows: Vec<Vec<(u64, f32)>> = tops
+        .into_par_iter()
+        .zip(queries.par_chunks_exact(dim))
+        .map(|(top, q)| {
+            let mut hits: Vec<(u64, f32)> = top
+                .into_sorted()
+                .into_iter()
+                .map(|(_, id)| {
+                    let y = &base[id as usize * dim..][..dim];
+                    let score = match metric {
+                        Metric::L2 => T::l2_sq_unchecked(kern, q, y),
+                        Metric::InnerProduct => T::dot_unchecked(kern, q, y),
+                        Metric::Cosine => cosine_from_parts(T::cos_parts_unchecked(kern, q, y)),
+                    };
+                    (id, score)
+                })
+                .collect();
+            // The exact scores can reorder near-ties of the blocked form.
+            hits.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+            hits
+        })
+        .collect();
+    Ok(Neighbors::from_rows(k, metric, rows))
+}
+
+/// Writes the `nq × nb` matrix of scores of every query against every base vector into `out`
+/// (row-major, one row per query), with the blocked `‖x‖² − 2x·y + ‖y‖²` form for L2.
+///
+/// L2 values are clamped at 0 (the blocked form can round a tiny distance below it).
+/// Non-finite values give non-finite scores here (nothing is skipped). Parallel over queries.
+pub fn score_many_to_many<T: Element>(metric: Metric, queries: &[T], base: &[T], dim: usize, out: &mut [f32]) -> Result<()> {
+    let kern = kernels();
+    let nb = check_rows("base", base, dim)?;
+    let nq = check_rows("queries", queries, dim)?;
+    if out.len() != nq * nb {
+        return Err(Error::OutputLength { what: "out", got: out.len(), expected: nq * nb });
+    }
+    let mut q32: Vec<f32> = queries.iter().map(|v| v.to_f32()).collect();
+    if metric == Metric::Cosine {
+        q32.par_chunks_exact_mut(dim).for_each(|q| {
+            let norm = kern.f32.dot_sq(q).sqrt();
+            let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            q.iter_mut().for_each(|v| *v *= inv);
+        });
+    }
+    let terms = BaseTerms::new(kern, base, dim, metric, false);
+    gemm::keys_matrix(kern, &q32, base, dim, &terms, out);
+    if nb == 0 {
+        return Ok(());
+    }
+    out.par_chunks_mut(nb).zip(q32.par_chunks(dim)).for_each(|(row, q)| match metric {
+        Metric::L2 => {
+            let qq = kern.f32.dot_sq(q);
+            // `max` would turn NaN into 0; keep non-finite values visible.
+            row.iter_mut().for_each(|v| *v = if *v + qq < 0.0 { 0.0 } else { *v + qq });
+        }
+        Metric::InnerProduct | Metric::Cosine => row.iter_mut().for_each(|v| *v = -*v),
+    });
+    Ok(())
+}

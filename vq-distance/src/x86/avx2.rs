@@ -1,0 +1,350 @@
+//! AVX2 + FMA (+ F16C) kernels: 8 f32 lanes, tails through a zero-padded copy, a 6 × 16
+//! register tile for the many-to-many kernel (the classic Haswell GEMM shape: 12 accumulators
+//! of the 16 ymm registers).
+//!
+//! Run `cargo bench -p vq-distance --bench kernels` with `VQ_SIMD=avx2` before changing
+//! anything here.
+
+use std::arch::x86_64::*;
+
+use half::{bf16, f16};
+
+use crate::gemm::{ScanArgs, TileHit};
+use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, SimdLevel};
+
+/// `true` when this CPU has every feature the kernels of this module use.
+pub(crate) fn is_available() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+}
+
+/// The AVX2 kernel table.
+///
+/// # Safety
+/// The caller must have checked [`is_available`].
+pub(crate) unsafe fn kernels() -> Kernels {
+    Kernels {
+        level: SimdLevel::Avx2,
+        f32: FloatKernels { l2_sq: l2_sq_f32, dot: dot_f32, cos_parts: cos_parts_f32 },
+        f16: FloatKernels { l2_sq: l2_sq_f16, dot: dot_f16, cos_parts: cos_parts_f16 },
+        bf16: FloatKernels { l2_sq: l2_sq_bf16, dot: dot_bf16, cos_parts: cos_parts_bf16 },
+        u8: IntKernels { l2_sq: l2_sq_u8, dot: dot_u8 },
+        i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
+        gemm: GemmKernel { mr: MR, nr: NR, scan },
+    }
+}
+
+/// Makes a safe entry point for a `#[target_feature]` kernel of this module.
+macro_rules! entry {
+    ($name:ident => $imp:ident ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        fn $name($($arg: $ty),*) -> $ret {
+            // SAFETY: this function is only reachable through the table built by `kernels()`,
+            // whose contract is that the CPU has the features `$imp` is compiled for.
+            unsafe { $imp($($arg),*) }
+        }
+    };
+}
+
+entry!(l2_sq_f32 => l2_sq_f32_imp(a: &[f32], b: &[f32]) -> f32);
+entry!(dot_f32 => dot_f32_imp(a: &[f32], b: &[f32]) -> f32);
+entry!(cos_parts_f32 => cos_parts_f32_imp(a: &[f32], b: &[f32]) -> [f32; 3]);
+entry!(l2_sq_f16 => l2_sq_f16_imp(a: &[f16], b: &[f16]) -> f32);
+entry!(dot_f16 => dot_f16_imp(a: &[f16], b: &[f16]) -> f32);
+entry!(cos_parts_f16 => cos_parts_f16_imp(a: &[f16], b: &[f16]) -> [f32; 3]);
+entry!(l2_sq_bf16 => l2_sq_bf16_imp(a: &[bf16], b: &[bf16]) -> f32);
+entry!(dot_bf16 => dot_bf16_imp(a: &[bf16], b: &[bf16]) -> f32);
+entry!(cos_parts_bf16 => cos_parts_bf16_imp(a: &[bf16], b: &[bf16]) -> [f32; 3]);
+entry!(l2_sq_u8 => l2_sq_u8_imp(a: &[u8], b: &[u8]) -> u32);
+entry!(dot_u8 => dot_u8_imp(a: &[u8], b: &[u8]) -> i32);
+entry!(l2_sq_i8 => l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32);
+entry!(dot_i8 => dot_i8_imp(a: &[i8], b: &[i8]) -> i32);
+entry!(scan => scan_imp(args: &ScanArgs<'_>, thresholds: &mut [f32], hit: TileHit<'_>) -> ());
+
+/// Loads 8 elements from `p` as f32.
+trait Load8: Copy {
+    const ZERO: Self;
+    unsafe fn load(p: *const Self) -> __m256;
+}
+
+impl Load8 for f32 {
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable elements.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+}
+
+impl Load8 for f16 {
+    const ZERO: Self = f16::ZERO;
+    #[inline(always)]
+    unsafe fn load(p: *const f16) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable elements (16 bytes).
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+    }
+}
+
+impl Load8 for bf16 {
+    const ZERO: Self = bf16::ZERO;
+    #[inline(always)]
+    unsafe fn load(p: *const bf16) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable elements (16 bytes). bf16 is the upper
+        // half of an f32: widen and shift.
+        unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast())))) }
+    }
+}
+
+/// Runs `step` over 8-lane chunks (4 independent chunks per iteration, one per accumulator),
+/// then over a zero-padded copy of the tail.
+#[inline(always)]
+unsafe fn drive<T: Load8>(a: &[T], b: &[T], mut step: impl FnMut(usize, __m256, __m256)) {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut i = 0;
+    // SAFETY: every full load reads `i + 8 * j .. i + 8 * j + 8 <= n`.
+    unsafe {
+        while i + 32 <= n {
+            for j in 0..4 {
+                step(j, T::load(pa.add(i + 8 * j)), T::load(pb.add(i + 8 * j)));
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            step(0, T::load(pa.add(i)), T::load(pb.add(i)));
+            i += 8;
+        }
+    }
+    if i < n {
+        let mut ta = [T::ZERO; 8];
+        let mut tb = [T::ZERO; 8];
+        ta[..n - i].copy_from_slice(&a[i..n]);
+        tb[..n - i].copy_from_slice(&b[i..n]);
+        // SAFETY: the padded copies hold 8 elements each.
+        unsafe { step(1, T::load(ta.as_ptr()), T::load(tb.as_ptr())) };
+    }
+}
+
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    // SAFETY: register arithmetic; every caller enables avx.
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        _mm_cvtss_f32(s)
+    }
+}
+
+#[inline(always)]
+unsafe fn sum4(acc: [__m256; 4]) -> f32 {
+    // SAFETY: register arithmetic; every caller enables avx.
+    unsafe { hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) }
+}
+
+#[inline(always)]
+unsafe fn l2_sq_generic<T: Load8>(a: &[T], b: &[T]) -> f32 {
+    // SAFETY: register arithmetic and `drive`, whose contract holds for any two slices.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        drive(a, b, |j, x, y| {
+            let d = _mm256_sub_ps(x, y);
+            acc[j] = _mm256_fmadd_ps(d, d, acc[j]);
+        });
+        sum4(acc)
+    }
+}
+
+#[inline(always)]
+unsafe fn dot_generic<T: Load8>(a: &[T], b: &[T]) -> f32 {
+    // SAFETY: as in `l2_sq_generic`.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        drive(a, b, |j, x, y| acc[j] = _mm256_fmadd_ps(x, y, acc[j]));
+        sum4(acc)
+    }
+}
+
+#[inline(always)]
+unsafe fn cos_parts_generic<T: Load8>(a: &[T], b: &[T]) -> [f32; 3] {
+    // SAFETY: as in `l2_sq_generic`.
+    unsafe {
+        let z = _mm256_setzero_ps();
+        let (mut ab, mut aa, mut bb) = ([z; 4], [z; 4], [z; 4]);
+        drive(a, b, |j, x, y| {
+            ab[j] = _mm256_fmadd_ps(x, y, ab[j]);
+            aa[j] = _mm256_fmadd_ps(x, x, aa[j]);
+            bb[j] = _mm256_fmadd_ps(y, y, bb[j]);
+        });
+        [sum4(ab), sum4(aa), sum4(bb)]
+    }
+}
+
+macro_rules! float_kernels {
+    ($t:ty, $l2:ident, $dot:ident, $cos:ident) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $l2(a: &[$t], b: &[$t]) -> f32 {
+            // SAFETY: the features the helper needs are enabled on this function.
+            unsafe { l2_sq_generic(a, b) }
+        }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $dot(a: &[$t], b: &[$t]) -> f32 {
+            // SAFETY: the features the helper needs are enabled on this function.
+            unsafe { dot_generic(a, b) }
+        }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $cos(a: &[$t], b: &[$t]) -> [f32; 3] {
+            // SAFETY: the features the helper needs are enabled on this function.
+            unsafe { cos_parts_generic(a, b) }
+        }
+    };
+}
+
+float_kernels!(f32, l2_sq_f32_imp, dot_f32_imp, cos_parts_f32_imp);
+float_kernels!(f16, l2_sq_f16_imp, dot_f16_imp, cos_parts_f16_imp);
+float_kernels!(bf16, l2_sq_bf16_imp, dot_bf16_imp, cos_parts_bf16_imp);
+
+/// 16 bytes widened to 16 i16 lanes.
+trait Widen16: Copy {
+    const ZERO: Self;
+    unsafe fn widen(p: *const Self) -> __m256i;
+}
+
+impl Widen16 for u8 {
+    const ZERO: Self = 0;
+    #[inline(always)]
+    unsafe fn widen(p: *const u8) -> __m256i {
+        // SAFETY: the caller guarantees 16 readable bytes.
+        unsafe { _mm256_cvtepu8_epi16(_mm_loadu_si128(p.cast())) }
+    }
+}
+
+impl Widen16 for i8 {
+    const ZERO: Self = 0;
+    #[inline(always)]
+    unsafe fn widen(p: *const i8) -> __m256i {
+        // SAFETY: the caller guarantees 16 readable bytes.
+        unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())) }
+    }
+}
+
+/// Sums `madd` of 16-element chunks in i32 lanes: exact while the caller keeps slices within
+/// `simd::INT_CHUNK`.
+#[inline(always)]
+unsafe fn int_drive<T: Widen16>(a: &[T], b: &[T], sq_diff: bool) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    // SAFETY: `step` reads 16 elements at `pa`/`pb`; full chunks stay below `n`, the tail
+    // reads from 16-element padded copies.
+    unsafe {
+        let step = |pa: *const T, pb: *const T, acc: __m256i| {
+            let x = T::widen(pa);
+            let y = T::widen(pb);
+            let prod = if sq_diff {
+                let d = _mm256_sub_epi16(x, y);
+                _mm256_madd_epi16(d, d)
+            } else {
+                _mm256_madd_epi16(x, y)
+            };
+            _mm256_add_epi32(acc, prod)
+        };
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_si256();
+        let mut acc1 = _mm256_setzero_si256();
+        let mut i = 0;
+        while i + 32 <= n {
+            acc0 = step(pa.add(i), pb.add(i), acc0);
+            acc1 = step(pa.add(i + 16), pb.add(i + 16), acc1);
+            i += 32;
+        }
+        if i + 16 <= n {
+            acc0 = step(pa.add(i), pb.add(i), acc0);
+            i += 16;
+        }
+        if i < n {
+            let mut ta = [T::ZERO; 16];
+            let mut tb = [T::ZERO; 16];
+            ta[..n - i].copy_from_slice(&a[i..n]);
+            tb[..n - i].copy_from_slice(&b[i..n]);
+            acc1 = step(ta.as_ptr(), tb.as_ptr(), acc1);
+        }
+        let s = _mm256_add_epi32(acc0, acc1);
+        let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn l2_sq_u8_imp(a: &[u8], b: &[u8]) -> u32 {
+    // SAFETY: the features `int_drive` needs are enabled on this function.
+    unsafe { int_drive(a, b, true) as u32 }
+}
+#[target_feature(enable = "avx2")]
+unsafe fn dot_u8_imp(a: &[u8], b: &[u8]) -> i32 {
+    // SAFETY: as above.
+    unsafe { int_drive(a, b, false) }
+}
+#[target_feature(enable = "avx2")]
+unsafe fn l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32 {
+    // SAFETY: as above.
+    unsafe { int_drive(a, b, true) as u32 }
+}
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8_imp(a: &[i8], b: &[i8]) -> i32 {
+    // SAFETY: as above.
+    unsafe { int_drive(a, b, false) }
+}
+
+const MR: usize = 6;
+const NR: usize = 16;
+
+/// The 6 × 16 register tile.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scan_imp(args: &ScanArgs<'_>, thresholds: &mut [f32], hit: TileHit<'_>) {
+    args.check(MR, NR, thresholds);
+    let dim = args.dim;
+    let alpha = _mm256_set1_ps(args.alpha);
+    let mut keys = [0f32; NR];
+    for g in 0..args.groups {
+        // SAFETY: `check` proved `qpack` holds `groups * dim * MR` values, `bpack` holds
+        // `panels * dim * NR` and `bias` holds `panels * NR`; every offset below stays inside.
+        unsafe {
+            let a = args.qpack.as_ptr().add(g * dim * MR);
+            for p in 0..args.panels {
+                let b = args.bpack.as_ptr().add(p * dim * NR);
+                let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+                for k in 0..dim {
+                    let b0 = _mm256_loadu_ps(b.add(k * NR));
+                    let b1 = _mm256_loadu_ps(b.add(k * NR + 8));
+                    let ak = a.add(k * MR);
+                    for (i, acc) in acc.iter_mut().enumerate() {
+                        let av = _mm256_broadcast_ss(&*ak.add(i));
+                        acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                    }
+                }
+                let bias0 = _mm256_loadu_ps(args.bias.as_ptr().add(p * NR));
+                let bias1 = _mm256_loadu_ps(args.bias.as_ptr().add(p * NR + 8));
+                for (i, acc) in acc.iter().enumerate() {
+                    let row = g * MR + i;
+                    let k0 = _mm256_fmadd_ps(acc[0], alpha, bias0);
+                    let k1 = _mm256_fmadd_ps(acc[1], alpha, bias1);
+                    let mask = if args.keep_all {
+                        u64::MAX
+                    } else {
+                        let thr = _mm256_set1_ps(*thresholds.get_unchecked(row));
+                        let m0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(k0, thr)) as u32;
+                        let m1 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(k1, thr)) as u32;
+                        u64::from(m0 | (m1 << 8))
+                    };
+                    if mask != 0 {
+                        _mm256_storeu_ps(keys.as_mut_ptr(), k0);
+                        _mm256_storeu_ps(keys.as_mut_ptr().add(8), k1);
+                        thresholds[row] = hit(row, p * NR, &keys, mask);
+                    }
+                }
+            }
+        }
+    }
+}

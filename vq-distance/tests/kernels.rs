@@ -1,0 +1,152 @@
+//! Every SIMD level's kernels against the scalar oracle in `vq_distance::reference`, for
+//! random dimensions 1..2048 (all tails) and unaligned slices.
+//!
+//! Levels this CPU cannot run are skipped with a printed reason.
+
+use proptest::prelude::*;
+use vq_distance::{Element, Kernels, SimdLevel, bf16, f16, reference};
+
+const ALL_LEVELS: [SimdLevel; 4] = [SimdLevel::Portable, SimdLevel::Neon, SimdLevel::Avx2, SimdLevel::Avx512];
+
+fn levels() -> Vec<Kernels> {
+    ALL_LEVELS
+        .iter()
+        .filter_map(|&level| {
+            let k = Kernels::for_level(level);
+            if k.is_none() {
+                eprintln!("skipping {level}: this CPU cannot run it");
+            }
+            k
+        })
+        .collect()
+}
+
+/// Floats accumulate in f32 in several lanes; the error of such a sum is bounded by a small
+/// multiple of `ε · √n · Σ|aᵢbᵢ|` in practice. A kernel that drops or repeats one element is off
+/// by about `Σ|aᵢbᵢ| / n`, far above this bound for the dimensions tested.
+fn assert_close(what: &str, level: SimdLevel, got: f32, want: f64, magnitude: f64) {
+    let tol = 4e-6 * magnitude + 1e-6;
+    assert!((f64::from(got) - want).abs() <= tol, "{what} at {level}: got {got}, want {want} (tolerance {tol})");
+}
+
+fn check_floats<T: Element>(a: &[T], b: &[T]) {
+    for k in levels() {
+        let level = k.level();
+        let l2 = k.l2_sq(a, b).unwrap();
+        let diff: Vec<f32> = a.iter().zip(b).map(|(x, y)| x.to_f32() - y.to_f32()).collect();
+        assert_close("l2_sq", level, l2, reference::l2_sq(a, b), reference::dot_magnitude(&diff, &diff));
+        assert_close("dot", level, k.dot(a, b).unwrap(), reference::dot(a, b), reference::dot_magnitude(a, b));
+        let cos = k.cosine(a, b).unwrap();
+        assert!((f64::from(cos) - reference::cosine(a, b)).abs() <= 1e-4, "cosine at {level}: {cos} vs {}", reference::cosine(a, b));
+    }
+}
+
+fn floats(len: usize) -> impl Strategy<Value = Vec<f32>> {
+    prop::collection::vec(-10.0f32..10.0, len)
+}
+
+/// A dimension, two vectors of it with up to 3 extra leading elements (so the slices
+/// that are compared start unaligned), and the offsets.
+fn pair<T: std::fmt::Debug + Clone>(elem: impl Strategy<Value = T> + Clone) -> impl Strategy<Value = (Vec<T>, Vec<T>, usize, usize)> {
+    (1usize..2048, 0usize..4, 0usize..4).prop_flat_map(move |(dim, oa, ob)| {
+        (prop::collection::vec(elem.clone(), dim + oa), prop::collection::vec(elem.clone(), dim + ob), Just(oa), Just(ob))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn f32_kernels_match_the_oracle((a, b, oa, ob) in pair(-10.0f32..10.0)) {
+        check_floats(&a[oa..], &b[ob..]);
+    }
+
+    #[test]
+    fn f16_kernels_match_the_oracle((a, b, oa, ob) in pair((-10.0f32..10.0).prop_map(f16::from_f32))) {
+        check_floats(&a[oa..], &b[ob..]);
+    }
+
+    #[test]
+    fn bf16_kernels_match_the_oracle((a, b, oa, ob) in pair((-10.0f32..10.0).prop_map(bf16::from_f32))) {
+        check_floats(&a[oa..], &b[ob..]);
+    }
+
+    #[test]
+    fn u8_kernels_are_exact((a, b, oa, ob) in pair(any::<u8>())) {
+        let (a, b) = (&a[oa..], &b[ob..]);
+        for k in levels() {
+            prop_assert_eq!(k.l2_sq_u8_exact(a, b).unwrap() as f64, reference::l2_sq(a, b), "l2 at {}", k.level());
+            prop_assert_eq!(k.dot_u8_exact(a, b).unwrap() as f64, reference::dot(a, b), "dot at {}", k.level());
+        }
+    }
+
+    #[test]
+    fn i8_kernels_are_exact((a, b, oa, ob) in pair(any::<i8>())) {
+        let (a, b) = (&a[oa..], &b[ob..]);
+        for k in levels() {
+            prop_assert_eq!(k.l2_sq_i8_exact(a, b).unwrap() as f64, reference::l2_sq(a, b), "l2 at {}", k.level());
+            prop_assert_eq!(k.dot_i8_exact(a, b).unwrap() as f64, reference::dot(a, b), "dot at {}", k.level());
+        }
+    }
+
+    #[test]
+    fn one_to_many_matches_per_pair(dim in 1usize..200, n in 0usize..20, seed in floats(4000)) {
+        let query = &seed[..dim];
+        let base = &seed[dim..dim + dim * n];
+        for k in levels() {
+            for metric in [vq_distance::Metric::L2, vq_distance::Metric::InnerProduct, vq_distance::Metric::Cosine] {
+                let mut out = vec![0.0; n];
+                k.score_one_to_many(metric, query, base, &mut out).unwrap();
+                for (i, y) in base.chunks_exact(dim).enumerate() {
+                    prop_assert_eq!(out[i], k.score(metric, query, y).unwrap());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn integer_kernels_stay_exact_past_the_32_bit_chunk() {
+    // 100,000 components of 255 vs 0: 6.5e9 overflows 32 bits; the chunked sum must not.
+    let a = vec![255u8; 100_000];
+    let b = vec![0u8; 100_000];
+    let ai = vec![-128i8; 100_000];
+    let bi = vec![127i8; 100_000];
+    for k in levels() {
+        assert_eq!(k.l2_sq_u8_exact(&a, &b).unwrap(), 255 * 255 * 100_000);
+        assert_eq!(k.dot_u8_exact(&a, &a).unwrap(), 255 * 255 * 100_000);
+        assert_eq!(k.l2_sq_i8_exact(&ai, &bi).unwrap(), 255 * 255 * 100_000);
+        assert_eq!(k.dot_i8_exact(&ai, &bi).unwrap(), -128 * 127 * 100_000);
+    }
+}
+
+#[test]
+fn mismatched_lengths_are_an_error_not_a_panic() {
+    let err = vq_distance::l2_sq(&[1.0f32, 2.0], &[1.0]).unwrap_err();
+    assert_eq!(err, vq_distance::Error::LengthMismatch { left: 2, right: 1 });
+    assert!(vq_distance::dot(&[1u8], &[]).is_err());
+    assert!(Kernels::active().dot_i8_exact(&[1], &[1, 2]).is_err());
+    let mut out = [0.0; 3];
+    let e = vq_distance::score_one_to_many(vq_distance::Metric::L2, &[1.0f32, 2.0], &[0.0; 5], &mut out).unwrap_err();
+    assert!(matches!(e, vq_distance::Error::RaggedBuffer { what: "base", len: 5, dim: 2 }));
+    let e = vq_distance::score_one_to_many(vq_distance::Metric::L2, &[1.0f32, 2.0], &[0.0; 4], &mut out).unwrap_err();
+    assert!(matches!(e, vq_distance::Error::OutputLength { got: 3, expected: 2, .. }));
+}
+
+#[test]
+fn cosine_of_a_zero_vector_is_zero_and_scores_follow_the_convention() {
+    assert_eq!(vq_distance::cosine(&[0.0f32; 5], &[1.0; 5]).unwrap(), 0.0);
+    let c = vq_distance::cosine(&[3.0f32, 4.0], &[6.0, 8.0]).unwrap();
+    assert!((c - 1.0).abs() < 1e-6);
+    assert_eq!(vq_distance::score(vq_distance::Metric::InnerProduct, &[1.0f32, 2.0], &[3.0, 4.0]).unwrap(), 11.0);
+}
+
+#[test]
+fn the_active_level_is_the_detected_one_unless_forced() {
+    let active = vq_distance::simd_level();
+    match std::env::var("VQ_SIMD").ok().and_then(|v| SimdLevel::from_name(&v)) {
+        None => assert_eq!(active, SimdLevel::detected()),
+        Some(forced) => assert!(active <= forced),
+    }
+    println!("active SIMD level: {active}");
+}
