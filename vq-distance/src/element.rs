@@ -179,7 +179,13 @@ impl Kernels {
 
     /// Scores `query` against each of the `base.len() / query.len()` contiguous vectors of
     /// `base`, writing one score per vector into `out`.
-    pub fn score_one_to_many<T: Element>(&self, metric: Metric, query: &[T], base: &[T], out: &mut [f32]) -> Result<()> {
+    pub fn score_one_to_many<T: Element>(
+        &self,
+        metric: Metric,
+        query: &[T],
+        base: &[T],
+        out: &mut [f32],
+    ) -> Result<()> {
         let dim = query.len();
         let n = crate::check_rows("base", base, dim)?;
         if out.len() != n {

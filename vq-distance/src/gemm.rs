@@ -91,12 +91,17 @@ impl PackedBase {
         self.bias.clear();
         self.bias.extend_from_slice(&bias[..n]);
         self.bias.resize(self.panels * nr, f32::NAN);
-        for (r, row) in rows.chunks_exact(dim).enumerate() {
-            let (p, j) = (r / nr, r % nr);
-            let panel = &mut self.data[p * dim * nr..(p + 1) * dim * nr];
-            let s = scale.map_or(1.0, |s| s[r]);
-            for (k, &v) in row.iter().enumerate() {
-                panel[k * nr + j] = v.to_f32() * s;
+        // Panel by panel, k-major: the writes are sequential and the reads are `nr`
+        // sequential streams, one per row.
+        for (p, panel) in self.data.chunks_exact_mut(dim * nr).enumerate() {
+            let first = p * nr;
+            let count = nr.min(n - first);
+            for j in 0..count {
+                let row = &rows[(first + j) * dim..][..dim];
+                let s = scale.map_or(1.0, |s| s[first + j]);
+                for (dst, &v) in panel[j..].iter_mut().step_by(nr).zip(row) {
+                    *dst = v.to_f32() * s;
+                }
             }
         }
     }
@@ -112,7 +117,13 @@ pub(crate) struct BaseTerms {
 impl BaseTerms {
     /// Computes the terms of every base vector. With `skip_non_finite`, a vector holding NaN
     /// or infinity gets a NaN bias, so it never enters a top-k.
-    pub(crate) fn new<T: Element>(kern: &Kernels, base: &[T], dim: usize, metric: Metric, skip_non_finite: bool) -> Self {
+    pub(crate) fn new<T: Element>(
+        kern: &Kernels,
+        base: &[T],
+        dim: usize,
+        metric: Metric,
+        skip_non_finite: bool,
+    ) -> Self {
         let rows = || base.par_chunks_exact(dim);
         let finite = |row: &[T]| !skip_non_finite || row.iter().all(|v| v.is_finite());
         let sq_norm = |row: &[T]| T::dot_unchecked(kern, row, row);
@@ -204,7 +215,14 @@ fn scan_chunk<T: Element>(
 
 /// Offers every base vector to every query's [`TopK`] (keys, not scores), in parallel over
 /// chunks of queries. `queries` are f32, already normalized for cosine.
-pub(crate) fn top_k_blocked<T: Element>(kern: &Kernels, queries: &[f32], base: &[T], dim: usize, terms: &BaseTerms, k: usize) -> Vec<TopK> {
+pub(crate) fn top_k_blocked<T: Element>(
+    kern: &Kernels,
+    queries: &[f32],
+    base: &[T],
+    dim: usize,
+    terms: &BaseTerms,
+    k: usize,
+) -> Vec<TopK> {
     let chunk = query_chunk_rows(&kern.gemm, queries.len() / dim);
     queries
         .par_chunks(chunk * dim)
@@ -227,7 +245,14 @@ pub(crate) fn top_k_blocked<T: Element>(kern: &Kernels, queries: &[f32], base: &
 
 /// Writes the full `nq × nb` matrix of selection keys (`bias[j] + alpha · x·y`), in parallel
 /// over chunks of queries.
-pub(crate) fn keys_matrix<T: Element>(kern: &Kernels, queries: &[f32], base: &[T], dim: usize, terms: &BaseTerms, out: &mut [f32]) {
+pub(crate) fn keys_matrix<T: Element>(
+    kern: &Kernels,
+    queries: &[f32],
+    base: &[T],
+    dim: usize,
+    terms: &BaseTerms,
+    out: &mut [f32],
+) {
     let nb = base.len() / dim;
     if nb == 0 {
         return;

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::gemm::{self, BaseTerms};
 use crate::metric::Metric;
 use crate::simd::{Kernels, kernels};
+use crate::topk::TopK;
 
 /// The results of a batch search: up to `k` neighbours per query, best first.
 ///
@@ -103,6 +104,33 @@ fn prepare_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric
     Ok(out)
 }
 
+/// Base vectors per parallel task of the direct search.
+const DIRECT_BLOCK: usize = 4096;
+
+/// One query against the base with the per-pair kernels, in parallel over blocks of the base.
+fn top_k_direct<T: Element>(kern: &Kernels, q: &[T], base: &[T], dim: usize, k: usize, metric: Metric) -> TopK {
+    base.par_chunks(DIRECT_BLOCK * dim)
+        .enumerate()
+        .map(|(b, rows)| {
+            let mut top = TopK::new(k);
+            for (j, y) in rows.chunks_exact(dim).enumerate() {
+                let key = match metric {
+                    Metric::L2 => T::l2_sq_unchecked(kern, q, y),
+                    Metric::InnerProduct => -T::dot_unchecked(kern, q, y),
+                    Metric::Cosine => -cosine_from_parts(T::cos_parts_unchecked(kern, q, y)),
+                };
+                // NaN keys are rejected by `push`; an infinite key may come from a row holding
+                // an infinity, which is skipped like in the blocked search.
+                if key.is_infinite() && !y.iter().all(|v| v.is_finite()) {
+                    continue;
+                }
+                top.push(key, (b * DIRECT_BLOCK + j) as u64);
+            }
+            top
+        })
+        .reduce(|| TopK::new(k), TopK::merge)
+}
+
 /// Exact k-nearest-neighbour search of `queries` in `base` (both row-major, `dim` wide).
 ///
 /// Returns, per query, the `min(k, n)` best base vectors by `metric`, best first, ties to the
@@ -129,15 +157,28 @@ pub fn knn_exact<T: Element>(base: &[T], queries: &[T], dim: usize, k: usize, me
 }
 
 /// [`knn_exact`] with the kernels of a chosen level.
-pub fn knn_exact_with<T: Element>(kern: &Kernels, base: &[T], queries: &[T], dim: usize, k: usize, metric: Metric) -> Result<Neighbors> {
+pub fn knn_exact_with<T: Element>(
+    kern: &Kernels,
+    base: &[T],
+    queries: &[T],
+    dim: usize,
+    k: usize,
+    metric: Metric,
+) -> Result<Neighbors> {
     let nb = check_rows("base", base, dim)?;
     check_rows("queries", queries, dim)?;
     if k == 0 {
         return Err(Error::ZeroK);
     }
     let q32 = prepare_queries(kern, queries, dim, metric)?;
-    let terms = BaseTerms::new(kern, base, dim, metric, true);
-    let tops = gemm::top_k_blocked(kern, &q32, base, dim, &terms, k.min(nb));
+    let k_eff = k.min(nb);
+    let tops = if q32.len() / dim < kern.gemm.mr {
+        // Fewer queries than one register tile: packing the base would cost more than it saves.
+        queries.chunks_exact(dim).map(|q| top_k_direct(kern, q, base, dim, k_eff, metric)).collect()
+    } else {
+        let terms = BaseTerms::new(kern, base, dim, metric, true);
+        gemm::top_k_blocked(kern, &q32, base, dim, &terms, k_eff)
+    };
     let rows: Vec<Vec<(u64, f32)>> = tops
         .into_par_iter()
         .zip(queries.par_chunks_exact(dim))
@@ -168,7 +209,13 @@ pub fn knn_exact_with<T: Element>(kern: &Kernels, base: &[T], queries: &[T], dim
 ///
 /// L2 values are clamped at 0 (the blocked form can round a tiny distance below it).
 /// Non-finite values give non-finite scores here (nothing is skipped). Parallel over queries.
-pub fn score_many_to_many<T: Element>(metric: Metric, queries: &[T], base: &[T], dim: usize, out: &mut [f32]) -> Result<()> {
+pub fn score_many_to_many<T: Element>(
+    metric: Metric,
+    queries: &[T],
+    base: &[T],
+    dim: usize,
+    out: &mut [f32],
+) -> Result<()> {
     let kern = kernels();
     let nb = check_rows("base", base, dim)?;
     let nq = check_rows("queries", queries, dim)?;

@@ -58,3 +58,10 @@ pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use metric::{Metric, ParseMetricError};
 pub use simd::{Kernels, SimdLevel, simd_level};
 pub use topk::TopK;
+
+/// This crate's version, as benchmark records carry it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

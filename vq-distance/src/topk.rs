@@ -78,6 +78,14 @@ impl TopK {
         self.threshold = self.buf[k - 1].0;
     }
 
+    /// Offers everything `other` kept; the result is the top-k of both inputs.
+    pub fn merge(mut self, other: TopK) -> TopK {
+        for (key, id) in other.buf {
+            self.push(key, id);
+        }
+        self
+    }
+
     /// The kept pairs, best first, at most `k` of them.
     pub fn into_sorted(mut self) -> Vec<(f32, u64)> {
         self.sorted_in_place();

@@ -37,7 +37,11 @@ fn check_floats<T: Element>(a: &[T], b: &[T]) {
         assert_close("l2_sq", level, l2, reference::l2_sq(a, b), reference::dot_magnitude(&diff, &diff));
         assert_close("dot", level, k.dot(a, b).unwrap(), reference::dot(a, b), reference::dot_magnitude(a, b));
         let cos = k.cosine(a, b).unwrap();
-        assert!((f64::from(cos) - reference::cosine(a, b)).abs() <= 1e-4, "cosine at {level}: {cos} vs {}", reference::cosine(a, b));
+        assert!(
+            (f64::from(cos) - reference::cosine(a, b)).abs() <= 1e-4,
+            "cosine at {level}: {cos} vs {}",
+            reference::cosine(a, b)
+        );
     }
 }
 
@@ -47,9 +51,16 @@ fn floats(len: usize) -> impl Strategy<Value = Vec<f32>> {
 
 /// A dimension, two vectors of it with up to 3 extra leading elements (so the slices
 /// that are compared start unaligned), and the offsets.
-fn pair<T: std::fmt::Debug + Clone>(elem: impl Strategy<Value = T> + Clone) -> impl Strategy<Value = (Vec<T>, Vec<T>, usize, usize)> {
+fn pair<T: std::fmt::Debug + Clone>(
+    elem: impl Strategy<Value = T> + Clone,
+) -> impl Strategy<Value = (Vec<T>, Vec<T>, usize, usize)> {
     (1usize..2048, 0usize..4, 0usize..4).prop_flat_map(move |(dim, oa, ob)| {
-        (prop::collection::vec(elem.clone(), dim + oa), prop::collection::vec(elem.clone(), dim + ob), Just(oa), Just(ob))
+        (
+            prop::collection::vec(elem.clone(), dim + oa),
+            prop::collection::vec(elem.clone(), dim + ob),
+            Just(oa),
+            Just(ob),
+        )
     })
 }
 

@@ -7,13 +7,23 @@ use vq_distance::{Error, Kernels, Metric, SimdLevel, knn_exact, knn_exact_with, 
 const METRICS: [Metric; 3] = [Metric::L2, Metric::InnerProduct, Metric::Cosine];
 
 fn levels() -> Vec<Kernels> {
-    [SimdLevel::Portable, SimdLevel::Neon, SimdLevel::Avx2, SimdLevel::Avx512].into_iter().filter_map(Kernels::for_level).collect()
+    [SimdLevel::Portable, SimdLevel::Neon, SimdLevel::Avx2, SimdLevel::Avx512]
+        .into_iter()
+        .filter_map(Kernels::for_level)
+        .collect()
 }
 
 /// Checks a float search: same number of hits, scores equal within `tol`, and wherever the
 /// ids differ the two ids must score within `tol` of each other (a near-tie the blocked
 /// arithmetic may order differently).
-fn assert_matches_float(got: &vq_distance::Neighbors, base: &[f32], queries: &[f32], dim: usize, k: usize, metric: Metric) {
+fn assert_matches_float(
+    got: &vq_distance::Neighbors,
+    base: &[f32],
+    queries: &[f32],
+    dim: usize,
+    k: usize,
+    metric: Metric,
+) {
     let want = reference::knn(base, queries, dim, k, metric);
     for (q, (w, (ids, scores))) in want.iter().zip(got.iter()).enumerate() {
         assert_eq!(ids.len(), w.len(), "query {q}: hit count");
@@ -133,16 +143,37 @@ fn bad_input_is_an_error_not_a_panic() {
     let base = [0.0f32; 8];
     assert_eq!(knn_exact(&base, &[0.0f32; 4], 0, 1, Metric::L2).unwrap_err(), Error::ZeroDimension);
     assert_eq!(knn_exact(&base, &[0.0f32; 4], 4, 0, Metric::L2).unwrap_err(), Error::ZeroK);
-    assert_eq!(knn_exact(&base[..7], &[0.0f32; 4], 4, 1, Metric::L2).unwrap_err(), Error::RaggedBuffer { what: "base", len: 7, dim: 4 });
-    assert_eq!(knn_exact(&base, &[0.0f32; 5], 4, 1, Metric::L2).unwrap_err(), Error::RaggedBuffer { what: "queries", len: 5, dim: 4 });
+    assert_eq!(
+        knn_exact(&base[..7], &[0.0f32; 4], 4, 1, Metric::L2).unwrap_err(),
+        Error::RaggedBuffer { what: "base", len: 7, dim: 4 }
+    );
+    assert_eq!(
+        knn_exact(&base, &[0.0f32; 5], 4, 1, Metric::L2).unwrap_err(),
+        Error::RaggedBuffer { what: "queries", len: 5, dim: 4 }
+    );
     let nan_query = [0.0f32, 1.0, 2.0, 3.0, 0.0, f32::NAN, 0.0, 0.0];
-    assert_eq!(knn_exact(&base, &nan_query, 4, 1, Metric::L2).unwrap_err(), Error::NonFiniteQuery { row: 1, component: 1 });
+    assert_eq!(
+        knn_exact(&base, &nan_query, 4, 1, Metric::L2).unwrap_err(),
+        Error::NonFiniteQuery { row: 1, component: 1 }
+    );
     let inf_query = [f32::NEG_INFINITY, 1.0, 2.0, 3.0];
-    assert_eq!(knn_exact(&base, &inf_query, 4, 1, Metric::InnerProduct).unwrap_err(), Error::NonFiniteQuery { row: 0, component: 0 });
-    assert_eq!(knn_exact(&base, &[1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 4, 1, Metric::Cosine).unwrap_err(), Error::ZeroNormQuery { row: 1 });
-    assert_eq!(knn_exact(&[0u8; 8], &[1u8, 0, 0, 0, 0, 0, 0, 0], 4, 1, Metric::Cosine).unwrap_err(), Error::ZeroNormQuery { row: 1 });
+    assert_eq!(
+        knn_exact(&base, &inf_query, 4, 1, Metric::InnerProduct).unwrap_err(),
+        Error::NonFiniteQuery { row: 0, component: 0 }
+    );
+    assert_eq!(
+        knn_exact(&base, &[1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 4, 1, Metric::Cosine).unwrap_err(),
+        Error::ZeroNormQuery { row: 1 }
+    );
+    assert_eq!(
+        knn_exact(&[0u8; 8], &[1u8, 0, 0, 0, 0, 0, 0, 0], 4, 1, Metric::Cosine).unwrap_err(),
+        Error::ZeroNormQuery { row: 1 }
+    );
     let mut out = [0.0f32; 3];
-    assert_eq!(score_many_to_many(Metric::L2, &[0.0f32; 4], &base, 4, &mut out).unwrap_err(), Error::OutputLength { what: "out", got: 3, expected: 2 });
+    assert_eq!(
+        score_many_to_many(Metric::L2, &[0.0f32; 4], &base, 4, &mut out).unwrap_err(),
+        Error::OutputLength { what: "out", got: 3, expected: 2 }
+    );
 }
 
 #[test]
@@ -151,7 +182,11 @@ fn results_are_the_same_on_one_and_two_threads() {
     let base: Vec<f32> = (0..5000 * dim).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let queries: Vec<f32> = (0..300 * dim).map(|i| ((i * 104_729) % 997) as f32 / 997.0).collect();
     let run = |threads| {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| knn_exact(&base, &queries, dim, 10, Metric::L2).unwrap())
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| knn_exact(&base, &queries, dim, 10, Metric::L2).unwrap())
     };
     assert_eq!(run(1), run(2));
 }

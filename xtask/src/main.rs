@@ -1,1 +1,71 @@
-fn main(){}
+//! `cargo xtask`: the workspace's developer commands.
+//!
+//! - `cargo xtask bench [OPTIONS]`: the main job: builds and searches vq's indexes on a
+//!   dataset and reports build time, QPS and recall@k against exact ground truth, as a table
+//!   and as JSON lines in the schema of `../shared/bench/peers.py`.
+//! - `cargo xtask ci`: what `.ci/run` runs (tests, formatting, clippy).
+
+mod bench;
+mod texmex;
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
+        Some("ci") => ci(),
+        Some("-h" | "--help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  bench   measure vq's indexes (recall@k against exact ground truth, QPS); --help for options
+  ci      run the checks of .ci/run: tests, cargo fmt --check, clippy -D warnings";
+
+/// The checks CI runs, in order; the first failure stops.
+fn ci() -> Result<(), String> {
+    let steps: [&[&str]; 3] = [
+        &["test", "--workspace"],
+        &["fmt", "--all", "--check"],
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    ];
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for step in steps {
+        println!("xtask ci: cargo {}", step.join(" "));
+        let status = Command::new(&cargo).args(step).status().map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("`cargo {}` failed ({status})", step.join(" ")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's example is `vq-distance/examples/quickstart.rs`, which `cargo test` builds;
+    /// this keeps the two from drifting apart.
+    #[test]
+    fn readme_example_is_the_quickstart_example() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+        let example = std::fs::read_to_string(format!("{root}/vq-distance/examples/quickstart.rs")).unwrap();
+        assert!(
+            readme.contains(&format!("```rust\n{example}```")),
+            "README.md's example differs from examples/quickstart.rs"
+        );
+    }
+}

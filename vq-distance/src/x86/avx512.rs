@@ -90,7 +90,9 @@ impl Load16 for bf16 {
     unsafe fn load(p: *const bf16, m: __mmask16) -> __m512 {
         // SAFETY: the caller guarantees the lanes in `m` are readable (2 bytes each).
         // bf16 is the upper half of an f32: widen and shift.
-        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p.cast())))) }
+        unsafe {
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p.cast()))))
+        }
     }
 }
 
