@@ -156,7 +156,7 @@ fn load_dataset(dir: &Path, nq: Option<usize>) -> Result<Dataset, String> {
 /// Gaussian clusters: 1,000 centres ~ N(0, I), each point a random centre plus N(0, 0.25² I).
 /// Fixed seed, so every run and machine measures the same data.
 fn generate(nb: usize, nq: usize, dim: usize) -> Dataset {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x5eed_0f_7e57);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x005e_ed0f_7e57);
     let unit = Normal::new(0.0f32, 1.0).expect("valid normal");
     let centres: Vec<f32> = (0..1000 * dim).map(|_| unit.sample(&mut rng)).collect();
     let mut points = |n: usize| -> Vec<f32> {
