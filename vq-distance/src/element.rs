@@ -70,12 +70,20 @@ float_element!(bf16, bf16, "bf16", |x| x.to_f32());
 
 /// Exact squared L2 over any length: the level's kernel on chunks short enough for its 32-bit
 /// lanes, summed in 64 bits.
+#[inline]
 fn int_l2_sq<T>(f: fn(&[T], &[T]) -> u32, a: &[T], b: &[T]) -> u64 {
+    if a.len() <= INT_CHUNK {
+        return u64::from(f(a, b));
+    }
     a.chunks(INT_CHUNK).zip(b.chunks(INT_CHUNK)).map(|(x, y)| u64::from(f(x, y))).sum()
 }
 
 /// Exact dot product over any length (see [`int_l2_sq`]).
+#[inline]
 fn int_dot<T>(f: fn(&[T], &[T]) -> i32, a: &[T], b: &[T]) -> i64 {
+    if a.len() <= INT_CHUNK {
+        return i64::from(f(a, b));
+    }
     a.chunks(INT_CHUNK).zip(b.chunks(INT_CHUNK)).map(|(x, y)| i64::from(f(x, y))).sum()
 }
 

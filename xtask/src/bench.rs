@@ -16,7 +16,8 @@ Without --dataset: 100,000 x 128 Gaussian clusters and 1,000 queries (fixed seed
 
 options:
   --dataset DIR     texmex folder: base.{bvecs,fvecs}, query.{bvecs,fvecs}, optional gt.ivecs
-  --nb N, --nq N, --dim D   size of the generated dataset (100000, 1000, 128)
+  --nb N, --dim D   size of the generated dataset (100000, 128)
+  --nq N            number of queries (generated: 1000; a dataset: all of its queries)
   --k K             neighbours per query (10)
   --threads N       worker threads (default: all cores)
   --metric M        l2 | ip | cosine (l2)
@@ -27,7 +28,7 @@ options:
 struct Options {
     dataset: Option<PathBuf>,
     nb: usize,
-    nq: usize,
+    nq: Option<usize>,
     dim: usize,
     k: usize,
     threads: usize,
@@ -41,7 +42,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     let mut o = Options {
         dataset: None,
         nb: 100_000,
-        nq: 1_000,
+        nq: None,
         dim: 128,
         k: 10,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -61,7 +62,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             }
             "--dataset" => o.dataset = Some(PathBuf::from(value()?)),
             "--nb" => o.nb = num(value()?)?,
-            "--nq" => o.nq = num(value()?)?,
+            "--nq" => o.nq = Some(num(value()?)?),
             "--dim" => o.dim = num(value()?)?,
             "--k" => o.k = num(value()?)?,
             "--threads" => o.threads = num(value()?)?,
@@ -210,8 +211,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(o.threads).build().map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let mut ds = match &o.dataset {
-        Some(dir) => load_dataset(dir, (o.nq != 1_000).then_some(o.nq))?,
-        None => generate(o.nb, o.nq, o.dim),
+        Some(dir) => load_dataset(dir, o.nq)?,
+        None => generate(o.nb, o.nq.unwrap_or(1_000), o.dim),
     };
     if o.as_f32 {
         ds.base = std::mem::replace(&mut ds.base, Vectors::F32(Vec::new())).into_f32();

@@ -227,37 +227,43 @@ impl Widen16 for i8 {
     }
 }
 
-/// Sums `madd` of 16-element chunks in i32 lanes: exact while the caller keeps slices within
-/// `simd::INT_CHUNK`.
+/// Adds `madd` of the 16 elements at `pa`/`pb` to `acc`: squared differences when
+/// `SQ_DIFF`, products otherwise.
 #[inline(always)]
-unsafe fn int_drive<T: Widen16>(a: &[T], b: &[T], sq_diff: bool) -> i32 {
+unsafe fn int_step<T: Widen16, const SQ_DIFF: bool>(pa: *const T, pb: *const T, acc: __m256i) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable elements at `pa` and `pb`.
+    unsafe {
+        let x = T::widen(pa);
+        let y = T::widen(pb);
+        let prod = if SQ_DIFF {
+            let d = _mm256_sub_epi16(x, y);
+            _mm256_madd_epi16(d, d)
+        } else {
+            _mm256_madd_epi16(x, y)
+        };
+        _mm256_add_epi32(acc, prod)
+    }
+}
+
+/// Sums [`int_step`] over 16-element chunks in i32 lanes: exact while the caller keeps slices
+/// within `simd::INT_CHUNK`.
+#[inline(always)]
+unsafe fn int_drive<T: Widen16, const SQ_DIFF: bool>(a: &[T], b: &[T]) -> i32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
-    // SAFETY: `step` reads 16 elements at `pa`/`pb`; full chunks stay below `n`, the tail
-    // reads from 16-element padded copies.
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: full steps read `i .. i + 16 <= n`; the tail reads 16-element padded copies.
     unsafe {
-        let step = |pa: *const T, pb: *const T, acc: __m256i| {
-            let x = T::widen(pa);
-            let y = T::widen(pb);
-            let prod = if sq_diff {
-                let d = _mm256_sub_epi16(x, y);
-                _mm256_madd_epi16(d, d)
-            } else {
-                _mm256_madd_epi16(x, y)
-            };
-            _mm256_add_epi32(acc, prod)
-        };
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
         let mut acc0 = _mm256_setzero_si256();
         let mut acc1 = _mm256_setzero_si256();
         let mut i = 0;
         while i + 32 <= n {
-            acc0 = step(pa.add(i), pb.add(i), acc0);
-            acc1 = step(pa.add(i + 16), pb.add(i + 16), acc1);
+            acc0 = int_step::<T, SQ_DIFF>(pa.add(i), pb.add(i), acc0);
+            acc1 = int_step::<T, SQ_DIFF>(pa.add(i + 16), pb.add(i + 16), acc1);
             i += 32;
         }
         if i + 16 <= n {
-            acc0 = step(pa.add(i), pb.add(i), acc0);
+            acc0 = int_step::<T, SQ_DIFF>(pa.add(i), pb.add(i), acc0);
             i += 16;
         }
         if i < n {
@@ -265,7 +271,7 @@ unsafe fn int_drive<T: Widen16>(a: &[T], b: &[T], sq_diff: bool) -> i32 {
             let mut tb = [T::ZERO; 16];
             ta[..n - i].copy_from_slice(&a[i..n]);
             tb[..n - i].copy_from_slice(&b[i..n]);
-            acc1 = step(ta.as_ptr(), tb.as_ptr(), acc1);
+            acc1 = int_step::<T, SQ_DIFF>(ta.as_ptr(), tb.as_ptr(), acc1);
         }
         let s = _mm256_add_epi32(acc0, acc1);
         let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
@@ -278,22 +284,22 @@ unsafe fn int_drive<T: Widen16>(a: &[T], b: &[T], sq_diff: bool) -> i32 {
 #[target_feature(enable = "avx2")]
 unsafe fn l2_sq_u8_imp(a: &[u8], b: &[u8]) -> u32 {
     // SAFETY: the features `int_drive` needs are enabled on this function.
-    unsafe { int_drive(a, b, true) as u32 }
+    unsafe { int_drive::<_, true>(a, b) as u32 }
 }
 #[target_feature(enable = "avx2")]
 unsafe fn dot_u8_imp(a: &[u8], b: &[u8]) -> i32 {
     // SAFETY: as above.
-    unsafe { int_drive(a, b, false) }
+    unsafe { int_drive::<_, false>(a, b) }
 }
 #[target_feature(enable = "avx2")]
 unsafe fn l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32 {
     // SAFETY: as above.
-    unsafe { int_drive(a, b, true) as u32 }
+    unsafe { int_drive::<_, true>(a, b) as u32 }
 }
 #[target_feature(enable = "avx2")]
 unsafe fn dot_i8_imp(a: &[i8], b: &[i8]) -> i32 {
     // SAFETY: as above.
-    unsafe { int_drive(a, b, false) }
+    unsafe { int_drive::<_, false>(a, b) }
 }
 
 const MR: usize = 6;

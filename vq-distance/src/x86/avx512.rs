@@ -219,40 +219,48 @@ impl Widen32 for i8 {
     }
 }
 
-/// Sums `madd(f(x, y))` over 32-element chunks in i32 lanes: exact while the caller keeps
-/// slices within `simd::INT_CHUNK`.
+/// Adds `madd` of the (masked) 32 elements at `pa`/`pb` to `acc`: squared differences when
+/// `SQ_DIFF`, products otherwise.
 #[inline(always)]
-unsafe fn int_drive<T: Widen32>(a: &[T], b: &[T], sq_diff: bool) -> i32 {
+unsafe fn int_step<T: Widen32, const SQ_DIFF: bool>(pa: *const T, pb: *const T, m: __mmask32, acc: __m512i) -> __m512i {
+    // SAFETY: the caller guarantees the lanes in `m` are readable at `pa` and `pb`.
+    unsafe {
+        let x = T::widen(pa, m);
+        let y = T::widen(pb, m);
+        let prod = if SQ_DIFF {
+            let d = _mm512_sub_epi16(x, y);
+            _mm512_madd_epi16(d, d)
+        } else {
+            _mm512_madd_epi16(x, y)
+        };
+        _mm512_add_epi32(acc, prod)
+    }
+}
+
+/// Sums [`int_step`] over 32-element chunks in i32 lanes: exact while the caller keeps slices
+/// within `simd::INT_CHUNK`.
+#[inline(always)]
+unsafe fn int_drive<T: Widen32, const SQ_DIFF: bool>(a: &[T], b: &[T]) -> i32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    // SAFETY: full loads read `i..i + 32 <= n`; the tail mask selects lanes below `n`.
+    // SAFETY: full steps read `i..i + 32 <= n`; the tail mask selects lanes below `n`.
     unsafe {
         let mut acc0 = _mm512_setzero_si512();
         let mut acc1 = _mm512_setzero_si512();
         let mut i = 0;
-        let step = |m: __mmask32, i: usize, acc: &mut __m512i| {
-            let x = T::widen(pa.add(i), m);
-            let y = T::widen(pb.add(i), m);
-            let prod = if sq_diff {
-                let d = _mm512_sub_epi16(x, y);
-                _mm512_madd_epi16(d, d)
-            } else {
-                _mm512_madd_epi16(x, y)
-            };
-            *acc = _mm512_add_epi32(*acc, prod);
-        };
         while i + 64 <= n {
-            step(!0, i, &mut acc0);
-            step(!0, i + 32, &mut acc1);
+            acc0 = int_step::<T, SQ_DIFF>(pa.add(i), pb.add(i), !0, acc0);
+            acc1 = int_step::<T, SQ_DIFF>(pa.add(i + 32), pb.add(i + 32), !0, acc1);
             i += 64;
         }
         if i + 32 <= n {
-            step(!0, i, &mut acc0);
+            acc0 = int_step::<T, SQ_DIFF>(pa.add(i), pb.add(i), !0, acc0);
             i += 32;
         }
         if i < n {
-            step(((1u64 << (n - i)) - 1) as __mmask32, i, &mut acc1);
+            let m = ((1u64 << (n - i)) - 1) as __mmask32;
+            acc1 = int_step::<T, SQ_DIFF>(pa.add(i), pb.add(i), m, acc1);
         }
         _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1))
     }
@@ -261,22 +269,22 @@ unsafe fn int_drive<T: Widen32>(a: &[T], b: &[T], sq_diff: bool) -> i32 {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn l2_sq_u8_imp(a: &[u8], b: &[u8]) -> u32 {
     // SAFETY: the features `int_drive` needs are enabled on this function.
-    unsafe { int_drive(a, b, true) as u32 }
+    unsafe { int_drive::<_, true>(a, b) as u32 }
 }
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn dot_u8_imp(a: &[u8], b: &[u8]) -> i32 {
     // SAFETY: as above.
-    unsafe { int_drive(a, b, false) }
+    unsafe { int_drive::<_, false>(a, b) }
 }
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32 {
     // SAFETY: as above.
-    unsafe { int_drive(a, b, true) as u32 }
+    unsafe { int_drive::<_, true>(a, b) as u32 }
 }
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn dot_i8_imp(a: &[i8], b: &[i8]) -> i32 {
     // SAFETY: as above.
-    unsafe { int_drive(a, b, false) }
+    unsafe { int_drive::<_, false>(a, b) }
 }
 
 const MR: usize = 12;
