@@ -104,6 +104,9 @@ fn prepare_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric
     Ok(out)
 }
 
+/// Extra candidates the blocked search selects for exact rescoring (see `knn_exact_with`).
+const RESCORE_MARGIN: usize = 8;
+
 /// Base vectors per parallel task of the direct search.
 const DIRECT_BLOCK: usize = 4096;
 
@@ -137,8 +140,9 @@ fn top_k_direct<T: Element>(kern: &Kernels, q: &[T], base: &[T], dim: usize, k: 
 /// smaller id (ids are row numbers of `base`). Runs in parallel over queries on the current
 /// rayon pool; call it inside `pool.install(..)` to choose the thread count.
 ///
-/// Scores are recomputed exactly for the winners with the per-pair kernels (the blocked
-/// search itself uses the `‖x‖² − 2x·y + ‖y‖²` form, like a BLAS-based search).
+/// The blocked search uses the `‖x‖² − 2x·y + ‖y‖²` form (like a BLAS-based search) to select
+/// `k` plus a margin of candidates, which are then rescored exactly with the per-pair kernels
+/// and cut to `k`: scores are the per-pair kernels' and near-ties are ordered by them.
 ///
 /// - Queries must be finite ([`Error::NonFiniteQuery`]), and nonzero for cosine
 ///   ([`Error::ZeroNormQuery`]).
@@ -177,7 +181,11 @@ pub fn knn_exact_with<T: Element>(
         queries.chunks_exact(dim).map(|q| top_k_direct(kern, q, base, dim, k_eff, metric)).collect()
     } else {
         let terms = BaseTerms::new(kern, base, dim, metric, true);
-        gemm::top_k_blocked(kern, &q32, base, dim, &terms, k_eff)
+        // The blocked form rounds differently from the exact per-pair score, so a near-tie at
+        // rank k could fall on the wrong side; select a few extra candidates, rescore them
+        // exactly below, and keep the best k.
+        let k_select = (k_eff + RESCORE_MARGIN + k_eff / 4).min(nb);
+        gemm::top_k_blocked(kern, &q32, base, dim, &terms, k_select)
     };
     let rows: Vec<Vec<(u64, f32)>> = tops
         .into_par_iter()
@@ -198,6 +206,7 @@ pub fn knn_exact_with<T: Element>(
                 .collect();
             // The exact scores can reorder near-ties of the blocked form.
             hits.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+            hits.truncate(k_eff);
             hits
         })
         .collect();

@@ -5,15 +5,12 @@
 //!   and as JSON lines in the schema of `../shared/bench/peers.py`.
 //! - `cargo xtask ci`: what `.ci/run` runs (tests, formatting, clippy).
 
-mod bench;
-mod texmex;
-
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("bench") => bench::run(&args[1..]),
+        Some("bench") => vq_bench::cli::main(&args[1..]).map_err(|e| e.to_string()),
         Some("ci") => ci(),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");

@@ -1,0 +1,279 @@
+//! The command line behind `cargo xtask bench`.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::dataset::{self, Source};
+use crate::error::{Error, Result};
+use crate::groundtruth::{self, Origin};
+use crate::index::{self, Params};
+use crate::plot;
+use crate::record::{self, Record};
+use crate::runner::{self, RunConfig};
+
+/// Usage text.
+pub const HELP: &str = "usage: cargo xtask bench [OPTIONS]
+       cargo xtask bench plot FILE.jsonl... [--out DIR] [--title TEXT]
+       cargo xtask bench summarize FILE.jsonl...
+
+Builds and searches vq's indexes and reports recall@k against exact ground truth, QPS (best of
+--reps batches), single-query latency, index bytes and peak RSS: a table on stdout, JSON lines
+in the schema of shared/bench/peers.py, and a recall-QPS plot (SVG + PNG).
+
+options:
+  --dataset NAME|PATH   gauss (default), uniform, gauss-normalized, uniform-normalized;
+                        a folder under --data-dir (e.g. imgsift100k); a folder path; or a
+                        base file (.bvecs/.fvecs) with --query (and --gt)
+  --data-dir DIR        where short names are looked up (default: ./data)
+  --query PATH          queries, when --dataset is a base file
+  --gt PATH             ground truth (.ivecs), when --dataset is a base file
+  --nb N, --dim D       size of a generated dataset (100000, 128)
+  --nq N                queries (generated: 1000; files: all of them)
+  --seed S              seed of a generated dataset (42)
+  --metric M            l2 | ip | cosine (l2)
+  --k K                 neighbours per query (10)
+  --threads N           worker threads (default: all cores)
+  --index SPEC          a factory string, repeatable (default: every index vq has: Flat)
+  --sweep KEY=V1,V2     search parameters to measure instead of the default sweep; repeatable,
+                        the points are the cartesian product
+  --reps R              batch repetitions, QPS from the fastest (3)
+  --latency-queries N   queries in the single-query pass (1000; 0: off)
+  --with FILE.jsonl     merge these results (e.g. peers.py's) into the table and the plot
+  --out DIR             where results go (default: bench-results)
+  --cache-dir DIR       ground-truth cache when the data folder is read-only (default: OUT/cache)";
+
+/// Parsed `run` options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    dataset: String,
+    data_dir: PathBuf,
+    query: Option<PathBuf>,
+    gt: Option<PathBuf>,
+    nb: usize,
+    nq: Option<usize>,
+    dim: usize,
+    seed: u64,
+    specs: Vec<String>,
+    sweep: Vec<(String, Vec<Value>)>,
+    with: Vec<PathBuf>,
+    out: PathBuf,
+    cache_dir: Option<PathBuf>,
+    cfg: RunConfig,
+}
+
+fn parse_number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
+    v.parse().map_err(|_| Error::Usage(format!("{flag}: `{v}` is not a valid number")))
+}
+
+fn parse_sweep(v: &str) -> Result<(String, Vec<Value>)> {
+    let (key, values) = v.split_once('=').ok_or_else(|| Error::Usage(format!("--sweep: `{v}` is not KEY=V1,V2,…")))?;
+    let values: Vec<Value> = values
+        .split(',')
+        .map(|x| {
+            let x = x.trim();
+            x.parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| x.parse::<f64>().map(Value::from))
+                .unwrap_or_else(|_| Value::from(x))
+        })
+        .collect();
+    if key.trim().is_empty() || values.is_empty() {
+        return Err(Error::Usage(format!("--sweep: `{v}` is not KEY=V1,V2,…")));
+    }
+    Ok((key.trim().to_string(), values))
+}
+
+/// Parses the options of a run.
+pub fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        dataset: "gauss".into(),
+        data_dir: PathBuf::from("data"),
+        query: None,
+        gt: None,
+        nb: 100_000,
+        nq: None,
+        dim: 128,
+        seed: 42,
+        specs: Vec::new(),
+        sweep: Vec::new(),
+        with: Vec::new(),
+        out: PathBuf::from("bench-results"),
+        cache_dir: None,
+        cfg: RunConfig { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), ..RunConfig::default() },
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().map(String::as_str).ok_or_else(|| Error::Usage(format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--dataset" => o.dataset = value()?.to_string(),
+            "--data-dir" => o.data_dir = PathBuf::from(value()?),
+            "--query" => o.query = Some(PathBuf::from(value()?)),
+            "--gt" => o.gt = Some(PathBuf::from(value()?)),
+            "--nb" => o.nb = parse_number(flag, value()?)?,
+            "--nq" => o.nq = Some(parse_number(flag, value()?)?),
+            "--dim" => o.dim = parse_number(flag, value()?)?,
+            "--seed" => o.seed = parse_number(flag, value()?)?,
+            "--metric" => o.cfg.metric = value()?.parse().map_err(|e| Error::Usage(format!("--metric: {e}")))?,
+            "--k" => o.cfg.k = parse_number(flag, value()?)?,
+            "--threads" => o.cfg.threads = parse_number(flag, value()?)?,
+            "--index" => o.specs.push(value()?.to_string()),
+            "--sweep" => o.sweep.push(parse_sweep(value()?)?),
+            "--reps" => o.cfg.reps = parse_number(flag, value()?)?,
+            "--latency-queries" => o.cfg.latency_queries = parse_number(flag, value()?)?,
+            "--with" => o.with.push(PathBuf::from(value()?)),
+            "--out" => o.out = PathBuf::from(value()?),
+            "--cache-dir" => o.cache_dir = Some(PathBuf::from(value()?)),
+            other => return Err(Error::Usage(format!("unknown option `{other}` (see --help)"))),
+        }
+    }
+    if o.cfg.k == 0 {
+        return Err(Error::Usage("--k must be at least 1".into()));
+    }
+    if o.cfg.threads == 0 || o.dim == 0 || o.cfg.reps == 0 {
+        return Err(Error::Usage("--threads, --dim and --reps must be at least 1".into()));
+    }
+    if o.specs.is_empty() {
+        o.specs = index::default_specs();
+    }
+    for spec in &o.specs {
+        // Reject an unknown spec before any data is loaded or ground truth computed.
+        if !index::KNOWN_SPECS.split(", ").any(|k| k == spec.trim()) {
+            return Err(Error::UnknownIndex { spec: spec.clone(), known: index::KNOWN_SPECS });
+        }
+    }
+    Ok(o)
+}
+
+/// The cartesian product of `--sweep` values, or `None` to use each index's default sweep.
+fn sweep_points(sweep: &[(String, Vec<Value>)]) -> Option<Vec<Params>> {
+    if sweep.is_empty() {
+        return None;
+    }
+    let mut points = vec![Params::new()];
+    for (key, values) in sweep {
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let mut p = p.clone();
+                    p.insert(key.clone(), v.clone());
+                    p
+                })
+            })
+            .collect();
+    }
+    Some(points)
+}
+
+/// Runs the command line `args` (without the program name); prints to stdout.
+pub fn main(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("-h" | "--help") => {
+            println!("{HELP}");
+            Ok(())
+        }
+        Some("plot") => plot_command(&args[1..]),
+        Some("summarize") => {
+            let records = read_all(&args[1..].iter().map(PathBuf::from).collect::<Vec<_>>())?;
+            print!("{}", record::summary_table(&records));
+            Ok(())
+        }
+        _ => run(&parse(args)?),
+    }
+}
+
+fn read_all(paths: &[PathBuf]) -> Result<Vec<Record>> {
+    if paths.is_empty() {
+        return Err(Error::Usage("name at least one JSONL file".into()));
+    }
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(record::read_jsonl(p)?);
+    }
+    Ok(all)
+}
+
+fn plot_command(args: &[String]) -> Result<()> {
+    let mut files = Vec::new();
+    let mut out = PathBuf::from("bench-results");
+    let mut title = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" => out = PathBuf::from(it.next().ok_or_else(|| Error::Usage("--out needs a value".into()))?),
+            "--title" => title = Some(it.next().ok_or_else(|| Error::Usage("--title needs a value".into()))?.clone()),
+            f => files.push(PathBuf::from(f)),
+        }
+    }
+    let records = read_all(&files)?;
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let stem = out.join(files[0].file_stem().map_or_else(|| "plot".into(), |s| s.to_string_lossy().into_owned()));
+    let title = title.unwrap_or_else(|| title_of(&records));
+    let (svg, png) = plot::write_plots(&records, &stem, &title)?;
+    print!("{}", record::summary_table(&records));
+    println!("\nplots: {} {}", svg.display(), png.display());
+    Ok(())
+}
+
+fn title_of(records: &[Record]) -> String {
+    records.first().map_or_else(String::new, |r| {
+        format!("nb={} dim={} nq={} k={} {} threads={}", r.nb, r.dim, r.nq, r.k, r.metric, r.threads)
+    })
+}
+
+/// Runs a benchmark with parsed options.
+pub fn run(o: &Options) -> Result<()> {
+    let source = Source::resolve(&o.dataset, &o.data_dir, o.query.as_deref(), o.gt.as_deref())?;
+    let mut ds = match &source {
+        Source::Synthetic { kind, normalized } => kind.generate(o.nb, o.nq.unwrap_or(1000), o.dim, o.seed, *normalized),
+        _ => dataset::load(&source, o.nq)?,
+    };
+    let cfg = RunConfig { sweep: sweep_points(&o.sweep), ..o.cfg.clone() };
+    println!(
+        "dataset {}: {} x {} {} base, {} queries; k = {}, metric {}, {} thread(s), SIMD {}",
+        ds.name,
+        ds.nb(),
+        ds.dim,
+        ds.base.elem(),
+        ds.nq(),
+        cfg.k,
+        cfg.metric,
+        cfg.threads,
+        vq_distance::simd_level()
+    );
+    std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
+    let cache_dir = o.cache_dir.clone().unwrap_or_else(|| o.out.join("cache"));
+    let t = std::time::Instant::now();
+    let origin = groundtruth::ensure(&mut ds, cfg.k, cfg.metric, &cache_dir)?;
+    match &origin {
+        Origin::Shipped => println!("ground truth: the dataset's own"),
+        Origin::Cached(p) => println!("ground truth: cached {}", p.display()),
+        Origin::Computed(p) => println!(
+            "ground truth: computed exactly in {:.1} s{}",
+            t.elapsed().as_secs_f64(),
+            p.as_ref().map_or_else(String::new, |p| format!(", cached as {}", p.display()))
+        ),
+    }
+
+    let stem = format!("{}-{}-k{}-{}t", ds.name, cfg.metric.name(), cfg.k, cfg.threads);
+    let jsonl = o.out.join(format!("{stem}.jsonl"));
+    // Each run writes its own file afresh; merge runs with --with or `plot`.
+    if jsonl.exists() {
+        std::fs::remove_file(&jsonl).map_err(|e| Error::io(&jsonl, e))?;
+    }
+    let mut records = Vec::new();
+    for spec in &o.specs {
+        let rs = runner::run_spec(&ds, spec, &cfg)?;
+        record::append_jsonl(&jsonl, &rs)?;
+        records.extend(rs);
+    }
+    let mut all = records.clone();
+    for w in &o.with {
+        all.extend(record::read_jsonl(w)?);
+    }
+    print!("{}", record::summary_table(&all));
+    let (svg, png) = plot::write_plots(&all, &o.out.join(&stem), &title_of(&records))?;
+    println!("\nresults: {}\nplots:   {} {}", jsonl.display(), svg.display(), png.display());
+    Ok(())
+}

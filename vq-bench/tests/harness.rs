@@ -1,0 +1,249 @@
+//! The harness end to end on small generated and hand-written data: ground-truth cache, JSONL
+//! round trip, plots, and the command line's error messages.
+
+use std::path::{Path, PathBuf};
+
+use vq_bench::dataset::{Dataset, GroundTruth, Synthetic, Vectors};
+use vq_bench::record::{Record, append_jsonl, read_jsonl};
+use vq_bench::{cli, groundtruth, plot};
+use vq_distance::Metric;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vq-bench-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn write_texmex(path: &Path, dim: usize, rows: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for r in rows {
+        out.extend_from_slice(&(dim as i32).to_le_bytes());
+        out.extend_from_slice(r);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn write_ivecs(path: &Path, rows: &[Vec<i32>]) {
+    let mut out = Vec::new();
+    for r in rows {
+        out.extend_from_slice(&(r.len() as i32).to_le_bytes());
+        r.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn generated_data_is_deterministic_whatever_the_thread_count() {
+    let generate = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| Synthetic::GaussClusters.generate(3000, 50, 24, 7, false))
+    };
+    let (a, b) = (generate(1), generate(2));
+    assert_eq!(a.base, b.base);
+    assert_eq!(a.queries, b.queries);
+    let other_seed = Synthetic::GaussClusters.generate(3000, 50, 24, 8, false);
+    assert_ne!(a.base, other_seed.base);
+    let unit = Synthetic::Uniform.generate(10, 2, 5, 1, true);
+    let Vectors::F32(v) = &unit.base else { panic!("generated data is f32") };
+    for row in v.chunks_exact(5) {
+        let norm: f32 = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn ground_truth_cache_is_reused_and_invalidated_when_the_data_changes() {
+    let dir = scratch("gt-cache");
+    let mut ds = Synthetic::GaussClusters.generate(500, 20, 8, 1, false);
+    let first = groundtruth::ensure(&mut ds, 10, Metric::L2, &dir).unwrap();
+    assert!(matches!(first, groundtruth::Origin::Computed(Some(_))), "{first:?}");
+    let computed = ds.gt.clone().unwrap();
+    assert_eq!(computed.depth, 100);
+
+    // Same data: read back, identical.
+    ds.gt = None;
+    let second = groundtruth::ensure(&mut ds, 10, Metric::L2, &dir).unwrap();
+    assert!(matches!(second, groundtruth::Origin::Cached(_)), "{second:?}");
+    assert_eq!(ds.gt.as_ref().unwrap(), &computed);
+
+    // One value changed: a different key, so the ground truth is computed again.
+    let key_before = groundtruth::cache_key(&ds, 100, Metric::L2);
+    if let Vectors::F32(b) = &mut ds.base {
+        b[3] += 1.0;
+    }
+    assert_ne!(groundtruth::cache_key(&ds, 100, Metric::L2), key_before);
+    ds.gt = None;
+    let third = groundtruth::ensure(&mut ds, 10, Metric::L2, &dir).unwrap();
+    assert!(matches!(third, groundtruth::Origin::Computed(_)), "{third:?}");
+    // And another metric is another file.
+    ds.gt = None;
+    assert!(matches!(
+        groundtruth::ensure(&mut ds, 10, Metric::InnerProduct, &dir).unwrap(),
+        groundtruth::Origin::Computed(_)
+    ));
+}
+
+fn record(algo: &str, recall: f64, qps: f64) -> Record {
+    let mut bp = serde_json::Map::new();
+    bp.insert("factory".into(), algo.into());
+    Record {
+        algo: algo.into(),
+        library: "vq".into(),
+        version: "0.1.0".into(),
+        build_params: bp,
+        search_params: serde_json::Map::new(),
+        build_s: 1.5,
+        index_bytes: 1234,
+        qps,
+        recall: Some(recall),
+        k: 10,
+        threads: 1,
+        nb: 100,
+        nq: 10,
+        dim: 4,
+        metric: "l2".into(),
+        p50_ms: Some(0.5),
+        p99_ms: Some(0.9),
+        mean_ms: Some(0.6),
+        peak_rss_bytes: Some(1 << 20),
+    }
+}
+
+#[test]
+fn jsonl_lines_carry_every_peers_field_and_parse_back() {
+    let dir = scratch("jsonl");
+    let path = dir.join("r.jsonl");
+    let written = vec![record("Flat", 1.0, 100.0), record("HNSW32", 0.95, 1000.0)];
+    append_jsonl(&path, &written).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The field list of shared/bench/peers.py's README, plus p50/p99.
+    let fields = [
+        "algo",
+        "library",
+        "version",
+        "build_params",
+        "search_params",
+        "build_s",
+        "index_bytes",
+        "qps",
+        "recall",
+        "k",
+        "threads",
+        "nb",
+        "nq",
+        "dim",
+        "metric",
+        "p50_ms",
+        "p99_ms",
+    ];
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for f in fields {
+            assert!(v.get(f).is_some(), "field {f} missing in {line}");
+        }
+    }
+    // A peers.py k-means line in the same file is skipped, not an error.
+    std::fs::write(&path, format!("{text}{{\"algo\": \"faiss-kmeans\", \"wall_s\": 1.0}}\n")).unwrap();
+    assert_eq!(read_jsonl(&path).unwrap(), written);
+    std::fs::write(&path, "not json\n").unwrap();
+    assert!(read_jsonl(&path).unwrap_err().to_string().contains("line 1"));
+}
+
+#[test]
+fn frontier_keeps_only_pareto_points_and_plots_are_written() {
+    let rs =
+        vec![record("A", 0.9, 1000.0), record("A", 0.95, 500.0), record("A", 0.93, 400.0), record("A", 0.99, 100.0)];
+    let curves = plot::frontiers(&rs);
+    assert_eq!(curves.len(), 1);
+    // (0.93, 400) is beaten by (0.95, 500) in both recall and QPS.
+    assert_eq!(curves[0].1, vec![(0.9, 1000.0), (0.95, 500.0), (0.99, 100.0)]);
+
+    let dir = scratch("plot");
+    let (svg, png) = plot::write_plots(&rs, &dir.join("p"), "test").unwrap();
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg_text.contains("<svg") && svg_text.contains("vq A"), "legend text in the SVG");
+    let png_bytes = std::fs::read(&png).unwrap();
+    assert!(png_bytes.len() > 1000 && png_bytes.starts_with(b"\x89PNG"));
+}
+
+/// A tiny texmex folder: 6 base vectors of dimension 2, 2 queries, exact ground truth.
+fn tiny_folder(dir: &Path) {
+    let base: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i * 10, 0]).collect();
+    write_texmex(&dir.join("base.bvecs"), 2, &base);
+    write_texmex(&dir.join("query.bvecs"), 2, &[vec![1, 0], vec![52, 0]]);
+    write_ivecs(&dir.join("gt.ivecs"), &[vec![0, 1, 2], vec![5, 4, 3]]);
+}
+
+#[test]
+fn a_texmex_folder_runs_end_to_end_with_its_own_ground_truth() {
+    let dir = scratch("folder");
+    let data = dir.join("tiny");
+    std::fs::create_dir_all(&data).unwrap();
+    tiny_folder(&data);
+    let out = dir.join("out");
+    let a = args(&["--dataset", "tiny", "--data-dir", dir.to_str().unwrap(), "--k", "3", "--threads", "1"]);
+    let mut a = a;
+    a.extend(args(&["--out", out.to_str().unwrap(), "--reps", "1", "--latency-queries", "2"]));
+    cli::main(&a).unwrap();
+    let records = read_jsonl(&out.join("tiny-l2-k3-1t.jsonl")).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].recall, Some(1.0));
+    assert_eq!((records[0].nb, records[0].nq, records[0].dim), (6, 2, 2));
+    assert_eq!(records[0].index_bytes, 12);
+}
+
+#[test]
+fn bad_input_gives_a_one_line_error() {
+    let dir = scratch("errors");
+    let data = dir.join("tiny");
+    std::fs::create_dir_all(&data).unwrap();
+    tiny_folder(&data);
+    let out = dir.join("out");
+    let run = |extra: &[&str]| {
+        let mut a = args(&["--data-dir", dir.to_str().unwrap(), "--out", out.to_str().unwrap(), "--reps", "1"]);
+        a.extend(args(extra));
+        cli::main(&a).unwrap_err().to_string()
+    };
+    let missing = run(&["--dataset", "nope"]);
+    assert!(missing.contains("dataset `nope`"), "{missing}");
+    assert!(run(&["--index", "HNSW9000,Magic"]).contains("unknown index spec `HNSW9000,Magic`"));
+    let deep = run(&["--dataset", "tiny", "--k", "5"]);
+    assert!(deep.contains("3 neighbours per query, fewer than k = 5"), "{deep}");
+    assert!(run(&["--k", "0"]).contains("--k must be at least 1"));
+    assert!(run(&["--frobnicate"]).contains("unknown option `--frobnicate`"));
+
+    // Queries of another dimension than the base.
+    write_texmex(&data.join("query.bvecs"), 3, &[vec![1, 2, 3]]);
+    let mismatch = run(&["--dataset", "tiny"]);
+    assert!(mismatch.contains("dimension 3") && mismatch.contains("has 2"), "{mismatch}");
+    // A truncated base file.
+    std::fs::write(data.join("base.bvecs"), [2u8, 0, 0, 0, 1]).unwrap();
+    let truncated = run(&["--dataset", "tiny"]);
+    assert!(truncated.contains("base.bvecs") && truncated.contains("truncated"), "{truncated}");
+    for msg in [missing, mismatch, truncated] {
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+}
+
+#[test]
+fn ground_truth_without_scores_counts_only_ids() {
+    // The dataset type keeps what files carry: ids only for texmex ground truth.
+    let ds = Dataset {
+        name: "x".into(),
+        dim: 1,
+        base: Vectors::F32(vec![0.0, 1.0]),
+        queries: Vectors::F32(vec![0.0]),
+        gt: Some(GroundTruth { depth: 2, ids: vec![0, 1], scores: None }),
+        dir: None,
+    };
+    assert_eq!(ds.nb(), 2);
+    assert_eq!(vq_bench::recall::recall_at_k([&[1u64, 0][..]], ds.gt.as_ref().unwrap(), 1), Some(0.0));
+}
