@@ -14,7 +14,7 @@ use crate::runner::{self, RunConfig};
 
 /// Usage text.
 pub const HELP: &str = "usage: cargo xtask bench [OPTIONS]
-       cargo xtask bench plot FILE.jsonl... [--out DIR] [--title TEXT]
+       cargo xtask bench plot FILE.jsonl... [--out DIR] [--name STEM] [--title TEXT]
        cargo xtask bench summarize FILE.jsonl...
 
 Builds and searches vq's indexes and reports recall@k against exact ground truth, QPS (best of
@@ -198,17 +198,21 @@ fn plot_command(args: &[String]) -> Result<()> {
     let mut files = Vec::new();
     let mut out = PathBuf::from("bench-results");
     let mut title = None;
+    let mut name = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--out" => out = PathBuf::from(it.next().ok_or_else(|| Error::Usage("--out needs a value".into()))?),
             "--title" => title = Some(it.next().ok_or_else(|| Error::Usage("--title needs a value".into()))?.clone()),
+            "--name" => name = Some(it.next().ok_or_else(|| Error::Usage("--name needs a value".into()))?.clone()),
             f => files.push(PathBuf::from(f)),
         }
     }
     let records = read_all(&files)?;
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    let stem = out.join(files[0].file_stem().map_or_else(|| "plot".into(), |s| s.to_string_lossy().into_owned()));
+    let name = name
+        .unwrap_or_else(|| files[0].file_stem().map_or_else(|| "plot".into(), |s| s.to_string_lossy().into_owned()));
+    let stem = out.join(name);
     let title = title.unwrap_or_else(|| title_of(&records));
     let (svg, png) = plot::write_plots(&records, &stem, &title)?;
     print!("{}", record::summary_table(&records));

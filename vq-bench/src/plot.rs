@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::error::{Error, Result};
@@ -112,6 +113,8 @@ where
         .configure_mesh()
         .x_desc("recall@k")
         .y_desc("queries per second (log)")
+        .y_labels(12)
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 14))
         .draw()?;
     for (i, (label, pts)) in curves.iter().enumerate() {
@@ -121,6 +124,14 @@ where
             .label(label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+        // Few points (exact searches, short sweeps): print their QPS beside them, since a log
+        // axis spanning less than a decade carries few labels.
+        if all.len() <= 12 {
+            chart.draw_series(pts.iter().map(|&(x, y)| {
+                let style = ("sans-serif", 13).into_font().color(&color).pos(Pos::new(HPos::Right, VPos::Center));
+                Text::new(format!("{y:.0} QPS  "), (x, y), style)
+            }))?;
+        }
     }
     chart
         .configure_series_labels()
