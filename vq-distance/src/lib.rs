@@ -38,6 +38,7 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+mod assign;
 mod element;
 mod error;
 mod gemm;
@@ -50,6 +51,7 @@ mod topk;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use assign::{nearest_centroids, nearest_centroids_with};
 pub use element::{Element, cosine, dot, l2_sq, score, score_one_to_many};
 pub use error::{Error, Result};
 pub use half::{bf16, f16};
