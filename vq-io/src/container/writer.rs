@@ -1,0 +1,333 @@
+//! Writing containers atomically.
+
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+use super::{ALIGN, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME, SectionInfo, SectionKind};
+use crate::{Element, Error, Result};
+
+/// Writes a container: sections go to a temporary file in the target's directory as they are
+/// added; [`finish`](Self::finish) writes the section table and header, syncs the file,
+/// renames it over the target and syncs the directory.
+///
+/// Until `finish` returns, the target is untouched: an error, a panic, a dropped writer or a
+/// crash at any point leaves the previous file (if any) byte-identical, and no half-written
+/// file under the target's name. A dropped writer removes its temporary file; a crash may
+/// leave one behind (named `.<target>.<pid>.<n>.vqtmp`).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("index.vq");
+/// let mut w = vq_io::ContainerWriter::create(&path)?;
+/// w.add_json("hnsw.params", 1, &serde_json::json!({ "m": 16, "ef_construction": 200 }))?;
+/// w.add_array("hnsw.links", 1, &[1u32, 2, 3])?;
+/// w.add_bytes("notes", 1, b"anything")?;
+/// w.mark_optional("notes")?; // readers that do not know it may ignore it
+/// w.finish()?;
+/// # Ok::<(), vq_io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ContainerWriter {
+    target: PathBuf,
+    tmp: PathBuf,
+    out: Option<Sink>,
+    pos: u64,
+    sections: Vec<SectionInfo>,
+}
+
+/// The temporary file, with a failure switch for tests.
+#[derive(Debug)]
+struct Sink {
+    file: BufWriter<File>,
+    /// Bytes left before writes fail (tests only).
+    #[cfg(test)]
+    budget: Option<u64>,
+}
+
+impl Sink {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some(budget) = &mut self.budget {
+            if (bytes.len() as u64) > *budget {
+                let n = *budget as usize;
+                self.file.write_all(&bytes[..n])?;
+                *budget = 0;
+                return Err(std::io::Error::other("injected failure"));
+            }
+            *budget -= bytes.len() as u64;
+        }
+        self.file.write_all(bytes)
+    }
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl ContainerWriter {
+    /// Starts a container that [`finish`](Self::finish) will place at `path`.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        crate::error::check_host()?;
+        let target = path.as_ref().to_path_buf();
+        let name = target
+            .file_name()
+            .ok_or_else(|| Error::InvalidArgument { what: format!("{} names no file", target.display()) })?;
+        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let (file, tmp) = loop {
+            let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let mut tmp_name = std::ffi::OsString::from(".");
+            tmp_name.push(name);
+            tmp_name.push(format!(".{}.{n}.vqtmp", std::process::id()));
+            let tmp = dir.join(tmp_name);
+            match File::options().write(true).create_new(true).open(&tmp) {
+                Ok(f) => break (f, tmp),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(Error::Io { file: tmp, error }),
+            }
+        };
+        let sink = Sink {
+            file: BufWriter::with_capacity(1 << 20, file),
+            #[cfg(test)]
+            budget: None,
+        };
+        let mut w = Self { target, tmp, out: Some(sink), pos: 0, sections: Vec::new() };
+        w.write(&[0u8; HEADER_LEN as usize])?; // the header, rewritten by `finish`
+        Ok(w)
+    }
+
+    /// Fails every write after `bytes` more bytes (crash-safety tests).
+    #[cfg(test)]
+    pub(crate) fn fail_after(&mut self, bytes: u64) {
+        if let Some(s) = &mut self.out {
+            s.budget = Some(bytes);
+        }
+    }
+
+    /// The temporary file the sections go to.
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(out) = &mut self.out else {
+            return Err(Error::InvalidArgument { what: "the container writer failed earlier".into() });
+        };
+        if let Err(error) = out.write_all(bytes) {
+            self.out = None; // poisoned: every later call fails, drop removes the file
+            return Err(Error::Io { file: self.tmp.clone(), error });
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn pad(&mut self) -> Result<()> {
+        let pad = self.pos.next_multiple_of(ALIGN) - self.pos;
+        self.write(&[0u8; ALIGN as usize][..pad as usize])
+    }
+
+    /// Adds a required section of `kind` holding `bytes`.
+    fn add(&mut self, name: &str, version: u32, kind: SectionKind, bytes: &[u8]) -> Result<()> {
+        if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
+            return Err(Error::InvalidArgument {
+                what: format!("section name {name:?} must be 1..={MAX_NAME} bytes without NUL"),
+            });
+        }
+        if self.sections.iter().any(|s| s.name == name) {
+            return Err(Error::InvalidArgument { what: format!("section {name:?} added twice") });
+        }
+        self.pad()?;
+        let offset = self.pos;
+        self.write(bytes)?;
+        self.sections.push(SectionInfo {
+            name: name.into(),
+            kind,
+            version,
+            required: true,
+            offset,
+            len: bytes.len() as u64,
+            checksum: xxh3_64(bytes),
+        });
+        Ok(())
+    }
+
+    /// Adds a required section holding `value` as JSON; `version` is the section's layout
+    /// version, owned by the caller.
+    pub fn add_json<S: serde::Serialize + ?Sized>(&mut self, name: &str, version: u32, value: &S) -> Result<()> {
+        let json = serde_json::to_vec(value).map_err(|error| Error::Json {
+            file: self.target.clone(),
+            name: name.into(),
+            error,
+        })?;
+        self.add(name, version, SectionKind::Json, &json)
+    }
+
+    /// Adds a required section holding `values` as a little-endian array.
+    pub fn add_array<T: Element>(&mut self, name: &str, version: u32, values: &[T]) -> Result<()> {
+        self.add(name, version, SectionKind::Array(T::TYPE), bytemuck::cast_slice(values))
+    }
+
+    /// Adds a required section of opaque bytes.
+    pub fn add_bytes(&mut self, name: &str, version: u32, bytes: &[u8]) -> Result<()> {
+        self.add(name, version, SectionKind::Bytes, bytes)
+    }
+
+    /// Marks section `name` optional: a reader that does not know it ignores it instead of
+    /// refusing the file.
+    pub fn mark_optional(&mut self, name: &str) -> Result<()> {
+        match self.sections.iter_mut().find(|s| s.name == name) {
+            Some(s) => {
+                s.required = false;
+                Ok(())
+            }
+            None => Err(Error::InvalidArgument { what: format!("no section {name:?} to mark optional") }),
+        }
+    }
+
+    /// The sections added so far.
+    pub fn sections(&self) -> &[SectionInfo] {
+        &self.sections
+    }
+
+    /// Writes the table and header, syncs, and renames the file over the target.
+    pub fn finish(mut self) -> Result<()> {
+        self.pad()?;
+        let table_offset = self.pos;
+        let count = u32::try_from(self.sections.len())
+            .map_err(|_| Error::InvalidArgument { what: "more than 2^32 sections".into() })?;
+        let mut table = Vec::with_capacity(self.sections.len() * ENTRY_LEN as usize);
+        for s in &self.sections {
+            let mut e = [0u8; ENTRY_LEN as usize];
+            e[..s.name.len()].copy_from_slice(s.name.as_bytes());
+            e[64..72].copy_from_slice(&s.offset.to_le_bytes());
+            e[72..80].copy_from_slice(&s.len.to_le_bytes());
+            e[80..88].copy_from_slice(&s.checksum.to_le_bytes());
+            let (kind, elem) = s.kind.codes();
+            e[88] = kind;
+            e[89] = elem;
+            e[90] = u8::from(s.required);
+            e[92..96].copy_from_slice(&s.version.to_le_bytes());
+            table.extend_from_slice(&e);
+        }
+        self.write(&table)?;
+        let file_len = self.pos;
+        let mut header = [0u8; HEADER_LEN as usize];
+        header[..8].copy_from_slice(&MAGIC);
+        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header[16..24].copy_from_slice(&file_len.to_le_bytes());
+        header[24..32].copy_from_slice(&table_offset.to_le_bytes());
+        header[32..36].copy_from_slice(&count.to_le_bytes());
+        let mut h = Xxh3::new();
+        h.update(&header[..40]);
+        h.update(&table);
+        header[40..48].copy_from_slice(&h.digest().to_le_bytes());
+
+        let tmp = self.tmp.clone();
+        let io = |error| Error::Io { file: tmp.clone(), error };
+        let Some(mut out) = self.out.take() else {
+            return Err(Error::InvalidArgument { what: "the container writer failed earlier".into() });
+        };
+        out.file.seek(SeekFrom::Start(0)).map_err(io)?;
+        out.write_all(&header).map_err(io)?;
+        let file = out.file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.target).map_err(|error| Error::Io { file: self.target.clone(), error })?;
+        self.tmp = PathBuf::new(); // renamed: nothing for drop to remove
+        sync_dir(&self.target)
+    }
+}
+
+impl Drop for ContainerWriter {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            self.out = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Makes the rename durable: syncs the directory holding `path` (Unix; a no-op elsewhere).
+fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let d = File::open(dir).map_err(|error| Error::Io { file: dir.into(), error })?;
+        d.sync_all().map_err(|error| Error::Io { file: dir.into(), error })?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ContainerReader;
+
+    /// Writes the same sections every time, failing after `fail_after` bytes if given.
+    fn write(path: &Path, fail_after: Option<u64>, seed: u8) -> Result<()> {
+        let mut w = ContainerWriter::create(path)?;
+        if let Some(n) = fail_after {
+            w.fail_after(n);
+        }
+        w.add_json("params", 1, &serde_json::json!({ "seed": seed }))?;
+        w.add_array("data", 1, &vec![f32::from(seed); 5000])?;
+        w.add_bytes("tail", 1, &[seed; 100])?;
+        w.finish()
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failure_at_any_point_leaves_the_old_file_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.vq");
+        write(&path, None, 1).unwrap();
+        let old = std::fs::read(&path).unwrap();
+        let total = old.len() as u64;
+        // After `create` (which writes a placeholder header) the writer writes `total` more
+        // bytes: sections and table, then the real header. Fail anywhere in them, including
+        // inside the table and in the final header rewrite.
+        for fail_after in (0..total).step_by(997).chain([total - HEADER_LEN - 1, total - HEADER_LEN, total - 1]) {
+            let err = write(&path, Some(fail_after), 2).unwrap_err();
+            assert!(matches!(err, Error::Io { .. }), "{err}");
+            assert_eq!(std::fs::read(&path).unwrap(), old, "failure after {fail_after} bytes changed the file");
+            assert_eq!(files_in(dir.path()), ["index.vq"], "temporary file left behind");
+        }
+        // The old file is still a valid container with the old contents.
+        let r = ContainerReader::open(&path).unwrap();
+        assert_eq!(r.bytes("tail").unwrap(), &[1u8; 100]);
+        // And a write that does not fail replaces it.
+        write(&path, None, 3).unwrap();
+        assert_eq!(ContainerReader::open(&path).unwrap().bytes("tail").unwrap(), &[3u8; 100]);
+        assert_eq!(files_in(dir.path()), ["index.vq"]);
+    }
+
+    #[test]
+    fn a_dropped_or_failed_writer_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.vq");
+        let mut w = ContainerWriter::create(&path).unwrap();
+        w.add_bytes("a", 1, b"x").unwrap();
+        assert!(w.temp_path().exists());
+        drop(w);
+        assert!(files_in(dir.path()).is_empty());
+        // A value serde cannot encode as JSON fails the call, and the writer can be dropped.
+        let mut w = ContainerWriter::create(&path).unwrap();
+        let bad: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        assert!(matches!(w.add_json("bad", 1, &bad), Err(Error::Json { .. })));
+        assert!(matches!(w.add_bytes("", 1, b""), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(w.add_bytes(&"n".repeat(65), 1, b""), Err(Error::InvalidArgument { .. })));
+        w.add_bytes("a", 1, b"x").unwrap();
+        assert!(matches!(w.add_bytes("a", 1, b"y"), Err(Error::InvalidArgument { .. })));
+        drop(w);
+        assert!(files_in(dir.path()).is_empty());
+    }
+}
