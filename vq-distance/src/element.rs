@@ -213,6 +213,19 @@ impl Kernels {
         Ok(())
     }
 
+    /// The f32 squared-L2 kernel of this level as a plain function pointer, for the hot loops
+    /// of index crates that already guarantee equal lengths. Given slices of different
+    /// lengths it compares the shorter length (memory-safe, but a caller bug).
+    pub fn f32_l2_sq_fn(&self) -> fn(&[f32], &[f32]) -> f32 {
+        self.f32.l2_sq
+    }
+
+    /// The f32 dot-product kernel of this level as a plain function pointer (see
+    /// [`Kernels::f32_l2_sq_fn`]).
+    pub fn f32_dot_fn(&self) -> fn(&[f32], &[f32]) -> f32 {
+        self.f32.dot
+    }
+
     /// Exact squared L2 distance of two `u8` vectors.
     pub fn l2_sq_u8_exact(&self, a: &[u8], b: &[u8]) -> Result<u64> {
         same_len(a, b)?;

@@ -1,0 +1,806 @@
+//! The HNSW graph (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor
+//! search using Hierarchical Navigable Small World graphs", 2016/2018).
+//!
+//! Concurrency: every method takes `&self`. Inserts lock only the nodes whose link lists they
+//! change (one mutex per node); link lists are arrays of atomics written with release and read
+//! with acquire ordering, and a node's id is written into another node's list only after its
+//! vector, level and own links are in place, so a concurrent search never meets a torn list or
+//! an unpublished node.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use vq_distance::{Metric, Neighbors};
+
+use crate::arena::Chunks;
+use crate::error::{Error, Result};
+use crate::storage::{FlatStorage, VectorStorage};
+use crate::visited::Visited;
+
+/// Build and search parameters, with hnswlib's / Faiss' names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HnswParams {
+    /// Links per node on the upper layers, and links chosen for a new node (default 16;
+    /// Milvus: `M`).
+    #[serde(alias = "M")]
+    pub m: usize,
+    /// Links per node on layer 0 (default `2 · m`).
+    pub m0: usize,
+    /// Beam width while building (default 200; Milvus: `efConstruction`).
+    #[serde(alias = "efConstruction")]
+    pub ef_construction: usize,
+    /// Default beam width of a search (default 64); raised to `k` when smaller.
+    #[serde(alias = "efSearch")]
+    pub ef: usize,
+    /// Level multiplier: a node's level is `⌊−ln(U) · level_mult⌋` (default `1 / ln m`).
+    pub level_mult: f64,
+    /// Fill a node's list up to its maximum degree with the candidates the heuristic pruned
+    /// (the paper's `keepPrunedConnections`). Off by default for L2 and cosine; inner-product
+    /// graphs turn it on regardless, because without it many small-norm vectors end up with
+    /// no incoming links and become unreachable.
+    pub keep_pruned: bool,
+    /// Seed of the level draws (levels depend on it and on the insertion slot only, so a build
+    /// is the same with any number of threads up to the order of concurrent inserts).
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams::with_m(16)
+    }
+}
+
+impl HnswParams {
+    /// The defaults for a given `m`.
+    pub fn with_m(m: usize) -> Self {
+        HnswParams {
+            m,
+            m0: 2 * m,
+            ef_construction: 200,
+            ef: 64,
+            level_mult: 1.0 / (m.max(2) as f64).ln(),
+            keep_pruned: false,
+            seed: 0x5eed,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |name, what: &str| Err(Error::Parameter { name, what: what.to_string() });
+        if self.m < 2 || self.m > 1024 {
+            return bad("m", "must be in 2..=1024");
+        }
+        if self.m0 < self.m || self.m0 > 4096 {
+            return bad("m0", "must be in m..=4096");
+        }
+        if self.ef_construction == 0 {
+            return bad("ef_construction", "must be at least 1");
+        }
+        if !(self.level_mult.is_finite() && self.level_mult > 0.0) {
+            return bad("level_mult", "must be a positive number");
+        }
+        Ok(())
+    }
+}
+
+/// A node's state bits.
+const READY: u8 = 1;
+const DELETED: u8 = 2;
+/// `entry` value of an empty graph.
+const NO_ENTRY: u64 = u64::MAX;
+/// Highest level a node may get (the draw is capped; 2^-16 odds per level at m = 16 make it
+/// unreachable in practice).
+const MAX_LEVEL: usize = 31;
+
+/// `(key, slot)` ordered by key, then slot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cand(f32, u32);
+
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// Reusable buffers of one search.
+struct Scratch {
+    visited: Visited,
+    candidates: BinaryHeap<Reverse<Cand>>,
+    top: BinaryHeap<Cand>,
+}
+
+/// Memory of an index, by part, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryUsage {
+    /// The vectors (or codes) in the storage.
+    pub vectors: usize,
+    /// Link lists of every layer.
+    pub links: usize,
+    /// External ids, the id map, levels, node states and locks.
+    pub ids: usize,
+    /// Pooled search scratch (visited sets).
+    pub scratch: usize,
+}
+
+impl MemoryUsage {
+    /// Everything.
+    pub fn total(&self) -> usize {
+        self.vectors + self.links + self.ids + self.scratch
+    }
+}
+
+/// A hierarchical navigable small-world graph over a [`VectorStorage`].
+pub struct Hnsw<S: VectorStorage = FlatStorage> {
+    params: HnswParams,
+    storage: S,
+    dim: usize,
+    metric: Metric,
+    /// Per slot: `[count, id × m0]`.
+    links0: Chunks<AtomicU32>,
+    /// Per slot with level > 0: for each level `1..=L`, `[count, id × m]`.
+    upper: Chunks<OnceLock<Box<[AtomicU32]>>>,
+    upper_bytes: AtomicUsize,
+    levels: Chunks<AtomicU8>,
+    states: Chunks<AtomicU8>,
+    external: Chunks<AtomicU64>,
+    locks: Chunks<Mutex<()>>,
+    id_map: Mutex<HashMap<u64, u32>>,
+    /// Slots handed out so far.
+    slots: AtomicU32,
+    /// Live (ready, not deleted) nodes.
+    live: AtomicUsize,
+    /// `level << 32 | slot` of the entry point, or [`NO_ENTRY`].
+    entry: AtomicU64,
+    entry_lock: Mutex<()>,
+    pool: Mutex<Vec<Scratch>>,
+    keep_pruned: bool,
+}
+
+impl Hnsw<FlatStorage> {
+    /// An empty index over full-precision vectors (allocates nothing until the first insert).
+    pub fn new(dim: usize, metric: Metric, params: HnswParams) -> Result<Self> {
+        Hnsw::with_storage(FlatStorage::new(dim, metric), params)
+    }
+}
+
+#[inline]
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding a node lock cannot leave a list half-written in a way readers
+    // could see (lists are atomics), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Deterministic level of `slot`: `⌊−ln(U) · mult⌋` with `U` from a hash of (seed, slot).
+fn draw_level(seed: u64, slot: u32, mult: f64) -> usize {
+    let mut z = seed ^ u64::from(slot).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let u = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    ((-u.ln() * mult) as usize).min(MAX_LEVEL)
+}
+
+impl<S: VectorStorage> Hnsw<S> {
+    /// An empty index over `storage`.
+    pub fn with_storage(storage: S, params: HnswParams) -> Result<Self> {
+        params.check()?;
+        let dim = storage.dim();
+        if dim == 0 {
+            return Err(Error::Parameter { name: "dim", what: "must be at least 1".into() });
+        }
+        Ok(Hnsw {
+            dim,
+            metric: storage.metric(),
+            links0: Chunks::new(1 + params.m0),
+            upper: Chunks::new(1),
+            upper_bytes: AtomicUsize::new(0),
+            levels: Chunks::new(1),
+            states: Chunks::new(1),
+            external: Chunks::new(1),
+            locks: Chunks::new(1),
+            id_map: Mutex::new(HashMap::new()),
+            slots: AtomicU32::new(0),
+            live: AtomicUsize::new(0),
+            entry: AtomicU64::new(NO_ENTRY),
+            entry_lock: Mutex::new(()),
+            pool: Mutex::new(Vec::new()),
+            keep_pruned: params.keep_pruned || storage.metric() == Metric::InnerProduct,
+            params,
+            storage,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &HnswParams {
+        &self.params
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric (scores follow the convention of [`Metric`]).
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The storage under the graph.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Live vectors: inserted and not deleted.
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// `true` when no live vector is in the index.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the default search beam width (raised to `k` at search time when smaller).
+    pub fn set_ef(&mut self, ef: usize) {
+        self.params.ef = ef.max(1);
+    }
+
+    /// Makes room for `additional` more vectors up front (a bulk load then never grows).
+    pub fn reserve(&self, additional: usize) {
+        self.grow_to(self.slots.load(Ordering::Relaxed) as usize + additional);
+    }
+
+    fn grow_to(&self, n: usize) {
+        self.storage.reserve(n);
+        self.links0.ensure(n);
+        self.upper.ensure(n);
+        self.levels.ensure(n);
+        self.states.ensure(n);
+        self.external.ensure(n);
+        self.locks.ensure(n);
+    }
+
+    /// Memory by part (see [`MemoryUsage`]).
+    pub fn memory_usage(&self) -> MemoryUsage {
+        let map = lock(&self.id_map).capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
+        MemoryUsage {
+            vectors: self.storage.memory_bytes(),
+            links: self.links0.allocated_bytes()
+                + self.upper.allocated_bytes()
+                + self.upper_bytes.load(Ordering::Relaxed),
+            ids: self.levels.allocated_bytes()
+                + self.states.allocated_bytes()
+                + self.external.allocated_bytes()
+                + self.locks.allocated_bytes()
+                + map,
+            scratch: lock(&self.pool).iter().map(|s| s.visited.bytes()).sum(),
+        }
+    }
+
+    // ---- validation -------------------------------------------------------------------
+
+    /// Checks a vector and returns it as the storage wants it (normalized for cosine).
+    fn prepare_vector<'a>(&self, v: &'a [f32], what: impl Fn() -> String, buf: &'a mut Vec<f32>) -> Result<&'a [f32]> {
+        if v.len() != self.dim {
+            return Err(Error::Dimension { what: what(), got: v.len(), expected: self.dim });
+        }
+        if let Some(component) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFinite { what: what(), component });
+        }
+        if self.metric != Metric::Cosine {
+            return Ok(v);
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm == 0.0 || !norm.is_finite() {
+            return Err(Error::ZeroNorm { what: what() });
+        }
+        buf.clear();
+        buf.extend(v.iter().map(|x| x / norm));
+        Ok(buf)
+    }
+
+    // ---- links --------------------------------------------------------------------------
+
+    #[inline]
+    fn level_of(&self, slot: u32) -> usize {
+        self.levels.slot(slot as usize)[0].load(Ordering::Acquire) as usize
+    }
+
+    /// The link list of `slot` on `layer`: `[count, ids…]`.
+    #[inline]
+    fn list(&self, slot: u32, layer: usize) -> &[AtomicU32] {
+        if layer == 0 {
+            self.links0.slot(slot as usize)
+        } else {
+            let width = 1 + self.params.m;
+            let upper = self.upper.slot(slot as usize)[0].get().expect("upper links exist for level > 0");
+            &upper[(layer - 1) * width..layer * width]
+        }
+    }
+
+    #[inline]
+    fn max_links(&self, layer: usize) -> usize {
+        if layer == 0 { self.params.m0 } else { self.params.m }
+    }
+
+    /// Reads a list into `out` (ids only).
+    #[inline]
+    fn read_list(&self, slot: u32, layer: usize, out: &mut Vec<u32>) {
+        let list = self.list(slot, layer);
+        let n = (list[0].load(Ordering::Acquire) as usize).min(list.len() - 1);
+        out.clear();
+        out.extend(list[1..=n].iter().map(|x| x.load(Ordering::Acquire)));
+    }
+
+    /// Replaces a list (the caller holds the node's lock).
+    fn write_list(&self, slot: u32, layer: usize, ids: &[u32]) {
+        let list = self.list(slot, layer);
+        debug_assert!(ids.len() < list.len());
+        for (cell, &id) in list[1..].iter().zip(ids) {
+            cell.store(id, Ordering::Release);
+        }
+        list[0].store(ids.len() as u32, Ordering::Release);
+    }
+
+    // ---- search ---------------------------------------------------------------------------
+
+    fn take_scratch(&self) -> Scratch {
+        lock(&self.pool).pop().unwrap_or_else(|| Scratch {
+            visited: Visited::new(),
+            candidates: BinaryHeap::new(),
+            top: BinaryHeap::new(),
+        })
+    }
+
+    fn give_scratch(&self, s: Scratch) {
+        lock(&self.pool).push(s);
+    }
+
+    /// Greedy descent on `layer` from `start`: the closest node reachable by always moving to a
+    /// closer neighbour.
+    fn greedy(&self, q: &S::Query<'_>, mut cur: Cand, layer: usize, buf: &mut Vec<u32>) -> Cand {
+        loop {
+            let mut moved = false;
+            self.read_list(cur.1, layer, buf);
+            for &n in buf.iter() {
+                let d = self.storage.distance(q, n);
+                if d < cur.0 {
+                    cur = Cand(d, n);
+                    moved = true;
+                }
+            }
+            if !moved {
+                return cur;
+            }
+        }
+    }
+
+    /// Beam search of width `ef` on `layer` from `entry`; leaves the best `ef` nodes that
+    /// `keep` accepts in `s.top` (a max-heap). Rejected nodes still route.
+    fn search_layer(
+        &self,
+        q: &S::Query<'_>,
+        entry: Cand,
+        ef: usize,
+        layer: usize,
+        s: &mut Scratch,
+        keep: &dyn Fn(u32) -> bool,
+        buf: &mut Vec<u32>,
+    ) {
+        s.visited.reset(self.slots.load(Ordering::Acquire) as usize);
+        s.candidates.clear();
+        s.top.clear();
+        s.visited.insert(entry.1);
+        s.candidates.push(Reverse(entry));
+        if keep(entry.1) {
+            s.top.push(entry);
+        }
+        let mut bound = if s.top.len() >= ef { s.top.peek().map_or(f32::INFINITY, |c| c.0) } else { f32::INFINITY };
+        while let Some(Reverse(c)) = s.candidates.pop() {
+            if c.0 > bound {
+                break;
+            }
+            self.read_list(c.1, layer, buf);
+            for (i, &n) in buf.iter().enumerate() {
+                if let Some(&next) = buf.get(i + 1) {
+                    self.storage.prefetch(next);
+                }
+                if !s.visited.insert(n) {
+                    continue;
+                }
+                let d = self.storage.distance(q, n);
+                if s.top.len() < ef || d < bound {
+                    s.candidates.push(Reverse(Cand(d, n)));
+                    if keep(n) {
+                        s.top.push(Cand(d, n));
+                        if s.top.len() > ef {
+                            s.top.pop();
+                        }
+                        if s.top.len() >= ef {
+                            bound = s.top.peek().map_or(f32::INFINITY, |c| c.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The entry point, descended greedily to layer `to + 1`.
+    fn descend(&self, q: &S::Query<'_>, to: usize, buf: &mut Vec<u32>) -> Option<(Cand, usize)> {
+        let e = self.entry.load(Ordering::Acquire);
+        if e == NO_ENTRY {
+            return None;
+        }
+        let (top_level, slot) = ((e >> 32) as usize, e as u32);
+        let mut cur = Cand(self.storage.distance(q, slot), slot);
+        for layer in (to + 1..=top_level).rev() {
+            cur = self.greedy(q, cur, layer, buf);
+        }
+        Some((cur, top_level))
+    }
+
+    /// Searches one prepared query: up to `k` `(slot, key)` pairs, best first.
+    fn search_slots(&self, q: &S::Query<'_>, k: usize, ef: usize, keep: &dyn Fn(u32) -> bool, out: &mut Vec<Cand>) {
+        out.clear();
+        let mut buf = Vec::with_capacity(self.params.m0);
+        let Some((entry, _)) = self.descend(q, 0, &mut buf) else { return };
+        let mut s = self.take_scratch();
+        self.search_layer(q, entry, ef.max(k), 0, &mut s, keep, &mut buf);
+        out.extend(s.top.drain());
+        out.sort_unstable();
+        out.truncate(k);
+        self.give_scratch(s);
+    }
+
+    fn is_live(&self, slot: u32) -> bool {
+        self.states.slot(slot as usize)[0].load(Ordering::Acquire) & (READY | DELETED) == READY
+    }
+
+    /// The `k` nearest live vectors to `query`: `(id, score)` best first (scores in the
+    /// convention of [`Metric`]). `ef` overrides the default beam width; it is raised to `k`.
+    /// An empty index gives an empty result; `k` larger than [`len`](Hnsw::len) gives every
+    /// live vector the search reaches.
+    pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(u64, f32)>> {
+        self.search_filtered(query, k, ef, &|_| true)
+    }
+
+    /// [`search`](Hnsw::search) keeping only ids for which `filter` is `true`; the others still
+    /// route the search.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        filter: &dyn Fn(u64) -> bool,
+    ) -> Result<Vec<(u64, f32)>> {
+        if k == 0 {
+            return Err(Error::ZeroK);
+        }
+        let mut buf = Vec::new();
+        let q = self.prepare_vector(query, || "query".into(), &mut buf)?;
+        let pq = self.storage.prepare(q);
+        let keep = |slot: u32| self.is_live(slot) && filter(self.external_id(slot));
+        let mut out = Vec::new();
+        self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), &keep, &mut out);
+        Ok(out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect())
+    }
+
+    /// Searches every query of `queries` (row-major) in parallel on the current rayon pool.
+    pub fn search_batch(&self, queries: &[f32], k: usize, ef: Option<usize>) -> Result<Neighbors> {
+        if !queries.len().is_multiple_of(self.dim) {
+            return Err(Error::RaggedBuffer { what: "queries", len: queries.len(), dim: self.dim });
+        }
+        if k == 0 {
+            return Err(Error::ZeroK);
+        }
+        let rows: Vec<Vec<(u64, f32)>> =
+            queries.par_chunks_exact(self.dim).map(|q| self.search(q, k, ef)).collect::<Result<_>>()?;
+        Ok(Neighbors::from_rows(k, self.metric, rows))
+    }
+
+    fn external_id(&self, slot: u32) -> u64 {
+        self.external.slot(slot as usize)[0].load(Ordering::Acquire)
+    }
+
+    // ---- insert -------------------------------------------------------------------------
+
+    /// Adds vectors (row-major) with ids equal to their insertion position (the first vector
+    /// ever added gets 0), in parallel on the current rayon pool. Returns the first id.
+    pub fn add(&self, vectors: &[f32]) -> Result<u64> {
+        let n = self.check_batch(vectors)?;
+        let first = self.claim(n)?;
+        let ids: Vec<u64> = (0..n as u64).map(|i| u64::from(first) + i).collect();
+        self.insert_claimed(vectors, &ids, first)?;
+        Ok(u64::from(first))
+    }
+
+    /// Adds vectors (row-major) under the given external ids, in parallel on the current rayon
+    /// pool. An id already present is an error ([`Error::DuplicateId`]); nothing of the batch
+    /// is inserted then.
+    pub fn add_with_ids(&self, vectors: &[f32], ids: &[u64]) -> Result<()> {
+        let n = self.check_batch(vectors)?;
+        if ids.len() != n {
+            return Err(Error::IdCount { ids: ids.len(), vectors: n });
+        }
+        let first = self.claim(n)?;
+        self.insert_claimed(vectors, ids, first)
+    }
+
+    /// Inserts one vector under `id` (callable from many threads at once, also while others
+    /// search).
+    pub fn insert(&self, id: u64, vector: &[f32]) -> Result<()> {
+        let first = self.claim(1)?;
+        self.insert_claimed(vector, &[id], first)
+    }
+
+    fn check_batch(&self, vectors: &[f32]) -> Result<usize> {
+        if !vectors.len().is_multiple_of(self.dim) {
+            return Err(Error::RaggedBuffer { what: "vectors", len: vectors.len(), dim: self.dim });
+        }
+        Ok(vectors.len() / self.dim)
+    }
+
+    /// Hands out `n` consecutive slots and makes sure they exist.
+    fn claim(&self, n: usize) -> Result<u32> {
+        let max = u32::MAX as usize - 1;
+        let first = self.slots.fetch_add(n as u32, Ordering::AcqRel);
+        if first as usize + n > max {
+            self.slots.fetch_sub(n as u32, Ordering::AcqRel);
+            return Err(Error::Full { max });
+        }
+        self.grow_to(first as usize + n);
+        Ok(first)
+    }
+
+    fn insert_claimed(&self, vectors: &[f32], ids: &[u64], first: u32) -> Result<()> {
+        // Validate everything and reserve the ids before touching the graph.
+        for (i, v) in vectors.chunks_exact(self.dim).enumerate() {
+            let mut buf = Vec::new();
+            self.prepare_vector(v, || format!("vector {i}"), &mut buf)?;
+        }
+        {
+            let mut map = lock(&self.id_map);
+            if let Some(&dup) = ids.iter().find(|id| map.contains_key(id)) {
+                return Err(Error::DuplicateId(dup));
+            }
+            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+            if let Some(&dup) = ids.iter().find(|&&id| !seen.insert(id)) {
+                return Err(Error::DuplicateId(dup));
+            }
+            for (i, &id) in ids.iter().enumerate() {
+                map.insert(id, first + i as u32);
+            }
+        }
+        vectors.par_chunks_exact(self.dim).zip(ids.par_iter()).enumerate().for_each(|(i, (v, &id))| {
+            let mut buf = Vec::new();
+            let v = self.prepare_vector(v, String::new, &mut buf).expect("validated above");
+            self.insert_slot(first + i as u32, id, v);
+        });
+        Ok(())
+    }
+
+    /// Links `slot` (claimed, its id reserved) into the graph.
+    fn insert_slot(&self, slot: u32, id: u64, v: &[f32]) {
+        let level = draw_level(self.params.seed, slot, self.params.level_mult);
+        // SAFETY: `slot` was claimed by this call alone and is not linked anywhere yet.
+        unsafe { self.storage.write(slot, v) };
+        self.external.slot(slot as usize)[0].store(id, Ordering::Release);
+        self.levels.slot(slot as usize)[0].store(level as u8, Ordering::Release);
+        if level > 0 {
+            let width = 1 + self.params.m;
+            let upper: Box<[AtomicU32]> = (0..level * width).map(|_| AtomicU32::new(0)).collect();
+            self.upper_bytes.fetch_add(upper.len() * 4, Ordering::Relaxed);
+            let _ = self.upper.slot(slot as usize)[0].set(upper);
+        }
+
+        let q = self.storage.prepare(v);
+        let mut buf = Vec::with_capacity(self.params.m0 + 1);
+        let entry = {
+            let e = self.entry.load(Ordering::Acquire);
+            if e == NO_ENTRY {
+                let _g = lock(&self.entry_lock);
+                if self.entry.load(Ordering::Acquire) == NO_ENTRY {
+                    self.publish(slot);
+                    self.entry.store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
+                    return;
+                }
+            }
+            self.descend(&q, level, &mut buf)
+        };
+        let Some((mut cur, top_level)) = entry else { unreachable!("entry point exists past the check") };
+        let mut s = self.take_scratch();
+        let mut chosen = Vec::with_capacity(self.params.m0);
+        for layer in (0..=level.min(top_level)).rev() {
+            self.search_layer(&q, cur, self.params.ef_construction, layer, &mut s, &|_| true, &mut buf);
+            let mut found: Vec<Cand> = s.top.drain().collect();
+            found.sort_unstable();
+            found.retain(|c| c.1 != slot);
+            if let Some(&best) = found.first() {
+                cur = best;
+            }
+            self.select_heuristic(&found, self.params.m, &mut chosen);
+            let ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
+            {
+                // Never hold two node locks at once (no lock-order cycles between inserts): the
+                // own list is written under its lock, then each neighbour is updated under its.
+                let _own = lock(&self.locks.slot(slot as usize)[0]);
+                self.write_list(slot, layer, &ids);
+            }
+            for c in &chosen {
+                self.link_back(c.1, slot, c.0, layer);
+            }
+        }
+        self.give_scratch(s);
+        self.publish(slot);
+        if level > top_level {
+            let _g = lock(&self.entry_lock);
+            let e = self.entry.load(Ordering::Acquire);
+            if e == NO_ENTRY || (e >> 32) < level as u64 {
+                self.entry.store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
+            }
+        }
+    }
+
+    fn publish(&self, slot: u32) {
+        self.states.slot(slot as usize)[0].fetch_or(READY, Ordering::AcqRel);
+        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `new` (at key `d` from `node`) to `node`'s list on `layer`, shrinking the list
+    /// with the heuristic when it is full.
+    fn link_back(&self, node: u32, new: u32, d: f32, layer: usize) {
+        let _g = lock(&self.locks.slot(node as usize)[0]);
+        let list = self.list(node, layer);
+        let n = list[0].load(Ordering::Acquire) as usize;
+        let max = self.max_links(layer);
+        if list[1..=n].iter().any(|x| x.load(Ordering::Acquire) == new) {
+            return;
+        }
+        if n < max {
+            list[1 + n].store(new, Ordering::Release);
+            list[0].store(n as u32 + 1, Ordering::Release);
+            return;
+        }
+        let mut cands: Vec<Cand> = list[1..=n]
+            .iter()
+            .map(|x| {
+                let id = x.load(Ordering::Acquire);
+                Cand(self.storage.distance_between(node, id), id)
+            })
+            .collect();
+        cands.push(Cand(d, new));
+        cands.sort_unstable();
+        let mut chosen = Vec::with_capacity(max);
+        self.select_heuristic(&cands, max, &mut chosen);
+        let ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
+        self.write_list(node, layer, &ids);
+    }
+
+    /// The paper's neighbour-selection heuristic (algorithm 4): walking candidates from the
+    /// closest, keep one only if it is closer to the base than to every one kept so far, so
+    /// links spread in all directions instead of bunching in one cluster.
+    fn select_heuristic(&self, sorted: &[Cand], m: usize, out: &mut Vec<Cand>) {
+        out.clear();
+        if sorted.len() <= m {
+            out.extend_from_slice(sorted);
+            return;
+        }
+        let mut pruned = Vec::new();
+        for &c in sorted {
+            if out.len() >= m {
+                break;
+            }
+            if out.iter().all(|r| self.storage.distance_between(c.1, r.1) > c.0) {
+                out.push(c);
+            } else if self.keep_pruned {
+                pruned.push(c);
+            }
+        }
+        if self.keep_pruned {
+            let room = m - out.len();
+            out.extend(pruned.into_iter().take(room));
+        }
+    }
+
+    // ---- deletes --------------------------------------------------------------------------
+
+    fn slot_of(&self, id: u64) -> Result<u32> {
+        lock(&self.id_map).get(&id).copied().ok_or(Error::UnknownId(id))
+    }
+
+    /// Hides `id` from results; it keeps routing searches. Deleting twice is a no-op.
+    pub fn mark_deleted(&self, id: u64) -> Result<()> {
+        let slot = self.slot_of(id)?;
+        let prev = self.states.slot(slot as usize)[0].fetch_or(DELETED, Ordering::AcqRel);
+        if prev & DELETED == 0 && prev & READY != 0 {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Undoes [`mark_deleted`](Hnsw::mark_deleted).
+    pub fn unmark_deleted(&self, id: u64) -> Result<()> {
+        let slot = self.slot_of(id)?;
+        let prev = self.states.slot(slot as usize)[0].fetch_and(!DELETED, Ordering::AcqRel);
+        if prev & DELETED != 0 && prev & READY != 0 {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    // ---- inspection -----------------------------------------------------------------------
+
+    /// Structural facts of the graph, for tests and diagnostics.
+    pub fn check_graph(&self) -> GraphReport {
+        let n = self.slots.load(Ordering::Acquire) as usize;
+        let mut r = GraphReport::default();
+        let mut buf = Vec::new();
+        for slot in 0..n as u32 {
+            if self.states.slot(slot as usize)[0].load(Ordering::Acquire) & READY == 0 {
+                continue;
+            }
+            r.nodes += 1;
+            for layer in 0..=self.level_of(slot) {
+                self.read_list(slot, layer, &mut buf);
+                if buf.len() > self.max_links(layer) {
+                    r.over_degree += 1;
+                }
+                if buf.contains(&slot) {
+                    r.self_loops += 1;
+                }
+                let mut sorted = buf.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                r.duplicate_edges += buf.len() - sorted.len();
+                r.edges += buf.len();
+            }
+        }
+        // Reachability on layer 0 from the entry point.
+        let e = self.entry.load(Ordering::Acquire);
+        if e != NO_ENTRY {
+            let mut seen = vec![false; n];
+            let mut stack = vec![e as u32];
+            seen[e as u32 as usize] = true;
+            let mut reached = 0;
+            while let Some(s) = stack.pop() {
+                reached += 1;
+                self.read_list(s, 0, &mut buf);
+                for &x in &buf {
+                    if !seen[x as usize] {
+                        seen[x as usize] = true;
+                        stack.push(x);
+                    }
+                }
+            }
+            r.unreachable = r.nodes - reached.min(r.nodes);
+        }
+        r
+    }
+}
+
+/// What [`Hnsw::check_graph`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GraphReport {
+    /// Nodes in the graph.
+    pub nodes: usize,
+    /// Links over all layers.
+    pub edges: usize,
+    /// Lists longer than their layer's maximum degree.
+    pub over_degree: usize,
+    /// Links from a node to itself.
+    pub self_loops: usize,
+    /// Repeated links within a list.
+    pub duplicate_edges: usize,
+    /// Nodes not reachable from the entry point on layer 0.
+    pub unreachable: usize,
+}

@@ -1,0 +1,34 @@
+//! HNSW — hierarchical navigable small-world graphs — over pluggable vector storage.
+//!
+//! **Owns:** the graph (levels, link lists, neighbour selection, insertion, beam search,
+//! deletes, filtered search) and the [`VectorStorage`] trait the graph reads vectors through,
+//! with [`FlatStorage`] (full-precision f32) as its first implementation.
+//!
+//! **Does not own:** the distance kernels (`vq-distance`), quantized storages (`vq-quant`
+//! implements [`VectorStorage`] for its codes), files (`vq-io`).
+//!
+//! ```
+//! use vq_graph::{Hnsw, HnswParams};
+//! use vq_distance::Metric;
+//!
+//! let dim = 8;
+//! let data: Vec<f32> = (0..dim * 500).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+//! let index = Hnsw::new(dim, Metric::L2, HnswParams::default())?;
+//! index.add(&data)?;                               // ids 0..500, built in parallel
+//! let hits = index.search(&data[..dim], 5, None)?; // (id, squared distance), best first
+//! assert_eq!(hits[0].0, 0);
+//! # Ok::<(), vq_graph::Error>(())
+//! ```
+//!
+//! Thread safety: an [`Hnsw`] is `Sync`; searches and inserts may run from any number of
+//! threads at once. Batch methods use the current rayon pool and spawn no threads of their own.
+
+mod arena;
+mod error;
+mod hnsw;
+mod storage;
+mod visited;
+
+pub use error::{Error, Result};
+pub use hnsw::{GraphReport, Hnsw, HnswParams, MemoryUsage};
+pub use storage::{FlatStorage, VectorStorage};

@@ -1,0 +1,161 @@
+//! What the graph needs from the vectors it links: distances, by slot number.
+//!
+//! The graph never looks at vectors itself. It asks its storage for "the distance from this
+//! prepared query to slot i" and "the distance between slots i and j", as selection keys
+//! (smaller is better). Flat f32 storage is here; quantized storages (SQ, PQ) implement the
+//! same trait in their own crates, so the graph does not change when the vectors are
+//! compressed.
+
+use std::cell::UnsafeCell;
+
+use vq_distance::{Kernels, Metric};
+
+use crate::arena::Chunks;
+
+/// Vector storage under an HNSW graph.
+///
+/// Slots are written once ([`VectorStorage::write`]) before the graph links them, then only
+/// read, possibly from many threads at once.
+pub trait VectorStorage: Send + Sync {
+    /// A query prepared for many distance evaluations (a borrowed f32 vector for flat
+    /// storage; a look-up table for product quantization).
+    type Query<'q>
+    where
+        Self: 'q;
+
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+
+    /// The metric the keys order by (cosine storages hold normalized vectors).
+    fn metric(&self) -> Metric;
+
+    /// Prepares `query` (validated, and normalized for cosine, by the caller).
+    fn prepare<'q>(&'q self, query: &'q [f32]) -> Self::Query<'q>;
+
+    /// Selection key (smaller is better) between a prepared query and slot `id`.
+    fn distance(&self, query: &Self::Query<'_>, id: u32) -> f32;
+
+    /// Selection key between slots `a` and `b`.
+    fn distance_between(&self, a: u32, b: u32) -> f32;
+
+    /// Hints that slot `id` will be read soon.
+    fn prefetch(&self, _id: u32) {}
+
+    /// Makes slots `0..n` writable.
+    fn reserve(&self, n: usize);
+
+    /// Stores `vector` in slot `id`.
+    ///
+    /// # Safety
+    /// Slot `id` must have been reserved, be written at most once, by one thread, and before
+    /// any reader can reach `id` (the graph publishes a slot only after this returns, through
+    /// release/acquire atomics).
+    unsafe fn write(&self, id: u32, vector: &[f32]);
+
+    /// Bytes this storage allocated.
+    fn memory_bytes(&self) -> usize;
+}
+
+/// One f32 that is written once before it is shared (see [`VectorStorage::write`]).
+#[derive(Default)]
+#[repr(transparent)]
+struct Cell(UnsafeCell<f32>);
+
+// SAFETY: a `Cell` is written only through `FlatStorage::write`, whose contract makes that write
+// happen-before every read (one writer, before publication); afterwards it is only read.
+unsafe impl Sync for Cell {}
+
+/// Full-precision f32 vectors, stored contiguously (one slot after the other in chunks that
+/// never move), with the run-time dispatched kernels of `vq-distance`.
+pub struct FlatStorage {
+    dim: usize,
+    metric: Metric,
+    data: Chunks<Cell>,
+    l2_sq: fn(&[f32], &[f32]) -> f32,
+    dot: fn(&[f32], &[f32]) -> f32,
+}
+
+impl FlatStorage {
+    /// Empty storage for `dim`-dimensional vectors; allocates nothing until used.
+    /// For [`Metric::Cosine`] the graph stores normalized vectors and orders by inner product.
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        let k = Kernels::active();
+        FlatStorage { dim, metric, data: Chunks::new(dim), l2_sq: k.f32_l2_sq_fn(), dot: k.f32_dot_fn() }
+    }
+
+    /// The vector in slot `id`.
+    #[inline]
+    pub fn vector(&self, id: u32) -> &[f32] {
+        let slot = self.data.slot(id as usize);
+        // SAFETY: `Cell` is a transparent `UnsafeCell<f32>`, so the slice has the layout of
+        // `[f32]`; by the contract of `write` no write to a readable slot is in flight.
+        unsafe { std::slice::from_raw_parts(slot.as_ptr().cast::<f32>(), slot.len()) }
+    }
+
+    #[inline]
+    fn key(&self, a: &[f32], b: &[f32]) -> f32 {
+        match self.metric {
+            Metric::L2 => (self.l2_sq)(a, b),
+            Metric::InnerProduct | Metric::Cosine => -(self.dot)(a, b),
+        }
+    }
+}
+
+impl VectorStorage for FlatStorage {
+    type Query<'q> = &'q [f32];
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    fn prepare<'q>(&'q self, query: &'q [f32]) -> &'q [f32] {
+        query
+    }
+
+    #[inline]
+    fn distance(&self, query: &&[f32], id: u32) -> f32 {
+        self.key(query, self.vector(id))
+    }
+
+    #[inline]
+    fn distance_between(&self, a: u32, b: u32) -> f32 {
+        self.key(self.vector(a), self.vector(b))
+    }
+
+    #[inline]
+    fn prefetch(&self, id: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(slot) = self.data.get(id as usize) {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let p = slot.as_ptr().cast::<i8>();
+            // SAFETY: prefetching never faults and the pointer is inside an allocated slot;
+            // SSE is part of the x86-64 baseline. Two lines cover a 128-d vector's first half,
+            // which is what the kernel reads first.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+            }
+        }
+    }
+
+    fn reserve(&self, n: usize) {
+        self.data.ensure(n);
+    }
+
+    unsafe fn write(&self, id: u32, vector: &[f32]) {
+        let slot = self.data.slot(id as usize);
+        debug_assert_eq!(vector.len(), slot.len());
+        for (cell, &v) in slot.iter().zip(vector) {
+            // SAFETY: the caller guarantees this thread is the only one touching the slot.
+            unsafe { *cell.0.get() = v };
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.data.allocated_bytes()
+    }
+}

@@ -1,0 +1,42 @@
+//! Visited sets (pooled by the graph, so a search allocates nothing once warm).
+
+/// Marks slots as visited in O(1), and clears in O(1) by bumping an epoch.
+pub(crate) struct Visited {
+    tags: Vec<u16>,
+    epoch: u16,
+}
+
+impl Visited {
+    pub(crate) fn new() -> Self {
+        Visited { tags: Vec::new(), epoch: 0 }
+    }
+
+    /// Starts a new search over slots `0..n` (more may appear during it; they are grown into).
+    pub(crate) fn reset(&mut self, n: usize) {
+        if self.tags.len() < n {
+            self.tags.resize(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.tags.fill(0);
+            self.epoch = 1;
+        }
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.tags.capacity() * std::mem::size_of::<u16>()
+    }
+
+    /// Marks `id`; returns `true` if it was not marked yet.
+    #[inline]
+    pub(crate) fn insert(&mut self, id: u32) -> bool {
+        let i = id as usize;
+        if i >= self.tags.len() {
+            self.tags.resize(i + 1, 0);
+        }
+        let fresh = self.tags[i] != self.epoch;
+        self.tags[i] = self.epoch;
+        fresh
+    }
+}
