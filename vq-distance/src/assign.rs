@@ -1,29 +1,266 @@
-//! Nearest-centroid assignment: the top-1 of every point among a small set of f32 vectors,
-//! written into caller-owned buffers (the inner step of k-means, IVF assignment and PQ encoding).
+//! Nearest-centroid assignment: the top-1 of every point among a set of f32 vectors, written
+//! into caller-owned buffers (the inner step of k-means, IVF assignment and PQ encoding).
+//!
+//! [`PackedPoints`] validates, converts and packs the points once for the micro-kernel, so that
+//! repeated searches against changing centroids (Lloyd iterations) pay only for the scan. The
+//! selection is an exact running minimum per point, fused into the blocked kernel: its threshold
+//! is always the best key so far, so almost every tile is rejected by one comparison.
 
 use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::gemm::{self, BaseTerms};
+use crate::gemm::{BaseTerms, ScanArgs, pack_queries};
 use crate::knn::check_rows;
 use crate::metric::Metric;
 use crate::simd::{Kernels, kernels};
 
-/// Points converted (and, for cosine, normalized) per step, so that a non-f32 input never needs
-/// a full f32 copy.
+/// Points converted (and, for cosine, normalized) per step by [`nearest_centroids`], so that a
+/// non-f32 input never needs a full f32 copy.
 const POINT_BLOCK: usize = 16 * 1024;
+
+/// Centroids are packed in blocks of about this many bytes, so a block stays in L2.
+const CENTROID_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Points per parallel task (rounded to whole register-tile groups).
+const MAX_CHUNK_ROWS: usize = 1024;
+
+/// Points prepared once for repeated nearest-centroid searches: validated, converted to f32
+/// (normalized for cosine) and packed in the layout of the SIMD micro-kernel of one level.
+///
+/// ```
+/// use vq_distance::{Metric, PackedPoints};
+/// let points = PackedPoints::new(&[1u8, 2, 9, 9, 4, 4], 2, Metric::L2)?;
+/// let (mut labels, mut scores) = (vec![0; 3], vec![0.0; 3]);
+/// for centroids in [[0.0f32, 0.0, 10.0, 10.0], [10.0, 10.0, 0.0, 0.0]] {
+///     points.nearest(&centroids, &mut labels, &mut scores)?;
+///     assert_eq!(scores, [5.0, 2.0, 32.0]);
+/// }
+/// assert_eq!(labels, [1, 0, 1]);
+/// # Ok::<(), vq_distance::Error>(())
+/// ```
+pub struct PackedPoints<'k> {
+    kern: &'k Kernels,
+    dim: usize,
+    n: usize,
+    metric: Metric,
+    /// Groups of `mr` points, k-major, zero-padded.
+    pack: Vec<f32>,
+    /// `‖x‖²` of every point (L2 only; empty otherwise).
+    sq_norms: Vec<f32>,
+}
+
+impl std::fmt::Debug for PackedPoints<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedPoints")
+            .field("level", &self.kern.level)
+            .field("dim", &self.dim)
+            .field("n", &self.n)
+            .field("metric", &self.metric)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackedPoints<'static> {
+    /// Prepares `points` (row-major, `dim` wide) for searches by `metric` with the kernels of
+    /// this process ([`simd_level`](crate::simd_level)).
+    ///
+    /// Points must be finite ([`Error::NonFiniteQuery`]) and, for cosine, nonzero
+    /// ([`Error::ZeroNormQuery`]). Parallel on the current rayon pool.
+    pub fn new<T: Element>(points: &[T], dim: usize, metric: Metric) -> Result<Self> {
+        Self::new_with(kernels(), points, dim, metric)
+    }
+}
+
+impl<'k> PackedPoints<'k> {
+    /// [`PackedPoints::new`] with the kernels of a chosen level.
+    pub fn new_with<T: Element>(kern: &'k Kernels, points: &[T], dim: usize, metric: Metric) -> Result<Self> {
+        let n = check_rows("points", points, dim)?;
+        check_points(kern, points, dim, metric)?;
+        let mr = kern.gemm.mr;
+        let groups = n.div_ceil(mr);
+        let mut pack = vec![0f32; groups * dim * mr];
+        let mut sq_norms = if metric == Metric::L2 { vec![0f32; n] } else { Vec::new() };
+        let chunk_groups = MAX_CHUNK_ROWS.div_ceil(mr);
+        pack.par_chunks_mut(chunk_groups * dim * mr).enumerate().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(rows, tmp), (c, dst)| {
+                let first = c * chunk_groups * mr;
+                let last = (first + chunk_groups * mr).min(n);
+                rows.clear();
+                rows.extend(points[first * dim..last * dim].iter().map(|v| v.to_f32()));
+                if metric == Metric::Cosine {
+                    rows.chunks_exact_mut(dim).for_each(|q: &mut [f32]| {
+                        let inv = 1.0 / kern.f32.dot_sq(q).sqrt();
+                        q.iter_mut().for_each(|v| *v *= inv);
+                    });
+                }
+                pack_queries(rows, dim, mr, tmp);
+                dst.copy_from_slice(&tmp[..dst.len()]);
+            },
+        );
+        if metric == Metric::L2 {
+            sq_norms.par_iter_mut().zip(points.par_chunks(dim)).for_each(|(s, x)| *s = T::dot_unchecked(kern, x, x));
+        }
+        Ok(PackedPoints { kern, dim, n, metric, pack, sq_norms })
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether there are no points.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric the points were prepared for.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// For every point, writes the id of its best row of `centroids` into `labels` and that
+    /// pair's score into `scores` (see [`nearest_centroids`] for the scores, ties and skipped
+    /// centroids). Parallel over points on the current rayon pool; the result for a point does
+    /// not depend on the thread count.
+    pub fn nearest(&self, centroids: &[f32], labels: &mut [u32], scores: &mut [f32]) -> Result<()> {
+        let (kern, dim, metric) = (self.kern, self.dim, self.metric);
+        let nc = check_rows("centroids", centroids, dim)?;
+        if nc > u32::MAX as usize {
+            return Err(Error::TooManyVectors { n: nc, max: u32::MAX as usize });
+        }
+        if labels.len() != self.n {
+            return Err(Error::OutputLength { what: "labels", got: labels.len(), expected: self.n });
+        }
+        if scores.len() != self.n {
+            return Err(Error::OutputLength { what: "scores", got: scores.len(), expected: self.n });
+        }
+        if nc == 0 || self.n == 0 {
+            labels.fill(u32::MAX);
+            scores.fill(metric.worst_score());
+            return Ok(());
+        }
+        let terms = BaseTerms::new(kern, centroids, dim, metric, true);
+        let blocks = pack_centroids(kern, centroids, dim, &terms);
+        let mr = kern.gemm.mr;
+        let threads = rayon::current_num_threads().max(1);
+        let groups = self.n.div_ceil(mr);
+        let chunk_groups = groups.div_ceil(4 * threads).clamp(1, MAX_CHUNK_ROWS.div_ceil(mr));
+        self.pack
+            .par_chunks(chunk_groups * dim * mr)
+            .zip(labels.par_chunks_mut(chunk_groups * mr))
+            .zip(scores.par_chunks_mut(chunk_groups * mr))
+            .enumerate()
+            .for_each(|(c, ((qpack, labels), scores))| {
+                let groups = qpack.len() / (dim * mr);
+                let rows = labels.len();
+                // Padded rows get a NaN threshold: nothing is ever offered to them.
+                let mut thresholds = vec![f32::NAN; groups * mr];
+                thresholds[..rows].fill(f32::INFINITY);
+                let mut best = vec![(f32::INFINITY, u32::MAX); rows];
+                for block in &blocks {
+                    let args = ScanArgs {
+                        qpack,
+                        groups,
+                        bpack: &block.data,
+                        panels: block.panels,
+                        dim,
+                        bias: &block.bias,
+                        alpha: terms.alpha,
+                        keep_all: false,
+                    };
+                    (kern.gemm.scan)(&args, &mut thresholds, &mut |row, col, keys, mut mask| {
+                        let Some(b) = best.get_mut(row) else { return f32::NAN };
+                        // Base ids grow along the scan, so a strict `<` keeps the smaller id
+                        // of equal keys.
+                        while mask != 0 {
+                            let j = mask.trailing_zeros() as usize;
+                            mask &= mask - 1;
+                            if keys[j] < b.0 {
+                                *b = (keys[j], (block.first + col + j) as u32);
+                            }
+                        }
+                        b.0
+                    });
+                }
+                let first = c * chunk_groups * mr;
+                for (i, ((label, score), &(key, id))) in labels.iter_mut().zip(scores.iter_mut()).zip(&best).enumerate()
+                {
+                    *label = id;
+                    *score = if id == u32::MAX {
+                        metric.worst_score()
+                    } else {
+                        match metric {
+                            Metric::L2 => {
+                                let d = key + self.sq_norms[first + i];
+                                if d < 0.0 { 0.0 } else { d }
+                            }
+                            Metric::InnerProduct | Metric::Cosine => -key,
+                        }
+                    };
+                }
+            });
+        Ok(())
+    }
+}
+
+/// One block of centroids packed in `nr`-column panels, k-major.
+struct CentroidBlock {
+    first: usize,
+    panels: usize,
+    data: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// Packs the centroids (scaled for cosine) into L2-sized blocks; padded columns get a NaN bias.
+fn pack_centroids(kern: &Kernels, centroids: &[f32], dim: usize, terms: &BaseTerms) -> Vec<CentroidBlock> {
+    let nr = kern.gemm.nr;
+    let block_rows = ((CENTROID_BLOCK_BYTES / (4 * dim)) / nr).max(1) * nr;
+    centroids
+        .par_chunks(block_rows * dim)
+        .enumerate()
+        .map(|(b, rows)| {
+            let first = b * block_rows;
+            let n = rows.len() / dim;
+            let mut data = Vec::new();
+            match &terms.scale {
+                Some(scale) => {
+                    let scaled: Vec<f32> = rows
+                        .chunks_exact(dim)
+                        .zip(&scale[first..first + n])
+                        .flat_map(|(r, &s)| r.iter().map(move |v| v * s))
+                        .collect();
+                    pack_queries(&scaled, dim, nr, &mut data);
+                }
+                None => {
+                    pack_queries(rows, dim, nr, &mut data);
+                }
+            }
+            let panels = n.div_ceil(nr);
+            let mut bias = terms.bias[first..first + n].to_vec();
+            bias.resize(panels * nr, f32::NAN);
+            CentroidBlock { first, panels, data, bias }
+        })
+        .collect()
+}
 
 /// For every row of `points`, writes the id of its best row of `centroids` by `metric` into
 /// `labels` and that pair's score into `scores` (both `points.len() / dim` long).
 ///
 /// This is [`knn_exact`](crate::knn_exact) with `k = 1`, `base = centroids` and
 /// `queries = points`, without the per-query result lists: the blocked
-/// `‖x‖² − 2x·c + ‖c‖²` micro-kernel with its fused selection, parallel over points on the
+/// `‖x‖² − 2x·c + ‖c‖²` micro-kernel with a fused running minimum, parallel over points on the
 /// current rayon pool, and no exact rescoring. Scores are therefore those of the blocked form
 /// (as in a BLAS-based k-means): for [`Metric::L2`] `‖x‖² − 2x·c + ‖c‖²` clamped at 0, which
 /// may differ from [`l2_sq`](crate::l2_sq) by rounding; similarities for inner product and
 /// cosine. Ties go to the smaller id. The result for a point does not depend on the thread count.
+/// To search the same points many times, prepare them once with [`PackedPoints`].
 ///
 /// - Points must be finite ([`Error::NonFiniteQuery`]) and, for cosine, nonzero
 ///   ([`Error::ZeroNormQuery`]).
@@ -75,45 +312,10 @@ pub fn nearest_centroids_with<T: Element>(
         return Err(Error::OutputLength { what: "scores", got: scores.len(), expected: np });
     }
     check_points(kern, points, dim, metric)?;
-    if nc == 0 {
-        labels.fill(u32::MAX);
-        scores.fill(metric.worst_score());
-        return Ok(());
-    }
-    let terms = BaseTerms::new(kern, centroids, dim, metric, true);
-    let mut block32 = Vec::new();
     for ((block, labels), scores) in
         points.chunks(POINT_BLOCK * dim).zip(labels.chunks_mut(POINT_BLOCK)).zip(scores.chunks_mut(POINT_BLOCK))
     {
-        block32.clear();
-        block32.resize(block.len(), 0.0);
-        block32.par_chunks_mut(dim).zip(block.par_chunks(dim)).for_each(|(dst, src)| {
-            dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32());
-            if metric == Metric::Cosine {
-                let inv = 1.0 / kern.f32.dot_sq(dst).sqrt();
-                dst.iter_mut().for_each(|v| *v *= inv);
-            }
-        });
-        let tops = gemm::top_k_blocked(kern, &block32, centroids, dim, &terms, 1);
-        tops.into_par_iter()
-            .zip(block32.par_chunks(dim))
-            .zip(labels.par_iter_mut().zip(scores.par_iter_mut()))
-            .for_each(|((mut top, x), (label, score))| match top.sorted().first() {
-                Some(&(key, id)) => {
-                    *label = id as u32;
-                    *score = match metric {
-                        Metric::L2 => {
-                            let d = key + kern.f32.dot_sq(x);
-                            if d < 0.0 { 0.0 } else { d }
-                        }
-                        Metric::InnerProduct | Metric::Cosine => -key,
-                    };
-                }
-                None => {
-                    *label = u32::MAX;
-                    *score = metric.worst_score();
-                }
-            });
+        PackedPoints::new_with(kern, block, dim, metric)?.nearest(centroids, labels, scores)?;
     }
     Ok(())
 }
@@ -209,6 +411,35 @@ mod tests {
                 let tol = 1e-5 * (dim as f64);
                 prop_assert!(exact <= want[i].1 + tol, "point {}: chose {} at {}, best {} at {}", i, labels[i], exact, want[i].0, want[i].1);
                 prop_assert!((f64::from(scores[i]) - exact).abs() <= tol);
+            }
+        }
+    }
+
+    #[test]
+    fn packed_points_are_reused_across_centroid_sets_spanning_several_blocks() {
+        // dim 600: a centroid block holds 96 rows (AVX-512) or 96 (AVX2), so 300 centroids
+        // span several blocks; 1500 points span several parallel chunks.
+        let dim = 600;
+        let mut s = 12345u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 33) % 5) as f32
+        };
+        let points: Vec<f32> = (0..1500 * dim).map(|_| next()).collect();
+        for level in crate::SimdLevel::available() {
+            let kern = Kernels::for_level(level).unwrap();
+            let packed = PackedPoints::new_with(&kern, &points, dim, Metric::L2).unwrap();
+            assert_eq!((packed.len(), packed.dim(), packed.metric()), (1500, dim, Metric::L2));
+            for round in 0..2 {
+                let centroids: Vec<f32> = (0..(300 + round * 7) * dim).map(|_| next()).collect();
+                let (mut labels, mut scores) = (vec![0; 1500], vec![0.0; 1500]);
+                packed.nearest(&centroids, &mut labels, &mut scores).unwrap();
+                let want = naive(&points, &centroids, dim, Metric::L2);
+                for (i, (l, sc)) in labels.iter().zip(&scores).enumerate() {
+                    assert_eq!((*l, f64::from(*sc)), want[i], "level {level} round {round} point {i}");
+                }
             }
         }
     }

@@ -51,7 +51,7 @@ mod topk;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use assign::{nearest_centroids, nearest_centroids_with};
+pub use assign::{PackedPoints, nearest_centroids, nearest_centroids_with};
 pub use element::{Element, cosine, dot, l2_sq, score, score_one_to_many};
 pub use error::{Error, Result};
 pub use half::{bf16, f16};

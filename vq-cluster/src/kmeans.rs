@@ -1,0 +1,557 @@
+//! Training: sampling, init, Lloyd iterations, empty-cluster splits, runs.
+
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+use vq_distance::{Element, Metric, PackedPoints, l2_sq, nearest_centroids};
+
+use crate::error::{Error, Result};
+use crate::params::{Init, KMeans};
+use crate::result::{Clustering, IterationStats, Warning};
+
+/// Points per chunk of the deterministic parallel sums (fixed, so sums do not depend on the
+/// thread count).
+const SUM_CHUNK: usize = 4096;
+
+/// Rows summed in f32 before their sum is added into the f64 total of a centroid update.
+const UPDATE_PARTIAL: usize = 64;
+
+/// Relative size of the symmetric perturbation that splits a cluster (Faiss' `EPS`).
+const SPLIT_EPS: f32 = 1.0 / 1024.0;
+
+/// Faiss' seed step between runs.
+const REDO_SEED_STEP: u64 = 15_486_557;
+
+/// splitmix64: a well-mixed 64-bit hash, for seeds and counter-based random numbers.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A uniform number in (0, 1] from a counter: the same for a given `(key, i)` on any thread.
+fn unit(key: u64, i: usize) -> f64 {
+    ((mix(key ^ mix(i as u64)) >> 11) + 1) as f64 / (1u64 << 53) as f64
+}
+
+fn rng_for(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(mix(seed ^ mix(stream)))
+}
+
+/// `m` distinct indices of `0..n`, uniformly (partial Fisher–Yates), in draw order.
+fn sample_indices(rng: &mut Xoshiro256PlusPlus, n: usize, m: usize) -> Vec<usize> {
+    let mut perm: Vec<usize> = (0..n).collect();
+    for i in 0..m {
+        let j = rng.random_range(i..n);
+        perm.swap(i, j);
+    }
+    perm.truncate(m);
+    perm
+}
+
+/// Sum of `values` in f64, in fixed chunks combined in order: deterministic for any thread count.
+fn det_sum(values: &[f32]) -> f64 {
+    let parts: Vec<f64> = values.par_chunks(SUM_CHUNK).map(|c| c.iter().map(|&v| f64::from(v)).sum::<f64>()).collect();
+    parts.iter().sum()
+}
+
+/// Finds the first row with a non-finite value.
+fn check_finite<T: Element>(what: &'static str, data: &[T], dim: usize) -> Result<()> {
+    let bad = data.par_chunks(dim).enumerate().find_first(|(_, row)| !row.iter().all(|v| v.is_finite()));
+    match bad {
+        Some((row, r)) => {
+            Err(Error::NonFinite { what, row, component: r.iter().position(|v| !v.is_finite()).unwrap_or(0) })
+        }
+        None => Ok(()),
+    }
+}
+
+fn normalize_rows(rows: &mut [f32], dim: usize) {
+    rows.par_chunks_mut(dim).for_each(|c| {
+        let norm = c.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
+        if norm > 0.0 {
+            let inv = (1.0 / norm) as f32;
+            c.iter_mut().for_each(|v| *v *= inv);
+        }
+    });
+}
+
+impl KMeans {
+    /// Trains on `data` (row-major, `dim` wide, f32 or any [`Element`] type such as `u8`).
+    ///
+    /// Runs on the current rayon pool (`pool.install(..)` chooses the thread count); the result
+    /// does not depend on the number of threads. The (possibly sampled) training set is
+    /// converted to f32 once.
+    ///
+    /// Errors: `dim = 0`, data not a whole number of rows, `k = 0`, `k` larger than the number
+    /// of points, zero iterations, `nredo`/`max_points_per_centroid`/`rounds` zero, a NaN or an
+    /// infinity in the data, initial centroids of the wrong shape or non-finite.
+    ///
+    /// ```
+    /// use vq_cluster::KMeans;
+    /// // two groups on a line
+    /// let data = [0.0f32, 0.1, 0.2, 10.0, 10.1, 10.2];
+    /// let km = KMeans::new(2).iterations(10).fit(&data, 1)?;
+    /// let mut c = km.centroids().to_vec();
+    /// c.sort_by(f32::total_cmp);
+    /// assert!((c[0] - 0.1).abs() < 1e-6 && (c[1] - 10.1).abs() < 1e-5);
+    /// assert_eq!(km.assign(&[9.0f32, 1.0])?, [km.assign(&[10.0f32])?[0], km.assign(&[0.0f32])?[0]]);
+    /// # Ok::<(), vq_cluster::Error>(())
+    /// ```
+    pub fn fit<T: Element>(&self, data: &[T], dim: usize) -> Result<Clustering> {
+        self.fit_with_callback(data, dim, |_| {})
+    }
+
+    /// [`fit`](Self::fit), calling `on_iteration` after every Lloyd iteration of every run (on
+    /// the calling thread) — for progress bars and benchmarks.
+    pub fn fit_with_callback<T: Element>(
+        &self,
+        data: &[T],
+        dim: usize,
+        mut on_iteration: impl FnMut(&IterationStats),
+    ) -> Result<Clustering> {
+        let start = Instant::now();
+        let n = self.validate(data, dim)?;
+        let k = self.k;
+        let metric = if self.spherical { Metric::InnerProduct } else { Metric::L2 };
+
+        // Sample down, as Faiss does; keep the sampled rows in data order.
+        let n_used = n.min(k.saturating_mul(self.max_points_per_centroid));
+        let x: Cow<'_, [T]> = if n_used < n {
+            let mut rows = sample_indices(&mut rng_for(self.seed, 1), n, n_used);
+            rows.sort_unstable();
+            let mut x = vec![data[0]; n_used * dim];
+            x.par_chunks_mut(dim).zip(rows.par_iter()).for_each(|(dst, &r)| {
+                dst.copy_from_slice(&data[r * dim..(r + 1) * dim]);
+            });
+            Cow::Owned(x)
+        } else {
+            Cow::Borrowed(data)
+        };
+        // The kernel's f32 copy of the points, packed once for every iteration and run.
+        let packed = PackedPoints::new(&x, dim, metric)?;
+        let mut warnings = Vec::new();
+        if n_used < k.saturating_mul(self.min_points_per_centroid) {
+            warnings.push(Warning::TooFewPoints {
+                n: n_used,
+                k,
+                min_points_per_centroid: self.min_points_per_centroid,
+            });
+        }
+
+        let better = |a: f64, b: f64| if self.spherical { a > b } else { a < b };
+        let mut best: Option<Run> = None;
+        let mut redo_objectives = Vec::with_capacity(self.nredo);
+        for redo in 0..self.nredo {
+            let seed = self.seed.wrapping_add(REDO_SEED_STEP.wrapping_mul(redo as u64));
+            let run = self.run(&x, &packed, dim, seed, redo, start, &mut on_iteration)?;
+            let obj = *run.objective.last().expect("iterations >= 1");
+            redo_objectives.push(obj);
+            if best.as_ref().is_none_or(|b| better(obj, *b.objective.last().expect("iterations >= 1"))) {
+                best = Some(run);
+            }
+        }
+        let best = best.expect("nredo >= 1");
+        Ok(Clustering {
+            centroids: best.centroids,
+            dim,
+            metric,
+            objective: best.objective,
+            sizes: best.sizes,
+            empty_splits: best.empty_splits,
+            n_points: n,
+            n_used,
+            redo_objectives,
+            warnings,
+        })
+    }
+
+    fn validate<T: Element>(&self, data: &[T], dim: usize) -> Result<usize> {
+        if dim == 0 {
+            return Err(Error::ZeroDimension);
+        }
+        if !data.len().is_multiple_of(dim) {
+            return Err(Error::DimensionMismatch { what: "data", len: data.len(), dim });
+        }
+        let n = data.len() / dim;
+        if self.k == 0 {
+            return Err(Error::ZeroK);
+        }
+        if self.iterations == 0 {
+            return Err(Error::ZeroIterations);
+        }
+        if self.nredo == 0 {
+            return Err(Error::InvalidParameter { name: "nredo", reason: "must be at least 1" });
+        }
+        if self.max_points_per_centroid == 0 {
+            return Err(Error::InvalidParameter { name: "max_points_per_centroid", reason: "must be at least 1" });
+        }
+        if self.k > u32::MAX as usize {
+            return Err(Error::InvalidParameter { name: "k", reason: "must fit in u32" });
+        }
+        if self.k > n {
+            return Err(Error::KExceedsPoints { k: self.k, n });
+        }
+        match &self.init {
+            Init::KMeansParallel { rounds: 0 } => {
+                return Err(Error::InvalidParameter { name: "rounds", reason: "must be at least 1" });
+            }
+            Init::Centroids(c) => {
+                if c.len() != self.k * dim {
+                    return Err(Error::InitShape { expected: self.k * dim, got: c.len() });
+                }
+                check_finite("init centroids", c, dim)?;
+            }
+            _ => {}
+        }
+        check_finite("data", data, dim)?;
+        Ok(n)
+    }
+
+    /// One run: init, then `iterations` × (assign, update, split).
+    #[allow(clippy::too_many_arguments)]
+    fn run<T: Element>(
+        &self,
+        x: &[T],
+        packed: &PackedPoints<'_>,
+        dim: usize,
+        seed: u64,
+        redo: usize,
+        start: Instant,
+        on_iteration: &mut impl FnMut(&IterationStats),
+    ) -> Result<Run> {
+        let n = x.len() / dim;
+        let k = self.k;
+        let mut centroids = match &self.init {
+            Init::Random => {
+                let rows = sample_indices(&mut rng_for(seed, 2), n, k);
+                rows.iter().flat_map(|&r| x[r * dim..(r + 1) * dim].iter().map(|v| v.to_f32())).collect()
+            }
+            Init::KMeansPlusPlus => kmeans_pp(x, dim, k, seed)?,
+            Init::KMeansParallel { rounds } => kmeans_pp_batched(x, dim, k, *rounds, seed)?,
+            Init::Centroids(c) => c.clone(),
+        };
+        if self.spherical {
+            normalize_rows(&mut centroids, dim);
+        }
+        let mut labels = vec![0u32; n];
+        let mut scores = vec![0f32; n];
+        let mut objective = Vec::with_capacity(self.iterations);
+        let mut sizes = vec![0usize; k];
+        let mut empty_splits = 0;
+        for iteration in 0..self.iterations {
+            packed.nearest(&centroids, &mut labels, &mut scores)?;
+            let obj = det_sum(&scores);
+            objective.push(obj);
+            update_centroids(x, dim, &labels, &mut centroids, &mut sizes);
+            let splits = split_empty_clusters(&mut centroids, dim, &mut sizes);
+            empty_splits += splits;
+            if self.spherical {
+                normalize_rows(&mut centroids, dim);
+            }
+            on_iteration(&IterationStats {
+                redo,
+                iteration,
+                objective: obj,
+                seconds: start.elapsed().as_secs_f64(),
+                empty_splits: splits,
+            });
+        }
+        Ok(Run { centroids, objective, sizes, empty_splits })
+    }
+}
+
+struct Run {
+    centroids: Vec<f32>,
+    objective: Vec<f64>,
+    sizes: Vec<usize>,
+    empty_splits: usize,
+}
+
+/// Moves every centroid to the mean of its points (summed in f64, in point order, parallel over
+/// centroids) and writes the cluster sizes. Empty clusters keep their centroid.
+fn update_centroids<T: Element>(x: &[T], dim: usize, labels: &[u32], centroids: &mut [f32], sizes: &mut [usize]) {
+    let k = sizes.len();
+    sizes.fill(0);
+    for &l in labels {
+        sizes[l as usize] += 1;
+    }
+    // Counting sort of the points by cluster: `order[start[c]..start[c + 1]]` are the points of
+    // cluster c in increasing order.
+    let mut start = Vec::with_capacity(k + 1);
+    let mut acc = 0;
+    start.push(0);
+    for &s in sizes.iter() {
+        acc += s;
+        start.push(acc);
+    }
+    let mut fill = start.clone();
+    let mut order = vec![0u32; labels.len()];
+    for (i, &l) in labels.iter().enumerate() {
+        order[fill[l as usize]] = i as u32;
+        fill[l as usize] += 1;
+    }
+    centroids.par_chunks_mut(dim).enumerate().for_each_init(
+        || (vec![0f64; dim], vec![0f32; dim]),
+        |(sum, part), (c, centroid)| {
+            let members = &order[start[c]..start[c + 1]];
+            if members.is_empty() {
+                return;
+            }
+            sum.fill(0.0);
+            // Partial sums of up to `UPDATE_PARTIAL` rows in f32 (vectorized), added into f64.
+            for group in members.chunks(UPDATE_PARTIAL) {
+                part.fill(0.0);
+                for &i in group {
+                    let row = &x[i as usize * dim..][..dim];
+                    part.iter_mut().zip(row).for_each(|(p, &v)| *p += v.to_f32());
+                }
+                sum.iter_mut().zip(part.iter()).for_each(|(s, &p)| *s += f64::from(p));
+            }
+            let inv = 1.0 / members.len() as f64;
+            centroid.iter_mut().zip(sum.iter()).for_each(|(c, s)| *c = (s * inv) as f32);
+        },
+    );
+}
+
+/// Gives every empty cluster half of the currently largest cluster: its centroid becomes a copy
+/// of the large one, and the two are pushed apart by a small symmetric perturbation (Faiss'
+/// `split_clusters`, with the largest cluster instead of a random one). Sizes are updated as if
+/// the split were even. Returns the number of splits.
+fn split_empty_clusters(centroids: &mut [f32], dim: usize, sizes: &mut [usize]) -> usize {
+    if !sizes.contains(&0) {
+        return 0;
+    }
+    // Largest first, ties to the smaller id.
+    let mut heap: BinaryHeap<(usize, std::cmp::Reverse<usize>)> =
+        sizes.iter().enumerate().filter(|&(_, &s)| s > 1).map(|(c, &s)| (s, std::cmp::Reverse(c))).collect();
+    let mut splits = 0;
+    for ci in 0..sizes.len() {
+        if sizes[ci] != 0 {
+            continue;
+        }
+        // sum(sizes) = n >= k, so while a cluster is empty another one holds two points or more.
+        let Some((size, std::cmp::Reverse(cj))) = heap.pop() else { break };
+        let (src, dst) = if cj < ci {
+            let (a, b) = centroids.split_at_mut(ci * dim);
+            (&mut a[cj * dim..(cj + 1) * dim], &mut b[..dim])
+        } else {
+            let (a, b) = centroids.split_at_mut(cj * dim);
+            (&mut b[..dim], &mut a[ci * dim..(ci + 1) * dim])
+        };
+        let mean_abs = src.iter().map(|v| v.abs()).sum::<f32>() / dim as f32;
+        let fallback = if mean_abs > 0.0 { mean_abs } else { 1.0 };
+        for (j, (s, d)) in src.iter_mut().zip(dst.iter_mut()).enumerate() {
+            let magnitude = if *s != 0.0 { s.abs() } else { fallback };
+            let delta = if j % 2 == 0 { SPLIT_EPS } else { -SPLIT_EPS } * magnitude;
+            *d = *s + delta;
+            *s -= delta;
+        }
+        sizes[ci] = size / 2;
+        sizes[cj] = size - size / 2;
+        for c in [ci, cj] {
+            if sizes[c] > 1 {
+                heap.push((sizes[c], std::cmp::Reverse(c)));
+            }
+        }
+        splits += 1;
+    }
+    splits
+}
+
+/// Squared L2 distance of every point to `c`, in parallel.
+fn distances_to<T: Element>(x: &[T], dim: usize, c: &[T], out: &mut [f32]) -> Result<()> {
+    out.par_iter_mut().zip(x.par_chunks(dim)).try_for_each(|(d, row)| {
+        *d = l2_sq(row, c)?;
+        Ok(())
+    })
+}
+
+/// Exact k-means++ seeding.
+fn kmeans_pp<T: Element>(x: &[T], dim: usize, k: usize, seed: u64) -> Result<Vec<f32>> {
+    let n = x.len() / dim;
+    let mut rng = rng_for(seed, 3);
+    let mut chosen = vec![false; n];
+    let mut centroids = Vec::with_capacity(k * dim);
+    let first = rng.random_range(0..n);
+    chosen[first] = true;
+    centroids.extend(x[first * dim..(first + 1) * dim].iter().map(|v| v.to_f32()));
+    let mut d2 = vec![0f32; n];
+    distances_to(x, dim, &x[first * dim..(first + 1) * dim], &mut d2)?;
+    let mut new = vec![0f32; n];
+    for _ in 1..k {
+        let chunk_sums: Vec<f64> = d2
+            .par_chunks(SUM_CHUNK)
+            .zip(chosen.par_chunks(SUM_CHUNK))
+            .map(|(d, c)| d.iter().zip(c).filter(|(_, c)| !**c).map(|(&v, _)| f64::from(v)).sum())
+            .collect();
+        let total: f64 = chunk_sums.iter().sum();
+        let pick = if total > 0.0 {
+            let mut target = rng.random::<f64>() * total;
+            let mut pick = None;
+            'outer: for (ci, &s) in chunk_sums.iter().enumerate() {
+                if target >= s {
+                    target -= s;
+                    continue;
+                }
+                let base = ci * SUM_CHUNK;
+                for (j, &v) in d2[base..(base + SUM_CHUNK).min(n)].iter().enumerate() {
+                    if chosen[base + j] || v <= 0.0 {
+                        continue;
+                    }
+                    pick = Some(base + j);
+                    if target < f64::from(v) {
+                        break 'outer;
+                    }
+                    target -= f64::from(v);
+                }
+            }
+            // Rounding can leave `target` a hair above the last weight: take the last candidate.
+            pick.or_else(|| (0..n).rev().find(|&i| !chosen[i] && d2[i] > 0.0))
+        } else {
+            None
+        };
+        // Every remaining point coincides with a centroid: take an unchosen one uniformly.
+        let pick = match pick {
+            Some(p) => p,
+            None => {
+                let free: Vec<usize> = (0..n).filter(|&i| !chosen[i]).collect();
+                free[rng.random_range(0..free.len())]
+            }
+        };
+        chosen[pick] = true;
+        let c = &x[pick * dim..(pick + 1) * dim];
+        centroids.extend(c.iter().map(|v| v.to_f32()));
+        distances_to(x, dim, c, &mut new)?;
+        d2.par_iter_mut().zip(&new).for_each(|(d, &v)| *d = d.min(v));
+    }
+    Ok(centroids)
+}
+
+/// k-means++ in batches (see [`Init::KMeansParallel`]).
+fn kmeans_pp_batched<T: Element>(x: &[T], dim: usize, k: usize, rounds: usize, seed: u64) -> Result<Vec<f32>> {
+    let n = x.len() / dim;
+    let mut rng = rng_for(seed, 4);
+    let mut chosen = vec![false; n];
+    let mut centroids = Vec::with_capacity(k * dim);
+    let first = rng.random_range(0..n);
+    chosen[first] = true;
+    centroids.extend(x[first * dim..(first + 1) * dim].iter().map(|v| v.to_f32()));
+    let mut d2 = vec![0f32; n];
+    distances_to(x, dim, &x[first * dim..(first + 1) * dim], &mut d2)?;
+    let mut labels = vec![0u32; n];
+    let mut new = vec![0f32; n];
+    let rounds = rounds.min(k - 1).max(1);
+    for round in 0..rounds {
+        let have = centroids.len() / dim;
+        let want = (k - have).div_ceil(rounds - round);
+        if want == 0 {
+            break;
+        }
+        let key = mix(seed ^ mix(0x6b6d_7070 + round as u64));
+        // Efraimidis–Spirakis: the `want` smallest `-ln(u) / w` are a weighted sample without
+        // replacement. Points at distance 0 come last, in a random order.
+        let mut cand: Vec<(f64, f64, u32)> = (0..n)
+            .into_par_iter()
+            .filter(|&i| !chosen[i])
+            .map(|i| {
+                let u = unit(key, i);
+                let w = f64::from(d2[i]);
+                let e = if w > 0.0 { -u.ln() / w } else { f64::INFINITY };
+                (e, u, i as u32)
+            })
+            .collect();
+        let order = |a: &(f64, f64, u32), b: &(f64, f64, u32)| {
+            a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2))
+        };
+        let want = want.min(cand.len());
+        if want < cand.len() {
+            cand.select_nth_unstable_by(want - 1, order);
+            cand.truncate(want);
+        }
+        cand.sort_unstable_by(order);
+        let batch_start = centroids.len();
+        for &(_, _, i) in &cand {
+            chosen[i as usize] = true;
+            centroids.extend(x[i as usize * dim..(i as usize + 1) * dim].iter().map(|v| v.to_f32()));
+        }
+        if centroids.len() / dim == k {
+            break;
+        }
+        nearest_centroids(x, &centroids[batch_start..], dim, Metric::L2, &mut labels, &mut new)?;
+        d2.par_iter_mut().zip(&new).for_each(|(d, &v)| *d = d.min(v));
+    }
+    debug_assert_eq!(centroids.len(), k * dim);
+    Ok(centroids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_copies_the_largest_cluster_and_pushes_both_apart() {
+        let dim = 3;
+        let mut centroids = vec![1.0, -2.0, 0.0, /**/ 5.0, 5.0, 5.0, /**/ 9.0, 9.0, 9.0];
+        let mut sizes = vec![7, 0, 2];
+        assert_eq!(split_empty_clusters(&mut centroids, dim, &mut sizes), 1);
+        assert_eq!(sizes, vec![4, 3, 2]);
+        let (a, b) = (&centroids[0..3], &centroids[3..6]);
+        assert!(a != b);
+        // symmetric around the old centroid, and nonzero where the old component was zero
+        for j in 0..3 {
+            assert!(((a[j] + b[j]) / 2.0 - [1.0, -2.0, 0.0][j]).abs() < 1e-6);
+            assert!((a[j] - b[j]).abs() > 0.0);
+        }
+        assert_eq!(&centroids[6..], &[9.0, 9.0, 9.0]);
+    }
+
+    #[test]
+    fn several_empty_clusters_take_turns_on_the_largest() {
+        let mut centroids: Vec<f32> = (0..8).map(|v| v as f32 + 1.0).collect();
+        let mut sizes = vec![0, 8, 0, 0];
+        assert_eq!(split_empty_clusters(&mut centroids, 2, &mut sizes), 3);
+        assert!(sizes.iter().all(|&s| s > 0));
+        assert_eq!(sizes.iter().sum::<usize>(), 8);
+    }
+
+    #[test]
+    fn update_takes_means_and_counts() {
+        let x = [0.0f32, 2.0, 4.0, 10.0];
+        let mut centroids = vec![0.0, 0.0, 7.0];
+        let mut sizes = vec![0; 3];
+        update_centroids(&x, 1, &[0, 0, 0, 2], &mut centroids, &mut sizes);
+        assert_eq!(sizes, vec![3, 0, 1]);
+        assert_eq!(centroids, vec![2.0, 0.0, 10.0]);
+    }
+
+    #[test]
+    fn seeding_picks_distinct_points() {
+        let dim = 2;
+        let x: Vec<f32> = (0..200).map(|i| ((i * 37) % 101) as f32).collect();
+        for c in [kmeans_pp(&x, dim, 40, 5).unwrap(), kmeans_pp_batched(&x, dim, 40, 3, 5).unwrap()] {
+            assert_eq!(c.len(), 40 * dim);
+            let mut rows: Vec<Vec<u32>> = c.chunks(dim).map(|r| r.iter().map(|v| v.to_bits()).collect()).collect();
+            rows.sort();
+            rows.dedup();
+            assert_eq!(rows.len(), 40, "all distinct");
+            assert!(c.chunks(dim).all(|r| x.chunks(dim).any(|p| p == r)), "every centroid is a point");
+        }
+    }
+
+    #[test]
+    fn seeding_takes_every_point_when_k_equals_n_even_with_duplicates() {
+        let x = [1.0f32, 1.0, 1.0, 2.0, 2.0];
+        for c in [kmeans_pp(&x, 1, 5, 1).unwrap(), kmeans_pp_batched(&x, 1, 5, 2, 1).unwrap()] {
+            let mut c = c.clone();
+            c.sort_by(f32::total_cmp);
+            assert_eq!(c, x);
+        }
+    }
+}
