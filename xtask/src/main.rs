@@ -5,6 +5,8 @@
 //!   and as JSON lines in the schema of `../shared/bench/peers.py`.
 //! - `cargo xtask ci`: what `.ci/run` runs (tests, formatting, clippy).
 
+mod fuzz;
+
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
@@ -12,6 +14,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => vq_bench::cli::main(&args[1..]).map_err(|e| e.to_string()),
         Some("ci") => ci(),
+        Some("fuzz") => fuzz::main(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -31,7 +34,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   bench   measure vq's indexes (recall@k against exact ground truth, QPS); --help for options
-  ci      run the checks of .ci/run: tests, cargo fmt --check, clippy -D warnings";
+  ci      run the checks of .ci/run: tests, cargo fmt --check, clippy -D warnings
+  fuzz    run vq-io's cargo-fuzz targets: fuzz [TARGET] [--seconds N] (installs nightly, cargo-fuzz)";
 
 /// The checks CI runs, in order; the first failure stops.
 fn ci() -> Result<(), String> {
