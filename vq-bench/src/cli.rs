@@ -34,7 +34,7 @@ options:
   --metric M            l2 | ip | cosine (l2)
   --k K                 neighbours per query (10)
   --threads N           worker threads (default: all cores)
-  --index SPEC          a factory string, repeatable (default: every index vq has: Flat)
+  --index SPEC          a factory string, repeatable (default: every index vq has: Flat, HNSW16)
   --sweep KEY=V1,V2     search parameters to measure instead of the default sweep; repeatable,
                         the points are the cartesian product
   --reps R              batch repetitions, QPS from the fastest (3)
@@ -138,7 +138,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
     }
     for spec in &o.specs {
         // Reject an unknown spec before any data is loaded or ground truth computed.
-        if !index::KNOWN_SPECS.split(", ").any(|k| k == spec.trim()) {
+        if !index::is_known(spec) {
             return Err(Error::UnknownIndex { spec: spec.clone(), known: index::KNOWN_SPECS });
         }
     }

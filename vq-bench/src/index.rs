@@ -3,9 +3,11 @@
 
 use serde_json::{Map, Value};
 use vq_distance::{Metric, Neighbors, knn_exact};
+use vq_graph::{Hnsw, HnswParams};
 
 use crate::dataset::{Dataset, Vectors};
 use crate::error::{Error, Result};
+use crate::runner::LateProgress;
 
 /// Search parameters of one point of a sweep (`{}` for exhaustive search), by their Faiss /
 /// hnswlib names (`efSearch`, `nprobe`, …).
@@ -26,18 +28,92 @@ pub trait BenchIndex: Send + Sync {
 }
 
 /// The specs this build of the harness knows.
-pub const KNOWN_SPECS: &str = "Flat";
+pub const KNOWN_SPECS: &str = "Flat, HNSW{m}[,Flat]";
 
 /// The indexes a run measures when none is named: every one vq has today.
 pub fn default_specs() -> Vec<String> {
-    vec!["Flat".to_string()]
+    vec!["Flat".to_string(), "HNSW16".to_string()]
 }
 
-/// Builds the index that `spec` names over `ds` (the caller times this).
+/// The `m` of an `HNSW{m}` or `HNSW{m},Flat` spec.
+fn hnsw_m(spec: &str) -> Option<usize> {
+    let rest = spec.strip_prefix("HNSW")?;
+    let m = rest.strip_suffix(",Flat").unwrap_or(rest);
+    m.parse().ok().filter(|&m| m >= 2)
+}
+
+/// `true` if `spec` names an index this harness can build.
+pub fn is_known(spec: &str) -> bool {
+    let spec = spec.trim();
+    spec == "Flat" || hnsw_m(spec).is_some()
+}
+
+/// Builds the index that `spec` names over `ds` (the caller times this; it runs on the
+/// current rayon pool).
 pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<Box<dyn BenchIndex>> {
-    match spec.trim() {
-        "Flat" => Ok(Box::new(Flat { dim: ds.dim, base: ds.base.clone(), metric })),
-        other => Err(Error::UnknownIndex { spec: other.to_string(), known: KNOWN_SPECS }),
+    let spec = spec.trim();
+    if spec == "Flat" {
+        return Ok(Box::new(Flat { dim: ds.dim, base: ds.base.clone(), metric }));
+    }
+    if let Some(m) = hnsw_m(spec) {
+        let params = HnswParams::with_m(m);
+        let index = Hnsw::new(ds.dim, metric, params).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
+        let base = ds.base.to_f32();
+        index.reserve(ds.nb());
+        // Insert in slices so the progress bar moves.
+        let progress = LateProgress::new(ds.nb() as u64, &format!("building {spec}"));
+        for (i, chunk) in base.chunks(ds.dim * 10_000).enumerate() {
+            index.add(chunk).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
+            progress.set(((i + 1) * 10_000).min(ds.nb()) as u64);
+        }
+        progress.finish();
+        return Ok(Box::new(HnswIndex { factory: spec.to_string(), index }));
+    }
+    Err(Error::UnknownIndex { spec: spec.to_string(), known: KNOWN_SPECS })
+}
+
+/// The beam widths swept by default (those of `shared/bench/peers.py`).
+pub const EF_SWEEP: [usize; 13] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 800];
+
+/// HNSW over full-precision vectors (`vq_graph::Hnsw`).
+struct HnswIndex {
+    factory: String,
+    index: Hnsw,
+}
+
+impl BenchIndex for HnswIndex {
+    fn factory(&self) -> &str {
+        &self.factory
+    }
+
+    fn build_params(&self) -> Params {
+        let p = self.index.params();
+        let mut out = Params::new();
+        out.insert("factory".into(), self.factory.clone().into());
+        out.insert("M".into(), p.m.into());
+        out.insert("efConstruction".into(), p.ef_construction.into());
+        out
+    }
+
+    fn default_sweep(&self) -> Vec<Params> {
+        EF_SWEEP
+            .iter()
+            .map(|&ef| {
+                let mut p = Params::new();
+                p.insert("ef".into(), ef.into());
+                p
+            })
+            .collect()
+    }
+
+    fn search(&self, queries: &Vectors, k: usize, params: &Params) -> Result<Neighbors> {
+        let ef = params.get("ef").or_else(|| params.get("efSearch")).and_then(Value::as_u64).map(|e| e as usize);
+        let q = queries.to_f32();
+        self.index.search_batch(&q, k, ef).map_err(|e| Error::Usage(format!("{}: {e}", self.factory)))
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.index.memory_usage().total()
     }
 }
 

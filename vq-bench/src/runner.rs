@@ -91,12 +91,9 @@ pub fn run_spec(ds: &Dataset, spec: &str, cfg: &RunConfig) -> Result<Vec<Record>
         .num_threads(cfg.threads)
         .build()
         .map_err(|e| crate::Error::Usage(format!("cannot start {} threads: {e}", cfg.threads)))?;
-    let progress = LateProgress::new(1, &format!("building {spec}"));
     let t = Instant::now();
     let idx: Box<dyn BenchIndex> = pool.install(|| index::build(spec, ds, cfg.metric))?;
     let build_s = t.elapsed().as_secs_f64();
-    progress.set(1);
-    progress.finish();
 
     let sweep = cfg.sweep.clone().unwrap_or_else(|| idx.default_sweep());
     let (nb, nq) = (ds.nb(), ds.nq());

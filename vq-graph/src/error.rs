@@ -63,6 +63,17 @@ pub enum Error {
         /// What is wrong with it.
         what: String,
     },
+    /// Reading or writing a file failed (the message names the file).
+    #[error("{0}")]
+    Io(String),
+    /// A file is not a valid index.
+    #[error("{path}: {what}")]
+    CorruptFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
     /// The index cannot hold more vectors (internal slots are `u32`).
     #[error("the index is full: at most {max} vectors")]
     Full {

@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -88,13 +88,24 @@ impl HnswParams {
 }
 
 /// A node's state bits.
-const READY: u8 = 1;
+pub(crate) const READY: u8 = 1;
 const DELETED: u8 = 2;
 /// `entry` value of an empty graph.
 const NO_ENTRY: u64 = u64::MAX;
 /// Highest level a node may get (the draw is capped; 2^-16 odds per level at m = 16 make it
 /// unreachable in practice).
-const MAX_LEVEL: usize = 31;
+pub(crate) const MAX_LEVEL: usize = 31;
+
+/// Everything of a graph but its vectors, as flat arrays (what a file holds).
+pub(crate) struct Snapshot {
+    pub(crate) slots: usize,
+    pub(crate) entry: u64,
+    pub(crate) external: Vec<u64>,
+    pub(crate) levels: Vec<u8>,
+    pub(crate) states: Vec<u8>,
+    pub(crate) links0: Vec<u32>,
+    pub(crate) upper: Vec<u32>,
+}
 
 /// `(key, slot)` ordered by key, then slot.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,13 +113,39 @@ struct Cand(f32, u32);
 
 impl Eq for Cand {}
 impl PartialOrd for Cand {
+    #[inline(always)]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
+    #[inline(always)]
+    fn lt(&self, other: &Self) -> bool {
+        self.0 < other.0 || (self.0 == other.0 && self.1 < other.1)
+    }
+    #[inline(always)]
+    fn le(&self, other: &Self) -> bool {
+        !other.lt(self)
+    }
+    #[inline(always)]
+    fn gt(&self, other: &Self) -> bool {
+        other.lt(self)
+    }
+    #[inline(always)]
+    fn ge(&self, other: &Self) -> bool {
+        !self.lt(other)
+    }
 }
 impl Ord for Cand {
+    /// Keys are never NaN (vectors are checked finite on insert), so `<` is a total order here
+    /// and cheaper than `total_cmp` in the heaps' inner loops.
+    #[inline(always)]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+        if self.lt(other) {
+            std::cmp::Ordering::Less
+        } else if other.lt(self) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
     }
 }
 
@@ -117,6 +154,14 @@ struct Scratch {
     visited: Visited,
     candidates: BinaryHeap<Reverse<Cand>>,
     top: BinaryHeap<Cand>,
+    /// Unvisited neighbours of the node being expanded.
+    fresh: Vec<u32>,
+    /// A link list being read.
+    links: Vec<u32>,
+    /// Results being sorted.
+    out: Vec<Cand>,
+    /// A normalized copy of the query (cosine).
+    query: Vec<f32>,
 }
 
 /// Memory of an index, by part, in bytes.
@@ -159,11 +204,15 @@ pub struct Hnsw<S: VectorStorage = FlatStorage> {
     slots: AtomicU32,
     /// Live (ready, not deleted) nodes.
     live: AtomicUsize,
+    /// Nodes marked deleted.
+    deleted: AtomicUsize,
     /// `level << 32 | slot` of the entry point, or [`NO_ENTRY`].
     entry: AtomicU64,
     entry_lock: Mutex<()>,
     pool: Mutex<Vec<Scratch>>,
     keep_pruned: bool,
+    /// Inserts hold it shared; a snapshot holds it exclusively, so it sees no half insert.
+    insert_gate: RwLock<()>,
 }
 
 impl Hnsw<FlatStorage> {
@@ -211,10 +260,12 @@ impl<S: VectorStorage> Hnsw<S> {
             id_map: Mutex::new(HashMap::new()),
             slots: AtomicU32::new(0),
             live: AtomicUsize::new(0),
+            deleted: AtomicUsize::new(0),
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
             pool: Mutex::new(Vec::new()),
             keep_pruned: params.keep_pruned || storage.metric() == Metric::InnerProduct,
+            insert_gate: RwLock::new(()),
             params,
             storage,
         })
@@ -329,6 +380,20 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     #[inline]
+    fn prefetch_links(&self, slot: u32, layer: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if layer == 0
+            && let Some(list) = self.links0.get(slot as usize)
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // SAFETY: prefetching never faults; SSE is part of the x86-64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(list.as_ptr().cast::<i8>()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (slot, layer);
+    }
+
+    #[inline]
     fn max_links(&self, layer: usize) -> usize {
         if layer == 0 { self.params.m0 } else { self.params.m }
     }
@@ -359,6 +424,10 @@ impl<S: VectorStorage> Hnsw<S> {
             visited: Visited::new(),
             candidates: BinaryHeap::new(),
             top: BinaryHeap::new(),
+            fresh: Vec::new(),
+            links: Vec::new(),
+            out: Vec::new(),
+            query: Vec::new(),
         })
     }
 
@@ -386,7 +455,8 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// Beam search of width `ef` on `layer` from `entry`; leaves the best `ef` nodes that
-    /// `keep` accepts in `s.top` (a max-heap). Rejected nodes still route.
+    /// `keep` accepts (all of them when `keep` is `None`) in `s.top` (a max-heap). Rejected
+    /// nodes still route.
     fn search_layer(
         &self,
         q: &S::Query<'_>,
@@ -394,15 +464,15 @@ impl<S: VectorStorage> Hnsw<S> {
         ef: usize,
         layer: usize,
         s: &mut Scratch,
-        keep: &dyn Fn(u32) -> bool,
-        buf: &mut Vec<u32>,
+        keep: Option<&dyn Fn(u32) -> bool>,
     ) {
+        let accept = |id: u32| keep.is_none_or(|f| f(id));
         s.visited.reset(self.slots.load(Ordering::Acquire) as usize);
         s.candidates.clear();
         s.top.clear();
         s.visited.insert(entry.1);
         s.candidates.push(Reverse(entry));
-        if keep(entry.1) {
+        if accept(entry.1) {
             s.top.push(entry);
         }
         let mut bound = if s.top.len() >= ef { s.top.peek().map_or(f32::INFINITY, |c| c.0) } else { f32::INFINITY };
@@ -410,19 +480,26 @@ impl<S: VectorStorage> Hnsw<S> {
             if c.0 > bound {
                 break;
             }
-            self.read_list(c.1, layer, buf);
-            for (i, &n) in buf.iter().enumerate() {
-                if let Some(&next) = buf.get(i + 1) {
-                    self.storage.prefetch(next);
+            // First collect the unvisited neighbours and prefetch their vectors, then score
+            // them: the memory loads overlap instead of queueing behind each distance.
+            let list = self.list(c.1, layer);
+            let n = (list[0].load(Ordering::Acquire) as usize).min(list.len() - 1);
+            s.fresh.clear();
+            for cell in &list[1..=n] {
+                let id = cell.load(Ordering::Acquire);
+                if s.visited.insert(id) {
+                    self.storage.prefetch(id);
+                    s.fresh.push(id);
                 }
-                if !s.visited.insert(n) {
-                    continue;
-                }
-                let d = self.storage.distance(q, n);
+            }
+            for &id in &s.fresh {
+                let d = self.storage.distance(q, id);
                 if s.top.len() < ef || d < bound {
-                    s.candidates.push(Reverse(Cand(d, n)));
-                    if keep(n) {
-                        s.top.push(Cand(d, n));
+                    s.candidates.push(Reverse(Cand(d, id)));
+                    // Its links will be read when it is expanded: start loading them now.
+                    self.prefetch_links(id, layer);
+                    if accept(id) {
+                        s.top.push(Cand(d, id));
                         if s.top.len() > ef {
                             s.top.pop();
                         }
@@ -449,17 +526,14 @@ impl<S: VectorStorage> Hnsw<S> {
         Some((cur, top_level))
     }
 
-    /// Searches one prepared query: up to `k` `(slot, key)` pairs, best first.
-    fn search_slots(&self, q: &S::Query<'_>, k: usize, ef: usize, keep: &dyn Fn(u32) -> bool, out: &mut Vec<Cand>) {
-        out.clear();
-        let mut buf = Vec::with_capacity(self.params.m0);
-        let Some((entry, _)) = self.descend(q, 0, &mut buf) else { return };
-        let mut s = self.take_scratch();
-        self.search_layer(q, entry, ef.max(k), 0, &mut s, keep, &mut buf);
-        out.extend(s.top.drain());
-        out.sort_unstable();
-        out.truncate(k);
-        self.give_scratch(s);
+    /// Searches one prepared query: up to `k` `(key, slot)` pairs, best first, in `s.out`.
+    fn search_slots(&self, q: &S::Query<'_>, k: usize, ef: usize, keep: Option<&dyn Fn(u32) -> bool>, s: &mut Scratch) {
+        s.out.clear();
+        let Some((entry, _)) = self.descend(q, 0, &mut s.links) else { return };
+        self.search_layer(q, entry, ef.max(k), 0, s, keep);
+        s.out.extend(s.top.drain());
+        s.out.sort_unstable();
+        s.out.truncate(k);
     }
 
     fn is_live(&self, slot: u32) -> bool {
@@ -471,7 +545,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// An empty index gives an empty result; `k` larger than [`len`](Hnsw::len) gives every
     /// live vector the search reaches.
     pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(u64, f32)>> {
-        self.search_filtered(query, k, ef, &|_| true)
+        self.search_impl(query, k, ef, None)
     }
 
     /// [`search`](Hnsw::search) keeping only ids for which `filter` is `true`; the others still
@@ -483,16 +557,33 @@ impl<S: VectorStorage> Hnsw<S> {
         ef: Option<usize>,
         filter: &dyn Fn(u64) -> bool,
     ) -> Result<Vec<(u64, f32)>> {
+        self.search_impl(query, k, ef, Some(filter))
+    }
+
+    fn search_impl(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        filter: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<(u64, f32)>> {
         if k == 0 {
             return Err(Error::ZeroK);
         }
-        let mut buf = Vec::new();
-        let q = self.prepare_vector(query, || "query".into(), &mut buf)?;
-        let pq = self.storage.prepare(q);
-        let keep = |slot: u32| self.is_live(slot) && filter(self.external_id(slot));
-        let mut out = Vec::new();
-        self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), &keep, &mut out);
-        Ok(out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect())
+        let mut s = self.take_scratch();
+        let mut normalized = std::mem::take(&mut s.query);
+        let result = self.prepare_vector(query, || "query".into(), &mut normalized).map(|q| {
+            let pq = self.storage.prepare(q);
+            // Without deletes or a filter every reachable node is a result: skip the check.
+            let keep_fn = |slot: u32| self.is_live(slot) && filter.is_none_or(|f| f(self.external_id(slot)));
+            let keep: Option<&dyn Fn(u32) -> bool> =
+                if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
+            self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), keep, &mut s);
+            s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
+        });
+        s.query = normalized;
+        self.give_scratch(s);
+        result
     }
 
     /// Searches every query of `queries` (row-major) in parallel on the current rayon pool.
@@ -563,6 +654,7 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     fn insert_claimed(&self, vectors: &[f32], ids: &[u64], first: u32) -> Result<()> {
+        let _gate = self.insert_gate.read().unwrap_or_else(|e| e.into_inner());
         // Validate everything and reserve the ids before touching the graph.
         for (i, v) in vectors.chunks_exact(self.dim).enumerate() {
             let mut buf = Vec::new();
@@ -604,7 +696,7 @@ impl<S: VectorStorage> Hnsw<S> {
         }
 
         let q = self.storage.prepare(v);
-        let mut buf = Vec::with_capacity(self.params.m0 + 1);
+        let mut s = self.take_scratch();
         let entry = {
             let e = self.entry.load(Ordering::Acquire);
             if e == NO_ENTRY {
@@ -612,16 +704,16 @@ impl<S: VectorStorage> Hnsw<S> {
                 if self.entry.load(Ordering::Acquire) == NO_ENTRY {
                     self.publish(slot);
                     self.entry.store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
+                    self.give_scratch(s);
                     return;
                 }
             }
-            self.descend(&q, level, &mut buf)
+            self.descend(&q, level, &mut s.links)
         };
         let Some((mut cur, top_level)) = entry else { unreachable!("entry point exists past the check") };
-        let mut s = self.take_scratch();
         let mut chosen = Vec::with_capacity(self.params.m0);
         for layer in (0..=level.min(top_level)).rev() {
-            self.search_layer(&q, cur, self.params.ef_construction, layer, &mut s, &|_| true, &mut buf);
+            self.search_layer(&q, cur, self.params.ef_construction, layer, &mut s, None);
             let mut found: Vec<Cand> = s.top.drain().collect();
             found.sort_unstable();
             found.retain(|c| c.1 != slot);
@@ -722,8 +814,11 @@ impl<S: VectorStorage> Hnsw<S> {
     pub fn mark_deleted(&self, id: u64) -> Result<()> {
         let slot = self.slot_of(id)?;
         let prev = self.states.slot(slot as usize)[0].fetch_or(DELETED, Ordering::AcqRel);
-        if prev & DELETED == 0 && prev & READY != 0 {
-            self.live.fetch_sub(1, Ordering::Relaxed);
+        if prev & DELETED == 0 {
+            self.deleted.fetch_add(1, Ordering::Relaxed);
+            if prev & READY != 0 {
+                self.live.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         Ok(())
     }
@@ -732,10 +827,83 @@ impl<S: VectorStorage> Hnsw<S> {
     pub fn unmark_deleted(&self, id: u64) -> Result<()> {
         let slot = self.slot_of(id)?;
         let prev = self.states.slot(slot as usize)[0].fetch_and(!DELETED, Ordering::AcqRel);
-        if prev & DELETED != 0 && prev & READY != 0 {
-            self.live.fetch_add(1, Ordering::Relaxed);
+        if prev & DELETED != 0 {
+            self.deleted.fetch_sub(1, Ordering::Relaxed);
+            if prev & READY != 0 {
+                self.live.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(())
+    }
+
+    // ---- persistence ----------------------------------------------------------------------
+
+    /// Copies the graph's arrays (no insert runs meanwhile). Slots claimed by a failed batch
+    /// and never linked are kept as not-ready nodes.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let _gate = self.insert_gate.write().unwrap_or_else(|e| e.into_inner());
+        let slots = self.slots.load(Ordering::Acquire) as usize;
+        let load8 = |c: &Chunks<AtomicU8>| (0..slots).map(|i| c.slot(i)[0].load(Ordering::Acquire)).collect();
+        let mut links0 = Vec::with_capacity(slots * (1 + self.params.m0));
+        let mut upper = Vec::new();
+        let levels: Vec<u8> = load8(&self.levels);
+        for (slot, &level) in levels.iter().enumerate() {
+            links0.extend(self.links0.slot(slot).iter().map(|x| x.load(Ordering::Acquire)));
+            if level > 0 {
+                match self.upper.slot(slot)[0].get() {
+                    Some(u) => upper.extend(u.iter().map(|x| x.load(Ordering::Acquire))),
+                    None => upper.extend(std::iter::repeat_n(0, level as usize * (1 + self.params.m))),
+                }
+            }
+        }
+        Snapshot {
+            slots,
+            entry: self.entry.load(Ordering::Acquire),
+            external: (0..slots).map(|i| self.external.slot(i)[0].load(Ordering::Acquire)).collect(),
+            levels,
+            states: load8(&self.states),
+            links0,
+            upper,
+        }
+    }
+
+    /// Fills an empty graph from a checked snapshot and its vectors (`slots × dim` f32).
+    pub(crate) fn restore(&self, snap: &Snapshot, vectors: &[f32]) {
+        let n = snap.slots;
+        self.slots.store(n as u32, Ordering::Release);
+        self.grow_to(n);
+        let width = 1 + self.params.m;
+        let mut upper = snap.upper.chunks_exact(width);
+        let mut map = lock(&self.id_map);
+        let (mut live, mut deleted) = (0, 0);
+        for slot in 0..n {
+            // SAFETY: the graph is not shared yet (`load` owns it), so this is the only access.
+            unsafe { self.storage.write(slot as u32, &vectors[slot * self.dim..(slot + 1) * self.dim]) };
+            self.external.slot(slot)[0].store(snap.external[slot], Ordering::Release);
+            self.levels.slot(slot)[0].store(snap.levels[slot], Ordering::Release);
+            self.states.slot(slot)[0].store(snap.states[slot], Ordering::Release);
+            for (cell, &v) in self.links0.slot(slot).iter().zip(&snap.links0[slot * (1 + self.params.m0)..]) {
+                cell.store(v, Ordering::Release);
+            }
+            let level = snap.levels[slot] as usize;
+            if level > 0 {
+                let lists: Box<[AtomicU32]> =
+                    upper.by_ref().take(level).flatten().map(|&v| AtomicU32::new(v)).collect();
+                self.upper_bytes.fetch_add(lists.len() * 4, Ordering::Relaxed);
+                let _ = self.upper.slot(slot)[0].set(lists);
+            }
+            if snap.states[slot] & READY != 0 {
+                map.insert(snap.external[slot], slot as u32);
+                if snap.states[slot] & DELETED != 0 {
+                    deleted += 1;
+                } else {
+                    live += 1;
+                }
+            }
+        }
+        self.live.store(live, Ordering::Relaxed);
+        self.deleted.store(deleted, Ordering::Relaxed);
+        self.entry.store(snap.entry, Ordering::Release);
     }
 
     // ---- inspection -----------------------------------------------------------------------

@@ -26,6 +26,7 @@
 mod arena;
 mod error;
 mod hnsw;
+mod persist;
 mod storage;
 mod visited;
 

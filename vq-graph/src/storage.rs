@@ -133,12 +133,10 @@ impl VectorStorage for FlatStorage {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
             let p = slot.as_ptr().cast::<i8>();
             // SAFETY: prefetching never faults and the pointer is inside an allocated slot;
-            // SSE is part of the x86-64 baseline. Two lines cover a 128-d vector's first half,
-            // which is what the kernel reads first.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(p);
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
-            }
+            // SSE is part of the x86-64 baseline. One line per vector: a search prefetches all
+            // the neighbours of a node at once, and more lines each would fill the line-fill
+            // buffers and stall; the hardware prefetcher follows the rest of the vector.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
         }
     }
 

