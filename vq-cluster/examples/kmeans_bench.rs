@@ -95,7 +95,7 @@ fn main() {
     let total: f64 = sizes.iter().map(|&s| s as f64).sum();
     let imbalance = k as f64 * sizes.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / (total * total);
     let line = format!(
-        "{{\"algo\": \"vq-kmeans\", \"library\": \"vq\", \"version\": \"{}\", \"params\": {{\"k\": {k}, \"niter\": {niter}, \"max_points_per_centroid\": {max_ppc}, \"seed\": {seed}, \"spherical\": false, \"init\": \"{:?}\", \"nredo\": {nredo}, \"input\": \"{}\"}}, \"wall_s\": {:.3}, \"n\": {n}, \"n_used\": {}, \"dim\": {dim}, \"threads\": {threads}, \"metric\": \"l2\", \"simd\": \"{}\", \"objective\": {:.1}, \"objective_final\": {:.4}, \"mse_final\": {:.6}, \"iterations\": {}, \"empty_splits\": {}, \"imbalance_factor\": {:.4}}}",
+        "{{\"algo\": \"vq-kmeans\", \"library\": \"vq\", \"version\": \"{}\", \"params\": {{\"k\": {k}, \"niter\": {niter}, \"max_points_per_centroid\": {max_ppc}, \"seed\": {seed}, \"spherical\": false, \"init\": \"{:?}\", \"nredo\": {nredo}, \"input\": \"{}\"}}, \"wall_s\": {:.3}, \"n\": {n}, \"n_used\": {}, \"dim\": {dim}, \"threads\": {threads}, \"metric\": \"l2\", \"simd\": \"{}\", \"objective\": {:.1}, \"objective_final\": {:.4}, \"mse_final\": {:.6}, \"iterations\": {}, \"converged\": {}, \"empty_splits\": {}, \"imbalance_factor\": {:.4}}}",
         vq_cluster::VERSION,
         km.init,
         if use_u8 { "u8" } else { "f32" },
@@ -106,6 +106,7 @@ fn main() {
         fin,
         fin / n as f64,
         res.objective().len(),
+        res.converged(),
         res.empty_splits(),
         imbalance,
     );

@@ -165,6 +165,7 @@ impl KMeans {
             objective: best.objective,
             sizes: best.sizes,
             empty_splits: best.empty_splits,
+            converged: best.converged,
             n_points: n,
             n_used,
             redo_objectives,
@@ -241,29 +242,41 @@ impl KMeans {
             normalize_rows(&mut centroids, dim);
         }
         let mut labels = vec![0u32; n];
+        let mut prev_labels = vec![u32::MAX; n];
         let mut scores = vec![0f32; n];
         let mut objective = Vec::with_capacity(self.iterations);
         let mut sizes = vec![0usize; k];
         let mut empty_splits = 0;
+        let mut last_splits = 0;
+        let mut converged = false;
         for iteration in 0..self.iterations {
             packed.nearest(&centroids, &mut labels, &mut scores)?;
             let obj = det_sum(&scores);
             objective.push(obj);
-            update_centroids(x, dim, &labels, &mut centroids, &mut sizes);
-            let splits = split_empty_clusters(&mut centroids, dim, &mut sizes);
-            empty_splits += splits;
-            if self.spherical {
-                normalize_rows(&mut centroids, dim);
+            // A fixed point: the same labels as last time, whose means are the current centroids
+            // (no split moved them), so every further iteration would repeat this one exactly.
+            converged = iteration > 0 && last_splits == 0 && labels == prev_labels;
+            if !converged {
+                update_centroids(x, dim, &labels, &mut centroids, &mut sizes);
+                last_splits = split_empty_clusters(&mut centroids, dim, &mut sizes);
+                empty_splits += last_splits;
+                if self.spherical {
+                    normalize_rows(&mut centroids, dim);
+                }
+                prev_labels.copy_from_slice(&labels);
             }
             on_iteration(&IterationStats {
                 redo,
                 iteration,
                 objective: obj,
                 seconds: start.elapsed().as_secs_f64(),
-                empty_splits: splits,
+                empty_splits: if converged { 0 } else { last_splits },
             });
+            if converged {
+                break;
+            }
         }
-        Ok(Run { centroids, objective, sizes, empty_splits })
+        Ok(Run { centroids, objective, sizes, empty_splits, converged })
     }
 }
 
@@ -272,6 +285,7 @@ struct Run {
     objective: Vec<f64>,
     sizes: Vec<usize>,
     empty_splits: usize,
+    converged: bool,
 }
 
 /// Moves every centroid to the mean of its points (summed in f64, in point order, parallel over

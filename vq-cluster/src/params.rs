@@ -58,7 +58,7 @@ fn default_nredo() -> usize {
 /// | field | default | meaning |
 /// |---|---|---|
 /// | `k` | — | number of centroids |
-/// | `iterations` (alias `niter`) | 25 | Lloyd iterations per run |
+/// | `iterations` (alias `niter`) | 25 | Lloyd iterations per run (fewer if it reaches a fixed point) |
 /// | `seed` | 1234 | seed of the sampling, the init and the empty-cluster splits |
 /// | `init` | [`Init::Random`] | first centroids |
 /// | `max_points_per_centroid` | 256 | more than `k ×` this training points are sampled down to it |

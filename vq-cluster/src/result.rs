@@ -46,6 +46,7 @@ pub struct Clustering {
     pub(crate) objective: Vec<f64>,
     pub(crate) sizes: Vec<usize>,
     pub(crate) empty_splits: usize,
+    pub(crate) converged: bool,
     pub(crate) n_points: usize,
     pub(crate) n_used: usize,
     pub(crate) redo_objectives: Vec<f64>,
@@ -81,7 +82,7 @@ impl Clustering {
 
     /// The objective of every iteration of the kept run (see [`IterationStats::objective`]).
     /// Like Faiss' `obj`, entry `i` is measured at the assignment step of iteration `i`, before
-    /// its update.
+    /// its update. Shorter than `iterations` when the run [`converged`](Self::converged).
     pub fn objective(&self) -> &[f64] {
         &self.objective
     }
@@ -100,6 +101,14 @@ impl Clustering {
     /// after it is counted as an even split of the cluster it came from (as Faiss does).
     pub fn sizes(&self) -> &[usize] {
         &self.sizes
+    }
+
+    /// Whether the kept run stopped early at a fixed point: an assignment equal to the previous
+    /// one (with no split in between), after which every further iteration would repeat it
+    /// exactly. (Faiss stops in the same situation, one iteration later: when the objective is
+    /// unchanged.)
+    pub fn converged(&self) -> bool {
+        self.converged
     }
 
     /// Empty clusters split during the kept run, all iterations together.

@@ -292,3 +292,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_run_at_a_fixed_point_stops_early_with_the_centroids_of_a_longer_run() {
+    let dim = 5;
+    let centres: Vec<f32> = (0..6 * dim).map(|i| ((i * 7) % 11) as f32 * 3.0).collect();
+    let (data, _) = planted(&centres, dim, 60, 0.5, 9);
+    let long = KMeans::new(6).iterations(100).init(Init::KMeansPlusPlus).fit(&data, dim).unwrap();
+    let m = long.objective().len();
+    assert!(long.converged() && m < 100, "converged after {m} iterations");
+    // A run one iteration shorter does not detect the fixed point but ends at the same place.
+    let short = KMeans::new(6).iterations(m - 1).init(Init::KMeansPlusPlus).fit(&data, dim).unwrap();
+    assert!(!short.converged());
+    assert_eq!(short.centroids(), long.centroids());
+    assert_eq!(short.sizes(), long.sizes());
+}
