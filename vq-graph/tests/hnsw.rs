@@ -240,3 +240,30 @@ fn a_corrupt_file_is_an_error_not_a_panic() {
     assert!(Hnsw::load(&path).is_err());
     assert!(Hnsw::load(dir.path().join("missing.vq")).is_err());
 }
+
+#[test]
+fn selective_filters_keep_recall_high() {
+    let dim = 32;
+    let (base, queries) = split(clustered(20_100, dim, 11), 20_000 * dim);
+    let index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
+    index.add(&base).unwrap();
+    // 10 %, 1 % and 0.1 % of the ids pass.
+    for modulus in [10u64, 100, 1000] {
+        let pass = |id: u64| (id * 2_654_435_761) % modulus == 3 % modulus;
+        let allowed: Vec<u64> = (0..20_000u64).filter(|&id| pass(id)).collect();
+        let sub: Vec<f32> =
+            allowed.iter().flat_map(|&id| base[id as usize * dim..(id as usize + 1) * dim].to_vec()).collect();
+        let truth = knn_exact(&sub, &queries, dim, 10, Metric::L2).unwrap();
+        let mut hit = 0;
+        let mut total = 0;
+        for (q, (t, _)) in queries.chunks_exact(dim).zip(truth.iter()) {
+            let found = index.search_filtered(q, 10, Some(64), &pass).unwrap();
+            assert!(found.iter().all(|(id, _)| pass(*id)), "a result outside the filter");
+            let truth_ids: Vec<u64> = t.iter().map(|&i| allowed[i as usize]).collect();
+            hit += found.iter().filter(|(id, _)| truth_ids.contains(id)).count();
+            total += truth_ids.len();
+        }
+        let recall = hit as f64 / total as f64;
+        assert!(recall >= 0.95, "recall {recall} with 1/{modulus} of the ids passing");
+    }
+}
