@@ -889,6 +889,101 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(())
     }
 
+    /// Removes deleted nodes for good: each surviving node that linked to a deleted one gets
+    /// its list repaired from the deleted node's own neighbours (re-selected with the
+    /// heuristic), slots are renumbered densely, and the memory of the removed nodes is given
+    /// back. External ids do not change.
+    pub fn compact(&mut self) {
+        let n = self.slots.load(Ordering::Acquire) as usize;
+        let state = |slot: usize| self.states.slot(slot)[0].load(Ordering::Acquire);
+        let alive: Vec<bool> = (0..n).map(|i| state(i) & (READY | DELETED) == READY).collect();
+        if alive.iter().all(|&a| a) {
+            return;
+        }
+        let mut new_slot = vec![u32::MAX; n];
+        let mut next = 0u32;
+        for (slot, &a) in alive.iter().enumerate() {
+            if a {
+                new_slot[slot] = next;
+                next += 1;
+            }
+        }
+        let live = next as usize;
+        let fresh = Hnsw::with_storage(self.storage.empty_like(), self.params.clone())
+            .expect("the parameters were checked when this index was made");
+        fresh.grow_to(live);
+        let mut buf = Vec::new();
+        let mut links = Vec::new();
+        let mut cands: Vec<Cand> = Vec::new();
+        let mut chosen = Vec::new();
+        for old in (0..n).filter(|&i| alive[i]) {
+            let slot = new_slot[old];
+            let level = self.level_of(old as u32);
+            // SAFETY: `fresh` is not shared yet; each of its slots is written once, here.
+            unsafe { fresh.storage.copy_from(slot, &self.storage, old as u32) };
+            fresh.external.slot(slot as usize)[0].store(self.external_id(old as u32), Ordering::Release);
+            fresh.levels.slot(slot as usize)[0].store(level as u8, Ordering::Release);
+            fresh.states.slot(slot as usize)[0].store(READY, Ordering::Release);
+            if level > 0 {
+                let width = 1 + self.params.m;
+                let upper: Box<[AtomicU32]> = (0..level * width).map(|_| AtomicU32::new(0)).collect();
+                fresh.upper_bytes.fetch_add(upper.len() * 4, Ordering::Relaxed);
+                let _ = fresh.upper.slot(slot as usize)[0].set(upper);
+            }
+            for layer in 0..=level {
+                self.read_list(old as u32, layer, &mut links);
+                if links.iter().all(|&x| alive[x as usize]) {
+                    buf.clear();
+                    buf.extend(links.iter().map(|&x| new_slot[x as usize]));
+                } else {
+                    // Candidates: the surviving neighbours and the surviving neighbours of the
+                    // deleted ones (two hops), scored against this node.
+                    cands.clear();
+                    let mut two_hop = Vec::new();
+                    for &x in &links {
+                        if alive[x as usize] {
+                            cands.push(Cand(self.storage.distance_between(old as u32, x), x));
+                        } else if self.level_of(x) >= layer {
+                            self.read_list(x, layer, &mut two_hop);
+                            for &y in &two_hop {
+                                if alive[y as usize] && y as usize != old {
+                                    cands.push(Cand(self.storage.distance_between(old as u32, y), y));
+                                }
+                            }
+                        }
+                    }
+                    // One id has one distance, so after sorting its copies are adjacent.
+                    cands.sort_unstable();
+                    cands.dedup_by_key(|c| c.1);
+                    self.select_heuristic(&cands, self.max_links(layer), &mut chosen);
+                    buf.clear();
+                    buf.extend(chosen.iter().map(|c| new_slot[c.1 as usize]));
+                }
+                fresh.write_list(slot, layer, &buf);
+            }
+        }
+        // Entry point: the old one if it survives, else the surviving node of highest level.
+        let e = self.entry.load(Ordering::Acquire);
+        let entry = if e != NO_ENTRY && alive[e as u32 as usize] {
+            (e & !0xffff_ffff) | u64::from(new_slot[e as u32 as usize])
+        } else {
+            (0..n)
+                .filter(|&i| alive[i])
+                .max_by_key(|&i| (self.level_of(i as u32), std::cmp::Reverse(i)))
+                .map_or(NO_ENTRY, |i| ((self.level_of(i as u32) as u64) << 32) | u64::from(new_slot[i]))
+        };
+        fresh.entry.store(entry, Ordering::Release);
+        fresh.slots.store(live as u32, Ordering::Release);
+        fresh.live.store(live, Ordering::Relaxed);
+        {
+            let mut map = lock(&fresh.id_map);
+            for slot in 0..live as u32 {
+                map.insert(fresh.external_id(slot), slot);
+            }
+        }
+        *self = fresh;
+    }
+
     // ---- persistence ----------------------------------------------------------------------
 
     /// Copies the graph's arrays (no insert runs meanwhile). Slots claimed by a failed batch

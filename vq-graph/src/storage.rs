@@ -54,6 +54,19 @@ pub trait VectorStorage: Send + Sync {
 
     /// Bytes this storage allocated.
     fn memory_bytes(&self) -> usize;
+
+    /// A new, empty storage configured like this one (dimension, metric, trained codebooks).
+    fn empty_like(&self) -> Self
+    where
+        Self: Sized;
+
+    /// Copies slot `from` of `src` into slot `to` of this storage, as stored (no re-encoding).
+    ///
+    /// # Safety
+    /// As for [`VectorStorage::write`], for slot `to`; slot `from` of `src` must be written.
+    unsafe fn copy_from(&self, to: u32, src: &Self, from: u32)
+    where
+        Self: Sized;
 }
 
 /// One f32 that is written once before it is shared (see [`VectorStorage::write`]).
@@ -155,5 +168,14 @@ impl VectorStorage for FlatStorage {
 
     fn memory_bytes(&self) -> usize {
         self.data.allocated_bytes()
+    }
+
+    fn empty_like(&self) -> Self {
+        FlatStorage::new(self.dim, self.metric)
+    }
+
+    unsafe fn copy_from(&self, to: u32, src: &Self, from: u32) {
+        // SAFETY: the caller upholds `write`'s contract for slot `to`.
+        unsafe { self.write(to, src.vector(from)) }
     }
 }

@@ -267,3 +267,38 @@ fn selective_filters_keep_recall_high() {
         assert!(recall >= 0.95, "recall {recall} with 1/{modulus} of the ids passing");
     }
 }
+
+#[test]
+fn compact_removes_deleted_nodes_repairs_links_and_frees_memory() {
+    let dim = 16;
+    let (base, queries) = split(clustered(6_100, dim, 12), 6_000 * dim);
+    let mut index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
+    let ids: Vec<u64> = (0..6000u64).map(|i| i + 1_000_000).collect();
+    index.add_with_ids(&base, &ids).unwrap();
+    // Delete half, including whatever the entry point is.
+    for i in (0..6000u64).filter(|i| i % 2 == 0) {
+        index.mark_deleted(i + 1_000_000).unwrap();
+    }
+    let before = index.memory_usage();
+    index.compact();
+    let report = index.check_graph();
+    assert_eq!(report.nodes, 3000);
+    assert_eq!((report.over_degree, report.self_loops, report.duplicate_edges), (0, 0, 0), "{report:?}");
+    assert!(report.unreachable <= 15, "{report:?}");
+    assert!(index.memory_usage().vectors < before.vectors, "memory given back");
+    assert_eq!(index.len(), 3000);
+    // Recall against exact search over the survivors, by their original ids.
+    let alive: Vec<usize> = (0..6000).filter(|i| i % 2 == 1).collect();
+    let sub: Vec<f32> = alive.iter().flat_map(|&i| base[i * dim..(i + 1) * dim].to_vec()).collect();
+    let truth = knn_exact(&sub, &queries, dim, 10, Metric::L2).unwrap();
+    let found = index.search_batch(&queries, 10, Some(64)).unwrap();
+    let mut hit = 0;
+    for ((t, _), (f, _)) in truth.iter().zip(found.iter()) {
+        hit += f.iter().filter(|&&id| t.iter().any(|&i| alive[i as usize] as u64 + 1_000_000 == id)).count();
+    }
+    let recall = hit as f64 / (10 * 100) as f64;
+    assert!(recall >= 0.95, "recall after compact {recall}");
+    // Ids keep working: a deleted one can be added again, a survivor cannot.
+    index.insert(1_000_000, &base[..dim]).unwrap();
+    assert_eq!(index.insert(1_000_001, &base[..dim]), Err(Error::DuplicateId(1_000_001)));
+}
