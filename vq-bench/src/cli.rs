@@ -24,10 +24,10 @@ in the schema of shared/bench/peers.py, and a recall-QPS plot (SVG + PNG).
 options:
   --dataset NAME|PATH   gauss (default), uniform, gauss-normalized, uniform-normalized;
                         a folder under --data-dir (e.g. imgsift100k); a folder path; or a
-                        base file (.bvecs/.fvecs) with --query (and --gt)
+                        base file (.bvecs/.u8bin/.fvecs/.fbin/.npy) with --query (and --gt)
   --data-dir DIR        where short names are looked up (default: ./data)
   --query PATH          queries, when --dataset is a base file
-  --gt PATH             ground truth (.ivecs), when --dataset is a base file
+  --gt PATH             ground truth (.ivecs/.ibin/.npy), when --dataset is a base file
   --nb N, --dim D       size of a generated dataset (100000, 128)
   --nq N                queries (generated: 1000; files: all of them)
   --seed S              seed of a generated dataset (42)

@@ -222,7 +222,8 @@ pub enum Source {
         /// Unit-length vectors.
         normalized: bool,
     },
-    /// A folder `<dir>/{base,query}.{bvecs,fvecs}` with optional `gt.ivecs`.
+    /// A folder `<dir>/{base,query}.{bvecs,u8bin,fvecs,fbin,npy}` with optional
+    /// `gt.{ivecs,ibin,npy}`.
     Folder(PathBuf),
     /// A base file, with the queries (and ground truth) named separately.
     Files {
@@ -272,8 +273,7 @@ pub fn load(source: &Source, nq: Option<usize>) -> Result<Dataset> {
         }
         Source::Folder(dir) => {
             let find = |stem: &str| files::find_vectors(dir, stem);
-            let gt = dir.join("gt.ivecs");
-            (folder_name(dir), Some(dir.clone()), find("base")?, find("query")?, gt.exists().then_some(gt))
+            (folder_name(dir), Some(dir.clone()), find("base")?, find("query")?, files::find_ground_truth(dir))
         }
         Source::Files { base, query, gt } => {
             (folder_name(base), base.parent().map(Path::to_path_buf), base.clone(), query.clone(), gt.clone())

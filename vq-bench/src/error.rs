@@ -44,6 +44,9 @@ pub enum Error {
         /// The specs this build knows.
         known: &'static str,
     },
+    /// A dataset file could not be read or written (the message names the file and the row).
+    #[error(transparent)]
+    File(#[from] vq_io::Error),
     /// A search or build failed inside vq.
     #[error(transparent)]
     Distance(#[from] vq_distance::Error),

@@ -192,12 +192,17 @@ fn a_texmex_folder_runs_end_to_end_with_its_own_ground_truth() {
     let a = args(&["--dataset", "tiny", "--data-dir", dir.to_str().unwrap(), "--k", "3", "--threads", "1"]);
     let mut a = a;
     a.extend(args(&["--out", out.to_str().unwrap(), "--reps", "1", "--latency-queries", "2"]));
+    a.extend(args(&["--index", "Flat", "--index", "HNSW8"]));
     cli::main(&a).unwrap();
     let records = read_jsonl(&out.join("tiny-l2-k3-1t.jsonl")).unwrap();
-    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].algo, "Flat");
     assert_eq!(records[0].recall, Some(1.0));
     assert_eq!((records[0].nb, records[0].nq, records[0].dim), (6, 2, 2));
     assert_eq!(records[0].index_bytes, 12);
+    // HNSW: one record per ef of the default sweep, each with recall measured (6 vectors: exact).
+    let hnsw: Vec<_> = records.iter().filter(|r| r.algo == "HNSW8").collect();
+    assert_eq!(hnsw.len(), vq_bench::index::EF_SWEEP.len());
+    assert!(hnsw.iter().all(|r| r.recall == Some(1.0) && r.search_params.contains_key("ef")));
 }
 
 #[test]
@@ -212,6 +217,8 @@ fn bad_input_gives_a_one_line_error() {
         a.extend(args(extra));
         cli::main(&a).unwrap_err().to_string()
     };
+    let sweep = run(&["--dataset", "tiny", "--index", "Flat", "--sweep", "ef"]);
+    assert!(sweep.contains("KEY=V1,V2"), "{sweep}");
     let missing = run(&["--dataset", "nope"]);
     assert!(missing.contains("dataset `nope`"), "{missing}");
     assert!(run(&["--index", "HNSW9000,Magic"]).contains("unknown index spec `HNSW9000,Magic`"));
@@ -246,4 +253,27 @@ fn ground_truth_without_scores_counts_only_ids() {
     };
     assert_eq!(ds.nb(), 2);
     assert_eq!(vq_bench::recall::recall_at_k([&[1u64, 0][..]], ds.gt.as_ref().unwrap(), 1), Some(0.0));
+}
+
+#[test]
+fn big_ann_and_npy_folders_load_through_vq_io() {
+    let dir = scratch("formats");
+    let base: Vec<f32> = (0..40).map(|i| (i / 2) as f32).collect(); // 20 vectors of dim 2
+    let queries = [0.1f32, 0.0, 18.9, 19.0];
+    for (name, fmt, gfmt, ext) in [
+        ("bin", vq_io::Format::Fbin, vq_io::Format::Ibin, ["fbin", "ibin"]),
+        ("npy", vq_io::Format::Npy, vq_io::Format::Npy, ["npy", "npy"]),
+    ] {
+        let data = dir.join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        vq_io::write(data.join(format!("base.{}", ext[0])), fmt, &base, 2).unwrap();
+        vq_io::write(data.join(format!("query.{}", ext[0])), fmt, &queries, 2).unwrap();
+        vq_io::write(data.join(format!("gt.{}", ext[1])), gfmt, &[0i32, 1, 19, 18], 2).unwrap();
+        let out = dir.join(format!("out-{name}"));
+        let mut a = args(&["--dataset", name, "--data-dir", dir.to_str().unwrap(), "--k", "2", "--threads", "1"]);
+        a.extend(args(&["--index", "Flat", "--out", out.to_str().unwrap(), "--reps", "1", "--latency-queries", "0"]));
+        cli::main(&a).unwrap();
+        let r = read_jsonl(&out.join(format!("{name}-l2-k2-1t.jsonl"))).unwrap();
+        assert_eq!((r[0].nb, r[0].nq, r[0].dim, r[0].recall), (20, 2, 2, Some(1.0)), "{name}");
+    }
 }
