@@ -235,7 +235,7 @@ impl KMeans {
                 rows.iter().flat_map(|&r| x[r * dim..(r + 1) * dim].iter().map(|v| v.to_f32())).collect()
             }
             Init::KMeansPlusPlus => kmeans_pp(x, dim, k, seed)?,
-            Init::KMeansParallel { rounds } => kmeans_pp_batched(x, dim, k, *rounds, seed)?,
+            Init::KMeansParallel { rounds } => kmeans_pp_batched(x, Some(packed), dim, k, *rounds, seed)?,
             Init::Centroids(c) => c.clone(),
         };
         if self.spherical {
@@ -449,7 +449,15 @@ fn kmeans_pp<T: Element>(x: &[T], dim: usize, k: usize, seed: u64) -> Result<Vec
 }
 
 /// k-means++ in batches (see [`Init::KMeansParallel`]).
-fn kmeans_pp_batched<T: Element>(x: &[T], dim: usize, k: usize, rounds: usize, seed: u64) -> Result<Vec<f32>> {
+/// `packed` (the same points), when prepared for L2, saves packing them again every round.
+fn kmeans_pp_batched<T: Element>(
+    x: &[T],
+    packed: Option<&PackedPoints<'_>>,
+    dim: usize,
+    k: usize,
+    rounds: usize,
+    seed: u64,
+) -> Result<Vec<f32>> {
     let n = x.len() / dim;
     let mut rng = rng_for(seed, 4);
     let mut chosen = vec![false; n];
@@ -498,7 +506,10 @@ fn kmeans_pp_batched<T: Element>(x: &[T], dim: usize, k: usize, rounds: usize, s
         if centroids.len() / dim == k {
             break;
         }
-        nearest_centroids(x, &centroids[batch_start..], dim, Metric::L2, &mut labels, &mut new)?;
+        match packed.filter(|p| p.metric() == Metric::L2) {
+            Some(p) => p.nearest(&centroids[batch_start..], &mut labels, &mut new)?,
+            None => nearest_centroids(x, &centroids[batch_start..], dim, Metric::L2, &mut labels, &mut new)?,
+        }
         d2.par_iter_mut().zip(&new).for_each(|(d, &v)| *d = d.min(v));
     }
     debug_assert_eq!(centroids.len(), k * dim);
@@ -549,7 +560,7 @@ mod tests {
     fn seeding_picks_distinct_points() {
         let dim = 2;
         let x: Vec<f32> = (0..200).map(|i| ((i * 37) % 101) as f32).collect();
-        for c in [kmeans_pp(&x, dim, 40, 5).unwrap(), kmeans_pp_batched(&x, dim, 40, 3, 5).unwrap()] {
+        for c in [kmeans_pp(&x, dim, 40, 5).unwrap(), kmeans_pp_batched(&x, None, dim, 40, 3, 5).unwrap()] {
             assert_eq!(c.len(), 40 * dim);
             let mut rows: Vec<Vec<u32>> = c.chunks(dim).map(|r| r.iter().map(|v| v.to_bits()).collect()).collect();
             rows.sort();
@@ -562,7 +573,7 @@ mod tests {
     #[test]
     fn seeding_takes_every_point_when_k_equals_n_even_with_duplicates() {
         let x = [1.0f32, 1.0, 1.0, 2.0, 2.0];
-        for c in [kmeans_pp(&x, 1, 5, 1).unwrap(), kmeans_pp_batched(&x, 1, 5, 2, 1).unwrap()] {
+        for c in [kmeans_pp(&x, 1, 5, 1).unwrap(), kmeans_pp_batched(&x, None, 1, 5, 2, 1).unwrap()] {
             let mut c = c.clone();
             c.sort_by(f32::total_cmp);
             assert_eq!(c, x);
