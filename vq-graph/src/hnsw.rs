@@ -104,6 +104,8 @@ const NO_ENTRY: u64 = u64::MAX;
 /// unreachable in practice).
 pub(crate) const MAX_LEVEL: usize = 31;
 
+/// Vector prefetches kept in flight while a node's neighbours are scored.
+const PREFETCH_AHEAD: usize = 8;
 /// Slots sampled to estimate a filter's selectivity.
 const FILTER_SAMPLE: u32 = 512;
 
@@ -499,11 +501,20 @@ impl<S: VectorStorage> Hnsw<S> {
             for cell in &list[1..=n] {
                 let id = cell.load(Ordering::Acquire);
                 if s.visited.insert(id) {
-                    self.storage.prefetch(id);
                     s.fresh.push(id);
                 }
             }
-            for &id in &s.fresh {
+            // Keep `PREFETCH_AHEAD` vector loads in flight: enough to overlap memory with the
+            // distance computations, few enough not to exhaust the line-fill buffers (a burst
+            // of 32 prefetches stalls the core).
+            for &id in s.fresh.iter().take(PREFETCH_AHEAD) {
+                self.storage.prefetch(id);
+            }
+            for i in 0..s.fresh.len() {
+                if let Some(&ahead) = s.fresh.get(i + PREFETCH_AHEAD) {
+                    self.storage.prefetch(ahead);
+                }
+                let id = s.fresh[i];
                 let d = self.storage.distance(q, id);
                 if s.top.len() < ef || d < bound {
                     s.candidates.push(Reverse(Cand(d, id)));
