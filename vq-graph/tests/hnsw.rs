@@ -71,14 +71,15 @@ fn recall_at_ef_100_is_high_for_every_metric_and_rises_with_ef() {
 #[test]
 fn two_threads_build_as_good_a_graph_as_one() {
     let dim = 32;
-    let (base, queries) = split(clustered(8_200, dim, 3), 8_000 * dim);
+    let (base, queries) = split(clustered(9_000, dim, 3), 8_000 * dim);
     let build = |threads| {
         let index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
         pool(threads).install(|| index.add(&base).unwrap());
-        recall(&index, &base, &queries, dim, 10, 64, Metric::L2)
+        recall(&index, &base, &queries, dim, 10, 40, Metric::L2)
     };
     let (serial, parallel) = (build(1), build(2));
-    assert!((serial - parallel).abs() <= 0.01, "serial {serial} vs parallel {parallel}");
+    // The parallel build inserts in another order, so its graph differs; it must not be worse.
+    assert!(parallel >= serial - 0.01, "serial {serial} vs parallel {parallel}");
 }
 
 #[test]
