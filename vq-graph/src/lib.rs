@@ -33,3 +33,7 @@ mod visited;
 pub use error::{Error, Result};
 pub use hnsw::{GraphReport, Hnsw, HnswParams, MemoryUsage};
 pub use storage::{FlatStorage, VectorStorage};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
