@@ -138,10 +138,12 @@ pub trait Element: bytemuck::Pod + Send + Sync + sealed::Sealed + 'static {
     const TYPE: ElementType;
     /// The value as `f32` (rounded where `f32` cannot hold it exactly).
     fn to_f32(self) -> f32;
+    /// `x` as this type, as Rust's `as` converts (rounded, saturated; exact for `f32`).
+    fn from_f32(x: f32) -> Self;
 }
 
 macro_rules! element {
-    ($t:ty, $tag:ident, $x:ident => $conv:expr) => {
+    ($t:ty, $tag:ident, $x:ident => $conv:expr, $y:ident => $back:expr) => {
         impl sealed::Sealed for $t {}
         impl Element for $t {
             const TYPE: ElementType = ElementType::$tag;
@@ -150,22 +152,26 @@ macro_rules! element {
                 let $x = self;
                 $conv
             }
+            #[inline(always)]
+            fn from_f32($y: f32) -> Self {
+                $back
+            }
         }
     };
 }
 
-element!(f32, F32, x => x);
-element!(f64, F64, x => x as f32);
-element!(f16, F16, x => x.to_f32());
-element!(bf16, Bf16, x => x.to_f32());
-element!(u8, U8, x => f32::from(x));
-element!(i8, I8, x => f32::from(x));
-element!(u16, U16, x => f32::from(x));
-element!(i16, I16, x => f32::from(x));
-element!(u32, U32, x => x as f32);
-element!(i32, I32, x => x as f32);
-element!(u64, U64, x => x as f32);
-element!(i64, I64, x => x as f32);
+element!(f32, F32, x => x, y => y);
+element!(f64, F64, x => x as f32, y => f64::from(y));
+element!(f16, F16, x => x.to_f32(), y => f16::from_f32(y));
+element!(bf16, Bf16, x => x.to_f32(), y => bf16::from_f32(y));
+element!(u8, U8, x => f32::from(x), y => y as u8);
+element!(i8, I8, x => f32::from(x), y => y as i8);
+element!(u16, U16, x => f32::from(x), y => y as u16);
+element!(i16, I16, x => f32::from(x), y => y as i16);
+element!(u32, U32, x => x as f32, y => y as u32);
+element!(i32, I32, x => x as f32, y => y as i32);
+element!(u64, U64, x => x as f32, y => y as u64);
+element!(i64, I64, x => x as f32, y => y as i64);
 
 /// Decodes little-endian bytes of type `from` into `out` (cleared first) as `T`: a plain copy
 /// when `T` is `from`, a conversion when `T` is `f32`; `false` for any other pair.
@@ -184,17 +190,13 @@ pub(crate) fn decode_into<T: Element>(from: ElementType, bytes: &[u8], out: &mut
         return false;
     }
     fn conv<S: Element, T: Element>(bytes: &[u8], out: &mut Vec<T>) {
-        // `T` is f32 here (checked by the caller): cast the f32 results.
-        let start = out.len();
-        out.resize(start + bytes.len() / size_of::<S>(), T::zeroed());
-        let dst: &mut [f32] = bytemuck::cast_slice_mut(&mut out[start..]);
+        // `T` is f32 here (checked by the caller), so `from_f32` is the identity.
         match bytemuck::try_cast_slice::<u8, S>(bytes) {
-            Ok(src) => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32()),
+            Ok(src) => out.extend(src.iter().map(|&s| T::from_f32(s.to_f32()))),
             // Unaligned source: read element by element.
-            Err(_) => dst
-                .iter_mut()
-                .zip(bytes.chunks_exact(size_of::<S>()))
-                .for_each(|(d, s)| *d = bytemuck::pod_read_unaligned::<S>(s).to_f32()),
+            Err(_) => out.extend(
+                bytes.chunks_exact(size_of::<S>()).map(|s| T::from_f32(bytemuck::pod_read_unaligned::<S>(s).to_f32())),
+            ),
         }
     }
     match from {

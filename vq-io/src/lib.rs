@@ -2,7 +2,7 @@
 //! [vq](https://github.com/vq-rs/vq) reads or writes goes through this crate.
 //!
 //! **Owns:** reading and writing texmex `fvecs`/`ivecs`/`bvecs`, big-ann
-//! `fbin`/`ibin`/`u8bin`/`i8bin` and NumPy `.npy` ([`read`], [`read_rows`],
+//! `fbin`/`ibin`/`u8bin`/`i8bin` and NumPy `.npy` ([`read`], [`read_first`], [`read_rows`],
 //! [`DatasetReader`], [`map`], [`write`], [`DatasetWriter`]); the index container
 //! ([`ContainerWriter`], [`ContainerReader`]): magic, format version, a table of named,
 //! 64-byte-aligned, xxh3-checksummed sections holding JSON parameters or little-endian
@@ -44,10 +44,13 @@ pub mod container;
 pub mod dataset;
 mod element;
 mod error;
+mod hugepage;
 mod matrix;
 
 pub use container::{ContainerReader, ContainerWriter, OpenOptions, SectionInfo, SectionKind};
-pub use dataset::{DatasetReader, DatasetWriter, Format, MAX_DIM, MappedMatrix, RowIter, map, read, read_rows, write};
+pub use dataset::{
+    DatasetReader, DatasetWriter, Format, MAX_DIM, MappedMatrix, RowIter, map, read, read_first, read_rows, write,
+};
 pub use element::{Element, ElementType};
 pub use error::{Error, Result};
 pub use half::{bf16, f16};

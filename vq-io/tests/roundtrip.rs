@@ -112,6 +112,11 @@ proptest! {
         let path = dir.path().join("x.bvecs");
         vq_io::write(&path, Format::Bvecs, &bbytes, bdim).unwrap();
         prop_assert_eq!(vq_io::read::<u8>(&path).unwrap().into_vec(), bbytes.clone());
+        let brows = bbytes.len() / bdim;
+        for n in [0, 2, brows + 5] {
+            let first = vq_io::read_first::<u8>(&path, n as u64).unwrap();
+            prop_assert_eq!(first.into_vec(), bbytes[..n.min(brows) * bdim].to_vec());
+        }
         let as_f32: Vec<f32> = bbytes.iter().map(|&b| f32::from(b)).collect();
         prop_assert_eq!(vq_io::read::<f32>(&path).unwrap().into_vec(), as_f32);
         prop_assert!(matches!(vq_io::read::<i32>(&path), Err(vq_io::Error::ElementType { .. })), "u8 as i32");
@@ -181,4 +186,23 @@ fn f16_npy_reads_as_f32() {
     let bytes = w.finish().unwrap().into_inner();
     let m = DatasetReader::from_bytes(&bytes, Format::Npy).unwrap().read_all::<f32>().unwrap();
     assert_eq!(m.as_slice(), &[1.5, -2.0, 65504.0]);
+}
+
+#[test]
+fn dataset_writer_replaces_the_file_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.fvecs");
+    vq_io::write(&path, Format::Fvecs, &[1.0f32, 2.0], 2).unwrap();
+    let old = std::fs::read(&path).unwrap();
+    let names = || std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>();
+    let mut w = DatasetWriter::<f32>::create(&path, Format::Fvecs, 2).unwrap();
+    w.write_rows(&[9.0; 4]).unwrap();
+    drop(w); // never finished
+    assert_eq!(std::fs::read(&path).unwrap(), old);
+    assert_eq!(names(), ["x.fvecs"]);
+    let mut w = DatasetWriter::<f32>::create(&path, Format::Fvecs, 2).unwrap();
+    w.write_rows(&[9.0; 4]).unwrap();
+    w.finish().unwrap();
+    assert_eq!(vq_io::read::<f32>(&path).unwrap().into_vec(), [9.0; 4]);
+    assert_eq!(names(), ["x.fvecs"]);
 }

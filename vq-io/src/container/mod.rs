@@ -28,6 +28,7 @@ mod writer;
 
 pub use reader::{ContainerReader, OpenOptions};
 pub use writer::ContainerWriter;
+pub(crate) use writer::create_temp;
 
 use crate::ElementType;
 

@@ -66,27 +66,32 @@ impl Sink {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Creates a new temporary file beside `target`: `.<name>.<pid>.<n>.vqtmp`.
+pub(crate) fn create_temp(target: &Path) -> Result<(File, PathBuf)> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument { what: format!("{} names no file", target.display()) })?;
+    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    loop {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}.{n}.vqtmp", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        match File::options().write(true).create_new(true).open(&tmp) {
+            Ok(f) => return Ok((f, tmp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(Error::Io { file: tmp, error }),
+        }
+    }
+}
+
 impl ContainerWriter {
     /// Starts a container that [`finish`](Self::finish) will place at `path`.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         crate::error::check_host()?;
         let target = path.as_ref().to_path_buf();
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::InvalidArgument { what: format!("{} names no file", target.display()) })?;
-        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let (file, tmp) = loop {
-            let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let mut tmp_name = std::ffi::OsString::from(".");
-            tmp_name.push(name);
-            tmp_name.push(format!(".{}.{n}.vqtmp", std::process::id()));
-            let tmp = dir.join(tmp_name);
-            match File::options().write(true).create_new(true).open(&tmp) {
-                Ok(f) => break (f, tmp),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(error) => return Err(Error::Io { file: tmp, error }),
-            }
-        };
+        let (file, tmp) = create_temp(&target)?;
         let sink = Sink {
             file: BufWriter::with_capacity(1 << 20, file),
             #[cfg(test)]

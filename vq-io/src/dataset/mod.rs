@@ -1,8 +1,9 @@
 //! Dataset files: texmex `fvecs`/`ivecs`/`bvecs`, big-ann `fbin`/`ibin`/`u8bin`/`i8bin` and
 //! NumPy `.npy`.
 //!
-//! - [`read`] / [`read_rows`]: a whole file, or a row range (reading nothing else), into a
-//!   [`Matrix`], as the file's element type or converted to `f32`.
+//! - [`read`] / [`read_first`] / [`read_rows`]: a whole file, its first rows, or a row range
+//!   (reading nothing else), into a [`Matrix`], as the file's element type or converted to
+//!   `f32`.
 //! - [`DatasetReader`]: the same on an open file or any `Read + Seek`, plus streaming in
 //!   chunks ([`DatasetReader::next_chunk`]) or rows ([`DatasetReader::rows_iter`]) for files
 //!   larger than memory.
@@ -18,7 +19,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub use mmap::{MappedMatrix, map};
-pub use reader::{DatasetReader, RowIter, read, read_rows};
+pub use reader::{DatasetReader, RowIter, read, read_first, read_rows};
 pub use writer::{DatasetWriter, write};
 
 use crate::{ElementType, Error, Result};

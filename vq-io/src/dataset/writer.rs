@@ -21,10 +21,15 @@ pub fn write<T: Element>(path: impl AsRef<Path>, format: Format, data: &[T], dim
 
 /// Writes a dataset file row by row; [`finish`](Self::finish) completes the header.
 ///
-/// Dropping a writer without `finish` leaves an incomplete file.
+/// A writer made by [`create`](Self::create) writes to a temporary file beside the target
+/// and renames it over the target in `finish`: the target is replaced whole or not at all
+/// (dropping the writer removes the temporary file). The file is not synced; call
+/// `sync_all` on the returned writer's file if it must survive a power loss.
 #[derive(Debug)]
 pub struct DatasetWriter<T, W: Write + Seek = BufWriter<File>> {
     out: W,
+    /// The temporary file `finish` renames to `file`.
+    temp: TempGuard,
     file: PathBuf,
     format: Format,
     dim: usize,
@@ -34,12 +39,16 @@ pub struct DatasetWriter<T, W: Write + Seek = BufWriter<File>> {
 }
 
 impl<T: Element> DatasetWriter<T> {
-    /// Creates (or truncates) `path`.
+    /// Starts a file that [`finish`](Self::finish) places at `path` (replacing any file there).
     pub fn create(path: impl AsRef<Path>, format: Format, dim: usize) -> Result<Self> {
         let path = path.as_ref();
         Self::check(format, dim, path)?;
-        let f = File::create(path).map_err(io_err(path))?;
-        Self::new(BufWriter::with_capacity(1 << 20, f), format, dim, path)
+        // Writing a new file and renaming it is also faster than truncating a cached one.
+        let (f, tmp) = crate::container::create_temp(path)?;
+        let guard = TempGuard(Some(tmp));
+        let mut w = Self::new(BufWriter::with_capacity(1 << 20, f), format, dim, path)?;
+        w.temp = guard;
+        Ok(w)
     }
 }
 
@@ -58,7 +67,7 @@ impl<T: Element, W: Write + Seek> DatasetWriter<T, W> {
         Self::check(format, dim, &file)?;
         let header = Self::header(format, dim, 0);
         out.write_all(&header).map_err(io_err(&file))?;
-        Ok(Self { out, file, format, dim, rows: 0, buf: Vec::new(), _t: PhantomData })
+        Ok(Self { out, temp: TempGuard(None), file, format, dim, rows: 0, buf: Vec::new(), _t: PhantomData })
     }
 
     fn check(format: Format, dim: usize, file: &Path) -> Result<()> {
@@ -147,6 +156,22 @@ impl<T: Element, W: Write + Seek> DatasetWriter<T, W> {
             self.out.seek(SeekFrom::End(0)).map_err(io_err(&self.file))?;
         }
         self.out.flush().map_err(io_err(&self.file))?;
+        if let Some(tmp) = &self.temp.0 {
+            std::fs::rename(tmp, &self.file).map_err(io_err(&self.file))?;
+            self.temp.0 = None;
+        }
         Ok(self.out)
+    }
+}
+
+/// Removes a temporary file on drop unless it was renamed.
+#[derive(Debug)]
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }

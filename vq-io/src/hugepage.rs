@@ -1,0 +1,42 @@
+//! Large output buffers backed by transparent huge pages, as NumPy does for its arrays.
+//!
+//! Filling a fresh 50 MB buffer costs about as much in page faults as reading and converting
+//! the file it comes from: with 4 KiB pages that is 12,800 faults. Asking the kernel for
+//! huge pages (`madvise(MADV_HUGEPAGE)`, honoured when transparent huge pages are in
+//! `madvise` or `always` mode) cuts them 512-fold. NumPy does this for every array of 4 MiB
+//! or more; without it, reading a texmex file is slower than `numpy.fromfile` (BENCHMARKS.md).
+
+/// Buffers at least this large are advised.
+const MIN_BYTES: usize = 4 << 20;
+
+/// Reserves room for `additional` more elements in `v` and, for a large reservation on
+/// Linux, advises the kernel to back the new room with huge pages.
+pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize) {
+    v.reserve(additional);
+    let spare = v.spare_capacity_mut();
+    let bytes = std::mem::size_of_val(spare);
+    if bytes >= MIN_BYTES {
+        advise(spare.as_mut_ptr().cast::<u8>(), bytes);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn advise(start: *mut u8, len: usize) {
+    const PAGE: usize = 4096;
+    let skip = start.align_offset(PAGE);
+    if skip >= len {
+        return;
+    }
+    let len = (len - skip) / PAGE * PAGE;
+    // SAFETY: FFI call into the kernel. `start + skip .. + len` lies inside the vector's
+    // allocation (its spare capacity) and is page-aligned, as madvise requires.
+    // MADV_HUGEPAGE only changes how the kernel backs future page faults: it reads, writes
+    // and frees nothing, so no Rust-visible memory changes. Failure (e.g. no THP support)
+    // is harmless and ignored.
+    unsafe {
+        libc::madvise(start.add(skip).cast(), len, libc::MADV_HUGEPAGE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise(_start: *mut u8, _len: usize) {}
