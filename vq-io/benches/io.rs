@@ -15,9 +15,15 @@ use std::time::{Duration, Instant};
 use vq_io::{ContainerReader, ContainerWriter, Format, OpenOptions};
 
 /// Median and best of `reps` timed calls.
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (Duration, Duration) {
+fn time<T>(reps: usize, f: impl FnMut() -> T) -> (Duration, Duration) {
+    time_after(reps, || {}, f)
+}
+
+/// Median and best of `reps` timed calls of `f`, each after an untimed call of `setup`.
+fn time_after<T>(reps: usize, mut setup: impl FnMut(), mut f: impl FnMut() -> T) -> (Duration, Duration) {
     let mut t: Vec<Duration> = (0..reps)
         .map(|_| {
+            setup();
             let start = Instant::now();
             std::hint::black_box(f());
             start.elapsed()
@@ -47,19 +53,26 @@ fn dataset_figure(tmp: &Path) {
     let m = vq_io::read::<f32>(&bvecs).unwrap(); // warms the page cache
     let (read_med, read_best) = time(reps, || vq_io::read::<f32>(&bvecs).unwrap());
     let out = tmp.join("vq-io-bench-base.fvecs");
-    let (write_med, write_best) = time(reps, || vq_io::write(&out, Format::Fvecs, m.as_slice(), m.dim()).unwrap());
+    let write = || vq_io::write(&out, Format::Fvecs, m.as_slice(), m.dim()).unwrap();
+    // Overwriting an existing file (ext4 then flushes the new data at the rename, or for
+    // numpy at the truncating open and close), and writing a new file.
+    let (write_med, write_best) = time(reps, write);
+    let (new_med, new_best) = time_after(reps, || drop(std::fs::remove_file(&out)), write);
     let out_size = std::fs::metadata(&out).unwrap().len();
     // The written file reads back equal.
     assert_eq!(vq_io::read::<f32>(&out).unwrap(), m);
     std::fs::remove_file(&out).unwrap();
 
     println!("{} ({} rows x {}, {size} bytes), median (best) of {reps}:", bvecs.display(), m.rows(), m.dim());
+    println!("  MB/s, median (best)     read bvecs->f32     overwrite fvecs ({out_size} B)   write new fvecs");
     println!(
-        "  vq-io read bvecs->f32: {:8.1} MB/s ({:.1})   write fvecs ({out_size} bytes): {:8.1} MB/s ({:.1})",
+        "  vq-io                  {:>7.1} ({:>7.1})   {:>7.1} ({:>7.1})            {:>7.1} ({:>7.1})",
         mbs(size, read_med),
         mbs(size, read_best),
         mbs(out_size, write_med),
-        mbs(out_size, write_best)
+        mbs(out_size, write_best),
+        mbs(out_size, new_med),
+        mbs(out_size, new_best)
     );
     let python =
         std::env::var_os("VQ_PYTHON").map_or_else(|| home().join(".cache/vq/peers-venv/bin/python"), PathBuf::from);
@@ -72,19 +85,24 @@ fn dataset_figure(tmp: &Path) {
     };
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     let f = |k: &str| Duration::from_secs_f64(v[k].as_f64().unwrap());
-    let (np_read, np_write) = (f("read_median_s"), f("write_median_s"));
+    let (np_read, np_write, np_new) = (f("read_median_s"), f("write_median_s"), f("new_median_s"));
+    let wb = v["write_bytes"].as_u64().unwrap();
     println!(
-        "  numpy {} read:         {:8.1} MB/s ({:.1})   write fvecs:                  {:8.1} MB/s ({:.1})",
+        "  numpy {:<16} {:>7.1} ({:>7.1})   {:>7.1} ({:>7.1})            {:>7.1} ({:>7.1})",
         v["numpy"].as_str().unwrap_or("?"),
         mbs(size, np_read),
         mbs(size, f("read_best_s")),
-        mbs(v["write_bytes"].as_u64().unwrap(), np_write),
-        mbs(v["write_bytes"].as_u64().unwrap(), f("write_best_s"))
+        mbs(wb, np_write),
+        mbs(wb, f("write_best_s")),
+        mbs(wb, np_new),
+        mbs(wb, f("new_best_s"))
     );
+    let r = |np: Duration, vq: Duration| np.as_secs_f64() / vq.as_secs_f64();
     println!(
-        "  ratio vq-io / numpy (medians): read {:.2}x, write {:.2}x",
-        np_read.as_secs_f64() / read_med.as_secs_f64(),
-        np_write.as_secs_f64() / write_med.as_secs_f64()
+        "  ratio vq-io / numpy (medians): read {:.2}x, overwrite {:.2}x, write new {:.2}x",
+        r(np_read, read_med),
+        r(np_write, write_med),
+        r(np_new, new_med)
     );
 }
 
