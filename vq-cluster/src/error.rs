@@ -49,6 +49,13 @@ pub enum Error {
         /// Component index inside the row.
         component: usize,
     },
+    /// The squared distance of a training point to every centroid overflows f32 (values of
+    /// magnitude around 1e19 or more): scale the data down.
+    #[error("training point {row}: its squared distance to every centroid overflows f32")]
+    DistanceOverflow {
+        /// Row of the (possibly sampled) training set.
+        row: usize,
+    },
     /// Initial centroids were given with the wrong shape.
     #[error("initial centroids: expected {expected} values (k × dim), got {got}")]
     InitShape {

@@ -1,6 +1,6 @@
 //! Training: sampling, init, Lloyd iterations, empty-cluster splits, runs.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
 use rand::rngs::Xoshiro256PlusPlus;
@@ -44,15 +44,19 @@ fn rng_for(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(mix(seed ^ mix(stream)))
 }
 
-/// `m` distinct indices of `0..n`, uniformly (partial Fisher–Yates), in draw order.
+/// `m` distinct indices of `0..n`, uniformly (partial Fisher–Yates), in draw order. The
+/// permutation is kept sparse (only the swapped slots), so memory is O(m), not O(n).
 fn sample_indices(rng: &mut Xoshiro256PlusPlus, n: usize, m: usize) -> Vec<usize> {
-    let mut perm: Vec<usize> = (0..n).collect();
+    let mut swapped: HashMap<usize, usize> = HashMap::with_capacity(2 * m);
+    let mut out = Vec::with_capacity(m);
     for i in 0..m {
         let j = rng.random_range(i..n);
-        perm.swap(i, j);
+        let at_j = swapped.get(&j).copied().unwrap_or(j);
+        let at_i = swapped.get(&i).copied().unwrap_or(i);
+        swapped.insert(j, at_i);
+        out.push(at_j);
     }
-    perm.truncate(m);
-    perm
+    out
 }
 
 /// Sum of `values` in f64, in fixed chunks combined in order: deterministic for any thread count.
@@ -251,6 +255,10 @@ impl KMeans {
         let mut converged = false;
         for iteration in 0..self.iterations {
             packed.nearest(&centroids, &mut labels, &mut scores)?;
+            // Finite data and centroids only lose their label when a distance overflows f32.
+            if let Some(row) = labels.iter().position(|&l| l == u32::MAX) {
+                return Err(Error::DistanceOverflow { row });
+            }
             let obj = det_sum(&scores);
             objective.push(obj);
             // A fixed point: the same labels as last time, whose means are the current centroids
@@ -519,6 +527,26 @@ fn kmeans_pp_batched<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampling_draws_distinct_indices_like_a_dense_fisher_yates() {
+        for (n, m) in [(10, 10), (1000, 37), (5, 1)] {
+            let got = sample_indices(&mut rng_for(3, 1), n, m);
+            // The same draws on a dense permutation.
+            let mut rng = rng_for(3, 1);
+            let mut perm: Vec<usize> = (0..n).collect();
+            for i in 0..m {
+                let j = rng.random_range(i..n);
+                perm.swap(i, j);
+            }
+            assert_eq!(got, perm[..m]);
+            let mut sorted = got.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), m);
+            assert!(sorted.iter().all(|&i| i < n));
+        }
+    }
 
     #[test]
     fn split_copies_the_largest_cluster_and_pushes_both_apart() {

@@ -251,6 +251,9 @@ fn bad_input_is_a_typed_error() {
     assert_eq!(fit(KMeans::new(2), &bad, 2), Error::NonFinite { what: "data", row: 6, component: 1 });
     bad[13] = f32::NAN;
     assert_eq!(fit(KMeans::new(2), &bad, 2), Error::NonFinite { what: "data", row: 6, component: 1 });
+    // Finite but huge: squared distances overflow f32.
+    let huge: Vec<f32> = data.iter().map(|v| v * 1e30).collect();
+    assert!(matches!(fit(KMeans::new(2), &huge, 2), Error::DistanceOverflow { .. }));
     // assign checks its input too
     let r = KMeans::new(2).iterations(1).fit(&data, 2).unwrap();
     assert_eq!(r.assign(&data[..3]).unwrap_err(), Error::DimensionMismatch { what: "data", len: 3, dim: 2 });
