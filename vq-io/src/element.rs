@@ -131,7 +131,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A plain little-endian number type files hold: `f32`, `f64`, [`f16`], [`bf16`], `u8`,
+/// A plain little-endian number type files hold: `f32`, `f64`, [`f16`](struct@f16), [`bf16`](struct@bf16), `u8`,
 /// `i8`, `u16`, `i16`, `u32`, `i32`, `u64`, `i64`. Sealed.
 pub trait Element: bytemuck::Pod + Send + Sync + sealed::Sealed + 'static {
     /// The run-time tag of this type.

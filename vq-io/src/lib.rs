@@ -3,7 +3,7 @@
 //!
 //! **Owns:** reading and writing texmex `fvecs`/`ivecs`/`bvecs`, big-ann
 //! `fbin`/`ibin`/`u8bin`/`i8bin` and NumPy `.npy` ([`read`], [`read_first`], [`read_rows`],
-//! [`DatasetReader`], [`map`], [`write`], [`DatasetWriter`]); the index container
+//! [`DatasetReader`], [`map`](fn@map), [`write`](fn@write), [`DatasetWriter`]); the index container
 //! ([`ContainerWriter`], [`ContainerReader`]): magic, format version, a table of named,
 //! 64-byte-aligned, xxh3-checksummed sections holding JSON parameters or little-endian
 //! arrays, written atomically and readable by memory map without copying.

@@ -2,13 +2,13 @@
 //! NumPy `.npy`.
 //!
 //! - [`read`] / [`read_first`] / [`read_rows`]: a whole file, its first rows, or a row range
-//!   (reading nothing else), into a [`Matrix`], as the file's element type or converted to
+//!   (reading nothing else), into a [`Matrix`](crate::Matrix), as the file's element type or converted to
 //!   `f32`.
 //! - [`DatasetReader`]: the same on an open file or any `Read + Seek`, plus streaming in
 //!   chunks ([`DatasetReader::next_chunk`]) or rows ([`DatasetReader::rows_iter`]) for files
 //!   larger than memory.
 //! - [`map`]: a zero-copy memory-mapped view ([`MappedMatrix`]) of a `*bin` or `.npy` file.
-//! - [`write`] / [`DatasetWriter`]: writers for every format.
+//! - [`write`](fn@write) / [`DatasetWriter`]: writers for every format.
 
 mod mmap;
 pub(crate) mod npy;
