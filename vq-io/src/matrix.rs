@@ -64,3 +64,21 @@ impl<T: Element> Matrix<T> {
         (self.data, self.dim)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_is_checked() {
+        assert!(matches!(Matrix::new(vec![1.0f32; 4], 0), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(Matrix::new(vec![1.0f32; 5], 2), Err(Error::InvalidArgument { .. })));
+        let m = Matrix::new(vec![1u8, 2, 3, 4, 5, 6], 3).unwrap();
+        assert_eq!((m.rows(), m.dim()), (2, 3));
+        assert_eq!(m.row(1), Some(&[4u8, 5, 6][..]));
+        assert_eq!(m.row(2), None);
+        assert_eq!(m.row(usize::MAX), None);
+        assert_eq!(m.iter_rows().count(), 2);
+        assert_eq!(Matrix::new(Vec::<u8>::new(), 7).unwrap().rows(), 0);
+    }
+}

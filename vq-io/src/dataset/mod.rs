@@ -156,9 +156,15 @@ impl Layout {
                 }
                 let rows = len / row_bytes;
                 if !len.is_multiple_of(row_bytes) {
-                    // Find the first row whose dimension differs, else the last row is cut.
                     let mut d = [0u8; 4];
-                    for row in 1..rows {
+                    // The common case, a cut last row, costs one read: the last whole row
+                    // still has the right dimension (after a row of another dimension, row
+                    // boundaries are shifted and it almost never has).
+                    src.seek(SeekFrom::Start((rows - 1) * row_bytes)).map_err(io_err(file))?;
+                    src.read_exact(&mut d).map_err(io_err(file))?;
+                    let last_ok = i64::from(i32::from_le_bytes(d)) == dim as i64;
+                    // Otherwise find the first row whose dimension differs.
+                    for row in (1..rows).filter(|_| !last_ok) {
                         src.seek(SeekFrom::Start(row * row_bytes)).map_err(io_err(file))?;
                         src.read_exact(&mut d).map_err(io_err(file))?;
                         let found = i32::from_le_bytes(d);
