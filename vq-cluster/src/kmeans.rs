@@ -95,7 +95,11 @@ impl KMeans {
     ///
     /// Errors: `dim = 0`, data not a whole number of rows, `k = 0`, `k` larger than the number
     /// of points, zero iterations, `nredo`/`max_points_per_centroid`/`rounds` zero, a NaN or an
-    /// infinity in the data, initial centroids of the wrong shape or non-finite.
+    /// infinity in the data, initial centroids of the wrong shape or non-finite, values so large
+    /// that squared distances overflow f32 ([`Error::DistanceOverflow`]).
+    ///
+    /// A run ends before `iterations` when an assignment repeats the previous one (a fixed
+    /// point: further iterations would change nothing); see [`Clustering::converged`].
     ///
     /// ```
     /// use vq_cluster::KMeans;
