@@ -40,7 +40,7 @@ const COLORS: [RGBColor; 10] = [
 /// One curve: its label and its Pareto-optimal `(recall, qps)` points by increasing recall.
 pub type Curve = (String, Vec<(f64, f64)>);
 
-/// Groups records by algorithm (`library algo`, and the thread count when several appear) and
+/// Groups records by build (`library factory`, and the thread count when several appear) and
 /// keeps each group's Pareto frontier: the points no other point of the group beats in both
 /// recall and QPS. Records without recall are left out.
 pub fn frontiers(records: &[Record]) -> Vec<Curve> {
@@ -48,10 +48,17 @@ pub fn frontiers(records: &[Record]) -> Vec<Curve> {
     let mut groups: Vec<Curve> = Vec::new();
     for r in records {
         let Some(recall) = r.recall else { continue };
+        // One curve per build: the factory string when the record has one (vq, Faiss), else
+        // the algo name plus `M` (hnswlib builds M=16 and M=32 under one algo name).
+        let name = match (r.build_params.get("factory").and_then(|f| f.as_str()), r.build_params.get("M")) {
+            (Some(f), _) => f.to_string(),
+            (None, Some(m)) => format!("{} M={m}", r.algo),
+            (None, None) => r.algo.clone(),
+        };
         let label = if many_threads {
-            format!("{} {} ({}t)", r.library, r.algo, r.threads)
+            format!("{} {name} ({}t)", r.library, r.threads)
         } else {
-            format!("{} {}", r.library, r.algo)
+            format!("{} {name}", r.library)
         };
         match groups.iter_mut().find(|(l, _)| *l == label) {
             Some((_, pts)) => pts.push((recall, r.qps)),

@@ -808,8 +808,11 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     fn publish(&self, slot: u32) {
-        self.states.slot(slot as usize)[0].fetch_or(READY, Ordering::AcqRel);
-        self.live.fetch_add(1, Ordering::Relaxed);
+        let prev = self.states.slot(slot as usize)[0].fetch_or(READY, Ordering::AcqRel);
+        // Deleted while its insert was still running: it becomes ready but not live.
+        if prev & DELETED == 0 {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Adds `new` (at key `d` from `node`) to `node`'s list on `layer`, shrinking the list
