@@ -1,33 +1,48 @@
 //! Append-only storage that grows without moving what it holds, so readers can keep using
 //! slots while writers add new ones (`&self` everywhere).
 //!
-//! Slots live in chunks of doubling size (`BASE`, `2·BASE`, `4·BASE`, …), each allocated on
-//! first use and never freed or moved until the arena is dropped: finding slot `i` costs a few
-//! bit operations and one atomic load, and an empty arena allocates nothing.
+//! Slots live in chunks that are allocated on first use and never freed or moved until the
+//! arena is dropped. The first chunk is sized by the first request (so a bulk load that
+//! reserves `n` slots gets one chunk of `n` rounded up to `BASE`, not a power of two); later
+//! chunks double (`BASE`, `2·BASE`, `4·BASE`, …). Finding slot `i` costs a compare, a few bit
+//! operations and one atomic load, and an empty arena allocates nothing.
 
 use std::sync::OnceLock;
 
-/// Slots in the first chunk.
+/// Granularity of chunk sizes, and the size of the second chunk.
 const BASE: usize = 1024;
-/// Chunks: enough for `BASE · (2^CHUNKS − 1)` slots, far past `u32::MAX`.
+/// Chunks: enough for `BASE · 2^(CHUNKS − 1)` slots past the first chunk, far past `u32::MAX`.
 const CHUNKS: usize = 24;
 
 /// A growable array of fixed-width slots (`unit` values of `T` each).
 pub(crate) struct Chunks<T> {
     unit: usize,
+    /// Slots in chunk 0, fixed by the first [`Chunks::ensure`].
+    first: OnceLock<usize>,
     chunks: [OnceLock<Box<[T]>>; CHUNKS],
 }
 
 impl<T: Default> Chunks<T> {
     pub(crate) fn new(unit: usize) -> Self {
-        Chunks { unit, chunks: std::array::from_fn(|_| OnceLock::new()) }
+        Chunks { unit, first: OnceLock::new(), chunks: std::array::from_fn(|_| OnceLock::new()) }
     }
 
+    /// `(chunk, offset)` of slot `i`: chunk 0 holds `first` slots, chunk `c ≥ 1` holds
+    /// `BASE · 2^(c−1)`.
     #[inline]
-    fn locate(i: usize) -> (usize, usize) {
-        let j = i / BASE + 1;
+    fn locate(&self, i: usize) -> (usize, usize) {
+        // Unset only while nothing is allocated, when every lookup misses anyway.
+        let first = self.first.get().copied().unwrap_or(BASE);
+        if i < first {
+            return (0, i);
+        }
+        let j = (i - first) / BASE + 1;
         let c = (usize::BITS - 1 - j.leading_zeros()) as usize;
-        (c, i - BASE * ((1 << c) - 1))
+        (c + 1, i - first - BASE * ((1 << c) - 1))
+    }
+
+    fn chunk_len(&self, c: usize) -> usize {
+        if c == 0 { self.first.get().copied().unwrap_or(BASE) } else { BASE << (c - 1) }
     }
 
     /// Makes sure slots `0..n` exist.
@@ -35,16 +50,17 @@ impl<T: Default> Chunks<T> {
         if n == 0 {
             return;
         }
-        let (last, _) = Self::locate(n - 1);
+        self.first.get_or_init(|| n.div_ceil(BASE) * BASE);
+        let (last, _) = self.locate(n - 1);
         for c in 0..=last.min(CHUNKS - 1) {
-            self.chunks[c].get_or_init(|| (0..(BASE << c) * self.unit).map(|_| T::default()).collect());
+            self.chunks[c].get_or_init(|| (0..self.chunk_len(c) * self.unit).map(|_| T::default()).collect());
         }
     }
 
     /// Slot `i`, or `None` if its chunk was never allocated.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&[T]> {
-        let (c, off) = Self::locate(i);
+        let (c, off) = self.locate(i);
         let chunk = self.chunks.get(c)?.get()?;
         Some(&chunk[off * self.unit..(off + 1) * self.unit])
     }
@@ -70,6 +86,7 @@ mod tests {
         let a: Chunks<std::sync::atomic::AtomicU32> = Chunks::new(3);
         assert_eq!(a.allocated_bytes(), 0);
         a.ensure(10_000);
+        assert_eq!(a.allocated_bytes(), 10_240 * 3 * 4, "one chunk, sized by the first request");
         for i in 0..10_000 {
             a.slot(i)[0].store(i as u32, std::sync::atomic::Ordering::Relaxed);
         }
