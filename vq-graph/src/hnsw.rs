@@ -97,7 +97,7 @@ impl HnswParams {
 
 /// A node's state bits.
 pub(crate) const READY: u8 = 1;
-const DELETED: u8 = 2;
+pub(crate) const DELETED: u8 = 2;
 /// `entry` value of an empty graph.
 const NO_ENTRY: u64 = u64::MAX;
 /// Highest level a node may get (the draw is capped; 2^-16 odds per level at m = 16 make it
@@ -675,7 +675,7 @@ impl<S: VectorStorage> Hnsw<S> {
         let n = self.check_batch(vectors)?;
         let first = self.claim(n)?;
         let ids: Vec<u64> = (0..n as u64).map(|i| u64::from(first) + i).collect();
-        self.insert_claimed(vectors, &ids, first)?;
+        self.insert_claimed(vectors, &ids, first, false)?;
         Ok(u64::from(first))
     }
 
@@ -688,14 +688,26 @@ impl<S: VectorStorage> Hnsw<S> {
             return Err(Error::IdCount { ids: ids.len(), vectors: n });
         }
         let first = self.claim(n)?;
-        self.insert_claimed(vectors, ids, first)
+        self.insert_claimed(vectors, ids, first, false)
+    }
+
+    /// [`add_with_ids`](Hnsw::add_with_ids), replacing the vectors of ids already present:
+    /// the old vector is marked deleted (it keeps routing searches until
+    /// [`compact`](Hnsw::compact) reclaims it) and the new one is inserted under the same id.
+    pub fn upsert_with_ids(&self, vectors: &[f32], ids: &[u64]) -> Result<()> {
+        let n = self.check_batch(vectors)?;
+        if ids.len() != n {
+            return Err(Error::IdCount { ids: ids.len(), vectors: n });
+        }
+        let first = self.claim(n)?;
+        self.insert_claimed(vectors, ids, first, true)
     }
 
     /// Inserts one vector under `id` (callable from many threads at once, also while others
     /// search).
     pub fn insert(&self, id: u64, vector: &[f32]) -> Result<()> {
         let first = self.claim(1)?;
-        self.insert_claimed(vector, &[id], first)
+        self.insert_claimed(vector, &[id], first, false)
     }
 
     fn check_batch(&self, vectors: &[f32]) -> Result<usize> {
@@ -717,7 +729,7 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(first)
     }
 
-    fn insert_claimed(&self, vectors: &[f32], ids: &[u64], first: u32) -> Result<()> {
+    fn insert_claimed(&self, vectors: &[f32], ids: &[u64], first: u32, replace: bool) -> Result<()> {
         let _gate = self.insert_gate.read().unwrap_or_else(|e| e.into_inner());
         // Validate everything and reserve the ids before touching the graph.
         for (i, v) in vectors.chunks_exact(self.dim).enumerate() {
@@ -726,7 +738,7 @@ impl<S: VectorStorage> Hnsw<S> {
         }
         {
             let mut map = lock(&self.id_map);
-            if let Some(&dup) = ids.iter().find(|id| map.contains_key(id)) {
+            if !replace && let Some(&dup) = ids.iter().find(|id| map.contains_key(id)) {
                 return Err(Error::DuplicateId(dup));
             }
             let mut seen = std::collections::HashSet::with_capacity(ids.len());
@@ -734,7 +746,10 @@ impl<S: VectorStorage> Hnsw<S> {
                 return Err(Error::DuplicateId(dup));
             }
             for (i, &id) in ids.iter().enumerate() {
-                map.insert(id, first + i as u32);
+                if let Some(old) = map.insert(id, first + i as u32) {
+                    // Replacing: the old vector is deleted (it still routes until compact()).
+                    self.delete_slot(old);
+                }
             }
         }
         vectors.par_chunks_exact(self.dim).zip(ids.par_iter()).enumerate().for_each(|(i, (v, &id))| {
@@ -879,7 +894,11 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// Hides `id` from results; it keeps routing searches. Deleting twice is a no-op.
     pub fn mark_deleted(&self, id: u64) -> Result<()> {
-        let slot = self.slot_of(id)?;
+        self.delete_slot(self.slot_of(id)?);
+        Ok(())
+    }
+
+    fn delete_slot(&self, slot: u32) {
         let prev = self.states.slot(slot as usize)[0].fetch_or(DELETED, Ordering::AcqRel);
         if prev & DELETED == 0 {
             self.deleted.fetch_add(1, Ordering::Relaxed);
@@ -887,7 +906,6 @@ impl<S: VectorStorage> Hnsw<S> {
                 self.live.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        Ok(())
     }
 
     /// Undoes [`mark_deleted`](Hnsw::mark_deleted).
@@ -1055,12 +1073,18 @@ impl<S: VectorStorage> Hnsw<S> {
                 let _ = self.upper.slot(slot)[0].set(lists);
             }
             if snap.states[slot] & READY != 0 {
-                map.insert(snap.external[slot], slot as u32);
                 if snap.states[slot] & DELETED != 0 {
                     deleted += 1;
                 } else {
+                    map.insert(snap.external[slot], slot as u32);
                     live += 1;
                 }
+            }
+        }
+        // A deleted vector keeps its id (so it can be undeleted) unless a live one replaced it.
+        for slot in 0..n {
+            if snap.states[slot] & (READY | DELETED) == READY | DELETED {
+                map.entry(snap.external[slot]).or_insert(slot as u32);
             }
         }
         self.live.store(live, Ordering::Relaxed);

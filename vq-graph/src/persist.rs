@@ -129,7 +129,9 @@ impl Hnsw<FlatStorage> {
         }
         let mut seen = std::collections::HashSet::with_capacity(n);
         for (slot, (&id, &state)) in external.iter().zip(states).enumerate() {
-            if state & crate::hnsw::READY != 0 && !seen.insert(id) {
+            // Only live vectors must have distinct ids: a replaced vector stays, deleted, under
+            // the id of its replacement until compact().
+            if state & (crate::hnsw::READY | crate::hnsw::DELETED) == crate::hnsw::READY && !seen.insert(id) {
                 return Err(corrupt(path, format!("slot {slot} repeats id {id}")));
             }
         }

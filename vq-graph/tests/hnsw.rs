@@ -303,3 +303,28 @@ fn compact_removes_deleted_nodes_repairs_links_and_frees_memory() {
     index.insert(1_000_000, &base[..dim]).unwrap();
     assert_eq!(index.insert(1_000_001, &base[..dim]), Err(Error::DuplicateId(1_000_001)));
 }
+
+#[test]
+fn upsert_replaces_a_vector_under_the_same_id() {
+    let dim = 8;
+    let base = clustered(1_000, dim, 13);
+    let mut index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
+    index.add(&base).unwrap();
+    let moved: Vec<f32> = base[..dim].iter().map(|x| x + 100.0).collect();
+    assert_eq!(index.add_with_ids(&moved, &[0]), Err(Error::DuplicateId(0)));
+    index.upsert_with_ids(&moved, &[0]).unwrap();
+    assert_eq!(index.len(), 1000);
+    let hit = index.search(&moved, 1, None).unwrap();
+    assert_eq!(hit[0], (0, 0.0));
+    // The old vector of id 0 is gone from results.
+    let old = index.search(&base[..dim], 3, None).unwrap();
+    assert!(old.iter().all(|&(id, d)| id != 0 || d > 0.0), "{old:?}");
+    // It survives a save/load round trip and compact().
+    let dir = tempfile::tempdir().unwrap();
+    index.save(dir.path().join("g.vq")).unwrap();
+    let loaded = Hnsw::load(dir.path().join("g.vq")).unwrap();
+    assert_eq!(loaded.search(&moved, 1, None).unwrap()[0], (0, 0.0));
+    index.compact();
+    assert_eq!(index.check_graph().nodes, 1000);
+    assert_eq!(index.search(&moved, 1, None).unwrap()[0], (0, 0.0));
+}
