@@ -2,8 +2,8 @@
 
 /// Marks slots as visited in O(1), and clears in O(1) by bumping an epoch.
 pub(crate) struct Visited {
-    tags: Vec<u16>,
-    epoch: u16,
+    tags: Vec<u8>,
+    epoch: u8,
 }
 
 impl Visited {
@@ -25,7 +25,7 @@ impl Visited {
 
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.tags.capacity() * std::mem::size_of::<u16>()
+        self.tags.capacity()
     }
 
     /// Marks `id`; returns `true` if it was not marked yet.
