@@ -37,17 +37,6 @@ pub(crate) unsafe fn kernels() -> Kernels {
     }
 }
 
-/// Makes a safe entry point for a `#[target_feature]` kernel of this module.
-macro_rules! entry {
-    ($name:ident => $imp:ident ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
-        fn $name($($arg: $ty),*) -> $ret {
-            // SAFETY: this function is only reachable through the table built by `kernels()`,
-            // whose contract is that the CPU has the features `$imp` is compiled for.
-            unsafe { $imp($($arg),*) }
-        }
-    };
-}
-
 entry!(l2_sq_f32 => l2_sq_f32_imp(a: &[f32], b: &[f32]) -> f32);
 entry!(dot_f32 => dot_f32_imp(a: &[f32], b: &[f32]) -> f32);
 entry!(cos_parts_f32 => cos_parts_f32_imp(a: &[f32], b: &[f32]) -> [f32; 3]);
