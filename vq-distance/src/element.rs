@@ -15,7 +15,7 @@ mod sealed {
     impl Sealed for i8 {}
 }
 
-/// A vector element type with SIMD kernels: `f32`, [`f16`], [`bf16`], `u8` and `i8`.
+/// A vector element type with SIMD kernels: `f32`, [`struct@f16`], [`struct@bf16`], `u8` and `i8`.
 ///
 /// Floats accumulate in f32. `u8` and `i8` accumulate in integers, exactly; the `f32` results
 /// of the generic functions are those exact integers rounded once (exact below 2²⁴), and the

@@ -114,7 +114,8 @@ pub(crate) struct GemmKernel {
 }
 
 /// Every kernel of one SIMD level: built once, then called through plain function pointers
-/// (no feature check per call). The per-pair methods are in [`crate::element`].
+/// (no feature check per call): [`Kernels::active`] for this process, [`Kernels::for_level`]
+/// for any level the CPU can run, then [`Kernels::l2_sq`], [`Kernels::dot`], … per pair.
 pub struct Kernels {
     pub(crate) level: SimdLevel,
     pub(crate) f32: FloatKernels<f32>,

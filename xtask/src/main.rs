@@ -3,7 +3,7 @@
 //! - `cargo xtask bench [OPTIONS]`: the main job: builds and searches vq's indexes on a
 //!   dataset and reports build time, QPS and recall@k against exact ground truth, as a table
 //!   and as JSON lines in the schema of `../shared/bench/peers.py`.
-//! - `cargo xtask ci`: what `.ci/run` runs (tests, formatting, clippy).
+//! - `cargo xtask ci`: runs `.ci/run` (tests, formatting, clippy, docs, packaging).
 
 mod fuzz;
 
@@ -37,22 +37,13 @@ commands:
   ci      run the checks of .ci/run: tests, cargo fmt --check, clippy -D warnings
   fuzz    run vq-io's cargo-fuzz targets: fuzz [TARGET] [--seconds N] (installs nightly, cargo-fuzz)";
 
-/// The checks CI runs, in order; the first failure stops.
+/// Runs `.ci/run`, the one list of CI's checks (tests, the portable-SIMD pass, fmt, clippy,
+/// docs, packaging), so this command and CI never drift apart.
 fn ci() -> Result<(), String> {
-    let steps: [&[&str]; 3] = [
-        &["test", "--workspace"],
-        &["fmt", "--all", "--check"],
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
-    ];
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    for step in steps {
-        println!("xtask ci: cargo {}", step.join(" "));
-        let status = Command::new(&cargo).args(step).status().map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !status.success() {
-            return Err(format!("`cargo {}` failed ({status})", step.join(" ")));
-        }
-    }
-    Ok(())
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/run");
+    println!("xtask ci: bash {}", script.display());
+    let status = Command::new("bash").arg(&script).status().map_err(|e| format!("cannot run bash: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{} failed ({status})", script.display())) }
 }
 
 #[cfg(test)]
