@@ -94,14 +94,20 @@ fn prepare_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric
             return Err(Error::ZeroNormQuery { row });
         }
     }
+    Ok(queries_as_f32(kern, queries, dim, metric))
+}
+
+/// The queries as f32, scaled to unit length for cosine (a zero row stays zero).
+fn queries_as_f32<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric: Metric) -> Vec<f32> {
     let mut out: Vec<f32> = queries.iter().map(|v| v.to_f32()).collect();
     if metric == Metric::Cosine {
         out.par_chunks_exact_mut(dim).for_each(|q| {
-            let inv = 1.0 / kern.f32.dot_sq(q).sqrt();
+            let norm = kern.f32.dot_sq(q).sqrt();
+            let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
             q.iter_mut().for_each(|v| *v *= inv);
         });
     }
-    Ok(out)
+    out
 }
 
 /// Extra candidates the blocked search selects for exact rescoring (see `knn_exact_with`).
@@ -231,14 +237,7 @@ pub fn score_many_to_many<T: Element>(
     if out.len() != nq * nb {
         return Err(Error::OutputLength { what: "out", got: out.len(), expected: nq * nb });
     }
-    let mut q32: Vec<f32> = queries.iter().map(|v| v.to_f32()).collect();
-    if metric == Metric::Cosine {
-        q32.par_chunks_exact_mut(dim).for_each(|q| {
-            let norm = kern.f32.dot_sq(q).sqrt();
-            let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-            q.iter_mut().for_each(|v| *v *= inv);
-        });
-    }
+    let q32 = queries_as_f32(kern, queries, dim, metric);
     let terms = BaseTerms::new(kern, base, dim, metric, false);
     gemm::keys_matrix(kern, &q32, base, dim, &terms, out);
     if nb == 0 {
