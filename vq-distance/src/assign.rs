@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::gemm::{BaseTerms, ScanArgs, pack_queries};
-use crate::knn::check_rows;
+use crate::gemm::{BaseTerms, PackedBase, ScanArgs, pack_queries};
+use crate::knn::{check_queries, check_rows, normalize};
 use crate::metric::Metric;
 use crate::simd::{Kernels, kernels};
 
@@ -76,7 +76,7 @@ impl<'k> PackedPoints<'k> {
     /// [`PackedPoints::new`] with the kernels of a chosen level.
     pub fn new_with<T: Element>(kern: &'k Kernels, points: &[T], dim: usize, metric: Metric) -> Result<Self> {
         let n = check_rows("points", points, dim)?;
-        check_points(kern, points, dim, metric)?;
+        check_queries(kern, points, dim, metric)?;
         let mr = kern.gemm.mr;
         let groups = n.div_ceil(mr);
         let mut pack = vec![0f32; groups * dim * mr];
@@ -90,10 +90,7 @@ impl<'k> PackedPoints<'k> {
                 rows.clear();
                 rows.extend(points[first * dim..last * dim].iter().map(|v| v.to_f32()));
                 if metric == Metric::Cosine {
-                    rows.chunks_exact_mut(dim).for_each(|q: &mut [f32]| {
-                        let inv = 1.0 / kern.f32.dot_sq(q).sqrt();
-                        q.iter_mut().for_each(|v| *v *= inv);
-                    });
+                    rows.chunks_exact_mut(dim).for_each(|q| normalize(kern, q));
                 }
                 pack_queries(rows, dim, mr, tmp);
                 dst.copy_from_slice(&tmp[..dst.len()]);
@@ -168,10 +165,10 @@ impl<'k> PackedPoints<'k> {
                     let args = ScanArgs {
                         qpack,
                         groups,
-                        bpack: &block.data,
-                        panels: block.panels,
+                        bpack: &block.packed.data,
+                        panels: block.packed.panels,
                         dim,
-                        bias: &block.bias,
+                        bias: &block.packed.bias,
                         alpha: terms.alpha,
                         keep_all: false,
                     };
@@ -211,14 +208,14 @@ impl<'k> PackedPoints<'k> {
 }
 
 /// One block of centroids packed in `nr`-column panels, k-major.
+/// One packed block of centroids and the id of its first centroid.
 struct CentroidBlock {
     first: usize,
-    panels: usize,
-    data: Vec<f32>,
-    bias: Vec<f32>,
+    packed: PackedBase,
 }
 
-/// Packs the centroids (scaled for cosine) into L2-sized blocks; padded columns get a NaN bias.
+/// Packs the centroids (scaled for cosine) into L2-sized blocks with the same packing as
+/// `knn_exact`'s base blocks; padded columns get a NaN bias.
 fn pack_centroids(kern: &Kernels, centroids: &[f32], dim: usize, terms: &BaseTerms) -> Vec<CentroidBlock> {
     let nr = kern.gemm.nr;
     let block_rows = ((CENTROID_BLOCK_BYTES / (4 * dim)) / nr).max(1) * nr;
@@ -228,24 +225,10 @@ fn pack_centroids(kern: &Kernels, centroids: &[f32], dim: usize, terms: &BaseTer
         .map(|(b, rows)| {
             let first = b * block_rows;
             let n = rows.len() / dim;
-            let mut data = Vec::new();
-            match &terms.scale {
-                Some(scale) => {
-                    let scaled: Vec<f32> = rows
-                        .chunks_exact(dim)
-                        .zip(&scale[first..first + n])
-                        .flat_map(|(r, &s)| r.iter().map(move |v| v * s))
-                        .collect();
-                    pack_queries(&scaled, dim, nr, &mut data);
-                }
-                None => {
-                    pack_queries(rows, dim, nr, &mut data);
-                }
-            }
-            let panels = n.div_ceil(nr);
-            let mut bias = terms.bias[first..first + n].to_vec();
-            bias.resize(panels * nr, f32::NAN);
-            CentroidBlock { first, panels, data, bias }
+            let mut packed = PackedBase::default();
+            let scale = terms.scale.as_deref().map(|s| &s[first..first + n]);
+            packed.pack(rows, dim, nr, scale, &terms.bias[first..first + n]);
+            CentroidBlock { first, packed }
         })
         .collect()
 }
@@ -311,27 +294,13 @@ pub fn nearest_centroids_with<T: Element>(
     if scores.len() != np {
         return Err(Error::OutputLength { what: "scores", got: scores.len(), expected: np });
     }
-    check_points(kern, points, dim, metric)?;
+    check_queries(kern, points, dim, metric)?;
     for ((block, labels), scores) in
         points.chunks(POINT_BLOCK * dim).zip(labels.chunks_mut(POINT_BLOCK)).zip(scores.chunks_mut(POINT_BLOCK))
     {
         PackedPoints::new_with(kern, block, dim, metric)?.nearest(centroids, labels, scores)?;
     }
     Ok(())
-}
-
-/// Rejects non-finite points, and zero points for cosine.
-fn check_points<T: Element>(kern: &Kernels, points: &[T], dim: usize, metric: Metric) -> Result<()> {
-    let bad = points.par_chunks(dim).enumerate().find_first(|(_, p)| {
-        !p.iter().all(|v| v.is_finite()) || (metric == Metric::Cosine && T::dot_unchecked(kern, p, p) == 0.0)
-    });
-    match bad {
-        None => Ok(()),
-        Some((row, p)) => match p.iter().position(|v| !v.is_finite()) {
-            Some(component) => Err(Error::NonFiniteQuery { row, component }),
-            None => Err(Error::ZeroNormQuery { row }),
-        },
-    }
 }
 
 #[cfg(test)]

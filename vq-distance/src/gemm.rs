@@ -74,16 +74,16 @@ pub(crate) fn pack_queries(rows: &[f32], dim: usize, mr: usize, out: &mut Vec<f3
 
 /// One packed block of base vectors.
 #[derive(Default)]
-struct PackedBase {
-    data: Vec<f32>,
-    bias: Vec<f32>,
-    panels: usize,
+pub(crate) struct PackedBase {
+    pub(crate) data: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+    pub(crate) panels: usize,
 }
 
 impl PackedBase {
     /// Packs `rows` into panels of `nr` columns, k-major, each value multiplied by its row's
     /// `scale` (cosine normalization); padded columns get a NaN bias so they never match.
-    fn pack<T: Element>(&mut self, rows: &[T], dim: usize, nr: usize, scale: Option<&[f32]>, bias: &[f32]) {
+    pub(crate) fn pack<T: Element>(&mut self, rows: &[T], dim: usize, nr: usize, scale: Option<&[f32]>, bias: &[f32]) {
         let n = rows.len() / dim;
         self.panels = n.div_ceil(nr);
         self.data.clear();

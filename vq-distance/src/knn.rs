@@ -84,16 +84,30 @@ pub(crate) fn check_rows<T>(what: &'static str, data: &[T], dim: usize) -> Resul
     Ok(data.len() / dim)
 }
 
+/// Rejects non-finite queries, and zero queries for cosine.
+pub(crate) fn check_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric: Metric) -> Result<()> {
+    let bad = queries.par_chunks(dim).enumerate().find_first(|(_, q)| {
+        !q.iter().all(|v| v.is_finite()) || (metric == Metric::Cosine && T::dot_unchecked(kern, q, q) == 0.0)
+    });
+    match bad {
+        None => Ok(()),
+        Some((row, q)) => match q.iter().position(|v| !v.is_finite()) {
+            Some(component) => Err(Error::NonFiniteQuery { row, component }),
+            None => Err(Error::ZeroNormQuery { row }),
+        },
+    }
+}
+
+/// Scales `row` to unit length; a zero row stays zero.
+pub(crate) fn normalize(kern: &Kernels, row: &mut [f32]) {
+    let norm = kern.f32.dot_sq(row).sqrt();
+    let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
 /// Validates queries and converts them to f32, normalized for cosine.
 fn prepare_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric: Metric) -> Result<Vec<f32>> {
-    for (row, q) in queries.chunks_exact(dim).enumerate() {
-        if let Some(component) = q.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteQuery { row, component });
-        }
-        if metric == Metric::Cosine && T::dot_unchecked(kern, q, q) == 0.0 {
-            return Err(Error::ZeroNormQuery { row });
-        }
-    }
+    check_queries(kern, queries, dim, metric)?;
     Ok(queries_as_f32(kern, queries, dim, metric))
 }
 
@@ -101,11 +115,7 @@ fn prepare_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric
 fn queries_as_f32<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric: Metric) -> Vec<f32> {
     let mut out: Vec<f32> = queries.iter().map(|v| v.to_f32()).collect();
     if metric == Metric::Cosine {
-        out.par_chunks_exact_mut(dim).for_each(|q| {
-            let norm = kern.f32.dot_sq(q).sqrt();
-            let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-            q.iter_mut().for_each(|v| *v *= inv);
-        });
+        out.par_chunks_exact_mut(dim).for_each(|q| normalize(kern, q));
     }
     out
 }
