@@ -399,17 +399,30 @@ fn distances_to<T: Element>(x: &[T], dim: usize, c: &[T], out: &mut [f32]) -> Re
     })
 }
 
+/// The start of every k-means++ variant: one point drawn uniformly as the first centroid, the
+/// chosen flags, and every point's squared distance to it.
+fn first_seed<T: Element>(
+    x: &[T],
+    dim: usize,
+    k: usize,
+    rng: &mut impl RngExt,
+) -> Result<(Vec<bool>, Vec<f32>, Vec<f32>)> {
+    let n = x.len() / dim;
+    let mut chosen = vec![false; n];
+    let first = rng.random_range(0..n);
+    chosen[first] = true;
+    let mut centroids = Vec::with_capacity(k * dim);
+    centroids.extend(x[first * dim..(first + 1) * dim].iter().map(|v| v.to_f32()));
+    let mut d2 = vec![0f32; n];
+    distances_to(x, dim, &x[first * dim..(first + 1) * dim], &mut d2)?;
+    Ok((chosen, centroids, d2))
+}
+
 /// Exact k-means++ seeding.
 fn kmeans_pp<T: Element>(x: &[T], dim: usize, k: usize, seed: u64) -> Result<Vec<f32>> {
     let n = x.len() / dim;
     let mut rng = rng_for(seed, 3);
-    let mut chosen = vec![false; n];
-    let mut centroids = Vec::with_capacity(k * dim);
-    let first = rng.random_range(0..n);
-    chosen[first] = true;
-    centroids.extend(x[first * dim..(first + 1) * dim].iter().map(|v| v.to_f32()));
-    let mut d2 = vec![0f32; n];
-    distances_to(x, dim, &x[first * dim..(first + 1) * dim], &mut d2)?;
+    let (mut chosen, mut centroids, mut d2) = first_seed(x, dim, k, &mut rng)?;
     let mut new = vec![0f32; n];
     for _ in 1..k {
         let chunk_sums: Vec<f64> = d2
@@ -472,13 +485,7 @@ fn kmeans_pp_batched<T: Element>(
 ) -> Result<Vec<f32>> {
     let n = x.len() / dim;
     let mut rng = rng_for(seed, 4);
-    let mut chosen = vec![false; n];
-    let mut centroids = Vec::with_capacity(k * dim);
-    let first = rng.random_range(0..n);
-    chosen[first] = true;
-    centroids.extend(x[first * dim..(first + 1) * dim].iter().map(|v| v.to_f32()));
-    let mut d2 = vec![0f32; n];
-    distances_to(x, dim, &x[first * dim..(first + 1) * dim], &mut d2)?;
+    let (mut chosen, mut centroids, mut d2) = first_seed(x, dim, k, &mut rng)?;
     let mut labels = vec![0u32; n];
     let mut new = vec![0f32; n];
     let rounds = rounds.min(k - 1).max(1);
