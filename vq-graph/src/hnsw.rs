@@ -732,8 +732,8 @@ impl<S: VectorStorage> Hnsw<S> {
     fn insert_claimed(&self, vectors: &[f32], ids: &[u64], first: u32, replace: bool) -> Result<()> {
         let _gate = self.insert_gate.read().unwrap_or_else(|e| e.into_inner());
         // Validate everything and reserve the ids before touching the graph.
+        let mut buf = Vec::new();
         for (i, v) in vectors.chunks_exact(self.dim).enumerate() {
-            let mut buf = Vec::new();
             self.prepare_vector(v, || format!("vector {i}"), &mut buf)?;
         }
         {
@@ -752,11 +752,14 @@ impl<S: VectorStorage> Hnsw<S> {
                 }
             }
         }
-        vectors.par_chunks_exact(self.dim).zip(ids.par_iter()).enumerate().for_each(|(i, (v, &id))| {
-            let mut buf = Vec::new();
-            let v = self.prepare_vector(v, String::new, &mut buf).expect("validated above");
-            self.insert_slot(first + i as u32, id, v);
-        });
+        // One normalization buffer per worker, not per vector.
+        vectors.par_chunks_exact(self.dim).zip(ids.par_iter()).enumerate().for_each_init(
+            Vec::new,
+            |buf, (i, (v, &id))| {
+                let v = self.prepare_vector(v, String::new, buf).expect("validated above");
+                self.insert_slot(first + i as u32, id, v);
+            },
+        );
         Ok(())
     }
 
