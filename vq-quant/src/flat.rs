@@ -1,0 +1,110 @@
+//! Exhaustive search over a buffer of codes: Faiss' `IndexScalarQuantizer` and `IndexPQ`.
+
+use rayon::prelude::*;
+use vq_distance::{Neighbors, TopK};
+
+use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
+
+/// Codes scored per call of [`CodeScorer::distances`]: large enough to amortize the call and
+/// let a blocked kernel run, small enough that the keys stay in L1.
+const BLOCK: usize = 256;
+
+/// A quantizer and the codes of every vector added, searched by scanning all codes.
+///
+/// Ids are the insertion positions `0..len()`.
+#[derive(Debug, Clone)]
+pub struct FlatCodes<Q> {
+    quantizer: Q,
+    codes: Vec<u8>,
+}
+
+impl<Q: Quantizer> FlatCodes<Q> {
+    /// An empty index over `quantizer` (trained or not).
+    pub fn new(quantizer: Q) -> Self {
+        FlatCodes { quantizer, codes: Vec::new() }
+    }
+
+    /// The quantizer.
+    pub fn quantizer(&self) -> &Q {
+        &self.quantizer
+    }
+
+    /// The codes, `len() * code_size()` bytes in insertion order.
+    pub fn codes(&self) -> &[u8] {
+        &self.codes
+    }
+
+    /// Number of vectors added.
+    pub fn len(&self) -> usize {
+        self.codes.len().checked_div(self.quantizer.code_size()).unwrap_or(0)
+    }
+
+    /// `true` if nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// Trains the quantizer on `sample` (row-major). Codes already added are dropped, since
+    /// they were made by the old parameters.
+    pub fn train(&mut self, sample: &[f32]) -> Result<()> {
+        self.quantizer.train(sample)?;
+        self.codes.clear();
+        Ok(())
+    }
+
+    /// Encodes and appends `vectors` (row-major); their ids continue from `len()`.
+    pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
+        let dim = self.quantizer.dim();
+        if dim == 0 || !vectors.len().is_multiple_of(dim) {
+            return Err(Error::Dimension { what: "vectors", len: vectors.len(), dim });
+        }
+        let start = self.codes.len();
+        self.codes.resize(start + vectors.len() / dim * self.quantizer.code_size(), 0);
+        let result = self.quantizer.encode(vectors, &mut self.codes[start..]);
+        if result.is_err() {
+            self.codes.truncate(start);
+        }
+        result
+    }
+
+    /// The `k` best codes for each query (row-major), best first, as `(id, score)` in the
+    /// metric's convention. Fewer than `k` vectors gives every vector; an empty index gives
+    /// empty rows. Parallel over queries on the current rayon pool.
+    pub fn search(&self, queries: &[f32], k: usize) -> Result<Neighbors> {
+        if k == 0 {
+            return Err(Error::ZeroK);
+        }
+        let metric = self.quantizer.metric();
+        // Validated (and normalized, for cosine) once here; scorers check again per query,
+        // which is cheap next to the scan.
+        let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?;
+        let rows = queries
+            .par_chunks(self.quantizer.dim())
+            .map_init(|| vec![0f32; BLOCK], |keys, query| self.search_one(query, k, keys))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Neighbors::from_rows(k, metric, rows))
+    }
+
+    fn search_one(&self, query: &[f32], k: usize, keys: &mut [f32]) -> Result<Vec<(u64, f32)>> {
+        let metric = self.quantizer.metric();
+        let size = self.quantizer.code_size();
+        let mut top = TopK::new(k);
+        if !self.codes.is_empty() {
+            let scorer = self.quantizer.scorer(query)?;
+            for (block, codes) in self.codes.chunks(BLOCK * size).enumerate() {
+                let keys = &mut keys[..codes.len() / size];
+                scorer.distances(codes, keys);
+                let base = (block * BLOCK) as u64;
+                for (i, &key) in keys.iter().enumerate() {
+                    top.push(key, base + i as u64);
+                }
+            }
+        }
+        Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
+    }
+
+    /// Bytes held: the codes plus the quantizer's trained parameters.
+    pub fn memory_usage(&self) -> usize {
+        self.codes.capacity() + self.quantizer.memory_bytes()
+    }
+}

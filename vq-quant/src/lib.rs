@@ -1,0 +1,86 @@
+//! Vector quantizers: the compression layer under vq's quantized indexes.
+//!
+//! **Owns:** the [`Quantizer`] trait (train on a sample, encode to fixed-size byte codes,
+//! decode, score a query against codes without decoding, code-to-code distance, save/load
+//! through vq-io sections), the quantizers themselves, and [`FlatCodes`], the exhaustive scan
+//! over a code buffer (Faiss' `IndexScalarQuantizer` / `IndexPQ`).
+//!
+//! **Does not own:** the float distance kernels and top-k (`vq-distance`), k-means
+//! (`vq-cluster`), the container format (`vq-io`), or any index structure beyond the flat scan
+//! (graphs and inverted lists build on these codes in `vq-graph` and `vq-ivf`).
+//!
+//! Distances follow vq's key convention inside the crate: a [`CodeScorer`] returns a key where
+//! smaller is better (squared L2, or the negated inner product / cosine); [`FlatCodes::search`]
+//! turns keys back into the metric's score (`Metric::score_from_key`) at the boundary.
+
+mod error;
+mod flat;
+mod vectors;
+
+pub use error::{Error, Result};
+pub use flat::FlatCodes;
+pub use vectors::prepare_rows;
+
+use vq_distance::Metric;
+use vq_io::{ContainerReader, ContainerWriter};
+
+/// A trained mapping from `dim`-dimensional f32 vectors to `code_size()`-byte codes.
+///
+/// Cosine quantizers normalize every vector they encode and every query they score, so the
+/// codes approximate unit vectors and scores are inner products of unit vectors.
+pub trait Quantizer: Send + Sync + Sized {
+    /// The per-query distance object (look-up tables, a converted query, …).
+    type Scorer<'a>: CodeScorer
+    where
+        Self: 'a;
+
+    /// A short name in factory-string style: `"SQ8"`, `"PQ16x8"`, `"OPQ16,PQ16x8"`.
+    fn name(&self) -> String;
+    /// The vector dimension.
+    fn dim(&self) -> usize;
+    /// The metric that scorers and [`Quantizer::code_distance`] compute.
+    fn metric(&self) -> Metric;
+    /// Bytes per encoded vector.
+    fn code_size(&self) -> usize;
+    /// Whether `train` has run (quantizers with nothing to learn are always trained).
+    fn is_trained(&self) -> bool;
+    /// Learns the quantizer's parameters from `sample` (row-major, `dim` columns).
+    fn train(&mut self, sample: &[f32]) -> Result<()>;
+    /// Encodes `vectors` (row-major) into `codes` (`code_size()` bytes per row), in parallel
+    /// over rows on the current rayon pool.
+    fn encode(&self, vectors: &[f32], codes: &mut [u8]) -> Result<()>;
+    /// Reconstructs vectors from `codes` into `out` (`dim` values per code).
+    fn decode(&self, codes: &[u8], out: &mut [f32]) -> Result<()>;
+    /// Prepares a query for asymmetric distance: the f32 query against codes.
+    fn scorer(&self, query: &[f32]) -> Result<Self::Scorer<'_>>;
+    /// The key (smaller is better) between two encoded vectors: symmetric distance, used by
+    /// graphs built over codes. `a` and `b` are `code_size()` bytes each.
+    fn code_distance(&self, a: &[u8], b: &[u8]) -> f32;
+    /// Bytes of trained parameters held (tables, codebooks, rotation), for memory reports.
+    fn memory_bytes(&self) -> usize;
+    /// Writes the trained parameters as sections named `{prefix}.*`.
+    fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()>;
+    /// Reads what [`Quantizer::write_sections`] wrote under `prefix`, validating it.
+    fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self>;
+}
+
+/// A query prepared by [`Quantizer::scorer`]: scores codes without decoding them.
+pub trait CodeScorer: Send {
+    /// The key (smaller is better) from the query to one code of `code_size()` bytes.
+    fn distance(&self, code: &[u8]) -> f32;
+    /// Keys for a contiguous block of codes (`out.len()` codes, `code_size()` bytes each).
+    /// Implementations override this with their blocked SIMD scan.
+    fn distances(&self, codes: &[u8], out: &mut [f32]) {
+        if out.is_empty() {
+            return;
+        }
+        let size = codes.len() / out.len();
+        for (o, code) in out.iter_mut().zip(codes.chunks_exact(size)) {
+            *o = self.distance(code);
+        }
+    }
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
