@@ -115,6 +115,8 @@ pub struct Dataset {
     pub queries: Vectors,
     /// Exact neighbours for the dataset's metric, if the files had them.
     pub gt: Option<GroundTruth>,
+    /// A separate training sample (`learn.*` in a folder), if the dataset has one.
+    pub learn: Option<Vectors>,
     /// Where the data came from (for the ground-truth cache), `None` if generated.
     pub dir: Option<PathBuf>,
 }
@@ -128,6 +130,12 @@ impl Dataset {
     /// Number of queries.
     pub fn nq(&self) -> usize {
         self.queries.len() / self.dim
+    }
+
+    /// What trained indexes learn from: the `learn` set when there is one, else the base (as
+    /// `shared/bench/peers.py` does, so both sides train on the same vectors).
+    pub fn training_set(&self) -> &Vectors {
+        self.learn.as_ref().unwrap_or(&self.base)
     }
 }
 
@@ -207,6 +215,7 @@ impl Synthetic {
             base: Vectors::F32(base),
             queries: Vectors::F32(queries),
             gt: None,
+            learn: None,
             dir: None,
         }
     }
@@ -267,16 +276,17 @@ impl Source {
 
 /// Loads a folder or files dataset (generated ones come from [`Synthetic::generate`]).
 pub fn load(source: &Source, nq: Option<usize>) -> Result<Dataset> {
-    let (name, dir, base_path, query_path, gt_path) = match source {
+    let (name, dir, base_path, query_path, gt_path, learn_path) = match source {
         Source::Synthetic { .. } => {
             return Err(Error::Usage("internal: generated datasets are not loaded from files".into()));
         }
         Source::Folder(dir) => {
             let find = |stem: &str| files::find_vectors(dir, stem);
-            (folder_name(dir), Some(dir.clone()), find("base")?, find("query")?, files::find_ground_truth(dir))
+            let learn = find("learn").ok();
+            (folder_name(dir), Some(dir.clone()), find("base")?, find("query")?, files::find_ground_truth(dir), learn)
         }
         Source::Files { base, query, gt } => {
-            (folder_name(base), base.parent().map(Path::to_path_buf), base.clone(), query.clone(), gt.clone())
+            (folder_name(base), base.parent().map(Path::to_path_buf), base.clone(), query.clone(), gt.clone(), None)
         }
     };
     let (dim, base) = files::read_vectors(&base_path)?;
@@ -306,7 +316,17 @@ pub fn load(source: &Source, nq: Option<usize>) -> Result<Dataset> {
         }
         g.truncate_queries(nq);
     }
-    Ok(Dataset { name, dim, base, queries, gt, dir })
+    let learn = match &learn_path {
+        Some(p) => {
+            let (ldim, learn) = files::read_vectors(p)?;
+            if ldim != dim {
+                return Err(Error::Mismatch(format!("{} has dimension {ldim} but the base has {dim}", p.display())));
+            }
+            Some(learn)
+        }
+        None => None,
+    };
+    Ok(Dataset { name, dim, base, queries, gt, learn, dir })
 }
 
 fn folder_name(p: &Path) -> String {

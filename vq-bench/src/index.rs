@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use vq_distance::{Metric, Neighbors, knn_exact};
 use vq_graph::{Hnsw, HnswParams};
+use vq_quant::{FlatCodes, Quantizer};
 
 use crate::dataset::{Dataset, Vectors};
 use crate::error::{Error, Result};
@@ -151,5 +152,57 @@ impl BenchIndex for Flat {
 
     fn memory_bytes(&self) -> usize {
         self.base.len() * self.base.elem_bytes()
+    }
+}
+
+/// An exhaustive scan over quantized codes (`vq_quant::FlatCodes`): `SQ8`, `PQ16`, … The
+/// quantizer is trained on the dataset's training set, then every base vector is encoded.
+struct CodesIndex<Q> {
+    factory: String,
+    ntrain: usize,
+    index: FlatCodes<Q>,
+}
+
+/// Trains `quantizer` on `ds`'s training set, encodes the base, and wraps it for the harness.
+#[allow(dead_code)] // the quantizers join `build` as vq-quant grows them
+fn build_codes<Q: Quantizer + 'static>(spec: &str, ds: &Dataset, quantizer: Q) -> Result<Box<dyn BenchIndex>> {
+    let usage = |e: vq_quant::Error| Error::Usage(format!("{spec}: {e}"));
+    let train = ds.training_set().to_f32();
+    let mut index = FlatCodes::new(quantizer);
+    index.train(&train).map_err(usage)?;
+    let base = ds.base.to_f32();
+    let progress = LateProgress::new(ds.nb() as u64, &format!("encoding {spec}"));
+    for (i, chunk) in base.chunks(ds.dim * 10_000).enumerate() {
+        index.add(chunk).map_err(usage)?;
+        progress.set(((i + 1) * 10_000).min(ds.nb()) as u64);
+    }
+    progress.finish();
+    Ok(Box::new(CodesIndex { factory: spec.to_string(), ntrain: train.len() / ds.dim, index }))
+}
+
+impl<Q: Quantizer> BenchIndex for CodesIndex<Q> {
+    fn factory(&self) -> &str {
+        &self.factory
+    }
+
+    fn build_params(&self) -> Params {
+        let mut p = Params::new();
+        p.insert("factory".into(), self.factory.clone().into());
+        p.insert("ntrain".into(), self.ntrain.into());
+        p.insert("code_size".into(), self.index.quantizer().code_size().into());
+        p
+    }
+
+    fn default_sweep(&self) -> Vec<Params> {
+        vec![Params::new()]
+    }
+
+    fn search(&self, queries: &Vectors, k: usize, _params: &Params) -> Result<Neighbors> {
+        let q = queries.to_f32();
+        self.index.search(&q, k).map_err(|e| Error::Usage(format!("{}: {e}", self.factory)))
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.index.memory_usage()
     }
 }

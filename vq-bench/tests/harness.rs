@@ -249,6 +249,7 @@ fn ground_truth_without_scores_counts_only_ids() {
         base: Vectors::F32(vec![0.0, 1.0]),
         queries: Vectors::F32(vec![0.0]),
         gt: Some(GroundTruth { depth: 2, ids: vec![0, 1], scores: None }),
+        learn: None,
         dir: None,
     };
     assert_eq!(ds.nb(), 2);
