@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use vq_distance::{Metric, Neighbors, knn_exact};
 use vq_graph::{Hnsw, HnswParams};
-use vq_quant::{FlatCodes, Quantizer};
+use vq_quant::{FlatCodes, Quantizer, ScalarQuantizer, SqType};
 
 use crate::dataset::{Dataset, Vectors};
 use crate::error::{Error, Result};
@@ -29,7 +29,7 @@ pub trait BenchIndex: Send + Sync {
 }
 
 /// The specs this build of the harness knows.
-pub const KNOWN_SPECS: &str = "Flat, HNSW{m}[,Flat]";
+pub const KNOWN_SPECS: &str = "Flat, HNSW{m}[,Flat], SQ8, SQ6, SQ4, SQ4U, SQfp16, SQbf16";
 
 /// The indexes a run measures when none is named: every one vq has today.
 pub fn default_specs() -> Vec<String> {
@@ -46,7 +46,7 @@ fn hnsw_m(spec: &str) -> Option<usize> {
 /// `true` if `spec` names an index this harness can build.
 pub fn is_known(spec: &str) -> bool {
     let spec = spec.trim();
-    spec == "Flat" || hnsw_m(spec).is_some()
+    spec == "Flat" || hnsw_m(spec).is_some() || spec.parse::<SqType>().is_ok()
 }
 
 /// Builds the index that `spec` names over `ds` (the caller times this; it runs on the
@@ -69,6 +69,10 @@ pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<Box<dyn BenchIn
         }
         progress.finish();
         return Ok(Box::new(HnswIndex { factory: spec.to_string(), index }));
+    }
+    if let Ok(sq_type) = spec.parse::<SqType>() {
+        let sq = ScalarQuantizer::new(ds.dim, metric, sq_type).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
+        return build_codes(spec, ds, sq);
     }
     Err(Error::UnknownIndex { spec: spec.to_string(), known: KNOWN_SPECS })
 }
@@ -164,7 +168,6 @@ struct CodesIndex<Q> {
 }
 
 /// Trains `quantizer` on `ds`'s training set, encodes the base, and wraps it for the harness.
-#[allow(dead_code)] // the quantizers join `build` as vq-quant grows them
 fn build_codes<Q: Quantizer + 'static>(spec: &str, ds: &Dataset, quantizer: Q) -> Result<Box<dyn BenchIndex>> {
     let usage = |e: vq_quant::Error| Error::Usage(format!("{spec}: {e}"));
     let train = ds.training_set().to_f32();

@@ -5,6 +5,11 @@
 //! through vq-io sections), the quantizers themselves, and [`FlatCodes`], the exhaustive scan
 //! over a code buffer (Faiss' `IndexScalarQuantizer` / `IndexPQ`).
 //!
+//! **Quantizers:**
+//! - [`ScalarQuantizer`]: each component on its own, [`SqType`] `SQ8`, `SQ6`, `SQ4` (per-dimension
+//!   ranges), `SQ4U` (one range), `FP16`, `BF16`; SIMD asymmetric distances (AVX-512, AVX2+FMA
+//!   and a portable twin) that decode codes in registers.
+//!
 //! **Does not own:** the float distance kernels and top-k (`vq-distance`), k-means
 //! (`vq-cluster`), the container format (`vq-io`), or any index structure beyond the flat scan
 //! (graphs and inverted lists build on these codes in `vq-graph` and `vq-ivf`).
@@ -15,10 +20,12 @@
 
 mod error;
 mod flat;
+mod sq;
 mod vectors;
 
 pub use error::{Error, Result};
 pub use flat::FlatCodes;
+pub use sq::{ScalarQuantizer, SqScorer, SqType};
 pub use vectors::prepare_rows;
 
 use vq_distance::Metric;

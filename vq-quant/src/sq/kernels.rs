@@ -1,0 +1,177 @@
+//! The scalar quantizers' asymmetric-distance kernels: what they compute, and the table of
+//! one SIMD level's implementations, chosen once per process.
+//!
+//! Every kernel scores a prepared query ([`Prepared`]) against a block of codes. The query is
+//! folded so that the inner loop only decodes a code component `c_j` (an integer level, or the
+//! f16/bf16 value) and does one or two fused multiply-adds:
+//!
+//! | form | key |
+//! |---|---|
+//! | [`Form::L2`] | `offset + scale · Σ (a_j − c_j·b_j)²` |
+//! | [`Form::L2Unit`] | `offset + scale · Σ (a_j − c_j)²` (no per-dimension scale to load) |
+//! | [`Form::Ip`] | `offset + scale · Σ a_j·c_j` |
+//!
+//! `a` and `b` are padded with zeros to a multiple of [`PAD`] so that a SIMD tail chunk adds
+//! exactly zero for the padding lanes, whatever bits the code holds there.
+
+use std::sync::OnceLock;
+
+use vq_distance::SimdLevel;
+
+/// The component layout a kernel decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Code {
+    /// One byte per component.
+    U8,
+    /// 6 bits per component, 4 components in 3 bytes (component `j` at bit `6j`).
+    U6,
+    /// 4 bits per component, component `2i` in the low nibble of byte `i`.
+    U4,
+    /// IEEE half precision, little-endian.
+    F16,
+    /// bfloat16, little-endian.
+    Bf16,
+}
+
+impl Code {
+    /// Bytes of a code of `dim` components.
+    pub(crate) fn code_size(self, dim: usize) -> usize {
+        match self {
+            Code::U8 => dim,
+            Code::U6 => (dim * 6).div_ceil(8),
+            Code::U4 => dim.div_ceil(2),
+            Code::F16 | Code::Bf16 => 2 * dim,
+        }
+    }
+
+    /// Component `j` of `code` (the scalar decoder every SIMD decoder is tested against).
+    #[inline(always)]
+    pub(crate) fn component(self, code: &[u8], j: usize) -> f32 {
+        match self {
+            Code::U8 => f32::from(code[j]),
+            Code::U6 => {
+                let bit = 6 * j;
+                let lo = code[bit / 8] as u32;
+                let hi = code.get(bit / 8 + 1).copied().unwrap_or(0) as u32;
+                (((lo | (hi << 8)) >> (bit % 8)) & 63) as f32
+            }
+            Code::U4 => f32::from((code[j / 2] >> ((j & 1) * 4)) & 15),
+            Code::F16 => half::f16::from_le_bytes([code[2 * j], code[2 * j + 1]]).to_f32(),
+            Code::Bf16 => half::bf16::from_le_bytes([code[2 * j], code[2 * j + 1]]).to_f32(),
+        }
+    }
+}
+
+/// Which sum a kernel computes (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `Σ (a_j − c_j·b_j)²`.
+    L2,
+    /// `Σ (a_j − c_j)²`.
+    L2Unit,
+    /// `Σ a_j·c_j`.
+    Ip,
+}
+
+/// Lanes the query arrays are padded to (the widest kernel's chunk).
+pub(crate) const PAD: usize = 16;
+
+/// A query folded for one quantizer: the kernels' only input besides the codes.
+///
+/// Invariants the kernels rely on for memory safety (kept by [`Prepared::new`], the only
+/// constructor): `a.len() == b.len() == dim.next_multiple_of(PAD)`, and
+/// `code_size == code.code_size(dim)`.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub(crate) code: Code,
+    pub(crate) form: Form,
+    pub(crate) dim: usize,
+    pub(crate) code_size: usize,
+    pub(crate) a: Vec<f32>,
+    pub(crate) b: Vec<f32>,
+    pub(crate) scale: f32,
+    pub(crate) offset: f32,
+}
+
+impl Prepared {
+    /// `a` and `b` hold `dim` values each (`b` is ignored by [`Form::Ip`]; for
+    /// [`Form::L2Unit`] it must be all ones: SIMD tails use it to zero the padding lanes).
+    pub(crate) fn new(code: Code, form: Form, mut a: Vec<f32>, mut b: Vec<f32>, scale: f32, offset: f32) -> Self {
+        let dim = a.len();
+        debug_assert_eq!(b.len(), dim);
+        b.resize(dim, 0.0);
+        a.resize(dim.next_multiple_of(PAD), 0.0);
+        b.resize(dim.next_multiple_of(PAD), 0.0);
+        Prepared { code, form, dim, code_size: code.code_size(dim), a, b, scale, offset }
+    }
+}
+
+/// One level's block kernel: `out[i]` = the key of code `i` of `codes` (`code_size` bytes
+/// each). Scores `min(out.len(), codes.len() / code_size)` codes and leaves the rest of `out`
+/// untouched.
+pub(crate) type BlockFn = fn(q: &Prepared, codes: &[u8], out: &mut [f32]);
+
+/// The kernels of one SIMD level.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SqKernels {
+    pub(crate) level: SimdLevel,
+    pub(crate) select: fn(Code, Form) -> BlockFn,
+}
+
+impl SqKernels {
+    /// The kernels of the level vq-distance uses in this process (`VQ_SIMD` applies).
+    pub(crate) fn active() -> &'static SqKernels {
+        static ACTIVE: OnceLock<SqKernels> = OnceLock::new();
+        ACTIVE.get_or_init(|| {
+            let wanted = vq_distance::simd_level();
+            // vq-distance only reports levels the CPU has; fall back one level at a time in
+            // case our feature set ever differs from its.
+            [wanted, SimdLevel::Avx2, SimdLevel::Portable]
+                .into_iter()
+                .filter(|&l| l <= wanted)
+                .find_map(SqKernels::for_level)
+                .unwrap_or(SqKernels { level: SimdLevel::Portable, select: super::portable::select })
+        })
+    }
+
+    /// The kernels of `level`, or `None` if this CPU cannot run them (or none exist for it:
+    /// NEON uses the portable kernels).
+    pub(crate) fn for_level(level: SimdLevel) -> Option<SqKernels> {
+        match level {
+            SimdLevel::Portable => Some(SqKernels { level, select: super::portable::select }),
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 if super::x86::avx2::is_available() => {
+                Some(SqKernels { level, select: super::x86::avx2::select_checked() })
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 if super::x86::avx512::is_available() => {
+                Some(SqKernels { level, select: super::x86::avx512::select_checked() })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The reference sum every kernel must match (up to float summation order): plain Rust, one
+/// component at a time. `code_kind` and `form` are passed separately from `q` so that a
+/// caller with constants gets a specialized loop after inlining.
+#[inline(always)]
+pub(crate) fn reference_one(code_kind: Code, form: Form, q: &Prepared, code: &[u8]) -> f32 {
+    let mut acc = [0f32; 4];
+    for j in 0..q.dim {
+        let c = code_kind.component(code, j);
+        let term = match form {
+            Form::L2 => {
+                let d = q.a[j] - c * q.b[j];
+                d * d
+            }
+            Form::L2Unit => {
+                let d = q.a[j] - c;
+                d * d
+            }
+            Form::Ip => q.a[j] * c,
+        };
+        acc[j % 4] += term;
+    }
+    q.offset + q.scale * ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+}

@@ -1,0 +1,662 @@
+//! Scalar quantizers: every component coded on its own, in 8, 6 or 4 bits over a trained
+//! range, or as a 16-bit float (Faiss' `IndexScalarQuantizer`, Milvus' `sq_type`).
+//!
+//! | [`SqType`] | bits per component | range | code bytes (`d` components) |
+//! |---|---|---|---|
+//! | `SQ8` | 8 | per dimension | `d` |
+//! | `SQ6` | 6 (4 components in 3 bytes) | per dimension | `⌈6d / 8⌉` |
+//! | `SQ4` | 4 (2 components per byte) | per dimension | `⌈d / 2⌉` |
+//! | `SQ4U` | 4 | one for all dimensions | `⌈d / 2⌉` |
+//! | `FP16` | IEEE half | none (nothing to train) | `2d` |
+//! | `BF16` | bfloat16 | none (nothing to train) | `2d` |
+//!
+//! An integer type with `b` bits splits the trained range `[vmin, vmin + 2^b · step]` into
+//! `2^b` cells of width `step`; a value is coded by its cell (values outside the range by the
+//! nearest cell) and reconstructed at the cell's centre, `vmin + (code + 0.5) · step`, so the
+//! error of a value inside the range is at most `step / 2`. The range is the sample's min and
+//! max per dimension (Faiss' `RangeStat_minmax`), or a quantile range with
+//! [`ScalarQuantizer::with_clip`].
+//!
+//! Distances are asymmetric: the f32 query against the codes, decoded in registers (see
+//! [`SqScorer`]). For cosine, vectors and queries are normalized before coding, and keys are
+//! negated inner products between the unit query and the reconstructed (nearly unit) vectors.
+
+mod kernels;
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use vq_distance::{Metric, SimdLevel};
+use vq_io::{ContainerReader, ContainerWriter};
+
+use self::kernels::{BlockFn, Code, Form, Prepared, SqKernels};
+use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
+
+/// The kind of scalar quantizer; serialized as, and parsed from, the names Milvus and Faiss
+/// users know.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SqType {
+    /// 8 bits per component, per-dimension range (Faiss `QT_8bit`).
+    SQ8,
+    /// 6 bits per component, per-dimension range, 4 components packed in 3 bytes
+    /// (Faiss `QT_6bit`).
+    SQ6,
+    /// 4 bits per component, per-dimension range, 2 components per byte (Faiss `QT_4bit`).
+    SQ4,
+    /// 4 bits per component, one range for every dimension (Faiss `QT_4bit_uniform`): the
+    /// distance kernels load no per-dimension scale. Best on data whose dimensions share a
+    /// scale, such as normalized embeddings.
+    SQ4U,
+    /// IEEE 754 half precision (Faiss `QT_fp16`); nothing to train.
+    FP16,
+    /// bfloat16 (Faiss `QT_bf16`); nothing to train.
+    BF16,
+}
+
+impl SqType {
+    /// Every type, in the order of the table above.
+    pub const ALL: [SqType; 6] = [SqType::SQ8, SqType::SQ6, SqType::SQ4, SqType::SQ4U, SqType::FP16, SqType::BF16];
+
+    /// The factory-string name: `SQ8`, `SQ6`, `SQ4`, `SQ4U`, `SQfp16`, `SQbf16`.
+    pub fn factory_name(self) -> &'static str {
+        match self {
+            SqType::SQ8 => "SQ8",
+            SqType::SQ6 => "SQ6",
+            SqType::SQ4 => "SQ4",
+            SqType::SQ4U => "SQ4U",
+            SqType::FP16 => "SQfp16",
+            SqType::BF16 => "SQbf16",
+        }
+    }
+
+    /// Bits per component of the integer types; `None` for FP16 and BF16.
+    pub fn bits(self) -> Option<u32> {
+        match self {
+            SqType::SQ8 => Some(8),
+            SqType::SQ6 => Some(6),
+            SqType::SQ4 | SqType::SQ4U => Some(4),
+            SqType::FP16 | SqType::BF16 => None,
+        }
+    }
+
+    /// Bytes per code of `dim` components.
+    pub fn code_size(self, dim: usize) -> usize {
+        self.code().code_size(dim)
+    }
+
+    /// Whether [`Quantizer::train`] learns anything (the integer types do).
+    pub fn needs_training(self) -> bool {
+        self.bits().is_some()
+    }
+
+    fn code(self) -> Code {
+        match self {
+            SqType::SQ8 => Code::U8,
+            SqType::SQ6 => Code::U6,
+            SqType::SQ4 | SqType::SQ4U => Code::U4,
+            SqType::FP16 => Code::F16,
+            SqType::BF16 => Code::Bf16,
+        }
+    }
+
+    /// Number of trained ranges: one per dimension, one, or none.
+    fn ranges(self, dim: usize) -> usize {
+        match self {
+            SqType::SQ8 | SqType::SQ6 | SqType::SQ4 => dim,
+            SqType::SQ4U => 1,
+            SqType::FP16 | SqType::BF16 => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for SqType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.factory_name())
+    }
+}
+
+impl FromStr for SqType {
+    type Err = Error;
+
+    /// Parses a factory name (`SQ8`, `SQ6`, `SQ4`, `SQ4U`, `SQfp16`, `SQbf16`); the serde
+    /// names `FP16` and `BF16` are accepted too.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "SQ8" => Ok(SqType::SQ8),
+            "SQ6" => Ok(SqType::SQ6),
+            "SQ4" => Ok(SqType::SQ4),
+            "SQ4U" => Ok(SqType::SQ4U),
+            "SQfp16" | "FP16" => Ok(SqType::FP16),
+            "SQbf16" | "BF16" => Ok(SqType::BF16),
+            other => Err(Error::Parameter {
+                name: "sq_type",
+                what: format!("unknown scalar quantizer `{other}` (expected SQ8, SQ6, SQ4, SQ4U, SQfp16 or SQbf16)"),
+            }),
+        }
+    }
+}
+
+/// A scalar quantizer of one [`SqType`] over `dim`-dimensional vectors.
+///
+/// ```
+/// use vq_distance::Metric;
+/// use vq_quant::{CodeScorer, Quantizer, ScalarQuantizer, SqType};
+///
+/// let data: Vec<f32> = (0..64 * 8).map(|i| ((i * 37) % 101) as f32).collect();
+/// let mut sq = ScalarQuantizer::new(8, Metric::L2, SqType::SQ8)?;
+/// sq.train(&data)?;
+/// let mut codes = vec![0u8; 64 * sq.code_size()];
+/// sq.encode(&data, &mut codes)?;
+/// let scorer = sq.scorer(&data[..8])?;
+/// assert!(scorer.distance(&codes[..8]) < 8.0 * 0.25); // within half a step per component
+/// # Ok::<(), vq_quant::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalarQuantizer {
+    dim: usize,
+    metric: Metric,
+    sq_type: SqType,
+    clip: Option<f32>,
+    trained: bool,
+    /// Lower end of each range (`dim` values, one for SQ4U, none for the float types).
+    vmin: Vec<f32>,
+    /// Cell width of each range, `(max - min) / 2^bits`.
+    step: Vec<f32>,
+}
+
+/// Section layout versions.
+const PARAMS_VERSION: u32 = 1;
+const ARRAY_VERSION: u32 = 1;
+
+/// What [`Quantizer::write_sections`] stores as JSON.
+#[derive(Serialize, Deserialize)]
+struct SavedParams {
+    sq_type: SqType,
+    dim: usize,
+    metric: String,
+    clip: Option<f32>,
+    trained: bool,
+}
+
+impl ScalarQuantizer {
+    /// An untrained quantizer (FP16 and BF16 are trained from the start).
+    pub fn new(dim: usize, metric: Metric, sq_type: SqType) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::Parameter { name: "dim", what: "must be at least 1".into() });
+        }
+        Ok(ScalarQuantizer {
+            dim,
+            metric,
+            sq_type,
+            clip: None,
+            trained: !sq_type.needs_training(),
+            vmin: Vec::new(),
+            step: Vec::new(),
+        })
+    }
+
+    /// Trains ranges on quantiles instead of min/max: with `Some(q)`, each range runs from
+    /// the sample's `q` quantile to its `1 - q` quantile (`0 <= q < 0.5`), so a few outliers
+    /// do not widen every cell. `None` (the default) uses min and max. Ignored by FP16/BF16.
+    pub fn with_clip(mut self, clip: Option<f32>) -> Result<Self> {
+        check_clip(clip).map_err(|what| Error::Parameter { name: "clip", what })?;
+        self.clip = clip;
+        Ok(self)
+    }
+
+    /// The quantizer type.
+    pub fn sq_type(&self) -> SqType {
+        self.sq_type
+    }
+
+    /// The quantile clip (see [`ScalarQuantizer::with_clip`]).
+    pub fn clip(&self) -> Option<f32> {
+        self.clip
+    }
+
+    /// The trained ranges as `(vmin, step)`: one value per dimension (SQ8/SQ6/SQ4), one for
+    /// all (SQ4U), or none (FP16/BF16, or not trained yet).
+    pub fn ranges(&self) -> (&[f32], &[f32]) {
+        (&self.vmin, &self.step)
+    }
+
+    /// A scorer that uses the kernels of `level` rather than the process's level, or `None`
+    /// if this CPU cannot run them: tests and benchmarks compare levels with it.
+    pub fn scorer_for_level(&self, query: &[f32], level: SimdLevel) -> Result<Option<SqScorer<'_>>> {
+        match SqKernels::for_level(level) {
+            Some(kernels) => self.scorer_with(query, &kernels).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The SIMD level the scorers of this process use (vq-distance's, `VQ_SIMD` included).
+    pub fn simd_level() -> SimdLevel {
+        SqKernels::active().level
+    }
+
+    fn not_trained(&self) -> Error {
+        Error::NotTrained { quantizer: self.name() }
+    }
+
+    fn levels(&self) -> f32 {
+        self.sq_type.bits().map_or(0.0, |b| (1u32 << b) as f32)
+    }
+
+    /// Range `j` as `(vmin, step)` (SQ4U has one for every `j`).
+    #[inline(always)]
+    fn range(&self, j: usize) -> (f32, f32) {
+        let j = if self.sq_type == SqType::SQ4U { 0 } else { j };
+        (self.vmin[j], self.step[j])
+    }
+
+    /// The cell of `x` in range `j`.
+    #[inline(always)]
+    fn level_of(&self, x: f32, j: usize, max_level: f32) -> u32 {
+        let (vmin, step) = self.range(j);
+        if step <= 0.0 {
+            return 0;
+        }
+        ((x - vmin) / step).floor().clamp(0.0, max_level) as u32
+    }
+
+    fn encode_row(&self, x: &[f32], code: &mut [u8]) {
+        code.fill(0);
+        let max_level = self.levels() - 1.0;
+        match self.sq_type {
+            SqType::SQ8 => {
+                for (j, (c, &v)) in code.iter_mut().zip(x).enumerate() {
+                    *c = self.level_of(v, j, max_level) as u8;
+                }
+            }
+            SqType::SQ6 => {
+                for (j, &v) in x.iter().enumerate() {
+                    let bits = (self.level_of(v, j, max_level) as u16) << (6 * j % 8);
+                    code[6 * j / 8] |= bits as u8;
+                    if let Some(next) = code.get_mut(6 * j / 8 + 1) {
+                        *next |= (bits >> 8) as u8;
+                    }
+                }
+            }
+            SqType::SQ4 | SqType::SQ4U => {
+                for (j, &v) in x.iter().enumerate() {
+                    code[j / 2] |= (self.level_of(v, j, max_level) as u8) << ((j & 1) * 4);
+                }
+            }
+            SqType::FP16 => {
+                for (c, &v) in code.chunks_exact_mut(2).zip(x) {
+                    let h = f16::from_f32(v.clamp(f16::MIN.to_f32(), f16::MAX.to_f32()));
+                    c.copy_from_slice(&h.to_le_bytes());
+                }
+            }
+            SqType::BF16 => {
+                for (c, &v) in code.chunks_exact_mut(2).zip(x) {
+                    let h = bf16::from_f32(v.clamp(bf16::MIN.to_f32(), bf16::MAX.to_f32()));
+                    c.copy_from_slice(&h.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn decode_component(&self, code: &[u8], j: usize) -> f32 {
+        let c = self.sq_type.code().component(code, j);
+        if self.sq_type.needs_training() {
+            let (vmin, step) = self.range(j);
+            vmin + (c + 0.5) * step
+        } else {
+            c
+        }
+    }
+
+    fn decode_row(&self, code: &[u8], out: &mut [f32]) {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = self.decode_component(code, j);
+        }
+    }
+
+    /// Folds a checked (and, for cosine, normalized) query into the kernels' input.
+    fn prepare(&self, q: &[f32]) -> Prepared {
+        let code = self.sq_type.code();
+        let dim = self.dim;
+        let ip = self.metric != Metric::L2;
+        match self.sq_type {
+            SqType::FP16 | SqType::BF16 => {
+                if ip {
+                    Prepared::new(code, Form::Ip, q.iter().map(|&x| -x).collect(), vec![0.0; dim], 1.0, 0.0)
+                } else {
+                    Prepared::new(code, Form::L2Unit, q.to_vec(), vec![1.0; dim], 1.0, 0.0)
+                }
+            }
+            SqType::SQ4U if !ip && self.step[0] > 0.0 => {
+                // (q - vmin - (c + 0.5) step)² = step² ((q - vmin) / step - 0.5 - c)².
+                let (vmin, step) = (f64::from(self.vmin[0]), f64::from(self.step[0]));
+                let a = q.iter().map(|&x| ((f64::from(x) - vmin) / step - 0.5) as f32).collect();
+                Prepared::new(code, Form::L2Unit, a, vec![1.0; dim], (step * step) as f32, 0.0)
+            }
+            _ if ip => {
+                // q · (vmin + (c + 0.5) step) = Σ q (vmin + step / 2) + Σ (q step) c; negated.
+                let mut offset = 0f64;
+                let mut a = Vec::with_capacity(dim);
+                for (j, &x) in q.iter().enumerate() {
+                    let (vmin, step) = self.range(j);
+                    offset += f64::from(x) * (f64::from(vmin) + 0.5 * f64::from(step));
+                    a.push(-(x * step));
+                }
+                Prepared::new(code, Form::Ip, a, vec![0.0; dim], 1.0, -offset as f32)
+            }
+            _ => {
+                // q - (vmin + (c + 0.5) step) = (q - vmin - step / 2) - c step.
+                let (mut a, mut b) = (Vec::with_capacity(dim), Vec::with_capacity(dim));
+                for (j, &x) in q.iter().enumerate() {
+                    let (vmin, step) = self.range(j);
+                    a.push((f64::from(x) - f64::from(vmin) - 0.5 * f64::from(step)) as f32);
+                    b.push(step);
+                }
+                Prepared::new(code, Form::L2, a, b, 1.0, 0.0)
+            }
+        }
+    }
+
+    fn scorer_with(&self, query: &[f32], kernels: &SqKernels) -> Result<SqScorer<'_>> {
+        if !self.trained {
+            return Err(self.not_trained());
+        }
+        if query.len() != self.dim {
+            return Err(Error::Dimension { what: "query", len: query.len(), dim: self.dim });
+        }
+        let q = prepare_rows("query", query, self.dim, self.metric)?;
+        let prepared = self.prepare(&q);
+        let block = (kernels.select)(prepared.code, prepared.form);
+        Ok(SqScorer { prepared, block, _quantizer: PhantomData })
+    }
+
+    fn check_codes(&self, what: &'static str, codes: &[u8], rows: usize) -> Result<()> {
+        let expected = rows * self.code_size();
+        if codes.len() != expected {
+            return Err(Error::CodeLength { what, len: codes.len(), expected });
+        }
+        Ok(())
+    }
+
+    /// Trains the per-type ranges from a checked sample.
+    fn fit(&self, sample: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let levels = f64::from(self.levels());
+        let range = |values: &mut Vec<f32>| {
+            let (lo, hi) = value_range(values, self.clip);
+            let step = (f64::from(hi) - f64::from(lo)) / levels;
+            (lo, step as f32)
+        };
+        if self.sq_type == SqType::SQ4U {
+            let (lo, step) = range(&mut sample.to_vec());
+            return (vec![lo], vec![step]);
+        }
+        let rows = sample.len() / self.dim;
+        (0..self.dim)
+            .into_par_iter()
+            .map(|j| {
+                let mut column: Vec<f32> = (0..rows).map(|r| sample[r * self.dim + j]).collect();
+                range(&mut column)
+            })
+            .unzip()
+    }
+
+    /// Checks parameters read from a file.
+    fn validate(&self) -> std::result::Result<(), String> {
+        check_clip(self.clip)?;
+        if !self.sq_type.needs_training() && !self.trained {
+            return Err(format!("{} needs no training but is marked untrained", self.sq_type));
+        }
+        let expected = if self.trained { self.sq_type.ranges(self.dim) } else { 0 };
+        if self.vmin.len() != expected || self.step.len() != expected {
+            return Err(format!(
+                "{} ranges (vmin {}, step {}), expected {expected}",
+                self.sq_type,
+                self.vmin.len(),
+                self.step.len()
+            ));
+        }
+        let top = self.levels();
+        for (j, (&vmin, &step)) in self.vmin.iter().zip(&self.step).enumerate() {
+            if !vmin.is_finite() || !step.is_finite() || step < 0.0 || !(vmin + top * step).is_finite() {
+                return Err(format!("range {j} (vmin {vmin}, step {step}) is not a finite, non-negative range"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_clip(clip: Option<f32>) -> std::result::Result<(), String> {
+    match clip {
+        Some(q) if !(0.0..0.5).contains(&q) => Err(format!("quantile {q} is outside [0, 0.5)")),
+        _ => Ok(()),
+    }
+}
+
+/// `(min, max)` of `values`, or the `clip` and `1 - clip` quantiles. `values` is not empty
+/// and holds only finite numbers; it is reordered.
+fn value_range(values: &mut [f32], clip: Option<f32>) -> (f32, f32) {
+    match clip {
+        Some(q) if q > 0.0 => {
+            let last = values.len() - 1;
+            let lo_at = (f64::from(q) * last as f64).floor() as usize;
+            let hi_at = ((1.0 - f64::from(q)) * last as f64).ceil() as usize;
+            let lo = *values.select_nth_unstable_by(lo_at, f32::total_cmp).1;
+            let hi = *values.select_nth_unstable_by(hi_at.min(last), f32::total_cmp).1;
+            (lo, hi.max(lo))
+        }
+        _ => values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v))),
+    }
+}
+
+/// Sum of `f(j)` over `0..dim` with four accumulators (the loop vectorizes).
+#[inline(always)]
+fn sum4(dim: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
+    let mut acc = [0f32; 4];
+    for j in 0..dim {
+        acc[j % 4] += f(j);
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
+}
+
+impl Quantizer for ScalarQuantizer {
+    type Scorer<'a> = SqScorer<'a>;
+
+    fn name(&self) -> String {
+        self.sq_type.factory_name().to_string()
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    fn code_size(&self) -> usize {
+        self.sq_type.code_size(self.dim)
+    }
+
+    fn is_trained(&self) -> bool {
+        self.trained
+    }
+
+    fn train(&mut self, sample: &[f32]) -> Result<()> {
+        let sample = prepare_rows("sample", sample, self.dim, self.metric)?;
+        if !self.sq_type.needs_training() {
+            return Ok(());
+        }
+        if sample.is_empty() {
+            return Err(Error::TooFewTrainingPoints { quantizer: self.name(), needed: 1, got: 0 });
+        }
+        let (vmin, step) = self.fit(&sample);
+        self.vmin = vmin;
+        self.step = step;
+        self.trained = true;
+        Ok(())
+    }
+
+    fn encode(&self, vectors: &[f32], codes: &mut [u8]) -> Result<()> {
+        if !self.trained {
+            return Err(self.not_trained());
+        }
+        let vectors = prepare_rows("vectors", vectors, self.dim, self.metric)?;
+        let rows = vectors.len() / self.dim;
+        self.check_codes("codes", codes, rows)?;
+        codes
+            .par_chunks_mut(self.code_size())
+            .zip(vectors.par_chunks(self.dim))
+            .with_min_len(64)
+            .for_each(|(code, x)| self.encode_row(x, code));
+        Ok(())
+    }
+
+    fn decode(&self, codes: &[u8], out: &mut [f32]) -> Result<()> {
+        if !self.trained {
+            return Err(self.not_trained());
+        }
+        if !codes.len().is_multiple_of(self.code_size()) {
+            return Err(Error::CodeLength {
+                what: "codes",
+                len: codes.len(),
+                expected: codes.len().next_multiple_of(self.code_size()),
+            });
+        }
+        let rows = codes.len() / self.code_size();
+        if out.len() != rows * self.dim {
+            return Err(Error::Dimension { what: "out", len: out.len(), dim: self.dim });
+        }
+        codes
+            .par_chunks(self.code_size())
+            .zip(out.par_chunks_mut(self.dim))
+            .with_min_len(64)
+            .for_each(|(code, o)| self.decode_row(code, o));
+        Ok(())
+    }
+
+    fn scorer(&self, query: &[f32]) -> Result<SqScorer<'_>> {
+        self.scorer_with(query, SqKernels::active())
+    }
+
+    /// The key between the reconstructions of `a` and `b`; `+∞` if either is shorter than
+    /// `code_size()` or the quantizer is not trained.
+    fn code_distance(&self, a: &[u8], b: &[u8]) -> f32 {
+        let size = self.code_size();
+        if !self.trained || a.len() < size || b.len() < size {
+            return f32::INFINITY;
+        }
+        let dim = self.dim;
+        match (self.sq_type, self.metric) {
+            (SqType::SQ8, Metric::L2) => sum4(dim, |j| {
+                let d = (f32::from(a[j]) - f32::from(b[j])) * self.step[j];
+                d * d
+            }),
+            (SqType::SQ4U, Metric::L2) => {
+                // One range: step² Σ (a - b)², the sum exact in integers.
+                let code = Code::U4;
+                let mut sum = 0u32;
+                for j in 0..dim {
+                    let d = code.component(a, j) as i32 - code.component(b, j) as i32;
+                    sum += (d * d) as u32;
+                }
+                self.step[0] * self.step[0] * sum as f32
+            }
+            (SqType::SQ6 | SqType::SQ4, Metric::L2) => {
+                let code = self.sq_type.code();
+                sum4(dim, |j| {
+                    let d = (code.component(a, j) - code.component(b, j)) * self.step[j];
+                    d * d
+                })
+            }
+            (_, Metric::L2) => sum4(dim, |j| {
+                let d = self.decode_component(a, j) - self.decode_component(b, j);
+                d * d
+            }),
+            (_, Metric::InnerProduct | Metric::Cosine) => {
+                -sum4(dim, |j| self.decode_component(a, j) * self.decode_component(b, j))
+            }
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + (self.vmin.capacity() + self.step.capacity()) * std::mem::size_of::<f32>()
+    }
+
+    fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        let params = SavedParams {
+            sq_type: self.sq_type,
+            dim: self.dim,
+            metric: self.metric.name().to_string(),
+            clip: self.clip,
+            trained: self.trained,
+        };
+        writer.add_json(&format!("{prefix}.sq"), PARAMS_VERSION, &params)?;
+        writer.add_array(&format!("{prefix}.vmin"), ARRAY_VERSION, &self.vmin)?;
+        writer.add_array(&format!("{prefix}.step"), ARRAY_VERSION, &self.step)?;
+        Ok(())
+    }
+
+    fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
+        let name = format!("{prefix}.sq");
+        let corrupt = |section: &str, what: String| Error::Corrupt { section: section.to_string(), what };
+        for section in ["sq", "vmin", "step"] {
+            let section = format!("{prefix}.{section}");
+            let version = reader.section(&section)?.version;
+            let expected = if section == name { PARAMS_VERSION } else { ARRAY_VERSION };
+            if version != expected {
+                return Err(corrupt(&section, format!("layout version {version}, this build reads {expected}")));
+            }
+        }
+        let params: SavedParams = reader.json(&name)?;
+        let metric = Metric::from_str(&params.metric).map_err(|e| corrupt(&name, e.to_string()))?;
+        if params.dim == 0 || params.dim > vq_io::MAX_DIM {
+            return Err(corrupt(&name, format!("dimension {} is outside 1..={}", params.dim, vq_io::MAX_DIM)));
+        }
+        let sq = ScalarQuantizer {
+            dim: params.dim,
+            metric,
+            sq_type: params.sq_type,
+            clip: params.clip,
+            trained: params.trained,
+            vmin: reader.array::<f32>(&format!("{prefix}.vmin"))?.to_vec(),
+            step: reader.array::<f32>(&format!("{prefix}.step"))?.to_vec(),
+        };
+        sq.validate().map_err(|what| corrupt(&name, what))?;
+        Ok(sq)
+    }
+}
+
+/// A query prepared by a [`ScalarQuantizer`]: folded with the trained ranges so that the
+/// kernel decodes each code component in registers and needs one or two fused multiply-adds
+/// per component (L2: `(a_j − c_j·step_j)²` with `a_j = q_j − vmin_j − step_j / 2`; inner
+/// product: `Σ (q_j·step_j)·c_j` plus a per-query constant).
+///
+/// A code shorter than the quantizer's code size gets the key `+∞`.
+#[derive(Debug, Clone)]
+pub struct SqScorer<'a> {
+    prepared: Prepared,
+    block: BlockFn,
+    _quantizer: PhantomData<&'a ScalarQuantizer>,
+}
+
+impl CodeScorer for SqScorer<'_> {
+    fn distance(&self, code: &[u8]) -> f32 {
+        let mut out = [f32::INFINITY];
+        (self.block)(&self.prepared, code, &mut out);
+        out[0]
+    }
+
+    fn distances(&self, codes: &[u8], out: &mut [f32]) {
+        let size = self.prepared.code_size;
+        let n = out.len().min(codes.len().checked_div(size).unwrap_or(0));
+        (self.block)(&self.prepared, codes, &mut out[..n]);
+        out[n..].fill(f32::INFINITY);
+    }
+}

@@ -1,0 +1,285 @@
+//! AVX-512 (F + BW + VL) kernels: 16 components per step, four codes in flight (each with
+//! its own accumulator, so four FMA chains hide the latency), one combined horizontal sum per
+//! four codes.
+//!
+//! Run `cargo bench -p vq-quant --bench sq` with and without `VQ_SIMD=avx2` before changing
+//! anything here.
+
+use std::arch::x86_64::*;
+
+use crate::sq::kernels::{BlockFn, Code, Form, Prepared};
+
+/// `true` when this CPU has every feature the kernels of this module use.
+pub(crate) fn is_available() -> bool {
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+/// The kernel selector of this level. Panics if the CPU lacks the features: callers check
+/// [`is_available`] first.
+pub(crate) fn select_checked() -> fn(Code, Form) -> BlockFn {
+    assert!(is_available(), "AVX-512 kernels requested on a CPU without AVX-512");
+    select
+}
+
+/// Components per step.
+const W: usize = 16;
+
+/// Decodes 16 components starting at `p` into f32 lanes.
+trait Dec {
+    /// Bytes 16 components take.
+    const BYTES: usize;
+    /// # Safety
+    /// `p` must be readable for [`Dec::BYTES`] bytes, and the CPU must have this module's
+    /// features.
+    unsafe fn dec(p: *const u8) -> __m512;
+}
+
+struct U8;
+struct U6;
+struct U4;
+struct F16;
+struct Bf16;
+
+impl Dec for U8 {
+    const BYTES: usize = 16;
+    #[inline(always)]
+    unsafe fn dec(p: *const u8) -> __m512 {
+        // SAFETY: 16 readable bytes (the caller's contract).
+        unsafe { _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast()))) }
+    }
+}
+
+/// `pshufb` control for [`U6`]: in 128-bit lane `L`, every 32-bit element gets the three
+/// bytes `3L..3L+3` of the group holding components `4L..4L+4` (and a zero byte).
+static U6_SHUFFLE: [i8; 64] = {
+    let mut t = [0i8; 64];
+    let mut i = 0;
+    while i < 64 {
+        let (lane, byte) = (i / 16, i % 4);
+        t[i] = if byte == 3 { -1 } else { (3 * lane + byte) as i8 };
+        i += 1;
+    }
+    t
+};
+/// Right shifts that bring component `4L + k` of a 24-bit group to the bottom.
+static U6_SHIFTS: [u32; 16] = [0, 6, 12, 18, 0, 6, 12, 18, 0, 6, 12, 18, 0, 6, 12, 18];
+
+impl Dec for U6 {
+    const BYTES: usize = 12;
+    #[inline(always)]
+    unsafe fn dec(p: *const u8) -> __m512 {
+        // SAFETY: the masked load reads only the 12 bytes the caller guarantees; the rest is
+        // register arithmetic and loads of the statics above.
+        unsafe {
+            let x = _mm_maskz_loadu_epi8(0x0fff, p.cast());
+            let groups = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(x), _mm512_loadu_si512(U6_SHUFFLE.as_ptr().cast()));
+            let shifted = _mm512_srlv_epi32(groups, _mm512_loadu_si512(U6_SHIFTS.as_ptr().cast()));
+            _mm512_cvtepi32_ps(_mm512_and_si512(shifted, _mm512_set1_epi32(63)))
+        }
+    }
+}
+
+impl Dec for U4 {
+    const BYTES: usize = 8;
+    #[inline(always)]
+    unsafe fn dec(p: *const u8) -> __m512 {
+        // SAFETY: 8 readable bytes; the rest is register arithmetic. Each byte `0xHL` is
+        // widened to the u16 `0x00HL`, then spread to `0x0H0L`: the bytes `L, H` in order.
+        unsafe {
+            let x = _mm_cvtepu8_epi16(_mm_loadl_epi64(p.cast()));
+            let nibbles = _mm_and_si128(_mm_or_si128(x, _mm_slli_epi16::<4>(x)), _mm_set1_epi16(0x0f0f));
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(nibbles))
+        }
+    }
+}
+
+impl Dec for F16 {
+    const BYTES: usize = 32;
+    #[inline(always)]
+    unsafe fn dec(p: *const u8) -> __m512 {
+        // SAFETY: 32 readable bytes.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
+    }
+}
+
+impl Dec for Bf16 {
+    const BYTES: usize = 32;
+    #[inline(always)]
+    unsafe fn dec(p: *const u8) -> __m512 {
+        // SAFETY: 32 readable bytes. bf16 is the upper half of an f32: widen and shift.
+        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast())))) }
+    }
+}
+
+/// One term of the sum, for full steps and for the zero-padded tail step.
+trait Term {
+    const USES_B: bool;
+    /// # Safety
+    /// The CPU must have this module's features.
+    unsafe fn step(acc: __m512, a: __m512, b: __m512, x: __m512) -> __m512;
+    /// # Safety
+    /// As [`Term::step`].
+    unsafe fn tail(acc: __m512, a: __m512, b: __m512, x: __m512) -> __m512 {
+        // SAFETY: forwarded contract.
+        unsafe { Self::step(acc, a, b, x) }
+    }
+}
+
+struct L2;
+struct L2Unit;
+struct Ip;
+
+impl Term for L2 {
+    const USES_B: bool = true;
+    #[inline(always)]
+    unsafe fn step(acc: __m512, a: __m512, b: __m512, x: __m512) -> __m512 {
+        // SAFETY: register arithmetic.
+        unsafe {
+            let d = _mm512_fnmadd_ps(x, b, a);
+            _mm512_fmadd_ps(d, d, acc)
+        }
+    }
+}
+
+impl Term for L2Unit {
+    const USES_B: bool = false;
+    #[inline(always)]
+    unsafe fn step(acc: __m512, a: __m512, _b: __m512, x: __m512) -> __m512 {
+        // SAFETY: register arithmetic.
+        unsafe {
+            let d = _mm512_sub_ps(a, x);
+            _mm512_fmadd_ps(d, d, acc)
+        }
+    }
+    #[inline(always)]
+    unsafe fn tail(acc: __m512, a: __m512, b: __m512, x: __m512) -> __m512 {
+        // SAFETY: register arithmetic. `b` is 1 on real lanes and 0 on padding lanes.
+        unsafe { L2::step(acc, a, b, x) }
+    }
+}
+
+impl Term for Ip {
+    const USES_B: bool = false;
+    #[inline(always)]
+    unsafe fn step(acc: __m512, a: __m512, _b: __m512, x: __m512) -> __m512 {
+        // SAFETY: register arithmetic.
+        unsafe { _mm512_fmadd_ps(a, x, acc) }
+    }
+}
+
+/// The unreduced sums of `N` consecutive codes starting at `p`.
+///
+/// # Safety
+/// `p` must be readable for `N * q.code_size` bytes, `q` must keep [`Prepared`]'s
+/// invariants, and the CPU must have this module's features.
+#[inline(always)]
+unsafe fn sums<D: Dec, T: Term, const N: usize>(q: &Prepared, p: *const u8) -> [__m512; N] {
+    let cs = q.code_size;
+    let full = q.dim / W;
+    let (pa, pb) = (q.a.as_ptr(), q.b.as_ptr());
+    // SAFETY: `a` and `b` hold `dim.next_multiple_of(16)` values, so every 16-lane load at
+    // `16 * c` for `c <= full` (the tail step included, when `dim % 16 != 0`) is in bounds.
+    // Step `c < full` of code `k` reads bytes `k * cs + c * BYTES ..+ BYTES`, all below
+    // `k * cs + code_size(16 * full) <= (k + 1) * cs`. The tail copies the code's remaining
+    // `cs - full * BYTES <= BYTES` bytes into a zeroed buffer of 64 bytes and decodes that.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); N];
+        for c in 0..full {
+            let a = _mm512_loadu_ps(pa.add(W * c));
+            let b = if T::USES_B { _mm512_loadu_ps(pb.add(W * c)) } else { _mm512_setzero_ps() };
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let x = D::dec(p.add(k * cs + c * D::BYTES));
+                *acc = T::step(*acc, a, b, x);
+            }
+        }
+        if !q.dim.is_multiple_of(W) {
+            let a = _mm512_loadu_ps(pa.add(W * full));
+            let b = _mm512_loadu_ps(pb.add(W * full));
+            let rest = cs - full * D::BYTES;
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let mut buf = [0u8; 64];
+                std::ptr::copy_nonoverlapping(p.add(k * cs + full * D::BYTES), buf.as_mut_ptr(), rest);
+                *acc = T::tail(*acc, a, b, D::dec(buf.as_ptr()));
+            }
+        }
+        acc
+    }
+}
+
+/// The four horizontal sums of `acc`, in order.
+///
+/// # Safety
+/// The CPU must have this module's features.
+#[inline(always)]
+unsafe fn hsum4(acc: [__m512; 4]) -> __m128 {
+    // SAFETY: register arithmetic.
+    unsafe {
+        let half = |v: __m512| {
+            _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))))
+        };
+        let h01 = _mm256_hadd_ps(half(acc[0]), half(acc[1]));
+        let h23 = _mm256_hadd_ps(half(acc[2]), half(acc[3]));
+        let h = _mm256_hadd_ps(h01, h23);
+        _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn block_imp<D: Dec, T: Term>(q: &Prepared, codes: &[u8], out: &mut [f32]) {
+    let cs = q.code_size;
+    if cs == 0 {
+        return;
+    }
+    debug_assert_eq!(q.a.len(), q.dim.next_multiple_of(W));
+    let n = out.len().min(codes.len() / cs);
+    let (scale, offset) = (q.scale, q.offset);
+    let base = codes.as_ptr();
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: codes `i..i + 4` are in `codes` (`i + 4 <= n`), `out` has room for four
+        // keys at `i`, and this function's features are those `sums` and `hsum4` need.
+        unsafe {
+            let s = hsum4(sums::<D, T, 4>(q, base.add(i * cs)));
+            let keys = _mm_fmadd_ps(s, _mm_set1_ps(scale), _mm_set1_ps(offset));
+            _mm_storeu_ps(out.as_mut_ptr().add(i), keys);
+        }
+        i += 4;
+    }
+    while i < n {
+        // SAFETY: code `i` is in `codes`.
+        let s = unsafe { _mm512_reduce_add_ps(sums::<D, T, 1>(q, base.add(i * cs))[0]) };
+        out[i] = offset + scale * s;
+        i += 1;
+    }
+}
+
+fn entry<D: Dec, T: Term>(q: &Prepared, codes: &[u8], out: &mut [f32]) {
+    // SAFETY: this function is only reachable through `select`, which only
+    // `select_checked` hands out, after checking that the CPU has the features.
+    unsafe { block_imp::<D, T>(q, codes, out) }
+}
+
+fn select(code: Code, form: Form) -> BlockFn {
+    match (code, form) {
+        (Code::U8, Form::L2) => entry::<U8, L2>,
+        (Code::U8, Form::L2Unit) => entry::<U8, L2Unit>,
+        (Code::U8, Form::Ip) => entry::<U8, Ip>,
+        (Code::U6, Form::L2) => entry::<U6, L2>,
+        (Code::U6, Form::L2Unit) => entry::<U6, L2Unit>,
+        (Code::U6, Form::Ip) => entry::<U6, Ip>,
+        (Code::U4, Form::L2) => entry::<U4, L2>,
+        (Code::U4, Form::L2Unit) => entry::<U4, L2Unit>,
+        (Code::U4, Form::Ip) => entry::<U4, Ip>,
+        (Code::F16, Form::L2) => entry::<F16, L2>,
+        (Code::F16, Form::L2Unit) => entry::<F16, L2Unit>,
+        (Code::F16, Form::Ip) => entry::<F16, Ip>,
+        (Code::Bf16, Form::L2) => entry::<Bf16, L2>,
+        (Code::Bf16, Form::L2Unit) => entry::<Bf16, L2Unit>,
+        (Code::Bf16, Form::Ip) => entry::<Bf16, Ip>,
+    }
+}

@@ -1,0 +1,476 @@
+//! Scalar quantizers: reconstruction bounds, asymmetric and symmetric distances against the
+//! decoded vectors, every SIMD level against the portable twin, exhaustive-search recall,
+//! input errors, and save/load.
+
+use proptest::prelude::*;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use vq_distance::{Metric, SimdLevel, knn_exact};
+use vq_io::{ContainerReader, ContainerWriter};
+use vq_quant::{CodeScorer, Error, FlatCodes, Quantizer, ScalarQuantizer, SqType};
+
+const METRICS: [Metric; 3] = [Metric::L2, Metric::InnerProduct, Metric::Cosine];
+
+/// `n × dim` values: per-dimension offsets and scales that differ, so per-dimension ranges
+/// matter, plus a few outliers.
+fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let unit = Normal::new(0.0f32, 1.0).unwrap();
+    let shape: Vec<(f32, f32)> =
+        (0..dim).map(|_| (rng.random_range(-5.0f32..5.0), rng.random_range(0.01f32..10.0))).collect();
+    (0..n * dim)
+        .map(|i| {
+            let (offset, scale) = shape[i % dim];
+            let outlier = if rng.random_range(0..50) == 0 { 4.0 } else { 1.0 };
+            offset + scale * outlier * unit.sample(&mut rng)
+        })
+        .collect()
+}
+
+fn trained(dim: usize, metric: Metric, sq_type: SqType, sample: &[f32]) -> ScalarQuantizer {
+    let mut sq = ScalarQuantizer::new(dim, metric, sq_type).unwrap();
+    sq.train(sample).unwrap();
+    sq
+}
+
+fn encode(sq: &ScalarQuantizer, vectors: &[f32]) -> Vec<u8> {
+    let mut codes = vec![0u8; vectors.len() / sq.dim() * sq.code_size()];
+    sq.encode(vectors, &mut codes).unwrap();
+    codes
+}
+
+fn decode(sq: &ScalarQuantizer, codes: &[u8]) -> Vec<f32> {
+    let mut out = vec![0f32; codes.len() / sq.code_size() * sq.dim()];
+    sq.decode(codes, &mut out).unwrap();
+    out
+}
+
+fn normalized(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    v.iter().map(|&x| (f64::from(x) / norm) as f32).collect()
+}
+
+/// The key from `query` to the vector `x`, computed in f64, and the size of the terms it
+/// sums (for a tolerance).
+fn exact_key(metric: Metric, query: &[f32], x: &[f32]) -> (f64, f64) {
+    let q = if metric == Metric::Cosine { normalized(query) } else { query.to_vec() };
+    match metric {
+        Metric::L2 => {
+            let d: f64 = q.iter().zip(x).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
+            let size: f64 = q.iter().zip(x).map(|(&a, &b)| f64::from(a).powi(2) + f64::from(b).powi(2)).sum();
+            (d, size)
+        }
+        _ => {
+            let ip: f64 = q.iter().zip(x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+            let size: f64 = q.iter().zip(x).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
+            (-ip, size)
+        }
+    }
+}
+
+fn assert_close(got: f32, (want, size): (f64, f64), what: &str) {
+    let tol = 2e-5 * size + 1e-5;
+    assert!((f64::from(got) - want).abs() <= tol, "{what}: got {got}, want {want} (tolerance {tol})");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Every component of a decoded vector is within half a cell of the value clipped to the
+    /// trained range, for vectors inside and outside the training sample.
+    #[test]
+    fn integer_types_reconstruct_within_half_a_step(
+        dim in 1usize..40, n in 1usize..24, seed in any::<u64>(), clip in prop::option::of(0.0f32..0.2),
+    ) {
+        let sample = data(n, dim, seed);
+        let other = data(8, dim, seed ^ 1);
+        for sq_type in [SqType::SQ8, SqType::SQ6, SqType::SQ4, SqType::SQ4U] {
+            let mut sq = ScalarQuantizer::new(dim, Metric::L2, sq_type).unwrap().with_clip(clip).unwrap();
+            sq.train(&sample).unwrap();
+            let levels = (1u32 << sq_type.bits().unwrap()) as f32;
+            let (vmin, step) = sq.ranges();
+            prop_assert_eq!(vmin.len(), if sq_type == SqType::SQ4U { 1 } else { dim });
+            for vectors in [&sample, &other] {
+                let decoded = decode(&sq, &encode(&sq, vectors));
+                for (i, (&x, &y)) in vectors.iter().zip(&decoded).enumerate() {
+                    let r = if sq_type == SqType::SQ4U { 0 } else { i % dim };
+                    let (lo, step) = (vmin[r], step[r]);
+                    let clipped = x.clamp(lo, lo + levels * step);
+                    let tol = 0.5 * step + 1e-5 * (lo.abs() + levels * step) + 1e-6;
+                    prop_assert!((clipped - y).abs() <= tol,
+                        "{sq_type} component {i}: {x} (clipped {clipped}) decoded {y}, step {step}");
+                }
+            }
+        }
+    }
+
+    /// FP16 and BF16 round to nearest: relative error 2⁻¹¹ and 2⁻⁸.
+    #[test]
+    fn float_types_reconstruct_within_their_precision(dim in 1usize..40, n in 1usize..16, seed in any::<u64>()) {
+        let vectors = data(n, dim, seed);
+        for (sq_type, rel, abs) in [(SqType::FP16, 2f32.powi(-11), 2f32.powi(-25)), (SqType::BF16, 2f32.powi(-8), 0.0)] {
+            let sq = ScalarQuantizer::new(dim, Metric::L2, sq_type).unwrap();
+            prop_assert!(sq.is_trained());
+            let decoded = decode(&sq, &encode(&sq, &vectors));
+            for (&x, &y) in vectors.iter().zip(&decoded) {
+                prop_assert!((x - y).abs() <= rel * x.abs() + abs, "{sq_type}: {x} decoded {y}");
+            }
+        }
+    }
+
+    /// The scorer's key equals the key to the decoded vector, for every type and metric,
+    /// through `distance` and through blocks of every length around the kernels' 4-code step.
+    #[test]
+    fn scorer_matches_the_decoded_vectors(dim in 1usize..48, n in 1usize..11, seed in any::<u64>()) {
+        let sample = data(32, dim, seed);
+        let vectors = data(n, dim, seed ^ 7);
+        let query = data(1, dim, seed ^ 9);
+        for sq_type in SqType::ALL {
+            for metric in METRICS {
+                let sq = trained(dim, metric, sq_type, &sample);
+                let codes = encode(&sq, &vectors);
+                let decoded = decode(&sq, &codes);
+                let scorer = sq.scorer(&query).unwrap();
+                let mut block = vec![0f32; n];
+                scorer.distances(&codes, &mut block);
+                for (i, code) in codes.chunks(sq.code_size()).enumerate() {
+                    let want = exact_key(metric, &query, &decoded[i * dim..(i + 1) * dim]);
+                    let what = format!("{sq_type} {metric} code {i}");
+                    assert_close(scorer.distance(code), want, &what);
+                    assert_close(block[i], want, &what);
+                }
+            }
+        }
+    }
+
+    /// `code_distance` equals the key between the two decoded vectors.
+    #[test]
+    fn code_distance_matches_the_decoded_vectors(dim in 1usize..48, seed in any::<u64>()) {
+        let sample = data(32, dim, seed);
+        let vectors = data(6, dim, seed ^ 3);
+        for sq_type in SqType::ALL {
+            for metric in METRICS {
+                let sq = trained(dim, metric, sq_type, &sample);
+                let codes = encode(&sq, &vectors);
+                let decoded = decode(&sq, &codes);
+                let size = sq.code_size();
+                for i in 0..6 {
+                    for j in 0..6 {
+                        let (a, b) = (&decoded[i * dim..(i + 1) * dim], &decoded[j * dim..(j + 1) * dim]);
+                        let want = match metric {
+                            Metric::L2 => exact_key(Metric::L2, a, b),
+                            _ => exact_key(Metric::InnerProduct, a, b),
+                        };
+                        let got = sq.code_distance(&codes[i * size..(i + 1) * size], &codes[j * size..(j + 1) * size]);
+                        assert_close(got, want, &format!("{sq_type} {metric} codes {i},{j}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every SIMD level this CPU has gives the portable kernel's keys, for every type and metric,
+/// at dimensions around the 8- and 16-lane boundaries and block lengths around the 4-code step.
+#[test]
+fn every_simd_level_matches_the_portable_twin() {
+    let available = SimdLevel::available();
+    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        if !available.contains(&level) {
+            eprintln!("skipping {level}: this CPU does not have it");
+        }
+    }
+    let dims = [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 24, 31, 32, 33, 47, 48, 63, 64, 65, 100, 128, 131];
+    for (seed, &dim) in dims.iter().enumerate() {
+        let sample = data(64, dim, seed as u64);
+        let vectors = data(13, dim, 100 + seed as u64);
+        let query = data(1, dim, 200 + seed as u64);
+        for sq_type in SqType::ALL {
+            for metric in METRICS {
+                let sq = trained(dim, metric, sq_type, &sample);
+                let mut codes = encode(&sq, &vectors);
+                // Garbage in the unused bits of the last byte must not change any key.
+                let size = sq.code_size();
+                let used_bits = dim
+                    * match sq_type {
+                        SqType::SQ6 => 6,
+                        SqType::SQ4 | SqType::SQ4U => 4,
+                        _ => 8,
+                    };
+                if used_bits % 8 != 0 {
+                    for code in codes.chunks_mut(size) {
+                        code[size - 1] |= 0xffu8 << (used_bits % 8);
+                    }
+                }
+                let portable = sq.scorer_for_level(&query, SimdLevel::Portable).unwrap().unwrap();
+                // Tolerance from the size of the summed terms (sums of different order differ
+                // by a few ulps of that, not of the possibly cancelled result).
+                let decoded = decode(&sq, &codes);
+                let sizes: Vec<f64> = decoded.chunks(dim).map(|x| exact_key(metric, &query, x).1).collect();
+                for n in 0..=13 {
+                    let mut want = vec![0f32; n];
+                    portable.distances(&codes[..n * size], &mut want);
+                    for &level in &available {
+                        let scorer = sq.scorer_for_level(&query, level).unwrap().unwrap();
+                        let mut got = vec![f32::NAN; n];
+                        scorer.distances(&codes[..n * size], &mut got);
+                        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                            let tol = (1e-5 * sizes[i] + 1e-6) as f32;
+                            assert!(
+                                (g - w).abs() <= tol,
+                                "{level} {sq_type} {metric} dim {dim} n {n} code {i}: {g} vs {w}"
+                            );
+                        }
+                    }
+                }
+                // The garbage bits are ignored: the portable keys equal the decoded distance.
+                let mut keys = vec![0f32; 13];
+                portable.distances(&codes, &mut keys);
+                for (i, &k) in keys.iter().enumerate() {
+                    assert_close(k, exact_key(metric, &query, &decoded[i * dim..(i + 1) * dim]), "garbage bits");
+                }
+            }
+        }
+    }
+}
+
+/// `n × dim` points around 50 Gaussian centres.
+fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let unit = Normal::new(0.0f32, 1.0).unwrap();
+    let centres: Vec<f32> = (0..50 * dim).map(|_| 4.0 * unit.sample(&mut rng)).collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = rng.random_range(0..50usize);
+        out.extend((0..dim).map(|j| centres[c * dim + j] + unit.sample(&mut rng)));
+    }
+    out
+}
+
+fn recall(found: &vq_distance::Neighbors, exact: &vq_distance::Neighbors) -> f64 {
+    let mut hits = 0;
+    let mut total = 0;
+    for ((ids, _), (truth, _)) in found.iter().zip(exact.iter()) {
+        hits += ids.iter().filter(|id| truth.contains(id)).count();
+        total += truth.len();
+    }
+    hits as f64 / total as f64
+}
+
+#[test]
+fn sq8_exhaustive_search_reaches_recall_095() {
+    let (dim, nb, nq, k) = (48, 20_000, 200, 10);
+    let base = clustered(nb, dim, 1);
+    let queries = clustered(nq, dim, 2);
+    for metric in METRICS {
+        let mut index = FlatCodes::new(ScalarQuantizer::new(dim, metric, SqType::SQ8).unwrap());
+        index.train(&base[..5_000 * dim]).unwrap();
+        index.add(&base).unwrap();
+        let found = index.search(&queries, k).unwrap();
+        let exact = knn_exact(&base, &queries, dim, k, metric).unwrap();
+        let r = recall(&found, &exact);
+        eprintln!("SQ8 {metric}: recall@10 {r:.4}");
+        assert!(r >= 0.95, "SQ8 {metric}: recall@10 {r}");
+        // Scores come back in the metric's convention: close to the exact ones.
+        let (_, s) = found.get(0).unwrap();
+        let (_, e) = exact.get(0).unwrap();
+        assert!((s[0] - e[0]).abs() <= 0.05 * e[0].abs() + 0.05, "{metric}: {} vs {}", s[0], e[0]);
+    }
+}
+
+#[test]
+fn wrong_input_is_a_typed_error() {
+    let dim = 4;
+    assert!(matches!(ScalarQuantizer::new(0, Metric::L2, SqType::SQ8), Err(Error::Parameter { name: "dim", .. })));
+    let sq = ScalarQuantizer::new(dim, Metric::L2, SqType::SQ8).unwrap();
+    assert!(matches!(sq.clone().with_clip(Some(0.5)), Err(Error::Parameter { name: "clip", .. })));
+    assert!(matches!(sq.clone().with_clip(Some(f32::NAN)), Err(Error::Parameter { name: "clip", .. })));
+    assert!(!sq.is_trained());
+    let mut codes = vec![0u8; 8];
+    assert!(matches!(sq.encode(&[1.0; 8], &mut codes), Err(Error::NotTrained { .. })));
+    assert!(matches!(sq.decode(&codes, &mut [0.0; 8]), Err(Error::NotTrained { .. })));
+    assert!(matches!(sq.scorer(&[1.0; 4]), Err(Error::NotTrained { .. })));
+    assert_eq!(sq.code_distance(&codes[..4], &codes[4..]), f32::INFINITY);
+
+    let mut sq = sq;
+    assert!(matches!(sq.train(&[]), Err(Error::TooFewTrainingPoints { needed: 1, got: 0, .. })));
+    assert!(matches!(sq.train(&[1.0; 6]), Err(Error::Dimension { len: 6, dim: 4, .. })));
+    assert!(matches!(
+        sq.train(&[1.0, 2.0, 3.0, 4.0, 5.0, f32::NAN, 7.0, 8.0]),
+        Err(Error::NonFinite { row: 1, component: 1, .. })
+    ));
+    assert!(!sq.is_trained());
+    sq.train(&data(10, dim, 3)).unwrap();
+    assert!(matches!(sq.encode(&[1.0; 7], &mut codes), Err(Error::Dimension { len: 7, .. })));
+    assert!(matches!(sq.encode(&[1.0; 8], &mut codes[..5]), Err(Error::CodeLength { len: 5, expected: 8, .. })));
+    assert!(matches!(sq.encode(&[1.0, f32::INFINITY, 0.0, 0.0], &mut codes[..4]), Err(Error::NonFinite { .. })));
+    assert!(matches!(sq.decode(&codes[..5], &mut [0.0; 8]), Err(Error::CodeLength { .. })));
+    assert!(matches!(sq.decode(&codes, &mut [0.0; 7]), Err(Error::Dimension { .. })));
+    assert!(matches!(sq.scorer(&[1.0; 3]), Err(Error::Dimension { what: "query", .. })));
+    assert!(matches!(sq.scorer(&[1.0, f32::NAN, 0.0, 0.0]), Err(Error::NonFinite { .. })));
+    // A short code scores +inf instead of reading out of bounds.
+    let scorer = sq.scorer(&[1.0; 4]).unwrap();
+    assert_eq!(scorer.distance(&codes[..3]), f32::INFINITY);
+    let mut out = [0.0; 3];
+    scorer.distances(&codes[..6], &mut out);
+    assert_eq!(out[1..], [f32::INFINITY, f32::INFINITY]);
+
+    let cos = ScalarQuantizer::new(dim, Metric::Cosine, SqType::FP16).unwrap();
+    assert!(matches!(cos.scorer(&[0.0; 4]), Err(Error::ZeroNorm { .. })));
+}
+
+#[test]
+fn names_parse_and_print_as_factory_strings() {
+    for (name, sq_type, size) in [
+        ("SQ8", SqType::SQ8, 10),
+        ("SQ6", SqType::SQ6, 8),
+        ("SQ4", SqType::SQ4, 5),
+        ("SQ4U", SqType::SQ4U, 5),
+        ("SQfp16", SqType::FP16, 20),
+        ("SQbf16", SqType::BF16, 20),
+    ] {
+        assert_eq!(name.parse::<SqType>().unwrap(), sq_type);
+        assert_eq!(sq_type.to_string(), name);
+        let sq = ScalarQuantizer::new(10, Metric::L2, sq_type).unwrap();
+        assert_eq!(sq.name(), name);
+        assert_eq!(sq.code_size(), size, "{name}");
+    }
+    assert!(matches!("SQ7".parse::<SqType>(), Err(Error::Parameter { name: "sq_type", .. })));
+}
+
+fn save(sq: &ScalarQuantizer, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut w = ContainerWriter::create(&path).unwrap();
+    sq.write_sections(&mut w, "q").unwrap();
+    w.finish().unwrap();
+    path
+}
+
+#[test]
+fn save_and_load_give_identical_codes_and_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 19;
+    let sample = data(100, dim, 5);
+    let query = data(1, dim, 6);
+    for sq_type in SqType::ALL {
+        for metric in METRICS {
+            let sq = ScalarQuantizer::new(dim, metric, sq_type).unwrap().with_clip(Some(0.01)).unwrap();
+            // Untrained quantizers round-trip too.
+            let path = save(&sq, dir.path(), "untrained.vq");
+            let back = ScalarQuantizer::read_sections(&ContainerReader::open(&path).unwrap(), "q").unwrap();
+            assert_eq!(back, sq);
+
+            let mut sq = sq;
+            sq.train(&sample).unwrap();
+            let path = save(&sq, dir.path(), "trained.vq");
+            let back = ScalarQuantizer::read_sections(&ContainerReader::open(&path).unwrap(), "q").unwrap();
+            assert_eq!(back, sq);
+            let codes = encode(&sq, &sample);
+            assert_eq!(encode(&back, &sample), codes);
+            let (mut a, mut b) = (vec![0f32; 100], vec![0f32; 100]);
+            sq.scorer(&query).unwrap().distances(&codes, &mut a);
+            back.scorer(&query).unwrap().distances(&codes, &mut b);
+            assert_eq!(a, b);
+        }
+    }
+}
+
+#[test]
+fn corrupt_sections_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let dim = 8;
+    let sq = trained(dim, Metric::L2, SqType::SQ8, &data(50, dim, 8));
+    let (vmin, step) = (sq.ranges().0.to_vec(), sq.ranges().1.to_vec());
+    #[derive(serde::Serialize, Clone)]
+    struct Params {
+        sq_type: &'static str,
+        dim: usize,
+        metric: &'static str,
+        clip: Option<f32>,
+        trained: bool,
+    }
+    let params = |sq_type, dim, metric, clip, trained| Params { sq_type, dim, metric, clip, trained };
+    let mut neg = step.clone();
+    neg[3] = -1.0;
+    let mut nan = vmin.clone();
+    nan[0] = f32::NAN;
+    let good = params("SQ8", dim, "l2", None, true);
+    let cases: Vec<(&str, Params, Vec<f32>, Vec<f32>)> = vec![
+        ("unknown type", params("SQ7", dim, "l2", None, true), vmin.clone(), step.clone()),
+        ("unknown metric", params("SQ8", dim, "hamming", None, true), vmin.clone(), step.clone()),
+        ("zero dim", params("SQ8", 0, "l2", None, true), vec![], vec![]),
+        ("huge dim", params("SQ8", usize::MAX, "l2", None, true), vmin.clone(), step.clone()),
+        ("bad clip", params("SQ8", dim, "l2", Some(0.7), true), vmin.clone(), step.clone()),
+        ("short ranges", good.clone(), vmin[..7].to_vec(), step[..7].to_vec()),
+        ("ranges but untrained", params("SQ8", dim, "l2", None, false), vmin.clone(), step.clone()),
+        ("untrained float type", params("FP16", dim, "l2", None, false), vec![], vec![]),
+        ("ranges on a float type", params("BF16", dim, "l2", None, true), vmin.clone(), step.clone()),
+        ("negative step", good.clone(), vmin.clone(), neg),
+        ("NaN vmin", good.clone(), nan, step.clone()),
+        ("infinite range", good.clone(), vmin.clone(), vec![f32::MAX; dim]),
+    ];
+    for (what, json, vmin, step) in cases {
+        let path = dir.path().join("bad.vq");
+        let mut w = ContainerWriter::create(&path).unwrap();
+        w.add_json("q.sq", 1, &json).unwrap();
+        w.add_array("q.vmin", 1, &vmin).unwrap();
+        w.add_array("q.step", 1, &step).unwrap();
+        w.finish().unwrap();
+        let reader = ContainerReader::open(&path).unwrap();
+        assert!(ScalarQuantizer::read_sections(&reader, "q").is_err(), "{what} was accepted");
+    }
+    // The good parameters are accepted (so the cases above fail for their own reason).
+    let path = dir.path().join("good.vq");
+    let mut w = ContainerWriter::create(&path).unwrap();
+    w.add_json("q.sq", 1, &good).unwrap();
+    w.add_array("q.vmin", 1, &vmin).unwrap();
+    w.add_array("q.step", 1, &step).unwrap();
+    w.finish().unwrap();
+    assert_eq!(ScalarQuantizer::read_sections(&ContainerReader::open(&path).unwrap(), "q").unwrap(), sq);
+    // Wrong section kinds, versions and missing sections.
+    let path = dir.path().join("kinds.vq");
+    let mut w = ContainerWriter::create(&path).unwrap();
+    w.add_bytes("q.sq", 1, b"{").unwrap();
+    w.add_json("q.vmin", 1, &vmin).unwrap();
+    w.add_array("q.step", 2, &step).unwrap();
+    w.add_json("r.sq", 1, &good).unwrap();
+    w.add_json("r.vmin", 1, &vmin).unwrap();
+    w.add_array("r.step", 1, &step).unwrap();
+    w.finish().unwrap();
+    let reader = ContainerReader::open(&path).unwrap();
+    assert!(matches!(ScalarQuantizer::read_sections(&reader, "q"), Err(Error::Corrupt { .. })));
+    assert!(matches!(ScalarQuantizer::read_sections(&reader, "r"), Err(Error::Io(_))));
+    assert!(matches!(ScalarQuantizer::read_sections(&reader, "other"), Err(Error::Io(_))));
+}
+
+#[test]
+fn constant_dimensions_and_clipping_behave() {
+    // A dimension with one value has step 0: every code decodes to it exactly.
+    let dim = 3;
+    let sample = [1.0, 5.0, -2.0, 1.0, 6.0, 2.0, 1.0, 7.0, 0.0];
+    for sq_type in [SqType::SQ8, SqType::SQ6, SqType::SQ4] {
+        let sq = trained(dim, Metric::L2, sq_type, &sample);
+        assert_eq!(sq.ranges().1[0], 0.0);
+        let decoded = decode(&sq, &encode(&sq, &[1.0, 6.0, 0.0, 9.0, 6.0, 0.0]));
+        assert_eq!(decoded[0], 1.0);
+        assert_eq!(decoded[3], 1.0);
+        let scorer = sq.scorer(&[3.0, 6.0, 0.0]).unwrap();
+        let key = scorer.distance(&encode(&sq, &[1.0, 6.0, 0.0]));
+        assert!((key - 4.0).abs() < 0.2, "{sq_type}: {key}");
+    }
+    // An all-constant SQ4U sample.
+    let sq = trained(2, Metric::L2, SqType::SQ4U, &[3.0; 8]);
+    let code = encode(&sq, &[3.0, 3.0]);
+    assert_eq!(sq.scorer(&[4.0, 5.0]).unwrap().distance(&code), 5.0);
+
+    // A clip narrows the range to the sample's quantiles.
+    let sample: Vec<f32> = (0..=100).map(|i| i as f32).collect();
+    let plain = trained(1, Metric::L2, SqType::SQ8, &sample);
+    let mut clipped = ScalarQuantizer::new(1, Metric::L2, SqType::SQ8).unwrap().with_clip(Some(0.1)).unwrap();
+    clipped.train(&sample).unwrap();
+    assert_eq!(plain.ranges().0, [0.0]);
+    assert_eq!(plain.ranges().1, [100.0 / 256.0]);
+    assert_eq!(clipped.ranges().0, [10.0]);
+    assert_eq!(clipped.ranges().1, [80.0 / 256.0]);
+}
