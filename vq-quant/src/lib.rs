@@ -20,11 +20,13 @@
 
 mod error;
 mod flat;
+mod pq;
 mod sq;
 mod vectors;
 
 pub use error::{Error, Result};
 pub use flat::FlatCodes;
+pub use pq::{OpqParams, OpqQuantizer, OpqScorer, PqParams, PqScorer, ProductQuantizer, pack_index, unpack_index};
 pub use sq::{ScalarQuantizer, SqScorer, SqType};
 pub use vectors::prepare_rows;
 

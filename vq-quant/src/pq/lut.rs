@@ -1,0 +1,302 @@
+//! PQ look-up tables: building a query's `m × 2^nbits` table, and summing it over codes.
+//!
+//! The scan is gather-free scalar code, as fast as the table loads allow: every id indexes a
+//! table row of compile-time length (`[f32; 256]` at 8 bits, `[f32; 2^nbits]` below), so the
+//! index is in bounds by its type and the loop carries no bounds check. Four codes are summed
+//! together, each into two partial sums (even and odd sub-quantizers), so eight independent
+//! addition chains hide the latency of the loads and adds. The single-code path adds in the
+//! same order, so both give identical keys. (Faiss' `pq_estimators_from_tables` also sums four
+//! codes at a time with scalar loads.) Run `cargo bench -p vq-quant --bench pq_scan` before and
+//! after changing a kernel here.
+
+use vq_distance::Metric;
+
+/// Key of one code: `(table, code) -> key`.
+pub(super) type OneFn = fn(&[f32], &[u8]) -> f32;
+/// Keys of a block: `(table, codes, code_size, out)`; `out.len()` codes (fewer if `codes` is
+/// shorter).
+pub(super) type ManyFn = fn(&[f32], &[u8], usize, &mut [f32]);
+
+/// The scan kernels of one `(m, nbits)`, chosen once per quantizer.
+#[derive(Clone, Copy)]
+pub(super) struct Kernels {
+    pub(super) one: OneFn,
+    pub(super) many: ManyFn,
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kernels")
+    }
+}
+
+impl Kernels {
+    pub(super) fn new(m: usize, nbits: u32) -> Kernels {
+        let (one, many): (OneFn, ManyFn) = match nbits {
+            8 => (
+                one8,
+                match m {
+                    8 => many8_fixed::<8>,
+                    16 => many8_fixed::<16>,
+                    32 => many8_fixed::<32>,
+                    64 => many8_fixed::<64>,
+                    _ => many8,
+                },
+            ),
+            4 => (one_packed::<4, 16>, many_packed::<4, 16>),
+            5 => (one_packed::<5, 32>, many_packed::<5, 32>),
+            6 => (one_packed::<6, 64>, many_packed::<6, 64>),
+            // Parameters are checked before this is called: only 7 is left.
+            _ => (one_packed::<7, 128>, many_packed::<7, 128>),
+        };
+        Kernels { one, many }
+    }
+}
+
+// ---- 8 bits: one byte per id ----
+
+/// The reference order: even sub-quantizers into `s0`, odd into `s1`, then `s0 + s1`.
+pub(super) fn one8(table: &[f32], code: &[u8]) -> f32 {
+    let (rows, _) = table.as_chunks::<256>();
+    let (row_pairs, row_rest) = rows.as_chunks::<2>();
+    let (id_pairs, id_rest) = code.as_chunks::<2>();
+    let (mut s0, mut s1) = (0f32, 0f32);
+    for (t, c) in row_pairs.iter().zip(id_pairs) {
+        s0 += t[0][c[0] as usize];
+        s1 += t[1][c[1] as usize];
+    }
+    if let ([t], [c, ..]) = (row_rest, id_rest) {
+        s0 += t[*c as usize];
+    }
+    s0 + s1
+}
+
+/// Four codes per step, any `m`.
+fn many8(table: &[f32], codes: &[u8], m: usize, out: &mut [f32]) {
+    let (rows, _) = table.as_chunks::<256>();
+    if m == 0 || rows.len() != m {
+        out.fill(f32::NAN);
+        return;
+    }
+    let (row_pairs, row_rest) = rows.as_chunks::<2>();
+    let n = out.len().min(codes.len() / m);
+    let done = n / 4 * 4;
+    for (c, o) in codes.chunks_exact(4 * m).zip(out[..done].chunks_exact_mut(4)) {
+        let (c0, c) = c.split_at(m);
+        let (c1, c) = c.split_at(m);
+        let (c2, c3) = c.split_at(m);
+        let mut a = [0f32; 8];
+        let ids = c0.as_chunks::<2>().0.iter().zip(c1.as_chunks::<2>().0).zip(c2.as_chunks::<2>().0);
+        for ((t, ((x0, x1), x2)), x3) in row_pairs.iter().zip(ids).zip(c3.as_chunks::<2>().0) {
+            a[0] += t[0][x0[0] as usize];
+            a[1] += t[1][x0[1] as usize];
+            a[2] += t[0][x1[0] as usize];
+            a[3] += t[1][x1[1] as usize];
+            a[4] += t[0][x2[0] as usize];
+            a[5] += t[1][x2[1] as usize];
+            a[6] += t[0][x3[0] as usize];
+            a[7] += t[1][x3[1] as usize];
+        }
+        if let [t] = row_rest {
+            a[0] += t[c0[m - 1] as usize];
+            a[2] += t[c1[m - 1] as usize];
+            a[4] += t[c2[m - 1] as usize];
+            a[6] += t[c3[m - 1] as usize];
+        }
+        o[0] = a[0] + a[1];
+        o[1] = a[2] + a[3];
+        o[2] = a[4] + a[5];
+        o[3] = a[6] + a[7];
+    }
+    for (o, c) in out[done..n].iter_mut().zip(codes[done * m..].chunks_exact(m)) {
+        *o = one8(table, c);
+    }
+}
+
+/// Four codes per step, `M` (even) known at compile time: fully unrolled, no bounds checks.
+fn many8_fixed<const M: usize>(table: &[f32], codes: &[u8], code_size: usize, out: &mut [f32]) {
+    let (rows, _) = table.as_chunks::<256>();
+    let Ok(rows) = <&[[f32; 256]; M]>::try_from(rows) else {
+        return many8(table, codes, code_size, out);
+    };
+    if code_size != M {
+        return many8(table, codes, code_size, out);
+    }
+    let (codes, _) = codes.as_chunks::<M>();
+    let (quads, rest) = codes.as_chunks::<4>();
+    let (outs, out_rest) = out.as_chunks_mut::<4>();
+    for (c, o) in quads.iter().zip(outs.iter_mut()) {
+        let mut a = [0f32; 8];
+        let mut j = 0;
+        while j < M {
+            a[0] += rows[j][c[0][j] as usize];
+            a[1] += rows[j + 1][c[0][j + 1] as usize];
+            a[2] += rows[j][c[1][j] as usize];
+            a[3] += rows[j + 1][c[1][j + 1] as usize];
+            a[4] += rows[j][c[2][j] as usize];
+            a[5] += rows[j + 1][c[2][j + 1] as usize];
+            a[6] += rows[j][c[3][j] as usize];
+            a[7] += rows[j + 1][c[3][j + 1] as usize];
+            j += 2;
+        }
+        *o = [a[0] + a[1], a[2] + a[3], a[4] + a[5], a[6] + a[7]];
+    }
+    for (o, c) in out_rest.iter_mut().zip(rest) {
+        *o = one8(table, c);
+    }
+}
+
+// ---- 4 to 7 bits: eight ids in NBITS bytes ----
+
+/// The ids of group `g` (sub-quantizers `8g .. 8g + 8`) as one little-endian word: bytes
+/// `g·NBITS ..` of the code, fewer at its end.
+#[inline(always)]
+fn group_word<const NBITS: usize>(code: &[u8], g: usize) -> u64 {
+    let mut b = [0u8; 8];
+    match code.get(g * NBITS..(g + 1) * NBITS) {
+        Some(bytes) => b[..NBITS].copy_from_slice(bytes),
+        None => {
+            let tail = code.get(g * NBITS..).unwrap_or(&[]);
+            let n = tail.len().min(8);
+            b[..n].copy_from_slice(&tail[..n]);
+        }
+    }
+    u64::from_le_bytes(b)
+}
+
+/// The reference order for packed codes (the same as [`one8`]'s).
+pub(super) fn one_packed<const NBITS: usize, const K: usize>(table: &[f32], code: &[u8]) -> f32 {
+    let (rows, _) = table.as_chunks::<K>();
+    let (mut s0, mut s1) = (0f32, 0f32);
+    for (g, group) in rows.chunks(8).enumerate() {
+        let w = group_word::<NBITS>(code, g);
+        for (i, row) in group.iter().enumerate() {
+            let v = row[(w >> (i * NBITS)) as usize & (K - 1)];
+            // j = 8g + i has the parity of i.
+            if i % 2 == 0 {
+                s0 += v;
+            } else {
+                s1 += v;
+            }
+        }
+    }
+    s0 + s1
+}
+
+/// Four packed codes per step.
+fn many_packed<const NBITS: usize, const K: usize>(table: &[f32], codes: &[u8], cs: usize, out: &mut [f32]) {
+    let (rows, _) = table.as_chunks::<K>();
+    if cs == 0 {
+        out.fill(f32::NAN);
+        return;
+    }
+    let n = out.len().min(codes.len() / cs);
+    let done = n / 4 * 4;
+    for (c, o) in codes.chunks_exact(4 * cs).zip(out[..done].chunks_exact_mut(4)) {
+        let (c0, c) = c.split_at(cs);
+        let (c1, c) = c.split_at(cs);
+        let (c2, c3) = c.split_at(cs);
+        let mut a = [0f32; 8];
+        for (g, group) in rows.chunks(8).enumerate() {
+            let w = [
+                group_word::<NBITS>(c0, g),
+                group_word::<NBITS>(c1, g),
+                group_word::<NBITS>(c2, g),
+                group_word::<NBITS>(c3, g),
+            ];
+            let (pairs, rest) = group.as_chunks::<2>();
+            for (p, t) in pairs.iter().enumerate() {
+                let (s0, s1) = (2 * p * NBITS, (2 * p + 1) * NBITS);
+                for (k, &w) in w.iter().enumerate() {
+                    a[2 * k] += t[0][(w >> s0) as usize & (K - 1)];
+                    a[2 * k + 1] += t[1][(w >> s1) as usize & (K - 1)];
+                }
+            }
+            if let [t] = rest {
+                let s = 2 * pairs.len() * NBITS;
+                for (k, &w) in w.iter().enumerate() {
+                    a[2 * k] += t[(w >> s) as usize & (K - 1)];
+                }
+            }
+        }
+        for (k, o) in o.iter_mut().enumerate() {
+            *o = a[2 * k] + a[2 * k + 1];
+        }
+    }
+    for (o, c) in out[done..n].iter_mut().zip(codes[done * cs..].chunks_exact(cs)) {
+        *o = one_packed::<NBITS, K>(table, c);
+    }
+}
+
+// ---- the table ----
+
+/// Fills `table` (`m × ksub`) with the keys of the sub-vectors of `query` (prepared: finite,
+/// unit length for cosine) against every centroid: squared L2, or negated dot products.
+///
+/// `centroids_t` is transposed per codebook (`m × dsub × ksub`), so each query component
+/// updates a whole row of keys with contiguous, vectorizable arithmetic. The difference form
+/// `Σ (q − c)²` is used rather than `‖q‖² − 2q·c + ‖c‖²`: it costs one more operation per term
+/// but cannot cancel, and the table is a small part of a scan.
+pub(super) fn build_table(
+    metric: Metric,
+    query: &[f32],
+    centroids_t: &[f32],
+    m: usize,
+    dsub: usize,
+    ksub: usize,
+    table: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(vq_distance::simd_level(), vq_distance::SimdLevel::Avx2 | vq_distance::SimdLevel::Avx512) {
+        // SAFETY: `simd_level()` reports AVX2 only when the CPU has AVX2 and FMA (checked
+        // once per process by vq-distance).
+        unsafe { build_table_avx2(metric, query, centroids_t, m, dsub, ksub, table) };
+        return;
+    }
+    build_table_portable(metric, query, centroids_t, m, dsub, ksub, table);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn build_table_avx2(
+    metric: Metric,
+    query: &[f32],
+    centroids_t: &[f32],
+    m: usize,
+    dsub: usize,
+    ksub: usize,
+    table: &mut [f32],
+) {
+    build_table_portable(metric, query, centroids_t, m, dsub, ksub, table);
+}
+
+/// The table build; inlined into each target-feature wrapper so the compiler vectorizes it
+/// for that level.
+#[inline(always)]
+pub(super) fn build_table_portable(
+    metric: Metric,
+    query: &[f32],
+    centroids_t: &[f32],
+    m: usize,
+    dsub: usize,
+    ksub: usize,
+    table: &mut [f32],
+) {
+    let rows = table.chunks_exact_mut(ksub).zip(query.chunks_exact(dsub)).zip(centroids_t.chunks_exact(dsub * ksub));
+    for ((row, q), book) in rows.take(m) {
+        row.fill(0.0);
+        let cols = q.iter().zip(book.chunks_exact(ksub));
+        if metric == Metric::L2 {
+            for (&qd, col) in cols {
+                row.iter_mut().zip(col).for_each(|(r, &c)| {
+                    let t = qd - c;
+                    *r += t * t;
+                });
+            }
+        } else {
+            for (&qd, col) in cols {
+                row.iter_mut().zip(col).for_each(|(r, &c)| *r -= qd * c);
+            }
+        }
+    }
+}
