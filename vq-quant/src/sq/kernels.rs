@@ -111,11 +111,51 @@ impl Prepared {
 /// untouched.
 pub(crate) type BlockFn = fn(q: &Prepared, codes: &[u8], out: &mut [f32]);
 
+/// The parameters of a code-to-code distance: `key = scale · Σ ((c_j − c'_j)·s_j)²` for L2
+/// ([`Form::L2`]), `key = scale · Σ (o_j + c_j·s_j)(o_j + c'_j·s_j)` for inner product
+/// ([`Form::Ip`], `scale = −1`).
+///
+/// Invariants the kernels rely on (kept by [`PairParams::new`]): `s.len() == o.len() ==
+/// dim.next_multiple_of(PAD)` with zeros in the padding, `code_size == code.code_size(dim)`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PairParams {
+    pub(crate) code: Code,
+    pub(crate) form: Form,
+    pub(crate) dim: usize,
+    pub(crate) code_size: usize,
+    pub(crate) s: Vec<f32>,
+    pub(crate) o: Vec<f32>,
+    pub(crate) scale: f32,
+}
+
+impl PairParams {
+    /// `s` and `o` hold `dim` values each; `form` is [`Form::L2`] or [`Form::Ip`].
+    pub(crate) fn new(code: Code, form: Form, mut s: Vec<f32>, mut o: Vec<f32>) -> Self {
+        let dim = s.len();
+        debug_assert_eq!(o.len(), dim);
+        debug_assert_ne!(form, Form::L2Unit);
+        o.resize(dim, 0.0);
+        s.resize(dim.next_multiple_of(PAD), 0.0);
+        o.resize(dim.next_multiple_of(PAD), 0.0);
+        let scale = if form == Form::Ip { -1.0 } else { 1.0 };
+        PairParams { code, form, dim, code_size: code.code_size(dim), s, o, scale }
+    }
+
+    /// Bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        (self.s.capacity() + self.o.capacity()) * std::mem::size_of::<f32>()
+    }
+}
+
+/// One level's code-to-code kernel. `a` and `b` hold at least `code_size` bytes each.
+pub(crate) type PairFn = fn(p: &PairParams, a: &[u8], b: &[u8]) -> f32;
+
 /// The kernels of one SIMD level.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SqKernels {
     pub(crate) level: SimdLevel,
     pub(crate) select: fn(Code, Form) -> BlockFn,
+    pub(crate) pair: fn(Code, Form) -> PairFn,
 }
 
 impl SqKernels {
@@ -130,7 +170,7 @@ impl SqKernels {
                 .into_iter()
                 .filter(|&l| l <= wanted)
                 .find_map(SqKernels::for_level)
-                .unwrap_or(SqKernels { level: SimdLevel::Portable, select: super::portable::select })
+                .unwrap_or_else(SqKernels::portable)
         })
     }
 
@@ -138,17 +178,23 @@ impl SqKernels {
     /// NEON uses the portable kernels).
     pub(crate) fn for_level(level: SimdLevel) -> Option<SqKernels> {
         match level {
-            SimdLevel::Portable => Some(SqKernels { level, select: super::portable::select }),
+            SimdLevel::Portable => Some(SqKernels::portable()),
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 if super::x86::avx2::is_available() => {
-                Some(SqKernels { level, select: super::x86::avx2::select_checked() })
+                let (select, pair) = super::x86::avx2::select_checked();
+                Some(SqKernels { level, select, pair })
             }
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 if super::x86::avx512::is_available() => {
-                Some(SqKernels { level, select: super::x86::avx512::select_checked() })
+                let (select, pair) = super::x86::avx512::select_checked();
+                Some(SqKernels { level, select, pair })
             }
             _ => None,
         }
+    }
+
+    fn portable() -> SqKernels {
+        SqKernels { level: SimdLevel::Portable, select: super::portable::select, pair: super::portable::pair }
     }
 }
 
@@ -174,4 +220,22 @@ pub(crate) fn reference_one(code_kind: Code, form: Form, q: &Prepared, code: &[u
         acc[j % 4] += term;
     }
     q.offset + q.scale * ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+}
+
+/// The reference code-to-code key (see [`PairParams`]), plain Rust.
+#[inline(always)]
+pub(crate) fn reference_pair(code_kind: Code, form: Form, p: &PairParams, a: &[u8], b: &[u8]) -> f32 {
+    let mut acc = [0f32; 4];
+    for j in 0..p.dim {
+        let (x, y) = (code_kind.component(a, j), code_kind.component(b, j));
+        let term = match form {
+            Form::L2 | Form::L2Unit => {
+                let d = (x - y) * p.s[j];
+                d * d
+            }
+            Form::Ip => (p.o[j] + x * p.s[j]) * (p.o[j] + y * p.s[j]),
+        };
+        acc[j % 4] += term;
+    }
+    p.scale * ((acc[0] + acc[1]) + (acc[2] + acc[3]))
 }

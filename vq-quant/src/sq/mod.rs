@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use vq_distance::{Metric, SimdLevel};
 use vq_io::{ContainerReader, ContainerWriter};
 
-use self::kernels::{BlockFn, Code, Form, Prepared, SqKernels};
+use self::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared, SqKernels};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
 
 /// The kind of scalar quantizer; serialized as, and parsed from, the names Milvus and Faiss
@@ -158,7 +158,7 @@ impl FromStr for SqType {
 /// assert!(scorer.distance(&codes[..8]) < 8.0 * 0.25); // within half a step per component
 /// # Ok::<(), vq_quant::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ScalarQuantizer {
     dim: usize,
     metric: Metric,
@@ -169,6 +169,23 @@ pub struct ScalarQuantizer {
     vmin: Vec<f32>,
     /// Cell width of each range, `(max - min) / 2^bits`.
     step: Vec<f32>,
+    /// The code-to-code kernel and its per-dimension parameters, once trained.
+    pair: Option<Pair>,
+}
+
+/// [`Quantizer::code_distance`]'s kernel, chosen once per quantizer.
+#[derive(Debug, Clone)]
+struct Pair {
+    params: PairParams,
+    kernel: PairFn,
+}
+
+impl PartialEq for ScalarQuantizer {
+    /// Equal parameters (the derived code-to-code tables follow from them).
+    fn eq(&self, other: &Self) -> bool {
+        (self.dim, self.metric, self.sq_type, self.clip, self.trained, &self.vmin, &self.step)
+            == (other.dim, other.metric, other.sq_type, other.clip, other.trained, &other.vmin, &other.step)
+    }
 }
 
 /// Section layout versions.
@@ -191,7 +208,7 @@ impl ScalarQuantizer {
         if dim == 0 {
             return Err(Error::Parameter { name: "dim", what: "must be at least 1".into() });
         }
-        Ok(ScalarQuantizer {
+        let mut sq = ScalarQuantizer {
             dim,
             metric,
             sq_type,
@@ -199,7 +216,40 @@ impl ScalarQuantizer {
             trained: !sq_type.needs_training(),
             vmin: Vec::new(),
             step: Vec::new(),
-        })
+            pair: None,
+        };
+        sq.set_pair(SqKernels::active());
+        Ok(sq)
+    }
+
+    /// Builds the code-to-code kernel's parameters from the trained ranges.
+    fn set_pair(&mut self, kernels: &SqKernels) {
+        if !self.trained {
+            self.pair = None;
+            return;
+        }
+        let form = if self.metric == Metric::L2 { Form::L2 } else { Form::Ip };
+        let (s, o) = if self.sq_type.needs_training() {
+            (0..self.dim)
+                .map(|j| {
+                    let (vmin, step) = self.range(j);
+                    (step, vmin + 0.5 * step)
+                })
+                .unzip()
+        } else {
+            (vec![1.0; self.dim], vec![0.0; self.dim])
+        };
+        let params = PairParams::new(self.sq_type.code(), form, s, o);
+        self.pair = Some(Pair { kernel: (kernels.pair)(params.code, params.form), params });
+    }
+
+    /// [`Quantizer::code_distance`] with the kernels of `level` (`None` if this CPU cannot
+    /// run them), for tests against the portable twin.
+    #[cfg(test)]
+    fn code_distance_at(&self, a: &[u8], b: &[u8], level: SimdLevel) -> Option<f32> {
+        let mut sq = self.clone();
+        sq.set_pair(&SqKernels::for_level(level)?);
+        Some(sq.code_distance(a, b))
     }
 
     /// Trains ranges on quantiles instead of min/max: with `Some(q)`, each range runs from
@@ -455,16 +505,6 @@ fn value_range(values: &mut [f32], clip: Option<f32>) -> (f32, f32) {
     }
 }
 
-/// Sum of `f(j)` over `0..dim` with four accumulators (the loop vectorizes).
-#[inline(always)]
-fn sum4(dim: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
-    let mut acc = [0f32; 4];
-    for j in 0..dim {
-        acc[j % 4] += f(j);
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
-}
-
 impl Quantizer for ScalarQuantizer {
     type Scorer<'a> = SqScorer<'a>;
 
@@ -500,6 +540,7 @@ impl Quantizer for ScalarQuantizer {
         self.vmin = vmin;
         self.step = step;
         self.trained = true;
+        self.set_pair(SqKernels::active());
         Ok(())
     }
 
@@ -545,48 +586,20 @@ impl Quantizer for ScalarQuantizer {
         self.scorer_with(query, SqKernels::active())
     }
 
-    /// The key between the reconstructions of `a` and `b`; `+∞` if either is shorter than
-    /// `code_size()` or the quantizer is not trained.
+    /// The key between the reconstructions of `a` and `b` (SIMD, decoding both in
+    /// registers); `+∞` if either is shorter than `code_size()` or the quantizer is not
+    /// trained.
     fn code_distance(&self, a: &[u8], b: &[u8]) -> f32 {
-        let size = self.code_size();
-        if !self.trained || a.len() < size || b.len() < size {
-            return f32::INFINITY;
-        }
-        let dim = self.dim;
-        match (self.sq_type, self.metric) {
-            (SqType::SQ8, Metric::L2) => sum4(dim, |j| {
-                let d = (f32::from(a[j]) - f32::from(b[j])) * self.step[j];
-                d * d
-            }),
-            (SqType::SQ4U, Metric::L2) => {
-                // One range: step² Σ (a - b)², the sum exact in integers.
-                let code = Code::U4;
-                let mut sum = 0u32;
-                for j in 0..dim {
-                    let d = code.component(a, j) as i32 - code.component(b, j) as i32;
-                    sum += (d * d) as u32;
-                }
-                self.step[0] * self.step[0] * sum as f32
-            }
-            (SqType::SQ6 | SqType::SQ4, Metric::L2) => {
-                let code = self.sq_type.code();
-                sum4(dim, |j| {
-                    let d = (code.component(a, j) - code.component(b, j)) * self.step[j];
-                    d * d
-                })
-            }
-            (_, Metric::L2) => sum4(dim, |j| {
-                let d = self.decode_component(a, j) - self.decode_component(b, j);
-                d * d
-            }),
-            (_, Metric::InnerProduct | Metric::Cosine) => {
-                -sum4(dim, |j| self.decode_component(a, j) * self.decode_component(b, j))
-            }
+        match &self.pair {
+            Some(pair) => (pair.kernel)(&pair.params, a, b),
+            None => f32::INFINITY,
         }
     }
 
     fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + (self.vmin.capacity() + self.step.capacity()) * std::mem::size_of::<f32>()
+        std::mem::size_of::<Self>()
+            + (self.vmin.capacity() + self.step.capacity()) * std::mem::size_of::<f32>()
+            + self.pair.as_ref().map_or(0, |p| p.params.memory_bytes())
     }
 
     fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()> {
@@ -619,7 +632,7 @@ impl Quantizer for ScalarQuantizer {
         if params.dim == 0 || params.dim > vq_io::MAX_DIM {
             return Err(corrupt(&name, format!("dimension {} is outside 1..={}", params.dim, vq_io::MAX_DIM)));
         }
-        let sq = ScalarQuantizer {
+        let mut sq = ScalarQuantizer {
             dim: params.dim,
             metric,
             sq_type: params.sq_type,
@@ -627,8 +640,10 @@ impl Quantizer for ScalarQuantizer {
             trained: params.trained,
             vmin: reader.array::<f32>(&format!("{prefix}.vmin"))?.to_vec(),
             step: reader.array::<f32>(&format!("{prefix}.step"))?.to_vec(),
+            pair: None,
         };
         sq.validate().map_err(|what| corrupt(&name, what))?;
+        sq.set_pair(SqKernels::active());
         Ok(sq)
     }
 }
@@ -658,5 +673,56 @@ impl CodeScorer for SqScorer<'_> {
         let n = out.len().min(codes.len().checked_div(size).unwrap_or(0));
         (self.block)(&self.prepared, codes, &mut out[..n]);
         out[n..].fill(f32::INFINITY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every SIMD level's code-to-code kernel equals the portable twin, at dimensions around
+    /// the lane boundaries, with garbage in the unused bits of the last byte.
+    #[test]
+    fn code_distance_levels_match_the_portable_twin() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 20.0 - 10.0
+        };
+        for dim in [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 128] {
+            let data: Vec<f32> = (0..20 * dim).map(|_| next()).collect();
+            for sq_type in SqType::ALL {
+                for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+                    let mut sq = ScalarQuantizer::new(dim, metric, sq_type).unwrap();
+                    sq.train(&data).unwrap();
+                    let size = sq.code_size();
+                    let mut codes = vec![0u8; 20 * size];
+                    sq.encode(&data, &mut codes).unwrap();
+                    let bits = dim * sq_type.bits().map_or(16, |b| b as usize);
+                    if bits % 8 != 0 {
+                        for code in codes.chunks_mut(size) {
+                            code[size - 1] |= 0xffu8 << (bits % 8);
+                        }
+                    }
+                    for level in SimdLevel::available() {
+                        for i in 0..20 {
+                            let (a, b) = (&codes[i * size..][..size], &codes[(19 - i) * size..][..size]);
+                            let want = sq.code_distance_at(a, b, SimdLevel::Portable).unwrap();
+                            let got = sq.code_distance_at(a, b, level).unwrap();
+                            let mut x = vec![0f32; 2 * dim];
+                            sq.decode(&[a, b].concat(), &mut x).unwrap();
+                            let size: f32 = x.iter().map(|v| v * v).sum();
+                            assert!(
+                                (got - want).abs() <= 1e-5 * size + 1e-5,
+                                "{level} {sq_type} {metric} dim {dim}: {got} vs {want}"
+                            );
+                        }
+                        assert_eq!(sq.code_distance_at(&codes[..size - 1], &codes, level), Some(f32::INFINITY));
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The portable kernels: the scalar twin of every SIMD kernel, and what runs where no SIMD
 //! level is available (or `VQ_SIMD=portable` asks for it).
 
-use super::kernels::{BlockFn, Code, Form, Prepared, reference_one};
+use super::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared, reference_one, reference_pair};
 
 /// Scores each code with [`reference_one`], specialized for one code layout and form.
 #[inline(always)]
@@ -22,6 +22,24 @@ macro_rules! kernels {
                 block(Code::$code, Form::$form, q, codes, out)
             }
         )*
+
+        /// The portable code-to-code kernel for `code` and `form`.
+        pub(crate) fn pair(code: Code, form: Form) -> PairFn {
+            mod pairs {
+                use super::*;
+                $(
+                    pub(super) fn $name(p: &PairParams, a: &[u8], b: &[u8]) -> f32 {
+                        if a.len() < p.code_size || b.len() < p.code_size {
+                            return f32::INFINITY;
+                        }
+                        reference_pair(Code::$code, Form::$form, p, a, b)
+                    }
+                )*
+            }
+            match (code, form) {
+                $((Code::$code, Form::$form) => pairs::$name,)*
+            }
+        }
 
         /// The portable kernel for `code` and `form`.
         pub(crate) fn select(code: Code, form: Form) -> BlockFn {

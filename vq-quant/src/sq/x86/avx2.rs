@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::sq::kernels::{BlockFn, Code, Form, Prepared};
+use crate::sq::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared};
 
 /// `true` when this CPU has every feature the kernels of this module use.
 pub(crate) fn is_available() -> bool {
@@ -14,9 +14,9 @@ pub(crate) fn is_available() -> bool {
 
 /// The kernel selector of this level. Panics if the CPU lacks the features: callers check
 /// [`is_available`] first.
-pub(crate) fn select_checked() -> fn(Code, Form) -> BlockFn {
+pub(crate) fn select_checked() -> (fn(Code, Form) -> BlockFn, fn(Code, Form) -> PairFn) {
     assert!(is_available(), "AVX2 kernels requested on a CPU without AVX2/FMA/F16C");
-    select
+    (select, pair)
 }
 
 /// Components per step.
@@ -280,5 +280,84 @@ fn select(code: Code, form: Form) -> BlockFn {
         (Code::Bf16, Form::L2) => entry::<Bf16, L2>,
         (Code::Bf16, Form::L2Unit) => entry::<Bf16, L2Unit>,
         (Code::Bf16, Form::Ip) => entry::<Bf16, Ip>,
+    }
+}
+
+/// One term of a code-to-code sum (see [`PairParams`]).
+trait PairTerm {
+    /// # Safety
+    /// The CPU must have this module's features.
+    unsafe fn pair_step(acc: __m256, s: __m256, o: __m256, x: __m256, y: __m256) -> __m256;
+}
+
+impl PairTerm for L2 {
+    #[inline(always)]
+    unsafe fn pair_step(acc: __m256, s: __m256, _o: __m256, x: __m256, y: __m256) -> __m256 {
+        // SAFETY: register arithmetic.
+        unsafe {
+            let d = _mm256_mul_ps(_mm256_sub_ps(x, y), s);
+            _mm256_fmadd_ps(d, d, acc)
+        }
+    }
+}
+
+impl PairTerm for Ip {
+    #[inline(always)]
+    unsafe fn pair_step(acc: __m256, s: __m256, o: __m256, x: __m256, y: __m256) -> __m256 {
+        // SAFETY: register arithmetic.
+        unsafe { _mm256_fmadd_ps(_mm256_fmadd_ps(x, s, o), _mm256_fmadd_ps(y, s, o), acc) }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pair_imp<D: Dec, P: PairTerm>(p: &PairParams, a: &[u8], b: &[u8]) -> f32 {
+    let cs = p.code_size;
+    if a.len() < cs || b.len() < cs {
+        return f32::INFINITY;
+    }
+    debug_assert_eq!(p.s.len(), p.dim.next_multiple_of(16));
+    let full = p.dim / W;
+    let (ps, po, pa, pb) = (p.s.as_ptr(), p.o.as_ptr(), a.as_ptr(), b.as_ptr());
+    // SAFETY: `s` and `o` hold `dim.next_multiple_of(16)` values, so the loads at `W * c` for
+    // `c <= full` are in bounds; step `c < full` reads bytes `c * BYTES ..+ BYTES` of each
+    // code, below `code_size`; the tail copies the remaining `cs - full * BYTES <= BYTES`
+    // bytes of each code into zeroed buffers (padding lanes have `s = o = 0`).
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for c in 0..full {
+            let (s, o) = (_mm256_loadu_ps(ps.add(W * c)), _mm256_loadu_ps(po.add(W * c)));
+            let (x, y) = (D::dec(pa.add(c * D::BYTES)), D::dec(pb.add(c * D::BYTES)));
+            acc[c & 1] = P::pair_step(acc[c & 1], s, o, x, y);
+        }
+        if !p.dim.is_multiple_of(W) {
+            let rest = cs - full * D::BYTES;
+            let (mut ba, mut bb) = ([0u8; 32], [0u8; 32]);
+            std::ptr::copy_nonoverlapping(pa.add(full * D::BYTES), ba.as_mut_ptr(), rest);
+            std::ptr::copy_nonoverlapping(pb.add(full * D::BYTES), bb.as_mut_ptr(), rest);
+            let (s, o) = (_mm256_loadu_ps(ps.add(W * full)), _mm256_loadu_ps(po.add(W * full)));
+            acc[0] = P::pair_step(acc[0], s, o, D::dec(ba.as_ptr()), D::dec(bb.as_ptr()));
+        }
+        p.scale * hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+}
+
+fn pair_entry<D: Dec, P: PairTerm>(p: &PairParams, a: &[u8], b: &[u8]) -> f32 {
+    // SAFETY: this function is only reachable through `pair`, which only `select_checked`
+    // hands out, after checking that the CPU has the features.
+    unsafe { pair_imp::<D, P>(p, a, b) }
+}
+
+fn pair(code: Code, form: Form) -> PairFn {
+    match (code, form) {
+        (Code::U8, Form::L2 | Form::L2Unit) => pair_entry::<U8, L2>,
+        (Code::U8, Form::Ip) => pair_entry::<U8, Ip>,
+        (Code::U6, Form::L2 | Form::L2Unit) => pair_entry::<U6, L2>,
+        (Code::U6, Form::Ip) => pair_entry::<U6, Ip>,
+        (Code::U4, Form::L2 | Form::L2Unit) => pair_entry::<U4, L2>,
+        (Code::U4, Form::Ip) => pair_entry::<U4, Ip>,
+        (Code::F16, Form::L2 | Form::L2Unit) => pair_entry::<F16, L2>,
+        (Code::F16, Form::Ip) => pair_entry::<F16, Ip>,
+        (Code::Bf16, Form::L2 | Form::L2Unit) => pair_entry::<Bf16, L2>,
+        (Code::Bf16, Form::Ip) => pair_entry::<Bf16, Ip>,
     }
 }
