@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use vq_distance::{Metric, Neighbors, knn_exact};
 use vq_graph::{Hnsw, HnswParams};
-use vq_quant::{FlatCodes, Quantizer, ScalarQuantizer, SqType};
+use vq_quant::{FlatCodes, OpqQuantizer, ProductQuantizer, Quantizer, ScalarQuantizer, SqType};
 
 use crate::dataset::{Dataset, Vectors};
 use crate::error::{Error, Result};
@@ -29,7 +29,8 @@ pub trait BenchIndex: Send + Sync {
 }
 
 /// The specs this build of the harness knows.
-pub const KNOWN_SPECS: &str = "Flat, HNSW{m}[,Flat], SQ8, SQ6, SQ4, SQ4U, SQfp16, SQbf16";
+pub const KNOWN_SPECS: &str =
+    "Flat, HNSW{m}[,Flat], SQ8, SQ6, SQ4, SQ4U, SQfp16, SQbf16, PQ{m}[x{nbits}], OPQ{m},PQ{m}[x{nbits}]";
 
 /// The indexes a run measures when none is named: every one vq has today.
 pub fn default_specs() -> Vec<String> {
@@ -43,10 +44,28 @@ fn hnsw_m(spec: &str) -> Option<usize> {
     m.parse().ok().filter(|&m| m >= 2)
 }
 
+/// `(m, nbits)` of a `PQ{m}[x{nbits}]` spec (8 bits when not given, as in Faiss).
+fn pq_spec(spec: &str) -> Option<(usize, u32)> {
+    let rest = spec.strip_prefix("PQ")?;
+    let (m, nbits) = rest.split_once('x').unwrap_or((rest, "8"));
+    Some((m.parse().ok().filter(|&m| m >= 1)?, nbits.parse().ok()?))
+}
+
+/// `(m, nbits)` of an `OPQ{m},PQ{m}[x{nbits}]` spec (the same `m` twice).
+fn opq_spec(spec: &str) -> Option<(usize, u32)> {
+    let (opq, pq) = spec.split_once(',')?;
+    let m: usize = opq.strip_prefix("OPQ")?.parse().ok()?;
+    pq_spec(pq).filter(|&(m2, _)| m2 == m)
+}
+
 /// `true` if `spec` names an index this harness can build.
 pub fn is_known(spec: &str) -> bool {
     let spec = spec.trim();
-    spec == "Flat" || hnsw_m(spec).is_some() || spec.parse::<SqType>().is_ok()
+    spec == "Flat"
+        || hnsw_m(spec).is_some()
+        || spec.parse::<SqType>().is_ok()
+        || pq_spec(spec).is_some()
+        || opq_spec(spec).is_some()
 }
 
 /// Builds the index that `spec` names over `ds` (the caller times this; it runs on the
@@ -73,6 +92,14 @@ pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<Box<dyn BenchIn
     if let Ok(sq_type) = spec.parse::<SqType>() {
         let sq = ScalarQuantizer::new(ds.dim, metric, sq_type).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
         return build_codes(spec, ds, sq);
+    }
+    if let Some((m, nbits)) = pq_spec(spec) {
+        let pq = ProductQuantizer::new(ds.dim, metric, m, nbits).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
+        return build_codes(spec, ds, pq);
+    }
+    if let Some((m, nbits)) = opq_spec(spec) {
+        let opq = OpqQuantizer::new(ds.dim, metric, m, nbits).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
+        return build_codes(spec, ds, opq);
     }
     Err(Error::UnknownIndex { spec: spec.to_string(), known: KNOWN_SPECS })
 }

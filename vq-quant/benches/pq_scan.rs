@@ -1,0 +1,48 @@
+//! criterion: the PQ look-up-table scan and table build (the two parts of an exhaustive PQ
+//! search per query), at the shapes of the imgsift100k figures (d = 128, 100,000 codes).
+//!
+//! The end-to-end comparison with Faiss' IndexPQ is `cargo xtask bench` (see BENCHMARKS.md).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use vq_distance::Metric;
+use vq_quant::{CodeScorer, ProductQuantizer, Quantizer};
+
+fn gaussian(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let (dim, n) = (128, 100_000);
+    let mut g = c.benchmark_group("pq");
+    for (m, nbits) in [(16, 8), (32, 8), (32, 4), (64, 4)] {
+        let mut pq = ProductQuantizer::new(dim, Metric::L2, m, nbits).expect("valid");
+        pq.set_centroids(gaussian(dim << nbits, 1)).expect("finite");
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+        let codes: Vec<u8> = (0..n * pq.code_size()).map(|_| rng.random()).collect();
+        let query = gaussian(dim, 3);
+        let scorer = pq.scorer(&query).expect("trained");
+        let mut keys = vec![0f32; 256];
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("scan/PQ{m}x{nbits}/{n}"), |b| {
+            b.iter(|| {
+                let mut best = f32::INFINITY;
+                for block in codes.chunks(256 * pq.code_size()) {
+                    let keys = &mut keys[..block.len() / pq.code_size()];
+                    scorer.distances(block, keys);
+                    best = keys.iter().fold(best, |a, &k| a.min(k));
+                }
+                best
+            })
+        });
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("table/PQ{m}x{nbits}"), |b| b.iter(|| pq.scorer(&query).expect("trained")));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
