@@ -150,12 +150,17 @@ impl PairParams {
 /// One level's code-to-code kernel. `a` and `b` hold at least `code_size` bytes each.
 pub(crate) type PairFn = fn(p: &PairParams, a: &[u8], b: &[u8]) -> f32;
 
+/// A level's choice of [`BlockFn`] per code layout and form.
+pub(crate) type SelectBlock = fn(Code, Form) -> BlockFn;
+/// A level's choice of [`PairFn`] per code layout and form.
+pub(crate) type SelectPair = fn(Code, Form) -> PairFn;
+
 /// The kernels of one SIMD level.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SqKernels {
     pub(crate) level: SimdLevel,
-    pub(crate) select: fn(Code, Form) -> BlockFn,
-    pub(crate) pair: fn(Code, Form) -> PairFn,
+    pub(crate) select: SelectBlock,
+    pub(crate) pair: SelectPair,
 }
 
 impl SqKernels {

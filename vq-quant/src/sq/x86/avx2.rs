@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::sq::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared};
+use crate::sq::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared, SelectBlock, SelectPair};
 
 /// `true` when this CPU has every feature the kernels of this module use.
 pub(crate) fn is_available() -> bool {
@@ -14,7 +14,7 @@ pub(crate) fn is_available() -> bool {
 
 /// The kernel selector of this level. Panics if the CPU lacks the features: callers check
 /// [`is_available`] first.
-pub(crate) fn select_checked() -> (fn(Code, Form) -> BlockFn, fn(Code, Form) -> PairFn) {
+pub(crate) fn select_checked() -> (SelectBlock, SelectPair) {
     assert!(is_available(), "AVX2 kernels requested on a CPU without AVX2/FMA/F16C");
     (select, pair)
 }

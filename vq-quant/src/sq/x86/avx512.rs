@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::sq::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared};
+use crate::sq::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared, SelectBlock, SelectPair};
 
 /// `true` when this CPU has every feature the kernels of this module use.
 pub(crate) fn is_available() -> bool {
@@ -21,7 +21,7 @@ pub(crate) fn is_available() -> bool {
 
 /// The kernel selector of this level. Panics if the CPU lacks the features: callers check
 /// [`is_available`] first.
-pub(crate) fn select_checked() -> (fn(Code, Form) -> BlockFn, fn(Code, Form) -> PairFn) {
+pub(crate) fn select_checked() -> (SelectBlock, SelectPair) {
     assert!(is_available(), "AVX-512 kernels requested on a CPU without AVX-512");
     (select, pair)
 }
