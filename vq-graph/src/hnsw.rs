@@ -498,12 +498,14 @@ impl<S: VectorStorage> Hnsw<S> {
             let list = self.list(c.1, layer);
             let n = (list[0].load(Ordering::Acquire) as usize).min(list.len() - 1);
             s.fresh.clear();
-            for cell in &list[1..=n] {
-                let id = cell.load(Ordering::Acquire);
-                if s.visited.insert(id) {
-                    s.fresh.push(id);
-                }
+            // Read the ids and start loading their visited tags, then test them: the tag
+            // loads overlap instead of each waiting for the one before.
+            s.fresh.extend(list[1..=n].iter().map(|cell| cell.load(Ordering::Acquire)));
+            for &id in &s.fresh {
+                s.visited.prefetch(id);
             }
+            let visited = &mut s.visited;
+            s.fresh.retain(|&id| visited.insert(id));
             // Keep `PREFETCH_AHEAD` vector loads in flight: enough to overlap memory with the
             // distance computations, few enough not to exhaust the line-fill buffers (a burst
             // of 32 prefetches stalls the core).
@@ -518,8 +520,6 @@ impl<S: VectorStorage> Hnsw<S> {
                 let d = self.storage.distance(q, id);
                 if s.top.len() < ef || d < bound {
                     s.candidates.push(Reverse(Cand(d, id)));
-                    // Its links will be read when it is expanded: start loading them now.
-                    self.prefetch_links(id, layer);
                     if accept(id) {
                         s.top.push(Cand(d, id));
                         if s.top.len() > ef {
@@ -530,6 +530,10 @@ impl<S: VectorStorage> Hnsw<S> {
                         }
                     }
                 }
+            }
+            // The next node to expand: start loading its links while this loop winds down.
+            if let Some(Reverse(next)) = s.candidates.peek() {
+                self.prefetch_links(next.1, layer);
             }
         }
     }
