@@ -469,8 +469,17 @@ fn constant_dimensions_and_clipping_behave() {
     let plain = trained(1, Metric::L2, SqType::SQ8, &sample);
     let mut clipped = ScalarQuantizer::new(1, Metric::L2, SqType::SQ8).unwrap().with_clip(Some(0.1)).unwrap();
     clipped.train(&sample).unwrap();
-    assert_eq!(plain.ranges().0, [0.0]);
-    assert_eq!(plain.ranges().1, [100.0 / 256.0]);
-    assert_eq!(clipped.ranges().0, [10.0]);
-    assert_eq!(clipped.ranges().1, [80.0 / 256.0]);
+    // 256 cells centred on 0, 100/255, …, 100 (the ends reconstruct exactly).
+    let step = (100.0f64 / 255.0) as f32;
+    assert_eq!(plain.ranges().1, [step]);
+    assert_eq!(plain.ranges().0, [(-0.5 * 100.0f64 / 255.0) as f32]);
+    assert_eq!(clipped.ranges().1, [(80.0f64 / 255.0) as f32]);
+    assert_eq!(clipped.ranges().0, [(10.0 - 0.5 * 80.0f64 / 255.0) as f32]);
+    let ends = decode(&plain, &encode(&plain, &[0.0, 100.0]));
+    assert!(ends[0].abs() < 1e-4 && (ends[1] - 100.0).abs() < 1e-4, "{ends:?}");
+    // Integers spanning 0..=255 in every dimension are coded losslessly by SQ8.
+    let ints: Vec<f32> = (0..1024).map(|i| ((i / 4 * 7) % 256) as f32).collect();
+    let sq = trained(4, Metric::L2, SqType::SQ8, &ints);
+    let back = decode(&sq, &encode(&sq, &ints));
+    assert!(back.iter().zip(&ints).all(|(a, b)| (a - b).abs() < 1e-3));
 }

@@ -13,9 +13,14 @@
 //! An integer type with `b` bits splits the trained range `[vmin, vmin + 2^b · step]` into
 //! `2^b` cells of width `step`; a value is coded by its cell (values outside the range by the
 //! nearest cell) and reconstructed at the cell's centre, `vmin + (code + 0.5) · step`, so the
-//! error of a value inside the range is at most `step / 2`. The range is the sample's min and
-//! max per dimension (Faiss' `RangeStat_minmax`), or a quantile range with
-//! [`ScalarQuantizer::with_clip`].
+//! error of a value inside the range is at most `step / 2`. Training takes the sample's min
+//! and max per dimension (Faiss' `RangeStat_minmax`), or quantiles with
+//! [`ScalarQuantizer::with_clip`], and places the cell centres evenly from min to max
+//! (`step = (max − min) / (2^b − 1)`, `vmin = min − step / 2`), so both ends are
+//! reconstructed exactly. (Faiss uses the same cell width with `vmin = min`, centres shifted by
+//! half a cell. On imgsift100k this grid measured better than `2^b` cells spanning exactly
+//! `[min, max]`: SQ8 reconstruction error 5.26 against 7.45 per vector, exhaustive recall@10
+//! 0.9912 against 0.9898; see BENCHMARKS.md.)
 //!
 //! Distances are asymmetric: the f32 query against the codes, decoded in registers (see
 //! [`SqScorer`]). For cosine, vectors and queries are normalized before coding, and keys are
@@ -439,9 +444,12 @@ impl ScalarQuantizer {
     fn fit(&self, sample: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let levels = f64::from(self.levels());
         let range = |values: &mut Vec<f32>| {
+            // 2^b cells whose centres are evenly spaced from `lo` to `hi`: the ends of the
+            // range are reconstructed exactly, and integers spanning 2^b consecutive values
+            // (u8 data using all of 0..=255, under SQ8) are coded losslessly.
             let (lo, hi) = value_range(values, self.clip);
-            let step = (f64::from(hi) - f64::from(lo)) / levels;
-            (lo, step as f32)
+            let step = (f64::from(hi) - f64::from(lo)) / (levels - 1.0);
+            ((f64::from(lo) - 0.5 * step) as f32, step as f32)
         };
         if self.sq_type == SqType::SQ4U {
             let (lo, step) = range(&mut sample.to_vec());
