@@ -604,7 +604,10 @@ impl<S: VectorStorage> Hnsw<S> {
             let keep_fn = |slot: u32| self.is_live(slot) && filter.is_none_or(|f| f(self.external_id(slot)));
             let keep: Option<&dyn Fn(u32) -> bool> =
                 if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
-            if filter.is_some() && self.filter_is_selective(&keep_fn) {
+            // k at or above the live count asks for everything: score it all, which is exact
+            // and costs no more than k distances (a graph walk could miss a poorly linked node).
+            let everything = k >= self.live.load(Ordering::Relaxed);
+            if everything || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
                 self.brute_force(&pq, k, &keep_fn, &mut s.out);
             } else {
                 self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), keep, &mut s);
@@ -707,6 +710,115 @@ impl<S: VectorStorage> Hnsw<S> {
         self.insert_claimed(vectors, ids, first, true)
     }
 
+    /// [`add_with_ids`](Hnsw::add_with_ids) that first reuses the slots of deleted nodes
+    /// (hnswlib's `replace_deleted`): each new vector takes over a deleted node's place in the
+    /// graph, keeping its level, and is relinked as if inserted; only vectors beyond the
+    /// deleted count take new slots. The deleted ids are gone for good afterwards (they can no
+    /// longer be unmarked). Memory stays flat under a steady delete/insert load without
+    /// waiting for [`compact`](Hnsw::compact).
+    ///
+    /// Takes `&mut self`: a reused slot's vector is rewritten in place, which must not race
+    /// with a search reading it. Links that other nodes still hold to a reused slot now lead
+    /// to the new vector; they stay valid edges, only longer (as in hnswlib).
+    pub fn add_with_ids_reusing_deleted(&mut self, vectors: &[f32], ids: &[u64]) -> Result<()> {
+        let n = self.check_batch(vectors)?;
+        if ids.len() != n {
+            return Err(Error::IdCount { ids: ids.len(), vectors: n });
+        }
+        let mut prepared = Vec::with_capacity(vectors.len());
+        let mut buf = Vec::new();
+        for (i, v) in vectors.chunks_exact(self.dim).enumerate() {
+            prepared.extend_from_slice(self.prepare_vector(v, || format!("vector {i}"), &mut buf)?);
+        }
+        let slots = self.slots.load(Ordering::Acquire);
+        let reusable: Vec<u32> = (0..slots)
+            .filter(|&slot| self.states.slot(slot as usize)[0].load(Ordering::Acquire) == READY | DELETED)
+            .take(n)
+            .collect();
+        let reused = reusable.len();
+        {
+            let mut map = lock(&self.id_map);
+            let mut seen = std::collections::HashSet::with_capacity(n);
+            if let Some(&dup) = ids.iter().find(|&&id| map.contains_key(&id) || !seen.insert(id)) {
+                return Err(Error::DuplicateId(dup));
+            }
+            for (&slot, &id) in reusable.iter().zip(ids) {
+                let old = self.external_id(slot);
+                if map.get(&old) == Some(&slot) {
+                    map.remove(&old);
+                }
+                map.insert(id, slot);
+            }
+        }
+        // First every vector is rewritten (no reads yet), then the slots are relinked in
+        // parallel: a relink reads other reused slots, which must already hold their new data.
+        for (&slot, (v, &id)) in reusable.iter().zip(prepared.chunks_exact(self.dim).zip(ids)) {
+            // SAFETY: `&mut self` excludes every reader and other writer of the slot.
+            unsafe { self.storage.write(slot, v) };
+            self.external.slot(slot as usize)[0].store(id, Ordering::Release);
+        }
+        reusable.par_iter().zip(prepared.par_chunks_exact(self.dim)).for_each(|(&slot, v)| self.relink(slot, v));
+        for &slot in &reusable {
+            self.states.slot(slot as usize)[0].store(READY, Ordering::Release);
+        }
+        self.deleted.fetch_sub(reused, Ordering::Relaxed);
+        self.live.fetch_add(reused, Ordering::Relaxed);
+        if reused < n {
+            let rest = &ids[reused..];
+            let first = self.claim(rest.len())?;
+            {
+                let mut map = lock(&self.id_map);
+                for (i, &id) in rest.iter().enumerate() {
+                    map.insert(id, first + i as u32);
+                }
+            }
+            prepared[reused * self.dim..]
+                .par_chunks_exact(self.dim)
+                .zip(rest.par_iter())
+                .enumerate()
+                .for_each(|(i, (v, &id))| self.insert_slot(first + i as u32, id, v));
+        }
+        Ok(())
+    }
+
+    /// Relinks a reused slot whose vector was just rewritten: its own lists are chosen afresh
+    /// on every layer it has, and its former neighbours, whose lists were selected around the
+    /// old vector, are re-pruned with the heuristic against the new one.
+    fn relink(&self, slot: u32, v: &[f32]) {
+        let level = self.level_of(slot);
+        let mut former = Vec::new();
+        let mut s = self.take_scratch();
+        for layer in 0..=level {
+            self.read_list(slot, layer, &mut s.links);
+            former.extend(s.links.iter().map(|&n| (n, layer)));
+        }
+        let q = self.storage.prepare(v);
+        if let Some((cur, top_level)) = self.descend(&q, level, &mut s.links) {
+            self.connect(slot, &q, cur, level.min(top_level), &mut s);
+        }
+        self.give_scratch(s);
+        for (node, layer) in former {
+            if node != slot {
+                self.reprune(node, slot, layer);
+            }
+        }
+    }
+
+    /// Drops `node`'s link to the reused `slot` on `layer` unless the link still earns its
+    /// place by the selection heuristic's rule: no other neighbour of `node` may be closer to
+    /// the new vector than `node` is.
+    fn reprune(&self, node: u32, slot: u32, layer: usize) {
+        let _g = lock(&self.locks.slot(node as usize)[0]);
+        let mut ids = Vec::new();
+        self.read_list(node, layer, &mut ids);
+        let Some(at) = ids.iter().position(|&id| id == slot) else { return };
+        let d = self.storage.distance_between(node, slot);
+        if ids.iter().any(|&r| r != slot && self.storage.distance_between(slot, r) < d) {
+            ids.remove(at);
+            self.write_list(node, layer, &ids);
+        }
+    }
+
     /// Inserts one vector under `id` (callable from many threads at once, also while others
     /// search).
     pub fn insert(&self, id: u64, vector: &[f32]) -> Result<()> {
@@ -796,10 +908,25 @@ impl<S: VectorStorage> Hnsw<S> {
             }
             self.descend(&q, level, &mut s.links)
         };
-        let Some((mut cur, top_level)) = entry else { unreachable!("entry point exists past the check") };
+        let Some((cur, top_level)) = entry else { unreachable!("entry point exists past the check") };
+        self.connect(slot, &q, cur, level.min(top_level), &mut s);
+        self.give_scratch(s);
+        self.publish(slot);
+        if level > top_level {
+            let _g = lock(&self.entry_lock);
+            let e = self.entry.load(Ordering::Acquire);
+            if e == NO_ENTRY || (e >> 32) < level as u64 {
+                self.entry.store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
+            }
+        }
+    }
+
+    /// Chooses `slot`'s links on layers `top..=0`, searching from `cur` (the entry point
+    /// descended to layer `top`), and links the chosen neighbours back to it.
+    fn connect(&self, slot: u32, q: &S::Query<'_>, mut cur: Cand, top: usize, s: &mut Scratch) {
         let mut chosen = Vec::with_capacity(self.params.m0);
-        for layer in (0..=level.min(top_level)).rev() {
-            self.search_layer(&q, cur, self.params.ef_construction, layer, &mut s, None);
+        for layer in (0..=top).rev() {
+            self.search_layer(q, cur, self.params.ef_construction, layer, s, None);
             let mut found: Vec<Cand> = s.top.drain().collect();
             found.sort_unstable();
             found.retain(|c| c.1 != slot);
@@ -816,15 +943,6 @@ impl<S: VectorStorage> Hnsw<S> {
             }
             for c in &chosen {
                 self.link_back(c.1, slot, c.0, layer);
-            }
-        }
-        self.give_scratch(s);
-        self.publish(slot);
-        if level > top_level {
-            let _g = lock(&self.entry_lock);
-            let e = self.entry.load(Ordering::Acquire);
-            if e == NO_ENTRY || (e >> 32) < level as u64 {
-                self.entry.store(((level as u64) << 32) | u64::from(slot), Ordering::Release);
             }
         }
     }

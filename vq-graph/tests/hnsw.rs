@@ -328,3 +328,55 @@ fn upsert_replaces_a_vector_under_the_same_id() {
     assert_eq!(index.check_graph().nodes, 1000);
     assert_eq!(index.search(&moved, 1, None).unwrap()[0], (0, 0.0));
 }
+
+#[test]
+fn new_vectors_reuse_the_slots_of_deleted_ones() {
+    let dim = 16;
+    // One draw, so the replacements come from the same clusters as the originals.
+    let (all, queries) = split(clustered(6_300, dim, 21), 6_200 * dim);
+    let (base, fresh) = split(all, 5_000 * dim);
+    let mut index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
+    index.add(&base).unwrap();
+    for id in (0..5_000u64).step_by(5) {
+        index.mark_deleted(id).unwrap();
+    }
+    let new_ids: Vec<u64> = (10_000..11_200).collect();
+    assert_eq!(index.add_with_ids_reusing_deleted(&fresh[..dim], &[1]), Err(Error::DuplicateId(1)));
+    index.add_with_ids_reusing_deleted(&fresh, &new_ids).unwrap();
+
+    // 1,000 deleted slots were taken over, 200 vectors needed new ones.
+    assert_eq!(index.len(), 5_200);
+    // `nodes` counts every slot in use, deleted or not: 5,200 means no slot beyond the 200.
+    let report = index.check_graph();
+    assert_eq!(report.nodes, 5_200, "{report:?}");
+    assert_eq!((report.over_degree, report.self_loops, report.duplicate_edges), (0, 0, 0), "{report:?}");
+    assert!(report.unreachable <= 26, "{report:?}");
+    // The deleted ids are gone for good.
+    assert_eq!(index.mark_deleted(0), Err(Error::UnknownId(0)));
+    assert_eq!(index.unmark_deleted(5), Err(Error::UnknownId(5)));
+
+    // Recall against exact search over what is live now: survivors and replacements.
+    let mut live = Vec::new();
+    let mut live_ids = Vec::new();
+    for (id, v) in base.chunks_exact(dim).enumerate() {
+        if id % 5 != 0 {
+            live.extend_from_slice(v);
+            live_ids.push(id as u64);
+        }
+    }
+    live.extend_from_slice(&fresh);
+    live_ids.extend_from_slice(&new_ids);
+    let truth = knn_exact(&live, &queries, dim, 10, Metric::L2).unwrap();
+    let found = index.search_batch(&queries, 10, Some(100)).unwrap();
+    let mut hit = 0;
+    for ((t, _), (f, _)) in truth.iter().zip(found.iter()) {
+        assert!(f.iter().all(|&id| id >= 10_000 || id % 5 != 0), "a deleted id came back: {f:?}");
+        hit += f.iter().filter(|&&id| t.iter().any(|&pos| live_ids[pos as usize] == id)).count();
+    }
+    let recall = hit as f64 / (10 * truth.num_queries()) as f64;
+    assert!(recall >= 0.95, "recall after reuse {recall}");
+    // Every replacement is found under its new id at its new place.
+    for (v, &id) in fresh.chunks_exact(dim).zip(&new_ids).step_by(37) {
+        assert_eq!(index.search(v, 1, Some(64)).unwrap()[0], (id, 0.0));
+    }
+}
