@@ -1,5 +1,5 @@
 //! criterion: the scalar quantizers' asymmetric scan (one query against a block of codes),
-//! per type, metric and SIMD level, on 128-dimensional data.
+//! per type, metric and SIMD level, on 128-dimensional data; for SQ8 also the 8-bit query path.
 //!
 //! The end-to-end comparison with Faiss on real SIFT is `cargo xtask bench --index SQ8`
 //! (see BENCHMARKS.md); reconstruction errors come from the `sq_mse` bench.
@@ -26,6 +26,20 @@ fn bench(c: &mut Criterion) {
             sq.encode(&data, &mut codes).expect("encode");
             let mut keys = vec![0f32; 256];
             for level in SimdLevel::available() {
+                if sq_type == SqType::SQ8 {
+                    let scorer = sq.scorer_int8_for_level(query, level).expect("scorer").expect("available level");
+                    g.bench_function(format!("{sq_type}-int8/{metric}/{level}/{n}x{dim}"), |b| {
+                        b.iter(|| {
+                            let mut best = f32::INFINITY;
+                            for block in codes.chunks(256 * sq.code_size()) {
+                                let keys = &mut keys[..block.len() / sq.code_size()];
+                                scorer.distances(block, keys);
+                                best = keys.iter().fold(best, |m, &k| m.min(k));
+                            }
+                            best
+                        })
+                    });
+                }
                 let scorer = sq.scorer_for_level(query, level).expect("scorer").expect("available level");
                 g.bench_function(format!("{sq_type}/{metric}/{level}/{n}x{dim}"), |b| {
                     b.iter(|| {

@@ -483,3 +483,80 @@ fn constant_dimensions_and_clipping_behave() {
     let back = decode(&sq, &encode(&sq, &ints));
     assert!(back.iter().zip(&ints).all(|(a, b)| (a - b).abs() < 1e-3));
 }
+
+/// The 8-bit query path: every level gives the portable twin's keys bit for bit (the sums are
+/// exact integers), including dimensions long enough to widen the 32-bit lanes mid-code.
+#[test]
+fn int8_levels_match_the_portable_twin_exactly() {
+    for (seed, &dim) in [1usize, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 4200, 8300].iter().enumerate() {
+        let sample = data(40, dim, 300 + seed as u64);
+        let query = data(1, dim, 400 + seed as u64);
+        for metric in METRICS {
+            let sq = trained(dim, metric, SqType::SQ8, &sample);
+            let codes = encode(&sq, &sample);
+            let portable = sq.scorer_int8_for_level(&query, SimdLevel::Portable).unwrap().unwrap();
+            let mut want = vec![0f32; 40];
+            portable.distances(&codes, &mut want);
+            for level in SimdLevel::available() {
+                let scorer = sq.scorer_int8_for_level(&query, level).unwrap().unwrap();
+                let mut got = vec![0f32; 40];
+                scorer.distances(&codes, &mut got);
+                assert_eq!(got, want, "{level} {metric} dim {dim}");
+                assert_eq!(scorer.distance(&codes[..dim]), want[0]);
+                assert_eq!(scorer.distance(&codes[..dim - 1]), f32::INFINITY);
+            }
+        }
+    }
+}
+
+/// With equal ranges in every dimension and a query on the code grid, nothing is rounded:
+/// the 8-bit path gives the float path's L2 keys.
+#[test]
+fn int8_l2_is_exact_on_the_grid() {
+    let dim = 24;
+    let mut sample = data(50, dim, 11);
+    sample[..dim].fill(-3.0);
+    sample[dim..2 * dim].fill(5.0);
+    let sq = trained(dim, Metric::L2, SqType::SQ8, &sample.iter().map(|x| x.clamp(-3.0, 5.0)).collect::<Vec<_>>());
+    let codes = encode(&sq, &sample);
+    let query = decode(&sq, &codes[7 * dim..8 * dim]);
+    let (exact, int8) = (sq.scorer(&query).unwrap(), sq.scorer_int8(&query).unwrap());
+    for code in codes.chunks(dim) {
+        let (a, b) = (exact.distance(code), int8.distance(code));
+        assert!((a - b).abs() <= 1e-4 * a.max(1.0), "{a} vs {b}");
+    }
+}
+
+/// The 8-bit path ranks like the float path: recall@10 against the float SQ8 scan.
+#[test]
+fn int8_scan_keeps_the_float_scans_top_10() {
+    let (dim, nb, nq, k) = (48, 10_000, 50, 10);
+    let base = clustered(nb, dim, 3);
+    let queries = clustered(nq, dim, 4);
+    for metric in METRICS {
+        let sq = trained(dim, metric, SqType::SQ8, &base);
+        let codes = encode(&sq, &base);
+        let top = |keys: &[f32]| {
+            let mut t = vq_distance::TopK::new(k);
+            for (i, &key) in keys.iter().enumerate() {
+                t.push(key, i as u64);
+            }
+            t.into_sorted().into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+        };
+        let mut hits = 0;
+        for q in queries.chunks(dim) {
+            let (mut a, mut b) = (vec![0f32; nb], vec![0f32; nb]);
+            sq.scorer(q).unwrap().distances(&codes, &mut a);
+            sq.scorer_int8(q).unwrap().distances(&codes, &mut b);
+            let (ta, tb) = (top(&a), top(&b));
+            hits += tb.iter().filter(|id| ta.contains(id)).count();
+        }
+        let r = hits as f64 / (nq * k) as f64;
+        eprintln!("SQ8 int8 {metric}: recall@10 against the float scan {r:.3}");
+        assert!(r >= 0.9, "{metric}: {r}");
+    }
+    let sq4 = trained(4, Metric::L2, SqType::SQ4, &data(10, 4, 1));
+    assert!(matches!(sq4.scorer_int8(&[0.0; 4]), Err(Error::Parameter { name: "sq_type", .. })));
+    let untrained = ScalarQuantizer::new(4, Metric::L2, SqType::SQ8).unwrap();
+    assert!(matches!(untrained.scorer_int8(&[0.0; 4]), Err(Error::NotTrained { .. })));
+}

@@ -155,12 +155,93 @@ pub(crate) type SelectBlock = fn(Code, Form) -> BlockFn;
 /// A level's choice of [`PairFn`] per code layout and form.
 pub(crate) type SelectPair = fn(Code, Form) -> PairFn;
 
+/// Components the integer query arrays are padded to (the widest integer step).
+pub(crate) const IPAD: usize = 64;
+
+/// Integer steps a kernel may accumulate in 32-bit lanes before widening: each lane gains at
+/// most `2 · 127 · 255²` (L2, two products per lane per step) or `4 · 255 · 127` (inner
+/// product) per step, and `128 · 2 · 127 · 255² < 2³¹`.
+pub(crate) const INT_SEGMENT_STEPS: usize = 128;
+
+/// A query quantized to 8-bit integers against SQ8 codes:
+///
+/// | form | key |
+/// |---|---|
+/// | [`Form::L2`] | `offset + scale · Σ m_j (r_j − c_j)²` |
+/// | [`Form::Ip`] | `offset + scale · Σ w_j c_j` |
+///
+/// The integer sum is exact (64-bit across segments); the key is then computed in f64 and
+/// rounded, the same way at every level, so every level gives bit-identical keys.
+///
+/// Invariants (kept by [`IntQuery::new`]): every array holds `dim.next_multiple_of(IPAD)`
+/// values with zeros in the padding; `0 ≤ r_j ≤ 255`, `0 ≤ m_j ≤ 127`, `|w_j| ≤ 127`.
+#[derive(Debug, Clone)]
+pub(crate) struct IntQuery {
+    pub(crate) form: Form,
+    pub(crate) dim: usize,
+    pub(crate) r: Vec<i16>,
+    pub(crate) m: Vec<i16>,
+    pub(crate) w: Vec<i8>,
+    pub(crate) w16: Vec<i16>,
+    pub(crate) scale: f64,
+    pub(crate) offset: f64,
+}
+
+impl IntQuery {
+    /// `r`/`m` for [`Form::L2`] or `w` for [`Form::Ip`] (the other ones empty); values outside
+    /// the invariant's ranges are clamped.
+    pub(crate) fn new(form: Form, dim: usize, r: &[i16], m: &[i16], w: &[i8], scale: f64, offset: f64) -> Self {
+        let padded = dim.next_multiple_of(IPAD);
+        let fill = |v: &[i16], lo: i16, hi: i16| {
+            let mut out: Vec<i16> = v.iter().take(dim).map(|&x| x.clamp(lo, hi)).collect();
+            out.resize(padded, 0);
+            out
+        };
+        let (r, m) =
+            if form == Form::Ip { (vec![0; padded], vec![0; padded]) } else { (fill(r, 0, 255), fill(m, 0, 127)) };
+        let mut w: Vec<i8> =
+            if form == Form::Ip { w.iter().take(dim).map(|&x| x.max(-127)).collect() } else { Vec::new() };
+        w.resize(padded, 0);
+        let w16 = w.iter().map(|&x| i16::from(x)).collect();
+        IntQuery { form, dim, r, m, w, w16, scale, offset }
+    }
+
+    /// The key from an exact integer sum.
+    #[inline(always)]
+    pub(crate) fn key(&self, sum: i64) -> f32 {
+        (self.offset + self.scale * sum as f64) as f32
+    }
+}
+
+/// One level's integer kernel: like [`BlockFn`], over SQ8 codes of `dim` bytes.
+pub(crate) type IntBlockFn = fn(q: &IntQuery, codes: &[u8], out: &mut [f32]);
+/// A level's choice of [`IntBlockFn`] per form ([`Form::L2`] or [`Form::Ip`]).
+pub(crate) type SelectInt = fn(Form) -> IntBlockFn;
+
+/// The exact integer sum of [`IntQuery`] for one code, plain Rust.
+#[inline(always)]
+pub(crate) fn reference_int(q: &IntQuery, code: &[u8]) -> i64 {
+    let code = &code[..q.dim];
+    if q.form == Form::Ip {
+        code.iter().zip(&q.w).map(|(&c, &w)| i64::from(c) * i64::from(w)).sum()
+    } else {
+        code.iter()
+            .zip(q.r.iter().zip(&q.m))
+            .map(|(&c, (&r, &m))| {
+                let d = i64::from(r) - i64::from(c);
+                i64::from(m) * d * d
+            })
+            .sum()
+    }
+}
+
 /// The kernels of one SIMD level.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SqKernels {
     pub(crate) level: SimdLevel,
     pub(crate) select: SelectBlock,
     pub(crate) pair: SelectPair,
+    pub(crate) int: SelectInt,
 }
 
 impl SqKernels {
@@ -186,20 +267,25 @@ impl SqKernels {
             SimdLevel::Portable => Some(SqKernels::portable()),
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 if super::x86::avx2::is_available() => {
-                let (select, pair) = super::x86::avx2::select_checked();
-                Some(SqKernels { level, select, pair })
+                let (select, pair, int) = super::x86::avx2::select_checked();
+                Some(SqKernels { level, select, pair, int })
             }
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 if super::x86::avx512::is_available() => {
-                let (select, pair) = super::x86::avx512::select_checked();
-                Some(SqKernels { level, select, pair })
+                let (select, pair, int) = super::x86::avx512::select_checked();
+                Some(SqKernels { level, select, pair, int })
             }
             _ => None,
         }
     }
 
     fn portable() -> SqKernels {
-        SqKernels { level: SimdLevel::Portable, select: super::portable::select, pair: super::portable::pair }
+        SqKernels {
+            level: SimdLevel::Portable,
+            select: super::portable::select,
+            pair: super::portable::pair,
+            int: super::portable::int,
+        }
     }
 }
 

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use vq_distance::{Metric, SimdLevel};
 use vq_io::{ContainerReader, ContainerWriter};
 
-use self::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared, SqKernels};
+use self::kernels::{BlockFn, Code, Form, IntBlockFn, IntQuery, PairFn, PairParams, Prepared, SqKernels};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
 
 /// The kind of scalar quantizer; serialized as, and parsed from, the names Milvus and Faiss
@@ -289,6 +289,81 @@ impl ScalarQuantizer {
             Some(kernels) => self.scorer_with(query, &kernels).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// An approximate SQ8 scorer with the query quantized to 8 bits, whose sums run in
+    /// integers (`vpdpwssd`/`vpdpbusd` where the CPU has AVX-512 VNNI, `vpmaddwd` otherwise):
+    /// a fast first pass to re-rank with [`Quantizer::scorer`] or the original vectors.
+    ///
+    /// - L2: the query is rounded to the code grid (`r_j`, clamped to `0..=255`) and the
+    ///   per-dimension weights `step_j²` to 7 bits (`m_j`); the key is
+    ///   `β · Σ m_j (r_j − c_j)²` (`β = max step² / 127`).
+    /// - Inner product / cosine: `q_j · step_j` is rounded to 8 bits (`w_j`, scale `α`); the
+    ///   key is the exact constant term minus `α · Σ w_j c_j`.
+    ///
+    /// Errors: [`Error::Parameter`] for a type other than SQ8, and the checks of
+    /// [`Quantizer::scorer`].
+    pub fn scorer_int8(&self, query: &[f32]) -> Result<SqInt8Scorer<'_>> {
+        self.scorer_int8_with(query, SqKernels::active())
+    }
+
+    /// [`ScalarQuantizer::scorer_int8`] with the kernels of `level` (`None` if this CPU cannot
+    /// run them).
+    pub fn scorer_int8_for_level(&self, query: &[f32], level: SimdLevel) -> Result<Option<SqInt8Scorer<'_>>> {
+        match SqKernels::for_level(level) {
+            Some(kernels) => self.scorer_int8_with(query, &kernels).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scorer_int8_with(&self, query: &[f32], kernels: &SqKernels) -> Result<SqInt8Scorer<'_>> {
+        if self.sq_type != SqType::SQ8 {
+            return Err(Error::Parameter {
+                name: "sq_type",
+                what: format!("the 8-bit query path scores SQ8 codes, not {}", self.sq_type),
+            });
+        }
+        if !self.trained {
+            return Err(self.not_trained());
+        }
+        if query.len() != self.dim {
+            return Err(Error::Dimension { what: "query", len: query.len(), dim: self.dim });
+        }
+        let q = prepare_rows("query", query, self.dim, self.metric)?;
+        let dim = self.dim;
+        let query = if self.metric == Metric::L2 {
+            let beta = self.step.iter().map(|&s| f64::from(s) * f64::from(s)).fold(0.0, f64::max) / 127.0;
+            let (mut r, mut m) = (Vec::with_capacity(dim), Vec::with_capacity(dim));
+            let mut offset = 0f64;
+            for (j, &x) in q.iter().enumerate() {
+                let (vmin, step) = (f64::from(self.vmin[j]), f64::from(self.step[j]));
+                if step > 0.0 {
+                    r.push(((f64::from(x) - vmin) / step - 0.5).round().clamp(0.0, 255.0) as i16);
+                    m.push((step * step / beta).round() as i16);
+                } else {
+                    // Every code decodes to vmin here: a constant term.
+                    offset += (f64::from(x) - vmin).powi(2);
+                    r.push(0);
+                    m.push(0);
+                }
+            }
+            IntQuery::new(Form::L2, dim, &r, &m, &[], beta, offset)
+        } else {
+            let a: Vec<f64> = q.iter().zip(&self.step).map(|(&x, &s)| f64::from(x) * f64::from(s)).collect();
+            let alpha = a.iter().fold(0f64, |m, v| m.max(v.abs())) / 127.0;
+            let w: Vec<i8> = a
+                .iter()
+                .map(|&v| if alpha > 0.0 { (v / alpha).round().clamp(-127.0, 127.0) as i8 } else { 0 })
+                .collect();
+            let constant: f64 = q
+                .iter()
+                .zip(self.vmin.iter().zip(&self.step))
+                .map(|(&x, (&vmin, &step))| f64::from(x) * (f64::from(vmin) + 0.5 * f64::from(step)))
+                .sum();
+            IntQuery::new(Form::Ip, dim, &[], &[], &w, -alpha, -constant)
+        };
+        let block = (kernels.int)(query.form);
+        Ok(SqInt8Scorer { query, block, _quantizer: PhantomData })
     }
 
     /// The SIMD level the scorers of this process use (vq-distance's, `VQ_SIMD` included).
@@ -680,6 +755,32 @@ impl CodeScorer for SqScorer<'_> {
         let size = self.prepared.code_size;
         let n = out.len().min(codes.len().checked_div(size).unwrap_or(0));
         (self.block)(&self.prepared, codes, &mut out[..n]);
+        out[n..].fill(f32::INFINITY);
+    }
+}
+
+/// An SQ8 scorer with the query quantized to 8 bits: see [`ScalarQuantizer::scorer_int8`].
+///
+/// Approximate: its keys differ from [`SqScorer`]'s by the rounding of the query. Every SIMD
+/// level gives bit-identical keys (the sums are exact integers). A code shorter than the
+/// dimension gets the key `+∞`.
+#[derive(Debug, Clone)]
+pub struct SqInt8Scorer<'a> {
+    query: IntQuery,
+    block: IntBlockFn,
+    _quantizer: PhantomData<&'a ScalarQuantizer>,
+}
+
+impl CodeScorer for SqInt8Scorer<'_> {
+    fn distance(&self, code: &[u8]) -> f32 {
+        let mut out = [f32::INFINITY];
+        (self.block)(&self.query, code, &mut out);
+        out[0]
+    }
+
+    fn distances(&self, codes: &[u8], out: &mut [f32]) {
+        let n = out.len().min(codes.len().checked_div(self.query.dim).unwrap_or(0));
+        (self.block)(&self.query, codes, &mut out[..n]);
         out[n..].fill(f32::INFINITY);
     }
 }

@@ -1,7 +1,10 @@
 //! The portable kernels: the scalar twin of every SIMD kernel, and what runs where no SIMD
 //! level is available (or `VQ_SIMD=portable` asks for it).
 
-use super::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared, reference_one, reference_pair};
+use super::kernels::{
+    BlockFn, Code, Form, IntBlockFn, IntQuery, PairFn, PairParams, Prepared, reference_int, reference_one,
+    reference_pair,
+};
 
 /// Scores each code with [`reference_one`], specialized for one code layout and form.
 #[inline(always)]
@@ -56,4 +59,18 @@ kernels! {
     u4_l2 => U4, L2; u4_l2u => U4, L2Unit; u4_ip => U4, Ip;
     f16_l2 => F16, L2; f16_l2u => F16, L2Unit; f16_ip => F16, Ip;
     bf16_l2 => Bf16, L2; bf16_l2u => Bf16, L2Unit; bf16_ip => Bf16, Ip;
+}
+
+fn int_block(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    if q.dim == 0 {
+        return;
+    }
+    for (o, code) in out.iter_mut().zip(codes.chunks_exact(q.dim)) {
+        *o = q.key(reference_int(q, code));
+    }
+}
+
+/// The portable integer kernel (one for both forms: [`reference_int`] branches once per code).
+pub(crate) fn int(_form: Form) -> IntBlockFn {
+    int_block
 }

@@ -5,7 +5,10 @@
 
 use std::arch::x86_64::*;
 
-use crate::sq::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared, SelectBlock, SelectPair};
+use crate::sq::kernels::{
+    BlockFn, Code, Form, INT_SEGMENT_STEPS, IntBlockFn, IntQuery, PairFn, PairParams, Prepared, SelectBlock, SelectInt,
+    SelectPair,
+};
 
 /// `true` when this CPU has every feature the kernels of this module use.
 pub(crate) fn is_available() -> bool {
@@ -14,9 +17,9 @@ pub(crate) fn is_available() -> bool {
 
 /// The kernel selector of this level. Panics if the CPU lacks the features: callers check
 /// [`is_available`] first.
-pub(crate) fn select_checked() -> (SelectBlock, SelectPair) {
+pub(crate) fn select_checked() -> (SelectBlock, SelectPair, SelectInt) {
     assert!(is_available(), "AVX2 kernels requested on a CPU without AVX2/FMA/F16C");
-    (select, pair)
+    (select, pair, int)
 }
 
 /// Components per step.
@@ -360,4 +363,82 @@ fn pair(code: Code, form: Form) -> PairFn {
         (Code::Bf16, Form::L2 | Form::L2Unit) => pair_entry::<Bf16, L2>,
         (Code::Bf16, Form::Ip) => pair_entry::<Bf16, Ip>,
     }
+}
+
+/// The 32-bit lane sums of an integer accumulator, added in 64 bits.
+///
+/// # Safety
+/// The CPU must have this module's features.
+#[inline(always)]
+unsafe fn reduce_i32(acc: __m256i) -> i64 {
+    // SAFETY: register arithmetic.
+    unsafe {
+        let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc));
+        let hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(acc));
+        let s = _mm256_add_epi64(lo, hi);
+        let s = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+        _mm_cvtsi128_si64(s) + _mm_extract_epi64::<1>(s)
+    }
+}
+
+/// The exact integer sum of one SQ8 code (see [`IntQuery`]), 16 components per step.
+///
+/// # Safety
+/// `p` readable for `q.dim` bytes, `q` keeping [`IntQuery`]'s invariants, and the CPU having
+/// this module's features.
+#[inline(always)]
+unsafe fn int_one(q: &IntQuery, p: *const u8) -> i64 {
+    let dim = q.dim;
+    let ip = q.form == Form::Ip;
+    let mut total = 0i64;
+    // SAFETY: the query arrays hold `dim.next_multiple_of(64)` values, so 16-value loads at
+    // any `i < dim` are in bounds; code bytes are read directly only for whole steps below
+    // `dim`, the last partial step through a zeroed copy.
+    unsafe {
+        let mut acc = _mm256_setzero_si256();
+        for (n, i) in (0..dim).step_by(16).enumerate() {
+            let c = if i + 16 <= dim {
+                _mm_loadu_si128(p.add(i).cast())
+            } else {
+                let mut buf = [0u8; 16];
+                std::ptr::copy_nonoverlapping(p.add(i), buf.as_mut_ptr(), dim - i);
+                _mm_loadu_si128(buf.as_ptr().cast())
+            };
+            let c = _mm256_cvtepu8_epi16(c);
+            let prod = if ip {
+                _mm256_madd_epi16(c, _mm256_loadu_si256(q.w16.as_ptr().add(i).cast()))
+            } else {
+                let d = _mm256_sub_epi16(_mm256_loadu_si256(q.r.as_ptr().add(i).cast()), c);
+                let e = _mm256_mullo_epi16(d, _mm256_loadu_si256(q.m.as_ptr().add(i).cast()));
+                _mm256_madd_epi16(e, d)
+            };
+            acc = _mm256_add_epi32(acc, prod);
+            if (n + 1) % INT_SEGMENT_STEPS == 0 {
+                total += reduce_i32(acc);
+                acc = _mm256_setzero_si256();
+            }
+        }
+        total + reduce_i32(acc)
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn int_block(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    if q.dim == 0 {
+        return;
+    }
+    for (o, code) in out.iter_mut().zip(codes.chunks_exact(q.dim)) {
+        // SAFETY: `code` has `dim` bytes; the features are this function's.
+        *o = q.key(unsafe { int_one(q, code.as_ptr()) });
+    }
+}
+
+fn int_entry(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    // SAFETY: only reachable through `int`, which `select_checked` hands out after checking
+    // this module's features.
+    unsafe { int_block(q, codes, out) }
+}
+
+fn int(_form: Form) -> IntBlockFn {
+    int_entry
 }

@@ -7,7 +7,10 @@
 
 use std::arch::x86_64::*;
 
-use crate::sq::kernels::{BlockFn, Code, Form, PairFn, PairParams, Prepared, SelectBlock, SelectPair};
+use crate::sq::kernels::{
+    BlockFn, Code, Form, INT_SEGMENT_STEPS, IntBlockFn, IntQuery, PairFn, PairParams, Prepared, SelectBlock, SelectInt,
+    SelectPair,
+};
 
 /// `true` when this CPU has every feature the kernels of this module use.
 pub(crate) fn is_available() -> bool {
@@ -21,9 +24,9 @@ pub(crate) fn is_available() -> bool {
 
 /// The kernel selector of this level. Panics if the CPU lacks the features: callers check
 /// [`is_available`] first.
-pub(crate) fn select_checked() -> (SelectBlock, SelectPair) {
+pub(crate) fn select_checked() -> (SelectBlock, SelectPair, SelectInt) {
     assert!(is_available(), "AVX-512 kernels requested on a CPU without AVX-512");
-    (select, pair)
+    (select, pair, if is_x86_feature_detected!("avx512vnni") { int_vnni } else { int_plain })
 }
 
 /// Components per step.
@@ -361,4 +364,160 @@ fn pair(code: Code, form: Form) -> PairFn {
         (Code::Bf16, Form::L2 | Form::L2Unit) => pair_entry::<Bf16, L2>,
         (Code::Bf16, Form::Ip) => pair_entry::<Bf16, Ip>,
     }
+}
+
+/// The 32-bit lane sums of an integer accumulator, added in 64 bits.
+///
+/// # Safety
+/// The CPU must have this module's features.
+#[inline(always)]
+unsafe fn reduce_i32(acc: __m512i) -> i64 {
+    // SAFETY: register arithmetic.
+    unsafe {
+        let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc));
+        let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(acc));
+        _mm512_reduce_add_epi64(_mm512_add_epi64(lo, hi))
+    }
+}
+
+/// The integer multiply-accumulate steps: with VNNI (`vpdpwssd`, `vpdpbusd`) or without.
+trait IntDot {
+    /// `acc + Σ pairs e·d` (i16 lanes into i32 lanes).
+    ///
+    /// # Safety
+    /// The CPU must have this module's features (and VNNI for the VNNI variant).
+    unsafe fn l2(acc: __m512i, e: __m512i, d: __m512i) -> __m512i;
+    /// `acc + Σ c·w` over 64 u8 codes `c` and i8 weights at `w8` (i16 copies at `w16`).
+    ///
+    /// # Safety
+    /// As [`IntDot::l2`]; `w8` readable for 64 bytes and `w16` for 64 values.
+    unsafe fn ip(acc: __m512i, c: __m512i, w8: *const i8, w16: *const i16) -> __m512i;
+}
+
+struct Vnni;
+struct Plain;
+
+impl IntDot for Vnni {
+    #[inline(always)]
+    unsafe fn l2(acc: __m512i, e: __m512i, d: __m512i) -> __m512i {
+        // SAFETY: register arithmetic (VNNI checked by the caller's contract).
+        unsafe { _mm512_dpwssd_epi32(acc, e, d) }
+    }
+    #[inline(always)]
+    unsafe fn ip(acc: __m512i, c: __m512i, w8: *const i8, _w16: *const i16) -> __m512i {
+        // SAFETY: 64 readable bytes at `w8`.
+        unsafe { _mm512_dpbusd_epi32(acc, c, _mm512_loadu_si512(w8.cast())) }
+    }
+}
+
+impl IntDot for Plain {
+    #[inline(always)]
+    unsafe fn l2(acc: __m512i, e: __m512i, d: __m512i) -> __m512i {
+        // SAFETY: register arithmetic.
+        unsafe { _mm512_add_epi32(acc, _mm512_madd_epi16(e, d)) }
+    }
+    #[inline(always)]
+    unsafe fn ip(acc: __m512i, c: __m512i, _w8: *const i8, w16: *const i16) -> __m512i {
+        // SAFETY: 64 readable i16 at `w16`; the rest is register arithmetic.
+        unsafe {
+            let lo = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(c));
+            let hi = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64::<1>(c));
+            let a = _mm512_madd_epi16(lo, _mm512_loadu_si512(w16.cast()));
+            let b = _mm512_madd_epi16(hi, _mm512_loadu_si512(w16.add(32).cast()));
+            _mm512_add_epi32(acc, _mm512_add_epi32(a, b))
+        }
+    }
+}
+
+/// The exact integer sum of one SQ8 code (see [`IntQuery`]).
+///
+/// # Safety
+/// `p` readable for `q.dim` bytes, `q` keeping [`IntQuery`]'s invariants, and the CPU having
+/// this module's features (and VNNI for [`Vnni`]).
+#[inline(always)]
+unsafe fn int_one<I: IntDot>(q: &IntQuery, p: *const u8) -> i64 {
+    let dim = q.dim;
+    let mut total = 0i64;
+    // SAFETY: the query arrays hold `dim.next_multiple_of(64)` values, so loads at any step
+    // below `dim.div_ceil(step width)` are in bounds; code bytes are read directly only for
+    // whole steps below `dim`, the last partial step through a zeroed copy.
+    unsafe {
+        let mut acc = _mm512_setzero_si512();
+        if q.form == Form::Ip {
+            for (n, i) in (0..dim).step_by(64).enumerate() {
+                let c = if i + 64 <= dim {
+                    _mm512_loadu_si512(p.add(i).cast())
+                } else {
+                    let mut buf = [0u8; 64];
+                    std::ptr::copy_nonoverlapping(p.add(i), buf.as_mut_ptr(), dim - i);
+                    _mm512_loadu_si512(buf.as_ptr().cast())
+                };
+                acc = I::ip(acc, c, q.w.as_ptr().add(i), q.w16.as_ptr().add(i));
+                if (n + 1) % INT_SEGMENT_STEPS == 0 {
+                    total += reduce_i32(acc);
+                    acc = _mm512_setzero_si512();
+                }
+            }
+        } else {
+            for (n, i) in (0..dim).step_by(32).enumerate() {
+                let c = if i + 32 <= dim {
+                    _mm256_loadu_si256(p.add(i).cast())
+                } else {
+                    let mut buf = [0u8; 32];
+                    std::ptr::copy_nonoverlapping(p.add(i), buf.as_mut_ptr(), dim - i);
+                    _mm256_loadu_si256(buf.as_ptr().cast())
+                };
+                let d = _mm512_sub_epi16(_mm512_loadu_si512(q.r.as_ptr().add(i).cast()), _mm512_cvtepu8_epi16(c));
+                let e = _mm512_mullo_epi16(d, _mm512_loadu_si512(q.m.as_ptr().add(i).cast()));
+                acc = I::l2(acc, e, d);
+                if (n + 1) % INT_SEGMENT_STEPS == 0 {
+                    total += reduce_i32(acc);
+                    acc = _mm512_setzero_si512();
+                }
+            }
+        }
+        total + reduce_i32(acc)
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c,avx512vnni")]
+fn int_block_vnni(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    if q.dim == 0 {
+        return;
+    }
+    for (o, code) in out.iter_mut().zip(codes.chunks_exact(q.dim)) {
+        // SAFETY: `code` has `dim` bytes; the features are this function's.
+        *o = q.key(unsafe { int_one::<Vnni>(q, code.as_ptr()) });
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn int_block_plain(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    if q.dim == 0 {
+        return;
+    }
+    for (o, code) in out.iter_mut().zip(codes.chunks_exact(q.dim)) {
+        // SAFETY: `code` has `dim` bytes; the features are this function's.
+        *o = q.key(unsafe { int_one::<Plain>(q, code.as_ptr()) });
+    }
+}
+
+fn int_entry_vnni(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    // SAFETY: only reachable through `int_vnni`, which `select_checked` hands out after
+    // checking this module's features and VNNI.
+    unsafe { int_block_vnni(q, codes, out) }
+}
+
+fn int_entry_plain(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    // SAFETY: only reachable through `int_plain`, which `select_checked` hands out after
+    // checking this module's features.
+    unsafe { int_block_plain(q, codes, out) }
+}
+
+fn int_vnni(_form: Form) -> IntBlockFn {
+    int_entry_vnni
+}
+
+fn int_plain(_form: Form) -> IntBlockFn {
+    int_entry_plain
 }
