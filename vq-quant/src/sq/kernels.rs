@@ -206,6 +206,14 @@ impl IntQuery {
         IntQuery { form, dim, r, m, w, w16, scale, offset }
     }
 
+    /// Whether a whole code's sum fits in 32 bits (`dim · 127 · 255² < 2³¹` for L2,
+    /// `dim · 255 · 127 < 2³¹` for inner product), so kernels may add lanes in 32 bits.
+    #[inline(always)]
+    pub(crate) fn sum_fits_i32(&self) -> bool {
+        let per_dim: u64 = if self.form == Form::Ip { 255 * 127 } else { 127 * 255 * 255 };
+        (self.dim as u64).saturating_mul(per_dim) < (1u64 << 31)
+    }
+
     /// The key from an exact integer sum.
     #[inline(always)]
     pub(crate) fn key(&self, sum: i64) -> f32 {

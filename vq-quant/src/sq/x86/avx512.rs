@@ -429,77 +429,115 @@ impl IntDot for Plain {
     }
 }
 
-/// The exact integer sum of one SQ8 code (see [`IntQuery`]).
+/// The exact integer sums of `N` consecutive SQ8 codes at `p` (see [`IntQuery`]).
 ///
 /// # Safety
-/// `p` readable for `q.dim` bytes, `q` keeping [`IntQuery`]'s invariants, and the CPU having
-/// this module's features (and VNNI for [`Vnni`]).
+/// `p` readable for `N * q.dim` bytes, `q` keeping [`IntQuery`]'s invariants, and the CPU
+/// having this module's features (and VNNI for [`Vnni`]).
 #[inline(always)]
-unsafe fn int_one<I: IntDot>(q: &IntQuery, p: *const u8) -> i64 {
+unsafe fn int_n<I: IntDot, const N: usize>(q: &IntQuery, p: *const u8) -> [i64; N] {
     let dim = q.dim;
-    let mut total = 0i64;
+    let mut total = [0i64; N];
+    let small = q.sum_fits_i32();
     // SAFETY: the query arrays hold `dim.next_multiple_of(64)` values, so loads at any step
     // below `dim.div_ceil(step width)` are in bounds; code bytes are read directly only for
     // whole steps below `dim`, the last partial step through a zeroed copy.
     unsafe {
-        let mut acc = _mm512_setzero_si512();
-        if q.form == Form::Ip {
-            for (n, i) in (0..dim).step_by(64).enumerate() {
-                let c = if i + 64 <= dim {
-                    _mm512_loadu_si512(p.add(i).cast())
-                } else {
-                    let mut buf = [0u8; 64];
-                    std::ptr::copy_nonoverlapping(p.add(i), buf.as_mut_ptr(), dim - i);
-                    _mm512_loadu_si512(buf.as_ptr().cast())
-                };
-                acc = I::ip(acc, c, q.w.as_ptr().add(i), q.w16.as_ptr().add(i));
-                if (n + 1) % INT_SEGMENT_STEPS == 0 {
-                    total += reduce_i32(acc);
-                    acc = _mm512_setzero_si512();
+        let mut acc = [_mm512_setzero_si512(); N];
+        let width = if q.form == Form::Ip { 64 } else { 32 };
+        for (n, i) in (0..dim).step_by(width).enumerate() {
+            if q.form == Form::Ip {
+                let (w8, w16) = (q.w.as_ptr().add(i), q.w16.as_ptr().add(i));
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let c = if i + 64 <= dim {
+                        _mm512_loadu_si512(p.add(k * dim + i).cast())
+                    } else {
+                        let mut buf = [0u8; 64];
+                        std::ptr::copy_nonoverlapping(p.add(k * dim + i), buf.as_mut_ptr(), dim - i);
+                        _mm512_loadu_si512(buf.as_ptr().cast())
+                    };
+                    *acc = I::ip(*acc, c, w8, w16);
+                }
+            } else {
+                let r = _mm512_loadu_si512(q.r.as_ptr().add(i).cast());
+                let m = _mm512_loadu_si512(q.m.as_ptr().add(i).cast());
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let c = if i + 32 <= dim {
+                        _mm256_loadu_si256(p.add(k * dim + i).cast())
+                    } else {
+                        let mut buf = [0u8; 32];
+                        std::ptr::copy_nonoverlapping(p.add(k * dim + i), buf.as_mut_ptr(), dim - i);
+                        _mm256_loadu_si256(buf.as_ptr().cast())
+                    };
+                    let d = _mm512_sub_epi16(r, _mm512_cvtepu8_epi16(c));
+                    *acc = I::l2(*acc, _mm512_mullo_epi16(d, m), d);
                 }
             }
-        } else {
-            for (n, i) in (0..dim).step_by(32).enumerate() {
-                let c = if i + 32 <= dim {
-                    _mm256_loadu_si256(p.add(i).cast())
-                } else {
-                    let mut buf = [0u8; 32];
-                    std::ptr::copy_nonoverlapping(p.add(i), buf.as_mut_ptr(), dim - i);
-                    _mm256_loadu_si256(buf.as_ptr().cast())
-                };
-                let d = _mm512_sub_epi16(_mm512_loadu_si512(q.r.as_ptr().add(i).cast()), _mm512_cvtepu8_epi16(c));
-                let e = _mm512_mullo_epi16(d, _mm512_loadu_si512(q.m.as_ptr().add(i).cast()));
-                acc = I::l2(acc, e, d);
-                if (n + 1) % INT_SEGMENT_STEPS == 0 {
-                    total += reduce_i32(acc);
-                    acc = _mm512_setzero_si512();
+            if !small && (n + 1) % INT_SEGMENT_STEPS == 0 {
+                for (t, acc) in total.iter_mut().zip(acc.iter_mut()) {
+                    *t += reduce_i32(*acc);
+                    *acc = _mm512_setzero_si512();
                 }
             }
         }
-        total + reduce_i32(acc)
+        if small && N == 4 {
+            // Every lane and every total fits in 32 bits: one combined horizontal sum.
+            let half = |v: __m512i| _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v));
+            let h01 = _mm256_hadd_epi32(half(acc[0]), half(acc[1 % N]));
+            let h23 = _mm256_hadd_epi32(half(acc[2 % N]), half(acc[3 % N]));
+            let h = _mm256_hadd_epi32(h01, h23);
+            let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            let mut sums = [0i32; 4];
+            _mm_storeu_si128(sums.as_mut_ptr().cast(), s);
+            for (t, s) in total.iter_mut().zip(sums) {
+                *t = i64::from(s);
+            }
+        } else {
+            for (t, acc) in total.iter_mut().zip(acc) {
+                *t += reduce_i32(acc);
+            }
+        }
+        total
+    }
+}
+
+/// Keys of every whole code in `codes` (at most `out.len()`), four codes at a time.
+///
+/// # Safety
+/// As [`int_n`] (the code bounds are checked here).
+#[inline(always)]
+unsafe fn int_block_generic<I: IntDot>(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    let dim = q.dim;
+    if dim == 0 {
+        return;
+    }
+    let n = out.len().min(codes.len() / dim);
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: codes `i..i + 4` are in `codes`; the rest is the caller's contract.
+        let sums = unsafe { int_n::<I, 4>(q, codes.as_ptr().add(i * dim)) };
+        for (o, s) in out[i..i + 4].iter_mut().zip(sums) {
+            *o = q.key(s);
+        }
+        i += 4;
+    }
+    while i < n {
+        // SAFETY: code `i` is in `codes`.
+        out[i] = q.key(unsafe { int_n::<I, 1>(q, codes.as_ptr().add(i * dim)) }[0]);
+        i += 1;
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c,avx512vnni")]
 fn int_block_vnni(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
-    if q.dim == 0 {
-        return;
-    }
-    for (o, code) in out.iter_mut().zip(codes.chunks_exact(q.dim)) {
-        // SAFETY: `code` has `dim` bytes; the features are this function's.
-        *o = q.key(unsafe { int_one::<Vnni>(q, code.as_ptr()) });
-    }
+    // SAFETY: the features (VNNI included) are this function's.
+    unsafe { int_block_generic::<Vnni>(q, codes, out) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 fn int_block_plain(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
-    if q.dim == 0 {
-        return;
-    }
-    for (o, code) in out.iter_mut().zip(codes.chunks_exact(q.dim)) {
-        // SAFETY: `code` has `dim` bytes; the features are this function's.
-        *o = q.key(unsafe { int_one::<Plain>(q, code.as_ptr()) });
-    }
+    // SAFETY: the features are this function's.
+    unsafe { int_block_generic::<Plain>(q, codes, out) }
 }
 
 fn int_entry_vnni(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
