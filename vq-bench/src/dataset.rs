@@ -66,6 +66,14 @@ impl Vectors {
         }
     }
 
+    /// The values as f32: borrowed when they are f32 already, converted otherwise.
+    pub fn as_f32(&self) -> std::borrow::Cow<'_, [f32]> {
+        match self {
+            Vectors::F32(v) => std::borrow::Cow::Borrowed(v),
+            Vectors::U8(v) => std::borrow::Cow::Owned(v.iter().map(|&x| f32::from(x)).collect()),
+        }
+    }
+
     /// Converts to f32 (what Faiss searches).
     pub fn to_f32(&self) -> Vec<f32> {
         match self {

@@ -22,6 +22,11 @@ pub trait BenchIndex: Send + Sync {
     fn build_params(&self) -> Params;
     /// The default sweep: the search settings to measure, cheapest first.
     fn default_sweep(&self) -> Vec<Params>;
+    /// Whether [`search`](BenchIndex::search) wants f32 queries: the runner then converts
+    /// them once, outside the timed searches (Faiss and hnswlib are handed f32 too).
+    fn takes_f32(&self) -> bool {
+        true
+    }
     /// Searches all `queries` (row-major, the dataset's dimension) for `k` neighbours each.
     fn search(&self, queries: &Vectors, k: usize, params: &Params) -> Result<Neighbors>;
     /// The index's own memory: what it allocated for vectors, codes, links, ids.
@@ -140,7 +145,7 @@ impl BenchIndex for HnswIndex {
 
     fn search(&self, queries: &Vectors, k: usize, params: &Params) -> Result<Neighbors> {
         let ef = params.get("ef").or_else(|| params.get("efSearch")).and_then(Value::as_u64).map(|e| e as usize);
-        let q = queries.to_f32();
+        let q = queries.as_f32();
         self.index.search_batch(&q, k, ef).map_err(|e| Error::Usage(format!("{}: {e}", self.factory)))
     }
 
@@ -159,6 +164,10 @@ struct Flat {
 impl BenchIndex for Flat {
     fn factory(&self) -> &str {
         "Flat"
+    }
+
+    fn takes_f32(&self) -> bool {
+        false
     }
 
     fn build_params(&self) -> Params {
@@ -228,7 +237,7 @@ impl<Q: Quantizer> BenchIndex for CodesIndex<Q> {
     }
 
     fn search(&self, queries: &Vectors, k: usize, _params: &Params) -> Result<Neighbors> {
-        let q = queries.to_f32();
+        let q = queries.as_f32();
         self.index.search(&q, k).map_err(|e| Error::Usage(format!("{}: {e}", self.factory)))
     }
 
