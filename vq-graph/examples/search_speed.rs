@@ -33,9 +33,9 @@ fn main() {
             let base = to_f32(base);
             let index = Hnsw::new(dim, Metric::L2, HnswParams::with_m(m)).expect("params");
             index.reserve(base.len() / dim);
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), cpu_seconds());
             index.add(&base).expect("add");
-            eprintln!("built in {:.1} s", t.elapsed().as_secs_f64());
+            eprintln!("built in {:.1} s ({:.1} s CPU)", t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
             index.save(&cache).expect("save");
             index
         }
