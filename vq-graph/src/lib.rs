@@ -2,10 +2,11 @@
 //!
 //! **Owns:** the graph (levels, link lists, neighbour selection, insertion, beam search,
 //! deletes, filtered search) and the [`VectorStorage`] trait the graph reads vectors through,
-//! with [`FlatStorage`] (full-precision f32) as its first implementation.
+//! with [`FlatStorage`] (full-precision f32) and [`QuantizedStorage`] (the codes of any
+//! `vq-quant` quantizer: SQ8, FP16, BF16, PQ, …) as its implementations.
 //!
-//! **Does not own:** the distance kernels (`vq-distance`), quantized storages (`vq-quant`
-//! implements [`VectorStorage`] for its codes), files (`vq-io`).
+//! **Does not own:** the distance kernels (`vq-distance`), the quantizers and their kernels
+//! (`vq-quant`), files (`vq-io`).
 //!
 //! ```
 //! use vq_graph::{Hnsw, HnswParams};
@@ -27,11 +28,13 @@ mod arena;
 mod error;
 mod hnsw;
 mod persist;
+mod quantized;
 mod storage;
 mod visited;
 
 pub use error::{Error, Result};
 pub use hnsw::{GraphReport, Hnsw, HnswParams, MemoryUsage};
+pub use quantized::QuantizedStorage;
 pub use storage::{FlatStorage, VectorStorage};
 
 #[cfg(doctest)]

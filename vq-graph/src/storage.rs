@@ -2,9 +2,9 @@
 //!
 //! The graph never looks at vectors itself. It asks its storage for "the distance from this
 //! prepared query to slot i" and "the distance between slots i and j", as selection keys
-//! (smaller is better). Flat f32 storage is here; quantized storages (SQ, PQ) implement the
-//! same trait in their own crates, so the graph does not change when the vectors are
-//! compressed.
+//! (smaller is better). Flat f32 storage is here, and [`QuantizedStorage`](crate::QuantizedStorage)
+//! holds any `vq-quant` quantizer's codes behind the same trait, so the graph does not change
+//! when the vectors are compressed.
 
 use std::cell::UnsafeCell;
 
@@ -47,9 +47,10 @@ pub trait VectorStorage: Send + Sync {
     /// Stores `vector` in slot `id`.
     ///
     /// # Safety
-    /// Slot `id` must have been reserved, be written at most once, by one thread, and before
-    /// any reader can reach `id` (the graph publishes a slot only after this returns, through
-    /// release/acquire atomics).
+    /// Slot `id` must have been reserved and be written by one thread while no reader can
+    /// reach it: before the graph publishes the slot (through release/acquire atomics, after
+    /// this returns), or while the caller holds the graph exclusively (`&mut`, when a deleted
+    /// slot is reused).
     unsafe fn write(&self, id: u32, vector: &[f32]);
 
     /// Bytes this storage allocated.
