@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 use vq_distance::{Metric, Neighbors, knn_exact};
-use vq_graph::{Hnsw, HnswParams};
+use vq_graph::{Hnsw, HnswParams, QuantizedStorage, VectorStorage};
 use vq_quant::{FlatCodes, OpqQuantizer, ProductQuantizer, Quantizer, ScalarQuantizer, SqType};
 
 use crate::dataset::{Dataset, Vectors};
@@ -34,19 +34,23 @@ pub trait BenchIndex: Send + Sync {
 }
 
 /// The specs this build of the harness knows.
-pub const KNOWN_SPECS: &str =
-    "Flat, HNSW{m}[,Flat], SQ8, SQ6, SQ4, SQ4U, SQfp16, SQbf16, PQ{m}[x{nbits}], OPQ{m},PQ{m}[x{nbits}]";
+pub const KNOWN_SPECS: &str = "Flat, HNSW{m}[,Flat|,SQ8|,SQfp16|…|,PQ{m}[x{nbits}]], SQ8, SQ6, SQ4, SQ4U, SQfp16, SQbf16, PQ{m}[x{nbits}], OPQ{m},PQ{m}[x{nbits}]";
 
 /// The indexes a run measures when none is named: every one vq has today.
 pub fn default_specs() -> Vec<String> {
     vec!["Flat".to_string(), "HNSW16".to_string()]
 }
 
-/// The `m` of an `HNSW{m}` or `HNSW{m},Flat` spec.
-fn hnsw_m(spec: &str) -> Option<usize> {
+/// The `m` and the storage of an `HNSW{m}[,storage]` spec (`Flat` when none is named).
+fn hnsw_spec(spec: &str) -> Option<(usize, &str)> {
     let rest = spec.strip_prefix("HNSW")?;
-    let m = rest.strip_suffix(",Flat").unwrap_or(rest);
-    m.parse().ok().filter(|&m| m >= 2)
+    let (m, storage) = rest.split_once(',').unwrap_or((rest, "Flat"));
+    Some((m.parse().ok().filter(|&m| m >= 2)?, storage))
+}
+
+/// `true` if `storage` names a vector store HNSW can be built over.
+fn is_graph_storage(storage: &str) -> bool {
+    storage == "Flat" || storage.parse::<SqType>().is_ok() || pq_spec(storage).is_some()
 }
 
 /// `(m, nbits)` of a `PQ{m}[x{nbits}]` spec (8 bits when not given, as in Faiss).
@@ -67,7 +71,7 @@ fn opq_spec(spec: &str) -> Option<(usize, u32)> {
 pub fn is_known(spec: &str) -> bool {
     let spec = spec.trim();
     spec == "Flat"
-        || hnsw_m(spec).is_some()
+        || hnsw_spec(spec).is_some_and(|(_, storage)| is_graph_storage(storage))
         || spec.parse::<SqType>().is_ok()
         || pq_spec(spec).is_some()
         || opq_spec(spec).is_some()
@@ -80,19 +84,21 @@ pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<Box<dyn BenchIn
     if spec == "Flat" {
         return Ok(Box::new(Flat { dim: ds.dim, base: ds.base.clone(), metric }));
     }
-    if let Some(m) = hnsw_m(spec) {
+    if let Some((m, storage)) = hnsw_spec(spec) {
+        let usage = |e: &dyn std::fmt::Display| Error::Usage(format!("{spec}: {e}"));
         let params = HnswParams::with_m(m);
-        let index = Hnsw::new(ds.dim, metric, params).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
-        let base = ds.base.to_f32();
-        index.reserve(ds.nb());
-        // Insert in slices so the progress bar moves.
-        let progress = LateProgress::new(ds.nb() as u64, &format!("building {spec}"));
-        for (i, chunk) in base.chunks(ds.dim * 10_000).enumerate() {
-            index.add(chunk).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
-            progress.set(((i + 1) * 10_000).min(ds.nb()) as u64);
+        if storage == "Flat" {
+            let index = Hnsw::new(ds.dim, metric, params).map_err(|e| usage(&e))?;
+            return build_graph(spec, ds, index);
         }
-        progress.finish();
-        return Ok(Box::new(HnswIndex { factory: spec.to_string(), index }));
+        if let Ok(sq_type) = storage.parse::<SqType>() {
+            let sq = ScalarQuantizer::new(ds.dim, metric, sq_type).map_err(|e| usage(&e))?;
+            return build_graph(spec, ds, graph_over(sq, ds, params).map_err(|e| usage(&e))?);
+        }
+        if let Some((pm, nbits)) = pq_spec(storage) {
+            let pq = ProductQuantizer::new(ds.dim, metric, pm, nbits).map_err(|e| usage(&e))?;
+            return build_graph(spec, ds, graph_over(pq, ds, params).map_err(|e| usage(&e))?);
+        }
     }
     if let Ok(sq_type) = spec.parse::<SqType>() {
         let sq = ScalarQuantizer::new(ds.dim, metric, sq_type).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
@@ -112,13 +118,37 @@ pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<Box<dyn BenchIn
 /// The beam widths swept by default (those of `shared/bench/peers.py`).
 pub const EF_SWEEP: [usize; 13] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 800];
 
-/// HNSW over full-precision vectors (`vq_graph::Hnsw`).
-struct HnswIndex {
-    factory: String,
-    index: Hnsw,
+/// An empty graph over `quantizer`'s codes, the quantizer trained on `ds`'s training set.
+fn graph_over<Q: Quantizer + Clone>(
+    mut quantizer: Q,
+    ds: &Dataset,
+    params: HnswParams,
+) -> std::result::Result<Hnsw<QuantizedStorage<Q>>, String> {
+    quantizer.train(&ds.training_set().to_f32()).map_err(|e| e.to_string())?;
+    let storage = QuantizedStorage::new(quantizer).map_err(|e| e.to_string())?;
+    Hnsw::with_storage(storage, params).map_err(|e| e.to_string())
 }
 
-impl BenchIndex for HnswIndex {
+/// Adds `ds`'s base to `index` (in slices, so the progress bar moves) and wraps it.
+fn build_graph<S: VectorStorage + 'static>(spec: &str, ds: &Dataset, index: Hnsw<S>) -> Result<Box<dyn BenchIndex>> {
+    let base = ds.base.to_f32();
+    index.reserve(ds.nb());
+    let progress = LateProgress::new(ds.nb() as u64, &format!("building {spec}"));
+    for (i, chunk) in base.chunks(ds.dim * 10_000).enumerate() {
+        index.add(chunk).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
+        progress.set(((i + 1) * 10_000).min(ds.nb()) as u64);
+    }
+    progress.finish();
+    Ok(Box::new(HnswIndex { factory: spec.to_string(), index }))
+}
+
+/// HNSW over full-precision vectors or quantized codes (`vq_graph::Hnsw`).
+struct HnswIndex<S: VectorStorage> {
+    factory: String,
+    index: Hnsw<S>,
+}
+
+impl<S: VectorStorage> BenchIndex for HnswIndex<S> {
     fn factory(&self) -> &str {
         &self.factory
     }
@@ -243,5 +273,39 @@ impl<Q: Quantizer> BenchIndex for CodesIndex<Q> {
 
     fn memory_bytes(&self) -> usize {
         self.index.memory_usage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factory_strings_parse_as_faiss_spells_them() {
+        for known in ["Flat", "HNSW16", "HNSW32,Flat", "HNSW32,SQ8", "HNSW16,SQfp16", "HNSW32,PQ16", "SQ4U", "PQ32x4"] {
+            assert!(is_known(known), "{known}");
+        }
+        for unknown in ["HNSW1", "HNSW16,Bogus", "HNSW,SQ8", "IVF1024,Flat", "PQx8"] {
+            assert!(!is_known(unknown), "{unknown}");
+        }
+        assert_eq!(hnsw_spec("HNSW24,SQ8"), Some((24, "SQ8")));
+        assert_eq!(hnsw_spec("HNSW24"), Some((24, "Flat")));
+    }
+
+    #[test]
+    fn a_graph_over_sq8_codes_is_built_and_searched() {
+        let ds = crate::dataset::Synthetic::GaussClusters.generate(2_000, 20, 16, 3, false);
+        let index = build("HNSW16,SQ8", &ds, Metric::L2).unwrap();
+        let flat = build("Flat", &ds, Metric::L2).unwrap();
+        let mut params = Params::new();
+        params.insert("ef".into(), 64.into());
+        let hits = index.search(&ds.queries, 10, &params).unwrap();
+        let truth = flat.search(&ds.queries, 10, &Params::new()).unwrap();
+        let overlap: usize =
+            hits.iter().zip(truth.iter()).map(|((h, _), (t, _))| h.iter().filter(|id| t.contains(id)).count()).sum();
+        assert!(overlap as f64 >= 0.9 * 200.0, "recall {}", overlap as f64 / 200.0);
+        // One byte per component instead of four; the links are the same.
+        let full = build("HNSW16", &ds, Metric::L2).unwrap();
+        assert!(index.memory_bytes() < full.memory_bytes(), "{} vs {}", index.memory_bytes(), full.memory_bytes());
     }
 }
