@@ -183,45 +183,67 @@ pub(super) fn one_packed<const NBITS: usize, const K: usize>(table: &[f32], code
     s0 + s1
 }
 
-/// Four packed codes per step.
+/// Adds the eight entries of one full group (ids packed in `w`) into `even` and `odd`, in
+/// sub-quantizer order.
+#[inline(always)]
+fn add_group<const NBITS: usize, const K: usize>(rows: &[[f32; K]; 8], w: u64, even: &mut f32, odd: &mut f32) {
+    let mut i = 0;
+    while i < 8 {
+        *even += rows[i][(w >> (i * NBITS)) as usize & (K - 1)];
+        *odd += rows[i + 1][(w >> ((i + 1) * NBITS)) as usize & (K - 1)];
+        i += 2;
+    }
+}
+
+/// A full group's word: `NBITS` bytes, little-endian.
+#[inline(always)]
+fn full_word<const NBITS: usize>(bytes: &[u8; NBITS]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..NBITS].copy_from_slice(bytes);
+    u64::from_le_bytes(b)
+}
+
+/// Four packed codes per step: full groups of eight ids unrolled with the accumulators in
+/// registers, then the partial last group (if `m` is not a multiple of 8) as [`one_packed`]
+/// adds it.
 fn many_packed<const NBITS: usize, const K: usize>(table: &[f32], codes: &[u8], cs: usize, out: &mut [f32]) {
     let (rows, _) = table.as_chunks::<K>();
     if cs == 0 {
         out.fill(f32::NAN);
         return;
     }
+    let (groups, tail_rows) = rows.as_chunks::<8>();
+    let full = groups.len();
     let n = out.len().min(codes.len() / cs);
     let done = n / 4 * 4;
     for (c, o) in codes.chunks_exact(4 * cs).zip(out[..done].chunks_exact_mut(4)) {
         let (c0, c) = c.split_at(cs);
         let (c1, c) = c.split_at(cs);
         let (c2, c3) = c.split_at(cs);
-        let mut a = [0f32; 8];
-        for (g, group) in rows.chunks(8).enumerate() {
-            let w = [
-                group_word::<NBITS>(c0, g),
-                group_word::<NBITS>(c1, g),
-                group_word::<NBITS>(c2, g),
-                group_word::<NBITS>(c3, g),
-            ];
-            let (pairs, rest) = group.as_chunks::<2>();
-            for (p, t) in pairs.iter().enumerate() {
-                let (s0, s1) = (2 * p * NBITS, (2 * p + 1) * NBITS);
-                for (k, &w) in w.iter().enumerate() {
-                    a[2 * k] += t[0][(w >> s0) as usize & (K - 1)];
-                    a[2 * k + 1] += t[1][(w >> s1) as usize & (K - 1)];
-                }
-            }
-            if let [t] = rest {
-                let s = 2 * pairs.len() * NBITS;
-                for (k, &w) in w.iter().enumerate() {
-                    a[2 * k] += t[(w >> s) as usize & (K - 1)];
+        let (mut e0, mut o0, mut e1, mut o1, mut e2, mut o2, mut e3, mut o3) =
+            (0f32, 0f32, 0f32, 0f32, 0f32, 0f32, 0f32, 0f32);
+        for (g, rows8) in groups.iter().enumerate() {
+            let at = |c: &[u8]| c.as_chunks::<NBITS>().0.get(g).map_or(0, full_word::<NBITS>);
+            add_group::<NBITS, K>(rows8, at(c0), &mut e0, &mut o0);
+            add_group::<NBITS, K>(rows8, at(c1), &mut e1, &mut o1);
+            add_group::<NBITS, K>(rows8, at(c2), &mut e2, &mut o2);
+            add_group::<NBITS, K>(rows8, at(c3), &mut e3, &mut o3);
+        }
+        if !tail_rows.is_empty() {
+            let acc = [(&mut e0, &mut o0, c0), (&mut e1, &mut o1, c1), (&mut e2, &mut o2, c2), (&mut e3, &mut o3, c3)];
+            for (even, odd, c) in acc {
+                let w = group_word::<NBITS>(c, full);
+                for (i, row) in tail_rows.iter().enumerate() {
+                    let v = row[(w >> (i * NBITS)) as usize & (K - 1)];
+                    if i % 2 == 0 {
+                        *even += v;
+                    } else {
+                        *odd += v;
+                    }
                 }
             }
         }
-        for (k, o) in o.iter_mut().enumerate() {
-            *o = a[2 * k] + a[2 * k + 1];
-        }
+        o.copy_from_slice(&[e0 + o0, e1 + o1, e2 + o2, e3 + o3]);
     }
     for (o, c) in out[done..n].iter_mut().zip(codes[done * cs..].chunks_exact(cs)) {
         *o = one_packed::<NBITS, K>(table, c);
