@@ -381,55 +381,108 @@ unsafe fn reduce_i32(acc: __m256i) -> i64 {
     }
 }
 
-/// The exact integer sum of one SQ8 code (see [`IntQuery`]), 16 components per step.
+/// The exact integer sums of `N` consecutive SQ8 codes at `p` (see [`IntQuery`]), 16
+/// components per step.
 ///
 /// # Safety
-/// `p` readable for `q.dim` bytes, `q` keeping [`IntQuery`]'s invariants, and the CPU having
-/// this module's features.
+/// `p` readable for `N * q.dim` bytes, `q` keeping [`IntQuery`]'s invariants, and the CPU
+/// having this module's features.
 #[inline(always)]
-unsafe fn int_one(q: &IntQuery, p: *const u8) -> i64 {
+unsafe fn int_n<const IP: bool, const N: usize>(q: &IntQuery, p: *const u8) -> [i64; N] {
     let dim = q.dim;
-    let ip = q.form == Form::Ip;
-    let mut total = 0i64;
+    let small = q.sum_fits_i32();
+    let mut total = [0i64; N];
     // SAFETY: the query arrays hold `dim.next_multiple_of(64)` values, so 16-value loads at
     // any `i < dim` are in bounds; code bytes are read directly only for whole steps below
     // `dim`, the last partial step through a zeroed copy.
     unsafe {
-        let mut acc = _mm256_setzero_si256();
+        let mut acc = [_mm256_setzero_si256(); N];
         for (n, i) in (0..dim).step_by(16).enumerate() {
-            let c = if i + 16 <= dim {
-                _mm_loadu_si128(p.add(i).cast())
+            let (x, m) = if IP {
+                (_mm256_loadu_si256(q.w16.as_ptr().add(i).cast()), _mm256_setzero_si256())
             } else {
-                let mut buf = [0u8; 16];
-                std::ptr::copy_nonoverlapping(p.add(i), buf.as_mut_ptr(), dim - i);
-                _mm_loadu_si128(buf.as_ptr().cast())
+                (_mm256_loadu_si256(q.r.as_ptr().add(i).cast()), _mm256_loadu_si256(q.m.as_ptr().add(i).cast()))
             };
-            let c = _mm256_cvtepu8_epi16(c);
-            let prod = if ip {
-                _mm256_madd_epi16(c, _mm256_loadu_si256(q.w16.as_ptr().add(i).cast()))
-            } else {
-                let d = _mm256_sub_epi16(_mm256_loadu_si256(q.r.as_ptr().add(i).cast()), c);
-                let e = _mm256_mullo_epi16(d, _mm256_loadu_si256(q.m.as_ptr().add(i).cast()));
-                _mm256_madd_epi16(e, d)
-            };
-            acc = _mm256_add_epi32(acc, prod);
-            if (n + 1) % INT_SEGMENT_STEPS == 0 {
-                total += reduce_i32(acc);
-                acc = _mm256_setzero_si256();
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let c = if i + 16 <= dim {
+                    _mm_loadu_si128(p.add(k * dim + i).cast())
+                } else {
+                    let mut buf = [0u8; 16];
+                    std::ptr::copy_nonoverlapping(p.add(k * dim + i), buf.as_mut_ptr(), dim - i);
+                    _mm_loadu_si128(buf.as_ptr().cast())
+                };
+                let c = _mm256_cvtepu8_epi16(c);
+                let prod = if IP {
+                    _mm256_madd_epi16(c, x)
+                } else {
+                    let d = _mm256_sub_epi16(x, c);
+                    _mm256_madd_epi16(_mm256_mullo_epi16(d, m), d)
+                };
+                *acc = _mm256_add_epi32(*acc, prod);
+            }
+            if !small && (n + 1) % INT_SEGMENT_STEPS == 0 {
+                for (t, acc) in total.iter_mut().zip(acc.iter_mut()) {
+                    *t += reduce_i32(*acc);
+                    *acc = _mm256_setzero_si256();
+                }
             }
         }
-        total + reduce_i32(acc)
+        if small && N == 4 {
+            // Every lane and every total fits in 32 bits: one combined horizontal sum.
+            let h01 = _mm256_hadd_epi32(acc[0], acc[1 % N]);
+            let h23 = _mm256_hadd_epi32(acc[2 % N], acc[3 % N]);
+            let h = _mm256_hadd_epi32(h01, h23);
+            let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            let mut sums = [0i32; 4];
+            _mm_storeu_si128(sums.as_mut_ptr().cast(), s);
+            for (t, s) in total.iter_mut().zip(sums) {
+                *t = i64::from(s);
+            }
+        } else {
+            for (t, acc) in total.iter_mut().zip(acc) {
+                *t += reduce_i32(acc);
+            }
+        }
+        total
+    }
+}
+
+/// Keys of every whole code in `codes` (at most `out.len()`), four codes at a time.
+///
+/// # Safety
+/// The CPU must have this module's features.
+#[inline(always)]
+unsafe fn int_block_generic<const IP: bool>(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
+    let dim = q.dim;
+    if dim == 0 {
+        return;
+    }
+    let n = out.len().min(codes.len() / dim);
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: codes `i..i + 4` are in `codes`; the rest is the caller's contract.
+        let sums = unsafe { int_n::<IP, 4>(q, codes.as_ptr().add(i * dim)) };
+        for (o, s) in out[i..i + 4].iter_mut().zip(sums) {
+            *o = q.key(s);
+        }
+        i += 4;
+    }
+    while i < n {
+        // SAFETY: code `i` is in `codes`.
+        out[i] = q.key(unsafe { int_n::<IP, 1>(q, codes.as_ptr().add(i * dim)) }[0]);
+        i += 1;
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn int_block(q: &IntQuery, codes: &[u8], out: &mut [f32]) {
-    if q.dim == 0 {
-        return;
-    }
-    for (o, code) in out.iter_mut().zip(codes.chunks_exact(q.dim)) {
-        // SAFETY: `code` has `dim` bytes; the features are this function's.
-        *o = q.key(unsafe { int_one(q, code.as_ptr()) });
+    // SAFETY: the features are this function's.
+    unsafe {
+        if q.form == Form::Ip {
+            int_block_generic::<true>(q, codes, out)
+        } else {
+            int_block_generic::<false>(q, codes, out)
+        }
     }
 }
 
