@@ -260,6 +260,7 @@ impl ScalarQuantizer {
     /// Trains ranges on quantiles instead of min/max: with `Some(q)`, each range runs from
     /// the sample's `q` quantile to its `1 - q` quantile (`0 <= q < 0.5`), so a few outliers
     /// do not widen every cell. `None` (the default) uses min and max. Ignored by FP16/BF16.
+    /// Takes effect at the next [`Quantizer::train`].
     pub fn with_clip(mut self, clip: Option<f32>) -> Result<Self> {
         check_clip(clip).map_err(|what| Error::Parameter { name: "clip", what })?;
         self.clip = clip;
