@@ -8,7 +8,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use vq_distance::Metric;
-use vq_quant::{CodeScorer, ProductQuantizer, Quantizer};
+use vq_quant::{CodeScorer, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer};
 
 fn gaussian(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -41,6 +41,17 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("table/PQ{m}x{nbits}"), |b| b.iter(|| pq.scorer(&query).expect("trained")));
     }
+    // OPQ adds the rotation of the query (d × d) to the table build.
+    let params = OpqParams {
+        niter: 1,
+        niter_pq_0: 1,
+        pq: PqParams { iterations: 1, ..PqParams::new(16, 8) },
+        ..OpqParams::new(16, 8)
+    };
+    let mut opq = OpqQuantizer::with_params(dim, Metric::L2, params).expect("valid");
+    opq.train(&gaussian(1000 * dim, 4)).expect("train");
+    let query = gaussian(dim, 5);
+    g.bench_function("table/OPQ16,PQ16x8", |b| b.iter(|| opq.scorer(&query).expect("trained")));
     g.finish();
 }
 
