@@ -388,6 +388,16 @@ fn save_and_load_give_identical_codes_and_scores() {
         opq.train(train).unwrap();
         check_round_trip(&opq, x, dir.path());
     }
+    // memory_bytes counts the codebooks (and their transposed copy), then the symmetric table
+    // once code_distance has built it.
+    let mut pq = ProductQuantizer::with_params(dim, Metric::L2, quick_params(4, 6)).unwrap();
+    assert_eq!(pq.memory_bytes(), 0);
+    pq.train(train).unwrap();
+    let books = pq.centroids().len() * 4;
+    assert!(pq.memory_bytes() >= 2 * books && pq.memory_bytes() < 3 * books, "{}", pq.memory_bytes());
+    let codes = encode_all(&pq, &x[..2 * dim]);
+    let _ = pq.code_distance(&codes[..pq.code_size()], &codes[pq.code_size()..]);
+    assert!(pq.memory_bytes() >= 2 * books + 4 * 4 * 64 * 64, "{}", pq.memory_bytes());
     // An untrained quantizer saves and loads as untrained.
     let pq = ProductQuantizer::new(dim, Metric::L2, 4, 8).unwrap();
     let back =
