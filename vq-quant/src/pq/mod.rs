@@ -91,6 +91,11 @@ impl PqParams {
 /// `min_points_per_centroid`; vq accepts them silently). Encoding, decoding or scoring before
 /// training gives [`Error::NotTrained`].
 ///
+/// Code layout: the `m` ids as a little-endian bit stream, id `j` in bits
+/// `j·nbits .. (j+1)·nbits`, bit `i` of the code being bit `i % 8` of byte `i / 8` (Faiss'
+/// `PQEncoderGeneric` layout): at 8 bits id `j` is byte `j`; at 4 bits two ids share a byte,
+/// the even one in the low nibble ([`pack_index`], [`unpack_index`]).
+///
 /// Keys (smaller is better): L2 — the squared distance from the query to the reconstruction;
 /// inner product — minus the inner product with it; cosine — minus the inner product of the
 /// normalized query with the reconstruction of the normalized vector (codebooks are trained on
@@ -353,7 +358,7 @@ fn transpose_codebooks(c: &[f32], m: usize, ksub: usize, dsub: usize) -> Vec<f32
 }
 
 /// Writes id `index` of sub-quantizer `j` into `code` (whose bits for it must be zero), in the
-/// little-endian bit-stream layout of the [module docs](self). Bits of `index` above `nbits`
+/// little-endian bit-stream layout of [`ProductQuantizer`] codes. Bits of `index` above `nbits`
 /// are dropped.
 #[inline]
 pub fn pack_index(code: &mut [u8], j: usize, nbits: u32, index: u32) {
