@@ -104,8 +104,10 @@ const NO_ENTRY: u64 = u64::MAX;
 /// unreachable in practice).
 pub(crate) const MAX_LEVEL: usize = 31;
 
-/// Vector prefetches kept in flight while a node's neighbours are scored.
-const PREFETCH_AHEAD: usize = 8;
+/// Cache lines of neighbour data kept in flight while a node's neighbours are scored: whole
+/// vectors, 3 ahead for 128-d f32 (8 lines each). More ahead gained nothing on imgsift100k;
+/// the line-fill buffers are the limit.
+const LINES_IN_FLIGHT: usize = 24;
 /// Slots sampled to estimate a filter's selectivity.
 const FILTER_SAMPLE: u32 = 512;
 
@@ -480,6 +482,7 @@ impl<S: VectorStorage> Hnsw<S> {
         keep: Option<&dyn Fn(u32) -> bool>,
     ) {
         let accept = |id: u32| keep.is_none_or(|f| f(id));
+        let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(1, 16);
         s.visited.reset(self.slots.load(Ordering::Acquire) as usize);
         s.candidates.clear();
         s.top.clear();
@@ -506,14 +509,13 @@ impl<S: VectorStorage> Hnsw<S> {
             }
             let visited = &mut s.visited;
             s.fresh.retain(|&id| visited.insert(id));
-            // Keep `PREFETCH_AHEAD` vector loads in flight: enough to overlap memory with the
-            // distance computations, few enough not to exhaust the line-fill buffers (a burst
-            // of 32 prefetches stalls the core).
-            for &id in s.fresh.iter().take(PREFETCH_AHEAD) {
+            // Keep about `LINES_IN_FLIGHT` lines of vectors loading: enough to overlap memory
+            // with the distance computations, few enough not to exhaust the line-fill buffers.
+            for &id in s.fresh.iter().take(ahead) {
                 self.storage.prefetch(id);
             }
             for i in 0..s.fresh.len() {
-                if let Some(&ahead) = s.fresh.get(i + PREFETCH_AHEAD) {
+                if let Some(&ahead) = s.fresh.get(i + ahead) {
                     self.storage.prefetch(ahead);
                 }
                 let id = s.fresh[i];

@@ -8,7 +8,7 @@ use vq_quant::{CodeScorer, Quantizer};
 
 use crate::arena::Chunks;
 use crate::error::{Error, Result};
-use crate::storage::VectorStorage;
+use crate::storage::{VectorStorage, prefetch_bytes};
 
 /// One code byte that is written before it is shared (see [`VectorStorage::write`]).
 #[derive(Default)]
@@ -99,15 +99,13 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
 
     #[inline]
     fn prefetch(&self, id: u32) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(slot) = self.codes.get(id as usize) {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            // SAFETY: prefetching never faults and the pointer is inside an allocated slot;
-            // SSE is part of the x86-64 baseline.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(slot.as_ptr().cast::<i8>()) };
+            prefetch_bytes(slot.as_ptr().cast(), slot.len());
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = id;
+    }
+
+    fn slot_lines(&self) -> usize {
+        self.code_size.div_ceil(64)
     }
 
     fn reserve(&self, n: usize) {
