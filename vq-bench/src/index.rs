@@ -239,6 +239,7 @@ fn build_codes<Q: Quantizer + 'static>(spec: &str, ds: &Dataset, quantizer: Q) -
     let train = ds.training_set().to_f32();
     let mut index = FlatCodes::new(quantizer);
     index.train(&train).map_err(usage)?;
+    index.reserve(ds.nb());
     let base = ds.base.to_f32();
     let progress = LateProgress::new(ds.nb() as u64, &format!("encoding {spec}"));
     for (i, chunk) in base.chunks(ds.dim * 10_000).enumerate() {

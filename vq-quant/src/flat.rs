@@ -52,6 +52,12 @@ impl<Q: Quantizer> FlatCodes<Q> {
         Ok(())
     }
 
+    /// Makes room for `additional` more vectors, exactly: a bulk load that reserves first holds
+    /// no spare capacity (which [`memory_usage`](FlatCodes::memory_usage) would count).
+    pub fn reserve(&mut self, additional: usize) {
+        self.codes.reserve_exact(additional.saturating_mul(self.quantizer.code_size()));
+    }
+
     /// Encodes and appends `vectors` (row-major); their ids continue from `len()`.
     pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
         let dim = self.quantizer.dim();
@@ -103,8 +109,52 @@ impl<Q: Quantizer> FlatCodes<Q> {
         Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
     }
 
-    /// Bytes held: the codes plus the quantizer's trained parameters.
+    /// Bytes held: the code buffer as allocated (spare capacity included) plus the quantizer's
+    /// trained parameters.
     pub fn memory_usage(&self) -> usize {
         self.codes.capacity() + self.quantizer.memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vq_distance::Metric;
+
+    use super::*;
+    use crate::{ScalarQuantizer, SqType};
+
+    fn sq8(dim: usize) -> ScalarQuantizer {
+        ScalarQuantizer::new(dim, Metric::L2, SqType::SQ8).unwrap()
+    }
+
+    #[test]
+    fn untrained_empty_and_small_indexes_behave() {
+        let dim = 4;
+        let data: Vec<f32> = (0..40).map(|i| (i * 7 % 13) as f32).collect();
+        let mut index = FlatCodes::new(sq8(dim));
+        assert!(matches!(index.add(&data), Err(Error::NotTrained { .. })));
+        assert_eq!(index.len(), 0, "a failed add leaves nothing behind");
+        index.train(&data).unwrap();
+        let empty = index.search(&data[..dim], 3).unwrap();
+        assert_eq!(empty.get(0).unwrap().0.len(), 0, "an empty index answers with empty rows");
+        assert!(matches!(index.search(&data[..dim], 0), Err(Error::ZeroK)));
+        index.add(&data[..3 * dim]).unwrap();
+        let hits = index.search(&data[..dim], 10).unwrap();
+        let (ids, scores) = hits.get(0).unwrap();
+        assert_eq!(ids.len(), 3, "k above the count gives every vector");
+        assert_eq!(ids[0], 0);
+        assert!(scores.windows(2).all(|w| w[0] <= w[1]), "best first");
+    }
+
+    #[test]
+    fn memory_is_the_codes_as_allocated_plus_the_quantizer() {
+        let dim = 8;
+        let data: Vec<f32> = (0..800).map(|i| (i % 29) as f32).collect();
+        let mut index = FlatCodes::new(sq8(dim));
+        index.train(&data).unwrap();
+        index.reserve(100);
+        index.add(&data).unwrap();
+        assert_eq!(index.len(), 100);
+        assert_eq!(index.memory_usage(), 100 * dim + index.quantizer().memory_bytes());
     }
 }
