@@ -32,8 +32,6 @@ pub(crate) struct Chunks<T> {
 
 /// Where slots start: a cache line.
 const LINE: usize = 64;
-/// Chunks at least this large ask for huge pages.
-const HUGE_MIN_BYTES: usize = 4 << 20;
 
 /// A chunk of `len` default values, with room to start its slots on a cache line; returns it
 /// with the index of the first aligned value.
@@ -42,37 +40,13 @@ fn allocate<T: Default>(len: usize) -> (Box<[T]>, usize) {
     let pad = if LINE.is_multiple_of(size) { LINE / size - 1 } else { 0 };
     let total = len + pad;
     let mut v: Vec<T> = Vec::with_capacity(total);
-    let spare = v.spare_capacity_mut();
-    let bytes = std::mem::size_of_val(spare);
-    if bytes >= HUGE_MIN_BYTES {
-        // Before the first touch: the faults that follow are then served with huge pages.
-        advise_huge(spare.as_mut_ptr().cast::<u8>(), bytes);
-    }
+    // Before the first touch: the faults that follow are then served with huge pages.
+    vq_io::advise_huge_pages(v.spare_capacity_mut());
     v.extend((0..total).map(|_| T::default()));
     let chunk = v.into_boxed_slice();
     let start = chunk.as_ptr().align_offset(LINE).min(pad);
     (chunk, start)
 }
-
-#[cfg(target_os = "linux")]
-fn advise_huge(start: *mut u8, len: usize) {
-    const PAGE: usize = 4096;
-    let skip = start.align_offset(PAGE);
-    if skip >= len {
-        return;
-    }
-    let len = (len - skip) / PAGE * PAGE;
-    // SAFETY: FFI call into the kernel. `start + skip .. + len` lies inside the vector's
-    // allocation (its spare capacity) and is page-aligned, as madvise requires. MADV_HUGEPAGE
-    // only changes how the kernel backs future page faults: it reads, writes and frees
-    // nothing Rust can see. Failure (no THP support) is harmless and ignored.
-    unsafe {
-        libc::madvise(start.add(skip).cast(), len, libc::MADV_HUGEPAGE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge(_start: *mut u8, _len: usize) {}
 
 impl<T: Default> Chunks<T> {
     pub(crate) fn new(unit: usize) -> Self {

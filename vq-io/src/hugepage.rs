@@ -13,7 +13,16 @@ const MIN_BYTES: usize = 4 << 20;
 /// Linux, advises the kernel to back the new room with huge pages.
 pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize) {
     v.reserve(additional);
-    let spare = v.spare_capacity_mut();
+    advise_huge_pages(v.spare_capacity_mut());
+}
+
+/// Asks the kernel to back `spare` with transparent huge pages when it is at least 4 MiB and
+/// the OS is Linux (a no-op otherwise, and harmless where THP is off).
+///
+/// Call it on memory not touched yet (a vector's spare capacity, before filling it): the page
+/// faults that follow are then served with 2 MiB pages, 512 times fewer faults and TLB entries.
+/// vq-graph uses it for its arenas, which searches touch at random.
+pub fn advise_huge_pages<T>(spare: &mut [std::mem::MaybeUninit<T>]) {
     let bytes = std::mem::size_of_val(spare);
     if bytes >= MIN_BYTES {
         advise(spare.as_mut_ptr().cast::<u8>(), bytes);

@@ -54,6 +54,7 @@ pub use dataset::{
 pub use element::{Element, ElementType};
 pub use error::{Error, Result};
 pub use half::{bf16, f16};
+pub use hugepage::advise_huge_pages;
 pub use matrix::Matrix;
 
 /// This crate's version.
