@@ -767,19 +767,8 @@ impl<S: VectorStorage> Hnsw<S> {
         self.deleted.fetch_sub(reused, Ordering::Relaxed);
         self.live.fetch_add(reused, Ordering::Relaxed);
         if reused < n {
-            let rest = &ids[reused..];
-            let first = self.claim(rest.len())?;
-            {
-                let mut map = lock(&self.id_map);
-                for (i, &id) in rest.iter().enumerate() {
-                    map.insert(id, first + i as u32);
-                }
-            }
-            prepared[reused * self.dim..]
-                .par_chunks_exact(self.dim)
-                .zip(rest.par_iter())
-                .enumerate()
-                .for_each(|(i, (v, &id))| self.insert_slot(first + i as u32, id, v));
+            // The rest is a plain insert (validated above, ids checked free).
+            self.add_with_ids(&vectors[reused * self.dim..], &ids[reused..])?;
         }
         Ok(())
     }
