@@ -3,29 +3,17 @@
 
 use std::collections::HashSet;
 
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, Normal};
+mod common;
+
+use common::clustered;
 use vq_distance::{Metric, knn_exact};
 use vq_graph::{Error, Hnsw, HnswParams};
 
-/// `n` points around 50 Gaussian centres in `dim` dimensions (the centres depend on `seed`).
-/// Base and queries from one draw, so queries come from the base's clusters.
+/// Splits one draw of [`clustered`] into base and queries, so queries come from the base's
+/// clusters.
 fn split(mut all: Vec<f32>, at: usize) -> (Vec<f32>, Vec<f32>) {
     let queries = all.split_off(at);
     (all, queries)
-}
-
-fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let unit = Normal::new(0.0f32, 1.0).unwrap();
-    let centres: Vec<f32> = (0..50 * dim).map(|_| 3.0 * unit.sample(&mut rng)).collect();
-    let mut out = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let c = rng.random_range(0..50usize);
-        out.extend((0..dim).map(|j| centres[c * dim + j] + unit.sample(&mut rng)));
-    }
-    out
 }
 
 fn recall(index: &Hnsw, base: &[f32], queries: &[f32], dim: usize, k: usize, ef: usize, metric: Metric) -> f64 {

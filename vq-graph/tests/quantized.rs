@@ -1,24 +1,12 @@
 //! HNSW over quantized storage: the graph built on SQ8 / FP16 / PQ codes finds the exact
 //! neighbours of the original vectors, in a fraction of the memory.
 
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, Normal};
+mod common;
+
+use common::clustered;
 use vq_distance::{Metric, knn_exact};
 use vq_graph::{Error, FlatStorage, Hnsw, HnswParams, QuantizedStorage, VectorStorage};
 use vq_quant::{ProductQuantizer, Quantizer, ScalarQuantizer, SqType};
-
-fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let unit = Normal::new(0.0f32, 1.0).unwrap();
-    let centres: Vec<f32> = (0..50 * dim).map(|_| 3.0 * unit.sample(&mut rng)).collect();
-    let mut out = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let c = rng.random_range(0..50usize);
-        out.extend((0..dim).map(|j| centres[c * dim + j] + unit.sample(&mut rng)));
-    }
-    out
-}
 
 /// Recall@10 at ef = 100 of `index` against exact search over the original vectors.
 fn recall<S: VectorStorage>(index: &Hnsw<S>, base: &[f32], queries: &[f32], dim: usize, metric: Metric) -> f64 {
