@@ -129,17 +129,25 @@ fn graph_over<Q: Quantizer + Clone>(
     Hnsw::with_storage(storage, params).map_err(|e| e.to_string())
 }
 
-/// Adds `ds`'s base to `index` (in slices, so the progress bar moves) and wraps it.
+/// Adds `ds`'s base to `index` and wraps it.
 fn build_graph<S: VectorStorage + 'static>(spec: &str, ds: &Dataset, index: Hnsw<S>) -> Result<Box<dyn BenchIndex>> {
-    let base = ds.base.to_f32();
     index.reserve(ds.nb());
-    let progress = LateProgress::new(ds.nb() as u64, &format!("building {spec}"));
+    add_in_slices(&format!("building {spec}"), ds, |chunk| {
+        index.add(chunk).map(drop).map_err(|e| Error::Usage(format!("{spec}: {e}")))
+    })?;
+    Ok(Box::new(HnswIndex { factory: spec.to_string(), index }))
+}
+
+/// Feeds `ds`'s base to `add` as f32 in slices of 10,000 vectors, so the progress bar moves.
+fn add_in_slices(label: &str, ds: &Dataset, mut add: impl FnMut(&[f32]) -> Result<()>) -> Result<()> {
+    let base = ds.base.to_f32();
+    let progress = LateProgress::new(ds.nb() as u64, label);
     for (i, chunk) in base.chunks(ds.dim * 10_000).enumerate() {
-        index.add(chunk).map_err(|e| Error::Usage(format!("{spec}: {e}")))?;
+        add(chunk)?;
         progress.set(((i + 1) * 10_000).min(ds.nb()) as u64);
     }
     progress.finish();
-    Ok(Box::new(HnswIndex { factory: spec.to_string(), index }))
+    Ok(())
 }
 
 /// HNSW over full-precision vectors or quantized codes (`vq_graph::Hnsw`).
@@ -240,13 +248,7 @@ fn build_codes<Q: Quantizer + 'static>(spec: &str, ds: &Dataset, quantizer: Q) -
     let mut index = FlatCodes::new(quantizer);
     index.train(&train).map_err(usage)?;
     index.reserve(ds.nb());
-    let base = ds.base.to_f32();
-    let progress = LateProgress::new(ds.nb() as u64, &format!("encoding {spec}"));
-    for (i, chunk) in base.chunks(ds.dim * 10_000).enumerate() {
-        index.add(chunk).map_err(usage)?;
-        progress.set(((i + 1) * 10_000).min(ds.nb()) as u64);
-    }
-    progress.finish();
+    add_in_slices(&format!("encoding {spec}"), ds, |chunk| index.add(chunk).map_err(usage))?;
     Ok(Box::new(CodesIndex { factory: spec.to_string(), ntrain: train.len() / ds.dim, index }))
 }
 
