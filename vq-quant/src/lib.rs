@@ -21,6 +21,7 @@
 mod error;
 mod flat;
 mod pq;
+mod sections;
 mod sq;
 mod vectors;
 

@@ -24,6 +24,7 @@ use vq_cluster::{Init, KMeans};
 use vq_distance::{Metric, nearest_centroids};
 use vq_io::{ContainerReader, ContainerWriter};
 
+use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
 
 pub use opq::{OpqParams, OpqQuantizer, OpqScorer};
@@ -539,19 +540,12 @@ impl Quantizer for ProductQuantizer {
     fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
         let meta_name = format!("{prefix}.meta");
         let cent_name = format!("{prefix}.centroids");
-        let corrupt = |section: &str, what: String| Error::Corrupt { section: section.into(), what };
-        for (name, expected) in [(&meta_name, META_VERSION), (&cent_name, CENTROIDS_VERSION)] {
-            let version = reader.section(name)?.version;
-            if version != expected {
-                return Err(corrupt(name, format!("section version {version}, this build reads {expected}")));
-            }
-        }
+        sections::check_versions(reader, &[(&meta_name, META_VERSION), (&cent_name, CENTROIDS_VERSION)])?;
         let meta: PqMeta = reader.json(&meta_name)?;
         if meta.quantizer != "pq" {
             return Err(corrupt(&meta_name, format!("holds a {:?} quantizer, not \"pq\"", meta.quantizer)));
         }
-        let metric: Metric =
-            meta.metric.parse().map_err(|_| corrupt(&meta_name, format!("unknown metric {:?}", meta.metric)))?;
+        let metric = sections::metric(&meta_name, &meta.metric)?;
         let mut pq = ProductQuantizer::with_params(meta.dim, metric, meta.params)
             .map_err(|e| corrupt(&meta_name, e.to_string()))?;
         let centroids: &[f32] = reader.array(&cent_name)?;

@@ -34,6 +34,7 @@ use vq_distance::{Kernels, Metric};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{PqParams, PqScorer, ProductQuantizer, check_params};
+use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
 
 /// Rows rotated per parallel task.
@@ -468,19 +469,12 @@ impl Quantizer for OpqQuantizer {
     fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
         let meta_name = format!("{prefix}.meta");
         let rot_name = format!("{prefix}.rotation");
-        let corrupt = |section: &str, what: String| Error::Corrupt { section: section.into(), what };
-        for (name, expected) in [(&meta_name, META_VERSION), (&rot_name, ROTATION_VERSION)] {
-            let version = reader.section(name)?.version;
-            if version != expected {
-                return Err(corrupt(name, format!("section version {version}, this build reads {expected}")));
-            }
-        }
+        sections::check_versions(reader, &[(&meta_name, META_VERSION), (&rot_name, ROTATION_VERSION)])?;
         let meta: OpqMeta = reader.json(&meta_name)?;
         if meta.quantizer != "opq" {
             return Err(corrupt(&meta_name, format!("holds a {:?} quantizer, not \"opq\"", meta.quantizer)));
         }
-        let metric: Metric =
-            meta.metric.parse().map_err(|_| corrupt(&meta_name, format!("unknown metric {:?}", meta.metric)))?;
+        let metric = sections::metric(&meta_name, &meta.metric)?;
         let mut opq =
             OpqQuantizer::with_params(meta.dim, metric, meta.params).map_err(|e| corrupt(&meta_name, e.to_string()))?;
         let pq = ProductQuantizer::read_sections(reader, &format!("{prefix}.pq"))?;

@@ -41,6 +41,7 @@ use vq_distance::{Metric, SimdLevel};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use self::kernels::{BlockFn, Code, Form, IntBlockFn, IntQuery, PairFn, PairParams, Prepared, SqKernels};
+use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
 
 /// The kind of scalar quantizer; serialized as, and parsed from, the names Milvus and Faiss
@@ -702,17 +703,13 @@ impl Quantizer for ScalarQuantizer {
 
     fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
         let name = format!("{prefix}.sq");
-        let corrupt = |section: &str, what: String| Error::Corrupt { section: section.to_string(), what };
-        for section in ["sq", "vmin", "step"] {
-            let section = format!("{prefix}.{section}");
-            let version = reader.section(&section)?.version;
-            let expected = if section == name { PARAMS_VERSION } else { ARRAY_VERSION };
-            if version != expected {
-                return Err(corrupt(&section, format!("layout version {version}, this build reads {expected}")));
-            }
-        }
+        let (vmin_name, step_name) = (format!("{prefix}.vmin"), format!("{prefix}.step"));
+        sections::check_versions(
+            reader,
+            &[(&name, PARAMS_VERSION), (&vmin_name, ARRAY_VERSION), (&step_name, ARRAY_VERSION)],
+        )?;
         let params: SavedParams = reader.json(&name)?;
-        let metric = Metric::from_str(&params.metric).map_err(|e| corrupt(&name, e.to_string()))?;
+        let metric = sections::metric(&name, &params.metric)?;
         if params.dim == 0 || params.dim > vq_io::MAX_DIM {
             return Err(corrupt(&name, format!("dimension {} is outside 1..={}", params.dim, vq_io::MAX_DIM)));
         }
@@ -722,8 +719,8 @@ impl Quantizer for ScalarQuantizer {
             sq_type: params.sq_type,
             clip: params.clip,
             trained: params.trained,
-            vmin: reader.array::<f32>(&format!("{prefix}.vmin"))?.to_vec(),
-            step: reader.array::<f32>(&format!("{prefix}.step"))?.to_vec(),
+            vmin: reader.array::<f32>(&vmin_name)?.to_vec(),
+            step: reader.array::<f32>(&step_name)?.to_vec(),
             pair: None,
         };
         sq.validate().map_err(|what| corrupt(&name, what))?;
