@@ -11,8 +11,8 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::gemm::{BaseTerms, PackedBase, ScanArgs, pack_queries};
-use crate::knn::{check_queries, check_rows, normalize};
 use crate::metric::Metric;
+use crate::rows::{check_shape, scale_to_unit, validate_rows};
 use crate::simd::{Kernels, kernels};
 
 /// Points converted (and, for cosine, normalized) per step by [`nearest_centroids`], so that a
@@ -65,8 +65,9 @@ impl PackedPoints<'static> {
     /// Prepares `points` (row-major, `dim` wide) for searches by `metric` with the kernels of
     /// this process ([`simd_level`](crate::simd_level)).
     ///
-    /// Points must be finite ([`Error::NonFiniteQuery`]) and, for cosine, nonzero
-    /// ([`Error::ZeroNormQuery`]). Parallel on the current rayon pool.
+    /// Points are checked by [`validate_rows`](crate::validate_rows) (errors name `"points"`):
+    /// finite, nonzero for cosine, and within [`MAX_SQUARED_NORM`](crate::MAX_SQUARED_NORM)
+    /// for L2 and inner product. Parallel on the current rayon pool.
     pub fn new<T: Element>(points: &[T], dim: usize, metric: Metric) -> Result<Self> {
         Self::new_with(kernels(), points, dim, metric)
     }
@@ -75,8 +76,13 @@ impl PackedPoints<'static> {
 impl<'k> PackedPoints<'k> {
     /// [`PackedPoints::new`] with the kernels of a chosen level.
     pub fn new_with<T: Element>(kern: &'k Kernels, points: &[T], dim: usize, metric: Metric) -> Result<Self> {
-        let n = check_rows("points", points, dim)?;
-        check_queries(kern, points, dim, metric)?;
+        validate_rows("points", points, dim, metric)?;
+        Ok(Self::new_unchecked(kern, points, dim, metric))
+    }
+
+    /// [`PackedPoints::new_with`] for points already validated.
+    fn new_unchecked<T: Element>(kern: &'k Kernels, points: &[T], dim: usize, metric: Metric) -> Self {
+        let n = points.len() / dim;
         let mr = kern.gemm.mr;
         let groups = n.div_ceil(mr);
         let mut pack = vec![0f32; groups * dim * mr];
@@ -90,7 +96,7 @@ impl<'k> PackedPoints<'k> {
                 rows.clear();
                 rows.extend(points[first * dim..last * dim].iter().map(|v| v.to_f32()));
                 if metric == Metric::Cosine {
-                    rows.chunks_exact_mut(dim).for_each(|q| normalize(kern, q));
+                    rows.chunks_exact_mut(dim).for_each(scale_to_unit);
                 }
                 pack_queries(rows, dim, mr, tmp);
                 dst.copy_from_slice(&tmp[..dst.len()]);
@@ -99,7 +105,7 @@ impl<'k> PackedPoints<'k> {
         if metric == Metric::L2 {
             sq_norms.par_iter_mut().zip(points.par_chunks(dim)).for_each(|(s, x)| *s = T::dot_unchecked(kern, x, x));
         }
-        Ok(PackedPoints { kern, dim, n, metric, pack, sq_norms })
+        PackedPoints { kern, dim, n, metric, pack, sq_norms }
     }
 
     /// Number of points.
@@ -128,7 +134,7 @@ impl<'k> PackedPoints<'k> {
     /// not depend on the thread count.
     pub fn nearest(&self, centroids: &[f32], labels: &mut [u32], scores: &mut [f32]) -> Result<()> {
         let (kern, dim, metric) = (self.kern, self.dim, self.metric);
-        let nc = check_rows("centroids", centroids, dim)?;
+        let nc = check_shape("centroids", centroids, dim)?;
         if nc > u32::MAX as usize {
             return Err(Error::TooManyVectors { n: nc, max: u32::MAX as usize });
         }
@@ -245,8 +251,7 @@ fn pack_centroids(kern: &Kernels, centroids: &[f32], dim: usize, terms: &BaseTer
 /// cosine. Ties go to the smaller id. The result for a point does not depend on the thread count.
 /// To search the same points many times, prepare them once with [`PackedPoints`].
 ///
-/// - Points must be finite ([`Error::NonFiniteQuery`]) and, for cosine, nonzero
-///   ([`Error::ZeroNormQuery`]).
+/// - Points are checked by [`validate_rows`](crate::validate_rows) (errors name `"points"`).
 /// - Centroids holding NaN or an infinity are skipped. A point with no finite centroid (or with
 ///   no centroid at all) gets `u32::MAX` and [`Metric::worst_score`].
 /// - [`Error::TooManyVectors`] if there are more than `u32::MAX` centroids;
@@ -283,8 +288,8 @@ pub fn nearest_centroids_with<T: Element>(
     labels: &mut [u32],
     scores: &mut [f32],
 ) -> Result<()> {
-    let nc = check_rows("centroids", centroids, dim)?;
-    let np = check_rows("points", points, dim)?;
+    let nc = check_shape("centroids", centroids, dim)?;
+    let np = check_shape("points", points, dim)?;
     if nc > u32::MAX as usize {
         return Err(Error::TooManyVectors { n: nc, max: u32::MAX as usize });
     }
@@ -294,11 +299,11 @@ pub fn nearest_centroids_with<T: Element>(
     if scores.len() != np {
         return Err(Error::OutputLength { what: "scores", got: scores.len(), expected: np });
     }
-    check_queries(kern, points, dim, metric)?;
+    validate_rows("points", points, dim, metric)?;
     for ((block, labels), scores) in
         points.chunks(POINT_BLOCK * dim).zip(labels.chunks_mut(POINT_BLOCK)).zip(scores.chunks_mut(POINT_BLOCK))
     {
-        PackedPoints::new_with(kern, block, dim, metric)?.nearest(centroids, labels, scores)?;
+        PackedPoints::new_unchecked(kern, block, dim, metric).nearest(centroids, labels, scores)?;
     }
     Ok(())
 }
@@ -442,11 +447,11 @@ mod tests {
         let c = [0.0f32, 0.0];
         assert_eq!(
             nearest_centroids(&[1.0f32, 2.0, 3.0, f32::NAN], &c, 2, Metric::L2, &mut l, &mut s),
-            Err(Error::NonFiniteQuery { row: 1, component: 1 })
+            Err(Error::NonFinite { what: "points", row: 1, component: 1 })
         );
         assert_eq!(
             nearest_centroids(&[1.0f32, 2.0, 0.0, 0.0], &c, 2, Metric::Cosine, &mut l, &mut s),
-            Err(Error::ZeroNormQuery { row: 1 })
+            Err(Error::ZeroNorm { what: "points", row: 1 })
         );
         assert!(matches!(
             nearest_centroids(&[1.0f32, 2.0], &c, 2, Metric::L2, &mut l, &mut s),

@@ -1,5 +1,7 @@
 //! Vector element types and the per-pair API.
 
+use std::borrow::Cow;
+
 use half::{bf16, f16};
 
 use crate::error::{Error, Result};
@@ -27,6 +29,11 @@ pub trait Element: Copy + Send + Sync + std::fmt::Debug + 'static + sealed::Seal
     fn to_f32(self) -> f32;
     /// `false` for NaN and infinities; integers are always finite.
     fn is_finite(self) -> bool;
+    /// The values as f32: borrowed for `f32`, converted otherwise.
+    #[doc(hidden)]
+    fn slice_to_f32(s: &[Self]) -> Cow<'_, [f32]> {
+        Cow::Owned(s.iter().map(|v| v.to_f32()).collect())
+    }
     #[doc(hidden)]
     fn l2_sq_unchecked(k: &Kernels, a: &[Self], b: &[Self]) -> f32;
     #[doc(hidden)]
@@ -36,9 +43,15 @@ pub trait Element: Copy + Send + Sync + std::fmt::Debug + 'static + sealed::Seal
 }
 
 macro_rules! float_element {
-    ($t:ty, $field:ident, $name:literal, |$x:ident| $conv:expr) => {
+    ($t:ty, $field:ident, $name:literal, |$x:ident| $conv:expr $(, |$s:ident| $slice:expr)?) => {
         impl Element for $t {
             const NAME: &'static str = $name;
+            $(
+                #[inline]
+                fn slice_to_f32($s: &[Self]) -> Cow<'_, [f32]> {
+                    $slice
+                }
+            )?
             #[inline]
             fn to_f32(self) -> f32 {
                 let $x = self;
@@ -64,7 +77,7 @@ macro_rules! float_element {
     };
 }
 
-float_element!(f32, f32, "f32", |x| x);
+float_element!(f32, f32, "f32", |x| x, |s| Cow::Borrowed(s));
 float_element!(f16, f16, "f16", |x| x.to_f32());
 float_element!(bf16, bf16, "bf16", |x| x.to_f32());
 
@@ -195,7 +208,7 @@ impl Kernels {
         out: &mut [f32],
     ) -> Result<()> {
         let dim = query.len();
-        let n = crate::check_rows("base", base, dim)?;
+        let n = crate::rows::check_shape("base", base, dim)?;
         if out.len() != n {
             return Err(Error::OutputLength { what: "out", got: out.len(), expected: n });
         }

@@ -20,6 +20,16 @@ pub enum Error {
         /// The dimension it was expected to be a multiple of.
         dim: usize,
     },
+    /// A single vector has the wrong number of components.
+    #[error("`{what}` has {got} components, expected {expected}")]
+    Dimension {
+        /// Which argument (`"query"`, `"vector"`, ...).
+        what: &'static str,
+        /// Its length.
+        got: usize,
+        /// The dimension it must have.
+        expected: usize,
+    },
     /// Two vectors that must have the same length do not.
     #[error("vectors differ in length: {left} vs {right}")]
     LengthMismatch {
@@ -41,19 +51,36 @@ pub enum Error {
     /// `k` was zero.
     #[error("k must be at least 1, got 0")]
     ZeroK,
-    /// A query holds a NaN or an infinity.
-    #[error("query {row} has a non-finite value at component {component}")]
-    NonFiniteQuery {
-        /// Query row.
+    /// A vector holds a NaN or an infinity.
+    #[error("`{what}` row {row} has a non-finite value at component {component}")]
+    NonFinite {
+        /// Which argument (`"queries"`, `"base"`, `"vectors"`, ...).
+        what: &'static str,
+        /// The row (0 for a single vector).
         row: usize,
         /// Component index inside the row.
         component: usize,
     },
-    /// A query has norm zero, so its cosine similarity is undefined.
-    #[error("query {row} has norm zero: cosine similarity is undefined for it")]
-    ZeroNormQuery {
-        /// Query row.
+    /// A vector has norm zero, so its cosine similarity is undefined.
+    #[error("`{what}` row {row} has norm zero: cosine similarity is undefined for it")]
+    ZeroNorm {
+        /// Which argument.
+        what: &'static str,
+        /// The row (0 for a single vector).
         row: usize,
+    },
+    /// A vector's squared norm exceeds [`MAX_SQUARED_NORM`](crate::MAX_SQUARED_NORM)
+    /// (2¹⁰⁰, a norm of about 1.1e15): its distances could overflow f32. Scale the data down.
+    #[error(
+        "`{what}` row {row} has squared norm {squared_norm:e}, above the supported 2^100 (~1.27e30): scale the data down"
+    )]
+    NormOverflow {
+        /// Which argument.
+        what: &'static str,
+        /// The row (0 for a single vector).
+        row: usize,
+        /// Its squared norm, computed in f64.
+        squared_norm: f64,
     },
     /// The index space of the base does not fit the id type.
     #[error("base has {n} vectors, more than the supported {max}")]

@@ -6,6 +6,7 @@ use crate::element::{Element, cosine_from_parts};
 use crate::error::{Error, Result};
 use crate::gemm::{self, BaseTerms};
 use crate::metric::Metric;
+use crate::rows::{check_rows_scored, check_shape, prepare_rows, scale_to_unit};
 use crate::simd::{Kernels, kernels};
 use crate::topk::TopK;
 
@@ -73,49 +74,12 @@ impl Neighbors {
     }
 }
 
-/// Checks that `data` is a whole number of `dim`-wide rows and returns the row count.
-pub(crate) fn check_rows<T>(what: &'static str, data: &[T], dim: usize) -> Result<usize> {
-    if dim == 0 {
-        return Err(Error::ZeroDimension);
-    }
-    if !data.len().is_multiple_of(dim) {
-        return Err(Error::RaggedBuffer { what, len: data.len(), dim });
-    }
-    Ok(data.len() / dim)
-}
-
-/// Rejects non-finite queries, and zero queries for cosine.
-pub(crate) fn check_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric: Metric) -> Result<()> {
-    let bad = queries.par_chunks(dim).enumerate().find_first(|(_, q)| {
-        !q.iter().all(|v| v.is_finite()) || (metric == Metric::Cosine && T::dot_unchecked(kern, q, q) == 0.0)
-    });
-    match bad {
-        None => Ok(()),
-        Some((row, q)) => match q.iter().position(|v| !v.is_finite()) {
-            Some(component) => Err(Error::NonFiniteQuery { row, component }),
-            None => Err(Error::ZeroNormQuery { row }),
-        },
-    }
-}
-
-/// Scales `row` to unit length; a zero row stays zero.
-pub(crate) fn normalize(kern: &Kernels, row: &mut [f32]) {
-    let norm = kern.f32.dot_sq(row).sqrt();
-    let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-    row.iter_mut().for_each(|v| *v *= inv);
-}
-
-/// Validates queries and converts them to f32, normalized for cosine.
-fn prepare_queries<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric: Metric) -> Result<Vec<f32>> {
-    check_queries(kern, queries, dim, metric)?;
-    Ok(queries_as_f32(kern, queries, dim, metric))
-}
-
-/// The queries as f32, scaled to unit length for cosine (a zero row stays zero).
-fn queries_as_f32<T: Element>(kern: &Kernels, queries: &[T], dim: usize, metric: Metric) -> Vec<f32> {
-    let mut out: Vec<f32> = queries.iter().map(|v| v.to_f32()).collect();
+/// The queries as f32, scaled to unit length for cosine (a zero row stays zero). Unchecked:
+/// for [`score_many_to_many`], which scores whatever it is given.
+fn queries_as_f32<T: Element>(queries: &[T], dim: usize, metric: Metric) -> Vec<f32> {
+    let mut out = T::slice_to_f32(queries).into_owned();
     if metric == Metric::Cosine {
-        out.par_chunks_exact_mut(dim).for_each(|q| normalize(kern, q));
+        out.par_chunks_exact_mut(dim).for_each(scale_to_unit);
     }
     out
 }
@@ -138,11 +102,6 @@ fn top_k_direct<T: Element>(kern: &Kernels, q: &[T], base: &[T], dim: usize, k: 
                     Metric::InnerProduct => -T::dot_unchecked(kern, q, y),
                     Metric::Cosine => -cosine_from_parts(T::cos_parts_unchecked(kern, q, y)),
                 };
-                // NaN keys are rejected by `push`; an infinite key may come from a row holding
-                // an infinity, which is skipped like in the blocked search.
-                if key.is_infinite() && !y.iter().all(|v| v.is_finite()) {
-                    continue;
-                }
                 top.push(key, (b * DIRECT_BLOCK + j) as u64);
             }
             top
@@ -160,10 +119,12 @@ fn top_k_direct<T: Element>(kern: &Kernels, q: &[T], base: &[T], dim: usize, k: 
 /// `k` plus a margin of candidates, which are then rescored exactly with the per-pair kernels
 /// and cut to `k`: scores are the per-pair kernels' and near-ties are ordered by them.
 ///
-/// - Queries must be finite ([`Error::NonFiniteQuery`]), and nonzero for cosine
-///   ([`Error::ZeroNormQuery`]).
-/// - Base vectors holding NaN or an infinity are **skipped**: they never appear in results, so
-///   a query can get fewer than `k` hits. A zero base vector has cosine 0 with every query.
+/// - Queries, then the base, are checked like [`prepare_rows`](crate::prepare_rows) checks
+///   rows: finite ([`Error::NonFinite`] naming `"queries"` or `"base"`, the row and the
+///   component), nonzero for cosine ([`Error::ZeroNorm`]), and a squared norm of at most
+///   [`MAX_SQUARED_NORM`](crate::MAX_SQUARED_NORM) ([`Error::NormOverflow`]) — for cosine too,
+///   because the vectors are scored as given (the cosine kernels divide by the norms per pair,
+///   in f32) rather than normalized copies. Scores are therefore always finite.
 /// - `k > n` is not an error: each query gets `n` hits (see [`Neighbors`] for the padding).
 ///
 /// ```
@@ -185,12 +146,17 @@ pub fn knn_exact_with<T: Element>(
     k: usize,
     metric: Metric,
 ) -> Result<Neighbors> {
-    let nb = check_rows("base", base, dim)?;
-    check_rows("queries", queries, dim)?;
+    let nb = check_shape("base", base, dim)?;
+    check_shape("queries", queries, dim)?;
     if k == 0 {
         return Err(Error::ZeroK);
     }
-    let q32 = prepare_queries(kern, queries, dim, metric)?;
+    // Queries first: they are few, so a bad one is found without scanning the base.
+    check_rows_scored("queries", queries, dim, metric, true)?;
+    check_rows_scored("base", base, dim, metric, true)?;
+    let queries_f32 = T::slice_to_f32(queries);
+    let q32 = prepare_rows("queries", &queries_f32, dim, metric)?;
+    let q32 = q32.as_slice();
     let k_eff = k.min(nb);
     let tops = if q32.len() / dim < kern.gemm.mr {
         // Fewer queries than one register tile: packing the base would cost more than it saves.
@@ -201,7 +167,7 @@ pub fn knn_exact_with<T: Element>(
         // rank k could fall on the wrong side; select a few extra candidates, rescore them
         // exactly below, and keep the best k.
         let k_select = (k_eff + RESCORE_MARGIN + k_eff / 4).min(nb);
-        gemm::top_k_blocked(kern, &q32, base, dim, &terms, k_select)
+        gemm::top_k_blocked(kern, q32, base, dim, &terms, k_select)
     };
     let rows: Vec<Vec<(u64, f32)>> = tops
         .into_par_iter()
@@ -242,12 +208,12 @@ pub fn score_many_to_many<T: Element>(
     out: &mut [f32],
 ) -> Result<()> {
     let kern = kernels();
-    let nb = check_rows("base", base, dim)?;
-    let nq = check_rows("queries", queries, dim)?;
+    let nb = check_shape("base", base, dim)?;
+    let nq = check_shape("queries", queries, dim)?;
     if out.len() != nq * nb {
         return Err(Error::OutputLength { what: "out", got: out.len(), expected: nq * nb });
     }
-    let q32 = queries_as_f32(kern, queries, dim, metric);
+    let q32 = queries_as_f32(queries, dim, metric);
     let terms = BaseTerms::new(kern, base, dim, metric, false);
     gemm::keys_matrix(kern, &q32, base, dim, &terms, out);
     if nb == 0 {

@@ -46,6 +46,7 @@ mod knn;
 mod metric;
 mod portable;
 pub mod reference;
+mod rows;
 mod simd;
 mod topk;
 #[cfg(target_arch = "x86_64")]
@@ -55,9 +56,9 @@ pub use assign::{PackedPoints, nearest_centroids, nearest_centroids_with};
 pub use element::{Element, cosine, dot, l2_sq, score, score_one_to_many};
 pub use error::{Error, Result};
 pub use half::{bf16, f16};
-pub(crate) use knn::check_rows;
 pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use metric::{Metric, ParseMetricError};
+pub use rows::{MAX_SQUARED_NORM, Rows, normalize_l2, prepare_row_into, prepare_rows, validate_rows};
 pub use simd::{Kernels, SimdLevel, simd_level};
 pub use topk::TopK;
 

@@ -110,7 +110,7 @@ fn cosine_ignores_vector_length() {
 
 #[test]
 fn k_larger_than_the_base_pads_the_flat_view_only() {
-    let base = [0.0f32, 1.0, 2.0];
+    let base = [0.5f32, 1.0, 2.0];
     for metric in METRICS {
         let hits = knn_exact(&base, &[1.5f32, 0.5], 1, 5, metric).unwrap();
         assert_eq!(hits.num_queries(), 2);
@@ -126,16 +126,39 @@ fn k_larger_than_the_base_pads_the_flat_view_only() {
 }
 
 #[test]
-fn base_vectors_with_nan_or_infinity_are_skipped() {
-    let base = [0.0f32, 0.0, f32::NAN, 0.0, 1.0, 1.0, f32::INFINITY, 1.0, 2.0, 2.0];
-    for metric in [Metric::L2, Metric::InnerProduct] {
-        let hits = knn_exact(&base, &[1.0f32, 1.0], 2, 5, metric).unwrap();
-        let (ids, scores) = hits.get(0).unwrap();
-        let mut sorted = ids.to_vec();
-        sorted.sort();
-        assert_eq!(sorted, vec![0, 2, 4], "{metric}");
-        assert!(scores.iter().all(|s| s.is_finite()));
+fn bad_base_vectors_are_errors_naming_the_row() {
+    // Issue 18: a base row holding NaN used to be dropped silently.
+    let base = [0.0f32, 0.0, 1.0, 1.0, f32::NAN, 0.0, f32::INFINITY, 1.0, 2.0, 2.0];
+    for metric in METRICS {
+        assert_eq!(
+            knn_exact(&base, &[1.0f32, 1.0], 2, 5, metric).unwrap_err(),
+            if metric == Metric::Cosine {
+                Error::ZeroNorm { what: "base", row: 0 }
+            } else {
+                Error::NonFinite { what: "base", row: 2, component: 0 }
+            },
+            "{metric}"
+        );
     }
+    // Finite but so large that distances overflow f32 (the probe's ±1e19): refused, for cosine
+    // too, since the base is scored as given.
+    let huge = [1.0f32, 1.0, 1e19, -1e19, 2.0, 2.0];
+    for metric in METRICS {
+        assert!(matches!(
+            knn_exact(&huge, &[1.0f32, 1.0], 2, 2, metric).unwrap_err(),
+            Error::NormOverflow { what: "base", row: 1, .. }
+        ));
+        assert!(matches!(
+            knn_exact(&[1.0f32, 1.0], &huge, 2, 2, metric).unwrap_err(),
+            Error::NormOverflow { what: "queries", row: 1, .. }
+        ));
+    }
+    // The same check for the other element types: bf16 has f32's range.
+    let big = vq_distance::bf16::from_f32(1e30);
+    assert!(matches!(
+        knn_exact(&[big, big], &[big, big], 2, 1, Metric::L2).unwrap_err(),
+        Error::NormOverflow { what: "queries", row: 0, .. }
+    ));
 }
 
 #[test]
@@ -154,20 +177,20 @@ fn bad_input_is_an_error_not_a_panic() {
     let nan_query = [0.0f32, 1.0, 2.0, 3.0, 0.0, f32::NAN, 0.0, 0.0];
     assert_eq!(
         knn_exact(&base, &nan_query, 4, 1, Metric::L2).unwrap_err(),
-        Error::NonFiniteQuery { row: 1, component: 1 }
+        Error::NonFinite { what: "queries", row: 1, component: 1 }
     );
     let inf_query = [f32::NEG_INFINITY, 1.0, 2.0, 3.0];
     assert_eq!(
         knn_exact(&base, &inf_query, 4, 1, Metric::InnerProduct).unwrap_err(),
-        Error::NonFiniteQuery { row: 0, component: 0 }
+        Error::NonFinite { what: "queries", row: 0, component: 0 }
     );
     assert_eq!(
         knn_exact(&base, &[1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 4, 1, Metric::Cosine).unwrap_err(),
-        Error::ZeroNormQuery { row: 1 }
+        Error::ZeroNorm { what: "queries", row: 1 }
     );
     assert_eq!(
         knn_exact(&[0u8; 8], &[1u8, 0, 0, 0, 0, 0, 0, 0], 4, 1, Metric::Cosine).unwrap_err(),
-        Error::ZeroNormQuery { row: 1 }
+        Error::ZeroNorm { what: "queries", row: 1 }
     );
     let mut out = [0.0f32; 3];
     assert_eq!(
