@@ -8,7 +8,7 @@ use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
-use vq_distance::{Element, Metric, PackedPoints, l2_sq, nearest_centroids};
+use vq_distance::{Element, Metric, PackedPoints, l2_sq, nearest_centroids, normalize_l2, validate_rows};
 
 use crate::error::{Error, Result};
 use crate::params::{Init, KMeans};
@@ -65,27 +65,6 @@ fn det_sum(values: &[f32]) -> f64 {
     parts.iter().sum()
 }
 
-/// Finds the first row with a non-finite value.
-fn check_finite<T: Element>(what: &'static str, data: &[T], dim: usize) -> Result<()> {
-    let bad = data.par_chunks(dim).enumerate().find_first(|(_, row)| !row.iter().all(|v| v.is_finite()));
-    match bad {
-        Some((row, r)) => {
-            Err(Error::NonFinite { what, row, component: r.iter().position(|v| !v.is_finite()).unwrap_or(0) })
-        }
-        None => Ok(()),
-    }
-}
-
-fn normalize_rows(rows: &mut [f32], dim: usize) {
-    rows.par_chunks_mut(dim).for_each(|c| {
-        let norm = c.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            let inv = (1.0 / norm) as f32;
-            c.iter_mut().for_each(|v| *v *= inv);
-        }
-    });
-}
-
 impl KMeans {
     /// Trains on `data` (row-major, `dim` wide, f32 or any [`Element`] type such as `u8`).
     ///
@@ -93,10 +72,12 @@ impl KMeans {
     /// does not depend on the number of threads. The (possibly sampled) training set is
     /// converted to f32 once.
     ///
-    /// Errors: `dim = 0`, data not a whole number of rows, `k = 0`, `k` larger than the number
-    /// of points, zero iterations, `nredo`/`max_points_per_centroid`/`rounds` zero, a NaN or an
-    /// infinity in the data, initial centroids of the wrong shape or non-finite, values so large
-    /// that squared distances overflow f32 ([`Error::DistanceOverflow`]).
+    /// Errors: [`Error::Input`] for `dim = 0`, data not a whole number of rows, `k = 0`, and data
+    /// or initial centroids that `vq-distance`'s
+    /// [`validate_rows`](vq_distance::validate_rows) refuses (NaN, infinity, a squared norm
+    /// above [`MAX_SQUARED_NORM`](vq_distance::MAX_SQUARED_NORM), so no distance overflows);
+    /// [`Error::KExceedsPoints`]; [`Error::Parameter`] for zero `iterations`, `nredo`,
+    /// `max_points_per_centroid` or `rounds` and initial centroids of the wrong shape.
     ///
     /// A run ends before `iterations` when an assignment repeats the previous one (a fixed
     /// point: further iterations would change nothing); see [`Clustering::converged`].
@@ -182,44 +163,47 @@ impl KMeans {
     }
 
     fn validate<T: Element>(&self, data: &[T], dim: usize) -> Result<usize> {
+        let metric = if self.spherical { Metric::InnerProduct } else { Metric::L2 };
         if dim == 0 {
-            return Err(Error::ZeroDimension);
+            return Err(vq_distance::Error::ZeroDimension.into());
         }
         if !data.len().is_multiple_of(dim) {
-            return Err(Error::DimensionMismatch { what: "data", len: data.len(), dim });
+            return Err(vq_distance::Error::RaggedBuffer { what: "data", len: data.len(), dim }.into());
         }
         let n = data.len() / dim;
         if self.k == 0 {
-            return Err(Error::ZeroK);
+            return Err(vq_distance::Error::ZeroK.into());
         }
+        let at_least_one = |name| Err(Error::Parameter { name, what: "must be at least 1".into() });
         if self.iterations == 0 {
-            return Err(Error::ZeroIterations);
+            return at_least_one("iterations");
         }
         if self.nredo == 0 {
-            return Err(Error::InvalidParameter { name: "nredo", reason: "must be at least 1" });
+            return at_least_one("nredo");
         }
         if self.max_points_per_centroid == 0 {
-            return Err(Error::InvalidParameter { name: "max_points_per_centroid", reason: "must be at least 1" });
+            return at_least_one("max_points_per_centroid");
         }
         if self.k > u32::MAX as usize {
-            return Err(Error::InvalidParameter { name: "k", reason: "must fit in u32" });
+            return Err(Error::Parameter { name: "k", what: format!("{} does not fit in u32", self.k) });
         }
         if self.k > n {
             return Err(Error::KExceedsPoints { k: self.k, n });
         }
         match &self.init {
-            Init::KMeansParallel { rounds: 0 } => {
-                return Err(Error::InvalidParameter { name: "rounds", reason: "must be at least 1" });
-            }
+            Init::KMeansParallel { rounds: 0 } => return at_least_one("rounds"),
             Init::Centroids(c) => {
                 if c.len() != self.k * dim {
-                    return Err(Error::InitShape { expected: self.k * dim, got: c.len() });
+                    return Err(Error::Parameter {
+                        name: "init",
+                        what: format!("expected {} values (k × dim), got {}", self.k * dim, c.len()),
+                    });
                 }
-                check_finite("init centroids", c, dim)?;
+                validate_rows("init centroids", c, dim, metric)?;
             }
             _ => {}
         }
-        check_finite("data", data, dim)?;
+        validate_rows("data", data, dim, metric)?;
         Ok(n)
     }
 
@@ -247,7 +231,7 @@ impl KMeans {
             Init::Centroids(c) => c.clone(),
         };
         if self.spherical {
-            normalize_rows(&mut centroids, dim);
+            normalize_l2(&mut centroids, dim)?;
         }
         let mut labels = vec![0u32; n];
         let mut prev_labels = vec![u32::MAX; n];
@@ -259,9 +243,12 @@ impl KMeans {
         let mut converged = false;
         for iteration in 0..self.iterations {
             packed.nearest(&centroids, &mut labels, &mut scores)?;
-            // Finite data and centroids only lose their label when a distance overflows f32.
+            // A point loses its label only when every distance to it is NaN or infinite, which
+            // validated data (norms within MAX_SQUARED_NORM, hence centroids too: means and
+            // splits of such rows) cannot produce. Refuse rather than index with u32::MAX.
             if let Some(row) = labels.iter().position(|&l| l == u32::MAX) {
-                return Err(Error::DistanceOverflow { row });
+                let sq = x[row * dim..(row + 1) * dim].iter().map(|v| f64::from(v.to_f32()).powi(2)).sum();
+                return Err(vq_distance::Error::NormOverflow { what: "data", row, squared_norm: sq }.into());
             }
             let obj = det_sum(&scores);
             objective.push(obj);
@@ -273,7 +260,7 @@ impl KMeans {
                 last_splits = split_empty_clusters(&mut centroids, dim, &mut sizes);
                 empty_splits += last_splits;
                 if self.spherical {
-                    normalize_rows(&mut centroids, dim);
+                    normalize_l2(&mut centroids, dim)?;
                 }
                 prev_labels.copy_from_slice(&labels);
             }

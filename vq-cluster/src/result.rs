@@ -2,7 +2,7 @@
 
 use vq_distance::{Element, Metric, nearest_centroids};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Something worth knowing about a training run that did not stop it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,10 +146,9 @@ impl Clustering {
     /// [`assign`](Self::assign), with each row's score: the squared L2 distance to its centroid
     /// (spherical: the inner product with it), in the blocked `‖x‖² − 2x·c + ‖c‖²` form.
     pub fn assign_with_distances<T: Element>(&self, data: &[T]) -> Result<(Vec<u32>, Vec<f32>)> {
-        if !data.len().is_multiple_of(self.dim) {
-            return Err(Error::DimensionMismatch { what: "data", len: data.len(), dim: self.dim });
-        }
-        let n = data.len() / self.dim;
+        // Checked here too so that errors name this function's argument; the scan is small
+        // next to the k-fold distance work that follows.
+        let n = vq_distance::validate_rows("data", data, self.dim, self.metric)?;
         let (mut labels, mut scores) = (vec![0u32; n], vec![0f32; n]);
         nearest_centroids(data, &self.centroids, self.dim, self.metric, &mut labels, &mut scores)?;
         Ok((labels, scores))

@@ -5,6 +5,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use vq_cluster::{Clustering, Error, Init, IterationStats, KMeans, Warning};
+use vq_distance::Error as DError;
 
 /// `per` points around each of `centres` (row-major), Gaussian noise of deviation `sigma`;
 /// returns the points and their true labels.
@@ -224,40 +225,49 @@ fn sampling_and_the_too_few_points_warning_are_reported() {
 fn bad_input_is_a_typed_error() {
     let data = uniform(20, 2, 1);
     let fit = |km: KMeans, data: &[f32], dim| km.fit(data, dim).unwrap_err();
-    assert_eq!(fit(KMeans::new(0), &data, 2), Error::ZeroK);
+    assert_eq!(fit(KMeans::new(0), &data, 2), Error::Input(DError::ZeroK));
     assert_eq!(fit(KMeans::new(21), &data, 2), Error::KExceedsPoints { k: 21, n: 20 });
-    assert_eq!(fit(KMeans::new(2), &data, 0), Error::ZeroDimension);
-    assert_eq!(fit(KMeans::new(2), &data, 3), Error::DimensionMismatch { what: "data", len: 40, dim: 3 });
-    assert_eq!(fit(KMeans::new(2).iterations(0), &data, 2), Error::ZeroIterations);
-    assert!(matches!(fit(KMeans::new(2).nredo(0), &data, 2), Error::InvalidParameter { name: "nredo", .. }));
+    assert_eq!(fit(KMeans::new(2), &data, 0), Error::Input(DError::ZeroDimension));
+    assert_eq!(fit(KMeans::new(2), &data, 3), Error::Input(DError::RaggedBuffer { what: "data", len: 40, dim: 3 }));
+    assert_eq!(
+        fit(KMeans::new(2).iterations(0), &data, 2),
+        Error::Parameter { name: "iterations", what: "must be at least 1".into() }
+    );
+    assert!(matches!(fit(KMeans::new(2).nredo(0), &data, 2), Error::Parameter { name: "nredo", .. }));
     assert!(matches!(
         fit(KMeans::new(2).max_points_per_centroid(0), &data, 2),
-        Error::InvalidParameter { name: "max_points_per_centroid", .. }
+        Error::Parameter { name: "max_points_per_centroid", .. }
     ));
     assert!(matches!(
         fit(KMeans::new(2).init(Init::KMeansParallel { rounds: 0 }), &data, 2),
-        Error::InvalidParameter { name: "rounds", .. }
+        Error::Parameter { name: "rounds", .. }
     ));
     assert_eq!(
         fit(KMeans::new(2).init(Init::Centroids(vec![0.0; 3])), &data, 2),
-        Error::InitShape { expected: 4, got: 3 }
+        Error::Parameter { name: "init", what: "expected 4 values (k × dim), got 3".into() }
     );
     assert_eq!(
         fit(KMeans::new(2).init(Init::Centroids(vec![0.0, 1.0, f32::NAN, 0.0])), &data, 2),
-        Error::NonFinite { what: "init centroids", row: 1, component: 0 }
+        Error::Input(DError::NonFinite { what: "init centroids", row: 1, component: 0 })
     );
     let mut bad = data.clone();
     bad[13] = f32::INFINITY;
-    assert_eq!(fit(KMeans::new(2), &bad, 2), Error::NonFinite { what: "data", row: 6, component: 1 });
+    assert_eq!(fit(KMeans::new(2), &bad, 2), Error::Input(DError::NonFinite { what: "data", row: 6, component: 1 }));
     bad[13] = f32::NAN;
-    assert_eq!(fit(KMeans::new(2), &bad, 2), Error::NonFinite { what: "data", row: 6, component: 1 });
-    // Finite but huge: squared distances overflow f32.
+    assert_eq!(fit(KMeans::new(2), &bad, 2), Error::Input(DError::NonFinite { what: "data", row: 6, component: 1 }));
+    // Finite but huge: squared distances would overflow f32, so the row is refused up front.
+    let mut huge = data.clone();
+    huge[7] = 1e16;
+    assert!(matches!(
+        fit(KMeans::new(2), &huge, 2),
+        Error::Input(DError::NormOverflow { what: "data", row: 3, squared_norm }) if squared_norm >= 1e32
+    ));
     let huge: Vec<f32> = data.iter().map(|v| v * 1e30).collect();
-    assert!(matches!(fit(KMeans::new(2), &huge, 2), Error::DistanceOverflow { .. }));
+    assert!(matches!(fit(KMeans::new(2), &huge, 2), Error::Input(DError::NormOverflow { .. })));
     // assign checks its input too
     let r = KMeans::new(2).iterations(1).fit(&data, 2).unwrap();
-    assert_eq!(r.assign(&data[..3]).unwrap_err(), Error::DimensionMismatch { what: "data", len: 3, dim: 2 });
-    assert!(matches!(r.assign(&bad).unwrap_err(), Error::Distance(vq_distance::Error::NonFiniteQuery { row: 6, .. })));
+    assert_eq!(r.assign(&data[..3]).unwrap_err(), Error::Input(DError::RaggedBuffer { what: "data", len: 3, dim: 2 }));
+    assert!(matches!(r.assign(&bad).unwrap_err(), Error::Input(DError::NonFinite { what: "data", row: 6, .. })));
 }
 
 #[test]
