@@ -2,12 +2,17 @@
 
 use rayon::prelude::*;
 use vq_distance::{Neighbors, TopK};
+use vq_io::{ContainerReader, ContainerWriter};
 
-use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
+use crate::sections::{self, corrupt};
+use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows, validate_codes};
 
 /// Codes scored per call of [`CodeScorer::distances`]: large enough to amortize the call and
 /// let a blocked kernel run, small enough that the keys stay in L1.
 const BLOCK: usize = 256;
+
+/// Layout version of the `{prefix}.codes` section.
+const CODES_VERSION: u32 = 1;
 
 /// A quantizer and the codes of every vector added, searched by scanning all codes.
 ///
@@ -77,6 +82,18 @@ impl<Q: Quantizer> FlatCodes<Q> {
     /// metric's convention. Fewer than `k` vectors gives every vector; an empty index gives
     /// empty rows. Parallel over queries on the current rayon pool.
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Neighbors> {
+        self.search_filtered(queries, k, None)
+    }
+
+    /// [`search`](FlatCodes::search) among the rows for which `keep(row)` is `true` (rows are
+    /// the positions `0..len()`, which are also the ids in the result). Rows `keep` rejects are
+    /// not scored. `keep` is called from several threads at once.
+    pub fn search_filtered(
+        &self,
+        queries: &[f32],
+        k: usize,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<Neighbors> {
         if k == 0 {
             return Err(Error::ZeroK);
         }
@@ -86,27 +103,90 @@ impl<Q: Quantizer> FlatCodes<Q> {
         let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?;
         let rows = queries
             .par_chunks(self.quantizer.dim())
-            .map_init(|| vec![0f32; BLOCK], |keys, query| self.search_one(query, k, keys))
+            .map_init(|| vec![0f32; BLOCK], |keys, query| self.search_one(query, k, keep, keys))
             .collect::<Result<Vec<_>>>()?;
         Ok(Neighbors::from_rows(k, metric, rows))
     }
 
-    fn search_one(&self, query: &[f32], k: usize, keys: &mut [f32]) -> Result<Vec<(u64, f32)>> {
+    fn search_one(
+        &self,
+        query: &[f32],
+        k: usize,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+        keys: &mut [f32],
+    ) -> Result<Vec<(u64, f32)>> {
         let metric = self.quantizer.metric();
         let size = self.quantizer.code_size();
         let mut top = TopK::new(k);
         if !self.codes.is_empty() {
             let scorer = self.quantizer.scorer(query)?;
             for (block, codes) in self.codes.chunks(BLOCK * size).enumerate() {
-                let keys = &mut keys[..codes.len() / size];
-                scorer.distances(codes, keys);
-                let base = (block * BLOCK) as u64;
-                for (i, &key) in keys.iter().enumerate() {
-                    top.push(key, base + i as u64);
+                let base = block * BLOCK;
+                match keep {
+                    // Unfiltered: the blocked kernel over the whole block.
+                    None => {
+                        let keys = &mut keys[..codes.len() / size];
+                        scorer.distances(codes, keys);
+                        for (i, &key) in keys.iter().enumerate() {
+                            top.push(key, (base + i) as u64);
+                        }
+                    }
+                    // Filtered: only the rows that pass are scored (a selective filter then
+                    // costs a fraction of the scan).
+                    Some(keep) => {
+                        for (i, code) in codes.chunks_exact(size).enumerate() {
+                            if keep(base + i) {
+                                top.push(scorer.distance(code), (base + i) as u64);
+                            }
+                        }
+                    }
                 }
             }
         }
         Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
+    }
+
+    /// Drops every row whose position `keep` rejects, keeping the others in order (so the
+    /// rows after a dropped one move down); returns how many were dropped. `keep` sees each
+    /// position `0..len()` once, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) -> usize {
+        let size = self.quantizer.code_size();
+        let n = self.len();
+        let mut write = 0;
+        for row in 0..n {
+            if keep(row) {
+                if write != row {
+                    self.codes.copy_within(row * size..(row + 1) * size, write * size);
+                }
+                write += 1;
+            }
+        }
+        self.codes.truncate(write * size);
+        n - write
+    }
+
+    /// Writes the quantizer (sections `{prefix}.quantizer.*`) and the codes (`{prefix}.codes`,
+    /// a byte array in row order).
+    pub fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        self.quantizer.write_sections(w, &format!("{prefix}.quantizer"))?;
+        w.add_array(&format!("{prefix}.codes"), CODES_VERSION, &self.codes)?;
+        Ok(())
+    }
+
+    /// Reads what [`write_sections`](FlatCodes::write_sections) wrote under `prefix`. The codes
+    /// must be whole codes of the quantizer and decode to finite vectors
+    /// ([`validate_codes`]); they are copied only after that (the copy is the size of the
+    /// section).
+    pub fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        let name = format!("{prefix}.codes");
+        let quantizer = Q::read_sections(r, &format!("{prefix}.quantizer"))?;
+        sections::check_versions(r, &[(&name, CODES_VERSION)])?;
+        let codes: &[u8] = r.array(&name)?;
+        if !codes.is_empty() && !quantizer.is_trained() {
+            return Err(corrupt(&name, format!("codes saved for an untrained {}", quantizer.name())));
+        }
+        validate_codes(&quantizer, codes, &name)?;
+        Ok(FlatCodes { quantizer, codes: codes.to_vec() })
     }
 
     /// Bytes held: the code buffer as allocated (spare capacity included) plus the quantizer's

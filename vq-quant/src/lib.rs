@@ -28,6 +28,7 @@ mod vectors;
 pub use error::{Error, Result};
 pub use flat::FlatCodes;
 pub use pq::{OpqParams, OpqQuantizer, OpqScorer, PqParams, PqScorer, ProductQuantizer, pack_index, unpack_index};
+pub use sections::validate_codes;
 pub use sq::{ScalarQuantizer, SqInt8Scorer, SqScorer, SqType};
 pub use vectors::prepare_rows;
 

@@ -326,8 +326,10 @@ impl ProductQuantizer {
 }
 
 fn check_params(dim: usize, p: &PqParams) -> Result<()> {
-    if dim == 0 {
-        return Err(Error::Parameter { name: "dim", what: "must be at least 1".into() });
+    // The upper bound keeps every size derived from the parameters (`m · nbits`, `dim · 2^nbits`)
+    // far from overflow, also for parameters read from a hostile file.
+    if dim == 0 || dim > vq_io::MAX_DIM {
+        return Err(Error::Parameter { name: "dim", what: format!("{dim} is outside 1..={}", vq_io::MAX_DIM) });
     }
     if p.m == 0 || !dim.is_multiple_of(p.m) {
         return Err(Error::Parameter { name: "m", what: format!("{} does not divide the dimension {dim}", p.m) });

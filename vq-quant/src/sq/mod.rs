@@ -33,6 +33,7 @@ mod x86;
 
 use std::marker::PhantomData;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -175,8 +176,12 @@ pub struct ScalarQuantizer {
     vmin: Vec<f32>,
     /// Cell width of each range, `(max - min) / 2^bits`.
     step: Vec<f32>,
-    /// The code-to-code kernel and its per-dimension parameters, once trained.
-    pair: Option<Pair>,
+    /// The code-to-code kernel and its per-dimension parameters (`2 · dim` floats), once
+    /// trained. Built by `new` and `train`; a quantizer read from a file builds it on the first
+    /// [`Quantizer::code_distance`] instead, because the float types and SQ4U store nothing
+    /// per dimension: their sections are a few bytes whatever `dim` they declare, and
+    /// building it there would let a tiny file allocate 2^27 bytes (dim 2^24).
+    pair: OnceLock<Pair>,
 }
 
 /// [`Quantizer::code_distance`]'s kernel, chosen once per quantizer.
@@ -222,7 +227,7 @@ impl ScalarQuantizer {
             trained: !sq_type.needs_training(),
             vmin: Vec::new(),
             step: Vec::new(),
-            pair: None,
+            pair: OnceLock::new(),
         };
         sq.set_pair(SqKernels::active());
         Ok(sq)
@@ -230,10 +235,14 @@ impl ScalarQuantizer {
 
     /// Builds the code-to-code kernel's parameters from the trained ranges.
     fn set_pair(&mut self, kernels: &SqKernels) {
-        if !self.trained {
-            self.pair = None;
-            return;
+        self.pair = OnceLock::new();
+        if self.trained {
+            let _ = self.pair.set(self.build_pair(kernels));
         }
+    }
+
+    /// The code-to-code kernel of `kernels` for the trained ranges.
+    fn build_pair(&self, kernels: &SqKernels) -> Pair {
         let form = if self.metric == Metric::L2 { Form::L2 } else { Form::Ip };
         let (s, o) = if self.sq_type.needs_training() {
             (0..self.dim)
@@ -246,7 +255,7 @@ impl ScalarQuantizer {
             (vec![1.0; self.dim], vec![0.0; self.dim])
         };
         let params = PairParams::new(self.sq_type.code(), form, s, o);
-        self.pair = Some(Pair { kernel: (kernels.pair)(params.code, params.form), params });
+        Pair { kernel: (kernels.pair)(params.code, params.form), params }
     }
 
     /// [`Quantizer::code_distance`] with the kernels of `level` (`None` if this CPU cannot
@@ -675,16 +684,17 @@ impl Quantizer for ScalarQuantizer {
     /// registers); `+∞` if either is shorter than `code_size()` or the quantizer is not
     /// trained.
     fn code_distance(&self, a: &[u8], b: &[u8]) -> f32 {
-        match &self.pair {
-            Some(pair) => (pair.kernel)(&pair.params, a, b),
-            None => f32::INFINITY,
+        if !self.trained {
+            return f32::INFINITY;
         }
+        let pair = self.pair.get_or_init(|| self.build_pair(SqKernels::active()));
+        (pair.kernel)(&pair.params, a, b)
     }
 
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + (self.vmin.capacity() + self.step.capacity()) * std::mem::size_of::<f32>()
-            + self.pair.as_ref().map_or(0, |p| p.params.memory_bytes())
+            + self.pair.get().map_or(0, |p| p.params.memory_bytes())
     }
 
     fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()> {
@@ -713,7 +723,7 @@ impl Quantizer for ScalarQuantizer {
         if params.dim == 0 || params.dim > vq_io::MAX_DIM {
             return Err(corrupt(&name, format!("dimension {} is outside 1..={}", params.dim, vq_io::MAX_DIM)));
         }
-        let mut sq = ScalarQuantizer {
+        let sq = ScalarQuantizer {
             dim: params.dim,
             metric,
             sq_type: params.sq_type,
@@ -721,10 +731,11 @@ impl Quantizer for ScalarQuantizer {
             trained: params.trained,
             vmin: reader.array::<f32>(&vmin_name)?.to_vec(),
             step: reader.array::<f32>(&step_name)?.to_vec(),
-            pair: None,
+            // Built on first use (see the field): nothing here is proportional to a `dim` that
+            // no section's length backs.
+            pair: OnceLock::new(),
         };
         sq.validate().map_err(|what| corrupt(&name, what))?;
-        sq.set_pair(SqKernels::active());
         Ok(sq)
     }
 }
