@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use vq_distance::Metric;
-use vq_graph::{Hnsw, HnswParams};
+use vq_graph::{FlatStorage, Hnsw, HnswParams};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -26,7 +26,7 @@ fn main() {
         "vq-search-speed-{}-m{m}.vqi",
         dir.file_name().map_or("data".into(), |n| n.to_string_lossy().into_owned())
     ));
-    let index = match Hnsw::load(&cache) {
+    let index = match Hnsw::<FlatStorage>::load(&cache) {
         Ok(index) => index,
         Err(_) => {
             let (base, _) = vq_io::read::<u8>(dir.join("base.bvecs")).expect("base").into_parts();

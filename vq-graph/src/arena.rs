@@ -83,6 +83,18 @@ impl<T: Default> Chunks<T> {
         }
     }
 
+    /// [`Chunks::ensure`], except that an arena with nothing allocated yet gets a first chunk
+    /// of exactly `n` slots instead of `n` rounded up to `BASE`. Loading a file uses it: the
+    /// rounding would let a file of one slot with wide link lists (m0 = 4096) cost a
+    /// thousand slots of them, far more memory than the file's size. Later growth is as usual.
+    pub(crate) fn ensure_exact(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.first.get_or_init(|| n);
+        self.ensure(n);
+    }
+
     /// Slot `i`, or `None` if its chunk was never allocated.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&[T]> {
@@ -124,5 +136,24 @@ mod tests {
             assert_eq!(a.slot(i)[0].load(std::sync::atomic::Ordering::Relaxed), i as u32);
         }
         assert!(a.get(100_000_000).is_none());
+    }
+
+    #[test]
+    fn an_exact_first_chunk_holds_only_what_was_asked_and_still_grows() {
+        let a: Chunks<std::sync::atomic::AtomicU32> = Chunks::new(100);
+        a.ensure_exact(3);
+        // 3 slots of 100 values plus at most a cache line of alignment, not 1,024 slots.
+        assert!(a.allocated_bytes() <= (3 * 100 + 15) * 4, "{}", a.allocated_bytes());
+        for i in 0..3 {
+            a.slot(i)[99].store(i as u32 + 1, std::sync::atomic::Ordering::Relaxed);
+        }
+        a.ensure(5_000);
+        for i in 0..5_000 {
+            a.slot(i)[0].store(7, std::sync::atomic::Ordering::Relaxed);
+        }
+        for i in 0..3 {
+            assert_eq!(a.slot(i)[99].load(std::sync::atomic::Ordering::Relaxed), i as u32 + 1);
+        }
+        assert!(a.get(5_000 + 8 * BASE).is_none());
     }
 }

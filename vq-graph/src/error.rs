@@ -1,7 +1,10 @@
 //! The crate's one error type.
 
 /// What was wrong with an HNSW call's input.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// Not `Clone` or `PartialEq`: it carries `vq-io`'s and `vq-quant`'s errors as typed sources,
+/// which hold `std::io::Error`s; tests compare with `matches!`.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A vector has the wrong number of components.
@@ -63,9 +66,13 @@ pub enum Error {
         /// What is wrong with it.
         what: String,
     },
-    /// Reading or writing a file failed (the message names the file).
-    #[error("{0}")]
-    Io(String),
+    /// Reading or writing a container failed (the error names the file and section).
+    #[error(transparent)]
+    Io(#[from] vq_io::Error),
+    /// The quantizer under a [`QuantizedStorage`](crate::QuantizedStorage) refused its input or
+    /// its saved sections.
+    #[error(transparent)]
+    Quant(#[from] vq_quant::Error),
     /// A file is not a valid index.
     #[error("{path}: {what}")]
     CorruptFile {

@@ -77,7 +77,7 @@ impl HnswParams {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let bad = |name, what: &str| Err(Error::Parameter { name, what: what.to_string() });
         if self.m < 2 || self.m > 1024 {
             return bad("m", "must be in 2..=1024");
@@ -1164,18 +1164,23 @@ impl<S: VectorStorage> Hnsw<S> {
         }
     }
 
-    /// Fills an empty graph from a checked snapshot and its vectors (`slots × dim` f32).
-    pub(crate) fn restore(&self, snap: &Snapshot, vectors: &[f32]) {
+    /// Fills an empty graph, whose storage already holds slots `0..snap.slots`, from a checked
+    /// snapshot. The arrays get exactly `snap.slots` slots (see `Chunks::ensure_exact`).
+    pub(crate) fn restore(&self, snap: &Snapshot) {
         let n = snap.slots;
+        self.storage.reserve(n);
+        self.links0.ensure_exact(n);
+        self.upper.ensure_exact(n);
+        self.levels.ensure_exact(n);
+        self.states.ensure_exact(n);
+        self.external.ensure_exact(n);
+        self.locks.ensure_exact(n);
         self.slots.store(n as u32, Ordering::Release);
-        self.grow_to(n);
         let width = 1 + self.params.m;
         let mut upper = snap.upper.chunks_exact(width);
         let mut map = lock(&self.id_map);
         let (mut live, mut deleted) = (0, 0);
         for slot in 0..n {
-            // SAFETY: the graph is not shared yet (`load` owns it), so this is the only access.
-            unsafe { self.storage.write(slot as u32, &vectors[slot * self.dim..(slot + 1) * self.dim]) };
             self.external.slot(slot)[0].store(snap.external[slot], Ordering::Release);
             self.levels.slot(slot)[0].store(snap.levels[slot], Ordering::Release);
             self.states.slot(slot)[0].store(snap.states[slot], Ordering::Release);

@@ -1,12 +1,28 @@
-//! Saving and loading a flat-storage HNSW through the `vq-io` container.
+//! Saving and loading an HNSW graph, over any storage, through the `vq-io` container.
 //!
-//! Sections (each versioned on its own): `hnsw.meta` (JSON: parameters, dimension, metric,
-//! slot count, entry point), `hnsw.vectors` (f32, slots × dim), `hnsw.external` (u64 ids),
-//! `hnsw.levels` and `hnsw.states` (u8 per slot), `hnsw.links0` (u32, slots × (1 + m0)) and
-//! `hnsw.upper` (u32, the upper-layer lists of every node with a level above 0, in slot order).
+//! Sections under a prefix `p` (`"hnsw"` for [`Hnsw::save`]), each versioned on its own:
+//! `p.meta` (JSON: parameters, dimension, metric, slot count, entry point), `p.external` (u64
+//! ids), `p.levels` and `p.states` (u8 per slot), `p.links0` (u32, slots × (1 + m0)) and
+//! `p.upper` (u32, the upper-layer lists of every node with a level above 0, in slot order);
+//! the storage writes its own sections under `p.storage` ([`VectorStorage::write_sections`]).
 //! All bulk sections are plain little-endian arrays, so the layout is memory-map friendly.
-//! A loaded file is checked link by link before use: a corrupt or hostile file is an error,
-//! never a panic or an out-of-range read later.
+//!
+//! A loaded file is checked before anything is built from it, so that a corrupt or hostile
+//! file (valid checksums, forged fields) is an error, never a panic, a wrong answer or an
+//! allocation out of proportion to its size:
+//! - every size against the slot count, before allocating;
+//! - every link list: its count within its width, every id a slot of the file, and on layer
+//!   `L` only nodes whose level is at least `L` (a search follows a layer-`L` link by reading
+//!   the target's layer-`L` list, which exists only if its level reaches `L`);
+//! - states: only the combinations the graph produces (not ready; ready; ready and deleted);
+//!   a slot that is not ready (claimed by a failed batch) has level 0, no links, and no node
+//!   links to it, so no search can reach it and its id, which is free, can be inserted again
+//!   without a second copy answering;
+//! - the entry point: a ready slot whose level is the one recorded;
+//! - live ids distinct.
+//!
+//! The arrays are then sized to the file's slot count exactly, not rounded up to a chunk, so a
+//! file of one slot with m0 = 4096 costs its own 16 KiB of links, not megabytes.
 
 use std::path::Path;
 
@@ -15,11 +31,18 @@ use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::error::{Error, Result};
-use crate::hnsw::{Hnsw, HnswParams, Snapshot};
-use crate::storage::FlatStorage;
+use crate::hnsw::{DELETED, Hnsw, HnswParams, MAX_LEVEL, READY, Snapshot};
+use crate::storage::VectorStorage;
 
-const SECTIONS: [&str; 7] =
-    ["hnsw.meta", "hnsw.vectors", "hnsw.external", "hnsw.levels", "hnsw.states", "hnsw.links0", "hnsw.upper"];
+/// Layout version of `{prefix}.meta`. Version 1 (before storages wrote their own sections)
+/// kept the vectors in `hnsw.vectors`; this build does not read it.
+const META_VERSION: u32 = 2;
+/// Layout version of the graph's array sections.
+const ARRAY_VERSION: u32 = 1;
+/// The graph's own sections, after the prefix.
+const GRAPH_SECTIONS: [&str; 6] = ["meta", "external", "levels", "states", "links0", "upper"];
+/// The prefix [`Hnsw::save`] and [`Hnsw::load`] use.
+const FILE_PREFIX: &str = "hnsw";
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -31,18 +54,28 @@ struct Meta {
     entry: u64,
 }
 
-fn corrupt(path: &Path, what: impl Into<String>) -> Error {
-    Error::CorruptFile { path: path.to_path_buf(), what: what.into() }
+/// [`Error::CorruptFile`] naming `r`'s file.
+pub(crate) fn corrupt(r: &ContainerReader, what: impl Into<String>) -> Error {
+    Error::CorruptFile { path: r.path().to_path_buf(), what: what.into() }
 }
 
-impl Hnsw<FlatStorage> {
-    /// Writes the index to `path` atomically (a crash leaves the previous file, if any).
-    /// Inserts wait while it runs; searches go on.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
+/// Fails unless each named section exists with the layout version this build reads.
+pub(crate) fn check_versions(r: &ContainerReader, expected: &[(&str, u32)]) -> Result<()> {
+    for &(name, version) in expected {
+        let found = r.section(name)?.version;
+        if found != version {
+            return Err(corrupt(r, format!("section {name} has version {found}, this build reads {version}")));
+        }
+    }
+    Ok(())
+}
+
+impl<S: VectorStorage> Hnsw<S> {
+    /// Writes the graph as sections `{prefix}.*` of `w`, its storage's under
+    /// `{prefix}.storage` (see the module docs for the layout). Inserts wait while the graph's
+    /// arrays are copied; searches go on. The caller finishes the container.
+    pub fn write_to(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         let snap = self.snapshot();
-        let io = |e: vq_io::Error| Error::Io(e.to_string());
-        let mut w = ContainerWriter::create(path).map_err(io)?;
         let meta = Meta {
             params: self.params().clone(),
             dim: self.dim(),
@@ -50,101 +83,173 @@ impl Hnsw<FlatStorage> {
             slots: snap.slots,
             entry: snap.entry,
         };
-        w.add_json("hnsw.meta", 1, &meta).map_err(io)?;
-        let mut vectors = Vec::with_capacity(snap.slots * self.dim());
-        for slot in 0..snap.slots as u32 {
-            vectors.extend_from_slice(self.storage().vector(slot));
-        }
-        w.add_array("hnsw.vectors", 1, &vectors).map_err(io)?;
-        w.add_array("hnsw.external", 1, &snap.external).map_err(io)?;
-        w.add_array("hnsw.levels", 1, &snap.levels).map_err(io)?;
-        w.add_array("hnsw.states", 1, &snap.states).map_err(io)?;
-        w.add_array("hnsw.links0", 1, &snap.links0).map_err(io)?;
-        w.add_array("hnsw.upper", 1, &snap.upper).map_err(io)?;
-        w.finish().map_err(io)
+        w.add_json(&format!("{prefix}.meta"), META_VERSION, &meta)?;
+        // Slots below the snapshot's count are fully written and never change (rewriting one
+        // needs `&mut self`), so the storage can be copied after the gate is released.
+        self.storage().write_sections(w, &format!("{prefix}.storage"), snap.slots)?;
+        w.add_array(&format!("{prefix}.external"), ARRAY_VERSION, &snap.external)?;
+        w.add_array(&format!("{prefix}.levels"), ARRAY_VERSION, &snap.levels)?;
+        w.add_array(&format!("{prefix}.states"), ARRAY_VERSION, &snap.states)?;
+        w.add_array(&format!("{prefix}.links0"), ARRAY_VERSION, &snap.links0)?;
+        w.add_array(&format!("{prefix}.upper"), ARRAY_VERSION, &snap.upper)?;
+        Ok(())
     }
 
-    /// Reads an index written by [`save`](Hnsw::save); it answers exactly as the saved one.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let io = |e: vq_io::Error| Error::Io(e.to_string());
-        let r = ContainerReader::open(path).map_err(io)?;
-        r.check_known(&SECTIONS).map_err(io)?;
-        for name in SECTIONS {
-            let version = r.section(name).map_err(io)?.version;
-            if version != 1 {
-                return Err(corrupt(path, format!("section {name} has version {version}, this build reads 1")));
-            }
-        }
-        let meta: Meta = r.json("hnsw.meta").map_err(io)?;
-        let metric: Metric =
-            meta.metric.parse().map_err(|_| corrupt(path, format!("unknown metric {:?}", meta.metric)))?;
+    /// Reads a graph written by [`write_to`](Hnsw::write_to) under `prefix`; it answers
+    /// exactly as the written one. Everything is checked first (see the module docs): a
+    /// corrupt or forged file is an [`Error::CorruptFile`] (or the storage's or container's
+    /// error), never a panic.
+    pub fn read_from(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        let name = |s: &str| format!("{prefix}.{s}");
+        let versions: Vec<(String, u32)> =
+            GRAPH_SECTIONS.iter().map(|s| (name(s), if *s == "meta" { META_VERSION } else { ARRAY_VERSION })).collect();
+        check_versions(r, &versions.iter().map(|(n, v)| (n.as_str(), *v)).collect::<Vec<_>>())?;
+        let meta: Meta = r.json(&name("meta"))?;
+        let metric: Metric = meta
+            .metric
+            .parse()
+            .map_err(|_| corrupt(r, format!("{}: unknown metric {:?}", name("meta"), meta.metric)))?;
         if meta.dim == 0 || meta.slots > u32::MAX as usize - 1 {
-            return Err(corrupt(path, "dimension 0 or too many slots"));
+            return Err(corrupt(r, format!("{}: dimension 0 or too many slots", name("meta"))));
         }
-        let index = Hnsw::new(meta.dim, metric, meta.params.clone()).map_err(|e| corrupt(path, e.to_string()))?;
-        let p = &meta.params;
-        let n = meta.slots;
-        let vectors: &[f32] = r.array("hnsw.vectors").map_err(io)?;
-        let external: &[u64] = r.array("hnsw.external").map_err(io)?;
-        let levels: &[u8] = r.array("hnsw.levels").map_err(io)?;
-        let states: &[u8] = r.array("hnsw.states").map_err(io)?;
-        let links0: &[u32] = r.array("hnsw.links0").map_err(io)?;
-        let upper: &[u32] = r.array("hnsw.upper").map_err(io)?;
-        let expect = |name: &str, got: usize, want: Option<usize>| match want {
-            Some(w) if w == got => Ok(()),
-            _ => Err(corrupt(path, format!("section {name} has {got} values, expected {want:?}"))),
-        };
-        expect("hnsw.vectors", vectors.len(), n.checked_mul(meta.dim))?;
-        expect("hnsw.external", external.len(), Some(n))?;
-        expect("hnsw.levels", levels.len(), Some(n))?;
-        expect("hnsw.states", states.len(), Some(n))?;
-        expect("hnsw.links0", links0.len(), n.checked_mul(1 + p.m0))?;
-        let upper_len: usize = levels.iter().map(|&l| l as usize * (1 + p.m)).sum();
-        expect("hnsw.upper", upper.len(), Some(upper_len))?;
-        // Every list: count within its width, every id a slot of this file.
-        let check_list = |list: &[u32], what: &str| -> Result<()> {
-            let count = list[0] as usize;
-            if count > list.len() - 1 || list[1..=count].iter().any(|&id| id as usize >= n) {
-                return Err(corrupt(path, format!("{what}: bad link list")));
-            }
-            Ok(())
-        };
-        for (slot, list) in links0.chunks_exact(1 + p.m0).enumerate() {
-            check_list(list, &format!("slot {slot} layer 0"))?;
+        meta.params.check().map_err(|e| corrupt(r, format!("{}: {e}", name("meta"))))?;
+        let snap = check_graph_sections(r, prefix, &meta)?;
+        // The storage checks its own sections against the slot count before allocating.
+        let storage = S::read_sections(r, &name("storage"), meta.slots)?;
+        if storage.dim() != meta.dim || storage.metric() != metric {
+            return Err(corrupt(
+                r,
+                format!(
+                    "{}: the storage holds {}-d {} vectors, the graph says {}-d {metric}",
+                    name("storage"),
+                    storage.dim(),
+                    storage.metric(),
+                    meta.dim
+                ),
+            ));
         }
-        for (i, list) in upper.chunks_exact(1 + p.m).enumerate() {
-            check_list(list, &format!("upper list {i}"))?;
-        }
-        if levels.iter().any(|&l| l as usize > crate::hnsw::MAX_LEVEL) {
-            return Err(corrupt(path, "a level above the maximum"));
-        }
-        if meta.entry != u64::MAX {
-            let (level, slot) = ((meta.entry >> 32) as usize, meta.entry as u32 as usize);
-            if slot >= n || levels[slot] as usize != level {
-                return Err(corrupt(path, "entry point out of range"));
-            }
-        } else if n > 0 && states.iter().any(|s| s & crate::hnsw::READY != 0) {
-            return Err(corrupt(path, "nodes but no entry point"));
-        }
-        let mut seen = std::collections::HashSet::with_capacity(n);
-        for (slot, (&id, &state)) in external.iter().zip(states).enumerate() {
-            // Only live vectors must have distinct ids: a replaced vector stays, deleted, under
-            // the id of its replacement until compact().
-            if state & (crate::hnsw::READY | crate::hnsw::DELETED) == crate::hnsw::READY && !seen.insert(id) {
-                return Err(corrupt(path, format!("slot {slot} repeats id {id}")));
-            }
-        }
-        let snap = Snapshot {
-            slots: n,
-            entry: meta.entry,
-            external: external.to_vec(),
-            levels: levels.to_vec(),
-            states: states.to_vec(),
-            links0: links0.to_vec(),
-            upper: upper.to_vec(),
-        };
-        index.restore(&snap, vectors);
+        let index = Hnsw::with_storage(storage, meta.params).map_err(|e| corrupt(r, e.to_string()))?;
+        index.restore(&snap);
         Ok(index)
     }
+
+    /// Writes the index to `path` atomically (a crash leaves the previous file, if any), as
+    /// sections `hnsw.*` of one container. Inserts wait while the graph is copied; searches go
+    /// on.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut w = ContainerWriter::create(path.as_ref())?;
+        self.write_to(&mut w, FILE_PREFIX)?;
+        w.finish()?;
+        Ok(())
+    }
+
+    /// Reads an index written by [`save`](Hnsw::save) with the same storage type; it answers
+    /// exactly as the saved one. Refuses a file with a required section it does not know.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let r = ContainerReader::open(path.as_ref())?;
+        let graph: Vec<String> = GRAPH_SECTIONS.iter().map(|s| format!("{FILE_PREFIX}.{s}")).collect();
+        // The storage's sections are its own business (it reads what it knows under its
+        // prefix); anything else must be the graph's.
+        let storage_prefix = format!("{FILE_PREFIX}.storage.");
+        let known: Vec<&str> = graph
+            .iter()
+            .map(String::as_str)
+            .chain(r.sections().iter().map(|s| s.name.as_str()).filter(|n| n.starts_with(&storage_prefix)))
+            .collect();
+        r.check_known(&known)?;
+        Self::read_from(&r, FILE_PREFIX)
+    }
+}
+
+/// Reads and checks the graph's own sections (everything but the storage) into a snapshot.
+fn check_graph_sections(r: &ContainerReader, prefix: &str, meta: &Meta) -> Result<Snapshot> {
+    let name = |s: &str| format!("{prefix}.{s}");
+    let (p, n) = (&meta.params, meta.slots);
+    let external: &[u64] = r.array(&name("external"))?;
+    let levels: &[u8] = r.array(&name("levels"))?;
+    let states: &[u8] = r.array(&name("states"))?;
+    let links0: &[u32] = r.array(&name("links0"))?;
+    let upper: &[u32] = r.array(&name("upper"))?;
+    let expect = |what: &str, got: usize, want: Option<usize>| match want {
+        Some(w) if w == got => Ok(()),
+        _ => Err(corrupt(r, format!("section {} has {got} values, expected {want:?}", name(what)))),
+    };
+    expect("external", external.len(), Some(n))?;
+    expect("levels", levels.len(), Some(n))?;
+    expect("states", states.len(), Some(n))?;
+    expect("links0", links0.len(), n.checked_mul(1 + p.m0))?;
+    if let Some(slot) = levels.iter().position(|&l| l as usize > MAX_LEVEL) {
+        return Err(corrupt(r, format!("slot {slot} has level {}, above the maximum {MAX_LEVEL}", levels[slot])));
+    }
+    // At most 2^32 slots × 31 levels × 1025 values: no overflow in u64-sized usize.
+    let upper_len: usize = levels.iter().map(|&l| l as usize * (1 + p.m)).sum();
+    expect("upper", upper.len(), Some(upper_len))?;
+    if let Some(slot) = states.iter().position(|&s| s != 0 && s != READY && s != READY | DELETED) {
+        return Err(corrupt(r, format!("slot {slot} has state {:#04x}, not one the graph produces", states[slot])));
+    }
+    let ready = |slot: usize| states[slot] & READY != 0;
+    // Every list: count within its width, every id a ready slot of this file whose level
+    // reaches the list's layer.
+    let check_list = |list: &[u32], slot: usize, layer: usize| -> Result<()> {
+        let count = list[0] as usize;
+        if count > list.len() - 1 {
+            return Err(corrupt(
+                r,
+                format!("slot {slot} layer {layer}: {count} links in a list of {}", list.len() - 1),
+            ));
+        }
+        for &id in &list[1..=count] {
+            let id = id as usize;
+            if id >= n {
+                return Err(corrupt(r, format!("slot {slot} layer {layer}: link to slot {id} of {n}")));
+            }
+            if (levels[id] as usize) < layer {
+                return Err(corrupt(
+                    r,
+                    format!("slot {slot} layer {layer}: link to slot {id}, whose level is {}", levels[id]),
+                ));
+            }
+            if !ready(id) {
+                return Err(corrupt(r, format!("slot {slot} layer {layer}: link to slot {id}, which is not ready")));
+            }
+        }
+        Ok(())
+    };
+    let mut lists = upper.chunks_exact(1 + p.m);
+    for (slot, list0) in links0.chunks_exact(1 + p.m0).enumerate() {
+        if !ready(slot) && (levels[slot] != 0 || list0[0] != 0) {
+            return Err(corrupt(r, format!("slot {slot} is not ready but has a level or links")));
+        }
+        check_list(list0, slot, 0)?;
+        for layer in 1..=levels[slot] as usize {
+            // Lengths were checked above: there is a list for every level of every slot.
+            let Some(list) = lists.next() else { unreachable!("upper has sum(levels) lists") };
+            check_list(list, slot, layer)?;
+        }
+    }
+    if meta.entry != u64::MAX {
+        let (level, slot) = ((meta.entry >> 32) as usize, meta.entry as u32 as usize);
+        if slot >= n || levels[slot] as usize != level || !ready(slot) {
+            return Err(corrupt(r, format!("entry point {level}:{slot} is not a ready slot of that level")));
+        }
+    } else if states.iter().any(|s| s & READY != 0) {
+        return Err(corrupt(r, "nodes but no entry point"));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    for (slot, (&id, &state)) in external.iter().zip(states).enumerate() {
+        // Only live vectors must have distinct ids: a replaced vector stays, deleted, under
+        // the id of its replacement until compact().
+        if state == READY && !seen.insert(id) {
+            return Err(corrupt(r, format!("slot {slot} repeats id {id}")));
+        }
+    }
+    Ok(Snapshot {
+        slots: n,
+        entry: meta.entry,
+        external: external.to_vec(),
+        levels: levels.to_vec(),
+        states: states.to_vec(),
+        links0: links0.to_vec(),
+        upper: upper.to_vec(),
+    })
 }

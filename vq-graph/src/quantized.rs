@@ -4,10 +4,12 @@
 use std::cell::UnsafeCell;
 
 use vq_distance::Metric;
+use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{CodeScorer, Quantizer};
 
 use crate::arena::Chunks;
 use crate::error::{Error, Result};
+use crate::persist::{check_versions, corrupt};
 use crate::storage::{VectorStorage, prefetch_bytes};
 
 /// One code byte that is written before it is shared (see [`VectorStorage::write`]).
@@ -18,6 +20,9 @@ struct Byte(UnsafeCell<u8>);
 // SAFETY: a `Byte` is written only through `QuantizedStorage::write`/`copy_from`, whose
 // contract makes the write happen-before every read; otherwise it is only read.
 unsafe impl Sync for Byte {}
+
+/// Layout version of the `{prefix}.codes` section.
+const CODES_VERSION: u32 = 1;
 
 /// Codes of a trained quantizer, one `code_size()`-byte slot per node. Queries are scored
 /// asymmetrically (the f32 query against codes, through the quantizer's scorer), node pairs
@@ -136,5 +141,40 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
     unsafe fn copy_from(&self, to: u32, src: &Self, from: u32) {
         // SAFETY: the caller upholds `write`'s contract for slot `to`.
         unsafe { self.store(to, src.code(from)) };
+    }
+
+    /// The quantizer's own sections under `{prefix}.quantizer`, then `{prefix}.codes` (u8,
+    /// `slots × code_size`).
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str, slots: usize) -> Result<()> {
+        self.quantizer.write_sections(w, &format!("{prefix}.quantizer"))?;
+        let mut codes = Vec::with_capacity(slots.saturating_mul(self.code_size));
+        for slot in 0..slots as u32 {
+            codes.extend_from_slice(self.code(slot));
+        }
+        w.add_array(&format!("{prefix}.codes"), CODES_VERSION, &codes)?;
+        Ok(())
+    }
+
+    fn read_sections(r: &ContainerReader, prefix: &str, slots: usize) -> Result<Self> {
+        let codes_name = format!("{prefix}.codes");
+        let quantizer = Q::read_sections(r, &format!("{prefix}.quantizer"))?;
+        check_versions(r, &[(&codes_name, CODES_VERSION)])?;
+        let codes: &[u8] = r.array(&codes_name)?;
+        let code_size = quantizer.code_size();
+        if slots.checked_mul(code_size) != Some(codes.len()) {
+            return Err(corrupt(
+                r,
+                format!("{codes_name}: {} bytes, expected {slots} slots × code size {code_size}", codes.len()),
+            ));
+        }
+        let storage = QuantizedStorage::new(quantizer).map_err(|e| corrupt(r, format!("{prefix}.quantizer: {e}")))?;
+        // Every code must decode to a usable vector (a forged FP16 code can hold NaN).
+        vq_quant::validate_codes(&storage.quantizer, codes, &codes_name)?;
+        storage.codes.ensure_exact(slots);
+        for (slot, code) in codes.chunks_exact(code_size.max(1)).enumerate() {
+            // SAFETY: the storage is not shared yet; each slot is written once, here.
+            unsafe { storage.store(slot as u32, code) };
+        }
+        Ok(storage)
     }
 }

@@ -8,9 +8,13 @@
 
 use std::cell::UnsafeCell;
 
+use serde::{Deserialize, Serialize};
 use vq_distance::{Kernels, Metric};
+use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::arena::Chunks;
+use crate::error::Result;
+use crate::persist::{check_versions, corrupt};
 
 /// Vector storage under an HNSW graph.
 ///
@@ -74,6 +78,41 @@ pub trait VectorStorage: Send + Sync {
     unsafe fn copy_from(&self, to: u32, src: &Self, from: u32)
     where
         Self: Sized;
+
+    /// Writes slots `0..slots` (which must be written) and whatever rebuilding the storage
+    /// needs (dimension, metric, trained parameters) as sections named `{prefix}.*`; bulk data
+    /// as little-endian arrays.
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str, slots: usize) -> Result<()>;
+
+    /// Reads what [`VectorStorage::write_sections`] wrote under `prefix`: a storage whose slots
+    /// `0..slots` hold the saved vectors. Section sizes are checked against `slots` before
+    /// anything proportional to them is allocated, and values that would give NaN distances
+    /// (non-finite, or a squared norm beyond f32) are refused, so a hostile file is an error,
+    /// never a panic or an unbounded allocation.
+    fn read_sections(r: &ContainerReader, prefix: &str, slots: usize) -> Result<Self>
+    where
+        Self: Sized;
+}
+
+/// Layout versions of [`FlatStorage`]'s sections.
+const FLAT_META_VERSION: u32 = 1;
+const FLAT_VECTORS_VERSION: u32 = 1;
+
+/// `{prefix}.meta` of a [`FlatStorage`].
+#[derive(Serialize, Deserialize)]
+struct FlatMeta {
+    dim: usize,
+    metric: String,
+}
+
+/// `Some(row)` of the first row of `data` (`dim` values each) holding a non-finite value or
+/// whose squared norm overflows f32: such a vector makes inner products `inf − inf = NaN`.
+pub(crate) fn first_unusable_row(data: &[f32], dim: usize) -> Option<usize> {
+    data.chunks_exact(dim).position(|row| {
+        // f64: the check itself must not overflow. NaN and infinities are not finite.
+        let norm: f64 = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        !norm.is_finite() || norm > f64::from(f32::MAX)
+    })
 }
 
 /// One f32 that is written once before it is shared (see [`VectorStorage::write`]).
@@ -181,6 +220,47 @@ impl VectorStorage for FlatStorage {
     unsafe fn copy_from(&self, to: u32, src: &Self, from: u32) {
         // SAFETY: the caller upholds `write`'s contract for slot `to`.
         unsafe { self.write(to, src.vector(from)) }
+    }
+
+    /// `{prefix}.meta` (JSON: dimension, metric) and `{prefix}.vectors` (f32, `slots × dim`).
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str, slots: usize) -> Result<()> {
+        let meta = FlatMeta { dim: self.dim, metric: self.metric.name().into() };
+        w.add_json(&format!("{prefix}.meta"), FLAT_META_VERSION, &meta)?;
+        let mut vectors = Vec::with_capacity(slots.saturating_mul(self.dim));
+        for slot in 0..slots as u32 {
+            vectors.extend_from_slice(self.vector(slot));
+        }
+        w.add_array(&format!("{prefix}.vectors"), FLAT_VECTORS_VERSION, &vectors)?;
+        Ok(())
+    }
+
+    fn read_sections(r: &ContainerReader, prefix: &str, slots: usize) -> Result<Self> {
+        let (meta_name, vectors_name) = (format!("{prefix}.meta"), format!("{prefix}.vectors"));
+        check_versions(r, &[(&meta_name, FLAT_META_VERSION), (&vectors_name, FLAT_VECTORS_VERSION)])?;
+        let meta: FlatMeta = r.json(&meta_name)?;
+        let metric: Metric =
+            meta.metric.parse().map_err(|_| corrupt(r, format!("{meta_name}: unknown metric {:?}", meta.metric)))?;
+        if meta.dim == 0 || meta.dim > vq_io::MAX_DIM {
+            return Err(corrupt(r, format!("{meta_name}: dimension {} is outside 1..={}", meta.dim, vq_io::MAX_DIM)));
+        }
+        let vectors: &[f32] = r.array(&vectors_name)?;
+        if slots.checked_mul(meta.dim) != Some(vectors.len()) {
+            return Err(corrupt(
+                r,
+                format!("{vectors_name}: {} values, expected {slots} slots × dimension {}", vectors.len(), meta.dim),
+            ));
+        }
+        if let Some(row) = first_unusable_row(vectors, meta.dim) {
+            return Err(corrupt(r, format!("{vectors_name}: slot {row} is not finite or its squared norm overflows")));
+        }
+        let storage = FlatStorage::new(meta.dim, metric);
+        // Exactly `slots` (checked against the section above), not rounded up to a chunk.
+        storage.data.ensure_exact(slots);
+        for (slot, v) in vectors.chunks_exact(meta.dim).enumerate() {
+            // SAFETY: the storage is not shared yet; each slot is written once, here.
+            unsafe { storage.write(slot as u32, v) };
+        }
+        Ok(storage)
     }
 }
 
