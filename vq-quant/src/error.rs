@@ -10,17 +10,12 @@ pub enum Error {
         /// Which quantizer (`"SQ8"`, `"PQ16x8"`, …).
         quantizer: String,
     },
-    /// A flat buffer of vectors is not a whole number of rows, or a single vector has the
-    /// wrong length.
-    #[error("`{what}` has {len} values, not a multiple of the dimension {dim}")]
-    Dimension {
-        /// Which argument (`"vectors"`, `"query"`, …).
-        what: &'static str,
-        /// Its length.
-        len: usize,
-        /// The quantizer's dimension.
-        dim: usize,
-    },
+    /// A vector or buffer of vectors was refused by the checks every vq crate shares
+    /// (`vq-distance`'s `prepare_rows`): zero dimension, not whole rows, a single vector of the
+    /// wrong length, NaN/infinity, zero norm for cosine, a squared norm too large for f32
+    /// distances, an output buffer of the wrong length, or `k = 0`.
+    #[error(transparent)]
+    Input(#[from] vq_distance::Error),
     /// A code buffer does not match the number of vectors or the code size.
     #[error("`{what}` has {len} bytes, expected {expected}")]
     CodeLength {
@@ -30,24 +25,6 @@ pub enum Error {
         len: usize,
         /// The length it must have.
         expected: usize,
-    },
-    /// A vector holds NaN or an infinity.
-    #[error("{what} row {row} has a non-finite value at component {component}")]
-    NonFinite {
-        /// Which argument.
-        what: &'static str,
-        /// The row.
-        row: usize,
-        /// The component.
-        component: usize,
-    },
-    /// A vector has norm zero, so it has no direction for cosine.
-    #[error("{what} row {row} has norm zero: cosine similarity is undefined for it")]
-    ZeroNorm {
-        /// Which argument.
-        what: &'static str,
-        /// The row.
-        row: usize,
     },
     /// The training sample is too small for what the quantizer must learn.
     #[error("training {quantizer} needs at least {needed} vectors, got {got}")]
@@ -59,9 +36,6 @@ pub enum Error {
         /// What was given.
         got: usize,
     },
-    /// `k` was zero.
-    #[error("k must be at least 1, got 0")]
-    ZeroK,
     /// A parameter is out of range or inconsistent with another (`d` not divisible by `m`,
     /// `nbits` outside 4..=8, …).
     #[error("parameter `{name}`: {what}")]

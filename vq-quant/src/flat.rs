@@ -67,7 +67,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
     pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
         let dim = self.quantizer.dim();
         if dim == 0 || !vectors.len().is_multiple_of(dim) {
-            return Err(Error::Dimension { what: "vectors", len: vectors.len(), dim });
+            return Err(Error::Input(vq_distance::Error::RaggedBuffer { what: "vectors", len: vectors.len(), dim }));
         }
         let start = self.codes.len();
         self.codes.resize(start + vectors.len() / dim * self.quantizer.code_size(), 0);
@@ -95,12 +95,12 @@ impl<Q: Quantizer> FlatCodes<Q> {
         keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
     ) -> Result<Neighbors> {
         if k == 0 {
-            return Err(Error::ZeroK);
+            return Err(Error::Input(vq_distance::Error::ZeroK));
         }
         let metric = self.quantizer.metric();
         // Validated (and normalized, for cosine) once here; scorers check again per query,
         // which is cheap next to the scan.
-        let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?;
+        let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?.into_cow();
         let rows = queries
             .par_chunks(self.quantizer.dim())
             .map_init(|| vec![0f32; BLOCK], |keys, query| self.search_one(query, k, keep, keys))
@@ -217,7 +217,7 @@ mod tests {
         index.train(&data).unwrap();
         let empty = index.search(&data[..dim], 3).unwrap();
         assert_eq!(empty.get(0).unwrap().0.len(), 0, "an empty index answers with empty rows");
-        assert!(matches!(index.search(&data[..dim], 0), Err(Error::ZeroK)));
+        assert!(matches!(index.search(&data[..dim], 0), Err(Error::Input(vq_distance::Error::ZeroK))));
         index.add(&data[..3 * dim]).unwrap();
         let hits = index.search(&data[..dim], 10).unwrap();
         let (ids, scores) = hits.get(0).unwrap();

@@ -23,14 +23,14 @@ mod flat;
 mod pq;
 mod sections;
 mod sq;
-mod vectors;
 
 pub use error::{Error, Result};
 pub use flat::FlatCodes;
 pub use pq::{OpqParams, OpqQuantizer, OpqScorer, PqParams, PqScorer, ProductQuantizer, pack_index, unpack_index};
 pub use sections::validate_codes;
 pub use sq::{ScalarQuantizer, SqInt8Scorer, SqScorer, SqType};
-pub use vectors::prepare_rows;
+/// The shared check and cosine normalization of every vector a quantizer takes.
+pub(crate) use vq_distance::{prepare_row_into, prepare_rows};
 
 use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};

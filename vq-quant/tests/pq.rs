@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal, StandardNormal};
-use vq_distance::{Metric, knn_exact};
+use vq_distance::{Error as DError, Metric, knn_exact};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{
     CodeScorer, Error, FlatCodes, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer, pack_index,
@@ -335,17 +335,17 @@ fn errors_say_what_is_wrong() {
     assert!(matches!(opq.train(&gaussian(63, dim, 1)), Err(Error::TooFewTrainingPoints { needed: 64, .. })));
 
     pq.train(&gaussian(64, dim, 2)).unwrap();
-    assert!(matches!(pq.encode(&x[..dim + 1], &mut codes), Err(Error::Dimension { .. })));
+    assert!(matches!(pq.encode(&x[..dim + 1], &mut codes), Err(Error::Input(DError::RaggedBuffer { .. }))));
     assert!(matches!(pq.encode(&x, &mut codes[1..]), Err(Error::CodeLength { .. })));
-    assert!(matches!(pq.scorer(&x[..dim - 1]), Err(Error::Dimension { .. })));
+    assert!(matches!(pq.scorer(&x[..dim - 1]), Err(Error::Input(DError::Dimension { .. }))));
     let mut bad = x.clone();
     bad[13] = f32::NAN;
-    assert!(matches!(pq.encode(&bad, &mut codes), Err(Error::NonFinite { row: 1, component: 5, .. })));
-    assert!(matches!(pq.train(&bad), Err(Error::NonFinite { .. })));
+    assert!(matches!(pq.encode(&bad, &mut codes), Err(Error::Input(DError::NonFinite { row: 1, component: 5, .. }))));
+    assert!(matches!(pq.train(&bad), Err(Error::Input(DError::NonFinite { .. }))));
     let mut cos = ProductQuantizer::new(dim, Metric::Cosine, 2, 4).unwrap();
     let mut zero = gaussian(64, dim, 3);
     zero[..dim].fill(0.0);
-    assert!(matches!(cos.train(&zero), Err(Error::ZeroNorm { row: 0, .. })));
+    assert!(matches!(cos.train(&zero), Err(Error::Input(DError::ZeroNorm { row: 0, .. }))));
 }
 
 fn save<Q: Quantizer>(q: &Q, dir: &std::path::Path) -> std::path::PathBuf {

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal};
-use vq_distance::{Metric, SimdLevel, knn_exact};
+use vq_distance::{Error as DError, Metric, SimdLevel, knn_exact};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{CodeScorer, Error, FlatCodes, Quantizer, ScalarQuantizer, SqType};
 
@@ -294,6 +294,41 @@ fn sq8_exhaustive_search_reaches_recall_095() {
     }
 }
 
+/// Issue 18: finite values whose squares overflow f32 (±1e19, ±1e38) used to give NaN keys and
+/// empty results; they are refused at the shared check, naming the argument and the row.
+#[test]
+fn values_too_large_for_f32_distances_are_refused() {
+    let dim = 4;
+    for big in [1e19f32, 1e38] {
+        let data: Vec<f32> = (0..8 * dim).map(|i| if i % 2 == 0 { big } else { -big }).collect();
+        for sq_type in [SqType::SQ8, SqType::SQ4] {
+            for metric in [Metric::L2, Metric::InnerProduct] {
+                let mut index = FlatCodes::new(ScalarQuantizer::new(dim, metric, sq_type).unwrap());
+                assert!(matches!(
+                    index.train(&data),
+                    Err(Error::Input(DError::NormOverflow { what: "sample", row: 0, .. }))
+                ));
+                index.train(&data.iter().map(|v| v.signum()).collect::<Vec<_>>()).unwrap();
+                assert!(matches!(
+                    index.add(&data),
+                    Err(Error::Input(DError::NormOverflow { what: "vectors", row: 0, .. }))
+                ));
+                assert!(matches!(
+                    index.search(&data[..dim], 1),
+                    Err(Error::Input(DError::NormOverflow { what: "queries", row: 0, .. }))
+                ));
+            }
+            // Cosine normalizes first, so the same rows are fine.
+            let mut cos = FlatCodes::new(ScalarQuantizer::new(dim, Metric::Cosine, sq_type).unwrap());
+            cos.train(&data).unwrap();
+            cos.add(&data).unwrap();
+            let hits = cos.search(&data[..dim], 3).unwrap();
+            assert_eq!(hits.get(0).unwrap().0.len(), 3);
+            assert!(hits.scores().iter().all(|s| s.is_finite()));
+        }
+    }
+}
+
 #[test]
 fn wrong_input_is_a_typed_error() {
     let dim = 4;
@@ -310,20 +345,29 @@ fn wrong_input_is_a_typed_error() {
 
     let mut sq = sq;
     assert!(matches!(sq.train(&[]), Err(Error::TooFewTrainingPoints { needed: 1, got: 0, .. })));
-    assert!(matches!(sq.train(&[1.0; 6]), Err(Error::Dimension { len: 6, dim: 4, .. })));
+    assert!(matches!(sq.train(&[1.0; 6]), Err(Error::Input(DError::RaggedBuffer { len: 6, dim: 4, .. }))));
     assert!(matches!(
         sq.train(&[1.0, 2.0, 3.0, 4.0, 5.0, f32::NAN, 7.0, 8.0]),
-        Err(Error::NonFinite { row: 1, component: 1, .. })
+        Err(Error::Input(DError::NonFinite { row: 1, component: 1, .. }))
     ));
     assert!(!sq.is_trained());
     sq.train(&data(10, dim, 3)).unwrap();
-    assert!(matches!(sq.encode(&[1.0; 7], &mut codes), Err(Error::Dimension { len: 7, .. })));
+    assert!(matches!(sq.encode(&[1.0; 7], &mut codes), Err(Error::Input(DError::RaggedBuffer { len: 7, .. }))));
     assert!(matches!(sq.encode(&[1.0; 8], &mut codes[..5]), Err(Error::CodeLength { len: 5, expected: 8, .. })));
-    assert!(matches!(sq.encode(&[1.0, f32::INFINITY, 0.0, 0.0], &mut codes[..4]), Err(Error::NonFinite { .. })));
+    assert!(matches!(
+        sq.encode(&[1.0, f32::INFINITY, 0.0, 0.0], &mut codes[..4]),
+        Err(Error::Input(DError::NonFinite { .. }))
+    ));
     assert!(matches!(sq.decode(&codes[..5], &mut [0.0; 8]), Err(Error::CodeLength { .. })));
-    assert!(matches!(sq.decode(&codes, &mut [0.0; 7]), Err(Error::Dimension { .. })));
-    assert!(matches!(sq.scorer(&[1.0; 3]), Err(Error::Dimension { what: "query", .. })));
-    assert!(matches!(sq.scorer(&[1.0, f32::NAN, 0.0, 0.0]), Err(Error::NonFinite { .. })));
+    assert!(matches!(
+        sq.decode(&codes, &mut [0.0; 7]),
+        Err(Error::Input(DError::OutputLength { what: "out", got: 7, expected: 8 }))
+    ));
+    assert!(matches!(
+        sq.scorer(&[1.0; 3]),
+        Err(Error::Input(DError::Dimension { what: "query", got: 3, expected: 4 }))
+    ));
+    assert!(matches!(sq.scorer(&[1.0, f32::NAN, 0.0, 0.0]), Err(Error::Input(DError::NonFinite { .. }))));
     // A short code scores +inf instead of reading out of bounds.
     let scorer = sq.scorer(&[1.0; 4]).unwrap();
     assert_eq!(scorer.distance(&codes[..3]), f32::INFINITY);
@@ -332,7 +376,7 @@ fn wrong_input_is_a_typed_error() {
     assert_eq!(out[1..], [f32::INFINITY, f32::INFINITY]);
 
     let cos = ScalarQuantizer::new(dim, Metric::Cosine, SqType::FP16).unwrap();
-    assert!(matches!(cos.scorer(&[0.0; 4]), Err(Error::ZeroNorm { .. })));
+    assert!(matches!(cos.scorer(&[0.0; 4]), Err(Error::Input(DError::ZeroNorm { .. }))));
 }
 
 #[test]

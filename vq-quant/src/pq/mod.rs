@@ -25,7 +25,7 @@ use vq_distance::{Metric, nearest_centroids};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::sections::{self, corrupt};
-use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
+use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
 
 pub use opq::{OpqParams, OpqQuantizer, OpqScorer};
 
@@ -190,7 +190,8 @@ impl ProductQuantizer {
         &self.centroids
     }
 
-    /// Replaces the codebooks (`m × 2^nbits × dsub` finite values), as if trained.
+    /// Replaces the codebooks (`m × 2^nbits × dsub` finite values, each `dsub`-wide centroid
+    /// within [`MAX_SQUARED_NORM`](vq_distance::MAX_SQUARED_NORM)), as if trained.
     pub fn set_centroids(&mut self, centroids: Vec<f32>) -> Result<()> {
         let expected = self.dim * self.ksub;
         if centroids.len() != expected {
@@ -199,9 +200,9 @@ impl ProductQuantizer {
                 what: format!("{} values, expected m × 2^nbits × dsub = {expected}", centroids.len()),
             });
         }
-        if let Some(i) = centroids.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "centroids", row: i / self.dsub, component: i % self.dsub });
-        }
+        // The same check as every input: finite, and small enough that no distance to an
+        // accepted vector overflows f32 (so encoding always finds a nearest centroid).
+        vq_distance::validate_rows("centroids", &centroids, self.dsub, Metric::L2)?;
         self.centroids_t = transpose_codebooks(&centroids, self.params.m, self.ksub, self.dsub);
         self.centroids = centroids;
         self.sdc = OnceLock::new();
@@ -265,14 +266,15 @@ impl ProductQuantizer {
             for (dst, row) in sub.chunks_exact_mut(dsub).zip(x.chunks_exact(dim)) {
                 dst.copy_from_slice(&row[j * dsub..][..dsub]);
             }
-            // The blocked ‖x‖² − 2x·c + ‖c‖² kernel; the inputs are finite (checked by
-            // `prepare_rows`), so its only failure is a distance overflowing f32.
-            nearest_centroids(&sub, self.codebook(j), dsub, Metric::L2, &mut labels, &mut scores)
-                .map_err(|e| Error::Cluster(vq_cluster::Error::Distance(e)))?;
+            // The blocked ‖x‖² − 2x·c + ‖c‖² kernel. Rows and centroids passed the shared
+            // checks (`prepare_rows`, `set_centroids` or training on such rows), so every
+            // distance is finite and each row gets a label.
+            nearest_centroids(&sub, self.codebook(j), dsub, Metric::L2, &mut labels, &mut scores)?;
             for (row, (code, &label)) in codes.chunks_exact_mut(cs).zip(&labels).enumerate() {
                 if label as usize >= self.ksub {
-                    // No finite distance to any centroid: values too large for f32 squares.
-                    return Err(Error::Cluster(vq_cluster::Error::DistanceOverflow { row }));
+                    // Unreachable for checked inputs; refuse rather than write a bad index.
+                    let squared_norm = x[row * dim..][..dim].iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+                    return Err(vq_distance::Error::NormOverflow { what: "vectors", row, squared_norm }.into());
                 }
                 pack_index(code, j, nbits, label);
             }
@@ -460,14 +462,14 @@ impl Quantizer for ProductQuantizer {
     }
 
     fn train(&mut self, sample: &[f32]) -> Result<()> {
-        let x = prepare_rows("sample", sample, self.dim, self.metric)?;
+        let x = prepare_rows("sample", sample, self.dim, self.metric)?.into_cow();
         let books = self.fit_codebooks(&x, None, self.params.iterations, self.params.max_points_per_centroid)?;
         self.set_centroids(books)
     }
 
     fn encode(&self, vectors: &[f32], codes: &mut [u8]) -> Result<()> {
         self.check_trained()?;
-        let x = prepare_rows("vectors", vectors, self.dim, self.metric)?;
+        let x = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
         let expected = x.len() / self.dim * self.code_size;
         if codes.len() != expected {
             return Err(Error::CodeLength { what: "codes", len: codes.len(), expected });
@@ -483,7 +485,7 @@ impl Quantizer for ProductQuantizer {
         }
         let n = codes.len() / cs;
         if out.len() != n * self.dim {
-            return Err(Error::Dimension { what: "out", len: out.len(), dim: self.dim });
+            return Err(vq_distance::Error::OutputLength { what: "out", got: out.len(), expected: n * self.dim }.into());
         }
         out.par_chunks_mut(self.dim).zip(codes.par_chunks(cs)).for_each(|(o, c)| self.decode_one(c, o));
         Ok(())
@@ -491,11 +493,9 @@ impl Quantizer for ProductQuantizer {
 
     fn scorer(&self, query: &[f32]) -> Result<PqScorer<'_>> {
         self.check_trained()?;
-        if query.len() != self.dim {
-            return Err(Error::Dimension { what: "query", len: query.len(), dim: self.dim });
-        }
-        let q = prepare_rows("query", query, self.dim, self.metric)?;
-        Ok(self.scorer_prepared(&q))
+        let mut normalized = Vec::new();
+        let q = prepare_row_into("query", query, self.dim, self.metric, &mut normalized)?;
+        Ok(self.scorer_prepared(q))
     }
 
     /// The symmetric distance: the key between the two reconstructions, summed from a table of

@@ -35,7 +35,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{PqParams, PqScorer, ProductQuantizer, check_params};
 use crate::sections::{self, corrupt};
-use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
+use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
 
 /// Rows rotated per parallel task.
 const ROTATE_CHUNK: usize = 1024;
@@ -350,7 +350,7 @@ impl Quantizer for OpqQuantizer {
 
     fn train(&mut self, sample: &[f32]) -> Result<()> {
         let (dim, p) = (self.pq.dim, &self.params);
-        let x = prepare_rows("sample", sample, dim, self.pq.metric)?;
+        let x = prepare_rows("sample", sample, dim, self.pq.metric)?.into_cow();
         let n = x.len() / dim;
         if n < self.pq.ksub {
             return Err(Error::TooFewTrainingPoints { quantizer: self.name(), needed: self.pq.ksub, got: n });
@@ -406,7 +406,7 @@ impl Quantizer for OpqQuantizer {
     fn encode(&self, vectors: &[f32], codes: &mut [u8]) -> Result<()> {
         self.check_trained()?;
         let dim = self.pq.dim;
-        let x = prepare_rows("vectors", vectors, dim, self.pq.metric)?;
+        let x = prepare_rows("vectors", vectors, dim, self.pq.metric)?.into_cow();
         let expected = x.len() / dim * self.pq.code_size;
         if codes.len() != expected {
             return Err(Error::CodeLength { what: "codes", len: codes.len(), expected });
@@ -421,7 +421,8 @@ impl Quantizer for OpqQuantizer {
             return Err(Error::CodeLength { what: "codes", len: codes.len(), expected: codes.len() / cs * cs });
         }
         if out.len() != codes.len() / cs * dim {
-            return Err(Error::Dimension { what: "out", len: out.len(), dim });
+            let expected = codes.len() / cs * dim;
+            return Err(vq_distance::Error::OutputLength { what: "out", got: out.len(), expected }.into());
         }
         out.par_chunks_mut(dim).zip(codes.par_chunks(cs)).for_each_init(
             || vec![0f32; dim],
@@ -435,12 +436,9 @@ impl Quantizer for OpqQuantizer {
 
     fn scorer(&self, query: &[f32]) -> Result<OpqScorer<'_>> {
         self.check_trained()?;
-        let dim = self.pq.dim;
-        if query.len() != dim {
-            return Err(Error::Dimension { what: "query", len: query.len(), dim });
-        }
-        let q = prepare_rows("query", query, dim, self.pq.metric)?;
-        Ok(OpqScorer { inner: self.pq.scorer_prepared(&self.rotate(&q)) })
+        let mut normalized = Vec::new();
+        let q = prepare_row_into("query", query, self.pq.dim, self.pq.metric, &mut normalized)?;
+        Ok(OpqScorer { inner: self.pq.scorer_prepared(&self.rotate(q)) })
     }
 
     /// The product quantizer's symmetric distance (the rotation preserves distances and inner

@@ -43,7 +43,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 
 use self::kernels::{BlockFn, Code, Form, IntBlockFn, IntQuery, PairFn, PairParams, Prepared, SqKernels};
 use crate::sections::{self, corrupt};
-use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows};
+use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
 
 /// The kind of scalar quantizer; serialized as, and parsed from, the names Milvus and Faiss
 /// users know.
@@ -337,10 +337,8 @@ impl ScalarQuantizer {
         if !self.trained {
             return Err(self.not_trained());
         }
-        if query.len() != self.dim {
-            return Err(Error::Dimension { what: "query", len: query.len(), dim: self.dim });
-        }
-        let q = prepare_rows("query", query, self.dim, self.metric)?;
+        let mut normalized = Vec::new();
+        let q = prepare_row_into("query", query, self.dim, self.metric, &mut normalized)?;
         let dim = self.dim;
         let query = if self.metric == Metric::L2 {
             let beta = self.step.iter().map(|&s| f64::from(s) * f64::from(s)).fold(0.0, f64::max) / 127.0;
@@ -509,11 +507,9 @@ impl ScalarQuantizer {
         if !self.trained {
             return Err(self.not_trained());
         }
-        if query.len() != self.dim {
-            return Err(Error::Dimension { what: "query", len: query.len(), dim: self.dim });
-        }
-        let q = prepare_rows("query", query, self.dim, self.metric)?;
-        let prepared = self.prepare(&q);
+        let mut normalized = Vec::new();
+        let q = prepare_row_into("query", query, self.dim, self.metric, &mut normalized)?;
+        let prepared = self.prepare(q);
         let block = (kernels.select)(prepared.code, prepared.form);
         Ok(SqScorer { prepared, block, _quantizer: PhantomData })
     }
@@ -623,7 +619,7 @@ impl Quantizer for ScalarQuantizer {
     }
 
     fn train(&mut self, sample: &[f32]) -> Result<()> {
-        let sample = prepare_rows("sample", sample, self.dim, self.metric)?;
+        let sample = prepare_rows("sample", sample, self.dim, self.metric)?.into_cow();
         if !self.sq_type.needs_training() {
             return Ok(());
         }
@@ -642,7 +638,7 @@ impl Quantizer for ScalarQuantizer {
         if !self.trained {
             return Err(self.not_trained());
         }
-        let vectors = prepare_rows("vectors", vectors, self.dim, self.metric)?;
+        let vectors = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
         let rows = vectors.len() / self.dim;
         self.check_codes("codes", codes, rows)?;
         codes
@@ -666,7 +662,9 @@ impl Quantizer for ScalarQuantizer {
         }
         let rows = codes.len() / self.code_size();
         if out.len() != rows * self.dim {
-            return Err(Error::Dimension { what: "out", len: out.len(), dim: self.dim });
+            return Err(
+                vq_distance::Error::OutputLength { what: "out", got: out.len(), expected: rows * self.dim }.into()
+            );
         }
         codes
             .par_chunks(self.code_size())
