@@ -4,7 +4,7 @@
 //! **Owns:** [`Metric`] and the score convention every vq crate follows; per-pair kernels for
 //! squared L2, dot product and cosine over `f32`, [`half::f16`], [`half::bf16`], `u8` and `i8`;
 //! one-to-many and many-to-many scoring; bounded top-k selection ([`TopK`]); exact search
-//! ([`knn_exact`]) and its result type ([`Neighbors`]).
+//! ([`knn_exact`]), its result type ([`Neighbors`]) and the one id filter type ([`IdFilter`]).
 //!
 //! **Does not own:** indexes, quantizers, file formats (see `vq-graph`, `vq-quant`, `vq-io`).
 //!
@@ -41,6 +41,7 @@ mod aarch64;
 mod assign;
 mod element;
 mod error;
+mod filter;
 mod gemm;
 mod knn;
 mod metric;
@@ -55,6 +56,7 @@ mod x86;
 pub use assign::{PackedPoints, nearest_centroids, nearest_centroids_with};
 pub use element::{Element, cosine, dot, l2_sq, score, score_one_to_many};
 pub use error::{Error, Result};
+pub use filter::{IdBitset, IdFilter, IdSet};
 pub use half::{bf16, f16};
 pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use metric::{Metric, ParseMetricError};

@@ -47,7 +47,9 @@ mod error;
 mod hugepage;
 mod matrix;
 
-pub use container::{ContainerReader, ContainerWriter, OpenOptions, SectionInfo, SectionKind};
+pub use container::{
+    ContainerReader, ContainerWriter, INDEX_KIND_SECTION, IndexKind, OpenOptions, SectionInfo, SectionKind,
+};
 pub use dataset::{
     DatasetReader, DatasetWriter, Format, MAX_DIM, MappedMatrix, RowIter, map, read, read_first, read_rows, write,
 };

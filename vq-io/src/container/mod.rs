@@ -23,9 +23,11 @@
 //! so verifying every checksum of a large index costs little beside reading it) and its
 //! 64 bits make accidental matches negligible.
 
+mod kind;
 mod reader;
 mod writer;
 
+pub use kind::{INDEX_KIND_SECTION, IndexKind};
 pub use reader::{ContainerReader, OpenOptions};
 pub use writer::ContainerWriter;
 pub(crate) use writer::create_temp;
