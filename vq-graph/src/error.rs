@@ -7,43 +7,12 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A vector has the wrong number of components.
-    #[error("{what} has dimension {got}, the index has {expected}")]
-    Dimension {
-        /// Which input (`"vector 3"`, `"query"`, …).
-        what: String,
-        /// Its length.
-        got: usize,
-        /// The index's dimension.
-        expected: usize,
-    },
-    /// A flat buffer of vectors is not a whole number of rows.
-    #[error("`{what}` has {len} values, not a multiple of the dimension {dim}")]
-    RaggedBuffer {
-        /// Which argument.
-        what: &'static str,
-        /// Its length.
-        len: usize,
-        /// The dimension.
-        dim: usize,
-    },
-    /// A vector holds NaN or an infinity.
-    #[error("{what} has a non-finite value at component {component}")]
-    NonFinite {
-        /// Which input.
-        what: String,
-        /// The component.
-        component: usize,
-    },
-    /// A vector has norm zero, so it has no direction for cosine.
-    #[error("{what} has norm zero: cosine similarity is undefined for it")]
-    ZeroNorm {
-        /// Which input.
-        what: String,
-    },
-    /// `k` was zero.
-    #[error("k must be at least 1, got 0")]
-    ZeroK,
+    /// A vector or buffer of vectors was refused by the checks every vq crate shares
+    /// (`vq-distance`'s `prepare_rows`): not whole rows, a vector of the wrong dimension,
+    /// NaN/infinity, zero norm for cosine, a squared norm too large for f32 distances, or
+    /// `k = 0`. The inner error names the argument (`"query"`, `"queries"`, `"vectors"`) and row.
+    #[error(transparent)]
+    Input(#[from] vq_distance::Error),
     /// An external id is already in the index.
     #[error("id {0} is already in the index")]
     DuplicateId(u64),

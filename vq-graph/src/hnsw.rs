@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock, RwLock};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use vq_distance::{Metric, Neighbors};
+use vq_distance::{Metric, Neighbors, prepare_row_into, prepare_rows, validate_rows};
 
 use crate::arena::Chunks;
 use crate::error::{Error, Result};
@@ -356,24 +356,10 @@ impl<S: VectorStorage> Hnsw<S> {
 
     // ---- validation -------------------------------------------------------------------
 
-    /// Checks a vector and returns it as the storage wants it (normalized for cosine).
-    fn prepare_vector<'a>(&self, v: &'a [f32], what: impl Fn() -> String, buf: &'a mut Vec<f32>) -> Result<&'a [f32]> {
-        if v.len() != self.dim {
-            return Err(Error::Dimension { what: what(), got: v.len(), expected: self.dim });
-        }
-        if let Some(component) = v.iter().position(|x| !x.is_finite()) {
-            return Err(Error::NonFinite { what: what(), component });
-        }
-        if self.metric != Metric::Cosine {
-            return Ok(v);
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm == 0.0 || !norm.is_finite() {
-            return Err(Error::ZeroNorm { what: what() });
-        }
-        buf.clear();
-        buf.extend(v.iter().map(|x| x / norm));
-        Ok(buf)
+    /// Checks a vector and returns it as the storage wants it (normalized for cosine, into
+    /// `buf`, so a reused buffer makes this allocation-free): `vq-distance`'s shared check.
+    fn prepare_vector<'a>(&self, what: &'static str, v: &'a [f32], buf: &'a mut Vec<f32>) -> Result<&'a [f32]> {
+        Ok(prepare_row_into(what, v, self.dim, self.metric, buf)?)
     }
 
     // ---- links --------------------------------------------------------------------------
@@ -597,29 +583,41 @@ impl<S: VectorStorage> Hnsw<S> {
         filter: Option<&dyn Fn(u64) -> bool>,
     ) -> Result<Vec<(u64, f32)>> {
         if k == 0 {
-            return Err(Error::ZeroK);
+            return Err(vq_distance::Error::ZeroK.into());
         }
         let mut s = self.take_scratch();
         let mut normalized = std::mem::take(&mut s.query);
-        let result = self.prepare_vector(query, || "query".into(), &mut normalized).map(|q| {
-            let pq = self.storage.prepare(q);
-            // Without deletes or a filter every reachable node is a result: skip the check.
-            let keep_fn = |slot: u32| self.is_live(slot) && filter.is_none_or(|f| f(self.external_id(slot)));
-            let keep: Option<&dyn Fn(u32) -> bool> =
-                if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
-            // k at or above the live count asks for everything: score it all, which is exact
-            // and costs no more than k distances (a graph walk could miss a poorly linked node).
-            let everything = k >= self.live.load(Ordering::Relaxed);
-            if everything || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
-                self.brute_force(&pq, k, &keep_fn, &mut s.out);
-            } else {
-                self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), keep, &mut s);
-            }
-            s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
-        });
+        let result = self
+            .prepare_vector("query", query, &mut normalized)
+            .map(|q| self.search_prepared(q, k, ef, filter, &mut s));
         s.query = normalized;
         self.give_scratch(s);
         result
+    }
+
+    /// Searches with a query that passed `prepare_vector` (checked, normalized for cosine).
+    fn search_prepared(
+        &self,
+        q: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        filter: Option<&dyn Fn(u64) -> bool>,
+        s: &mut Scratch,
+    ) -> Vec<(u64, f32)> {
+        let pq = self.storage.prepare(q);
+        // Without deletes or a filter every reachable node is a result: skip the check.
+        let keep_fn = |slot: u32| self.is_live(slot) && filter.is_none_or(|f| f(self.external_id(slot)));
+        let keep: Option<&dyn Fn(u32) -> bool> =
+            if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
+        // k at or above the live count asks for everything: score it all, which is exact
+        // and costs no more than k distances (a graph walk could miss a poorly linked node).
+        let everything = k >= self.live.load(Ordering::Relaxed);
+        if everything || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
+            self.brute_force(&pq, k, &keep_fn, &mut s.out);
+        } else {
+            self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), keep, s);
+        }
+        s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
     }
 
     /// `true` when a sample says fewer than `params.brute_force_below` of the slots pass `keep`:
@@ -661,15 +659,23 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// Searches every query of `queries` (row-major) in parallel on the current rayon pool.
+    /// The whole batch is checked (and, for cosine, normalized) once before any search, so an
+    /// error names the bad query's row.
     pub fn search_batch(&self, queries: &[f32], k: usize, ef: Option<usize>) -> Result<Neighbors> {
-        if !queries.len().is_multiple_of(self.dim) {
-            return Err(Error::RaggedBuffer { what: "queries", len: queries.len(), dim: self.dim });
-        }
         if k == 0 {
-            return Err(Error::ZeroK);
+            return Err(vq_distance::Error::ZeroK.into());
         }
-        let rows: Vec<Vec<(u64, f32)>> =
-            queries.par_chunks_exact(self.dim).map(|q| self.search(q, k, ef)).collect::<Result<_>>()?;
+        let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
+        let rows: Vec<Vec<(u64, f32)>> = queries
+            .as_slice()
+            .par_chunks_exact(self.dim)
+            .map(|q| {
+                let mut s = self.take_scratch();
+                let hits = self.search_prepared(q, k, ef, None, &mut s);
+                self.give_scratch(s);
+                hits
+            })
+            .collect();
         Ok(Neighbors::from_rows(k, self.metric, rows))
     }
 
@@ -728,11 +734,8 @@ impl<S: VectorStorage> Hnsw<S> {
         if ids.len() != n {
             return Err(Error::IdCount { ids: ids.len(), vectors: n });
         }
-        let mut prepared = Vec::with_capacity(vectors.len());
-        let mut buf = Vec::new();
-        for (i, v) in vectors.chunks_exact(self.dim).enumerate() {
-            prepared.extend_from_slice(self.prepare_vector(v, || format!("vector {i}"), &mut buf)?);
-        }
+        // Copied only for cosine (normalized rows).
+        let prepared = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
         let slots = self.slots.load(Ordering::Acquire);
         let reusable: Vec<u32> = (0..slots)
             .filter(|&slot| self.states.slot(slot as usize)[0].load(Ordering::Acquire) == READY | DELETED)
@@ -814,13 +817,17 @@ impl<S: VectorStorage> Hnsw<S> {
     /// Inserts one vector under `id` (callable from many threads at once, also while others
     /// search).
     pub fn insert(&self, id: u64, vector: &[f32]) -> Result<()> {
+        // One vector: a longer buffer must not pass as several rows.
+        if vector.len() != self.dim {
+            return Err(vq_distance::Error::Dimension { what: "vector", got: vector.len(), expected: self.dim }.into());
+        }
         let first = self.claim(1)?;
         self.insert_claimed(vector, &[id], first, false)
     }
 
     fn check_batch(&self, vectors: &[f32]) -> Result<usize> {
         if !vectors.len().is_multiple_of(self.dim) {
-            return Err(Error::RaggedBuffer { what: "vectors", len: vectors.len(), dim: self.dim });
+            return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: vectors.len(), dim: self.dim }.into());
         }
         Ok(vectors.len() / self.dim)
     }
@@ -840,10 +847,7 @@ impl<S: VectorStorage> Hnsw<S> {
     fn insert_claimed(&self, vectors: &[f32], ids: &[u64], first: u32, replace: bool) -> Result<()> {
         let _gate = self.insert_gate.read().unwrap_or_else(|e| e.into_inner());
         // Validate everything and reserve the ids before touching the graph.
-        let mut buf = Vec::new();
-        for (i, v) in vectors.chunks_exact(self.dim).enumerate() {
-            self.prepare_vector(v, || format!("vector {i}"), &mut buf)?;
-        }
+        validate_rows("vectors", vectors, self.dim, self.metric)?;
         {
             let mut map = lock(&self.id_map);
             if !replace && let Some(&dup) = ids.iter().find(|id| map.contains_key(id)) {
@@ -864,7 +868,7 @@ impl<S: VectorStorage> Hnsw<S> {
         vectors.par_chunks_exact(self.dim).zip(ids.par_iter()).enumerate().for_each_init(
             Vec::new,
             |buf, (i, (v, &id))| {
-                let v = self.prepare_vector(v, String::new, buf).expect("validated above");
+                let v = self.prepare_vector("vectors", v, buf).expect("validated above");
                 self.insert_slot(first + i as u32, id, v);
             },
         );

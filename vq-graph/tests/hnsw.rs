@@ -6,7 +6,7 @@ use std::collections::HashSet;
 mod common;
 
 use common::clustered;
-use vq_distance::{Metric, knn_exact};
+use vq_distance::{Error as DError, Metric, knn_exact};
 use vq_graph::{Error, FlatStorage, Hnsw, HnswParams};
 
 /// Splits one draw of [`clustered`] into base and queries, so queries come from the base's
@@ -142,15 +142,59 @@ fn k_above_the_live_count_returns_every_live_item() {
     assert!(hits.windows(2).all(|w| w[0].1 <= w[1].1), "sorted best first");
 }
 
+/// Issue 18: inner product over ±1e19 vectors panicked in a sort (NaN keys) and ±1e30 answered
+/// NaN scores; cosine called an f32-overflowing norm "zero". Now the shared check refuses what
+/// would overflow and cosine normalizes in f64.
+#[test]
+fn values_too_large_for_f32_distances_are_refused_or_normalized() {
+    let dim = 4;
+    let rows: Vec<f32> = (0..40 * dim).map(|i| if (i * 7) % 3 == 0 { 1e19 } else { -1e30 }).collect();
+    for metric in [Metric::L2, Metric::InnerProduct] {
+        let index = Hnsw::new(dim, metric, HnswParams::default()).unwrap();
+        assert!(matches!(index.add(&rows), Err(Error::Input(DError::NormOverflow { what: "vectors", row: 0, .. }))));
+        index.add(&[1.0; 8]).unwrap();
+        assert!(matches!(
+            index.search(&rows[..dim], 1, None),
+            Err(Error::Input(DError::NormOverflow { what: "query", row: 0, .. }))
+        ));
+    }
+    let index = Hnsw::new(dim, Metric::Cosine, HnswParams::default()).unwrap();
+    let mut distinct = rows.clone();
+    distinct.iter_mut().enumerate().for_each(|(i, v)| *v *= 1.0 + i as f32 / 1000.0);
+    index.add(&distinct).unwrap();
+    let hits = index.search(&distinct[3 * dim..4 * dim], 40, None).unwrap();
+    assert_eq!(hits.len(), 40, "every node reachable");
+    assert!(hits.iter().all(|h| h.1.is_finite()));
+    assert!((hits[0].1 - 1.0).abs() < 1e-5);
+}
+
 #[test]
 fn bad_input_is_an_error_and_an_empty_index_answers_empty() {
     let index = Hnsw::new(3, Metric::Cosine, HnswParams::default()).unwrap();
     assert_eq!(index.search(&[1.0, 0.0, 0.0], 5, None).unwrap(), vec![]);
-    assert!(matches!(index.add(&[1.0, 2.0]), Err(Error::RaggedBuffer { .. })));
-    assert!(matches!(index.search(&[1.0, 2.0], 1, None), Err(Error::Dimension { got: 2, expected: 3, .. })));
-    assert!(matches!(index.insert(1, &[1.0, f32::NAN, 0.0]), Err(Error::NonFinite { component: 1, .. })));
-    assert!(matches!(index.insert(1, &[0.0, 0.0, 0.0]), Err(Error::ZeroNorm { .. })));
-    assert!(matches!(index.search(&[1.0, 0.0, 0.0], 0, None), Err(Error::ZeroK)));
+    assert!(matches!(index.add(&[1.0, 2.0]), Err(Error::Input(DError::RaggedBuffer { what: "vectors", .. }))));
+    assert!(matches!(
+        index.search(&[1.0, 2.0], 1, None),
+        Err(Error::Input(DError::Dimension { what: "query", got: 2, expected: 3 }))
+    ));
+    assert!(matches!(
+        index.insert(1, &[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]),
+        Err(Error::Input(DError::Dimension { what: "vector", got: 6, expected: 3 }))
+    ));
+    assert!(matches!(
+        index.insert(1, &[1.0, f32::NAN, 0.0]),
+        Err(Error::Input(DError::NonFinite { row: 0, component: 1, .. }))
+    ));
+    assert!(matches!(index.insert(1, &[0.0, 0.0, 0.0]), Err(Error::Input(DError::ZeroNorm { .. }))));
+    assert!(matches!(
+        index.add(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+        Err(Error::Input(DError::ZeroNorm { what: "vectors", row: 1 }))
+    ));
+    assert!(matches!(index.search(&[1.0, 0.0, 0.0], 0, None), Err(Error::Input(DError::ZeroK))));
+    assert!(matches!(
+        index.search_batch(&[1.0, 0.0, 0.0, 0.0, f32::INFINITY, 0.0], 1, None),
+        Err(Error::Input(DError::NonFinite { what: "queries", row: 1, component: 1 }))
+    ));
     index.add_with_ids(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], &[10, 20]).unwrap();
     assert!(matches!(index.add_with_ids(&[0.0, 0.0, 1.0], &[20]), Err(Error::DuplicateId(20))));
     assert!(matches!(index.add_with_ids(&[0.0, 0.0, 1.0, 0.0, 0.0, 2.0], &[30, 30]), Err(Error::DuplicateId(30))));
