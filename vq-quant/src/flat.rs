@@ -11,6 +11,16 @@ use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows, validate_codes};
 /// let a blocked kernel run, small enough that the keys stay in L1.
 const BLOCK: usize = 256;
 
+/// Per-worker buffers of a search.
+#[derive(Default)]
+struct Scratch {
+    /// Keys of one block.
+    keys: Vec<f32>,
+    /// Rows gathered for a filtered block, and their codes.
+    rows: Vec<usize>,
+    gathered: Vec<u8>,
+}
+
 /// Layout version of the `{prefix}.codes` section.
 const CODES_VERSION: u32 = 1;
 
@@ -103,7 +113,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
         let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?.into_cow();
         let rows = queries
             .par_chunks(self.quantizer.dim())
-            .map_init(|| vec![0f32; BLOCK], |keys, query| self.search_one(query, k, keep, keys))
+            .map_init(Scratch::default, |scratch, query| self.search_one(query, k, keep, scratch))
             .collect::<Result<Vec<_>>>()?;
         Ok(Neighbors::from_rows(k, metric, rows))
     }
@@ -113,34 +123,53 @@ impl<Q: Quantizer> FlatCodes<Q> {
         query: &[f32],
         k: usize,
         keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
-        keys: &mut [f32],
+        scratch: &mut Scratch,
     ) -> Result<Vec<(u64, f32)>> {
         let metric = self.quantizer.metric();
         let size = self.quantizer.code_size();
         let mut top = TopK::new(k);
-        if !self.codes.is_empty() {
-            let scorer = self.quantizer.scorer(query)?;
-            for (block, codes) in self.codes.chunks(BLOCK * size).enumerate() {
-                let base = block * BLOCK;
-                match keep {
-                    // Unfiltered: the blocked kernel over the whole block.
-                    None => {
-                        let keys = &mut keys[..codes.len() / size];
-                        scorer.distances(codes, keys);
-                        for (i, &key) in keys.iter().enumerate() {
-                            top.push(key, (base + i) as u64);
-                        }
+        if self.codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scorer = self.quantizer.scorer(query)?;
+        let Scratch { keys, rows, gathered } = scratch;
+        keys.resize(BLOCK, 0.0);
+        match keep {
+            None => {
+                for (block, codes) in self.codes.chunks(BLOCK * size).enumerate() {
+                    let keys = &mut keys[..codes.len() / size];
+                    scorer.distances(codes, keys);
+                    for (i, &key) in keys.iter().enumerate() {
+                        top.push(key, (block * BLOCK + i) as u64);
                     }
-                    // Filtered: only the rows that pass are scored (a selective filter then
-                    // costs a fraction of the scan).
-                    Some(keep) => {
-                        for (i, code) in codes.chunks_exact(size).enumerate() {
-                            if keep(base + i) {
-                                top.push(scorer.distance(code), (base + i) as u64);
-                            }
+                }
+            }
+            // Only the rows that pass are scored (a selective filter costs a fraction of the
+            // scan), gathered into blocks for the same blocked kernel as the unfiltered scan:
+            // a row's key must not depend on the filter (per-code and blocked kernels may
+            // round differently).
+            Some(keep) => {
+                rows.clear();
+                gathered.clear();
+                let mut flush = |rows: &mut Vec<usize>, gathered: &mut Vec<u8>| {
+                    let keys = &mut keys[..rows.len()];
+                    scorer.distances(gathered, keys);
+                    for (&row, &key) in rows.iter().zip(keys.iter()) {
+                        top.push(key, row as u64);
+                    }
+                    rows.clear();
+                    gathered.clear();
+                };
+                for (row, code) in self.codes.chunks_exact(size).enumerate() {
+                    if keep(row) {
+                        rows.push(row);
+                        gathered.extend_from_slice(code);
+                        if rows.len() == BLOCK {
+                            flush(rows, gathered);
                         }
                     }
                 }
+                flush(rows, gathered);
             }
         }
         Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
