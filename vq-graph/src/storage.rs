@@ -105,15 +105,6 @@ struct FlatMeta {
     metric: String,
 }
 
-/// `Some(row)` of the first row of `data` (`dim` values each) holding a non-finite value or
-/// whose squared norm overflows f32: such a vector makes inner products `inf − inf = NaN`.
-pub(crate) fn first_unusable_row(data: &[f32], dim: usize) -> Option<usize> {
-    data.chunks_exact(dim).position(|row| {
-        // f64: the check itself must not overflow. NaN and infinities are not finite.
-        let norm: f64 = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-        !norm.is_finite() || norm > f64::from(f32::MAX)
-    })
-}
 
 /// One f32 that is written once before it is shared (see [`VectorStorage::write`]).
 #[derive(Default)]
@@ -250,9 +241,12 @@ impl VectorStorage for FlatStorage {
                 format!("{vectors_name}: {} values, expected {slots} slots × dimension {}", vectors.len(), meta.dim),
             ));
         }
-        if let Some(row) = first_unusable_row(vectors, meta.dim) {
-            return Err(corrupt(r, format!("{vectors_name}: slot {row} is not finite or its squared norm overflows")));
-        }
+        // The rule every inserted vector passed (finite, squared norm within
+        // `vq_distance::MAX_SQUARED_NORM`): beyond it distances can overflow to `inf − inf =
+        // NaN`, which the graph's heaps and sorts cannot order. L2, not the storage's metric:
+        // only the magnitude matters here (cosine vectors were normalized when inserted).
+        vq_distance::validate_rows("vectors", vectors, meta.dim, Metric::L2)
+            .map_err(|e| corrupt(r, format!("{vectors_name}: {e}")))?;
         let storage = FlatStorage::new(meta.dim, metric);
         // Exactly `slots` (checked against the section above), not rounded up to a chunk.
         storage.data.ensure_exact(slots);
