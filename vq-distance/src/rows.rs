@@ -327,7 +327,7 @@ fn non_finite<T: Element>(what: &'static str, row: usize, values: &[T]) -> Error
 /// `Σ xᵢ²` in f64. Never overflows for finite input (`f32::MAX² ≈ 1.2e77`, and no slice holds
 /// 1e231 values), and underflows to 0 only for a row that is exactly zero (the smallest f32
 /// subnormal squared, 2⁻²⁹⁸, is a normal f64), so it is not finite exactly when a value is NaN
-/// or infinite. Four independent sums so the loop vectorizes.
+/// or infinite. Four independent sums, so each add need not wait for the previous one.
 #[inline]
 pub(crate) fn squared_norm<T: Element>(row: &[T]) -> f64 {
     let mut acc = [0f64; 4];
