@@ -1,8 +1,10 @@
-//! `cargo xtask fuzz [TARGET] [--seconds N]`: runs vq-io's cargo-fuzz targets (`fuzz/`).
+//! `cargo xtask fuzz [TARGET] [--seconds N]`: runs the cargo-fuzz targets of vq's readers
+//! (`fuzz/`): vq-io's formats and container, HNSW files, quantizer sections.
 //!
 //! Installs what it needs itself: a nightly toolchain (`rustup toolchain install nightly
 //! --profile minimal`) and cargo-fuzz (`cargo install cargo-fuzz --locked`). Seeds each
-//! target's corpus with small valid files (`cargo run -p vq-io --example fuzz_seeds`), then
+//! target's corpus with small valid files (`cargo run -p vq-io --example fuzz_seeds` and
+//! `cargo run -p vq-graph --example fuzz_seeds`), then
 //! runs each target with one job for N seconds (default 60) and prints libFuzzer's run count.
 //! A crash, a timeout (10 s per input) or an allocation over 2 GiB is a finding: the input is
 //! kept under `fuzz/artifacts/TARGET/` and the command fails.
@@ -12,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The targets in `fuzz/fuzz_targets/`.
-const TARGETS: [&str; 4] = ["texmex", "bin", "npy", "container"];
+const TARGETS: [&str; 6] = ["texmex", "bin", "npy", "container", "hnsw", "quantizers"];
 
 const USAGE: &str = "usage: cargo xtask fuzz [TARGET] [--seconds N]
 
-Runs the cargo-fuzz targets of vq-io's readers (all of them, or TARGET) for N seconds each
-(default 60), one job each. Targets: texmex, bin, npy, container.";
+Runs the cargo-fuzz targets of vq's readers (all of them, or TARGET) for N seconds each
+(default 60), one job each. Targets: texmex, bin, npy, container, hnsw, quantizers.";
 
 /// Entry point for `cargo xtask fuzz ARGS`.
 pub(crate) fn main(args: &[String]) -> Result<(), String> {
@@ -45,10 +47,12 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_tools(&cargo)?;
     let corpus = root.join("fuzz/corpus");
-    run(Command::new(&cargo)
-        .current_dir(&root)
-        .args(["run", "-q", "-p", "vq-io", "--example", "fuzz_seeds", "--"])
-        .arg(&corpus))?;
+    for package in ["vq-io", "vq-graph"] {
+        run(Command::new(&cargo)
+            .current_dir(&root)
+            .args(["run", "-q", "-p", package, "--example", "fuzz_seeds", "--"])
+            .arg(&corpus))?;
+    }
 
     let mut summary = Vec::new();
     for t in targets {

@@ -1,0 +1,57 @@
+//! Quantizer sections: `read_sections` of SQ, PQ and OPQ under prefix `q`, and
+//! `FlatCodes::read_sections` of each under prefix `f`, each followed by scoring and a search.
+//! Any error is fine; a panic, a hang or an allocation out of proportion to the input is a
+//! finding.
+#![no_main]
+
+mod structured;
+
+use libfuzzer_sys::fuzz_target;
+use vq_quant::{CodeScorer, FlatCodes, OpqQuantizer, ProductQuantizer, Quantizer, ScalarQuantizer};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((_, r)) = structured::container(data) else { return };
+    if let Ok(q) = ScalarQuantizer::read_sections(&r, "q") {
+        exercise(&q);
+    }
+    if let Ok(q) = ProductQuantizer::read_sections(&r, "q") {
+        exercise(&q);
+    }
+    if let Ok(q) = OpqQuantizer::read_sections(&r, "q") {
+        exercise(&q);
+    }
+    if let Ok(f) = FlatCodes::<ScalarQuantizer>::read_sections(&r, "f") {
+        search(f);
+    }
+    if let Ok(f) = FlatCodes::<ProductQuantizer>::read_sections(&r, "f") {
+        search(f);
+    }
+    if let Ok(f) = FlatCodes::<OpqQuantizer>::read_sections(&r, "f") {
+        search(f);
+    }
+});
+
+fn exercise<Q: Quantizer>(q: &Q) {
+    let Some(query) = structured::query(q.dim()) else { return };
+    let code = vec![0x5au8; q.code_size()];
+    if let Ok(s) = q.scorer(&query) {
+        let _ = s.distance(&code);
+        let _ = s.distance(&code[..code.len() / 2]);
+    }
+    let _ = q.code_distance(&code, &code);
+    let mut out = vec![0f32; q.dim()];
+    let _ = q.decode(&code, &mut out);
+    let _ = q.encode(&query, &mut vec![0u8; q.code_size()]);
+}
+
+fn search<Q: Quantizer>(mut f: FlatCodes<Q>) {
+    let Some(query) = structured::query(f.quantizer().dim()) else { return };
+    let n = f.len();
+    for k in [1, 5, n + 2] {
+        let _ = f.search(&query, k);
+    }
+    let _ = f.search_filtered(&query, 3, Some(&|row| row % 2 == 0));
+    let removed = f.retain(|row| row % 2 == 1);
+    assert_eq!(removed + f.len(), n);
+    let _ = f.search(&query, 3);
+}
