@@ -105,7 +105,6 @@ struct FlatMeta {
     metric: String,
 }
 
-
 /// One f32 that is written once before it is shared (see [`VectorStorage::write`]).
 #[derive(Default)]
 #[repr(transparent)]
