@@ -1,0 +1,131 @@
+//! Exhaustive scans over quantized codes (`SQ8`, `PQ16`, `OPQ16,PQ16`, …): Faiss'
+//! `IndexScalarQuantizer` and `IndexPQ`, with ids.
+
+use vq_distance::{Metric, Neighbors};
+use vq_io::{ContainerReader, ContainerWriter};
+use vq_quant::{FlatCodes, Quantizer};
+
+use crate::error::{Error, Result};
+use crate::ids::IdMap;
+use crate::index::{Index, MemoryUsage, SearchParams, check_ids, neighbors_from_rows, prepare, prepare_search};
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec};
+
+/// A quantizer, the codes of every vector added, and their ids.
+#[derive(Debug, Clone)]
+pub struct CodesIndex<Q> {
+    codec: CodecSpec,
+    codes: FlatCodes<Q>,
+    ids: IdMap,
+}
+
+impl<Q: Quantizer> CodesIndex<Q> {
+    /// An empty index over `quantizer` (trained or not); `codec` is the spec it was made from.
+    pub fn new(codec: CodecSpec, quantizer: Q) -> Self {
+        CodesIndex { codec, codes: FlatCodes::new(quantizer), ids: IdMap::default() }
+    }
+
+    /// The quantizer.
+    pub fn quantizer(&self) -> &Q {
+        self.codes.quantizer()
+    }
+
+    fn not_trained(&self) -> Error {
+        Error::NotTrained { spec: self.spec().to_string() }
+    }
+
+    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, codec: CodecSpec) -> Result<Self> {
+        let codes = FlatCodes::<Q>::read_sections(r, &format!("{prefix}.codes"))?;
+        let ids = IdMap::read(r, prefix, codes.len())?;
+        Ok(CodesIndex { codec, codes, ids })
+    }
+}
+
+impl<Q: Quantizer> Index for CodesIndex<Q> {
+    fn dim(&self) -> usize {
+        self.quantizer().dim()
+    }
+
+    fn metric(&self) -> Metric {
+        self.quantizer().metric()
+    }
+
+    fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    fn is_trained(&self) -> bool {
+        self.quantizer().is_trained()
+    }
+
+    fn train(&mut self, data: &[f32]) -> Result<()> {
+        if !self.is_empty() {
+            return Err(Error::Parameter {
+                name: "train",
+                what: "the index holds vectors; train before adding".into(),
+            });
+        }
+        Ok(self.codes.train(data)?)
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.codes.reserve(additional);
+    }
+
+    fn add(&mut self, data: &[f32]) -> Result<()> {
+        let ids = self.ids.next_ids(data.len() / self.dim());
+        self.add_with_ids(data, &ids)
+    }
+
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        let data = prepare("vectors", data, self.dim(), self.metric())?;
+        check_ids(&data, self.dim(), ids)?;
+        self.ids.check_absent(ids)?;
+        self.codes.add(&data)?;
+        self.ids.push(ids);
+        Ok(())
+    }
+
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        let queries = prepare_search(queries, params, self.dim(), self.metric())?;
+        let keep = params.filter.map(|f| move |row: usize| f.accepts(self.ids.id(row)));
+        let keep_ref = keep.as_ref().map(|k| k as &(dyn Fn(usize) -> bool + Sync));
+        let hits = self.codes.search_filtered(&queries, params.k, keep_ref)?;
+        let rows = hits
+            .iter()
+            .map(|(rows, scores)| rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect())
+            .collect();
+        Ok(neighbors_from_rows(params.k, self.metric(), rows))
+    }
+
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        let Some(keep) = self.ids.keep_mask(ids) else { return Ok(0) };
+        let removed = self.codes.retain(|row| keep[row]);
+        self.ids.retain(&keep);
+        Ok(removed)
+    }
+
+    fn memory_usage(&self) -> MemoryUsage {
+        let trained = self.quantizer().memory_bytes();
+        MemoryUsage {
+            vectors: self.codes.memory_usage() - trained,
+            trained,
+            ids: self.ids.memory_bytes(),
+            ..Default::default()
+        }
+    }
+
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::new(BaseSpec::Codes(self.codec))
+    }
+
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        self.codes.write_sections(w, &format!("{prefix}.codes"))?;
+        self.ids.write(w, prefix)
+    }
+}

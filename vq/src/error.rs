@@ -1,0 +1,63 @@
+//! `vq::Error`: every crate's error under one type, plus what only the umbrella can get wrong.
+
+use crate::spec::SpecError;
+
+/// Everything that can go wrong through the `vq` API. The lower crates' errors are kept whole
+/// (`#[from]`), so `matches!(e, vq::Error::Graph(vq_graph::Error::DuplicateId(7)))` works and
+/// the message is the lower crate's own.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input checks, kernels, exact search.
+    #[error(transparent)]
+    Distance(#[from] vq_distance::Error),
+    /// Files: the container, dataset formats.
+    #[error(transparent)]
+    Io(#[from] vq_io::Error),
+    /// k-means.
+    #[error(transparent)]
+    Cluster(#[from] vq_cluster::Error),
+    /// Quantizers and exhaustive code scans.
+    #[error(transparent)]
+    Quant(#[from] vq_quant::Error),
+    /// HNSW graphs.
+    #[error(transparent)]
+    Graph(#[from] vq_graph::Error),
+    /// A factory string that does not parse.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The index learns from data (codebooks, ranges) and `train` has not run.
+    #[error("the {spec} index is not trained: call train() on a sample first")]
+    NotTrained {
+        /// The index's factory string.
+        spec: String,
+    },
+    /// A parameter outside its range, or one the index cannot use with this data.
+    #[error("parameter `{name}`: {what}")]
+    Parameter {
+        /// The parameter.
+        name: &'static str,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// `add_with_ids` got as many ids as vectors.
+    #[error("{ids} ids for {vectors} vectors")]
+    IdCount {
+        /// Ids given.
+        ids: usize,
+        /// Vectors given.
+        vectors: usize,
+    },
+    /// An id that is already in the index (or twice in one batch).
+    #[error("id {0} is already in the index")]
+    DuplicateId(u64),
+    /// A file whose sections do not describe a valid index.
+    #[error("index file: {what}")]
+    Corrupt {
+        /// What is inconsistent.
+        what: String,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,130 @@
+//! `index_factory`: a factory string (and optional parameters) to an empty index.
+
+use serde::{Deserialize, Serialize};
+use vq_distance::Metric;
+use vq_graph::HnswParams;
+use vq_quant::{OpqQuantizer, ProductQuantizer, ScalarQuantizer};
+
+use crate::codes::CodesIndex;
+use crate::error::{Error, Result};
+use crate::flat::FlatIndex;
+use crate::graph::{HnswCodesIndex, HnswFlatIndex};
+use crate::index::Index;
+use crate::refine::RefineIndex;
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
+
+/// Runs `$body` with `$q` bound to a new quantizer of `$codec`'s kind; `$body` is generic code
+/// written once for every quantizer type (the `Quantizer` trait is not object safe: its
+/// scorers are associated types, which is what keeps the scan loops monomorphic and fast).
+macro_rules! with_new_quantizer {
+    ($codec:expr, $dim:expr, $metric:expr, |$q:ident| $body:expr) => {
+        match $codec {
+            CodecSpec::Sq(t) => {
+                let $q = ScalarQuantizer::new($dim, $metric, t)?;
+                $body
+            }
+            CodecSpec::Pq { m, nbits } => {
+                let $q = ProductQuantizer::new($dim, $metric, m, nbits)?;
+                $body
+            }
+            CodecSpec::Opq { m, nbits } => {
+                let $q = OpqQuantizer::new($dim, $metric, m, nbits)?;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with the type `$Q` naming `$codec`'s quantizer type.
+macro_rules! with_quantizer_type {
+    ($codec:expr, $Q:ident => $body:expr) => {
+        match $codec {
+            $crate::spec::CodecSpec::Sq(_) => {
+                type $Q = vq_quant::ScalarQuantizer;
+                $body
+            }
+            $crate::spec::CodecSpec::Pq { .. } => {
+                type $Q = vq_quant::ProductQuantizer;
+                $body
+            }
+            $crate::spec::CodecSpec::Opq { .. } => {
+                type $Q = vq_quant::OpqQuantizer;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_quantizer_type;
+
+/// Build parameters a factory string does not carry, by the names users know (Milvus' names
+/// are accepted too: `efConstruction`, `refine_k`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IndexParams {
+    /// HNSW beam width while building (default 200).
+    #[serde(alias = "efConstruction")]
+    pub ef_construction: Option<usize>,
+    /// HNSW default search beam width (default 64).
+    #[serde(alias = "efSearch")]
+    pub ef: Option<usize>,
+    /// Refine indexes: the default `refine_k` (default 1, as Faiss' `k_factor`).
+    pub refine_k: Option<usize>,
+}
+
+impl IndexParams {
+    fn hnsw(&self, m: usize) -> HnswParams {
+        let mut p = HnswParams::with_m(m);
+        if let Some(ef) = self.ef_construction {
+            p.ef_construction = ef;
+        }
+        if let Some(ef) = self.ef {
+            p.ef = ef;
+        }
+        p
+    }
+}
+
+/// An empty index of the kind `spec` names (Faiss' `index_factory`), with default parameters.
+///
+/// ```
+/// let mut index = vq::index_factory(8, "HNSW16,SQ8,RFlat", vq::Metric::L2)?;
+/// let data: Vec<f32> = (0..8 * 300).map(|i| ((i * 37) % 101) as f32).collect();
+/// index.train(&data)?;
+/// index.add(&data)?;
+/// let hits = index.search(&data[..8], 3)?;
+/// assert_eq!(hits.ids()[0], 0);
+/// assert_eq!(index.spec().to_string(), "HNSW16,SQ8,RFlat");
+/// # Ok::<(), vq::Error>(())
+/// ```
+pub fn index_factory(dim: usize, spec: &str, metric: Metric) -> Result<Box<dyn Index>> {
+    index_factory_with(dim, spec, metric, &IndexParams::default())
+}
+
+/// [`index_factory`] with build parameters.
+pub fn index_factory_with(dim: usize, spec: &str, metric: Metric, params: &IndexParams) -> Result<Box<dyn Index>> {
+    build(dim, &spec.parse()?, metric, params)
+}
+
+/// An empty index for a parsed spec.
+pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams) -> Result<Box<dyn Index>> {
+    if dim == 0 {
+        return Err(vq_distance::Error::ZeroDimension.into());
+    }
+    let base: Box<dyn Index> = match spec.base {
+        BaseSpec::Flat => Box::new(FlatIndex::new(dim, metric)?),
+        BaseSpec::Codes(codec) => with_new_quantizer!(codec, dim, metric, |q| Box::new(CodesIndex::new(codec, q))),
+        BaseSpec::Hnsw { m, storage: StorageSpec::Flat } => Box::new(HnswFlatIndex::new(dim, metric, params.hnsw(m))?),
+        BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
+            with_new_quantizer!(codec, dim, metric, |q| Box::new(HnswCodesIndex::new(codec, q, params.hnsw(m))?))
+        }
+    };
+    let Some(refine) = spec.refine else { return Ok(base) };
+    let mut index = RefineIndex::new(base, refine)?;
+    if let Some(k) = params.refine_k {
+        if k == 0 {
+            return Err(Error::Parameter { name: "refine_k", what: "must be at least 1".into() });
+        }
+        index.set_default_refine_k(k);
+    }
+    Ok(Box::new(index))
+}

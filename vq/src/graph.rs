@@ -1,0 +1,271 @@
+//! HNSW through the [`Index`] trait: over f32 vectors (`HNSW32`, Faiss' `IndexHNSWFlat`) or
+//! over a quantizer's codes (`HNSW32,SQ8`, Faiss' `IndexHNSWSQ`; `HNSW32,PQ16`).
+
+use rayon::prelude::*;
+use vq_distance::{Metric, Neighbors};
+use vq_graph::{FlatStorage, Hnsw, HnswParams, QuantizedStorage, VectorStorage};
+use vq_io::{ContainerReader, ContainerWriter};
+use vq_quant::Quantizer;
+
+use crate::error::{Error, Result};
+use crate::index::{Index, MemoryUsage, SearchParams, check_ids, prepare, prepare_search};
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
+
+/// The graph's parts of the memory report.
+fn graph_memory<S: VectorStorage>(h: &Hnsw<S>, trained: usize) -> MemoryUsage {
+    let m = h.memory_usage();
+    MemoryUsage {
+        vectors: m.vectors - trained,
+        trained,
+        links: m.links,
+        ids: m.ids,
+        scratch: m.scratch,
+        ..Default::default()
+    }
+}
+
+fn graph_search<S: VectorStorage>(h: &Hnsw<S>, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+    let queries = prepare_search(queries, params, h.dim(), h.metric())?;
+    let Some(filter) = params.filter else {
+        return Ok(h.search_batch(&queries, params.k, params.ef)?);
+    };
+    let accepts = |id: u64| filter.accepts(id);
+    let rows = queries
+        .par_chunks_exact(h.dim())
+        .map(|q| h.search_filtered(q, params.k, params.ef, &accepts))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Neighbors::from_rows(params.k, h.metric(), rows))
+}
+
+fn graph_add<S: VectorStorage>(h: &Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+    let data = prepare("vectors", data, h.dim(), h.metric())?;
+    match ids {
+        Some(ids) => {
+            check_ids(&data, h.dim(), ids)?;
+            h.add_with_ids(&data, ids)?;
+        }
+        None => {
+            h.add(&data)?;
+        }
+    }
+    Ok(())
+}
+
+fn graph_remove<S: VectorStorage>(h: &Hnsw<S>, ids: &[u64]) -> usize {
+    let before = h.len();
+    for &id in ids {
+        // Unknown ids are skipped, as documented on `Index::remove_ids`.
+        let _ = h.mark_deleted(id);
+    }
+    before - h.len()
+}
+
+/// HNSW over full-precision vectors.
+pub struct HnswFlatIndex {
+    graph: Hnsw<FlatStorage>,
+}
+
+impl HnswFlatIndex {
+    /// An empty graph.
+    pub fn new(dim: usize, metric: Metric, params: HnswParams) -> Result<Self> {
+        Ok(HnswFlatIndex { graph: Hnsw::new(dim, metric, params)? })
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &Hnsw<FlatStorage> {
+        &self.graph
+    }
+
+    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        Ok(HnswFlatIndex { graph: Hnsw::read_from(r, prefix)? })
+    }
+}
+
+impl Index for HnswFlatIndex {
+    fn dim(&self) -> usize {
+        self.graph.dim()
+    }
+
+    fn metric(&self) -> Metric {
+        self.graph.metric()
+    }
+
+    fn len(&self) -> usize {
+        self.graph.len()
+    }
+
+    fn is_trained(&self) -> bool {
+        true
+    }
+
+    fn train(&mut self, data: &[f32]) -> Result<()> {
+        prepare("training data", data, self.dim(), self.metric()).map(drop)
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.graph.reserve(additional);
+    }
+
+    fn add(&mut self, data: &[f32]) -> Result<()> {
+        graph_add(&self.graph, data, None)
+    }
+
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        graph_add(&self.graph, data, Some(ids))
+    }
+
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+        graph_search(&self.graph, queries, params)
+    }
+
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        Ok(graph_remove(&self.graph, ids))
+    }
+
+    fn memory_usage(&self) -> MemoryUsage {
+        graph_memory(&self.graph, 0)
+    }
+
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::new(BaseSpec::Hnsw { m: self.graph.params().m, storage: StorageSpec::Flat })
+    }
+
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        Ok(self.graph.write_to(w, prefix)?)
+    }
+}
+
+/// The two lives of a graph over codes: the quantizer waits for `train`, then the graph is
+/// built over its codes.
+enum Stage<Q: Quantizer + Clone> {
+    Untrained(Q),
+    // Boxed: the graph is large beside a quantizer, and an index holds one stage for life.
+    Trained(Box<Hnsw<QuantizedStorage<Q>>>),
+}
+
+/// HNSW over the codes of a quantizer.
+pub struct HnswCodesIndex<Q: Quantizer + Clone> {
+    codec: CodecSpec,
+    params: HnswParams,
+    stage: Stage<Q>,
+}
+
+impl<Q: Quantizer + Clone + 'static> HnswCodesIndex<Q> {
+    /// An empty graph over `quantizer`'s codes; a graph is made when the quantizer is trained
+    /// (right away if it is already).
+    pub fn new(codec: CodecSpec, quantizer: Q, params: HnswParams) -> Result<Self> {
+        let stage = if quantizer.is_trained() {
+            Stage::Trained(Box::new(Hnsw::with_storage(QuantizedStorage::new(quantizer)?, params.clone())?))
+        } else {
+            // Checked now, so a bad parameter is not first reported by train().
+            Hnsw::new(quantizer.dim(), quantizer.metric(), params.clone())?;
+            Stage::Untrained(quantizer)
+        };
+        Ok(HnswCodesIndex { codec, params, stage })
+    }
+
+    /// The graph, once trained.
+    pub fn graph(&self) -> Option<&Hnsw<QuantizedStorage<Q>>> {
+        match &self.stage {
+            Stage::Trained(h) => Some(h),
+            Stage::Untrained(_) => None,
+        }
+    }
+
+    fn quantizer(&self) -> &Q {
+        match &self.stage {
+            Stage::Untrained(q) => q,
+            Stage::Trained(h) => h.storage().quantizer(),
+        }
+    }
+
+    fn trained(&self) -> Result<&Hnsw<QuantizedStorage<Q>>> {
+        self.graph().ok_or_else(|| Error::NotTrained { spec: self.spec().to_string() })
+    }
+
+    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, codec: CodecSpec) -> Result<Self> {
+        if r.contains(&format!("{prefix}.untrained.params")) {
+            let params: HnswParams = r.json(&format!("{prefix}.untrained.params"))?;
+            let quantizer = Q::read_sections(r, &format!("{prefix}.untrained.quantizer"))?;
+            return HnswCodesIndex::new(codec, quantizer, params);
+        }
+        let graph: Hnsw<QuantizedStorage<Q>> = Hnsw::read_from(r, prefix)?;
+        Ok(HnswCodesIndex { codec, params: graph.params().clone(), stage: Stage::Trained(Box::new(graph)) })
+    }
+}
+
+impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
+    fn dim(&self) -> usize {
+        self.quantizer().dim()
+    }
+
+    fn metric(&self) -> Metric {
+        self.quantizer().metric()
+    }
+
+    fn len(&self) -> usize {
+        self.graph().map_or(0, Hnsw::len)
+    }
+
+    fn is_trained(&self) -> bool {
+        matches!(self.stage, Stage::Trained(_))
+    }
+
+    fn train(&mut self, data: &[f32]) -> Result<()> {
+        if !self.is_empty() {
+            return Err(Error::Parameter {
+                name: "train",
+                what: "the graph holds vectors; train before adding".into(),
+            });
+        }
+        let mut quantizer = self.quantizer().clone();
+        quantizer.train(data)?;
+        self.stage =
+            Stage::Trained(Box::new(Hnsw::with_storage(QuantizedStorage::new(quantizer)?, self.params.clone())?));
+        Ok(())
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        if let Some(h) = self.graph() {
+            h.reserve(additional);
+        }
+    }
+
+    fn add(&mut self, data: &[f32]) -> Result<()> {
+        graph_add(self.trained()?, data, None)
+    }
+
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        graph_add(self.trained()?, data, Some(ids))
+    }
+
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+        graph_search(self.trained()?, queries, params)
+    }
+
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        Ok(self.graph().map_or(0, |h| graph_remove(h, ids)))
+    }
+
+    fn memory_usage(&self) -> MemoryUsage {
+        let trained = self.quantizer().memory_bytes();
+        match &self.stage {
+            Stage::Trained(h) => graph_memory(h, trained),
+            Stage::Untrained(_) => MemoryUsage { trained, ..Default::default() },
+        }
+    }
+
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::new(BaseSpec::Hnsw { m: self.params.m, storage: StorageSpec::Codec(self.codec) })
+    }
+
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        match &self.stage {
+            Stage::Trained(h) => Ok(h.write_to(w, prefix)?),
+            Stage::Untrained(q) => {
+                w.add_json(&format!("{prefix}.untrained.params"), 1, &self.params)?;
+                Ok(q.write_sections(w, &format!("{prefix}.untrained.quantizer"))?)
+            }
+        }
+    }
+}

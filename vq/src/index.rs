@@ -1,0 +1,185 @@
+//! The one interface every vq index implements.
+
+use std::borrow::Cow;
+
+use vq_distance::{IdFilter, Metric, Neighbors};
+use vq_io::ContainerWriter;
+
+use crate::error::{Error, Result};
+use crate::spec::IndexSpec;
+
+/// Per-search settings. A knob an index does not have is ignored (`nprobe` on a graph).
+///
+/// ```
+/// let params = vq::SearchParams { k: 10, ef: Some(64), ..Default::default() };
+/// assert_eq!(params.refine_k, None);
+/// ```
+#[derive(Clone, Copy, Default)]
+pub struct SearchParams<'a> {
+    /// Neighbours per query (at least 1).
+    pub k: usize,
+    /// Graph beam width (hnswlib `ef`, Faiss `efSearch`); raised to the number of candidates
+    /// the search must return. `None`: the index's default.
+    pub ef: Option<usize>,
+    /// Inverted lists scanned per query (IVF indexes). `None`: the index's default.
+    pub nprobe: Option<usize>,
+    /// Refine indexes: `refine_k · k` candidates of the base index are re-scored (Faiss'
+    /// `k_factor`, Milvus' `refine_k`). `None`: the index's default (1).
+    pub refine_k: Option<usize>,
+    /// Only ids the filter accepts are returned (rejected vectors still route graph searches).
+    pub filter: Option<&'a dyn IdFilter>,
+}
+
+impl SearchParams<'_> {
+    /// The defaults with `k` neighbours.
+    pub fn new(k: usize) -> Self {
+        SearchParams { k, ..Default::default() }
+    }
+}
+
+impl std::fmt::Debug for SearchParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchParams")
+            .field("k", &self.k)
+            .field("ef", &self.ef)
+            .field("nprobe", &self.nprobe)
+            .field("refine_k", &self.refine_k)
+            .field("filter", &self.filter.map(|_| "…"))
+            .finish()
+    }
+}
+
+/// An index's memory by part, in bytes: what it allocated, spare capacity included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// The searched vectors: f32 rows or quantized codes.
+    pub vectors: usize,
+    /// Graph links.
+    pub links: usize,
+    /// External ids and the maps between ids and rows or slots.
+    pub ids: usize,
+    /// Trained parameters: codebooks, ranges, rotations.
+    pub trained: usize,
+    /// The refine stage's vectors or codes (and its ids).
+    pub refine: usize,
+    /// Pooled search scratch.
+    pub scratch: usize,
+}
+
+impl MemoryUsage {
+    /// Everything.
+    pub fn total(&self) -> usize {
+        self.vectors + self.links + self.ids + self.trained + self.refine + self.scratch
+    }
+}
+
+impl std::ops::Add for MemoryUsage {
+    type Output = MemoryUsage;
+
+    fn add(self, o: MemoryUsage) -> MemoryUsage {
+        MemoryUsage {
+            vectors: self.vectors + o.vectors,
+            links: self.links + o.links,
+            ids: self.ids + o.ids,
+            trained: self.trained + o.trained,
+            refine: self.refine + o.refine,
+            scratch: self.scratch + o.scratch,
+        }
+    }
+}
+
+/// A vector index: Faiss' verbs over row-major `&[f32]` batches.
+///
+/// Scores follow [`Metric`]'s convention (squared L2, smaller is better; inner product and
+/// cosine, larger is better); cosine indexes normalize what they store and every query, so
+/// unnormalized input is never scored wrong. Ids are `u64`; [`Index::add`] numbers vectors
+/// from the count of vectors ever added, as Faiss does.
+///
+/// No method panics on input: wrong dimensions, `k = 0`, NaN or infinite values, an untrained
+/// or empty index, `k` above the count, duplicate ids are typed errors or well-defined answers
+/// (an empty index and a filter that passes nothing give rows padded with `u64::MAX`).
+pub trait Index: Send + Sync {
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// The metric scores follow.
+    fn metric(&self) -> Metric;
+    /// Vectors searchable now (added and not removed).
+    fn len(&self) -> usize;
+    /// `true` when nothing is searchable.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether the index has what it needs to add vectors (indexes with nothing to learn are
+    /// always trained).
+    fn is_trained(&self) -> bool;
+    /// Learns the index's parameters from `data` (row-major); a no-op for indexes that need
+    /// none. Training again is allowed only while the index is empty.
+    fn train(&mut self, data: &[f32]) -> Result<()>;
+    /// Makes room for `additional` more vectors up front, so a bulk load does not grow (and
+    /// over-allocate) step by step. A hint: indexes without up-front storage ignore it.
+    fn reserve(&mut self, additional: usize) {
+        let _ = additional;
+    }
+    /// Adds `data` (row-major) under ids continuing from the number of vectors ever added.
+    fn add(&mut self, data: &[f32]) -> Result<()>;
+    /// Adds `data` under `ids` (one per row, none already present); on error nothing is added.
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()>;
+    /// The `k` best matches of every query: `num_queries × k`, best first, padded.
+    fn search(&self, queries: &[f32], k: usize) -> Result<Neighbors> {
+        self.search_with(queries, &SearchParams::new(k))
+    }
+    /// [`search`](Index::search) with every knob.
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors>;
+    /// Removes the given ids (unknown ids are skipped); returns how many were removed. They are
+    /// never returned by a search afterwards.
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize>;
+    /// Bytes held, by part.
+    fn memory_usage(&self) -> MemoryUsage;
+    /// What this index is: its factory string is `spec().to_string()`.
+    fn spec(&self) -> IndexSpec;
+    /// Writes the index's sections under `prefix` (what [`write_index`](crate::write_index)
+    /// calls after the `index.kind` section).
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()>;
+}
+
+/// Validates a batch (whole rows of `dim` finite values) and normalizes it for cosine: the
+/// one entry point every adapter sends vectors and queries through.
+pub(crate) fn prepare<'a>(what: &'static str, data: &'a [f32], dim: usize, metric: Metric) -> Result<Cow<'a, [f32]>> {
+    Ok(vq_distance::prepare_rows(what, data, dim, metric)?.into_cow())
+}
+
+/// Checks `k` and the queries of a search; returns the prepared queries.
+pub(crate) fn prepare_search<'a>(
+    queries: &'a [f32],
+    params: &SearchParams<'_>,
+    dim: usize,
+    metric: Metric,
+) -> Result<Cow<'a, [f32]>> {
+    if params.k == 0 {
+        return Err(vq_distance::Error::ZeroK.into());
+    }
+    prepare("queries", queries, dim, metric)
+}
+
+/// Checks that `ids` has one id per row of `data` and no id twice.
+pub(crate) fn check_ids(data: &[f32], dim: usize, ids: &[u64]) -> Result<()> {
+    let rows = data.len() / dim.max(1);
+    if ids.len() != rows {
+        return Err(Error::IdCount { ids: ids.len(), vectors: rows });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    match ids.iter().find(|&&id| !seen.insert(id)) {
+        Some(&dup) => Err(Error::DuplicateId(dup)),
+        None => Ok(()),
+    }
+}
+
+/// Sorts per-query `(id, score)` rows best first with ties to the smaller id (the project's
+/// determinism rule) and packs them into [`Neighbors`].
+pub(crate) fn neighbors_from_rows(k: usize, metric: Metric, mut rows: Vec<Vec<(u64, f32)>>) -> Neighbors {
+    for row in &mut rows {
+        row.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+        row.truncate(k);
+    }
+    Neighbors::from_rows(k, metric, rows)
+}

@@ -1,0 +1,241 @@
+//! Refine (`…,RFlat`, `…,Refine(SQfp16)`): a fast approximate index proposes `refine_k · k`
+//! candidates and a more precise copy of the vectors re-scores them (Faiss' `IndexRefine`,
+//! Milvus' HNSW_SQ with `refine`).
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use vq_distance::{Kernels, Metric, Neighbors};
+use vq_io::{ContainerReader, ContainerWriter};
+use vq_quant::{CodeScorer, FlatCodes, Quantizer, ScalarQuantizer};
+
+use crate::error::{Error, Result};
+use crate::ids::IdMap;
+use crate::index::{Index, MemoryUsage, SearchParams, check_ids, neighbors_from_rows, prepare, prepare_search};
+use crate::spec::{IndexSpec, RefineSpec};
+
+/// The precise copy candidates are re-scored from.
+#[derive(Debug, Clone)]
+enum Store {
+    /// f32 rows (normalized, for cosine).
+    Flat(Vec<f32>),
+    /// Scalar codes.
+    Sq(FlatCodes<ScalarQuantizer>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    default_refine_k: usize,
+}
+
+/// A base index whose candidates are re-scored from a second, more precise store.
+pub struct RefineIndex {
+    base: Box<dyn Index>,
+    refine: RefineSpec,
+    store: Store,
+    ids: IdMap,
+    /// `refine_k` when a search does not give one.
+    default_refine_k: usize,
+}
+
+impl RefineIndex {
+    /// Refine over `base` (which must be empty) from a store of kind `refine`.
+    pub fn new(base: Box<dyn Index>, refine: RefineSpec) -> Result<Self> {
+        if !base.is_empty() {
+            return Err(Error::Parameter { name: "base", what: "refine needs an empty base index".into() });
+        }
+        let store = match refine {
+            RefineSpec::Flat => Store::Flat(Vec::new()),
+            RefineSpec::Sq(t) => Store::Sq(FlatCodes::new(ScalarQuantizer::new(base.dim(), base.metric(), t)?)),
+        };
+        Ok(RefineIndex { base, refine, store, ids: IdMap::default(), default_refine_k: 1 })
+    }
+
+    /// Sets the `refine_k` used when a search does not give one (at least 1).
+    pub fn set_default_refine_k(&mut self, refine_k: usize) {
+        self.default_refine_k = refine_k.max(1);
+    }
+
+    /// The base index.
+    pub fn base(&self) -> &dyn Index {
+        self.base.as_ref()
+    }
+
+    fn store_bytes(&self) -> usize {
+        match &self.store {
+            Store::Flat(v) => v.capacity() * 4,
+            Store::Sq(codes) => codes.memory_usage(),
+        }
+    }
+
+    /// Re-scores one query's candidates; `q` is prepared (normalized for cosine).
+    fn rescore(&self, q: &[f32], candidates: &[u64], kern: &Kernels) -> Result<Vec<(u64, f32)>> {
+        let metric = self.metric();
+        let dim = self.dim();
+        let rows = candidates.iter().filter_map(|&id| Some((id, self.ids.row(id)?)));
+        match &self.store {
+            Store::Flat(v) => {
+                // Stored rows and the query are both normalized for cosine: its score is the dot.
+                let metric = if metric == Metric::Cosine { Metric::InnerProduct } else { metric };
+                rows.map(|(id, r)| Ok((id, kern.score(metric, q, &v[r * dim..(r + 1) * dim])?))).collect()
+            }
+            Store::Sq(codes) => {
+                let scorer = codes.quantizer().scorer(q)?;
+                let size = codes.quantizer().code_size();
+                let all = codes.codes();
+                Ok(rows
+                    .map(|(id, r)| (id, metric.score_from_key(scorer.distance(&all[r * size..(r + 1) * size]))))
+                    .collect())
+            }
+        }
+    }
+
+    pub(crate) fn read_sections(
+        r: &ContainerReader,
+        prefix: &str,
+        base: Box<dyn Index>,
+        refine: RefineSpec,
+    ) -> Result<Self> {
+        let meta: Meta = r.json(&format!("{prefix}.meta"))?;
+        let (store, rows) = match refine {
+            RefineSpec::Flat => {
+                let v: &[f32] = r.array(&format!("{prefix}.vectors"))?;
+                if !v.len().is_multiple_of(base.dim()) {
+                    return Err(Error::Corrupt {
+                        what: format!("{prefix}.vectors: {} values for dimension {}", v.len(), base.dim()),
+                    });
+                }
+                (Store::Flat(v.to_vec()), v.len() / base.dim())
+            }
+            RefineSpec::Sq(t) => {
+                let codes = FlatCodes::<ScalarQuantizer>::read_sections(r, &format!("{prefix}.codes"))?;
+                let q = codes.quantizer();
+                if q.sq_type() != t || q.dim() != base.dim() || q.metric() != base.metric() {
+                    return Err(Error::Corrupt {
+                        what: format!("{prefix}: the refine codes are not {t} of the base's vectors"),
+                    });
+                }
+                let n = codes.len();
+                (Store::Sq(codes), n)
+            }
+        };
+        let ids = IdMap::read(r, prefix, rows)?;
+        Ok(RefineIndex { base, refine, store, ids, default_refine_k: meta.default_refine_k.max(1) })
+    }
+}
+
+impl Index for RefineIndex {
+    fn dim(&self) -> usize {
+        self.base.dim()
+    }
+
+    fn metric(&self) -> Metric {
+        self.base.metric()
+    }
+
+    fn len(&self) -> usize {
+        self.base.len()
+    }
+
+    fn is_trained(&self) -> bool {
+        self.base.is_trained()
+            && match &self.store {
+                Store::Flat(_) => true,
+                Store::Sq(codes) => codes.quantizer().is_trained(),
+            }
+    }
+
+    fn train(&mut self, data: &[f32]) -> Result<()> {
+        self.base.train(data)?;
+        if let Store::Sq(codes) = &mut self.store {
+            codes.train(data)?;
+        }
+        Ok(())
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.base.reserve(additional);
+        match &mut self.store {
+            Store::Flat(v) => v.reserve_exact(additional.saturating_mul(self.base.dim())),
+            Store::Sq(codes) => codes.reserve(additional),
+        }
+    }
+
+    fn add(&mut self, data: &[f32]) -> Result<()> {
+        let ids = self.ids.next_ids(data.len() / self.dim());
+        self.add_with_ids(data, &ids)
+    }
+
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { spec: self.spec().to_string() });
+        }
+        let data = prepare("vectors", data, self.dim(), self.metric())?;
+        check_ids(&data, self.dim(), ids)?;
+        self.ids.check_absent(ids)?;
+        // The base checks its own ids too; only after it accepted the batch does the store
+        // grow, so a failed add leaves both as they were.
+        self.base.add_with_ids(&data, ids)?;
+        match &mut self.store {
+            Store::Flat(v) => v.extend_from_slice(&data),
+            Store::Sq(codes) => codes.add(&data)?,
+        }
+        self.ids.push(ids);
+        Ok(())
+    }
+
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+        let queries = prepare_search(queries, params, self.dim(), self.metric())?;
+        let refine_k = params.refine_k.unwrap_or(self.default_refine_k).max(1);
+        let candidates = params.k.saturating_mul(refine_k);
+        let base_params = SearchParams { k: candidates, ef: params.ef.map(|ef| ef.max(candidates)), ..*params };
+        let hits = self.base.search_with(&queries, &base_params)?;
+        let kern = Kernels::active();
+        let rows = queries
+            .par_chunks_exact(self.dim())
+            .zip(hits.iter().collect::<Vec<_>>())
+            .map(|(q, (ids, _))| self.rescore(q, ids, kern))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(neighbors_from_rows(params.k, self.metric(), rows))
+    }
+
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        let removed = self.base.remove_ids(ids)?;
+        if let Some(keep) = self.ids.keep_mask(ids) {
+            match &mut self.store {
+                Store::Flat(v) => {
+                    let dim = self.base.dim();
+                    let mut row = 0;
+                    v.retain(|_| {
+                        row += 1;
+                        keep[(row - 1) / dim]
+                    });
+                }
+                Store::Sq(codes) => {
+                    codes.retain(|row| keep[row]);
+                }
+            }
+            self.ids.retain(&keep);
+        }
+        Ok(removed)
+    }
+
+    fn memory_usage(&self) -> MemoryUsage {
+        self.base.memory_usage()
+            + MemoryUsage { refine: self.store_bytes() + self.ids.memory_bytes(), ..Default::default() }
+    }
+
+    fn spec(&self) -> IndexSpec {
+        self.base.spec().with_refine(self.refine)
+    }
+
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        self.base.write_sections(w, &format!("{prefix}.base"))?;
+        let refine = format!("{prefix}.refine");
+        w.add_json(&format!("{refine}.meta"), 1, &Meta { default_refine_k: self.default_refine_k })?;
+        match &self.store {
+            Store::Flat(v) => w.add_array(&format!("{refine}.vectors"), 1, v)?,
+            Store::Sq(codes) => codes.write_sections(w, &format!("{refine}.codes"))?,
+        }
+        self.ids.write(w, &refine)
+    }
+}

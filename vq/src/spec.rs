@@ -1,0 +1,404 @@
+//! Factory strings, parsed into typed specs: Faiss' syntax for every index vq has.
+//!
+//! A spec is comma-separated components, read left to right:
+//!
+//! ```text
+//! spec    := base [ "," refine ]
+//! base    := "Flat" | codec | "HNSW" m [ "," ( "Flat" | codec ) ]
+//! codec   := "SQ8" | "SQ6" | "SQ4" | "SQ4U" | "SQfp16" | "SQbf16"
+//!          | "PQ" m [ "x" nbits ] | "OPQ" m [ "_" d ] "," "PQ" m [ "x" nbits ]
+//! refine  := "RFlat" | "Refine(" ( "Flat" | sq ) ")"
+//! ```
+//!
+//! Every spec prints back ([`Display`](std::fmt::Display)) in one canonical spelling that parses
+//! to the same value: `PQ16x8` prints as `PQ16`, `HNSW32,Flat` as `HNSW32`, `Refine(Flat)` as
+//! `RFlat`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use vq_quant::SqType;
+
+/// What the factory accepts, listed in every parse error.
+pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
+
+/// A factory string that does not parse: the bad token and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("index spec {spec:?}: {what} at {token:?} (accepted: {accepted})")]
+pub struct SpecError {
+    /// The whole string.
+    pub spec: String,
+    /// The component that failed.
+    pub token: String,
+    /// What was wrong with it.
+    pub what: String,
+    /// What the factory accepts.
+    pub accepted: &'static str,
+}
+
+/// How vectors are compressed: a `vq-quant` quantizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodecSpec {
+    /// A scalar quantizer (`SQ8`, `SQfp16`, …).
+    Sq(SqType),
+    /// Product quantization: `m` sub-quantizers of `nbits` bits (`PQ16`, `PQ32x4`).
+    Pq {
+        /// Sub-quantizers.
+        m: usize,
+        /// Bits per sub-quantizer id (Faiss' default 8).
+        nbits: u32,
+    },
+    /// A learned rotation before product quantization (`OPQ16,PQ16`).
+    Opq {
+        /// Sub-quantizers (the rotation is trained for this `m`).
+        m: usize,
+        /// Bits per sub-quantizer id.
+        nbits: u32,
+    },
+}
+
+/// The vectors under an HNSW graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageSpec {
+    /// Full-precision f32.
+    Flat,
+    /// Codes of a quantizer.
+    Codec(CodecSpec),
+}
+
+/// The index a search runs on, before any refine stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BaseSpec {
+    /// Exact search over f32 vectors (Faiss `IndexFlat`).
+    Flat,
+    /// Exhaustive scan over codes (Faiss `IndexScalarQuantizer`, `IndexPQ`).
+    Codes(CodecSpec),
+    /// A graph (Faiss `IndexHNSWFlat`, `IndexHNSWSQ`, `IndexHNSWPQ`).
+    Hnsw {
+        /// Links per node (`HNSW32` → 32).
+        m: usize,
+        /// What the graph stores.
+        storage: StorageSpec,
+    },
+}
+
+/// Where refine re-scores candidates from: f32 vectors, or cheaper scalar codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefineSpec {
+    /// The original f32 vectors (`RFlat`, Faiss `IndexRefineFlat`).
+    Flat,
+    /// Scalar-quantized copies (`Refine(SQfp16)`, `Refine(SQ8)`: Milvus' `refine_type`).
+    Sq(SqType),
+}
+
+/// A parsed factory string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IndexSpec {
+    /// The searched index.
+    pub base: BaseSpec,
+    /// The optional refine stage: `refine_k · k` candidates of the base index are re-scored.
+    pub refine: Option<RefineSpec>,
+}
+
+impl IndexSpec {
+    /// A spec without refine.
+    pub fn new(base: BaseSpec) -> Self {
+        IndexSpec { base, refine: None }
+    }
+
+    /// This spec with a refine stage.
+    pub fn with_refine(mut self, refine: RefineSpec) -> Self {
+        self.refine = Some(refine);
+        self
+    }
+}
+
+impl fmt::Display for CodecSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Faiss' default of 8 bits is left out, as Faiss users write it.
+        let nbits = |nbits: u32| if nbits == 8 { String::new() } else { format!("x{nbits}") };
+        match *self {
+            CodecSpec::Sq(t) => f.write_str(t.factory_name()),
+            CodecSpec::Pq { m, nbits: b } => write!(f, "PQ{m}{}", nbits(b)),
+            CodecSpec::Opq { m, nbits: b } => write!(f, "OPQ{m},PQ{m}{}", nbits(b)),
+        }
+    }
+}
+
+impl fmt::Display for StorageSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageSpec::Flat => f.write_str("Flat"),
+            StorageSpec::Codec(c) => c.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for BaseSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BaseSpec::Flat => f.write_str("Flat"),
+            BaseSpec::Codes(c) => c.fmt(f),
+            BaseSpec::Hnsw { m, storage: StorageSpec::Flat } => write!(f, "HNSW{m}"),
+            BaseSpec::Hnsw { m, storage } => write!(f, "HNSW{m},{storage}"),
+        }
+    }
+}
+
+impl fmt::Display for RefineSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefineSpec::Flat => f.write_str("RFlat"),
+            RefineSpec::Sq(t) => write!(f, "Refine({})", t.factory_name()),
+        }
+    }
+}
+
+impl fmt::Display for IndexSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.base.fmt(f)?;
+        match &self.refine {
+            Some(r) => write!(f, ",{r}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Splits at top-level commas (a comma inside `Refine(…)` does not split).
+fn components(spec: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in spec.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(spec[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(spec[start..].trim());
+    out
+}
+
+/// A positive integer written right after `prefix` in `token`, and the rest of the token.
+fn number_after<'a>(token: &'a str, prefix: &str) -> Option<Result<(usize, &'a str), String>> {
+    let rest = token.strip_prefix(prefix)?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    if digits == 0 {
+        return Some(Err(format!("{prefix} needs a number")));
+    }
+    Some(match rest[..digits].parse::<usize>() {
+        Ok(0) => Err(format!("{prefix} needs a number of at least 1")),
+        Ok(n) => Ok((n, &rest[digits..])),
+        Err(_) => Err(format!("{prefix}'s number is too large")),
+    })
+}
+
+/// `PQ{m}[x{nbits}]` → `(m, nbits)`, `None` if the token is not a PQ token at all.
+fn parse_pq(token: &str) -> Option<Result<(usize, u32), String>> {
+    if token.starts_with("OPQ") {
+        return None;
+    }
+    Some(number_after(token, "PQ")?.and_then(|(m, rest)| match rest {
+        "" => Ok((m, 8)),
+        _ => match rest.strip_prefix('x').map(str::parse::<u32>) {
+            Some(Ok(nbits)) => Ok((m, nbits)),
+            _ => Err("expected PQ{m} or PQ{m}x{nbits}".into()),
+        },
+    }))
+}
+
+/// The parser's cursor over the components of one spec.
+struct Parser<'a> {
+    spec: &'a str,
+    tokens: Vec<&'a str>,
+    at: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn error(&self, token: &str, what: impl Into<String>) -> SpecError {
+        SpecError { spec: self.spec.to_string(), token: token.to_string(), what: what.into(), accepted: ACCEPTED }
+    }
+
+    fn peek(&self) -> Option<&'a str> {
+        self.tokens.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<&'a str> {
+        let t = self.peek();
+        self.at += t.is_some() as usize;
+        t
+    }
+
+    /// A codec starting at the next token, or `None` (nothing consumed) if it is not one.
+    fn codec(&mut self) -> Result<Option<CodecSpec>, SpecError> {
+        let Some(token) = self.peek() else { return Ok(None) };
+        if let Ok(t) = token.parse::<SqType>() {
+            self.at += 1;
+            return Ok(Some(CodecSpec::Sq(t)));
+        }
+        if let Some(pq) = parse_pq(token) {
+            let (m, nbits) = pq.map_err(|e| self.error(token, e))?;
+            self.at += 1;
+            return Ok(Some(CodecSpec::Pq { m, nbits }));
+        }
+        if let Some(opq) = number_after(token, "OPQ") {
+            let (m, rest) = opq.map_err(|e| self.error(token, e))?;
+            if !rest.is_empty() {
+                // `OPQ{m}_{d}`: Faiss' output dimension. vq's OPQ rotates within the input space,
+                // so only the input dimension itself is meaningful; the factory checks it.
+                match rest.strip_prefix('_').and_then(|d| d.parse::<usize>().ok()) {
+                    Some(_) => {}
+                    None => return Err(self.error(token, "expected OPQ{m} or OPQ{m}_{d}")),
+                }
+            }
+            self.at += 1;
+            let Some(pq_token) = self.next() else {
+                return Err(self.error(token, "OPQ must be followed by ,PQ{m}"));
+            };
+            let (pm, nbits) = match parse_pq(pq_token) {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => return Err(self.error(pq_token, e)),
+                None => return Err(self.error(pq_token, "OPQ must be followed by ,PQ{m}")),
+            };
+            if pm != m {
+                return Err(self.error(pq_token, format!("OPQ{m} is trained for PQ{m}, not PQ{pm}")));
+            }
+            return Ok(Some(CodecSpec::Opq { m, nbits }));
+        }
+        Ok(None)
+    }
+
+    fn base(&mut self) -> Result<BaseSpec, SpecError> {
+        let Some(token) = self.peek() else { return Err(self.error("", "empty spec")) };
+        if token == "Flat" {
+            self.at += 1;
+            return Ok(BaseSpec::Flat);
+        }
+        if let Some(hnsw) = number_after(token, "HNSW") {
+            let (m, rest) = hnsw.map_err(|e| self.error(token, e))?;
+            if !rest.is_empty() {
+                return Err(self.error(token, "expected HNSW{m}"));
+            }
+            if m < 2 {
+                return Err(self.error(token, "HNSW needs m of at least 2"));
+            }
+            self.at += 1;
+            let storage = if self.peek() == Some("Flat") {
+                self.at += 1;
+                StorageSpec::Flat
+            } else {
+                self.codec()?.map_or(StorageSpec::Flat, StorageSpec::Codec)
+            };
+            return Ok(BaseSpec::Hnsw { m, storage });
+        }
+        match self.codec()? {
+            Some(codec) => Ok(BaseSpec::Codes(codec)),
+            None => Err(self.error(token, "unknown index")),
+        }
+    }
+
+    fn refine(&mut self) -> Result<Option<RefineSpec>, SpecError> {
+        let Some(token) = self.next() else { return Ok(None) };
+        if token == "RFlat" {
+            return Ok(Some(RefineSpec::Flat));
+        }
+        let Some(inner) = token.strip_prefix("Refine(").and_then(|t| t.strip_suffix(')')) else {
+            return Err(self.error(token, "expected ,RFlat or ,Refine(…) here"));
+        };
+        match inner.trim() {
+            "Flat" => Ok(Some(RefineSpec::Flat)),
+            other => other
+                .parse::<SqType>()
+                .map(|t| Some(RefineSpec::Sq(t)))
+                .map_err(|_| self.error(token, "refine from Flat or a scalar quantizer (SQ8, SQfp16, …)")),
+        }
+    }
+}
+
+impl FromStr for IndexSpec {
+    type Err = SpecError;
+
+    fn from_str(spec: &str) -> Result<Self, SpecError> {
+        let mut p = Parser { spec, tokens: components(spec.trim()), at: 0 };
+        let base = p.base()?;
+        let refine = p.refine()?;
+        if let Some(extra) = p.peek() {
+            return Err(p.error(extra, "unexpected component"));
+        }
+        Ok(IndexSpec { base, refine })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faiss_spellings_parse_to_the_expected_specs() {
+        let cases: [(&str, IndexSpec); 8] = [
+            ("Flat", IndexSpec::new(BaseSpec::Flat)),
+            ("SQ8", IndexSpec::new(BaseSpec::Codes(CodecSpec::Sq(SqType::SQ8)))),
+            ("PQ16", IndexSpec::new(BaseSpec::Codes(CodecSpec::Pq { m: 16, nbits: 8 }))),
+            ("PQ32x4", IndexSpec::new(BaseSpec::Codes(CodecSpec::Pq { m: 32, nbits: 4 }))),
+            ("OPQ16_128,PQ16", IndexSpec::new(BaseSpec::Codes(CodecSpec::Opq { m: 16, nbits: 8 }))),
+            ("HNSW32,Flat", IndexSpec::new(BaseSpec::Hnsw { m: 32, storage: StorageSpec::Flat })),
+            (
+                "HNSW32,SQ8,RFlat",
+                IndexSpec::new(BaseSpec::Hnsw { m: 32, storage: StorageSpec::Codec(CodecSpec::Sq(SqType::SQ8)) })
+                    .with_refine(RefineSpec::Flat),
+            ),
+            (
+                " HNSW16 , PQ8x4 , Refine(SQfp16) ",
+                IndexSpec::new(BaseSpec::Hnsw { m: 16, storage: StorageSpec::Codec(CodecSpec::Pq { m: 8, nbits: 4 }) })
+                    .with_refine(RefineSpec::Sq(SqType::FP16)),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<IndexSpec>(), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn display_is_canonical_and_round_trips() {
+        for (text, canonical) in [
+            ("Flat", "Flat"),
+            ("PQ16x8", "PQ16"),
+            ("PQ16x4", "PQ16x4"),
+            ("HNSW32,Flat", "HNSW32"),
+            ("HNSW32,SQ8,Refine(Flat)", "HNSW32,SQ8,RFlat"),
+            ("SQ8,Refine(SQ8)", "SQ8,Refine(SQ8)"),
+            ("OPQ8,PQ8x6,RFlat", "OPQ8,PQ8x6,RFlat"),
+            ("HNSW16,OPQ8,PQ8", "HNSW16,OPQ8,PQ8"),
+        ] {
+            let spec: IndexSpec = text.parse().unwrap();
+            assert_eq!(spec.to_string(), canonical, "{text}");
+            assert_eq!(canonical.parse::<IndexSpec>(), Ok(spec), "{canonical}");
+        }
+    }
+
+    #[test]
+    fn bad_strings_name_the_bad_token() {
+        for (text, token) in [
+            ("", ""),
+            ("HNSW", "HNSW"),
+            ("HNSW1", "HNSW1"),
+            ("HNSW16,Bogus", "Bogus"),
+            ("PQx8", "PQx8"),
+            ("PQ16x", "PQ16x"),
+            ("OPQ16,PQ8", "PQ8"),
+            ("OPQ16", "OPQ16"),
+            ("Flat,RFlat,RFlat", "RFlat"),
+            ("SQ8,Refine(PQ8)", "Refine(PQ8)"),
+            ("IVF1024,Flat", "IVF1024"),
+        ] {
+            let err = text.parse::<IndexSpec>().unwrap_err();
+            assert_eq!(err.token, token, "{text}: {err}");
+            assert!(err.to_string().contains("accepted"), "{err}");
+        }
+    }
+}
