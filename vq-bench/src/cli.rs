@@ -138,9 +138,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
     }
     for spec in &o.specs {
         // Reject an unknown spec before any data is loaded or ground truth computed.
-        if !index::is_known(spec) {
-            return Err(Error::UnknownIndex { spec: spec.clone(), known: index::KNOWN_SPECS });
-        }
+        index::check_spec(spec)?;
     }
     Ok(o)
 }

@@ -36,14 +36,9 @@ pub enum Error {
     /// Base, queries and ground truth do not fit together.
     #[error("{0}")]
     Mismatch(String),
-    /// An index specification is not understood.
-    #[error("unknown index spec `{spec}` (known today: {known})")]
-    UnknownIndex {
-        /// The spec given.
-        spec: String,
-        /// The specs this build knows.
-        known: &'static str,
-    },
+    /// An index could not be built or searched, or its factory string is not understood.
+    #[error(transparent)]
+    Index(#[from] vq::Error),
     /// A dataset file could not be read or written (the message names the file and the row).
     #[error(transparent)]
     File(#[from] vq_io::Error),

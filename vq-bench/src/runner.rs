@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vq_distance::Metric;
 
-use crate::dataset::{Dataset, Vectors};
+use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::index::{self, BenchIndex, Params};
 use crate::recall::recall_at_k;
@@ -72,13 +72,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn one_query(v: &Vectors, q: usize, dim: usize) -> Vectors {
-    match v {
-        Vectors::F32(x) => Vectors::F32(x[q * dim..(q + 1) * dim].to_vec()),
-        Vectors::U8(x) => Vectors::U8(x[q * dim..(q + 1) * dim].to_vec()),
-    }
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -92,12 +85,12 @@ pub fn run_spec(ds: &Dataset, spec: &str, cfg: &RunConfig) -> Result<Vec<Record>
         .build()
         .map_err(|e| crate::Error::Usage(format!("cannot start {} threads: {e}", cfg.threads)))?;
     let t = Instant::now();
-    let idx: Box<dyn BenchIndex> = pool.install(|| index::build(spec, ds, cfg.metric))?;
+    let idx: BenchIndex = pool.install(|| index::build(spec, ds, cfg.metric))?;
     let build_s = t.elapsed().as_secs_f64();
 
-    // Converted once here, not inside every timed search.
-    let queries = if idx.takes_f32() { Vectors::F32(ds.queries.to_f32()) } else { ds.queries.clone() };
-    let sweep = cfg.sweep.clone().unwrap_or_else(|| idx.default_sweep());
+    // Converted once here, not inside every timed search (Faiss and hnswlib are handed f32 too).
+    let queries = ds.queries.to_f32();
+    let sweep = cfg.sweep.clone().unwrap_or_else(|| idx.default_sweep(cfg.k));
     let (nb, nq) = (ds.nb(), ds.nq());
     let mut out = Vec::with_capacity(sweep.len());
     for params in &sweep {
@@ -115,9 +108,9 @@ pub fn run_spec(ds: &Dataset, spec: &str, cfg: &RunConfig) -> Result<Vec<Record>
         let lat_n = cfg.latency_queries.min(nq);
         let mut lat: Vec<f64> = Vec::with_capacity(lat_n);
         for q in 0..lat_n {
-            let one = one_query(&queries, q, ds.dim);
+            let one = &queries[q * ds.dim..(q + 1) * ds.dim];
             let t = Instant::now();
-            let r = pool.install(|| idx.search(&one, cfg.k, params))?;
+            let r = pool.install(|| idx.search(one, cfg.k, params))?;
             lat.push(t.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(r);
         }

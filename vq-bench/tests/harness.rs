@@ -198,7 +198,8 @@ fn a_texmex_folder_runs_end_to_end_with_its_own_ground_truth() {
     assert_eq!(records[0].algo, "Flat");
     assert_eq!(records[0].recall, Some(1.0));
     assert_eq!((records[0].nb, records[0].nq, records[0].dim), (6, 2, 2));
-    assert_eq!(records[0].index_bytes, 12);
+    // Six 2-d vectors, stored by vq's Flat index as f32.
+    assert_eq!(records[0].index_bytes, (6 * 2 * std::mem::size_of::<f32>()) as u64);
     // HNSW: one record per ef of the default sweep, each with recall measured (6 vectors: exact).
     let hnsw: Vec<_> = records.iter().filter(|r| r.algo == "HNSW8").collect();
     assert_eq!(hnsw.len(), vq_bench::index::EF_SWEEP.len());
@@ -221,7 +222,11 @@ fn bad_input_gives_a_one_line_error() {
     assert!(sweep.contains("KEY=V1,V2"), "{sweep}");
     let missing = run(&["--dataset", "nope"]);
     assert!(missing.contains("dataset `nope`"), "{missing}");
-    assert!(run(&["--index", "HNSW9000,Magic"]).contains("unknown index spec `HNSW9000,Magic`"));
+    let spec = run(&["--index", "HNSW9000,Magic"]);
+    assert!(
+        spec.contains("\"HNSW9000,Magic\"") && spec.contains("at \"Magic\"") && spec.contains("accepted"),
+        "{spec}"
+    );
     let deep = run(&["--dataset", "tiny", "--k", "5"]);
     assert!(deep.contains("3 neighbours per query, fewer than k = 5"), "{deep}");
     assert!(run(&["--k", "0"]).contains("--k must be at least 1"));
