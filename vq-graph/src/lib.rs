@@ -21,6 +21,12 @@
 //! # Ok::<(), vq_graph::Error>(())
 //! ```
 //!
+//! Files: [`Hnsw::save`] / [`Hnsw::load`] write and read one container for any storage;
+//! [`Hnsw::write_to`] / [`Hnsw::read_from`] put the graph's sections under a prefix of a
+//! container shared with other sections, and each storage writes its own
+//! ([`VectorStorage::write_sections`]). Loading checks a file's structure before building
+//! anything from it, so a corrupt or forged file is an error, not a panic.
+//!
 //! Thread safety: an [`Hnsw`] is `Sync`; searches and inserts may run from any number of
 //! threads at once. Batch methods use the current rayon pool and spawn no threads of their own.
 
