@@ -1,4 +1,4 @@
-//! The README example: exact search and one pair score with vq-distance.
+//! Quickstart of vq-distance alone: exact search and one pair score.
 
 use vq_distance::{Metric, knn_exact, score};
 

@@ -10,7 +10,7 @@
 //! `vq-quant`, `vq-graph` and `vq-io`, re-exported here for direct use.
 //!
 //! ```
-//! use vq::{Index, Metric, SearchParams};
+//! use vq::{Metric, SearchParams};
 //!
 //! let dim = 16;
 //! let data: Vec<f32> = (0..dim * 1000).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();

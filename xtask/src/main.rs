@@ -48,13 +48,13 @@ fn ci() -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    /// The README's example is `vq-distance/examples/quickstart.rs`, which `cargo test` builds;
+    /// The README's example is `vq/examples/quickstart.rs`, which `cargo test` builds;
     /// this keeps the two from drifting apart.
     #[test]
     fn readme_example_is_the_quickstart_example() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
-        let example = std::fs::read_to_string(format!("{root}/vq-distance/examples/quickstart.rs")).unwrap();
+        let example = std::fs::read_to_string(format!("{root}/vq/examples/quickstart.rs")).unwrap();
         assert!(
             readme.contains(&format!("```rust\n{example}```")),
             "README.md's example differs from examples/quickstart.rs"
