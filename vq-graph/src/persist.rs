@@ -59,17 +59,6 @@ pub(crate) fn corrupt(r: &ContainerReader, what: impl Into<String>) -> Error {
     Error::CorruptFile { path: r.path().to_path_buf(), what: what.into() }
 }
 
-/// Fails unless each named section exists with the layout version this build reads.
-pub(crate) fn check_versions(r: &ContainerReader, expected: &[(&str, u32)]) -> Result<()> {
-    for &(name, version) in expected {
-        let found = r.section(name)?.version;
-        if found != version {
-            return Err(corrupt(r, format!("section {name} has version {found}, this build reads {version}")));
-        }
-    }
-    Ok(())
-}
-
 impl<S: VectorStorage> Hnsw<S> {
     /// Writes the graph as sections `{prefix}.*` of `w`, its storage's under
     /// `{prefix}.storage` (see the module docs for the layout). Inserts wait while the graph's
@@ -103,7 +92,7 @@ impl<S: VectorStorage> Hnsw<S> {
         let name = |s: &str| format!("{prefix}.{s}");
         let versions: Vec<(String, u32)> =
             GRAPH_SECTIONS.iter().map(|s| (name(s), if *s == "meta" { META_VERSION } else { ARRAY_VERSION })).collect();
-        check_versions(r, &versions.iter().map(|(n, v)| (n.as_str(), *v)).collect::<Vec<_>>())?;
+        r.check_versions(&versions.iter().map(|(n, v)| (n.as_str(), *v)).collect::<Vec<_>>())?;
         let meta: Meta = r.json(&name("meta"))?;
         let metric: Metric = meta
             .metric

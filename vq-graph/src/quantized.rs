@@ -9,7 +9,7 @@ use vq_quant::{CodeScorer, Quantizer};
 
 use crate::arena::Chunks;
 use crate::error::{Error, Result};
-use crate::persist::{check_versions, corrupt};
+use crate::persist::corrupt;
 use crate::storage::{VectorStorage, prefetch_bytes};
 
 /// One code byte that is written before it is shared (see [`VectorStorage::write`]).
@@ -158,7 +158,7 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
     fn read_sections(r: &ContainerReader, prefix: &str, slots: usize) -> Result<Self> {
         let codes_name = format!("{prefix}.codes");
         let quantizer = Q::read_sections(r, &format!("{prefix}.quantizer"))?;
-        check_versions(r, &[(&codes_name, CODES_VERSION)])?;
+        r.check_versions(&[(&codes_name, CODES_VERSION)])?;
         let codes: &[u8] = r.array(&codes_name)?;
         let code_size = quantizer.code_size();
         if slots.checked_mul(code_size) != Some(codes.len()) {

@@ -14,7 +14,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::arena::Chunks;
 use crate::error::Result;
-use crate::persist::{check_versions, corrupt};
+use crate::persist::corrupt;
 
 /// Vector storage under an HNSW graph.
 ///
@@ -226,7 +226,7 @@ impl VectorStorage for FlatStorage {
 
     fn read_sections(r: &ContainerReader, prefix: &str, slots: usize) -> Result<Self> {
         let (meta_name, vectors_name) = (format!("{prefix}.meta"), format!("{prefix}.vectors"));
-        check_versions(r, &[(&meta_name, FLAT_META_VERSION), (&vectors_name, FLAT_VECTORS_VERSION)])?;
+        r.check_versions(&[(&meta_name, FLAT_META_VERSION), (&vectors_name, FLAT_VECTORS_VERSION)])?;
         let meta: FlatMeta = r.json(&meta_name)?;
         let metric: Metric =
             meta.metric.parse().map_err(|_| corrupt(r, format!("{meta_name}: unknown metric {:?}", meta.metric)))?;

@@ -236,6 +236,18 @@ pub enum Error {
         /// The section.
         name: String,
     },
+    /// A section's layout version is not the one this build reads.
+    #[error("{}: section {name:?} has layout version {found}, this build reads {expected}", file.display())]
+    SectionVersion {
+        /// The file.
+        file: PathBuf,
+        /// The section.
+        name: String,
+        /// The version this build reads.
+        expected: u32,
+        /// The version in the file.
+        found: u32,
+    },
     /// A section holds another kind of data than the caller asked for.
     #[error("{}: section {name:?} holds {found}, asked for {expected}", file.display())]
     SectionType {

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use vq_distance::{Neighbors, TopK};
 use vq_io::{ContainerReader, ContainerWriter};
 
-use crate::sections::{self, corrupt};
+use crate::sections::corrupt;
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows, validate_codes};
 
 /// Codes scored per call of [`CodeScorer::distances`]: large enough to amortize the call and
@@ -209,7 +209,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
     pub fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
         let name = format!("{prefix}.codes");
         let quantizer = Q::read_sections(r, &format!("{prefix}.quantizer"))?;
-        sections::check_versions(r, &[(&name, CODES_VERSION)])?;
+        r.check_versions(&[(&name, CODES_VERSION)])?;
         let codes: &[u8] = r.array(&name)?;
         if !codes.is_empty() && !quantizer.is_trained() {
             return Err(corrupt(&name, format!("codes saved for an untrained {}", quantizer.name())));

@@ -312,6 +312,23 @@ impl ContainerReader {
         })
     }
 
+    /// Fails unless each named section exists with the layout version this build reads: the
+    /// one check every index part runs before reading its sections.
+    pub fn check_versions(&self, expected: &[(&str, u32)]) -> Result<()> {
+        for &(name, version) in expected {
+            let found = self.section(name)?.version;
+            if found != version {
+                return Err(Error::SectionVersion {
+                    file: self.file.clone(),
+                    name: name.into(),
+                    expected: version,
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// JSON section `name` decoded as `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
         let s = self.section(name)?;

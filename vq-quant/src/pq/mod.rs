@@ -542,7 +542,7 @@ impl Quantizer for ProductQuantizer {
     fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
         let meta_name = format!("{prefix}.meta");
         let cent_name = format!("{prefix}.centroids");
-        sections::check_versions(reader, &[(&meta_name, META_VERSION), (&cent_name, CENTROIDS_VERSION)])?;
+        reader.check_versions(&[(&meta_name, META_VERSION), (&cent_name, CENTROIDS_VERSION)])?;
         let meta: PqMeta = reader.json(&meta_name)?;
         if meta.quantizer != "pq" {
             return Err(corrupt(&meta_name, format!("holds a {:?} quantizer, not \"pq\"", meta.quantizer)));

@@ -467,7 +467,7 @@ impl Quantizer for OpqQuantizer {
     fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
         let meta_name = format!("{prefix}.meta");
         let rot_name = format!("{prefix}.rotation");
-        sections::check_versions(reader, &[(&meta_name, META_VERSION), (&rot_name, ROTATION_VERSION)])?;
+        reader.check_versions(&[(&meta_name, META_VERSION), (&rot_name, ROTATION_VERSION)])?;
         let meta: OpqMeta = reader.json(&meta_name)?;
         if meta.quantizer != "opq" {
             return Err(corrupt(&meta_name, format!("holds a {:?} quantizer, not \"opq\"", meta.quantizer)));

@@ -712,10 +712,7 @@ impl Quantizer for ScalarQuantizer {
     fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
         let name = format!("{prefix}.sq");
         let (vmin_name, step_name) = (format!("{prefix}.vmin"), format!("{prefix}.step"));
-        sections::check_versions(
-            reader,
-            &[(&name, PARAMS_VERSION), (&vmin_name, ARRAY_VERSION), (&step_name, ARRAY_VERSION)],
-        )?;
+        reader.check_versions(&[(&name, PARAMS_VERSION), (&vmin_name, ARRAY_VERSION), (&step_name, ARRAY_VERSION)])?;
         let params: SavedParams = reader.json(&name)?;
         let metric = sections::metric(&name, &params.metric)?;
         if params.dim == 0 || params.dim > vq_io::MAX_DIM {
