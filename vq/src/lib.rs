@@ -48,7 +48,10 @@ pub use flat::FlatIndex;
 pub use graph::{HnswCodesIndex, HnswFlatIndex};
 pub use index::{Index, MemoryUsage, SearchParams};
 pub use milvus::MilvusIndex;
-pub use persist::{INDEX_FORMAT_VERSION, ReadOptions, read_index, read_index_from_bytes, read_index_with, write_index};
+pub use persist::{
+    INDEX_FORMAT_VERSION, ReadOptions, read_index, read_index_from_bytes, read_index_from_container, read_index_with,
+    write_index,
+};
 pub use refine::RefineIndex;
 pub use spec::{ACCEPTED, BaseSpec, CodecSpec, IndexSpec, RefineSpec, SpecError, StorageSpec};
 pub use vq_distance::{IdBitset, IdFilter, IdSet, Metric, Neighbors, knn_exact, normalize_l2};

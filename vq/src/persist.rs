@@ -64,16 +64,17 @@ pub fn read_index(path: impl AsRef<Path>) -> Result<Box<dyn Index>> {
 /// [`read_index`] with options.
 pub fn read_index_with(path: impl AsRef<Path>, options: ReadOptions) -> Result<Box<dyn Index>> {
     let r = ContainerReader::open_with(path, OpenOptions { mmap: options.mmap, ..Default::default() })?;
-    read_container(&r)
+    read_index_from_container(&r)
 }
 
 /// Reads an index from the bytes of a file written by [`write_index`] (every checksum
 /// verified).
 pub fn read_index_from_bytes(bytes: &[u8]) -> Result<Box<dyn Index>> {
-    read_container(&ContainerReader::from_bytes(bytes, true)?)
+    read_index_from_container(&ContainerReader::from_bytes(bytes, true)?)
 }
 
-fn read_container(r: &ContainerReader) -> Result<Box<dyn Index>> {
+/// Reads an index from an open container (the bytes of a file written by [`write_index`]).
+pub fn read_index_from_container(r: &ContainerReader) -> Result<Box<dyn Index>> {
     let kind = r.index_kind(INDEX_FORMAT_VERSION)?;
     let spec: IndexSpec = kind.spec.parse()?;
     let metric = parse_metric(&kind.metric)?;

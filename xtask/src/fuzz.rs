@@ -1,10 +1,11 @@
 //! `cargo xtask fuzz [TARGET] [--seconds N]`: runs the cargo-fuzz targets of vq's readers
-//! (`fuzz/`): vq-io's formats and container, HNSW files, quantizer sections.
+//! (`fuzz/`): vq-io's formats and container, HNSW files, quantizer sections, `vq::read_index`.
 //!
 //! Installs what it needs itself: a nightly toolchain (`rustup toolchain install nightly
 //! --profile minimal`) and cargo-fuzz (`cargo install cargo-fuzz --locked`). Seeds each
-//! target's corpus with small valid files (`cargo run -p vq-io --example fuzz_seeds` and
-//! `cargo run -p vq-graph --example fuzz_seeds`), then
+//! target's corpus with small valid files (`cargo run -p vq-io --example fuzz_seeds`,
+//! `cargo run -p vq-graph --example fuzz_seeds` and `cargo run -p vq --example fuzz_seeds`:
+//! vq's golden index files), then
 //! runs each target with one job for N seconds (default 60) and prints libFuzzer's run count.
 //! A crash, a timeout (10 s per input) or an allocation over 2 GiB is a finding: the input is
 //! kept under `fuzz/artifacts/TARGET/` and the command fails.
@@ -14,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The targets in `fuzz/fuzz_targets/`.
-const TARGETS: [&str; 6] = ["texmex", "bin", "npy", "container", "hnsw", "quantizers"];
+const TARGETS: [&str; 7] = ["texmex", "bin", "npy", "container", "hnsw", "quantizers", "read_index"];
 
 const USAGE: &str = "usage: cargo xtask fuzz [TARGET] [--seconds N]
 
 Runs the cargo-fuzz targets of vq's readers (all of them, or TARGET) for N seconds each
-(default 60), one job each. Targets: texmex, bin, npy, container, hnsw, quantizers.";
+(default 60), one job each. Targets: texmex, bin, npy, container, hnsw, quantizers, read_index.";
 
 /// Entry point for `cargo xtask fuzz ARGS`.
 pub(crate) fn main(args: &[String]) -> Result<(), String> {
@@ -47,7 +48,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_tools(&cargo)?;
     let corpus = root.join("fuzz/corpus");
-    for package in ["vq-io", "vq-graph"] {
+    for package in ["vq-io", "vq-graph", "vq"] {
         run(Command::new(&cargo)
             .current_dir(&root)
             .args(["run", "-q", "-p", package, "--example", "fuzz_seeds", "--"])
