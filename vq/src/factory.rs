@@ -27,7 +27,7 @@ macro_rules! with_new_quantizer {
                 let $q = ProductQuantizer::new($dim, $metric, m, nbits)?;
                 $body
             }
-            CodecSpec::Opq { m, nbits } => {
+            CodecSpec::Opq { m, nbits, .. } => {
                 let $q = OpqQuantizer::new($dim, $metric, m, nbits)?;
                 $body
             }
@@ -105,11 +105,33 @@ pub fn index_factory_with(dim: usize, spec: &str, metric: Metric, params: &Index
     build(dim, &spec.parse()?, metric, params)
 }
 
+/// `OPQ{m}_{d}` with `d` the input dimension is plain `OPQ{m}`; any other `d` would ask for a
+/// dimension reduction vq's OPQ does not do, and is refused rather than silently ignored.
+fn canonical_opq(spec: &IndexSpec, dim: usize) -> Result<IndexSpec> {
+    let fix = |codec: CodecSpec| match codec {
+        CodecSpec::Opq { m, nbits, d: Some(d) } if d == dim => Ok(CodecSpec::Opq { m, nbits, d: None }),
+        CodecSpec::Opq { m, d: Some(d), .. } => Err(Error::Parameter {
+            name: "OPQ",
+            what: format!("OPQ{m}_{d} reduces {dim} dimensions to {d}; vq's OPQ keeps the dimension: write OPQ{m}"),
+        }),
+        other => Ok(other),
+    };
+    let base = match spec.base {
+        BaseSpec::Codes(c) => BaseSpec::Codes(fix(c)?),
+        BaseSpec::Hnsw { m, storage: StorageSpec::Codec(c) } => {
+            BaseSpec::Hnsw { m, storage: StorageSpec::Codec(fix(c)?) }
+        }
+        other => other,
+    };
+    Ok(IndexSpec { base, ..*spec })
+}
+
 /// An empty index for a parsed spec.
 pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams) -> Result<Box<dyn Index>> {
     if dim == 0 {
         return Err(vq_distance::Error::ZeroDimension.into());
     }
+    let spec = &canonical_opq(spec, dim)?;
     let base: Box<dyn Index> = match spec.base {
         BaseSpec::Flat => Box::new(FlatIndex::new(dim, metric)?),
         BaseSpec::Codes(codec) => with_new_quantizer!(codec, dim, metric, |q| Box::new(CodesIndex::new(codec, q))),

@@ -55,6 +55,9 @@ pub enum CodecSpec {
         m: usize,
         /// Bits per sub-quantizer id.
         nbits: u32,
+        /// Faiss' output dimension (`OPQ16_64`). vq's OPQ rotates within the input space, so
+        /// the factory accepts only the input dimension here and then drops it (canonical form).
+        d: Option<usize>,
     },
 }
 
@@ -121,7 +124,8 @@ impl fmt::Display for CodecSpec {
         match *self {
             CodecSpec::Sq(t) => f.write_str(t.factory_name()),
             CodecSpec::Pq { m, nbits: b } => write!(f, "PQ{m}{}", nbits(b)),
-            CodecSpec::Opq { m, nbits: b } => write!(f, "OPQ{m},PQ{m}{}", nbits(b)),
+            CodecSpec::Opq { m, nbits: b, d: None } => write!(f, "OPQ{m},PQ{m}{}", nbits(b)),
+            CodecSpec::Opq { m, nbits: b, d: Some(d) } => write!(f, "OPQ{m}_{d},PQ{m}{}", nbits(b)),
         }
     }
 }
@@ -248,14 +252,14 @@ impl<'a> Parser<'a> {
         }
         if let Some(opq) = number_after(token, "OPQ") {
             let (m, rest) = opq.map_err(|e| self.error(token, e))?;
-            if !rest.is_empty() {
-                // `OPQ{m}_{d}`: Faiss' output dimension. vq's OPQ rotates within the input space,
-                // so only the input dimension itself is meaningful; the factory checks it.
-                match rest.strip_prefix('_').and_then(|d| d.parse::<usize>().ok()) {
-                    Some(_) => {}
+            // `OPQ{m}_{d}`: Faiss' output dimension, checked against the input's by the factory.
+            let d = match rest {
+                "" => None,
+                _ => match rest.strip_prefix('_').and_then(|d| d.parse::<usize>().ok()) {
+                    Some(d) => Some(d),
                     None => return Err(self.error(token, "expected OPQ{m} or OPQ{m}_{d}")),
-                }
-            }
+                },
+            };
             self.at += 1;
             let Some(pq_token) = self.next() else {
                 return Err(self.error(token, "OPQ must be followed by ,PQ{m}"));
@@ -268,7 +272,7 @@ impl<'a> Parser<'a> {
             if pm != m {
                 return Err(self.error(pq_token, format!("OPQ{m} is trained for PQ{m}, not PQ{pm}")));
             }
-            return Ok(Some(CodecSpec::Opq { m, nbits }));
+            return Ok(Some(CodecSpec::Opq { m, nbits, d }));
         }
         Ok(None)
     }
@@ -345,7 +349,7 @@ mod tests {
             ("SQ8", IndexSpec::new(BaseSpec::Codes(CodecSpec::Sq(SqType::SQ8)))),
             ("PQ16", IndexSpec::new(BaseSpec::Codes(CodecSpec::Pq { m: 16, nbits: 8 }))),
             ("PQ32x4", IndexSpec::new(BaseSpec::Codes(CodecSpec::Pq { m: 32, nbits: 4 }))),
-            ("OPQ16_128,PQ16", IndexSpec::new(BaseSpec::Codes(CodecSpec::Opq { m: 16, nbits: 8 }))),
+            ("OPQ16_128,PQ16", IndexSpec::new(BaseSpec::Codes(CodecSpec::Opq { m: 16, nbits: 8, d: Some(128) }))),
             ("HNSW32,Flat", IndexSpec::new(BaseSpec::Hnsw { m: 32, storage: StorageSpec::Flat })),
             (
                 "HNSW32,SQ8,RFlat",
@@ -374,6 +378,7 @@ mod tests {
             ("SQ8,Refine(SQ8)", "SQ8,Refine(SQ8)"),
             ("OPQ8,PQ8x6,RFlat", "OPQ8,PQ8x6,RFlat"),
             ("HNSW16,OPQ8,PQ8", "HNSW16,OPQ8,PQ8"),
+            ("OPQ8_64,PQ8x4", "OPQ8_64,PQ8x4"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");

@@ -239,4 +239,7 @@ fn bad_factory_strings_are_spec_errors() {
         }
     }
     assert!(vq::index_factory(0, "Flat", Metric::L2).is_err(), "dimension 0");
+    // Faiss' OPQ{m}_{d}: the input dimension is accepted (and dropped), a reduction refused.
+    assert_eq!(vq::index_factory(DIM, "OPQ4_16,PQ4", Metric::L2).unwrap().spec().to_string(), "OPQ4,PQ4");
+    assert!(matches!(vq::index_factory(DIM, "OPQ4_8,PQ4", Metric::L2), Err(Error::Parameter { name: "OPQ", .. })));
 }
