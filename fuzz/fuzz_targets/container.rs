@@ -3,23 +3,13 @@
 //! section table reach the table checks instead of stopping at the checksum.
 #![no_main]
 
+mod structured;
+
 use libfuzzer_sys::fuzz_target;
-use vq_io::{ContainerReader, ElementType, SectionKind};
+use vq_io::{ElementType, SectionKind};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, data)) = data.split_first() else { return };
-    let mut bytes = data.to_vec();
-    if sel & 2 != 0 && bytes.len() >= 64 {
-        let table = u64::from_le_bytes(bytes[24..32].try_into().unwrap());
-        if let Some(t) = usize::try_from(table).ok().filter(|&t| t <= bytes.len()) {
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            h.update(&bytes[..40]);
-            h.update(&bytes[t..]);
-            let sum = h.digest();
-            bytes[40..48].copy_from_slice(&sum.to_le_bytes());
-        }
-    }
-    let Ok(r) = ContainerReader::from_bytes(&bytes, sel & 1 != 0) else { return };
+    let Some((_, r)) = structured::container(data) else { return };
     let _ = r.verify_checksums();
     let _ = r.check_known(&["params", "data"]);
     for s in r.sections().to_vec() {

@@ -1,4 +1,5 @@
-//! Shared by the index targets (`hnsw`, `quantizers`): the selector byte and the container.
+//! Shared by the container and index targets (`container`, `hnsw`, `quantizers`,
+//! `read_index`): the selector byte and the container.
 //!
 //! The first byte's bit 0 turns checksum verification on; bit 1 makes the target recompute
 //! the header checksum first. Section checksums are then left unverified (bit 0 off), so a
@@ -27,6 +28,7 @@ pub fn container(data: &[u8]) -> Option<(u8, ContainerReader)> {
 
 /// A query for a `dim`-dimensional index, not zero (cosine needs a direction); `None` above
 /// 4096 components, where the query itself would be the harness's large allocation.
+#[allow(dead_code)] // the `container` target opens containers only
 pub fn query(dim: usize) -> Option<Vec<f32>> {
     (dim <= 4096).then(|| (0..dim).map(|i| (i % 7) as f32 - 2.5).collect())
 }
