@@ -7,7 +7,7 @@ use vq_quant::{FlatCodes, Quantizer};
 
 use crate::error::{Error, Result};
 use crate::ids::IdMap;
-use crate::index::{Index, MemoryUsage, SearchParams, check_ids, neighbors_from_rows, prepare, prepare_search};
+use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, neighbors_from_rows};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec};
 
 /// A quantizer, the codes of every vector added, and their ids.
@@ -80,10 +80,10 @@ impl<Q: Quantizer> Index for CodesIndex<Q> {
         if !self.is_trained() {
             return Err(self.not_trained());
         }
-        let data = prepare("vectors", data, self.dim(), self.metric())?;
-        check_ids(&data, self.dim(), ids)?;
+        // The quantizer validates (and normalizes, for cosine) what it encodes.
+        check_ids(data, self.dim(), ids)?;
         self.ids.check_absent(ids)?;
-        self.codes.add(&data)?;
+        self.codes.add(data)?;
         self.ids.push(ids);
         Ok(())
     }
@@ -92,10 +92,11 @@ impl<Q: Quantizer> Index for CodesIndex<Q> {
         if !self.is_trained() {
             return Err(self.not_trained());
         }
-        let queries = prepare_search(queries, params, self.dim(), self.metric())?;
+        // The scan validates (and normalizes, for cosine) its queries itself.
+        check_k(params)?;
         let keep = params.filter.map(|f| move |row: usize| f.accepts(self.ids.id(row)));
         let keep_ref = keep.as_ref().map(|k| k as &(dyn Fn(usize) -> bool + Sync));
-        let hits = self.codes.search_filtered(&queries, params.k, keep_ref)?;
+        let hits = self.codes.search_filtered(queries, params.k, keep_ref)?;
         let rows = hits
             .iter()
             .map(|(rows, scores)| rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect())

@@ -7,7 +7,7 @@ use vq_distance::{IdFilter, Metric, Neighbors, TopK, knn_exact, score_one_to_man
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::error::{Error, Result};
-use crate::ids::IdMap;
+use crate::ids::{IdMap, retain_rows};
 use crate::index::{Index, MemoryUsage, SearchParams, check_ids, neighbors_from_rows, prepare, prepare_search};
 use crate::spec::{BaseSpec, IndexSpec};
 
@@ -143,17 +143,7 @@ impl Index for FlatIndex {
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         let Some(keep) = self.ids.keep_mask(ids) else { return Ok(0) };
         let removed = keep.iter().filter(|&&k| !k).count();
-        let mut row = 0;
-        let dim = self.dim;
-        let mut out = 0;
-        while row < keep.len() {
-            if keep[row] {
-                self.vectors.copy_within(row * dim..(row + 1) * dim, out * dim);
-                out += 1;
-            }
-            row += 1;
-        }
-        self.vectors.truncate(out * dim);
+        retain_rows(&mut self.vectors, self.dim, &keep);
         self.ids.retain(&keep);
         Ok(removed)
     }

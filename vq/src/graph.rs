@@ -8,7 +8,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::Quantizer;
 
 use crate::error::{Error, Result};
-use crate::index::{Index, MemoryUsage, SearchParams, check_ids, prepare, prepare_search};
+use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, prepare};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
 /// The graph's parts of the memory report.
@@ -25,9 +25,10 @@ fn graph_memory<S: VectorStorage>(h: &Hnsw<S>, trained: usize) -> MemoryUsage {
 }
 
 fn graph_search<S: VectorStorage>(h: &Hnsw<S>, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
-    let queries = prepare_search(queries, params, h.dim(), h.metric())?;
+    // The graph validates (and normalizes, for cosine) its queries itself.
+    check_k(params)?;
     let Some(filter) = params.filter else {
-        return Ok(h.search_batch(&queries, params.k, params.ef)?);
+        return Ok(h.search_batch(queries, params.k, params.ef)?);
     };
     let accepts = |id: u64| filter.accepts(id);
     let rows = queries
@@ -38,14 +39,14 @@ fn graph_search<S: VectorStorage>(h: &Hnsw<S>, queries: &[f32], params: &SearchP
 }
 
 fn graph_add<S: VectorStorage>(h: &Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
-    let data = prepare("vectors", data, h.dim(), h.metric())?;
+    // The graph validates (and normalizes, for cosine) the vectors itself.
     match ids {
         Some(ids) => {
-            check_ids(&data, h.dim(), ids)?;
-            h.add_with_ids(&data, ids)?;
+            check_ids(data, h.dim(), ids)?;
+            h.add_with_ids(data, ids)?;
         }
         None => {
-            h.add(&data)?;
+            h.add(data)?;
         }
     }
     Ok(())

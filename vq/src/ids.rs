@@ -191,6 +191,16 @@ impl IdMap {
     }
 }
 
+/// Drops the `dim`-wide rows of `rows` whose entry in `keep` is `false`, keeping order: the
+/// data side of [`IdMap::retain`] for indexes that store f32 rows.
+pub(crate) fn retain_rows(rows: &mut Vec<f32>, dim: usize, keep: &[bool]) {
+    let mut i = 0;
+    rows.retain(|_| {
+        i += 1;
+        keep[(i - 1) / dim]
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

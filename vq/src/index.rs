@@ -148,16 +148,23 @@ pub(crate) fn prepare<'a>(what: &'static str, data: &'a [f32], dim: usize, metri
     Ok(vq_distance::prepare_rows(what, data, dim, metric)?.into_cow())
 }
 
-/// Checks `k` and the queries of a search; returns the prepared queries.
+/// `k = 0` is refused here, as the same error for every index.
+pub(crate) fn check_k(params: &SearchParams<'_>) -> Result<()> {
+    match params.k {
+        0 => Err(vq_distance::Error::ZeroK.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Checks `k` and the queries of a search; returns the prepared queries. For indexes that
+/// score queries themselves (Flat, refine); graphs and code scans validate their own input.
 pub(crate) fn prepare_search<'a>(
     queries: &'a [f32],
     params: &SearchParams<'_>,
     dim: usize,
     metric: Metric,
 ) -> Result<Cow<'a, [f32]>> {
-    if params.k == 0 {
-        return Err(vq_distance::Error::ZeroK.into());
-    }
+    check_k(params)?;
     prepare("queries", queries, dim, metric)
 }
 

@@ -9,7 +9,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{CodeScorer, FlatCodes, Quantizer, ScalarQuantizer};
 
 use crate::error::{Error, Result};
-use crate::ids::IdMap;
+use crate::ids::{IdMap, retain_rows};
 use crate::index::{Index, MemoryUsage, SearchParams, check_ids, neighbors_from_rows, prepare, prepare_search};
 use crate::spec::{IndexSpec, RefineSpec};
 
@@ -202,14 +202,7 @@ impl Index for RefineIndex {
         let removed = self.base.remove_ids(ids)?;
         if let Some(keep) = self.ids.keep_mask(ids) {
             match &mut self.store {
-                Store::Flat(v) => {
-                    let dim = self.base.dim();
-                    let mut row = 0;
-                    v.retain(|_| {
-                        row += 1;
-                        keep[(row - 1) / dim]
-                    });
-                }
+                Store::Flat(v) => retain_rows(v, self.base.dim(), &keep),
                 Store::Sq(codes) => {
                     codes.retain(|row| keep[row]);
                 }
