@@ -6,6 +6,8 @@
 //! over a code buffer (Faiss' `IndexScalarQuantizer` / `IndexPQ`).
 //!
 //! **Quantizers:**
+//! - [`F32Quantizer`]: the identity (codes are the f32 vectors), so indexes generic over a
+//!   quantizer also hold full-precision vectors (IVF-Flat).
 //! - [`ScalarQuantizer`]: each component on its own, [`SqType`] `SQ8`, `SQ6`, `SQ4` (per-dimension
 //!   ranges), `SQ4U` (one range), `FP16`, `BF16`; SIMD asymmetric distances (AVX-512, AVX2+FMA
 //!   and a portable twin) that decode codes in registers.
@@ -20,12 +22,14 @@
 
 mod error;
 mod flat;
+mod identity;
 mod pq;
 mod sections;
 mod sq;
 
 pub use error::{Error, Result};
 pub use flat::FlatCodes;
+pub use identity::{F32Quantizer, F32Scorer};
 pub use pq::{OpqParams, OpqQuantizer, OpqScorer, PqParams, PqScorer, ProductQuantizer, pack_index, unpack_index};
 pub use sections::validate_codes;
 pub use sq::{ScalarQuantizer, SqInt8Scorer, SqScorer, SqType};

@@ -15,6 +15,7 @@
 
 mod lut;
 mod opq;
+mod residual;
 
 use std::sync::OnceLock;
 
