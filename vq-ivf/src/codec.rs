@@ -1,0 +1,341 @@
+//! What the lists hold: a [`vq_quant::Quantizer`] plus the inverted file's view of it
+//! (whether it codes residuals, and how a query scans one list).
+//!
+//! Keys are vq's "smaller is better" keys of the *index* metric. Inside, the quantizer of a
+//! cosine index works with the inner product: the index normalizes vectors and queries once,
+//! and residuals `x − c` are not unit vectors, so they must not be normalized again.
+
+use vq_distance::Metric;
+use vq_io::{ContainerReader, ContainerWriter};
+use vq_quant::{CodeScorer, F32Quantizer, PqScorer, ProductQuantizer, Quantizer, ScalarQuantizer, SqType};
+
+use crate::error::Result;
+
+/// The metric the quantizer of a list codec scores with, for an index of `metric`.
+pub(crate) fn inner_metric(metric: Metric) -> Metric {
+    match metric {
+        Metric::L2 => Metric::L2,
+        Metric::InnerProduct | Metric::Cosine => Metric::InnerProduct,
+    }
+}
+
+/// A query's scan of one list after another: [`ListScanner::set_list`], then
+/// [`ListScanner::keys`] over that list's codes.
+pub trait ListScanner: Send {
+    /// Moves to list `list`, whose centroid is `centroid` and whose coarse key (squared L2
+    /// to the query, or negated inner product) is `coarse_key`.
+    fn set_list(&mut self, list: usize, centroid: &[f32], coarse_key: f32) -> Result<()>;
+    /// Keys of the query against a block of the current list's codes (`out.len()` codes).
+    fn keys(&self, codes: &[u8], out: &mut [f32]);
+}
+
+/// A quantizer as the codec of inverted lists.
+pub trait IvfCodec: Send + Sync + Sized {
+    /// The quantizer that encodes list entries.
+    type Quantizer: Quantizer;
+    /// A query's scanner over lists.
+    type Scanner<'a>: ListScanner
+    where
+        Self: 'a;
+
+    /// The quantizer.
+    fn quantizer(&self) -> &Self::Quantizer;
+    /// Whether entries are coded as residuals from their list's centroid (IVF-SQ, IVF-PQ) or
+    /// as given (IVF-Flat).
+    fn by_residual(&self) -> bool;
+    /// Whether [`IvfCodec::train`] learns anything.
+    fn needs_training(&self) -> bool;
+    /// Trains the quantizer on `sample` (residuals when [`IvfCodec::by_residual`]).
+    fn train(&mut self, sample: &[f32]) -> Result<()>;
+    /// Builds what depends on both the trained quantizer and the coarse `centroids` (`nlist ×
+    /// dim`): called after training and after reading.
+    fn prepare(&mut self, centroids: &[f32]);
+    /// The scanner of a query (validated; normalized for cosine).
+    fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>>;
+    /// The trained parameters as bytes, for the index's fingerprint.
+    fn trained_state(&self) -> Vec<u8>;
+    /// Bytes held beyond the quantizer's own (precomputed tables).
+    fn table_bytes(&self) -> usize {
+        0
+    }
+    /// Writes the quantizer's sections under `prefix`.
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        Ok(self.quantizer().write_sections(w, prefix)?)
+    }
+    /// Reads what [`IvfCodec::write_sections`] wrote (not yet [`prepare`](IvfCodec::prepare)d).
+    fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self>;
+}
+
+/// The scanner of any quantizer: the query (or, for L2 over residuals, the query's residual
+/// to each list's centroid) scored by the quantizer's own scorer.
+pub struct QuantizerScanner<'a, Q: Quantizer> {
+    quantizer: &'a Q,
+    query: Vec<f32>,
+    scratch: Vec<f32>,
+    /// L2 over residuals: a new scorer per list, of `query − centroid`.
+    per_list: bool,
+    /// Inner product over residuals: `⟨q, c⟩` is added per list (as its key).
+    offset_by_list: bool,
+    scorer: Option<Q::Scorer<'a>>,
+    offset: f32,
+}
+
+impl<'a, Q: Quantizer> QuantizerScanner<'a, Q> {
+    fn new(quantizer: &'a Q, query: &[f32], by_residual: bool) -> Result<Self> {
+        let l2 = quantizer.metric() == Metric::L2;
+        let per_list = by_residual && l2;
+        let scorer = if per_list { None } else { Some(quantizer.scorer(query)?) };
+        Ok(QuantizerScanner {
+            quantizer,
+            query: query.to_vec(),
+            scratch: Vec::new(),
+            per_list,
+            offset_by_list: by_residual && !l2,
+            scorer,
+            offset: 0.0,
+        })
+    }
+}
+
+impl<Q: Quantizer> ListScanner for QuantizerScanner<'_, Q> {
+    fn set_list(&mut self, _list: usize, centroid: &[f32], coarse_key: f32) -> Result<()> {
+        if self.per_list {
+            self.scratch.clear();
+            self.scratch.extend(self.query.iter().zip(centroid).map(|(q, c)| q - c));
+            self.scorer = Some(self.quantizer.scorer(&self.scratch)?);
+        } else if self.offset_by_list {
+            self.offset = coarse_key;
+        }
+        Ok(())
+    }
+
+    fn keys(&self, codes: &[u8], out: &mut [f32]) {
+        match &self.scorer {
+            Some(s) => s.distances(codes, out),
+            None => out.fill(f32::INFINITY),
+        }
+        if self.offset != 0.0 {
+            out.iter_mut().for_each(|k| *k += self.offset);
+        }
+    }
+}
+
+/// IVF-Flat: the vectors themselves ([`F32Quantizer`]), not residuals.
+#[derive(Debug, Clone)]
+pub struct FlatCodec {
+    q: F32Quantizer,
+}
+
+impl FlatCodec {
+    /// The codec of a `dim`-dimensional index scored by `metric`.
+    pub fn new(dim: usize, metric: Metric) -> Result<Self> {
+        Ok(FlatCodec { q: F32Quantizer::new(dim, inner_metric(metric))? })
+    }
+}
+
+impl IvfCodec for FlatCodec {
+    type Quantizer = F32Quantizer;
+    type Scanner<'a> = QuantizerScanner<'a, F32Quantizer>;
+
+    fn quantizer(&self) -> &F32Quantizer {
+        &self.q
+    }
+    fn by_residual(&self) -> bool {
+        false
+    }
+    fn needs_training(&self) -> bool {
+        false
+    }
+    fn train(&mut self, _sample: &[f32]) -> Result<()> {
+        Ok(())
+    }
+    fn prepare(&mut self, _centroids: &[f32]) {}
+    fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>> {
+        QuantizerScanner::new(&self.q, query, false)
+    }
+    fn trained_state(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        Ok(FlatCodec { q: F32Quantizer::read_sections(r, prefix)? })
+    }
+}
+
+/// IVF-SQ: residuals coded by a [`ScalarQuantizer`] of any [`SqType`] (Faiss'
+/// `IndexIVFScalarQuantizer` with its default `by_residual = true`).
+#[derive(Debug, Clone)]
+pub struct SqCodec {
+    q: ScalarQuantizer,
+}
+
+impl SqCodec {
+    /// The codec of a `dim`-dimensional index scored by `metric`.
+    pub fn new(dim: usize, metric: Metric, sq_type: SqType) -> Result<Self> {
+        Ok(SqCodec { q: ScalarQuantizer::new(dim, inner_metric(metric), sq_type)? })
+    }
+}
+
+impl IvfCodec for SqCodec {
+    type Quantizer = ScalarQuantizer;
+    type Scanner<'a> = QuantizerScanner<'a, ScalarQuantizer>;
+
+    fn quantizer(&self) -> &ScalarQuantizer {
+        &self.q
+    }
+    fn by_residual(&self) -> bool {
+        true
+    }
+    fn needs_training(&self) -> bool {
+        self.q.sq_type().needs_training()
+    }
+    fn train(&mut self, sample: &[f32]) -> Result<()> {
+        Ok(self.q.train(sample)?)
+    }
+    fn prepare(&mut self, _centroids: &[f32]) {}
+    fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>> {
+        QuantizerScanner::new(&self.q, query, true)
+    }
+    fn trained_state(&self) -> Vec<u8> {
+        let (vmin, step) = self.q.ranges();
+        let mut out = self.q.sq_type().factory_name().as_bytes().to_vec();
+        out.extend(self.q.clip().unwrap_or(f32::NAN).to_le_bytes());
+        out.extend(vmin.iter().chain(step).flat_map(|v| v.to_le_bytes()));
+        out
+    }
+    fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        Ok(SqCodec { q: ScalarQuantizer::read_sections(r, prefix)? })
+    }
+}
+
+/// IVF-PQ (IVFADC): residuals coded by a [`ProductQuantizer`]. For L2 it keeps Faiss'
+/// precomputed table (`nlist × m × 2^nbits` floats of `‖r̂‖² + 2⟨c, r̂⟩` per list), so a probed
+/// list costs one table addition instead of a table build; for inner product the query's one
+/// table serves every list, offset by `⟨q, c⟩`.
+#[derive(Debug, Clone)]
+pub struct PqCodec {
+    q: ProductQuantizer,
+    /// L2: per list, `m × ksub` terms `‖c_jk‖² + 2⟨centroid_j, c_jk⟩`. Empty otherwise.
+    list_terms: Vec<f32>,
+}
+
+impl PqCodec {
+    /// The codec of a `dim`-dimensional index scored by `metric`: `m` sub-quantizers of
+    /// `nbits` bits.
+    pub fn new(dim: usize, metric: Metric, m: usize, nbits: u32) -> Result<Self> {
+        Ok(PqCodec { q: ProductQuantizer::new(dim, inner_metric(metric), m, nbits)?, list_terms: Vec::new() })
+    }
+
+    fn table_len(&self) -> usize {
+        self.q.m() * self.q.ksub()
+    }
+}
+
+/// [`PqCodec`]'s scanner.
+pub enum PqScanner<'a> {
+    /// L2 through the precomputed table.
+    Table {
+        /// The query's `−2⟨q_j, c_jk⟩` terms.
+        query_terms: Vec<f32>,
+        /// The list's table (rewritten per list) and its scan kernel.
+        scorer: PqScorer<'a>,
+        /// Every list's terms.
+        list_terms: &'a [f32],
+        /// `‖q − c‖²` of the current list.
+        offset: f32,
+    },
+    /// Inner product: the query's table, offset by the list's coarse key.
+    Shared(QuantizerScanner<'a, ProductQuantizer>),
+}
+
+impl ListScanner for PqScanner<'_> {
+    fn set_list(&mut self, list: usize, centroid: &[f32], coarse_key: f32) -> Result<()> {
+        match self {
+            PqScanner::Table { query_terms, scorer, list_terms, offset } => {
+                let n = query_terms.len();
+                let terms = &list_terms[list * n..(list + 1) * n];
+                for ((t, &a), &b) in scorer.table_mut().iter_mut().zip(terms).zip(query_terms.iter()) {
+                    *t = a + b;
+                }
+                *offset = coarse_key;
+                Ok(())
+            }
+            PqScanner::Shared(s) => s.set_list(list, centroid, coarse_key),
+        }
+    }
+
+    fn keys(&self, codes: &[u8], out: &mut [f32]) {
+        match self {
+            PqScanner::Table { scorer, offset, .. } => {
+                scorer.distances(codes, out);
+                out.iter_mut().for_each(|k| *k += *offset);
+            }
+            PqScanner::Shared(s) => s.keys(codes, out),
+        }
+    }
+}
+
+impl IvfCodec for PqCodec {
+    type Quantizer = ProductQuantizer;
+    type Scanner<'a> = PqScanner<'a>;
+
+    fn quantizer(&self) -> &ProductQuantizer {
+        &self.q
+    }
+    fn by_residual(&self) -> bool {
+        true
+    }
+    fn needs_training(&self) -> bool {
+        true
+    }
+    fn train(&mut self, sample: &[f32]) -> Result<()> {
+        self.q.train(sample)?;
+        self.list_terms.clear();
+        Ok(())
+    }
+
+    fn prepare(&mut self, centroids: &[f32]) {
+        self.list_terms.clear();
+        if self.q.metric() != Metric::L2 || !self.q.is_trained() {
+            return;
+        }
+        let (t, dim, dsub) = (self.table_len(), self.q.dim(), self.q.dsub());
+        let norms: Vec<f32> =
+            self.q.centroids().chunks_exact(dsub).map(|c| c.iter().map(|v| v * v).sum::<f32>()).collect();
+        let nlist = centroids.len() / dim;
+        self.list_terms = vec![0f32; nlist * t];
+        use rayon::prelude::*;
+        self.list_terms.par_chunks_mut(t).zip(centroids.par_chunks(dim)).for_each(|(terms, c)| {
+            // −⟨c_j, c_jk⟩ per entry; the centroid passed the input checks, the length is dim.
+            if self.q.inner_product_table(c, terms).is_ok() {
+                for (v, n) in terms.iter_mut().zip(&norms) {
+                    *v = n - 2.0 * *v;
+                }
+            }
+        });
+    }
+
+    fn scanner(&self, query: &[f32]) -> Result<PqScanner<'_>> {
+        if self.list_terms.is_empty() {
+            return Ok(PqScanner::Shared(QuantizerScanner::new(&self.q, query, true)?));
+        }
+        let mut query_terms = vec![0f32; self.table_len()];
+        self.q.inner_product_table(query, &mut query_terms)?;
+        query_terms.iter_mut().for_each(|v| *v *= 2.0);
+        let scorer = self.q.scorer_with_table(vec![0f32; self.table_len()])?;
+        Ok(PqScanner::Table { query_terms, scorer, list_terms: &self.list_terms, offset: 0.0 })
+    }
+
+    fn trained_state(&self) -> Vec<u8> {
+        let mut out = self.q.name().into_bytes();
+        out.extend(self.q.centroids().iter().flat_map(|v| v.to_le_bytes()));
+        out
+    }
+
+    fn table_bytes(&self) -> usize {
+        self.list_terms.capacity() * size_of::<f32>()
+    }
+
+    fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        Ok(PqCodec { q: ProductQuantizer::read_sections(r, prefix)?, list_terms: Vec::new() })
+    }
+}

@@ -1,0 +1,121 @@
+//! Which ids an index holds, for the duplicate check of `add_with_ids` and `merge_from`.
+//!
+//! The lists store every id next to its code; this is only the membership test. An index
+//! filled by `add` holds `0..n` and needs no memory for it (as Faiss, which keeps no map at
+//! all); the first id out of order or the first removal switches to a hash set.
+
+use std::collections::HashSet;
+
+/// Membership of the ids held, and the next id `add` hands out.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IdTracker {
+    present: Present,
+    /// Vectors ever added (or one past the largest id): `add` continues from here.
+    added: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Present {
+    /// Exactly the ids `0..n`.
+    Dense(u64),
+    /// Any ids.
+    Sparse(HashSet<u64>),
+}
+
+impl Default for Present {
+    fn default() -> Self {
+        Present::Dense(0)
+    }
+}
+
+impl IdTracker {
+    /// A tracker of exactly `ids` (unique, checked by the caller); `added` at least one past
+    /// the largest.
+    pub(crate) fn from_ids(ids: impl Iterator<Item = u64> + Clone, n: usize, added: u64) -> Self {
+        let max = ids.clone().max().map_or(0, |m| m.saturating_add(1));
+        let present = if max == n as u64 { Present::Dense(max) } else { Present::Sparse(ids.collect()) };
+        IdTracker { present, added: added.max(max) }
+    }
+
+    pub(crate) fn added(&self) -> u64 {
+        self.added
+    }
+
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        match &self.present {
+            Present::Dense(n) => id < *n,
+            Present::Sparse(set) => set.contains(&id),
+        }
+    }
+
+    /// The ids `add` gives the next `n` vectors.
+    pub(crate) fn next_ids(&self, n: usize) -> Vec<u64> {
+        (self.added..self.added.saturating_add(n as u64)).collect()
+    }
+
+    /// Records `ids` (absent and unique: checked by the caller).
+    pub(crate) fn insert(&mut self, ids: &[u64]) {
+        let max_new = ids.iter().max().map_or(0, |&m| m.saturating_add(1));
+        self.added = self.added.saturating_add(ids.len() as u64).max(max_new);
+        if let Present::Dense(n) = &mut self.present {
+            if ids.iter().enumerate().all(|(i, &id)| id == *n + i as u64) {
+                *n += ids.len() as u64;
+                return;
+            }
+            self.make_sparse();
+        }
+        if let Present::Sparse(set) = &mut self.present {
+            set.extend(ids.iter().copied());
+        }
+    }
+
+    /// Forgets `ids` (all of them present).
+    pub(crate) fn remove(&mut self, ids: &[u64]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.make_sparse();
+        if let Present::Sparse(set) = &mut self.present {
+            ids.iter().for_each(|id| {
+                set.remove(id);
+            });
+        }
+    }
+
+    fn make_sparse(&mut self) {
+        if let Present::Dense(n) = self.present {
+            self.present = Present::Sparse((0..n).collect());
+        }
+    }
+
+    /// Bytes held by the set.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        match &self.present {
+            Present::Dense(_) => 0,
+            // A hash set entry costs its key and one control byte per bucket.
+            Present::Sparse(set) => set.capacity() * (size_of::<u64>() + 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_ids_stay_dense_and_others_switch() {
+        let mut t = IdTracker::default();
+        t.insert(&t.next_ids(3));
+        assert!(matches!(t.present, Present::Dense(3)));
+        assert_eq!(t.memory_bytes(), 0);
+        t.insert(&[10, 3]);
+        assert!(t.contains(10) && t.contains(2) && !t.contains(4));
+        assert_eq!(t.next_ids(1), vec![11]);
+        t.remove(&[0, 10]);
+        assert!(!t.contains(0) && !t.contains(10) && t.contains(1));
+        let back = IdTracker::from_ids([2u64, 0, 1].into_iter(), 3, 0);
+        assert!(matches!(back.present, Present::Dense(3)));
+        let sparse = IdTracker::from_ids([5u64, 0].into_iter(), 2, 9);
+        assert!(sparse.contains(5) && !sparse.contains(1) && sparse.added() == 9);
+    }
+}

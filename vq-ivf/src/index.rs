@@ -1,0 +1,627 @@
+//! [`IvfIndex`]: the coarse quantizer, the inverted lists, and the verbs over them.
+
+use std::collections::HashSet;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use vq_cluster::KMeans;
+use vq_distance::{IdFilter, Metric, Neighbors, TopK, knn_exact, nearest_centroids, prepare_rows, validate_rows};
+use vq_quant::Quantizer;
+
+use crate::codec::{IvfCodec, ListScanner};
+use crate::error::{Error, Result};
+use crate::ids::IdTracker;
+
+/// Codes scored per call of the codec's block kernel.
+const BLOCK: usize = 256;
+/// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
+const ADD_CHUNK: usize = 65_536;
+
+/// How an [`IvfIndex`] is shaped and trained (Faiss' names and defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IvfParams {
+    /// Number of inverted lists (coarse centroids).
+    pub nlist: usize,
+    /// Lists scanned per query when a search does not say (Faiss' default 1).
+    #[serde(default = "default_nprobe")]
+    pub nprobe: usize,
+    /// k-means iterations of the coarse quantizer (Faiss' 10 for IVF).
+    #[serde(default = "default_iterations", alias = "niter")]
+    pub iterations: usize,
+    /// Training sets above `nlist ×` this are sampled down (Faiss' 256).
+    #[serde(default = "default_max_points_per_centroid")]
+    pub max_points_per_centroid: usize,
+    /// Seed of the coarse k-means.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_nprobe() -> usize {
+    1
+}
+fn default_iterations() -> usize {
+    10
+}
+fn default_max_points_per_centroid() -> usize {
+    256
+}
+fn default_seed() -> u64 {
+    1234
+}
+
+impl IvfParams {
+    /// `nlist` lists, every other field at its default.
+    pub fn new(nlist: usize) -> Self {
+        IvfParams {
+            nlist,
+            nprobe: default_nprobe(),
+            iterations: default_iterations(),
+            max_points_per_centroid: default_max_points_per_centroid(),
+            seed: default_seed(),
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        let bad = |name, what: &str| Err(Error::Parameter { name, what: what.into() });
+        if self.nlist == 0 || self.nlist > u32::MAX as usize {
+            return bad("nlist", "must be in 1..=2^32-1");
+        }
+        if self.nprobe == 0 {
+            return Err(Error::ZeroNprobe);
+        }
+        if self.iterations == 0 {
+            return bad("iterations", "must be at least 1");
+        }
+        if self.max_points_per_centroid == 0 {
+            return bad("max_points_per_centroid", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Per-search settings of an [`IvfIndex`].
+#[derive(Clone, Copy, Default)]
+pub struct IvfSearch<'a> {
+    /// Lists scanned per query; `None`: [`IvfParams::nprobe`]. `0` is an error; above `nlist`
+    /// it is clamped to `nlist` (every list: the codec's exhaustive search).
+    pub nprobe: Option<usize>,
+    /// Only ids the filter accepts are returned (rejected entries are not scored).
+    pub filter: Option<&'a dyn IdFilter>,
+}
+
+impl std::fmt::Debug for IvfSearch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IvfSearch").field("nprobe", &self.nprobe).field("filter", &self.filter.map(|_| "…")).finish()
+    }
+}
+
+/// One inverted list: ids and codes, contiguous, in insertion order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct List {
+    pub(crate) ids: Vec<u64>,
+    pub(crate) codes: Vec<u8>,
+}
+
+/// List sizes of an index: how evenly the coarse quantizer spread it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ListStats {
+    /// Lists.
+    pub nlist: usize,
+    /// Entries in all lists.
+    pub total: usize,
+    /// Lists with no entry.
+    pub empty: usize,
+    /// Smallest list.
+    pub min: usize,
+    /// Largest list.
+    pub max: usize,
+    /// Faiss' imbalance factor `nlist · Σ size² / total²`: 1 for equal lists, larger when a
+    /// query's scan cost varies more (a search scans about `imbalance · nprobe · total / nlist`
+    /// entries on average over the data's own distribution).
+    pub imbalance: f64,
+}
+
+/// Bytes held by an [`IvfIndex`], by part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IvfMemory {
+    /// Codes in the lists, as allocated.
+    pub codes: usize,
+    /// Ids in the lists, as allocated, plus the membership set (if ids are not `0..n`).
+    pub ids: usize,
+    /// Coarse centroids, the quantizer's trained parameters and precomputed tables.
+    pub trained: usize,
+}
+
+/// An inverted file over codec `C`: `nlist` coarse centroids (k-means), and per centroid a
+/// list of the ids and codes of the vectors nearest to it. A search scans the `nprobe` lists
+/// whose centroids are nearest to the query (Faiss' `IndexIVFFlat`, `IndexIVFScalarQuantizer`,
+/// `IndexIVFPQ`).
+///
+/// Scores follow [`Metric`]'s convention; cosine indexes normalize vectors and queries. Searches
+/// run in parallel over queries on the current rayon pool; `&self` methods may be called from
+/// several threads at once.
+#[derive(Debug, Clone)]
+pub struct IvfIndex<C> {
+    dim: usize,
+    metric: Metric,
+    params: IvfParams,
+    /// `nlist × dim` once trained; empty before.
+    centroids: Vec<f32>,
+    codec: C,
+    lists: Vec<List>,
+    ids: IdTracker,
+    /// Hash of every trained artifact, 0 before training.
+    fingerprint: u64,
+}
+
+/// The metric of the coarse search: inner product for inner-product and cosine indexes
+/// (spherical k-means, unit centroids), as Faiss does.
+fn coarse_metric(metric: Metric) -> Metric {
+    crate::codec::inner_metric(metric)
+}
+
+impl<C: IvfCodec> IvfIndex<C> {
+    /// An empty, untrained index of `params.nlist` lists over `codec` (made for the same
+    /// `dim` and `metric`).
+    pub fn new(dim: usize, metric: Metric, params: IvfParams, codec: C) -> Result<Self> {
+        params.check()?;
+        if codec.quantizer().dim() != dim {
+            return Err(Error::Parameter {
+                name: "codec",
+                what: format!("made for dimension {}, index has {dim}", codec.quantizer().dim()),
+            });
+        }
+        Ok(IvfIndex {
+            dim,
+            metric,
+            params,
+            centroids: Vec::new(),
+            codec,
+            lists: Vec::new(),
+            ids: IdTracker::default(),
+            fingerprint: 0,
+        })
+    }
+
+    /// Faiss-style name: `IVF{nlist},{codec}`.
+    pub fn name(&self) -> String {
+        format!("IVF{},{}", self.params.nlist, self.codec.quantizer().name())
+    }
+
+    /// The dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric scores follow.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &IvfParams {
+        &self.params
+    }
+
+    /// Sets the default `nprobe` (at least 1).
+    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
+        if nprobe == 0 {
+            return Err(Error::ZeroNprobe);
+        }
+        self.params.nprobe = nprobe;
+        Ok(())
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    /// The coarse centroids (`nlist × dim`), empty before training.
+    pub fn centroids(&self) -> &[f32] {
+        &self.centroids
+    }
+
+    /// Whether [`train`](IvfIndex::train) has run.
+    pub fn is_trained(&self) -> bool {
+        !self.centroids.is_empty()
+    }
+
+    /// Vectors held.
+    pub fn len(&self) -> usize {
+        self.lists.iter().map(|l| l.ids.len()).sum()
+    }
+
+    /// `true` when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.lists.iter().all(|l| l.ids.is_empty())
+    }
+
+    /// The fingerprint of everything training produced (centroids, quantizer parameters):
+    /// equal fingerprints mean codes are interchangeable; 0 before training.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The ids of list `list`, in insertion order (`None` past `nlist` or before training).
+    pub fn list_ids(&self, list: usize) -> Option<&[u64]> {
+        self.lists.get(list).map(|l| l.ids.as_slice())
+    }
+
+    fn not_trained(&self) -> Error {
+        Error::NotTrained { index: self.name() }
+    }
+
+    /// Learns the coarse centroids (k-means, at most `max_points_per_centroid · nlist` sampled
+    /// points), then the codec on the training set's residuals (or vectors). Allowed only while
+    /// the index is empty; training again replaces everything learned.
+    pub fn train(&mut self, data: &[f32]) -> Result<()> {
+        if !self.is_empty() {
+            return Err(Error::Parameter {
+                name: "train",
+                what: "the index holds vectors; train before adding".into(),
+            });
+        }
+        let x = prepare_rows("training data", data, self.dim, self.metric)?;
+        let n = x.len();
+        if n < self.params.nlist {
+            return Err(Error::TooFewTrainingPoints { index: self.name(), nlist: self.params.nlist, got: n });
+        }
+        let km = KMeans::new(self.params.nlist)
+            .iterations(self.params.iterations)
+            .seed(self.params.seed)
+            .max_points_per_centroid(self.params.max_points_per_centroid)
+            .spherical(self.metric != Metric::L2)
+            .fit(x.as_slice(), self.dim)?;
+        let centroids = km.into_centroids();
+        if self.codec.needs_training() {
+            let sample = if self.codec.by_residual() {
+                let mut r = x.as_slice().to_vec();
+                subtract_centroids(&mut r, &centroids, self.dim, self.metric)?;
+                r
+            } else {
+                x.as_slice().to_vec()
+            };
+            self.codec.train(&sample)?;
+        }
+        self.codec.prepare(&centroids);
+        self.centroids = centroids;
+        self.lists = vec![List::default(); self.params.nlist];
+        self.fingerprint = self.compute_fingerprint();
+        Ok(())
+    }
+
+    pub(crate) fn compute_fingerprint(&self) -> u64 {
+        use xxhash_rust::xxh3::Xxh3;
+        let mut h = Xxh3::new();
+        h.update(b"vq-ivf trained state v1\0");
+        h.update(self.name().as_bytes());
+        h.update(self.metric.name().as_bytes());
+        h.update(&(self.dim as u64).to_le_bytes());
+        h.update(&[u8::from(self.codec.by_residual())]);
+        for v in &self.centroids {
+            h.update(&v.to_le_bytes());
+        }
+        h.update(&self.codec.trained_state());
+        h.digest()
+    }
+
+    /// Adds `data` (row-major) under ids continuing from the number of vectors ever added.
+    pub fn add(&mut self, data: &[f32]) -> Result<()> {
+        let ids = self.ids.next_ids(data.len() / self.dim);
+        self.add_with_ids(data, &ids)
+    }
+
+    /// Adds `data` under `ids` (one per row, none present); on error nothing is added.
+    pub fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        let rows = validate_rows("vectors", data, self.dim, self.metric)?;
+        if ids.len() != rows {
+            return Err(Error::IdCount { ids: ids.len(), vectors: rows });
+        }
+        let mut seen = HashSet::with_capacity(ids.len());
+        if let Some(&dup) = ids.iter().find(|&&id| !seen.insert(id) || self.ids.contains(id)) {
+            return Err(Error::DuplicateId(dup));
+        }
+        drop(seen);
+        // Encode everything before touching the lists, so a failure adds nothing.
+        let mut encoded = Vec::new();
+        for chunk in data.chunks(ADD_CHUNK * self.dim) {
+            encoded.push(self.encode(chunk)?);
+        }
+        let cs = self.codec.quantizer().code_size();
+        let mut next = ids.iter();
+        for (labels, codes) in encoded {
+            for (&label, code) in labels.iter().zip(codes.chunks_exact(cs)) {
+                // One id per row: `ids.len() == rows` was checked.
+                let id = *next.next().expect("one id per row");
+                let list = &mut self.lists[label as usize];
+                list.ids.push(id);
+                list.codes.extend_from_slice(code);
+            }
+        }
+        self.ids.insert(ids);
+        Ok(())
+    }
+
+    /// The list and the code of every row of `chunk` (validated rows).
+    fn encode(&self, chunk: &[f32]) -> Result<(Vec<u32>, Vec<u8>)> {
+        let x = prepare_rows("vectors", chunk, self.dim, self.metric)?;
+        let n = x.len();
+        let (mut labels, mut scores) = (vec![0u32; n], vec![0f32; n]);
+        nearest_centroids(
+            x.as_slice(),
+            &self.centroids,
+            self.dim,
+            coarse_metric(self.metric),
+            &mut labels,
+            &mut scores,
+        )?;
+        let mut codes = vec![0u8; n * self.codec.quantizer().code_size()];
+        if self.codec.by_residual() {
+            let mut r = x.as_slice().to_vec();
+            r.par_chunks_mut(self.dim).zip(labels.par_iter()).for_each(|(row, &l)| {
+                let c = &self.centroids[l as usize * self.dim..][..self.dim];
+                row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
+            });
+            self.codec.quantizer().encode(&r, &mut codes)?;
+        } else {
+            self.codec.quantizer().encode(x.as_slice(), &mut codes)?;
+        }
+        Ok((labels, codes))
+    }
+
+    /// The `k` best matches of every query (row-major): `num_queries × k`, best first, ties
+    /// to the smaller id, padded with `u64::MAX` when fewer than `k` entries are in the probed
+    /// lists (or pass the filter). Parallel over queries.
+    pub fn search(&self, queries: &[f32], k: usize, opts: &IvfSearch<'_>) -> Result<Neighbors> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        if k == 0 {
+            return Err(vq_distance::Error::ZeroK.into());
+        }
+        let nprobe = match opts.nprobe.unwrap_or(self.params.nprobe) {
+            0 => return Err(Error::ZeroNprobe),
+            p => p.min(self.params.nlist),
+        };
+        let q = prepare_rows("queries", queries, self.dim, self.metric)?;
+        let nq = q.len();
+        if nq == 0 {
+            return Ok(Neighbors::from_rows(k, self.metric, Vec::new()));
+        }
+        let cmetric = coarse_metric(self.metric);
+        let probes = knn_exact(&self.centroids, q.as_slice(), self.dim, nprobe, cmetric)?;
+        let rows = (0..nq)
+            .into_par_iter()
+            .map_init(
+                || vec![0f32; BLOCK],
+                |keys, i| {
+                    let (lists, scores) = probes.get(i).expect("one probe row per query");
+                    self.search_one(q.row(i), k, lists, scores, opts.filter, keys, cmetric)
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Neighbors::from_rows(k, self.metric, rows))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn search_one(
+        &self,
+        query: &[f32],
+        k: usize,
+        lists: &[u64],
+        coarse_scores: &[f32],
+        filter: Option<&dyn IdFilter>,
+        keys: &mut [f32],
+        cmetric: Metric,
+    ) -> Result<Vec<(u64, f32)>> {
+        let cs = self.codec.quantizer().code_size();
+        let mut top = TopK::new(k);
+        let mut scanner = self.codec.scanner(query)?;
+        for (&list, &score) in lists.iter().zip(coarse_scores) {
+            let l = &self.lists[list as usize];
+            if l.ids.is_empty() {
+                continue;
+            }
+            let centroid = &self.centroids[list as usize * self.dim..][..self.dim];
+            scanner.set_list(list as usize, centroid, cmetric.key_from_score(score))?;
+            for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * cs)) {
+                let keys = &mut keys[..ids.len()];
+                scanner.keys(codes, keys);
+                match filter {
+                    None => ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id)),
+                    Some(f) => ids.iter().zip(keys.iter()).filter(|(id, _)| f.accepts(**id)).for_each(|(&id, &key)| {
+                        top.push(key, id);
+                    }),
+                }
+            }
+        }
+        let metric = self.metric;
+        Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
+    }
+
+    /// Removes the given ids (unknown ids are skipped); returns how many were removed.
+    pub fn remove_ids(&mut self, ids: &[u64]) -> usize {
+        let set: HashSet<u64> = ids.iter().copied().filter(|&id| self.ids.contains(id)).collect();
+        if set.is_empty() {
+            return 0;
+        }
+        self.remove_where(|id| set.contains(&id))
+    }
+
+    /// Removes every id in `range` (Faiss' `IDSelectorRange`); returns how many were removed.
+    pub fn remove_range(&mut self, range: std::ops::Range<u64>) -> usize {
+        self.remove_where(|id| range.contains(&id))
+    }
+
+    /// Removes every id for which `remove` is `true`; returns how many were removed. The
+    /// survivors keep their order within each list.
+    pub fn remove_where(&mut self, remove: impl Fn(u64) -> bool + Sync) -> usize {
+        let cs = self.codec.quantizer().code_size();
+        let removed: Vec<Vec<u64>> = self
+            .lists
+            .par_iter_mut()
+            .map(|l| {
+                let mut gone = Vec::new();
+                let mut w = 0;
+                for r in 0..l.ids.len() {
+                    let id = l.ids[r];
+                    if remove(id) {
+                        gone.push(id);
+                        continue;
+                    }
+                    if w != r {
+                        l.ids[w] = id;
+                        l.codes.copy_within(r * cs..(r + 1) * cs, w * cs);
+                    }
+                    w += 1;
+                }
+                l.ids.truncate(w);
+                l.codes.truncate(w * cs);
+                gone
+            })
+            .collect();
+        let removed = removed.concat();
+        self.ids.remove(&removed);
+        removed.len()
+    }
+
+    /// The stored vector of `id`, decoded (plus its centroid for residual codecs): exact for
+    /// IVF-Flat (normalized, for cosine), the codec's reconstruction otherwise. Scans the
+    /// lists (no id map is kept).
+    pub fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        if !self.ids.contains(id) {
+            return Err(Error::UnknownId(id));
+        }
+        let cs = self.codec.quantizer().code_size();
+        let found =
+            self.lists.iter().enumerate().find_map(|(li, l)| l.ids.iter().position(|&x| x == id).map(|p| (li, p)));
+        let Some((list, pos)) = found else { return Err(Error::UnknownId(id)) };
+        let mut out = vec![0f32; self.dim];
+        self.codec.quantizer().decode(&self.lists[list].codes[pos * cs..(pos + 1) * cs], &mut out)?;
+        if self.codec.by_residual() {
+            let c = &self.centroids[list * self.dim..][..self.dim];
+            out.iter_mut().zip(c).for_each(|(v, c)| *v += c);
+        }
+        Ok(out)
+    }
+
+    /// List sizes and their imbalance.
+    pub fn list_stats(&self) -> ListStats {
+        let sizes: Vec<usize> = self.lists.iter().map(|l| l.ids.len()).collect();
+        let total: usize = sizes.iter().sum();
+        let sq: f64 = sizes.iter().map(|&s| (s as f64) * (s as f64)).sum();
+        ListStats {
+            nlist: self.params.nlist,
+            total,
+            empty: sizes.iter().filter(|&&s| s == 0).count(),
+            min: sizes.iter().copied().min().unwrap_or(0),
+            max: sizes.iter().copied().max().unwrap_or(0),
+            imbalance: if total == 0 { 1.0 } else { sizes.len() as f64 * sq / (total as f64 * total as f64) },
+        }
+    }
+
+    /// Bytes held, by part (allocated capacity, as `Vec`s report it).
+    pub fn memory_usage(&self) -> IvfMemory {
+        IvfMemory {
+            codes: self.lists.iter().map(|l| l.codes.capacity()).sum(),
+            ids: self.lists.iter().map(|l| l.ids.capacity() * 8).sum::<usize>()
+                + self.ids.memory_bytes()
+                + self.lists.capacity() * size_of::<List>(),
+            trained: self.centroids.capacity() * 4 + self.codec.quantizer().memory_bytes() + self.codec.table_bytes(),
+        }
+    }
+
+    /// Releases spare capacity of the lists (growth leaves up to half of each unused).
+    pub fn shrink_to_fit(&mut self) {
+        for l in &mut self.lists {
+            l.ids.shrink_to_fit();
+            l.codes.shrink_to_fit();
+        }
+    }
+
+    /// Moves every entry of `other` into this index, each id plus `shift_ids` (Faiss'
+    /// `merge_from(other, add_id)`). Refused with [`Error::TrainedStateMismatch`] when `other`
+    /// was trained separately (its fingerprint differs: its codes would mean something else
+    /// here), with [`Error::Incompatible`] when its shape differs, and with
+    /// [`Error::DuplicateId`] when a (shifted) id is already here; nothing is moved then.
+    pub fn merge_from(&mut self, other: IvfIndex<C>, shift_ids: u64) -> Result<()> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        if !other.is_trained() {
+            return Err(other.not_trained());
+        }
+        if (self.dim, self.metric, self.name()) != (other.dim, other.metric, other.name()) {
+            return Err(Error::Incompatible {
+                what: format!(
+                    "{} (dimension {}, {}) into {} (dimension {}, {})",
+                    other.name(),
+                    other.dim,
+                    other.metric.name(),
+                    self.name(),
+                    self.dim,
+                    self.metric.name()
+                ),
+            });
+        }
+        if self.fingerprint != other.fingerprint {
+            return Err(Error::TrainedStateMismatch { ours: self.fingerprint, theirs: other.fingerprint });
+        }
+        let mut moved = Vec::with_capacity(other.len());
+        for &id in other.lists.iter().flat_map(|l| &l.ids) {
+            let shifted = id
+                .checked_add(shift_ids)
+                .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift_ids} overflows u64") })?;
+            if self.ids.contains(shifted) {
+                return Err(Error::DuplicateId(shifted));
+            }
+            moved.push(shifted);
+        }
+        for (mine, theirs) in self.lists.iter_mut().zip(other.lists) {
+            mine.ids.extend(theirs.ids.iter().map(|&id| id + shift_ids));
+            mine.codes.extend_from_slice(&theirs.codes);
+        }
+        self.ids.insert(&moved);
+        Ok(())
+    }
+
+    pub(crate) fn parts(&self) -> (&[List], &IdTracker) {
+        (&self.lists, &self.ids)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        dim: usize,
+        metric: Metric,
+        params: IvfParams,
+        centroids: Vec<f32>,
+        mut codec: C,
+        lists: Vec<List>,
+        ids: IdTracker,
+    ) -> Self {
+        if !centroids.is_empty() {
+            codec.prepare(&centroids);
+        }
+        let mut index = IvfIndex { dim, metric, params, centroids, codec, lists, ids, fingerprint: 0 };
+        if index.is_trained() {
+            index.fingerprint = index.compute_fingerprint();
+        }
+        index
+    }
+}
+
+/// `rows −= their nearest centroid` (by the coarse metric), in place.
+fn subtract_centroids(rows: &mut [f32], centroids: &[f32], dim: usize, metric: Metric) -> Result<()> {
+    let n = rows.len() / dim;
+    let (mut labels, mut scores) = (vec![0u32; n], vec![0f32; n]);
+    nearest_centroids(rows, centroids, dim, coarse_metric(metric), &mut labels, &mut scores)?;
+    rows.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
+        let c = &centroids[l as usize * dim..][..dim];
+        row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
+    });
+    Ok(())
+}

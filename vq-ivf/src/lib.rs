@@ -1,0 +1,52 @@
+//! Inverted-file indexes: IVF-Flat, IVF-SQ and IVF-PQ (IVFADC), the Faiss family that scales
+//! past one machine.
+//!
+//! A coarse quantizer (k-means centroids, trained with `vq-cluster` on at most 256 points per
+//! centroid) splits the space into `nlist` cells; every vector is stored, as a code of the
+//! index's [`IvfCodec`], in the list of its nearest centroid; a query scans the `nprobe` lists
+//! nearest to it.
+//!
+//! **Owns:** [`IvfIndex`] (train, add, search with `nprobe` and an [`IdFilter`](vq_distance::IdFilter),
+//! remove by ids, range or predicate, reconstruct, list statistics, memory report), the list
+//! codecs ([`FlatCodec`] over `vq-quant`'s identity quantizer, [`SqCodec`] over residuals,
+//! [`PqCodec`] over residuals with Faiss' precomputed L2 table), their container sections, the
+//! trained-state fingerprint, and [`IvfIndex::merge_from`] for sharded builds.
+//!
+//! **Does not own:** the `vq::Index` trait, factory strings and file dispatch (the `vq`
+//! umbrella adapts [`IvfIndex`]), refine stages (`vq`'s `RefineIndex` wraps any index:
+//! `IVF1024,PQ16,RFlat`), kernels and top-k (`vq-distance`), quantizers (`vq-quant`),
+//! k-means (`vq-cluster`). Not yet here: an HNSW coarse quantizer for very large `nlist`, and
+//! memory-mapped lists.
+//!
+//! # Sharded builds
+//! Train once, write the trained and empty index ([`IvfIndex::write_sections`]); every worker
+//! reads it, adds its shard (with its own ids), and the shards are merged with
+//! [`IvfIndex::merge_from`]. Every trained artifact (centroids, quantizer parameters) is
+//! covered by [`IvfIndex::fingerprint`], stored in the file and checked on read and on merge:
+//! an index trained separately is refused ([`Error::TrainedStateMismatch`]), never merged into
+//! silently wrong results.
+//!
+//! ```
+//! use vq_distance::Metric;
+//! use vq_ivf::{FlatCodec, IvfIndex, IvfParams, IvfSearch};
+//!
+//! let dim = 8;
+//! let data: Vec<f32> = (0..dim * 2000).map(|i| ((i * 7919) % 1009) as f32 / 100.0).collect();
+//! let mut index = IvfIndex::new(dim, Metric::L2, IvfParams::new(16), FlatCodec::new(dim, Metric::L2)?)?;
+//! index.train(&data)?;
+//! index.add(&data)?;
+//! // Every list probed: exact search.
+//! let hits = index.search(&data[..2 * dim], 3, &IvfSearch { nprobe: Some(16), ..Default::default() })?;
+//! assert_eq!(hits.get(1).unwrap().0[0], 1);
+//! # Ok::<(), vq_ivf::Error>(())
+//! ```
+
+mod codec;
+mod error;
+mod ids;
+mod index;
+mod persist;
+
+pub use codec::{FlatCodec, IvfCodec, ListScanner, PqCodec, PqScanner, QuantizerScanner, SqCodec};
+pub use error::{Error, Result};
+pub use index::{IvfIndex, IvfMemory, IvfParams, IvfSearch, ListStats};

@@ -1,0 +1,368 @@
+//! IVF behaviour over small generated data: exactness at full probe, recall growing with
+//! nprobe, removal, filters, errors, persistence, and the sharded build with merge.
+
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand_distr::{Distribution, Normal};
+use vq_distance::{IdBitset, Metric, Neighbors, knn_exact};
+use vq_io::{ContainerReader, ContainerWriter};
+use vq_ivf::{Error, FlatCodec, IvfCodec, IvfIndex, IvfParams, IvfSearch, PqCodec, SqCodec};
+use vq_quant::SqType;
+
+const DIM: usize = 16;
+
+/// Gaussian clusters: 30 centres, unit spread.
+fn clustered(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut centre_rng = StdRng::seed_from_u64(99);
+    let centres: Vec<f32> = (0..30 * DIM).map(|_| centre_rng.random_range(-8.0f32..8.0)).collect();
+    let noise = Normal::new(0.0f32, 1.0).unwrap();
+    (0..n)
+        .flat_map(|_| {
+            let c = rng.random_range(0..30);
+            centres[c * DIM..(c + 1) * DIM].iter().map(|x| x + noise.sample(&mut rng)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn built<C: IvfCodec>(codec: C, metric: Metric, nlist: usize, data: &[f32]) -> IvfIndex<C> {
+    let mut index = IvfIndex::new(DIM, metric, IvfParams::new(nlist), codec).unwrap();
+    index.train(data).unwrap();
+    index.add(data).unwrap();
+    index
+}
+
+fn probe(nprobe: usize) -> IvfSearch<'static> {
+    IvfSearch { nprobe: Some(nprobe), filter: None }
+}
+
+fn recall(found: &Neighbors, truth: &Neighbors) -> f64 {
+    let k = truth.k();
+    let hits: usize =
+        found.iter().zip(truth.iter()).map(|((f, _), (t, _))| f.iter().filter(|id| t.contains(id)).count()).sum();
+    hits as f64 / (truth.num_queries() * k) as f64
+}
+
+fn normalized_if(metric: Metric, x: &[f32]) -> Vec<f32> {
+    let mut x = x.to_vec();
+    if metric == Metric::Cosine {
+        vq_distance::normalize_l2(&mut x, DIM).unwrap();
+    }
+    x
+}
+
+#[test]
+fn flat_with_every_list_probed_is_exact_search() {
+    let data = clustered(3_000, 1);
+    let queries = clustered(50, 2);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let index = built(FlatCodec::new(DIM, metric).unwrap(), metric, 32, &data);
+        let truth =
+            knn_exact(&normalized_if(metric, &data), &normalized_if(metric, &queries), DIM, 10, metric).unwrap();
+        // nprobe above nlist is clamped: every list.
+        for nprobe in [32, 1000] {
+            let hits = index.search(&queries, 10, &probe(nprobe)).unwrap();
+            assert_eq!(hits.ids(), truth.ids(), "{metric:?} nprobe {nprobe}");
+            for (a, b) in hits.scores().iter().zip(truth.scores()) {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{metric:?}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn recall_does_not_decrease_with_nprobe() {
+    let data = clustered(4_000, 3);
+    let queries = clustered(60, 4);
+    let truth = knn_exact(&data, &queries, DIM, 10, Metric::L2).unwrap();
+    let check = |name: &str, search: &dyn Fn(usize) -> Neighbors, floor: f64| {
+        let mut last = 0.0;
+        for nprobe in [1, 2, 4, 8, 16, 32, 64] {
+            let r = recall(&search(nprobe), &truth);
+            // A larger probe only adds candidates; ties at rank k may swap (hence the margin).
+            assert!(r + 0.01 >= last, "{name}: recall {r} at nprobe {nprobe} below {last}");
+            last = r;
+        }
+        assert!(last >= floor, "{name}: recall {last} at nprobe 64 under {floor}");
+    };
+    let flat = built(FlatCodec::new(DIM, Metric::L2).unwrap(), Metric::L2, 64, &data);
+    check("IVF64,Flat", &|p| flat.search(&queries, 10, &probe(p)).unwrap(), 1.0);
+    let sq8 = built(SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap(), Metric::L2, 64, &data);
+    check("IVF64,SQ8", &|p| sq8.search(&queries, 10, &probe(p)).unwrap(), 0.9);
+    let pq = built(PqCodec::new(DIM, Metric::L2, 8, 8).unwrap(), Metric::L2, 64, &data);
+    check("IVF64,PQ8", &|p| pq.search(&queries, 10, &probe(p)).unwrap(), 0.6);
+}
+
+#[test]
+fn every_scalar_type_and_metric_searches_sensibly() {
+    let data = clustered(2_000, 5);
+    let queries = clustered(30, 6);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let truth =
+            knn_exact(&normalized_if(metric, &data), &normalized_if(metric, &queries), DIM, 10, metric).unwrap();
+        // (type, floor for L2 and inner product, floor for cosine): unit vectors in 16
+        // dimensions are closer together, so coarse codes separate them less.
+        for (t, floor, cos_floor) in [
+            (SqType::SQ8, 0.9, 0.85),
+            (SqType::SQ6, 0.85, 0.65),
+            (SqType::SQ4, 0.65, 0.35),
+            (SqType::SQ4U, 0.6, 0.25),
+            (SqType::FP16, 0.97, 0.95),
+            (SqType::BF16, 0.95, 0.9),
+        ] {
+            let floor = if metric == Metric::Cosine { cos_floor } else { floor };
+            let index = built(SqCodec::new(DIM, metric, t).unwrap(), metric, 16, &data);
+            let r = recall(&index.search(&queries, 10, &probe(16)).unwrap(), &truth);
+            assert!(r >= floor, "{t:?} {metric:?}: recall {r} < {floor}");
+        }
+        let pq = built(PqCodec::new(DIM, metric, 8, 8).unwrap(), metric, 16, &data);
+        let r = recall(&pq.search(&queries, 10, &probe(16)).unwrap(), &truth);
+        assert!(r >= 0.5, "PQ8 {metric:?}: recall {r}");
+    }
+}
+
+/// The precomputed-table scan of IVF-PQ (L2) against its slow twin: the plain PQ scorer of
+/// the query's residual to each list's centroid, plus nothing (`‖q − c − r̂‖²` directly).
+#[test]
+fn pq_precomputed_table_matches_per_list_tables() {
+    let data = clustered(3_000, 7);
+    let queries = clustered(20, 8);
+    let index = built(PqCodec::new(DIM, Metric::L2, 4, 6).unwrap(), Metric::L2, 16, &data);
+    let hits = index.search(&queries, 5, &probe(4)).unwrap();
+    for (qi, (ids, scores)) in hits.iter().enumerate() {
+        let q = &queries[qi * DIM..(qi + 1) * DIM];
+        for (&id, &score) in ids.iter().zip(scores) {
+            // The slow twin: decode, add the centroid, exact distance.
+            let x = index.reconstruct(id).unwrap();
+            let want: f32 = q.iter().zip(&x).map(|(a, b)| (a - b) * (a - b)).sum();
+            assert!((score - want).abs() <= 1e-3 * want.max(1.0), "{score} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn errors_name_what_was_wrong() {
+    let data = clustered(100, 9);
+    let mut index =
+        IvfIndex::new(DIM, Metric::L2, IvfParams::new(8), FlatCodec::new(DIM, Metric::L2).unwrap()).unwrap();
+    assert!(matches!(index.add(&data), Err(Error::NotTrained { .. })));
+    assert!(matches!(index.search(&data[..DIM], 1, &probe(1)), Err(Error::NotTrained { .. })));
+    assert!(matches!(index.train(&data[..7 * DIM]), Err(Error::TooFewTrainingPoints { nlist: 8, got: 7, .. })));
+    index.train(&data).unwrap();
+    // Empty: padded rows.
+    let empty = index.search(&data[..DIM], 3, &probe(2)).unwrap();
+    assert_eq!(empty.ids(), &[u64::MAX; 3]);
+    assert!(matches!(index.search(&data[..DIM], 3, &probe(0)), Err(Error::ZeroNprobe)));
+    assert!(matches!(index.search(&data[..DIM], 0, &probe(1)), Err(Error::Input(vq_distance::Error::ZeroK))));
+    assert!(matches!(index.search(&data[..DIM - 1], 1, &probe(1)), Err(Error::Input(_))));
+    let mut bad = data[..DIM].to_vec();
+    bad[3] = f32::NAN;
+    assert!(matches!(index.add(&bad), Err(Error::Input(_))));
+    index.add_with_ids(&data[..2 * DIM], &[5, 9]).unwrap();
+    assert!(matches!(index.add_with_ids(&data[..2 * DIM], &[1, 9]), Err(Error::DuplicateId(9))));
+    assert!(matches!(index.add_with_ids(&data[..2 * DIM], &[3, 3]), Err(Error::DuplicateId(3))));
+    assert!(matches!(index.add_with_ids(&data[..2 * DIM], &[3]), Err(Error::IdCount { .. })));
+    assert_eq!(index.len(), 2, "failed adds add nothing");
+    assert!(matches!(index.train(&data), Err(Error::Parameter { name: "train", .. })));
+    assert!(matches!(index.reconstruct(6), Err(Error::UnknownId(6))));
+    assert!(matches!(
+        IvfIndex::new(DIM, Metric::L2, IvfParams::new(0), FlatCodec::new(DIM, Metric::L2).unwrap()),
+        Err(Error::Parameter { name: "nlist", .. })
+    ));
+}
+
+#[test]
+fn remove_ids_removes_exactly_those() {
+    let data = clustered(1_000, 10);
+    let mut index = built(SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap(), Metric::L2, 8, &data);
+    let gone: Vec<u64> = (0..1000).filter(|i| i % 3 == 0).collect();
+    assert_eq!(index.remove_ids(&[gone.clone(), vec![5000]].concat()), gone.len());
+    assert_eq!(index.remove_ids(&gone), 0, "already gone");
+    assert_eq!(index.len(), 1000 - gone.len());
+    let held: Vec<u64> = (0..8).flat_map(|l| index.list_ids(l).unwrap().to_vec()).collect();
+    assert!(held.iter().all(|id| id % 3 != 0));
+    assert_eq!(held.len(), index.len());
+    let hits = index.search(&data, 5, &probe(8)).unwrap();
+    assert!(hits.ids().iter().all(|id| id % 3 != 0));
+    assert_eq!(index.remove_range(100..200), (100..200).filter(|i| i % 3 != 0).count());
+    // The survivors are still found exactly where they were.
+    let q = &data[500 * DIM..501 * DIM];
+    assert_eq!(index.search(q, 1, &probe(8)).unwrap().ids()[0], 500);
+    // Removed ids may be added again; add numbers from the count of vectors ever added (as
+    // Faiss): 1,001 after 1,000 adds and one explicit id.
+    index.add_with_ids(&data[..DIM], &[0]).unwrap();
+    index.add(&data[..DIM]).unwrap();
+    let all: Vec<u64> = (0..8).flat_map(|l| index.list_ids(l).unwrap().to_vec()).collect();
+    assert!(all.contains(&0) && all.contains(&1001) && !all.contains(&1000));
+}
+
+#[test]
+fn filtered_search_equals_search_over_the_passing_ids_only() {
+    let data = clustered(2_000, 11);
+    let queries = clustered(20, 12);
+    let index = built(SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap(), Metric::L2, 16, &data);
+    let pass: Vec<u64> = (0..2000).filter(|i| i % 7 == 2 || i % 5 == 0).collect();
+    let filter = IdBitset::from_ids(&pass);
+    let mut twin = index.clone();
+    twin.remove_where(|id| !filter.contains(id));
+    for nprobe in [1, 4, 16] {
+        let filtered = index.search(&queries, 10, &IvfSearch { nprobe: Some(nprobe), filter: Some(&filter) }).unwrap();
+        let expected = twin.search(&queries, 10, &probe(nprobe)).unwrap();
+        assert_eq!(filtered.ids(), expected.ids(), "nprobe {nprobe}");
+        // The SQ block kernel may round a code's key differently by its position in a block,
+        // and the twin's lists are laid out differently.
+        for (a, b) in filtered.scores().iter().zip(expected.scores()) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
+
+fn round_trip<C: IvfCodec>(index: &IvfIndex<C>) -> IvfIndex<C> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ivf.vq");
+    let mut w = ContainerWriter::create(&path).unwrap();
+    index.write_sections(&mut w, "index").unwrap();
+    w.finish().unwrap();
+    IvfIndex::read_sections(&ContainerReader::open(&path).unwrap(), "index").unwrap()
+}
+
+#[test]
+fn write_then_read_answers_identically() {
+    let data = clustered(1_500, 13);
+    let queries = clustered(20, 14);
+    fn check<C: IvfCodec>(mut index: IvfIndex<C>, queries: &[f32]) {
+        index.remove_ids(&[3, 4, 5]);
+        index.add_with_ids(&queries[..DIM], &[10_000]).unwrap();
+        let back = round_trip(&index);
+        assert_eq!(back.fingerprint(), index.fingerprint());
+        assert_eq!(back.len(), index.len());
+        let (a, b) = (index.search(queries, 7, &probe(3)).unwrap(), back.search(queries, 7, &probe(3)).unwrap());
+        assert_eq!(a.ids(), b.ids());
+        assert_eq!(a.scores(), b.scores());
+        assert!(matches!(back.reconstruct(3), Err(Error::UnknownId(3))));
+        let mut back = back;
+        assert!(matches!(back.add_with_ids(&queries[..DIM], &[10_000]), Err(Error::DuplicateId(10_000))));
+    }
+    check(built(FlatCodec::new(DIM, Metric::Cosine).unwrap(), Metric::Cosine, 8, &data), &queries);
+    check(built(SqCodec::new(DIM, Metric::L2, SqType::SQ4).unwrap(), Metric::L2, 8, &data), &queries);
+    check(built(PqCodec::new(DIM, Metric::L2, 4, 8).unwrap(), Metric::L2, 8, &data), &queries);
+    check(built(PqCodec::new(DIM, Metric::InnerProduct, 8, 4).unwrap(), Metric::InnerProduct, 8, &data), &queries);
+    // Untrained round trip.
+    let untrained =
+        IvfIndex::new(DIM, Metric::L2, IvfParams::new(4), PqCodec::new(DIM, Metric::L2, 4, 8).unwrap()).unwrap();
+    assert!(!round_trip(&untrained).is_trained());
+}
+
+/// The sharded build: train once, write the trained empty index, build four shards
+/// from the file in separate objects, merge, and compare with one index over the union.
+#[test]
+fn sharded_build_merges_into_the_single_index_and_refuses_other_training() {
+    let data = clustered(4_000, 15);
+    let queries = clustered(30, 16);
+    let mut trained =
+        IvfIndex::new(DIM, Metric::L2, IvfParams::new(16), PqCodec::new(DIM, Metric::L2, 8, 8).unwrap()).unwrap();
+    trained.train(&data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trained.vq");
+    let mut w = ContainerWriter::create(&path).unwrap();
+    trained.write_sections(&mut w, "index").unwrap();
+    w.finish().unwrap();
+
+    let load = || IvfIndex::<PqCodec>::read_sections(&ContainerReader::open(&path).unwrap(), "index").unwrap();
+    let shard_rows = 1_000;
+    let mut shards: Vec<IvfIndex<PqCodec>> = (0..4)
+        .map(|s| {
+            let mut shard = load();
+            // Each worker numbers its shard from 0; merge shifts the ids.
+            shard.add(&data[s * shard_rows * DIM..(s + 1) * shard_rows * DIM]).unwrap();
+            shard
+        })
+        .collect();
+    let mut merged = shards.remove(0);
+    for (s, shard) in shards.into_iter().enumerate() {
+        merged.merge_from(shard, ((s + 1) * shard_rows) as u64).unwrap();
+    }
+    let mut single = load();
+    single.add(&data).unwrap();
+    assert_eq!(merged.len(), single.len());
+    for nprobe in [1, 4, 16] {
+        let (a, b) = (
+            merged.search(&queries, 10, &probe(nprobe)).unwrap(),
+            single.search(&queries, 10, &probe(nprobe)).unwrap(),
+        );
+        assert_eq!(a.ids(), b.ids(), "nprobe {nprobe}");
+        assert_eq!(a.scores(), b.scores());
+    }
+    // Merging an id twice is refused, leaving the index as it was.
+    let mut again = load();
+    again.add(&data[..DIM]).unwrap();
+    assert!(matches!(merged.clone().merge_from(again, 0), Err(Error::DuplicateId(0))));
+
+    // A shard trained separately (another seed) is refused, with its fingerprint.
+    let mut params = IvfParams::new(16);
+    params.seed = 7;
+    let mut other = IvfIndex::new(DIM, Metric::L2, params, PqCodec::new(DIM, Metric::L2, 8, 8).unwrap()).unwrap();
+    other.train(&data).unwrap();
+    other.add(&data[..DIM]).unwrap();
+    let before = merged.len();
+    assert!(matches!(merged.merge_from(other, 1_000_000), Err(Error::TrainedStateMismatch { .. })));
+    assert_eq!(merged.len(), before);
+    // A different codec is refused as incompatible.
+    let mut sq =
+        IvfIndex::new(DIM, Metric::L2, IvfParams::new(16), SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap())
+            .unwrap();
+    sq.train(&data).unwrap();
+    let mut flat =
+        IvfIndex::new(DIM, Metric::L2, IvfParams::new(8), SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap()).unwrap();
+    flat.train(&data).unwrap();
+    assert!(matches!(sq.merge_from(flat, 0), Err(Error::Incompatible { .. })));
+}
+
+#[test]
+fn memory_and_list_stats_count_what_is_held() {
+    let data = clustered(2_000, 17);
+    let mut index = built(SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap(), Metric::L2, 16, &data);
+    index.shrink_to_fit();
+    let m = index.memory_usage();
+    assert_eq!(m.codes, 2_000 * DIM);
+    assert!(m.ids >= 2_000 * 8);
+    assert!(m.trained >= 16 * DIM * 4);
+    let s = index.list_stats();
+    assert_eq!((s.nlist, s.total), (16, 2_000));
+    assert!(s.min <= s.max && s.imbalance >= 1.0);
+    let x = index.reconstruct(42).unwrap();
+    let err: f32 = x.iter().zip(&data[42 * DIM..43 * DIM]).map(|(a, b)| (a - b) * (a - b)).sum();
+    assert!(err < 0.05 * DIM as f32, "SQ8 reconstruction error {err}");
+}
+
+#[test]
+fn a_file_stitched_from_two_trainings_is_refused_on_read() {
+    let data = clustered(500, 18);
+    let a = built(SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap(), Metric::L2, 4, &data);
+    let b = built(SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap(), Metric::L2, 4, &clustered(500, 19));
+    let dir = tempfile::tempdir().unwrap();
+    let (path, stitched) = (dir.path().join("ab.vq"), dir.path().join("c.vq"));
+    let mut w = ContainerWriter::create(&path).unwrap();
+    a.write_sections(&mut w, "a").unwrap();
+    b.write_sections(&mut w, "b").unwrap();
+    w.finish().unwrap();
+    let r = ContainerReader::open(&path).unwrap();
+    // `a` with `b`'s centroids: every shape agrees, only the fingerprint tells.
+    let mut w = ContainerWriter::create(&stitched).unwrap();
+    for json in ["ivf", "codec.sq"] {
+        w.add_json(&format!("c.{json}"), 1, &r.json::<serde_json::Value>(&format!("a.{json}")).unwrap()).unwrap();
+    }
+    w.add_array("c.centroids", 1, r.array::<f32>("b.centroids").unwrap()).unwrap();
+    for f32s in ["codec.vmin", "codec.step"] {
+        w.add_array(&format!("c.{f32s}"), 1, r.array::<f32>(&format!("a.{f32s}")).unwrap()).unwrap();
+    }
+    for u64s in ["list_sizes", "list_ids"] {
+        w.add_array(&format!("c.{u64s}"), 1, r.array::<u64>(&format!("a.{u64s}")).unwrap()).unwrap();
+    }
+    w.add_array("c.list_codes", 1, r.array::<u8>("a.list_codes").unwrap()).unwrap();
+    w.finish().unwrap();
+    let r = ContainerReader::open(&stitched).unwrap();
+    match IvfIndex::<SqCodec>::read_sections(&r, "c") {
+        Err(Error::Corrupt { what, .. }) => assert!(what.contains("fingerprint"), "{what}"),
+        other => panic!("stitched file read: {:?}", other.map(|i| i.len())),
+    }
+}
