@@ -82,6 +82,15 @@ pub enum Error {
         /// Its squared norm, computed in f64.
         squared_norm: f64,
     },
+    /// A search result padded to `k` per query (`queries × k` ids and scores) cannot be held:
+    /// the product overflows or the allocator refused it. Ask for at most the index size.
+    #[error("a result of {queries} queries × k = {k} cannot be allocated: ask for k at most the index size")]
+    ResultTooLarge {
+        /// Number of queries.
+        queries: usize,
+        /// The `k` asked for.
+        k: usize,
+    },
     /// The index space of the base does not fit the id type.
     #[error("base has {n} vectors, more than the supported {max}")]
     TooManyVectors {

@@ -28,17 +28,32 @@ pub struct Neighbors {
 impl Neighbors {
     /// Builds the result from per-query lists of `(id, score)`, each already best first and at
     /// most `k` long (longer lists are cut to `k`).
-    pub fn from_rows(k: usize, metric: Metric, rows: impl IntoIterator<Item = Vec<(u64, f32)>>) -> Self {
+    ///
+    /// The flat view holds `num_queries × k` entries whatever the lists' lengths, so a `k` far
+    /// above the index size (`usize::MAX`, 2⁴⁰) cannot be padded: when that product overflows
+    /// or the allocator refuses it, this returns [`Error::ResultTooLarge`] instead of aborting
+    /// the process.
+    pub fn from_rows(k: usize, metric: Metric, rows: impl IntoIterator<Item = Vec<(u64, f32)>>) -> Result<Self> {
+        let rows = rows.into_iter();
+        let too_large = |queries: usize| Error::ResultTooLarge { queries, k };
         let mut out = Neighbors { k, ids: Vec::new(), scores: Vec::new(), lens: Vec::new() };
+        let queries = rows.size_hint().0;
+        let total = queries.checked_mul(k).ok_or(too_large(queries))?;
+        out.ids.try_reserve_exact(total).map_err(|_| too_large(queries))?;
+        out.scores.try_reserve_exact(total).map_err(|_| too_large(queries))?;
         for row in rows {
             let n = row.len().min(k);
             out.lens.push(n);
+            let total = out.lens.len().checked_mul(k).ok_or(too_large(out.lens.len()))?;
+            // Reserved above when the iterator told its length; grown here otherwise.
+            out.ids.try_reserve(total - out.ids.len()).map_err(|_| too_large(out.lens.len()))?;
+            out.scores.try_reserve(total - out.scores.len()).map_err(|_| too_large(out.lens.len()))?;
             out.ids.extend(row[..n].iter().map(|h| h.0));
             out.scores.extend(row[..n].iter().map(|h| h.1));
-            out.ids.resize(out.lens.len() * k, u64::MAX);
-            out.scores.resize(out.lens.len() * k, metric.worst_score());
+            out.ids.resize(total, u64::MAX);
+            out.scores.resize(total, metric.worst_score());
         }
-        out
+        Ok(out)
     }
 
     /// Number of queries.
@@ -192,7 +207,7 @@ pub fn knn_exact_with<T: Element>(
             hits
         })
         .collect();
-    Ok(Neighbors::from_rows(k, metric, rows))
+    Neighbors::from_rows(k, metric, rows)
 }
 
 /// Writes the `nq × nb` matrix of scores of every query against every base vector into `out`

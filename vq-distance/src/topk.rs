@@ -33,7 +33,7 @@ impl TopK {
     }
 
     fn capacity_for(k: usize) -> usize {
-        k + k.max(16)
+        k.saturating_add(k.max(16))
     }
 
     fn initial_threshold(k: usize) -> f32 {
@@ -142,5 +142,16 @@ mod tests {
         }
         assert!(last.is_finite());
         assert_eq!(top.into_sorted(), vec![(0.0, 0), (1.0, 1), (2.0, 2), (3.0, 3)]);
+    }
+
+    #[test]
+    fn a_huge_k_keeps_everything_without_overflow() {
+        let mut top = TopK::new(usize::MAX);
+        for i in (0..100u64).rev() {
+            top.push(i as f32, i);
+        }
+        let all = top.into_sorted();
+        assert_eq!(all.len(), 100);
+        assert!(all.iter().enumerate().all(|(i, &(_, id))| id == i as u64), "best first");
     }
 }

@@ -125,6 +125,23 @@ fn k_larger_than_the_base_pads_the_flat_view_only() {
     assert_eq!(empty.ids(), &[u64::MAX; 3]);
 }
 
+/// Padding to a k far above the base would need `queries × k` entries: a typed error, not an
+/// overflow panic or an abort on a huge allocation, through both selection paths (one query:
+/// direct; a full register tile of queries: blocked).
+#[test]
+fn a_k_too_large_to_pad_is_an_error() {
+    let base: Vec<f32> = (0..40).map(|i| i as f32).collect();
+    for nq in [1, 16] {
+        let queries: Vec<f32> = (0..2 * nq).map(|i| i as f32 * 0.5).collect();
+        for k in [usize::MAX, 1 << 40, usize::MAX / 3] {
+            for metric in METRICS {
+                let got = knn_exact(&base, &queries, 2, k, metric);
+                assert_eq!(got, Err(Error::ResultTooLarge { queries: nq, k }), "{nq} queries, k = {k}, {metric:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_base_vectors_are_errors_naming_the_row() {
     // Issue 18: a base row holding NaN used to be dropped silently.

@@ -641,8 +641,10 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// Scores every slot `keep` accepts: the `k` best in `out`, best first.
     fn brute_force(&self, q: &S::Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool, out: &mut Vec<Cand>) {
-        let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(k + 1);
-        for slot in 0..self.slots.load(Ordering::Acquire) {
+        let slots = self.slots.load(Ordering::Acquire);
+        // Sized by what can be found, not by what was asked: k may be usize::MAX.
+        let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(k.min(slots as usize) + 1);
+        for slot in 0..slots {
             if !keep(slot) {
                 continue;
             }
@@ -676,7 +678,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 hits
             })
             .collect();
-        Ok(Neighbors::from_rows(k, self.metric, rows))
+        Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
     fn external_id(&self, slot: u32) -> u64 {

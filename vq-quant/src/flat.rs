@@ -115,7 +115,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
             .par_chunks(self.quantizer.dim())
             .map_init(Scratch::default, |scratch, query| self.search_one(query, k, keep, scratch))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Neighbors::from_rows(k, metric, rows))
+        Ok(Neighbors::from_rows(k, metric, rows)?)
     }
 
     fn search_one(
@@ -253,6 +253,22 @@ mod tests {
         assert_eq!(ids.len(), 3, "k above the count gives every vector");
         assert_eq!(ids[0], 0);
         assert!(scores.windows(2).all(|w| w[0] <= w[1]), "best first");
+    }
+
+    #[test]
+    fn a_k_too_large_to_pad_is_an_error() {
+        let dim = 4;
+        let data: Vec<f32> = (0..40).map(|i| (i * 7 % 13) as f32).collect();
+        let mut index = FlatCodes::new(sq8(dim));
+        index.train(&data).unwrap();
+        index.add(&data).unwrap();
+        let keep_odd = |row: usize| row % 2 == 1;
+        for k in [usize::MAX, 1 << 40] {
+            let too_large = |e: Error| matches!(e, Error::Input(vq_distance::Error::ResultTooLarge { queries: 2, k: got }) if got == k);
+            assert!(too_large(index.search(&data[..2 * dim], k).unwrap_err()), "k = {k}");
+            let filtered = index.search_filtered(&data[..2 * dim], k, Some(&keep_odd));
+            assert!(too_large(filtered.unwrap_err()), "filtered, k = {k}");
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl<Q: Quantizer> Index for CodesIndex<Q> {
             .iter()
             .map(|(rows, scores)| rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect())
             .collect();
-        Ok(neighbors_from_rows(params.k, self.metric(), rows))
+        neighbors_from_rows(params.k, self.metric(), rows)
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {

@@ -2,9 +2,11 @@
 
 use crate::spec::SpecError;
 
-/// Everything that can go wrong through the `vq` API. The lower crates' errors are kept whole
-/// (`#[from]`), so `matches!(e, vq::Error::Graph(vq_graph::Error::DuplicateId(7)))` works and
-/// the message is the lower crate's own.
+/// Everything that can go wrong through the `vq` API. The lower crates' errors are kept whole,
+/// so `matches!(e, vq::Error::Graph(vq_graph::Error::DuplicateId(7)))` works and the message is
+/// the lower crate's own — except their wrapped input and file errors, which are lifted to
+/// [`Error::Distance`] and [`Error::Io`]: a bad query or `k` reads the same whichever index
+/// refused it (`vq::Error::Distance(ZeroK)`, never `Quant(Input(ZeroK))`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -16,13 +18,13 @@ pub enum Error {
     Io(#[from] vq_io::Error),
     /// k-means.
     #[error(transparent)]
-    Cluster(#[from] vq_cluster::Error),
+    Cluster(vq_cluster::Error),
     /// Quantizers and exhaustive code scans.
     #[error(transparent)]
-    Quant(#[from] vq_quant::Error),
+    Quant(vq_quant::Error),
     /// HNSW graphs.
     #[error(transparent)]
-    Graph(#[from] vq_graph::Error),
+    Graph(vq_graph::Error),
     /// A factory string that does not parse.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -61,3 +63,34 @@ pub enum Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<vq_cluster::Error> for Error {
+    fn from(e: vq_cluster::Error) -> Self {
+        match e {
+            vq_cluster::Error::Input(e) => Error::Distance(e),
+            e => Error::Cluster(e),
+        }
+    }
+}
+
+impl From<vq_quant::Error> for Error {
+    fn from(e: vq_quant::Error) -> Self {
+        match e {
+            vq_quant::Error::Input(e) => Error::Distance(e),
+            vq_quant::Error::Io(e) => Error::Io(e),
+            vq_quant::Error::Cluster(e) => e.into(),
+            e => Error::Quant(e),
+        }
+    }
+}
+
+impl From<vq_graph::Error> for Error {
+    fn from(e: vq_graph::Error) -> Self {
+        match e {
+            vq_graph::Error::Input(e) => Error::Distance(e),
+            vq_graph::Error::Io(e) => Error::Io(e),
+            vq_graph::Error::Quant(e) => e.into(),
+            e => Error::Graph(e),
+        }
+    }
+}

@@ -63,7 +63,7 @@ impl FlatIndex {
                 Ok(top.into_sorted().into_iter().map(|(key, id)| (id, self.metric.score_from_key(key))).collect())
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(neighbors_from_rows(k, self.metric, rows))
+        neighbors_from_rows(k, self.metric, rows)
     }
 
     pub(crate) fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
@@ -130,14 +130,14 @@ impl Index for FlatIndex {
             return self.filtered(&queries, params.k, filter);
         }
         if self.vectors.is_empty() {
-            return Ok(Neighbors::from_rows(params.k, self.metric, vec![Vec::new(); queries.len() / self.dim]));
+            return Ok(Neighbors::from_rows(params.k, self.metric, vec![Vec::new(); queries.len() / self.dim])?);
         }
         let hits = knn_exact(&self.vectors, &queries, self.dim, params.k, self.metric)?;
         let rows = hits
             .iter()
             .map(|(rows, scores)| rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect())
             .collect();
-        Ok(neighbors_from_rows(params.k, self.metric, rows))
+        neighbors_from_rows(params.k, self.metric, rows)
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {

@@ -35,7 +35,7 @@ fn graph_search<S: VectorStorage>(h: &Hnsw<S>, queries: &[f32], params: &SearchP
         .par_chunks_exact(h.dim())
         .map(|q| h.search_filtered(q, params.k, params.ef, &accepts))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Neighbors::from_rows(params.k, h.metric(), rows))
+    Ok(Neighbors::from_rows(params.k, h.metric(), rows)?)
 }
 
 fn graph_add<S: VectorStorage>(h: &Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {

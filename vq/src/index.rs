@@ -97,7 +97,9 @@ impl std::ops::Add for MemoryUsage {
 ///
 /// No method panics on input: wrong dimensions, `k = 0`, NaN or infinite values, an untrained
 /// or empty index, `k` above the count, duplicate ids are typed errors or well-defined answers
-/// (an empty index and a filter that passes nothing give rows padded with `u64::MAX`).
+/// (an empty index and a filter that passes nothing give rows padded with `u64::MAX`). A `k` so
+/// large that the padded `num_queries × k` result cannot be allocated (`usize::MAX`, 2⁴⁰) is
+/// `Error::Distance(ResultTooLarge)`; nothing is allocated by `k` before that check.
 pub trait Index: Send + Sync {
     /// Vector dimension.
     fn dim(&self) -> usize;
@@ -183,10 +185,10 @@ pub(crate) fn check_ids(data: &[f32], dim: usize, ids: &[u64]) -> Result<()> {
 
 /// Sorts per-query `(id, score)` rows best first with ties to the smaller id (the project's
 /// determinism rule) and packs them into [`Neighbors`].
-pub(crate) fn neighbors_from_rows(k: usize, metric: Metric, mut rows: Vec<Vec<(u64, f32)>>) -> Neighbors {
+pub(crate) fn neighbors_from_rows(k: usize, metric: Metric, mut rows: Vec<Vec<(u64, f32)>>) -> Result<Neighbors> {
     for row in &mut rows {
         row.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
         row.truncate(k);
     }
-    Neighbors::from_rows(k, metric, rows)
+    Ok(Neighbors::from_rows(k, metric, rows)?)
 }

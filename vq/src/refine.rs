@@ -186,7 +186,9 @@ impl Index for RefineIndex {
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         let queries = prepare_search(queries, params, self.dim(), self.metric())?;
         let refine_k = params.refine_k.unwrap_or(self.default_refine_k).max(1);
-        let candidates = params.k.saturating_mul(refine_k);
+        // Never more candidates than the base holds: a huge k must not make the base pad (and
+        // allocate) a result far larger than the index.
+        let candidates = params.k.saturating_mul(refine_k).min(self.len().max(1));
         let base_params = SearchParams { k: candidates, ef: params.ef.map(|ef| ef.max(candidates)), ..*params };
         let hits = self.base.search_with(&queries, &base_params)?;
         let kern = Kernels::active();
@@ -195,7 +197,7 @@ impl Index for RefineIndex {
             .zip(hits.iter().collect::<Vec<_>>())
             .map(|(q, (ids, _))| self.rescore(q, ids, kern))
             .collect::<Result<Vec<_>>>()?;
-        Ok(neighbors_from_rows(params.k, self.metric(), rows))
+        neighbors_from_rows(params.k, self.metric(), rows)
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {

@@ -165,6 +165,35 @@ fn untrained_empty_and_small_indexes_answer_sensibly() {
     }
 }
 
+/// A k far above the index size (Faiss pads to k) cannot be padded when `queries × k` does
+/// not fit memory: a typed error, never an overflow panic or an abort on a huge allocation.
+/// Plain and filtered searches, since they allocate on different paths.
+#[test]
+fn huge_k_is_a_typed_error_not_an_abort() {
+    let data = clustered(300, 6);
+    let q = &data[..2 * DIM];
+    let odd = IdBitset::from_ids(&(0..300).filter(|id| id % 2 == 1).collect::<Vec<u64>>());
+    for (spec, _) in SPECS {
+        let index = built(spec, Metric::L2, &data);
+        for k in [usize::MAX, 1 << 40, usize::MAX / 2 + 1] {
+            for filter in [None, Some(&odd as &dyn vq::IdFilter)] {
+                let p = SearchParams { k, ef: Some(32), refine_k: Some(2), filter, ..Default::default() };
+                match index.search_with(q, &p) {
+                    Err(Error::Distance(vq::vq_distance::Error::ResultTooLarge { queries: 2, k: got })) => {
+                        assert_eq!(got, k, "{spec}: the error names the k asked for")
+                    }
+                    other => panic!("{spec}: k = {k}, filtered {}: {other:?}", filter.is_some()),
+                }
+            }
+        }
+        // Just above the size stays a padded answer.
+        let p = SearchParams { k: 301, ef: Some(32), refine_k: Some(2), ..Default::default() };
+        let all = index.search_with(q, &p).unwrap();
+        assert_eq!(all.ids().len(), 2 * 301, "{spec}");
+        assert_eq!(all.ids()[300], u64::MAX, "{spec}: one padded slot after every vector");
+    }
+}
+
 #[test]
 fn removed_ids_are_never_returned_and_filters_are_obeyed() {
     let data = clustered(600, 5);
