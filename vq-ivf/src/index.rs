@@ -390,7 +390,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         let q = prepare_rows("queries", queries, self.dim, self.metric)?;
         let nq = q.len();
         if nq == 0 {
-            return Ok(Neighbors::from_rows(k, self.metric, Vec::new()));
+            return Ok(Neighbors::from_rows(k, self.metric, Vec::new())?);
         }
         let cmetric = coarse_metric(self.metric);
         let probes = knn_exact(&self.centroids, q.as_slice(), self.dim, nprobe, cmetric)?;
@@ -404,7 +404,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                 },
             )
             .collect::<Result<Vec<_>>>()?;
-        Ok(Neighbors::from_rows(k, self.metric, rows))
+        Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
     #[allow(clippy::too_many_arguments)]
