@@ -9,8 +9,8 @@ use rand_distr::{Distribution, Normal, StandardNormal};
 use vq_distance::{Error as DError, Metric, knn_exact};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{
-    CodeScorer, Error, FlatCodes, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer, pack_index,
-    unpack_index,
+    CodeScorer, Error, FlatCodes, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer, SDC_MAX_ENTRIES,
+    pack_index, unpack_index,
 };
 
 const METRICS: [Metric; 3] = [Metric::L2, Metric::InnerProduct, Metric::Cosine];
@@ -146,6 +146,44 @@ fn lut_distance_is_the_distance_to_the_reconstruction() {
             pq.train(&train).unwrap();
             assert_eq!(pq.code_size(), (m * nbits as usize).div_ceil(8));
             check_against_reconstructions(&pq, &base, &queries);
+        }
+    }
+}
+
+/// Above `SDC_MAX_ENTRIES` the symmetric keys are computed from the codebooks per call: the
+/// same keys as the table gives, bit for bit, and no table is allocated (a small file must not
+/// make a reader allocate far more than its size: a PQ256x8 table would be 64 MiB).
+#[test]
+fn symmetric_keys_without_the_table_equal_the_tables() {
+    let (dim, m) = (72, 72); // 72 · 256² entries: above the cap
+    assert!(m * 256 * 256 > SDC_MAX_ENTRIES);
+    let train = gaussian(600, dim, 7);
+    let codes_of = |pq: &ProductQuantizer| encode_all(pq, &train[..40 * dim]);
+    for metric in METRICS {
+        let mut big = ProductQuantizer::with_params(dim, metric, quick_params(m, 8)).unwrap();
+        big.train(&train).unwrap();
+        let before = big.memory_bytes();
+        check_against_reconstructions(&big, &train[..30 * dim], &train[30 * dim..32 * dim]);
+        assert_eq!(big.memory_bytes(), before, "{metric:?}: no table was built");
+        // The twin: the keys summed by hand from the codebooks (dsub = 1), in the order the
+        // table path sums its entries (even sub-quantizers, odd ones, then the two).
+        let codes = codes_of(&big);
+        let books = big.centroids();
+        let ksub = 256;
+        for (i, a) in codes.chunks_exact(m).enumerate().take(8) {
+            for b in codes.chunks_exact(m).take(8) {
+                let (mut s0, mut s1) = (0f32, 0f32);
+                for j in 0..m {
+                    let (x, y) = (a[j] as usize, b[j] as usize);
+                    let (cx, cy) = (books[(j * ksub + x)], books[(j * ksub + y)]);
+                    let v = match metric {
+                        Metric::L2 => (cx - cy) * (cx - cy),
+                        _ => -(cx * cy),
+                    };
+                    if j % 2 == 0 { s0 += v } else { s1 += v }
+                }
+                assert_eq!(big.code_distance(a, b), s0 + s1, "{metric:?}: code {i}");
+            }
         }
     }
 }

@@ -304,29 +304,45 @@ impl ProductQuantizer {
         PqScorer { pq: self, table }
     }
 
-    fn sdc_table(&self) -> &[f32] {
-        self.sdc.get_or_init(|| {
-            let (m, ksub, dsub) = (self.params.m, self.ksub, self.dsub);
-            let mut t = vec![0f32; m * ksub * ksub];
+    /// The key between centroids `a` and `b` of sub-quantizer `j` (one symmetric-table entry).
+    #[inline]
+    fn centroid_key(&self, j: usize, a: usize, b: usize) -> f32 {
+        let (book, dsub) = (self.codebook(j), self.dsub);
+        let (ca, cb) = (&book[a * dsub..][..dsub], &book[b * dsub..][..dsub]);
+        match self.metric {
+            Metric::L2 => ca.iter().zip(cb).map(|(x, y)| (x - y) * (x - y)).sum(),
+            Metric::InnerProduct | Metric::Cosine => -ca.iter().zip(cb).map(|(x, y)| x * y).sum::<f32>(),
+        }
+    }
+
+    /// The symmetric table, built on first use, or `None` when it would hold more than
+    /// [`SDC_MAX_ENTRIES`] (then each entry is computed from the codebooks when needed).
+    fn sdc_table(&self) -> Option<&[f32]> {
+        let (m, ksub) = (self.params.m, self.ksub);
+        let entries = m.checked_mul(ksub)?.checked_mul(ksub)?;
+        if entries > SDC_MAX_ENTRIES {
+            return None;
+        }
+        let table = self.sdc.get_or_init(|| {
+            let mut t = vec![0f32; entries];
             t.par_chunks_mut(ksub * ksub).enumerate().for_each(|(j, tj)| {
-                let book = self.codebook(j);
                 for (a, row) in tj.chunks_exact_mut(ksub).enumerate() {
-                    let ca = &book[a * dsub..][..dsub];
                     for (b, v) in row.iter_mut().enumerate() {
-                        let cb = &book[b * dsub..][..dsub];
-                        *v = match self.metric {
-                            Metric::L2 => ca.iter().zip(cb).map(|(x, y)| (x - y) * (x - y)).sum(),
-                            Metric::InnerProduct | Metric::Cosine => {
-                                -ca.iter().zip(cb).map(|(x, y)| x * y).sum::<f32>()
-                            }
-                        };
+                        *v = self.centroid_key(j, a, b);
                     }
                 }
             });
             t
-        })
+        });
+        Some(table)
     }
 }
+
+/// The most entries the symmetric table may hold (4 Mi floats, 16 MiB: PQ64 at 8 bits). Its
+/// size is `m · 4^nbits`, unbounded by the codebooks it is made from (a 262 KB PQ256x8 file
+/// would ask for 64 MiB), so above this the entries are computed from the codebooks per call:
+/// the same values, at `dsub` operations instead of one look-up each.
+pub const SDC_MAX_ENTRIES: usize = 1 << 22;
 
 fn check_params(dim: usize, p: &PqParams) -> Result<()> {
     // The upper bound keeps every size derived from the parameters (`m · nbits`, `dim · 2^nbits`)
@@ -501,7 +517,8 @@ impl Quantizer for ProductQuantizer {
 
     /// The symmetric distance: the key between the two reconstructions, summed from a table of
     /// centroid-to-centroid keys built on first use (`m × 4^nbits` floats: 4 MiB at m = 16,
-    /// 8 bits). NaN when untrained or when a code is shorter than `code_size()`.
+    /// 8 bits; above [`SDC_MAX_ENTRIES`] no table, the same keys computed per call). NaN when
+    /// untrained or when a code is shorter than `code_size()`.
     fn code_distance(&self, a: &[u8], b: &[u8]) -> f32 {
         let cs = self.code_size;
         if self.centroids.is_empty() || a.len() < cs || b.len() < cs {
@@ -512,7 +529,10 @@ impl Quantizer for ProductQuantizer {
         let (mut s0, mut s1) = (0f32, 0f32);
         for j in 0..self.params.m {
             let (x, y) = (unpack_index(a, j, nbits) as usize, unpack_index(b, j, nbits) as usize);
-            let v = sdc[(j * ksub + x) * ksub + y];
+            let v = match sdc {
+                Some(t) => t[(j * ksub + x) * ksub + y],
+                None => self.centroid_key(j, x, y),
+            };
             if j % 2 == 0 {
                 s0 += v;
             } else {
