@@ -175,7 +175,7 @@ fn symmetric_keys_without_the_table_equal_the_tables() {
                 let (mut s0, mut s1) = (0f32, 0f32);
                 for j in 0..m {
                     let (x, y) = (a[j] as usize, b[j] as usize);
-                    let (cx, cy) = (books[(j * ksub + x)], books[(j * ksub + y)]);
+                    let (cx, cy) = (books[j * ksub + x], books[j * ksub + y]);
                     let v = match metric {
                         Metric::L2 => (cx - cy) * (cx - cy),
                         _ => -(cx * cy),
