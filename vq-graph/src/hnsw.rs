@@ -823,14 +823,16 @@ impl<S: VectorStorage> Hnsw<S> {
         if vector.len() != self.dim {
             return Err(vq_distance::Error::Dimension { what: "vector", got: vector.len(), expected: self.dim }.into());
         }
+        self.check_batch(vector)?;
         let first = self.claim(1)?;
         self.insert_claimed(vector, &[id], first, false)
     }
 
+    /// Checks a batch before any slot is claimed, so a refused batch (a NaN in row 5) leaves
+    /// no unused slots behind and `add` numbers the next batch from where this one would have
+    /// started.
     fn check_batch(&self, vectors: &[f32]) -> Result<usize> {
-        if !vectors.len().is_multiple_of(self.dim) {
-            return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: vectors.len(), dim: self.dim }.into());
-        }
+        validate_rows("vectors", vectors, self.dim, self.metric)?;
         Ok(vectors.len() / self.dim)
     }
 
@@ -848,8 +850,7 @@ impl<S: VectorStorage> Hnsw<S> {
 
     fn insert_claimed(&self, vectors: &[f32], ids: &[u64], first: u32, replace: bool) -> Result<()> {
         let _gate = self.insert_gate.read().unwrap_or_else(|e| e.into_inner());
-        // Validate everything and reserve the ids before touching the graph.
-        validate_rows("vectors", vectors, self.dim, self.metric)?;
+        // The vectors were validated by `check_batch`; reserve the ids before touching the graph.
         {
             let mut map = lock(&self.id_map);
             if !replace && let Some(&dup) = ids.iter().find(|id| map.contains_key(id)) {

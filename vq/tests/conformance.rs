@@ -140,6 +140,24 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
     }
 }
 
+/// A refused batch consumes no ids: the next `add` numbers its vectors from the count that is
+/// really in the index, as if the failed call had not happened.
+#[test]
+fn a_failed_add_consumes_no_ids() {
+    let data = clustered(301, 8);
+    let (first, last) = data.split_at(300 * DIM);
+    for (spec, _) in SPECS {
+        let mut index = built(spec, Metric::L2, first);
+        let mut bad = first[..8 * DIM].to_vec();
+        bad[5 * DIM + 2] = f32::NAN;
+        assert!(index.add(&bad).is_err(), "{spec}: a NaN in row 5");
+        index.add(last).unwrap();
+        assert_eq!(index.len(), 301, "{spec}");
+        let hit = index.search_with(last, &params(1)).unwrap();
+        assert_eq!(hit.ids()[0], 300, "{spec}: the vector added after the failure has id 300");
+    }
+}
+
 #[test]
 fn untrained_empty_and_small_indexes_answer_sensibly() {
     let data = clustered(300, 4);
