@@ -1,5 +1,5 @@
 //! Crash safety: a process killed in the middle of writing a container leaves the previous
-//! file byte-identical.
+//! file byte-identical, and the next write of that target removes the temporary file it left.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -53,4 +53,25 @@ fn killed_writer_leaves_the_old_file() {
     assert_eq!(std::fs::read(&target).unwrap(), old, "the target changed");
     let r = ContainerReader::open(&target).unwrap();
     assert_eq!(r.array::<f32>("data").unwrap(), &[1.0; 1000]);
+    drop(r);
+
+    // The killed writer's temporary file is still there; the next writer of the same target
+    // removes it (its process is gone), but not the file of a writer still running (this
+    // process's own, open below) nor temporary files of other targets.
+    assert!(std::path::Path::new(&tmp).exists(), "the kill left the temporary file");
+    let other = dir.path().join(".other.vq.4000000000.0.vqtmp"); // no such process
+    std::fs::write(&other, b"x").unwrap();
+    let live = ContainerWriter::create(&target).unwrap();
+    if std::path::Path::new("/proc/self").exists() {
+        assert!(!std::path::Path::new(&tmp).exists(), "the dead writer's temporary file was removed");
+    }
+    assert!(live.temp_path().exists(), "this writer's own file is there");
+    let mut w = ContainerWriter::create(&target).unwrap();
+    assert!(live.temp_path().exists(), "a live writer's file is kept");
+    assert!(other.exists(), "another target's temporary file is kept");
+    w.add_array("data", 1, &[3.0f32; 4]).unwrap();
+    w.finish().unwrap();
+    drop(live);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "the target and the other target's file: {names:?}");
 }

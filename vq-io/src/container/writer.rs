@@ -66,12 +66,14 @@ impl Sink {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Creates a new temporary file beside `target`: `.<name>.<pid>.<n>.vqtmp`.
+/// Creates a new temporary file beside `target`: `.<name>.<pid>.<n>.vqtmp`. Temporary files of
+/// the same target left by writers that were killed are removed first ([`remove_stale_temps`]).
 pub(crate) fn create_temp(target: &Path) -> Result<(File, PathBuf)> {
     let name = target
         .file_name()
         .ok_or_else(|| Error::InvalidArgument { what: format!("{} names no file", target.display()) })?;
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    remove_stale_temps(dir, name);
     loop {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut tmp_name = std::ffi::OsString::from(".");
@@ -84,6 +86,36 @@ pub(crate) fn create_temp(target: &Path) -> Result<(File, PathBuf)> {
             Err(error) => return Err(Error::Io { file: tmp, error }),
         }
     }
+}
+
+/// Removes `dir`'s temporary files of target `name` (`.<name>.<pid>.<n>.vqtmp`) whose writing
+/// process is gone: a writer killed before `finish` (or its `Drop`) leaves one behind, and
+/// without this a directory of repeated crashed builds fills with them. Only where a process
+/// table can be asked (`/proc`, Linux): elsewhere nothing is removed. Files of live processes,
+/// this one included, are never touched; errors are ignored (cleaning is best effort).
+fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Some(name) = name.to_str() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| stale_temp_pid(f, name)) else { continue };
+        if pid != me && !proc.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The writer's pid if `file` is a temporary file of target `name`: `.<name>.<pid>.<n>.vqtmp`.
+fn stale_temp_pid(file: &str, name: &str) -> Option<u32> {
+    let rest = file.strip_prefix('.')?.strip_prefix(name)?.strip_prefix('.')?.strip_suffix(".vqtmp")?;
+    let (pid, n) = rest.split_once('.')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
 }
 
 impl ContainerWriter {
@@ -268,6 +300,16 @@ fn sync_dir(path: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stale_temp_names_are_matched_by_target_exactly() {
+        assert_eq!(super::stale_temp_pid(".index.vq.123.4.vqtmp", "index.vq"), Some(123));
+        assert_eq!(super::stale_temp_pid(".index.vq.123.4.vqtmp", "index"), None, "target index.vq, not index");
+        assert_eq!(super::stale_temp_pid(".index.vq.123.vqtmp", "index.vq"), None);
+        assert_eq!(super::stale_temp_pid("index.vq.123.4.vqtmp", "index.vq"), None);
+        assert_eq!(super::stale_temp_pid(".index.vq.x.4.vqtmp", "index.vq"), None);
+        assert_eq!(super::stale_temp_pid(".index.vq.123.4.tmp", "index.vq"), None);
+    }
+
     use super::*;
     use crate::ContainerReader;
 
