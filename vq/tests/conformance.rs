@@ -290,3 +290,51 @@ fn bad_factory_strings_are_spec_errors() {
     assert_eq!(vq::index_factory(DIM, "OPQ4_16,PQ4", Metric::L2).unwrap().spec().to_string(), "OPQ4,PQ4");
     assert!(matches!(vq::index_factory(DIM, "OPQ4_8,PQ4", Metric::L2), Err(Error::Parameter { name: "OPQ", .. })));
 }
+
+/// Finite inputs at the edge of f32's range, for every index type and metric: vectors scaled so
+/// that their squared norms land from ordinary up to past the accepted 2¹⁰⁰, some of them
+/// flipped in sign. Each step is a typed error or a correct answer: never a panic, and a
+/// search that succeeds returns every vector it should (k of them, or all when fewer), with
+/// finite scores — never a silently empty or NaN result.
+mod edge_of_f32 {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const METRICS: [Metric; 3] = [Metric::L2, Metric::InnerProduct, Metric::Cosine];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn huge_finite_values_give_typed_errors_or_full_answers(
+            spec in 0..SPECS.len(),
+            metric in 0..3usize,
+            exponent in 0.0f64..16.0,
+            flips in proptest::collection::vec(any::<bool>(), 300),
+        ) {
+            let (spec, metric) = (SPECS[spec].0, METRICS[metric]);
+            // Clustered data has norms around 40; 10^exponent pushes the largest past 2^50.
+            let scale = 10f64.powf(exponent) as f32;
+            let mut data = clustered(300, 9);
+            for (row, flip) in data.chunks_exact_mut(DIM).zip(&flips) {
+                let sign = if *flip { -scale } else { scale };
+                row.iter_mut().for_each(|x| *x *= sign);
+            }
+            let mut index = vq::index_factory(DIM, spec, metric).unwrap();
+            if index.train(&data).is_err() || index.add(&data).is_err() {
+                // Refused with a typed error (the Result says so): nothing more to check.
+                return Ok(());
+            }
+            let queries = &data[..4 * DIM];
+            match index.search_with(queries, &params(K)) {
+                Err(_) => {}
+                Ok(hits) => {
+                    for (q, (ids, scores)) in hits.iter().enumerate() {
+                        prop_assert_eq!(ids.len(), K, "{} {:?} scale {:e}: query {} got {} hits", spec, metric, scale, q, ids.len());
+                        prop_assert!(scores.iter().all(|s| s.is_finite()), "{} {:?} scale {:e}: {:?}", spec, metric, scale, scores);
+                    }
+                }
+            }
+        }
+    }
+}
