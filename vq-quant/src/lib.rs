@@ -21,6 +21,7 @@
 //! turns keys back into the metric's score (`Metric::score_from_key`) at the boundary.
 
 mod error;
+pub mod fastscan;
 mod flat;
 mod identity;
 mod pq;

@@ -1,0 +1,482 @@
+//! 4-bit PQ "fast scan" (André, Kermarrec, Le Scouarnec, *Cache locality is not enough:
+//! high-performance nearest neighbor search with product quantization fast scan*, VLDB 2015;
+//! Faiss' `IndexPQFastScan`): codes of 4-bit product quantizers laid out so that one byte
+//! shuffle (`vpshufb`) looks up 16 or 32 codes of a sub-quantizer at once in a look-up table
+//! held in a register.
+//!
+//! - [`PackedCodes`]: the codes in blocks of [`BLOCK`] = 32 vectors, transposed (one
+//!   sub-quantizer after the other) and nibble-packed: for sub-quantizer `j` a block holds
+//!   16 bytes, byte `t` carrying vector `t/2 + 8·(t mod 2)` in its low nibble and that vector
+//!   `+ 16` in its high nibble. The order is chosen so that the kernels' even and odd bytes
+//!   are vectors `0..8` and `8..16` (and `16..24`, `24..32` for the high nibbles): their sums
+//!   come out in vector order without a permutation. The sub-quantizer count is padded to
+//!   even with zero codes, since the kernels take them in pairs (one per 128-bit lane).
+//! - [`QuantizedLut`]: a query's float table (`m × 16` keys) as bytes: each row shifted by
+//!   its minimum and all rows scaled by one factor into `0..=255`, so a code's key is
+//!   `bias + Σ bytes / scale`, within [`QuantizedLut::max_error`] of the float sum.
+//! - Block kernels: `Σ_j lut[j][code_j]` for all 32 vectors of a block, as exact integers.
+//!   Bytes are added in 16-bit lanes (each lane of a 256-bit register adds two bytes at once;
+//!   a second accumulator of the odd bytes separates them at the end), in groups of at most
+//!   [`GROUP_PAIRS`] sub-quantizer pairs so that no 16-bit lane can overflow, then widened to
+//!   32 bits. AVX-512 BW (four sub-quantizers per register), AVX2, and a portable twin that
+//!   every level must equal exactly.
+//!
+//! What this module does not do: train the quantizer or encode vectors (a 4-bit
+//! [`ProductQuantizer`](crate::ProductQuantizer) does; [`PackedCodes`] repacks its codes), or
+//! decide what to do with the candidates (a flat scan or an inverted list above it re-ranks).
+
+use std::sync::OnceLock;
+
+use vq_distance::{SimdLevel, TopK};
+
+use crate::pq::{pack_index, unpack_index};
+use crate::{Error, Result};
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Vectors per block.
+pub const BLOCK: usize = 32;
+
+/// Sub-quantizer pairs a kernel adds in 16-bit lanes before widening: each lane gains at most
+/// one byte (≤ 255) per pair, and `256 · 255 < 2¹⁶`.
+pub const GROUP_PAIRS: usize = 256;
+
+/// The most sub-quantizers: sums stay far below `u32::MAX` (`255 · 2¹⁶`).
+pub const MAX_M: usize = 1 << 16;
+
+/// Bytes of one sub-quantizer in a block (32 nibbles).
+const SUB_BYTES: usize = BLOCK / 2;
+
+/// The vector held by the low nibble of byte `t` of a sub-quantizer's 16 bytes (the high
+/// nibble holds this `+ 16`).
+#[inline]
+fn vector_of_byte(t: usize) -> usize {
+    t / 2 + 8 * (t % 2)
+}
+
+/// A block kernel: the 32 exact sums `Σ_j lut[j][code_j]` of a block. `lut` and `block` hold
+/// the same whole number of sub-quantizer pairs (32 bytes each).
+pub(crate) type BlockSumsFn = fn(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]);
+
+/// The plain-Rust kernel every SIMD level must equal exactly.
+pub(crate) fn block_sums_portable(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]) {
+    *out = [0; BLOCK];
+    for (row, sub) in lut.chunks_exact(16).zip(block.chunks_exact(SUB_BYTES)) {
+        for (t, &byte) in sub.iter().enumerate() {
+            let v = vector_of_byte(t);
+            out[v] += u32::from(row[usize::from(byte & 15)]);
+            out[v + 16] += u32::from(row[usize::from(byte >> 4)]);
+        }
+    }
+}
+
+/// The block kernel of `level`, or `None` when this CPU cannot run it (NEON has none yet: it
+/// uses the portable kernel).
+pub(crate) fn block_sums_for(level: SimdLevel) -> Option<BlockSumsFn> {
+    match level {
+        SimdLevel::Portable => Some(block_sums_portable),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => x86::avx2_checked(),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => x86::avx512_checked(),
+        _ => None,
+    }
+}
+
+/// The block kernel of the level vq-distance uses in this process (`VQ_SIMD` applies).
+fn active_block_sums() -> BlockSumsFn {
+    static ACTIVE: OnceLock<BlockSumsFn> = OnceLock::new();
+    *ACTIVE.get_or_init(|| {
+        let wanted = vq_distance::simd_level();
+        [wanted, SimdLevel::Avx2, SimdLevel::Portable]
+            .into_iter()
+            .filter(|&l| l <= wanted)
+            .find_map(block_sums_for)
+            .unwrap_or(block_sums_portable)
+    })
+}
+
+/// A query's look-up table quantized to bytes for [`PackedCodes`].
+///
+/// Row `j` (16 keys of sub-quantizer `j`, smaller is better) is stored as
+/// `round((key − min_j) · scale)` with one `scale = 255 / max_j (max_j − min_j)` for all rows,
+/// so sums of bytes compare like sums of keys: `key ≈ bias + sum / scale` with
+/// `bias = Σ_j min_j`, off by at most half a step per sub-quantizer.
+#[derive(Debug, Clone)]
+pub struct QuantizedLut {
+    m: usize,
+    /// `pairs · 32` bytes: rows of 16, padded with a zero row to an even count.
+    bytes: Vec<u8>,
+    bias: f32,
+    scale: f32,
+}
+
+impl QuantizedLut {
+    /// Quantizes `table`, `m` rows of 16 keys (a 4-bit [`PqScorer`](crate::PqScorer)'s
+    /// table). Errors if its length is not `16 · m` for some `m ≥ 1` or a key is not finite.
+    pub fn new(table: &[f32]) -> Result<Self> {
+        if table.is_empty() || !table.len().is_multiple_of(16) {
+            return Err(Error::Parameter {
+                name: "table",
+                what: format!("{} keys: a 4-bit look-up table holds 16 per sub-quantizer", table.len()),
+            });
+        }
+        if let Some(i) = table.iter().position(|k| !k.is_finite()) {
+            return Err(Error::Parameter { name: "table", what: format!("key {i} is not finite") });
+        }
+        let m = table.len() / 16;
+        let mins: Vec<f32> =
+            table.chunks_exact(16).map(|row| row.iter().copied().fold(f32::INFINITY, f32::min)).collect();
+        let range = table
+            .chunks_exact(16)
+            .zip(&mins)
+            .map(|(row, &lo)| row.iter().map(|&k| k - lo).fold(0f32, f32::max))
+            .fold(0f32, f32::max);
+        // All rows flat: every byte is 0 and any positive scale is exact.
+        let scale = if range > 0.0 && (255.0 / range).is_finite() { 255.0 / range } else { 1.0 };
+        let mut bytes = vec![0u8; m.next_multiple_of(2) * 16];
+        for ((row, &lo), out) in table.chunks_exact(16).zip(&mins).zip(bytes.chunks_exact_mut(16)) {
+            for (&k, b) in row.iter().zip(out) {
+                *b = ((k - lo) * scale).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        Ok(QuantizedLut { m, bytes, bias: mins.iter().sum(), scale })
+    }
+
+    /// Sub-quantizers.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// The key of a byte sum: `bias + sum / scale`.
+    #[inline]
+    pub fn key(&self, sum: u32) -> f32 {
+        self.bias + sum as f32 / self.scale
+    }
+
+    /// The largest sum whose key can be at or below `key` (`u32::MAX` for `+∞`, none below
+    /// the bias): the integer form of a top-k threshold.
+    #[inline]
+    pub fn max_sum_for(&self, key: f32) -> Option<u32> {
+        if key == f32::INFINITY {
+            return Some(u32::MAX);
+        }
+        let steps = ((key - self.bias) * self.scale).floor();
+        // One step of slack: `key()` rounds, so a sum one above the floor may still map to a
+        // key equal to the threshold; TopK makes the exact decision.
+        if steps.is_nan() || steps < -1.0 { None } else { Some((steps as u32).saturating_add(1)) }
+    }
+
+    /// The bound on `|key(sum) − float sum|` from rounding the table: half a step per
+    /// sub-quantizer.
+    pub fn max_error(&self) -> f32 {
+        0.5 * self.m as f32 / self.scale
+    }
+
+    /// The quantized rows, `16` bytes per sub-quantizer, padded to an even count.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// 4-bit PQ codes in the fast-scan layout (see the module docs), appended in order; row `i`
+/// is the `i`-th code pushed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackedCodes {
+    m: usize,
+    len: usize,
+    data: Vec<u8>,
+}
+
+impl PackedCodes {
+    /// Empty, for codes of `m ≥ 1` 4-bit sub-quantizers.
+    pub fn new(m: usize) -> Result<Self> {
+        if m == 0 || m > MAX_M {
+            return Err(Error::Parameter {
+                name: "m",
+                what: format!("{m} sub-quantizers: fast scan takes 1..={MAX_M}"),
+            });
+        }
+        Ok(PackedCodes { m, len: 0, data: Vec::new() })
+    }
+
+    /// Sub-quantizers.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Codes held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of one block: 16 per sub-quantizer, their count padded to even.
+    pub fn block_bytes(&self) -> usize {
+        self.m.next_multiple_of(2) * SUB_BYTES
+    }
+
+    /// Bytes of a standard 4-bit PQ code of this `m` (two sub-quantizers per byte).
+    pub fn code_size(&self) -> usize {
+        self.m.div_ceil(2)
+    }
+
+    /// The packed blocks (the last one padded with zero codes).
+    pub fn blocks(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Appends standard 4-bit PQ codes (`code_size()` bytes each, sub-quantizer `j` at bit
+    /// `4j`, as [`ProductQuantizer`](crate::ProductQuantizer) encodes them).
+    pub fn extend(&mut self, codes: &[u8]) -> Result<()> {
+        let size = self.code_size();
+        if !codes.len().is_multiple_of(size) {
+            return Err(Error::Parameter {
+                name: "codes",
+                what: format!("{} bytes is not a whole number of {size}-byte codes", codes.len()),
+            });
+        }
+        let n = codes.len() / size;
+        let block_bytes = self.block_bytes();
+        self.data.resize((self.len + n).div_ceil(BLOCK) * block_bytes, 0);
+        for (i, code) in codes.chunks_exact(size).enumerate() {
+            let row = self.len + i;
+            let (block, v) = (row / BLOCK, row % BLOCK);
+            let (t, high) = byte_of_vector(v);
+            let base = block * block_bytes;
+            for j in 0..self.m {
+                let nib = unpack_index(code, j, 4) as u8;
+                let byte = &mut self.data[base + j * SUB_BYTES + t];
+                *byte = if high { (*byte & 0x0f) | (nib << 4) } else { (*byte & 0xf0) | nib };
+            }
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    /// The standard 4-bit PQ code of row `i` (`None` past the end).
+    pub fn code(&self, i: usize) -> Option<Vec<u8>> {
+        if i >= self.len {
+            return None;
+        }
+        let (block, v) = (i / BLOCK, i % BLOCK);
+        let (t, high) = byte_of_vector(v);
+        let base = block * self.block_bytes();
+        let mut code = vec![0u8; self.code_size()];
+        for j in 0..self.m {
+            let byte = self.data[base + j * SUB_BYTES + t];
+            pack_index(&mut code, j, 4, u32::from(if high { byte >> 4 } else { byte & 15 }));
+        }
+        Some(code)
+    }
+
+    /// Bytes held (capacity included).
+    pub fn memory_bytes(&self) -> usize {
+        self.data.capacity()
+    }
+
+    /// Offers every row's key under `lut` to `top` as `(key, id_of(row))`, skipping rows
+    /// `keep` rejects. Rows whose byte sum cannot beat the current threshold are dropped as
+    /// integers, before any float work.
+    pub fn scan(
+        &self,
+        lut: &QuantizedLut,
+        top: &mut TopK,
+        keep: Option<&dyn Fn(usize) -> bool>,
+        id_of: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        self.scan_with(active_block_sums(), lut, top, keep, id_of)
+    }
+
+    pub(crate) fn scan_with(
+        &self,
+        kernel: BlockSumsFn,
+        lut: &QuantizedLut,
+        top: &mut TopK,
+        keep: Option<&dyn Fn(usize) -> bool>,
+        id_of: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        if lut.m != self.m {
+            return Err(Error::Parameter {
+                name: "lut",
+                what: format!("a table of {} sub-quantizers for codes of {}", lut.m, self.m),
+            });
+        }
+        let mut sums = [0u32; BLOCK];
+        for (b, block) in self.data.chunks_exact(self.block_bytes()).enumerate() {
+            let Some(max_sum) = lut.max_sum_for(top.threshold()) else { return Ok(()) };
+            kernel(&lut.bytes, block, &mut sums);
+            let first = b * BLOCK;
+            let rows = (self.len - first).min(BLOCK);
+            for (v, &sum) in sums[..rows].iter().enumerate() {
+                if sum <= max_sum && keep.is_none_or(|f| f(first + v)) {
+                    top.push(lut.key(sum), id_of(first + v));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The byte (`0..16`) of a sub-quantizer's 16 holding vector `v` of a block, and whether in
+/// the high nibble: the inverse of [`vector_of_byte`].
+#[inline]
+fn byte_of_vector(v: usize) -> (usize, bool) {
+    let (low, high) = (v % 16, v >= 16);
+    (2 * (low % 8) + low / 8, high)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn byte_and_vector_maps_are_inverse() {
+        for v in 0..BLOCK {
+            let (t, high) = byte_of_vector(v);
+            assert!(t < 16);
+            assert_eq!(vector_of_byte(t) + if high { 16 } else { 0 }, v);
+        }
+    }
+
+    fn codes_strategy() -> impl Strategy<Value = (usize, Vec<u8>, Vec<u8>)> {
+        (1usize..70, 0usize..100).prop_flat_map(|(m, n)| {
+            let size = m.div_ceil(2);
+            (
+                Just(m),
+                proptest::collection::vec(any::<u8>(), n * size),
+                proptest::collection::vec(any::<u8>(), m.next_multiple_of(2) * 16),
+            )
+        })
+    }
+
+    proptest! {
+        /// Every SIMD level's block sums equal the portable twin's exactly, which equal the
+        /// sums of table bytes per unpacked code; packing round-trips.
+        #[test]
+        fn every_level_equals_the_portable_twin((m, mut codes, mut lut) in codes_strategy()) {
+            let size = m.div_ceil(2);
+            // A padding row is zero, as QuantizedLut makes it.
+            lut[m * 16..].fill(0);
+            if m % 2 == 1 {
+                // The unused high nibble of an odd m's last byte: cleared, as the encoder does.
+                codes.chunks_exact_mut(size).for_each(|c| c[size - 1] &= 0x0f);
+            }
+            let mut packed = PackedCodes::new(m).unwrap();
+            packed.extend(&codes).unwrap();
+            for (i, code) in codes.chunks_exact(size).enumerate() {
+                prop_assert_eq!(packed.code(i).unwrap(), code.to_vec());
+            }
+            let levels: Vec<BlockSumsFn> = SimdLevel::available().into_iter().filter_map(block_sums_for).collect();
+            for (b, block) in packed.blocks().chunks_exact(packed.block_bytes()).enumerate() {
+                let mut want = [0u32; BLOCK];
+                block_sums_portable(&lut, block, &mut want);
+                for v in 0..BLOCK.min(packed.len() - b * BLOCK) {
+                    let code = &codes[(b * BLOCK + v) * size..][..size];
+                    let direct: u32 = (0..m).map(|j| u32::from(lut[j * 16 + unpack_index(code, j, 4) as usize])).sum();
+                    prop_assert_eq!(want[v], direct, "row {}", b * BLOCK + v);
+                }
+                for kernel in &levels {
+                    let mut got = [0u32; BLOCK];
+                    kernel(&lut, block, &mut got);
+                    prop_assert_eq!(got, want);
+                }
+            }
+        }
+    }
+
+    /// The largest m a group can hold and one past it, all table bytes 255: the 16-bit lanes
+    /// are at their limit and the widening between groups must carry.
+    #[test]
+    fn sums_at_the_lane_limit_are_exact() {
+        // AVX2 groups pairs, AVX-512 quads: cover a whole group and one past for both.
+        for m in [2 * GROUP_PAIRS, 2 * GROUP_PAIRS + 2, 3 * GROUP_PAIRS + 1, 4 * GROUP_PAIRS, 4 * GROUP_PAIRS + 6] {
+            let lut = vec![255u8; m.next_multiple_of(2) * 16];
+            let mut packed = PackedCodes::new(m).unwrap();
+            packed.extend(&vec![0xffu8; 40 * m.div_ceil(2)]).unwrap();
+            for level in SimdLevel::available() {
+                let Some(kernel) = block_sums_for(level) else { continue };
+                let mut got = [0u32; BLOCK];
+                kernel(&lut, &packed.blocks()[..packed.block_bytes()], &mut got);
+                // The padding sub-quantizer of an odd m has code 0 and byte 255 too.
+                assert_eq!(got, [255 * m.next_multiple_of(2) as u32; BLOCK], "{level:?}, m = {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn quantized_keys_are_within_the_bound_of_the_float_sums() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for m in [1, 2, 7, 16, 64] {
+            let table: Vec<f32> = (0..16 * m).map(|_| next() * 50.0 - 10.0).collect();
+            let lut = QuantizedLut::new(&table).unwrap();
+            for _ in 0..200 {
+                let code: Vec<usize> = (0..m).map(|_| (next() * 16.0) as usize % 16).collect();
+                let float: f32 = code.iter().enumerate().map(|(j, &c)| table[j * 16 + c]).sum();
+                let sum: u32 = code.iter().enumerate().map(|(j, &c)| u32::from(lut.bytes()[j * 16 + c])).sum();
+                let err = (lut.key(sum) - float).abs();
+                assert!(err <= lut.max_error() * 1.001 + 1e-4 * float.abs(), "m {m}: {err} > {}", lut.max_error());
+                // The integer threshold never drops a sum whose key is at or below the key.
+                assert!(lut.max_sum_for(lut.key(sum)).is_some_and(|max| sum <= max));
+            }
+        }
+        assert!(QuantizedLut::new(&[1.0; 15]).is_err());
+        assert!(QuantizedLut::new(&[f32::NAN; 16]).is_err());
+        let flat = QuantizedLut::new(&[3.0; 32]).unwrap();
+        assert_eq!(flat.key(0), 6.0);
+        assert_eq!(flat.max_error(), 1.0, "scale 1 when every row is flat");
+    }
+
+    /// The scan's top-k equals sorting every row's quantized key (same ids, same keys).
+    #[test]
+    fn scan_equals_sorting_every_key() {
+        let m = 12;
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let codes: Vec<u8> = (0..(1000 * m / 2)).map(|_| next() as u8).collect();
+        let table: Vec<f32> = (0..16 * m).map(|_| (next() % 1000) as f32 * 0.37).collect();
+        let lut = QuantizedLut::new(&table).unwrap();
+        let mut packed = PackedCodes::new(m).unwrap();
+        packed.extend(&codes[..500 * m / 2]).unwrap();
+        packed.extend(&codes[500 * m / 2..]).unwrap();
+        let keep = |row: usize| !row.is_multiple_of(3);
+        for level in SimdLevel::available() {
+            let Some(kernel) = block_sums_for(level) else { continue };
+            for filter in [None, Some(&keep as &dyn Fn(usize) -> bool)] {
+                let mut top = TopK::new(10);
+                packed.scan_with(kernel, &lut, &mut top, filter, |row| row as u64 + 100).unwrap();
+                let got = top.into_sorted();
+                let mut all: Vec<(f32, u64)> = (0..1000)
+                    .filter(|&r| filter.is_none_or(|f| f(r)))
+                    .map(|r| {
+                        let code = &codes[r * m / 2..][..m / 2];
+                        let sum: u32 =
+                            (0..m).map(|j| u32::from(lut.bytes()[j * 16 + unpack_index(code, j, 4) as usize])).sum();
+                        (lut.key(sum), r as u64 + 100)
+                    })
+                    .collect();
+                all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                all.truncate(10);
+                assert_eq!(got, all, "{level:?}, filtered {}", filter.is_some());
+            }
+        }
+        let mut top = TopK::new(3);
+        assert!(packed.scan(&QuantizedLut::new(&table[..16]).unwrap(), &mut top, None, |r| r as u64).is_err());
+    }
+}
