@@ -1,5 +1,7 @@
 //! criterion: the PQ look-up-table scan and table build (the two parts of an exhaustive PQ
-//! search per query), at the shapes of the imgsift100k figures (d = 128, 100,000 codes).
+//! search per query), at the shapes of the imgsift100k figures (d = 128, 100,000 codes), and
+//! the 4-bit fast scan over the same codes (`fastscan/…`: quantize the table, scan into a
+//! top-10) beside the float scan of 4-bit codes.
 //!
 //! The end-to-end comparison with Faiss' IndexPQ is `cargo xtask bench` (see BENCHMARKS.md).
 
@@ -7,7 +9,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
-use vq_distance::Metric;
+use vq_distance::{Metric, TopK};
+use vq_quant::fastscan::{PackedCodes, QuantizedLut};
 use vq_quant::{CodeScorer, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer};
 
 fn gaussian(n: usize, seed: u64) -> Vec<f32> {
@@ -38,6 +41,18 @@ fn bench(c: &mut Criterion) {
                 best
             })
         });
+        if nbits == 4 {
+            let mut packed = PackedCodes::new(m).expect("valid m");
+            packed.extend(&codes).expect("whole codes");
+            g.bench_function(format!("fastscan/PQ{m}x4fs/{n}"), |b| {
+                b.iter(|| {
+                    let lut = QuantizedLut::new(scorer.table()).expect("finite");
+                    let mut top = TopK::new(10);
+                    packed.scan(&lut, &mut top, None, |row| row as u64).expect("same m");
+                    top.threshold()
+                })
+            });
+        }
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("table/PQ{m}x{nbits}"), |b| b.iter(|| pq.scorer(&query).expect("trained")));
     }

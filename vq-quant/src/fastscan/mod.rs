@@ -313,9 +313,14 @@ impl PackedCodes {
             kernel(&lut.bytes, block, &mut sums);
             let first = b * BLOCK;
             let rows = (self.len - first).min(BLOCK);
-            for (v, &sum) in sums[..rows].iter().enumerate() {
-                if sum <= max_sum && keep.is_none_or(|f| f(first + v)) {
-                    top.push(lut.key(sum), id_of(first + v));
+            // Once the threshold has settled almost no row passes: test all 32 branch-free
+            // (the compiler vectorizes this), then visit only the passing bits.
+            let mut pass = sums[..rows].iter().enumerate().fold(0u32, |m, (v, &s)| m | (u32::from(s <= max_sum) << v));
+            while pass != 0 {
+                let v = pass.trailing_zeros() as usize;
+                pass &= pass - 1;
+                if keep.is_none_or(|f| f(first + v)) {
+                    top.push(lut.key(sums[v]), id_of(first + v));
                 }
             }
         }
