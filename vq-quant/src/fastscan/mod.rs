@@ -55,12 +55,13 @@ fn vector_of_byte(t: usize) -> usize {
     t / 2 + 8 * (t % 2)
 }
 
-/// A block kernel: the 32 exact sums `Σ_j lut[j][code_j]` of a block. `lut` and `block` hold
-/// the same whole number of sub-quantizer pairs (32 bytes each).
-pub(crate) type BlockSumsFn = fn(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]);
+/// A block kernel: the 32 exact sums `Σ_j lut[j][code_j]` of a block into `out`, and the mask
+/// of the vectors whose sum is at most `max_sum` (bit `v` for vector `v`). `lut` and `block`
+/// hold the same whole number of sub-quantizer pairs (32 bytes each).
+pub(crate) type BlockSumsFn = fn(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -> u32;
 
 /// The plain-Rust kernel every SIMD level must equal exactly.
-pub(crate) fn block_sums_portable(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]) {
+pub(crate) fn block_sums_portable(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
     *out = [0; BLOCK];
     for (row, sub) in lut.chunks_exact(16).zip(block.chunks_exact(SUB_BYTES)) {
         for (t, &byte) in sub.iter().enumerate() {
@@ -69,6 +70,7 @@ pub(crate) fn block_sums_portable(lut: &[u8], block: &[u8], out: &mut [u32; BLOC
             out[v + 16] += u32::from(row[usize::from(byte >> 4)]);
         }
     }
+    out.iter().enumerate().fold(0, |m, (v, &s)| m | (u32::from(s <= max_sum) << v))
 }
 
 /// The block kernel of `level`, or `None` when this CPU cannot run it (NEON has none yet: it
@@ -308,14 +310,23 @@ impl PackedCodes {
             });
         }
         let mut sums = [0u32; BLOCK];
+        // The integer threshold, recomputed only when the top-k's threshold moved.
+        let mut threshold = top.threshold();
+        let mut max_sum = lut.max_sum_for(threshold);
         for (b, block) in self.data.chunks_exact(self.block_bytes()).enumerate() {
-            let Some(max_sum) = lut.max_sum_for(top.threshold()) else { return Ok(()) };
-            kernel(&lut.bytes, block, &mut sums);
+            if top.threshold() != threshold {
+                threshold = top.threshold();
+                max_sum = lut.max_sum_for(threshold);
+            }
+            let Some(max_sum) = max_sum else { return Ok(()) };
+            // Once the threshold has settled almost no row passes: the kernel tests all 32,
+            // and only the passing bits are visited.
+            let mut pass = kernel(&lut.bytes, block, max_sum, &mut sums);
             let first = b * BLOCK;
             let rows = (self.len - first).min(BLOCK);
-            // Once the threshold has settled almost no row passes: test all 32 branch-free
-            // (the compiler vectorizes this), then visit only the passing bits.
-            let mut pass = sums[..rows].iter().enumerate().fold(0u32, |m, (v, &s)| m | (u32::from(s <= max_sum) << v));
+            if rows < BLOCK {
+                pass &= (1u32 << rows) - 1;
+            }
             while pass != 0 {
                 let v = pass.trailing_zeros() as usize;
                 pass &= pass - 1;
@@ -382,7 +393,9 @@ mod tests {
             let levels: Vec<BlockSumsFn> = SimdLevel::available().into_iter().filter_map(block_sums_for).collect();
             for (b, block) in packed.blocks().chunks_exact(packed.block_bytes()).enumerate() {
                 let mut want = [0u32; BLOCK];
-                block_sums_portable(&lut, block, &mut want);
+                let max_sum = (m as u32 * 255) / 2;
+                let want_mask = block_sums_portable(&lut, block, max_sum, &mut want);
+                prop_assert_eq!(want_mask, (0..BLOCK).fold(0, |acc, v| acc | (u32::from(want[v] <= max_sum) << v)));
                 for v in 0..BLOCK.min(packed.len() - b * BLOCK) {
                     let code = &codes[(b * BLOCK + v) * size..][..size];
                     let direct: u32 = (0..m).map(|j| u32::from(lut[j * 16 + unpack_index(code, j, 4) as usize])).sum();
@@ -390,8 +403,11 @@ mod tests {
                 }
                 for kernel in &levels {
                     let mut got = [0u32; BLOCK];
-                    kernel(&lut, block, &mut got);
-                    prop_assert_eq!(got, want);
+                    for threshold in [max_sum, 0, u32::MAX] {
+                        let mask = kernel(&lut, block, threshold, &mut got);
+                        prop_assert_eq!(got, want);
+                        prop_assert_eq!(mask, (0..BLOCK).fold(0, |acc, v| acc | (u32::from(want[v] <= threshold) << v)));
+                    }
                 }
             }
         }
@@ -409,7 +425,8 @@ mod tests {
             for level in SimdLevel::available() {
                 let Some(kernel) = block_sums_for(level) else { continue };
                 let mut got = [0u32; BLOCK];
-                kernel(&lut, &packed.blocks()[..packed.block_bytes()], &mut got);
+                let mask = kernel(&lut, &packed.blocks()[..packed.block_bytes()], u32::MAX, &mut got);
+                assert_eq!(mask, u32::MAX, "{level:?}, m = {m}: every sum is at most u32::MAX");
                 // The padding sub-quantizer of an odd m has code 0 and byte 255 too.
                 assert_eq!(got, [255 * m.next_multiple_of(2) as u32; BLOCK], "{level:?}, m = {m}");
             }

@@ -23,14 +23,14 @@ pub(super) fn avx512_checked() -> Option<BlockSumsFn> {
         .then_some(avx512_entry as BlockSumsFn)
 }
 
-fn avx2_entry(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]) {
+fn avx2_entry(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
     // SAFETY: only reachable through `avx2_checked`, after checking the CPU has AVX2.
-    unsafe { avx2_sums(lut, block, out) }
+    unsafe { avx2_sums(lut, block, max_sum, out) }
 }
 
-fn avx512_entry(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]) {
+fn avx512_entry(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
     // SAFETY: only reachable through `avx512_checked`, after checking the features.
-    unsafe { avx512_sums(lut, block, out) }
+    unsafe { avx512_sums(lut, block, max_sum, out) }
 }
 
 /// 16-bit lanes of `all` (both bytes summed, wrapping) and `odd` (high bytes summed) to the
@@ -82,25 +82,32 @@ fn avx2_pairs(lut: &[u8], block: &[u8], pairs: std::ops::Range<usize>, acc: &mut
     }
 }
 
+/// Stores the sums and returns the mask of those at most `max_sum`. Sums are below 2³¹
+/// (`255 · MAX_M`), so a signed compare against `max_sum` clamped to `i32::MAX` is exact.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn store(acc: &[__m256i; 4], out: &mut [u32; BLOCK]) {
+fn store(acc: &[__m256i; 4], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
+    let limit = _mm256_set1_epi32(max_sum.min(i32::MAX as u32) as i32);
+    let mut above = 0u32;
     for (i, a) in acc.iter().enumerate() {
         // SAFETY: `out` holds 32 u32, and `8 · i + 8 ≤ 32`; unaligned store.
         unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(8 * i).cast(), *a) };
+        let gt = _mm256_castsi256_ps(_mm256_cmpgt_epi32(*a, limit));
+        above |= (_mm256_movemask_ps(gt) as u32) << (8 * i);
     }
+    !above
 }
 
 #[target_feature(enable = "avx2")]
-fn avx2_sums(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]) {
+fn avx2_sums(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
     let pairs = block.len().min(lut.len()) / 32;
     let mut acc = [_mm256_setzero_si256(); 4];
     avx2_pairs(lut, block, 0..pairs, &mut acc);
-    store(&acc, out);
+    store(&acc, max_sum, out)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
-fn avx512_sums(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]) {
+fn avx512_sums(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
     let pairs = block.len().min(lut.len()) / 32;
     let quads = pairs / 2;
     let mask = _mm512_set1_epi8(0x0f);
@@ -137,5 +144,5 @@ fn avx512_sums(lut: &[u8], block: &[u8], out: &mut [u32; BLOCK]) {
     }
     // An odd pair count leaves one pair for the 256-bit path.
     avx2_pairs(lut, block, 2 * quads..pairs, &mut acc);
-    store(&acc, out);
+    store(&acc, max_sum, out)
 }
