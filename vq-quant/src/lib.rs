@@ -11,6 +11,10 @@
 //! - [`ScalarQuantizer`]: each component on its own, [`SqType`] `SQ8`, `SQ6`, `SQ4` (per-dimension
 //!   ranges), `SQ4U` (one range), `FP16`, `BF16`; SIMD asymmetric distances (AVX-512, AVX2+FMA
 //!   and a portable twin) that decode codes in registers.
+//! - [`ProductQuantizer`] (`PQ{m}x{nbits}`) and [`OpqQuantizer`] (a learned rotation first):
+//!   sub-space codebooks, look-up-table scoring.
+//! - [`fastscan`]: 4-bit PQ codes packed in blocks of 32 for a byte-shuffle scan
+//!   ([`fastscan::FastScanCodes`], Faiss' `PQ{m}x4fs`).
 //!
 //! **Does not own:** the float distance kernels and top-k (`vq-distance`), k-means
 //! (`vq-cluster`), the container format (`vq-io`), or any index structure beyond the flat scan

@@ -32,8 +32,11 @@ use vq_distance::{SimdLevel, TopK};
 use crate::pq::{pack_index, unpack_index};
 use crate::{Error, Result};
 
+mod index;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use index::FastScanCodes;
 
 /// Vectors per block.
 pub const BLOCK: usize = 32;
@@ -280,6 +283,32 @@ impl PackedCodes {
     /// Bytes held (capacity included).
     pub fn memory_bytes(&self) -> usize {
         self.data.capacity()
+    }
+
+    /// Makes room for `additional` more codes, exactly (whole blocks).
+    pub fn reserve(&mut self, additional: usize) {
+        let blocks = self.len.saturating_add(additional).div_ceil(BLOCK);
+        let bytes = blocks.saturating_mul(self.block_bytes());
+        self.data.reserve_exact(bytes.saturating_sub(self.data.len()));
+    }
+
+    /// Every code in the standard layout, `len() · code_size()` bytes in row order.
+    pub fn unpack_all(&self) -> Vec<u8> {
+        (0..self.len).flat_map(|i| self.code(i).unwrap_or_default()).collect()
+    }
+
+    /// Drops every row `keep` rejects (each position `0..len()` is asked once, in order),
+    /// keeping the others in order; returns how many were dropped.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) -> usize {
+        let size = self.code_size();
+        let before = self.len;
+        let kept: Vec<u8> = (0..before).filter(|&i| keep(i)).flat_map(|i| self.code(i).unwrap_or_default()).collect();
+        self.data.clear();
+        self.len = 0;
+        // Whole codes of this m: extend cannot fail.
+        let _ = self.extend(&kept);
+        debug_assert_eq!(self.len * size, kept.len());
+        before - self.len
     }
 
     /// Offers every row's key under `lut` to `top` as `(key, id_of(row))`, skipping rows
