@@ -15,8 +15,12 @@
 
 use std::sync::OnceLock;
 
-/// Granularity of chunk sizes, and the size of the second chunk.
+/// Granularity of chunk sizes, and the size of the second chunk. Tests use small chunks so
+/// that a few hundred inserts cross many chunk boundaries (where races would show).
+#[cfg(not(test))]
 const BASE: usize = 1024;
+#[cfg(test)]
+pub(crate) const BASE: usize = 16;
 /// Chunks: enough for `BASE · 2^(CHUNKS − 1)` slots past the first chunk, far past `u32::MAX`.
 const CHUNKS: usize = 24;
 
@@ -124,7 +128,11 @@ mod tests {
         let a: Chunks<std::sync::atomic::AtomicU32> = Chunks::new(3);
         assert_eq!(a.allocated_bytes(), 0);
         a.ensure(10_000);
-        assert_eq!(a.allocated_bytes(), (10_240 * 3 + 15) * 4, "one chunk, sized by the first request (+ alignment)");
+        assert_eq!(
+            a.allocated_bytes(),
+            (10_000usize.div_ceil(BASE) * BASE * 3 + 15) * 4,
+            "one chunk, sized by the first request (+ alignment)"
+        );
         assert_eq!(a.slot(0).as_ptr() as usize % LINE, 0, "slots start on a cache line");
         for i in 0..10_000 {
             a.slot(i)[0].store(i as u32, std::sync::atomic::Ordering::Relaxed);
@@ -154,6 +162,6 @@ mod tests {
         for i in 0..3 {
             assert_eq!(a.slot(i)[99].load(std::sync::atomic::Ordering::Relaxed), i as u32 + 1);
         }
-        assert!(a.get(5_000 + 8 * BASE).is_none());
+        assert!(a.get(4 * 5_000 + 8 * BASE).is_none(), "growth at most doubles");
     }
 }

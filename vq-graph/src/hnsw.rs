@@ -217,6 +217,10 @@ pub struct Hnsw<S: VectorStorage = FlatStorage> {
     locks: Chunks<Mutex<()>>,
     id_map: Mutex<HashMap<u64, u32>>,
     /// Slots handed out so far.
+    claimed: AtomicU32,
+    /// Slots whose arena chunks exist: a claim raises it to its end only after allocating, so
+    /// everything that walks `0..slots` (brute force, filter sampling, save, check_graph) finds
+    /// every chunk it reaches. At most `claimed`; equal to it when no claim is in flight.
     slots: AtomicU32,
     /// Live (ready, not deleted) nodes.
     live: AtomicUsize,
@@ -274,6 +278,7 @@ impl<S: VectorStorage> Hnsw<S> {
             external: Chunks::new(1),
             locks: Chunks::new(1),
             id_map: Mutex::new(HashMap::new()),
+            claimed: AtomicU32::new(0),
             slots: AtomicU32::new(0),
             live: AtomicUsize::new(0),
             deleted: AtomicUsize::new(0),
@@ -324,7 +329,7 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// Makes room for `additional` more vectors up front (a bulk load then never grows).
     pub fn reserve(&self, additional: usize) {
-        self.grow_to(self.slots.load(Ordering::Relaxed) as usize + additional);
+        self.grow_to(self.claimed.load(Ordering::Relaxed) as usize + additional);
     }
 
     fn grow_to(&self, n: usize) {
@@ -605,13 +610,17 @@ impl<S: VectorStorage> Hnsw<S> {
         s: &mut Scratch,
     ) -> Vec<(u64, f32)> {
         let pq = self.storage.prepare(q);
+        // No search returns more than the slots there are: allocate by that, not by `k`
+        // (`k = usize::MAX` must neither overflow nor reserve memory for it).
+        let k_want = k;
+        let k = k.min(self.slots.load(Ordering::Acquire).max(1) as usize);
         // Without deletes or a filter every reachable node is a result: skip the check.
         let keep_fn = |slot: u32| self.is_live(slot) && filter.is_none_or(|f| f(self.external_id(slot)));
         let keep: Option<&dyn Fn(u32) -> bool> =
             if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
         // k at or above the live count asks for everything: score it all, which is exact
         // and costs no more than k distances (a graph walk could miss a poorly linked node).
-        let everything = k >= self.live.load(Ordering::Relaxed);
+        let everything = k_want >= self.live.load(Ordering::Relaxed);
         if everything || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
             self.brute_force(&pq, k, &keep_fn, &mut s.out);
         } else {
@@ -836,15 +845,20 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(vectors.len() / self.dim)
     }
 
-    /// Hands out `n` consecutive slots and makes sure they exist.
+    /// Hands out `n` consecutive slots, allocates them, then publishes them in `slots`.
     fn claim(&self, n: usize) -> Result<u32> {
         let max = u32::MAX as usize - 1;
-        let first = self.slots.fetch_add(n as u32, Ordering::AcqRel);
-        if first as usize + n > max {
-            self.slots.fetch_sub(n as u32, Ordering::AcqRel);
-            return Err(Error::Full { max });
-        }
-        self.grow_to(first as usize + n);
+        let first = self
+            .claimed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                (c as usize).checked_add(n).filter(|&end| end <= max).map(|end| end as u32)
+            })
+            .map_err(|_| Error::Full { max })?;
+        let end = first as usize + n;
+        self.grow_to(end);
+        // `grow_to(end)` allocated every chunk below `end`, so whichever claim raises `slots`
+        // last, every slot below it exists; readers acquire it.
+        self.slots.fetch_max(end as u32, Ordering::AcqRel);
         Ok(first)
     }
 
@@ -1129,6 +1143,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 .map_or(NO_ENTRY, |i| ((self.level_of(i as u32) as u64) << 32) | u64::from(new_slot[i]))
         };
         fresh.entry.store(entry, Ordering::Release);
+        fresh.claimed.store(live as u32, Ordering::Release);
         fresh.slots.store(live as u32, Ordering::Release);
         fresh.live.store(live, Ordering::Relaxed);
         {
@@ -1182,6 +1197,7 @@ impl<S: VectorStorage> Hnsw<S> {
         self.states.ensure_exact(n);
         self.external.ensure_exact(n);
         self.locks.ensure_exact(n);
+        self.claimed.store(n as u32, Ordering::Release);
         self.slots.store(n as u32, Ordering::Release);
         let width = 1 + self.params.m;
         let mut upper = snap.upper.chunks_exact(width);
@@ -1251,7 +1267,8 @@ impl<S: VectorStorage> Hnsw<S> {
         // Reachability on layer 0 from the entry point.
         let e = self.entry.load(Ordering::Acquire);
         if e != NO_ENTRY {
-            let mut seen = vec![false; n];
+            // The entry point, like the links below, may be a slot claimed after `n` was read.
+            let mut seen = vec![false; n.max(e as u32 as usize + 1)];
             let mut stack = vec![e as u32];
             seen[e as u32 as usize] = true;
             let mut reached = 0;
@@ -1259,6 +1276,10 @@ impl<S: VectorStorage> Hnsw<S> {
                 reached += 1;
                 self.read_list(s, 0, &mut buf);
                 for &x in &buf {
+                    // Inserts running meanwhile link slots claimed after `n` was read.
+                    if x as usize >= seen.len() {
+                        seen.resize(x as usize + 1, false);
+                    }
                     if !seen[x as usize] {
                         seen[x as usize] = true;
                         stack.push(x);

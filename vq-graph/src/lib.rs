@@ -38,6 +38,9 @@ mod quantized;
 mod storage;
 mod visited;
 
+#[cfg(test)]
+mod race_tests;
+
 pub use error::{Error, Result};
 pub use hnsw::{GraphReport, Hnsw, HnswParams, MemoryUsage};
 pub use quantized::QuantizedStorage;

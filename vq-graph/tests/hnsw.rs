@@ -140,6 +140,13 @@ fn k_above_the_live_count_returns_every_live_item() {
     assert_eq!(ids.len(), 29);
     assert!(!ids.contains(&5));
     assert!(hits.windows(2).all(|w| w[0].1 <= w[1].1), "sorted best first");
+    // Issue 18: `k + 1` overflowed at usize::MAX and k = 2^40 reserved terabytes. Huge k
+    // allocates by the index's size and answers like any k above the count.
+    for k in [usize::MAX, 1 << 40] {
+        assert_eq!(index.search(&base[..dim], k, None).unwrap(), hits, "k = {k}");
+        let even = index.search_filtered(&base[..dim], k, Some(k), &|id| id % 2 == 0).unwrap();
+        assert_eq!(even, hits.iter().copied().filter(|h| h.0 % 2 == 0).collect::<Vec<_>>(), "k = {k}");
+    }
 }
 
 /// Issue 18: inner product over ±1e19 vectors panicked in a sort (NaN keys) and ±1e30 answered
