@@ -3,8 +3,8 @@
 //!
 //! Slots live in chunks that are allocated on first use and never freed or moved until the
 //! arena is dropped. The first chunk is sized by the first request (so a bulk load that
-//! reserves `n` slots gets one chunk of `n` rounded up to `BASE`, not a power of two); later
-//! chunks double (`BASE`, `2·BASE`, `4·BASE`, …). Finding slot `i` costs a compare, a few bit
+//! reserves `n ≥ BASE` slots gets one chunk of exactly `n`, not a power of two, and no slack);
+//! later chunks double (`BASE`, `2·BASE`, `4·BASE`, …). Finding slot `i` costs a compare, a few bit
 //! operations and one atomic load, and an empty arena allocates nothing.
 //!
 //! Each chunk's first slot starts on a cache line (so 64-byte multiples such as a 128-d f32
@@ -80,7 +80,7 @@ impl<T: Default> Chunks<T> {
         if n == 0 {
             return;
         }
-        self.first.get_or_init(|| n.div_ceil(BASE) * BASE);
+        self.first.get_or_init(|| n.max(BASE));
         let (last, _) = self.locate(n - 1);
         for c in 0..=last.min(CHUNKS - 1) {
             self.chunks[c].get_or_init(|| allocate(self.chunk_len(c) * self.unit));
@@ -88,7 +88,7 @@ impl<T: Default> Chunks<T> {
     }
 
     /// [`Chunks::ensure`], except that an arena with nothing allocated yet gets a first chunk
-    /// of exactly `n` slots instead of `n` rounded up to `BASE`. Loading a file uses it: the
+    /// of exactly `n` slots even below `BASE`. Loading a file uses it: the
     /// rounding would let a file of one slot with wide link lists (m0 = 4096) cost a
     /// thousand slots of them, far more memory than the file's size. Later growth is as usual.
     pub(crate) fn ensure_exact(&self, n: usize) {
@@ -128,11 +128,7 @@ mod tests {
         let a: Chunks<std::sync::atomic::AtomicU32> = Chunks::new(3);
         assert_eq!(a.allocated_bytes(), 0);
         a.ensure(10_000);
-        assert_eq!(
-            a.allocated_bytes(),
-            (10_000usize.div_ceil(BASE) * BASE * 3 + 15) * 4,
-            "one chunk, sized by the first request (+ alignment)"
-        );
+        assert_eq!(a.allocated_bytes(), (10_000 * 3 + 15) * 4, "one chunk, sized by the first request (+ alignment)");
         assert_eq!(a.slot(0).as_ptr() as usize % LINE, 0, "slots start on a cache line");
         for i in 0..10_000 {
             a.slot(i)[0].store(i as u32, std::sync::atomic::Ordering::Relaxed);

@@ -2,15 +2,28 @@
 //! search using Hierarchical Navigable Small World graphs", 2016/2018).
 //!
 //! Concurrency: every method takes `&self`. Inserts lock only the nodes whose link lists they
-//! change (one mutex per node); link lists are arrays of atomics written with release and read
-//! with acquire ordering, and a node's id is written into another node's list only after its
-//! vector, level and own links are in place, so a concurrent search never meets a torn list or
-//! an unpublished node.
+//! change; link lists are arrays of atomics written with release and read with acquire
+//! ordering, and a node's id is written into another node's list only after its vector, level
+//! and own links are in place, so a concurrent search never meets a torn list or an
+//! unpublished node. Node locks are striped: node `s` locks mutex `s % LOCK_STRIPES` of a fixed
+//! pool, so two nodes may share a mutex. That costs only waiting, never a deadlock, because no
+//! thread ever holds two node locks at once (an insert writes its own list, releases it, then
+//! links back to each neighbour under that neighbour's lock alone).
+//!
+//! Slots are handed out under the id lock, after the batch was validated and its ids checked,
+//! and published (`slots`) only once every array holds them, so everything that walks
+//! `0..slots` finds what it reads.
+//!
+//! Memory per node: its vector (or code), its layer-0 list `[header, id × m0]` (the header
+//! holds the list's count and the node's level), a u32 index into one arena of upper-layer
+//! lists (a node of level L owns L consecutive lists `[count, id × m]`), and a state byte.
+//! External ids cost nothing while they are the slot numbers (`add`); the first id that is
+//! not switches to a per-slot id array and an id → slot map.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -111,6 +124,12 @@ pub(crate) const MAX_LEVEL: usize = 31;
 const LINES_IN_FLIGHT: usize = 96;
 /// Slots sampled to estimate a filter's selectivity.
 const FILTER_SAMPLE: u32 = 512;
+/// Mutexes node locks are striped over: enough that two threads inserting at once rarely
+/// want the same one, few enough to cost nothing per node (8 KiB in all).
+const LOCK_STRIPES: usize = 1024;
+/// The count bits of a list's first word; on layer 0 the bits above hold the node's level.
+const COUNT_MASK: u32 = 0xffff;
+const LEVEL_SHIFT: u32 = 16;
 
 /// Everything of a graph but its vectors, as flat arrays (what a file holds).
 pub(crate) struct Snapshot {
@@ -206,21 +225,28 @@ pub struct Hnsw<S: VectorStorage = FlatStorage> {
     storage: S,
     dim: usize,
     metric: Metric,
-    /// Per slot: `[count, id × m0]`.
+    /// Per slot: `[count | level << 16, id × m0]`. The level is set before the slot is
+    /// published and never changes; the count changes under the node's lock.
     links0: Chunks<AtomicU32>,
-    /// Per slot with level > 0: for each level `1..=L`, `[count, id × m]`.
-    upper: Chunks<OnceLock<Box<[AtomicU32]>>>,
-    upper_bytes: AtomicUsize,
-    levels: Chunks<AtomicU8>,
+    /// Upper-layer lists, `[count, id × m]` each: a node of level L owns lists
+    /// `upper_at[slot] .. upper_at[slot] + L` (layer l is list `upper_at[slot] + l − 1`).
+    upper: Chunks<AtomicU32>,
+    /// Per slot: its first upper list (meaningless at level 0).
+    upper_at: Chunks<AtomicU32>,
+    /// Upper lists handed out (changed under `ids`).
+    upper_lists: AtomicU32,
     states: Chunks<AtomicU8>,
+    /// Striped node locks (see the module docs), allocated with the first slot.
+    locks: OnceLock<Box<[Mutex<()>]>>,
+    /// External ids once they stopped being the slot numbers; unallocated until then.
     external: Chunks<AtomicU64>,
-    locks: Chunks<Mutex<()>>,
-    id_map: Mutex<HashMap<u64, u32>>,
-    /// Slots handed out so far.
-    claimed: AtomicU32,
-    /// Slots whose arena chunks exist: a claim raises it to its end only after allocating, so
-    /// everything that walks `0..slots` (brute force, filter sampling, save, check_graph) finds
-    /// every chunk it reaches. At most `claimed`; equal to it when no claim is in flight.
+    /// `true` once `external` and `ids` hold the ids; until then slot `s` has id `s`.
+    sparse: AtomicBool,
+    /// Id → slot while `sparse`; its lock also serializes the handing out of slots.
+    ids: Mutex<HashMap<u64, u32>>,
+    /// Slots handed out, and allocated: raised under `ids` only after every array holds the
+    /// new slots, so everything that walks `0..slots` (brute force, filter sampling, save,
+    /// check_graph) finds every chunk it reaches.
     slots: AtomicU32,
     /// Live (ready, not deleted) nodes.
     live: AtomicUsize,
@@ -271,14 +297,14 @@ impl<S: VectorStorage> Hnsw<S> {
             dim,
             metric: storage.metric(),
             links0: Chunks::new(1 + params.m0),
-            upper: Chunks::new(1),
-            upper_bytes: AtomicUsize::new(0),
-            levels: Chunks::new(1),
+            upper: Chunks::new(1 + params.m),
+            upper_at: Chunks::new(1),
+            upper_lists: AtomicU32::new(0),
             states: Chunks::new(1),
+            locks: OnceLock::new(),
             external: Chunks::new(1),
-            locks: Chunks::new(1),
-            id_map: Mutex::new(HashMap::new()),
-            claimed: AtomicU32::new(0),
+            sparse: AtomicBool::new(false),
+            ids: Mutex::new(HashMap::new()),
             slots: AtomicU32::new(0),
             live: AtomicUsize::new(0),
             deleted: AtomicUsize::new(0),
@@ -329,32 +355,49 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// Makes room for `additional` more vectors up front (a bulk load then never grows).
     pub fn reserve(&self, additional: usize) {
-        self.grow_to(self.claimed.load(Ordering::Relaxed) as usize + additional);
+        let start = self.slots.load(Ordering::Acquire);
+        let end = (start as usize).saturating_add(additional).min(u32::MAX as usize - 1);
+        self.grow_to(end);
+        // The upper lists of those slots too: their levels are known (drawn from the slot).
+        let lists: usize = (start..end as u32).map(|slot| self.draw_level(slot)).sum();
+        self.upper.ensure(self.upper_lists.load(Ordering::Acquire) as usize + lists);
     }
 
+    /// Makes every per-slot array hold slots `0..n`.
     fn grow_to(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
         self.storage.reserve(n);
         self.links0.ensure(n);
-        self.upper.ensure(n);
-        self.levels.ensure(n);
+        self.upper_at.ensure(n);
         self.states.ensure(n);
-        self.external.ensure(n);
-        self.locks.ensure(n);
+        if self.sparse.load(Ordering::Acquire) {
+            self.external.ensure(n);
+        }
+        self.locks.get_or_init(|| (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect());
+    }
+
+    /// The lock of `slot`'s lists (striped; see the module docs).
+    #[inline]
+    fn node_lock(&self, slot: u32) -> MutexGuard<'_, ()> {
+        let locks = self.locks.get_or_init(|| (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect());
+        lock(&locks[slot as usize % LOCK_STRIPES])
+    }
+
+    fn draw_level(&self, slot: u32) -> usize {
+        draw_level(self.params.seed, slot, self.params.level_mult)
     }
 
     /// Memory by part (see [`MemoryUsage`]).
     pub fn memory_usage(&self) -> MemoryUsage {
-        let map = lock(&self.id_map).capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
+        // hashbrown: one control byte per bucket beside each (key, value).
+        let map = lock(&self.ids).capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
+        let locks = self.locks.get().map_or(0, |l| std::mem::size_of_val::<[Mutex<()>]>(l));
         MemoryUsage {
             vectors: self.storage.memory_bytes(),
-            links: self.links0.allocated_bytes()
-                + self.upper.allocated_bytes()
-                + self.upper_bytes.load(Ordering::Relaxed),
-            ids: self.levels.allocated_bytes()
-                + self.states.allocated_bytes()
-                + self.external.allocated_bytes()
-                + self.locks.allocated_bytes()
-                + map,
+            links: self.links0.allocated_bytes() + self.upper.allocated_bytes() + self.upper_at.allocated_bytes(),
+            ids: self.states.allocated_bytes() + self.external.allocated_bytes() + locks + map,
             scratch: lock(&self.pool).iter().map(|s| s.visited.bytes()).sum(),
         }
     }
@@ -371,19 +414,26 @@ impl<S: VectorStorage> Hnsw<S> {
 
     #[inline]
     fn level_of(&self, slot: u32) -> usize {
-        self.levels.slot(slot as usize)[0].load(Ordering::Acquire) as usize
+        (self.links0.slot(slot as usize)[0].load(Ordering::Acquire) >> LEVEL_SHIFT) as usize
     }
 
-    /// The link list of `slot` on `layer`: `[count, ids…]`.
+    /// The link list of `slot` on `layer` (at most its level): `[count, ids…]`, the count in
+    /// the first word's low 16 bits.
     #[inline]
     fn list(&self, slot: u32, layer: usize) -> &[AtomicU32] {
         if layer == 0 {
             self.links0.slot(slot as usize)
         } else {
-            let width = 1 + self.params.m;
-            let upper = self.upper.slot(slot as usize)[0].get().expect("upper links exist for level > 0");
-            &upper[(layer - 1) * width..layer * width]
+            debug_assert!(layer <= self.level_of(slot), "slot {slot} has no list on layer {layer}");
+            let at = self.upper_at.slot(slot as usize)[0].load(Ordering::Acquire) as usize;
+            self.upper.slot(at + layer - 1)
         }
+    }
+
+    /// The number of ids in `list`.
+    #[inline]
+    fn count(list: &[AtomicU32]) -> usize {
+        ((list[0].load(Ordering::Acquire) & COUNT_MASK) as usize).min(list.len() - 1)
     }
 
     #[inline]
@@ -409,19 +459,26 @@ impl<S: VectorStorage> Hnsw<S> {
     #[inline]
     fn read_list(&self, slot: u32, layer: usize, out: &mut Vec<u32>) {
         let list = self.list(slot, layer);
-        let n = (list[0].load(Ordering::Acquire) as usize).min(list.len() - 1);
+        let n = Self::count(list);
         out.clear();
         out.extend(list[1..=n].iter().map(|x| x.load(Ordering::Acquire)));
     }
 
-    /// Replaces a list (the caller holds the node's lock).
+    /// Replaces a list (the caller holds the node's lock, or the graph is not shared yet).
     fn write_list(&self, slot: u32, layer: usize, ids: &[u32]) {
         let list = self.list(slot, layer);
         debug_assert!(ids.len() < list.len());
         for (cell, &id) in list[1..].iter().zip(ids) {
             cell.store(id, Ordering::Release);
         }
-        list[0].store(ids.len() as u32, Ordering::Release);
+        Self::set_count(list, ids.len());
+    }
+
+    /// Sets a list's count, keeping the level bits (only the lock holder writes the word).
+    #[inline]
+    fn set_count(list: &[AtomicU32], n: usize) {
+        let header = list[0].load(Ordering::Relaxed);
+        list[0].store((header & !COUNT_MASK) | n as u32, Ordering::Release);
     }
 
     // ---- search ---------------------------------------------------------------------------
@@ -491,7 +548,7 @@ impl<S: VectorStorage> Hnsw<S> {
             // First collect the unvisited neighbours and prefetch their vectors, then score
             // them: the memory loads overlap instead of queueing behind each distance.
             let list = self.list(c.1, layer);
-            let n = (list[0].load(Ordering::Acquire) as usize).min(list.len() - 1);
+            let n = Self::count(list);
             s.fresh.clear();
             // Read the ids and start loading their visited tags, then test them: the tag
             // loads overlap instead of each waiting for the one before.
@@ -690,44 +747,57 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
+    /// The id of `slot`. A slot reached by a search or a walk of `0..slots` was published
+    /// after its id was written and after any switch to sparse ids that preceded it, so the
+    /// flag read here is never older than the slot.
+    #[inline]
     fn external_id(&self, slot: u32) -> u64 {
-        self.external.slot(slot as usize)[0].load(Ordering::Acquire)
+        if self.sparse.load(Ordering::Acquire) {
+            self.external.slot(slot as usize)[0].load(Ordering::Acquire)
+        } else {
+            u64::from(slot)
+        }
+    }
+
+    /// Switches to explicit ids (the caller holds `ids`): every slot so far gets its own
+    /// number as its id, in `external` and in the map, before readers see the flag.
+    fn go_sparse(&self, map: &mut HashMap<u64, u32>) {
+        if self.sparse.load(Ordering::Acquire) {
+            return;
+        }
+        let n = self.slots.load(Ordering::Acquire);
+        self.external.ensure(n as usize);
+        map.reserve(n as usize);
+        for slot in 0..n {
+            self.external.slot(slot as usize)[0].store(u64::from(slot), Ordering::Release);
+            // Dense ids are only ever slots of batches that passed their checks, and a
+            // not-ready slot of a loaded file makes it sparse from the start: all are in use.
+            map.insert(u64::from(slot), slot);
+        }
+        self.sparse.store(true, Ordering::Release);
     }
 
     // ---- insert -------------------------------------------------------------------------
 
     /// Adds vectors (row-major) with ids equal to their insertion position (the first vector
-    /// ever added gets 0), in parallel on the current rayon pool. Returns the first id.
+    /// ever added gets 0), in parallel on the current rayon pool. Returns the first id. A batch
+    /// that fails its checks inserts nothing and uses up no ids.
     pub fn add(&self, vectors: &[f32]) -> Result<u64> {
-        let n = self.check_batch(vectors)?;
-        let first = self.claim(n)?;
-        let ids: Vec<u64> = (0..n as u64).map(|i| u64::from(first) + i).collect();
-        self.insert_claimed(vectors, &ids, first, false)?;
-        Ok(u64::from(first))
+        Ok(u64::from(self.insert_batch(vectors, None, false)?))
     }
 
     /// Adds vectors (row-major) under the given external ids, in parallel on the current rayon
     /// pool. An id already present is an error ([`Error::DuplicateId`]); nothing of the batch
     /// is inserted then.
     pub fn add_with_ids(&self, vectors: &[f32], ids: &[u64]) -> Result<()> {
-        let n = self.check_batch(vectors)?;
-        if ids.len() != n {
-            return Err(Error::IdCount { ids: ids.len(), vectors: n });
-        }
-        let first = self.claim(n)?;
-        self.insert_claimed(vectors, ids, first, false)
+        self.insert_batch(vectors, Some(ids), false).map(drop)
     }
 
     /// [`add_with_ids`](Hnsw::add_with_ids), replacing the vectors of ids already present:
     /// the old vector is marked deleted (it keeps routing searches until
     /// [`compact`](Hnsw::compact) reclaims it) and the new one is inserted under the same id.
     pub fn upsert_with_ids(&self, vectors: &[f32], ids: &[u64]) -> Result<()> {
-        let n = self.check_batch(vectors)?;
-        if ids.len() != n {
-            return Err(Error::IdCount { ids: ids.len(), vectors: n });
-        }
-        let first = self.claim(n)?;
-        self.insert_claimed(vectors, ids, first, true)
+        self.insert_batch(vectors, Some(ids), true).map(drop)
     }
 
     /// [`add_with_ids`](Hnsw::add_with_ids) that first reuses the slots of deleted nodes
@@ -754,10 +824,17 @@ impl<S: VectorStorage> Hnsw<S> {
             .collect();
         let reused = reusable.len();
         {
-            let mut map = lock(&self.id_map);
+            let mut map = lock(&self.ids);
+            let sparse = self.sparse.load(Ordering::Acquire);
+            let taken =
+                |map: &HashMap<u64, u32>, id: u64| if sparse { map.contains_key(&id) } else { id < u64::from(slots) };
             let mut seen = std::collections::HashSet::with_capacity(n);
-            if let Some(&dup) = ids.iter().find(|&&id| map.contains_key(&id) || !seen.insert(id)) {
+            if let Some(&dup) = ids.iter().find(|&&id| taken(&map, id) || !seen.insert(id)) {
                 return Err(Error::DuplicateId(dup));
+            }
+            if reused > 0 {
+                // A reused slot takes a new id: ids are no longer the slot numbers.
+                self.go_sparse(&mut map);
             }
             for (&slot, &id) in reusable.iter().zip(ids) {
                 let old = self.external_id(slot);
@@ -814,7 +891,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// place by the selection heuristic's rule: no other neighbour of `node` may be closer to
     /// the new vector than `node` is.
     fn reprune(&self, node: u32, slot: u32, layer: usize) {
-        let _g = lock(&self.locks.slot(node as usize)[0]);
+        let _g = self.node_lock(node);
         let mut ids = Vec::new();
         self.read_list(node, layer, &mut ids);
         let Some(at) = ids.iter().position(|&id| id == slot) else { return };
@@ -832,9 +909,7 @@ impl<S: VectorStorage> Hnsw<S> {
         if vector.len() != self.dim {
             return Err(vq_distance::Error::Dimension { what: "vector", got: vector.len(), expected: self.dim }.into());
         }
-        self.check_batch(vector)?;
-        let first = self.claim(1)?;
-        self.insert_claimed(vector, &[id], first, false)
+        self.insert_batch(vector, Some(&[id]), false).map(drop)
     }
 
     /// Checks a batch before any slot is claimed, so a refused batch (a NaN in row 5) leaves
@@ -845,66 +920,90 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(vectors.len() / self.dim)
     }
 
-    /// Hands out `n` consecutive slots, allocates them, then publishes them in `slots`.
-    fn claim(&self, n: usize) -> Result<u32> {
-        let max = u32::MAX as usize - 1;
-        let first = self
-            .claimed
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                (c as usize).checked_add(n).filter(|&end| end <= max).map(|end| end as u32)
-            })
-            .map_err(|_| Error::Full { max })?;
-        let end = first as usize + n;
-        self.grow_to(end);
-        // `grow_to(end)` allocated every chunk below `end`, so whichever claim raises `slots`
-        // last, every slot below it exists; readers acquire it.
-        self.slots.fetch_max(end as u32, Ordering::AcqRel);
+    /// Checks a batch (vectors, then ids), hands out its slots with their ids (`None`: the
+    /// slot numbers), then links them in parallel. Returns the first slot.
+    fn insert_batch(&self, vectors: &[f32], ids: Option<&[u64]>, replace: bool) -> Result<u32> {
+        let n = self.check_batch(vectors)?;
+        if let Some(ids) = ids
+            && ids.len() != n
+        {
+            return Err(Error::IdCount { ids: ids.len(), vectors: n });
+        }
+        let _gate = self.insert_gate.read().unwrap_or_else(|e| e.into_inner());
+        let first = self.claim(n, ids, replace)?;
+        // One normalization buffer per worker, not per vector.
+        vectors.par_chunks_exact(self.dim).enumerate().for_each_init(Vec::new, |buf, (i, v)| {
+            let v = self.prepare_vector("vectors", v, buf).expect("validated above");
+            self.insert_slot(first + i as u32, v);
+        });
         Ok(first)
     }
 
-    fn insert_claimed(&self, vectors: &[f32], ids: &[u64], first: u32, replace: bool) -> Result<()> {
-        let _gate = self.insert_gate.read().unwrap_or_else(|e| e.into_inner());
-        // The vectors were validated by `check_batch`; reserve the ids before touching the graph.
-        {
-            let mut map = lock(&self.id_map);
-            if !replace && let Some(&dup) = ids.iter().find(|id| map.contains_key(id)) {
-                return Err(Error::DuplicateId(dup));
-            }
-            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    /// Under the id lock: checks the ids, hands out `n` slots, allocates them (with their
+    /// levels and upper lists), records the ids, and only then publishes the slots.
+    fn claim(&self, n: usize, ids: Option<&[u64]>, replace: bool) -> Result<u32> {
+        let max = u32::MAX as usize - 1;
+        let mut map = lock(&self.ids);
+        let first = self.slots.load(Ordering::Acquire);
+        let end = (first as usize).checked_add(n).filter(|&end| end <= max).ok_or(Error::Full { max })?;
+        let sparse = self.sparse.load(Ordering::Acquire);
+        // An id is taken if a slot holds it: while dense, every slot below `first`.
+        let taken =
+            |map: &HashMap<u64, u32>, id: u64| if sparse { map.contains_key(&id) } else { id < u64::from(first) };
+        let id_of = |i: usize| ids.map_or(u64::from(first) + i as u64, |ids| ids[i]);
+        if !replace && let Some(dup) = (0..n).map(id_of).find(|&id| taken(&map, id)) {
+            return Err(Error::DuplicateId(dup));
+        }
+        if let Some(ids) = ids {
+            let mut seen = std::collections::HashSet::with_capacity(n);
             if let Some(&dup) = ids.iter().find(|&&id| !seen.insert(id)) {
                 return Err(Error::DuplicateId(dup));
             }
-            for (i, &id) in ids.iter().enumerate() {
-                if let Some(old) = map.insert(id, first + i as u32) {
+        }
+        // Levels and upper lists, drawn from the slot numbers.
+        let levels: Vec<u8> = (first..end as u32).map(|slot| self.draw_level(slot) as u8).collect();
+        let lists: usize = levels.iter().map(|&l| l as usize).sum();
+        let lists_at = self.upper_lists.load(Ordering::Acquire) as usize;
+        let lists_end = lists_at.checked_add(lists).filter(|&e| e <= u32::MAX as usize).ok_or(Error::Full { max })?;
+        self.grow_to(end);
+        self.upper.ensure(lists_end);
+        self.lay_out(first, &levels, lists_at);
+        self.upper_lists.store(lists_end as u32, Ordering::Release);
+        let dense = !sparse && (0..n).all(|i| id_of(i) == u64::from(first) + i as u64);
+        if !dense {
+            self.go_sparse(&mut map);
+            self.external.ensure(end);
+            for i in 0..n {
+                let (slot, id) = (first + i as u32, id_of(i));
+                self.external.slot(slot as usize)[0].store(id, Ordering::Release);
+                if let Some(old) = map.insert(id, slot) {
                     // Replacing: the old vector is deleted (it still routes until compact()).
                     self.delete_slot(old);
                 }
             }
         }
-        // One normalization buffer per worker, not per vector.
-        vectors.par_chunks_exact(self.dim).zip(ids.par_iter()).enumerate().for_each_init(
-            Vec::new,
-            |buf, (i, (v, &id))| {
-                let v = self.prepare_vector("vectors", v, buf).expect("validated above");
-                self.insert_slot(first + i as u32, id, v);
-            },
-        );
-        Ok(())
+        self.slots.store(end as u32, Ordering::Release);
+        Ok(first)
     }
 
-    /// Links `slot` (claimed, its id reserved) into the graph.
-    fn insert_slot(&self, slot: u32, id: u64, v: &[f32]) {
-        let level = draw_level(self.params.seed, slot, self.params.level_mult);
+    /// Gives slots `first..` the levels `levels`: the level in each one's layer-0 header and,
+    /// above level 0, its upper lists, numbered from `lists_at` in slot order (the arena must
+    /// hold them). The slots must not be reachable yet.
+    fn lay_out(&self, first: u32, levels: &[u8], mut lists_at: usize) {
+        for (slot, &level) in (first..).zip(levels) {
+            self.links0.slot(slot as usize)[0].store(u32::from(level) << LEVEL_SHIFT, Ordering::Release);
+            if level > 0 {
+                self.upper_at.slot(slot as usize)[0].store(lists_at as u32, Ordering::Release);
+                lists_at += level as usize;
+            }
+        }
+    }
+
+    /// Links `slot` (claimed, its id and level recorded) into the graph.
+    fn insert_slot(&self, slot: u32, v: &[f32]) {
+        let level = self.level_of(slot);
         // SAFETY: `slot` was claimed by this call alone and is not linked anywhere yet.
         unsafe { self.storage.write(slot, v) };
-        self.external.slot(slot as usize)[0].store(id, Ordering::Release);
-        self.levels.slot(slot as usize)[0].store(level as u8, Ordering::Release);
-        if level > 0 {
-            let width = 1 + self.params.m;
-            let upper: Box<[AtomicU32]> = (0..level * width).map(|_| AtomicU32::new(0)).collect();
-            self.upper_bytes.fetch_add(upper.len() * 4, Ordering::Relaxed);
-            let _ = self.upper.slot(slot as usize)[0].set(upper);
-        }
 
         let q = self.storage.prepare(v);
         let mut s = self.take_scratch();
@@ -951,7 +1050,7 @@ impl<S: VectorStorage> Hnsw<S> {
             {
                 // Never hold two node locks at once (no lock-order cycles between inserts): the
                 // own list is written under its lock, then each neighbour is updated under its.
-                let _own = lock(&self.locks.slot(slot as usize)[0]);
+                let _own = self.node_lock(slot);
                 self.write_list(slot, layer, &ids);
             }
             for c in &chosen {
@@ -971,16 +1070,16 @@ impl<S: VectorStorage> Hnsw<S> {
     /// Adds `new` (at key `d` from `node`) to `node`'s list on `layer`, shrinking the list
     /// with the heuristic when it is full.
     fn link_back(&self, node: u32, new: u32, d: f32, layer: usize) {
-        let _g = lock(&self.locks.slot(node as usize)[0]);
+        let _g = self.node_lock(node);
         let list = self.list(node, layer);
-        let n = list[0].load(Ordering::Acquire) as usize;
+        let n = Self::count(list);
         let max = self.max_links(layer);
         if list[1..=n].iter().any(|x| x.load(Ordering::Acquire) == new) {
             return;
         }
         if n < max {
             list[1 + n].store(new, Ordering::Release);
-            list[0].store(n as u32 + 1, Ordering::Release);
+            Self::set_count(list, n + 1);
             return;
         }
         let mut cands: Vec<Cand> = list[1..=n]
@@ -1027,7 +1126,13 @@ impl<S: VectorStorage> Hnsw<S> {
     // ---- deletes --------------------------------------------------------------------------
 
     fn slot_of(&self, id: u64) -> Result<u32> {
-        lock(&self.id_map).get(&id).copied().ok_or(Error::UnknownId(id))
+        let map = lock(&self.ids);
+        if self.sparse.load(Ordering::Acquire) {
+            map.get(&id).copied().ok_or(Error::UnknownId(id))
+        } else {
+            // Dense: every published slot is its own id.
+            u32::try_from(id).ok().filter(|&s| s < self.slots.load(Ordering::Acquire)).ok_or(Error::UnknownId(id))
+        }
     }
 
     /// Hides `id` from results; it keeps routing searches. Deleting twice is a no-op.
@@ -1081,7 +1186,18 @@ impl<S: VectorStorage> Hnsw<S> {
         let live = next as usize;
         let fresh = Hnsw::with_storage(self.storage.empty_like(), self.params.clone())
             .expect("the parameters were checked when this index was made");
+        let survivors: Vec<u32> = (0..n as u32).filter(|&i| alive[i as usize]).collect();
+        // Ids stay dense only if every survivor's id is its new slot.
+        let dense = survivors.iter().zip(0u64..).all(|(&old, new)| self.external_id(old) == new);
+        if !dense {
+            fresh.sparse.store(true, Ordering::Release);
+        }
         fresh.grow_to(live);
+        let levels: Vec<u8> = survivors.iter().map(|&old| self.level_of(old) as u8).collect();
+        let lists: usize = levels.iter().map(|&l| l as usize).sum();
+        fresh.upper.ensure_exact(lists);
+        fresh.lay_out(0, &levels, 0);
+        fresh.upper_lists.store(lists as u32, Ordering::Release);
         let mut buf = Vec::new();
         let mut links = Vec::new();
         let mut cands: Vec<Cand> = Vec::new();
@@ -1091,15 +1207,10 @@ impl<S: VectorStorage> Hnsw<S> {
             let level = self.level_of(old as u32);
             // SAFETY: `fresh` is not shared yet; each of its slots is written once, here.
             unsafe { fresh.storage.copy_from(slot, &self.storage, old as u32) };
-            fresh.external.slot(slot as usize)[0].store(self.external_id(old as u32), Ordering::Release);
-            fresh.levels.slot(slot as usize)[0].store(level as u8, Ordering::Release);
-            fresh.states.slot(slot as usize)[0].store(READY, Ordering::Release);
-            if level > 0 {
-                let width = 1 + self.params.m;
-                let upper: Box<[AtomicU32]> = (0..level * width).map(|_| AtomicU32::new(0)).collect();
-                fresh.upper_bytes.fetch_add(upper.len() * 4, Ordering::Relaxed);
-                let _ = fresh.upper.slot(slot as usize)[0].set(upper);
+            if !dense {
+                fresh.external.slot(slot as usize)[0].store(self.external_id(old as u32), Ordering::Release);
             }
+            fresh.states.slot(slot as usize)[0].store(READY, Ordering::Release);
             for layer in 0..=level {
                 self.read_list(old as u32, layer, &mut links);
                 if links.iter().all(|&x| alive[x as usize]) {
@@ -1143,11 +1254,10 @@ impl<S: VectorStorage> Hnsw<S> {
                 .map_or(NO_ENTRY, |i| ((self.level_of(i as u32) as u64) << 32) | u64::from(new_slot[i]))
         };
         fresh.entry.store(entry, Ordering::Release);
-        fresh.claimed.store(live as u32, Ordering::Release);
         fresh.slots.store(live as u32, Ordering::Release);
         fresh.live.store(live, Ordering::Relaxed);
-        {
-            let mut map = lock(&fresh.id_map);
+        if !dense {
+            let mut map = lock(&fresh.ids);
             for slot in 0..live as u32 {
                 map.insert(fresh.external_id(slot), slot);
             }
@@ -1157,81 +1267,89 @@ impl<S: VectorStorage> Hnsw<S> {
 
     // ---- persistence ----------------------------------------------------------------------
 
-    /// Copies the graph's arrays (no insert runs meanwhile). Slots claimed by a failed batch
-    /// and never linked are kept as not-ready nodes.
+    /// Copies the graph's arrays (no insert runs meanwhile), in the file's layout: per slot
+    /// its id, level, state, layer-0 list `[count, ids]`, and its upper lists in slot order.
+    /// Not-ready slots (claimed by a failed batch of an older build and never linked) are kept.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let _gate = self.insert_gate.write().unwrap_or_else(|e| e.into_inner());
         let slots = self.slots.load(Ordering::Acquire) as usize;
-        let load8 = |c: &Chunks<AtomicU8>| (0..slots).map(|i| c.slot(i)[0].load(Ordering::Acquire)).collect();
         let mut links0 = Vec::with_capacity(slots * (1 + self.params.m0));
+        let mut levels = Vec::with_capacity(slots);
         let mut upper = Vec::new();
-        let levels: Vec<u8> = load8(&self.levels);
-        for (slot, &level) in levels.iter().enumerate() {
-            links0.extend(self.links0.slot(slot).iter().map(|x| x.load(Ordering::Acquire)));
-            if level > 0 {
-                match self.upper.slot(slot)[0].get() {
-                    Some(u) => upper.extend(u.iter().map(|x| x.load(Ordering::Acquire))),
-                    None => upper.extend(std::iter::repeat_n(0, level as usize * (1 + self.params.m))),
-                }
+        for slot in 0..slots {
+            let list = self.links0.slot(slot);
+            let level = self.level_of(slot as u32);
+            levels.push(level as u8);
+            links0.push(list[0].load(Ordering::Acquire) & COUNT_MASK);
+            links0.extend(list[1..].iter().map(|x| x.load(Ordering::Acquire)));
+            for layer in 1..=level {
+                upper.extend(self.list(slot as u32, layer).iter().map(|x| x.load(Ordering::Acquire)));
             }
         }
         Snapshot {
             slots,
             entry: self.entry.load(Ordering::Acquire),
-            external: (0..slots).map(|i| self.external.slot(i)[0].load(Ordering::Acquire)).collect(),
+            external: (0..slots as u32).map(|i| self.external_id(i)).collect(),
             levels,
-            states: load8(&self.states),
+            states: (0..slots).map(|i| self.states.slot(i)[0].load(Ordering::Acquire)).collect(),
             links0,
             upper,
         }
     }
 
     /// Fills an empty graph, whose storage already holds slots `0..snap.slots`, from a checked
-    /// snapshot. The arrays get exactly `snap.slots` slots (see `Chunks::ensure_exact`).
+    /// snapshot. The arrays get exactly `snap.slots` slots (see `Chunks::ensure_exact`). Ids
+    /// stay dense (no id array, no map) when every slot is ready and holds its own number.
     pub(crate) fn restore(&self, snap: &Snapshot) {
         let n = snap.slots;
+        let dense = snap.external.iter().zip(0u64..).all(|(&id, slot)| id == slot)
+            && snap.states.iter().all(|&s| s & READY != 0);
+        self.sparse.store(!dense, Ordering::Release);
         self.storage.reserve(n);
         self.links0.ensure_exact(n);
-        self.upper.ensure_exact(n);
-        self.levels.ensure_exact(n);
+        self.upper_at.ensure_exact(n);
         self.states.ensure_exact(n);
-        self.external.ensure_exact(n);
-        self.locks.ensure_exact(n);
-        self.claimed.store(n as u32, Ordering::Release);
-        self.slots.store(n as u32, Ordering::Release);
+        if !dense {
+            self.external.ensure_exact(n);
+        }
+        self.grow_to(n);
+        let lists: usize = snap.levels.iter().map(|&l| l as usize).sum();
+        self.upper.ensure_exact(lists);
+        self.lay_out(0, &snap.levels, 0);
+        self.upper_lists.store(lists as u32, Ordering::Release);
         let width = 1 + self.params.m;
         let mut upper = snap.upper.chunks_exact(width);
-        let mut map = lock(&self.id_map);
+        let mut map = lock(&self.ids);
         let (mut live, mut deleted) = (0, 0);
         for slot in 0..n {
-            self.external.slot(slot)[0].store(snap.external[slot], Ordering::Release);
-            self.levels.slot(slot)[0].store(snap.levels[slot], Ordering::Release);
-            self.states.slot(slot)[0].store(snap.states[slot], Ordering::Release);
-            for (cell, &v) in self.links0.slot(slot).iter().zip(&snap.links0[slot * (1 + self.params.m0)..]) {
-                cell.store(v, Ordering::Release);
+            if !dense {
+                self.external.slot(slot)[0].store(snap.external[slot], Ordering::Release);
             }
-            let level = snap.levels[slot] as usize;
-            if level > 0 {
-                let lists: Box<[AtomicU32]> =
-                    upper.by_ref().take(level).flatten().map(|&v| AtomicU32::new(v)).collect();
-                self.upper_bytes.fetch_add(lists.len() * 4, Ordering::Relaxed);
-                let _ = self.upper.slot(slot)[0].set(lists);
+            self.states.slot(slot)[0].store(snap.states[slot], Ordering::Release);
+            let list0 = &snap.links0[slot * (1 + self.params.m0)..(slot + 1) * (1 + self.params.m0)];
+            self.write_list(slot as u32, 0, &list0[1..=list0[0] as usize]);
+            for layer in 1..=snap.levels[slot] as usize {
+                let Some(list) = upper.next() else { unreachable!("checked: a list per level") };
+                self.write_list(slot as u32, layer, &list[1..=list[0] as usize]);
             }
             if snap.states[slot] & READY != 0 {
                 if snap.states[slot] & DELETED != 0 {
                     deleted += 1;
                 } else {
-                    map.insert(snap.external[slot], slot as u32);
+                    if !dense {
+                        map.insert(snap.external[slot], slot as u32);
+                    }
                     live += 1;
                 }
             }
         }
         // A deleted vector keeps its id (so it can be undeleted) unless a live one replaced it.
-        for slot in 0..n {
+        for slot in (0..n).filter(|_| !dense) {
             if snap.states[slot] & (READY | DELETED) == READY | DELETED {
                 map.entry(snap.external[slot]).or_insert(slot as u32);
             }
         }
+        self.slots.store(n as u32, Ordering::Release);
         self.live.store(live, Ordering::Relaxed);
         self.deleted.store(deleted, Ordering::Relaxed);
         self.entry.store(snap.entry, Ordering::Release);
