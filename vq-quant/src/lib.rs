@@ -103,6 +103,104 @@ pub trait CodeScorer: Send {
     }
 }
 
+/// A searchable buffer of codes under one quantizer, row `i` the `i`-th vector added:
+/// [`FlatCodes`] (any quantizer, its own scan) and [`fastscan::FastScanCodes`] (4-bit PQ in
+/// the fast-scan layout). Indexes that keep ids above the rows (vq's `CodesIndex`) are
+/// generic over it.
+pub trait CodeStore: Send + Sync + Sized {
+    /// The quantizer the codes are made by.
+    type Quantizer: Quantizer;
+    /// An empty store over `quantizer` (trained or not); an error if the store cannot hold
+    /// its codes (fast scan takes 4-bit PQ only).
+    fn with_quantizer(quantizer: Self::Quantizer) -> Result<Self>;
+    /// The quantizer.
+    fn quantizer(&self) -> &Self::Quantizer;
+    /// Rows held.
+    fn len(&self) -> usize;
+    /// `true` when empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Trains the quantizer on `sample`; rows already held are dropped.
+    fn train(&mut self, sample: &[f32]) -> Result<()>;
+    /// Makes room for `additional` more rows.
+    fn reserve(&mut self, additional: usize);
+    /// Encodes and appends `vectors`; on error nothing is added.
+    fn add(&mut self, vectors: &[f32]) -> Result<()>;
+    /// The `k` best rows per query among those `keep` accepts, as `(row, score)`.
+    fn search_filtered(
+        &self,
+        queries: &[f32],
+        k: usize,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<vq_distance::Neighbors>;
+    /// Drops the rows `keep` rejects (asked once per row, in order); returns how many.
+    fn retain(&mut self, keep: impl FnMut(usize) -> bool) -> usize;
+    /// Writes the quantizer and the codes under `prefix`.
+    fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()>;
+    /// Reads what [`CodeStore::write_sections`] wrote, validating it.
+    fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self>;
+    /// Bytes held, the quantizer's parameters included.
+    fn memory_usage(&self) -> usize;
+}
+
+/// Forwards every [`CodeStore`] method to the type's inherent method of the same name.
+macro_rules! code_store_by_inherent_methods {
+    () => {
+        fn quantizer(&self) -> &Self::Quantizer {
+            Self::quantizer(self)
+        }
+        fn len(&self) -> usize {
+            Self::len(self)
+        }
+        fn train(&mut self, sample: &[f32]) -> Result<()> {
+            Self::train(self, sample)
+        }
+        fn reserve(&mut self, additional: usize) {
+            Self::reserve(self, additional)
+        }
+        fn add(&mut self, vectors: &[f32]) -> Result<()> {
+            Self::add(self, vectors)
+        }
+        fn search_filtered(
+            &self,
+            queries: &[f32],
+            k: usize,
+            keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+        ) -> Result<vq_distance::Neighbors> {
+            Self::search_filtered(self, queries, k, keep)
+        }
+        fn retain(&mut self, keep: impl FnMut(usize) -> bool) -> usize {
+            Self::retain(self, keep)
+        }
+        fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()> {
+            Self::write_sections(self, writer, prefix)
+        }
+        fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
+            Self::read_sections(reader, prefix)
+        }
+        fn memory_usage(&self) -> usize {
+            Self::memory_usage(self)
+        }
+    };
+}
+
+impl<Q: Quantizer> CodeStore for FlatCodes<Q> {
+    type Quantizer = Q;
+    fn with_quantizer(quantizer: Q) -> Result<Self> {
+        Ok(FlatCodes::new(quantizer))
+    }
+    code_store_by_inherent_methods!();
+}
+
+impl CodeStore for fastscan::FastScanCodes {
+    type Quantizer = ProductQuantizer;
+    fn with_quantizer(quantizer: ProductQuantizer) -> Result<Self> {
+        fastscan::FastScanCodes::new(quantizer)
+    }
+    code_store_by_inherent_methods!();
+}
+
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

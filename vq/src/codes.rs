@@ -1,27 +1,37 @@
-//! Exhaustive scans over quantized codes (`SQ8`, `PQ16`, `OPQ16,PQ16`, …): Faiss'
-//! `IndexScalarQuantizer` and `IndexPQ`, with ids.
+//! Exhaustive scans over quantized codes (`SQ8`, `PQ16`, `OPQ16,PQ16`, `PQ32x4fs`, …): Faiss'
+//! `IndexScalarQuantizer`, `IndexPQ` and `IndexPQFastScan`, with ids.
 
 use vq_distance::{Metric, Neighbors};
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_quant::{FlatCodes, Quantizer};
+use vq_quant::{CodeStore, FlatCodes, Quantizer};
 
 use crate::error::{Error, Result};
 use crate::ids::IdMap;
 use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, neighbors_from_rows};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec};
 
-/// A quantizer, the codes of every vector added, and their ids.
+/// A quantizer, the codes of every vector added (in a [`CodeStore`]: the plain buffer by
+/// default, or the fast-scan layout of 4-bit PQ), and their ids.
 #[derive(Debug, Clone)]
-pub struct CodesIndex<Q> {
+pub struct CodesIndex<Q, S = FlatCodes<Q>> {
     codec: CodecSpec,
-    codes: FlatCodes<Q>,
+    codes: S,
     ids: IdMap,
+    _quantizer: std::marker::PhantomData<fn() -> Q>,
 }
 
 impl<Q: Quantizer> CodesIndex<Q> {
     /// An empty index over `quantizer` (trained or not); `codec` is the spec it was made from.
     pub fn new(codec: CodecSpec, quantizer: Q) -> Self {
-        CodesIndex { codec, codes: FlatCodes::new(quantizer), ids: IdMap::default() }
+        Self::with_store(codec, FlatCodes::new(quantizer))
+    }
+}
+
+impl<Q: Quantizer, S: CodeStore<Quantizer = Q>> CodesIndex<Q, S> {
+    /// An index over `store`, which must be empty; `codec` is the spec it was made from.
+    pub fn with_store(codec: CodecSpec, store: S) -> Self {
+        debug_assert!(store.is_empty());
+        CodesIndex { codec, codes: store, ids: IdMap::default(), _quantizer: std::marker::PhantomData }
     }
 
     /// The quantizer.
@@ -34,13 +44,13 @@ impl<Q: Quantizer> CodesIndex<Q> {
     }
 
     pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, codec: CodecSpec) -> Result<Self> {
-        let codes = FlatCodes::<Q>::read_sections(r, &format!("{prefix}.codes"))?;
+        let codes = S::read_sections(r, &format!("{prefix}.codes"))?;
         let ids = IdMap::read(r, prefix, codes.len())?;
-        Ok(CodesIndex { codec, codes, ids })
+        Ok(CodesIndex { codec, codes, ids, _quantizer: std::marker::PhantomData })
     }
 }
 
-impl<Q: Quantizer> Index for CodesIndex<Q> {
+impl<Q: Quantizer, S: CodeStore<Quantizer = Q>> Index for CodesIndex<Q, S> {
     fn dim(&self) -> usize {
         self.quantizer().dim()
     }
