@@ -1,7 +1,9 @@
 //! Writes the golden index files `tests/golden.rs` loads: one tiny index per kind, made from
 //! deterministic data, and `expected.json` with the queries and the answers the indexes gave
 //! when written. Run it only when a new kind joins (existing files must keep loading: they are
-//! the backward-compatibility test, as Faiss keeps old index files in its tests).
+//! the backward-compatibility test, as Faiss keeps old index files in its tests), into a
+//! scratch folder, and copy only the new kinds' files and `expected.json` entries over: graphs
+//! are built in parallel, so an existing graph's file would come out different.
 //!
 //! ```sh
 //! cargo run -p vq --example make_golden -- vq/tests/golden
@@ -18,7 +20,7 @@ const N: usize = 120;
 
 /// One kind per line: file name, factory string, metric, and whether ids are explicit (with a
 /// removal) so the id sections are covered too.
-const GOLDEN: [(&str, &str, Metric, bool); 16] = [
+const GOLDEN: [(&str, &str, Metric, bool); 20] = [
     ("flat", "Flat", Metric::L2, false),
     ("flat_cosine_ids", "Flat", Metric::Cosine, true),
     ("sq8", "SQ8", Metric::L2, false),
@@ -35,6 +37,10 @@ const GOLDEN: [(&str, &str, Metric, bool); 16] = [
     ("hnsw8_sq8_rflat", "HNSW8,SQ8,RFlat", Metric::L2, true),
     ("hnsw8_sq8_refine_fp16", "HNSW8,SQ8,Refine(SQfp16)", Metric::Cosine, false),
     ("hnsw8_sq4u_untrained", "HNSW8,SQ4U", Metric::L2, false),
+    ("ivf4_flat", "IVF4,Flat", Metric::L2, true),
+    ("ivf4_sq8", "IVF4,SQ8", Metric::Cosine, false),
+    ("ivf4_pq4x4_rflat", "IVF4,PQ4x4,RFlat", Metric::InnerProduct, true),
+    ("ivf4_pq4x4_untrained", "IVF4,PQ4x4", Metric::L2, false),
 ];
 
 /// A fixed pseudo-random sequence (splitmix64), so the files are the same on every machine.
@@ -56,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&out)?;
     let base = data(N, 1);
     let queries = data(4, 2);
-    let params = SearchParams { k: 5, ef: Some(32), refine_k: Some(2), ..Default::default() };
+    let params = SearchParams { k: 5, ef: Some(32), refine_k: Some(2), nprobe: Some(2), ..Default::default() };
     let mut expected = BTreeMap::new();
     for (name, spec, metric, explicit_ids) in GOLDEN {
         let mut index = vq::index_factory(DIM, spec, metric)?;
@@ -84,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         );
     }
-    let doc = json!({ "dim": DIM, "k": params.k, "ef": params.ef, "refine_k": params.refine_k, "queries": queries, "indexes": expected });
+    let doc = json!({ "dim": DIM, "k": params.k, "ef": params.ef, "refine_k": params.refine_k, "nprobe": params.nprobe, "queries": queries, "indexes": expected });
     std::fs::write(out.join("expected.json"), serde_json::to_string_pretty(&doc)? + "\n")?;
     println!("wrote {} golden indexes to {}", GOLDEN.len(), out.display());
     Ok(())

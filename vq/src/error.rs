@@ -25,6 +25,10 @@ pub enum Error {
     /// HNSW graphs.
     #[error(transparent)]
     Graph(vq_graph::Error),
+    /// Inverted files (what is not one of the shared variants: nprobe = 0, too few training
+    /// points, merging separately trained indexes, …).
+    #[error(transparent)]
+    Ivf(vq_ivf::Error),
     /// A factory string that does not parse.
     #[error(transparent)]
     Spec(#[from] SpecError),

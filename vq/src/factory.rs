@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use vq_distance::Metric;
 use vq_graph::HnswParams;
+use vq_ivf::{FlatCodec, IvfParams, PqCodec, SqCodec};
 use vq_quant::{OpqQuantizer, ProductQuantizer, ScalarQuantizer};
 
 use crate::codes::CodesIndex;
@@ -10,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::flat::FlatIndex;
 use crate::graph::{HnswCodesIndex, HnswFlatIndex};
 use crate::index::Index;
+use crate::ivf::IvfIndex;
 use crate::refine::RefineIndex;
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
@@ -69,6 +71,8 @@ pub struct IndexParams {
     pub ef: Option<usize>,
     /// Refine indexes: the default `refine_k` (default 1, as Faiss' `k_factor`).
     pub refine_k: Option<usize>,
+    /// IVF indexes: lists scanned per query by default (default 1, as Faiss).
+    pub nprobe: Option<usize>,
 }
 
 impl IndexParams {
@@ -81,6 +85,17 @@ impl IndexParams {
             p.ef = ef;
         }
         p
+    }
+
+    fn ivf(&self, nlist: usize) -> Result<IvfParams> {
+        let mut p = IvfParams::new(nlist);
+        if let Some(nprobe) = self.nprobe {
+            if nprobe == 0 {
+                return Err(Error::Parameter { name: "nprobe", what: "must be at least 1".into() });
+            }
+            p.nprobe = nprobe;
+        }
+        Ok(p)
     }
 }
 
@@ -126,6 +141,10 @@ fn canonical_opq(spec: &IndexSpec, dim: usize) -> Result<IndexSpec> {
     Ok(IndexSpec { base, ..*spec })
 }
 
+fn ivf(e: vq_ivf::Error) -> Error {
+    crate::ivf::ivf_error(e, String::new)
+}
+
 /// An empty index for a parsed spec.
 pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams) -> Result<Box<dyn Index>> {
     if dim == 0 {
@@ -138,6 +157,26 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
         BaseSpec::Hnsw { m, storage: StorageSpec::Flat } => Box::new(HnswFlatIndex::new(dim, metric, params.hnsw(m))?),
         BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
             with_new_quantizer!(codec, dim, metric, |q| Box::new(HnswCodesIndex::new(codec, q, params.hnsw(m))?))
+        }
+        BaseSpec::Ivf { nlist, storage } => {
+            let p = params.ivf(nlist)?;
+            match storage {
+                StorageSpec::Flat => {
+                    Box::new(IvfIndex::new(dim, metric, p, FlatCodec::new(dim, metric).map_err(ivf)?)?)
+                }
+                StorageSpec::Codec(CodecSpec::Sq(t)) => {
+                    Box::new(IvfIndex::new(dim, metric, p, SqCodec::new(dim, metric, t).map_err(ivf)?)?)
+                }
+                StorageSpec::Codec(CodecSpec::Pq { m, nbits }) => {
+                    Box::new(IvfIndex::new(dim, metric, p, PqCodec::new(dim, metric, m, nbits).map_err(ivf)?)?)
+                }
+                StorageSpec::Codec(CodecSpec::Opq { .. }) => {
+                    return Err(Error::Parameter {
+                        name: "IVF",
+                        what: "IVF lists hold Flat, SQ or PQ codes (no OPQ yet)".into(),
+                    });
+                }
+            }
         }
     };
     let Some(refine) = spec.refine else { return Ok(base) };

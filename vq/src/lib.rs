@@ -2,12 +2,12 @@
 //! factory strings ([`index_factory`]), and [`write_index`] / [`read_index`].
 //!
 //! **Owns:** the [`Index`] trait and its adapters over the lower crates' types (exact search,
-//! flat code scans, HNSW over vectors or codes, refine), [`SearchParams`], the typed
+//! flat code scans, HNSW over vectors or codes, inverted files, refine), [`SearchParams`], the typed
 //! [`IndexSpec`] parsed from factory strings, [`Error`] wrapping every crate's error, and the
 //! index file format's dispatch (`index.kind`).
 //!
 //! **Does not own:** kernels, quantizers, graphs, file containers: those live in `vq-distance`,
-//! `vq-quant`, `vq-graph` and `vq-io`, re-exported here for direct use.
+//! `vq-quant`, `vq-graph`, `vq-ivf` and `vq-io`, re-exported here for direct use.
 //!
 //! ```
 //! use vq::{Metric, SearchParams};
@@ -36,6 +36,7 @@ mod flat;
 mod graph;
 mod ids;
 mod index;
+mod ivf;
 mod milvus;
 mod persist;
 mod refine;
@@ -47,6 +48,7 @@ pub use factory::{IndexParams, build, index_factory, index_factory_with};
 pub use flat::FlatIndex;
 pub use graph::{HnswCodesIndex, HnswFlatIndex};
 pub use index::{Index, MemoryUsage, SearchParams};
+pub use ivf::{IvfIndex, IvfStorage};
 pub use milvus::MilvusIndex;
 pub use persist::{
     INDEX_FORMAT_VERSION, ReadOptions, read_index, read_index_from_bytes, read_index_from_container, read_index_with,
@@ -54,8 +56,8 @@ pub use persist::{
 };
 pub use refine::RefineIndex;
 pub use spec::{ACCEPTED, BaseSpec, CodecSpec, IndexSpec, RefineSpec, SpecError, StorageSpec};
-pub use vq_distance::{IdBitset, IdFilter, IdSet, Metric, Neighbors, knn_exact, normalize_l2};
-pub use {vq_cluster, vq_distance, vq_graph, vq_io, vq_quant};
+pub use vq_distance::{IdBitset, IdFilter, IdSet, Metric, Neighbors, knn_exact, merge_topk, normalize_l2};
+pub use {vq_cluster, vq_distance, vq_graph, vq_io, vq_ivf, vq_quant};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -114,6 +114,7 @@ impl IndexParams {
             ef_construction: uint(params, "efConstruction")?,
             ef: uint(params, "ef")?,
             refine_k: uint(params, "refine_k")?,
+            nprobe: uint(params, "nprobe")?,
         };
         Ok(MilvusIndex { spec: IndexSpec { base, refine }, metric, params: index_params })
     }

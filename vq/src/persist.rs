@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use vq_io::{ContainerReader, ContainerWriter, IndexKind, OpenOptions};
+use vq_ivf::{FlatCodec, PqCodec, SqCodec};
 
 use crate::codes::CodesIndex;
 use crate::error::{Error, Result};
@@ -16,8 +17,9 @@ use crate::factory::with_quantizer_type;
 use crate::flat::{FlatIndex, parse_metric};
 use crate::graph::{HnswCodesIndex, HnswFlatIndex};
 use crate::index::Index;
+use crate::ivf::IvfIndex;
 use crate::refine::RefineIndex;
-use crate::spec::{BaseSpec, IndexSpec, StorageSpec};
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
 /// The index format this build writes and the newest it reads.
 pub const INDEX_FORMAT_VERSION: u32 = 1;
@@ -112,6 +114,18 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         BaseSpec::Hnsw { storage: StorageSpec::Flat, .. } => Box::new(HnswFlatIndex::read_sections(r, prefix)?),
         BaseSpec::Hnsw { storage: StorageSpec::Codec(codec), .. } => {
             with_quantizer_type!(codec, Q => Box::new(HnswCodesIndex::<Q>::read_sections(r, prefix, codec)?))
+        }
+        BaseSpec::Ivf { storage: StorageSpec::Flat, .. } => Box::new(IvfIndex::<FlatCodec>::read_sections(r, prefix)?),
+        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::Sq(_)), .. } => {
+            Box::new(IvfIndex::<SqCodec>::read_sections(r, prefix)?)
+        }
+        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::Pq { .. }), .. } => {
+            Box::new(IvfIndex::<PqCodec>::read_sections(r, prefix)?)
+        }
+        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::Opq { .. }), .. } => {
+            return Err(Error::Corrupt {
+                what: "index.kind names an IVF index over OPQ codes, which vq does not write".into(),
+            });
         }
     })
 }

@@ -5,6 +5,7 @@
 //! ```text
 //! spec    := base [ "," refine ]
 //! base    := "Flat" | codec | "HNSW" m [ "," ( "Flat" | codec ) ]
+//!          | "IVF" nlist "," ( "Flat" | sq | "PQ" m [ "x" nbits ] )
 //! codec   := "SQ8" | "SQ6" | "SQ4" | "SQ4U" | "SQfp16" | "SQbf16"
 //!          | "PQ" m [ "x" nbits ] | "OPQ" m [ "_" d ] "," "PQ" m [ "x" nbits ]
 //! refine  := "RFlat" | "Refine(" ( "Flat" | sq ) ")"
@@ -21,7 +22,7 @@ use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | IVF{nlist},Flat|SQ…|PQ… — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,7 +62,7 @@ pub enum CodecSpec {
     },
 }
 
-/// The vectors under an HNSW graph.
+/// The vectors under an HNSW graph or in inverted lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StorageSpec {
     /// Full-precision f32.
@@ -82,6 +83,14 @@ pub enum BaseSpec {
         /// Links per node (`HNSW32` → 32).
         m: usize,
         /// What the graph stores.
+        storage: StorageSpec,
+    },
+    /// An inverted file (Faiss `IndexIVFFlat`, `IndexIVFScalarQuantizer`, `IndexIVFPQ`):
+    /// residual codes for SQ and PQ.
+    Ivf {
+        /// Lists (`IVF1024` → 1024).
+        nlist: usize,
+        /// What the lists store: f32 vectors, SQ or PQ codes (no OPQ).
         storage: StorageSpec,
     },
 }
@@ -146,6 +155,7 @@ impl fmt::Display for BaseSpec {
             BaseSpec::Codes(c) => c.fmt(f),
             BaseSpec::Hnsw { m, storage: StorageSpec::Flat } => write!(f, "HNSW{m}"),
             BaseSpec::Hnsw { m, storage } => write!(f, "HNSW{m},{storage}"),
+            BaseSpec::Ivf { nlist, storage } => write!(f, "IVF{nlist},{storage}"),
         }
     }
 }
@@ -300,6 +310,31 @@ impl<'a> Parser<'a> {
             };
             return Ok(BaseSpec::Hnsw { m, storage });
         }
+        if let Some(ivf) = number_after(token, "IVF") {
+            let (nlist, rest) = ivf.map_err(|e| self.error(token, e))?;
+            if !rest.is_empty() {
+                return Err(self.error(token, "expected IVF{nlist}"));
+            }
+            self.at += 1;
+            let storage = match self.peek() {
+                Some("Flat") => {
+                    self.at += 1;
+                    StorageSpec::Flat
+                }
+                next => match self.codec()? {
+                    Some(CodecSpec::Opq { .. }) => {
+                        return Err(self.error(next.unwrap_or(""), "IVF lists hold Flat, SQ or PQ codes (no OPQ yet)"));
+                    }
+                    Some(codec) => StorageSpec::Codec(codec),
+                    None => {
+                        return Err(
+                            self.error(next.unwrap_or(token), "IVF{nlist} must be followed by ,Flat ,SQ… or ,PQ…")
+                        );
+                    }
+                },
+            };
+            return Ok(BaseSpec::Ivf { nlist, storage });
+        }
         match self.codec()? {
             Some(codec) => Ok(BaseSpec::Codes(codec)),
             None => Err(self.error(token, "unknown index")),
@@ -379,6 +414,10 @@ mod tests {
             ("OPQ8,PQ8x6,RFlat", "OPQ8,PQ8x6,RFlat"),
             ("HNSW16,OPQ8,PQ8", "HNSW16,OPQ8,PQ8"),
             ("OPQ8_64,PQ8x4", "OPQ8_64,PQ8x4"),
+            ("IVF1024,Flat", "IVF1024,Flat"),
+            ("IVF64,SQfp16", "IVF64,SQfp16"),
+            ("IVF1024,PQ16x8,Refine(Flat)", "IVF1024,PQ16,RFlat"),
+            ("IVF256,PQ32x4,Refine(SQ8)", "IVF256,PQ32x4,Refine(SQ8)"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -399,7 +438,11 @@ mod tests {
             ("OPQ16", "OPQ16"),
             ("Flat,RFlat,RFlat", "RFlat"),
             ("SQ8,Refine(PQ8)", "Refine(PQ8)"),
-            ("IVF1024,Flat", "IVF1024"),
+            ("IVF1024", "IVF1024"),
+            ("IVF0,Flat", "IVF0"),
+            ("IVF16x,Flat", "IVF16x"),
+            ("IVF16,HNSW32", "HNSW32"),
+            ("IVF16,OPQ4,PQ4", "OPQ4"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();
             assert_eq!(err.token, token, "{text}: {err}");

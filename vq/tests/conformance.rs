@@ -14,7 +14,7 @@ const K: usize = 10;
 
 /// Every factory string and the recall@10 it must reach on the clustered data with the search
 /// settings of `params` (about 0.03–0.1 below what it measured when the suite was written).
-const SPECS: [(&str, f64); 18] = [
+const SPECS: [(&str, f64); 23] = [
     ("Flat", 1.0),
     ("SQ8", 0.9),
     ("SQ6", 0.85),
@@ -34,10 +34,16 @@ const SPECS: [(&str, f64); 18] = [
     ("HNSW16,SQ8,Refine(SQfp16)", 0.92),
     ("PQ8,RFlat", 0.95),
     ("SQ4,Refine(SQ8)", 0.9),
+    // Inverted files, every list probed (`params`): the codec's exhaustive recall.
+    ("IVF16,Flat", 1.0),
+    ("IVF16,SQ8", 0.93),
+    ("IVF16,SQfp16", 0.97),
+    ("IVF16,PQ8", 0.8),
+    ("IVF16,PQ8,RFlat", 0.95),
 ];
 
 fn params(k: usize) -> SearchParams<'static> {
-    SearchParams { k, ef: Some(96), refine_k: Some(4), ..Default::default() }
+    SearchParams { k, ef: Some(96), refine_k: Some(4), nprobe: Some(16), ..Default::default() }
 }
 
 /// Gaussian clusters: 20 centres, unit spread around them.
@@ -278,7 +284,7 @@ fn cosine_ranks_by_angle_whatever_the_norms() {
 
 #[test]
 fn bad_factory_strings_are_spec_errors() {
-    for bad in ["", "HNSW", "Bogus", "PQ3", "HNSW16,SQ9"] {
+    for bad in ["", "HNSW", "Bogus", "PQ3", "HNSW16,SQ9", "IVF16", "IVF16,OPQ4,PQ4"] {
         match vq::index_factory(DIM, bad, Metric::L2) {
             Err(Error::Spec(e)) => assert!(e.to_string().contains("accepted"), "{e}"),
             Err(Error::Quant(_)) if bad == "PQ3" => {} // PQ3 parses; 16 is not divisible by 3

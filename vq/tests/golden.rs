@@ -20,6 +20,7 @@ fn every_golden_file_loads_and_answers_as_when_written() {
         k: doc["k"].as_u64().unwrap() as usize,
         ef: doc["ef"].as_u64().map(|e| e as usize),
         refine_k: doc["refine_k"].as_u64().map(|e| e as usize),
+        nprobe: doc["nprobe"].as_u64().map(|e| e as usize),
         ..Default::default()
     };
     let indexes = doc["indexes"].as_object().unwrap();

@@ -1,0 +1,150 @@
+//! Inverted files through the [`Index`] trait: `IVF1024,Flat`, `IVF1024,SQ8`, `IVF1024,PQ16`
+//! (Faiss' `IndexIVFFlat`, `IndexIVFScalarQuantizer`, `IndexIVFPQ`), over `vq-ivf`.
+
+use vq_distance::{Metric, Neighbors};
+use vq_io::{ContainerReader, ContainerWriter};
+use vq_ivf::{FlatCodec, IvfCodec, IvfParams, IvfSearch, PqCodec, SqCodec};
+
+use crate::error::{Error, Result};
+use crate::index::{Index, MemoryUsage, SearchParams, check_ids};
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
+
+/// A list codec's factory-string component.
+pub trait IvfStorage: IvfCodec {
+    /// `Flat`, `SQ8`, `PQ16`, …
+    fn storage(&self) -> StorageSpec;
+}
+
+impl IvfStorage for FlatCodec {
+    fn storage(&self) -> StorageSpec {
+        StorageSpec::Flat
+    }
+}
+
+impl IvfStorage for SqCodec {
+    fn storage(&self) -> StorageSpec {
+        StorageSpec::Codec(CodecSpec::Sq(self.quantizer().sq_type()))
+    }
+}
+
+impl IvfStorage for PqCodec {
+    fn storage(&self) -> StorageSpec {
+        let q = self.quantizer();
+        StorageSpec::Codec(CodecSpec::Pq { m: q.m(), nbits: q.nbits() })
+    }
+}
+
+/// vq-ivf's errors as the umbrella reports them: the errors every index shares (not trained,
+/// duplicate ids, id count, input checks, quantizers) as the same `vq::Error` variants as
+/// elsewhere, the rest as [`Error::Ivf`].
+pub(crate) fn ivf_error(e: vq_ivf::Error, spec: impl FnOnce() -> String) -> Error {
+    match e {
+        vq_ivf::Error::NotTrained { .. } => Error::NotTrained { spec: spec() },
+        vq_ivf::Error::DuplicateId(id) => Error::DuplicateId(id),
+        vq_ivf::Error::IdCount { ids, vectors } => Error::IdCount { ids, vectors },
+        vq_ivf::Error::Input(e) => Error::Distance(e),
+        vq_ivf::Error::Quant(e) => e.into(),
+        vq_ivf::Error::Cluster(e) => e.into(),
+        vq_ivf::Error::Io(e) => Error::Io(e),
+        other => Error::Ivf(other),
+    }
+}
+
+/// An inverted file over codec `C` ([`FlatCodec`], [`SqCodec`], [`PqCodec`]). `nprobe` comes
+/// from [`SearchParams::nprobe`] or the index's default (1, as Faiss; see
+/// [`IndexParams::nprobe`](crate::IndexParams::nprobe)).
+#[derive(Debug, Clone)]
+pub struct IvfIndex<C> {
+    inner: vq_ivf::IvfIndex<C>,
+}
+
+impl<C: IvfStorage> IvfIndex<C> {
+    /// An empty, untrained index.
+    pub fn new(dim: usize, metric: Metric, params: IvfParams, codec: C) -> Result<Self> {
+        let inner = vq_ivf::IvfIndex::new(dim, metric, params, codec).map_err(|e| ivf_error(e, String::new))?;
+        Ok(IvfIndex { inner })
+    }
+
+    /// The vq-ivf index: `merge_from`, `reconstruct`, `list_stats`, `fingerprint`, ….
+    pub fn inner(&self) -> &vq_ivf::IvfIndex<C> {
+        &self.inner
+    }
+
+    /// The vq-ivf index, mutable.
+    pub fn inner_mut(&mut self) -> &mut vq_ivf::IvfIndex<C> {
+        &mut self.inner
+    }
+
+    fn err(&self, e: vq_ivf::Error) -> Error {
+        ivf_error(e, || self.spec().to_string())
+    }
+
+    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        let inner = vq_ivf::IvfIndex::read_sections(r, prefix).map_err(|e| ivf_error(e, String::new))?;
+        Ok(IvfIndex { inner })
+    }
+}
+
+impl<C: IvfStorage> Index for IvfIndex<C> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn metric(&self) -> Metric {
+        self.inner.metric()
+    }
+
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+
+    fn train(&mut self, data: &[f32]) -> Result<()> {
+        self.inner.train(data).map_err(|e| self.err(e))
+    }
+
+    fn add(&mut self, data: &[f32]) -> Result<()> {
+        self.inner.add(data).map_err(|e| self.err(e))
+    }
+
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { spec: self.spec().to_string() });
+        }
+        // The index validates (and normalizes, for cosine) the vectors itself.
+        check_ids(data, self.dim(), ids)?;
+        self.inner.add_with_ids(data, ids).map_err(|e| self.err(e))
+    }
+
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+        // The index checks k, nprobe and the queries (normalizing them, for cosine).
+        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter };
+        self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
+    }
+
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        Ok(self.inner.remove_ids(ids))
+    }
+
+    fn memory_usage(&self) -> MemoryUsage {
+        let m = self.inner.memory_usage();
+        MemoryUsage { vectors: m.codes, ids: m.ids, trained: m.trained, ..Default::default() }
+    }
+
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::new(BaseSpec::Ivf { nlist: self.inner.params().nlist, storage: self.inner.codec().storage() })
+    }
+
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        self.inner.write_sections(w, prefix).map_err(|e| self.err(e))
+    }
+}
+
+impl From<vq_ivf::Error> for Error {
+    fn from(e: vq_ivf::Error) -> Self {
+        ivf_error(e, || "IVF".into())
+    }
+}
