@@ -34,7 +34,8 @@ options:
   --metric M            l2 | ip | cosine (l2)
   --k K                 neighbours per query (10)
   --threads N           worker threads (default: all cores)
-  --index SPEC          a factory string, repeatable (default: every index vq has: Flat, HNSW16)
+  --index SPEC          a factory string, repeatable (default: Flat, HNSW16, HNSW32,SQ8,RFlat,
+                        SQ8, PQ16, IVF1024,Flat, IVF1024,PQ16)
   --sweep KEY=V1,V2     search parameters to measure instead of the default sweep; repeatable,
                         the points are the cartesian product
   --reps R              batch repetitions, QPS from the fastest (3)

@@ -21,10 +21,16 @@ pub struct BenchIndex {
     index: Box<dyn Index>,
 }
 
-/// The indexes a run measures when none is named: every family vq has today.
+/// The indexes a run measures when none is named: every family vq has today. The IVF lists
+/// follow peers.py's rule for the default dataset (100,000 vectors: `4·√nb` rounded to a power
+/// of two is 1,024).
 pub fn default_specs() -> Vec<String> {
-    ["Flat", "HNSW16", "HNSW32,SQ8,RFlat", "SQ8", "PQ16"].map(String::from).to_vec()
+    ["Flat", "HNSW16", "HNSW32,SQ8,RFlat", "SQ8", "PQ16", "IVF1024,Flat", "IVF1024,PQ16"].map(String::from).to_vec()
 }
+
+/// The `nprobe` values swept by default (peers.py's `NPROBE_SWEEP`), up to `nlist / 4`.
+pub const NPROBE_SWEEP: [usize; 24] =
+    [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
 
 /// The beam widths swept by default (those of `shared/bench/peers.py`).
 pub const EF_SWEEP: [usize; 13] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 800];
@@ -72,6 +78,9 @@ impl BenchIndex {
             p.insert("M".into(), m.into());
             p.insert("efConstruction".into(), vq_graph::HnswParams::with_m(m).ef_construction.into());
         }
+        if let BaseSpec::Ivf { nlist, .. } = self.spec.base {
+            p.insert("nlist".into(), nlist.into());
+        }
         if let Some(refine) = self.spec.refine {
             p.insert("refine".into(), refine.to_string().into());
         }
@@ -81,9 +90,29 @@ impl BenchIndex {
         p
     }
 
-    /// The default sweep for `k` neighbours, cheapest first: beam widths for graphs, refine
-    /// factors for refine indexes (both, as a grid, for a graph with refine).
+    /// The default sweep for `k` neighbours, cheapest first: beam widths for graphs, `nprobe`
+    /// for inverted files (up to `nlist / 4`, as peers.py), refine factors for refine indexes
+    /// (as a grid with the beam width or with `nprobe`, powers of two only, as peers.py).
     pub fn default_sweep(&self, k: usize) -> Vec<Params> {
+        if let BaseSpec::Ivf { nlist, .. } = self.spec.base {
+            let refine: &[usize] = if self.spec.refine.is_some() { &REFINE_K_SWEEP } else { &[1] };
+            let probes = NPROBE_SWEEP
+                .iter()
+                .copied()
+                .filter(|&p| p <= (nlist / 4).max(1) && (self.spec.refine.is_none() || p.is_power_of_two()));
+            let mut out = Vec::new();
+            for &rk in refine {
+                for nprobe in probes.clone() {
+                    let mut p = Params::new();
+                    p.insert("nprobe".into(), nprobe.into());
+                    if self.spec.refine.is_some() {
+                        p.insert("refine_k".into(), rk.into());
+                    }
+                    out.push(p);
+                }
+            }
+            return out;
+        }
         let graph = matches!(self.spec.base, BaseSpec::Hnsw { .. });
         let refine: &[usize] = if self.spec.refine.is_some() { &REFINE_K_SWEEP } else { &[1] };
         let mut out = Vec::new();
@@ -149,6 +178,12 @@ mod tests {
         }));
         assert_eq!(sweep.iter().filter(|p| p["refine_k"] == 8).count(), 7, "ef 96..800");
         assert!(check_spec("HNSW16,Bogus").is_err());
+        let ivf = build("IVF16,PQ4,RFlat", &ds, Metric::L2).unwrap();
+        let sweep = ivf.default_sweep(10);
+        // nprobe 1, 2, 4 (up to nlist / 4, powers of two) × refine_k 2, 4, 8.
+        assert_eq!(sweep.len(), 9);
+        assert!(sweep.iter().all(|p| p["nprobe"].as_u64().unwrap() <= 4 && p.contains_key("refine_k")));
+        assert_eq!(ivf.build_params()["nlist"], 16);
     }
 
     #[test]
