@@ -20,7 +20,7 @@ const N: usize = 120;
 
 /// One kind per line: file name, factory string, metric, and whether ids are explicit (with a
 /// removal) so the id sections are covered too.
-const GOLDEN: [(&str, &str, Metric, bool); 20] = [
+const GOLDEN: [(&str, &str, Metric, bool); 21] = [
     ("flat", "Flat", Metric::L2, false),
     ("flat_cosine_ids", "Flat", Metric::Cosine, true),
     ("sq8", "SQ8", Metric::L2, false),
@@ -31,6 +31,7 @@ const GOLDEN: [(&str, &str, Metric, bool); 20] = [
     ("sqbf16", "SQbf16", Metric::L2, false),
     ("pq4x4", "PQ4x4", Metric::L2, false),
     ("opq2_pq2x4", "OPQ2,PQ2x4", Metric::L2, false),
+    ("pq4x4fs_ids", "PQ4x4fs", Metric::L2, true),
     ("hnsw8", "HNSW8", Metric::L2, true),
     ("hnsw8_sq8", "HNSW8,SQ8", Metric::L2, false),
     ("hnsw8_pq4x4", "HNSW8,PQ4x4", Metric::InnerProduct, false),

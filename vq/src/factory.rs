@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use vq_distance::Metric;
 use vq_graph::HnswParams;
 use vq_ivf::{FlatCodec, IvfParams, PqCodec, SqCodec};
+use vq_quant::fastscan::FastScanCodes;
 use vq_quant::{OpqQuantizer, ProductQuantizer, ScalarQuantizer};
 
 use crate::codes::CodesIndex;
@@ -29,6 +30,10 @@ macro_rules! with_new_quantizer {
                 let $q = ProductQuantizer::new($dim, $metric, m, nbits)?;
                 $body
             }
+            CodecSpec::PqFastScan { m } => {
+                let $q = ProductQuantizer::new($dim, $metric, m, 4)?;
+                $body
+            }
             CodecSpec::Opq { m, nbits, .. } => {
                 let $q = OpqQuantizer::new($dim, $metric, m, nbits)?;
                 $body
@@ -45,7 +50,7 @@ macro_rules! with_quantizer_type {
                 type $Q = vq_quant::ScalarQuantizer;
                 $body
             }
-            $crate::spec::CodecSpec::Pq { .. } => {
+            $crate::spec::CodecSpec::Pq { .. } | $crate::spec::CodecSpec::PqFastScan { .. } => {
                 type $Q = vq_quant::ProductQuantizer;
                 $body
             }
@@ -153,8 +158,18 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
     let spec = &canonical_opq(spec, dim)?;
     let base: Box<dyn Index> = match spec.base {
         BaseSpec::Flat => Box::new(FlatIndex::new(dim, metric)?),
+        BaseSpec::Codes(codec @ CodecSpec::PqFastScan { m }) => {
+            let store = FastScanCodes::new(ProductQuantizer::new(dim, metric, m, 4)?)?;
+            Box::new(CodesIndex::with_store(codec, store))
+        }
         BaseSpec::Codes(codec) => with_new_quantizer!(codec, dim, metric, |q| Box::new(CodesIndex::new(codec, q))),
         BaseSpec::Hnsw { m, storage: StorageSpec::Flat } => Box::new(HnswFlatIndex::new(dim, metric, params.hnsw(m))?),
+        BaseSpec::Hnsw { storage: StorageSpec::Codec(CodecSpec::PqFastScan { m }), .. } => {
+            return Err(Error::Parameter {
+                name: "HNSW",
+                what: format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
+            });
+        }
         BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
             with_new_quantizer!(codec, dim, metric, |q| Box::new(HnswCodesIndex::new(codec, q, params.hnsw(m))?))
         }
@@ -170,10 +185,10 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
                 StorageSpec::Codec(CodecSpec::Pq { m, nbits }) => {
                     Box::new(IvfIndex::new(dim, metric, p, PqCodec::new(dim, metric, m, nbits).map_err(ivf)?)?)
                 }
-                StorageSpec::Codec(CodecSpec::Opq { .. }) => {
+                StorageSpec::Codec(CodecSpec::Opq { .. } | CodecSpec::PqFastScan { .. }) => {
                     return Err(Error::Parameter {
                         name: "IVF",
-                        what: "IVF lists hold Flat, SQ or PQ codes (no OPQ yet)".into(),
+                        what: "IVF lists hold Flat, SQ or PQ codes (no OPQ or fast-scan blocks yet)".into(),
                     });
                 }
             }

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use vq_io::{ContainerReader, ContainerWriter, IndexKind, OpenOptions};
 use vq_ivf::{FlatCodec, PqCodec, SqCodec};
+use vq_quant::ProductQuantizer;
+use vq_quant::fastscan::FastScanCodes;
 
 use crate::codes::CodesIndex;
 use crate::error::{Error, Result};
@@ -107,7 +109,19 @@ pub fn read_index_from_container(r: &ContainerReader) -> Result<Box<dyn Index>> 
 
 fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dyn Index>> {
     Ok(match base {
+        BaseSpec::Ivf {
+            storage: StorageSpec::Codec(codec @ (CodecSpec::Opq { .. } | CodecSpec::PqFastScan { .. })),
+            ..
+        }
+        | BaseSpec::Hnsw { storage: StorageSpec::Codec(codec @ CodecSpec::PqFastScan { .. }), .. } => {
+            return Err(Error::Corrupt {
+                what: format!("index.kind names an index over {codec} codes of a kind vq does not write"),
+            });
+        }
         BaseSpec::Flat => Box::new(FlatIndex::read_sections(r, prefix)?),
+        BaseSpec::Codes(codec @ CodecSpec::PqFastScan { .. }) => {
+            Box::new(CodesIndex::<ProductQuantizer, FastScanCodes>::read_sections(r, prefix, codec)?)
+        }
         BaseSpec::Codes(codec) => {
             with_quantizer_type!(codec, Q => Box::new(CodesIndex::<Q>::read_sections(r, prefix, codec)?))
         }
@@ -121,11 +135,6 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         }
         BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::Pq { .. }), .. } => {
             Box::new(IvfIndex::<PqCodec>::read_sections(r, prefix)?)
-        }
-        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::Opq { .. }), .. } => {
-            return Err(Error::Corrupt {
-                what: "index.kind names an IVF index over OPQ codes, which vq does not write".into(),
-            });
         }
     })
 }

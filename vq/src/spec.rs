@@ -7,9 +7,12 @@
 //! base    := "Flat" | codec | "HNSW" m [ "," ( "Flat" | codec ) ]
 //!          | "IVF" nlist "," ( "Flat" | sq | "PQ" m [ "x" nbits ] )
 //! codec   := "SQ8" | "SQ6" | "SQ4" | "SQ4U" | "SQfp16" | "SQbf16"
-//!          | "PQ" m [ "x" nbits ] | "OPQ" m [ "_" d ] "," "PQ" m [ "x" nbits ]
+//!          | "PQ" m [ "x" nbits ] | "PQ" m "x4fs" | "OPQ" m [ "_" d ] "," "PQ" m [ "x" nbits ]
 //! refine  := "RFlat" | "Refine(" ( "Flat" | sq ) ")"
 //! ```
+//!
+//! `PQ{m}x4fs` (4-bit PQ in the fast-scan layout) is a flat scan only: graphs score one code at
+//! a time, and IVF lists do not hold fast-scan blocks yet.
 //!
 //! Every spec prints back ([`Display`](std::fmt::Display)) in one canonical spelling that parses
 //! to the same value: `PQ16x8` prints as `PQ16`, `HNSW32,Flat` as `HNSW32`, `Refine(Flat)` as
@@ -21,7 +24,7 @@ use std::str::FromStr;
 use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
-pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
+pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
                             | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | IVF{nlist},Flat|SQ…|PQ… — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
@@ -49,6 +52,13 @@ pub enum CodecSpec {
         m: usize,
         /// Bits per sub-quantizer id (Faiss' default 8).
         nbits: u32,
+    },
+    /// 4-bit product quantization in the fast-scan layout (`PQ32x4fs`, Faiss'
+    /// `IndexPQFastScan`): the same codes as `PQ{m}x4`, scanned 32 at a time by byte shuffles
+    /// against a byte-quantized table.
+    PqFastScan {
+        /// Sub-quantizers.
+        m: usize,
     },
     /// A learned rotation before product quantization (`OPQ16,PQ16`).
     Opq {
@@ -133,6 +143,7 @@ impl fmt::Display for CodecSpec {
         match *self {
             CodecSpec::Sq(t) => f.write_str(t.factory_name()),
             CodecSpec::Pq { m, nbits: b } => write!(f, "PQ{m}{}", nbits(b)),
+            CodecSpec::PqFastScan { m } => write!(f, "PQ{m}x4fs"),
             CodecSpec::Opq { m, nbits: b, d: None } => write!(f, "OPQ{m},PQ{m}{}", nbits(b)),
             CodecSpec::Opq { m, nbits: b, d: Some(d) } => write!(f, "OPQ{m}_{d},PQ{m}{}", nbits(b)),
         }
@@ -212,17 +223,24 @@ fn number_after<'a>(token: &'a str, prefix: &str) -> Option<Result<(usize, &'a s
     })
 }
 
-/// `PQ{m}[x{nbits}]` → `(m, nbits)`, `None` if the token is not a PQ token at all.
-fn parse_pq(token: &str) -> Option<Result<(usize, u32), String>> {
+/// `PQ{m}[x{nbits}]` or `PQ{m}x4fs` → the codec, `None` if the token is not a PQ token at all.
+fn parse_pq(token: &str) -> Option<Result<CodecSpec, String>> {
     if token.starts_with("OPQ") {
         return None;
     }
-    Some(number_after(token, "PQ")?.and_then(|(m, rest)| match rest {
-        "" => Ok((m, 8)),
-        _ => match rest.strip_prefix('x').map(str::parse::<u32>) {
-            Some(Ok(nbits)) => Ok((m, nbits)),
-            _ => Err("expected PQ{m} or PQ{m}x{nbits}".into()),
-        },
+    Some(number_after(token, "PQ")?.and_then(|(m, rest)| {
+        match rest {
+            "" => Ok(CodecSpec::Pq { m, nbits: 8 }),
+            "x4fs" => Ok(CodecSpec::PqFastScan { m }),
+            _ => match rest
+                .strip_prefix('x')
+                .map(|r| (r.strip_suffix("fs").is_some(), r.trim_end_matches("fs").parse::<u32>()))
+            {
+                Some((false, Ok(nbits))) => Ok(CodecSpec::Pq { m, nbits }),
+                Some((true, Ok(_))) => Err("fast scan takes 4-bit codes: PQ{m}x4fs".into()),
+                _ => Err("expected PQ{m}, PQ{m}x{nbits} or PQ{m}x4fs".into()),
+            },
+        }
     }))
 }
 
@@ -256,9 +274,9 @@ impl<'a> Parser<'a> {
             return Ok(Some(CodecSpec::Sq(t)));
         }
         if let Some(pq) = parse_pq(token) {
-            let (m, nbits) = pq.map_err(|e| self.error(token, e))?;
+            let codec = pq.map_err(|e| self.error(token, e))?;
             self.at += 1;
-            return Ok(Some(CodecSpec::Pq { m, nbits }));
+            return Ok(Some(codec));
         }
         if let Some(opq) = number_after(token, "OPQ") {
             let (m, rest) = opq.map_err(|e| self.error(token, e))?;
@@ -275,7 +293,10 @@ impl<'a> Parser<'a> {
                 return Err(self.error(token, "OPQ must be followed by ,PQ{m}"));
             };
             let (pm, nbits) = match parse_pq(pq_token) {
-                Some(Ok(p)) => p,
+                Some(Ok(CodecSpec::Pq { m, nbits })) => (m, nbits),
+                Some(Ok(_)) => {
+                    return Err(self.error(pq_token, "OPQ with fast scan is not supported yet: OPQ{m},PQ{m}x4"));
+                }
                 Some(Err(e)) => return Err(self.error(pq_token, e)),
                 None => return Err(self.error(pq_token, "OPQ must be followed by ,PQ{m}")),
             };
@@ -306,7 +327,16 @@ impl<'a> Parser<'a> {
                 self.at += 1;
                 StorageSpec::Flat
             } else {
-                self.codec()?.map_or(StorageSpec::Flat, StorageSpec::Codec)
+                let next = self.peek().unwrap_or("");
+                match self.codec()? {
+                    Some(CodecSpec::PqFastScan { m }) => {
+                        return Err(self.error(
+                            next,
+                            format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
+                        ));
+                    }
+                    codec => codec.map_or(StorageSpec::Flat, StorageSpec::Codec),
+                }
             };
             return Ok(BaseSpec::Hnsw { m, storage });
         }
@@ -324,6 +354,11 @@ impl<'a> Parser<'a> {
                 next => match self.codec()? {
                     Some(CodecSpec::Opq { .. }) => {
                         return Err(self.error(next.unwrap_or(""), "IVF lists hold Flat, SQ or PQ codes (no OPQ yet)"));
+                    }
+                    Some(CodecSpec::PqFastScan { .. }) => {
+                        return Err(
+                            self.error(next.unwrap_or(""), "IVF lists hold no fast-scan blocks yet: use PQ{m}x4")
+                        );
                     }
                     Some(codec) => StorageSpec::Codec(codec),
                     None => {
@@ -379,11 +414,12 @@ mod tests {
 
     #[test]
     fn faiss_spellings_parse_to_the_expected_specs() {
-        let cases: [(&str, IndexSpec); 8] = [
+        let cases: [(&str, IndexSpec); 9] = [
             ("Flat", IndexSpec::new(BaseSpec::Flat)),
             ("SQ8", IndexSpec::new(BaseSpec::Codes(CodecSpec::Sq(SqType::SQ8)))),
             ("PQ16", IndexSpec::new(BaseSpec::Codes(CodecSpec::Pq { m: 16, nbits: 8 }))),
             ("PQ32x4", IndexSpec::new(BaseSpec::Codes(CodecSpec::Pq { m: 32, nbits: 4 }))),
+            ("PQ32x4fs", IndexSpec::new(BaseSpec::Codes(CodecSpec::PqFastScan { m: 32 }))),
             ("OPQ16_128,PQ16", IndexSpec::new(BaseSpec::Codes(CodecSpec::Opq { m: 16, nbits: 8, d: Some(128) }))),
             ("HNSW32,Flat", IndexSpec::new(BaseSpec::Hnsw { m: 32, storage: StorageSpec::Flat })),
             (

@@ -14,7 +14,7 @@ const K: usize = 10;
 
 /// Every factory string and the recall@10 it must reach on the clustered data with the search
 /// settings of `params` (about 0.03–0.1 below what it measured when the suite was written).
-const SPECS: [(&str, f64); 23] = [
+const SPECS: [(&str, f64); 25] = [
     ("Flat", 1.0),
     ("SQ8", 0.9),
     ("SQ6", 0.85),
@@ -25,6 +25,8 @@ const SPECS: [(&str, f64); 23] = [
     ("PQ8", 0.65),
     ("PQ8x4", 0.18),
     ("OPQ4,PQ4", 0.45),
+    ("PQ8x4fs", 0.18),
+    ("PQ8x4fs,RFlat", 0.6),
     // Graphs are built in parallel (insertion order varies): their floors leave room.
     ("HNSW16", 0.93),
     ("HNSW16,SQ8", 0.88),
@@ -284,7 +286,9 @@ fn cosine_ranks_by_angle_whatever_the_norms() {
 
 #[test]
 fn bad_factory_strings_are_spec_errors() {
-    for bad in ["", "HNSW", "Bogus", "PQ3", "HNSW16,SQ9", "IVF16", "IVF16,OPQ4,PQ4"] {
+    let fast_scan_misuse = ["PQ8x8fs", "HNSW16,PQ8x4fs", "IVF16,PQ8x4fs", "OPQ8,PQ8x4fs"];
+    for bad in ["", "HNSW", "Bogus", "PQ3", "HNSW16,SQ9", "IVF16", "IVF16,OPQ4,PQ4"].into_iter().chain(fast_scan_misuse)
+    {
         match vq::index_factory(DIM, bad, Metric::L2) {
             Err(Error::Spec(e)) => assert!(e.to_string().contains("accepted"), "{e}"),
             Err(Error::Quant(_)) if bad == "PQ3" => {} // PQ3 parses; 16 is not divisible by 3
