@@ -25,7 +25,7 @@ pub struct BenchIndex {
 /// follow peers.py's rule for the default dataset (100,000 vectors: `4·√nb` rounded to a power
 /// of two is 1,024).
 pub fn default_specs() -> Vec<String> {
-    ["Flat", "HNSW16", "HNSW32,SQ8,RFlat", "SQ8", "PQ16", "IVF1024,Flat", "IVF1024,PQ16"].map(String::from).to_vec()
+    ["Flat", "HNSW16", "HNSW32,SQ8,RFlat", "SQ8", "PQ16", "PQ32x4fs", "IVF1024,Flat", "IVF1024,PQ16"].map(String::from).to_vec()
 }
 
 /// The `nprobe` values swept by default (peers.py's `NPROBE_SWEEP`), up to `nlist / 4`.
