@@ -173,6 +173,10 @@ fn check_graph_sections(r: &ContainerReader, prefix: &str, meta: &Meta) -> Resul
     // At most 2^32 slots × 31 levels × 1025 values: no overflow in u64-sized usize.
     let upper_len: usize = levels.iter().map(|&l| l as usize * (1 + p.m)).sum();
     expect("upper", upper.len(), Some(upper_len))?;
+    // The graph numbers upper lists with a u32 (one arena for all nodes).
+    if upper_len / (1 + p.m) > u32::MAX as usize {
+        return Err(corrupt(r, format!("{} upper lists, more than a graph can number", upper_len / (1 + p.m))));
+    }
     if let Some(slot) = states.iter().position(|&s| s != 0 && s != READY && s != READY | DELETED) {
         return Err(corrupt(r, format!("slot {slot} has state {:#04x}, not one the graph produces", states[slot])));
     }
