@@ -3,10 +3,12 @@
 //! bytes with the growth of the resident set while it was built and searched once (Linux,
 //! `/proc/self/statm`). Prints bytes per vector by part, and the gap (the bar is 3 %).
 //!
-//! `cargo run --release -p vq-graph --example memory_rss -- DIR [N]`
+//! `cargo run --release -p vq-graph --example memory_rss -- DIR [N] [HNSW16|SQ8]`
 //!
 //! A check, not a timing: the two figures must agree whatever the machine's load. Each index
-//! is built and dropped before the next, in one thread, so nothing else grows the heap.
+//! is built in one thread, so nothing else grows the heap. Name one index to build only it:
+//! the second build in one process reuses the heap the first one freed, and then its RSS grows
+//! by less than it holds.
 
 use vq_distance::Metric;
 use vq_graph::{Hnsw, HnswParams, MemoryUsage, QuantizedStorage, VectorStorage};
@@ -54,12 +56,19 @@ fn main() {
     let dir = std::path::PathBuf::from(args.get(1).expect("usage: memory_rss DIR [N]"));
     let (base, dim) = vq_io::read::<u8>(dir.join("base.bvecs")).expect("base.bvecs").into_parts();
     let n = args.get(2).map_or(base.len() / dim, |s| s.parse().expect("N"));
+    let only = args.get(3).map(String::as_str);
     let base: Vec<f32> = base[..n * dim].iter().map(|&x| f32::from(x)).collect();
 
-    measure("HNSW16", Hnsw::new(dim, Metric::L2, HnswParams::with_m(16)).expect("params"), &base, dim);
+    if only != Some("SQ8") {
+        measure("HNSW16", Hnsw::new(dim, Metric::L2, HnswParams::with_m(16)).expect("params"), &base, dim);
+    }
+    if only == Some("HNSW16") {
+        return;
+    }
 
     let mut sq = ScalarQuantizer::new(dim, Metric::L2, SqType::SQ8).expect("SQ8");
     sq.train(&base).expect("train");
     let storage = QuantizedStorage::new(sq).expect("trained");
+    // Trained before the baseline: the training's temporary buffers are not the index's.
     measure("HNSW32,SQ8", Hnsw::with_storage(storage, HnswParams::with_m(32)).expect("params"), &base, dim);
 }
