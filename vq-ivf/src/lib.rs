@@ -50,3 +50,7 @@ mod persist;
 pub use codec::{FlatCodec, IvfCodec, ListScanner, PqCodec, PqScanner, QuantizerScanner, SqCodec};
 pub use error::{Error, Result};
 pub use index::{IvfIndex, IvfMemory, IvfParams, IvfSearch, ListStats};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
