@@ -35,7 +35,7 @@ options:
   --k K                 neighbours per query (10)
   --threads N           worker threads (default: all cores)
   --index SPEC          a factory string, repeatable (default: Flat, HNSW16, HNSW32,SQ8,RFlat,
-                        SQ8, PQ16, IVF1024,Flat, IVF1024,PQ16)
+                        SQ8, PQ16, PQ32x4fs, IVF256,Flat, IVF256,PQ16)
   --sweep KEY=V1,V2     search parameters to measure instead of the default sweep; repeatable,
                         the points are the cartesian product
   --reps R              batch repetitions, QPS from the fastest (3)
