@@ -332,6 +332,12 @@ impl<C: IvfCodec> IvfIndex<C> {
             encoded.push(self.encode(chunk)?);
         }
         let cs = self.codec.quantizer().code_size();
+        let mut counts = vec![0usize; self.lists.len()];
+        encoded.iter().flat_map(|(labels, _)| labels).for_each(|&l| counts[l as usize] += 1);
+        for (list, &n) in self.lists.iter_mut().zip(&counts) {
+            grow(&mut list.ids, n);
+            grow(&mut list.codes, n * cs);
+        }
         let mut next = ids.iter();
         for (labels, codes) in encoded {
             for (&label, code) in labels.iter().zip(codes.chunks_exact(cs)) {
@@ -611,6 +617,16 @@ impl<C: IvfCodec> IvfIndex<C> {
             index.fingerprint = index.compute_fingerprint();
         }
         index
+    }
+}
+
+/// Makes room for `additional` more entries: exactly that many on a list's first add (one bulk
+/// add leaves no spare capacity), and at least a quarter of the list when it must grow again, so
+/// repeated small adds stay amortized O(1) with at most a quarter of a list unused (`Vec`'s own
+/// doubling leaves up to half).
+fn grow<T>(v: &mut Vec<T>, additional: usize) {
+    if v.capacity() - v.len() < additional {
+        v.reserve_exact(additional.max(v.len() / 4));
     }
 }
 

@@ -321,6 +321,18 @@ fn sharded_build_merges_into_the_single_index_and_refuses_other_training() {
 fn memory_and_list_stats_count_what_is_held() {
     let data = clustered(2_000, 17);
     let mut index = built(SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap(), Metric::L2, 16, &data);
+    // One bulk add leaves no spare capacity.
+    let m = index.memory_usage();
+    assert_eq!(m.codes, 2_000 * DIM);
+    // Small adds after it grow each list by at least a quarter, never more than needed plus that.
+    for chunk in data[..200 * DIM].chunks(10 * DIM) {
+        let ids: Vec<u64> = (0..10).map(|i| 10_000 + index.len() as u64 + i).collect();
+        index.add_with_ids(chunk, &ids).unwrap();
+    }
+    let grown = index.memory_usage().codes;
+    assert!(grown >= 2_200 * DIM && grown <= 2_200 * DIM * 5 / 4 + 16 * DIM, "{grown}");
+    index.shrink_to_fit();
+    index.remove_where(|id| id >= 10_000);
     index.shrink_to_fit();
     let m = index.memory_usage();
     assert_eq!(m.codes, 2_000 * DIM);
