@@ -34,24 +34,19 @@ impl Neighbors {
     /// or the allocator refuses it, this returns [`Error::ResultTooLarge`] instead of aborting
     /// the process.
     pub fn from_rows(k: usize, metric: Metric, rows: impl IntoIterator<Item = Vec<(u64, f32)>>) -> Result<Self> {
-        let rows = rows.into_iter();
-        let too_large = |queries: usize| Error::ResultTooLarge { queries, k };
-        let mut out = Neighbors { k, ids: Vec::new(), scores: Vec::new(), lens: Vec::new() };
-        let queries = rows.size_hint().0;
-        let total = queries.checked_mul(k).ok_or(too_large(queries))?;
-        out.ids.try_reserve_exact(total).map_err(|_| too_large(queries))?;
-        out.scores.try_reserve_exact(total).map_err(|_| too_large(queries))?;
-        for row in rows {
+        let rows: Vec<Vec<(u64, f32)>> = rows.into_iter().collect();
+        let too_large = || Error::ResultTooLarge { queries: rows.len(), k };
+        let total = rows.len().checked_mul(k).ok_or_else(too_large)?;
+        let mut out = Neighbors { k, ids: Vec::new(), scores: Vec::new(), lens: Vec::with_capacity(rows.len()) };
+        out.ids.try_reserve_exact(total).map_err(|_| too_large())?;
+        out.scores.try_reserve_exact(total).map_err(|_| too_large())?;
+        for row in &rows {
             let n = row.len().min(k);
             out.lens.push(n);
-            let total = out.lens.len().checked_mul(k).ok_or(too_large(out.lens.len()))?;
-            // Reserved above when the iterator told its length; grown here otherwise.
-            out.ids.try_reserve(total - out.ids.len()).map_err(|_| too_large(out.lens.len()))?;
-            out.scores.try_reserve(total - out.scores.len()).map_err(|_| too_large(out.lens.len()))?;
             out.ids.extend(row[..n].iter().map(|h| h.0));
             out.scores.extend(row[..n].iter().map(|h| h.1));
-            out.ids.resize(total, u64::MAX);
-            out.scores.resize(total, metric.worst_score());
+            out.ids.resize(out.lens.len() * k, u64::MAX);
+            out.scores.resize(out.lens.len() * k, metric.worst_score());
         }
         Ok(out)
     }

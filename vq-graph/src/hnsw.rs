@@ -811,12 +811,13 @@ impl<S: VectorStorage> Hnsw<S> {
     /// with a search reading it. Links that other nodes still hold to a reused slot now lead
     /// to the new vector; they stay valid edges, only longer (as in hnswlib).
     pub fn add_with_ids_reusing_deleted(&mut self, vectors: &[f32], ids: &[u64]) -> Result<()> {
-        let n = self.check_batch(vectors)?;
+        // The one check of the batch (what `check_batch` runs), normalizing it for cosine:
+        // copied only then.
+        let prepared = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
+        let n = prepared.len() / self.dim;
         if ids.len() != n {
             return Err(Error::IdCount { ids: ids.len(), vectors: n });
         }
-        // Copied only for cosine (normalized rows).
-        let prepared = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
         let slots = self.slots.load(Ordering::Acquire);
         let reusable: Vec<u32> = (0..slots)
             .filter(|&slot| self.states.slot(slot as usize)[0].load(Ordering::Acquire) == READY | DELETED)
