@@ -3,8 +3,8 @@
 //!
 //! Installs what it needs itself: a nightly toolchain (`rustup toolchain install nightly
 //! --profile minimal`) and cargo-fuzz (`cargo install cargo-fuzz --locked`). Seeds each
-//! target's corpus with small valid files (`cargo run -p vq-io --example fuzz_seeds`,
-//! `cargo run -p vq-graph --example fuzz_seeds` and `cargo run -p vq --example fuzz_seeds`:
+//! target's corpus with small valid files (`cargo run -p vq-io --example io_fuzz_seeds`,
+//! `cargo run -p vq-graph --example graph_fuzz_seeds` and `cargo run -p vq --example index_fuzz_seeds`:
 //! vq's golden index files), then
 //! runs each target with one job for N seconds (default 60) and prints libFuzzer's run count.
 //! A crash, a timeout (10 s per input) or an allocation over 2 GiB is a finding: the input is
@@ -48,10 +48,12 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_tools(&cargo)?;
     let corpus = root.join("fuzz/corpus");
-    for package in ["vq-io", "vq-graph", "vq"] {
+    // One seed writer per crate; distinct example names keep their binaries apart in target/.
+    for (package, example) in [("vq-io", "io_fuzz_seeds"), ("vq-graph", "graph_fuzz_seeds"), ("vq", "index_fuzz_seeds")]
+    {
         run(Command::new(&cargo)
             .current_dir(&root)
-            .args(["run", "-q", "-p", package, "--example", "fuzz_seeds", "--"])
+            .args(["run", "-q", "-p", package, "--example", example, "--"])
             .arg(&corpus))?;
     }
 

@@ -1,5 +1,5 @@
 //! Seeds the `read_index` fuzz target (`fuzz/fuzz_targets/read_index.rs`) with the golden
-//! index files, one per kind: `cargo run -p vq --example fuzz_seeds -- fuzz/corpus`. Each file
+//! index files, one per kind: `cargo run -p vq --example index_fuzz_seeds -- fuzz/corpus`. Each file
 //! goes in twice behind the target's selector byte: with checksums verified, and unverified
 //! with the header checksum recomputed (so mutations reach the index readers' own checks).
 

@@ -1,5 +1,5 @@
 //! Writes small valid files as seed corpora for the index fuzz targets in `fuzz/`
-//! (`cargo xtask fuzz` runs this): `fuzz_seeds DIR` fills `DIR/hnsw` (graphs over flat, SQ8 and
+//! (`cargo xtask fuzz` runs this): `graph_fuzz_seeds DIR` fills `DIR/hnsw` (graphs over flat, SQ8 and
 //! FP16 storage, one with a deleted node) and `DIR/quantizers` (SQ8, SQ4U, FP16, PQ and OPQ
 //! under prefix `q`, with a `FlatCodes` of the same quantizer under prefix `f`).
 //!
@@ -50,7 +50,7 @@ fn quantizer_seed<Q: Quantizer + Clone>(dir: &Path, name: &str, mut q: Q, data: 
 }
 
 fn main() -> Res {
-    let dir = std::env::args().nth(1).ok_or("usage: fuzz_seeds DIR")?;
+    let dir = std::env::args().nth(1).ok_or("usage: graph_fuzz_seeds DIR")?;
     let dir = Path::new(&dir);
     let dim = 8;
     let data = points(64, dim);

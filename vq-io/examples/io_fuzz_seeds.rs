@@ -1,5 +1,5 @@
 //! Writes small valid files as seed corpora for the fuzz targets in `fuzz/`
-//! (`cargo xtask fuzz` runs this): `fuzz_seeds DIR` fills `DIR/{texmex,bin,npy,container}`.
+//! (`cargo xtask fuzz` runs this): `io_fuzz_seeds DIR` fills `DIR/{texmex,bin,npy,container}`.
 //! Each seed starts with the selector byte the target reads first.
 
 use std::path::Path;
@@ -19,7 +19,7 @@ fn seed(dir: &Path, target: &str, name: &str, selector: u8, bytes: &[u8]) -> std
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).ok_or("usage: fuzz_seeds DIR")?;
+    let dir = std::env::args().nth(1).ok_or("usage: io_fuzz_seeds DIR")?;
     let dir = Path::new(&dir);
     let f: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
     let i: Vec<i32> = (0..12).collect();
