@@ -9,17 +9,19 @@ use crate::error::{Error, Result};
 use crate::groundtruth::{self, Origin};
 use crate::index::{self, Params};
 use crate::plot;
-use crate::record::{self, Record};
+use crate::record::{self, Rank, Record};
 use crate::runner::{self, RunConfig};
 
 /// Usage text.
 pub const HELP: &str = "usage: cargo xtask bench [OPTIONS]
        cargo xtask bench plot FILE.jsonl... [--out DIR] [--name STEM] [--title TEXT]
-       cargo xtask bench summarize FILE.jsonl...
+       cargo xtask bench summarize FILE.jsonl... [--rank qps|qps_cpu]
 
 Builds and searches vq's indexes and reports recall@k against exact ground truth, QPS (best of
 --reps batches), single-query latency, index bytes and peak RSS: a table on stdout, JSON lines
-in the schema of shared/bench/peers.py, and a recall-QPS plot (SVG + PNG).
+in the schema of shared/bench/peers.py, and a recall-QPS plot (SVG + PNG). Each point records
+the wall time and the process CPU time of its fastest batch: the table shows QPS (per wall
+second) and cQPS (qps_cpu, per CPU-second), the steadier figure when other jobs share the cores.
 
 options:
   --dataset NAME|PATH   gauss (default), uniform, gauss-normalized, uniform-normalized;
@@ -41,6 +43,8 @@ options:
   --reps R              batch repetitions, QPS from the fastest (3)
   --latency-queries N   queries in the single-query pass (1000; 0: off)
   --with FILE.jsonl     merge these results (e.g. peers.py's) into the table and the plot
+  --rank qps|qps_cpu    order the table's rows by that QPS at recall 0.95 (default: run order;
+                        also for `summarize`)
   --out DIR             where results go (default: bench-results)
   --cache-dir DIR       ground-truth cache when the data folder is read-only (default: OUT/cache)";
 
@@ -60,6 +64,7 @@ pub struct Options {
     with: Vec<PathBuf>,
     out: PathBuf,
     cache_dir: Option<PathBuf>,
+    rank: Rank,
     cfg: RunConfig,
 }
 
@@ -101,6 +106,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
         with: Vec::new(),
         out: PathBuf::from("bench-results"),
         cache_dir: None,
+        rank: Rank::Input,
         cfg: RunConfig { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), ..RunConfig::default() },
     };
     let mut it = args.iter();
@@ -125,6 +131,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--with" => o.with.push(PathBuf::from(value()?)),
             "--out" => o.out = PathBuf::from(value()?),
             "--cache-dir" => o.cache_dir = Some(PathBuf::from(value()?)),
+            "--rank" => o.rank = value()?.parse()?,
             other => return Err(Error::Usage(format!("unknown option `{other}` (see --help)"))),
         }
     }
@@ -173,11 +180,7 @@ pub fn main(args: &[String]) -> Result<()> {
             Ok(())
         }
         Some("plot") => plot_command(&args[1..]),
-        Some("summarize") => {
-            let records = read_all(&args[1..].iter().map(PathBuf::from).collect::<Vec<_>>())?;
-            print!("{}", record::summary_table(&records));
-            Ok(())
-        }
+        Some("summarize") => summarize_command(&args[1..]),
         _ => run(&parse(args)?),
     }
 }
@@ -191,6 +194,22 @@ fn read_all(paths: &[PathBuf]) -> Result<Vec<Record>> {
         all.extend(record::read_jsonl(p)?);
     }
     Ok(all)
+}
+
+fn summarize_command(args: &[String]) -> Result<()> {
+    let mut files = Vec::new();
+    let mut rank = Rank::Input;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rank" => {
+                rank = it.next().ok_or_else(|| Error::Usage("--rank needs a value".into()))?.parse()?;
+            }
+            f => files.push(PathBuf::from(f)),
+        }
+    }
+    print!("{}", record::summary_table(&read_all(&files)?, rank));
+    Ok(())
 }
 
 fn plot_command(args: &[String]) -> Result<()> {
@@ -214,7 +233,7 @@ fn plot_command(args: &[String]) -> Result<()> {
     let stem = out.join(name);
     let title = title.unwrap_or_else(|| title_of(&records));
     let (svg, png) = plot::write_plots(&records, &stem, &title)?;
-    print!("{}", record::summary_table(&records));
+    print!("{}", record::summary_table(&records, Rank::Input));
     println!("\nplots: {} {}", svg.display(), png.display());
     Ok(())
 }
@@ -275,7 +294,7 @@ pub fn run(o: &Options) -> Result<()> {
     for w in &o.with {
         all.extend(record::read_jsonl(w)?);
     }
-    print!("{}", record::summary_table(&all));
+    print!("{}", record::summary_table(&all, o.rank));
     let (svg, png) = plot::write_plots(&all, &o.out.join(&stem), &title_of(&records))?;
     println!("\nresults: {}\nplots:   {} {}", jsonl.display(), svg.display(), png.display());
     Ok(())

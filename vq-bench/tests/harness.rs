@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use vq_bench::dataset::{Dataset, GroundTruth, Synthetic, Vectors};
-use vq_bench::record::{Record, append_jsonl, read_jsonl};
+use vq_bench::record::{Rank, Record, append_jsonl, read_jsonl, summary_table};
 use vq_bench::{cli, groundtruth, plot};
 use vq_distance::Metric;
 
@@ -114,6 +114,8 @@ fn record(algo: &str, recall: f64, qps: f64) -> Record {
         p99_ms: Some(0.9),
         mean_ms: Some(0.6),
         peak_rss_bytes: Some(1 << 20),
+        cpu_s: Some(10.0 / qps),
+        qps_cpu: Some(qps),
     }
 }
 
@@ -143,6 +145,8 @@ fn jsonl_lines_carry_every_peers_field_and_parse_back() {
         "metric",
         "p50_ms",
         "p99_ms",
+        "cpu_s",
+        "qps_cpu",
     ];
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -155,6 +159,50 @@ fn jsonl_lines_carry_every_peers_field_and_parse_back() {
     assert_eq!(read_jsonl(&path).unwrap(), written);
     std::fs::write(&path, "not json\n").unwrap();
     assert!(read_jsonl(&path).unwrap_err().to_string().contains("line 1"));
+}
+
+#[test]
+fn lines_without_cpu_time_still_parse_and_show_a_dash() {
+    let dir = scratch("nocpu");
+    let path = dir.join("old.jsonl");
+    let mut old = record("HNSW16", 0.97, 2000.0);
+    (old.cpu_s, old.qps_cpu) = (None, None);
+    append_jsonl(&path, std::slice::from_ref(&old)).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("cpu"), "{text}");
+    let back = read_jsonl(&path).unwrap();
+    assert_eq!(back, vec![old]);
+    let table = summary_table(&back, Rank::Input);
+    let row = table.lines().find(|l| l.contains("HNSW16")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // library, algo, build s, B/vec, QPS@0.90, @0.95, @0.99 (-), cQPS x3 (all -), max rec
+    assert_eq!(cells[4..10], ["2000", "2000", "-", "-", "-", "-"], "{table}");
+}
+
+#[test]
+fn summaries_rank_by_wall_or_cpu_qps() {
+    // A: faster by the wall clock (it ran on a quiet core); B: faster per CPU-second.
+    let mut a = record("A", 0.96, 1000.0);
+    a.qps_cpu = Some(1100.0);
+    let mut b = record("B", 0.96, 800.0);
+    b.qps_cpu = Some(1500.0);
+    let c = record("C", 0.80, 9000.0); // never reaches 0.90: ranked last either way
+    let rs = vec![c.clone(), b.clone(), a.clone()];
+    let order = |rank: Rank| -> Vec<String> {
+        summary_table(&rs, rank)
+            .lines()
+            .filter_map(|l| l.strip_prefix("vq ").map(|r| r.split_whitespace().next().unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(order(Rank::Qps), ["A", "B", "C"]);
+    assert_eq!(order(Rank::QpsCpu), ["B", "A", "C"]);
+    assert_eq!(order(Rank::Input), ["C", "B", "A"]);
+    let table = summary_table(&rs, Rank::QpsCpu);
+    assert!(table.contains("ranked by cQPS@0.95"), "{table}");
+    let b_row = table.lines().find(|l| l.starts_with("vq B")).unwrap();
+    assert_eq!(b_row.split_whitespace().collect::<Vec<_>>()[4..10], ["800", "800", "-", "1500", "1500", "-"]);
+    assert!("qps_cpu".parse::<Rank>().unwrap() == Rank::QpsCpu && "qps".parse::<Rank>().unwrap() == Rank::Qps);
+    assert!("fastest".parse::<Rank>().unwrap_err().to_string().contains("`fastest`"));
 }
 
 #[test]
@@ -200,6 +248,11 @@ fn a_texmex_folder_runs_end_to_end_with_its_own_ground_truth() {
     assert_eq!((records[0].nb, records[0].nq, records[0].dim), (6, 2, 2));
     // Six 2-d vectors, stored by vq's Flat index as f32.
     assert_eq!(records[0].index_bytes, (6 * 2 * std::mem::size_of::<f32>()) as u64);
+    // Every point carries the CPU time of its batch, and qps_cpu is nq over it.
+    for r in &records {
+        let (cpu, qps_cpu) = (r.cpu_s.unwrap(), r.qps_cpu.unwrap());
+        assert!(cpu >= 0.0 && (qps_cpu * cpu.max(1e-9) - r.nq as f64).abs() < 1e-6 * r.nq as f64, "{r:?}");
+    }
     // HNSW: one record per ef of the default sweep, each with recall measured (6 vectors: exact).
     let hnsw: Vec<_> = records.iter().filter(|r| r.algo == "HNSW8").collect();
     assert_eq!(hnsw.len(), vq_bench::index::EF_SWEEP.len());
@@ -282,4 +335,23 @@ fn big_ann_and_npy_folders_load_through_vq_io() {
         let r = read_jsonl(&out.join(format!("{name}-l2-k2-1t.jsonl"))).unwrap();
         assert_eq!((r[0].nb, r[0].nq, r[0].dim, r[0].recall), (20, 2, 2, Some(1.0)), "{name}");
     }
+}
+
+#[test]
+fn the_process_clock_counts_work_not_sleep() {
+    let Some(c0) = vq_bench::runner::process_cpu_seconds() else {
+        return; // no process clock on this platform: the records carry no cpu_s (tested above)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let c1 = vq_bench::runner::process_cpu_seconds().unwrap();
+    // Busy work until 30 ms of wall time pass: most of it is CPU time even on a loaded core.
+    let t = std::time::Instant::now();
+    let mut x = 0u64;
+    while t.elapsed() < std::time::Duration::from_millis(30) {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    let c2 = vq_bench::runner::process_cpu_seconds().unwrap();
+    assert!(c1 >= c0 && c2 >= c1);
+    // Sleeping 50 ms costs far less CPU than spinning 30 ms.
+    assert!(c2 - c1 > c1 - c0, "sleep {} s, spin {} s of CPU", c1 - c0, c2 - c1);
 }
