@@ -8,6 +8,7 @@ use crate::dataset::{self, Source};
 use crate::error::{Error, Result};
 use crate::groundtruth::{self, Origin};
 use crate::index::{self, Params};
+use crate::kmeans;
 use crate::plot;
 use crate::record::{self, Rank, Record};
 use crate::runner::{self, RunConfig};
@@ -16,6 +17,7 @@ use crate::runner::{self, RunConfig};
 pub const HELP: &str = "usage: cargo xtask bench [OPTIONS]
        cargo xtask bench plot FILE.jsonl... [--out DIR] [--name STEM] [--title TEXT]
        cargo xtask bench summarize FILE.jsonl... [--rank qps|qps_cpu]
+       cargo xtask bench --kmeans --dataset NAME --k K [--niter N] [--kmeans-on base|learn] [--threads N]
 
 Builds and searches vq's indexes and reports recall@k against exact ground truth, QPS (best of
 --reps batches), single-query latency, index bytes and peak RSS: a table on stdout, JSON lines
@@ -46,7 +48,17 @@ options:
   --rank qps|qps_cpu    order the table's rows by that QPS at recall 0.95 (default: run order;
                         also for `summarize`)
   --out DIR             where results go (default: bench-results)
-  --cache-dir DIR       ground-truth cache when the data folder is read-only (default: OUT/cache)";
+  --cache-dir DIR       ground-truth cache when the data folder is read-only (default: OUT/cache)
+
+k-means mode (the counterpart of `peers.py --kmeans`, same JSON fields: wall_s, objective,
+objective_final, k, niter, n, dim, threads, ...; appended to OUT/NAME-kmeans.jsonl, with a
+table of every k-means line of that file and of --with files, Faiss' as the reference):
+  --kmeans              time vq-cluster's k-means (random init, 256 points per centroid at most)
+  --k K                 centroids
+  --niter N             Lloyd iterations (20)
+  --kmeans-on SET       base (default, as peers.py) or learn
+  --kmeans-seed S       seed (1234, peers.py's --seed default)
+  --metric cosine       normalizes the points and runs spherical k-means, as peers.py";
 
 /// Parsed `run` options.
 #[derive(Debug, Clone)]
@@ -65,7 +77,16 @@ pub struct Options {
     out: PathBuf,
     cache_dir: Option<PathBuf>,
     rank: Rank,
+    kmeans: Option<KmeansOptions>,
     cfg: RunConfig,
+}
+
+/// `--kmeans` settings besides `--k`, `--threads` and `--metric`.
+#[derive(Debug, Clone)]
+struct KmeansOptions {
+    niter: usize,
+    on: kmeans::On,
+    seed: u64,
 }
 
 fn parse_number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
@@ -107,8 +128,11 @@ pub fn parse(args: &[String]) -> Result<Options> {
         out: PathBuf::from("bench-results"),
         cache_dir: None,
         rank: Rank::Input,
+        kmeans: None,
         cfg: RunConfig { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), ..RunConfig::default() },
     };
+    let mut km = KmeansOptions { niter: 20, on: kmeans::On::Base, seed: 1234 };
+    let mut kmeans_mode = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().map(String::as_str).ok_or_else(|| Error::Usage(format!("{flag} needs a value")));
@@ -132,6 +156,10 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--out" => o.out = PathBuf::from(value()?),
             "--cache-dir" => o.cache_dir = Some(PathBuf::from(value()?)),
             "--rank" => o.rank = value()?.parse()?,
+            "--kmeans" => kmeans_mode = true,
+            "--niter" => km.niter = parse_number(flag, value()?)?,
+            "--kmeans-on" => km.on = value()?.parse()?,
+            "--kmeans-seed" => km.seed = parse_number(flag, value()?)?,
             other => return Err(Error::Usage(format!("unknown option `{other}` (see --help)"))),
         }
     }
@@ -140,6 +168,13 @@ pub fn parse(args: &[String]) -> Result<Options> {
     }
     if o.cfg.threads == 0 || o.dim == 0 || o.cfg.reps == 0 {
         return Err(Error::Usage("--threads, --dim and --reps must be at least 1".into()));
+    }
+    if kmeans_mode {
+        if km.niter == 0 {
+            return Err(Error::Usage("--niter must be at least 1".into()));
+        }
+        o.kmeans = Some(km);
+        return Ok(o);
     }
     if o.specs.is_empty() {
         o.specs = index::default_specs();
@@ -208,7 +243,17 @@ fn summarize_command(args: &[String]) -> Result<()> {
             f => files.push(PathBuf::from(f)),
         }
     }
-    print!("{}", record::summary_table(&read_all(&files)?, rank));
+    let searches = read_all(&files)?;
+    let mut kms = Vec::new();
+    for f in &files {
+        kms.extend(kmeans::read_jsonl(f)?);
+    }
+    if !searches.is_empty() || kms.is_empty() {
+        print!("{}", record::summary_table(&searches, rank));
+    }
+    if !kms.is_empty() {
+        print!("{}", kmeans::summary_table(&kms));
+    }
     Ok(())
 }
 
@@ -246,6 +291,9 @@ fn title_of(records: &[Record]) -> String {
 
 /// Runs a benchmark with parsed options.
 pub fn run(o: &Options) -> Result<()> {
+    if let Some(km) = &o.kmeans {
+        return run_kmeans(o, km);
+    }
     let source = Source::resolve(&o.dataset, &o.data_dir, o.query.as_deref(), o.gt.as_deref())?;
     let mut ds = match &source {
         Source::Synthetic { kind, normalized } => kind.generate(o.nb, o.nq.unwrap_or(1000), o.dim, o.seed, *normalized),
@@ -297,5 +345,48 @@ pub fn run(o: &Options) -> Result<()> {
     print!("{}", record::summary_table(&all, o.rank));
     let (svg, png) = plot::write_plots(&all, &o.out.join(&stem), &title_of(&records))?;
     println!("\nresults: {}\nplots:   {} {}", jsonl.display(), svg.display(), png.display());
+    Ok(())
+}
+
+fn run_kmeans(o: &Options, km: &KmeansOptions) -> Result<()> {
+    let source = Source::resolve(&o.dataset, &o.data_dir, o.query.as_deref(), o.gt.as_deref())?;
+    let ds = match &source {
+        Source::Synthetic { kind, normalized } => kind.generate(o.nb, o.nq.unwrap_or(1000), o.dim, o.seed, *normalized),
+        _ => dataset::load(&source, o.nq)?,
+    };
+    let cfg = kmeans::KmeansConfig {
+        k: o.cfg.k,
+        niter: km.niter,
+        seed: km.seed,
+        on: km.on,
+        threads: o.cfg.threads,
+        metric: o.cfg.metric,
+    };
+    println!(
+        "k-means on {} {} ({} x {}): k = {}, {} iterations, {} thread(s), metric {}, SIMD {}",
+        ds.name,
+        km.on.name(),
+        match km.on {
+            kmeans::On::Base => ds.nb(),
+            kmeans::On::Learn => ds.learn.as_ref().map_or(0, |l| l.len() / ds.dim.max(1)),
+        },
+        ds.dim,
+        cfg.k,
+        cfg.niter,
+        cfg.threads,
+        cfg.metric,
+        vq_distance::simd_level()
+    );
+    let line = kmeans::run(&ds, &cfg)?;
+    std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
+    let jsonl = o.out.join(format!("{}-kmeans.jsonl", ds.name));
+    kmeans::append_jsonl(&jsonl, &line)?;
+    println!("{line}");
+    let mut all = kmeans::read_jsonl(&jsonl)?;
+    for w in &o.with {
+        all.extend(kmeans::read_jsonl(w)?);
+    }
+    print!("{}", kmeans::summary_table(&all));
+    println!("\nresults: {} (appended)", jsonl.display());
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! hash of the data), sweeps (build once, then per search setting: QPS as the best of several
 //! batches, single-query latency, recall@k against the ground truth, index bytes, peak RSS),
 //! results as JSON lines in the schema of `shared/bench/peers.py` (so vq's and the peers'
-//! numbers merge), a summary table and recall–QPS plots.
+//! numbers merge), a summary table and recall–QPS plots; k-means timed like peers.py's
+//! `--kmeans` ([`kmeans`]).
 //!
 //! **Does not own:** the indexes (they come from their crates) or the command itself
 //! (`cargo xtask bench` calls [`cli::main`]).
@@ -20,6 +21,7 @@ mod error;
 mod files;
 pub mod groundtruth;
 pub mod index;
+pub mod kmeans;
 pub mod plot;
 pub mod recall;
 pub mod record;

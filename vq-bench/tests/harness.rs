@@ -355,3 +355,59 @@ fn the_process_clock_counts_work_not_sleep() {
     // Sleeping 50 ms costs far less CPU than spinning 30 ms.
     assert!(c2 - c1 > c1 - c0, "sleep {} s, spin {} s of CPU", c1 - c0, c2 - c1);
 }
+
+#[test]
+fn kmeans_mode_writes_peers_fields_and_a_table_beside_faiss() {
+    let dir = scratch("kmeans");
+    let data = dir.join("km");
+    std::fs::create_dir_all(&data).unwrap();
+    // Two tight groups of 2-d u8 points in the learn set; the base is the tiny folder's.
+    tiny_folder(&data);
+    let learn: Vec<Vec<u8>> = (0..40u8).map(|i| if i < 20 { vec![i % 3, 0] } else { vec![200 + i % 3, 100] }).collect();
+    write_texmex(&data.join("learn.bvecs"), 2, &learn);
+    let out = dir.join("out");
+    // A peers.py line of the same setting, to be read back as the reference.
+    let faiss = r#"{"algo": "faiss-kmeans", "library": "faiss", "version": "1.15.1", "params": {"k": 2, "niter": 5, "max_points_per_centroid": 256, "seed": 1234, "spherical": false, "on": "learn"}, "wall_s": 0.5, "n": 40, "n_used": 40, "dim": 2, "threads": 1, "metric": "l2", "objective": 100.0, "objective_final": 100.0, "mse_final": 2.5, "iterations": 5, "imbalance_factor": 1.0}"#;
+    let peers = dir.join("peers.jsonl");
+    std::fs::write(&peers, format!("{faiss}\n")).unwrap();
+    let mut a = args(&["--kmeans", "--dataset", "km", "--data-dir", dir.to_str().unwrap(), "--k", "2"]);
+    a.extend(args(&["--niter", "5", "--kmeans-on", "learn", "--threads", "1", "--out", out.to_str().unwrap()]));
+    a.extend(args(&["--with", peers.to_str().unwrap()]));
+    cli::main(&a).unwrap();
+    cli::main(&a).unwrap(); // appended, not replaced
+    let lines = vq_bench::kmeans::read_jsonl(&out.join("km-kmeans.jsonl")).unwrap();
+    assert_eq!(lines.len(), 2);
+    let v = &lines[0];
+    for f in ["wall_s", "objective", "objective_final", "n", "n_used", "dim", "threads", "iterations"] {
+        assert!(v.get(f).is_some_and(|x| !x.is_null()), "{f} missing in {v}");
+    }
+    assert_eq!((v["n"].as_u64(), v["dim"].as_u64(), v["params"]["k"].as_u64()), (Some(40), Some(2), Some(2)));
+    assert_eq!((v["params"]["niter"].as_u64(), v["params"]["on"].as_str()), (Some(5), Some("learn")));
+    // The two groups found: each point is within 2 of its centroid, so the sum is at most 40 * 2².
+    let fin = v["objective_final"].as_f64().unwrap();
+    assert!(fin <= 160.0, "{v}");
+    assert!((v["mse_final"].as_f64().unwrap() - fin / 40.0).abs() < 1e-9);
+    // The same seed gives the same objective in both runs.
+    assert_eq!(lines[0]["objective_final"], lines[1]["objective_final"]);
+
+    // summarize reads both kinds of line; the ratios are to the Faiss line.
+    let mut all = lines.clone();
+    all.extend(vq_bench::kmeans::read_jsonl(&peers).unwrap());
+    let table = vq_bench::kmeans::summary_table(&all);
+    let vq_row = table.lines().find(|l| l.starts_with("vq ")).unwrap();
+    let want = format!("{:.3}", fin / 100.0);
+    assert!(vq_row.trim_end().ends_with(&want), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("faiss ") && l.contains("1.000")), "{table}");
+
+    let err = |extra: &[&str]| {
+        let mut b = args(&["--kmeans", "--dataset", "km", "--data-dir", dir.to_str().unwrap()]);
+        b.extend(args(&["--out", out.to_str().unwrap()]));
+        b.extend(args(extra));
+        cli::main(&b).unwrap_err().to_string()
+    };
+    assert!(err(&["--k", "41", "--kmeans-on", "learn"]).contains("n = 40"));
+    assert!(err(&["--k", "2", "--niter", "0"]).contains("--niter"));
+    assert!(err(&["--k", "2", "--kmeans-on", "test"]).contains("`test`"));
+    std::fs::remove_file(data.join("learn.bvecs")).unwrap();
+    assert!(err(&["--k", "2", "--kmeans-on", "learn"]).contains("no learn file"));
+}
