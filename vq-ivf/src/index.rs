@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
-use vq_distance::{IdFilter, Metric, Neighbors, TopK, knn_exact, nearest_centroids, prepare_rows, validate_rows};
+use vq_distance::{IdFilter, Metric, Neighbors, TopK, prepare_rows, validate_rows};
 use vq_quant::Quantizer;
 
+use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse};
 use crate::codec::{IvfCodec, ListScanner};
 use crate::error::{Error, Result};
 use crate::ids::IdTracker;
@@ -34,6 +35,34 @@ pub struct IvfParams {
     /// Seed of the coarse k-means.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// How lists are found: every centroid scored, or an HNSW graph over them.
+    #[serde(default)]
+    pub coarse: CoarseKind,
+}
+
+/// The coarse quantizer an [`IvfIndex`] trains (the `_HNSW{m}` of `IVF65536_HNSW32,Flat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoarseKind {
+    /// Every centroid scored ([`FlatCoarse`]): exact, cost linear in `nlist`.
+    #[default]
+    Flat,
+    /// An HNSW graph of `m` links per node over the centroids ([`HnswCoarse`]): approximate,
+    /// for `nlist` in the tens of thousands.
+    Hnsw {
+        /// Links per node.
+        m: usize,
+    },
+}
+
+impl CoarseKind {
+    /// The factory-string suffix of `IVF{nlist}`: empty or `_HNSW{m}`.
+    pub fn suffix(&self) -> String {
+        match self {
+            CoarseKind::Flat => String::new(),
+            CoarseKind::Hnsw { m } => format!("_HNSW{m}"),
+        }
+    }
 }
 
 fn default_nprobe() -> usize {
@@ -58,7 +87,14 @@ impl IvfParams {
             iterations: default_iterations(),
             max_points_per_centroid: default_max_points_per_centroid(),
             seed: default_seed(),
+            coarse: CoarseKind::Flat,
         }
+    }
+
+    /// The same, with an HNSW coarse quantizer of `m` links per node.
+    pub fn with_hnsw(mut self, m: usize) -> Self {
+        self.coarse = CoarseKind::Hnsw { m };
+        self
     }
 
     pub(crate) fn check(&self) -> Result<()> {
@@ -74,6 +110,11 @@ impl IvfParams {
         }
         if self.max_points_per_centroid == 0 {
             return bad("max_points_per_centroid", "must be at least 1");
+        }
+        if let CoarseKind::Hnsw { m } = self.coarse
+            && !(2..=1024).contains(&m)
+        {
+            return bad("coarse", "HNSW m must be in 2..=1024");
         }
         Ok(())
     }
@@ -145,13 +186,38 @@ pub struct IvfIndex<C> {
     dim: usize,
     metric: Metric,
     params: IvfParams,
-    /// `nlist × dim` once trained; empty before.
-    centroids: Vec<f32>,
+    /// The centroids and their search, once trained.
+    coarse: Option<Coarse>,
     codec: C,
     lists: Vec<List>,
     ids: IdTracker,
     /// Hash of every trained artifact, 0 before training.
     fingerprint: u64,
+}
+
+/// The coarse quantizer an index holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Coarse {
+    Flat(FlatCoarse),
+    Hnsw(HnswCoarse),
+}
+
+impl Coarse {
+    /// The quantizer of `kind` over trained `centroids`.
+    pub(crate) fn build(kind: CoarseKind, centroids: Vec<f32>, dim: usize, metric: Metric) -> Result<Self> {
+        let metric = coarse_metric(metric);
+        Ok(match kind {
+            CoarseKind::Flat => Coarse::Flat(FlatCoarse::new(centroids, dim, metric)?),
+            CoarseKind::Hnsw { m } => Coarse::Hnsw(HnswCoarse::build(centroids, dim, metric, m)?),
+        })
+    }
+
+    pub(crate) fn get(&self) -> &dyn CoarseQuantizer {
+        match self {
+            Coarse::Flat(c) => c,
+            Coarse::Hnsw(c) => c,
+        }
+    }
 }
 
 /// The metric of the coarse search: inner product for inner-product and cosine indexes
@@ -175,7 +241,7 @@ impl<C: IvfCodec> IvfIndex<C> {
             dim,
             metric,
             params,
-            centroids: Vec::new(),
+            coarse: None,
             codec,
             lists: Vec::new(),
             ids: IdTracker::default(),
@@ -183,9 +249,9 @@ impl<C: IvfCodec> IvfIndex<C> {
         })
     }
 
-    /// Faiss-style name: `IVF{nlist},{codec}`.
+    /// Faiss-style name: `IVF{nlist},{codec}`, or `IVF{nlist}_HNSW{m},{codec}`.
     pub fn name(&self) -> String {
-        format!("IVF{},{}", self.params.nlist, self.codec.quantizer().name())
+        format!("IVF{}{},{}", self.params.nlist, self.params.coarse.suffix(), self.codec.quantizer().name())
     }
 
     /// The dimension.
@@ -219,12 +285,30 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// The coarse centroids (`nlist × dim`), empty before training.
     pub fn centroids(&self) -> &[f32] {
-        &self.centroids
+        self.coarse.as_ref().map_or(&[], |c| c.get().centroids())
+    }
+
+    /// The coarse quantizer, once trained: which lists a vector belongs to, which a query
+    /// probes.
+    pub fn coarse(&self) -> Option<&dyn CoarseQuantizer> {
+        self.coarse.as_ref().map(Coarse::get)
+    }
+
+    /// The HNSW coarse quantizer, mutable (its beam width), if the index has one.
+    pub fn coarse_hnsw_mut(&mut self) -> Option<&mut HnswCoarse> {
+        match &mut self.coarse {
+            Some(Coarse::Hnsw(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn coarse_parts(&self) -> Option<&Coarse> {
+        self.coarse.as_ref()
     }
 
     /// Whether [`train`](IvfIndex::train) has run.
     pub fn is_trained(&self) -> bool {
-        !self.centroids.is_empty()
+        self.coarse.is_some()
     }
 
     /// Vectors held.
@@ -273,19 +357,19 @@ impl<C: IvfCodec> IvfIndex<C> {
             .max_points_per_centroid(self.params.max_points_per_centroid)
             .spherical(self.metric != Metric::L2)
             .fit(x.as_slice(), self.dim)?;
-        let centroids = km.into_centroids();
+        let coarse = Coarse::build(self.params.coarse, km.into_centroids(), self.dim, self.metric)?;
         if self.codec.needs_training() {
             let sample = if self.codec.by_residual() {
                 let mut r = x.as_slice().to_vec();
-                subtract_centroids(&mut r, &centroids, self.dim, self.metric)?;
+                subtract_centroids(&mut r, coarse.get(), self.dim)?;
                 r
             } else {
                 x.as_slice().to_vec()
             };
             self.codec.train(&sample)?;
         }
-        self.codec.prepare(&centroids);
-        self.centroids = centroids;
+        self.codec.prepare(coarse.get().centroids());
+        self.coarse = Some(coarse);
         self.lists = vec![List::default(); self.params.nlist];
         self.fingerprint = self.compute_fingerprint();
         Ok(())
@@ -299,7 +383,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         h.update(self.metric.name().as_bytes());
         h.update(&(self.dim as u64).to_le_bytes());
         h.update(&[u8::from(self.codec.by_residual())]);
-        for v in &self.centroids {
+        for v in self.centroids() {
             h.update(&v.to_le_bytes());
         }
         h.update(&self.codec.trained_state());
@@ -354,22 +438,23 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// The list and the code of every row of `chunk` (validated rows).
     fn encode(&self, chunk: &[f32]) -> Result<(Vec<u32>, Vec<u8>)> {
+        let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
         let x = prepare_rows("vectors", chunk, self.dim, self.metric)?;
         let n = x.len();
         let (mut labels, mut scores) = (vec![0u32; n], vec![0f32; n]);
-        nearest_centroids(
-            x.as_slice(),
-            &self.centroids,
-            self.dim,
-            coarse_metric(self.metric),
-            &mut labels,
-            &mut scores,
-        )?;
+        coarse.assign(x.as_slice(), &mut labels, &mut scores)?;
+        if labels.iter().any(|&l| l as usize >= self.lists.len()) {
+            return Err(Error::Parameter {
+                name: "coarse",
+                what: "the coarse search found no list for a vector".into(),
+            });
+        }
         let mut codes = vec![0u8; n * self.codec.quantizer().code_size()];
         if self.codec.by_residual() {
             let mut r = x.as_slice().to_vec();
+            let centroids = coarse.centroids();
             r.par_chunks_mut(self.dim).zip(labels.par_iter()).for_each(|(row, &l)| {
-                let c = &self.centroids[l as usize * self.dim..][..self.dim];
+                let c = &centroids[l as usize * self.dim..][..self.dim];
                 row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
             });
             self.codec.quantizer().encode(&r, &mut codes)?;
@@ -398,42 +483,44 @@ impl<C: IvfCodec> IvfIndex<C> {
         if nq == 0 {
             return Ok(Neighbors::from_rows(k, self.metric, Vec::new())?);
         }
-        let cmetric = coarse_metric(self.metric);
-        let probes = knn_exact(&self.centroids, q.as_slice(), self.dim, nprobe, cmetric)?;
+        let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
+        let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
+        coarse.search(q.as_slice(), nprobe, &mut lists, &mut coarse_keys)?;
         let rows = (0..nq)
             .into_par_iter()
             .map_init(
                 || vec![0f32; BLOCK],
                 |keys, i| {
-                    let (lists, scores) = probes.get(i).expect("one probe row per query");
-                    self.search_one(q.row(i), k, lists, scores, opts.filter, keys, cmetric)
+                    let probes = &lists[i * nprobe..][..nprobe];
+                    let coarse_keys = &coarse_keys[i * nprobe..][..nprobe];
+                    self.search_one(q.row(i), k, probes, coarse_keys, opts.filter, keys)
                 },
             )
             .collect::<Result<Vec<_>>>()?;
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn search_one(
         &self,
         query: &[f32],
         k: usize,
-        lists: &[u64],
-        coarse_scores: &[f32],
+        lists: &[u32],
+        coarse_keys: &[f32],
         filter: Option<&dyn IdFilter>,
         keys: &mut [f32],
-        cmetric: Metric,
     ) -> Result<Vec<(u64, f32)>> {
         let cs = self.codec.quantizer().code_size();
+        let centroids = self.centroids();
         let mut top = TopK::new(k);
         let mut scanner = self.codec.scanner(query)?;
-        for (&list, &score) in lists.iter().zip(coarse_scores) {
-            let l = &self.lists[list as usize];
+        for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
+            // An approximate coarse search may find fewer than nprobe lists (padded).
+            let Some(l) = self.lists.get(list as usize) else { continue };
             if l.ids.is_empty() {
                 continue;
             }
-            let centroid = &self.centroids[list as usize * self.dim..][..self.dim];
-            scanner.set_list(list as usize, centroid, cmetric.key_from_score(score))?;
+            let centroid = &centroids[list as usize * self.dim..][..self.dim];
+            scanner.set_list(list as usize, centroid, coarse_key)?;
             for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * cs)) {
                 let keys = &mut keys[..ids.len()];
                 scanner.keys(codes, keys);
@@ -509,7 +596,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         let mut out = vec![0f32; self.dim];
         self.codec.quantizer().decode(&self.lists[list].codes[pos * cs..(pos + 1) * cs], &mut out)?;
         if self.codec.by_residual() {
-            let c = &self.centroids[list * self.dim..][..self.dim];
+            let c = &self.centroids()[list * self.dim..][..self.dim];
             out.iter_mut().zip(c).for_each(|(v, c)| *v += c);
         }
         Ok(out)
@@ -537,7 +624,10 @@ impl<C: IvfCodec> IvfIndex<C> {
             ids: self.lists.iter().map(|l| l.ids.capacity() * 8).sum::<usize>()
                 + self.ids.memory_bytes()
                 + self.lists.capacity() * size_of::<List>(),
-            trained: self.centroids.capacity() * 4 + self.codec.quantizer().memory_bytes() + self.codec.table_bytes(),
+            trained: self.centroids().len() * 4
+                + self.coarse().map_or(0, |c| c.extra_bytes())
+                + self.codec.quantizer().memory_bytes()
+                + self.codec.table_bytes(),
         }
     }
 
@@ -604,15 +694,15 @@ impl<C: IvfCodec> IvfIndex<C> {
         dim: usize,
         metric: Metric,
         params: IvfParams,
-        centroids: Vec<f32>,
+        coarse: Option<Coarse>,
         mut codec: C,
         lists: Vec<List>,
         ids: IdTracker,
     ) -> Self {
-        if !centroids.is_empty() {
-            codec.prepare(&centroids);
+        if let Some(c) = &coarse {
+            codec.prepare(c.get().centroids());
         }
-        let mut index = IvfIndex { dim, metric, params, centroids, codec, lists, ids, fingerprint: 0 };
+        let mut index = IvfIndex { dim, metric, params, coarse, codec, lists, ids, fingerprint: 0 };
         if index.is_trained() {
             index.fingerprint = index.compute_fingerprint();
         }
@@ -630,11 +720,15 @@ fn grow<T>(v: &mut Vec<T>, additional: usize) {
     }
 }
 
-/// `rows −= their nearest centroid` (by the coarse metric), in place.
-fn subtract_centroids(rows: &mut [f32], centroids: &[f32], dim: usize, metric: Metric) -> Result<()> {
+/// `rows −= the centroid of the list each is assigned to`, in place.
+fn subtract_centroids(rows: &mut [f32], coarse: &dyn CoarseQuantizer, dim: usize) -> Result<()> {
     let n = rows.len() / dim;
     let (mut labels, mut scores) = (vec![0u32; n], vec![0f32; n]);
-    nearest_centroids(rows, centroids, dim, coarse_metric(metric), &mut labels, &mut scores)?;
+    coarse.assign(rows, &mut labels, &mut scores)?;
+    let centroids = coarse.centroids();
+    if labels.iter().any(|&l| l as usize * dim >= centroids.len()) {
+        return Err(Error::Parameter { name: "coarse", what: "the coarse search found no list for a vector".into() });
+    }
     rows.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
         let c = &centroids[l as usize * dim..][..dim];
         row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);

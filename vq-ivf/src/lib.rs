@@ -7,7 +7,9 @@
 //! nearest to it.
 //!
 //! **Owns:** [`IvfIndex`] (train, add, search with `nprobe` and an [`IdFilter`](vq_distance::IdFilter),
-//! remove by ids, range or predicate, reconstruct, list statistics, memory report), the list
+//! remove by ids, range or predicate, reconstruct, list statistics, memory report), the coarse
+//! quantizers behind [`CoarseQuantizer`] ([`FlatCoarse`]: every centroid scored; [`HnswCoarse`]:
+//! a `vq-graph` HNSW over the centroids, `IVF65536_HNSW32`, for very large `nlist`), the list
 //! codecs ([`FlatCodec`] over `vq-quant`'s identity quantizer, [`SqCodec`] over residuals,
 //! [`PqCodec`] over residuals with Faiss' precomputed L2 table), their container sections, the
 //! trained-state fingerprint, and [`IvfIndex::merge_from`] for sharded builds.
@@ -15,8 +17,7 @@
 //! **Does not own:** the `vq::Index` trait, factory strings and file dispatch (the `vq`
 //! umbrella adapts [`IvfIndex`]), refine stages (`vq`'s `RefineIndex` wraps any index:
 //! `IVF1024,PQ16,RFlat`), kernels and top-k (`vq-distance`), quantizers (`vq-quant`),
-//! k-means (`vq-cluster`). Not yet here: an HNSW coarse quantizer for very large `nlist`, and
-//! memory-mapped lists.
+//! k-means (`vq-cluster`), graphs (`vq-graph`). Not yet here: memory-mapped lists.
 //!
 //! # Sharded builds
 //! Train once, write the trained and empty index ([`IvfIndex::write_sections`]); every worker
@@ -41,15 +42,17 @@
 //! # Ok::<(), vq_ivf::Error>(())
 //! ```
 
+mod coarse;
 mod codec;
 mod error;
 mod ids;
 mod index;
 mod persist;
 
+pub use coarse::{CoarseQuantizer, DEFAULT_COARSE_EF, FlatCoarse, HnswCoarse};
 pub use codec::{FlatCodec, IvfCodec, ListScanner, PqCodec, PqScanner, QuantizerScanner, SqCodec};
 pub use error::{Error, Result};
-pub use index::{IvfIndex, IvfMemory, IvfParams, IvfSearch, ListStats};
+pub use index::{CoarseKind, IvfIndex, IvfMemory, IvfParams, IvfSearch, ListStats};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -5,6 +5,7 @@
 //! | `{p}.ivf` | JSON: dimension, metric, [`IvfParams`], codec name, ids ever added, fingerprint |
 //! | `{p}.centroids` | `nlist × dim` f32 (empty if untrained) |
 //! | `{p}.codec.*` | the quantizer's own sections |
+//! | `{p}.coarse_hnsw.*` | `IVF{n}_HNSW{m}` only: the graph over the centroids (vq-graph's sections) |
 //! | `{p}.list_sizes` | `nlist` u64 |
 //! | `{p}.list_ids` | every list's ids, list after list, u64 |
 //! | `{p}.list_codes` | every list's codes, in the same order, bytes |
@@ -18,10 +19,11 @@ use vq_distance::{Metric, validate_rows};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{Quantizer, validate_codes};
 
+use crate::coarse::HnswCoarse;
 use crate::codec::IvfCodec;
 use crate::error::{Error, Result};
 use crate::ids::IdTracker;
-use crate::index::{IvfIndex, IvfParams, List};
+use crate::index::{Coarse, CoarseKind, IvfIndex, IvfParams, List};
 
 const META_VERSION: u32 = 1;
 const ARRAY_VERSION: u32 = 1;
@@ -57,6 +59,11 @@ impl<C: IvfCodec> IvfIndex<C> {
         w.add_json(&format!("{prefix}.ivf"), META_VERSION, &meta)?;
         w.add_array(&format!("{prefix}.centroids"), ARRAY_VERSION, self.centroids())?;
         self.codec().write_sections(w, &format!("{prefix}.codec"))?;
+        if let Some(Coarse::Hnsw(h)) = self.coarse_parts() {
+            h.graph()
+                .write_to(w, &format!("{prefix}.coarse_hnsw"))
+                .map_err(|e| corrupt(&format!("{prefix}.coarse_hnsw"), e.to_string()))?;
+        }
         let sizes: Vec<u64> = lists.iter().map(|l| l.ids.len() as u64).collect();
         w.add_array(&format!("{prefix}.list_sizes"), ARRAY_VERSION, &sizes)?;
         let all_ids: Vec<u64> = lists.iter().flat_map(|l| l.ids.iter().copied()).collect();
@@ -139,7 +146,28 @@ impl<C: IvfCodec> IvfIndex<C> {
             at += s;
         }
         let tracker = IdTracker::from_ids(ids.iter().copied(), ids.len(), meta.added);
-        let index = IvfIndex::from_parts(meta.dim, metric, meta.params, centroids.to_vec(), codec, lists, tracker);
+        let coarse = if !trained {
+            None
+        } else {
+            let c = centroids.to_vec();
+            let coarse_metric = crate::codec::inner_metric(metric);
+            Some(match meta.params.coarse {
+                CoarseKind::Flat => Coarse::Flat(
+                    crate::coarse::FlatCoarse::new(c, meta.dim, coarse_metric)
+                        .map_err(|e| corrupt(cent_name, e.to_string()))?,
+                ),
+                CoarseKind::Hnsw { .. } => {
+                    let graph_name = format!("{prefix}.coarse_hnsw");
+                    let graph =
+                        vq_graph::Hnsw::read_from(r, &graph_name).map_err(|e| corrupt(&graph_name, e.to_string()))?;
+                    Coarse::Hnsw(
+                        HnswCoarse::from_graph(c, meta.dim, coarse_metric, graph)
+                            .map_err(|e| corrupt(&graph_name, e.to_string()))?,
+                    )
+                }
+            })
+        };
+        let index = IvfIndex::from_parts(meta.dim, metric, meta.params, coarse, codec, lists, tracker);
         if index.fingerprint() != meta.fingerprint {
             return Err(corrupt(
                 meta_name,

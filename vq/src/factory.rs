@@ -173,8 +173,11 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
         BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
             with_new_quantizer!(codec, dim, metric, |q| Box::new(HnswCodesIndex::new(codec, q, params.hnsw(m))?))
         }
-        BaseSpec::Ivf { nlist, storage } => {
-            let p = params.ivf(nlist)?;
+        BaseSpec::Ivf { nlist, coarse_hnsw, storage } => {
+            let mut p = params.ivf(nlist)?;
+            if let Some(m) = coarse_hnsw {
+                p = p.with_hnsw(m);
+            }
             match storage {
                 StorageSpec::Flat => {
                     Box::new(IvfIndex::new(dim, metric, p, FlatCodec::new(dim, metric).map_err(ivf)?)?)

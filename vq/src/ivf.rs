@@ -135,7 +135,15 @@ impl<C: IvfStorage> Index for IvfIndex<C> {
     }
 
     fn spec(&self) -> IndexSpec {
-        IndexSpec::new(BaseSpec::Ivf { nlist: self.inner.params().nlist, storage: self.inner.codec().storage() })
+        let coarse_hnsw = match self.inner.params().coarse {
+            vq_ivf::CoarseKind::Flat => None,
+            vq_ivf::CoarseKind::Hnsw { m } => Some(m),
+        };
+        IndexSpec::new(BaseSpec::Ivf {
+            nlist: self.inner.params().nlist,
+            coarse_hnsw,
+            storage: self.inner.codec().storage(),
+        })
     }
 
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {

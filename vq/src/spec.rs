@@ -5,7 +5,7 @@
 //! ```text
 //! spec    := base [ "," refine ]
 //! base    := "Flat" | codec | "HNSW" m [ "," ( "Flat" | codec ) ]
-//!          | "IVF" nlist "," ( "Flat" | sq | "PQ" m [ "x" nbits ] )
+//!          | "IVF" nlist [ "_HNSW" m ] "," ( "Flat" | sq | "PQ" m [ "x" nbits ] )
 //! codec   := "SQ8" | "SQ6" | "SQ4" | "SQ4U" | "SQfp16" | "SQbf16"
 //!          | "PQ" m [ "x" nbits ] | "PQ" m "x4fs" | "OPQ" m [ "_" d ] "," "PQ" m [ "x" nbits ]
 //! refine  := "RFlat" | "Refine(" ( "Flat" | sq ) ")"
@@ -25,7 +25,7 @@ use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | IVF{nlist},Flat|SQ…|PQ… — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ… — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +100,9 @@ pub enum BaseSpec {
     Ivf {
         /// Lists (`IVF1024` → 1024).
         nlist: usize,
+        /// `IVF65536_HNSW32` → `Some(32)`: an HNSW graph of 32 links per node over the
+        /// centroids finds the lists; `None`: every centroid is scored.
+        coarse_hnsw: Option<usize>,
         /// What the lists store: f32 vectors, SQ or PQ codes (no OPQ).
         storage: StorageSpec,
     },
@@ -166,7 +169,8 @@ impl fmt::Display for BaseSpec {
             BaseSpec::Codes(c) => c.fmt(f),
             BaseSpec::Hnsw { m, storage: StorageSpec::Flat } => write!(f, "HNSW{m}"),
             BaseSpec::Hnsw { m, storage } => write!(f, "HNSW{m},{storage}"),
-            BaseSpec::Ivf { nlist, storage } => write!(f, "IVF{nlist},{storage}"),
+            BaseSpec::Ivf { nlist, coarse_hnsw: None, storage } => write!(f, "IVF{nlist},{storage}"),
+            BaseSpec::Ivf { nlist, coarse_hnsw: Some(m), storage } => write!(f, "IVF{nlist}_HNSW{m},{storage}"),
         }
     }
 }
@@ -342,9 +346,13 @@ impl<'a> Parser<'a> {
         }
         if let Some(ivf) = number_after(token, "IVF") {
             let (nlist, rest) = ivf.map_err(|e| self.error(token, e))?;
-            if !rest.is_empty() {
-                return Err(self.error(token, "expected IVF{nlist}"));
-            }
+            let coarse_hnsw = match rest {
+                "" => None,
+                hnsw => match number_after(hnsw, "_HNSW") {
+                    Some(Ok((m, ""))) if m >= 2 => Some(m),
+                    _ => return Err(self.error(token, "expected IVF{nlist} or IVF{nlist}_HNSW{m}")),
+                },
+            };
             self.at += 1;
             let storage = match self.peek() {
                 Some("Flat") => {
@@ -368,7 +376,7 @@ impl<'a> Parser<'a> {
                     }
                 },
             };
-            return Ok(BaseSpec::Ivf { nlist, storage });
+            return Ok(BaseSpec::Ivf { nlist, coarse_hnsw, storage });
         }
         match self.codec()? {
             Some(codec) => Ok(BaseSpec::Codes(codec)),
@@ -454,6 +462,8 @@ mod tests {
             ("IVF64,SQfp16", "IVF64,SQfp16"),
             ("IVF1024,PQ16x8,Refine(Flat)", "IVF1024,PQ16,RFlat"),
             ("IVF256,PQ32x4,Refine(SQ8)", "IVF256,PQ32x4,Refine(SQ8)"),
+            ("IVF65536_HNSW32,Flat", "IVF65536_HNSW32,Flat"),
+            ("IVF1024_HNSW16,PQ16x8,Refine(Flat)", "IVF1024_HNSW16,PQ16,RFlat"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -479,6 +489,10 @@ mod tests {
             ("IVF16x,Flat", "IVF16x"),
             ("IVF16,HNSW32", "HNSW32"),
             ("IVF16,OPQ4,PQ4", "OPQ4"),
+            ("IVF16_HNSW,Flat", "IVF16_HNSW"),
+            ("IVF16_HNSW1,Flat", "IVF16_HNSW1"),
+            ("IVF16_HNSW8x,Flat", "IVF16_HNSW8x"),
+            ("IVF16_PQ8,Flat", "IVF16_PQ8"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();
             assert_eq!(err.token, token, "{text}: {err}");
