@@ -12,7 +12,9 @@
 //! a `vq-graph` HNSW over the centroids, `IVF65536_HNSW32`, for very large `nlist`), the list
 //! codecs ([`FlatCodec`] over `vq-quant`'s identity quantizer, [`SqCodec`] over residuals,
 //! [`PqCodec`] over residuals with Faiss' precomputed L2 table), their container sections, the
-//! trained-state fingerprint, and [`IvfIndex::merge_from`] for sharded builds.
+//! trained-state fingerprint, and [`IvfIndex::merge_from`] for sharded builds; and
+//! [`IvfFastScan`], lists of 4-bit PQ codes in the fast-scan layout (`IVF{nlist},PQ{m}x4fs`,
+//! the base of the ScaNN-style index: with a refine stage above it in `vq`).
 //!
 //! **Does not own:** the `vq::Index` trait, factory strings and file dispatch (the `vq`
 //! umbrella adapts [`IvfIndex`]), refine stages (`vq`'s `RefineIndex` wraps any index:
@@ -45,6 +47,7 @@
 mod coarse;
 mod codec;
 mod error;
+mod fastscan;
 mod ids;
 mod index;
 mod persist;
@@ -52,6 +55,7 @@ mod persist;
 pub use coarse::{CoarseQuantizer, DEFAULT_COARSE_EF, FlatCoarse, HnswCoarse};
 pub use codec::{FlatCodec, IvfCodec, ListScanner, PqCodec, PqScanner, QuantizerScanner, SqCodec};
 pub use error::{Error, Result};
+pub use fastscan::IvfFastScan;
 pub use index::{CoarseKind, IvfIndex, IvfMemory, IvfParams, IvfSearch, ListStats};
 
 #[cfg(doctest)]

@@ -20,7 +20,7 @@ const N: usize = 120;
 
 /// One kind per line: file name, factory string, metric, and whether ids are explicit (with a
 /// removal) so the id sections are covered too.
-const GOLDEN: [(&str, &str, Metric, bool); 21] = [
+const GOLDEN: [(&str, &str, Metric, bool); 23] = [
     ("flat", "Flat", Metric::L2, false),
     ("flat_cosine_ids", "Flat", Metric::Cosine, true),
     ("sq8", "SQ8", Metric::L2, false),
@@ -42,6 +42,8 @@ const GOLDEN: [(&str, &str, Metric, bool); 21] = [
     ("ivf4_sq8", "IVF4,SQ8", Metric::Cosine, false),
     ("ivf4_pq4x4_rflat", "IVF4,PQ4x4,RFlat", Metric::InnerProduct, true),
     ("ivf4_pq4x4_untrained", "IVF4,PQ4x4", Metric::L2, false),
+    ("ivf4_pq4x4fs_ids", "IVF4,PQ4x4fs", Metric::L2, true),
+    ("ivf4_pq4x4fs_rflat", "IVF4,PQ4x4fs,RFlat", Metric::Cosine, false),
 ];
 
 /// A fixed pseudo-random sequence (splitmix64), so the files are the same on every machine.

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::flat::FlatIndex;
 use crate::graph::{HnswCodesIndex, HnswFlatIndex};
 use crate::index::Index;
-use crate::ivf::IvfIndex;
+use crate::ivf::{IvfFastScanIndex, IvfIndex};
 use crate::refine::RefineIndex;
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
@@ -78,6 +78,12 @@ pub struct IndexParams {
     pub refine_k: Option<usize>,
     /// IVF indexes: lists scanned per query by default (default 1, as Faiss).
     pub nprobe: Option<usize>,
+    /// `IVF…,PQ…x4fs`: code residuals `x − c` (default `true`, as Faiss' `by_residual`) or
+    /// the vectors themselves.
+    pub by_residual: Option<bool>,
+    /// Refine indexes: re-score at least this many candidates (Milvus SCANN's `reorder_k`),
+    /// `max(k, reorder_k)`, when a search gives no `refine_k`.
+    pub reorder_k: Option<usize>,
 }
 
 impl IndexParams {
@@ -188,10 +194,13 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
                 StorageSpec::Codec(CodecSpec::Pq { m, nbits }) => {
                     Box::new(IvfIndex::new(dim, metric, p, PqCodec::new(dim, metric, m, nbits).map_err(ivf)?)?)
                 }
-                StorageSpec::Codec(CodecSpec::Opq { .. } | CodecSpec::PqFastScan { .. }) => {
+                StorageSpec::Codec(CodecSpec::PqFastScan { m }) => {
+                    Box::new(IvfFastScanIndex::new(dim, metric, p, m, params.by_residual.unwrap_or(true))?)
+                }
+                StorageSpec::Codec(CodecSpec::Opq { .. }) => {
                     return Err(Error::Parameter {
                         name: "IVF",
-                        what: "IVF lists hold Flat, SQ or PQ codes (no OPQ or fast-scan blocks yet)".into(),
+                        what: "IVF lists hold Flat, SQ, PQ or PQ…x4fs codes (no OPQ yet)".into(),
                     });
                 }
             }
@@ -204,6 +213,12 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
             return Err(Error::Parameter { name: "refine_k", what: "must be at least 1".into() });
         }
         index.set_default_refine_k(k);
+    }
+    if let Some(r) = params.reorder_k {
+        if r == 0 {
+            return Err(Error::Parameter { name: "reorder_k", what: "must be at least 1".into() });
+        }
+        index.set_default_reorder_k(r);
     }
     Ok(Box::new(index))
 }

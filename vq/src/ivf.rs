@@ -1,5 +1,6 @@
 //! Inverted files through the [`Index`] trait: `IVF1024,Flat`, `IVF1024,SQ8`, `IVF1024,PQ16`
-//! (Faiss' `IndexIVFFlat`, `IndexIVFScalarQuantizer`, `IndexIVFPQ`), over `vq-ivf`.
+//! (Faiss' `IndexIVFFlat`, `IndexIVFScalarQuantizer`, `IndexIVFPQ`), and `IVF1024,PQ64x4fs` (Faiss'
+//! `IndexIVFPQFastScan`, the base of the ScaNN-style index), over `vq-ivf`.
 
 use vq_distance::{Metric, Neighbors};
 use vq_io::{ContainerReader, ContainerWriter};
@@ -154,5 +155,106 @@ impl<C: IvfStorage> Index for IvfIndex<C> {
 impl From<vq_ivf::Error> for Error {
     fn from(e: vq_ivf::Error) -> Self {
         ivf_error(e, || "IVF".into())
+    }
+}
+
+/// An inverted file over 4-bit PQ codes in the fast-scan layout (`IVF1024,PQ64x4fs`, Faiss'
+/// `IndexIVFPQFastScan`); with refine above it (`IVF1024,PQ64x4fs,RFlat`) the ScaNN-style
+/// index of Milvus' `SCANN` (`with_raw_data`, `reorder_k`).
+#[derive(Debug, Clone)]
+pub struct IvfFastScanIndex {
+    inner: vq_ivf::IvfFastScan,
+}
+
+impl IvfFastScanIndex {
+    /// An empty, untrained index of `nlist` lists (in `params`) over `m` 4-bit sub-quantizers,
+    /// coding residuals when `by_residual`.
+    pub fn new(dim: usize, metric: Metric, params: IvfParams, m: usize, by_residual: bool) -> Result<Self> {
+        let pq = vq_quant::PqParams::new(m, 4);
+        let inner =
+            vq_ivf::IvfFastScan::new(dim, metric, params, pq, by_residual).map_err(|e| ivf_error(e, String::new))?;
+        Ok(IvfFastScanIndex { inner })
+    }
+
+    /// The vq-ivf index: `merge_from`, `reconstruct`, `list_stats`, `fingerprint`, ….
+    pub fn inner(&self) -> &vq_ivf::IvfFastScan {
+        &self.inner
+    }
+
+    /// The vq-ivf index, mutable.
+    pub fn inner_mut(&mut self) -> &mut vq_ivf::IvfFastScan {
+        &mut self.inner
+    }
+
+    fn err(&self, e: vq_ivf::Error) -> Error {
+        ivf_error(e, || self.spec().to_string())
+    }
+
+    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        let inner = vq_ivf::IvfFastScan::read_sections(r, prefix).map_err(|e| ivf_error(e, String::new))?;
+        Ok(IvfFastScanIndex { inner })
+    }
+}
+
+impl Index for IvfFastScanIndex {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn metric(&self) -> Metric {
+        self.inner.metric()
+    }
+
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+
+    fn train(&mut self, data: &[f32]) -> Result<()> {
+        self.inner.train(data).map_err(|e| self.err(e))
+    }
+
+    fn add(&mut self, data: &[f32]) -> Result<()> {
+        self.inner.add(data).map_err(|e| self.err(e))
+    }
+
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { spec: self.spec().to_string() });
+        }
+        // The index validates (and normalizes, for cosine) the vectors itself.
+        check_ids(data, self.dim(), ids)?;
+        self.inner.add_with_ids(data, ids).map_err(|e| self.err(e))
+    }
+
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+        // The index checks k, nprobe and the queries (normalizing them, for cosine).
+        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter };
+        self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
+    }
+
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        Ok(self.inner.remove_ids(ids))
+    }
+
+    fn memory_usage(&self) -> MemoryUsage {
+        let m = self.inner.memory_usage();
+        MemoryUsage { vectors: m.codes, ids: m.ids, trained: m.trained, ..Default::default() }
+    }
+
+    fn spec(&self) -> IndexSpec {
+        let storage = StorageSpec::Codec(CodecSpec::PqFastScan { m: self.inner.quantizer().m() });
+        let coarse_hnsw = match self.inner.params().coarse {
+            vq_ivf::CoarseKind::Flat => None,
+            vq_ivf::CoarseKind::Hnsw { m } => Some(m),
+        };
+        IndexSpec::new(BaseSpec::Ivf { nlist: self.inner.params().nlist, coarse_hnsw, storage })
+    }
+
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        self.inner.write_sections(w, prefix).map_err(|e| self.err(e))
     }
 }

@@ -48,7 +48,7 @@ pub use factory::{IndexParams, build, index_factory, index_factory_with};
 pub use flat::FlatIndex;
 pub use graph::{HnswCodesIndex, HnswFlatIndex};
 pub use index::{Index, MemoryUsage, SearchParams};
-pub use ivf::{IvfIndex, IvfStorage};
+pub use ivf::{IvfFastScanIndex, IvfIndex, IvfStorage};
 pub use milvus::MilvusIndex;
 pub use persist::{
     INDEX_FORMAT_VERSION, ReadOptions, read_index, read_index_from_bytes, read_index_from_container, read_index_with,

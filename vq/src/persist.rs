@@ -19,7 +19,7 @@ use crate::factory::with_quantizer_type;
 use crate::flat::{FlatIndex, parse_metric};
 use crate::graph::{HnswCodesIndex, HnswFlatIndex};
 use crate::index::Index;
-use crate::ivf::IvfIndex;
+use crate::ivf::{IvfFastScanIndex, IvfIndex};
 use crate::refine::RefineIndex;
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
@@ -109,10 +109,7 @@ pub fn read_index_from_container(r: &ContainerReader) -> Result<Box<dyn Index>> 
 
 fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dyn Index>> {
     Ok(match base {
-        BaseSpec::Ivf {
-            storage: StorageSpec::Codec(codec @ (CodecSpec::Opq { .. } | CodecSpec::PqFastScan { .. })),
-            ..
-        }
+        BaseSpec::Ivf { storage: StorageSpec::Codec(codec @ CodecSpec::Opq { .. }), .. }
         | BaseSpec::Hnsw { storage: StorageSpec::Codec(codec @ CodecSpec::PqFastScan { .. }), .. } => {
             return Err(Error::Corrupt {
                 what: format!("index.kind names an index over {codec} codes of a kind vq does not write"),
@@ -135,6 +132,9 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         }
         BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::Pq { .. }), .. } => {
             Box::new(IvfIndex::<PqCodec>::read_sections(r, prefix)?)
+        }
+        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::PqFastScan { .. }), .. } => {
+            Box::new(IvfFastScanIndex::read_sections(r, prefix)?)
         }
     })
 }

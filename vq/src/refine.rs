@@ -25,6 +25,9 @@ enum Store {
 #[derive(Serialize, Deserialize)]
 struct Meta {
     default_refine_k: usize,
+    /// Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default_reorder_k: Option<usize>,
 }
 
 /// A base index whose candidates are re-scored from a second, more precise store.
@@ -35,6 +38,8 @@ pub struct RefineIndex {
     ids: IdMap,
     /// `refine_k` when a search does not give one.
     default_refine_k: usize,
+    /// When set (and a search gives no `refine_k`), `max(k, reorder_k)` candidates.
+    default_reorder_k: Option<usize>,
 }
 
 impl RefineIndex {
@@ -47,12 +52,19 @@ impl RefineIndex {
             RefineSpec::Flat => Store::Flat(Vec::new()),
             RefineSpec::Sq(t) => Store::Sq(FlatCodes::new(ScalarQuantizer::new(base.dim(), base.metric(), t)?)),
         };
-        Ok(RefineIndex { base, refine, store, ids: IdMap::default(), default_refine_k: 1 })
+        Ok(RefineIndex { base, refine, store, ids: IdMap::default(), default_refine_k: 1, default_reorder_k: None })
     }
 
     /// Sets the `refine_k` used when a search does not give one (at least 1).
     pub fn set_default_refine_k(&mut self, refine_k: usize) {
         self.default_refine_k = refine_k.max(1);
+    }
+
+    /// Sets Milvus SCANN's `reorder_k`: a search that gives no `refine_k` re-scores
+    /// `max(k, reorder_k)` candidates (a count, where `refine_k` is a factor of `k`). It takes
+    /// precedence over the default `refine_k`.
+    pub fn set_default_reorder_k(&mut self, reorder_k: usize) {
+        self.default_reorder_k = Some(reorder_k.max(1));
     }
 
     /// The base index.
@@ -119,7 +131,14 @@ impl RefineIndex {
             }
         };
         let ids = IdMap::read(r, prefix, rows)?;
-        Ok(RefineIndex { base, refine, store, ids, default_refine_k: meta.default_refine_k.max(1) })
+        Ok(RefineIndex {
+            base,
+            refine,
+            store,
+            ids,
+            default_refine_k: meta.default_refine_k.max(1),
+            default_reorder_k: meta.default_reorder_k.map(|r| r.max(1)),
+        })
     }
 }
 
@@ -185,10 +204,14 @@ impl Index for RefineIndex {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         let queries = prepare_search(queries, params, self.dim(), self.metric())?;
-        let refine_k = params.refine_k.unwrap_or(self.default_refine_k).max(1);
+        let wanted = match (params.refine_k, self.default_reorder_k) {
+            (Some(f), _) => params.k.saturating_mul(f.max(1)),
+            (None, Some(r)) => params.k.max(r),
+            (None, None) => params.k.saturating_mul(self.default_refine_k),
+        };
         // Never more candidates than the base holds: a huge k must not make the base pad (and
         // allocate) a result far larger than the index.
-        let candidates = params.k.saturating_mul(refine_k).min(self.len().max(1));
+        let candidates = wanted.min(self.len().max(1));
         let base_params = SearchParams { k: candidates, ef: params.ef.map(|ef| ef.max(candidates)), ..*params };
         let hits = self.base.search_with(&queries, &base_params)?;
         let kern = Kernels::active();
@@ -226,7 +249,11 @@ impl Index for RefineIndex {
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         self.base.write_sections(w, &format!("{prefix}.base"))?;
         let refine = format!("{prefix}.refine");
-        w.add_json(&format!("{refine}.meta"), 1, &Meta { default_refine_k: self.default_refine_k })?;
+        w.add_json(
+            &format!("{refine}.meta"),
+            1,
+            &Meta { default_refine_k: self.default_refine_k, default_reorder_k: self.default_reorder_k },
+        )?;
         match &self.store {
             Store::Flat(v) => w.add_array(&format!("{refine}.vectors"), 1, v)?,
             Store::Sq(codes) => codes.write_sections(w, &format!("{refine}.codes"))?,

@@ -5,14 +5,14 @@
 //! ```text
 //! spec    := base [ "," refine ]
 //! base    := "Flat" | codec | "HNSW" m [ "," ( "Flat" | codec ) ]
-//!          | "IVF" nlist [ "_HNSW" m ] "," ( "Flat" | sq | "PQ" m [ "x" nbits ] )
+//!          | "IVF" nlist [ "_HNSW" m ] "," ( "Flat" | sq | "PQ" m [ "x" nbits ] | "PQ" m "x4fs" )
 //! codec   := "SQ8" | "SQ6" | "SQ4" | "SQ4U" | "SQfp16" | "SQbf16"
 //!          | "PQ" m [ "x" nbits ] | "PQ" m "x4fs" | "OPQ" m [ "_" d ] "," "PQ" m [ "x" nbits ]
 //! refine  := "RFlat" | "Refine(" ( "Flat" | sq ) ")"
 //! ```
 //!
-//! `PQ{m}x4fs` (4-bit PQ in the fast-scan layout) is a flat scan only: graphs score one code at
-//! a time, and IVF lists do not hold fast-scan blocks yet.
+//! `PQ{m}x4fs` (4-bit PQ in the fast-scan layout) is a flat scan or IVF lists
+//! (`IVF1024,PQ64x4fs`, with refine the ScaNN-style index): graphs score one code at a time.
 //!
 //! Every spec prints back ([`Display`](std::fmt::Display)) in one canonical spelling that parses
 //! to the same value: `PQ16x8` prints as `PQ16`, `HNSW32,Flat` as `HNSW32`, `Refine(Flat)` as
@@ -25,7 +25,7 @@ use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ… — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,15 +95,15 @@ pub enum BaseSpec {
         /// What the graph stores.
         storage: StorageSpec,
     },
-    /// An inverted file (Faiss `IndexIVFFlat`, `IndexIVFScalarQuantizer`, `IndexIVFPQ`):
-    /// residual codes for SQ and PQ.
+    /// An inverted file (Faiss `IndexIVFFlat`, `IndexIVFScalarQuantizer`, `IndexIVFPQ`,
+    /// `IndexIVFPQFastScan`): residual codes for SQ and PQ (and, by default, PQ…x4fs).
     Ivf {
         /// Lists (`IVF1024` → 1024).
         nlist: usize,
         /// `IVF65536_HNSW32` → `Some(32)`: an HNSW graph of 32 links per node over the
         /// centroids finds the lists; `None`: every centroid is scored.
         coarse_hnsw: Option<usize>,
-        /// What the lists store: f32 vectors, SQ or PQ codes (no OPQ).
+        /// What the lists store: f32 vectors, SQ, PQ or fast-scan PQ codes (no OPQ).
         storage: StorageSpec,
     },
 }
@@ -363,11 +363,6 @@ impl<'a> Parser<'a> {
                     Some(CodecSpec::Opq { .. }) => {
                         return Err(self.error(next.unwrap_or(""), "IVF lists hold Flat, SQ or PQ codes (no OPQ yet)"));
                     }
-                    Some(CodecSpec::PqFastScan { .. }) => {
-                        return Err(
-                            self.error(next.unwrap_or(""), "IVF lists hold no fast-scan blocks yet: use PQ{m}x4")
-                        );
-                    }
                     Some(codec) => StorageSpec::Codec(codec),
                     None => {
                         return Err(
@@ -464,6 +459,9 @@ mod tests {
             ("IVF256,PQ32x4,Refine(SQ8)", "IVF256,PQ32x4,Refine(SQ8)"),
             ("IVF65536_HNSW32,Flat", "IVF65536_HNSW32,Flat"),
             ("IVF1024_HNSW16,PQ16x8,Refine(Flat)", "IVF1024_HNSW16,PQ16,RFlat"),
+            ("IVF1024,PQ64x4fs", "IVF1024,PQ64x4fs"),
+            ("IVF1024,PQ64x4fs,Refine(Flat)", "IVF1024,PQ64x4fs,RFlat"),
+            ("IVF512,PQ192x4fs,Refine(SQbf16)", "IVF512,PQ192x4fs,Refine(SQbf16)"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -493,6 +491,7 @@ mod tests {
             ("IVF16_HNSW1,Flat", "IVF16_HNSW1"),
             ("IVF16_HNSW8x,Flat", "IVF16_HNSW8x"),
             ("IVF16_PQ8,Flat", "IVF16_PQ8"),
+            ("IVF16,PQ8x8fs", "PQ8x8fs"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();
             assert_eq!(err.token, token, "{text}: {err}");

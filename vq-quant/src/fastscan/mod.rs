@@ -113,7 +113,10 @@ pub struct QuantizedLut {
     m: usize,
     /// `pairs · 32` bytes: rows of 16, padded with a zero row to an even count.
     bytes: Vec<u8>,
+    /// `Σ_j min_j + offset`: the key of a zero sum.
     bias: f32,
+    /// `Σ_j min_j`, before [`QuantizedLut::set_offset`].
+    row_bias: f32,
     scale: f32,
 }
 
@@ -121,32 +124,60 @@ impl QuantizedLut {
     /// Quantizes `table`, `m` rows of 16 keys (a 4-bit [`PqScorer`](crate::PqScorer)'s
     /// table). Errors if its length is not `16 · m` for some `m ≥ 1` or a key is not finite.
     pub fn new(table: &[f32]) -> Result<Self> {
+        let mut lut = QuantizedLut { m: 0, bytes: Vec::new(), bias: 0.0, row_bias: 0.0, scale: 1.0 };
+        lut.fill(table)?;
+        Ok(lut)
+    }
+
+    /// Quantizes `table` into this LUT, reusing its memory (an inverted file re-quantizes one
+    /// table per probed list); the offset is reset to 0. Same errors as [`QuantizedLut::new`];
+    /// on error the LUT is left as it was.
+    pub fn fill(&mut self, table: &[f32]) -> Result<()> {
         if table.is_empty() || !table.len().is_multiple_of(16) {
             return Err(Error::Parameter {
                 name: "table",
                 what: format!("{} keys: a 4-bit look-up table holds 16 per sub-quantizer", table.len()),
             });
         }
-        if let Some(i) = table.iter().position(|k| !k.is_finite()) {
-            return Err(Error::Parameter { name: "table", what: format!("key {i} is not finite") });
-        }
         let m = table.len() / 16;
-        let mins: Vec<f32> =
-            table.chunks_exact(16).map(|row| row.iter().copied().fold(f32::INFINITY, f32::min)).collect();
-        let range = table
-            .chunks_exact(16)
-            .zip(&mins)
-            .map(|(row, &lo)| row.iter().map(|&k| k - lo).fold(0f32, f32::max))
-            .fold(0f32, f32::max);
+        // One pass for the row minima and the finiteness check, a second for the range: the
+        // table is small (m × 16) and this runs once per probed list.
+        let mut bias = 0f32;
+        let mut range = 0f32;
+        for (j, row) in table.chunks_exact(16).enumerate() {
+            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+            for (i, &k) in row.iter().enumerate() {
+                if !k.is_finite() {
+                    return Err(Error::Parameter { name: "table", what: format!("key {} is not finite", j * 16 + i) });
+                }
+                lo = lo.min(k);
+                hi = hi.max(k);
+            }
+            bias += lo;
+            range = range.max(hi - lo);
+        }
         // All rows flat: every byte is 0 and any positive scale is exact.
         let scale = if range > 0.0 && (255.0 / range).is_finite() { 255.0 / range } else { 1.0 };
-        let mut bytes = vec![0u8; m.next_multiple_of(2) * 16];
-        for ((row, &lo), out) in table.chunks_exact(16).zip(&mins).zip(bytes.chunks_exact_mut(16)) {
+        self.bytes.clear();
+        self.bytes.resize(m.next_multiple_of(2) * 16, 0);
+        for (row, out) in table.chunks_exact(16).zip(self.bytes.chunks_exact_mut(16)) {
+            let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
             for (&k, b) in row.iter().zip(out) {
                 *b = ((k - lo) * scale).round().clamp(0.0, 255.0) as u8;
             }
         }
-        Ok(QuantizedLut { m, bytes, bias: mins.iter().sum(), scale })
+        self.m = m;
+        self.scale = scale;
+        self.row_bias = bias;
+        self.bias = bias;
+        Ok(())
+    }
+
+    /// Adds `offset` to every key (replacing any earlier offset): an inverted file over
+    /// inner-product residuals shares one table across lists and offsets it by the list's
+    /// coarse key, without quantizing again.
+    pub fn set_offset(&mut self, offset: f32) {
+        self.bias = self.row_bias + offset;
     }
 
     /// Sub-quantizers.
@@ -488,6 +519,20 @@ mod tests {
         assert!(QuantizedLut::new(&[f32::NAN; 16]).is_err());
         let flat = QuantizedLut::new(&[3.0; 32]).unwrap();
         assert_eq!(flat.key(0), 6.0);
+        // Re-filling reuses the LUT and equals a new one; an offset shifts every key, and a
+        // new fill drops it; a bad table leaves the LUT as it was.
+        let table: Vec<f32> = (0..64).map(|i| (i * 37 % 11) as f32 * 0.5).collect();
+        let mut lut = flat.clone();
+        lut.fill(&table).unwrap();
+        let fresh = QuantizedLut::new(&table).unwrap();
+        assert_eq!((lut.bytes(), lut.m(), lut.key(100)), (fresh.bytes(), fresh.m(), fresh.key(100)));
+        lut.set_offset(-2.5);
+        assert_eq!(lut.key(100), fresh.key(100) - 2.5);
+        assert_eq!(lut.max_sum_for(lut.key(100)), fresh.max_sum_for(fresh.key(100)));
+        assert!(lut.fill(&[f32::NAN; 16]).is_err());
+        assert_eq!(lut.key(100), fresh.key(100) - 2.5);
+        lut.fill(&table).unwrap();
+        assert_eq!(lut.key(100), fresh.key(100));
         assert_eq!(flat.max_error(), 1.0, "scale 1 when every row is flat");
     }
 
