@@ -9,7 +9,7 @@
 //! because that trait scores contiguous fixed-size codes one block of keys at a time, while a
 //! fast scan needs the packed layout and the top-k threshold inside the kernel loop.
 //!
-//! Tables (keys are "smaller is better", see [`crate::codec`]'s inner metric):
+//! Tables (keys are "smaller is better"; cosine scores with the inner product of normalized vectors):
 //! - inner product and cosine: one table per query, `−⟨q, r̂⟩`; over residuals a list adds its
 //!   coarse key `−⟨q, c⟩` as an offset of the quantized table (no re-quantization per list);
 //! - L2 without residuals: one table per query, `‖q − x̂‖²` per sub-space;
