@@ -1,0 +1,45 @@
+"""vq / Faiss qps_cpu ratios of IVF1024 indexes at equal search parameters (nprobe, k_factor), the
+cQPS@0.90 / 0.95 bar figures and build-time ratios, from a peers.py JSONL file and an xtask bench one.
+
+    python3 benchmarks/ivf_ratios.py FAISS.jsonl VQ.jsonl
+"""
+import json, sys, statistics
+faiss_file, vq_file = sys.argv[1], sys.argv[2]
+def load(f):
+    out = {}
+    for l in open(f):
+        r = json.loads(l)
+        bp = r['build_params']
+        if r['library'] == 'faiss':
+            name = {'faiss-ivf-flat': 'IVF1024,Flat', 'faiss-ivf-sq8': 'IVF1024,SQ8'}.get(r['algo'])
+            if name is None:
+                name = f"IVF1024,PQ{bp['m']}" + (',RFlat' if bp.get('refine') else '')
+        else:
+            name = bp['factory']
+        sp = r['search_params']
+        key = (sp.get('nprobe'), sp.get('k_factor', sp.get('refine_k')))
+        out.setdefault(name, {})[key] = r
+    return out
+F, V = load(faiss_file), load(vq_file)
+for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16,RFlat', 'IVF1024,PQ32,RFlat']:
+    ratios = []
+    line = []
+    for key, f in sorted(F[name].items(), key=lambda kv: (kv[0][1] or 0, kv[0][0])):
+        v = V.get(name, {}).get(key)
+        if not v or not (0.85 <= f['recall'] <= 0.99):
+            continue
+        r = v['qps_cpu'] / f['qps_cpu']
+        ratios.append(r)
+        line.append(f"np{key[0]}" + (f"/kf{key[1]}" if key[1] else "") + f" {v['recall']:.4f}/{f['recall']:.4f} {r:.2f}x")
+    print(f"{name}: median {statistics.median(ratios):.2f}x over {len(ratios)} points (recall 0.85-0.99 on Faiss' side)")
+    print("   " + "; ".join(line))
+    # bar figures
+    for t in (0.90, 0.95):
+        fq = max((x['qps_cpu'] for x in F[name].values() if x['recall'] >= t), default=None)
+        vq = max((x['qps_cpu'] for x in V[name].values() if x['recall'] >= t), default=None)
+        if fq and vq:
+            print(f"   cQPS@{t:.2f}: vq {vq:.0f} / faiss {fq:.0f} = {vq/fq:.2f}x")
+for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16', 'IVF1024,PQ32']:
+    fb = next(iter(F[name].values()))['build_s'] if name in F else None
+    vb = next(iter(V[name].values()))['build_s']
+    print(f"build {name}: vq {vb:.1f} s / faiss {fb:.1f} s = {vb/fb:.2f}x")
