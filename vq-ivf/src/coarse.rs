@@ -36,6 +36,20 @@ pub trait CoarseQuantizer: Send + Sync {
     /// layout). `nprobe` is at most [`nlist`](CoarseQuantizer::nlist). A search that finds
     /// fewer lists (an approximate one) pads with `u32::MAX` and `+∞`.
     fn search(&self, rows: &[f32], nprobe: usize, lists: &mut [u32], keys: &mut [f32]) -> Result<()>;
+    /// [`search`](CoarseQuantizer::search) with a beam width for this call (Faiss'
+    /// `quantizer_params` / the quantizer's `efSearch`): approximate quantizers widen or narrow
+    /// their search, exact ones ignore it. `None`: the quantizer's own setting.
+    fn search_with_ef(
+        &self,
+        rows: &[f32],
+        nprobe: usize,
+        ef: Option<usize>,
+        lists: &mut [u32],
+        keys: &mut [f32],
+    ) -> Result<()> {
+        let _ = ef;
+        self.search(rows, nprobe, lists, keys)
+    }
     /// The nearest list of every row (what `add` files it under) and its key.
     fn assign(&self, rows: &[f32], labels: &mut [u32], keys: &mut [f32]) -> Result<()> {
         self.search(rows, 1, labels, keys)
@@ -294,8 +308,8 @@ impl HnswCoarse {
         self.ef = ef.max(1);
     }
 
-    fn search_one(&self, q: &[f32], nprobe: usize, lists: &mut [u32], keys: &mut [f32]) -> Result<()> {
-        let hits = self.graph.search(q, nprobe, Some(self.ef.max(nprobe))).map_err(graph_error)?;
+    fn search_one(&self, q: &[f32], nprobe: usize, ef: usize, lists: &mut [u32], keys: &mut [f32]) -> Result<()> {
+        let hits = self.graph.search(q, nprobe, Some(ef.max(nprobe))).map_err(graph_error)?;
         // Exact keys of the coarse metric (the graph's scores are cosines for inner product).
         let mut exact: Vec<(f32, u32)> = hits
             .iter()
@@ -327,16 +341,28 @@ impl CoarseQuantizer for HnswCoarse {
     }
 
     fn search(&self, rows: &[f32], nprobe: usize, lists: &mut [u32], keys: &mut [f32]) -> Result<()> {
+        self.search_with_ef(rows, nprobe, None, lists, keys)
+    }
+
+    fn search_with_ef(
+        &self,
+        rows: &[f32],
+        nprobe: usize,
+        ef: Option<usize>,
+        lists: &mut [u32],
+        keys: &mut [f32],
+    ) -> Result<()> {
         let n = rows_of(rows, self.dim)?;
         check_out(n, nprobe, lists, keys)?;
         if n == 0 || nprobe == 0 {
             return Ok(());
         }
+        let ef = ef.unwrap_or(self.ef).max(1);
         rows.par_chunks(self.dim)
             .zip(lists.par_chunks_mut(nprobe))
             .zip(keys.par_chunks_mut(nprobe))
             .with_min_len(16)
-            .try_for_each(|((q, l), k)| self.search_one(q, nprobe, l, k))
+            .try_for_each(|((q, l), k)| self.search_one(q, nprobe, ef, l, k))
     }
 
     fn extra_bytes(&self) -> usize {

@@ -375,7 +375,7 @@ impl IvfFastScan {
         }
         let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
         let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
-        coarse.search(q.as_slice(), nprobe, &mut lists, &mut coarse_keys)?;
+        coarse.search_with_ef(q.as_slice(), nprobe, opts.coarse_ef, &mut lists, &mut coarse_keys)?;
         let rows = (0..nq)
             .into_par_iter()
             .map_init(

@@ -128,11 +128,19 @@ pub struct IvfSearch<'a> {
     pub nprobe: Option<usize>,
     /// Only ids the filter accepts are returned (rejected entries are not scored).
     pub filter: Option<&'a dyn IdFilter>,
+    /// Beam width of an HNSW coarse quantizer for this search (raised to `nprobe`); `None`:
+    /// its own setting ([`HnswCoarse::set_ef`], default 64). A flat coarse quantizer is
+    /// exact and ignores it.
+    pub coarse_ef: Option<usize>,
 }
 
 impl std::fmt::Debug for IvfSearch<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IvfSearch").field("nprobe", &self.nprobe).field("filter", &self.filter.map(|_| "…")).finish()
+        f.debug_struct("IvfSearch")
+            .field("nprobe", &self.nprobe)
+            .field("filter", &self.filter.map(|_| "…"))
+            .field("coarse_ef", &self.coarse_ef)
+            .finish()
     }
 }
 
@@ -485,7 +493,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         }
         let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
         let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
-        coarse.search(q.as_slice(), nprobe, &mut lists, &mut coarse_keys)?;
+        coarse.search_with_ef(q.as_slice(), nprobe, opts.coarse_ef, &mut lists, &mut coarse_keys)?;
         let rows = (0..nq)
             .into_par_iter()
             .map_init(

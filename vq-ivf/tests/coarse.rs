@@ -135,10 +135,18 @@ fn hnsw_coarse_finds_nearly_the_exact_lists() {
                 assert!((k - ek).abs() <= 1e-4 * ek.abs().max(1.0));
             }
         }
+        // A wider beam for one call equals the same beam set on the quantizer.
+        let (mut per_call, mut per_call_keys) = (vec![0u32; 200 * nprobe], vec![0f32; 200 * nprobe]);
+        hnsw.search_with_ef(&queries, nprobe, Some(400), &mut per_call, &mut per_call_keys).unwrap();
         // A wider beam finds at least as much.
         hnsw.set_ef(400);
         let (wide, _) = run(&hnsw);
         assert!(recall(&wide) >= recall(&lists) - 1e-9 && recall(&wide) >= 0.99, "{}", recall(&wide));
+        assert_eq!(per_call, wide);
+        // The flat quantizer is exact whatever the beam.
+        let (mut l1, mut k1) = (vec![0u32; 200 * nprobe], vec![0f32; 200 * nprobe]);
+        flat.search_with_ef(&queries, nprobe, Some(1), &mut l1, &mut k1).unwrap();
+        assert_eq!(l1, exact);
     }
 }
 
@@ -156,7 +164,7 @@ fn ivf_over_an_hnsw_coarse_quantizer_searches_saves_and_merges() {
     assert!(index.coarse().is_some() && index.memory_usage().trained > 64 * dim * 4);
     // Every list probed: exact (an nprobe of nlist asks the graph for every node).
     let truth = knn_exact(&data, &queries, dim, 10, Metric::L2).unwrap();
-    let all = index.search(&queries, 10, &IvfSearch { nprobe: Some(64), filter: None }).unwrap();
+    let all = index.search(&queries, 10, &IvfSearch { nprobe: Some(64), filter: None, coarse_ef: None }).unwrap();
     assert_eq!(all.ids(), truth.ids());
 
     // Written and read back: same answers, same fingerprint.
@@ -167,7 +175,7 @@ fn ivf_over_an_hnsw_coarse_quantizer_searches_saves_and_merges() {
     w.finish().unwrap();
     let back = IvfIndex::<FlatCodec>::read_sections(&ContainerReader::open(&path).unwrap(), "t").unwrap();
     assert_eq!(back.fingerprint(), index.fingerprint());
-    let opts = IvfSearch { nprobe: Some(4), filter: None };
+    let opts = IvfSearch { nprobe: Some(4), filter: None, coarse_ef: None };
     assert_eq!(back.search(&queries, 10, &opts).unwrap(), index.search(&queries, 10, &opts).unwrap());
 
     // A flat-coarse index with the same nlist is a different index: refused on merge.
@@ -180,7 +188,7 @@ fn ivf_over_an_hnsw_coarse_quantizer_searches_saves_and_merges() {
     let mut pq = IvfIndex::new(dim, Metric::L2, params, PqCodec::new(dim, Metric::L2, 4, 6).unwrap()).unwrap();
     pq.train(&data).unwrap();
     pq.add(&data).unwrap();
-    let hits = pq.search(&queries, 10, &IvfSearch { nprobe: Some(64), filter: None }).unwrap();
+    let hits = pq.search(&queries, 10, &IvfSearch { nprobe: Some(64), filter: None, coarse_ef: None }).unwrap();
     assert_eq!(hits.num_queries(), 40);
     assert!(hits.iter().all(|(ids, _)| ids.len() == 10));
 }

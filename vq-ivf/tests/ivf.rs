@@ -32,7 +32,7 @@ fn built<C: IvfCodec>(codec: C, metric: Metric, nlist: usize, data: &[f32]) -> I
 }
 
 fn probe(nprobe: usize) -> IvfSearch<'static> {
-    IvfSearch { nprobe: Some(nprobe), filter: None }
+    IvfSearch { nprobe: Some(nprobe), filter: None, coarse_ef: None }
 }
 
 fn recall(found: &Neighbors, truth: &Neighbors) -> f64 {
@@ -205,7 +205,9 @@ fn filtered_search_equals_search_over_the_passing_ids_only() {
     let mut twin = index.clone();
     twin.remove_where(|id| !filter.contains(id));
     for nprobe in [1, 4, 16] {
-        let filtered = index.search(&queries, 10, &IvfSearch { nprobe: Some(nprobe), filter: Some(&filter) }).unwrap();
+        let filtered = index
+            .search(&queries, 10, &IvfSearch { nprobe: Some(nprobe), filter: Some(&filter), coarse_ef: None })
+            .unwrap();
         let expected = twin.search(&queries, 10, &probe(nprobe)).unwrap();
         assert_eq!(filtered.ids(), expected.ids(), "nprobe {nprobe}");
         // The SQ block kernel may round a code's key differently by its position in a block,

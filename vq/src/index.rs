@@ -19,7 +19,9 @@ pub struct SearchParams<'a> {
     /// Neighbours per query (at least 1).
     pub k: usize,
     /// Graph beam width (hnswlib `ef`, Faiss `efSearch`); raised to the number of candidates
-    /// the search must return. `None`: the index's default.
+    /// the search must return. `None`: the index's default. For an inverted file over an HNSW
+    /// coarse quantizer (`IVF65536_HNSW32,…`) it is the coarse graph's beam (raised to
+    /// `nprobe`); flat coarse quantizers ignore it.
     pub ef: Option<usize>,
     /// Inverted lists scanned per query (IVF indexes). `None`: the index's default.
     pub nprobe: Option<usize>,

@@ -122,7 +122,7 @@ impl<C: IvfStorage> Index for IvfIndex<C> {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         // The index checks k, nprobe and the queries (normalizing them, for cosine).
-        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter };
+        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
         self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
     }
 
@@ -232,7 +232,7 @@ impl Index for IvfFastScanIndex {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         // The index checks k, nprobe and the queries (normalizing them, for cosine).
-        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter };
+        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
         self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
     }
 
