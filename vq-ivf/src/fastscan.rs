@@ -217,12 +217,16 @@ impl IvfFastScan {
             .fit(x.as_slice(), self.dim)?
             .into_centroids();
         let coarse = Coarse::build(self.params.coarse, centroids, self.dim, self.metric)?;
-        let mut sample = x.as_slice().to_vec();
         if self.by_residual {
+            let mut sample = x.as_slice().to_vec();
             let labels = assign(coarse.get(), &sample, self.dim)?;
             subtract(&mut sample, &labels, coarse.get().centroids(), self.dim);
+            // Score-aware training (when the quantizer has a threshold) protects the error
+            // along each full vector, not along its residual.
+            self.pq.train_with_directions(&sample, x.as_slice())?;
+        } else {
+            self.pq.train(x.as_slice())?;
         }
-        self.pq.train(&sample)?;
         self.coarse = Some(coarse);
         self.prepare();
         self.lists = (0..self.params.nlist).map(|_| self.empty_list()).collect();
@@ -347,7 +351,7 @@ impl IvfFastScan {
         if self.by_residual {
             let mut r = x.as_slice().to_vec();
             subtract(&mut r, &labels, coarse.centroids(), self.dim);
-            self.pq.encode(&r, &mut codes)?;
+            self.pq.encode_with_directions(&r, x.as_slice(), &mut codes)?;
         } else {
             self.pq.encode(x.as_slice(), &mut codes)?;
         }

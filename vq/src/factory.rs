@@ -81,6 +81,12 @@ pub struct IndexParams {
     /// `IVF…,PQ…x4fs`: code residuals `x − c` (default `true`, as Faiss' `by_residual`) or
     /// the vectors themselves.
     pub by_residual: Option<bool>,
+    /// `PQ…x4fs` and `IVF…,PQ…x4fs`: score-aware (anisotropic) PQ training and encoding with
+    /// this threshold (ScaNN's `anisotropic_quantization_threshold`, 0.2 for unit vectors;
+    /// default none: the plain reconstruction loss). Kept in the quantizer's parameters, so a
+    /// written index reads back with it.
+    #[serde(alias = "anisotropic_quantization_threshold")]
+    pub anisotropic_threshold: Option<f32>,
     /// Refine indexes: re-score at least this many candidates (Milvus SCANN's `reorder_k`),
     /// `max(k, reorder_k)`, when a search gives no `refine_k`.
     pub reorder_k: Option<usize>,
@@ -96,6 +102,11 @@ impl IndexParams {
             p.ef = ef;
         }
         p
+    }
+
+    /// A 4-bit fast-scan PQ's parameters.
+    fn pq(&self, m: usize) -> vq_quant::PqParams {
+        vq_quant::PqParams { anisotropic_threshold: self.anisotropic_threshold, ..vq_quant::PqParams::new(m, 4) }
     }
 
     fn ivf(&self, nlist: usize) -> Result<IvfParams> {
@@ -165,7 +176,7 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
     let base: Box<dyn Index> = match spec.base {
         BaseSpec::Flat => Box::new(FlatIndex::new(dim, metric)?),
         BaseSpec::Codes(codec @ CodecSpec::PqFastScan { m }) => {
-            let store = FastScanCodes::new(ProductQuantizer::new(dim, metric, m, 4)?)?;
+            let store = FastScanCodes::new(ProductQuantizer::with_params(dim, metric, params.pq(m))?)?;
             Box::new(CodesIndex::with_store(codec, store))
         }
         BaseSpec::Codes(codec) => with_new_quantizer!(codec, dim, metric, |q| Box::new(CodesIndex::new(codec, q))),
@@ -194,9 +205,13 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
                 StorageSpec::Codec(CodecSpec::Pq { m, nbits }) => {
                     Box::new(IvfIndex::new(dim, metric, p, PqCodec::new(dim, metric, m, nbits).map_err(ivf)?)?)
                 }
-                StorageSpec::Codec(CodecSpec::PqFastScan { m }) => {
-                    Box::new(IvfFastScanIndex::new(dim, metric, p, m, params.by_residual.unwrap_or(true))?)
-                }
+                StorageSpec::Codec(CodecSpec::PqFastScan { m }) => Box::new(IvfFastScanIndex::with_pq(
+                    dim,
+                    metric,
+                    p,
+                    params.pq(m),
+                    params.by_residual.unwrap_or(true),
+                )?),
                 StorageSpec::Codec(CodecSpec::Opq { .. }) => {
                     return Err(Error::Parameter {
                         name: "IVF",

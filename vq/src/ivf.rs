@@ -170,7 +170,18 @@ impl IvfFastScanIndex {
     /// An empty, untrained index of `nlist` lists (in `params`) over `m` 4-bit sub-quantizers,
     /// coding residuals when `by_residual`.
     pub fn new(dim: usize, metric: Metric, params: IvfParams, m: usize, by_residual: bool) -> Result<Self> {
-        let pq = vq_quant::PqParams::new(m, 4);
+        Self::with_pq(dim, metric, params, vq_quant::PqParams::new(m, 4), by_residual)
+    }
+
+    /// [`new`](IvfFastScanIndex::new) with the quantizer's parameters (`nbits` 4; e.g. a
+    /// score-aware `anisotropic_threshold`).
+    pub fn with_pq(
+        dim: usize,
+        metric: Metric,
+        params: IvfParams,
+        pq: vq_quant::PqParams,
+        by_residual: bool,
+    ) -> Result<Self> {
         let inner =
             vq_ivf::IvfFastScan::new(dim, metric, params, pq, by_residual).map_err(|e| ivf_error(e, String::new))?;
         Ok(IvfFastScanIndex { inner })
@@ -256,5 +267,45 @@ impl Index for IvfFastScanIndex {
 
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         self.inner.write_sections(w, prefix).map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::factory::{IndexParams, index_factory_with};
+
+    /// The score-aware training option goes from the factory's parameters into the index and
+    /// comes back from its file; it changes the codes (so it was applied).
+    #[test]
+    fn anisotropic_threshold_round_trips_through_the_factory_and_a_file() {
+        let dim = 16;
+        let data: Vec<f32> = (0..dim * 800).map(|i| ((i * 7919) % 1009) as f32 / 97.0 - 5.0).collect();
+        let params = IndexParams { anisotropic_threshold: Some(0.2), ..Default::default() };
+        let mut aware = index_factory_with(dim, "IVF8,PQ8x4fs", Metric::Cosine, &params).unwrap();
+        let mut plain = index_factory_with(dim, "IVF8,PQ8x4fs", Metric::Cosine, &IndexParams::default()).unwrap();
+        for index in [&mut aware, &mut plain] {
+            index.train(&data).unwrap();
+            index.add(&data).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aniso.vq");
+        crate::write_index(aware.as_ref(), &path).unwrap();
+        let back = crate::read_index(&path).unwrap();
+        let queries = &data[..5 * dim];
+        assert_eq!(back.search(queries, 5).unwrap(), aware.search(queries, 5).unwrap());
+        let r = vq_io::ContainerReader::open(&path).unwrap();
+        let read = IvfFastScanIndex::read_sections(&r, "index").unwrap();
+        assert_eq!(read.inner().quantizer().params().anisotropic_threshold, Some(0.2));
+        let plain_path = dir.path().join("plain.vq");
+        crate::write_index(plain.as_ref(), &plain_path).unwrap();
+        let r = vq_io::ContainerReader::open(&plain_path).unwrap();
+        assert_eq!(
+            IvfFastScanIndex::read_sections(&r, "index").unwrap().inner().quantizer().params().anisotropic_threshold,
+            None
+        );
+        assert_ne!(std::fs::read(&path).unwrap(), std::fs::read(&plain_path).unwrap());
+        let bad = IndexParams { anisotropic_threshold: Some(f32::NAN), ..Default::default() };
+        assert!(index_factory_with(dim, "IVF8,PQ8x4fs", Metric::Cosine, &bad).is_err());
     }
 }

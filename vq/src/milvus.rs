@@ -188,6 +188,7 @@ impl IndexParams {
             refine_k: uint(params, "refine_k")?,
             nprobe: uint(params, "nprobe")?.or(nprobe_default),
             by_residual: None,
+            anisotropic_threshold: None,
             reorder_k: uint(params, "reorder_k")?,
         };
         Ok(MilvusIndex { spec: IndexSpec { base, refine }, metric, params: index_params, dim })

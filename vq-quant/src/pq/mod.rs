@@ -13,6 +13,7 @@
 //! (see [`PqScorer`]). Two codes are compared with a symmetric table of centroid-to-centroid
 //! distances, built on first use.
 
+mod aniso;
 mod lut;
 mod opq;
 mod residual;
@@ -49,7 +50,7 @@ fn default_max_points_per_centroid() -> usize {
 /// How a [`ProductQuantizer`] is shaped and trained. The training fields and defaults are
 /// Faiss' (`ProductQuantizer::cp`: 25 k-means iterations, at most 256 points per centroid, so
 /// 65,536 sampled sub-vectors per codebook at 8 bits).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PqParams {
     /// Number of sub-quantizers; must divide the dimension.
     pub m: usize,
@@ -65,6 +66,14 @@ pub struct PqParams {
     /// Training sets larger than `2^nbits ×` this are sampled down to it (per codebook).
     #[serde(default = "default_max_points_per_centroid")]
     pub max_points_per_centroid: usize,
+    /// Score-aware training and encoding (ScaNN's `anisotropic_quantization_threshold` `T`,
+    /// 0.2 for unit vectors): the loss weighs the error along each datapoint by
+    /// `η = (d − 1)·(T²/‖x‖²)/(1 − T²/‖x‖²)` against the error across it (Guo et al. 2020; see
+    /// [`ProductQuantizer::train_with_directions`]). `None` (the default): plain
+    /// reconstruction loss (k-means codebooks, nearest-centroid codes). Meant for inner-product
+    /// and cosine search.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "anisotropic_quantization_threshold")]
+    pub anisotropic_threshold: Option<f32>,
 }
 
 fn default_nbits() -> u32 {
@@ -80,6 +89,7 @@ impl PqParams {
             iterations: default_iterations(),
             seed: default_seed(),
             max_points_per_centroid: default_max_points_per_centroid(),
+            anisotropic_threshold: None,
         }
     }
 }
@@ -212,6 +222,29 @@ impl ProductQuantizer {
 
     fn not_trained(&self) -> Error {
         Error::NotTrained { quantizer: self.name() }
+    }
+
+    /// Trains on `rows` (what the codes approximate: residuals of an inverted file) whose
+    /// datapoints are `directions` (the full vectors, prepared: normalized for cosine; same
+    /// shape). With [`PqParams::anisotropic_threshold`] the score-aware loss protects the
+    /// error along each direction (the error of `c + r̂` is the error of `r̂`); without, this
+    /// is [`Quantizer::train`] on `rows`.
+    pub fn train_with_directions(&mut self, rows: &[f32], directions: &[f32]) -> Result<()> {
+        let Some(t) = self.params.anisotropic_threshold else { return self.train(rows) };
+        let r = prepare_rows("sample", rows, self.dim, self.metric)?.into_cow();
+        vq_distance::validate_rows("directions", directions, self.dim, Metric::L2)?;
+        self.train_aniso_prepared(&r, directions, t)
+    }
+
+    /// Encodes `rows` whose datapoints are `directions` (see
+    /// [`train_with_directions`](ProductQuantizer::train_with_directions)); without a threshold,
+    /// [`Quantizer::encode`] of `rows`.
+    pub fn encode_with_directions(&self, rows: &[f32], directions: &[f32], codes: &mut [u8]) -> Result<()> {
+        let Some(t) = self.params.anisotropic_threshold else { return self.encode(rows, codes) };
+        self.check_trained()?;
+        let r = prepare_rows("vectors", rows, self.dim, self.metric)?.into_cow();
+        vq_distance::validate_rows("directions", directions, self.dim, Metric::L2)?;
+        self.encode_aniso_prepared(&r, directions, t, codes)
     }
 
     fn check_trained(&self) -> Result<()> {
@@ -362,6 +395,14 @@ fn check_params(dim: usize, p: &PqParams) -> Result<()> {
     if p.max_points_per_centroid == 0 {
         return Err(Error::Parameter { name: "max_points_per_centroid", what: "must be at least 1".into() });
     }
+    if let Some(t) = p.anisotropic_threshold
+        && !(t.is_finite() && t >= 0.0)
+    {
+        return Err(Error::Parameter {
+            name: "anisotropic_threshold",
+            what: format!("{t} is not a finite threshold of at least 0"),
+        });
+    }
     Ok(())
 }
 
@@ -480,6 +521,9 @@ impl Quantizer for ProductQuantizer {
 
     fn train(&mut self, sample: &[f32]) -> Result<()> {
         let x = prepare_rows("sample", sample, self.dim, self.metric)?.into_cow();
+        if let Some(t) = self.params.anisotropic_threshold {
+            return self.train_aniso_prepared(&x, &x, t);
+        }
         let books = self.fit_codebooks(&x, None, self.params.iterations, self.params.max_points_per_centroid)?;
         self.set_centroids(books)
     }
@@ -491,7 +535,10 @@ impl Quantizer for ProductQuantizer {
         if codes.len() != expected {
             return Err(Error::CodeLength { what: "codes", len: codes.len(), expected });
         }
-        self.encode_prepared(&x, codes)
+        match self.params.anisotropic_threshold {
+            Some(t) => self.encode_aniso_prepared(&x, &x, t, codes),
+            None => self.encode_prepared(&x, codes),
+        }
     }
 
     fn decode(&self, codes: &[u8], out: &mut [f32]) -> Result<()> {

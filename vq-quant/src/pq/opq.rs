@@ -61,7 +61,7 @@ fn default_seed() -> u64 {
 
 /// How an [`OpqQuantizer`] is trained (names and defaults from Faiss' `OPQMatrix`, except
 /// `niter`: 25 rounds where Faiss runs 50).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpqParams {
     /// The product quantizer behind the rotation (and how its final codebooks are trained).
     pub pq: PqParams,
