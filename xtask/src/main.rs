@@ -3,9 +3,12 @@
 //! - `cargo xtask bench [OPTIONS]`: the main job: builds and searches vq's indexes on a
 //!   dataset and reports build time, QPS and recall@k against exact ground truth, as a table
 //!   and as JSON lines in the schema of `../shared/bench/peers.py`.
+//! - `cargo xtask test`: the README's test command: `cargo test --workspace`, then the Python
+//!   wheel's pytest suite (see [`pytests`]).
 //! - `cargo xtask ci`: runs `.ci/run` (tests, formatting, clippy, docs, packaging).
 
 mod fuzz;
+mod pytests;
 
 use std::process::{Command, ExitCode};
 
@@ -13,6 +16,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => vq_bench::cli::main(&args[1..]).map_err(|e| e.to_string()),
+        Some("test") => pytests::main(&args[1..]),
         Some("ci") => ci(),
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("-h" | "--help") | None => {
@@ -34,6 +38,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   bench   measure vq's indexes (recall@k against exact ground truth, QPS); --help for options
+  test    cargo test --workspace, then the Python wheel's pytest suite (--no-python: Rust only,
+          --python-only: pytest only, --python EXE: the interpreter for the venv)
   ci      run the checks of .ci/run: tests, cargo fmt --check, clippy -D warnings
   fuzz    run vq-io's cargo-fuzz targets: fuzz [TARGET] [--seconds N] (installs nightly, cargo-fuzz)";
 

@@ -1,0 +1,96 @@
+"""Type stubs of the native module `vq._vq` (re-exported by `vq`)."""
+
+from os import PathLike
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+METRIC_L2: int
+METRIC_INNER_PRODUCT: int
+METRIC_COSINE: int
+
+Metric = Union[int, str]
+ArrayLike = npt.ArrayLike
+Filter = Union[npt.NDArray[np.bool_], npt.NDArray[np.integer], Sequence[int]]
+SearchResult = Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
+
+class VqError(RuntimeError): ...
+class NotTrained(VqError): ...
+class FormatError(VqError): ...
+
+class SearchParameters:
+    ef: Optional[int]
+    nprobe: Optional[int]
+    refine_k: Optional[int]
+    filter: Optional[Filter]
+    def __init__(
+        self,
+        *,
+        ef: Optional[int] = None,
+        nprobe: Optional[int] = None,
+        refine_k: Optional[int] = None,
+        filter: Optional[Filter] = None,
+    ) -> None: ...
+
+class Index:
+    @property
+    def d(self) -> int: ...
+    @property
+    def ntotal(self) -> int: ...
+    @property
+    def is_trained(self) -> bool: ...
+    @property
+    def metric_type(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def spec(self) -> str: ...
+    def __len__(self) -> int: ...
+    def train(self, x: ArrayLike) -> None: ...
+    def reserve(self, n: int) -> None: ...
+    def add(self, x: ArrayLike) -> None: ...
+    def add_with_ids(self, x: ArrayLike, ids: ArrayLike) -> None: ...
+    def search(
+        self,
+        x: ArrayLike,
+        k: int,
+        params: Optional[SearchParameters] = None,
+        *,
+        ef: Optional[int] = None,
+        nprobe: Optional[int] = None,
+        refine_k: Optional[int] = None,
+        filter: Optional[Filter] = None,
+    ) -> SearchResult: ...
+    def remove_ids(self, ids: ArrayLike) -> int: ...
+    def memory_usage(self) -> dict[str, int]: ...
+
+def index_factory(
+    d: int,
+    description: str,
+    metric: Optional[Metric] = None,
+    *,
+    ef_construction: Optional[int] = None,
+    ef: Optional[int] = None,
+    nprobe: Optional[int] = None,
+    refine_k: Optional[int] = None,
+) -> Index: ...
+def write_index(index: Index, path: Union[str, PathLike[str]]) -> None: ...
+def read_index(path: Union[str, PathLike[str]], mmap: bool = False) -> Index: ...
+def knn(xq: ArrayLike, xb: ArrayLike, k: int, metric: Optional[Metric] = None) -> SearchResult: ...
+def normalize_L2(x: npt.NDArray[np.float32]) -> None: ...
+def kmeans_train(
+    x: ArrayLike,
+    k: int,
+    *,
+    niter: int = 25,
+    seed: int = 1234,
+    spherical: bool = False,
+    nredo: int = 1,
+    max_points_per_centroid: int = 256,
+    min_points_per_centroid: int = 39,
+) -> Tuple[npt.NDArray[np.float32], list[float], list[int]]: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def simd_level() -> str: ...

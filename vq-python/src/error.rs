@@ -1,0 +1,83 @@
+//! `vq::Error` as Python exceptions: the Rust message, in the class a Python caller expects.
+//!
+//! | Rust error | Python exception |
+//! |---|---|
+//! | an index that must be trained first | `vq.NotTrained` (a `vq.VqError`, a `RuntimeError`) |
+//! | a malformed, truncated or foreign index file | `vq.FormatError` (a `vq.VqError`) |
+//! | the operating system refused a file operation | `FileNotFoundError`, `PermissionError`, `OSError` |
+//! | bad input: dimension, NaN/inf, `k = 0`, factory string, parameter, ids | `ValueError` |
+//! | anything else | `vq.VqError` |
+
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyRuntimeError, PyValueError};
+use pyo3::{PyErr, create_exception};
+use vq::{vq_cluster, vq_graph, vq_io, vq_ivf, vq_quant};
+
+create_exception!(vq, VqError, PyRuntimeError, "Base class of the errors vq raises that are not bad input.");
+create_exception!(
+    vq,
+    NotTrained,
+    VqError,
+    "The index learns from data (codebooks, ranges, lists): call train() first."
+);
+create_exception!(vq, FormatError, VqError, "A file that is not a valid vq index (bad magic, checksum, truncated, …).");
+
+/// The Python exception for `e`, carrying its message.
+pub(crate) fn to_py(e: vq::Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        vq::Error::NotTrained { .. }
+        | vq::Error::Ivf(vq_ivf::Error::NotTrained { .. })
+        | vq::Error::Quant(vq_quant::Error::NotTrained { .. }) => NotTrained::new_err(msg),
+        vq::Error::Io(e) => io_to_py(e, msg),
+        vq::Error::Corrupt { .. }
+        | vq::Error::Graph(vq_graph::Error::CorruptFile { .. })
+        | vq::Error::Ivf(vq_ivf::Error::Corrupt { .. })
+        | vq::Error::Quant(vq_quant::Error::Corrupt { .. }) => FormatError::new_err(msg),
+        vq::Error::Distance(_)
+        | vq::Error::Spec(_)
+        | vq::Error::Parameter { .. }
+        | vq::Error::IdCount { .. }
+        | vq::Error::DuplicateId(_)
+        | vq::Error::Cluster(vq_cluster::Error::KExceedsPoints { .. } | vq_cluster::Error::Parameter { .. })
+        | vq::Error::Quant(
+            vq_quant::Error::TooFewTrainingPoints { .. }
+            | vq_quant::Error::Parameter { .. }
+            | vq_quant::Error::CodeLength { .. },
+        )
+        | vq::Error::Graph(
+            vq_graph::Error::DuplicateId(_)
+            | vq_graph::Error::UnknownId(_)
+            | vq_graph::Error::IdCount { .. }
+            | vq_graph::Error::Parameter { .. },
+        )
+        | vq::Error::Ivf(
+            vq_ivf::Error::TooFewTrainingPoints { .. }
+            | vq_ivf::Error::ZeroNprobe
+            | vq_ivf::Error::Parameter { .. }
+            | vq_ivf::Error::IdCount { .. }
+            | vq_ivf::Error::DuplicateId(_)
+            | vq_ivf::Error::UnknownId(_),
+        ) => PyValueError::new_err(msg),
+        _ => VqError::new_err(msg),
+    }
+}
+
+/// File errors: the operating system's refusals keep Python's `OSError` classes (so
+/// `except FileNotFoundError` works); everything about the bytes is a `FormatError`.
+fn io_to_py(e: vq_io::Error, msg: String) -> PyErr {
+    match e {
+        vq_io::Error::Io { error, .. } => match error.kind() {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+            _ => PyOSError::new_err(msg),
+        },
+        vq_io::Error::InvalidArgument { .. } => PyValueError::new_err(msg),
+        _ => FormatError::new_err(msg),
+    }
+}
+
+/// `vq_cluster` errors go through `vq::Error`'s own conversion (input errors become
+/// `Distance`), so they map like the rest.
+pub(crate) fn cluster_to_py(e: vq_cluster::Error) -> PyErr {
+    to_py(e.into())
+}

@@ -1,0 +1,472 @@
+//! `vq._vq`: the native half of the Python package `vq` (PyO3, abi3), Faiss' Python shape
+//! over the `vq` crate: `index_factory`, `Index.train/add/add_with_ids/search/remove_ids`,
+//! `read_index`/`write_index`, `knn`, `normalize_L2`, k-means.
+//!
+//! **Owns:** the conversion between numpy arrays and vq's row-major slices (`convert`), the
+//! Python exceptions for `vq::Error` (`error`), and where the work runs (`threads`: always
+//! with the GIL released, so Python threads searching one index use every core).
+//!
+//! **Does not own:** any index logic — every call goes to the `vq` crate's [`vq::Index`]
+//! trait or its free functions. The Python package (`python/vq`) adds only `Kmeans`,
+//! `python -m vq.bench` and Faiss-style aliases.
+//!
+//! Concurrency: an `Index` is shared by Python threads behind a readers–writer lock taken with
+//! the GIL released: searches run in parallel, `add`/`train`/`remove_ids` run alone. Arrays
+//! are read in place while the GIL is released; as with Faiss, a caller must not modify an
+//! array from another thread while a call reads it.
+
+mod convert;
+mod error;
+mod threads;
+
+use std::path::PathBuf;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use vq::{IndexParams, Metric, Neighbors, ReadOptions, SearchParams};
+
+use crate::error::{FormatError, NotTrained, VqError, to_py};
+
+/// Faiss' metric numbers (`faiss.METRIC_INNER_PRODUCT = 0`, `METRIC_L2 = 1`); cosine, which
+/// Faiss has not, gets a number of its own.
+const METRIC_INNER_PRODUCT: i64 = 0;
+const METRIC_L2: i64 = 1;
+const METRIC_COSINE: i64 = 100;
+
+fn metric_number(m: Metric) -> i64 {
+    match m {
+        Metric::L2 => METRIC_L2,
+        Metric::InnerProduct => METRIC_INNER_PRODUCT,
+        Metric::Cosine => METRIC_COSINE,
+    }
+}
+
+/// A metric given as Faiss' number (`vq.METRIC_L2`) or a name (`"l2"`, `"ip"`, `"cosine"`).
+fn parse_metric(metric: &Bound<'_, PyAny>) -> PyResult<Metric> {
+    if let Ok(n) = metric.extract::<i64>() {
+        return match n {
+            METRIC_L2 => Ok(Metric::L2),
+            METRIC_INNER_PRODUCT => Ok(Metric::InnerProduct),
+            METRIC_COSINE => Ok(Metric::Cosine),
+            _ => Err(PyValueError::new_err(format!(
+                "metric {n}: expected vq.METRIC_L2 ({METRIC_L2}), vq.METRIC_INNER_PRODUCT ({METRIC_INNER_PRODUCT}) or vq.METRIC_COSINE ({METRIC_COSINE})"
+            ))),
+        };
+    }
+    match metric.extract::<String>() {
+        Ok(s) => s.parse().map_err(|e: vq::vq_distance::ParseMetricError| PyValueError::new_err(e.to_string())),
+        Err(_) => {
+            Err(PyTypeError::new_err("metric must be a vq.METRIC_* number or a name (\"l2\", \"ip\", \"cosine\")"))
+        }
+    }
+}
+
+/// A count from Python: negative values are a `ValueError` naming the argument.
+fn count(name: &str, v: i64) -> PyResult<usize> {
+    usize::try_from(v).map_err(|_| PyValueError::new_err(format!("`{name}` must be non-negative, got {v}")))
+}
+
+fn opt_count(name: &str, v: Option<i64>) -> PyResult<Option<usize>> {
+    v.map(|v| count(name, v)).transpose()
+}
+
+/// `(D, I)`: float32 scores and int64 ids, `num_queries × k`, `-1` where a row has fewer than
+/// `k` hits (Faiss' padding).
+type SearchResult<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
+
+/// Flat views of a result with ids as Faiss' int64 (vq's `u64::MAX` padding becomes `-1`).
+fn flat_result(n: &Neighbors) -> (usize, usize, Vec<f32>, Vec<i64>) {
+    // Ids are below 2⁶³ (checked on the way in), so the cast only turns the padding into −1.
+    let ids = n.ids().iter().map(|&id| if id == u64::MAX { -1 } else { id as i64 }).collect();
+    (n.num_queries(), n.k(), n.scores().to_vec(), ids)
+}
+
+fn to_numpy<'py>(py: Python<'py>, (nq, k, d, i): (usize, usize, Vec<f32>, Vec<i64>)) -> PyResult<SearchResult<'py>> {
+    let shape_err = |e: numpy::ndarray::ShapeError| VqError::new_err(format!("result shape: {e}"));
+    let d = Array2::from_shape_vec((nq, k), d).map_err(shape_err)?;
+    let i = Array2::from_shape_vec((nq, k), i).map_err(shape_err)?;
+    Ok((d.into_pyarray(py), i.into_pyarray(py)))
+}
+
+/// Per-search settings, as Faiss' `SearchParameters`: pass as `index.search(x, k, params=p)`;
+/// keywords given to `search` override them. A knob an index does not have is ignored
+/// (`nprobe` on a graph).
+///
+/// - `ef`: graph beam width (hnswlib `ef`, Faiss `efSearch`)
+/// - `nprobe`: inverted lists scanned per query (IVF)
+/// - `refine_k`: refine indexes re-score `refine_k · k` candidates (Faiss `k_factor`)
+/// - `filter`: a numpy boolean mask over ids, or an array of the ids that may be returned
+#[pyclass(module = "vq", get_all, set_all)]
+struct SearchParameters {
+    ef: Option<i64>,
+    nprobe: Option<i64>,
+    refine_k: Option<i64>,
+    filter: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl SearchParameters {
+    #[new]
+    #[pyo3(signature = (*, ef=None, nprobe=None, refine_k=None, filter=None))]
+    fn new(ef: Option<i64>, nprobe: Option<i64>, refine_k: Option<i64>, filter: Option<Py<PyAny>>) -> Self {
+        SearchParameters { ef, nprobe, refine_k, filter }
+    }
+
+    fn __repr__(&self) -> String {
+        let opt = |v: Option<i64>| v.map_or("None".into(), |v| v.to_string());
+        format!(
+            "SearchParameters(ef={}, nprobe={}, refine_k={}, filter={})",
+            opt(self.ef),
+            opt(self.nprobe),
+            opt(self.refine_k),
+            if self.filter.is_some() { "<set>" } else { "None" }
+        )
+    }
+}
+
+/// A vq index (what `index_factory` and `read_index` return). Thread-safe: searches from
+/// several Python threads run in parallel with the GIL released; `train`, `add` and
+/// `remove_ids` wait for running searches and run alone.
+#[pyclass(module = "vq", name = "Index", frozen)]
+struct PyIndex {
+    // Fixed for the index's life, kept outside the lock so shape checks never wait on a
+    // running add.
+    dim: usize,
+    metric: Metric,
+    inner: RwLock<Box<dyn vq::Index>>,
+}
+
+impl PyIndex {
+    fn new(index: Box<dyn vq::Index>) -> Self {
+        PyIndex { dim: index.dim(), metric: index.metric(), inner: RwLock::new(index) }
+    }
+
+    // A panic cannot leave an index half-updated in a way the lock would protect us from (vq
+    // returns errors, not panics); a poisoned lock is taken as it is.
+    fn read(&self) -> RwLockReadGuard<'_, Box<dyn vq::Index>> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Box<dyn vq::Index>> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[pymethods]
+impl PyIndex {
+    /// Vector dimension.
+    #[getter]
+    fn d(&self) -> usize {
+        self.dim
+    }
+
+    /// Vectors searchable now (added and not removed).
+    #[getter]
+    fn ntotal(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.read().len())
+    }
+
+    /// Whether `add` can be called (indexes with nothing to learn are always trained).
+    #[getter]
+    fn is_trained(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.read().is_trained())
+    }
+
+    /// Faiss' metric number: `vq.METRIC_L2`, `vq.METRIC_INNER_PRODUCT` or `vq.METRIC_COSINE`.
+    #[getter]
+    fn metric_type(&self) -> i64 {
+        metric_number(self.metric)
+    }
+
+    /// The metric's name: `"l2"`, `"ip"` or `"cosine"`.
+    #[getter]
+    fn metric(&self) -> &'static str {
+        self.metric.name()
+    }
+
+    /// The factory string that builds an index like this one.
+    #[getter]
+    fn spec(&self, py: Python<'_>) -> String {
+        py.detach(|| self.read().spec().to_string())
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.ntotal(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let (spec, n) = py.detach(|| {
+            let g = self.read();
+            (g.spec().to_string(), g.len())
+        });
+        format!("<vq.Index {spec} d={} metric={} ntotal={n}>", self.dim, self.metric.name())
+    }
+
+    /// Learns the index's parameters (codebooks, ranges, lists) from `x` (n × d); a no-op for
+    /// indexes that need none. Allowed again only while the index is empty.
+    fn train(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
+        let x = convert::rows(x, "x", Some(self.dim))?;
+        let x = x.as_slice()?;
+        threads::run(py, || self.write().train(x))?.map_err(to_py)
+    }
+
+    /// Makes room for `n` more vectors up front (a hint: a bulk load then does not grow step
+    /// by step).
+    fn reserve(&self, py: Python<'_>, n: i64) -> PyResult<()> {
+        let n = count("n", n)?;
+        py.detach(|| self.write().reserve(n));
+        Ok(())
+    }
+
+    /// Adds `x` (n × d) under ids continuing from the number of vectors ever added.
+    fn add(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
+        let x = convert::rows(x, "x", Some(self.dim))?;
+        let x = x.as_slice()?;
+        threads::run(py, || self.write().add(x))?.map_err(to_py)
+    }
+
+    /// Adds `x` (n × d) under `ids` (n non-negative int64 ids, none already present); on
+    /// error nothing is added.
+    fn add_with_ids(&self, py: Python<'_>, x: &Bound<'_, PyAny>, ids: &Bound<'_, PyAny>) -> PyResult<()> {
+        let x = convert::rows(x, "x", Some(self.dim))?;
+        let ids = convert::ids(ids, "ids")?;
+        let x = x.as_slice()?;
+        threads::run(py, || self.write().add_with_ids(x, &ids))?.map_err(to_py)
+    }
+
+    /// The `k` best matches of every row of `x` (nq × d): `(D, I)`, float32 scores and int64
+    /// ids, `nq × k`, best first, `-1` ids where fewer than `k` match. Scores: squared L2
+    /// (smaller is better), inner product or cosine (larger is better).
+    ///
+    /// Settings come from `params` (a `vq.SearchParameters`) and the keywords, which win.
+    #[pyo3(signature = (x, k, params=None, *, ef=None, nprobe=None, refine_k=None, filter=None))]
+    #[allow(clippy::too_many_arguments)] // Faiss' keyword surface
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        k: i64,
+        params: Option<PyRef<'py, SearchParameters>>,
+        ef: Option<i64>,
+        nprobe: Option<i64>,
+        refine_k: Option<i64>,
+        filter: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<SearchResult<'py>> {
+        let k = count("k", k)?;
+        let p = params.as_deref();
+        let (p_ef, p_nprobe, p_refine_k) = p.map_or((None, None, None), |p| (p.ef, p.nprobe, p.refine_k));
+        let filter = match filter.or_else(|| p.and_then(|p| p.filter.as_ref()).map(|f| f.bind(py).clone())) {
+            Some(f) if !f.is_none() => Some(convert::filter(&f)?),
+            _ => None,
+        };
+        let x = convert::rows(x, "x", Some(self.dim))?;
+        let x = x.as_slice()?;
+        let params = SearchParams {
+            k,
+            ef: opt_count("ef", ef.or(p_ef))?,
+            nprobe: opt_count("nprobe", nprobe.or(p_nprobe))?,
+            refine_k: opt_count("refine_k", refine_k.or(p_refine_k))?,
+            filter: filter.as_deref(),
+        };
+        let result = threads::run(py, || self.read().search_with(x, &params).map(|n| flat_result(&n)))?;
+        to_numpy(py, result.map_err(to_py)?)
+    }
+
+    /// Removes the given ids (unknown ids are skipped); returns how many were removed.
+    fn remove_ids(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let ids = convert::ids(ids, "ids")?;
+        threads::run(py, || self.write().remove_ids(&ids))?.map_err(to_py)
+    }
+
+    /// Bytes held, by part (`vectors`, `links`, `ids`, `trained`, `refine`, `scratch`) and
+    /// `total`.
+    fn memory_usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = py.detach(|| self.read().memory_usage());
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("vectors", m.vectors),
+            ("links", m.links),
+            ("ids", m.ids),
+            ("trained", m.trained),
+            ("refine", m.refine),
+            ("scratch", m.scratch),
+            ("total", m.total()),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+}
+
+/// An empty index of the kind `description` names (Faiss' factory strings: `"Flat"`,
+/// `"HNSW32"`, `"HNSW32,SQ8,RFlat"`, `"IVF1024,Flat"`, `"IVF1024,PQ16"`, `"PQ32x4fs"`, …).
+/// Build parameters a string does not carry are keywords: `ef_construction`, `ef` (the default
+/// search beam), `nprobe`, `refine_k`.
+#[pyfunction]
+#[pyo3(signature = (d, description, metric=None, *, ef_construction=None, ef=None, nprobe=None, refine_k=None))]
+#[allow(clippy::too_many_arguments)] // Faiss' positional shape plus the build keywords
+fn index_factory(
+    py: Python<'_>,
+    d: i64,
+    description: &str,
+    metric: Option<&Bound<'_, PyAny>>,
+    ef_construction: Option<i64>,
+    ef: Option<i64>,
+    nprobe: Option<i64>,
+    refine_k: Option<i64>,
+) -> PyResult<PyIndex> {
+    let dim = count("d", d)?;
+    let metric = metric.map_or(Ok(Metric::L2), parse_metric)?;
+    let params = IndexParams {
+        ef_construction: opt_count("ef_construction", ef_construction)?,
+        ef: opt_count("ef", ef)?,
+        refine_k: opt_count("refine_k", refine_k)?,
+        nprobe: opt_count("nprobe", nprobe)?,
+        // by_residual, anisotropic_threshold, reorder_k (fast-scan IVF, ScaNN-style PQ): not
+        // exposed yet, the factory's defaults.
+        ..Default::default()
+    };
+    let index = py.detach(|| vq::index_factory_with(dim, description, metric, &params)).map_err(to_py)?;
+    Ok(PyIndex::new(index))
+}
+
+/// Writes `index` to `path` atomically (a crash leaves any previous file intact).
+#[pyfunction]
+fn write_index(py: Python<'_>, index: &PyIndex, path: PathBuf) -> PyResult<()> {
+    threads::run(py, || vq::write_index(index.read().as_ref(), &path))?.map_err(to_py)
+}
+
+/// Reads an index written by `write_index`; every checksum is verified (`vq.FormatError` for a
+/// damaged or foreign file). `mmap=True` maps the file instead of reading it into a buffer
+/// first (less peak memory while loading; the index still owns its memory).
+#[pyfunction]
+#[pyo3(signature = (path, mmap=false))]
+fn read_index(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<PyIndex> {
+    let index = threads::run(py, || vq::read_index_with(&path, ReadOptions { mmap }))?.map_err(to_py)?;
+    Ok(PyIndex::new(index))
+}
+
+/// Exact k nearest neighbours of every row of `xq` among the rows of `xb`: `(D, I)` as
+/// `Index.search` returns them.
+#[pyfunction]
+#[pyo3(signature = (xq, xb, k, metric=None))]
+fn knn<'py>(
+    py: Python<'py>,
+    xq: &Bound<'py, PyAny>,
+    xb: &Bound<'py, PyAny>,
+    k: i64,
+    metric: Option<&Bound<'py, PyAny>>,
+) -> PyResult<SearchResult<'py>> {
+    let k = count("k", k)?;
+    let metric = metric.map_or(Ok(Metric::L2), parse_metric)?;
+    let xb = convert::rows(xb, "xb", None)?;
+    let dim = xb.shape()[1];
+    let xq = convert::rows(xq, "xq", Some(dim))?;
+    let (xb, xq) = (xb.as_slice()?, xq.as_slice()?);
+    let result = threads::run(py, || vq::knn_exact(xb, xq, dim, k, metric).map(|n| flat_result(&n)))?;
+    to_numpy(py, result.map_err(|e| to_py(e.into()))?)
+}
+
+/// Scales every row of `x` to unit L2 norm, in place (as Faiss' `normalize_L2`): `x` must be a
+/// C-contiguous float32 array (n × d). Rows of norm zero stay zero.
+#[pyfunction]
+#[pyo3(name = "normalize_L2")]
+fn normalize_l2(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
+    let Ok(a) = x.cast::<PyArray2<f32>>() else {
+        return Err(PyTypeError::new_err(
+            "normalize_L2 works in place: `x` must be a 2-D float32 numpy array (convert with np.ascontiguousarray(x, dtype=np.float32))",
+        ));
+    };
+    if !a.is_c_contiguous() {
+        return Err(PyTypeError::new_err(
+            "normalize_L2 works in place: `x` must be C-contiguous (np.ascontiguousarray(x) makes a copy that is)",
+        ));
+    }
+    let dim = a.shape()[1];
+    let mut rw = a.try_readwrite().map_err(|e| PyValueError::new_err(format!("`x` cannot be written: {e}")))?;
+    let data = rw.as_slice_mut()?;
+    threads::run(py, || vq::normalize_l2(data, dim))?.map_err(|e| to_py(e.into()))
+}
+
+/// Centroids (k × d), the objective after each iteration, the cluster sizes.
+type KmeansResult<'py> = (Bound<'py, PyArray2<f32>>, Vec<f64>, Vec<usize>);
+
+/// k-means (vq-cluster, Faiss' defaults): returns `(centroids k × d float32, objective per
+/// iteration, cluster sizes)`. `vq.Kmeans` is the Faiss-shaped wrapper.
+#[pyfunction]
+#[pyo3(signature = (x, k, *, niter=25, seed=1234, spherical=false, nredo=1, max_points_per_centroid=256, min_points_per_centroid=39))]
+#[allow(clippy::too_many_arguments)] // Faiss' ClusteringParameters
+fn kmeans_train<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    k: i64,
+    niter: i64,
+    seed: u64,
+    spherical: bool,
+    nredo: i64,
+    max_points_per_centroid: i64,
+    min_points_per_centroid: i64,
+) -> PyResult<KmeansResult<'py>> {
+    let params = vq::vq_cluster::KMeans::new(count("k", k)?)
+        .iterations(count("niter", niter)?)
+        .seed(seed)
+        .spherical(spherical)
+        .nredo(count("nredo", nredo)?)
+        .max_points_per_centroid(count("max_points_per_centroid", max_points_per_centroid)?)
+        .min_points_per_centroid(count("min_points_per_centroid", min_points_per_centroid)?);
+    let x = convert::rows(x, "x", None)?;
+    let dim = x.shape()[1];
+    let x = x.as_slice()?;
+    let c = threads::run(py, || params.fit(x, dim))?.map_err(error::cluster_to_py)?;
+    let centroids = Array2::from_shape_vec((c.k(), c.dim()), c.centroids().to_vec())
+        .map_err(|e| VqError::new_err(format!("centroid shape: {e}")))?;
+    Ok((centroids.into_pyarray(py), c.objective().to_vec(), c.sizes().to_vec()))
+}
+
+/// Sets how many threads each later call uses: `n ≥ 1` gives every calling Python thread its
+/// own pool of `n` workers; 0 (the default) shares one worker per core among all callers.
+#[pyfunction]
+fn set_num_threads(n: i64) -> PyResult<()> {
+    threads::set(count("n", n)?);
+    Ok(())
+}
+
+/// The threads a call started now would use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    threads::get()
+}
+
+/// The SIMD level vq's kernels use on this CPU (`avx512`, `avx2`, `neon`, `portable`).
+#[pyfunction]
+fn simd_level() -> &'static str {
+    vq::vq_distance::simd_level().name()
+}
+
+#[pymodule]
+fn _vq(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<PyIndex>()?;
+    m.add_class::<SearchParameters>()?;
+    m.add_function(wrap_pyfunction!(index_factory, m)?)?;
+    m.add_function(wrap_pyfunction!(write_index, m)?)?;
+    m.add_function(wrap_pyfunction!(read_index, m)?)?;
+    m.add_function(wrap_pyfunction!(knn, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_l2, m)?)?;
+    m.add_function(wrap_pyfunction!(kmeans_train, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add("METRIC_L2", METRIC_L2)?;
+    m.add("METRIC_INNER_PRODUCT", METRIC_INNER_PRODUCT)?;
+    m.add("METRIC_COSINE", METRIC_COSINE)?;
+    m.add("VqError", py.get_type::<VqError>())?;
+    m.add("NotTrained", py.get_type::<NotTrained>())?;
+    m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+"""The binding against the Rust API and exact search: results, round trips, parameters."""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import vq
+
+# Every index family the factory builds, over the conformance suite's shapes (d = 16).
+SPECS = [
+    "Flat",
+    "SQ8",
+    "SQ4",
+    "SQfp16",
+    "SQbf16",
+    "PQ8",
+    "PQ8x4",
+    "OPQ4,PQ4",
+    "PQ8x4fs",
+    "PQ8x4fs,RFlat",
+    "HNSW16",
+    "HNSW16,SQ8",
+    "HNSW16,PQ8",
+    "HNSW16,SQ8,RFlat",
+    "HNSW16,SQ8,Refine(SQfp16)",
+    "PQ8,RFlat",
+    "SQ4,Refine(SQ8)",
+    "IVF16,Flat",
+    "IVF16,SQ8",
+    "IVF16,PQ8",
+    "IVF16,PQ8,RFlat",
+]
+
+
+def build(spec, x, metric=vq.METRIC_L2):
+    index = vq.index_factory(x.shape[1], spec, metric)
+    index.train(x)
+    index.add(x)
+    return index
+
+
+def exact(x, q, k):
+    d2 = ((q[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+    return np.argsort(d2, axis=1, kind="stable")[:, :k]
+
+
+def recall(I, gt):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(I, gt)])
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_factory_round_trip(spec, data, tmp_path):
+    x, q = data
+    index = build(spec, x)
+    assert index.spec == spec
+    assert (index.d, index.ntotal, len(index), index.is_trained) == (16, len(x), len(x), True)
+    D, I = index.search(q, 10, ef=64, nprobe=4, refine_k=2)
+    assert D.dtype == np.float32 and I.dtype == np.int64 and D.shape == I.shape == (len(q), 10)
+    # Sorted best first (squared L2: ascending) and actually near: recall against exact search.
+    assert np.all(np.diff(D, axis=1) >= 0)
+    assert recall(I, exact(x, q, 10)) > 0.15
+
+    path = tmp_path / "index.vq"
+    vq.write_index(index, str(path))
+    back = vq.read_index(path)  # str and os.PathLike both work
+    assert (back.spec, back.d, back.ntotal, back.metric) == (spec, 16, len(x), "l2")
+    D2, I2 = back.search(q, 10, ef=64, nprobe=4, refine_k=2)
+    np.testing.assert_array_equal(I, I2)
+    np.testing.assert_array_equal(D, D2)
+    D3, I3 = vq.read_index(path, mmap=True).search(q, 10, ef=64, nprobe=4, refine_k=2)
+    np.testing.assert_array_equal(I, I3)
+
+
+def rust_search(index_path, queries_path, k, **knobs):
+    """Results of the same file searched by the Rust API (vq's search_index example)."""
+    exe = os.environ.get("VQ_SEARCH_INDEX")
+    if not exe:
+        pytest.skip("VQ_SEARCH_INDEX (the search_index example binary) not set: run through `cargo xtask test`")
+    args = [exe, str(index_path), str(queries_path), str(k)] + [f"{n}={v}" for n, v in knobs.items()]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        pairs = [p.split(":") for p in line.split()]
+        rows.append(([int(i) for i, _ in pairs], [np.float32(float(s)) for _, s in pairs]))
+    return rows
+
+
+@pytest.mark.parametrize(
+    "spec,knobs",
+    [("HNSW16,SQ8,RFlat", {"ef": 32, "refine_k": 2}), ("IVF16,PQ8", {"nprobe": 3}), ("Flat", {}), ("PQ8x4fs", {})],
+)
+def test_results_equal_rust_api(spec, knobs, data, tmp_path):
+    x, q = data
+    index = build(spec, x)
+    vq.write_index(index, tmp_path / "i.vq")
+    np.save(tmp_path / "q.npy", q)
+    rows = rust_search(tmp_path / "i.vq", tmp_path / "q.npy", 7, **knobs)
+    D, I = index.search(q, 7, **knobs)
+    assert len(rows) == len(q)
+    for (ids, scores), d_row, i_row in zip(rows, D, I):
+        keep = i_row >= 0
+        assert list(i_row[keep]) == ids
+        np.testing.assert_array_equal(d_row[keep], np.array(scores, dtype=np.float32))
+
+
+def test_flat_is_exact_and_knn_matches(data):
+    x, q = data
+    D, I = build("Flat", x).search(q, 5)
+    np.testing.assert_array_equal(I, exact(x, q, 5))
+    ref = ((q[:, None, :].astype(np.float64) - x[I]) ** 2).sum(-1)
+    np.testing.assert_allclose(D, ref, rtol=1e-4, atol=1e-3)
+    D2, I2 = vq.knn(q, x, 5, vq.METRIC_L2)
+    np.testing.assert_array_equal(I2, I)
+    np.testing.assert_array_equal(D2, D)
+    # Inner product: larger is better, ordered descending.
+    D3, I3 = vq.knn(q, x, 5, "ip")
+    ip = q.astype(np.float64) @ x.T.astype(np.float64)
+    np.testing.assert_array_equal(I3[:, 0], ip.argmax(1))
+    assert np.all(np.diff(D3, axis=1) <= 0)
+
+
+def test_padding_and_k_above_ntotal():
+    index = vq.index_factory(4, "Flat")
+    index.add(np.eye(4, dtype=np.float32)[:3])
+    D, I = index.search(np.ones((2, 4), np.float32), 5)
+    assert I.shape == (2, 5)
+    assert (I[:, 3:] == -1).all() and (I[:, :3] >= 0).all()
+    empty = vq.index_factory(4, "HNSW8")
+    D, I = empty.search(np.ones((1, 4), np.float32), 3)
+    assert (I == -1).all()
+
+
+def test_add_with_ids_remove_ids_and_filters(data):
+    x, q = data
+    ids = np.arange(len(x), dtype=np.int64) * 10 + 7
+    for spec in ["Flat", "HNSW16", "IVF16,Flat"]:
+        index = vq.index_factory(16, spec)
+        index.train(x)
+        index.add_with_ids(x, ids)
+        D, I = index.search(x[:20], 1, ef=64, nprobe=16)
+        assert list(I[:, 0]) == list(ids[:20]), spec
+        assert index.remove_ids(ids[:10]) == 10
+        assert index.remove_ids(np.array([1, 2, 3])) == 0  # unknown ids are skipped
+        assert index.ntotal == len(x) - 10
+        D, I = index.search(x[:10], 3, ef=64, nprobe=16)
+        assert not set(I.ravel()) & set(ids[:10]), spec
+        # A filter as an id array and as a boolean mask over ids give the same answer.
+        allowed = ids[100:400:3]
+        D1, I1 = index.search(q, 5, ef=128, nprobe=16, filter=allowed)
+        mask = np.zeros(ids.max() + 1, dtype=bool)
+        mask[allowed] = True
+        D2, I2 = index.search(q, 5, params=vq.SearchParameters(ef=128, nprobe=16, filter=mask))
+        assert set(I1.ravel()) <= set(allowed)
+        np.testing.assert_array_equal(I1, I2)
+
+
+def test_params_object_and_keywords(data):
+    x, q = data
+    index = build("IVF16,Flat", x)
+    p = vq.SearchParameters(nprobe=16)
+    assert p.nprobe == 16 and "nprobe=16" in repr(p)
+    _, I_all = index.search(q, 5, params=p)
+    np.testing.assert_array_equal(I_all, exact(x, q, 5))
+    # A keyword overrides the params object.
+    _, I_one = index.search(q, 5, params=p, nprobe=1)
+    _, I_one_kw = index.search(q, 5, nprobe=1)
+    np.testing.assert_array_equal(I_one, I_one_kw)
+    p.nprobe = 1
+    np.testing.assert_array_equal(index.search(q, 5, params=p)[1], I_one)
+
+
+def test_cosine_and_normalize(data):
+    x, q = data
+    index = build("Flat", x * 3.0, vq.METRIC_COSINE)
+    assert index.metric == "cosine" and index.metric_type == vq.METRIC_COSINE
+    D, I = index.search(q, 3)
+    xn, qn = x.copy(), q.copy()
+    vq.normalize_L2(xn)
+    vq.normalize_L2(qn)
+    np.testing.assert_allclose(np.linalg.norm(xn, axis=1), 1, rtol=1e-5)
+    cos = qn @ xn.T
+    np.testing.assert_array_equal(I[:, 0], cos.argmax(1))
+    np.testing.assert_allclose(D[:, 0], cos.max(1), rtol=1e-4)
+
+
+def test_kmeans(data):
+    x, _ = data
+    km = vq.Kmeans(16, 20, niter=10, seed=3)
+    obj = km.train(x)
+    assert km.centroids.shape == (20, 16) and km.centroids.dtype == np.float32
+    assert obj == km.obj[-1] and km.obj[-1] <= km.obj[0]
+    D, I = km.assign(x[:100])
+    d2 = ((x[:100, None, :] - km.centroids[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(I, d2.argmin(1))
+    assert km.sizes.sum() == len(x)
+    # The same seed gives the same centroids.
+    km2 = vq.Kmeans(16, 20, niter=10, seed=3)
+    km2.train(x)
+    np.testing.assert_array_equal(km.centroids, km2.centroids)
+
+
+def test_memory_usage_and_repr(data):
+    x, _ = data
+    index = build("HNSW16,SQ8", x)
+    m = index.memory_usage()
+    assert m["total"] == sum(v for k, v in m.items() if k != "total")
+    assert m["links"] > 0 and m["vectors"] >= len(x) * 16
+    assert "HNSW16,SQ8" in repr(index) and "ntotal=3000" in repr(index)
+    assert vq.simd_level() in ("avx512", "avx2", "neon", "portable")

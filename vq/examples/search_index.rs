@@ -1,0 +1,56 @@
+//! Reads an index written by `write_index` and searches it: a quick way to query a saved
+//! index, and the Rust side of the Python wheel's "same results as the Rust API" test
+//! (`vq-python/tests`).
+//!
+//! `cargo run --release -p vq --example search_index -- INDEX QUERIES K [ef=N] [nprobe=N] [refine_k=N]`
+//!
+//! `QUERIES` is any dataset file vq-io reads (`.npy`, `.fvecs`, `.fbin`, …). Prints one line
+//! per query: `id:score` pairs, best first (scores in Rust's shortest round-trip form), `-`
+//! where the row is padded.
+
+use std::process::ExitCode;
+
+use vq::SearchParams;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("search_index: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [index, queries, k, knobs @ ..] = args.as_slice() else {
+        return Err("usage: search_index INDEX QUERIES K [ef=N] [nprobe=N] [refine_k=N]".into());
+    };
+    let index = vq::read_index(index)?;
+    let queries = vq::vq_io::dataset::read::<f32>(queries)?;
+    let mut params = SearchParams::new(k.parse()?);
+    for knob in knobs {
+        let (name, value) = knob.split_once('=').ok_or_else(|| format!("`{knob}`: expected NAME=VALUE"))?;
+        let value = Some(value.parse()?);
+        match name {
+            "ef" => params.ef = value,
+            "nprobe" => params.nprobe = value,
+            "refine_k" => params.refine_k = value,
+            _ => return Err(format!("unknown knob `{name}` (ef, nprobe, refine_k)").into()),
+        }
+    }
+    let hits = index.search_with(queries.as_slice(), &params)?;
+    let mut out = String::new();
+    for (ids, scores) in hits.iter() {
+        let row: Vec<String> = ids
+            .iter()
+            .zip(scores)
+            .map(|(&id, s)| if id == u64::MAX { "-".to_string() } else { format!("{id}:{s:?}") })
+            .collect();
+        out.push_str(&row.join(" "));
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(())
+}
