@@ -221,7 +221,7 @@ pub fn summary_table(lines: &[Value]) -> String {
             "library", "wall s", "cpu s", "iters", "objective_final", "time/faiss", "obj/faiss"
         ));
         let ratio = |v: &Value, key: &str| match (faiss.and_then(|fl| f(fl, key)), f(v, key)) {
-            (Some(b), Some(a)) if b > 0.0 => format!("{:.3}", a / b),
+            (Some(b), Some(a)) if b > 0.0 => format!("{:.4}", a / b),
             _ => "-".into(),
         };
         for v in &rows {

@@ -395,9 +395,9 @@ fn kmeans_mode_writes_peers_fields_and_a_table_beside_faiss() {
     all.extend(vq_bench::kmeans::read_jsonl(&peers).unwrap());
     let table = vq_bench::kmeans::summary_table(&all);
     let vq_row = table.lines().find(|l| l.starts_with("vq ")).unwrap();
-    let want = format!("{:.3}", fin / 100.0);
+    let want = format!("{:.4}", fin / 100.0);
     assert!(vq_row.trim_end().ends_with(&want), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("faiss ") && l.contains("1.000")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("faiss ") && l.contains("1.0000")), "{table}");
 
     let err = |extra: &[&str]| {
         let mut b = args(&["--kmeans", "--dataset", "km", "--data-dir", dir.to_str().unwrap()]);
