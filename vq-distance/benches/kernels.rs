@@ -73,6 +73,14 @@ fn other_types(c: &mut Criterion) {
         }
         g.bench_function("numkong", |bench| bench.iter(|| u8::sqeuclidean(black_box(&ua), black_box(&ub)).unwrap()));
         g.finish();
+        let mut g = c.benchmark_group(format!("u8/dot/{dim}"));
+        for k in levels() {
+            g.bench_function(BenchmarkId::new("vq", k.level()), |bench| {
+                bench.iter(|| k.dot(black_box(&ua), black_box(&ub)).unwrap())
+            });
+        }
+        g.bench_function("numkong", |bench| bench.iter(|| <u8 as Dot>::dot(black_box(&ua), black_box(&ub)).unwrap()));
+        g.finish();
     }
 }
 

@@ -192,19 +192,10 @@ float_kernels!(f32, l2_sq_f32_imp, dot_f32_imp, cos_parts_f32_imp);
 float_kernels!(f16, l2_sq_f16_imp, dot_f16_imp, cos_parts_f16_imp);
 float_kernels!(bf16, l2_sq_bf16_imp, dot_bf16_imp, cos_parts_bf16_imp);
 
-/// 16 bytes widened to 16 i16 lanes.
+/// 16 bytes widened to 16 i16 lanes; i8 only (u8 has [`u8_drive`]).
 trait Widen16: Copy {
     const ZERO: Self;
     unsafe fn widen(p: *const Self) -> __m256i;
-}
-
-impl Widen16 for u8 {
-    const ZERO: Self = 0;
-    #[inline(always)]
-    unsafe fn widen(p: *const u8) -> __m256i {
-        // SAFETY: the caller guarantees 16 readable bytes.
-        unsafe { _mm256_cvtepu8_epi16(_mm_loadu_si128(p.cast())) }
-    }
 }
 
 impl Widen16 for i8 {
@@ -270,15 +261,80 @@ unsafe fn int_drive<T: Widen16, const SQ_DIFF: bool>(a: &[T], b: &[T]) -> i32 {
     }
 }
 
+/// One 32-byte step of the u8 kernels into `acc[j]` and `acc[j + 1]`.
+///
+/// No widening shuffles (the older kernel's `cvtepu8_epi16` ran on the one shuffle port and
+/// bounded it): a 16-bit lane holds an even byte (`v & 0x00ff`) and an odd one (`v >> 8`), so
+/// two `madd`s over those halves sum all 32 products exactly (at most 2 · 255² per i32 lane
+/// and step). L2 first takes |a − b| in u8 as `max − min`.
+#[inline(always)]
+unsafe fn u8_step<const L2: bool>(x: __m256i, y: __m256i, acc: &mut [__m256i; 4], j: usize) {
+    // SAFETY: register arithmetic; every caller enables avx2.
+    unsafe {
+        let lo = _mm256_set1_epi16(0x00ff);
+        let (pl, ph) = if L2 {
+            let d = _mm256_sub_epi8(_mm256_max_epu8(x, y), _mm256_min_epu8(x, y));
+            let (dl, dh) = (_mm256_and_si256(d, lo), _mm256_srli_epi16::<8>(d));
+            (_mm256_madd_epi16(dl, dl), _mm256_madd_epi16(dh, dh))
+        } else {
+            let (xl, xh) = (_mm256_and_si256(x, lo), _mm256_srli_epi16::<8>(x));
+            let (yl, yh) = (_mm256_and_si256(y, lo), _mm256_srli_epi16::<8>(y));
+            (_mm256_madd_epi16(xl, yl), _mm256_madd_epi16(xh, yh))
+        };
+        acc[j] = _mm256_add_epi32(acc[j], pl);
+        acc[j + 1] = _mm256_add_epi32(acc[j + 1], ph);
+    }
+}
+
+/// The u8 kernels over 64-byte iterations (two [`u8_step`]s into four accumulators), a
+/// 32-byte step, then the tail from zero-padded copies (zeros add nothing). Exact within
+/// `simd::INT_CHUNK`.
+#[inline(always)]
+unsafe fn u8_drive<const L2: bool>(a: &[u8], b: &[u8]) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: full loads read `i .. i + 32 <= n`; the tail reads 32-byte local copies.
+    unsafe {
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            u8_step::<L2>(_mm256_loadu_si256(pa.add(i).cast()), _mm256_loadu_si256(pb.add(i).cast()), &mut acc, 0);
+            u8_step::<L2>(
+                _mm256_loadu_si256(pa.add(i + 32).cast()),
+                _mm256_loadu_si256(pb.add(i + 32).cast()),
+                &mut acc,
+                2,
+            );
+            i += 64;
+        }
+        if i + 32 <= n {
+            u8_step::<L2>(_mm256_loadu_si256(pa.add(i).cast()), _mm256_loadu_si256(pb.add(i).cast()), &mut acc, 0);
+            i += 32;
+        }
+        if i < n {
+            let (mut ta, mut tb) = ([0u8; 32], [0u8; 32]);
+            ta[..n - i].copy_from_slice(&a[i..n]);
+            tb[..n - i].copy_from_slice(&b[i..n]);
+            u8_step::<L2>(_mm256_loadu_si256(ta.as_ptr().cast()), _mm256_loadu_si256(tb.as_ptr().cast()), &mut acc, 2);
+        }
+        let s = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_add_epi32(acc[2], acc[3]));
+        let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
 #[target_feature(enable = "avx2")]
 unsafe fn l2_sq_u8_imp(a: &[u8], b: &[u8]) -> u32 {
-    // SAFETY: the features `int_drive` needs are enabled on this function.
-    unsafe { int_drive::<_, true>(a, b) as u32 }
+    // SAFETY: the features `u8_drive` needs are enabled on this function.
+    unsafe { u8_drive::<true>(a, b) as u32 }
 }
 #[target_feature(enable = "avx2")]
 unsafe fn dot_u8_imp(a: &[u8], b: &[u8]) -> i32 {
     // SAFETY: as above.
-    unsafe { int_drive::<_, false>(a, b) }
+    unsafe { u8_drive::<false>(a, b) }
 }
 #[target_feature(enable = "avx2")]
 unsafe fn l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32 {

@@ -21,6 +21,24 @@ pub(crate) fn is_available() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
+/// `true` when the CPU also has AVX-512 VNNI (`vpdpbusd`, `vpdpwssd`), which the u8 kernels
+/// use where present (checked once, when the table is built).
+pub(crate) fn has_vnni() -> bool {
+    is_x86_feature_detected!("avx512vnni")
+}
+
+/// The u8 kernels, with or without VNNI.
+///
+/// # Safety
+/// The caller must have checked [`is_available`], and [`has_vnni`] when `vnni`.
+unsafe fn u8_kernels(vnni: bool) -> IntKernels<u8> {
+    if vnni {
+        IntKernels { l2_sq: l2_sq_u8_vnni, dot: dot_u8_vnni }
+    } else {
+        IntKernels { l2_sq: l2_sq_u8, dot: dot_u8 }
+    }
+}
+
 /// The AVX-512 kernel table.
 ///
 /// # Safety
@@ -31,7 +49,8 @@ pub(crate) unsafe fn kernels() -> Kernels {
         f32: FloatKernels { l2_sq: l2_sq_f32, dot: dot_f32, cos_parts: cos_parts_f32 },
         f16: FloatKernels { l2_sq: l2_sq_f16, dot: dot_f16, cos_parts: cos_parts_f16 },
         bf16: FloatKernels { l2_sq: l2_sq_bf16, dot: dot_bf16, cos_parts: cos_parts_bf16 },
-        u8: IntKernels { l2_sq: l2_sq_u8, dot: dot_u8 },
+        // SAFETY: the caller checked `is_available`, and `has_vnni` is checked right here.
+        u8: unsafe { u8_kernels(has_vnni()) },
         i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
         gemm: GemmKernel { mr: MR, nr: NR, scan },
     }
@@ -48,6 +67,8 @@ entry!(dot_bf16 => dot_bf16_imp(a: &[bf16], b: &[bf16]) -> f32);
 entry!(cos_parts_bf16 => cos_parts_bf16_imp(a: &[bf16], b: &[bf16]) -> [f32; 3]);
 entry!(l2_sq_u8 => l2_sq_u8_imp(a: &[u8], b: &[u8]) -> u32);
 entry!(dot_u8 => dot_u8_imp(a: &[u8], b: &[u8]) -> i32);
+entry!(l2_sq_u8_vnni => l2_sq_u8_vnni_imp(a: &[u8], b: &[u8]) -> u32);
+entry!(dot_u8_vnni => dot_u8_vnni_imp(a: &[u8], b: &[u8]) -> i32);
 entry!(l2_sq_i8 => l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32);
 entry!(dot_i8 => dot_i8_imp(a: &[i8], b: &[i8]) -> i32);
 entry!(scan => scan_imp(args: &ScanArgs<'_>, thresholds: &mut [f32], hit: TileHit<'_>) -> ());
@@ -187,17 +208,10 @@ float_kernels!(f32, l2_sq_f32_imp, dot_f32_imp, cos_parts_f32_imp);
 float_kernels!(f16, l2_sq_f16_imp, dot_f16_imp, cos_parts_f16_imp);
 float_kernels!(bf16, l2_sq_bf16_imp, dot_bf16_imp, cos_parts_bf16_imp);
 
-/// 32 bytes widened to 32 i16 lanes (the lanes outside `m` are zero).
+/// 32 bytes widened to 32 i16 lanes (the lanes outside `m` are zero); i8 only (u8 has
+/// [`u8_drive`]).
 trait Widen32: Copy {
     unsafe fn widen(p: *const Self, m: __mmask32) -> __m512i;
-}
-
-impl Widen32 for u8 {
-    #[inline(always)]
-    unsafe fn widen(p: *const u8, m: __mmask32) -> __m512i {
-        // SAFETY: the caller guarantees the lanes in `m` are readable.
-        unsafe { _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, p.cast())) }
-    }
 }
 
 impl Widen32 for i8 {
@@ -255,15 +269,123 @@ unsafe fn int_drive<T: Widen32, const SQ_DIFF: bool>(a: &[T], b: &[T]) -> i32 {
     }
 }
 
+/// One 64-byte step of the u8 kernels, accumulated into `acc[j]` and `acc[j + 1]`.
+///
+/// No widening shuffles (the older kernel's `cvtepu8_epi16` ran on the one shuffle port and
+/// bounded it): a 16-bit lane holds an even byte (`v & 0x00ff`) and an odd one (`v >> 8`), so
+/// two `madd`s over those halves sum all 64 products exactly (at most 2 · 255² per i32 lane
+/// and step). L2 first takes |a − b| in u8 as `max − min`. With VNNI, `vpdpwssd` fuses the
+/// `madd` and the add, and the dot product uses `vpdpbusd` (u8 × i8) on `b − 128`
+/// (`b ^ 0x80`), adding back `128 · Σa` from `vpsadbw` (`sum_a`, u64 lanes).
+#[inline(always)]
+unsafe fn u8_step<const L2: bool, const VNNI: bool>(
+    x: __m512i,
+    y: __m512i,
+    acc: &mut [__m512i; 4],
+    j: usize,
+    sum_a: &mut __m512i,
+) {
+    // SAFETY: register arithmetic; every caller enables avx512f/bw (and avx512vnni for VNNI).
+    unsafe {
+        let lo = _mm512_set1_epi16(0x00ff);
+        if L2 {
+            let d = _mm512_sub_epi8(_mm512_max_epu8(x, y), _mm512_min_epu8(x, y));
+            let (dl, dh) = (_mm512_and_si512(d, lo), _mm512_srli_epi16::<8>(d));
+            if VNNI {
+                acc[j] = _mm512_dpwssd_epi32(acc[j], dl, dl);
+                acc[j + 1] = _mm512_dpwssd_epi32(acc[j + 1], dh, dh);
+            } else {
+                acc[j] = _mm512_add_epi32(acc[j], _mm512_madd_epi16(dl, dl));
+                acc[j + 1] = _mm512_add_epi32(acc[j + 1], _mm512_madd_epi16(dh, dh));
+            }
+        } else if VNNI {
+            acc[j] = _mm512_dpbusd_epi32(acc[j], x, _mm512_xor_si512(y, _mm512_set1_epi8(-128)));
+            *sum_a = _mm512_add_epi64(*sum_a, _mm512_sad_epu8(x, _mm512_setzero_si512()));
+        } else {
+            let (xl, xh) = (_mm512_and_si512(x, lo), _mm512_srli_epi16::<8>(x));
+            let (yl, yh) = (_mm512_and_si512(y, lo), _mm512_srli_epi16::<8>(y));
+            acc[j] = _mm512_add_epi32(acc[j], _mm512_madd_epi16(xl, yl));
+            acc[j + 1] = _mm512_add_epi32(acc[j + 1], _mm512_madd_epi16(xh, yh));
+        }
+    }
+}
+
+/// The u8 kernels over 128-byte iterations (two [`u8_step`]s into four accumulators, to hide
+/// the latency of the multiply-adds), a 64-byte step, then a masked tail (zero bytes add
+/// nothing to either sum). Exact within `simd::INT_CHUNK`.
+#[inline(always)]
+unsafe fn u8_drive<const L2: bool, const VNNI: bool>(a: &[u8], b: &[u8]) -> i64 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: full loads read `i .. i + 64 <= n`; the tail mask selects bytes below `n`.
+    unsafe {
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let mut sum_a = _mm512_setzero_si512();
+        let mut i = 0;
+        while i + 128 <= n {
+            u8_step::<L2, VNNI>(
+                _mm512_loadu_si512(pa.add(i).cast()),
+                _mm512_loadu_si512(pb.add(i).cast()),
+                &mut acc,
+                0,
+                &mut sum_a,
+            );
+            u8_step::<L2, VNNI>(
+                _mm512_loadu_si512(pa.add(i + 64).cast()),
+                _mm512_loadu_si512(pb.add(i + 64).cast()),
+                &mut acc,
+                2,
+                &mut sum_a,
+            );
+            i += 128;
+        }
+        if i + 64 <= n {
+            u8_step::<L2, VNNI>(
+                _mm512_loadu_si512(pa.add(i).cast()),
+                _mm512_loadu_si512(pb.add(i).cast()),
+                &mut acc,
+                0,
+                &mut sum_a,
+            );
+            i += 64;
+        }
+        if i < n {
+            let m: __mmask64 = (1u64 << (n - i)) - 1;
+            let (x, y) = (_mm512_maskz_loadu_epi8(m, pa.add(i).cast()), _mm512_maskz_loadu_epi8(m, pb.add(i).cast()));
+            u8_step::<L2, VNNI>(x, y, &mut acc, 2, &mut sum_a);
+        }
+        let mut s = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
+        if !L2 && VNNI {
+            // `vpsadbw` leaves each sum in the low 32 bits of its 64-bit lane (at most
+            // 8 · 255 · INT_CHUNK / 64 < 2³¹), so the correction joins the i32 lanes before the
+            // one horizontal sum. Lanes may wrap, but the total is a u8 dot product within
+            // INT_CHUNK, below 2³¹, so the wrapping sum is exact.
+            s = _mm512_add_epi32(s, _mm512_slli_epi32::<7>(sum_a));
+        }
+        i64::from(_mm512_reduce_add_epi32(s))
+    }
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn l2_sq_u8_imp(a: &[u8], b: &[u8]) -> u32 {
-    // SAFETY: the features `int_drive` needs are enabled on this function.
-    unsafe { int_drive::<_, true>(a, b) as u32 }
+    // SAFETY: the features `u8_drive` needs without VNNI are enabled on this function.
+    unsafe { u8_drive::<true, false>(a, b) as u32 }
 }
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn dot_u8_imp(a: &[u8], b: &[u8]) -> i32 {
     // SAFETY: as above.
-    unsafe { int_drive::<_, false>(a, b) }
+    unsafe { u8_drive::<false, false>(a, b) as i32 }
+}
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,avx512vnni")]
+unsafe fn l2_sq_u8_vnni_imp(a: &[u8], b: &[u8]) -> u32 {
+    // SAFETY: the features `u8_drive` needs with VNNI are enabled on this function.
+    unsafe { u8_drive::<true, true>(a, b) as u32 }
+}
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,avx512vnni")]
+unsafe fn dot_u8_vnni_imp(a: &[u8], b: &[u8]) -> i32 {
+    // SAFETY: as above.
+    unsafe { u8_drive::<false, true>(a, b) as i32 }
 }
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32 {
@@ -324,6 +446,62 @@ unsafe fn scan_imp(args: &ScanArgs<'_>, thresholds: &mut [f32], hit: TileHit<'_>
                         thresholds[row] = hit(row, p * NR, &keys, mask);
                     }
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The u8 kernels with and without VNNI against exact i64 sums (the public kernel tests
+    /// reach only the variant this CPU's table holds), at every length 0..300 with extreme
+    /// bytes, then on random data.
+    fn check(a: &[u8], b: &[u8]) {
+        let l2: i64 = a.iter().zip(b).map(|(&x, &y)| (i64::from(x) - i64::from(y)).pow(2)).sum();
+        let dot: i64 = a.iter().zip(b).map(|(&x, &y)| i64::from(x) * i64::from(y)).sum();
+        let mut variants = vec![("plain", l2_sq_u8 as fn(&[u8], &[u8]) -> u32, dot_u8 as fn(&[u8], &[u8]) -> i32)];
+        if has_vnni() {
+            variants.push(("vnni", l2_sq_u8_vnni, dot_u8_vnni));
+        } else {
+            eprintln!("skipping the VNNI u8 kernels: this CPU has no avx512vnni");
+        }
+        for (name, l2_fn, dot_fn) in variants {
+            assert_eq!(i64::from(l2_fn(a, b)), l2, "{name} l2 at n = {}", a.len());
+            assert_eq!(i64::from(dot_fn(a, b)), dot, "{name} dot at n = {}", a.len());
+        }
+    }
+
+    #[test]
+    fn u8_kernels_are_exact_at_every_tail_and_at_the_extremes() {
+        if !is_available() {
+            eprintln!("skipping: this CPU has no AVX-512");
+            return;
+        }
+        for n in 0..300 {
+            let a: Vec<u8> = (0..n).map(|i| if i % 3 == 0 { 255 } else { (i * 37 % 256) as u8 }).collect();
+            let b: Vec<u8> = (0..n).map(|i| if i % 2 == 0 { 0 } else { (i * 91 % 256) as u8 }).collect();
+            check(&a, &b);
+            check(&a, &a);
+        }
+        // The longest exact slice, all differences and products at their largest.
+        let (ones, zeros) = (vec![255u8; crate::simd::INT_CHUNK], vec![0u8; crate::simd::INT_CHUNK]);
+        check(&ones, &zeros);
+        check(&ones, &ones);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn u8_kernels_match_exact_sums(
+            (a, b, off) in (1usize..1500, 0usize..64)
+                .prop_flat_map(|(n, off)| (prop::collection::vec(any::<u8>(), n + off), prop::collection::vec(any::<u8>(), n), Just(off)))
+        ) {
+            if is_available() {
+                check(&a[off..], &b);
             }
         }
     }
