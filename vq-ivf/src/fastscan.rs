@@ -496,17 +496,7 @@ impl IvfFastScan {
 
     /// List sizes and their imbalance.
     pub fn list_stats(&self) -> ListStats {
-        let sizes: Vec<usize> = self.lists.iter().map(|l| l.ids.len()).collect();
-        let total: usize = sizes.iter().sum();
-        let sq: f64 = sizes.iter().map(|&s| (s as f64) * (s as f64)).sum();
-        ListStats {
-            nlist: self.params.nlist,
-            total,
-            empty: sizes.iter().filter(|&&s| s == 0).count(),
-            min: sizes.iter().copied().min().unwrap_or(0),
-            max: sizes.iter().copied().max().unwrap_or(0),
-            imbalance: if total == 0 { 1.0 } else { sizes.len() as f64 * sq / (total as f64 * total as f64) },
-        }
+        ListStats::from_sizes(self.params.nlist, self.lists.iter().map(|l| l.ids.len()))
     }
 
     /// Bytes held, by part (allocated capacity). Codes are `m / 2` bytes a vector plus the

@@ -170,6 +170,24 @@ pub struct ListStats {
     pub imbalance: f64,
 }
 
+impl ListStats {
+    /// The statistics of lists of these sizes (shared by every inverted-file layout).
+    pub(crate) fn from_sizes(nlist: usize, sizes: impl Iterator<Item = usize>) -> ListStats {
+        let (mut lists, mut total, mut sq) = (0usize, 0usize, 0f64);
+        let (mut empty, mut min, mut max) = (0usize, usize::MAX, 0usize);
+        for s in sizes {
+            lists += 1;
+            total += s;
+            sq += (s as f64) * (s as f64);
+            empty += usize::from(s == 0);
+            min = min.min(s);
+            max = max.max(s);
+        }
+        let imbalance = if total == 0 { 1.0 } else { lists as f64 * sq / (total as f64 * total as f64) };
+        ListStats { nlist, total, empty, min: if min == usize::MAX { 0 } else { min }, max, imbalance }
+    }
+}
+
 /// Bytes held by an [`IvfIndex`], by part.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IvfMemory {
@@ -612,17 +630,7 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// List sizes and their imbalance.
     pub fn list_stats(&self) -> ListStats {
-        let sizes: Vec<usize> = self.lists.iter().map(|l| l.ids.len()).collect();
-        let total: usize = sizes.iter().sum();
-        let sq: f64 = sizes.iter().map(|&s| (s as f64) * (s as f64)).sum();
-        ListStats {
-            nlist: self.params.nlist,
-            total,
-            empty: sizes.iter().filter(|&&s| s == 0).count(),
-            min: sizes.iter().copied().min().unwrap_or(0),
-            max: sizes.iter().copied().max().unwrap_or(0),
-            imbalance: if total == 0 { 1.0 } else { sizes.len() as f64 * sq / (total as f64 * total as f64) },
-        }
+        ListStats::from_sizes(self.params.nlist, self.lists.iter().map(|l| l.ids.len()))
     }
 
     /// Bytes held, by part (allocated capacity, as `Vec`s report it).
