@@ -303,15 +303,22 @@ def run(args) -> list[dict]:
                       f"QPS {rec['qps']:>10.1f}  QPS/CPU-s {rec['qps_cpu']:>10.1f}  build {build_s:6.1f} s")
                 if lib == "vq" and args.py_threads > 1:
                     # The same batch split over Python threads calling one index at once (each
-                    # call with `--threads` workers): the GIL is released, so this scales.
+                    # call with `--threads` workers): the GIL is released, so this scales. One-thread
+                    # and n-thread passes alternate, so a change of load hits both alike; the
+                    # speed-up is best against best.
                     n = args.py_threads
-                    wall_n, cpu_n, I_n = timed(
-                        lambda: in_threads(lambda part: runner.search(part, args.k, params), query, n), args.reps
-                    )
+                    wall_1, (wall_n, cpu_n, I_n) = wall, (float("inf"), 0.0, None)
+                    for _ in range(max(1, args.reps)):
+                        wall_1 = min(wall_1, timed(lambda: runner.search(query, args.k, params), 1)[0])
+                        run_n = timed(
+                            lambda: in_threads(lambda part: runner.search(part, args.k, params), query, n), 1
+                        )
+                        if run_n[0] < wall_n:
+                            wall_n, cpu_n, I_n = run_n
                     assert np.array_equal(I_n, np.asarray(I)), "threaded results differ"
                     rec_n = dict(rec, py_threads=n, qps=round(len(query) / wall_n, 2), cpu_s=round(cpu_n, 4),
                                  qps_cpu=round(len(query) / max(cpu_n, 1e-9), 2),
-                                 speedup=round(wall / wall_n, 3))
+                                 speedup=round(wall_1 / wall_n, 3))
                     records.append(rec_n)
                     print(f"  {lib:8} {spec:20} {json.dumps(params):18} {n} Python threads: QPS {rec_n['qps']:>10.1f} "
                           f"= {rec_n['speedup']:.2f}x one thread (identical results)")
