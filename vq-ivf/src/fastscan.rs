@@ -411,7 +411,7 @@ impl IvfFastScan {
             s.query_terms.iter_mut().for_each(|v| *v *= 2.0);
         } else {
             match self.pq.metric() {
-                Metric::L2 => s.table.copy_from_slice(self.pq.scorer(query)?.table()),
+                Metric::L2 => self.pq.l2_table(query, &mut s.table)?,
                 _ => self.pq.inner_product_table(query, &mut s.table)?,
             }
             s.lut.fill(&s.table)?;
@@ -424,11 +424,8 @@ impl IvfFastScan {
                 continue;
             }
             if per_list_table {
-                let terms = &self.list_terms[list as usize * t..][..t];
-                for ((v, &a), &b) in s.table.iter_mut().zip(terms).zip(&s.query_terms) {
-                    *v = a + b;
-                }
-                s.lut.fill(&s.table)?;
+                // The per-list work: one add and quantize of m × 16 keys, in SIMD.
+                s.lut.fill_sum(&self.list_terms[list as usize * t..][..t], &s.query_terms)?;
                 s.lut.set_offset(coarse_key);
             } else if self.by_residual {
                 s.lut.set_offset(coarse_key);

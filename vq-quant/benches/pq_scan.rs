@@ -1,7 +1,9 @@
 //! criterion: the PQ look-up-table scan and table build (the two parts of an exhaustive PQ
 //! search per query), at the shapes of the imgsift100k figures (d = 128, 100,000 codes), and
 //! the 4-bit fast scan over the same codes (`fastscan/…`: quantize the table, scan into a
-//! top-10) beside the float scan of 4-bit codes.
+//! top-10) beside the float scan of 4-bit codes, and the per-list table of an inverted file
+//! over L2 residuals (`fastscan/list_table/…`: add the list's terms to the query's and
+//! quantize; run with `VQ_SIMD=portable` for the scalar twin).
 //!
 //! The end-to-end comparison with Faiss' IndexPQ is `cargo xtask bench` (see BENCHMARKS.md).
 
@@ -55,6 +57,18 @@ fn bench(c: &mut Criterion) {
         }
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("table/PQ{m}x{nbits}"), |b| b.iter(|| pq.scorer(&query).expect("trained")));
+    }
+    // What an IVF over L2 residuals does per probed list, at the m of imgsift (32, 64) and
+    // textemb (96, 192).
+    for m in [32, 64, 96, 192] {
+        let (terms, query_terms) = (gaussian(16 * m, 6), gaussian(16 * m, 7));
+        let mut lut = QuantizedLut::new(&terms).expect("finite");
+        g.bench_function(format!("fastscan/list_table/m{m}"), |b| {
+            b.iter(|| {
+                lut.fill_sum(&terms, &query_terms).expect("finite");
+                lut.key(0)
+            })
+        });
     }
     // OPQ adds the rotation of the query (d × d) to the table build.
     let params = OpqParams {

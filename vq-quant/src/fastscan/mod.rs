@@ -102,6 +102,88 @@ fn active_block_sums() -> BlockSumsFn {
     })
 }
 
+/// Pass 1 of quantizing a table of `m` rows of 16 keys, each key `a[i]` or `a[i] + b[i]`:
+/// every row's minimum into `mins[..m]`, and the largest row range `max − min` (`None` if a key
+/// is not finite).
+pub(crate) type RowStatsFn = fn(a: &[f32], b: Option<&[f32]>, mins: &mut [f32]) -> Option<f32>;
+
+/// Pass 2: `out[i] = ((key_i − mins[row]) · scale + 0.5)` truncated to a byte (saturating),
+/// the same float operations in the same order on every level (no fused multiply-add), so
+/// every level writes the same bytes.
+pub(crate) type QuantizeRowsFn = fn(a: &[f32], b: Option<&[f32]>, mins: &[f32], scale: f32, out: &mut [u8]);
+
+/// The two passes of [`QuantizedLut::fill`] at one SIMD level.
+#[derive(Clone, Copy)]
+pub(crate) struct LutKernels {
+    pub(crate) row_stats: RowStatsFn,
+    pub(crate) quantize_rows: QuantizeRowsFn,
+}
+
+#[inline]
+fn key_at(a: &[f32], b: Option<&[f32]>, i: usize) -> f32 {
+    match b {
+        Some(b) => a[i] + b[i],
+        None => a[i],
+    }
+}
+
+/// The plain-Rust row statistics every SIMD level must equal exactly.
+pub(crate) fn row_stats_portable(a: &[f32], b: Option<&[f32]>, mins: &mut [f32]) -> Option<f32> {
+    let mut range = 0f32;
+    for (j, lo_out) in mins.iter_mut().enumerate().take(a.len() / 16) {
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for i in j * 16..j * 16 + 16 {
+            let k = key_at(a, b, i);
+            if !k.is_finite() {
+                return None;
+            }
+            lo = lo.min(k);
+            hi = hi.max(k);
+        }
+        *lo_out = lo;
+        range = range.max(hi - lo);
+    }
+    Some(range)
+}
+
+/// The plain-Rust quantization every SIMD level must equal exactly.
+pub(crate) fn quantize_rows_portable(a: &[f32], b: Option<&[f32]>, mins: &[f32], scale: f32, out: &mut [u8]) {
+    for (j, (&lo, out)) in mins.iter().zip(out.chunks_exact_mut(16)).enumerate() {
+        for (t, o) in out.iter_mut().enumerate() {
+            // Round half up by truncation (the value is at least 0): `f32::round` is a libm
+            // call on baseline x86-64. The cast saturates at 255.
+            *o = ((key_at(a, b, j * 16 + t) - lo) * scale + 0.5) as u8;
+        }
+    }
+}
+
+/// The table-quantization kernels of `level`, or `None` when this CPU cannot run them.
+pub(crate) fn lut_kernels_for(level: SimdLevel) -> Option<LutKernels> {
+    match level {
+        SimdLevel::Portable => {
+            Some(LutKernels { row_stats: row_stats_portable, quantize_rows: quantize_rows_portable })
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => x86::lut_avx2_checked(),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => x86::lut_avx512_checked(),
+        _ => None,
+    }
+}
+
+/// The table-quantization kernels of the level vq-distance uses in this process.
+fn active_lut_kernels() -> LutKernels {
+    static ACTIVE: OnceLock<LutKernels> = OnceLock::new();
+    *ACTIVE.get_or_init(|| {
+        let wanted = vq_distance::simd_level();
+        [wanted, SimdLevel::Avx2, SimdLevel::Portable]
+            .into_iter()
+            .filter(|&l| l <= wanted)
+            .find_map(lut_kernels_for)
+            .unwrap_or(LutKernels { row_stats: row_stats_portable, quantize_rows: quantize_rows_portable })
+    })
+}
+
 /// A query's look-up table quantized to bytes for [`PackedCodes`].
 ///
 /// Row `j` (16 keys of sub-quantizer `j`, smaller is better) is stored as
@@ -118,13 +200,15 @@ pub struct QuantizedLut {
     /// `Σ_j min_j`, before [`QuantizedLut::set_offset`].
     row_bias: f32,
     scale: f32,
+    /// Scratch of [`QuantizedLut::fill`]: each row's minimum.
+    mins: Vec<f32>,
 }
 
 impl QuantizedLut {
     /// Quantizes `table`, `m` rows of 16 keys (a 4-bit [`PqScorer`](crate::PqScorer)'s
     /// table). Errors if its length is not `16 · m` for some `m ≥ 1` or a key is not finite.
     pub fn new(table: &[f32]) -> Result<Self> {
-        let mut lut = QuantizedLut { m: 0, bytes: Vec::new(), bias: 0.0, row_bias: 0.0, scale: 1.0 };
+        let mut lut = QuantizedLut { m: 0, bytes: Vec::new(), bias: 0.0, row_bias: 0.0, scale: 1.0, mins: Vec::new() };
         lut.fill(table)?;
         Ok(lut)
     }
@@ -133,42 +217,50 @@ impl QuantizedLut {
     /// table per probed list); the offset is reset to 0. Same errors as [`QuantizedLut::new`];
     /// on error the LUT is left as it was.
     pub fn fill(&mut self, table: &[f32]) -> Result<()> {
-        if table.is_empty() || !table.len().is_multiple_of(16) {
+        self.fill_from(active_lut_kernels(), table, None)
+    }
+
+    /// Quantizes the table `a + b` (element by element) into this LUT, reusing its memory, as
+    /// [`QuantizedLut::fill`] of the sum would, without writing the sum anywhere: an inverted
+    /// file over L2 residuals adds a list's precomputed terms to the query's terms for every
+    /// probed list. Errors if the lengths differ, are not `16 · m` for some `m ≥ 1`, or a sum
+    /// is not finite; on error the LUT is left as it was.
+    pub fn fill_sum(&mut self, a: &[f32], b: &[f32]) -> Result<()> {
+        if a.len() != b.len() {
             return Err(Error::Parameter {
                 name: "table",
-                what: format!("{} keys: a 4-bit look-up table holds 16 per sub-quantizer", table.len()),
+                what: format!("terms of {} and {} keys cannot be added", a.len(), b.len()),
             });
         }
-        let m = table.len() / 16;
-        // One pass for the row minima and the finiteness check, a second for the range: the
-        // table is small (m × 16) and this runs once per probed list.
-        let mut bias = 0f32;
-        let mut range = 0f32;
-        for (j, row) in table.chunks_exact(16).enumerate() {
-            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-            for (i, &k) in row.iter().enumerate() {
-                if !k.is_finite() {
-                    return Err(Error::Parameter { name: "table", what: format!("key {} is not finite", j * 16 + i) });
-                }
-                lo = lo.min(k);
-                hi = hi.max(k);
-            }
-            bias += lo;
-            range = range.max(hi - lo);
+        self.fill_from(active_lut_kernels(), a, Some(b))
+    }
+
+    pub(crate) fn fill_from(&mut self, kernels: LutKernels, a: &[f32], b: Option<&[f32]>) -> Result<()> {
+        if a.is_empty() || !a.len().is_multiple_of(16) {
+            return Err(Error::Parameter {
+                name: "table",
+                what: format!("{} keys: a 4-bit look-up table holds 16 per sub-quantizer", a.len()),
+            });
+        }
+        let m = a.len() / 16;
+        // Pass 1: row minima and the largest row range (the scale needs all rows first).
+        self.mins.resize(m, 0.0);
+        let Some(range) = (kernels.row_stats)(a, b, &mut self.mins) else {
+            // Cold: name the first bad key.
+            let bad = (0..a.len()).find(|&i| !b.map_or(a[i], |b| a[i] + b[i]).is_finite()).unwrap_or(0);
+            return Err(Error::Parameter { name: "table", what: format!("key {bad} is not finite") });
+        };
+        if !range.is_finite() {
+            return Err(Error::Parameter { name: "table", what: format!("a row spans {range}, beyond f32") });
         }
         // All rows flat: every byte is 0 and any positive scale is exact.
         let scale = if range > 0.0 && (255.0 / range).is_finite() { 255.0 / range } else { 1.0 };
+        // In row order on every level, so the bias is the same float everywhere.
+        let bias = self.mins.iter().sum::<f32>();
         self.bytes.clear();
         self.bytes.resize(m.next_multiple_of(2) * 16, 0);
-        for (row, out) in table.chunks_exact(16).zip(self.bytes.chunks_exact_mut(16)) {
-            let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
-            for (&k, b) in row.iter().zip(out) {
-                // Round half up by truncation (the value is at least 0): `f32::round` is a libm
-                // call on baseline x86-64, and an inverted file quantizes a table per probed
-                // list (1,024 keys at m = 64). The cast saturates at 255.
-                *b = ((k - lo) * scale + 0.5) as u8;
-            }
-        }
+        // Pass 2: the bytes (a padding row stays 0).
+        (kernels.quantize_rows)(a, b, &self.mins, scale, &mut self.bytes[..m * 16]);
         self.m = m;
         self.scale = scale;
         self.row_bias = bias;
@@ -474,6 +566,84 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Keys with ties, signed zeros and wide and narrow ranges; `m` rows, and sometimes a
+    /// second table to add.
+    fn table_strategy() -> impl Strategy<Value = (Vec<f32>, Option<Vec<f32>>)> {
+        let key = prop_oneof![
+            -1e3f32..1e3,
+            (-3i32..3).prop_map(|v| v as f32 * 0.25),
+            Just(0.0f32),
+            Just(-0.0f32),
+            -1e-3f32..1e-3,
+        ];
+        (1usize..70).prop_flat_map(move |m| {
+            let keys = proptest::collection::vec(key.clone(), 16 * m);
+            (keys.clone(), proptest::option::of(keys))
+        })
+    }
+
+    proptest! {
+        /// Every level's table quantization equals the portable twin's exactly (row minima,
+        /// range, bytes), and a LUT filled from `a + b` equals one made from the summed table.
+        #[test]
+        fn lut_quantization_equals_the_portable_twin((a, b) in table_strategy()) {
+            let m = a.len() / 16;
+            let b = b.as_deref();
+            let portable = lut_kernels_for(SimdLevel::Portable).unwrap();
+            let mut want_mins = vec![0f32; m];
+            let range = (portable.row_stats)(&a, b, &mut want_mins).unwrap();
+            let summed: Vec<f32> = (0..a.len()).map(|i| key_at(&a, b, i)).collect();
+            let want = QuantizedLut::new(&summed).unwrap();
+            prop_assert!(range > 0.0 || want.bytes().iter().all(|&x| x == 0));
+            for level in SimdLevel::available() {
+                let Some(kernels) = lut_kernels_for(level) else { continue };
+                let mut mins = vec![f32::NAN; m];
+                prop_assert_eq!((kernels.row_stats)(&a, b, &mut mins), Some(range), "{:?}", level);
+                prop_assert_eq!(&mins, &want_mins, "{:?}", level);
+                let mut got = QuantizedLut::new(&[0.0; 16]).unwrap();
+                got.fill_from(kernels, &a, b).unwrap();
+                prop_assert_eq!(got.bytes(), want.bytes(), "{:?}", level);
+                prop_assert_eq!((got.m(), got.key(0), got.key(1000)), (want.m(), want.key(0), want.key(1000)));
+            }
+            if let Some(b) = b {
+                let mut got = QuantizedLut::new(&[0.0; 16]).unwrap();
+                got.fill_sum(&a, b).unwrap();
+                prop_assert_eq!(got.bytes(), want.bytes());
+            }
+        }
+    }
+
+    /// A key that is (or sums to) infinity or NaN is an error naming it on every level, and
+    /// leaves the LUT as it was.
+    #[test]
+    fn lut_rejects_non_finite_keys_on_every_level() {
+        let a: Vec<f32> = (0..64).map(|i| i as f32).collect();
+        for level in SimdLevel::available() {
+            let Some(kernels) = lut_kernels_for(level) else { continue };
+            for (at, bad) in [(0, f32::NAN), (17, f32::INFINITY), (63, f32::NEG_INFINITY)] {
+                let mut t = a.clone();
+                t[at] = bad;
+                let mut lut = QuantizedLut::new(&a).unwrap();
+                let err = lut.fill_from(kernels, &t, None).unwrap_err().to_string();
+                assert!(err.contains(&format!("key {at} ")), "{level:?}: {err}");
+                assert_eq!(lut.bytes(), QuantizedLut::new(&a).unwrap().bytes());
+                // Finite terms whose sum overflows.
+                let mut big = vec![0f32; 64];
+                big[at] = f32::MAX;
+                let mut t = a.clone();
+                t[at] = f32::MAX;
+                let err = lut.fill_from(kernels, &t, Some(&big)).unwrap_err().to_string();
+                assert!(err.contains(&format!("key {at} ")), "{level:?}: {err}");
+            }
+        }
+        let mut lut = QuantizedLut::new(&a).unwrap();
+        assert!(lut.fill_sum(&a, &a[..48]).is_err());
+        // A range beyond f32: finite keys, an infinite span.
+        let mut wide = vec![0f32; 16];
+        (wide[0], wide[1]) = (f32::MAX, -f32::MAX);
+        assert!(lut.fill(&wide).is_err());
     }
 
     /// The largest m a group can hold and one past it, all table bytes 255: the 16-bit lanes

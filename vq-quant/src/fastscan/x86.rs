@@ -7,10 +7,15 @@
 //! (wrapping); a second accumulator of the lanes shifted right by 8 sums the odd bytes alone,
 //! and `all − (odd << 8)` recovers the even ones. At most [`GROUP_PAIRS`] pairs per group keep
 //! every 16-bit sum below 2¹⁶; the groups' sums are widened to 32 bits and added.
+//!
+//! Also the two passes of quantizing a look-up table ([`LutKernels`]): a row of 16 keys is one
+//! 512-bit register (two 256-bit ones on AVX2); minima and maxima are reduced per row, and
+//! the bytes are `((key − min) · scale + 0.5)` truncated and packed with unsigned saturation,
+//! the portable twin's operations in its order (no fused multiply-add), so the bytes are equal.
 
 use std::arch::x86_64::*;
 
-use super::{BLOCK, BlockSumsFn, GROUP_PAIRS};
+use super::{BLOCK, BlockSumsFn, GROUP_PAIRS, LutKernels};
 
 /// The AVX2 kernel, if this CPU has AVX2.
 pub(super) fn avx2_checked() -> Option<BlockSumsFn> {
@@ -145,4 +150,172 @@ fn avx512_sums(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -
     // An odd pair count leaves one pair for the 256-bit path.
     avx2_pairs(lut, block, 2 * quads..pairs, &mut acc);
     store(&acc, max_sum, out)
+}
+
+/// The AVX2 table-quantization kernels, if this CPU has AVX2.
+pub(super) fn lut_avx2_checked() -> Option<LutKernels> {
+    is_x86_feature_detected!("avx2")
+        .then_some(LutKernels { row_stats: avx2_row_stats_entry, quantize_rows: avx2_quantize_entry })
+}
+
+/// The AVX-512 table-quantization kernels, if this CPU has AVX-512 F (and AVX2).
+pub(super) fn lut_avx512_checked() -> Option<LutKernels> {
+    (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2"))
+        .then_some(LutKernels { row_stats: avx512_row_stats_entry, quantize_rows: avx512_quantize_entry })
+}
+
+fn avx2_row_stats_entry(a: &[f32], b: Option<&[f32]>, mins: &mut [f32]) -> Option<f32> {
+    // SAFETY: only reachable through `lut_avx2_checked`, after checking the CPU has AVX2.
+    unsafe { avx2_row_stats(a, b, mins) }
+}
+
+fn avx2_quantize_entry(a: &[f32], b: Option<&[f32]>, mins: &[f32], scale: f32, out: &mut [u8]) {
+    // SAFETY: only reachable through `lut_avx2_checked`, after checking the CPU has AVX2.
+    unsafe { avx2_quantize(a, b, mins, scale, out) }
+}
+
+fn avx512_row_stats_entry(a: &[f32], b: Option<&[f32]>, mins: &mut [f32]) -> Option<f32> {
+    // SAFETY: only reachable through `lut_avx512_checked`, after checking the features.
+    unsafe { avx512_row_stats(a, b, mins) }
+}
+
+fn avx512_quantize_entry(a: &[f32], b: Option<&[f32]>, mins: &[f32], scale: f32, out: &mut [u8]) {
+    // SAFETY: only reachable through `lut_avx512_checked`, after checking the features.
+    unsafe { avx512_quantize(a, b, mins, scale, out) }
+}
+
+/// Rows the kernels may touch: whole rows of `a`, of `b` (same length) and of `mins`/`out`.
+fn rows_of(a: &[f32], b: Option<&[f32]>, per_row: usize, room: usize) -> usize {
+    let rows = b.map_or(a.len(), |b| a.len().min(b.len())) / 16;
+    rows.min(room / per_row)
+}
+
+/// Minimum and maximum of 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn min_max_8(lo: __m256, hi: __m256) -> (f32, f32) {
+    let lo = _mm_min_ps(_mm256_castps256_ps128(lo), _mm256_extractf128_ps::<1>(lo));
+    let hi = _mm_max_ps(_mm256_castps256_ps128(hi), _mm256_extractf128_ps::<1>(hi));
+    let lo = _mm_min_ps(lo, _mm_movehl_ps(lo, lo));
+    let hi = _mm_max_ps(hi, _mm_movehl_ps(hi, hi));
+    let lo = _mm_min_ss(lo, _mm_shuffle_ps::<1>(lo, lo));
+    let hi = _mm_max_ss(hi, _mm_shuffle_ps::<1>(hi, hi));
+    (_mm_cvtss_f32(lo), _mm_cvtss_f32(hi))
+}
+
+/// `true` if every lane of `acc` is 0: keys were accumulated as `key · 0`, which is ±0 for a
+/// finite key and NaN for an infinite or NaN one.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn all_zero(acc: __m256) -> bool {
+    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(acc, _mm256_setzero_ps())) == 0xff
+}
+
+#[target_feature(enable = "avx2")]
+fn avx2_row_stats(a: &[f32], b: Option<&[f32]>, mins: &mut [f32]) -> Option<f32> {
+    let rows = rows_of(a, b, 1, mins.len());
+    let zero = _mm256_setzero_ps();
+    let mut bad = zero;
+    let mut range = 0f32;
+    for (j, lo_out) in mins.iter_mut().enumerate().take(rows) {
+        let at = j * 16;
+        assert!(at + 16 <= a.len() && b.is_none_or(|b| at + 16 <= b.len()));
+        // SAFETY: `at + 16` is within `a` (and `b`), checked above; unaligned loads.
+        let (k0, k1) = unsafe {
+            let (mut k0, mut k1) = (_mm256_loadu_ps(a.as_ptr().add(at)), _mm256_loadu_ps(a.as_ptr().add(at + 8)));
+            if let Some(b) = b {
+                k0 = _mm256_add_ps(k0, _mm256_loadu_ps(b.as_ptr().add(at)));
+                k1 = _mm256_add_ps(k1, _mm256_loadu_ps(b.as_ptr().add(at + 8)));
+            }
+            (k0, k1)
+        };
+        bad = _mm256_add_ps(bad, _mm256_add_ps(_mm256_mul_ps(k0, zero), _mm256_mul_ps(k1, zero)));
+        let (lo, hi) = min_max_8(_mm256_min_ps(k0, k1), _mm256_max_ps(k0, k1));
+        *lo_out = lo;
+        range = range.max(hi - lo);
+    }
+    all_zero(bad).then_some(range)
+}
+
+#[target_feature(enable = "avx2")]
+fn avx2_quantize(a: &[f32], b: Option<&[f32]>, mins: &[f32], scale: f32, out: &mut [u8]) {
+    let rows = rows_of(a, b, 1, mins.len()).min(out.len() / 16);
+    let (vscale, half) = (_mm256_set1_ps(scale), _mm256_set1_ps(0.5));
+    for (j, &lo) in mins.iter().enumerate().take(rows) {
+        let at = j * 16;
+        assert!(at + 16 <= a.len() && b.is_none_or(|b| at + 16 <= b.len()) && at + 16 <= out.len());
+        let lo = _mm256_set1_ps(lo);
+        // SAFETY: `at + 16` is within `a` (and `b`), checked above; unaligned loads.
+        let (k0, k1) = unsafe {
+            let (mut k0, mut k1) = (_mm256_loadu_ps(a.as_ptr().add(at)), _mm256_loadu_ps(a.as_ptr().add(at + 8)));
+            if let Some(b) = b {
+                k0 = _mm256_add_ps(k0, _mm256_loadu_ps(b.as_ptr().add(at)));
+                k1 = _mm256_add_ps(k1, _mm256_loadu_ps(b.as_ptr().add(at + 8)));
+            }
+            (k0, k1)
+        };
+        // Values are in 0..=255.5 (a key is at least its row's minimum); truncation rounds.
+        let q0 = _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(k0, lo), vscale), half));
+        let q1 = _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(k1, lo), vscale), half));
+        // Keys 0..8 and 8..16 as 16-bit lanes in order, then bytes with unsigned saturation.
+        let w0 = _mm_packs_epi32(_mm256_castsi256_si128(q0), _mm256_extracti128_si256::<1>(q0));
+        let w1 = _mm_packs_epi32(_mm256_castsi256_si128(q1), _mm256_extracti128_si256::<1>(q1));
+        // SAFETY: `at + 16 <= out.len()`, checked above; unaligned store.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(at).cast(), _mm_packus_epi16(w0, w1)) };
+    }
+}
+
+/// Loads row `j`'s 16 keys (`a`, plus `b` when given); the caller checked the bounds.
+///
+/// # Safety
+/// `16 · j + 16` must be within `a` and `b`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_512(a: &[f32], b: Option<&[f32]>, j: usize) -> __m512 {
+    // SAFETY: the caller guarantees `16 · j + 16` is within both; unaligned loads.
+    unsafe {
+        let k = _mm512_loadu_ps(a.as_ptr().add(16 * j));
+        match b {
+            Some(b) => _mm512_add_ps(k, _mm512_loadu_ps(b.as_ptr().add(16 * j))),
+            None => k,
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2")]
+fn avx512_row_stats(a: &[f32], b: Option<&[f32]>, mins: &mut [f32]) -> Option<f32> {
+    let rows = rows_of(a, b, 1, mins.len());
+    let zero = _mm512_setzero_ps();
+    let mut bad = zero;
+    let mut range = 0f32;
+    for (j, lo_out) in mins.iter_mut().enumerate().take(rows) {
+        assert!(16 * j + 16 <= a.len() && b.is_none_or(|b| 16 * j + 16 <= b.len()));
+        // SAFETY: row `j` is within `a` (and `b`), checked above.
+        let k = unsafe { row_512(a, b, j) };
+        bad = _mm512_add_ps(bad, _mm512_mul_ps(k, zero));
+        let halves =
+            |x: __m512| (_mm512_castps512_ps256(x), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x))));
+        let (k0, k1) = halves(k);
+        let (lo, hi) = min_max_8(_mm256_min_ps(k0, k1), _mm256_max_ps(k0, k1));
+        *lo_out = lo;
+        range = range.max(hi - lo);
+    }
+    let (b0, b1) = (_mm512_castps512_ps256(bad), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(bad))));
+    (all_zero(b0) && all_zero(b1)).then_some(range)
+}
+
+#[target_feature(enable = "avx512f,avx2")]
+fn avx512_quantize(a: &[f32], b: Option<&[f32]>, mins: &[f32], scale: f32, out: &mut [u8]) {
+    let rows = rows_of(a, b, 1, mins.len()).min(out.len() / 16);
+    let (vscale, half) = (_mm512_set1_ps(scale), _mm512_set1_ps(0.5));
+    for (j, &lo) in mins.iter().enumerate().take(rows) {
+        assert!(16 * j + 16 <= a.len() && b.is_none_or(|b| 16 * j + 16 <= b.len()) && 16 * j + 16 <= out.len());
+        // SAFETY: row `j` is within `a` (and `b`), checked above.
+        let k = unsafe { row_512(a, b, j) };
+        // Values are in 0..=255.5 (a key is at least its row's minimum); truncation rounds.
+        let x = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(k, _mm512_set1_ps(lo)), vscale), half);
+        let bytes = _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(x));
+        // SAFETY: `16 · j + 16 <= out.len()`, checked above; unaligned store.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(16 * j).cast(), bytes) };
+    }
 }

@@ -28,6 +28,21 @@ impl ProductQuantizer {
         Ok(())
     }
 
+    /// Fills `table` (`m × 2^nbits`) with the squared sub-distances `‖q_j − c_jk‖²` of `query`
+    /// (finite, `dim` values, used as given) to every centroid, whatever the quantizer's
+    /// metric: the L2 scorer's table without allocating one per query. Fails if untrained or
+    /// on a length mismatch.
+    pub fn l2_table(&self, query: &[f32], table: &mut [f32]) -> Result<()> {
+        self.check_trained()?;
+        if query.len() != self.dim {
+            return Err(vq_distance::Error::Dimension { what: "query", got: query.len(), expected: self.dim }.into());
+        }
+        self.check_table(table)?;
+        let (m, dsub, ksub) = (self.params.m, self.dsub, self.ksub);
+        lut::build_table(Metric::L2, query, &self.centroids_t, m, dsub, ksub, table);
+        Ok(())
+    }
+
     /// A scorer whose look-up table is `table` (`m × 2^nbits` keys, row `j` for sub-quantizer
     /// `j`), for tables the caller builds ([`PqScorer::table_mut`] rewrites it per list).
     pub fn scorer_with_table(&self, table: Vec<f32>) -> Result<PqScorer<'_>> {
@@ -91,5 +106,15 @@ mod tests {
             assert!((a - b).abs() <= 1e-3 * a.max(1.0), "{a} vs {b}");
         }
         assert!(pq.scorer_with_table(vec![0.0; 3]).is_err());
+        // The L2 table into a caller's buffer is the scorer's table (an IP quantizer too).
+        let mut l2 = vec![0f32; 4 * 64];
+        pq.l2_table(&residual, &mut l2).unwrap();
+        assert_eq!(l2, direct.table());
+        let mut ipq = ProductQuantizer::new(dim, Metric::InnerProduct, 4, 6).unwrap();
+        ipq.set_centroids(books.to_vec()).unwrap();
+        ipq.l2_table(&residual, &mut l2).unwrap();
+        assert_eq!(l2, direct.table());
+        assert!(pq.l2_table(&residual[1..], &mut l2).is_err());
+        assert!(pq.l2_table(&residual, &mut l2[1..]).is_err());
     }
 }
