@@ -39,7 +39,14 @@ options:
   --k K                 neighbours per query (10)
   --threads N           worker threads (default: all cores)
   --index SPEC          a factory string, repeatable (default: Flat, HNSW16, HNSW32,SQ8,RFlat,
-                        SQ8, PQ16, PQ32x4fs, IVF256,Flat, IVF256,PQ16)
+                        SQ8, PQ16, PQ32x4fs, IVF256,Flat, IVF256,PQ16), optionally followed
+                        by build parameters as words: --index 'IVF1024,PQ64x4fs,RFlat
+                        by_residual=false anisotropic_threshold=0.2' (names of vq::IndexParams:
+                        ef_construction, ef, refine_k, nprobe, by_residual,
+                        anisotropic_threshold, reorder_k, and Milvus' names); the text is the
+                        lines' `algo`, their build_params hold each parameter
+  --build-param KEY=V   a build parameter for every --index that does not set KEY itself
+                        (indexes it does not concern ignore it); repeatable
   --sweep KEY=V1,V2     search parameters to measure instead of the default sweep; repeatable,
                         the points are the cartesian product
   --reps R              batch repetitions, QPS from the fastest (3)
@@ -72,6 +79,7 @@ pub struct Options {
     dim: usize,
     seed: u64,
     specs: Vec<String>,
+    build_params: Vec<(String, Value)>,
     sweep: Vec<(String, Vec<Value>)>,
     with: Vec<PathBuf>,
     out: PathBuf,
@@ -123,6 +131,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
         dim: 128,
         seed: 42,
         specs: Vec::new(),
+        build_params: Vec::new(),
         sweep: Vec::new(),
         with: Vec::new(),
         out: PathBuf::from("bench-results"),
@@ -149,6 +158,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
             "--k" => o.cfg.k = parse_number(flag, value()?)?,
             "--threads" => o.cfg.threads = parse_number(flag, value()?)?,
             "--index" => o.specs.push(value()?.to_string()),
+            "--build-param" => o.build_params.push(index::parse_option(value()?)?),
             "--sweep" => o.sweep.push(parse_sweep(value()?)?),
             "--reps" => o.cfg.reps = parse_number(flag, value()?)?,
             "--latency-queries" => o.cfg.latency_queries = parse_number(flag, value()?)?,
@@ -179,10 +189,17 @@ pub fn parse(args: &[String]) -> Result<Options> {
     if o.specs.is_empty() {
         o.specs = index::default_specs();
     }
-    for spec in &o.specs {
-        // Reject an unknown spec before any data is loaded or ground truth computed.
-        index::check_spec(spec)?;
+    // Reject an unknown spec or parameter before any data is loaded or ground truth computed;
+    // the canonical text (factory string, then parameters) is what runs and is recorded.
+    let build_params = std::mem::take(&mut o.build_params);
+    for spec in &mut o.specs {
+        let mut parsed = index::BuildSpec::parse(spec)?;
+        for (k, v) in &build_params {
+            parsed = parsed.with_default(k, v)?;
+        }
+        *spec = parsed.to_string();
     }
+    o.build_params = build_params;
     Ok(o)
 }
 
@@ -389,4 +406,35 @@ fn run_kmeans(o: &Options, km: &KmeansOptions) -> Result<()> {
     print!("{}", kmeans::summary_table(&all));
     println!("\nresults: {} (appended)", jsonl.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--build-param` reaches every `--index` that does not set the key itself, wherever it
+    /// stands on the line; the specs come out canonical; a bad parameter fails the parse.
+    #[test]
+    fn build_params_apply_to_every_index_without_its_own() {
+        let args: Vec<String> = [
+            "--index",
+            "IVF16,PQ8x4fs",
+            "--build-param",
+            "by_residual=false",
+            "--index",
+            "IVF16,PQ8x4fs,RFlat   by_residual=true",
+        ]
+        .map(String::from)
+        .to_vec();
+        let o = parse(&args).unwrap();
+        assert_eq!(o.specs, ["IVF16,PQ8x4fs by_residual=false", "IVF16,PQ8x4fs,RFlat by_residual=true"]);
+        let bad = |extra: &str| {
+            let mut a = args.clone();
+            a.extend(["--build-param".to_string(), extra.to_string()]);
+            parse(&a).is_err()
+        };
+        assert!(bad("no_such_param=1"));
+        assert!(bad("anisotropic_threshold=high"));
+        assert!(bad("missing_value"));
+    }
 }

@@ -17,6 +17,7 @@ pub type Params = Map<String, Value>;
 pub struct BenchIndex {
     factory: String,
     spec: IndexSpec,
+    options: Vec<(String, Value)>,
     ntrain: usize,
     index: Box<dyn Index>,
 }
@@ -39,11 +40,104 @@ pub const EF_SWEEP: [usize; 13] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 38
 /// Refine factors swept by default (peers.py's `k_factor` sweep).
 pub const REFINE_K_SWEEP: [usize; 3] = [2, 4, 8];
 
-/// Builds the index that `spec` names over `ds`: trained on the dataset's training set, then
-/// every base vector added (the caller times this; it runs on the current rayon pool).
+/// A `--index` value: a factory string, then optional build parameters as `KEY=VALUE` words
+/// (`"IVF1024,PQ64x4fs,RFlat by_residual=false anisotropic_threshold=0.2"`), by the names of
+/// [`vq::IndexParams`] (Milvus' aliases too). Values are JSON scalars (`true`, `0.2`, `16`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildSpec {
+    /// The parsed factory string.
+    pub spec: IndexSpec,
+    /// The parameters as given, in order.
+    pub options: Vec<(String, Value)>,
+    /// The same, as the umbrella reads them.
+    pub params: IndexParams,
+}
+
+impl BuildSpec {
+    /// Parses `FACTORY [KEY=VALUE]...`; an unknown key, a value of the wrong type or a key
+    /// given twice is an error naming it.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut words = text.split_whitespace();
+        let factory = words.next().ok_or_else(|| Error::Usage("--index: empty".into()))?;
+        let spec: IndexSpec = factory.parse().map_err(|e| Error::Index(vq::Error::from(e)))?;
+        let mut options: Vec<(String, Value)> = Vec::new();
+        for word in words {
+            let (key, value) = parse_option(word)?;
+            if options.iter().any(|(k, _)| *k == key) {
+                return Err(Error::Usage(format!("build parameter `{key}` given twice in `{text}`")));
+            }
+            options.push((key, value));
+        }
+        let params = index_params(&options)?;
+        Ok(BuildSpec { spec, options, params })
+    }
+
+    /// Adds `key = value` unless the spec sets `key` already (`--build-param` under the
+    /// spec's own words).
+    pub fn with_default(mut self, key: &str, value: &Value) -> Result<Self> {
+        if !self.options.iter().any(|(k, _)| k == key) {
+            self.options.push((key.to_string(), value.clone()));
+            self.params = index_params(&self.options)?;
+        }
+        Ok(self)
+    }
+}
+
+/// The canonical text, which parses back to the same value: the factory string, then each
+/// build parameter as `KEY=VALUE`. It is the JSONL `algo` of the index's lines, so runs with
+/// other build parameters are other rows of a table and other curves of a plot.
+impl std::fmt::Display for BuildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.spec)?;
+        for (k, v) in &self.options {
+            match v {
+                Value::String(s) => write!(f, " {k}={s}")?,
+                v => write!(f, " {k}={v}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `KEY=VALUE`, the value a JSON scalar when it parses as one (else a string).
+pub fn parse_option(word: &str) -> Result<(String, Value)> {
+    let (key, value) = word
+        .split_once('=')
+        .filter(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+        .ok_or_else(|| Error::Usage(format!("build parameter `{word}` is not KEY=VALUE")))?;
+    let value = serde_json::from_str::<Value>(value.trim())
+        .ok()
+        .filter(|v| !v.is_array() && !v.is_object())
+        .unwrap_or_else(|| Value::from(value.trim()));
+    Ok((key.trim().to_string(), value))
+}
+
+/// The umbrella's parameters from `options`, each key checked on its own: a key that leaves
+/// the parameters at their defaults is not one of theirs.
+fn index_params(options: &[(String, Value)]) -> Result<IndexParams> {
+    let one = |k: &str, v: &Value| {
+        let map: Params = std::iter::once((k.to_string(), v.clone())).collect();
+        serde_json::from_value::<IndexParams>(Value::Object(map))
+            .map_err(|e| Error::Usage(format!("build parameter `{k}={v}`: {e}")))
+    };
+    for (k, v) in options {
+        if one(k, v)? == IndexParams::default() {
+            return Err(Error::Usage(format!(
+                "unknown build parameter `{k}` (known: ef_construction, ef, refine_k, nprobe, by_residual, \
+                 anisotropic_threshold, reorder_k, and Milvus' names)"
+            )));
+        }
+    }
+    let map: Params = options.iter().cloned().collect();
+    serde_json::from_value(Value::Object(map)).map_err(|e| Error::Usage(format!("build parameters: {e}")))
+}
+
+/// Builds the index that `spec` (a [`BuildSpec`]'s text) names over `ds`: trained on the
+/// dataset's training set, then every base vector added (the caller times this; it runs on
+/// the current rayon pool).
 pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<BenchIndex> {
-    let parsed: IndexSpec = spec.parse().map_err(vq::Error::from)?;
-    let mut index = vq::build(ds.dim, &parsed, metric, &IndexParams::default())?;
+    let parsed = BuildSpec::parse(spec)?;
+    let mut index = vq::build(ds.dim, &parsed.spec, metric, &parsed.params)?;
     let mut ntrain = 0;
     if !index.is_trained() {
         let train = ds.training_set().to_f32();
@@ -59,7 +153,7 @@ pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<BenchIndex> {
         progress.set(((i + 1) * 10_000).min(ds.nb()) as u64);
     }
     progress.finish();
-    Ok(BenchIndex { factory: parsed.to_string(), spec: parsed, ntrain, index })
+    Ok(BenchIndex { factory: parsed.to_string(), spec: parsed.spec, options: parsed.options, ntrain, index })
 }
 
 fn usize_param(params: &Params, names: &[&str]) -> Option<usize> {
@@ -67,7 +161,7 @@ fn usize_param(params: &Params, names: &[&str]) -> Option<usize> {
 }
 
 impl BenchIndex {
-    /// The factory string, canonical (the JSONL `algo`).
+    /// The factory string, canonical, with the build parameters given (the JSONL `algo`).
     pub fn factory(&self) -> &str {
         &self.factory
     }
@@ -88,6 +182,9 @@ impl BenchIndex {
         }
         if self.ntrain > 0 {
             p.insert("ntrain".into(), self.ntrain.into());
+        }
+        for (k, v) in &self.options {
+            p.insert(k.clone(), v.clone());
         }
         p
     }
@@ -158,9 +255,10 @@ impl BenchIndex {
     }
 }
 
-/// Rejects a spec before any data is loaded or ground truth computed.
+/// Rejects a spec (factory string or build parameter) before any data is loaded or ground
+/// truth computed.
 pub fn check_spec(spec: &str) -> Result<()> {
-    spec.parse::<IndexSpec>().map(drop).map_err(|e| Error::Index(e.into()))
+    BuildSpec::parse(spec).map(drop)
 }
 
 #[cfg(test)]
@@ -180,12 +278,50 @@ mod tests {
         }));
         assert_eq!(sweep.iter().filter(|p| p["refine_k"] == 8).count(), 7, "ef 96..800");
         assert!(check_spec("HNSW16,Bogus").is_err());
+        assert!(check_spec("IVF16,PQ4x4fs by_residual=false").is_ok());
+        assert!(check_spec("IVF16,PQ4x4fs by_resdual=false").is_err(), "a typo is not ignored");
+        assert!(check_spec("IVF16,PQ4x4fs by_residual=3").is_err(), "a value of the wrong type");
+        assert!(check_spec("IVF16,PQ4x4fs nprobe=2 nprobe=3").is_err());
+        assert!(check_spec("IVF16,PQ4x4fs nprobe").is_err());
         let ivf = build("IVF16,PQ4,RFlat", &ds, Metric::L2).unwrap();
         let sweep = ivf.default_sweep(10);
         // nprobe 1, 2, 4 (up to nlist / 4, powers of two) × refine_k 2, 4, 8.
         assert_eq!(sweep.len(), 9);
         assert!(sweep.iter().all(|p| p["nprobe"].as_u64().unwrap() <= 4 && p.contains_key("refine_k")));
         assert_eq!(ivf.build_params()["nlist"], 16);
+    }
+
+    /// A `--index` value prints back to the text it parses from, its options reach the index
+    /// (by_residual, the score-aware threshold, Milvus' names) and the JSONL build parameters,
+    /// and the `algo` differs from the same factory string without them.
+    #[test]
+    fn build_parameters_round_trip_and_reach_the_index() {
+        let text = "IVF16,PQ8x4fs,RFlat by_residual=false anisotropic_quantization_threshold=0.2 reorder_k=40";
+        let parsed = BuildSpec::parse(&format!("  {text} ")).unwrap();
+        assert_eq!(parsed.to_string(), text);
+        assert_eq!(BuildSpec::parse(&parsed.to_string()).unwrap(), parsed);
+        assert_eq!(parsed.params.by_residual, Some(false));
+        assert_eq!(parsed.params.anisotropic_threshold, Some(0.2));
+        assert_eq!(parsed.params.reorder_k, Some(40));
+        let plain = BuildSpec::parse("IVF16,PQ8x4fs,RFlat").unwrap();
+        let with = plain.clone().with_default("by_residual", &Value::Bool(false)).unwrap();
+        assert_eq!(with.to_string(), "IVF16,PQ8x4fs,RFlat by_residual=false");
+        // A spec's own value wins over a --build-param default.
+        let kept = parsed.clone().with_default("by_residual", &Value::Bool(true)).unwrap();
+        assert_eq!(kept, parsed);
+
+        let ds = crate::dataset::Synthetic::GaussClusters.generate(1_000, 10, 16, 3, false);
+        let a = build("IVF16,PQ8x4fs by_residual=false", &ds, Metric::L2).unwrap();
+        let b = build("IVF16,PQ8x4fs", &ds, Metric::L2).unwrap();
+        assert_eq!(a.factory(), "IVF16,PQ8x4fs by_residual=false");
+        assert_eq!(a.build_params()["by_residual"], false);
+        assert!(!b.build_params().contains_key("by_residual"));
+        // The option changed the index: other codes, so other scores for the same query.
+        let q = ds.queries.to_f32();
+        let mut p = Params::new();
+        p.insert("nprobe".into(), 16.into());
+        let (ha, hb) = (a.search(&q, 5, &p).unwrap(), b.search(&q, 5, &p).unwrap());
+        assert_ne!(ha.scores(), hb.scores());
     }
 
     #[test]
