@@ -22,6 +22,8 @@ def load(f):
     return out
 F, V = load(faiss_file), load(vq_file)
 for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16,RFlat', 'IVF1024,PQ32,RFlat']:
+    if name not in F or name not in V:
+        continue  # not in this run
     ratios = []
     line = []
     for key, f in sorted(F[name].items(), key=lambda kv: (kv[0][1] or 0, kv[0][0])):
@@ -40,6 +42,8 @@ for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16,RFlat', 'IVF1024,PQ32,
         if fq and vq:
             print(f"   cQPS@{t:.2f}: vq {vq:.0f} / faiss {fq:.0f} = {vq/fq:.2f}x")
 for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16', 'IVF1024,PQ32']:
-    fb = next(iter(F[name].values()))['build_s'] if name in F else None
+    if name not in F or name not in V:
+        continue
+    fb = next(iter(F[name].values()))['build_s']
     vb = next(iter(V[name].values()))['build_s']
     print(f"build {name}: vq {vb:.1f} s / faiss {fb:.1f} s = {vb/fb:.2f}x")

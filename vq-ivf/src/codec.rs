@@ -58,6 +58,12 @@ pub trait IvfCodec: Send + Sync + Sized {
     fn table_bytes(&self) -> usize {
         0
     }
+    /// Whether a batch search should scan list-major (every query that probes a list scores it
+    /// while its codes are in cache; one scanner per query held at once), which pays when codes
+    /// are large next to a scanner. `false`: query after query.
+    fn scans_by_list(&self) -> bool {
+        false
+    }
     /// Writes the quantizer's sections under `prefix`.
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         Ok(self.quantizer().write_sections(w, prefix)?)
@@ -153,6 +159,10 @@ impl IvfCodec for FlatCodec {
     fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>> {
         QuantizerScanner::new(&self.q, query, false)
     }
+    /// f32 rows are the largest codes: reading each list once per batch saves the most.
+    fn scans_by_list(&self) -> bool {
+        true
+    }
     fn trained_state(&self) -> Vec<u8> {
         Vec::new()
     }
@@ -194,6 +204,11 @@ impl IvfCodec for SqCodec {
     fn prepare(&mut self, _centroids: &[f32]) {}
     fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>> {
         QuantizerScanner::new(&self.q, query, true)
+    }
+    /// A scanner is the query and its per-list scorer (a few `dim`-long arrays), small next to
+    /// a list of `dim`-byte codes.
+    fn scans_by_list(&self) -> bool {
+        true
     }
     fn trained_state(&self) -> Vec<u8> {
         let (vmin, step) = self.q.ranges();
@@ -333,6 +348,12 @@ impl IvfCodec for PqCodec {
 
     fn table_bytes(&self) -> usize {
         self.list_terms.capacity() * size_of::<f32>()
+    }
+
+    /// No: a scanner holds two `m × 2^nbits` tables (32 KiB at PQ16), larger than the codes of
+    /// a list it would share.
+    fn scans_by_list(&self) -> bool {
+        false
     }
 
     fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {

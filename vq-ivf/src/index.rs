@@ -17,6 +17,29 @@ use crate::ids::IdTracker;
 const BLOCK: usize = 256;
 /// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
 const ADD_CHUNK: usize = 65_536;
+/// Most queries searched list-major together (one scanner each).
+const MAX_LIST_MAJOR_CHUNK: usize = 2048;
+/// A batch is searched list-major when its queries probe each list at least this many times
+/// on average (`queries · nprobe ≥ this · nlist`); below, a list would rarely be read twice.
+const MIN_SHARED_PROBES: usize = 2;
+
+/// The coarse search's answer for a batch: `nprobe` lists and coarse keys per query.
+struct Probes<'a> {
+    queries: &'a [f32],
+    nprobe: usize,
+    lists: &'a [u32],
+    coarse_keys: &'a [f32],
+}
+
+impl Probes<'_> {
+    fn query(&self, i: usize, dim: usize) -> &[f32] {
+        &self.queries[i * dim..][..dim]
+    }
+
+    fn of(&self, i: usize) -> (&[u32], &[f32]) {
+        (&self.lists[i * self.nprobe..][..self.nprobe], &self.coarse_keys[i * self.nprobe..][..self.nprobe])
+    }
+}
 
 /// How an [`IvfIndex`] is shaped and trained (Faiss' names and defaults).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -492,7 +515,12 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// The `k` best matches of every query (row-major): `num_queries × k`, best first, ties
     /// to the smaller id, padded with `u64::MAX` when fewer than `k` entries are in the probed
-    /// lists (or pass the filter). Parallel over queries.
+    /// lists (or pass the filter). Parallel over chunks of queries.
+    ///
+    /// A batch whose queries share lists (about `queries · nprobe ≥ 2 · nlist` per chunk) is
+    /// scanned list-major when the codec allows it ([`IvfCodec::scans_by_list`]: IVF-Flat,
+    /// IVF-SQ): every probed list is read once per chunk and scored by all the queries that
+    /// probe it, instead of once per query. The results are the same as query by query.
     pub fn search(&self, queries: &[f32], k: usize, opts: &IvfSearch<'_>) -> Result<Neighbors> {
         if !self.is_trained() {
             return Err(self.not_trained());
@@ -512,54 +540,142 @@ impl<C: IvfCodec> IvfIndex<C> {
         let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
         let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
         coarse.search_with_ef(q.as_slice(), nprobe, opts.coarse_ef, &mut lists, &mut coarse_keys)?;
-        let rows = (0..nq)
+        let probes = Probes { queries: q.as_slice(), nprobe, lists: &lists, coarse_keys: &coarse_keys };
+        let chunk = self.list_major_chunk(nq, nprobe);
+        let rows = match chunk {
+            Some(chunk) => (0..nq.div_ceil(chunk))
+                .into_par_iter()
+                .map(|c| self.search_by_list(&probes, c * chunk..((c + 1) * chunk).min(nq), k, opts.filter))
+                .collect::<Result<Vec<_>>>()?
+                .concat(),
+            None => self.search_per_query(&probes, 0..nq, k, opts.filter)?,
+        };
+        Ok(Neighbors::from_rows(k, self.metric, rows)?)
+    }
+
+    /// Queries per list-major chunk for a batch of `nq` queries probing `nprobe` lists each, or
+    /// `None` when every query is better scanned on its own: the codec does not scan by list,
+    /// or a chunk's queries would probe a list only about once on average (nothing to share).
+    fn list_major_chunk(&self, nq: usize, nprobe: usize) -> Option<usize> {
+        if !self.codec.scans_by_list() {
+            return None;
+        }
+        // One chunk per thread (each chunk reads its probed lists once), bounded so that the
+        // per-query scanners of a chunk stay small.
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = nq.div_ceil(threads).clamp(1, MAX_LIST_MAJOR_CHUNK);
+        (chunk * nprobe >= MIN_SHARED_PROBES * self.params.nlist).then_some(chunk)
+    }
+
+    /// Queries `range` one after the other, each scanning its probed lists (parallel over
+    /// queries).
+    fn search_per_query(
+        &self,
+        probes: &Probes<'_>,
+        range: std::ops::Range<usize>,
+        k: usize,
+        filter: Option<&dyn IdFilter>,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
+        range
             .into_par_iter()
             .map_init(
                 || vec![0f32; BLOCK],
                 |keys, i| {
-                    let probes = &lists[i * nprobe..][..nprobe];
-                    let coarse_keys = &coarse_keys[i * nprobe..][..nprobe];
-                    self.search_one(q.row(i), k, probes, coarse_keys, opts.filter, keys)
+                    let mut scanner = self.codec.scanner(probes.query(i, self.dim))?;
+                    let mut top = TopK::new(k);
+                    let (lists, coarse_keys) = probes.of(i);
+                    for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
+                        self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, keys)?;
+                    }
+                    Ok(self.finish(top))
                 },
             )
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Neighbors::from_rows(k, self.metric, rows)?)
+            .collect()
     }
 
-    fn search_one(
+    /// Queries `range` list-major: the (query, list) pairs are grouped by list, and each probed
+    /// list is scanned by all its queries in turn while its codes are in cache, so a batch
+    /// reads every list from memory once instead of once per query. Every (query, list) pair
+    /// is scored by the same scanner as in [`IvfIndex::search_per_query`], and [`TopK`] keeps
+    /// the `k` smallest `(key, id)` whatever the order of the offers, so the results are the
+    /// same, ties included.
+    fn search_by_list(
         &self,
-        query: &[f32],
+        probes: &Probes<'_>,
+        range: std::ops::Range<usize>,
         k: usize,
-        lists: &[u32],
-        coarse_keys: &[f32],
         filter: Option<&dyn IdFilter>,
-        keys: &mut [f32],
-    ) -> Result<Vec<(u64, f32)>> {
-        let cs = self.codec.quantizer().code_size();
-        let centroids = self.centroids();
-        let mut top = TopK::new(k);
-        let mut scanner = self.codec.scanner(query)?;
-        for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
-            // An approximate coarse search may find fewer than nprobe lists (padded).
-            let Some(l) = self.lists.get(list as usize) else { continue };
-            if l.ids.is_empty() {
-                continue;
-            }
-            let centroid = &centroids[list as usize * self.dim..][..self.dim];
-            scanner.set_list(list as usize, centroid, coarse_key)?;
-            for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * cs)) {
-                let keys = &mut keys[..ids.len()];
-                scanner.keys(codes, keys);
-                match filter {
-                    None => ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id)),
-                    Some(f) => ids.iter().zip(keys.iter()).filter(|(id, _)| f.accepts(**id)).for_each(|(&id, &key)| {
-                        top.push(key, id);
-                    }),
-                }
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
+        let nlist = self.lists.len();
+        let first = range.start;
+        let mut scanners =
+            range.clone().map(|i| self.codec.scanner(probes.query(i, self.dim))).collect::<Result<Vec<_>>>()?;
+        let mut tops: Vec<TopK> = range.clone().map(|_| TopK::new(k)).collect();
+        // Counting sort of the (query, coarse key) pairs by list. An approximate coarse search
+        // may pad with lists past `nlist`: those are skipped, as in the per-query scan.
+        let mut start = vec![0usize; nlist + 1];
+        for i in range.clone() {
+            for &l in probes.of(i).0.iter().filter(|&&l| (l as usize) < nlist) {
+                start[l as usize + 1] += 1;
             }
         }
+        for l in 0..nlist {
+            start[l + 1] += start[l];
+        }
+        let mut fill = start.clone();
+        let mut pairs = vec![(0u32, 0f32); start[nlist]];
+        for i in range.clone() {
+            let (lists, coarse_keys) = probes.of(i);
+            for (&l, &ck) in lists.iter().zip(coarse_keys).filter(|&(&l, _)| (l as usize) < nlist) {
+                pairs[fill[l as usize]] = ((i - first) as u32, ck);
+                fill[l as usize] += 1;
+            }
+        }
+        let mut keys = vec![0f32; BLOCK];
+        for (list, group) in start.windows(2).enumerate() {
+            for &(qi, ck) in &pairs[group[0]..group[1]] {
+                let qi = qi as usize;
+                self.scan_list(&mut scanners[qi], list as u32, ck, filter, &mut tops[qi], &mut keys)?;
+            }
+        }
+        Ok(tops.into_iter().map(|top| self.finish(top)).collect())
+    }
+
+    /// Offers every entry of list `list` (that passes `filter`) to `top`, scored by `scanner`.
+    fn scan_list<'s>(
+        &'s self,
+        scanner: &mut C::Scanner<'s>,
+        list: u32,
+        coarse_key: f32,
+        filter: Option<&dyn IdFilter>,
+        top: &mut TopK,
+        keys: &mut [f32],
+    ) -> Result<()> {
+        // An approximate coarse search may find fewer than nprobe lists (padded).
+        let Some(l) = self.lists.get(list as usize) else { return Ok(()) };
+        if l.ids.is_empty() {
+            return Ok(());
+        }
+        let cs = self.codec.quantizer().code_size();
+        let centroid = &self.centroids()[list as usize * self.dim..][..self.dim];
+        scanner.set_list(list as usize, centroid, coarse_key)?;
+        for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * cs)) {
+            let keys = &mut keys[..ids.len()];
+            scanner.keys(codes, keys);
+            match filter {
+                None => ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id)),
+                Some(f) => ids.iter().zip(keys.iter()).filter(|(id, _)| f.accepts(**id)).for_each(|(&id, &key)| {
+                    top.push(key, id);
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// A query's selection as `(id, score)` pairs, best first.
+    fn finish(&self, top: TopK) -> Vec<(u64, f32)> {
         let metric = self.metric;
-        Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
+        top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect()
     }
 
     /// Removes the given ids (unknown ids are skipped); returns how many were removed.
@@ -750,4 +866,89 @@ fn subtract_centroids(rows: &mut [f32], coarse: &dyn CoarseQuantizer, dim: usize
         row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use vq_quant::SqType;
+
+    use super::*;
+    use crate::codec::{FlatCodec, PqCodec, SqCodec};
+
+    /// Both scans of the same probes: list-major over the whole batch, and query by query.
+    type Rows = Vec<Vec<(u64, f32)>>;
+
+    fn both_paths<C: IvfCodec>(
+        index: &IvfIndex<C>,
+        queries: &[f32],
+        nprobe: usize,
+        k: usize,
+        filter: Option<&dyn IdFilter>,
+    ) -> (Rows, Rows) {
+        let q = prepare_rows("queries", queries, index.dim, index.metric).unwrap();
+        let nq = q.len();
+        let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
+        index.coarse().unwrap().search_with_ef(q.as_slice(), nprobe, None, &mut lists, &mut coarse_keys).unwrap();
+        let probes = Probes { queries: q.as_slice(), nprobe, lists: &lists, coarse_keys: &coarse_keys };
+        let by_list = index.search_by_list(&probes, 0..nq, k, filter).unwrap();
+        let per_query = index.search_per_query(&probes, 0..nq, k, filter).unwrap();
+        (by_list, per_query)
+    }
+
+    fn bits(rows: &[Vec<(u64, f32)>]) -> Vec<Vec<(u64, u32)>> {
+        rows.iter().map(|r| r.iter().map(|&(id, s)| (id, s.to_bits())).collect()).collect()
+    }
+
+    fn check<C: IvfCodec>(
+        codec: C,
+        metric: Metric,
+        data: &[f32],
+        queries: &[f32],
+        nprobe: usize,
+        k: usize,
+        filtered: bool,
+    ) {
+        let dim = codec.quantizer().dim();
+        let mut index = IvfIndex::new(dim, metric, IvfParams::new(8), codec).unwrap();
+        index.train(data).unwrap();
+        index.add(data).unwrap();
+        let keep_even = |id: u64| id.is_multiple_of(2);
+        let filter: Option<&dyn IdFilter> = if filtered { Some(&keep_even) } else { None };
+        let (by_list, per_query) = both_paths(&index, queries, nprobe, k, filter);
+        assert_eq!(bits(&by_list), bits(&per_query), "{} {metric:?} nprobe {nprobe} k {k}", index.name());
+        // The public search (whichever path it takes for this batch) answers the same. Not
+        // compared with one-query searches: the coarse quantizer scores batches with its GEMM
+        // and single queries with pair kernels, whose coarse keys differ in the last bits, and
+        // IVF-PQ and inner-product residual keys include the coarse key.
+        let opts = IvfSearch { nprobe: Some(nprobe), filter, coarse_ef: None };
+        let batch = index.search(queries, k, &opts).unwrap();
+        for (i, row) in by_list.iter().enumerate() {
+            let (ids, scores) = batch.get(i).unwrap();
+            let got: Vec<(u64, u32)> = ids.iter().zip(scores).map(|(&id, s)| (id, s.to_bits())).collect();
+            assert_eq!(got, bits(std::slice::from_ref(row))[0], "query {i}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Small integer grids, so many entries tie (duplicates, equal distances): the two scans
+        /// must agree on ids and score bits, ties broken the same way.
+        #[test]
+        fn list_major_scan_equals_the_per_query_scan(
+            data in prop::collection::vec(0u8..4, 8 * 300),
+            queries in prop::collection::vec(0u8..4, 8 * 40),
+            nprobe in 1usize..9,
+            k in 1usize..30,
+            metric in prop::sample::select(vec![Metric::L2, Metric::InnerProduct, Metric::Cosine]),
+            filtered in any::<bool>(),
+        ) {
+            // From 1: no zero row, which cosine refuses.
+            let data: Vec<f32> = data.iter().map(|&v| f32::from(v) + 1.0).collect();
+            let queries: Vec<f32> = queries.iter().map(|&v| f32::from(v) + 0.5).collect();
+            check(FlatCodec::new(8, metric).unwrap(), metric, &data, &queries, nprobe, k, filtered);
+            check(SqCodec::new(8, metric, SqType::SQ8).unwrap(), metric, &data, &queries, nprobe, k, filtered);
+            check(PqCodec::new(8, metric, 2, 4).unwrap(), metric, &data, &queries, nprobe, k, filtered);
+        }
+    }
 }
