@@ -5,6 +5,15 @@
 //! repeated searches against changing centroids (Lloyd iterations) pay only for the scan. The
 //! selection is an exact running minimum per point, fused into the blocked kernel: its threshold
 //! is always the best key so far, so almost every tile is rejected by one comparison.
+//!
+//! Small dimensions (`dim ≤ SMALL_DIM`, PQ's 4–16-dimensional sub-vectors) take another
+//! kernel where the CPU has one: the blocked kernel's tile does `dim` steps of arithmetic and
+//! then, per row, a compare, a mask and often a callback, which at `dim = 8` cost more than the
+//! arithmetic. The small kernel keeps a running minimum and its panel number per lane in
+//! registers (a compare and two masked moves per row and panel) and reduces across lanes once
+//! per point. It computes every key exactly as the blocked kernel does (the same fused
+//! multiply-adds in the same order, then `bias + alpha · dot`), so both give the same labels
+//! and scores, ties included; a property test holds them to that.
 
 use rayon::prelude::*;
 
@@ -24,6 +33,40 @@ const CENTROID_BLOCK_BYTES: usize = 256 * 1024;
 
 /// Points per parallel task (rounded to whole register-tile groups).
 const MAX_CHUNK_ROWS: usize = 1024;
+
+/// Largest dimension served by the small-dimension kernel ([`crate::simd::SmallKernel`]).
+pub(crate) const SMALL_DIM: usize = 16;
+
+/// What the small-dimension kernel scans: every point of `groups` packed groups (the layout of
+/// [`PackedPoints`], `mr` points per group, k-major) against `panels` panels of `lanes`
+/// centroids (k-major, scaled for cosine), whose first centroid has id `first`.
+pub(crate) struct SmallArgs<'a> {
+    pub(crate) qpack: &'a [f32],
+    pub(crate) groups: usize,
+    pub(crate) cpack: &'a [f32],
+    pub(crate) bias: &'a [f32],
+    pub(crate) panels: usize,
+    pub(crate) dim: usize,
+    pub(crate) alpha: f32,
+    pub(crate) first: u32,
+}
+
+impl SmallArgs<'_> {
+    /// Checks the buffer sizes the kernels' pointer arithmetic relies on.
+    pub(crate) fn check(&self, mr: usize, lanes: usize, best: &[(f32, u32)]) {
+        assert!(self.qpack.len() >= self.groups * self.dim * mr, "point pack too short");
+        assert!(self.cpack.len() >= self.panels * self.dim * lanes, "centroid pack too short");
+        assert!(self.bias.len() >= self.panels * lanes, "bias too short");
+        assert!(best.len() <= self.groups * mr, "more results than points");
+        assert!(self.panels * lanes <= u32::MAX as usize - self.first as usize, "centroid ids overflow u32");
+    }
+}
+
+/// Signature of a level's small-dimension kernel: for every point `r < best.len()`, replaces
+/// `best[r]` by `(key, id)` of the block's best centroid when its key is strictly smaller
+/// (so earlier blocks keep ties); ties inside the block go to the smaller id; NaN keys
+/// (skipped centroids, padding) never win.
+pub(crate) type SmallFn = fn(&SmallArgs<'_>, &mut [(f32, u32)]);
 
 /// Points prepared once for repeated nearest-centroid searches: validated, converted to f32
 /// (normalized for cosine) and packed in the layout of the SIMD micro-kernel of one level.
@@ -133,6 +176,12 @@ impl<'k> PackedPoints<'k> {
     /// centroids). Parallel over points on the current rayon pool; the result for a point does
     /// not depend on the thread count.
     pub fn nearest(&self, centroids: &[f32], labels: &mut [u32], scores: &mut [f32]) -> Result<()> {
+        self.nearest_impl(centroids, labels, scores, true)
+    }
+
+    /// [`PackedPoints::nearest`]; `small_ok = false` keeps small dimensions on the blocked
+    /// kernel (the property tests compare the two paths).
+    fn nearest_impl(&self, centroids: &[f32], labels: &mut [u32], scores: &mut [f32], small_ok: bool) -> Result<()> {
         let (kern, dim, metric) = (self.kern, self.dim, self.metric);
         let nc = check_shape("centroids", centroids, dim)?;
         if nc > u32::MAX as usize {
@@ -149,8 +198,18 @@ impl<'k> PackedPoints<'k> {
             scores.fill(metric.worst_score());
             return Ok(());
         }
+        match kern.small.as_ref().filter(|_| small_ok && dim <= SMALL_DIM) {
+            Some(small) => self.nearest_small(small, centroids, labels, scores),
+            None => self.nearest_blocked(centroids, labels, scores),
+        }
+        Ok(())
+    }
+
+    /// The blocked-kernel path of [`PackedPoints::nearest`] (arguments checked).
+    fn nearest_blocked(&self, centroids: &[f32], labels: &mut [u32], scores: &mut [f32]) {
+        let (kern, dim, metric) = (self.kern, self.dim, self.metric);
         let terms = BaseTerms::new(kern, centroids, dim, metric, true);
-        let blocks = pack_centroids(kern, centroids, dim, &terms);
+        let blocks = pack_centroids(centroids, dim, kern.gemm.nr, &terms);
         let mr = kern.gemm.mr;
         let threads = rayon::current_num_threads().max(1);
         let groups = self.n.div_ceil(mr);
@@ -192,24 +251,68 @@ impl<'k> PackedPoints<'k> {
                         b.0
                     });
                 }
-                let first = c * chunk_groups * mr;
-                for (i, ((label, score), &(key, id))) in labels.iter_mut().zip(scores.iter_mut()).zip(&best).enumerate()
-                {
-                    *label = id;
-                    *score = if id == u32::MAX {
-                        metric.worst_score()
-                    } else {
-                        match metric {
-                            Metric::L2 => {
-                                let d = key + self.sq_norms[first + i];
-                                if d < 0.0 { 0.0 } else { d }
-                            }
-                            Metric::InnerProduct | Metric::Cosine => -key,
-                        }
-                    };
-                }
+                self.finish(c * chunk_groups * mr, &best, labels, scores);
             });
-        Ok(())
+    }
+
+    /// The small-dimension path of [`PackedPoints::nearest`] (arguments checked, `dim ≤
+    /// SMALL_DIM`): the same chunks of points, each scanned against every block of centroids
+    /// by the level's [`SmallKernel`](crate::simd::SmallKernel).
+    fn nearest_small(
+        &self,
+        small: &crate::simd::SmallKernel,
+        centroids: &[f32],
+        labels: &mut [u32],
+        scores: &mut [f32],
+    ) {
+        let (kern, dim, metric) = (self.kern, self.dim, self.metric);
+        let terms = BaseTerms::new(kern, centroids, dim, metric, true);
+        let blocks = pack_centroids(centroids, dim, small.lanes, &terms);
+        let mr = kern.gemm.mr;
+        let threads = rayon::current_num_threads().max(1);
+        let groups = self.n.div_ceil(mr);
+        let chunk_groups = groups.div_ceil(4 * threads).clamp(1, MAX_CHUNK_ROWS.div_ceil(mr));
+        self.pack
+            .par_chunks(chunk_groups * dim * mr)
+            .zip(labels.par_chunks_mut(chunk_groups * mr))
+            .zip(scores.par_chunks_mut(chunk_groups * mr))
+            .enumerate()
+            .for_each(|(c, ((qpack, labels), scores))| {
+                let mut best = vec![(f32::INFINITY, u32::MAX); labels.len()];
+                for block in &blocks {
+                    let args = SmallArgs {
+                        qpack,
+                        groups: qpack.len() / (dim * mr),
+                        cpack: &block.packed.data,
+                        bias: &block.packed.bias,
+                        panels: block.packed.panels,
+                        dim,
+                        alpha: terms.alpha,
+                        first: block.first as u32,
+                    };
+                    (small.nearest)(&args, &mut best);
+                }
+                self.finish(c * chunk_groups * mr, &best, labels, scores);
+            });
+    }
+
+    /// Writes the labels and scores of the points `first..` from their best `(key, id)`.
+    fn finish(&self, first: usize, best: &[(f32, u32)], labels: &mut [u32], scores: &mut [f32]) {
+        let metric = self.metric;
+        for (i, ((label, score), &(key, id))) in labels.iter_mut().zip(scores.iter_mut()).zip(best).enumerate() {
+            *label = id;
+            *score = if id == u32::MAX {
+                metric.worst_score()
+            } else {
+                match metric {
+                    Metric::L2 => {
+                        let d = key + self.sq_norms[first + i];
+                        if d < 0.0 { 0.0 } else { d }
+                    }
+                    Metric::InnerProduct | Metric::Cosine => -key,
+                }
+            };
+        }
     }
 }
 
@@ -220,10 +323,9 @@ struct CentroidBlock {
     packed: PackedBase,
 }
 
-/// Packs the centroids (scaled for cosine) into L2-sized blocks with the same packing as
-/// `knn_exact`'s base blocks; padded columns get a NaN bias.
-fn pack_centroids(kern: &Kernels, centroids: &[f32], dim: usize, terms: &BaseTerms) -> Vec<CentroidBlock> {
-    let nr = kern.gemm.nr;
+/// Packs the centroids (scaled for cosine) into L2-sized blocks of `nr`-column panels, the
+/// packing of `knn_exact`'s base blocks; padded columns get a NaN bias.
+fn pack_centroids(centroids: &[f32], dim: usize, nr: usize, terms: &BaseTerms) -> Vec<CentroidBlock> {
     let block_rows = ((CENTROID_BLOCK_BYTES / (4 * dim)) / nr).max(1) * nr;
     centroids
         .par_chunks(block_rows * dim)
@@ -385,6 +487,56 @@ mod tests {
                 let tol = 1e-5 * (dim as f64);
                 prop_assert!(exact <= want[i].1 + tol, "point {}: chose {} at {}, best {} at {}", i, labels[i], exact, want[i].0, want[i].1);
                 prop_assert!((f64::from(scores[i]) - exact).abs() <= tol);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The small-dimension kernel against the blocked one, at every level that has it:
+        /// the same labels and bit-identical scores (both compute each key with the same
+        /// operations in the same order), on random floats with repeated values (ties), for
+        /// every metric, with a skipped (NaN) centroid, over several panels and blocks of
+        /// centroids (`blocks`: 270,000 centroids at `dim = 1` span two 256 KiB blocks).
+        #[test]
+        fn small_dimension_kernel_equals_the_blocked_one(
+            dim in 1usize..=SMALL_DIM, np in 1usize..80, nc in 1usize..300, seed in any::<u64>(),
+            metric in prop::sample::select(vec![Metric::L2, Metric::InnerProduct, Metric::Cosine]),
+            nan_at in prop::option::of(0usize..300), blocks in any::<bool>(),
+        ) {
+            let nc = if blocks && dim == 1 { 270_000 } else { nc };
+            let mut s = seed | 1;
+            let mut next = move || {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                // Every fourth value from a small set, so some keys tie exactly.
+                if s % 4 == 0 { ((s >> 40) % 3 + 1) as f32 } else { (s >> 40) as f32 / (1u64 << 22) as f32 - 2.0 }
+            };
+            let points: Vec<f32> = (0..np * dim).map(|_| next()).collect();
+            let mut centroids: Vec<f32> = (0..nc * dim).map(|_| next()).collect();
+            if let Some(at) = nan_at.filter(|&at| at < nc && nc > 1) {
+                centroids[at * dim] = f32::NAN;
+            }
+            let mut checked = 0;
+            for level in crate::SimdLevel::available() {
+                let kern = Kernels::for_level(level).unwrap();
+                if kern.small.is_none() {
+                    continue;
+                }
+                checked += 1;
+                let packed = PackedPoints::new_with(&kern, &points, dim, metric).unwrap();
+                let (mut l1, mut s1) = (vec![7; np], vec![-1.0; np]);
+                let (mut l2, mut s2) = (vec![7; np], vec![-1.0; np]);
+                packed.nearest_impl(&centroids, &mut l1, &mut s1, true).unwrap();
+                packed.nearest_impl(&centroids, &mut l2, &mut s2, false).unwrap();
+                for i in 0..np {
+                    prop_assert_eq!(l1[i], l2[i], "level {} point {}", level, i);
+                    prop_assert_eq!(s1[i].to_bits(), s2[i].to_bits(), "level {} point {}", level, i);
+                }
+                prop_assert!(l1.iter().all(|&l| (l as usize) < nc && (nc == 1 || nan_at != Some(l as usize))));
+            }
+            if checked == 0 {
+                eprintln!("skipping: no level of this CPU has a small-dimension kernel");
             }
         }
     }

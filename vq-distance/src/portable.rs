@@ -16,6 +16,7 @@ pub(crate) fn kernels() -> Kernels {
         u8: IntKernels { l2_sq: l2_sq_u8, dot: dot_u8 },
         i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
         gemm: GemmKernel { mr: MR, nr: NR, scan },
+        small: None,
     }
 }
 

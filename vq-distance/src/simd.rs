@@ -113,6 +113,14 @@ pub(crate) struct GemmKernel {
     pub(crate) scan: crate::gemm::ScanFn,
 }
 
+/// The nearest-centroid kernel for small dimensions (see [`crate::assign`]): one register
+/// per panel of `lanes` centroids, a running minimum per lane, no tile callbacks.
+pub(crate) struct SmallKernel {
+    /// Centroids per panel (the SIMD width in f32 lanes).
+    pub(crate) lanes: usize,
+    pub(crate) nearest: crate::assign::SmallFn,
+}
+
 /// Every kernel of one SIMD level: built once, then called through plain function pointers
 /// (no feature check per call): [`Kernels::active`] for this process, [`Kernels::for_level`]
 /// for any level the CPU can run, then [`Kernels::l2_sq`], [`Kernels::dot`], … per pair.
@@ -124,6 +132,9 @@ pub struct Kernels {
     pub(crate) u8: IntKernels<u8>,
     pub(crate) i8: IntKernels<i8>,
     pub(crate) gemm: GemmKernel,
+    /// Nearest centroid at `dim ≤ SMALL_DIM` (`None`: the blocked `gemm` path serves every
+    /// dimension).
+    pub(crate) small: Option<SmallKernel>,
 }
 
 /// The kernels of the level in use.

@@ -10,6 +10,10 @@
 //! `PQ{m}[x{nbits}]` or `OPQ{m}[x{nbits}]`, by default PQ16, PQ32, OPQ16, OPQ32). Without a
 //! folder argument, or when it is missing, it says so and does nothing, so `cargo bench` never
 //! fails for want of data.
+//!
+//! `train s` is wall time, `train cpu s` the process CPU time of the training (Linux: from
+//! `/proc/self/stat`, 10 ms ticks; `-` elsewhere), the figure to compare on a shared machine.
+//! `RAYON_NUM_THREADS=1` trains on one thread (the Faiss side: `benchmarks/faiss_pq_train.py`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,6 +21,17 @@ use std::time::Instant;
 use vq_distance::Metric;
 use vq_io::Matrix;
 use vq_quant::{FlatCodes, OpqQuantizer, ProductQuantizer, Quantizer};
+
+/// CPU seconds (user + system) this process has used, from `/proc/self/stat` (fields 14 and
+/// 15, in clock ticks of 1/100 s on Linux).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
 
 fn find(folder: &Path, stem: &str) -> Option<PathBuf> {
     ["bvecs", "fvecs", "u8bin", "fbin", "npy"]
@@ -33,9 +48,10 @@ struct Data {
 
 fn report<Q: Quantizer>(name: &str, mut q: Q, data: &Data) {
     let (dim, n) = (data.base.dim(), data.base.rows());
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), process_cpu_seconds());
     q.train(data.learn.as_slice()).expect("train");
     let train_s = start.elapsed().as_secs_f64();
+    let train_cpu = cpu0.zip(process_cpu_seconds()).map(|(a, b)| b - a);
     let mut index = FlatCodes::new(q);
     index.add(data.base.as_slice()).expect("encode");
     let q = index.quantizer();
@@ -53,12 +69,13 @@ fn report<Q: Quantizer>(name: &str, mut q: Q, data: &Data) {
         found as f64 / (10 * queries.rows()) as f64
     });
     println!(
-        "{:<14} {:>10} {:>16.1} {:>14.4} {:>10.1} {:>10}",
+        "{:<14} {:>10} {:>16.1} {:>14.4} {:>10.2} {:>12} {:>10}",
         name,
         q.code_size(),
         sse / n as f64,
         sse / (n * dim) as f64,
         train_s,
+        train_cpu.map_or("-".to_string(), |c| format!("{c:.2}")),
         recall.map_or("-".to_string(), |r| format!("{r:.4}"))
     );
 }
@@ -80,9 +97,10 @@ fn main() {
     let dim = data.base.dim();
     println!("{}: base {} x {dim}, learn {}", folder.display(), data.base.rows(), data.learn.rows());
     println!(
-        "{:<14} {:>10} {:>16} {:>14} {:>10} {:>10}",
-        "type", "bytes/vec", "MSE per vector", "MSE per comp.", "train s", "recall@10"
+        "{:<14} {:>10} {:>16} {:>14} {:>10} {:>12} {:>10}",
+        "type", "bytes/vec", "MSE per vector", "MSE per comp.", "train s", "train cpu s", "recall@10"
     );
+    println!("threads {}, SIMD {}", rayon::current_num_threads(), vq_distance::simd_level());
     let specs: Vec<String> =
         if args.len() > 1 { args[1..].to_vec() } else { ["PQ16", "PQ32", "OPQ16", "OPQ32"].map(String::from).to_vec() };
     for spec in specs {

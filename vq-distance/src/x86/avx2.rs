@@ -9,8 +9,9 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
+use crate::assign::SmallArgs;
 use crate::gemm::{ScanArgs, TileHit};
-use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, SimdLevel};
+use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, SimdLevel, SmallKernel};
 
 /// `true` when this CPU has every feature the kernels of this module use.
 pub(crate) fn is_available() -> bool {
@@ -30,6 +31,7 @@ pub(crate) unsafe fn kernels() -> Kernels {
         u8: IntKernels { l2_sq: l2_sq_u8, dot: dot_u8 },
         i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
         gemm: GemmKernel { mr: MR, nr: NR, scan },
+        small: Some(SmallKernel { lanes: 8, nearest: nearest_small }),
     }
 }
 
@@ -47,6 +49,7 @@ entry!(dot_u8 => dot_u8_imp(a: &[u8], b: &[u8]) -> i32);
 entry!(l2_sq_i8 => l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32);
 entry!(dot_i8 => dot_i8_imp(a: &[i8], b: &[i8]) -> i32);
 entry!(scan => scan_imp(args: &ScanArgs<'_>, thresholds: &mut [f32], hit: TileHit<'_>) -> ());
+entry!(nearest_small => nearest_small_imp(args: &SmallArgs<'_>, best: &mut [(f32, u32)]) -> ());
 
 /// Loads 8 elements from `p` as f32.
 trait Load8: Copy {
@@ -393,6 +396,78 @@ unsafe fn scan_imp(args: &ScanArgs<'_>, thresholds: &mut [f32], hit: TileHit<'_>
                         _mm256_storeu_ps(keys.as_mut_ptr(), k0);
                         _mm256_storeu_ps(keys.as_mut_ptr().add(8), k1);
                         thresholds[row] = hit(row, p * NR, &keys, mask);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Points per tile of the small-dimension kernel: 3 accumulators, 3 running minima and 3
+/// panel numbers stay in registers with the centroid row, alpha and bias (12 of 16); a packed
+/// group of `MR` = 6 points is two tiles.
+const SMALL_ROWS: usize = 3;
+
+/// Nearest centroid at small dimensions (see `crate::assign`): per tile of points and panel
+/// of 8 centroids, `dim` fused multiply-adds per point, then `key = bias + alpha · dot` (as
+/// `scan_imp` computes it), and a strict running minimum per lane with the panel that set it.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn nearest_small_imp(args: &SmallArgs<'_>, best: &mut [(f32, u32)]) {
+    const LANES: usize = 8;
+    args.check(MR, LANES, best);
+    let dim = args.dim;
+    let alpha = _mm256_set1_ps(args.alpha);
+    let (mut keys, mut panels) = ([0f32; LANES], [0u32; LANES]);
+    for g in 0..args.groups {
+        for t in 0..MR / SMALL_ROWS {
+            let r0 = g * MR + t * SMALL_ROWS;
+            if r0 >= best.len() {
+                return;
+            }
+            // SAFETY: `check` proved `qpack` holds `groups * dim * MR` values, `cpack` holds
+            // `panels * dim * 8` and `bias` holds `panels * 8`; every offset below stays inside
+            // (the tile's rows are `t * 3 .. t * 3 + 3 <= MR` of group `g`).
+            unsafe {
+                let a = args.qpack.as_ptr().add(g * dim * MR + t * SMALL_ROWS);
+                let mut min = [_mm256_set1_ps(f32::INFINITY); SMALL_ROWS];
+                // Panel numbers, carried in float registers for `blendv` (bits, never arithmetic).
+                let mut arg = [_mm256_setzero_ps(); SMALL_ROWS];
+                for p in 0..args.panels {
+                    let c = args.cpack.as_ptr().add(p * dim * LANES);
+                    let mut acc = [_mm256_setzero_ps(); SMALL_ROWS];
+                    for k in 0..dim {
+                        let ck = _mm256_loadu_ps(c.add(k * LANES));
+                        let ak = a.add(k * MR);
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            *acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&*ak.add(i)), ck, *acc);
+                        }
+                    }
+                    let bias = _mm256_loadu_ps(args.bias.as_ptr().add(p * LANES));
+                    let panel = _mm256_castsi256_ps(_mm256_set1_epi32(p as i32));
+                    for i in 0..SMALL_ROWS {
+                        let key = _mm256_fmadd_ps(acc[i], alpha, bias);
+                        // Ordered `<`: a NaN key (skipped centroid, padding) never wins, and an
+                        // equal key keeps the earlier panel, the smaller id.
+                        let m = _mm256_cmp_ps::<_CMP_LT_OQ>(key, min[i]);
+                        min[i] = _mm256_blendv_ps(min[i], key, m);
+                        arg[i] = _mm256_blendv_ps(arg[i], panel, m);
+                    }
+                }
+                for i in 0..SMALL_ROWS {
+                    let Some(b) = best.get_mut(r0 + i) else { break };
+                    _mm256_storeu_ps(keys.as_mut_ptr(), min[i]);
+                    _mm256_storeu_ps(panels.as_mut_ptr().cast(), arg[i]);
+                    // Lanes in order, strict `<` across lanes of equal key by id: the smallest
+                    // id of the minimum key (ids are `panel · 8 + lane`).
+                    let mut here = (f32::INFINITY, u32::MAX);
+                    for (l, (&key, &panel)) in keys.iter().zip(&panels).enumerate() {
+                        let id = panel * LANES as u32 + l as u32;
+                        if key < here.0 || (key == here.0 && id < here.1) {
+                            here = (key, id);
+                        }
+                    }
+                    if here.0 < b.0 {
+                        *b = (here.0, args.first + here.1);
                     }
                 }
             }

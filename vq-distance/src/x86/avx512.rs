@@ -8,8 +8,9 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
+use crate::assign::SmallArgs;
 use crate::gemm::{ScanArgs, TileHit};
-use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, SimdLevel};
+use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, SimdLevel, SmallKernel};
 
 /// `true` when this CPU has every feature the kernels of this module use.
 pub(crate) fn is_available() -> bool {
@@ -53,6 +54,7 @@ pub(crate) unsafe fn kernels() -> Kernels {
         u8: unsafe { u8_kernels(has_vnni()) },
         i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
         gemm: GemmKernel { mr: MR, nr: NR, scan },
+        small: Some(SmallKernel { lanes: 16, nearest: nearest_small }),
     }
 }
 
@@ -445,6 +447,76 @@ unsafe fn scan_imp(args: &ScanArgs<'_>, thresholds: &mut [f32], hit: TileHit<'_>
                         _mm512_storeu_ps(keys.as_mut_ptr().add(16), k1);
                         thresholds[row] = hit(row, p * NR, &keys, mask);
                     }
+                }
+            }
+        }
+    }
+}
+
+entry!(nearest_small => nearest_small_imp(args: &SmallArgs<'_>, best: &mut [(f32, u32)]) -> ());
+
+/// Points per tile of the small-dimension kernel: 6 accumulators, 6 running minima and 6
+/// panel numbers stay in registers with the centroid row, alpha and bias (21 of 32); a
+/// packed group of `MR` = 12 points is two tiles.
+const SMALL_ROWS: usize = 6;
+
+/// Nearest centroid at small dimensions (see `crate::assign`): per tile of points and panel
+/// of 16 centroids, `dim` fused multiply-adds per point, then `key = bias + alpha · dot` (as
+/// `scan_imp` computes it), and a strict running minimum per lane with the panel that set it.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn nearest_small_imp(args: &SmallArgs<'_>, best: &mut [(f32, u32)]) {
+    const LANES: usize = 16;
+    args.check(MR, LANES, best);
+    let dim = args.dim;
+    let alpha = _mm512_set1_ps(args.alpha);
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for g in 0..args.groups {
+        for t in 0..MR / SMALL_ROWS {
+            let r0 = g * MR + t * SMALL_ROWS;
+            if r0 >= best.len() {
+                return;
+            }
+            // SAFETY: `check` proved `qpack` holds `groups * dim * MR` values, `cpack` holds
+            // `panels * dim * 16` and `bias` holds `panels * 16`; every offset below stays
+            // inside (the tile's rows are `t * 6 .. t * 6 + 6 <= MR` of group `g`).
+            unsafe {
+                let a = args.qpack.as_ptr().add(g * dim * MR + t * SMALL_ROWS);
+                let mut min = [_mm512_set1_ps(f32::INFINITY); SMALL_ROWS];
+                let mut arg = [_mm512_setzero_si512(); SMALL_ROWS];
+                for p in 0..args.panels {
+                    let c = args.cpack.as_ptr().add(p * dim * LANES);
+                    let mut acc = [_mm512_setzero_ps(); SMALL_ROWS];
+                    for k in 0..dim {
+                        let ck = _mm512_loadu_ps(c.add(k * LANES));
+                        let ak = a.add(k * MR);
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            *acc = _mm512_fmadd_ps(_mm512_set1_ps(*ak.add(i)), ck, *acc);
+                        }
+                    }
+                    let bias = _mm512_loadu_ps(args.bias.as_ptr().add(p * LANES));
+                    let panel = _mm512_set1_epi32(p as i32);
+                    for i in 0..SMALL_ROWS {
+                        let key = _mm512_fmadd_ps(acc[i], alpha, bias);
+                        // Ordered `<`: a NaN key (skipped centroid, padding) never wins, and an
+                        // equal key keeps the earlier panel, the smaller id.
+                        let m = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(key, min[i]);
+                        min[i] = _mm512_mask_mov_ps(min[i], m, key);
+                        arg[i] = _mm512_mask_mov_epi32(arg[i], m, panel);
+                    }
+                }
+                for i in 0..SMALL_ROWS {
+                    let Some(b) = best.get_mut(r0 + i) else { break };
+                    let key = _mm512_reduce_min_ps(min[i]);
+                    // Not better than what earlier blocks found, or infinity: no finite key in
+                    // this block (the lanes' ids are meaningless then).
+                    let better = key < b.0;
+                    if !better {
+                        continue;
+                    }
+                    // The smallest id among the lanes holding the minimum.
+                    let at = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(min[i], _mm512_set1_ps(key));
+                    let ids = _mm512_add_epi32(_mm512_slli_epi32::<4>(arg[i]), lane);
+                    *b = (key, args.first + _mm512_mask_reduce_min_epu32(at, ids));
                 }
             }
         }
