@@ -86,6 +86,37 @@ pub(crate) fn rows<'py>(x: &Bound<'py, PyAny>, name: &str, dim: Option<usize>) -
     f32s.try_readonly().map_err(|e| PyValueError::new_err(format!("`{name}` cannot be read: {e}")))
 }
 
+/// A result's id matrix `(nq, k)` as C-contiguous int64 (Faiss' `I`, `-1` as padding).
+pub(crate) fn id_rows<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<numpy::PyReadonlyArray2<'py, i64>> {
+    let a = as_array(x, name)?;
+    let dtype = a.dtype();
+    if !matches!(dtype.kind(), b'i' | b'u') {
+        return Err(PyTypeError::new_err(format!("`{name}` has dtype {dtype}: expected an integer array of ids")));
+    }
+    if a.ndim() != 2 {
+        return Err(PyValueError::new_err(format!(
+            "`{name}` must be a 2-D array (nq, k), got shape {}",
+            shape_str(a.shape())
+        )));
+    }
+    let c = contiguous(&a, "int64")?.cast_into::<numpy::PyArray2<i64>>()?;
+    c.try_readonly().map_err(|e| PyValueError::new_err(format!("`{name}` cannot be read: {e}")))
+}
+
+/// Bytes from `bytes`, `bytearray`, `memoryview` or a uint8 numpy array, as a uint8 array
+/// (`numpy.frombuffer`: no copy).
+pub(crate) fn byte_array<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<numpy::PyReadonlyArray1<'py, u8>> {
+    let kwargs = PyDict::new(x.py());
+    kwargs.set_item("dtype", "uint8")?;
+    let a = numpy(x.py())?.call_method("frombuffer", (x,), Some(&kwargs)).map_err(|e| {
+        PyTypeError::new_err(format!(
+            "`{name}` must be bytes, a bytearray, a memoryview or a uint8 array (what vq.serialize_index returns): {e}"
+        ))
+    })?;
+    let a = a.cast_into::<PyArray1<u8>>()?;
+    a.try_readonly().map_err(|e| PyValueError::new_err(format!("`{name}` cannot be read: {e}")))
+}
+
 /// Ids as u64: a 1-D integer array, every id in `0..2⁶³`.
 pub(crate) fn ids(x: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u64>> {
     let a = as_array(x, name)?;

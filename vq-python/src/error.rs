@@ -4,6 +4,7 @@
 //! |---|---|
 //! | an index that must be trained first | `vq.NotTrained` (a `vq.VqError`, a `RuntimeError`) |
 //! | a malformed, truncated or foreign index file | `vq.FormatError` (a `vq.VqError`) |
+//! | merging an index trained separately | `vq.FingerprintMismatch` (a `vq.VqError`) |
 //! | the operating system refused a file operation | `FileNotFoundError`, `PermissionError`, `OSError` |
 //! | bad input: dimension, NaN/inf, `k = 0`, factory string, parameter, ids | `ValueError` |
 //! | anything else | `vq.VqError` |
@@ -20,6 +21,12 @@ create_exception!(
     "The index learns from data (codebooks, ranges, lists): call train() first."
 );
 create_exception!(vq, FormatError, VqError, "A file that is not a valid vq index (bad magic, checksum, truncated, …).");
+create_exception!(
+    vq,
+    FingerprintMismatch,
+    VqError,
+    "Indexes trained separately (their trained-state fingerprints differ): their codes or results cannot be combined."
+);
 
 /// The Python exception for `e`, carrying its message.
 pub(crate) fn to_py(e: vq::Error) -> PyErr {
@@ -29,6 +36,7 @@ pub(crate) fn to_py(e: vq::Error) -> PyErr {
         | vq::Error::Ivf(vq_ivf::Error::NotTrained { .. })
         | vq::Error::Quant(vq_quant::Error::NotTrained { .. }) => NotTrained::new_err(msg),
         vq::Error::Io(e) => io_to_py(e, msg),
+        vq::Error::TrainedStateMismatch { .. } => FingerprintMismatch::new_err(msg),
         vq::Error::Corrupt { .. }
         | vq::Error::Graph(vq_graph::Error::CorruptFile { .. })
         | vq::Error::Ivf(vq_ivf::Error::Corrupt { .. })
@@ -38,6 +46,7 @@ pub(crate) fn to_py(e: vq::Error) -> PyErr {
         | vq::Error::Parameter { .. }
         | vq::Error::IdCount { .. }
         | vq::Error::DuplicateId(_)
+        | vq::Error::MergeMismatch { .. }
         | vq::Error::Cluster(vq_cluster::Error::KExceedsPoints { .. } | vq_cluster::Error::Parameter { .. })
         | vq::Error::Quant(
             vq_quant::Error::TooFewTrainingPoints { .. }

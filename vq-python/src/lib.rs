@@ -17,6 +17,7 @@
 
 mod convert;
 mod error;
+mod moved;
 mod threads;
 
 use std::path::PathBuf;
@@ -26,10 +27,11 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use pyo3::types::PyDict;
 use vq::{IndexParams, Metric, Neighbors, ReadOptions, SearchParams};
 
-use crate::error::{FormatError, NotTrained, VqError, to_py};
+use crate::error::{FingerprintMismatch, FormatError, NotTrained, VqError, to_py};
 
 /// Faiss' metric numbers (`faiss.METRIC_INNER_PRODUCT = 0`, `METRIC_L2 = 1`); cosine, which
 /// Faiss has not, gets a number of its own.
@@ -282,6 +284,60 @@ impl PyIndex {
         threads::run(py, || self.write().remove_ids(&ids))?.map_err(to_py)
     }
 
+    /// The fingerprint of what training produced (centroids, codebooks, ranges) and of the
+    /// index's kind, dimension and metric, as an int: indexes with equal fingerprints were
+    /// filled from copies of one trained, empty index, so they merge (`merge_from`) and their
+    /// results combine (`vq.merge_topk`). Adding vectors never changes it; an untrained
+    /// inverted file has 0.
+    fn fingerprint(&self, py: Python<'_>) -> u64 {
+        py.detach(|| self.read().fingerprint())
+    }
+
+    /// Moves every vector of `other` into this index, ids plus `shift_ids` (Faiss'
+    /// `merge_from(other, add_id)`): the last step of a sharded build. Inverted files merge
+    /// (`IVF…`, also with `RFlat`); graphs and flat scans raise `vq.VqError` (keep them as
+    /// shards and combine results with `vq.merge_topk`). An index trained separately raises
+    /// `vq.FingerprintMismatch`, another kind `ValueError`, with both indexes unchanged.
+    ///
+    /// `other` is emptied: afterwards it holds nothing and every use of it raises. The kind,
+    /// the training and mergeability are checked before anything moves; a merge refused for a
+    /// duplicate id (found while moving) leaves this index unchanged but `other` spent.
+    #[pyo3(signature = (other, shift_ids=0))]
+    fn merge_from(&self, py: Python<'_>, other: &PyIndex, shift_ids: i64) -> PyResult<()> {
+        if std::ptr::eq(self, other) {
+            return Err(PyValueError::new_err("an index cannot be merged into itself"));
+        }
+        let shift = u64::try_from(shift_ids)
+            .map_err(|_| PyValueError::new_err(format!("`shift_ids` must be non-negative, got {shift_ids}")))?;
+        py.detach(|| {
+            // What can be checked without moving anything is checked first, so the common
+            // refusals (another kind, another training) leave `other` whole.
+            let (ours_spec, ours_fp) = {
+                let g = self.read();
+                if !g.is_mergeable() {
+                    return Err(vq::Error::NotMergeable { spec: g.spec().to_string() });
+                }
+                (g.spec(), g.fingerprint())
+            };
+            let mut theirs = other.write();
+            if theirs.spec() != ours_spec || theirs.dim() != self.dim || theirs.metric() != self.metric {
+                return Err(vq::Error::MergeMismatch {
+                    theirs: format!("{} (dimension {}, {})", theirs.spec(), theirs.dim(), theirs.metric()),
+                    ours: format!("{ours_spec} (dimension {}, {})", self.dim, self.metric),
+                });
+            }
+            let theirs_fp = theirs.fingerprint();
+            if theirs_fp != ours_fp {
+                return Err(vq::Error::TrainedStateMismatch { ours: ours_fp, theirs: theirs_fp });
+            }
+            let husk = moved::Moved { dim: theirs.dim(), metric: theirs.metric(), spec: theirs.spec() };
+            let taken = std::mem::replace(&mut *theirs, Box::new(husk) as Box<dyn vq::Index>);
+            drop(theirs);
+            self.write().merge_from(taken, shift)
+        })
+        .map_err(to_py)
+    }
+
     /// Bytes held, by part (`vectors`, `links`, `ids`, `trained`, `refine`, `scratch`) and
     /// `total`.
     fn memory_usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -348,6 +404,85 @@ fn write_index(py: Python<'_>, index: &PyIndex, path: PathBuf) -> PyResult<()> {
 fn read_index(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<PyIndex> {
     let index = threads::run(py, || vq::read_index_with(&path, ReadOptions { mmap }))?.map_err(to_py)?;
     Ok(PyIndex::new(index))
+}
+
+/// The bytes `write_index` would write (Faiss' `serialize_index`), as `bytes`: for Ray's
+/// object store, a network or a database. `deserialize_index` reads them back.
+#[pyfunction]
+fn serialize_index<'py>(py: Python<'py>, index: &PyIndex) -> PyResult<Bound<'py, PyBytes>> {
+    let bytes = threads::run(py, || vq::write_index_to_bytes(index.read().as_ref()))?.map_err(to_py)?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// An index from the bytes `serialize_index` made (`bytes`, `bytearray`, `memoryview` or a
+/// uint8 numpy array); every checksum is verified (`vq.FormatError` otherwise).
+#[pyfunction]
+fn deserialize_index(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<PyIndex> {
+    let bytes = convert::byte_array(data, "data")?;
+    let bytes = bytes.as_slice()?;
+    let index = threads::run(py, || vq::read_index_from_bytes(bytes))?.map_err(to_py)?;
+    Ok(PyIndex::new(index))
+}
+
+/// The `k` best of several results over the same queries (shards searched separately):
+/// `D_list`, `I_list` hold each shard's `(D, I)` as `search` returns them (nq × k_i, ids
+/// already global, `-1` padding). Padding is dropped, ties go to the smaller id, an id found
+/// by several shards is kept once. The same function as the Rust API's `vq::merge_topk`.
+#[pyfunction]
+#[pyo3(name = "merge_topk", signature = (D_list, I_list, k, metric=None))]
+#[allow(non_snake_case)] // Faiss' names for the arrays
+fn merge_topk_py<'py>(
+    py: Python<'py>,
+    D_list: Vec<Bound<'py, PyAny>>,
+    I_list: Vec<Bound<'py, PyAny>>,
+    k: i64,
+    metric: Option<&Bound<'py, PyAny>>,
+) -> PyResult<SearchResult<'py>> {
+    let k = count("k", k)?;
+    let metric = metric.map_or(Ok(Metric::L2), parse_metric)?;
+    if D_list.len() != I_list.len() {
+        return Err(PyValueError::new_err(format!(
+            "`D_list` has {} results but `I_list` {}: one (D, I) pair per shard",
+            D_list.len(),
+            I_list.len()
+        )));
+    }
+    let mut results = Vec::with_capacity(D_list.len());
+    for (s, (d, i)) in D_list.iter().zip(&I_list).enumerate() {
+        let d = convert::rows(d, &format!("D_list[{s}]"), None)?;
+        let i = convert::id_rows(i, &format!("I_list[{s}]"))?;
+        if d.shape() != i.shape() {
+            return Err(PyValueError::new_err(format!(
+                "`D_list[{s}]` has shape {} but `I_list[{s}]` {}",
+                convert::shape_str(d.shape()),
+                convert::shape_str(i.shape())
+            )));
+        }
+        let (nq, ki) = (d.shape()[0], d.shape()[1]);
+        let (d, i) = (d.as_slice()?, i.as_slice()?);
+        let mut rows = Vec::with_capacity(d.len() / ki.max(1));
+        for (q, (ds, is)) in d.chunks(ki.max(1)).zip(i.chunks(ki.max(1))).enumerate() {
+            let mut row = Vec::with_capacity(ki);
+            for (j, (&score, &id)) in ds.iter().zip(is).enumerate() {
+                match id {
+                    -1 => {}
+                    id if id < 0 => {
+                        return Err(PyValueError::new_err(format!(
+                            "`I_list[{s}]`[{q}, {j}] = {id}: ids are non-negative (-1 only pads)"
+                        )));
+                    }
+                    id => row.push((id as u64, score)),
+                }
+            }
+            rows.push(row);
+        }
+        if ki == 0 {
+            rows = vec![Vec::new(); nq];
+        }
+        results.push(Neighbors::from_rows(ki.max(1), metric, rows).map_err(|e| to_py(e.into()))?);
+    }
+    let merged = threads::run(py, || vq::merge_topk(&results, k, metric).map(|n| flat_result(&n)))?;
+    to_numpy(py, merged.map_err(|e| to_py(e.into()))?)
 }
 
 /// Exact k nearest neighbours of every row of `xq` among the rows of `xb`: `(D, I)` as
@@ -456,6 +591,9 @@ fn _vq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_index, m)?)?;
     m.add_function(wrap_pyfunction!(read_index, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
+    m.add_function(wrap_pyfunction!(serialize_index, m)?)?;
+    m.add_function(wrap_pyfunction!(deserialize_index, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_topk_py, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_l2, m)?)?;
     m.add_function(wrap_pyfunction!(kmeans_train, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
@@ -467,6 +605,7 @@ fn _vq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VqError", py.get_type::<VqError>())?;
     m.add("NotTrained", py.get_type::<NotTrained>())?;
     m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add("FingerprintMismatch", py.get_type::<FingerprintMismatch>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

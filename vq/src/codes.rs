@@ -7,7 +7,9 @@ use vq_quant::{CodeStore, FlatCodes, Quantizer};
 
 use crate::error::{Error, Result};
 use crate::ids::IdMap;
-use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, neighbors_from_rows};
+use crate::index::{
+    Index, MemoryUsage, SearchParams, check_ids, check_k, fingerprint_of, neighbors_from_rows, quantizer_fingerprint,
+};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec};
 
 /// A quantizer, the codes of every vector added (in a [`CodeStore`]: the plain buffer by
@@ -20,14 +22,14 @@ pub struct CodesIndex<Q, S = FlatCodes<Q>> {
     _quantizer: std::marker::PhantomData<fn() -> Q>,
 }
 
-impl<Q: Quantizer> CodesIndex<Q> {
+impl<Q: Quantizer + 'static> CodesIndex<Q> {
     /// An empty index over `quantizer` (trained or not); `codec` is the spec it was made from.
     pub fn new(codec: CodecSpec, quantizer: Q) -> Self {
         Self::with_store(codec, FlatCodes::new(quantizer))
     }
 }
 
-impl<Q: Quantizer, S: CodeStore<Quantizer = Q>> CodesIndex<Q, S> {
+impl<Q: Quantizer + 'static, S: CodeStore<Quantizer = Q> + 'static> CodesIndex<Q, S> {
     /// An index over `store`, which must be empty; `codec` is the spec it was made from.
     pub fn with_store(codec: CodecSpec, store: S) -> Self {
         debug_assert!(store.is_empty());
@@ -50,7 +52,7 @@ impl<Q: Quantizer, S: CodeStore<Quantizer = Q>> CodesIndex<Q, S> {
     }
 }
 
-impl<Q: Quantizer, S: CodeStore<Quantizer = Q>> Index for CodesIndex<Q, S> {
+impl<Q: Quantizer + 'static, S: CodeStore<Quantizer = Q> + 'static> Index for CodesIndex<Q, S> {
     fn dim(&self) -> usize {
         self.quantizer().dim()
     }
@@ -138,5 +140,9 @@ impl<Q: Quantizer, S: CodeStore<Quantizer = Q>> Index for CodesIndex<Q, S> {
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         self.codes.write_sections(w, &format!("{prefix}.codes"))?;
         self.ids.write(w, prefix)
+    }
+
+    fn fingerprint(&self) -> u64 {
+        fingerprint_of(&self.spec(), self.dim(), self.metric(), &[quantizer_fingerprint(self.quantizer())])
     }
 }

@@ -57,6 +57,34 @@ pub enum Error {
     /// An id that is already in the index (or twice in one batch).
     #[error("id {0} is already in the index")]
     DuplicateId(u64),
+    /// [`Index::merge_from`](crate::Index::merge_from) on an index that cannot take in
+    /// another (graphs, flat scans).
+    #[error(
+        "the {spec} index cannot merge another index: only inverted files (IVF…) merge; keep such shards apart and merge their search results (merge_topk)"
+    )]
+    NotMergeable {
+        /// The index's factory string.
+        spec: String,
+    },
+    /// [`Index::merge_from`](crate::Index::merge_from) of an index of another kind.
+    #[error("cannot merge a {theirs} index into a {ours} index")]
+    MergeMismatch {
+        /// The other index's factory string.
+        theirs: String,
+        /// This index's factory string.
+        ours: String,
+    },
+    /// [`Index::merge_from`](crate::Index::merge_from) of an index trained separately: its
+    /// centroids, codebooks or ranges differ, so its codes mean something else here.
+    #[error(
+        "cannot merge an index trained separately (trained-state fingerprint {theirs:016x}, this index {ours:016x}): build every shard from the same trained, empty index"
+    )]
+    TrainedStateMismatch {
+        /// This index's fingerprint.
+        ours: u64,
+        /// The other index's fingerprint.
+        theirs: u64,
+    },
     /// A file whose sections do not describe a valid index.
     #[error("index file: {what}")]
     Corrupt {

@@ -8,7 +8,9 @@ use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::Quantizer;
 
 use crate::error::{Error, Result};
-use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, prepare};
+use crate::index::{
+    Index, MemoryUsage, SearchParams, check_ids, check_k, fingerprint_of, prepare, quantizer_fingerprint,
+};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
 /// The graph's parts of the memory report.
@@ -268,5 +270,9 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
                 Ok(q.write_sections(w, &format!("{prefix}.untrained.quantizer"))?)
             }
         }
+    }
+
+    fn fingerprint(&self) -> u64 {
+        fingerprint_of(&self.spec(), self.dim(), self.metric(), &[quantizer_fingerprint(self.quantizer())])
     }
 }

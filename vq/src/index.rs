@@ -1,9 +1,11 @@
 //! The one interface every vq index implements.
 
+use std::any::Any;
 use std::borrow::Cow;
 
 use vq_distance::{IdFilter, Metric, Neighbors};
 use vq_io::ContainerWriter;
+use vq_quant::Quantizer;
 
 use crate::error::{Error, Result};
 use crate::spec::IndexSpec;
@@ -102,7 +104,10 @@ impl std::ops::Add for MemoryUsage {
 /// (an empty index and a filter that passes nothing give rows padded with `u64::MAX`). A `k` so
 /// large that the padded `num_queries × k` result cannot be allocated (`usize::MAX`, 2⁴⁰) is
 /// `Error::Distance(ResultTooLarge)`; nothing is allocated by `k` before that check.
-pub trait Index: Send + Sync {
+///
+/// `Any` is a supertrait so that [`merge_from`](Index::merge_from) can take a
+/// `Box<dyn Index>` and recover the concrete index it must be.
+pub trait Index: Any + Send + Sync {
     /// Vector dimension.
     fn dim(&self) -> usize;
     /// The metric scores follow.
@@ -144,6 +149,91 @@ pub trait Index: Send + Sync {
     /// Writes the index's sections under `prefix` (what [`write_index`](crate::write_index)
     /// calls after the `index.kind` section).
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()>;
+    /// The fingerprint of what training produced (centroids, codebooks, ranges) and of the
+    /// index's kind, dimension and metric: two indexes with equal fingerprints were made from
+    /// the same trained, empty index, so their codes mean the same and their results can be
+    /// merged. Adding and removing vectors never changes it. An index with nothing to learn
+    /// (`Flat`, `HNSW32`) has the fingerprint of its factory string, dimension and metric; an
+    /// untrained inverted file has 0. Stable across processes and machines (xxh3).
+    fn fingerprint(&self) -> u64 {
+        fingerprint_of(&self.spec(), self.dim(), self.metric(), &[])
+    }
+    /// Moves every vector of `other` into this index, each id plus `shift_ids` (Faiss'
+    /// `merge_from(other, add_id)`): the last step of a sharded build, where every shard was
+    /// filled from a copy of the same trained, empty index.
+    ///
+    /// Only inverted files merge (`IVF…`, with `RFlat` refine too): their lists simply
+    /// concatenate. Other kinds return [`Error::NotMergeable`] (graphs cannot be joined
+    /// without rebuilding: keep them as shards and combine their results with
+    /// [`merge_topk`](crate::merge_topk)). Refused, with nothing moved: another kind or shape
+    /// of index ([`Error::MergeMismatch`] or the inverted file's own `Incompatible`), one
+    /// trained separately ([`Error::TrainedStateMismatch`]: its fingerprint differs), and a
+    /// shifted id already present ([`Error::DuplicateId`]).
+    ///
+    /// ```
+    /// use vq::Metric;
+    /// let dim = 8;
+    /// let data: Vec<f32> = (0..dim * 400).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
+    /// let mut trained = vq::index_factory(dim, "IVF4,Flat", Metric::L2)?;
+    /// trained.train(&data)?;
+    /// let template = vq::write_index_to_bytes(trained.as_ref())?; // trained and empty
+    /// let mut a = vq::read_index_from_bytes(&template)?;
+    /// let mut b = vq::read_index_from_bytes(&template)?;
+    /// a.add_with_ids(&data[..200 * dim], &(0..200).collect::<Vec<u64>>())?;
+    /// b.add_with_ids(&data[200 * dim..], &(200..400).collect::<Vec<u64>>())?;
+    /// assert_eq!(a.fingerprint(), b.fingerprint());
+    /// a.merge_from(b, 0)?;
+    /// assert_eq!(a.len(), 400);
+    /// # Ok::<(), vq::Error>(())
+    /// ```
+    fn merge_from(&mut self, other: Box<dyn Index>, shift_ids: u64) -> Result<()> {
+        let _ = (other, shift_ids);
+        Err(Error::NotMergeable { spec: self.spec().to_string() })
+    }
+    /// Whether [`merge_from`](Index::merge_from) can take in an index of this kind (inverted
+    /// files can), so a caller can refuse before giving up the other index.
+    fn is_mergeable(&self) -> bool {
+        false
+    }
+}
+
+/// The fingerprint of an index of kind `spec` whose trained parts hash to `parts`.
+pub(crate) fn fingerprint_of(spec: &IndexSpec, dim: usize, metric: Metric, parts: &[u64]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(b"vq index fingerprint v1\0");
+    h.update(spec.to_string().as_bytes());
+    h.update(&[0]);
+    h.update(&(dim as u64).to_le_bytes());
+    h.update(metric.name().as_bytes());
+    for p in parts {
+        h.update(&p.to_le_bytes());
+    }
+    h.digest()
+}
+
+/// The hash of a quantizer's trained state: its sections as it writes them (parameters,
+/// codebooks, ranges), by name, version and checksum. Writing to memory cannot fail for want
+/// of space; a quantizer that refuses to write hashes to the sections it wrote before.
+pub(crate) fn quantizer_fingerprint<Q: Quantizer>(q: &Q) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(q.name().as_bytes());
+    if let Ok(mut w) = ContainerWriter::in_memory() {
+        let _ = q.write_sections(&mut w, "q");
+        for s in w.sections() {
+            h.update(s.name.as_bytes());
+            h.update(&s.version.to_le_bytes());
+            h.update(&s.checksum.to_le_bytes());
+        }
+    }
+    h.digest()
+}
+
+/// `other` as the concrete type of the index merging it, or [`Error::MergeMismatch`] naming
+/// both.
+pub(crate) fn downcast_for_merge<T: Index>(this: &T, other: Box<dyn Index>) -> Result<Box<T>> {
+    let theirs = other.spec().to_string();
+    let any: Box<dyn Any> = other;
+    any.downcast::<T>().map_err(|_| Error::MergeMismatch { theirs, ours: this.spec().to_string() })
 }
 
 /// Validates a batch (whole rows of `dim` finite values) and normalizes it for cosine: the

@@ -7,7 +7,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 use vq_ivf::{FlatCodec, IvfCodec, IvfParams, IvfSearch, PqCodec, SqCodec};
 
 use crate::error::{Error, Result};
-use crate::index::{Index, MemoryUsage, SearchParams, check_ids};
+use crate::index::{Index, MemoryUsage, SearchParams, check_ids, downcast_for_merge};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
 /// A list codec's factory-string component.
@@ -47,6 +47,7 @@ pub(crate) fn ivf_error(e: vq_ivf::Error, spec: impl FnOnce() -> String) -> Erro
         vq_ivf::Error::Quant(e) => e.into(),
         vq_ivf::Error::Cluster(e) => e.into(),
         vq_ivf::Error::Io(e) => Error::Io(e),
+        vq_ivf::Error::TrainedStateMismatch { ours, theirs } => Error::TrainedStateMismatch { ours, theirs },
         other => Error::Ivf(other),
     }
 }
@@ -59,7 +60,7 @@ pub struct IvfIndex<C> {
     inner: vq_ivf::IvfIndex<C>,
 }
 
-impl<C: IvfStorage> IvfIndex<C> {
+impl<C: IvfStorage + 'static> IvfIndex<C> {
     /// An empty, untrained index.
     pub fn new(dim: usize, metric: Metric, params: IvfParams, codec: C) -> Result<Self> {
         let inner = vq_ivf::IvfIndex::new(dim, metric, params, codec).map_err(|e| ivf_error(e, String::new))?;
@@ -86,7 +87,7 @@ impl<C: IvfStorage> IvfIndex<C> {
     }
 }
 
-impl<C: IvfStorage> Index for IvfIndex<C> {
+impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
@@ -149,6 +150,19 @@ impl<C: IvfStorage> Index for IvfIndex<C> {
 
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         self.inner.write_sections(w, prefix).map_err(|e| self.err(e))
+    }
+
+    fn fingerprint(&self) -> u64 {
+        self.inner.fingerprint()
+    }
+
+    fn merge_from(&mut self, other: Box<dyn Index>, shift_ids: u64) -> Result<()> {
+        let other = downcast_for_merge(self, other)?;
+        self.inner.merge_from(other.inner, shift_ids).map_err(|e| self.err(e))
+    }
+
+    fn is_mergeable(&self) -> bool {
+        true
     }
 }
 
@@ -267,6 +281,19 @@ impl Index for IvfFastScanIndex {
 
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         self.inner.write_sections(w, prefix).map_err(|e| self.err(e))
+    }
+
+    fn fingerprint(&self) -> u64 {
+        self.inner.fingerprint()
+    }
+
+    fn merge_from(&mut self, other: Box<dyn Index>, shift_ids: u64) -> Result<()> {
+        let other = downcast_for_merge(self, other)?;
+        self.inner.merge_from(other.inner, shift_ids).map_err(|e| self.err(e))
+    }
+
+    fn is_mergeable(&self) -> bool {
+        true
     }
 }
 

@@ -52,7 +52,7 @@ pub use ivf::{IvfFastScanIndex, IvfIndex, IvfStorage};
 pub use milvus::MilvusIndex;
 pub use persist::{
     INDEX_FORMAT_VERSION, ReadOptions, read_index, read_index_from_bytes, read_index_from_container, read_index_with,
-    write_index,
+    write_index, write_index_to_bytes,
 };
 pub use refine::RefineIndex;
 pub use spec::{ACCEPTED, BaseSpec, CodecSpec, IndexSpec, RefineSpec, SpecError, StorageSpec};

@@ -49,14 +49,36 @@ pub struct ReadOptions {
 /// ```
 pub fn write_index(index: &dyn Index, path: impl AsRef<Path>) -> Result<()> {
     let mut w = ContainerWriter::create(path)?;
+    write_contents(index, &mut w)?;
+    Ok(w.finish()?)
+}
+
+/// The bytes [`write_index`] would write to a file, in memory (Faiss' `serialize_index`):
+/// for sending an index to another process or keeping it in an object store.
+/// [`read_index_from_bytes`] reads them back.
+///
+/// ```
+/// let mut index = vq::index_factory(4, "Flat", vq::Metric::L2)?;
+/// index.add(&[0.0, 0.0, 0.0, 1.0, 5.0, 5.0, 5.0, 5.0])?;
+/// let bytes = vq::write_index_to_bytes(index.as_ref())?;
+/// let back = vq::read_index_from_bytes(&bytes)?;
+/// assert_eq!(back.search(&[5.0; 4], 1)?.ids(), &[1]);
+/// # Ok::<(), vq::Error>(())
+/// ```
+pub fn write_index_to_bytes(index: &dyn Index) -> Result<Vec<u8>> {
+    let mut w = ContainerWriter::in_memory()?;
+    write_contents(index, &mut w)?;
+    Ok(w.finish_to_bytes()?)
+}
+
+fn write_contents(index: &dyn Index, w: &mut ContainerWriter) -> Result<()> {
     w.add_index_kind(&IndexKind {
         spec: index.spec().to_string(),
         format_version: INDEX_FORMAT_VERSION,
         dim: index.dim(),
         metric: index.metric().name().into(),
     })?;
-    index.write_sections(&mut w, "index")?;
-    Ok(w.finish()?)
+    index.write_sections(w, "index")
 }
 
 /// Reads an index written by [`write_index`]; it answers every search exactly as the written

@@ -10,7 +10,10 @@ use vq_quant::{CodeScorer, FlatCodes, Quantizer, ScalarQuantizer};
 
 use crate::error::{Error, Result};
 use crate::ids::{IdMap, retain_rows};
-use crate::index::{Index, MemoryUsage, SearchParams, check_ids, neighbors_from_rows, prepare, prepare_search};
+use crate::index::{
+    Index, MemoryUsage, SearchParams, check_ids, downcast_for_merge, fingerprint_of, neighbors_from_rows, prepare,
+    prepare_search, quantizer_fingerprint,
+};
 use crate::spec::{IndexSpec, RefineSpec};
 
 /// The precise copy candidates are re-scored from.
@@ -259,5 +262,47 @@ impl Index for RefineIndex {
             Store::Sq(codes) => codes.write_sections(w, &format!("{refine}.codes"))?,
         }
         self.ids.write(w, &refine)
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let store = match &self.store {
+            Store::Flat(_) => 0,
+            Store::Sq(codes) => quantizer_fingerprint(codes.quantizer()),
+        };
+        fingerprint_of(&self.spec(), self.dim(), self.metric(), &[self.base.fingerprint(), store])
+    }
+
+    /// Merges the base (an inverted file: anything else refuses, and the base checks the
+    /// trained state: an f32 store has none) and appends `other`'s store and ids.
+    /// Scalar-coded stores (`Refine(SQ8)`) are not merged yet.
+    fn merge_from(&mut self, other: Box<dyn Index>, shift_ids: u64) -> Result<()> {
+        if !self.is_mergeable() {
+            return Err(Error::NotMergeable { spec: self.spec().to_string() });
+        }
+        let other = downcast_for_merge(self, other)?;
+        if self.refine != other.refine {
+            return Err(Error::MergeMismatch { theirs: other.spec().to_string(), ours: self.spec().to_string() });
+        }
+        let moved = (0..other.ids.len())
+            .map(|row| {
+                let id = other.ids.id(row);
+                id.checked_add(shift_ids)
+                    .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift_ids} overflows u64") })
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        self.ids.check_absent(&moved)?;
+        let RefineIndex { base, store, .. } = *other;
+        // The base checks everything again and moves nothing on error; only then does the
+        // store grow, so a refused merge leaves this index as it was.
+        self.base.merge_from(base, shift_ids)?;
+        if let (Store::Flat(v), Store::Flat(theirs)) = (&mut self.store, store) {
+            v.extend_from_slice(&theirs);
+        }
+        self.ids.push(&moved);
+        Ok(())
+    }
+
+    fn is_mergeable(&self) -> bool {
+        matches!(self.store, Store::Flat(_)) && self.base.is_mergeable()
     }
 }

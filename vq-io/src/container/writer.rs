@@ -39,28 +39,53 @@ pub struct ContainerWriter {
     sections: Vec<SectionInfo>,
 }
 
-/// The temporary file, with a failure switch for tests.
+/// Where the bytes go: the temporary file, or a buffer ([`ContainerWriter::in_memory`]).
+#[derive(Debug)]
+enum Dest {
+    File(BufWriter<File>),
+    Memory(Vec<u8>),
+}
+
+/// The destination, with a failure switch for tests.
 #[derive(Debug)]
 struct Sink {
-    file: BufWriter<File>,
+    dest: Dest,
     /// Bytes left before writes fail (tests only).
     #[cfg(test)]
     budget: Option<u64>,
 }
 
 impl Sink {
+    fn new(dest: Dest) -> Self {
+        Sink {
+            dest,
+            #[cfg(test)]
+            budget: None,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.dest {
+            Dest::File(f) => f.write_all(bytes),
+            Dest::Memory(v) => {
+                v.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         #[cfg(test)]
         if let Some(budget) = &mut self.budget {
             if (bytes.len() as u64) > *budget {
                 let n = *budget as usize;
-                self.file.write_all(&bytes[..n])?;
                 *budget = 0;
+                self.put(&bytes[..n])?;
                 return Err(std::io::Error::other("injected failure"));
             }
             *budget -= bytes.len() as u64;
         }
-        self.file.write_all(bytes)
+        self.put(bytes)
     }
 }
 
@@ -124,13 +149,37 @@ impl ContainerWriter {
         crate::error::check_host()?;
         let target = path.as_ref().to_path_buf();
         let (file, tmp) = create_temp(&target)?;
-        let sink = Sink {
-            file: BufWriter::with_capacity(1 << 20, file),
-            #[cfg(test)]
-            budget: None,
-        };
+        let sink = Sink::new(Dest::File(BufWriter::with_capacity(1 << 20, file)));
         let mut w = Self { target, tmp, out: Some(sink), pos: 0, sections: Vec::new() };
         w.write(&[0u8; HEADER_LEN as usize])?; // the header, rewritten by `finish`
+        Ok(w)
+    }
+
+    /// Starts a container held in memory: the same bytes [`create`](Self::create) and
+    /// [`finish`](Self::finish) would put in a file, returned by
+    /// [`finish_to_bytes`](Self::finish_to_bytes) (Faiss' `serialize_index`: an index sent
+    /// over a network or kept in an object store without touching a disk).
+    ///
+    /// ```
+    /// let mut w = vq_io::ContainerWriter::in_memory()?;
+    /// w.add_bytes("notes", 1, b"anything")?;
+    /// let bytes = w.finish_to_bytes()?;
+    /// let r = vq_io::ContainerReader::from_bytes(&bytes, true)?;
+    /// assert_eq!(r.bytes("notes")?, b"anything");
+    /// # Ok::<(), vq_io::Error>(())
+    /// ```
+    pub fn in_memory() -> Result<Self> {
+        crate::error::check_host()?;
+        // `tmp` stays empty: there is no file for drop to remove.
+        let sink = Sink::new(Dest::Memory(Vec::new()));
+        let mut w = Self {
+            target: PathBuf::from("<memory>"),
+            tmp: PathBuf::new(),
+            out: Some(sink),
+            pos: 0,
+            sections: Vec::new(),
+        };
+        w.write(&[0u8; HEADER_LEN as usize])?; // the header, filled in by `finish_to_bytes`
         Ok(w)
     }
 
@@ -227,8 +276,8 @@ impl ContainerWriter {
         &self.sections
     }
 
-    /// Writes the table and header, syncs, and renames the file over the target.
-    pub fn finish(mut self) -> Result<()> {
+    /// Writes the section table and returns the header that goes in front of it.
+    fn seal(&mut self) -> Result<[u8; HEADER_LEN as usize]> {
         self.pad()?;
         let table_offset = self.pos;
         let count = u32::try_from(self.sections.len())
@@ -259,20 +308,56 @@ impl ContainerWriter {
         h.update(&header[..40]);
         h.update(&table);
         header[40..48].copy_from_slice(&h.digest().to_le_bytes());
+        Ok(header)
+    }
 
+    /// Writes the table and header, syncs, and renames the file over the target. An
+    /// [`in_memory`](Self::in_memory) container is finished by
+    /// [`finish_to_bytes`](Self::finish_to_bytes) instead.
+    pub fn finish(mut self) -> Result<()> {
+        if matches!(self.out, Some(Sink { dest: Dest::Memory(_), .. })) {
+            return Err(Error::InvalidArgument {
+                what: "an in-memory container is finished with finish_to_bytes, not finish".into(),
+            });
+        }
+        let header = self.seal()?;
         let tmp = self.tmp.clone();
         let io = |error| Error::Io { file: tmp.clone(), error };
         let Some(mut out) = self.out.take() else {
             return Err(Error::InvalidArgument { what: "the container writer failed earlier".into() });
         };
-        out.file.seek(SeekFrom::Start(0)).map_err(io)?;
+        if let Dest::File(file) = &mut out.dest {
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+        }
         out.write_all(&header).map_err(io)?;
-        let file = out.file.into_inner().map_err(|e| io(e.into_error()))?;
+        let Dest::File(file) = out.dest else {
+            return Err(Error::InvalidArgument { what: "an in-memory container has no file to finish".into() });
+        };
+        let file = file.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
         drop(file);
         std::fs::rename(&self.tmp, &self.target).map_err(|error| Error::Io { file: self.target.clone(), error })?;
         self.tmp = PathBuf::new(); // renamed: nothing for drop to remove
         sync_dir(&self.target)
+    }
+
+    /// Writes the table and header of an [`in_memory`](Self::in_memory) container and returns
+    /// its bytes (what [`ContainerReader::from_bytes`](crate::ContainerReader::from_bytes)
+    /// reads).
+    pub fn finish_to_bytes(mut self) -> Result<Vec<u8>> {
+        if !matches!(self.out, Some(Sink { dest: Dest::Memory(_), .. })) && self.out.is_some() {
+            return Err(Error::InvalidArgument {
+                what: "a container written to a file is finished with finish, not finish_to_bytes".into(),
+            });
+        }
+        let header = self.seal()?;
+        match self.out.take() {
+            Some(Sink { dest: Dest::Memory(mut bytes), .. }) => {
+                bytes[..HEADER_LEN as usize].copy_from_slice(&header);
+                Ok(bytes)
+            }
+            _ => Err(Error::InvalidArgument { what: "the container writer failed earlier".into() }),
+        }
     }
 }
 
@@ -323,6 +408,30 @@ mod tests {
         w.add_array("data", 1, &vec![f32::from(seed); 5000])?;
         w.add_bytes("tail", 1, &[seed; 100])?;
         w.finish()
+    }
+
+    /// The in-memory writer produces the very bytes the file writer does, and each refuses
+    /// the other's finish.
+    #[test]
+    fn in_memory_bytes_equal_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.vq");
+        write(&path, None, 7).unwrap();
+        let mut w = ContainerWriter::in_memory().unwrap();
+        w.add_json("params", 1, &serde_json::json!({ "seed": 7 })).unwrap();
+        w.add_array("data", 1, &vec![7f32; 5000]).unwrap();
+        w.add_bytes("tail", 1, &[7; 100]).unwrap();
+        let bytes = w.finish_to_bytes().unwrap();
+        assert_eq!(bytes, std::fs::read(&path).unwrap());
+        let r = ContainerReader::from_bytes(&bytes, true).unwrap();
+        assert_eq!(r.array::<f32>("data").unwrap(), &vec![7f32; 5000][..]);
+        assert!(ContainerWriter::in_memory().unwrap().finish().is_err());
+        assert!(ContainerWriter::create(dir.path().join("d.vq")).unwrap().finish_to_bytes().is_err());
+        assert!(!dir.path().join("d.vq").exists());
+        let mut failing = ContainerWriter::in_memory().unwrap();
+        failing.fail_after(10);
+        assert!(failing.add_bytes("tail", 1, &[7; 100]).is_err());
+        assert!(failing.finish_to_bytes().is_err(), "a writer that failed cannot be finished");
     }
 
     fn files_in(dir: &Path) -> Vec<String> {

@@ -11,7 +11,12 @@
 Everything heavy runs in Rust with the GIL released (Python threads searching one index use
 every core). Arrays: C-contiguous float32 is read in place; other real dtypes and memory orders
 are converted once to float32. Errors: ``ValueError`` for bad input (shapes, NaN, k = 0, ids),
-``vq.NotTrained`` / ``vq.FormatError`` / ``vq.VqError`` (``RuntimeError`` subclasses) for the rest.
+``vq.NotTrained`` / ``vq.FormatError`` / ``vq.FingerprintMismatch`` / ``vq.VqError``
+(``RuntimeError`` subclasses) for the rest.
+
+Beyond one machine: ``vq.serialize_index`` / ``vq.deserialize_index``, ``Index.fingerprint()``,
+``Index.merge_from`` and ``vq.merge_topk`` are the pieces of a sharded build; ``vq.ray`` puts
+them together on Ray (``pip install ray[data]``; imported on first use).
 """
 
 from __future__ import annotations
@@ -22,18 +27,22 @@ from ._vq import (
     METRIC_COSINE,
     METRIC_INNER_PRODUCT,
     METRIC_L2,
+    FingerprintMismatch,
     FormatError,
     Index,
     NotTrained,
     SearchParameters,
     VqError,
     __version__,
+    deserialize_index,
     get_num_threads,
     index_factory,
     kmeans_train,
     knn,
+    merge_topk,
     normalize_L2,
     read_index,
+    serialize_index,
     set_num_threads,
     simd_level,
     write_index,
@@ -43,6 +52,7 @@ __all__ = [
     "METRIC_COSINE",
     "METRIC_INNER_PRODUCT",
     "METRIC_L2",
+    "FingerprintMismatch",
     "FormatError",
     "Index",
     "Kmeans",
@@ -50,14 +60,17 @@ __all__ = [
     "SearchParameters",
     "VqError",
     "__version__",
+    "deserialize_index",
     "get_num_threads",
     "index_factory",
     "kmeans_train",
     "knn",
+    "merge_topk",
     "normalize_L2",
     "omp_get_max_threads",
     "omp_set_num_threads",
     "read_index",
+    "serialize_index",
     "set_num_threads",
     "simd_level",
     "write_index",
