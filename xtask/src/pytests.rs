@@ -1,7 +1,7 @@
 //! `cargo xtask test`: `cargo test --workspace`, then the Python wheel's tests.
 //!
 //! The Python half: a virtual environment under the target folder
-//! (`target/vq-python-venv`) with pinned numpy and pytest from the package registry (installed
+//! (`target/vq-python-venv`) with pinned numpy, pytest and ray[data] from the package registry (installed
 //! once; the pins are stamped in the venv), the extension module built with the **test**
 //! profile and `cargo test`'s targets (so it reuses what `cargo test` just compiled instead of a
 //! second, release build of every crate — release wheels come from `maturin build --release`;
@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The Python packages the tests run on, pinned so a registry release cannot break CI.
-const PINS: &[&str] = &["numpy==2.4.6", "pytest==9.2.0"];
+/// `ray[data]` (with pyarrow and pandas) is for `vq.ray`'s tests on a local 2-CPU Ray.
+const PINS: &[&str] = &["numpy==2.4.6", "pytest==9.2.0", "ray[data]==2.52.1"];
 
 struct Options {
     rust: bool,
