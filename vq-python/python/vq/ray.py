@@ -347,12 +347,19 @@ def build(
         g = min(shards - 1, seen * shards // max(n, 1))
         groups[g].append(k)
         seen += parts[k][0]
-    assemble = ray.remote(num_cpus=threads_per_worker, max_retries=3)(_assemble)
-    pending = []
+    # The encoding pool's actors hold their CPUs until Ray Data tears the pool down, which
+    # took ~20 s after the last batch here; the shard tasks reserve no CPU so they start at
+    # once, and at most `workers` run at a time, so the cores are not oversubscribed.
+    assemble = ray.remote(num_cpus=0, max_retries=3)(_assemble)
+    pending, running = {}, []
     for s, g in enumerate(groups):
+        if len(running) >= workers:
+            _, running = ray.wait(running, num_returns=1)
         path = str(out / f"shard-{s:05d}.vq")
-        pending.append(assemble.remote(template_ref, [parts[k][2] for k in g], path, mergeable, threads_per_worker))
-    built = ray.get(pending)
+        ref = assemble.remote(template_ref, [parts[k][2] for k in g], path, mergeable, threads_per_worker)
+        pending[s] = ref
+        running.append(ref)
+    built = ray.get([pending[s] for s in range(shards)])
     timings["assemble_s"] = time.perf_counter() - started - timings["train_s"] - timings["encode_s"]
     fingerprint = index.fingerprint()
     shard_info = []
@@ -370,7 +377,7 @@ def build(
         )
     merged = None
     if merge:
-        task = ray.remote(num_cpus=threads_per_worker, max_retries=3)(_merge_shards)
+        task = ray.remote(num_cpus=0, max_retries=3)(_merge_shards)
         merged = ray.get(task.remote([s["path"] for s in shard_info], str(out / "merged.vq"), threads_per_worker))[
             "path"
         ]
