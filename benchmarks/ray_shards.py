@@ -1,0 +1,170 @@
+"""Issue 22's figures: vq.ray on one 2-core machine.
+
+  ivfpq  sharded IVF-PQ build with 2 Ray workers vs the single-process 2-thread build (same
+         training rows, same spec); the merged index is checked to be the single build's bytes.
+  hnsw   scatter-gather HNSW over 1/2/4/8 shards (one Ray actor each, 1 thread) vs one index
+         searched in-process with 2 threads: recall@10 and QPS at oversample 2.
+
+Runs alternate (single, Ray, Ray, single, ...) because the machine is shared; the load average
+is printed with every line. Ray's start-up is outside every timing.
+
+  python benchmarks/ray_shards.py ivfpq ~/.cache/vq/data/imgsift1m --rounds 2
+  python benchmarks/ray_shards.py hnsw ~/.cache/vq/data/imgsift100k
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+import vq
+import vq.ray
+
+
+def bvecs(path, n=None):
+    raw = np.fromfile(path, dtype=np.uint8)
+    d = int(raw[:4].view(np.int32)[0])
+    x = raw.reshape(-1, 4 + d)[:, 4:]
+    return np.ascontiguousarray(x[:n] if n else x, dtype=np.float32)
+
+
+def ivecs(path):
+    raw = np.fromfile(path, dtype=np.int32)
+    return raw.reshape(-1, raw[0] + 1)[:, 1:]
+
+
+def load():
+    return round(os.getloadavg()[0], 2)
+
+
+def recall(I, gt, k=10):
+    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+
+
+def emit(**kw):
+    kw["load"] = load()
+    print(json.dumps(kw), flush=True)
+
+
+def ivfpq(args, ray):
+    base = bvecs(os.path.join(args.data, "base.bvecs"), args.n)
+    learn = bvecs(os.path.join(args.data, "learn.bvecs"), args.train)
+    query = bvecs(os.path.join(args.data, "query.bvecs"))[: args.queries]
+    gt = ivecs(os.path.join(args.data, "gt.ivecs"))[: args.queries]
+    d = base.shape[1]
+    single_bytes = None
+    for r in range(args.rounds):
+        order = ["single", "ray"] if r % 2 == 0 else ["ray", "single"]
+        for what in order:
+            if what == "single":
+                vq.set_num_threads(2)
+                t0, c0 = time.perf_counter(), time.process_time()
+                index = vq.index_factory(d, args.spec)
+                index.train(learn)
+                t1 = time.perf_counter()
+                index.add(base)
+                t2, c2 = time.perf_counter(), time.process_time()
+                _, I = index.search(query, 10, nprobe=args.nprobe)
+                single_bytes = vq.serialize_index(index)
+                emit(
+                    what="single-2-threads", round=r, spec=args.spec, n=len(base), train_s=round(t1 - t0, 2),
+                    add_s=round(t2 - t1, 2), total_s=round(t2 - t0, 2), cpu_s=round(c2 - c0, 2),
+                    recall10=recall(I, gt),
+                )
+                del index
+                vq.set_num_threads(0)
+            else:
+                with tempfile.TemporaryDirectory(dir=args.tmp) as out:
+                    t0 = time.perf_counter()
+                    m = vq.ray.build(
+                        base, args.spec, train_sample=learn, shards=2, out=out, merge=True, workers=2,
+                        threads_per_worker=1, batch_size=args.batch,
+                    )
+                    t1 = time.perf_counter()
+                    merged = vq.read_index(m["merged"])
+                    _, I = merged.search(query, 10, nprobe=args.nprobe)
+                    same = single_bytes is not None and vq.serialize_index(merged) == single_bytes
+                    emit(
+                        what="ray-2-workers", round=r, spec=args.spec, n=len(base), total_s=round(t1 - t0, 2),
+                        timings={k: round(v, 2) for k, v in m["timings"].items()}, parts=m["parts"],
+                        recall10=recall(I, gt), bytes_equal_single=same if single_bytes is not None else None,
+                    )
+
+
+def hnsw(args, ray):
+    base = bvecs(os.path.join(args.data, "base.bvecs"), args.n)
+    query = bvecs(os.path.join(args.data, "query.bvecs"))[: args.queries]
+    gt = ivecs(os.path.join(args.data, "gt.ivecs"))[: args.queries]
+    d = base.shape[1]
+    efs = [int(e) for e in args.ef.split(",")]
+
+    def single(r):
+        vq.set_num_threads(2)
+        t0 = time.perf_counter()
+        index = vq.index_factory(d, args.spec, ef_construction=args.efc)
+        index.add(base)
+        build = time.perf_counter() - t0
+        for ef in efs:
+            index.search(query[:200], 10, ef=ef)  # warm
+            t0 = time.perf_counter()
+            _, I = index.search(query, 10, ef=ef)
+            dt = time.perf_counter() - t0
+            emit(what="single-2-threads", round=r, shards=1, ef=ef, build_s=round(build, 2),
+                 qps=round(len(query) / dt, 1), recall10=recall(I, gt))
+        vq.set_num_threads(0)
+
+    single(0)
+    for shards in [int(s) for s in args.shards.split(",")]:
+        with tempfile.TemporaryDirectory(dir=args.tmp) as out:
+            t0 = time.perf_counter()
+            m = vq.ray.build(base, args.spec, shards=shards, out=out, workers=2, threads_per_worker=1,
+                             batch_size=args.batch, ef_construction=args.efc)
+            build = time.perf_counter() - t0
+            with vq.ray.ShardedIndex(m, threads_per_shard=1) as index:
+                for ef in efs:
+                    index.search(query[:200], 10, oversample=args.oversample, ef=ef)  # warm
+                    t0 = time.perf_counter()
+                    _, I = index.search(query, 10, oversample=args.oversample, ef=ef)
+                    dt = time.perf_counter() - t0
+                    emit(what="ray-scatter-gather", shards=shards, ef=ef, oversample=args.oversample,
+                         build_s=round(build, 2), qps=round(len(query) / dt, 1), recall10=recall(I, gt))
+    single(1)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["ivfpq", "hnsw"])
+    p.add_argument("data", help="a folder with base/learn/query.bvecs and gt.ivecs")
+    p.add_argument("--spec", default=None, help="IVF1024,PQ16 (ivfpq) or HNSW16 (hnsw)")
+    p.add_argument("--n", type=int, default=None, help="base rows (default: all)")
+    p.add_argument("--train", type=int, default=100_000, help="learn rows that train the IVF")
+    p.add_argument("--queries", type=int, default=10_000)
+    p.add_argument("--nprobe", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--batch", type=int, default=16384)
+    p.add_argument("--ef", default="32,64,128")
+    p.add_argument("--efc", type=int, default=200)
+    p.add_argument("--shards", default="1,2,4,8")
+    p.add_argument("--oversample", type=float, default=2)
+    p.add_argument("--tmp", default=None, help="where shard folders go (default: the system's)")
+    args = p.parse_args()
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    print(json.dumps({"simd": vq.simd_level(), "cpus": os.cpu_count(), "ray": ray.__version__, "load": load()}))
+    try:
+        if args.mode == "ivfpq":
+            args.spec = args.spec or "IVF1024,PQ16"
+            ivfpq(args, ray)
+        else:
+            args.spec = args.spec or "HNSW16"
+            hnsw(args, ray)
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
