@@ -64,6 +64,20 @@ pub trait IvfCodec: Send + Sync + Sized {
     fn scans_by_list(&self) -> bool {
         false
     }
+    /// Whether lists are scanned by decoding each block of codes to f32 once
+    /// ([`IvfCodec::decode_block`], shared by every query of a list-major batch that probes the
+    /// list) and scoring the rows with `vq-distance`'s f32 pair kernels, instead of through
+    /// [`IvfCodec::scanner`].
+    fn decodes_for_scan(&self) -> bool {
+        false
+    }
+    /// Decodes whole codes into `out` (`dim` values each; residuals for residual codecs).
+    /// Used only when [`IvfCodec::decodes_for_scan`].
+    fn decode_block(&self, codes: &[u8], out: &mut [f32]) {
+        // Lengths are the caller's (whole codes, `dim` values each); a codec that decodes for
+        // its scan overrides this.
+        let _ = self.quantizer().decode(codes, out);
+    }
     /// Writes the quantizer's sections under `prefix`.
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         Ok(self.quantizer().write_sections(w, prefix)?)
@@ -209,6 +223,25 @@ impl IvfCodec for SqCodec {
     /// a list of `dim`-byte codes.
     fn scans_by_list(&self) -> bool {
         true
+    }
+    /// SQ8: a block of codes is decoded once (`vmin + (c + 0.5)·step`, a loop the compiler
+    /// vectorizes) and every query scoring it uses the f32 kernels; a new SQ scorer per
+    /// (query, list), as the scanner needs for the residual query, cost more than the scan.
+    fn decodes_for_scan(&self) -> bool {
+        self.q.sq_type() == SqType::SQ8
+    }
+    fn decode_block(&self, codes: &[u8], out: &mut [f32]) {
+        if self.q.sq_type() != SqType::SQ8 {
+            let _ = self.q.decode(codes, out);
+            return;
+        }
+        let (vmin, step) = self.q.ranges();
+        let dim = vmin.len();
+        for (code, row) in codes.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            for (((o, &c), &v), &s) in row.iter_mut().zip(code).zip(vmin).zip(step) {
+                *o = v + (f32::from(c) + 0.5) * s;
+            }
+        }
     }
     fn trained_state(&self) -> Vec<u8> {
         let (vmin, step) = self.q.ranges();

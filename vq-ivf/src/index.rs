@@ -23,6 +23,13 @@ const MAX_LIST_MAJOR_CHUNK: usize = 2048;
 /// on average (`queries · nprobe ≥ this · nlist`); below, a list would rarely be read twice.
 const MIN_SHARED_PROBES: usize = 2;
 
+/// Decoded rows of one block of a list.
+struct Block<'a> {
+    list: usize,
+    ids: &'a [u64],
+    rows: &'a [f32],
+}
+
 /// The coarse search's answer for a batch: `nprobe` lists and coarse keys per query.
 struct Probes<'a> {
     queries: &'a [f32],
@@ -581,11 +588,25 @@ impl<C: IvfCodec> IvfIndex<C> {
             .map_init(
                 || vec![0f32; BLOCK],
                 |keys, i| {
-                    let mut scanner = self.codec.scanner(probes.query(i, self.dim))?;
+                    let query = probes.query(i, self.dim);
                     let mut top = TopK::new(k);
                     let (lists, coarse_keys) = probes.of(i);
-                    for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
-                        self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, keys)?;
+                    if self.codec.decodes_for_scan() {
+                        let (mut rows, mut qv) = (Vec::new(), Vec::new());
+                        for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
+                            // An approximate coarse search may pad with lists past `nlist`.
+                            let Some(l) = self.lists.get(list as usize) else { continue };
+                            for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * self.code_size())) {
+                                self.decode_into(codes, &mut rows);
+                                let block = Block { list: list as usize, ids, rows: &rows };
+                                self.offer_decoded(query, coarse_key, &block, filter, &mut top, &mut qv);
+                            }
+                        }
+                    } else {
+                        let mut scanner = self.codec.scanner(query)?;
+                        for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
+                            self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, keys)?;
+                        }
                     }
                     Ok(self.finish(top))
                 },
@@ -608,8 +629,12 @@ impl<C: IvfCodec> IvfIndex<C> {
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         let nlist = self.lists.len();
         let first = range.start;
-        let mut scanners =
-            range.clone().map(|i| self.codec.scanner(probes.query(i, self.dim))).collect::<Result<Vec<_>>>()?;
+        let decoded = self.codec.decodes_for_scan();
+        let mut scanners = if decoded {
+            Vec::new()
+        } else {
+            range.clone().map(|i| self.codec.scanner(probes.query(i, self.dim))).collect::<Result<Vec<_>>>()?
+        };
         let mut tops: Vec<TopK> = range.clone().map(|_| TopK::new(k)).collect();
         // Counting sort of the (query, coarse key) pairs by list. An approximate coarse search
         // may pad with lists past `nlist`: those are skipped, as in the per-query scan.
@@ -632,8 +657,26 @@ impl<C: IvfCodec> IvfIndex<C> {
             }
         }
         let mut keys = vec![0f32; BLOCK];
+        let (mut rows, mut qv) = (Vec::new(), Vec::new());
         for (list, group) in start.windows(2).enumerate() {
-            for &(qi, ck) in &pairs[group[0]..group[1]] {
+            let group = &pairs[group[0]..group[1]];
+            if decoded {
+                // Each block is decoded once for the whole group.
+                if group.is_empty() {
+                    continue;
+                }
+                let l = &self.lists[list];
+                for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * self.code_size())) {
+                    self.decode_into(codes, &mut rows);
+                    let block = Block { list, ids, rows: &rows };
+                    for &(qi, ck) in group {
+                        let (qi, query) = (qi as usize, probes.query(first + qi as usize, self.dim));
+                        self.offer_decoded(query, ck, &block, filter, &mut tops[qi], &mut qv);
+                    }
+                }
+                continue;
+            }
+            for &(qi, ck) in group {
                 let qi = qi as usize;
                 self.scan_list(&mut scanners[qi], list as u32, ck, filter, &mut tops[qi], &mut keys)?;
             }
@@ -670,6 +713,52 @@ impl<C: IvfCodec> IvfIndex<C> {
             }
         }
         Ok(())
+    }
+
+    fn code_size(&self) -> usize {
+        self.codec.quantizer().code_size()
+    }
+
+    /// `rows` = the f32 decoding of `codes` (whole codes).
+    fn decode_into(&self, codes: &[u8], rows: &mut Vec<f32>) {
+        rows.clear();
+        rows.resize(codes.len() / self.code_size() * self.dim, 0.0);
+        self.codec.decode_block(codes, rows);
+    }
+
+    /// Offers the decoded rows of `block` (that pass `filter`) to `top`, keyed for `query`
+    /// with the f32 pair kernels: L2 to the query's residual from the list's centroid (or to
+    /// the query), inner product with the query plus the list's coarse key for residual codes.
+    /// The same arithmetic whichever path calls it, so both paths agree bit for bit.
+    fn offer_decoded(
+        &self,
+        query: &[f32],
+        coarse_key: f32,
+        block: &Block<'_>,
+        filter: Option<&dyn IdFilter>,
+        top: &mut TopK,
+        qv: &mut Vec<f32>,
+    ) {
+        let kern = vq_distance::Kernels::active();
+        let residual = self.codec.by_residual();
+        let rows = block.ids.iter().zip(block.rows.chunks_exact(self.dim));
+        let pass = |id: &u64| filter.is_none_or(|f| f.accepts(*id));
+        if self.codec.quantizer().metric() == Metric::L2 {
+            let q = if residual {
+                let centroid = &self.centroids()[block.list * self.dim..][..self.dim];
+                qv.clear();
+                qv.extend(query.iter().zip(centroid).map(|(q, c)| q - c));
+                qv.as_slice()
+            } else {
+                query
+            };
+            let l2 = kern.f32_l2_sq_fn();
+            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.push(l2(q, row), id));
+        } else {
+            let offset = if residual { coarse_key } else { 0.0 };
+            let dot = kern.f32_dot_fn();
+            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.push(-dot(query, row) + offset, id));
+        }
     }
 
     /// A query's selection as `(id, score)` pairs, best first.
