@@ -209,16 +209,17 @@ def _dataset(ray, data, column):
         if data.ndim != 2:
             raise ValueError(f"`data` as a numpy array must be 2-D (n, d), got shape {data.shape}")
         import pyarrow as pa
+        from ray.data.extensions import ArrowTensorArray
 
         x = np.ascontiguousarray(data, dtype=np.float32)
-        d = x.shape[1]
-        # Fixed-size lists of float32 (Arrow's vector type) with their ids, in blocks of at
-        # most 64k rows so that the pool has work to share.
+        # Ray's tensor column (it comes back to the workers as one 2-D array, where Arrow
+        # fixed-size lists come back as an object array of rows to stack) with the ids, in
+        # blocks of at most 64k rows so that the pool has work to share.
         step = max(1, min(65536, -(-len(x) // 8)))
         tables = [
             pa.table(
                 {
-                    column: pa.FixedSizeListArray.from_arrays(pa.array(x[i : i + step].ravel()), d),
+                    column: ArrowTensorArray.from_numpy(x[i : i + step]),
                     _ID: pa.array(np.arange(i, min(i + step, len(x)), dtype=np.int64)),
                 }
             )
@@ -268,8 +269,8 @@ def build(
     The manifest: ``format``, ``spec``, ``metric``, ``dim``, ``fingerprint`` (of the trained
     state every shard must share), ``count``, ``shards`` (each: ``path``, ``count``,
     ``min_id``, ``max_id``, ``fingerprint``), ``merged`` (a path or ``None``), ``parts``,
-    ``timings`` (seconds: ``train_s`` including the sample's read, ``encode_s``,
-    ``assemble_s``, ``total_s``).
+    ``timings`` (seconds: ``prepare_s``, the dataset made and counted; ``train_s`` including
+    the sample's read; ``encode_s``; ``assemble_s``; ``total_s``).
     """
     ray = _ray()
     started = time.perf_counter()
@@ -299,6 +300,7 @@ def build(
 
     if n == 0:
         raise ValueError("the dataset is empty")
+    timings["prepare_s"] = time.perf_counter() - started
     # Train once, here, on a sample (or the rows given); indexes with nothing to learn skip it.
     given = _rows(train_sample) if isinstance(train_sample, np.ndarray) else None
     d = given.shape[1] if given is not None else _rows(ds.take_batch(1, batch_format="numpy")[column]).shape[1]
@@ -310,7 +312,7 @@ def build(
             given = _rows(src.take_batch(m, batch_format="numpy")[column])
         index.train(given)
     template = _vq.serialize_index(index)
-    timings["train_s"] = time.perf_counter() - started
+    timings["train_s"] = time.perf_counter() - started - timings["prepare_s"]
     mergeable = _is_mergeable(template)
     if merge and not mergeable:
         raise ValueError(f"merge=True needs an inverted file (IVF…): {index.spec} indexes do not merge")
@@ -334,7 +336,7 @@ def build(
     parts = {}
     for row in encoded.iter_rows():
         parts[int(row["key"])] = (int(row["n"]), int(row["max_id"]), str(row["path"]))
-    timings["encode_s"] = time.perf_counter() - started - timings["train_s"]
+    timings["encode_s"] = time.perf_counter() - started - timings["prepare_s"] - timings["train_s"]
     keys = sorted(parts)
     total = sum(parts[k][0] for k in keys)
     if total != n:
@@ -360,7 +362,9 @@ def build(
         pending[s] = ref
         running.append(ref)
     built = ray.get([pending[s] for s in range(shards)])
-    timings["assemble_s"] = time.perf_counter() - started - timings["train_s"] - timings["encode_s"]
+    timings["assemble_s"] = (
+        time.perf_counter() - started - timings["prepare_s"] - timings["train_s"] - timings["encode_s"]
+    )
     fingerprint = index.fingerprint()
     shard_info = []
     for g, b in zip(groups, built):
