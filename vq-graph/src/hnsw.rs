@@ -14,11 +14,24 @@
 //! and published (`slots`) only once every array holds them, so everything that walks
 //! `0..slots` finds what it reads.
 //!
-//! Memory per node: its vector (or code), its layer-0 list `[header, id × m0]` (the header
-//! holds the list's count and the node's level), a u32 index into one arena of upper-layer
-//! lists (a node of level L owns L consecutive lists `[count, id × m]`), and a state byte.
-//! External ids cost nothing while they are the slot numbers (`add`); the first id that is
-//! not switches to a per-slot id array and an id → slot map.
+//! Memory per node: its vector (or code), a directory word (`dir`: its level and where its
+//! layer-0 list is), its layer-0 list, its upper-layer lists if its level is above 0 (a node
+//! of level L owns L consecutive lists `[count, id × m]` of one arena, found through a u32
+//! kept beside its layer-0 list), and a state byte. External ids cost nothing while they are
+//! the slot numbers (`add`); the first id that is not switches to a per-slot id array and an
+//! id → slot map.
+//!
+//! Layer-0 lists have two forms. An *open* list is a fixed block `[count, id × m0, upper
+//! index]` of atomics that inserts write under the node's lock. A *frozen* list is packed
+//! bytes sized to its real degree (`[upper index if level > 0, id × count]`, ids of 3 bytes
+//! while the graph has at most 2^24 slots, else 4), written once by
+//! [`Hnsw::shrink_to_fit`] (or a load, or `compact`) under `&mut self` and never changed
+//! while the graph is shared. A node's list is frozen until an insert must change it: the
+//! lock holder then copies it into a new open block and publishes the block through the
+//! node's directory word (release; readers acquire), so a search holds either the old frozen
+//! bytes, which stay valid, or the complete new block. A graph built by inserts has open
+//! lists only (m0 slots each, 132 B at m0 = 32); frozen, the same lists of imgsift's HNSW16
+//! take about a third of that, which is what brings a node under 600 B at m = 16, d = 128.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -127,9 +140,78 @@ const FILTER_SAMPLE: u32 = 512;
 /// Mutexes node locks are striped over: enough that two threads inserting at once rarely
 /// want the same one, few enough to cost nothing per node (8 KiB in all).
 const LOCK_STRIPES: usize = 1024;
-/// The count bits of a list's first word; on layer 0 the bits above hold the node's level.
+/// The count bits of a list's first word.
 const COUNT_MASK: u32 = 0xffff;
-const LEVEL_SHIFT: u32 = 16;
+/// A node's directory word: `OPEN | level << 58 | open block number`, or (frozen) `level << 58
+/// | count << 45 | byte offset in the frozen lists`. 5 level bits hold `MAX_LEVEL`, 13 count
+/// bits hold m0 ≤ 4096.
+const DIR_OPEN: u64 = 1 << 63;
+const DIR_LEVEL_SHIFT: u32 = 58;
+const DIR_COUNT_SHIFT: u32 = 45;
+const DIR_POS_MASK: u64 = (1 << DIR_COUNT_SHIFT) - 1;
+/// Bytes after the last frozen list, so that every id, 3 bytes wide, can be read as 4.
+const FROZEN_SLACK: usize = 4;
+
+/// The frozen layer-0 lists (see the module docs): immutable while the graph is shared.
+struct Frozen {
+    bytes: Box<[u8]>,
+    /// Bytes per id: 3 while every slot fits in 24 bits, else 4.
+    width: usize,
+}
+
+impl Default for Frozen {
+    fn default() -> Self {
+        Frozen { bytes: Box::default(), width: 4 }
+    }
+}
+
+impl Frozen {
+    /// Appends the list of a node (its upper index first when it has upper lists) to `bytes`
+    /// and returns the node's directory word.
+    fn push(bytes: &mut Vec<u8>, width: usize, level: usize, upper_at: u32, ids: &[u32]) -> u64 {
+        let at = bytes.len() as u64;
+        if level > 0 {
+            bytes.extend_from_slice(&upper_at.to_le_bytes());
+        }
+        for &id in ids {
+            bytes.extend_from_slice(&id.to_le_bytes()[..width]);
+        }
+        ((level as u64) << DIR_LEVEL_SHIFT) | ((ids.len() as u64) << DIR_COUNT_SHIFT) | at
+    }
+
+    /// The upper index of the frozen node `d` (level above 0).
+    #[inline]
+    fn upper_at(&self, d: u64) -> usize {
+        let at = (d & DIR_POS_MASK) as usize;
+        self.bytes.get(at..at + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
+    /// Appends the ids of the frozen node `d` to `out`.
+    #[inline]
+    fn read(&self, d: u64, out: &mut Vec<u32>) {
+        let level = (d >> DIR_LEVEL_SHIFT) & 31;
+        let count = ((d >> DIR_COUNT_SHIFT) & 0x1fff) as usize;
+        let start = (d & DIR_POS_MASK) as usize + if level > 0 { 4 } else { 0 };
+        let w = self.width;
+        if count == 0 {
+            return;
+        }
+        let mask = if w == 3 { 0x00ff_ffff } else { u32::MAX };
+        // Each id is read as the 4 bytes from its start (the slack covers the last one).
+        let Some(span) = self.bytes.get(start..start + count * w + (4 - w)) else { return };
+        out.reserve(count);
+        for i in 0..count {
+            let b = &span[i * w..i * w + 4];
+            out.push(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & mask);
+        }
+    }
+
+    /// Where the list of frozen node `d` starts (for prefetching).
+    #[inline]
+    fn start(&self, d: u64) -> *const u8 {
+        self.bytes.as_ptr().wrapping_add((d & DIR_POS_MASK) as usize)
+    }
+}
 
 /// Everything of a graph but its vectors, as flat arrays (what a file holds).
 pub(crate) struct Snapshot {
@@ -225,14 +307,19 @@ pub struct Hnsw<S: VectorStorage = FlatStorage> {
     storage: S,
     dim: usize,
     metric: Metric,
-    /// Per slot: `[count | level << 16, id × m0]`. The level is set before the slot is
-    /// published and never changes; the count changes under the node's lock.
+    /// Per slot: its directory word (level, and where its layer-0 list is; see `DIR_OPEN`).
+    /// The level is set before the slot is published and never changes.
+    dir: Chunks<AtomicU64>,
+    /// Open layer-0 blocks, `[count, id × m0, upper index]`, numbered in the order they were
+    /// opened; the count changes under the node's lock.
     links0: Chunks<AtomicU32>,
-    /// Upper-layer lists, `[count, id × m]` each: a node of level L owns lists
-    /// `upper_at[slot] .. upper_at[slot] + L` (layer l is list `upper_at[slot] + l − 1`).
+    /// Open blocks handed out.
+    open_lists: AtomicUsize,
+    /// Frozen layer-0 lists; replaced only under `&mut self`.
+    frozen: Frozen,
+    /// Upper-layer lists, `[count, id × m]` each: a node of level L whose upper index is `u`
+    /// owns lists `u .. u + L` (layer l is list `u + l − 1`).
     upper: Chunks<AtomicU32>,
-    /// Per slot: its first upper list (meaningless at level 0).
-    upper_at: Chunks<AtomicU32>,
     /// Upper lists handed out (changed under `ids`).
     upper_lists: AtomicU32,
     states: Chunks<AtomicU8>,
@@ -275,6 +362,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Bytes per id of frozen lists in a graph of `slots` slots.
+fn id_width(slots: usize) -> usize {
+    if slots <= 1 << 24 { 3 } else { 4 }
+}
+
 /// Deterministic level of `slot`: `⌊−ln(U) · mult⌋` with `U` from a hash of (seed, slot).
 fn draw_level(seed: u64, slot: u32, mult: f64) -> usize {
     let mut z = seed ^ u64::from(slot).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -296,9 +388,11 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(Hnsw {
             dim,
             metric: storage.metric(),
-            links0: Chunks::new(1 + params.m0),
+            dir: Chunks::new(1),
+            links0: Chunks::new(2 + params.m0),
+            open_lists: AtomicUsize::new(0),
+            frozen: Frozen::default(),
             upper: Chunks::new(1 + params.m),
-            upper_at: Chunks::new(1),
             upper_lists: AtomicU32::new(0),
             states: Chunks::new(1),
             locks: OnceLock::new(),
@@ -358,6 +452,8 @@ impl<S: VectorStorage> Hnsw<S> {
         let start = self.slots.load(Ordering::Acquire);
         let end = (start as usize).saturating_add(additional).min(u32::MAX as usize - 1);
         self.grow_to(end);
+        // Every new slot opens a layer-0 block.
+        self.links0.ensure(self.open_lists.load(Ordering::Acquire) + (end - start as usize));
         // The upper lists of those slots too: their levels are known (drawn from the slot).
         let lists: usize = (start..end as u32).map(|slot| self.draw_level(slot)).sum();
         self.upper.ensure(self.upper_lists.load(Ordering::Acquire) as usize + lists);
@@ -369,8 +465,7 @@ impl<S: VectorStorage> Hnsw<S> {
             return;
         }
         self.storage.reserve(n);
-        self.links0.ensure(n);
-        self.upper_at.ensure(n);
+        self.dir.ensure(n);
         self.states.ensure(n);
         if self.sparse.load(Ordering::Acquire) {
             self.external.ensure(n);
@@ -396,7 +491,10 @@ impl<S: VectorStorage> Hnsw<S> {
         let locks = self.locks.get().map_or(0, |l| std::mem::size_of_val::<[Mutex<()>]>(l));
         MemoryUsage {
             vectors: self.storage.memory_bytes(),
-            links: self.links0.allocated_bytes() + self.upper.allocated_bytes() + self.upper_at.allocated_bytes(),
+            links: self.dir.allocated_bytes()
+                + self.links0.allocated_bytes()
+                + self.frozen.bytes.len()
+                + self.upper.allocated_bytes(),
             ids: self.states.allocated_bytes() + self.external.allocated_bytes() + locks + map,
             scratch: lock(&self.pool).iter().map(|s| s.visited.bytes()).sum(),
         }
@@ -412,22 +510,69 @@ impl<S: VectorStorage> Hnsw<S> {
 
     // ---- links --------------------------------------------------------------------------
 
+    /// The directory word of `slot`.
     #[inline]
-    fn level_of(&self, slot: u32) -> usize {
-        (self.links0.slot(slot as usize)[0].load(Ordering::Acquire) >> LEVEL_SHIFT) as usize
+    fn dir_of(&self, slot: u32) -> u64 {
+        self.dir.slot(slot as usize)[0].load(Ordering::Acquire)
     }
 
-    /// The link list of `slot` on `layer` (at most its level): `[count, ids…]`, the count in
-    /// the first word's low 16 bits.
     #[inline]
-    fn list(&self, slot: u32, layer: usize) -> &[AtomicU32] {
-        if layer == 0 {
-            self.links0.slot(slot as usize)
-        } else {
-            debug_assert!(layer <= self.level_of(slot), "slot {slot} has no list on layer {layer}");
-            let at = self.upper_at.slot(slot as usize)[0].load(Ordering::Acquire) as usize;
-            self.upper.slot(at + layer - 1)
+    fn level_of(&self, slot: u32) -> usize {
+        ((self.dir_of(slot) >> DIR_LEVEL_SHIFT) & 31) as usize
+    }
+
+    /// The open layer-0 block a directory word points to, if it points to one.
+    #[inline]
+    fn open_block(&self, d: u64) -> Option<&[AtomicU32]> {
+        (d & DIR_OPEN != 0).then(|| self.links0.slot((d & DIR_POS_MASK) as usize))
+    }
+
+    /// The first upper list of `slot` (meaningful above level 0).
+    #[inline]
+    fn upper_at(&self, slot: u32) -> usize {
+        let d = self.dir_of(slot);
+        match self.open_block(d) {
+            Some(block) => block[1 + self.params.m0].load(Ordering::Acquire) as usize,
+            None => self.frozen.upper_at(d),
         }
+    }
+
+    /// The upper-layer list of `slot` on `layer` (1 ..= its level): `[count, ids…]`.
+    #[inline]
+    fn upper_list(&self, slot: u32, layer: usize) -> &[AtomicU32] {
+        debug_assert!(layer >= 1 && layer <= self.level_of(slot), "slot {slot} has no list on layer {layer}");
+        self.upper.slot(self.upper_at(slot) + layer - 1)
+    }
+
+    /// The writable list of `slot` on `layer`, `[count, ids…]`: on layer 0 its open block
+    /// (without the upper index), opened from its frozen list first if need be. The caller
+    /// holds the node's lock, or the graph is not shared yet.
+    fn list_mut(&self, slot: u32, layer: usize) -> &[AtomicU32] {
+        if layer > 0 {
+            return self.upper_list(slot, layer);
+        }
+        let m0 = self.params.m0;
+        let d = self.dir_of(slot);
+        if let Some(block) = self.open_block(d) {
+            return &block[..1 + m0];
+        }
+        // Open it: a new block holding the frozen list, published through the directory
+        // word once complete. Readers that loaded the old word keep reading the frozen bytes,
+        // which do not change while the graph is shared.
+        let at = self.open_lists.fetch_add(1, Ordering::AcqRel);
+        self.links0.ensure(at + 1);
+        let block = self.links0.slot(at);
+        let mut ids = Vec::with_capacity(m0);
+        self.frozen.read(d, &mut ids);
+        let level = (d >> DIR_LEVEL_SHIFT) & 31;
+        let upper_at = if level > 0 { self.frozen.upper_at(d) as u32 } else { 0 };
+        block[1 + m0].store(upper_at, Ordering::Release);
+        for (cell, &id) in block[1..].iter().zip(&ids) {
+            cell.store(id, Ordering::Release);
+        }
+        block[0].store(ids.len() as u32, Ordering::Release);
+        self.dir.slot(slot as usize)[0].store(DIR_OPEN | (level << DIR_LEVEL_SHIFT) | at as u64, Ordering::Release);
+        &block[..1 + m0]
     }
 
     /// The number of ids in `list`.
@@ -440,11 +585,21 @@ impl<S: VectorStorage> Hnsw<S> {
     fn prefetch_links(&self, slot: u32, layer: usize) {
         #[cfg(target_arch = "x86_64")]
         if layer == 0
-            && let Some(list) = self.links0.get(slot as usize)
+            && let Some(cell) = self.dir.get(slot as usize)
         {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            // SAFETY: prefetching never faults; SSE is part of the x86-64 baseline.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(list.as_ptr().cast::<i8>()) };
+            let d = cell[0].load(Ordering::Relaxed);
+            let at: *const i8 = if d & DIR_OPEN != 0 {
+                match self.links0.get((d & DIR_POS_MASK) as usize) {
+                    Some(block) => block.as_ptr().cast(),
+                    None => return,
+                }
+            } else {
+                self.frozen.start(d).cast()
+            };
+            // SAFETY: prefetching never faults, whatever the address; SSE is part of the
+            // x86-64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(at) };
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (slot, layer);
@@ -455,18 +610,26 @@ impl<S: VectorStorage> Hnsw<S> {
         if layer == 0 { self.params.m0 } else { self.params.m }
     }
 
-    /// Reads a list into `out` (ids only).
+    /// Reads a list into `out` (ids only), from either form of a layer-0 list.
     #[inline]
     fn read_list(&self, slot: u32, layer: usize, out: &mut Vec<u32>) {
-        let list = self.list(slot, layer);
-        let n = Self::count(list);
         out.clear();
+        let list = if layer == 0 {
+            let d = self.dir_of(slot);
+            match self.open_block(d) {
+                Some(block) => &block[..1 + self.params.m0],
+                None => return self.frozen.read(d, out),
+            }
+        } else {
+            self.upper_list(slot, layer)
+        };
+        let n = Self::count(list);
         out.extend(list[1..=n].iter().map(|x| x.load(Ordering::Acquire)));
     }
 
     /// Replaces a list (the caller holds the node's lock, or the graph is not shared yet).
     fn write_list(&self, slot: u32, layer: usize, ids: &[u32]) {
-        let list = self.list(slot, layer);
+        let list = self.list_mut(slot, layer);
         debug_assert!(ids.len() < list.len());
         for (cell, &id) in list[1..].iter().zip(ids) {
             cell.store(id, Ordering::Release);
@@ -547,12 +710,9 @@ impl<S: VectorStorage> Hnsw<S> {
             }
             // First collect the unvisited neighbours and prefetch their vectors, then score
             // them: the memory loads overlap instead of queueing behind each distance.
-            let list = self.list(c.1, layer);
-            let n = Self::count(list);
-            s.fresh.clear();
             // Read the ids and start loading their visited tags, then test them: the tag
             // loads overlap instead of each waiting for the one before.
-            s.fresh.extend(list[1..=n].iter().map(|cell| cell.load(Ordering::Acquire)));
+            self.read_list(c.1, layer, &mut s.fresh);
             for &id in &s.fresh {
                 s.visited.prefetch(id);
             }
@@ -987,16 +1147,21 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(first)
     }
 
-    /// Gives slots `first..` the levels `levels`: the level in each one's layer-0 header and,
-    /// above level 0, its upper lists, numbered from `lists_at` in slot order (the arena must
-    /// hold them). The slots must not be reachable yet.
+    /// Gives slots `first..` the levels `levels`: an empty open layer-0 block each, and
+    /// above level 0 their upper lists, numbered from `lists_at` in slot order (the arena must
+    /// hold them); their directory words point to the blocks. The slots must not be reachable
+    /// yet.
     fn lay_out(&self, first: u32, levels: &[u8], mut lists_at: usize) {
-        for (slot, &level) in (first..).zip(levels) {
-            self.links0.slot(slot as usize)[0].store(u32::from(level) << LEVEL_SHIFT, Ordering::Release);
-            if level > 0 {
-                self.upper_at.slot(slot as usize)[0].store(lists_at as u32, Ordering::Release);
-                lists_at += level as usize;
-            }
+        let m0 = self.params.m0;
+        let open_at = self.open_lists.fetch_add(levels.len(), Ordering::AcqRel);
+        self.links0.ensure(open_at + levels.len());
+        for (i, (slot, &level)) in (first..).zip(levels).enumerate() {
+            let block = self.links0.slot(open_at + i);
+            block[0].store(0, Ordering::Release);
+            block[1 + m0].store(if level > 0 { lists_at as u32 } else { 0 }, Ordering::Release);
+            lists_at += level as usize;
+            let d = DIR_OPEN | (u64::from(level) << DIR_LEVEL_SHIFT) | (open_at + i) as u64;
+            self.dir.slot(slot as usize)[0].store(d, Ordering::Release);
         }
     }
 
@@ -1072,7 +1237,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// with the heuristic when it is full.
     fn link_back(&self, node: u32, new: u32, d: f32, layer: usize) {
         let _g = self.node_lock(node);
-        let list = self.list(node, layer);
+        let list = self.list_mut(node, layer);
         let n = Self::count(list);
         let max = self.max_links(layer);
         if list[1..=n].iter().any(|x| x.load(Ordering::Acquire) == new) {
@@ -1185,7 +1350,7 @@ impl<S: VectorStorage> Hnsw<S> {
             }
         }
         let live = next as usize;
-        let fresh = Hnsw::with_storage(self.storage.empty_like(), self.params.clone())
+        let mut fresh = Hnsw::with_storage(self.storage.empty_like(), self.params.clone())
             .expect("the parameters were checked when this index was made");
         let survivors: Vec<u32> = (0..n as u32).filter(|&i| alive[i as usize]).collect();
         // Ids stay dense only if every survivor's id is its new slot.
@@ -1256,6 +1421,7 @@ impl<S: VectorStorage> Hnsw<S> {
         };
         fresh.entry.store(entry, Ordering::Release);
         fresh.slots.store(live as u32, Ordering::Release);
+        fresh.shrink_to_fit();
         fresh.live.store(live, Ordering::Relaxed);
         if !dense {
             let mut map = lock(&fresh.ids);
@@ -1274,17 +1440,21 @@ impl<S: VectorStorage> Hnsw<S> {
     pub(crate) fn snapshot(&self) -> Snapshot {
         let _gate = self.insert_gate.write().unwrap_or_else(|e| e.into_inner());
         let slots = self.slots.load(Ordering::Acquire) as usize;
-        let mut links0 = Vec::with_capacity(slots * (1 + self.params.m0));
+        let m0 = self.params.m0;
+        let mut links0 = Vec::with_capacity(slots * (1 + m0));
         let mut levels = Vec::with_capacity(slots);
         let mut upper = Vec::new();
+        let mut ids = Vec::with_capacity(m0);
         for slot in 0..slots {
-            let list = self.links0.slot(slot);
             let level = self.level_of(slot as u32);
             levels.push(level as u8);
-            links0.push(list[0].load(Ordering::Acquire) & COUNT_MASK);
-            links0.extend(list[1..].iter().map(|x| x.load(Ordering::Acquire)));
+            // The file's layout: `[count, id × m0]`, zeros past the count.
+            self.read_list(slot as u32, 0, &mut ids);
+            links0.push(ids.len() as u32);
+            links0.extend_from_slice(&ids);
+            links0.resize(links0.len() + m0 - ids.len(), 0);
             for layer in 1..=level {
-                upper.extend(self.list(slot as u32, layer).iter().map(|x| x.load(Ordering::Acquire)));
+                upper.extend(self.upper_list(slot as u32, layer).iter().map(|x| x.load(Ordering::Acquire)));
             }
         }
         Snapshot {
@@ -1299,16 +1469,17 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// Fills an empty graph, whose storage already holds slots `0..snap.slots`, from a checked
-    /// snapshot. The arrays get exactly `snap.slots` slots (see `Chunks::ensure_exact`). Ids
-    /// stay dense (no id array, no map) when every slot is ready and holds its own number.
-    pub(crate) fn restore(&self, snap: &Snapshot) {
+    /// snapshot. Layer-0 lists go straight into the frozen form, the other arrays get exactly
+    /// `snap.slots` slots (see `Chunks::ensure_exact`). Ids stay dense (no id array, no map)
+    /// when every slot is ready and holds its own number.
+    pub(crate) fn restore(&mut self, snap: &Snapshot) {
         let n = snap.slots;
+        let m0 = self.params.m0;
         let dense = snap.external.iter().zip(0u64..).all(|(&id, slot)| id == slot)
             && snap.states.iter().all(|&s| s & READY != 0);
         self.sparse.store(!dense, Ordering::Release);
         self.storage.reserve(n);
-        self.links0.ensure_exact(n);
-        self.upper_at.ensure_exact(n);
+        self.dir.ensure_exact(n);
         self.states.ensure_exact(n);
         if !dense {
             self.external.ensure_exact(n);
@@ -1316,8 +1487,26 @@ impl<S: VectorStorage> Hnsw<S> {
         self.grow_to(n);
         let lists: usize = snap.levels.iter().map(|&l| l as usize).sum();
         self.upper.ensure_exact(lists);
-        self.lay_out(0, &snap.levels, 0);
         self.upper_lists.store(lists as u32, Ordering::Release);
+        let list0 = |slot: usize| {
+            let list = &snap.links0[slot * (1 + m0)..(slot + 1) * (1 + m0)];
+            &list[1..=list[0] as usize]
+        };
+        let upper_at: Vec<u32> = snap
+            .levels
+            .iter()
+            .scan(0u32, |at, &l| {
+                let here = *at;
+                *at += u32::from(l);
+                Some(here)
+            })
+            .collect();
+        let info = |slot: u32| (snap.levels[slot as usize] as usize, upper_at[slot as usize]);
+        let (frozen, words) = Self::pack_frozen(n, id_width(n), info, |slot, out| {
+            out.clear();
+            out.extend_from_slice(list0(slot as usize));
+        });
+        self.install_frozen(frozen, words);
         let width = 1 + self.params.m;
         let mut upper = snap.upper.chunks_exact(width);
         let mut map = lock(&self.ids);
@@ -1327,8 +1516,6 @@ impl<S: VectorStorage> Hnsw<S> {
                 self.external.slot(slot)[0].store(snap.external[slot], Ordering::Release);
             }
             self.states.slot(slot)[0].store(snap.states[slot], Ordering::Release);
-            let list0 = &snap.links0[slot * (1 + self.params.m0)..(slot + 1) * (1 + self.params.m0)];
-            self.write_list(slot as u32, 0, &list0[1..=list0[0] as usize]);
             for layer in 1..=snap.levels[slot] as usize {
                 let Some(list) = upper.next() else { unreachable!("checked: a list per level") };
                 self.write_list(slot as u32, layer, &list[1..=list[0] as usize]);
@@ -1350,10 +1537,79 @@ impl<S: VectorStorage> Hnsw<S> {
                 map.entry(snap.external[slot]).or_insert(slot as u32);
             }
         }
+        drop(map);
         self.slots.store(n as u32, Ordering::Release);
         self.live.store(live, Ordering::Relaxed);
         self.deleted.store(deleted, Ordering::Relaxed);
         self.entry.store(snap.entry, Ordering::Release);
+    }
+
+    /// Packs the layer-0 lists of slots `0..n` into the frozen form: `info(slot)` gives a
+    /// slot's level and upper index, `list0(slot, out)` writes its ids into `out`. Returns the
+    /// frozen lists and every slot's new directory word, for [`Hnsw::install_frozen`].
+    fn pack_frozen(
+        n: usize,
+        width: usize,
+        info: impl Fn(u32) -> (usize, u32),
+        mut list0: impl FnMut(u32, &mut Vec<u32>),
+    ) -> (Frozen, Vec<u64>) {
+        debug_assert!(width == 4 || (width == 3 && n <= 1 << 24));
+        let mut ids = Vec::new();
+        // Sized exactly first, so the bytes are allocated once (no doubling slack).
+        let mut size = FROZEN_SLACK;
+        for slot in 0..n as u32 {
+            list0(slot, &mut ids);
+            size += ids.len() * width + if info(slot).0 > 0 { 4 } else { 0 };
+        }
+        let mut bytes = Vec::with_capacity(size);
+        let mut words = Vec::with_capacity(n);
+        for slot in 0..n as u32 {
+            list0(slot, &mut ids);
+            let (level, upper_at) = info(slot);
+            words.push(Frozen::push(&mut bytes, width, level, upper_at, &ids));
+        }
+        bytes.resize(bytes.len() + FROZEN_SLACK, 0);
+        (Frozen { bytes: bytes.into_boxed_slice(), width }, words)
+    }
+
+    /// Makes `frozen` the layer-0 lists (slot `s` at directory word `words[s]`) and drops every
+    /// open block (`&mut self`: nothing reads them meanwhile).
+    fn install_frozen(&mut self, frozen: Frozen, words: Vec<u64>) {
+        self.frozen = frozen;
+        for (slot, d) in words.into_iter().enumerate() {
+            self.dir.slot(slot)[0].store(d, Ordering::Release);
+        }
+        self.links0 = Chunks::new(2 + self.params.m0);
+        self.open_lists.store(0, Ordering::Release);
+    }
+
+    /// Packs every layer-0 list into the frozen form, sized to its real degree (see the module
+    /// docs): at m = 16 on imgsift's 128-d vectors, 132 B of open block per node become about
+    /// 61 B (ids of 3 bytes) plus the 8-byte directory word. Searches read either form; an
+    /// insert that changes a frozen list opens it again (a block of m0 ids), so call this
+    /// after bulk inserts, not after each one. A load and [`compact`](Hnsw::compact) leave
+    /// every list frozen already.
+    pub fn shrink_to_fit(&mut self) {
+        self.repack(id_width(self.slots.load(Ordering::Acquire) as usize));
+    }
+
+    /// [`shrink_to_fit`](Hnsw::shrink_to_fit) with ids of `width` bytes (3 or 4; tests
+    /// reach the 4-byte form without 2^24 nodes).
+    fn repack(&mut self, width: usize) {
+        let n = self.slots.load(Ordering::Acquire) as usize;
+        let info = |slot: u32| {
+            let level = self.level_of(slot);
+            (level, if level > 0 { self.upper_at(slot) as u32 } else { 0 })
+        };
+        let (frozen, words) = Self::pack_frozen(n, width, info, |slot, out| self.read_list(slot, 0, out));
+        self.install_frozen(frozen, words);
+    }
+
+    /// Layer-0 lists in the open form (fixed blocks of m0 ids): all of them in a graph built
+    /// by inserts, none after [`shrink_to_fit`](Hnsw::shrink_to_fit) until inserts change
+    /// frozen lists.
+    pub fn open_lists(&self) -> usize {
+        self.open_lists.load(Ordering::Acquire)
     }
 
     // ---- inspection -----------------------------------------------------------------------
@@ -1427,3 +1683,7 @@ pub struct GraphReport {
     /// Nodes not reachable from the entry point on layer 0.
     pub unreachable: usize,
 }
+
+#[cfg(test)]
+#[path = "frozen_tests.rs"]
+mod frozen_tests;

@@ -117,7 +117,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 ),
             ));
         }
-        let index = Hnsw::with_storage(storage, meta.params).map_err(|e| corrupt(r, e.to_string()))?;
+        let mut index = Hnsw::with_storage(storage, meta.params).map_err(|e| corrupt(r, e.to_string()))?;
         index.restore(&snap);
         Ok(index)
     }

@@ -229,23 +229,34 @@ fn memory_usage_counts_what_was_allocated() {
     assert!(m.ids > 0);
 }
 
-/// Issue 24: per node, the vector, the layer-0 list `[header, id × m0]`, a u32 index into the
-/// upper-list arena and a state byte; upper lists `[count, id × m]` for the ~1/(m−1) of nodes
-/// above level 0; no id, map entry or lock per node while ids are the insertion order.
+/// Issue 24: per node, the vector, a directory word (8 bytes), the layer-0 list — open after
+/// inserts, `[count, id × m0, upper index]`; packed by `shrink_to_fit`, 3 bytes per link and the
+/// upper index only above level 0 — upper lists `[count, id × m]` for the ~1/(m−1) of nodes
+/// above level 0, and a state byte; no id, map entry or lock per node while ids are the
+/// insertion order.
 #[test]
 fn a_node_costs_its_vector_its_lists_an_upper_index_and_a_state_byte() {
     // Enough nodes that the upper lists outnumber the arena's smallest chunk (1,024 lists).
     let (dim, n, m) = (16, 20_000, 16);
-    let index = Hnsw::new(dim, Metric::L2, HnswParams::with_m(m)).unwrap();
+    let mut index = Hnsw::new(dim, Metric::L2, HnswParams::with_m(m)).unwrap();
     index.add(&clustered(n, dim, 12)).unwrap();
     let u = index.memory_usage();
     // One bulk add: one chunk per array, sized exactly, plus at most a cache line to align it.
     let line = 64;
     assert!(u.vectors >= n * dim * 4 && u.vectors <= n * dim * 4 + line, "{u:?}");
-    let fixed = n * (1 + 2 * m) * 4 + n * 4;
+    let fixed = n * (2 + 2 * m) * 4 + n * 8;
     // Expected upper lists: n · Σ_{l≥1} m^−l = n / (m − 1); allow twice that for the draw.
-    let upper = 2 * n / (m - 1) * (1 + m) * 4;
+    let upper_nodes = 2 * n / (m - 1);
+    let upper = upper_nodes * (1 + m) * 4;
     assert!(u.links >= fixed && u.links <= fixed + upper + 3 * line, "{u:?}");
+    // Packed: the directory word, 3 bytes per layer-0 link (`edges` counts every layer, so it
+    // bounds them), 4 for the upper index of a node above level 0, the same upper lists.
+    let edges = index.check_graph().edges;
+    index.shrink_to_fit();
+    let p = index.memory_usage();
+    assert!(p.links >= n * 8 && p.links <= n * 8 + 3 * edges + 4 * upper_nodes + 4 + upper + 2 * line, "{p:?}");
+    assert!(p.links * 3 < u.links * 2, "packing saves a third or more: {u:?} -> {p:?}");
+    assert_eq!((p.vectors, p.ids), (u.vectors, u.ids));
     // A state byte a node, and the fixed pool of 1,024 striped locks (a few words each).
     assert!(u.ids >= n && u.ids <= n + 1024 * 16 + line, "{u:?}");
 }

@@ -40,7 +40,7 @@ fn graph_search<S: VectorStorage>(h: &Hnsw<S>, queries: &[f32], params: &SearchP
     Ok(Neighbors::from_rows(params.k, h.metric(), rows)?)
 }
 
-fn graph_add<S: VectorStorage>(h: &Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+fn graph_add<S: VectorStorage>(h: &mut Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
     // The graph validates (and normalizes, for cosine) the vectors itself.
     match ids {
         Some(ids) => {
@@ -50,6 +50,12 @@ fn graph_add<S: VectorStorage>(h: &Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -
         None => {
             h.add(data)?;
         }
+    }
+    // Inserts leave layer-0 lists in the open form (m0 ids each); packing them to their real
+    // degree costs one pass over the lists, so it is done once an eighth of them are open:
+    // after every bulk load, and amortized over small adds.
+    if h.open_lists() * 8 >= h.len() {
+        h.shrink_to_fit();
     }
     Ok(())
 }
@@ -110,11 +116,11 @@ impl Index for HnswFlatIndex {
     }
 
     fn add(&mut self, data: &[f32]) -> Result<()> {
-        graph_add(&self.graph, data, None)
+        graph_add(&mut self.graph, data, None)
     }
 
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
-        graph_add(&self.graph, data, Some(ids))
+        graph_add(&mut self.graph, data, Some(ids))
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
@@ -186,6 +192,14 @@ impl<Q: Quantizer + Clone + 'static> HnswCodesIndex<Q> {
         self.graph().ok_or_else(|| Error::NotTrained { spec: self.spec().to_string() })
     }
 
+    fn trained_mut(&mut self) -> Result<&mut Hnsw<QuantizedStorage<Q>>> {
+        let spec = self.spec();
+        match &mut self.stage {
+            Stage::Trained(h) => Ok(h),
+            Stage::Untrained(_) => Err(Error::NotTrained { spec: spec.to_string() }),
+        }
+    }
+
     pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, codec: CodecSpec) -> Result<Self> {
         if r.contains(&format!("{prefix}.untrained.params")) {
             let params: HnswParams = r.json(&format!("{prefix}.untrained.params"))?;
@@ -235,11 +249,11 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
     }
 
     fn add(&mut self, data: &[f32]) -> Result<()> {
-        graph_add(self.trained()?, data, None)
+        graph_add(self.trained_mut()?, data, None)
     }
 
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
-        graph_add(self.trained()?, data, Some(ids))
+        graph_add(self.trained_mut()?, data, Some(ids))
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
