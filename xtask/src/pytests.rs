@@ -1,7 +1,7 @@
 //! `cargo xtask test`: `cargo test --workspace`, then the Python wheel's tests.
 //!
 //! The Python half: a virtual environment under the target folder
-//! (`target/vq-python-venv`) with pinned numpy, pytest and ray[data] from the package registry (installed
+//! (`target/vq-python-venv`) with pinned numpy, pytest and `ray[data]` from the package registry (installed
 //! once; the pins are stamped in the venv), the extension module built with the **test**
 //! profile and `cargo test`'s targets (so it reuses what `cargo test` just compiled instead of a
 //! second, release build of every crate — release wheels come from `maturin build --release`;
