@@ -1,5 +1,5 @@
 //! Single-thread search speed and recall@10 of an HNSW index over a texmex dataset folder
-//! (`base.bvecs`, `query.bvecs`, `gt.ivecs`), for iterating on the search path: the index is
+//! (`base.bvecs`, `query.bvecs`, `gt.ivecs`, or `.fvecs` in place of `.bvecs`), for iterating on the search path: the index is
 //! built once (2 threads) and cached as a file, so later runs only load and search.
 //!
 //! `cargo run --release -p vq-graph --example search_speed -- DIR [M] [EF,EF,...]`
@@ -18,9 +18,7 @@ fn main() {
     let m: usize = args.get(2).map_or(16, |s| s.parse().expect("M"));
     let efs: Vec<usize> =
         args.get(3).map_or("16,32,64,128".into(), String::clone).split(',').map(|s| s.parse().expect("ef")).collect();
-    let to_f32 = |v: Vec<u8>| v.into_iter().map(f32::from).collect::<Vec<f32>>();
-    let (queries, dim) = vq_io::read::<u8>(dir.join("query.bvecs")).expect("queries").into_parts();
-    let queries = to_f32(queries);
+    let (queries, dim) = read_f32(&dir, "query");
     let gt = vq_io::read::<i32>(dir.join("gt.ivecs")).expect("gt");
     let cache = std::env::temp_dir().join(format!(
         "vq-search-speed-{}-m{m}.vqi",
@@ -29,8 +27,7 @@ fn main() {
     let index = match Hnsw::<FlatStorage>::load(&cache) {
         Ok(index) => index,
         Err(_) => {
-            let (base, _) = vq_io::read::<u8>(dir.join("base.bvecs")).expect("base").into_parts();
-            let base = to_f32(base);
+            let (base, _) = read_f32(&dir, "base");
             let index = Hnsw::new(dim, Metric::L2, HnswParams::with_m(m)).expect("params");
             index.reserve(base.len() / dim);
             let (t, cpu) = (Instant::now(), cpu_seconds());
@@ -60,6 +57,16 @@ fn main() {
             .sum();
         println!("{ef:>6} {:>10.0} {:>8.4}", nq as f64 / best, found as f64 / (nq * 10) as f64);
     }
+}
+
+/// `DIR/STEM.bvecs` widened to f32, or else `DIR/STEM.fvecs`: the values and the dimension.
+fn read_f32(dir: &std::path::Path, stem: &str) -> (Vec<f32>, usize) {
+    let bytes = dir.join(format!("{stem}.bvecs"));
+    if bytes.exists() {
+        let (v, dim) = vq_io::read::<u8>(bytes).expect(stem).into_parts();
+        return (v.into_iter().map(f32::from).collect(), dim);
+    }
+    vq_io::read::<f32>(dir.join(format!("{stem}.fvecs"))).expect(stem).into_parts()
 }
 
 /// CPU time used by this process so far.
