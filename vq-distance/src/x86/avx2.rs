@@ -1,6 +1,6 @@
-//! AVX2 + FMA (+ F16C) kernels: 8 f32 lanes, tails through a zero-padded copy, a 6 × 16
-//! register tile for the many-to-many kernel (the classic Haswell GEMM shape: 12 accumulators
-//! of the 16 ymm registers).
+//! AVX2 + FMA (+ F16C) kernels: 8 f32 lanes, f32 tails by masked loads (f16 / bf16 tails
+//! through a zero-padded copy), a 6 × 16 register tile for the many-to-many kernel (the
+//! classic Haswell GEMM shape: 12 accumulators of the 16 ymm registers).
 //!
 //! Run `cargo bench -p vq-distance --bench kernels` with `VQ_SIMD=avx2` before changing
 //! anything here.
@@ -55,7 +55,25 @@ entry!(nearest_small => nearest_small_imp(args: &SmallArgs<'_>, best: &mut [(f32
 trait Load8: Copy {
     const ZERO: Self;
     unsafe fn load(p: *const Self) -> __m256;
+
+    /// The `n` (1..8) elements from `p`, the other lanes zero: through a zero-padded copy.
+    #[inline(always)]
+    unsafe fn load_tail(p: *const Self, n: usize) -> __m256 {
+        let mut t = [Self::ZERO; 8];
+        // SAFETY: the caller guarantees `n < 8` readable elements at `p`; `t` holds 8.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), n);
+            Self::load(t.as_ptr())
+        }
+    }
 }
+
+/// `HIGH_LANES[r..r + 8]` is `8 - r` zero lanes, then `r` all-ones lanes (as f32 bits): the
+/// last `r` lanes of a load kept by `and`.
+static HIGH_LANES: [u32; 16] = [0, 0, 0, 0, 0, 0, 0, 0, !0, !0, !0, !0, !0, !0, !0, !0];
+
+/// `MASK_WINDOW[8 - n..16 - n]` is `n` all-ones lanes, then zeros: a `maskload` mask.
+static MASK_WINDOW: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
 
 impl Load8 for f32 {
     const ZERO: Self = 0.0;
@@ -63,6 +81,20 @@ impl Load8 for f32 {
     unsafe fn load(p: *const f32) -> __m256 {
         // SAFETY: the caller guarantees 8 readable elements.
         unsafe { _mm256_loadu_ps(p) }
+    }
+
+    /// A masked load, not a copy: the copy of a variable length is a `memcpy` call per
+    /// distance, a large share of a 50-d distance.
+    #[inline(always)]
+    unsafe fn load_tail(p: *const f32, n: usize) -> __m256 {
+        debug_assert!((1..8).contains(&n));
+        // SAFETY: `8 - n .. 16 - n` lies inside the 16-lane window for `n` in 1..8; `maskload`
+        // reads only the lanes whose mask is set (masked lanes never fault), the `n` elements
+        // the caller guarantees readable.
+        unsafe {
+            let mask = _mm256_loadu_si256(MASK_WINDOW.as_ptr().add(8 - n).cast());
+            _mm256_maskload_ps(p, mask)
+        }
     }
 }
 
@@ -86,14 +118,16 @@ impl Load8 for bf16 {
 }
 
 /// Runs `step` over 8-lane chunks (4 independent chunks per iteration, one per accumulator),
-/// then over a zero-padded copy of the tail.
+/// then over the rest, also spread over the four accumulators, the tail zero-padded.
 #[inline(always)]
 unsafe fn drive<T: Load8>(a: &[T], b: &[T], mut step: impl FnMut(usize, __m256, __m256)) {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut i = 0;
-    // SAFETY: every full load reads `i + 8 * j .. i + 8 * j + 8 <= n`.
+    // SAFETY: every full load reads `i + 8 * j .. i + 8 * j + 8 <= n`; the overlapping tail
+    // reads `n - 8 .. n` (with `n >= 8`), and `HIGH_LANES[r..r + 8]` lies inside its 16
+    // entries for `r` in 1..8.
     unsafe {
         while i + 32 <= n {
             for j in 0..4 {
@@ -101,18 +135,31 @@ unsafe fn drive<T: Load8>(a: &[T], b: &[T], mut step: impl FnMut(usize, __m256, 
             }
             i += 32;
         }
-        while i + 8 <= n {
+        // At most 3 full chunks and a tail remain: each into its own accumulator (constant
+        // indices keep `acc` in registers), so at small dimensions the FMAs overlap.
+        if i + 8 <= n {
             step(0, T::load(pa.add(i)), T::load(pb.add(i)));
             i += 8;
+            if i + 8 <= n {
+                step(1, T::load(pa.add(i)), T::load(pb.add(i)));
+                i += 8;
+                if i + 8 <= n {
+                    step(2, T::load(pa.add(i)), T::load(pb.add(i)));
+                    i += 8;
+                }
+            }
         }
-    }
-    if i < n {
-        let mut ta = [T::ZERO; 8];
-        let mut tb = [T::ZERO; 8];
-        ta[..n - i].copy_from_slice(&a[i..n]);
-        tb[..n - i].copy_from_slice(&b[i..n]);
-        // SAFETY: the padded copies hold 8 elements each.
-        unsafe { step(1, T::load(ta.as_ptr()), T::load(tb.as_ptr())) };
+        if i < n && n >= 8 {
+            // The tail as the top `n - i` lanes of the last 8 elements, the others zeroed:
+            // every byte read lies inside the vectors (a load past the end waits for a line
+            // of some other vector; see the AVX-512 `drive`), and no copy.
+            let keep = _mm256_loadu_ps(HIGH_LANES.as_ptr().add(n - i).cast());
+            let (x, y) = (T::load(pa.add(n - 8)), T::load(pb.add(n - 8)));
+            step(3, _mm256_and_ps(x, keep), _mm256_and_ps(y, keep));
+        } else if i < n {
+            // Elements `i..n` (1..8 of them) are readable.
+            step(3, T::load_tail(pa.add(i), n - i), T::load_tail(pb.add(i), n - i));
+        }
     }
 }
 
