@@ -72,7 +72,7 @@ def ivfpq(args, ray):
                 emit(
                     what="single-2-threads", round=r, spec=args.spec, n=len(base), train_s=round(t1 - t0, 2),
                     add_s=round(t2 - t1, 2), total_s=round(t2 - t0, 2), cpu_s=round(c2 - c0, 2),
-                    recall10=recall(I, gt),
+                    recall10=recall(I, gt), bytes_per_vector=round(index.memory_usage()["total"] / len(base), 1),
                 )
                 del index
                 vq.set_num_threads(0)

@@ -38,13 +38,18 @@ def recall(I, truth):
     return np.mean([len(set(a) & set(b)) / K for a, b in zip(I, truth)])
 
 
-def test_ivf_shards_merged_equal_the_single_build(cluster, data, tmp_path):
+@pytest.mark.parametrize("source", ["numpy", "dataset"])
+def test_ivf_shards_merged_equal_the_single_build(cluster, data, tmp_path, source):
     x, q = data
+    # numpy: one slice per shard, no Ray Data; a Dataset: batches through the actor pool.
+    ds, column = (x, "vector") if source == "numpy" else (ray.data.from_numpy(x), "data")
     m = vqray.build(
-        x, "IVF32,PQ8", train_sample=x, shards=4, out=tmp_path, merge=True, batch_size=700, workers=2
+        ds, "IVF32,PQ8", column=column, train_sample=x, shards=4, out=tmp_path, merge=True, batch_size=700, workers=2
     )
     assert [s["count"] for s in m["shards"]] and sum(s["count"] for s in m["shards"]) == len(x)
-    assert m["parts"] >= 8 and len(m["shards"]) == 4
+    assert len(m["shards"]) == 4 and (m["parts"] == 0 if source == "numpy" else m["parts"] >= 8)
+    assert [(s["min_id"], s["max_id"]) for s in m["shards"]][0][0] == 0
+    assert max(s["max_id"] for s in m["shards"]) == len(x) - 1
     single = vq.index_factory(16, "IVF32,PQ8")
     single.train(x)
     single.add(x)
@@ -75,10 +80,15 @@ def test_hnsw_scatter_gather_keeps_the_single_index_recall(cluster, data, tmp_pa
         vqray.build(x[:500], "HNSW16", shards=2, out=tmp_path / "again", merge=True)
 
 
-def test_a_killed_worker_is_retried_and_every_id_is_there_once(cluster, data, tmp_path):
+@pytest.mark.parametrize("source", ["numpy", "dataset"])
+def test_a_killed_worker_is_retried_and_every_id_is_there_once(cluster, data, tmp_path, source):
     x, _ = data
+    # numpy: a shard's task, retried from its slice; a Dataset: an encoding actor, restarted.
+    ds, column = (x, "vector") if source == "numpy" else (ray.data.from_numpy(x), "data")
     cluster.write_text("2")  # the first worker to finish its 2nd batch kills itself
-    m = vqray.build(x, "IVF16,Flat", train_sample=x, shards=2, out=tmp_path, merge=True, batch_size=400, workers=2)
+    m = vqray.build(
+        ds, "IVF16,Flat", column=column, train_sample=x, shards=2, out=tmp_path, merge=True, batch_size=400, workers=2
+    )
     assert not cluster.exists() and cluster.with_name(cluster.name + ".fired").exists(), "the worker was killed"
     merged = vq.read_index(m["merged"])
     assert merged.ntotal == len(x)

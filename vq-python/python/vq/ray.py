@@ -9,18 +9,24 @@
 
 The pattern is the one Faiss' on-disk merge and autofaiss follow: train once on a sample, ship
 the trained, empty index to every worker (``vq.serialize_index``, once, through Ray's object
-store), encode the data in parallel (Ray Data ``map_batches`` over a pool of actors), then
-either merge the inverted lists into one index (``Index.merge_from``) or keep the shards and
-search them side by side, merging the answers with ``vq.merge_topk`` (graphs: HNSW).
+store), encode the data in parallel, then either merge the inverted lists into one index
+(``Index.merge_from``) or keep the shards and search them side by side, merging the answers
+with ``vq.merge_topk`` (graphs: HNSW).
 
-How a build survives a killed worker: no result lives only in an actor's memory. Each batch
-becomes a *part* file named by the batch's smallest id (the batch encoded into a copy of the
-trained index, for inverted files; the batch's vectors and ids otherwise), written atomically;
-a retried batch rewrites the same file with the same bytes. The shards are then assembled from
-the parts in id order by Ray tasks that each write one shard atomically (a retried task starts
-over). So whichever actor dies when, every id ends up in exactly one shard exactly once, and
-the result does not depend on which worker encoded what: a sharded inverted file merged into
-one is the single-process build bit for bit.
+Two input paths. A numpy array skips Ray Data: it is cut into one contiguous slice per shard,
+each slice put once into the object store (workers read numpy arrays there in place) and added
+by one Ray task that writes its shard. A ``ray.data.Dataset`` (Parquet, Arrow, anything larger
+than memory) streams through ``map_batches`` over a pool of actors.
+
+How a build survives a killed worker: no result lives only in a worker's memory. A numpy
+shard's task is retried by Ray from its slice and writes its shard file atomically. A
+Dataset's batch becomes a *part* file named by the batch's smallest id (the batch encoded into
+a copy of the trained index, for inverted files; the batch's vectors and ids otherwise),
+written atomically; a retried batch rewrites the same file with the same bytes, and the shards
+are assembled from the parts in id order by Ray tasks that each write one shard atomically.
+So whichever worker dies when, every id ends up in exactly one shard exactly once, and the
+result does not depend on which worker encoded what: a sharded inverted file merged into one
+is the single-process build bit for bit.
 
 Needs Ray with Ray Data (``pip install "ray[data]"``; vq's tests pin ``ray[data]==2.52.1``),
 imported on first use: ``import vq`` never imports Ray. ``out`` must be a folder every worker
@@ -56,10 +62,14 @@ _ID = "__vq_id"
 _FAULT_ENV = "VQ_RAY_FAULT_FILE"
 
 
-def _ray():
+def _ray(data: bool = False):
+    """Ray, and Ray Data when ``data`` (a Dataset build): numpy builds and sharded search need
+    only Ray's core, and importing Ray Data costs about a second the first time."""
     try:
         import ray
-        import ray.data  # noqa: F401  (the extra that vq.ray needs)
+
+        if data:
+            import ray.data  # noqa: F401  (the extra that Dataset input needs)
     except ImportError as e:
         raise ImportError(
             "vq.ray needs Ray with Ray Data: pip install 'ray[data]' (vq is tested with ray[data]==2.52.1)"
@@ -106,6 +116,50 @@ def _atomic_write(path: Path, write) -> None:
             tmp.unlink()
 
 
+def _fault_check(done: int) -> None:
+    """The test hook (``VQ_RAY_FAULT_FILE``): after ``done`` batches, the first worker to claim
+    the file kills its own process, as a node loss would."""
+    fault = os.environ.get(_FAULT_ENV)
+    if not fault:
+        return
+    try:
+        after = int(Path(fault).read_text().strip() or "1")
+    except (OSError, ValueError):
+        return
+    if done < after:
+        return
+    try:
+        os.rename(fault, f"{fault}.fired")  # one worker wins
+    except OSError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _shard_from_rows(
+    template: bytes, x: np.ndarray, first_id: int, out: str, mergeable: bool, threads: int, chunk: int
+) -> Dict[str, Any]:
+    """One shard of a numpy build: the rows ``x`` (ids ``first_id..``, a read-only view of Ray's
+    object store, not a copy) added to a copy of the trained index and written atomically. Run
+    as a Ray task: a killed worker's task is retried from the start and rewrites the same file."""
+    if threads:
+        _vq.set_num_threads(threads)
+    index = _vq.deserialize_index(template)
+    ids = np.arange(first_id, first_id + len(x), dtype=np.int64)
+    if mergeable:
+        # Inverted files: `chunk` rows per call bounds the residuals' scratch copy (a whole
+        # shard's would double its memory); lists grow in id order either way, so the shard's
+        # bytes do not depend on the chunking.
+        for done, lo in enumerate(range(0, len(x), chunk), start=1):
+            index.add_with_ids(x[lo : lo + chunk], ids[lo : lo + chunk])
+            _fault_check(done)
+    elif len(x):
+        # Graphs insert one batch in parallel and their links depend on the batching: one call.
+        index.add_with_ids(x, ids)
+        _fault_check(1)
+    _atomic_write(Path(out), lambda p: _vq.write_index(index, str(p)))
+    return {"path": out, "count": index.ntotal, "fingerprint": index.fingerprint()}
+
+
 class _Encoder:
     """One worker of the encoding pool: holds the trained, empty index (deserialized once per
     actor) and turns each batch into a part file. Stateless between batches, so a restarted
@@ -120,22 +174,6 @@ class _Encoder:
         self.batches = 0
         if threads:
             _vq.set_num_threads(threads)
-
-    def _maybe_die(self):
-        fault = os.environ.get(_FAULT_ENV)
-        if not fault:
-            return
-        try:
-            after = int(Path(fault).read_text().strip() or "1")
-        except (OSError, ValueError):
-            return
-        if self.batches < after:
-            return
-        try:
-            os.rename(fault, f"{fault}.fired")  # one worker wins
-        except OSError:
-            return
-        os.kill(os.getpid(), signal.SIGKILL)
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         x = _rows(batch[self.column])
@@ -160,7 +198,7 @@ class _Encoder:
 
             _atomic_write(part, save)
         self.batches += 1
-        self._maybe_die()
+        _fault_check(self.batches)
         return {
             "key": np.array([key], np.int64),
             "n": np.array([len(ids)], np.int64),
@@ -202,31 +240,33 @@ def _merge_shards(paths: List[str], out: str, threads: int) -> Dict[str, Any]:
     return {"path": out, "count": index.ntotal, "fingerprint": index.fingerprint()}
 
 
-def _dataset(ray, data, column):
-    """`data` as a Ray Dataset with the vectors in `column`, and whether it came from numpy
-    (then it already has ids `0..n` in column `_ID`)."""
-    if isinstance(data, np.ndarray):
-        if data.ndim != 2:
-            raise ValueError(f"`data` as a numpy array must be 2-D (n, d), got shape {data.shape}")
-        import pyarrow as pa
-        from ray.data.extensions import ArrowTensorArray
+def _train(spec, d, metric, index_params, given, sample):
+    """The trained, empty index: trained on ``given`` rows, or on ``sample()`` when it needs
+    training and none were given; ``(index, its serialized bytes)``."""
+    index = _vq.index_factory(d, spec, metric, **index_params)
+    if not index.is_trained:
+        index.train(given if given is not None else sample())
+    return index, _vq.serialize_index(index)
 
-        x = np.ascontiguousarray(data, dtype=np.float32)
-        # Ray's tensor column (it comes back to the workers as one 2-D array, where Arrow
-        # fixed-size lists come back as an object array of rows to stack) with the ids, in
-        # blocks of at most 64k rows so that the pool has work to share.
-        step = max(1, min(65536, -(-len(x) // 8)))
-        tables = [
-            pa.table(
-                {
-                    column: ArrowTensorArray.from_numpy(x[i : i + step]),
-                    _ID: pa.array(np.arange(i, min(i + step, len(x)), dtype=np.int64)),
-                }
-            )
-            for i in range(0, max(len(x), 1), step)
-        ]
-        return ray.data.from_arrow(tables), True
-    return data, False
+
+def _check_template(template: bytes, spec: str, merge: bool) -> bool:
+    mergeable = _is_mergeable(template)
+    if merge and not mergeable:
+        raise ValueError(f"merge=True needs an inverted file (IVF…): {spec} indexes do not merge")
+    return mergeable
+
+
+def _run_bounded(ray, calls, limit: int) -> List[Any]:
+    """Submits ``calls`` (functions returning an object ref) with at most ``limit`` in flight;
+    their results in order."""
+    refs, running = [], []
+    for call in calls:
+        if len(running) >= limit:
+            _, running = ray.wait(running, num_returns=1)
+        ref = call()
+        refs.append(ref)
+        running.append(ref)
+    return ray.get(refs)
 
 
 def build(
@@ -256,79 +296,172 @@ def build(
     - ``id_column``: int64 ids, unique and non-negative. Without it, rows are numbered
       ``0..n`` in the dataset's order (the dataset is zipped with ``ray.data.range(n)``; a
       numpy array's rows are numbered ``0..n`` too).
-    - ``train_sample``: how many rows (a random sample of the dataset) train the index, or the
+    - ``train_sample``: how many rows (a random sample of the data) train the index, or the
       training rows themselves as an array. Training runs once, in this process.
-    - ``shards``: the number of shard files; shards hold contiguous id ranges (by part).
+    - ``shards``: the number of shard files; shards hold contiguous id ranges.
     - ``merge``: for inverted files (``IVF…``), also merge the shards into ``out/merged.vq``
       (ids preserved: they are global already).
-    - ``workers``: the size of the encoding actor pool (default: the cluster's CPUs divided by
-      ``threads_per_worker``); ``threads_per_worker``: vq threads per actor and per shard task.
+    - ``batch_size``: rows per ``map_batches`` batch (a Dataset) or per ``add`` call (numpy).
+    - ``workers``: how many shards/batches encode at once (default: the cluster's CPUs divided
+      by ``threads_per_worker``); ``threads_per_worker``: vq threads (and Ray CPUs) of each.
     - ``index_params``: ``ef_construction``, ``ef``, ``nprobe``, ``refine_k`` as
       ``vq.index_factory`` takes them.
 
+    A numpy array skips Ray Data: it is cut into ``shards`` contiguous slices, each put once
+    into Ray's object store (a worker reads it in place, no copy) and added by one Ray task
+    that writes its shard (a killed worker's task is retried). A Dataset streams through
+    ``map_batches`` over a pool of actors that write one part file per batch; the shards are
+    then assembled from the parts, so a corpus larger than memory goes through batch by batch.
+
     The manifest: ``format``, ``spec``, ``metric``, ``dim``, ``fingerprint`` (of the trained
     state every shard must share), ``count``, ``shards`` (each: ``path``, ``count``,
-    ``min_id``, ``max_id``, ``fingerprint``), ``merged`` (a path or ``None``), ``parts``,
-    ``timings`` (seconds: ``prepare_s``, the dataset made and counted; ``train_s`` including
-    the sample's read; ``encode_s``; ``assemble_s``; ``total_s``).
+    ``min_id``, ``max_id``, ``fingerprint``), ``merged`` (a path or ``None``), ``parts``
+    (batches encoded; 0 for numpy input), ``timings`` (seconds, Ray's start-up not included:
+    ``prepare_s``, the input checked, for a Dataset also counted; ``train_s`` including the
+    sample's read; ``encode_s``, the vectors added, numpy's shards written; ``assemble_s``, a
+    Dataset's shards assembled from the parts; ``merge_s``; ``total_s``).
     """
-    ray = _ray()
     started = time.perf_counter()
-    timings = {}
+    ray = _ray(data=not isinstance(data, np.ndarray))
     if shards < 1:
         raise ValueError(f"`shards` must be at least 1, got {shards}")
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if workers is None:
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, threads_per_worker))
+    given = _rows(train_sample) if isinstance(train_sample, np.ndarray) else None
+    if isinstance(data, np.ndarray):
+        built, ranges, index, timings = _build_numpy(
+            ray, data, spec, metric, index_params, given, train_sample, shards, out, merge, batch_size,
+            workers, threads_per_worker, seed, started,
+        )
+        parts = 0
+    else:
+        built, ranges, index, timings, parts = _build_dataset(
+            ray, data, spec, column, id_column, metric, index_params, given, train_sample, shards, out, merge,
+            batch_size, workers, threads_per_worker, seed, keep_parts, started,
+        )
+    fingerprint = index.fingerprint()
+    shard_info = []
+    for (lo, hi), b in zip(ranges, built):
+        if b["fingerprint"] != fingerprint:
+            raise _vq.FingerprintMismatch(f"shard {b['path']} does not carry the build's trained state")
+        shard_info.append(
+            {"path": b["path"], "count": b["count"], "min_id": lo, "max_id": hi, "fingerprint": b["fingerprint"]}
+        )
+    total = sum(b["count"] for b in built)
+    mark = time.perf_counter()
+    merged = None
+    if merge:
+        # Here, not in a task: the shards are a few small files by now (codes and ids), and
+        # this process writes the manifest beside them anyway.
+        merged = _merge_shards([s["path"] for s in shard_info], str(out / "merged.vq"), 0)["path"]
+    timings["merge_s"] = time.perf_counter() - mark
+    timings["total_s"] = time.perf_counter() - started
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "spec": index.spec,
+        "metric": index.metric,
+        "dim": index.d,
+        "fingerprint": fingerprint,
+        "count": total,
+        "shards": shard_info,
+        "merged": merged,
+        "parts": parts,
+        "timings": timings,
+    }
+    _atomic_write(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    return manifest
+
+
+def _build_numpy(
+    ray, data, spec, metric, index_params, given, train_sample, shards, out, merge, batch_size, workers,
+    threads, seed, started,
+):
+    """numpy input: contiguous slices through the object store, one task per shard."""
+    timings = {}
+    if data.ndim != 2:
+        raise ValueError(f"`data` as a numpy array must be 2-D (n, d), got shape {data.shape}")
+    n, d = data.shape
+    if n == 0:
+        raise ValueError("the dataset is empty")
+    x = np.ascontiguousarray(data, dtype=np.float32)
+    timings["prepare_s"] = time.perf_counter() - started
+
+    def sample():
+        m = int(train_sample)
+        if m >= n:
+            return x
+        rows = np.sort(np.random.default_rng(seed).choice(n, m, replace=False))
+        return x[rows]
+
+    index, template = _train(spec, d if given is None else given.shape[1], metric, index_params, given, sample)
+    mergeable = _check_template(template, index.spec, merge)
+    timings["train_s"] = time.perf_counter() - started - timings["prepare_s"]
+
+    template_ref = ray.put(template)
+    # Ray's CPUs for the task, vq's threads inside it: the two agree, so shards running side by
+    # side do not oversubscribe the cores. A killed worker's task is retried from its slice.
+    task = ray.remote(num_cpus=threads, max_retries=3)(_shard_from_rows)
+    bounds = [(s * n // shards, (s + 1) * n // shards) for s in range(shards)]
+
+    def call(s):
+        lo, hi = bounds[s]
+        # The slice goes into the object store once; the worker reads it there in place.
+        path = str(out / f"shard-{s:05d}.vq")
+        return lambda: task.remote(template_ref, ray.put(x[lo:hi]), lo, path, mergeable, threads, batch_size)
+
+    built = _run_bounded(ray, [call(s) for s in range(shards)], workers)
+    timings["encode_s"] = time.perf_counter() - started - timings["prepare_s"] - timings["train_s"]
+    timings["assemble_s"] = 0.0
+    ranges = [(lo, hi - 1) if hi > lo else (None, None) for lo, hi in bounds]
+    return built, ranges, index, timings
+
+
+def _build_dataset(
+    ray, ds, spec, column, id_column, metric, index_params, given, train_sample, shards, out, merge, batch_size,
+    workers, threads, seed, keep_parts, started,
+):
+    """A Ray Dataset: batches through an actor pool into part files, shards from the parts."""
+    timings = {}
     parts_dir = out / "parts"
     if parts_dir.exists():
         shutil.rmtree(parts_dir)  # parts of an earlier build are not this build's
     parts_dir.mkdir()
-
-    ds, from_numpy = _dataset(ray, data, column)
     if column not in ds.schema().names:
         raise ValueError(f"the dataset has no column {column!r} (its columns: {ds.schema().names})")
     n = ds.count()
-    if from_numpy:
-        id_column = _ID
-    elif id_column is None:
+    if id_column is None:
         ds = ds.zip(ray.data.range(n).rename_columns({"id": _ID}))
         id_column = _ID
     elif id_column not in ds.schema().names:
         raise ValueError(f"the dataset has no column {id_column!r} (its columns: {ds.schema().names})")
-
     if n == 0:
         raise ValueError("the dataset is empty")
     timings["prepare_s"] = time.perf_counter() - started
-    # Train once, here, on a sample (or the rows given); indexes with nothing to learn skip it.
-    given = _rows(train_sample) if isinstance(train_sample, np.ndarray) else None
+
+    def sample():
+        m = int(train_sample)
+        src = ds if m >= n else ds.random_sample(min(1.0, 1.2 * m / n), seed=seed)
+        return _rows(src.take_batch(m, batch_format="numpy")[column])
+
     d = given.shape[1] if given is not None else _rows(ds.take_batch(1, batch_format="numpy")[column]).shape[1]
-    index = _vq.index_factory(d, spec, metric, **index_params)
-    if not index.is_trained:
-        if given is None:
-            m = int(train_sample)
-            src = ds if m >= n else ds.random_sample(min(1.0, 1.2 * m / n), seed=seed)
-            given = _rows(src.take_batch(m, batch_format="numpy")[column])
-        index.train(given)
-    template = _vq.serialize_index(index)
+    index, template = _train(spec, d, metric, index_params, given, sample)
+    mergeable = _check_template(template, index.spec, merge)
     timings["train_s"] = time.perf_counter() - started - timings["prepare_s"]
-    mergeable = _is_mergeable(template)
-    if merge and not mergeable:
-        raise ValueError(f"merge=True needs an inverted file (IVF…): {index.spec} indexes do not merge")
     template_ref = ray.put(template)
 
-    if workers is None:
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, threads_per_worker))
     encoded = ds.map_batches(
         _Encoder,
-        fn_constructor_args=([template_ref], column, id_column, str(parts_dir), mergeable, threads_per_worker),
+        fn_constructor_args=([template_ref], column, id_column, str(parts_dir), mergeable, threads),
         batch_size=batch_size,
         batch_format="numpy",
-        # Data from numpy is in the object store already; a dataset read from files needs CPUs
-        # for its read tasks too, so its pool starts at one actor and grows to `workers`.
-        concurrency=workers if from_numpy else (1, workers),
-        num_cpus=threads_per_worker,
+        # A dataset read from files needs CPUs for its read tasks too, so the pool starts at
+        # one actor and grows to `workers`.
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
+        num_cpus=threads,
         # A worker that dies is restarted and its batch retried: parts make that harmless.
         max_restarts=-1,
         max_task_retries=-1,
@@ -353,55 +486,23 @@ def build(
     # took ~20 s after the last batch here; the shard tasks reserve no CPU so they start at
     # once, and at most `workers` run at a time, so the cores are not oversubscribed.
     assemble = ray.remote(num_cpus=0, max_retries=3)(_assemble)
-    pending, running = {}, []
-    for s, g in enumerate(groups):
-        if len(running) >= workers:
-            _, running = ray.wait(running, num_returns=1)
-        path = str(out / f"shard-{s:05d}.vq")
-        ref = assemble.remote(template_ref, [parts[k][2] for k in g], path, mergeable, threads_per_worker)
-        pending[s] = ref
-        running.append(ref)
-    built = ray.get([pending[s] for s in range(shards)])
+    built = _run_bounded(
+        ray,
+        [
+            (lambda s, g: lambda: assemble.remote(
+                template_ref, [parts[k][2] for k in g], str(out / f"shard-{s:05d}.vq"), mergeable, threads
+            ))(s, g)
+            for s, g in enumerate(groups)
+        ],
+        workers,
+    )
     timings["assemble_s"] = (
         time.perf_counter() - started - timings["prepare_s"] - timings["train_s"] - timings["encode_s"]
     )
-    fingerprint = index.fingerprint()
-    shard_info = []
-    for g, b in zip(groups, built):
-        if b["fingerprint"] != fingerprint:
-            raise _vq.FingerprintMismatch(f"shard {b['path']} does not carry the build's trained state")
-        shard_info.append(
-            {
-                "path": b["path"],
-                "count": b["count"],
-                "min_id": g[0] if g else None,
-                "max_id": max(parts[k][1] for k in g) if g else None,
-                "fingerprint": b["fingerprint"],
-            }
-        )
-    merged = None
-    if merge:
-        task = ray.remote(num_cpus=0, max_retries=3)(_merge_shards)
-        merged = ray.get(task.remote([s["path"] for s in shard_info], str(out / "merged.vq"), threads_per_worker))[
-            "path"
-        ]
     if not keep_parts:
         shutil.rmtree(parts_dir, ignore_errors=True)
-    timings["total_s"] = time.perf_counter() - started
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "spec": index.spec,
-        "metric": index.metric,
-        "dim": index.d,
-        "fingerprint": fingerprint,
-        "count": total,
-        "shards": shard_info,
-        "merged": merged,
-        "parts": len(keys),
-        "timings": timings,
-    }
-    _atomic_write(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=1)))
-    return manifest
+    ranges = [(g[0], max(parts[k][1] for k in g)) if g else (None, None) for g in groups]
+    return built, ranges, index, timings, len(keys)
 
 
 class _Shard:
