@@ -299,9 +299,9 @@ impl PyIndex {
     /// shards and combine results with `vq.merge_topk`). An index trained separately raises
     /// `vq.FingerprintMismatch`, another kind `ValueError`, with both indexes unchanged.
     ///
-    /// `other` is emptied: afterwards it holds nothing and every use of it raises. The kind,
-    /// the training and mergeability are checked before anything moves; a merge refused for a
-    /// duplicate id (found while moving) leaves this index unchanged but `other` spent.
+    /// `other` is emptied: afterwards it holds nothing and every use of it raises. Every
+    /// refusal (the kind, the training, a duplicate id) is found before anything moves, with
+    /// both indexes locked: a refused merge leaves both as they were, `other` still searchable.
     #[pyo3(signature = (other, shift_ids=0))]
     fn merge_from(&self, py: Python<'_>, other: &PyIndex, shift_ids: i64) -> PyResult<()> {
         if std::ptr::eq(self, other) {
@@ -310,30 +310,35 @@ impl PyIndex {
         let shift = u64::try_from(shift_ids)
             .map_err(|_| PyValueError::new_err(format!("`shift_ids` must be non-negative, got {shift_ids}")))?;
         py.detach(|| {
-            // What can be checked without moving anything is checked first, so the common
-            // refusals (another kind, another training) leave `other` whole.
-            let (ours_spec, ours_fp) = {
-                let g = self.read();
-                if !g.is_mergeable() {
-                    return Err(vq::Error::NotMergeable { spec: g.spec().to_string() });
-                }
-                (g.spec(), g.fingerprint())
+            // Both locks for the whole merge (so no add slips in between the check and the
+            // move), taken in address order so that `a.merge_from(b)` racing
+            // `b.merge_from(a)` cannot deadlock.
+            let (mut ours, mut theirs) = if (self as *const PyIndex) < (other as *const PyIndex) {
+                let ours = self.write();
+                (ours, other.write())
+            } else {
+                let theirs = other.write();
+                (self.write(), theirs)
             };
-            let mut theirs = other.write();
+            if !ours.is_mergeable() {
+                return Err(vq::Error::NotMergeable { spec: ours.spec().to_string() });
+            }
+            let ours_spec = ours.spec();
             if theirs.spec() != ours_spec || theirs.dim() != self.dim || theirs.metric() != self.metric {
                 return Err(vq::Error::MergeMismatch {
                     theirs: format!("{} (dimension {}, {})", theirs.spec(), theirs.dim(), theirs.metric()),
                     ours: format!("{ours_spec} (dimension {}, {})", self.dim, self.metric),
                 });
             }
-            let theirs_fp = theirs.fingerprint();
+            let (ours_fp, theirs_fp) = (ours.fingerprint(), theirs.fingerprint());
             if theirs_fp != ours_fp {
                 return Err(vq::Error::TrainedStateMismatch { ours: ours_fp, theirs: theirs_fp });
             }
+            // Duplicate and overflowing ids: what the merge would refuse while moving.
+            ours.check_merge(theirs.as_ref(), shift)?;
             let husk = moved::Moved { dim: theirs.dim(), metric: theirs.metric(), spec: theirs.spec() };
             let taken = std::mem::replace(&mut *theirs, Box::new(husk) as Box<dyn vq::Index>);
-            drop(theirs);
-            self.write().merge_from(taken, shift)
+            ours.merge_from(taken, shift)
         })
         .map_err(to_py)
     }

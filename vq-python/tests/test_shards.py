@@ -101,6 +101,29 @@ def test_merge_refusals_keep_both_indexes(data):
     assert I[0, 0] == len(x) - 1
 
 
+@pytest.mark.parametrize("spec", ["IVF16,PQ8", "IVF16,PQ8x4fs", "IVF16,SQ8,RFlat"])
+def test_a_merge_refused_for_a_duplicate_id_keeps_the_other_index(data, spec):
+    x, q = data
+    blob = trained_bytes(spec, x)
+    a = vq.deserialize_index(blob)
+    a.add(x[:1000])
+    b = vq.deserialize_index(blob)
+    b.add_with_ids(x[1000:1500], np.arange(900, 1400))  # 900..999 are a's too
+    a_bytes, b_bytes = vq.serialize_index(a), vq.serialize_index(b)
+    D_b, I_b = b.search(q, 5, nprobe=16)
+    with pytest.raises(ValueError, match="already in the index"):
+        a.merge_from(b)
+    assert b.ntotal == 500 and a.ntotal == 1000, "refused before anything moved"
+    assert vq.serialize_index(b) == b_bytes and vq.serialize_index(a) == a_bytes
+    D, I = b.search(q, 5, nprobe=16)
+    np.testing.assert_array_equal(I, I_b)
+    np.testing.assert_array_equal(D, D_b)
+    a.merge_from(b, 100)  # shifted clear of a's ids (1000..1499): now it goes through
+    assert a.ntotal == 1500 and b.ntotal == 0
+    _, I = a.search(x[1000:1500], 5, nprobe=16)
+    assert np.mean([1000 + i in row for i, row in enumerate(I)]) > 0.9, "b's vectors under their shifted ids"
+
+
 def test_merge_topk_over_exact_shards_equals_one_exact_search(data):
     x, q = data
     k = 10

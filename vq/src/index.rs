@@ -195,6 +195,15 @@ pub trait Index: Any + Send + Sync {
     fn is_mergeable(&self) -> bool {
         false
     }
+    /// Everything [`merge_from`](Index::merge_from) checks (the kind, the shape, the trained
+    /// state, every shifted id absent here and representable), with nothing moved: `Ok` when
+    /// the merge would succeed. `merge_from` takes `other` by value and drops it when it
+    /// refuses; a caller that must keep `other` whole on a refusal (the Python wheel, a shard
+    /// that should stay searchable) checks first.
+    fn check_merge(&self, other: &dyn Index, shift_ids: u64) -> Result<()> {
+        let _ = (other, shift_ids);
+        Err(Error::NotMergeable { spec: self.spec().to_string() })
+    }
 }
 
 /// The fingerprint of an index of kind `spec` whose trained parts hash to `parts`.
@@ -226,6 +235,13 @@ pub(crate) fn quantizer_fingerprint<Q: Quantizer>(q: &Q) -> u64 {
         }
     }
     h.digest()
+}
+
+/// [`downcast_for_merge`] of a borrowed index, for [`Index::check_merge`].
+pub(crate) fn downcast_ref_for_merge<'a, T: Index>(this: &T, other: &'a dyn Index) -> Result<&'a T> {
+    let any: &dyn Any = other;
+    any.downcast_ref::<T>()
+        .ok_or_else(|| Error::MergeMismatch { theirs: other.spec().to_string(), ours: this.spec().to_string() })
 }
 
 /// `other` as the concrete type of the index merging it, or [`Error::MergeMismatch`] naming

@@ -11,8 +11,8 @@ use vq_quant::{CodeScorer, FlatCodes, Quantizer, ScalarQuantizer};
 use crate::error::{Error, Result};
 use crate::ids::{IdMap, retain_rows};
 use crate::index::{
-    Index, MemoryUsage, SearchParams, check_ids, downcast_for_merge, fingerprint_of, neighbors_from_rows, prepare,
-    prepare_search, quantizer_fingerprint,
+    Index, MemoryUsage, SearchParams, check_ids, downcast_for_merge, downcast_ref_for_merge, fingerprint_of,
+    neighbors_from_rows, prepare, prepare_search, quantizer_fingerprint,
 };
 use crate::spec::{IndexSpec, RefineSpec};
 
@@ -280,17 +280,7 @@ impl Index for RefineIndex {
             return Err(Error::NotMergeable { spec: self.spec().to_string() });
         }
         let other = downcast_for_merge(self, other)?;
-        if self.refine != other.refine {
-            return Err(Error::MergeMismatch { theirs: other.spec().to_string(), ours: self.spec().to_string() });
-        }
-        let moved = (0..other.ids.len())
-            .map(|row| {
-                let id = other.ids.id(row);
-                id.checked_add(shift_ids)
-                    .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift_ids} overflows u64") })
-            })
-            .collect::<Result<Vec<u64>>>()?;
-        self.ids.check_absent(&moved)?;
+        let moved = self.merge_ids(&other, shift_ids)?;
         let RefineIndex { base, store, .. } = *other;
         // The base checks everything again and moves nothing on error; only then does the
         // store grow, so a refused merge leaves this index as it was.
@@ -304,5 +294,33 @@ impl Index for RefineIndex {
 
     fn is_mergeable(&self) -> bool {
         matches!(self.store, Store::Flat(_)) && self.base.is_mergeable()
+    }
+
+    fn check_merge(&self, other: &dyn Index, shift_ids: u64) -> Result<()> {
+        if !self.is_mergeable() {
+            return Err(Error::NotMergeable { spec: self.spec().to_string() });
+        }
+        let other = downcast_ref_for_merge(self, other)?;
+        self.merge_ids(other, shift_ids)?;
+        self.base.check_merge(other.base.as_ref(), shift_ids)
+    }
+}
+
+impl RefineIndex {
+    /// The refine layer's checks of a merge (the base checks its own): the same refine kind,
+    /// every shifted id representable and absent here; the shifted ids.
+    fn merge_ids(&self, other: &RefineIndex, shift_ids: u64) -> Result<Vec<u64>> {
+        if self.refine != other.refine {
+            return Err(Error::MergeMismatch { theirs: other.spec().to_string(), ours: self.spec().to_string() });
+        }
+        let moved = (0..other.ids.len())
+            .map(|row| {
+                let id = other.ids.id(row);
+                id.checked_add(shift_ids)
+                    .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift_ids} overflows u64") })
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        self.ids.check_absent(&moved)?;
+        Ok(moved)
     }
 }

@@ -119,6 +119,51 @@ fn merge_refusals_leave_the_index_as_it_was() {
     assert_eq!(a.len(), N);
 }
 
+/// A merge that would meet a duplicate id is refused by `check_merge` before anything moves:
+/// the other index stays whole and searchable (the wheel's `merge_from` checks this way
+/// before it takes the other index), and the same pair merges once shifted clear.
+#[test]
+fn a_duplicate_id_is_found_before_anything_moves() {
+    let data = clustered(N, 5);
+    for spec in ["IVF16,PQ8", "IVF16,PQ8x4fs", "IVF16,SQ8,RFlat"] {
+        let empty = trained(spec, Metric::L2, &data);
+        let template = vq::write_index_to_bytes(empty.as_ref()).unwrap();
+        let mut a = vq::read_index_from_bytes(&template).unwrap();
+        a.add(&data[..1000 * DIM]).unwrap();
+        let mut b = vq::read_index_from_bytes(&template).unwrap();
+        let b_ids: Vec<u64> = (900..1900).collect(); // 900..999 are a's too
+        b.add_with_ids(&data[1000 * DIM..], &b_ids).unwrap();
+        let (a_before, b_before) =
+            (vq::write_index_to_bytes(a.as_ref()).unwrap(), vq::write_index_to_bytes(b.as_ref()).unwrap());
+        let params = SearchParams { k: 5, nprobe: Some(16), ..Default::default() };
+        let b_hits = b.search_with(&data[1000 * DIM..1100 * DIM], &params).unwrap();
+
+        match a.check_merge(b.as_ref(), 0) {
+            Err(e) => assert!(e.to_string().contains("already in the index"), "{spec}: {e}"),
+            Ok(()) => panic!("{spec}: ids 900..999 are in both"),
+        }
+        assert!(
+            matches!(
+                a.check_merge(b.as_ref(), u64::MAX),
+                Err(Error::Parameter { name: "shift_ids", .. }) | Err(Error::Ivf(_))
+            ),
+            "{spec}: overflow"
+        );
+        assert_eq!(vq::write_index_to_bytes(a.as_ref()).unwrap(), a_before, "{spec}");
+        assert_eq!(vq::write_index_to_bytes(b.as_ref()).unwrap(), b_before, "{spec}");
+        assert_eq!(b.search_with(&data[1000 * DIM..1100 * DIM], &params).unwrap(), b_hits, "{spec}: b still answers");
+
+        a.check_merge(b.as_ref(), 100).unwrap();
+        a.merge_from(b, 100).unwrap();
+        assert_eq!(a.len(), N, "{spec}");
+        let other_kind = trained("IVF16,SQ8", Metric::L2, &data);
+        assert!(matches!(a.check_merge(other_kind.as_ref(), 0), Err(Error::MergeMismatch { .. })), "{spec}");
+    }
+    let graph = vq::index_factory(DIM, "HNSW16", Metric::L2).unwrap();
+    let other = vq::index_factory(DIM, "HNSW16", Metric::L2).unwrap();
+    assert!(matches!(graph.check_merge(other.as_ref(), 0), Err(Error::NotMergeable { .. })));
+}
+
 /// Graphs and flat scans do not merge: a typed error naming the index, nothing changed.
 #[test]
 fn graphs_and_scans_are_not_mergeable() {
