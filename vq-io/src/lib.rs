@@ -48,7 +48,7 @@ mod hugepage;
 mod matrix;
 
 pub use container::{
-    ContainerReader, ContainerWriter, INDEX_KIND_SECTION, IndexKind, OpenOptions, SectionInfo, SectionKind,
+    ContainerReader, ContainerWriter, INDEX_KIND_SECTION, IndexKind, MappedArray, OpenOptions, SectionInfo, SectionKind,
 };
 pub use dataset::{
     DatasetReader, DatasetWriter, Format, MAX_DIM, MappedMatrix, RowIter, map, read, read_first, read_rows, write,

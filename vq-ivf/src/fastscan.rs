@@ -507,6 +507,9 @@ impl IvfFastScan {
             trained: self.coarse().map_or(0, |c| c.centroids().len() * 4 + c.extra_bytes())
                 + self.pq.memory_bytes()
                 + self.list_terms.capacity() * 4,
+            // Never mapped: the file holds plain codes and memory the packed fast-scan
+            // layout, so a mapped read repacks every list into owned blocks.
+            mapped: 0,
         }
     }
 

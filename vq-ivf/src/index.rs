@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
 use vq_distance::{IdFilter, Metric, Neighbors, TopK, prepare_rows, validate_rows};
+use vq_io::MappedArray;
 use vq_quant::Quantizer;
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse};
@@ -174,11 +175,69 @@ impl std::fmt::Debug for IvfSearch<'_> {
     }
 }
 
-/// One inverted list: ids and codes, contiguous, in insertion order.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct List {
-    pub(crate) ids: Vec<u64>,
-    pub(crate) codes: Vec<u8>,
+/// One inverted list: ids and codes, contiguous, in insertion order; in the index's own
+/// memory, or viewed in the memory-mapped file it was read from until it is first written
+/// (copy on write, per list: a list an add, removal or merge does not touch stays mapped).
+#[derive(Debug, Clone)]
+pub(crate) enum List {
+    /// Allocated by the index.
+    Owned { ids: Vec<u64>, codes: Vec<u8> },
+    /// Views into a mapped container ([`IvfIndex::read_sections`] of a mapped reader).
+    Mapped { ids: MappedArray<u64>, codes: MappedArray<u8> },
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List::Owned { ids: Vec::new(), codes: Vec::new() }
+    }
+}
+
+impl List {
+    pub(crate) fn ids(&self) -> &[u64] {
+        match self {
+            List::Owned { ids, .. } => ids,
+            List::Mapped { ids, .. } => ids,
+        }
+    }
+
+    pub(crate) fn codes(&self) -> &[u8] {
+        match self {
+            List::Owned { codes, .. } => codes,
+            List::Mapped { codes, .. } => codes,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ids().len()
+    }
+
+    /// The list's ids and codes as owned vectors to write to, copied out of the map first if
+    /// the list is mapped (the file is never written).
+    fn owned_mut(&mut self) -> (&mut Vec<u64>, &mut Vec<u8>) {
+        if let List::Mapped { ids, codes } = self {
+            *self = List::Owned { ids: ids.to_vec(), codes: codes.to_vec() };
+        }
+        match self {
+            List::Owned { ids, codes } => (ids, codes),
+            List::Mapped { .. } => unreachable!("a mapped list was just replaced by an owned one"),
+        }
+    }
+
+    /// Bytes allocated for (codes, ids).
+    fn owned_bytes(&self) -> (usize, usize) {
+        match self {
+            List::Owned { ids, codes } => (codes.capacity(), ids.capacity() * size_of::<u64>()),
+            List::Mapped { .. } => (0, 0),
+        }
+    }
+
+    /// Bytes viewed in a mapped file (codes and ids).
+    fn mapped_bytes(&self) -> usize {
+        match self {
+            List::Owned { .. } => 0,
+            List::Mapped { ids, codes } => ids.len() * size_of::<u64>() + codes.len(),
+        }
+    }
 }
 
 /// List sizes of an index: how evenly the coarse quantizer spread it.
@@ -221,10 +280,15 @@ impl ListStats {
 /// Bytes held by an [`IvfIndex`], by part.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IvfMemory {
-    /// Codes in the lists, as allocated.
+    /// Codes in the lists, as allocated (not counting mapped lists).
     pub codes: usize,
-    /// Ids in the lists, as allocated, plus the membership set (if ids are not `0..n`).
+    /// Ids in the lists, as allocated (not counting mapped lists), plus the membership set
+    /// (if ids are not `0..n`) and the list headers.
     pub ids: usize,
+    /// Ids and codes of lists served from a memory-mapped file (an index read with a mapped
+    /// reader, until a list is written): pages of the page cache, read in on access and
+    /// reclaimable, not allocated by the index. Not part of `codes` or `ids`.
+    pub mapped: usize,
     /// Coarse centroids, the quantizer's trained parameters and precomputed tables.
     pub trained: usize,
 }
@@ -369,12 +433,12 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// Vectors held.
     pub fn len(&self) -> usize {
-        self.lists.iter().map(|l| l.ids.len()).sum()
+        self.lists.iter().map(List::len).sum()
     }
 
     /// `true` when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.lists.iter().all(|l| l.ids.is_empty())
+        self.lists.iter().all(|l| l.len() == 0)
     }
 
     /// The fingerprint of everything training produced (centroids, quantizer parameters):
@@ -385,7 +449,7 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// The ids of list `list`, in insertion order (`None` past `nlist` or before training).
     pub fn list_ids(&self, list: usize) -> Option<&[u64]> {
-        self.lists.get(list).map(|l| l.ids.as_slice())
+        self.lists.get(list).map(List::ids)
     }
 
     fn not_trained(&self) -> Error {
@@ -474,18 +538,20 @@ impl<C: IvfCodec> IvfIndex<C> {
         let cs = self.codec.quantizer().code_size();
         let mut counts = vec![0usize; self.lists.len()];
         encoded.iter().flat_map(|(labels, _)| labels).for_each(|&l| counts[l as usize] += 1);
-        for (list, &n) in self.lists.iter_mut().zip(&counts) {
-            grow(&mut list.ids, n);
-            grow(&mut list.codes, n * cs);
+        // Only the lists that receive entries are copied out of a map.
+        for (list, &n) in self.lists.iter_mut().zip(&counts).filter(|&(_, &n)| n > 0) {
+            let (ids, codes) = list.owned_mut();
+            grow(ids, n);
+            grow(codes, n * cs);
         }
         let mut next = ids.iter();
         for (labels, codes) in encoded {
             for (&label, code) in labels.iter().zip(codes.chunks_exact(cs)) {
                 // One id per row: `ids.len() == rows` was checked.
                 let id = *next.next().expect("one id per row");
-                let list = &mut self.lists[label as usize];
-                list.ids.push(id);
-                list.codes.extend_from_slice(code);
+                let (ids, codes) = self.lists[label as usize].owned_mut();
+                ids.push(id);
+                codes.extend_from_slice(code);
             }
         }
         self.ids.insert(ids);
@@ -596,7 +662,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                         for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
                             // An approximate coarse search may pad with lists past `nlist`.
                             let Some(l) = self.lists.get(list as usize) else { continue };
-                            for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * self.code_size())) {
+                            for (ids, codes) in l.ids().chunks(BLOCK).zip(l.codes().chunks(BLOCK * self.code_size())) {
                                 self.decode_into(codes, &mut rows);
                                 let block = Block { list: list as usize, ids, rows: &rows };
                                 self.offer_decoded(query, coarse_key, &block, filter, &mut top, &mut qv);
@@ -666,7 +732,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                     continue;
                 }
                 let l = &self.lists[list];
-                for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * self.code_size())) {
+                for (ids, codes) in l.ids().chunks(BLOCK).zip(l.codes().chunks(BLOCK * self.code_size())) {
                     self.decode_into(codes, &mut rows);
                     let block = Block { list, ids, rows: &rows };
                     for &(qi, ck) in group {
@@ -696,13 +762,13 @@ impl<C: IvfCodec> IvfIndex<C> {
     ) -> Result<()> {
         // An approximate coarse search may find fewer than nprobe lists (padded).
         let Some(l) = self.lists.get(list as usize) else { return Ok(()) };
-        if l.ids.is_empty() {
+        if l.len() == 0 {
             return Ok(());
         }
         let cs = self.codec.quantizer().code_size();
         let centroid = &self.centroids()[list as usize * self.dim..][..self.dim];
         scanner.set_list(list as usize, centroid, coarse_key)?;
-        for (ids, codes) in l.ids.chunks(BLOCK).zip(l.codes.chunks(BLOCK * cs)) {
+        for (ids, codes) in l.ids().chunks(BLOCK).zip(l.codes().chunks(BLOCK * cs)) {
             let keys = &mut keys[..ids.len()];
             scanner.keys(codes, keys);
             match filter {
@@ -789,22 +855,25 @@ impl<C: IvfCodec> IvfIndex<C> {
             .lists
             .par_iter_mut()
             .map(|l| {
+                // A list that loses nothing is not written (a mapped one stays mapped).
+                let Some(first) = l.ids().iter().position(|&id| remove(id)) else { return Vec::new() };
+                let (ids, codes) = l.owned_mut();
                 let mut gone = Vec::new();
-                let mut w = 0;
-                for r in 0..l.ids.len() {
-                    let id = l.ids[r];
+                let mut w = first;
+                for r in first..ids.len() {
+                    let id = ids[r];
                     if remove(id) {
                         gone.push(id);
                         continue;
                     }
                     if w != r {
-                        l.ids[w] = id;
-                        l.codes.copy_within(r * cs..(r + 1) * cs, w * cs);
+                        ids[w] = id;
+                        codes.copy_within(r * cs..(r + 1) * cs, w * cs);
                     }
                     w += 1;
                 }
-                l.ids.truncate(w);
-                l.codes.truncate(w * cs);
+                ids.truncate(w);
+                codes.truncate(w * cs);
                 gone
             })
             .collect();
@@ -822,10 +891,10 @@ impl<C: IvfCodec> IvfIndex<C> {
         }
         let cs = self.codec.quantizer().code_size();
         let found =
-            self.lists.iter().enumerate().find_map(|(li, l)| l.ids.iter().position(|&x| x == id).map(|p| (li, p)));
+            self.lists.iter().enumerate().find_map(|(li, l)| l.ids().iter().position(|&x| x == id).map(|p| (li, p)));
         let Some((list, pos)) = found else { return Err(Error::UnknownId(id)) };
         let mut out = vec![0f32; self.dim];
-        self.codec.quantizer().decode(&self.lists[list].codes[pos * cs..(pos + 1) * cs], &mut out)?;
+        self.codec.quantizer().decode(&self.lists[list].codes()[pos * cs..(pos + 1) * cs], &mut out)?;
         if self.codec.by_residual() {
             let c = &self.centroids()[list * self.dim..][..self.dim];
             out.iter_mut().zip(c).for_each(|(v, c)| *v += c);
@@ -835,16 +904,16 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// List sizes and their imbalance.
     pub fn list_stats(&self) -> ListStats {
-        ListStats::from_sizes(self.params.nlist, self.lists.iter().map(|l| l.ids.len()))
+        ListStats::from_sizes(self.params.nlist, self.lists.iter().map(List::len))
     }
 
     /// Bytes held, by part (allocated capacity, as `Vec`s report it).
     pub fn memory_usage(&self) -> IvfMemory {
+        let (codes, ids) = self.lists.iter().map(List::owned_bytes).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         IvfMemory {
-            codes: self.lists.iter().map(|l| l.codes.capacity()).sum(),
-            ids: self.lists.iter().map(|l| l.ids.capacity() * 8).sum::<usize>()
-                + self.ids.memory_bytes()
-                + self.lists.capacity() * size_of::<List>(),
+            codes,
+            ids: ids + self.ids.memory_bytes() + self.lists.capacity() * size_of::<List>(),
+            mapped: self.lists.iter().map(List::mapped_bytes).sum(),
             trained: self.centroids().len() * 4
                 + self.coarse().map_or(0, |c| c.extra_bytes())
                 + self.codec.quantizer().memory_bytes()
@@ -855,8 +924,10 @@ impl<C: IvfCodec> IvfIndex<C> {
     /// Releases spare capacity of the lists (growth leaves up to half of each unused).
     pub fn shrink_to_fit(&mut self) {
         for l in &mut self.lists {
-            l.ids.shrink_to_fit();
-            l.codes.shrink_to_fit();
+            if let List::Owned { ids, codes } = l {
+                ids.shrink_to_fit();
+                codes.shrink_to_fit();
+            }
         }
     }
 
@@ -889,7 +960,7 @@ impl<C: IvfCodec> IvfIndex<C> {
             return Err(Error::TrainedStateMismatch { ours: self.fingerprint, theirs: other.fingerprint });
         }
         let mut moved = Vec::with_capacity(other.len());
-        for &id in other.lists.iter().flat_map(|l| &l.ids) {
+        for &id in other.lists.iter().flat_map(List::ids) {
             let shifted = id
                 .checked_add(shift_ids)
                 .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift_ids} overflows u64") })?;
@@ -898,9 +969,11 @@ impl<C: IvfCodec> IvfIndex<C> {
             }
             moved.push(shifted);
         }
-        for (mine, theirs) in self.lists.iter_mut().zip(other.lists) {
-            mine.ids.extend(theirs.ids.iter().map(|&id| id + shift_ids));
-            mine.codes.extend_from_slice(&theirs.codes);
+        // Only the lists that receive entries are copied out of a map.
+        for (mine, theirs) in self.lists.iter_mut().zip(other.lists).filter(|(_, t)| t.len() > 0) {
+            let (ids, codes) = mine.owned_mut();
+            ids.extend(theirs.ids().iter().map(|&id| id + shift_ids));
+            codes.extend_from_slice(theirs.codes());
         }
         self.ids.insert(&moved);
         Ok(())

@@ -19,7 +19,15 @@
 //! **Does not own:** the `vq::Index` trait, factory strings and file dispatch (the `vq`
 //! umbrella adapts [`IvfIndex`]), refine stages (`vq`'s `RefineIndex` wraps any index:
 //! `IVF1024,PQ16,RFlat`), kernels and top-k (`vq-distance`), quantizers (`vq-quant`),
-//! k-means (`vq-cluster`), graphs (`vq-graph`). Not yet here: memory-mapped lists.
+//! k-means (`vq-cluster`), graphs (`vq-graph`).
+//!
+//! # Memory-mapped lists
+//! [`IvfIndex::read_sections`] from a container opened with `mmap: true` keeps every list as
+//! a view into the file ([`vq_io::MappedArray`]; ids are u64 and every section starts
+//! 64-byte aligned, so no copy is needed to align them) and copies a list into owned memory
+//! only when an add, removal or merge writes to it; [`IvfMemory::mapped`] counts what is
+//! still mapped. [`IvfFastScan`] is not mapped: its file holds plain codes and its memory
+//! the packed fast-scan layout.
 //!
 //! # Sharded builds
 //! Train once, write the trained and empty index ([`IvfIndex::write_sections`]); every worker

@@ -64,11 +64,11 @@ impl<C: IvfCodec> IvfIndex<C> {
                 .write_to(w, &format!("{prefix}.coarse_hnsw"))
                 .map_err(|e| corrupt(&format!("{prefix}.coarse_hnsw"), e.to_string()))?;
         }
-        let sizes: Vec<u64> = lists.iter().map(|l| l.ids.len() as u64).collect();
+        let sizes: Vec<u64> = lists.iter().map(|l| l.ids().len() as u64).collect();
         w.add_array(&format!("{prefix}.list_sizes"), ARRAY_VERSION, &sizes)?;
-        let all_ids: Vec<u64> = lists.iter().flat_map(|l| l.ids.iter().copied()).collect();
+        let all_ids: Vec<u64> = lists.iter().flat_map(|l| l.ids().iter().copied()).collect();
         w.add_array(&format!("{prefix}.list_ids"), ARRAY_VERSION, &all_ids)?;
-        let all_codes: Vec<u8> = lists.iter().flat_map(|l| l.codes.iter().copied()).collect();
+        let all_codes: Vec<u8> = lists.iter().flat_map(|l| l.codes().iter().copied()).collect();
         w.add_array(&format!("{prefix}.list_codes"), ARRAY_VERSION, &all_codes)?;
         Ok(())
     }
@@ -138,11 +138,25 @@ impl<C: IvfCodec> IvfIndex<C> {
             return Err(corrupt(ids_name, format!("id {} appears twice", w[0])));
         }
         drop(sorted);
+        // A mapped container: every list a view into the file, copied only when written.
+        let mapped = match (r.mapped_array::<u64>(ids_name)?, r.mapped_array::<u8>(codes_name)?) {
+            (Some(i), Some(c)) => Some((i, c)),
+            _ => None,
+        };
         let mut lists = Vec::with_capacity(expected_lists);
         let mut at = 0usize;
         for &s in sizes {
-            let s = s as usize;
-            lists.push(List { ids: ids[at..at + s].to_vec(), codes: codes[at * cs..(at + s) * cs].to_vec() });
+            let (s, span) = (s as usize, at..at + s as usize);
+            let code_span = at * cs..(at + s) * cs;
+            let list = match &mapped {
+                // Both spans are within the sections: the sizes add up to their lengths.
+                Some((i, c)) if s > 0 => match (i.slice(span.clone()), c.slice(code_span.clone())) {
+                    (Some(ids), Some(codes)) => List::Mapped { ids, codes },
+                    _ => return Err(corrupt(sizes_name, "a list runs past the ids or codes")),
+                },
+                _ => List::Owned { ids: ids[span].to_vec(), codes: codes[code_span].to_vec() },
+            };
+            lists.push(list);
             at += s;
         }
         let tracker = IdTracker::from_ids(ids.iter().copied(), ids.len(), meta.added);

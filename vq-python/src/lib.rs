@@ -343,8 +343,9 @@ impl PyIndex {
         .map_err(to_py)
     }
 
-    /// Bytes held, by part (`vectors`, `links`, `ids`, `trained`, `refine`, `scratch`) and
-    /// `total`.
+    /// Bytes held, by part (`vectors`, `links`, `ids`, `trained`, `refine`, `scratch`: what
+    /// the index allocated; `mapped`: what it serves from a memory-mapped file) and `total`
+    /// (all of them).
     fn memory_usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = py.detach(|| self.read().memory_usage());
         let d = PyDict::new(py);
@@ -355,6 +356,7 @@ impl PyIndex {
             ("trained", m.trained),
             ("refine", m.refine),
             ("scratch", m.scratch),
+            ("mapped", m.mapped),
             ("total", m.total()),
         ] {
             d.set_item(k, v)?;
@@ -403,7 +405,9 @@ fn write_index(py: Python<'_>, index: &PyIndex, path: PathBuf) -> PyResult<()> {
 
 /// Reads an index written by `write_index`; every checksum is verified (`vq.FormatError` for a
 /// damaged or foreign file). `mmap=True` maps the file instead of reading it into a buffer
-/// first (less peak memory while loading; the index still owns its memory).
+/// first: IVF-Flat/SQ/PQ indexes then serve their lists from the map (copying a list only
+/// when it is written; `memory_usage()["mapped"]`), other kinds copy what they keep (less
+/// peak memory while loading). The file must not be modified while the index lives.
 #[pyfunction]
 #[pyo3(signature = (path, mmap=false))]
 fn read_index(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<PyIndex> {

@@ -53,7 +53,8 @@ impl std::fmt::Debug for SearchParams<'_> {
     }
 }
 
-/// An index's memory by part, in bytes: what it allocated, spare capacity included.
+/// An index's memory by part, in bytes: what it allocated, spare capacity included, and apart
+/// from it ([`mapped`](MemoryUsage::mapped)) what it serves from a memory-mapped file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryUsage {
     /// The searched vectors: f32 rows or quantized codes.
@@ -68,11 +69,22 @@ pub struct MemoryUsage {
     pub refine: usize,
     /// Pooled search scratch.
     pub scratch: usize,
+    /// Data served from the memory-mapped file the index was read from
+    /// ([`ReadOptions::mmap`](crate::ReadOptions::mmap); IVF lists until they are written):
+    /// not allocated by the index and not counted in the parts above. These are page-cache
+    /// pages, read in on first access and reclaimable by the kernel.
+    pub mapped: usize,
 }
 
 impl MemoryUsage {
-    /// Everything.
+    /// Everything: allocated and mapped. The same for an index whether it was read into
+    /// memory or mapped.
     pub fn total(&self) -> usize {
+        self.allocated() + self.mapped
+    }
+
+    /// What the index allocated: everything but [`mapped`](MemoryUsage::mapped).
+    pub fn allocated(&self) -> usize {
         self.vectors + self.links + self.ids + self.trained + self.refine + self.scratch
     }
 }
@@ -88,6 +100,7 @@ impl std::ops::Add for MemoryUsage {
             trained: self.trained + o.trained,
             refine: self.refine + o.refine,
             scratch: self.scratch + o.scratch,
+            mapped: self.mapped + o.mapped,
         }
     }
 }

@@ -133,7 +133,7 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
 
     fn memory_usage(&self) -> MemoryUsage {
         let m = self.inner.memory_usage();
-        MemoryUsage { vectors: m.codes, ids: m.ids, trained: m.trained, ..Default::default() }
+        MemoryUsage { vectors: m.codes, ids: m.ids, trained: m.trained, mapped: m.mapped, ..Default::default() }
     }
 
     fn spec(&self) -> IndexSpec {
@@ -286,7 +286,7 @@ impl Index for IvfFastScanIndex {
 
     fn memory_usage(&self) -> MemoryUsage {
         let m = self.inner.memory_usage();
-        MemoryUsage { vectors: m.codes, ids: m.ids, trained: m.trained, ..Default::default() }
+        MemoryUsage { vectors: m.codes, ids: m.ids, trained: m.trained, mapped: m.mapped, ..Default::default() }
     }
 
     fn spec(&self) -> IndexSpec {

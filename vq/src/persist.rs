@@ -29,9 +29,15 @@ pub const INDEX_FORMAT_VERSION: u32 = 1;
 /// How [`read_index_with`] opens a file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadOptions {
-    /// Map the file instead of reading it into a buffer first. The index still copies what
-    /// it keeps into its own memory, so this saves the transient buffer (peak memory about
-    /// one index instead of two), not the index's resident size.
+    /// Map the file instead of reading it into a buffer first. IVF indexes (`IVF…,Flat`,
+    /// `…,SQ…`, `…,PQ…`) then serve their lists' ids and codes straight from the map, and copy
+    /// a list into their own memory only when it is written (add, remove, merge); their
+    /// [`MemoryUsage::mapped`](crate::MemoryUsage::mapped) says how much is mapped. Every
+    /// other part (and every other index kind, the 4-bit fast-scan IVF and refine stores
+    /// included) is still copied out, so for those this saves only the transient buffer (peak
+    /// memory about one index instead of two). Checksums are verified either way, which
+    /// reads the whole file once. The file must not be modified or truncated while the index
+    /// lives (writing a new index over it is safe: writes replace the file by a rename).
     pub mmap: bool,
 }
 

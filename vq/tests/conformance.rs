@@ -103,8 +103,14 @@ fn every_spec_reaches_its_recall_floor_and_round_trips_through_a_file() {
 
             let path = dir.path().join("index.vq");
             vq::write_index(index.as_ref(), &path).unwrap();
+            let mut totals = Vec::new();
             for mmap in [false, true] {
                 let back = vq::read_index_with(&path, vq::ReadOptions { mmap }).unwrap();
+                // IVF lists (not the fast-scan layout) are served from a map; nothing else is.
+                let m = back.memory_usage();
+                let lists_mapped = mmap && spec.starts_with("IVF") && !spec.contains("fs");
+                assert_eq!(m.mapped > 0, lists_mapped, "{spec} mmap {mmap}: {m:?}");
+                totals.push(m.total());
                 assert_eq!(back.spec(), index.spec(), "{spec}");
                 assert_eq!((back.len(), back.dim(), back.metric()), (N, DIM, metric), "{spec}");
                 let again = back.search_with(&queries, &params(K)).unwrap();
@@ -112,6 +118,7 @@ fn every_spec_reaches_its_recall_floor_and_round_trips_through_a_file() {
                 let same_bits = again.scores().iter().zip(found.scores()).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same_bits, "{spec} {metric}: scores after write/read");
             }
+            assert_eq!(totals[0], totals[1], "{spec}: mapped or not, the same total");
             assert!(index.memory_usage().total() > 0, "{spec}");
         }
     }

@@ -24,10 +24,12 @@
 //! 64 bits make accidental matches negligible.
 
 mod kind;
+mod mapped;
 mod reader;
 mod writer;
 
 pub use kind::{INDEX_KIND_SECTION, IndexKind};
+pub use mapped::MappedArray;
 pub use reader::{ContainerReader, OpenOptions};
 pub use writer::ContainerWriter;
 pub(crate) use writer::create_temp;

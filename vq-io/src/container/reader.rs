@@ -3,10 +3,11 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use super::{ALIGN, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME, SectionInfo, SectionKind};
+use super::{ALIGN, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME, MappedArray, SectionInfo, SectionKind};
 use crate::{Element, Error, Result};
 
 /// How [`ContainerReader::open_with`] opens a file.
@@ -35,7 +36,8 @@ struct Block([u8; 64]);
 
 enum Data {
     Owned(Vec<Block>, usize),
-    Mapped(memmap2::Mmap),
+    /// Shared with every [`MappedArray`] handed out, which may outlive the reader.
+    Mapped(Arc<memmap2::Mmap>),
 }
 
 impl Data {
@@ -99,7 +101,7 @@ impl ContainerReader {
         let data = if options.mmap {
             // SAFETY: a read-only private map; `OpenOptions::mmap` documents that the file must
             // not be modified or truncated while mapped, which Rust cannot enforce.
-            Data::Mapped(unsafe { memmap2::Mmap::map(&f) }.map_err(io)?)
+            Data::Mapped(Arc::new(unsafe { memmap2::Mmap::map(&f) }.map_err(io)?))
         } else {
             let len = usize::try_from(f.metadata().map_err(io)?.len())
                 .map_err(|_| Error::CorruptContainer { file: path.into(), what: "larger than memory".into() })?;
@@ -310,6 +312,26 @@ impl ContainerReader {
             file: self.file.clone(),
             what: format!("section {name:?} is not aligned in memory"),
         })
+    }
+
+    /// Array section `name` as a view that keeps the mapping alive ([`MappedArray`]), when
+    /// the container was opened with [`OpenOptions::mmap`]; `None` when it was read into
+    /// memory (then [`array`](Self::array) borrows it from the reader). Checked as `array`
+    /// checks it.
+    pub fn mapped_array<T: Element>(&self, name: &str) -> Result<Option<MappedArray<T>>> {
+        let Data::Mapped(map) = &self.data else { return Ok(None) };
+        let len = self.array::<T>(name)?.len();
+        let s = self.section(name)?;
+        // The section is within the file and aligned: `array` just checked both.
+        MappedArray::new(Arc::clone(map), s.offset as usize, len).map(Some).ok_or_else(|| Error::CorruptContainer {
+            file: self.file.clone(),
+            what: format!("section {name:?} is not aligned in memory"),
+        })
+    }
+
+    /// Whether the container is memory-mapped ([`OpenOptions::mmap`]) rather than read.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.data, Data::Mapped(_))
     }
 
     /// Fails unless each named section exists with the layout version this build reads: the
