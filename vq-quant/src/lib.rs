@@ -80,6 +80,13 @@ pub trait Quantizer: Send + Sync + Sized {
     fn code_distance(&self, a: &[u8], b: &[u8]) -> f32;
     /// Bytes of trained parameters held (tables, codebooks, rotation), for memory reports.
     fn memory_bytes(&self) -> usize;
+    /// An upper bound on the squared L2 norm of the vector that *any* `code_size()` bytes
+    /// decode to, when the trained parameters alone bound it (PQ codebooks, SQ ranges); `None`
+    /// where a code can hold an arbitrary value (f32, FP16, BF16) or the quantizer is untrained.
+    /// [`validate_codes`] skips decoding every code when this bound is finite and small.
+    fn decoded_norm_sq_bound(&self) -> Option<f64> {
+        None
+    }
     /// Writes the trained parameters as sections named `{prefix}.*`.
     fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()>;
     /// Reads what [`Quantizer::write_sections`] wrote under `prefix`, validating it.

@@ -589,6 +589,27 @@ impl Quantizer for ProductQuantizer {
         s0 + s1
     }
 
+    fn decoded_norm_sq_bound(&self) -> Option<f64> {
+        // A code picks one centroid per codebook (every index below `ksub` is valid), so the
+        // decoded norm² is at most the sum of each codebook's largest centroid norm².
+        if !self.is_trained() {
+            return None;
+        }
+        let mut bound = 0.0f64;
+        for codebook in self.centroids.chunks_exact(self.ksub * self.dsub) {
+            let mut largest = 0.0f64;
+            for centroid in codebook.chunks_exact(self.dsub) {
+                let norm: f64 = centroid.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+                if !norm.is_finite() {
+                    return None;
+                }
+                largest = largest.max(norm);
+            }
+            bound += largest;
+        }
+        Some(bound)
+    }
+
     fn memory_bytes(&self) -> usize {
         let sdc = self.sdc.get().map_or(0, |t| t.capacity());
         (self.centroids.capacity() + self.centroids_t.capacity() + sdc) * size_of::<f32>()

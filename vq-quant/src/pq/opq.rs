@@ -447,6 +447,14 @@ impl Quantizer for OpqQuantizer {
         self.pq.code_distance(a, b)
     }
 
+    fn decoded_norm_sq_bound(&self) -> Option<f64> {
+        // Decoding rotates a PQ reconstruction: ‖Rᵀx‖² ≤ ‖R‖²_F ‖x‖² (loose for an orthogonal
+        // R, where it is d times the truth, but it only has to rule out overflow).
+        let frobenius: f64 = self.rotation.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let bound = self.pq.decoded_norm_sq_bound()? * frobenius;
+        bound.is_finite().then_some(bound)
+    }
+
     fn memory_bytes(&self) -> usize {
         self.rotation.capacity() * size_of::<f32>() + self.pq.memory_bytes()
     }

@@ -689,6 +689,24 @@ impl Quantizer for ScalarQuantizer {
         (pair.kernel)(&pair.params, a, b)
     }
 
+    fn decoded_norm_sq_bound(&self) -> Option<f64> {
+        // Trained types decode component j to `vmin + (c + 0.5) step` with `c` in
+        // `0..levels`: the largest magnitude is at one of the two ends. FP16/BF16 codes can
+        // hold anything (an infinity, a NaN), so they have no bound.
+        if !self.trained || !self.sq_type.needs_training() {
+            return None;
+        }
+        let last = f64::from(self.levels()) - 0.5;
+        let mut bound = 0.0f64;
+        for j in 0..self.dim {
+            let (vmin, step) = self.range(j);
+            let (vmin, step) = (f64::from(vmin), f64::from(step));
+            let end = (vmin + 0.5 * step).abs().max((vmin + last * step).abs());
+            bound += end * end;
+        }
+        bound.is_finite().then_some(bound)
+    }
+
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + (self.vmin.capacity() + self.step.capacity()) * std::mem::size_of::<f32>()
