@@ -255,8 +255,16 @@ impl QuantizedLut {
         }
         // All rows flat: every byte is 0 and any positive scale is exact.
         let scale = if range > 0.0 && (255.0 / range).is_finite() { 255.0 / range } else { 1.0 };
-        // In row order on every level, so the bias is the same float everywhere.
-        let bias = self.mins.iter().sum::<f32>();
+        // The same order on every level, so the bias is the same float everywhere: four
+        // running sums (one serial chain of m additions was a visible share of an inverted
+        // file's per-list cost), then those in order.
+        let mut sums = [0f32; 4];
+        for chunk in self.mins.chunks(4) {
+            for (s, &x) in sums.iter_mut().zip(chunk) {
+                *s += x;
+            }
+        }
+        let bias = (sums[0] + sums[1]) + (sums[2] + sums[3]);
         self.bytes.clear();
         self.bytes.resize(m.next_multiple_of(2) * 16, 0);
         // Pass 2: the bytes (a padding row stays 0).
@@ -619,25 +627,31 @@ mod tests {
     /// leaves the LUT as it was.
     #[test]
     fn lut_rejects_non_finite_keys_on_every_level() {
-        let a: Vec<f32> = (0..64).map(|i| i as f32).collect();
-        for level in SimdLevel::available() {
-            let Some(kernels) = lut_kernels_for(level) else { continue };
-            for (at, bad) in [(0, f32::NAN), (17, f32::INFINITY), (63, f32::NEG_INFINITY)] {
-                let mut t = a.clone();
-                t[at] = bad;
-                let mut lut = QuantizedLut::new(&a).unwrap();
-                let err = lut.fill_from(kernels, &t, None).unwrap_err().to_string();
-                assert!(err.contains(&format!("key {at} ")), "{level:?}: {err}");
-                assert_eq!(lut.bytes(), QuantizedLut::new(&a).unwrap().bytes());
-                // Finite terms whose sum overflows.
-                let mut big = vec![0f32; 64];
-                big[at] = f32::MAX;
-                let mut t = a.clone();
-                t[at] = f32::MAX;
-                let err = lut.fill_from(kernels, &t, Some(&big)).unwrap_err().to_string();
-                assert!(err.contains(&format!("key {at} ")), "{level:?}: {err}");
+        // 4 rows (one at a time on every level) and 20 (a group of 16 where a level takes
+        // rows in groups, then 4).
+        for len in [64usize, 320] {
+            let a: Vec<f32> = (0..len).map(|i| i as f32).collect();
+            for level in SimdLevel::available() {
+                let Some(kernels) = lut_kernels_for(level) else { continue };
+                let bad_keys = [(0, f32::NAN), (17, f32::INFINITY), (len - 1, f32::NEG_INFINITY), (len / 2, f32::NAN)];
+                for (at, bad) in bad_keys {
+                    let mut t = a.clone();
+                    t[at] = bad;
+                    let mut lut = QuantizedLut::new(&a).unwrap();
+                    let err = lut.fill_from(kernels, &t, None).unwrap_err().to_string();
+                    assert!(err.contains(&format!("key {at} ")), "{level:?}: {err}");
+                    assert_eq!(lut.bytes(), QuantizedLut::new(&a).unwrap().bytes());
+                    // Finite terms whose sum overflows.
+                    let mut big = vec![0f32; len];
+                    big[at] = f32::MAX;
+                    let mut t = a.clone();
+                    t[at] = f32::MAX;
+                    let err = lut.fill_from(kernels, &t, Some(&big)).unwrap_err().to_string();
+                    assert!(err.contains(&format!("key {at} ")), "{level:?}: {err}");
+                }
             }
         }
+        let a: Vec<f32> = (0..64).map(|i| i as f32).collect();
         let mut lut = QuantizedLut::new(&a).unwrap();
         assert!(lut.fill_sum(&a, &a[..48]).is_err());
         // A range beyond f32: finite keys, an infinite span.
