@@ -4,7 +4,8 @@
 //! **Owns:** [`Metric`] and the score convention every vq crate follows; per-pair kernels for
 //! squared L2, dot product and cosine over `f32`, [`half::f16`], [`half::bf16`], `u8` and `i8`;
 //! one-to-many and many-to-many scoring; bounded top-k selection ([`TopK`]); exact search
-//! ([`knn_exact`]), its result type ([`Neighbors`]) and the one id filter type ([`IdFilter`]).
+//! ([`knn_exact`]), its result type ([`Neighbors`]) and the one id filter type ([`IdFilter`]);
+//! the software prefetch ([`prefetch_l2`]) the memory-bound searches above share.
 //!
 //! **Does not own:** indexes, quantizers, file formats (see `vq-graph`, `vq-quant`, `vq-io`).
 //!
@@ -47,6 +48,7 @@ mod knn;
 mod merge;
 mod metric;
 mod portable;
+mod prefetch;
 pub mod reference;
 mod rows;
 mod simd;
@@ -62,6 +64,7 @@ pub use half::{bf16, f16};
 pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use merge::merge_topk;
 pub use metric::{Metric, ParseMetricError};
+pub use prefetch::prefetch_l2;
 pub use rows::{MAX_SQUARED_NORM, Rows, normalize_l2, prepare_row_into, prepare_rows, validate_rows};
 pub use simd::{Kernels, SimdLevel, simd_level};
 pub use topk::TopK;

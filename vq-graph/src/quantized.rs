@@ -10,7 +10,7 @@ use vq_quant::{CodeScorer, Quantizer};
 use crate::arena::Chunks;
 use crate::error::{Error, Result};
 use crate::persist::corrupt;
-use crate::storage::{VectorStorage, prefetch_bytes};
+use crate::storage::VectorStorage;
 
 /// One code byte that is written before it is shared (see [`VectorStorage::write`]).
 #[derive(Default)]
@@ -105,7 +105,7 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
     #[inline]
     fn prefetch(&self, id: u32) {
         if let Some(slot) = self.codes.get(id as usize) {
-            prefetch_bytes(slot.as_ptr().cast(), slot.len());
+            vq_distance::prefetch_l2(slot);
         }
     }
 

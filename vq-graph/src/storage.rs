@@ -178,7 +178,7 @@ impl VectorStorage for FlatStorage {
     #[inline]
     fn prefetch(&self, id: u32) {
         if let Some(slot) = self.data.get(id as usize) {
-            prefetch_bytes(slot.as_ptr().cast(), std::mem::size_of_val(slot));
+            vq_distance::prefetch_l2(slot);
         }
     }
 
@@ -254,61 +254,5 @@ impl VectorStorage for FlatStorage {
             unsafe { storage.write(slot as u32, v) };
         }
         Ok(storage)
-    }
-}
-
-/// Starts loading the cache lines of `len` bytes from `start` into L2 (and on).
-///
-/// Whole slots, not just their first line: a graph search is bound by memory latency, and the
-/// hardware prefetcher only follows a vector after its first lines were demanded, so a
-/// one-line hint leaves most of each vector to be fetched on demand, one latency later. Into
-/// L2 (`T1`), not L1: an L1 prefetch holds one of the core's few L1 fill buffers until the
-/// line arrives, so many of them in flight stall the core on the prefetch instruction itself
-/// (seen in profiles), while L2 tracks many more misses. Measured on imgsift100k (1 thread,
-/// m = 16): first lines 8 ahead → whole vectors 3 ahead into L1: +10–25 % QPS; → whole
-/// vectors 12 ahead into L2: +25–30 % more.
-///
-/// Every line the bytes touch ([`lines_of`]), counted from the line `start` is in: a slot that
-/// does not start on a line can span one line more than `len / 64` rounded up (a 88-byte slot
-/// 56 bytes into a line spans three), and stepping 64 bytes from `start` itself skips that last
-/// line.
-#[inline]
-pub(crate) fn prefetch_bytes(start: *const u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-        for line in lines_of(start, len) {
-            // SAFETY: prefetching never faults, whatever the address (these are the lines
-            // holding the caller's `len` bytes); SSE is part of the x86-64 baseline.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(line.cast::<i8>()) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (start, len);
-}
-
-/// The start of every 64-byte cache line that holds some of the `len` bytes from `start`.
-#[inline(always)]
-fn lines_of(start: *const u8, len: usize) -> impl Iterator<Item = *const u8> {
-    let lead = start as usize % 64;
-    let first = start.wrapping_sub(lead);
-    (0..lead + len).step_by(64).map(move |off| first.wrapping_add(off))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lines_of;
-
-    #[test]
-    fn prefetched_lines_are_exactly_the_lines_the_bytes_occupy() {
-        for lead in 0..64usize {
-            for len in 1..300usize {
-                let start: *const u8 = std::ptr::without_provenance(4096 + lead);
-                let got: Vec<usize> = lines_of(start, len).map(|p| p as usize).collect();
-                let mut want: Vec<usize> = (start as usize..start as usize + len).map(|a| a & !63).collect();
-                want.dedup();
-                assert_eq!(got, want, "{len} bytes {lead} into a line");
-            }
-        }
     }
 }
