@@ -1,0 +1,250 @@
+//! The CUDA C sources of vq-gpu's kernels, compiled at run time with NVRTC.
+//!
+//! Why NVRTC and not PTX from a build script: the crate must build on machines without a CUDA
+//! toolkit (CI has none), and NVRTC ships as one shared library that also runs without a GPU,
+//! so the kernels are compiled (and their syntax and types checked) wherever libnvrtc loads.
+//!
+//! The sources use no headers (NVRTC's built-in header set differs between CUDA versions):
+//! f16 conversions are one PTX instruction each, written inline.
+
+use crate::error::{Error, Result};
+
+/// The largest `k` the selection kernel supports. Its shared buffer holds `2 * kp` keys and ids,
+/// `kp` the next power of two at or above `max(k, 2 * SELECT_THREADS)`: 24 KiB at `k` = 1024,
+/// inside the 48 KiB every CUDA device gives a block without opting in.
+pub const MAX_K: usize = 1024;
+
+/// Threads per block of the selection kernel (a power of two, at most [`MAX_K`]).
+pub(crate) const SELECT_THREADS: u32 = 256;
+
+/// Every kernel's entry point, as the module exports it.
+#[cfg(test)]
+const KERNEL_NAMES: [&str; 3] = ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile"];
+
+/// The module source: row norms (f32 and f16 storage) and the tile top-k selection.
+pub(crate) const SOURCE: &str = r#"
+#define VQ_INF __int_as_float(0x7f800000)
+#define VQ_NO_ID 0xffffffffffffffffull
+
+__device__ __forceinline__ float vq_h2f(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+// Squared norm of each row, one warp per row. The whole warp shares a row, so the early
+// return leaves no lane of a live warp behind the shuffles.
+extern "C" __global__ void vq_row_norms_f32(const float* __restrict__ x, unsigned long long n,
+                                            unsigned int dim, float* __restrict__ out) {
+    unsigned long long row = ((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    unsigned int lane = threadIdx.x & 31;
+    if (row >= n) return;
+    const float* r = x + row * dim;
+    float s = 0.0f;
+    for (unsigned int j = lane; j < dim; j += 32) {
+        float v = r[j];
+        s = fmaf(v, v, s);
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    if (lane == 0) out[row] = s;
+}
+
+// The same over f16 storage (IEEE half bits), accumulated in f32: the norms of the values the
+// f16 GEMM multiplies, so L2 keys are consistent with it.
+extern "C" __global__ void vq_row_norms_f16(const unsigned short* __restrict__ x, unsigned long long n,
+                                            unsigned int dim, float* __restrict__ out) {
+    unsigned long long row = ((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    unsigned int lane = threadIdx.x & 31;
+    if (row >= n) return;
+    const unsigned short* r = x + row * dim;
+    float s = 0.0f;
+    for (unsigned int j = lane; j < dim; j += 32) {
+        float v = vq_h2f(r[j]);
+        s = fmaf(v, v, s);
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    if (lane == 0) out[row] = s;
+}
+
+// (key, id) order: smaller key first, ties to the smaller id (the vq convention).
+__device__ __forceinline__ bool vq_after(float ka, unsigned long long ia, float kb, unsigned long long ib) {
+    return ka > kb || (ka == kb && ia > ib);
+}
+
+// Bitonic sort of n (a power of two) (key, id) pairs in shared memory, ascending, by the whole
+// block. Ends with a barrier.
+__device__ void vq_bitonic_sort(float* keys, unsigned long long* ids, unsigned int n) {
+    for (unsigned int size = 2; size <= n; size <<= 1) {
+        for (unsigned int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (unsigned int t = threadIdx.x; t < n / 2; t += blockDim.x) {
+                unsigned int i = 2 * stride * (t / stride) + (t % stride);
+                unsigned int j = i + stride;
+                bool ascending = (i & size) == 0;
+                float ki = keys[i], kj = keys[j];
+                unsigned long long ii = ids[i], ij = ids[j];
+                if (vq_after(ki, ii, kj, ij) == ascending) {
+                    keys[i] = kj; keys[j] = ki;
+                    ids[i] = ij; ids[j] = ii;
+                }
+            }
+            __syncthreads();
+        }
+    }
+}
+
+// One block per query: folds one base tile's scores into the query's running top-k.
+//
+// ip: [nq][ntile] inner products (row-major, the GEMM's output); qnorms [nq] and bnorms
+// [ntile] (the tile's slice) are read only when l2 != 0. Keys are "smaller is better":
+// max(|q|^2 + |b|^2 - 2 q.b, 0) for L2, -q.b otherwise. run_keys / run_ids [nq][k] hold the
+// running top-k sorted ascending (+inf / VQ_NO_ID padding); ids of this tile are id0 + column.
+//
+// Shared memory: 2 * kp keys then 2 * kp ids (kp a power of two >= max(k, 2 * blockDim)). The lower
+// half holds the current best (sorted), the upper half collects candidates that beat the k-th
+// best; before a round could overflow the upper half, the whole buffer is sorted, which puts
+// the best kp of both halves below. Every branch on shared state is taken by the whole block:
+// the count is read into a register between two barriers.
+extern "C" __global__ void vq_select_tile(const float* __restrict__ ip, const float* __restrict__ qnorms,
+                                          const float* __restrict__ bnorms, unsigned int nq,
+                                          unsigned int ntile, unsigned long long id0, unsigned int k,
+                                          unsigned int kp, int l2, float* __restrict__ run_keys,
+                                          unsigned long long* __restrict__ run_ids) {
+    extern __shared__ unsigned long long vq_smem[];
+    unsigned long long* ids = vq_smem;
+    float* keys = (float*)(vq_smem + 2 * kp);
+    __shared__ unsigned int count;
+    __shared__ float thr_key;
+    __shared__ unsigned long long thr_id;
+
+    unsigned int q = blockIdx.x;
+    if (q >= nq) return;
+    const unsigned long long rk = (unsigned long long)q * k;
+    for (unsigned int i = threadIdx.x; i < 2 * kp; i += blockDim.x) {
+        if (i < k) {
+            keys[i] = run_keys[rk + i];
+            ids[i] = run_ids[rk + i];
+        } else {
+            keys[i] = VQ_INF;
+            ids[i] = VQ_NO_ID;
+        }
+    }
+    if (threadIdx.x == 0) {
+        count = 0;
+        thr_key = run_keys[rk + k - 1];
+        thr_id = run_ids[rk + k - 1];
+    }
+    __syncthreads();
+
+    const float* row = ip + (unsigned long long)q * ntile;
+    const float qn = l2 ? qnorms[q] : 0.0f;
+    for (unsigned int start = 0; start < ntile; start += blockDim.x) {
+        unsigned int j = start + threadIdx.x;
+        if (j < ntile) {
+            float v = row[j];
+            float key = l2 ? fmaxf(qn + bnorms[j] - 2.0f * v, 0.0f) : -v;
+            unsigned long long id = id0 + j;
+            if (key < thr_key || (key == thr_key && id < thr_id)) {
+                unsigned int pos = atomicAdd(&count, 1u);
+                keys[kp + pos] = key;
+                ids[kp + pos] = id;
+            }
+        }
+        __syncthreads();
+        unsigned int c = count;
+        __syncthreads();
+        if (c + blockDim.x > kp) {
+            vq_bitonic_sort(keys, ids, 2 * kp);
+            for (unsigned int i = kp + threadIdx.x; i < 2 * kp; i += blockDim.x) {
+                keys[i] = VQ_INF;
+                ids[i] = VQ_NO_ID;
+            }
+            if (threadIdx.x == 0) {
+                count = 0;
+                thr_key = keys[k - 1];
+                thr_id = ids[k - 1];
+            }
+            __syncthreads();
+        }
+    }
+    vq_bitonic_sort(keys, ids, 2 * kp);
+    for (unsigned int i = threadIdx.x; i < k; i += blockDim.x) {
+        run_keys[rk + i] = keys[i];
+        run_ids[rk + i] = ids[i];
+    }
+}
+"#;
+
+/// Whether libnvrtc can be loaded (by the names cudarc tries; see the crate README).
+pub fn nvrtc_present() -> bool {
+    // SAFETY: only tries to dlopen libnvrtc under cudarc's candidate names and closes it again;
+    // no symbol is called.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
+/// Compiles the kernel sources to PTX with NVRTC. Needs libnvrtc, not a GPU: the PTX targets NVRTC's
+/// default virtual architecture and the driver JIT-compiles it for the device on load.
+///
+/// # Errors
+/// [`Error::NoDevice`] when libnvrtc cannot be loaded, [`Error::Compile`] with NVRTC's log when
+/// the source does not compile.
+pub fn compile_ptx() -> Result<cudarc::nvrtc::Ptx> {
+    if !nvrtc_present() {
+        return Err(Error::NoDevice { reason: "libnvrtc not found (searched cudarc's candidate names)".into() });
+    }
+    let opts = cudarc::nvrtc::CompileOptions { name: Some("vq_gpu.cu".into()), ..Default::default() };
+    cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
+        .map_err(|e| Error::Compile { what: "vq_gpu.cu", log: format!("{e}") })
+}
+
+/// The shared-memory capacity `kp` of the selection kernel for `k`: the next power of two at or
+/// above `max(k, 2 * SELECT_THREADS)`. At least one round of candidates must fit beside the
+/// best (the kernel's invariant); twice that lets a small k collect several rounds of
+/// candidates per sort.
+pub(crate) fn select_capacity(k: usize) -> usize {
+    k.max(2 * SELECT_THREADS as usize).next_power_of_two()
+}
+
+/// Dynamic shared memory of one selection block for `k`, in bytes (keys f32 + ids u64).
+pub(crate) fn select_shared_bytes(k: usize) -> usize {
+    2 * select_capacity(k) * (4 + 8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_memory_fits_the_default_block_limit_at_max_k() {
+        assert!(select_shared_bytes(MAX_K) + 16 <= 48 * 1024);
+        assert_eq!(select_capacity(1), 2 * SELECT_THREADS as usize);
+        assert_eq!(select_capacity(MAX_K), MAX_K);
+        assert_eq!(select_capacity(700), 1024);
+    }
+
+    /// NVRTC needs no GPU: wherever libnvrtc loads (CI points `LD_LIBRARY_PATH` at the pinned
+    /// `nvidia-cuda-nvrtc` wheel), every kernel is compiled here and its entry checked in the PTX.
+    #[test]
+    fn kernels_compile_with_nvrtc() {
+        if !nvrtc_present() {
+            // CI sets VQ_GPU_REQUIRE_NVRTC=1 where it installed libnvrtc: a skip there is a failure.
+            assert!(
+                std::env::var_os("VQ_GPU_REQUIRE_NVRTC").is_none(),
+                "VQ_GPU_REQUIRE_NVRTC is set but libnvrtc did not load"
+            );
+            eprintln!("skipped: libnvrtc not found (set LD_LIBRARY_PATH to a CUDA 13 or 12 lib folder)");
+            return;
+        }
+        let ptx = compile_ptx().unwrap_or_else(|e| panic!("{e}"));
+        let text = ptx.to_src();
+        for name in KERNEL_NAMES {
+            assert!(text.contains(&format!(".entry {name}(")), "{name} missing from the PTX");
+        }
+    }
+
+    #[test]
+    fn every_kernel_name_is_defined_in_the_source() {
+        for name in KERNEL_NAMES {
+            assert!(SOURCE.contains(&format!("__global__ void {name}(")), "{name}");
+        }
+    }
+}

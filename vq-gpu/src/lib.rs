@@ -1,0 +1,49 @@
+//! CUDA offload for [vq](https://github.com/vq-rs/vq): exact k-NN with the base vectors resident
+//! on a GPU, through [cudarc](https://docs.rs/cudarc) with the CUDA libraries loaded at run time.
+//!
+//! **Owns:** device discovery that fails with an error, never a panic, where there is no driver,
+//! library or device ([`Gpu`], [`device_count`], [`check_libraries`]); the CUDA C kernels
+//! (compiled at run time by NVRTC, [`kernels`]); [`GpuFlat`] (cuBLAS GEMM inner products, norms
+//! and a top-k selection kernel, for L2, inner product and cosine, f32 or f16 storage); the
+//! host-side tiling of a batch search ([`TilePlan`]).
+//!
+//! **Does not own:** CPU search, the `Index` trait or factory strings (`vq`), k-means and IVF
+//! (`vq-cluster`, `vq-ivf`; their GPU counterparts are not written yet).
+//!
+//! # Without a GPU
+//! The crate builds and its tests run everywhere: nothing links against CUDA. [`Gpu::new`]
+//! returns [`Error::NoDevice`] naming what is missing; GPU tests print that reason and skip.
+//! [`kernels::compile_ptx`] needs only libnvrtc, so the kernels are compiled (and checked) on
+//! machines with NVRTC and no GPU (see the crate README).
+//!
+//! # Example
+//! ```no_run
+//! use vq_distance::Metric;
+//! use vq_gpu::{Gpu, GpuFlat, GpuFlatOptions};
+//!
+//! let gpu = Gpu::new(0)?; // Err(Error::NoDevice { .. }) without a GPU
+//! let mut index = GpuFlat::new(&gpu, 4, Metric::L2, GpuFlatOptions::default())?;
+//! index.add(&[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])?;
+//! let hits = index.search(&[0.9, 1.0, 1.0, 1.0], 1)?;
+//! assert_eq!(hits.ids(), &[1]);
+//! # Ok::<(), vq_gpu::Error>(())
+//! ```
+
+mod device;
+mod error;
+mod flat;
+pub mod kernels;
+mod plan;
+
+pub use device::{Gpu, check_libraries, device_count};
+pub use error::{Error, Result};
+pub use flat::{GpuFlat, GpuFlatOptions, GpuStorage};
+pub use kernels::MAX_K;
+pub use plan::{MAX_BASE_TILE, MAX_QUERY_BATCH, TilePlan};
+
+/// This crate's version, as benchmark records carry it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

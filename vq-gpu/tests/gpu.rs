@@ -1,0 +1,121 @@
+//! GPU results against the CPU's exact search. Each test opens device 0 and, where there is no
+//! GPU (CI), prints why and returns: the no-device path itself is checked by
+//! `no_device_is_an_error_not_a_panic`.
+
+use std::sync::Arc;
+
+use vq_distance::{Metric, Neighbors, knn_exact};
+use vq_gpu::{Error, Gpu, GpuFlat, GpuFlatOptions, GpuStorage, MAX_K};
+
+fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
+    match Gpu::new(0) {
+        Ok(gpu) => Some(gpu),
+        Err(Error::NoDevice { reason }) => {
+            eprintln!("{test}: skipped, no GPU: {reason}");
+            None
+        }
+        Err(e) => panic!("{test}: a GPU is present but unusable: {e}"),
+    }
+}
+
+#[test]
+fn no_device_is_an_error_not_a_panic() {
+    match Gpu::new(0) {
+        Ok(gpu) => eprintln!("a GPU is present ({}); the no-device path is not exercised here", gpu.name()),
+        Err(Error::NoDevice { reason }) => assert!(!reason.is_empty()),
+        Err(e) => panic!("expected NoDevice or a device, got {e}"),
+    }
+    // An ordinal past the last device is a NoDevice error too, never a panic.
+    assert!(matches!(Gpu::new(usize::MAX), Err(Error::NoDevice { .. })));
+}
+
+/// Deterministic pseudo-random rows in [-1, 1).
+fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n * dim)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Ids equal except where the CPU's scores at the two positions tie within `rel`; scores within
+/// `rel` relative (absolute near zero).
+fn assert_close(got: &Neighbors, want: &Neighbors, rel: f32, what: &str) {
+    assert_eq!(got.num_queries(), want.num_queries(), "{what}");
+    for (q, ((gi, gs), (wi, ws))) in got.iter().zip(want.iter()).enumerate() {
+        assert_eq!(gi.len(), wi.len(), "{what} query {q}");
+        for j in 0..gi.len() {
+            let tol = rel * ws[j].abs().max(1.0);
+            assert!((gs[j] - ws[j]).abs() <= tol, "{what} query {q} rank {j}: score {} vs {}", gs[j], ws[j]);
+            if gi[j] != wi[j] {
+                // A swap is fine only between (near-)tied scores.
+                let tied = ws.iter().zip(wi).any(|(&s, &id)| id == gi[j] && (s - ws[j]).abs() <= tol);
+                assert!(tied, "{what} query {q} rank {j}: id {} vs {}", gi[j], wi[j]);
+            }
+        }
+    }
+}
+
+#[test]
+fn flat_equals_knn_exact_for_every_metric_and_tiling() {
+    let Some(gpu) = gpu_or_skip("flat_equals_knn_exact") else { return };
+    let (n, nq, dim) = (5_003, 97, 67);
+    let base = rows(n, dim, 1);
+    let queries = rows(nq, dim, 2);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        for (k, scratch) in [(1, None), (10, None), (100, Some(256 << 10)), (MAX_K, None)] {
+            let options = GpuFlatOptions { storage: GpuStorage::F32, scratch_bytes: scratch };
+            let mut index = GpuFlat::new(&gpu, dim, metric, options).unwrap();
+            // Two adds: the grown buffer keeps the first rows.
+            index.add(&base[..1000 * dim]).unwrap();
+            index.add(&base[1000 * dim..]).unwrap();
+            let got = index.search(&queries, k).unwrap();
+            let mut want_base = base.clone();
+            let mut want_queries = queries.clone();
+            if metric == Metric::Cosine {
+                vq_distance::normalize_l2(&mut want_base, dim).unwrap();
+                vq_distance::normalize_l2(&mut want_queries, dim).unwrap();
+            }
+            let want = knn_exact(&want_base, &want_queries, dim, k, metric).unwrap();
+            assert_close(&got, &want, 1e-4, &format!("{metric:?} k={k} scratch={scratch:?}"));
+        }
+    }
+}
+
+#[test]
+fn f16_storage_is_within_half_precision() {
+    let Some(gpu) = gpu_or_skip("f16_storage") else { return };
+    let (n, nq, dim, k) = (3_000, 50, 128, 10);
+    let base = rows(n, dim, 3);
+    let queries = rows(nq, dim, 4);
+    for metric in [Metric::L2, Metric::InnerProduct] {
+        let options = GpuFlatOptions { storage: GpuStorage::F16, scratch_bytes: None };
+        let mut index = GpuFlat::new(&gpu, dim, metric, options).unwrap();
+        index.add(&base).unwrap();
+        let got = index.search(&queries, k).unwrap();
+        // The reference searches the f16-rounded vectors in f32: what the device multiplies.
+        let round = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<_>>();
+        let want = knn_exact(&round(&base), &round(&queries), dim, k, metric).unwrap();
+        assert_close(&got, &want, 1e-3, &format!("f16 {metric:?}"));
+        assert_eq!(index.to_host().unwrap(), round(&base));
+    }
+}
+
+#[test]
+fn input_errors_are_typed() {
+    let Some(gpu) = gpu_or_skip("input_errors") else { return };
+    let mut index = GpuFlat::new(&gpu, 4, Metric::L2, GpuFlatOptions::default()).unwrap();
+    index.add(&[0.0; 8]).unwrap();
+    assert!(matches!(index.search(&[0.0; 4], MAX_K + 1), Err(Error::KTooLarge { k, max: MAX_K }) if k == MAX_K + 1));
+    assert!(matches!(index.search(&[0.0; 4], 0), Err(Error::Distance(_))));
+    assert!(matches!(index.search(&[0.0; 5], 1), Err(Error::Distance(_))));
+    assert!(matches!(index.add(&[f32::NAN; 4]), Err(Error::Distance(_))));
+    // Fewer vectors than k: padding, as the CPU index pads.
+    let hits = index.search(&[0.0; 4], 5).unwrap();
+    assert_eq!(hits.get(0).unwrap().0, &[0, 1]);
+    assert_eq!(hits.ids()[2], u64::MAX);
+}
