@@ -135,6 +135,13 @@ impl Gpu {
         if bytes > free { Err(Error::OutOfMemory { what, requested: bytes, free, total }) } else { Ok(()) }
     }
 
+    /// Makes this device's context current on the calling thread: cuBLAS calls (unlike
+    /// cudarc's own) use whatever context the thread has, and `GpuShards` searches from threads
+    /// of its own.
+    pub(crate) fn bind(&self) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(Error::cuda("cuCtxSetCurrent"))
+    }
+
     pub(crate) fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }

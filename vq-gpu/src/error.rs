@@ -33,6 +33,14 @@ pub enum Error {
         /// The input's dimension.
         got: usize,
     },
+    /// An index's metric is not the others'.
+    #[error("{what}: metric differs from the first one's {expected}")]
+    MetricMismatch {
+        /// Which input.
+        what: &'static str,
+        /// The metric expected.
+        expected: vq_distance::Metric,
+    },
     /// `k` is above what the selection kernel supports.
     #[error("k = {k} is above the GPU maximum of {max}")]
     KTooLarge {

@@ -143,6 +143,7 @@ impl GpuFlat {
         }
         let total = self.len + added;
         fits_i32("rows", total)?;
+        self.gpu.bind()?;
         let elem = self.options.storage.bytes();
         // The old buffer and the new one coexist during the copy.
         self.gpu.check_fits("base vectors", total * (self.dim * elem + 4))?;
@@ -234,6 +235,7 @@ impl GpuFlat {
         if nq == 0 {
             return Ok(Neighbors::from_rows(k, self.metric, Vec::<Vec<(u64, f32)>>::new())?);
         }
+        self.gpu.bind()?;
         let elem = self.options.storage.bytes();
         let budget = match self.options.scratch_bytes {
             Some(b) => b,

@@ -5,7 +5,8 @@
 //! library or device ([`Gpu`], [`device_count`], [`check_libraries`]); the CUDA C kernels
 //! (compiled at run time by NVRTC, [`kernels`]); [`GpuFlat`] (cuBLAS GEMM inner products, norms
 //! and a top-k selection kernel, for L2, inner product and cosine, f32 or f16 storage); the
-//! host-side tiling of a batch search ([`TilePlan`]).
+//! host-side tiling of a batch search ([`TilePlan`]); [`GpuShards`] (a base split over several
+//! GPUs or partitions of one, top-k merged on the host).
 //!
 //! **Does not own:** CPU search, the `Index` trait or factory strings (`vq`), k-means and IVF
 //! (`vq-cluster`, `vq-ivf`; their GPU counterparts are not written yet).
@@ -34,12 +35,14 @@ mod error;
 mod flat;
 pub mod kernels;
 mod plan;
+mod shards;
 
 pub use device::{Gpu, check_libraries, device_count};
 pub use error::{Error, Result};
 pub use flat::{GpuFlat, GpuFlatOptions, GpuStorage};
 pub use kernels::MAX_K;
 pub use plan::{MAX_BASE_TILE, MAX_QUERY_BATCH, TilePlan};
+pub use shards::GpuShards;
 
 /// This crate's version, as benchmark records carry it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use vq_distance::{Metric, Neighbors, knn_exact};
-use vq_gpu::{Error, Gpu, GpuFlat, GpuFlatOptions, GpuStorage, MAX_K};
+use vq_gpu::{Error, Gpu, GpuFlat, GpuFlatOptions, GpuShards, GpuStorage, MAX_K};
 
 fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
     match Gpu::new(0) {
@@ -118,4 +118,22 @@ fn input_errors_are_typed() {
     let hits = index.search(&[0.0; 4], 5).unwrap();
     assert_eq!(hits.get(0).unwrap().0, &[0, 1]);
     assert_eq!(hits.ids()[2], u64::MAX);
+}
+
+#[test]
+fn shards_over_partitions_of_one_gpu_equal_knn_exact() {
+    let Some(gpu) = gpu_or_skip("shards") else { return };
+    let (n, nq, dim, k) = (4_001, 31, 32, 25);
+    let base = rows(n, dim, 5);
+    let queries = rows(nq, dim, 6);
+    let mut shards =
+        GpuShards::new(&[gpu.clone(), gpu.clone(), gpu], dim, Metric::L2, GpuFlatOptions::default()).unwrap();
+    shards.add(&base[..1_500 * dim]).unwrap();
+    shards.add(&base[1_500 * dim..]).unwrap();
+    assert_eq!(shards.len(), n);
+    assert!(matches!(shards.add(&[f32::NAN; 32]), Err(Error::Distance(_))));
+    assert_eq!(shards.shards().iter().map(GpuFlat::len).sum::<usize>(), n);
+    let got = shards.search(&queries, k).unwrap();
+    let want = knn_exact(&base, &queries, dim, k, Metric::L2).unwrap();
+    assert_close(&got, &want, 1e-4, "shards");
 }
