@@ -6,10 +6,11 @@
 //! (compiled at run time by NVRTC, [`kernels`]); [`GpuFlat`] (cuBLAS GEMM inner products, norms
 //! and a top-k selection kernel, for L2, inner product and cosine, f32 or f16 storage); the
 //! host-side tiling of a batch search ([`TilePlan`]); [`GpuShards`] (a base split over several
-//! GPUs or partitions of one, top-k merged on the host).
+//! GPUs or partitions of one, top-k merged on the host); k-means' assignment step on the GPU
+//! ([`nearest_centroids`], the CPU one's signature).
 //!
 //! **Does not own:** CPU search, the `Index` trait or factory strings (`vq`), k-means and IVF
-//! (`vq-cluster`, `vq-ivf`; their GPU counterparts are not written yet).
+//! (`vq-cluster`, `vq-ivf`; a GPU Lloyd loop and GPU IVF are not written yet).
 //!
 //! # Without a GPU
 //! The crate builds and its tests run everywhere: nothing links against CUDA. [`Gpu::new`]
@@ -30,6 +31,7 @@
 //! # Ok::<(), vq_gpu::Error>(())
 //! ```
 
+mod assign;
 mod device;
 mod error;
 mod flat;
@@ -37,6 +39,7 @@ pub mod kernels;
 mod plan;
 mod shards;
 
+pub use assign::nearest_centroids;
 pub use device::{Gpu, check_libraries, device_count};
 pub use error::{Error, Result};
 pub use flat::{GpuFlat, GpuFlatOptions, GpuStorage};

@@ -13,7 +13,7 @@ use crate::flat::{GpuFlat, GpuFlatOptions};
 
 /// Exact k-NN over a base split across shards; results as [`GpuFlat`]'s, ids `0..len()` in
 /// insertion order. Each `add` deals its rows out in contiguous, near-equal parts, one per
-/// shard. Shards on distinct GPUs are searched concurrently (one thread per shard).
+/// shard. Shards on distinct GPUs are searched concurrently (one thread per device).
 #[derive(Debug)]
 pub struct GpuShards {
     dim: usize,
@@ -139,13 +139,34 @@ impl GpuShards {
     /// # Errors
     /// `GpuFlat::search`'s, from the first shard that fails.
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Neighbors> {
-        let results = std::thread::scope(|s| {
-            let handles: Vec<_> = self.shards.iter().map(|shard| s.spawn(move || shard.search(queries, k))).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect::<Result<Vec<_>>>()
+        // One thread per device; shards sharing a device (one stream, one cuBLAS handle) take
+        // turns on its thread.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, shard) in self.shards.iter().enumerate() {
+            match groups.iter_mut().find(|g| Arc::ptr_eq(self.shards[g[0]].gpu(), shard.gpu())) {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        let mut results: Vec<Option<Neighbors>> = vec![None; self.shards.len()];
+        std::thread::scope(|s| {
+            let handles: Vec<_> = groups
+                .iter()
+                .map(|g| {
+                    s.spawn(move || {
+                        g.iter().map(|&i| self.shards[i].search(queries, k).map(|r| (i, r))).collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                for (i, r) in h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))? {
+                    results[i] = Some(r);
+                }
+            }
+            Ok::<(), Error>(())
         })?;
+        // Every shard is in exactly one group, so every slot was filled.
+        let results = results.into_iter().map(|r| r.expect("every shard searched")).collect();
         merge_shards(results, &self.ids, k, self.metric)
     }
 }

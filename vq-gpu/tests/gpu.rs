@@ -137,3 +137,34 @@ fn shards_over_partitions_of_one_gpu_equal_knn_exact() {
     let want = knn_exact(&base, &queries, dim, k, Metric::L2).unwrap();
     assert_close(&got, &want, 1e-4, "shards");
 }
+
+#[test]
+fn assignment_equals_the_cpu_one() {
+    let Some(gpu) = gpu_or_skip("assignment") else { return };
+    let (n, k, dim) = (10_000, 300, 24);
+    let points = rows(n, dim, 7);
+    let centroids = rows(k, dim, 8);
+    for metric in [Metric::L2, Metric::InnerProduct] {
+        let (mut gl, mut gs) = (vec![0u32; n], vec![0f32; n]);
+        vq_gpu::nearest_centroids(&gpu, &points, &centroids, dim, metric, &mut gl, &mut gs).unwrap();
+        let (mut cl, mut cs) = (vec![0u32; n], vec![0f32; n]);
+        vq_distance::nearest_centroids(&points, &centroids, dim, metric, &mut cl, &mut cs).unwrap();
+        for i in 0..n {
+            assert!(
+                (gs[i] - cs[i]).abs() <= 1e-4 * cs[i].abs().max(1.0),
+                "{metric:?} point {i}: {} vs {}",
+                gs[i],
+                cs[i]
+            );
+            if gl[i] != cl[i] {
+                // Only a near-tie may pick the other centroid.
+                let c = |j: u32| &centroids[j as usize * dim..(j as usize + 1) * dim];
+                let p = &points[i * dim..(i + 1) * dim];
+                let score = |j| vq_distance::score(metric, p, c(j)).unwrap();
+                assert!((score(gl[i]) - score(cl[i])).abs() <= 1e-4 * cs[i].abs().max(1.0), "{metric:?} point {i}");
+            }
+        }
+    }
+    let (mut l, mut s) = (vec![0u32; 2], vec![0f32; 3]);
+    assert!(vq_gpu::nearest_centroids(&gpu, &points[..2 * dim], &centroids, dim, Metric::L2, &mut l, &mut s).is_err());
+}
