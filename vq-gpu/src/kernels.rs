@@ -26,44 +26,42 @@ pub(crate) const SOURCE: &str = r#"
 #define VQ_INF __int_as_float(0x7f800000)
 #define VQ_NO_ID 0xffffffffffffffffull
 
-__device__ __forceinline__ float vq_h2f(unsigned short h) {
+__device__ __forceinline__ float vq_to_f32(float v) { return v; }
+
+// IEEE half bits to f32 (one PTX instruction; no header needed).
+__device__ __forceinline__ float vq_to_f32(unsigned short h) {
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
 }
 
-// Squared norm of each row, one warp per row. The whole warp shares a row, so the early
-// return leaves no lane of a live warp behind the shuffles.
-extern "C" __global__ void vq_row_norms_f32(const float* __restrict__ x, unsigned long long n,
-                                            unsigned int dim, float* __restrict__ out) {
+// Squared norm of each row accumulated in f32, one warp per row. The whole warp shares a row,
+// so the early return leaves no lane of a live warp behind the shuffles.
+template <typename T>
+__device__ void vq_row_norms(const T* __restrict__ x, unsigned long long n, unsigned int dim,
+                             float* __restrict__ out) {
     unsigned long long row = ((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     unsigned int lane = threadIdx.x & 31;
     if (row >= n) return;
-    const float* r = x + row * dim;
+    const T* r = x + row * dim;
     float s = 0.0f;
     for (unsigned int j = lane; j < dim; j += 32) {
-        float v = r[j];
+        float v = vq_to_f32(r[j]);
         s = fmaf(v, v, s);
     }
     for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
     if (lane == 0) out[row] = s;
 }
 
-// The same over f16 storage (IEEE half bits), accumulated in f32: the norms of the values the
-// f16 GEMM multiplies, so L2 keys are consistent with it.
+extern "C" __global__ void vq_row_norms_f32(const float* __restrict__ x, unsigned long long n,
+                                            unsigned int dim, float* __restrict__ out) {
+    vq_row_norms(x, n, dim, out);
+}
+
+// Over f16 storage: the norms of the values the f16 GEMM multiplies, so L2 keys agree with it.
 extern "C" __global__ void vq_row_norms_f16(const unsigned short* __restrict__ x, unsigned long long n,
                                             unsigned int dim, float* __restrict__ out) {
-    unsigned long long row = ((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
-    unsigned int lane = threadIdx.x & 31;
-    if (row >= n) return;
-    const unsigned short* r = x + row * dim;
-    float s = 0.0f;
-    for (unsigned int j = lane; j < dim; j += 32) {
-        float v = vq_h2f(r[j]);
-        s = fmaf(v, v, s);
-    }
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
-    if (lane == 0) out[row] = s;
+    vq_row_norms(x, n, dim, out);
 }
 
 // (key, id) order: smaller key first, ties to the smaller id (the vq convention).
