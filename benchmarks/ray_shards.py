@@ -2,11 +2,14 @@
 
   ivfpq  sharded IVF-PQ build with 2 Ray workers vs the single-process 2-thread build (same
          training rows, same spec); the merged index is checked to be the single build's bytes.
-  hnsw   scatter-gather HNSW over 1/2/4/8 shards (one Ray actor each, 1 thread) vs one index
-         searched in-process with 2 threads: recall@10 and QPS at oversample 2.
+  hnsw   scatter-gather HNSW over 2/4/8 shards (one Ray actor each, 1 thread) vs one index
+         searched in-process with 2 threads: recall@10, QPS and CPU-time QPS (`qps_cpu`: for the
+         shards, the CPU of every Ray process) at oversample 2; the single index is also searched
+         through one actor (2 threads), which is Ray's cost without fan-out.
 
 Runs alternate (single, Ray, Ray, single, ...) because the machine is shared; the load average
-is printed with every line. Ray's start-up is outside every timing.
+is printed with every line. Ray's start-up is outside every timing. Needs numpy, ray and
+(for `hnsw`'s CPU times) psutil beside the built module.
 
   python benchmarks/ray_shards.py ivfpq ~/.cache/vq/data/imgsift1m --rounds 2
   python benchmarks/ray_shards.py hnsw ~/.cache/vq/data/imgsift100k
@@ -98,6 +101,23 @@ def ivfpq(args, ray):
                     )
 
 
+def tree_cpu():
+    """CPU seconds of this process and every process under it: with `ray.init` starting a
+    local Ray, that is the GCS, the raylet and every worker and actor, so a scatter-gather
+    search's CPU includes the shards' actors and Ray's own processes."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me] + me.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def hnsw(args, ray):
     base = bvecs(os.path.join(args.data, "base.bvecs"), args.n)
     query = bvecs(os.path.join(args.data, "query.bvecs"))[: args.queries]
@@ -105,22 +125,55 @@ def hnsw(args, ray):
     d = base.shape[1]
     efs = [int(e) for e in args.ef.split(",")]
 
-    def single(r):
-        vq.set_num_threads(2)
-        t0 = time.perf_counter()
-        index = vq.index_factory(d, args.spec, ef_construction=args.efc)
-        index.add(base)
-        build = time.perf_counter() - t0
-        for ef in efs:
-            index.search(query[:200], 10, ef=ef)  # warm
-            t0 = time.perf_counter()
-            _, I = index.search(query, 10, ef=ef)
-            dt = time.perf_counter() - t0
-            emit(what="single-2-threads", round=r, shards=1, ef=ef, build_s=round(build, 2),
-                 qps=round(len(query) / dt, 1), recall10=recall(I, gt))
-        vq.set_num_threads(0)
+    # One single index, built once and kept: it is searched right before and right after every
+    # sharded search (single, sharded, sharded, single), so the machine's load hits both alike.
+    vq.set_num_threads(2)
+    t0 = time.perf_counter()
+    single = vq.index_factory(d, args.spec, ef_construction=args.efc)
+    single.add(base)
+    single_build = time.perf_counter() - t0
+    vq.set_num_threads(0)
+    emit(what="single-build", n=len(base), spec=args.spec, efc=args.efc, build_s=round(single_build, 2))
 
-    single(0)
+    def timed(search):
+        t0, c0, tc0 = time.perf_counter(), time.process_time(), tree_cpu()
+        _, I = search()
+        t1, c1, tc1 = time.perf_counter(), time.process_time(), tree_cpu()
+        return I, t1 - t0, c1 - c0, tc1 - tc0
+
+    def search_single(ef, tag):
+        vq.set_num_threads(2)
+        I, dt, cpu, _ = timed(lambda: single.search(query, 10, ef=ef))
+        vq.set_num_threads(0)
+        # CPU of this process only: the single index needs no Ray (whose idle processes run
+        # beside it here).
+        emit(what="single-2-threads", tag=tag, shards=1, ef=ef, qps=round(len(query) / dt, 1),
+             qps_cpu=round(len(query) / cpu, 1), recall10=recall(I, gt))
+
+    def search_sharded(index, shards, ef, build, rep):
+        I, dt, _, cpu = timed(lambda: index.search(query, 10, oversample=args.oversample, ef=ef))
+        emit(what="ray-scatter-gather", shards=shards, rep=rep, ef=ef, oversample=args.oversample,
+             build_s=None if build is None else round(build, 2), qps=round(len(query) / dt, 1),
+             qps_cpu=round(len(query) / cpu, 1), recall10=recall(I, gt))
+
+    def rounds(index, shards, build):
+        for ef in efs:
+            single.search(query[:200], 10, ef=ef)  # warm
+            index.search(query[:200], 10, oversample=args.oversample, ef=ef)  # warm
+            search_single(ef, f"before-{shards}")
+            search_sharded(index, shards, ef, build, 0)
+            search_sharded(index, shards, ef, build, 1)
+            search_single(ef, f"after-{shards}")
+
+    with tempfile.TemporaryDirectory(dir=args.tmp) as out:
+        # Ray's own cost apart from the fan-out: the single index itself, written once and
+        # searched through one actor (a one-shard manifest made here, not by a build).
+        path = os.path.join(out, "single.vq")
+        vq.write_index(single, path)
+        one = {"format": vq.ray.MANIFEST_FORMAT, "metric": single.metric, "fingerprint": single.fingerprint(),
+               "shards": [{"path": path}]}
+        with vq.ray.ShardedIndex(one, threads_per_shard=2) as index:
+            rounds(index, 1, None)
     for shards in [int(s) for s in args.shards.split(",")]:
         with tempfile.TemporaryDirectory(dir=args.tmp) as out:
             t0 = time.perf_counter()
@@ -128,14 +181,7 @@ def hnsw(args, ray):
                              batch_size=args.batch, ef_construction=args.efc)
             build = time.perf_counter() - t0
             with vq.ray.ShardedIndex(m, threads_per_shard=1) as index:
-                for ef in efs:
-                    index.search(query[:200], 10, oversample=args.oversample, ef=ef)  # warm
-                    t0 = time.perf_counter()
-                    _, I = index.search(query, 10, oversample=args.oversample, ef=ef)
-                    dt = time.perf_counter() - t0
-                    emit(what="ray-scatter-gather", shards=shards, ef=ef, oversample=args.oversample,
-                         build_s=round(build, 2), qps=round(len(query) / dt, 1), recall10=recall(I, gt))
-    single(1)
+                rounds(index, shards, build)
 
 
 def main():
@@ -151,7 +197,7 @@ def main():
     p.add_argument("--batch", type=int, default=16384)
     p.add_argument("--ef", default="32,64,128")
     p.add_argument("--efc", type=int, default=200)
-    p.add_argument("--shards", default="1,2,4,8")
+    p.add_argument("--shards", default="2,4,8", help="shard counts built through vq.ray.build")
     p.add_argument("--oversample", type=float, default=2)
     p.add_argument("--source", choices=["numpy", "dataset"], default="numpy",
                    help="ivfpq: hand vq.ray.build the numpy array, or ray.data.from_numpy of it")
