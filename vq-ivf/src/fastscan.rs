@@ -514,10 +514,26 @@ impl IvfFastScan {
     }
 
     /// Moves every entry of `other` into this index, each id plus `shift_ids` (Faiss'
-    /// `merge_from`). Refused when `other` was trained separately
-    /// ([`Error::TrainedStateMismatch`]), has another shape ([`Error::Incompatible`]) or holds a
-    /// (shifted) id already here ([`Error::DuplicateId`]); nothing is moved then.
+    /// `merge_from`). Refused, with nothing moved, for every reason
+    /// [`check_merge`](IvfFastScan::check_merge) names.
     pub fn merge_from(&mut self, other: IvfFastScan, shift_ids: u64) -> Result<()> {
+        let moved = self.check_merge(&other, shift_ids)?;
+        for (mine, theirs) in self.lists.iter_mut().zip(other.lists) {
+            mine.ids.extend(theirs.ids.iter().map(|&id| id + shift_ids));
+            mine.codes.extend(&theirs.codes.unpack_all())?;
+        }
+        self.ids.insert(&moved);
+        Ok(())
+    }
+
+    /// Every check of [`merge_from`](IvfFastScan::merge_from), with nothing moved, so that a
+    /// caller who must keep `other` when the merge would be refused can ask first: refused
+    /// with [`Error::NotTrained`] when either side is untrained, [`Error::Incompatible`] when
+    /// the shapes differ, [`Error::TrainedStateMismatch`] when `other` was trained
+    /// separately, [`Error::Parameter`] when a shifted id overflows and
+    /// [`Error::DuplicateId`] naming the first (shifted) id already here. `Ok` holds `other`'s
+    /// shifted ids, in list order.
+    pub fn check_merge(&self, other: &IvfFastScan, shift_ids: u64) -> Result<Vec<u64>> {
         if !self.is_trained() {
             return Err(self.not_trained());
         }
@@ -542,22 +558,7 @@ impl IvfFastScan {
         if self.fingerprint != other.fingerprint {
             return Err(Error::TrainedStateMismatch { ours: self.fingerprint, theirs: other.fingerprint });
         }
-        let mut moved = Vec::with_capacity(other.len());
-        for &id in other.lists.iter().flat_map(|l| &l.ids) {
-            let shifted = id
-                .checked_add(shift_ids)
-                .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift_ids} overflows u64") })?;
-            if self.ids.contains(shifted) {
-                return Err(Error::DuplicateId(shifted));
-            }
-            moved.push(shifted);
-        }
-        for (mine, theirs) in self.lists.iter_mut().zip(other.lists) {
-            mine.ids.extend(theirs.ids.iter().map(|&id| id + shift_ids));
-            mine.codes.extend(&theirs.codes.unpack_all())?;
-        }
-        self.ids.insert(&moved);
-        Ok(())
+        self.ids.shifted_absent(other.lists.iter().flat_map(|l| &l.ids).copied(), other.len(), shift_ids)
     }
 }
 
@@ -961,6 +962,8 @@ mod tests {
             b.add_with_ids(&base[300 * dim..], &ids[300..]).unwrap();
             a.merge_from(b.clone(), 0).unwrap();
             assert_eq!(a.search(&queries, 5, &all).unwrap().ids(), got.ids());
+            assert!(matches!(a.check_merge(&b, 0), Err(Error::DuplicateId(d)) if ids[300..].contains(&d)));
+            assert_eq!(b.len(), 300, "check_merge moves nothing");
             assert!(matches!(a.merge_from(b, 0), Err(Error::DuplicateId(_))));
             let mut other = IvfFastScan::new(dim, metric, IvfParams { seed: 9, ..params(4) }, pq(4), true).unwrap();
             other.train(&base[dim..]).unwrap();

@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 
+use crate::error::{Error, Result};
+
 /// Membership of the ids held, and the next id `add` hands out.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct IdTracker {
@@ -80,6 +82,23 @@ impl IdTracker {
                 set.remove(id);
             });
         }
+    }
+
+    /// `ids` (another index's, `n` of them, unique there) each plus `shift`, checked for
+    /// `merge_from`: [`Error::Parameter`] when one overflows, [`Error::DuplicateId`] naming the
+    /// first already here.
+    pub(crate) fn shifted_absent(&self, ids: impl Iterator<Item = u64>, n: usize, shift: u64) -> Result<Vec<u64>> {
+        let mut moved = Vec::with_capacity(n);
+        for id in ids {
+            let shifted = id
+                .checked_add(shift)
+                .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift} overflows u64") })?;
+            if self.contains(shifted) {
+                return Err(Error::DuplicateId(shifted));
+            }
+            moved.push(shifted);
+        }
+        Ok(moved)
     }
 
     fn make_sparse(&mut self) {

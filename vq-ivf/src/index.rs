@@ -932,11 +932,28 @@ impl<C: IvfCodec> IvfIndex<C> {
     }
 
     /// Moves every entry of `other` into this index, each id plus `shift_ids` (Faiss'
-    /// `merge_from(other, add_id)`). Refused with [`Error::TrainedStateMismatch`] when `other`
-    /// was trained separately (its fingerprint differs: its codes would mean something else
-    /// here), with [`Error::Incompatible`] when its shape differs, and with
-    /// [`Error::DuplicateId`] when a (shifted) id is already here; nothing is moved then.
+    /// `merge_from(other, add_id)`). Refused, with nothing moved, for every reason
+    /// [`check_merge`](IvfIndex::check_merge) names.
     pub fn merge_from(&mut self, other: IvfIndex<C>, shift_ids: u64) -> Result<()> {
+        let moved = self.check_merge(&other, shift_ids)?;
+        // Only the lists that receive entries are copied out of a map.
+        for (mine, theirs) in self.lists.iter_mut().zip(other.lists).filter(|(_, t)| t.len() > 0) {
+            let (ids, codes) = mine.owned_mut();
+            ids.extend(theirs.ids().iter().map(|&id| id + shift_ids));
+            codes.extend_from_slice(theirs.codes());
+        }
+        self.ids.insert(&moved);
+        Ok(())
+    }
+
+    /// Every check of [`merge_from`](IvfIndex::merge_from), with nothing moved, so that a
+    /// caller who must keep `other` when the merge would be refused can ask first: refused
+    /// with [`Error::NotTrained`] when either side is untrained, [`Error::Incompatible`] when
+    /// the shapes differ, [`Error::TrainedStateMismatch`] when `other` was trained separately
+    /// (its codes would mean something else here), [`Error::Parameter`] when a shifted id
+    /// overflows and [`Error::DuplicateId`] naming the first (shifted) id already here.
+    /// `Ok` holds `other`'s shifted ids, in list order.
+    pub fn check_merge(&self, other: &IvfIndex<C>, shift_ids: u64) -> Result<Vec<u64>> {
         if !self.is_trained() {
             return Err(self.not_trained());
         }
@@ -959,24 +976,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         if self.fingerprint != other.fingerprint {
             return Err(Error::TrainedStateMismatch { ours: self.fingerprint, theirs: other.fingerprint });
         }
-        let mut moved = Vec::with_capacity(other.len());
-        for &id in other.lists.iter().flat_map(List::ids) {
-            let shifted = id
-                .checked_add(shift_ids)
-                .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift_ids} overflows u64") })?;
-            if self.ids.contains(shifted) {
-                return Err(Error::DuplicateId(shifted));
-            }
-            moved.push(shifted);
-        }
-        // Only the lists that receive entries are copied out of a map.
-        for (mine, theirs) in self.lists.iter_mut().zip(other.lists).filter(|(_, t)| t.len() > 0) {
-            let (ids, codes) = mine.owned_mut();
-            ids.extend(theirs.ids().iter().map(|&id| id + shift_ids));
-            codes.extend_from_slice(theirs.codes());
-        }
-        self.ids.insert(&moved);
-        Ok(())
+        self.ids.shifted_absent(other.lists.iter().flat_map(List::ids).copied(), other.len(), shift_ids)
     }
 
     pub(crate) fn parts(&self) -> (&[List], &IdTracker) {

@@ -35,7 +35,9 @@
 //! [`IvfIndex::merge_from`]. Every trained artifact (centroids, quantizer parameters) is
 //! covered by [`IvfIndex::fingerprint`], stored in the file and checked on read and on merge:
 //! an index trained separately is refused ([`Error::TrainedStateMismatch`]), never merged into
-//! silently wrong results.
+//! silently wrong results. [`IvfIndex::check_merge`] runs every check of a merge (a duplicate
+//! id included) with nothing moved, for a caller that must keep the other index when the merge
+//! would be refused (`merge_from` takes it by value).
 //!
 //! ```
 //! use vq_distance::Metric;

@@ -297,6 +297,10 @@ fn sharded_build_merges_into_the_single_index_and_refuses_other_training() {
     // Merging an id twice is refused, leaving the index as it was.
     let mut again = load();
     again.add(&data[..DIM]).unwrap();
+    // check_merge finds it first, naming the shifted id, and keeps `again` whole.
+    assert!(matches!(merged.check_merge(&again, 5), Err(Error::DuplicateId(5))));
+    assert_eq!(again.len(), 1);
+    assert_eq!(merged.check_merge(&again, 4_000).unwrap(), vec![4_000]);
     assert!(matches!(merged.clone().merge_from(again, 0), Err(Error::DuplicateId(0))));
 
     // A shard trained separately (another seed) is refused, with its fingerprint.

@@ -163,21 +163,7 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
 
     fn check_merge(&self, other: &dyn Index, shift_ids: u64) -> Result<()> {
         let other = downcast_ref_for_merge(self, other)?;
-        let (a, b) = (&self.inner, &other.inner);
-        let side = |x: &vq_ivf::IvfIndex<C>| MergeSide {
-            name: x.name(),
-            trained: x.is_trained(),
-            shape: (x.dim(), x.metric(), false),
-            fingerprint: x.fingerprint(),
-        };
-        check_ivf_merge(
-            &side(a),
-            &side(b),
-            (0..a.params().nlist).flat_map(|l| a.list_ids(l).unwrap_or(&[]).iter().copied()),
-            (0..b.params().nlist).flat_map(|l| b.list_ids(l).unwrap_or(&[]).iter().copied()),
-            shift_ids,
-        )
-        .map_err(|e| self.err(e))
+        self.inner.check_merge(&other.inner, shift_ids).map(drop).map_err(|e| self.err(e))
     }
 
     fn is_mergeable(&self) -> bool {
@@ -313,84 +299,11 @@ impl Index for IvfFastScanIndex {
 
     fn check_merge(&self, other: &dyn Index, shift_ids: u64) -> Result<()> {
         let other = downcast_ref_for_merge(self, other)?;
-        let (a, b) = (&self.inner, &other.inner);
-        let side = |x: &vq_ivf::IvfFastScan| MergeSide {
-            name: x.name(),
-            trained: x.is_trained(),
-            shape: (x.dim(), x.metric(), x.by_residual()),
-            fingerprint: x.fingerprint(),
-        };
-        check_ivf_merge(
-            &side(a),
-            &side(b),
-            (0..a.params().nlist).flat_map(|l| a.list_ids(l).unwrap_or(&[]).iter().copied()),
-            (0..b.params().nlist).flat_map(|l| b.list_ids(l).unwrap_or(&[]).iter().copied()),
-            shift_ids,
-        )
-        .map_err(|e| self.err(e))
+        self.inner.check_merge(&other.inner, shift_ids).map(drop).map_err(|e| self.err(e))
     }
 
     fn is_mergeable(&self) -> bool {
         true
-    }
-}
-
-/// One side of an inverted-file merge, as [`check_ivf_merge`] compares it.
-struct MergeSide {
-    name: String,
-    trained: bool,
-    /// Dimension, metric, and (fast scan) whether codes are of residuals.
-    shape: (usize, Metric, bool),
-    fingerprint: u64,
-}
-
-/// What vq-ivf's `merge_from` refuses (untrained, another shape, another training, a shifted
-/// id that overflows or is already present), found from the indexes' public parts with
-/// nothing moved: [`Index::check_merge`] for inverted files. vq-ivf checks the same again while
-/// it merges; this pass exists so that a caller can keep `other` when the merge would fail.
-/// The ids: `theirs` shifted into a set, then one pass over `ours` (O(n + m), m ids of memory).
-fn check_ivf_merge(
-    ours: &MergeSide,
-    theirs: &MergeSide,
-    ours_ids: impl Iterator<Item = u64>,
-    theirs_ids: impl Iterator<Item = u64>,
-    shift_ids: u64,
-) -> std::result::Result<(), vq_ivf::Error> {
-    for side in [ours, theirs] {
-        if !side.trained {
-            return Err(vq_ivf::Error::NotTrained { index: side.name.clone() });
-        }
-    }
-    if (ours.shape, &ours.name) != (theirs.shape, &theirs.name) {
-        return Err(vq_ivf::Error::Incompatible {
-            what: format!(
-                "{} (dimension {}, {}) into {} (dimension {}, {})",
-                theirs.name,
-                theirs.shape.0,
-                theirs.shape.1.name(),
-                ours.name,
-                ours.shape.0,
-                ours.shape.1.name()
-            ),
-        });
-    }
-    if ours.fingerprint != theirs.fingerprint {
-        return Err(vq_ivf::Error::TrainedStateMismatch { ours: ours.fingerprint, theirs: theirs.fingerprint });
-    }
-    let mut shifted = std::collections::HashSet::new();
-    for id in theirs_ids {
-        shifted.insert(id.checked_add(shift_ids).ok_or(vq_ivf::Error::Parameter {
-            name: "shift_ids",
-            what: format!("id {id} + {shift_ids} overflows u64"),
-        })?);
-    }
-    if shifted.is_empty() {
-        return Ok(());
-    }
-    let mut ours_ids = ours_ids;
-    match ours_ids.find(|id| shifted.contains(id)) {
-        Some(id) => Err(vq_ivf::Error::DuplicateId(id)),
-        None => Ok(()),
     }
 }
 
