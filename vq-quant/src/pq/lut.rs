@@ -16,15 +16,12 @@ pub(super) type OneFn = fn(&[f32], &[u8]) -> f32;
 /// Keys of a block: `(table, codes, code_size, out)`; `out.len()` codes (fewer if `codes` is
 /// shorter).
 pub(super) type ManyFn = fn(&[f32], &[u8], usize, &mut [f32]);
-/// Keys of a block over two tables whose sum is the table: `(a, b, codes, code_size, out)`.
-pub(super) type SplitFn = fn(&[f32], &[f32], &[u8], usize, &mut [f32]);
 
 /// The scan kernels of one `(m, nbits)`, chosen once per quantizer.
 #[derive(Clone, Copy)]
 pub(super) struct Kernels {
     pub(super) one: OneFn,
     pub(super) many: ManyFn,
-    pub(super) split: SplitFn,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -35,7 +32,7 @@ impl std::fmt::Debug for Kernels {
 
 impl Kernels {
     pub(super) fn new(m: usize, nbits: u32) -> Kernels {
-        let (one, many, split): (OneFn, ManyFn, SplitFn) = match nbits {
+        let (one, many): (OneFn, ManyFn) = match nbits {
             8 => (
                 one8,
                 match m {
@@ -45,21 +42,14 @@ impl Kernels {
                     64 => many8_fixed::<64>,
                     _ => many8,
                 },
-                match m {
-                    8 => split8_fixed::<8>,
-                    16 => split8_fixed::<16>,
-                    32 => split8_fixed::<32>,
-                    64 => split8_fixed::<64>,
-                    _ => split_packed::<8, 256>,
-                },
             ),
-            4 => (one_packed::<4, 16>, many_packed::<4, 16>, split_packed::<4, 16>),
-            5 => (one_packed::<5, 32>, many_packed::<5, 32>, split_packed::<5, 32>),
-            6 => (one_packed::<6, 64>, many_packed::<6, 64>, split_packed::<6, 64>),
+            4 => (one_packed::<4, 16>, many_packed::<4, 16>),
+            5 => (one_packed::<5, 32>, many_packed::<5, 32>),
+            6 => (one_packed::<6, 64>, many_packed::<6, 64>),
             // Parameters are checked before this is called: only 7 is left.
-            _ => (one_packed::<7, 128>, many_packed::<7, 128>, split_packed::<7, 128>),
+            _ => (one_packed::<7, 128>, many_packed::<7, 128>),
         };
-        Kernels { one, many, split }
+        Kernels { one, many }
     }
 }
 
@@ -260,85 +250,9 @@ fn many_packed<const NBITS: usize, const K: usize>(table: &[f32], codes: &[u8], 
     }
 }
 
-// ---- two tables: a short list scanned without building its table ----
-//
-// Where a table is the sum `a + b` of two tables (IVF-PQ's list terms and query terms), a
-// list of few codes is cheaper to scan by looking up both than by first adding the `m × 2^nbits`
-// entries. Each entry is formed as `a + b`, exactly as the summed table holds it, and added in
-// the reference order, so the keys equal the summed table's bit for bit.
+// ---- two tables summed: IVF-PQ's per-list table ----
 
-/// One code over two tables, in the reference order (any `NBITS`, 8 included: a group of eight
-/// one-byte ids is one 64-bit word too).
-fn one_split<const NBITS: usize, const K: usize>(a: &[f32], b: &[f32], code: &[u8]) -> f32 {
-    let (ra, _) = a.as_chunks::<K>();
-    let (rb, _) = b.as_chunks::<K>();
-    let (mut s0, mut s1) = (0f32, 0f32);
-    for (g, (ga, gb)) in ra.chunks(8).zip(rb.chunks(8)).enumerate() {
-        let w = group_word::<NBITS>(code, g);
-        for (i, (x, y)) in ga.iter().zip(gb).enumerate() {
-            let id = (w >> (i * NBITS)) as usize & (K - 1);
-            let v = x[id] + y[id];
-            if i % 2 == 0 {
-                s0 += v;
-            } else {
-                s1 += v;
-            }
-        }
-    }
-    s0 + s1
-}
-
-/// Any `(m, nbits)`: code after code through [`one_split`].
-fn split_packed<const NBITS: usize, const K: usize>(a: &[f32], b: &[f32], codes: &[u8], cs: usize, out: &mut [f32]) {
-    if cs == 0 || a.len() != b.len() {
-        out.fill(f32::NAN);
-        return;
-    }
-    for (o, c) in out.iter_mut().zip(codes.chunks_exact(cs)) {
-        *o = one_split::<NBITS, K>(a, b, c);
-    }
-}
-
-/// Four codes per step, 8 bits, `M` (even) known at compile time: [`many8_fixed`] with each
-/// entry formed from the two tables.
-fn split8_fixed<const M: usize>(a: &[f32], b: &[f32], codes: &[u8], code_size: usize, out: &mut [f32]) {
-    let (ra, _) = a.as_chunks::<256>();
-    let (rb, _) = b.as_chunks::<256>();
-    let (Ok(ra), Ok(rb)) = (<&[[f32; 256]; M]>::try_from(ra), <&[[f32; 256]; M]>::try_from(rb)) else {
-        return split_packed::<8, 256>(a, b, codes, code_size, out);
-    };
-    if code_size != M {
-        return split_packed::<8, 256>(a, b, codes, code_size, out);
-    }
-    let (codes, _) = codes.as_chunks::<M>();
-    let (quads, rest) = codes.as_chunks::<4>();
-    let (outs, out_rest) = out.as_chunks_mut::<4>();
-    for (c, o) in quads.iter().zip(outs.iter_mut()) {
-        let mut s = [0f32; 8];
-        let mut j = 0;
-        while j < M {
-            let e = |r: usize, k: usize| {
-                let id = c[r][k] as usize;
-                ra[k][id] + rb[k][id]
-            };
-            s[0] += e(0, j);
-            s[1] += e(0, j + 1);
-            s[2] += e(1, j);
-            s[3] += e(1, j + 1);
-            s[4] += e(2, j);
-            s[5] += e(2, j + 1);
-            s[6] += e(3, j);
-            s[7] += e(3, j + 1);
-            j += 2;
-        }
-        *o = [s[0] + s[1], s[2] + s[3], s[4] + s[5], s[6] + s[7]];
-    }
-    for (o, c) in out_rest.iter_mut().zip(rest) {
-        *o = one_split::<8, 256>(a, b, c);
-    }
-}
-
-/// `out = a + b`, entry by entry (the summed table of [`split8_fixed`]'s two). Element-wise
+/// `out = a + b`, entry by entry (IVF-PQ's list terms plus query terms). Element-wise
 /// additions round the same at every vector width, so the wider paths equal the portable one.
 pub(super) fn add_tables(a: &[f32], b: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -472,10 +386,10 @@ mod tests {
     }
 
     proptest! {
-        /// The two-table scan equals the summed table's scan bit for bit, for every `(m,
-        /// nbits)` kernel, block lengths around the four-code step included.
+        /// The block scan equals the single-code scan bit for bit, for every `(m, nbits)`
+        /// kernel, block lengths around the four-code step included.
         #[test]
-        fn split_scan_equals_summed_table(
+        fn block_scan_equals_single_codes(
             m in prop::sample::select(vec![1usize, 2, 3, 7, 8, 9, 16, 17, 32, 64]),
             nbits in 4u32..=8,
             n in 0usize..11,
@@ -483,20 +397,16 @@ mod tests {
         ) {
             let k = Kernels::new(m, nbits);
             let ksub = 1usize << nbits;
-            let (a, b) = (values(seed, m * ksub), values(seed ^ 0x9e37_79b9, m * ksub));
+            let table = values(seed, m * ksub);
             let cs = (m * nbits as usize).div_ceil(8);
             let codes: Vec<u8> = values(seed.rotate_left(17), n * cs).iter().map(|v| v.to_bits() as u8).collect();
-            let mut sum = vec![0f32; m * ksub];
-            add_tables(&a, &b, &mut sum);
-            let (mut fast, mut slow, mut single) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-            (k.split)(&a, &b, &codes, cs, &mut fast);
-            (k.many)(&sum, &codes, cs, &mut slow);
+            let (mut block, mut single) = (vec![0f32; n], vec![0f32; n]);
+            (k.many)(&table, &codes, cs, &mut block);
             for (o, c) in single.iter_mut().zip(codes.chunks_exact(cs)) {
-                *o = (k.one)(&sum, c);
+                *o = (k.one)(&table, c);
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            prop_assert_eq!(bits(&fast), bits(&slow));
-            prop_assert_eq!(bits(&fast), bits(&single));
+            prop_assert_eq!(bits(&block), bits(&single));
         }
 
         /// The dispatched table addition equals the portable loop bit for bit.

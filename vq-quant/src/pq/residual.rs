@@ -51,19 +51,6 @@ impl ProductQuantizer {
         Ok(PqScorer { pq: self, table })
     }
 
-    /// Keys of `out.len()` codes (fewer if `codes` is shorter) against the table `a + b`
-    /// (two `m × 2^nbits` tables) without building it: each entry is formed as `a + b` where a
-    /// code looks it up, and the entries are added in the scorer's order, so the keys equal
-    /// those of a [`PqScorer`] over the summed table ([`PqScorer::set_table_sum`]) bit for bit.
-    /// Cheaper than building the table when the codes are fewer than about `2^nbits / 2`
-    /// (IVF-PQ's short lists). Fails on a table length mismatch.
-    pub fn split_distances(&self, a: &[f32], b: &[f32], codes: &[u8], out: &mut [f32]) -> Result<()> {
-        self.check_table(a)?;
-        self.check_table(b)?;
-        (self.kernels.split)(a, b, codes, self.code_size, out);
-        Ok(())
-    }
-
     fn check_table(&self, table: &[f32]) -> Result<()> {
         let expected = self.params.m * self.ksub;
         if table.len() != expected {
@@ -128,22 +115,18 @@ mod tests {
             assert!((a - b).abs() <= 1e-3 * a.max(1.0), "{a} vs {b}");
         }
         assert!(pq.scorer_with_table(vec![0.0; 3]).is_err());
-        // The same table as two halves: summed, or looked up separately.
+        // The same table as two halves, summed: the same keys.
         let (half, rest): (Vec<f32>, Vec<f32>) = split.table().iter().map(|v| (v * 0.375, v - v * 0.375)).unzip();
         let mut summed = pq.scorer_with_table(vec![0f32; 4 * 64]).unwrap();
         summed.set_table_sum(&half, &rest).unwrap();
         let mut by_sum = vec![0f32; 7];
         summed.distances(&codes, &mut by_sum);
-        let mut by_split = vec![0f32; 7];
-        pq.split_distances(&half, &rest, &codes, &mut by_split).unwrap();
-        assert_eq!(by_sum, by_split);
         assert!(
             by_sum
                 .iter()
                 .zip(codes.chunks_exact(pq.code_size()))
                 .all(|(k, c)| (k - split.distance(c)).abs() <= 1e-3 * k.abs().max(1.0))
         );
-        assert!(pq.split_distances(&half[1..], &rest, &codes, &mut by_split).is_err());
         assert!(summed.set_table_sum(&half, &rest[1..]).is_err());
         // The L2 table into a caller's buffer is the scorer's table (an IP quantizer too).
         let mut l2 = vec![0f32; 4 * 64];
