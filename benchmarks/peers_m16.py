@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""peers.py with its `hnswlib` and `faiss-hnsw` algos cut to M = 16 only.
+"""peers.py with its `hnswlib` and `faiss-hnsw` algos cut to one M (16, or `PEERS_HNSW_M`).
 
 peers.py builds M = 16 and M = 32 for both; at 400k vectors and 1 thread an M = 32 build takes
-minutes on this machine, and issue 24's HNSW16 comparison needs only M = 16. Everything else
+minutes on this machine, and issue 24's HNSW16 comparison needs only M = 16
+(`PEERS_HNSW_M=32` runs the M = 32 half alone, for the HNSW32 pair). Everything else
 (parameters, timing, JSONL fields, the ef sweep) is peers.py's own code, unchanged.
 
     ~/.cache/vq/peers-venv/bin/python benchmarks/peers_m16.py --dataset imgsift400k-d50 \
@@ -14,21 +15,23 @@ import sys
 sys.path.insert(0, os.environ.get("VQ_PEERS_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench")))
 import peers  # noqa: E402
 
-
-def hnswlib_m16(ctx):
-    yield peers.HnswlibVariant(ctx, 16)
+M = int(os.environ.get("PEERS_HNSW_M", "16"))
 
 
-peers.ALGOS["hnswlib"] = ("hnswlib", hnswlib_m16, "HNSW M=16, ef_construction 200, ef sweep")
+def hnswlib_one_m(ctx):
+    yield peers.HnswlibVariant(ctx, M)
 
 
-def faiss_hnsw_m16(ctx):
-    index, secs = peers.faiss_build(ctx, "HNSW16,Flat", efc=200)
-    yield peers.FaissVariant(index, {"factory": "HNSW16,Flat", "M": 16, "efConstruction": 200}, secs,
+peers.ALGOS["hnswlib"] = ("hnswlib", hnswlib_one_m, f"HNSW M={M}, ef_construction 200, ef sweep")
+
+
+def faiss_hnsw_one_m(ctx):
+    index, secs = peers.faiss_build(ctx, f"HNSW{M},Flat", efc=200)
+    yield peers.FaissVariant(index, {"factory": f"HNSW{M},Flat", "M": M, "efConstruction": 200}, secs,
                              [[{"efSearch": ef} for ef in ctx.ef_sweep]])
 
 
-peers.ALGOS["faiss-hnsw"] = ("faiss", faiss_hnsw_m16, "HNSW16,Flat, efConstruction 200, efSearch sweep")
+peers.ALGOS["faiss-hnsw"] = ("faiss", faiss_hnsw_one_m, f"HNSW{M},Flat, efConstruction 200, efSearch sweep")
 
 if __name__ == "__main__":
     sys.exit(peers.main())
