@@ -182,3 +182,112 @@ fn the_active_level_is_the_detected_one_unless_forced() {
     }
     println!("active SIMD level: {active}");
 }
+
+/// Exact integer twins of the u8 / i8 kernels.
+fn exact_l2<T: Copy + Into<i64>>(a: &[T], b: &[T]) -> u64 {
+    a.iter().zip(b).map(|(&x, &y)| (x.into() - y.into()).pow(2) as u64).sum()
+}
+fn exact_dot<T: Copy + Into<i64>>(a: &[T], b: &[T]) -> i64 {
+    a.iter().zip(b).map(|(&x, &y)| x.into() * y.into()).sum()
+}
+
+/// The u8 kernels on `a`, `b`, and the i8 ones on the same bytes read as i8.
+fn check_ints(k: &Kernels, a: &[u8], b: &[u8]) {
+    let (n, level) = (a.len(), k.level());
+    assert_eq!(k.l2_sq_u8_exact(a, b).unwrap(), exact_l2(a, b), "u8 l2 at {level}, n = {n}");
+    assert_eq!(k.dot_u8_exact(a, b).unwrap(), exact_dot(a, b) as u64, "u8 dot at {level}, n = {n}");
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid for both.
+    let (ai, bi) = unsafe {
+        (std::slice::from_raw_parts(a.as_ptr().cast::<i8>(), n), std::slice::from_raw_parts(b.as_ptr().cast::<i8>(), n))
+    };
+    assert_eq!(k.l2_sq_i8_exact(ai, bi).unwrap(), exact_l2(ai, bi), "i8 l2 at {level}, n = {n}");
+    assert_eq!(k.dot_i8_exact(ai, bi).unwrap(), exact_dot(ai, bi), "i8 dot at {level}, n = {n}");
+}
+
+/// Every length 0..=800, not a sample: each kernel's end (the 128-, 64- and 32-byte steps after
+/// the widest loop and the masked or padded tail) differs with the length modulo 128. Extreme
+/// bytes (0, 127, 128, 255: the largest |a − b| and products, both signs as i8) and pseudo-random
+/// ones, from aligned and unaligned starts, at every level this CPU runs.
+#[test]
+fn integer_kernels_are_exact_at_every_length_to_800() {
+    let mut rng = 0x2545_f491_u32;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        rng as u8
+    };
+    let extremes = [0u8, 255, 128, 127, 255, 0, 1, 254];
+    for k in levels() {
+        for n in 0..=800usize {
+            let a: Vec<u8> = (0..=n).map(|_| next()).collect();
+            let b: Vec<u8> = (0..=n).map(|_| next()).collect();
+            check_ints(&k, &a[1..], &b[..n]);
+            let ea: Vec<u8> = (0..n).map(|i| extremes[i % 8]).collect();
+            let eb: Vec<u8> = (0..n).map(|i| extremes[(i + 1) % 8]).collect();
+            check_ints(&k, &ea, &eb);
+            check_ints(&k, &ea, &ea);
+        }
+    }
+}
+
+/// Vectors that end exactly where an unreadable page begins: a kernel whose tail load spanned
+/// past the end of its slice (an AVX-512 masked load relies on the CPU suppressing faults on
+/// masked-off lanes) would crash here instead of returning.
+#[cfg(target_os = "linux")]
+#[test]
+fn integer_kernels_never_read_past_the_end_of_a_page() {
+    /// One readable page followed by an inaccessible one.
+    struct Guarded {
+        base: *mut u8,
+        page: usize,
+    }
+    impl Guarded {
+        fn new() -> Guarded {
+            // SAFETY: plain libc calls; the result of each is checked before it is used.
+            unsafe {
+                let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+                let base = libc::mmap(
+                    std::ptr::null_mut(),
+                    2 * page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert_ne!(base, libc::MAP_FAILED, "mmap failed");
+                let guard = base.cast::<u8>().add(page).cast();
+                assert_eq!(libc::mprotect(guard, page, libc::PROT_NONE), 0, "mprotect failed");
+                Guarded { base: base.cast(), page }
+            }
+        }
+        /// `data` copied so that its last byte is the last readable one.
+        fn at_end(&mut self, data: &[u8]) -> &[u8] {
+            assert!(data.len() <= self.page);
+            // SAFETY: the first page is readable and writable, and `data` fits at its end.
+            unsafe {
+                let p = self.base.add(self.page - data.len());
+                std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len());
+                std::slice::from_raw_parts(p, data.len())
+            }
+        }
+    }
+    impl Drop for Guarded {
+        fn drop(&mut self) {
+            // SAFETY: unmaps exactly the mapping `new` made.
+            unsafe { libc::munmap(self.base.cast(), 2 * self.page) };
+        }
+    }
+
+    let (mut ga, mut gb) = (Guarded::new(), Guarded::new());
+    for k in levels() {
+        for n in 0..=800usize {
+            let a: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
+            let b: Vec<u8> = (0..n).map(|i| (255 - i * 91 % 256) as u8).collect();
+            let (pa, pb) = (ga.at_end(&a).as_ptr(), gb.at_end(&b).as_ptr());
+            // SAFETY: both point at `n` initialized bytes inside the readable pages.
+            let (sa, sb) = unsafe { (std::slice::from_raw_parts(pa, n), std::slice::from_raw_parts(pb, n)) };
+            check_ints(&k, sa, sb);
+        }
+    }
+}

@@ -268,7 +268,8 @@ unsafe fn int_drive<T: Widen32, const SQ_DIFF: bool>(a: &[T], b: &[T]) -> i32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    // SAFETY: full steps read `i..i + 32 <= n`; the tail mask selects lanes below `n`.
+    // SAFETY: full steps read `i..i + 32 <= n`; the tail's mask selects lanes in `i..n` (of a
+    // load at `n - 32 >= 0`, or at `i` when `n < 32`).
     unsafe {
         let mut acc0 = _mm512_setzero_si512();
         let mut acc1 = _mm512_setzero_si512();
@@ -282,7 +283,15 @@ unsafe fn int_drive<T: Widen32, const SQ_DIFF: bool>(a: &[T], b: &[T]) -> i32 {
             acc0 = int_step::<T, SQ_DIFF>(pa.add(i), pb.add(i), !0, acc0);
             i += 32;
         }
-        if i < n {
+        if i < n && n >= 32 {
+            // The tail as the top `n - i` lanes of the last 32 elements, so that no load spans
+            // past the end of the slice (see `drive`).
+            let m = !0u32 << (32 - (n - i));
+            acc1 = int_step::<T, SQ_DIFF>(pa.add(n - 32), pb.add(n - 32), m, acc1);
+        } else if i < n {
+            // Shorter than one load: the masked-off lanes past the end are never read (EVEX
+            // masked loads suppress faults on masked-off elements; see the page-boundary test in
+            // `tests/kernels.rs`).
             let m = ((1u64 << (n - i)) - 1) as __mmask32;
             acc1 = int_step::<T, SQ_DIFF>(pa.add(i), pb.add(i), m, acc1);
         }
@@ -339,7 +348,8 @@ unsafe fn u8_drive<const L2: bool, const VNNI: bool>(a: &[u8], b: &[u8]) -> i64 
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    // SAFETY: full loads read `i .. i + 64 <= n`; the tail mask selects bytes below `n`.
+    // SAFETY: full loads read `i .. i + 64 <= n`; the tail's mask selects bytes in `i..n` (of a
+    // load at `n - 64 >= 0`, or at `i = 0` when `n < 64`).
     unsafe {
         let mut acc = [_mm512_setzero_si512(); 4];
         let mut sum_a = _mm512_setzero_si512();
@@ -372,8 +382,14 @@ unsafe fn u8_drive<const L2: bool, const VNNI: bool>(a: &[u8], b: &[u8]) -> i64 
             i += 64;
         }
         if i < n {
-            let m: __mmask64 = (1u64 << (n - i)) - 1;
-            let (x, y) = (_mm512_maskz_loadu_epi8(m, pa.add(i).cast()), _mm512_maskz_loadu_epi8(m, pb.add(i).cast()));
+            // With at least 64 bytes, the tail is the top `n - i` lanes of the last 64 bytes, so
+            // no load spans past the end of the slice (see `drive`: such a span waits on a line
+            // that belongs to some other vector). Shorter slices take the low `n` lanes of a load
+            // at the start; its masked-off lanes are never read (EVEX masked loads suppress
+            // faults on masked-off elements; see the page-boundary test in `tests/kernels.rs`).
+            let (at, m): (usize, __mmask64) =
+                if n >= 64 { (n - 64, !0u64 << (64 - (n - i))) } else { (i, (1u64 << n) - 1) };
+            let (x, y) = (_mm512_maskz_loadu_epi8(m, pa.add(at).cast()), _mm512_maskz_loadu_epi8(m, pb.add(at).cast()));
             u8_step::<L2, VNNI>(x, y, &mut acc, 2, &mut sum_a);
         }
         let mut s = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
@@ -549,7 +565,7 @@ mod tests {
     use super::*;
 
     /// The u8 kernels with and without VNNI against exact i64 sums (the public kernel tests
-    /// reach only the variant this CPU's table holds), at every length 0..300 with extreme
+    /// reach only the variant this CPU's table holds), at every length 0..=800 with extreme
     /// bytes, then on random data.
     fn check(a: &[u8], b: &[u8]) {
         let l2: i64 = a.iter().zip(b).map(|(&x, &y)| (i64::from(x) - i64::from(y)).pow(2)).sum();
@@ -572,7 +588,7 @@ mod tests {
             eprintln!("skipping: this CPU has no AVX-512");
             return;
         }
-        for n in 0..300 {
+        for n in 0..=800 {
             let a: Vec<u8> = (0..n).map(|i| if i % 3 == 0 { 255 } else { (i * 37 % 256) as u8 }).collect();
             let b: Vec<u8> = (0..n).map(|i| if i % 2 == 0 { 0 } else { (i * 91 % 256) as u8 }).collect();
             check(&a, &b);
