@@ -17,6 +17,13 @@ pub enum Error {
         /// The number of points given.
         n: usize,
     },
+    /// The assignment step given to [`KMeans::fit_with_assigner`](crate::KMeans::fit_with_assigner)
+    /// failed (a GPU error, as its implementor reports it).
+    #[error("the assignment step failed: {what}")]
+    Assign {
+        /// The implementor's message.
+        what: String,
+    },
     /// A parameter is out of its range (`iterations`, `nredo`, `rounds`, the shape of the
     /// initial centroids, …).
     #[error("parameter `{name}`: {what}")]

@@ -27,6 +27,30 @@ const SPLIT_EPS: f32 = 1.0 / 1024.0;
 /// Faiss' seed step between runs.
 const REDO_SEED_STEP: u64 = 15_486_557;
 
+/// Lloyd's assignment step run elsewhere than vq-distance's CPU kernel (vq-gpu runs it on a
+/// GPU), for [`KMeans::fit_with_assigner`].
+pub trait Assigner: Send + Sync {
+    /// For every row of `points` (`dim` wide, checked), the nearest row of `centroids` by
+    /// `metric` (`L2`, or `InnerProduct` in spherical mode): its index into `labels` and its
+    /// score (squared distance, or inner product) into `scores`; ties to the smaller index.
+    /// [`vq_distance::nearest_centroids`]' contract.
+    ///
+    /// # Errors
+    /// Whatever stops the implementor, as [`Error::Assign`].
+    fn nearest(
+        &self,
+        points: &[f32],
+        centroids: &[f32],
+        dim: usize,
+        metric: Metric,
+        labels: &mut [u32],
+        scores: &mut [f32],
+    ) -> Result<()>;
+}
+
+/// The assignment step of a fit: an [`Assigner`] and the f32 view of the points it takes.
+type External<'a, T> = Option<(&'a dyn Assigner, fn(&[T]) -> &[f32])>;
+
 /// splitmix64: a well-mixed 64-bit hash, for seeds and counter-based random numbers.
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -103,7 +127,28 @@ impl KMeans {
         &self,
         data: &[T],
         dim: usize,
+        on_iteration: impl FnMut(&IterationStats),
+    ) -> Result<Clustering> {
+        self.fit_impl(data, dim, on_iteration, None)
+    }
+
+    /// [`fit`](Self::fit) with every Lloyd iteration's assignment done by `assigner` (a GPU:
+    /// vq-gpu's `GpuAssigner`) in place of vq-distance's kernel; sampling, seeding, update,
+    /// splits and runs are the same. With an assigner that answers as the CPU kernel does, the
+    /// centroids are the same bit for bit.
+    ///
+    /// # Errors
+    /// [`fit`](Self::fit)'s, and [`Error::Assign`] from the assigner.
+    pub fn fit_with_assigner(&self, data: &[f32], dim: usize, assigner: &dyn Assigner) -> Result<Clustering> {
+        self.fit_impl(data, dim, |_| {}, Some((assigner, |x| x)))
+    }
+
+    fn fit_impl<T: Element>(
+        &self,
+        data: &[T],
+        dim: usize,
         mut on_iteration: impl FnMut(&IterationStats),
+        assigner: External<'_, T>,
     ) -> Result<Clustering> {
         let start = Instant::now();
         let n = self.validate(data, dim)?;
@@ -139,7 +184,7 @@ impl KMeans {
         let mut redo_objectives = Vec::with_capacity(self.nredo);
         for redo in 0..self.nredo {
             let seed = self.seed.wrapping_add(REDO_SEED_STEP.wrapping_mul(redo as u64));
-            let run = self.run(&x, &packed, dim, seed, redo, start, &mut on_iteration)?;
+            let run = self.run(&x, &packed, dim, seed, redo, start, &mut on_iteration, assigner)?;
             let obj = *run.objective.last().expect("iterations >= 1");
             redo_objectives.push(obj);
             if best.as_ref().is_none_or(|b| better(obj, *b.objective.last().expect("iterations >= 1"))) {
@@ -218,6 +263,7 @@ impl KMeans {
         redo: usize,
         start: Instant,
         on_iteration: &mut impl FnMut(&IterationStats),
+        assigner: External<'_, T>,
     ) -> Result<Run> {
         let n = x.len() / dim;
         let k = self.k;
@@ -242,7 +288,16 @@ impl KMeans {
         let mut last_splits = 0;
         let mut converged = false;
         for iteration in 0..self.iterations {
-            packed.nearest(&centroids, &mut labels, &mut scores)?;
+            match assigner {
+                Some((a, view)) => {
+                    let metric = if self.spherical { Metric::InnerProduct } else { Metric::L2 };
+                    a.nearest(view(x), &centroids, dim, metric, &mut labels, &mut scores)?;
+                    if let Some(&l) = labels.iter().find(|&&l| l as usize >= k && l != u32::MAX) {
+                        return Err(Error::Assign { what: format!("label {l} for {k} centroids") });
+                    }
+                }
+                None => packed.nearest(&centroids, &mut labels, &mut scores)?,
+            }
             // A point loses its label only when every distance to it is NaN or infinite, which
             // validated data (norms within MAX_SQUARED_NORM, hence centroids too: means and
             // splits of such rows) cannot produce. Refuse rather than index with u32::MAX.
@@ -524,6 +579,55 @@ fn kmeans_pp_batched<T: Element>(
 
 #[cfg(test)]
 mod tests {
+    /// The CPU kernel behind the hook: what an external assigner must reproduce.
+    struct CpuAssigner;
+
+    impl Assigner for CpuAssigner {
+        fn nearest(
+            &self,
+            points: &[f32],
+            centroids: &[f32],
+            dim: usize,
+            metric: Metric,
+            labels: &mut [u32],
+            scores: &mut [f32],
+        ) -> Result<()> {
+            Ok(nearest_centroids(points, centroids, dim, metric, labels, scores)?)
+        }
+    }
+
+    /// An assigner that answers nonsense or fails.
+    struct Broken(bool);
+
+    impl Assigner for Broken {
+        fn nearest(&self, _: &[f32], _: &[f32], _: usize, _: Metric, labels: &mut [u32], _: &mut [f32]) -> Result<()> {
+            if self.0 {
+                return Err(Error::Assign { what: "device lost".into() });
+            }
+            labels.fill(7);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_assigner_with_the_cpu_answers_gives_the_same_centroids_and_errors_propagate() {
+        let dim = 5;
+        let data: Vec<f32> = (0..dim * 900).map(|i| ((i * 7919 + i / 7) % 1013) as f32 / 37.0).collect();
+        for spherical in [false, true] {
+            let km = KMeans::new(6).iterations(8).seed(3).spherical(spherical).max_points_per_centroid(100);
+            let want = km.fit(&data, dim).unwrap();
+            let got = km.fit_with_assigner(&data, dim, &CpuAssigner).unwrap();
+            let bits = |c: &Clustering| c.centroids().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "spherical {spherical}");
+            assert_eq!(got.objective(), want.objective());
+        }
+        let km = KMeans::new(6).iterations(3);
+        assert!(matches!(km.fit_with_assigner(&data, dim, &Broken(true)), Err(Error::Assign { .. })));
+        assert!(
+            matches!(km.fit_with_assigner(&data, dim, &Broken(false)), Err(Error::Assign { what }) if what.contains("label 7"))
+        );
+    }
+
     use super::*;
 
     #[test]
