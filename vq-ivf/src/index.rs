@@ -452,6 +452,72 @@ impl<C: IvfCodec> IvfIndex<C> {
         self.lists.get(list).map(List::ids)
     }
 
+    /// The codes of list `list` (`code_size` bytes per id, in the order of
+    /// [`list_ids`](IvfIndex::list_ids); `None` past `nlist` or before training).
+    pub fn list_codes(&self, list: usize) -> Option<&[u8]> {
+        self.lists.get(list).map(List::codes)
+    }
+
+    /// The count of vectors ever added (or one past the largest id): the first id the next
+    /// [`add`](IvfIndex::add) hands out.
+    pub fn next_id(&self) -> u64 {
+        self.ids.added()
+    }
+
+    /// A trained index assembled from its parts: `centroids` (`nlist × dim`, finite), for every
+    /// list its ids and codes (the codec's, `code_size` bytes per id; ids unique over all
+    /// lists), and `next_id`, the count of vectors ever added ([`next_id`](IvfIndex::next_id),
+    /// raised past the largest id). What a copy held elsewhere (vq-gpu's `GpuIvfFlat` on a
+    /// device) hands back: the same parts give the same index, fingerprint included (an HNSW
+    /// coarse quantizer's graph is rebuilt over the centroids).
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] naming the part whose shape is wrong, [`Error::DuplicateId`], the
+    /// codec's errors for codes that do not decode, [`Error::NotTrained`] for a codec that
+    /// needs training and has not had it.
+    pub fn from_lists(
+        dim: usize,
+        metric: Metric,
+        params: IvfParams,
+        codec: C,
+        centroids: Vec<f32>,
+        lists: Vec<(Vec<u64>, Vec<u8>)>,
+        next_id: u64,
+    ) -> Result<Self> {
+        let empty = Self::new(dim, metric, params, codec)?;
+        let bad = |name, what: String| Err(Error::Parameter { name, what });
+        let nlist = empty.params.nlist;
+        if Some(centroids.len()) != nlist.checked_mul(dim) {
+            return bad("centroids", format!("{} values for nlist {nlist} × dimension {dim}", centroids.len()));
+        }
+        validate_rows("centroids", &centroids, dim, Metric::L2)?;
+        if !empty.codec.quantizer().is_trained() {
+            return Err(empty.not_trained());
+        }
+        if lists.len() != nlist {
+            return bad("lists", format!("{} lists for nlist {nlist}", lists.len()));
+        }
+        let cs = empty.code_size();
+        for (i, (ids, codes)) in lists.iter().enumerate() {
+            if Some(codes.len()) != ids.len().checked_mul(cs) {
+                return bad(
+                    "lists",
+                    format!("list {i}: {} code bytes for {} ids of {cs} bytes", codes.len(), ids.len()),
+                );
+            }
+            vq_quant::validate_codes(empty.codec.quantizer(), codes, "list codes")?;
+        }
+        let mut all: Vec<u64> = lists.iter().flat_map(|(ids, _)| ids.iter().copied()).collect();
+        all.sort_unstable();
+        if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::DuplicateId(w[0]));
+        }
+        let tracker = IdTracker::from_ids(all.iter().copied(), all.len(), next_id);
+        let coarse = Coarse::build(empty.params.coarse, centroids, dim, metric)?;
+        let lists = lists.into_iter().map(|(ids, codes)| List::Owned { ids, codes }).collect();
+        Ok(Self::from_parts(dim, metric, empty.params, Some(coarse), empty.codec, lists, tracker))
+    }
+
     fn not_trained(&self) -> Error {
         Error::NotTrained { index: self.name() }
     }
@@ -460,6 +526,20 @@ impl<C: IvfCodec> IvfIndex<C> {
     /// points), then the codec on the training set's residuals (or vectors). Allowed only while
     /// the index is empty; training again replaces everything learned.
     pub fn train(&mut self, data: &[f32]) -> Result<()> {
+        self.train_impl(data, None)
+    }
+
+    /// [`train`](IvfIndex::train) with the coarse k-means' assignment step run by `assigner`
+    /// (vq-gpu's `GpuAssigner`: on a GPU); the rest of training is the same (see
+    /// [`KMeans::fit_with_assigner`]).
+    ///
+    /// # Errors
+    /// [`train`](IvfIndex::train)'s, and the assigner's (as [`Error::Cluster`]).
+    pub fn train_with_assigner(&mut self, data: &[f32], assigner: &dyn vq_cluster::Assigner) -> Result<()> {
+        self.train_impl(data, Some(assigner))
+    }
+
+    fn train_impl(&mut self, data: &[f32], assigner: Option<&dyn vq_cluster::Assigner>) -> Result<()> {
         if !self.is_empty() {
             return Err(Error::Parameter {
                 name: "train",
@@ -475,8 +555,11 @@ impl<C: IvfCodec> IvfIndex<C> {
             .iterations(self.params.iterations)
             .seed(self.params.seed)
             .max_points_per_centroid(self.params.max_points_per_centroid)
-            .spherical(self.metric != Metric::L2)
-            .fit(x.as_slice(), self.dim)?;
+            .spherical(self.metric != Metric::L2);
+        let km = match assigner {
+            Some(a) => km.fit_with_assigner(x.as_slice(), self.dim, a)?,
+            None => km.fit(x.as_slice(), self.dim)?,
+        };
         let coarse = Coarse::build(self.params.coarse, km.into_centroids(), self.dim, self.metric)?;
         if self.codec.needs_training() {
             let sample = if self.codec.by_residual() {
@@ -1089,6 +1172,63 @@ mod tests {
             let (ids, scores) = batch.get(i).unwrap();
             let got: Vec<(u64, u32)> = ids.iter().zip(scores).map(|(&id, s)| (id, s.to_bits())).collect();
             assert_eq!(got, bits(std::slice::from_ref(row))[0], "query {i}");
+        }
+    }
+
+    /// The parts an index exposes assemble into the same index (the same file bytes, so the
+    /// same fingerprint, ids, codes and next id); malformed parts are typed errors.
+    #[test]
+    fn from_lists_reassembles_the_index_and_checks_its_parts() {
+        let dim = 6;
+        let data: Vec<f32> = (0..dim * 600).map(|i| ((i * 7919) % 1009) as f32 / 50.0).collect();
+        for metric in [Metric::L2, Metric::Cosine] {
+            let mut index =
+                IvfIndex::new(dim, metric, IvfParams::new(8), FlatCodec::new(dim, metric).unwrap()).unwrap();
+            index.train(&data).unwrap();
+            index.add(&data[..300 * dim]).unwrap();
+            index.add_with_ids(&data[300 * dim..], &(1000..1300).collect::<Vec<u64>>()).unwrap();
+            index.remove_ids(&[5, 1001]);
+            let lists = |ix: &IvfIndex<FlatCodec>| -> Vec<(Vec<u64>, Vec<u8>)> {
+                (0..8).map(|l| (ix.list_ids(l).unwrap().to_vec(), ix.list_codes(l).unwrap().to_vec())).collect()
+            };
+            let build = |lists, centroids: Vec<f32>| {
+                IvfIndex::from_lists(
+                    dim,
+                    metric,
+                    IvfParams::new(8),
+                    FlatCodec::new(dim, metric).unwrap(),
+                    centroids,
+                    lists,
+                    index.next_id(),
+                )
+            };
+            let back = build(lists(&index), index.centroids().to_vec()).unwrap();
+            let bytes = |ix: &IvfIndex<FlatCodec>| {
+                let mut w = vq_io::ContainerWriter::in_memory().unwrap();
+                ix.write_sections(&mut w, "i").unwrap();
+                w.finish_to_bytes().unwrap()
+            };
+            assert_eq!(bytes(&back), bytes(&index));
+            assert_eq!((back.fingerprint(), back.next_id()), (index.fingerprint(), 1300));
+
+            let mut dup = lists(&index);
+            let first = dup.iter().position(|(ids, _)| !ids.is_empty()).unwrap();
+            let (id, code) = (dup[first].0[0], dup[first].1[..4 * dim].to_vec());
+            let other = (first + 1) % 8;
+            dup[other].0.push(id);
+            dup[other].1.extend_from_slice(&code);
+            assert!(matches!(build(dup, index.centroids().to_vec()), Err(Error::DuplicateId(d)) if d == id));
+            let mut short = lists(&index);
+            short[first].1.pop();
+            assert!(matches!(build(short, index.centroids().to_vec()), Err(Error::Parameter { name: "lists", .. })));
+            assert!(matches!(
+                build(lists(&index)[..7].to_vec(), index.centroids().to_vec()),
+                Err(Error::Parameter { .. })
+            ));
+            let mut nan = index.centroids().to_vec();
+            nan[3] = f32::NAN;
+            assert!(build(lists(&index), nan).is_err());
+            assert!(build(lists(&index), index.centroids()[dim..].to_vec()).is_err());
         }
     }
 
