@@ -1,6 +1,8 @@
 //! The assignment step of k-means on the GPU: each point's nearest centroid, by one GEMM per
 //! tile and the selection kernel at k = 1 (the arg-min), with the same signature as
-//! `vq_distance::nearest_centroids` so a Lloyd loop can call either.
+//! `vq_distance::nearest_centroids` so a Lloyd loop can call either; [`GpuAssigner`] plugs it
+//! into vq-cluster's Lloyd loop (`KMeans::fit_with_assigner`) and vq-ivf's training
+//! (`IvfIndex::train_with_assigner`).
 
 use std::sync::Arc;
 
@@ -43,4 +45,37 @@ pub fn nearest_centroids(
         *s = *score;
     }
     Ok(())
+}
+
+/// vq-cluster's assignment hook on a GPU: `KMeans::fit_with_assigner(data, dim, &GpuAssigner::new(&gpu))`
+/// runs every Lloyd iteration's assignment as [`nearest_centroids`] (GEMM + arg-min), the
+/// update and empty-cluster splits on the CPU as usual. Results equal the CPU's except where
+/// a point is within f32 rounding of two centroids.
+#[derive(Debug, Clone)]
+pub struct GpuAssigner {
+    gpu: Arc<Gpu>,
+}
+
+impl GpuAssigner {
+    /// The assigner of `gpu`.
+    pub fn new(gpu: &Arc<Gpu>) -> Self {
+        Self { gpu: gpu.clone() }
+    }
+}
+
+impl vq_cluster::Assigner for GpuAssigner {
+    fn nearest(
+        &self,
+        points: &[f32],
+        centroids: &[f32],
+        dim: usize,
+        metric: Metric,
+        labels: &mut [u32],
+        scores: &mut [f32],
+    ) -> vq_cluster::Result<()> {
+        nearest_centroids(&self.gpu, points, centroids, dim, metric, labels, scores).map_err(|e| match e {
+            crate::Error::Distance(e) => vq_cluster::Error::Input(e),
+            e => vq_cluster::Error::Assign { what: e.to_string() },
+        })
+    }
 }

@@ -24,6 +24,7 @@ pub struct Gpu {
     pub(crate) norms_f32: CudaFunction,
     pub(crate) norms_f16: CudaFunction,
     pub(crate) select: CudaFunction,
+    pub(crate) ivf_scan: CudaFunction,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -104,6 +105,7 @@ impl Gpu {
             norms_f32: load("vq_row_norms_f32")?,
             norms_f16: load("vq_row_norms_f16")?,
             select: load("vq_select_tile")?,
+            ivf_scan: load("vq_ivf_scan")?,
             _module: module,
             ctx,
             stream,

@@ -59,6 +59,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// Something the GPU indexes do not do (an HNSW coarse quantizer, training a filled index).
+    #[error("not supported on the GPU: {what}")]
+    Unsupported {
+        /// What was asked.
+        what: &'static str,
+    },
+    /// vq-ivf refused (parameters, training, ids: `NotTrained`, `DuplicateId`, `IdCount`, ...).
+    #[error(transparent)]
+    Ivf(#[from] vq_ivf::Error),
     /// The input was rejected by vq-distance (k = 0, NaN, wrong length, ...).
     #[error(transparent)]
     Distance(#[from] vq_distance::Error),

@@ -13,7 +13,7 @@ use vq_distance::{Metric, Neighbors, prepare_rows};
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::{MAX_K, SELECT_THREADS, select_capacity, select_shared_bytes};
+use crate::kernels::{MAX_K, MODE_IP, MODE_L2, SELECT_THREADS, select_capacity, select_shared_bytes};
 use crate::plan::{TileBackend, TilePlan, search_tiled};
 
 /// How `GpuFlat` stores the base vectors on the device.
@@ -360,7 +360,7 @@ impl<'a> DeviceBackend<'a> {
 }
 
 impl TileBackend for DeviceBackend<'_> {
-    fn begin_batch(&mut self, queries: &[f32], k: usize) -> Result<()> {
+    fn begin_batch(&mut self, _batch: Range<usize>, queries: &[f32], k: usize) -> Result<()> {
         debug_assert_eq!(k, self.k);
         let stream = self.index.gpu.stream().clone();
         let dim = self.index.dim;
@@ -399,7 +399,8 @@ impl TileBackend for DeviceBackend<'_> {
         };
         let tile_norms = self.norms.slice(tile.clone());
         let (nq, ntile, id0) = (self.batch as u32, tile.len() as u32, tile.start as u64);
-        let (k, kp, l2) = (self.k as u32, select_capacity(self.k) as u32, i32::from(self.index.metric == Metric::L2));
+        let mode = if self.index.metric == Metric::L2 { MODE_L2 } else { MODE_IP };
+        let (k, kp, no_cand_ids) = (self.k as u32, select_capacity(self.k) as u32, 0u64);
         let mut args = stream.launch_builder(&self.index.gpu.select);
         args.arg(&self.scores)
             .arg(&self.query_norms)
@@ -407,16 +408,18 @@ impl TileBackend for DeviceBackend<'_> {
             .arg(&nq)
             .arg(&ntile)
             .arg(&id0)
+            .arg(&no_cand_ids)
             .arg(&k)
             .arg(&kp)
-            .arg(&l2)
+            .arg(&mode)
             .arg(&mut self.run_keys)
             .arg(&mut self.run_ids);
         // SAFETY: one block per query of the batch; it reads the query's ntile scores (the GEMM
         // wrote batch x ntile), its norm and ntile base norms (the tile's slice), and rewrites
         // its k running entries (buffers hold query_batch * k). The dynamic shared memory is
         // 2 * kp keys and ids as the kernel lays them out, with kp >= max(k, 2 * blockDim) a
-        // power of two (select_capacity), at most 24 KiB (MAX_K). Types match vq_select_tile.
+        // power of two (select_capacity), at most 24 KiB (MAX_K). cand_ids is null (a u64 0
+        // in the pointer's 8 bytes): ids are id0 + column. Types match vq_select_tile.
         unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_select_tile"))
     }
 

@@ -17,14 +17,29 @@ pub const MAX_K: usize = 1024;
 /// Threads per block of the selection kernel (a power of two, at most [`MAX_K`]).
 pub(crate) const SELECT_THREADS: u32 = 256;
 
+/// `vq_select_tile`'s `mode` (what its score tile holds): inner products, keyed as their
+/// negation.
+pub(crate) const MODE_IP: i32 = 0;
+/// Inner products, keyed with the norms as squared L2 distances.
+pub(crate) const MODE_L2: i32 = 1;
+/// Keys already ("smaller is better"), with ids beside them.
+pub(crate) const MODE_KEYS: i32 = 2;
+
+/// Warps (candidates) per block of the IVF scan kernel.
+pub(crate) const SCAN_WARPS: u32 = 8;
+
 /// Every kernel's entry point, as the module exports it.
 #[cfg(test)]
-const KERNEL_NAMES: [&str; 3] = ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile"];
+const KERNEL_NAMES: [&str; 4] = ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile", "vq_ivf_scan"];
 
-/// The module source: row norms (f32 and f16 storage) and the tile top-k selection.
+/// The module source: row norms (f32 and f16 storage), the tile top-k selection and the
+/// IVF-Flat list scan.
 pub(crate) const SOURCE: &str = r#"
 #define VQ_INF __int_as_float(0x7f800000)
 #define VQ_NO_ID 0xffffffffffffffffull
+#define VQ_MODE_IP 0
+#define VQ_MODE_L2 1
+#define VQ_MODE_KEYS 2
 
 __device__ __forceinline__ float vq_to_f32(float v) { return v; }
 
@@ -90,12 +105,16 @@ __device__ void vq_bitonic_sort(float* keys, unsigned long long* ids, unsigned i
     }
 }
 
-// One block per query: folds one base tile's scores into the query's running top-k.
+// One block per query: folds one tile of scores into the query's running top-k.
 //
-// ip: [nq][ntile] inner products (row-major, the GEMM's output); qnorms [nq] and bnorms
-// [ntile] (the tile's slice) are read only when l2 != 0. Keys are "smaller is better":
-// max(|q|^2 + |b|^2 - 2 q.b, 0) for L2, -q.b otherwise. run_keys / run_ids [nq][k] hold the
-// running top-k sorted ascending (+inf / VQ_NO_ID padding); ids of this tile are id0 + column.
+// ip: [nq][ntile] scores (row-major). What they are is `mode`'s:
+//   VQ_MODE_IP (0): inner products (the GEMM's output); key -q.b;
+//   VQ_MODE_L2 (1): inner products, with qnorms [nq] and bnorms [ntile] (the tile's slice):
+//                   key max(|q|^2 + |b|^2 - 2 q.b, 0);
+//   VQ_MODE_KEYS (2): the keys themselves (an IVF list scan's), +inf where there is no entry.
+// Keys are "smaller is better". cand_ids [nq][ntile], when not null, gives each entry's id
+// (VQ_NO_ID for none); otherwise ids of this tile are id0 + column. run_keys / run_ids [nq][k]
+// hold the running top-k sorted ascending (+inf / VQ_NO_ID padding).
 //
 // Shared memory: 2 * kp keys then 2 * kp ids (kp a power of two >= max(k, 2 * blockDim)). The lower
 // half holds the current best (sorted), the upper half collects candidates that beat the k-th
@@ -104,8 +123,9 @@ __device__ void vq_bitonic_sort(float* keys, unsigned long long* ids, unsigned i
 // the count is read into a register between two barriers.
 extern "C" __global__ void vq_select_tile(const float* __restrict__ ip, const float* __restrict__ qnorms,
                                           const float* __restrict__ bnorms, unsigned int nq,
-                                          unsigned int ntile, unsigned long long id0, unsigned int k,
-                                          unsigned int kp, int l2, float* __restrict__ run_keys,
+                                          unsigned int ntile, unsigned long long id0,
+                                          const unsigned long long* __restrict__ cand_ids, unsigned int k,
+                                          unsigned int kp, int mode, float* __restrict__ run_keys,
                                           unsigned long long* __restrict__ run_ids) {
     extern __shared__ unsigned long long vq_smem[];
     unsigned long long* ids = vq_smem;
@@ -134,13 +154,14 @@ extern "C" __global__ void vq_select_tile(const float* __restrict__ ip, const fl
     __syncthreads();
 
     const float* row = ip + (unsigned long long)q * ntile;
-    const float qn = l2 ? qnorms[q] : 0.0f;
+    const unsigned long long* row_ids = cand_ids ? cand_ids + (unsigned long long)q * ntile : 0;
+    const float qn = mode == VQ_MODE_L2 ? qnorms[q] : 0.0f;
     for (unsigned int start = 0; start < ntile; start += blockDim.x) {
         unsigned int j = start + threadIdx.x;
         if (j < ntile) {
             float v = row[j];
-            float key = l2 ? fmaxf(qn + bnorms[j] - 2.0f * v, 0.0f) : -v;
-            unsigned long long id = id0 + j;
+            float key = mode == VQ_MODE_L2 ? fmaxf(qn + bnorms[j] - 2.0f * v, 0.0f) : (mode == VQ_MODE_KEYS ? v : -v);
+            unsigned long long id = row_ids ? row_ids[j] : id0 + j;
             if (key < thr_key || (key == thr_key && id < thr_id)) {
                 unsigned int pos = atomicAdd(&count, 1u);
                 keys[kp + pos] = key;
@@ -168,6 +189,60 @@ extern "C" __global__ void vq_select_tile(const float* __restrict__ ip, const fl
     for (unsigned int i = threadIdx.x; i < k; i += blockDim.x) {
         run_keys[rk + i] = keys[i];
         run_ids[rk + i] = ids[i];
+    }
+}
+
+// IVF-Flat list scan: the keys of one tile of each query's candidates. A query's candidates are
+// its probed lists' entries, list after list in probe order: candidate `pos` lies in probe p
+// with cand_offsets[p] <= pos < cand_offsets[p + 1] (per query, nprobe + 1 prefix sums of the
+// probed lists' sizes), at row list_offsets[probes[p]] + pos - cand_offsets[p] of `vectors` /
+// `ids` (every list's rows, list after list). The host twin is `ivf::locate`.
+//
+// Grid (ceil(ntile / warps per block), nq); one warp per candidate tile_start + j, j < ntile.
+// Writes keys [nq][ntile] (squared L2, or the negated inner product) and cand_ids [nq][ntile];
+// past a query's last candidate, +inf and VQ_NO_ID. The whole warp shares j, so the early
+// return leaves no lane of a live warp behind the shuffles.
+extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsigned int nq, unsigned int dim,
+                                       const float* __restrict__ vectors, const unsigned long long* __restrict__ ids,
+                                       const unsigned long long* __restrict__ list_offsets,
+                                       const unsigned int* __restrict__ probes,
+                                       const unsigned long long* __restrict__ cand_offsets, unsigned int nprobe,
+                                       unsigned long long tile_start, unsigned int ntile, int l2,
+                                       float* __restrict__ keys, unsigned long long* __restrict__ cand_ids) {
+    unsigned int q = blockIdx.y;
+    unsigned int warps = blockDim.x / 32;
+    unsigned int j = blockIdx.x * warps + threadIdx.x / 32;
+    unsigned int lane = threadIdx.x & 31;
+    if (q >= nq || j >= ntile) return;
+    const unsigned long long* off = cand_offsets + (unsigned long long)q * (nprobe + 1);
+    unsigned long long pos = tile_start + j;
+    unsigned long long out = (unsigned long long)q * ntile + j;
+    if (pos >= off[nprobe]) {
+        if (lane == 0) {
+            keys[out] = VQ_INF;
+            cand_ids[out] = VQ_NO_ID;
+        }
+        return;
+    }
+    // The last probe whose first candidate is at or before pos (off[0] = 0 <= pos); empty
+    // lists share their successor's offset and are passed over.
+    unsigned int lo = 0, hi = nprobe - 1;
+    while (lo < hi) {
+        unsigned int mid = (lo + hi + 1) / 2;
+        if (off[mid] <= pos) lo = mid; else hi = mid - 1;
+    }
+    unsigned long long row = list_offsets[probes[(unsigned long long)q * nprobe + lo]] + (pos - off[lo]);
+    const float* x = vectors + row * dim;
+    const float* qv = queries + (unsigned long long)q * dim;
+    float s = 0.0f;
+    for (unsigned int c = lane; c < dim; c += 32) {
+        float d = l2 ? qv[c] - x[c] : qv[c];
+        s = fmaf(d, l2 ? d : x[c], s);
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    if (lane == 0) {
+        keys[out] = l2 ? s : -s;
+        cand_ids[out] = ids[row];
     }
 }
 "#;

@@ -5,12 +5,15 @@
 //! library or device ([`Gpu`], [`device_count`], [`check_libraries`]); the CUDA C kernels
 //! (compiled at run time by NVRTC, [`kernels`]); [`GpuFlat`] (cuBLAS GEMM inner products, norms
 //! and a top-k selection kernel, for L2, inner product and cosine, f32 or f16 storage); the
-//! host-side tiling of a batch search ([`TilePlan`]); [`GpuShards`] (a base split over several
+//! host-side tiling of a batch search ([`TilePlan`]); [`GpuIvfFlat`] (IVF-Flat lists on the
+//! device, a list-scan kernel, `from_cpu` / `to_cpu` of vq-ivf's index); [`GpuShards`] (a base split over several
 //! GPUs or partitions of one, top-k merged on the host); k-means' assignment step on the GPU
-//! ([`nearest_centroids`], the CPU one's signature).
+//! ([`nearest_centroids`], the CPU one's signature, and [`GpuAssigner`], the hook vq-cluster's
+//! Lloyd loop and vq-ivf's training take).
 //!
 //! **Does not own:** CPU search, the `Index` trait or factory strings (`vq`), k-means and IVF
-//! (`vq-cluster`, `vq-ivf`; a GPU Lloyd loop and GPU IVF are not written yet).
+//! (`vq-cluster`, `vq-ivf`: a GPU only does their assignment step; the centroid update stays
+//! on the CPU).
 //!
 //! # Without a GPU
 //! The crate builds and its tests run everywhere: nothing links against CUDA. [`Gpu::new`]
@@ -35,14 +38,16 @@ mod assign;
 mod device;
 mod error;
 mod flat;
+mod ivf;
 pub mod kernels;
 mod plan;
 mod shards;
 
-pub use assign::nearest_centroids;
+pub use assign::{GpuAssigner, nearest_centroids};
 pub use device::{Gpu, check_libraries, device_count};
 pub use error::{Error, Result};
 pub use flat::{GpuFlat, GpuFlatOptions, GpuStorage};
+pub use ivf::GpuIvfFlat;
 pub use kernels::MAX_K;
 pub use plan::{MAX_BASE_TILE, MAX_QUERY_BATCH, TilePlan};
 pub use shards::GpuShards;

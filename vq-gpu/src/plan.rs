@@ -38,13 +38,25 @@ impl TilePlan {
     /// [`Error::OutOfMemory`] naming the scratch when even one query against one base row does
     /// not fit.
     pub fn new(nq: usize, n: usize, dim: usize, k: usize, elem_bytes: usize, budget: usize) -> Result<Self> {
+        Self::with_costs(nq, n, Self::fixed_bytes(1, dim, k, elem_bytes), 4, budget)
+    }
+
+    /// The largest batches and tiles whose scratch fits in `budget` bytes, when each query of a
+    /// batch costs `per_query` bytes and each (query, base row) cell of a tile `per_cell`
+    /// (4 for an f32 score tile; an IVF scan's candidate tile holds a key and an id, 12).
+    /// Query batches shrink (halving) only when a batch would leave room for less than a
+    /// 1,024-row tile.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] naming the scratch when even one query against one row does not
+    /// fit.
+    pub(crate) fn with_costs(nq: usize, n: usize, per_query: usize, per_cell: usize, budget: usize) -> Result<Self> {
         let n = n.max(1);
         let mut qb = nq.clamp(1, MAX_QUERY_BATCH);
         let want_tile = n.min(1024);
         loop {
-            let fixed = Self::fixed_bytes(qb, dim, k, elem_bytes);
-            if let Some(rest) = budget.checked_sub(fixed) {
-                let tile = (rest / (qb * 4)).min(n).min(MAX_BASE_TILE);
+            if let Some(rest) = budget.checked_sub(qb * per_query) {
+                let tile = (rest / (qb * per_cell)).min(n).min(MAX_BASE_TILE);
                 if tile >= want_tile || (qb == 1 && tile >= 1) {
                     return Ok(Self { query_batch: qb, base_tile: tile });
                 }
@@ -52,7 +64,7 @@ impl TilePlan {
             if qb == 1 {
                 return Err(Error::OutOfMemory {
                     what: "search scratch (one query, one base row)",
-                    requested: Self::fixed_bytes(1, dim, k, elem_bytes) + 4,
+                    requested: per_query + per_cell,
                     free: budget,
                     total: budget,
                 });
@@ -93,15 +105,18 @@ fn chunks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
 /// tiles into it. Keys are "smaller is better" (the squared L2 distance, or the negated inner
 /// product), ties to the smaller id, padding `(+inf, u64::MAX)`.
 pub(crate) trait TileBackend {
-    /// Loads a batch of prepared query rows and resets its running top-k to padding.
-    fn begin_batch(&mut self, queries: &[f32], k: usize) -> Result<()>;
-    /// Scores base rows `tile` against the loaded queries and folds them into the running top-k.
+    /// Loads a batch of prepared query rows (queries `batch` of the search) and resets its
+    /// running top-k to padding.
+    fn begin_batch(&mut self, batch: Range<usize>, queries: &[f32], k: usize) -> Result<()>;
+    /// Scores base rows `tile` (for an IVF scan: candidate positions) against the loaded
+    /// queries and folds them into the running top-k.
     fn fold_tile(&mut self, tile: Range<usize>) -> Result<()>;
     /// Copies the running top-k out: `keys` and `ids` are `[batch][k]`, sorted best first.
     fn finish_batch(&mut self, keys: &mut [f32], ids: &mut [u64]) -> Result<()>;
 }
 
-/// Searches `queries` (prepared rows of `dim`) against the backend's `n` base rows.
+/// Searches `queries` (prepared rows of `dim`) against the backend's `n` base rows (an IVF
+/// scan: the most candidates any query has).
 pub(crate) fn search_tiled<B: TileBackend>(
     backend: &mut B,
     queries: &[f32],
@@ -115,7 +130,7 @@ pub(crate) fn search_tiled<B: TileBackend>(
     let mut keys = vec![f32::INFINITY; nq * k];
     let mut ids = vec![u64::MAX; nq * k];
     for batch in plan.query_batches(nq) {
-        backend.begin_batch(&queries[batch.start * dim..batch.end * dim], k)?;
+        backend.begin_batch(batch.clone(), &queries[batch.start * dim..batch.end * dim], k)?;
         for tile in plan.base_tiles(n) {
             backend.fold_tile(tile)?;
         }
@@ -172,7 +187,7 @@ pub(crate) mod reference {
     }
 
     impl TileBackend for CpuBackend<'_> {
-        fn begin_batch(&mut self, queries: &[f32], k: usize) -> Result<()> {
+        fn begin_batch(&mut self, _batch: Range<usize>, queries: &[f32], k: usize) -> Result<()> {
             self.queries = queries.to_vec();
             self.k = k;
             self.running = vec![Vec::new(); queries.len() / self.dim];

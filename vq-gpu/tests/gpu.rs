@@ -168,3 +168,48 @@ fn assignment_equals_the_cpu_one() {
     let (mut l, mut s) = (vec![0u32; 2], vec![0f32; 3]);
     assert!(vq_gpu::nearest_centroids(&gpu, &points[..2 * dim], &centroids, dim, Metric::L2, &mut l, &mut s).is_err());
 }
+
+#[test]
+fn kmeans_with_gpu_assignment_equals_the_cpu_fit() {
+    let Some(gpu) = gpu_or_skip("kmeans_with_gpu_assignment") else { return };
+    let (n, dim) = (20_000, 16);
+    let data = rows(n, dim, 9);
+    for spherical in [false, true] {
+        let km = vq_cluster::KMeans::new(64).iterations(10).seed(5).spherical(spherical);
+        let want = km.fit(&data, dim).unwrap();
+        let got = km.fit_with_assigner(&data, dim, &vq_gpu::GpuAssigner::new(&gpu)).unwrap();
+        // Labels differ only at near-ties, so the centroids are (nearly) the CPU's.
+        let worst = got.centroids().iter().zip(want.centroids()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst <= 1e-3, "spherical {spherical}: centroids differ by {worst}");
+        let (g, w) = (got.objective().last().unwrap(), want.objective().last().unwrap());
+        assert!((g - w).abs() <= 1e-4 * w.abs(), "objective {g} vs {w}");
+    }
+}
+
+#[test]
+fn ivf_flat_round_trips_and_searches_as_vq_ivf() {
+    let Some(gpu) = gpu_or_skip("ivf_flat_round_trips") else { return };
+    let (n, nq, dim) = (6_000, 40, 20);
+    let base = rows(n, dim, 10);
+    let queries = rows(nq, dim, 11);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let codec = vq_ivf::FlatCodec::new(dim, metric).unwrap();
+        let mut cpu = vq_ivf::IvfIndex::new(dim, metric, vq_ivf::IvfParams::new(24), codec).unwrap();
+        cpu.train(&base).unwrap();
+        cpu.add(&base).unwrap();
+        // A tiny scratch budget forces many query batches and candidate tiles.
+        for scratch in [None, Some(64 << 10)] {
+            let index = vq_gpu::GpuIvfFlat::from_cpu(&gpu, &cpu, scratch).unwrap();
+            for (k, nprobe) in [(1, 1), (10, 3), (50, 24)] {
+                let got = index.search(&queries, k, Some(nprobe)).unwrap();
+                let opts = vq_ivf::IvfSearch { nprobe: Some(nprobe), ..Default::default() };
+                let want = cpu.search(&queries, k, &opts).unwrap();
+                assert_close(&got, &want, 1e-4, &format!("ivf {metric:?} k={k} nprobe={nprobe} scratch={scratch:?}"));
+            }
+            let back = index.to_cpu().unwrap();
+            assert_eq!(back.fingerprint(), cpu.fingerprint());
+            assert_eq!(back.list_ids(3), cpu.list_ids(3));
+            assert_eq!(back.list_codes(3), cpu.list_codes(3));
+        }
+    }
+}
