@@ -85,6 +85,21 @@ pub enum Error {
         /// The other index's fingerprint.
         theirs: u64,
     },
+    /// Something this index does not do (GPU indexes: removal, filtered search), or an index
+    /// with no GPU version given to [`index_cpu_to_gpu`](crate::gpu::index_cpu_to_gpu).
+    #[error("the {spec} index does not support {what}")]
+    Unsupported {
+        /// The index's factory string (GPU indexes say so: `Flat (GPU)`).
+        spec: String,
+        /// What was asked of it.
+        what: String,
+    },
+    /// The GPU layer (feature `gpu`): [`vq_gpu::Error::NoDevice`] naming what is missing (no
+    /// driver, no CUDA library, no device) wherever there is no usable GPU, out of device
+    /// memory with the sizes, `k` above [`vq_gpu::MAX_K`], a failed CUDA call.
+    #[cfg(feature = "gpu")]
+    #[error(transparent)]
+    Gpu(vq_gpu::Error),
     /// A file whose sections do not describe a valid index.
     #[error("index file: {what}")]
     Corrupt {
@@ -123,6 +138,17 @@ impl From<vq_graph::Error> for Error {
             vq_graph::Error::Io(e) => Error::Io(e),
             vq_graph::Error::Quant(e) => e.into(),
             e => Error::Graph(e),
+        }
+    }
+}
+
+#[cfg(feature = "gpu")]
+impl From<vq_gpu::Error> for Error {
+    fn from(e: vq_gpu::Error) -> Self {
+        match e {
+            vq_gpu::Error::Distance(e) => Error::Distance(e),
+            vq_gpu::Error::Ivf(e) => crate::ivf::ivf_error(e, String::new),
+            e => Error::Gpu(e),
         }
     }
 }

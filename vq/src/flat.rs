@@ -44,6 +44,19 @@ impl FlatIndex {
         Some(&self.vectors[row * self.dim..(row + 1) * self.dim])
     }
 
+    /// An index over `vectors` (already prepared: checked, normalized for cosine) under `ids`.
+    #[cfg(feature = "gpu")]
+    pub(crate) fn from_parts(dim: usize, metric: Metric, vectors: Vec<f32>, ids: IdMap) -> Self {
+        debug_assert_eq!(vectors.len(), ids.len() * dim);
+        FlatIndex { dim, metric, vectors, ids }
+    }
+
+    /// The stored vectors (row-major, normalized for cosine) and their ids.
+    #[cfg(feature = "gpu")]
+    pub(crate) fn parts(&self) -> (&[f32], &IdMap) {
+        (&self.vectors, &self.ids)
+    }
+
     fn filtered(&self, queries: &[f32], k: usize, filter: &dyn IdFilter) -> Result<Neighbors> {
         let rows = queries
             .par_chunks_exact(self.dim)

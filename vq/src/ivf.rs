@@ -67,6 +67,12 @@ impl<C: IvfStorage + 'static> IvfIndex<C> {
         Ok(IvfIndex { inner })
     }
 
+    /// The adapter over a vq-ivf index.
+    #[cfg(feature = "gpu")]
+    pub(crate) fn from_inner(inner: vq_ivf::IvfIndex<C>) -> Self {
+        IvfIndex { inner }
+    }
+
     /// The vq-ivf index: `merge_from`, `reconstruct`, `list_stats`, `fingerprint`, ….
     pub fn inner(&self) -> &vq_ivf::IvfIndex<C> {
         &self.inner

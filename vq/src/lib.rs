@@ -6,6 +6,10 @@
 //! [`IndexSpec`] parsed from factory strings, [`Error`] wrapping every crate's error, and the
 //! index file format's dispatch (`index.kind`).
 //!
+//! With the `gpu` feature, [`gpu`] adds GPU indexes behind the same trait
+//! (`gpu::index_cpu_to_gpu`, Faiss' shape; CUDA is loaded at run time, so the feature builds
+//! anywhere and every entry point returns [`Error::Gpu`] where there is no device).
+//!
 //! **Does not own:** kernels, quantizers, graphs, file containers: those live in `vq-distance`,
 //! `vq-quant`, `vq-graph`, `vq-ivf` and `vq-io`, re-exported here for direct use.
 //!
@@ -33,6 +37,8 @@ mod codes;
 mod error;
 mod factory;
 mod flat;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 mod graph;
 mod ids;
 mod index;
@@ -57,6 +63,8 @@ pub use persist::{
 pub use refine::RefineIndex;
 pub use spec::{ACCEPTED, BaseSpec, CodecSpec, IndexSpec, RefineSpec, SpecError, StorageSpec};
 pub use vq_distance::{IdBitset, IdFilter, IdSet, Metric, Neighbors, knn_exact, merge_topk, normalize_l2};
+#[cfg(feature = "gpu")]
+pub use vq_gpu;
 pub use {vq_cluster, vq_distance, vq_graph, vq_io, vq_ivf, vq_quant};
 
 #[cfg(doctest)]

@@ -1,0 +1,356 @@
+//! GPU indexes behind the [`Index`] trait (feature `gpu`), in Faiss' shape: build or load an
+//! index on the CPU, move it to a device with [`index_cpu_to_gpu`], search it there, and bring
+//! it back with [`index_gpu_to_cpu`] (which is also what [`write_index`](crate::write_index)
+//! does: a file never depends on a device).
+//!
+//! ```no_run
+//! use vq::Metric;
+//!
+//! let gpu = vq::gpu::open_gpu(0)?; // Err(vq::Error::Gpu(NoDevice { .. })) without a GPU
+//! let mut cpu = vq::index_factory(4, "Flat", Metric::L2)?;
+//! cpu.add(&[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])?;
+//! let on_gpu = vq::gpu::index_cpu_to_gpu(&gpu, cpu.as_ref())?;
+//! assert_eq!(on_gpu.search(&[0.9, 1.0, 1.0, 1.0], 1)?.ids(), &[1]);
+//! let back = vq::gpu::index_gpu_to_cpu(on_gpu.as_ref())?;
+//! assert_eq!(back.len(), 2);
+//! # Ok::<(), vq::Error>(())
+//! ```
+//!
+//! What moves: `Flat` (to [`GpuFlatIndex`], Faiss' `GpuIndexFlat`) and `IVF{nlist},Flat` with
+//! the flat coarse quantizer (to [`GpuIvfFlatIndex`], Faiss' `GpuIndexIVFFlat`); both come
+//! back exactly (same vectors, ids and centroids, so the same file and fingerprint). Other
+//! kinds are refused with [`Error::Unsupported`]. GPU indexes keep their factory string (`spec()` is the CPU
+//! one's; `write_index` writes the CPU index), do not remove ids and take no search filter
+//! (as Faiss' GPU indexes); `k` is at most [`vq_gpu::MAX_K`].
+
+use std::sync::Arc;
+
+use vq_distance::{Metric, Neighbors};
+use vq_gpu::{Gpu, GpuFlat, GpuFlatOptions};
+use vq_io::ContainerWriter;
+
+use crate::error::{Error, Result};
+use crate::flat::FlatIndex;
+use crate::ids::IdMap;
+use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, neighbors_from_rows, prepare};
+use crate::ivf::IvfIndex;
+use crate::spec::{BaseSpec, IndexSpec, StorageSpec};
+use vq_ivf::FlatCodec;
+
+pub use vq_gpu::{GpuStorage, MAX_K};
+
+/// Opens device `ordinal` (context, stream, cuBLAS handle, kernels compiled by NVRTC). Share
+/// the returned handle between indexes: opening compiles the kernels again.
+///
+/// # Errors
+/// [`Error::Gpu`] holding [`vq_gpu::Error::NoDevice`] (naming the missing driver, library or
+/// device) where there is no usable GPU; kernel build or load failures.
+pub fn open_gpu(ordinal: usize) -> Result<Arc<Gpu>> {
+    Ok(Gpu::new(ordinal)?)
+}
+
+/// How [`index_cpu_to_gpu_with`] lays an index out on the device (Faiss' `GpuClonerOptions`):
+/// f32 or f16 storage (`useFloat16`), and the scratch budget of a search.
+pub type GpuClonerOptions = GpuFlatOptions;
+
+/// A copy of `index` on `gpu` with the default options (f32 storage).
+///
+/// # Errors
+/// [`Error::Unsupported`] for an index kind with no GPU version; device errors
+/// ([`Error::Gpu`]: out of memory with the sizes, a CUDA call).
+pub fn index_cpu_to_gpu(gpu: &Arc<Gpu>, index: &dyn Index) -> Result<Box<dyn Index>> {
+    index_cpu_to_gpu_with(gpu, index, &GpuClonerOptions::default())
+}
+
+/// [`index_cpu_to_gpu`] with options.
+///
+/// # Errors
+/// As [`index_cpu_to_gpu`].
+pub fn index_cpu_to_gpu_with(gpu: &Arc<Gpu>, index: &dyn Index, options: &GpuClonerOptions) -> Result<Box<dyn Index>> {
+    let any: &dyn std::any::Any = index;
+    if let Some(flat) = any.downcast_ref::<FlatIndex>() {
+        return Ok(Box::new(GpuFlatIndex::from_cpu(gpu, flat, *options)?));
+    }
+    if let Some(ivf) = any.downcast_ref::<IvfIndex<FlatCodec>>() {
+        return Ok(Box::new(GpuIvfFlatIndex::from_cpu(gpu, ivf, *options)?));
+    }
+    Err(Error::Unsupported {
+        spec: index.spec().to_string(),
+        what: "moving to a GPU (index_cpu_to_gpu takes Flat and IVF{nlist},Flat)".into(),
+    })
+}
+
+/// A CPU copy of a GPU index (Faiss' `index_gpu_to_cpu`); a CPU index is copied as it is.
+///
+/// # Errors
+/// Device errors while copying back.
+pub fn index_gpu_to_cpu(index: &dyn Index) -> Result<Box<dyn Index>> {
+    let any: &dyn std::any::Any = index;
+    if let Some(flat) = any.downcast_ref::<GpuFlatIndex>() {
+        return Ok(Box::new(flat.to_cpu()?));
+    }
+    if let Some(ivf) = any.downcast_ref::<GpuIvfFlatIndex>() {
+        return Ok(Box::new(ivf.to_cpu()?));
+    }
+    // Not on a device: a copy through the index file format, as Faiss clones a CPU index.
+    crate::read_index_from_bytes(&crate::write_index_to_bytes(index)?)
+}
+
+/// `Flat` on a GPU (Faiss' `GpuIndexFlat`): exact search by cuBLAS GEMM and the top-k
+/// selection kernel of [`vq_gpu::GpuFlat`], with vq's external ids on top.
+///
+/// Scores as [`FlatIndex`]'s (within f32 rounding of a GEMM, or f16 storage's precision);
+/// `k` at most [`MAX_K`]; no `remove_ids` and no search filter ([`Error::Unsupported`]).
+#[derive(Debug)]
+pub struct GpuFlatIndex {
+    inner: GpuFlat,
+    ids: IdMap,
+}
+
+impl GpuFlatIndex {
+    /// An empty index on `gpu`.
+    ///
+    /// # Errors
+    /// A zero or too large dimension.
+    pub fn new(gpu: &Arc<Gpu>, dim: usize, metric: Metric, options: GpuFlatOptions) -> Result<Self> {
+        Ok(GpuFlatIndex { inner: GpuFlat::new(gpu, dim, metric, options)?, ids: IdMap::default() })
+    }
+
+    /// A copy of `cpu` on `gpu`: the same vectors (bit for bit with f32 storage) and ids.
+    ///
+    /// # Errors
+    /// Device errors (out of memory with the sizes).
+    pub fn from_cpu(gpu: &Arc<Gpu>, cpu: &FlatIndex, options: GpuFlatOptions) -> Result<Self> {
+        let mut index = Self::new(gpu, cpu.dim(), cpu.metric(), options)?;
+        let (vectors, ids) = cpu.parts();
+        // Stored cosine rows are unit length already, so adding them does not rescale them.
+        index.inner.add(vectors)?;
+        index.ids = ids.clone();
+        Ok(index)
+    }
+
+    /// The CPU [`FlatIndex`] of the same vectors and ids (f16 storage comes back widened).
+    ///
+    /// # Errors
+    /// Device errors while copying back.
+    pub fn to_cpu(&self) -> Result<FlatIndex> {
+        let vectors = self.inner.to_host()?;
+        Ok(FlatIndex::from_parts(self.inner.dim(), self.inner.metric(), vectors, self.ids.clone()))
+    }
+
+    /// The device index.
+    pub fn inner(&self) -> &GpuFlat {
+        &self.inner
+    }
+
+    fn unsupported(&self, what: &str) -> Error {
+        Error::Unsupported { spec: format!("{} (GPU)", self.spec()), what: what.into() }
+    }
+}
+
+impl Index for GpuFlatIndex {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn metric(&self) -> Metric {
+        self.inner.metric()
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn is_trained(&self) -> bool {
+        true
+    }
+
+    fn train(&mut self, data: &[f32]) -> Result<()> {
+        prepare("training data", data, self.dim(), self.metric()).map(drop)
+    }
+
+    fn add(&mut self, data: &[f32]) -> Result<()> {
+        let ids = self.ids.next_ids(data.len() / self.dim());
+        self.add_with_ids(data, &ids)
+    }
+
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        let data = prepare("vectors", data, self.dim(), self.metric())?;
+        check_ids(&data, self.dim(), ids)?;
+        self.ids.check_absent(ids)?;
+        self.inner.add(&data)?;
+        self.ids.push(ids);
+        Ok(())
+    }
+
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+        check_k(params)?;
+        if params.filter.is_some() {
+            return Err(self.unsupported("a search filter"));
+        }
+        let hits = self.inner.search(queries, params.k)?;
+        // Device rows to external ids, then re-sorted: ties go to the smaller *external* id.
+        let rows = hits
+            .iter()
+            .map(|(rows, scores)| rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect())
+            .collect();
+        neighbors_from_rows(params.k, self.metric(), rows)
+    }
+
+    fn remove_ids(&mut self, _ids: &[u64]) -> Result<usize> {
+        Err(self.unsupported("remove_ids (copy it to the CPU with index_gpu_to_cpu, remove there, copy back)"))
+    }
+
+    /// `vectors` is device memory (the base and its norms); `ids` the host id map.
+    fn memory_usage(&self) -> MemoryUsage {
+        MemoryUsage { vectors: self.inner.memory_usage(), ids: self.ids.memory_bytes(), ..Default::default() }
+    }
+
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::new(BaseSpec::Flat)
+    }
+
+    /// Writes the CPU index ([`GpuFlatIndex::to_cpu`]): files do not depend on a device.
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        self.to_cpu()?.write_sections(w, prefix)
+    }
+}
+
+/// `IVF{nlist},Flat` on a GPU (Faiss' `GpuIndexIVFFlat`): centroids and lists on the device,
+/// [`vq_gpu::GpuIvfFlat`]'s list-scan kernel, vq-ivf's `nprobe` semantics.
+///
+/// Training runs vq-ivf's k-means on the CPU and uploads the centroids; adds assign on the
+/// device. Results as the CPU index's with the same `nprobe` (within f32 rounding); `k` and
+/// `nprobe` at most [`MAX_K`]; f32 storage only; no `remove_ids`, no search filter, no merge.
+#[derive(Debug)]
+pub struct GpuIvfFlatIndex {
+    inner: vq_gpu::GpuIvfFlat,
+    /// The CPU index's fingerprint (it depends only on the centroids and the kind).
+    fingerprint: u64,
+}
+
+impl GpuIvfFlatIndex {
+    /// An empty, untrained index on `gpu` (flat coarse quantizer only).
+    ///
+    /// # Errors
+    /// Bad parameters; an HNSW coarse quantizer.
+    pub fn new(gpu: &Arc<Gpu>, dim: usize, metric: Metric, params: vq_ivf::IvfParams) -> Result<Self> {
+        Ok(GpuIvfFlatIndex { inner: vq_gpu::GpuIvfFlat::new(gpu, dim, metric, params, None)?, fingerprint: 0 })
+    }
+
+    /// A copy of `cpu` on `gpu` (centroids, lists, ids, next id).
+    ///
+    /// # Errors
+    /// An HNSW coarse quantizer; device errors.
+    pub fn from_cpu(gpu: &Arc<Gpu>, cpu: &IvfIndex<FlatCodec>, options: GpuFlatOptions) -> Result<Self> {
+        if options.storage != GpuStorage::F32 {
+            return Err(Error::Unsupported {
+                spec: format!("{} (GPU)", cpu.spec()),
+                what: "f16 storage (IVF lists are f32 on the GPU)".into(),
+            });
+        }
+        let inner = vq_gpu::GpuIvfFlat::from_cpu(gpu, cpu.inner(), options.scratch_bytes)?;
+        Ok(GpuIvfFlatIndex { inner, fingerprint: cpu.inner().fingerprint() })
+    }
+
+    /// The CPU index of the same centroids, lists, ids and next id.
+    ///
+    /// # Errors
+    /// Device errors while copying back.
+    pub fn to_cpu(&self) -> Result<IvfIndex<FlatCodec>> {
+        Ok(IvfIndex::from_inner(self.inner.to_cpu()?))
+    }
+
+    /// The device index.
+    pub fn inner(&self) -> &vq_gpu::GpuIvfFlat {
+        &self.inner
+    }
+
+    fn unsupported(&self, what: &str) -> Error {
+        Error::Unsupported { spec: format!("{} (GPU)", self.spec()), what: what.into() }
+    }
+
+    fn not_trained(&self) -> Error {
+        Error::NotTrained { spec: self.spec().to_string() }
+    }
+}
+
+impl Index for GpuIvfFlatIndex {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn metric(&self) -> Metric {
+        self.inner.metric()
+    }
+
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn is_trained(&self) -> bool {
+        self.inner.is_trained()
+    }
+
+    fn train(&mut self, data: &[f32]) -> Result<()> {
+        self.inner.train(data)?;
+        // The fingerprint of the CPU index with these centroids (empty: only the trained state
+        // counts).
+        let cpu = vq_gpu::GpuIvfFlat::to_cpu(&self.inner)?;
+        self.fingerprint = cpu.fingerprint();
+        Ok(())
+    }
+
+    fn add(&mut self, data: &[f32]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        Ok(self.inner.add(data)?)
+    }
+
+    fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        check_ids(data, self.dim(), ids)?;
+        Ok(self.inner.add_with_ids(data, ids)?)
+    }
+
+    fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        check_k(params)?;
+        if params.filter.is_some() {
+            return Err(self.unsupported("a search filter"));
+        }
+        Ok(self.inner.search(queries, params.k, params.nprobe)?)
+    }
+
+    fn remove_ids(&mut self, _ids: &[u64]) -> Result<usize> {
+        Err(self.unsupported("remove_ids (copy it to the CPU with index_gpu_to_cpu, remove there, copy back)"))
+    }
+
+    /// `vectors` is device memory (centroids, lists, ids, offsets); `ids` the host mirror of
+    /// the lists' ids.
+    fn memory_usage(&self) -> MemoryUsage {
+        MemoryUsage { vectors: self.inner.memory_usage(), ids: self.inner.len() * 8, ..Default::default() }
+    }
+
+    fn spec(&self) -> IndexSpec {
+        IndexSpec::new(BaseSpec::Ivf {
+            nlist: self.inner.params().nlist,
+            coarse_hnsw: None,
+            storage: StorageSpec::Flat,
+        })
+    }
+
+    /// Writes the CPU index ([`GpuIvfFlatIndex::to_cpu`]): files do not depend on a device.
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        self.to_cpu()?.write_sections(w, prefix)
+    }
+
+    fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+}
