@@ -11,41 +11,17 @@
 //! `--cpu-iterations 0` skips the CPU run (on 2 cores it takes minutes per iteration at the
 //! default size: compare per-iteration times then).
 
+mod common;
+
 use std::time::Instant;
+
+use common::{arg, cpu_seconds, uniform};
 
 use vq_cluster::{Clustering, KMeans};
 use vq_distance::Metric;
 use vq_gpu::{Gpu, GpuAssigner};
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("bad value for {name}: {v}")))
-        .unwrap_or(default)
-}
-
-fn uniform(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
-}
-
-/// Process CPU seconds (all threads).
-fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec into memory we own and borrow mutably.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
+#[allow(clippy::too_many_arguments)] // one JSON line's fields
 fn report(algo: &str, device: &str, n: usize, dim: usize, k: usize, iters: usize, wall: f64, cpu: f64, c: &Clustering) {
     println!(
         "{{\"library\":\"vq\",\"algo\":\"{algo}\",\"device\":\"{device}\",\"n\":{n},\"dim\":{dim},\"k\":{k},\"iterations\":{iters},\"iterations_run\":{},\"seconds\":{wall:.3},\"cpu_seconds\":{cpu:.3},\"seconds_per_iteration\":{:.4},\"objective\":{:.6e},\"empty_splits\":{},\"simd\":\"{:?}\",\"threads\":{}}}",

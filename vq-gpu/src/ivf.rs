@@ -651,12 +651,7 @@ mod tests {
         }
 
         fn finish_batch(&mut self, keys: &mut [f32], ids: &mut [u64]) -> Result<()> {
-            for (q, run) in self.running.iter().enumerate() {
-                for (j, &(key, id)) in run.iter().enumerate() {
-                    keys[q * self.k + j] = key;
-                    ids[q * self.k + j] = id;
-                }
-            }
+            crate::plan::reference::write_running(&self.running, self.k, keys, ids);
             Ok(())
         }
     }

@@ -210,13 +210,19 @@ pub(crate) mod reference {
         }
 
         fn finish_batch(&mut self, keys: &mut [f32], ids: &mut [u64]) -> Result<()> {
-            for (q, run) in self.running.iter().enumerate() {
-                for (j, &(key, id)) in run.iter().enumerate() {
-                    keys[q * self.k + j] = key;
-                    ids[q * self.k + j] = id;
-                }
-            }
+            write_running(&self.running, self.k, keys, ids);
             Ok(())
+        }
+    }
+
+    /// A CPU backend's running top-k (`(key, id)` per query, best first) into `finish_batch`'s
+    /// `[batch][k]` outputs.
+    pub(crate) fn write_running(running: &[Vec<(f32, u64)>], k: usize, keys: &mut [f32], ids: &mut [u64]) {
+        for (q, run) in running.iter().enumerate() {
+            for (j, &(key, id)) in run.iter().enumerate() {
+                keys[q * k + j] = key;
+                ids[q * k + j] = id;
+            }
         }
     }
 }
