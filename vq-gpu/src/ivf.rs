@@ -312,8 +312,8 @@ impl GpuIvfFlat {
     /// appended (a copy of the old ones), so add in large batches.
     ///
     /// # Errors
-    /// Input errors (nothing added), an untrained index, [`Error::IdCount`] /
-    /// [`Error::DuplicateId`], device errors.
+    /// Input errors (nothing added), an untrained index, vq-ivf's `IdCount` / `DuplicateId`
+    /// (as [`Error::Ivf`]), device errors.
     pub fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
         let rows = prepare_rows("vectors", data, self.dim, self.metric)?;
         let Some(coarse) = &self.coarse else { return Err(vq_ivf::Error::NotTrained { index: self.name() }.into()) };
