@@ -86,7 +86,7 @@ pub enum Error {
         theirs: u64,
     },
     /// Something this index does not do (GPU indexes: removal, filtered search), or an index
-    /// with no GPU version given to [`index_cpu_to_gpu`](crate::gpu::index_cpu_to_gpu).
+    /// with no GPU version given to `gpu::index_cpu_to_gpu` (feature `gpu`).
     #[error("the {spec} index does not support {what}")]
     Unsupported {
         /// The index's factory string (GPU indexes say so: `Flat (GPU)`).

@@ -6,9 +6,9 @@
 //! [`IndexSpec`] parsed from factory strings, [`Error`] wrapping every crate's error, and the
 //! index file format's dispatch (`index.kind`).
 //!
-//! With the `gpu` feature, [`gpu`] adds GPU indexes behind the same trait
+//! With the `gpu` feature, the `gpu` module adds GPU indexes behind the same trait
 //! (`gpu::index_cpu_to_gpu`, Faiss' shape; CUDA is loaded at run time, so the feature builds
-//! anywhere and every entry point returns [`Error::Gpu`] where there is no device).
+//! anywhere and every entry point returns `Error::Gpu` where there is no device).
 //!
 //! **Does not own:** kernels, quantizers, graphs, file containers: those live in `vq-distance`,
 //! `vq-quant`, `vq-graph`, `vq-ivf` and `vq-io`, re-exported here for direct use.
