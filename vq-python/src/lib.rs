@@ -1,6 +1,7 @@
 //! `vq._vq`: the native half of the Python package `vq` (PyO3, abi3), Faiss' Python shape
 //! over the `vq` crate: `index_factory`, `Index.train/add/add_with_ids/search/remove_ids`,
-//! `read_index`/`write_index`, `knn`, `normalize_L2`, k-means.
+//! `read_index`/`write_index`, `knn`, `normalize_L2`, k-means; with the cargo feature `gpu`,
+//! `index_cpu_to_gpu` / `index_gpu_to_cpu`.
 //!
 //! **Owns:** the conversion between numpy arrays and vq's row-major slices (`convert`), the
 //! Python exceptions for `vq::Error` (`error`), and where the work runs (`threads`: always
@@ -17,6 +18,8 @@
 
 mod convert;
 mod error;
+#[cfg(feature = "gpu")]
+mod gpu;
 mod moved;
 mod threads;
 
@@ -608,6 +611,11 @@ fn _vq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    #[cfg(feature = "gpu")]
+    {
+        m.add_function(wrap_pyfunction!(gpu::index_cpu_to_gpu, m)?)?;
+        m.add_function(wrap_pyfunction!(gpu::index_gpu_to_cpu, m)?)?;
+    }
     m.add("METRIC_L2", METRIC_L2)?;
     m.add("METRIC_INNER_PRODUCT", METRIC_INNER_PRODUCT)?;
     m.add("METRIC_COSINE", METRIC_COSINE)?;

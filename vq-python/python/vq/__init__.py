@@ -76,6 +76,13 @@ __all__ = [
     "write_index",
 ]
 
+try:  # a wheel built with the cargo feature `gpu` (`maturin build --features gpu`)
+    from ._vq import index_cpu_to_gpu, index_gpu_to_cpu  # noqa: F401
+except ImportError:
+    pass
+else:
+    __all__ += ["index_cpu_to_gpu", "index_gpu_to_cpu"]
+
 # Faiss' names for the thread count, so Faiss scripts run unchanged.
 omp_set_num_threads = set_num_threads
 omp_get_max_threads = get_num_threads

@@ -1,0 +1,54 @@
+//! `vq.index_cpu_to_gpu` / `vq.index_gpu_to_cpu` (the cargo feature `gpu`, off in the default
+//! wheel: `maturin build --features gpu`): Faiss' Python calls over `vq::gpu`. CUDA is loaded
+//! at run time, so a wheel built with the feature imports anywhere; without a GPU the calls
+//! raise `vq.VqError` naming what is missing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use pyo3::prelude::*;
+use vq::gpu::{GpuClonerOptions, GpuStorage};
+use vq::vq_gpu::Gpu;
+
+use crate::error::to_py;
+use crate::{PyIndex, count, threads};
+
+/// Devices opened so far: opening one compiles the kernels (NVRTC), so each is opened once per
+/// process and shared by every index moved to it (Faiss' `StandardGpuResources`).
+fn device(ordinal: usize) -> vq::Result<Arc<Gpu>> {
+    static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
+    let mut open = DEVICES.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(gpu) = open.get(&ordinal) {
+        return Ok(gpu.clone());
+    }
+    let gpu = vq::gpu::open_gpu(ordinal)?;
+    open.insert(ordinal, gpu.clone());
+    Ok(gpu)
+}
+
+/// A copy of `index` on GPU `device` (Faiss' `index_cpu_to_gpu(res, device, index)`, with no
+/// resources object): `Flat` and `IVF{nlist},Flat`. `use_float16` stores a `Flat` base in
+/// half precision (Faiss' `GpuClonerOptions.useFloat16`). The copy searches with `k` and
+/// `nprobe` up to 1024 and takes no filter nor `remove_ids`.
+#[pyfunction]
+#[pyo3(signature = (index, device=0, *, use_float16=false))]
+pub(crate) fn index_cpu_to_gpu(py: Python<'_>, index: &PyIndex, device: i64, use_float16: bool) -> PyResult<PyIndex> {
+    let ordinal = count("device", device)?;
+    let options = GpuClonerOptions {
+        storage: if use_float16 { GpuStorage::F16 } else { GpuStorage::F32 },
+        ..GpuClonerOptions::default()
+    };
+    let moved = threads::run(py, || {
+        let gpu = self::device(ordinal)?;
+        vq::gpu::index_cpu_to_gpu_with(&gpu, index.read().as_ref(), &options)
+    })?
+    .map_err(to_py)?;
+    Ok(PyIndex::new(moved))
+}
+
+/// A CPU copy of a GPU index (Faiss' `index_gpu_to_cpu`); a CPU index is copied as it is.
+#[pyfunction]
+pub(crate) fn index_gpu_to_cpu(py: Python<'_>, index: &PyIndex) -> PyResult<PyIndex> {
+    let back = threads::run(py, || vq::gpu::index_gpu_to_cpu(index.read().as_ref()))?.map_err(to_py)?;
+    Ok(PyIndex::new(back))
+}
