@@ -548,7 +548,6 @@ impl TileBackend for ScanBackend<'_> {
             .arg(&self.lists.ids)
             .arg(&self.lists.offsets)
             .arg(&self.d_probes)
-            .arg(&nprobe)
             .arg(&self.d_offsets)
             .arg(&nprobe)
             .arg(&tile_start)
