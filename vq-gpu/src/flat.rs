@@ -13,7 +13,10 @@ use vq_distance::{Metric, Neighbors, prepare_rows};
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::kernels::{MAX_K, MODE_IP, MODE_L2, SELECT_THREADS, select_capacity, select_shared_bytes};
+use crate::kernels::{
+    MAX_K, MODE_IP, MODE_L2, ROW_NORMS_ARGS, SELECT_ARGS, SELECT_THREADS, push_args, select_capacity,
+    select_shared_bytes,
+};
 use crate::plan::{TileBackend, TilePlan, search_tiled};
 
 /// How `GpuFlat` stores the base vectors on the device.
@@ -193,7 +196,7 @@ impl GpuFlat {
         let launched = match base {
             Base::F32(b) => {
                 let mut args = stream.launch_builder(&self.gpu.norms_f32);
-                args.arg(b).arg(&n64).arg(&dim32).arg(out);
+                push_args!(args, ROW_NORMS_ARGS; b, &n64, &dim32, &mut *out);
                 // SAFETY: vq_row_norms_f32(x, n, dim, out) reads n * dim floats of `b` (it holds
                 // at least that many) and writes n floats of `out` (len >= n); argument types
                 // match the kernel's signature.
@@ -201,7 +204,7 @@ impl GpuFlat {
             }
             Base::F16(b) => {
                 let mut args = stream.launch_builder(&self.gpu.norms_f16);
-                args.arg(b).arg(&n64).arg(&dim32).arg(out);
+                push_args!(args, ROW_NORMS_ARGS; b, &n64, &dim32, &mut *out);
                 // SAFETY: as above with n * dim halves (u16 bits).
                 unsafe { args.launch(cfg) }
             }
@@ -379,7 +382,7 @@ impl TileBackend for DeviceBackend<'_> {
         };
         let (n64, dim32) = (self.batch as u64, dim as u32);
         let mut args = stream.launch_builder(&self.index.gpu.norms_f32);
-        args.arg(&self.queries).arg(&n64).arg(&dim32).arg(&mut self.query_norms);
+        push_args!(args, ROW_NORMS_ARGS; &self.queries, &n64, &dim32, &mut self.query_norms);
         // SAFETY: reads batch * dim floats of `queries` (just written) and writes batch floats
         // of `query_norms` (len query_batch >= batch); types match vq_row_norms_f32.
         unsafe { args.launch(cfg) }.map_err(cuda("launch vq_row_norms_f32"))?;
@@ -402,18 +405,9 @@ impl TileBackend for DeviceBackend<'_> {
         let mode = if self.index.metric == Metric::L2 { MODE_L2 } else { MODE_IP };
         let (k, kp, no_cand_ids) = (self.k as u32, select_capacity(self.k) as u32, 0u64);
         let mut args = stream.launch_builder(&self.index.gpu.select);
-        args.arg(&self.scores)
-            .arg(&self.query_norms)
-            .arg(&tile_norms)
-            .arg(&nq)
-            .arg(&ntile)
-            .arg(&id0)
-            .arg(&no_cand_ids)
-            .arg(&k)
-            .arg(&kp)
-            .arg(&mode)
-            .arg(&mut self.run_keys)
-            .arg(&mut self.run_ids);
+        #[rustfmt::skip]
+        push_args!(args, SELECT_ARGS; &self.scores, &self.query_norms, &tile_norms, &nq, &ntile, &id0, &no_cand_ids,
+            &k, &kp, &mode, &mut self.run_keys, &mut self.run_ids);
         // SAFETY: one block per query of the batch; it reads the query's ntile scores (the GEMM
         // wrote batch x ntile), its norm and ntile base norms (the tile's slice), and rewrites
         // its k running entries (buffers hold query_batch * k). The dynamic shared memory is

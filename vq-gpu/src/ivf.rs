@@ -22,7 +22,10 @@ use vq_ivf::{CoarseKind, FlatCodec, IvfIndex, IvfParams};
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::flat::{GpuFlat, GpuFlatOptions};
-use crate::kernels::{MAX_K, MODE_KEYS, SCAN_WARPS, SELECT_THREADS, select_capacity, select_shared_bytes};
+use crate::kernels::{
+    IVF_SCAN_ARGS, MAX_K, MODE_KEYS, SCAN_WARPS, SELECT_ARGS, SELECT_THREADS, push_args, select_capacity,
+    select_shared_bytes,
+};
 use crate::plan::{TileBackend, TilePlan, search_tiled};
 
 /// Where each list's rows start in the concatenated arrays: `nlist + 1` prefix sums of `sizes`.
@@ -541,20 +544,10 @@ impl TileBackend for ScanBackend<'_> {
             shared_mem_bytes: 0,
         };
         let mut args = stream.launch_builder(&self.index.gpu.ivf_scan);
-        args.arg(&self.queries)
-            .arg(&nq)
-            .arg(&dim)
-            .arg(&self.lists.vectors)
-            .arg(&self.lists.ids)
-            .arg(&self.lists.offsets)
-            .arg(&self.d_probes)
-            .arg(&self.d_offsets)
-            .arg(&nprobe)
-            .arg(&tile_start)
-            .arg(&ntile)
-            .arg(&l2)
-            .arg(&mut self.keys)
-            .arg(&mut self.cand_ids);
+        #[rustfmt::skip]
+        push_args!(args, IVF_SCAN_ARGS; &self.queries, &nq, &dim, &self.lists.vectors, &self.lists.ids,
+            &self.lists.offsets, &self.d_probes, &self.d_offsets, &nprobe, &tile_start, &ntile, &l2, &mut self.keys,
+            &mut self.cand_ids);
         // SAFETY: grid (ceil(ntile / SCAN_WARPS), batch), one warp per (query, candidate); it
         // reads the batch's queries, probes ([batch][nprobe], lists < nlist: the coarse search
         // over nlist centroids with nprobe <= nlist) and candidate offsets ([batch][nprobe+1],
@@ -569,18 +562,9 @@ impl TileBackend for ScanBackend<'_> {
         };
         let (id0, no_norms, k, kp) = (0u64, 0u64, self.k as u32, select_capacity(self.k) as u32);
         let mut args = stream.launch_builder(&self.index.gpu.select);
-        args.arg(&self.keys)
-            .arg(&no_norms)
-            .arg(&no_norms)
-            .arg(&nq)
-            .arg(&ntile)
-            .arg(&id0)
-            .arg(&self.cand_ids)
-            .arg(&k)
-            .arg(&kp)
-            .arg(&MODE_KEYS)
-            .arg(&mut self.run_keys)
-            .arg(&mut self.run_ids);
+        #[rustfmt::skip]
+        push_args!(args, SELECT_ARGS; &self.keys, &no_norms, &no_norms, &nq, &ntile, &id0, &self.cand_ids, &k, &kp,
+            &MODE_KEYS, &mut self.run_keys, &mut self.run_ids);
         // SAFETY: as in GpuFlat's fold, with MODE_KEYS: the kernel reads ntile keys and ids per
         // query (just written) and no norms (the two null pointers are never read in this
         // mode); it rewrites the query's k running entries.

@@ -28,6 +28,31 @@ pub(crate) const MODE_KEYS: i32 = 2;
 /// Warps (candidates) per block of the IVF scan kernel.
 pub(crate) const SCAN_WARPS: u32 = 8;
 
+/// Parameters of `vq_row_norms_f32` / `vq_row_norms_f16`. Every launch pushes its arguments
+/// through [`push_args!`], which refuses to compile a launch with another count; the NVRTC test
+/// checks these against the PTX entries, so an argument left out or pushed twice fails CI
+/// instead of shifting every later argument on the device.
+pub(crate) const ROW_NORMS_ARGS: usize = 4;
+/// Parameters of `vq_select_tile`.
+pub(crate) const SELECT_ARGS: usize = 12;
+/// Parameters of `vq_ivf_scan`.
+pub(crate) const IVF_SCAN_ARGS: usize = 14;
+
+/// Pushes a kernel's arguments onto a cudarc launch builder:
+/// `push_args!(builder, SELECT_ARGS; a, b, ...)` does not compile unless there are exactly
+/// `SELECT_ARGS` of them.
+macro_rules! push_args {
+    (@one $arg:expr) => {
+        ()
+    };
+    ($builder:expr, $n:expr; $($arg:expr),+ $(,)?) => {{
+        const _: () = assert!([$(push_args!(@one $arg)),+].len() == $n, "argument count differs from the kernel's");
+        let builder = &mut $builder;
+        $( builder.arg($arg); )+
+    }};
+}
+pub(crate) use push_args;
+
 /// Every kernel's entry point, as the module exports it.
 #[cfg(test)]
 const KERNEL_NAMES: [&str; 4] = ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile", "vq_ivf_scan"];
@@ -311,6 +336,31 @@ mod tests {
         let text = ptx.to_src();
         for name in KERNEL_NAMES {
             assert!(text.contains(&format!(".entry {name}(")), "{name} missing from the PTX");
+        }
+    }
+
+    /// The parameter counts the launches are held to (`push_args!`) are the kernels' own.
+    #[test]
+    fn launch_argument_counts_match_the_ptx_entries() {
+        if !nvrtc_present() {
+            assert!(
+                std::env::var_os("VQ_GPU_REQUIRE_NVRTC").is_none(),
+                "VQ_GPU_REQUIRE_NVRTC is set but libnvrtc did not load"
+            );
+            eprintln!("skipped: libnvrtc not found");
+            return;
+        }
+        let text = compile_ptx().unwrap_or_else(|e| panic!("{e}")).to_src();
+        let expected = [
+            ("vq_row_norms_f32", ROW_NORMS_ARGS),
+            ("vq_row_norms_f16", ROW_NORMS_ARGS),
+            ("vq_select_tile", SELECT_ARGS),
+            ("vq_ivf_scan", IVF_SCAN_ARGS),
+        ];
+        for (name, n) in expected {
+            let start = text.find(&format!(".entry {name}(")).unwrap_or_else(|| panic!("{name} missing"));
+            let params = &text[start..start + text[start..].find(')').expect("the entry's parameter list closes")];
+            assert_eq!(params.matches(".param").count(), n, "{name}: {params}");
         }
     }
 
