@@ -316,16 +316,17 @@ impl<'k> PackedPoints<'k> {
     }
 }
 
-/// One block of centroids packed in `nr`-column panels, k-major.
-/// One packed block of centroids and the id of its first centroid.
-struct CentroidBlock {
-    first: usize,
-    packed: PackedBase,
+/// One block of centroids packed in `nr`-column panels, k-major, and the id of its first
+/// centroid.
+#[derive(Clone)]
+pub(crate) struct CentroidBlock {
+    pub(crate) first: usize,
+    pub(crate) packed: PackedBase,
 }
 
 /// Packs the centroids (scaled for cosine) into L2-sized blocks of `nr`-column panels, the
 /// packing of `knn_exact`'s base blocks; padded columns get a NaN bias.
-fn pack_centroids(centroids: &[f32], dim: usize, nr: usize, terms: &BaseTerms) -> Vec<CentroidBlock> {
+pub(crate) fn pack_centroids(centroids: &[f32], dim: usize, nr: usize, terms: &BaseTerms) -> Vec<CentroidBlock> {
     let block_rows = ((CENTROID_BLOCK_BYTES / (4 * dim)) / nr).max(1) * nr;
     centroids
         .par_chunks(block_rows * dim)

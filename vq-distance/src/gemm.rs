@@ -73,7 +73,7 @@ pub(crate) fn pack_queries(rows: &[f32], dim: usize, mr: usize, out: &mut Vec<f3
 }
 
 /// One packed block of base vectors.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct PackedBase {
     pub(crate) data: Vec<f32>,
     pub(crate) bias: Vec<f32>,

@@ -217,7 +217,19 @@ pub fn score_many_to_many<T: Element>(
     dim: usize,
     out: &mut [f32],
 ) -> Result<()> {
-    let kern = kernels();
+    score_many_to_many_with(kernels(), metric, queries, base, dim, out)
+}
+
+/// [`score_many_to_many`] with the kernels of a chosen level (the slow twin of the fused
+/// selections' property tests).
+pub(crate) fn score_many_to_many_with<T: Element>(
+    kern: &Kernels,
+    metric: Metric,
+    queries: &[T],
+    base: &[T],
+    dim: usize,
+    out: &mut [f32],
+) -> Result<()> {
     let nb = check_shape("base", base, dim)?;
     let nq = check_shape("queries", queries, dim)?;
     if out.len() != nq * nb {

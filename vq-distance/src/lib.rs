@@ -5,6 +5,8 @@
 //! squared L2, dot product and cosine over `f32`, [`half::f16`], [`half::bf16`], `u8` and `i8`;
 //! one-to-many and many-to-many scoring; bounded top-k selection ([`TopK`]); exact search
 //! ([`knn_exact`]), its result type ([`Neighbors`]) and the one id filter type ([`IdFilter`]);
+//! nearest-centroid search ([`nearest_centroids`], and [`PackedCentroids`]: the top-k of
+//! centroids packed once, an inverted file's flat coarse search);
 //! the software prefetch ([`prefetch_l2`]) the memory-bound searches above share.
 //!
 //! **Does not own:** indexes, quantizers, file formats (see `vq-graph`, `vq-quant`, `vq-io`).
@@ -49,6 +51,7 @@ mod merge;
 mod metric;
 mod portable;
 mod prefetch;
+mod probe;
 pub mod reference;
 mod rows;
 mod simd;
@@ -65,6 +68,7 @@ pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use merge::merge_topk;
 pub use metric::{Metric, ParseMetricError};
 pub use prefetch::prefetch_l2;
+pub use probe::PackedCentroids;
 pub use rows::{MAX_SQUARED_NORM, Rows, normalize_l2, prepare_row_into, prepare_rows, validate_rows};
 pub use simd::{Kernels, SimdLevel, simd_level};
 pub use topk::TopK;
