@@ -11,13 +11,11 @@
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use vq_distance::{Kernels, Metric, TopK, nearest_centroids, score_many_to_many, validate_rows};
+use vq_distance::{Kernels, Metric, PackedCentroids, TopK, nearest_centroids, validate_rows};
 use vq_graph::{Hnsw, HnswParams};
 
 use crate::error::{Error, Result};
 
-/// Queries scored against every centroid at once (one score matrix of `CHUNK × nlist`).
-const CHUNK: usize = 256;
 /// Below this many queries the per-pair kernels beat packing them for the blocked kernel.
 const BLOCKED_FROM: usize = 8;
 
@@ -80,15 +78,19 @@ fn check_out(rows: usize, nprobe: usize, lists: &[u32], keys: &[f32]) -> Result<
     Ok(())
 }
 
-/// Every centroid scored: the exact coarse quantizer. The centroids are checked once, when it
-/// is made, and their squared norms kept, so a search pays only for its scores (vq-distance's
-/// `knn_exact` re-checks its base on every call).
+/// Every centroid scored: the exact coarse quantizer. The centroids are checked and packed for
+/// the blocked kernel once, when it is made (trained or read), with their squared norms folded
+/// in, so a search pays only for its multiply-adds and a selection fused into them
+/// ([`PackedCentroids`]).
 #[derive(Debug, Clone)]
 pub struct FlatCoarse {
     dim: usize,
     /// `L2` or `InnerProduct`.
     metric: Metric,
     centroids: Vec<f32>,
+    /// The centroids in the blocked kernel's panels (a second copy: `centroids` stays
+    /// row-major for residuals and files).
+    packed: PackedCentroids<'static>,
     /// The process' f32 pair kernel of the coarse metric (L2, or the dot product).
     pair: fn(&[f32], &[f32]) -> f32,
 }
@@ -97,18 +99,9 @@ impl FlatCoarse {
     /// The quantizer of `centroids` (`nlist × dim`, row-major) by `metric` (`L2`, or
     /// `InnerProduct` for inner-product and cosine indexes). The centroids must be finite.
     pub fn new(centroids: Vec<f32>, dim: usize, metric: Metric) -> Result<Self> {
-        if dim == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(dim) {
-            return Err(Error::Parameter {
-                name: "centroids",
-                what: format!("{} values are not a nonempty whole number of rows of {dim}", centroids.len()),
-            });
-        }
-        if centroids.len() / dim > u32::MAX as usize {
-            return Err(Error::Parameter { name: "centroids", what: "more than 2^32 - 1 lists".into() });
-        }
-        validate_rows("centroids", &centroids, dim, Metric::L2)?;
-        let metric = if metric == Metric::L2 { Metric::L2 } else { Metric::InnerProduct };
-        Ok(FlatCoarse { dim, metric, centroids, pair: pair_kernel(metric) })
+        let metric = check_centroids(&centroids, dim, metric)?;
+        let packed = PackedCentroids::new(&centroids, dim, metric)?;
+        Ok(FlatCoarse { dim, metric, centroids, packed, pair: pair_kernel(metric) })
     }
 
     fn key(&self, q: &[f32], c: &[f32]) -> f32 {
@@ -123,6 +116,22 @@ impl FlatCoarse {
         }
         write_top(top, lists, keys);
     }
+}
+
+/// Checks centroids for a coarse quantizer and returns its metric: `L2`, or `InnerProduct` for
+/// inner-product and cosine indexes.
+fn check_centroids(centroids: &[f32], dim: usize, metric: Metric) -> Result<Metric> {
+    if dim == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(dim) {
+        return Err(Error::Parameter {
+            name: "centroids",
+            what: format!("{} values are not a nonempty whole number of rows of {dim}", centroids.len()),
+        });
+    }
+    if centroids.len() / dim > u32::MAX as usize {
+        return Err(Error::Parameter { name: "centroids", what: "more than 2^32 - 1 lists".into() });
+    }
+    validate_rows("centroids", centroids, dim, Metric::L2)?;
+    Ok(if metric == Metric::L2 { Metric::L2 } else { Metric::InnerProduct })
 }
 
 /// The f32 pair kernel of the coarse `metric` (L2 or inner product) at the process' level.
@@ -168,32 +177,9 @@ impl CoarseQuantizer for FlatCoarse {
             }
             return Ok(());
         }
-        let nlist = self.nlist();
-        let chunk = CHUNK.min(n.div_ceil(rayon::current_num_threads().max(1))).max(1);
-        rows.par_chunks(chunk * self.dim)
-            .zip(lists.par_chunks_mut(chunk * nprobe))
-            .zip(keys.par_chunks_mut(chunk * nprobe))
-            .try_for_each_init(
-                || (Vec::new(), TopK::new(nprobe)),
-                |(scores, top): &mut (Vec<f32>, TopK), ((rows, lists), keys)| -> Result<()> {
-                    let m = rows.len() / self.dim;
-                    scores.resize(m * nlist, 0.0);
-                    // Blocked `‖q‖² − 2⟨q, c⟩ + ‖c‖²` scores, as Faiss' BLAS path: one GEMM
-                    // per chunk of queries, then a selection per row.
-                    score_many_to_many(self.metric, rows, &self.centroids, self.dim, scores)?;
-                    let negate = self.metric != Metric::L2;
-                    for ((row, l), k) in
-                        scores.chunks_exact(nlist).zip(lists.chunks_mut(nprobe)).zip(keys.chunks_mut(nprobe))
-                    {
-                        top.clear();
-                        for (j, &s) in row.iter().enumerate() {
-                            top.push(if negate { -s } else { s }, j as u64);
-                        }
-                        write_top(top, l, k);
-                    }
-                    Ok(())
-                },
-            )
+        // Blocked `‖q‖² − 2⟨q, c⟩ + ‖c‖²` keys, as Faiss' BLAS path, with the top-`nprobe`
+        // selection fused into the kernel.
+        Ok(self.packed.search(rows, nprobe, lists, keys)?)
     }
 
     fn assign(&self, rows: &[f32], labels: &mut [u32], keys: &mut [f32]) -> Result<()> {
@@ -206,7 +192,7 @@ impl CoarseQuantizer for FlatCoarse {
     }
 
     fn extra_bytes(&self) -> usize {
-        0
+        self.packed.memory_bytes()
     }
 }
 
@@ -244,28 +230,28 @@ impl HnswCoarse {
     /// inner-product and cosine indexes, whose centroids are unit vectors: the graph then
     /// links them by cosine, the same order as the inner product for any query).
     pub fn build(centroids: Vec<f32>, dim: usize, metric: Metric, m: usize) -> Result<Self> {
-        let flat = FlatCoarse::new(centroids, dim, metric)?;
-        let graph_metric = if flat.metric == Metric::L2 { Metric::L2 } else { Metric::Cosine };
+        let metric = check_centroids(&centroids, dim, metric)?;
+        let graph_metric = if metric == Metric::L2 { Metric::L2 } else { Metric::Cosine };
         let mut params = HnswParams::with_m(m);
         params.ef_construction = 40;
         let graph = Hnsw::new(dim, graph_metric, params).map_err(graph_error)?;
-        graph.add(&flat.centroids).map_err(graph_error)?;
+        graph.add(&centroids).map_err(graph_error)?;
         Ok(HnswCoarse {
             dim,
-            metric: flat.metric,
-            centroids: flat.centroids,
+            metric,
+            centroids,
             graph: Arc::new(graph),
             ef: DEFAULT_COARSE_EF,
-            pair: flat.pair,
+            pair: pair_kernel(metric),
         })
     }
 
     /// A quantizer from a graph read back from a file: checked to hold exactly the lists
     /// `0..nlist` by the same metric.
     pub fn from_graph(centroids: Vec<f32>, dim: usize, metric: Metric, graph: Hnsw) -> Result<Self> {
-        let flat = FlatCoarse::new(centroids, dim, metric)?;
-        let graph_metric = if flat.metric == Metric::L2 { Metric::L2 } else { Metric::Cosine };
-        let nlist = flat.nlist();
+        let metric = check_centroids(&centroids, dim, metric)?;
+        let graph_metric = if metric == Metric::L2 { Metric::L2 } else { Metric::Cosine };
+        let nlist = centroids.len() / dim;
         if graph.dim() != dim || graph.metric() != graph_metric || graph.len() != nlist {
             return Err(Error::Parameter {
                 name: "coarse graph",
@@ -280,11 +266,11 @@ impl HnswCoarse {
         }
         Ok(HnswCoarse {
             dim,
-            metric: flat.metric,
-            centroids: flat.centroids,
+            metric,
+            centroids,
             graph: Arc::new(graph),
             ef: DEFAULT_COARSE_EF,
-            pair: flat.pair,
+            pair: pair_kernel(metric),
         })
     }
 
