@@ -36,7 +36,8 @@ pub use error::{Error, Result};
 pub use flat::FlatCodes;
 pub use identity::{F32Quantizer, F32Scorer};
 pub use pq::{
-    OpqParams, OpqQuantizer, OpqScorer, PqParams, PqScorer, ProductQuantizer, SDC_MAX_ENTRIES, pack_index, unpack_index,
+    OpqParams, OpqQuantizer, OpqRotation, OpqScorer, PqParams, PqScorer, ProductQuantizer, SDC_MAX_ENTRIES, pack_index,
+    unpack_index,
 };
 pub use sections::validate_codes;
 pub use sq::{ScalarQuantizer, SqInt8Scorer, SqScorer, SqType};

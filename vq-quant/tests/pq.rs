@@ -9,8 +9,8 @@ use rand_distr::{Distribution, Normal, StandardNormal};
 use vq_distance::{Error as DError, Metric, knn_exact};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{
-    CodeScorer, Error, FlatCodes, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer, SDC_MAX_ENTRIES,
-    pack_index, unpack_index,
+    CodeScorer, Error, FlatCodes, OpqParams, OpqQuantizer, OpqRotation, PqParams, ProductQuantizer, Quantizer,
+    SDC_MAX_ENTRIES, pack_index, unpack_index,
 };
 
 const METRICS: [Metric; 3] = [Metric::L2, Metric::InnerProduct, Metric::Cosine];
@@ -313,6 +313,51 @@ fn opq_rotation_is_orthogonal_and_beats_pq_on_correlated_data() {
     // gives every sub-space the same bits whatever its variance; OPQ decorrelates and balances
     // them. A 10% gain is far below what the rotation can win here, and far above noise.
     assert!(e_opq < 0.9 * e_pq, "OPQ MSE {e_opq} not clearly below PQ MSE {e_pq}");
+}
+
+#[test]
+fn opq_rotation_alone_is_the_rotation_of_the_opq_quantizer_and_round_trips() {
+    let (dim, m, nbits) = (16, 4, 5);
+    let data: Vec<f32> = correlated(1500, dim, 3, 0.8, 31).iter().map(|v| v + 5.0).collect();
+    let params = OpqParams { niter: 4, niter_pq_0: 6, pq: quick_params(m, nbits), ..OpqParams::new(m, nbits) };
+    let mut rotation = OpqRotation::new(dim, params.clone()).unwrap();
+    assert!(matches!(rotation.apply(&data[..dim]), Err(Error::NotTrained { .. })));
+    assert!(matches!(rotation.train(&data[..31 * dim]), Err(Error::TooFewTrainingPoints { needed: 32, got: 31, .. })));
+    assert!(!rotation.is_trained(), "a refused training leaves it untrained");
+    rotation.train(&data).unwrap();
+    let mut opq = OpqQuantizer::with_params(dim, Metric::L2, params).unwrap();
+    opq.train(&data).unwrap();
+    assert_eq!(rotation.matrix(), opq.rotation(), "the same rounds on the same sample");
+    assert_eq!(rotation.training_objective(), opq.training_objective());
+
+    // apply is R x, row by row, computed here in f64 from the matrix.
+    let rows = &data[..5 * dim];
+    let got = rotation.apply(rows).unwrap();
+    let r = rotation.matrix();
+    for (x, y) in rows.chunks(dim).zip(got.chunks(dim)) {
+        for i in 0..dim {
+            let want: f64 = (0..dim).map(|j| f64::from(r[i * dim + j]) * f64::from(x[j])).sum();
+            assert!((f64::from(y[i]) - want).abs() < 1e-3 * (1.0 + want.abs()), "{} vs {want}", y[i]);
+        }
+    }
+    assert!(matches!(rotation.apply(&data[..dim + 1]), Err(Error::Input(DError::RaggedBuffer { .. }))));
+
+    let mut w = ContainerWriter::in_memory().unwrap();
+    rotation.write_sections(&mut w, "t").unwrap();
+    let bytes = w.finish_to_bytes().unwrap();
+    let back = OpqRotation::read_sections(&ContainerReader::from_bytes(&bytes, true).unwrap(), "t").unwrap();
+    assert_eq!(back.matrix(), rotation.matrix());
+    assert_eq!(back.params(), rotation.params());
+
+    // A matrix that is not a rotation is refused on read.
+    let twice: Vec<f32> = rotation.matrix().iter().map(|v| 2.0 * v).collect();
+    let mut w = ContainerWriter::in_memory().unwrap();
+    let meta = serde_json::json!({ "transform": "opq", "dim": dim, "params": rotation.params(), "trained": true });
+    w.add_json("t.meta", 1, &meta).unwrap();
+    w.add_array("t.rotation", 1, &twice).unwrap();
+    let bad = w.finish_to_bytes().unwrap();
+    let read = OpqRotation::read_sections(&ContainerReader::from_bytes(&bad, true).unwrap(), "t");
+    assert!(matches!(read, Err(Error::Corrupt { .. })), "{read:?}");
 }
 
 #[test]

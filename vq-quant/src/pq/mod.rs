@@ -29,7 +29,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
 
-pub use opq::{OpqParams, OpqQuantizer, OpqScorer};
+pub use opq::{OpqParams, OpqQuantizer, OpqRotation, OpqScorer};
 
 /// Rows encoded per parallel task.
 const ENCODE_CHUNK: usize = 4096;

@@ -138,17 +138,7 @@ impl OpqQuantizer {
 
     /// An untrained OPQ quantizer with these parameters.
     pub fn with_params(dim: usize, metric: Metric, params: OpqParams) -> Result<Self> {
-        check_params(dim, &params.pq)?;
-        for (name, v) in [
-            ("niter", params.niter),
-            ("niter_pq_0", params.niter_pq_0),
-            ("max_train_points", params.max_train_points),
-            ("max_points_per_centroid", params.max_points_per_centroid),
-        ] {
-            if v == 0 {
-                return Err(Error::Parameter { name, what: "must be at least 1".into() });
-            }
-        }
+        check_opq_params(dim, &params)?;
         let pq = ProductQuantizer::with_params(dim, metric, params.pq.clone())?;
         Ok(OpqQuantizer { params, rotation: Vec::new(), pq, objective: Vec::new() })
     }
@@ -183,6 +173,77 @@ impl OpqQuantizer {
     fn rotate(&self, x: &[f32]) -> Vec<f32> {
         rotate(&self.rotation, self.pq.dim, x)
     }
+}
+
+/// The checks of [`OpqQuantizer::with_params`] and [`OpqRotation::new`].
+fn check_opq_params(dim: usize, params: &OpqParams) -> Result<()> {
+    check_params(dim, &params.pq)?;
+    for (name, v) in [
+        ("niter", params.niter),
+        ("niter_pq_0", params.niter_pq_0),
+        ("max_train_points", params.max_train_points),
+        ("max_points_per_centroid", params.max_points_per_centroid),
+    ] {
+        if v == 0 {
+            return Err(Error::Parameter { name, what: "must be at least 1".into() });
+        }
+    }
+    Ok(())
+}
+
+/// OPQ's rounds on the (prepared) training rows `x`: the rotation `R` (row-major `d × d`) and
+/// the mean squared reconstruction error of each round. See [`OpqQuantizer`] for the schedule.
+fn train_rotation(x: &[f32], dim: usize, p: &OpqParams) -> Result<(Vec<f32>, Vec<f64>)> {
+    let mut xs = sample_rows(x, dim, p.max_train_points, p.seed).into_owned();
+    let ns = xs.len() / dim;
+    // Centred, as Faiss does: a translation of the data is absorbed by the codebooks, so
+    // the rotation should not spend itself on the mean.
+    let mut mean = vec![0f64; dim];
+    for row in xs.chunks_exact(dim) {
+        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += f64::from(v));
+    }
+    let mean: Vec<f32> = mean.iter().map(|m| (m / ns as f64) as f32).collect();
+    xs.par_chunks_mut(dim).for_each(|row| row.iter_mut().zip(&mean).for_each(|(v, m)| *v -= m));
+    // The rounds' quantizer reconstructs in L2 whatever the metric (cosine rows are
+    // already unit length).
+    let mut round_pq = ProductQuantizer::with_params(dim, Metric::L2, p.pq.clone())?;
+    let mut r = if p.random_init { random_rotation(dim, p.seed) } else { Mat::<f64>::identity(dim, dim) };
+    let mut codes = vec![0u8; ns * round_pq.code_size];
+    let mut yhat = vec![0f32; ns * dim];
+    let mut objective = Vec::with_capacity(p.niter);
+    for round in 0..p.niter {
+        let rm = to_row_major(&r);
+        let y = rotate(&rm, dim, &xs);
+        let (iters, init) =
+            if round == 0 { (p.niter_pq_0, None) } else { (p.niter_pq.max(1), Some(round_pq.centroids())) };
+        let books = round_pq.fit_codebooks(&y, init, iters, p.max_points_per_centroid)?;
+        round_pq.set_centroids(books)?;
+        round_pq.encode_prepared(&y, &mut codes)?;
+        yhat.par_chunks_mut(dim).zip(codes.par_chunks(round_pq.code_size)).for_each(|(o, c)| round_pq.decode_one(c, o));
+        let err: f64 = y
+            .par_chunks(dim)
+            .zip(yhat.par_chunks(dim))
+            .map(|(a, b)| a.iter().zip(b).map(|(u, v)| f64::from(u - v).powi(2)).sum::<f64>())
+            .sum();
+        objective.push(err / ns as f64);
+        r = procrustes(&xs, &yhat, dim)?;
+    }
+    Ok((to_row_major(&r), objective))
+}
+
+/// A rotation read from section `name`: `dim²` finite values of an orthogonal matrix.
+fn check_rotation(name: &str, rotation: &[f32], dim: usize) -> Result<()> {
+    if Some(rotation.len()) != dim.checked_mul(dim) {
+        return Err(corrupt(name, format!("{} values, expected dim² for dim {dim}", rotation.len())));
+    }
+    if rotation.iter().any(|v| !v.is_finite()) {
+        return Err(corrupt(name, "non-finite value".into()));
+    }
+    let err = orthogonality_error(rotation, dim);
+    if err.is_nan() || err > ORTHOGONALITY_TOLERANCE {
+        return Err(corrupt(name, format!("not orthogonal (R Rᵀ is {err:.2e} away from I)")));
+    }
+    Ok(())
 }
 
 /// `y = R x` for every row of `x` (parallel over rows).
@@ -355,43 +416,7 @@ impl Quantizer for OpqQuantizer {
         if n < self.pq.ksub {
             return Err(Error::TooFewTrainingPoints { quantizer: self.name(), needed: self.pq.ksub, got: n });
         }
-        let mut xs = sample_rows(&x, dim, p.max_train_points, p.seed).into_owned();
-        let ns = xs.len() / dim;
-        // Centred, as Faiss does: a translation of the data is absorbed by the codebooks, so
-        // the rotation should not spend itself on the mean.
-        let mut mean = vec![0f64; dim];
-        for row in xs.chunks_exact(dim) {
-            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += f64::from(v));
-        }
-        let mean: Vec<f32> = mean.iter().map(|m| (m / ns as f64) as f32).collect();
-        xs.par_chunks_mut(dim).for_each(|row| row.iter_mut().zip(&mean).for_each(|(v, m)| *v -= m));
-        // The rounds' quantizer reconstructs in L2 whatever the metric (cosine rows are
-        // already unit length).
-        let mut round_pq = ProductQuantizer::with_params(dim, Metric::L2, p.pq.clone())?;
-        let mut r = if p.random_init { random_rotation(dim, p.seed) } else { Mat::<f64>::identity(dim, dim) };
-        let mut codes = vec![0u8; ns * round_pq.code_size];
-        let mut yhat = vec![0f32; ns * dim];
-        let mut objective = Vec::with_capacity(p.niter);
-        for round in 0..p.niter {
-            let rm = to_row_major(&r);
-            let y = rotate(&rm, dim, &xs);
-            let (iters, init) =
-                if round == 0 { (p.niter_pq_0, None) } else { (p.niter_pq.max(1), Some(round_pq.centroids())) };
-            let books = round_pq.fit_codebooks(&y, init, iters, p.max_points_per_centroid)?;
-            round_pq.set_centroids(books)?;
-            round_pq.encode_prepared(&y, &mut codes)?;
-            yhat.par_chunks_mut(dim)
-                .zip(codes.par_chunks(round_pq.code_size))
-                .for_each(|(o, c)| round_pq.decode_one(c, o));
-            let err: f64 = y
-                .par_chunks(dim)
-                .zip(yhat.par_chunks(dim))
-                .map(|(a, b)| a.iter().zip(b).map(|(u, v)| f64::from(u - v).powi(2)).sum::<f64>())
-                .sum();
-            objective.push(err / ns as f64);
-            r = procrustes(&xs, &yhat, dim)?;
-        }
-        let rotation = to_row_major(&r);
+        let (rotation, objective) = train_rotation(&x, dim, p)?;
         // The codebooks that encode: trained from scratch on the whole (rotated) training set.
         let y = rotate(&rotation, dim, &x);
         let mut pq = ProductQuantizer::with_params(dim, self.pq.metric, p.pq.clone())?;
@@ -492,22 +517,147 @@ impl Quantizer for OpqQuantizer {
             return Err(corrupt(&rot_name, "rotation and codebooks disagree on whether it is trained".into()));
         }
         if meta.trained {
-            if Some(rotation.len()) != meta.dim.checked_mul(meta.dim) {
-                return Err(corrupt(
-                    &rot_name,
-                    format!("{} values, expected dim² for dim {}", rotation.len(), meta.dim),
-                ));
-            }
-            if rotation.iter().any(|v| !v.is_finite()) {
-                return Err(corrupt(&rot_name, "non-finite value".into()));
-            }
-            let err = orthogonality_error(rotation, meta.dim);
-            if err.is_nan() || err > ORTHOGONALITY_TOLERANCE {
-                return Err(corrupt(&rot_name, format!("not orthogonal (R Rᵀ is {err:.2e} away from I)")));
-            }
+            check_rotation(&rot_name, rotation, meta.dim)?;
             opq.rotation = rotation.to_vec();
         }
         opq.pq = pq;
         Ok(opq)
+    }
+}
+
+/// OPQ's rotation on its own, for an index that rotates vectors before anything else sees
+/// them (Faiss' `OPQMatrix` in an `IndexPreTransform`: `OPQ16,IVF1024,PQ16`, where the coarse
+/// quantizer and the residual PQ both work on `R x`). Trained exactly as the rotation of an
+/// [`OpqQuantizer`] with the same [`OpqParams`] (the same rounds on the same sample); the
+/// codebooks of those rounds are dropped: what quantizes the rotated vectors is the index's
+/// own business.
+///
+/// Rotations are in L2 terms: rows go in as given (a cosine index normalizes before), and `R`
+/// preserves norms, distances and inner products, so a metric that held before holds after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpqRotation {
+    dim: usize,
+    params: OpqParams,
+    /// Row-major `d × d`; empty until trained.
+    rotation: Vec<f32>,
+    objective: Vec<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RotationMeta {
+    transform: String,
+    dim: usize,
+    params: OpqParams,
+    trained: bool,
+}
+
+impl OpqRotation {
+    /// An untrained rotation of `dim` dimensions for `params.pq.m` sub-spaces. Errors as
+    /// [`OpqQuantizer::with_params`].
+    pub fn new(dim: usize, params: OpqParams) -> Result<Self> {
+        check_opq_params(dim, &params)?;
+        Ok(OpqRotation { dim, params, rotation: Vec::new(), objective: Vec::new() })
+    }
+
+    /// The dimension (in and out).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &OpqParams {
+        &self.params
+    }
+
+    /// Whether [`train`](OpqRotation::train) has run (or a trained rotation was read).
+    pub fn is_trained(&self) -> bool {
+        !self.rotation.is_empty()
+    }
+
+    /// `R`, row-major `d × d`; empty before training.
+    pub fn matrix(&self) -> &[f32] {
+        &self.rotation
+    }
+
+    /// The mean squared reconstruction error of the training sample at each round of the last
+    /// [`train`](OpqRotation::train); empty after a load.
+    pub fn training_objective(&self) -> &[f64] {
+        &self.objective
+    }
+
+    /// Learns `R` from `sample` (row-major, at least `2^nbits` rows; sampled down to
+    /// `max_train_points`). On error the previous rotation is kept.
+    pub fn train(&mut self, sample: &[f32]) -> Result<()> {
+        let x = prepare_rows("sample", sample, self.dim, Metric::L2)?;
+        let x = x.as_slice();
+        let n = x.len() / self.dim;
+        let needed = 1usize << self.params.pq.nbits;
+        if n < needed {
+            return Err(Error::TooFewTrainingPoints { quantizer: self.name(), needed, got: n });
+        }
+        let (rotation, objective) = train_rotation(x, self.dim, &self.params)?;
+        self.rotation = rotation;
+        self.objective = objective;
+        Ok(())
+    }
+
+    /// `R x` of every row of `x` (row-major, whole rows; not re-checked for finite values:
+    /// callers pass rows they prepared).
+    pub fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { quantizer: self.name() });
+        }
+        if !x.len().is_multiple_of(self.dim) {
+            return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: x.len(), dim: self.dim }.into());
+        }
+        Ok(rotate(&self.rotation, self.dim, x))
+    }
+
+    /// What the rotation is called in errors: `OPQ{m}`.
+    pub fn name(&self) -> String {
+        format!("OPQ{}", self.params.pq.m)
+    }
+
+    /// Bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.rotation.capacity() * size_of::<f32>()
+    }
+
+    /// Writes `{prefix}.meta` (parameters) and `{prefix}.rotation` (`R`).
+    pub fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        let meta = RotationMeta {
+            transform: "opq".into(),
+            dim: self.dim,
+            params: self.params.clone(),
+            trained: self.is_trained(),
+        };
+        writer.add_json(&format!("{prefix}.meta"), META_VERSION, &meta)?;
+        writer.add_array(&format!("{prefix}.rotation"), ROTATION_VERSION, &self.rotation)?;
+        Ok(())
+    }
+
+    /// Reads what [`write_sections`](OpqRotation::write_sections) wrote; a rotation that is not
+    /// `dim × dim`, finite and orthogonal is `Corrupt`.
+    pub fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
+        let meta_name = format!("{prefix}.meta");
+        let rot_name = format!("{prefix}.rotation");
+        reader.check_versions(&[(&meta_name, META_VERSION), (&rot_name, ROTATION_VERSION)])?;
+        let meta: RotationMeta = reader.json(&meta_name)?;
+        if meta.transform != "opq" {
+            return Err(corrupt(&meta_name, format!("holds a {:?} transform, not \"opq\"", meta.transform)));
+        }
+        let mut r = OpqRotation::new(meta.dim, meta.params).map_err(|e| corrupt(&meta_name, e.to_string()))?;
+        let rotation: &[f32] = reader.array(&rot_name)?;
+        if meta.trained != !rotation.is_empty() {
+            return Err(corrupt(
+                &rot_name,
+                "the rotation and the meta section disagree on whether it is trained".into(),
+            ));
+        }
+        if meta.trained {
+            check_rotation(&rot_name, rotation, meta.dim)?;
+            r.rotation = rotation.to_vec();
+        }
+        Ok(r)
     }
 }
