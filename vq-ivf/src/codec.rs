@@ -273,6 +273,25 @@ impl PqCodec {
         Ok(PqCodec { q: ProductQuantizer::new(dim, inner_metric(metric), m, nbits)?, list_terms: Vec::new() })
     }
 
+    /// The codec of an index scored by `metric` over `q`, a product quantizer trained
+    /// elsewhere (for [`IvfIndex::train_with_centroids`](crate::IvfIndex::train_with_centroids)
+    /// without training data). `q` must be made for the index's inner metric: `L2` for L2
+    /// indexes, `InnerProduct` for inner-product and cosine ones.
+    pub fn from_quantizer(metric: Metric, q: ProductQuantizer) -> Result<Self> {
+        if q.metric() != inner_metric(metric) {
+            return Err(Error::Parameter {
+                name: "codec",
+                what: format!(
+                    "a {} index codes with {} product quantizers, not {}",
+                    metric,
+                    inner_metric(metric),
+                    q.metric()
+                ),
+            });
+        }
+        Ok(PqCodec { q, list_terms: Vec::new() })
+    }
+
     fn table_len(&self) -> usize {
         self.q.m() * self.q.ksub()
     }

@@ -560,16 +560,59 @@ impl<C: IvfCodec> IvfIndex<C> {
             Some(a) => km.fit_with_assigner(x.as_slice(), self.dim, a)?,
             None => km.fit(x.as_slice(), self.dim)?,
         };
-        let coarse = Coarse::build(self.params.coarse, km.into_centroids(), self.dim, self.metric)?;
+        self.install(km.into_centroids(), Some(x.as_slice()))
+    }
+
+    /// Trains with coarse centroids learned elsewhere (`nlist × dim`, row-major; Faiss' IVF
+    /// over a quantizer trained apart, or another k-means): the codec is trained on the
+    /// residuals (or vectors) of `data` against them, or, with `data` `None`, must be trained
+    /// already (a codec made from a trained quantizer, e.g. [`PqCodec::from_quantizer`](crate::PqCodec::from_quantizer)).
+    /// Cosine indexes expect unit centroids (what spherical k-means gives). Allowed only while
+    /// the index is empty.
+    pub fn train_with_centroids(&mut self, centroids: Vec<f32>, data: Option<&[f32]>) -> Result<()> {
+        if !self.is_empty() {
+            return Err(Error::Parameter {
+                name: "train",
+                what: "the index holds vectors; train before adding".into(),
+            });
+        }
+        if centroids.len() != self.params.nlist * self.dim {
+            return Err(Error::Parameter {
+                name: "centroids",
+                what: format!(
+                    "{} values, expected nlist × dim = {} × {}",
+                    centroids.len(),
+                    self.params.nlist,
+                    self.dim
+                ),
+            });
+        }
+        match data {
+            Some(data) => {
+                let x = prepare_rows("training data", data, self.dim, self.metric)?;
+                self.install(centroids, Some(x.as_slice()))
+            }
+            None => self.install(centroids, None),
+        }
+    }
+
+    /// Installs trained coarse centroids and trains the codec on the prepared rows `x`
+    /// (residuals against `centroids` for residual codecs); without `x` the codec must be
+    /// trained (or learn nothing).
+    fn install(&mut self, centroids: Vec<f32>, x: Option<&[f32]>) -> Result<()> {
+        let coarse = Coarse::build(self.params.coarse, centroids, self.dim, self.metric)?;
         if self.codec.needs_training() {
-            let sample = if self.codec.by_residual() {
-                let mut r = x.as_slice().to_vec();
-                subtract_centroids(&mut r, coarse.get(), self.dim)?;
-                r
-            } else {
-                x.as_slice().to_vec()
-            };
-            self.codec.train(&sample)?;
+            match x {
+                Some(x) => {
+                    let mut sample = x.to_vec();
+                    if self.codec.by_residual() {
+                        subtract_centroids(&mut sample, coarse.get(), self.dim)?;
+                    }
+                    self.codec.train(&sample)?;
+                }
+                None if !self.codec.quantizer().is_trained() => return Err(self.not_trained()),
+                None => {}
+            }
         }
         self.codec.prepare(coarse.get().centroids());
         self.coarse = Some(coarse);

@@ -384,3 +384,48 @@ fn a_file_stitched_from_two_trainings_is_refused_on_read() {
         other => panic!("stitched file read: {:?}", other.map(|i| i.len())),
     }
 }
+
+/// An index trained with centroids and a product quantizer taken from another index's training
+/// has that index's trained state (fingerprint) and answers every search as it does; with
+/// training data it trains the codec on the residuals against the given centroids, as `train`
+/// does after its k-means. What it refuses: a wrong centroid count, an untrained codec without
+/// data, a codec made for another metric, an index that holds vectors.
+#[test]
+fn centroids_and_codebooks_trained_elsewhere() {
+    let data = clustered(3_000, 21);
+    let queries = clustered(40, 22);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let reference = built(PqCodec::new(DIM, metric, 8, 8).unwrap(), metric, 16, &data);
+        let centroids = reference.centroids().to_vec();
+        let pq = reference.codec().quantizer().clone();
+
+        let codec = PqCodec::from_quantizer(metric, pq.clone()).unwrap();
+        let mut given = IvfIndex::new(DIM, metric, IvfParams::new(16), codec).unwrap();
+        given.train_with_centroids(centroids.clone(), None).unwrap();
+        assert_eq!(given.fingerprint(), reference.fingerprint(), "{metric}");
+        given.add(&data).unwrap();
+        let (a, b) =
+            (given.search(&queries, 10, &probe(4)).unwrap(), reference.search(&queries, 10, &probe(4)).unwrap());
+        assert_eq!(a, b, "{metric}");
+
+        let mut retrained =
+            IvfIndex::new(DIM, metric, IvfParams::new(16), PqCodec::new(DIM, metric, 8, 8).unwrap()).unwrap();
+        retrained.train_with_centroids(centroids.clone(), Some(&data)).unwrap();
+        assert_eq!(retrained.fingerprint(), reference.fingerprint(), "{metric}: train = k-means + this");
+
+        let mut untrained =
+            IvfIndex::new(DIM, metric, IvfParams::new(16), PqCodec::new(DIM, metric, 8, 8).unwrap()).unwrap();
+        assert!(matches!(untrained.train_with_centroids(centroids.clone(), None), Err(Error::NotTrained { .. })));
+        assert!(matches!(
+            untrained.train_with_centroids(centroids[..15 * DIM].to_vec(), Some(&data)),
+            Err(Error::Parameter { name: "centroids", .. })
+        ));
+        assert!(!untrained.is_trained());
+        assert!(matches!(
+            given.train_with_centroids(centroids.clone(), None),
+            Err(Error::Parameter { name: "train", .. })
+        ));
+        let other = if metric == Metric::L2 { Metric::InnerProduct } else { Metric::L2 };
+        assert!(matches!(PqCodec::from_quantizer(other, pq), Err(Error::Parameter { name: "codec", .. })));
+    }
+}
