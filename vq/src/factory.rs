@@ -14,7 +14,8 @@ use crate::graph::{HnswCodesIndex, HnswFlatIndex};
 use crate::index::Index;
 use crate::ivf::{IvfFastScanIndex, IvfIndex};
 use crate::refine::RefineIndex;
-use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec, TransformSpec};
+use crate::transform::PreTransformIndex;
 
 /// Runs `$body` with `$q` bound to a new quantizer of `$codec`'s kind; `$body` is generic code
 /// written once for every quantizer type (the `Quantizer` trait is not object safe: its
@@ -142,15 +143,17 @@ pub fn index_factory_with(dim: usize, spec: &str, metric: Metric, params: &Index
     build(dim, &spec.parse()?, metric, params)
 }
 
-/// `OPQ{m}_{d}` with `d` the input dimension is plain `OPQ{m}`; any other `d` would ask for a
-/// dimension reduction vq's OPQ does not do, and is refused rather than silently ignored.
+/// `OPQ{m}_{d}` with `d` the input dimension is plain `OPQ{m}` (codec or transform); any other
+/// `d` would ask for a dimension reduction vq's OPQ does not do, and is refused rather than
+/// silently ignored.
 fn canonical_opq(spec: &IndexSpec, dim: usize) -> Result<IndexSpec> {
+    let reduction = |m: usize, d: usize| Error::Parameter {
+        name: "OPQ",
+        what: format!("OPQ{m}_{d} reduces {dim} dimensions to {d}; vq's OPQ keeps the dimension: write OPQ{m}"),
+    };
     let fix = |codec: CodecSpec| match codec {
         CodecSpec::Opq { m, nbits, d: Some(d) } if d == dim => Ok(CodecSpec::Opq { m, nbits, d: None }),
-        CodecSpec::Opq { m, d: Some(d), .. } => Err(Error::Parameter {
-            name: "OPQ",
-            what: format!("OPQ{m}_{d} reduces {dim} dimensions to {d}; vq's OPQ keeps the dimension: write OPQ{m}"),
-        }),
+        CodecSpec::Opq { m, d: Some(d), .. } => Err(reduction(m, d)),
         other => Ok(other),
     };
     let base = match spec.base {
@@ -160,7 +163,12 @@ fn canonical_opq(spec: &IndexSpec, dim: usize) -> Result<IndexSpec> {
         }
         other => other,
     };
-    Ok(IndexSpec { base, ..*spec })
+    let transform = match spec.transform {
+        Some(TransformSpec::Opq { m, d: Some(d) }) if d != dim => return Err(reduction(m, d)),
+        Some(TransformSpec::Opq { m, .. }) => Some(TransformSpec::Opq { m, d: None }),
+        None => None,
+    };
+    Ok(IndexSpec { transform, base, ..*spec })
 }
 
 fn ivf(e: vq_ivf::Error) -> Error {
@@ -190,35 +198,16 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
         BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
             with_new_quantizer!(codec, dim, metric, |q| Box::new(HnswCodesIndex::new(codec, q, params.hnsw(m))?))
         }
-        BaseSpec::Ivf { nlist, coarse_hnsw, storage } => {
-            let mut p = params.ivf(nlist)?;
-            if let Some(m) = coarse_hnsw {
-                p = p.with_hnsw(m);
-            }
-            match storage {
-                StorageSpec::Flat => {
-                    Box::new(IvfIndex::new(dim, metric, p, FlatCodec::new(dim, metric).map_err(ivf)?)?)
-                }
-                StorageSpec::Codec(CodecSpec::Sq(t)) => {
-                    Box::new(IvfIndex::new(dim, metric, p, SqCodec::new(dim, metric, t).map_err(ivf)?)?)
-                }
-                StorageSpec::Codec(CodecSpec::Pq { m, nbits }) => {
-                    Box::new(IvfIndex::new(dim, metric, p, PqCodec::new(dim, metric, m, nbits).map_err(ivf)?)?)
-                }
-                StorageSpec::Codec(CodecSpec::PqFastScan { m }) => Box::new(IvfFastScanIndex::with_pq(
-                    dim,
-                    metric,
-                    p,
-                    params.pq(m),
-                    params.by_residual.unwrap_or(true),
-                )?),
-                StorageSpec::Codec(CodecSpec::Opq { .. }) => {
-                    return Err(Error::Parameter {
-                        name: "IVF",
-                        what: "IVF lists hold Flat, SQ, PQ or PQ…x4fs codes (no OPQ yet)".into(),
-                    });
-                }
-            }
+        BaseSpec::Ivf { nlist, coarse_hnsw, storage } => ivf_index(dim, metric, params, nlist, coarse_hnsw, storage)?,
+    };
+    let base: Box<dyn Index> = match (spec.transform, spec.base) {
+        (None, _) => base,
+        (Some(TransformSpec::Opq { m, .. }), BaseSpec::Ivf { .. }) => Box::new(PreTransformIndex::opq(base, m)?),
+        (Some(t), other) => {
+            return Err(Error::Parameter {
+                name: "transform",
+                what: format!("{t} goes before an inverted file (IVF…), not before {other}"),
+            });
         }
     };
     let Some(refine) = spec.refine else { return Ok(base) };
@@ -236,4 +225,43 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
         index.set_default_reorder_k(r);
     }
     Ok(Box::new(index))
+}
+
+/// An empty inverted file of `nlist` lists over `storage`.
+fn ivf_index(
+    dim: usize,
+    metric: Metric,
+    params: &IndexParams,
+    nlist: usize,
+    coarse_hnsw: Option<usize>,
+    storage: StorageSpec,
+) -> Result<Box<dyn Index>> {
+    let mut p = params.ivf(nlist)?;
+    if let Some(m) = coarse_hnsw {
+        p = p.with_hnsw(m);
+    }
+    Ok(match storage {
+        StorageSpec::Flat => Box::new(IvfIndex::new(dim, metric, p, FlatCodec::new(dim, metric).map_err(ivf)?)?),
+        StorageSpec::Codec(CodecSpec::Sq(t)) => {
+            Box::new(IvfIndex::new(dim, metric, p, SqCodec::new(dim, metric, t).map_err(ivf)?)?)
+        }
+        StorageSpec::Codec(CodecSpec::Pq { m, nbits }) => {
+            Box::new(IvfIndex::new(dim, metric, p, PqCodec::new(dim, metric, m, nbits).map_err(ivf)?)?)
+        }
+        StorageSpec::Codec(CodecSpec::PqFastScan { m }) => {
+            Box::new(IvfFastScanIndex::with_pq(dim, metric, p, params.pq(m), params.by_residual.unwrap_or(true))?)
+        }
+        StorageSpec::Codec(CodecSpec::Opq { .. }) => {
+            return Err(Error::Parameter {
+                name: "IVF",
+                what: format!(
+                    "IVF lists hold Flat, SQ, PQ or PQ…x4fs codes; an OPQ rotation goes before the inverted file: OPQ{m},IVF{nlist},PQ{m}",
+                    m = match storage {
+                        StorageSpec::Codec(CodecSpec::Opq { m, .. }) => m,
+                        _ => 0,
+                    }
+                ),
+            });
+        }
+    })
 }

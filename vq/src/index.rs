@@ -234,13 +234,22 @@ pub(crate) fn fingerprint_of(spec: &IndexSpec, dim: usize, metric: Metric, parts
 }
 
 /// The hash of a quantizer's trained state: its sections as it writes them (parameters,
-/// codebooks, ranges), by name, version and checksum. Writing to memory cannot fail for want
-/// of space; a quantizer that refuses to write hashes to the sections it wrote before.
+/// codebooks, ranges), by name, version and checksum.
 pub(crate) fn quantizer_fingerprint<Q: Quantizer>(q: &Q) -> u64 {
+    sections_fingerprint(&q.name(), |w| q.write_sections(w, "q"))
+}
+
+/// The hash of what `write` writes (a trained part's sections), by name, version and checksum,
+/// after `name`. Writing to memory cannot fail for want of space; a part that refuses to write
+/// hashes to the sections it wrote before.
+pub(crate) fn sections_fingerprint(
+    name: &str,
+    write: impl FnOnce(&mut ContainerWriter) -> vq_quant::Result<()>,
+) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(q.name().as_bytes());
+    h.update(name.as_bytes());
     if let Ok(mut w) = ContainerWriter::in_memory() {
-        let _ = q.write_sections(&mut w, "q");
+        let _ = write(&mut w);
         for s in w.sections() {
             h.update(s.name.as_bytes());
             h.update(&s.version.to_le_bytes());

@@ -2,7 +2,8 @@
 //! factory strings ([`index_factory`]), and [`write_index`] / [`read_index`].
 //!
 //! **Owns:** the [`Index`] trait and its adapters over the lower crates' types (exact search,
-//! flat code scans, HNSW over vectors or codes, inverted files, refine), [`SearchParams`], the typed
+//! flat code scans, HNSW over vectors or codes, inverted files, refine, an OPQ rotation before an
+//! inverted file), [`SearchParams`], the typed
 //! [`IndexSpec`] parsed from factory strings, [`Error`] wrapping every crate's error, and the
 //! index file format's dispatch (`index.kind`).
 //!
@@ -47,6 +48,7 @@ mod milvus;
 mod persist;
 mod refine;
 mod spec;
+mod transform;
 
 pub use codes::CodesIndex;
 pub use error::{Error, Result};
@@ -61,7 +63,8 @@ pub use persist::{
     write_index, write_index_to_bytes,
 };
 pub use refine::RefineIndex;
-pub use spec::{ACCEPTED, BaseSpec, CodecSpec, IndexSpec, RefineSpec, SpecError, StorageSpec};
+pub use spec::{ACCEPTED, BaseSpec, CodecSpec, IndexSpec, RefineSpec, SpecError, StorageSpec, TransformSpec};
+pub use transform::PreTransformIndex;
 pub use vq_distance::{IdBitset, IdFilter, IdSet, Metric, Neighbors, knn_exact, merge_topk, normalize_l2};
 #[cfg(feature = "gpu")]
 pub use vq_gpu;

@@ -191,7 +191,7 @@ impl IndexParams {
             anisotropic_threshold: None,
             reorder_k: uint(params, "reorder_k")?,
         };
-        Ok(MilvusIndex { spec: IndexSpec { base, refine }, metric, params: index_params, dim })
+        Ok(MilvusIndex { spec: IndexSpec { transform: None, base, refine }, metric, params: index_params, dim })
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Layout: `index.kind` (JSON: factory string, format version, dimension, metric), then the
 //! index's own sections under the prefix `index` (a refine index puts its base under
-//! `index.base` and its store under `index.refine`). Each part owns its section names and
+//! `index.base` and its store under `index.refine`; a transform its parameters under
+//! `….opq` and the index behind it under `….inner`). Each part owns its section names and
 //! versions (vq-graph's `hnsw` sections, vq-quant's quantizer sections).
 
 use std::path::Path;
@@ -22,6 +23,7 @@ use crate::index::Index;
 use crate::ivf::{IvfFastScanIndex, IvfIndex};
 use crate::refine::RefineIndex;
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
+use crate::transform::PreTransformIndex;
 
 /// The index format this build writes and the newest it reads.
 pub const INDEX_FORMAT_VERSION: u32 = 1;
@@ -30,7 +32,7 @@ pub const INDEX_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadOptions {
     /// Map the file instead of reading it into a buffer first. IVF indexes (`IVF…,Flat`,
-    /// `…,SQ…`, `…,PQ…`) then serve their lists' ids and codes straight from the map, and copy
+    /// `…,SQ…`, `…,PQ…`, also behind an OPQ rotation) then serve their lists' ids and codes straight from the map, and copy
     /// a list into their own memory only when it is written (add, remove, merge); their
     /// [`MemoryUsage::mapped`](crate::MemoryUsage::mapped) says how much is mapped. Every
     /// other part (and every other index kind, the 4-bit fast-scan IVF and refine stores
@@ -111,9 +113,9 @@ pub fn read_index_from_container(r: &ContainerReader) -> Result<Box<dyn Index>> 
     let spec: IndexSpec = kind.spec.parse()?;
     let metric = parse_metric(&kind.metric)?;
     let index = match spec.refine {
-        None => read_base(r, spec.base, "index")?,
+        None => read_transformed(r, &spec, "index")?,
         Some(refine) => {
-            let base = read_base(r, spec.base, "index.base")?;
+            let base = read_transformed(r, &spec, "index.base")?;
             Box::new(RefineIndex::read_sections(r, "index.refine", base, refine)?)
         }
     };
@@ -133,6 +135,17 @@ pub fn read_index_from_container(r: &ContainerReader) -> Result<Box<dyn Index>> 
         });
     }
     Ok(index)
+}
+
+/// The base index of `spec` under `prefix`, behind its transform if it has one.
+fn read_transformed(r: &ContainerReader, spec: &IndexSpec, prefix: &str) -> Result<Box<dyn Index>> {
+    Ok(match spec.transform {
+        None => read_base(r, spec.base, prefix)?,
+        Some(_) => {
+            let inner = read_base(r, spec.base, &PreTransformIndex::inner_prefix(prefix))?;
+            Box::new(PreTransformIndex::read_sections(r, prefix, inner)?)
+        }
+    })
 }
 
 fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dyn Index>> {

@@ -3,13 +3,18 @@
 //! A spec is comma-separated components, read left to right:
 //!
 //! ```text
-//! spec    := base [ "," refine ]
+//! spec    := [ transform "," ] base [ "," refine ]
+//! transform := "OPQ" m [ "_" d ]          (only before "IVF…")
 //! base    := "Flat" | codec | "HNSW" m [ "," ( "Flat" | codec ) ]
 //!          | "IVF" nlist [ "_HNSW" m ] "," ( "Flat" | sq | "PQ" m [ "x" nbits ] | "PQ" m "x4fs" )
 //! codec   := "SQ8" | "SQ6" | "SQ4" | "SQ4U" | "SQfp16" | "SQbf16"
 //!          | "PQ" m [ "x" nbits ] | "PQ" m "x4fs" | "OPQ" m [ "_" d ] "," "PQ" m [ "x" nbits ]
 //! refine  := "RFlat" | "Refine(" ( "Flat" | sq ) ")"
 //! ```
+//!
+//! A transform before an inverted file (`OPQ16,IVF1024,PQ16`, Faiss' `IndexPreTransform`) rotates
+//! every vector and query before the coarse quantizer and the codes see it; `OPQ16,PQ16`
+//! (without `IVF`) is the OPQ codec, whose rotation belongs to the quantizer.
 //!
 //! `PQ{m}x4fs` (4-bit PQ in the fast-scan layout) is a flat scan or IVF lists
 //! (`IVF1024,PQ64x4fs`, with refine the ScaNN-style index): graphs score one code at a time.
@@ -25,7 +30,7 @@ use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m},]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +113,22 @@ pub enum BaseSpec {
     },
 }
 
+/// A transform applied to every vector and query before the index sees them (Faiss'
+/// `IndexPreTransform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransformSpec {
+    /// An OPQ rotation trained for `m` sub-spaces (`OPQ16,IVF1024,PQ16`), as Faiss'
+    /// `OPQMatrix`: learned on the training set first, then the index is trained on the
+    /// rotated vectors.
+    Opq {
+        /// Sub-spaces the rotation is trained for.
+        m: usize,
+        /// Faiss' output dimension (`OPQ16_64`): only the input dimension is accepted, then
+        /// dropped (canonical form), as for the OPQ codec.
+        d: Option<usize>,
+    },
+}
+
 /// Where refine re-scores candidates from: f32 vectors, or cheaper scalar codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefineSpec {
@@ -120,6 +141,8 @@ pub enum RefineSpec {
 /// A parsed factory string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IndexSpec {
+    /// A transform before the index (`OPQ16,IVF…`), if any.
+    pub transform: Option<TransformSpec>,
     /// The searched index.
     pub base: BaseSpec,
     /// The optional refine stage: `refine_k · k` candidates of the base index are re-scored.
@@ -129,7 +152,13 @@ pub struct IndexSpec {
 impl IndexSpec {
     /// A spec without refine.
     pub fn new(base: BaseSpec) -> Self {
-        IndexSpec { base, refine: None }
+        IndexSpec { transform: None, base, refine: None }
+    }
+
+    /// This spec behind a transform.
+    pub fn with_transform(mut self, transform: TransformSpec) -> Self {
+        self.transform = Some(transform);
+        self
     }
 
     /// This spec with a refine stage.
@@ -184,8 +213,20 @@ impl fmt::Display for RefineSpec {
     }
 }
 
+impl fmt::Display for TransformSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TransformSpec::Opq { m, d: None } => write!(f, "OPQ{m}"),
+            TransformSpec::Opq { m, d: Some(d) } => write!(f, "OPQ{m}_{d}"),
+        }
+    }
+}
+
 impl fmt::Display for IndexSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(t) = &self.transform {
+            write!(f, "{t},")?;
+        }
         self.base.fmt(f)?;
         match &self.refine {
             Some(r) => write!(f, ",{r}"),
@@ -268,6 +309,26 @@ impl<'a> Parser<'a> {
         let t = self.peek();
         self.at += t.is_some() as usize;
         t
+    }
+
+    /// `OPQ{m}[_{d}]` followed by an `IVF…` token: a transform (consumed); anything else is
+    /// left to [`base`](Parser::base) (`OPQ16,PQ16` is the OPQ codec).
+    fn transform(&mut self) -> Result<Option<TransformSpec>, SpecError> {
+        let (Some(token), Some(next)) = (self.peek(), self.tokens.get(self.at + 1)) else { return Ok(None) };
+        if !next.starts_with("IVF") {
+            return Ok(None);
+        }
+        let Some(opq) = number_after(token, "OPQ") else { return Ok(None) };
+        let (m, rest) = opq.map_err(|e| self.error(token, e))?;
+        let d = match rest {
+            "" => None,
+            _ => match rest.strip_prefix('_').and_then(|d| d.parse::<usize>().ok()) {
+                Some(d) => Some(d),
+                None => return Err(self.error(token, "expected OPQ{m} or OPQ{m}_{d}")),
+            },
+        };
+        self.at += 1;
+        Ok(Some(TransformSpec::Opq { m, d }))
     }
 
     /// A codec starting at the next token, or `None` (nothing consumed) if it is not one.
@@ -361,7 +422,10 @@ impl<'a> Parser<'a> {
                 }
                 next => match self.codec()? {
                     Some(CodecSpec::Opq { .. }) => {
-                        return Err(self.error(next.unwrap_or(""), "IVF lists hold Flat, SQ or PQ codes (no OPQ yet)"));
+                        return Err(self.error(
+                            next.unwrap_or(""),
+                            "IVF lists hold Flat, SQ or PQ codes; an OPQ rotation goes before the inverted file: OPQ{m},IVF{nlist},PQ{m}",
+                        ));
                     }
                     Some(codec) => StorageSpec::Codec(codec),
                     None => {
@@ -402,12 +466,13 @@ impl FromStr for IndexSpec {
 
     fn from_str(spec: &str) -> Result<Self, SpecError> {
         let mut p = Parser { spec, tokens: components(spec.trim()), at: 0 };
+        let transform = p.transform()?;
         let base = p.base()?;
         let refine = p.refine()?;
         if let Some(extra) = p.peek() {
             return Err(p.error(extra, "unexpected component"));
         }
-        Ok(IndexSpec { base, refine })
+        Ok(IndexSpec { transform, base, refine })
     }
 }
 
@@ -417,7 +482,19 @@ mod tests {
 
     #[test]
     fn faiss_spellings_parse_to_the_expected_specs() {
-        let cases: [(&str, IndexSpec); 9] = [
+        let ivf_pq = BaseSpec::Ivf {
+            nlist: 1024,
+            coarse_hnsw: None,
+            storage: StorageSpec::Codec(CodecSpec::Pq { m: 16, nbits: 8 }),
+        };
+        let cases: [(&str, IndexSpec); 11] = [
+            ("OPQ16,IVF1024,PQ16", IndexSpec::new(ivf_pq).with_transform(TransformSpec::Opq { m: 16, d: None })),
+            (
+                "OPQ16_128,IVF1024,PQ16,RFlat",
+                IndexSpec::new(ivf_pq)
+                    .with_transform(TransformSpec::Opq { m: 16, d: Some(128) })
+                    .with_refine(RefineSpec::Flat),
+            ),
             ("Flat", IndexSpec::new(BaseSpec::Flat)),
             ("SQ8", IndexSpec::new(BaseSpec::Codes(CodecSpec::Sq(SqType::SQ8)))),
             ("PQ16", IndexSpec::new(BaseSpec::Codes(CodecSpec::Pq { m: 16, nbits: 8 }))),
@@ -462,6 +539,9 @@ mod tests {
             ("IVF1024,PQ64x4fs", "IVF1024,PQ64x4fs"),
             ("IVF1024,PQ64x4fs,Refine(Flat)", "IVF1024,PQ64x4fs,RFlat"),
             ("IVF512,PQ192x4fs,Refine(SQbf16)", "IVF512,PQ192x4fs,Refine(SQbf16)"),
+            ("OPQ16,IVF1024,PQ16x8", "OPQ16,IVF1024,PQ16"),
+            ("OPQ8_64,IVF256_HNSW16,PQ8x4fs,Refine(Flat)", "OPQ8_64,IVF256_HNSW16,PQ8x4fs,RFlat"),
+            ("OPQ4,IVF16,Flat", "OPQ4,IVF16,Flat"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -492,6 +572,11 @@ mod tests {
             ("IVF16_HNSW8x,Flat", "IVF16_HNSW8x"),
             ("IVF16_PQ8,Flat", "IVF16_PQ8"),
             ("IVF16,PQ8x8fs", "PQ8x8fs"),
+            ("OPQ,IVF16,Flat", "OPQ"),
+            ("OPQ4_x,IVF16,PQ4", "OPQ4_x"),
+            ("OPQ4,HNSW16", "HNSW16"),
+            ("OPQ4,IVF16", "IVF16"),
+            ("OPQ4,OPQ4,IVF16,Flat", "OPQ4"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();
             assert_eq!(err.token, token, "{text}: {err}");

@@ -51,7 +51,16 @@ fn shards(template: &[u8], data: &[f32]) -> Vec<Box<dyn Index>> {
 fn merged_shards_equal_the_single_build_bit_for_bit() {
     let data = clustered(N, 1);
     let queries = clustered(30, 2);
-    for spec in ["IVF16,Flat", "IVF16,SQ8", "IVF16,PQ8", "IVF16,PQ8x4fs", "IVF16,PQ8,RFlat", "IVF16_HNSW8,Flat"] {
+    for spec in [
+        "IVF16,Flat",
+        "IVF16,SQ8",
+        "IVF16,PQ8",
+        "IVF16,PQ8x4fs",
+        "IVF16,PQ8,RFlat",
+        "IVF16_HNSW8,Flat",
+        "OPQ4,IVF16,PQ4",
+        "OPQ4,IVF16,PQ4,RFlat",
+    ] {
         for metric in [Metric::L2, Metric::Cosine] {
             let empty = trained(spec, metric, &data);
             let template = vq::write_index_to_bytes(empty.as_ref()).unwrap();
@@ -188,7 +197,9 @@ fn graphs_and_scans_are_not_mergeable() {
 fn fingerprints_tell_one_training_from_another() {
     let data = clustered(N, 6);
     let other = clustered(N, 7);
-    for spec in ["HNSW8,SQ8", "SQ8", "PQ8", "HNSW8,SQ8,Refine(SQfp16)", "IVF16,SQ8", "IVF16,PQ8x4fs,RFlat"] {
+    for spec in
+        ["HNSW8,SQ8", "SQ8", "PQ8", "HNSW8,SQ8,Refine(SQfp16)", "IVF16,SQ8", "IVF16,PQ8x4fs,RFlat", "OPQ4,IVF16,Flat"]
+    {
         let a = trained(spec, Metric::L2, &data);
         let bytes = vq::write_index_to_bytes(a.as_ref()).unwrap();
         let mut copy = vq::read_index_from_bytes(&bytes).unwrap();
@@ -204,6 +215,42 @@ fn fingerprints_tell_one_training_from_another() {
     assert_ne!(fp("HNSW16", DIM, Metric::L2), fp("HNSW16", DIM, Metric::Cosine));
     assert_ne!(fp("Flat", DIM, Metric::L2), fp("Flat", DIM + 1, Metric::L2));
     assert_eq!(fp("IVF16,Flat", DIM, Metric::L2), 0, "an untrained inverted file");
+    assert_eq!(fp("OPQ4,IVF16,Flat", DIM, Metric::L2), 0, "an untrained inverted file behind a rotation");
+}
+
+/// Two indexes behind OPQ rotations whose inner inverted files are copies of one trained state
+/// but whose rotations differ: their codes mean different things, so the merge is refused by
+/// name (and `check_merge` says so first), with nothing moved.
+#[test]
+fn a_shard_rotated_differently_is_refused() {
+    let data = clustered(N, 10);
+    let inner = trained("IVF16,Flat", Metric::L2, &data);
+    let inner_template = vq::write_index_to_bytes(inner.as_ref()).unwrap();
+    let rotation = |seed: u64| {
+        let mut r = vq::vq_quant::OpqRotation::new(DIM, vq::vq_quant::OpqParams::new(4, 8)).unwrap();
+        r.train(&clustered(N, seed)).unwrap();
+        r
+    };
+    let wrap = |r| vq::PreTransformIndex::new(vq::read_index_from_bytes(&inner_template).unwrap(), r).unwrap();
+    let (ra, rb) = (rotation(11), rotation(12));
+    assert_ne!(ra.matrix(), rb.matrix());
+    let mut a = wrap(ra.clone());
+    a.add(&data[..1000 * DIM]).unwrap();
+    let mut b = wrap(rb);
+    b.add_with_ids(&data[1000 * DIM..], &(1000..N as u64).collect::<Vec<_>>()).unwrap();
+    assert_eq!(a.inner().fingerprint(), b.inner().fingerprint(), "the same inverted file");
+    assert_ne!(a.fingerprint(), b.fingerprint());
+    assert!(matches!(a.check_merge(&b, 0), Err(Error::TrainedStateMismatch { .. })));
+    let before = vq::write_index_to_bytes(&a).unwrap();
+    assert!(matches!(a.merge_from(Box::new(b), 0), Err(Error::TrainedStateMismatch { .. })));
+    assert_eq!(vq::write_index_to_bytes(&a).unwrap(), before);
+
+    // The same rotation merges.
+    let mut c = wrap(ra);
+    c.add_with_ids(&data[1000 * DIM..], &(1000..N as u64).collect::<Vec<_>>()).unwrap();
+    a.check_merge(&c, 0).unwrap();
+    a.merge_from(Box::new(c), 0).unwrap();
+    assert_eq!(a.len(), N);
 }
 
 /// Scatter-gather over HNSW shards: each shard's top `2k`, merged by `merge_topk`, reaches

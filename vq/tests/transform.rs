@@ -1,0 +1,125 @@
+//! `OPQ{m},IVF…`: the rotation in front of an inverted file is exactly "rotate, then use the
+//! inner index", and is trained as Faiss trains an `IndexPreTransform` (rotation first, on the
+//! training set; then the inverted file on the rotated training set).
+
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand_distr::{Distribution, Normal};
+use vq::{Index, Metric, PreTransformIndex, SearchParams};
+
+const DIM: usize = 16;
+
+/// Gaussian clusters with strongly correlated components (so the rotation is far from the
+/// identity).
+fn correlated(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let centres: Vec<f32> = (0..20 * DIM).map(|_| rng.random_range(-10.0f32..10.0)).collect();
+    let noise = Normal::new(0.0f32, 1.0).unwrap();
+    (0..n)
+        .flat_map(|_| {
+            let c = rng.random_range(0..20);
+            let z: Vec<f32> = (0..4).map(|_| noise.sample(&mut rng) * 3.0).collect();
+            (0..DIM).map(|j| centres[c * DIM + j] + z[j % 4] + 0.3 * noise.sample(&mut rng)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn hand_built(spec: &str, metric: Metric, data: &[f32]) -> Box<dyn Index> {
+    let index = vq::index_factory(DIM, spec, metric).unwrap();
+    let mut index = PreTransformIndex::opq(index, 4).unwrap();
+    index.train(data).unwrap();
+    index.add(data).unwrap();
+    Box::new(index)
+}
+
+/// Search through the wrapper equals rotating the queries by hand and searching the inner
+/// inverted file, bit for bit, for every metric and codec; the factory's index is that index.
+#[test]
+fn search_is_the_inner_search_of_rotated_queries() {
+    let data = correlated(2_000, 1);
+    let queries = correlated(30, 2);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        for inner in ["IVF16,Flat", "IVF16,PQ4", "IVF16,PQ8x4fs", "IVF16,SQ8"] {
+            let mut index = PreTransformIndex::opq(vq::index_factory(DIM, inner, metric).unwrap(), 4).unwrap();
+            index.train(&data).unwrap();
+            index.add(&data).unwrap();
+            assert!(index.rotation().matrix() != identity().as_slice(), "{inner}: the rotation moved");
+            let p = SearchParams { k: 10, nprobe: Some(4), ..Default::default() };
+            let got = index.search_with(&queries, &p).unwrap();
+            let mut q = queries.clone();
+            if metric == Metric::Cosine {
+                vq::normalize_l2(&mut q, DIM).unwrap();
+            }
+            let by_hand = index.inner().search_with(&index.rotation().apply(&q).unwrap(), &p).unwrap();
+            assert_eq!(got.ids(), by_hand.ids(), "{inner} {metric}");
+            assert!(got.scores().iter().zip(by_hand.scores()).all(|(a, b)| a.to_bits() == b.to_bits()));
+
+            let spec = format!("OPQ4,{inner}");
+            let factory = vq::index_factory(DIM, &spec, metric).unwrap();
+            assert_eq!(factory.spec().to_string(), spec);
+            assert_eq!(index.spec().to_string(), spec);
+        }
+    }
+}
+
+fn identity() -> Vec<f32> {
+    (0..DIM * DIM).map(|k| if k / DIM == k % DIM { 1.0 } else { 0.0 }).collect()
+}
+
+/// Training order as Faiss: the rotation is trained on the training set, then the inverted
+/// file on the rotated training set. An inverted file trained by hand on the rotated data has
+/// the same trained state (fingerprint: centroids and codebooks) as the one inside.
+#[test]
+fn the_inverted_file_is_trained_on_rotated_vectors() {
+    let data = correlated(2_000, 3);
+    for inner in ["IVF16,Flat", "IVF16,PQ4"] {
+        let index = hand_built(inner, Metric::L2, &data);
+        let mut rotation = vq::vq_quant::OpqRotation::new(DIM, vq::vq_quant::OpqParams::new(4, 8)).unwrap();
+        rotation.train(&data).unwrap();
+        let mut by_hand = vq::index_factory(DIM, inner, Metric::L2).unwrap();
+        by_hand.train(&rotation.apply(&data).unwrap()).unwrap();
+        let mut unrotated = vq::index_factory(DIM, inner, Metric::L2).unwrap();
+        unrotated.train(&data).unwrap();
+
+        let mut factory = vq::index_factory(DIM, &format!("OPQ4,{inner}"), Metric::L2).unwrap();
+        factory.train(&data).unwrap();
+        let written = vq::write_index_to_bytes(factory.as_ref()).unwrap();
+        let inner_bytes = vq::write_index_to_bytes(by_hand.as_ref()).unwrap();
+        assert_eq!(index.fingerprint(), factory.fingerprint(), "{inner}: deterministic training");
+        // The file holds the hand-trained inverted file's sections under `index.inner`.
+        let r = vq::vq_io::ContainerReader::from_bytes(&written, true).unwrap();
+        let theirs = vq::vq_io::ContainerReader::from_bytes(&inner_bytes, true).unwrap();
+        let mut compared = 0;
+        for s in theirs.sections().iter().filter(|s| s.name != vq::vq_io::INDEX_KIND_SECTION) {
+            if let Some(rest) = s.name.strip_prefix("index.") {
+                let ours =
+                    r.section(&format!("index.inner.{rest}")).unwrap_or_else(|e| panic!("{inner}: {}: {e}", s.name));
+                assert_eq!(ours.checksum, s.checksum, "{inner}: section {}", s.name);
+                compared += 1;
+            }
+        }
+        assert!(compared > 0);
+        let unrotated_bytes = vq::write_index_to_bytes(unrotated.as_ref()).unwrap();
+        assert_ne!(unrotated_bytes, inner_bytes, "{inner}: the rotation changes what is trained");
+    }
+}
+
+/// Training twice is refused by the inner index once it holds vectors, and the rotation is
+/// left as it was.
+#[test]
+fn a_refused_retraining_keeps_the_rotation() {
+    let data = correlated(1_000, 5);
+    let mut index = vq::index_factory(DIM, "OPQ4,IVF16,PQ4", Metric::L2).unwrap();
+    assert!(matches!(index.search(&data[..DIM], 1), Err(vq::Error::NotTrained { spec })
+        if spec == "OPQ4,IVF16,PQ4"));
+    index.train(&data).unwrap();
+    index.add(&data).unwrap();
+    let before = vq::write_index_to_bytes(index.as_ref()).unwrap();
+    assert!(index.train(&correlated(1_000, 6)).is_err());
+    assert_eq!(vq::write_index_to_bytes(index.as_ref()).unwrap(), before);
+    assert!(matches!(
+        vq::index_factory(DIM, "OPQ4_8,IVF16,PQ4", Metric::L2),
+        Err(vq::Error::Parameter { name: "OPQ", .. })
+    ));
+    assert_eq!(vq::index_factory(DIM, "OPQ4_16,IVF16,PQ4", Metric::L2).unwrap().spec().to_string(), "OPQ4,IVF16,PQ4");
+    assert!(vq::index_factory(DIM, "OPQ3,IVF16,Flat", Metric::L2).is_err(), "3 does not divide 16");
+}
