@@ -12,7 +12,9 @@ def load(f):
         bp = r['build_params']
         if r['library'] == 'faiss':
             name = {'faiss-ivf-flat': 'IVF1024,Flat', 'faiss-ivf-sq8': 'IVF1024,SQ8'}.get(r['algo'])
-            if name is None:
+            if r['algo'] == 'faiss-opq-ivf-pq':  # benchmarks/peers_opq.py
+                name = f"OPQ{bp['m']},IVF1024,PQ{bp['m']}" + (',RFlat' if bp.get('refine') else '')
+            elif name is None:
                 name = f"IVF1024,PQ{bp['m']}" + (',RFlat' if bp.get('refine') else '')
         else:
             name = bp['factory']
@@ -21,7 +23,7 @@ def load(f):
         out.setdefault(name, {})[key] = r
     return out
 F, V = load(faiss_file), load(vq_file)
-for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16,RFlat', 'IVF1024,PQ32,RFlat']:
+for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16,RFlat', 'IVF1024,PQ32,RFlat', 'OPQ16,IVF1024,PQ16,RFlat']:
     if name not in F or name not in V:
         continue  # not in this run
     ratios = []
@@ -41,9 +43,18 @@ for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16,RFlat', 'IVF1024,PQ32,
         vq = max((x['qps_cpu'] for x in V[name].values() if x['recall'] >= t), default=None)
         if fq and vq:
             print(f"   cQPS@{t:.2f}: vq {vq:.0f} / faiss {fq:.0f} = {vq/fq:.2f}x")
-for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16', 'IVF1024,PQ32']:
+for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16', 'IVF1024,PQ32', 'OPQ16,IVF1024,PQ16']:
     if name not in F or name not in V:
         continue
     fb = next(iter(F[name].values()))['build_s']
     vb = next(iter(V[name].values()))['build_s']
     print(f"build {name}: vq {vb:.1f} s / faiss {fb:.1f} s = {vb/fb:.2f}x")
+# Codes alone (recall below the bar's 0.90): recall and cQPS at each common nprobe.
+for name in ['OPQ16,IVF1024,PQ16']:
+    if name not in F or name not in V:
+        continue
+    common = sorted(k for k in F[name] if k in V[name])
+    print(f"{name}: nprobe recall vq/faiss, cQPS vq/faiss = ratio")
+    print("   " + "; ".join(f"np{k[0]} {V[name][k]['recall']:.4f}/{F[name][k]['recall']:.4f} "
+                           f"{V[name][k]['qps_cpu']:.0f}/{F[name][k]['qps_cpu']:.0f} = {V[name][k]['qps_cpu'] / F[name][k]['qps_cpu']:.2f}x"
+                           for k in common))
