@@ -648,7 +648,7 @@ impl OpqRotation {
         }
         let mut r = OpqRotation::new(meta.dim, meta.params).map_err(|e| corrupt(&meta_name, e.to_string()))?;
         let rotation: &[f32] = reader.array(&rot_name)?;
-        if meta.trained != !rotation.is_empty() {
+        if meta.trained == rotation.is_empty() {
             return Err(corrupt(
                 &rot_name,
                 "the rotation and the meta section disagree on whether it is trained".into(),
