@@ -289,6 +289,18 @@ fn parse_pq(token: &str) -> Option<Result<CodecSpec, String>> {
     }))
 }
 
+/// `OPQ{m}` or `OPQ{m}_{d}` → `(m, d)`, `None` if the token is not an OPQ token at all. `d` is
+/// Faiss' output dimension, checked against the input's by the factory.
+fn parse_opq(token: &str) -> Option<Result<(usize, Option<usize>), String>> {
+    Some(number_after(token, "OPQ")?.and_then(|(m, rest)| match rest {
+        "" => Ok((m, None)),
+        _ => match rest.strip_prefix('_').and_then(|d| d.parse::<usize>().ok()) {
+            Some(d) => Ok((m, Some(d))),
+            None => Err("expected OPQ{m} or OPQ{m}_{d}".into()),
+        },
+    }))
+}
+
 /// The parser's cursor over the components of one spec.
 struct Parser<'a> {
     spec: &'a str,
@@ -318,15 +330,8 @@ impl<'a> Parser<'a> {
         if !next.starts_with("IVF") {
             return Ok(None);
         }
-        let Some(opq) = number_after(token, "OPQ") else { return Ok(None) };
-        let (m, rest) = opq.map_err(|e| self.error(token, e))?;
-        let d = match rest {
-            "" => None,
-            _ => match rest.strip_prefix('_').and_then(|d| d.parse::<usize>().ok()) {
-                Some(d) => Some(d),
-                None => return Err(self.error(token, "expected OPQ{m} or OPQ{m}_{d}")),
-            },
-        };
+        let Some(opq) = parse_opq(token) else { return Ok(None) };
+        let (m, d) = opq.map_err(|e| self.error(token, e))?;
         self.at += 1;
         Ok(Some(TransformSpec::Opq { m, d }))
     }
@@ -343,16 +348,8 @@ impl<'a> Parser<'a> {
             self.at += 1;
             return Ok(Some(codec));
         }
-        if let Some(opq) = number_after(token, "OPQ") {
-            let (m, rest) = opq.map_err(|e| self.error(token, e))?;
-            // `OPQ{m}_{d}`: Faiss' output dimension, checked against the input's by the factory.
-            let d = match rest {
-                "" => None,
-                _ => match rest.strip_prefix('_').and_then(|d| d.parse::<usize>().ok()) {
-                    Some(d) => Some(d),
-                    None => return Err(self.error(token, "expected OPQ{m} or OPQ{m}_{d}")),
-                },
-            };
+        if let Some(opq) = parse_opq(token) {
+            let (m, d) = opq.map_err(|e| self.error(token, e))?;
             self.at += 1;
             let Some(pq_token) = self.next() else {
                 return Err(self.error(token, "OPQ must be followed by ,PQ{m}"));
