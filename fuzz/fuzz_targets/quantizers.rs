@@ -1,4 +1,4 @@
-//! Quantizer sections: `read_sections` of SQ, PQ and OPQ under prefix `q`, and
+//! Quantizer sections: `read_sections` of SQ, PQ, OPQ and OPQ's rotation alone under prefix `q`, and
 //! `FlatCodes::read_sections` of each under prefix `f`, each followed by scoring and a search.
 //! Any error is fine; a panic, a hang or an allocation out of proportion to the input is a
 //! finding.
@@ -7,7 +7,7 @@
 mod structured;
 
 use libfuzzer_sys::fuzz_target;
-use vq_quant::{CodeScorer, FlatCodes, OpqQuantizer, ProductQuantizer, Quantizer, ScalarQuantizer};
+use vq_quant::{CodeScorer, FlatCodes, OpqQuantizer, OpqRotation, ProductQuantizer, Quantizer, ScalarQuantizer};
 
 fuzz_target!(|data: &[u8]| {
     let Some((_, r)) = structured::container(data) else { return };
@@ -19,6 +19,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(q) = OpqQuantizer::read_sections(&r, "q") {
         exercise(&q);
+    }
+    // The rotation of `OPQ{m},IVF…` (vq's PreTransformIndex), read on its own.
+    if let Ok(rot) = OpqRotation::read_sections(&r, "q.opq")
+        && let Some(x) = structured::query(rot.dim())
+    {
+        let _ = rot.apply(&x);
     }
     if let Ok(f) = FlatCodes::<ScalarQuantizer>::read_sections(&r, "f") {
         search(f);

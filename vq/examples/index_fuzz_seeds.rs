@@ -3,16 +3,21 @@
 //! goes in twice behind the target's selector byte: with checksums verified, and unverified
 //! with the header checksum recomputed (so mutations reach the index readers' own checks).
 //! Kinds without a golden file (the HNSW coarse quantizer of `IVF{n}_HNSW{m}`, whose parallel
-//! build is not byte-stable) are built here from a few vectors and written the same way.
+//! build is not byte-stable, and OPQ before an inverted file) are built here from a few vectors
+//! and written the same way.
 
 use std::path::PathBuf;
 
 /// Factory strings whose file layout no golden file covers.
-const BUILT_SEEDS: &[(&str, &str)] =
-    &[("ivf4_hnsw4_flat", "IVF4_HNSW4,Flat"), ("ivf4_hnsw4_pq4x4fs", "IVF4_HNSW4,PQ4x4fs")];
+const BUILT_SEEDS: &[(&str, &str)] = &[
+    ("ivf4_hnsw4_flat", "IVF4_HNSW4,Flat"),
+    ("ivf4_hnsw4_pq4x4fs", "IVF4_HNSW4,PQ4x4fs"),
+    ("opq2_ivf4_pq2x4", "OPQ2,IVF4,PQ2x4"),
+];
 
 fn built_seed(spec: &str, path: &std::path::Path) -> Result<(), vq::Error> {
-    let (dim, n) = (8, 64);
+    // OPQ's rotation is trained with 8-bit sub-quantizers (256 centroids), so it needs 256 rows.
+    let (dim, n) = (8, if spec.starts_with("OPQ") { 256 } else { 64 });
     // Deterministic spread-out rows (a splitmix-style hash), enough to train 4 lists.
     let data: Vec<f32> = (0..dim * n as u64)
         .map(|i| {
