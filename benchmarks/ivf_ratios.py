@@ -2,6 +2,8 @@
 cQPS@0.90 / 0.95 bar figures and build-time ratios, from a peers.py JSONL file and an xtask bench one.
 
     python3 benchmarks/ivf_ratios.py FAISS.jsonl VQ.jsonl
+
+FAISS.jsonl from peers.py, or from benchmarks/peers_timed.py to compare train and add apart.
 """
 import json, sys, statistics
 faiss_file, vq_file = sys.argv[1], sys.argv[2]
@@ -46,9 +48,15 @@ for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16,RFlat', 'IVF1024,PQ32,
 for name in ['IVF1024,Flat', 'IVF1024,SQ8', 'IVF1024,PQ16', 'IVF1024,PQ32', 'OPQ16,IVF1024,PQ16']:
     if name not in F or name not in V:
         continue
-    fb = next(iter(F[name].values()))['build_s']
-    vb = next(iter(V[name].values()))['build_s']
+    f0, v0 = next(iter(F[name].values())), next(iter(V[name].values()))
+    fb, vb = f0['build_s'], v0['build_s']
     print(f"build {name}: vq {vb:.1f} s / faiss {fb:.1f} s = {vb/fb:.2f}x")
+    # Train and add apart, and the build's CPU time: vq-bench writes them, peers.py does not,
+    # benchmarks/peers_timed.py adds them to Faiss' lines.
+    parts = [(f, f"{f[:-2]}") for f in ('train_s', 'add_s', 'build_cpu_s') if f in f0 and f in v0]
+    if parts:
+        print("   " + "; ".join(f"{label} vq {v0[f]:.2f} s / faiss {f0[f]:.2f} s = {v0[f] / max(f0[f], 1e-9):.2f}x"
+                               for f, label in parts))
 # Codes alone (recall below the bar's 0.90): recall and cQPS at each common nprobe.
 for name in ['OPQ16,IVF1024,PQ16']:
     if name not in F or name not in V:

@@ -1,13 +1,15 @@
 //! What the harness builds and searches: every index of the `vq` umbrella, named by its
 //! factory string and driven through `vq::Index` (the harness adds no index code of its own).
 
+use std::time::Instant;
+
 use serde_json::{Map, Value};
 use vq::{BaseSpec, Index, IndexParams, IndexSpec, SearchParams};
 use vq_distance::{Metric, Neighbors};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::runner::LateProgress;
+use crate::runner::{process_cpu_seconds, LateProgress};
 
 /// Search parameters of one point of a sweep (`{}` for exhaustive search), by their Faiss /
 /// hnswlib / Milvus names (`ef` or `efSearch`, `refine_k` or `k_factor`, `nprobe`).
@@ -20,6 +22,18 @@ pub struct BenchIndex {
     options: Vec<(String, Value)>,
     ntrain: usize,
     index: Box<dyn Index>,
+    times: BuildTimes,
+}
+
+/// What building an index cost, train and add apart (the figures ask for both).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BuildTimes {
+    /// Wall seconds of `train` (0 when the index needs no training).
+    pub train_s: f64,
+    /// Wall seconds of the `add` calls.
+    pub add_s: f64,
+    /// Process CPU seconds of both, `None` where the clock cannot be read.
+    pub cpu_s: Option<f64>,
 }
 
 /// The indexes a run measures when none is named: every family vq has today. The IVF
@@ -139,13 +153,18 @@ pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<BenchIndex> {
     let parsed = BuildSpec::parse(spec)?;
     let mut index = vq::build(ds.dim, &parsed.spec, metric, &parsed.params)?;
     let mut ntrain = 0;
-    if !index.is_trained() {
-        let train = ds.training_set().to_f32();
-        ntrain = train.len() / ds.dim;
-        index.train(&train)?;
-    }
-    index.reserve(ds.nb());
+    // The f32 copies are made outside the timed spans: converting the data set is not building.
+    let train = if index.is_trained() { None } else { Some(ds.training_set().to_f32()) };
     let base = ds.base.to_f32();
+    let cpu0 = process_cpu_seconds();
+    let t = Instant::now();
+    if let Some(train) = &train {
+        ntrain = train.len() / ds.dim;
+        index.train(train)?;
+    }
+    let train_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    index.reserve(ds.nb());
     let label = format!("building {spec}");
     let progress = LateProgress::new(ds.nb() as u64, &label);
     for (i, chunk) in base.chunks(ds.dim * 10_000).enumerate() {
@@ -153,7 +172,10 @@ pub fn build(spec: &str, ds: &Dataset, metric: Metric) -> Result<BenchIndex> {
         progress.set(((i + 1) * 10_000).min(ds.nb()) as u64);
     }
     progress.finish();
-    Ok(BenchIndex { factory: parsed.to_string(), spec: parsed.spec, options: parsed.options, ntrain, index })
+    let add_s = t.elapsed().as_secs_f64();
+    let cpu_s = cpu0.zip(process_cpu_seconds()).map(|(a, b)| (b - a).max(0.0));
+    let times = BuildTimes { train_s, add_s, cpu_s };
+    Ok(BenchIndex { factory: parsed.to_string(), spec: parsed.spec, options: parsed.options, ntrain, index, times })
 }
 
 fn usize_param(params: &Params, names: &[&str]) -> Option<usize> {
@@ -164,6 +186,11 @@ impl BenchIndex {
     /// The factory string, canonical, with the build parameters given (the JSONL `algo`).
     pub fn factory(&self) -> &str {
         &self.factory
+    }
+
+    /// What building it cost.
+    pub fn build_times(&self) -> BuildTimes {
+        self.times
     }
 
     /// Build parameters for the JSONL `build_params` (the factory string included).

@@ -25,6 +25,17 @@ pub struct Record {
     pub search_params: Params,
     /// Wall seconds of train + add.
     pub build_s: f64,
+    /// Wall seconds of `train` alone (0 for an index that needs none; vq-bench only: peers.py
+    /// times train and add together). `None` in lines written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_s: Option<f64>,
+    /// Wall seconds of the `add` calls alone (vq-bench only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_s: Option<f64>,
+    /// Process CPU seconds of train + add: on a shared machine the build's wall time swings
+    /// with other work, its CPU time hardly (vq-bench only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_cpu_s: Option<f64>,
     /// The index's own size in bytes.
     pub index_bytes: u64,
     /// Queries per second: nq / the fastest batch.

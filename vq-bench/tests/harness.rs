@@ -101,6 +101,9 @@ fn record(algo: &str, recall: f64, qps: f64) -> Record {
         build_params: bp,
         search_params: serde_json::Map::new(),
         build_s: 1.5,
+        train_s: Some(0.5),
+        add_s: Some(1.0),
+        build_cpu_s: Some(1.4),
         index_bytes: 1234,
         qps,
         recall: Some(recall),
@@ -166,10 +169,12 @@ fn lines_without_cpu_time_still_parse_and_show_a_dash() {
     let dir = scratch("nocpu");
     let path = dir.join("old.jsonl");
     let mut old = record("HNSW16", 0.97, 2000.0);
-    (old.cpu_s, old.qps_cpu) = (None, None);
+    // Lines written before the CPU and train/add fields existed.
+    (old.cpu_s, old.qps_cpu, old.build_cpu_s) = (None, None, None);
+    (old.train_s, old.add_s) = (None, None);
     append_jsonl(&path, std::slice::from_ref(&old)).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(!text.contains("cpu"), "{text}");
+    assert!(!text.contains("cpu") && !text.contains("train_s"), "{text}");
     let back = read_jsonl(&path).unwrap();
     assert_eq!(back, vec![old]);
     let table = summary_table(&back, Rank::Input);
@@ -252,6 +257,10 @@ fn a_texmex_folder_runs_end_to_end_with_its_own_ground_truth() {
     for r in &records {
         let (cpu, qps_cpu) = (r.cpu_s.unwrap(), r.qps_cpu.unwrap());
         assert!(cpu >= 0.0 && (qps_cpu * cpu.max(1e-9) - r.nq as f64).abs() < 1e-6 * r.nq as f64, "{r:?}");
+        // Train and add are timed apart and make up build_s; Flat and HNSW need no training.
+        let (train, add) = (r.train_s.unwrap(), r.add_s.unwrap());
+        assert!(train >= 0.0 && add > 0.0 && (train + add - r.build_s).abs() < 1e-12, "{r:?}");
+        assert!(r.build_cpu_s.is_some_and(|c| c >= 0.0), "{r:?}");
     }
     // HNSW: one record per ef of the default sweep, each with recall measured (6 vectors: exact).
     let hnsw: Vec<_> = records.iter().filter(|r| r.algo == "HNSW8").collect();
