@@ -9,7 +9,7 @@ use vq_distance::{Metric, Neighbors};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::runner::{process_cpu_seconds, LateProgress};
+use crate::runner::{LateProgress, process_cpu_seconds};
 
 /// Search parameters of one point of a sweep (`{}` for exhaustive search), by their Faiss /
 /// hnswlib / Milvus names (`ef` or `efSearch`, `refine_k` or `k_factor`, `nprobe`).
