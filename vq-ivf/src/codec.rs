@@ -59,10 +59,15 @@ pub trait IvfCodec: Send + Sync + Sized {
         0
     }
     /// Whether a batch search should scan list-major (every query that probes a list scores it
-    /// while its codes are in cache; one scanner per query held at once), which pays when codes
-    /// are large next to a scanner. `false`: query after query.
+    /// while the list's codes, or other per-list state, are in cache; one scanner per query
+    /// held at once), which pays when that state is large next to a scanner. `false`: query
+    /// after query.
     fn scans_by_list(&self) -> bool {
         false
+    }
+    /// At most this many queries in a list-major chunk (their scanners are held at once).
+    fn list_major_queries(&self) -> usize {
+        usize::MAX
     }
     /// Whether lists are scanned by decoding each block of codes to f32 once
     /// ([`IvfCodec::decode_block`], shared by every query of a list-major batch that probes the
@@ -255,6 +260,11 @@ impl IvfCodec for SqCodec {
     }
 }
 
+/// Bytes of per-query scanner tables a list-major chunk of IVF-PQ holds at once (8 MiB: 256
+/// queries at PQ16, 128 at PQ32). Chunks of 64 to 256 PQ16/PQ32 queries scanned alike on
+/// imgsift100k; 512 was slower, 2,048 (every query of the batch) twice as slow.
+pub(crate) const PQ_LIST_MAJOR_BYTES: usize = 8 << 20;
+
 /// IVF-PQ (IVFADC): residuals coded by a [`ProductQuantizer`]. For L2 it keeps Faiss'
 /// precomputed table (`nlist × m × 2^nbits` floats of `‖r̂‖² + 2⟨c, r̂⟩` per list), so a probed
 /// list costs one table addition instead of a table build; for inner product the query's one
@@ -404,10 +414,21 @@ impl IvfCodec for PqCodec {
         self.list_terms.capacity() * size_of::<f32>()
     }
 
-    /// No: a scanner holds two `m × 2^nbits` tables (32 KiB at PQ16), larger than the codes of
-    /// a list it would share.
+    /// With the precomputed L2 table (L2 only): what a batch then shares is not the codes but
+    /// each list's `m × 2^nbits` terms, read from a table of `nlist` of them (16 MiB at PQ16
+    /// with 1,024 lists) that no cache holds. Query by query, every (query, list) pair reads
+    /// its list's terms from memory; list-major, a chunk's queries that probe a list reuse
+    /// them. Measured on imgsift100k, IVF1024 (BENCHMARKS.md, issue 19 session 11): 1.2-1.7x
+    /// for PQ32 at nprobe 16-24, about even (0.95-1.08x) for PQ16. Inner product has no
+    /// per-list table.
     fn scans_by_list(&self) -> bool {
-        false
+        !self.list_terms.is_empty()
+    }
+
+    /// A scanner holds two `m × 2^nbits` tables (32 KiB at PQ16): a chunk holds at most
+    /// [`PQ_LIST_MAJOR_BYTES`] of them, so its scanners stay in cache beside the lists' terms.
+    fn list_major_queries(&self) -> usize {
+        (PQ_LIST_MAJOR_BYTES / (2 * self.table_len() * size_of::<f32>()).max(1)).max(1)
     }
 
     fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {

@@ -718,8 +718,9 @@ impl<C: IvfCodec> IvfIndex<C> {
     ///
     /// A batch whose queries share lists (about `queries · nprobe ≥ 2 · nlist` per chunk) is
     /// scanned list-major when the codec allows it ([`IvfCodec::scans_by_list`]: IVF-Flat,
-    /// IVF-SQ): every probed list is read once per chunk and scored by all the queries that
-    /// probe it, instead of once per query. The results are the same as query by query.
+    /// IVF-SQ, and IVF-PQ with the precomputed L2 table): every probed list (its codes, or its
+    /// table terms) is read once per chunk and scored by all the queries that probe it, instead
+    /// of once per query. The results are the same as query by query.
     pub fn search(&self, queries: &[f32], k: usize, opts: &IvfSearch<'_>) -> Result<Neighbors> {
         if !self.is_trained() {
             return Err(self.not_trained());
@@ -762,7 +763,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         // One chunk per thread (each chunk reads its probed lists once), bounded so that the
         // per-query scanners of a chunk stay small.
         let threads = rayon::current_num_threads().max(1);
-        let chunk = nq.div_ceil(threads).clamp(1, MAX_LIST_MAJOR_CHUNK);
+        let chunk = nq.div_ceil(threads).clamp(1, MAX_LIST_MAJOR_CHUNK.min(self.codec.list_major_queries()));
         (chunk * nprobe >= MIN_SHARED_PROBES * self.params.nlist).then_some(chunk)
     }
 
@@ -1273,6 +1274,41 @@ mod tests {
             assert!(build(lists(&index), nan).is_err());
             assert!(build(lists(&index), index.centroids()[dim..].to_vec()).is_err());
         }
+    }
+
+    /// IVF-PQ is searched list-major only with its precomputed L2 table, in chunks whose
+    /// scanners fit the codec's byte budget; Flat has no bound beyond the batch.
+    #[test]
+    fn list_major_chunks_follow_the_codec() {
+        let data: Vec<f32> = (0..8 * 600).map(|i| ((i * 7919) % 61) as f32).collect();
+        let chunk_of = |metric: Metric, m: usize, nq: usize, nprobe: usize| {
+            let mut index =
+                IvfIndex::new(8, metric, IvfParams::new(16), PqCodec::new(8, metric, m, 8).unwrap()).unwrap();
+            index.train(&data).unwrap();
+            // One thread: one chunk would be the whole batch were it not for the budget.
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap()
+                .install(|| index.list_major_chunk(nq, nprobe))
+        };
+        // L2, PQ2 (two 256-entry tables a scanner): the 8 MiB budget is far above 2,000 queries.
+        assert_eq!(chunk_of(Metric::L2, 2, 2000, 4), Some(2000));
+        // Too few probes per list to share: query by query.
+        assert_eq!(chunk_of(Metric::L2, 2, 4, 1), None);
+        // Inner product keeps one table for every list: nothing to share.
+        assert_eq!(chunk_of(Metric::InnerProduct, 2, 2000, 4), None);
+        // PQ128 at d = 1,024 (two 512 KiB tables a scanner): the budget binds.
+        let mut data = vec![0f32; 1024 * 300];
+        data.iter_mut().enumerate().for_each(|(i, v)| *v = ((i * 7919) % 61) as f32);
+        let mut index =
+            IvfIndex::new(1024, Metric::L2, IvfParams::new(2), PqCodec::new(1024, Metric::L2, 128, 8).unwrap())
+                .unwrap();
+        index.train(&data).unwrap();
+        let budget = crate::codec::PQ_LIST_MAJOR_BYTES / (2 * 128 * 256 * 4);
+        let chunk =
+            rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| index.list_major_chunk(2000, 2));
+        assert_eq!(chunk, Some(budget));
     }
 
     proptest! {
