@@ -186,6 +186,76 @@ proptest! {
     }
 }
 
+/// Codes whose last byte is the last readable one before an unreadable page: a decoder whose
+/// load reached past the end of its code (the SQ6 AVX-512 decoder loads 12 bytes through a
+/// mask, which relies on the CPU suppressing faults on masked-off bytes) would crash here
+/// instead of returning the portable kernel's keys.
+#[cfg(target_os = "linux")]
+#[test]
+fn no_level_reads_past_the_last_code() {
+    /// One readable page followed by an inaccessible one.
+    struct Guarded {
+        base: *mut u8,
+        page: usize,
+    }
+    impl Guarded {
+        fn new() -> Guarded {
+            // SAFETY: plain libc calls; the result of each is checked before it is used.
+            unsafe {
+                let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+                let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+                let base = libc::mmap(std::ptr::null_mut(), 2 * page, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0);
+                assert_ne!(base, libc::MAP_FAILED, "mmap failed");
+                let guard = base.cast::<u8>().add(page).cast();
+                assert_eq!(libc::mprotect(guard, page, libc::PROT_NONE), 0, "mprotect failed");
+                Guarded { base: base.cast(), page }
+            }
+        }
+        /// `data` copied so that its last byte is the last readable one.
+        fn at_end(&mut self, data: &[u8]) -> &[u8] {
+            assert!(data.len() <= self.page);
+            // SAFETY: the first page is readable and writable, and `data` fits at its end.
+            unsafe {
+                let p = self.base.add(self.page - data.len());
+                std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len());
+                std::slice::from_raw_parts(p, data.len())
+            }
+        }
+    }
+    impl Drop for Guarded {
+        fn drop(&mut self) {
+            // SAFETY: unmaps exactly the mapping `new` made.
+            unsafe { libc::munmap(self.base.cast(), 2 * self.page) };
+        }
+    }
+
+    let mut guarded = Guarded::new();
+    for (seed, dim) in [1usize, 3, 8, 15, 16, 17, 31, 32, 33, 48, 100, 128].into_iter().enumerate() {
+        let sample = data(64, dim, 300 + seed as u64);
+        let vectors = data(5, dim, 400 + seed as u64);
+        let query = data(1, dim, 500 + seed as u64);
+        for sq_type in SqType::ALL {
+            for metric in METRICS {
+                let sq = trained(dim, metric, sq_type, &sample);
+                let codes = encode(&sq, &vectors);
+                let mut want = vec![0f32; 5];
+                sq.scorer_for_level(&query, SimdLevel::Portable).unwrap().unwrap().distances(&codes, &mut want);
+                let at_end = guarded.at_end(&codes);
+                for level in SimdLevel::available() {
+                    let mut got = vec![f32::NAN; 5];
+                    sq.scorer_for_level(&query, level).unwrap().unwrap().distances(at_end, &mut got);
+                    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                            "{level} {sq_type} {metric} dim {dim} code {i}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Every SIMD level this CPU has gives the portable kernel's keys, for every type and metric,
 /// at dimensions around the 8- and 16-lane boundaries and block lengths around the 4-code step.
 #[test]
