@@ -39,7 +39,9 @@ pub(crate) const SMALL_DIM: usize = 16;
 
 /// What the small-dimension kernel scans: every point of `groups` packed groups (the layout of
 /// [`PackedPoints`], `mr` points per group, k-major) against `panels` panels of `lanes`
-/// centroids (k-major, scaled for cosine), whose first centroid has id `first`.
+/// centroids (k-major, scaled for cosine), whose first centroid has id `first`. Only x86-64 has
+/// such a kernel today.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct SmallArgs<'a> {
     pub(crate) qpack: &'a [f32],
     pub(crate) groups: usize,
@@ -51,6 +53,7 @@ pub(crate) struct SmallArgs<'a> {
     pub(crate) first: u32,
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl SmallArgs<'_> {
     /// Checks the buffer sizes the kernels' pointer arithmetic relies on.
     pub(crate) fn check(&self, mr: usize, lanes: usize, best: &[(f32, u32)]) {

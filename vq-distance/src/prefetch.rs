@@ -31,6 +31,7 @@ pub fn prefetch_l2<T>(data: &[T]) {
 /// more than `len / 64` rounded up (88 bytes 56 bytes into a line span three), and stepping
 /// 64 bytes from `start` itself would skip that last line.
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn lines_of(start: *const u8, len: usize) -> impl Iterator<Item = *const u8> {
     let lead = start as usize % 64;
     let first = start.wrapping_sub(lead);

@@ -161,6 +161,7 @@ pub(crate) const IPAD: usize = 64;
 /// Integer steps a kernel may accumulate in 32-bit lanes before widening: each lane gains at
 /// most `2 · 127 · 255²` (L2, two products per lane per step) or `4 · 255 · 127` (inner
 /// product) per step, and `128 · 2 · 127 · 255² < 2³¹`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the integer kernels are x86-64 only
 pub(crate) const INT_SEGMENT_STEPS: usize = 128;
 
 /// A query quantized to 8-bit integers against SQ8 codes:
@@ -182,6 +183,7 @@ pub(crate) struct IntQuery {
     pub(crate) r: Vec<i16>,
     pub(crate) m: Vec<i16>,
     pub(crate) w: Vec<i8>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) w16: Vec<i16>,
     pub(crate) scale: f64,
     pub(crate) offset: f64,
@@ -209,6 +211,7 @@ impl IntQuery {
     /// Whether a whole code's sum fits in 32 bits (`dim · 127 · 255² < 2³¹` for L2,
     /// `dim · 255 · 127 < 2³¹` for inner product), so kernels may add lanes in 32 bits.
     #[inline(always)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn sum_fits_i32(&self) -> bool {
         let per_dim: u64 = if self.form == Form::Ip { 255 * 127 } else { 127 * 255 * 255 };
         (self.dim as u64).saturating_mul(per_dim) < (1u64 << 31)
