@@ -18,8 +18,8 @@
 //!   Bytes are added in 16-bit lanes (each lane of a 256-bit register adds two bytes at once;
 //!   a second accumulator of the odd bytes separates them at the end), in groups of at most
 //!   [`GROUP_PAIRS`] sub-quantizer pairs so that no 16-bit lane can overflow, then widened to
-//!   32 bits. AVX-512 BW (four sub-quantizers per register), AVX2, and a portable twin that
-//!   every level must equal exactly.
+//!   32 bits. AVX-512 BW (four sub-quantizers per register), AVX2, NEON (one per register,
+//!   looked up with `tbl`), and a portable twin that every level must equal exactly.
 //!
 //! What this module does not do: train the quantizer or encode vectors (a 4-bit
 //! [`ProductQuantizer`](crate::ProductQuantizer) does; [`PackedCodes`] repacks its codes), or
@@ -32,6 +32,8 @@ use vq_distance::{SimdLevel, TopK};
 use crate::pq::{pack_index, unpack_index};
 use crate::{Error, Result};
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod index;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -76,8 +78,7 @@ pub(crate) fn block_sums_portable(lut: &[u8], block: &[u8], max_sum: u32, out: &
     out.iter().enumerate().fold(0, |m, (v, &s)| m | (u32::from(s <= max_sum) << v))
 }
 
-/// The block kernel of `level`, or `None` when this CPU cannot run it (NEON has none yet: it
-/// uses the portable kernel).
+/// The block kernel of `level`, or `None` when this CPU cannot run it.
 pub(crate) fn block_sums_for(level: SimdLevel) -> Option<BlockSumsFn> {
     match level {
         SimdLevel::Portable => Some(block_sums_portable),
@@ -85,6 +86,8 @@ pub(crate) fn block_sums_for(level: SimdLevel) -> Option<BlockSumsFn> {
         SimdLevel::Avx2 => x86::avx2_checked(),
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => x86::avx512_checked(),
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => aarch64::neon_checked(),
         _ => None,
     }
 }
