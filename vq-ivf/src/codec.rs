@@ -426,7 +426,7 @@ impl IvfCodec for PqCodec {
     }
 
     /// A scanner holds two `m × 2^nbits` tables (32 KiB at PQ16): a chunk holds at most
-    /// [`PQ_LIST_MAJOR_BYTES`] of them, so its scanners stay in cache beside the lists' terms.
+    /// 8 MiB of them (`PQ_LIST_MAJOR_BYTES`), so its scanners stay in cache beside the lists' terms.
     fn list_major_queries(&self) -> usize {
         (PQ_LIST_MAJOR_BYTES / (2 * self.table_len() * size_of::<f32>()).max(1)).max(1)
     }
