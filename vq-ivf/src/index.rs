@@ -1280,17 +1280,16 @@ mod tests {
     /// scanners fit the codec's byte budget; Flat has no bound beyond the batch.
     #[test]
     fn list_major_chunks_follow_the_codec() {
+        // One thread: one chunk would be the whole batch were it not for a bound.
+        let one_thread = |f: &(dyn Fn() -> Option<usize> + Sync)| {
+            rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(f)
+        };
         let data: Vec<f32> = (0..8 * 600).map(|i| ((i * 7919) % 61) as f32).collect();
         let chunk_of = |metric: Metric, m: usize, nq: usize, nprobe: usize| {
             let mut index =
                 IvfIndex::new(8, metric, IvfParams::new(16), PqCodec::new(8, metric, m, 8).unwrap()).unwrap();
             index.train(&data).unwrap();
-            // One thread: one chunk would be the whole batch were it not for the budget.
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap()
-                .install(|| index.list_major_chunk(nq, nprobe))
+            one_thread(&|| index.list_major_chunk(nq, nprobe))
         };
         // L2, PQ2 (two 256-entry tables a scanner): the 8 MiB budget is far above 2,000 queries.
         assert_eq!(chunk_of(Metric::L2, 2, 2000, 4), Some(2000));
@@ -1298,6 +1297,12 @@ mod tests {
         assert_eq!(chunk_of(Metric::L2, 2, 4, 1), None);
         // Inner product keeps one table for every list: nothing to share.
         assert_eq!(chunk_of(Metric::InnerProduct, 2, 2000, 4), None);
+        // Flat: the whole batch, up to the global bound.
+        let mut flat =
+            IvfIndex::new(8, Metric::L2, IvfParams::new(16), FlatCodec::new(8, Metric::L2).unwrap()).unwrap();
+        flat.train(&data).unwrap();
+        assert_eq!(one_thread(&|| flat.list_major_chunk(2000, 4)), Some(2000));
+        assert_eq!(one_thread(&|| flat.list_major_chunk(5000, 4)), Some(MAX_LIST_MAJOR_CHUNK));
         // PQ128 at d = 1,024 (two 512 KiB tables a scanner): the budget binds.
         let mut data = vec![0f32; 1024 * 300];
         data.iter_mut().enumerate().for_each(|(i, v)| *v = ((i * 7919) % 61) as f32);
@@ -1306,8 +1311,7 @@ mod tests {
                 .unwrap();
         index.train(&data).unwrap();
         let budget = crate::codec::PQ_LIST_MAJOR_BYTES / (2 * 128 * 256 * 4);
-        let chunk =
-            rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| index.list_major_chunk(2000, 2));
+        let chunk = one_thread(&|| index.list_major_chunk(2000, 2));
         assert_eq!(chunk, Some(budget));
     }
 
