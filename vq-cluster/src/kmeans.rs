@@ -18,8 +18,9 @@ use crate::result::{Clustering, IterationStats, Warning};
 /// thread count).
 const SUM_CHUNK: usize = 4096;
 
-/// Rows summed in f32 before their sum is added into the f64 total of a centroid update.
-const UPDATE_PARTIAL: usize = 64;
+/// Rows summed in f32 before their sum is added into the f64 total of a centroid update
+/// ([`update_means`]' arithmetic).
+pub const UPDATE_PARTIAL: usize = 64;
 
 /// Relative size of the symmetric perturbation that splits a cluster (Faiss' `EPS`).
 const SPLIT_EPS: f32 = 1.0 / 1024.0;
@@ -46,10 +47,55 @@ pub trait Assigner: Send + Sync {
         labels: &mut [u32],
         scores: &mut [f32],
     ) -> Result<()>;
+
+    /// Lloyd's loop over `points` (the same for every iteration and run of one fit): an
+    /// assigner that keeps them where it computes (a device) returns a [`LloydSession`] that
+    /// assigns and updates there, so the points move once per fit rather than once per
+    /// iteration. `None` (the default): each iteration calls [`nearest`](Self::nearest) and the
+    /// update runs on the CPU.
+    ///
+    /// # Errors
+    /// Whatever stops the implementor (as [`Error::Assign`]).
+    fn session<'a>(
+        &'a self,
+        points: &'a [f32],
+        dim: usize,
+        metric: Metric,
+    ) -> Result<Option<Box<dyn LloydSession + 'a>>> {
+        let _ = (points, dim, metric);
+        Ok(None)
+    }
+}
+
+/// Both steps of Lloyd's iteration over one set of points, run where an [`Assigner`] keeps them
+/// (see [`Assigner::session`]). vq-cluster still decides everything else: seeding, sampling,
+/// the counting sort of the labels, empty-cluster splits, spherical re-normalization,
+/// convergence and runs.
+pub trait LloydSession {
+    /// [`Assigner::nearest`] for the session's points and `centroids`.
+    ///
+    /// # Errors
+    /// Whatever stops the implementor (as [`Error::Assign`]).
+    fn nearest(&mut self, centroids: &[f32], labels: &mut [u32], scores: &mut [f32]) -> Result<()>;
+
+    /// [`update_means`] over the session's points: every cluster of `members` with points gets
+    /// their mean in `centroids`, computed with that function's arithmetic so the result is
+    /// the same bit for bit; empty clusters keep their centroid.
+    ///
+    /// # Errors
+    /// Whatever stops the implementor (as [`Error::Assign`]).
+    fn update(&mut self, members: &ClusterMembers, centroids: &mut [f32]) -> Result<()>;
 }
 
 /// The assignment step of a fit: an [`Assigner`] and the f32 view of the points it takes.
 type External<'a, T> = Option<(&'a dyn Assigner, fn(&[T]) -> &[f32])>;
+
+/// Where one run's Lloyd steps go: the CPU kernel and update (both `None`), an external
+/// assigner with the CPU update, or a session holding the points for both.
+struct Steps<'s, 'a, T> {
+    assigner: External<'a, T>,
+    session: Option<&'s mut (dyn LloydSession + 'a)>,
+}
 
 /// splitmix64: a well-mixed 64-bit hash, for seeds and counter-based random numbers.
 fn mix(mut z: u64) -> u64 {
@@ -179,12 +225,18 @@ impl KMeans {
             });
         }
 
+        // An assigner that keeps the points where it computes takes them once, for every run.
+        let mut session = match assigner {
+            Some((a, view)) => a.session(view(&x), dim, metric)?,
+            None => None,
+        };
         let better = |a: f64, b: f64| if self.spherical { a > b } else { a < b };
         let mut best: Option<Run> = None;
         let mut redo_objectives = Vec::with_capacity(self.nredo);
         for redo in 0..self.nredo {
             let seed = self.seed.wrapping_add(REDO_SEED_STEP.wrapping_mul(redo as u64));
-            let run = self.run(&x, &packed, dim, seed, redo, start, &mut on_iteration, assigner)?;
+            let steps = Steps { assigner, session: session.as_deref_mut() };
+            let run = self.run(&x, &packed, dim, seed, redo, start, &mut on_iteration, steps)?;
             let obj = *run.objective.last().expect("iterations >= 1");
             redo_objectives.push(obj);
             if best.as_ref().is_none_or(|b| better(obj, *b.objective.last().expect("iterations >= 1"))) {
@@ -263,7 +315,7 @@ impl KMeans {
         redo: usize,
         start: Instant,
         on_iteration: &mut impl FnMut(&IterationStats),
-        assigner: External<'_, T>,
+        mut steps: Steps<'_, '_, T>,
     ) -> Result<Run> {
         let n = x.len() / dim;
         let k = self.k;
@@ -288,15 +340,18 @@ impl KMeans {
         let mut last_splits = 0;
         let mut converged = false;
         for iteration in 0..self.iterations {
-            match assigner {
-                Some((a, view)) => {
+            match (&mut steps.session, steps.assigner) {
+                (Some(session), _) => session.nearest(&centroids, &mut labels, &mut scores)?,
+                (None, Some((a, view))) => {
                     let metric = if self.spherical { Metric::InnerProduct } else { Metric::L2 };
                     a.nearest(view(x), &centroids, dim, metric, &mut labels, &mut scores)?;
-                    if let Some(&l) = labels.iter().find(|&&l| l as usize >= k && l != u32::MAX) {
-                        return Err(Error::Assign { what: format!("label {l} for {k} centroids") });
-                    }
                 }
-                None => packed.nearest(&centroids, &mut labels, &mut scores)?,
+                (None, None) => packed.nearest(&centroids, &mut labels, &mut scores)?,
+            }
+            if steps.assigner.is_some()
+                && let Some(&l) = labels.iter().find(|&&l| l as usize >= k && l != u32::MAX)
+            {
+                return Err(Error::Assign { what: format!("label {l} for {k} centroids") });
             }
             // A point loses its label only when every distance to it is NaN or infinite, which
             // validated data (norms within MAX_SQUARED_NORM, hence centroids too: means and
@@ -311,7 +366,12 @@ impl KMeans {
             // (no split moved them), so every further iteration would repeat this one exactly.
             converged = iteration > 0 && last_splits == 0 && labels == prev_labels;
             if !converged {
-                update_centroids(x, dim, &labels, &mut centroids, &mut sizes);
+                let members = ClusterMembers::new(&labels, k);
+                sizes.iter_mut().zip(members.sizes()).for_each(|(s, m)| *s = m);
+                match &mut steps.session {
+                    Some(session) => session.update(&members, &mut centroids)?,
+                    None => update_means_of(x, dim, &members, &mut centroids),
+                }
                 last_splits = split_empty_clusters(&mut centroids, dim, &mut sizes);
                 empty_splits += last_splits;
                 if self.spherical {
@@ -342,33 +402,78 @@ struct Run {
     converged: bool,
 }
 
-/// Moves every centroid to the mean of its points (summed in f64, in point order, parallel over
-/// centroids) and writes the cluster sizes. Empty clusters keep their centroid.
-fn update_centroids<T: Element>(x: &[T], dim: usize, labels: &[u32], centroids: &mut [f32], sizes: &mut [usize]) {
-    let k = sizes.len();
-    sizes.fill(0);
-    for &l in labels {
-        sizes[l as usize] += 1;
+/// The points of every cluster, from one assignment: a counting sort of the point indices by
+/// label. What a [`LloydSession::update`] receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMembers {
+    order: Vec<u32>,
+    start: Vec<usize>,
+}
+
+impl ClusterMembers {
+    /// Groups point indices `0..labels.len()` by their label (each below `k`, checked by the
+    /// caller), increasing within each cluster.
+    fn new(labels: &[u32], k: usize) -> Self {
+        let mut start = vec![0usize; k + 1];
+        for &l in labels {
+            start[l as usize + 1] += 1;
+        }
+        for c in 0..k {
+            start[c + 1] += start[c];
+        }
+        let mut fill = start.clone();
+        let mut order = vec![0u32; labels.len()];
+        for (i, &l) in labels.iter().enumerate() {
+            order[fill[l as usize]] = i as u32;
+            fill[l as usize] += 1;
+        }
+        Self { order, start }
     }
-    // Counting sort of the points by cluster: `order[start[c]..start[c + 1]]` are the points of
-    // cluster c in increasing order.
-    let mut start = Vec::with_capacity(k + 1);
-    let mut acc = 0;
-    start.push(0);
-    for &s in sizes.iter() {
-        acc += s;
-        start.push(acc);
+
+    /// The number of clusters.
+    pub fn k(&self) -> usize {
+        self.start.len() - 1
     }
-    let mut fill = start.clone();
-    let mut order = vec![0u32; labels.len()];
-    for (i, &l) in labels.iter().enumerate() {
-        order[fill[l as usize]] = i as u32;
-        fill[l as usize] += 1;
+
+    /// Every point index, cluster after cluster (cluster `c`'s are
+    /// `order()[offsets()[c]..offsets()[c + 1]]`, increasing).
+    pub fn order(&self) -> &[u32] {
+        &self.order
     }
+
+    /// `k + 1` offsets into [`order`](Self::order): cluster `c`'s points start at `offsets()[c]`.
+    pub fn offsets(&self) -> &[usize] {
+        &self.start
+    }
+
+    /// The points of cluster `c`, increasing.
+    pub fn of(&self, c: usize) -> &[u32] {
+        &self.order[self.start[c]..self.start[c + 1]]
+    }
+
+    /// How many points each cluster has.
+    pub fn sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.start.windows(2).map(|w| w[1] - w[0])
+    }
+}
+
+/// Lloyd's update step: moves every centroid with members to their mean; empty clusters keep
+/// their centroid. The arithmetic is fixed, so another implementation (vq-gpu's kernel) can
+/// give the same bits: per cluster and component, the members' values in increasing point
+/// order, in groups of [`UPDATE_PARTIAL`] summed in f32 from zero, each group's sum added into
+/// an f64 total from zero, and the centroid `(total * (1.0 / count as f64)) as f32`.
+/// Parallel over centroids.
+///
+/// `points` holds the rows of `dim` the members index; `centroids` `members.k()` rows.
+pub fn update_means(points: &[f32], dim: usize, members: &ClusterMembers, centroids: &mut [f32]) {
+    update_means_of(points, dim, members, centroids);
+}
+
+fn update_means_of<T: Element>(x: &[T], dim: usize, members: &ClusterMembers, centroids: &mut [f32]) {
     centroids.par_chunks_mut(dim).enumerate().for_each_init(
         || (vec![0f64; dim], vec![0f32; dim]),
         |(sum, part), (c, centroid)| {
-            let members = &order[start[c]..start[c + 1]];
+            let members = members.of(c);
             if members.is_empty() {
                 return;
             }
@@ -628,6 +733,86 @@ mod tests {
         );
     }
 
+    /// A session over the CPU kernel and [`update_means`], counting what it is asked, or
+    /// failing its update.
+    struct CpuSessions {
+        opened: std::sync::atomic::AtomicUsize,
+        fail_update: bool,
+    }
+
+    struct CpuSession<'a> {
+        points: &'a [f32],
+        dim: usize,
+        metric: Metric,
+        fail_update: bool,
+        updates: usize,
+    }
+
+    impl Assigner for CpuSessions {
+        fn nearest(&self, _: &[f32], _: &[f32], _: usize, _: Metric, _: &mut [u32], _: &mut [f32]) -> Result<()> {
+            Err(Error::Assign { what: "a session was opened: the loop must not call nearest".into() })
+        }
+
+        fn session<'a>(
+            &'a self,
+            points: &'a [f32],
+            dim: usize,
+            metric: Metric,
+        ) -> Result<Option<Box<dyn LloydSession + 'a>>> {
+            self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Some(Box::new(CpuSession { points, dim, metric, fail_update: self.fail_update, updates: 0 })))
+        }
+    }
+
+    impl LloydSession for CpuSession<'_> {
+        fn nearest(&mut self, centroids: &[f32], labels: &mut [u32], scores: &mut [f32]) -> Result<()> {
+            Ok(nearest_centroids(self.points, centroids, self.dim, self.metric, labels, scores)?)
+        }
+
+        fn update(&mut self, members: &ClusterMembers, centroids: &mut [f32]) -> Result<()> {
+            if self.fail_update {
+                return Err(Error::Assign { what: "update failed".into() });
+            }
+            self.updates += 1;
+            assert_eq!(members.order().len(), self.points.len() / self.dim);
+            update_means(self.points, self.dim, members, centroids);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_session_runs_both_steps_once_opened_per_fit_and_gives_the_cpu_centroids() {
+        let dim = 4;
+        let data: Vec<f32> = (0..dim * 700).map(|i| ((i * 7919 + i / 5) % 997) as f32 / 31.0).collect();
+        for spherical in [false, true] {
+            let km = KMeans::new(7).iterations(6).seed(5).nredo(2).spherical(spherical);
+            let want = km.fit(&data, dim).unwrap();
+            let sessions = CpuSessions { opened: 0.into(), fail_update: false };
+            let got = km.fit_with_assigner(&data, dim, &sessions).unwrap();
+            let bits = |c: &Clustering| c.centroids().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "spherical {spherical}");
+            assert_eq!(got.objective(), want.objective());
+            assert_eq!(got.sizes(), want.sizes());
+            assert_eq!(sessions.opened.into_inner(), 1, "one session for both runs");
+        }
+        let failing = CpuSessions { opened: 0.into(), fail_update: true };
+        let err = KMeans::new(7).iterations(3).fit_with_assigner(&data, dim, &failing).unwrap_err();
+        assert!(matches!(err, Error::Assign { what } if what == "update failed"));
+    }
+
+    #[test]
+    fn members_group_points_by_label_in_increasing_order() {
+        let labels = [2u32, 0, 2, 1, 0, 2, 2];
+        let m = ClusterMembers::new(&labels, 4);
+        assert_eq!(m.k(), 4);
+        for c in 0..4 {
+            let want: Vec<u32> = (0..labels.len() as u32).filter(|&i| labels[i as usize] == c as u32).collect();
+            assert_eq!(m.of(c), &want[..], "cluster {c}");
+        }
+        assert_eq!(m.sizes().collect::<Vec<_>>(), vec![2, 1, 4, 0]);
+        assert_eq!(m.offsets().len(), 5);
+    }
+
     use super::*;
 
     #[test]
@@ -680,9 +865,11 @@ mod tests {
     fn update_takes_means_and_counts() {
         let x = [0.0f32, 2.0, 4.0, 10.0];
         let mut centroids = vec![0.0, 0.0, 7.0];
-        let mut sizes = vec![0; 3];
-        update_centroids(&x, 1, &[0, 0, 0, 2], &mut centroids, &mut sizes);
-        assert_eq!(sizes, vec![3, 0, 1]);
+        let members = ClusterMembers::new(&[0, 0, 0, 2], 3);
+        update_means(&x, 1, &members, &mut centroids);
+        assert_eq!(members.sizes().collect::<Vec<_>>(), vec![3, 0, 1]);
+        assert_eq!((members.of(0), members.of(1), members.of(2)), (&[0u32, 1, 2][..], &[][..], &[3u32][..]));
+        assert_eq!(members.offsets(), &[0, 3, 3, 4]);
         assert_eq!(centroids, vec![2.0, 0.0, 10.0]);
     }
 

@@ -20,8 +20,10 @@
 //! - An empty cluster takes half of the largest one: a copy of its centroid, the two pushed
 //!   apart by a small symmetric perturbation ([`Clustering::empty_splits`] counts them).
 //! - The assignment step can run elsewhere: [`KMeans::fit_with_assigner`] calls an
-//!   [`Assigner`] (vq-gpu's runs on a GPU) instead of the CPU kernel; the rest of the loop
-//!   (update, splits, runs) is the same.
+//!   [`Assigner`] (vq-gpu's runs on a GPU) instead of the CPU kernel; an assigner that keeps
+//!   the points where it computes opens a [`LloydSession`] that runs the update step
+//!   ([`update_means`]' arithmetic, so the same bits) there too. Seeding, sampling, splits and
+//!   runs stay here.
 //! - Spherical mode assigns by inner product and re-normalizes the centroids each step (for
 //!   inner-product and cosine indexes; normalize the data first for cosine).
 //! - Deterministic: a seed gives the same centroids bit for bit whatever the thread count (all
@@ -54,7 +56,7 @@ mod params;
 mod result;
 
 pub use error::{Error, Result};
-pub use kmeans::Assigner;
+pub use kmeans::{Assigner, ClusterMembers, LloydSession, UPDATE_PARTIAL, update_means};
 pub use params::{Init, KMeans};
 pub use result::{Clustering, IterationStats, Warning};
 
