@@ -411,8 +411,22 @@ pub struct ClusterMembers {
 }
 
 impl ClusterMembers {
-    /// Groups point indices `0..labels.len()` by their label (each below `k`, checked by the
-    /// caller), increasing within each cluster.
+    /// Groups point indices `0..labels.len()` by their label, increasing within each cluster.
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] (`labels`) for a label at or above `k`, or more points than `u32`
+    /// indexes.
+    pub fn from_labels(labels: &[u32], k: usize) -> Result<Self> {
+        if let Some(&l) = labels.iter().find(|&&l| l as usize >= k) {
+            return Err(Error::Parameter { name: "labels", what: format!("label {l} for k = {k}") });
+        }
+        if u32::try_from(labels.len()).is_err() {
+            return Err(Error::Parameter { name: "labels", what: format!("{} points do not fit u32", labels.len()) });
+        }
+        Ok(Self::new(labels, k))
+    }
+
+    /// [`from_labels`](Self::from_labels) with every label checked by the caller.
     fn new(labels: &[u32], k: usize) -> Self {
         let mut start = vec![0usize; k + 1];
         for &l in labels {
@@ -803,7 +817,8 @@ mod tests {
     #[test]
     fn members_group_points_by_label_in_increasing_order() {
         let labels = [2u32, 0, 2, 1, 0, 2, 2];
-        let m = ClusterMembers::new(&labels, 4);
+        assert!(matches!(ClusterMembers::from_labels(&labels, 2), Err(Error::Parameter { name: "labels", .. })));
+        let m = ClusterMembers::from_labels(&labels, 4).unwrap();
         assert_eq!(m.k(), 4);
         for c in 0..4 {
             let want: Vec<u32> = (0..labels.len() as u32).filter(|&i| labels[i as usize] == c as u32).collect();

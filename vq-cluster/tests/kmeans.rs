@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal};
-use vq_cluster::{Clustering, Error, Init, IterationStats, KMeans, Warning};
+use vq_cluster::{ClusterMembers, Clustering, Error, Init, IterationStats, KMeans, UPDATE_PARTIAL, Warning};
 use vq_distance::Error as DError;
 
 /// `per` points around each of `centres` (row-major), Gaussian noise of deviation `sigma`;
@@ -279,8 +279,54 @@ fn parameters_read_from_json_with_faiss_names_and_defaults() {
     assert_eq!(back.init, Init::Random);
 }
 
+/// `update_means`' documented arithmetic, one component at a time: what vq-gpu's update
+/// kernel computes per thread.
+fn update_means_as_documented(points: &[f32], dim: usize, members: &ClusterMembers, centroids: &mut [f32]) {
+    for c in 0..members.k() {
+        let of = members.of(c);
+        if of.is_empty() {
+            continue;
+        }
+        for d in 0..dim {
+            let mut total = 0f64;
+            for group in of.chunks(UPDATE_PARTIAL) {
+                let mut part = 0f32;
+                for &i in group {
+                    part += points[i as usize * dim + d];
+                }
+                total += f64::from(part);
+            }
+            centroids[c * dim + d] = (total * (1.0 / of.len() as f64)) as f32;
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// `update_means` computes what its doc says, component by component (vq-gpu's kernel
+    /// relies on that to give the same bits).
+    #[test]
+    fn update_means_is_its_documented_arithmetic(
+        n in 1usize..400, dim in 1usize..12, k in 1usize..9, seed in any::<u64>(),
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let points: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1e3f32..1e3)).collect();
+        // Cluster k - 1 is often empty: its draws go to cluster 0 half the time.
+        let labels: Vec<u32> = (0..n)
+            .map(|_| {
+                let l = rng.random_range(0..k as u32);
+                if l + 1 == k as u32 && rng.random::<bool>() { 0 } else { l }
+            })
+            .collect();
+        let members = ClusterMembers::from_labels(&labels, k).unwrap();
+        let start: Vec<f32> = (0..k * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let (mut got, mut want) = (start.clone(), start.clone());
+        vq_cluster::update_means(&points, dim, &members, &mut got);
+        update_means_as_documented(&points, dim, &members, &mut want);
+        let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&got), bits(&want));
+    }
 
     /// `assign` agrees with a naive nearest-centroid search: the same label, except where the
     /// naive best and the chosen centroid are within rounding of each other.

@@ -219,14 +219,31 @@ impl GpuFlat {
     /// [`MAX_K`], [`Error::OutOfMemory`] when even the smallest scratch does not fit,
     /// [`Error::Cuda`].
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Neighbors> {
-        if k == 0 {
-            return Err(vq_distance::Error::ZeroK.into());
-        }
-        if k > MAX_K {
-            return Err(Error::KTooLarge { k, max: MAX_K });
-        }
+        check_k(k)?;
         let rows = prepare_rows("queries", queries, self.dim, self.metric)?;
-        let nq = rows.len();
+        self.search_from(QuerySource::Host(rows.as_slice()), rows.len(), k)
+    }
+
+    /// [`search`](Self::search) for the first `nq` rows of `queries`, which are on this
+    /// index's device already (a k-means session's points): no copy from the host. The caller
+    /// has validated them (finite; unit length for cosine). f32 storage only.
+    pub(crate) fn search_resident(&self, queries: &CudaSlice<f32>, nq: usize, k: usize) -> Result<Neighbors> {
+        check_k(k)?;
+        if self.options.storage != GpuStorage::F32 {
+            return Err(Error::Unsupported { what: "device-resident queries over f16 storage" });
+        }
+        if queries.len() < nq * self.dim {
+            return Err(vq_distance::Error::OutputLength {
+                what: "resident queries",
+                got: queries.len(),
+                expected: nq * self.dim,
+            }
+            .into());
+        }
+        self.search_from(QuerySource::Device(queries), nq, k)
+    }
+
+    fn search_from(&self, source: QuerySource<'_>, nq: usize, k: usize) -> Result<Neighbors> {
         let (Some(base), Some(norms)) = (&self.base, &self.norms) else {
             return crate::plan::neighbors_from_keys(
                 &vec![f32::INFINITY; nq * k],
@@ -246,8 +263,8 @@ impl GpuFlat {
         };
         let plan = TilePlan::new(nq, self.len, self.dim, k, elem, budget)?;
         self.gpu.check_fits("search scratch", plan.scratch_bytes(self.dim, k, elem))?;
-        let mut backend = DeviceBackend::new(self, base, norms, plan, k)?;
-        search_tiled(&mut backend, rows.as_slice(), self.dim, self.len, k, self.metric, plan)
+        let mut backend = DeviceBackend::new(self, source, base, norms, plan, k)?;
+        search_tiled(&mut backend, nq, self.len, k, self.metric, plan)
     }
 
     /// The stored vectors copied back to the host (normalized for cosine; f16 storage widened).
@@ -267,9 +284,28 @@ impl GpuFlat {
     }
 }
 
+/// `k` between 1 and [`MAX_K`].
+fn check_k(k: usize) -> Result<()> {
+    match k {
+        0 => Err(vq_distance::Error::ZeroK.into()),
+        k if k > MAX_K => Err(Error::KTooLarge { k, max: MAX_K }),
+        _ => Ok(()),
+    }
+}
+
+/// Where a search's query rows are.
+#[derive(Clone, Copy)]
+enum QuerySource<'a> {
+    /// Prepared rows on the host, copied to the device batch by batch.
+    Host(&'a [f32]),
+    /// Rows on the device already, copied device to device batch by batch (f32 storage).
+    Device(&'a CudaSlice<f32>),
+}
+
 /// The device side of `plan::search_tiled`: scratch for one query batch.
 struct DeviceBackend<'a> {
     index: &'a GpuFlat,
+    source: QuerySource<'a>,
     base: &'a Base,
     norms: &'a CudaSlice<f32>,
     k: usize,
@@ -283,13 +319,21 @@ struct DeviceBackend<'a> {
 }
 
 impl<'a> DeviceBackend<'a> {
-    fn new(index: &'a GpuFlat, base: &'a Base, norms: &'a CudaSlice<f32>, plan: TilePlan, k: usize) -> Result<Self> {
+    fn new(
+        index: &'a GpuFlat,
+        source: QuerySource<'a>,
+        base: &'a Base,
+        norms: &'a CudaSlice<f32>,
+        plan: TilePlan,
+        k: usize,
+    ) -> Result<Self> {
         let stream = index.gpu.stream();
         let qb = plan.query_batch;
         let alloc = Error::cuda("cuMemAlloc");
         let f32s = |n: usize| stream.alloc_zeros::<f32>(n);
         Ok(Self {
             index,
+            source,
             base,
             norms,
             k,
@@ -363,16 +407,24 @@ impl<'a> DeviceBackend<'a> {
 }
 
 impl TileBackend for DeviceBackend<'_> {
-    fn begin_batch(&mut self, _batch: Range<usize>, queries: &[f32], k: usize) -> Result<()> {
+    fn begin_batch(&mut self, batch: Range<usize>, k: usize) -> Result<()> {
         debug_assert_eq!(k, self.k);
         let stream = self.index.gpu.stream().clone();
         let dim = self.index.dim;
-        self.batch = queries.len() / dim;
-        let cuda = Error::cuda;
-        stream.memcpy_htod(queries, &mut self.queries.slice_mut(..queries.len())).map_err(cuda("cuMemcpyHtoD"))?;
-        if let Some(q16) = &mut self.queries_f16 {
-            let bits: Vec<u16> = queries.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect();
-            stream.memcpy_htod(&bits, &mut q16.slice_mut(..bits.len())).map_err(cuda("cuMemcpyHtoD"))?;
+        self.batch = batch.len();
+        let (values, cuda) = (batch.start * dim..batch.end * dim, Error::cuda);
+        let dst = &mut self.queries.slice_mut(..values.len());
+        match self.source {
+            QuerySource::Host(all) => {
+                let queries = &all[values];
+                stream.memcpy_htod(queries, dst).map_err(cuda("cuMemcpyHtoD"))?;
+                if let Some(q16) = &mut self.queries_f16 {
+                    let bits: Vec<u16> = queries.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect();
+                    stream.memcpy_htod(&bits, &mut q16.slice_mut(..bits.len())).map_err(cuda("cuMemcpyHtoD"))?;
+                }
+            }
+            // search_resident refuses f16 storage, so there is no f16 copy to make.
+            QuerySource::Device(all) => stream.memcpy_dtod(&all.slice(values), dst).map_err(cuda("cuMemcpyDtoD"))?,
         }
         // Query norms from the f32 queries: they only shift each query's L2 scores, not its order.
         let cfg = LaunchConfig {

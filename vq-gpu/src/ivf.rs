@@ -448,8 +448,8 @@ impl GpuIvfFlat {
             None => (self.gpu.memory_info()?.0 / 2).min(1 << 30),
         };
         let plan = TilePlan::with_costs(nq, max_cand, scan_query_bytes(self.dim, k, nprobe), 12, budget)?;
-        let mut backend = ScanBackend::new(self, lists, &probes, &offsets, nprobe, plan, k)?;
-        search_tiled(&mut backend, rows.as_slice(), self.dim, max_cand, k, self.metric, plan)
+        let mut backend = ScanBackend::new(self, lists, rows.as_slice(), &probes, &offsets, nprobe, plan, k)?;
+        search_tiled(&mut backend, nq, max_cand, k, self.metric, plan)
     }
 }
 
@@ -463,6 +463,8 @@ fn scan_query_bytes(dim: usize, k: usize, nprobe: usize) -> usize {
 struct ScanBackend<'a> {
     index: &'a GpuIvfFlat,
     lists: &'a DeviceLists,
+    /// Every query of the search (prepared host rows).
+    host_queries: &'a [f32],
     probes: &'a [u32],
     offsets: &'a [u64],
     nprobe: usize,
@@ -480,9 +482,11 @@ struct ScanBackend<'a> {
 }
 
 impl<'a> ScanBackend<'a> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         index: &'a GpuIvfFlat,
         lists: &'a DeviceLists,
+        host_queries: &'a [f32],
         probes: &'a [u32],
         offsets: &'a [u64],
         nprobe: usize,
@@ -495,6 +499,7 @@ impl<'a> ScanBackend<'a> {
         Ok(Self {
             index,
             lists,
+            host_queries,
             probes,
             offsets,
             nprobe,
@@ -513,10 +518,11 @@ impl<'a> ScanBackend<'a> {
 }
 
 impl TileBackend for ScanBackend<'_> {
-    fn begin_batch(&mut self, batch: Range<usize>, queries: &[f32], k: usize) -> Result<()> {
+    fn begin_batch(&mut self, batch: Range<usize>, k: usize) -> Result<()> {
         debug_assert_eq!(k, self.k);
         let stream = self.index.gpu.stream().clone();
         let (np, cuda) = (self.nprobe, Error::cuda);
+        let queries = &self.host_queries[batch.start * self.index.dim..batch.end * self.index.dim];
         self.batch = batch.len();
         let offsets = &self.offsets[batch.start * (np + 1)..batch.end * (np + 1)];
         self.batch_max = offsets.chunks_exact(np + 1).map(|o| o[np]).max().unwrap_or(0) as usize;
@@ -598,22 +604,23 @@ mod tests {
         dim: usize,
         l2: bool,
         batch: Range<usize>,
-        queries: Vec<f32>,
+        /// Every query of the search.
+        queries: &'a [f32],
         k: usize,
         running: Vec<Vec<(f32, u64)>>,
     }
 
     impl TileBackend for CpuScan<'_> {
-        fn begin_batch(&mut self, batch: Range<usize>, queries: &[f32], k: usize) -> Result<()> {
+        fn begin_batch(&mut self, batch: Range<usize>, k: usize) -> Result<()> {
             self.running = vec![Vec::new(); batch.len()];
-            (self.batch, self.queries, self.k) = (batch, queries.to_vec(), k);
+            (self.batch, self.k) = (batch, k);
             Ok(())
         }
 
         fn fold_tile(&mut self, tile: Range<usize>) -> Result<()> {
             let np = self.nprobe;
             for (b, q) in self.batch.clone().enumerate() {
-                let query = &self.queries[b * self.dim..(b + 1) * self.dim];
+                let query = &self.queries[q * self.dim..(q + 1) * self.dim];
                 let (off, probes) =
                     (&self.offsets[q * (np + 1)..(q + 1) * (np + 1)], &self.probes[q * np..(q + 1) * np]);
                 for pos in tile.clone() {
@@ -682,10 +689,10 @@ mod tests {
             let max_cand = offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap() as usize;
             let mut twin = CpuScan {
                 vectors: &vectors, ids: &all_ids, lists: &lists, probes: &probes, offsets: &offsets, nprobe, dim,
-                l2: !ip, batch: 0..0, queries: Vec::new(), k, running: Vec::new(),
+                l2: !ip, batch: 0..0, queries: &queries, k, running: Vec::new(),
             };
             let plan = TilePlan { query_batch: qb, base_tile: tile };
-            let got = search_tiled(&mut twin, &queries, dim, max_cand, k, metric, plan).unwrap();
+            let got = search_tiled(&mut twin, nq, max_cand, k, metric, plan).unwrap();
             let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
             prop_assert_eq!(got.ids(), want.ids());
             prop_assert_eq!(got.scores(), want.scores());

@@ -37,6 +37,11 @@ pub(crate) const ROW_NORMS_ARGS: usize = 4;
 pub(crate) const SELECT_ARGS: usize = 12;
 /// Parameters of `vq_ivf_scan`.
 pub(crate) const IVF_SCAN_ARGS: usize = 14;
+/// Parameters of `vq_kmeans_update`.
+pub(crate) const KMEANS_UPDATE_ARGS: usize = 6;
+
+/// Threads per block of `vq_kmeans_update` (one per component of a centroid).
+pub(crate) const UPDATE_THREADS: u32 = 128;
 
 /// Pushes a kernel's arguments onto a cudarc launch builder:
 /// `push_args!(builder, SELECT_ARGS; a, b, ...)` does not compile unless there are exactly
@@ -55,10 +60,11 @@ pub(crate) use push_args;
 
 /// Every kernel's entry point, as the module exports it.
 #[cfg(test)]
-const KERNEL_NAMES: [&str; 4] = ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile", "vq_ivf_scan"];
+const KERNEL_NAMES: [&str; 5] =
+    ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile", "vq_ivf_scan", "vq_kmeans_update"];
 
-/// The module source: row norms (f32 and f16 storage), the tile top-k selection and the
-/// IVF-Flat list scan.
+/// The module source: row norms (f32 and f16 storage), the tile top-k selection, the IVF-Flat
+/// list scan and k-means' update step.
 pub(crate) const SOURCE: &str = r#"
 #define VQ_INF __int_as_float(0x7f800000)
 #define VQ_NO_ID 0xffffffffffffffffull
@@ -270,6 +276,46 @@ extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsign
         cand_ids[out] = ids[row];
     }
 }
+// k-means' update step, bit for bit vq_cluster::update_means: centroid c, component d becomes
+// the mean of its points' component d. Per (c, d): the members in order, in groups of
+// VQ_UPDATE_PARTIAL (vq_cluster::UPDATE_PARTIAL) summed in f32 from zero, each group's sum
+// added into an f64 total from zero, then (total * (1.0 / count)) rounded to f32. Only
+// additions in a fixed order and one multiplication, so nothing is contracted into an FMA and
+// the CPU's results are reproduced. Clusters without points are left as they are.
+//
+// points [n][dim]; order: every point index, cluster after cluster, increasing within a
+// cluster; offsets [k + 1]: cluster c's points are order[offsets[c] .. offsets[c + 1]].
+// Grid (k, ceil(dim / blockDim.x)); one thread per (cluster, component): a warp reads 32
+// consecutive components of one row, and each thread keeps 8 rows' loads in flight before
+// adding them in order.
+#define VQ_UPDATE_PARTIAL 64
+extern "C" __global__ void vq_kmeans_update(const float* __restrict__ points, unsigned int dim,
+                                            const unsigned int* __restrict__ order,
+                                            const unsigned long long* __restrict__ offsets, unsigned int k,
+                                            float* __restrict__ centroids) {
+    unsigned int c = blockIdx.x;
+    unsigned int d = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= k || d >= dim) return;
+    const unsigned long long begin = offsets[c], end = offsets[c + 1];
+    if (begin == end) return;
+    double total = 0.0;
+    for (unsigned long long g = begin; g < end; g += VQ_UPDATE_PARTIAL) {
+        const unsigned long long group_end = g + VQ_UPDATE_PARTIAL < end ? g + VQ_UPDATE_PARTIAL : end;
+        float part = 0.0f;
+        unsigned long long i = g;
+        for (; i + 8 <= group_end; i += 8) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) v[u] = points[(unsigned long long)order[i + u] * dim + d];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) part += v[u];
+        }
+        for (; i < group_end; ++i) part += points[(unsigned long long)order[i] * dim + d];
+        total += (double)part;
+    }
+    const double inv = 1.0 / (double)(end - begin);
+    centroids[(unsigned long long)c * dim + d] = __double2float_rn(total * inv);
+}
 "#;
 
 /// Whether libnvrtc can be loaded (by the names cudarc tries; see the crate README).
@@ -356,12 +402,19 @@ mod tests {
             ("vq_row_norms_f16", ROW_NORMS_ARGS),
             ("vq_select_tile", SELECT_ARGS),
             ("vq_ivf_scan", IVF_SCAN_ARGS),
+            ("vq_kmeans_update", KMEANS_UPDATE_ARGS),
         ];
         for (name, n) in expected {
             let start = text.find(&format!(".entry {name}(")).unwrap_or_else(|| panic!("{name} missing"));
             let params = &text[start..start + text[start..].find(')').expect("the entry's parameter list closes")];
             assert_eq!(params.matches(".param").count(), n, "{name}: {params}");
         }
+    }
+
+    /// The kernel's group size is vq-cluster's: both sides sum the same groups.
+    #[test]
+    fn the_update_kernel_groups_rows_as_vq_cluster_does() {
+        assert!(SOURCE.contains(&format!("#define VQ_UPDATE_PARTIAL {}\n", vq_cluster::UPDATE_PARTIAL)));
     }
 
     #[test]

@@ -7,13 +7,14 @@
 //! and a top-k selection kernel, for L2, inner product and cosine, f32 or f16 storage); the
 //! host-side tiling of a batch search ([`TilePlan`]); [`GpuIvfFlat`] (IVF-Flat lists on the
 //! device, a list-scan kernel, `from_cpu` / `to_cpu` of vq-ivf's index); [`GpuShards`] (a base split over several
-//! GPUs or partitions of one, top-k merged on the host); k-means' assignment step on the GPU
-//! ([`nearest_centroids`], the CPU one's signature, and [`GpuAssigner`], the hook vq-cluster's
-//! Lloyd loop and vq-ivf's training take).
+//! GPUs or partitions of one, top-k merged on the host); both steps of k-means' Lloyd
+//! iteration on the GPU ([`nearest_centroids`], the CPU one's signature, and [`GpuAssigner`],
+//! the hook vq-cluster's Lloyd loop and vq-ivf's training take: it keeps the points on the
+//! device for the whole fit and runs the update step there too).
 //!
 //! **Does not own:** CPU search, the `Index` trait or factory strings (`vq`), k-means and IVF
-//! (`vq-cluster`, `vq-ivf`: a GPU only does their assignment step; the centroid update stays
-//! on the CPU).
+//! (`vq-cluster`, `vq-ivf`: a GPU runs Lloyd's two steps for them; seeding, sampling,
+//! empty-cluster splits and runs stay vq-cluster's).
 //!
 //! # Without a GPU
 //! The crate builds and its tests run everywhere: nothing links against CUDA. [`Gpu::new`]

@@ -103,11 +103,11 @@ fn chunks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
 
 /// One side of a tiled search: holds a batch of queries and their running top-k, folds base
 /// tiles into it. Keys are "smaller is better" (the squared L2 distance, or the negated inner
-/// product), ties to the smaller id, padding `(+inf, u64::MAX)`.
+/// product), ties to the smaller id, padding `(+inf, u64::MAX)`. The backend knows where the
+/// search's query rows are (host rows, or rows already on the device).
 pub(crate) trait TileBackend {
-    /// Loads a batch of prepared query rows (queries `batch` of the search) and resets its
-    /// running top-k to padding.
-    fn begin_batch(&mut self, batch: Range<usize>, queries: &[f32], k: usize) -> Result<()>;
+    /// Loads query rows `batch` of the search and resets their running top-k to padding.
+    fn begin_batch(&mut self, batch: Range<usize>, k: usize) -> Result<()>;
     /// Scores base rows `tile` (for an IVF scan: candidate positions) against the loaded
     /// queries and folds them into the running top-k.
     fn fold_tile(&mut self, tile: Range<usize>) -> Result<()>;
@@ -115,22 +115,20 @@ pub(crate) trait TileBackend {
     fn finish_batch(&mut self, keys: &mut [f32], ids: &mut [u64]) -> Result<()>;
 }
 
-/// Searches `queries` (prepared rows of `dim`) against the backend's `n` base rows (an IVF
-/// scan: the most candidates any query has).
+/// Searches the backend's `nq` queries against its `n` base rows (an IVF scan: the most
+/// candidates any query has).
 pub(crate) fn search_tiled<B: TileBackend>(
     backend: &mut B,
-    queries: &[f32],
-    dim: usize,
+    nq: usize,
     n: usize,
     k: usize,
     metric: Metric,
     plan: TilePlan,
 ) -> Result<Neighbors> {
-    let nq = queries.len() / dim;
     let mut keys = vec![f32::INFINITY; nq * k];
     let mut ids = vec![u64::MAX; nq * k];
     for batch in plan.query_batches(nq) {
-        backend.begin_batch(batch.clone(), &queries[batch.start * dim..batch.end * dim], k)?;
+        backend.begin_batch(batch.clone(), k)?;
         for tile in plan.base_tiles(n) {
             backend.fold_tile(tile)?;
         }
@@ -170,6 +168,9 @@ pub(crate) mod reference {
         pub(crate) base: &'a [f32],
         pub(crate) dim: usize,
         pub(crate) metric: Metric,
+        /// Every query of the search.
+        pub(crate) all_queries: &'a [f32],
+        /// The loaded batch's.
         pub(crate) queries: Vec<f32>,
         pub(crate) k: usize,
         pub(crate) running: Vec<Vec<(f32, u64)>>,
@@ -177,8 +178,17 @@ pub(crate) mod reference {
     }
 
     impl<'a> CpuBackend<'a> {
-        pub(crate) fn new(base: &'a [f32], dim: usize, metric: Metric) -> Self {
-            Self { base, dim, metric, queries: Vec::new(), k: 0, running: Vec::new(), tiles_seen: Vec::new() }
+        pub(crate) fn new(base: &'a [f32], queries: &'a [f32], dim: usize, metric: Metric) -> Self {
+            Self {
+                base,
+                dim,
+                metric,
+                all_queries: queries,
+                queries: Vec::new(),
+                k: 0,
+                running: Vec::new(),
+                tiles_seen: Vec::new(),
+            }
         }
     }
 
@@ -187,10 +197,10 @@ pub(crate) mod reference {
     }
 
     impl TileBackend for CpuBackend<'_> {
-        fn begin_batch(&mut self, _batch: Range<usize>, queries: &[f32], k: usize) -> Result<()> {
-            self.queries = queries.to_vec();
+        fn begin_batch(&mut self, batch: Range<usize>, k: usize) -> Result<()> {
+            self.queries = self.all_queries[batch.start * self.dim..batch.end * self.dim].to_vec();
             self.k = k;
-            self.running = vec![Vec::new(); queries.len() / self.dim];
+            self.running = vec![Vec::new(); batch.len()];
             Ok(())
         }
 
@@ -256,8 +266,8 @@ mod tests {
             let base = int_rows(n, dim, seed);
             let queries = int_rows(nq, dim, seed ^ 0x9e37);
             let plan = TilePlan { query_batch: qb, base_tile: tile };
-            let mut cpu = CpuBackend::new(&base, dim, metric);
-            let got = search_tiled(&mut cpu, &queries, dim, n, k, metric, plan).unwrap();
+            let mut cpu = CpuBackend::new(&base, &queries, dim, metric);
+            let got = search_tiled(&mut cpu, nq, n, k, metric, plan).unwrap();
             let want = vq_distance::knn_exact(&base, &queries, dim, k, metric).unwrap();
             prop_assert_eq!(got.ids(), want.ids());
             prop_assert_eq!(got.scores(), want.scores());

@@ -170,8 +170,8 @@ fn assignment_equals_the_cpu_one() {
 }
 
 #[test]
-fn kmeans_with_gpu_assignment_equals_the_cpu_fit() {
-    let Some(gpu) = gpu_or_skip("kmeans_with_gpu_assignment") else { return };
+fn kmeans_on_the_gpu_equals_the_cpu_fit() {
+    let Some(gpu) = gpu_or_skip("kmeans_on_the_gpu") else { return };
     let (n, dim) = (20_000, 16);
     let data = rows(n, dim, 9);
     for spherical in [false, true] {
@@ -183,6 +183,46 @@ fn kmeans_with_gpu_assignment_equals_the_cpu_fit() {
         assert!(worst <= 1e-3, "spherical {spherical}: centroids differ by {worst}");
         let (g, w) = (got.objective().last().unwrap(), want.objective().last().unwrap());
         assert!((g - w).abs() <= 1e-4 * w.abs(), "objective {g} vs {w}");
+    }
+}
+
+/// The device update step (a Lloyd session's) gives `update_means`' bits: groups of 64 rows,
+/// empty clusters left alone, clusters far above 64 points, dims not a multiple of the block.
+#[test]
+fn session_update_equals_update_means_bit_for_bit() {
+    use vq_cluster::{Assigner, ClusterMembers};
+    let Some(gpu) = gpu_or_skip("session_update") else { return };
+    let assigner = vq_gpu::GpuAssigner::new(&gpu);
+    for (n, dim, k) in [(5_000, 130, 40), (3_000, 7, 1_000), (70, 1, 1)] {
+        let points = rows(n, dim, 11);
+        // Skewed labels: cluster 0 takes about half the points, some clusters stay empty.
+        let labels: Vec<u32> = (0..n as u64)
+            .map(|i| if i % 2 == 0 { 0 } else { ((i.wrapping_mul(2654435761) >> 7) % (k as u64)) as u32 / 2 * 2 })
+            .collect();
+        let members = ClusterMembers::from_labels(&labels, k).unwrap();
+        let start = rows(k, dim, 12);
+        let mut want = start.clone();
+        vq_cluster::update_means(&points, dim, &members, &mut want);
+        let mut session = assigner.session(&points, dim, Metric::L2).unwrap().expect("the GPU opens a session");
+        let mut got = start.clone();
+        session.update(&members, &mut got).unwrap();
+        let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "n {n} dim {dim} k {k}");
+        // The session's assignment is nearest_centroids' on the resident points.
+        let (mut gl, mut gs) = (vec![0u32; n], vec![0f32; n]);
+        session.nearest(&start, &mut gl, &mut gs).unwrap();
+        let (mut cl, mut cs) = (vec![0u32; n], vec![0f32; n]);
+        vq_gpu::nearest_centroids(&gpu, &points, &start, dim, Metric::L2, &mut cl, &mut cs).unwrap();
+        // (Tiles may differ between the two calls, so a GEMM's rounding may too.)
+        for i in 0..n {
+            let tol = 1e-4 * cs[i].abs().max(1.0);
+            assert!((gs[i] - cs[i]).abs() <= tol, "n {n} point {i}: {} vs {}", gs[i], cs[i]);
+            assert!(gl[i] == cl[i] || (gs[i] - cs[i]).abs() <= tol, "n {n} point {i}: label {} vs {}", gl[i], cl[i]);
+        }
+        // Wrong lengths are typed errors, not launches past a buffer.
+        let short = ClusterMembers::from_labels(&labels[..n - 1], k).unwrap();
+        assert!(session.update(&short, &mut got).is_err());
+        assert!(session.update(&members, &mut got[..dim]).is_err());
     }
 }
 
