@@ -1,5 +1,6 @@
-//! Issue 23's k-means figure, ready for a device session: vq-cluster's Lloyd loop with every
-//! assignment step on the GPU (`KMeans::fit_with_assigner` + `GpuAssigner`) beside the same
+//! Issue 23's k-means figure, ready for a device session: vq-cluster's Lloyd loop with both
+//! steps of every iteration on the GPU (`KMeans::fit_with_assigner` + `GpuAssigner`, points
+//! resident for the whole fit) beside the same
 //! loop on the CPU, on uniform random data (default 1,000,000 x 128, k = 4,096, 20 iterations,
 //! no sampling: 4,096 x 256 points fit). Prints one JSON line per run with wall and CPU seconds
 //! and the final objective. Without a GPU it prints why and runs the CPU part only.
@@ -50,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (wall, cpu) = (Instant::now(), cpu_seconds());
             let c = km(iterations).fit_with_assigner(&data, dim, &GpuAssigner::new(&gpu))?;
             let (wall, cpu) = (wall.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-            report("k-means, GPU assignment", gpu.name(), n, dim, k, iterations, wall, cpu, &c);
+            report("k-means, GPU assignment + update", gpu.name(), n, dim, k, iterations, wall, cpu, &c);
         }
         Err(e) => eprintln!("gpu_kmeans_bench: GPU part skipped: {e}"),
     }

@@ -3,28 +3,11 @@
 //! at run time, so a wheel built with the feature imports anywhere; without a GPU the calls
 //! raise `vq.VqError` naming what is missing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-
 use pyo3::prelude::*;
 use vq::gpu::{GpuClonerOptions, GpuStorage};
-use vq::vq_gpu::Gpu;
 
 use crate::error::to_py;
 use crate::{PyIndex, count, threads};
-
-/// Devices opened so far: opening one compiles the kernels (NVRTC), so each is opened once per
-/// process and shared by every index moved to it (Faiss' `StandardGpuResources`).
-fn device(ordinal: usize) -> vq::Result<Arc<Gpu>> {
-    static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
-    let mut open = DEVICES.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(gpu) = open.get(&ordinal) {
-        return Ok(gpu.clone());
-    }
-    let gpu = vq::gpu::open_gpu(ordinal)?;
-    open.insert(ordinal, gpu.clone());
-    Ok(gpu)
-}
 
 /// A copy of `index` on GPU `device` (Faiss' `index_cpu_to_gpu(res, device, index)`, with no
 /// resources object): `Flat` and `IVF{nlist},Flat`. `use_float16` stores a `Flat` base in
@@ -39,7 +22,7 @@ pub(crate) fn index_cpu_to_gpu(py: Python<'_>, index: &PyIndex, device: i64, use
         ..GpuClonerOptions::default()
     };
     let moved = threads::run(py, || {
-        let gpu = self::device(ordinal)?;
+        let gpu = vq::gpu::shared_gpu(ordinal)?;
         vq::gpu::index_cpu_to_gpu_with(&gpu, index.read().as_ref(), &options)
     })?
     .map_err(to_py)?;

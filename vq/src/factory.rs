@@ -110,7 +110,7 @@ impl IndexParams {
         vq_quant::PqParams { anisotropic_threshold: self.anisotropic_threshold, ..vq_quant::PqParams::new(m, 4) }
     }
 
-    fn ivf(&self, nlist: usize) -> Result<IvfParams> {
+    pub(crate) fn ivf(&self, nlist: usize) -> Result<IvfParams> {
         let mut p = IvfParams::new(nlist);
         if let Some(nprobe) = self.nprobe {
             if nprobe == 0 {
@@ -123,6 +123,10 @@ impl IndexParams {
 }
 
 /// An empty index of the kind `spec` names (Faiss' `index_factory`), with default parameters.
+///
+/// A leading `GPU` (device 0) or `GPU{ordinal}` component asks for the GPU version of `Flat` or
+/// `IVF{nlist},Flat` (vq's `gpu` feature; without it, [`Error::Unsupported`] naming the
+/// feature): `"GPU,IVF1024,Flat"`.
 ///
 /// ```
 /// let mut index = vq::index_factory(8, "HNSW16,SQ8,RFlat", vq::Metric::L2)?;
@@ -140,7 +144,49 @@ pub fn index_factory(dim: usize, spec: &str, metric: Metric) -> Result<Box<dyn I
 
 /// [`index_factory`] with build parameters.
 pub fn index_factory_with(dim: usize, spec: &str, metric: Metric, params: &IndexParams) -> Result<Box<dyn Index>> {
-    build(dim, &spec.parse()?, metric, params)
+    match gpu_component(spec) {
+        Some((ordinal, rest)) => gpu_index(dim, spec, ordinal, rest, metric, params),
+        None => build(dim, &spec.parse()?, metric, params),
+    }
+}
+
+/// A leading `GPU` (device 0) or `GPU{ordinal}` component: the ordinal and the rest of the spec.
+fn gpu_component(spec: &str) -> Option<(usize, &str)> {
+    let (first, rest) = spec.trim_start().split_once(',')?;
+    let digits = first.trim_end().strip_prefix("GPU")?;
+    let ordinal = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    Some((ordinal, rest))
+}
+
+/// `GPU{ordinal},{rest}`: the GPU index of `rest`'s kind on the shared device `ordinal`.
+#[cfg(feature = "gpu")]
+fn gpu_index(
+    dim: usize,
+    _spec: &str,
+    ordinal: usize,
+    rest: &str,
+    metric: Metric,
+    params: &IndexParams,
+) -> Result<Box<dyn Index>> {
+    // The kind first: an unsupported one is an error on machines without a GPU too.
+    crate::gpu::gpu_kind(rest)?;
+    let gpu = crate::gpu::shared_gpu(ordinal)?;
+    crate::gpu::gpu_index_factory_with(&gpu, dim, rest, metric, params, &Default::default())
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_index(
+    _dim: usize,
+    spec: &str,
+    _ordinal: usize,
+    _rest: &str,
+    _metric: Metric,
+    _params: &IndexParams,
+) -> Result<Box<dyn Index>> {
+    Err(Error::Unsupported {
+        spec: spec.trim().to_string(),
+        what: "GPU indexes in this build (build vq with its `gpu` feature)".into(),
+    })
 }
 
 /// `OPQ{m}_{d}` with `d` the input dimension is plain `OPQ{m}` (codec or transform); any other

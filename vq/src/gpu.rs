@@ -16,6 +16,11 @@
 //! # Ok::<(), vq::Error>(())
 //! ```
 //!
+//! An empty GPU index comes from a factory string with a leading `GPU` (device 0) or
+//! `GPU{ordinal}` component: `vq::index_factory(128, "GPU,IVF1024,Flat", Metric::L2)`, or
+//! [`gpu_index_factory`] on a device already open. [`shared_gpu`] opens each device once per
+//! process (Faiss' `StandardGpuResources`); the factory uses it.
+//!
 //! What moves: `Flat` (to [`GpuFlatIndex`], Faiss' `GpuIndexFlat`) and `IVF{nlist},Flat` with
 //! the flat coarse quantizer (to [`GpuIvfFlatIndex`], Faiss' `GpuIndexIVFFlat`); both come
 //! back exactly (same vectors, ids and centroids, so the same file and fingerprint). Other
@@ -23,13 +28,15 @@
 //! one's; `write_index` writes the CPU index), do not remove ids and take no search filter
 //! (as Faiss' GPU indexes); `k` is at most [`vq_gpu::MAX_K`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use vq_distance::{Metric, Neighbors};
 use vq_gpu::{Gpu, GpuFlat, GpuFlatOptions};
 use vq_io::ContainerWriter;
 
 use crate::error::{Error, Result};
+use crate::factory::IndexParams;
 use crate::flat::FlatIndex;
 use crate::ids::IdMap;
 use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, neighbors_from_rows, prepare};
@@ -47,6 +54,85 @@ pub use vq_gpu::{GpuStorage, MAX_K};
 /// device) where there is no usable GPU; kernel build or load failures.
 pub fn open_gpu(ordinal: usize) -> Result<Arc<Gpu>> {
     Ok(Gpu::new(ordinal)?)
+}
+
+/// Device `ordinal`, opened on first use and then shared by every caller in the process (Faiss'
+/// `StandardGpuResources`): opening compiles the kernels, so a server opens each device once.
+/// The factory's `GPU{ordinal}` component and the Python wheel use it.
+///
+/// # Errors
+/// As [`open_gpu`] (a failed open is not remembered: a later call tries again).
+pub fn shared_gpu(ordinal: usize) -> Result<Arc<Gpu>> {
+    static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
+    let mut open = DEVICES.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(gpu) = open.get(&ordinal) {
+        return Ok(gpu.clone());
+    }
+    let gpu = open_gpu(ordinal)?;
+    open.insert(ordinal, gpu.clone());
+    Ok(gpu)
+}
+
+/// An empty GPU index of the kind `spec` names, on `gpu`: `Flat` ([`GpuFlatIndex`]) or
+/// `IVF{nlist},Flat` ([`GpuIvfFlatIndex`], trained on the GPU). `spec` carries no `GPU`
+/// component; [`index_factory`](crate::index_factory) strips it and lands here.
+///
+/// # Errors
+/// A spec that does not parse; [`Error::Unsupported`] for a kind with no GPU version (every
+/// other kind, an HNSW coarse quantizer, a transform or refine stage); bad parameters.
+pub fn gpu_index_factory(gpu: &Arc<Gpu>, dim: usize, spec: &str, metric: Metric) -> Result<Box<dyn Index>> {
+    gpu_index_factory_with(gpu, dim, spec, metric, &IndexParams::default(), &GpuClonerOptions::default())
+}
+
+/// [`gpu_index_factory`] with build parameters (`nprobe`) and device options (f16 storage for
+/// `Flat`).
+///
+/// # Errors
+/// As [`gpu_index_factory`]; f16 storage for an IVF index.
+pub fn gpu_index_factory_with(
+    gpu: &Arc<Gpu>,
+    dim: usize,
+    spec: &str,
+    metric: Metric,
+    params: &IndexParams,
+    options: &GpuClonerOptions,
+) -> Result<Box<dyn Index>> {
+    match gpu_kind(spec)? {
+        GpuKind::Flat => Ok(Box::new(GpuFlatIndex::new(gpu, dim, metric, *options)?)),
+        GpuKind::IvfFlat { nlist } => {
+            if options.storage != GpuStorage::F32 {
+                return Err(Error::Unsupported {
+                    spec: format!("{spec} (GPU)"),
+                    what: "f16 storage (IVF lists are f32 on the GPU)".into(),
+                });
+            }
+            Ok(Box::new(GpuIvfFlatIndex::new(gpu, dim, metric, params.ivf(nlist)?)?))
+        }
+    }
+}
+
+/// The index kinds with a GPU version.
+pub(crate) enum GpuKind {
+    Flat,
+    IvfFlat { nlist: usize },
+}
+
+/// Which GPU index `spec` (without its `GPU` component) names, decided before any device is
+/// opened, so an unsupported kind is reported as such on machines without a GPU too.
+pub(crate) fn gpu_kind(spec: &str) -> Result<GpuKind> {
+    let parsed: IndexSpec = spec.parse()?;
+    match parsed {
+        IndexSpec { transform: None, refine: None, base: BaseSpec::Flat } => Ok(GpuKind::Flat),
+        IndexSpec {
+            transform: None,
+            refine: None,
+            base: BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Flat },
+        } => Ok(GpuKind::IvfFlat { nlist }),
+        other => Err(Error::Unsupported {
+            spec: other.to_string(),
+            what: "a GPU version (the GPU indexes are Flat and IVF{nlist},Flat)".into(),
+        }),
+    }
 }
 
 /// How [`index_cpu_to_gpu_with`] lays an index out on the device (Faiss' `GpuClonerOptions`):
@@ -219,8 +305,8 @@ impl Index for GpuFlatIndex {
 /// `IVF{nlist},Flat` on a GPU (Faiss' `GpuIndexIVFFlat`): centroids and lists on the device,
 /// [`vq_gpu::GpuIvfFlat`]'s list-scan kernel, vq-ivf's `nprobe` semantics.
 ///
-/// Training runs vq-ivf's k-means on the CPU and uploads the centroids; adds assign on the
-/// device. Results as the CPU index's with the same `nprobe` (within f32 rounding); `k` and
+/// Training runs vq-ivf's k-means with both Lloyd steps on the device (vq-gpu's
+/// `GpuAssigner`); adds assign on the device. Results as the CPU index's with the same `nprobe` (within f32 rounding); `k` and
 /// `nprobe` at most [`MAX_K`]; f32 storage only; no `remove_ids`, no search filter, no merge.
 #[derive(Debug)]
 pub struct GpuIvfFlatIndex {

@@ -8,8 +8,9 @@
 //! index file format's dispatch (`index.kind`).
 //!
 //! With the `gpu` feature, the `gpu` module adds GPU indexes behind the same trait
-//! (`gpu::index_cpu_to_gpu`, Faiss' shape; CUDA is loaded at run time, so the feature builds
-//! anywhere and every entry point returns `Error::Gpu` where there is no device).
+//! (`gpu::index_cpu_to_gpu`, Faiss' shape, and factory strings with a leading `GPU` /
+//! `GPU{ordinal}` component: `"GPU,IVF1024,Flat"`; CUDA is loaded at run time, so the feature
+//! builds anywhere and every entry point returns `Error::Gpu` where there is no device).
 //!
 //! **Does not own:** kernels, quantizers, graphs, file containers: those live in `vq-distance`,
 //! `vq-quant`, `vq-graph`, `vq-ivf` and `vq-io`, re-exported here for direct use.

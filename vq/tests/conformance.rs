@@ -318,6 +318,21 @@ fn bad_factory_strings_are_spec_errors() {
     assert!(matches!(vq::index_factory(DIM, "OPQ4_8,PQ4", Metric::L2), Err(Error::Parameter { name: "OPQ", .. })));
 }
 
+/// A leading `GPU` / `GPU{ordinal}` component asks for a GPU index: without vq's `gpu` feature
+/// that is a typed refusal naming the feature (the feature's own tests are in tests/gpu.rs).
+#[cfg(not(feature = "gpu"))]
+#[test]
+fn gpu_factory_strings_name_the_missing_feature() {
+    for spec in ["GPU,Flat", "GPU1,IVF16,Flat", " GPU ,Flat"] {
+        match vq::index_factory(DIM, spec, Metric::L2) {
+            Err(Error::Unsupported { what, .. }) => assert!(what.contains("`gpu` feature"), "{spec}: {what}"),
+            other => panic!("{spec:?}: {:?}", other.map(|i| i.spec())),
+        }
+    }
+    // Not a GPU component: parsed (and refused) as an ordinary spec.
+    assert!(matches!(vq::index_factory(DIM, "GPUx,Flat", Metric::L2), Err(Error::Spec(_))));
+}
+
 /// Finite inputs at the edge of f32's range, for every index type and metric: vectors scaled so
 /// that their squared norms land from ordinary up to past the accepted 2¹⁰⁰, some of them
 /// flipped in sign. Each step is a typed error or a correct answer: never a panic, and a

@@ -153,3 +153,42 @@ fn gpu_to_cpu_of_a_cpu_index_is_a_copy() {
     let copy = index_gpu_to_cpu(cpu.as_ref()).unwrap();
     assert_eq!(copy.search(&[5.0; 4], 2).unwrap(), cpu.search(&[5.0; 4], 2).unwrap());
 }
+
+/// `GPU[{ordinal}],{spec}` factory strings: kinds without a GPU version are refused before any
+/// device is opened; the others are GPU indexes (or `Gpu(NoDevice)` without a GPU) that answer
+/// as the CPU index of the same spec.
+#[test]
+fn the_factory_spells_gpu_indexes() {
+    for spec in ["GPU,HNSW32,Flat", "GPU1,IVF64,SQ8", "GPU,Flat,RFlat", "GPU,IVF64_HNSW32,Flat", "GPU,OPQ4,IVF8,Flat"] {
+        match vq::index_factory(8, spec, Metric::L2) {
+            Err(Error::Unsupported { what, .. }) => assert!(what.contains("GPU version"), "{spec}: {what}"),
+            other => panic!("{spec:?}: {:?}", other.map(|i| i.spec())),
+        }
+    }
+    assert!(matches!(vq::index_factory(8, "GPUx,Flat", Metric::L2), Err(Error::Spec(_))));
+    let (dim, n) = (8, 2_000);
+    let data = rows(n, dim, 21);
+    for (spec, cpu_spec) in [("GPU,Flat", "Flat"), ("GPU0,IVF16,Flat", "IVF16,Flat")] {
+        let mut gpu = match vq::index_factory(dim, spec, Metric::L2) {
+            Ok(index) => index,
+            Err(Error::Gpu(vq::vq_gpu::Error::NoDevice { reason })) => {
+                eprintln!("the_factory_spells_gpu_indexes: {spec} skipped, no GPU: {reason}");
+                continue;
+            }
+            Err(e) => panic!("{spec}: {e}"),
+        };
+        assert_eq!(gpu.spec().to_string(), cpu_spec, "a GPU index keeps its CPU spec");
+        gpu.train(&data).unwrap();
+        // The CPU twin: the trained, empty GPU index brought back (for IVF, the same centroids).
+        let mut cpu = index_gpu_to_cpu(gpu.as_ref()).unwrap();
+        assert_eq!(cpu.spec().to_string(), cpu_spec);
+        gpu.add(&data).unwrap();
+        cpu.add(&data).unwrap();
+        let params = SearchParams { k: 10, nprobe: Some(4), ..Default::default() };
+        let (g, c) = (
+            gpu.search_with(&data[..50 * dim], &params).unwrap(),
+            cpu.search_with(&data[..50 * dim], &params).unwrap(),
+        );
+        assert_close(&g, &c, 1e-4);
+    }
+}
