@@ -267,6 +267,14 @@ impl GpuFlat {
         search_tiled(&mut backend, nq, self.len, k, self.metric, plan)
     }
 
+    /// The resident base when it is stored in f32 (what the IVF-PQ scan reads as centroids).
+    pub(crate) fn base_f32(&self) -> Option<&CudaSlice<f32>> {
+        match &self.base {
+            Some(Base::F32(b)) => Some(b),
+            _ => None,
+        }
+    }
+
     /// The stored vectors copied back to the host (normalized for cosine; f16 storage widened).
     ///
     /// # Errors

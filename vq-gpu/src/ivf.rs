@@ -1,15 +1,19 @@
-//! `GpuIvfFlat`: an IVF-Flat index with its lists resident on the device (Faiss'
-//! `GpuIndexIVFFlat`). A search finds each query's `nprobe` lists with the coarse centroids
-//! held as a [`GpuFlat`] (GEMM + the selection kernel), then scans the probed lists tile by
-//! tile (`vq_ivf_scan`, one warp per candidate) and folds each tile into the running top-k with
-//! the selection kernel fed keys and ids (`MODE_KEYS`).
+//! `GpuIvf`: an inverted-file index with its lists resident on the device — IVF-Flat
+//! (Faiss' `GpuIndexIVFFlat`) and IVF-PQ with 8-bit codes (`GpuIndexIVFPQ`). A search finds
+//! each query's `nprobe` lists with the coarse centroids held as a [`GpuFlat`] (GEMM + the
+//! selection kernel), then scans the probed lists tile by tile and folds each tile into the
+//! running top-k with the selection kernel fed keys and ids (`MODE_KEYS`). The scan is the
+//! codec's: `vq_ivf_scan` (one warp per candidate, the exact f32 distance) for Flat,
+//! `vq_ivfpq_scan` (one block per probed list: its lookup table in shared memory, then a
+//! table sum per entry) for PQ.
 //!
-//! Layout: every list's vectors and ids, list after list, in one device array each, with the
-//! `nlist + 1` list offsets beside them. A query's candidates are its probed lists' entries in
-//! probe order; `nprobe + 1` prefix sums per query ([`candidate_offsets`]) say where each probe
-//! starts, and [`locate`] (the kernel's host twin) finds a candidate's row. The search loop is
-//! `plan::search_tiled`'s, with candidate positions in place of base rows, so a CPU reference
-//! backend (tests below) checks the host logic against vq-ivf's own search.
+//! Layout: every list's codes (`code_size` bytes each; Flat's are the f32 values) and ids,
+//! list after list, in one device array each, with the `nlist + 1` list offsets beside them.
+//! A query's candidates are its probed lists' entries in probe order; `nprobe + 1` prefix sums
+//! per query ([`candidate_offsets`]) say where each probe starts, and [`locate`] (the Flat
+//! kernel's host twin) finds a candidate's row. The search loop is `plan::search_tiled`'s,
+//! with candidate positions in place of base rows, so CPU reference backends (tests below)
+//! check the host logic against vq-ivf's own search.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -17,14 +21,15 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use vq_distance::{Metric, Neighbors, prepare_rows};
-use vq_ivf::{CoarseKind, FlatCodec, IvfIndex, IvfParams};
+use vq_ivf::{CoarseKind, FlatCodec, IvfCodec, IvfIndex, IvfParams, PqCodec};
+use vq_quant::Quantizer;
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::flat::{GpuFlat, GpuFlatOptions};
 use crate::kernels::{
-    IVF_SCAN_ARGS, MAX_K, MODE_KEYS, SCAN_WARPS, SELECT_ARGS, SELECT_THREADS, push_args, select_capacity,
-    select_shared_bytes,
+    IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_MAX_SHARED, PQ_SCAN_THREADS, SCAN_WARPS, SELECT_ARGS,
+    SELECT_THREADS, push_args, select_capacity, select_shared_bytes,
 };
 use crate::plan::{TileBackend, TilePlan, search_tiled};
 
@@ -76,23 +81,66 @@ pub(crate) fn locate(offsets: &[u64], probes: &[u32], lists: &[u64], pos: u64) -
     Some((lists[probes[lo] as usize] + (pos - offsets[lo])) as usize)
 }
 
-/// An IVF-Flat index on one GPU: coarse centroids and inverted lists (f32 vectors and their
-/// ids) resident on the device, searched with `nprobe` lists per query. Results follow the vq
-/// conventions (best first, ties to the smaller id, `u64::MAX` padding); `k` and `nprobe` at
-/// most [`MAX_K`]. Only the flat coarse quantizer (every centroid scored), as Faiss' GPU IVF.
+mod sealed {
+    use super::*;
+
+    /// What a codec's lists need on the device: its own checks, its tables, its scan launch.
+    pub trait DeviceCodec: Sized {
+        /// `Ok` when the GPU can scan this codec's lists in a `dim`-dimensional index.
+        fn check_gpu(&self, dim: usize) -> Result<()>;
+        /// The codec as the GPU index keeps it on the host (to encode added rows and to hand
+        /// back to the CPU): without tables a CPU search precomputes.
+        fn host_copy(&self, metric: Metric) -> Result<Self>;
+        /// What the scan kernel reads beside the codes (PQ: the codebooks); empty for none.
+        fn device_tables(&self) -> Vec<f32>;
+        /// Writes the keys and ids of one tile of candidates.
+        fn launch_scan(&self, scan: &mut ScanLaunch<'_>) -> Result<()>;
+    }
+}
+
+/// A list codec the GPU can scan: [`FlatCodec`] (IVF-Flat) and [`PqCodec`] with 8-bit codes
+/// (IVF-PQ). Sealed: the device side of each is this crate's.
+pub trait GpuCodec: IvfCodec + Clone + sealed::DeviceCodec {}
+
+impl GpuCodec for FlatCodec {}
+impl GpuCodec for PqCodec {}
+
+/// An IVF-Flat index on one GPU ([`GpuIvf`] over [`FlatCodec`]; Faiss' `GpuIndexIVFFlat`).
+pub type GpuIvfFlat = GpuIvf<FlatCodec>;
+/// An IVF-PQ index on one GPU ([`GpuIvf`] over [`PqCodec`], 8-bit codes; Faiss'
+/// `GpuIndexIVFPQ`).
+pub type GpuIvfPq = GpuIvf<PqCodec>;
+
+/// An inverted-file index on one GPU: coarse centroids and inverted lists (each entry's code,
+/// and its id) resident on the device, searched with `nprobe` lists per query. Results follow
+/// the vq conventions (best first, ties to the smaller id, `u64::MAX` padding); `k` and
+/// `nprobe` at most [`MAX_K`]. Only the flat coarse quantizer (every centroid scored), as
+/// Faiss' GPU IVF.
 ///
-/// [`from_cpu`](GpuIvfFlat::from_cpu) / [`to_cpu`](GpuIvfFlat::to_cpu) round-trip a
-/// `vq_ivf::IvfIndex<FlatCodec>` exactly (centroids, lists, ids, next id, so the fingerprint).
-/// Vectors added here are assigned to lists on the device (GEMM): a vector within f32 rounding
+/// [`from_cpu`](GpuIvf::from_cpu) / [`to_cpu`](GpuIvf::to_cpu) round-trip a
+/// `vq_ivf::IvfIndex` exactly (centroids, codec, lists of codes, ids, next id, so the
+/// fingerprint). Vectors added here are assigned to lists on the device (GEMM) and encoded on
+/// the host as vq-ivf encodes them ([`vq_ivf::encode_in_lists`]): a vector within f32 rounding
 /// of two centroids may land in the other list than the CPU would put it in.
-pub struct GpuIvfFlat {
+///
+/// Keys: IVF-Flat scores each entry exactly (squared L2 or inner product, f32); IVF-PQ builds
+/// each (query, probed list) pair's `m × 256` table in shared memory from the residual
+/// `q − c` (L2) or the query (inner product, plus the list's coarse score), as Faiss' GPU
+/// IVF-PQ without precomputed tables: the sums equal vq-ivf's within f32 rounding.
+pub struct GpuIvf<C: GpuCodec> {
     gpu: Arc<Gpu>,
     dim: usize,
     metric: Metric,
     params: IvfParams,
     scratch_bytes: Option<usize>,
+    /// The (trained, once trained) codec: encodes added rows; handed back by `to_cpu`.
+    codec: C,
     /// The centroids, searched by the coarse metric (L2, or inner product for IP and cosine).
     coarse: Option<GpuFlat>,
+    /// Host copy of the centroids (residuals of added rows).
+    centroids: Vec<f32>,
+    /// The codec's device tables (PQ codebooks), once trained.
+    tables: Option<CudaSlice<f32>>,
     /// Host mirror of every list's ids: the list sizes, duplicate checks and `to_cpu`.
     list_ids: Vec<Vec<u64>>,
     lists: Option<DeviceLists>,
@@ -100,16 +148,18 @@ pub struct GpuIvfFlat {
 }
 
 /// The lists on the device, list after list.
-struct DeviceLists {
-    vectors: CudaSlice<f32>,
+pub(crate) struct DeviceLists {
+    /// `code_size` bytes per entry (IVF-Flat: the vector's f32 values, little-endian).
+    codes: CudaSlice<u8>,
     ids: CudaSlice<u64>,
     offsets: CudaSlice<u64>,
 }
 
-impl std::fmt::Debug for GpuIvfFlat {
+impl<C: GpuCodec> std::fmt::Debug for GpuIvf<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuIvfFlat")
+        f.debug_struct("GpuIvf")
             .field("gpu", &self.gpu)
+            .field("kind", &self.name())
             .field("dim", &self.dim)
             .field("metric", &self.metric)
             .field("params", &self.params)
@@ -123,9 +173,9 @@ fn coarse_metric(metric: Metric) -> Metric {
     if metric == Metric::L2 { Metric::L2 } else { Metric::InnerProduct }
 }
 
-impl GpuIvfFlat {
-    /// An empty, untrained index of `params.nlist` lists on `gpu` (`params.coarse` must be
-    /// flat). `scratch_bytes` bounds a search's device scratch (`None`: half the free
+impl GpuIvf<FlatCodec> {
+    /// An empty, untrained IVF-Flat index of `params.nlist` lists on `gpu` (`params.coarse`
+    /// must be flat). `scratch_bytes` bounds a search's device scratch (`None`: half the free
     /// memory, at most 1 GiB).
     ///
     /// # Errors
@@ -137,71 +187,100 @@ impl GpuIvfFlat {
         params: IvfParams,
         scratch_bytes: Option<usize>,
     ) -> Result<Self> {
-        // vq-ivf checks the parameters and the dimension.
-        IvfIndex::new(dim, metric, params.clone(), FlatCodec::new(dim, metric)?)?;
+        Self::with_codec(gpu, dim, metric, params, FlatCodec::new(dim, metric)?, scratch_bytes)
+    }
+}
+
+impl<C: GpuCodec> GpuIvf<C> {
+    /// An empty, untrained index whose lists hold `codec`'s codes (an untrained
+    /// `PqCodec::new(dim, metric, m, 8)`, or a trained one to keep its codebooks: training
+    /// learns the codec only when it needs it).
+    ///
+    /// # Errors
+    /// Bad parameters (vq-ivf's checks), an HNSW coarse quantizer or a codec the GPU does not
+    /// scan ([`Error::Unsupported`]).
+    pub fn with_codec(
+        gpu: &Arc<Gpu>,
+        dim: usize,
+        metric: Metric,
+        params: IvfParams,
+        codec: C,
+        scratch_bytes: Option<usize>,
+    ) -> Result<Self> {
+        // vq-ivf checks the parameters, the dimension and the codec's shape.
+        IvfIndex::new(dim, metric, params.clone(), codec.clone())?;
         if params.coarse != CoarseKind::Flat {
-            return Err(Error::Unsupported { what: "an HNSW coarse quantizer on the GPU (use IVF{nlist},Flat)" });
+            return Err(Error::Unsupported { what: "an HNSW coarse quantizer on the GPU (use IVF{nlist},…)" });
         }
+        codec.check_gpu(dim)?;
         Ok(Self {
             gpu: gpu.clone(),
             dim,
             metric,
             params,
             scratch_bytes,
+            codec: codec.host_copy(metric)?,
             coarse: None,
+            centroids: Vec::new(),
+            tables: None,
             list_ids: Vec::new(),
             lists: None,
             next_id: 0,
         })
     }
 
-    /// A copy of `cpu` on `gpu`: its centroids, lists (in list order) and ids.
+    /// A copy of `cpu` on `gpu`: its centroids, codec, lists (in list order) and ids.
     ///
     /// # Errors
-    /// An HNSW coarse quantizer ([`Error::Unsupported`]); device errors (out of memory).
-    pub fn from_cpu(gpu: &Arc<Gpu>, cpu: &IvfIndex<FlatCodec>, scratch_bytes: Option<usize>) -> Result<Self> {
-        let mut index = Self::new(gpu, cpu.dim(), cpu.metric(), cpu.params().clone(), scratch_bytes)?;
+    /// An HNSW coarse quantizer or a codec the GPU does not scan ([`Error::Unsupported`]);
+    /// device errors (out of memory).
+    pub fn from_cpu(gpu: &Arc<Gpu>, cpu: &IvfIndex<C>, scratch_bytes: Option<usize>) -> Result<Self> {
+        let codec = cpu.codec().clone();
+        let mut index = Self::with_codec(gpu, cpu.dim(), cpu.metric(), cpu.params().clone(), codec, scratch_bytes)?;
         index.next_id = cpu.next_id();
         if !cpu.is_trained() {
             return Ok(index);
         }
         index.set_centroids(cpu.centroids())?;
         let nlist = cpu.params().nlist;
-        let mut vectors = Vec::with_capacity(cpu.len() * cpu.dim());
+        let mut codes = Vec::with_capacity(cpu.len() * index.code_size());
         for l in 0..nlist {
             // Trained: every list exists.
-            let codes = cpu.list_codes(l).unwrap_or_default();
-            vectors.extend(codes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            codes.extend_from_slice(cpu.list_codes(l).unwrap_or_default());
             index.list_ids[l] = cpu.list_ids(l).unwrap_or_default().to_vec();
         }
-        index.upload(&vectors)?;
+        index.upload(&codes)?;
         Ok(index)
     }
 
-    /// The CPU index of the same centroids, lists, ids and next id.
+    /// The CPU index of the same centroids, codec, lists, ids and next id.
     ///
     /// # Errors
     /// Device errors while copying back.
-    pub fn to_cpu(&self) -> Result<IvfIndex<FlatCodec>> {
-        let codec = FlatCodec::new(self.dim, self.metric)?;
-        let Some(coarse) = &self.coarse else {
-            return Ok(IvfIndex::new(self.dim, self.metric, self.params.clone(), codec)?);
-        };
-        let centroids = coarse.to_host()?;
-        let vectors = match &self.lists {
-            Some(l) => self.gpu.stream().clone_dtoh(&l.vectors).map_err(Error::cuda("cuMemcpyDtoH"))?,
+    pub fn to_cpu(&self) -> Result<IvfIndex<C>> {
+        if self.coarse.is_none() {
+            return Ok(IvfIndex::new(self.dim, self.metric, self.params.clone(), self.codec.clone())?);
+        }
+        let codes = match &self.lists {
+            Some(l) => self.gpu.stream().clone_dtoh(&l.codes).map_err(Error::cuda("cuMemcpyDtoH"))?,
             None => Vec::new(),
         };
-        let mut rows = vectors.chunks_exact(self.dim);
+        let cs = self.code_size();
+        let mut rows = codes.chunks_exact(cs.max(1));
         let lists = self
             .list_ids
             .iter()
-            .map(|ids| {
-                let codes = rows.by_ref().take(ids.len()).flatten().flat_map(|v| v.to_le_bytes()).collect();
-                (ids.clone(), codes)
-            })
+            .map(|ids| (ids.clone(), rows.by_ref().take(ids.len()).flatten().copied().collect()))
             .collect();
-        Ok(IvfIndex::from_lists(self.dim, self.metric, self.params.clone(), codec, centroids, lists, self.next_id)?)
+        Ok(IvfIndex::from_lists(
+            self.dim,
+            self.metric,
+            self.params.clone(),
+            self.codec.clone(),
+            self.centroids.clone(),
+            lists,
+            self.next_id,
+        )?)
     }
 
     /// The vector dimension.
@@ -217,6 +296,11 @@ impl GpuIvfFlat {
     /// The parameters (`nlist`, default `nprobe`, training).
     pub fn params(&self) -> &IvfParams {
         &self.params
+    }
+
+    /// The codec (trained once the index is).
+    pub fn codec(&self) -> &C {
+        &self.codec
     }
 
     /// Whether the centroids are set.
@@ -239,20 +323,31 @@ impl GpuIvfFlat {
         self.list_ids.get(list).map(Vec::as_slice)
     }
 
-    /// The first id the next [`add`](GpuIvfFlat::add) hands out.
+    /// The first id the next [`add`](GpuIvf::add) hands out.
     pub fn next_id(&self) -> u64 {
         self.next_id
     }
 
-    /// Device bytes held: centroids (and norms), vectors, ids and list offsets.
-    pub fn memory_usage(&self) -> usize {
-        let n = self.len();
-        self.coarse.as_ref().map_or(0, GpuFlat::memory_usage) + n * (self.dim * 4 + 8) + (self.list_ids.len() + 1) * 8
+    fn code_size(&self) -> usize {
+        self.codec.quantizer().code_size()
     }
 
-    /// Learns the centroids from `data` with vq-ivf's training (k-means on at most
-    /// `max_points_per_centroid · nlist` points) with each iteration's assignment on this
-    /// index's GPU ([`GpuAssigner`](crate::GpuAssigner)), and uploads them. Only while empty.
+    /// Device bytes of `n` list entries and the list offsets.
+    fn list_bytes(&self, n: usize) -> usize {
+        n * (self.code_size() + 8) + (self.list_ids.len() + 1) * 8
+    }
+
+    /// Device bytes held: centroids (and norms), the codec's tables, codes, ids and list
+    /// offsets.
+    pub fn memory_usage(&self) -> usize {
+        self.coarse.as_ref().map_or(0, GpuFlat::memory_usage)
+            + self.tables.as_ref().map_or(0, |t| t.len() * 4)
+            + self.list_bytes(self.len())
+    }
+
+    /// Learns the centroids (and the codec, when it needs training) from `data` with vq-ivf's
+    /// training, k-means running on this index's GPU ([`GpuAssigner`](crate::GpuAssigner):
+    /// both Lloyd steps), and uploads them. Only while empty.
     ///
     /// # Errors
     /// vq-ivf's training errors (too few points, bad input); [`Error::Unsupported`] when the
@@ -261,49 +356,55 @@ impl GpuIvfFlat {
         if !self.is_empty() {
             return Err(Error::Unsupported { what: "training an index that holds vectors" });
         }
-        let mut cpu =
-            IvfIndex::new(self.dim, self.metric, self.params.clone(), FlatCodec::new(self.dim, self.metric)?)?;
+        let mut cpu = IvfIndex::new(self.dim, self.metric, self.params.clone(), self.codec.clone())?;
         cpu.train_with_assigner(data, &crate::GpuAssigner::new(&self.gpu))?;
+        self.codec = cpu.codec().host_copy(self.metric)?;
         self.set_centroids(cpu.centroids())
     }
 
-    /// Uploads trained centroids and empties the lists.
+    /// Uploads trained centroids and the codec's tables, and empties the lists.
     fn set_centroids(&mut self, centroids: &[f32]) -> Result<()> {
         let options = GpuFlatOptions { scratch_bytes: self.scratch_bytes, ..GpuFlatOptions::default() };
         let mut coarse = GpuFlat::new(&self.gpu, self.dim, coarse_metric(self.metric), options)?;
         coarse.add(centroids)?;
+        let tables = self.codec.device_tables();
+        self.tables = match tables.is_empty() {
+            true => None,
+            false => Some(self.gpu.stream().clone_htod(&tables).map_err(Error::cuda("cuMemcpyHtoD"))?),
+        };
         self.coarse = Some(coarse);
+        self.centroids = centroids.to_vec();
         self.list_ids = vec![Vec::new(); self.params.nlist];
         self.lists = None;
         Ok(())
     }
 
-    /// Uploads `vectors` (every list's rows, list after list, as `list_ids` counts them).
-    fn upload(&mut self, vectors: &[f32]) -> Result<()> {
+    /// Uploads `codes` (every list's entries, list after list, as `list_ids` counts them).
+    fn upload(&mut self, codes: &[u8]) -> Result<()> {
         let n = self.len();
-        debug_assert_eq!(vectors.len(), n * self.dim);
+        debug_assert_eq!(codes.len(), n * self.code_size());
         if n == 0 {
             self.lists = None;
             return Ok(());
         }
         self.gpu.bind()?;
-        self.gpu.check_fits("IVF lists", n * (self.dim * 4 + 8) + (self.list_ids.len() + 1) * 8)?;
+        self.gpu.check_fits("IVF lists", self.list_bytes(n))?;
         let stream = self.gpu.stream();
         let ids: Vec<u64> = self.list_ids.iter().flatten().copied().collect();
         let sizes: Vec<usize> = self.list_ids.iter().map(Vec::len).collect();
-        let cuda = Error::cuda("cuMemcpyHtoD");
+        let cuda = || Error::cuda("cuMemcpyHtoD");
         self.lists = Some(DeviceLists {
-            vectors: stream.clone_htod(vectors).map_err(cuda)?,
-            ids: stream.clone_htod(&ids).map_err(Error::cuda("cuMemcpyHtoD"))?,
-            offsets: stream.clone_htod(&list_offsets(&sizes)).map_err(Error::cuda("cuMemcpyHtoD"))?,
+            codes: stream.clone_htod(codes).map_err(cuda())?,
+            ids: stream.clone_htod(&ids).map_err(cuda())?,
+            offsets: stream.clone_htod(&list_offsets(&sizes)).map_err(cuda())?,
         });
         Ok(())
     }
 
-    /// Adds `data` under ids continuing from [`next_id`](GpuIvfFlat::next_id).
+    /// Adds `data` under ids continuing from [`next_id`](GpuIvf::next_id).
     ///
     /// # Errors
-    /// As [`add_with_ids`](GpuIvfFlat::add_with_ids).
+    /// As [`add_with_ids`](GpuIvf::add_with_ids).
     pub fn add(&mut self, data: &[f32]) -> Result<()> {
         let n = data.len() / self.dim;
         let ids: Vec<u64> = (self.next_id..self.next_id.saturating_add(n as u64)).collect();
@@ -311,8 +412,9 @@ impl GpuIvfFlat {
     }
 
     /// Adds `data` under `ids` (one per row, none present), each in the list of its nearest
-    /// centroid (found on the device). The lists are rebuilt on the device with the new rows
-    /// appended (a copy of the old ones), so add in large batches.
+    /// centroid (found on the device) and encoded on the host as vq-ivf encodes it. The lists
+    /// are rebuilt on the device with the new entries appended (a copy of the old ones), so
+    /// add in large batches.
     ///
     /// # Errors
     /// Input errors (nothing added), an untrained index, vq-ivf's `IdCount` / `DuplicateId`
@@ -330,21 +432,24 @@ impl GpuIvfFlat {
         if rows.is_empty() {
             return Ok(());
         }
-        let labels = coarse.search(rows.as_slice(), 1)?;
-        // New rows grouped by list (stable: insertion order within a list).
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by_key(|&i| labels.ids()[i]);
-        if labels.ids().iter().any(|&l| l as usize >= self.params.nlist) {
+        let found = coarse.search(rows.as_slice(), 1)?;
+        let labels: Vec<u32> = found.ids().iter().map(|&l| u32::try_from(l).unwrap_or(u32::MAX)).collect();
+        if labels.iter().any(|&l| l as usize >= self.params.nlist) {
             return Err(Error::Unsupported { what: "a vector the coarse search found no list for" });
         }
+        let codes = vq_ivf::encode_in_lists(&self.codec, &self.centroids, self.dim, rows.as_slice(), &labels)?;
+        // New entries grouped by list (stable: insertion order within a list).
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| labels[i]);
+        let cs = self.code_size();
         let old_sizes: Vec<usize> = self.list_ids.iter().map(Vec::len).collect();
         let old_offsets = list_offsets(&old_sizes);
-        let mut new_rows = Vec::with_capacity(rows.as_slice().len());
+        let mut new_codes = Vec::with_capacity(codes.len());
         for &i in &order {
-            new_rows.extend_from_slice(rows.row(i));
-            self.list_ids[labels.ids()[i] as usize].push(ids[i]);
+            new_codes.extend_from_slice(&codes[i * cs..(i + 1) * cs]);
+            self.list_ids[labels[i] as usize].push(ids[i]);
         }
-        let result = self.grow(&old_offsets, &new_rows);
+        let result = self.grow(&old_offsets, &new_codes);
         if result.is_err() {
             // Nothing was added: drop the ids recorded above.
             for (l, ids) in self.list_ids.iter_mut().enumerate() {
@@ -357,38 +462,38 @@ impl GpuIvfFlat {
         Ok(())
     }
 
-    /// Rebuilds the device lists as the old ones (`old_offsets`) with `new_rows` (grouped by
+    /// Rebuilds the device lists as the old ones (`old_offsets`) with `new_codes` (grouped by
     /// list, as `list_ids` now counts them past the old sizes) appended to each list.
-    fn grow(&mut self, old_offsets: &[u64], new_rows: &[f32]) -> Result<()> {
-        let dim = self.dim;
+    fn grow(&mut self, old_offsets: &[u64], new_codes: &[u8]) -> Result<()> {
+        let cs = self.code_size();
         let n = self.len();
         self.gpu.bind()?;
-        self.gpu.check_fits("IVF lists", n * (dim * 4 + 8) + (self.list_ids.len() + 1) * 8)?;
+        self.gpu.check_fits("IVF lists", self.list_bytes(n))?;
         let stream = self.gpu.stream().clone();
         let sizes: Vec<usize> = self.list_ids.iter().map(Vec::len).collect();
         let offsets = list_offsets(&sizes);
         let ids: Vec<u64> = self.list_ids.iter().flatten().copied().collect();
-        // SAFETY: every element is written below: each list's old rows by a device copy, its
-        // new rows from the host (old and new sizes add up to the list's new size).
-        let mut vectors = unsafe { stream.alloc::<f32>(n * dim) }.map_err(Error::cuda("cuMemAlloc"))?;
+        // SAFETY: every element is written below: each list's old entries by a device copy,
+        // its new entries from the host (old and new sizes add up to the list's new size).
+        let mut codes = unsafe { stream.alloc::<u8>(n * cs) }.map_err(Error::cuda("cuMemAlloc"))?;
         let mut at = 0;
         for l in 0..self.list_ids.len() {
             let (old, new) = (old_offsets[l] as usize..old_offsets[l + 1] as usize, offsets[l] as usize);
             if let (Some(prev), false) = (&self.lists, old.is_empty()) {
-                let src = prev.vectors.slice(old.start * dim..old.end * dim);
-                let mut dst = vectors.slice_mut(new * dim..(new + old.len()) * dim);
+                let src = prev.codes.slice(old.start * cs..old.end * cs);
+                let mut dst = codes.slice_mut(new * cs..(new + old.len()) * cs);
                 stream.memcpy_dtod(&src, &mut dst).map_err(Error::cuda("cuMemcpyDtoD"))?;
             }
             let added = sizes[l] - old.len();
             if added > 0 {
-                let start = (new + old.len()) * dim;
-                let mut dst = vectors.slice_mut(start..start + added * dim);
-                stream.memcpy_htod(&new_rows[at..at + added * dim], &mut dst).map_err(Error::cuda("cuMemcpyHtoD"))?;
-                at += added * dim;
+                let start = (new + old.len()) * cs;
+                let mut dst = codes.slice_mut(start..start + added * cs);
+                stream.memcpy_htod(&new_codes[at..at + added * cs], &mut dst).map_err(Error::cuda("cuMemcpyHtoD"))?;
+                at += added * cs;
             }
         }
         self.lists = Some(DeviceLists {
-            vectors,
+            codes,
             ids: stream.clone_htod(&ids).map_err(Error::cuda("cuMemcpyHtoD"))?,
             offsets: stream.clone_htod(&offsets).map_err(Error::cuda("cuMemcpyHtoD"))?,
         });
@@ -396,7 +501,7 @@ impl GpuIvfFlat {
     }
 
     fn name(&self) -> String {
-        format!("IVF{},Flat (GPU)", self.params.nlist)
+        format!("IVF{},{} (GPU)", self.params.nlist, self.codec.quantizer().name())
     }
 
     /// The `k` best matches of each query over its `nprobe` nearest lists (`None`: the
@@ -433,12 +538,15 @@ impl GpuIvfFlat {
         if nq == 0 {
             return Ok(Neighbors::from_rows(k, self.metric, Vec::<Vec<(u64, f32)>>::new())?);
         }
-        let probes: Vec<u32> = coarse
-            .search(rows.as_slice(), nprobe)?
-            .ids()
-            .iter()
-            .map(|&l| u32::try_from(l).unwrap_or(u32::MAX))
-            .collect();
+        let found = coarse.search(rows.as_slice(), nprobe)?;
+        let probes: Vec<u32> = found.ids().iter().map(|&l| u32::try_from(l).unwrap_or(u32::MAX)).collect();
+        // What each probed list adds to its entries' keys: the negated coarse inner product
+        // for inner-product IVF-PQ (codes of residuals); nothing otherwise.
+        let probe_base: Vec<f32> = if self.metric != Metric::L2 && self.codec.by_residual() {
+            found.scores().iter().map(|&s| if s.is_finite() { -s } else { 0.0 }).collect()
+        } else {
+            vec![0.0; probes.len()]
+        };
         let sizes: Vec<usize> = self.list_ids.iter().map(Vec::len).collect();
         let offsets = candidate_offsets(&probes, nprobe, &sizes);
         let max_cand = offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap_or(0) as usize;
@@ -448,32 +556,163 @@ impl GpuIvfFlat {
             None => (self.gpu.memory_info()?.0 / 2).min(1 << 30),
         };
         let plan = TilePlan::with_costs(nq, max_cand, scan_query_bytes(self.dim, k, nprobe), 12, budget)?;
-        let mut backend = ScanBackend::new(self, lists, rows.as_slice(), &probes, &offsets, nprobe, plan, k)?;
+        let probed =
+            Probed { queries: rows.as_slice(), probes: &probes, probe_base: &probe_base, offsets: &offsets, nprobe };
+        let mut backend = ScanBackend::new(self, lists, probed, plan, k)?;
         search_tiled(&mut backend, nq, max_cand, k, self.metric, plan)
     }
 }
 
-/// Device bytes per query of a batch beside the candidate tile: the query, its probes and
-/// candidate offsets, its running top-k.
+/// Device bytes per query of a batch beside the candidate tile: the query, its probes, their
+/// base keys and candidate offsets, its running top-k.
 fn scan_query_bytes(dim: usize, k: usize, nprobe: usize) -> usize {
-    dim * 4 + nprobe * 4 + (nprobe + 1) * 8 + k * 12
+    dim * 4 + nprobe * 8 + (nprobe + 1) * 8 + k * 12
+}
+
+/// A search's queries and what the coarse search found for them, on the host.
+struct Probed<'a> {
+    /// Every query (prepared rows).
+    queries: &'a [f32],
+    /// `[nq][nprobe]` lists (`u32::MAX` past the last: padding).
+    probes: &'a [u32],
+    /// `[nq][nprobe]` what each probe adds to its entries' keys.
+    probe_base: &'a [f32],
+    /// `[nq][nprobe + 1]` candidate offsets.
+    offsets: &'a [u64],
+    nprobe: usize,
+}
+
+/// Everything one tile's scan launch reads and writes (device buffers of the loaded batch).
+pub struct ScanLaunch<'a> {
+    gpu: &'a Gpu,
+    dim: usize,
+    metric: Metric,
+    centroids: &'a CudaSlice<f32>,
+    tables: Option<&'a CudaSlice<f32>>,
+    lists: &'a DeviceLists,
+    queries: &'a CudaSlice<f32>,
+    probes: &'a CudaSlice<u32>,
+    probe_base: &'a CudaSlice<f32>,
+    offsets: &'a CudaSlice<u64>,
+    nq: usize,
+    nprobe: usize,
+    tile: Range<usize>,
+    keys: &'a mut CudaSlice<f32>,
+    cand_ids: &'a mut CudaSlice<u64>,
+}
+
+impl sealed::DeviceCodec for FlatCodec {
+    fn check_gpu(&self, _dim: usize) -> Result<()> {
+        Ok(())
+    }
+
+    fn host_copy(&self, _metric: Metric) -> Result<Self> {
+        Ok(self.clone())
+    }
+
+    fn device_tables(&self) -> Vec<f32> {
+        Vec::new()
+    }
+
+    fn launch_scan(&self, s: &mut ScanLaunch<'_>) -> Result<()> {
+        let stream = s.gpu.stream();
+        let (nq, dim, ntile) = (s.nq as u32, s.dim as u32, s.tile.len() as u32);
+        let (nprobe, tile_start, l2) = (s.nprobe as u32, s.tile.start as u64, i32::from(s.metric == Metric::L2));
+        let cfg = LaunchConfig {
+            grid_dim: (ntile.div_ceil(SCAN_WARPS), nq, 1),
+            block_dim: (32 * SCAN_WARPS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut args = stream.launch_builder(&s.gpu.ivf_scan);
+        #[rustfmt::skip]
+        push_args!(args, IVF_SCAN_ARGS; s.queries, &nq, &dim, &s.lists.codes, &s.lists.ids, &s.lists.offsets,
+            s.probes, s.offsets, &nprobe, &tile_start, &ntile, &l2, &mut *s.keys, &mut *s.cand_ids);
+        // SAFETY: grid (ceil(ntile / SCAN_WARPS), batch), one warp per (query, candidate); it
+        // reads the batch's queries, probes ([batch][nprobe], lists < nlist or padding, whose
+        // candidate range is empty) and candidate offsets ([batch][nprobe + 1], prefix sums of
+        // those lists' sizes), so every row it locates is below the lists' length; the codes
+        // are the rows' f32 values (FlatCodec's little-endian bytes, read as the float* the
+        // kernel takes: the allocation is aligned and each row starts at a multiple of 4
+        // bytes). It writes keys and ids [batch][ntile] inside the buffers
+        // (query_batch * base_tile). Types match vq_ivf_scan.
+        unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_ivf_scan"))
+    }
+}
+
+/// The IVF-PQ scan's dynamic shared memory: the `m × 256` table and the `dim` residual.
+fn pq_scan_shared_bytes(m: usize, dim: usize) -> usize {
+    (m * 256 + dim) * 4
+}
+
+impl sealed::DeviceCodec for PqCodec {
+    fn check_gpu(&self, dim: usize) -> Result<()> {
+        let q = self.quantizer();
+        if q.nbits() != 8 {
+            return Err(Error::Unsupported { what: "PQ codes other than 8 bits on the GPU (IVF…,PQ{m})" });
+        }
+        if pq_scan_shared_bytes(q.m(), dim) > PQ_SCAN_MAX_SHARED {
+            return Err(Error::TooLarge {
+                what: "PQ lookup table (m × 256 + dim floats of shared memory, bytes)",
+                got: pq_scan_shared_bytes(q.m(), dim),
+                max: PQ_SCAN_MAX_SHARED,
+            });
+        }
+        Ok(())
+    }
+
+    /// Without the precomputed L2 table (`nlist × m × 256` floats): the GPU builds each
+    /// list's table itself.
+    fn host_copy(&self, metric: Metric) -> Result<Self> {
+        Ok(PqCodec::from_quantizer(metric, self.quantizer().clone())?)
+    }
+
+    fn device_tables(&self) -> Vec<f32> {
+        if self.quantizer().is_trained() { self.quantizer().centroids().to_vec() } else { Vec::new() }
+    }
+
+    fn launch_scan(&self, s: &mut ScanLaunch<'_>) -> Result<()> {
+        let Some(codebooks) = s.tables else { return Err(Error::Unsupported { what: "an untrained PQ codec" }) };
+        let stream = s.gpu.stream();
+        let (nq, dim, ntile, m) = (s.nq as u32, s.dim as u32, s.tile.len() as u32, self.quantizer().m() as u32);
+        let (nprobe, tile_start, l2) = (s.nprobe as u32, s.tile.start as u64, i32::from(s.metric == Metric::L2));
+        let cfg = LaunchConfig {
+            grid_dim: (nprobe, nq, 1),
+            block_dim: (PQ_SCAN_THREADS, 1, 1),
+            shared_mem_bytes: pq_scan_shared_bytes(m as usize, s.dim) as u32,
+        };
+        let mut args = stream.launch_builder(&s.gpu.ivfpq_scan);
+        #[rustfmt::skip]
+        push_args!(args, IVFPQ_SCAN_ARGS; s.queries, &nq, &dim, s.centroids, codebooks, &m, &s.lists.codes,
+            &s.lists.ids, &s.lists.offsets, s.probes, s.probe_base, s.offsets, &nprobe, &tile_start, &ntile, &l2,
+            &mut *s.keys, &mut *s.cand_ids);
+        // SAFETY: grid (nprobe, batch), one block per (probe, query). A block reads its query
+        // (dim floats), its probe's list (< nlist: a padding probe has an empty candidate
+        // range and is never read) and that list's centroid (nlist x dim uploaded), the
+        // codebooks (m x 256 x dim/m floats: 8-bit codes, checked by check_gpu), and the
+        // list's codes and ids at rows list_offsets[list] + (pos - offsets[p]) for its
+        // candidates pos, all below the lists' length (the offsets are prefix sums of the
+        // lists' sizes); code bytes index the 256 entries of a sub-table. It writes keys and
+        // ids [batch][ntile] for the tile's positions (each exactly once across the grid,
+        // the last probe's block also the padding past the query's last candidate), inside
+        // the buffers (query_batch * base_tile). Dynamic shared memory: m * 256 + dim floats,
+        // within the 48 KiB checked by check_gpu. Types match vq_ivfpq_scan.
+        unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_ivfpq_scan"))
+    }
 }
 
 /// The device side of a list scan: scratch for one query batch.
-struct ScanBackend<'a> {
-    index: &'a GpuIvfFlat,
+struct ScanBackend<'a, C: GpuCodec> {
+    index: &'a GpuIvf<C>,
+    centroids: &'a CudaSlice<f32>,
     lists: &'a DeviceLists,
-    /// Every query of the search (prepared host rows).
-    host_queries: &'a [f32],
-    probes: &'a [u32],
-    offsets: &'a [u64],
-    nprobe: usize,
+    probed: Probed<'a>,
     k: usize,
     batch: usize,
     /// The batch's most candidates: tiles past it are all padding and skipped.
     batch_max: usize,
     queries: CudaSlice<f32>,
     d_probes: CudaSlice<u32>,
+    d_probe_base: CudaSlice<f32>,
     d_offsets: CudaSlice<u64>,
     keys: CudaSlice<f32>,
     cand_ids: CudaSlice<u64>,
@@ -481,34 +720,28 @@ struct ScanBackend<'a> {
     run_ids: CudaSlice<u64>,
 }
 
-impl<'a> ScanBackend<'a> {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        index: &'a GpuIvfFlat,
-        lists: &'a DeviceLists,
-        host_queries: &'a [f32],
-        probes: &'a [u32],
-        offsets: &'a [u64],
-        nprobe: usize,
-        plan: TilePlan,
-        k: usize,
-    ) -> Result<Self> {
+impl<'a, C: GpuCodec> ScanBackend<'a, C> {
+    fn new(index: &'a GpuIvf<C>, lists: &'a DeviceLists, probed: Probed<'a>, plan: TilePlan, k: usize) -> Result<Self> {
         let stream = index.gpu.stream();
-        let qb = plan.query_batch;
+        let (qb, np) = (plan.query_batch, probed.nprobe);
         let alloc = || Error::cuda("cuMemAlloc");
+        let centroids = index
+            .coarse
+            .as_ref()
+            .and_then(GpuFlat::base_f32)
+            .ok_or(Error::Unsupported { what: "an IVF index whose centroids are not f32 on the device" })?;
         Ok(Self {
             index,
+            centroids,
             lists,
-            host_queries,
-            probes,
-            offsets,
-            nprobe,
+            probed,
             k,
             batch: 0,
             batch_max: 0,
             queries: stream.alloc_zeros::<f32>(qb * index.dim).map_err(alloc())?,
-            d_probes: stream.alloc_zeros::<u32>(qb * nprobe).map_err(alloc())?,
-            d_offsets: stream.alloc_zeros::<u64>(qb * (nprobe + 1)).map_err(alloc())?,
+            d_probes: stream.alloc_zeros::<u32>(qb * np).map_err(alloc())?,
+            d_probe_base: stream.alloc_zeros::<f32>(qb * np).map_err(alloc())?,
+            d_offsets: stream.alloc_zeros::<u64>(qb * (np + 1)).map_err(alloc())?,
             keys: stream.alloc_zeros::<f32>(qb * plan.base_tile).map_err(alloc())?,
             cand_ids: stream.alloc_zeros::<u64>(qb * plan.base_tile).map_err(alloc())?,
             run_keys: stream.alloc_zeros::<f32>(qb * k).map_err(alloc())?,
@@ -517,18 +750,20 @@ impl<'a> ScanBackend<'a> {
     }
 }
 
-impl TileBackend for ScanBackend<'_> {
+impl<C: GpuCodec> TileBackend for ScanBackend<'_, C> {
     fn begin_batch(&mut self, batch: Range<usize>, k: usize) -> Result<()> {
         debug_assert_eq!(k, self.k);
         let stream = self.index.gpu.stream().clone();
-        let (np, cuda) = (self.nprobe, Error::cuda);
-        let queries = &self.host_queries[batch.start * self.index.dim..batch.end * self.index.dim];
+        let (np, dim, cuda) = (self.probed.nprobe, self.index.dim, Error::cuda);
         self.batch = batch.len();
-        let offsets = &self.offsets[batch.start * (np + 1)..batch.end * (np + 1)];
+        let offsets = &self.probed.offsets[batch.start * (np + 1)..batch.end * (np + 1)];
         self.batch_max = offsets.chunks_exact(np + 1).map(|o| o[np]).max().unwrap_or(0) as usize;
+        let queries = &self.probed.queries[batch.start * dim..batch.end * dim];
         stream.memcpy_htod(queries, &mut self.queries.slice_mut(..queries.len())).map_err(cuda("cuMemcpyHtoD"))?;
-        let probes = &self.probes[batch.start * np..batch.end * np];
+        let probes = &self.probed.probes[batch.start * np..batch.end * np];
         stream.memcpy_htod(probes, &mut self.d_probes.slice_mut(..probes.len())).map_err(cuda("cuMemcpyHtoD"))?;
+        let base = &self.probed.probe_base[batch.start * np..batch.end * np];
+        stream.memcpy_htod(base, &mut self.d_probe_base.slice_mut(..base.len())).map_err(cuda("cuMemcpyHtoD"))?;
         stream.memcpy_htod(offsets, &mut self.d_offsets.slice_mut(..offsets.len())).map_err(cuda("cuMemcpyHtoD"))?;
         let n = self.batch * self.k;
         stream.memcpy_htod(&vec![f32::INFINITY; n], &mut self.run_keys.slice_mut(..n)).map_err(cuda("cuMemcpyHtoD"))?;
@@ -540,27 +775,26 @@ impl TileBackend for ScanBackend<'_> {
         if tile.start >= self.batch_max {
             return Ok(());
         }
+        let ntile = tile.len() as u32;
+        self.index.codec.launch_scan(&mut ScanLaunch {
+            gpu: &self.index.gpu,
+            dim: self.index.dim,
+            metric: self.index.metric,
+            centroids: self.centroids,
+            tables: self.index.tables.as_ref(),
+            lists: self.lists,
+            queries: &self.queries,
+            probes: &self.d_probes,
+            probe_base: &self.d_probe_base,
+            offsets: &self.d_offsets,
+            nq: self.batch,
+            nprobe: self.probed.nprobe,
+            tile,
+            keys: &mut self.keys,
+            cand_ids: &mut self.cand_ids,
+        })?;
         let stream = self.index.gpu.stream().clone();
-        let (nq, dim, ntile) = (self.batch as u32, self.index.dim as u32, tile.len() as u32);
-        let (nprobe, tile_start, l2) =
-            (self.nprobe as u32, tile.start as u64, i32::from(self.index.metric == Metric::L2));
-        let cfg = LaunchConfig {
-            grid_dim: (ntile.div_ceil(SCAN_WARPS), nq, 1),
-            block_dim: (32 * SCAN_WARPS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut args = stream.launch_builder(&self.index.gpu.ivf_scan);
-        #[rustfmt::skip]
-        push_args!(args, IVF_SCAN_ARGS; &self.queries, &nq, &dim, &self.lists.vectors, &self.lists.ids,
-            &self.lists.offsets, &self.d_probes, &self.d_offsets, &nprobe, &tile_start, &ntile, &l2, &mut self.keys,
-            &mut self.cand_ids);
-        // SAFETY: grid (ceil(ntile / SCAN_WARPS), batch), one warp per (query, candidate); it
-        // reads the batch's queries, probes ([batch][nprobe], lists < nlist: the coarse search
-        // over nlist centroids with nprobe <= nlist) and candidate offsets ([batch][nprobe+1],
-        // prefix sums of those lists' sizes), so every row it locates is below the lists'
-        // length (offsets[list] + size); it writes keys and ids [batch][ntile] inside the
-        // buffers (query_batch * base_tile). Types match vq_ivf_scan.
-        unsafe { args.launch(cfg) }.map_err(Error::cuda("launch vq_ivf_scan"))?;
+        let nq = self.batch as u32;
         let cfg = LaunchConfig {
             grid_dim: (nq, 1, 1),
             block_dim: (SELECT_THREADS, 1, 1),
@@ -572,8 +806,9 @@ impl TileBackend for ScanBackend<'_> {
         push_args!(args, SELECT_ARGS; &self.keys, &no_norms, &no_norms, &nq, &ntile, &id0, &self.cand_ids, &k, &kp,
             &MODE_KEYS, &mut self.run_keys, &mut self.run_ids);
         // SAFETY: as in GpuFlat's fold, with MODE_KEYS: the kernel reads ntile keys and ids per
-        // query (just written) and no norms (the two null pointers are never read in this
-        // mode); it rewrites the query's k running entries.
+        // query (just written by the scan, every position of the tile) and no norms (the two
+        // null pointers are never read in this mode); it rewrites the query's k running
+        // entries.
         unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_select_tile"))
     }
 
@@ -592,22 +827,62 @@ mod tests {
     use proptest::prelude::*;
     use vq_ivf::IvfSearch;
 
-    /// The CPU twin of `ScanBackend`: the same candidate layout, `locate` for the kernel's
-    /// search, the kernel's keys (exact on small integers) and its tie rule.
+    /// What a twin scan computes per candidate: one of the device's scan kernels.
+    enum TwinKernel<'a> {
+        /// `vq_ivf_scan`: `locate` per position, the exact f32 key (exact on small integers).
+        Flat { vectors: &'a [f32], l2: bool },
+        /// `vq_ivfpq_scan`: per probe, the block's positions (`pq_block_ranges`) and table,
+        /// summed in the kernel's order with its fused multiply-adds.
+        Pq { codes: &'a [u8], m: usize, codebooks: &'a [f32], centroids: &'a [f32], probe_base: &'a [f32], l2: bool },
+    }
+
+    /// The CPU twin of `ScanBackend`: the same candidate layout and positions, the kernel's
+    /// keys and the selection's tie rule.
     struct CpuScan<'a> {
-        vectors: &'a [f32],
+        kernel: TwinKernel<'a>,
         ids: &'a [u64],
         lists: &'a [u64],
         probes: &'a [u32],
         offsets: &'a [u64],
         nprobe: usize,
         dim: usize,
-        l2: bool,
         batch: Range<usize>,
         /// Every query of the search.
         queries: &'a [f32],
         k: usize,
         running: Vec<Vec<(f32, u64)>>,
+    }
+
+    /// The positions block `p` of `vq_ivfpq_scan` writes in `tile`, step for step: its
+    /// probe's entries, and (last probe only) the padding after the query's last candidate.
+    fn pq_block_ranges(off: &[u64], p: usize, tile: &Range<u64>) -> (Range<u64>, Range<u64>) {
+        let nprobe = off.len() - 1;
+        let last = p + 1 == nprobe;
+        let lo = off[p].max(tile.start);
+        let hi = if last { tile.end } else { off[p + 1].min(tile.end) };
+        if lo >= hi {
+            return (0..0, 0..0);
+        }
+        let entries = lo..off[p + 1].min(hi);
+        let padding = if last { off[nprobe].max(lo)..hi } else { 0..0 };
+        (entries, padding)
+    }
+
+    /// `vq_ivfpq_scan`'s table for one (query, list): entry `j * 256 + c`.
+    fn pq_table(query: &[f32], centroid: &[f32], codebooks: &[f32], m: usize, l2: bool) -> Vec<f32> {
+        let dsub = query.len() / m;
+        let residual: Vec<f32> =
+            if l2 { query.iter().zip(centroid).map(|(q, c)| q - c).collect() } else { query.to_vec() };
+        (0..m * 256)
+            .map(|e| {
+                let (word, r) = (&codebooks[e * dsub..(e + 1) * dsub], &residual[(e / 256) * dsub..]);
+                let s = word
+                    .iter()
+                    .zip(r)
+                    .fold(0f32, |s, (&w, &r)| if l2 { (r - w).mul_add(r - w, s) } else { r.mul_add(w, s) });
+                if l2 { s } else { -s }
+            })
+            .collect()
     }
 
     impl TileBackend for CpuScan<'_> {
@@ -618,20 +893,45 @@ mod tests {
         }
 
         fn fold_tile(&mut self, tile: Range<usize>) -> Result<()> {
-            let np = self.nprobe;
+            let (np, dim) = (self.nprobe, self.dim);
             for (b, q) in self.batch.clone().enumerate() {
-                let query = &self.queries[q * self.dim..(q + 1) * self.dim];
+                let query = &self.queries[q * dim..(q + 1) * dim];
                 let (off, probes) =
                     (&self.offsets[q * (np + 1)..(q + 1) * (np + 1)], &self.probes[q * np..(q + 1) * np]);
-                for pos in tile.clone() {
-                    let Some(row) = locate(off, probes, self.lists, pos as u64) else { continue };
-                    let x = &self.vectors[row * self.dim..(row + 1) * self.dim];
-                    let key = if self.l2 {
-                        query.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()
-                    } else {
-                        -query.iter().zip(x).map(|(a, b)| a * b).sum::<f32>()
-                    };
-                    self.running[b].push((key, self.ids[row]));
+                match &self.kernel {
+                    TwinKernel::Flat { vectors, l2 } => {
+                        for pos in tile.clone() {
+                            let Some(row) = locate(off, probes, self.lists, pos as u64) else { continue };
+                            let x = &vectors[row * dim..(row + 1) * dim];
+                            let key = if *l2 {
+                                query.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()
+                            } else {
+                                -query.iter().zip(x).map(|(a, b)| a * b).sum::<f32>()
+                            };
+                            self.running[b].push((key, self.ids[row]));
+                        }
+                    }
+                    TwinKernel::Pq { codes, m, codebooks, centroids, probe_base, l2 } => {
+                        let tile = tile.start as u64..tile.end as u64;
+                        for p in 0..np {
+                            // Padding positions are (+inf, no id): never selected.
+                            let (entries, _padding) = pq_block_ranges(off, p, &tile);
+                            if entries.is_empty() {
+                                continue;
+                            }
+                            let list = probes[p] as usize;
+                            let table = pq_table(query, &centroids[list * dim..(list + 1) * dim], codebooks, *m, *l2);
+                            for pos in entries {
+                                let row = (self.lists[list] + pos - off[p]) as usize;
+                                let code = &codes[row * m..(row + 1) * m];
+                                let key = code
+                                    .iter()
+                                    .enumerate()
+                                    .fold(probe_base[q * np + p], |s, (j, &c)| s + table[j * 256 + c as usize]);
+                                self.running[b].push((key, self.ids[row]));
+                            }
+                        }
+                    }
                 }
                 let run = &mut self.running[b];
                 run.sort_by(|a, b| a.0.partial_cmp(&b.0).expect("finite keys").then(a.1.cmp(&b.1)));
@@ -652,6 +952,17 @@ mod tests {
             .map(|_| {
                 s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((s >> 33) % 7) as f32 - 3.0
+            })
+            .collect()
+    }
+
+    /// Rows in [-1, 1) from a 64-bit LCG.
+    fn float_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..n * dim)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
             })
             .collect()
     }
@@ -688,14 +999,85 @@ mod tests {
             let offsets = candidate_offsets(&probes, nprobe, &sizes);
             let max_cand = offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap() as usize;
             let mut twin = CpuScan {
-                vectors: &vectors, ids: &all_ids, lists: &lists, probes: &probes, offsets: &offsets, nprobe, dim,
-                l2: !ip, batch: 0..0, queries: &queries, k, running: Vec::new(),
+                kernel: TwinKernel::Flat { vectors: &vectors, l2: !ip }, ids: &all_ids, lists: &lists, probes: &probes,
+                offsets: &offsets, nprobe, dim, batch: 0..0, queries: &queries, k, running: Vec::new(),
             };
             let plan = TilePlan { query_batch: qb, base_tile: tile };
             let got = search_tiled(&mut twin, nq, max_cand, k, metric, plan).unwrap();
             let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
             prop_assert_eq!(got.ids(), want.ids());
             prop_assert_eq!(got.scores(), want.scores());
+        }
+
+        /// IVF-PQ: the device's layout, block partition and table sums, run by the CPU twin
+        /// over a vq-ivf index's lists and its own coarse probes, answer what vq-ivf's search
+        /// answers within f32 rounding (vq-ivf sums precomputed terms in another order): scores
+        /// within 1e-4 relative, ids equal except between near-tied scores.
+        #[test]
+        fn tiled_pq_scan_equals_vq_ivf_search_within_rounding(
+            n in 300usize..420, nq in 1usize..6, dsub in 1usize..3, m in 1usize..4, nlist in 1usize..6,
+            nprobe in 1usize..7, k in 1usize..20, qb in 1usize..4, tile in 1usize..200, ip in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let (metric, dim) = (if ip { Metric::InnerProduct } else { Metric::L2 }, m * dsub);
+            let data = float_rows(n, dim, seed);
+            let queries = float_rows(nq, dim, seed ^ 0x77);
+            let codec = PqCodec::new(dim, metric, m, 8).unwrap();
+            let mut cpu = IvfIndex::new(dim, metric, IvfParams::new(nlist), codec).unwrap();
+            cpu.train(&data).unwrap();
+            cpu.add(&data).unwrap();
+            let nprobe = nprobe.min(nlist);
+            let sizes: Vec<usize> = (0..nlist).map(|l| cpu.list_ids(l).unwrap().len()).collect();
+            let codes: Vec<u8> = (0..nlist).flat_map(|l| cpu.list_codes(l).unwrap().to_vec()).collect();
+            let all_ids: Vec<u64> = (0..nlist).flat_map(|l| cpu.list_ids(l).unwrap().to_vec()).collect();
+            let lists = list_offsets(&sizes);
+            let (mut probes, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
+            cpu.coarse().unwrap().search(&queries, nprobe, &mut probes, &mut coarse_keys).unwrap();
+            // GpuIvf::search's probe_base: the negated coarse inner product (the coarse key)
+            // for inner product, nothing for L2.
+            let probe_base: Vec<f32> = if ip { coarse_keys.clone() } else { vec![0.0; nq * nprobe] };
+            let offsets = candidate_offsets(&probes, nprobe, &sizes);
+            let max_cand = offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap() as usize;
+            let codebooks = <PqCodec as sealed::DeviceCodec>::device_tables(cpu.codec());
+            prop_assert_eq!(codebooks.len(), m * 256 * dsub);
+            let mut twin = CpuScan {
+                kernel: TwinKernel::Pq { codes: &codes, m, codebooks: &codebooks, centroids: cpu.centroids(), probe_base: &probe_base, l2: !ip },
+                ids: &all_ids, lists: &lists, probes: &probes, offsets: &offsets, nprobe, dim, batch: 0..0,
+                queries: &queries, k, running: Vec::new(),
+            };
+            let plan = TilePlan { query_batch: qb, base_tile: tile };
+            let got = search_tiled(&mut twin, nq, max_cand, k, metric, plan).unwrap();
+            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
+            for (q, ((gi, gs), (wi, ws))) in got.iter().zip(want.iter()).enumerate() {
+                prop_assert_eq!(gi.len(), wi.len());
+                for j in 0..gi.len() {
+                    let tol = 1e-4 * ws[j].abs().max(1.0);
+                    prop_assert!((gs[j] - ws[j]).abs() <= tol, "query {} rank {}: {} vs {}", q, j, gs[j], ws[j]);
+                    let tied = ws.iter().zip(wi).any(|(&s, &id)| id == gi[j] && (s - ws[j]).abs() <= tol);
+                    prop_assert!(gi[j] == wi[j] || tied, "query {} rank {}: id {} vs {}", q, j, gi[j], wi[j]);
+                }
+            }
+        }
+
+        /// `vq_ivfpq_scan`'s blocks write every position of a tile exactly once: probe p's
+        /// entries inside its candidate range, the last probe the padding past the query's
+        /// last candidate.
+        #[test]
+        fn pq_blocks_partition_every_tile(
+            sizes in prop::collection::vec(0u64..7, 1..7), start in 0u64..30, len in 1u64..30,
+        ) {
+            let off: Vec<u64> = std::iter::once(0).chain(sizes.iter().scan(0, |a, &s| { *a += s; Some(*a) })).collect();
+            let tile = start..start + len;
+            let mut hits = vec![0u32; len as usize];
+            for p in 0..sizes.len() {
+                let (entries, padding) = pq_block_ranges(&off, p, &tile);
+                prop_assert!(entries.is_empty() || (off[p] <= entries.start && entries.end <= off[p + 1]));
+                prop_assert!(padding.is_empty() || padding.start >= off[sizes.len()]);
+                for pos in entries.chain(padding) {
+                    hits[(pos - tile.start) as usize] += 1;
+                }
+            }
+            prop_assert!(hits.iter().all(|&h| h == 1), "{:?}", hits);
         }
 
         /// `locate` visits every candidate of a query exactly once, in probe order, and only

@@ -39,6 +39,15 @@ pub(crate) const SELECT_ARGS: usize = 12;
 pub(crate) const IVF_SCAN_ARGS: usize = 14;
 /// Parameters of `vq_kmeans_update`.
 pub(crate) const KMEANS_UPDATE_ARGS: usize = 6;
+/// Parameters of `vq_ivfpq_scan`.
+pub(crate) const IVFPQ_SCAN_ARGS: usize = 18;
+
+/// Threads per block of `vq_ivfpq_scan` (one block per probed list of a query).
+pub(crate) const PQ_SCAN_THREADS: u32 = 256;
+/// The dynamic shared memory an IVF-PQ scan block may take (its `m × 256` table and the
+/// residual): the 48 KiB every CUDA device gives a block without opting in. With 8-bit codes
+/// that is `m` up to 47 at `dim` 128.
+pub(crate) const PQ_SCAN_MAX_SHARED: usize = 48 * 1024;
 
 /// Threads per block of `vq_kmeans_update` (one per component of a centroid).
 pub(crate) const UPDATE_THREADS: u32 = 128;
@@ -60,11 +69,11 @@ pub(crate) use push_args;
 
 /// Every kernel's entry point, as the module exports it.
 #[cfg(test)]
-const KERNEL_NAMES: [&str; 5] =
-    ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile", "vq_ivf_scan", "vq_kmeans_update"];
+const KERNEL_NAMES: [&str; 6] =
+    ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile", "vq_ivf_scan", "vq_ivfpq_scan", "vq_kmeans_update"];
 
 /// The module source: row norms (f32 and f16 storage), the tile top-k selection, the IVF-Flat
-/// list scan and k-means' update step.
+/// and IVF-PQ list scans and k-means' update step.
 pub(crate) const SOURCE: &str = r#"
 #define VQ_INF __int_as_float(0x7f800000)
 #define VQ_NO_ID 0xffffffffffffffffull
@@ -276,6 +285,85 @@ extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsign
         cand_ids[out] = ids[row];
     }
 }
+// IVF-PQ list scan (8-bit codes, 256 entries per sub-table): the keys of one tile of each
+// query's candidates, laid out as vq_ivf_scan's (probe p's entries at positions
+// cand_offsets[p] .. cand_offsets[p + 1], rows list_offsets[list] + pos - cand_offsets[p]).
+//
+// Grid (nprobe, nq): one block per (probe, query). A block whose probe has entries in the tile
+// builds the probe's table in shared memory: entry (j, c) is the squared L2 distance from the
+// residual q - centroid[list] to codeword c of sub-quantizer j (l2), or minus the inner
+// product of the query with it (inner product: codes of residuals, the list's own term is
+// probe_base, the negated coarse inner product). An entry's key is then probe_base plus the m
+// table entries its code selects. The last probe's block also writes the padding (+inf,
+// VQ_NO_ID) of the tile's positions past the query's last candidate, so every position is
+// written exactly once. Every branch around a barrier depends only on (p, q): whole blocks.
+//
+// codebooks [m][256][dim / m]; codes [n][m]; probe_base [nq][nprobe].
+// Dynamic shared memory: m * 256 + dim floats.
+extern "C" __global__ void vq_ivfpq_scan(const float* __restrict__ queries, unsigned int nq, unsigned int dim,
+                                         const float* __restrict__ centroids, const float* __restrict__ codebooks,
+                                         unsigned int m, const unsigned char* __restrict__ codes,
+                                         const unsigned long long* __restrict__ ids,
+                                         const unsigned long long* __restrict__ list_offsets,
+                                         const unsigned int* __restrict__ probes,
+                                         const float* __restrict__ probe_base,
+                                         const unsigned long long* __restrict__ cand_offsets, unsigned int nprobe,
+                                         unsigned long long tile_start, unsigned int ntile, int l2,
+                                         float* __restrict__ keys, unsigned long long* __restrict__ cand_ids) {
+    extern __shared__ float vq_pq_smem[];
+    float* table = vq_pq_smem;
+    float* residual = vq_pq_smem + m * 256;
+    const unsigned int p = blockIdx.x, q = blockIdx.y;
+    if (p >= nprobe || q >= nq) return;
+    const unsigned long long* off = cand_offsets + (unsigned long long)q * (nprobe + 1);
+    const unsigned long long tile_end = tile_start + ntile;
+    const bool last = p + 1 == nprobe;
+    // Positions this block writes: its probe's entries, and for the last probe everything
+    // after them too (the padding); clipped to the tile.
+    const unsigned long long lo = off[p] > tile_start ? off[p] : tile_start;
+    const unsigned long long hi = last ? tile_end : (off[p + 1] < tile_end ? off[p + 1] : tile_end);
+    if (lo >= hi) return;
+    const unsigned long long entries_end = off[p + 1] < hi ? off[p + 1] : hi;
+    if (lo < entries_end) {
+        const unsigned int list = probes[(unsigned long long)q * nprobe + p];
+        const float* qv = queries + (unsigned long long)q * dim;
+        const float* c = centroids + (unsigned long long)list * dim;
+        for (unsigned int i = threadIdx.x; i < dim; i += blockDim.x) residual[i] = l2 ? qv[i] - c[i] : qv[i];
+        __syncthreads();
+        const unsigned int dsub = dim / m;
+        for (unsigned int e = threadIdx.x; e < m * 256; e += blockDim.x) {
+            const float* word = codebooks + (unsigned long long)e * dsub;
+            const float* r = residual + (e / 256) * dsub;
+            float s = 0.0f;
+            for (unsigned int t = 0; t < dsub; ++t) {
+                float d = l2 ? r[t] - word[t] : r[t];
+                s = fmaf(d, l2 ? d : word[t], s);
+            }
+            table[e] = l2 ? s : -s;
+        }
+        __syncthreads();
+        const float base = probe_base[(unsigned long long)q * nprobe + p];
+        const unsigned long long first_row = list_offsets[list];
+        for (unsigned long long pos = lo + threadIdx.x; pos < entries_end; pos += blockDim.x) {
+            const unsigned long long row = first_row + (pos - off[p]);
+            const unsigned char* code = codes + row * m;
+            float s = base;
+            for (unsigned int j = 0; j < m; ++j) s += table[j * 256 + code[j]];
+            const unsigned long long out = (unsigned long long)q * ntile + (pos - tile_start);
+            keys[out] = s;
+            cand_ids[out] = ids[row];
+        }
+    }
+    if (last) {
+        const unsigned long long pad = off[nprobe] > lo ? off[nprobe] : lo;
+        for (unsigned long long pos = pad + threadIdx.x; pos < hi; pos += blockDim.x) {
+            const unsigned long long out = (unsigned long long)q * ntile + (pos - tile_start);
+            keys[out] = VQ_INF;
+            cand_ids[out] = VQ_NO_ID;
+        }
+    }
+}
+
 // k-means' update step, bit for bit vq_cluster::update_means: centroid c, component d becomes
 // the mean of its points' component d. Per (c, d): the members in order, in groups of
 // VQ_UPDATE_PARTIAL (vq_cluster::UPDATE_PARTIAL) summed in f32 from zero, each group's sum
@@ -402,6 +490,7 @@ mod tests {
             ("vq_row_norms_f16", ROW_NORMS_ARGS),
             ("vq_select_tile", SELECT_ARGS),
             ("vq_ivf_scan", IVF_SCAN_ARGS),
+            ("vq_ivfpq_scan", IVFPQ_SCAN_ARGS),
             ("vq_kmeans_update", KMEANS_UPDATE_ARGS),
         ];
         for (name, n) in expected {

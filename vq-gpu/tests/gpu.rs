@@ -253,3 +253,76 @@ fn ivf_flat_round_trips_and_searches_as_vq_ivf() {
         }
     }
 }
+
+/// IVF-PQ (8-bit codes): CPU → GPU → CPU gives the same lists and fingerprint; searches equal
+/// vq-ivf's within f32 rounding (the GPU builds each list's table from the residual, vq-ivf
+/// sums precomputed terms); adding on the GPU stores the codes the CPU would for the same
+/// lists; codecs the GPU does not scan are typed errors.
+#[test]
+fn ivf_pq_round_trips_and_searches_as_vq_ivf() {
+    let Some(gpu) = gpu_or_skip("ivf_pq_round_trips") else { return };
+    let (n, nq, dim, m) = (6_000, 40, 32, 8);
+    let base = rows(n, dim, 13);
+    let queries = rows(nq, dim, 14);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let codec = vq_ivf::PqCodec::new(dim, metric, m, 8).unwrap();
+        let mut cpu = vq_ivf::IvfIndex::new(dim, metric, vq_ivf::IvfParams::new(24), codec).unwrap();
+        cpu.train(&base).unwrap();
+        cpu.add(&base).unwrap();
+        for scratch in [None, Some(64 << 10)] {
+            let index = vq_gpu::GpuIvfPq::from_cpu(&gpu, &cpu, scratch).unwrap();
+            for (k, nprobe) in [(1, 1), (10, 3), (50, 24)] {
+                let got = index.search(&queries, k, Some(nprobe)).unwrap();
+                let opts = vq_ivf::IvfSearch { nprobe: Some(nprobe), ..Default::default() };
+                let want = cpu.search(&queries, k, &opts).unwrap();
+                assert_close(
+                    &got,
+                    &want,
+                    1e-4,
+                    &format!("ivf-pq {metric:?} k={k} nprobe={nprobe} scratch={scratch:?}"),
+                );
+            }
+            let back = index.to_cpu().unwrap();
+            assert_eq!(back.fingerprint(), cpu.fingerprint());
+            assert_eq!(back.list_ids(5), cpu.list_ids(5));
+            assert_eq!(back.list_codes(5), cpu.list_codes(5));
+        }
+        // Filled on the GPU from the same trained state: every vector whose list is the
+        // CPU's carries the CPU's code.
+        let empty = vq_ivf::IvfIndex::from_lists(
+            dim,
+            metric,
+            vq_ivf::IvfParams::new(24),
+            cpu.codec().clone(),
+            cpu.centroids().to_vec(),
+            vec![(Vec::new(), Vec::new()); 24],
+            0,
+        )
+        .unwrap();
+        let mut on_gpu = vq_gpu::GpuIvfPq::from_cpu(&gpu, &empty, None).unwrap();
+        on_gpu.add(&base).unwrap();
+        let filled = on_gpu.to_cpu().unwrap();
+        let (mut same, mut total) = (0, 0);
+        for l in 0..24 {
+            let (gi, gc) = (filled.list_ids(l).unwrap(), filled.list_codes(l).unwrap());
+            for (j, id) in gi.iter().enumerate() {
+                total += 1;
+                if let Some(pos) = cpu.list_ids(l).unwrap().iter().position(|x| x == id) {
+                    assert_eq!(&gc[j * m..(j + 1) * m], &cpu.list_codes(l).unwrap()[pos * m..(pos + 1) * m], "id {id}");
+                    same += 1;
+                }
+            }
+        }
+        assert_eq!(total, n);
+        assert!(same * 1000 >= n * 999, "{metric:?}: only {same} of {n} in the CPU's list");
+    }
+    // 4-bit codes and tables past shared memory are refused, not launched.
+    let pq4 = vq_ivf::PqCodec::new(dim, Metric::L2, m, 4).unwrap();
+    let params = vq_ivf::IvfParams::new(4);
+    assert!(vq_gpu::GpuIvfPq::with_codec(&gpu, dim, Metric::L2, params.clone(), pq4, None).is_err());
+    let wide = vq_ivf::PqCodec::new(256, Metric::L2, 64, 8).unwrap();
+    assert!(matches!(
+        vq_gpu::GpuIvfPq::with_codec(&gpu, 256, Metric::L2, params, wide, None),
+        Err(Error::TooLarge { .. })
+    ));
+}

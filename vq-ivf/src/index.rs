@@ -697,18 +697,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                 what: "the coarse search found no list for a vector".into(),
             });
         }
-        let mut codes = vec![0u8; n * self.codec.quantizer().code_size()];
-        if self.codec.by_residual() {
-            let mut r = x.as_slice().to_vec();
-            let centroids = coarse.centroids();
-            r.par_chunks_mut(self.dim).zip(labels.par_iter()).for_each(|(row, &l)| {
-                let c = &centroids[l as usize * self.dim..][..self.dim];
-                row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
-            });
-            self.codec.quantizer().encode(&r, &mut codes)?;
-        } else {
-            self.codec.quantizer().encode(x.as_slice(), &mut codes)?;
-        }
+        let codes = encode_in_lists(&self.codec, coarse.centroids(), self.dim, x.as_slice(), &labels)?;
         Ok((labels, codes))
     }
 
@@ -1155,6 +1144,45 @@ fn subtract_centroids(rows: &mut [f32], coarse: &dyn CoarseQuantizer, dim: usize
         row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
     });
     Ok(())
+}
+
+/// The codes [`IvfIndex::add`] stores for `rows` (prepared: validated, unit length for cosine)
+/// placed in lists `labels` of `centroids` (`nlist × dim`): the codec's codes of the residuals
+/// `x − c` when it codes residuals, of the rows otherwise. For a copy of an index held
+/// elsewhere (vq-gpu's, whose device finds the lists) to store what this crate would.
+///
+/// # Errors
+/// [`Error::Parameter`] for a label past the centroids or lengths that do not match; the
+/// quantizer's errors (not trained).
+pub fn encode_in_lists<C: IvfCodec>(
+    codec: &C,
+    centroids: &[f32],
+    dim: usize,
+    rows: &[f32],
+    labels: &[u32],
+) -> Result<Vec<u8>> {
+    let nlist = centroids.len() / dim.max(1);
+    if dim == 0 || rows.len() != labels.len() * dim {
+        return Err(Error::Parameter {
+            name: "rows",
+            what: format!("{} values for {} labels of dimension {dim}", rows.len(), labels.len()),
+        });
+    }
+    if let Some(&l) = labels.iter().find(|&&l| l as usize >= nlist) {
+        return Err(Error::Parameter { name: "labels", what: format!("list {l} of {nlist}") });
+    }
+    let mut codes = vec![0u8; labels.len() * codec.quantizer().code_size()];
+    if codec.by_residual() {
+        let mut r = rows.to_vec();
+        r.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
+            let c = &centroids[l as usize * dim..][..dim];
+            row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
+        });
+        codec.quantizer().encode(&r, &mut codes)?;
+    } else {
+        codec.quantizer().encode(rows, &mut codes)?;
+    }
+    Ok(codes)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::error::to_py;
 use crate::{PyIndex, count, threads};
 
 /// A copy of `index` on GPU `device` (Faiss' `index_cpu_to_gpu(res, device, index)`, with no
-/// resources object): `Flat` and `IVF{nlist},Flat`. `use_float16` stores a `Flat` base in
+/// resources object): `Flat`, `IVF{nlist},Flat` and `IVF{nlist},PQ{m}` (8-bit codes). `use_float16` stores a `Flat` base in
 /// half precision (Faiss' `GpuClonerOptions.useFloat16`). The copy searches with `k` and
 /// `nprobe` up to 1024 and takes no filter nor `remove_ids`.
 #[pyfunction]

@@ -21,12 +21,14 @@
 //! [`gpu_index_factory`] on a device already open. [`shared_gpu`] opens each device once per
 //! process (Faiss' `StandardGpuResources`); the factory uses it.
 //!
-//! What moves: `Flat` (to [`GpuFlatIndex`], Faiss' `GpuIndexFlat`) and `IVF{nlist},Flat` with
-//! the flat coarse quantizer (to [`GpuIvfFlatIndex`], Faiss' `GpuIndexIVFFlat`); both come
-//! back exactly (same vectors, ids and centroids, so the same file and fingerprint). Other
-//! kinds are refused with [`Error::Unsupported`]. GPU indexes keep their factory string (`spec()` is the CPU
-//! one's; `write_index` writes the CPU index), do not remove ids and take no search filter
-//! (as Faiss' GPU indexes); `k` is at most [`vq_gpu::MAX_K`].
+//! What moves: `Flat` (to [`GpuFlatIndex`], Faiss' `GpuIndexFlat`), and with the flat coarse
+//! quantizer `IVF{nlist},Flat` (to [`GpuIvfFlatIndex`], Faiss' `GpuIndexIVFFlat`) and
+//! `IVF{nlist},PQ{m}` with 8-bit codes (to [`GpuIvfPqIndex`], `GpuIndexIVFPQ`); all come back
+//! exactly (same vectors or codes, ids, centroids and codebooks, so the same file and
+//! fingerprint). Other kinds are refused with [`Error::Unsupported`]. GPU indexes keep their
+//! factory string (`spec()` is the CPU one's; `write_index` writes the CPU index), do not
+//! remove ids and take no search filter (as Faiss' GPU indexes); `k` is at most
+//! [`vq_gpu::MAX_K`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -40,9 +42,10 @@ use crate::factory::IndexParams;
 use crate::flat::FlatIndex;
 use crate::ids::IdMap;
 use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, neighbors_from_rows, prepare};
-use crate::ivf::IvfIndex;
-use crate::spec::{BaseSpec, IndexSpec, StorageSpec};
-use vq_ivf::FlatCodec;
+use crate::ivf::{IvfIndex, IvfStorage};
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
+use vq_gpu::GpuCodec;
+use vq_ivf::{FlatCodec, PqCodec};
 
 pub use vq_gpu::{GpuStorage, MAX_K};
 
@@ -73,8 +76,9 @@ pub fn shared_gpu(ordinal: usize) -> Result<Arc<Gpu>> {
     Ok(gpu)
 }
 
-/// An empty GPU index of the kind `spec` names, on `gpu`: `Flat` ([`GpuFlatIndex`]) or
-/// `IVF{nlist},Flat` ([`GpuIvfFlatIndex`], trained on the GPU). `spec` carries no `GPU`
+/// An empty GPU index of the kind `spec` names, on `gpu`: `Flat` ([`GpuFlatIndex`]),
+/// `IVF{nlist},Flat` ([`GpuIvfFlatIndex`]) or `IVF{nlist},PQ{m}` with 8-bit codes
+/// ([`GpuIvfPqIndex`]), the IVF ones trained on the GPU. `spec` carries no `GPU`
 /// component; [`index_factory`](crate::index_factory) strips it and lands here.
 ///
 /// # Errors
@@ -97,24 +101,28 @@ pub fn gpu_index_factory_with(
     params: &IndexParams,
     options: &GpuClonerOptions,
 ) -> Result<Box<dyn Index>> {
-    match gpu_kind(spec)? {
-        GpuKind::Flat => Ok(Box::new(GpuFlatIndex::new(gpu, dim, metric, *options)?)),
-        GpuKind::IvfFlat { nlist } => {
-            if options.storage != GpuStorage::F32 {
-                return Err(Error::Unsupported {
-                    spec: format!("{spec} (GPU)"),
-                    what: "f16 storage (IVF lists are f32 on the GPU)".into(),
-                });
-            }
-            Ok(Box::new(GpuIvfFlatIndex::new(gpu, dim, metric, params.ivf(nlist)?)?))
-        }
+    let kind = gpu_kind(spec)?;
+    if options.storage != GpuStorage::F32 && !matches!(kind, GpuKind::Flat) {
+        return Err(Error::Unsupported {
+            spec: format!("{spec} (GPU)"),
+            what: "f16 storage (IVF lists are f32 or codes on the GPU)".into(),
+        });
     }
+    Ok(match kind {
+        GpuKind::Flat => Box::new(GpuFlatIndex::new(gpu, dim, metric, *options)?),
+        GpuKind::IvfFlat { nlist } => Box::new(GpuIvfFlatIndex::new(gpu, dim, metric, params.ivf(nlist)?)?),
+        GpuKind::IvfPq { nlist, m } => {
+            let codec = PqCodec::new(dim, metric, m, 8).map_err(|e| crate::ivf::ivf_error(e, || spec.to_string()))?;
+            Box::new(GpuIvfPqIndex::with_codec(gpu, dim, metric, params.ivf(nlist)?, codec)?)
+        }
+    })
 }
 
 /// The index kinds with a GPU version.
 pub(crate) enum GpuKind {
     Flat,
     IvfFlat { nlist: usize },
+    IvfPq { nlist: usize, m: usize },
 }
 
 /// Which GPU index `spec` (without its `GPU` component) names, decided before any device is
@@ -128,9 +136,14 @@ pub(crate) fn gpu_kind(spec: &str) -> Result<GpuKind> {
             refine: None,
             base: BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Flat },
         } => Ok(GpuKind::IvfFlat { nlist }),
+        IndexSpec {
+            transform: None,
+            refine: None,
+            base: BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Codec(CodecSpec::Pq { m, nbits: 8 }) },
+        } => Ok(GpuKind::IvfPq { nlist, m }),
         other => Err(Error::Unsupported {
             spec: other.to_string(),
-            what: "a GPU version (the GPU indexes are Flat and IVF{nlist},Flat)".into(),
+            what: "a GPU version (the GPU indexes are Flat, IVF{nlist},Flat and IVF{nlist},PQ{m})".into(),
         }),
     }
 }
@@ -160,9 +173,12 @@ pub fn index_cpu_to_gpu_with(gpu: &Arc<Gpu>, index: &dyn Index, options: &GpuClo
     if let Some(ivf) = any.downcast_ref::<IvfIndex<FlatCodec>>() {
         return Ok(Box::new(GpuIvfFlatIndex::from_cpu(gpu, ivf, *options)?));
     }
+    if let Some(ivf) = any.downcast_ref::<IvfIndex<PqCodec>>() {
+        return Ok(Box::new(GpuIvfPqIndex::from_cpu(gpu, ivf, *options)?));
+    }
     Err(Error::Unsupported {
         spec: index.spec().to_string(),
-        what: "moving to a GPU (index_cpu_to_gpu takes Flat and IVF{nlist},Flat)".into(),
+        what: "moving to a GPU (index_cpu_to_gpu takes Flat, IVF{nlist},Flat and IVF{nlist},PQ{m})".into(),
     })
 }
 
@@ -176,6 +192,9 @@ pub fn index_gpu_to_cpu(index: &dyn Index) -> Result<Box<dyn Index>> {
         return Ok(Box::new(flat.to_cpu()?));
     }
     if let Some(ivf) = any.downcast_ref::<GpuIvfFlatIndex>() {
+        return Ok(Box::new(ivf.to_cpu()?));
+    }
+    if let Some(ivf) = any.downcast_ref::<GpuIvfPqIndex>() {
         return Ok(Box::new(ivf.to_cpu()?));
     }
     // Not on a device: a copy through the index file format, as Faiss clones a CPU index.
@@ -302,53 +321,73 @@ impl Index for GpuFlatIndex {
     }
 }
 
-/// `IVF{nlist},Flat` on a GPU (Faiss' `GpuIndexIVFFlat`): centroids and lists on the device,
-/// [`vq_gpu::GpuIvfFlat`]'s list-scan kernel, vq-ivf's `nprobe` semantics.
+/// An inverted file on a GPU: `IVF{nlist},Flat` ([`GpuIvfFlatIndex`], Faiss'
+/// `GpuIndexIVFFlat`) or `IVF{nlist},PQ{m}` with 8-bit codes ([`GpuIvfPqIndex`],
+/// `GpuIndexIVFPQ`): centroids and lists on the device, [`vq_gpu::GpuIvf`]'s list-scan
+/// kernels, vq-ivf's `nprobe` semantics.
 ///
-/// Training runs vq-ivf's k-means with both Lloyd steps on the device (vq-gpu's
-/// `GpuAssigner`); adds assign on the device. Results as the CPU index's with the same `nprobe` (within f32 rounding); `k` and
-/// `nprobe` at most [`MAX_K`]; f32 storage only; no `remove_ids`, no search filter, no merge.
+/// Training runs vq-ivf's training with k-means' two Lloyd steps on the device (vq-gpu's
+/// `GpuAssigner`; PQ codebooks on the CPU); adds assign on the device and encode on the host.
+/// Results as the CPU index's with the same `nprobe` (within f32 rounding); `k` and `nprobe`
+/// at most [`MAX_K`]; f32 centroids; no `remove_ids`, no search filter, no merge.
 #[derive(Debug)]
-pub struct GpuIvfFlatIndex {
-    inner: vq_gpu::GpuIvfFlat,
-    /// The CPU index's fingerprint (it depends only on the centroids and the kind).
+pub struct GpuIvfIndex<C: GpuCodec> {
+    inner: vq_gpu::GpuIvf<C>,
+    /// The CPU index's fingerprint (it depends only on the trained state and the kind).
     fingerprint: u64,
 }
 
-impl GpuIvfFlatIndex {
-    /// An empty, untrained index on `gpu` (flat coarse quantizer only).
+/// `IVF{nlist},Flat` on a GPU.
+pub type GpuIvfFlatIndex = GpuIvfIndex<FlatCodec>;
+/// `IVF{nlist},PQ{m}` (8-bit codes) on a GPU.
+pub type GpuIvfPqIndex = GpuIvfIndex<PqCodec>;
+
+impl GpuIvfIndex<FlatCodec> {
+    /// An empty, untrained IVF-Flat index on `gpu` (flat coarse quantizer only).
     ///
     /// # Errors
     /// Bad parameters; an HNSW coarse quantizer.
     pub fn new(gpu: &Arc<Gpu>, dim: usize, metric: Metric, params: vq_ivf::IvfParams) -> Result<Self> {
-        Ok(GpuIvfFlatIndex { inner: vq_gpu::GpuIvfFlat::new(gpu, dim, metric, params, None)?, fingerprint: 0 })
+        Ok(GpuIvfIndex { inner: vq_gpu::GpuIvf::new(gpu, dim, metric, params, None)?, fingerprint: 0 })
     }
+}
 
-    /// A copy of `cpu` on `gpu` (centroids, lists, ids, next id).
+impl<C: GpuCodec + IvfStorage + 'static> GpuIvfIndex<C> {
+    /// An empty, untrained index whose lists hold `codec`'s codes (flat coarse quantizer
+    /// only).
     ///
     /// # Errors
-    /// An HNSW coarse quantizer; device errors.
-    pub fn from_cpu(gpu: &Arc<Gpu>, cpu: &IvfIndex<FlatCodec>, options: GpuFlatOptions) -> Result<Self> {
+    /// Bad parameters; an HNSW coarse quantizer; a codec the GPU does not scan (PQ codes
+    /// other than 8 bits, a table too large for shared memory).
+    pub fn with_codec(gpu: &Arc<Gpu>, dim: usize, metric: Metric, params: vq_ivf::IvfParams, codec: C) -> Result<Self> {
+        Ok(GpuIvfIndex { inner: vq_gpu::GpuIvf::with_codec(gpu, dim, metric, params, codec, None)?, fingerprint: 0 })
+    }
+
+    /// A copy of `cpu` on `gpu` (centroids, codec, lists, ids, next id).
+    ///
+    /// # Errors
+    /// An HNSW coarse quantizer; f16 storage; a codec the GPU does not scan; device errors.
+    pub fn from_cpu(gpu: &Arc<Gpu>, cpu: &IvfIndex<C>, options: GpuFlatOptions) -> Result<Self> {
         if options.storage != GpuStorage::F32 {
             return Err(Error::Unsupported {
                 spec: format!("{} (GPU)", cpu.spec()),
-                what: "f16 storage (IVF lists are f32 on the GPU)".into(),
+                what: "f16 storage (IVF lists are f32 or codes on the GPU)".into(),
             });
         }
-        let inner = vq_gpu::GpuIvfFlat::from_cpu(gpu, cpu.inner(), options.scratch_bytes)?;
-        Ok(GpuIvfFlatIndex { inner, fingerprint: cpu.inner().fingerprint() })
+        let inner = vq_gpu::GpuIvf::from_cpu(gpu, cpu.inner(), options.scratch_bytes)?;
+        Ok(GpuIvfIndex { inner, fingerprint: cpu.inner().fingerprint() })
     }
 
-    /// The CPU index of the same centroids, lists, ids and next id.
+    /// The CPU index of the same centroids, codec, lists, ids and next id.
     ///
     /// # Errors
     /// Device errors while copying back.
-    pub fn to_cpu(&self) -> Result<IvfIndex<FlatCodec>> {
+    pub fn to_cpu(&self) -> Result<IvfIndex<C>> {
         Ok(IvfIndex::from_inner(self.inner.to_cpu()?))
     }
 
     /// The device index.
-    pub fn inner(&self) -> &vq_gpu::GpuIvfFlat {
+    pub fn inner(&self) -> &vq_gpu::GpuIvf<C> {
         &self.inner
     }
 
@@ -361,7 +400,7 @@ impl GpuIvfFlatIndex {
     }
 }
 
-impl Index for GpuIvfFlatIndex {
+impl<C: GpuCodec + IvfStorage + 'static> Index for GpuIvfIndex<C> {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
@@ -380,10 +419,9 @@ impl Index for GpuIvfFlatIndex {
 
     fn train(&mut self, data: &[f32]) -> Result<()> {
         self.inner.train(data)?;
-        // The fingerprint of the CPU index with these centroids (empty: only the trained state
-        // counts).
-        let cpu = vq_gpu::GpuIvfFlat::to_cpu(&self.inner)?;
-        self.fingerprint = cpu.fingerprint();
+        // The fingerprint of the CPU index with this trained state (empty: only the trained
+        // state counts).
+        self.fingerprint = self.inner.to_cpu()?.fingerprint();
         Ok(())
     }
 
@@ -417,8 +455,8 @@ impl Index for GpuIvfFlatIndex {
         Err(self.unsupported("remove_ids (copy it to the CPU with index_gpu_to_cpu, remove there, copy back)"))
     }
 
-    /// `vectors` is device memory (centroids, lists, ids, offsets); `ids` the host mirror of
-    /// the lists' ids.
+    /// `vectors` is device memory (centroids, codec tables, codes, ids, offsets); `ids` the
+    /// host mirror of the lists' ids.
     fn memory_usage(&self) -> MemoryUsage {
         MemoryUsage { vectors: self.inner.memory_usage(), ids: self.inner.len() * 8, ..Default::default() }
     }
@@ -427,11 +465,11 @@ impl Index for GpuIvfFlatIndex {
         IndexSpec::new(BaseSpec::Ivf {
             nlist: self.inner.params().nlist,
             coarse_hnsw: None,
-            storage: StorageSpec::Flat,
+            storage: self.inner.codec().storage(),
         })
     }
 
-    /// Writes the CPU index ([`GpuIvfFlatIndex::to_cpu`]): files do not depend on a device.
+    /// Writes the CPU index ([`GpuIvfIndex::to_cpu`]): files do not depend on a device.
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         self.to_cpu()?.write_sections(w, prefix)
     }
