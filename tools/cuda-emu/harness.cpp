@@ -1,0 +1,296 @@
+// vq-gpu's kernels, run on the CPU by emu.hpp with the launch shapes the Rust side uses, each
+// against a plain reference. Built with -ffp-contract=off, so a reference written with the
+// kernel's operations (its fmaf calls, its order of sums) must match it bit for bit.
+#include "emu.hpp"
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <utility>
+
+#include "kernels.inc"
+
+static int checks = 0;
+// --quick (the ThreadSanitizer run, where every barrier is slow): the selection at two k only.
+static bool quick = false;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        ++checks;                                                          \
+        if (!(cond)) {                                                     \
+            std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);      \
+            std::fprintf(stderr, __VA_ARGS__);                             \
+            std::fputc('\n', stderr);                                      \
+            std::exit(1);                                                  \
+        }                                                                  \
+    } while (0)
+
+using u64 = unsigned long long;
+static const u64 NO_ID = ~0ull;
+static std::mt19937_64 rng(12345);
+
+static float uniform() { return std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng); }
+static unsigned below(unsigned n) { return std::uniform_int_distribution<unsigned>(0, n - 1)(rng); }
+
+// plan.rs / kernels.rs: the selection's shared capacity for k.
+static unsigned select_capacity(unsigned k) {
+    unsigned kp = std::max<unsigned>(k, 2 * VQ_RS_SELECT_THREADS), p = 1;
+    while (p < kp) p <<= 1;
+    return p;
+}
+
+// Rows of squared norms: f32 and f16 storage, rows not a multiple of the 8 warps per block.
+static void row_norms() {
+    const unsigned n = 37, dim = 45;
+    std::vector<float> x(n * dim);
+    std::vector<unsigned short> h(n * dim);
+    for (auto& v : x) v = uniform();
+    for (auto& v : h) v = static_cast<unsigned short>(below(0x7800));  // finite halves
+    std::vector<float> out(n, NAN), out16(n, NAN);
+    dim3 grid{(n + 7) / 8, 1, 1}, block{256, 1, 1};
+    emu::launch(grid, block, 0, [&] { vq_row_norms_f32(x.data(), n, dim, out.data()); });
+    emu::launch(grid, block, 0, [&] { vq_row_norms_f16(h.data(), n, dim, out16.data()); });
+    for (unsigned r = 0; r < n; ++r) {
+        double want = 0, want16 = 0;
+        for (unsigned c = 0; c < dim; ++c) {
+            want += double(x[r * dim + c]) * x[r * dim + c];
+            double f = emu::half_to_float(h[r * dim + c]);
+            want16 += f * f;
+        }
+        CHECK(std::abs(out[r] - want) <= 1e-5 * std::max(1.0, want), "norm %u: %g vs %g", r, out[r], want);
+        CHECK(std::abs(out16[r] - want16) <= 1e-5 * std::max(1.0, want16), "f16 norm %u: %g vs %g", r, out16[r], want16);
+    }
+}
+
+// The running top-k through several tiles, every mode, k from 1 to MAX_K, keys with many ties.
+static void select_tile() {
+    const unsigned nq = 3;
+    const unsigned tiles[] = {1000, 700, 1, 2500};
+    const std::vector<unsigned> ks = quick ? std::vector<unsigned>{7, 1024} : std::vector<unsigned>{1, 7, 100, 513, 1024};
+    for (unsigned k : ks) {
+        for (int mode : {0, 1, 2}) {
+            const unsigned kp = select_capacity(k);
+            std::vector<float> run_keys(nq * k, INFINITY);
+            std::vector<u64> run_ids(nq * k, NO_ID);
+            std::vector<float> qnorms(nq);
+            for (auto& v : qnorms) v = float(below(50));
+            std::vector<std::vector<std::pair<float, u64>>> all(nq);
+            u64 id0 = 0;
+            for (unsigned ntile : tiles) {
+                // Small integers: many exact ties, so the id rule decides.
+                std::vector<float> scores(nq * ntile), bnorms(ntile);
+                std::vector<u64> cand(nq * ntile);
+                for (auto& v : scores) v = float(int(below(40)) - 20);
+                for (auto& v : bnorms) v = float(below(50));
+                for (unsigned q = 0; q < nq; ++q)
+                    for (unsigned j = 0; j < ntile; ++j) {
+                        u64 id = mode == 2 ? u64(below(1u << 20)) * 8 + q : id0 + j;
+                        // KEYS mode: some padding entries, as a scan writes past a query's end.
+                        if (mode == 2 && below(10) == 0) {
+                            scores[q * ntile + j] = INFINITY;
+                            id = NO_ID;
+                        }
+                        cand[q * ntile + j] = id;
+                        float v = scores[q * ntile + j];
+                        float key = mode == 1 ? fmaxf(qnorms[q] + bnorms[j] - 2.0f * v, 0.0f) : (mode == 2 ? v : -v);
+                        if (id != NO_ID) all[q].push_back({key, id});
+                    }
+                emu::launch(dim3{nq, 1, 1}, dim3{VQ_RS_SELECT_THREADS, 1, 1}, 2 * kp * 12, [&] {
+                    vq_select_tile(scores.data(), qnorms.data(), bnorms.data(), nq, ntile, id0,
+                                   mode == 2 ? cand.data() : nullptr, k, kp, mode, run_keys.data(), run_ids.data());
+                });
+                id0 += ntile;
+            }
+            for (unsigned q = 0; q < nq; ++q) {
+                auto& a = all[q];
+                std::sort(a.begin(), a.end());
+                // KEYS mode may draw one id twice: the kernel keeps both entries, as the sort does.
+                for (unsigned i = 0; i < k; ++i) {
+                    float wk = i < a.size() ? a[i].first : INFINITY;
+                    u64 wi = i < a.size() ? a[i].second : NO_ID;
+                    CHECK(run_keys[q * k + i] == wk && run_ids[q * k + i] == wi,
+                          "select k=%u mode=%d query %u rank %u: (%g, %llu) vs (%g, %llu)", k, mode, q, i,
+                          run_keys[q * k + i], run_ids[q * k + i], wk, wi);
+                }
+            }
+        }
+    }
+}
+
+// A query's lists: sizes (some empty), probes (one past the last list: padding), offsets.
+struct Lists {
+    std::vector<unsigned> sizes;
+    std::vector<u64> list_offsets;
+    std::vector<unsigned> probes;  // [nq][nprobe]
+    std::vector<u64> cand_offsets; // [nq][nprobe + 1]
+    std::vector<u64> ids;
+    unsigned nprobe;
+};
+
+static Lists make_lists(unsigned nq, unsigned nlist, unsigned nprobe) {
+    Lists l;
+    l.nprobe = nprobe;
+    for (unsigned i = 0; i < nlist; ++i) l.sizes.push_back(i % 3 == 1 ? 0 : below(40));
+    l.list_offsets.push_back(0);
+    for (unsigned s : l.sizes) l.list_offsets.push_back(l.list_offsets.back() + s);
+    for (u64 i = 0; i < l.list_offsets.back(); ++i) l.ids.push_back(i * 7 + 3);
+    for (unsigned q = 0; q < nq; ++q) {
+        u64 acc = 0;
+        l.cand_offsets.push_back(0);
+        for (unsigned p = 0; p < nprobe; ++p) {
+            unsigned list = (q == 1 && p == nprobe - 1) ? 0xffffffffu : below(nlist);  // padding probe
+            l.probes.push_back(list);
+            acc += list < nlist ? l.sizes[list] : 0;
+            l.cand_offsets.push_back(acc);
+        }
+    }
+    return l;
+}
+
+// The row of candidate pos of query q, or none past its last (ivf.rs' `locate`).
+static bool locate(const Lists& l, unsigned q, u64 pos, u64& row, unsigned& probe) {
+    const u64* off = &l.cand_offsets[q * (l.nprobe + 1)];
+    if (pos >= off[l.nprobe]) return false;
+    for (unsigned p = 0; p < l.nprobe; ++p)
+        if (pos < off[p + 1]) {
+            probe = p;
+            row = l.list_offsets[l.probes[q * l.nprobe + p]] + (pos - off[p]);
+            return true;
+        }
+    return false;
+}
+
+// IVF-Flat: one warp per candidate; tiles that start past 0 and run past the last candidate.
+static void ivf_scan() {
+    const unsigned nq = 3, nlist = 7, nprobe = 4, dim = 37;
+    Lists l = make_lists(nq, nlist, nprobe);
+    std::vector<float> vectors(l.list_offsets.back() * dim), queries(nq * dim);
+    for (auto& v : vectors) v = uniform();
+    for (auto& v : queries) v = uniform();
+    for (int l2 : {0, 1})
+        for (std::pair<u64, unsigned> tile : {std::pair<u64, unsigned>{0, 200}, {5, 17}, {30, 9}}) {
+            auto [start, ntile] = tile;
+            std::vector<float> keys(nq * ntile, NAN);
+            std::vector<u64> cand(nq * ntile, 0);
+            emu::launch(dim3{(ntile + VQ_RS_SCAN_WARPS - 1) / VQ_RS_SCAN_WARPS, nq, 1}, dim3{32 * VQ_RS_SCAN_WARPS, 1, 1}, 0, [&] {
+                vq_ivf_scan(queries.data(), nq, dim, vectors.data(), l.ids.data(), l.list_offsets.data(),
+                            l.probes.data(), l.cand_offsets.data(), nprobe, start, ntile, l2, keys.data(), cand.data());
+            });
+            for (unsigned q = 0; q < nq; ++q)
+                for (unsigned j = 0; j < ntile; ++j) {
+                    u64 row;
+                    unsigned p;
+                    float got = keys[q * ntile + j];
+                    if (!locate(l, q, start + j, row, p)) {
+                        CHECK(got == INFINITY && cand[q * ntile + j] == NO_ID, "flat padding q %u pos %llu", q, start + j);
+                        continue;
+                    }
+                    double want = 0;
+                    for (unsigned c = 0; c < dim; ++c) {
+                        double d = l2 ? double(queries[q * dim + c]) - vectors[row * dim + c] : queries[q * dim + c];
+                        want += d * (l2 ? d : vectors[row * dim + c]);
+                    }
+                    if (!l2) want = -want;
+                    CHECK(std::abs(got - want) <= 1e-5 * std::max(1.0, std::abs(want)) && cand[q * ntile + j] == l.ids[row],
+                          "flat l2=%d q %u pos %llu: %g vs %g", l2, q, start + j, got, want);
+                }
+        }
+}
+
+// IVF-PQ: one block per (probe, query); the table in shared memory at the launch's exact size.
+static void ivfpq_scan() {
+    const unsigned nq = 3, nlist = 7, nprobe = 4, m = 3, dsub = 5, dim = m * dsub;
+    Lists l = make_lists(nq, nlist, nprobe);
+    std::vector<float> queries(nq * dim), centroids(nlist * dim), codebooks(m * 256 * dsub);
+    std::vector<float> base(nq * nprobe);
+    std::vector<unsigned char> codes(l.list_offsets.back() * m);
+    for (auto& v : queries) v = uniform();
+    for (auto& v : centroids) v = uniform();
+    for (auto& v : codebooks) v = uniform();
+    for (auto& v : base) v = uniform();
+    for (auto& v : codes) v = static_cast<unsigned char>(below(256));
+    for (int l2 : {0, 1})
+        for (std::pair<u64, unsigned> tile : {std::pair<u64, unsigned>{0, 200}, {5, 17}, {30, 9}, {0, 1}}) {
+            auto [start, ntile] = tile;
+            std::vector<float> keys(nq * ntile, NAN);
+            std::vector<u64> cand(nq * ntile, 0);
+            emu::launch(dim3{nprobe, nq, 1}, dim3{VQ_RS_PQ_SCAN_THREADS, 1, 1}, (m * 256 + dim) * 4, [&] {
+                vq_ivfpq_scan(queries.data(), nq, dim, centroids.data(), codebooks.data(), m, codes.data(),
+                              l.ids.data(), l.list_offsets.data(), l.probes.data(), base.data(),
+                              l.cand_offsets.data(), nprobe, start, ntile, l2, keys.data(), cand.data());
+            });
+            for (unsigned q = 0; q < nq; ++q)
+                for (unsigned j = 0; j < ntile; ++j) {
+                    u64 row;
+                    unsigned p;
+                    float got = keys[q * ntile + j];
+                    if (!locate(l, q, start + j, row, p)) {
+                        CHECK(got == INFINITY && cand[q * ntile + j] == NO_ID, "pq padding q %u pos %llu: %g", q,
+                              start + j, got);
+                        continue;
+                    }
+                    // The kernel's own arithmetic: fmaf per component, then base + table sums.
+                    const unsigned list = l.probes[q * nprobe + p];
+                    float s = base[q * nprobe + p];
+                    for (unsigned sub = 0; sub < m; ++sub) {
+                        const float* word = &codebooks[(sub * 256 + codes[row * m + sub]) * dsub];
+                        float t = 0.0f;
+                        for (unsigned c = 0; c < dsub; ++c) {
+                            float qc = queries[q * dim + sub * dsub + c];
+                            float r = l2 ? qc - centroids[list * dim + sub * dsub + c] : qc;
+                            float d = l2 ? r - word[c] : r;
+                            t = fmaf(d, l2 ? d : word[c], t);
+                        }
+                        s += l2 ? t : -t;
+                    }
+                    CHECK(got == s && cand[q * ntile + j] == l.ids[row], "pq l2=%d q %u pos %llu: %g vs %g", l2, q,
+                          start + j, got, s);
+                }
+        }
+}
+
+// k-means' update: the documented arithmetic of vq_cluster::update_means, bit for bit.
+static void kmeans_update() {
+    const unsigned n = 300, dim = 130, k = 7;  // dim past one block of components
+    std::vector<float> points(n * dim);
+    for (auto& v : points) v = uniform() * 100.0f;
+    std::vector<unsigned> labels(n);
+    for (unsigned i = 0; i < n; ++i) labels[i] = i % 2 ? 0 : 1 + below(k - 2);  // cluster k - 1 empty, 0 large
+    std::vector<u64> offsets(k + 1, 0);
+    for (unsigned lab : labels) offsets[lab + 1]++;
+    for (unsigned c = 0; c < k; ++c) offsets[c + 1] += offsets[c];
+    std::vector<unsigned> order(n);
+    std::vector<u64> fill(offsets.begin(), offsets.end() - 1);
+    for (unsigned i = 0; i < n; ++i) order[fill[labels[i]]++] = i;
+    std::vector<float> centroids(k * dim), start(k * dim);
+    for (auto& v : start) v = uniform();
+    centroids = start;
+    emu::launch(dim3{k, (dim + VQ_RS_UPDATE_THREADS - 1) / VQ_RS_UPDATE_THREADS, 1}, dim3{VQ_RS_UPDATE_THREADS, 1, 1}, 0,
+                [&] { vq_kmeans_update(points.data(), dim, order.data(), offsets.data(), k, centroids.data()); });
+    for (unsigned c = 0; c < k; ++c)
+        for (unsigned d = 0; d < dim; ++d) {
+            float want = start[c * dim + d];
+            if (offsets[c + 1] > offsets[c]) {
+                double total = 0;
+                for (u64 g = offsets[c]; g < offsets[c + 1]; g += 64) {
+                    float part = 0;
+                    for (u64 i = g; i < std::min<u64>(g + 64, offsets[c + 1]); ++i) part += points[order[i] * dim + d];
+                    total += part;
+                }
+                want = float(total * (1.0 / double(offsets[c + 1] - offsets[c])));
+            }
+            CHECK(std::bit_cast<unsigned>(centroids[c * dim + d]) == std::bit_cast<unsigned>(want),
+                  "update c %u d %u: %g vs %g", c, d, centroids[c * dim + d], want);
+        }
+}
+
+int main(int argc, char** argv) {
+    quick = argc > 1 && std::string(argv[1]) == "--quick";
+    row_norms();
+    select_tile();
+    ivf_scan();
+    ivfpq_scan();
+    kmeans_update();
+    std::printf("cuda-emu: every kernel matched its reference (%d checks)\n", checks);
+    return 0;
+}
