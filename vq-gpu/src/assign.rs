@@ -117,8 +117,7 @@ struct DeviceLloyd {
     /// `ClusterMembers::order`, uploaded each update.
     order: CudaSlice<u32>,
     /// `ClusterMembers::offsets` and the centroids, sized at the first update (k).
-    offsets: Option<CudaSlice<u64>>,
-    centroids: Option<CudaSlice<f32>>,
+    scratch: Option<(CudaSlice<u64>, CudaSlice<f32>)>,
 }
 
 impl DeviceLloyd {
@@ -134,7 +133,7 @@ impl DeviceLloyd {
         let cuda = Error::cuda;
         let resident = stream.clone_htod(points).map_err(cuda("cuMemcpyHtoD"))?;
         let order = stream.alloc_zeros::<u32>(n.max(1)).map_err(cuda("cuMemAlloc"))?;
-        Ok(Self { gpu: gpu.clone(), dim, metric, n, points: resident, order, offsets: None, centroids: None })
+        Ok(Self { gpu: gpu.clone(), dim, metric, n, points: resident, order, scratch: None })
     }
 
     fn nearest(&mut self, centroids: &[f32], labels: &mut [u32], scores: &mut [f32]) -> Result<()> {
@@ -162,12 +161,12 @@ impl DeviceLloyd {
         self.gpu.bind()?;
         let stream = self.gpu.stream().clone();
         let cuda = Error::cuda;
-        if self.offsets.as_ref().is_none_or(|o| o.len() != k + 1) {
-            self.offsets = Some(stream.alloc_zeros::<u64>(k + 1).map_err(cuda("cuMemAlloc"))?);
-            self.centroids = Some(stream.alloc_zeros::<f32>(k * dim).map_err(cuda("cuMemAlloc"))?);
-        }
-        let (Some(d_offsets), Some(d_centroids)) = (&mut self.offsets, &mut self.centroids) else {
-            unreachable!("allocated above")
+        let (d_offsets, d_centroids) = match self.scratch.take() {
+            Some((o, c)) if o.len() == k + 1 => self.scratch.insert((o, c)),
+            _ => self.scratch.insert((
+                stream.alloc_zeros::<u64>(k + 1).map_err(cuda("cuMemAlloc"))?,
+                stream.alloc_zeros::<f32>(k * dim).map_err(cuda("cuMemAlloc"))?,
+            )),
         };
         let offsets: Vec<u64> = members.offsets().iter().map(|&o| o as u64).collect();
         stream.memcpy_htod(members.order(), &mut self.order.slice_mut(..self.n)).map_err(cuda("cuMemcpyHtoD"))?;

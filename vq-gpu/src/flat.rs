@@ -293,7 +293,7 @@ impl GpuFlat {
 }
 
 /// `k` between 1 and [`MAX_K`].
-fn check_k(k: usize) -> Result<()> {
+pub(crate) fn check_k(k: usize) -> Result<()> {
     match k {
         0 => Err(vq_distance::Error::ZeroK.into()),
         k if k > MAX_K => Err(Error::KTooLarge { k, max: MAX_K }),

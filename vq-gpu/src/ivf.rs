@@ -207,6 +207,7 @@ impl<C: GpuCodec> GpuIvf<C> {
         codec: C,
         scratch_bytes: Option<usize>,
     ) -> Result<Self> {
+        let codec = codec.host_copy(metric)?;
         // vq-ivf checks the parameters, the dimension and the codec's shape.
         IvfIndex::new(dim, metric, params.clone(), codec.clone())?;
         if params.coarse != CoarseKind::Flat {
@@ -512,12 +513,7 @@ impl<C: GpuCodec> GpuIvf<C> {
     /// or [`Error::TooLarge`] for `nprobe` above [`MAX_K`]; device errors.
     pub fn search(&self, queries: &[f32], k: usize, nprobe: Option<usize>) -> Result<Neighbors> {
         let Some(coarse) = &self.coarse else { return Err(vq_ivf::Error::NotTrained { index: self.name() }.into()) };
-        if k == 0 {
-            return Err(vq_distance::Error::ZeroK.into());
-        }
-        if k > MAX_K {
-            return Err(Error::KTooLarge { k, max: MAX_K });
-        }
+        crate::flat::check_k(k)?;
         let nprobe = match nprobe.unwrap_or(self.params.nprobe) {
             0 => return Err(vq_ivf::Error::ZeroNprobe.into()),
             p => p.min(self.params.nlist),
