@@ -220,7 +220,7 @@ impl<C: GpuCodec> GpuIvf<C> {
             metric,
             params,
             scratch_bytes,
-            codec: codec.host_copy(metric)?,
+            codec,
             coarse: None,
             centroids: Vec::new(),
             tables: None,
@@ -236,7 +236,8 @@ impl<C: GpuCodec> GpuIvf<C> {
     /// An HNSW coarse quantizer or a codec the GPU does not scan ([`Error::Unsupported`]);
     /// device errors (out of memory).
     pub fn from_cpu(gpu: &Arc<Gpu>, cpu: &IvfIndex<C>, scratch_bytes: Option<usize>) -> Result<Self> {
-        let codec = cpu.codec().clone();
+        // Without the CPU's precomputed tables (IVF-PQ's nlist × m × 256 terms), not a clone.
+        let codec = cpu.codec().host_copy(cpu.metric())?;
         let mut index = Self::with_codec(gpu, cpu.dim(), cpu.metric(), cpu.params().clone(), codec, scratch_bytes)?;
         index.next_id = cpu.next_id();
         if !cpu.is_trained() {
