@@ -333,6 +333,65 @@ fn gpu_factory_strings_name_the_missing_feature() {
     assert!(matches!(vq::index_factory(DIM, "GPUx,Flat", Metric::L2), Err(Error::Spec(_))));
 }
 
+/// Factory strings stitched from the grammar's own pieces (and some that are not), with odd
+/// spacing: every one is an index or a typed error, never a panic; an index's `spec()` reads
+/// back as itself.
+mod factory_strings {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const PIECES: [&str; 24] = [
+        "GPU",
+        "GPU1",
+        "GPU99999999999999999999",
+        "Flat",
+        "IVF16",
+        "IVF0",
+        "IVF16_HNSW8",
+        "PQ4",
+        "PQ4x4",
+        "PQ4x4fs",
+        "PQ3",
+        "SQ8",
+        "SQ4",
+        "fp16",
+        "HNSW8",
+        "HNSW0",
+        "OPQ4",
+        "OPQ4_16",
+        "RFlat",
+        "Refine(SQ8)",
+        "x",
+        "",
+        " ",
+        "4",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn never_panic_and_read_back(
+            picks in prop::collection::vec(0..PIECES.len(), 0..5), seps in prop::collection::vec(0..3usize, 5),
+            ip in any::<bool>(),
+        ) {
+            let mut spec = String::new();
+            for (i, &p) in picks.iter().enumerate() {
+                if i > 0 {
+                    spec.push_str([",", " , ", ",,"][seps[i]]);
+                }
+                spec.push_str(PIECES[p]);
+            }
+            let metric = if ip { Metric::InnerProduct } else { Metric::L2 };
+            if let Ok(index) = vq::index_factory(DIM, &spec, metric) {
+                let canonical = index.spec().to_string();
+                let again = vq::index_factory(DIM, &canonical, metric).unwrap();
+                prop_assert_eq!(again.spec().to_string(), canonical);
+            }
+        }
+    }
+}
+
 /// Finite inputs at the edge of f32's range, for every index type and metric: vectors scaled so
 /// that their squared norms land from ordinary up to past the accepted 2¹⁰⁰, some of them
 /// flipped in sign. Each step is a typed error or a correct answer: never a panic, and a
