@@ -197,6 +197,62 @@ static void ivf_scan() {
         }
 }
 
+// IVF-SQ (8-bit with per-dimension ranges, and IEEE half): residual codes, one warp per
+// candidate as the Flat scan; inner product adds the probe's base.
+static void ivfsq_scan() {
+    const unsigned nq = 3, nlist = 7, nprobe = 4, dim = 37;
+    Lists l = make_lists(nq, nlist, nprobe);
+    std::vector<float> queries(nq * dim), centroids(nlist * dim), ranges(2 * dim), base(nq * nprobe);
+    for (auto& v : queries) v = uniform();
+    for (auto& v : centroids) v = uniform();
+    for (auto& v : ranges) v = uniform();
+    for (auto& v : base) v = uniform();
+    for (int kind : {VQ_SQ8, VQ_SQFP16}) {
+        const unsigned code_size = kind == VQ_SQ8 ? dim : 2 * dim;
+        std::vector<unsigned char> codes(l.list_offsets.back() * code_size);
+        for (std::size_t i = 0; i < codes.size(); ++i) {
+            // Halves: a finite exponent in the high byte (bit 7 the sign, below 0x78 otherwise).
+            codes[i] = static_cast<unsigned char>(kind == VQ_SQFP16 && i % 2 == 1 ? (below(2) << 7) | below(0x78) : below(256));
+        }
+        auto decode = [&](u64 row, unsigned c) {
+            const unsigned char* code = &codes[row * code_size];
+            return kind == VQ_SQ8 ? ranges[c] + (float(code[c]) + 0.5f) * ranges[dim + c]
+                                  : emu::half_to_float(static_cast<unsigned short>(code[2 * c] | (code[2 * c + 1] << 8)));
+        };
+        for (int l2 : {0, 1})
+            for (std::pair<u64, unsigned> tile : {std::pair<u64, unsigned>{0, 200}, {5, 17}, {30, 9}}) {
+                auto [start, ntile] = tile;
+                std::vector<float> keys(nq * ntile, NAN);
+                std::vector<u64> cand(nq * ntile, 0);
+                emu::launch(dim3{(ntile + VQ_RS_SCAN_WARPS - 1) / VQ_RS_SCAN_WARPS, nq, 1}, dim3{32 * VQ_RS_SCAN_WARPS, 1, 1}, 0, [&] {
+                    vq_ivfsq_scan(queries.data(), nq, dim, centroids.data(), ranges.data(), kind, code_size, codes.data(),
+                                  l.ids.data(), l.list_offsets.data(), l.probes.data(), base.data(),
+                                  l.cand_offsets.data(), nprobe, start, ntile, l2, keys.data(), cand.data());
+                });
+                for (unsigned q = 0; q < nq; ++q)
+                    for (unsigned j = 0; j < ntile; ++j) {
+                        u64 row;
+                        unsigned p;
+                        float got = keys[q * ntile + j];
+                        if (!locate(l, q, start + j, row, p)) {
+                            CHECK(got == INFINITY && cand[q * ntile + j] == NO_ID, "sq padding q %u pos %llu", q, start + j);
+                            continue;
+                        }
+                        const unsigned list = l.probes[q * nprobe + p];
+                        double want = 0;
+                        for (unsigned c = 0; c < dim; ++c) {
+                            double r = decode(row, c), qc = queries[q * dim + c];
+                            double d = qc - centroids[list * dim + c] - r;
+                            want += l2 ? d * d : qc * r;
+                        }
+                        if (!l2) want = base[q * nprobe + p] - want;
+                        CHECK(std::abs(got - want) <= 1e-4 * std::max(1.0, std::abs(want)) && cand[q * ntile + j] == l.ids[row],
+                              "sq kind=%d l2=%d q %u pos %llu: %g vs %g", kind, l2, q, start + j, got, want);
+                    }
+            }
+    }
+}
+
 // IVF-PQ: one block per (probe, query); the table in shared memory at the launch's exact size.
 static void ivfpq_scan() {
     const unsigned nq = 3, nlist = 7, nprobe = 4, m = 3, dsub = 5, dim = m * dsub;
@@ -289,6 +345,7 @@ int main(int argc, char** argv) {
     row_norms();
     select_tile();
     ivf_scan();
+    ivfsq_scan();
     ivfpq_scan();
     kmeans_update();
     std::printf("cuda-emu: every kernel matched its reference (%d checks)\n", checks);

@@ -25,6 +25,7 @@ pub struct Gpu {
     pub(crate) norms_f16: CudaFunction,
     pub(crate) select: CudaFunction,
     pub(crate) ivf_scan: CudaFunction,
+    pub(crate) ivfsq_scan: CudaFunction,
     pub(crate) ivfpq_scan: CudaFunction,
     pub(crate) kmeans_update: CudaFunction,
 }
@@ -108,6 +109,7 @@ impl Gpu {
             norms_f16: load("vq_row_norms_f16")?,
             select: load("vq_select_tile")?,
             ivf_scan: load("vq_ivf_scan")?,
+            ivfsq_scan: load("vq_ivfsq_scan")?,
             ivfpq_scan: load("vq_ivfpq_scan")?,
             kmeans_update: load("vq_kmeans_update")?,
             _module: module,

@@ -21,15 +21,15 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use vq_distance::{Metric, Neighbors, prepare_rows};
-use vq_ivf::{CoarseKind, FlatCodec, IvfCodec, IvfIndex, IvfParams, PqCodec};
-use vq_quant::Quantizer;
+use vq_ivf::{CoarseKind, FlatCodec, IvfCodec, IvfIndex, IvfParams, PqCodec, SqCodec};
+use vq_quant::{Quantizer, SqType};
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::flat::{GpuFlat, GpuFlatOptions};
 use crate::kernels::{
-    IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_MAX_SHARED, PQ_SCAN_THREADS, SCAN_WARPS, SELECT_ARGS,
-    SELECT_THREADS, push_args, select_capacity, select_shared_bytes,
+    IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, IVFSQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_MAX_SHARED, PQ_SCAN_THREADS, SCAN_WARPS,
+    SELECT_ARGS, SELECT_THREADS, SQ_KIND_FP16, SQ_KIND_SQ8, push_args, select_capacity, select_shared_bytes,
 };
 use crate::plan::{TileBackend, TilePlan, search_tiled};
 
@@ -98,15 +98,20 @@ mod sealed {
     }
 }
 
-/// A list codec the GPU can scan: [`FlatCodec`] (IVF-Flat) and [`PqCodec`] with 8-bit codes
-/// (IVF-PQ). Sealed: the device side of each is this crate's.
+/// A list codec the GPU can scan: [`FlatCodec`] (IVF-Flat), [`SqCodec`] with 8-bit or IEEE
+/// half codes (IVF-SQ8, IVF-SQfp16) and [`PqCodec`] with 8-bit codes (IVF-PQ). Sealed: the
+/// device side of each is this crate's.
 pub trait GpuCodec: IvfCodec + Clone + sealed::DeviceCodec {}
 
 impl GpuCodec for FlatCodec {}
+impl GpuCodec for SqCodec {}
 impl GpuCodec for PqCodec {}
 
 /// An IVF-Flat index on one GPU ([`GpuIvf`] over [`FlatCodec`]; Faiss' `GpuIndexIVFFlat`).
 pub type GpuIvfFlat = GpuIvf<FlatCodec>;
+/// An IVF-SQ8 or IVF-SQfp16 index on one GPU ([`GpuIvf`] over [`SqCodec`]; Faiss'
+/// `GpuIndexIVFScalarQuantizer`).
+pub type GpuIvfSq = GpuIvf<SqCodec>;
 /// An IVF-PQ index on one GPU ([`GpuIvf`] over [`PqCodec`], 8-bit codes; Faiss'
 /// `GpuIndexIVFPQ`).
 pub type GpuIvfPq = GpuIvf<PqCodec>;
@@ -636,6 +641,60 @@ impl sealed::DeviceCodec for FlatCodec {
     }
 }
 
+impl sealed::DeviceCodec for SqCodec {
+    fn check_gpu(&self, _dim: usize) -> Result<()> {
+        match self.quantizer().sq_type() {
+            SqType::SQ8 | SqType::FP16 => Ok(()),
+            _ => Err(Error::Unsupported { what: "scalar quantizers other than SQ8 and SQfp16 on the GPU" }),
+        }
+    }
+
+    fn host_copy(&self, _metric: Metric) -> Result<Self> {
+        Ok(self.clone())
+    }
+
+    /// SQ8: the per-dimension minimums, then the steps (`dim` each); SQfp16: none.
+    fn device_tables(&self) -> Vec<f32> {
+        let q = self.quantizer();
+        if q.sq_type() != SqType::SQ8 || !q.is_trained() {
+            return Vec::new();
+        }
+        let (vmin, step) = q.ranges();
+        vmin.iter().chain(step).copied().collect()
+    }
+
+    fn launch_scan(&self, s: &mut ScanLaunch<'_>) -> Result<()> {
+        let q = self.quantizer();
+        let kind = if q.sq_type() == SqType::SQ8 { SQ_KIND_SQ8 } else { SQ_KIND_FP16 };
+        let ranges = match (kind, s.tables) {
+            (SQ_KIND_SQ8, Some(t)) => t,
+            (SQ_KIND_SQ8, None) => return Err(Error::Unsupported { what: "an untrained SQ8 codec" }),
+            // SQfp16 reads no ranges; the kernel still takes a pointer.
+            _ => s.centroids,
+        };
+        let stream = s.gpu.stream();
+        let (nq, dim, ntile, code_size) = (s.nq as u32, s.dim as u32, s.tile.len() as u32, q.code_size() as u32);
+        let (nprobe, tile_start, l2) = (s.nprobe as u32, s.tile.start as u64, i32::from(s.metric == Metric::L2));
+        let cfg = LaunchConfig {
+            grid_dim: (ntile.div_ceil(SCAN_WARPS), nq, 1),
+            block_dim: (32 * SCAN_WARPS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut args = stream.launch_builder(&s.gpu.ivfsq_scan);
+        #[rustfmt::skip]
+        push_args!(args, IVFSQ_SCAN_ARGS; s.queries, &nq, &dim, s.centroids, ranges, &kind, &code_size, &s.lists.codes,
+            &s.lists.ids, &s.lists.offsets, s.probes, s.probe_base, s.offsets, &nprobe, &tile_start, &ntile, &l2,
+            &mut *s.keys, &mut *s.cand_ids);
+        // SAFETY: as vq_ivf_scan's launch (FlatCodec): one warp per (query, candidate), every
+        // located row below the lists' length, keys and ids [batch][ntile] inside their
+        // buffers. Each row's code is code_size bytes (dim for SQ8, 2 * dim for SQfp16: the
+        // kernel reads dim components); the centroid of the located probe's list (< nlist,
+        // nlist x dim uploaded); SQ8 ranges are 2 * dim floats (vmin then step); SQfp16 reads
+        // none (the pointer passed is the centroids'). Types match vq_ivfsq_scan.
+        unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_ivfsq_scan"))
+    }
+}
+
 /// The IVF-PQ scan's dynamic shared memory: the `m × 256` table and the `dim` residual.
 fn pq_scan_shared_bytes(m: usize, dim: usize) -> usize {
     (m * 256 + dim) * 4
@@ -828,6 +887,16 @@ mod tests {
     enum TwinKernel<'a> {
         /// `vq_ivf_scan`: `locate` per position, the exact f32 key (exact on small integers).
         Flat { vectors: &'a [f32], l2: bool },
+        /// `vq_ivfsq_scan`: `locate` per position, each component decoded as the kernel does
+        /// (`ranges` empty: IEEE half codes), residual keys plus the probe's base.
+        Sq {
+            codes: &'a [u8],
+            code_size: usize,
+            ranges: &'a [f32],
+            centroids: &'a [f32],
+            probe_base: &'a [f32],
+            l2: bool,
+        },
         /// `vq_ivfpq_scan`: per probe, the block's positions (`pq_block_ranges`) and table,
         /// summed in the kernel's order with its fused multiply-adds.
         Pq { codes: &'a [u8], m: usize, codebooks: &'a [f32], centroids: &'a [f32], probe_base: &'a [f32], l2: bool },
@@ -908,6 +977,30 @@ mod tests {
                             self.running[b].push((key, self.ids[row]));
                         }
                     }
+                    TwinKernel::Sq { codes, code_size, ranges, centroids, probe_base, l2 } => {
+                        for pos in tile.clone() {
+                            let Some(row) = locate(off, probes, self.lists, pos as u64) else { continue };
+                            // locate's probe: the last whose first candidate is at or before pos.
+                            let p = (0..np).rev().find(|&p| off[p] <= pos as u64).unwrap_or(0);
+                            let (list, code) = (probes[p] as usize, &codes[row * code_size..(row + 1) * code_size]);
+                            let centroid = &centroids[list * dim..(list + 1) * dim];
+                            let s = (0..dim).fold(0f32, |s, c| {
+                                let r = if ranges.is_empty() {
+                                    half::f16::from_le_bytes([code[2 * c], code[2 * c + 1]]).to_f32()
+                                } else {
+                                    ranges[c] + (f32::from(code[c]) + 0.5) * ranges[dim + c]
+                                };
+                                if *l2 {
+                                    let d = (query[c] - centroid[c]) - r;
+                                    d.mul_add(d, s)
+                                } else {
+                                    query[c].mul_add(r, s)
+                                }
+                            });
+                            let key = if *l2 { s } else { probe_base[q * np + p] - s };
+                            self.running[b].push((key, self.ids[row]));
+                        }
+                    }
                     TwinKernel::Pq { codes, m, codebooks, centroids, probe_base, l2 } => {
                         let tile = tile.start as u64..tile.end as u64;
                         for p in 0..np {
@@ -951,6 +1044,21 @@ mod tests {
                 ((s >> 33) % 7) as f32 - 3.0
             })
             .collect()
+    }
+
+    /// Scores within 1e-4 relative (absolute near zero); ids equal except between near-tied
+    /// scores.
+    fn assert_near(got: &Neighbors, want: &Neighbors) -> std::result::Result<(), TestCaseError> {
+        for (q, ((gi, gs), (wi, ws))) in got.iter().zip(want.iter()).enumerate() {
+            prop_assert_eq!(gi.len(), wi.len());
+            for j in 0..gi.len() {
+                let tol = 1e-4 * ws[j].abs().max(1.0);
+                prop_assert!((gs[j] - ws[j]).abs() <= tol, "query {} rank {}: {} vs {}", q, j, gs[j], ws[j]);
+                let tied = ws.iter().zip(wi).any(|(&s, &id)| id == gi[j] && (s - ws[j]).abs() <= tol);
+                prop_assert!(gi[j] == wi[j] || tied, "query {} rank {}: id {} vs {}", q, j, gi[j], wi[j]);
+            }
+        }
+        Ok(())
     }
 
     /// Rows in [-1, 1) from a 64-bit LCG.
@@ -1045,15 +1153,46 @@ mod tests {
             let plan = TilePlan { query_batch: qb, base_tile: tile };
             let got = search_tiled(&mut twin, nq, max_cand, k, metric, plan).unwrap();
             let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
-            for (q, ((gi, gs), (wi, ws))) in got.iter().zip(want.iter()).enumerate() {
-                prop_assert_eq!(gi.len(), wi.len());
-                for j in 0..gi.len() {
-                    let tol = 1e-4 * ws[j].abs().max(1.0);
-                    prop_assert!((gs[j] - ws[j]).abs() <= tol, "query {} rank {}: {} vs {}", q, j, gs[j], ws[j]);
-                    let tied = ws.iter().zip(wi).any(|(&s, &id)| id == gi[j] && (s - ws[j]).abs() <= tol);
-                    prop_assert!(gi[j] == wi[j] || tied, "query {} rank {}: id {} vs {}", q, j, gi[j], wi[j]);
-                }
-            }
+            assert_near(&got, &want)?;
+        }
+
+        /// IVF-SQ8 and IVF-SQfp16: the twin of `vq_ivfsq_scan` over a vq-ivf index's lists
+        /// answers what vq-ivf's search answers within f32 rounding.
+        #[test]
+        fn tiled_sq_scan_equals_vq_ivf_search_within_rounding(
+            n in 40usize..300, nq in 1usize..6, dim in 1usize..9, nlist in 1usize..6, nprobe in 1usize..7,
+            k in 1usize..20, qb in 1usize..4, tile in 1usize..200, ip in any::<bool>(), half in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let metric = if ip { Metric::InnerProduct } else { Metric::L2 };
+            let sq_type = if half { SqType::FP16 } else { SqType::SQ8 };
+            let data = float_rows(n, dim, seed);
+            let queries = float_rows(nq, dim, seed ^ 0x99);
+            let mut cpu = IvfIndex::new(dim, metric, IvfParams::new(nlist), SqCodec::new(dim, metric, sq_type).unwrap()).unwrap();
+            cpu.train(&data).unwrap();
+            cpu.add(&data).unwrap();
+            let nprobe = nprobe.min(nlist);
+            let sizes: Vec<usize> = (0..nlist).map(|l| cpu.list_ids(l).unwrap().len()).collect();
+            let codes: Vec<u8> = (0..nlist).flat_map(|l| cpu.list_codes(l).unwrap().to_vec()).collect();
+            let all_ids: Vec<u64> = (0..nlist).flat_map(|l| cpu.list_ids(l).unwrap().to_vec()).collect();
+            let lists = list_offsets(&sizes);
+            let (mut probes, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
+            cpu.coarse().unwrap().search(&queries, nprobe, &mut probes, &mut coarse_keys).unwrap();
+            let probe_base: Vec<f32> = if ip { coarse_keys.clone() } else { vec![0.0; nq * nprobe] };
+            let offsets = candidate_offsets(&probes, nprobe, &sizes);
+            let max_cand = offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap() as usize;
+            let ranges = <SqCodec as sealed::DeviceCodec>::device_tables(cpu.codec());
+            prop_assert_eq!(ranges.len(), if half { 0 } else { 2 * dim });
+            let code_size = cpu.codec().quantizer().code_size();
+            let mut twin = CpuScan {
+                kernel: TwinKernel::Sq { codes: &codes, code_size, ranges: &ranges, centroids: cpu.centroids(), probe_base: &probe_base, l2: !ip },
+                ids: &all_ids, lists: &lists, probes: &probes, offsets: &offsets, nprobe, dim, batch: 0..0,
+                queries: &queries, k, running: Vec::new(),
+            };
+            let plan = TilePlan { query_batch: qb, base_tile: tile };
+            let got = search_tiled(&mut twin, nq, max_cand, k, metric, plan).unwrap();
+            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
+            assert_near(&got, &want)?;
         }
 
         /// `vq_ivfpq_scan`'s blocks write every position of a tile exactly once: probe p's

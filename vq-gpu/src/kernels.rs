@@ -41,6 +41,12 @@ pub(crate) const IVF_SCAN_ARGS: usize = 14;
 pub(crate) const KMEANS_UPDATE_ARGS: usize = 6;
 /// Parameters of `vq_ivfpq_scan`.
 pub(crate) const IVFPQ_SCAN_ARGS: usize = 18;
+/// Parameters of `vq_ivfsq_scan`.
+pub(crate) const IVFSQ_SCAN_ARGS: usize = 19;
+/// `vq_ivfsq_scan`'s `kind`: 8-bit codes with per-dimension ranges.
+pub(crate) const SQ_KIND_SQ8: i32 = 0;
+/// `vq_ivfsq_scan`'s `kind`: IEEE half codes.
+pub(crate) const SQ_KIND_FP16: i32 = 1;
 
 /// Threads per block of `vq_ivfpq_scan` (one block per probed list of a query).
 pub(crate) const PQ_SCAN_THREADS: u32 = 256;
@@ -69,11 +75,18 @@ pub(crate) use push_args;
 
 /// Every kernel's entry point, as the module exports it.
 #[cfg(test)]
-const KERNEL_NAMES: [&str; 6] =
-    ["vq_row_norms_f32", "vq_row_norms_f16", "vq_select_tile", "vq_ivf_scan", "vq_ivfpq_scan", "vq_kmeans_update"];
+const KERNEL_NAMES: [&str; 7] = [
+    "vq_row_norms_f32",
+    "vq_row_norms_f16",
+    "vq_select_tile",
+    "vq_ivf_scan",
+    "vq_ivfsq_scan",
+    "vq_ivfpq_scan",
+    "vq_kmeans_update",
+];
 
-/// The module source: row norms (f32 and f16 storage), the tile top-k selection, the IVF-Flat
-/// and IVF-PQ list scans and k-means' update step.
+/// The module source: row norms (f32 and f16 storage), the tile top-k selection, the IVF-Flat,
+/// IVF-SQ and IVF-PQ list scans and k-means' update step.
 pub(crate) const SOURCE: &str = r#"
 #define VQ_INF __int_as_float(0x7f800000)
 #define VQ_NO_ID 0xffffffffffffffffull
@@ -232,11 +245,28 @@ extern "C" __global__ void vq_select_tile(const float* __restrict__ ip, const fl
     }
 }
 
+// Where candidate `pos` of a query is: the last probe whose first candidate is at or before
+// pos (off[0] = 0 <= pos; empty lists share their successor's offset and are passed over) and
+// the row it is at, or false past the query's last candidate. The host twin is `ivf::locate`.
+__device__ __forceinline__ bool vq_locate(const unsigned long long* off, const unsigned int* probes,
+                                          unsigned int nprobe, const unsigned long long* list_offsets,
+                                          unsigned long long pos, unsigned int* probe, unsigned long long* row) {
+    if (pos >= off[nprobe]) return false;
+    unsigned int lo = 0, hi = nprobe - 1;
+    while (lo < hi) {
+        unsigned int mid = (lo + hi + 1) / 2;
+        if (off[mid] <= pos) lo = mid; else hi = mid - 1;
+    }
+    *probe = lo;
+    *row = list_offsets[probes[lo]] + (pos - off[lo]);
+    return true;
+}
+
 // IVF-Flat list scan: the keys of one tile of each query's candidates. A query's candidates are
 // its probed lists' entries, list after list in probe order: candidate `pos` lies in probe p
 // with cand_offsets[p] <= pos < cand_offsets[p + 1] (per query, nprobe + 1 prefix sums of the
 // probed lists' sizes), at row list_offsets[probes[p]] + pos - cand_offsets[p] of `vectors` /
-// `ids` (every list's rows, list after list). The host twin is `ivf::locate`.
+// `ids` (every list's rows, list after list).
 //
 // Grid (ceil(ntile / warps per block), nq); one warp per candidate tile_start + j, j < ntile.
 // Writes keys [nq][ntile] (squared L2, or the negated inner product) and cand_ids [nq][ntile];
@@ -254,24 +284,17 @@ extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsign
     unsigned int j = blockIdx.x * warps + threadIdx.x / 32;
     unsigned int lane = threadIdx.x & 31;
     if (q >= nq || j >= ntile) return;
-    const unsigned long long* off = cand_offsets + (unsigned long long)q * (nprobe + 1);
-    unsigned long long pos = tile_start + j;
-    unsigned long long out = (unsigned long long)q * ntile + j;
-    if (pos >= off[nprobe]) {
+    const unsigned long long out = (unsigned long long)q * ntile + j;
+    unsigned int p;
+    unsigned long long row;
+    if (!vq_locate(cand_offsets + (unsigned long long)q * (nprobe + 1), probes + (unsigned long long)q * nprobe,
+                   nprobe, list_offsets, tile_start + j, &p, &row)) {
         if (lane == 0) {
             keys[out] = VQ_INF;
             cand_ids[out] = VQ_NO_ID;
         }
         return;
     }
-    // The last probe whose first candidate is at or before pos (off[0] = 0 <= pos); empty
-    // lists share their successor's offset and are passed over.
-    unsigned int lo = 0, hi = nprobe - 1;
-    while (lo < hi) {
-        unsigned int mid = (lo + hi + 1) / 2;
-        if (off[mid] <= pos) lo = mid; else hi = mid - 1;
-    }
-    unsigned long long row = list_offsets[probes[(unsigned long long)q * nprobe + lo]] + (pos - off[lo]);
     const float* x = vectors + row * dim;
     const float* qv = queries + (unsigned long long)q * dim;
     float s = 0.0f;
@@ -285,6 +308,63 @@ extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsign
         cand_ids[out] = ids[row];
     }
 }
+
+// IVF-SQ list scan, 8-bit (VQ_SQ8: component c of a code decodes to
+// ranges[c] + (code[c] + 0.5) * ranges[dim + c], vq-quant's per-dimension vmin and step) or
+// IEEE half codes (VQ_SQFP16: two little-endian bytes per component). Codes are residuals
+// from the list's centroid, as vq-ivf's IVF-SQ stores them: the L2 key is
+// |(q - centroid) - r|^2; the inner-product key is probe_base (the negated coarse inner
+// product) minus q.r. Layout, grid and padding as vq_ivf_scan.
+#define VQ_SQ8 0
+#define VQ_SQFP16 1
+extern "C" __global__ void vq_ivfsq_scan(const float* __restrict__ queries, unsigned int nq, unsigned int dim,
+                                         const float* __restrict__ centroids, const float* __restrict__ ranges,
+                                         int kind, unsigned int code_size, const unsigned char* __restrict__ codes,
+                                         const unsigned long long* __restrict__ ids,
+                                         const unsigned long long* __restrict__ list_offsets,
+                                         const unsigned int* __restrict__ probes,
+                                         const float* __restrict__ probe_base,
+                                         const unsigned long long* __restrict__ cand_offsets, unsigned int nprobe,
+                                         unsigned long long tile_start, unsigned int ntile, int l2,
+                                         float* __restrict__ keys, unsigned long long* __restrict__ cand_ids) {
+    unsigned int q = blockIdx.y;
+    unsigned int warps = blockDim.x / 32;
+    unsigned int j = blockIdx.x * warps + threadIdx.x / 32;
+    unsigned int lane = threadIdx.x & 31;
+    if (q >= nq || j >= ntile) return;
+    const unsigned long long out = (unsigned long long)q * ntile + j;
+    unsigned int p;
+    unsigned long long row;
+    if (!vq_locate(cand_offsets + (unsigned long long)q * (nprobe + 1), probes + (unsigned long long)q * nprobe,
+                   nprobe, list_offsets, tile_start + j, &p, &row)) {
+        if (lane == 0) {
+            keys[out] = VQ_INF;
+            cand_ids[out] = VQ_NO_ID;
+        }
+        return;
+    }
+    const unsigned int list = probes[(unsigned long long)q * nprobe + p];
+    const unsigned char* code = codes + row * code_size;
+    const float* cent = centroids + (unsigned long long)list * dim;
+    const float* qv = queries + (unsigned long long)q * dim;
+    float s = 0.0f;
+    for (unsigned int c = lane; c < dim; c += 32) {
+        float r = kind == VQ_SQ8 ? ranges[c] + ((float)code[c] + 0.5f) * ranges[dim + c]
+                                 : vq_to_f32((unsigned short)(code[2 * c] | (code[2 * c + 1] << 8)));
+        if (l2) {
+            float d = (qv[c] - cent[c]) - r;
+            s = fmaf(d, d, s);
+        } else {
+            s = fmaf(qv[c], r, s);
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    if (lane == 0) {
+        keys[out] = l2 ? s : probe_base[(unsigned long long)q * nprobe + p] - s;
+        cand_ids[out] = ids[row];
+    }
+}
+
 // IVF-PQ list scan (8-bit codes, 256 entries per sub-table): the keys of one tile of each
 // query's candidates, laid out as vq_ivf_scan's (probe p's entries at positions
 // cand_offsets[p] .. cand_offsets[p + 1], rows list_offsets[list] + pos - cand_offsets[p]).
@@ -490,6 +570,7 @@ mod tests {
             ("vq_row_norms_f16", ROW_NORMS_ARGS),
             ("vq_select_tile", SELECT_ARGS),
             ("vq_ivf_scan", IVF_SCAN_ARGS),
+            ("vq_ivfsq_scan", IVFSQ_SCAN_ARGS),
             ("vq_ivfpq_scan", IVFPQ_SCAN_ARGS),
             ("vq_kmeans_update", KMEANS_UPDATE_ARGS),
         ];

@@ -5,8 +5,8 @@
 //! library or device ([`Gpu`], [`device_count`], [`check_libraries`]); the CUDA C kernels
 //! (compiled at run time by NVRTC, [`kernels`]); [`GpuFlat`] (cuBLAS GEMM inner products, norms
 //! and a top-k selection kernel, for L2, inner product and cosine, f32 or f16 storage); the
-//! host-side tiling of a batch search ([`TilePlan`]); [`GpuIvf`] ([`GpuIvfFlat`] and
-//! [`GpuIvfPq`]: inverted lists on the device, a list-scan kernel per codec, `from_cpu` /
+//! host-side tiling of a batch search ([`TilePlan`]); [`GpuIvf`] ([`GpuIvfFlat`],
+//! [`GpuIvfSq`] and [`GpuIvfPq`]: inverted lists on the device, a list-scan kernel per codec, `from_cpu` /
 //! `to_cpu` of vq-ivf's index); [`GpuShards`] (a base split over several
 //! GPUs or partitions of one, top-k merged on the host); both steps of k-means' Lloyd
 //! iteration on the GPU ([`nearest_centroids`], the CPU one's signature, and [`GpuAssigner`],
@@ -49,7 +49,7 @@ pub use assign::{GpuAssigner, nearest_centroids};
 pub use device::{Gpu, check_libraries, device_count};
 pub use error::{Error, Result};
 pub use flat::{GpuFlat, GpuFlatOptions, GpuStorage};
-pub use ivf::{GpuCodec, GpuIvf, GpuIvfFlat, GpuIvfPq};
+pub use ivf::{GpuCodec, GpuIvf, GpuIvfFlat, GpuIvfPq, GpuIvfSq};
 pub use kernels::MAX_K;
 pub use plan::{MAX_BASE_TILE, MAX_QUERY_BATCH, TilePlan};
 pub use shards::GpuShards;

@@ -227,52 +227,29 @@ fn session_update_equals_update_means_bit_for_bit() {
     }
 }
 
-#[test]
-fn ivf_flat_round_trips_and_searches_as_vq_ivf() {
-    let Some(gpu) = gpu_or_skip("ivf_flat_round_trips") else { return };
-    let (n, nq, dim) = (6_000, 40, 20);
+/// One list codec through `GpuIvf`, for L2, inner product and cosine: CPU → GPU → CPU gives
+/// the same lists and fingerprint; searches equal vq-ivf's (within `rel`: Flat's keys are
+/// exact, SQ decodes with a fused multiply-add, PQ builds its tables from the residual where
+/// vq-ivf sums precomputed terms), with a scratch small enough to force many batches and
+/// tiles; adding on the GPU to the same trained state stores the CPU's code for every vector
+/// the device puts in the CPU's list (at least 99.9 % of them: near-ties may differ).
+fn ivf_codec_round_trips<C: vq_gpu::GpuCodec + 'static>(
+    gpu: &Arc<Gpu>,
+    what: &str,
+    dim: usize,
+    codec: impl Fn(Metric) -> C,
+) {
+    let (n, nq, nlist) = (6_000, 40, 24);
     let base = rows(n, dim, 10);
     let queries = rows(nq, dim, 11);
     for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
-        let codec = vq_ivf::FlatCodec::new(dim, metric).unwrap();
-        let mut cpu = vq_ivf::IvfIndex::new(dim, metric, vq_ivf::IvfParams::new(24), codec).unwrap();
+        let mut cpu = vq_ivf::IvfIndex::new(dim, metric, vq_ivf::IvfParams::new(nlist), codec(metric)).unwrap();
         cpu.train(&base).unwrap();
         cpu.add(&base).unwrap();
         // A tiny scratch budget forces many query batches and candidate tiles.
         for scratch in [None, Some(64 << 10)] {
-            let index = vq_gpu::GpuIvfFlat::from_cpu(&gpu, &cpu, scratch).unwrap();
-            for (k, nprobe) in [(1, 1), (10, 3), (50, 24)] {
-                let got = index.search(&queries, k, Some(nprobe)).unwrap();
-                let opts = vq_ivf::IvfSearch { nprobe: Some(nprobe), ..Default::default() };
-                let want = cpu.search(&queries, k, &opts).unwrap();
-                assert_close(&got, &want, 1e-4, &format!("ivf {metric:?} k={k} nprobe={nprobe} scratch={scratch:?}"));
-            }
-            let back = index.to_cpu().unwrap();
-            assert_eq!(back.fingerprint(), cpu.fingerprint());
-            assert_eq!(back.list_ids(3), cpu.list_ids(3));
-            assert_eq!(back.list_codes(3), cpu.list_codes(3));
-        }
-    }
-}
-
-/// IVF-PQ (8-bit codes): CPU → GPU → CPU gives the same lists and fingerprint; searches equal
-/// vq-ivf's within f32 rounding (the GPU builds each list's table from the residual, vq-ivf
-/// sums precomputed terms); adding on the GPU stores the codes the CPU would for the same
-/// lists; codecs the GPU does not scan are typed errors.
-#[test]
-fn ivf_pq_round_trips_and_searches_as_vq_ivf() {
-    let Some(gpu) = gpu_or_skip("ivf_pq_round_trips") else { return };
-    let (n, nq, dim, m) = (6_000, 40, 32, 8);
-    let base = rows(n, dim, 13);
-    let queries = rows(nq, dim, 14);
-    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
-        let codec = vq_ivf::PqCodec::new(dim, metric, m, 8).unwrap();
-        let mut cpu = vq_ivf::IvfIndex::new(dim, metric, vq_ivf::IvfParams::new(24), codec).unwrap();
-        cpu.train(&base).unwrap();
-        cpu.add(&base).unwrap();
-        for scratch in [None, Some(64 << 10)] {
-            let index = vq_gpu::GpuIvfPq::from_cpu(&gpu, &cpu, scratch).unwrap();
-            for (k, nprobe) in [(1, 1), (10, 3), (50, 24)] {
+            let index = vq_gpu::GpuIvf::from_cpu(gpu, &cpu, scratch).unwrap();
+            for (k, nprobe) in [(1, 1), (10, 3), (50, nlist)] {
                 let got = index.search(&queries, k, Some(nprobe)).unwrap();
                 let opts = vq_ivf::IvfSearch { nprobe: Some(nprobe), ..Default::default() };
                 let want = cpu.search(&queries, k, &opts).unwrap();
@@ -280,43 +257,66 @@ fn ivf_pq_round_trips_and_searches_as_vq_ivf() {
                     &got,
                     &want,
                     1e-4,
-                    &format!("ivf-pq {metric:?} k={k} nprobe={nprobe} scratch={scratch:?}"),
+                    &format!("{what} {metric:?} k={k} nprobe={nprobe} scratch={scratch:?}"),
                 );
             }
             let back = index.to_cpu().unwrap();
-            assert_eq!(back.fingerprint(), cpu.fingerprint());
-            assert_eq!(back.list_ids(5), cpu.list_ids(5));
-            assert_eq!(back.list_codes(5), cpu.list_codes(5));
+            assert_eq!(back.fingerprint(), cpu.fingerprint(), "{what}");
+            assert_eq!(back.list_ids(3), cpu.list_ids(3));
+            assert_eq!(back.list_codes(3), cpu.list_codes(3));
         }
-        // Filled on the GPU from the same trained state: every vector whose list is the
-        // CPU's carries the CPU's code.
-        let empty = vq_ivf::IvfIndex::from_lists(
-            dim,
-            metric,
-            vq_ivf::IvfParams::new(24),
-            cpu.codec().clone(),
-            cpu.centroids().to_vec(),
-            vec![(Vec::new(), Vec::new()); 24],
-            0,
-        )
-        .unwrap();
-        let mut on_gpu = vq_gpu::GpuIvfPq::from_cpu(&gpu, &empty, None).unwrap();
+        let cs = {
+            use vq_quant::Quantizer as _;
+            cpu.codec().quantizer().code_size()
+        };
+        let lists = vec![(Vec::new(), Vec::new()); nlist];
+        let (params, trained) = (vq_ivf::IvfParams::new(nlist), cpu.codec().clone());
+        let empty =
+            vq_ivf::IvfIndex::from_lists(dim, metric, params, trained, cpu.centroids().to_vec(), lists, 0).unwrap();
+        let mut on_gpu = vq_gpu::GpuIvf::from_cpu(gpu, &empty, None).unwrap();
         on_gpu.add(&base).unwrap();
         let filled = on_gpu.to_cpu().unwrap();
         let (mut same, mut total) = (0, 0);
-        for l in 0..24 {
+        for l in 0..nlist {
             let (gi, gc) = (filled.list_ids(l).unwrap(), filled.list_codes(l).unwrap());
+            let (ci, cc) = (cpu.list_ids(l).unwrap(), cpu.list_codes(l).unwrap());
             for (j, id) in gi.iter().enumerate() {
                 total += 1;
-                if let Some(pos) = cpu.list_ids(l).unwrap().iter().position(|x| x == id) {
-                    assert_eq!(&gc[j * m..(j + 1) * m], &cpu.list_codes(l).unwrap()[pos * m..(pos + 1) * m], "id {id}");
+                if let Some(pos) = ci.iter().position(|x| x == id) {
+                    assert_eq!(&gc[j * cs..(j + 1) * cs], &cc[pos * cs..(pos + 1) * cs], "{what} id {id}");
                     same += 1;
                 }
             }
         }
-        assert_eq!(total, n);
-        assert!(same * 1000 >= n * 999, "{metric:?}: only {same} of {n} in the CPU's list");
+        assert_eq!(total, n, "{what}");
+        assert!(same * 1000 >= n * 999, "{what} {metric:?}: only {same} of {n} in the CPU's list");
     }
+}
+
+#[test]
+fn ivf_flat_round_trips_and_searches_as_vq_ivf() {
+    let Some(gpu) = gpu_or_skip("ivf_flat_round_trips") else { return };
+    ivf_codec_round_trips(&gpu, "IVF-Flat", 20, |metric| vq_ivf::FlatCodec::new(20, metric).unwrap());
+}
+
+#[test]
+fn ivf_sq_round_trips_and_searches_as_vq_ivf() {
+    let Some(gpu) = gpu_or_skip("ivf_sq_round_trips") else { return };
+    for sq in [vq_quant::SqType::SQ8, vq_quant::SqType::FP16] {
+        ivf_codec_round_trips(&gpu, &format!("IVF-{sq:?}"), 20, |metric| vq_ivf::SqCodec::new(20, metric, sq).unwrap());
+    }
+    let sq4 = vq_ivf::SqCodec::new(20, Metric::L2, vq_quant::SqType::SQ4).unwrap();
+    assert!(matches!(
+        vq_gpu::GpuIvfSq::with_codec(&gpu, 20, Metric::L2, vq_ivf::IvfParams::new(4), sq4, None),
+        Err(Error::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn ivf_pq_round_trips_and_searches_as_vq_ivf() {
+    let Some(gpu) = gpu_or_skip("ivf_pq_round_trips") else { return };
+    let (dim, m) = (32, 8);
+    ivf_codec_round_trips(&gpu, "IVF-PQ8", dim, |metric| vq_ivf::PqCodec::new(dim, metric, m, 8).unwrap());
     // 4-bit codes and tables past shared memory are refused, not launched.
     let pq4 = vq_ivf::PqCodec::new(dim, Metric::L2, m, 4).unwrap();
     let params = vq_ivf::IvfParams::new(4);

@@ -10,7 +10,8 @@ use crate::error::to_py;
 use crate::{PyIndex, count, threads};
 
 /// A copy of `index` on GPU `device` (Faiss' `index_cpu_to_gpu(res, device, index)`, with no
-/// resources object): `Flat`, `IVF{nlist},Flat` and `IVF{nlist},PQ{m}` (8-bit codes). `use_float16` stores a `Flat` base in
+/// resources object): `Flat`, `IVF{nlist},Flat`, `IVF{nlist},SQ8`, `IVF{nlist},SQfp16` and
+/// `IVF{nlist},PQ{m}` (8-bit codes). `use_float16` stores a `Flat` base in
 /// half precision (Faiss' `GpuClonerOptions.useFloat16`). The copy searches with `k` and
 /// `nprobe` up to 1024 and takes no filter nor `remove_ids`.
 #[pyfunction]

@@ -22,8 +22,10 @@
 //! process (Faiss' `StandardGpuResources`); the factory uses it.
 //!
 //! What moves: `Flat` (to [`GpuFlatIndex`], Faiss' `GpuIndexFlat`), and with the flat coarse
-//! quantizer `IVF{nlist},Flat` (to [`GpuIvfFlatIndex`], Faiss' `GpuIndexIVFFlat`) and
-//! `IVF{nlist},PQ{m}` with 8-bit codes (to [`GpuIvfPqIndex`], `GpuIndexIVFPQ`); all come back
+//! quantizer `IVF{nlist},Flat` (to [`GpuIvfFlatIndex`], Faiss' `GpuIndexIVFFlat`),
+//! `IVF{nlist},SQ8` / `IVF{nlist},SQfp16` (to [`GpuIvfSqIndex`],
+//! `GpuIndexIVFScalarQuantizer`) and `IVF{nlist},PQ{m}` with 8-bit codes (to
+//! [`GpuIvfPqIndex`], `GpuIndexIVFPQ`); all come back
 //! exactly (same vectors or codes, ids, centroids and codebooks, so the same file and
 //! fingerprint). Other kinds are refused with [`Error::Unsupported`]. GPU indexes keep their
 //! factory string (`spec()` is the CPU one's; `write_index` writes the CPU index), do not
@@ -45,7 +47,8 @@ use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, neighbo
 use crate::ivf::{IvfIndex, IvfStorage};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 use vq_gpu::GpuCodec;
-use vq_ivf::{FlatCodec, PqCodec};
+use vq_ivf::{FlatCodec, PqCodec, SqCodec};
+use vq_quant::SqType;
 
 pub use vq_gpu::{GpuStorage, MAX_K};
 
@@ -77,8 +80,9 @@ pub fn shared_gpu(ordinal: usize) -> Result<Arc<Gpu>> {
 }
 
 /// An empty GPU index of the kind `spec` names, on `gpu`: `Flat` ([`GpuFlatIndex`]),
-/// `IVF{nlist},Flat` ([`GpuIvfFlatIndex`]) or `IVF{nlist},PQ{m}` with 8-bit codes
-/// ([`GpuIvfPqIndex`]), the IVF ones trained on the GPU. `spec` carries no `GPU`
+/// `IVF{nlist},Flat` ([`GpuIvfFlatIndex`]), `IVF{nlist},SQ8` or `IVF{nlist},SQfp16`
+/// ([`GpuIvfSqIndex`]) or `IVF{nlist},PQ{m}` with 8-bit codes ([`GpuIvfPqIndex`]), the IVF
+/// ones trained on the GPU. `spec` carries no `GPU`
 /// component; [`index_factory`](crate::index_factory) strips it and lands here.
 ///
 /// # Errors
@@ -111,6 +115,11 @@ pub fn gpu_index_factory_with(
     Ok(match kind {
         GpuKind::Flat => Box::new(GpuFlatIndex::new(gpu, dim, metric, *options)?),
         GpuKind::IvfFlat { nlist } => Box::new(GpuIvfFlatIndex::new(gpu, dim, metric, params.ivf(nlist)?)?),
+        GpuKind::IvfSq { nlist, sq_type } => {
+            let codec =
+                SqCodec::new(dim, metric, sq_type).map_err(|e| crate::ivf::ivf_error(e, || spec.to_string()))?;
+            Box::new(GpuIvfSqIndex::with_codec(gpu, dim, metric, params.ivf(nlist)?, codec)?)
+        }
         GpuKind::IvfPq { nlist, m } => {
             let codec = PqCodec::new(dim, metric, m, 8).map_err(|e| crate::ivf::ivf_error(e, || spec.to_string()))?;
             Box::new(GpuIvfPqIndex::with_codec(gpu, dim, metric, params.ivf(nlist)?, codec)?)
@@ -122,6 +131,7 @@ pub fn gpu_index_factory_with(
 pub(crate) enum GpuKind {
     Flat,
     IvfFlat { nlist: usize },
+    IvfSq { nlist: usize, sq_type: SqType },
     IvfPq { nlist: usize, m: usize },
 }
 
@@ -139,11 +149,16 @@ pub(crate) fn gpu_kind(spec: &str) -> Result<GpuKind> {
         IndexSpec {
             transform: None,
             refine: None,
+            base: BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Codec(CodecSpec::Sq(sq_type)) },
+        } if matches!(sq_type, SqType::SQ8 | SqType::FP16) => Ok(GpuKind::IvfSq { nlist, sq_type }),
+        IndexSpec {
+            transform: None,
+            refine: None,
             base: BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Codec(CodecSpec::Pq { m, nbits: 8 }) },
         } => Ok(GpuKind::IvfPq { nlist, m }),
         other => Err(Error::Unsupported {
             spec: other.to_string(),
-            what: "a GPU version (the GPU indexes are Flat, IVF{nlist},Flat and IVF{nlist},PQ{m})".into(),
+            what: "a GPU version (the GPU indexes are Flat, IVF{nlist},Flat, IVF{nlist},SQ8, IVF{nlist},SQfp16 and IVF{nlist},PQ{m})".into(),
         }),
     }
 }
@@ -173,12 +188,15 @@ pub fn index_cpu_to_gpu_with(gpu: &Arc<Gpu>, index: &dyn Index, options: &GpuClo
     if let Some(ivf) = any.downcast_ref::<IvfIndex<FlatCodec>>() {
         return Ok(Box::new(GpuIvfFlatIndex::from_cpu(gpu, ivf, *options)?));
     }
+    if let Some(ivf) = any.downcast_ref::<IvfIndex<SqCodec>>() {
+        return Ok(Box::new(GpuIvfSqIndex::from_cpu(gpu, ivf, *options)?));
+    }
     if let Some(ivf) = any.downcast_ref::<IvfIndex<PqCodec>>() {
         return Ok(Box::new(GpuIvfPqIndex::from_cpu(gpu, ivf, *options)?));
     }
     Err(Error::Unsupported {
         spec: index.spec().to_string(),
-        what: "moving to a GPU (index_cpu_to_gpu takes Flat, IVF{nlist},Flat and IVF{nlist},PQ{m})".into(),
+        what: "moving to a GPU (index_cpu_to_gpu takes Flat, IVF{nlist},Flat, IVF{nlist},SQ8, IVF{nlist},SQfp16 and IVF{nlist},PQ{m})".into(),
     })
 }
 
@@ -192,6 +210,9 @@ pub fn index_gpu_to_cpu(index: &dyn Index) -> Result<Box<dyn Index>> {
         return Ok(Box::new(flat.to_cpu()?));
     }
     if let Some(ivf) = any.downcast_ref::<GpuIvfFlatIndex>() {
+        return Ok(Box::new(ivf.to_cpu()?));
+    }
+    if let Some(ivf) = any.downcast_ref::<GpuIvfSqIndex>() {
         return Ok(Box::new(ivf.to_cpu()?));
     }
     if let Some(ivf) = any.downcast_ref::<GpuIvfPqIndex>() {
@@ -322,12 +343,13 @@ impl Index for GpuFlatIndex {
 }
 
 /// An inverted file on a GPU: `IVF{nlist},Flat` ([`GpuIvfFlatIndex`], Faiss'
-/// `GpuIndexIVFFlat`) or `IVF{nlist},PQ{m}` with 8-bit codes ([`GpuIvfPqIndex`],
+/// `GpuIndexIVFFlat`), `IVF{nlist},SQ8` / `SQfp16` ([`GpuIvfSqIndex`],
+/// `GpuIndexIVFScalarQuantizer`) or `IVF{nlist},PQ{m}` with 8-bit codes ([`GpuIvfPqIndex`],
 /// `GpuIndexIVFPQ`): centroids and lists on the device, [`vq_gpu::GpuIvf`]'s list-scan
 /// kernels, vq-ivf's `nprobe` semantics.
 ///
 /// Training runs vq-ivf's training with k-means' two Lloyd steps on the device (vq-gpu's
-/// `GpuAssigner`; PQ codebooks on the CPU); adds assign on the device and encode on the host.
+/// `GpuAssigner`; SQ ranges and PQ codebooks on the CPU); adds assign on the device and encode on the host.
 /// Results as the CPU index's with the same `nprobe` (within f32 rounding); `k` and `nprobe`
 /// at most [`MAX_K`]; f32 centroids; no `remove_ids`, no search filter, no merge.
 #[derive(Debug)]
@@ -339,6 +361,8 @@ pub struct GpuIvfIndex<C: GpuCodec> {
 
 /// `IVF{nlist},Flat` on a GPU.
 pub type GpuIvfFlatIndex = GpuIvfIndex<FlatCodec>;
+/// `IVF{nlist},SQ8` or `IVF{nlist},SQfp16` on a GPU.
+pub type GpuIvfSqIndex = GpuIvfIndex<SqCodec>;
 /// `IVF{nlist},PQ{m}` (8-bit codes) on a GPU.
 pub type GpuIvfPqIndex = GpuIvfIndex<PqCodec>;
 

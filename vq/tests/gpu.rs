@@ -161,12 +161,14 @@ fn gpu_to_cpu_of_a_cpu_index_is_a_copy() {
 fn the_factory_spells_gpu_indexes() {
     for spec in [
         "GPU,HNSW32,Flat",
-        "GPU1,IVF64,SQ8",
+        "GPU1,IVF64,SQ6",
         "GPU,Flat,RFlat",
         "GPU,IVF64_HNSW32,Flat",
         "GPU,OPQ4,IVF8,Flat",
         "GPU,IVF16,PQ4x4",
         "GPU,IVF16,PQ4x4fs",
+        "GPU,IVF16,SQ4",
+        "GPU,IVF16,SQbf16",
     ] {
         match vq::index_factory(8, spec, Metric::L2) {
             Err(Error::Unsupported { what, .. }) => assert!(what.contains("GPU version"), "{spec}: {what}"),
@@ -176,7 +178,14 @@ fn the_factory_spells_gpu_indexes() {
     assert!(matches!(vq::index_factory(8, "GPUx,Flat", Metric::L2), Err(Error::Spec(_))));
     let (dim, n) = (8, 2_000);
     let data = rows(n, dim, 21);
-    for (spec, cpu_spec) in [("GPU,Flat", "Flat"), ("GPU0,IVF16,Flat", "IVF16,Flat"), ("GPU,IVF16,PQ4", "IVF16,PQ4")] {
+    let cases = [
+        ("GPU,Flat", "Flat"),
+        ("GPU0,IVF16,Flat", "IVF16,Flat"),
+        ("GPU,IVF16,SQ8", "IVF16,SQ8"),
+        ("GPU,IVF16,SQfp16", "IVF16,SQfp16"),
+        ("GPU,IVF16,PQ4", "IVF16,PQ4"),
+    ];
+    for (spec, cpu_spec) in cases {
         let mut gpu = match vq::index_factory(dim, spec, Metric::L2) {
             Ok(index) => index,
             Err(Error::Gpu(vq::vq_gpu::Error::NoDevice { reason })) => {
