@@ -1061,6 +1061,70 @@ mod tests {
         Ok(())
     }
 
+    /// The host side of a GPU search over a vq-ivf index's lists: what `GpuIvf::from_cpu`
+    /// uploads and `GpuIvf::search` prepares, with vq-ivf's own coarse probes standing for the
+    /// GPU's coarse search.
+    struct Layout {
+        codes: Vec<u8>,
+        ids: Vec<u64>,
+        lists: Vec<u64>,
+        probes: Vec<u32>,
+        probe_base: Vec<f32>,
+        offsets: Vec<u64>,
+        max_cand: usize,
+        nprobe: usize,
+    }
+
+    impl Layout {
+        fn of<C: IvfCodec>(cpu: &IvfIndex<C>, queries: &[f32], nprobe: usize) -> Layout {
+            let (nlist, nq) = (cpu.params().nlist, queries.len() / cpu.dim());
+            let sizes: Vec<usize> = (0..nlist).map(|l| cpu.list_ids(l).unwrap().len()).collect();
+            let (mut probes, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
+            cpu.coarse().unwrap().search(queries, nprobe, &mut probes, &mut coarse_keys).unwrap();
+            // GpuIvf::search's probe bases: the negated coarse inner product (the coarse key)
+            // for inner product over residual codes, nothing otherwise.
+            let residual_ip = cpu.metric() != Metric::L2 && cpu.codec().by_residual();
+            let offsets = candidate_offsets(&probes, nprobe, &sizes);
+            Layout {
+                codes: (0..nlist).flat_map(|l| cpu.list_codes(l).unwrap().to_vec()).collect(),
+                ids: (0..nlist).flat_map(|l| cpu.list_ids(l).unwrap().to_vec()).collect(),
+                lists: list_offsets(&sizes),
+                probe_base: if residual_ip { coarse_keys } else { vec![0.0; nq * nprobe] },
+                max_cand: offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap() as usize,
+                probes,
+                offsets,
+                nprobe,
+            }
+        }
+
+        /// `plan::search_tiled` through the CPU twin of `kernel`.
+        fn search(
+            &self,
+            kernel: TwinKernel<'_>,
+            queries: &[f32],
+            dim: usize,
+            k: usize,
+            metric: Metric,
+            plan: TilePlan,
+        ) -> Neighbors {
+            let (lists, probes, offsets) = (&self.lists, &self.probes, &self.offsets);
+            let mut twin = CpuScan {
+                kernel,
+                ids: &self.ids,
+                lists,
+                probes,
+                offsets,
+                nprobe: self.nprobe,
+                dim,
+                batch: 0..0,
+                queries,
+                k,
+                running: Vec::new(),
+            };
+            search_tiled(&mut twin, queries.len() / dim, self.max_cand, k, metric, plan).unwrap()
+        }
+    }
+
     /// Rows in [-1, 1) from a 64-bit LCG.
     fn float_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut s = seed | 1;
@@ -1091,24 +1155,10 @@ mod tests {
             let ids: Vec<u64> = (0..n as u64).map(|i| (i * 37) % 1009 + 5 * i).collect();
             cpu.add_with_ids(&data, &ids).unwrap();
             let nprobe = nprobe.min(nlist);
-            // What from_cpu uploads, on the host.
-            let sizes: Vec<usize> = (0..nlist).map(|l| cpu.list_ids(l).unwrap().len()).collect();
-            let vectors: Vec<f32> = (0..nlist)
-                .flat_map(|l| cpu.list_codes(l).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<_>>())
-                .collect();
-            let all_ids: Vec<u64> = (0..nlist).flat_map(|l| cpu.list_ids(l).unwrap().to_vec()).collect();
-            let lists = list_offsets(&sizes);
-            // vq-ivf's own coarse probes, as the GPU's coarse search finds them.
-            let (mut probes, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
-            cpu.coarse().unwrap().search(&queries, nprobe, &mut probes, &mut coarse_keys).unwrap();
-            let offsets = candidate_offsets(&probes, nprobe, &sizes);
-            let max_cand = offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap() as usize;
-            let mut twin = CpuScan {
-                kernel: TwinKernel::Flat { vectors: &vectors, l2: !ip }, ids: &all_ids, lists: &lists, probes: &probes,
-                offsets: &offsets, nprobe, dim, batch: 0..0, queries: &queries, k, running: Vec::new(),
-            };
+            let layout = Layout::of(&cpu, &queries, nprobe);
+            let vectors: Vec<f32> = layout.codes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             let plan = TilePlan { query_batch: qb, base_tile: tile };
-            let got = search_tiled(&mut twin, nq, max_cand, k, metric, plan).unwrap();
+            let got = layout.search(TwinKernel::Flat { vectors: &vectors, l2: !ip }, &queries, dim, k, metric, plan);
             let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
             prop_assert_eq!(got.ids(), want.ids());
             prop_assert_eq!(got.scores(), want.scores());
@@ -1132,26 +1182,13 @@ mod tests {
             cpu.train(&data).unwrap();
             cpu.add(&data).unwrap();
             let nprobe = nprobe.min(nlist);
-            let sizes: Vec<usize> = (0..nlist).map(|l| cpu.list_ids(l).unwrap().len()).collect();
-            let codes: Vec<u8> = (0..nlist).flat_map(|l| cpu.list_codes(l).unwrap().to_vec()).collect();
-            let all_ids: Vec<u64> = (0..nlist).flat_map(|l| cpu.list_ids(l).unwrap().to_vec()).collect();
-            let lists = list_offsets(&sizes);
-            let (mut probes, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
-            cpu.coarse().unwrap().search(&queries, nprobe, &mut probes, &mut coarse_keys).unwrap();
-            // GpuIvf::search's probe_base: the negated coarse inner product (the coarse key)
-            // for inner product, nothing for L2.
-            let probe_base: Vec<f32> = if ip { coarse_keys.clone() } else { vec![0.0; nq * nprobe] };
-            let offsets = candidate_offsets(&probes, nprobe, &sizes);
-            let max_cand = offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap() as usize;
+            let layout = Layout::of(&cpu, &queries, nprobe);
             let codebooks = <PqCodec as sealed::DeviceCodec>::device_tables(cpu.codec());
             prop_assert_eq!(codebooks.len(), m * 256 * dsub);
-            let mut twin = CpuScan {
-                kernel: TwinKernel::Pq { codes: &codes, m, codebooks: &codebooks, centroids: cpu.centroids(), probe_base: &probe_base, l2: !ip },
-                ids: &all_ids, lists: &lists, probes: &probes, offsets: &offsets, nprobe, dim, batch: 0..0,
-                queries: &queries, k, running: Vec::new(),
-            };
+            let (codes, centroids, probe_base) = (&layout.codes, cpu.centroids(), &layout.probe_base);
+            let kernel = TwinKernel::Pq { codes, m, codebooks: &codebooks, centroids, probe_base, l2: !ip };
             let plan = TilePlan { query_batch: qb, base_tile: tile };
-            let got = search_tiled(&mut twin, nq, max_cand, k, metric, plan).unwrap();
+            let got = layout.search(kernel, &queries, dim, k, metric, plan);
             let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
             assert_near(&got, &want)?;
         }
@@ -1172,25 +1209,14 @@ mod tests {
             cpu.train(&data).unwrap();
             cpu.add(&data).unwrap();
             let nprobe = nprobe.min(nlist);
-            let sizes: Vec<usize> = (0..nlist).map(|l| cpu.list_ids(l).unwrap().len()).collect();
-            let codes: Vec<u8> = (0..nlist).flat_map(|l| cpu.list_codes(l).unwrap().to_vec()).collect();
-            let all_ids: Vec<u64> = (0..nlist).flat_map(|l| cpu.list_ids(l).unwrap().to_vec()).collect();
-            let lists = list_offsets(&sizes);
-            let (mut probes, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
-            cpu.coarse().unwrap().search(&queries, nprobe, &mut probes, &mut coarse_keys).unwrap();
-            let probe_base: Vec<f32> = if ip { coarse_keys.clone() } else { vec![0.0; nq * nprobe] };
-            let offsets = candidate_offsets(&probes, nprobe, &sizes);
-            let max_cand = offsets.chunks_exact(nprobe + 1).map(|o| o[nprobe]).max().unwrap() as usize;
+            let layout = Layout::of(&cpu, &queries, nprobe);
             let ranges = <SqCodec as sealed::DeviceCodec>::device_tables(cpu.codec());
             prop_assert_eq!(ranges.len(), if half { 0 } else { 2 * dim });
             let code_size = cpu.codec().quantizer().code_size();
-            let mut twin = CpuScan {
-                kernel: TwinKernel::Sq { codes: &codes, code_size, ranges: &ranges, centroids: cpu.centroids(), probe_base: &probe_base, l2: !ip },
-                ids: &all_ids, lists: &lists, probes: &probes, offsets: &offsets, nprobe, dim, batch: 0..0,
-                queries: &queries, k, running: Vec::new(),
-            };
+            let (codes, centroids, probe_base) = (&layout.codes, cpu.centroids(), &layout.probe_base);
+            let kernel = TwinKernel::Sq { codes, code_size, ranges: &ranges, centroids, probe_base, l2: !ip };
             let plan = TilePlan { query_batch: qb, base_tile: tile };
-            let got = search_tiled(&mut twin, nq, max_cand, k, metric, plan).unwrap();
+            let got = layout.search(kernel, &queries, dim, k, metric, plan);
             let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
             assert_near(&got, &want)?;
         }

@@ -262,16 +262,43 @@ __device__ __forceinline__ bool vq_locate(const unsigned long long* off, const u
     return true;
 }
 
+// The candidate of the calling warp in a one-warp-per-candidate list scan: grid
+// (ceil(ntile / warps per block), nq), warp j of the grid's row q takes position tile_start + j
+// of query q, whose key and id go to out = q * ntile + j. False when the warp has nothing to
+// score: past the grid's tile (nothing to write), or past the query's last candidate (lane 0
+// writes the padding, +inf and VQ_NO_ID). The whole warp shares the answer, so a warp that
+// returns on false leaves no lane behind the shuffles.
+__device__ __forceinline__ bool vq_warp_candidate(unsigned int nq, unsigned int ntile,
+                                                  const unsigned long long* cand_offsets, const unsigned int* probes,
+                                                  unsigned int nprobe, const unsigned long long* list_offsets,
+                                                  unsigned long long tile_start, float* keys,
+                                                  unsigned long long* cand_ids, unsigned int* q, unsigned int* lane,
+                                                  unsigned long long* out, unsigned int* probe,
+                                                  unsigned long long* row) {
+    *q = blockIdx.y;
+    const unsigned int j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    *lane = threadIdx.x & 31;
+    if (*q >= nq || j >= ntile) return false;
+    *out = (unsigned long long)*q * ntile + j;
+    if (vq_locate(cand_offsets + (unsigned long long)*q * (nprobe + 1), probes + (unsigned long long)*q * nprobe,
+                  nprobe, list_offsets, tile_start + j, probe, row))
+        return true;
+    if (*lane == 0) {
+        keys[*out] = VQ_INF;
+        cand_ids[*out] = VQ_NO_ID;
+    }
+    return false;
+}
+
 // IVF-Flat list scan: the keys of one tile of each query's candidates. A query's candidates are
 // its probed lists' entries, list after list in probe order: candidate `pos` lies in probe p
 // with cand_offsets[p] <= pos < cand_offsets[p + 1] (per query, nprobe + 1 prefix sums of the
 // probed lists' sizes), at row list_offsets[probes[p]] + pos - cand_offsets[p] of `vectors` /
 // `ids` (every list's rows, list after list).
 //
-// Grid (ceil(ntile / warps per block), nq); one warp per candidate tile_start + j, j < ntile.
+// Grid (ceil(ntile / warps per block), nq); one warp per candidate (vq_warp_candidate).
 // Writes keys [nq][ntile] (squared L2, or the negated inner product) and cand_ids [nq][ntile];
-// past a query's last candidate, +inf and VQ_NO_ID. The whole warp shares j, so the early
-// return leaves no lane of a live warp behind the shuffles.
+// past a query's last candidate, +inf and VQ_NO_ID.
 extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsigned int nq, unsigned int dim,
                                        const float* __restrict__ vectors, const unsigned long long* __restrict__ ids,
                                        const unsigned long long* __restrict__ list_offsets,
@@ -279,22 +306,11 @@ extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsign
                                        const unsigned long long* __restrict__ cand_offsets, unsigned int nprobe,
                                        unsigned long long tile_start, unsigned int ntile, int l2,
                                        float* __restrict__ keys, unsigned long long* __restrict__ cand_ids) {
-    unsigned int q = blockIdx.y;
-    unsigned int warps = blockDim.x / 32;
-    unsigned int j = blockIdx.x * warps + threadIdx.x / 32;
-    unsigned int lane = threadIdx.x & 31;
-    if (q >= nq || j >= ntile) return;
-    const unsigned long long out = (unsigned long long)q * ntile + j;
-    unsigned int p;
-    unsigned long long row;
-    if (!vq_locate(cand_offsets + (unsigned long long)q * (nprobe + 1), probes + (unsigned long long)q * nprobe,
-                   nprobe, list_offsets, tile_start + j, &p, &row)) {
-        if (lane == 0) {
-            keys[out] = VQ_INF;
-            cand_ids[out] = VQ_NO_ID;
-        }
+    unsigned int q, lane, p;
+    unsigned long long out, row;
+    if (!vq_warp_candidate(nq, ntile, cand_offsets, probes, nprobe, list_offsets, tile_start, keys, cand_ids, &q,
+                           &lane, &out, &p, &row))
         return;
-    }
     const float* x = vectors + row * dim;
     const float* qv = queries + (unsigned long long)q * dim;
     float s = 0.0f;
@@ -327,22 +343,11 @@ extern "C" __global__ void vq_ivfsq_scan(const float* __restrict__ queries, unsi
                                          const unsigned long long* __restrict__ cand_offsets, unsigned int nprobe,
                                          unsigned long long tile_start, unsigned int ntile, int l2,
                                          float* __restrict__ keys, unsigned long long* __restrict__ cand_ids) {
-    unsigned int q = blockIdx.y;
-    unsigned int warps = blockDim.x / 32;
-    unsigned int j = blockIdx.x * warps + threadIdx.x / 32;
-    unsigned int lane = threadIdx.x & 31;
-    if (q >= nq || j >= ntile) return;
-    const unsigned long long out = (unsigned long long)q * ntile + j;
-    unsigned int p;
-    unsigned long long row;
-    if (!vq_locate(cand_offsets + (unsigned long long)q * (nprobe + 1), probes + (unsigned long long)q * nprobe,
-                   nprobe, list_offsets, tile_start + j, &p, &row)) {
-        if (lane == 0) {
-            keys[out] = VQ_INF;
-            cand_ids[out] = VQ_NO_ID;
-        }
+    unsigned int q, lane, p;
+    unsigned long long out, row;
+    if (!vq_warp_candidate(nq, ntile, cand_offsets, probes, nprobe, list_offsets, tile_start, keys, cand_ids, &q,
+                           &lane, &out, &p, &row))
         return;
-    }
     const unsigned int list = probes[(unsigned long long)q * nprobe + p];
     const unsigned char* code = codes + row * code_size;
     const float* cent = centroids + (unsigned long long)list * dim;
