@@ -138,3 +138,13 @@ def test_normalize_needs_writable_float32():
     ro.setflags(write=False)
     with pytest.raises(ValueError, match="cannot be written"):
         vq.normalize_L2(ro)
+
+
+def test_gpu_factory_strings_name_the_missing_feature():
+    """A `GPU,…` factory string in a wheel built without the cargo feature `gpu` is a typed
+    error that says how to get GPU indexes (with the feature, tests/test_gpu.py covers it)."""
+    if hasattr(vq, "index_cpu_to_gpu"):
+        pytest.skip("wheel built with the cargo feature `gpu`")
+    for spec in ("GPU,Flat", "GPU1,IVF4,PQ4"):
+        with pytest.raises(vq.VqError, match="`gpu` feature"):
+            vq.index_factory(8, spec)
