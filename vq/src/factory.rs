@@ -145,7 +145,13 @@ pub fn index_factory(dim: usize, spec: &str, metric: Metric) -> Result<Box<dyn I
 /// [`index_factory`] with build parameters.
 pub fn index_factory_with(dim: usize, spec: &str, metric: Metric, params: &IndexParams) -> Result<Box<dyn Index>> {
     match gpu_component(spec) {
-        Some((ordinal, rest)) => gpu_index(dim, spec, ordinal, rest, metric, params),
+        #[cfg(feature = "gpu")]
+        Some((ordinal, rest)) => crate::gpu::index_factory_on_shared(ordinal, dim, rest, metric, params),
+        #[cfg(not(feature = "gpu"))]
+        Some(_) => Err(Error::Unsupported {
+            spec: spec.trim().to_string(),
+            what: "GPU indexes in this build (build vq with its `gpu` feature)".into(),
+        }),
         None => build(dim, &spec.parse()?, metric, params),
     }
 }
@@ -156,37 +162,6 @@ fn gpu_component(spec: &str) -> Option<(usize, &str)> {
     let digits = first.trim_end().strip_prefix("GPU")?;
     let ordinal = if digits.is_empty() { 0 } else { digits.parse().ok()? };
     Some((ordinal, rest))
-}
-
-/// `GPU{ordinal},{rest}`: the GPU index of `rest`'s kind on the shared device `ordinal`.
-#[cfg(feature = "gpu")]
-fn gpu_index(
-    dim: usize,
-    _spec: &str,
-    ordinal: usize,
-    rest: &str,
-    metric: Metric,
-    params: &IndexParams,
-) -> Result<Box<dyn Index>> {
-    // The kind first: an unsupported one is an error on machines without a GPU too.
-    crate::gpu::gpu_kind(rest)?;
-    let gpu = crate::gpu::shared_gpu(ordinal)?;
-    crate::gpu::gpu_index_factory_with(&gpu, dim, rest, metric, params, &Default::default())
-}
-
-#[cfg(not(feature = "gpu"))]
-fn gpu_index(
-    _dim: usize,
-    spec: &str,
-    _ordinal: usize,
-    _rest: &str,
-    _metric: Metric,
-    _params: &IndexParams,
-) -> Result<Box<dyn Index>> {
-    Err(Error::Unsupported {
-        spec: spec.trim().to_string(),
-        what: "GPU indexes in this build (build vq with its `gpu` feature)".into(),
-    })
 }
 
 /// `OPQ{m}_{d}` with `d` the input dimension is plain `OPQ{m}` (codec or transform); any other

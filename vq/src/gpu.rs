@@ -105,7 +105,33 @@ pub fn gpu_index_factory_with(
     params: &IndexParams,
     options: &GpuClonerOptions,
 ) -> Result<Box<dyn Index>> {
+    build(gpu, dim, spec, gpu_kind(spec)?, metric, params, options)
+}
+
+/// `GPU{ordinal},{spec}` from [`index_factory`](crate::index_factory): the GPU index of
+/// `spec`'s kind on the shared device `ordinal`. The kind is decided first, so an unsupported
+/// one is an error on machines without a GPU too.
+pub(crate) fn index_factory_on_shared(
+    ordinal: usize,
+    dim: usize,
+    spec: &str,
+    metric: Metric,
+    params: &IndexParams,
+) -> Result<Box<dyn Index>> {
     let kind = gpu_kind(spec)?;
+    build(&shared_gpu(ordinal)?, dim, spec, kind, metric, params, &GpuClonerOptions::default())
+}
+
+/// An empty GPU index of `kind` (parsed from `spec`, which error messages name).
+fn build(
+    gpu: &Arc<Gpu>,
+    dim: usize,
+    spec: &str,
+    kind: GpuKind,
+    metric: Metric,
+    params: &IndexParams,
+    options: &GpuClonerOptions,
+) -> Result<Box<dyn Index>> {
     if options.storage != GpuStorage::F32 && !matches!(kind, GpuKind::Flat) {
         return Err(Error::Unsupported {
             spec: format!("{spec} (GPU)"),
@@ -128,7 +154,7 @@ pub fn gpu_index_factory_with(
 }
 
 /// The index kinds with a GPU version.
-pub(crate) enum GpuKind {
+enum GpuKind {
     Flat,
     IvfFlat { nlist: usize },
     IvfSq { nlist: usize, sq_type: SqType },
@@ -137,7 +163,7 @@ pub(crate) enum GpuKind {
 
 /// Which GPU index `spec` (without its `GPU` component) names, decided before any device is
 /// opened, so an unsupported kind is reported as such on machines without a GPU too.
-pub(crate) fn gpu_kind(spec: &str) -> Result<GpuKind> {
+fn gpu_kind(spec: &str) -> Result<GpuKind> {
     let parsed: IndexSpec = spec.parse()?;
     match parsed {
         IndexSpec { transform: None, refine: None, base: BaseSpec::Flat } => Ok(GpuKind::Flat),
