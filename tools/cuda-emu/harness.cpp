@@ -160,45 +160,62 @@ static bool locate(const Lists& l, unsigned q, u64 pos, u64& row, unsigned& prob
     return false;
 }
 
-// IVF-Flat: one warp per candidate; tiles that start past 0 and run past the last candidate.
+// What every one-warp-per-candidate scan is checked for, at both metrics and over tiles that
+// start at 0, mid-way and run past the last candidate: `scan(start, ntile, l2, keys, cand)`
+// runs the kernel's body (launched here with the Rust side's grid), then each position holds
+// the padding past its query's last candidate, or `want(q, probe, row, l2)` within `rel`
+// and the row's id.
+template <class Scan, class Want>
+static void check_warp_scan(const char* what, const Lists& l, unsigned nq, double rel, Scan scan, Want want) {
+    for (int l2 : {0, 1})
+        for (std::pair<u64, unsigned> tile : {std::pair<u64, unsigned>{0, 200}, {5, 17}, {30, 9}}) {
+            auto [start, ntile] = tile;
+            std::vector<float> keys(nq * ntile, NAN);
+            std::vector<u64> cand(nq * ntile, 0);
+            dim3 grid{(ntile + VQ_RS_SCAN_WARPS - 1) / VQ_RS_SCAN_WARPS, nq, 1}, block{32 * VQ_RS_SCAN_WARPS, 1, 1};
+            emu::launch(grid, block, 0, [&] { scan(start, ntile, l2, keys.data(), cand.data()); });
+            for (unsigned q = 0; q < nq; ++q)
+                for (unsigned j = 0; j < ntile; ++j) {
+                    u64 row;
+                    unsigned p;
+                    const float got = keys[q * ntile + j];
+                    if (!locate(l, q, start + j, row, p)) {
+                        CHECK(got == INFINITY && cand[q * ntile + j] == NO_ID, "%s padding q %u pos %llu", what, q,
+                              start + j);
+                        continue;
+                    }
+                    const double w = want(q, p, row, l2);
+                    CHECK(std::abs(got - w) <= rel * std::max(1.0, std::abs(w)) && cand[q * ntile + j] == l.ids[row],
+                          "%s l2=%d q %u pos %llu: %g vs %g", what, l2, q, start + j, got, w);
+                }
+        }
+}
+
+// IVF-Flat: the exact distance to each located row.
 static void ivf_scan() {
     const unsigned nq = 3, nlist = 7, nprobe = 4, dim = 37;
     Lists l = make_lists(nq, nlist, nprobe);
     std::vector<float> vectors(l.list_offsets.back() * dim), queries(nq * dim);
     for (auto& v : vectors) v = uniform();
     for (auto& v : queries) v = uniform();
-    for (int l2 : {0, 1})
-        for (std::pair<u64, unsigned> tile : {std::pair<u64, unsigned>{0, 200}, {5, 17}, {30, 9}}) {
-            auto [start, ntile] = tile;
-            std::vector<float> keys(nq * ntile, NAN);
-            std::vector<u64> cand(nq * ntile, 0);
-            emu::launch(dim3{(ntile + VQ_RS_SCAN_WARPS - 1) / VQ_RS_SCAN_WARPS, nq, 1}, dim3{32 * VQ_RS_SCAN_WARPS, 1, 1}, 0, [&] {
-                vq_ivf_scan(queries.data(), nq, dim, vectors.data(), l.ids.data(), l.list_offsets.data(),
-                            l.probes.data(), l.cand_offsets.data(), nprobe, start, ntile, l2, keys.data(), cand.data());
-            });
-            for (unsigned q = 0; q < nq; ++q)
-                for (unsigned j = 0; j < ntile; ++j) {
-                    u64 row;
-                    unsigned p;
-                    float got = keys[q * ntile + j];
-                    if (!locate(l, q, start + j, row, p)) {
-                        CHECK(got == INFINITY && cand[q * ntile + j] == NO_ID, "flat padding q %u pos %llu", q, start + j);
-                        continue;
-                    }
-                    double want = 0;
-                    for (unsigned c = 0; c < dim; ++c) {
-                        double d = l2 ? double(queries[q * dim + c]) - vectors[row * dim + c] : queries[q * dim + c];
-                        want += d * (l2 ? d : vectors[row * dim + c]);
-                    }
-                    if (!l2) want = -want;
-                    CHECK(std::abs(got - want) <= 1e-5 * std::max(1.0, std::abs(want)) && cand[q * ntile + j] == l.ids[row],
-                          "flat l2=%d q %u pos %llu: %g vs %g", l2, q, start + j, got, want);
-                }
-        }
+    check_warp_scan(
+        "flat", l, nq, 1e-5,
+        [&](u64 start, unsigned ntile, int l2, float* keys, u64* cand) {
+            vq_ivf_scan(queries.data(), nq, dim, vectors.data(), l.ids.data(), l.list_offsets.data(), l.probes.data(),
+                        l.cand_offsets.data(), nprobe, start, ntile, l2, keys, cand);
+        },
+        [&](unsigned q, unsigned, u64 row, int l2) {
+            double want = 0;
+            for (unsigned c = 0; c < dim; ++c) {
+                double d = l2 ? double(queries[q * dim + c]) - vectors[row * dim + c] : queries[q * dim + c];
+                want += d * (l2 ? d : vectors[row * dim + c]);
+            }
+            return l2 ? want : -want;
+        });
 }
 
-// IVF-SQ (8-bit with per-dimension ranges, and IEEE half): residual codes, one warp per
-// candidate as the Flat scan; inner product adds the probe's base.
+// IVF-SQ (8-bit with per-dimension ranges, and IEEE half): residual codes, decoded per
+// component; inner product adds the probe's base.
 static void ivfsq_scan() {
     const unsigned nq = 3, nlist = 7, nprobe = 4, dim = 37;
     Lists l = make_lists(nq, nlist, nprobe);
@@ -219,37 +236,23 @@ static void ivfsq_scan() {
             return kind == VQ_SQ8 ? ranges[c] + (float(code[c]) + 0.5f) * ranges[dim + c]
                                   : emu::half_to_float(static_cast<unsigned short>(code[2 * c] | (code[2 * c + 1] << 8)));
         };
-        for (int l2 : {0, 1})
-            for (std::pair<u64, unsigned> tile : {std::pair<u64, unsigned>{0, 200}, {5, 17}, {30, 9}}) {
-                auto [start, ntile] = tile;
-                std::vector<float> keys(nq * ntile, NAN);
-                std::vector<u64> cand(nq * ntile, 0);
-                emu::launch(dim3{(ntile + VQ_RS_SCAN_WARPS - 1) / VQ_RS_SCAN_WARPS, nq, 1}, dim3{32 * VQ_RS_SCAN_WARPS, 1, 1}, 0, [&] {
-                    vq_ivfsq_scan(queries.data(), nq, dim, centroids.data(), ranges.data(), kind, code_size, codes.data(),
-                                  l.ids.data(), l.list_offsets.data(), l.probes.data(), base.data(),
-                                  l.cand_offsets.data(), nprobe, start, ntile, l2, keys.data(), cand.data());
-                });
-                for (unsigned q = 0; q < nq; ++q)
-                    for (unsigned j = 0; j < ntile; ++j) {
-                        u64 row;
-                        unsigned p;
-                        float got = keys[q * ntile + j];
-                        if (!locate(l, q, start + j, row, p)) {
-                            CHECK(got == INFINITY && cand[q * ntile + j] == NO_ID, "sq padding q %u pos %llu", q, start + j);
-                            continue;
-                        }
-                        const unsigned list = l.probes[q * nprobe + p];
-                        double want = 0;
-                        for (unsigned c = 0; c < dim; ++c) {
-                            double r = decode(row, c), qc = queries[q * dim + c];
-                            double d = qc - centroids[list * dim + c] - r;
-                            want += l2 ? d * d : qc * r;
-                        }
-                        if (!l2) want = base[q * nprobe + p] - want;
-                        CHECK(std::abs(got - want) <= 1e-4 * std::max(1.0, std::abs(want)) && cand[q * ntile + j] == l.ids[row],
-                              "sq kind=%d l2=%d q %u pos %llu: %g vs %g", kind, l2, q, start + j, got, want);
-                    }
-            }
+        check_warp_scan(
+            kind == VQ_SQ8 ? "sq8" : "sqfp16", l, nq, 1e-4,
+            [&](u64 start, unsigned ntile, int l2, float* keys, u64* cand) {
+                vq_ivfsq_scan(queries.data(), nq, dim, centroids.data(), ranges.data(), kind, code_size, codes.data(),
+                              l.ids.data(), l.list_offsets.data(), l.probes.data(), base.data(), l.cand_offsets.data(),
+                              nprobe, start, ntile, l2, keys, cand);
+            },
+            [&](unsigned q, unsigned p, u64 row, int l2) {
+                const unsigned list = l.probes[q * nprobe + p];
+                double want = 0;
+                for (unsigned c = 0; c < dim; ++c) {
+                    double r = decode(row, c), qc = queries[q * dim + c];
+                    double d = qc - centroids[list * dim + c] - r;
+                    want += l2 ? d * d : qc * r;
+                }
+                return l2 ? want : base[q * nprobe + p] - want;
+            });
     }
 }
 
