@@ -86,9 +86,10 @@ want kmeans && run_step kmeans 240 "$OUT/kmeans.jsonl" \
 want f16 && flat_pair f16
 
 if want sanitize; then
-    # memcheck over the IVF scans and the k-means update; racecheck over the selection kernel.
+    # memcheck over the IVF scans, filtered search and the k-means update; racecheck over the
+    # selection kernel.
     run_step memcheck 150 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 \
-        .devbin/vq-gpu-tests ivf_ session_update --test-threads=1
+        .devbin/vq-gpu-tests ivf_ filtered session_update --test-threads=1
     run_step racecheck 120 "$OUT/sanitizer.log" compute-sanitizer --tool racecheck --error-exitcode 9 \
         .devbin/vq-gpu-tests flat_equals --test-threads=1
     note "sanitizer: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer.log" | tr '\n' ' ')"

@@ -32,6 +32,17 @@ static std::mt19937_64 rng(12345);
 static float uniform() { return std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng); }
 static unsigned below(unsigned n) { return std::uniform_int_distribution<unsigned>(0, n - 1)(rng); }
 
+// A search filter as plan.rs' RowMask: one bit per row, 32-bit words, lowest bit first. Rows
+// are kept with probability 2/3; `allows` reads it as the reference.
+struct Mask {
+    std::vector<unsigned> words;
+    explicit Mask(u64 rows) : words((rows + 31) / 32) {
+        for (u64 r = 0; r < rows; ++r)
+            if (below(3) != 0) words[r / 32] |= 1u << (r % 32);
+    }
+    bool allows(u64 row) const { return (words[row / 32] >> (row % 32)) & 1u; }
+};
+
 // plan.rs / kernels.rs: the selection's shared capacity for k.
 static unsigned select_capacity(unsigned k) {
     unsigned kp = std::max<unsigned>(k, 2 * VQ_RS_SELECT_THREADS), p = 1;
@@ -62,13 +73,17 @@ static void row_norms() {
     }
 }
 
-// The running top-k through several tiles, every mode, k from 1 to MAX_K, keys with many ties.
+// The running top-k through several tiles, every mode, k from 1 to MAX_K, keys with many ties;
+// the two modes over base rows (ids id0 + column) also with a filter (mode + 3 below).
 static void select_tile() {
     const unsigned nq = 3;
     const unsigned tiles[] = {1000, 700, 1, 2500};
+    const Mask mask(1000 + 700 + 1 + 2500);
     const std::vector<unsigned> ks = quick ? std::vector<unsigned>{7, 1024} : std::vector<unsigned>{1, 7, 100, 513, 1024};
     for (unsigned k : ks) {
-        for (int mode : {0, 1, 2}) {
+        for (int variant : {0, 1, 2, 3, 4}) {
+            const int mode = variant % 3;
+            const Mask* allowed = variant >= 3 ? &mask : nullptr;
             const unsigned kp = select_capacity(k);
             std::vector<float> run_keys(nq * k, INFINITY);
             std::vector<u64> run_ids(nq * k, NO_ID);
@@ -93,11 +108,12 @@ static void select_tile() {
                         cand[q * ntile + j] = id;
                         float v = scores[q * ntile + j];
                         float key = mode == 1 ? fmaxf(qnorms[q] + bnorms[j] - 2.0f * v, 0.0f) : (mode == 2 ? v : -v);
-                        if (id != NO_ID) all[q].push_back({key, id});
+                        if (id != NO_ID && (!allowed || allowed->allows(id))) all[q].push_back({key, id});
                     }
                 emu::launch(dim3{nq, 1, 1}, dim3{VQ_RS_SELECT_THREADS, 1, 1}, 2 * kp * 12, [&] {
                     vq_select_tile(scores.data(), qnorms.data(), bnorms.data(), nq, ntile, id0,
-                                   mode == 2 ? cand.data() : nullptr, k, kp, mode, run_keys.data(), run_ids.data());
+                                   mode == 2 ? cand.data() : nullptr, allowed ? allowed->words.data() : nullptr, k,
+                                   kp, mode, run_keys.data(), run_ids.data());
                 });
                 id0 += ntile;
             }
@@ -109,7 +125,7 @@ static void select_tile() {
                     float wk = i < a.size() ? a[i].first : INFINITY;
                     u64 wi = i < a.size() ? a[i].second : NO_ID;
                     CHECK(run_keys[q * k + i] == wk && run_ids[q * k + i] == wi,
-                          "select k=%u mode=%d query %u rank %u: (%g, %llu) vs (%g, %llu)", k, mode, q, i,
+                          "select k=%u variant=%d query %u rank %u: (%g, %llu) vs (%g, %llu)", k, variant, q, i,
                           run_keys[q * k + i], run_ids[q * k + i], wk, wi);
                 }
             }
@@ -160,26 +176,29 @@ static bool locate(const Lists& l, unsigned q, u64 pos, u64& row, unsigned& prob
     return false;
 }
 
-// What every one-warp-per-candidate scan is checked for, at both metrics and over tiles that
-// start at 0, mid-way and run past the last candidate: `scan(start, ntile, l2, keys, cand)`
-// runs the kernel's body (launched here with the Rust side's grid), then each position holds
-// the padding past its query's last candidate, or `want(q, probe, row, l2)` within `rel`
-// and the row's id.
+// What every one-warp-per-candidate scan is checked for, at both metrics, without and with a
+// filter, over tiles that start at 0, mid-way and run past the last candidate:
+// `scan(start, ntile, l2, allowed, keys, cand)` runs the kernel's body (launched here with the
+// Rust side's grid), then each position holds the padding past its query's last candidate or
+// at a filtered-out row, or `want(q, probe, row, l2)` within `rel` and the row's id.
 template <class Scan, class Want>
 static void check_warp_scan(const char* what, const Lists& l, unsigned nq, double rel, Scan scan, Want want) {
+    const Mask mask(l.list_offsets.back());
+    for (const Mask* allowed : {static_cast<const Mask*>(nullptr), &mask})
     for (int l2 : {0, 1})
         for (std::pair<u64, unsigned> tile : {std::pair<u64, unsigned>{0, 200}, {5, 17}, {30, 9}}) {
             auto [start, ntile] = tile;
             std::vector<float> keys(nq * ntile, NAN);
             std::vector<u64> cand(nq * ntile, 0);
             dim3 grid{(ntile + VQ_RS_SCAN_WARPS - 1) / VQ_RS_SCAN_WARPS, nq, 1}, block{32 * VQ_RS_SCAN_WARPS, 1, 1};
-            emu::launch(grid, block, 0, [&] { scan(start, ntile, l2, keys.data(), cand.data()); });
+            const unsigned* words = allowed ? allowed->words.data() : nullptr;
+            emu::launch(grid, block, 0, [&] { scan(start, ntile, l2, words, keys.data(), cand.data()); });
             for (unsigned q = 0; q < nq; ++q)
                 for (unsigned j = 0; j < ntile; ++j) {
                     u64 row;
                     unsigned p;
                     const float got = keys[q * ntile + j];
-                    if (!locate(l, q, start + j, row, p)) {
+                    if (!locate(l, q, start + j, row, p) || (allowed && !allowed->allows(row))) {
                         CHECK(got == INFINITY && cand[q * ntile + j] == NO_ID, "%s padding q %u pos %llu", what, q,
                               start + j);
                         continue;
@@ -200,9 +219,9 @@ static void ivf_scan() {
     for (auto& v : queries) v = uniform();
     check_warp_scan(
         "flat", l, nq, 1e-5,
-        [&](u64 start, unsigned ntile, int l2, float* keys, u64* cand) {
-            vq_ivf_scan(queries.data(), nq, dim, vectors.data(), l.ids.data(), l.list_offsets.data(), l.probes.data(),
-                        l.cand_offsets.data(), nprobe, start, ntile, l2, keys, cand);
+        [&](u64 start, unsigned ntile, int l2, const unsigned* allowed, float* keys, u64* cand) {
+            vq_ivf_scan(queries.data(), nq, dim, vectors.data(), l.ids.data(), allowed, l.list_offsets.data(),
+                        l.probes.data(), l.cand_offsets.data(), nprobe, start, ntile, l2, keys, cand);
         },
         [&](unsigned q, unsigned, u64 row, int l2) {
             double want = 0;
@@ -238,9 +257,9 @@ static void ivfsq_scan() {
         };
         check_warp_scan(
             kind == VQ_SQ8 ? "sq8" : "sqfp16", l, nq, 1e-4,
-            [&](u64 start, unsigned ntile, int l2, float* keys, u64* cand) {
+            [&](u64 start, unsigned ntile, int l2, const unsigned* allowed, float* keys, u64* cand) {
                 vq_ivfsq_scan(queries.data(), nq, dim, centroids.data(), ranges.data(), kind, code_size, codes.data(),
-                              l.ids.data(), l.list_offsets.data(), l.probes.data(), base.data(), l.cand_offsets.data(),
+                              l.ids.data(), allowed, l.list_offsets.data(), l.probes.data(), base.data(), l.cand_offsets.data(),
                               nprobe, start, ntile, l2, keys, cand);
             },
             [&](unsigned q, unsigned p, u64 row, int l2) {
@@ -268,6 +287,8 @@ static void ivfpq_scan() {
     for (auto& v : codebooks) v = uniform();
     for (auto& v : base) v = uniform();
     for (auto& v : codes) v = static_cast<unsigned char>(below(256));
+    const Mask mask(l.list_offsets.back());
+    for (const Mask* allowed : {static_cast<const Mask*>(nullptr), &mask})
     for (int l2 : {0, 1})
         for (std::pair<u64, unsigned> tile : {std::pair<u64, unsigned>{0, 200}, {5, 17}, {30, 9}, {0, 1}}) {
             auto [start, ntile] = tile;
@@ -275,7 +296,7 @@ static void ivfpq_scan() {
             std::vector<u64> cand(nq * ntile, 0);
             emu::launch(dim3{nprobe, nq, 1}, dim3{VQ_RS_PQ_SCAN_THREADS, 1, 1}, (m * 256 + dim) * 4, [&] {
                 vq_ivfpq_scan(queries.data(), nq, dim, centroids.data(), codebooks.data(), m, codes.data(),
-                              l.ids.data(), l.list_offsets.data(), l.probes.data(), base.data(),
+                              l.ids.data(), allowed ? allowed->words.data() : nullptr, l.list_offsets.data(), l.probes.data(), base.data(),
                               l.cand_offsets.data(), nprobe, start, ntile, l2, keys.data(), cand.data());
             });
             for (unsigned q = 0; q < nq; ++q)
@@ -283,7 +304,7 @@ static void ivfpq_scan() {
                     u64 row;
                     unsigned p;
                     float got = keys[q * ntile + j];
-                    if (!locate(l, q, start + j, row, p)) {
+                    if (!locate(l, q, start + j, row, p) || (allowed && !allowed->allows(row))) {
                         CHECK(got == INFINITY && cand[q * ntile + j] == NO_ID, "pq padding q %u pos %llu: %g", q,
                               start + j, got);
                         continue;

@@ -8,8 +8,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
-use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
-use vq_distance::{Metric, Neighbors, prepare_rows};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg, SyncOnDrop};
+use vq_distance::{IdFilter, Metric, Neighbors, prepare_rows};
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
@@ -17,7 +17,7 @@ use crate::kernels::{
     MAX_K, MODE_IP, MODE_L2, ROW_NORMS_ARGS, SELECT_ARGS, SELECT_THREADS, push_args, select_capacity,
     select_shared_bytes,
 };
-use crate::plan::{TileBackend, TilePlan, search_tiled};
+use crate::plan::{RowMask, TileBackend, TilePlan, search_tiled};
 
 /// How `GpuFlat` stores the base vectors on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,7 +221,21 @@ impl GpuFlat {
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Neighbors> {
         check_k(k)?;
         let rows = prepare_rows("queries", queries, self.dim, self.metric)?;
-        self.search_from(QuerySource::Host(rows.as_slice()), rows.len(), k)
+        self.search_from(QuerySource::Host(rows.as_slice()), rows.len(), k, None)
+    }
+
+    /// [`search`](Self::search) among the rows whose id (its row number: ids are `0..len()`)
+    /// `filter` accepts: the exact top-k of those, padded with `u64::MAX` when fewer than `k`
+    /// pass. The filter is asked once per row per call, on the host, and its answers go to the
+    /// device as a bit per row (`len() / 8` bytes); rejected rows are never candidates.
+    ///
+    /// # Errors
+    /// As [`search`](Self::search).
+    pub fn search_filtered(&self, queries: &[f32], k: usize, filter: &dyn IdFilter) -> Result<Neighbors> {
+        check_k(k)?;
+        let rows = prepare_rows("queries", queries, self.dim, self.metric)?;
+        let mask = RowMask::new(filter, 0..self.len as u64);
+        self.search_from(QuerySource::Host(rows.as_slice()), rows.len(), k, Some(&mask))
     }
 
     /// [`search`](Self::search) for the first `nq` rows of `queries`, which are on this
@@ -240,10 +254,10 @@ impl GpuFlat {
             }
             .into());
         }
-        self.search_from(QuerySource::Device(queries), nq, k)
+        self.search_from(QuerySource::Device(queries), nq, k, None)
     }
 
-    fn search_from(&self, source: QuerySource<'_>, nq: usize, k: usize) -> Result<Neighbors> {
+    fn search_from(&self, source: QuerySource<'_>, nq: usize, k: usize, mask: Option<&RowMask>) -> Result<Neighbors> {
         let (Some(base), Some(norms)) = (&self.base, &self.norms) else {
             return crate::plan::neighbors_from_keys(
                 &vec![f32::INFINITY; nq * k],
@@ -263,7 +277,7 @@ impl GpuFlat {
         };
         let plan = TilePlan::new(nq, self.len, self.dim, k, elem, budget)?;
         self.gpu.check_fits("search scratch", plan.scratch_bytes(self.dim, k, elem))?;
-        let mut backend = DeviceBackend::new(self, source, base, norms, plan, k)?;
+        let mut backend = DeviceBackend::new(self, source, base, norms, plan, k, mask)?;
         search_tiled(&mut backend, nq, self.len, k, self.metric, plan)
     }
 
@@ -324,6 +338,8 @@ struct DeviceBackend<'a> {
     run_keys: CudaSlice<f32>,
     run_ids: CudaSlice<u64>,
     scores: CudaSlice<f32>,
+    /// The search's row mask (`None`: no filter).
+    allowed: Option<CudaSlice<u32>>,
 }
 
 impl<'a> DeviceBackend<'a> {
@@ -334,6 +350,7 @@ impl<'a> DeviceBackend<'a> {
         norms: &'a CudaSlice<f32>,
         plan: TilePlan,
         k: usize,
+        mask: Option<&RowMask>,
     ) -> Result<Self> {
         let stream = index.gpu.stream();
         let qb = plan.query_batch;
@@ -355,6 +372,7 @@ impl<'a> DeviceBackend<'a> {
             run_keys: f32s(qb * k).map_err(Error::cuda("cuMemAlloc"))?,
             run_ids: stream.alloc_zeros::<u64>(qb * k).map_err(Error::cuda("cuMemAlloc"))?,
             scores: f32s(qb * plan.base_tile).map_err(Error::cuda("cuMemAlloc"))?,
+            allowed: upload_mask(index.gpu.stream(), mask)?,
         })
     }
 
@@ -464,16 +482,19 @@ impl TileBackend for DeviceBackend<'_> {
         let (nq, ntile, id0) = (self.batch as u32, tile.len() as u32, tile.start as u64);
         let mode = if self.index.metric == Metric::L2 { MODE_L2 } else { MODE_IP };
         let (k, kp, no_cand_ids) = (self.k as u32, select_capacity(self.k) as u32, 0u64);
+        let (allowed, _read) = device_ptr_or_null(self.allowed.as_ref(), &stream);
         let mut args = stream.launch_builder(&self.index.gpu.select);
         #[rustfmt::skip]
         push_args!(args, SELECT_ARGS; &self.scores, &self.query_norms, &tile_norms, &nq, &ntile, &id0, &no_cand_ids,
-            &k, &kp, &mode, &mut self.run_keys, &mut self.run_ids);
+            &allowed, &k, &kp, &mode, &mut self.run_keys, &mut self.run_ids);
         // SAFETY: one block per query of the batch; it reads the query's ntile scores (the GEMM
         // wrote batch x ntile), its norm and ntile base norms (the tile's slice), and rewrites
         // its k running entries (buffers hold query_batch * k). The dynamic shared memory is
         // 2 * kp keys and ids as the kernel lays them out, with kp >= max(k, 2 * blockDim) a
         // power of two (select_capacity), at most 24 KiB (MAX_K). cand_ids is null (a u64 0
-        // in the pointer's 8 bytes): ids are id0 + column. Types match vq_select_tile.
+        // in the pointer's 8 bytes): ids are id0 + column. `allowed` is null or the search's
+        // mask, a bit for each of the base's rows (id0 + column < len). Types match
+        // vq_select_tile.
         unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_select_tile"))
     }
 
@@ -483,5 +504,26 @@ impl TileBackend for DeviceBackend<'_> {
         stream.memcpy_dtoh(&self.run_keys.slice(..n), keys).map_err(Error::cuda("cuMemcpyDtoH"))?;
         stream.memcpy_dtoh(&self.run_ids.slice(..n), ids).map_err(Error::cuda("cuMemcpyDtoH"))?;
         stream.synchronize().map_err(Error::cuda("cuStreamSynchronize"))
+    }
+}
+
+/// Uploads a search's row mask (`None`: no filter, nothing uploaded).
+pub(crate) fn upload_mask(stream: &Arc<CudaStream>, mask: Option<&RowMask>) -> Result<Option<CudaSlice<u32>>> {
+    mask.map(|m| stream.clone_htod(m.words()).map_err(Error::cuda("cuMemcpyHtoD"))).transpose()
+}
+
+/// A kernel's optional pointer argument: the buffer's device address, or null (0, what the
+/// kernels read as "none"). The guard orders the buffer's use on `stream`; keep it alive until
+/// the launch is queued.
+pub(crate) fn device_ptr_or_null<'a, T>(
+    slice: Option<&'a CudaSlice<T>>,
+    stream: &'a CudaStream,
+) -> (u64, Option<SyncOnDrop<'a>>) {
+    match slice {
+        Some(s) => {
+            let (ptr, guard) = s.device_ptr(stream);
+            (ptr, Some(guard))
+        }
+        None => (0, None),
     }
 }

@@ -20,18 +20,18 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
-use vq_distance::{Metric, Neighbors, prepare_rows};
+use vq_distance::{IdFilter, Metric, Neighbors, prepare_rows};
 use vq_ivf::{CoarseKind, FlatCodec, IvfCodec, IvfIndex, IvfParams, PqCodec, SqCodec};
 use vq_quant::{Quantizer, SqType};
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::flat::{GpuFlat, GpuFlatOptions};
+use crate::flat::{GpuFlat, GpuFlatOptions, device_ptr_or_null, upload_mask};
 use crate::kernels::{
     IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, IVFSQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_MAX_SHARED, PQ_SCAN_THREADS, SCAN_WARPS,
     SELECT_ARGS, SELECT_THREADS, SQ_KIND_FP16, SQ_KIND_SQ8, push_args, select_capacity, select_shared_bytes,
 };
-use crate::plan::{TileBackend, TilePlan, search_tiled};
+use crate::plan::{RowMask, TileBackend, TilePlan, search_tiled};
 
 /// Where each list's rows start in the concatenated arrays: `nlist + 1` prefix sums of `sizes`.
 pub(crate) fn list_offsets(sizes: &[usize]) -> Vec<u64> {
@@ -518,6 +518,35 @@ impl<C: GpuCodec> GpuIvf<C> {
     /// `k` = 0, `nprobe` = 0 or bad queries; an untrained index; [`Error::KTooLarge`] for `k`
     /// or [`Error::TooLarge`] for `nprobe` above [`MAX_K`]; device errors.
     pub fn search(&self, queries: &[f32], k: usize, nprobe: Option<usize>) -> Result<Neighbors> {
+        self.search_masked(queries, k, nprobe, None)
+    }
+
+    /// [`search`](Self::search) among the entries whose id `filter` accepts, as vq-ivf's
+    /// filtered search: the probed lists' accepted entries only (padded with `u64::MAX` when
+    /// fewer than `k` pass). The filter is asked once per entry of the index per call, on the
+    /// host, and its answers go to the device as a bit per entry (`len() / 8` bytes); the scan
+    /// kernels give rejected entries the padding key.
+    ///
+    /// # Errors
+    /// As [`search`](Self::search).
+    pub fn search_filtered(
+        &self,
+        queries: &[f32],
+        k: usize,
+        nprobe: Option<usize>,
+        filter: &dyn IdFilter,
+    ) -> Result<Neighbors> {
+        let mask = RowMask::new(filter, self.list_ids.iter().flatten().copied());
+        self.search_masked(queries, k, nprobe, Some(&mask))
+    }
+
+    fn search_masked(
+        &self,
+        queries: &[f32],
+        k: usize,
+        nprobe: Option<usize>,
+        mask: Option<&RowMask>,
+    ) -> Result<Neighbors> {
         let Some(coarse) = &self.coarse else { return Err(vq_ivf::Error::NotTrained { index: self.name() }.into()) };
         crate::flat::check_k(k)?;
         let nprobe = match nprobe.unwrap_or(self.params.nprobe) {
@@ -560,7 +589,7 @@ impl<C: GpuCodec> GpuIvf<C> {
         let plan = TilePlan::with_costs(nq, max_cand, scan_query_bytes(self.dim, k, nprobe), 12, budget)?;
         let probed =
             Probed { queries: rows.as_slice(), probes: &probes, probe_base: &probe_base, offsets: &offsets, nprobe };
-        let mut backend = ScanBackend::new(self, lists, probed, plan, k)?;
+        let mut backend = ScanBackend::new(self, lists, probed, plan, k, mask)?;
         search_tiled(&mut backend, nq, max_cand, k, self.metric, plan)
     }
 }
@@ -596,6 +625,8 @@ pub struct ScanLaunch<'a> {
     probes: &'a CudaSlice<u32>,
     probe_base: &'a CudaSlice<f32>,
     offsets: &'a CudaSlice<u64>,
+    /// The search's entry mask: its device address, or null (0) for no filter.
+    allowed: u64,
     nq: usize,
     nprobe: usize,
     tile: Range<usize>,
@@ -627,8 +658,8 @@ impl sealed::DeviceCodec for FlatCodec {
         };
         let mut args = stream.launch_builder(&s.gpu.ivf_scan);
         #[rustfmt::skip]
-        push_args!(args, IVF_SCAN_ARGS; s.queries, &nq, &dim, &s.lists.codes, &s.lists.ids, &s.lists.offsets,
-            s.probes, s.offsets, &nprobe, &tile_start, &ntile, &l2, &mut *s.keys, &mut *s.cand_ids);
+        push_args!(args, IVF_SCAN_ARGS; s.queries, &nq, &dim, &s.lists.codes, &s.lists.ids, &s.allowed,
+            &s.lists.offsets, s.probes, s.offsets, &nprobe, &tile_start, &ntile, &l2, &mut *s.keys, &mut *s.cand_ids);
         // SAFETY: grid (ceil(ntile / SCAN_WARPS), batch), one warp per (query, candidate); it
         // reads the batch's queries, probes ([batch][nprobe], lists < nlist or padding, whose
         // candidate range is empty) and candidate offsets ([batch][nprobe + 1], prefix sums of
@@ -636,7 +667,8 @@ impl sealed::DeviceCodec for FlatCodec {
         // are the rows' f32 values (FlatCodec's little-endian bytes, read as the float* the
         // kernel takes: the allocation is aligned and each row starts at a multiple of 4
         // bytes). It writes keys and ids [batch][ntile] inside the buffers
-        // (query_batch * base_tile). Types match vq_ivf_scan.
+        // (query_batch * base_tile). `allowed` is null or a bit per row of the lists (the
+        // search's mask). Types match vq_ivf_scan.
         unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_ivf_scan"))
     }
 }
@@ -683,7 +715,7 @@ impl sealed::DeviceCodec for SqCodec {
         let mut args = stream.launch_builder(&s.gpu.ivfsq_scan);
         #[rustfmt::skip]
         push_args!(args, IVFSQ_SCAN_ARGS; s.queries, &nq, &dim, s.centroids, ranges, &kind, &code_size, &s.lists.codes,
-            &s.lists.ids, &s.lists.offsets, s.probes, s.probe_base, s.offsets, &nprobe, &tile_start, &ntile, &l2,
+            &s.lists.ids, &s.allowed, &s.lists.offsets, s.probes, s.probe_base, s.offsets, &nprobe, &tile_start, &ntile, &l2,
             &mut *s.keys, &mut *s.cand_ids);
         // SAFETY: as vq_ivf_scan's launch (FlatCodec): one warp per (query, candidate), every
         // located row below the lists' length, keys and ids [batch][ntile] inside their
@@ -739,7 +771,7 @@ impl sealed::DeviceCodec for PqCodec {
         let mut args = stream.launch_builder(&s.gpu.ivfpq_scan);
         #[rustfmt::skip]
         push_args!(args, IVFPQ_SCAN_ARGS; s.queries, &nq, &dim, s.centroids, codebooks, &m, &s.lists.codes,
-            &s.lists.ids, &s.lists.offsets, s.probes, s.probe_base, s.offsets, &nprobe, &tile_start, &ntile, &l2,
+            &s.lists.ids, &s.allowed, &s.lists.offsets, s.probes, s.probe_base, s.offsets, &nprobe, &tile_start, &ntile, &l2,
             &mut *s.keys, &mut *s.cand_ids);
         // SAFETY: grid (nprobe, batch), one block per (probe, query). A block reads its query
         // (dim floats), its probe's list (< nlist: a padding probe has an empty candidate
@@ -751,7 +783,8 @@ impl sealed::DeviceCodec for PqCodec {
         // ids [batch][ntile] for the tile's positions (each exactly once across the grid,
         // the last probe's block also the padding past the query's last candidate), inside
         // the buffers (query_batch * base_tile). Dynamic shared memory: m * 256 + dim floats,
-        // within the 48 KiB checked by check_gpu. Types match vq_ivfpq_scan.
+        // within the 48 KiB checked by check_gpu. `allowed` is null or a bit per row of the
+        // lists. Types match vq_ivfpq_scan.
         unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_ivfpq_scan"))
     }
 }
@@ -774,10 +807,19 @@ struct ScanBackend<'a, C: GpuCodec> {
     cand_ids: CudaSlice<u64>,
     run_keys: CudaSlice<f32>,
     run_ids: CudaSlice<u64>,
+    /// The search's entry mask (`None`: no filter).
+    allowed: Option<CudaSlice<u32>>,
 }
 
 impl<'a, C: GpuCodec> ScanBackend<'a, C> {
-    fn new(index: &'a GpuIvf<C>, lists: &'a DeviceLists, probed: Probed<'a>, plan: TilePlan, k: usize) -> Result<Self> {
+    fn new(
+        index: &'a GpuIvf<C>,
+        lists: &'a DeviceLists,
+        probed: Probed<'a>,
+        plan: TilePlan,
+        k: usize,
+        mask: Option<&RowMask>,
+    ) -> Result<Self> {
         let stream = index.gpu.stream();
         let (qb, np) = (plan.query_batch, probed.nprobe);
         let alloc = || Error::cuda("cuMemAlloc");
@@ -802,6 +844,7 @@ impl<'a, C: GpuCodec> ScanBackend<'a, C> {
             cand_ids: stream.alloc_zeros::<u64>(qb * plan.base_tile).map_err(alloc())?,
             run_keys: stream.alloc_zeros::<f32>(qb * k).map_err(alloc())?,
             run_ids: stream.alloc_zeros::<u64>(qb * k).map_err(alloc())?,
+            allowed: upload_mask(stream, mask)?,
         })
     }
 }
@@ -832,6 +875,8 @@ impl<C: GpuCodec> TileBackend for ScanBackend<'_, C> {
             return Ok(());
         }
         let ntile = tile.len() as u32;
+        let stream = self.index.gpu.stream().clone();
+        let (allowed, _read) = device_ptr_or_null(self.allowed.as_ref(), &stream);
         self.index.codec.launch_scan(&mut ScanLaunch {
             gpu: &self.index.gpu,
             dim: self.index.dim,
@@ -843,28 +888,28 @@ impl<C: GpuCodec> TileBackend for ScanBackend<'_, C> {
             probes: &self.d_probes,
             probe_base: &self.d_probe_base,
             offsets: &self.d_offsets,
+            allowed,
             nq: self.batch,
             nprobe: self.probed.nprobe,
             tile,
             keys: &mut self.keys,
             cand_ids: &mut self.cand_ids,
         })?;
-        let stream = self.index.gpu.stream().clone();
         let nq = self.batch as u32;
         let cfg = LaunchConfig {
             grid_dim: (nq, 1, 1),
             block_dim: (SELECT_THREADS, 1, 1),
             shared_mem_bytes: select_shared_bytes(self.k) as u32,
         };
-        let (id0, no_norms, k, kp) = (0u64, 0u64, self.k as u32, select_capacity(self.k) as u32);
+        let (id0, null, k, kp) = (0u64, 0u64, self.k as u32, select_capacity(self.k) as u32);
         let mut args = stream.launch_builder(&self.index.gpu.select);
         #[rustfmt::skip]
-        push_args!(args, SELECT_ARGS; &self.keys, &no_norms, &no_norms, &nq, &ntile, &id0, &self.cand_ids, &k, &kp,
+        push_args!(args, SELECT_ARGS; &self.keys, &null, &null, &nq, &ntile, &id0, &self.cand_ids, &null, &k, &kp,
             &MODE_KEYS, &mut self.run_keys, &mut self.run_ids);
         // SAFETY: as in GpuFlat's fold, with MODE_KEYS: the kernel reads ntile keys and ids per
-        // query (just written by the scan, every position of the tile) and no norms (the two
-        // null pointers are never read in this mode); it rewrites the query's k running
-        // entries.
+        // query (just written by the scan, every position of the tile, filtered entries
+        // already padding) and no norms and no mask (the three null pointers are never read
+        // in this mode); it rewrites the query's k running entries.
         unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_select_tile"))
     }
 
@@ -917,6 +962,20 @@ mod tests {
         queries: &'a [f32],
         k: usize,
         running: Vec<Vec<(f32, u64)>>,
+        /// The search's filter as the kernels' `allowed` (`None`: every entry).
+        mask: Option<&'a RowMask>,
+    }
+
+    impl CpuScan<'_> {
+        /// The row of candidate `pos` when it exists and passes the mask: the kernels'
+        /// `vq_warp_candidate` (`locate`, then `vq_allowed`).
+        fn candidate(&self, off: &[u64], probes: &[u32], pos: usize) -> Option<usize> {
+            locate(off, probes, self.lists, pos as u64).filter(|&row| self.allowed(row))
+        }
+
+        fn allowed(&self, row: usize) -> bool {
+            self.mask.is_none_or(|m| m.allows(row))
+        }
     }
 
     /// The positions block `p` of `vq_ivfpq_scan` writes in `tile`, step for step: its
@@ -967,7 +1026,7 @@ mod tests {
                 match &self.kernel {
                     TwinKernel::Flat { vectors, l2 } => {
                         for pos in tile.clone() {
-                            let Some(row) = locate(off, probes, self.lists, pos as u64) else { continue };
+                            let Some(row) = self.candidate(off, probes, pos) else { continue };
                             let x = &vectors[row * dim..(row + 1) * dim];
                             let key = if *l2 {
                                 query.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()
@@ -979,7 +1038,7 @@ mod tests {
                     }
                     TwinKernel::Sq { codes, code_size, ranges, centroids, probe_base, l2 } => {
                         for pos in tile.clone() {
-                            let Some(row) = locate(off, probes, self.lists, pos as u64) else { continue };
+                            let Some(row) = self.candidate(off, probes, pos) else { continue };
                             // locate's probe: the last whose first candidate is at or before pos.
                             let p = (0..np).rev().find(|&p| off[p] <= pos as u64).unwrap_or(0);
                             let (list, code) = (probes[p] as usize, &codes[row * code_size..(row + 1) * code_size]);
@@ -1013,6 +1072,9 @@ mod tests {
                             let table = pq_table(query, &centroids[list * dim..(list + 1) * dim], codebooks, *m, *l2);
                             for pos in entries {
                                 let row = (self.lists[list] + pos - off[p]) as usize;
+                                if !self.allowed(row) {
+                                    continue;
+                                }
                                 let code = &codes[row * m..(row + 1) * m];
                                 let key = code
                                     .iter()
@@ -1097,7 +1159,9 @@ mod tests {
             }
         }
 
-        /// `plan::search_tiled` through the CPU twin of `kernel`.
+        /// `plan::search_tiled` through the CPU twin of `kernel`, with the mask
+        /// `GpuIvf::search_filtered` builds from `filter` over the same ids.
+        #[allow(clippy::too_many_arguments)] // a search's inputs, as GpuIvf::search_filtered takes them
         fn search(
             &self,
             kernel: TwinKernel<'_>,
@@ -1106,7 +1170,9 @@ mod tests {
             k: usize,
             metric: Metric,
             plan: TilePlan,
+            filter: Option<&dyn IdFilter>,
         ) -> Neighbors {
+            let mask = filter.map(|f| RowMask::new(f, self.ids.iter().copied()));
             let (lists, probes, offsets) = (&self.lists, &self.probes, &self.offsets);
             let mut twin = CpuScan {
                 kernel,
@@ -1120,9 +1186,15 @@ mod tests {
                 queries,
                 k,
                 running: Vec::new(),
+                mask: mask.as_ref(),
             };
             search_tiled(&mut twin, queries.len() / dim, self.max_cand, k, metric, plan).unwrap()
         }
+    }
+
+    /// The proptests' filter: every `every`-th id, offset by the seed (every id when `None`).
+    fn keep_every(every: Option<u64>, seed: u64) -> impl Fn(u64) -> bool + Send + Sync {
+        move |id: u64| every.is_none_or(|e| id.wrapping_add(seed).is_multiple_of(e))
     }
 
     /// Rows in [-1, 1) from a 64-bit LCG.
@@ -1145,6 +1217,7 @@ mod tests {
         fn tiled_list_scan_equals_vq_ivf_search(
             n in 40usize..300, nq in 1usize..10, dim in 1usize..7, nlist in 1usize..9, nprobe in 1usize..10,
             k in 1usize..25, qb in 1usize..5, tile in 1usize..60, ip in any::<bool>(), seed in any::<u64>(),
+            every in prop::option::of(1u64..4),
         ) {
             let metric = if ip { Metric::InnerProduct } else { Metric::L2 };
             let data = int_rows(n, dim, seed);
@@ -1158,8 +1231,10 @@ mod tests {
             let layout = Layout::of(&cpu, &queries, nprobe);
             let vectors: Vec<f32> = layout.codes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             let plan = TilePlan { query_batch: qb, base_tile: tile };
-            let got = layout.search(TwinKernel::Flat { vectors: &vectors, l2: !ip }, &queries, dim, k, metric, plan);
-            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
+            let keep = keep_every(every, seed);
+            let filter = every.map(|_| &keep as &dyn IdFilter);
+            let got = layout.search(TwinKernel::Flat { vectors: &vectors, l2: !ip }, &queries, dim, k, metric, plan, filter);
+            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), filter, ..Default::default() }).unwrap();
             prop_assert_eq!(got.ids(), want.ids());
             prop_assert_eq!(got.scores(), want.scores());
         }
@@ -1172,7 +1247,7 @@ mod tests {
         fn tiled_pq_scan_equals_vq_ivf_search_within_rounding(
             n in 300usize..420, nq in 1usize..6, dsub in 1usize..3, m in 1usize..4, nlist in 1usize..6,
             nprobe in 1usize..7, k in 1usize..20, qb in 1usize..4, tile in 1usize..200, ip in any::<bool>(),
-            seed in any::<u64>(),
+            seed in any::<u64>(), every in prop::option::of(1u64..4),
         ) {
             let (metric, dim) = (if ip { Metric::InnerProduct } else { Metric::L2 }, m * dsub);
             let data = float_rows(n, dim, seed);
@@ -1188,8 +1263,10 @@ mod tests {
             let (codes, centroids, probe_base) = (&layout.codes, cpu.centroids(), &layout.probe_base);
             let kernel = TwinKernel::Pq { codes, m, codebooks: &codebooks, centroids, probe_base, l2: !ip };
             let plan = TilePlan { query_batch: qb, base_tile: tile };
-            let got = layout.search(kernel, &queries, dim, k, metric, plan);
-            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
+            let keep = keep_every(every, seed);
+            let filter = every.map(|_| &keep as &dyn IdFilter);
+            let got = layout.search(kernel, &queries, dim, k, metric, plan, filter);
+            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), filter, ..Default::default() }).unwrap();
             assert_near(&got, &want)?;
         }
 
@@ -1199,7 +1276,7 @@ mod tests {
         fn tiled_sq_scan_equals_vq_ivf_search_within_rounding(
             n in 40usize..300, nq in 1usize..6, dim in 1usize..9, nlist in 1usize..6, nprobe in 1usize..7,
             k in 1usize..20, qb in 1usize..4, tile in 1usize..200, ip in any::<bool>(), half in any::<bool>(),
-            seed in any::<u64>(),
+            seed in any::<u64>(), every in prop::option::of(1u64..4),
         ) {
             let metric = if ip { Metric::InnerProduct } else { Metric::L2 };
             let sq_type = if half { SqType::FP16 } else { SqType::SQ8 };
@@ -1216,8 +1293,10 @@ mod tests {
             let (codes, centroids, probe_base) = (&layout.codes, cpu.centroids(), &layout.probe_base);
             let kernel = TwinKernel::Sq { codes, code_size, ranges: &ranges, centroids, probe_base, l2: !ip };
             let plan = TilePlan { query_batch: qb, base_tile: tile };
-            let got = layout.search(kernel, &queries, dim, k, metric, plan);
-            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), ..Default::default() }).unwrap();
+            let keep = keep_every(every, seed);
+            let filter = every.map(|_| &keep as &dyn IdFilter);
+            let got = layout.search(kernel, &queries, dim, k, metric, plan, filter);
+            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), filter, ..Default::default() }).unwrap();
             assert_near(&got, &want)?;
         }
 

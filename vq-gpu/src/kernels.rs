@@ -34,15 +34,15 @@ pub(crate) const SCAN_WARPS: u32 = 8;
 /// instead of shifting every later argument on the device.
 pub(crate) const ROW_NORMS_ARGS: usize = 4;
 /// Parameters of `vq_select_tile`.
-pub(crate) const SELECT_ARGS: usize = 12;
+pub(crate) const SELECT_ARGS: usize = 13;
 /// Parameters of `vq_ivf_scan`.
-pub(crate) const IVF_SCAN_ARGS: usize = 14;
+pub(crate) const IVF_SCAN_ARGS: usize = 15;
 /// Parameters of `vq_kmeans_update`.
 pub(crate) const KMEANS_UPDATE_ARGS: usize = 6;
 /// Parameters of `vq_ivfpq_scan`.
-pub(crate) const IVFPQ_SCAN_ARGS: usize = 18;
+pub(crate) const IVFPQ_SCAN_ARGS: usize = 19;
 /// Parameters of `vq_ivfsq_scan`.
-pub(crate) const IVFSQ_SCAN_ARGS: usize = 19;
+pub(crate) const IVFSQ_SCAN_ARGS: usize = 20;
 /// `vq_ivfsq_scan`'s `kind`: 8-bit codes with per-dimension ranges.
 pub(crate) const SQ_KIND_SQ8: i32 = 0;
 /// `vq_ivfsq_scan`'s `kind`: IEEE half codes.
@@ -137,6 +137,12 @@ __device__ __forceinline__ bool vq_after(float ka, unsigned long long ia, float 
     return ka > kb || (ka == kb && ia > ib);
 }
 
+// Whether row `pos` may be a result of a filtered search: bit pos of `allowed` (32-bit words,
+// little bit first: plan::RowMask's layout), or every row when there is no filter (null).
+__device__ __forceinline__ bool vq_allowed(const unsigned int* allowed, unsigned long long pos) {
+    return !allowed || ((allowed[pos >> 5] >> (pos & 31)) & 1u) != 0;
+}
+
 // Bitonic sort of n (a power of two) (key, id) pairs in shared memory, ascending, by the whole
 // block. Ends with a barrier.
 __device__ void vq_bitonic_sort(float* keys, unsigned long long* ids, unsigned int n) {
@@ -166,7 +172,9 @@ __device__ void vq_bitonic_sort(float* keys, unsigned long long* ids, unsigned i
 //                   key max(|q|^2 + |b|^2 - 2 q.b, 0);
 //   VQ_MODE_KEYS (2): the keys themselves (an IVF list scan's), +inf where there is no entry.
 // Keys are "smaller is better". cand_ids [nq][ntile], when not null, gives each entry's id
-// (VQ_NO_ID for none); otherwise ids of this tile are id0 + column. run_keys / run_ids [nq][k]
+// (VQ_NO_ID for none); otherwise ids of this tile are id0 + column, and `allowed` (null: no
+// filter) says which of them may be results (a list scan filters its own entries and passes
+// null here). run_keys / run_ids [nq][k]
 // hold the running top-k sorted ascending (+inf / VQ_NO_ID padding).
 //
 // Shared memory: 2 * kp keys then 2 * kp ids (kp a power of two >= max(k, 2 * blockDim)). The lower
@@ -177,7 +185,8 @@ __device__ void vq_bitonic_sort(float* keys, unsigned long long* ids, unsigned i
 extern "C" __global__ void vq_select_tile(const float* __restrict__ ip, const float* __restrict__ qnorms,
                                           const float* __restrict__ bnorms, unsigned int nq,
                                           unsigned int ntile, unsigned long long id0,
-                                          const unsigned long long* __restrict__ cand_ids, unsigned int k,
+                                          const unsigned long long* __restrict__ cand_ids,
+                                          const unsigned int* __restrict__ allowed, unsigned int k,
                                           unsigned int kp, int mode, float* __restrict__ run_keys,
                                           unsigned long long* __restrict__ run_ids) {
     extern __shared__ unsigned long long vq_smem[];
@@ -211,7 +220,7 @@ extern "C" __global__ void vq_select_tile(const float* __restrict__ ip, const fl
     const float qn = mode == VQ_MODE_L2 ? qnorms[q] : 0.0f;
     for (unsigned int start = 0; start < ntile; start += blockDim.x) {
         unsigned int j = start + threadIdx.x;
-        if (j < ntile) {
+        if (j < ntile && (row_ids || vq_allowed(allowed, id0 + j))) {
             float v = row[j];
             float key = mode == VQ_MODE_L2 ? fmaxf(qn + bnorms[j] - 2.0f * v, 0.0f) : (mode == VQ_MODE_KEYS ? v : -v);
             unsigned long long id = row_ids ? row_ids[j] : id0 + j;
@@ -265,13 +274,13 @@ __device__ __forceinline__ bool vq_locate(const unsigned long long* off, const u
 // The candidate of the calling warp in a one-warp-per-candidate list scan: grid
 // (ceil(ntile / warps per block), nq), warp j of the grid's row q takes position tile_start + j
 // of query q, whose key and id go to out = q * ntile + j. False when the warp has nothing to
-// score: past the grid's tile (nothing to write), or past the query's last candidate (lane 0
-// writes the padding, +inf and VQ_NO_ID). The whole warp shares the answer, so a warp that
+// score: past the grid's tile (nothing to write), or past the query's last candidate or at a
+// row `allowed` filters out (lane 0 writes the padding, +inf and VQ_NO_ID). The whole warp shares the answer, so a warp that
 // returns on false leaves no lane behind the shuffles.
 __device__ __forceinline__ bool vq_warp_candidate(unsigned int nq, unsigned int ntile,
                                                   const unsigned long long* cand_offsets, const unsigned int* probes,
                                                   unsigned int nprobe, const unsigned long long* list_offsets,
-                                                  unsigned long long tile_start, float* keys,
+                                                  const unsigned int* allowed, unsigned long long tile_start, float* keys,
                                                   unsigned long long* cand_ids, unsigned int* q, unsigned int* lane,
                                                   unsigned long long* out, unsigned int* probe,
                                                   unsigned long long* row) {
@@ -281,7 +290,8 @@ __device__ __forceinline__ bool vq_warp_candidate(unsigned int nq, unsigned int 
     if (*q >= nq || j >= ntile) return false;
     *out = (unsigned long long)*q * ntile + j;
     if (vq_locate(cand_offsets + (unsigned long long)*q * (nprobe + 1), probes + (unsigned long long)*q * nprobe,
-                  nprobe, list_offsets, tile_start + j, probe, row))
+                  nprobe, list_offsets, tile_start + j, probe, row) &&
+        vq_allowed(allowed, *row))
         return true;
     if (*lane == 0) {
         keys[*out] = VQ_INF;
@@ -298,9 +308,11 @@ __device__ __forceinline__ bool vq_warp_candidate(unsigned int nq, unsigned int 
 //
 // Grid (ceil(ntile / warps per block), nq); one warp per candidate (vq_warp_candidate).
 // Writes keys [nq][ntile] (squared L2, or the negated inner product) and cand_ids [nq][ntile];
-// past a query's last candidate, +inf and VQ_NO_ID.
+// past a query's last candidate, and at rows `allowed` filters out (null: none), +inf and
+// VQ_NO_ID.
 extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsigned int nq, unsigned int dim,
                                        const float* __restrict__ vectors, const unsigned long long* __restrict__ ids,
+                                       const unsigned int* __restrict__ allowed,
                                        const unsigned long long* __restrict__ list_offsets,
                                        const unsigned int* __restrict__ probes,
                                        const unsigned long long* __restrict__ cand_offsets, unsigned int nprobe,
@@ -308,8 +320,8 @@ extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsign
                                        float* __restrict__ keys, unsigned long long* __restrict__ cand_ids) {
     unsigned int q, lane, p;
     unsigned long long out, row;
-    if (!vq_warp_candidate(nq, ntile, cand_offsets, probes, nprobe, list_offsets, tile_start, keys, cand_ids, &q,
-                           &lane, &out, &p, &row))
+    if (!vq_warp_candidate(nq, ntile, cand_offsets, probes, nprobe, list_offsets, allowed, tile_start, keys,
+                           cand_ids, &q, &lane, &out, &p, &row))
         return;
     const float* x = vectors + row * dim;
     const float* qv = queries + (unsigned long long)q * dim;
@@ -337,6 +349,7 @@ extern "C" __global__ void vq_ivfsq_scan(const float* __restrict__ queries, unsi
                                          const float* __restrict__ centroids, const float* __restrict__ ranges,
                                          int kind, unsigned int code_size, const unsigned char* __restrict__ codes,
                                          const unsigned long long* __restrict__ ids,
+                                         const unsigned int* __restrict__ allowed,
                                          const unsigned long long* __restrict__ list_offsets,
                                          const unsigned int* __restrict__ probes,
                                          const float* __restrict__ probe_base,
@@ -345,8 +358,8 @@ extern "C" __global__ void vq_ivfsq_scan(const float* __restrict__ queries, unsi
                                          float* __restrict__ keys, unsigned long long* __restrict__ cand_ids) {
     unsigned int q, lane, p;
     unsigned long long out, row;
-    if (!vq_warp_candidate(nq, ntile, cand_offsets, probes, nprobe, list_offsets, tile_start, keys, cand_ids, &q,
-                           &lane, &out, &p, &row))
+    if (!vq_warp_candidate(nq, ntile, cand_offsets, probes, nprobe, list_offsets, allowed, tile_start, keys,
+                           cand_ids, &q, &lane, &out, &p, &row))
         return;
     const unsigned int list = probes[(unsigned long long)q * nprobe + p];
     const unsigned char* code = codes + row * code_size;
@@ -379,9 +392,9 @@ extern "C" __global__ void vq_ivfsq_scan(const float* __restrict__ queries, unsi
 // residual q - centroid[list] to codeword c of sub-quantizer j (l2), or minus the inner
 // product of the query with it (inner product: codes of residuals, the list's own term is
 // probe_base, the negated coarse inner product). An entry's key is then probe_base plus the m
-// table entries its code selects. The last probe's block also writes the padding (+inf,
-// VQ_NO_ID) of the tile's positions past the query's last candidate, so every position is
-// written exactly once. Every branch around a barrier depends only on (p, q): whole blocks.
+// table entries its code selects; an entry at a row `allowed` filters out (null: none) gets
+// the padding (+inf, VQ_NO_ID). The last probe's block also writes the padding of the tile's
+// positions past the query's last candidate, so every position is written exactly once. Every branch around a barrier depends only on (p, q): whole blocks.
 //
 // codebooks [m][256][dim / m]; codes [n][m]; probe_base [nq][nprobe].
 // Dynamic shared memory: m * 256 + dim floats.
@@ -389,6 +402,7 @@ extern "C" __global__ void vq_ivfpq_scan(const float* __restrict__ queries, unsi
                                          const float* __restrict__ centroids, const float* __restrict__ codebooks,
                                          unsigned int m, const unsigned char* __restrict__ codes,
                                          const unsigned long long* __restrict__ ids,
+                                         const unsigned int* __restrict__ allowed,
                                          const unsigned long long* __restrict__ list_offsets,
                                          const unsigned int* __restrict__ probes,
                                          const float* __restrict__ probe_base,
@@ -431,10 +445,15 @@ extern "C" __global__ void vq_ivfpq_scan(const float* __restrict__ queries, unsi
         const unsigned long long first_row = list_offsets[list];
         for (unsigned long long pos = lo + threadIdx.x; pos < entries_end; pos += blockDim.x) {
             const unsigned long long row = first_row + (pos - off[p]);
+            const unsigned long long out = (unsigned long long)q * ntile + (pos - tile_start);
+            if (!vq_allowed(allowed, row)) {
+                keys[out] = VQ_INF;
+                cand_ids[out] = VQ_NO_ID;
+                continue;
+            }
             const unsigned char* code = codes + row * m;
             float s = base;
             for (unsigned int j = 0; j < m; ++j) s += table[j * 256 + code[j]];
-            const unsigned long long out = (unsigned long long)q * ntile + (pos - tile_start);
             keys[out] = s;
             cand_ids[out] = ids[row];
         }

@@ -1,14 +1,15 @@
 //! Host-side logic of a tiled batch search, kept free of CUDA so `cargo test` checks it on any
 //! machine: how queries are batched and the base tiled to fit a scratch budget
 //! ([`TilePlan`]), the loop that folds every tile into a running top-k ([`search_tiled`], generic
-//! over a [`TileBackend`]), and the conversion of "smaller is better" keys to vq scores.
+//! over a [`TileBackend`]), the conversion of "smaller is better" keys to vq scores, and the
+//! row mask a filtered search hands the kernels ([`RowMask`]).
 //!
 //! The device backend (`crate::flat`) and a CPU reference backend (the tests below) run the same
 //! loop, so the reference proves tiling, batching and key conversion against `knn_exact`.
 
 use std::ops::Range;
 
-use vq_distance::{Metric, Neighbors};
+use vq_distance::{IdFilter, Metric, Neighbors};
 
 use crate::error::{Error, Result};
 
@@ -96,6 +97,39 @@ impl TilePlan {
     }
 }
 
+/// Which rows of the device's arrays a filtered search may return: one bit per row, in 32-bit
+/// words, lowest bit first, as the kernels read it (`vq_allowed`). Built on the host once per
+/// search from an [`IdFilter`] (one call per row) and uploaded with it (`n / 8` bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowMask {
+    words: Vec<u32>,
+}
+
+impl RowMask {
+    /// The rows whose id `filter` accepts, `ids` giving every row's id in row order.
+    pub(crate) fn new(filter: &dyn IdFilter, ids: impl IntoIterator<Item = u64>) -> Self {
+        let mut words = Vec::new();
+        for (row, id) in ids.into_iter().enumerate() {
+            if row % 32 == 0 {
+                words.push(0);
+            }
+            words[row / 32] |= u32::from(filter.accepts(id)) << (row % 32);
+        }
+        RowMask { words }
+    }
+
+    /// Whether `row` may be returned (the kernels' `vq_allowed`; the CPU twins ask it).
+    #[cfg(test)]
+    pub(crate) fn allows(&self, row: usize) -> bool {
+        self.words.get(row / 32).is_some_and(|w| (w >> (row % 32)) & 1 == 1)
+    }
+
+    /// The words, as uploaded.
+    pub(crate) fn words(&self) -> &[u32] {
+        &self.words
+    }
+}
+
 fn chunks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
     let size = size.max(1);
     (0..n.div_ceil(size)).map(move |i| i * size..((i + 1) * size).min(n))
@@ -175,6 +209,8 @@ pub(crate) mod reference {
         pub(crate) k: usize,
         pub(crate) running: Vec<Vec<(f32, u64)>>,
         pub(crate) tiles_seen: Vec<Range<usize>>,
+        /// The search's filter, as the selection kernel's `allowed` (`None`: every row).
+        pub(crate) mask: Option<&'a RowMask>,
     }
 
     impl<'a> CpuBackend<'a> {
@@ -188,6 +224,7 @@ pub(crate) mod reference {
                 k: 0,
                 running: Vec::new(),
                 tiles_seen: Vec::new(),
+                mask: None,
             }
         }
     }
@@ -208,7 +245,7 @@ pub(crate) mod reference {
             self.tiles_seen.push(tile.clone());
             for (q, run) in self.queries.chunks_exact(self.dim).zip(&mut self.running) {
                 let qn = dot(q, q);
-                for id in tile.clone() {
+                for id in tile.clone().filter(|&id| self.mask.is_none_or(|m| m.allows(id))) {
                     let b = &self.base[id * self.dim..(id + 1) * self.dim];
                     run.push((key(self.metric, qn, dot(b, b), dot(q, b)), id as u64));
                 }
@@ -261,18 +298,42 @@ mod tests {
         fn tiled_search_equals_knn_exact(
             n in 1usize..90, nq in 1usize..12, dim in 1usize..9, k in 1usize..20,
             qb in 1usize..6, tile in 1usize..40, ip in any::<bool>(), seed in any::<u64>(),
+            every in prop::option::of(1u64..5),
         ) {
             let metric = if ip { Metric::InnerProduct } else { Metric::L2 };
             let base = int_rows(n, dim, seed);
             let queries = int_rows(nq, dim, seed ^ 0x9e37);
             let plan = TilePlan { query_batch: qb, base_tile: tile };
+            // A filter keeping every `every`-th row, offset by the seed.
+            let keep = |row: u64| every.is_none_or(|e| row.wrapping_add(seed).is_multiple_of(e));
+            let mask = every.map(|_| RowMask::new(&keep, 0..n as u64));
             let mut cpu = CpuBackend::new(&base, &queries, dim, metric);
+            cpu.mask = mask.as_ref();
             let got = search_tiled(&mut cpu, nq, n, k, metric, plan).unwrap();
-            let want = vq_distance::knn_exact(&base, &queries, dim, k, metric).unwrap();
-            prop_assert_eq!(got.ids(), want.ids());
+            // The reference: knn_exact over the kept rows, its row numbers mapped back.
+            let kept: Vec<usize> = (0..n).filter(|&r| keep(r as u64)).collect();
+            let kept_base: Vec<f32> = kept.iter().flat_map(|&r| base[r * dim..(r + 1) * dim].to_vec()).collect();
+            let want = vq_distance::knn_exact(&kept_base, &queries, dim, k, metric).unwrap();
+            let want_ids: Vec<u64> =
+                want.ids().iter().map(|&i| if i == u64::MAX { i } else { kept[i as usize] as u64 }).collect();
+            prop_assert_eq!(got.ids(), &want_ids[..]);
             prop_assert_eq!(got.scores(), want.scores());
             let tiles_per_batch = n.div_ceil(tile);
             prop_assert_eq!(cpu.tiles_seen.len(), tiles_per_batch * nq.div_ceil(qb));
+        }
+
+        /// The mask holds exactly the accepted rows, in the kernels' bit order.
+        #[test]
+        fn a_row_mask_allows_exactly_the_accepted_rows(n in 0usize..200, every in 1u64..6, shift in 0u64..7) {
+            let accept = |id: u64| id.is_multiple_of(every);
+            let mask = RowMask::new(&accept, (0..n as u64).map(|row| row + shift));
+            prop_assert_eq!(mask.words().len(), n.div_ceil(32));
+            for row in 0..n + 40 {
+                prop_assert_eq!(mask.allows(row), row < n && accept(row as u64 + shift));
+                if row < n {
+                    prop_assert_eq!((mask.words()[row / 32] >> (row % 32)) & 1 == 1, mask.allows(row));
+                }
+            }
         }
 
         #[test]

@@ -86,6 +86,37 @@ fn flat_equals_knn_exact_for_every_metric_and_tiling() {
     }
 }
 
+/// A filtered search is the exact search over the accepted rows: `knn_exact` of the kept rows,
+/// their positions mapped back, padded where fewer than `k` pass (k past the kept count, and a
+/// filter that passes nothing).
+#[test]
+fn filtered_flat_equals_knn_exact_over_the_accepted_rows() {
+    let Some(gpu) = gpu_or_skip("filtered_flat") else { return };
+    let (n, nq, dim) = (4_099, 23, 19);
+    let base = rows(n, dim, 21);
+    let queries = rows(nq, dim, 22);
+    for metric in [Metric::L2, Metric::InnerProduct] {
+        let options = GpuFlatOptions { storage: GpuStorage::F32, scratch_bytes: Some(128 << 10) };
+        let mut index = GpuFlat::new(&gpu, dim, metric, options).unwrap();
+        index.add(&base).unwrap();
+        for every in [1u64, 3, 1000, u64::MAX] {
+            let keep = |row: u64| row % every == 7 % every && every != u64::MAX;
+            let kept: Vec<usize> = (0..n).filter(|&r| keep(r as u64)).collect();
+            let kept_base: Vec<f32> = kept.iter().flat_map(|&r| base[r * dim..(r + 1) * dim].to_vec()).collect();
+            for k in [1, 10, 40] {
+                let got = index.search_filtered(&queries, k, &keep).unwrap();
+                let want = knn_exact(&kept_base, &queries, dim, k, metric).unwrap();
+                let rows = want.iter().map(|(ids, scores)| {
+                    ids.iter().map(|&i| kept[i as usize] as u64).zip(scores.iter().copied()).collect::<Vec<_>>()
+                });
+                let want = Neighbors::from_rows(k, metric, rows.collect::<Vec<_>>()).unwrap();
+                assert_close(&got, &want, 1e-4, &format!("filtered {metric:?} every={every} k={k}"));
+                assert!(got.ids().iter().all(|&id| id == u64::MAX || keep(id)), "a rejected row came back");
+            }
+        }
+    }
+}
+
 #[test]
 fn f16_storage_is_within_half_precision() {
     let Some(gpu) = gpu_or_skip("f16_storage") else { return };
@@ -259,6 +290,11 @@ fn ivf_codec_round_trips<C: vq_gpu::GpuCodec + 'static>(
                     1e-4,
                     &format!("{what} {metric:?} k={k} nprobe={nprobe} scratch={scratch:?}"),
                 );
+                // Filtered: the CPU's filtered search (rejected entries never scored).
+                let keep = |id: u64| id % 3 == 1;
+                let got = index.search_filtered(&queries, k, Some(nprobe), &keep).unwrap();
+                let want = cpu.search(&queries, k, &vq_ivf::IvfSearch { filter: Some(&keep), ..opts }).unwrap();
+                assert_close(&got, &want, 1e-4, &format!("{what} {metric:?} k={k} nprobe={nprobe} filtered"));
             }
             let back = index.to_cpu().unwrap();
             assert_eq!(back.fingerprint(), cpu.fingerprint(), "{what}");

@@ -29,8 +29,9 @@
 //! exactly (same vectors or codes, ids, centroids and codebooks, so the same file and
 //! fingerprint). Other kinds are refused with [`Error::Unsupported`]. GPU indexes keep their
 //! factory string (`spec()` is the CPU one's; `write_index` writes the CPU index), do not
-//! remove ids and take no search filter (as Faiss' GPU indexes); `k` is at most
-//! [`vq_gpu::MAX_K`].
+//! remove ids (as Faiss' GPU indexes), and take search filters (which Faiss' GPU indexes do
+//! not: the filter is asked on the host, the device gets a bit per stored vector); `k` is at
+//! most [`vq_gpu::MAX_K`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -252,7 +253,8 @@ pub fn index_gpu_to_cpu(index: &dyn Index) -> Result<Box<dyn Index>> {
 /// selection kernel of [`vq_gpu::GpuFlat`], with vq's external ids on top.
 ///
 /// Scores as [`FlatIndex`]'s (within f32 rounding of a GEMM, or f16 storage's precision);
-/// `k` at most [`MAX_K`]; no `remove_ids` and no search filter ([`Error::Unsupported`]).
+/// `k` at most [`MAX_K`]; a search filter is asked once per stored vector per search (on the
+/// host; the device gets a bit per row); no `remove_ids` ([`Error::Unsupported`]).
 #[derive(Debug)]
 pub struct GpuFlatIndex {
     inner: GpuFlat,
@@ -337,10 +339,12 @@ impl Index for GpuFlatIndex {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         check_k(params)?;
-        if params.filter.is_some() {
-            return Err(self.unsupported("a search filter"));
-        }
-        let hits = self.inner.search(queries, params.k)?;
+        let hits = match params.filter {
+            None => self.inner.search(queries, params.k)?,
+            Some(filter) => {
+                self.inner.search_filtered(queries, params.k, &|row: u64| filter.accepts(self.ids.id(row as usize)))?
+            }
+        };
         // Device rows to external ids, then re-sorted: ties go to the smaller *external* id.
         let rows = hits
             .iter()
@@ -377,7 +381,8 @@ impl Index for GpuFlatIndex {
 /// Training runs vq-ivf's training with k-means' two Lloyd steps on the device (vq-gpu's
 /// `GpuAssigner`; SQ ranges and PQ codebooks on the CPU); adds assign on the device and encode on the host.
 /// Results as the CPU index's with the same `nprobe` (within f32 rounding); `k` and `nprobe`
-/// at most [`MAX_K`]; f32 centroids; no `remove_ids`, no search filter, no merge.
+/// at most [`MAX_K`]; f32 centroids; a search filter is asked once per stored vector per
+/// search (on the host; the scan kernels get a bit per list entry); no `remove_ids`, no merge.
 #[derive(Debug)]
 pub struct GpuIvfIndex<C: GpuCodec> {
     inner: vq_gpu::GpuIvf<C>,
@@ -495,10 +500,10 @@ impl<C: GpuCodec + IvfStorage + 'static> Index for GpuIvfIndex<C> {
             return Err(self.not_trained());
         }
         check_k(params)?;
-        if params.filter.is_some() {
-            return Err(self.unsupported("a search filter"));
-        }
-        Ok(self.inner.search(queries, params.k, params.nprobe)?)
+        Ok(match params.filter {
+            None => self.inner.search(queries, params.k, params.nprobe)?,
+            Some(filter) => self.inner.search_filtered(queries, params.k, params.nprobe, filter)?,
+        })
     }
 
     fn remove_ids(&mut self, _ids: &[u64]) -> Result<usize> {

@@ -73,8 +73,14 @@ fn flat_moves_to_the_gpu_and_back_exactly() {
         cpu.add_with_ids(&base[500 * dim..], &ids).unwrap();
         let mut gpu_index = index_cpu_to_gpu(&gpu, cpu.as_ref()).unwrap();
         assert_eq!((gpu_index.len(), gpu_index.spec().to_string()), (n, "Flat".to_string()));
+        // A filter over external ids (dense below 500, sparse above) passing about half.
+        let even = |id: u64| id.is_multiple_of(2);
         for k in [1, 10, 100] {
             assert_close(&gpu_index.search(&queries, k).unwrap(), &cpu.search(&queries, k).unwrap(), 1e-4);
+            let params = SearchParams { k, filter: Some(&even), ..Default::default() };
+            let got = gpu_index.search_with(&queries, &params).unwrap();
+            assert_close(&got, &cpu.search_with(&queries, &params).unwrap(), 1e-4);
+            assert!(got.ids().iter().all(|&id| id == u64::MAX || even(id)));
         }
         // Back to the CPU: the same file bytes as the original (vectors, ids, next id).
         let back = index_gpu_to_cpu(gpu_index.as_ref()).unwrap();
@@ -98,9 +104,13 @@ fn gpu_index_errors_are_typed() {
     assert!(matches!(index.add(&[f32::NAN; 4]), Err(Error::Distance(_))));
     assert!(matches!(index.add_with_ids(&[1.0; 4], &[0]), Err(Error::DuplicateId(0))));
     assert!(matches!(index.remove_ids(&[0]), Err(Error::Unsupported { .. })));
-    let keep_all = |_: u64| true;
-    let params = SearchParams { k: 1, filter: Some(&keep_all), ..Default::default() };
-    assert!(matches!(index.search_with(&[0.0; 4], &params), Err(Error::Unsupported { .. })));
+    // A filter: the nearest accepted vector, and padding when none is accepted.
+    let not_zero = |id: u64| id != 0;
+    let params = SearchParams { k: 2, filter: Some(&not_zero), ..Default::default() };
+    assert_eq!(index.search_with(&[0.0; 4], &params).unwrap().ids(), &[1, u64::MAX]);
+    let none = |_: u64| false;
+    let params = SearchParams { k: 1, filter: Some(&none), ..Default::default() };
+    assert_eq!(index.search_with(&[0.0; 4], &params).unwrap().ids(), &[u64::MAX]);
     let hnsw = vq::index_factory(4, "HNSW8", Metric::L2).unwrap();
     assert!(matches!(index_cpu_to_gpu(&gpu, hnsw.as_ref()), Err(Error::Unsupported { .. })));
 }
@@ -123,6 +133,13 @@ fn ivf_flat_moves_to_the_gpu_and_back_exactly() {
             let got = gpu_index.search_with(&queries, &params).unwrap();
             let want = cpu.search_with(&queries, &params).unwrap();
             assert_close(&got, &want, 1e-4);
+            let in_range = |id: u64| (1_000..999_500).contains(&id);
+            let params = SearchParams { filter: Some(&in_range), ..params };
+            assert_close(
+                &gpu_index.search_with(&queries, &params).unwrap(),
+                &cpu.search_with(&queries, &params).unwrap(),
+                1e-4,
+            );
         }
         let back = index_gpu_to_cpu(gpu_index.as_ref()).unwrap();
         assert_eq!(vq::write_index_to_bytes(back.as_ref()).unwrap(), vq::write_index_to_bytes(cpu.as_ref()).unwrap());
