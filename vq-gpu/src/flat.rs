@@ -17,7 +17,8 @@ use crate::kernels::{
     MAX_K, MODE_IP, MODE_L2, ROW_NORMS_ARGS, SELECT_ARGS, SELECT_THREADS, push_args, select_capacity,
     select_shared_bytes,
 };
-use crate::plan::{RowMask, TileBackend, TilePlan, search_tiled};
+use crate::plan::{TileBackend, TilePlan, search_tiled};
+use crate::rows::{RowMask, compact, kept_runs};
 
 /// How `GpuFlat` stores the base vectors on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,12 +154,13 @@ impl GpuFlat {
         let stream = self.gpu.stream().clone();
         let old = self.len * self.dim;
         let cuda = Error::cuda;
-        let base = match (self.options.storage, self.base.take()) {
+        // The old buffers stay until the new ones are complete: a failure changes nothing.
+        let base = match (self.options.storage, &self.base) {
             (GpuStorage::F32, prev) => {
                 // SAFETY: every element is written below: 0..old from the old buffer, the rest
                 // from the host.
                 let mut buf = unsafe { stream.alloc::<f32>(total * self.dim) }.map_err(cuda("cuMemAlloc"))?;
-                if let Some(Base::F32(prev)) = &prev {
+                if let Some(Base::F32(prev)) = prev {
                     stream.memcpy_dtod(prev, &mut buf.slice_mut(0..old)).map_err(cuda("cuMemcpyDtoD"))?;
                 }
                 stream.memcpy_htod(rows.as_slice(), &mut buf.slice_mut(old..)).map_err(cuda("cuMemcpyHtoD"))?;
@@ -168,7 +170,7 @@ impl GpuFlat {
                 let bits: Vec<u16> = rows.as_slice().iter().map(|&x| half::f16::from_f32(x).to_bits()).collect();
                 // SAFETY: as above.
                 let mut buf = unsafe { stream.alloc::<u16>(total * self.dim) }.map_err(cuda("cuMemAlloc"))?;
-                if let Some(Base::F16(prev)) = &prev {
+                if let Some(Base::F16(prev)) = prev {
                     stream.memcpy_dtod(prev, &mut buf.slice_mut(0..old)).map_err(cuda("cuMemcpyDtoD"))?;
                 }
                 stream.memcpy_htod(&bits, &mut buf.slice_mut(old..)).map_err(cuda("cuMemcpyHtoD"))?;
@@ -181,6 +183,45 @@ impl GpuFlat {
         self.norms = Some(norms);
         self.len = total;
         Ok(())
+    }
+
+    /// Keeps the rows whose entry in `keep` is `true` (one entry per row) and drops the
+    /// others; returns how many were dropped. The rows that stay keep their order, so their ids
+    /// (row numbers) shift down past each dropped row, as in Faiss' `IndexFlat::remove_ids`.
+    /// On the device: one copy per run of kept rows into new buffers (base and norms, no
+    /// recomputation); the old ones are freed once the new ones are complete, so a failure
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// `keep` of another length than [`len`](Self::len); [`Error::OutOfMemory`] when the kept
+    /// rows do not fit beside the old ones; [`Error::Cuda`].
+    pub fn retain_rows(&mut self, keep: &[bool]) -> Result<usize> {
+        if keep.len() != self.len {
+            let (got, expected) = (keep.len(), self.len);
+            return Err(
+                vq_distance::Error::OutputLength { what: "keep mask (one entry per row)", got, expected }.into()
+            );
+        }
+        let runs = kept_runs(keep);
+        let kept: usize = runs.iter().map(|(rows, _)| rows.len()).sum();
+        if kept == self.len {
+            return Ok(0);
+        }
+        self.gpu.bind()?;
+        self.gpu.check_fits("kept base vectors", kept * (self.dim * self.options.storage.bytes() + 4))?;
+        let stream = self.gpu.stream().clone();
+        let base = match &self.base {
+            Some(Base::F32(b)) => compact(&stream, b, self.dim, &runs)?.map(Base::F32),
+            Some(Base::F16(b)) => compact(&stream, b, self.dim, &runs)?.map(Base::F16),
+            None => None,
+        };
+        let norms = match &self.norms {
+            Some(n) => compact(&stream, n, 1, &runs)?,
+            None => None,
+        };
+        let removed = self.len - kept;
+        (self.base, self.norms, self.len) = (base, norms, kept);
+        Ok(removed)
     }
 
     /// Squared norms of the first `n` rows of `base` into `out`.

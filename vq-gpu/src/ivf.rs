@@ -31,7 +31,8 @@ use crate::kernels::{
     IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, IVFSQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_MAX_SHARED, PQ_SCAN_THREADS, SCAN_WARPS,
     SELECT_ARGS, SELECT_THREADS, SQ_KIND_FP16, SQ_KIND_SQ8, push_args, select_capacity, select_shared_bytes,
 };
-use crate::plan::{RowMask, TileBackend, TilePlan, search_tiled};
+use crate::plan::{TileBackend, TilePlan, search_tiled};
+use crate::rows::{RowMask, compact, kept_runs};
 
 /// Where each list's rows start in the concatenated arrays: `nlist + 1` prefix sums of `sizes`.
 pub(crate) fn list_offsets(sizes: &[usize]) -> Vec<u64> {
@@ -56,6 +57,15 @@ pub(crate) fn candidate_offsets(probes: &[u32], nprobe: usize, sizes: &[usize]) 
         }
     }
     out
+}
+
+/// A removal over lists of ids: whether each entry stays (every list's entries, list after
+/// list, as the device arrays hold them) and each list's ids that stay, in order.
+fn split_removed(list_ids: &[Vec<u64>], remove: impl Fn(u64) -> bool) -> (Vec<bool>, Vec<Vec<u64>>) {
+    let keep: Vec<bool> = list_ids.iter().flatten().map(|&id| !remove(id)).collect();
+    let mut flags = keep.iter();
+    let kept = list_ids.iter().map(|l| l.iter().copied().filter(|_| flags.next() == Some(&true)).collect()).collect();
+    (keep, kept)
 }
 
 /// The row (in the concatenated arrays) of candidate `pos` of one query, given its
@@ -396,16 +406,22 @@ impl<C: GpuCodec> GpuIvf<C> {
         }
         self.gpu.bind()?;
         self.gpu.check_fits("IVF lists", self.list_bytes(n))?;
+        let codes = self.gpu.stream().clone_htod(codes).map_err(Error::cuda("cuMemcpyHtoD"))?;
+        self.lists = Some(self.device_lists(codes)?);
+        Ok(())
+    }
+
+    /// The device lists of `codes` (every list's entries, list after list, as `list_ids`
+    /// counts them): the ids and list offsets uploaded from `list_ids`.
+    fn device_lists(&self, codes: CudaSlice<u8>) -> Result<DeviceLists> {
         let stream = self.gpu.stream();
         let ids: Vec<u64> = self.list_ids.iter().flatten().copied().collect();
         let sizes: Vec<usize> = self.list_ids.iter().map(Vec::len).collect();
-        let cuda = || Error::cuda("cuMemcpyHtoD");
-        self.lists = Some(DeviceLists {
-            codes: stream.clone_htod(codes).map_err(cuda())?,
-            ids: stream.clone_htod(&ids).map_err(cuda())?,
-            offsets: stream.clone_htod(&list_offsets(&sizes)).map_err(cuda())?,
-        });
-        Ok(())
+        Ok(DeviceLists {
+            codes,
+            ids: stream.clone_htod(&ids).map_err(Error::cuda("cuMemcpyHtoD"))?,
+            offsets: stream.clone_htod(&list_offsets(&sizes)).map_err(Error::cuda("cuMemcpyHtoD"))?,
+        })
     }
 
     /// Adds `data` under ids continuing from [`next_id`](GpuIvf::next_id).
@@ -479,7 +495,6 @@ impl<C: GpuCodec> GpuIvf<C> {
         let stream = self.gpu.stream().clone();
         let sizes: Vec<usize> = self.list_ids.iter().map(Vec::len).collect();
         let offsets = list_offsets(&sizes);
-        let ids: Vec<u64> = self.list_ids.iter().flatten().copied().collect();
         // SAFETY: every element is written below: each list's old entries by a device copy,
         // its new entries from the host (old and new sizes add up to the list's new size).
         let mut codes = unsafe { stream.alloc::<u8>(n * cs) }.map_err(Error::cuda("cuMemAlloc"))?;
@@ -499,12 +514,49 @@ impl<C: GpuCodec> GpuIvf<C> {
                 at += added * cs;
             }
         }
-        self.lists = Some(DeviceLists {
-            codes,
-            ids: stream.clone_htod(&ids).map_err(Error::cuda("cuMemcpyHtoD"))?,
-            offsets: stream.clone_htod(&offsets).map_err(Error::cuda("cuMemcpyHtoD"))?,
-        });
+        self.lists = Some(self.device_lists(codes)?);
         stream.synchronize().map_err(Error::cuda("cuStreamSynchronize"))
+    }
+
+    /// Removes the entries of `ids` (ids not held are ignored); returns how many were removed.
+    ///
+    /// # Errors
+    /// As [`remove_where`](GpuIvf::remove_where).
+    pub fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        let set: HashSet<u64> = ids.iter().copied().collect();
+        self.remove_where(|id| set.contains(&id))
+    }
+
+    /// Removes every entry whose id `remove` accepts (Faiss' `remove_ids` with an
+    /// `IDSelector`); returns how many were removed. The entries that stay keep their lists
+    /// and their order, as vq-ivf's `remove_where` leaves them, so `to_cpu` equals the CPU
+    /// index after the same removal. On the device: one copy per run of kept entries into new
+    /// code arrays, the ids and list offsets uploaded from the host's; the old lists are freed
+    /// once the new ones are complete, so a failure changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] when the kept lists do not fit beside the old ones; device errors.
+    pub fn remove_where(&mut self, remove: impl Fn(u64) -> bool) -> Result<usize> {
+        let (keep, kept_ids) = split_removed(&self.list_ids, remove);
+        let removed = keep.iter().filter(|&&k| !k).count();
+        let Some(old) = self.lists.as_ref().filter(|_| removed > 0) else { return Ok(0) };
+        let runs = kept_runs(&keep);
+        self.gpu.bind()?;
+        self.gpu.check_fits("kept IVF lists", self.list_bytes(keep.len() - removed))?;
+        let codes = compact(self.gpu.stream(), &old.codes, self.code_size(), &runs)?;
+        let old_ids = std::mem::replace(&mut self.list_ids, kept_ids);
+        let lists = match codes {
+            Some(codes) => self.device_lists(codes).map(Some),
+            None => Ok(None),
+        };
+        match lists {
+            Ok(lists) => self.lists = lists,
+            Err(e) => {
+                self.list_ids = old_ids;
+                return Err(e);
+            }
+        }
+        Ok(removed)
     }
 
     fn name(&self) -> String {
@@ -1298,6 +1350,36 @@ mod tests {
             let got = layout.search(kernel, &queries, dim, k, metric, plan, filter);
             let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), filter, ..Default::default() }).unwrap();
             assert_near(&got, &want)?;
+        }
+
+        /// A removal on the device keeps what vq-ivf's `remove_where` keeps: the kept entries'
+        /// codes packed by `kept_runs` (as `compact` copies them) and the kept ids per list equal
+        /// the CPU index's lists after the same removal.
+        #[test]
+        fn removal_keeps_what_vq_ivf_keeps(
+            n in 1usize..200, nlist in 1usize..6, every in 1u64..5, seed in any::<u64>(),
+        ) {
+            let (dim, metric) = (3, Metric::L2);
+            let data = int_rows(n.max(nlist), dim, seed);
+            let mut cpu = IvfIndex::new(dim, metric, IvfParams::new(nlist), FlatCodec::new(dim, metric).unwrap()).unwrap();
+            cpu.train(&data).unwrap();
+            cpu.add(&data).unwrap();
+            let before = Layout::of(&cpu, &data[..dim], 1);
+            let remove = |id: u64| id.wrapping_add(seed).is_multiple_of(every);
+            let lists: Vec<Vec<u64>> = (0..nlist).map(|l| cpu.list_ids(l).unwrap().to_vec()).collect();
+            let (keep, kept_ids) = split_removed(&lists, remove);
+            let cs = 4 * dim;
+            let mut codes = vec![0u8; keep.iter().filter(|&&k| k).count() * cs];
+            for (rows, at) in kept_runs(&keep) {
+                codes[at * cs..(at + rows.len()) * cs].copy_from_slice(&before.codes[rows.start * cs..rows.end * cs]);
+            }
+            let removed = cpu.remove_where(remove);
+            prop_assert_eq!(removed, keep.iter().filter(|&&k| !k).count());
+            let after = Layout::of(&cpu, &data[..dim], 1);
+            prop_assert_eq!(codes, after.codes);
+            for (l, ids) in kept_ids.iter().enumerate() {
+                prop_assert_eq!(&ids[..], cpu.list_ids(l).unwrap());
+            }
         }
 
         /// `vq_ivfpq_scan`'s blocks write every position of a tile exactly once: probe p's

@@ -5,7 +5,8 @@
 //! library or device ([`Gpu`], [`device_count`], [`check_libraries`]); the CUDA C kernels
 //! (compiled at run time by NVRTC, [`kernels`]); [`GpuFlat`] (cuBLAS GEMM inner products, norms
 //! and a top-k selection kernel, for L2, inner product and cosine, f32 or f16 storage); the
-//! host-side tiling of a batch search ([`TilePlan`]); [`GpuIvf`] ([`GpuIvfFlat`],
+//! host-side tiling of a batch search ([`TilePlan`]); filtered search (a bit per row on the
+//! device) and removal (the rows that stay packed on the device) for both index types; [`GpuIvf`] ([`GpuIvfFlat`],
 //! [`GpuIvfSq`] and [`GpuIvfPq`]: inverted lists on the device, a list-scan kernel per codec, `from_cpu` /
 //! `to_cpu` of vq-ivf's index); [`GpuShards`] (a base split over several
 //! GPUs or partitions of one, top-k merged on the host); both steps of k-means' Lloyd
@@ -43,6 +44,7 @@ mod flat;
 mod ivf;
 pub mod kernels;
 mod plan;
+mod rows;
 mod shards;
 
 pub use assign::{GpuAssigner, nearest_centroids};

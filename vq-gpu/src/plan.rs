@@ -1,15 +1,14 @@
 //! Host-side logic of a tiled batch search, kept free of CUDA so `cargo test` checks it on any
 //! machine: how queries are batched and the base tiled to fit a scratch budget
 //! ([`TilePlan`]), the loop that folds every tile into a running top-k ([`search_tiled`], generic
-//! over a [`TileBackend`]), the conversion of "smaller is better" keys to vq scores, and the
-//! row mask a filtered search hands the kernels ([`RowMask`]).
+//! over a [`TileBackend`]), and the conversion of "smaller is better" keys to vq scores.
 //!
 //! The device backend (`crate::flat`) and a CPU reference backend (the tests below) run the same
 //! loop, so the reference proves tiling, batching and key conversion against `knn_exact`.
 
 use std::ops::Range;
 
-use vq_distance::{IdFilter, Metric, Neighbors};
+use vq_distance::{Metric, Neighbors};
 
 use crate::error::{Error, Result};
 
@@ -97,39 +96,6 @@ impl TilePlan {
     }
 }
 
-/// Which rows of the device's arrays a filtered search may return: one bit per row, in 32-bit
-/// words, lowest bit first, as the kernels read it (`vq_allowed`). Built on the host once per
-/// search from an [`IdFilter`] (one call per row) and uploaded with it (`n / 8` bytes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RowMask {
-    words: Vec<u32>,
-}
-
-impl RowMask {
-    /// The rows whose id `filter` accepts, `ids` giving every row's id in row order.
-    pub(crate) fn new(filter: &dyn IdFilter, ids: impl IntoIterator<Item = u64>) -> Self {
-        let mut words = Vec::new();
-        for (row, id) in ids.into_iter().enumerate() {
-            if row % 32 == 0 {
-                words.push(0);
-            }
-            words[row / 32] |= u32::from(filter.accepts(id)) << (row % 32);
-        }
-        RowMask { words }
-    }
-
-    /// Whether `row` may be returned (the kernels' `vq_allowed`; the CPU twins ask it).
-    #[cfg(test)]
-    pub(crate) fn allows(&self, row: usize) -> bool {
-        self.words.get(row / 32).is_some_and(|w| (w >> (row % 32)) & 1 == 1)
-    }
-
-    /// The words, as uploaded.
-    pub(crate) fn words(&self) -> &[u32] {
-        &self.words
-    }
-}
-
 fn chunks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
     let size = size.max(1);
     (0..n.div_ceil(size)).map(move |i| i * size..((i + 1) * size).min(n))
@@ -210,7 +176,7 @@ pub(crate) mod reference {
         pub(crate) running: Vec<Vec<(f32, u64)>>,
         pub(crate) tiles_seen: Vec<Range<usize>>,
         /// The search's filter, as the selection kernel's `allowed` (`None`: every row).
-        pub(crate) mask: Option<&'a RowMask>,
+        pub(crate) mask: Option<&'a crate::rows::RowMask>,
     }
 
     impl<'a> CpuBackend<'a> {
@@ -278,6 +244,7 @@ pub(crate) mod reference {
 mod tests {
     use super::reference::CpuBackend;
     use super::*;
+    use crate::rows::RowMask;
     use proptest::prelude::*;
 
     /// Small integer components: every product and sum is exact in f32, so the GEMM form
@@ -320,20 +287,6 @@ mod tests {
             prop_assert_eq!(got.scores(), want.scores());
             let tiles_per_batch = n.div_ceil(tile);
             prop_assert_eq!(cpu.tiles_seen.len(), tiles_per_batch * nq.div_ceil(qb));
-        }
-
-        /// The mask holds exactly the accepted rows, in the kernels' bit order.
-        #[test]
-        fn a_row_mask_allows_exactly_the_accepted_rows(n in 0usize..200, every in 1u64..6, shift in 0u64..7) {
-            let accept = |id: u64| id.is_multiple_of(every);
-            let mask = RowMask::new(&accept, (0..n as u64).map(|row| row + shift));
-            prop_assert_eq!(mask.words().len(), n.div_ceil(32));
-            for row in 0..n + 40 {
-                prop_assert_eq!(mask.allows(row), row < n && accept(row as u64 + shift));
-                if row < n {
-                    prop_assert_eq!((mask.words()[row / 32] >> (row % 32)) & 1 == 1, mask.allows(row));
-                }
-            }
         }
 
         #[test]

@@ -117,6 +117,39 @@ fn filtered_flat_equals_knn_exact_over_the_accepted_rows() {
     }
 }
 
+/// Dropping rows packs the rest in order on the device: the same vectors as the host's kept
+/// rows (bit for bit, both storages) and searches equal to knn_exact over them; dropping
+/// nothing changes nothing; a mask of the wrong length is an error that changes nothing.
+#[test]
+fn retained_rows_are_the_kept_rows_in_order() {
+    let Some(gpu) = gpu_or_skip("retained_rows") else { return };
+    let (n, nq, dim, k) = (3_001, 17, 24, 10);
+    let base = rows(n, dim, 31);
+    let queries = rows(nq, dim, 32);
+    for storage in [GpuStorage::F32, GpuStorage::F16] {
+        let mut index = GpuFlat::new(&gpu, dim, Metric::L2, GpuFlatOptions { storage, scratch_bytes: None }).unwrap();
+        index.add(&base).unwrap();
+        let stored = index.to_host().unwrap();
+        assert!(matches!(index.retain_rows(&[true; 3]), Err(Error::Distance(_))));
+        assert_eq!(index.retain_rows(&vec![true; n]).unwrap(), 0);
+        // Runs of every length: rows whose number has bit 2 or bit 5 set go.
+        let keep: Vec<bool> = (0..n).map(|r| r & 0b100100 == 0).collect();
+        let kept = keep.iter().filter(|&&k| k).count();
+        assert_eq!(index.retain_rows(&keep).unwrap(), n - kept);
+        assert_eq!(index.len(), kept);
+        let want_rows: Vec<f32> =
+            (0..n).filter(|&r| keep[r]).flat_map(|r| stored[r * dim..(r + 1) * dim].to_vec()).collect();
+        assert_eq!(index.to_host().unwrap(), want_rows, "{storage:?}");
+        let want = knn_exact(&want_rows, &queries, dim, k, Metric::L2).unwrap();
+        assert_close(&index.search(&queries, k).unwrap(), &want, 1e-4, &format!("retained {storage:?}"));
+        // Everything dropped: an empty index that still takes adds.
+        assert_eq!(index.retain_rows(&vec![false; kept]).unwrap(), kept);
+        assert!(index.is_empty() && index.search(&queries, 1).unwrap().ids().iter().all(|&i| i == u64::MAX));
+        index.add(&base[..dim]).unwrap();
+        assert_eq!(index.search(&base[..dim], 1).unwrap().ids(), &[0]);
+    }
+}
+
 #[test]
 fn f16_storage_is_within_half_precision() {
     let Some(gpu) = gpu_or_skip("f16_storage") else { return };
@@ -300,6 +333,20 @@ fn ivf_codec_round_trips<C: vq_gpu::GpuCodec + 'static>(
             assert_eq!(back.fingerprint(), cpu.fingerprint(), "{what}");
             assert_eq!(back.list_ids(3), cpu.list_ids(3));
             assert_eq!(back.list_codes(3), cpu.list_codes(3));
+            // A removal on both sides: the same lists after, and the same answers.
+            let (mut index, mut cpu) = (index, cpu.clone());
+            let gone: Vec<u64> = (0..n as u64).filter(|id| id % 7 < 3).chain([u64::MAX]).collect();
+            assert_eq!(index.remove_ids(&gone).unwrap(), cpu.remove_ids(&gone), "{what}");
+            assert_eq!(index.len(), cpu.len());
+            let back = index.to_cpu().unwrap();
+            for l in 0..nlist {
+                assert_eq!(back.list_ids(l), cpu.list_ids(l), "{what} list {l}");
+                assert_eq!(back.list_codes(l), cpu.list_codes(l), "{what} list {l}");
+            }
+            let opts = vq_ivf::IvfSearch { nprobe: Some(5), ..Default::default() };
+            let (got, want) = (index.search(&queries, 10, Some(5)).unwrap(), cpu.search(&queries, 10, &opts).unwrap());
+            assert_close(&got, &want, 1e-4, &format!("{what} {metric:?} after removal"));
+            assert_eq!(index.remove_ids(&gone).unwrap(), 0, "{what}: removed twice");
         }
         let cs = {
             use vq_quant::Quantizer as _;

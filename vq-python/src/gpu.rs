@@ -13,7 +13,8 @@ use crate::{PyIndex, count, threads};
 /// resources object): `Flat`, `IVF{nlist},Flat`, `IVF{nlist},SQ8`, `IVF{nlist},SQfp16` and
 /// `IVF{nlist},PQ{m}` (8-bit codes). `use_float16` stores a `Flat` base in
 /// half precision (Faiss' `GpuClonerOptions.useFloat16`). The copy searches with `k` and
-/// `nprobe` up to 1024, takes `SearchParameters(filter=…)` as the CPU index does, and no `remove_ids`.
+/// `nprobe` up to 1024, and takes `SearchParameters(filter=…)` and `remove_ids` as the CPU
+/// index does.
 #[pyfunction]
 #[pyo3(signature = (index, device=0, *, use_float16=false))]
 pub(crate) fn index_cpu_to_gpu(py: Python<'_>, index: &PyIndex, device: i64, use_float16: bool) -> PyResult<PyIndex> {

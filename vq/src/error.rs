@@ -85,7 +85,7 @@ pub enum Error {
         /// The other index's fingerprint.
         theirs: u64,
     },
-    /// Something this index does not do (GPU indexes: removal), or an index
+    /// Something this index does not do (GPU indexes: merging), or an index
     /// with no GPU version given to `gpu::index_cpu_to_gpu` (feature `gpu`).
     #[error("the {spec} index does not support {what}")]
     Unsupported {

@@ -28,10 +28,9 @@
 //! [`GpuIvfPqIndex`], `GpuIndexIVFPQ`); all come back
 //! exactly (same vectors or codes, ids, centroids and codebooks, so the same file and
 //! fingerprint). Other kinds are refused with [`Error::Unsupported`]. GPU indexes keep their
-//! factory string (`spec()` is the CPU one's; `write_index` writes the CPU index), do not
-//! remove ids (as Faiss' GPU indexes), and take search filters (which Faiss' GPU indexes do
-//! not: the filter is asked on the host, the device gets a bit per stored vector); `k` is at
-//! most [`vq_gpu::MAX_K`].
+//! factory string (`spec()` is the CPU one's; `write_index` writes the CPU index), and, unlike
+//! Faiss' GPU indexes, remove ids and take search filters (the filter is asked on the host,
+//! the device gets a bit per stored vector); `k` is at most [`vq_gpu::MAX_K`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -254,7 +253,7 @@ pub fn index_gpu_to_cpu(index: &dyn Index) -> Result<Box<dyn Index>> {
 ///
 /// Scores as [`FlatIndex`]'s (within f32 rounding of a GEMM, or f16 storage's precision);
 /// `k` at most [`MAX_K`]; a search filter is asked once per stored vector per search (on the
-/// host; the device gets a bit per row); no `remove_ids` ([`Error::Unsupported`]).
+/// host; the device gets a bit per row); `remove_ids` packs the remaining rows on the device.
 #[derive(Debug)]
 pub struct GpuFlatIndex {
     inner: GpuFlat,
@@ -295,10 +294,6 @@ impl GpuFlatIndex {
     /// The device index.
     pub fn inner(&self) -> &GpuFlat {
         &self.inner
-    }
-
-    fn unsupported(&self, what: &str) -> Error {
-        Error::Unsupported { spec: format!("{} (GPU)", self.spec()), what: what.into() }
     }
 }
 
@@ -353,8 +348,13 @@ impl Index for GpuFlatIndex {
         neighbors_from_rows(params.k, self.metric(), rows)
     }
 
-    fn remove_ids(&mut self, _ids: &[u64]) -> Result<usize> {
-        Err(self.unsupported("remove_ids (copy it to the CPU with index_gpu_to_cpu, remove there, copy back)"))
+    /// As [`FlatIndex`]'s: the rows that stay keep their order (one device copy per run of
+    /// them, [`vq_gpu::GpuFlat::retain_rows`]).
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        let Some(keep) = self.ids.keep_mask(ids) else { return Ok(0) };
+        let removed = self.inner.retain_rows(&keep)?;
+        self.ids.retain(&keep);
+        Ok(removed)
     }
 
     /// `vectors` is device memory (the base and its norms); `ids` the host id map.
@@ -382,7 +382,8 @@ impl Index for GpuFlatIndex {
 /// `GpuAssigner`; SQ ranges and PQ codebooks on the CPU); adds assign on the device and encode on the host.
 /// Results as the CPU index's with the same `nprobe` (within f32 rounding); `k` and `nprobe`
 /// at most [`MAX_K`]; f32 centroids; a search filter is asked once per stored vector per
-/// search (on the host; the scan kernels get a bit per list entry); no `remove_ids`, no merge.
+/// search (on the host; the scan kernels get a bit per list entry); `remove_ids` packs the
+/// remaining entries on the device; no merge.
 #[derive(Debug)]
 pub struct GpuIvfIndex<C: GpuCodec> {
     inner: vq_gpu::GpuIvf<C>,
@@ -446,10 +447,6 @@ impl<C: GpuCodec + IvfStorage + 'static> GpuIvfIndex<C> {
         &self.inner
     }
 
-    fn unsupported(&self, what: &str) -> Error {
-        Error::Unsupported { spec: format!("{} (GPU)", self.spec()), what: what.into() }
-    }
-
     fn not_trained(&self) -> Error {
         Error::NotTrained { spec: self.spec().to_string() }
     }
@@ -506,8 +503,10 @@ impl<C: GpuCodec + IvfStorage + 'static> Index for GpuIvfIndex<C> {
         })
     }
 
-    fn remove_ids(&mut self, _ids: &[u64]) -> Result<usize> {
-        Err(self.unsupported("remove_ids (copy it to the CPU with index_gpu_to_cpu, remove there, copy back)"))
+    /// As vq-ivf's: the entries that stay keep their lists and order
+    /// ([`vq_gpu::GpuIvf::remove_ids`]).
+    fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
+        Ok(self.inner.remove_ids(ids)?)
     }
 
     /// `vectors` is device memory (centroids, codec tables, codes, ids, offsets); `ids` the

@@ -90,6 +90,12 @@ fn flat_moves_to_the_gpu_and_back_exactly() {
         gpu_index.add(&queries[..dim]).unwrap();
         cpu.add(&queries[..dim]).unwrap();
         assert_eq!(gpu_index.search(&queries[..dim], 1).unwrap().ids(), cpu.search(&queries[..dim], 1).unwrap().ids());
+        // Removal on both sides: the same count, answers and file bytes after.
+        let gone: Vec<u64> = (0..400).chain((0..300).map(|i| 10_000 + 6 * i)).collect();
+        assert_eq!(gpu_index.remove_ids(&gone).unwrap(), cpu.remove_ids(&gone).unwrap());
+        assert_close(&gpu_index.search(&queries, 10).unwrap(), &cpu.search(&queries, 10).unwrap(), 1e-4);
+        let back = index_gpu_to_cpu(gpu_index.as_ref()).unwrap();
+        assert_eq!(vq::write_index_to_bytes(back.as_ref()).unwrap(), vq::write_index_to_bytes(cpu.as_ref()).unwrap());
     }
 }
 
@@ -103,7 +109,6 @@ fn gpu_index_errors_are_typed() {
     assert!(matches!(index.search(&[0.0; 4], vq::gpu::MAX_K + 1), Err(Error::Gpu(_))));
     assert!(matches!(index.add(&[f32::NAN; 4]), Err(Error::Distance(_))));
     assert!(matches!(index.add_with_ids(&[1.0; 4], &[0]), Err(Error::DuplicateId(0))));
-    assert!(matches!(index.remove_ids(&[0]), Err(Error::Unsupported { .. })));
     // A filter: the nearest accepted vector, and padding when none is accepted.
     let not_zero = |id: u64| id != 0;
     let params = SearchParams { k: 2, filter: Some(&not_zero), ..Default::default() };
@@ -143,6 +148,16 @@ fn ivf_flat_moves_to_the_gpu_and_back_exactly() {
         }
         let back = index_gpu_to_cpu(gpu_index.as_ref()).unwrap();
         assert_eq!(vq::write_index_to_bytes(back.as_ref()).unwrap(), vq::write_index_to_bytes(cpu.as_ref()).unwrap());
+        // Removal on both sides: the same file bytes after.
+        let (mut gpu_index, mut cpu_after) =
+            (gpu_index, vq::read_index_from_bytes(&vq::write_index_to_bytes(cpu.as_ref()).unwrap()).unwrap());
+        let gone: Vec<u64> = (0..1_000).chain(999_000..999_900).collect();
+        assert_eq!(gpu_index.remove_ids(&gone).unwrap(), cpu_after.remove_ids(&gone).unwrap());
+        let back = index_gpu_to_cpu(gpu_index.as_ref()).unwrap();
+        assert_eq!(
+            vq::write_index_to_bytes(back.as_ref()).unwrap(),
+            vq::write_index_to_bytes(cpu_after.as_ref()).unwrap()
+        );
 
         // Trained (assignment on the GPU) and filled on the GPU: with every list probed the
         // search is exhaustive, so it answers as the CPU's whatever near-ties moved.
