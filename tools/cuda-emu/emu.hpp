@@ -105,6 +105,7 @@ inline T __shfl_down_sync(unsigned int mask, T v, unsigned int delta) {
 inline unsigned int atomicAdd(unsigned int* p, unsigned int v) { return std::atomic_ref<unsigned int>(*p).fetch_add(v); }
 
 inline float __int_as_float(int v) { return std::bit_cast<float>(v); }
+inline float __uint_as_float(unsigned v) { return std::bit_cast<float>(v); }
 inline float __double2float_rn(double v) { return static_cast<float>(v); }
 
 namespace emu {

@@ -233,30 +233,53 @@ static void ivf_scan() {
         });
 }
 
-// IVF-SQ (8-bit with per-dimension ranges, and IEEE half): residual codes, decoded per
-// component; inner product adds the probe's base.
-static void ivfsq_scan() {
-    const unsigned nq = 3, nlist = 7, nprobe = 4, dim = 37;
+// IVF-SQ, every code layout (8, 6 and 4 bits with per-dimension ranges, IEEE half, bfloat16):
+// residual codes, decoded per component as vq-quant decodes them; inner product adds the
+// probe's base. At dim 38 the last 6-bit component crosses into the row's last byte; at 37 it
+// ends inside its own byte, so reading the next one would leave the code (AddressSanitizer:
+// the codes end at the buffer's end).
+static void ivfsq_scan(unsigned dim) {
+    const unsigned nq = 3, nlist = 7, nprobe = 4;
     Lists l = make_lists(nq, nlist, nprobe);
     std::vector<float> queries(nq * dim), centroids(nlist * dim), ranges(2 * dim), base(nq * nprobe);
     for (auto& v : queries) v = uniform();
     for (auto& v : centroids) v = uniform();
     for (auto& v : ranges) v = uniform();
     for (auto& v : base) v = uniform();
-    for (int kind : {VQ_SQ8, VQ_SQFP16}) {
-        const unsigned code_size = kind == VQ_SQ8 ? dim : 2 * dim;
+    const std::pair<int, const char*> kinds[] = {
+        {VQ_SQ8, "sq8"}, {VQ_SQ6, "sq6"}, {VQ_SQ4, "sq4"}, {VQ_SQFP16, "sqfp16"}, {VQ_SQBF16, "sqbf16"}};
+    for (auto [kind, name] : kinds) {
+        const bool float_type = kind == VQ_SQFP16 || kind == VQ_SQBF16;
+        const unsigned code_size =
+            float_type ? 2 * dim : kind == VQ_SQ8 ? dim : kind == VQ_SQ6 ? (6 * dim + 7) / 8 : (dim + 1) / 2;
         std::vector<unsigned char> codes(l.list_offsets.back() * code_size);
         for (std::size_t i = 0; i < codes.size(); ++i) {
-            // Halves: a finite exponent in the high byte (bit 7 the sign, below 0x78 otherwise).
-            codes[i] = static_cast<unsigned char>(kind == VQ_SQFP16 && i % 2 == 1 ? (below(2) << 7) | below(0x78) : below(256));
+            // High bytes of the float types: the sign, and an exponent that keeps the value finite
+            // and moderate (half: below 0x78; bfloat16: 2^-7 .. 2^2).
+            const unsigned sign = below(2) << 7;
+            codes[i] = static_cast<unsigned char>(!float_type || i % 2 == 0 ? below(256)
+                                                  : kind == VQ_SQFP16   ? sign | below(0x78)
+                                                                        : sign | (0x3C + below(4)));
         }
+        // vq-quant's decoders (Code::component), written from its formulas, not the kernel's.
         auto decode = [&](u64 row, unsigned c) {
             const unsigned char* code = &codes[row * code_size];
-            return kind == VQ_SQ8 ? ranges[c] + (float(code[c]) + 0.5f) * ranges[dim + c]
-                                  : emu::half_to_float(static_cast<unsigned short>(code[2 * c] | (code[2 * c + 1] << 8)));
+            unsigned level;
+            switch (kind) {
+            case VQ_SQFP16: return emu::half_to_float(static_cast<unsigned short>(code[2 * c] | (code[2 * c + 1] << 8)));
+            case VQ_SQBF16: return std::bit_cast<float>(unsigned(code[2 * c] | (code[2 * c + 1] << 8)) << 16);
+            case VQ_SQ8: level = code[c]; break;
+            case VQ_SQ6: {
+                const unsigned bit = 6 * c, hi = bit / 8 + 1 < code_size ? code[bit / 8 + 1] : 0;
+                level = ((code[bit / 8] | (hi << 8)) >> (bit % 8)) & 63;
+                break;
+            }
+            default: level = (code[c / 2] >> ((c & 1) * 4)) & 15; break;
+            }
+            return ranges[c] + (float(level) + 0.5f) * ranges[dim + c];
         };
         check_warp_scan(
-            kind == VQ_SQ8 ? "sq8" : "sqfp16", l, nq, 1e-4,
+            name, l, nq, 1e-4,
             [&](u64 start, unsigned ntile, int l2, const unsigned* allowed, float* keys, u64* cand) {
                 vq_ivfsq_scan(queries.data(), nq, dim, centroids.data(), ranges.data(), kind, code_size, codes.data(),
                               l.ids.data(), allowed, l.list_offsets.data(), l.probes.data(), base.data(), l.cand_offsets.data(),
@@ -369,7 +392,8 @@ int main(int argc, char** argv) {
     row_norms();
     select_tile();
     ivf_scan();
-    ivfsq_scan();
+    ivfsq_scan(37);
+    ivfsq_scan(38);
     ivfpq_scan();
     kmeans_update();
     std::printf("cuda-emu: every kernel matched its reference (%d checks)\n", checks);

@@ -29,7 +29,8 @@ use crate::error::{Error, Result};
 use crate::flat::{GpuFlat, GpuFlatOptions, device_ptr_or_null, upload_mask};
 use crate::kernels::{
     IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, IVFSQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_MAX_SHARED, PQ_SCAN_THREADS, SCAN_WARPS,
-    SELECT_ARGS, SELECT_THREADS, SQ_KIND_FP16, SQ_KIND_SQ8, push_args, select_capacity, select_shared_bytes,
+    SELECT_ARGS, SELECT_THREADS, SQ_KIND_BF16, SQ_KIND_FP16, SQ_KIND_SQ4, SQ_KIND_SQ6, SQ_KIND_SQ8, push_args,
+    select_capacity, select_shared_bytes,
 };
 use crate::plan::{TileBackend, TilePlan, search_tiled};
 use crate::rows::{RowMask, compact, kept_runs};
@@ -108,9 +109,9 @@ mod sealed {
     }
 }
 
-/// A list codec the GPU can scan: [`FlatCodec`] (IVF-Flat), [`SqCodec`] with 8-bit or IEEE
-/// half codes (IVF-SQ8, IVF-SQfp16) and [`PqCodec`] with 8-bit codes (IVF-PQ). Sealed: the
-/// device side of each is this crate's.
+/// A list codec the GPU can scan: [`FlatCodec`] (IVF-Flat), [`SqCodec`] with any scalar
+/// quantizer (IVF-SQ8, -SQ6, -SQ4, -SQ4U, -SQfp16, -SQbf16) and [`PqCodec`] with 8-bit codes
+/// (IVF-PQ). Sealed: the device side of each is this crate's.
 pub trait GpuCodec: IvfCodec + Clone + sealed::DeviceCodec {}
 
 impl GpuCodec for FlatCodec {}
@@ -119,7 +120,7 @@ impl GpuCodec for PqCodec {}
 
 /// An IVF-Flat index on one GPU ([`GpuIvf`] over [`FlatCodec`]; Faiss' `GpuIndexIVFFlat`).
 pub type GpuIvfFlat = GpuIvf<FlatCodec>;
-/// An IVF-SQ8 or IVF-SQfp16 index on one GPU ([`GpuIvf`] over [`SqCodec`]; Faiss'
+/// An IVF-SQ index on one GPU, any scalar quantizer ([`GpuIvf`] over [`SqCodec`]; Faiss'
 /// `GpuIndexIVFScalarQuantizer`).
 pub type GpuIvfSq = GpuIvf<SqCodec>;
 /// An IVF-PQ index on one GPU ([`GpuIvf`] over [`PqCodec`], 8-bit codes; Faiss'
@@ -725,36 +726,48 @@ impl sealed::DeviceCodec for FlatCodec {
     }
 }
 
+/// `vq_ivfsq_scan`'s `kind` for a scalar quantizer type.
+fn sq_kind(sq_type: SqType) -> i32 {
+    match sq_type {
+        SqType::SQ8 => SQ_KIND_SQ8,
+        SqType::SQ6 => SQ_KIND_SQ6,
+        SqType::SQ4 | SqType::SQ4U => SQ_KIND_SQ4,
+        SqType::FP16 => SQ_KIND_FP16,
+        SqType::BF16 => SQ_KIND_BF16,
+    }
+}
+
 impl sealed::DeviceCodec for SqCodec {
+    /// Every scalar quantizer vq-quant has.
     fn check_gpu(&self, _dim: usize) -> Result<()> {
-        match self.quantizer().sq_type() {
-            SqType::SQ8 | SqType::FP16 => Ok(()),
-            _ => Err(Error::Unsupported { what: "scalar quantizers other than SQ8 and SQfp16 on the GPU" }),
-        }
+        Ok(())
     }
 
     fn host_copy(&self, _metric: Metric) -> Result<Self> {
         Ok(self.clone())
     }
 
-    /// SQ8: the per-dimension minimums, then the steps (`dim` each); SQfp16: none.
+    /// The integer types' per-dimension minimums, then their steps (`dim` each; SQ4U's one
+    /// range repeated per dimension); none for the float types.
     fn device_tables(&self) -> Vec<f32> {
         let q = self.quantizer();
-        if q.sq_type() != SqType::SQ8 || !q.is_trained() {
+        let (vmin, step) = q.ranges();
+        if vmin.is_empty() {
             return Vec::new();
         }
-        let (vmin, step) = q.ranges();
-        vmin.iter().chain(step).copied().collect()
+        let dim = q.dim();
+        let per_dim = |r: &[f32]| -> Vec<f32> { if r.len() == dim { r.to_vec() } else { vec![r[0]; dim] } };
+        [per_dim(vmin), per_dim(step)].concat()
     }
 
     fn launch_scan(&self, s: &mut ScanLaunch<'_>) -> Result<()> {
         let q = self.quantizer();
-        let kind = if q.sq_type() == SqType::SQ8 { SQ_KIND_SQ8 } else { SQ_KIND_FP16 };
-        let ranges = match (kind, s.tables) {
-            (SQ_KIND_SQ8, Some(t)) => t,
-            (SQ_KIND_SQ8, None) => return Err(Error::Unsupported { what: "an untrained SQ8 codec" }),
-            // SQfp16 reads no ranges; the kernel still takes a pointer.
-            _ => s.centroids,
+        let kind = sq_kind(q.sq_type());
+        let ranges = match (q.sq_type().needs_training(), s.tables) {
+            (true, Some(t)) => t,
+            (true, None) => return Err(Error::Unsupported { what: "an untrained scalar quantizer" }),
+            // The float types read no ranges; the kernel still takes a pointer.
+            (false, _) => s.centroids,
         };
         let stream = s.gpu.stream();
         let (nq, dim, ntile, code_size) = (s.nq as u32, s.dim as u32, s.tile.len() as u32, q.code_size() as u32);
@@ -771,10 +784,12 @@ impl sealed::DeviceCodec for SqCodec {
             &mut *s.keys, &mut *s.cand_ids);
         // SAFETY: as vq_ivf_scan's launch (FlatCodec): one warp per (query, candidate), every
         // located row below the lists' length, keys and ids [batch][ntile] inside their
-        // buffers. Each row's code is code_size bytes (dim for SQ8, 2 * dim for SQfp16: the
-        // kernel reads dim components); the centroid of the located probe's list (< nlist,
-        // nlist x dim uploaded); SQ8 ranges are 2 * dim floats (vmin then step); SQfp16 reads
-        // none (the pointer passed is the centroids'). Types match vq_ivfsq_scan.
+        // buffers. Each row's code is code_size bytes, and the kernel reads only bytes of its
+        // dim components (SQ8: dim; SQ6: ceil(6 dim / 8), the next byte only when a component
+        // crosses into it; SQ4/SQ4U: ceil(dim / 2); the float types: 2 dim); the centroid of the
+        // located probe's list (< nlist, nlist x dim uploaded); the integer types' ranges are
+        // 2 * dim floats (vmin then step, device_tables); the float types read none (the
+        // pointer passed is the centroids'). Types match vq_ivfsq_scan.
         unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_ivfsq_scan"))
     }
 }
@@ -985,8 +1000,9 @@ mod tests {
         /// `vq_ivf_scan`: `locate` per position, the exact f32 key (exact on small integers).
         Flat { vectors: &'a [f32], l2: bool },
         /// `vq_ivfsq_scan`: `locate` per position, each component decoded as the kernel does
-        /// (`ranges` empty: IEEE half codes), residual keys plus the probe's base.
+        /// (`sq_component`), residual keys plus the probe's base.
         Sq {
+            kind: i32,
             codes: &'a [u8],
             code_size: usize,
             ranges: &'a [f32],
@@ -1045,6 +1061,25 @@ mod tests {
         (entries, padding)
     }
 
+    /// `vq_sq_component`, step for step.
+    fn sq_component(kind: i32, code: &[u8], c: usize, ranges: &[f32], dim: usize) -> f32 {
+        let level = match kind {
+            SQ_KIND_FP16 => return half::f16::from_le_bytes([code[2 * c], code[2 * c + 1]]).to_f32(),
+            SQ_KIND_BF16 => return f32::from_bits(u32::from(u16::from_le_bytes([code[2 * c], code[2 * c + 1]])) << 16),
+            SQ_KIND_SQ8 => u32::from(code[c]),
+            SQ_KIND_SQ6 => {
+                let (byte, shift) = (6 * c / 8, 6 * c % 8);
+                let mut level = u32::from(code[byte]) >> shift;
+                if shift > 2 {
+                    level |= u32::from(code[byte + 1]) << (8 - shift);
+                }
+                level & 63
+            }
+            _ => u32::from((code[c / 2] >> ((c & 1) * 4)) & 15),
+        };
+        ranges[c] + (level as f32 + 0.5) * ranges[dim + c]
+    }
+
     /// `vq_ivfpq_scan`'s table for one (query, list): entry `j * 256 + c`.
     fn pq_table(query: &[f32], centroid: &[f32], codebooks: &[f32], m: usize, l2: bool) -> Vec<f32> {
         let dsub = query.len() / m;
@@ -1088,7 +1123,7 @@ mod tests {
                             self.running[b].push((key, self.ids[row]));
                         }
                     }
-                    TwinKernel::Sq { codes, code_size, ranges, centroids, probe_base, l2 } => {
+                    TwinKernel::Sq { kind, codes, code_size, ranges, centroids, probe_base, l2 } => {
                         for pos in tile.clone() {
                             let Some(row) = self.candidate(off, probes, pos) else { continue };
                             // locate's probe: the last whose first candidate is at or before pos.
@@ -1096,11 +1131,7 @@ mod tests {
                             let (list, code) = (probes[p] as usize, &codes[row * code_size..(row + 1) * code_size]);
                             let centroid = &centroids[list * dim..(list + 1) * dim];
                             let s = (0..dim).fold(0f32, |s, c| {
-                                let r = if ranges.is_empty() {
-                                    half::f16::from_le_bytes([code[2 * c], code[2 * c + 1]]).to_f32()
-                                } else {
-                                    ranges[c] + (f32::from(code[c]) + 0.5) * ranges[dim + c]
-                                };
+                                let r = sq_component(*kind, code, c, ranges, dim);
                                 if *l2 {
                                     let d = (query[c] - centroid[c]) - r;
                                     d.mul_add(d, s)
@@ -1322,16 +1353,16 @@ mod tests {
             assert_near(&got, &want)?;
         }
 
-        /// IVF-SQ8 and IVF-SQfp16: the twin of `vq_ivfsq_scan` over a vq-ivf index's lists
-        /// answers what vq-ivf's search answers within f32 rounding.
+        /// IVF-SQ, every scalar quantizer: the twin of `vq_ivfsq_scan` over a vq-ivf index's
+        /// lists answers what vq-ivf's search answers within f32 rounding.
         #[test]
         fn tiled_sq_scan_equals_vq_ivf_search_within_rounding(
             n in 40usize..300, nq in 1usize..6, dim in 1usize..9, nlist in 1usize..6, nprobe in 1usize..7,
-            k in 1usize..20, qb in 1usize..4, tile in 1usize..200, ip in any::<bool>(), half in any::<bool>(),
-            seed in any::<u64>(), every in prop::option::of(1u64..4),
+            k in 1usize..20, qb in 1usize..4, tile in 1usize..200, ip in any::<bool>(),
+            sq_type in prop::sample::select(SqType::ALL.to_vec()), seed in any::<u64>(),
+            every in prop::option::of(1u64..4),
         ) {
             let metric = if ip { Metric::InnerProduct } else { Metric::L2 };
-            let sq_type = if half { SqType::FP16 } else { SqType::SQ8 };
             let data = float_rows(n, dim, seed);
             let queries = float_rows(nq, dim, seed ^ 0x99);
             let mut cpu = IvfIndex::new(dim, metric, IvfParams::new(nlist), SqCodec::new(dim, metric, sq_type).unwrap()).unwrap();
@@ -1340,10 +1371,11 @@ mod tests {
             let nprobe = nprobe.min(nlist);
             let layout = Layout::of(&cpu, &queries, nprobe);
             let ranges = <SqCodec as sealed::DeviceCodec>::device_tables(cpu.codec());
-            prop_assert_eq!(ranges.len(), if half { 0 } else { 2 * dim });
+            prop_assert_eq!(ranges.len(), if sq_type.needs_training() { 2 * dim } else { 0 });
             let code_size = cpu.codec().quantizer().code_size();
             let (codes, centroids, probe_base) = (&layout.codes, cpu.centroids(), &layout.probe_base);
-            let kernel = TwinKernel::Sq { codes, code_size, ranges: &ranges, centroids, probe_base, l2: !ip };
+            let kind = sq_kind(sq_type);
+            let kernel = TwinKernel::Sq { kind, codes, code_size, ranges: &ranges, centroids, probe_base, l2: !ip };
             let plan = TilePlan { query_batch: qb, base_tile: tile };
             let keep = keep_every(every, seed);
             let filter = every.map(|_| &keep as &dyn IdFilter);

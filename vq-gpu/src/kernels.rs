@@ -47,6 +47,13 @@ pub(crate) const IVFSQ_SCAN_ARGS: usize = 20;
 pub(crate) const SQ_KIND_SQ8: i32 = 0;
 /// `vq_ivfsq_scan`'s `kind`: IEEE half codes.
 pub(crate) const SQ_KIND_FP16: i32 = 1;
+/// `vq_ivfsq_scan`'s `kind`: 6-bit codes, packed little-endian (component `j` at bit `6j`).
+pub(crate) const SQ_KIND_SQ6: i32 = 2;
+/// `vq_ivfsq_scan`'s `kind`: 4-bit codes, component `2i` in the low nibble of byte `i` (SQ4,
+/// and SQ4U with its one range repeated per dimension).
+pub(crate) const SQ_KIND_SQ4: i32 = 3;
+/// `vq_ivfsq_scan`'s `kind`: bfloat16 codes.
+pub(crate) const SQ_KIND_BF16: i32 = 4;
 
 /// Threads per block of `vq_ivfpq_scan` (one block per probed list of a query).
 pub(crate) const PQ_SCAN_THREADS: u32 = 256;
@@ -337,14 +344,41 @@ extern "C" __global__ void vq_ivf_scan(const float* __restrict__ queries, unsign
     }
 }
 
-// IVF-SQ list scan, 8-bit (VQ_SQ8: component c of a code decodes to
-// ranges[c] + (code[c] + 0.5) * ranges[dim + c], vq-quant's per-dimension vmin and step) or
-// IEEE half codes (VQ_SQFP16: two little-endian bytes per component). Codes are residuals
-// from the list's centroid, as vq-ivf's IVF-SQ stores them: the L2 key is
-// |(q - centroid) - r|^2; the inner-product key is probe_base (the negated coarse inner
-// product) minus q.r. Layout, grid and padding as vq_ivf_scan.
+// Component c of a scalar-quantizer code, decoded as vq-quant decodes it: the float types are
+// their value (VQ_SQFP16: IEEE half, VQ_SQBF16: bfloat16, two little-endian bytes each); the
+// integer types' level l (VQ_SQ8: byte c; VQ_SQ6: 6 bits from bit 6c, little-endian across
+// two bytes; VQ_SQ4: the low nibble of byte c / 2 for even c, the high for odd) decodes to
+// ranges[c] + (l + 0.5) * ranges[dim + c], vq-quant's vmin and step (SQ4U's one range is
+// uploaded once per dimension).
 #define VQ_SQ8 0
 #define VQ_SQFP16 1
+#define VQ_SQ6 2
+#define VQ_SQ4 3
+#define VQ_SQBF16 4
+__device__ __forceinline__ float vq_sq_component(int kind, const unsigned char* code, unsigned int c,
+                                                 const float* ranges, unsigned int dim) {
+    unsigned int level;
+    switch (kind) {
+    case VQ_SQFP16: return vq_to_f32((unsigned short)(code[2 * c] | (code[2 * c + 1] << 8)));
+    case VQ_SQBF16: return __uint_as_float((unsigned int)(code[2 * c] | (code[2 * c + 1] << 8)) << 16);
+    case VQ_SQ8: level = code[c]; break;
+    case VQ_SQ6: {
+        // Bits 6c .. 6c + 5; the next byte only when they cross into it (it then exists).
+        const unsigned int byte = 6 * c / 8, shift = 6 * c % 8;
+        level = code[byte] >> shift;
+        if (shift > 2) level |= (unsigned int)code[byte + 1] << (8 - shift);
+        level &= 63u;
+        break;
+    }
+    default: level = (code[c / 2] >> ((c & 1) * 4)) & 15u; break;
+    }
+    return ranges[c] + ((float)level + 0.5f) * ranges[dim + c];
+}
+
+// IVF-SQ list scan over every scalar quantizer vq-quant has (`kind`, vq_sq_component). Codes
+// are residuals from the list's centroid, as vq-ivf's IVF-SQ stores them: the L2 key is
+// |(q - centroid) - r|^2; the inner-product key is probe_base (the negated coarse inner
+// product) minus q.r. Layout, grid and padding as vq_ivf_scan.
 extern "C" __global__ void vq_ivfsq_scan(const float* __restrict__ queries, unsigned int nq, unsigned int dim,
                                          const float* __restrict__ centroids, const float* __restrict__ ranges,
                                          int kind, unsigned int code_size, const unsigned char* __restrict__ codes,
@@ -367,8 +401,7 @@ extern "C" __global__ void vq_ivfsq_scan(const float* __restrict__ queries, unsi
     const float* qv = queries + (unsigned long long)q * dim;
     float s = 0.0f;
     for (unsigned int c = lane; c < dim; c += 32) {
-        float r = kind == VQ_SQ8 ? ranges[c] + ((float)code[c] + 0.5f) * ranges[dim + c]
-                                 : vq_to_f32((unsigned short)(code[2 * c] | (code[2 * c + 1] << 8)));
+        float r = vq_sq_component(kind, code, c, ranges, dim);
         if (l2) {
             float d = (qv[c] - cent[c]) - r;
             s = fmaf(d, d, s);

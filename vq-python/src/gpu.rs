@@ -10,7 +10,7 @@ use crate::error::to_py;
 use crate::{PyIndex, count, threads};
 
 /// A copy of `index` on GPU `device` (Faiss' `index_cpu_to_gpu(res, device, index)`, with no
-/// resources object): `Flat`, `IVF{nlist},Flat`, `IVF{nlist},SQ8`, `IVF{nlist},SQfp16` and
+/// resources object): `Flat`, `IVF{nlist},Flat`, `IVF{nlist},SQ…` (every scalar quantizer) and
 /// `IVF{nlist},PQ{m}` (8-bit codes). `use_float16` stores a `Flat` base in
 /// half precision (Faiss' `GpuClonerOptions.useFloat16`). The copy searches with `k` and
 /// `nprobe` up to 1024, and takes `SearchParameters(filter=…)` and `remove_ids` as the CPU

@@ -23,7 +23,7 @@
 //!
 //! What moves: `Flat` (to [`GpuFlatIndex`], Faiss' `GpuIndexFlat`), and with the flat coarse
 //! quantizer `IVF{nlist},Flat` (to [`GpuIvfFlatIndex`], Faiss' `GpuIndexIVFFlat`),
-//! `IVF{nlist},SQ8` / `IVF{nlist},SQfp16` (to [`GpuIvfSqIndex`],
+//! `IVF{nlist},SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16` (to [`GpuIvfSqIndex`],
 //! `GpuIndexIVFScalarQuantizer`) and `IVF{nlist},PQ{m}` with 8-bit codes (to
 //! [`GpuIvfPqIndex`], `GpuIndexIVFPQ`); all come back
 //! exactly (same vectors or codes, ids, centroids and codebooks, so the same file and
@@ -80,7 +80,7 @@ pub fn shared_gpu(ordinal: usize) -> Result<Arc<Gpu>> {
 }
 
 /// An empty GPU index of the kind `spec` names, on `gpu`: `Flat` ([`GpuFlatIndex`]),
-/// `IVF{nlist},Flat` ([`GpuIvfFlatIndex`]), `IVF{nlist},SQ8` or `IVF{nlist},SQfp16`
+/// `IVF{nlist},Flat` ([`GpuIvfFlatIndex`]), `IVF{nlist},SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16`
 /// ([`GpuIvfSqIndex`]) or `IVF{nlist},PQ{m}` with 8-bit codes ([`GpuIvfPqIndex`]), the IVF
 /// ones trained on the GPU. `spec` carries no `GPU`
 /// component; [`index_factory`](crate::index_factory) strips it and lands here.
@@ -176,7 +176,7 @@ fn gpu_kind(spec: &str) -> Result<GpuKind> {
             transform: None,
             refine: None,
             base: BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Codec(CodecSpec::Sq(sq_type)) },
-        } if matches!(sq_type, SqType::SQ8 | SqType::FP16) => Ok(GpuKind::IvfSq { nlist, sq_type }),
+        } => Ok(GpuKind::IvfSq { nlist, sq_type }),
         IndexSpec {
             transform: None,
             refine: None,
@@ -184,7 +184,8 @@ fn gpu_kind(spec: &str) -> Result<GpuKind> {
         } => Ok(GpuKind::IvfPq { nlist, m }),
         other => Err(Error::Unsupported {
             spec: other.to_string(),
-            what: "a GPU version (the GPU indexes are Flat, IVF{nlist},Flat, IVF{nlist},SQ8, IVF{nlist},SQfp16 and IVF{nlist},PQ{m})".into(),
+            what: "a GPU version (the GPU indexes are Flat, IVF{nlist},Flat, IVF{nlist},SQ… and IVF{nlist},PQ{m})"
+                .into(),
         }),
     }
 }
@@ -222,7 +223,8 @@ pub fn index_cpu_to_gpu_with(gpu: &Arc<Gpu>, index: &dyn Index, options: &GpuClo
     }
     Err(Error::Unsupported {
         spec: index.spec().to_string(),
-        what: "moving to a GPU (index_cpu_to_gpu takes Flat, IVF{nlist},Flat, IVF{nlist},SQ8, IVF{nlist},SQfp16 and IVF{nlist},PQ{m})".into(),
+        what: "moving to a GPU (index_cpu_to_gpu takes Flat, IVF{nlist},Flat, IVF{nlist},SQ… and IVF{nlist},PQ{m})"
+            .into(),
     })
 }
 
@@ -373,7 +375,7 @@ impl Index for GpuFlatIndex {
 }
 
 /// An inverted file on a GPU: `IVF{nlist},Flat` ([`GpuIvfFlatIndex`], Faiss'
-/// `GpuIndexIVFFlat`), `IVF{nlist},SQ8` / `SQfp16` ([`GpuIvfSqIndex`],
+/// `GpuIndexIVFFlat`), `IVF{nlist},SQ…`, every scalar quantizer ([`GpuIvfSqIndex`],
 /// `GpuIndexIVFScalarQuantizer`) or `IVF{nlist},PQ{m}` with 8-bit codes ([`GpuIvfPqIndex`],
 /// `GpuIndexIVFPQ`): centroids and lists on the device, [`vq_gpu::GpuIvf`]'s list-scan
 /// kernels, vq-ivf's `nprobe` semantics.
@@ -393,7 +395,7 @@ pub struct GpuIvfIndex<C: GpuCodec> {
 
 /// `IVF{nlist},Flat` on a GPU.
 pub type GpuIvfFlatIndex = GpuIvfIndex<FlatCodec>;
-/// `IVF{nlist},SQ8` or `IVF{nlist},SQfp16` on a GPU.
+/// `IVF{nlist},SQ8`, `SQ6`, `SQ4`, `SQ4U`, `SQfp16` or `SQbf16` on a GPU.
 pub type GpuIvfSqIndex = GpuIvfIndex<SqCodec>;
 /// `IVF{nlist},PQ{m}` (8-bit codes) on a GPU.
 pub type GpuIvfPqIndex = GpuIvfIndex<PqCodec>;
