@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use cudarc::cublas::CudaBlas;
+use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 
 use crate::error::{Error, Result};
@@ -28,6 +29,8 @@ pub struct Gpu {
     pub(crate) ivfsq_scan: CudaFunction,
     pub(crate) ivfpq_scan: CudaFunction,
     pub(crate) kmeans_update: CudaFunction,
+    /// The dynamic shared memory `vq_ivfpq_scan` may take per block, in bytes.
+    pq_scan_max_shared: usize,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -102,6 +105,8 @@ impl Gpu {
         let blas = CudaBlas::new(stream.clone()).map_err(Error::cuda("cublasCreate"))?;
         let module = ctx.load_module(kernels::compile_ptx()?).map_err(Error::cuda("cuModuleLoadData"))?;
         let load = |name: &'static str| module.load_function(name).map_err(Error::cuda("cuModuleGetFunction"));
+        let ivfpq_scan = load("vq_ivfpq_scan")?;
+        let pq_scan_max_shared = opt_in_shared(&ctx, &ivfpq_scan);
         Ok(Arc::new(Self {
             ordinal,
             name,
@@ -110,7 +115,8 @@ impl Gpu {
             select: load("vq_select_tile")?,
             ivf_scan: load("vq_ivf_scan")?,
             ivfsq_scan: load("vq_ivfsq_scan")?,
-            ivfpq_scan: load("vq_ivfpq_scan")?,
+            ivfpq_scan,
+            pq_scan_max_shared,
             kmeans_update: load("vq_kmeans_update")?,
             _module: module,
             ctx,
@@ -150,11 +156,31 @@ impl Gpu {
         self.ctx.bind_to_thread().map_err(Error::cuda("cuCtxSetCurrent"))
     }
 
+    /// The dynamic shared memory the IVF-PQ scan may take per block, in bytes: what the device
+    /// lets a kernel opt in to, or the 48 KiB every device gives.
+    pub(crate) fn pq_scan_max_shared(&self) -> usize {
+        self.pq_scan_max_shared
+    }
+
     pub(crate) fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }
 
     pub(crate) fn blas(&self) -> &CudaBlas {
         &self.blas
+    }
+}
+
+/// Opts `kernel` (whose shared memory is all dynamic) in to the most dynamic shared memory a
+/// block of this device may have, and returns it; the 48 KiB every device gives when the
+/// device offers no more or the driver refuses.
+fn opt_in_shared(ctx: &CudaContext, kernel: &CudaFunction) -> usize {
+    let default = kernels::DEFAULT_SHARED_PER_BLOCK;
+    let attribute = CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN;
+    let offered = ctx.attribute(attribute).ok().and_then(|b| usize::try_from(b).ok()).unwrap_or(0);
+    let limit = CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+    match offered > default && kernel.set_attribute(limit, offered as i32).is_ok() {
+        true => offered,
+        false => default,
     }
 }

@@ -28,9 +28,9 @@ use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::flat::{GpuFlat, GpuFlatOptions, device_ptr_or_null, upload_mask};
 use crate::kernels::{
-    IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, IVFSQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_MAX_SHARED, PQ_SCAN_THREADS, SCAN_WARPS,
-    SELECT_ARGS, SELECT_THREADS, SQ_KIND_BF16, SQ_KIND_FP16, SQ_KIND_SQ4, SQ_KIND_SQ6, SQ_KIND_SQ8, push_args,
-    select_capacity, select_shared_bytes,
+    IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, IVFSQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_THREADS, SCAN_WARPS, SELECT_ARGS,
+    SELECT_THREADS, SQ_KIND_BF16, SQ_KIND_FP16, SQ_KIND_SQ4, SQ_KIND_SQ6, SQ_KIND_SQ8, push_args, select_capacity,
+    select_shared_bytes,
 };
 use crate::plan::{TileBackend, TilePlan, search_tiled};
 use crate::rows::{RowMask, compact, kept_runs};
@@ -98,7 +98,7 @@ mod sealed {
     /// What a codec's lists need on the device: its own checks, its tables, its scan launch.
     pub trait DeviceCodec: Sized {
         /// `Ok` when the GPU can scan this codec's lists in a `dim`-dimensional index.
-        fn check_gpu(&self, dim: usize) -> Result<()>;
+        fn check_gpu(&self, dim: usize, gpu: &Gpu) -> Result<()>;
         /// The codec as the GPU index keeps it on the host (to encode added rows and to hand
         /// back to the CPU): without tables a CPU search precomputes.
         fn host_copy(&self, metric: Metric) -> Result<Self>;
@@ -229,7 +229,7 @@ impl<C: GpuCodec> GpuIvf<C> {
         if params.coarse != CoarseKind::Flat {
             return Err(Error::Unsupported { what: "an HNSW coarse quantizer on the GPU (use IVF{nlist},…)" });
         }
-        codec.check_gpu(dim)?;
+        codec.check_gpu(dim, gpu)?;
         Ok(Self {
             gpu: gpu.clone(),
             dim,
@@ -688,7 +688,7 @@ pub struct ScanLaunch<'a> {
 }
 
 impl sealed::DeviceCodec for FlatCodec {
-    fn check_gpu(&self, _dim: usize) -> Result<()> {
+    fn check_gpu(&self, _dim: usize, _gpu: &Gpu) -> Result<()> {
         Ok(())
     }
 
@@ -739,7 +739,7 @@ fn sq_kind(sq_type: SqType) -> i32 {
 
 impl sealed::DeviceCodec for SqCodec {
     /// Every scalar quantizer vq-quant has.
-    fn check_gpu(&self, _dim: usize) -> Result<()> {
+    fn check_gpu(&self, _dim: usize, _gpu: &Gpu) -> Result<()> {
         Ok(())
     }
 
@@ -800,16 +800,18 @@ fn pq_scan_shared_bytes(m: usize, dim: usize) -> usize {
 }
 
 impl sealed::DeviceCodec for PqCodec {
-    fn check_gpu(&self, dim: usize) -> Result<()> {
+    /// 8-bit codes, and a table that fits the shared memory `gpu`'s scan kernel may take.
+    fn check_gpu(&self, dim: usize, gpu: &Gpu) -> Result<()> {
         let q = self.quantizer();
         if q.nbits() != 8 {
             return Err(Error::Unsupported { what: "PQ codes other than 8 bits on the GPU (IVF…,PQ{m})" });
         }
-        if pq_scan_shared_bytes(q.m(), dim) > PQ_SCAN_MAX_SHARED {
+        let (need, max) = (pq_scan_shared_bytes(q.m(), dim), gpu.pq_scan_max_shared());
+        if need > max {
             return Err(Error::TooLarge {
                 what: "PQ lookup table (m × 256 + dim floats of shared memory, bytes)",
-                got: pq_scan_shared_bytes(q.m(), dim),
-                max: PQ_SCAN_MAX_SHARED,
+                got: need,
+                max,
             });
         }
         Ok(())
@@ -850,7 +852,8 @@ impl sealed::DeviceCodec for PqCodec {
         // ids [batch][ntile] for the tile's positions (each exactly once across the grid,
         // the last probe's block also the padding past the query's last candidate), inside
         // the buffers (query_batch * base_tile). Dynamic shared memory: m * 256 + dim floats,
-        // within the 48 KiB checked by check_gpu. `allowed` is null or a bit per row of the
+        // within what the kernel was opted in to (check_gpu checked it against the device's
+        // maximum at construction, Gpu::new set the kernel's limit to it). `allowed` is null or a bit per row of the
         // lists. Types match vq_ivfpq_scan.
         unsafe { args.launch(cfg) }.map(|_| ()).map_err(Error::cuda("launch vq_ivfpq_scan"))
     }

@@ -57,10 +57,11 @@ pub(crate) const SQ_KIND_BF16: i32 = 4;
 
 /// Threads per block of `vq_ivfpq_scan` (one block per probed list of a query).
 pub(crate) const PQ_SCAN_THREADS: u32 = 256;
-/// The dynamic shared memory an IVF-PQ scan block may take (its `m × 256` table and the
-/// residual): the 48 KiB every CUDA device gives a block without opting in. With 8-bit codes
-/// that is `m` up to 47 at `dim` 128.
-pub(crate) const PQ_SCAN_MAX_SHARED: usize = 48 * 1024;
+/// The dynamic shared memory every CUDA device gives a block without opting in: 48 KiB. An
+/// IVF-PQ scan block (its `m × 256` table and the residual) may take more where the device
+/// lets a kernel opt in ([`Gpu`](crate::Gpu) asks at open: 227 KiB on Hopper, 163 KiB on
+/// Ampere's A100, 99 KiB on Ada); at 48 KiB, 8-bit codes allow `m` up to 47 at `dim` 128.
+pub(crate) const DEFAULT_SHARED_PER_BLOCK: usize = 48 * 1024;
 
 /// Threads per block of `vq_kmeans_update` (one per component of a centroid).
 pub(crate) const UPDATE_THREADS: u32 = 128;

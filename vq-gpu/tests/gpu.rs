@@ -400,9 +400,17 @@ fn ivf_pq_round_trips_and_searches_as_vq_ivf() {
     let pq4 = vq_ivf::PqCodec::new(dim, Metric::L2, m, 4).unwrap();
     let params = vq_ivf::IvfParams::new(4);
     assert!(vq_gpu::GpuIvfPq::with_codec(&gpu, dim, Metric::L2, params.clone(), pq4, None).is_err());
-    let wide = vq_ivf::PqCodec::new(256, Metric::L2, 64, 8).unwrap();
+    let wide = vq_ivf::PqCodec::new(256, Metric::L2, 256, 8).unwrap(); // 257 KiB of table: no device has it
     assert!(matches!(
-        vq_gpu::GpuIvfPq::with_codec(&gpu, 256, Metric::L2, params, wide, None),
+        vq_gpu::GpuIvfPq::with_codec(&gpu, 256, Metric::L2, params.clone(), wide, None),
         Err(Error::TooLarge { .. })
     ));
+    // PQ64 at dim 128 (66 KiB of table): past the 48 KiB default, on devices that let the scan
+    // opt in to more (every one since Volta).
+    let pq64 = |metric| vq_ivf::PqCodec::new(128, metric, 64, 8).unwrap();
+    match vq_gpu::GpuIvfPq::with_codec(&gpu, 128, Metric::L2, params, pq64(Metric::L2), None) {
+        Ok(_) => ivf_codec_round_trips(&gpu, "IVF-PQ64", 128, pq64),
+        Err(Error::TooLarge { got, max, .. }) => eprintln!("PQ64 skipped: {got} bytes of table, {max} on this device"),
+        Err(e) => panic!("PQ64: {e}"),
+    }
 }
