@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use vq_distance::{IdFilter, Metric, Neighbors, prepare_rows};
-use vq_ivf::{CoarseKind, FlatCodec, IvfCodec, IvfIndex, IvfParams, PqCodec, SqCodec};
+use vq_ivf::{CoarseKind, FlatCodec, IdTracker, IvfCodec, IvfIndex, IvfParams, PqCodec, SqCodec};
 use vq_quant::{Quantizer, SqType};
 
 use crate::device::Gpu;
@@ -157,10 +157,11 @@ pub struct GpuIvf<C: GpuCodec> {
     centroids: Vec<f32>,
     /// The codec's device tables (PQ codebooks), once trained.
     tables: Option<CudaSlice<f32>>,
-    /// Host mirror of every list's ids: the list sizes, duplicate checks and `to_cpu`.
+    /// Host mirror of every list's ids: the list sizes, filters, removal and `to_cpu`.
     list_ids: Vec<Vec<u64>>,
     lists: Option<DeviceLists>,
-    next_id: u64,
+    /// The ids held (the duplicate check, no memory while they are `0..n`) and the next id.
+    ids: IdTracker,
 }
 
 /// The lists on the device, list after list.
@@ -242,7 +243,7 @@ impl<C: GpuCodec> GpuIvf<C> {
             tables: None,
             list_ids: Vec::new(),
             lists: None,
-            next_id: 0,
+            ids: IdTracker::default(),
         })
     }
 
@@ -255,19 +256,17 @@ impl<C: GpuCodec> GpuIvf<C> {
         // Without the CPU's precomputed tables (IVF-PQ's nlist × m × 256 terms), not a clone.
         let codec = cpu.codec().host_copy(cpu.metric())?;
         let mut index = Self::with_codec(gpu, cpu.dim(), cpu.metric(), cpu.params().clone(), codec, scratch_bytes)?;
-        index.next_id = cpu.next_id();
-        if !cpu.is_trained() {
-            return Ok(index);
+        if cpu.is_trained() {
+            index.set_centroids(cpu.centroids())?;
+            let mut codes = Vec::with_capacity(cpu.len() * index.code_size());
+            for l in 0..cpu.params().nlist {
+                // Trained: every list exists.
+                codes.extend_from_slice(cpu.list_codes(l).unwrap_or_default());
+                index.list_ids[l] = cpu.list_ids(l).unwrap_or_default().to_vec();
+            }
+            index.upload(&codes)?;
         }
-        index.set_centroids(cpu.centroids())?;
-        let nlist = cpu.params().nlist;
-        let mut codes = Vec::with_capacity(cpu.len() * index.code_size());
-        for l in 0..nlist {
-            // Trained: every list exists.
-            codes.extend_from_slice(cpu.list_codes(l).unwrap_or_default());
-            index.list_ids[l] = cpu.list_ids(l).unwrap_or_default().to_vec();
-        }
-        index.upload(&codes)?;
+        index.ids = IdTracker::from_ids(index.list_ids.iter().flatten().copied(), index.len(), cpu.next_id());
         Ok(index)
     }
 
@@ -297,7 +296,7 @@ impl<C: GpuCodec> GpuIvf<C> {
             self.codec.clone(),
             self.centroids.clone(),
             lists,
-            self.next_id,
+            self.ids.added(),
         )?)
     }
 
@@ -343,7 +342,7 @@ impl<C: GpuCodec> GpuIvf<C> {
 
     /// The first id the next [`add`](GpuIvf::add) hands out.
     pub fn next_id(&self) -> u64 {
-        self.next_id
+        self.ids.added()
     }
 
     fn code_size(&self) -> usize {
@@ -430,8 +429,7 @@ impl<C: GpuCodec> GpuIvf<C> {
     /// # Errors
     /// As [`add_with_ids`](GpuIvf::add_with_ids).
     pub fn add(&mut self, data: &[f32]) -> Result<()> {
-        let n = data.len() / self.dim;
-        let ids: Vec<u64> = (self.next_id..self.next_id.saturating_add(n as u64)).collect();
+        let ids = self.ids.next_ids(data.len() / self.dim);
         self.add_with_ids(data, &ids)
     }
 
@@ -449,10 +447,7 @@ impl<C: GpuCodec> GpuIvf<C> {
         if ids.len() != rows.len() {
             return Err(vq_ivf::Error::IdCount { ids: ids.len(), vectors: rows.len() }.into());
         }
-        let mut seen: HashSet<u64> = self.list_ids.iter().flatten().copied().collect();
-        if let Some(&dup) = ids.iter().find(|&&id| !seen.insert(id)) {
-            return Err(vq_ivf::Error::DuplicateId(dup).into());
-        }
+        self.ids.check_new(ids)?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -481,8 +476,7 @@ impl<C: GpuCodec> GpuIvf<C> {
             }
             return result;
         }
-        self.next_id =
-            ids.iter().map(|&id| id.saturating_add(1)).fold(self.next_id.saturating_add(ids.len() as u64), u64::max);
+        self.ids.insert(ids);
         Ok(())
     }
 
@@ -545,6 +539,8 @@ impl<C: GpuCodec> GpuIvf<C> {
         self.gpu.bind()?;
         self.gpu.check_fits("kept IVF lists", self.list_bytes(keep.len() - removed))?;
         let codes = compact(self.gpu.stream(), &old.codes, self.code_size(), &runs)?;
+        let gone: Vec<u64> =
+            self.list_ids.iter().flatten().zip(&keep).filter(|(_, k)| !**k).map(|(&id, _)| id).collect();
         let old_ids = std::mem::replace(&mut self.list_ids, kept_ids);
         let lists = match codes {
             Some(codes) => self.device_lists(codes).map(Some),
@@ -557,6 +553,7 @@ impl<C: GpuCodec> GpuIvf<C> {
                 return Err(e);
             }
         }
+        self.ids.remove(&gone);
         Ok(removed)
     }
 

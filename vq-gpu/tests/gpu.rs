@@ -347,6 +347,10 @@ fn ivf_codec_round_trips<C: vq_gpu::GpuCodec + 'static>(
             let (got, want) = (index.search(&queries, 10, Some(5)).unwrap(), cpu.search(&queries, 10, &opts).unwrap());
             assert_close(&got, &want, 1e-4, &format!("{what} {metric:?} after removal"));
             assert_eq!(index.remove_ids(&gone).unwrap(), 0, "{what}: removed twice");
+            // A removed id is free again; a kept one is still taken.
+            index.add_with_ids(&base[..dim], &[gone[0]]).unwrap();
+            let taken = index.add_with_ids(&base[..dim], &[3]);
+            assert!(matches!(taken, Err(Error::Ivf(vq_ivf::Error::DuplicateId(3)))), "{what}: {taken:?}");
         }
         let cs = {
             use vq_quant::Quantizer as _;

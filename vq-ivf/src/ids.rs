@@ -2,7 +2,8 @@
 //!
 //! The lists store every id next to its code; this is only the membership test. An index
 //! filled by `add` holds `0..n` and needs no memory for it (as Faiss, which keeps no map at
-//! all); the first id out of order or the first removal switches to a hash set.
+//! all); the first id out of order or the first removal switches to a hash set. Public so an
+//! inverted file kept elsewhere (vq-gpu's, on a device) tracks its ids the same way.
 
 use std::collections::HashSet;
 
@@ -10,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// Membership of the ids held, and the next id `add` hands out.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct IdTracker {
+pub struct IdTracker {
     present: Present,
     /// Vectors ever added (or one past the largest id): `add` continues from here.
     added: u64,
@@ -33,17 +34,19 @@ impl Default for Present {
 impl IdTracker {
     /// A tracker of exactly `ids` (unique, checked by the caller); `added` at least one past
     /// the largest.
-    pub(crate) fn from_ids(ids: impl Iterator<Item = u64> + Clone, n: usize, added: u64) -> Self {
+    pub fn from_ids(ids: impl Iterator<Item = u64> + Clone, n: usize, added: u64) -> Self {
         let max = ids.clone().max().map_or(0, |m| m.saturating_add(1));
         let present = if max == n as u64 { Present::Dense(max) } else { Present::Sparse(ids.collect()) };
         IdTracker { present, added: added.max(max) }
     }
 
-    pub(crate) fn added(&self) -> u64 {
+    /// The first id `add` hands out next: past every id ever added.
+    pub fn added(&self) -> u64 {
         self.added
     }
 
-    pub(crate) fn contains(&self, id: u64) -> bool {
+    /// Whether `id` is held.
+    pub fn contains(&self, id: u64) -> bool {
         match &self.present {
             Present::Dense(n) => id < *n,
             Present::Sparse(set) => set.contains(&id),
@@ -51,12 +54,22 @@ impl IdTracker {
     }
 
     /// The ids `add` gives the next `n` vectors.
-    pub(crate) fn next_ids(&self, n: usize) -> Vec<u64> {
+    pub fn next_ids(&self, n: usize) -> Vec<u64> {
         (self.added..self.added.saturating_add(n as u64)).collect()
     }
 
-    /// Records `ids` (absent and unique: checked by the caller).
-    pub(crate) fn insert(&mut self, ids: &[u64]) {
+    /// [`Error::DuplicateId`] naming the first of `ids` that is held already or repeats an
+    /// earlier one of `ids`: the check before [`insert`](IdTracker::insert).
+    pub fn check_new(&self, ids: &[u64]) -> Result<()> {
+        let mut seen = HashSet::with_capacity(ids.len());
+        match ids.iter().find(|&&id| !seen.insert(id) || self.contains(id)) {
+            Some(&dup) => Err(Error::DuplicateId(dup)),
+            None => Ok(()),
+        }
+    }
+
+    /// Records `ids` (absent and unique: [`check_new`](IdTracker::check_new)).
+    pub fn insert(&mut self, ids: &[u64]) {
         let max_new = ids.iter().max().map_or(0, |&m| m.saturating_add(1));
         self.added = self.added.saturating_add(ids.len() as u64).max(max_new);
         if let Present::Dense(n) = &mut self.present {
@@ -72,7 +85,7 @@ impl IdTracker {
     }
 
     /// Forgets `ids` (all of them present).
-    pub(crate) fn remove(&mut self, ids: &[u64]) {
+    pub fn remove(&mut self, ids: &[u64]) {
         if ids.is_empty() {
             return;
         }
@@ -108,7 +121,7 @@ impl IdTracker {
     }
 
     /// Bytes held by the set.
-    pub(crate) fn memory_bytes(&self) -> usize {
+    pub fn memory_bytes(&self) -> usize {
         match &self.present {
             Present::Dense(_) => 0,
             // A hash set entry costs its key and one control byte per bucket.
@@ -136,5 +149,15 @@ mod tests {
         assert!(matches!(back.present, Present::Dense(3)));
         let sparse = IdTracker::from_ids([5u64, 0].into_iter(), 2, 9);
         assert!(sparse.contains(5) && !sparse.contains(1) && sparse.added() == 9);
+    }
+
+    #[test]
+    fn check_new_names_the_first_held_or_repeated_id() {
+        let mut t = IdTracker::default();
+        t.insert(&[0, 1, 2]);
+        assert!(t.check_new(&[3, 9, 4]).is_ok());
+        assert!(matches!(t.check_new(&[3, 1, 4]), Err(Error::DuplicateId(1))));
+        assert!(matches!(t.check_new(&[7, 8, 7, 2]), Err(Error::DuplicateId(7))));
+        assert!(t.check_new(&[]).is_ok());
     }
 }

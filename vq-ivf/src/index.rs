@@ -651,11 +651,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         if ids.len() != rows {
             return Err(Error::IdCount { ids: ids.len(), vectors: rows });
         }
-        let mut seen = HashSet::with_capacity(ids.len());
-        if let Some(&dup) = ids.iter().find(|&&id| !seen.insert(id) || self.ids.contains(id)) {
-            return Err(Error::DuplicateId(dup));
-        }
-        drop(seen);
+        self.ids.check_new(ids)?;
         // Encode everything before touching the lists, so a failure adds nothing.
         let mut encoded = Vec::new();
         for chunk in data.chunks(ADD_CHUNK * self.dim) {

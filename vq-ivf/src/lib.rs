@@ -66,6 +66,7 @@ pub use coarse::{CoarseQuantizer, DEFAULT_COARSE_EF, FlatCoarse, HnswCoarse};
 pub use codec::{FlatCodec, IvfCodec, ListScanner, PqCodec, PqScanner, QuantizerScanner, SqCodec};
 pub use error::{Error, Result};
 pub use fastscan::IvfFastScan;
+pub use ids::IdTracker;
 pub use index::{CoarseKind, IvfIndex, IvfMemory, IvfParams, IvfSearch, ListStats, encode_in_lists};
 
 #[cfg(doctest)]
