@@ -135,6 +135,11 @@ pub(crate) const MAX_LEVEL: usize = 31;
 /// neighbours at once. On imgsift100k 24 lines gave ~20 % fewer QPS, 48 ~5 % fewer, 64–96
 /// the same within noise.
 const LINES_IN_FLIGHT: usize = 96;
+/// The fewest vectors prefetched ahead, however long they are: at 384-d f32 (24 lines)
+/// `LINES_IN_FLIGHT` alone gives 4, and 6 measured 4–9 % more QPS on textemb100k and 1–5 % on
+/// imgsift400k-d384 (HNSW16, 1 thread, BENCHMARKS.md); 8 gave about the same, 16 less. Vectors
+/// of 256 dimensions or fewer get 6 or more from `LINES_IN_FLIGHT` already.
+const MIN_VECTORS_AHEAD: usize = 6;
 /// Slots sampled to estimate a filter's selectivity.
 const FILTER_SAMPLE: u32 = 512;
 /// Mutexes node locks are striped over: enough that two threads inserting at once rarely
@@ -707,7 +712,7 @@ impl<S: VectorStorage> Hnsw<S> {
         keep: Option<&dyn Fn(u32) -> bool>,
     ) {
         let accept = |id: u32| keep.is_none_or(|f| f(id));
-        let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(1, 16);
+        let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
         s.visited.reset(self.slots.load(Ordering::Acquire) as usize);
         s.candidates.clear();
         s.top.clear();
