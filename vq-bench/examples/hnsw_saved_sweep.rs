@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use vq::{Metric, SearchParams};
 use vq_bench::dataset::{Source, load};
+use vq_bench::recall::recall_at_k;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -42,16 +43,15 @@ fn main() {
     let efs = rest.first().map_or("64", String::as_str);
     for ef in efs.split(',').map(|e| e.parse::<usize>().expect("ef: integers")) {
         let params = SearchParams { k: 10, ef: Some(ef), ..Default::default() };
-        let (mut best, mut hits) = (f64::INFINITY, 0);
+        let (mut best, mut got) = (f64::INFINITY, None);
         for _ in 0..5 {
             let t = Instant::now();
-            let got = index.search_with(&queries, &params).expect("search");
+            got = Some(index.search_with(&queries, &params).expect("search"));
             best = best.min(t.elapsed().as_secs_f64());
-            let truth = |q: usize| &gt.ids[q * gt.depth..q * gt.depth + 10];
-            hits =
-                (0..nq).map(|q| got.ids()[q * 10..q * 10 + 10].iter().filter(|id| truth(q).contains(id)).count()).sum();
         }
+        let got = got.expect("five passes");
+        let recall = recall_at_k(got.ids().chunks(10), &gt, 10).expect("ground truth of depth 10 for every query");
         let tag = std::env::var("TAG").unwrap_or_default();
-        println!("{tag} ef={ef} recall={:.4} qps={:.0}", hits as f64 / (nq * 10) as f64, nq as f64 / best);
+        println!("{tag} ef={ef} recall={recall:.4} qps={:.0}", nq as f64 / best);
     }
 }
