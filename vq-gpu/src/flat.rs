@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg, SyncOnDrop};
+use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
 use vq_distance::{IdFilter, Metric, Neighbors, prepare_rows};
 
 use crate::device::Gpu;
@@ -18,7 +18,7 @@ use crate::kernels::{
     select_shared_bytes,
 };
 use crate::plan::{TileBackend, TilePlan, search_tiled};
-use crate::rows::{RowMask, compact, kept_runs};
+use crate::rows::{RowMask, compact, device_ptr_or_null, kept_runs, upload_mask};
 
 /// How `GpuFlat` stores the base vectors on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -545,26 +545,5 @@ impl TileBackend for DeviceBackend<'_> {
         stream.memcpy_dtoh(&self.run_keys.slice(..n), keys).map_err(Error::cuda("cuMemcpyDtoH"))?;
         stream.memcpy_dtoh(&self.run_ids.slice(..n), ids).map_err(Error::cuda("cuMemcpyDtoH"))?;
         stream.synchronize().map_err(Error::cuda("cuStreamSynchronize"))
-    }
-}
-
-/// Uploads a search's row mask (`None`: no filter, nothing uploaded).
-pub(crate) fn upload_mask(stream: &Arc<CudaStream>, mask: Option<&RowMask>) -> Result<Option<CudaSlice<u32>>> {
-    mask.map(|m| stream.clone_htod(m.words()).map_err(Error::cuda("cuMemcpyHtoD"))).transpose()
-}
-
-/// A kernel's optional pointer argument: the buffer's device address, or null (0, what the
-/// kernels read as "none"). The guard orders the buffer's use on `stream`; keep it alive until
-/// the launch is queued.
-pub(crate) fn device_ptr_or_null<'a, T>(
-    slice: Option<&'a CudaSlice<T>>,
-    stream: &'a CudaStream,
-) -> (u64, Option<SyncOnDrop<'a>>) {
-    match slice {
-        Some(s) => {
-            let (ptr, guard) = s.device_ptr(stream);
-            (ptr, Some(guard))
-        }
-        None => (0, None),
     }
 }

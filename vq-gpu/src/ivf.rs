@@ -26,14 +26,14 @@ use vq_quant::{Quantizer, SqType};
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::flat::{GpuFlat, GpuFlatOptions, device_ptr_or_null, upload_mask};
+use crate::flat::{GpuFlat, GpuFlatOptions};
 use crate::kernels::{
     IVF_SCAN_ARGS, IVFPQ_SCAN_ARGS, IVFSQ_SCAN_ARGS, MAX_K, MODE_KEYS, PQ_SCAN_THREADS, SCAN_WARPS, SELECT_ARGS,
     SELECT_THREADS, SQ_KIND_BF16, SQ_KIND_FP16, SQ_KIND_SQ4, SQ_KIND_SQ6, SQ_KIND_SQ8, push_args, select_capacity,
     select_shared_bytes,
 };
 use crate::plan::{TileBackend, TilePlan, search_tiled};
-use crate::rows::{RowMask, compact, kept_runs};
+use crate::rows::{RowMask, compact, device_ptr_or_null, kept_runs, upload_mask};
 
 /// Where each list's rows start in the concatenated arrays: `nlist + 1` prefix sums of `sizes`.
 pub(crate) fn list_offsets(sizes: &[usize]) -> Vec<u64> {
@@ -61,12 +61,14 @@ pub(crate) fn candidate_offsets(probes: &[u32], nprobe: usize, sizes: &[usize]) 
 }
 
 /// A removal over lists of ids: whether each entry stays (every list's entries, list after
-/// list, as the device arrays hold them) and each list's ids that stay, in order.
-fn split_removed(list_ids: &[Vec<u64>], remove: impl Fn(u64) -> bool) -> (Vec<bool>, Vec<Vec<u64>>) {
+/// list, as the device arrays hold them), each list's ids that stay, in order, and the ids
+/// removed.
+fn split_removed(list_ids: &[Vec<u64>], remove: impl Fn(u64) -> bool) -> (Vec<bool>, Vec<Vec<u64>>, Vec<u64>) {
     let keep: Vec<bool> = list_ids.iter().flatten().map(|&id| !remove(id)).collect();
     let mut flags = keep.iter();
     let kept = list_ids.iter().map(|l| l.iter().copied().filter(|_| flags.next() == Some(&true)).collect()).collect();
-    (keep, kept)
+    let gone = list_ids.iter().flatten().zip(&keep).filter(|(_, k)| !**k).map(|(&id, _)| id).collect();
+    (keep, kept, gone)
 }
 
 /// The row (in the concatenated arrays) of candidate `pos` of one query, given its
@@ -532,15 +534,13 @@ impl<C: GpuCodec> GpuIvf<C> {
     /// # Errors
     /// [`Error::OutOfMemory`] when the kept lists do not fit beside the old ones; device errors.
     pub fn remove_where(&mut self, remove: impl Fn(u64) -> bool) -> Result<usize> {
-        let (keep, kept_ids) = split_removed(&self.list_ids, remove);
-        let removed = keep.iter().filter(|&&k| !k).count();
+        let (keep, kept_ids, gone) = split_removed(&self.list_ids, remove);
+        let removed = gone.len();
         let Some(old) = self.lists.as_ref().filter(|_| removed > 0) else { return Ok(0) };
         let runs = kept_runs(&keep);
         self.gpu.bind()?;
         self.gpu.check_fits("kept IVF lists", self.list_bytes(keep.len() - removed))?;
         let codes = compact(self.gpu.stream(), &old.codes, self.code_size(), &runs)?;
-        let gone: Vec<u64> =
-            self.list_ids.iter().flatten().zip(&keep).filter(|(_, k)| !**k).map(|(&id, _)| id).collect();
         let old_ids = std::mem::replace(&mut self.list_ids, kept_ids);
         let lists = match codes {
             Some(codes) => self.device_lists(codes).map(Some),
@@ -1399,7 +1399,7 @@ mod tests {
             let before = Layout::of(&cpu, &data[..dim], 1);
             let remove = |id: u64| id.wrapping_add(seed).is_multiple_of(every);
             let lists: Vec<Vec<u64>> = (0..nlist).map(|l| cpu.list_ids(l).unwrap().to_vec()).collect();
-            let (keep, kept_ids) = split_removed(&lists, remove);
+            let (keep, kept_ids, gone) = split_removed(&lists, remove);
             let cs = 4 * dim;
             let mut codes = vec![0u8; keep.iter().filter(|&&k| k).count() * cs];
             for (rows, at) in kept_runs(&keep) {
@@ -1407,6 +1407,8 @@ mod tests {
             }
             let removed = cpu.remove_where(remove);
             prop_assert_eq!(removed, keep.iter().filter(|&&k| !k).count());
+            prop_assert_eq!(gone.len(), removed);
+            prop_assert!(gone.iter().all(|&id| remove(id)));
             let after = Layout::of(&cpu, &data[..dim], 1);
             prop_assert_eq!(codes, after.codes);
             for (l, ids) in kept_ids.iter().enumerate() {

@@ -1,12 +1,13 @@
 //! Host-side bookkeeping of the device's rows, kept free of CUDA where it can be so `cargo
 //! test` checks it on any machine: which rows a filtered search may return ([`RowMask`], a bit
-//! per row for the kernels) and how a removal packs the rows that stay ([`kept_runs`]; the
-//! device copies are [`compact`]'s, one per run).
+//! per row for the kernels, uploaded by [`upload_mask`] and passed as [`device_ptr_or_null`])
+//! and how a removal packs the rows that stay ([`kept_runs`]; the device copies are
+//! [`compact`]'s, one per run).
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DeviceRepr, SyncOnDrop};
 use vq_distance::IdFilter;
 
 use crate::error::{Error, Result};
@@ -80,6 +81,27 @@ pub(crate) fn compact<T: DeviceRepr>(
         stream.memcpy_dtod(&src, &mut to).map_err(Error::cuda("cuMemcpyDtoD"))?;
     }
     Ok(Some(dst))
+}
+
+/// Uploads a search's row mask (`None`: no filter, nothing uploaded).
+pub(crate) fn upload_mask(stream: &Arc<CudaStream>, mask: Option<&RowMask>) -> Result<Option<CudaSlice<u32>>> {
+    mask.map(|m| stream.clone_htod(m.words()).map_err(Error::cuda("cuMemcpyHtoD"))).transpose()
+}
+
+/// A kernel's optional pointer argument: the buffer's device address, or null (0, what the
+/// kernels read as "none"). The guard orders the buffer's use on `stream`; keep it alive until
+/// the launch is queued.
+pub(crate) fn device_ptr_or_null<'a, T>(
+    slice: Option<&'a CudaSlice<T>>,
+    stream: &'a CudaStream,
+) -> (u64, Option<SyncOnDrop<'a>>) {
+    match slice {
+        Some(s) => {
+            let (ptr, guard) = s.device_ptr(stream);
+            (ptr, Some(guard))
+        }
+        None => (0, None),
+    }
 }
 
 #[cfg(test)]
