@@ -91,6 +91,16 @@ pub enum Error {
         /// The `k` asked for.
         k: usize,
     },
+    /// A range search's radius was NaN (every comparison with it would be false).
+    #[error("radius must be a number, got NaN")]
+    NanRadius,
+    /// A range search found more hits than can be held: the allocator refused the result's
+    /// `hits` ids and scores. Narrow the radius or search fewer queries at once.
+    #[error("a range search result of {hits} hits cannot be allocated: narrow the radius")]
+    RangeTooLarge {
+        /// Hits found (in the result so far, plus the batch that did not fit).
+        hits: usize,
+    },
     /// The index space of the base does not fit the id type.
     #[error("base has {n} vectors, more than the supported {max}")]
     TooManyVectors {

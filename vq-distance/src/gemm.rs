@@ -169,7 +169,9 @@ fn query_chunk_rows(gemm: &GemmKernel, nq: usize) -> usize {
 
 /// Scans one chunk of queries against the whole base, block by block. `on_tile` receives
 /// `(query row in the chunk, id of the panel's first base vector, number of real base vectors
-/// in the panel, keys, mask)` and returns the row's new threshold.
+/// in the panel, keys, mask)` and returns the row's new threshold. Each row starts from its
+/// entry of `start` (one per query of the chunk), or from infinity (every key is offered).
+#[allow(clippy::too_many_arguments)]
 fn scan_chunk<T: Element>(
     kern: &Kernels,
     qchunk: &[f32],
@@ -177,6 +179,7 @@ fn scan_chunk<T: Element>(
     dim: usize,
     terms: &BaseTerms,
     keep_all: bool,
+    start: Option<&[f32]>,
     mut on_tile: impl FnMut(usize, usize, usize, &[f32], u64) -> f32,
 ) {
     let gemm = &kern.gemm;
@@ -186,7 +189,10 @@ fn scan_chunk<T: Element>(
     let groups = pack_queries(qchunk, dim, gemm.mr, &mut qpack);
     // Padded query rows get a NaN threshold: nothing is ever offered to them.
     let mut thresholds = vec![f32::NAN; groups * gemm.mr];
-    thresholds[..nq].fill(f32::INFINITY);
+    match start {
+        Some(start) => thresholds[..nq].copy_from_slice(&start[..nq]),
+        None => thresholds[..nq].fill(f32::INFINITY),
+    }
     let mut packed = PackedBase::default();
     for (b, rows) in base.chunks(block_rows * dim).enumerate() {
         let id0 = b * block_rows;
@@ -228,7 +234,7 @@ pub(crate) fn top_k_blocked<T: Element>(
         .par_chunks(chunk * dim)
         .flat_map_iter(|qchunk| {
             let mut tops: Vec<TopK> = (0..qchunk.len() / dim).map(|_| TopK::new(k)).collect();
-            scan_chunk(kern, qchunk, base, dim, terms, false, |row, id, _, keys, mut mask| {
+            scan_chunk(kern, qchunk, base, dim, terms, false, None, |row, id, _, keys, mut mask| {
                 // Padded lanes have a NaN bias, so they are never in `mask`.
                 let top = &mut tops[row];
                 while mask != 0 {
@@ -239,6 +245,36 @@ pub(crate) fn top_k_blocked<T: Element>(
                 top.threshold()
             });
             tops
+        })
+        .collect()
+}
+
+/// The base vectors whose key is at most the query's `thresholds` entry, for every query
+/// (ascending ids), in parallel over chunks of queries. `queries` are f32, already normalized
+/// for cosine; a NaN threshold selects nothing.
+pub(crate) fn within_blocked<T: Element>(
+    kern: &Kernels,
+    queries: &[f32],
+    base: &[T],
+    dim: usize,
+    terms: &BaseTerms,
+    thresholds: &[f32],
+) -> Vec<Vec<u64>> {
+    let chunk = query_chunk_rows(&kern.gemm, queries.len() / dim);
+    queries
+        .par_chunks(chunk * dim)
+        .zip(thresholds.par_chunks(chunk))
+        .flat_map_iter(|(qchunk, start)| {
+            let mut hits: Vec<Vec<u64>> = vec![Vec::new(); start.len()];
+            scan_chunk(kern, qchunk, base, dim, terms, false, Some(start), |row, id, _, _, mut mask| {
+                // Padded lanes have a NaN bias, so they are never in `mask`.
+                while mask != 0 {
+                    hits[row].push((id + mask.trailing_zeros() as usize) as u64);
+                    mask &= mask - 1;
+                }
+                start[row]
+            });
+            hits
         })
         .collect()
 }
@@ -259,7 +295,7 @@ pub(crate) fn keys_matrix<T: Element>(
     }
     let chunk = query_chunk_rows(&kern.gemm, queries.len() / dim);
     queries.par_chunks(chunk * dim).zip(out.par_chunks_mut(chunk * nb)).for_each(|(qchunk, out)| {
-        scan_chunk(kern, qchunk, base, dim, terms, true, |row, id, valid, keys, _| {
+        scan_chunk(kern, qchunk, base, dim, terms, true, None, |row, id, valid, keys, _| {
             out[row * nb + id..][..valid].copy_from_slice(&keys[..valid]);
             f32::NAN
         });

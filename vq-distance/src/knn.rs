@@ -94,11 +94,22 @@ fn queries_as_f32<T: Element>(queries: &[T], dim: usize, metric: Metric) -> Vec<
     out
 }
 
+/// The exact score of one pair with the per-pair kernels of `kern` (the scores exact searches
+/// return; cosine divides by both norms, so neither side needs normalizing).
+#[inline]
+pub(crate) fn pair_score<T: Element>(kern: &Kernels, metric: Metric, q: &[T], y: &[T]) -> f32 {
+    match metric {
+        Metric::L2 => T::l2_sq_unchecked(kern, q, y),
+        Metric::InnerProduct => T::dot_unchecked(kern, q, y),
+        Metric::Cosine => cosine_from_parts(T::cos_parts_unchecked(kern, q, y)),
+    }
+}
+
 /// Extra candidates the blocked search selects for exact rescoring (see `knn_exact_with`).
 const RESCORE_MARGIN: usize = 8;
 
 /// Base vectors per parallel task of the direct search.
-const DIRECT_BLOCK: usize = 4096;
+pub(crate) const DIRECT_BLOCK: usize = 4096;
 
 /// One query against the base with the per-pair kernels, in parallel over blocks of the base.
 fn top_k_direct<T: Element>(kern: &Kernels, q: &[T], base: &[T], dim: usize, k: usize, metric: Metric) -> TopK {
@@ -107,12 +118,7 @@ fn top_k_direct<T: Element>(kern: &Kernels, q: &[T], base: &[T], dim: usize, k: 
         .map(|(b, rows)| {
             let mut top = TopK::new(k);
             for (j, y) in rows.chunks_exact(dim).enumerate() {
-                let key = match metric {
-                    Metric::L2 => T::l2_sq_unchecked(kern, q, y),
-                    Metric::InnerProduct => -T::dot_unchecked(kern, q, y),
-                    Metric::Cosine => -cosine_from_parts(T::cos_parts_unchecked(kern, q, y)),
-                };
-                top.push(key, (b * DIRECT_BLOCK + j) as u64);
+                top.push(metric.key_from_score(pair_score(kern, metric, q, y)), (b * DIRECT_BLOCK + j) as u64);
             }
             top
         })
@@ -186,15 +192,7 @@ pub fn knn_exact_with<T: Element>(
             let mut hits: Vec<(u64, f32)> = top
                 .into_sorted()
                 .into_iter()
-                .map(|(_, id)| {
-                    let y = &base[id as usize * dim..][..dim];
-                    let score = match metric {
-                        Metric::L2 => T::l2_sq_unchecked(kern, q, y),
-                        Metric::InnerProduct => T::dot_unchecked(kern, q, y),
-                        Metric::Cosine => cosine_from_parts(T::cos_parts_unchecked(kern, q, y)),
-                    };
-                    (id, score)
-                })
+                .map(|(_, id)| (id, pair_score(kern, metric, q, &base[id as usize * dim..][..dim])))
                 .collect();
             // The exact scores can reorder near-ties of the blocked form.
             hits.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));

@@ -5,6 +5,8 @@
 //! squared L2, dot product and cosine over `f32`, [`half::f16`], [`half::bf16`], `u8` and `i8`;
 //! one-to-many and many-to-many scoring; bounded top-k selection ([`TopK`]); exact search
 //! ([`knn_exact`]), its result type ([`Neighbors`]) and the one id filter type ([`IdFilter`]);
+//! exact range search ([`range_exact`], Faiss' `range_search`) and its result type
+//! ([`RangeResult`]);
 //! nearest-centroid search ([`nearest_centroids`], and [`PackedCentroids`]: the top-k of
 //! centroids packed once, an inverted file's flat coarse search);
 //! the software prefetch ([`prefetch_l2`]) the memory-bound searches above share.
@@ -52,6 +54,7 @@ mod metric;
 mod portable;
 mod prefetch;
 mod probe;
+mod range;
 pub mod reference;
 mod rows;
 mod simd;
@@ -69,6 +72,7 @@ pub use merge::merge_topk;
 pub use metric::{Metric, ParseMetricError};
 pub use prefetch::prefetch_l2;
 pub use probe::PackedCentroids;
+pub use range::{RangeResult, check_radius, range_exact, range_exact_with};
 pub use rows::{MAX_SQUARED_NORM, Rows, normalize_l2, prepare_row_into, prepare_rows, validate_rows};
 pub use simd::{Kernels, SimdLevel, simd_level};
 pub use topk::TopK;

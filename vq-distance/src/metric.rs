@@ -55,6 +55,14 @@ impl Metric {
         if self.smaller_is_better() { a < b } else { a > b }
     }
 
+    /// `true` if `score` lies within `radius` in the sense of a range search: strictly
+    /// better than it (squared L2 below `radius`; inner product and cosine above it), Faiss'
+    /// `range_search` convention. NaN is never within.
+    #[inline]
+    pub fn within(self, score: f32, radius: f32) -> bool {
+        self.is_better(score, radius)
+    }
+
     /// Short lowercase name as used in benchmark files: `l2`, `ip`, `cosine`.
     pub fn name(self) -> &'static str {
         match self {
