@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
-use vq_distance::{IdFilter, Metric, Neighbors, TopK, prepare_rows, validate_rows};
+use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
 use vq_io::MappedArray;
 use vq_quant::Quantizer;
 
@@ -23,6 +23,50 @@ const MAX_LIST_MAJOR_CHUNK: usize = 2048;
 /// A batch is searched list-major when its queries probe each list at least this many times
 /// on average (`queries · nprobe ≥ this · nlist`); below, a list would rarely be read twice.
 const MIN_SHARED_PROBES: usize = 2;
+
+/// What a list scan hands its keys to: a query's bounded selection ([`TopK`], for k-NN) or
+/// every entry under a key ([`Within`], for range search). Both paths of a batch search offer
+/// the same `(key, id)` pairs, only in another order, and neither collector's answer depends
+/// on that order.
+trait Collector: Send {
+    /// One scored entry (its "smaller is better" key).
+    fn offer(&mut self, key: f32, id: u64);
+    /// The collected `(id, score)` pairs under `metric`.
+    fn finish(self, metric: Metric) -> Vec<(u64, f32)>;
+}
+
+impl Collector for TopK {
+    #[inline]
+    fn offer(&mut self, key: f32, id: u64) {
+        self.push(key, id);
+    }
+
+    /// Best first.
+    fn finish(self, metric: Metric) -> Vec<(u64, f32)> {
+        self.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect()
+    }
+}
+
+/// Every entry whose key is below `max_key` (a range search's radius as a key: strictly
+/// better, as [`Metric::within`] has it).
+struct Within {
+    max_key: f32,
+    hits: Vec<(u64, f32)>,
+}
+
+impl Collector for Within {
+    #[inline]
+    fn offer(&mut self, key: f32, id: u64) {
+        if key < self.max_key {
+            self.hits.push((id, key));
+        }
+    }
+
+    /// In scan order ([`RangeResult::from_rows`] sorts).
+    fn finish(self, metric: Metric) -> Vec<(u64, f32)> {
+        self.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect()
+    }
+}
 
 /// Decoded rows of one block of a list.
 struct Block<'a> {
@@ -713,6 +757,34 @@ impl<C: IvfCodec> IvfIndex<C> {
         if k == 0 {
             return Err(vq_distance::Error::ZeroK.into());
         }
+        let rows = self.scan_probes(queries, opts, || TopK::new(k))?;
+        Ok(Neighbors::from_rows(k, self.metric, rows)?)
+    }
+
+    /// Every entry of the probed lists within `radius` of each query (Faiss' `range_search`
+    /// on an inverted file): its score by the codec — as [`IvfIndex::search`] scores it —
+    /// below `radius` for L2, above it for inner product and cosine
+    /// ([`Metric::within`]). Best first, ties to the smaller id; the probed lists and the
+    /// list-major batching are [`IvfIndex::search`]'s. A NaN radius is an error.
+    pub fn range_search(&self, queries: &[f32], radius: f32, opts: &IvfSearch<'_>) -> Result<RangeResult> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        vq_distance::check_radius(radius)?;
+        let max_key = self.metric.key_from_score(radius);
+        let rows = self.scan_probes(queries, opts, || Within { max_key, hits: Vec::new() })?;
+        Ok(RangeResult::from_rows(self.metric, rows)?)
+    }
+
+    /// The coarse search of `queries`, then the scan of every query's probed lists into a
+    /// collector from `collector` per query: list-major when [`IvfIndex::list_major_chunk`]
+    /// says so, query by query otherwise.
+    fn scan_probes<S: Collector>(
+        &self,
+        queries: &[f32],
+        opts: &IvfSearch<'_>,
+        collector: impl Fn() -> S + Sync,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
         let nprobe = match opts.nprobe.unwrap_or(self.params.nprobe) {
             0 => return Err(Error::ZeroNprobe),
             p => p.min(self.params.nlist),
@@ -720,22 +792,20 @@ impl<C: IvfCodec> IvfIndex<C> {
         let q = prepare_rows("queries", queries, self.dim, self.metric)?;
         let nq = q.len();
         if nq == 0 {
-            return Ok(Neighbors::from_rows(k, self.metric, Vec::new())?);
+            return Ok(Vec::new());
         }
         let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
         let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
         coarse.search_with_ef(q.as_slice(), nprobe, opts.coarse_ef, &mut lists, &mut coarse_keys)?;
         let probes = Probes { queries: q.as_slice(), nprobe, lists: &lists, coarse_keys: &coarse_keys };
-        let chunk = self.list_major_chunk(nq, nprobe);
-        let rows = match chunk {
-            Some(chunk) => (0..nq.div_ceil(chunk))
+        match self.list_major_chunk(nq, nprobe) {
+            Some(chunk) => Ok((0..nq.div_ceil(chunk))
                 .into_par_iter()
-                .map(|c| self.search_by_list(&probes, c * chunk..((c + 1) * chunk).min(nq), k, opts.filter))
+                .map(|c| self.search_by_list(&probes, c * chunk..((c + 1) * chunk).min(nq), &collector, opts.filter))
                 .collect::<Result<Vec<_>>>()?
-                .concat(),
-            None => self.search_per_query(&probes, 0..nq, k, opts.filter)?,
-        };
-        Ok(Neighbors::from_rows(k, self.metric, rows)?)
+                .concat()),
+            None => self.search_per_query(&probes, 0..nq, &collector, opts.filter),
+        }
     }
 
     /// Queries per list-major chunk for a batch of `nq` queries probing `nprobe` lists each, or
@@ -754,11 +824,11 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// Queries `range` one after the other, each scanning its probed lists (parallel over
     /// queries).
-    fn search_per_query(
+    fn search_per_query<S: Collector>(
         &self,
         probes: &Probes<'_>,
         range: std::ops::Range<usize>,
-        k: usize,
+        collector: &(impl Fn() -> S + Sync),
         filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         range
@@ -767,7 +837,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                 || vec![0f32; BLOCK],
                 |keys, i| {
                     let query = probes.query(i, self.dim);
-                    let mut top = TopK::new(k);
+                    let mut top = collector();
                     let (lists, coarse_keys) = probes.of(i);
                     if self.codec.decodes_for_scan() {
                         let (mut rows, mut qv) = (Vec::new(), Vec::new());
@@ -786,7 +856,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                             self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, keys)?;
                         }
                     }
-                    Ok(self.finish(top))
+                    Ok(top.finish(self.metric))
                 },
             )
             .collect()
@@ -798,11 +868,11 @@ impl<C: IvfCodec> IvfIndex<C> {
     /// is scored by the same scanner as in [`IvfIndex::search_per_query`], and [`TopK`] keeps
     /// the `k` smallest `(key, id)` whatever the order of the offers, so the results are the
     /// same, ties included.
-    fn search_by_list(
+    fn search_by_list<S: Collector>(
         &self,
         probes: &Probes<'_>,
         range: std::ops::Range<usize>,
-        k: usize,
+        collector: &(impl Fn() -> S + Sync),
         filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         let nlist = self.lists.len();
@@ -813,7 +883,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         } else {
             range.clone().map(|i| self.codec.scanner(probes.query(i, self.dim))).collect::<Result<Vec<_>>>()?
         };
-        let mut tops: Vec<TopK> = range.clone().map(|_| TopK::new(k)).collect();
+        let mut tops: Vec<S> = range.clone().map(|_| collector()).collect();
         // Counting sort of the (query, coarse key) pairs by list. An approximate coarse search
         // may pad with lists past `nlist`: those are skipped, as in the per-query scan.
         let mut start = vec![0usize; nlist + 1];
@@ -859,7 +929,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                 self.scan_list(&mut scanners[qi], list as u32, ck, filter, &mut tops[qi], &mut keys)?;
             }
         }
-        Ok(tops.into_iter().map(|top| self.finish(top)).collect())
+        Ok(tops.into_iter().map(|top| top.finish(self.metric)).collect())
     }
 
     /// Offers every entry of list `list` (that passes `filter`) to `top`, scored by `scanner`.
@@ -869,7 +939,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         list: u32,
         coarse_key: f32,
         filter: Option<&dyn IdFilter>,
-        top: &mut TopK,
+        top: &mut impl Collector,
         keys: &mut [f32],
     ) -> Result<()> {
         // An approximate coarse search may find fewer than nprobe lists (padded).
@@ -884,9 +954,9 @@ impl<C: IvfCodec> IvfIndex<C> {
             let keys = &mut keys[..ids.len()];
             scanner.keys(codes, keys);
             match filter {
-                None => ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id)),
+                None => ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.offer(key, id)),
                 Some(f) => ids.iter().zip(keys.iter()).filter(|(id, _)| f.accepts(**id)).for_each(|(&id, &key)| {
-                    top.push(key, id);
+                    top.offer(key, id);
                 }),
             }
         }
@@ -914,7 +984,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         coarse_key: f32,
         block: &Block<'_>,
         filter: Option<&dyn IdFilter>,
-        top: &mut TopK,
+        top: &mut impl Collector,
         qv: &mut Vec<f32>,
     ) {
         let kern = vq_distance::Kernels::active();
@@ -931,18 +1001,12 @@ impl<C: IvfCodec> IvfIndex<C> {
                 query
             };
             let l2 = kern.f32_l2_sq_fn();
-            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.push(l2(q, row), id));
+            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.offer(l2(q, row), id));
         } else {
             let offset = if residual { coarse_key } else { 0.0 };
             let dot = kern.f32_dot_fn();
-            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.push(-dot(query, row) + offset, id));
+            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.offer(-dot(query, row) + offset, id));
         }
-    }
-
-    /// A query's selection as `(id, score)` pairs, best first.
-    fn finish(&self, top: TopK) -> Vec<(u64, f32)> {
-        let metric = self.metric;
-        top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect()
     }
 
     /// Removes the given ids (unknown ids are skipped); returns how many were removed.
@@ -1192,11 +1256,11 @@ mod tests {
     /// Both scans of the same probes: list-major over the whole batch, and query by query.
     type Rows = Vec<Vec<(u64, f32)>>;
 
-    fn both_paths<C: IvfCodec>(
+    fn both_paths<C: IvfCodec, S: Collector>(
         index: &IvfIndex<C>,
         queries: &[f32],
         nprobe: usize,
-        k: usize,
+        collector: &(impl Fn() -> S + Sync),
         filter: Option<&dyn IdFilter>,
     ) -> (Rows, Rows) {
         let q = prepare_rows("queries", queries, index.dim, index.metric).unwrap();
@@ -1204,8 +1268,8 @@ mod tests {
         let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
         index.coarse().unwrap().search_with_ef(q.as_slice(), nprobe, None, &mut lists, &mut coarse_keys).unwrap();
         let probes = Probes { queries: q.as_slice(), nprobe, lists: &lists, coarse_keys: &coarse_keys };
-        let by_list = index.search_by_list(&probes, 0..nq, k, filter).unwrap();
-        let per_query = index.search_per_query(&probes, 0..nq, k, filter).unwrap();
+        let by_list = index.search_by_list(&probes, 0..nq, collector, filter).unwrap();
+        let per_query = index.search_per_query(&probes, 0..nq, collector, filter).unwrap();
         (by_list, per_query)
     }
 
@@ -1228,7 +1292,7 @@ mod tests {
         index.add(data).unwrap();
         let keep_even = |id: u64| id.is_multiple_of(2);
         let filter: Option<&dyn IdFilter> = if filtered { Some(&keep_even) } else { None };
-        let (by_list, per_query) = both_paths(&index, queries, nprobe, k, filter);
+        let (by_list, per_query) = both_paths(&index, queries, nprobe, &|| TopK::new(k), filter);
         assert_eq!(bits(&by_list), bits(&per_query), "{} {metric:?} nprobe {nprobe} k {k}", index.name());
         // The public search (whichever path it takes for this batch) answers the same. Not
         // compared with one-query searches: the coarse quantizer scores batches with its GEMM
@@ -1240,6 +1304,39 @@ mod tests {
             let (ids, scores) = batch.get(i).unwrap();
             let got: Vec<(u64, u32)> = ids.iter().zip(scores).map(|(&id, s)| (id, s.to_bits())).collect();
             assert_eq!(got, bits(std::slice::from_ref(row))[0], "query {i}");
+        }
+
+        // Range search, at the score of a hit halfway down the first query's top-k: both
+        // paths keep the same entries, which begin with each query's top-k cut at the radius
+        // (and are exactly that cut when the top-k reaches outside it), and the public range
+        // search answers the same.
+        let Some(&(_, radius)) = by_list.iter().flatten().nth(k / 2) else { return };
+        let max_key = metric.key_from_score(radius);
+        let (mut range_by_list, mut range_per_query) =
+            both_paths(&index, queries, nprobe, &|| Within { max_key, hits: Vec::new() }, filter);
+        for row in range_by_list.iter_mut().chain(range_per_query.iter_mut()) {
+            row.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+        }
+        assert_eq!(bits(&range_by_list), bits(&range_per_query), "{} {metric:?} range", index.name());
+        let public = index.range_search(queries, radius, &opts).unwrap();
+        for (i, (range_row, top_row)) in range_by_list.iter().zip(&by_list).enumerate() {
+            let cut: Vec<(u64, f32)> = top_row.iter().take_while(|h| metric.within(h.1, radius)).copied().collect();
+            if cut.len() < k {
+                assert_eq!(
+                    bits(std::slice::from_ref(range_row)),
+                    bits(&[cut]),
+                    "query {i}: the range is the cut top-k"
+                );
+            } else {
+                assert_eq!(
+                    bits(&[range_row[..k].to_vec()]),
+                    bits(&[cut]),
+                    "query {i}: the range starts with the top-k"
+                );
+            }
+            let (ids, scores) = public.get(i).unwrap();
+            let got: Vec<(u64, u32)> = ids.iter().zip(scores).map(|(&id, s)| (id, s.to_bits())).collect();
+            assert_eq!(got, bits(std::slice::from_ref(range_row))[0], "query {i}: range_search");
         }
     }
 
