@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -83,6 +83,9 @@ fn opt_count(name: &str, v: Option<i64>) -> PyResult<Option<usize>> {
 /// `k` hits (Faiss' padding).
 type SearchResult<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 
+/// `(lims, D, I)`, Faiss' range-search triple.
+type RangeSearchResult<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<i64>>);
+
 /// Flat views of a result with ids as Faiss' int64 (vq's `u64::MAX` padding becomes `-1`).
 fn flat_result(n: &Neighbors) -> (usize, usize, Vec<f32>, Vec<i64>) {
     // Ids are below 2⁶³ (checked on the way in), so the cast only turns the padding into −1.
@@ -130,6 +133,42 @@ impl SearchParameters {
             opt(self.refine_k),
             if self.filter.is_some() { "<set>" } else { "None" }
         )
+    }
+}
+
+/// A search's knobs from `params` and the keywords (which win), with the filter converted.
+struct Knobs {
+    ef: Option<usize>,
+    nprobe: Option<usize>,
+    refine_k: Option<usize>,
+    filter: Option<Box<dyn vq::IdFilter>>,
+}
+
+impl Knobs {
+    fn new<'py>(
+        py: Python<'py>,
+        params: Option<PyRef<'py, SearchParameters>>,
+        ef: Option<i64>,
+        nprobe: Option<i64>,
+        refine_k: Option<i64>,
+        filter: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let p = params.as_deref();
+        let (p_ef, p_nprobe, p_refine_k) = p.map_or((None, None, None), |p| (p.ef, p.nprobe, p.refine_k));
+        let filter = match filter.or_else(|| p.and_then(|p| p.filter.as_ref()).map(|f| f.bind(py).clone())) {
+            Some(f) if !f.is_none() => Some(convert::filter(&f)?),
+            _ => None,
+        };
+        Ok(Knobs {
+            ef: opt_count("ef", ef.or(p_ef))?,
+            nprobe: opt_count("nprobe", nprobe.or(p_nprobe))?,
+            refine_k: opt_count("refine_k", refine_k.or(p_refine_k))?,
+            filter,
+        })
+    }
+
+    fn params(&self, k: usize) -> SearchParams<'_> {
+        SearchParams { k, ef: self.ef, nprobe: self.nprobe, refine_k: self.refine_k, filter: self.filter.as_deref() }
     }
 }
 
@@ -262,23 +301,42 @@ impl PyIndex {
         filter: Option<Bound<'py, PyAny>>,
     ) -> PyResult<SearchResult<'py>> {
         let k = count("k", k)?;
-        let p = params.as_deref();
-        let (p_ef, p_nprobe, p_refine_k) = p.map_or((None, None, None), |p| (p.ef, p.nprobe, p.refine_k));
-        let filter = match filter.or_else(|| p.and_then(|p| p.filter.as_ref()).map(|f| f.bind(py).clone())) {
-            Some(f) if !f.is_none() => Some(convert::filter(&f)?),
-            _ => None,
-        };
+        let knobs = Knobs::new(py, params, ef, nprobe, refine_k, filter)?;
         let x = convert::rows(x, "x", Some(self.dim))?;
         let x = x.as_slice()?;
-        let params = SearchParams {
-            k,
-            ef: opt_count("ef", ef.or(p_ef))?,
-            nprobe: opt_count("nprobe", nprobe.or(p_nprobe))?,
-            refine_k: opt_count("refine_k", refine_k.or(p_refine_k))?,
-            filter: filter.as_deref(),
-        };
+        let params = knobs.params(k);
         let result = threads::run(py, || self.read().search_with(x, &params).map(|n| flat_result(&n)))?;
         to_numpy(py, result.map_err(to_py)?)
+    }
+
+    /// Every stored vector within `radius` of each row of `x` (Faiss' `range_search`):
+    /// `(lims, D, I)`, where query `i`'s hits are `I[lims[i]:lims[i+1]]` with scores
+    /// `D[lims[i]:lims[i+1]]`, best first. Within means squared L2 below `radius`, inner
+    /// product or cosine above it. `Flat` is exact and inverted files return every entry of
+    /// the probed lists within the radius; graphs and the other kinds search k-NN with a
+    /// growing k (32, 64, …) until a query's hits end inside it. The keywords are `search`'s.
+    #[pyo3(signature = (x, radius, params=None, *, ef=None, nprobe=None, refine_k=None, filter=None))]
+    #[allow(clippy::too_many_arguments)] // Faiss' keyword surface
+    fn range_search<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        radius: f32,
+        params: Option<PyRef<'py, SearchParameters>>,
+        ef: Option<i64>,
+        nprobe: Option<i64>,
+        refine_k: Option<i64>,
+        filter: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<RangeSearchResult<'py>> {
+        let knobs = Knobs::new(py, params, ef, nprobe, refine_k, filter)?;
+        let x = convert::rows(x, "x", Some(self.dim))?;
+        let x = x.as_slice()?;
+        let params = knobs.params(0);
+        let result = threads::run(py, || self.read().range_search_with(x, radius, &params))?.map_err(to_py)?;
+        // Ids are below 2⁶³ (checked on the way in); offsets are below the hit count.
+        let lims: Vec<i64> = result.lims().iter().map(|&l| l as i64).collect();
+        let ids: Vec<i64> = result.ids().iter().map(|&id| id as i64).collect();
+        Ok((lims.into_pyarray(py), result.scores().to_vec().into_pyarray(py), ids.into_pyarray(py)))
     }
 
     /// Removes the given ids (unknown ids are skipped); returns how many were removed.

@@ -209,3 +209,31 @@ def test_memory_usage_and_repr(data):
     assert m["links"] > 0 and m["vectors"] >= len(x) * 16
     assert "HNSW16,SQ8" in repr(index) and "ntotal=3000" in repr(index)
     assert vq.simd_level() in ("avx512", "avx2", "neon", "portable")
+
+
+@pytest.mark.parametrize("spec", ["Flat", "IVF16,Flat", "HNSW16", "IVF16,PQ8,RFlat"])
+def test_range_search_has_faiss_shape_and_keeps_what_is_within(spec, data):
+    x, q = data
+    index = build(spec, x)
+    d2 = ((q[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+    radius = float(np.median(np.sort(d2, axis=1)[:, 40]))
+    lims, D, I = index.range_search(q, radius, ef=128, nprobe=16, refine_k=4)
+    assert lims.dtype == np.int64 and D.dtype == np.float32 and I.dtype == np.int64
+    assert lims.shape == (len(q) + 1,) and lims[0] == 0 and lims[-1] == len(D) == len(I)
+    assert np.all(np.diff(lims) >= 0)
+    assert np.all(D < radius)
+    found = 0
+    for i in range(len(q)):
+        ids, scores = I[lims[i] : lims[i + 1]], D[lims[i] : lims[i + 1]]
+        assert np.all(np.diff(scores) >= 0)
+        truth = set(np.flatnonzero(d2[i] < radius * (1 - 1e-5)))
+        found += len(truth & set(ids.tolist()))
+        if spec in ("Flat", "IVF16,Flat"):  # exact: every vector within, none outside
+            assert truth <= set(ids.tolist())
+            np.testing.assert_allclose(scores, d2[i, ids], rtol=1e-4, atol=1e-3)
+    assert found / max(1, int((d2 < radius * (1 - 1e-5)).sum())) > 0.9
+    # A filter keeps only the ids it accepts; a NaN radius is a ValueError.
+    lims2, _, I2 = index.range_search(q, radius, ef=128, nprobe=16, refine_k=4, filter=np.arange(0, len(x), 2))
+    assert np.all(I2 % 2 == 0) and len(I2) < len(I)
+    with pytest.raises(ValueError):
+        index.range_search(q, float("nan"))

@@ -3,7 +3,9 @@
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use vq_distance::{IdFilter, Metric, Neighbors, TopK, knn_exact, score_one_to_many};
+use vq_distance::{
+    IdFilter, Metric, Neighbors, RangeResult, TopK, check_radius, knn_exact, range_exact, score_one_to_many,
+};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::error::{Error, Result};
@@ -57,22 +59,29 @@ impl FlatIndex {
         (&self.vectors, &self.ids)
     }
 
+    /// Scores `q` against every stored vector whose id `filter` accepts, block by block, and
+    /// hands each `(id, score)` to `hit`.
+    fn scan_filtered(&self, q: &[f32], filter: &dyn IdFilter, mut hit: impl FnMut(u64, f32)) -> Result<()> {
+        let mut scores = vec![0f32; BLOCK];
+        for (b, block) in self.vectors.chunks(BLOCK * self.dim).enumerate() {
+            let scores = &mut scores[..block.len() / self.dim];
+            score_one_to_many(self.metric, q, block, scores)?;
+            for (i, &s) in scores.iter().enumerate() {
+                let id = self.ids.id(b * BLOCK + i);
+                if filter.accepts(id) {
+                    hit(id, s);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn filtered(&self, queries: &[f32], k: usize, filter: &dyn IdFilter) -> Result<Neighbors> {
         let rows = queries
             .par_chunks_exact(self.dim)
             .map(|q| {
                 let mut top = TopK::new(k);
-                let mut scores = vec![0f32; BLOCK];
-                for (b, block) in self.vectors.chunks(BLOCK * self.dim).enumerate() {
-                    let scores = &mut scores[..block.len() / self.dim];
-                    score_one_to_many(self.metric, q, block, scores)?;
-                    for (i, &s) in scores.iter().enumerate() {
-                        let id = self.ids.id(b * BLOCK + i);
-                        if filter.accepts(id) {
-                            top.push(self.metric.key_from_score(s), id);
-                        }
-                    }
-                }
+                self.scan_filtered(q, filter, |id, s| top.push(self.metric.key_from_score(s), id))?;
                 Ok(top.into_sorted().into_iter().map(|(key, id)| (id, self.metric.score_from_key(key))).collect())
             })
             .collect::<Result<Vec<_>>>()?;
@@ -151,6 +160,35 @@ impl Index for FlatIndex {
             .map(|(rows, scores)| rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect())
             .collect();
         neighbors_from_rows(params.k, self.metric, rows)
+    }
+
+    /// Exact: [`range_exact`] over the stored vectors, or with a filter a scan of the vectors
+    /// it accepts.
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        check_radius(radius)?;
+        let queries = prepare("queries", queries, self.dim, self.metric)?;
+        let metric = self.metric;
+        let rows: Vec<Vec<(u64, f32)>> = match params.filter {
+            Some(filter) => queries
+                .par_chunks_exact(self.dim)
+                .map(|q| {
+                    let mut hits = Vec::new();
+                    self.scan_filtered(q, filter, |id, s| {
+                        if metric.within(s, radius) {
+                            hits.push((id, s));
+                        }
+                    })?;
+                    Ok(hits)
+                })
+                .collect::<Result<_>>()?,
+            None => range_exact(&self.vectors, &queries, self.dim, radius, metric)?
+                .iter()
+                .map(|(rows, scores)| {
+                    rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect()
+                })
+                .collect(),
+        };
+        Ok(RangeResult::from_rows(metric, rows)?)
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {

@@ -3,11 +3,12 @@
 use std::any::Any;
 use std::borrow::Cow;
 
-use vq_distance::{IdFilter, Metric, Neighbors};
+use vq_distance::{IdFilter, Metric, Neighbors, RangeResult};
 use vq_io::ContainerWriter;
 use vq_quant::Quantizer;
 
 use crate::error::{Error, Result};
+use crate::range::range_by_deepening;
 use crate::spec::IndexSpec;
 
 /// Per-search settings. A knob an index does not have is ignored (`nprobe` on a graph).
@@ -152,6 +153,35 @@ pub trait Index: Any + Send + Sync {
     }
     /// [`search`](Index::search) with every knob.
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors>;
+    /// Every stored vector within `radius` of each query (Faiss' `range_search`): squared L2
+    /// below `radius`, inner product or cosine above it ([`Metric::within`]), best first, ties
+    /// to the smaller id, in [`RangeResult`]'s `lims` / `ids` / `scores` layout. A NaN radius is
+    /// an error; an infinite one keeps every vector (or none).
+    ///
+    /// `Flat` answers exactly and inverted files scan their `nprobe` probed lists for every
+    /// entry within the radius (the answer Faiss gives). Graphs and every other index search
+    /// k-NN with a growing `k` — 32, then doubled for the queries whose `k` hits all lie
+    /// within the radius — so they find what their k-NN search finds at that `k` (for graphs,
+    /// with the beam raised to it). Scores are the index's own (codes' scores for quantized
+    /// storage, refined scores after a refine stage).
+    ///
+    /// ```
+    /// use vq::Metric;
+    /// let mut index = vq::index_factory(2, "Flat", Metric::L2)?;
+    /// index.add(&[0.0, 0.0, 1.0, 0.0, 3.0, 0.0])?;
+    /// let hits = index.range_search(&[0.9, 0.0], 1.0)?;
+    /// assert_eq!(hits.get(0).unwrap().0, &[1, 0]); // squared distances 0.01 and 0.81
+    /// # Ok::<(), vq::Error>(())
+    /// ```
+    fn range_search(&self, queries: &[f32], radius: f32) -> Result<RangeResult> {
+        self.range_search_with(queries, radius, &SearchParams::default())
+    }
+    /// [`range_search`](Index::range_search) with the knobs of a search (`ef`, `nprobe`,
+    /// `refine_k`, `filter`); `k` is the first round's `k` where k-NN search is deepened (0:
+    /// 32).
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        range_by_deepening(self, queries, radius, params)
+    }
     /// Removes the given ids (unknown ids are skipped); returns how many were removed. They are
     /// never returned by a search afterwards.
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize>;

@@ -2,7 +2,7 @@
 //! (Faiss' `IndexIVFFlat`, `IndexIVFScalarQuantizer`, `IndexIVFPQ`), and `IVF1024,PQ64x4fs` (Faiss'
 //! `IndexIVFPQFastScan`, the base of the ScaNN-style index), over `vq-ivf`.
 
-use vq_distance::{Metric, Neighbors};
+use vq_distance::{Metric, Neighbors, RangeResult};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_ivf::{FlatCodec, IvfCodec, IvfParams, IvfSearch, PqCodec, SqCodec};
 
@@ -131,6 +131,12 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
         // The index checks k, nprobe and the queries (normalizing them, for cosine).
         let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
         self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
+    }
+
+    /// The probed lists' entries within the radius ([`vq_ivf::IvfIndex::range_search`]).
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
+        self.inner.range_search(queries, radius, &opts).map_err(|e| self.err(e))
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {

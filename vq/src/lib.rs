@@ -47,6 +47,7 @@ mod index;
 mod ivf;
 mod milvus;
 mod persist;
+mod range;
 mod refine;
 mod spec;
 mod transform;
@@ -66,7 +67,9 @@ pub use persist::{
 pub use refine::RefineIndex;
 pub use spec::{ACCEPTED, BaseSpec, CodecSpec, IndexSpec, RefineSpec, SpecError, StorageSpec, TransformSpec};
 pub use transform::PreTransformIndex;
-pub use vq_distance::{IdBitset, IdFilter, IdSet, Metric, Neighbors, knn_exact, merge_topk, normalize_l2};
+pub use vq_distance::{
+    IdBitset, IdFilter, IdSet, Metric, Neighbors, RangeResult, knn_exact, merge_topk, normalize_l2, range_exact,
+};
 #[cfg(feature = "gpu")]
 pub use vq_gpu;
 pub use {vq_cluster, vq_distance, vq_graph, vq_io, vq_ivf, vq_quant};

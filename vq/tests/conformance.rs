@@ -439,3 +439,96 @@ mod edge_of_f32 {
         }
     }
 }
+
+/// Whether a spec's k-NN search is the exact top-k of scores that do not depend on `k` (no
+/// graph beam, no refine stage whose candidates grow with `k`), so that its range search must
+/// be the part of a `k = n` search within the radius.
+fn scores_independent_of_k(spec: &str) -> bool {
+    let graph = spec.starts_with("HNSW");
+    let refined = spec.contains("RFlat") || spec.contains("Refine");
+    !graph && !refined
+}
+
+/// Range search over every spec: well formed, within the radius, the same entries as a k-NN
+/// search of every vector cut at the radius where that search does not depend on `k`, and
+/// close to the exact range answer (the recall floor, over hits) everywhere. Queries have 0
+/// to a few hundred hits, so the deepening searches (32, 64, …) run several rounds.
+#[test]
+fn range_search_agrees_with_search_and_with_exact_range() {
+    let data = clustered(N, 1);
+    let queries = clustered(NQ, 2);
+    for metric in [Metric::L2, Metric::Cosine] {
+        let (base, q) = (normalized_if(metric, &data), normalized_if(metric, &queries));
+        // The median over queries of the 60th neighbour's score.
+        let deep = vq::knn_exact(&base, &q, DIM, 60, metric).unwrap();
+        let mut sixtieth: Vec<f32> = deep.iter().map(|(_, s)| s[59]).collect();
+        sixtieth.sort_by(f32::total_cmp);
+        let radius = sixtieth[NQ / 2];
+        let truth = vq::range_exact(&base, &q, DIM, radius, metric).unwrap();
+        assert!(truth.iter().any(|(ids, _)| ids.len() > 64), "{metric}: some query needs two deepenings");
+        for (spec, floor) in SPECS {
+            let index = built(spec, metric, &data);
+            let got = index.range_search_with(&queries, radius, &params(0)).unwrap();
+            assert_eq!(got.num_queries(), NQ, "{spec}");
+            let mut found = 0;
+            for (qi, (ids, scores)) in got.iter().enumerate() {
+                assert!(scores.iter().all(|&s| metric.within(s, radius)), "{spec} {metric} query {qi}: outside");
+                let key = |s: f32| metric.key_from_score(s);
+                assert!(scores.windows(2).all(|w| key(w[0]) <= key(w[1])), "{spec}: best first");
+                assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "{spec}: an id twice");
+                let (want, _) = truth.get(qi).unwrap();
+                found += ids.iter().filter(|id| want.contains(id)).count();
+            }
+            let r = found as f64 / truth.total_hits() as f64;
+            assert!(r >= floor - 0.1, "{spec} {metric}: range recall {r:.3} below {floor} − 0.1");
+            if scores_independent_of_k(spec) {
+                let all = index.search_with(&queries, &params(N)).unwrap();
+                for (qi, (ids, scores)) in all.iter().enumerate() {
+                    let inside = scores.iter().take_while(|&&s| metric.within(s, radius)).count();
+                    let (gi, gs) = got.get(qi).unwrap();
+                    assert_eq!(gi, &ids[..inside], "{spec} {metric} query {qi}: ids");
+                    // A deepening round searches fewer queries at once, and a coarse search of
+                    // fewer queries than one register tile rounds its keys in the per-pair form
+                    // (which residual codes add in): a ulp apart, never more.
+                    let close = gs.iter().zip(&scores[..inside]).all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+                    assert!(close, "{spec} {metric} query {qi}: scores {gs:?} vs {:?}", &scores[..inside]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn range_search_inputs_filters_and_empty_indexes() {
+    let data = clustered(300, 9);
+    let q = &data[..2 * DIM];
+    let even = |id: u64| id.is_multiple_of(2);
+    for (spec, _) in SPECS {
+        let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+        if !index.is_trained() {
+            assert!(matches!(index.range_search(q, 1.0), Err(Error::NotTrained { .. })), "{spec}: before train");
+            index.train(&data).unwrap();
+        }
+        let empty = index.range_search(q, f32::INFINITY).unwrap();
+        assert_eq!((empty.num_queries(), empty.total_hits()), (2, 0), "{spec}: empty index");
+        index.add(&data).unwrap();
+        assert!(
+            matches!(index.range_search(q, f32::NAN), Err(Error::Distance(vq::vq_distance::Error::NanRadius))),
+            "{spec}: NaN radius"
+        );
+        assert!(index.range_search(&q[..DIM + 1], 1.0).is_err(), "{spec}: ragged queries");
+        let mut nan = q.to_vec();
+        nan[1] = f32::NAN;
+        assert!(index.range_search(&nan, 1.0).is_err(), "{spec}: NaN query");
+        assert_eq!(index.range_search(q, f32::NEG_INFINITY).unwrap().total_hits(), 0, "{spec}: −∞ keeps nothing");
+        let p = SearchParams { filter: Some(&even), ..params(0) };
+        let everything = index.range_search_with(q, f32::INFINITY, &p).unwrap();
+        for (ids, _) in everything.iter() {
+            assert!(ids.iter().all(|id| id.is_multiple_of(2)), "{spec}: the filter");
+            // +∞ keeps every vector the search reaches; exact ones reach all 150 even ids.
+            if scores_independent_of_k(spec) {
+                assert_eq!(ids.len(), 150, "{spec}: every even id");
+            }
+        }
+    }
+}

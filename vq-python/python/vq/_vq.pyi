@@ -15,6 +15,7 @@ Metric = Union[int, str]
 ArrayLike = npt.ArrayLike
 Filter = Union[npt.NDArray[np.bool_], npt.NDArray[np.integer], Sequence[int]]
 SearchResult = Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
+RangeSearchResult = Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
 class VqError(RuntimeError): ...
 class NotTrained(VqError): ...
@@ -64,6 +65,17 @@ class Index:
         refine_k: Optional[int] = None,
         filter: Optional[Filter] = None,
     ) -> SearchResult: ...
+    def range_search(
+        self,
+        x: ArrayLike,
+        radius: float,
+        params: Optional[SearchParameters] = None,
+        *,
+        ef: Optional[int] = None,
+        nprobe: Optional[int] = None,
+        refine_k: Optional[int] = None,
+        filter: Optional[Filter] = None,
+    ) -> RangeSearchResult: ...
     def remove_ids(self, ids: ArrayLike) -> int: ...
     def memory_usage(self) -> dict[str, int]: ...
     def fingerprint(self) -> int: ...

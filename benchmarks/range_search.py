@@ -1,0 +1,105 @@
+"""Range search, vq beside Faiss in one process: `Flat` (Faiss `IndexFlatL2.range_search`) and
+`IVF1024,Flat` at one nprobe (`IndexIVFFlat.range_search`), same base, queries, radius and
+threads, runs alternated. The radius is the median over queries of the exact 20th neighbour's
+squared distance, so queries hold from none to hundreds of hits.
+
+Each side's answer is scored against Faiss' exact `IndexFlatL2` range answer: recall over hits
+(|found ∩ exact| / |exact|). QPS per wall second and per CPU-second of the process.
+
+Run with the peers' venv (Faiss) and the wheel built by `cargo xtask test` (release):
+
+    PYTHONPATH=vq-python/python ~/.cache/vq/peers-venv/bin/python benchmarks/range_search.py \
+        ~/.cache/vq/data/imgsift100k [threads] [rounds] [nprobe]
+"""
+import json
+import sys
+import time
+
+import faiss
+import numpy as np
+
+import vq
+
+
+def bvecs(path):
+    a = np.fromfile(path, dtype=np.uint8)
+    d = a[:4].view(np.int32)[0]
+    return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
+
+
+def timed(fn):
+    t, c = time.time(), time.process_time()
+    out = fn()
+    return out, time.time() - t, time.process_time() - c
+
+
+def sets(lims, ids):
+    return [set(ids[lims[i] : lims[i + 1]].tolist()) for i in range(len(lims) - 1)]
+
+
+def recall(found, exact):
+    total = sum(len(e) for e in exact)
+    return sum(len(f & e) for f, e in zip(found, exact)) / max(total, 1)
+
+
+def main():
+    folder = sys.argv[1]
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    nprobe = int(sys.argv[4]) if len(sys.argv) > 4 else 16
+    faiss.omp_set_num_threads(threads)
+    vq.set_num_threads(threads)
+    xt, xb, xq = (bvecs(f"{folder}/{n}.bvecs") for n in ("learn", "base", "query"))
+    d = xb.shape[1]
+
+    flat_faiss = faiss.IndexFlatL2(d)
+    flat_faiss.add(xb)
+    dist, _ = flat_faiss.search(xq, 20)
+    radius = float(np.median(dist[:, 19]))
+    lims, _, ids = flat_faiss.range_search(xq, radius)
+    exact = sets(lims, ids)
+
+    flat_vq = vq.index_factory(d, "Flat")
+    flat_vq.add(xb)
+    ivf_faiss = faiss.index_factory(d, "IVF1024,Flat")
+    ivf_faiss.train(xt)
+    ivf_faiss.add(xb)
+    ivf_faiss.nprobe = nprobe
+    ivf_vq = vq.index_factory(d, "IVF1024,Flat")
+    ivf_vq.train(xt)
+    ivf_vq.add(xb)
+
+    sides = [
+        ("Flat", "vq", lambda: flat_vq.range_search(xq, radius)),
+        ("Flat", "faiss", lambda: flat_faiss.range_search(xq, radius)),
+        ("IVF1024,Flat", "vq", lambda: ivf_vq.range_search(xq, radius, nprobe=nprobe)),
+        ("IVF1024,Flat", "faiss", lambda: ivf_faiss.range_search(xq, radius)),
+    ]
+    meta = {
+        "data": folder.rstrip("/").split("/")[-1],
+        "queries": len(xq),
+        "threads": threads,
+        "radius": radius,
+        "exact_hits": int(lims[-1]),
+        "vq_simd": vq.simd_level(),
+        "faiss": faiss.__version__,
+    }
+    print(json.dumps(meta))
+    for r in range(rounds):
+        for index, lib, run in sides:
+            (lims_, _, ids_), secs, cpu = timed(run)
+            rec = {
+                "round": r,
+                "index": index,
+                "lib": lib,
+                "nprobe": nprobe if index.startswith("IVF") else None,
+                "qps": round(len(xq) / secs, 1),
+                "qps_cpu": round(len(xq) / cpu, 1),
+                "hits": int(lims_[-1]),
+                "recall_hits": round(recall(sets(lims_, ids_), exact), 4),
+            }
+            print(json.dumps(rec), flush=True)
+
+
+if __name__ == "__main__":
+    main()
