@@ -816,9 +816,14 @@ impl<C: IvfCodec> IvfIndex<C> {
             return None;
         }
         // One chunk per thread (each chunk reads its probed lists once), bounded so that the
-        // per-query scanners of a chunk stay small.
+        // per-query scanners of a chunk stay small. Where the bound splits the batch further,
+        // the chunks are a whole number per thread and of even size: 10,000 queries on two
+        // threads are six chunks of 1,667, not five of 2,048 (three on one thread, two on the
+        // other, one thread idle for the last fifth).
         let threads = rayon::current_num_threads().max(1);
-        let chunk = nq.div_ceil(threads).clamp(1, MAX_LIST_MAJOR_CHUNK.min(self.codec.list_major_queries()));
+        let bound = MAX_LIST_MAJOR_CHUNK.min(self.codec.list_major_queries()).max(1);
+        let chunks = nq.div_ceil(bound).div_ceil(threads).max(1) * threads;
+        let chunk = nq.div_ceil(chunks).max(1);
         (chunk * nprobe >= MIN_SHARED_PROBES * self.params.nlist).then_some(chunk)
     }
 
@@ -1423,7 +1428,11 @@ mod tests {
             IvfIndex::new(8, Metric::L2, IvfParams::new(16), FlatCodec::new(8, Metric::L2).unwrap()).unwrap();
         flat.train(&data).unwrap();
         assert_eq!(one_thread(&|| flat.list_major_chunk(2000, 4)), Some(2000));
-        assert_eq!(one_thread(&|| flat.list_major_chunk(5000, 4)), Some(MAX_LIST_MAJOR_CHUNK));
+        // Above the bound: as few chunks as it allows, of even size.
+        assert_eq!(one_thread(&|| flat.list_major_chunk(5000, 4)), Some(1667));
+        let two_threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        assert_eq!(two_threads.install(|| flat.list_major_chunk(10_000, 4)), Some(1667), "6 chunks, 3 a thread");
+        assert_eq!(two_threads.install(|| flat.list_major_chunk(2000, 4)), Some(1000), "one a thread");
         // PQ128 at d = 1,024 (two 512 KiB tables a scanner): the budget binds.
         let mut data = vec![0f32; 1024 * 300];
         data.iter_mut().enumerate().for_each(|(i, v)| *v = ((i * 7919) % 61) as f32);
