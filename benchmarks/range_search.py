@@ -1,7 +1,7 @@
 """Range search, vq beside Faiss in one process: `Flat` (Faiss `IndexFlatL2.range_search`) and
 `IVF1024,Flat` at one nprobe (`IndexIVFFlat.range_search`), same base, queries, radius and
-threads, runs alternated. The radius is the median over queries of the exact 20th neighbour's
-squared distance, so queries hold from none to hundreds of hits.
+threads, runs alternated. The radius is the median over queries of the exact `rank`-th
+neighbour's squared distance (default 20), so queries hold from none to thousands of hits.
 
 Each side's answer is scored against Faiss' exact `IndexFlatL2` range answer: recall over hits
 (|found ∩ exact| / |exact|). QPS per wall second and per CPU-second of the process.
@@ -9,7 +9,10 @@ Each side's answer is scored against Faiss' exact `IndexFlatL2` range answer: re
 Run with the peers' venv (Faiss) and the wheel built by `cargo xtask test` (release):
 
     PYTHONPATH=vq-python/python ~/.cache/vq/peers-venv/bin/python benchmarks/range_search.py \
-        ~/.cache/vq/data/imgsift100k [threads] [rounds] [nprobe]
+        ~/.cache/vq/data/imgsift100k [threads] [rounds] [nprobe] [rank] [vq_nprobe]
+
+`vq_nprobe` (default: `nprobe`) lets vq's inverted file probe more lists than Faiss', for a
+comparison at equal recall (the two k-means give different coarse centroids).
 """
 import json
 import sys
@@ -47,6 +50,8 @@ def main():
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     nprobe = int(sys.argv[4]) if len(sys.argv) > 4 else 16
+    rank = int(sys.argv[5]) if len(sys.argv) > 5 else 20
+    vq_nprobe = int(sys.argv[6]) if len(sys.argv) > 6 else nprobe
     faiss.omp_set_num_threads(threads)
     vq.set_num_threads(threads)
     xt, xb, xq = (bvecs(f"{folder}/{n}.bvecs") for n in ("learn", "base", "query"))
@@ -54,8 +59,8 @@ def main():
 
     flat_faiss = faiss.IndexFlatL2(d)
     flat_faiss.add(xb)
-    dist, _ = flat_faiss.search(xq, 20)
-    radius = float(np.median(dist[:, 19]))
+    dist, _ = flat_faiss.search(xq, rank)
+    radius = float(np.median(dist[:, rank - 1]))
     lims, _, ids = flat_faiss.range_search(xq, radius)
     exact = sets(lims, ids)
 
@@ -72,13 +77,14 @@ def main():
     sides = [
         ("Flat", "vq", lambda: flat_vq.range_search(xq, radius)),
         ("Flat", "faiss", lambda: flat_faiss.range_search(xq, radius)),
-        ("IVF1024,Flat", "vq", lambda: ivf_vq.range_search(xq, radius, nprobe=nprobe)),
+        ("IVF1024,Flat", "vq", lambda: ivf_vq.range_search(xq, radius, nprobe=vq_nprobe)),
         ("IVF1024,Flat", "faiss", lambda: ivf_faiss.range_search(xq, radius)),
     ]
     meta = {
         "data": folder.rstrip("/").split("/")[-1],
         "queries": len(xq),
         "threads": threads,
+        "rank": rank,
         "radius": radius,
         "exact_hits": int(lims[-1]),
         "vq_simd": vq.simd_level(),
@@ -92,7 +98,7 @@ def main():
                 "round": r,
                 "index": index,
                 "lib": lib,
-                "nprobe": nprobe if index.startswith("IVF") else None,
+                "nprobe": (vq_nprobe if lib == "vq" else nprobe) if index.startswith("IVF") else None,
                 "qps": round(len(xq) / secs, 1),
                 "qps_cpu": round(len(xq) / cpu, 1),
                 "hits": int(lims_[-1]),

@@ -62,13 +62,35 @@ impl RangeResult {
         self.ids.try_reserve_exact(added).map_err(|_| too_large())?;
         self.scores.try_reserve_exact(added).map_err(|_| too_large())?;
         self.lims.try_reserve_exact(rows.len()).map_err(|_| too_large())?;
-        for row in &mut rows {
+        let start = self.ids.len();
+        self.ids.resize(hits, 0);
+        self.scores.resize(hits, 0.0);
+        // Each query's slices of the two arrays, so that the rows sort and move in parallel
+        // (a wide radius gives millions of hits).
+        let (mut ids, mut scores) = (&mut self.ids[start..], &mut self.scores[start..]);
+        let mut slots = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (i, rest_i) = ids.split_at_mut(row.len());
+            let (s, rest_s) = scores.split_at_mut(row.len());
+            (ids, scores) = (rest_i, rest_s);
+            slots.push((i, s));
+        }
+        rows.par_iter_mut().zip(slots).for_each(|(row, (ids, scores))| {
             sort_hits(metric, row);
-            self.ids.extend(row.iter().map(|h| h.0));
-            self.scores.extend(row.iter().map(|h| h.1));
-            self.lims.push(self.ids.len());
+            for (&(id, score), (i, s)) in row.iter().zip(ids.iter_mut().zip(scores.iter_mut())) {
+                (*i, *s) = (id, score);
+            }
+        });
+        for row in &rows {
+            let end = self.lims.last().copied().unwrap_or(0) + row.len();
+            self.lims.push(end);
         }
         Ok(())
+    }
+
+    /// The three arrays, moved out: `(lims, ids, scores)`.
+    pub fn into_parts(self) -> (Vec<usize>, Vec<u64>, Vec<f32>) {
+        (self.lims, self.ids, self.scores)
     }
 
     /// Number of queries.

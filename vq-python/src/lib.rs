@@ -333,10 +333,11 @@ impl PyIndex {
         let x = x.as_slice()?;
         let params = knobs.params(0);
         let result = threads::run(py, || self.read().range_search_with(x, radius, &params))?.map_err(to_py)?;
+        let (lims, ids, scores) = result.into_parts();
         // Ids are below 2⁶³ (checked on the way in); offsets are below the hit count.
-        let lims: Vec<i64> = result.lims().iter().map(|&l| l as i64).collect();
-        let ids: Vec<i64> = result.ids().iter().map(|&id| id as i64).collect();
-        Ok((lims.into_pyarray(py), result.scores().to_vec().into_pyarray(py), ids.into_pyarray(py)))
+        let lims: Vec<i64> = lims.into_iter().map(|l| l as i64).collect();
+        let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
+        Ok((lims.into_pyarray(py), scores.into_pyarray(py), ids.into_pyarray(py)))
     }
 
     /// Removes the given ids (unknown ids are skipped); returns how many were removed.

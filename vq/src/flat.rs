@@ -181,12 +181,19 @@ impl Index for FlatIndex {
                     Ok(hits)
                 })
                 .collect::<Result<_>>()?,
-            None => range_exact(&self.vectors, &queries, self.dim, radius, metric)?
-                .iter()
-                .map(|(rows, scores)| {
-                    rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect()
-                })
-                .collect(),
+            None => {
+                let by_row = range_exact(&self.vectors, &queries, self.dim, radius, metric)?;
+                if self.ids.is_dense() {
+                    return Ok(by_row);
+                }
+                (0..by_row.num_queries())
+                    .into_par_iter()
+                    .map(|q| {
+                        let (rows, scores) = by_row.get(q).unwrap_or_default();
+                        rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect()
+                    })
+                    .collect()
+            }
         };
         Ok(RangeResult::from_rows(metric, rows)?)
     }

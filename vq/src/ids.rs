@@ -50,6 +50,11 @@ impl IdMap {
         }
     }
 
+    /// Whether row `i` has id `i` for every row (nothing added under ids of the caller's).
+    pub(crate) fn is_dense(&self) -> bool {
+        matches!(self.ids, Ids::Dense { .. })
+    }
+
     /// The id of `row`.
     #[inline]
     pub(crate) fn id(&self, row: usize) -> u64 {

@@ -532,3 +532,21 @@ fn range_search_inputs_filters_and_empty_indexes() {
         }
     }
 }
+
+/// Flat under the caller's ids: the range answer carries those ids, exact ties in id order
+/// (the rows' order is the reverse here).
+#[test]
+fn flat_range_search_maps_rows_to_the_callers_ids() {
+    let mut index = vq::index_factory(2, "Flat", Metric::L2).unwrap();
+    // Rows 0 and 1 are the same vector; row 2 is farther.
+    index.add_with_ids(&[1.0, 1.0, 1.0, 1.0, 3.0, 3.0], &[10, 5, 1]).unwrap();
+    let hits = index.range_search(&[0.0, 0.0, 3.0, 3.0], 9.0).unwrap();
+    assert_eq!(hits.get(0).unwrap(), (&[5u64, 10][..], &[2.0f32, 2.0][..]));
+    assert_eq!(hits.get(1).unwrap().0, &[1, 5, 10]);
+    let dense = {
+        let mut i = vq::index_factory(2, "Flat", Metric::L2).unwrap();
+        i.add(&[1.0, 1.0, 1.0, 1.0, 3.0, 3.0]).unwrap();
+        i.range_search(&[0.0, 0.0, 3.0, 3.0], 9.0).unwrap()
+    };
+    assert_eq!(dense.get(1).unwrap().0, &[2, 0, 1]);
+}
