@@ -9,10 +9,16 @@ Each side's answer is scored against Faiss' exact `IndexFlatL2` range answer: re
 Run with the peers' venv (Faiss) and the wheel built by `cargo xtask test` (release):
 
     PYTHONPATH=vq-python/python ~/.cache/vq/peers-venv/bin/python benchmarks/range_search.py \
-        ~/.cache/vq/data/imgsift100k [threads] [rounds] [nprobe] [rank] [vq_nprobe]
+        ~/.cache/vq/data/imgsift100k [threads] [rounds] [nprobe] [rank] [vq_nprobe] [hnsw_ef | vq_ef/faiss_ef]
 
 `vq_nprobe` (default: `nprobe`) lets vq's inverted file probe more lists than Faiss', for a
-comparison at equal recall (the two k-means give different coarse centroids).
+comparison at equal recall (the two k-means give different coarse centroids). `hnsw_ef` (default
+0: none) adds `HNSW32` on both sides, built with efConstruction 40 and searched with that ef:
+Faiss reports every visited node within the radius (`IndexHNSWFlat.range_search`), vq deepens
+its k-NN search (k = 32, 64, …, the beam raised to k). Faiss 1.15.1's HNSW range search aborts
+the process (`RangeSearchResult::do_allocation`: "labels == nullptr && distances == nullptr"
+failed) on imgsift100k's 10,000 queries, single-threaded too, and answers 100 at a time, so its
+side runs in blocks of 100 queries (`faiss_blocks`).
 """
 import json
 import sys
@@ -45,6 +51,15 @@ def recall(found, exact):
     return sum(len(f & e) for f, e in zip(found, exact)) / max(total, 1)
 
 
+def faiss_blocks(index, xq, radius, block=100):
+    """`index.range_search` over blocks of `block` queries, joined into one (lims, D, I)."""
+    parts = [index.range_search(xq[i : i + block], radius) for i in range(0, len(xq), block)]
+    lims = [np.zeros(1, dtype=np.int64)]
+    for p_lims, _, _ in parts:
+        lims.append(p_lims[1:].astype(np.int64) + lims[-1][-1])
+    return np.concatenate(lims), np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+
+
 def main():
     folder = sys.argv[1]
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
@@ -52,6 +67,10 @@ def main():
     nprobe = int(sys.argv[4]) if len(sys.argv) > 4 else 16
     rank = int(sys.argv[5]) if len(sys.argv) > 5 else 20
     vq_nprobe = int(sys.argv[6]) if len(sys.argv) > 6 else nprobe
+    # `ef` for both sides, or `vq_ef/faiss_ef`: Faiss' range search needs a wider beam for the
+    # same recall.
+    efs = (sys.argv[7] if len(sys.argv) > 7 else "0").split("/")
+    hnsw_ef, faiss_ef = int(efs[0]), int(efs[-1])
     faiss.omp_set_num_threads(threads)
     vq.set_num_threads(threads)
     xt, xb, xq = (bvecs(f"{folder}/{n}.bvecs") for n in ("learn", "base", "query"))
@@ -80,6 +99,17 @@ def main():
         ("IVF1024,Flat", "vq", lambda: ivf_vq.range_search(xq, radius, nprobe=vq_nprobe)),
         ("IVF1024,Flat", "faiss", lambda: ivf_faiss.range_search(xq, radius)),
     ]
+    if hnsw_ef:
+        hnsw_faiss = faiss.IndexHNSWFlat(d, 32)
+        hnsw_faiss.hnsw.efConstruction = 40
+        hnsw_faiss.add(xb)
+        hnsw_faiss.hnsw.efSearch = faiss_ef
+        hnsw_vq = vq.index_factory(d, "HNSW32", ef_construction=40)
+        hnsw_vq.add(xb)
+        sides += [
+            ("HNSW32", "vq", lambda: hnsw_vq.range_search(xq, radius, ef=hnsw_ef)),
+            ("HNSW32", "faiss", lambda: faiss_blocks(hnsw_faiss, xq, radius)),
+        ]
     meta = {
         "data": folder.rstrip("/").split("/")[-1],
         "queries": len(xq),
@@ -99,6 +129,7 @@ def main():
                 "index": index,
                 "lib": lib,
                 "nprobe": (vq_nprobe if lib == "vq" else nprobe) if index.startswith("IVF") else None,
+                "ef": (hnsw_ef if lib == "vq" else faiss_ef) if index.startswith("HNSW") else None,
                 "qps": round(len(xq) / secs, 1),
                 "qps_cpu": round(len(xq) / cpu, 1),
                 "hits": int(lims_[-1]),
