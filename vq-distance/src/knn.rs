@@ -195,7 +195,7 @@ pub fn knn_exact_with<T: Element>(
                 .map(|(_, id)| (id, pair_score(kern, metric, q, &base[id as usize * dim..][..dim])))
                 .collect();
             // The exact scores can reorder near-ties of the blocked form.
-            hits.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+            metric.sort_hits(&mut hits);
             hits.truncate(k_eff);
             hits
         })

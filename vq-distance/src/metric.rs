@@ -63,6 +63,12 @@ impl Metric {
         self.is_better(score, radius)
     }
 
+    /// Sorts `(id, score)` hits best first, ties to the smaller id: the order of every vq
+    /// result.
+    pub fn sort_hits(self, hits: &mut [(u64, f32)]) {
+        hits.sort_unstable_by(|a, b| self.key_from_score(a.1).total_cmp(&self.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+    }
+
     /// Short lowercase name as used in benchmark files: `l2`, `ip`, `cosine`.
     pub fn name(self) -> &'static str {
         match self {

@@ -76,7 +76,7 @@ impl RangeResult {
             slots.push((i, s));
         }
         rows.par_iter_mut().zip(slots).for_each(|(row, (ids, scores))| {
-            sort_hits(metric, row);
+            metric.sort_hits(row);
             for (&(id, score), (i, s)) in row.iter().zip(ids.iter_mut().zip(scores.iter_mut())) {
                 (*i, *s) = (id, score);
             }
@@ -129,11 +129,6 @@ impl RangeResult {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u64], &[f32])> + '_ {
         (0..self.num_queries()).map(|q| self.get(q).expect("q < num_queries"))
     }
-}
-
-/// Sorts hits best first by `metric`, ties to the smaller id.
-fn sort_hits(metric: Metric, hits: &mut [(u64, f32)]) {
-    hits.sort_unstable_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
 }
 
 /// `Ok` unless `radius` is NaN. Infinite radii are allowed: `+∞` for L2 (`−∞` for inner

@@ -1325,6 +1325,19 @@ impl<S: VectorStorage> Hnsw<S> {
         }
     }
 
+    /// The vector stored under `id`, as the storage holds it (Faiss' `reconstruct`): the f32
+    /// vector (normalized, for cosine) or its code's decoding. An id never added, or deleted,
+    /// is [`Error::UnknownId`].
+    pub fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        let slot = self.slot_of(id)?;
+        if !self.is_live(slot) {
+            return Err(Error::UnknownId(id));
+        }
+        let mut out = vec![0f32; self.dim()];
+        self.storage.decode(slot, &mut out);
+        Ok(out)
+    }
+
     /// Hides `id` from results; it keeps routing searches. Deleting twice is a no-op.
     pub fn mark_deleted(&self, id: u64) -> Result<()> {
         self.delete_slot(self.slot_of(id)?);

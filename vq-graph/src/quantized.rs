@@ -97,6 +97,12 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
         query.distance(self.code(id))
     }
 
+    fn decode(&self, id: u32, out: &mut [f32]) {
+        // A stored code has the quantizer's length and `out` is `dim` long (the graph's
+        // `reconstruct` allocates it): decoding cannot fail.
+        let _ = self.quantizer.decode(self.code(id), out);
+    }
+
     #[inline]
     fn distance_between(&self, a: u32, b: u32) -> f32 {
         self.quantizer.code_distance(self.code(a), self.code(b))

@@ -51,6 +51,10 @@ pub trait VectorStorage: Send + Sync {
         1
     }
 
+    /// Writes the vector slot `id` holds into `out` (`dim` values), as stored: f32 storage
+    /// copies it (normalized, for cosine), code storage decodes it. Slot `id` must be written.
+    fn decode(&self, id: u32, out: &mut [f32]);
+
     /// Makes slots `0..n` writable.
     fn reserve(&self, n: usize);
 
@@ -168,6 +172,10 @@ impl VectorStorage for FlatStorage {
     #[inline]
     fn distance(&self, query: &&[f32], id: u32) -> f32 {
         self.key(query, self.vector(id))
+    }
+
+    fn decode(&self, id: u32, out: &mut [f32]) {
+        out.copy_from_slice(self.vector(id));
     }
 
     #[inline]

@@ -1065,20 +1065,35 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// The stored vector of `id`, decoded (plus its centroid for residual codecs): exact for
     /// IVF-Flat (normalized, for cosine), the codec's reconstruction otherwise. Scans the
-    /// lists (no id map is kept).
+    /// lists (no id map is kept): for many ids, [`IvfIndex::reconstruct_batch`] scans once.
     pub fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
-        if !self.ids.contains(id) {
+        self.reconstruct_batch(&[id])
+    }
+
+    /// [`IvfIndex::reconstruct`] of every id of `ids` (row-major, in their order) with one
+    /// scan of the lists. An id not present is [`Error::UnknownId`].
+    pub fn reconstruct_batch(&self, ids: &[u64]) -> Result<Vec<f32>> {
+        if let Some(&id) = ids.iter().find(|&&id| !self.ids.contains(id)) {
             return Err(Error::UnknownId(id));
         }
+        // Where each wanted id sits: (list, position), found in one pass over the lists.
+        let mut at: std::collections::HashMap<u64, Option<(usize, usize)>> = ids.iter().map(|&id| (id, None)).collect();
+        for (li, l) in self.lists.iter().enumerate() {
+            for (pos, id) in l.ids().iter().enumerate() {
+                if let Some(slot) = at.get_mut(id) {
+                    *slot = Some((li, pos));
+                }
+            }
+        }
         let cs = self.codec.quantizer().code_size();
-        let found =
-            self.lists.iter().enumerate().find_map(|(li, l)| l.ids().iter().position(|&x| x == id).map(|p| (li, p)));
-        let Some((list, pos)) = found else { return Err(Error::UnknownId(id)) };
-        let mut out = vec![0f32; self.dim];
-        self.codec.quantizer().decode(&self.lists[list].codes()[pos * cs..(pos + 1) * cs], &mut out)?;
-        if self.codec.by_residual() {
-            let c = &self.centroids()[list * self.dim..][..self.dim];
-            out.iter_mut().zip(c).for_each(|(v, c)| *v += c);
+        let mut out = vec![0f32; ids.len() * self.dim];
+        for (row, &id) in out.chunks_exact_mut(self.dim).zip(ids) {
+            let Some((list, pos)) = at[&id] else { return Err(Error::UnknownId(id)) };
+            self.codec.quantizer().decode(&self.lists[list].codes()[pos * cs..(pos + 1) * cs], row)?;
+            if self.codec.by_residual() {
+                let c = &self.centroids()[list * self.dim..][..self.dim];
+                row.iter_mut().zip(c).for_each(|(v, c)| *v += c);
+            }
         }
         Ok(out)
     }
@@ -1320,7 +1335,7 @@ mod tests {
         let (mut range_by_list, mut range_per_query) =
             both_paths(&index, queries, nprobe, &|| Within { max_key, hits: Vec::new() }, filter);
         for row in range_by_list.iter_mut().chain(range_per_query.iter_mut()) {
-            row.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+            metric.sort_hits(row);
         }
         assert_eq!(bits(&range_by_list), bits(&range_per_query), "{} {metric:?} range", index.name());
         let public = index.range_search(queries, radius, &opts).unwrap();

@@ -46,6 +46,7 @@ pub(crate) fn to_py(e: vq::Error) -> PyErr {
         | vq::Error::Parameter { .. }
         | vq::Error::IdCount { .. }
         | vq::Error::DuplicateId(_)
+        | vq::Error::UnknownId(_)
         | vq::Error::MergeMismatch { .. }
         | vq::Error::Cluster(vq_cluster::Error::KExceedsPoints { .. } | vq_cluster::Error::Parameter { .. })
         | vq::Error::Quant(
@@ -54,18 +55,14 @@ pub(crate) fn to_py(e: vq::Error) -> PyErr {
             | vq_quant::Error::CodeLength { .. },
         )
         | vq::Error::Graph(
-            vq_graph::Error::DuplicateId(_)
-            | vq_graph::Error::UnknownId(_)
-            | vq_graph::Error::IdCount { .. }
-            | vq_graph::Error::Parameter { .. },
+            vq_graph::Error::DuplicateId(_) | vq_graph::Error::IdCount { .. } | vq_graph::Error::Parameter { .. },
         )
         | vq::Error::Ivf(
             vq_ivf::Error::TooFewTrainingPoints { .. }
             | vq_ivf::Error::ZeroNprobe
             | vq_ivf::Error::Parameter { .. }
             | vq_ivf::Error::IdCount { .. }
-            | vq_ivf::Error::DuplicateId(_)
-            | vq_ivf::Error::UnknownId(_),
+            | vq_ivf::Error::DuplicateId(_),
         ) => PyValueError::new_err(msg),
         _ => VqError::new_err(msg),
     }

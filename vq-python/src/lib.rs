@@ -100,6 +100,12 @@ fn to_numpy<'py>(py: Python<'py>, (nq, k, d, i): (usize, usize, Vec<f32>, Vec<i6
     Ok((d.into_pyarray(py), i.into_pyarray(py)))
 }
 
+/// `n × d` row-major values as a float32 array.
+fn rows_to_numpy(py: Python<'_>, n: usize, d: usize, rows: Vec<f32>) -> PyResult<Bound<'_, PyArray2<f32>>> {
+    let a = Array2::from_shape_vec((n, d), rows).map_err(|e| VqError::new_err(format!("result shape: {e}")))?;
+    Ok(a.into_pyarray(py))
+}
+
 /// Per-search settings, as Faiss' `SearchParameters`: pass as `index.search(x, k, params=p)`;
 /// keywords given to `search` override them. A knob an index does not have is ignored
 /// (`nprobe` on a graph).
@@ -338,6 +344,36 @@ impl PyIndex {
         let lims: Vec<i64> = lims.into_iter().map(|l| l as i64).collect();
         let ids: Vec<i64> = ids.into_iter().map(|id| id as i64).collect();
         Ok((lims.into_pyarray(py), scores.into_pyarray(py), ids.into_pyarray(py)))
+    }
+
+    /// The vector stored under `key` (Faiss' `reconstruct`), float32 of shape `(d,)`: exact for
+    /// f32 storage (normalized, for cosine), the codes' decoding for quantized storage, from
+    /// the refine store when there is one. An id not in the index raises `ValueError`.
+    fn reconstruct<'py>(&self, py: Python<'py>, key: i64) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let id =
+            u64::try_from(key).map_err(|_| PyValueError::new_err(format!("`key` must be non-negative, got {key}")))?;
+        let v = threads::run(py, || self.read().reconstruct(id))?.map_err(to_py)?;
+        Ok(v.into_pyarray(py))
+    }
+
+    /// `reconstruct` of every id of `keys`: float32 of shape `(len(keys), d)`.
+    fn reconstruct_batch<'py>(&self, py: Python<'py>, keys: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let ids = convert::ids(keys, "keys")?;
+        let rows = threads::run(py, || self.read().reconstruct_batch(&ids))?.map_err(to_py)?;
+        rows_to_numpy(py, ids.len(), self.dim, rows)
+    }
+
+    /// `reconstruct` of ids `i0 .. i0 + ni` (Faiss' `reconstruct_n`): `(ni, d)`.
+    fn reconstruct_n<'py>(&self, py: Python<'py>, i0: i64, ni: i64) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let (first, n) = (count("i0", i0)? as u64, count("ni", ni)?);
+        // n distinct ids cannot all be present in an index holding fewer.
+        let held = py.detach(|| self.read().len());
+        if n > held {
+            return Err(PyValueError::new_err(format!("`ni` = {n} is above the {held} vectors the index holds")));
+        }
+        let ids: Vec<u64> = (first..first.saturating_add(n as u64)).collect();
+        let rows = threads::run(py, || self.read().reconstruct_batch(&ids))?.map_err(to_py)?;
+        rows_to_numpy(py, ids.len(), self.dim, rows)
     }
 
     /// Removes the given ids (unknown ids are skipped); returns how many were removed.

@@ -237,3 +237,24 @@ def test_range_search_has_faiss_shape_and_keeps_what_is_within(spec, data):
     assert np.all(I2 % 2 == 0) and len(I2) < len(I)
     with pytest.raises(ValueError):
         index.range_search(q, float("nan"))
+
+
+@pytest.mark.parametrize("spec", ["Flat", "HNSW16", "SQ8", "IVF16,PQ8", "IVF16,PQ8,RFlat"])
+def test_reconstruct_gives_the_stored_vector(spec, data):
+    x, _ = data
+    index = build(spec, x)
+    v = index.reconstruct(5)
+    assert v.dtype == np.float32 and v.shape == (16,)
+    rows = index.reconstruct_batch(np.array([5, 0, 9]))
+    assert rows.shape == (3, 16)
+    np.testing.assert_array_equal(rows[0], v)
+    np.testing.assert_array_equal(index.reconstruct_n(0, 10)[9], rows[2])
+    if spec in ("Flat", "HNSW16", "IVF16,PQ8,RFlat"):  # f32 vectors kept: exact
+        np.testing.assert_array_equal(rows, x[[5, 0, 9]])
+    else:  # decoded codes: near, not equal
+        assert np.sum((rows - x[[5, 0, 9]]) ** 2) < 0.25 * np.sum(x[[5, 0, 9]] ** 2)
+    index.remove_ids(np.array([5]))
+    with pytest.raises(ValueError):
+        index.reconstruct(5)
+    with pytest.raises(ValueError):
+        index.reconstruct_n(0, len(x) + 1)

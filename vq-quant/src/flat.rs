@@ -59,6 +59,17 @@ impl<Q: Quantizer> FlatCodes<Q> {
         self.codes.is_empty()
     }
 
+    /// Decodes row `row` into `out` (`dim` values): the vector its code stands for (for a
+    /// cosine quantizer, the decoding of the normalized vector). A row past the end is
+    /// [`Error::Parameter`].
+    pub fn decode_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        if row >= self.len() {
+            return Err(Error::Parameter { name: "row", what: format!("row {row} of {}", self.len()) });
+        }
+        let cs = self.quantizer.code_size();
+        self.quantizer.decode(&self.codes[row * cs..(row + 1) * cs], out)
+    }
+
     /// Trains the quantizer on `sample` (row-major). Codes already added are dropped, since
     /// they were made by the old parameters.
     pub fn train(&mut self, sample: &[f32]) -> Result<()> {
@@ -269,6 +280,26 @@ mod tests {
             let filtered = index.search_filtered(&data[..2 * dim], k, Some(&keep_odd));
             assert!(too_large(filtered.unwrap_err()), "filtered, k = {k}");
         }
+    }
+
+    #[test]
+    fn decode_row_decodes_that_rows_code() {
+        let dim = 4;
+        let data: Vec<f32> = (0..80).map(|i| (i * 7 % 13) as f32).collect();
+        let mut index = FlatCodes::new(sq8(dim));
+        index.train(&data).unwrap();
+        index.add(&data).unwrap();
+        let (mut got, mut want) = (vec![0f32; dim], vec![0f32; dim]);
+        for row in 0..index.len() {
+            index.decode_row(row, &mut got).unwrap();
+            index.quantizer().decode(&index.codes()[row * dim..(row + 1) * dim], &mut want).unwrap();
+            assert_eq!(got, want, "row {row}");
+            // SQ8 over these small integers is within half a step of the vector.
+            let x = &data[row * dim..(row + 1) * dim];
+            assert!(got.iter().zip(x).all(|(a, b)| (a - b).abs() <= 0.05), "row {row}: {got:?} vs {x:?}");
+        }
+        assert!(matches!(index.decode_row(20, &mut got), Err(Error::Parameter { name: "row", .. })));
+        assert!(matches!(index.decode_row(usize::MAX, &mut got), Err(Error::Parameter { name: "row", .. })));
     }
 
     #[test]

@@ -142,6 +142,9 @@ pub trait CodeStore: Send + Sync + Sized {
         k: usize,
         keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
     ) -> Result<vq_distance::Neighbors>;
+    /// Decodes row `row` into `out` (`dim` values): what the code says the vector is (Faiss'
+    /// `reconstruct`). A row past the end is an error.
+    fn decode_row(&self, row: usize, out: &mut [f32]) -> Result<()>;
     /// Drops the rows `keep` rejects (asked once per row, in order); returns how many.
     fn retain(&mut self, keep: impl FnMut(usize) -> bool) -> usize;
     /// Writes the quantizer and the codes under `prefix`.
@@ -177,6 +180,9 @@ macro_rules! code_store_by_inherent_methods {
             keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
         ) -> Result<vq_distance::Neighbors> {
             Self::search_filtered(self, queries, k, keep)
+        }
+        fn decode_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+            Self::decode_row(self, row, out)
         }
         fn retain(&mut self, keep: impl FnMut(usize) -> bool) -> usize {
             Self::retain(self, keep)

@@ -100,6 +100,13 @@ impl<Q: Quantizer + 'static, S: CodeStore<Quantizer = Q> + 'static> Index for Co
         Ok(())
     }
 
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        let row = self.ids.row(id).ok_or(Error::UnknownId(id))?;
+        let mut out = vec![0f32; self.dim()];
+        self.codes.decode_row(row, &mut out)?;
+        Ok(out)
+    }
+
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         if !self.is_trained() {
             return Err(self.not_trained());

@@ -85,6 +85,10 @@ pub enum Error {
         /// The other index's fingerprint.
         theirs: u64,
     },
+    /// An id that is not in the index (never added, or removed): what `reconstruct` was
+    /// asked for.
+    #[error("id {0} is not in the index")]
+    UnknownId(u64),
     /// Something this index does not do (GPU indexes: merging), or an index
     /// with no GPU version given to `gpu::index_cpu_to_gpu` (feature `gpu`).
     #[error("the {spec} index does not support {what}")]
@@ -137,6 +141,7 @@ impl From<vq_graph::Error> for Error {
             vq_graph::Error::Input(e) => Error::Distance(e),
             vq_graph::Error::Io(e) => Error::Io(e),
             vq_graph::Error::Quant(e) => e.into(),
+            vq_graph::Error::UnknownId(id) => Error::UnknownId(id),
             e => Error::Graph(e),
         }
     }

@@ -162,6 +162,10 @@ impl Index for FlatIndex {
         neighbors_from_rows(params.k, self.metric, rows)
     }
 
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        self.vector(id).map(<[f32]>::to_vec).ok_or(Error::UnknownId(id))
+    }
+
     /// Exact: [`range_exact`] over the stored vectors, or with a filter a scan of the vectors
     /// it accepts.
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {

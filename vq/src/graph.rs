@@ -127,6 +127,10 @@ impl Index for HnswFlatIndex {
         graph_search(&self.graph, queries, params)
     }
 
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        Ok(self.graph.reconstruct(id)?)
+    }
+
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         Ok(graph_remove(&self.graph, ids))
     }
@@ -258,6 +262,11 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         graph_search(self.trained()?, queries, params)
+    }
+
+    /// An untrained graph holds nothing: every id is unknown.
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        Ok(self.graph().ok_or(Error::UnknownId(id))?.reconstruct(id)?)
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {

@@ -182,6 +182,32 @@ pub trait Index: Any + Send + Sync {
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         range_by_deepening(self, queries, radius, params)
     }
+    /// The vector stored under `id` (Faiss' `reconstruct`), as the index holds it: the f32
+    /// vector for f32 storage (normalized, for cosine indexes), the codes' decoding for
+    /// quantized storage (plus the list's centroid for residual codes), from the refine
+    /// store when there is one (exact for `RFlat`), rotated back behind an OPQ rotation. An id
+    /// not present is [`Error::UnknownId`]; GPU indexes return [`Error::Unsupported`].
+    ///
+    /// ```
+    /// use vq::Metric;
+    /// let mut index = vq::index_factory(2, "Flat", Metric::L2)?;
+    /// index.add_with_ids(&[1.0, 2.0, 3.0, 4.0], &[10, 20])?;
+    /// assert_eq!(index.reconstruct(20)?, vec![3.0, 4.0]);
+    /// assert!(matches!(index.reconstruct(30), Err(vq::Error::UnknownId(30))));
+    /// # Ok::<(), vq::Error>(())
+    /// ```
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        Err(Error::Unsupported { spec: self.spec().to_string(), what: format!("reconstruct (id {id})") })
+    }
+    /// [`reconstruct`](Index::reconstruct) of every id of `ids`, row-major in their order
+    /// (Faiss' `reconstruct_batch`); the first id not present is [`Error::UnknownId`].
+    fn reconstruct_batch(&self, ids: &[u64]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(ids.len().saturating_mul(self.dim()));
+        for &id in ids {
+            out.extend(self.reconstruct(id)?);
+        }
+        Ok(out)
+    }
     /// Removes the given ids (unknown ids are skipped); returns how many were removed. They are
     /// never returned by a search afterwards.
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize>;
@@ -347,7 +373,7 @@ pub(crate) fn check_ids(data: &[f32], dim: usize, ids: &[u64]) -> Result<()> {
 /// determinism rule) and packs them into [`Neighbors`].
 pub(crate) fn neighbors_from_rows(k: usize, metric: Metric, mut rows: Vec<Vec<(u64, f32)>>) -> Result<Neighbors> {
     for row in &mut rows {
-        row.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+        metric.sort_hits(row);
         row.truncate(k);
     }
     Ok(Neighbors::from_rows(k, metric, rows)?)

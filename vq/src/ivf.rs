@@ -42,6 +42,7 @@ pub(crate) fn ivf_error(e: vq_ivf::Error, spec: impl FnOnce() -> String) -> Erro
     match e {
         vq_ivf::Error::NotTrained { .. } => Error::NotTrained { spec: spec() },
         vq_ivf::Error::DuplicateId(id) => Error::DuplicateId(id),
+        vq_ivf::Error::UnknownId(id) => Error::UnknownId(id),
         vq_ivf::Error::IdCount { ids, vectors } => Error::IdCount { ids, vectors },
         vq_ivf::Error::Input(e) => Error::Distance(e),
         vq_ivf::Error::Quant(e) => e.into(),
@@ -131,6 +132,15 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
         // The index checks k, nprobe and the queries (normalizing them, for cosine).
         let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
         self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
+    }
+
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        self.inner.reconstruct(id).map_err(|e| self.err(e))
+    }
+
+    /// One scan of the lists for all of `ids`.
+    fn reconstruct_batch(&self, ids: &[u64]) -> Result<Vec<f32>> {
+        self.inner.reconstruct_batch(ids).map_err(|e| self.err(e))
     }
 
     /// The probed lists' entries within the radius ([`vq_ivf::IvfIndex::range_search`]).
@@ -276,6 +286,10 @@ impl Index for IvfFastScanIndex {
         // The index checks k, nprobe and the queries (normalizing them, for cosine).
         let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
         self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
+    }
+
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        self.inner.reconstruct(id).map_err(|e| self.err(e))
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {

@@ -236,6 +236,21 @@ impl Index for RefineIndex {
         neighbors_from_rows(params.k, self.metric(), rows)
     }
 
+    /// From the refine store: the vector itself for `RFlat`, the refine codes' decoding for
+    /// `Refine(SQ…)`.
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        let row = self.ids.row(id).ok_or(Error::UnknownId(id))?;
+        let dim = self.dim();
+        match &self.store {
+            Store::Flat(v) => Ok(v[row * dim..(row + 1) * dim].to_vec()),
+            Store::Sq(codes) => {
+                let mut out = vec![0f32; dim];
+                codes.decode_row(row, &mut out)?;
+                Ok(out)
+            }
+        }
+    }
+
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         let removed = self.base.remove_ids(ids)?;
         if let Some(keep) = self.ids.keep_mask(ids) {

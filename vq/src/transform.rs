@@ -158,6 +158,15 @@ impl Index for PreTransformIndex {
         self.inner.search_with(&rotated, params)
     }
 
+    /// The inner index's vector, rotated back.
+    fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        self.reconstruct_batch(&[id])
+    }
+
+    fn reconstruct_batch(&self, ids: &[u64]) -> Result<Vec<f32>> {
+        Ok(self.rotation.apply_inverse(&self.inner.reconstruct_batch(ids)?)?)
+    }
+
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         self.inner.remove_ids(ids)
     }

@@ -550,3 +550,71 @@ fn flat_range_search_maps_rows_to_the_callers_ids() {
     };
     assert_eq!(dense.get(1).unwrap().0, &[2, 0, 1]);
 }
+
+/// Whether a spec keeps the f32 vectors themselves where `reconstruct` reads (f32 storage, or
+/// an `RFlat` refine store), so that it must give the added vector back.
+fn stores_f32(spec: &str) -> bool {
+    spec.ends_with("RFlat") || spec.ends_with(",Flat") || spec == "Flat" || spec == "HNSW16"
+}
+
+/// `reconstruct` over every spec: the added vector itself where f32 vectors are kept, and
+/// everywhere the vector the index scores: a search's score of an id is the metric between
+/// the query and that id's reconstruction (the asymmetric distance to the decoded code, or
+/// the refine store's vector), except fast scan without refine, whose scores come from
+/// 8-bit tables. Unknown and removed ids are `UnknownId`; a batch is the single calls end to
+/// end; a written and read index reconstructs the same.
+#[test]
+fn reconstruct_gives_the_vector_the_index_scores() {
+    let data = clustered(500, 10);
+    let queries = clustered(10, 11);
+    let ids: Vec<u64> = (0..40).collect();
+    for (spec, _) in SPECS {
+        let mut index = built(spec, Metric::L2, &data);
+        let batch = index.reconstruct_batch(&ids).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        for (&id, got) in ids.iter().zip(batch.chunks_exact(DIM)) {
+            assert_eq!(index.reconstruct(id).unwrap(), got, "{spec}: batch row {id}");
+            let x = &data[id as usize * DIM..][..DIM];
+            let err: f32 = x.iter().zip(got).map(|(a, b)| (a - b) * (a - b)).sum();
+            let norm: f32 = x.iter().map(|a| a * a).sum();
+            if stores_f32(spec) {
+                assert!(err <= 1e-9 * norm, "{spec}: id {id} comes back changed ({err})");
+            } else {
+                assert!(err < 0.25 * norm, "{spec}: id {id} reconstructed far from the vector ({err} of {norm})");
+            }
+        }
+        if !spec.contains("fs") || spec.ends_with("RFlat") {
+            let hits = index.search_with(&queries, &params(K)).unwrap();
+            for (q, (hit_ids, scores)) in queries.chunks_exact(DIM).zip(hits.iter()) {
+                for (&id, &score) in hit_ids.iter().zip(scores) {
+                    let v = index.reconstruct(id).unwrap();
+                    let d: f32 = q.iter().zip(&v).map(|(a, b)| (a - b) * (a - b)).sum();
+                    assert!(
+                        (d - score).abs() <= 1e-3 * (1.0 + score),
+                        "{spec}: id {id} scored {score}, reconstruction at {d}"
+                    );
+                }
+            }
+        }
+        assert!(matches!(index.reconstruct(10_000), Err(Error::UnknownId(10_000))), "{spec}: never added");
+        let back = vq::read_index_from_bytes(&vq::write_index_to_bytes(index.as_ref()).unwrap()).unwrap();
+        assert_eq!(back.reconstruct_batch(&ids).unwrap(), batch, "{spec}: after write/read");
+        index.remove_ids(&[3]).unwrap();
+        assert!(matches!(index.reconstruct(3), Err(Error::UnknownId(3))), "{spec}: removed");
+        assert!(
+            matches!(index.reconstruct_batch(&[1, 3]), Err(Error::UnknownId(3))),
+            "{spec}: batch with a removed id"
+        );
+    }
+}
+
+#[test]
+fn cosine_reconstructs_the_normalized_vector() {
+    let data = clustered(300, 12);
+    for spec in ["Flat", "HNSW16", "IVF16,Flat", "SQ8,RFlat"] {
+        let index = built(spec, Metric::Cosine, &data);
+        let v = index.reconstruct(7).unwrap();
+        let mut x = data[7 * DIM..8 * DIM].to_vec();
+        vq::normalize_l2(&mut x, DIM).unwrap();
+        assert!(v.iter().zip(&x).all(|(a, b)| (a - b).abs() <= 1e-6), "{spec}");
+    }
+}

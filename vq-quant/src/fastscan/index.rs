@@ -57,6 +57,16 @@ impl FastScanCodes {
         self.packed.is_empty()
     }
 
+    /// Decodes row `row` into `out` (`dim` values); a row past the end is
+    /// [`Error::Parameter`].
+    pub fn decode_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        let code = self
+            .packed
+            .code(row)
+            .ok_or_else(|| Error::Parameter { name: "row", what: format!("row {row} of {}", self.len()) })?;
+        self.pq.decode(&code, out)
+    }
+
     /// Trains the quantizer on `sample` (row-major); codes already added are dropped.
     pub fn train(&mut self, sample: &[f32]) -> Result<()> {
         self.pq.train(sample)?;
@@ -246,5 +256,26 @@ mod tests {
         assert!(fast.search(&[0.5; 15], 3).is_err());
         assert!(fast.search(&[f32::NAN; 16], 3).is_err());
         assert_eq!(fast.search(&[0.5; 16], 5).unwrap().get(0).unwrap().0.len(), 2, "k above the count");
+        assert!(matches!(fast.decode_row(2, &mut [0.0; 16]), Err(Error::Parameter { name: "row", .. })));
+    }
+
+    /// A row decodes to what the plain layout's same code decodes to (the block interleaving
+    /// undone), for rows on both sides of a 32-row block boundary.
+    #[test]
+    fn decode_row_equals_the_plain_codes_decoding() {
+        let dim = 16;
+        let x = data(70, dim, 6);
+        let mut pq = ProductQuantizer::new(dim, Metric::L2, 8, 4).unwrap();
+        pq.train(&x).unwrap();
+        let mut fast = FastScanCodes::new(pq.clone()).unwrap();
+        fast.add(&x).unwrap();
+        let mut plain = FlatCodes::new(pq);
+        plain.add(&x).unwrap();
+        let (mut got, mut want) = (vec![0f32; dim], vec![0f32; dim]);
+        for row in 0..70 {
+            fast.decode_row(row, &mut got).unwrap();
+            plain.decode_row(row, &mut want).unwrap();
+            assert_eq!(got, want, "row {row}");
+        }
     }
 }

@@ -613,6 +613,23 @@ impl OpqRotation {
         Ok(rotate(&self.rotation, self.dim, x))
     }
 
+    /// `Rᵀ y` of every row of `y` (row-major, whole rows): the inverse of
+    /// [`apply`](OpqRotation::apply), `R` being orthonormal (an index's `reconstruct` maps
+    /// rotated vectors back with it).
+    pub fn apply_inverse(&self, y: &[f32]) -> Result<Vec<f32>> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { quantizer: self.name() });
+        }
+        if !y.len().is_multiple_of(self.dim) {
+            return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: y.len(), dim: self.dim }.into());
+        }
+        let mut x = vec![0f32; y.len()];
+        for (xr, yr) in x.chunks_exact_mut(self.dim).zip(y.chunks_exact(self.dim)) {
+            rotate_back(&self.rotation, yr, xr);
+        }
+        Ok(x)
+    }
+
     /// What the rotation is called in errors: `OPQ{m}`.
     pub fn name(&self) -> String {
         format!("OPQ{}", self.params.pq.m)
