@@ -1,7 +1,8 @@
-"""Range search, vq beside Faiss in one process: `Flat` (Faiss `IndexFlatL2.range_search`) and
+"""Range search, vq beside Faiss in one process (imgsift: L2; textemb: cosine, which Faiss runs as
+inner product over normalized vectors; sets without a learn file train on the base): `Flat` (Faiss `IndexFlatL2.range_search`) and
 `IVF1024,Flat` at one nprobe (`IndexIVFFlat.range_search`), same base, queries, radius and
 threads, runs alternated. The radius is the median over queries of the exact `rank`-th
-neighbour's squared distance (default 20), so queries hold from none to thousands of hits.
+neighbour's score (default 20): squared distance, or cosine similarity.
 
 Each side's answer is scored against Faiss' exact `IndexFlatL2` range answer: recall over hits
 (|found ∩ exact| / |exact|). QPS per wall second and per CPU-second of the process.
@@ -21,6 +22,7 @@ failed) on imgsift100k's 10,000 queries, single-threaded too, and answers 100 at
 side runs in blocks of 100 queries (`faiss_blocks`).
 """
 import json
+import os
 import sys
 import time
 
@@ -34,6 +36,16 @@ def bvecs(path):
     a = np.fromfile(path, dtype=np.uint8)
     d = a[:4].view(np.int32)[0]
     return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
+
+
+def fvecs(path):
+    a = np.fromfile(path, dtype=np.int32)
+    return a.reshape(-1, a[0] + 1)[:, 1:].view(np.float32).copy()
+
+
+def load(folder, name):
+    path = f"{folder}/{name}.bvecs"
+    return bvecs(path) if os.path.exists(path) else fvecs(f"{folder}/{name}.fvecs")
 
 
 def timed(fn):
@@ -73,47 +85,59 @@ def main():
     hnsw_ef, faiss_ef = int(efs[0]), int(efs[-1])
     faiss.omp_set_num_threads(threads)
     vq.set_num_threads(threads)
-    xt, xb, xq = (bvecs(f"{folder}/{n}.bvecs") for n in ("learn", "base", "query"))
+    xb, xq = load(folder, "base"), load(folder, "query")
+    has_learn = any(os.path.exists(f"{folder}/learn.{e}") for e in ("bvecs", "fvecs"))
+    xt = load(folder, "learn") if has_learn else xb
     d = xb.shape[1]
+    # SIFT (bvecs) is an L2 set; the text embeddings (fvecs) are a cosine set: vq is given the
+    # raw vectors and the cosine metric, Faiss the normalized vectors and inner product (what a
+    # Faiss user does for cosine).
+    cosine = os.path.exists(f"{folder}/base.fvecs")
+    metric, faiss_metric = ("cosine", faiss.METRIC_INNER_PRODUCT) if cosine else ("l2", faiss.METRIC_L2)
+    fb, fq, ft = xb.copy(), xq.copy(), xt.copy()
+    if cosine:
+        for a in (fb, fq, ft):
+            faiss.normalize_L2(a)
 
-    flat_faiss = faiss.IndexFlatL2(d)
-    flat_faiss.add(xb)
-    dist, _ = flat_faiss.search(xq, rank)
+    flat_faiss = faiss.IndexFlat(d, faiss_metric)
+    flat_faiss.add(fb)
+    dist, _ = flat_faiss.search(fq, rank)
     radius = float(np.median(dist[:, rank - 1]))
-    lims, _, ids = flat_faiss.range_search(xq, radius)
+    lims, _, ids = flat_faiss.range_search(fq, radius)
     exact = sets(lims, ids)
 
-    flat_vq = vq.index_factory(d, "Flat")
+    flat_vq = vq.index_factory(d, "Flat", metric)
     flat_vq.add(xb)
-    ivf_faiss = faiss.index_factory(d, "IVF1024,Flat")
-    ivf_faiss.train(xt)
-    ivf_faiss.add(xb)
+    ivf_faiss = faiss.index_factory(d, "IVF1024,Flat", faiss_metric)
+    ivf_faiss.train(ft)
+    ivf_faiss.add(fb)
     ivf_faiss.nprobe = nprobe
-    ivf_vq = vq.index_factory(d, "IVF1024,Flat")
+    ivf_vq = vq.index_factory(d, "IVF1024,Flat", metric)
     ivf_vq.train(xt)
     ivf_vq.add(xb)
 
     sides = [
         ("Flat", "vq", lambda: flat_vq.range_search(xq, radius)),
-        ("Flat", "faiss", lambda: flat_faiss.range_search(xq, radius)),
+        ("Flat", "faiss", lambda: flat_faiss.range_search(fq, radius)),
         ("IVF1024,Flat", "vq", lambda: ivf_vq.range_search(xq, radius, nprobe=vq_nprobe)),
-        ("IVF1024,Flat", "faiss", lambda: ivf_faiss.range_search(xq, radius)),
+        ("IVF1024,Flat", "faiss", lambda: ivf_faiss.range_search(fq, radius)),
     ]
     if hnsw_ef:
-        hnsw_faiss = faiss.IndexHNSWFlat(d, 32)
+        hnsw_faiss = faiss.IndexHNSWFlat(d, 32, faiss_metric)
         hnsw_faiss.hnsw.efConstruction = 40
-        hnsw_faiss.add(xb)
+        hnsw_faiss.add(fb)
         hnsw_faiss.hnsw.efSearch = faiss_ef
-        hnsw_vq = vq.index_factory(d, "HNSW32", ef_construction=40)
+        hnsw_vq = vq.index_factory(d, "HNSW32", metric, ef_construction=40)
         hnsw_vq.add(xb)
         sides += [
             ("HNSW32", "vq", lambda: hnsw_vq.range_search(xq, radius, ef=hnsw_ef)),
-            ("HNSW32", "faiss", lambda: faiss_blocks(hnsw_faiss, xq, radius)),
+            ("HNSW32", "faiss", lambda: faiss_blocks(hnsw_faiss, fq, radius)),
         ]
     meta = {
         "data": folder.rstrip("/").split("/")[-1],
         "queries": len(xq),
         "threads": threads,
+        "metric": metric,
         "rank": rank,
         "radius": radius,
         "exact_hits": int(lims[-1]),

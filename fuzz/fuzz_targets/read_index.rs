@@ -1,7 +1,8 @@
 //! `vq::read_index` over every index kind: whatever `index.kind` names is dispatched, then the
-//! loaded index is searched (plain, filtered, k above its size), shrunk and grown. Any error
-//! is fine; a panic, a hang, an allocation out of proportion to the input, or an id answered
-//! twice is a finding.
+//! loaded index is searched (plain, filtered, k above its size, and by radius: at the best
+//! hit's score and at infinity), its hits reconstructed, shrunk and grown. Any error is fine; a
+//! panic, a hang, an allocation out of proportion to the input, or an id answered twice is a
+//! finding.
 #![no_main]
 
 mod structured;
@@ -22,13 +23,24 @@ fuzz_target!(|data: &[u8]| {
             SearchParams { k, filter: Some(&one), ..Default::default() },
         ] {
             let Ok(hits) = index.search_with(&q, &params) else { continue };
-            let (ids, _) = hits.get(0).expect("one query");
+            let (ids, scores) = hits.get(0).expect("one query");
             let mut unique = ids.to_vec();
             unique.sort_unstable();
             unique.dedup();
             assert_eq!(unique.len(), ids.len(), "an id answered twice");
+            let _ = index.reconstruct_batch(ids);
+            let everything = if index.metric().smaller_is_better() { f32::INFINITY } else { f32::NEG_INFINITY };
+            for radius in scores.first().into_iter().copied().chain([everything]) {
+                let Ok(range) = index.range_search_with(&q, radius, &params) else { continue };
+                let (ids, _) = range.get(0).expect("one query");
+                let mut unique = ids.to_vec();
+                unique.sort_unstable();
+                unique.dedup();
+                assert_eq!(unique.len(), ids.len(), "an id answered twice by range search");
+            }
         }
     }
+    let _ = index.reconstruct(0);
     let _ = index.remove_ids(&[0, 1, 2]);
     let _ = index.add_with_ids(&q, &[u64::MAX - 1]);
     let _ = index.search(&q, 5);

@@ -576,11 +576,16 @@ impl Scratch {
     }
 }
 
-/// The list of every prepared row.
+/// The list of every prepared row. An approximate coarse search (an HNSW coarse quantizer read
+/// from a damaged file) may find no list for a row: that is an error, as in `IvfIndex`, not an
+/// index past the centroids.
 fn assign(coarse: &dyn CoarseQuantizer, rows: &[f32], dim: usize) -> Result<Vec<u32>> {
     let n = rows.len() / dim;
     let (mut labels, mut keys) = (vec![0u32; n], vec![0f32; n]);
     coarse.assign(rows, &mut labels, &mut keys)?;
+    if labels.iter().any(|&l| l as usize >= coarse.nlist()) {
+        return Err(Error::Parameter { name: "coarse", what: "the coarse search found no list for a vector".into() });
+    }
     Ok(labels)
 }
 
@@ -756,6 +761,35 @@ mod tests {
     use vq_distance::IdBitset;
 
     use super::*;
+
+    /// A coarse quantizer whose search finds no list (pads with `u32::MAX`), as an HNSW coarse
+    /// graph read from a damaged file can: the fuzzer's `read_index` finding of session 14,
+    /// where `add` then indexed the centroids with `u32::MAX`.
+    struct FindsNothing(Vec<f32>);
+
+    impl CoarseQuantizer for FindsNothing {
+        fn nlist(&self) -> usize {
+            1
+        }
+        fn centroids(&self) -> &[f32] {
+            &self.0
+        }
+        fn search(&self, _: &[f32], _: usize, lists: &mut [u32], keys: &mut [f32]) -> crate::Result<()> {
+            lists.fill(u32::MAX);
+            keys.fill(f32::INFINITY);
+            Ok(())
+        }
+        fn extra_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    #[test]
+    fn a_row_the_coarse_search_files_nowhere_is_an_error() {
+        let coarse = FindsNothing(vec![0.0; 4]);
+        let got = assign(&coarse, &[1.0; 8], 4);
+        assert!(matches!(got, Err(Error::Parameter { name: "coarse", .. })), "{got:?}");
+    }
 
     fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
