@@ -158,8 +158,9 @@ pub trait Index: Any + Send + Sync {
     /// to the smaller id, in [`RangeResult`]'s `lims` / `ids` / `scores` layout. A NaN radius is
     /// an error; an infinite one keeps every vector (or none).
     ///
-    /// `Flat` answers exactly and inverted files scan their `nprobe` probed lists for every
-    /// entry within the radius (the answer Faiss gives). Graphs and every other index search
+    /// `Flat` answers exactly and inverted files (`IVF…,Flat|SQ…|PQ…`) scan their `nprobe`
+    /// probed lists for every entry within the radius (the answer Faiss gives). Graphs, fast
+    /// scan, refine stages and every other index search
     /// k-NN with a growing `k` — 32, then doubled for the queries whose `k` hits all lie
     /// within the radius — so they find what their k-NN search finds at that `k` (for graphs,
     /// with the beam raised to it). Scores are the index's own (codes' scores for quantized
