@@ -164,7 +164,8 @@ pub trait Index: Any + Send + Sync {
     /// k-NN with a growing `k` — 32, then doubled for the queries whose `k` hits all lie
     /// within the radius — so they find what their k-NN search finds at that `k` (for graphs,
     /// with the beam raised to it). Scores are the index's own (codes' scores for quantized
-    /// storage, refined scores after a refine stage).
+    /// storage, refined scores after a refine stage). GPU indexes deepen too, up to their
+    /// largest `k` (1,024): a query with more hits than that is their `k` error.
     ///
     /// ```
     /// use vq::Metric;
