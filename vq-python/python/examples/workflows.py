@@ -1,5 +1,5 @@
-# The three workflows of vq's seeds, from Python, as a notebook-style script: run it whole
-# (`python workflows.py [DATASET_DIR]`) or cell by cell. With no dataset it generates clustered
+# The three workflows of vq's seeds and range search, from Python, as a notebook-style script:
+# run it whole (`python workflows.py [DATASET_DIR]`) or cell by cell. With no dataset it generates clustered
 # data (VQ_WORKFLOW_N vectors, default 20,000); with a texmex folder (base/query/learn/gt, as
 # made by ../shared/data) it uses that. Recall is always against exact ground truth.
 
@@ -77,3 +77,17 @@ print(f"IVF{nlist},PQ{d // 4}: file {size / len(xb):.1f} B/vector; loaded answer
 for nprobe in (1, 4, 16, 64):
     q, r = qps(loaded, nprobe=nprobe)
     print(f"  nprobe={nprobe:3}: recall@{k} {r:.3f}  {q:9.0f} QPS")
+
+# %% Workflow 4: range search — every vector within a radius (near-duplicates, a score cut-off)
+radius = float(np.median(vq.knn(xq, xb, 20)[0][:, -1]))  # the median query's 20th neighbour
+exact = vq.index_factory(d, "Flat")
+exact.add(xb)
+lims, D, I = exact.range_search(xq, radius)  # Faiss' shape: query i's hits are I[lims[i]:lims[i+1]]
+truth = [set(I[lims[i] : lims[i + 1]]) for i in range(len(xq))]
+print(f"range search, radius {radius:.1f}: {lims[-1] / len(xq):.1f} hits a query (Flat, exact)")
+hnsw = vq.index_factory(d, "HNSW32")
+hnsw.add(xb)
+for ef in (16, 64):
+    l2, _, i2 = hnsw.range_search(xq, radius, ef=ef)  # k-NN deepened: k = 32, 64, ... per query
+    found = sum(len(truth[i] & set(i2[l2[i] : l2[i + 1]])) for i in range(len(xq)))
+    print(f"  HNSW32 ef={ef:3}: {found / max(1, lims[-1]):.3f} of the exact hits")
