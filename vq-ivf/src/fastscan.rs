@@ -34,7 +34,7 @@ use vq_quant::{PqParams, ProductQuantizer, Quantizer, validate_codes};
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse};
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
-use crate::ids::IdTracker;
+use crate::ids::{IdTracker, positions_in_lists};
 use crate::index::{Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats};
 
 /// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
@@ -469,20 +469,28 @@ impl IvfFastScan {
         removed.len()
     }
 
-    /// The stored vector of `id` decoded (plus its centroid over residuals). Scans the lists.
+    /// The stored vector of `id` decoded (plus its centroid over residuals). Scans the lists:
+    /// for many ids, [`IvfFastScan::reconstruct_batch`] scans once.
     pub fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
-        if !self.ids.contains(id) {
+        self.reconstruct_batch(&[id])
+    }
+
+    /// [`IvfFastScan::reconstruct`] of every id of `ids` (row-major, in their order) with one
+    /// scan of the lists. An id not present is [`Error::UnknownId`].
+    pub fn reconstruct_batch(&self, ids: &[u64]) -> Result<Vec<f32>> {
+        if let Some(&id) = ids.iter().find(|&&id| !self.ids.contains(id)) {
             return Err(Error::UnknownId(id));
         }
-        let found =
-            self.lists.iter().enumerate().find_map(|(li, l)| l.ids.iter().position(|&x| x == id).map(|p| (li, p)));
-        let Some((list, pos)) = found else { return Err(Error::UnknownId(id)) };
-        let code = self.lists[list].codes.code(pos).ok_or(Error::UnknownId(id))?;
-        let mut out = vec![0f32; self.dim];
-        self.pq.decode(&code, &mut out)?;
-        if self.by_residual {
-            let c = &self.centroids()[list * self.dim..][..self.dim];
-            out.iter_mut().zip(c).for_each(|(v, c)| *v += c);
+        let at = positions_in_lists(ids, self.lists.iter().map(|l| l.ids.as_slice()));
+        let mut out = vec![0f32; ids.len() * self.dim];
+        for (row, &id) in out.chunks_exact_mut(self.dim).zip(ids) {
+            let Some((list, pos)) = at[&id] else { return Err(Error::UnknownId(id)) };
+            let code = self.lists[list].codes.code(pos).ok_or(Error::UnknownId(id))?;
+            self.pq.decode(&code, row)?;
+            if self.by_residual {
+                let c = &self.centroids()[list * self.dim..][..self.dim];
+                row.iter_mut().zip(c).for_each(|(v, c)| *v += c);
+            }
         }
         Ok(out)
     }

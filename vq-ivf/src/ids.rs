@@ -5,7 +5,7 @@
 //! all); the first id out of order or the first removal switches to a hash set. Public so an
 //! inverted file kept elsewhere (vq-gpu's, on a device) tracks its ids the same way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 
@@ -128,6 +128,23 @@ impl IdTracker {
             Present::Sparse(set) => set.capacity() * (size_of::<u64>() + 1),
         }
     }
+}
+
+/// Where each of `wanted` sits in `lists` (each list's ids in order): `(list, position)`, or
+/// `None` for an id in no list, found in one pass over every list.
+pub(crate) fn positions_in_lists<'a>(
+    wanted: &[u64],
+    lists: impl Iterator<Item = &'a [u64]>,
+) -> HashMap<u64, Option<(usize, usize)>> {
+    let mut at: HashMap<u64, Option<(usize, usize)>> = wanted.iter().map(|&id| (id, None)).collect();
+    for (list, ids) in lists.enumerate() {
+        for (pos, id) in ids.iter().enumerate() {
+            if let Some(slot) = at.get_mut(id) {
+                *slot = Some((list, pos));
+            }
+        }
+    }
+    at
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use vq_quant::Quantizer;
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse};
 use crate::codec::{IvfCodec, ListScanner};
 use crate::error::{Error, Result};
-use crate::ids::IdTracker;
+use crate::ids::{IdTracker, positions_in_lists};
 
 /// Codes scored per call of the codec's block kernel.
 const BLOCK: usize = 256;
@@ -1076,15 +1076,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         if let Some(&id) = ids.iter().find(|&&id| !self.ids.contains(id)) {
             return Err(Error::UnknownId(id));
         }
-        // Where each wanted id sits: (list, position), found in one pass over the lists.
-        let mut at: std::collections::HashMap<u64, Option<(usize, usize)>> = ids.iter().map(|&id| (id, None)).collect();
-        for (li, l) in self.lists.iter().enumerate() {
-            for (pos, id) in l.ids().iter().enumerate() {
-                if let Some(slot) = at.get_mut(id) {
-                    *slot = Some((li, pos));
-                }
-            }
-        }
+        let at = positions_in_lists(ids, self.lists.iter().map(|l| l.ids()));
         let cs = self.codec.quantizer().code_size();
         let mut out = vec![0f32; ids.len() * self.dim];
         for (row, &id) in out.chunks_exact_mut(self.dim).zip(ids) {

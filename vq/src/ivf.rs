@@ -292,6 +292,11 @@ impl Index for IvfFastScanIndex {
         self.inner.reconstruct(id).map_err(|e| self.err(e))
     }
 
+    /// One scan of the lists for all of `ids`.
+    fn reconstruct_batch(&self, ids: &[u64]) -> Result<Vec<f32>> {
+        self.inner.reconstruct_batch(ids).map_err(|e| self.err(e))
+    }
+
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         Ok(self.inner.remove_ids(ids))
     }
