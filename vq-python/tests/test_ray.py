@@ -63,6 +63,15 @@ def test_ivf_shards_merged_equal_the_single_build(cluster, data, tmp_path, sourc
     D1, I1 = merged.search(q, K, nprobe=8)
     np.testing.assert_array_equal(I, I1)
     np.testing.assert_array_equal(D, D1)
+    # And by radius: every shard's hits within it, joined per query, are the merged index's.
+    radius = float(np.median(D1[:, -1]))
+    with vqray.ShardedIndex(tmp_path) as sharded:
+        lims, D, I = sharded.range_search(q, radius, nprobe=8)
+    lims1, D1, I1 = merged.range_search(q, radius, nprobe=8)
+    assert lims1[-1] > len(q)
+    np.testing.assert_array_equal(lims, lims1)
+    np.testing.assert_array_equal(I, I1)
+    np.testing.assert_array_equal(D, D1)
 
 
 def test_hnsw_scatter_gather_keeps_the_single_index_recall(cluster, data, tmp_path):

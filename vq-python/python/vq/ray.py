@@ -519,6 +519,9 @@ class _Shard:
     def search(self, xq, k, params):
         return self.index.search(xq, k, **params)
 
+    def range_search(self, xq, radius, params):
+        return self.index.range_search(xq, radius, **params)
+
 
 def _load_manifest(manifest) -> Dict[str, Any]:
     if isinstance(manifest, (str, os.PathLike)):
@@ -532,7 +535,7 @@ def _load_manifest(manifest) -> Dict[str, Any]:
 class ShardedIndex:
     """The shards of a :func:`build`, one Ray actor each; ``search`` scatters the queries to
     every shard, gathers ``k × oversample`` candidates from each and merges them with
-    ``vq.merge_topk``. ``manifest``: what ``build`` returned, its ``manifest.json`` or the
+    ``vq.merge_topk`` (``range_search`` joins every shard's hits within the radius). ``manifest``: what ``build`` returned, its ``manifest.json`` or the
     build's folder. ``threads_per_shard``: vq threads each shard searches with;
     ``num_cpus``: the CPUs each shard actor reserves (default: Ray's, none held).
 
@@ -582,6 +585,23 @@ class ShardedIndex:
         xq_ref = ray.put(np.ascontiguousarray(xq, dtype=np.float32))
         results = ray.get([a.search.remote(xq_ref, per_shard, params) for a in self._actors])
         return _vq.merge_topk([r[0] for r in results], [r[1] for r in results], k, self.metric)
+
+    def range_search(self, xq, radius: float, **params):
+        """``(lims, D, I)`` as ``Index.range_search`` gives them, over every shard: each shard
+        returns its hits within ``radius``, and each query's hits from all shards are joined,
+        best first (ties to the smaller id). ``params`` as for :meth:`search`."""
+        ray = _ray()
+        xq = np.ascontiguousarray(xq, dtype=np.float32)
+        xq_ref = ray.put(xq)
+        parts = ray.get([a.range_search.remote(xq_ref, radius, params) for a in self._actors])
+        nq = len(xq)
+        query = np.concatenate([np.repeat(np.arange(nq), np.diff(lims)) for lims, _, _ in parts])
+        D = np.concatenate([d for _, d, _ in parts])
+        I = np.concatenate([i for _, _, i in parts])
+        key = D if self.metric == "l2" else -D
+        order = np.lexsort((I, key, query))  # by query, then best first, then id
+        lims = np.searchsorted(query[order], np.arange(nq + 1)).astype(np.int64)
+        return lims, D[order], I[order]
 
     def close(self) -> None:
         """Stops the shard actors."""
