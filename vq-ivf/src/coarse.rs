@@ -56,6 +56,19 @@ pub trait CoarseQuantizer: Send + Sync {
     fn extra_bytes(&self) -> usize;
 }
 
+/// The list every row of `rows` (prepared, `dim` wide) is filed under. An approximate coarse
+/// search (an HNSW coarse graph read from a damaged file) may find no list for a row: that is
+/// an error here, for every caller, never a list index past the centroids.
+pub(crate) fn assign_rows(coarse: &dyn CoarseQuantizer, rows: &[f32], dim: usize) -> Result<Vec<u32>> {
+    let n = rows.len() / dim;
+    let (mut labels, mut keys) = (vec![0u32; n], vec![0f32; n]);
+    coarse.assign(rows, &mut labels, &mut keys)?;
+    if labels.iter().any(|&l| l as usize >= coarse.nlist()) {
+        return Err(Error::Parameter { name: "coarse", what: "the coarse search found no list for a vector".into() });
+    }
+    Ok(labels)
+}
+
 /// Rows in `rows` (a whole number of `dim`-wide rows).
 fn rows_of(rows: &[f32], dim: usize) -> Result<usize> {
     if !rows.len().is_multiple_of(dim) {

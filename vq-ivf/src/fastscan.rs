@@ -31,7 +31,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::fastscan::{PackedCodes, QuantizedLut};
 use vq_quant::{PqParams, ProductQuantizer, Quantizer, validate_codes};
 
-use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse};
+use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows};
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
 use crate::ids::{IdTracker, positions_in_lists};
@@ -219,7 +219,7 @@ impl IvfFastScan {
         let coarse = Coarse::build(self.params.coarse, centroids, self.dim, self.metric)?;
         if self.by_residual {
             let mut sample = x.as_slice().to_vec();
-            let labels = assign(coarse.get(), &sample, self.dim)?;
+            let labels = assign_rows(coarse.get(), &sample, self.dim)?;
             subtract(&mut sample, &labels, coarse.get().centroids(), self.dim);
             // Score-aware training (when the quantizer has a threshold) protects the error
             // along each full vector, not along its residual.
@@ -342,7 +342,7 @@ impl IvfFastScan {
     fn encode(&self, chunk: &[f32]) -> Result<(Vec<u32>, Vec<u8>)> {
         let x = prepare_rows("vectors", chunk, self.dim, self.metric)?;
         let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
-        let labels = assign(coarse, x.as_slice(), self.dim)?;
+        let labels = assign_rows(coarse, x.as_slice(), self.dim)?;
         let mut codes = vec![0u8; x.len() * self.pq.code_size()];
         if self.by_residual {
             let mut r = x.as_slice().to_vec();
@@ -584,19 +584,6 @@ impl Scratch {
     }
 }
 
-/// The list of every prepared row. An approximate coarse search (an HNSW coarse quantizer read
-/// from a damaged file) may find no list for a row: that is an error, as in `IvfIndex`, not an
-/// index past the centroids.
-fn assign(coarse: &dyn CoarseQuantizer, rows: &[f32], dim: usize) -> Result<Vec<u32>> {
-    let n = rows.len() / dim;
-    let (mut labels, mut keys) = (vec![0u32; n], vec![0f32; n]);
-    coarse.assign(rows, &mut labels, &mut keys)?;
-    if labels.iter().any(|&l| l as usize >= coarse.nlist()) {
-        return Err(Error::Parameter { name: "coarse", what: "the coarse search found no list for a vector".into() });
-    }
-    Ok(labels)
-}
-
 /// `rows[i] −= centroids[labels[i]]`, in place.
 fn subtract(rows: &mut [f32], labels: &[u32], centroids: &[f32], dim: usize) {
     rows.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
@@ -795,7 +782,7 @@ mod tests {
     #[test]
     fn a_row_the_coarse_search_files_nowhere_is_an_error() {
         let coarse = FindsNothing(vec![0.0; 4]);
-        let got = assign(&coarse, &[1.0; 8], 4);
+        let got = assign_rows(&coarse, &[1.0; 8], 4);
         assert!(matches!(got, Err(Error::Parameter { name: "coarse", .. })), "{got:?}");
     }
 

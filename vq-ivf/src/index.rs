@@ -9,7 +9,7 @@ use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, 
 use vq_io::MappedArray;
 use vq_quant::Quantizer;
 
-use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse};
+use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows};
 use crate::codec::{IvfCodec, ListScanner};
 use crate::error::{Error, Result};
 use crate::ids::{IdTracker, positions_in_lists};
@@ -728,15 +728,7 @@ impl<C: IvfCodec> IvfIndex<C> {
     fn encode(&self, chunk: &[f32]) -> Result<(Vec<u32>, Vec<u8>)> {
         let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
         let x = prepare_rows("vectors", chunk, self.dim, self.metric)?;
-        let n = x.len();
-        let (mut labels, mut scores) = (vec![0u32; n], vec![0f32; n]);
-        coarse.assign(x.as_slice(), &mut labels, &mut scores)?;
-        if labels.iter().any(|&l| l as usize >= self.lists.len()) {
-            return Err(Error::Parameter {
-                name: "coarse",
-                what: "the coarse search found no list for a vector".into(),
-            });
-        }
+        let labels = assign_rows(coarse, x.as_slice(), self.dim)?;
         let codes = encode_in_lists(&self.codec, coarse.centroids(), self.dim, x.as_slice(), &labels)?;
         Ok((labels, codes))
     }
@@ -1204,13 +1196,8 @@ fn grow<T>(v: &mut Vec<T>, additional: usize) {
 
 /// `rows −= the centroid of the list each is assigned to`, in place.
 fn subtract_centroids(rows: &mut [f32], coarse: &dyn CoarseQuantizer, dim: usize) -> Result<()> {
-    let n = rows.len() / dim;
-    let (mut labels, mut scores) = (vec![0u32; n], vec![0f32; n]);
-    coarse.assign(rows, &mut labels, &mut scores)?;
+    let labels = assign_rows(coarse, rows, dim)?;
     let centroids = coarse.centroids();
-    if labels.iter().any(|&l| l as usize * dim >= centroids.len()) {
-        return Err(Error::Parameter { name: "coarse", what: "the coarse search found no list for a vector".into() });
-    }
     rows.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
         let c = &centroids[l as usize * dim..][..dim];
         row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
