@@ -1,12 +1,14 @@
 //! Per-pair kernels, ns per pair, for every SIMD level this CPU can run, beside `numkong` (the
 //! successor of `simsimd`) on the same inputs.
 //!
-//! `cargo bench -p vq-distance --bench kernels` (add `-- f32/l2/128` to filter).
+//! `cargo bench -p vq-distance --bench kernels --features peer-numkong` (add `-- f32/l2/128` to
+//! filter). Without the feature only vq's levels run: numkong's C build is opt-in.
 //! Run it with and without AVX-512 before changing a kernel.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+#[cfg(feature = "peer-numkong")]
 use numkong::{Dot, Euclidean};
 use vq_distance::{Kernels, SimdLevel, f16};
 
@@ -35,6 +37,7 @@ fn f32_kernels(c: &mut Criterion) {
                 bench.iter(|| k.l2_sq(black_box(&a), black_box(&b)).unwrap())
             });
         }
+        #[cfg(feature = "peer-numkong")]
         g.bench_function("numkong", |bench| bench.iter(|| f32::sqeuclidean(black_box(&a), black_box(&b)).unwrap()));
         g.finish();
 
@@ -44,6 +47,7 @@ fn f32_kernels(c: &mut Criterion) {
                 bench.iter(|| k.dot(black_box(&a), black_box(&b)).unwrap())
             });
         }
+        #[cfg(feature = "peer-numkong")]
         g.bench_function("numkong", |bench| bench.iter(|| <f32 as Dot>::dot(black_box(&a), black_box(&b)).unwrap()));
         g.finish();
     }
@@ -71,6 +75,7 @@ fn other_types(c: &mut Criterion) {
                 bench.iter(|| k.l2_sq(black_box(&ua), black_box(&ub)).unwrap())
             });
         }
+        #[cfg(feature = "peer-numkong")]
         g.bench_function("numkong", |bench| bench.iter(|| u8::sqeuclidean(black_box(&ua), black_box(&ub)).unwrap()));
         g.finish();
         let mut g = c.benchmark_group(format!("u8/dot/{dim}"));
@@ -79,6 +84,7 @@ fn other_types(c: &mut Criterion) {
                 bench.iter(|| k.dot(black_box(&ua), black_box(&ub)).unwrap())
             });
         }
+        #[cfg(feature = "peer-numkong")]
         g.bench_function("numkong", |bench| bench.iter(|| <u8 as Dot>::dot(black_box(&ua), black_box(&ub)).unwrap()));
         g.finish();
     }

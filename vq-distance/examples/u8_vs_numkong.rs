@@ -3,7 +3,7 @@
 //! round on the same vectors (numkong first in even rounds, vq first in odd ones) and keeps each
 //! one's fastest round (the round least disturbed by other work).
 //!
-//! `cargo run --release -p vq-distance --example u8_vs_numkong [ROUNDS]` (default 300).
+//! `cargo run --release -p vq-distance --features peer-numkong --example u8_vs_numkong [ROUNDS]` (default 300).
 //!
 //! Like is compared with like: vq's AVX2 table against numkong's haswell kernels, vq's AVX-512
 //! table (VNNI where the CPU has it) against numkong's best (icelake on an AVX-512 VNNI CPU).
