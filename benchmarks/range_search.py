@@ -15,8 +15,9 @@ Run with the peers' venv (Faiss) and the wheel built by `cargo xtask test` (rele
 `vq_nprobe` (default: `nprobe`) lets vq's inverted file probe more lists than Faiss', for a
 comparison at equal recall (the two k-means give different coarse centroids). `hnsw_ef` (default
 0: none) adds `HNSW32` on both sides, built with efConstruction 40 and searched with that ef:
-Faiss reports every visited node within the radius (`IndexHNSWFlat.range_search`), vq deepens
-its k-NN search (k = 32, 64, …, the beam raised to k). Faiss 1.15.1's HNSW range search aborts
+Faiss reports every node its beam scored within the radius (`IndexHNSWFlat.range_search`);
+vq did too and then follows every in-radius node's links to the rest of the ball (since
+session 15; before, it deepened its k-NN search: k = 32, 64, …, the beam raised to k). Faiss 1.15.1's HNSW range search aborts
 the process (`RangeSearchResult::do_allocation`: "labels == nullptr && distances == nullptr"
 failed) on imgsift100k's 10,000 queries, single-threaded too, and answers 100 at a time, so its
 side runs in blocks of 100 queries (`faiss_blocks`).

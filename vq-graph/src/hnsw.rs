@@ -711,12 +711,30 @@ impl<S: VectorStorage> Hnsw<S> {
         s: &mut Scratch,
         keep: Option<&dyn Fn(u32) -> bool>,
     ) {
+        self.search_layer_seeing(q, entry, ef, layer, s, keep, |_| {});
+    }
+
+    /// [`search_layer`](Self::search_layer), showing `seen` every node it scores, the entry
+    /// included (a range search keeps those within its radius). Monomorphized, so the k-NN
+    /// search's empty closure costs nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn search_layer_seeing(
+        &self,
+        q: &S::Query<'_>,
+        entry: Cand,
+        ef: usize,
+        layer: usize,
+        s: &mut Scratch,
+        keep: Option<&dyn Fn(u32) -> bool>,
+        mut seen: impl FnMut(Cand),
+    ) {
         let accept = |id: u32| keep.is_none_or(|f| f(id));
         let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
         s.visited.reset(self.slots.load(Ordering::Acquire) as usize);
         s.candidates.clear();
         s.top.clear();
         s.visited.insert(entry.1);
+        seen(entry);
         s.candidates.push(Reverse(entry));
         if accept(entry.1) {
             s.top.push(entry);
@@ -747,6 +765,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 }
                 let id = s.fresh[i];
                 let d = self.storage.distance(q, id);
+                seen(Cand(d, id));
                 if s.top.len() < ef || d < bound {
                     s.candidates.push(Reverse(Cand(d, id)));
                     // A candidate may be expanded later: load its directory word now, so that
@@ -929,6 +948,153 @@ impl<S: VectorStorage> Hnsw<S> {
             })
             .collect();
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
+    }
+
+    /// Every live vector within `radius` of `query` that the graph reaches (Faiss'
+    /// `range_search`; within as [`Metric::within`] says: squared L2 below `radius`, inner
+    /// product and cosine above it): `(id, score)` best first, ties to the smaller id.
+    ///
+    /// A beam search of width `ef` (the default beam when `None`) finds the query's
+    /// neighbourhood and keeps every node it scored within the radius; then every one of those
+    /// has its layer-0 links followed, and every node reached within the radius joins them
+    /// and is followed in turn, until none is left. So the answer is the part of the ball
+    /// connected, inside the ball, to what the beam found: a ball of any size costs about
+    /// its hits times `m0` distances beyond the beam, instead of a k-NN search at a `k` above
+    /// the hit count. `filter` keeps only the ids for which it is `true` (the others still
+    /// route); a filter that a sample says passes under `brute_force_below` of the nodes
+    /// scores just the nodes it passes, exactly, as [`search_filtered`](Hnsw::search_filtered)
+    /// does. A NaN radius is an error; an infinite one keeps every live vector (that the
+    /// filter passes), all scored, or none.
+    pub fn range_search(
+        &self,
+        query: &[f32],
+        radius: f32,
+        ef: Option<usize>,
+        filter: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<(u64, f32)>> {
+        vq_distance::check_radius(radius)?;
+        let mut s = self.take_scratch();
+        let mut normalized = std::mem::take(&mut s.query);
+        let result = self.prepare_vector("query", query, &mut normalized).map(|q| {
+            let mut hits = self.range_prepared(q, radius, ef, filter, &mut s);
+            self.metric.sort_hits(&mut hits);
+            hits
+        });
+        s.query = normalized;
+        self.give_scratch(s);
+        result
+    }
+
+    /// [`range_search`](Hnsw::range_search) of every query of `queries` (row-major), in
+    /// parallel on the current rayon pool, in [`RangeResult`](vq_distance::RangeResult)'s
+    /// layout. The whole batch is checked before any search, as in
+    /// [`search_batch`](Hnsw::search_batch).
+    pub fn range_search_batch(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        ef: Option<usize>,
+        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Result<vq_distance::RangeResult> {
+        vq_distance::check_radius(radius)?;
+        let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
+        let rows: Vec<Vec<(u64, f32)>> = queries
+            .as_slice()
+            .par_chunks_exact(self.dim)
+            .map(|q| {
+                let mut s = self.take_scratch();
+                let hits = self.range_prepared(q, radius, ef, filter.map(|f| f as &dyn Fn(u64) -> bool), &mut s);
+                self.give_scratch(s);
+                hits
+            })
+            .collect();
+        Ok(vq_distance::RangeResult::from_rows(self.metric, rows)?)
+    }
+
+    /// Range search of one query that passed `prepare_vector`: the hits in no order.
+    fn range_prepared(
+        &self,
+        q: &[f32],
+        radius: f32,
+        ef: Option<usize>,
+        filter: Option<&dyn Fn(u64) -> bool>,
+        s: &mut Scratch,
+    ) -> Vec<(u64, f32)> {
+        let pq = self.storage.prepare(q);
+        // Keys are scores, negated where larger is better: exactly `within` on keys.
+        let limit = self.metric.key_from_score(radius);
+        let keep_fn = |slot: u32| self.is_live(slot) && filter.is_none_or(|f| f(self.external_id(slot)));
+        let keep: Option<&dyn Fn(u32) -> bool> =
+            if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
+        let mut ball = std::mem::take(&mut s.out);
+        ball.clear();
+        // An infinite radius asks for every node: scored all, so that none is missed for
+        // want of in-links, as a k-NN search for `k ≥ len` does.
+        if limit == f32::INFINITY || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
+            for slot in 0..self.slots.load(Ordering::Acquire) {
+                if keep_fn(slot) {
+                    let d = self.storage.distance(&pq, slot);
+                    if d < limit {
+                        ball.push(Cand(d, slot));
+                    }
+                }
+            }
+        } else {
+            self.range_slots(&pq, limit, ef.unwrap_or(self.params.ef).max(1), keep, s, &mut ball);
+        }
+        let hits = ball.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect();
+        s.out = ball;
+        hits
+    }
+
+    /// The graph walk of [`range_search`](Hnsw::range_search): every node reached with a key
+    /// below `limit` that `keep` accepts, in `ball`.
+    fn range_slots(
+        &self,
+        q: &S::Query<'_>,
+        limit: f32,
+        ef: usize,
+        keep: Option<&dyn Fn(u32) -> bool>,
+        s: &mut Scratch,
+        ball: &mut Vec<Cand>,
+    ) {
+        let Some((entry, _)) = self.descend(q, 0, &mut s.links) else { return };
+        // The ball as scored so far, rejected nodes included: they route the walk too.
+        self.search_layer_seeing(q, entry, ef, 0, s, keep, |c| {
+            if c.0 < limit {
+                ball.push(c);
+            }
+        });
+        // Follow every in-ball node's links, the beam's included: the beam expanded only its
+        // best `ef`, and the visited set still marks every node it scored, whose in-ball ones
+        // are already in `ball`.
+        let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
+        let mut next = 0;
+        while let Some(&Cand(_, slot)) = ball.get(next) {
+            next += 1;
+            self.read_list(slot, 0, &mut s.fresh);
+            for &id in &s.fresh {
+                s.visited.prefetch(id);
+            }
+            let visited = &mut s.visited;
+            s.fresh.retain(|&id| visited.insert(id));
+            for &id in s.fresh.iter().take(ahead) {
+                self.storage.prefetch(id);
+            }
+            for i in 0..s.fresh.len() {
+                if let Some(&id) = s.fresh.get(i + ahead) {
+                    self.storage.prefetch(id);
+                }
+                let id = s.fresh[i];
+                let d = self.storage.distance(q, id);
+                if d < limit {
+                    ball.push(Cand(d, id));
+                }
+            }
+        }
+        if let Some(keep) = keep {
+            ball.retain(|c| keep(c.1));
+        }
     }
 
     /// The id of `slot`. A slot reached by a search or a walk of `0..slots` was published

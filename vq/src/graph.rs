@@ -2,7 +2,7 @@
 //! over a quantizer's codes (`HNSW32,SQ8`, Faiss' `IndexHNSWSQ`; `HNSW32,PQ16`).
 
 use rayon::prelude::*;
-use vq_distance::{Metric, Neighbors};
+use vq_distance::{Metric, Neighbors, RangeResult};
 use vq_graph::{FlatStorage, Hnsw, HnswParams, QuantizedStorage, VectorStorage};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::Quantizer;
@@ -38,6 +38,19 @@ fn graph_search<S: VectorStorage>(h: &Hnsw<S>, queries: &[f32], params: &SearchP
         .map(|q| h.search_filtered(q, params.k, params.ef, &accepts))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Neighbors::from_rows(params.k, h.metric(), rows)?)
+}
+
+/// The graph's own range search: the beam's in-radius nodes and every node linked to them
+/// within the radius ([`Hnsw::range_search`]); `params.k` plays no part.
+fn graph_range<S: VectorStorage>(
+    h: &Hnsw<S>,
+    queries: &[f32],
+    radius: f32,
+    params: &SearchParams<'_>,
+) -> Result<RangeResult> {
+    let accepts = |id: u64| params.filter.is_none_or(|f| f.accepts(id));
+    let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = params.filter.map(|_| &accepts as _);
+    Ok(h.range_search_batch(queries, radius, params.ef, filter)?)
 }
 
 fn graph_add<S: VectorStorage>(h: &mut Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
@@ -125,6 +138,10 @@ impl Index for HnswFlatIndex {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         graph_search(&self.graph, queries, params)
+    }
+
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        graph_range(&self.graph, queries, radius, params)
     }
 
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
@@ -262,6 +279,10 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         graph_search(self.trained()?, queries, params)
+    }
+
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        graph_range(self.trained()?, queries, radius, params)
     }
 
     /// An untrained graph holds nothing: every id is unknown.

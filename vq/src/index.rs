@@ -159,13 +159,16 @@ pub trait Index: Any + Send + Sync {
     /// an error; an infinite one keeps every vector (or none).
     ///
     /// `Flat` answers exactly and inverted files (`IVF…,Flat|SQ…|PQ…`) scan their `nprobe`
-    /// probed lists for every entry within the radius (the answer Faiss gives). Graphs, fast
-    /// scan, refine stages and every other index search
-    /// k-NN with a growing `k` — 32, then doubled for the queries whose `k` hits all lie
-    /// within the radius — so they find what their k-NN search finds at that `k` (for graphs,
-    /// with the beam raised to it). Scores are the index's own (codes' scores for quantized
-    /// storage, refined scores after a refine stage). GPU indexes deepen too, up to their
-    /// largest `k` (1,024): a query with more hits than that is their `k` error.
+    /// probed lists for every entry within the radius (the answer Faiss gives). Graphs
+    /// (`HNSW…`, over vectors or codes) run a beam search of width `ef`, keep every node it
+    /// scored within the radius, then follow those nodes' links to every node within the
+    /// radius connected to them (Faiss keeps only what the beam scored, so its recall falls as
+    /// the ball outgrows `efSearch`). Fast scan, refine stages and every other index search k-NN
+    /// with a growing `k` — 32, then doubled for the queries whose `k` hits all lie within the
+    /// radius — so they find what their k-NN search finds at that `k`. Scores are the index's
+    /// own (codes' scores for quantized storage, refined scores after a refine stage). GPU
+    /// indexes deepen too, up to their largest `k` (1,024): a query with more hits than that is
+    /// their `k` error.
     ///
     /// ```
     /// use vq::Metric;
@@ -180,7 +183,7 @@ pub trait Index: Any + Send + Sync {
     }
     /// [`range_search`](Index::range_search) with the knobs of a search (`ef`, `nprobe`,
     /// `refine_k`, `filter`); `k` is the first round's `k` where k-NN search is deepened (0:
-    /// 32).
+    /// 32), and unused otherwise.
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         range_by_deepening(self, queries, radius, params)
     }

@@ -88,6 +88,6 @@ print(f"range search, radius {radius:.1f}: {lims[-1] / len(xq):.1f} hits a query
 hnsw = vq.index_factory(d, "HNSW32")
 hnsw.add(xb)
 for ef in (16, 64):
-    l2, _, i2 = hnsw.range_search(xq, radius, ef=ef)  # k-NN deepened: k = 32, 64, ... per query
+    l2, _, i2 = hnsw.range_search(xq, radius, ef=ef)  # the beam, then every linked node within the radius
     found = sum(len(truth[i] & set(i2[l2[i] : l2[i + 1]])) for i in range(len(xq)))
     print(f"  HNSW32 ef={ef:3}: {found / max(1, lims[-1]):.3f} of the exact hits")
