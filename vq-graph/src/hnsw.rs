@@ -140,6 +140,13 @@ const LINES_IN_FLIGHT: usize = 96;
 /// imgsift400k-d384 (HNSW16, 1 thread, BENCHMARKS.md); 8 gave about the same, 16 less. Vectors
 /// of 256 dimensions or fewer get 6 or more from `LINES_IN_FLIGHT` already.
 const MIN_VECTORS_AHEAD: usize = 6;
+/// How far past the radius a range search's walk goes, as a fraction of the ball's depth in
+/// keys (the radius' key minus the best key found): nodes in that shell are followed but not
+/// returned. On imgsift100k (HNSW32, efConstruction 40, 20th-neighbour radius, ~370 hits a
+/// query) 0.1 took the hits found at ef 16 from 0.9934 to 0.9963 for ~25–30 % of the QPS,
+/// where ef 256 (0.9967) cost over half; on textemb100k (~47 hits) it is about level with
+/// raising ef (BENCHMARKS.md, "HNSW range search").
+const RANGE_SHELL: f32 = 0.1;
 /// Slots sampled to estimate a filter's selectivity.
 const FILTER_SAMPLE: u32 = 512;
 /// Mutexes node locks are striped over: enough that two threads inserting at once rarely
@@ -957,10 +964,11 @@ impl<S: VectorStorage> Hnsw<S> {
     /// A beam search of width `ef` (the default beam when `None`) finds the query's
     /// neighbourhood and keeps every node it scored within the radius; then every one of those
     /// has its layer-0 links followed, and every node reached within the radius joins them
-    /// and is followed in turn, until none is left. So the answer is the part of the ball
-    /// connected, inside the ball, to what the beam found: a ball of any size costs about
-    /// its hits times `m0` distances beyond the beam, instead of a k-NN search at a `k` above
-    /// the hit count. `filter` keeps only the ids for which it is `true` (the others still
+    /// and is followed in turn, until none is left. Nodes in a thin shell just outside the
+    /// radius are followed too (not returned), because pruned links often join two nodes of
+    /// the ball through one outside it. So the answer is the part of the ball connected to
+    /// what the beam found: a ball of any size costs about its hits times `m0` distances
+    /// beyond the beam, instead of a k-NN search at a `k` above the hit count. `filter` keeps only the ids for which it is `true` (the others still
     /// route); a filter that a sample says passes under `brute_force_below` of the nodes
     /// scores just the nodes it passes, exactly, as [`search_filtered`](Hnsw::search_filtered)
     /// does. A NaN radius is an error; an infinite one keeps every live vector (that the
@@ -1059,15 +1067,23 @@ impl<S: VectorStorage> Hnsw<S> {
         ball: &mut Vec<Cand>,
     ) {
         let Some((entry, _)) = self.descend(q, 0, &mut s.links) else { return };
-        // The ball as scored so far, rejected nodes included: they route the walk too.
-        self.search_layer_seeing(q, entry, ef, 0, s, keep, |c| {
-            if c.0 < limit {
-                ball.push(c);
-            }
-        });
-        // Follow every in-ball node's links, the beam's included: the beam expanded only its
-        // best `ef`, and the visited set still marks every node it scored, whose in-ball ones
-        // are already in `ball`.
+        // Every node the beam scores, for now: the shell's width depends on the best key.
+        self.search_layer_seeing(q, entry, ef, 0, s, keep, |c| ball.push(c));
+        let best = ball.iter().map(|c| c.0).fold(f32::INFINITY, f32::min);
+        if best >= limit {
+            // The beam found nothing within the radius (a −∞ limit included).
+            ball.clear();
+            return;
+        }
+        // The walk also follows nodes just outside the ball, in a shell `RANGE_SHELL` times
+        // as deep as the ball's (key) depth below the best node: the pruned links of HNSW
+        // often join two nodes of the ball through one outside it.
+        let shell = limit + RANGE_SHELL * (limit - best);
+        let shell = if shell.is_finite() { shell } else { limit };
+        ball.retain(|c| c.0 < shell);
+        // Follow the links of every node in the ball or shell, the beam's included: the beam
+        // expanded only its best `ef`, and the visited set still marks every node it scored,
+        // whose in-shell ones are already in `ball`.
         let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
         let mut next = 0;
         while let Some(&Cand(_, slot)) = ball.get(next) {
@@ -1087,11 +1103,12 @@ impl<S: VectorStorage> Hnsw<S> {
                 }
                 let id = s.fresh[i];
                 let d = self.storage.distance(q, id);
-                if d < limit {
+                if d < shell {
                     ball.push(Cand(d, id));
                 }
             }
         }
+        ball.retain(|c| c.0 < limit);
         if let Some(keep) = keep {
             ball.retain(|c| keep(c.1));
         }
