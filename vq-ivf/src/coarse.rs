@@ -160,6 +160,15 @@ fn coarse_key(metric: Metric, pair: fn(&[f32], &[f32]) -> f32, q: &[f32], c: &[f
     if metric == Metric::L2 { s } else { -s }
 }
 
+/// Writes `(key, list)` pairs best first (ties to the smaller list), padding with
+/// `u32::MAX` / `+∞`.
+fn write_sorted(found: &mut [(f32, u32)], lists: &mut [u32], keys: &mut [f32]) {
+    found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for (i, (l, k)) in lists.iter_mut().zip(keys.iter_mut()).enumerate() {
+        (*l, *k) = found.get(i).map_or((u32::MAX, f32::INFINITY), |&(key, id)| (id, key));
+    }
+}
+
 /// Writes a selection best first, padding with `u32::MAX` / `+∞`.
 fn write_top(top: &mut TopK, lists: &mut [u32], keys: &mut [f32]) {
     let hits = top.sorted();
@@ -192,7 +201,22 @@ impl CoarseQuantizer for FlatCoarse {
         }
         // Blocked `‖q‖² − 2⟨q, c⟩ + ‖c‖²` keys, as Faiss' BLAS path, with the top-`nprobe`
         // selection fused into the kernel.
-        Ok(self.packed.search(rows, nprobe, lists, keys)?)
+        self.packed.search(rows, nprobe, lists, keys)?;
+        // Then the chosen lists' keys again with the per-pair kernels, which a batch under
+        // `BLOCKED_FROM` uses: residual codes add the key to every score, so without this a
+        // query's scores would differ in the last bits with the size of its batch. It costs
+        // `nprobe` distances a query, against the thousands of codes its lists hold.
+        rows.par_chunks_exact(self.dim).zip(lists.par_chunks_mut(nprobe)).zip(keys.par_chunks_mut(nprobe)).for_each(
+            |((q, lists), keys)| {
+                let mut found: Vec<(f32, u32)> = lists
+                    .iter()
+                    .filter(|&&l| l != u32::MAX)
+                    .map(|&l| (self.key(q, &self.centroids[l as usize * self.dim..][..self.dim]), l))
+                    .collect();
+                write_sorted(&mut found, lists, keys);
+            },
+        );
+        Ok(())
     }
 
     fn assign(&self, rows: &[f32], labels: &mut [u32], keys: &mut [f32]) -> Result<()> {
@@ -318,10 +342,7 @@ impl HnswCoarse {
                 (coarse_key(self.metric, self.pair, q, c), id as u32)
             })
             .collect();
-        exact.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for (i, (l, k)) in lists.iter_mut().zip(keys.iter_mut()).enumerate() {
-            (*l, *k) = exact.get(i).map_or((u32::MAX, f32::INFINITY), |&(key, id)| (id, key));
-        }
+        write_sorted(&mut exact, lists, keys);
         Ok(())
     }
 }

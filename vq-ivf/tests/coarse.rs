@@ -74,6 +74,19 @@ proptest! {
         for q in queries.chunks(dim) {
             check_flat(&coarse, q, dim, metric, nprobe);
         }
+        // A list's key does not depend on the batch its query came in (to the bit): residual
+        // codes add it to their scores.
+        let (mut bl, mut bk) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
+        coarse.search(&queries, nprobe, &mut bl, &mut bk).unwrap();
+        for (i, q) in queries.chunks(dim).enumerate() {
+            let (mut l, mut k) = (vec![0u32; nprobe], vec![0f32; nprobe]);
+            coarse.search(q, nprobe, &mut l, &mut k).unwrap();
+            for (&list, &key) in bl[i * nprobe..][..nprobe].iter().zip(&bk[i * nprobe..][..nprobe]) {
+                if let Some(p) = l.iter().position(|&x| x == list) {
+                    prop_assert_eq!(k[p].to_bits(), key.to_bits(), "query {} list {}: batch {} vs alone", i, list, nq);
+                }
+            }
+        }
         // assign() is the top-1 of search().
         let (mut labels, mut keys) = (vec![0u32; nq], vec![0f32; nq]);
         coarse.assign(&queries, &mut labels, &mut keys).unwrap();
