@@ -1293,16 +1293,30 @@ mod tests {
         let filter: Option<&dyn IdFilter> = if filtered { Some(&keep_even) } else { None };
         let (by_list, per_query) = both_paths(&index, queries, nprobe, &|| TopK::new(k), filter);
         assert_eq!(bits(&by_list), bits(&per_query), "{} {metric:?} nprobe {nprobe} k {k}", index.name());
-        // The public search (whichever path it takes for this batch) answers the same. Not
-        // compared with one-query searches: the coarse quantizer scores batches with its GEMM
-        // and single queries with pair kernels, whose coarse keys differ in the last bits, and
-        // IVF-PQ and inner-product residual keys include the coarse key.
+        // The public search (whichever path it takes for this batch) answers the same, and so
+        // does each query searched alone, to the bit (the coarse keys, which IVF-PQ and
+        // inner-product residual scores include, do not depend on the batch), wherever it
+        // probes the same lists (a near tie at the `nprobe`-th list may go either way).
         let opts = IvfSearch { nprobe: Some(nprobe), filter, coarse_ef: None };
         let batch = index.search(queries, k, &opts).unwrap();
+        let coarse = index.coarse().unwrap();
+        let nq = queries.len() / dim;
+        let (mut lists, mut keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
+        coarse.search_with_ef(queries, nprobe, None, &mut lists, &mut keys).unwrap();
         for (i, row) in by_list.iter().enumerate() {
             let (ids, scores) = batch.get(i).unwrap();
             let got: Vec<(u64, u32)> = ids.iter().zip(scores).map(|(&id, s)| (id, s.to_bits())).collect();
-            assert_eq!(got, bits(std::slice::from_ref(row))[0], "query {i}");
+            let want = &bits(std::slice::from_ref(row))[0];
+            assert_eq!(&got, want, "query {i}");
+            let q = &queries[i * dim..][..dim];
+            let (mut alone_lists, mut alone_keys) = (vec![0u32; nprobe], vec![0f32; nprobe]);
+            coarse.search_with_ef(q, nprobe, None, &mut alone_lists, &mut alone_keys).unwrap();
+            if alone_lists[..] == lists[i * nprobe..][..nprobe] {
+                let alone = index.search(q, k, &opts).unwrap();
+                let (ids, scores) = alone.get(0).unwrap();
+                let got: Vec<(u64, u32)> = ids.iter().zip(scores).map(|(&id, s)| (id, s.to_bits())).collect();
+                assert_eq!(&got, want, "query {i} alone");
+            }
         }
 
         // Range search, at the score of a hit halfway down the first query's top-k: both
