@@ -1034,8 +1034,8 @@ impl<S: VectorStorage> Hnsw<S> {
         let keep_fn = |slot: u32| self.is_live(slot) && filter.is_none_or(|f| f(self.external_id(slot)));
         let keep: Option<&dyn Fn(u32) -> bool> =
             if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
-        let mut ball = std::mem::take(&mut s.out);
-        ball.clear();
+        // Not pooled: a ball can hold most of the graph, and pooled scratch would keep it.
+        let mut ball = Vec::new();
         // An infinite radius asks for every node: scored all, so that none is missed for
         // want of in-links, as a k-NN search for `k ≥ len` does.
         if limit == f32::INFINITY || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
@@ -1050,9 +1050,7 @@ impl<S: VectorStorage> Hnsw<S> {
         } else {
             self.range_slots(&pq, limit, ef.unwrap_or(self.params.ef).max(1), keep, s, &mut ball);
         }
-        let hits = ball.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect();
-        s.out = ball;
-        hits
+        ball.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
     }
 
     /// The graph walk of [`range_search`](Hnsw::range_search): every node reached with a key
