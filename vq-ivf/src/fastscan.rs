@@ -26,16 +26,16 @@ use std::collections::HashSet;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
-use vq_distance::{IdFilter, Metric, Neighbors, TopK, prepare_rows, validate_rows};
+use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_quant::fastscan::{PackedCodes, QuantizedLut};
+use vq_quant::fastscan::{PackedCodes, QuantizedLut, ScanSink};
 use vq_quant::{PqParams, ProductQuantizer, Quantizer, validate_codes};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows};
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
 use crate::ids::{IdTracker, positions_in_lists};
-use crate::index::{Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats};
+use crate::index::{Coarse, CoarseKind, Collector, IvfMemory, IvfParams, IvfSearch, ListStats, Within};
 
 /// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
 const ADD_CHUNK: usize = 65_536;
@@ -364,6 +364,32 @@ impl IvfFastScan {
         if k == 0 {
             return Err(vq_distance::Error::ZeroK.into());
         }
+        let rows = self.scan_probes(queries, opts, || TopK::new(k))?;
+        Ok(Neighbors::from_rows(k, self.metric, rows)?)
+    }
+
+    /// Every entry of each query's `nprobe` probed lists whose fast-scan score (the one
+    /// [`search`](IvfFastScan::search) ranks by, from the query's 8-bit tables) is within
+    /// `radius` ([`Metric::within`]), in [`RangeResult`]'s layout. One scan of the lists,
+    /// whose integer threshold is the radius'.
+    pub fn range_search(&self, queries: &[f32], radius: f32, opts: &IvfSearch<'_>) -> Result<RangeResult> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        vq_distance::check_radius(radius)?;
+        let max_key = self.metric.key_from_score(radius);
+        let rows = self.scan_probes(queries, opts, || Within { max_key, hits: Vec::new() })?;
+        Ok(RangeResult::from_rows(self.metric, rows)?)
+    }
+
+    /// The coarse search of `queries`, then every query's probed lists scanned into a
+    /// collector from `collector`; parallel over queries.
+    fn scan_probes<S: ScanSink + Collector>(
+        &self,
+        queries: &[f32],
+        opts: &IvfSearch<'_>,
+        collector: impl Fn() -> S + Sync,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
         let nprobe = match opts.nprobe.unwrap_or(self.params.nprobe) {
             0 => return Err(Error::ZeroNprobe),
             p => p.min(self.params.nlist),
@@ -371,35 +397,37 @@ impl IvfFastScan {
         let q = prepare_rows("queries", queries, self.dim, self.metric)?;
         let nq = q.len();
         if nq == 0 {
-            return Ok(Neighbors::from_rows(k, self.metric, Vec::new())?);
+            return Ok(Vec::new());
         }
         let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
         let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
         coarse.search_with_ef(q.as_slice(), nprobe, opts.coarse_ef, &mut lists, &mut coarse_keys)?;
-        let rows = (0..nq)
+        let metric = self.metric;
+        (0..nq)
             .into_par_iter()
             .map_init(
                 || Scratch::new(self.pq.m()),
                 |scratch, i| {
                     let probes = &lists[i * nprobe..][..nprobe];
                     let keys = &coarse_keys[i * nprobe..][..nprobe];
-                    self.search_one(q.row(i), k, probes, keys, opts.filter, scratch)
+                    let mut found = collector();
+                    self.scan_one(q.row(i), probes, keys, opts.filter, scratch, &mut found)?;
+                    Ok(found.finish(metric))
                 },
             )
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Neighbors::from_rows(k, self.metric, rows)?)
+            .collect()
     }
 
-    fn search_one(
+    /// Scans one query's probed lists into `sink`.
+    fn scan_one(
         &self,
         query: &[f32],
-        k: usize,
         lists: &[u32],
         coarse_keys: &[f32],
         filter: Option<&dyn IdFilter>,
         s: &mut Scratch,
-    ) -> Result<Vec<(u64, f32)>> {
-        let mut top = TopK::new(k);
+        sink: &mut impl ScanSink,
+    ) -> Result<()> {
         let per_list_table = !self.list_terms.is_empty();
         if per_list_table {
             // −2⟨q_j, c_jk⟩; the list's terms are added per probed list.
@@ -428,15 +456,14 @@ impl IvfFastScan {
             }
             let ids = &l.ids;
             match filter {
-                None => l.codes.scan(&s.lut, &mut top, None, |row| ids[row])?,
+                None => l.codes.scan(&s.lut, sink, None, |row| ids[row])?,
                 Some(f) => {
                     let keep = |row: usize| f.accepts(ids[row]);
-                    l.codes.scan(&s.lut, &mut top, Some(&keep), |row| ids[row])?
+                    l.codes.scan(&s.lut, sink, Some(&keep), |row| ids[row])?
                 }
             }
         }
-        let metric = self.metric;
-        Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
+        Ok(())
     }
 
     /// Removes the given ids (unknown ids are skipped); returns how many were removed.
@@ -935,6 +962,48 @@ mod tests {
             assert!(got >= want - 0.05, "{metric:?}: recall@10 {got}, float ADC {want}");
             assert!(metric != Metric::L2 || got >= 0.6, "{metric:?}: recall@10 {got}");
         }
+    }
+
+    /// Range search against its slow twin, a k-NN search of every entry (`k = n`, so the
+    /// threshold never prunes) cut at the radius: the same entries and scores, to the bit,
+    /// for each metric, with and without residuals and a per-list table, with a filter, and
+    /// at radii that keep nothing or everything.
+    #[test]
+    fn range_search_is_the_full_search_cut_at_the_radius() {
+        let dim = 16;
+        let base = data(1500, dim, 5);
+        let queries = data(12, dim, 6);
+        let odd = |id: u64| id % 2 == 1;
+        for (metric, by_residual) in
+            [(Metric::L2, true), (Metric::L2, false), (Metric::InnerProduct, true), (Metric::Cosine, false)]
+        {
+            let index = built(metric, by_residual, &base, dim);
+            for filter in [None, Some(&odd as &dyn IdFilter)] {
+                let opts = IvfSearch { nprobe: Some(3), filter, ..Default::default() };
+                let all = index.search(&queries, 1500, &opts).unwrap();
+                // The 30th score of the first query: 0 to a few hundred hits a query.
+                let radius = all.get(0).unwrap().1[29];
+                let got = index.range_search(&queries, radius, &opts).unwrap();
+                assert_eq!(got.num_queries(), 12);
+                for (q, ((ids, scores), (gids, gscores))) in all.iter().zip(got.iter()).enumerate() {
+                    let inside = scores.iter().take_while(|&&s| metric.within(s, radius)).count();
+                    assert_eq!(gids, &ids[..inside], "{metric:?} residual {by_residual} query {q}");
+                    let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(gscores), bits(&scores[..inside]), "{metric:?} query {q}: scores");
+                    assert!(filter.is_none() || gids.iter().all(|&id| odd(id)));
+                }
+                assert!(got.total_hits() > 12, "{metric:?}: radius too tight to test anything");
+                let worst = metric.worst_score();
+                assert_eq!(index.range_search(&queries, -worst, &opts).unwrap().total_hits(), 0, "keeps nothing");
+                let everything = index.range_search(&queries, worst, &opts).unwrap();
+                let probed: usize = all.iter().map(|(ids, _)| ids.iter().filter(|&&id| id != u64::MAX).count()).sum();
+                assert_eq!(everything.total_hits(), probed, "{metric:?}: an infinite radius keeps every probed entry");
+            }
+        }
+        let index = built(Metric::L2, true, &base, dim);
+        assert!(index.range_search(&queries, f32::NAN, &IvfSearch::default()).is_err());
+        let untrained = IvfFastScan::new(dim, Metric::L2, params(8), pq(dim / 2), true).unwrap();
+        assert!(matches!(untrained.range_search(&queries, 1.0, &IvfSearch::default()), Err(Error::NotTrained { .. })));
     }
 
     #[test]

@@ -28,7 +28,7 @@ const MIN_SHARED_PROBES: usize = 2;
 /// every entry under a key ([`Within`], for range search). Both paths of a batch search offer
 /// the same `(key, id)` pairs, only in another order, and neither collector's answer depends
 /// on that order.
-trait Collector: Send {
+pub(crate) trait Collector: Send {
     /// One scored entry (its "smaller is better" key).
     fn offer(&mut self, key: f32, id: u64);
     /// The collected `(id, score)` pairs under `metric`.
@@ -49,9 +49,9 @@ impl Collector for TopK {
 
 /// Every entry whose key is below `max_key` (a range search's radius as a key: strictly
 /// better, as [`Metric::within`] has it).
-struct Within {
-    max_key: f32,
-    hits: Vec<(u64, f32)>,
+pub(crate) struct Within {
+    pub(crate) max_key: f32,
+    pub(crate) hits: Vec<(u64, f32)>,
 }
 
 impl Collector for Within {
@@ -65,6 +65,19 @@ impl Collector for Within {
     /// In scan order ([`RangeResult::from_rows`] sorts).
     fn finish(self, metric: Metric) -> Vec<(u64, f32)> {
         self.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect()
+    }
+}
+
+/// The fast scan's sink: its integer threshold is the radius' key.
+impl vq_quant::fastscan::ScanSink for Within {
+    #[inline]
+    fn threshold(&self) -> f32 {
+        self.max_key
+    }
+
+    #[inline]
+    fn push(&mut self, key: f32, id: u64) {
+        self.offer(key, id);
     }
 }
 

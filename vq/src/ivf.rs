@@ -288,6 +288,13 @@ impl Index for IvfFastScanIndex {
         self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
     }
 
+    /// The probed lists' entries whose fast-scan scores are within the radius
+    /// ([`vq_ivf::IvfFastScan::range_search`]).
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
+        self.inner.range_search(queries, radius, &opts).map_err(|e| self.err(e))
+    }
+
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
         self.inner.reconstruct(id).map_err(|e| self.err(e))
     }

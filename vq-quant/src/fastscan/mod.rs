@@ -43,6 +43,28 @@ pub use index::FastScanCodes;
 /// Vectors per block.
 pub const BLOCK: usize = 32;
 
+/// Where a scan hands the rows that may pass: a k-NN selection ([`TopK`]) or every row under
+/// a fixed key (a range search). The scan skips, in integers, every row whose key is above
+/// [`threshold`](ScanSink::threshold); `push` decides on the exact key.
+pub trait ScanSink {
+    /// Rows with a key above this cannot enter (it may only decrease during a scan).
+    fn threshold(&self) -> f32;
+    /// Offers `(key, id)`.
+    fn push(&mut self, key: f32, id: u64);
+}
+
+impl ScanSink for TopK {
+    #[inline]
+    fn threshold(&self) -> f32 {
+        TopK::threshold(self)
+    }
+
+    #[inline]
+    fn push(&mut self, key: f32, id: u64) {
+        TopK::push(self, key, id);
+    }
+}
+
 /// Sub-quantizer pairs a kernel adds in 16-bit lanes before widening: each lane gains at most
 /// one byte (≤ 255) per pair, and `256 · 255 < 2¹⁶`.
 pub const GROUP_PAIRS: usize = 256;
@@ -454,7 +476,7 @@ impl PackedCodes {
     pub fn scan(
         &self,
         lut: &QuantizedLut,
-        top: &mut TopK,
+        top: &mut impl ScanSink,
         keep: Option<&dyn Fn(usize) -> bool>,
         id_of: impl Fn(usize) -> u64,
     ) -> Result<()> {
@@ -465,7 +487,7 @@ impl PackedCodes {
         &self,
         kernel: BlockSumsFn,
         lut: &QuantizedLut,
-        top: &mut TopK,
+        top: &mut impl ScanSink,
         keep: Option<&dyn Fn(usize) -> bool>,
         id_of: impl Fn(usize) -> u64,
     ) -> Result<()> {
