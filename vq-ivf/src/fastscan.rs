@@ -28,14 +28,14 @@ use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
 use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_quant::fastscan::{PackedCodes, QuantizedLut, ScanSink};
-use vq_quant::{PqParams, ProductQuantizer, Quantizer, validate_codes};
+use vq_quant::fastscan::{PackedCodes, QuantizedLut};
+use vq_quant::{PqParams, ProductQuantizer, Quantizer, ScanSink, WithinKey, validate_codes};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows};
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
 use crate::ids::{IdTracker, positions_in_lists};
-use crate::index::{Coarse, CoarseKind, Collector, IvfMemory, IvfParams, IvfSearch, ListStats, Within};
+use crate::index::{Coarse, CoarseKind, Collector, IvfMemory, IvfParams, IvfSearch, ListStats};
 
 /// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
 const ADD_CHUNK: usize = 65_536;
@@ -378,7 +378,7 @@ impl IvfFastScan {
         }
         vq_distance::check_radius(radius)?;
         let max_key = self.metric.key_from_score(radius);
-        let rows = self.scan_probes(queries, opts, || Within { max_key, hits: Vec::new() })?;
+        let rows = self.scan_probes(queries, opts, || WithinKey::new(max_key))?;
         Ok(RangeResult::from_rows(self.metric, rows)?)
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
 use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
 use vq_io::MappedArray;
-use vq_quant::Quantizer;
+use vq_quant::{Quantizer, WithinKey};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows};
 use crate::codec::{IvfCodec, ListScanner};
@@ -25,7 +25,7 @@ const MAX_LIST_MAJOR_CHUNK: usize = 2048;
 const MIN_SHARED_PROBES: usize = 2;
 
 /// What a list scan hands its keys to: a query's bounded selection ([`TopK`], for k-NN) or
-/// every entry under a key ([`Within`], for range search). Both paths of a batch search offer
+/// every entry under a key ([`WithinKey`], for range search). Both paths of a batch search offer
 /// the same `(key, id)` pairs, only in another order, and neither collector's answer depends
 /// on that order.
 pub(crate) trait Collector: Send {
@@ -47,37 +47,16 @@ impl Collector for TopK {
     }
 }
 
-/// Every entry whose key is below `max_key` (a range search's radius as a key: strictly
-/// better, as [`Metric::within`] has it).
-pub(crate) struct Within {
-    pub(crate) max_key: f32,
-    pub(crate) hits: Vec<(u64, f32)>,
-}
-
-impl Collector for Within {
+/// A range search's collector: every entry under the radius' key, in scan order
+/// ([`RangeResult::from_rows`] sorts).
+impl Collector for WithinKey {
     #[inline]
     fn offer(&mut self, key: f32, id: u64) {
-        if key < self.max_key {
-            self.hits.push((id, key));
-        }
+        vq_quant::ScanSink::push(self, key, id);
     }
 
-    /// In scan order ([`RangeResult::from_rows`] sorts).
     fn finish(self, metric: Metric) -> Vec<(u64, f32)> {
         self.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect()
-    }
-}
-
-/// The fast scan's sink: its integer threshold is the radius' key.
-impl vq_quant::fastscan::ScanSink for Within {
-    #[inline]
-    fn threshold(&self) -> f32 {
-        self.max_key
-    }
-
-    #[inline]
-    fn push(&mut self, key: f32, id: u64) {
-        self.offer(key, id);
     }
 }
 
@@ -777,7 +756,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         }
         vq_distance::check_radius(radius)?;
         let max_key = self.metric.key_from_score(radius);
-        let rows = self.scan_probes(queries, opts, || Within { max_key, hits: Vec::new() })?;
+        let rows = self.scan_probes(queries, opts, || WithinKey::new(max_key))?;
         Ok(RangeResult::from_rows(self.metric, rows)?)
     }
 
@@ -1339,7 +1318,7 @@ mod tests {
         let Some(&(_, radius)) = by_list.iter().flatten().nth(k / 2) else { return };
         let max_key = metric.key_from_score(radius);
         let (mut range_by_list, mut range_per_query) =
-            both_paths(&index, queries, nprobe, &|| Within { max_key, hits: Vec::new() }, filter);
+            both_paths(&index, queries, nprobe, &|| WithinKey::new(max_key), filter);
         for row in range_by_list.iter_mut().chain(range_per_query.iter_mut()) {
             metric.sort_hits(row);
         }

@@ -318,11 +318,10 @@ impl PyIndex {
     /// Every stored vector within `radius` of each row of `x` (Faiss' `range_search`):
     /// `(lims, D, I)`, where query `i`'s hits are `I[lims[i]:lims[i+1]]` with scores
     /// `D[lims[i]:lims[i+1]]`, best first. Within means squared L2 below `radius`, inner
-    /// product or cosine above it. `Flat` is exact and inverted files (`IVF…,Flat|SQ…|PQ…`,
-    /// fast scan too) return every entry of the probed lists within the radius; graphs every
-    /// node their beam (`ef`) scored within it plus every node linked to those within it;
-    /// flat fast scan and refine search k-NN with a growing k (32, 64, …) until a query's
-    /// hits end inside it. The
+    /// product or cosine above it. `Flat` is exact, flat codes return every code within the
+    /// radius and inverted files every entry of the probed lists within it; graphs every node
+    /// their beam (`ef`) scored within it plus every node linked to those within it; refine
+    /// stages search k-NN with a growing k (32, 64, …) until a query's hits end inside it. The
     /// keywords are `search`'s.
     #[pyo3(signature = (x, radius, params=None, *, ef=None, nprobe=None, refine_k=None, filter=None))]
     #[allow(clippy::too_many_arguments)] // Faiss' keyword surface

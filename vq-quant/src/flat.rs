@@ -1,11 +1,11 @@
 //! Exhaustive search over a buffer of codes: Faiss' `IndexScalarQuantizer` and `IndexPQ`.
 
 use rayon::prelude::*;
-use vq_distance::{Neighbors, TopK};
+use vq_distance::{Neighbors, RangeResult, TopK};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::sections::corrupt;
-use crate::{CodeScorer, Error, Quantizer, Result, prepare_rows, validate_codes};
+use crate::{CodeScorer, Error, Quantizer, Result, ScanSink, WithinKey, prepare_rows, validate_codes};
 
 /// Codes scored per call of [`CodeScorer::distances`]: large enough to amortize the call and
 /// let a blocked kernel run, small enough that the keys stay in L1.
@@ -124,23 +124,50 @@ impl<Q: Quantizer> FlatCodes<Q> {
         let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?.into_cow();
         let rows = queries
             .par_chunks(self.quantizer.dim())
-            .map_init(Scratch::default, |scratch, query| self.search_one(query, k, keep, scratch))
+            .map_init(Scratch::default, |scratch, query| {
+                let mut top = TopK::new(k);
+                self.scan_one(query, keep, scratch, &mut top)?;
+                Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Neighbors::from_rows(k, metric, rows)?)
     }
 
-    fn search_one(
+    /// Every row within `radius` of each query (`Metric::within`: squared L2 below it,
+    /// inner product or cosine above it) among those `keep` accepts, scored as
+    /// [`search`](FlatCodes::search) scores them: one scan of the codes. Rows are the ids.
+    pub fn range_filtered(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<RangeResult> {
+        vq_distance::check_radius(radius)?;
+        let metric = self.quantizer.metric();
+        let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?.into_cow();
+        let max_key = metric.key_from_score(radius);
+        let rows = queries
+            .par_chunks(self.quantizer.dim())
+            .map_init(Scratch::default, |scratch, query| {
+                let mut within = WithinKey::new(max_key);
+                self.scan_one(query, keep, scratch, &mut within)?;
+                Ok(within.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RangeResult::from_rows(metric, rows)?)
+    }
+
+    /// Scores every row `keep` accepts into `sink`.
+    fn scan_one(
         &self,
         query: &[f32],
-        k: usize,
         keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
         scratch: &mut Scratch,
-    ) -> Result<Vec<(u64, f32)>> {
-        let metric = self.quantizer.metric();
+        top: &mut impl ScanSink,
+    ) -> Result<()> {
         let size = self.quantizer.code_size();
-        let mut top = TopK::new(k);
         if self.codes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let scorer = self.quantizer.scorer(query)?;
         let Scratch { keys, rows, gathered } = scratch;
@@ -183,7 +210,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
                 flush(rows, gathered);
             }
         }
-        Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
+        Ok(())
     }
 
     /// Drops every row whose position `keep` rejects, keeping the others in order (so the

@@ -30,6 +30,7 @@ mod flat;
 mod identity;
 mod pq;
 mod sections;
+mod sink;
 mod sq;
 
 pub use error::{Error, Result};
@@ -40,6 +41,7 @@ pub use pq::{
     unpack_index,
 };
 pub use sections::validate_codes;
+pub use sink::{ScanSink, WithinKey};
 pub use sq::{ScalarQuantizer, SqInt8Scorer, SqScorer, SqType};
 /// The shared check and cosine normalization of every vector a quantizer takes.
 pub(crate) use vq_distance::{prepare_row_into, prepare_rows};
@@ -142,6 +144,14 @@ pub trait CodeStore: Send + Sync + Sized {
         k: usize,
         keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
     ) -> Result<vq_distance::Neighbors>;
+    /// Every row within `radius` of each query (`Metric::within`) among those `keep` accepts,
+    /// as `(row, score)` in [`RangeResult`](vq_distance::RangeResult)'s layout: one scan.
+    fn range_filtered(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<vq_distance::RangeResult>;
     /// Decodes row `row` into `out` (`dim` values): what the code says the vector is (Faiss'
     /// `reconstruct`). A row past the end is an error.
     fn decode_row(&self, row: usize, out: &mut [f32]) -> Result<()>;
@@ -180,6 +190,14 @@ macro_rules! code_store_by_inherent_methods {
             keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
         ) -> Result<vq_distance::Neighbors> {
             Self::search_filtered(self, queries, k, keep)
+        }
+        fn range_filtered(
+            &self,
+            queries: &[f32],
+            radius: f32,
+            keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+        ) -> Result<vq_distance::RangeResult> {
+            Self::range_filtered(self, queries, radius, keep)
         }
         fn decode_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
             Self::decode_row(self, row, out)

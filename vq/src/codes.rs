@@ -1,7 +1,7 @@
 //! Exhaustive scans over quantized codes (`SQ8`, `PQ16`, `OPQ16,PQ16`, `PQ32x4fs`, …): Faiss'
 //! `IndexScalarQuantizer`, `IndexPQ` and `IndexPQFastScan`, with ids.
 
-use vq_distance::{Metric, Neighbors};
+use vq_distance::{Metric, Neighbors, RangeResult};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{CodeStore, FlatCodes, Quantizer};
 
@@ -121,6 +121,17 @@ impl<Q: Quantizer + 'static, S: CodeStore<Quantizer = Q> + 'static> Index for Co
             .map(|(rows, scores)| rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect())
             .collect();
         neighbors_from_rows(params.k, self.metric(), rows)
+    }
+
+    /// One scan of the codes: every row within the radius by the scores `search` ranks by.
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        let keep = params.filter.map(|f| move |row: usize| f.accepts(self.ids.id(row)));
+        let keep_ref = keep.as_ref().map(|k| k as &(dyn Fn(usize) -> bool + Sync));
+        let by_row = self.codes.range_filtered(queries, radius, keep_ref)?;
+        self.ids.range_by_id(by_row, self.metric())
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {

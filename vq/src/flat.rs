@@ -172,33 +172,22 @@ impl Index for FlatIndex {
         check_radius(radius)?;
         let queries = prepare("queries", queries, self.dim, self.metric)?;
         let metric = self.metric;
-        let rows: Vec<Vec<(u64, f32)>> = match params.filter {
-            Some(filter) => queries
-                .par_chunks_exact(self.dim)
-                .map(|q| {
-                    let mut hits = Vec::new();
-                    self.scan_filtered(q, filter, |id, s| {
-                        if metric.within(s, radius) {
-                            hits.push((id, s));
-                        }
-                    })?;
-                    Ok(hits)
-                })
-                .collect::<Result<_>>()?,
-            None => {
-                let by_row = range_exact(&self.vectors, &queries, self.dim, radius, metric)?;
-                if self.ids.is_dense() {
-                    return Ok(by_row);
-                }
-                (0..by_row.num_queries())
-                    .into_par_iter()
-                    .map(|q| {
-                        let (rows, scores) = by_row.get(q).unwrap_or_default();
-                        rows.iter().map(|&r| self.ids.id(r as usize)).zip(scores.iter().copied()).collect()
-                    })
-                    .collect()
-            }
+        let Some(filter) = params.filter else {
+            let by_row = range_exact(&self.vectors, &queries, self.dim, radius, metric)?;
+            return self.ids.range_by_id(by_row, metric);
         };
+        let rows: Vec<Vec<(u64, f32)>> = queries
+            .par_chunks_exact(self.dim)
+            .map(|q| {
+                let mut hits = Vec::new();
+                self.scan_filtered(q, filter, |id, s| {
+                    if metric.within(s, radius) {
+                        hits.push((id, s));
+                    }
+                })?;
+                Ok(hits)
+            })
+            .collect::<Result<_>>()?;
         Ok(RangeResult::from_rows(metric, rows)?)
     }
 

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use vq_distance::{Metric, RangeResult};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::error::{Error, Result};
@@ -53,6 +55,23 @@ impl IdMap {
     /// Whether row `i` has id `i` for every row (nothing added under ids of the caller's).
     pub(crate) fn is_dense(&self) -> bool {
         matches!(self.ids, Ids::Dense { .. })
+    }
+
+    /// A range answer over rows (`0..len()`) as one over ids: as is while ids are the rows,
+    /// else mapped and re-sorted (ties go to the smaller id, which the rows' order need not
+    /// give).
+    pub(crate) fn range_by_id(&self, by_row: RangeResult, metric: Metric) -> Result<RangeResult> {
+        if self.is_dense() {
+            return Ok(by_row);
+        }
+        let rows: Vec<Vec<(u64, f32)>> = (0..by_row.num_queries())
+            .into_par_iter()
+            .map(|q| {
+                let (rows, scores) = by_row.get(q).unwrap_or_default();
+                rows.iter().map(|&r| self.id(r as usize)).zip(scores.iter().copied()).collect()
+            })
+            .collect();
+        Ok(RangeResult::from_rows(metric, rows)?)
     }
 
     /// The id of `row`.

@@ -158,18 +158,19 @@ pub trait Index: Any + Send + Sync {
     /// to the smaller id, in [`RangeResult`]'s `lims` / `ids` / `scores` layout. A NaN radius is
     /// an error; an infinite one keeps every vector (or none).
     ///
-    /// `Flat` answers exactly, and inverted files (`IVF…,Flat|SQ…|PQ…`, fast scan
-    /// `IVF…,PQ…x4fs` too) scan their `nprobe` probed lists for every entry within the radius
-    /// (the answer Faiss gives). Graphs (`HNSW…`, over vectors or codes) run a beam search of
-    /// width `ef`, keep every node it scored within the radius, then follow the links of those
-    /// nodes (and of nodes in a thin shell outside the radius) to every node within it
-    /// (Faiss keeps only what the beam scored, so its recall falls as the ball outgrows
-    /// `efSearch`). Flat fast scan, refine stages and every other index search k-NN with a
-    /// growing `k` — 32, then doubled for the queries whose `k` hits all lie within the radius
-    /// — so they find what their k-NN search finds at that `k`. Scores are the index's own
-    /// (codes' scores for quantized storage, refined scores after a refine stage). GPU indexes
-    /// deepen too, up to their largest `k` (1,024): a query with more hits than that is their
-    /// `k` error.
+    /// `Flat` answers exactly; flat codes (`SQ8`, `PQ16`, `PQ32x4fs`, …) scan every code and
+    /// inverted files (`IVF…,Flat|SQ…|PQ…|PQ…x4fs`) their `nprobe` probed lists, for every
+    /// entry within the radius by the scores their search ranks by (the answer Faiss gives).
+    /// Graphs (`HNSW…`, over vectors or codes) run a beam search of width `ef`, keep every
+    /// node it scored within the radius, then follow the links of those nodes (and of nodes in
+    /// a thin shell outside the radius) to every node within it (Faiss keeps only what the beam
+    /// scored, so its recall falls as the ball outgrows `efSearch`). `OPQ…` searches its inner
+    /// index with the rotated queries. Refine stages (`…,RFlat`, `…,Refine(…)`) and GPU indexes
+    /// search k-NN with a growing `k` — 32, then doubled for the queries whose `k` hits all lie
+    /// within the radius — so they find what their k-NN search finds at that `k`; GPU indexes
+    /// stop at their largest `k` (1,024): a query with more hits than that is their `k` error.
+    /// Scores are the index's own (codes' scores for quantized storage, refined scores after a
+    /// refine stage).
     ///
     /// ```
     /// use vq::Metric;

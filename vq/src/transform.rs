@@ -2,7 +2,7 @@
 //! `OPQMatrix`): every vector and query is rotated before the inner index sees it, so the
 //! coarse quantizer and the residual codes of an inverted file both work on `R x`.
 
-use vq_distance::{Metric, Neighbors};
+use vq_distance::{Metric, Neighbors, RangeResult};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{OpqParams, OpqRotation};
 
@@ -156,6 +156,15 @@ impl Index for PreTransformIndex {
         self.check_trained()?;
         let rotated = self.rotated("queries", queries)?;
         self.inner.search_with(&rotated, params)
+    }
+
+    /// The inner index's range search of the rotated queries (the rotation keeps distances
+    /// and inner products, so the radius means the same).
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        vq_distance::check_radius(radius)?;
+        self.check_trained()?;
+        let rotated = self.rotated("queries", queries)?;
+        self.inner.range_search_with(&rotated, radius, params)
     }
 
     /// The inner index's vector, rotated back.

@@ -2,12 +2,12 @@
 //! (Faiss' `IndexPQFastScan`, factory string `PQ{m}x4fs`).
 
 use rayon::prelude::*;
-use vq_distance::{Neighbors, TopK};
+use vq_distance::{Neighbors, RangeResult, TopK};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{PackedCodes, QuantizedLut};
 use crate::sections::corrupt;
-use crate::{Error, ProductQuantizer, Quantizer, Result, validate_codes};
+use crate::{Error, ProductQuantizer, Quantizer, Result, WithinKey, validate_codes};
 
 /// Layout version of the `{prefix}.codes` section (standard PQ codes, repacked on load).
 const CODES_VERSION: u32 = 1;
@@ -128,6 +128,39 @@ impl FastScanCodes {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Neighbors::from_rows(k, metric, rows)?)
+    }
+
+    /// Every row within `radius` of each query (`Metric::within`) among those `keep` accepts,
+    /// by the scores [`search`](FastScanCodes::search) ranks by: one scan, whose integer
+    /// threshold is the radius'. Rows are the ids.
+    pub fn range_filtered(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<RangeResult> {
+        vq_distance::check_radius(radius)?;
+        let dim = self.pq.dim();
+        if !queries.len().is_multiple_of(dim) {
+            return Err(Error::Input(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }));
+        }
+        let metric = self.pq.metric();
+        let max_key = metric.key_from_score(radius);
+        let rows = queries
+            .par_chunks_exact(dim)
+            .map(|query| {
+                // The scorer checks (and, for cosine, normalizes) the query.
+                let scorer = self.pq.scorer(query)?;
+                if self.packed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let lut = QuantizedLut::new(scorer.table())?;
+                let mut within = WithinKey::new(max_key);
+                self.packed.scan(&lut, &mut within, keep.map(|f| f as &dyn Fn(usize) -> bool), |row| row as u64)?;
+                Ok(within.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RangeResult::from_rows(metric, rows)?)
     }
 
     /// Drops every row whose position `keep` rejects, keeping the others in order; returns how

@@ -27,10 +27,10 @@
 
 use std::sync::OnceLock;
 
-use vq_distance::{SimdLevel, TopK};
+use vq_distance::SimdLevel;
 
 use crate::pq::{pack_index, unpack_index};
-use crate::{Error, Result};
+use crate::{Error, Result, ScanSink};
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
@@ -42,28 +42,6 @@ pub use index::FastScanCodes;
 
 /// Vectors per block.
 pub const BLOCK: usize = 32;
-
-/// Where a scan hands the rows that may pass: a k-NN selection ([`TopK`]) or every row under
-/// a fixed key (a range search). The scan skips, in integers, every row whose key is above
-/// [`threshold`](ScanSink::threshold); `push` decides on the exact key.
-pub trait ScanSink {
-    /// Rows with a key above this cannot enter (it may only decrease during a scan).
-    fn threshold(&self) -> f32;
-    /// Offers `(key, id)`.
-    fn push(&mut self, key: f32, id: u64);
-}
-
-impl ScanSink for TopK {
-    #[inline]
-    fn threshold(&self) -> f32 {
-        TopK::threshold(self)
-    }
-
-    #[inline]
-    fn push(&mut self, key: f32, id: u64) {
-        TopK::push(self, key, id);
-    }
-}
 
 /// Sub-quantizer pairs a kernel adds in 16-bit lanes before widening: each lane gains at most
 /// one byte (≤ 255) per pair, and `256 · 255 < 2¹⁶`.
@@ -538,6 +516,7 @@ fn byte_of_vector(v: usize) -> (usize, bool) {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use vq_distance::TopK;
 
     use super::*;
 
