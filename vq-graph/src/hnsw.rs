@@ -736,7 +736,6 @@ impl<S: VectorStorage> Hnsw<S> {
         mut seen: impl FnMut(Cand),
     ) {
         let accept = |id: u32| keep.is_none_or(|f| f(id));
-        let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
         s.visited.reset(self.slots.load(Ordering::Acquire) as usize);
         s.candidates.clear();
         s.top.clear();
@@ -751,27 +750,8 @@ impl<S: VectorStorage> Hnsw<S> {
             if c.0 > bound {
                 break;
             }
-            // First collect the unvisited neighbours and prefetch their vectors, then score
-            // them: the memory loads overlap instead of queueing behind each distance.
-            // Read the ids and start loading their visited tags, then test them: the tag
-            // loads overlap instead of each waiting for the one before.
-            self.read_list(c.1, layer, &mut s.fresh);
-            for &id in &s.fresh {
-                s.visited.prefetch(id);
-            }
-            let visited = &mut s.visited;
-            s.fresh.retain(|&id| visited.insert(id));
-            // Keep about `LINES_IN_FLIGHT` lines of vectors loading, so that the memory latency
-            // of many neighbours overlaps instead of each distance waiting for its own.
-            for &id in s.fresh.iter().take(ahead) {
-                self.storage.prefetch(id);
-            }
-            for i in 0..s.fresh.len() {
-                if let Some(&ahead) = s.fresh.get(i + ahead) {
-                    self.storage.prefetch(ahead);
-                }
-                let id = s.fresh[i];
-                let d = self.storage.distance(q, id);
+            let (visited, fresh) = (&mut s.visited, &mut s.fresh);
+            self.score_unvisited(q, c.1, layer, visited, fresh, |d, id| {
                 seen(Cand(d, id));
                 if s.top.len() < ef || d < bound {
                     s.candidates.push(Reverse(Cand(d, id)));
@@ -791,11 +771,47 @@ impl<S: VectorStorage> Hnsw<S> {
                         }
                     }
                 }
-            }
+            });
             // The next node to expand: start loading its links while this loop winds down.
             if let Some(Reverse(next)) = s.candidates.peek() {
                 self.prefetch_links(next.1, layer);
             }
+        }
+    }
+
+    /// Marks `slot`'s neighbours on `layer` visited and hands each one not visited before to
+    /// `each` with its key, in list order.
+    #[inline]
+    fn score_unvisited(
+        &self,
+        q: &S::Query<'_>,
+        slot: u32,
+        layer: usize,
+        visited: &mut Visited,
+        fresh: &mut Vec<u32>,
+        mut each: impl FnMut(f32, u32),
+    ) {
+        // First collect the unvisited neighbours and prefetch their vectors, then score them:
+        // the memory loads overlap instead of queueing behind each distance. Read the ids and
+        // start loading their visited tags, then test them: the tag loads overlap instead of
+        // each waiting for the one before.
+        self.read_list(slot, layer, fresh);
+        for &id in fresh.iter() {
+            visited.prefetch(id);
+        }
+        fresh.retain(|&id| visited.insert(id));
+        // Keep about `LINES_IN_FLIGHT` lines of vectors loading, so that the memory latency of
+        // many neighbours overlaps instead of each distance waiting for its own.
+        let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
+        for &id in fresh.iter().take(ahead) {
+            self.storage.prefetch(id);
+        }
+        for i in 0..fresh.len() {
+            if let Some(&next) = fresh.get(i + ahead) {
+                self.storage.prefetch(next);
+            }
+            let id = fresh[i];
+            each(self.storage.distance(q, id), id);
         }
     }
 
@@ -968,10 +984,11 @@ impl<S: VectorStorage> Hnsw<S> {
     /// radius are followed too (not returned), because pruned links often join two nodes of
     /// the ball through one outside it. So the answer is the part of the ball connected to
     /// what the beam found: a ball of any size costs about its hits times `m0` distances
-    /// beyond the beam, instead of a k-NN search at a `k` above the hit count. `filter` keeps only the ids for which it is `true` (the others still
-    /// route); a filter that a sample says passes under `brute_force_below` of the nodes
-    /// scores just the nodes it passes, exactly, as [`search_filtered`](Hnsw::search_filtered)
-    /// does. A NaN radius is an error; an infinite one keeps every live vector (that the
+    /// beyond the beam, instead of a k-NN search at a `k` above the hit count.
+    ///
+    /// `filter` keeps only the ids for which it is `true` (the others still route); a filter
+    /// that a sample says passes under `brute_force_below` of the nodes scores just the nodes
+    /// it passes, exactly, as [`search_filtered`](Hnsw::search_filtered) does. A NaN radius is an error; an infinite one keeps every live vector (that the
     /// filter passes), all scored, or none.
     pub fn range_search(
         &self,
@@ -1082,29 +1099,14 @@ impl<S: VectorStorage> Hnsw<S> {
         // Follow the links of every node in the ball or shell, the beam's included: the beam
         // expanded only its best `ef`, and the visited set still marks every node it scored,
         // whose in-shell ones are already in `ball`.
-        let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
         let mut next = 0;
         while let Some(&Cand(_, slot)) = ball.get(next) {
             next += 1;
-            self.read_list(slot, 0, &mut s.fresh);
-            for &id in &s.fresh {
-                s.visited.prefetch(id);
-            }
-            let visited = &mut s.visited;
-            s.fresh.retain(|&id| visited.insert(id));
-            for &id in s.fresh.iter().take(ahead) {
-                self.storage.prefetch(id);
-            }
-            for i in 0..s.fresh.len() {
-                if let Some(&id) = s.fresh.get(i + ahead) {
-                    self.storage.prefetch(id);
-                }
-                let id = s.fresh[i];
-                let d = self.storage.distance(q, id);
+            self.score_unvisited(q, slot, 0, &mut s.visited, &mut s.fresh, |d, id| {
                 if d < shell {
                     ball.push(Cand(d, id));
                 }
-            }
+            });
         }
         ball.retain(|c| c.0 < limit);
         if let Some(keep) = keep {
