@@ -91,6 +91,15 @@ fn check_out(rows: usize, nprobe: usize, lists: &[u32], keys: &[f32]) -> Result<
     Ok(())
 }
 
+/// `rows[i] −= centroids[labels[i]]`, in place (residuals against their lists' centroids);
+/// every label must be a row of `centroids`.
+pub(crate) fn subtract_lists(rows: &mut [f32], labels: &[u32], centroids: &[f32], dim: usize) {
+    rows.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
+        let c = &centroids[l as usize * dim..][..dim];
+        row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
+    });
+}
+
 /// Every centroid scored: the exact coarse quantizer. The centroids are checked and packed for
 /// the blocked kernel once, when it is made (trained or read), with their squared norms folded
 /// in, so a search pays only for its multiply-adds and a selection fused into them

@@ -31,7 +31,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::fastscan::{PackedCodes, QuantizedLut};
 use vq_quant::{PqParams, ProductQuantizer, Quantizer, ScanSink, WithinKey, validate_codes};
 
-use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows};
+use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
 use crate::ids::{IdTracker, positions_in_lists};
@@ -220,7 +220,7 @@ impl IvfFastScan {
         if self.by_residual {
             let mut sample = x.as_slice().to_vec();
             let labels = assign_rows(coarse.get(), &sample, self.dim)?;
-            subtract(&mut sample, &labels, coarse.get().centroids(), self.dim);
+            subtract_lists(&mut sample, &labels, coarse.get().centroids(), self.dim);
             // Score-aware training (when the quantizer has a threshold) protects the error
             // along each full vector, not along its residual.
             self.pq.train_with_directions(&sample, x.as_slice())?;
@@ -346,7 +346,7 @@ impl IvfFastScan {
         let mut codes = vec![0u8; x.len() * self.pq.code_size()];
         if self.by_residual {
             let mut r = x.as_slice().to_vec();
-            subtract(&mut r, &labels, coarse.centroids(), self.dim);
+            subtract_lists(&mut r, &labels, coarse.centroids(), self.dim);
             self.pq.encode_with_directions(&r, x.as_slice(), &mut codes)?;
         } else {
             self.pq.encode(x.as_slice(), &mut codes)?;
@@ -612,13 +612,6 @@ impl Scratch {
 }
 
 /// `rows[i] −= centroids[labels[i]]`, in place.
-fn subtract(rows: &mut [f32], labels: &[u32], centroids: &[f32], dim: usize) {
-    rows.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
-        let c = &centroids[l as usize * dim..][..dim];
-        row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
-    });
-}
-
 #[derive(Serialize, Deserialize)]
 struct Meta {
     dim: usize,

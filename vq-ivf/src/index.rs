@@ -9,7 +9,7 @@ use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, 
 use vq_io::MappedArray;
 use vq_quant::{Quantizer, WithinKey};
 
-use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows};
+use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::{IvfCodec, ListScanner};
 use crate::error::{Error, Result};
 use crate::ids::{IdTracker, positions_in_lists};
@@ -1189,11 +1189,7 @@ fn grow<T>(v: &mut Vec<T>, additional: usize) {
 /// `rows −= the centroid of the list each is assigned to`, in place.
 fn subtract_centroids(rows: &mut [f32], coarse: &dyn CoarseQuantizer, dim: usize) -> Result<()> {
     let labels = assign_rows(coarse, rows, dim)?;
-    let centroids = coarse.centroids();
-    rows.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
-        let c = &centroids[l as usize * dim..][..dim];
-        row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
-    });
+    subtract_lists(rows, &labels, coarse.centroids(), dim);
     Ok(())
 }
 
@@ -1225,10 +1221,7 @@ pub fn encode_in_lists<C: IvfCodec>(
     let mut codes = vec![0u8; labels.len() * codec.quantizer().code_size()];
     if codec.by_residual() {
         let mut r = rows.to_vec();
-        r.par_chunks_mut(dim).zip(labels.par_iter()).for_each(|(row, &l)| {
-            let c = &centroids[l as usize * dim..][..dim];
-            row.iter_mut().zip(c).for_each(|(v, c)| *v -= c);
-        });
+        subtract_lists(&mut r, labels, centroids, dim);
         codec.quantizer().encode(&r, &mut codes)?;
     } else {
         codec.quantizer().encode(rows, &mut codes)?;

