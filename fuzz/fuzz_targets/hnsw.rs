@@ -1,5 +1,5 @@
 //! HNSW files: `Hnsw::read_from` over flat and SQ-quantized storage, then searches of every
-//! kind, an insert, the structural report and `compact`. Any error is fine; a panic, a hang, an
+//! kind (range searches' walks included), an insert, the structural report and `compact`. Any error is fine; a panic, a hang, an
 //! allocation out of proportion to the input, or an id answered twice is a finding.
 #![no_main]
 
@@ -29,6 +29,18 @@ fn exercise<S: VectorStorage>(mut index: Hnsw<S>) {
         assert_eq!(ids.len(), hits.len(), "an id answered twice");
     }
     let _ = index.search(&q, 3, None).expect("a valid query");
+    // Range search at the 10th hit's score (a walk of the ball), unfiltered and filtered.
+    if let Some(&(_, radius)) = index.search(&q, 10, Some(16)).expect("a valid query").last() {
+        let metric = index.metric();
+        for filter in [None, Some(&(|id: u64| id % 3 != 0) as &dyn Fn(u64) -> bool)] {
+            let hits = index.range_search(&q, radius, Some(4), filter).expect("a valid query");
+            assert!(hits.iter().all(|h| metric.within(h.1, radius)), "a hit outside the radius");
+            let mut ids: Vec<u64> = hits.iter().map(|h| h.0).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), hits.len(), "an id answered twice");
+        }
+    }
     let _ = index.search_filtered(&q, 5, Some(8), &|id| id % 3 != 0).expect("a valid query");
     let _ = index.search_filtered(&q, 5, Some(8), &|id| id == 1).expect("a valid query");
     let _ = index.check_graph();
