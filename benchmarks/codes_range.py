@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-SPECS = ["SQ8", "PQ32x4fs", "IVF1024,PQ32x4fs", "OPQ16,PQ16"]
-FAISS = {"SQ8": "SQ8", "PQ32x4fs": "PQ32x4fs", "IVF1024,PQ32x4fs": "IVF1024,PQ32x4fs", "OPQ16,PQ16": "OPQ16,PQ16"}
+# `VQ_SPECS="HNSW32,SQ8,RFlat;IVF1024,PQ32x4fs,RFlat"` picks others (`;` between specs).
+SPECS = os.environ.get("VQ_SPECS", "SQ8;PQ32x4fs;IVF1024,PQ32x4fs;OPQ16,PQ16").split(";")
 NPROBE = 16
 
 
@@ -69,11 +69,11 @@ def main():
         vq.set_num_threads(threads)
     for spec in SPECS:
         if label == "faiss":
-            index = faiss.index_factory(d, FAISS[spec])
+            index = faiss.index_factory(d, spec)
             index.train(xt)
             index.add(xb)
             if spec.startswith("IVF"):
-                index.nprobe = NPROBE
+                faiss.extract_index_ivf(index).nprobe = NPROBE
 
             def search():
                 return index.range_search(xq, radius)
@@ -81,8 +81,13 @@ def main():
         else:
             index = vq.read_index(f"{out}/{spec.replace(',', '_')}.vq")
 
+            # `VQ_REFINE_K=4`: refine stages re-rank 4x the candidates (deepening's k-NN rounds).
+            knobs = {"nprobe": NPROBE}
+            if os.environ.get("VQ_REFINE_K"):
+                knobs["refine_k"] = int(os.environ["VQ_REFINE_K"])
+
             def search():
-                return index.range_search(xq, radius, nprobe=NPROBE)
+                return index.range_search(xq, radius, **knobs)
 
         try:
             t, c = time.time(), time.process_time()

@@ -4,12 +4,13 @@
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use vq_distance::{Kernels, Metric, Neighbors};
+use vq_distance::{Kernels, Metric, Neighbors, RangeResult};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{CodeScorer, FlatCodes, Quantizer, ScalarQuantizer};
 
 use crate::error::{Error, Result};
 use crate::ids::{IdMap, retain_rows};
+use crate::range::FIRST_K;
 use crate::index::{
     Index, MemoryUsage, SearchParams, check_ids, downcast_for_merge, downcast_ref_for_merge, fingerprint_of,
     neighbors_from_rows, prepare, prepare_search, quantizer_fingerprint,
@@ -234,6 +235,51 @@ impl Index for RefineIndex {
             .map(|(q, (ids, _))| self.rescore(q, ids, kern))
             .collect::<Result<Vec<_>>>()?;
         neighbors_from_rows(params.k, self.metric(), rows)
+    }
+
+    /// Each query's base candidates re-scored from the store and cut at the radius: first
+    /// the base's `k` nearest (`params.k`, or 32), which also show how far the base's scores
+    /// stray from the store's (`δ`, the largest difference among them); then, unless those
+    /// already reach past the radius by `2δ`, the base's range search at the radius widened
+    /// by `2δ`. So a hit is missed only where the base misses it or its base score strays
+    /// more than twice as far as any of the query's nearest did. One pass where deepening
+    /// k-NN would run one per doubling of `k`.
+    fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
+        vq_distance::check_radius(radius)?;
+        let (dim, metric) = (self.dim(), self.metric());
+        let queries = prepare("queries", queries, dim, metric)?;
+        let first_k = if params.k == 0 { FIRST_K } else { params.k }.min(self.len().max(1));
+        let limit = metric.key_from_score(radius);
+        let kern = Kernels::active();
+        let rows = queries
+            .par_chunks_exact(dim)
+            .map(|q| {
+                let first = SearchParams { k: first_k, ef: params.ef.map(|ef| ef.max(first_k)), ..*params };
+                let hits = self.base.search_with(q, &first)?;
+                let Some((ids, base_scores)) = hits.get(0) else { return Ok(Vec::new()) };
+                let found = ids.iter().take_while(|&&id| id != u64::MAX).count();
+                let (ids, base_scores) = (&ids[..found], &base_scores[..found]);
+                let mut scored = self.rescore(q, ids, kern)?;
+                // Rescored in the candidates' order: the base's key beside the store's.
+                let stray = base_scores
+                    .iter()
+                    .zip(&scored)
+                    .map(|(b, (_, s))| (metric.key_from_score(*b) - metric.key_from_score(*s)).abs())
+                    .fold(0.0f32, f32::max);
+                let widened = limit + 2.0 * stray;
+                let last_base = base_scores.last().map_or(f32::INFINITY, |&b| metric.key_from_score(b));
+                if found == first_k && last_base <= widened {
+                    // (An infinite radius, or a widening that overflows, keeps everything.)
+                    let wide = if widened.is_finite() { metric.score_from_key(widened) } else { radius };
+                    let candidates = self.base.range_search_with(q, wide, params)?;
+                    let (ids, _) = candidates.get(0).unwrap_or_default();
+                    scored = self.rescore(q, ids, kern)?;
+                }
+                scored.retain(|&(_, s)| metric.within(s, radius));
+                Ok(scored)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RangeResult::from_rows(metric, rows)?)
     }
 
     /// From the refine store: the vector itself for `RFlat`, the refine codes' decoding for
