@@ -321,7 +321,8 @@ impl PyIndex {
     /// product or cosine above it. `Flat` is exact, flat codes return every code within the
     /// radius and inverted files every entry of the probed lists within it; graphs every node
     /// their beam (`ef`) scored within it plus every node linked to those within it; refine
-    /// stages search k-NN with a growing k (32, 64, …) until a query's hits end inside it. The
+    /// stages re-score their base's answer at a radius widened by the score error seen among
+    /// each query's 32 nearest; GPU indexes deepen k-NN (k = 32, 64, … up to 1,024). The
     /// keywords are `search`'s.
     #[pyo3(signature = (x, radius, params=None, *, ef=None, nprobe=None, refine_k=None, filter=None))]
     #[allow(clippy::too_many_arguments)] // Faiss' keyword surface

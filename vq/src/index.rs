@@ -165,12 +165,13 @@ pub trait Index: Any + Send + Sync {
     /// node it scored within the radius, then follow the links of those nodes (and of nodes in
     /// a thin shell outside the radius) to every node within it (Faiss keeps only what the beam
     /// scored, so its recall falls as the ball outgrows `efSearch`). `OPQ…` searches its inner
-    /// index with the rotated queries. Refine stages (`…,RFlat`, `…,Refine(…)`) and GPU indexes
-    /// search k-NN with a growing `k` — 32, then doubled for the queries whose `k` hits all lie
-    /// within the radius — so they find what their k-NN search finds at that `k`; GPU indexes
-    /// stop at their largest `k` (1,024): a query with more hits than that is their `k` error.
-    /// Scores are the index's own (codes' scores for quantized storage, refined scores after a
-    /// refine stage).
+    /// index with the rotated queries. Refine stages (`…,RFlat`, `…,Refine(…)`) range-search
+    /// their base at the radius widened by twice the largest score error seen among the
+    /// query's `k` nearest (`k` = 32 when 0) and re-score those candidates. GPU indexes search
+    /// k-NN with a growing `k` — 32, then doubled for the queries whose `k` hits all lie within
+    /// the radius — up to their largest `k` (1,024): a query with more hits than that is their
+    /// `k` error. Scores are the index's own (codes' scores for quantized storage, refined
+    /// scores after a refine stage).
     ///
     /// ```
     /// use vq::Metric;
@@ -184,8 +185,8 @@ pub trait Index: Any + Send + Sync {
         self.range_search_with(queries, radius, &SearchParams::default())
     }
     /// [`range_search`](Index::range_search) with the knobs of a search (`ef`, `nprobe`,
-    /// `refine_k`, `filter`); `k` is the first round's `k` where k-NN search is deepened (0:
-    /// 32), and unused otherwise.
+    /// `filter`); `k` is the first round's `k` where k-NN search is deepened, or the nearest
+    /// a refine stage measures its base's score error on (0: 32), and unused otherwise.
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         range_by_deepening(self, queries, radius, params)
     }

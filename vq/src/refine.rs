@@ -10,11 +10,11 @@ use vq_quant::{CodeScorer, FlatCodes, Quantizer, ScalarQuantizer};
 
 use crate::error::{Error, Result};
 use crate::ids::{IdMap, retain_rows};
-use crate::range::FIRST_K;
 use crate::index::{
     Index, MemoryUsage, SearchParams, check_ids, downcast_for_merge, downcast_ref_for_merge, fingerprint_of,
     neighbors_from_rows, prepare, prepare_search, quantizer_fingerprint,
 };
+use crate::range::FIRST_K;
 use crate::spec::{IndexSpec, RefineSpec};
 
 /// The precise copy candidates are re-scored from.
