@@ -496,6 +496,33 @@ fn range_search_agrees_with_search_and_with_exact_range() {
     }
 }
 
+/// Refine stages at their default `refine_k` (1) over coarse codes: a re-ranked `k` whose exact
+/// scores are not all inside the radius said nothing about the hits beyond it, so deepening k-NN
+/// stopped early (about half the hits). The base's range search, widened by the score error the
+/// query's nearest show, finds what the probed lists hold.
+#[test]
+fn refine_range_search_finds_the_hits_its_base_holds() {
+    let data = clustered(N, 3);
+    let queries = clustered(NQ, 4);
+    let deep = vq::knn_exact(&data, &queries, DIM, 150, Metric::L2).unwrap();
+    let mut nth: Vec<f32> = deep.iter().map(|(_, s)| s[149]).collect();
+    nth.sort_by(f32::total_cmp);
+    let radius = nth[NQ / 2];
+    let truth = vq::range_exact(&data, &queries, DIM, radius, Metric::L2).unwrap();
+    for spec in ["PQ4x4fs,RFlat", "IVF16,PQ4,RFlat", "PQ4,RFlat"] {
+        let index = built(spec, Metric::L2, &data);
+        let p = SearchParams { nprobe: Some(16), ..Default::default() };
+        let got = index.range_search_with(&queries, radius, &p).unwrap();
+        let mut found = 0;
+        for ((ids, scores), (want, _)) in got.iter().zip(truth.iter()) {
+            assert!(scores.iter().all(|&s| s < radius), "{spec}: outside");
+            found += ids.iter().filter(|id| want.contains(id)).count();
+        }
+        let r = found as f64 / truth.total_hits() as f64;
+        assert!(r >= 0.97, "{spec}: range recall {r:.3} at the default refine_k");
+    }
+}
+
 #[test]
 fn range_search_inputs_filters_and_empty_indexes() {
     let data = clustered(300, 9);
