@@ -166,8 +166,8 @@ pub trait Index: Any + Send + Sync {
     /// a thin shell outside the radius) to every node within it (Faiss keeps only what the beam
     /// scored, so its recall falls as the ball outgrows `efSearch`). `OPQ…` searches its inner
     /// index with the rotated queries. Refine stages (`…,RFlat`, `…,Refine(…)`) range-search
-    /// their base at the radius widened by twice the largest score error seen among the
-    /// query's `k` nearest (`k` = 32 when 0) and re-score those candidates. GPU indexes search
+    /// their base at the radius widened by the largest score error seen among the query's `k`
+    /// nearest (`k` = 32 when 0) and re-score those candidates. GPU indexes search
     /// k-NN with a growing `k` — 32, then doubled for the queries whose `k` hits all lie within
     /// the radius — up to their largest `k` (1,024): a query with more hits than that is their
     /// `k` error. Scores are the index's own (codes' scores for quantized storage, refined

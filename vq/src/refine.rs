@@ -240,10 +240,11 @@ impl Index for RefineIndex {
     /// Each query's base candidates re-scored from the store and cut at the radius: first
     /// the base's `k` nearest (`params.k`, or 32), which also show how far the base's scores
     /// stray from the store's (`δ`, the largest difference among them); then, unless those
-    /// already reach past the radius by `2δ`, the base's range search at the radius widened
-    /// by `2δ`. So a hit is missed only where the base misses it or its base score strays
-    /// more than twice as far as any of the query's nearest did. One pass where deepening
-    /// k-NN would run one per doubling of `k`.
+    /// already reach past the radius by `δ`, the base's range search at the radius widened
+    /// by `δ`. So a hit is missed only where the base misses it or its base score strays
+    /// further than any of the query's nearest did. One pass where deepening k-NN would run
+    /// one per doubling of `k`. (A widening of `2δ` found 0.002 more of imgsift100k's hits
+    /// under `IVF1024,PQ32x4fs,RFlat` for 1.4× the time; none, Faiss' way, 0.035 fewer.)
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         vq_distance::check_radius(radius)?;
         let (dim, metric) = (self.dim(), self.metric());
@@ -266,7 +267,7 @@ impl Index for RefineIndex {
                     .zip(&scored)
                     .map(|(b, (_, s))| (metric.key_from_score(*b) - metric.key_from_score(*s)).abs())
                     .fold(0.0f32, f32::max);
-                let widened = limit + 2.0 * stray;
+                let widened = limit + stray;
                 let last_base = base_scores.last().map_or(f32::INFINITY, |&b| metric.key_from_score(b));
                 if found == first_k && last_base <= widened {
                     // (An infinite radius, or a widening that overflows, keeps everything.)
