@@ -35,7 +35,7 @@ use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtra
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
 use crate::ids::{IdTracker, positions_in_lists};
-use crate::index::{Coarse, CoarseKind, Collector, IvfMemory, IvfParams, IvfSearch, ListStats};
+use crate::index::{Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats};
 
 /// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
 const ADD_CHUNK: usize = 65_536;
@@ -384,7 +384,7 @@ impl IvfFastScan {
 
     /// The coarse search of `queries`, then every query's probed lists scanned into a
     /// collector from `collector`; parallel over queries.
-    fn scan_probes<S: ScanSink + Collector>(
+    fn scan_probes<S: ScanSink + Send>(
         &self,
         queries: &[f32],
         opts: &IvfSearch<'_>,
@@ -412,7 +412,7 @@ impl IvfFastScan {
                     let keys = &coarse_keys[i * nprobe..][..nprobe];
                     let mut found = collector();
                     self.scan_one(q.row(i), probes, keys, opts.filter, scratch, &mut found)?;
-                    Ok(found.finish(metric))
+                    Ok(found.into_hits(metric))
                 },
             )
             .collect()
@@ -611,7 +611,6 @@ impl Scratch {
     }
 }
 
-/// `rows[i] −= centroids[labels[i]]`, in place.
 #[derive(Serialize, Deserialize)]
 struct Meta {
     dim: usize,

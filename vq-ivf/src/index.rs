@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
 use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
 use vq_io::MappedArray;
-use vq_quant::{Quantizer, WithinKey};
+use vq_quant::{Quantizer, ScanSink, WithinKey};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::{IvfCodec, ListScanner};
@@ -23,42 +23,6 @@ const MAX_LIST_MAJOR_CHUNK: usize = 2048;
 /// A batch is searched list-major when its queries probe each list at least this many times
 /// on average (`queries · nprobe ≥ this · nlist`); below, a list would rarely be read twice.
 const MIN_SHARED_PROBES: usize = 2;
-
-/// What a list scan hands its keys to: a query's bounded selection ([`TopK`], for k-NN) or
-/// every entry under a key ([`WithinKey`], for range search). Both paths of a batch search offer
-/// the same `(key, id)` pairs, only in another order, and neither collector's answer depends
-/// on that order.
-pub(crate) trait Collector: Send {
-    /// One scored entry (its "smaller is better" key).
-    fn offer(&mut self, key: f32, id: u64);
-    /// The collected `(id, score)` pairs under `metric`.
-    fn finish(self, metric: Metric) -> Vec<(u64, f32)>;
-}
-
-impl Collector for TopK {
-    #[inline]
-    fn offer(&mut self, key: f32, id: u64) {
-        self.push(key, id);
-    }
-
-    /// Best first.
-    fn finish(self, metric: Metric) -> Vec<(u64, f32)> {
-        self.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect()
-    }
-}
-
-/// A range search's collector: every entry under the radius' key, in scan order
-/// ([`RangeResult::from_rows`] sorts).
-impl Collector for WithinKey {
-    #[inline]
-    fn offer(&mut self, key: f32, id: u64) {
-        vq_quant::ScanSink::push(self, key, id);
-    }
-
-    fn finish(self, metric: Metric) -> Vec<(u64, f32)> {
-        self.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect()
-    }
-}
 
 /// Decoded rows of one block of a list.
 struct Block<'a> {
@@ -761,9 +725,11 @@ impl<C: IvfCodec> IvfIndex<C> {
     }
 
     /// The coarse search of `queries`, then the scan of every query's probed lists into a
-    /// collector from `collector` per query: list-major when [`IvfIndex::list_major_chunk`]
-    /// says so, query by query otherwise.
-    fn scan_probes<S: Collector>(
+    /// sink from `collector` per query (a [`TopK`] for k-NN, a [`WithinKey`] for range
+    /// search): list-major when [`IvfIndex::list_major_chunk`] says so, query by query
+    /// otherwise. Both paths offer the same `(key, id)` pairs, only in another order, and
+    /// neither sink's answer depends on that order.
+    fn scan_probes<S: ScanSink + Send>(
         &self,
         queries: &[f32],
         opts: &IvfSearch<'_>,
@@ -813,7 +779,7 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// Queries `range` one after the other, each scanning its probed lists (parallel over
     /// queries).
-    fn search_per_query<S: Collector>(
+    fn search_per_query<S: ScanSink + Send>(
         &self,
         probes: &Probes<'_>,
         range: std::ops::Range<usize>,
@@ -845,7 +811,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                             self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, keys)?;
                         }
                     }
-                    Ok(top.finish(self.metric))
+                    Ok(top.into_hits(self.metric))
                 },
             )
             .collect()
@@ -857,7 +823,7 @@ impl<C: IvfCodec> IvfIndex<C> {
     /// is scored by the same scanner as in [`IvfIndex::search_per_query`], and [`TopK`] keeps
     /// the `k` smallest `(key, id)` whatever the order of the offers, so the results are the
     /// same, ties included.
-    fn search_by_list<S: Collector>(
+    fn search_by_list<S: ScanSink + Send>(
         &self,
         probes: &Probes<'_>,
         range: std::ops::Range<usize>,
@@ -918,7 +884,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                 self.scan_list(&mut scanners[qi], list as u32, ck, filter, &mut tops[qi], &mut keys)?;
             }
         }
-        Ok(tops.into_iter().map(|top| top.finish(self.metric)).collect())
+        Ok(tops.into_iter().map(|top| top.into_hits(self.metric)).collect())
     }
 
     /// Offers every entry of list `list` (that passes `filter`) to `top`, scored by `scanner`.
@@ -928,7 +894,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         list: u32,
         coarse_key: f32,
         filter: Option<&dyn IdFilter>,
-        top: &mut impl Collector,
+        top: &mut impl ScanSink,
         keys: &mut [f32],
     ) -> Result<()> {
         // An approximate coarse search may find fewer than nprobe lists (padded).
@@ -943,9 +909,9 @@ impl<C: IvfCodec> IvfIndex<C> {
             let keys = &mut keys[..ids.len()];
             scanner.keys(codes, keys);
             match filter {
-                None => ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.offer(key, id)),
+                None => ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id)),
                 Some(f) => ids.iter().zip(keys.iter()).filter(|(id, _)| f.accepts(**id)).for_each(|(&id, &key)| {
-                    top.offer(key, id);
+                    top.push(key, id);
                 }),
             }
         }
@@ -973,7 +939,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         coarse_key: f32,
         block: &Block<'_>,
         filter: Option<&dyn IdFilter>,
-        top: &mut impl Collector,
+        top: &mut impl ScanSink,
         qv: &mut Vec<f32>,
     ) {
         let kern = vq_distance::Kernels::active();
@@ -990,11 +956,11 @@ impl<C: IvfCodec> IvfIndex<C> {
                 query
             };
             let l2 = kern.f32_l2_sq_fn();
-            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.offer(l2(q, row), id));
+            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.push(l2(q, row), id));
         } else {
             let offset = if residual { coarse_key } else { 0.0 };
             let dot = kern.f32_dot_fn();
-            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.offer(-dot(query, row) + offset, id));
+            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.push(-dot(query, row) + offset, id));
         }
     }
 
@@ -1240,7 +1206,7 @@ mod tests {
     /// Both scans of the same probes: list-major over the whole batch, and query by query.
     type Rows = Vec<Vec<(u64, f32)>>;
 
-    fn both_paths<C: IvfCodec, S: Collector>(
+    fn both_paths<C: IvfCodec, S: ScanSink + Send>(
         index: &IvfIndex<C>,
         queries: &[f32],
         nprobe: usize,

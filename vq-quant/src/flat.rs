@@ -122,14 +122,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
         // Validated (and normalized, for cosine) once here; scorers check again per query,
         // which is cheap next to the scan.
         let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?.into_cow();
-        let rows = queries
-            .par_chunks(self.quantizer.dim())
-            .map_init(Scratch::default, |scratch, query| {
-                let mut top = TopK::new(k);
-                self.scan_one(query, keep, scratch, &mut top)?;
-                Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let rows = self.scan_queries(&queries, keep, || TopK::new(k))?;
         Ok(Neighbors::from_rows(k, metric, rows)?)
     }
 
@@ -146,15 +139,26 @@ impl<Q: Quantizer> FlatCodes<Q> {
         let metric = self.quantizer.metric();
         let queries = prepare_rows("queries", queries, self.quantizer.dim(), metric)?.into_cow();
         let max_key = metric.key_from_score(radius);
-        let rows = queries
+        let rows = self.scan_queries(&queries, keep, || WithinKey::new(max_key))?;
+        Ok(RangeResult::from_rows(metric, rows)?)
+    }
+
+    /// Every query (prepared) scanned into a sink from `sink`, in parallel: their hits.
+    fn scan_queries<S: ScanSink>(
+        &self,
+        queries: &[f32],
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+        sink: impl Fn() -> S + Sync,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
+        let metric = self.quantizer.metric();
+        queries
             .par_chunks(self.quantizer.dim())
             .map_init(Scratch::default, |scratch, query| {
-                let mut within = WithinKey::new(max_key);
-                self.scan_one(query, keep, scratch, &mut within)?;
-                Ok(within.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect())
+                let mut found = sink();
+                self.scan_one(query, keep, scratch, &mut found)?;
+                Ok(found.into_hits(metric))
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RangeResult::from_rows(metric, rows)?)
+            .collect()
     }
 
     /// Scores every row `keep` accepts into `sink`.

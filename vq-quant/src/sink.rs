@@ -1,6 +1,6 @@
 //! Where a scan of codes puts what it scores: a k-NN selection or a range search's hits.
 
-use vq_distance::TopK;
+use vq_distance::{Metric, TopK};
 
 /// What a scan of codes hands its `(key, id)` pairs to (keys "smaller is better"): a k-NN
 /// selection ([`TopK`]) or every row under a fixed key ([`WithinKey`], a range search). A
@@ -11,6 +11,8 @@ pub trait ScanSink {
     fn threshold(&self) -> f32;
     /// Offers `(key, id)`.
     fn push(&mut self, key: f32, id: u64);
+    /// What was kept, as `(id, score)` under `metric`.
+    fn into_hits(self, metric: Metric) -> Vec<(u64, f32)>;
 }
 
 impl ScanSink for TopK {
@@ -22,6 +24,11 @@ impl ScanSink for TopK {
     #[inline]
     fn push(&mut self, key: f32, id: u64) {
         TopK::push(self, key, id);
+    }
+
+    /// Best first, ties to the smaller id.
+    fn into_hits(self, metric: Metric) -> Vec<(u64, f32)> {
+        self.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect()
     }
 }
 
@@ -53,5 +60,10 @@ impl ScanSink for WithinKey {
         if key < self.max_key {
             self.hits.push((id, key));
         }
+    }
+
+    /// In the order offered (`RangeResult::from_rows` sorts).
+    fn into_hits(self, metric: Metric) -> Vec<(u64, f32)> {
+        self.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect()
     }
 }

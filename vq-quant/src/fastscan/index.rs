@@ -7,7 +7,7 @@ use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{PackedCodes, QuantizedLut};
 use crate::sections::corrupt;
-use crate::{Error, ProductQuantizer, Quantizer, Result, WithinKey, validate_codes};
+use crate::{Error, ProductQuantizer, Quantizer, Result, ScanSink, WithinKey, validate_codes};
 
 /// Layout version of the `{prefix}.codes` section (standard PQ codes, repacked on load).
 const CODES_VERSION: u32 = 1;
@@ -107,27 +107,8 @@ impl FastScanCodes {
         if k == 0 {
             return Err(Error::Input(vq_distance::Error::ZeroK));
         }
-        let dim = self.pq.dim();
-        if !queries.len().is_multiple_of(dim) {
-            return Err(Error::Input(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }));
-        }
-        let metric = self.pq.metric();
-        let rows = queries
-            .par_chunks_exact(dim)
-            .map(|query| {
-                if self.packed.is_empty() {
-                    return Ok(Vec::new());
-                }
-                // The scorer checks (and, for cosine, normalizes) the query.
-                let scorer = self.pq.scorer(query)?;
-                let lut = QuantizedLut::new(scorer.table())?;
-                let mut top = TopK::new(k.min(self.len()));
-                let keep = keep.map(|f| f as &dyn Fn(usize) -> bool);
-                self.packed.scan(&lut, &mut top, keep, |row| row as u64)?;
-                Ok(top.into_sorted().into_iter().map(|(key, id)| (id, metric.score_from_key(key))).collect())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Neighbors::from_rows(k, metric, rows)?)
+        let rows = self.scan_queries(queries, keep, || TopK::new(k.min(self.len())))?;
+        Ok(Neighbors::from_rows(k, self.pq.metric(), rows)?)
     }
 
     /// Every row within `radius` of each query (`Metric::within`) among those `keep` accepts,
@@ -140,27 +121,39 @@ impl FastScanCodes {
         keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
     ) -> Result<RangeResult> {
         vq_distance::check_radius(radius)?;
+        let metric = self.pq.metric();
+        let max_key = metric.key_from_score(radius);
+        let rows = self.scan_queries(queries, keep, || WithinKey::new(max_key))?;
+        Ok(RangeResult::from_rows(metric, rows)?)
+    }
+
+    /// Every query of `queries` scanned into a sink from `sink`, in parallel: their hits. An
+    /// empty store answers empty rows without looking at the queries.
+    fn scan_queries<S: ScanSink>(
+        &self,
+        queries: &[f32],
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+        sink: impl Fn() -> S + Sync,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
         let dim = self.pq.dim();
         if !queries.len().is_multiple_of(dim) {
             return Err(Error::Input(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }));
         }
         let metric = self.pq.metric();
-        let max_key = metric.key_from_score(radius);
-        let rows = queries
+        queries
             .par_chunks_exact(dim)
             .map(|query| {
-                // The scorer checks (and, for cosine, normalizes) the query.
-                let scorer = self.pq.scorer(query)?;
                 if self.packed.is_empty() {
                     return Ok(Vec::new());
                 }
+                // The scorer checks (and, for cosine, normalizes) the query.
+                let scorer = self.pq.scorer(query)?;
                 let lut = QuantizedLut::new(scorer.table())?;
-                let mut within = WithinKey::new(max_key);
-                self.packed.scan(&lut, &mut within, keep.map(|f| f as &dyn Fn(usize) -> bool), |row| row as u64)?;
-                Ok(within.hits.into_iter().map(|(id, key)| (id, metric.score_from_key(key))).collect())
+                let mut found = sink();
+                self.packed.scan(&lut, &mut found, keep.map(|f| f as &dyn Fn(usize) -> bool), |row| row as u64)?;
+                Ok(found.into_hits(metric))
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RangeResult::from_rows(metric, rows)?)
+            .collect()
     }
 
     /// Drops every row whose position `keep` rejects, keeping the others in order; returns how
