@@ -215,16 +215,19 @@ impl CoarseQuantizer for FlatCoarse {
         // `BLOCKED_FROM` uses: residual codes add the key to every score, so without this a
         // query's scores would differ in the last bits with the size of its batch. It costs
         // `nprobe` distances a query, against the thousands of codes its lists hold.
-        rows.par_chunks_exact(self.dim).zip(lists.par_chunks_mut(nprobe)).zip(keys.par_chunks_mut(nprobe)).for_each(
-            |((q, lists), keys)| {
-                let mut found: Vec<(f32, u32)> = lists
-                    .iter()
-                    .filter(|&&l| l != u32::MAX)
-                    .map(|&l| (self.key(q, &self.centroids[l as usize * self.dim..][..self.dim]), l))
-                    .collect();
-                write_sorted(&mut found, lists, keys);
-            },
-        );
+        rows.par_chunks_exact(self.dim)
+            .zip(lists.par_chunks_mut(nprobe))
+            .zip(keys.par_chunks_mut(nprobe))
+            .for_each_init(Vec::new, |found: &mut Vec<(f32, u32)>, ((q, lists), keys)| {
+                found.clear();
+                found.extend(
+                    lists
+                        .iter()
+                        .filter(|&&l| l != u32::MAX)
+                        .map(|&l| (self.key(q, &self.centroids[l as usize * self.dim..][..self.dim]), l)),
+                );
+                write_sorted(found, lists, keys);
+            });
         Ok(())
     }
 
