@@ -252,12 +252,14 @@ impl Index for RefineIndex {
         let first_k = if params.k == 0 { FIRST_K } else { params.k }.min(self.len().max(1));
         let limit = metric.key_from_score(radius);
         let kern = Kernels::active();
+        // The first pass is one batch (the base's own parallel, list-major search); only the
+        // widened passes, whose radii differ by query, go one query at a time.
+        let first = SearchParams { k: first_k, ef: params.ef.map(|ef| ef.max(first_k)), ..*params };
+        let nearest = self.base.search_with(&queries, &first)?;
         let rows = queries
             .par_chunks_exact(dim)
-            .map(|q| {
-                let first = SearchParams { k: first_k, ef: params.ef.map(|ef| ef.max(first_k)), ..*params };
-                let hits = self.base.search_with(q, &first)?;
-                let Some((ids, base_scores)) = hits.get(0) else { return Ok(Vec::new()) };
+            .zip(nearest.iter().collect::<Vec<_>>())
+            .map(|(q, (ids, base_scores))| {
                 let found = ids.iter().take_while(|&&id| id != u64::MAX).count();
                 let (ids, base_scores) = (&ids[..found], &base_scores[..found]);
                 let mut scored = self.rescore(q, ids, kern)?;
