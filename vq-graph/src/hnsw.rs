@@ -936,20 +936,25 @@ impl<S: VectorStorage> Hnsw<S> {
         let slots = self.slots.load(Ordering::Acquire);
         // Sized by what can be found, not by what was asked: k may be usize::MAX.
         let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(k.min(slots as usize) + 1);
-        for slot in 0..slots {
-            if !keep(slot) {
-                continue;
-            }
-            let c = Cand(self.storage.distance(q, slot), slot);
+        self.score_every(q, keep, |c| {
             if top.len() < k {
                 top.push(c);
             } else if top.peek().is_some_and(|w| c < *w) {
                 top.pop();
                 top.push(c);
             }
-        }
+        });
         out.clear();
         out.extend(top.into_sorted_vec());
+    }
+
+    /// Scores every published slot `keep` accepts, in slot order.
+    fn score_every(&self, q: &S::Query<'_>, keep: &dyn Fn(u32) -> bool, mut each: impl FnMut(Cand)) {
+        for slot in 0..self.slots.load(Ordering::Acquire) {
+            if keep(slot) {
+                each(Cand(self.storage.distance(q, slot), slot));
+            }
+        }
     }
 
     /// Searches every query of `queries` (row-major) in parallel on the current rayon pool.
@@ -1056,14 +1061,11 @@ impl<S: VectorStorage> Hnsw<S> {
         // An infinite radius asks for every node: scored all, so that none is missed for
         // want of in-links, as a k-NN search for `k ≥ len` does.
         if limit == f32::INFINITY || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
-            for slot in 0..self.slots.load(Ordering::Acquire) {
-                if keep_fn(slot) {
-                    let d = self.storage.distance(&pq, slot);
-                    if d < limit {
-                        ball.push(Cand(d, slot));
-                    }
+            self.score_every(&pq, &keep_fn, |c| {
+                if c.0 < limit {
+                    ball.push(c);
                 }
-            }
+            });
         } else {
             self.range_slots(&pq, limit, ef.unwrap_or(self.params.ef).max(1), keep, s, &mut ball);
         }
