@@ -66,7 +66,22 @@ impl Metric {
     /// Sorts `(id, score)` hits best first, ties to the smaller id: the order of every vq
     /// result.
     pub fn sort_hits(self, hits: &mut [(u64, f32)]) {
-        hits.sort_unstable_by(|a, b| self.key_from_score(a.1).total_cmp(&self.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+        // Each hit as one integer, its key's total order above its id, sorted by integer
+        // compares: 2-3x faster than a comparator that converts both scores every time, and
+        // range results sort hundreds of hits a query (imgsift100k refine range: a fifth of
+        // the time went to sorting). Keys are negated scores or the scores themselves, so the
+        // round trip is exact.
+        if hits.len() < 2 {
+            return;
+        }
+        let mut packed: Vec<u128> = hits
+            .iter()
+            .map(|&(id, score)| (u128::from(ordered_bits(self.key_from_score(score))) << 64) | u128::from(id))
+            .collect();
+        packed.sort_unstable();
+        for (hit, p) in hits.iter_mut().zip(packed) {
+            *hit = (p as u64, self.score_from_key(from_ordered_bits((p >> 64) as u32)));
+        }
     }
 
     /// Short lowercase name as used in benchmark files: `l2`, `ip`, `cosine`.
@@ -77,6 +92,20 @@ impl Metric {
             Metric::Cosine => "cosine",
         }
     }
+}
+
+/// `key`'s bits as an unsigned integer in `f32::total_cmp`'s order: negative values (sign bit
+/// set) have every bit flipped, the others only the sign bit.
+#[inline]
+fn ordered_bits(key: f32) -> u32 {
+    let bits = key.to_bits();
+    if bits >> 31 == 1 { !bits } else { bits | 1 << 31 }
+}
+
+/// The inverse of [`ordered_bits`].
+#[inline]
+fn from_ordered_bits(ordered: u32) -> f32 {
+    f32::from_bits(if ordered >> 31 == 1 { ordered & !(1 << 31) } else { !ordered })
 }
 
 impl std::fmt::Display for Metric {
@@ -99,6 +128,49 @@ impl std::str::FromStr for Metric {
             "ip" | "inner_product" | "innerproduct" | "dot" => Ok(Metric::InnerProduct),
             "cosine" | "cos" | "angular" => Ok(Metric::Cosine),
             _ => Err(ParseMetricError(s.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The slow twin of `sort_hits`: a comparator on the keys' total order, then the ids.
+    fn sort_by_comparator(metric: Metric, hits: &mut [(u64, f32)]) {
+        hits.sort_by(|a, b| metric.key_from_score(a.1).total_cmp(&metric.key_from_score(b.1)).then(a.0.cmp(&b.0)));
+    }
+
+    fn score() -> impl Strategy<Value = f32> {
+        // Every bit pattern (NaNs with payloads, subnormals, ±0, ±∞), plus a few repeated
+        // values so that ties on the score are common.
+        prop_oneof![any::<u32>().prop_map(f32::from_bits), prop::sample::select(vec![0.0f32, -0.0, 1.5, -1.5])]
+    }
+
+    proptest! {
+        #[test]
+        fn sort_hits_equals_the_comparator_sort(
+            hits in prop::collection::vec((0u64..40, score()), 0..200),
+            metric in prop::sample::select(vec![Metric::L2, Metric::InnerProduct, Metric::Cosine]),
+        ) {
+            let (mut fast, mut slow) = (hits.clone(), hits);
+            metric.sort_hits(&mut fast);
+            sort_by_comparator(metric, &mut slow);
+            let bits = |v: &[(u64, f32)]| v.iter().map(|&(id, s)| (id, s.to_bits())).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&fast), bits(&slow));
+        }
+    }
+
+    #[test]
+    fn ordered_bits_follow_total_cmp_and_round_trip() {
+        let values =
+            [f32::NEG_INFINITY, -1.0, -f32::MIN_POSITIVE, -0.0, 0.0, f32::MIN_POSITIVE, 2.0, f32::INFINITY, f32::NAN];
+        for w in values.windows(2) {
+            assert!(ordered_bits(w[0]) < ordered_bits(w[1]), "{} before {}", w[0], w[1]);
+        }
+        for v in values.into_iter().chain([-f32::NAN]) {
+            assert_eq!(from_ordered_bits(ordered_bits(v)).to_bits(), v.to_bits());
         }
     }
 }
