@@ -35,7 +35,7 @@ use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtra
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
 use crate::ids::{IdTracker, positions_in_lists};
-use crate::index::{Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats};
+use crate::index::{Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats, range_keys};
 
 /// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
 const ADD_CHUNK: usize = 65_536;
@@ -364,7 +364,7 @@ impl IvfFastScan {
         if k == 0 {
             return Err(vq_distance::Error::ZeroK.into());
         }
-        let rows = self.scan_probes(queries, opts, || TopK::new(k))?;
+        let rows = self.scan_probes(queries, opts, |_| TopK::new(k))?;
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
@@ -376,19 +376,29 @@ impl IvfFastScan {
         if !self.is_trained() {
             return Err(self.not_trained());
         }
-        vq_distance::check_radius(radius)?;
-        let max_key = self.metric.key_from_score(radius);
-        let rows = self.scan_probes(queries, opts, || WithinKey::new(max_key))?;
-        Ok(RangeResult::from_rows(self.metric, rows)?)
+        let nq = queries.len() / self.dim.max(1);
+        Ok(RangeResult::from_rows(self.metric, self.range_rows(queries, &vec![radius; nq], opts)?)?)
+    }
+
+    /// [`IvfFastScan::range_search`] with a radius per query (`radii[i]` for the `i`-th), each
+    /// query's hits in scan order, unsorted: the candidates a refine stage re-scores and sorts
+    /// itself. `radii` must hold one radius per query, none NaN.
+    pub fn range_rows(&self, queries: &[f32], radii: &[f32], opts: &IvfSearch<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        let max_keys = range_keys(self.metric, queries.len(), self.dim, radii)?;
+        self.scan_probes(queries, opts, |i| WithinKey::new(max_keys[i]))
     }
 
     /// The coarse search of `queries`, then every query's probed lists scanned into a
-    /// collector from `collector`; parallel over queries.
+    /// collector from `collector`, given the query's position in the batch; parallel over
+    /// queries.
     fn scan_probes<S: ScanSink + Send>(
         &self,
         queries: &[f32],
         opts: &IvfSearch<'_>,
-        collector: impl Fn() -> S + Sync,
+        collector: impl Fn(usize) -> S + Sync,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         let nprobe = match opts.nprobe.unwrap_or(self.params.nprobe) {
             0 => return Err(Error::ZeroNprobe),
@@ -410,7 +420,7 @@ impl IvfFastScan {
                 |scratch, i| {
                     let probes = &lists[i * nprobe..][..nprobe];
                     let keys = &coarse_keys[i * nprobe..][..nprobe];
-                    let mut found = collector();
+                    let mut found = collector(i);
                     self.scan_one(q.row(i), probes, keys, opts.filter, scratch, &mut found)?;
                     Ok(found.into_hits(metric))
                 },

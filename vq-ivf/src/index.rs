@@ -705,7 +705,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         if k == 0 {
             return Err(vq_distance::Error::ZeroK.into());
         }
-        let rows = self.scan_probes(queries, opts, || TopK::new(k))?;
+        let rows = self.scan_probes(queries, opts, |_| TopK::new(k))?;
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
@@ -718,22 +718,31 @@ impl<C: IvfCodec> IvfIndex<C> {
         if !self.is_trained() {
             return Err(self.not_trained());
         }
-        vq_distance::check_radius(radius)?;
-        let max_key = self.metric.key_from_score(radius);
-        let rows = self.scan_probes(queries, opts, || WithinKey::new(max_key))?;
-        Ok(RangeResult::from_rows(self.metric, rows)?)
+        let nq = queries.len() / self.dim.max(1);
+        Ok(RangeResult::from_rows(self.metric, self.range_rows(queries, &vec![radius; nq], opts)?)?)
+    }
+
+    /// [`IvfIndex::range_search`] with a radius per query (`radii[i]` for the `i`-th), each
+    /// query's hits in scan order, unsorted: the candidates a refine stage re-scores and sorts
+    /// itself. `radii` must hold one radius per query, none NaN.
+    pub fn range_rows(&self, queries: &[f32], radii: &[f32], opts: &IvfSearch<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
+        if !self.is_trained() {
+            return Err(self.not_trained());
+        }
+        let max_keys = range_keys(self.metric, queries.len(), self.dim, radii)?;
+        self.scan_probes(queries, opts, |i| WithinKey::new(max_keys[i]))
     }
 
     /// The coarse search of `queries`, then the scan of every query's probed lists into a
-    /// sink from `collector` per query (a [`TopK`] for k-NN, a [`WithinKey`] for range
-    /// search): list-major when [`IvfIndex::list_major_chunk`] says so, query by query
+    /// sink from `collector` per query, given its position in the batch (a [`TopK`] for k-NN,
+    /// a [`WithinKey`] for range search): list-major when [`IvfIndex::list_major_chunk`] says so, query by query
     /// otherwise. Both paths offer the same `(key, id)` pairs, only in another order, and
     /// neither sink's answer depends on that order.
     fn scan_probes<S: ScanSink + Send>(
         &self,
         queries: &[f32],
         opts: &IvfSearch<'_>,
-        collector: impl Fn() -> S + Sync,
+        collector: impl Fn(usize) -> S + Sync,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         let nprobe = match opts.nprobe.unwrap_or(self.params.nprobe) {
             0 => return Err(Error::ZeroNprobe),
@@ -783,7 +792,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         &self,
         probes: &Probes<'_>,
         range: std::ops::Range<usize>,
-        collector: &(impl Fn() -> S + Sync),
+        collector: &(impl Fn(usize) -> S + Sync),
         filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         range
@@ -792,7 +801,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                 || vec![0f32; BLOCK],
                 |keys, i| {
                     let query = probes.query(i, self.dim);
-                    let mut top = collector();
+                    let mut top = collector(i);
                     let (lists, coarse_keys) = probes.of(i);
                     if self.codec.decodes_for_scan() {
                         let (mut rows, mut qv) = (Vec::new(), Vec::new());
@@ -827,7 +836,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         &self,
         probes: &Probes<'_>,
         range: std::ops::Range<usize>,
-        collector: &(impl Fn() -> S + Sync),
+        collector: &(impl Fn(usize) -> S + Sync),
         filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         let nlist = self.lists.len();
@@ -838,7 +847,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         } else {
             range.clone().map(|i| self.codec.scanner(probes.query(i, self.dim))).collect::<Result<Vec<_>>>()?
         };
-        let mut tops: Vec<S> = range.clone().map(|_| collector()).collect();
+        let mut tops: Vec<S> = range.clone().map(collector).collect();
         // Counting sort of the (query, coarse key) pairs by list. An approximate coarse search
         // may pad with lists past `nlist`: those are skipped, as in the per-query scan.
         let mut start = vec![0usize; nlist + 1];
@@ -1146,6 +1155,18 @@ impl<C: IvfCodec> IvfIndex<C> {
 /// add leaves no spare capacity), and at least a quarter of the list when it must grow again, so
 /// repeated small adds stay amortized O(1) with at most a quarter of a list unused (`Vec`'s own
 /// doubling leaves up to half).
+/// The selection keys of a batch's per-query radii: one radius per row of `queries_len`
+/// values `dim` wide, none NaN.
+pub(crate) fn range_keys(metric: Metric, queries_len: usize, dim: usize, radii: &[f32]) -> Result<Vec<f32>> {
+    let nq = queries_len / dim.max(1);
+    if radii.len() != nq {
+        return Err(
+            vq_distance::Error::Dimension { what: "radii (one per query)", got: radii.len(), expected: nq }.into()
+        );
+    }
+    radii.iter().map(|&r| Ok(vq_distance::check_radius(r).map(|()| metric.key_from_score(r))?)).collect()
+}
+
 fn grow<T>(v: &mut Vec<T>, additional: usize) {
     if v.capacity() - v.len() < additional {
         v.reserve_exact(additional.max(v.len() / 4));
@@ -1210,7 +1231,7 @@ mod tests {
         index: &IvfIndex<C>,
         queries: &[f32],
         nprobe: usize,
-        collector: &(impl Fn() -> S + Sync),
+        collector: &(impl Fn(usize) -> S + Sync),
         filter: Option<&dyn IdFilter>,
     ) -> (Rows, Rows) {
         let q = prepare_rows("queries", queries, index.dim, index.metric).unwrap();
@@ -1242,7 +1263,7 @@ mod tests {
         index.add(data).unwrap();
         let keep_even = |id: u64| id.is_multiple_of(2);
         let filter: Option<&dyn IdFilter> = if filtered { Some(&keep_even) } else { None };
-        let (by_list, per_query) = both_paths(&index, queries, nprobe, &|| TopK::new(k), filter);
+        let (by_list, per_query) = both_paths(&index, queries, nprobe, &|_| TopK::new(k), filter);
         assert_eq!(bits(&by_list), bits(&per_query), "{} {metric:?} nprobe {nprobe} k {k}", index.name());
         // The public search (whichever path it takes for this batch) answers the same, and so
         // does each query searched alone, to the bit (the coarse keys, which IVF-PQ and
@@ -1277,7 +1298,7 @@ mod tests {
         let Some(&(_, radius)) = by_list.iter().flatten().nth(k / 2) else { return };
         let max_key = metric.key_from_score(radius);
         let (mut range_by_list, mut range_per_query) =
-            both_paths(&index, queries, nprobe, &|| WithinKey::new(max_key), filter);
+            both_paths(&index, queries, nprobe, &|_| WithinKey::new(max_key), filter);
         for row in range_by_list.iter_mut().chain(range_per_query.iter_mut()) {
             metric.sort_hits(row);
         }

@@ -8,7 +8,7 @@ use vq_io::ContainerWriter;
 use vq_quant::Quantizer;
 
 use crate::error::{Error, Result};
-use crate::range::range_by_deepening;
+use crate::range::{range_by_deepening, range_rows_per_query};
 use crate::spec::IndexSpec;
 
 /// Per-search settings. A knob an index does not have is ignored (`nprobe` on a graph).
@@ -189,6 +189,14 @@ pub trait Index: Any + Send + Sync {
     /// a refine stage measures its base's score error on (0: 32), and unused otherwise.
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         range_by_deepening(self, queries, radius, params)
+    }
+    /// [`range_search_with`](Index::range_search_with) with a radius per query (`radii[i]`
+    /// for the `i`-th), each query's `(id, score)` hits unsorted: what a refine stage
+    /// re-scores and sorts itself. Inverted files scan the whole batch in one pass (one coarse
+    /// search, list-major where their search is); other kinds range-search one query at a
+    /// time. `radii` must hold one radius per query, none NaN.
+    fn range_rows(&self, queries: &[f32], radii: &[f32], params: &SearchParams<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
+        range_rows_per_query(self, queries, radii, params)
     }
     /// The vector stored under `id` (Faiss' `reconstruct`), as the index holds it: the f32
     /// vector for f32 storage (normalized, for cosine indexes), the codes' decoding for

@@ -149,6 +149,11 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
         self.inner.range_search(queries, radius, &opts).map_err(|e| self.err(e))
     }
 
+    fn range_rows(&self, queries: &[f32], radii: &[f32], params: &SearchParams<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
+        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
+        self.inner.range_rows(queries, radii, &opts).map_err(|e| self.err(e))
+    }
+
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         Ok(self.inner.remove_ids(ids))
     }
@@ -293,6 +298,11 @@ impl Index for IvfFastScanIndex {
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
         self.inner.range_search(queries, radius, &opts).map_err(|e| self.err(e))
+    }
+
+    fn range_rows(&self, queries: &[f32], radii: &[f32], params: &SearchParams<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
+        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
+        self.inner.range_rows(queries, radii, &opts).map_err(|e| self.err(e))
     }
 
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {

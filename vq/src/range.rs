@@ -1,5 +1,7 @@
-//! Range search through k-NN search, for indexes without a range scan of their own.
+//! Range search through k-NN search, for indexes without a range scan of their own, and
+//! per-query radii through single-query range searches.
 
+use rayon::prelude::*;
 use vq_distance::RangeResult;
 
 use crate::error::Result;
@@ -47,4 +49,33 @@ pub(crate) fn range_by_deepening(
         k = k.saturating_mul(2).min(n);
     }
     Ok(RangeResult::from_rows(metric, rows)?)
+}
+
+/// [`Index::range_rows`] of an index without a batched pass of its own: each query
+/// range-searched alone at its radius (in parallel over queries), its hits kept as they come.
+pub(crate) fn range_rows_per_query(
+    index: &(impl Index + ?Sized),
+    queries: &[f32],
+    radii: &[f32],
+    params: &SearchParams<'_>,
+) -> Result<Vec<Vec<(u64, f32)>>> {
+    let dim = index.dim();
+    if !queries.len().is_multiple_of(dim) {
+        return Err(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }.into());
+    }
+    let nq = queries.len() / dim;
+    if radii.len() != nq {
+        return Err(
+            vq_distance::Error::Dimension { what: "radii (one per query)", got: radii.len(), expected: nq }.into()
+        );
+    }
+    queries
+        .par_chunks_exact(dim)
+        .zip(radii)
+        .map(|(q, &radius)| {
+            let hits = index.range_search_with(q, radius, params)?;
+            let (ids, scores) = hits.get(0).unwrap_or_default();
+            Ok(ids.iter().copied().zip(scores.iter().copied()).collect())
+        })
+        .collect()
 }

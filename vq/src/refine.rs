@@ -17,6 +17,10 @@ use crate::index::{
 use crate::range::FIRST_K;
 use crate::spec::{IndexSpec, RefineSpec};
 
+/// Queries per batch of a range search's widened pass: a batch's candidates (hundreds a
+/// query) are held at once before they are re-scored.
+const WIDE_BATCH: usize = 4096;
+
 /// The precise copy candidates are re-scored from.
 #[derive(Debug, Clone)]
 enum Store {
@@ -252,17 +256,18 @@ impl Index for RefineIndex {
         let first_k = if params.k == 0 { FIRST_K } else { params.k }.min(self.len().max(1));
         let limit = metric.key_from_score(radius);
         let kern = Kernels::active();
-        // The first pass is one batch (the base's own parallel, list-major search); only the
-        // widened passes, whose radii differ by query, go one query at a time.
+        // Both passes go through the base in batches (its own parallel, list-major search).
         let first = SearchParams { k: first_k, ef: params.ef.map(|ef| ef.max(first_k)), ..*params };
         let nearest = self.base.search_with(&queries, &first)?;
-        let rows = queries
+        // Per query: its nearest re-scored, and the widened radius of its second pass, if it
+        // needs one.
+        let mut rows = queries
             .par_chunks_exact(dim)
             .zip(nearest.iter().collect::<Vec<_>>())
             .map(|(q, (ids, base_scores))| {
                 let found = ids.iter().take_while(|&&id| id != u64::MAX).count();
                 let (ids, base_scores) = (&ids[..found], &base_scores[..found]);
-                let mut scored = self.rescore(q, ids, kern)?;
+                let scored = self.rescore(q, ids, kern)?;
                 // Rescored in the candidates' order: the base's key beside the store's.
                 let stray = base_scores
                     .iter()
@@ -271,17 +276,36 @@ impl Index for RefineIndex {
                     .fold(0.0f32, f32::max);
                 let widened = limit + stray;
                 let last_base = base_scores.last().map_or(f32::INFINITY, |&b| metric.key_from_score(b));
-                if found == first_k && last_base <= widened {
-                    // (An infinite radius, or a widening that overflows, keeps everything.)
-                    let wide = if widened.is_finite() { metric.score_from_key(widened) } else { radius };
-                    let candidates = self.base.range_search_with(q, wide, params)?;
-                    let (ids, _) = candidates.get(0).unwrap_or_default();
-                    scored = self.rescore(q, ids, kern)?;
-                }
-                scored.retain(|&(_, s)| metric.within(s, radius));
-                Ok(scored)
+                // (An infinite radius, or a widening that overflows, keeps everything.)
+                let wide = (found == first_k && last_base <= widened)
+                    .then(|| if widened.is_finite() { metric.score_from_key(widened) } else { radius });
+                Ok((scored, wide))
             })
             .collect::<Result<Vec<_>>>()?;
+        // The second pass: the queries whose nearest do not reach past their widened radius,
+        // in batches through the base (an inverted file scans each in one pass; the batch
+        // bounds the candidates held at once).
+        let wide_all: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].1.is_some()).collect();
+        for wide in wide_all.chunks(WIDE_BATCH) {
+            let batch: Vec<f32> = wide.iter().flat_map(|&i| &queries[i * dim..(i + 1) * dim]).copied().collect();
+            let radii: Vec<f32> = wide.iter().filter_map(|&i| rows[i].1).collect();
+            let candidates = self.base.range_rows(&batch, &radii, params)?;
+            let rescored = wide
+                .par_iter()
+                .zip(candidates)
+                .map(|(&i, hits)| {
+                    let ids: Vec<u64> = hits.into_iter().map(|(id, _)| id).collect();
+                    self.rescore(&queries[i * dim..(i + 1) * dim], &ids, kern)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for (&i, scored) in wide.iter().zip(rescored) {
+                rows[i].0 = scored;
+            }
+        }
+        let rows = rows.into_iter().map(|(mut scored, _)| {
+            scored.retain(|&(_, s)| metric.within(s, radius));
+            scored
+        });
         Ok(RangeResult::from_rows(metric, rows)?)
     }
 

@@ -167,6 +167,12 @@ impl Index for PreTransformIndex {
         self.inner.range_search_with(&rotated, radius, params)
     }
 
+    fn range_rows(&self, queries: &[f32], radii: &[f32], params: &SearchParams<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
+        self.check_trained()?;
+        let rotated = self.rotated("queries", queries)?;
+        self.inner.range_rows(&rotated, radii, params)
+    }
+
     /// The inner index's vector, rotated back.
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
         self.reconstruct_batch(&[id])

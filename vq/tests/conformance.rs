@@ -558,6 +558,39 @@ fn range_search_inputs_filters_and_empty_indexes() {
     }
 }
 
+/// `range_rows` (a radius per query, hits unsorted; inverted files scan the batch in one pass)
+/// holds, for every query, the same hits as that query's own `range_search` at its radius, to
+/// the bit; a radius count other than the query count, or a NaN radius, is a typed error.
+#[test]
+fn range_rows_is_each_querys_range_search_at_its_own_radius() {
+    let data = clustered(N, 5);
+    let queries = clustered(NQ, 6);
+    let deep = vq::knn_exact(&data, &queries, DIM, 40, Metric::L2).unwrap();
+    // Query i's radius: its (10 + i)-th exact neighbour's distance, so radii and hit counts
+    // differ along the batch.
+    let radii: Vec<f32> = deep.iter().enumerate().map(|(i, (_, s))| s[(10 + i) % 40]).collect();
+    for (spec, _) in SPECS {
+        let index = built(spec, Metric::L2, &data);
+        let p = SearchParams { nprobe: Some(4), ..params(0) };
+        let rows = index.range_rows(&queries, &radii, &p).unwrap();
+        assert_eq!(rows.len(), NQ, "{spec}");
+        for (i, mut row) in rows.into_iter().enumerate() {
+            let alone = index.range_search_with(&queries[i * DIM..(i + 1) * DIM], radii[i], &p).unwrap();
+            Metric::L2.sort_hits(&mut row);
+            let (ids, scores) = alone.get(0).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            assert_eq!(row.iter().map(|h| h.0).collect::<Vec<_>>(), ids, "{spec} query {i}: ids");
+            assert_eq!(bits(&row.iter().map(|h| h.1).collect::<Vec<_>>()), bits(scores), "{spec} query {i}: scores");
+        }
+        let short = index.range_rows(&queries, &radii[1..], &p);
+        assert!(matches!(short, Err(Error::Distance(vq::vq_distance::Error::Dimension { .. }))), "{spec}: {short:?}");
+        let mut nan = radii.clone();
+        nan[3] = f32::NAN;
+        let got = index.range_rows(&queries, &nan, &p);
+        assert!(matches!(got, Err(Error::Distance(vq::vq_distance::Error::NanRadius))), "{spec}: {got:?}");
+    }
+}
+
 /// Flat under the caller's ids: the range answer carries those ids, exact ties in id order
 /// (the rows' order is the reverse here).
 #[test]
