@@ -1,6 +1,6 @@
 //! `vq::read_index` over every index kind: whatever `index.kind` names is dispatched, then the
 //! loaded index is searched (plain, filtered, k above its size, and by radius: at the best
-//! hit's score and at infinity), its hits reconstructed, shrunk and grown. Any error is fine; a
+//! hit's score and at infinity, and both at once through `range_rows`), its hits reconstructed, shrunk and grown. Any error is fine; a
 //! panic, a hang, an allocation out of proportion to the input, or an id answered twice is a
 //! finding.
 #![no_main]
@@ -37,6 +37,16 @@ fuzz_target!(|data: &[u8]| {
                 unique.sort_unstable();
                 unique.dedup();
                 assert_eq!(unique.len(), ids.len(), "an id answered twice by range search");
+                // Per-query radii: the query twice, at this radius and at infinity.
+                let pair = [q.as_slice(), q.as_slice()].concat();
+                let Ok(rows) = index.range_rows(&pair, &[radius, everything], &params) else { continue };
+                assert_eq!(rows.len(), 2, "range_rows: one row per query");
+                for row in rows {
+                    let mut unique: Vec<u64> = row.iter().map(|h| h.0).collect();
+                    unique.sort_unstable();
+                    unique.dedup();
+                    assert_eq!(unique.len(), row.len(), "an id answered twice by range_rows");
+                }
             }
         }
     }

@@ -137,6 +137,15 @@ pub fn check_radius(radius: f32) -> Result<()> {
     if radius.is_nan() { Err(Error::NanRadius) } else { Ok(()) }
 }
 
+/// `Ok` when `radii` holds one radius per query (`num_queries`), none NaN: per-query radii as
+/// a batched range search takes them.
+pub fn check_radii(radii: &[f32], num_queries: usize) -> Result<()> {
+    if radii.len() != num_queries {
+        return Err(Error::Dimension { what: "radii (one per query)", got: radii.len(), expected: num_queries });
+    }
+    radii.iter().try_for_each(|&r| check_radius(r))
+}
+
 /// Queries range-searched per pass: the hits of one pass are gathered before they are moved
 /// into the result, so this bounds the memory held twice.
 const RANGE_BATCH: usize = 4096;

@@ -222,3 +222,12 @@ fn from_rows_sorts_each_query_best_first() {
     let got = RangeResult::from_rows(Metric::L2, rows).unwrap();
     assert_eq!(got.ids(), &[2, 7, 3, 1]);
 }
+
+#[test]
+fn check_radii_wants_one_number_per_query() {
+    use vq_distance::{Error, check_radii};
+    assert!(check_radii(&[1.0, f32::INFINITY, f32::NEG_INFINITY], 3).is_ok());
+    assert!(check_radii(&[], 0).is_ok());
+    assert!(matches!(check_radii(&[1.0, 2.0], 3), Err(Error::Dimension { got: 2, expected: 3, .. })));
+    assert!(matches!(check_radii(&[1.0, f32::NAN, 2.0], 3), Err(Error::NanRadius)));
+}

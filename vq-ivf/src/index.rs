@@ -735,9 +735,9 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// The coarse search of `queries`, then the scan of every query's probed lists into a
     /// sink from `collector` per query, given its position in the batch (a [`TopK`] for k-NN,
-    /// a [`WithinKey`] for range search): list-major when [`IvfIndex::list_major_chunk`] says so, query by query
-    /// otherwise. Both paths offer the same `(key, id)` pairs, only in another order, and
-    /// neither sink's answer depends on that order.
+    /// a [`WithinKey`] for range search): list-major when [`IvfIndex::list_major_chunk`] says
+    /// so, query by query otherwise. Both paths offer the same `(key, id)` pairs, only in
+    /// another order, and neither sink's answer depends on that order.
     fn scan_probes<S: ScanSink + Send>(
         &self,
         queries: &[f32],
@@ -1151,22 +1151,17 @@ impl<C: IvfCodec> IvfIndex<C> {
     }
 }
 
+/// The selection keys of a batch's per-query radii (one per row of `queries_len` values `dim`
+/// wide, none NaN).
+pub(crate) fn range_keys(metric: Metric, queries_len: usize, dim: usize, radii: &[f32]) -> Result<Vec<f32>> {
+    vq_distance::check_radii(radii, queries_len / dim.max(1))?;
+    Ok(radii.iter().map(|&r| metric.key_from_score(r)).collect())
+}
+
 /// Makes room for `additional` more entries: exactly that many on a list's first add (one bulk
 /// add leaves no spare capacity), and at least a quarter of the list when it must grow again, so
 /// repeated small adds stay amortized O(1) with at most a quarter of a list unused (`Vec`'s own
 /// doubling leaves up to half).
-/// The selection keys of a batch's per-query radii: one radius per row of `queries_len`
-/// values `dim` wide, none NaN.
-pub(crate) fn range_keys(metric: Metric, queries_len: usize, dim: usize, radii: &[f32]) -> Result<Vec<f32>> {
-    let nq = queries_len / dim.max(1);
-    if radii.len() != nq {
-        return Err(
-            vq_distance::Error::Dimension { what: "radii (one per query)", got: radii.len(), expected: nq }.into()
-        );
-    }
-    radii.iter().map(|&r| Ok(vq_distance::check_radius(r).map(|()| metric.key_from_score(r))?)).collect()
-}
-
 fn grow<T>(v: &mut Vec<T>, additional: usize) {
     if v.capacity() - v.len() < additional {
         v.reserve_exact(additional.max(v.len() / 4));

@@ -63,12 +63,7 @@ pub(crate) fn range_rows_per_query(
     if !queries.len().is_multiple_of(dim) {
         return Err(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }.into());
     }
-    let nq = queries.len() / dim;
-    if radii.len() != nq {
-        return Err(
-            vq_distance::Error::Dimension { what: "radii (one per query)", got: radii.len(), expected: nq }.into()
-        );
-    }
+    vq_distance::check_radii(radii, queries.len() / dim)?;
     queries
         .par_chunks_exact(dim)
         .zip(radii)

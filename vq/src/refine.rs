@@ -246,9 +246,9 @@ impl Index for RefineIndex {
     /// the base's `k` nearest (`params.k`, or 32), which also show how far the base's scores
     /// stray from the store's (`δ`, the largest difference among them); then, unless those
     /// already reach past the radius by `δ`, the base's range search at the radius widened
-    /// by `δ` (all such passes in batches). So a hit is missed only where the base misses it or its base score strays
-    /// further than any of the query's nearest did. One pass where deepening k-NN would run
-    /// one per doubling of `k`. (A widening of `2δ` found 0.002 more of imgsift100k's hits
+    /// by `δ` (all such passes in batches). So a hit is missed only where the base misses it
+    /// or its base score strays further than any of the query's nearest did. One pass where
+    /// deepening k-NN would run one per doubling of `k`. (A widening of `2δ` found 0.002 more of imgsift100k's hits
     /// under `IVF1024,PQ32x4fs,RFlat` for 1.4× the time; none, Faiss' way, 0.035 fewer.)
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         vq_distance::check_radius(radius)?;
