@@ -271,7 +271,7 @@ impl BenchIndex {
             ef: usize_param(params, &["ef", "efSearch"]),
             nprobe: usize_param(params, &["nprobe"]),
             refine_k: usize_param(params, &["refine_k", "k_factor"]),
-            filter: None,
+            ..Default::default()
         };
         Ok(self.index.search_with(queries, &params)?)
     }

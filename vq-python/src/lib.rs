@@ -174,7 +174,14 @@ impl Knobs {
     }
 
     fn params(&self, k: usize) -> SearchParams<'_> {
-        SearchParams { k, ef: self.ef, nprobe: self.nprobe, refine_k: self.refine_k, filter: self.filter.as_deref() }
+        SearchParams {
+            k,
+            ef: self.ef,
+            nprobe: self.nprobe,
+            refine_k: self.refine_k,
+            filter: self.filter.as_deref(),
+            ..Default::default()
+        }
     }
 }
 

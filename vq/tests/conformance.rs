@@ -523,6 +523,42 @@ fn refine_range_search_finds_the_hits_its_base_holds() {
     }
 }
 
+/// `refine_widening` scales how far past the radius the base's range reaches: every hit found
+/// at 0 (Faiss' way) is found at 1 (the default), and every hit at 1 at 3, while the coarse
+/// codes lose hits at 0; a widening that is negative, NaN or infinite is a parameter error.
+#[test]
+fn refine_widening_grows_the_hits_monotonically() {
+    let data = clustered(N, 3);
+    let queries = clustered(NQ, 4);
+    let deep = vq::knn_exact(&data, &queries, DIM, 150, Metric::L2).unwrap();
+    let mut nth: Vec<f32> = deep.iter().map(|(_, s)| s[149]).collect();
+    nth.sort_by(f32::total_cmp);
+    let radius = nth[NQ / 2];
+    for spec in ["PQ4x4fs,RFlat", "IVF16,PQ4,RFlat", "HNSW8,SQ4,RFlat"] {
+        let index = built(spec, Metric::L2, &data);
+        let at = |w: Option<f32>| {
+            let p = SearchParams { nprobe: Some(16), refine_widening: w, ..Default::default() };
+            let got = index.range_search_with(&queries, radius, &p).unwrap();
+            got.iter().map(|(ids, _)| ids.iter().copied().collect::<HashSet<u64>>()).collect::<Vec<_>>()
+        };
+        let (none, one, three) = (at(Some(0.0)), at(None), at(Some(3.0)));
+        assert_eq!(one, at(Some(1.0)), "{spec}: None is 1");
+        for q in 0..NQ {
+            assert!(none[q].is_subset(&one[q]), "{spec} query {q}: widening 0 found a hit 1 did not");
+            assert!(one[q].is_subset(&three[q]), "{spec} query {q}: widening 1 found a hit 3 did not");
+        }
+        let count = |v: &[HashSet<u64>]| v.iter().map(HashSet::len).sum::<usize>();
+        if spec.contains("PQ") {
+            assert!(count(&none) < count(&one), "{spec}: widening 0 should lose hits under coarse codes");
+        }
+        for bad in [-0.5, f32::NAN, f32::INFINITY] {
+            let p = SearchParams { refine_widening: Some(bad), ..Default::default() };
+            let got = index.range_search_with(&queries, radius, &p);
+            assert!(matches!(got, Err(Error::Parameter { name: "refine_widening", .. })), "{spec} {bad}: {got:?}");
+        }
+    }
+}
+
 #[test]
 fn range_search_inputs_filters_and_empty_indexes() {
     let data = clustered(300, 9);
