@@ -147,6 +147,8 @@ struct Knobs {
     ef: Option<usize>,
     nprobe: Option<usize>,
     refine_k: Option<usize>,
+    /// Only `range_search` takes it.
+    refine_widening: Option<f32>,
     filter: Option<Box<dyn vq::IdFilter>>,
 }
 
@@ -169,6 +171,7 @@ impl Knobs {
             ef: opt_count("ef", ef.or(p_ef))?,
             nprobe: opt_count("nprobe", nprobe.or(p_nprobe))?,
             refine_k: opt_count("refine_k", refine_k.or(p_refine_k))?,
+            refine_widening: None,
             filter,
         })
     }
@@ -179,8 +182,8 @@ impl Knobs {
             ef: self.ef,
             nprobe: self.nprobe,
             refine_k: self.refine_k,
+            refine_widening: self.refine_widening,
             filter: self.filter.as_deref(),
-            ..Default::default()
         }
     }
 }
@@ -329,9 +332,10 @@ impl PyIndex {
     /// radius and inverted files every entry of the probed lists within it; graphs every node
     /// their beam (`ef`) scored within it plus every node linked to those within it; refine
     /// stages re-score their base's answer at a radius widened by the score error seen among
-    /// each query's 32 nearest; GPU indexes deepen k-NN (k = 32, 64, … up to 1,024). The
-    /// keywords are `search`'s.
-    #[pyo3(signature = (x, radius, params=None, *, ef=None, nprobe=None, refine_k=None, filter=None))]
+    /// each query's 32 nearest (`refine_widening` scales that widening: 0 is Faiss' way, the
+    /// base's answer at the radius, faster and finding fewer hits; default 1); GPU indexes
+    /// deepen k-NN (k = 32, 64, … up to 1,024). The other keywords are `search`'s.
+    #[pyo3(signature = (x, radius, params=None, *, ef=None, nprobe=None, refine_k=None, filter=None, refine_widening=None))]
     #[allow(clippy::too_many_arguments)] // Faiss' keyword surface
     fn range_search<'py>(
         &self,
@@ -343,8 +347,9 @@ impl PyIndex {
         nprobe: Option<i64>,
         refine_k: Option<i64>,
         filter: Option<Bound<'py, PyAny>>,
+        refine_widening: Option<f32>,
     ) -> PyResult<RangeSearchResult<'py>> {
-        let knobs = Knobs::new(py, params, ef, nprobe, refine_k, filter)?;
+        let knobs = Knobs { refine_widening, ..Knobs::new(py, params, ef, nprobe, refine_k, filter)? };
         let x = convert::rows(x, "x", Some(self.dim))?;
         let x = x.as_slice()?;
         let params = knobs.params(0);

@@ -239,6 +239,24 @@ def test_range_search_has_faiss_shape_and_keeps_what_is_within(spec, data):
         index.range_search(q, float("nan"))
 
 
+def test_refine_widening_trades_hits_for_speed(data):
+    x, q = data
+    index = build("IVF16,PQ4,RFlat", x)
+    d2 = ((q[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+    radius = float(np.median(np.sort(d2, axis=1)[:, 40]))
+
+    def hits(**kw):
+        lims, _, I = index.range_search(q, radius, nprobe=16, **kw)
+        return [set(I[lims[i] : lims[i + 1]].tolist()) for i in range(len(q))]
+
+    faiss_way, default = hits(refine_widening=0.0), hits()
+    assert default == hits(refine_widening=1.0)
+    assert all(a <= b for a, b in zip(faiss_way, default))
+    assert sum(map(len, faiss_way)) < sum(map(len, default))
+    with pytest.raises(ValueError, match="refine_widening"):
+        index.range_search(q, radius, refine_widening=-1.0)
+
+
 @pytest.mark.parametrize("spec", ["Flat", "HNSW16", "SQ8", "IVF16,PQ8", "IVF16,PQ8,RFlat"])
 def test_reconstruct_gives_the_stored_vector(spec, data):
     x, _ = data
