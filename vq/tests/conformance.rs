@@ -449,6 +449,15 @@ fn scores_independent_of_k(spec: &str) -> bool {
     !graph && !refined
 }
 
+/// The median over `queries` (`NQ` of them) of their exact `rank`-th neighbour's score: a
+/// radius that gives about half the queries more than `rank` hits.
+fn median_score(base: &[f32], queries: &[f32], rank: usize, metric: Metric) -> f32 {
+    let deep = vq::knn_exact(base, queries, DIM, rank, metric).unwrap();
+    let mut nth: Vec<f32> = deep.iter().map(|(_, s)| s[rank - 1]).collect();
+    nth.sort_by(f32::total_cmp);
+    nth[NQ / 2]
+}
+
 /// Range search over every spec: well formed, within the radius, the same entries as a k-NN
 /// search of every vector cut at the radius where that search does not depend on `k`, and
 /// close to the exact range answer (the recall floor, over hits) everywhere. Queries have 0
@@ -459,11 +468,7 @@ fn range_search_agrees_with_search_and_with_exact_range() {
     let queries = clustered(NQ, 2);
     for metric in [Metric::L2, Metric::Cosine] {
         let (base, q) = (normalized_if(metric, &data), normalized_if(metric, &queries));
-        // The median over queries of the 60th neighbour's score.
-        let deep = vq::knn_exact(&base, &q, DIM, 60, metric).unwrap();
-        let mut sixtieth: Vec<f32> = deep.iter().map(|(_, s)| s[59]).collect();
-        sixtieth.sort_by(f32::total_cmp);
-        let radius = sixtieth[NQ / 2];
+        let radius = median_score(&base, &q, 60, metric);
         let truth = vq::range_exact(&base, &q, DIM, radius, metric).unwrap();
         assert!(truth.iter().any(|(ids, _)| ids.len() > 64), "{metric}: some query needs two deepenings");
         for (spec, floor) in SPECS {
@@ -504,10 +509,7 @@ fn range_search_agrees_with_search_and_with_exact_range() {
 fn refine_range_search_finds_the_hits_its_base_holds() {
     let data = clustered(N, 3);
     let queries = clustered(NQ, 4);
-    let deep = vq::knn_exact(&data, &queries, DIM, 150, Metric::L2).unwrap();
-    let mut nth: Vec<f32> = deep.iter().map(|(_, s)| s[149]).collect();
-    nth.sort_by(f32::total_cmp);
-    let radius = nth[NQ / 2];
+    let radius = median_score(&data, &queries, 150, Metric::L2);
     let truth = vq::range_exact(&data, &queries, DIM, radius, Metric::L2).unwrap();
     for spec in ["PQ4x4fs,RFlat", "IVF16,PQ4,RFlat", "PQ4,RFlat"] {
         let index = built(spec, Metric::L2, &data);
@@ -530,10 +532,7 @@ fn refine_range_search_finds_the_hits_its_base_holds() {
 fn refine_widening_grows_the_hits_monotonically() {
     let data = clustered(N, 3);
     let queries = clustered(NQ, 4);
-    let deep = vq::knn_exact(&data, &queries, DIM, 150, Metric::L2).unwrap();
-    let mut nth: Vec<f32> = deep.iter().map(|(_, s)| s[149]).collect();
-    nth.sort_by(f32::total_cmp);
-    let radius = nth[NQ / 2];
+    let radius = median_score(&data, &queries, 150, Metric::L2);
     for spec in ["PQ4x4fs,RFlat", "IVF16,PQ4,RFlat", "HNSW8,SQ4,RFlat"] {
         let index = built(spec, Metric::L2, &data);
         let at = |w: Option<f32>| {
