@@ -373,9 +373,7 @@ impl IvfFastScan {
     /// `radius` ([`Metric::within`]), in [`RangeResult`]'s layout. One scan of the lists,
     /// whose integer threshold is the radius'.
     pub fn range_search(&self, queries: &[f32], radius: f32, opts: &IvfSearch<'_>) -> Result<RangeResult> {
-        if !self.is_trained() {
-            return Err(self.not_trained());
-        }
+        // (`range_rows` checks the trained state, the radius and the queries.)
         let nq = queries.len() / self.dim.max(1);
         Ok(RangeResult::from_rows(self.metric, self.range_rows(queries, &vec![radius; nq], opts)?)?)
     }

@@ -715,9 +715,7 @@ impl<C: IvfCodec> IvfIndex<C> {
     /// ([`Metric::within`]). Best first, ties to the smaller id; the probed lists and the
     /// list-major batching are [`IvfIndex::search`]'s. A NaN radius is an error.
     pub fn range_search(&self, queries: &[f32], radius: f32, opts: &IvfSearch<'_>) -> Result<RangeResult> {
-        if !self.is_trained() {
-            return Err(self.not_trained());
-        }
+        // (`range_rows` checks the trained state, the radius and the queries.)
         let nq = queries.len() / self.dim.max(1);
         Ok(RangeResult::from_rows(self.metric, self.range_rows(queries, &vec![radius; nq], opts)?)?)
     }

@@ -53,6 +53,11 @@ pub(crate) fn ivf_error(e: vq_ivf::Error, spec: impl FnOnce() -> String) -> Erro
     }
 }
 
+/// The knobs of an inverted file's search: `ef` is the beam of an HNSW coarse quantizer.
+fn ivf_search<'a>(params: &SearchParams<'a>) -> IvfSearch<'a> {
+    IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef }
+}
+
 /// An inverted file over codec `C` ([`FlatCodec`], [`SqCodec`], [`PqCodec`]). `nprobe` comes
 /// from [`SearchParams::nprobe`] or the index's default (1, as Faiss; see
 /// [`IndexParams::nprobe`](crate::IndexParams::nprobe)).
@@ -130,8 +135,7 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         // The index checks k, nprobe and the queries (normalizing them, for cosine).
-        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
-        self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
+        self.inner.search(queries, params.k, &ivf_search(params)).map_err(|e| self.err(e))
     }
 
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
@@ -145,13 +149,11 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
 
     /// The probed lists' entries within the radius ([`vq_ivf::IvfIndex::range_search`]).
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
-        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
-        self.inner.range_search(queries, radius, &opts).map_err(|e| self.err(e))
+        self.inner.range_search(queries, radius, &ivf_search(params)).map_err(|e| self.err(e))
     }
 
     fn range_rows(&self, queries: &[f32], radii: &[f32], params: &SearchParams<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
-        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
-        self.inner.range_rows(queries, radii, &opts).map_err(|e| self.err(e))
+        self.inner.range_rows(queries, radii, &ivf_search(params)).map_err(|e| self.err(e))
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
@@ -289,20 +291,17 @@ impl Index for IvfFastScanIndex {
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         // The index checks k, nprobe and the queries (normalizing them, for cosine).
-        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
-        self.inner.search(queries, params.k, &opts).map_err(|e| self.err(e))
+        self.inner.search(queries, params.k, &ivf_search(params)).map_err(|e| self.err(e))
     }
 
     /// The probed lists' entries whose fast-scan scores are within the radius
     /// ([`vq_ivf::IvfFastScan::range_search`]).
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
-        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
-        self.inner.range_search(queries, radius, &opts).map_err(|e| self.err(e))
+        self.inner.range_search(queries, radius, &ivf_search(params)).map_err(|e| self.err(e))
     }
 
     fn range_rows(&self, queries: &[f32], radii: &[f32], params: &SearchParams<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
-        let opts = IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef };
-        self.inner.range_rows(queries, radii, &opts).map_err(|e| self.err(e))
+        self.inner.range_rows(queries, radii, &ivf_search(params)).map_err(|e| self.err(e))
     }
 
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
