@@ -89,13 +89,13 @@ impl RefineIndex {
     }
 
     /// Re-scores one query's candidates; `q` is prepared (normalized for cosine).
-    fn rescore(&self, q: &[f32], candidates: &[u64], kern: &Kernels) -> Result<Vec<(u64, f32)>> {
+    fn rescore(&self, q: &[f32], candidates: impl IntoIterator<Item = u64>, kern: &Kernels) -> Result<Vec<(u64, f32)>> {
         let metric = self.metric();
         let dim = self.dim();
         // The candidates' rows are scattered over the store: ask for all of them before
         // scoring the first, so their cache misses overlap instead of following one another
         // (imgsift100k IVF1024,PQ64x4fs,RFlat, 40 candidates a query: +5–20 % QPS).
-        let rows: Vec<(u64, usize)> = candidates.iter().filter_map(|&id| Some((id, self.ids.row(id)?))).collect();
+        let rows: Vec<(u64, usize)> = candidates.into_iter().filter_map(|id| Some((id, self.ids.row(id)?))).collect();
         match &self.store {
             Store::Flat(v) => {
                 for &(_, r) in &rows {
@@ -237,7 +237,7 @@ impl Index for RefineIndex {
         let rows = queries
             .par_chunks_exact(self.dim())
             .zip(hits.iter().collect::<Vec<_>>())
-            .map(|(q, (ids, _))| self.rescore(q, ids, kern))
+            .map(|(q, (ids, _))| self.rescore(q, ids.iter().copied(), kern))
             .collect::<Result<Vec<_>>>()?;
         neighbors_from_rows(params.k, self.metric(), rows)
     }
@@ -246,10 +246,11 @@ impl Index for RefineIndex {
     /// the base's `k` nearest (`params.k`, or 32), which also show how far the base's scores
     /// stray from the store's (`δ`, the largest difference among them); then, unless those
     /// already reach past the radius by `δ`, the base's range search at the radius widened
-    /// by `δ` (all such passes in batches; `refine_widening` scales `δ`). So a hit is missed only where the base misses it
-    /// or its base score strays further than any of the query's nearest did. One pass where
-    /// deepening k-NN would run one per doubling of `k`. (A widening of `2δ` found 0.002 more of imgsift100k's hits
-    /// under `IVF1024,PQ32x4fs,RFlat` for 1.4× the time; none, Faiss' way, 0.035 fewer.)
+    /// by `δ` (all such passes in batches; `refine_widening` scales `δ`). So a hit is missed
+    /// only where the base misses it or its base score strays further than any of the
+    /// query's nearest did. One pass where deepening k-NN would run one per doubling of `k`.
+    /// (A widening of `2δ` found 0.002 more of imgsift100k's hits under
+    /// `IVF1024,PQ32x4fs,RFlat` for 1.4× the time; none, Faiss' way, 0.035 fewer.)
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         vq_distance::check_radius(radius)?;
         let (dim, metric) = (self.dim(), self.metric());
@@ -278,7 +279,7 @@ impl Index for RefineIndex {
             .map(|(q, (ids, base_scores))| {
                 let found = ids.iter().take_while(|&&id| id != u64::MAX).count();
                 let (ids, base_scores) = (&ids[..found], &base_scores[..found]);
-                let scored = self.rescore(q, ids, kern)?;
+                let scored = self.rescore(q, ids.iter().copied(), kern)?;
                 // Rescored in the candidates' order: the base's key beside the store's. Both
                 // sides count, though only a base key above the true one pushes a hit out of the
                 // base's range: that side alone found 0.4 % fewer of imgsift100k's hits for
@@ -309,8 +310,7 @@ impl Index for RefineIndex {
                 .par_iter()
                 .zip(candidates)
                 .map(|(&i, hits)| {
-                    let ids: Vec<u64> = hits.into_iter().map(|(id, _)| id).collect();
-                    self.rescore(&queries[i * dim..(i + 1) * dim], &ids, kern)
+                    self.rescore(&queries[i * dim..(i + 1) * dim], hits.into_iter().map(|(id, _)| id), kern)
                 })
                 .collect::<Result<Vec<_>>>()?;
             for (&i, scored) in wide.iter().zip(rescored) {
