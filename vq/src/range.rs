@@ -24,10 +24,7 @@ pub(crate) fn range_by_deepening(
 ) -> Result<RangeResult> {
     vq_distance::check_radius(radius)?;
     let (dim, metric, n) = (index.dim(), index.metric(), index.len());
-    if !queries.len().is_multiple_of(dim) {
-        return Err(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }.into());
-    }
-    let nq = queries.len() / dim;
+    let nq = query_count(queries, dim)?;
     let mut rows: Vec<Vec<(u64, f32)>> = vec![Vec::new(); nq];
     let mut pending: Vec<usize> = (0..nq).collect();
     // An empty index still searches once, so that queries are checked as a search checks them.
@@ -60,10 +57,7 @@ pub(crate) fn range_rows_per_query(
     params: &SearchParams<'_>,
 ) -> Result<Vec<Vec<(u64, f32)>>> {
     let dim = index.dim();
-    if !queries.len().is_multiple_of(dim) {
-        return Err(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }.into());
-    }
-    vq_distance::check_radii(radii, queries.len() / dim)?;
+    vq_distance::check_radii(radii, query_count(queries, dim)?)?;
     queries
         .par_chunks_exact(dim)
         .zip(radii)
@@ -73,4 +67,12 @@ pub(crate) fn range_rows_per_query(
             Ok(ids.iter().copied().zip(scores.iter().copied()).collect())
         })
         .collect()
+}
+
+/// How many `dim`-wide rows `queries` holds; a ragged buffer is an error.
+fn query_count(queries: &[f32], dim: usize) -> Result<usize> {
+    if !queries.len().is_multiple_of(dim) {
+        return Err(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }.into());
+    }
+    Ok(queries.len() / dim)
 }
