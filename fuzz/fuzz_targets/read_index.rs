@@ -24,28 +24,18 @@ fuzz_target!(|data: &[u8]| {
         ] {
             let Ok(hits) = index.search_with(&q, &params) else { continue };
             let (ids, scores) = hits.get(0).expect("one query");
-            let mut unique = ids.to_vec();
-            unique.sort_unstable();
-            unique.dedup();
-            assert_eq!(unique.len(), ids.len(), "an id answered twice");
+            assert_unique(ids.iter().copied(), "search");
             let _ = index.reconstruct_batch(ids);
             let everything = if index.metric().smaller_is_better() { f32::INFINITY } else { f32::NEG_INFINITY };
             for radius in scores.first().into_iter().copied().chain([everything]) {
                 let Ok(range) = index.range_search_with(&q, radius, &params) else { continue };
-                let (ids, _) = range.get(0).expect("one query");
-                let mut unique = ids.to_vec();
-                unique.sort_unstable();
-                unique.dedup();
-                assert_eq!(unique.len(), ids.len(), "an id answered twice by range search");
+                assert_unique(range.get(0).expect("one query").0.iter().copied(), "range search");
                 // Per-query radii: the query twice, at this radius and at infinity.
                 let pair = [q.as_slice(), q.as_slice()].concat();
                 let Ok(rows) = index.range_rows(&pair, &[radius, everything], &params) else { continue };
                 assert_eq!(rows.len(), 2, "range_rows: one row per query");
                 for row in rows {
-                    let mut unique: Vec<u64> = row.iter().map(|h| h.0).collect();
-                    unique.sort_unstable();
-                    unique.dedup();
-                    assert_eq!(unique.len(), row.len(), "an id answered twice by range_rows");
+                    assert_unique(row.iter().map(|h| h.0), "range_rows");
                 }
             }
         }
@@ -56,3 +46,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = index.search(&q, 5);
     let _ = index.memory_usage();
 });
+
+/// Fails if `ids` holds an id twice.
+fn assert_unique(ids: impl Iterator<Item = u64>, by: &str) {
+    let ids: Vec<u64> = ids.collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "an id answered twice by {by}");
+}
