@@ -1,6 +1,7 @@
 //! HNSW files: `Hnsw::read_from` over flat and SQ-quantized storage, then searches of every
-//! kind (range searches' walks included), an insert, the structural report and `compact`. Any error is fine; a panic, a hang, an
-//! allocation out of proportion to the input, or an id answered twice is a finding.
+//! kind (range searches' walks included), an insert, the structural report and `compact`. Any
+//! error is fine; a panic, a hang, an allocation out of proportion to the input, an id answered
+//! twice or a range hit outside the radius is a finding.
 #![no_main]
 
 mod structured;
