@@ -908,6 +908,13 @@ impl<S: VectorStorage> Hnsw<S> {
             self.brute_force(&pq, k, &keep_fn, &mut s.out);
         } else {
             self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), keep, s);
+            // Fewer than k found while more than k nodes are live: the walk ran out of nodes
+            // to reach (the neighbour heuristic keeps one link per group of identical vectors,
+            // so many duplicates can split the graph into islands). Score every node instead,
+            // so a search never answers short. (With a filter the reachable count is unknown.)
+            if filter.is_none() && s.out.len() < k {
+                self.brute_force(&pq, k, &keep_fn, &mut s.out);
+            }
         }
         s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
     }

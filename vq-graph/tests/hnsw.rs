@@ -451,3 +451,29 @@ fn new_vectors_reuse_the_slots_of_deleted_ones() {
         assert_eq!(index.search(v, 1, Some(64)).unwrap()[0], (id, 0.0));
     }
 }
+
+/// Many identical vectors: the neighbour heuristic keeps one link per group of duplicates, so
+/// the graph can split into islands smaller than `k` (seen with fp16 storage clamping huge
+/// values to the same code). A search still returns `k` of the live nodes when they exist.
+#[test]
+fn duplicates_never_shrink_an_answer_below_k() {
+    let dim = 4;
+    for (groups, copies, m) in [(20, 10, 4), (5, 40, 4), (3, 60, 8), (2, 100, 4)] {
+        let index = Hnsw::new(dim, Metric::L2, HnswParams { ef_construction: 16, ..HnswParams::with_m(m) }).unwrap();
+        let point = |g: usize| (0..dim).map(|j| ((g * 7 + j * 3) % 11) as f32 * 1000.0).collect::<Vec<f32>>();
+        for c in 0..copies {
+            for g in 0..groups {
+                index.insert((c * groups + g) as u64, &point(g)).unwrap();
+            }
+        }
+        let n = groups * copies;
+        for g in 0..groups {
+            for k in [10, 30, n - 1] {
+                let got = index.search(&point(g), k, Some(10)).unwrap();
+                assert_eq!(got.len(), k, "{groups} groups of {copies}, m {m}: group {g} k {k}");
+                let ids: HashSet<u64> = got.iter().map(|h| h.0).collect();
+                assert_eq!(ids.len(), k, "an id twice");
+            }
+        }
+    }
+}
