@@ -1480,8 +1480,13 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// The paper's neighbour-selection heuristic (algorithm 4): walking candidates from the
-    /// closest, keep one only if it is closer to the base than to every one kept so far, so
-    /// links spread in all directions instead of bunching in one cluster.
+    /// closest, drop one that is strictly closer to a neighbour kept so far than to the base,
+    /// so links spread in all directions instead of bunching in one cluster.
+    ///
+    /// A tie keeps the candidate (as hnswlib and Faiss do). Pruning on ties cut graphs of
+    /// repeated vectors apart: once a node's identical copy is kept, every other candidate is
+    /// exactly as far from that copy as from the node, so the node kept no link but the copy,
+    /// and groups of copies became islands.
     fn select_heuristic(&self, sorted: &[Cand], m: usize, out: &mut Vec<Cand>) {
         out.clear();
         if sorted.len() <= m {
@@ -1493,7 +1498,7 @@ impl<S: VectorStorage> Hnsw<S> {
             if out.len() >= m {
                 break;
             }
-            if out.iter().all(|r| self.storage.distance_between(c.1, r.1) > c.0) {
+            if out.iter().all(|r| self.storage.distance_between(c.1, r.1) >= c.0) {
                 out.push(c);
             } else if self.keep_pruned {
                 pruned.push(c);

@@ -477,3 +477,38 @@ fn duplicates_never_shrink_an_answer_below_k() {
         }
     }
 }
+
+/// Data with every vector stored a few times over (re-ingested documents, repeated chunks) must
+/// build a connected graph: a copy is never a reason to drop a link to somewhere else. With
+/// groups smaller than the layer-0 degree, every node stays reachable and a search finds the
+/// k best scores (by score: which copy of a tied group is returned is free).
+#[test]
+fn small_groups_of_identical_vectors_keep_the_graph_connected() {
+    let dim = 8;
+    let (groups, copies) = (400, 4);
+    let points = clustered(groups + 50, dim, 7);
+    let (distinct, queries) = points.split_at(groups * dim);
+    let mut base = Vec::with_capacity(groups * copies * dim);
+    for _ in 0..copies {
+        base.extend_from_slice(distinct);
+    }
+    for threads in [1, 2] {
+        let index = Hnsw::new(dim, Metric::L2, HnswParams::with_m(8)).unwrap();
+        pool(threads).install(|| index.add(&base)).unwrap();
+        if threads == 1 {
+            // (A parallel build's insertion order varies; one thread's is fixed.)
+            let report = index.check_graph();
+            assert_eq!(report.unreachable, 0, "{report:?}");
+        }
+        let k = 10;
+        let truth = knn_exact(&base, queries, dim, k, Metric::L2).unwrap();
+        let found = index.search_batch(queries, k, Some(32)).unwrap();
+        let mut good = 0;
+        for ((_, t), (_, f)) in truth.iter().zip(found.iter()) {
+            let worst = t[k - 1];
+            good += f.iter().filter(|&&s| s <= worst * (1.0 + 1e-5)).count();
+        }
+        let recall = good as f64 / (k * truth.num_queries()) as f64;
+        assert!(recall >= 0.97, "{threads} threads: recall by score {recall}");
+    }
+}
