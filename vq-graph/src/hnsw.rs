@@ -845,14 +845,15 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// The `k` nearest live vectors to `query`: `(id, score)` best first (scores in the
     /// convention of [`Metric`]). `ef` overrides the default beam width; it is raised to `k`.
-    /// An empty index gives an empty result; `k` larger than [`len`](Hnsw::len) gives every
-    /// live vector the search reaches.
+    /// An empty index gives an empty result; `k` at or above [`len`](Hnsw::len) gives every
+    /// live vector. An answer is shorter than `k` only when fewer than `k` vectors are live:
+    /// a walk that comes back short scores every node instead.
     pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(u64, f32)>> {
         self.search_impl(query, k, ef, None)
     }
 
     /// [`search`](Hnsw::search) keeping only ids for which `filter` is `true`; the others still
-    /// route the search.
+    /// route the search. Shorter than `k` only when fewer than `k` live vectors pass.
     pub fn search_filtered(
         &self,
         query: &[f32],
@@ -908,11 +909,12 @@ impl<S: VectorStorage> Hnsw<S> {
             self.brute_force(&pq, k, &keep_fn, &mut s.out);
         } else {
             self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), keep, s);
-            // Fewer than k found while more than k nodes are live: the walk ran out of nodes
-            // to reach (the neighbour heuristic keeps one link per group of identical vectors,
-            // so many duplicates can split the graph into islands). Score every node instead,
-            // so a search never answers short. (With a filter the reachable count is unknown.)
-            if filter.is_none() && s.out.len() < k {
+            // Fewer than k found: the walk ran out of nodes to reach, because a beam not yet
+            // full expands everything it reaches. Either fewer than k nodes pass (a filter)
+            // or the graph has islands (groups of identical vectors larger than a list, or
+            // a filter that passes only nodes the walk cannot reach). Scoring every node
+            // settles both, so a search never answers short while more could be found.
+            if s.out.len() < k {
                 self.brute_force(&pq, k, &keep_fn, &mut s.out);
             }
         }

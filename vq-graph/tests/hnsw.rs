@@ -473,6 +473,13 @@ fn duplicates_never_shrink_an_answer_below_k() {
                 assert_eq!(got.len(), k, "{groups} groups of {copies}, m {m}: group {g} k {k}");
                 let ids: HashSet<u64> = got.iter().map(|h| h.0).collect();
                 assert_eq!(ids.len(), k, "an id twice");
+                // Only another group's copies pass (a third or a half of the nodes: not
+                // selective enough for brute force, so the walk runs, and it may be stuck on
+                // the query's own island).
+                let other = (g + 1) % groups;
+                let filtered = index.search_filtered(&point(g), k, Some(10), &|id| id as usize % groups == other).unwrap();
+                assert_eq!(filtered.len(), k.min(copies), "filtered: {groups} groups of {copies}, m {m}: group {g} k {k}");
+                assert!(filtered.iter().all(|h| h.0 as usize % groups == other), "the filter was not obeyed");
             }
         }
     }
