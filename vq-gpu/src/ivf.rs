@@ -317,6 +317,19 @@ impl<C: GpuCodec> GpuIvf<C> {
         &self.params
     }
 
+    /// Sets the default `nprobe`: at least 1, at most [`MAX_K`] (the list selection's
+    /// limit), as a search's own `nprobe`.
+    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
+        if nprobe == 0 {
+            return Err(vq_ivf::Error::ZeroNprobe.into());
+        }
+        if nprobe > MAX_K {
+            return Err(Error::TooLarge { what: "nprobe", got: nprobe, max: MAX_K });
+        }
+        self.params.nprobe = nprobe;
+        Ok(())
+    }
+
     /// The codec (trained once the index is).
     pub fn codec(&self) -> &C {
         &self.codec

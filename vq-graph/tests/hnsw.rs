@@ -477,8 +477,13 @@ fn duplicates_never_shrink_an_answer_below_k() {
                 // selective enough for brute force, so the walk runs, and it may be stuck on
                 // the query's own island).
                 let other = (g + 1) % groups;
-                let filtered = index.search_filtered(&point(g), k, Some(10), &|id| id as usize % groups == other).unwrap();
-                assert_eq!(filtered.len(), k.min(copies), "filtered: {groups} groups of {copies}, m {m}: group {g} k {k}");
+                let filtered =
+                    index.search_filtered(&point(g), k, Some(10), &|id| id as usize % groups == other).unwrap();
+                assert_eq!(
+                    filtered.len(),
+                    k.min(copies),
+                    "filtered: {groups} groups of {copies}, m {m}: group {g} k {k}"
+                );
                 assert!(filtered.iter().all(|h| h.0 as usize % groups == other), "the filter was not obeyed");
             }
         }

@@ -28,11 +28,11 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::types::PyDict;
-use vq::{IndexParams, Metric, Neighbors, ReadOptions, SearchParams};
+use vq::{IndexParams, Metric, Neighbors, ReadOptions, SearchDefault, SearchParams};
 
 use crate::error::{FingerprintMismatch, FormatError, NotTrained, VqError, to_py};
 
@@ -214,6 +214,30 @@ impl PyIndex {
     fn write(&self) -> RwLockWriteGuard<'_, Box<dyn vq::Index>> {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// A search default as an attribute: an `AttributeError` when the index has none (so
+    /// `hasattr(index, "nprobe")` says whether it has inverted lists).
+    fn search_default(&self, py: Python<'_>, knob: SearchDefault) -> PyResult<usize> {
+        let (value, spec) = py.detach(|| {
+            let g = self.read();
+            (g.search_default(knob), g.spec().to_string())
+        });
+        value.ok_or_else(|| PyAttributeError::new_err(format!("{spec} has no {} set", knob.name())))
+    }
+
+    /// Sets a search default (`ValueError` below 1, `AttributeError` when no part of the index
+    /// has it: in Faiss, `index.nprobe = 16` on a refine wrapper silently sets nothing).
+    fn set_search_default(&self, py: Python<'_>, knob: SearchDefault, value: i64) -> PyResult<()> {
+        let value = count(knob.name(), value)?;
+        if value == 0 {
+            return Err(PyValueError::new_err(format!("`{}` must be at least 1", knob.name())));
+        }
+        py.detach(|| self.write().set_search_default(knob, value)).map_err(|e| match e {
+            // The value is valid: the refusal is that no part of the index has the knob.
+            vq::Error::Parameter { .. } => PyAttributeError::new_err(e.to_string()),
+            e => to_py(e),
+        })
+    }
 }
 
 #[pymethods]
@@ -252,6 +276,54 @@ impl PyIndex {
     #[getter]
     fn spec(&self, py: Python<'_>) -> String {
         py.detach(|| self.read().spec().to_string())
+    }
+
+    /// Inverted lists scanned per query when a search gives no `nprobe` (Faiss' `index.nprobe`;
+    /// set through a refine stage or an OPQ rotation too). Written with the index.
+    #[getter]
+    fn get_nprobe(&self, py: Python<'_>) -> PyResult<usize> {
+        self.search_default(py, SearchDefault::Nprobe)
+    }
+
+    #[setter]
+    fn set_nprobe(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        self.set_search_default(py, SearchDefault::Nprobe, value)
+    }
+
+    /// An HNSW graph's beam width when a search gives no `ef` (Faiss' `index.hnsw.efSearch`).
+    /// Written with the index.
+    #[getter]
+    fn get_ef(&self, py: Python<'_>) -> PyResult<usize> {
+        self.search_default(py, SearchDefault::Ef)
+    }
+
+    #[setter]
+    fn set_ef(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        self.set_search_default(py, SearchDefault::Ef, value)
+    }
+
+    /// A refine stage's candidates per hit when a search gives no `refine_k` (Faiss'
+    /// `index.k_factor`). Written with the index.
+    #[getter]
+    fn get_refine_k(&self, py: Python<'_>) -> PyResult<usize> {
+        self.search_default(py, SearchDefault::RefineK)
+    }
+
+    #[setter]
+    fn set_refine_k(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        self.set_search_default(py, SearchDefault::RefineK, value)
+    }
+
+    /// The least candidates a refine stage re-scores when a search gives no `refine_k`
+    /// (Milvus SCANN's `reorder_k`); an `AttributeError` until set. Written with the index.
+    #[getter]
+    fn get_reorder_k(&self, py: Python<'_>) -> PyResult<usize> {
+        self.search_default(py, SearchDefault::ReorderK)
+    }
+
+    #[setter]
+    fn set_reorder_k(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        self.set_search_default(py, SearchDefault::ReorderK, value)
     }
 
     fn __len__(&self, py: Python<'_>) -> usize {
@@ -481,9 +553,14 @@ impl PyIndex {
 /// An empty index of the kind `description` names (Faiss' factory strings: `"Flat"`,
 /// `"HNSW32"`, `"HNSW32,SQ8,RFlat"`, `"IVF1024,Flat"`, `"IVF1024,PQ16"`, `"PQ32x4fs"`, …).
 /// Build parameters a string does not carry are keywords: `ef_construction`, `ef` (the default
-/// search beam), `nprobe`, `refine_k`.
+/// search beam), `nprobe`, `refine_k`, `reorder_k` (refine stages: re-score at least this many),
+/// `by_residual` (`IVF…,PQ…x4fs`: code residuals, the default, or the vectors) and
+/// `anisotropic_threshold` (`…x4fs`: ScaNN's score-aware PQ training).
 #[pyfunction]
-#[pyo3(signature = (d, description, metric=None, *, ef_construction=None, ef=None, nprobe=None, refine_k=None))]
+#[pyo3(signature = (
+    d, description, metric=None, *, ef_construction=None, ef=None, nprobe=None, refine_k=None, reorder_k=None,
+    by_residual=None, anisotropic_threshold=None,
+))]
 #[allow(clippy::too_many_arguments)] // Faiss' positional shape plus the build keywords
 fn index_factory(
     py: Python<'_>,
@@ -494,6 +571,9 @@ fn index_factory(
     ef: Option<i64>,
     nprobe: Option<i64>,
     refine_k: Option<i64>,
+    reorder_k: Option<i64>,
+    by_residual: Option<bool>,
+    anisotropic_threshold: Option<f32>,
 ) -> PyResult<PyIndex> {
     let dim = count("d", d)?;
     let metric = metric.map_or(Ok(Metric::L2), parse_metric)?;
@@ -502,9 +582,9 @@ fn index_factory(
         ef: opt_count("ef", ef)?,
         refine_k: opt_count("refine_k", refine_k)?,
         nprobe: opt_count("nprobe", nprobe)?,
-        // by_residual, anisotropic_threshold, reorder_k (fast-scan IVF, ScaNN-style PQ): not
-        // exposed yet, the factory's defaults.
-        ..Default::default()
+        reorder_k: opt_count("reorder_k", reorder_k)?,
+        by_residual,
+        anisotropic_threshold,
     };
     let index = py.detach(|| vq::index_factory_with(dim, description, metric, &params)).map_err(to_py)?;
     Ok(PyIndex::new(index))

@@ -171,6 +171,62 @@ def test_params_object_and_keywords(data):
     np.testing.assert_array_equal(index.search(q, 5, params=p)[1], I_one)
 
 
+@pytest.mark.parametrize(
+    "spec, attrs",
+    [
+        ("Flat", {}),
+        ("HNSW16", {"ef": 20}),
+        ("IVF16,Flat", {"nprobe": 3}),
+        # Faiss' classic slip: `index.nprobe = 16` on the refine wrapper sets nothing there.
+        ("IVF16,PQ8,RFlat", {"nprobe": 3, "refine_k": 2}),
+        ("OPQ4,IVF16,PQ4", {"nprobe": 3}),
+        ("HNSW16,SQ8,RFlat", {"ef": 20, "refine_k": 3, "reorder_k": 25}),
+    ],
+)
+def test_search_defaults_are_attributes_that_reach_their_part(spec, attrs, data, tmp_path):
+    x, q = data
+    index = build(spec, x)
+    refine = {"refine_k", "reorder_k"} if "RFlat" in spec else set()
+    for name in ("nprobe", "ef", "refine_k", "reorder_k"):
+        if name not in attrs and name not in refine:
+            assert not hasattr(index, name), f"{spec}: {name}"
+            with pytest.raises(AttributeError, match=name):
+                setattr(index, name, 4)
+    for name, value in attrs.items():
+        setattr(index, name, value)
+        assert getattr(index, name) == value
+        with pytest.raises(ValueError):
+            setattr(index, name, 0)
+        with pytest.raises(ValueError):
+            setattr(index, name, -1)
+    # A search without the knobs uses the defaults: the same answer as giving them. (reorder_k
+    # 25 re-scores max(k, 25) = 25 candidates: refine_k 5 at k = 5.)
+    given = {n: v for n, v in attrs.items() if n != "reorder_k"}
+    if "reorder_k" in attrs:
+        given["refine_k"] = attrs["reorder_k"] // 5
+    D, I = index.search(q, 5)
+    D2, I2 = index.search(q, 5, **given)
+    np.testing.assert_array_equal(I, I2)
+    np.testing.assert_array_equal(D, D2)
+    # Written with the index.
+    vq.write_index(index, tmp_path / "i.vq")
+    back = vq.read_index(tmp_path / "i.vq")
+    for name, value in attrs.items():
+        assert getattr(back, name) == value
+    np.testing.assert_array_equal(back.search(q, 5)[1], I)
+
+
+def test_factory_build_keywords(data):
+    x, q = data
+    index = vq.index_factory(16, "IVF16,PQ8x4fs,RFlat", reorder_k=40, by_residual=False, nprobe=4)
+    assert (index.reorder_k, index.nprobe) == (40, 4)
+    index.train(x)
+    index.add(x)
+    np.testing.assert_array_equal(index.search(q, 5)[1], index.search(q, 5, refine_k=8)[1])
+    with pytest.raises(ValueError):
+        vq.index_factory(16, "IVF16,PQ8x4fs", anisotropic_threshold=float("nan"))
+
+
 def test_cosine_and_normalize(data):
     x, q = data
     index = build("Flat", x * 3.0, vq.METRIC_COSINE)

@@ -43,7 +43,10 @@ use crate::error::{Error, Result};
 use crate::factory::IndexParams;
 use crate::flat::FlatIndex;
 use crate::ids::IdMap;
-use crate::index::{Index, MemoryUsage, SearchParams, check_ids, check_k, neighbors_from_rows, prepare};
+use crate::index::{
+    Index, MemoryUsage, SearchDefault, SearchParams, check_ids, check_k, check_search_default, neighbors_from_rows,
+    no_search_default, prepare,
+};
 use crate::ivf::{IvfIndex, IvfStorage};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 use vq_gpu::GpuCodec;
@@ -532,5 +535,17 @@ impl<C: GpuCodec + IvfStorage + 'static> Index for GpuIvfIndex<C> {
 
     fn fingerprint(&self) -> u64 {
         self.fingerprint
+    }
+
+    fn search_default(&self, knob: SearchDefault) -> Option<usize> {
+        (knob == SearchDefault::Nprobe).then(|| self.inner.params().nprobe)
+    }
+
+    fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
+        let value = check_search_default(knob, value)?;
+        match knob {
+            SearchDefault::Nprobe => Ok(self.inner.set_nprobe(value)?),
+            _ => Err(no_search_default(self, knob)),
+        }
     }
 }

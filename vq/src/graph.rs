@@ -9,7 +9,8 @@ use vq_quant::Quantizer;
 
 use crate::error::{Error, Result};
 use crate::index::{
-    Index, MemoryUsage, SearchParams, check_ids, check_k, fingerprint_of, prepare, quantizer_fingerprint,
+    Index, MemoryUsage, SearchDefault, SearchParams, check_ids, check_k, check_search_default, fingerprint_of,
+    no_search_default, prepare, quantizer_fingerprint,
 };
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
@@ -162,6 +163,21 @@ impl Index for HnswFlatIndex {
 
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         Ok(self.graph.write_to(w, prefix)?)
+    }
+
+    fn search_default(&self, knob: SearchDefault) -> Option<usize> {
+        (knob == SearchDefault::Ef).then(|| self.graph.params().ef)
+    }
+
+    fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
+        let value = check_search_default(knob, value)?;
+        match knob {
+            SearchDefault::Ef => {
+                self.graph.set_ef(value);
+                Ok(())
+            }
+            _ => Err(no_search_default(self, knob)),
+        }
     }
 }
 
@@ -318,5 +334,22 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
 
     fn fingerprint(&self) -> u64 {
         fingerprint_of(&self.spec(), self.dim(), self.metric(), &[quantizer_fingerprint(self.quantizer())])
+    }
+
+    fn search_default(&self, knob: SearchDefault) -> Option<usize> {
+        (knob == SearchDefault::Ef).then(|| self.graph().map_or(self.params.ef, |h| h.params().ef))
+    }
+
+    fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
+        let value = check_search_default(knob, value)?;
+        if knob != SearchDefault::Ef {
+            return Err(no_search_default(self, knob));
+        }
+        // Kept in both places: an untrained index makes its graph from `params` when trained.
+        self.params.ef = value;
+        if let Stage::Trained(h) = &mut self.stage {
+            h.set_ef(value);
+        }
+        Ok(())
     }
 }

@@ -113,6 +113,79 @@ impl std::ops::Add for MemoryUsage {
     }
 }
 
+/// A search parameter an index keeps a default for, used by every search that does not give
+/// it ([`SearchParams`]' field of the same name). Set through
+/// [`Index::set_search_default`] (Faiss' `index.nprobe = 16` or
+/// `ParameterSpace().set_index_parameter(index, "nprobe", 16)`, which in Faiss reach only the
+/// object they are called on).
+///
+/// ```
+/// use vq::SearchDefault;
+/// assert_eq!("efSearch".parse::<SearchDefault>()?, SearchDefault::Ef);
+/// assert_eq!(SearchDefault::RefineK.name(), "refine_k");
+/// assert!("nprobes".parse::<SearchDefault>().is_err());
+/// # Ok::<(), vq::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SearchDefault {
+    /// Inverted lists scanned per query (`nprobe`).
+    Nprobe,
+    /// An HNSW graph's beam width (`ef`; Faiss' `efSearch`).
+    Ef,
+    /// A refine stage's candidates per hit (`refine_k`; Faiss' `k_factor`).
+    RefineK,
+    /// The least candidates a refine stage re-scores when a search gives no `refine_k`
+    /// (`reorder_k`, Milvus' SCANN).
+    ReorderK,
+}
+
+impl SearchDefault {
+    /// Every knob, in the order above.
+    pub const ALL: [SearchDefault; 4] =
+        [SearchDefault::Nprobe, SearchDefault::Ef, SearchDefault::RefineK, SearchDefault::ReorderK];
+
+    /// vq's name: `nprobe`, `ef`, `refine_k`, `reorder_k`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchDefault::Nprobe => "nprobe",
+            SearchDefault::Ef => "ef",
+            SearchDefault::RefineK => "refine_k",
+            SearchDefault::ReorderK => "reorder_k",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchDefault {
+    type Err = Error;
+
+    /// vq's names and Faiss' (`efSearch`, `k_factor`).
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "nprobe" => Ok(SearchDefault::Nprobe),
+            "ef" | "efSearch" => Ok(SearchDefault::Ef),
+            "refine_k" | "k_factor" => Ok(SearchDefault::RefineK),
+            "reorder_k" => Ok(SearchDefault::ReorderK),
+            _ => Err(Error::Parameter {
+                name: "search default",
+                what: format!("unknown name {name:?} (nprobe, ef / efSearch, refine_k / k_factor, reorder_k)"),
+            }),
+        }
+    }
+}
+
+/// The refusal of [`Index::set_search_default`] for a knob no part of the index uses.
+pub(crate) fn no_search_default(index: &(impl Index + ?Sized), knob: SearchDefault) -> Error {
+    Error::Parameter { name: knob.name(), what: format!("{} has no {} to set", index.spec(), knob.name()) }
+}
+
+/// A default's value checked: every knob counts something, at least 1.
+pub(crate) fn check_search_default(knob: SearchDefault, value: usize) -> Result<usize> {
+    if value == 0 {
+        return Err(Error::Parameter { name: knob.name(), what: "must be at least 1".into() });
+    }
+    Ok(value)
+}
+
 /// A vector index: Faiss' verbs over row-major `&[f32]` batches.
 ///
 /// Scores follow [`Metric`]'s convention (squared L2, smaller is better; inner product and
@@ -295,6 +368,32 @@ pub trait Index: Any + Send + Sync {
     fn check_merge(&self, other: &dyn Index, shift_ids: u64) -> Result<()> {
         let _ = (other, shift_ids);
         Err(Error::NotMergeable { spec: self.spec().to_string() })
+    }
+    /// The default of `knob` that searches not giving it use, or `None` when no part of the
+    /// index has that knob (`nprobe` of a graph) or it is unset (`reorder_k`).
+    fn search_default(&self, knob: SearchDefault) -> Option<usize> {
+        let _ = knob;
+        None
+    }
+    /// Sets the default of `knob` for every later search that does not give it. A refine
+    /// stage or a transform passes it to the index that uses it (`nprobe` of
+    /// `OPQ16,IVF1024,PQ16,RFlat` reaches the inverted file: no Faiss-style
+    /// `extract_index_ivf` needed), and it is written with the index.
+    ///
+    /// ```
+    /// use vq::{Metric, SearchDefault};
+    /// let mut index = vq::index_factory(8, "IVF4,PQ2,RFlat", Metric::L2)?;
+    /// index.set_search_default(SearchDefault::Nprobe, 3)?;
+    /// assert_eq!(index.search_default(SearchDefault::Nprobe), Some(3));
+    /// assert!(vq::index_factory(8, "Flat", Metric::L2)?.set_search_default(SearchDefault::Nprobe, 3).is_err());
+    /// # Ok::<(), vq::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when no part of the index has `knob`, or `value` is 0.
+    fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
+        check_search_default(knob, value)?;
+        Err(no_search_default(self, knob))
     }
 }
 

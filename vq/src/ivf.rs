@@ -7,7 +7,10 @@ use vq_io::{ContainerReader, ContainerWriter};
 use vq_ivf::{FlatCodec, IvfCodec, IvfParams, IvfSearch, PqCodec, SqCodec};
 
 use crate::error::{Error, Result};
-use crate::index::{Index, MemoryUsage, SearchParams, check_ids, downcast_for_merge, downcast_ref_for_merge};
+use crate::index::{
+    Index, MemoryUsage, SearchDefault, SearchParams, check_ids, check_search_default, downcast_for_merge,
+    downcast_ref_for_merge, no_search_default,
+};
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
 
 /// A list codec's factory-string component.
@@ -198,6 +201,18 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
     fn is_mergeable(&self) -> bool {
         true
     }
+
+    fn search_default(&self, knob: SearchDefault) -> Option<usize> {
+        (knob == SearchDefault::Nprobe).then(|| self.inner.params().nprobe)
+    }
+
+    fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
+        let value = check_search_default(knob, value)?;
+        match knob {
+            SearchDefault::Nprobe => self.inner.set_nprobe(value).map_err(|e| self.err(e)),
+            _ => Err(no_search_default(self, knob)),
+        }
+    }
 }
 
 impl From<vq_ivf::Error> for Error {
@@ -351,6 +366,18 @@ impl Index for IvfFastScanIndex {
 
     fn is_mergeable(&self) -> bool {
         true
+    }
+
+    fn search_default(&self, knob: SearchDefault) -> Option<usize> {
+        (knob == SearchDefault::Nprobe).then(|| self.inner.params().nprobe)
+    }
+
+    fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
+        let value = check_search_default(knob, value)?;
+        match knob {
+            SearchDefault::Nprobe => self.inner.set_nprobe(value).map_err(|e| self.err(e)),
+            _ => Err(no_search_default(self, knob)),
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use vq_quant::{CodeScorer, FlatCodes, Quantizer, ScalarQuantizer};
 use crate::error::{Error, Result};
 use crate::ids::{IdMap, retain_rows};
 use crate::index::{
-    Index, MemoryUsage, SearchParams, check_ids, downcast_for_merge, downcast_ref_for_merge, fingerprint_of,
-    neighbors_from_rows, prepare, prepare_search, quantizer_fingerprint,
+    Index, MemoryUsage, SearchDefault, SearchParams, check_ids, check_search_default, downcast_for_merge,
+    downcast_ref_for_merge, fingerprint_of, neighbors_from_rows, prepare, prepare_search, quantizer_fingerprint,
 };
 use crate::range::FIRST_K;
 use crate::spec::{IndexSpec, RefineSpec};
@@ -416,6 +416,25 @@ impl Index for RefineIndex {
         let other = downcast_ref_for_merge(self, other)?;
         self.merge_ids(other, shift_ids)?;
         self.base.check_merge(other.base.as_ref(), shift_ids)
+    }
+
+    fn search_default(&self, knob: SearchDefault) -> Option<usize> {
+        match knob {
+            SearchDefault::RefineK => Some(self.default_refine_k),
+            SearchDefault::ReorderK => self.default_reorder_k,
+            _ => self.base.search_default(knob),
+        }
+    }
+
+    /// `refine_k` and `reorder_k` are the refine stage's own; the rest go to the base.
+    fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
+        let value = check_search_default(knob, value)?;
+        match knob {
+            SearchDefault::RefineK => self.set_default_refine_k(value),
+            SearchDefault::ReorderK => self.set_default_reorder_k(value),
+            _ => return self.base.set_search_default(knob, value),
+        }
+        Ok(())
     }
 }
 

@@ -8,8 +8,8 @@ use vq_quant::{OpqParams, OpqRotation};
 
 use crate::error::{Error, Result};
 use crate::index::{
-    Index, MemoryUsage, SearchParams, check_k, downcast_for_merge, downcast_ref_for_merge, fingerprint_of, prepare,
-    sections_fingerprint,
+    Index, MemoryUsage, SearchDefault, SearchParams, check_k, downcast_for_merge, downcast_ref_for_merge,
+    fingerprint_of, prepare, sections_fingerprint,
 };
 use crate::spec::{IndexSpec, TransformSpec};
 
@@ -233,5 +233,13 @@ impl Index for PreTransformIndex {
         let other = downcast_ref_for_merge(self, other)?;
         self.check_rotation(other)?;
         self.inner.check_merge(other.inner.as_ref(), shift_ids)
+    }
+
+    fn search_default(&self, knob: SearchDefault) -> Option<usize> {
+        self.inner.search_default(knob)
+    }
+
+    fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
+        self.inner.set_search_default(knob, value)
     }
 }

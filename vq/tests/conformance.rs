@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Normal};
-use vq::{Error, IdBitset, Index, Metric, SearchParams};
+use vq::{Error, IdBitset, Index, Metric, SearchDefault, SearchParams};
 
 const DIM: usize = 16;
 const N: usize = 2_000;
@@ -709,5 +709,71 @@ fn cosine_reconstructs_the_normalized_vector() {
         let mut x = data[7 * DIM..8 * DIM].to_vec();
         vq::normalize_l2(&mut x, DIM).unwrap();
         assert!(v.iter().zip(&x).all(|(a, b)| (a - b).abs() <= 1e-6), "{spec}");
+    }
+}
+
+/// The search defaults a factory string's index has, read from the string alone: inverted
+/// files `nprobe`, HNSW graphs `ef` (not an HNSW coarse quantizer's), refine stages `refine_k`
+/// and `reorder_k`.
+fn defaults_of(spec: &str) -> Vec<SearchDefault> {
+    let mut knobs = Vec::new();
+    if spec.contains("IVF") {
+        knobs.push(SearchDefault::Nprobe);
+    }
+    if spec.starts_with("HNSW") {
+        knobs.push(SearchDefault::Ef);
+    }
+    if spec.contains("RFlat") || spec.contains("Refine(") {
+        knobs.extend([SearchDefault::RefineK, SearchDefault::ReorderK]);
+    }
+    knobs
+}
+
+/// `params` with `knob` given as `value`, every other knob left to the index.
+fn with_knob(k: usize, knob: SearchDefault, value: usize) -> SearchParams<'static> {
+    let mut p = SearchParams::new(k);
+    match knob {
+        SearchDefault::Nprobe => p.nprobe = Some(value),
+        SearchDefault::Ef => p.ef = Some(value),
+        // A search has no `reorder_k`: it shows as `refine_k` left to the index.
+        SearchDefault::RefineK => p.refine_k = Some(value),
+        SearchDefault::ReorderK => {}
+    }
+    p
+}
+
+#[test]
+fn search_defaults_reach_the_part_that_uses_them_and_persist() {
+    let data = clustered(N, 1);
+    let queries = clustered(NQ, 2);
+    for (spec, _) in SPECS {
+        let mut index = built(spec, Metric::L2, &data);
+        let has = defaults_of(spec);
+        for knob in SearchDefault::ALL {
+            if !has.contains(&knob) {
+                assert_eq!(index.search_default(knob), None, "{spec} {knob:?}");
+                let e = index.set_search_default(knob, 3).unwrap_err();
+                assert!(matches!(e, Error::Parameter { .. }), "{spec} {knob:?}: {e}");
+                continue;
+            }
+            let e = index.set_search_default(knob, 0).unwrap_err();
+            assert!(matches!(e, Error::Parameter { .. }), "{spec} {knob:?} = 0: {e}");
+            for value in [2, 5] {
+                index.set_search_default(knob, value).unwrap_or_else(|e| panic!("{spec} {knob:?}: {e}"));
+                assert_eq!(index.search_default(knob), Some(value), "{spec} {knob:?}");
+                let by_default = index.search(&queries, K).unwrap();
+                // reorder_k = value re-scores max(k, value) = k candidates: refine_k 1.
+                let explicit = if knob == SearchDefault::ReorderK {
+                    SearchParams { refine_k: Some(1), ..SearchParams::new(K) }
+                } else {
+                    with_knob(K, knob, value)
+                };
+                // (A graph walk is deterministic for a fixed graph: equal answers to the bit.)
+                assert_eq!(by_default, index.search_with(&queries, &explicit).unwrap(), "{spec} {knob:?} {value}");
+            }
+            let back = vq::read_index_from_bytes(&vq::write_index_to_bytes(index.as_ref()).unwrap()).unwrap();
+            assert_eq!(back.search_default(knob), Some(5), "{spec} {knob:?}: written and read");
+            assert_eq!(back.search(&queries, K).unwrap(), index.search(&queries, K).unwrap(), "{spec} {knob:?}");
+        }
     }
 }
