@@ -77,13 +77,6 @@ pub struct HnswParams {
     /// path was faster below about 15 % passing (`examples/filter_crossover.rs`; figures in
     /// BENCHMARKS.md). The crossover moves up as the index grows (brute force is linear in n).
     pub brute_force_below: f64,
-    /// A filtered k-NN search whose filter passes fewer than this fraction of the nodes (and
-    /// at least `brute_force_below`) walks through the nodes it rejects without scoring them,
-    /// to their own neighbours (ACORN-1's two-hop expansion), with twice the beam, instead of
-    /// scoring every neighbour and keeping the passing ones. 0 turns it off. Default 0.3:
-    /// on 50,000 × 64 clustered vectors it was 3-4x faster at equal recall with 10-20 %
-    /// passing and slower at 50 % (`examples/filter_crossover.rs`; figures in BENCHMARKS.md).
-    pub two_hop_below: f64,
     /// Seed of the level draws (levels depend on it and on the insertion slot only, so a build
     /// is the same with any number of threads up to the order of concurrent inserts).
     pub seed: u64,
@@ -106,7 +99,6 @@ impl HnswParams {
             level_mult: 1.0 / (m.max(2) as f64).ln(),
             keep_pruned: false,
             brute_force_below: 0.1,
-            two_hop_below: 0.3,
             seed: 0x5eed,
         }
     }
@@ -124,13 +116,6 @@ impl HnswParams {
         }
         if !(self.level_mult.is_finite() && self.level_mult > 0.0) {
             return bad("level_mult", "must be a positive number");
-        }
-        // (Above 1 means always: a pass rate is at most 1.)
-        if self.brute_force_below.is_nan() || self.brute_force_below < 0.0 {
-            return bad("brute_force_below", "must be a number, at least 0");
-        }
-        if self.two_hop_below.is_nan() || self.two_hop_below < 0.0 {
-            return bad("two_hop_below", "must be a number, at least 0");
         }
         Ok(())
     }
@@ -302,8 +287,6 @@ struct Scratch {
     fresh: Vec<u32>,
     /// A link list being read.
     links: Vec<u32>,
-    /// Rejected neighbours a two-hop expansion passes through.
-    hop: Vec<u32>,
     /// Results being sorted.
     out: Vec<Cand>,
     /// A normalized copy of the query (cosine).
@@ -474,18 +457,6 @@ impl<S: VectorStorage> Hnsw<S> {
     /// Sets the default search beam width (raised to `k` at search time when smaller).
     pub fn set_ef(&mut self, ef: usize) {
         self.params.ef = ef.max(1);
-    }
-
-    /// Sets the pass rates below which a filtered search scores the passing nodes alone
-    /// ([`HnswParams::brute_force_below`]) or walks two hops ([`HnswParams::two_hop_below`]).
-    ///
-    /// # Errors
-    /// [`Error::Parameter`] for a NaN or negative rate; nothing is changed then.
-    pub fn set_filter_thresholds(&mut self, brute_force_below: f64, two_hop_below: f64) -> Result<()> {
-        let params = HnswParams { brute_force_below, two_hop_below, ..self.params.clone() };
-        params.check()?;
-        self.params = params;
-        Ok(())
     }
 
     /// Makes room for `additional` more vectors up front (a bulk load then never grows).
@@ -707,7 +678,6 @@ impl<S: VectorStorage> Hnsw<S> {
             top: BinaryHeap::new(),
             fresh: Vec::new(),
             links: Vec::new(),
-            hop: Vec::new(),
             out: Vec::new(),
             query: Vec::new(),
         })
@@ -738,10 +708,7 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// Beam search of width `ef` on `layer` from `entry`; leaves the best `ef` nodes that
     /// `keep` accepts (all of them when `keep` is `None`) in `s.top` (a max-heap). Rejected
-    /// nodes still route: scored like the others, or, with `two_hop` (layer 0 only), not
-    /// scored but passed through to their own neighbours
-    /// ([`score_two_hop`](Self::score_two_hop)).
-    #[allow(clippy::too_many_arguments)]
+    /// nodes still route.
     fn search_layer(
         &self,
         q: &S::Query<'_>,
@@ -750,9 +717,8 @@ impl<S: VectorStorage> Hnsw<S> {
         layer: usize,
         s: &mut Scratch,
         keep: Option<&dyn Fn(u32) -> bool>,
-        two_hop: bool,
     ) {
-        self.search_layer_seeing(q, entry, ef, layer, s, keep, two_hop, |_| {});
+        self.search_layer_seeing(q, entry, ef, layer, s, keep, |_| {});
     }
 
     /// [`search_layer`](Self::search_layer), showing `seen` every node it scores, the entry
@@ -767,12 +733,9 @@ impl<S: VectorStorage> Hnsw<S> {
         layer: usize,
         s: &mut Scratch,
         keep: Option<&dyn Fn(u32) -> bool>,
-        two_hop: bool,
         mut seen: impl FnMut(Cand),
     ) {
         let accept = |id: u32| keep.is_none_or(|f| f(id));
-        // Two hops: only accepted nodes are ever scored (the entry aside).
-        let hop_keep = keep.filter(|_| two_hop && layer == 0);
         s.visited.reset(self.slots.load(Ordering::Acquire) as usize);
         s.candidates.clear();
         s.top.clear();
@@ -787,9 +750,8 @@ impl<S: VectorStorage> Hnsw<S> {
             if c.0 > bound {
                 break;
             }
-            // (`s.links` is free here: the descent that used it is over.)
-            let (visited, fresh, hop, list) = (&mut s.visited, &mut s.fresh, &mut s.hop, &mut s.links);
-            let mut found = |d: f32, id: u32| {
+            let (visited, fresh) = (&mut s.visited, &mut s.fresh);
+            self.score_unvisited(q, c.1, layer, visited, fresh, |d, id| {
                 seen(Cand(d, id));
                 if s.top.len() < ef || d < bound {
                     s.candidates.push(Reverse(Cand(d, id)));
@@ -799,7 +761,7 @@ impl<S: VectorStorage> Hnsw<S> {
                     if layer == 0 {
                         self.prefetch_dir(id);
                     }
-                    if hop_keep.is_some() || accept(id) {
+                    if accept(id) {
                         s.top.push(Cand(d, id));
                         if s.top.len() > ef {
                             s.top.pop();
@@ -809,11 +771,7 @@ impl<S: VectorStorage> Hnsw<S> {
                         }
                     }
                 }
-            };
-            match hop_keep {
-                Some(keep) => self.score_two_hop(q, c.1, keep, visited, fresh, hop, list, &mut found),
-                None => self.score_unvisited(q, c.1, layer, visited, fresh, &mut found),
-            }
+            });
             // The next node to expand: start loading its links while this loop winds down.
             if let Some(Reverse(next)) = s.candidates.peek() {
                 self.prefetch_links(next.1, layer);
@@ -831,7 +789,7 @@ impl<S: VectorStorage> Hnsw<S> {
         layer: usize,
         visited: &mut Visited,
         fresh: &mut Vec<u32>,
-        each: impl FnMut(f32, u32),
+        mut each: impl FnMut(f32, u32),
     ) {
         // First collect the unvisited neighbours and prefetch their vectors, then score them:
         // the memory loads overlap instead of queueing behind each distance. Read the ids and
@@ -842,71 +800,6 @@ impl<S: VectorStorage> Hnsw<S> {
             visited.prefetch(id);
         }
         fresh.retain(|&id| visited.insert(id));
-        self.score_ids(q, fresh, each);
-    }
-
-    /// Two-hop expansion of `slot` on layer 0 for a walk under a selective filter (ACORN-1's,
-    /// Patel et al., SIGMOD 2024): a neighbour `keep` rejects is not scored, its own
-    /// neighbours are looked at instead, so the walk steps from accepted node to accepted node
-    /// through rejected ones where it would spend a distance on each rejected neighbour and
-    /// reach few accepted ones. Hands each accepted node not visited before to `each` with its
-    /// key, at most `m0` of them (list order: the 1-hop neighbours first). Rejected nodes of
-    /// the second hop are left unvisited, so they can still be passed through from elsewhere.
-    #[allow(clippy::too_many_arguments)]
-    fn score_two_hop(
-        &self,
-        q: &S::Query<'_>,
-        slot: u32,
-        keep: &dyn Fn(u32) -> bool,
-        visited: &mut Visited,
-        fresh: &mut Vec<u32>,
-        hop: &mut Vec<u32>,
-        list: &mut Vec<u32>,
-        each: impl FnMut(f32, u32),
-    ) {
-        self.read_list(slot, 0, fresh);
-        for &id in fresh.iter() {
-            visited.prefetch(id);
-        }
-        hop.clear();
-        let mut kept = 0;
-        for i in 0..fresh.len() {
-            let id = fresh[i];
-            if !visited.insert(id) {
-                continue;
-            }
-            if keep(id) {
-                fresh[kept] = id;
-                kept += 1;
-            } else {
-                hop.push(id);
-                self.prefetch_links(id, 0);
-            }
-        }
-        fresh.truncate(kept);
-        let cap = self.params.m0;
-        for &via in hop.iter() {
-            if fresh.len() >= cap {
-                break;
-            }
-            self.read_list(via, 0, list);
-            for &id in list.iter() {
-                if fresh.len() >= cap {
-                    break;
-                }
-                if !visited.contains(id) && keep(id) {
-                    visited.insert(id);
-                    fresh.push(id);
-                }
-            }
-        }
-        self.score_ids(q, fresh, each);
-    }
-
-    /// Scores `ids` in order, handing each to `each` with its key.
-    #[inline]
-    fn score_ids(&self, q: &S::Query<'_>, ids: &[u32], mut each: impl FnMut(f32, u32)) {
-        let fresh = ids;
         // Keep about `LINES_IN_FLIGHT` lines of vectors loading, so that the memory latency of
         // many neighbours overlaps instead of each distance waiting for its own.
         let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
@@ -937,18 +830,10 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// Searches one prepared query: up to `k` `(key, slot)` pairs, best first, in `s.out`.
-    fn search_slots(
-        &self,
-        q: &S::Query<'_>,
-        k: usize,
-        ef: usize,
-        keep: Option<&dyn Fn(u32) -> bool>,
-        two_hop: bool,
-        s: &mut Scratch,
-    ) {
+    fn search_slots(&self, q: &S::Query<'_>, k: usize, ef: usize, keep: Option<&dyn Fn(u32) -> bool>, s: &mut Scratch) {
         s.out.clear();
         let Some((entry, _)) = self.descend(q, 0, &mut s.links) else { return };
-        self.search_layer(q, entry, ef.max(k), 0, s, keep, two_hop);
+        self.search_layer(q, entry, ef.max(k), 0, s, keep);
         s.out.extend(s.top.drain());
         s.out.sort_unstable();
         s.out.truncate(k);
@@ -1020,19 +905,10 @@ impl<S: VectorStorage> Hnsw<S> {
         // k at or above the live count asks for everything: score it all, which is exact
         // and costs no more than k distances (a graph walk could miss a poorly linked node).
         let everything = k_want >= self.live.load(Ordering::Relaxed);
-        // A filter's pass rate picks the path: below `brute_force_below` score the passing
-        // nodes alone, below `two_hop_below` walk through rejected nodes without scoring them.
-        let pass_rate = if filter.is_some() && !everything { self.pass_rate(&keep_fn) } else { 1.0 };
-        if everything || pass_rate < self.params.brute_force_below {
+        if everything || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
             self.brute_force(&pq, k, &keep_fn, &mut s.out);
         } else {
-            let two_hop = pass_rate < self.params.two_hop_below;
-            let ef = ef.unwrap_or(self.params.ef);
-            // A two-hop walk scores accepted nodes only, so at one beam width it finds a little
-            // less than a walk scoring every neighbour (filter_crossover, 20 % passing, ef 64:
-            // 0.96 against 0.98); twice the beam finds as much, still 3-4x faster.
-            let ef = if two_hop { ef.saturating_mul(2) } else { ef };
-            self.search_slots(&pq, k, ef, keep, two_hop, s);
+            self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), keep, s);
             // Fewer than k found: the walk ran out of nodes to reach, because a beam not yet
             // full expands everything it reaches. Either fewer than k nodes pass (a filter)
             // or the graph has islands (groups of identical vectors larger than a list, or
@@ -1045,13 +921,13 @@ impl<S: VectorStorage> Hnsw<S> {
         s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
     }
 
-    /// The fraction of slots `keep` accepts, from a sample of [`FILTER_SAMPLE`] spread over
-    /// them (1 for an empty graph). Under a selective filter a graph walk wanders far to fill
-    /// its beam, and scoring only the passing nodes is faster and exact.
-    fn pass_rate(&self, keep: &dyn Fn(u32) -> bool) -> f64 {
+    /// `true` when a sample says fewer than `params.brute_force_below` of the slots pass `keep`:
+    /// the graph search would then wander far to fill its beam, and scoring only the passing
+    /// nodes is both faster and exact.
+    fn filter_is_selective(&self, keep: &dyn Fn(u32) -> bool) -> bool {
         let n = self.slots.load(Ordering::Acquire);
         if n == 0 {
-            return 1.0;
+            return false;
         }
         let step = (n / FILTER_SAMPLE).max(1);
         let (mut seen, mut passed) = (0u32, 0u32);
@@ -1061,7 +937,7 @@ impl<S: VectorStorage> Hnsw<S> {
             passed += u32::from(keep(slot));
             slot += step;
         }
-        f64::from(passed) / f64::from(seen)
+        (passed as f64) < self.params.brute_force_below * seen as f64
     }
 
     /// Scores every slot `keep` accepts: the `k` best in `out`, best first.
@@ -1193,7 +1069,7 @@ impl<S: VectorStorage> Hnsw<S> {
         let mut ball = Vec::new();
         // An infinite radius asks for every node: scored all, so that none is missed for
         // want of in-links, as a k-NN search for `k ≥ len` does.
-        if limit == f32::INFINITY || (filter.is_some() && self.pass_rate(&keep_fn) < self.params.brute_force_below) {
+        if limit == f32::INFINITY || (filter.is_some() && self.filter_is_selective(&keep_fn)) {
             self.score_every(&pq, &keep_fn, |c| {
                 if c.0 < limit {
                     ball.push(c);
@@ -1218,7 +1094,7 @@ impl<S: VectorStorage> Hnsw<S> {
     ) {
         let Some((entry, _)) = self.descend(q, 0, &mut s.links) else { return };
         // Every node the beam scores, for now: the shell's width depends on the best key.
-        self.search_layer_seeing(q, entry, ef, 0, s, keep, false, |c| ball.push(c));
+        self.search_layer_seeing(q, entry, ef, 0, s, keep, |c| ball.push(c));
         let best = ball.iter().map(|c| c.0).fold(f32::INFINITY, f32::min);
         if best >= limit {
             // The beam found nothing within the radius (a −∞ limit included).
@@ -1546,7 +1422,7 @@ impl<S: VectorStorage> Hnsw<S> {
     fn connect(&self, slot: u32, q: &S::Query<'_>, mut cur: Cand, top: usize, s: &mut Scratch) {
         let mut chosen = Vec::with_capacity(self.params.m0);
         for layer in (0..=top).rev() {
-            self.search_layer(q, cur, self.params.ef_construction, layer, s, None, false);
+            self.search_layer(q, cur, self.params.ef_construction, layer, s, None);
             let mut found: Vec<Cand> = s.top.drain().collect();
             found.sort_unstable();
             found.retain(|c| c.1 != slot);

@@ -81,12 +81,10 @@ fn inserts_racing_every_reader_across_chunk_boundaries_never_panic() {
                                 assert!(hits.iter().all(|h| h.0 % 40 == 0));
                                 check_hits(&hits, q, data, dim, n);
                             }
-                            // Looser filters: sampled, then the graph (half pass), or the
-                            // two-hop walk (a fifth).
+                            // A loose filter: sampled, then the graph.
                             2 => {
-                                let m = if r % 12 == 2 { 2 } else { 5 };
-                                let hits = index.search_filtered(q, 5, Some(16), &|id| id % m == 0).unwrap();
-                                assert!(hits.iter().all(|h| h.0 % m == 0));
+                                let hits = index.search_filtered(q, 5, Some(16), &|id| id % 2 == 0).unwrap();
+                                assert!(hits.iter().all(|h| h.0 % 2 == 0));
                                 check_hits(&hits, q, data, dim, n);
                             }
                             3 => index.save(&path).unwrap(),

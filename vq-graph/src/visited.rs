@@ -41,12 +41,6 @@ impl Visited {
         let _ = id;
     }
 
-    /// Whether `id` is marked.
-    #[inline]
-    pub(crate) fn contains(&self, id: u32) -> bool {
-        self.tags.get(id as usize).is_some_and(|&t| t == self.epoch)
-    }
-
     /// Marks `id`; returns `true` if it was not marked yet.
     #[inline]
     pub(crate) fn insert(&mut self, id: u32) -> bool {
