@@ -12,7 +12,7 @@ use vq_distance::Metric;
 use crate::{FlatStorage, Hnsw, HnswParams};
 
 /// `n` pseudo-random vectors (a fixed hash of the position; no two alike).
-fn vectors(n: usize, dim: usize, salt: u64) -> Vec<f32> {
+pub(super) fn vectors(n: usize, dim: usize, salt: u64) -> Vec<f32> {
     (0..n * dim)
         .map(|i| {
             let mut z = (i as u64 ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xabcd;

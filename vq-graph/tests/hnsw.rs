@@ -317,15 +317,23 @@ fn a_corrupt_file_is_an_error_not_a_panic() {
 fn selective_filters_keep_recall_high() {
     let dim = 32;
     let (base, queries) = split(clustered(20_100, dim, 11), 20_000 * dim);
-    let index = Hnsw::new(dim, Metric::L2, HnswParams::default()).unwrap();
-    index.add(&base).unwrap();
-    // 10 %, 1 % and 0.1 % of the ids pass.
-    for modulus in [10u64, 100, 1000] {
+    // The default brute-force threshold, and none: every filtered search walks the graph, and
+    // gives up for brute force only once it has scored as many nodes as pass.
+    for brute_force_below in [HnswParams::default().brute_force_below, 0.0] {
+        let index = Hnsw::new(dim, Metric::L2, HnswParams { brute_force_below, ..HnswParams::default() }).unwrap();
+        index.add(&base).unwrap();
+        filtered_recall_is_high(&index, &base, &queries, dim);
+    }
+}
+
+fn filtered_recall_is_high(index: &Hnsw, base: &[f32], queries: &[f32], dim: usize) {
+    // 20 %, 10 %, 5 %, 1 % and 0.1 % of the ids pass.
+    for modulus in [5u64, 10, 20, 100, 1000] {
         let pass = |id: u64| (id * 2_654_435_761) % modulus == 3 % modulus;
         let allowed: Vec<u64> = (0..20_000u64).filter(|&id| pass(id)).collect();
         let sub: Vec<f32> =
             allowed.iter().flat_map(|&id| base[id as usize * dim..(id as usize + 1) * dim].to_vec()).collect();
-        let truth = knn_exact(&sub, &queries, dim, 10, Metric::L2).unwrap();
+        let truth = knn_exact(&sub, queries, dim, 10, Metric::L2).unwrap();
         let mut hit = 0;
         let mut total = 0;
         for (q, (t, _)) in queries.chunks_exact(dim).zip(truth.iter()) {
@@ -336,7 +344,8 @@ fn selective_filters_keep_recall_high() {
             total += truth_ids.len();
         }
         let recall = hit as f64 / total as f64;
-        assert!(recall >= 0.95, "recall {recall} with 1/{modulus} of the ids passing");
+        let below = index.params().brute_force_below;
+        assert!(recall >= 0.95, "recall {recall} with 1/{modulus} of the ids passing, brute force below {below}");
     }
 }
 
