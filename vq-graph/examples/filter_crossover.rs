@@ -26,16 +26,19 @@ fn main() {
         all.extend((0..dim).map(|j| centres[c * dim + j] + rnd()));
     }
     let queries = all.split_off(n * dim);
-    let build = |below: f64| {
-        let index =
-            Hnsw::new(dim, Metric::L2, HnswParams { brute_force_below: below, ..HnswParams::default() }).unwrap();
+    let build = |walk: f64| {
+        let index = Hnsw::new(dim, Metric::L2, HnswParams { brute_force_walk: walk, ..HnswParams::default() }).unwrap();
         index.add(&all).unwrap();
         index
     };
     // Never brute force up front (the walk still gives up for it past its budget), always.
     let graph = build(0.0);
-    let brute = build(1.1);
-    println!("{:>10} {:>14} {:>8} {:>14} {:>8}", "passing", "graph us/q", "recall", "brute us/q", "recall");
+    let brute = build(f64::INFINITY);
+    let auto = build(HnswParams::default().brute_force_walk);
+    println!(
+        "{:>10} {:>14} {:>8} {:>14} {:>8} {:>14} {:>8}",
+        "passing", "graph us/q", "recall", "brute us/q", "recall", "default us/q", "recall"
+    );
     for modulus in [2u64, 5, 10, 20, 50, 100, 200, 1000] {
         let pass = |id: u64| (id * 2_654_435_761) % modulus == 1;
         let allowed: Vec<u64> = (0..n as u64).filter(|&id| pass(id)).collect();
@@ -53,6 +56,7 @@ fn main() {
         };
         let (gt, gr) = measure(&graph);
         let (bt, br) = measure(&brute);
-        println!("{:>9.2}% {gt:>14.1} {gr:>8.3} {bt:>14.1} {br:>8.3}", 100.0 / modulus as f64);
+        let (at, ar) = measure(&auto);
+        println!("{:>9.2}% {gt:>14.1} {gr:>8.3} {bt:>14.1} {br:>8.3} {at:>14.1} {ar:>8.3}", 100.0 / modulus as f64);
     }
 }

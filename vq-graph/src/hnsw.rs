@@ -70,16 +70,17 @@ pub struct HnswParams {
     /// graphs turn it on regardless, because without it many small-norm vectors end up with
     /// no incoming links and become unreachable.
     pub keep_pruned: bool,
-    /// A filtered search whose filter passes fewer than this fraction of the nodes (estimated
-    /// from a sample) scores the passing nodes directly instead of walking the graph: exact,
-    /// and cheaper there, because a beam search under a selective filter scores more nodes
-    /// the fewer pass. Above it the walk runs, and gives up for brute force once it has scored
-    /// as many nodes as pass (so a walk costs at most about twice the brute force). Default
-    /// 0.03: on imgsift100k the walk was 1.2–10x faster than brute force from 3 % to 10 %
-    /// passing at recall 0.99 or more, and slower at 2 % (`benchmarks/filtered_hnsw.py`;
-    /// figures in BENCHMARKS.md). Brute force costs a filter check per node, so the crossover
-    /// moves down as the index grows.
-    pub brute_force_below: f64,
+    /// Where a filtered search scores the passing nodes directly (exact) instead of walking
+    /// the graph: when `p² · n < brute_force_walk · ef`, with `p` the fraction of the `n` nodes
+    /// the filter passes (estimated from a sample) and `ef` the beam (at least `k`). A walk
+    /// that fills its beam with passing nodes scores about `ef / p` nodes times a constant of
+    /// the graph, brute force `p · n` (and a filter check per node): so the fewer pass and the
+    /// smaller the index or the wider the beam, the likelier brute force. A walk also gives up
+    /// for brute force once it has scored as many nodes as pass, so a misjudged one costs at
+    /// most about twice the brute force. Default 9, from imgsift100k, where the crossover lay
+    /// near 2.7 % passing at ef 8 and 7.6 % at ef 64 (the rule's `p = √(9 · ef / n)`;
+    /// `benchmarks/filtered_hnsw.py`, figures in BENCHMARKS.md); 0 never brute-forces up front.
+    pub brute_force_walk: f64,
     /// Seed of the level draws (levels depend on it and on the insertion slot only, so a build
     /// is the same with any number of threads up to the order of concurrent inserts).
     pub seed: u64,
@@ -101,7 +102,7 @@ impl HnswParams {
             ef: 64,
             level_mult: 1.0 / (m.max(2) as f64).ln(),
             keep_pruned: false,
-            brute_force_below: 0.03,
+            brute_force_walk: 9.0,
             seed: 0x5eed,
         }
     }
@@ -119,6 +120,9 @@ impl HnswParams {
         }
         if !(self.level_mult.is_finite() && self.level_mult > 0.0) {
             return bad("level_mult", "must be a positive number");
+        }
+        if self.brute_force_walk.is_nan() || self.brute_force_walk < 0.0 {
+            return bad("brute_force_walk", "must be a number, at least 0");
         }
         Ok(())
     }
@@ -918,8 +922,9 @@ impl<S: VectorStorage> Hnsw<S> {
         // k at or above the live count asks for everything: score it all, which is exact
         // and costs no more than k distances (a graph walk could miss a poorly linked node).
         let everything = k_want >= self.live.load(Ordering::Relaxed);
+        let ef = ef.unwrap_or(self.params.ef).max(k);
         let pass_rate = if filter.is_some() && !everything { self.pass_rate(&keep_fn) } else { 1.0 };
-        if everything || pass_rate < self.params.brute_force_below {
+        if everything || self.brute_force_beats_walk(pass_rate, ef) {
             self.brute_force(&pq, k, &keep_fn, &mut s.out);
         } else {
             // A filtered walk fills its beam with passing nodes only, so the fewer pass, the
@@ -929,7 +934,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 let passing = pass_rate * f64::from(self.slots.load(Ordering::Acquire));
                 s.budget = (passing as usize).max(k);
             }
-            self.search_slots(&pq, k, ef.unwrap_or(self.params.ef), keep, s);
+            self.search_slots(&pq, k, ef, keep, s);
             s.budget = usize::MAX;
             // Fewer than k found: the walk ran out of nodes to reach, because a beam not yet
             // full expands everything it reaches, or gave up (above). Either fewer than k
@@ -944,9 +949,15 @@ impl<S: VectorStorage> Hnsw<S> {
         s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
     }
 
+    /// Whether scoring the passing nodes is expected to be cheaper than a walk of beam `ef`
+    /// when a fraction `pass_rate` of the nodes passes (see [`HnswParams::brute_force_walk`]).
+    fn brute_force_beats_walk(&self, pass_rate: f64, ef: usize) -> bool {
+        let n = f64::from(self.slots.load(Ordering::Acquire));
+        pass_rate * pass_rate * n < self.params.brute_force_walk * ef as f64
+    }
+
     /// The fraction of slots `keep` accepts, from a sample of [`FILTER_SAMPLE`] spread over
-    /// them (1 for an empty graph). Under a selective filter a graph walk wanders far to fill
-    /// its beam, and scoring only the passing nodes is faster and exact.
+    /// them (1 for an empty graph).
     fn pass_rate(&self, keep: &dyn Fn(u32) -> bool) -> f64 {
         let n = self.slots.load(Ordering::Acquire);
         if n == 0 {
@@ -1024,7 +1035,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// beyond the beam, instead of a k-NN search at a `k` above the hit count.
     ///
     /// `filter` keeps only the ids for which it is `true` (the others still route); a filter
-    /// that a sample says passes under `brute_force_below` of the nodes scores just the nodes
+    /// that passes few enough nodes ([`HnswParams::brute_force_walk`]) scores just the nodes
     /// it passes, exactly, as [`search_filtered`](Hnsw::search_filtered) does. A NaN radius is an error; an infinite one keeps every live vector (that the
     /// filter passes), all scored, or none.
     pub fn range_search(
@@ -1092,14 +1103,15 @@ impl<S: VectorStorage> Hnsw<S> {
         let mut ball = Vec::new();
         // An infinite radius asks for every node: scored all, so that none is missed for
         // want of in-links, as a k-NN search for `k ≥ len` does.
-        if limit == f32::INFINITY || (filter.is_some() && self.pass_rate(&keep_fn) < self.params.brute_force_below) {
+        let ef = ef.unwrap_or(self.params.ef).max(1);
+        if limit == f32::INFINITY || (filter.is_some() && self.brute_force_beats_walk(self.pass_rate(&keep_fn), ef)) {
             self.score_every(&pq, &keep_fn, |c| {
                 if c.0 < limit {
                     ball.push(c);
                 }
             });
         } else {
-            self.range_slots(&pq, limit, ef.unwrap_or(self.params.ef).max(1), keep, s, &mut ball);
+            self.range_slots(&pq, limit, ef, keep, s, &mut ball);
         }
         ball.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
     }

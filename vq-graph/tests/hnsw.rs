@@ -317,10 +317,10 @@ fn a_corrupt_file_is_an_error_not_a_panic() {
 fn selective_filters_keep_recall_high() {
     let dim = 32;
     let (base, queries) = split(clustered(20_100, dim, 11), 20_000 * dim);
-    // The default brute-force threshold, and none: every filtered search walks the graph, and
+    // The default choice of brute force, and none: every filtered search walks the graph, and
     // gives up for brute force only once it has scored as many nodes as pass.
-    for brute_force_below in [HnswParams::default().brute_force_below, 0.0] {
-        let index = Hnsw::new(dim, Metric::L2, HnswParams { brute_force_below, ..HnswParams::default() }).unwrap();
+    for brute_force_walk in [HnswParams::default().brute_force_walk, 0.0] {
+        let index = Hnsw::new(dim, Metric::L2, HnswParams { brute_force_walk, ..HnswParams::default() }).unwrap();
         index.add(&base).unwrap();
         filtered_recall_is_high(&index, &base, &queries, dim);
     }
@@ -344,8 +344,8 @@ fn filtered_recall_is_high(index: &Hnsw, base: &[f32], queries: &[f32], dim: usi
             total += truth_ids.len();
         }
         let recall = hit as f64 / total as f64;
-        let below = index.params().brute_force_below;
-        assert!(recall >= 0.95, "recall {recall} with 1/{modulus} of the ids passing, brute force below {below}");
+        let walk = index.params().brute_force_walk;
+        assert!(recall >= 0.95, "recall {recall} with 1/{modulus} of the ids passing, brute_force_walk {walk}");
     }
 }
 

@@ -79,7 +79,7 @@ fn deleted_and_filtered_ids_never_come_back_and_selective_filters_are_exact() {
     let radius = radius_at(base, queries, 100, Metric::L2);
     let truth = range_exact(base, queries, DIM, radius, Metric::L2).unwrap();
     let even = |id: u64| id.is_multiple_of(2);
-    // 1 in 100 passes: under the default `brute_force_below`, so the nodes are scored exactly.
+    // 1 in 100 passes: few enough for the default `brute_force_walk`, so the nodes are scored exactly.
     let rare = |id: u64| id % 100 == 1;
     for (filter, exact) in [(None, false), (Some(&even as &(dyn Fn(u64) -> bool + Sync)), false), (Some(&rare), true)] {
         let got = index.range_search_batch(queries, radius, Some(32), filter).unwrap();
