@@ -924,7 +924,7 @@ impl<S: VectorStorage> Hnsw<S> {
         let everything = k_want >= self.live.load(Ordering::Relaxed);
         let ef = ef.unwrap_or(self.params.ef).max(k);
         let pass_rate = if filter.is_some() && !everything { self.pass_rate(&keep_fn) } else { 1.0 };
-        if everything || self.brute_force_beats_walk(pass_rate, ef) {
+        if everything || (filter.is_some() && self.brute_force_beats_walk(pass_rate, ef)) {
             self.brute_force(&pq, k, &keep_fn, &mut s.out);
         } else {
             // A filtered walk fills its beam with passing nodes only, so the fewer pass, the
