@@ -895,19 +895,22 @@ impl<S: VectorStorage> Hnsw<S> {
         let mut normalized = std::mem::take(&mut s.query);
         let result = self
             .prepare_vector("query", query, &mut normalized)
-            .map(|q| self.search_prepared(q, k, ef, filter, &mut s));
+            .map(|q| self.search_prepared(q, k, ef, filter, None, &mut s));
         s.query = normalized;
         self.give_scratch(s);
         result
     }
 
     /// Searches with a query that passed `prepare_vector` (checked, normalized for cosine).
+    /// `among`, when the filter could list what it accepts, holds the slots of those ids
+    /// (every slot the filter passes is among them): brute force scores those alone.
     fn search_prepared(
         &self,
         q: &[f32],
         k: usize,
         ef: Option<usize>,
         filter: Option<&dyn Fn(u64) -> bool>,
+        among: Option<&[u32]>,
         s: &mut Scratch,
     ) -> Vec<(u64, f32)> {
         let pq = self.storage.prepare(q);
@@ -923,9 +926,14 @@ impl<S: VectorStorage> Hnsw<S> {
         // and costs no more than k distances (a graph walk could miss a poorly linked node).
         let everything = k_want >= self.live.load(Ordering::Relaxed);
         let ef = ef.unwrap_or(self.params.ef).max(k);
-        let pass_rate = if filter.is_some() && !everything { self.pass_rate(&keep_fn) } else { 1.0 };
+        let among = among.filter(|_| filter.is_some());
+        let pass_rate = match among {
+            _ if filter.is_none() || everything => 1.0,
+            Some(slots) => slots.len() as f64 / f64::from(self.slots.load(Ordering::Acquire).max(1)),
+            None => self.pass_rate(&keep_fn),
+        };
         if everything || (filter.is_some() && self.brute_force_beats_walk(pass_rate, ef)) {
-            self.brute_force(&pq, k, &keep_fn, &mut s.out);
+            self.brute_force(&pq, k, &keep_fn, among, &mut s.out);
         } else {
             // A filtered walk fills its beam with passing nodes only, so the fewer pass, the
             // more it scores; past what scoring the passing nodes directly would cost, it gives
@@ -943,7 +951,7 @@ impl<S: VectorStorage> Hnsw<S> {
             // or brute force is the cheaper way. Scoring every node settles each, so a search
             // never answers short while more could be found.
             if s.out.len() < k {
-                self.brute_force(&pq, k, &keep_fn, &mut s.out);
+                self.brute_force(&pq, k, &keep_fn, among, &mut s.out);
             }
         }
         s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
@@ -974,19 +982,34 @@ impl<S: VectorStorage> Hnsw<S> {
         f64::from(passed) / f64::from(seen)
     }
 
-    /// Scores every slot `keep` accepts: the `k` best in `out`, best first.
-    fn brute_force(&self, q: &S::Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool, out: &mut Vec<Cand>) {
-        let slots = self.slots.load(Ordering::Acquire);
+    /// Scores every slot `keep` accepts (of `among`, when given): the `k` best in `out`, best
+    /// first.
+    fn brute_force(
+        &self,
+        q: &S::Query<'_>,
+        k: usize,
+        keep: &dyn Fn(u32) -> bool,
+        among: Option<&[u32]>,
+        out: &mut Vec<Cand>,
+    ) {
+        let slots = among.map_or(self.slots.load(Ordering::Acquire) as usize, <[u32]>::len);
         // Sized by what can be found, not by what was asked: k may be usize::MAX.
-        let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(k.min(slots as usize) + 1);
-        self.score_every(q, keep, |c| {
+        let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(k.min(slots) + 1);
+        let mut each = |c: Cand| {
             if top.len() < k {
                 top.push(c);
             } else if top.peek().is_some_and(|w| c < *w) {
                 top.pop();
                 top.push(c);
             }
-        });
+        };
+        match among {
+            Some(slots) => slots
+                .iter()
+                .filter(|&&slot| keep(slot))
+                .for_each(|&slot| each(Cand(self.storage.distance(q, slot), slot))),
+            None => self.score_every(q, keep, each),
+        }
         out.clear();
         out.extend(top.into_sorted_vec());
     }
@@ -1013,12 +1036,58 @@ impl<S: VectorStorage> Hnsw<S> {
             .par_chunks_exact(self.dim)
             .map(|q| {
                 let mut s = self.take_scratch();
-                let hits = self.search_prepared(q, k, ef, None, &mut s);
+                let hits = self.search_prepared(q, k, ef, None, None, &mut s);
                 self.give_scratch(s);
                 hits
             })
             .collect();
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
+    }
+
+    /// [`search_filtered`](Hnsw::search_filtered) for every query of `queries` (row-major, in
+    /// parallel, checked as [`search_batch`](Hnsw::search_batch) checks them). `accepted`, when
+    /// the filter can list them, are the ids it passes (any order; ids not in the index are
+    /// skipped): the pass rate is then known rather than sampled, and a selective filter's
+    /// brute force scores those vectors alone instead of asking the filter about every node.
+    /// The filter must accept no id outside `accepted`.
+    pub fn search_filtered_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        filter: &(dyn Fn(u64) -> bool + Sync),
+        accepted: Option<&[u64]>,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
+        if k == 0 {
+            return Err(vq_distance::Error::ZeroK.into());
+        }
+        let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
+        let among = accepted.map(|ids| self.slots_of(ids));
+        Ok(queries
+            .as_slice()
+            .par_chunks_exact(self.dim)
+            .map(|q| {
+                let mut s = self.take_scratch();
+                let hits =
+                    self.search_prepared(q, k, ef, Some(filter as &dyn Fn(u64) -> bool), among.as_deref(), &mut s);
+                self.give_scratch(s);
+                hits
+            })
+            .collect())
+    }
+
+    /// The slots holding `ids` (unknown ids skipped), ascending.
+    fn slots_of(&self, ids: &[u64]) -> Vec<u32> {
+        let map = lock(&self.ids);
+        let mut slots: Vec<u32> = if self.sparse.load(Ordering::Acquire) {
+            ids.iter().filter_map(|id| map.get(id).copied()).collect()
+        } else {
+            let n = u64::from(self.slots.load(Ordering::Acquire));
+            ids.iter().filter(|&&id| id < n).map(|&id| id as u32).collect()
+        };
+        slots.sort_unstable();
+        slots.dedup();
+        slots
     }
 
     /// Every live vector within `radius` of `query` that the graph reaches (Faiss'

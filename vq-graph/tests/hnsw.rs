@@ -533,3 +533,50 @@ fn small_groups_of_identical_vectors_keep_the_graph_connected() {
         assert!(recall >= 0.97, "{threads} threads: recall by score {recall}");
     }
 }
+
+/// A batch with the filter's ids listed answers as the filter alone does: every hit passes,
+/// deleted and unknown ids never come back, and where the filter is selective enough for brute
+/// force (both ways) the answer is the exact filtered k-NN, sparse ids included.
+#[test]
+fn listed_filter_ids_answer_as_the_filter_does() {
+    let dim = 16;
+    let (base, queries) = split(clustered(5_040, dim, 5), 5_000 * dim);
+    for sparse in [false, true] {
+        let index = Hnsw::new(dim, Metric::L2, HnswParams::with_m(8)).unwrap();
+        // Sparse: ids far apart, so slots and ids differ.
+        let id_of = |i: u64| if sparse { i * 1_000 + 7 } else { i };
+        if sparse {
+            index.add_with_ids(&base, &(0..5_000).map(id_of).collect::<Vec<u64>>()).unwrap();
+        } else {
+            index.add(&base).unwrap();
+        }
+        for i in (0..5_000).step_by(9) {
+            index.mark_deleted(id_of(i)).unwrap();
+        }
+        for modulus in [3u64, 50, 1000] {
+            let listed: Vec<u64> = (0..5_000).filter(|i| i % modulus == 1).map(id_of).collect();
+            let pass = |id: u64| listed.binary_search(&id).is_ok();
+            // An id the index does not hold, listed and accepted: skipped.
+            let mut with_unknown = listed.clone();
+            with_unknown.push(u64::MAX - 1);
+            let batch = index.search_filtered_batch(&queries, 10, Some(48), &pass, Some(&with_unknown)).unwrap();
+            let alone = index.search_filtered_batch(&queries, 10, Some(48), &pass, None).unwrap();
+            let live: Vec<u64> = (0..5_000u64).filter(|i| i % 9 != 0 && i % modulus == 1).collect();
+            let sub: Vec<f32> =
+                live.iter().flat_map(|&i| base[i as usize * dim..(i as usize + 1) * dim].to_vec()).collect();
+            let truth = knn_exact(&sub, &queries, dim, 10, Metric::L2).unwrap();
+            for (q, ((b, a), (t, _))) in batch.iter().zip(&alone).zip(truth.iter()).enumerate() {
+                let want: Vec<u64> = t.iter().map(|&i| id_of(live[i as usize])).collect();
+                let row_of = |id: u64| if sparse { (id - 7) / 1_000 } else { id };
+                assert!(b.iter().all(|h| pass(h.0) && row_of(h.0) % 9 != 0), "a rejected or deleted id");
+                assert_eq!(b.len(), want.len().min(10), "sparse {sparse}, 1/{modulus}, query {q}");
+                if modulus == 1000 {
+                    // 5 live ids pass: brute force either way, exact.
+                    let ids = |r: &Vec<(u64, f32)>| r.iter().map(|h| h.0).collect::<Vec<u64>>();
+                    assert_eq!(ids(b), want, "sparse {sparse}, query {q}");
+                    assert_eq!(ids(a), want, "sparse {sparse}, query {q}: the filter alone");
+                }
+            }
+        }
+    }
+}

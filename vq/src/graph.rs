@@ -1,7 +1,6 @@
 //! HNSW through the [`Index`] trait: over f32 vectors (`HNSW32`, Faiss' `IndexHNSWFlat`) or
 //! over a quantizer's codes (`HNSW32,SQ8`, Faiss' `IndexHNSWSQ`; `HNSW32,PQ16`).
 
-use rayon::prelude::*;
 use vq_distance::{Metric, Neighbors, RangeResult};
 use vq_graph::{FlatStorage, Hnsw, HnswParams, QuantizedStorage, VectorStorage};
 use vq_io::{ContainerReader, ContainerWriter};
@@ -34,10 +33,9 @@ fn graph_search<S: VectorStorage>(h: &Hnsw<S>, queries: &[f32], params: &SearchP
         return Ok(h.search_batch(queries, params.k, params.ef)?);
     };
     let accepts = |id: u64| filter.accepts(id);
-    let rows = queries
-        .par_chunks_exact(h.dim())
-        .map(|q| h.search_filtered(q, params.k, params.ef, &accepts))
-        .collect::<Result<Vec<_>, _>>()?;
+    // A filter that lists its ids (a bitset, an id set) lets the graph score just those.
+    let accepted = filter.accepted_ids();
+    let rows = h.search_filtered_batch(queries, params.k, params.ef, &accepts, accepted.as_deref())?;
     Ok(Neighbors::from_rows(params.k, h.metric(), rows)?)
 }
 
