@@ -79,7 +79,9 @@ pub struct HnswParams {
     /// for brute force once it has scored as many nodes as pass, so a misjudged one costs at
     /// most about twice the brute force. Default 9, from imgsift100k, where the crossover lay
     /// near 2.7 % passing at ef 8 and 7.6 % at ef 64 (the rule's `p = √(9 · ef / n)`;
-    /// `benchmarks/filtered_hnsw.py`, figures in BENCHMARKS.md); 0 never brute-forces up front.
+    /// `benchmarks/filtered_hnsw.py`, figures in BENCHMARKS.md); 4 times that when the filter
+    /// lists its ids ([`search_filtered_batch`](Hnsw::search_filtered_batch)), where brute force
+    /// scores the listed vectors alone. 0 never brute-forces up front.
     pub brute_force_walk: f64,
     /// Seed of the level draws (levels depend on it and on the insertion slot only, so a build
     /// is the same with any number of threads up to the order of concurrent inserts).
@@ -932,7 +934,7 @@ impl<S: VectorStorage> Hnsw<S> {
             Some(slots) => slots.len() as f64 / f64::from(self.slots.load(Ordering::Acquire).max(1)),
             None => self.pass_rate(&keep_fn),
         };
-        if everything || (filter.is_some() && self.brute_force_beats_walk(pass_rate, ef)) {
+        if everything || (filter.is_some() && self.brute_force_beats_walk(pass_rate, ef, among.is_some())) {
             self.brute_force(&pq, k, &keep_fn, among, &mut s.out);
         } else {
             // A filtered walk fills its beam with passing nodes only, so the fewer pass, the
@@ -959,9 +961,12 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// Whether scoring the passing nodes is expected to be cheaper than a walk of beam `ef`
     /// when a fraction `pass_rate` of the nodes passes (see [`HnswParams::brute_force_walk`]).
-    fn brute_force_beats_walk(&self, pass_rate: f64, ef: usize) -> bool {
+    /// With the passing nodes `listed`, brute force skips the filter check on every node,
+    /// which was most of its cost on imgsift100k: the constant is 4 times larger.
+    fn brute_force_beats_walk(&self, pass_rate: f64, ef: usize, listed: bool) -> bool {
         let n = f64::from(self.slots.load(Ordering::Acquire));
-        pass_rate * pass_rate * n < self.params.brute_force_walk * ef as f64
+        let walk = self.params.brute_force_walk * if listed { 4.0 } else { 1.0 };
+        pass_rate * pass_rate * n < walk * ef as f64
     }
 
     /// The fraction of slots `keep` accepts, from a sample of [`FILTER_SAMPLE`] spread over
@@ -1173,7 +1178,9 @@ impl<S: VectorStorage> Hnsw<S> {
         // An infinite radius asks for every node: scored all, so that none is missed for
         // want of in-links, as a k-NN search for `k ≥ len` does.
         let ef = ef.unwrap_or(self.params.ef).max(1);
-        if limit == f32::INFINITY || (filter.is_some() && self.brute_force_beats_walk(self.pass_rate(&keep_fn), ef)) {
+        if limit == f32::INFINITY
+            || (filter.is_some() && self.brute_force_beats_walk(self.pass_rate(&keep_fn), ef, false))
+        {
             self.score_every(&pq, &keep_fn, |c| {
                 if c.0 < limit {
                     ball.push(c);
