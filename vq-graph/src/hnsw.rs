@@ -872,7 +872,9 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// [`search`](Hnsw::search) keeping only ids for which `filter` is `true`; the others still
-    /// route the search. Shorter than `k` only when fewer than `k` live vectors pass.
+    /// route the search. Shorter than `k` only when fewer than `k` live vectors pass. A filter
+    /// that can list its ids is faster through
+    /// [`search_filtered_batch`](Hnsw::search_filtered_batch).
     pub fn search_filtered(
         &self,
         query: &[f32],
@@ -1110,8 +1112,9 @@ impl<S: VectorStorage> Hnsw<S> {
     ///
     /// `filter` keeps only the ids for which it is `true` (the others still route); a filter
     /// that passes few enough nodes ([`HnswParams::brute_force_walk`]) scores just the nodes
-    /// it passes, exactly, as [`search_filtered`](Hnsw::search_filtered) does. A NaN radius is an error; an infinite one keeps every live vector (that the
-    /// filter passes), all scored, or none.
+    /// it passes, exactly, as [`search_filtered`](Hnsw::search_filtered) does. A NaN radius
+    /// is an error; an infinite one keeps every live vector (that the filter passes), all
+    /// scored, or none.
     pub fn range_search(
         &self,
         query: &[f32],
