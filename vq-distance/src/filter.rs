@@ -13,6 +13,12 @@ pub trait IdFilter: Send + Sync {
     /// `true` if `id` may be returned.
     fn accepts(&self, id: u64) -> bool;
 
+    /// How many ids the filter accepts, when it holds them as a set (`None` for a predicate):
+    /// cheap, so a graph index can decide whether listing them is worth it.
+    fn accepted_count(&self) -> Option<usize> {
+        None
+    }
+
     /// Every id the filter accepts, ascending, when it holds them as a set it can list (`None`
     /// for a predicate). A graph index uses the list to score a selective filter's vectors
     /// alone instead of asking the filter about every node.
@@ -83,6 +89,10 @@ impl IdFilter for IdBitset {
         self.contains(id)
     }
 
+    fn accepted_count(&self) -> Option<usize> {
+        Some(self.count())
+    }
+
     fn accepted_ids(&self) -> Option<Vec<u64>> {
         let mut ids = Vec::with_capacity(self.count());
         for (i, &word) in self.words.iter().enumerate() {
@@ -110,6 +120,10 @@ impl IdFilter for IdSet {
     #[inline]
     fn accepts(&self, id: u64) -> bool {
         self.0.contains(&id)
+    }
+
+    fn accepted_count(&self) -> Option<usize> {
+        Some(self.0.len())
     }
 
     fn accepted_ids(&self) -> Option<Vec<u64>> {
@@ -142,6 +156,8 @@ mod tests {
         assert_eq!(bits.accepted_ids().unwrap(), ids);
         assert_eq!(set.accepted_ids().unwrap(), ids);
         assert_eq!(IdFilter::accepted_ids(&pred), None);
+        assert_eq!((bits.accepted_count(), set.accepted_count()), (Some(ids.len()), Some(ids.len())));
+        assert_eq!(IdFilter::accepted_count(&pred), None);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use vq_distance::{Metric, Neighbors, prepare_row_into, prepare_rows, validate_rows};
+use vq_distance::{IdFilter, Metric, Neighbors, prepare_row_into, prepare_rows, validate_rows};
 
 use crate::arena::Chunks;
 use crate::error::{Error, Result};
@@ -1052,31 +1052,37 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// [`search_filtered`](Hnsw::search_filtered) for every query of `queries` (row-major, in
-    /// parallel, checked as [`search_batch`](Hnsw::search_batch) checks them). `accepted`, when
-    /// the filter can list them, are the ids it passes (any order; ids not in the index are
-    /// skipped): the pass rate is then known rather than sampled, and a selective filter's
-    /// brute force scores those vectors alone instead of asking the filter about every node.
-    /// The filter must accept no id outside `accepted`.
+    /// parallel, checked as [`search_batch`](Hnsw::search_batch) checks them), with any
+    /// [`IdFilter`]. A filter that holds its ids as a set (an `IdBitset`, an `IdSet`) and
+    /// passes few enough of them for brute force lists them once for the batch: brute force
+    /// then scores those vectors alone instead of asking the filter about every node.
     pub fn search_filtered_batch(
         &self,
         queries: &[f32],
         k: usize,
         ef: Option<usize>,
-        filter: &(dyn Fn(u64) -> bool + Sync),
-        accepted: Option<&[u64]>,
+        filter: &dyn IdFilter,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         if k == 0 {
             return Err(vq_distance::Error::ZeroK.into());
         }
         let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
-        let among = accepted.map(|ids| self.slots_of(ids));
+        // Listing costs the passing count once per batch: only where brute force is expected
+        // (a looser filter is walked, its pass rate sampled as for a predicate).
+        let n = f64::from(self.slots.load(Ordering::Acquire).max(1));
+        let beam = ef.unwrap_or(self.params.ef).max(k.min(n as usize));
+        let among = filter
+            .accepted_count()
+            .filter(|&count| self.brute_force_beats_walk(count as f64 / n, beam, true))
+            .and_then(|_| filter.accepted_ids())
+            .map(|ids| self.slots_of(&ids));
+        let accepts = |id: u64| filter.accepts(id);
         Ok(queries
             .as_slice()
             .par_chunks_exact(self.dim)
             .map(|q| {
                 let mut s = self.take_scratch();
-                let hits =
-                    self.search_prepared(q, k, ef, Some(filter as &dyn Fn(u64) -> bool), among.as_deref(), &mut s);
+                let hits = self.search_prepared(q, k, ef, Some(&accepts), among.as_deref(), &mut s);
                 self.give_scratch(s);
                 hits
             })

@@ -32,10 +32,7 @@ fn graph_search<S: VectorStorage>(h: &Hnsw<S>, queries: &[f32], params: &SearchP
     let Some(filter) = params.filter else {
         return Ok(h.search_batch(queries, params.k, params.ef)?);
     };
-    let accepts = |id: u64| filter.accepts(id);
-    // A filter that lists its ids (a bitset, an id set) lets the graph score just those.
-    let accepted = filter.accepted_ids();
-    let rows = h.search_filtered_batch(queries, params.k, params.ef, &accepts, accepted.as_deref())?;
+    let rows = h.search_filtered_batch(queries, params.k, params.ef, filter)?;
     Ok(Neighbors::from_rows(params.k, h.metric(), rows)?)
 }
 
