@@ -929,8 +929,8 @@ impl<S: VectorStorage> Hnsw<S> {
         // k at or above the live count asks for everything: score it all, which is exact
         // and costs no more than k distances (a graph walk could miss a poorly linked node).
         let everything = k_want >= self.live.load(Ordering::Relaxed);
-        let ef = ef.unwrap_or(self.params.ef).max(k);
-        let among = among.filter(|_| filter.is_some());
+        let ef = self.beam(ef, k);
+        debug_assert!(among.is_none() || filter.is_some(), "a list of passing slots without a filter");
         let pass_rate = match among {
             _ if filter.is_none() || everything => 1.0,
             Some(slots) => slots.len() as f64 / f64::from(self.slots.load(Ordering::Acquire).max(1)),
@@ -959,6 +959,13 @@ impl<S: VectorStorage> Hnsw<S> {
             }
         }
         s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
+    }
+
+    /// The beam of a k-NN search: `ef` or the default, at least `k` (no search needs more
+    /// than the slots there are).
+    fn beam(&self, ef: Option<usize>, k: usize) -> usize {
+        let slots = self.slots.load(Ordering::Acquire).max(1) as usize;
+        ef.unwrap_or(self.params.ef).max(k.min(slots))
     }
 
     /// Whether scoring the passing nodes is expected to be cheaper than a walk of beam `ef`
@@ -1070,7 +1077,7 @@ impl<S: VectorStorage> Hnsw<S> {
         // Listing costs the passing count once per batch: only where brute force is expected
         // (a looser filter is walked, its pass rate sampled as for a predicate).
         let n = f64::from(self.slots.load(Ordering::Acquire).max(1));
-        let beam = ef.unwrap_or(self.params.ef).max(k.min(n as usize));
+        let beam = self.beam(ef, k);
         let among = filter
             .accepted_count()
             .filter(|&count| self.brute_force_beats_walk(count as f64 / n, beam, true))
