@@ -585,10 +585,12 @@ impl<C: GpuCodec> GpuIvf<C> {
     }
 
     /// [`search`](Self::search) among the entries whose id `filter` accepts, as vq-ivf's
-    /// filtered search: the probed lists' accepted entries only (padded with `u64::MAX` when
-    /// fewer than `k` pass). The filter is asked once per entry of the index per call, on the
-    /// host, and its answers go to the device as a bit per entry (`len() / 8` bytes); the scan
-    /// kernels give rejected entries the padding key.
+    /// filtered search: the probed lists' accepted entries only, the probe widened to
+    /// `nprobe / √p` lists for a fraction `p` passing and doubled for queries that find fewer
+    /// than `k` ([`vq_ivf::filter`]; both at most [`MAX_K`] lists here). The filter is asked
+    /// once per entry of the index per call, on the host, and its answers go to the device as
+    /// a bit per entry (`len() / 8` bytes); the scan kernels give rejected entries the padding
+    /// key.
     ///
     /// # Errors
     /// As [`search`](Self::search).
@@ -600,7 +602,19 @@ impl<C: GpuCodec> GpuIvf<C> {
         filter: &dyn IdFilter,
     ) -> Result<Neighbors> {
         let mask = RowMask::new(filter, self.list_ids.iter().flatten().copied());
-        self.search_masked(queries, k, nprobe, Some(&mask))
+        let requested = match nprobe.unwrap_or(self.params.nprobe) {
+            0 => return Err(vq_ivf::Error::ZeroNprobe.into()),
+            p => p.min(self.params.nlist).min(MAX_K),
+        };
+        let pass_rate = vq_ivf::filter::pass_rate(self.list_ids.iter().map(Vec::as_slice), filter);
+        let widening = (requested, self.params.nlist.min(MAX_K), pass_rate);
+        let rows = vq_ivf::filter::filtered_rows(queries, self.dim, k, widening, |q, nprobe| {
+            let found = self.search_masked(q, k, Some(nprobe), Some(&mask))?;
+            Ok::<_, Error>(
+                found.iter().map(|(ids, scores)| ids.iter().copied().zip(scores.iter().copied()).collect()).collect(),
+            )
+        })?;
+        Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
     fn search_masked(
@@ -1292,6 +1306,26 @@ mod tests {
         }
     }
 
+    /// vq-ivf's search over each query's `nprobe` lists, the entries `filter` rejects left
+    /// out: the twin scans the layout's probes, while vq-ivf's filtered search would widen them.
+    fn scan_of_probes<C: IvfCodec + Clone>(
+        cpu: &IvfIndex<C>,
+        queries: &[f32],
+        k: usize,
+        nprobe: usize,
+        filter: Option<&dyn IdFilter>,
+    ) -> Neighbors {
+        let opts = IvfSearch { nprobe: Some(nprobe), ..Default::default() };
+        match filter {
+            None => cpu.search(queries, k, &opts).unwrap(),
+            Some(f) => {
+                let mut passing = cpu.clone();
+                passing.remove_where(|id| !f.accepts(id));
+                passing.search(queries, k, &opts).unwrap()
+            }
+        }
+    }
+
     /// The proptests' filter: every `every`-th id, offset by the seed (every id when `None`).
     fn keep_every(every: Option<u64>, seed: u64) -> impl Fn(u64) -> bool + Send + Sync {
         move |id: u64| every.is_none_or(|e| id.wrapping_add(seed).is_multiple_of(e))
@@ -1334,7 +1368,7 @@ mod tests {
             let keep = keep_every(every, seed);
             let filter = every.map(|_| &keep as &dyn IdFilter);
             let got = layout.search(TwinKernel::Flat { vectors: &vectors, l2: !ip }, &queries, dim, k, metric, plan, filter);
-            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), filter, ..Default::default() }).unwrap();
+            let want = scan_of_probes(&cpu, &queries, k, nprobe, filter);
             prop_assert_eq!(got.ids(), want.ids());
             prop_assert_eq!(got.scores(), want.scores());
         }
@@ -1366,7 +1400,7 @@ mod tests {
             let keep = keep_every(every, seed);
             let filter = every.map(|_| &keep as &dyn IdFilter);
             let got = layout.search(kernel, &queries, dim, k, metric, plan, filter);
-            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), filter, ..Default::default() }).unwrap();
+            let want = scan_of_probes(&cpu, &queries, k, nprobe, filter);
             assert_near(&got, &want)?;
         }
 
@@ -1397,7 +1431,7 @@ mod tests {
             let keep = keep_every(every, seed);
             let filter = every.map(|_| &keep as &dyn IdFilter);
             let got = layout.search(kernel, &queries, dim, k, metric, plan, filter);
-            let want = cpu.search(&queries, k, &IvfSearch { nprobe: Some(nprobe), filter, ..Default::default() }).unwrap();
+            let want = scan_of_probes(&cpu, &queries, k, nprobe, filter);
             assert_near(&got, &want)?;
         }
 

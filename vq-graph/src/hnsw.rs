@@ -79,7 +79,7 @@ pub struct HnswParams {
     /// for brute force once it has scored as many nodes as pass, so a misjudged one costs at
     /// most about twice the brute force. Default 9, from imgsift100k, where the crossover lay
     /// near 2.7 % passing at ef 8 and 7.6 % at ef 64 (the rule's `p = √(9 · ef / n)`;
-    /// `benchmarks/filtered_hnsw.py`, figures in BENCHMARKS.md); 4 times that when the filter
+    /// `benchmarks/filtered.py`, figures in BENCHMARKS.md); 4 times that when the filter
     /// lists its ids ([`search_filtered_batch`](Hnsw::search_filtered_batch)), where brute force
     /// scores the listed vectors alone. 0 never brute-forces up front.
     pub brute_force_walk: f64,

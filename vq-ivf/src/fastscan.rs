@@ -34,8 +34,9 @@ use vq_quant::{PqParams, ProductQuantizer, Quantizer, ScanSink, WithinKey, valid
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
+use crate::filter::{filtered_rows, pass_rate};
 use crate::ids::{IdTracker, positions_in_lists};
-use crate::index::{Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats, range_keys};
+use crate::index::{Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats, range_keys, resolved_nprobe};
 
 /// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
 const ADD_CHUNK: usize = 65_536;
@@ -356,7 +357,9 @@ impl IvfFastScan {
 
     /// The `k` best matches of every query (row-major): `num_queries × k`, best first, ties
     /// to the smaller id, padded with `u64::MAX` when fewer than `k` entries are in the probed
-    /// lists (or pass the filter). Parallel over queries.
+    /// lists. Parallel over queries. A filter widens the probe as in [`IvfIndex::search`].
+    ///
+    /// [`IvfIndex::search`]: crate::IvfIndex::search
     pub fn search(&self, queries: &[f32], k: usize, opts: &IvfSearch<'_>) -> Result<Neighbors> {
         if !self.is_trained() {
             return Err(self.not_trained());
@@ -364,7 +367,17 @@ impl IvfFastScan {
         if k == 0 {
             return Err(vq_distance::Error::ZeroK.into());
         }
-        let rows = self.scan_probes(queries, opts, |_| TopK::new(k))?;
+        let rows = match opts.filter {
+            None => self.scan_probes(queries, opts, |_| TopK::new(k))?,
+            Some(filter) => {
+                let nprobe = resolved_nprobe(opts, &self.params)?;
+                let widening =
+                    (nprobe, self.params.nlist, pass_rate(self.lists.iter().map(|l| l.ids.as_slice()), filter));
+                filtered_rows(queries, self.dim, k, widening, |q, nprobe| {
+                    self.scan_probes(q, &IvfSearch { nprobe: Some(nprobe), ..*opts }, |_| TopK::new(k))
+                })?
+            }
+        };
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
@@ -398,10 +411,7 @@ impl IvfFastScan {
         opts: &IvfSearch<'_>,
         collector: impl Fn(usize) -> S + Sync,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
-        let nprobe = match opts.nprobe.unwrap_or(self.params.nprobe) {
-            0 => return Err(Error::ZeroNprobe),
-            p => p.min(self.params.nlist),
-        };
+        let nprobe = resolved_nprobe(opts, &self.params)?;
         let q = prepare_rows("queries", queries, self.dim, self.metric)?;
         let nq = q.len();
         if nq == 0 {
@@ -980,9 +990,17 @@ mod tests {
             let index = built(metric, by_residual, &base, dim);
             for filter in [None, Some(&odd as &dyn IdFilter)] {
                 let opts = IvfSearch { nprobe: Some(3), filter, ..Default::default() };
-                let all = index.search(&queries, 1500, &opts).unwrap();
+                // The unfiltered search of every probed entry, then the filter (a filtered k-NN
+                // search would probe more lists; range search does not).
+                let every = index.search(&queries, 1500, &IvfSearch { filter: None, ..opts }).unwrap();
+                let all: Vec<(Vec<u64>, Vec<f32>)> = every
+                    .iter()
+                    .map(|(ids, scores)| {
+                        ids.iter().zip(scores).filter(|&(&id, _)| filter.is_none_or(|f| f.accepts(id))).unzip()
+                    })
+                    .collect();
                 // The 30th score of the first query: 0 to a few hundred hits a query.
-                let radius = all.get(0).unwrap().1[29];
+                let radius = all[0].1[29];
                 let got = index.range_search(&queries, radius, &opts).unwrap();
                 assert_eq!(got.num_queries(), 12);
                 for (q, ((ids, scores), (gids, gscores))) in all.iter().zip(got.iter()).enumerate() {

@@ -12,6 +12,7 @@ use vq_quant::{Quantizer, ScanSink, WithinKey};
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::{IvfCodec, ListScanner};
 use crate::error::{Error, Result};
+use crate::filter::{Gather, filtered_rows, pass_rate};
 use crate::ids::{IdTracker, positions_in_lists};
 
 /// Codes scored per call of the codec's block kernel.
@@ -29,6 +30,28 @@ struct Block<'a> {
     list: usize,
     ids: &'a [u64],
     rows: &'a [f32],
+}
+
+/// The lists a search with `opts` probes before a filter widens them: its `nprobe` or the
+/// index's, at most `nlist`; 0 is an error.
+pub(crate) fn resolved_nprobe(opts: &IvfSearch<'_>, params: &IvfParams) -> Result<usize> {
+    match opts.nprobe.unwrap_or(params.nprobe) {
+        0 => Err(Error::ZeroNprobe),
+        p => Ok(p.min(params.nlist)),
+    }
+}
+
+/// Per-thread scratch of a list scan: the codec's keys of one block, and the gathered
+/// entries of a filtered one.
+struct ScanScratch {
+    keys: Vec<f32>,
+    gather: Gather,
+}
+
+impl Default for ScanScratch {
+    fn default() -> Self {
+        ScanScratch { keys: vec![0.0; BLOCK], gather: Gather::default() }
+    }
 }
 
 /// The coarse search's answer for a batch: `nprobe` lists and coarse keys per query.
@@ -157,7 +180,9 @@ pub struct IvfSearch<'a> {
     /// Lists scanned per query; `None`: [`IvfParams::nprobe`]. `0` is an error; above `nlist`
     /// it is clamped to `nlist` (every list: the codec's exhaustive search).
     pub nprobe: Option<usize>,
-    /// Only ids the filter accepts are returned (rejected entries are not scored).
+    /// Only ids the filter accepts are returned (rejected entries are not scored). A filtered
+    /// k-NN search probes more lists than `nprobe` the fewer ids pass (see
+    /// [`IvfIndex::search`]).
     pub filter: Option<&'a dyn IdFilter>,
     /// Beam width of an HNSW coarse quantizer for this search (raised to `nprobe`); `None`:
     /// its own setting ([`HnswCoarse::set_ef`], default 64). A flat coarse quantizer is
@@ -691,7 +716,14 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// The `k` best matches of every query (row-major): `num_queries × k`, best first, ties
     /// to the smaller id, padded with `u64::MAX` when fewer than `k` entries are in the probed
-    /// lists (or pass the filter). Parallel over chunks of queries.
+    /// lists. Parallel over chunks of queries.
+    ///
+    /// With a filter, a fraction `p` of the entries passing (estimated from a fixed sample of
+    /// them), `nprobe / √p` lists are probed (at most `nlist`): the `k` nearest passing
+    /// vectors lie farther out the fewer pass, and probing `nprobe` alone would let recall
+    /// fall with `p`. A query that still finds fewer than `k` passing entries probes twice as
+    /// many lists, until it has `k` or every list was probed: filtered answers are short only
+    /// when fewer than `k` stored vectors pass.
     ///
     /// A batch whose queries share lists (about `queries · nprobe ≥ 2 · nlist` per chunk) is
     /// scanned list-major when the codec allows it ([`IvfCodec::scans_by_list`]: IVF-Flat,
@@ -705,7 +737,19 @@ impl<C: IvfCodec> IvfIndex<C> {
         if k == 0 {
             return Err(vq_distance::Error::ZeroK.into());
         }
-        let rows = self.scan_probes(queries, opts, |_| TopK::new(k))?;
+        let rows = match opts.filter {
+            None => self.scan_probes(queries, opts, |_| TopK::new(k))?,
+            Some(filter) => {
+                let widening = (
+                    resolved_nprobe(opts, &self.params)?,
+                    self.params.nlist,
+                    pass_rate(self.lists.iter().map(List::ids), filter),
+                );
+                filtered_rows(queries, self.dim, k, widening, |q, nprobe| {
+                    self.scan_probes(q, &IvfSearch { nprobe: Some(nprobe), ..*opts }, |_| TopK::new(k))
+                })?
+            }
+        };
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
@@ -742,10 +786,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         opts: &IvfSearch<'_>,
         collector: impl Fn(usize) -> S + Sync,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
-        let nprobe = match opts.nprobe.unwrap_or(self.params.nprobe) {
-            0 => return Err(Error::ZeroNprobe),
-            p => p.min(self.params.nlist),
-        };
+        let nprobe = resolved_nprobe(opts, &self.params)?;
         let q = prepare_rows("queries", queries, self.dim, self.metric)?;
         let nq = q.len();
         if nq == 0 {
@@ -795,32 +836,31 @@ impl<C: IvfCodec> IvfIndex<C> {
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         range
             .into_par_iter()
-            .map_init(
-                || vec![0f32; BLOCK],
-                |keys, i| {
-                    let query = probes.query(i, self.dim);
-                    let mut top = collector(i);
-                    let (lists, coarse_keys) = probes.of(i);
-                    if self.codec.decodes_for_scan() {
-                        let (mut rows, mut qv) = (Vec::new(), Vec::new());
-                        for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
-                            // An approximate coarse search may pad with lists past `nlist`.
-                            let Some(l) = self.lists.get(list as usize) else { continue };
-                            for (ids, codes) in l.ids().chunks(BLOCK).zip(l.codes().chunks(BLOCK * self.code_size())) {
-                                self.decode_into(codes, &mut rows);
-                                let block = Block { list: list as usize, ids, rows: &rows };
-                                self.offer_decoded(query, coarse_key, &block, filter, &mut top, &mut qv);
-                            }
-                        }
-                    } else {
-                        let mut scanner = self.codec.scanner(query)?;
-                        for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
-                            self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, keys)?;
-                        }
+            .map_init(ScanScratch::default, |scratch, i| {
+                let query = probes.query(i, self.dim);
+                let mut top = collector(i);
+                let (lists, coarse_keys) = probes.of(i);
+                if self.codec.decodes_for_scan() {
+                    let (mut rows, mut qv) = (Vec::new(), Vec::new());
+                    for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
+                        // An approximate coarse search may pad with lists past `nlist`.
+                        let Some(l) = self.lists.get(list as usize) else { continue };
+                        let cs = self.code_size();
+                        scratch.gather.for_each_block(l.ids(), l.codes(), cs, BLOCK, filter, |ids, codes| {
+                            self.decode_into(codes, &mut rows);
+                            let block = Block { list: list as usize, ids, rows: &rows };
+                            self.offer_decoded(query, coarse_key, &block, &mut top, &mut qv);
+                            Ok::<(), Error>(())
+                        })?;
                     }
-                    Ok(top.into_hits(self.metric))
-                },
-            )
+                } else {
+                    let mut scanner = self.codec.scanner(query)?;
+                    for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
+                        self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, scratch)?;
+                    }
+                }
+                Ok(top.into_hits(self.metric))
+            })
             .collect()
     }
 
@@ -866,35 +906,38 @@ impl<C: IvfCodec> IvfIndex<C> {
                 fill[l as usize] += 1;
             }
         }
-        let mut keys = vec![0f32; BLOCK];
+        let mut scratch = ScanScratch::default();
         let (mut rows, mut qv) = (Vec::new(), Vec::new());
         for (list, group) in start.windows(2).enumerate() {
             let group = &pairs[group[0]..group[1]];
             if decoded {
-                // Each block is decoded once for the whole group.
+                // Each block is filtered and decoded once for the whole group.
                 if group.is_empty() {
                     continue;
                 }
                 let l = &self.lists[list];
-                for (ids, codes) in l.ids().chunks(BLOCK).zip(l.codes().chunks(BLOCK * self.code_size())) {
+                scratch.gather.for_each_block(l.ids(), l.codes(), self.code_size(), BLOCK, filter, |ids, codes| {
                     self.decode_into(codes, &mut rows);
                     let block = Block { list, ids, rows: &rows };
                     for &(qi, ck) in group {
                         let (qi, query) = (qi as usize, probes.query(first + qi as usize, self.dim));
-                        self.offer_decoded(query, ck, &block, filter, &mut tops[qi], &mut qv);
+                        self.offer_decoded(query, ck, &block, &mut tops[qi], &mut qv);
                     }
-                }
+                    Ok::<(), Error>(())
+                })?;
                 continue;
             }
             for &(qi, ck) in group {
                 let qi = qi as usize;
-                self.scan_list(&mut scanners[qi], list as u32, ck, filter, &mut tops[qi], &mut keys)?;
+                self.scan_list(&mut scanners[qi], list as u32, ck, filter, &mut tops[qi], &mut scratch)?;
             }
         }
         Ok(tops.into_iter().map(|top| top.into_hits(self.metric)).collect())
     }
 
-    /// Offers every entry of list `list` (that passes `filter`) to `top`, scored by `scanner`.
+    /// Offers every entry of list `list` that passes `filter` to `top`, scored by `scanner`
+    /// (rejected entries are skipped before scoring; a list none of whose entries pass does
+    /// not even set the scanner up, which for IVF-PQ builds a table).
     fn scan_list<'s>(
         &'s self,
         scanner: &mut C::Scanner<'s>,
@@ -902,27 +945,23 @@ impl<C: IvfCodec> IvfIndex<C> {
         coarse_key: f32,
         filter: Option<&dyn IdFilter>,
         top: &mut impl ScanSink,
-        keys: &mut [f32],
+        scratch: &mut ScanScratch,
     ) -> Result<()> {
         // An approximate coarse search may find fewer than nprobe lists (padded).
         let Some(l) = self.lists.get(list as usize) else { return Ok(()) };
-        if l.len() == 0 {
-            return Ok(());
-        }
-        let cs = self.codec.quantizer().code_size();
         let centroid = &self.centroids()[list as usize * self.dim..][..self.dim];
-        scanner.set_list(list as usize, centroid, coarse_key)?;
-        for (ids, codes) in l.ids().chunks(BLOCK).zip(l.codes().chunks(BLOCK * cs)) {
+        let mut ready = false;
+        let ScanScratch { keys, gather } = scratch;
+        gather.for_each_block(l.ids(), l.codes(), self.code_size(), BLOCK, filter, |ids, codes| {
+            if !ready {
+                scanner.set_list(list as usize, centroid, coarse_key)?;
+                ready = true;
+            }
             let keys = &mut keys[..ids.len()];
             scanner.keys(codes, keys);
-            match filter {
-                None => ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id)),
-                Some(f) => ids.iter().zip(keys.iter()).filter(|(id, _)| f.accepts(**id)).for_each(|(&id, &key)| {
-                    top.push(key, id);
-                }),
-            }
-        }
-        Ok(())
+            ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id));
+            Ok(())
+        })
     }
 
     fn code_size(&self) -> usize {
@@ -936,7 +975,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         self.codec.decode_block(codes, rows);
     }
 
-    /// Offers the decoded rows of `block` (that pass `filter`) to `top`, keyed for `query`
+    /// Offers the decoded rows of `block` to `top`, keyed for `query`
     /// with the f32 pair kernels: L2 to the query's residual from the list's centroid (or to
     /// the query), inner product with the query plus the list's coarse key for residual codes.
     /// The same arithmetic whichever path calls it, so both paths agree bit for bit.
@@ -945,14 +984,12 @@ impl<C: IvfCodec> IvfIndex<C> {
         query: &[f32],
         coarse_key: f32,
         block: &Block<'_>,
-        filter: Option<&dyn IdFilter>,
         top: &mut impl ScanSink,
         qv: &mut Vec<f32>,
     ) {
         let kern = vq_distance::Kernels::active();
         let residual = self.codec.by_residual();
         let rows = block.ids.iter().zip(block.rows.chunks_exact(self.dim));
-        let pass = |id: &u64| filter.is_none_or(|f| f.accepts(*id));
         if self.codec.quantizer().metric() == Metric::L2 {
             let q = if residual {
                 let centroid = &self.centroids()[block.list * self.dim..][..self.dim];
@@ -963,11 +1000,11 @@ impl<C: IvfCodec> IvfIndex<C> {
                 query
             };
             let l2 = kern.f32_l2_sq_fn();
-            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.push(l2(q, row), id));
+            rows.for_each(|(&id, row)| top.push(l2(q, row), id));
         } else {
             let offset = if residual { coarse_key } else { 0.0 };
             let dot = kern.f32_dot_fn();
-            rows.filter(|(id, _)| pass(id)).for_each(|(&id, row)| top.push(-dot(query, row) + offset, id));
+            rows.for_each(|(&id, row)| top.push(-dot(query, row) + offset, id));
         }
     }
 
@@ -1216,6 +1253,7 @@ mod tests {
 
     use super::*;
     use crate::codec::{FlatCodec, PqCodec, SqCodec};
+    use crate::filter::widened_nprobe;
 
     /// Both scans of the same probes: list-major over the whole batch, and query by query.
     type Rows = Vec<Vec<(u64, f32)>>;
@@ -1261,22 +1299,33 @@ mod tests {
         // The public search (whichever path it takes for this batch) answers the same, and so
         // does each query searched alone, to the bit (the coarse keys, which IVF-PQ and
         // inner-product residual scores include, do not depend on the batch), wherever it
-        // probes the same lists (a near tie at the `nprobe`-th list may go either way).
+        // probes the same lists (a near tie at the `nprobe`-th list may go either way). A
+        // filtered search probes the widened lists; a short answer there probes more again
+        // (tested on its own below), so only full answers are compared.
         let opts = IvfSearch { nprobe: Some(nprobe), filter, coarse_ef: None };
         let batch = index.search(queries, k, &opts).unwrap();
+        let nlist = index.params.nlist;
+        let nprobe = nprobe.min(nlist);
+        let probed =
+            filter.map_or(nprobe, |f| widened_nprobe(nprobe, nlist, pass_rate(index.lists.iter().map(List::ids), f)));
+        let public_rows = if probed == nprobe {
+            by_list.clone()
+        } else {
+            both_paths(&index, queries, probed, &|_| TopK::new(k), filter).0
+        };
         let coarse = index.coarse().unwrap();
         let nq = queries.len() / dim;
-        let (mut lists, mut keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
-        coarse.search_with_ef(queries, nprobe, None, &mut lists, &mut keys).unwrap();
-        for (i, row) in by_list.iter().enumerate() {
+        let (mut lists, mut keys) = (vec![0u32; nq * probed], vec![0f32; nq * probed]);
+        coarse.search_with_ef(queries, probed, None, &mut lists, &mut keys).unwrap();
+        for (i, row) in public_rows.iter().enumerate().filter(|(_, row)| row.len() == k || probed == nlist) {
             let (ids, scores) = batch.get(i).unwrap();
             let got: Vec<(u64, u32)> = ids.iter().zip(scores).map(|(&id, s)| (id, s.to_bits())).collect();
             let want = &bits(std::slice::from_ref(row))[0];
             assert_eq!(&got, want, "query {i}");
             let q = &queries[i * dim..][..dim];
-            let (mut alone_lists, mut alone_keys) = (vec![0u32; nprobe], vec![0f32; nprobe]);
-            coarse.search_with_ef(q, nprobe, None, &mut alone_lists, &mut alone_keys).unwrap();
-            if alone_lists[..] == lists[i * nprobe..][..nprobe] {
+            let (mut alone_lists, mut alone_keys) = (vec![0u32; probed], vec![0f32; probed]);
+            coarse.search_with_ef(q, probed, None, &mut alone_lists, &mut alone_keys).unwrap();
+            if alone_lists[..] == lists[i * probed..][..probed] {
                 let alone = index.search(q, k, &opts).unwrap();
                 let (ids, scores) = alone.get(0).unwrap();
                 let got: Vec<(u64, u32)> = ids.iter().zip(scores).map(|(&id, s)| (id, s.to_bits())).collect();

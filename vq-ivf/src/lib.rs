@@ -58,6 +58,7 @@ mod coarse;
 mod codec;
 mod error;
 mod fastscan;
+pub mod filter;
 mod ids;
 mod index;
 mod persist;

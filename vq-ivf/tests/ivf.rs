@@ -204,16 +204,48 @@ fn filtered_search_equals_search_over_the_passing_ids_only() {
     let filter = IdBitset::from_ids(&pass);
     let mut twin = index.clone();
     twin.remove_where(|id| !filter.contains(id));
-    for nprobe in [1, 4, 16] {
-        let filtered = index
-            .search(&queries, 10, &IvfSearch { nprobe: Some(nprobe), filter: Some(&filter), coarse_ef: None })
-            .unwrap();
-        let expected = twin.search(&queries, 10, &probe(nprobe)).unwrap();
-        assert_eq!(filtered.ids(), expected.ids(), "nprobe {nprobe}");
-        // The SQ block kernel may round a code's key differently by its position in a block,
-        // and the twin's lists are laid out differently.
-        for (a, b) in filtered.scores().iter().zip(expected.scores()) {
-            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    // Every list probed: the same answer as the index of the passing vectors alone.
+    let filtered =
+        index.search(&queries, 10, &IvfSearch { nprobe: Some(16), filter: Some(&filter), coarse_ef: None }).unwrap();
+    let expected = twin.search(&queries, 10, &probe(16)).unwrap();
+    assert_eq!(filtered.ids(), expected.ids());
+    // The SQ block kernel may round a code's key differently by its position in a block, and
+    // the twin's lists are laid out differently.
+    for (a, b) in filtered.scores().iter().zip(expected.scores()) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+/// A filtered search probes at least the lists an unfiltered one would (more, the fewer pass),
+/// so it finds at least what the index of the passing vectors alone finds with the same
+/// `nprobe`; a selective filter finds strictly more; and an answer is short only when fewer
+/// than `k` vectors pass.
+#[test]
+fn a_selective_filter_probes_more_lists_and_never_answers_short() {
+    let data = clustered(3_000, 13);
+    let queries = clustered(40, 14);
+    let index = built(FlatCodec::new(DIM, Metric::L2).unwrap(), Metric::L2, 32, &data);
+    let k = 10;
+    for passing in [3usize, 10, 30, 300, 1500] {
+        let pass: Vec<u64> = (0..passing as u64).map(|i| i * 3000 / passing as u64).collect();
+        let filter = IdBitset::from_ids(&pass);
+        let mut twin = index.clone();
+        twin.remove_where(|id| !filter.contains(id));
+        let exact = twin.search(&queries, k, &probe(32)).unwrap();
+        for nprobe in [1, 2, 4] {
+            let opts = IvfSearch { nprobe: Some(nprobe), filter: Some(&filter), coarse_ef: None };
+            let found = index.search(&queries, k, &opts).unwrap();
+            for (ids, _) in found.iter() {
+                let ids: Vec<u64> = ids.iter().copied().filter(|&id| id != u64::MAX).collect();
+                assert_eq!(ids.len(), k.min(passing), "{passing} passing, nprobe {nprobe}");
+                assert!(ids.iter().all(|&id| filter.contains(id)));
+            }
+            let (with_filter, alone) =
+                (recall(&found, &exact), recall(&twin.search(&queries, k, &probe(nprobe)).unwrap(), &exact));
+            assert!(with_filter >= alone, "{passing} passing, nprobe {nprobe}: {with_filter} < {alone}");
+            if passing == 1500 && nprobe == 1 {
+                assert!(with_filter > alone, "half passing, nprobe 1: no wider probe ({with_filter} = {alone})");
+            }
         }
     }
 }
