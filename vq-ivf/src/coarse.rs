@@ -130,6 +130,12 @@ impl FlatCoarse {
         coarse_key(self.metric, self.pair, q, c)
     }
 
+    /// The key [`CoarseQuantizer::search`] gives list `list` for the prepared row `q`, to the
+    /// bit (`list` below `nlist`).
+    pub(crate) fn list_key(&self, q: &[f32], list: usize) -> f32 {
+        self.key(q, &self.centroids[list * self.dim..][..self.dim])
+    }
+
     /// One query, with the per-pair kernels.
     fn search_one(&self, q: &[f32], top: &mut TopK, lists: &mut [u32], keys: &mut [f32]) {
         top.clear();
@@ -341,6 +347,12 @@ impl HnswCoarse {
     /// Sets the beam width of a coarse search (at least 1).
     pub fn set_ef(&mut self, ef: usize) {
         self.ef = ef.max(1);
+    }
+
+    /// The key [`CoarseQuantizer::search`] gives list `list` for the prepared row `q`, to the
+    /// bit (`list` below `nlist`).
+    pub(crate) fn list_key(&self, q: &[f32], list: usize) -> f32 {
+        coarse_key(self.metric, self.pair, q, &self.centroids[list * self.dim..][..self.dim])
     }
 
     fn search_one(&self, q: &[f32], nprobe: usize, ef: usize, lists: &mut [u32], keys: &mut [f32]) -> Result<()> {

@@ -65,6 +65,13 @@ pub trait IvfCodec: Send + Sync + Sized {
     fn scans_by_list(&self) -> bool {
         false
     }
+    /// Whether moving a scanner to a list ([`ListScanner::set_list`]) costs about as little
+    /// as scoring an entry (IVF-Flat, IVF-SQ), rather than building a table (IVF-PQ): a search
+    /// under a filter passing few vectors then scores them from the filter's listed ids, one
+    /// list move per list holding one, instead of scanning every probed list.
+    fn cheap_list_moves(&self) -> bool {
+        true
+    }
     /// At most this many queries in a list-major chunk (their scanners are held at once).
     fn list_major_queries(&self) -> usize {
         usize::MAX
@@ -423,6 +430,11 @@ impl IvfCodec for PqCodec {
     /// per-list table.
     fn scans_by_list(&self) -> bool {
         !self.list_terms.is_empty()
+    }
+
+    /// A list move builds the list's table (`m × 2^nbits` sums for L2 over residuals).
+    fn cheap_list_moves(&self) -> bool {
+        false
     }
 
     /// A scanner holds two `m × 2^nbits` tables (32 KiB at PQ16): a chunk holds at most

@@ -130,6 +130,58 @@ impl IdTracker {
     }
 }
 
+/// Where every held id's entry is, its list and position: how a search scores the listed ids
+/// of a filter that passes few vectors without scanning lists. Built from the lists when a
+/// search first needs it and dropped when they change; indexed by id (8 bytes per id up to
+/// the largest) when ids are compact, sorted `(id, entry)` pairs (16 bytes an entry) otherwise.
+#[derive(Debug, Clone)]
+pub(crate) enum Locations {
+    /// Entry `list << 32 | position` at index `id`; `u64::MAX` for an id not held.
+    ById(Vec<u64>),
+    /// `(id, list << 32 | position)`, ascending by id.
+    Sorted(Vec<(u64, u64)>),
+}
+
+impl Locations {
+    /// The locations of the entries of `lists` (each list's ids in order).
+    pub(crate) fn of<'a>(lists: impl Iterator<Item = &'a [u64]> + Clone) -> Self {
+        let n: usize = lists.clone().map(<[u64]>::len).sum();
+        let max = lists.clone().flat_map(|ids| ids.iter().copied()).max();
+        let entries = lists
+            .enumerate()
+            .flat_map(|(l, ids)| ids.iter().enumerate().map(move |(p, &id)| (id, (l as u64) << 32 | p as u64)));
+        match max {
+            Some(max) if max < 2 * n as u64 => {
+                let mut by_id = vec![u64::MAX; max as usize + 1];
+                entries.for_each(|(id, at)| by_id[id as usize] = at);
+                Locations::ById(by_id)
+            }
+            _ => {
+                let mut sorted: Vec<(u64, u64)> = entries.collect();
+                sorted.sort_unstable();
+                Locations::Sorted(sorted)
+            }
+        }
+    }
+
+    /// The list and position of `id`'s entry, `None` when it is not held.
+    pub(crate) fn get(&self, id: u64) -> Option<(u32, u32)> {
+        let at = match self {
+            Locations::ById(by_id) => *usize::try_from(id).ok().and_then(|i| by_id.get(i))?,
+            Locations::Sorted(sorted) => sorted[sorted.binary_search_by_key(&id, |e| e.0).ok()?].1,
+        };
+        (at != u64::MAX).then_some(((at >> 32) as u32, at as u32))
+    }
+
+    /// Bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        match self {
+            Locations::ById(v) => v.capacity() * size_of::<u64>(),
+            Locations::Sorted(v) => v.capacity() * size_of::<(u64, u64)>(),
+        }
+    }
+}
+
 /// Where each of `wanted` sits in `lists` (each list's ids in order): `(list, position)`, or
 /// `None` for an id in no list, found in one pass over every list.
 pub(crate) fn positions_in_lists<'a>(
@@ -150,6 +202,25 @@ pub(crate) fn positions_in_lists<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_find_every_entry_in_either_form() {
+        let compact: Vec<Vec<u64>> = vec![vec![3, 0], vec![], vec![1, 4, 2]];
+        let sparse: Vec<Vec<u64>> = vec![vec![1 << 40, 7], vec![u64::MAX - 1], vec![]];
+        for lists in [compact, sparse] {
+            let loc = Locations::of(lists.iter().map(Vec::as_slice));
+            assert_eq!(matches!(loc, Locations::ById(_)), lists[0][0] == 3);
+            for (l, ids) in lists.iter().enumerate() {
+                for (p, &id) in ids.iter().enumerate() {
+                    assert_eq!(loc.get(id), Some((l as u32, p as u32)), "id {id}");
+                }
+            }
+            for absent in [5, 6, 8, 1 << 39, u64::MAX] {
+                assert_eq!(loc.get(absent), None, "id {absent}");
+            }
+            assert!(loc.memory_bytes() >= 5 * 8);
+        }
+    }
 
     #[test]
     fn sequential_ids_stay_dense_and_others_switch() {

@@ -1,6 +1,7 @@
 //! [`IvfIndex`]: the coarse quantizer, the inverted lists, and the verbs over them.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,8 @@ use vq_quant::{Quantizer, ScanSink, WithinKey};
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::{IvfCodec, ListScanner};
 use crate::error::{Error, Result};
-use crate::filter::{Gather, filtered_rows, pass_rate};
-use crate::ids::{IdTracker, positions_in_lists};
+use crate::filter::{Gather, filtered_rows, pass_rate, widened_nprobe};
+use crate::ids::{IdTracker, Locations, positions_in_lists};
 
 /// Codes scored per call of the codec's block kernel.
 const BLOCK: usize = 256;
@@ -24,6 +25,13 @@ const MAX_LIST_MAJOR_CHUNK: usize = 2048;
 /// A batch is searched list-major when its queries probe each list at least this many times
 /// on average (`queries · nprobe ≥ this · nlist`); below, a list would rarely be read twice.
 const MIN_SHARED_PROBES: usize = 2;
+/// What scoring one of a filter's listed ids costs (a lookup, a scattered read of its code,
+/// its score), in scanned entries (the read of an id and the filter's test), and what the
+/// coarse search costs per list it scores: a filtered search scores the listed ids instead
+/// of scanning when `listed · LISTED_ENTRY_COST < scanned + nlist · COARSE_LIST_COST`.
+/// Fit on imgsift100k (d = 128; BENCHMARKS.md "Filtered IVF search").
+const LISTED_ENTRY_COST: usize = 8;
+const COARSE_LIST_COST: usize = 6;
 
 /// Decoded rows of one block of a list.
 struct Block<'a> {
@@ -308,7 +316,9 @@ pub struct IvfMemory {
     /// Codes in the lists, as allocated (not counting mapped lists).
     pub codes: usize,
     /// Ids in the lists, as allocated (not counting mapped lists), plus the membership set
-    /// (if ids are not `0..n`) and the list headers.
+    /// (if ids are not `0..n`), the list headers, and the map from ids to entries a search
+    /// under a filter passing few vectors builds (8 bytes an id; dropped when the lists
+    /// change).
     pub ids: usize,
     /// Ids and codes of lists served from a memory-mapped file (an index read with a mapped
     /// reader, until a list is written): pages of the page cache, read in on access and
@@ -338,6 +348,9 @@ pub struct IvfIndex<C> {
     ids: IdTracker,
     /// Hash of every trained artifact, 0 before training.
     fingerprint: u64,
+    /// Where each id's entry is, once a search under a selective filter needed it; reset by
+    /// every change to the lists.
+    locations: OnceLock<Locations>,
 }
 
 /// The coarse quantizer an index holds.
@@ -361,6 +374,14 @@ impl Coarse {
         match self {
             Coarse::Flat(c) => c,
             Coarse::Hnsw(c) => c,
+        }
+    }
+
+    /// The key a search gives list `list` for the prepared row `q`, to the bit.
+    fn list_key(&self, q: &[f32], list: usize) -> f32 {
+        match self {
+            Coarse::Flat(c) => c.list_key(q, list),
+            Coarse::Hnsw(c) => c.list_key(q, list),
         }
     }
 }
@@ -391,6 +412,7 @@ impl<C: IvfCodec> IvfIndex<C> {
             lists: Vec::new(),
             ids: IdTracker::default(),
             fingerprint: 0,
+            locations: OnceLock::new(),
         })
     }
 
@@ -642,6 +664,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         self.codec.prepare(coarse.get().centroids());
         self.coarse = Some(coarse);
         self.lists = vec![List::default(); self.params.nlist];
+        self.locations = OnceLock::new();
         self.fingerprint = self.compute_fingerprint();
         Ok(())
     }
@@ -702,6 +725,7 @@ impl<C: IvfCodec> IvfIndex<C> {
             }
         }
         self.ids.insert(ids);
+        self.locations = OnceLock::new();
         Ok(())
     }
 
@@ -740,17 +764,90 @@ impl<C: IvfCodec> IvfIndex<C> {
         let rows = match opts.filter {
             None => self.scan_probes(queries, opts, |_| TopK::new(k))?,
             Some(filter) => {
-                let widening = (
-                    resolved_nprobe(opts, &self.params)?,
-                    self.params.nlist,
-                    pass_rate(self.lists.iter().map(List::ids), filter),
-                );
-                filtered_rows(queries, self.dim, k, widening, |q, nprobe| {
-                    self.scan_probes(q, &IvfSearch { nprobe: Some(nprobe), ..*opts }, |_| TopK::new(k))
-                })?
+                let (nprobe, nlist) = (resolved_nprobe(opts, &self.params)?, self.params.nlist);
+                let pass_rate = pass_rate(self.lists.iter().map(List::ids), filter);
+                match self.search_listed(queries, k, filter, widened_nprobe(nprobe, nlist, pass_rate))? {
+                    Some(rows) => rows,
+                    None => filtered_rows(queries, self.dim, k, (nprobe, nlist, pass_rate), |q, nprobe| {
+                        self.scan_probes(q, &IvfSearch { nprobe: Some(nprobe), ..*opts }, |_| TopK::new(k))
+                    })?,
+                }
             }
         };
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
+    }
+
+    /// The filtered search of `queries` from the filter's listed ids, when that is cheaper than
+    /// the coarse search and the scan of the `probed` lists ([`LISTED_ENTRY_COST`]) and the
+    /// codec moves between lists cheaply; `None` otherwise. Exact over every passing vector
+    /// (answers are short only when fewer than `k` pass), each entry scored as the scan scores
+    /// it: the passing entries of a list, in list order and the scan's blocks, after the
+    /// scanner's move to that list.
+    fn search_listed(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: &dyn IdFilter,
+        probed: usize,
+    ) -> Result<Option<Vec<Vec<(u64, f32)>>>> {
+        let nlist = self.params.nlist.max(1);
+        let scan_cost = self.len() * probed / nlist + nlist * COARSE_LIST_COST;
+        let few = filter.accepted_count().is_some_and(|c| c.saturating_mul(LISTED_ENTRY_COST) < scan_cost);
+        let Some(ids) = filter.accepted_ids().filter(|_| few && self.codec.cheap_list_moves()) else {
+            return Ok(None);
+        };
+        let (coarse, dim, cs) = (self.coarse_parts().ok_or_else(|| self.not_trained())?, self.dim, self.code_size());
+        let q = prepare_rows("queries", queries, dim, self.metric)?;
+        let locations = self.locations.get_or_init(|| Locations::of(self.lists.iter().map(List::ids)));
+        let mut at: Vec<(u32, u32)> = ids.iter().filter_map(|&id| locations.get(id)).collect();
+        at.sort_unstable();
+        // The passing entries gathered list by list: `groups` holds (list, range of entries).
+        let (mut gathered_ids, mut codes) = (Vec::with_capacity(at.len()), Vec::with_capacity(at.len() * cs));
+        let mut groups = Vec::new();
+        for run in at.chunk_by(|a, b| a.0 == b.0) {
+            let (list, start) = (run[0].0 as usize, gathered_ids.len());
+            let l = &self.lists[list];
+            for &(_, p) in run {
+                gathered_ids.push(l.ids()[p as usize]);
+                codes.extend_from_slice(&l.codes()[p as usize * cs..][..cs]);
+            }
+            groups.push((list, start..gathered_ids.len()));
+        }
+        let decoded = self.codec.decodes_for_scan();
+        let mut rows = Vec::new();
+        if decoded {
+            self.decode_into(&codes, &mut rows);
+        }
+        let rows = (0..q.len())
+            .into_par_iter()
+            .map_init(ScanScratch::default, |scratch, i| {
+                let query = q.row(i);
+                let mut top = TopK::new(k);
+                let mut scanner = if decoded { None } else { Some(self.codec.scanner(query)?) };
+                let mut qv = Vec::new();
+                for (list, range) in &groups {
+                    let key = if self.codec.by_residual() { coarse.list_key(query, *list) } else { 0.0 };
+                    let ids = &gathered_ids[range.clone()];
+                    match &mut scanner {
+                        None => {
+                            let block = Block { list: *list, ids, rows: &rows[range.start * dim..range.end * dim] };
+                            self.offer_decoded(query, key, &block, &mut top, &mut qv);
+                        }
+                        Some(scanner) => {
+                            scanner.set_list(*list, &self.centroids()[list * dim..][..dim], key)?;
+                            let codes = &codes[range.start * cs..range.end * cs];
+                            for (ids, codes) in ids.chunks(BLOCK).zip(codes.chunks(BLOCK * cs)) {
+                                let keys = &mut scratch.keys[..ids.len()];
+                                scanner.keys(codes, keys);
+                                ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id));
+                            }
+                        }
+                    }
+                }
+                Ok(top.into_hits(self.metric))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(rows))
     }
 
     /// Every entry of the probed lists within `radius` of each query (Faiss' `range_search`
@@ -1054,6 +1151,9 @@ impl<C: IvfCodec> IvfIndex<C> {
             .collect();
         let removed = removed.concat();
         self.ids.remove(&removed);
+        if !removed.is_empty() {
+            self.locations = OnceLock::new();
+        }
         removed.len()
     }
 
@@ -1094,7 +1194,10 @@ impl<C: IvfCodec> IvfIndex<C> {
         let (codes, ids) = self.lists.iter().map(List::owned_bytes).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         IvfMemory {
             codes,
-            ids: ids + self.ids.memory_bytes() + self.lists.capacity() * size_of::<List>(),
+            ids: ids
+                + self.ids.memory_bytes()
+                + self.lists.capacity() * size_of::<List>()
+                + self.locations.get().map_or(0, Locations::memory_bytes),
             mapped: self.lists.iter().map(List::mapped_bytes).sum(),
             trained: self.centroids().len() * 4
                 + self.coarse().map_or(0, |c| c.extra_bytes())
@@ -1125,6 +1228,7 @@ impl<C: IvfCodec> IvfIndex<C> {
             codes.extend_from_slice(theirs.codes());
         }
         self.ids.insert(&moved);
+        self.locations = OnceLock::new();
         Ok(())
     }
 
@@ -1178,7 +1282,8 @@ impl<C: IvfCodec> IvfIndex<C> {
         if let Some(c) = &coarse {
             codec.prepare(c.get().centroids());
         }
-        let mut index = IvfIndex { dim, metric, params, coarse, codec, lists, ids, fingerprint: 0 };
+        let mut index =
+            IvfIndex { dim, metric, params, coarse, codec, lists, ids, fingerprint: 0, locations: OnceLock::new() };
         if index.is_trained() {
             index.fingerprint = index.compute_fingerprint();
         }

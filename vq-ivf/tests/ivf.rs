@@ -461,3 +461,55 @@ fn centroids_and_codebooks_trained_elsewhere() {
         assert!(matches!(PqCodec::from_quantizer(other, pq), Err(Error::Parameter { name: "codec", .. })));
     }
 }
+
+/// A filter passing few vectors, given as a set, is answered from its listed ids; the same
+/// filter as a predicate (which cannot list its ids) scans every list. The two agree to the
+/// bit for every codec and metric, and the map from ids to entries the first builds shows in
+/// the memory report until the lists change (an add, a removal), after which the listed answer
+/// still equals the scan's.
+#[test]
+fn listed_ids_answer_as_the_scan_of_every_list() {
+    // Every 97th id, and the next one `add` hands out (3,000), added later.
+    let added = 3000;
+    let passing: Vec<u64> = (0..3000).filter(|i| i % 97 == 5).chain([added]).collect();
+    let set = IdBitset::from_ids(&passing);
+    fn check<C: IvfCodec + Clone>(mut index: IvfIndex<C>, queries: &[f32], set: &IdBitset, added: u64) {
+        let name = index.name();
+        let predicate = |id: u64| set.contains(id);
+        let compare = |index: &IvfIndex<C>, what: &str| {
+            let listed = IvfSearch { nprobe: Some(32), filter: Some(set), coarse_ef: None };
+            let listed = index.search(queries, 10, &listed).unwrap();
+            let scanned = IvfSearch { nprobe: Some(32), filter: Some(&predicate), coarse_ef: None };
+            let scanned = index.search(queries, 10, &scanned).unwrap();
+            assert_eq!(listed.ids(), scanned.ids(), "{name} {what}");
+            let bits = |n: &Neighbors| n.scores().iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&listed), bits(&scanned), "{name} {what}: scores");
+            assert!(listed.ids().iter().all(|&id| id == u64::MAX || set.contains(id)));
+            listed
+        };
+        let before = index.memory_usage().ids;
+        compare(&index, "as built");
+        let grew = index.memory_usage().ids > before;
+        // IVF-PQ builds a table per list move: it always scans.
+        assert_eq!(grew, !name.contains("PQ"), "{name}: the id map in the memory report");
+        // A new passing vector at the first query, then the removal of the second query's
+        // nearest: the map is rebuilt after each.
+        index.add(&queries[..DIM]).unwrap();
+        // (The map would be 24,000 bytes; the add grows one list's ids by at most its length.)
+        assert!(index.memory_usage().ids < before + 3000, "{name}: the map outlived an add");
+        let after = compare(&index, "after an add");
+        assert_eq!(after.get(0).unwrap().0[0], added, "{name}: the added vector is the first query's nearest");
+        let gone = after.get(1).unwrap().0[0];
+        index.remove_ids(&[gone]);
+        let after = compare(&index, "after a removal");
+        assert!(!after.ids().contains(&gone), "{name}: {gone} was removed");
+    }
+    let data = clustered(3_000, 15);
+    let queries = clustered(30, 16);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let d = normalized_if(metric, &data);
+        check(built(FlatCodec::new(DIM, metric).unwrap(), metric, 32, &d), &queries, &set, added);
+        check(built(SqCodec::new(DIM, metric, SqType::SQ8).unwrap(), metric, 32, &d), &queries, &set, added);
+        check(built(PqCodec::new(DIM, metric, 4, 8).unwrap(), metric, 32, &d), &queries, &set, added);
+    }
+}
