@@ -15,6 +15,10 @@
 //! costs a filter check per entry and a score per passing one, so the widened probing costs
 //! about what the unwidened scan of every entry did.
 //!
+//! **Listed ids.** A filter that can list its ids and passes few vectors skips all of this:
+//! [`IvfIndex::search`](crate::IvfIndex::search) scores exactly those entries, found through a
+//! map from ids to entries, when that costs less than the coarse search and the scan.
+//!
 //! Public so an inverted file kept elsewhere (vq-gpu's, on a device) widens its filtered
 //! searches the same way.
 
@@ -24,10 +28,10 @@ use vq_distance::IdFilter;
 const PASS_SAMPLE: usize = 1024;
 
 /// The fraction of the stored entries (`id_lists`, the lists' ids) that `filter` accepts,
-/// estimated from at most [`PASS_SAMPLE`] entries, one at a fixed pseudo-random place in each
-/// of as many equal strides (every entry of a smaller index): deterministic, so a search's
-/// answer does not vary between calls, and jittered, so a periodic filter (`id % 4 == 1`)
-/// cannot alias with the stride. A sample no entry passes counts as half an entry passing:
+/// estimated from at most 1,024 entries, one at a fixed pseudo-random place in each of as
+/// many equal strides (every entry of a smaller index): deterministic, so a search's answer
+/// does not vary between calls, and jittered, so a periodic filter (`id % 4 == 1`) cannot
+/// alias with the stride. A sample no entry passes counts as half an entry passing:
 /// rare, not impossible. `1.0` for an empty index.
 pub fn pass_rate<'a>(id_lists: impl Iterator<Item = &'a [u64]> + Clone, filter: &dyn IdFilter) -> f64 {
     let total: usize = id_lists.clone().map(<[u64]>::len).sum();

@@ -30,8 +30,8 @@ const MIN_SHARED_PROBES: usize = 2;
 /// coarse search costs per list it scores: a filtered search scores the listed ids instead
 /// of scanning when `listed · LISTED_ENTRY_COST < scanned + nlist · COARSE_LIST_COST`.
 /// Fit on imgsift100k (d = 128; BENCHMARKS.md "Filtered IVF search").
-const LISTED_ENTRY_COST: usize = 8;
-const COARSE_LIST_COST: usize = 6;
+const LISTED_ENTRY_COST: usize = 6;
+const COARSE_LIST_COST: usize = 5;
 
 /// Decoded rows of one block of a list.
 struct Block<'a> {
@@ -747,7 +747,11 @@ impl<C: IvfCodec> IvfIndex<C> {
     /// vectors lie farther out the fewer pass, and probing `nprobe` alone would let recall
     /// fall with `p`. A query that still finds fewer than `k` passing entries probes twice as
     /// many lists, until it has `k` or every list was probed: filtered answers are short only
-    /// when fewer than `k` stored vectors pass.
+    /// when fewer than `k` stored vectors pass. A filter that lists its ids
+    /// ([`IdFilter::accepted_ids`]: `IdBitset`, `IdSet`) and passes few vectors is answered
+    /// exactly from that list instead, when scoring those entries alone costs less than the
+    /// coarse search and the scan (IVF-Flat, IVF-SQ); the map from ids to entries it needs is
+    /// built on the first such search and counted in [`IvfIndex::memory_usage`].
     ///
     /// A batch whose queries share lists (about `queries · nprobe ≥ 2 · nlist` per chunk) is
     /// scanned list-major when the codec allows it ([`IvfCodec::scans_by_list`]: IVF-Flat,

@@ -6,7 +6,8 @@
 //! index's [`IvfCodec`], in the list of its nearest centroid; a query scans the `nprobe` lists
 //! nearest to it.
 //!
-//! **Owns:** [`IvfIndex`] (train, add, search with `nprobe` and an [`IdFilter`](vq_distance::IdFilter),
+//! **Owns:** [`IvfIndex`] (train, add, search with `nprobe` and an [`IdFilter`](vq_distance::IdFilter)
+//! — the probe widened by the filter's pass rate, or its listed ids scored alone: [`filter`],
 //! remove by ids, range or predicate, reconstruct, list statistics, memory report), the coarse
 //! quantizers behind [`CoarseQuantizer`] ([`FlatCoarse`]: every centroid scored; [`HnswCoarse`]:
 //! a `vq-graph` HNSW over the centroids, `IVF65536_HNSW32`, for very large `nlist`), the list
