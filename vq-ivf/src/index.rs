@@ -49,6 +49,17 @@ pub(crate) fn resolved_nprobe(opts: &IvfSearch<'_>, params: &IvfParams) -> Resul
     }
 }
 
+/// Each query's hits, `(id, score)`.
+type QueryHits = Vec<Vec<(u64, f32)>>;
+
+/// Offers a block of one list's entries (`ids`, at most [`BLOCK`], and their codes) to `top`,
+/// keyed by `scanner`, already moved to that list.
+fn offer_scanned(scanner: &impl ListScanner, ids: &[u64], codes: &[u8], top: &mut impl ScanSink, keys: &mut [f32]) {
+    let keys = &mut keys[..ids.len()];
+    scanner.keys(codes, keys);
+    ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id));
+}
+
 /// Per-thread scratch of a list scan: the codec's keys of one block, and the gathered
 /// entries of a filtered one.
 struct ScanScratch {
@@ -793,7 +804,7 @@ impl<C: IvfCodec> IvfIndex<C> {
         k: usize,
         filter: &dyn IdFilter,
         probed: usize,
-    ) -> Result<Option<Vec<Vec<(u64, f32)>>>> {
+    ) -> Result<Option<QueryHits>> {
         let nlist = self.params.nlist.max(1);
         let scan_cost = self.len() * probed / nlist + nlist * COARSE_LIST_COST;
         let few = filter.accepted_count().is_some_and(|c| c.saturating_mul(LISTED_ENTRY_COST) < scan_cost);
@@ -841,9 +852,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                             scanner.set_list(*list, &self.centroids()[list * dim..][..dim], key)?;
                             let codes = &codes[range.start * cs..range.end * cs];
                             for (ids, codes) in ids.chunks(BLOCK).zip(codes.chunks(BLOCK * cs)) {
-                                let keys = &mut scratch.keys[..ids.len()];
-                                scanner.keys(codes, keys);
-                                ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id));
+                                offer_scanned(scanner, ids, codes, &mut top, &mut scratch.keys);
                             }
                         }
                     }
@@ -1058,9 +1067,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                 scanner.set_list(list as usize, centroid, coarse_key)?;
                 ready = true;
             }
-            let keys = &mut keys[..ids.len()];
-            scanner.keys(codes, keys);
-            ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id));
+            offer_scanned(scanner, ids, codes, top, keys);
             Ok(())
         })
     }
