@@ -25,6 +25,13 @@ pub trait ListScanner: Send {
     /// Moves to list `list`, whose centroid is `centroid` and whose coarse key (squared L2
     /// to the query, or negated inner product) is `coarse_key`.
     fn set_list(&mut self, list: usize, centroid: &[f32], coarse_key: f32) -> Result<()>;
+    /// [`set_list`](ListScanner::set_list) for a move after which only `codes` codes are
+    /// keyed: a scanner whose move builds a table may key so few directly instead, to the
+    /// same bits.
+    fn set_list_for(&mut self, list: usize, centroid: &[f32], coarse_key: f32, codes: usize) -> Result<()> {
+        let _ = codes;
+        self.set_list(list, centroid, coarse_key)
+    }
     /// Keys of the query against a block of the current list's codes (`out.len()` codes).
     fn keys(&self, codes: &[u8], out: &mut [f32]);
 }
@@ -65,12 +72,19 @@ pub trait IvfCodec: Send + Sync + Sized {
     fn scans_by_list(&self) -> bool {
         false
     }
-    /// Whether moving a scanner to a list ([`ListScanner::set_list`]) costs about as little
-    /// as scoring an entry (IVF-Flat, IVF-SQ), rather than building a table (IVF-PQ): a search
-    /// under a filter passing few vectors then scores them from the filter's listed ids, one
-    /// list move per list holding one, instead of scanning every probed list.
-    fn cheap_list_moves(&self) -> bool {
-        true
+    /// What moving a scanner to a list ([`ListScanner::set_list`]) costs, in entries scanned
+    /// under a filter (the read of an id and the filter's test): nothing to speak of for
+    /// IVF-Flat and IVF-SQ, a table's worth of sums for IVF-PQ over L2. A filtered search
+    /// weighs it to choose between scanning the probed lists and scoring the filter's listed
+    /// ids (whose lists hold a few each: keyed without a table, [`ListScanner::set_list_for`]).
+    fn list_move_cost(&self) -> usize {
+        0
+    }
+    /// What keying one of a filter's listed entries costs, in the same units: a lookup, a
+    /// scattered read of its code and its key (6 fits IVF-Flat and IVF-SQ at d = 128 on
+    /// imgsift100k; BENCHMARKS.md "Filtered IVF search").
+    fn listed_entry_cost(&self) -> usize {
+        6
     }
     /// At most this many queries in a list-major chunk (their scanners are held at once).
     fn list_major_queries(&self) -> usize {
@@ -314,6 +328,14 @@ impl PqCodec {
     }
 }
 
+/// List `list`'s `n` precomputed terms in `list_terms` (every list's, `n` each).
+fn terms_of(list_terms: &[f32], list: usize, n: usize) -> Result<&[f32]> {
+    list_terms.get(list * n..(list + 1) * n).ok_or_else(|| Error::Parameter {
+        name: "list",
+        what: format!("{list} is past the precomputed table's {} lists", list_terms.len() / n.max(1)),
+    })
+}
+
 /// [`PqCodec`]'s scanner.
 pub enum PqScanner<'a> {
     /// L2 through the precomputed table.
@@ -326,6 +348,9 @@ pub enum PqScanner<'a> {
         list_terms: &'a [f32],
         /// `‖q − c‖²` of the current list.
         offset: f32,
+        /// The current list's terms when its codes are keyed without building its table
+        /// ([`ListScanner::set_list_for`] a few codes).
+        direct: Option<&'a [f32]>,
     },
     /// Inner product: the query's table, offset by the list's coarse key.
     Shared(QuantizerScanner<'a, ProductQuantizer>),
@@ -334,25 +359,44 @@ pub enum PqScanner<'a> {
 impl ListScanner for PqScanner<'_> {
     fn set_list(&mut self, list: usize, centroid: &[f32], coarse_key: f32) -> Result<()> {
         match self {
-            PqScanner::Table { query_terms, scorer, list_terms, offset } => {
-                let n = query_terms.len();
-                let terms = list_terms.get(list * n..(list + 1) * n).ok_or_else(|| Error::Parameter {
-                    name: "list",
-                    what: format!("{list} is past the precomputed table's {} lists", list_terms.len() / n.max(1)),
-                })?;
+            PqScanner::Table { query_terms, scorer, list_terms, offset, direct } => {
                 // Vectorized at the process' SIMD level (the plain loop ran at SSE2).
-                scorer.set_table_sum(terms, query_terms)?;
+                scorer.set_table_sum(terms_of(list_terms, list, query_terms.len())?, query_terms)?;
                 *offset = coarse_key;
+                *direct = None;
                 Ok(())
             }
             PqScanner::Shared(s) => s.set_list(list, centroid, coarse_key),
         }
     }
 
+    /// Fewer codes than `2^nbits / 32` (8 at 8 bits): keyed from the list's terms and the
+    /// query's without the table (`m` look-ups in each per code against `m · 2^nbits` sums).
+    fn set_list_for(&mut self, list: usize, centroid: &[f32], coarse_key: f32, codes: usize) -> Result<()> {
+        match self {
+            PqScanner::Table { query_terms, scorer, list_terms, offset, direct }
+                if codes * 32 < scorer.quantizer().ksub() =>
+            {
+                *direct = Some(terms_of(list_terms, list, query_terms.len())?);
+                *offset = coarse_key;
+                Ok(())
+            }
+            _ => self.set_list(list, centroid, coarse_key),
+        }
+    }
+
     fn keys(&self, codes: &[u8], out: &mut [f32]) {
         match self {
-            PqScanner::Table { scorer, offset, .. } => {
-                scorer.distances(codes, out);
+            PqScanner::Table { scorer, offset, direct, query_terms, .. } => {
+                match direct {
+                    Some(terms) => {
+                        let cs = codes.len() / out.len().max(1);
+                        for (k, code) in out.iter_mut().zip(codes.chunks_exact(cs.max(1))) {
+                            *k = scorer.distance_with_table_sum(terms, query_terms, code);
+                        }
+                    }
+                    None => scorer.distances(codes, out),
+                }
                 out.iter_mut().for_each(|k| *k += *offset);
             }
             PqScanner::Shared(s) => s.keys(codes, out),
@@ -408,7 +452,7 @@ impl IvfCodec for PqCodec {
         self.q.inner_product_table(query, &mut query_terms)?;
         query_terms.iter_mut().for_each(|v| *v *= 2.0);
         let scorer = self.q.scorer_with_table(vec![0f32; self.table_len()])?;
-        Ok(PqScanner::Table { query_terms, scorer, list_terms: &self.list_terms, offset: 0.0 })
+        Ok(PqScanner::Table { query_terms, scorer, list_terms: &self.list_terms, offset: 0.0, direct: None })
     }
 
     fn trained_state(&self) -> Vec<u8> {
@@ -432,9 +476,17 @@ impl IvfCodec for PqCodec {
         !self.list_terms.is_empty()
     }
 
-    /// A list move builds the list's table (`m × 2^nbits` sums for L2 over residuals).
-    fn cheap_list_moves(&self) -> bool {
-        false
+    /// L2 over residuals: a list move sums the list's precomputed terms and the query's into a
+    /// `m × 2^nbits` table, about 64 of those values per scanned entry's time (imgsift100k,
+    /// PQ16: 4,096 sums). Inner product: the list's key is an offset.
+    fn list_move_cost(&self) -> usize {
+        if self.list_terms.is_empty() { 0 } else { self.table_len() / 64 }
+    }
+
+    /// L2 over residuals: a listed entry, alone in its list, is keyed from its list's terms
+    /// without a table, `m` scattered look-ups more than the shared table's.
+    fn listed_entry_cost(&self) -> usize {
+        if self.list_terms.is_empty() { 6 } else { 6 + self.q.m() }
     }
 
     /// A scanner holds two `m × 2^nbits` tables (32 KiB at PQ16): a chunk holds at most

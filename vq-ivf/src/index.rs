@@ -25,12 +25,11 @@ const MAX_LIST_MAJOR_CHUNK: usize = 2048;
 /// A batch is searched list-major when its queries probe each list at least this many times
 /// on average (`queries · nprobe ≥ this · nlist`); below, a list would rarely be read twice.
 const MIN_SHARED_PROBES: usize = 2;
-/// What scoring one of a filter's listed ids costs (a lookup, a scattered read of its code,
-/// its score), in scanned entries (the read of an id and the filter's test), and what the
-/// coarse search costs per list it scores: a filtered search scores the listed ids instead
-/// of scanning when `listed · LISTED_ENTRY_COST < scanned + nlist · COARSE_LIST_COST`.
-/// Fit on imgsift100k (d = 128; BENCHMARKS.md "Filtered IVF search").
-const LISTED_ENTRY_COST: usize = 6;
+/// What the coarse search costs per list it scores, in scanned entries (the read of an id and
+/// a filter's test): a filtered search scores the listed ids instead of scanning when
+/// `listed · entry < scanned + nlist · COARSE_LIST_COST + probed · move`, `entry` and `move`
+/// the codec's [`IvfCodec::listed_entry_cost`] and [`IvfCodec::list_move_cost`]. Fit on
+/// imgsift100k (d = 128; BENCHMARKS.md "Filtered IVF search").
 const COARSE_LIST_COST: usize = 5;
 
 /// Decoded rows of one block of a list.
@@ -761,8 +760,8 @@ impl<C: IvfCodec> IvfIndex<C> {
     /// when fewer than `k` stored vectors pass. A filter that lists its ids
     /// ([`IdFilter::accepted_ids`]: `IdBitset`, `IdSet`) and passes few vectors is answered
     /// exactly from that list instead, when scoring those entries alone costs less than the
-    /// coarse search and the scan (IVF-Flat, IVF-SQ); the map from ids to entries it needs is
-    /// built on the first such search and counted in [`IvfIndex::memory_usage`].
+    /// coarse search and the scan; the map from ids to entries it needs is built on the first
+    /// such search and counted in [`IvfIndex::memory_usage`].
     ///
     /// A batch whose queries share lists (about `queries · nprobe ≥ 2 · nlist` per chunk) is
     /// scanned list-major when the codec allows it ([`IvfCodec::scans_by_list`]: IVF-Flat,
@@ -793,8 +792,8 @@ impl<C: IvfCodec> IvfIndex<C> {
     }
 
     /// The filtered search of `queries` from the filter's listed ids, when that is cheaper than
-    /// the coarse search and the scan of the `probed` lists ([`LISTED_ENTRY_COST`]) and the
-    /// codec moves between lists cheaply; `None` otherwise. Exact over every passing vector
+    /// the coarse search and the scan of the `probed` lists ([`COARSE_LIST_COST`]); `None`
+    /// otherwise. Exact over every passing vector
     /// (answers are short only when fewer than `k` pass), each entry scored as the scan scores
     /// it: the passing entries of a list, in list order and the scan's blocks, after the
     /// scanner's move to that list.
@@ -805,12 +804,14 @@ impl<C: IvfCodec> IvfIndex<C> {
         filter: &dyn IdFilter,
         probed: usize,
     ) -> Result<Option<QueryHits>> {
-        let nlist = self.params.nlist.max(1);
-        let scan_cost = self.len() * probed / nlist + nlist * COARSE_LIST_COST;
-        let few = filter.accepted_count().is_some_and(|c| c.saturating_mul(LISTED_ENTRY_COST) < scan_cost);
-        let Some(ids) = filter.accepted_ids().filter(|_| few && self.codec.cheap_list_moves()) else {
-            return Ok(None);
-        };
+        let Some(count) = filter.accepted_count() else { return Ok(None) };
+        let (nlist, moves) = (self.params.nlist.max(1) as f64, self.codec.list_move_cost() as f64);
+        let scanned = self.len() as f64 * probed as f64 / nlist;
+        let scan_cost = scanned + nlist * COARSE_LIST_COST as f64 + probed as f64 * moves;
+        // A list holding few listed entries is keyed without a move's table
+        // (`ListScanner::set_list_for`): the listed path pays per entry only.
+        let listed_cost = count as f64 * self.codec.listed_entry_cost() as f64;
+        let Some(ids) = filter.accepted_ids().filter(|_| listed_cost < scan_cost) else { return Ok(None) };
         let (coarse, dim, cs) = (self.coarse_parts().ok_or_else(|| self.not_trained())?, self.dim, self.code_size());
         let q = prepare_rows("queries", queries, dim, self.metric)?;
         let locations = self.locations.get_or_init(|| Locations::of(self.lists.iter().map(List::ids)));
@@ -833,33 +834,42 @@ impl<C: IvfCodec> IvfIndex<C> {
         if decoded {
             self.decode_into(&codes, &mut rows);
         }
-        let rows = (0..q.len())
+        // List-major over chunks of queries, as the scan: a list's state (IVF-PQ's precomputed
+        // terms, 16 KiB at PQ16) is read once per chunk, not once per query.
+        let (nq, by_residual) = (q.len(), self.codec.by_residual());
+        let chunk = self.query_chunk(nq);
+        let rows = (0..nq.div_ceil(chunk))
             .into_par_iter()
-            .map_init(ScanScratch::default, |scratch, i| {
-                let query = q.row(i);
-                let mut top = TopK::new(k);
-                let mut scanner = if decoded { None } else { Some(self.codec.scanner(query)?) };
-                let mut qv = Vec::new();
-                for (list, range) in &groups {
-                    let key = if self.codec.by_residual() { coarse.list_key(query, *list) } else { 0.0 };
-                    let ids = &gathered_ids[range.clone()];
-                    match &mut scanner {
-                        None => {
-                            let block = Block { list: *list, ids, rows: &rows[range.start * dim..range.end * dim] };
-                            self.offer_decoded(query, key, &block, &mut top, &mut qv);
+            .map(|c| {
+                let queries = c * chunk..((c + 1) * chunk).min(nq);
+                let mut tops: Vec<TopK> = queries.clone().map(|_| TopK::new(k)).collect();
+                let mut scanners = if decoded {
+                    Vec::new()
+                } else {
+                    queries.clone().map(|i| self.codec.scanner(q.row(i))).collect::<Result<Vec<_>>>()?
+                };
+                let (mut keys, mut qv) = (vec![0f32; BLOCK], Vec::new());
+                for (list, entries) in &groups {
+                    let ids = &gathered_ids[entries.clone()];
+                    for (j, i) in queries.clone().enumerate() {
+                        let query = q.row(i);
+                        let key = if by_residual { coarse.list_key(query, *list) } else { 0.0 };
+                        if decoded {
+                            let block = Block { list: *list, ids, rows: &rows[entries.start * dim..entries.end * dim] };
+                            self.offer_decoded(query, key, &block, &mut tops[j], &mut qv);
+                            continue;
                         }
-                        Some(scanner) => {
-                            scanner.set_list(*list, &self.centroids()[list * dim..][..dim], key)?;
-                            let codes = &codes[range.start * cs..range.end * cs];
-                            for (ids, codes) in ids.chunks(BLOCK).zip(codes.chunks(BLOCK * cs)) {
-                                offer_scanned(scanner, ids, codes, &mut top, &mut scratch.keys);
-                            }
+                        scanners[j].set_list_for(*list, &self.centroids()[list * dim..][..dim], key, ids.len())?;
+                        let codes = &codes[entries.start * cs..entries.end * cs];
+                        for (ids, codes) in ids.chunks(BLOCK).zip(codes.chunks(BLOCK * cs)) {
+                            offer_scanned(&scanners[j], ids, codes, &mut tops[j], &mut keys);
                         }
                     }
                 }
-                Ok(top.into_hits(self.metric))
+                Ok(tops.into_iter().map(|top| top.into_hits(self.metric)).collect::<Vec<_>>())
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?
+            .concat();
         Ok(Some(rows))
     }
 
@@ -923,16 +933,20 @@ impl<C: IvfCodec> IvfIndex<C> {
         if !self.codec.scans_by_list() {
             return None;
         }
-        // One chunk per thread (each chunk reads its probed lists once), bounded so that the
-        // per-query scanners of a chunk stay small. Where the bound splits the batch further,
-        // the chunks are a whole number per thread and of even size: 10,000 queries on two
-        // threads are six chunks of 1,667, not five of 2,048 (three on one thread, two on the
-        // other, one thread idle for the last fifth).
+        let chunk = self.query_chunk(nq);
+        (chunk * nprobe >= MIN_SHARED_PROBES * self.params.nlist).then_some(chunk)
+    }
+
+    /// Queries per chunk of a list-major pass over `nq` queries: one chunk per thread (each
+    /// chunk reads its lists once), bounded so that the per-query scanners of a chunk stay
+    /// small. Where the bound splits the batch further, the chunks are a whole number per
+    /// thread and of even size: 10,000 queries on two threads are six chunks of 1,667, not five
+    /// of 2,048 (three on one thread, two on the other, one thread idle for the last fifth).
+    fn query_chunk(&self, nq: usize) -> usize {
         let threads = rayon::current_num_threads().max(1);
         let bound = MAX_LIST_MAJOR_CHUNK.min(self.codec.list_major_queries()).max(1);
         let chunks = nq.div_ceil(bound).div_ceil(threads).max(1) * threads;
-        let chunk = nq.div_ceil(chunks).max(1);
-        (chunk * nprobe >= MIN_SHARED_PROBES * self.params.nlist).then_some(chunk)
+        nq.div_ceil(chunks).max(1)
     }
 
     /// Queries `range` one after the other, each scanning its probed lists (parallel over
@@ -1064,7 +1078,8 @@ impl<C: IvfCodec> IvfIndex<C> {
         let ScanScratch { keys, gather } = scratch;
         gather.for_each_block(l.ids(), l.codes(), self.code_size(), BLOCK, filter, |ids, codes| {
             if !ready {
-                scanner.set_list(list as usize, centroid, coarse_key)?;
+                // The first block holds every passing entry of the list unless it is full.
+                scanner.set_list_for(list as usize, centroid, coarse_key, ids.len())?;
                 ready = true;
             }
             offer_scanned(scanner, ids, codes, top, keys);

@@ -285,6 +285,27 @@ fn add_tables_avx2(a: &[f32], b: &[f32], out: &mut [f32]) {
     add_tables_portable(a, b, out);
 }
 
+/// The key the scan kernels give `code` over the table `a + b` (summed entry by entry, as
+/// [`add_tables`] does), without building that table: each sub-quantizer's entry is summed
+/// where it is used, and the entries are accumulated in the reference order ([`one8`],
+/// [`one_packed`]: even sub-quantizers into one sum, odd into another, then the two), so the
+/// key is the same to the bit. For a few codes, `m` look-ups each cost less than the table's `m · 2^nbits`
+/// sums. Lengths are the caller's (`m` ids in `code`, `m · 2^nbits` entries in each table).
+pub(super) fn one_sum(a: &[f32], b: &[f32], m: usize, nbits: u32, code: &[u8]) -> f32 {
+    let ksub = 1usize << nbits;
+    let (mut s0, mut s1) = (0f32, 0f32);
+    for j in 0..m {
+        let id = super::unpack_index(code, j, nbits) as usize;
+        let v = a[j * ksub + id] + b[j * ksub + id];
+        if j % 2 == 0 {
+            s0 += v;
+        } else {
+            s1 += v;
+        }
+    }
+    s0 + s1
+}
+
 /// Inlined into each target-feature wrapper so the compiler vectorizes it for that level.
 #[inline(always)]
 fn add_tables_portable(a: &[f32], b: &[f32], out: &mut [f32]) {

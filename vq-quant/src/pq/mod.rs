@@ -462,10 +462,15 @@ pub struct PqScorer<'a> {
     table: Vec<f32>,
 }
 
-impl PqScorer<'_> {
+impl<'a> PqScorer<'a> {
     /// The look-up table: `m` rows of `2^nbits` keys, row `j` for sub-quantizer `j`.
     pub fn table(&self) -> &[f32] {
         &self.table
+    }
+
+    /// The quantizer whose codes this scores.
+    pub fn quantizer(&self) -> &'a ProductQuantizer {
+        self.pq
     }
 }
 
