@@ -238,6 +238,11 @@ impl IvfCodec for SqCodec {
     fn needs_training(&self) -> bool {
         self.q.sq_type().needs_training()
     }
+    /// Residuals: each listed entry, alone in its list, also costs the query's residual to
+    /// that list's centroid (`dim` subtractions).
+    fn listed_entry_cost(&self) -> usize {
+        6 + self.q.dim() / 16
+    }
     fn train(&mut self, sample: &[f32]) -> Result<()> {
         Ok(self.q.train(sample)?)
     }

@@ -38,6 +38,9 @@ pub struct SearchParams<'a> {
     /// instead of 0.84, at 1.2–1.6× the QPS (BENCHMARKS.md). Finite and at least 0.
     pub refine_widening: Option<f32>,
     /// Only ids the filter accepts are returned (rejected vectors still route graph searches).
+    /// A set that lists its ids (`IdBitset`, `IdSet`) lets HNSW and inverted-file indexes
+    /// answer a selective filter exactly from those ids; an inverted file probes more lists
+    /// than `nprobe` the fewer ids pass, so that recall does not fall with the pass rate.
     pub filter: Option<&'a dyn IdFilter>,
 }
 
