@@ -81,8 +81,8 @@ pub trait IvfCodec: Send + Sync + Sized {
         0
     }
     /// What keying one of a filter's listed entries costs, in the same units: a lookup, a
-    /// scattered read of its code and its key (6 fits IVF-Flat and IVF-SQ at d = 128 on
-    /// imgsift100k; BENCHMARKS.md "Filtered IVF search").
+    /// scattered read of its code and its key (6 fits IVF-Flat at d = 128 on imgsift100k;
+    /// BENCHMARKS.md "Filtered IVF search").
     fn listed_entry_cost(&self) -> usize {
         6
     }

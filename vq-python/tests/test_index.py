@@ -156,6 +156,30 @@ def test_add_with_ids_remove_ids_and_filters(data):
         np.testing.assert_array_equal(I1, I2)
 
 
+@pytest.mark.parametrize("spec", ["IVF32,Flat", "IVF32,SQ8", "IVF32,PQ8"])
+def test_a_filter_on_an_inverted_file_keeps_recall_and_full_answers(spec, data, tmp_path):
+    """nprobe 1 under a mask passing 1 % of the ids: the answers are full, hold only passing
+    ids, and are those of the same index holding only the passing vectors with every list
+    probed (a mask that selective is scored from its ids alone); IVF-Flat's are the exact
+    filtered top 10. A filter passing 3 ids answers 3, padded."""
+    x, q = data
+    index = build(spec, x)
+    mask = np.zeros(len(x), dtype=bool)
+    mask[np.arange(7, len(x), 97)] = True
+    _, I = index.search(q, 10, nprobe=1, filter=mask)
+    assert (I >= 0).all() and mask[I].all()
+    vq.write_index(index, str(tmp_path / "index.vq"))
+    alone = vq.read_index(str(tmp_path / "index.vq"))
+    alone.remove_ids(np.flatnonzero(~mask))
+    _, T = alone.search(q, 10, nprobe=32)
+    np.testing.assert_array_equal(I, T)
+    if spec.endswith("Flat"):
+        passing = np.flatnonzero(mask)
+        np.testing.assert_array_equal(np.sort(I, axis=1), np.sort(passing[exact(x[passing], q, 10)], axis=1))
+    _, I = index.search(q, 10, nprobe=1, filter=np.array([5, 500, 2500]))
+    assert (np.sort(I[:, :3], axis=1) == [5, 500, 2500]).all() and (I[:, 3:] == -1).all()
+
+
 def test_params_object_and_keywords(data):
     x, q = data
     index = build("IVF16,Flat", x)
