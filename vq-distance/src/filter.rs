@@ -41,6 +41,23 @@ impl<F: Fn(u64) -> bool + Send + Sync> IdFilter for F {
     }
 }
 
+/// At most `sample` places in `0..n`, increasing, one at a fixed pseudo-random place in each
+/// of as many equal strides (every place when `n ≤ sample`): the entries an index tests to
+/// estimate what fraction of its vectors a filter passes. Deterministic, so a search's answer
+/// does not vary between calls; jittered, so a periodic filter (`id % 4 == 1`) cannot alias
+/// with the stride, as evenly spaced places would.
+pub fn sample_places(n: usize, sample: usize) -> impl Iterator<Item = usize> {
+    let stride = n.div_ceil(sample.max(1)).max(1);
+    (0..n.div_ceil(stride)).map(move |j| j * stride + (mix(j as u64) % stride as u64) as usize).filter(move |&p| p < n)
+}
+
+/// SplitMix64's finalizer: a well-spread hash of a stride's number.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// A set of accepted ids as one bit per id below a bound: the fast filter for dense ids
 /// (`bound / 8` bytes). Ids at or above the bound are rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -191,6 +208,21 @@ mod tests {
             let want: Vec<usize> =
                 std::iter::once(7).chain((0..stored.len()).filter(|&p| ids.contains(&stored[p]))).collect();
             assert_eq!(out, want);
+        }
+    }
+
+    #[test]
+    fn sample_places_are_increasing_in_range_and_jittered() {
+        assert_eq!(sample_places(10, 1024).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert_eq!(sample_places(0, 1024).count(), 0);
+        let places: Vec<usize> = sample_places(100_000, 1024).collect();
+        assert!(places.len() <= 1024 && places.len() > 1000, "{}", places.len());
+        assert!(places.windows(2).all(|w| w[0] < w[1]) && places.iter().all(|&p| p < 100_000));
+        // Not all at one offset within their stride (98 here): every residue mod 2 and 4 occurs.
+        for period in [2, 4] {
+            let mut seen = vec![false; period];
+            places.iter().for_each(|&p| seen[p % period] = true);
+            assert!(seen.iter().all(|&s| s), "period {period}");
         }
     }
 

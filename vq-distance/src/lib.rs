@@ -65,7 +65,7 @@ mod x86;
 pub use assign::{PackedPoints, nearest_centroids, nearest_centroids_with};
 pub use element::{Element, cosine, dot, l2_sq, score, score_one_to_many};
 pub use error::{Error, Result};
-pub use filter::{IdBitset, IdFilter, IdSet};
+pub use filter::{IdBitset, IdFilter, IdSet, sample_places};
 pub use half::{bf16, f16};
 pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use merge::merge_topk;

@@ -157,7 +157,7 @@ const MIN_VECTORS_AHEAD: usize = 6;
 /// raising ef (BENCHMARKS.md, "HNSW range search").
 const RANGE_SHELL: f32 = 0.1;
 /// Slots sampled to estimate a filter's selectivity.
-const FILTER_SAMPLE: u32 = 512;
+const FILTER_SAMPLE: usize = 512;
 /// Mutexes node locks are striped over: enough that two threads inserting at once rarely
 /// want the same one, few enough to cost nothing per node (8 KiB in all).
 const LOCK_STRIPES: usize = 1024;
@@ -979,21 +979,19 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// The fraction of slots `keep` accepts, from a sample of [`FILTER_SAMPLE`] spread over
-    /// them (1 for an empty graph).
+    /// them ([`vq_distance::sample_places`]: jittered, so a periodic filter does not alias
+    /// with the spacing; 1 for an empty graph).
     fn pass_rate(&self, keep: &dyn Fn(u32) -> bool) -> f64 {
-        let n = self.slots.load(Ordering::Acquire);
+        let n = self.slots.load(Ordering::Acquire) as usize;
         if n == 0 {
             return 1.0;
         }
-        let step = (n / FILTER_SAMPLE).max(1);
         let (mut seen, mut passed) = (0u32, 0u32);
-        let mut slot = 0;
-        while slot < n {
+        for slot in vq_distance::sample_places(n, FILTER_SAMPLE) {
             seen += 1;
-            passed += u32::from(keep(slot));
-            slot += step;
+            passed += u32::from(keep(slot as u32));
         }
-        f64::from(passed) / f64::from(seen)
+        f64::from(passed) / f64::from(seen.max(1))
     }
 
     /// Scores every slot `keep` accepts (of `among`, when given): the `k` best in `out`, best

@@ -22,45 +22,31 @@
 //! Public so an inverted file kept elsewhere (vq-gpu's, on a device) widens its filtered
 //! searches the same way.
 
-use vq_distance::IdFilter;
+use vq_distance::{IdFilter, sample_places};
 
 /// Entries checked to estimate a filter's pass rate.
 const PASS_SAMPLE: usize = 1024;
 
 /// The fraction of the stored entries (`id_lists`, the lists' ids) that `filter` accepts,
-/// estimated from at most 1,024 entries, one at a fixed pseudo-random place in each of as
-/// many equal strides (every entry of a smaller index): deterministic, so a search's answer
-/// does not vary between calls, and jittered, so a periodic filter (`id % 4 == 1`) cannot
-/// alias with the stride. A sample no entry passes counts as half an entry passing:
-/// rare, not impossible. `1.0` for an empty index.
+/// estimated from at most 1,024 entries ([`vq_distance::sample_places`]: deterministic and
+/// jittered; every entry of a smaller index). A sample no entry passes counts as half an
+/// entry passing: rare, not impossible. `1.0` for an empty index.
 pub fn pass_rate<'a>(id_lists: impl Iterator<Item = &'a [u64]> + Clone, filter: &dyn IdFilter) -> f64 {
     let total: usize = id_lists.clone().map(<[u64]>::len).sum();
     if total == 0 {
         return 1.0;
     }
-    let stride = total.div_ceil(PASS_SAMPLE);
-    let place = |j: usize| j * stride + (mix(j as u64) % stride as u64) as usize;
+    let mut places = sample_places(total, PASS_SAMPLE).peekable();
     let (mut seen, mut passed, mut offset) = (0usize, 0usize, 0usize);
     for ids in id_lists {
-        // The sampled places are increasing: take those in this list, then move on.
-        loop {
-            let at = place(seen);
-            if at >= offset + ids.len() {
-                break;
-            }
+        // The places are increasing: take those in this list, then move on.
+        while let Some(at) = places.next_if(|&at| at < offset + ids.len()) {
             passed += usize::from(filter.accepts(ids[at - offset]));
             seen += 1;
         }
         offset += ids.len();
     }
     (passed as f64).max(0.5) / seen.max(1) as f64
-}
-
-/// SplitMix64's finalizer: a well-spread hash of the stride's number.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// Lists a filtered k-NN search probes for `nprobe` requested (already at most `nlist`)
