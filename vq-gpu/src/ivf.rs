@@ -602,10 +602,7 @@ impl<C: GpuCodec> GpuIvf<C> {
         filter: &dyn IdFilter,
     ) -> Result<Neighbors> {
         let mask = RowMask::new(filter, self.list_ids.iter().flatten().copied());
-        let requested = match nprobe.unwrap_or(self.params.nprobe) {
-            0 => return Err(vq_ivf::Error::ZeroNprobe.into()),
-            p => p.min(self.params.nlist).min(MAX_K),
-        };
+        let requested = self.resolved_nprobe(nprobe)?;
         let pass_rate = vq_ivf::filter::pass_rate(self.list_ids.iter().map(Vec::as_slice), filter);
         let widening = (requested, self.params.nlist.min(MAX_K), pass_rate);
         let rows = vq_ivf::filter::filtered_rows(queries, self.dim, k, widening, |q, nprobe| {
@@ -617,6 +614,16 @@ impl<C: GpuCodec> GpuIvf<C> {
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
     }
 
+    /// The lists a search probes for `nprobe` (`None`: the index's), at most `nlist`; 0 and
+    /// more than [`MAX_K`] lists are errors (a filtered search widens within that bound).
+    fn resolved_nprobe(&self, nprobe: Option<usize>) -> Result<usize> {
+        match nprobe.unwrap_or(self.params.nprobe) {
+            0 => Err(vq_ivf::Error::ZeroNprobe.into()),
+            p if p.min(self.params.nlist) > MAX_K => Err(Error::TooLarge { what: "nprobe", got: p, max: MAX_K }),
+            p => Ok(p.min(self.params.nlist)),
+        }
+    }
+
     fn search_masked(
         &self,
         queries: &[f32],
@@ -626,13 +633,7 @@ impl<C: GpuCodec> GpuIvf<C> {
     ) -> Result<Neighbors> {
         let Some(coarse) = &self.coarse else { return Err(vq_ivf::Error::NotTrained { index: self.name() }.into()) };
         crate::flat::check_k(k)?;
-        let nprobe = match nprobe.unwrap_or(self.params.nprobe) {
-            0 => return Err(vq_ivf::Error::ZeroNprobe.into()),
-            p => p.min(self.params.nlist),
-        };
-        if nprobe > MAX_K {
-            return Err(Error::TooLarge { what: "nprobe", got: nprobe, max: MAX_K });
-        }
+        let nprobe = self.resolved_nprobe(nprobe)?;
         let rows = prepare_rows("queries", queries, self.dim, self.metric)?;
         let nq = rows.len();
         let Some(lists) = &self.lists else {
