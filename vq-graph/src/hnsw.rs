@@ -1007,7 +1007,7 @@ impl<S: VectorStorage> Hnsw<S> {
         let slots = among.map_or(self.slots.load(Ordering::Acquire) as usize, <[u32]>::len);
         // Sized by what can be found, not by what was asked: k may be usize::MAX.
         let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(k.min(slots) + 1);
-        let mut each = |c: Cand| {
+        let each = |c: Cand| {
             if top.len() < k {
                 top.push(c);
             } else if top.peek().is_some_and(|w| c < *w) {
@@ -1015,23 +1015,28 @@ impl<S: VectorStorage> Hnsw<S> {
                 top.push(c);
             }
         };
-        match among {
-            Some(slots) => slots
-                .iter()
-                .filter(|&&slot| keep(slot))
-                .for_each(|&slot| each(Cand(self.storage.distance(q, slot), slot))),
-            None => self.score_every(q, keep, each),
-        }
+        self.score_passing(q, keep, among, each);
         out.clear();
         out.extend(top.into_sorted_vec());
     }
 
-    /// Scores every published slot `keep` accepts, in slot order.
-    fn score_every(&self, q: &S::Query<'_>, keep: &dyn Fn(u32) -> bool, mut each: impl FnMut(Cand)) {
-        for slot in 0..self.slots.load(Ordering::Acquire) {
+    /// Scores every published slot `keep` accepts (of `among`, when given: the listed slots
+    /// alone), in slot order.
+    fn score_passing(
+        &self,
+        q: &S::Query<'_>,
+        keep: &dyn Fn(u32) -> bool,
+        among: Option<&[u32]>,
+        mut each: impl FnMut(Cand),
+    ) {
+        let mut score = |slot: u32| {
             if keep(slot) {
                 each(Cand(self.storage.distance(q, slot), slot));
             }
+        };
+        match among {
+            Some(slots) => slots.iter().for_each(|&slot| score(slot)),
+            None => (0..self.slots.load(Ordering::Acquire)).for_each(score),
         }
     }
 
@@ -1072,15 +1077,7 @@ impl<S: VectorStorage> Hnsw<S> {
             return Err(vq_distance::Error::ZeroK.into());
         }
         let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
-        // Listing costs the passing count once per batch: only where brute force is expected
-        // (a looser filter is walked, its pass rate sampled as for a predicate).
-        let n = f64::from(self.slots.load(Ordering::Acquire).max(1));
-        let beam = self.beam(ef, k);
-        let among = filter
-            .accepted_count()
-            .filter(|&count| self.brute_force_beats_walk(count as f64 / n, beam, true))
-            .and_then(|_| filter.accepted_ids())
-            .map(|ids| self.slots_of(&ids));
+        let among = self.listed_slots(filter, self.beam(ef, k));
         let accepts = |id: u64| filter.accepts(id);
         Ok(queries
             .as_slice()
@@ -1092,6 +1089,19 @@ impl<S: VectorStorage> Hnsw<S> {
                 hits
             })
             .collect())
+    }
+
+    /// The slots of the ids `filter` lists, when it lists them and passes few enough nodes for
+    /// brute force to beat a walk of beam `ef`. Listing costs the passing count once per
+    /// batch: only where brute force is expected (a looser filter is walked, its pass rate
+    /// sampled as for a predicate).
+    fn listed_slots(&self, filter: &dyn IdFilter, ef: usize) -> Option<Vec<u32>> {
+        let n = f64::from(self.slots.load(Ordering::Acquire).max(1));
+        filter
+            .accepted_count()
+            .filter(|&count| self.brute_force_beats_walk(count as f64 / n, ef, true))
+            .and_then(|_| filter.accepted_ids())
+            .map(|ids| self.slots_of(&ids))
     }
 
     /// The slots holding `ids` (unknown ids skipped), ascending.
@@ -1137,7 +1147,7 @@ impl<S: VectorStorage> Hnsw<S> {
         let mut s = self.take_scratch();
         let mut normalized = std::mem::take(&mut s.query);
         let result = self.prepare_vector("query", query, &mut normalized).map(|q| {
-            let mut hits = self.range_prepared(q, radius, ef, filter, &mut s);
+            let mut hits = self.range_prepared(q, radius, ef, filter, None, &mut s);
             self.metric.sort_hits(&mut hits);
             hits
         });
@@ -1148,23 +1158,29 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// [`range_search`](Hnsw::range_search) of every query of `queries` (row-major), in
     /// parallel on the current rayon pool, in [`RangeResult`](vq_distance::RangeResult)'s
-    /// layout. The whole batch is checked before any search, as in
-    /// [`search_batch`](Hnsw::search_batch).
+    /// layout, with any [`IdFilter`]. The whole batch is checked before any search, as in
+    /// [`search_batch`](Hnsw::search_batch). A filter that lists its ids (an `IdBitset`, an
+    /// `IdSet`) and passes few enough of them for brute force has them listed once for the
+    /// batch, as in [`search_filtered_batch`](Hnsw::search_filtered_batch): the vectors it
+    /// passes are scored alone, exactly, instead of the filter being asked about every node.
     pub fn range_search_batch(
         &self,
         queries: &[f32],
         radius: f32,
         ef: Option<usize>,
-        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+        filter: Option<&dyn IdFilter>,
     ) -> Result<vq_distance::RangeResult> {
         vq_distance::check_radius(radius)?;
         let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
+        let among = filter.and_then(|f| self.listed_slots(f, self.range_beam(ef)));
+        let accepts = |id: u64| filter.is_none_or(|f| f.accepts(id));
         let rows: Vec<Vec<(u64, f32)>> = queries
             .as_slice()
             .par_chunks_exact(self.dim)
             .map(|q| {
+                let predicate = filter.map(|_| &accepts as &dyn Fn(u64) -> bool);
                 let mut s = self.take_scratch();
-                let hits = self.range_prepared(q, radius, ef, filter.map(|f| f as &dyn Fn(u64) -> bool), &mut s);
+                let hits = self.range_prepared(q, radius, ef, predicate, among.as_deref(), &mut s);
                 self.give_scratch(s);
                 hits
             })
@@ -1172,13 +1188,20 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(vq_distance::RangeResult::from_rows(self.metric, rows)?)
     }
 
-    /// Range search of one query that passed `prepare_vector`: the hits in no order.
+    /// The beam of a range search: `ef` or the default, at least 1.
+    fn range_beam(&self, ef: Option<usize>) -> usize {
+        ef.unwrap_or(self.params.ef).max(1)
+    }
+
+    /// Range search of one query that passed `prepare_vector`: the hits in no order. `among`
+    /// as in [`search_prepared`](Hnsw::search_prepared).
     fn range_prepared(
         &self,
         q: &[f32],
         radius: f32,
         ef: Option<usize>,
         filter: Option<&dyn Fn(u64) -> bool>,
+        among: Option<&[u32]>,
         s: &mut Scratch,
     ) -> Vec<(u64, f32)> {
         let pq = self.storage.prepare(q);
@@ -1191,11 +1214,13 @@ impl<S: VectorStorage> Hnsw<S> {
         let mut ball = Vec::new();
         // An infinite radius asks for every node: scored all, so that none is missed for
         // want of in-links, as a k-NN search for `k ≥ len` does.
-        let ef = ef.unwrap_or(self.params.ef).max(1);
+        let ef = self.range_beam(ef);
+        debug_assert!(among.is_none() || filter.is_some(), "a list of passing slots without a filter");
         if limit == f32::INFINITY
+            || among.is_some()
             || (filter.is_some() && self.brute_force_beats_walk(self.pass_rate(&keep_fn), ef, false))
         {
-            self.score_every(&pq, &keep_fn, |c| {
+            self.score_passing(&pq, &keep_fn, among, |c| {
                 if c.0 < limit {
                     ball.push(c);
                 }

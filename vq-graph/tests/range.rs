@@ -7,7 +7,7 @@ use std::collections::HashSet;
 mod common;
 
 use common::clustered;
-use vq_distance::{Error as DError, Metric, knn_exact, range_exact};
+use vq_distance::{Error as DError, IdFilter, IdSet, Metric, knn_exact, range_exact};
 use vq_graph::{Error, Hnsw, HnswParams};
 
 const DIM: usize = 24;
@@ -79,13 +79,18 @@ fn deleted_and_filtered_ids_never_come_back_and_selective_filters_are_exact() {
     let radius = radius_at(base, queries, 100, Metric::L2);
     let truth = range_exact(base, queries, DIM, radius, Metric::L2).unwrap();
     let even = |id: u64| id.is_multiple_of(2);
-    // 1 in 100 passes: few enough for the default `brute_force_walk`, so the nodes are scored exactly.
+    // 1 in 100 passes: few enough for the default `brute_force_walk`, so the nodes are scored
+    // exactly, whether the filter is a predicate (every node asked) or lists its ids (those
+    // scored alone, deleted ones skipped, an id the index does not hold ignored).
     let rare = |id: u64| id % 100 == 1;
-    for (filter, exact) in [(None, false), (Some(&even as &(dyn Fn(u64) -> bool + Sync)), false), (Some(&rare), true)] {
+    let rare_set: IdSet = (0..4_000u64).filter(|&id| rare(id)).chain([u64::MAX - 1]).collect();
+    let cases: [(Option<&dyn IdFilter>, bool); 4] =
+        [(None, false), (Some(&even), false), (Some(&rare), true), (Some(&rare_set), true)];
+    for (filter, exact) in cases {
         let got = index.range_search_batch(queries, radius, Some(32), filter).unwrap();
         let (mut found, mut total) = (0, 0);
         for (q, ((ids, scores), (tids, tscores))) in got.iter().zip(truth.iter()).enumerate() {
-            let passes = |id: &u64| !id.is_multiple_of(3) && filter.is_none_or(|f| f(*id));
+            let passes = |id: &u64| !id.is_multiple_of(3) && filter.is_none_or(|f| f.accepts(*id));
             assert!(ids.iter().all(passes), "query {q}: a deleted or filtered id");
             let (wids, wscores): (Vec<u64>, Vec<f32>) =
                 tids.iter().zip(tscores).filter(|(id, _)| passes(id)).map(|(&i, &s)| (i, s)).unzip();

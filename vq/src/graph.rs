@@ -44,9 +44,7 @@ fn graph_range<S: VectorStorage>(
     radius: f32,
     params: &SearchParams<'_>,
 ) -> Result<RangeResult> {
-    let accepts = |id: u64| params.filter.is_none_or(|f| f.accepts(id));
-    let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = params.filter.map(|_| &accepts as _);
-    Ok(h.range_search_batch(queries, radius, params.ef, filter)?)
+    Ok(h.range_search_batch(queries, radius, params.ef, params.filter)?)
 }
 
 fn graph_add<S: VectorStorage>(h: &mut Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
