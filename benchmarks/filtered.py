@@ -177,7 +177,7 @@ def faiss_range(fi, xq, radius, params):
     lims, dist, ids = [np.zeros(1, dtype=np.int64)], [], []
     for lo in range(0, len(xq), 100):
         l, d, i = fi.range_search(xq[lo : lo + 100], radius, params=params)
-        lims.append(l[1:] + lims[-1][-1])
+        lims.append(l[1:].astype(np.int64) + lims[-1][-1])
         dist.append(d)
         ids.append(i)
     return np.concatenate(lims), np.concatenate(dist), np.concatenate(ids)

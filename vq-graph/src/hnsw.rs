@@ -156,6 +156,10 @@ const MIN_VECTORS_AHEAD: usize = 6;
 /// where ef 256 (0.9967) cost over half; on textemb100k (~47 hits) it is about level with
 /// raising ef (BENCHMARKS.md, "HNSW range search").
 const RANGE_SHELL: f32 = 0.1;
+/// Listed vectors spanning more bytes than this are prefetched while brute force scores them:
+/// about a core's L2 cache (1 MiB on the EPYC measured), below which the vectors stay cached
+/// from one query of a batch to the next.
+const PREFETCH_LISTED_BYTES: usize = 1 << 20;
 /// Slots sampled to estimate a filter's selectivity.
 const FILTER_SAMPLE: usize = 512;
 /// Mutexes node locks are striped over: enough that two threads inserting at once rarely
@@ -821,7 +825,7 @@ impl<S: VectorStorage> Hnsw<S> {
         fresh.retain(|&id| visited.insert(id));
         // Keep about `LINES_IN_FLIGHT` lines of vectors loading, so that the memory latency of
         // many neighbours overlaps instead of each distance waiting for its own.
-        let ahead = (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16);
+        let ahead = self.vectors_ahead();
         for &id in fresh.iter().take(ahead) {
             self.storage.prefetch(id);
         }
@@ -1035,9 +1039,29 @@ impl<S: VectorStorage> Hnsw<S> {
             }
         };
         match among {
+            // Listed slots are scattered: keep vectors loading ahead, as a walk does (in slot
+            // order the hardware's prefetcher does it), unless they fit a core's cache, where a
+            // batch's queries after the first find them: imgsift100k at ef 16, 5,000 listed
+            // vectors (2.5 MiB): 22 % more QPS prefetched; 300 (150 KiB): 20 % fewer.
+            Some(slots) if slots.len() * self.storage.slot_lines() * 64 > PREFETCH_LISTED_BYTES => {
+                let ahead = self.vectors_ahead();
+                slots.iter().take(ahead).for_each(|&slot| self.storage.prefetch(slot));
+                for (i, &slot) in slots.iter().enumerate() {
+                    if let Some(&next) = slots.get(i + ahead) {
+                        self.storage.prefetch(next);
+                    }
+                    score(slot);
+                }
+            }
             Some(slots) => slots.iter().for_each(|&slot| score(slot)),
             None => (0..self.slots.load(Ordering::Acquire)).for_each(score),
         }
+    }
+
+    /// How many vectors to keep loading ahead of the one scored: about `LINES_IN_FLIGHT`
+    /// cache lines.
+    fn vectors_ahead(&self) -> usize {
+        (LINES_IN_FLIGHT / self.storage.slot_lines().max(1)).clamp(MIN_VECTORS_AHEAD, 16)
     }
 
     /// Searches every query of `queries` (row-major) in parallel on the current rayon pool.
