@@ -160,6 +160,11 @@ const RANGE_SHELL: f32 = 0.1;
 /// about a core's L2 cache (1 MiB on the EPYC measured), below which the vectors stay cached
 /// from one query of a batch to the next.
 const PREFETCH_LISTED_BYTES: usize = 1 << 20;
+/// Queries a listed brute force scores together, block by block of listed vectors.
+const LISTED_QUERY_CHUNK: usize = 32;
+/// Bytes of listed vectors in a block: a quarter of a core's L2, so a block stays cached while
+/// every query of a chunk is scored against it.
+const LISTED_BLOCK_BYTES: usize = 256 << 10;
 /// Slots sampled to estimate a filter's selectivity.
 const FILTER_SAMPLE: usize = 512;
 /// Mutexes node locks are striped over: enough that two threads inserting at once rarely
@@ -288,6 +293,35 @@ impl Ord for Cand {
         } else {
             std::cmp::Ordering::Equal
         }
+    }
+}
+
+/// The `k` best (smallest) candidates offered, in a max-heap whose top is the worst kept.
+struct Best {
+    k: usize,
+    heap: BinaryHeap<Cand>,
+}
+
+impl Best {
+    /// Sized by what can be found (`at_most` candidates), not by what was asked: `k` may be
+    /// `usize::MAX`.
+    fn new(k: usize, at_most: usize) -> Self {
+        Best { k, heap: BinaryHeap::with_capacity(k.min(at_most) + 1) }
+    }
+
+    #[inline]
+    fn offer(&mut self, c: Cand) {
+        if self.heap.len() < self.k {
+            self.heap.push(c);
+        } else if self.heap.peek().is_some_and(|w| c < *w) {
+            self.heap.pop();
+            self.heap.push(c);
+        }
+    }
+
+    /// Best first.
+    fn into_sorted(self) -> Vec<Cand> {
+        self.heap.into_sorted_vec()
     }
 }
 
@@ -903,22 +937,19 @@ impl<S: VectorStorage> Hnsw<S> {
         let mut normalized = std::mem::take(&mut s.query);
         let result = self
             .prepare_vector("query", query, &mut normalized)
-            .map(|q| self.search_prepared(q, k, ef, filter, None, &mut s));
+            .map(|q| self.search_prepared(q, k, ef, filter, &mut s));
         s.query = normalized;
         self.give_scratch(s);
         result
     }
 
     /// Searches with a query that passed `prepare_vector` (checked, normalized for cosine).
-    /// `among`, when the filter could list what it accepts, holds the slots of those ids
-    /// (every slot the filter passes is among them): brute force scores those alone.
     fn search_prepared(
         &self,
         q: &[f32],
         k: usize,
         ef: Option<usize>,
         filter: Option<&dyn Fn(u64) -> bool>,
-        among: Option<&[u32]>,
         s: &mut Scratch,
     ) -> Vec<(u64, f32)> {
         let pq = self.storage.prepare(q);
@@ -934,14 +965,9 @@ impl<S: VectorStorage> Hnsw<S> {
         // and costs no more than k distances (a graph walk could miss a poorly linked node).
         let everything = k_want >= self.live.load(Ordering::Relaxed);
         let ef = self.beam(ef, k);
-        debug_assert!(among.is_none() || filter.is_some(), "a list of passing slots without a filter");
-        let pass_rate = match among {
-            _ if filter.is_none() || everything => 1.0,
-            Some(slots) => slots.len() as f64 / f64::from(self.slots.load(Ordering::Acquire).max(1)),
-            None => self.pass_rate(&keep_fn),
-        };
-        if everything || (filter.is_some() && self.brute_force_beats_walk(pass_rate, ef, among.is_some())) {
-            self.brute_force(&pq, k, &keep_fn, among, &mut s.out);
+        let pass_rate = if filter.is_none() || everything { 1.0 } else { self.pass_rate(&keep_fn) };
+        if everything || (filter.is_some() && self.brute_force_beats_walk(pass_rate, ef, false)) {
+            self.brute_force(&pq, k, &keep_fn, &mut s.out);
         } else {
             // A filtered walk fills its beam with passing nodes only, so the fewer pass, the
             // more it scores; past what scoring the passing nodes directly would cost, it gives
@@ -959,7 +985,7 @@ impl<S: VectorStorage> Hnsw<S> {
             // or brute force is the cheaper way. Scoring every node settles each, so a search
             // never answers short while more could be found.
             if s.out.len() < k {
-                self.brute_force(&pq, k, &keep_fn, among, &mut s.out);
+                self.brute_force(&pq, k, &keep_fn, &mut s.out);
             }
         }
         s.out.iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
@@ -998,64 +1024,77 @@ impl<S: VectorStorage> Hnsw<S> {
         f64::from(passed) / f64::from(seen.max(1))
     }
 
-    /// Scores every slot `keep` accepts (of `among`, when given): the `k` best in `out`, best
-    /// first.
-    fn brute_force(
-        &self,
-        q: &S::Query<'_>,
-        k: usize,
-        keep: &dyn Fn(u32) -> bool,
-        among: Option<&[u32]>,
-        out: &mut Vec<Cand>,
-    ) {
-        let slots = among.map_or(self.slots.load(Ordering::Acquire) as usize, <[u32]>::len);
-        // Sized by what can be found, not by what was asked: k may be usize::MAX.
-        let mut top: BinaryHeap<Cand> = BinaryHeap::with_capacity(k.min(slots) + 1);
-        let each = |c: Cand| {
-            if top.len() < k {
-                top.push(c);
-            } else if top.peek().is_some_and(|w| c < *w) {
-                top.pop();
-                top.push(c);
-            }
-        };
-        self.score_passing(q, keep, among, each);
+    /// Scores every slot `keep` accepts: the `k` best in `out`, best first.
+    fn brute_force(&self, q: &S::Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool, out: &mut Vec<Cand>) {
+        let mut best = Best::new(k, self.slots.load(Ordering::Acquire) as usize);
+        self.score_every(q, keep, |c| best.offer(c));
         out.clear();
-        out.extend(top.into_sorted_vec());
+        out.extend(best.into_sorted());
     }
 
-    /// Scores every published slot `keep` accepts (of `among`, when given: the listed slots
-    /// alone), in slot order.
-    fn score_passing(
-        &self,
-        q: &S::Query<'_>,
-        keep: &dyn Fn(u32) -> bool,
-        among: Option<&[u32]>,
-        mut each: impl FnMut(Cand),
-    ) {
-        let mut score = |slot: u32| {
+    /// Scores every published slot `keep` accepts, in slot order.
+    fn score_every(&self, q: &S::Query<'_>, keep: &dyn Fn(u32) -> bool, mut each: impl FnMut(Cand)) {
+        for slot in 0..self.slots.load(Ordering::Acquire) {
             if keep(slot) {
                 each(Cand(self.storage.distance(q, slot), slot));
             }
-        };
-        match among {
-            // Listed slots are scattered: keep vectors loading ahead, as a walk does (in slot
-            // order the hardware's prefetcher does it), unless they fit a core's cache, where a
-            // batch's queries after the first find them: imgsift100k at ef 16, 5,000 listed
-            // vectors (2.5 MiB): 22 % more QPS prefetched; 300 (150 KiB): 20 % fewer.
-            Some(slots) if slots.len() * self.storage.slot_lines() * 64 > PREFETCH_LISTED_BYTES => {
-                let ahead = self.vectors_ahead();
-                slots.iter().take(ahead).for_each(|&slot| self.storage.prefetch(slot));
-                for (i, &slot) in slots.iter().enumerate() {
-                    if let Some(&next) = slots.get(i + ahead) {
-                        self.storage.prefetch(next);
-                    }
-                    score(slot);
-                }
-            }
-            Some(slots) => slots.iter().for_each(|&slot| score(slot)),
-            None => (0..self.slots.load(Ordering::Acquire)).for_each(score),
         }
+    }
+
+    /// Brute force of every query of `queries` (checked, normalized rows) over the listed
+    /// `slots` (ascending; those live and passing `filter` are scored), in parallel over
+    /// chunks of queries: `offer` gets each query's candidates, in slot order, into the state
+    /// `sink` starts; `hits` turns it into the query's answer. Block by block of listed
+    /// vectors, every query of a chunk is scored against the block while it is in cache, so
+    /// a listed vector is read from memory once a chunk, not once a query (the distances are
+    /// the one-query brute force's, in the same order: the answers are the same).
+    fn listed_batch<T>(
+        &self,
+        queries: &[f32],
+        slots: &[u32],
+        filter: &dyn IdFilter,
+        sink: impl Fn() -> T + Sync,
+        offer: impl Fn(&mut T, Cand) + Sync,
+        hits: impl Fn(T) -> Vec<Cand> + Sync,
+    ) -> Vec<Vec<(u64, f32)>> {
+        let keep = |slot: u32| self.is_live(slot) && filter.accepts(self.external_id(slot));
+        let slot_bytes = self.storage.slot_lines().max(1) * 64;
+        let block = (LISTED_BLOCK_BYTES / slot_bytes).max(1);
+        // Scattered listed vectors past a core's cache: the first query of a block keeps
+        // vectors loading ahead, as a walk does. Under it they stay cached between chunks,
+        // where prefetching only costs (imgsift100k at ef 16, one query at a time: 5,000
+        // listed vectors (2.5 MiB) 22 % more QPS prefetched, 300 (150 KiB) 20 % fewer).
+        let prefetch = slots.len() * slot_bytes > PREFETCH_LISTED_BYTES;
+        let ahead = self.vectors_ahead();
+        let nq = queries.len() / self.dim.max(1);
+        let chunk = nq.div_ceil(rayon::current_num_threads()).clamp(1, LISTED_QUERY_CHUNK);
+        queries
+            .par_chunks(chunk * self.dim)
+            .flat_map_iter(|rows| {
+                let prepared: Vec<S::Query<'_>> =
+                    rows.chunks_exact(self.dim).map(|q| self.storage.prepare(q)).collect();
+                let mut sinks: Vec<T> = prepared.iter().map(|_| sink()).collect();
+                let mut kept = Vec::with_capacity(block.min(slots.len()));
+                for part in slots.chunks(block) {
+                    kept.clear();
+                    kept.extend(part.iter().copied().filter(|&slot| keep(slot)));
+                    for (i, (q, state)) in prepared.iter().zip(&mut sinks).enumerate() {
+                        for (j, &slot) in kept.iter().enumerate() {
+                            if i == 0
+                                && prefetch
+                                && let Some(&next) = kept.get(j + ahead)
+                            {
+                                self.storage.prefetch(next);
+                            }
+                            offer(state, Cand(self.storage.distance(q, slot), slot));
+                        }
+                    }
+                }
+                sinks.into_iter().map(|state| {
+                    hits(state).into_iter().map(|c| (self.external_id(c.1), self.metric.score_from_key(c.0))).collect()
+                })
+            })
+            .collect()
     }
 
     /// How many vectors to keep loading ahead of the one scored: about `LINES_IN_FLIGHT`
@@ -1077,7 +1116,7 @@ impl<S: VectorStorage> Hnsw<S> {
             .par_chunks_exact(self.dim)
             .map(|q| {
                 let mut s = self.take_scratch();
-                let hits = self.search_prepared(q, k, ef, None, None, &mut s);
+                let hits = self.search_prepared(q, k, ef, None, &mut s);
                 self.give_scratch(s);
                 hits
             })
@@ -1089,7 +1128,9 @@ impl<S: VectorStorage> Hnsw<S> {
     /// parallel, checked as [`search_batch`](Hnsw::search_batch) checks them), with any
     /// [`IdFilter`]. A filter that holds its ids as a set (an `IdBitset`, an `IdSet`) and
     /// passes few enough of them for brute force lists them once for the batch: brute force
-    /// then scores those vectors alone instead of asking the filter about every node.
+    /// then scores those vectors alone instead of asking the filter about every node, block
+    /// by block of them for a chunk of queries at a time (the answers are each query's own
+    /// brute force's).
     pub fn search_filtered_batch(
         &self,
         queries: &[f32],
@@ -1101,14 +1142,24 @@ impl<S: VectorStorage> Hnsw<S> {
             return Err(vq_distance::Error::ZeroK.into());
         }
         let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
-        let among = self.listed_slots(filter, self.beam(ef, k));
+        if let Some(slots) = self.listed_slots(filter, self.beam(ef, k)) {
+            let at_most = slots.len();
+            return Ok(self.listed_batch(
+                queries.as_slice(),
+                &slots,
+                filter,
+                || Best::new(k, at_most),
+                Best::offer,
+                Best::into_sorted,
+            ));
+        }
         let accepts = |id: u64| filter.accepts(id);
         Ok(queries
             .as_slice()
             .par_chunks_exact(self.dim)
             .map(|q| {
                 let mut s = self.take_scratch();
-                let hits = self.search_prepared(q, k, ef, Some(&accepts), among.as_deref(), &mut s);
+                let hits = self.search_prepared(q, k, ef, Some(&accepts), &mut s);
                 self.give_scratch(s);
                 hits
             })
@@ -1171,7 +1222,7 @@ impl<S: VectorStorage> Hnsw<S> {
         let mut s = self.take_scratch();
         let mut normalized = std::mem::take(&mut s.query);
         let result = self.prepare_vector("query", query, &mut normalized).map(|q| {
-            let mut hits = self.range_prepared(q, radius, ef, filter, None, &mut s);
+            let mut hits = self.range_prepared(q, radius, ef, filter, &mut s);
             self.metric.sort_hits(&mut hits);
             hits
         });
@@ -1196,19 +1247,29 @@ impl<S: VectorStorage> Hnsw<S> {
     ) -> Result<vq_distance::RangeResult> {
         vq_distance::check_radius(radius)?;
         let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
-        let among = filter.and_then(|f| self.listed_slots(f, self.range_beam(ef)));
-        let accepts = |id: u64| filter.is_none_or(|f| f.accepts(id));
-        let rows: Vec<Vec<(u64, f32)>> = queries
-            .as_slice()
-            .par_chunks_exact(self.dim)
-            .map(|q| {
-                let predicate = filter.map(|_| &accepts as &dyn Fn(u64) -> bool);
-                let mut s = self.take_scratch();
-                let hits = self.range_prepared(q, radius, ef, predicate, among.as_deref(), &mut s);
-                self.give_scratch(s);
-                hits
-            })
-            .collect();
+        let listed = filter.and_then(|f| Some((f, self.listed_slots(f, self.range_beam(ef))?)));
+        let rows = if let Some((filter, slots)) = listed {
+            let limit = self.metric.key_from_score(radius);
+            let within = |ball: &mut Vec<Cand>, c: Cand| {
+                if c.0 < limit {
+                    ball.push(c);
+                }
+            };
+            self.listed_batch(queries.as_slice(), &slots, filter, Vec::new, within, |ball| ball)
+        } else {
+            let accepts = |id: u64| filter.is_none_or(|f| f.accepts(id));
+            queries
+                .as_slice()
+                .par_chunks_exact(self.dim)
+                .map(|q| {
+                    let predicate = filter.map(|_| &accepts as &dyn Fn(u64) -> bool);
+                    let mut s = self.take_scratch();
+                    let hits = self.range_prepared(q, radius, ef, predicate, &mut s);
+                    self.give_scratch(s);
+                    hits
+                })
+                .collect()
+        };
         Ok(vq_distance::RangeResult::from_rows(self.metric, rows)?)
     }
 
@@ -1217,15 +1278,13 @@ impl<S: VectorStorage> Hnsw<S> {
         ef.unwrap_or(self.params.ef).max(1)
     }
 
-    /// Range search of one query that passed `prepare_vector`: the hits in no order. `among`
-    /// as in [`search_prepared`](Hnsw::search_prepared).
+    /// Range search of one query that passed `prepare_vector`: the hits in no order.
     fn range_prepared(
         &self,
         q: &[f32],
         radius: f32,
         ef: Option<usize>,
         filter: Option<&dyn Fn(u64) -> bool>,
-        among: Option<&[u32]>,
         s: &mut Scratch,
     ) -> Vec<(u64, f32)> {
         let pq = self.storage.prepare(q);
@@ -1239,12 +1298,10 @@ impl<S: VectorStorage> Hnsw<S> {
         // An infinite radius asks for every node: scored all, so that none is missed for
         // want of in-links, as a k-NN search for `k ≥ len` does.
         let ef = self.range_beam(ef);
-        debug_assert!(among.is_none() || filter.is_some(), "a list of passing slots without a filter");
         if limit == f32::INFINITY
-            || among.is_some()
             || (filter.is_some() && self.brute_force_beats_walk(self.pass_rate(&keep_fn), ef, false))
         {
-            self.score_passing(&pq, &keep_fn, among, |c| {
+            self.score_every(&pq, &keep_fn, |c| {
                 if c.0 < limit {
                     ball.push(c);
                 }

@@ -567,6 +567,45 @@ fn a_large_listed_filter_answers_exactly() {
     }
 }
 
+/// The listed brute force (a chunk of queries at a time, block by block of listed vectors)
+/// against its slow twin, each query's own brute force asking a predicate about every node:
+/// the same ids and the same scores, bit for bit, for k-NN (k below and above the passing
+/// count) and range search, every metric, with deleted nodes and ids the index lacks.
+#[test]
+fn the_listed_brute_force_equals_each_querys_own() {
+    let dim = 40;
+    let (base, queries) = split(clustered(6_070, dim, 13), 6_000 * dim);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        // Brute force whatever passes, listed or not.
+        let params = HnswParams { brute_force_walk: 1e12, ..HnswParams::with_m(8) };
+        let index = Hnsw::new(dim, metric, params).unwrap();
+        index.add(&base).unwrap();
+        for id in (0..6_000).step_by(11) {
+            index.mark_deleted(id).unwrap();
+        }
+        for modulus in [2u64, 5, 97] {
+            let pass = |id: u64| id % modulus == 3 % modulus;
+            let set: IdSet = (0..6_000u64).filter(|&id| pass(id)).chain([7_777_777]).collect();
+            for k in [10, 100] {
+                let listed = index.search_filtered_batch(&queries, k, Some(16), &set).unwrap();
+                for (q, row) in listed.iter().enumerate() {
+                    let own = index.search_filtered(&queries[q * dim..(q + 1) * dim], k, Some(16), &pass).unwrap();
+                    assert_eq!(row, &own, "{metric}, 1/{modulus}, k {k}, query {q}");
+                }
+            }
+            let own = index.search_filtered(&queries[..dim], 40, Some(16), &pass).unwrap();
+            let radius = own[39].1;
+            let balls = index.range_search_batch(&queries, radius, Some(16), Some(&set)).unwrap();
+            for (q, (ids, scores)) in balls.iter().enumerate() {
+                let own = index.range_search(&queries[q * dim..(q + 1) * dim], radius, Some(16), Some(&pass)).unwrap();
+                let (oids, oscores): (Vec<u64>, Vec<f32>) = own.into_iter().unzip();
+                assert_eq!((ids, scores), (&oids[..], &oscores[..]), "{metric}, 1/{modulus}, range, query {q}");
+                assert!(q > 0 || ids.len() == 39, "{metric}: the first query's ball holds its 39 nearest");
+            }
+        }
+    }
+}
+
 /// A batch with the filter's ids listed answers as the filter alone does: every hit passes,
 /// deleted and unknown ids never come back, and where the filter is selective enough for brute
 /// force (both ways) the answer is the exact filtered k-NN, sparse ids included.
