@@ -458,7 +458,22 @@ impl PackedCodes {
         keep: Option<&dyn Fn(usize) -> bool>,
         id_of: impl Fn(usize) -> u64,
     ) -> Result<()> {
-        self.scan_with(active_block_sums(), lut, top, keep, id_of)
+        let rows = keep.map_or(Rows::All, Rows::Kept);
+        self.scan_with(active_block_sums(), lut, top, rows, id_of)
+    }
+
+    /// [`scan`](PackedCodes::scan) of the rows a mask allows: bit `v` of `masks[b]` allows row
+    /// `32 · b + v` (a block past the end of `masks` allows none). A block none of whose rows
+    /// is allowed is not summed at all, so a selective filter, tested once per row up front,
+    /// skips most of the scan's work.
+    pub fn scan_masked(
+        &self,
+        lut: &QuantizedLut,
+        top: &mut impl ScanSink,
+        masks: &[u32],
+        id_of: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        self.scan_with(active_block_sums(), lut, top, Rows::Masked(masks), id_of)
     }
 
     pub(crate) fn scan_with(
@@ -466,7 +481,7 @@ impl PackedCodes {
         kernel: BlockSumsFn,
         lut: &QuantizedLut,
         top: &mut impl ScanSink,
-        keep: Option<&dyn Fn(usize) -> bool>,
+        rows: Rows<'_>,
         id_of: impl Fn(usize) -> u64,
     ) -> Result<()> {
         if lut.m != self.m {
@@ -480,6 +495,13 @@ impl PackedCodes {
         let mut threshold = top.threshold();
         let mut max_sum = lut.max_sum_for(threshold);
         for (b, block) in self.data.chunks_exact(self.block_bytes()).enumerate() {
+            let allowed = match rows {
+                Rows::Masked(masks) => masks.get(b).copied().unwrap_or(0),
+                _ => u32::MAX,
+            };
+            if allowed == 0 {
+                continue;
+            }
             if top.threshold() != threshold {
                 threshold = top.threshold();
                 max_sum = lut.max_sum_for(threshold);
@@ -487,22 +509,35 @@ impl PackedCodes {
             let Some(max_sum) = max_sum else { return Ok(()) };
             // Once the threshold has settled almost no row passes: the kernel tests all 32,
             // and only the passing bits are visited.
-            let mut pass = kernel(&lut.bytes, block, max_sum, &mut sums);
+            let mut pass = kernel(&lut.bytes, block, max_sum, &mut sums) & allowed;
             let first = b * BLOCK;
-            let rows = (self.len - first).min(BLOCK);
-            if rows < BLOCK {
-                pass &= (1u32 << rows) - 1;
+            let held = (self.len - first).min(BLOCK);
+            if held < BLOCK {
+                pass &= (1u32 << held) - 1;
             }
             while pass != 0 {
                 let v = pass.trailing_zeros() as usize;
                 pass &= pass - 1;
-                if keep.is_none_or(|f| f(first + v)) {
-                    top.push(lut.key(sums[v]), id_of(first + v));
+                if let Rows::Kept(keep) = rows
+                    && !keep(first + v)
+                {
+                    continue;
                 }
+                top.push(lut.key(sums[v]), id_of(first + v));
             }
         }
         Ok(())
     }
+}
+
+/// The rows a scan may offer.
+#[derive(Clone, Copy)]
+pub(crate) enum Rows<'a> {
+    All,
+    /// Those a predicate keeps, asked only of rows whose sum could enter the top-k.
+    Kept(&'a dyn Fn(usize) -> bool),
+    /// Those whose bit is set, a `u32` per block of 32 ([`PackedCodes::scan_masked`]).
+    Masked(&'a [u32]),
 }
 
 /// The byte (`0..16`) of a sub-quantizer's 16 holding vector `v` of a block, and whether in
@@ -743,11 +778,22 @@ mod tests {
         packed.extend(&codes[..500 * m / 2]).unwrap();
         packed.extend(&codes[500 * m / 2..]).unwrap();
         let keep = |row: usize| !row.is_multiple_of(3);
+        // The same rows as a mask (block 31's rows 992.. are past the end, all allowed; none of
+        // a block past the mask's end is).
+        let mut masks = vec![0u32; 1000usize.div_ceil(BLOCK)];
+        (0..1000).filter(|&r| keep(r)).for_each(|r| masks[r / BLOCK] |= 1 << (r % BLOCK));
+        masks[31] |= !0 << (1000 % BLOCK);
         for level in SimdLevel::available() {
             let Some(kernel) = block_sums_for(level) else { continue };
-            for filter in [None, Some(&keep as &dyn Fn(usize) -> bool)] {
+            for (filter, masked) in [(None, false), (Some(&keep as &dyn Fn(usize) -> bool), false), (Some(&keep), true)]
+            {
                 let mut top = TopK::new(10);
-                packed.scan_with(kernel, &lut, &mut top, filter, |row| row as u64 + 100).unwrap();
+                let rows = match filter {
+                    Some(_) if masked => Rows::Masked(&masks),
+                    Some(f) => Rows::Kept(f),
+                    None => Rows::All,
+                };
+                packed.scan_with(kernel, &lut, &mut top, rows, |row| row as u64 + 100).unwrap();
                 let got = top.into_sorted();
                 let mut all: Vec<(f32, u64)> = (0..1000)
                     .filter(|&r| filter.is_none_or(|f| f(r)))
@@ -760,9 +806,17 @@ mod tests {
                     .collect();
                 all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 all.truncate(10);
-                assert_eq!(got, all, "{level:?}, filtered {}", filter.is_some());
+                assert_eq!(got, all, "{level:?}, filtered {}, masked {masked}", filter.is_some());
             }
         }
+        // Masks that allow nothing, or stop short, scan nothing past them.
+        let mut top = TopK::new(10);
+        packed.scan_masked(&lut, &mut top, &[], |r| r as u64).unwrap();
+        assert!(top.into_sorted().is_empty(), "an empty mask allows no block");
+        let mut top = TopK::new(100);
+        packed.scan_masked(&lut, &mut top, &[u32::MAX; 2], |r| r as u64).unwrap();
+        let got = top.into_sorted();
+        assert!(got.len() == 64 && got.iter().all(|&(_, id)| id < 64), "two blocks' masks: their 64 rows");
         let mut top = TopK::new(3);
         assert!(packed.scan(&QuantizedLut::new(&table[..16]).unwrap(), &mut top, None, |r| r as u64).is_err());
     }
