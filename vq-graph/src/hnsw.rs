@@ -296,6 +296,23 @@ impl Ord for Cand {
     }
 }
 
+/// The order in which `base`'s link selection walks candidates: by key, ties in an order
+/// drawn from `base` and the slot (a bijective mix of the two) instead of by slot. A node among
+/// many equally distant candidates (copies of one vector) then keeps links to a spread of
+/// them, different from its neighbours' spread. Ties by slot, every list dropped the newest
+/// copies and later copies had no in-links; ties in one fixed order for every list starved the
+/// copies ranked last in the same way.
+fn link_order(base: u32, a: &Cand, b: &Cand) -> std::cmp::Ordering {
+    let rank = |slot: u32| {
+        // An xor with a constant, an odd multiplier and an xor-shift are each bijective on
+        // u32: distinct slots keep distinct ranks, so one slot's entries stay adjacent after
+        // a sort.
+        let x = (slot ^ base.wrapping_mul(0x85EB_CA6B)).wrapping_mul(0x9E37_79B9);
+        x ^ (x >> 16)
+    };
+    a.0.total_cmp(&b.0).then_with(|| rank(a.1).cmp(&rank(b.1)))
+}
+
 /// The `k` best (smallest) candidates offered, in a max-heap whose top is the worst kept.
 struct Best {
     k: usize,
@@ -1656,12 +1673,12 @@ impl<S: VectorStorage> Hnsw<S> {
         for layer in (0..=top).rev() {
             self.search_layer(q, cur, self.params.ef_construction, layer, s, None);
             let mut found: Vec<Cand> = s.top.drain().collect();
-            found.sort_unstable();
+            found.sort_unstable_by(|a, b| link_order(slot, a, b));
             found.retain(|c| c.1 != slot);
             if let Some(&best) = found.first() {
                 cur = best;
             }
-            self.select_heuristic(&found, self.params.m, &mut chosen);
+            self.select_heuristic(slot, &found, self.params.m, &mut chosen);
             let ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
             {
                 // Never hold two node locks at once (no lock-order cycles between inserts): the
@@ -1706,9 +1723,9 @@ impl<S: VectorStorage> Hnsw<S> {
             })
             .collect();
         cands.push(Cand(d, new));
-        cands.sort_unstable();
+        cands.sort_unstable_by(|a, b| link_order(node, a, b));
         let mut chosen = Vec::with_capacity(max);
-        self.select_heuristic(&cands, max, &mut chosen);
+        self.select_heuristic(node, &cands, max, &mut chosen);
         let ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
         self.write_list(node, layer, &ids);
     }
@@ -1721,19 +1738,28 @@ impl<S: VectorStorage> Hnsw<S> {
     /// repeated vectors apart: once a node's identical copy is kept, every other candidate is
     /// exactly as far from that copy as from the node, so the node kept no link but the copy,
     /// and groups of copies became islands.
-    fn select_heuristic(&self, sorted: &[Cand], m: usize, out: &mut Vec<Cand>) {
+    ///
+    /// Copies of `base` itself (candidates at its own key from itself) fill at most half the
+    /// list: ties keep every copy, so a node among more copies than its degree linked to
+    /// copies only, and its group let no search out (a group of 60 copies at m 8 left 3,183
+    /// of 3,200 nodes unreachable). `sorted` is in `base`'s [`link_order`].
+    fn select_heuristic(&self, base: u32, sorted: &[Cand], m: usize, out: &mut Vec<Cand>) {
         out.clear();
         if sorted.len() <= m {
             out.extend_from_slice(sorted);
             return;
         }
+        let own = self.storage.distance_between(base, base);
+        let mut copies = (m / 2).max(1);
         let mut pruned = Vec::new();
         for &c in sorted {
             if out.len() >= m {
                 break;
             }
-            if out.iter().all(|r| self.storage.distance_between(c.1, r.1) >= c.0) {
+            let copy = c.0 == own;
+            if (!copy || copies > 0) && out.iter().all(|r| self.storage.distance_between(c.1, r.1) >= c.0) {
                 out.push(c);
+                copies -= usize::from(copy);
             } else if self.keep_pruned {
                 pruned.push(c);
             }
@@ -1868,9 +1894,9 @@ impl<S: VectorStorage> Hnsw<S> {
                         }
                     }
                     // One id has one distance, so after sorting its copies are adjacent.
-                    cands.sort_unstable();
+                    cands.sort_unstable_by(|a, b| link_order(old as u32, a, b));
                     cands.dedup_by_key(|c| c.1);
-                    self.select_heuristic(&cands, self.max_links(layer), &mut chosen);
+                    self.select_heuristic(old as u32, &cands, self.max_links(layer), &mut chosen);
                     buf.clear();
                     buf.extend(chosen.iter().map(|c| new_slot[c.1 as usize]));
                 }

@@ -534,6 +534,53 @@ fn small_groups_of_identical_vectors_keep_the_graph_connected() {
     }
 }
 
+/// Groups of identical vectors larger than the layer-0 degree (a boilerplate passage embedded
+/// a hundred times): every copy stays reachable, a search for the vector finds a copy first, a
+/// range search around it finds every copy, and the graph still leads out of a group.
+#[test]
+fn large_groups_of_identical_vectors_stay_reachable() {
+    let dim = 8;
+    let (groups, copies) = (20, 60);
+    let points = clustered(2_000 + groups, dim, 17);
+    let (distinct, special) = points.split_at(2_000 * dim);
+    let mut base = distinct.to_vec();
+    for _ in 0..copies {
+        base.extend_from_slice(special);
+    }
+    for metric in [Metric::L2, Metric::Cosine] {
+        let index = Hnsw::new(dim, metric, HnswParams::with_m(8)).unwrap();
+        index.add(&base).unwrap();
+        // (Copies arriving displace an in-link here and there, as any insert can: the 2,000
+        // distinct points alone leave none unreachable, with the copies a handful.)
+        let report = index.check_graph();
+        assert!(report.unreachable <= 10, "{metric}: {report:?}");
+        let top = index.search_batch(special, 1, Some(16)).unwrap();
+        let balls = index.range_search_batch(special, metric.score_from_key(1e-4), Some(16), None).unwrap();
+        // A range search is a walk, not a guarantee (a copy whose in-links all come from
+        // outside the ball is missed): nearly every copy, where before a third were found.
+        let mut in_balls = 0;
+        for g in 0..groups {
+            let copy = |id: u64| id >= 2_000 && (id - 2_000) as usize % groups == g;
+            let (ids, _) = top.iter().nth(g).unwrap();
+            assert!(copy(ids[0]), "{metric}, group {g}: the nearest is not a copy ({})", ids[0]);
+            let (ids, _) = balls.iter().nth(g).unwrap();
+            let found = ids.iter().filter(|&&id| copy(id)).count();
+            assert!(found * 10 >= copies * 9, "{metric}, group {g}: {found} of {copies} copies in the ball");
+            in_balls += found;
+        }
+        assert!(
+            in_balls * 100 >= groups * copies * 98,
+            "{metric}: {in_balls} of {} copies in the balls",
+            groups * copies
+        );
+        // From a copy, a search for elsewhere still finds its neighbours: queries at the
+        // distinct points find themselves.
+        let found = index.search_batch(&distinct[..100 * dim], 1, Some(16)).unwrap();
+        let hits = found.iter().enumerate().filter(|(i, (ids, _))| ids[0] == *i as u64).count();
+        assert!(hits >= 98, "{metric}: {hits} of 100 distinct points found themselves");
+    }
+}
+
 /// Listed vectors spanning more than a core's cache are prefetched as brute force scores them
 /// (1 MiB here: 4,000 of 128-d f32); the answers stay the exact filtered k-NN and range
 /// answers, deleted ids skipped.
