@@ -643,7 +643,7 @@ impl IvfFastScan {
 /// per block of 32 (`PackedCodes::scan_masked`), and blocks with no passing entry are not
 /// summed; above it, only the rows whose sums could enter the top-k are tested, after the
 /// sums. textemb100k, IVF1024,PQ96x4fs, 1,000 queries, nprobe 8 / 32, masks against rows:
-/// 0.3 % 1.85 / 1.6×, 1 % 1.38 / 1.25×, 2 % 1.14 / 1.06×, 3 % 1.09 / 0.98×, 5 % 0.99 / 0.89×,
+/// 0.3 % 1.85 / 1.62×, 1 % 1.41 / 1.26×, 2 % 1.14 / 1.06×, 3 % 1.09 / 0.98×, 5 % 0.99 / 0.89×,
 /// 20 % 0.89 / 0.79× (BENCHMARKS.md, session 19).
 const MASKED_PASS_RATE: f64 = 0.03;
 
