@@ -368,13 +368,14 @@ impl IvfFastScan {
             return Err(vq_distance::Error::ZeroK.into());
         }
         let rows = match opts.filter {
-            None => self.scan_probes(queries, opts, false, |_| TopK::new(k))?,
+            None => self.scan_probes(queries, opts, None, |_| TopK::new(k))?,
             Some(filter) => {
                 let nprobe = resolved_nprobe(opts, &self.params)?;
                 let p = self.pass_rate(filter);
+                let test = FilterTest::at(filter, p);
                 filtered_rows(queries, self.dim, k, (nprobe, self.params.nlist, p), |q, nprobe| {
                     let opts = IvfSearch { nprobe: Some(nprobe), ..*opts };
-                    self.scan_probes(q, &opts, p < MASKED_PASS_RATE, |_| TopK::new(k))
+                    self.scan_probes(q, &opts, Some(test), |_| TopK::new(k))
                 })?
             }
         };
@@ -399,8 +400,8 @@ impl IvfFastScan {
             return Err(self.not_trained());
         }
         let max_keys = range_keys(self.metric, queries.len(), self.dim, radii)?;
-        let masked = opts.filter.is_some_and(|f| self.pass_rate(f) < MASKED_PASS_RATE);
-        self.scan_probes(queries, opts, masked, |i| WithinKey::new(max_keys[i]))
+        let test = opts.filter.map(|f| FilterTest::at(f, self.pass_rate(f)));
+        self.scan_probes(queries, opts, test, |i| WithinKey::new(max_keys[i]))
     }
 
     /// The fraction of the stored entries `filter` passes, from a fixed sample of them.
@@ -410,13 +411,12 @@ impl IvfFastScan {
 
     /// The coarse search of `queries`, then every query's probed lists scanned into a
     /// collector from `collector`, given the query's position in the batch; parallel over
-    /// queries. `masked`: a filter is tested on every entry of a probed list up front (see
-    /// [`MASKED_PASS_RATE`]).
+    /// queries, each entry tested by `test` (`opts.filter`'s, `None` without one).
     fn scan_probes<S: ScanSink + Send>(
         &self,
         queries: &[f32],
         opts: &IvfSearch<'_>,
-        masked: bool,
+        test: Option<FilterTest<'_>>,
         collector: impl Fn(usize) -> S + Sync,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         let nprobe = resolved_nprobe(opts, &self.params)?;
@@ -437,23 +437,20 @@ impl IvfFastScan {
                     let probes = &lists[i * nprobe..][..nprobe];
                     let keys = &coarse_keys[i * nprobe..][..nprobe];
                     let mut found = collector(i);
-                    self.scan_one(q.row(i), probes, keys, opts.filter, masked, scratch, &mut found)?;
+                    self.scan_one(q.row(i), probes, keys, test, scratch, &mut found)?;
                     Ok(found.into_hits(metric))
                 },
             )
             .collect()
     }
 
-    /// Scans one query's probed lists into `sink`; `masked` as in
-    /// [`scan_probes`](IvfFastScan::scan_probes).
-    #[allow(clippy::too_many_arguments)]
+    /// Scans one query's probed lists into `sink`.
     fn scan_one(
         &self,
         query: &[f32],
         lists: &[u32],
         coarse_keys: &[f32],
-        filter: Option<&dyn IdFilter>,
-        masked: bool,
+        test: Option<FilterTest<'_>>,
         s: &mut Scratch,
         sink: &mut impl ScanSink,
     ) -> Result<()> {
@@ -479,7 +476,7 @@ impl IvfFastScan {
             // A selective filter is tested on the list's ids up front, a block of 32 rows to a
             // mask: a list none of whose entries pass costs no table, and a block none of
             // whose rows pass is not summed.
-            if let Some(f) = filter.filter(|_| masked) {
+            if let Some(FilterTest::Masked(f)) = test {
                 s.positions.clear();
                 f.accepted_positions(&l.ids, &mut s.positions);
                 if s.positions.is_empty() {
@@ -499,11 +496,10 @@ impl IvfFastScan {
                 s.lut.set_offset(coarse_key);
             }
             let ids = &l.ids;
-            match filter {
+            match test {
                 None => l.codes.scan(&s.lut, sink, None, |row| ids[row])?,
-                Some(_) if masked => l.codes.scan_masked(&s.lut, sink, &s.masks, |row| ids[row])?,
-                // A looser filter is asked only about rows whose sums could enter the top-k.
-                Some(f) => {
+                Some(FilterTest::Masked(_)) => l.codes.scan_masked(&s.lut, sink, &s.masks, |row| ids[row])?,
+                Some(FilterTest::Lazy(f)) => {
                     let keep = |row: usize| f.accepts(ids[row]);
                     l.codes.scan(&s.lut, sink, Some(&keep), |row| ids[row])?
                 }
@@ -646,6 +642,23 @@ impl IvfFastScan {
 /// 0.3 % 1.85 / 1.62×, 1 % 1.41 / 1.26×, 2 % 1.14 / 1.06×, 3 % 1.09 / 0.98×, 5 % 0.99 / 0.89×,
 /// 20 % 0.89 / 0.79× (BENCHMARKS.md, session 19).
 const MASKED_PASS_RATE: f64 = 0.03;
+
+/// How a scan tests a filter on the entries of a probed list.
+#[derive(Clone, Copy)]
+enum FilterTest<'a> {
+    /// After the sums, only the rows whose sums could enter the top-k.
+    Lazy(&'a dyn IdFilter),
+    /// Up front, every entry, into a mask per block of 32: a block with no passing entry is
+    /// not summed, a list with none costs no table.
+    Masked(&'a dyn IdFilter),
+}
+
+impl<'a> FilterTest<'a> {
+    /// The test for a filter passing a fraction `pass_rate` ([`MASKED_PASS_RATE`]).
+    fn at(filter: &'a dyn IdFilter, pass_rate: f64) -> Self {
+        if pass_rate < MASKED_PASS_RATE { FilterTest::Masked(filter) } else { FilterTest::Lazy(filter) }
+    }
+}
 
 /// A query's reusable tables.
 struct Scratch {
