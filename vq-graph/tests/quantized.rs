@@ -75,3 +75,34 @@ fn an_untrained_quantizer_is_refused() {
     // Flat storage needs no training.
     assert_eq!(FlatStorage::new(8, Metric::L2).dim(), 8);
 }
+
+/// Groups of identical vectors larger than the degree over SQ8 codes (copies share a code, so
+/// their keys from a copy tie exactly, as over f32): every copy reachable, a copy first for
+/// the group's vector, and a range search just past that key finds every copy.
+#[test]
+fn large_groups_of_identical_vectors_stay_reachable_over_codes() {
+    let dim = 8;
+    let (groups, copies) = (20, 60);
+    let points = clustered(2_000 + groups, dim, 17);
+    let (distinct, special) = points.split_at(2_000 * dim);
+    let mut base = distinct.to_vec();
+    for _ in 0..copies {
+        base.extend_from_slice(special);
+    }
+    let mut q = ScalarQuantizer::new(dim, Metric::L2, SqType::SQ8).unwrap();
+    q.train(&base).unwrap();
+    let index = Hnsw::with_storage(QuantizedStorage::new(q).unwrap(), HnswParams::with_m(8)).unwrap();
+    index.add(&base).unwrap();
+    let report = index.check_graph();
+    assert!(report.unreachable <= 10, "{report:?}");
+    let top = index.search_batch(special, 1, Some(16)).unwrap();
+    let mut in_balls = 0;
+    for (g, (ids, scores)) in top.iter().enumerate() {
+        let copy = |id: u64| id >= 2_000 && (id - 2_000) as usize % groups == g;
+        assert!(copy(ids[0]), "group {g}: the nearest is not a copy ({})", ids[0]);
+        let radius = scores[0] * 1.001 + 1e-4;
+        let ball = index.range_search(&special[g * dim..(g + 1) * dim], radius, Some(16), None).unwrap();
+        in_balls += ball.iter().filter(|h| copy(h.0)).count();
+    }
+    assert!(in_balls * 100 >= groups * copies * 98, "{in_balls} of {} copies in the balls", groups * copies);
+}
