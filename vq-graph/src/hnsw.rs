@@ -40,7 +40,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use vq_distance::{IdFilter, Metric, Neighbors, prepare_row_into, prepare_rows, validate_rows};
+use vq_distance::{IdFilter, Metric, Neighbors, TopK, prepare_row_into, prepare_rows, validate_rows};
 
 use crate::arena::Chunks;
 use crate::error::{Error, Result};
@@ -313,33 +313,10 @@ fn link_order(base: u32, a: &Cand, b: &Cand) -> std::cmp::Ordering {
     a.0.total_cmp(&b.0).then_with(|| rank(a.1).cmp(&rank(b.1)))
 }
 
-/// The `k` best (smallest) candidates offered, in a max-heap whose top is the worst kept.
-struct Best {
-    k: usize,
-    heap: BinaryHeap<Cand>,
-}
-
-impl Best {
-    /// Sized by what can be found (`at_most` candidates), not by what was asked: `k` may be
-    /// `usize::MAX`.
-    fn new(k: usize, at_most: usize) -> Self {
-        Best { k, heap: BinaryHeap::with_capacity(k.min(at_most) + 1) }
-    }
-
-    #[inline]
-    fn offer(&mut self, c: Cand) {
-        if self.heap.len() < self.k {
-            self.heap.push(c);
-        } else if self.heap.peek().is_some_and(|w| c < *w) {
-            self.heap.pop();
-            self.heap.push(c);
-        }
-    }
-
-    /// Best first.
-    fn into_sorted(self) -> Vec<Cand> {
-        self.heap.into_sorted_vec()
-    }
+/// The candidates a [`TopK`] of `(key, slot)` kept, best first (ties to the smaller slot, as
+/// [`Cand`] orders them).
+fn best_first(best: TopK) -> impl Iterator<Item = Cand> {
+    best.into_sorted().into_iter().map(|(key, slot)| Cand(key, slot as u32))
 }
 
 /// Reusable buffers of one search.
@@ -1043,10 +1020,10 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// Scores every slot `keep` accepts: the `k` best in `out`, best first.
     fn brute_force(&self, q: &S::Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool, out: &mut Vec<Cand>) {
-        let mut best = Best::new(k, self.slots.load(Ordering::Acquire) as usize);
-        self.score_every(q, keep, |c| best.offer(c));
+        let mut best = TopK::new(k);
+        self.score_every(q, keep, |c| best.push(c.0, u64::from(c.1)));
         out.clear();
-        out.extend(best.into_sorted());
+        out.extend(best_first(best));
     }
 
     /// Scores every published slot `keep` accepts, in slot order.
@@ -1161,15 +1138,9 @@ impl<S: VectorStorage> Hnsw<S> {
         }
         let queries = prepare_rows("queries", queries, self.dim, self.metric)?;
         if let Some(slots) = self.listed_slots(filter, self.beam(ef, k)) {
-            let at_most = slots.len();
-            return Ok(self.listed_batch(
-                queries.as_slice(),
-                &slots,
-                filter,
-                || Best::new(k, at_most),
-                Best::offer,
-                Best::into_sorted,
-            ));
+            let offer = |best: &mut TopK, c: Cand| best.push(c.0, u64::from(c.1));
+            let hits = |best: TopK| best_first(best).collect();
+            return Ok(self.listed_batch(queries.as_slice(), &slots, filter, || TopK::new(k), offer, hits));
         }
         let accepts = |id: u64| filter.accepts(id);
         Ok(queries
