@@ -395,8 +395,7 @@ impl ListScanner for PqScanner<'_> {
             PqScanner::Table { scorer, offset, direct, query_terms, .. } => {
                 match direct {
                     Some(terms) => {
-                        let cs = codes.len() / out.len().max(1);
-                        for (k, code) in out.iter_mut().zip(codes.chunks_exact(cs.max(1))) {
+                        for (k, code) in out.iter_mut().zip(codes.chunks_exact(scorer.quantizer().code_size())) {
                             *k = scorer.distance_with_table_sum(terms, query_terms, code);
                         }
                     }
