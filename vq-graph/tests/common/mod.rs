@@ -16,3 +16,28 @@ pub(crate) fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     }
     out
 }
+
+/// `distinct` clustered points, then `copies` rounds of `groups` more (`seed` as in
+/// [`clustered`]): the base, and the groups' vectors. Id `distinct + r · groups + g` is a copy
+/// of group `g`'s vector.
+#[allow(dead_code)] // (not every test binary holds copies)
+pub(crate) fn with_copies(
+    distinct: usize,
+    groups: usize,
+    copies: usize,
+    dim: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>) {
+    let points = clustered(distinct + groups, dim, seed);
+    let (mut base, special) = (points[..distinct * dim].to_vec(), points[distinct * dim..].to_vec());
+    for _ in 0..copies {
+        base.extend_from_slice(&special);
+    }
+    (base, special)
+}
+
+/// A rayon pool of `threads` threads.
+#[allow(dead_code)] // (not every test binary builds in a pool of its own)
+pub(crate) fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+}
