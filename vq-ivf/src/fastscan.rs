@@ -22,6 +22,7 @@
 //! final scores.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -34,9 +35,11 @@ use vq_quant::{PqParams, ProductQuantizer, Quantizer, ScanSink, WithinKey, valid
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
-use crate::filter::{filtered_rows, pass_rate};
-use crate::ids::{IdTracker, positions_in_lists};
-use crate::index::{Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats, range_keys, resolved_nprobe};
+use crate::filter::{filtered_rows, pass_rate, widened_nprobe};
+use crate::ids::{IdTracker, Locations, positions_in_lists};
+use crate::index::{
+    Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats, QueryHits, range_keys, resolved_nprobe,
+};
 
 /// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
 const ADD_CHUNK: usize = 65_536;
@@ -72,6 +75,9 @@ pub struct IvfFastScan {
     lists: Vec<FsList>,
     ids: IdTracker,
     fingerprint: u64,
+    /// Where each id's entry is: built by the first search that scores a filter's listed ids,
+    /// dropped whenever the lists change.
+    locations: OnceLock<Locations>,
 }
 
 impl IvfFastScan {
@@ -101,6 +107,7 @@ impl IvfFastScan {
             lists: Vec::new(),
             ids: IdTracker::default(),
             fingerprint: 0,
+            locations: OnceLock::new(),
         })
     }
 
@@ -231,6 +238,7 @@ impl IvfFastScan {
         self.coarse = Some(coarse);
         self.prepare();
         self.lists = (0..self.params.nlist).map(|_| self.empty_list()).collect();
+        self.locations = OnceLock::new();
         self.fingerprint = self.compute_fingerprint();
         Ok(())
     }
@@ -316,6 +324,7 @@ impl IvfFastScan {
             }
         }
         drop(encoded);
+        self.locations = OnceLock::new();
         self.lists.par_iter_mut().enumerate().try_for_each(|(l, list)| {
             let (a, b) = (start[l], start[l + 1]);
             if a == b {
@@ -357,7 +366,12 @@ impl IvfFastScan {
 
     /// The `k` best matches of every query (row-major): `num_queries × k`, best first, ties
     /// to the smaller id, padded with `u64::MAX` when fewer than `k` entries are in the probed
-    /// lists. Parallel over queries. A filter widens the probe as in [`IvfIndex::search`].
+    /// lists. Parallel over queries. A filter widens the probe as in [`IvfIndex::search`]; a
+    /// filter that lists its ids ([`IdFilter::accepted_ids`]) and passes few vectors is
+    /// answered from them when that costs less than the coarse search and the scan: each list
+    /// holding passing entries scanned with a mask of them, the answer of `nprobe = nlist`
+    /// (the map from ids to entries it needs is built on first use and counted in
+    /// [`IvfFastScan::memory_usage`]).
     ///
     /// [`IvfIndex::search`]: crate::IvfIndex::search
     pub fn search(&self, queries: &[f32], k: usize, opts: &IvfSearch<'_>) -> Result<Neighbors> {
@@ -370,16 +384,87 @@ impl IvfFastScan {
         let rows = match opts.filter {
             None => self.scan_probes(queries, opts, None, |_| TopK::new(k))?,
             Some(filter) => {
-                let nprobe = resolved_nprobe(opts, &self.params)?;
+                let (nprobe, nlist) = (resolved_nprobe(opts, &self.params)?, self.params.nlist);
                 let p = self.pass_rate(filter);
-                let test = FilterTest::at(filter, p);
-                filtered_rows(queries, self.dim, k, (nprobe, self.params.nlist, p), |q, nprobe| {
-                    let opts = IvfSearch { nprobe: Some(nprobe), ..*opts };
-                    self.scan_probes(q, &opts, Some(test), |_| TopK::new(k))
-                })?
+                match self.search_listed(queries, k, filter, widened_nprobe(nprobe, nlist, p))? {
+                    Some(rows) => rows,
+                    None => {
+                        let test = FilterTest::at(filter, p);
+                        filtered_rows(queries, self.dim, k, (nprobe, nlist, p), |q, nprobe| {
+                            let opts = IvfSearch { nprobe: Some(nprobe), ..*opts };
+                            self.scan_probes(q, &opts, Some(test), |_| TopK::new(k))
+                        })?
+                    }
+                }
             }
         };
         Ok(Neighbors::from_rows(k, self.metric, rows)?)
+    }
+
+    /// The filtered search of `queries` from the filter's listed ids, when that costs less
+    /// than the coarse search and the masked scan of `probed` lists ([`listed_is_cheaper`]);
+    /// `None` otherwise. Each list holding passing entries is scanned as a search probing every
+    /// list scans it (its table, then a mask of its passing rows, [`PackedCodes::scan_masked`]),
+    /// so the answers are those of `nprobe = nlist`: every passing vector ranked by its
+    /// fast-scan score, short only when fewer than `k` pass.
+    fn search_listed(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: &dyn IdFilter,
+        probed: usize,
+    ) -> Result<Option<QueryHits>> {
+        let Some(count) = filter.accepted_count() else { return Ok(None) };
+        let shape = (self.len(), self.params.nlist, self.dim, self.pq.m());
+        let cheaper = listed_is_cheaper(count, probed, shape, self.list_table_cost());
+        let Some(ids) = filter.accepted_ids().filter(|_| cheaper) else { return Ok(None) };
+        let coarse = self.coarse.as_ref().ok_or_else(|| self.not_trained())?;
+        let q = prepare_rows("queries", queries, self.dim, self.metric)?;
+        let locations = self.locations.get_or_init(|| Locations::of(self.lists.iter().map(|l| l.ids.as_slice())));
+        let mut at: Vec<(u32, u32)> = ids.iter().filter_map(|&id| locations.get(id)).collect();
+        at.sort_unstable();
+        // Per list holding passing entries, its masks up to its last passing block: `groups`
+        // holds (list, range of `masks`).
+        let (mut groups, mut masks) = (Vec::new(), Vec::new());
+        for run in at.chunk_by(|a, b| a.0 == b.0) {
+            let start = masks.len();
+            masks.resize(start + run[run.len() - 1].1 as usize / BLOCK + 1, 0u32);
+            for &(_, p) in run {
+                masks[start + p as usize / BLOCK] |= 1 << (p as usize % BLOCK);
+            }
+            groups.push((run[0].0 as usize, start..masks.len()));
+        }
+        let (metric, nq) = (self.metric, q.len());
+        let chunk = LISTED_QUERY_CHUNK;
+        let rows = (0..nq.div_ceil(chunk))
+            .into_par_iter()
+            .map(|c| {
+                let queries = c * chunk..((c + 1) * chunk).min(nq);
+                let mut scratch: Vec<Scratch> = queries.clone().map(|_| Scratch::new(self.pq.m())).collect();
+                let mut tops: Vec<TopK> = queries.clone().map(|_| TopK::new(k)).collect();
+                for (i, s) in queries.clone().zip(&mut scratch) {
+                    self.query_tables(q.row(i), s)?;
+                }
+                for (list, masks) in groups.iter().map(|(l, r)| (*l, &masks[r.clone()])) {
+                    let l = &self.lists[list];
+                    for ((i, s), top) in queries.clone().zip(&mut scratch).zip(&mut tops) {
+                        let key = if self.by_residual { coarse.list_key(q.row(i), list) } else { 0.0 };
+                        self.enter_list(list, key, s)?;
+                        l.codes.scan_masked(&s.lut, top, masks, |row| l.ids[row])?;
+                    }
+                }
+                Ok(tops.into_iter().map(|top| top.into_hits(metric)).collect::<Vec<_>>())
+            })
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        Ok(Some(rows))
+    }
+
+    /// What moving the quantized table to a list costs ([`listed_is_cheaper`]'s units): L2
+    /// over residuals adds and quantizes `m × 16` terms per list, the other tables only take
+    /// an offset.
+    fn list_table_cost(&self) -> usize {
+        if self.list_terms.is_empty() { 0 } else { self.pq.m() * 16 / LIST_TERMS_PER_UNIT }
     }
 
     /// Every entry of each query's `nprobe` probed lists whose fast-scan score (the one
@@ -454,19 +539,7 @@ impl IvfFastScan {
         s: &mut Scratch,
         sink: &mut impl ScanSink,
     ) -> Result<()> {
-        let per_list_table = !self.list_terms.is_empty();
-        if per_list_table {
-            // −2⟨q_j, c_jk⟩; the list's terms are added per probed list.
-            self.pq.inner_product_table(query, &mut s.query_terms)?;
-            s.query_terms.iter_mut().for_each(|v| *v *= 2.0);
-        } else {
-            match self.pq.metric() {
-                Metric::L2 => self.pq.l2_table(query, &mut s.table)?,
-                _ => self.pq.inner_product_table(query, &mut s.table)?,
-            }
-            s.lut.fill(&s.table)?;
-        }
-        let t = s.table.len();
+        self.query_tables(query, s)?;
         for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
             // An approximate coarse search pads with u32::MAX when it finds fewer lists.
             let Some(l) = self.lists.get(list as usize) else { continue };
@@ -488,13 +561,7 @@ impl IvfFastScan {
                     s.masks[p / BLOCK] |= 1 << (p % BLOCK);
                 }
             }
-            if per_list_table {
-                // The per-list work: one add and quantize of m × 16 keys, in SIMD.
-                s.lut.fill_sum(&self.list_terms[list as usize * t..][..t], &s.query_terms)?;
-                s.lut.set_offset(coarse_key);
-            } else if self.by_residual {
-                s.lut.set_offset(coarse_key);
-            }
+            self.enter_list(list as usize, coarse_key, s)?;
             let ids = &l.ids;
             match test {
                 None => l.codes.scan(&s.lut, sink, None, |row| ids[row])?,
@@ -504,6 +571,37 @@ impl IvfFastScan {
                     l.codes.scan(&s.lut, sink, Some(&keep), |row| ids[row])?
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The query's part of its tables, before any list: the quantized table itself, or (L2
+    /// over residuals) the query's terms each list adds its own to.
+    fn query_tables(&self, query: &[f32], s: &mut Scratch) -> Result<()> {
+        if !self.list_terms.is_empty() {
+            // −2⟨q_j, c_jk⟩; the list's terms are added per probed list.
+            self.pq.inner_product_table(query, &mut s.query_terms)?;
+            s.query_terms.iter_mut().for_each(|v| *v *= 2.0);
+        } else {
+            match self.pq.metric() {
+                Metric::L2 => self.pq.l2_table(query, &mut s.table)?,
+                _ => self.pq.inner_product_table(query, &mut s.table)?,
+            }
+            s.lut.fill(&s.table)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the quantized table to `list`, whose coarse key is `coarse_key` (after
+    /// [`query_tables`](IvfFastScan::query_tables)).
+    fn enter_list(&self, list: usize, coarse_key: f32, s: &mut Scratch) -> Result<()> {
+        if !self.list_terms.is_empty() {
+            // The per-list work: one add and quantize of m × 16 keys, in SIMD.
+            let t = self.pq.m() * 16;
+            s.lut.fill_sum(&self.list_terms[list * t..][..t], &s.query_terms)?;
+            s.lut.set_offset(coarse_key);
+        } else if self.by_residual {
+            s.lut.set_offset(coarse_key);
         }
         Ok(())
     }
@@ -534,6 +632,9 @@ impl IvfFastScan {
             })
             .collect();
         let removed = removed.concat();
+        if !removed.is_empty() {
+            self.locations = OnceLock::new();
+        }
         self.ids.remove(&removed);
         removed.len()
     }
@@ -576,7 +677,8 @@ impl IvfFastScan {
             codes: self.lists.iter().map(|l| l.codes.memory_bytes()).sum(),
             ids: self.lists.iter().map(|l| l.ids.capacity() * 8).sum::<usize>()
                 + self.ids.memory_bytes()
-                + self.lists.capacity() * size_of::<FsList>(),
+                + self.lists.capacity() * size_of::<FsList>()
+                + self.locations.get().map_or(0, Locations::memory_bytes),
             trained: self.coarse().map_or(0, |c| c.centroids().len() * 4 + c.extra_bytes())
                 + self.pq.memory_bytes()
                 + self.list_terms.capacity() * 4,
@@ -591,6 +693,7 @@ impl IvfFastScan {
     /// [`check_merge`](IvfFastScan::check_merge) names.
     pub fn merge_from(&mut self, other: IvfFastScan, shift_ids: u64) -> Result<()> {
         let moved = self.check_merge(&other, shift_ids)?;
+        self.locations = OnceLock::new();
         for (mine, theirs) in self.lists.iter_mut().zip(other.lists) {
             mine.ids.extend(theirs.ids.iter().map(|&id| id + shift_ids));
             mine.codes.extend(&theirs.codes.unpack_all())?;
@@ -633,6 +736,48 @@ impl IvfFastScan {
         }
         self.ids.shifted_absent(other.lists.iter().flat_map(|l| &l.ids).copied(), other.len(), shift_ids)
     }
+}
+
+/// Units of [`listed_is_cheaper`]'s costs: about a nanosecond each on the 2-core AVX-512
+/// machine they were fit on (BENCHMARKS.md, "IVF fast scan from listed ids"). A listed id
+/// found and sorted into its list.
+const LISTED_LOOKUP_COST: f64 = 6.0;
+/// Summing one block of 32 codes, per sub-quantizer.
+const BLOCK_SUM_COST_PER_M: f64 = 0.16;
+/// Entering a list beyond its table: its masks and the scan's set-up.
+const LIST_SETUP_COST: f64 = 10.0;
+/// Dimensions a unit of the coarse search scores (the blocked kernel over every centroid),
+/// and of one list's coarse key on the listed path (the pair kernel, a centroid read).
+const COARSE_DIMS_PER_UNIT: f64 = 20.0;
+const KEY_DIMS_PER_UNIT: f64 = 6.0;
+/// A scanned entry's filter test (a masked list's ids, one by one).
+const ENTRY_TEST_COST: f64 = 1.8;
+/// Table terms added and quantized per unit (L2 over residuals moves its table per list).
+const LIST_TERMS_PER_UNIT: usize = 4;
+/// Queries scored together on the listed path: a list's masked blocks are read once for them
+/// all (1.15-1.2x over one query at a time on textemb100k, PQ96; 8 to 64 measured alike).
+const LISTED_QUERY_CHUNK: usize = 16;
+
+/// Whether scoring a filter's `count` listed entries, list by list, costs less than the
+/// coarse search of `nlist` lists and the masked scan of `probed` of them over an index of
+/// `len` entries, dimension `dim`, `m` sub-quantizers, moving the table to a list costing
+/// `table`. The listed path enters every list holding a passing entry (with its coarse key),
+/// the scan about `probed / nlist` of them, after testing every entry of the probed lists.
+fn listed_is_cheaper(
+    count: usize,
+    probed: usize,
+    (len, nlist, dim, m): (usize, usize, usize, usize),
+    table: usize,
+) -> bool {
+    let (count, probed, len, nlist, dim) = (count as f64, probed as f64, len as f64, nlist.max(1) as f64, dim as f64);
+    // Lists holding at least one of `count` entries spread evenly.
+    let hit = nlist * (1.0 - (-count / nlist).exp());
+    let per_list = LIST_SETUP_COST + table as f64;
+    let blocks = count * BLOCK_SUM_COST_PER_M * m as f64;
+    let listed = count * LISTED_LOOKUP_COST + blocks + hit * (per_list + dim / KEY_DIMS_PER_UNIT);
+    let share = probed / nlist;
+    let scan = nlist * dim / COARSE_DIMS_PER_UNIT + share * len * ENTRY_TEST_COST + share * (blocks + hit * per_list);
+    listed < scan
 }
 
 /// Below this pass rate a filter is tested on every entry of a probed list up front, a mask
@@ -842,7 +987,7 @@ impl IvfFastScan {
 
 #[cfg(test)]
 mod tests {
-    use vq_distance::IdBitset;
+    use vq_distance::{IdBitset, IdSet};
 
     use super::*;
 
@@ -1138,6 +1283,43 @@ mod tests {
             assert!(matches!(a.merge_from(other, 5000), Err(Error::TrainedStateMismatch { .. })));
             let mem = index.memory_usage();
             assert!(mem.codes >= 600 * 2 && mem.codes <= 4 * 2 * 32 + 600 * 2, "{mem:?}");
+        }
+    }
+
+    #[test]
+    fn a_listed_filter_is_answered_as_a_scan_of_every_list() {
+        let dim = 16;
+        let base = data(4000, dim, 11);
+        let queries = data(12, dim, 12);
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            for by_residual in [true, false] {
+                let mut index = IvfFastScan::new(dim, metric, params(16), pq(8), by_residual).unwrap();
+                index.train(&base).unwrap();
+                index.add(&base[..3000 * dim]).unwrap();
+                // About 0.5 % of the ids pass (and one id the index does not hold): nprobe 1
+                // widens to 15 of the 16 lists, so listing the ids is the cheaper path.
+                let check = |index: &IvfFastScan, passing: &[u64], what: &str| {
+                    let set: IdSet = passing.iter().copied().chain([1 << 40]).collect();
+                    let predicate = |id: u64| set.accepts(id);
+                    let before = index.memory_usage().ids;
+                    // k = 40 is more than pass: both answers are padded alike.
+                    for k in [5, 40] {
+                        let listed = IvfSearch { filter: Some(&set), nprobe: Some(1), ..Default::default() };
+                        let scanned = IvfSearch { filter: Some(&predicate), nprobe: Some(16), ..Default::default() };
+                        let (listed, scanned) =
+                            (index.search(&queries, k, &listed), index.search(&queries, k, &scanned));
+                        assert_eq!(listed.unwrap(), scanned.unwrap(), "{metric:?} residual {by_residual} {what} k {k}");
+                    }
+                    // The listed path ran: it built the map from ids to entries, and counts it.
+                    assert!(index.memory_usage().ids > before, "{metric:?} residual {by_residual} {what}");
+                };
+                let passing: Vec<u64> = (0..4000).filter(|id| id % 197 == 3).collect();
+                check(&index, &passing, "built");
+                index.add(&base[3000 * dim..]).unwrap();
+                check(&index, &passing, "after an add");
+                assert_eq!(index.remove_ids(&passing[..4]), 4);
+                check(&index, &passing[4..], "after a removal");
+            }
         }
     }
 

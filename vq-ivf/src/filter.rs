@@ -16,8 +16,9 @@
 //! about what the unwidened scan of every entry did.
 //!
 //! **Listed ids.** A filter that can list its ids and passes few vectors skips all of this:
-//! [`IvfIndex::search`](crate::IvfIndex::search) scores exactly those entries, found through a
-//! map from ids to entries, when that costs less than the coarse search and the scan.
+//! [`IvfIndex::search`](crate::IvfIndex::search) and
+//! [`IvfFastScan::search`](crate::IvfFastScan::search) score exactly those entries, found
+//! through a map from ids to entries, when that costs less than the coarse search and the scan.
 //!
 //! Public so an inverted file kept elsewhere (vq-gpu's, on a device) widens its filtered
 //! searches the same way.

@@ -49,7 +49,7 @@ pub(crate) fn resolved_nprobe(opts: &IvfSearch<'_>, params: &IvfParams) -> Resul
 }
 
 /// Each query's hits, `(id, score)`.
-type QueryHits = Vec<Vec<(u64, f32)>>;
+pub(crate) type QueryHits = Vec<Vec<(u64, f32)>>;
 
 /// Offers a block of one list's entries (`ids`, at most [`BLOCK`], and their codes) to `top`,
 /// keyed by `scanner`, already moved to that list.
@@ -388,7 +388,7 @@ impl Coarse {
     }
 
     /// The key a search gives list `list` for the prepared row `q`, to the bit.
-    fn list_key(&self, q: &[f32], list: usize) -> f32 {
+    pub(crate) fn list_key(&self, q: &[f32], list: usize) -> f32 {
         match self {
             Coarse::Flat(c) => c.list_key(q, list),
             Coarse::Hnsw(c) => c.list_key(q, list),
