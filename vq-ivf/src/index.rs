@@ -835,9 +835,11 @@ impl<C: IvfCodec> IvfIndex<C> {
             self.decode_into(&codes, &mut rows);
         }
         // List-major over chunks of queries, as the scan: a list's state (IVF-PQ's precomputed
-        // terms, 16 KiB at PQ16) is read once per chunk, not once per query.
+        // terms, 16 KiB at PQ16) is read once per chunk, not once per query. A codec that does
+        // not scan by list (IVF-PQ over inner product) goes query by query: each query's
+        // table stays in cache over the gathered codes.
         let (nq, by_residual) = (q.len(), self.codec.by_residual());
-        let chunk = self.query_chunk(nq);
+        let chunk = if self.codec.scans_by_list() { self.query_chunk(nq) } else { 1 };
         let rows = (0..nq.div_ceil(chunk))
             .into_par_iter()
             .map(|c| {
