@@ -35,7 +35,7 @@ use vq_quant::{PqParams, ProductQuantizer, Quantizer, ScanSink, WithinKey, valid
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::inner_metric;
 use crate::error::{Error, Result};
-use crate::filter::{filtered_rows, pass_rate, widened_nprobe};
+use crate::filter::{filtered_rows, lists_holding, pass_rate, widened_nprobe};
 use crate::ids::{IdTracker, Locations, positions_in_lists};
 use crate::index::{
     Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats, QueryHits, range_keys, resolved_nprobe,
@@ -769,9 +769,8 @@ fn listed_is_cheaper(
     (len, nlist, dim, m): (usize, usize, usize, usize),
     table: usize,
 ) -> bool {
+    let hit = lists_holding(count, nlist);
     let (count, probed, len, nlist, dim) = (count as f64, probed as f64, len as f64, nlist.max(1) as f64, dim as f64);
-    // Lists holding at least one of `count` entries spread evenly.
-    let hit = nlist * (1.0 - (-count / nlist).exp());
     let per_list = LIST_SETUP_COST + table as f64;
     let blocks = count * BLOCK_SUM_COST_PER_M * m as f64;
     let listed = count * LISTED_LOOKUP_COST + blocks + hit * (per_list + dim / KEY_DIMS_PER_UNIT);

@@ -57,6 +57,14 @@ pub fn widened_nprobe(nprobe: usize, nlist: usize, pass_rate: f64) -> usize {
     if widened >= nlist as f64 { nlist.max(nprobe) } else { (widened as usize).max(nprobe) }
 }
 
+/// How many of `nlist` lists hold at least one of `count` entries spread over them evenly
+/// at random (the expectation `nlist · (1 − e^(−count / nlist))`): the lists a search from
+/// listed ids enters.
+pub(crate) fn lists_holding(count: usize, nlist: usize) -> f64 {
+    let nlist = nlist.max(1) as f64;
+    nlist * (1.0 - (-(count as f64) / nlist).exp())
+}
+
 /// A filtered k-NN search's rows: `scan(queries, nprobe)` (the index's scan of `queries`,
 /// each probing `nprobe` lists, into a top `k`) over the widened `nprobe`, then again over
 /// twice as many lists for the queries that found fewer than `k`, until every query has `k`
@@ -163,6 +171,15 @@ mod tests {
         assert_eq!(widened_nprobe(16, 1024, 1e-6), 1024);
         assert_eq!(widened_nprobe(16, 100, 0.0), 100);
         assert_eq!(widened_nprobe(4, 4, 0.5), 4);
+    }
+
+    #[test]
+    fn lists_holding_grows_with_the_count_and_stops_at_every_list() {
+        assert_eq!(lists_holding(0, 1024), 0.0);
+        // Few entries fall in lists of their own; many fill every list.
+        assert!((lists_holding(10, 1024) - 10.0).abs() < 0.1);
+        assert!((lists_holding(1024, 1024) - 1024.0 * (1.0 - (-1f64).exp())).abs() < 1e-9);
+        assert!(lists_holding(100_000, 1024) > 1023.9 && lists_holding(100_000, 1024) <= 1024.0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use vq_quant::{Quantizer, ScanSink, WithinKey};
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::{IvfCodec, ListScanner};
 use crate::error::{Error, Result};
-use crate::filter::{Gather, filtered_rows, pass_rate, widened_nprobe};
+use crate::filter::{Gather, filtered_rows, lists_holding, pass_rate, widened_nprobe};
 use crate::ids::{IdTracker, Locations, positions_in_lists};
 
 /// Codes scored per call of the codec's block kernel.
@@ -31,6 +31,15 @@ const MIN_SHARED_PROBES: usize = 2;
 /// the codec's [`IvfCodec::listed_entry_cost`] and [`IvfCodec::list_move_cost`]. Fit on
 /// imgsift100k (d = 128; BENCHMARKS.md "Filtered IVF search").
 const COARSE_LIST_COST: usize = 5;
+/// What a residual codec's listed path pays per list holding listed entries (its coarse key
+/// and the scanner's move), in scanned entries; and what a scan that goes query by query
+/// ([`IvfCodec::scans_by_list`] false: IVF-PQ over inner product) pays per probed list beyond
+/// its entries. Fit on forced runs of both paths, imgsift100k and textemb100k, IVF1024 Flat /
+/// SQ8 / PQ16 / PQ48 / PQ96, 0.2-5 % passing, nprobe 8-128 (BENCHMARKS.md, session 20): the
+/// time lost to the slower path's choice fell from 2.9 % to 0.9 % on average, at most
+/// 1.63x to 1.37x.
+const LISTED_LIST_COST: usize = 35;
+const QUERY_MAJOR_LIST_COST: usize = 150;
 
 /// Decoded rows of one block of a list.
 struct Block<'a> {
@@ -805,12 +814,17 @@ impl<C: IvfCodec> IvfIndex<C> {
         probed: usize,
     ) -> Result<Option<QueryHits>> {
         let Some(count) = filter.accepted_count() else { return Ok(None) };
-        let (nlist, moves) = (self.params.nlist.max(1) as f64, self.codec.list_move_cost() as f64);
+        let nlist = self.params.nlist.max(1) as f64;
         let scanned = self.len() as f64 * probed as f64 / nlist;
-        let scan_cost = scanned + nlist * COARSE_LIST_COST as f64 + probed as f64 * moves;
+        // A scan query by query pays each probed list's set-up for every query.
+        let per_list = if self.codec.scans_by_list() { 0 } else { QUERY_MAJOR_LIST_COST };
+        let probe_cost = (self.codec.list_move_cost() + per_list) as f64;
+        let scan_cost = scanned + nlist * COARSE_LIST_COST as f64 + probed as f64 * probe_cost;
         // A list holding few listed entries is keyed without a move's table
-        // (`ListScanner::set_list_for`): the listed path pays per entry only.
-        let listed_cost = count as f64 * self.codec.listed_entry_cost() as f64;
+        // (`ListScanner::set_list_for`), but over residuals each list the listed entries fall
+        // in still costs its coarse key and the scanner's move.
+        let keyed_lists = if self.codec.by_residual() { lists_holding(count, self.params.nlist) } else { 0.0 };
+        let listed_cost = count as f64 * self.codec.listed_entry_cost() as f64 + keyed_lists * LISTED_LIST_COST as f64;
         let Some(ids) = filter.accepted_ids().filter(|_| listed_cost < scan_cost) else { return Ok(None) };
         let (coarse, dim, cs) = (self.coarse_parts().ok_or_else(|| self.not_trained())?, self.dim, self.code_size());
         let q = prepare_rows("queries", queries, dim, self.metric)?;
