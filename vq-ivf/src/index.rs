@@ -27,9 +27,11 @@ const MAX_LIST_MAJOR_CHUNK: usize = 2048;
 const MIN_SHARED_PROBES: usize = 2;
 /// What the coarse search costs per list it scores, in scanned entries (the read of an id and
 /// a filter's test): a filtered search scores the listed ids instead of scanning when
-/// `listed · entry < scanned + nlist · COARSE_LIST_COST + probed · move`, `entry` and `move`
-/// the codec's [`IvfCodec::listed_entry_cost`] and [`IvfCodec::list_move_cost`]. Fit on
-/// imgsift100k (d = 128; BENCHMARKS.md "Filtered IVF search").
+/// `listed · entry + keyed · LISTED_LIST_COST < scanned + nlist · COARSE_LIST_COST + probed ·
+/// (move + per_probe)`, `entry` and `move` the codec's [`IvfCodec::listed_entry_cost`] and
+/// [`IvfCodec::list_move_cost`], `keyed` the lists the listed entries fall in (residual codecs
+/// only), `per_probe` [`QUERY_MAJOR_LIST_COST`] for a scan query by query. Fit on imgsift100k
+/// (d = 128; BENCHMARKS.md "Filtered IVF search"), then on textemb100k (session 20).
 const COARSE_LIST_COST: usize = 5;
 /// What a residual codec's listed path pays per list holding listed entries (its coarse key
 /// and the scanner's move), in scanned entries; and what a scan that goes query by query
