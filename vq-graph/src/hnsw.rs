@@ -167,6 +167,14 @@ const LISTED_QUERY_CHUNK: usize = 32;
 const LISTED_BLOCK_BYTES: usize = 256 << 10;
 /// Slots sampled to estimate a filter's selectivity.
 const FILTER_SAMPLE: usize = 512;
+/// A batch of at least 1/this of the graph checks, after its inserts, which nodes a walk from
+/// the entry point reaches ([`Hnsw::relink_orphans`]): the walk reads every list once, about
+/// 200 ns a node (20 ms for imgsift100k's graph) against 40-90 µs an insert, so a batch of a
+/// quarter of the graph spends at most about 2 % on a round of it, a whole build 0.3 %.
+const REACH_CHECK_SHARE: usize = 4;
+/// Rounds of relinking after a batch.
+const RELINK_ROUNDS: usize = 5;
+
 /// Mutexes node locks are striped over: enough that two threads inserting at once rarely
 /// want the same one, few enough to cost nothing per node (8 KiB in all).
 const LOCK_STRIPES: usize = 1024;
@@ -399,6 +407,9 @@ pub struct Hnsw<S: VectorStorage = FlatStorage> {
     entry: AtomicU64,
     entry_lock: Mutex<()>,
     pool: Mutex<Vec<Scratch>>,
+    /// Nodes inserts pruned out of a layer-0 list since the last batch's check for nodes left
+    /// without a way in ([`Hnsw::relink_orphans`]).
+    displaced: Mutex<Vec<u32>>,
     keep_pruned: bool,
     /// Inserts hold it shared; a snapshot holds it exclusively, so it sees no half insert.
     insert_gate: RwLock<()>,
@@ -461,6 +472,7 @@ impl<S: VectorStorage> Hnsw<S> {
             entry: AtomicU64::new(NO_ENTRY),
             entry_lock: Mutex::new(()),
             pool: Mutex::new(Vec::new()),
+            displaced: Mutex::new(Vec::new()),
             keep_pruned: params.keep_pruned || storage.metric() == Metric::InnerProduct,
             insert_gate: RwLock::new(()),
             params,
@@ -1456,6 +1468,7 @@ impl<S: VectorStorage> Hnsw<S> {
         }
         self.deleted.fetch_sub(reused, Ordering::Relaxed);
         self.live.fetch_add(reused, Ordering::Relaxed);
+        self.relink_orphans(&reusable);
         if reused < n {
             // The rest is a plain insert (validated above, ids checked free).
             self.add_with_ids(&vectors[reused * self.dim..], &ids[reused..])?;
@@ -1535,7 +1548,137 @@ impl<S: VectorStorage> Hnsw<S> {
             let v = self.prepare_vector("vectors", v, buf).expect("validated above");
             self.insert_slot(first + i as u32, v);
         });
+        self.relink_orphans(&(first..first + n as u32).collect::<Vec<_>>());
         Ok(first)
+    }
+
+    /// Links again, one at a time, the nodes a batch just inserted (`slots`) left without a
+    /// way in.
+    ///
+    /// Two nodes inserted at once do not see each other, so neither links to the other; a
+    /// neighbour that receives both may keep one and prune the other as covered by it,
+    /// although the one kept has no link to the one pruned. A node that loses every such
+    /// contest keeps its out-links but has no in-link, and no search reaches it (later inserts
+    /// of a batch orphan a node the same way, more rarely): two-thread builds of imgsift100k /
+    /// textemb100k left 11-12 of 100,000 nodes unreachable at HNSW16, 10-12 at m 8, one-thread
+    /// builds 0 and 2-7. Searched again with the whole batch visible, such a node links to
+    /// (and is linked from) the nodes it raced with; after it, none of those eight builds left
+    /// a node unreachable.
+    ///
+    /// Which nodes: when the batch is at least 1/[`REACH_CHECK_SHARE`] of the graph, every
+    /// node no walk from the entry point reaches (islands of a few nodes linking each other
+    /// too); below, so that a small batch costs no walk over a large graph, those of the
+    /// batch's nodes and of the nodes its inserts pruned out of a list (`displaced`) none of
+    /// whose neighbours links back. A node still stranded in a later round is put in its
+    /// nearest neighbour's list ([`Hnsw::force_link`]). At most [`RELINK_ROUNDS`] rounds: a
+    /// relinked node may push another out of a list.
+    fn relink_orphans(&self, batch: &[u32]) {
+        if !self.relinks_orphans() {
+            return;
+        }
+        let whole_graph = batch.len() * REACH_CHECK_SHARE >= self.slots.load(Ordering::Acquire) as usize;
+        let (mut v, mut own) = (vec![0f32; self.dim], Vec::new());
+        // Relinks are searches, as dear as inserts: a batch pays for at most an eighth more
+        // (a single insert for four), whatever the data.
+        let mut budget = batch.len() / 8 + 4;
+        for round in 0..RELINK_ROUNDS {
+            let displaced = std::mem::take(&mut *lock(&self.displaced));
+            let orphans: Vec<u32> = if whole_graph {
+                self.unreachable_slots()
+            } else {
+                let mut suspects: Vec<u32> = batch.iter().copied().chain(displaced).collect();
+                suspects.sort_unstable();
+                suspects.dedup();
+                suspects
+                    .into_par_iter()
+                    .map_init(|| (Vec::new(), Vec::new()), |(own, theirs), s| (!self.linked_back(s, own, theirs), s))
+                    .filter_map(|(orphan, slot)| orphan.then_some(slot))
+                    .collect()
+            };
+            if orphans.is_empty() {
+                return;
+            }
+            let stranded: std::collections::HashSet<u32> = orphans.iter().copied().collect();
+            for &slot in &orphans {
+                if budget == 0 {
+                    return;
+                }
+                budget -= 1;
+                self.storage.decode(slot, &mut v);
+                let q = self.storage.prepare(&v);
+                let mut s = self.take_scratch();
+                if let Some((cur, _)) = self.descend(&q, 0, &mut s.links) {
+                    self.connect(slot, &q, cur, 0, &mut s);
+                }
+                self.give_scratch(s);
+                // Stranded again after a relink: every neighbour pruned it once more, or it
+                // sits in an island. Its nearest neighbour with a way in takes it.
+                if round > 0 {
+                    self.read_list(slot, 0, &mut own);
+                    if let Some(&node) = own.iter().find(|x| !stranded.contains(x)) {
+                        self.force_link(slot, node);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether batches relink the nodes they leave without a way in: not under inner product,
+    /// which is not a metric: there small-norm vectors lose every link contest (as in hnswlib
+    /// and Faiss) and would lose again after any relink.
+    fn relinks_orphans(&self) -> bool {
+        self.storage.metric() != Metric::InnerProduct
+    }
+
+    /// Puts `slot` in `node`'s layer-0 list in place of the farthest link whose target another
+    /// of its own neighbours links to (so that none loses its last way in): the last resort of
+    /// [`Hnsw::relink_orphans`] for a node every neighbour prunes again (the heuristic finds it
+    /// covered by a closer link that does not lead to it) or that sits in an island. Nothing
+    /// changes when every link of a full list is some node's only way in.
+    fn force_link(&self, slot: u32, node: u32) {
+        let _g = self.node_lock(node);
+        let list = self.list_mut(node, 0);
+        let n = Self::count(list);
+        let links = &list[1..=n];
+        if links.iter().any(|x| x.load(Ordering::Acquire) == slot) {
+            return;
+        }
+        if n < self.max_links(0) {
+            list[1 + n].store(slot, Ordering::Release);
+            Self::set_count(list, n + 1);
+            return;
+        }
+        let mut by_distance: Vec<(Cand, usize)> = links
+            .iter()
+            .enumerate()
+            .map(|(at, x)| {
+                let id = x.load(Ordering::Acquire);
+                (Cand(self.storage.distance_between(node, id), id), at)
+            })
+            .collect();
+        by_distance.sort_unstable_by(|a, b| link_order(node, &b.0, &a.0));
+        let (mut theirs, mut others) = (Vec::new(), Vec::new());
+        let linked_elsewhere = |target: u32, theirs: &mut Vec<u32>, others: &mut Vec<u32>| {
+            self.read_list(target, 0, theirs);
+            theirs.iter().filter(|&&y| y != node).any(|&y| {
+                self.read_list(y, 0, others);
+                others.contains(&target)
+            })
+        };
+        if let Some(&(_, at)) = by_distance.iter().find(|(c, _)| linked_elsewhere(c.1, &mut theirs, &mut others)) {
+            links[at].store(slot, Ordering::Release);
+        }
+    }
+
+    /// Whether one of `slot`'s layer-0 neighbours links back to it (`own` and `theirs` are
+    /// scratch lists). A node with no neighbours (the first) counts as linked.
+    fn linked_back(&self, slot: u32, own: &mut Vec<u32>, theirs: &mut Vec<u32>) -> bool {
+        self.read_list(slot, 0, own);
+        own.is_empty()
+            || own.iter().any(|&x| {
+                self.read_list(x, 0, theirs);
+                theirs.contains(&slot)
+            })
     }
 
     /// Under the id lock: checks the ids, hands out `n` slots, allocates them (with their
@@ -1699,6 +1842,11 @@ impl<S: VectorStorage> Hnsw<S> {
         self.select_heuristic(node, &cands, max, &mut chosen);
         let ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
         self.write_list(node, layer, &ids);
+        if layer == 0 && self.relinks_orphans() {
+            // A node pruned here may have lost its last way in: the batch's end checks it.
+            let dropped = cands.iter().map(|c| c.1).filter(|id| !ids.contains(id));
+            lock(&self.displaced).extend(dropped);
+        }
     }
 
     /// The paper's neighbour-selection heuristic (algorithm 4): walking candidates from the
@@ -2079,6 +2227,35 @@ impl<S: VectorStorage> Hnsw<S> {
 
     // ---- inspection -----------------------------------------------------------------------
 
+    /// The ready slots no layer-0 walk from the entry point reaches, ascending (none without
+    /// an entry point).
+    fn unreachable_slots(&self) -> Vec<u32> {
+        let n = self.slots.load(Ordering::Acquire) as usize;
+        let e = self.entry.load(Ordering::Acquire);
+        if e == NO_ENTRY {
+            return Vec::new();
+        }
+        // The entry point, like the links below, may be a slot claimed after `n` was read.
+        let mut seen = vec![false; n.max(e as u32 as usize + 1)];
+        let (mut stack, mut buf) = (vec![e as u32], Vec::new());
+        seen[e as u32 as usize] = true;
+        while let Some(s) = stack.pop() {
+            self.read_list(s, 0, &mut buf);
+            for &x in &buf {
+                // Inserts running meanwhile link slots claimed after `n` was read.
+                if x as usize >= seen.len() {
+                    seen.resize(x as usize + 1, false);
+                }
+                if !seen[x as usize] {
+                    seen[x as usize] = true;
+                    stack.push(x);
+                }
+            }
+        }
+        let ready = |slot: u32| self.states.slot(slot as usize)[0].load(Ordering::Acquire) & READY != 0;
+        (0..n as u32).filter(|&slot| !seen[slot as usize] && ready(slot)).collect()
+    }
+
     /// Structural facts of the graph, for tests and diagnostics.
     pub fn check_graph(&self) -> GraphReport {
         let n = self.slots.load(Ordering::Acquire) as usize;
@@ -2104,30 +2281,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 r.edges += buf.len();
             }
         }
-        // Reachability on layer 0 from the entry point.
-        let e = self.entry.load(Ordering::Acquire);
-        if e != NO_ENTRY {
-            // The entry point, like the links below, may be a slot claimed after `n` was read.
-            let mut seen = vec![false; n.max(e as u32 as usize + 1)];
-            let mut stack = vec![e as u32];
-            seen[e as u32 as usize] = true;
-            let mut reached = 0;
-            while let Some(s) = stack.pop() {
-                reached += 1;
-                self.read_list(s, 0, &mut buf);
-                for &x in &buf {
-                    // Inserts running meanwhile link slots claimed after `n` was read.
-                    if x as usize >= seen.len() {
-                        seen.resize(x as usize + 1, false);
-                    }
-                    if !seen[x as usize] {
-                        seen[x as usize] = true;
-                        stack.push(x);
-                    }
-                }
-            }
-            r.unreachable = r.nodes - reached.min(r.nodes);
-        }
+        r.unreachable = self.unreachable_slots().len();
         r
     }
 }
