@@ -6,6 +6,9 @@
 
 use std::time::Instant;
 
+mod common;
+
+use common::read_f32;
 use vq_distance::Metric;
 use vq_graph::{Hnsw, HnswParams};
 
@@ -32,14 +35,4 @@ fn main() {
             );
         }
     }
-}
-
-/// A texmex matrix as f32 (`.bvecs` bytes widened, or `.fvecs`).
-fn read_f32(dir: &std::path::Path, stem: &str) -> (Vec<f32>, usize) {
-    let bytes = dir.join(format!("{stem}.bvecs"));
-    if bytes.exists() {
-        let (v, dim) = vq_io::read::<u8>(bytes).expect(stem).into_parts();
-        return (v.into_iter().map(f32::from).collect(), dim);
-    }
-    vq_io::read::<f32>(dir.join(format!("{stem}.fvecs"))).expect(stem).into_parts()
 }

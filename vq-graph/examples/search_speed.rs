@@ -9,6 +9,9 @@
 
 use std::time::Instant;
 
+mod common;
+
+use common::read_f32;
 use vq_distance::Metric;
 use vq_graph::{FlatStorage, Hnsw, HnswParams};
 
@@ -57,16 +60,6 @@ fn main() {
             .sum();
         println!("{ef:>6} {:>10.0} {:>8.4}", nq as f64 / best, found as f64 / (nq * 10) as f64);
     }
-}
-
-/// `DIR/STEM.bvecs` widened to f32, or else `DIR/STEM.fvecs`: the values and the dimension.
-fn read_f32(dir: &std::path::Path, stem: &str) -> (Vec<f32>, usize) {
-    let bytes = dir.join(format!("{stem}.bvecs"));
-    if bytes.exists() {
-        let (v, dim) = vq_io::read::<u8>(bytes).expect(stem).into_parts();
-        return (v.into_iter().map(f32::from).collect(), dim);
-    }
-    vq_io::read::<f32>(dir.join(format!("{stem}.fvecs"))).expect(stem).into_parts()
 }
 
 /// CPU time used by this process so far.
