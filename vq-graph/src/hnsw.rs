@@ -343,6 +343,8 @@ struct Scratch {
     budget: usize,
     /// A normalized copy of the query (cosine).
     query: Vec<f32>,
+    /// Nodes an insert's link-backs pruned out of layer-0 lists, handed to `displaced` once.
+    dropped: Vec<u32>,
 }
 
 /// Memory of an index, by part, in bytes.
@@ -737,6 +739,7 @@ impl<S: VectorStorage> Hnsw<S> {
             out: Vec::new(),
             budget: usize::MAX,
             query: Vec::new(),
+            dropped: Vec::new(),
         })
     }
 
@@ -1801,8 +1804,12 @@ impl<S: VectorStorage> Hnsw<S> {
                 self.write_list(slot, layer, &ids);
             }
             for c in &chosen {
-                self.link_back(c.1, slot, c.0, layer);
+                self.link_back(c.1, slot, c.0, layer, &mut s.dropped);
             }
+        }
+        if !s.dropped.is_empty() {
+            // A node pruned here may have lost its last way in: the batch's end checks it.
+            lock(&self.displaced).append(&mut s.dropped);
         }
     }
 
@@ -1815,8 +1822,9 @@ impl<S: VectorStorage> Hnsw<S> {
     }
 
     /// Adds `new` (at key `d` from `node`) to `node`'s list on `layer`, shrinking the list
-    /// with the heuristic when it is full.
-    fn link_back(&self, node: u32, new: u32, d: f32, layer: usize) {
+    /// with the heuristic when it is full; on layer 0 the links it drops are appended to
+    /// `dropped` (where batches relink orphans).
+    fn link_back(&self, node: u32, new: u32, d: f32, layer: usize, dropped: &mut Vec<u32>) {
         let _g = self.node_lock(node);
         let list = self.list_mut(node, layer);
         let n = Self::count(list);
@@ -1840,12 +1848,11 @@ impl<S: VectorStorage> Hnsw<S> {
         cands.sort_unstable_by(|a, b| link_order(node, a, b));
         let mut chosen = Vec::with_capacity(max);
         self.select_heuristic(node, &cands, max, &mut chosen);
-        let ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
+        let mut ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
         self.write_list(node, layer, &ids);
         if layer == 0 && self.relinks_orphans() {
-            // A node pruned here may have lost its last way in: the batch's end checks it.
-            let dropped = cands.iter().map(|c| c.1).filter(|id| !ids.contains(id));
-            lock(&self.displaced).extend(dropped);
+            ids.sort_unstable();
+            dropped.extend(cands.iter().map(|c| c.1).filter(|id| ids.binary_search(id).is_err()));
         }
     }
 
