@@ -1580,7 +1580,7 @@ impl<S: VectorStorage> Hnsw<S> {
             return;
         }
         let whole_graph = batch.len() * REACH_CHECK_SHARE >= self.slots.load(Ordering::Acquire) as usize;
-        let (mut v, mut own) = (vec![0f32; self.dim], Vec::new());
+        let (mut v, mut own, mut s) = (vec![0f32; self.dim], Vec::new(), self.take_scratch());
         // Relinks are searches, as dear as inserts: a batch pays for at most an eighth more
         // (a single insert for four), whatever the data.
         let mut budget = batch.len() / 8 + 4;
@@ -1594,29 +1594,28 @@ impl<S: VectorStorage> Hnsw<S> {
                 suspects.dedup();
                 suspects
                     .into_par_iter()
-                    .map_init(|| (Vec::new(), Vec::new()), |(own, theirs), s| (!self.linked_back(s, own, theirs), s))
+                    .map_init(
+                        || (Vec::new(), Vec::new()),
+                        |(own, theirs), s| (!self.linked_back(s, None, own, theirs), s),
+                    )
                     .filter_map(|(orphan, slot)| orphan.then_some(slot))
                     .collect()
             };
-            if orphans.is_empty() {
-                return;
+            if orphans.is_empty() || budget == 0 {
+                break;
             }
-            let stranded: std::collections::HashSet<u32> = orphans.iter().copied().collect();
-            for &slot in &orphans {
-                if budget == 0 {
-                    return;
-                }
+            // Stranded again after a relink: every neighbour pruned it once more, or it sits
+            // in an island. Its nearest neighbour with a way in takes it.
+            let stranded: Option<std::collections::HashSet<u32>> =
+                (round > 0).then(|| orphans.iter().copied().collect());
+            for &slot in orphans.iter().take(budget) {
                 budget -= 1;
                 self.storage.decode(slot, &mut v);
                 let q = self.storage.prepare(&v);
-                let mut s = self.take_scratch();
                 if let Some((cur, _)) = self.descend(&q, 0, &mut s.links) {
                     self.connect(slot, &q, cur, 0, &mut s);
                 }
-                self.give_scratch(s);
-                // Stranded again after a relink: every neighbour pruned it once more, or it
-                // sits in an island. Its nearest neighbour with a way in takes it.
-                if round > 0 {
+                if let Some(stranded) = &stranded {
                     self.read_list(slot, 0, &mut own);
                     if let Some(&node) = own.iter().find(|x| !stranded.contains(x)) {
                         self.force_link(slot, node);
@@ -1624,6 +1623,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 }
             }
         }
+        self.give_scratch(s);
     }
 
     /// Whether batches relink the nodes they leave without a way in: not under inner product,
@@ -1661,24 +1661,22 @@ impl<S: VectorStorage> Hnsw<S> {
             .collect();
         by_distance.sort_unstable_by(|a, b| link_order(node, &b.0, &a.0));
         let (mut theirs, mut others) = (Vec::new(), Vec::new());
-        let linked_elsewhere = |target: u32, theirs: &mut Vec<u32>, others: &mut Vec<u32>| {
-            self.read_list(target, 0, theirs);
-            theirs.iter().filter(|&&y| y != node).any(|&y| {
-                self.read_list(y, 0, others);
-                others.contains(&target)
-            })
-        };
-        if let Some(&(_, at)) = by_distance.iter().find(|(c, _)| linked_elsewhere(c.1, &mut theirs, &mut others)) {
+        // (A target with no links of its own, an insert not linked yet, has no other way in
+        // that can be seen.)
+        let linked_elsewhere =
+            |(c, _): &&(Cand, usize)| self.linked_back(c.1, Some(node), &mut theirs, &mut others) && !theirs.is_empty();
+        if let Some(&(_, at)) = by_distance.iter().find(linked_elsewhere) {
             links[at].store(slot, Ordering::Release);
         }
     }
 
-    /// Whether one of `slot`'s layer-0 neighbours links back to it (`own` and `theirs` are
-    /// scratch lists). A node with no neighbours (the first) counts as linked.
-    fn linked_back(&self, slot: u32, own: &mut Vec<u32>, theirs: &mut Vec<u32>) -> bool {
+    /// Whether one of `slot`'s layer-0 neighbours, other than `except`, links back to it
+    /// (`own` and `theirs` are scratch lists). A node with no neighbours (the first) counts as
+    /// linked.
+    fn linked_back(&self, slot: u32, except: Option<u32>, own: &mut Vec<u32>, theirs: &mut Vec<u32>) -> bool {
         self.read_list(slot, 0, own);
         own.is_empty()
-            || own.iter().any(|&x| {
+            || own.iter().filter(|&&x| Some(x) != except).any(|&x| {
                 self.read_list(x, 0, theirs);
                 theirs.contains(&slot)
             })
