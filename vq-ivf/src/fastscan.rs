@@ -428,26 +428,23 @@ impl IvfFastScan {
         let (mut groups, mut masks) = (Vec::new(), Vec::new());
         for run in at.chunk_by(|a, b| a.0 == b.0) {
             let start = masks.len();
-            masks.resize(start + run[run.len() - 1].1 as usize / BLOCK + 1, 0u32);
-            for &(_, p) in run {
-                masks[start + p as usize / BLOCK] |= 1 << (p as usize % BLOCK);
-            }
+            push_row_masks(run.iter().map(|&(_, p)| p as usize), &mut masks);
             groups.push((run[0].0 as usize, start..masks.len()));
         }
-        let (metric, nq) = (self.metric, q.len());
-        let chunk = LISTED_QUERY_CHUNK;
+        let (metric, nq, chunk) = (self.metric, q.len(), LISTED_QUERY_CHUNK);
         let rows = (0..nq.div_ceil(chunk))
             .into_par_iter()
-            .map(|c| {
+            .map_init(Vec::new, |scratch: &mut Vec<Scratch>, c| {
                 let queries = c * chunk..((c + 1) * chunk).min(nq);
-                let mut scratch: Vec<Scratch> = queries.clone().map(|_| Scratch::new(self.pq.m())).collect();
+                // A worker's tables serve every chunk it scores.
+                scratch.resize_with(queries.len().max(scratch.len()), || Scratch::new(self.pq.m()));
                 let mut tops: Vec<TopK> = queries.clone().map(|_| TopK::new(k)).collect();
-                for (i, s) in queries.clone().zip(&mut scratch) {
+                for (i, s) in queries.clone().zip(scratch.iter_mut()) {
                     self.query_tables(q.row(i), s)?;
                 }
                 for (list, masks) in groups.iter().map(|(l, r)| (*l, &masks[r.clone()])) {
                     let l = &self.lists[list];
-                    for ((i, s), top) in queries.clone().zip(&mut scratch).zip(&mut tops) {
+                    for ((i, s), top) in queries.clone().zip(scratch.iter_mut()).zip(&mut tops) {
                         let key = if self.by_residual { coarse.list_key(q.row(i), list) } else { 0.0 };
                         self.enter_list(list, key, s)?;
                         l.codes.scan_masked(&s.lut, top, masks, |row| l.ids[row])?;
@@ -556,10 +553,7 @@ impl IvfFastScan {
                     continue;
                 }
                 s.masks.clear();
-                s.masks.resize(l.ids.len().div_ceil(BLOCK), 0);
-                for &p in &s.positions {
-                    s.masks[p / BLOCK] |= 1 << (p % BLOCK);
-                }
+                push_row_masks(s.positions.iter().copied(), &mut s.masks);
             }
             self.enter_list(list as usize, coarse_key, s)?;
             let ids = &l.ids;
@@ -801,6 +795,20 @@ impl<'a> FilterTest<'a> {
     /// The test for a filter passing a fraction `pass_rate` ([`MASKED_PASS_RATE`]).
     fn at(filter: &'a dyn IdFilter, pass_rate: f64) -> Self {
         if pass_rate < MASKED_PASS_RATE { FilterTest::Masked(filter) } else { FilterTest::Lazy(filter) }
+    }
+}
+
+/// Appends to `masks` the masks of a list's rows `rows` (ascending) in
+/// [`PackedCodes::scan_masked`]'s layout: bit `r % 32` of mask `r / 32`, up to the last row's
+/// block.
+fn push_row_masks(rows: impl Iterator<Item = usize>, masks: &mut Vec<u32>) {
+    let start = masks.len();
+    for r in rows {
+        let at = start + r / BLOCK;
+        if at >= masks.len() {
+            masks.resize(at + 1, 0);
+        }
+        masks[at] |= 1 << (r % BLOCK);
     }
 }
 
