@@ -205,6 +205,14 @@ impl PyIndex {
         PyIndex { dim: index.dim(), metric: index.metric(), inner: RwLock::new(index) }
     }
 
+    /// Whether `x` is one query of an index that searches a query on one thread: every kind
+    /// but exact `Flat`, which splits its vectors across workers (graphs, inverted files and
+    /// code scans go parallel over queries only). Such a call runs on the caller
+    /// ([`threads::run_on_caller`]): a pool would add only its hand-off.
+    fn one_serial_query(&self, x: &[f32]) -> bool {
+        x.len() == self.dim && self.read().spec().base != vq::BaseSpec::Flat
+    }
+
     // A panic cannot leave an index half-updated in a way the lock would protect us from (vq
     // returns errors, not panics); a poisoned lock is taken as it is.
     fn read(&self) -> RwLockReadGuard<'_, Box<dyn vq::Index>> {
@@ -393,7 +401,9 @@ impl PyIndex {
         let x = convert::rows(x, "x", Some(self.dim))?;
         let x = x.as_slice()?;
         let params = knobs.params(k);
-        let result = threads::run(py, || self.read().search_with(x, &params).map(|n| flat_result(&n)))?;
+        let search = || self.read().search_with(x, &params).map(|n| flat_result(&n));
+        let result =
+            if self.one_serial_query(x) { threads::run_on_caller(py, search) } else { threads::run(py, search)? };
         to_numpy(py, result.map_err(to_py)?)
     }
 
@@ -425,7 +435,10 @@ impl PyIndex {
         let x = convert::rows(x, "x", Some(self.dim))?;
         let x = x.as_slice()?;
         let params = knobs.params(0);
-        let result = threads::run(py, || self.read().range_search_with(x, radius, &params))?.map_err(to_py)?;
+        let search = || self.read().range_search_with(x, radius, &params);
+        let result =
+            if self.one_serial_query(x) { threads::run_on_caller(py, search) } else { threads::run(py, search)? };
+        let result = result.map_err(to_py)?;
         let (lims, ids, scores) = result.into_parts();
         // Ids are below 2⁶³ (checked on the way in); offsets are below the hit count.
         let lims: Vec<i64> = lims.into_iter().map(|l| l as i64).collect();
@@ -439,14 +452,14 @@ impl PyIndex {
     fn reconstruct<'py>(&self, py: Python<'py>, key: i64) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let id =
             u64::try_from(key).map_err(|_| PyValueError::new_err(format!("`key` must be non-negative, got {key}")))?;
-        let v = threads::run(py, || self.read().reconstruct(id))?.map_err(to_py)?;
+        let v = threads::run_on_caller(py, || self.read().reconstruct(id)).map_err(to_py)?;
         Ok(v.into_pyarray(py))
     }
 
     /// `reconstruct` of every id of `keys`: float32 of shape `(len(keys), d)`.
     fn reconstruct_batch<'py>(&self, py: Python<'py>, keys: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let ids = convert::ids(keys, "keys")?;
-        let rows = threads::run(py, || self.read().reconstruct_batch(&ids))?.map_err(to_py)?;
+        let rows = threads::run_on_caller(py, || self.read().reconstruct_batch(&ids)).map_err(to_py)?;
         rows_to_numpy(py, ids.len(), self.dim, rows)
     }
 
@@ -459,7 +472,7 @@ impl PyIndex {
             return Err(PyValueError::new_err(format!("`ni` = {n} is above the {held} vectors the index holds")));
         }
         let ids: Vec<u64> = (first..first.saturating_add(n as u64)).collect();
-        let rows = threads::run(py, || self.read().reconstruct_batch(&ids))?.map_err(to_py)?;
+        let rows = threads::run_on_caller(py, || self.read().reconstruct_batch(&ids)).map_err(to_py)?;
         rows_to_numpy(py, ids.len(), self.dim, rows)
     }
 

@@ -93,6 +93,49 @@ def test_two_threads_speedup_reported(big):
     print(f"\n2 Python threads vs 1 (1 worker each, {os.cpu_count()} cores): {one / two:.2f}x")
 
 
+@pytest.mark.parametrize("spec", ["HNSW16", "IVF16,Flat", "IVF16,PQ8x4fs,RFlat", "PQ8", "Flat"])
+def test_one_query_calls_equal_the_batch_rows(spec):
+    """One-row searches run on the calling thread (all kinds but Flat) or on the pool: either
+    way each answer is its row of the batch answer, under every thread setting, also from
+    two Python threads at once; the same for range search."""
+    x, q = clusters(3000, 16, seed=11), clusters(40, 16, seed=12)
+    index = vq.index_factory(16, spec)
+    index.train(x)
+    index.add(x)
+    D0, I0 = index.search(q, 10)
+    radius = float(np.median(D0[:, 5]))
+    lims, RD, RI = index.range_search(q, radius)
+    assert 0 < lims[-1] < len(q) * len(x)
+    for threads in (1, 2, 0):
+        vq.set_num_threads(threads)
+        try:
+            rows = [index.search(q[i : i + 1], 10) for i in range(len(q))]
+            out = [None, None]
+
+            def work(t):
+                out[t] = [index.search(q[i : i + 1], 10) for i in range(t, len(q), 2)]
+
+            ts = [threading.Thread(target=work, args=(t,)) for t in range(2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+        finally:
+            vq.set_num_threads(0)
+        for i in range(len(q)):
+            vq.set_num_threads(threads)
+            try:
+                one_lims, one_D, one_I = index.range_search(q[i : i + 1], radius)
+            finally:
+                vq.set_num_threads(0)
+            np.testing.assert_array_equal(one_I, RI[lims[i] : lims[i + 1]])
+            np.testing.assert_array_equal(one_D, RD[lims[i] : lims[i + 1]])
+        np.testing.assert_array_equal(np.vstack([I for _, I in rows]), I0)
+        np.testing.assert_array_equal(np.vstack([D for D, _ in rows]), D0)
+        for t in range(2):
+            np.testing.assert_array_equal(np.vstack([I for _, I in out[t]]), I0[t::2])
+
+
 def test_set_num_threads():
     vq.set_num_threads(3)
     try:
