@@ -174,6 +174,9 @@ const FILTER_SAMPLE: usize = 512;
 const REACH_CHECK_SHARE: usize = 4;
 /// Rounds of relinking after a batch.
 const RELINK_ROUNDS: usize = 5;
+/// Suspects a worker checks for a link back before the check is split further: a check reads
+/// ~m0 lists (1-3 µs), so a single insert's suspects stay on the inserting thread.
+const RELINK_CHECKS_PER_TASK: usize = 64;
 
 /// Mutexes node locks are striped over: enough that two threads inserting at once rarely
 /// want the same one, few enough to cost nothing per node (8 KiB in all).
@@ -1592,8 +1595,11 @@ impl<S: VectorStorage> Hnsw<S> {
                 let mut suspects: Vec<u32> = batch.iter().copied().chain(displaced).collect();
                 suspects.sort_unstable();
                 suspects.dedup();
+                // A single insert's few dozen suspects are checked in a few µs: split across
+                // workers, the hand-off to the pool would cost more.
                 suspects
                     .into_par_iter()
+                    .with_min_len(RELINK_CHECKS_PER_TASK)
                     .map_init(
                         || (Vec::new(), Vec::new()),
                         |(own, theirs), s| (!self.linked_back(s, None, own, theirs), s),
