@@ -779,6 +779,8 @@ fn kmeans_train<'py>(
 
 /// Sets how many threads each later call uses: `n ≥ 1` gives every calling Python thread its
 /// own pool of `n` workers; 0 (the default) shares one worker per core among all callers.
+/// A search of one query runs on the calling thread itself, whatever `n` (except on `Flat`,
+/// which splits a query's scan across the workers).
 #[pyfunction]
 fn set_num_threads(n: i64) -> PyResult<()> {
     threads::set(count("n", n)?);
