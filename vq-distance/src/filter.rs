@@ -82,10 +82,29 @@ impl IdBitset {
     }
 
     /// The set of ids whose entry in `mask` is `true` (a numpy-style boolean mask).
+    ///
+    /// Eight entries at a time, without a branch or a shift per entry: a branch per entry
+    /// mispredicted on every random mask, ~3 ns an entry, 300 µs for 100,000 entries, where
+    /// the Python wheel converts a mask on every call.
     pub fn from_mask(mask: &[bool]) -> Self {
-        let mut set = IdBitset::with_bound(mask.len() as u64);
-        mask.iter().enumerate().filter(|(_, b)| **b).for_each(|(id, _)| set.insert(id as u64));
-        set
+        // Eight bytes of 0 or 1 read as one little-endian word: multiplying by this gathers
+        // byte i's low bit into bit 56 + i (the partial products never meet; checked for all
+        // 256 patterns by `from_mask_gathers_every_byte_pattern`).
+        const GATHER: u64 = 0x0102_0408_1020_4080;
+        let words = mask
+            .chunks(64)
+            .map(|chunk| {
+                let eights = chunk.chunks_exact(8);
+                let rest = eights.remainder().iter().enumerate().fold(0u64, |w, (j, &b)| w | (u64::from(b) << j));
+                // (A full chunk has no rest: a shift by 64 would overflow.)
+                let rest = rest.checked_shl(8 * eights.len() as u32).unwrap_or(0);
+                eights.enumerate().fold(rest, |word, (i, part)| {
+                    let bytes: [u8; 8] = std::array::from_fn(|j| u8::from(part[j]));
+                    word | ((u64::from_le_bytes(bytes).wrapping_mul(GATHER) >> 56) << (8 * i))
+                })
+            })
+            .collect();
+        IdBitset { words, bound: mask.len() as u64 }
     }
 
     /// Adds `id`; ids at or above the bound are ignored (they could never be accepted).
@@ -223,6 +242,32 @@ mod tests {
             let mut seen = vec![false; period];
             places.iter().for_each(|&p| seen[p % period] = true);
             assert!(seen.iter().all(|&s| s), "period {period}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The packed mask against inserting its true entries one by one (the slow twin),
+        /// over lengths around word boundaries.
+        #[test]
+        fn from_mask_sets_exactly_the_true_entries(mask in proptest::collection::vec(proptest::bool::ANY, 0..300)) {
+            let bits = IdBitset::from_mask(&mask);
+            let mut slow = IdBitset::with_bound(mask.len() as u64);
+            mask.iter().enumerate().filter(|(_, b)| **b).for_each(|(id, _)| slow.insert(id as u64));
+            proptest::prop_assert_eq!(&bits, &slow);
+            for id in 0..mask.len() as u64 + 70 {
+                proptest::prop_assert_eq!(bits.contains(id), mask.get(id as usize) == Some(&true));
+            }
+        }
+    }
+
+    #[test]
+    fn from_mask_gathers_every_byte_pattern() {
+        for pattern in 0u64..256 {
+            // At the start of a word, and as the second eight of a longer mask.
+            let eight: Vec<bool> = (0..8).map(|j| pattern >> j & 1 == 1).collect();
+            assert_eq!(IdBitset::from_mask(&eight).words, vec![pattern]);
+            let sixteen: Vec<bool> = [false; 8].into_iter().chain(eight).collect();
+            assert_eq!(IdBitset::from_mask(&sixteen).words, vec![pattern << 8]);
         }
     }
 
