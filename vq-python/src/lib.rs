@@ -213,6 +213,28 @@ impl PyIndex {
         x.len() == self.dim && self.read().spec().base != vq::BaseSpec::Flat
     }
 
+    /// Adds `x` under `ids` (`None`: continuing ids). Graphs take the vectors under the read
+    /// lock, so searches from other Python threads go on meanwhile (as with hnswlib); their new
+    /// lists are then packed if no search holds the index at that moment, else by a later
+    /// add. Every other kind adds under the write lock.
+    fn add_rows(&self, py: Python<'_>, x: &[f32], ids: Option<&[u64]>) -> PyResult<()> {
+        match threads::run(py, || self.read().add_shared(x, ids))? {
+            Some(added) => {
+                added.map_err(to_py)?;
+                threads::run(py, || {
+                    if let Ok(mut index) = self.inner.try_write() {
+                        index.pack();
+                    }
+                })
+            }
+            None => threads::run(py, || match ids {
+                Some(ids) => self.write().add_with_ids(x, ids),
+                None => self.write().add(x),
+            })?
+            .map_err(to_py),
+        }
+    }
+
     // A panic cannot leave an index half-updated in a way the lock would protect us from (vq
     // returns errors, not panics); a poisoned lock is taken as it is.
     fn read(&self) -> RwLockReadGuard<'_, Box<dyn vq::Index>> {
@@ -365,8 +387,7 @@ impl PyIndex {
     /// Adds `x` (n × d) under ids continuing from the number of vectors ever added.
     fn add(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let x = convert::rows(x, "x", Some(self.dim))?;
-        let x = x.as_slice()?;
-        threads::run(py, || self.write().add(x))?.map_err(to_py)
+        self.add_rows(py, x.as_slice()?, None)
     }
 
     /// Adds `x` (n × d) under `ids` (n non-negative int64 ids, none already present); on
@@ -374,8 +395,7 @@ impl PyIndex {
     fn add_with_ids(&self, py: Python<'_>, x: &Bound<'_, PyAny>, ids: &Bound<'_, PyAny>) -> PyResult<()> {
         let x = convert::rows(x, "x", Some(self.dim))?;
         let ids = convert::ids(ids, "ids")?;
-        let x = x.as_slice()?;
-        threads::run(py, || self.write().add_with_ids(x, &ids))?.map_err(to_py)
+        self.add_rows(py, x.as_slice()?, Some(&ids))
     }
 
     /// The `k` best matches of every row of `x` (nq × d): `(D, I)`, float32 scores and int64

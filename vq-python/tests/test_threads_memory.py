@@ -136,6 +136,37 @@ def test_one_query_calls_equal_the_batch_rows(spec):
             np.testing.assert_array_equal(np.vstack([I for _, I in out[t]]), I0[t::2])
 
 
+def test_searches_go_on_while_a_graph_adds():
+    """A graph takes vectors under the read lock: another Python thread searches it while a
+    long add is in flight, and sees the vector count grow (under a write lock it would wait
+    for the whole add and see only the counts before and after)."""
+    x = clusters(30000, 16, seed=21)
+    index = vq.index_factory(16, "HNSW16")
+    index.add(x[:2000])
+    started, done = threading.Event(), threading.Event()
+
+    def add():
+        started.set()
+        index.add(x[2000:])
+        done.set()
+
+    t = threading.Thread(target=add)
+    t.start()
+    started.wait()
+    mid_add = 0
+    while not done.is_set():
+        before = index.ntotal
+        D, I = index.search(x[:4], 5)
+        assert (I[:, 0] >= 0).all()
+        if 2000 < before < len(x) and index.ntotal < len(x):
+            mid_add += 1
+    t.join()
+    assert index.ntotal == len(x)
+    assert mid_add >= 3, f"only {mid_add} searches ran while the add was in flight"
+    _, I = index.search(x[::100], 1)
+    assert (I[:, 0] == np.arange(0, len(x), 100)).mean() > 0.97
+
+
 def test_set_num_threads():
     vq.set_num_threads(3)
     try:

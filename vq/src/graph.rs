@@ -47,8 +47,9 @@ fn graph_range<S: VectorStorage>(
     Ok(h.range_search_batch(queries, radius, params.ef, params.filter)?)
 }
 
-fn graph_add<S: VectorStorage>(h: &mut Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
-    // The graph validates (and normalizes, for cosine) the vectors itself.
+/// Inserts (the graph validates, and for cosine normalizes, the vectors itself); needs only
+/// `&Hnsw`: searches may run meanwhile.
+fn graph_insert<S: VectorStorage>(h: &Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
     match ids {
         Some(ids) => {
             check_ids(data, h.dim(), ids)?;
@@ -58,12 +59,21 @@ fn graph_add<S: VectorStorage>(h: &mut Hnsw<S>, data: &[f32], ids: Option<&[u64]
             h.add(data)?;
         }
     }
-    // Inserts leave layer-0 lists in the open form (m0 ids each); packing them to their real
-    // degree costs one pass over the lists, so it is done once an eighth of them are open:
-    // after every bulk load, and amortized over small adds.
+    Ok(())
+}
+
+/// Inserts leave layer-0 lists in the open form (m0 ids each); packing them to their real
+/// degree costs one pass over the lists, so it is done once an eighth of them are open:
+/// after every bulk load, and amortized over small adds.
+fn graph_pack<S: VectorStorage>(h: &mut Hnsw<S>) {
     if h.open_lists() * 8 >= h.len() {
         h.shrink_to_fit();
     }
+}
+
+fn graph_add<S: VectorStorage>(h: &mut Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+    graph_insert(h, data, ids)?;
+    graph_pack(h);
     Ok(())
 }
 
@@ -128,6 +138,14 @@ impl Index for HnswFlatIndex {
 
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
         graph_add(&mut self.graph, data, Some(ids))
+    }
+
+    fn add_shared(&self, data: &[f32], ids: Option<&[u64]>) -> Option<Result<()>> {
+        Some(graph_insert(&self.graph, data, ids))
+    }
+
+    fn pack(&mut self) {
+        graph_pack(&mut self.graph);
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
@@ -284,6 +302,16 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
 
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
         graph_add(self.trained_mut()?, data, Some(ids))
+    }
+
+    fn add_shared(&self, data: &[f32], ids: Option<&[u64]>) -> Option<Result<()>> {
+        Some(self.trained().and_then(|h| graph_insert(h, data, ids)))
+    }
+
+    fn pack(&mut self) {
+        if let Stage::Trained(h) = &mut self.stage {
+            graph_pack(h);
+        }
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {

@@ -230,6 +230,20 @@ pub trait Index: Any + Send + Sync {
     fn add(&mut self, data: &[f32]) -> Result<()>;
     /// Adds `data` under `ids` (one per row, none already present); on error nothing is added.
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()>;
+    /// [`add`](Index::add) (`ids` `None`) or [`add_with_ids`](Index::add_with_ids) through a
+    /// shared reference, while other threads search the index (hnswlib's `add_items` beside
+    /// `knn_query`): `Some` for the kinds whose adds allow it (HNSW over f32 vectors or over
+    /// trained codes), `None` for the others, which add through `&mut self` only. What needs
+    /// the index alone (packing a graph's new lists to their degree) waits for
+    /// [`pack`](Index::pack).
+    fn add_shared(&self, data: &[f32], ids: Option<&[u64]>) -> Option<Result<()>> {
+        let _ = (data, ids);
+        None
+    }
+    /// Does what [`add_shared`](Index::add_shared) left for exclusive access (a graph packs
+    /// its lists once an eighth of them are open, as its `add` does on its own); nothing for
+    /// the other kinds.
+    fn pack(&mut self) {}
     /// The `k` best matches of every query: `num_queries × k`, best first, padded.
     fn search(&self, queries: &[f32], k: usize) -> Result<Neighbors> {
         self.search_with(queries, &SearchParams::new(k))

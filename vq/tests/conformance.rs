@@ -777,3 +777,52 @@ fn search_defaults_reach_the_part_that_uses_them_and_persist() {
         }
     }
 }
+
+/// Graphs take vectors through `&self` while other threads search them: every search during
+/// the adds answers from what is in (ids already added, k of them once k are in), and the
+/// graph ends as a plain `add` would leave it (all vectors, each its own nearest, lists
+/// packed by `pack`). Every other kind says `None` and adds nothing.
+#[test]
+fn add_shared_runs_beside_searches_on_graphs_only() {
+    let data = clustered(N, 7);
+    for (spec, _) in SPECS {
+        let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+        index.train(&data).unwrap();
+        let graph = spec.starts_with("HNSW") && !spec.contains('R');
+        if !graph {
+            assert!(index.add_shared(&data, None).is_none(), "{spec}");
+            assert_eq!(index.len(), 0, "{spec}");
+            continue;
+        }
+        let batches: Vec<&[f32]> = data.chunks(100 * DIM).collect();
+        let index_ref = &*index;
+        let (searches, done) = (std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicBool::new(false));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for (b, batch) in batches.iter().enumerate() {
+                    let ids: Vec<u64> = (0..batch.len() / DIM).map(|i| (b * 100 + i) as u64 * 3).collect();
+                    index_ref.add_shared(batch, Some(&ids)).expect("a graph adds shared").unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let before = index_ref.len();
+                let found = index_ref.search_with(&data[..4 * DIM], &params(K)).unwrap();
+                for (ids, _) in found.iter() {
+                    let valid = ids.iter().filter(|&&id| id != u64::MAX).count();
+                    assert!(valid >= K.min(before), "{spec}: {valid} answers with {before} vectors in");
+                    assert!(ids.iter().all(|&id| id == u64::MAX || (id % 3 == 0 && (id / 3) < N as u64)), "{spec}");
+                }
+                searches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        assert!(searches.into_inner() > 0, "{spec}: no search ran beside the adds");
+        assert_eq!(index.len(), N, "{spec}");
+        let unpacked = index.memory_usage().links;
+        index.pack();
+        assert!(index.memory_usage().links < unpacked, "{spec}: pack shrinks the open lists");
+        let own = index.search_with(&data, &params(1)).unwrap();
+        let hit = own.ids().iter().enumerate().filter(|&(i, &id)| id == (i * 3) as u64).count();
+        assert!(hit as f64 >= 0.97 * N as f64, "{spec}: {hit} of {N} vectors their own nearest");
+    }
+}
