@@ -218,15 +218,19 @@ impl PyIndex {
     /// lists are then packed if no search holds the index at that moment, else by a later
     /// add. Every other kind adds under the write lock.
     fn add_rows(&self, py: Python<'_>, x: &[f32], ids: Option<&[u64]>) -> PyResult<()> {
-        match threads::run(py, || self.read().add_shared(x, ids))? {
-            Some(added) => {
-                added.map_err(to_py)?;
-                threads::run(py, || {
-                    if let Ok(mut index) = self.inner.try_write() {
-                        index.pack();
-                    }
-                })
+        // One hand-off to the pool for both steps (the read guard is dropped before the
+        // `try_write`).
+        let shared = threads::run(py, || {
+            let added = self.read().add_shared(x, ids);
+            if matches!(added, Some(Ok(())))
+                && let Ok(mut index) = self.inner.try_write()
+            {
+                index.pack();
             }
+            added
+        })?;
+        match shared {
+            Some(added) => added.map_err(to_py),
             None => threads::run(py, || match ids {
                 Some(ids) => self.write().add_with_ids(x, ids),
                 None => self.write().add(x),
