@@ -40,12 +40,20 @@ pub fn validate_codes<Q: Quantizer>(quantizer: &Q, codes: &[u8], section: &str) 
         return Ok(());
     }
     let dim = quantizer.dim();
+    // A row whose every |x| is at most sqrt(f32::MAX / 2 dim) has a squared norm within half
+    // of f32's range: compared as bits (ordered like the magnitudes; a NaN or an infinity
+    // lies above any finite value), one vectorized integer maximum per row settles nearly
+    // every row of a real file; the rest get the exact sum.
+    let settled = (f32::MAX / (2.0 * dim as f32)).sqrt().to_bits();
     let mut out = vec![0f32; VALIDATE_ROWS.min(codes.len() / size) * dim];
     for (block, chunk) in codes.chunks(VALIDATE_ROWS * size).enumerate() {
         let rows = chunk.len() / size;
         let out = &mut out[..rows * dim];
         quantizer.decode(chunk, out)?;
         for (i, row) in out.chunks_exact(dim).enumerate() {
+            if row.iter().fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff)) <= settled {
+                continue;
+            }
             // f64: the check itself must not overflow.
             let norm: f64 = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
             if !norm.is_finite() || norm > f64::from(f32::MAX) {
@@ -58,4 +66,36 @@ pub fn validate_codes<Q: Quantizer>(quantizer: &Q, codes: &[u8], section: &str) 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::F32Quantizer;
+    use vq_distance::Metric;
+
+    fn codes_of(rows: &[[f32; 8]]) -> Vec<u8> {
+        rows.iter().flatten().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// Rows past the one-maximum shortcut still get the exact check: large values whose
+    /// squares sum within f32 pass, every square within f32 but their sum past it fails, as
+    /// do an infinity and a NaN — at any row of a block.
+    #[test]
+    fn rows_past_the_shortcut_get_the_exact_norm() {
+        let q = F32Quantizer::new(8, Metric::L2).unwrap();
+        let big = (f32::MAX / 16.0).sqrt() * 1.3; // past the shortcut; 8 of its squares fit
+        let overflow = f32::MAX.sqrt() * 0.9; // each square fits, the eight together do not
+        let mut rows = vec![[1.0f32; 8]; 300];
+        rows[7] = [big, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, big];
+        rows[8] = [-big; 8];
+        assert!(8.0 * f64::from(big) * f64::from(big) <= f64::from(f32::MAX));
+        assert!(validate_codes(&q, &codes_of(&rows), "c").is_ok());
+        for (at, bad) in [(3, overflow), (270, -overflow), (0, f32::INFINITY), (299, f32::NAN)] {
+            let mut forged = rows.clone();
+            forged[at] = [bad; 8];
+            let err = validate_codes(&q, &codes_of(&forged), "c").unwrap_err().to_string();
+            assert!(err.contains(&format!("code {at} ")), "{bad}: {err}");
+        }
+    }
 }
