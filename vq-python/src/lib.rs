@@ -218,9 +218,8 @@ impl PyIndex {
     /// lists are then packed if no search holds the index at that moment, else by a later
     /// add. Every other kind adds under the write lock.
     fn add_rows(&self, py: Python<'_>, x: &[f32], ids: Option<&[u64]>) -> PyResult<()> {
-        // One hand-off to the pool for both steps (the read guard is dropped before the
-        // `try_write`).
-        let shared = threads::run(py, || {
+        // Both steps in one call (the read guard is dropped before the `try_write`).
+        let add_shared = || {
             let added = self.read().add_shared(x, ids);
             if matches!(added, Some(Ok(())))
                 && let Ok(mut index) = self.inner.try_write()
@@ -228,7 +227,11 @@ impl PyIndex {
                 index.pack();
             }
             added
-        })?;
+        };
+        // A graph inserts one vector on one thread (and packs on one), and the other kinds
+        // decline at once: one row runs on the caller, without the pool's hand-off.
+        let shared =
+            if x.len() == self.dim { threads::run_on_caller(py, add_shared) } else { threads::run(py, add_shared)? };
         match shared {
             Some(added) => added.map_err(to_py),
             None => threads::run(py, || match ids {
@@ -803,8 +806,8 @@ fn kmeans_train<'py>(
 
 /// Sets how many threads each later call uses: `n ≥ 1` gives every calling Python thread its
 /// own pool of `n` workers; 0 (the default) shares one worker per core among all callers.
-/// A search of one query runs on the calling thread itself, whatever `n` (except on `Flat`,
-/// which splits a query's scan across the workers).
+/// A search of one query, and a graph's add of one vector, run on the calling thread itself,
+/// whatever `n` (except a `Flat` search, which splits a query's scan across the workers).
 #[pyfunction]
 fn set_num_threads(n: i64) -> PyResult<()> {
     threads::set(count("n", n)?);
