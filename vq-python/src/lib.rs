@@ -242,6 +242,12 @@ impl PyIndex {
         }
     }
 
+    /// The bytes `write_index` would write.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = threads::run(py, || vq::write_index_to_bytes(self.read().as_ref()))?.map_err(to_py)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     // A panic cannot leave an index half-updated in a way the lock would protect us from (vq
     // returns errors, not panics); a poisoned lock is taken as it is.
     fn read(&self) -> RwLockReadGuard<'_, Box<dyn vq::Index>> {
@@ -518,6 +524,14 @@ impl PyIndex {
         py.detach(|| self.read().fingerprint())
     }
 
+    /// Pickling (and `copy.deepcopy`, multiprocessing, joblib, Ray's object store): the index
+    /// travels as `serialize_index`'s bytes and comes back through `deserialize_index`, every
+    /// checksum verified.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let rebuild = py.import("vq")?.getattr("deserialize_index")?;
+        Ok((rebuild, (self.to_bytes(py)?,)))
+    }
+
     /// Moves every vector of `other` into this index, ids plus `shift_ids` (Faiss'
     /// `merge_from(other, add_id)`): the last step of a sharded build. Inverted files merge
     /// (`IVF…`, also with `RFlat`); graphs and flat scans raise `vq.VqError` (keep them as
@@ -652,8 +666,7 @@ fn read_index(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<PyIndex> {
 /// object store, a network or a database. `deserialize_index` reads them back.
 #[pyfunction]
 fn serialize_index<'py>(py: Python<'py>, index: &PyIndex) -> PyResult<Bound<'py, PyBytes>> {
-    let bytes = threads::run(py, || vq::write_index_to_bytes(index.read().as_ref()))?.map_err(to_py)?;
-    Ok(PyBytes::new(py, &bytes))
+    index.to_bytes(py)
 }
 
 /// An index from the bytes `serialize_index` made (`bytes`, `bytearray`, `memoryview` or a

@@ -36,6 +36,28 @@ def test_serialize_round_trips_every_bytes_like(data, tmp_path):
         vq.deserialize_index("not bytes")
 
 
+@pytest.mark.parametrize("spec", ["HNSW16", "IVF16,PQ8x4fs,RFlat", "Flat"])
+def test_pickle_and_deepcopy_give_the_same_answers_and_an_independent_index(data, spec):
+    import copy
+    import pickle
+
+    x, q = data
+    index = vq.index_factory(16, spec, vq.METRIC_L2)
+    index.train(x)
+    index.add(x)
+    D, I = index.search(q, 5)
+    rebuild, (blob,) = index.__reduce__()
+    assert rebuild is vq.deserialize_index and blob == vq.serialize_index(index)
+    back = pickle.loads(pickle.dumps(index))
+    twin = copy.deepcopy(index)
+    for other in (back, twin):
+        D2, I2 = other.search(q, 5)
+        np.testing.assert_array_equal(I2, I)
+        np.testing.assert_array_equal(D2, D)
+    twin.add(x[:10])
+    assert (twin.ntotal, index.ntotal) == (len(x) + 10, len(x))
+
+
 def test_fingerprint_is_the_trained_state(data):
     x, _ = data
     blob = trained_bytes("IVF16,SQ8", x)

@@ -1,7 +1,7 @@
 """Type stubs of the native module `vq._vq` (re-exported by `vq`)."""
 
 from os import PathLike
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +88,7 @@ class Index:
     def remove_ids(self, ids: ArrayLike) -> int: ...
     def memory_usage(self) -> dict[str, int]: ...
     def fingerprint(self) -> int: ...
+    def __reduce__(self) -> Tuple[Any, Tuple[bytes]]: ...
     def merge_from(self, other: Index, shift_ids: int = 0) -> None: ...
 
 def index_factory(
