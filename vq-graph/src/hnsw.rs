@@ -2084,13 +2084,18 @@ impl<S: VectorStorage> Hnsw<S> {
         for slot in 0..slots {
             let level = self.level_of(slot as u32);
             levels.push(level as u8);
-            // The file's layout: `[count, id × m0]`, zeros past the count.
+            // The file's layout: `[count, id × m0]` (`m` above layer 0), zeros past the count,
+            // so that a graph saves the same bytes whatever its lists once held (a list that
+            // shrank keeps stale ids past its count in memory).
             self.read_list(slot as u32, 0, &mut ids);
             links0.push(ids.len() as u32);
             links0.extend_from_slice(&ids);
             links0.resize(links0.len() + m0 - ids.len(), 0);
             for layer in 1..=level {
-                upper.extend(self.upper_list(slot as u32, layer).iter().map(|x| x.load(Ordering::Acquire)));
+                self.read_list(slot as u32, layer, &mut ids);
+                upper.push(ids.len() as u32);
+                upper.extend_from_slice(&ids);
+                upper.resize(upper.len() + self.params.m - ids.len(), 0);
             }
         }
         Snapshot {

@@ -49,6 +49,7 @@ def test_pickle_and_deepcopy_give_the_same_answers_and_an_independent_index(data
     rebuild, (blob,) = index.__reduce__()
     assert rebuild is vq.deserialize_index and blob == vq.serialize_index(index)
     back = pickle.loads(pickle.dumps(index))
+    assert vq.serialize_index(back) == blob, "a loaded index saves the bytes it came from"
     twin = copy.deepcopy(index)
     for other in (back, twin):
         D2, I2 = other.search(q, 5)
