@@ -105,12 +105,11 @@ impl ContainerReader {
         } else {
             let len = usize::try_from(f.metadata().map_err(io)?.len())
                 .map_err(|_| Error::CorruptContainer { file: path.into(), what: "larger than memory".into() })?;
-            let blocks_needed = len.div_ceil(64);
             // Huge pages where the kernel gives them (as the dataset readers' buffers): a
             // 50 MB index otherwise costs 12,800 page faults, most of a read's time.
-            let mut blocks = Vec::with_capacity(blocks_needed);
-            crate::hugepage::advise_huge_pages(blocks.spare_capacity_mut());
-            blocks.resize(blocks_needed, Block([0; 64]));
+            let mut blocks = Vec::new();
+            crate::hugepage::reserve(&mut blocks, len.div_ceil(64));
+            blocks.resize(len.div_ceil(64), Block([0; 64]));
             f.read_exact(&mut bytemuck::cast_slice_mut::<Block, u8>(&mut blocks)[..len]).map_err(io)?;
             Data::Owned(blocks, len)
         };
