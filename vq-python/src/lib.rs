@@ -197,20 +197,23 @@ struct PyIndex {
     // running add.
     dim: usize,
     metric: Metric,
+    /// Whether the index searches a query on one thread: every kind but exact `Flat`, which
+    /// splits its vectors across workers (graphs, inverted files and code scans go parallel
+    /// over queries only).
+    serial_queries: bool,
     inner: RwLock<Box<dyn vq::Index>>,
 }
 
 impl PyIndex {
     fn new(index: Box<dyn vq::Index>) -> Self {
-        PyIndex { dim: index.dim(), metric: index.metric(), inner: RwLock::new(index) }
+        let serial_queries = index.spec().base != vq::BaseSpec::Flat;
+        PyIndex { dim: index.dim(), metric: index.metric(), serial_queries, inner: RwLock::new(index) }
     }
 
-    /// Whether `x` is one query of an index that searches a query on one thread: every kind
-    /// but exact `Flat`, which splits its vectors across workers (graphs, inverted files and
-    /// code scans go parallel over queries only). Such a call runs on the caller
-    /// ([`threads::run_on_caller`]): a pool would add only its hand-off.
+    /// Whether `x` is one query of an index that searches a query on one thread: such a call
+    /// runs on the caller ([`threads::run_where`]), where a pool would add only its hand-off.
     fn one_serial_query(&self, x: &[f32]) -> bool {
-        x.len() == self.dim && self.read().spec().base != vq::BaseSpec::Flat
+        self.serial_queries && x.len() == self.dim
     }
 
     /// Adds `x` under `ids` (`None`: continuing ids). Graphs take the vectors under the read
@@ -230,8 +233,7 @@ impl PyIndex {
         };
         // A graph inserts one vector on one thread (and packs on one), and the other kinds
         // decline at once: one row runs on the caller, without the pool's hand-off.
-        let shared =
-            if x.len() == self.dim { threads::run_on_caller(py, add_shared) } else { threads::run(py, add_shared)? };
+        let shared = threads::run_where(py, x.len() == self.dim, add_shared)?;
         match shared {
             Some(added) => added.map_err(to_py),
             None => threads::run(py, || match ids {
@@ -435,8 +437,7 @@ impl PyIndex {
         let x = x.as_slice()?;
         let params = knobs.params(k);
         let search = || self.read().search_with(x, &params).map(|n| flat_result(&n));
-        let result =
-            if self.one_serial_query(x) { threads::run_on_caller(py, search) } else { threads::run(py, search)? };
+        let result = threads::run_where(py, self.one_serial_query(x), search)?;
         to_numpy(py, result.map_err(to_py)?)
     }
 
@@ -469,8 +470,7 @@ impl PyIndex {
         let x = x.as_slice()?;
         let params = knobs.params(0);
         let search = || self.read().range_search_with(x, radius, &params);
-        let result =
-            if self.one_serial_query(x) { threads::run_on_caller(py, search) } else { threads::run(py, search)? };
+        let result = threads::run_where(py, self.one_serial_query(x), search)?;
         let result = result.map_err(to_py)?;
         let (lims, ids, scores) = result.into_parts();
         // Ids are below 2⁶³ (checked on the way in); offsets are below the hit count.

@@ -42,6 +42,11 @@ pub(crate) fn run_on_caller<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Sen
     py.detach(f)
 }
 
+/// [`run_on_caller`] when `on_caller`, else [`run`].
+pub(crate) fn run_where<T: Send>(py: Python<'_>, on_caller: bool, f: impl FnOnce() -> T + Send) -> PyResult<T> {
+    if on_caller { Ok(run_on_caller(py, f)) } else { run(py, f) }
+}
+
 /// Runs `f` with the GIL released, on the pool the current setting names.
 pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
     py.detach(|| {
