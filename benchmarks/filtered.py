@@ -42,6 +42,12 @@ def read_vecs(folder, name):
     return raw.reshape(-1, raw[0] + 1)[:, 1:].view(np.float32).copy()
 
 
+def read_gt(folder, k=10, nq=None):
+    """The first `k` exact neighbours of each query (`gt.ivecs`), the first `nq` queries."""
+    gt = np.fromfile(f"{folder}/gt.ivecs", dtype=np.int32)
+    return gt.reshape(-1, gt[0] + 1)[:nq, 1 : k + 1]
+
+
 def keys(xb, xq, ids, ip):
     """Smaller is better: squared L2, or the negated inner product."""
     sub = xb[ids]

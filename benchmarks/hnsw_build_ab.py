@@ -12,10 +12,9 @@ import argparse
 import json
 import time
 
-import numpy as np
 import vq
 
-from filtered import read_vecs
+from filtered import read_gt, read_vecs, recall
 
 
 def main():
@@ -40,8 +39,7 @@ def main():
             vq.write_index(index, a.save)
     else:
         index = vq.read_index(a.load)
-    gt = np.fromfile(f"{a.folder}/gt.ivecs", dtype=np.int32)
-    gt = gt.reshape(-1, gt[0] + 1)[:, 1:11]
+    gt = read_gt(a.folder)
     vq.set_num_threads(1)
     for ef in (16, 32, 64):
         best = 0.0
@@ -49,7 +47,7 @@ def main():
             c0 = time.process_time()
             _, ids = index.search(xq, 10, ef=ef)
             best = max(best, len(xq) / (time.process_time() - c0))
-        row[f"recall_ef{ef}"] = round(float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(ids, gt)])), 4)
+        row[f"recall_ef{ef}"] = round(recall(ids, gt), 4)
         row[f"cqps_ef{ef}"] = round(best)
     print(json.dumps(row), flush=True)
 

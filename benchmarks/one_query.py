@@ -18,14 +18,10 @@ import time
 
 import numpy as np
 
-from filtered import read_vecs
+from filtered import read_gt, read_vecs, recall
 
 HNSW_EF = (16, 32, 64)
 IVF_NPROBE = (8, 16, 32)
-
-
-def recall(ids, gt):
-    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(ids, gt)]))
 
 
 def timed_calls(search_one, xq):
@@ -75,8 +71,7 @@ def build(folder, out):
 
 def run(folder, out, lib, label):
     xq = read_vecs(folder, "query")[:2000]
-    gt = np.fromfile(f"{folder}/gt.ivecs", dtype=np.int32)
-    gt = gt.reshape(-1, gt[0] + 1)[: len(xq), 1:11]
+    gt = read_gt(folder, 10, len(xq))
     cases = []  # (index name, knob, value, one-query search, batch search)
     if lib == "vq":
         import vq

@@ -15,11 +15,7 @@ import time
 
 import numpy as np
 
-from filtered import read_vecs
-
-
-def recall(ids, gt):
-    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(ids, gt)]))
+from filtered import read_gt, read_vecs, recall
 
 
 def stream(add_one, tail):
@@ -50,8 +46,7 @@ def main():
     a = ap.parse_args()
     cosine = "textemb" in a.folder
     xb, xq = read_vecs(a.folder, "base"), read_vecs(a.folder, "query")
-    gt = np.fromfile(f"{a.folder}/gt.ivecs", dtype=np.int32)
-    gt = gt.reshape(-1, gt[0] + 1)[:, 1:11]
+    gt = read_gt(a.folder)
     head, tail = xb[: len(xb) - a.tail], xb[len(xb) - a.tail :]
     rows = []
     if a.only in (None, "vq"):
