@@ -153,11 +153,8 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
     /// `slots × code_size`).
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str, slots: usize) -> Result<()> {
         self.quantizer.write_sections(w, &format!("{prefix}.quantizer"))?;
-        let mut codes = Vec::with_capacity(slots.saturating_mul(self.code_size));
-        for slot in 0..slots as u32 {
-            codes.extend_from_slice(self.code(slot));
-        }
-        w.add_array(&format!("{prefix}.codes"), CODES_VERSION, &codes)?;
+        let codes = (0..slots as u32).map(|slot| self.code(slot));
+        w.add_array_parts(&format!("{prefix}.codes"), CODES_VERSION, codes)?;
         Ok(())
     }
 

@@ -224,11 +224,8 @@ impl VectorStorage for FlatStorage {
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str, slots: usize) -> Result<()> {
         let meta = FlatMeta { dim: self.dim, metric: self.metric.name().into() };
         w.add_json(&format!("{prefix}.meta"), FLAT_META_VERSION, &meta)?;
-        let mut vectors = Vec::with_capacity(slots.saturating_mul(self.dim));
-        for slot in 0..slots as u32 {
-            vectors.extend_from_slice(self.vector(slot));
-        }
-        w.add_array(&format!("{prefix}.vectors"), FLAT_VECTORS_VERSION, &vectors)?;
+        let vectors = (0..slots as u32).map(|slot| self.vector(slot));
+        w.add_array_parts(&format!("{prefix}.vectors"), FLAT_VECTORS_VERSION, vectors)?;
         Ok(())
     }
 

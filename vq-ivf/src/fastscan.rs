@@ -872,8 +872,7 @@ impl IvfFastScan {
         }
         let sizes: Vec<u64> = self.lists.iter().map(|l| l.ids.len() as u64).collect();
         w.add_array(&format!("{prefix}.list_sizes"), ARRAY_VERSION, &sizes)?;
-        let all_ids: Vec<u64> = self.lists.iter().flat_map(|l| l.ids.iter().copied()).collect();
-        w.add_array(&format!("{prefix}.list_ids"), ARRAY_VERSION, &all_ids)?;
+        w.add_array_parts(&format!("{prefix}.list_ids"), ARRAY_VERSION, self.lists.iter().map(|l| &l.ids[..]))?;
         let all_codes: Vec<u8> = self.lists.iter().flat_map(|l| l.codes.unpack_all()).collect();
         w.add_array(&format!("{prefix}.list_codes"), ARRAY_VERSION, &all_codes)?;
         Ok(())

@@ -66,10 +66,8 @@ impl<C: IvfCodec> IvfIndex<C> {
         }
         let sizes: Vec<u64> = lists.iter().map(|l| l.ids().len() as u64).collect();
         w.add_array(&format!("{prefix}.list_sizes"), ARRAY_VERSION, &sizes)?;
-        let all_ids: Vec<u64> = lists.iter().flat_map(|l| l.ids().iter().copied()).collect();
-        w.add_array(&format!("{prefix}.list_ids"), ARRAY_VERSION, &all_ids)?;
-        let all_codes: Vec<u8> = lists.iter().flat_map(|l| l.codes().iter().copied()).collect();
-        w.add_array(&format!("{prefix}.list_codes"), ARRAY_VERSION, &all_codes)?;
+        w.add_array_parts(&format!("{prefix}.list_ids"), ARRAY_VERSION, lists.iter().map(|l| l.ids()))?;
+        w.add_array_parts(&format!("{prefix}.list_codes"), ARRAY_VERSION, lists.iter().map(|l| l.codes()))?;
         Ok(())
     }
 

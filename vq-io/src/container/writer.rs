@@ -5,7 +5,7 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use xxhash_rust::xxh3::Xxh3;
 
 use super::{ALIGN, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_NAME, SectionInfo, SectionKind};
 use crate::{Element, Error, Result};
@@ -213,8 +213,16 @@ impl ContainerWriter {
         self.write(&[0u8; ALIGN as usize][..pad as usize])
     }
 
-    /// Adds a required section of `kind` holding `bytes`.
-    fn add(&mut self, name: &str, version: u32, kind: SectionKind, bytes: &[u8]) -> Result<()> {
+    /// Adds a required section of `kind` holding the concatenation of `parts`, written and
+    /// checksummed as they come: a section gathered from many places (an inverted file's lists,
+    /// a graph's vectors) is never staged whole in memory.
+    fn add<'a>(
+        &mut self,
+        name: &str,
+        version: u32,
+        kind: SectionKind,
+        parts: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<()> {
         if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
             return Err(Error::InvalidArgument {
                 what: format!("section name {name:?} must be 1..={MAX_NAME} bytes without NUL"),
@@ -225,15 +233,20 @@ impl ContainerWriter {
         }
         self.pad()?;
         let offset = self.pos;
-        self.write(bytes)?;
+        // The streaming digest equals `xxh3_64` of the whole section, which readers compute.
+        let mut checksum = Xxh3::new();
+        for part in parts {
+            checksum.update(part);
+            self.write(part)?;
+        }
         self.sections.push(SectionInfo {
             name: name.into(),
             kind,
             version,
             required: true,
             offset,
-            len: bytes.len() as u64,
-            checksum: xxh3_64(bytes),
+            len: self.pos - offset,
+            checksum: checksum.digest(),
         });
         Ok(())
     }
@@ -246,17 +259,38 @@ impl ContainerWriter {
             name: name.into(),
             error,
         })?;
-        self.add(name, version, SectionKind::Json, &json)
+        self.add(name, version, SectionKind::Json, [&json[..]])
     }
 
     /// Adds a required section holding `values` as a little-endian array.
     pub fn add_array<T: Element>(&mut self, name: &str, version: u32, values: &[T]) -> Result<()> {
-        self.add(name, version, SectionKind::Array(T::TYPE), bytemuck::cast_slice(values))
+        self.add_array_parts(name, version, [values])
+    }
+
+    /// Adds a required array section holding the concatenation of `parts`, without gathering
+    /// them first: the file is the one [`add_array`](Self::add_array) writes for the
+    /// concatenated values.
+    ///
+    /// ```
+    /// let lists: [&[u64]; 3] = [&[4, 7], &[], &[1]];
+    /// let mut w = vq_io::ContainerWriter::in_memory()?;
+    /// w.add_array_parts("ids", 1, lists)?;
+    /// let r = vq_io::ContainerReader::from_bytes(&w.finish_to_bytes()?, true)?;
+    /// assert_eq!(r.array::<u64>("ids")?, &[4, 7, 1]);
+    /// # Ok::<(), vq_io::Error>(())
+    /// ```
+    pub fn add_array_parts<'a, T: Element + 'a>(
+        &mut self,
+        name: &str,
+        version: u32,
+        parts: impl IntoIterator<Item = &'a [T]>,
+    ) -> Result<()> {
+        self.add(name, version, SectionKind::Array(T::TYPE), parts.into_iter().map(bytemuck::cast_slice))
     }
 
     /// Adds a required section of opaque bytes.
     pub fn add_bytes(&mut self, name: &str, version: u32, bytes: &[u8]) -> Result<()> {
-        self.add(name, version, SectionKind::Bytes, bytes)
+        self.add(name, version, SectionKind::Bytes, [bytes])
     }
 
     /// Marks section `name` optional: a reader that does not know it ignores it instead of
@@ -432,6 +466,48 @@ mod tests {
         failing.fail_after(10);
         assert!(failing.add_bytes("tail", 1, &[7; 100]).is_err());
         assert!(failing.finish_to_bytes().is_err(), "a writer that failed cannot be finished");
+    }
+
+    /// The file `add_array` writes for `values`.
+    fn whole(values: &[u32]) -> Vec<u8> {
+        let mut w = ContainerWriter::in_memory().unwrap();
+        w.add_array("v", 1, values).unwrap();
+        w.finish_to_bytes().unwrap()
+    }
+
+    proptest::proptest! {
+        /// A section written in parts is the section written whole, checksum included (the
+        /// streaming digest across xxh3's short-input, stripe and block boundaries).
+        #[test]
+        fn parts_write_the_whole_section(
+            values in proptest::collection::vec(proptest::prelude::any::<u32>(), 0..1200),
+            cuts in proptest::collection::vec(0usize..1200, 0..8),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(values.len())).collect();
+            cuts.push(0);
+            cuts.push(values.len());
+            cuts.sort_unstable();
+            let mut w = ContainerWriter::in_memory().unwrap();
+            w.add_array_parts("v", 1, cuts.windows(2).map(|c| &values[c[0]..c[1]])).unwrap();
+            let bytes = w.finish_to_bytes().unwrap();
+            proptest::prop_assert_eq!(&bytes, &whole(&values));
+            let r = ContainerReader::from_bytes(&bytes, true).unwrap();
+            proptest::prop_assert_eq!(r.array::<u32>("v").unwrap(), &values[..]);
+        }
+    }
+
+    /// Parts larger and smaller than the file writer's buffer, into a file.
+    #[test]
+    fn parts_into_a_file_equal_the_whole() {
+        let values: Vec<u32> = (0..700_000u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.vq");
+        let mut w = ContainerWriter::create(&path).unwrap();
+        let parts = [&values[..3], &values[3..3], &values[3..400_000], &values[400_000..400_001], &values[400_001..]];
+        w.add_array_parts("v", 1, parts).unwrap();
+        w.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), whole(&values));
+        assert_eq!(ContainerReader::open(&path).unwrap().array::<u32>("v").unwrap(), &values[..]);
     }
 
     fn files_in(dir: &Path) -> Vec<String> {
