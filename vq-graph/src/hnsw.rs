@@ -33,6 +33,7 @@
 //! lists only (m0 slots each, 132 B at m0 = 32); frozen, the same lists of imgsift's HNSW16
 //! take about a third of that, which is what brings a node under 600 B at m = 16, d = 128.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -260,15 +261,16 @@ impl Frozen {
     }
 }
 
-/// Everything of a graph but its vectors, as flat arrays (what a file holds).
-pub(crate) struct Snapshot {
+/// Everything of a graph but its vectors, as flat arrays (what a file holds): copied out of a
+/// graph to be written, or borrowed from the container it is read from.
+pub(crate) struct Snapshot<'a> {
     pub(crate) slots: usize,
     pub(crate) entry: u64,
-    pub(crate) external: Vec<u64>,
-    pub(crate) levels: Vec<u8>,
-    pub(crate) states: Vec<u8>,
-    pub(crate) links0: Vec<u32>,
-    pub(crate) upper: Vec<u32>,
+    pub(crate) external: Cow<'a, [u64]>,
+    pub(crate) levels: Cow<'a, [u8]>,
+    pub(crate) states: Cow<'a, [u8]>,
+    pub(crate) links0: Cow<'a, [u32]>,
+    pub(crate) upper: Cow<'a, [u32]>,
 }
 
 /// `(key, slot)` ordered by key, then slot.
@@ -2073,7 +2075,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// Copies the graph's arrays (no insert runs meanwhile), in the file's layout: per slot
     /// its id, level, state, layer-0 list `[count, ids]`, and its upper lists in slot order.
     /// Not-ready slots (claimed by a failed batch of an older build and never linked) are kept.
-    pub(crate) fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot<'static> {
         let _gate = self.insert_gate.write().unwrap_or_else(|e| e.into_inner());
         let slots = self.slots.load(Ordering::Acquire) as usize;
         let m0 = self.params.m0;
@@ -2102,10 +2104,10 @@ impl<S: VectorStorage> Hnsw<S> {
             slots,
             entry: self.entry.load(Ordering::Acquire),
             external: (0..slots as u32).map(|i| self.external_id(i)).collect(),
-            levels,
+            levels: levels.into(),
             states: (0..slots).map(|i| self.states.slot(i)[0].load(Ordering::Acquire)).collect(),
-            links0,
-            upper,
+            links0: links0.into(),
+            upper: upper.into(),
         }
     }
 
@@ -2113,7 +2115,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// snapshot. Layer-0 lists go straight into the frozen form, the other arrays get exactly
     /// `snap.slots` slots (see `Chunks::ensure_exact`). Ids stay dense (no id array, no map)
     /// when every slot is ready and holds its own number.
-    pub(crate) fn restore(&mut self, snap: &Snapshot) {
+    pub(crate) fn restore(&mut self, snap: &Snapshot<'_>) {
         let n = snap.slots;
         let m0 = self.params.m0;
         let dense = snap.external.iter().zip(0u64..).all(|(&id, slot)| id == slot)

@@ -151,7 +151,7 @@ impl<S: VectorStorage> Hnsw<S> {
 }
 
 /// Reads and checks the graph's own sections (everything but the storage) into a snapshot.
-fn check_graph_sections(r: &ContainerReader, prefix: &str, meta: &Meta) -> Result<Snapshot> {
+fn check_graph_sections<'r>(r: &'r ContainerReader, prefix: &str, meta: &Meta) -> Result<Snapshot<'r>> {
     let name = |s: &str| format!("{prefix}.{s}");
     let (p, n) = (&meta.params, meta.slots);
     let external: &[u64] = r.array(&name("external"))?;
@@ -228,21 +228,24 @@ fn check_graph_sections(r: &ContainerReader, prefix: &str, meta: &Meta) -> Resul
     } else if states.iter().any(|s| s & READY != 0) {
         return Err(corrupt(r, "nodes but no entry point"));
     }
-    let mut seen = std::collections::HashSet::with_capacity(n);
-    for (slot, (&id, &state)) in external.iter().zip(states).enumerate() {
-        // Only live vectors must have distinct ids: a replaced vector stays, deleted, under
-        // the id of its replacement until compact().
-        if state == READY && !seen.insert(id) {
-            return Err(corrupt(r, format!("slot {slot} repeats id {id}")));
+    // Ids that are their slots' numbers (a graph never given ids) are distinct without a set.
+    if !external.iter().zip(0u64..).all(|(&id, slot)| id == slot) {
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for (slot, (&id, &state)) in external.iter().zip(states).enumerate() {
+            // Only live vectors must have distinct ids: a replaced vector stays, deleted, under
+            // the id of its replacement until compact().
+            if state == READY && !seen.insert(id) {
+                return Err(corrupt(r, format!("slot {slot} repeats id {id}")));
+            }
         }
     }
     Ok(Snapshot {
         slots: n,
         entry: meta.entry,
-        external: external.to_vec(),
-        levels: levels.to_vec(),
-        states: states.to_vec(),
-        links0: links0.to_vec(),
-        upper: upper.to_vec(),
+        external: external.into(),
+        levels: levels.into(),
+        states: states.into(),
+        links0: links0.into(),
+        upper: upper.into(),
     })
 }

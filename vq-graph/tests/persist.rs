@@ -228,6 +228,32 @@ fn states_must_be_combinations_the_graph_produces() {
     assert!(index.search(&base[7 * 8..8 * 8], 100, None).unwrap().iter().all(|h| h.0 != 7));
 }
 
+/// Two live slots under one id are refused, whether the other ids are the slots' own numbers
+/// (read without an id set) or were given; a deleted slot may share its replacement's id.
+#[test]
+fn live_slots_must_have_distinct_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, base) = saved_flat(dir.path(), "g.vq", 100, 8);
+    let given = Hnsw::new(8, Metric::L2, small_params()).unwrap();
+    given.add_with_ids(&base, &(0..100u64).map(|i| 1000 + 7 * i).collect::<Vec<_>>()).unwrap();
+    let given_path = dir.path().join("given.vq");
+    given.save(&given_path).unwrap();
+    for (i, source) in [&path, &given_path].into_iter().enumerate() {
+        let forged = |name: &str, deleted: bool| {
+            let bad = dir.path().join(format!("{name}{i}.vq"));
+            forge::forge(source, &bad, |name, s| match name {
+                "hnsw.external" => s.u64s()[40] = s.u64s()[9],
+                "hnsw.states" if deleted => s.u8s()[40] = 3,
+                _ => {}
+            });
+            bad
+        };
+        assert!(is_corrupt(&load_and_use::<FlatStorage>(&forged("repeat", false), &base, 8)), "source {i}");
+        let index = load_and_use::<FlatStorage>(&forged("replaced", true), &base, 8).unwrap();
+        assert_eq!(index.len(), 99, "source {i}");
+    }
+}
+
 #[test]
 fn a_slot_that_is_not_ready_never_answers_and_its_id_can_be_inserted_again() {
     let dir = tempfile::tempdir().unwrap();

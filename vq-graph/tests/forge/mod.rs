@@ -37,6 +37,12 @@ impl Section {
             other => panic!("not u32: {other:?}"),
         }
     }
+    pub(crate) fn u64s(&mut self) -> &mut Vec<u64> {
+        match self {
+            Section::U64(v) => v,
+            other => panic!("not u64: {other:?}"),
+        }
+    }
     pub(crate) fn f32s(&mut self) -> &mut Vec<f32> {
         match self {
             Section::F32(v) => v,
