@@ -245,10 +245,24 @@ fn reseal(b: &mut [u8]) {
     b[40..48].copy_from_slice(&sum.to_le_bytes());
 }
 
+/// Opens `bytes` from memory, and through a file read section by section, which must give
+/// the same outcome (the same error, naming the file instead of `<memory>`).
 fn open_c(bytes: &[u8]) -> Result<ContainerReader, Error> {
     let r = ContainerReader::from_bytes(bytes, true);
     if let Err(e) = &r {
         assert!(e.to_string().contains("<memory>"), "{e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("read.vq");
+    std::fs::write(&path, bytes).unwrap();
+    let from_file = ContainerReader::open(&path);
+    match (&r, &from_file) {
+        (Ok(_), Ok(_)) => {}
+        (Err(m), Err(f)) => {
+            assert_eq!(std::mem::discriminant(m), std::mem::discriminant(f), "{m} / {f}");
+            assert!(f.to_string().contains("read.vq"), "{f}");
+        }
+        _ => panic!("from memory {r:?}, from the file {from_file:?}"),
     }
     r
 }
@@ -336,4 +350,97 @@ fn container_section_errors() {
     assert!(matches!(r.json::<u32>("data"), Err(Error::SectionType { .. })));
     assert!(matches!(r.json::<Vec<u8>>("params"), Err(Error::Json { .. })));
     assert_eq!(r.array::<f32>("data").unwrap(), &[1.0; 100]);
+}
+
+/// A container whose `big` array is left in the file at open (64 KiB or more) beside small
+/// sections: returns (path, bytes, the array).
+fn with_large_section(dir: &Path) -> (PathBuf, Vec<u8>, Vec<u32>) {
+    let big: Vec<u32> = (0..100_000u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    let path = dir.join("large.vq");
+    let mut w = ContainerWriter::create(&path).unwrap();
+    w.add_json("params", 1, &serde_json::json!({ "n": big.len() })).unwrap();
+    w.add_array("big", 1, &big).unwrap();
+    w.add_array("small", 1, &[3u64, 4]).unwrap();
+    w.finish().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes, big)
+}
+
+/// Large sections read straight into the caller's parts, borrowed, or as a vector give the
+/// same values from a file, a map and bytes; parts that do not cover the section exactly and
+/// the wrong element type are errors.
+#[test]
+fn large_sections_read_into_parts_every_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes, big) = with_large_section(dir.path());
+    let readers = [
+        ContainerReader::open(&path).unwrap(),
+        ContainerReader::open_with(&path, OpenOptions { mmap: true, ..Default::default() }).unwrap(),
+        ContainerReader::from_bytes(&bytes, true).unwrap(),
+        ContainerReader::open(&path).unwrap(),
+    ];
+    for (i, r) in readers.iter().enumerate() {
+        if i == 3 {
+            // Borrowed first: the section is then in memory and the parts are copied from it.
+            assert_eq!(r.array::<u32>("big").unwrap(), &big[..]);
+        }
+        let mut out = vec![0u32; big.len()];
+        let (a, rest) = out.split_at_mut(7);
+        let (b, c) = rest.split_at_mut(60_000);
+        r.read_array_parts("big", [a, &mut [][..], b, c]).unwrap();
+        assert_eq!(out, big, "reader {i}");
+        assert_eq!(r.array_vec::<u32>("big").unwrap(), big, "reader {i}");
+        assert_eq!(r.array_vec::<u64>("small").unwrap(), [3, 4], "reader {i}");
+        assert_eq!(r.array::<u32>("big").unwrap(), &big[..], "reader {i}");
+        let mut short = vec![0u32; big.len() - 1];
+        assert!(matches!(r.read_array_parts("big", [&mut short[..]]), Err(Error::InvalidArgument { .. })));
+        let mut long = vec![0u32; big.len() + 1];
+        assert!(matches!(r.read_array_parts("big", [&mut long[..]]), Err(Error::InvalidArgument { .. })));
+        let mut wrong = vec![0f32; big.len()];
+        assert!(matches!(r.read_array_parts("big", [&mut wrong[..]]), Err(Error::SectionType { .. })));
+        assert!(matches!(r.array_vec::<u32>("absent"), Err(Error::MissingSection { .. })));
+        r.verify_checksums().unwrap();
+    }
+}
+
+/// A flipped byte in a large section: a file read without a map opens (the section is still
+/// in the file) and every way of reading the section reports the mismatch; without
+/// verification the flipped value comes through.
+#[test]
+fn a_large_sections_checksum_is_verified_when_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut bytes, big) = with_large_section(dir.path());
+    let at = u64_at(&bytes, entry(&bytes, 1) + 64) as usize + 4 * 5000;
+    bytes[at] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let mismatch = |r: Result<(), Error>| matches!(r, Err(Error::ChecksumMismatch { name, .. }) if name == "big");
+    assert!(mismatch(ContainerReader::from_bytes(&bytes, true).map(drop)));
+    assert!(mismatch(ContainerReader::open_with(&path, OpenOptions { mmap: true, ..Default::default() }).map(drop)));
+    let r = ContainerReader::open(&path).unwrap();
+    let mut out = vec![0u32; big.len()];
+    assert!(mismatch(r.read_array_parts("big", [&mut out[..]])));
+    assert!(mismatch(r.array_vec::<u32>("big").map(drop)));
+    assert!(mismatch(r.array::<u32>("big").map(drop)));
+    assert!(mismatch(r.verify_checksums()));
+    assert!(mismatch(ContainerReader::open(&path).unwrap().verify_checksums()));
+    let unchecked =
+        ContainerReader::open_with(&path, OpenOptions { verify_checksums: false, ..Default::default() }).unwrap();
+    let read = unchecked.array_vec::<u32>("big").unwrap();
+    assert_eq!(read.iter().zip(&big).filter(|(a, b)| a != b).count(), 1);
+    assert!(mismatch(unchecked.verify_checksums()));
+}
+
+/// A file truncated after it was opened: reading its large section is an I/O error, not a
+/// panic or a short array.
+#[test]
+fn a_file_truncated_after_open_is_an_error_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes, big) = with_large_section(dir.path());
+    let r = ContainerReader::open(&path).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(bytes.len() as u64 / 2).unwrap();
+    let mut out = vec![0u32; big.len()];
+    let e = r.read_array_parts("big", [&mut out[..]]).unwrap_err();
+    assert!(matches!(&e, Error::Io { .. }) && e.to_string().contains("large.vq"), "{e}");
+    assert!(matches!(r.array::<u32>("big"), Err(Error::Io { .. })));
+    assert_eq!(r.array::<u64>("small").unwrap(), &[3, 4], "read at open");
 }

@@ -206,3 +206,34 @@ fn dataset_writer_replaces_the_file_whole_or_not_at_all() {
     assert_eq!(vq_io::read::<f32>(&path).unwrap().into_vec(), [9.0; 4]);
     assert_eq!(names(), ["x.fvecs"]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// `read_array_parts` fills any split of a section (up to 700 KB: parts below, across and
+    /// above the reader's 256 KiB window, empty ones included) with the section's values, from
+    /// the file and from a map, and `array_vec` returns them whole.
+    #[test]
+    fn array_parts_of_any_split(len in 0usize..700_000, seed: u64, cuts in proptest::collection::vec(0.0f64..1.0, 0..12), mmap: bool) {
+        let values: Vec<u8> = (0..len as u64).map(|i| (i.wrapping_mul(seed | 1) >> 7) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.vq");
+        let mut w = ContainerWriter::create(&path).unwrap();
+        w.add_array("v", 1, &values).unwrap();
+        w.finish().unwrap();
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| (c * len as f64) as usize).chain([0, len]).collect();
+        cuts.sort_unstable();
+        let mut out = vec![0u8; len];
+        let mut parts = Vec::new();
+        let mut rest = &mut out[..];
+        for c in cuts.windows(2) {
+            let (part, tail) = rest.split_at_mut(c[1] - c[0]);
+            parts.push(part);
+            rest = tail;
+        }
+        let r = ContainerReader::open_with(&path, OpenOptions { mmap, verify_checksums: true }).unwrap();
+        r.read_array_parts("v", parts).unwrap();
+        prop_assert!(out == values);
+        prop_assert!(r.array_vec::<u8>("v").unwrap() == values);
+    }
+}
