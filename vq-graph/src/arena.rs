@@ -99,6 +99,17 @@ impl<T: Default> Chunks<T> {
         self.ensure(n);
     }
 
+    /// Slots `0..n` as one slice to fill, when they all lie in the first chunk, as after
+    /// [`Chunks::ensure_exact`]`(n)` on an empty arena (how a graph read from a file gets its
+    /// slots: the file's array is read straight into them); `None` otherwise.
+    pub(crate) fn first_slots_mut(&mut self, n: usize) -> Option<&mut [T]> {
+        if n > *self.first.get()? {
+            return None;
+        }
+        let (chunk, start) = self.chunks[0].get_mut()?;
+        chunk.get_mut(*start..*start + n * self.unit)
+    }
+
     /// Slot `i`, or `None` if its chunk was never allocated.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&[T]> {

@@ -162,21 +162,25 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
         let codes_name = format!("{prefix}.codes");
         let quantizer = Q::read_sections(r, &format!("{prefix}.quantizer"))?;
         r.check_versions(&[(&codes_name, CODES_VERSION)])?;
-        let codes: &[u8] = r.array(&codes_name)?;
+        let bytes = r.array_len::<u8>(&codes_name)?;
         let code_size = quantizer.code_size();
-        if slots.checked_mul(code_size) != Some(codes.len()) {
+        if slots.checked_mul(code_size) != Some(bytes) {
             return Err(corrupt(
                 r,
-                format!("{codes_name}: {} bytes, expected {slots} slots × code size {code_size}", codes.len()),
+                format!("{codes_name}: {bytes} bytes, expected {slots} slots × code size {code_size}"),
             ));
         }
-        let storage = QuantizedStorage::new(quantizer).map_err(|e| corrupt(r, format!("{prefix}.quantizer: {e}")))?;
-        // Every code must decode to a usable vector (a forged FP16 code can hold NaN).
-        vq_quant::validate_codes(&storage.quantizer, codes, &codes_name)?;
+        let mut storage =
+            QuantizedStorage::new(quantizer).map_err(|e| corrupt(r, format!("{prefix}.quantizer: {e}")))?;
+        // The file's codes read straight into exactly `slots` slots.
         storage.codes.ensure_exact(slots);
-        for (slot, code) in codes.chunks_exact(code_size.max(1)).enumerate() {
-            // SAFETY: the storage is not shared yet; each slot is written once, here.
-            unsafe { storage.store(slot as u32, code) };
+        if let Some(cells) = storage.codes.first_slots_mut(slots) {
+            // SAFETY: `Byte` is a transparent `UnsafeCell<u8>`, so `[Byte]` has the layout of
+            // `[u8]`, and the exclusive borrow of the unshared storage rules out other access.
+            let codes = unsafe { std::slice::from_raw_parts_mut(cells.as_mut_ptr().cast::<u8>(), cells.len()) };
+            r.read_array_parts(&codes_name, [&mut *codes])?;
+            // Every code must decode to a usable vector (a forged FP16 code can hold NaN).
+            vq_quant::validate_codes(&storage.quantizer, codes, &codes_name)?;
         }
         Ok(storage)
     }

@@ -238,25 +238,28 @@ impl VectorStorage for FlatStorage {
         if meta.dim == 0 || meta.dim > vq_io::MAX_DIM {
             return Err(corrupt(r, format!("{meta_name}: dimension {} is outside 1..={}", meta.dim, vq_io::MAX_DIM)));
         }
-        let vectors: &[f32] = r.array(&vectors_name)?;
-        if slots.checked_mul(meta.dim) != Some(vectors.len()) {
+        let values = r.array_len::<f32>(&vectors_name)?;
+        if slots.checked_mul(meta.dim) != Some(values) {
             return Err(corrupt(
                 r,
-                format!("{vectors_name}: {} values, expected {slots} slots × dimension {}", vectors.len(), meta.dim),
+                format!("{vectors_name}: {values} values, expected {slots} slots × dimension {}", meta.dim),
             ));
         }
-        // The rule every inserted vector passed (finite, squared norm within
-        // `vq_distance::MAX_SQUARED_NORM`): beyond it distances can overflow to `inf − inf =
-        // NaN`, which the graph's heaps and sorts cannot order. L2, not the storage's metric:
-        // only the magnitude matters here (cosine vectors were normalized when inserted).
-        vq_distance::validate_rows("vectors", vectors, meta.dim, Metric::L2)
-            .map_err(|e| corrupt(r, format!("{vectors_name}: {e}")))?;
-        let storage = FlatStorage::new(meta.dim, metric);
-        // Exactly `slots` (checked against the section above), not rounded up to a chunk.
+        let mut storage = FlatStorage::new(meta.dim, metric);
+        // Exactly `slots` (checked against the section above), not rounded up to a chunk, and
+        // the file's array read straight into them.
         storage.data.ensure_exact(slots);
-        for (slot, v) in vectors.chunks_exact(meta.dim).enumerate() {
-            // SAFETY: the storage is not shared yet; each slot is written once, here.
-            unsafe { storage.write(slot as u32, v) };
+        if let Some(cells) = storage.data.first_slots_mut(slots) {
+            // SAFETY: `Cell` is a transparent `UnsafeCell<f32>`, so `[Cell]` has the layout of
+            // `[f32]`, and the exclusive borrow of the unshared storage rules out other access.
+            let vectors = unsafe { std::slice::from_raw_parts_mut(cells.as_mut_ptr().cast::<f32>(), cells.len()) };
+            r.read_array_parts(&vectors_name, [&mut *vectors])?;
+            // The rule every inserted vector passed (finite, squared norm within
+            // `vq_distance::MAX_SQUARED_NORM`): beyond it distances can overflow to `inf − inf =
+            // NaN`, which the graph's heaps and sorts cannot order. L2, not the storage's metric:
+            // only the magnitude matters here (cosine vectors were normalized when inserted).
+            vq_distance::validate_rows("vectors", vectors, meta.dim, Metric::L2)
+                .map_err(|e| corrupt(r, format!("{vectors_name}: {e}")))?;
         }
         Ok(storage)
     }

@@ -347,18 +347,27 @@ fn wide_link_lists_in_a_tiny_file_cost_no_more_than_the_file() {
     assert!(is_corrupt(&Hnsw::<FlatStorage>::load(&bad)));
 }
 
+/// At 50 vectors every section is read when the file is opened; at 4,500 the vectors and
+/// codes (over 64 KiB) are read later, straight into the storage: either way a forged value is
+/// refused.
 #[test]
 fn forged_vectors_and_codes_that_would_give_nan_distances_are_refused() {
+    for n in [50, 4500] {
+        forged_vectors_and_codes_are_refused(n);
+    }
+}
+
+fn forged_vectors_and_codes_are_refused(n: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let (path, base) = saved_flat(dir.path(), "g.vq", 50, 8);
-    for v in [f32::NAN, f32::INFINITY, 1e30] {
+    let (path, base) = saved_flat(dir.path(), "g.vq", n, 8);
+    for (v, at) in [(f32::NAN, 9), (f32::INFINITY, 8 * n - 3), (1e30, 8 * n / 2)] {
         let bad = dir.path().join("v.vq");
         forge::forge(&path, &bad, |name, s| {
             if name == "hnsw.storage.vectors" {
-                s.f32s()[9] = v;
+                s.f32s()[at] = v;
             }
         });
-        assert!(is_corrupt(&load_and_use::<FlatStorage>(&bad, &base, 8)), "{v}");
+        assert!(is_corrupt(&load_and_use::<FlatStorage>(&bad, &base, 8)), "{v} at {at} of {n}");
     }
     // FP16 codes holding an infinity (0x7c00).
     let mut q = ScalarQuantizer::new(8, Metric::InnerProduct, SqType::FP16).unwrap();
@@ -371,7 +380,8 @@ fn forged_vectors_and_codes_that_would_give_nan_distances_are_refused() {
     let bad = dir.path().join("fp16bad.vq");
     forge::forge(&path, &bad, |name, s| {
         if name == "hnsw.storage.codes" {
-            s.u8s()[2..4].copy_from_slice(&[0x00, 0x7c]);
+            let at = s.u8s().len() - 6;
+            s.u8s()[at..at + 2].copy_from_slice(&[0x00, 0x7c]);
         }
     });
     let r = load_and_use::<QuantizedStorage<ScalarQuantizer>>(&bad, &base, 8);

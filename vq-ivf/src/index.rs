@@ -267,7 +267,7 @@ impl List {
 
     /// The list's ids and codes as owned vectors to write to, copied out of the map first if
     /// the list is mapped (the file is never written).
-    fn owned_mut(&mut self) -> (&mut Vec<u64>, &mut Vec<u8>) {
+    pub(crate) fn owned_mut(&mut self) -> (&mut Vec<u64>, &mut Vec<u8>) {
         if let List::Mapped { ids, codes } = self {
             *self = List::Owned { ids: ids.to_vec(), codes: codes.to_vec() };
         }

@@ -115,49 +115,61 @@ impl<C: IvfCodec> IvfIndex<C> {
             }
         }
         let sizes: &[u64] = r.array(sizes_name)?;
-        let ids: &[u64] = r.array(ids_name)?;
-        let codes: &[u8] = r.array(codes_name)?;
+        let n = r.array_len::<u64>(ids_name)?;
+        let code_bytes = r.array_len::<u8>(codes_name)?;
         let cs = q.code_size();
         let expected_lists = if trained { nlist } else { 0 };
         if sizes.len() != expected_lists {
             return Err(corrupt(sizes_name, format!("{} lists, expected {expected_lists}", sizes.len())));
         }
         let total = sizes.iter().try_fold(0u64, |a, &s| a.checked_add(s));
-        if total != Some(ids.len() as u64) {
-            return Err(corrupt(sizes_name, format!("list sizes do not add up to the {} ids", ids.len())));
+        if total != Some(n as u64) {
+            return Err(corrupt(sizes_name, format!("list sizes do not add up to the {n} ids")));
         }
-        if Some(codes.len()) != ids.len().checked_mul(cs) {
-            return Err(corrupt(codes_name, format!("{} bytes for {} codes of {cs} bytes", codes.len(), ids.len())));
+        if Some(code_bytes) != n.checked_mul(cs) {
+            return Err(corrupt(codes_name, format!("{code_bytes} bytes for {n} codes of {cs} bytes")));
         }
-        validate_codes(q, codes, codes_name)?;
-        let mut sorted = ids.to_vec();
+        // The sizes add up to the sections' lengths (checked above), so every list lies within
+        // them. A mapped container: each list a view into the file, copied only when written;
+        // otherwise each list is read from the file straight into its own vectors.
+        let lists: Vec<List> = match (r.mapped_array::<u64>(ids_name)?, r.mapped_array::<u8>(codes_name)?) {
+            (Some(ids), Some(codes)) => {
+                let mut at = 0usize;
+                let mut lists = Vec::with_capacity(expected_lists);
+                for &s in sizes {
+                    let (span, code_span) = (at..at + s as usize, at * cs..(at + s as usize) * cs);
+                    lists.push(match (ids.slice(span), codes.slice(code_span)) {
+                        _ if s == 0 => List::default(),
+                        (Some(ids), Some(codes)) => List::Mapped { ids, codes },
+                        _ => return Err(corrupt(sizes_name, "a list runs past the ids or codes")),
+                    });
+                    at += s as usize;
+                }
+                lists
+            }
+            _ => {
+                let mut lists: Vec<List> = sizes
+                    .iter()
+                    .map(|&s| List::Owned { ids: vec![0; s as usize], codes: vec![0; s as usize * cs] })
+                    .collect();
+                r.read_array_parts(ids_name, lists.iter_mut().map(|l| &mut l.owned_mut().0[..]))?;
+                r.read_array_parts(codes_name, lists.iter_mut().map(|l| &mut l.owned_mut().1[..]))?;
+                lists
+            }
+        };
+        for list in &lists {
+            validate_codes(q, list.codes(), codes_name)?;
+        }
+        let mut sorted = Vec::with_capacity(n);
+        for list in &lists {
+            sorted.extend_from_slice(list.ids());
+        }
         sorted.sort_unstable();
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
             return Err(corrupt(ids_name, format!("id {} appears twice", w[0])));
         }
         drop(sorted);
-        // A mapped container: every list a view into the file, copied only when written.
-        let mapped = match (r.mapped_array::<u64>(ids_name)?, r.mapped_array::<u8>(codes_name)?) {
-            (Some(i), Some(c)) => Some((i, c)),
-            _ => None,
-        };
-        let mut lists = Vec::with_capacity(expected_lists);
-        let mut at = 0usize;
-        for &s in sizes {
-            let (s, span) = (s as usize, at..at + s as usize);
-            let code_span = at * cs..(at + s) * cs;
-            let list = match &mapped {
-                // Both spans are within the sections: the sizes add up to their lengths.
-                Some((i, c)) if s > 0 => match (i.slice(span.clone()), c.slice(code_span.clone())) {
-                    (Some(ids), Some(codes)) => List::Mapped { ids, codes },
-                    _ => return Err(corrupt(sizes_name, "a list runs past the ids or codes")),
-                },
-                _ => List::Owned { ids: ids[span].to_vec(), codes: codes[code_span].to_vec() },
-            };
-            lists.push(list);
-            at += s;
-        }
-        let tracker = IdTracker::from_ids(ids.iter().copied(), ids.len(), meta.added);
+        let tracker = IdTracker::from_ids(lists.iter().flat_map(|l| l.ids().iter().copied()), n, meta.added);
         let coarse = if !trained {
             None
         } else {

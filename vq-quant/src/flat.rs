@@ -246,18 +246,18 @@ impl<Q: Quantizer> FlatCodes<Q> {
 
     /// Reads what [`write_sections`](FlatCodes::write_sections) wrote under `prefix`. The codes
     /// must be whole codes of the quantizer and decode to finite vectors
-    /// ([`validate_codes`]); they are copied only after that (the copy is the size of the
+    /// ([`validate_codes`]), checked once they are read (into a vector the size of the
     /// section).
     pub fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
         let name = format!("{prefix}.codes");
         let quantizer = Q::read_sections(r, &format!("{prefix}.quantizer"))?;
         r.check_versions(&[(&name, CODES_VERSION)])?;
-        let codes: &[u8] = r.array(&name)?;
-        if !codes.is_empty() && !quantizer.is_trained() {
+        if r.array_len::<u8>(&name)? > 0 && !quantizer.is_trained() {
             return Err(corrupt(&name, format!("codes saved for an untrained {}", quantizer.name())));
         }
-        validate_codes(&quantizer, codes, &name)?;
-        Ok(FlatCodes { quantizer, codes: codes.to_vec() })
+        let codes: Vec<u8> = r.array_vec(&name)?;
+        validate_codes(&quantizer, &codes, &name)?;
+        Ok(FlatCodes { quantizer, codes })
     }
 
     /// Bytes held: the code buffer as allocated (spare capacity included) plus the quantizer's

@@ -91,14 +91,14 @@ impl FlatIndex {
     pub(crate) fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
         let meta: Meta = r.json(&format!("{prefix}.meta"))?;
         let metric = parse_metric(&meta.metric)?;
-        let vectors: &[f32] = r.array(&format!("{prefix}.vectors"))?;
+        let vectors: Vec<f32> = r.array_vec(&format!("{prefix}.vectors"))?;
         if meta.dim == 0 || !vectors.len().is_multiple_of(meta.dim) {
             return Err(Error::Corrupt {
                 what: format!("{prefix}: {} values for dimension {}", vectors.len(), meta.dim),
             });
         }
         let ids = IdMap::read(r, prefix, vectors.len() / meta.dim)?;
-        Ok(FlatIndex { dim: meta.dim, metric, vectors: vectors.to_vec(), ids })
+        Ok(FlatIndex { dim: meta.dim, metric, vectors, ids })
     }
 }
 

@@ -197,7 +197,7 @@ impl IdMap {
         if saved.dense {
             map.ids = Ids::Dense { rows };
         } else {
-            let ids: &[u64] = r.array(&format!("{prefix}.id_array"))?;
+            let ids: Vec<u64> = r.array_vec(&format!("{prefix}.id_array"))?;
             if ids.len() != rows {
                 return Err(Error::Corrupt { what: format!("{prefix}: {} ids for {rows} rows", ids.len()) });
             }
@@ -207,7 +207,7 @@ impl IdMap {
                     return Err(Error::Corrupt { what: format!("{prefix}: id {id} appears twice") });
                 }
             }
-            map.ids = Ids::Sparse { ids: ids.to_vec(), rows: by_id };
+            map.ids = Ids::Sparse { ids, rows: by_id };
         }
         let max_id = (0..rows).map(|r| map.id(r).saturating_add(1)).max().unwrap_or(0);
         map.added = saved.added.max(max_id);

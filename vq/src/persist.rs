@@ -31,15 +31,17 @@ pub const INDEX_FORMAT_VERSION: u32 = 1;
 /// How [`read_index_with`] opens a file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadOptions {
-    /// Map the file instead of reading it into a buffer first. IVF indexes (`IVF…,Flat`,
-    /// `…,SQ…`, `…,PQ…`, also behind an OPQ rotation) then serve their lists' ids and codes straight from the map, and copy
-    /// a list into their own memory only when it is written (add, remove, merge); their
+    /// Map the file instead of reading it. Without a map the file is read section by section,
+    /// the large arrays (vectors, codes, lists) straight into the index's own memory. With one,
+    /// IVF indexes (`IVF…,Flat`, `…,SQ…`, `…,PQ…`, also behind an OPQ rotation) serve their
+    /// lists' ids and codes straight from the map, and copy a list into their own memory only
+    /// when it is written (add, remove, merge); their
     /// [`MemoryUsage::mapped`](crate::MemoryUsage::mapped) says how much is mapped. Every
     /// other part (and every other index kind, the 4-bit fast-scan IVF and refine stores
-    /// included) is still copied out, so for those this saves only the transient buffer (peak
-    /// memory about one index instead of two). Checksums are verified either way, which
-    /// reads the whole file once. The file must not be modified or truncated while the index
-    /// lives (writing a new index over it is safe: writes replace the file by a rename).
+    /// included) is copied out of the map. Checksums are verified either way (a mapped file's
+    /// when it is opened, which reads it whole once). A mapped file must not be modified or
+    /// truncated while the index lives (writing a new index over it is safe: writes replace
+    /// the file by a rename).
     pub mmap: bool,
 }
 

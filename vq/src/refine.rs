@@ -129,13 +129,14 @@ impl RefineIndex {
         let meta: Meta = r.json(&format!("{prefix}.meta"))?;
         let (store, rows) = match refine {
             RefineSpec::Flat => {
-                let v: &[f32] = r.array(&format!("{prefix}.vectors"))?;
+                let v: Vec<f32> = r.array_vec(&format!("{prefix}.vectors"))?;
                 if !v.len().is_multiple_of(base.dim()) {
                     return Err(Error::Corrupt {
                         what: format!("{prefix}.vectors: {} values for dimension {}", v.len(), base.dim()),
                     });
                 }
-                (Store::Flat(v.to_vec()), v.len() / base.dim())
+                let rows = v.len() / base.dim();
+                (Store::Flat(v), rows)
             }
             RefineSpec::Sq(t) => {
                 let codes = FlatCodes::<ScalarQuantizer>::read_sections(r, &format!("{prefix}.codes"))?;
