@@ -176,3 +176,85 @@ fn slot_reuse_and_compact_give_the_same_graph_from_packed_lists_as_from_open_one
     };
     assert_eq!(run(true), run(false));
 }
+
+/// The lists a prepared pack holds, if any.
+fn prepared_ptr(index: &Hnsw<FlatStorage>) -> Option<*const u8> {
+    index.prepared.lock().unwrap().as_ref().map(|p| p.frozen.bytes.as_ptr())
+}
+
+/// `prepare_shrink` packs beside searches; `shrink_to_fit` installs that pack only while no
+/// change to the lists came between: an insert (which claims slots) or a reuse of deleted
+/// slots (which does not) makes it pack anew, and packing changes no list either way.
+#[test]
+fn a_prepared_pack_is_installed_only_while_it_matches_the_lists() {
+    let (dim, n) = (6, 800);
+    let data = vectors(n + 60, dim, 8);
+    let mut index = Hnsw::new(dim, Metric::L2, params()).unwrap();
+    index.add(&data[..n * dim]).unwrap();
+    let open = lists(&index);
+    let links = index.memory_usage().links;
+    index.prepare_shrink();
+    let ptr = prepared_ptr(&index).expect("a pack was prepared");
+    assert_eq!(index.open_lists(), n, "preparing opens and closes nothing");
+    assert!(index.memory_usage().links > links, "the prepared copy is counted");
+    index.shrink_to_fit();
+    assert_eq!((index.frozen.bytes.as_ptr(), index.open_lists()), (ptr, 0), "the prepared pack was installed");
+    assert_eq!(lists(&index), open);
+    assert!(prepared_ptr(&index).is_none() && index.memory_usage().links < links);
+
+    // An insert after the pack was prepared.
+    index.prepare_shrink();
+    index.insert(n as u64, &data[n * dim..(n + 1) * dim]).unwrap();
+    assert!(prepared_ptr(&index).is_none(), "the insert dropped it");
+    let before = lists(&index);
+    index.shrink_to_fit();
+    assert_eq!(lists(&index), before);
+
+    // Deleted slots reused after the pack was prepared: the slot count does not change.
+    for id in (0..n as u64).step_by(9) {
+        index.mark_deleted(id).unwrap();
+    }
+    index.prepare_shrink();
+    let ids: Vec<u64> = (5000..5050).collect();
+    index.add_with_ids_reusing_deleted(&data[(n + 1) * dim..(n + 51) * dim], &ids).unwrap();
+    assert!(prepared_ptr(&index).is_none(), "the reuse dropped it");
+    let before = lists(&index);
+    index.shrink_to_fit();
+    assert_eq!(lists(&index), before);
+    assert_eq!(index.search(&data[(n + 1) * dim..(n + 2) * dim], 1, Some(32)).unwrap()[0].0, 5000);
+}
+
+/// Packs prepared on one thread while another inserts: whichever pack is installed, the
+/// lists are the graph's.
+#[test]
+fn packs_prepared_beside_inserts_never_install_stale_lists() {
+    let (dim, n0, n1) = (6, 500, 700);
+    let data = vectors(n0 + n1, dim, 9);
+    let mut index = Hnsw::new(dim, Metric::L2, params()).unwrap();
+    index.add(&data[..n0 * dim]).unwrap();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (index, data, done) = (&index, &data, &done);
+        s.spawn(move || {
+            for i in n0..n0 + n1 {
+                index.insert(i as u64, &data[i * dim..(i + 1) * dim]).unwrap();
+            }
+            done.store(true, Ordering::Release);
+        });
+        s.spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                index.prepare_shrink();
+                let hits = index.search(&data[..dim], 3, Some(16)).unwrap();
+                assert!(hits.iter().all(|&(id, _)| (id as usize) < n0 + n1));
+            }
+        });
+    });
+    let before = lists(&index);
+    index.shrink_to_fit();
+    assert_eq!(lists(&index), before);
+    index.prepare_shrink();
+    index.shrink_to_fit();
+    assert_eq!(lists(&index), before);
+    let report = index.check_graph();
+    assert_eq!((report.nodes, report.over_degree, report.duplicate_edges), (n0 + n1, 0, 0));
+}

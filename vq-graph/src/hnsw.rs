@@ -426,6 +426,19 @@ pub struct Hnsw<S: VectorStorage = FlatStorage> {
     keep_pruned: bool,
     /// Inserts hold it shared; a snapshot holds it exclusively, so it sees no half insert.
     insert_gate: RwLock<()>,
+    /// The packed layer-0 lists [`Hnsw::prepare_shrink`] built for the next
+    /// [`Hnsw::shrink_to_fit`]; dropped by any change to the lists before then.
+    prepared: Mutex<Option<PreparedPack>>,
+    /// Whether `prepared` holds one (read by every insert batch without taking the lock).
+    has_prepared: AtomicBool,
+}
+
+/// Every layer-0 list of slots `0..slots` packed, with each slot's directory word: what
+/// [`Hnsw::install_frozen`] takes.
+struct PreparedPack {
+    slots: usize,
+    frozen: Frozen,
+    words: Vec<u64>,
 }
 
 impl Hnsw<FlatStorage> {
@@ -488,6 +501,8 @@ impl<S: VectorStorage> Hnsw<S> {
             displaced: Mutex::new(Vec::new()),
             keep_pruned: params.keep_pruned || storage.metric() == Metric::InnerProduct,
             insert_gate: RwLock::new(()),
+            prepared: Mutex::new(None),
+            has_prepared: AtomicBool::new(false),
             params,
             storage,
         })
@@ -570,11 +585,14 @@ impl<S: VectorStorage> Hnsw<S> {
         // hashbrown: one control byte per bucket beside each (key, value).
         let map = lock(&self.ids).capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
         let locks = self.locks.get().map_or(0, |l| std::mem::size_of_val::<[Mutex<()>]>(l));
+        // A pack prepared and not yet installed is a second copy of the layer-0 lists.
+        let prepared = lock(&self.prepared).as_ref().map_or(0, |p| p.frozen.bytes.len() + p.words.capacity() * 8);
         MemoryUsage {
             vectors: self.storage.memory_bytes(),
             links: self.dir.allocated_bytes()
                 + self.links0.allocated_bytes()
                 + self.frozen.bytes.len()
+                + prepared
                 + self.upper.allocated_bytes(),
             ids: self.states.allocated_bytes() + self.external.allocated_bytes() + locks + map,
             scratch: lock(&self.pool).iter().map(|s| s.visited.bytes()).sum(),
@@ -1438,6 +1456,8 @@ impl<S: VectorStorage> Hnsw<S> {
         // The one check of the batch (what `check_batch` runs), normalizing it for cosine:
         // copied only then.
         let prepared = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
+        // Relinking reused slots changes lists without claiming slots.
+        self.drop_prepared();
         let n = prepared.len() / self.dim;
         if ids.len() != n {
             return Err(Error::IdCount { ids: ids.len(), vectors: n });
@@ -1556,6 +1576,11 @@ impl<S: VectorStorage> Hnsw<S> {
             return Err(Error::IdCount { ids: ids.len(), vectors: n });
         }
         let _gate = self.insert_gate.read().unwrap_or_else(|e| e.into_inner());
+        // The lists change: a pack prepared before no longer matches them. (`prepare_shrink`
+        // holds the gate exclusively, so its flag is seen here.)
+        if self.has_prepared.swap(false, Ordering::AcqRel) {
+            lock(&self.prepared).take();
+        }
         let first = self.claim(n, ids, replace)?;
         // In waves of a few rows a worker: between two waves the pool takes up work queued
         // meanwhile (another thread's batch search), which would otherwise wait for the whole
@@ -2215,9 +2240,16 @@ impl<S: VectorStorage> Hnsw<S> {
         (Frozen { bytes: bytes.into_boxed_slice(), width }, words)
     }
 
+    /// Drops a pack prepared by [`Hnsw::prepare_shrink`] (the lists are about to change).
+    fn drop_prepared(&mut self) {
+        self.prepared.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        *self.has_prepared.get_mut() = false;
+    }
+
     /// Makes `frozen` the layer-0 lists (slot `s` at directory word `words[s]`) and drops every
     /// open block (`&mut self`: nothing reads them meanwhile).
     fn install_frozen(&mut self, frozen: Frozen, words: Vec<u64>) {
+        self.drop_prepared();
         self.frozen = frozen;
         for (slot, d) in words.into_iter().enumerate() {
             self.dir.slot(slot)[0].store(d, Ordering::Release);
@@ -2232,20 +2264,48 @@ impl<S: VectorStorage> Hnsw<S> {
     /// insert that changes a frozen list opens it again (a block of m0 ids), so call this
     /// after bulk inserts, not after each one. A load and [`compact`](Hnsw::compact) leave
     /// every list frozen already.
+    ///
+    /// After [`prepare_shrink`](Hnsw::prepare_shrink), with no insert since, this only
+    /// installs the lists it packed: the exclusive access it needs lasts about as long as
+    /// storing one word per node.
     pub fn shrink_to_fit(&mut self) {
-        self.repack(id_width(self.slots.load(Ordering::Acquire) as usize));
+        let n = self.slots.load(Ordering::Acquire) as usize;
+        let prepared = self.prepared.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        match prepared {
+            Some(p) if p.slots == n => self.install_frozen(p.frozen, p.words),
+            _ => self.repack(id_width(n)),
+        }
+    }
+
+    /// Packs every layer-0 list as [`shrink_to_fit`](Hnsw::shrink_to_fit) does, through a
+    /// shared reference: searches go on meanwhile, inserts wait. The next `shrink_to_fit`
+    /// installs the result unless an insert changed the graph first (then it packs anew). A
+    /// server adding while it serves calls this beside its searches and takes exclusive
+    /// access only for the install; memory for one more copy of the layer-0 lists is held
+    /// until then.
+    pub fn prepare_shrink(&self) {
+        let _gate = self.insert_gate.write().unwrap_or_else(|e| e.into_inner());
+        let n = self.slots.load(Ordering::Acquire) as usize;
+        let (frozen, words) = self.pack_all(id_width(n));
+        *lock(&self.prepared) = Some(PreparedPack { slots: n, frozen, words });
+        self.has_prepared.store(true, Ordering::Release);
     }
 
     /// [`shrink_to_fit`](Hnsw::shrink_to_fit) with ids of `width` bytes (3 or 4; tests
     /// reach the 4-byte form without 2^24 nodes).
     fn repack(&mut self, width: usize) {
+        let (frozen, words) = self.pack_all(width);
+        self.install_frozen(frozen, words);
+    }
+
+    /// Every layer-0 list of the graph packed with ids of `width` bytes.
+    fn pack_all(&self, width: usize) -> (Frozen, Vec<u64>) {
         let n = self.slots.load(Ordering::Acquire) as usize;
         let info = |slot: u32| {
             let level = self.level_of(slot);
             (level, if level > 0 { self.upper_at(slot) as u32 } else { 0 })
         };
-        let (frozen, words) = Self::pack_frozen(n, width, info, |slot, out| self.read_list(slot, 0, out));
-        self.install_frozen(frozen, words);
+        Self::pack_frozen(n, width, info, |slot, out| self.read_list(slot, 0, out))
     }
 
     /// Layer-0 lists in the open form (fixed blocks of m0 ids): all of them in a graph built

@@ -204,6 +204,10 @@ struct PyIndex {
     inner: RwLock<Box<dyn vq::Index>>,
 }
 
+/// How long an add waits for a moment when no search holds a graph, to install the lists it
+/// packed ([`PyIndex::add_rows`]); past it they are packed again by a later add.
+const PACK_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+
 impl PyIndex {
     fn new(index: Box<dyn vq::Index>) -> Self {
         let serial_queries = index.spec().base != vq::BaseSpec::Flat;
@@ -217,17 +221,29 @@ impl PyIndex {
     }
 
     /// Adds `x` under `ids` (`None`: continuing ids). Graphs take the vectors under the read
-    /// lock, so searches from other Python threads go on meanwhile (as with hnswlib); their new
-    /// lists are then packed if no search holds the index at that moment, else by a later
-    /// add. Every other kind adds under the write lock.
+    /// lock, so searches from other Python threads go on meanwhile (as with hnswlib); when
+    /// their open lists are due to be packed, that too runs under the read lock, and the packed
+    /// lists are installed (a store of one word per node) at the first moment within
+    /// [`PACK_WAIT`] that no search holds the index, else packed again by a later add. Every
+    /// other kind adds under the write lock.
     fn add_rows(&self, py: Python<'_>, x: &[f32], ids: Option<&[u64]>) -> PyResult<()> {
-        // Both steps in one call (the read guard is dropped before the `try_write`).
+        // The steps in one call (each read guard is dropped before the `try_write`).
         let add_shared = || {
             let added = self.read().add_shared(x, ids);
-            if matches!(added, Some(Ok(())))
-                && let Ok(mut index) = self.inner.try_write()
-            {
-                index.pack();
+            if matches!(added, Some(Ok(()))) && self.read().prepare_pack() {
+                // Installing takes a store per node, but needs a moment when no search holds
+                // the index: one search per call leaves gaps, found within a few tries.
+                let start = std::time::Instant::now();
+                loop {
+                    if let Ok(mut index) = self.inner.try_write() {
+                        index.pack();
+                        break;
+                    }
+                    if start.elapsed() > PACK_WAIT {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
             }
             added
         };

@@ -65,10 +65,23 @@ fn graph_insert<S: VectorStorage>(h: &Hnsw<S>, data: &[f32], ids: Option<&[u64]>
 /// Inserts leave layer-0 lists in the open form (m0 ids each); packing them to their real
 /// degree costs one pass over the lists, so it is done once an eighth of them are open:
 /// after every bulk load, and amortized over small adds.
+/// Whether a graph's open lists are due to be packed: once an eighth of them are open.
+fn pack_due<S: VectorStorage>(h: &Hnsw<S>) -> bool {
+    h.open_lists() * 8 >= h.len()
+}
+
 fn graph_pack<S: VectorStorage>(h: &mut Hnsw<S>) {
-    if h.open_lists() * 8 >= h.len() {
+    if pack_due(h) {
         h.shrink_to_fit();
     }
+}
+
+fn graph_prepare_pack<S: VectorStorage>(h: &Hnsw<S>) -> bool {
+    let due = pack_due(h);
+    if due {
+        h.prepare_shrink();
+    }
+    due
 }
 
 fn graph_add<S: VectorStorage>(h: &mut Hnsw<S>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
@@ -146,6 +159,10 @@ impl Index for HnswFlatIndex {
 
     fn pack(&mut self) {
         graph_pack(&mut self.graph);
+    }
+
+    fn prepare_pack(&self) -> bool {
+        graph_prepare_pack(&self.graph)
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
@@ -311,6 +328,13 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
     fn pack(&mut self) {
         if let Stage::Trained(h) = &mut self.stage {
             graph_pack(h);
+        }
+    }
+
+    fn prepare_pack(&self) -> bool {
+        match &self.stage {
+            Stage::Trained(h) => graph_prepare_pack(h),
+            _ => false,
         }
     }
 

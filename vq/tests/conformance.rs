@@ -781,7 +781,8 @@ fn search_defaults_reach_the_part_that_uses_them_and_persist() {
 /// Graphs take vectors through `&self` while other threads search them: every search during
 /// the adds answers from what is in (ids already added, k of them once k are in), and the
 /// graph ends as a plain `add` would leave it (all vectors, each its own nearest, lists
-/// packed by `pack`). Every other kind says `None` and adds nothing.
+/// packed by `pack`, after `prepare_pack` or not: the same answers). Every other kind says
+/// `None` and adds nothing.
 #[test]
 fn add_shared_runs_beside_searches_on_graphs_only() {
     let data = clustered(N, 7);
@@ -791,6 +792,7 @@ fn add_shared_runs_beside_searches_on_graphs_only() {
         let graph = spec.starts_with("HNSW") && !spec.contains('R');
         if !graph {
             assert!(index.add_shared(&data, None).is_none(), "{spec}");
+            assert!(!index.prepare_pack(), "{spec}");
             assert_eq!(index.len(), 0, "{spec}");
             continue;
         }
@@ -819,8 +821,12 @@ fn add_shared_runs_beside_searches_on_graphs_only() {
         assert!(searches.into_inner() > 0, "{spec}: no search ran beside the adds");
         assert_eq!(index.len(), N, "{spec}");
         let unpacked = index.memory_usage().links;
+        let open = index.search_with(&data, &params(K)).unwrap();
+        assert!(index.prepare_pack(), "{spec}: every list is open");
+        assert!(index.memory_usage().links > unpacked, "{spec}: the prepared lists are counted");
         index.pack();
         assert!(index.memory_usage().links < unpacked, "{spec}: pack shrinks the open lists");
+        assert_eq!(index.search_with(&data, &params(K)).unwrap(), open, "{spec}: packing changes no answer");
         let own = index.search_with(&data, &params(1)).unwrap();
         let hit = own.ids().iter().enumerate().filter(|&(i, &id)| id == (i * 3) as u64).count();
         assert!(hit as f64 >= 0.97 * N as f64, "{spec}: {hit} of {N} vectors their own nearest");
