@@ -1993,6 +1993,13 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(())
     }
 
+    /// Removes every node (Faiss' `reset`): the graph is as new, with the same parameters and
+    /// over the same (trained) storage kind, and its memory is given back.
+    pub fn reset(&mut self) {
+        *self = Hnsw::with_storage(self.storage.empty_like(), self.params.clone())
+            .expect("the parameters were checked when this index was made");
+    }
+
     /// Removes deleted nodes for good: each surviving node that linked to a deleted one gets
     /// its list repaired from the deleted node's own neighbours (re-selected with the
     /// heuristic), slots are renumbered densely, and the memory of the removed nodes is given

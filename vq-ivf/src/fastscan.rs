@@ -609,6 +609,15 @@ impl IvfFastScan {
         self.remove_where(|id| set.contains(&id))
     }
 
+    /// Removes every entry (Faiss' `reset`), keeping the training: the index is as right after
+    /// `train`, and `add` numbers ids from 0 again.
+    pub fn reset(&mut self) {
+        let empty = self.empty_list();
+        self.lists.iter_mut().for_each(|list| *list = empty.clone());
+        self.ids = IdTracker::default();
+        self.locations = OnceLock::new();
+    }
+
     /// Removes every id for which `remove` is `true`; returns how many were removed. The
     /// survivors keep their order within each list.
     pub fn remove_where(&mut self, remove: impl Fn(u64) -> bool + Sync) -> usize {

@@ -1158,6 +1158,14 @@ impl<C: IvfCodec> IvfIndex<C> {
         self.remove_where(|id| set.contains(&id))
     }
 
+    /// Removes every entry (Faiss' `reset`), keeping the training: the index is as right after
+    /// `train`, and `add` numbers ids from 0 again. Lists read from a map stop viewing it.
+    pub fn reset(&mut self) {
+        self.lists.iter_mut().for_each(|list| *list = List::default());
+        self.ids = IdTracker::default();
+        self.locations = OnceLock::new();
+    }
+
     /// Removes every id in `range` (Faiss' `IDSelectorRange`); returns how many were removed.
     pub fn remove_range(&mut self, range: std::ops::Range<u64>) -> usize {
         self.remove_where(|id| range.contains(&id))

@@ -531,6 +531,12 @@ impl PyIndex {
         threads::run(py, || self.write().remove_ids(&ids))?.map_err(to_py)
     }
 
+    /// Removes every vector (Faiss' `reset`), keeping the training and the search defaults:
+    /// the index is as right after `train`, and `add` numbers ids from 0 again.
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.write().reset()).map_err(to_py)
+    }
+
     /// The fingerprint of what training produced (centroids, codebooks, ranges) and of the
     /// index's kind, dimension and metric, as an int: indexes with equal fingerprints were
     /// filled from copies of one trained, empty index, so they merge (`merge_from`) and their

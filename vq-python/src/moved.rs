@@ -51,6 +51,9 @@ impl Index for Moved {
     fn remove_ids(&mut self, _ids: &[u64]) -> vq::Result<usize> {
         Err(self.err())
     }
+    fn reset(&mut self) -> vq::Result<()> {
+        Err(self.err())
+    }
     fn memory_usage(&self) -> MemoryUsage {
         MemoryUsage::default()
     }

@@ -22,14 +22,14 @@ pub struct CodesIndex<Q, S = FlatCodes<Q>> {
     _quantizer: std::marker::PhantomData<fn() -> Q>,
 }
 
-impl<Q: Quantizer + 'static> CodesIndex<Q> {
+impl<Q: Quantizer + Clone + 'static> CodesIndex<Q> {
     /// An empty index over `quantizer` (trained or not); `codec` is the spec it was made from.
     pub fn new(codec: CodecSpec, quantizer: Q) -> Self {
         Self::with_store(codec, FlatCodes::new(quantizer))
     }
 }
 
-impl<Q: Quantizer + 'static, S: CodeStore<Quantizer = Q> + 'static> CodesIndex<Q, S> {
+impl<Q: Quantizer + Clone + 'static, S: CodeStore<Quantizer = Q> + 'static> CodesIndex<Q, S> {
     /// An index over `store`, which must be empty; `codec` is the spec it was made from.
     pub fn with_store(codec: CodecSpec, store: S) -> Self {
         debug_assert!(store.is_empty());
@@ -52,7 +52,7 @@ impl<Q: Quantizer + 'static, S: CodeStore<Quantizer = Q> + 'static> CodesIndex<Q
     }
 }
 
-impl<Q: Quantizer + 'static, S: CodeStore<Quantizer = Q> + 'static> Index for CodesIndex<Q, S> {
+impl<Q: Quantizer + Clone + 'static, S: CodeStore<Quantizer = Q> + 'static> Index for CodesIndex<Q, S> {
     fn dim(&self) -> usize {
         self.quantizer().dim()
     }
@@ -139,6 +139,12 @@ impl<Q: Quantizer + 'static, S: CodeStore<Quantizer = Q> + 'static> Index for Co
         let removed = self.codes.retain(|row| keep[row]);
         self.ids.retain(&keep);
         Ok(removed)
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.codes = S::with_quantizer(self.quantizer().clone())?;
+        self.ids = IdMap::default();
+        Ok(())
     }
 
     fn memory_usage(&self) -> MemoryUsage {

@@ -199,6 +199,12 @@ impl Index for FlatIndex {
         Ok(removed)
     }
 
+    fn reset(&mut self) -> Result<()> {
+        self.vectors = Vec::new();
+        self.ids = IdMap::default();
+        Ok(())
+    }
+
     fn memory_usage(&self) -> MemoryUsage {
         MemoryUsage { vectors: self.vectors.capacity() * 4, ids: self.ids.memory_bytes(), ..Default::default() }
     }

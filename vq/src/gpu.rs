@@ -362,6 +362,12 @@ impl Index for GpuFlatIndex {
         Ok(removed)
     }
 
+    fn reset(&mut self) -> Result<()> {
+        self.inner.retain_rows(&vec![false; self.inner.len()])?;
+        self.ids = IdMap::default();
+        Ok(())
+    }
+
     /// `vectors` is device memory (the base and its norms); `ids` the host id map.
     fn memory_usage(&self) -> MemoryUsage {
         MemoryUsage { vectors: self.inner.memory_usage(), ids: self.ids.memory_bytes(), ..Default::default() }
@@ -512,6 +518,15 @@ impl<C: GpuCodec + IvfStorage + 'static> Index for GpuIvfIndex<C> {
     /// ([`vq_gpu::GpuIvf::remove_ids`]).
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         Ok(self.inner.remove_ids(ids)?)
+    }
+
+    /// Refused: the device lists keep numbering ids past the removed ones. Reset the CPU
+    /// index and copy it to the GPU instead.
+    fn reset(&mut self) -> Result<()> {
+        Err(Error::Unsupported {
+            spec: format!("{} (GPU)", self.spec()),
+            what: "reset (reset the CPU index and copy it to the GPU)".into(),
+        })
     }
 
     /// `vectors` is device memory (centroids, codec tables, codes, ids, offsets); `ids` the

@@ -181,6 +181,11 @@ impl Index for HnswFlatIndex {
         Ok(graph_remove(&self.graph, ids))
     }
 
+    fn reset(&mut self) -> Result<()> {
+        self.graph.reset();
+        Ok(())
+    }
+
     fn memory_usage(&self) -> MemoryUsage {
         graph_memory(&self.graph, 0)
     }
@@ -353,6 +358,13 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         Ok(self.graph().map_or(0, |h| graph_remove(h, ids)))
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        if let Stage::Trained(h) = &mut self.stage {
+            h.reset();
+        }
+        Ok(())
     }
 
     fn memory_usage(&self) -> MemoryUsage {

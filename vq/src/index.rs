@@ -332,6 +332,11 @@ pub trait Index: Any + Send + Sync {
     /// Removes the given ids (unknown ids are skipped); returns how many were removed. They are
     /// never returned by a search afterwards.
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize>;
+    /// Removes every vector (Faiss' `reset`), keeping the training, the parameters and the
+    /// search defaults: the index answers as right after `train` (an empty index), and `add`
+    /// numbers ids from 0 again. The vectors' memory is given back. An error only where a kind
+    /// cannot (a GPU inverted file).
+    fn reset(&mut self) -> Result<()>;
     /// Bytes held, by part.
     fn memory_usage(&self) -> MemoryUsage;
     /// What this index is: its factory string is `spec().to_string()`.

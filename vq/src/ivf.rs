@@ -163,6 +163,11 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
         Ok(self.inner.remove_ids(ids))
     }
 
+    fn reset(&mut self) -> Result<()> {
+        self.inner.reset();
+        Ok(())
+    }
+
     fn memory_usage(&self) -> MemoryUsage {
         let m = self.inner.memory_usage();
         MemoryUsage { vectors: m.codes, ids: m.ids, trained: m.trained, mapped: m.mapped, ..Default::default() }
@@ -330,6 +335,11 @@ impl Index for IvfFastScanIndex {
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         Ok(self.inner.remove_ids(ids))
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.inner.reset();
+        Ok(())
     }
 
     fn memory_usage(&self) -> MemoryUsage {

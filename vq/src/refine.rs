@@ -354,6 +354,16 @@ impl Index for RefineIndex {
         Ok(removed)
     }
 
+    fn reset(&mut self) -> Result<()> {
+        self.base.reset()?;
+        match &mut self.store {
+            Store::Flat(v) => *v = Vec::new(),
+            Store::Sq(codes) => *codes = FlatCodes::new(codes.quantizer().clone()),
+        }
+        self.ids = IdMap::default();
+        Ok(())
+    }
+
     fn memory_usage(&self) -> MemoryUsage {
         self.base.memory_usage()
             + MemoryUsage { refine: self.store_bytes() + self.ids.memory_bytes(), ..Default::default() }

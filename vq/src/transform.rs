@@ -186,6 +186,10 @@ impl Index for PreTransformIndex {
         self.inner.remove_ids(ids)
     }
 
+    fn reset(&mut self) -> Result<()> {
+        self.inner.reset()
+    }
+
     fn memory_usage(&self) -> MemoryUsage {
         self.inner.memory_usage() + MemoryUsage { trained: self.rotation.memory_bytes(), ..Default::default() }
     }

@@ -778,6 +778,53 @@ fn search_defaults_reach_the_part_that_uses_them_and_persist() {
     }
 }
 
+/// `reset` leaves every kind as it was right after `train`: the file it writes is the trained,
+/// empty index's to the byte (ids numbered from 0 again, the training and the search defaults
+/// kept), it holds and answers nothing, and it takes the vectors again to the same recall.
+/// An index read from a map lets go of the map.
+#[test]
+fn reset_leaves_the_index_as_right_after_train() {
+    // The recall floors' data (`every_spec_reaches_its_recall_floor_…`).
+    let data = clustered(N, 1);
+    let queries = clustered(NQ, 2);
+    let truth = vq::knn_exact(&data, &queries, DIM, K, Metric::L2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (spec, floor) in SPECS {
+        let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+        index.train(&data).unwrap();
+        let defaults = defaults_of(spec);
+        for &knob in &defaults {
+            index.set_search_default(knob, 7).unwrap();
+        }
+        let trained = vq::write_index_to_bytes(index.as_ref()).unwrap();
+        let fingerprint = index.fingerprint();
+        index.add(&data).unwrap();
+        // Both resets start from the file, read into memory and mapped.
+        let path = dir.path().join("full.vq");
+        vq::write_index(index.as_ref(), &path).unwrap();
+        for mapped in [false, true] {
+            let mut index = vq::read_index_with(&path, vq::ReadOptions { mmap: mapped }).unwrap();
+            let full = index.memory_usage();
+            index.reset().unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert_eq!(vq::write_index_to_bytes(index.as_ref()).unwrap(), trained, "{spec} mapped {mapped}");
+            assert_eq!((index.len(), index.fingerprint()), (0, fingerprint), "{spec}");
+            let m = index.memory_usage();
+            let held = |m: &vq::MemoryUsage| m.vectors + m.mapped;
+            assert!(held(&m) < held(&full) && m.mapped == 0, "{spec} mapped {mapped}: {full:?} -> {m:?}");
+            for &knob in &defaults {
+                assert_eq!(index.search_default(knob), Some(7), "{spec} {knob:?}");
+            }
+            let empty = index.search_with(&queries, &params(K)).unwrap();
+            assert!(empty.ids().iter().all(|&id| id == u64::MAX), "{spec}: an empty index answers nothing");
+            index.add(&data).unwrap();
+            let found = index.search_with(&queries, &params(K)).unwrap();
+            assert!(found.ids().iter().all(|&id| id < N as u64), "{spec}: ids from 0 again");
+            let r = recall(&found, &truth);
+            assert!(r >= floor, "{spec}: recall@{K} {r:.3} below {floor} after reset and add");
+        }
+    }
+}
+
 /// Graphs take vectors through `&self` while other threads search them: every search during
 /// the adds answers from what is in (ids already added, k of them once k are in), and the
 /// graph ends as a plain `add` would leave it (all vectors, each its own nearest, lists
