@@ -148,6 +148,11 @@ impl Quantizer for F32Quantizer {
         Ok(())
     }
 
+    fn codes_as_f32<'a>(&self, codes: &'a [u8]) -> Option<&'a [f32]> {
+        // Little-endian f32, as `decode_row` reads them (vq-io refuses big-endian hosts).
+        bytemuck::try_cast_slice(codes).ok()
+    }
+
     fn decode(&self, codes: &[u8], out: &mut [f32]) -> Result<()> {
         let size = self.code_size();
         if !codes.len().is_multiple_of(size) {

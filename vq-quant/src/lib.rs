@@ -90,6 +90,13 @@ pub trait Quantizer: Send + Sync + Sized {
     fn decoded_norm_sq_bound(&self) -> Option<f64> {
         None
     }
+    /// The codes as the f32 values they decode to, where the codes are those values (raw f32
+    /// storage) and `codes` is aligned for f32: [`validate_codes`] then reads them in place
+    /// instead of decoding a copy. `None` by default.
+    fn codes_as_f32<'a>(&self, codes: &'a [u8]) -> Option<&'a [f32]> {
+        let _ = codes;
+        None
+    }
     /// Writes the trained parameters as sections named `{prefix}.*`.
     fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()>;
     /// Reads what [`Quantizer::write_sections`] wrote under `prefix`, validating it.

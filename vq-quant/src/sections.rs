@@ -45,25 +45,35 @@ pub fn validate_codes<Q: Quantizer>(quantizer: &Q, codes: &[u8], section: &str) 
     // lies above any finite value), one vectorized integer maximum per row settles nearly
     // every row of a real file; the rest get the exact sum.
     let settled = (f32::MAX / (2.0 * dim as f32)).sqrt().to_bits();
-    let mut out = vec![0f32; VALIDATE_ROWS.min(codes.len() / size) * dim];
-    for (block, chunk) in codes.chunks(VALIDATE_ROWS * size).enumerate() {
-        let rows = chunk.len() / size;
-        let out = &mut out[..rows * dim];
-        quantizer.decode(chunk, out)?;
-        for (i, row) in out.chunks_exact(dim).enumerate() {
+    let check = |rows: &[f32], first: usize| {
+        for (i, row) in rows.chunks_exact(dim).enumerate() {
             if row.iter().fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff)) <= settled {
                 continue;
             }
             // f64: the check itself must not overflow.
             let norm: f64 = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
             if !norm.is_finite() || norm > f64::from(f32::MAX) {
-                let row = block * VALIDATE_ROWS + i;
                 return Err(corrupt(
                     section,
-                    format!("code {row} decodes to a non-finite vector or one whose squared norm overflows f32"),
+                    format!(
+                        "code {} decodes to a non-finite vector or one whose squared norm overflows f32",
+                        first + i
+                    ),
                 ));
             }
         }
+        Ok(())
+    };
+    // Raw f32 codes are checked where they lie.
+    if let Some(values) = quantizer.codes_as_f32(codes) {
+        return check(values, 0);
+    }
+    let mut out = vec![0f32; VALIDATE_ROWS.min(codes.len() / size) * dim];
+    for (block, chunk) in codes.chunks(VALIDATE_ROWS * size).enumerate() {
+        let rows = chunk.len() / size;
+        let out = &mut out[..rows * dim];
+        quantizer.decode(chunk, out)?;
+        check(out, block * VALIDATE_ROWS)?;
     }
     Ok(())
 }
@@ -80,7 +90,8 @@ mod tests {
 
     /// Rows past the one-maximum shortcut still get the exact check: large values whose
     /// squares sum within f32 pass, every square within f32 but their sum past it fails, as
-    /// do an infinity and a NaN — at any row of a block.
+    /// do an infinity and a NaN — at any row of a block, whether the f32 codes are read in
+    /// place (aligned) or decoded block by block (not aligned for f32).
     #[test]
     fn rows_past_the_shortcut_get_the_exact_norm() {
         let q = F32Quantizer::new(8, Metric::L2).unwrap();
@@ -90,12 +101,26 @@ mod tests {
         rows[7] = [big, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, big];
         rows[8] = [-big; 8];
         assert!(8.0 * f64::from(big) * f64::from(big) <= f64::from(f32::MAX));
-        assert!(validate_codes(&q, &codes_of(&rows), "c").is_ok());
-        for (at, bad) in [(3, overflow), (270, -overflow), (0, f32::INFINITY), (299, f32::NAN)] {
-            let mut forged = rows.clone();
-            forged[at] = [bad; 8];
-            let err = validate_codes(&q, &codes_of(&forged), "c").unwrap_err().to_string();
-            assert!(err.contains(&format!("code {at} ")), "{bad}: {err}");
+        // The codes at an offset of 0 (aligned, read in place) and of 1 byte (decoded).
+        let placed = |rows: &[[f32; 8]], offset: usize| {
+            let mut buf: Vec<f32> = vec![0.0; rows.len() * 8 + 1];
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+            bytes[offset..offset + rows.len() * 32].copy_from_slice(&codes_of(rows));
+            (buf, offset, rows.len() * 32)
+        };
+        for offset in [0, 1] {
+            let (buf, at, len) = placed(&rows, offset);
+            let codes = &bytemuck::cast_slice::<f32, u8>(&buf)[at..at + len];
+            assert_eq!(q.codes_as_f32(codes).is_some(), offset == 0);
+            assert!(validate_codes(&q, codes, "c").is_ok());
+            for (row, bad) in [(3, overflow), (270, -overflow), (0, f32::INFINITY), (299, f32::NAN)] {
+                let mut forged = rows.clone();
+                forged[row] = [bad; 8];
+                let (buf, at, len) = placed(&forged, offset);
+                let codes = &bytemuck::cast_slice::<f32, u8>(&buf)[at..at + len];
+                let err = validate_codes(&q, codes, "c").unwrap_err().to_string();
+                assert!(err.contains(&format!("code {row} ")), "offset {offset}, {bad}: {err}");
+            }
         }
     }
 }
