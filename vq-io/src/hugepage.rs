@@ -16,6 +16,15 @@ pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize) {
     advise_huge_pages(v.spare_capacity_mut());
 }
 
+/// `n` zeroed values, backed by huge pages where large ([`reserve`], then filled: the faults
+/// of the fill are served with 2 MiB pages).
+pub(crate) fn zeroed<T: bytemuck::Zeroable + Clone>(n: usize) -> Vec<T> {
+    let mut v = Vec::new();
+    reserve(&mut v, n);
+    v.resize(n, T::zeroed());
+    v
+}
+
 /// Asks the kernel to back `spare` with transparent huge pages when it is at least 4 MiB and
 /// the OS is Linux (a no-op otherwise, and harmless where THP is off).
 ///

@@ -168,8 +168,8 @@ impl<C: IvfCodec> IvfIndex<C> {
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
             return Err(corrupt(ids_name, format!("id {} appears twice", w[0])));
         }
+        let tracker = IdTracker::from_ids(sorted.iter().copied(), n, meta.added);
         drop(sorted);
-        let tracker = IdTracker::from_ids(lists.iter().flat_map(|l| l.ids().iter().copied()), n, meta.added);
         let coarse = if !trained {
             None
         } else {

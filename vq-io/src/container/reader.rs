@@ -47,10 +47,7 @@ struct Block([u8; 64]);
 /// `len` zeroed bytes in blocks, backed by huge pages where large (as the dataset readers'
 /// buffers): a fresh 50 MB buffer otherwise costs 12,800 page faults, most of a read's time.
 fn blocks(len: usize) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    crate::hugepage::reserve(&mut blocks, len.div_ceil(64));
-    blocks.resize(len.div_ceil(64), Block([0; 64]));
-    blocks
+    crate::hugepage::zeroed(len.div_ceil(64))
 }
 
 fn bytes_of(blocks: &[Block], len: usize) -> &[u8] {
@@ -486,10 +483,7 @@ impl ContainerReader {
     /// Array section `name` as a vector of its own (read straight into it where the section
     /// is still in the file: see [`read_array_parts`](Self::read_array_parts)).
     pub fn array_vec<T: Element>(&self, name: &str) -> Result<Vec<T>> {
-        let n = self.array_len::<T>(name)?;
-        let mut v = Vec::new();
-        crate::hugepage::reserve(&mut v, n);
-        v.resize(n, T::zeroed());
+        let mut v = crate::hugepage::zeroed(self.array_len::<T>(name)?);
         self.read_array_parts(name, [&mut v[..]])?;
         Ok(v)
     }
