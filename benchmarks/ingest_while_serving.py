@@ -1,11 +1,13 @@
 """Ingest while serving: an HNSW16 (efConstruction 200) index holding the first half of the
 base; one Python thread adds the second half in batches of 1,000 (2 threads each) while
 another answers one query per call (ef 32) without pause. Prints the add's wall time and the
-serving thread's calls during it: their count, how many raised, and latency percentiles (ms). Beside hnswlib
-(M 16) doing the same in the same process.
+serving thread's calls during it: their count, how many raised, and latency percentiles (ms).
+Beside hnswlib (M 16) doing the same in the same process. `--spec` picks vq's index (trained
+on the first half where it needs training), e.g. `HNSW16,SQ8,RFlat`, Milvus' HNSW_SQ with
+refine.
 
     PYTHONPATH=<wheel> ~/.cache/vq/peers-venv/bin/python benchmarks/ingest_while_serving.py \
-        <data-dir>/imgsift100k [--only vq|hnswlib] [--label L]
+        <data-dir>/imgsift100k [--only vq|hnswlib] [--spec HNSW16] [--label L]
 """
 import argparse
 import json
@@ -49,6 +51,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
     ap.add_argument("--only", choices=["vq", "hnswlib"])
+    ap.add_argument("--spec", default="HNSW16")
     ap.add_argument("--label", default="")
     a = ap.parse_args()
     xb, xq = read_vecs(a.folder, "base"), read_vecs(a.folder, "query")
@@ -57,7 +60,8 @@ def main():
     if a.only in (None, "vq"):
         import vq
 
-        index = vq.index_factory(xb.shape[1], "HNSW16", "l2", ef_construction=200)
+        index = vq.index_factory(xb.shape[1], a.spec, "l2", ef_construction=200)
+        index.train(xb[:half])
         index.add(xb[:half])
 
         def add_all():
@@ -65,7 +69,7 @@ def main():
                 index.add(b)
 
         row = serve_during(add_all, lambda q: index.search(q, 10, ef=32), xq)
-        print(json.dumps(dict(lib="vq", label=a.label, **row)), flush=True)
+        print(json.dumps(dict(lib="vq", spec=a.spec, label=a.label, **row)), flush=True)
     if a.only in (None, "hnswlib"):
         import hnswlib
 

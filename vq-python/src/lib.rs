@@ -220,8 +220,8 @@ impl PyIndex {
         self.serial_queries && x.len() == self.dim
     }
 
-    /// Adds `x` under `ids` (`None`: continuing ids). Graphs take the vectors under the read
-    /// lock, so searches from other Python threads go on meanwhile (as with hnswlib); when
+    /// Adds `x` under `ids` (`None`: continuing ids). Graphs (refined or not) take the vectors
+    /// under the read lock, so searches from other Python threads go on meanwhile (as with hnswlib); when
     /// their open lists are due to be packed, that too runs under the read lock, and the packed
     /// lists are installed (a store of one word per node) at the first moment within
     /// [`PACK_WAIT`] that no search holds the index, else packed again by a later add. Every

@@ -99,6 +99,28 @@ impl<Q: Quantizer> FlatCodes<Q> {
         result
     }
 
+    /// Moves every code of `other` to the end of this buffer, leaving `other` empty: a batch
+    /// encoded apart (by a clone of this quantizer, say, while this buffer is being read) and
+    /// appended at once. Both must be codes of the same trained quantizer; a different
+    /// dimension or code size is an error and moves nothing.
+    pub fn append(&mut self, other: &mut FlatCodes<Q>) -> Result<()> {
+        let (ours, theirs) = (&self.quantizer, &other.quantizer);
+        if ours.dim() != theirs.dim() || ours.code_size() != theirs.code_size() {
+            return Err(Error::Parameter {
+                name: "other",
+                what: format!(
+                    "{}-byte codes of dimension {} cannot follow {}-byte codes of dimension {}",
+                    theirs.code_size(),
+                    theirs.dim(),
+                    ours.code_size(),
+                    ours.dim()
+                ),
+            });
+        }
+        self.codes.append(&mut other.codes);
+        Ok(())
+    }
+
     /// The `k` best codes for each query (row-major), best first, as `(id, score)` in the
     /// metric's convention. Fewer than `k` vectors gives every vector; an empty index gives
     /// empty rows. Parallel over queries on the current rayon pool.
@@ -295,6 +317,28 @@ mod tests {
         assert_eq!(ids.len(), 3, "k above the count gives every vector");
         assert_eq!(ids[0], 0);
         assert!(scores.windows(2).all(|w| w[0] <= w[1]), "best first");
+    }
+
+    #[test]
+    fn a_batch_encoded_apart_appends_as_if_added() {
+        let dim = 4;
+        let data: Vec<f32> = (0..80).map(|i| (i * 7 % 13) as f32 - 3.0).collect();
+        let mut whole = FlatCodes::new(sq8(dim));
+        whole.train(&data).unwrap();
+        let mut parts = whole.clone();
+        whole.add(&data).unwrap();
+        parts.add(&data[..8 * dim]).unwrap();
+        let mut batch = FlatCodes::new(parts.quantizer().clone());
+        batch.add(&data[8 * dim..]).unwrap();
+        parts.append(&mut batch).unwrap();
+        assert!(batch.is_empty(), "the batch's codes moved");
+        assert_eq!(parts.codes(), whole.codes());
+        assert_eq!(parts.search(&data[..2 * dim], 5).unwrap(), whole.search(&data[..2 * dim], 5).unwrap());
+        let mut wider = FlatCodes::new(sq8(2 * dim));
+        wider.train(&data).unwrap();
+        wider.add(&data[..2 * dim]).unwrap();
+        assert!(matches!(parts.append(&mut wider), Err(Error::Parameter { name: "other", .. })));
+        assert_eq!((parts.len(), wider.len()), (20, 1), "a refused append moves nothing");
     }
 
     #[test]

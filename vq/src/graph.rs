@@ -157,6 +157,10 @@ impl Index for HnswFlatIndex {
         Some(graph_insert(&self.graph, data, ids))
     }
 
+    fn adds_shared(&self) -> bool {
+        true
+    }
+
     fn pack(&mut self) {
         graph_pack(&mut self.graph);
     }
@@ -328,6 +332,10 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
 
     fn add_shared(&self, data: &[f32], ids: Option<&[u64]>) -> Option<Result<()>> {
         Some(self.trained().and_then(|h| graph_insert(h, data, ids)))
+    }
+
+    fn adds_shared(&self) -> bool {
+        true
     }
 
     fn pack(&mut self) {

@@ -233,12 +233,18 @@ pub trait Index: Any + Send + Sync {
     /// [`add`](Index::add) (`ids` `None`) or [`add_with_ids`](Index::add_with_ids) through a
     /// shared reference, while other threads search the index (hnswlib's `add_items` beside
     /// `knn_query`): `Some` for the kinds whose adds allow it (HNSW over f32 vectors or over
-    /// trained codes), `None` for the others, which add through `&mut self` only. What needs
-    /// the index alone (packing a graph's new lists to their degree) waits for
-    /// [`pack`](Index::pack).
+    /// trained codes, and refine stages over such graphs), `None` for the others, which add
+    /// through `&mut self` only. What needs the index alone (packing a graph's new lists to
+    /// their degree) waits for [`pack`](Index::pack).
+    /// Searches running meanwhile may see part of the batch.
     fn add_shared(&self, data: &[f32], ids: Option<&[u64]>) -> Option<Result<()>> {
         let _ = (data, ids);
         None
+    }
+    /// Whether [`add_shared`](Index::add_shared) takes vectors (`Some`) for this kind of index
+    /// rather than declining (`None`).
+    fn adds_shared(&self) -> bool {
+        false
     }
     /// Does what [`add_shared`](Index::add_shared) left for exclusive access (a graph packs
     /// its lists once an eighth of them are open, as its `add` does on its own); nothing for

@@ -2,6 +2,8 @@
 //! candidates and a more precise copy of the vectors re-scores them (Faiss' `IndexRefine`,
 //! Milvus' HNSW_SQ with `refine`).
 
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vq_distance::{Kernels, Metric, Neighbors, RangeResult};
@@ -21,6 +23,28 @@ use crate::spec::{IndexSpec, RefineSpec};
 /// query) are held at once before they are re-scored. 1,024 was 4-7 % faster than 4,096 on
 /// imgsift100k `IVF1024,PQ32x4fs,RFlat` (less memory touched fresh), 64 was 5-10 % slower.
 const WIDE_BATCH: usize = 1024;
+
+/// The precise copy candidates are re-scored from, and its rows' ids.
+#[derive(Debug)]
+struct Stored {
+    store: Store,
+    ids: IdMap,
+}
+
+impl Stored {
+    /// Drops the rows of `ids` (those present) from the store and the id map.
+    fn remove(&mut self, ids: &[u64], dim: usize) {
+        if let Some(keep) = self.ids.keep_mask(ids) {
+            match &mut self.store {
+                Store::Flat(v) => retain_rows(v, dim, &keep),
+                Store::Sq(codes) => {
+                    codes.retain(|row| keep[row]);
+                }
+            }
+            self.ids.retain(&keep);
+        }
+    }
+}
 
 /// The precise copy candidates are re-scored from.
 #[derive(Debug, Clone)]
@@ -43,8 +67,12 @@ struct Meta {
 pub struct RefineIndex {
     base: Box<dyn Index>,
     refine: RefineSpec,
-    store: Store,
-    ids: IdMap,
+    /// Behind a lock so that [`add_shared`](Index::add_shared) can append while searches
+    /// re-score (when the base adds beside searches: graphs). Paths through `&mut self` reach
+    /// it with `get_mut`, without locking; a search takes the read lock once per query and
+    /// never holds it across parallel work, so a rayon worker that blocks on it cannot be
+    /// the one that holds it.
+    stored: RwLock<Stored>,
     /// `refine_k` when a search does not give one.
     default_refine_k: usize,
     /// When set (and a search gives no `refine_k`), `max(k, reorder_k)` candidates.
@@ -61,7 +89,13 @@ impl RefineIndex {
             RefineSpec::Flat => Store::Flat(Vec::new()),
             RefineSpec::Sq(t) => Store::Sq(FlatCodes::new(ScalarQuantizer::new(base.dim(), base.metric(), t)?)),
         };
-        Ok(RefineIndex { base, refine, store, ids: IdMap::default(), default_refine_k: 1, default_reorder_k: None })
+        Ok(RefineIndex {
+            base,
+            refine,
+            stored: RwLock::new(Stored { store, ids: IdMap::default() }),
+            default_refine_k: 1,
+            default_reorder_k: None,
+        })
     }
 
     /// Sets the `refine_k` used when a search does not give one (at least 1).
@@ -81,22 +115,31 @@ impl RefineIndex {
         self.base.as_ref()
     }
 
-    fn store_bytes(&self) -> usize {
-        match &self.store {
-            Store::Flat(v) => v.capacity() * 4,
-            Store::Sq(codes) => codes.memory_usage(),
-        }
+    // A panic cannot leave the store half-updated in a way the lock would protect us from (an
+    // append or a rollback completes or leaves it as it was): a poisoned lock is taken as is.
+    fn stored(&self) -> RwLockReadGuard<'_, Stored> {
+        self.stored.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Re-scores one query's candidates; `q` is prepared (normalized for cosine).
+    fn stored_for_append(&self) -> RwLockWriteGuard<'_, Stored> {
+        self.stored.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stored_mut(&mut self) -> &mut Stored {
+        self.stored.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Re-scores one query's candidates; `q` is prepared (normalized for cosine). Holds the
+    /// store's read lock while it runs (on one thread).
     fn rescore(&self, q: &[f32], candidates: impl IntoIterator<Item = u64>, kern: &Kernels) -> Result<Vec<(u64, f32)>> {
         let metric = self.metric();
         let dim = self.dim();
+        let stored = self.stored();
         // The candidates' rows are scattered over the store: ask for all of them before
         // scoring the first, so their cache misses overlap instead of following one another
         // (imgsift100k IVF1024,PQ64x4fs,RFlat, 40 candidates a query: +5–20 % QPS).
-        let rows: Vec<(u64, usize)> = candidates.into_iter().filter_map(|id| Some((id, self.ids.row(id)?))).collect();
-        match &self.store {
+        let rows: Vec<(u64, usize)> = candidates.into_iter().filter_map(|id| Some((id, stored.ids.row(id)?))).collect();
+        match &stored.store {
             Store::Flat(v) => {
                 for &(_, r) in &rows {
                     vq_distance::prefetch_l2(&v[r * dim..(r + 1) * dim]);
@@ -154,8 +197,7 @@ impl RefineIndex {
         Ok(RefineIndex {
             base,
             refine,
-            store,
-            ids,
+            stored: RwLock::new(Stored { store, ids }),
             default_refine_k: meta.default_refine_k.max(1),
             default_reorder_k: meta.default_reorder_k.map(|r| r.max(1)),
         })
@@ -177,7 +219,7 @@ impl Index for RefineIndex {
 
     fn is_trained(&self) -> bool {
         self.base.is_trained()
-            && match &self.store {
+            && match &self.stored().store {
                 Store::Flat(_) => true,
                 Store::Sq(codes) => codes.quantizer().is_trained(),
             }
@@ -185,7 +227,7 @@ impl Index for RefineIndex {
 
     fn train(&mut self, data: &[f32]) -> Result<()> {
         self.base.train(data)?;
-        if let Store::Sq(codes) = &mut self.store {
+        if let Store::Sq(codes) = &mut self.stored_mut().store {
             codes.train(data)?;
         }
         Ok(())
@@ -193,14 +235,16 @@ impl Index for RefineIndex {
 
     fn reserve(&mut self, additional: usize) {
         self.base.reserve(additional);
-        match &mut self.store {
-            Store::Flat(v) => v.reserve_exact(additional.saturating_mul(self.base.dim())),
+        let dim = self.base.dim();
+        match &mut self.stored_mut().store {
+            Store::Flat(v) => v.reserve_exact(additional.saturating_mul(dim)),
             Store::Sq(codes) => codes.reserve(additional),
         }
     }
 
     fn add(&mut self, data: &[f32]) -> Result<()> {
-        let ids = self.ids.next_ids(data.len() / self.dim());
+        let rows = data.len() / self.dim();
+        let ids = self.stored_mut().ids.next_ids(rows);
         self.add_with_ids(data, &ids)
     }
 
@@ -210,16 +254,40 @@ impl Index for RefineIndex {
         }
         let data = prepare("vectors", data, self.dim(), self.metric())?;
         check_ids(&data, self.dim(), ids)?;
-        self.ids.check_absent(ids)?;
+        self.stored_mut().ids.check_absent(ids)?;
         // The base checks its own ids too; only after it accepted the batch does the store
         // grow, so a failed add leaves both as they were.
         self.base.add_with_ids(&data, ids)?;
-        match &mut self.store {
+        let stored = self.stored_mut();
+        match &mut stored.store {
             Store::Flat(v) => v.extend_from_slice(&data),
             Store::Sq(codes) => codes.add(&data)?,
         }
-        self.ids.push(ids);
+        stored.ids.push(ids);
         Ok(())
+    }
+
+    /// Through `&self` when the base adds that way (a graph): the batch goes into the store
+    /// first (scalar codes encoded outside the store's lock, then appended under it), then
+    /// into the base, so every candidate a search meets has its row. Should the base refuse
+    /// the batch after all, its rows leave the store again.
+    fn add_shared(&self, data: &[f32], ids: Option<&[u64]>) -> Option<Result<()>> {
+        if !self.base.adds_shared() {
+            return None;
+        }
+        Some(self.add_store_first(data, ids))
+    }
+
+    fn adds_shared(&self) -> bool {
+        self.base.adds_shared()
+    }
+
+    fn pack(&mut self) {
+        self.base.pack();
+    }
+
+    fn prepare_pack(&self) -> bool {
+        self.base.prepare_pack()
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
@@ -328,9 +396,10 @@ impl Index for RefineIndex {
     /// From the refine store: the vector itself for `RFlat`, the refine codes' decoding for
     /// `Refine(SQ…)`.
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
-        let row = self.ids.row(id).ok_or(Error::UnknownId(id))?;
+        let stored = self.stored();
+        let row = stored.ids.row(id).ok_or(Error::UnknownId(id))?;
         let dim = self.dim();
-        match &self.store {
+        match &stored.store {
             Store::Flat(v) => Ok(v[row * dim..(row + 1) * dim].to_vec()),
             Store::Sq(codes) => {
                 let mut out = vec![0f32; dim];
@@ -342,31 +411,29 @@ impl Index for RefineIndex {
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         let removed = self.base.remove_ids(ids)?;
-        if let Some(keep) = self.ids.keep_mask(ids) {
-            match &mut self.store {
-                Store::Flat(v) => retain_rows(v, self.base.dim(), &keep),
-                Store::Sq(codes) => {
-                    codes.retain(|row| keep[row]);
-                }
-            }
-            self.ids.retain(&keep);
-        }
+        let dim = self.dim();
+        self.stored_mut().remove(ids, dim);
         Ok(removed)
     }
 
     fn reset(&mut self) -> Result<()> {
         self.base.reset()?;
-        match &mut self.store {
+        let stored = self.stored_mut();
+        match &mut stored.store {
             Store::Flat(v) => *v = Vec::new(),
             Store::Sq(codes) => *codes = FlatCodes::new(codes.quantizer().clone()),
         }
-        self.ids = IdMap::default();
+        stored.ids = IdMap::default();
         Ok(())
     }
 
     fn memory_usage(&self) -> MemoryUsage {
-        self.base.memory_usage()
-            + MemoryUsage { refine: self.store_bytes() + self.ids.memory_bytes(), ..Default::default() }
+        let stored = self.stored();
+        let store = match &stored.store {
+            Store::Flat(v) => v.capacity() * 4,
+            Store::Sq(codes) => codes.memory_usage(),
+        };
+        self.base.memory_usage() + MemoryUsage { refine: store + stored.ids.memory_bytes(), ..Default::default() }
     }
 
     fn spec(&self) -> IndexSpec {
@@ -381,15 +448,16 @@ impl Index for RefineIndex {
             1,
             &Meta { default_refine_k: self.default_refine_k, default_reorder_k: self.default_reorder_k },
         )?;
-        match &self.store {
+        let stored = self.stored();
+        match &stored.store {
             Store::Flat(v) => w.add_array(&format!("{refine}.vectors"), 1, v)?,
             Store::Sq(codes) => codes.write_sections(w, &format!("{refine}.codes"))?,
         }
-        self.ids.write(w, &refine)
+        stored.ids.write(w, &refine)
     }
 
     fn fingerprint(&self) -> u64 {
-        let store = match &self.store {
+        let store = match &self.stored().store {
             Store::Flat(_) => 0,
             Store::Sq(codes) => quantizer_fingerprint(codes.quantizer()),
         };
@@ -405,19 +473,21 @@ impl Index for RefineIndex {
         }
         let other = downcast_for_merge(self, other)?;
         let moved = self.merge_ids(&other, shift_ids)?;
-        let RefineIndex { base, store, .. } = *other;
+        let RefineIndex { base, stored, .. } = *other;
         // The base checks everything again and moves nothing on error; only then does the
         // store grow, so a refused merge leaves this index as it was.
         self.base.merge_from(base, shift_ids)?;
-        if let (Store::Flat(v), Store::Flat(theirs)) = (&mut self.store, store) {
+        let theirs = stored.into_inner().unwrap_or_else(PoisonError::into_inner).store;
+        let ours = self.stored_mut();
+        if let (Store::Flat(v), Store::Flat(theirs)) = (&mut ours.store, theirs) {
             v.extend_from_slice(&theirs);
         }
-        self.ids.push(&moved);
+        ours.ids.push(&moved);
         Ok(())
     }
 
     fn is_mergeable(&self) -> bool {
-        matches!(self.store, Store::Flat(_)) && self.base.is_mergeable()
+        matches!(self.stored().store, Store::Flat(_)) && self.base.is_mergeable()
     }
 
     fn check_merge(&self, other: &dyn Index, shift_ids: u64) -> Result<()> {
@@ -450,20 +520,71 @@ impl Index for RefineIndex {
 }
 
 impl RefineIndex {
+    /// [`add_shared`](Index::add_shared)'s work: store, then base.
+    fn add_store_first(&self, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { spec: self.spec().to_string() });
+        }
+        let (dim, metric) = (self.dim(), self.metric());
+        let data = prepare("vectors", data, dim, metric)?;
+        if let Some(ids) = ids {
+            check_ids(&data, dim, ids)?;
+        }
+        // Encoding runs in parallel: never under the lock (see `stored`).
+        let mut encoded = match &self.stored().store {
+            Store::Flat(_) => None,
+            Store::Sq(codes) => Some(FlatCodes::new(codes.quantizer().clone())),
+        };
+        if let Some(batch) = &mut encoded {
+            batch.add(&data)?;
+        }
+        let ids = {
+            let mut stored = self.stored_for_append();
+            let ids = match ids {
+                Some(ids) => {
+                    stored.ids.check_absent(ids)?;
+                    ids.to_vec()
+                }
+                None => stored.ids.next_ids(data.len() / dim),
+            };
+            match (&mut stored.store, encoded) {
+                (Store::Sq(codes), Some(mut batch)) => codes.append(&mut batch)?,
+                // Not reached: a coded store's batch was encoded above.
+                (Store::Sq(codes), None) => codes.add(&data)?,
+                (Store::Flat(v), _) => v.extend_from_slice(&data),
+            }
+            stored.ids.push(&ids);
+            ids
+        };
+        let added = self
+            .base
+            .add_shared(&data, Some(&ids))
+            .unwrap_or_else(|| Err(Error::Parameter { name: "base", what: "stopped adding beside searches".into() }));
+        if added.is_err() {
+            self.stored_for_append().remove(&ids, dim);
+        }
+        added
+    }
+
     /// The refine layer's checks of a merge (the base checks its own): the same refine kind,
     /// every shifted id representable and absent here; the shifted ids.
     fn merge_ids(&self, other: &RefineIndex, shift_ids: u64) -> Result<Vec<u64>> {
         if self.refine != other.refine {
             return Err(Error::MergeMismatch { theirs: other.spec().to_string(), ours: self.spec().to_string() });
         }
-        let moved = (0..other.ids.len())
-            .map(|row| {
-                let id = other.ids.id(row);
-                id.checked_add(shift_ids)
-                    .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift_ids} overflows u64") })
-            })
-            .collect::<Result<Vec<u64>>>()?;
-        self.ids.check_absent(&moved)?;
+        let moved = {
+            let theirs = other.stored();
+            (0..theirs.ids.len())
+                .map(|row| {
+                    let id = theirs.ids.id(row);
+                    id.checked_add(shift_ids).ok_or(Error::Parameter {
+                        name: "shift_ids",
+                        what: format!("id {id} + {shift_ids} overflows u64"),
+                    })
+                })
+                .collect::<Result<Vec<u64>>>()?
+        };
+        self.stored().ids.check_absent(&moved)?;
         Ok(moved)
     }
 }

@@ -825,18 +825,20 @@ fn reset_leaves_the_index_as_right_after_train() {
     }
 }
 
-/// Graphs take vectors through `&self` while other threads search them: every search during
-/// the adds answers from what is in (ids already added, k of them once k are in), and the
-/// graph ends as a plain `add` would leave it (all vectors, each its own nearest, lists
-/// packed by `pack`, after `prepare_pack` or not: the same answers). Every other kind says
-/// `None` and adds nothing.
+/// Graphs, refined or not, take vectors through `&self` while other threads search them:
+/// every search during the adds answers from what is in (ids already added, k of them once k
+/// are in: a refine stage has the row of every candidate its graph proposes), and the index
+/// ends as a plain `add` would leave it (all vectors, each its own nearest, lists packed by
+/// `pack`, after `prepare_pack` or not: the same answers). Every other kind says `None` and
+/// adds nothing.
 #[test]
 fn add_shared_runs_beside_searches_on_graphs_only() {
     let data = clustered(N, 7);
     for (spec, _) in SPECS {
         let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
         index.train(&data).unwrap();
-        let graph = spec.starts_with("HNSW") && !spec.contains('R');
+        let graph = spec.starts_with("HNSW");
+        assert_eq!(index.adds_shared(), graph, "{spec}");
         if !graph {
             assert!(index.add_shared(&data, None).is_none(), "{spec}");
             assert!(!index.prepare_pack(), "{spec}");
@@ -877,5 +879,17 @@ fn add_shared_runs_beside_searches_on_graphs_only() {
         let own = index.search_with(&data, &params(1)).unwrap();
         let hit = own.ids().iter().enumerate().filter(|&(i, &id)| id == (i * 3) as u64).count();
         assert!(hit as f64 >= 0.97 * N as f64, "{spec}: {hit} of {N} vectors their own nearest");
+        let exact = spec == "HNSW16" || spec.ends_with("RFlat");
+        for i in (0..N).step_by(97) {
+            let v = index.reconstruct((i * 3) as u64).unwrap();
+            assert!(!exact || v == data[i * DIM..(i + 1) * DIM], "{spec}: vector {i} stored as added");
+        }
+        let bytes = index.memory_usage();
+        let dup = index.add_shared(&data[..2 * DIM], Some(&[1, 3])).unwrap();
+        assert!(
+            matches!(dup, Err(vq::Error::DuplicateId(3) | vq::Error::Graph(vq_graph::Error::DuplicateId(3)))),
+            "{spec}: {dup:?}"
+        );
+        assert_eq!((index.len(), index.memory_usage()), (N, bytes), "{spec}: a refused add stores nothing");
     }
 }
