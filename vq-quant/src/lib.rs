@@ -28,6 +28,7 @@ mod error;
 pub mod fastscan;
 mod flat;
 mod identity;
+mod linear;
 mod pq;
 mod sections;
 mod sink;

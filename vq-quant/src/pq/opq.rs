@@ -30,15 +30,13 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use vq_distance::{Kernels, Metric};
+use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{PqParams, PqScorer, ProductQuantizer, check_params};
+use crate::linear::{orthonormality_error, project_back, project_rows, random_rotation, sample_rows, to_row_major};
 use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
-
-/// Rows rotated per parallel task.
-const ROTATE_CHUNK: usize = 1024;
 
 fn default_niter() -> usize {
     25
@@ -171,7 +169,7 @@ impl OpqQuantizer {
 
     /// `R x` of every row.
     fn rotate(&self, x: &[f32]) -> Vec<f32> {
-        rotate(&self.rotation, self.pq.dim, x)
+        project_rows(&self.rotation, self.pq.dim, x)
     }
 }
 
@@ -213,7 +211,7 @@ fn train_rotation(x: &[f32], dim: usize, p: &OpqParams) -> Result<(Vec<f32>, Vec
     let mut objective = Vec::with_capacity(p.niter);
     for round in 0..p.niter {
         let rm = to_row_major(&r);
-        let y = rotate(&rm, dim, &xs);
+        let y = project_rows(&rm, dim, &xs);
         let (iters, init) =
             if round == 0 { (p.niter_pq_0, None) } else { (p.niter_pq.max(1), Some(round_pq.centroids())) };
         let books = round_pq.fit_codebooks(&y, init, iters, p.max_points_per_centroid)?;
@@ -239,79 +237,11 @@ fn check_rotation(name: &str, rotation: &[f32], dim: usize) -> Result<()> {
     if rotation.iter().any(|v| !v.is_finite()) {
         return Err(corrupt(name, "non-finite value".into()));
     }
-    let err = orthogonality_error(rotation, dim);
+    let err = orthonormality_error(rotation, dim);
     if err.is_nan() || err > ORTHOGONALITY_TOLERANCE {
         return Err(corrupt(name, format!("not orthogonal (R Rᵀ is {err:.2e} away from I)")));
     }
     Ok(())
-}
-
-/// `y = R x` for every row of `x` (parallel over rows).
-fn rotate(r: &[f32], dim: usize, x: &[f32]) -> Vec<f32> {
-    let dot = Kernels::active().f32_dot_fn();
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(ROTATE_CHUNK * dim).zip(x.par_chunks(ROTATE_CHUNK * dim)).for_each(|(y, x)| {
-        for (yr, xr) in y.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
-            for (v, ri) in yr.iter_mut().zip(r.chunks_exact(dim)) {
-                *v = dot(ri, xr);
-            }
-        }
-    });
-    y
-}
-
-/// `x = Rᵀ y` for one row.
-fn rotate_back(r: &[f32], y: &[f32], x: &mut [f32]) {
-    x.fill(0.0);
-    for (&yi, ri) in y.iter().zip(r.chunks_exact(x.len())) {
-        x.iter_mut().zip(ri).for_each(|(o, &v)| *o += yi * v);
-    }
-}
-
-/// splitmix64.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A uniform number in (0, 1] for counter `i` of stream `seed`.
-fn unit(seed: u64, i: u64) -> f64 {
-    ((mix(seed ^ mix(i)) >> 11) + 1) as f64 / (1u64 << 53) as f64
-}
-
-/// A random orthogonal `d × d` matrix: the Q of the QR factorization of a Gaussian matrix
-/// (Box–Muller normals from a counter-based generator, so it depends only on `seed`).
-fn random_rotation(d: usize, seed: u64) -> Mat<f64> {
-    let g = Mat::<f64>::from_fn(d, d, |i, j| {
-        let k = (i * d + j) as u64;
-        let (u1, u2) = (unit(seed, 2 * k), unit(seed, 2 * k + 1));
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    });
-    g.qr().compute_Q()
-}
-
-/// `n_keep` distinct rows of `x` chosen by `seed` (all of them if there are not more), in
-/// their original order.
-fn sample_rows(x: &[f32], dim: usize, n_keep: usize, seed: u64) -> std::borrow::Cow<'_, [f32]> {
-    let n = x.len() / dim;
-    if n <= n_keep {
-        return std::borrow::Cow::Borrowed(x);
-    }
-    // Partial Fisher–Yates over row ids.
-    let mut ids: Vec<usize> = (0..n).collect();
-    for i in 0..n_keep {
-        let j = i + (mix(seed ^ mix(i as u64 + 1)) % (n - i) as u64) as usize;
-        ids.swap(i, j);
-    }
-    let mut keep = ids[..n_keep].to_vec();
-    keep.sort_unstable();
-    let mut out = Vec::with_capacity(n_keep * dim);
-    for r in keep {
-        out.extend_from_slice(&x[r * dim..][..dim]);
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 /// `R = V Uᵀ` where `xᵀ ŷ = U S Vᵀ`: the orthogonal `R` minimizing `Σ ‖R xᵢ − ŷᵢ‖²`.
@@ -327,23 +257,6 @@ fn procrustes(x: &[f32], yhat: &[f32], dim: usize) -> Result<Mat<f64>> {
         what: format!("the SVD of OPQ's Procrustes step did not converge ({e:?})"),
     })?;
     Ok(svd.V() * svd.U().transpose())
-}
-
-fn to_row_major(r: &Mat<f64>) -> Vec<f32> {
-    let d = r.nrows();
-    (0..d * d).map(|k| r[(k / d, k % d)] as f32).collect()
-}
-
-/// The largest `|(R Rᵀ)ᵢⱼ − δᵢⱼ|`.
-fn orthogonality_error(r: &[f32], dim: usize) -> f64 {
-    let mut worst = 0f64;
-    for (i, ri) in r.chunks_exact(dim).enumerate() {
-        for (j, rj) in r.chunks_exact(dim).enumerate() {
-            let dot: f64 = ri.iter().zip(rj).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-            worst = worst.max((dot - if i == j { 1.0 } else { 0.0 }).abs());
-        }
-    }
-    worst
 }
 
 /// A rotated query against OPQ codes: the query is rotated by `R`, then scored by the product
@@ -418,7 +331,7 @@ impl Quantizer for OpqQuantizer {
         }
         let (rotation, objective) = train_rotation(&x, dim, p)?;
         // The codebooks that encode: trained from scratch on the whole (rotated) training set.
-        let y = rotate(&rotation, dim, &x);
+        let y = project_rows(&rotation, dim, &x);
         let mut pq = ProductQuantizer::with_params(dim, self.pq.metric, p.pq.clone())?;
         let books = pq.fit_codebooks(&y, None, p.pq.iterations, p.pq.max_points_per_centroid)?;
         pq.set_centroids(books)?;
@@ -453,7 +366,7 @@ impl Quantizer for OpqQuantizer {
             || vec![0f32; dim],
             |y, (o, c)| {
                 self.pq.decode_one(c, y);
-                rotate_back(&self.rotation, y, o);
+                project_back(&self.rotation, y, o);
             },
         );
         Ok(())
@@ -610,7 +523,7 @@ impl OpqRotation {
         if !x.len().is_multiple_of(self.dim) {
             return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: x.len(), dim: self.dim }.into());
         }
-        Ok(rotate(&self.rotation, self.dim, x))
+        Ok(project_rows(&self.rotation, self.dim, x))
     }
 
     /// `Rᵀ y` of every row of `y` (row-major, whole rows): the inverse of
@@ -625,7 +538,7 @@ impl OpqRotation {
         }
         let mut x = vec![0f32; y.len()];
         for (xr, yr) in x.chunks_exact_mut(self.dim).zip(y.chunks_exact(self.dim)) {
-            rotate_back(&self.rotation, yr, xr);
+            project_back(&self.rotation, yr, xr);
         }
         Ok(x)
     }

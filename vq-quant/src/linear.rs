@@ -1,0 +1,101 @@
+//! The linear algebra OPQ's rotation and the PCA projection share: applying a row-major
+//! matrix with orthonormal rows to many vectors and back, checking a saved one, drawing a
+//! random rotation, and sampling training rows.
+
+use faer::Mat;
+use rayon::prelude::*;
+use vq_distance::Kernels;
+
+/// Rows projected per parallel task.
+const PROJECT_CHUNK: usize = 1024;
+
+/// `y = M x` for every row of `x` (`d_in` values each), where `m` is row-major with `d_in`
+/// columns (`d_out = m.len() / d_in` rows): `d_out` values per output row. Parallel over rows.
+pub(crate) fn project_rows(m: &[f32], d_in: usize, x: &[f32]) -> Vec<f32> {
+    let d_out = m.len() / d_in;
+    let dot = Kernels::active().f32_dot_fn();
+    let mut y = vec![0f32; x.len() / d_in * d_out];
+    y.par_chunks_mut(PROJECT_CHUNK * d_out).zip(x.par_chunks(PROJECT_CHUNK * d_in)).for_each(|(y, x)| {
+        for (yr, xr) in y.chunks_exact_mut(d_out).zip(x.chunks_exact(d_in)) {
+            for (v, mi) in yr.iter_mut().zip(m.chunks_exact(d_in)) {
+                *v = dot(mi, xr);
+            }
+        }
+    });
+    y
+}
+
+/// `x = Mᵀ y` for one row (`x.len()` = `d_in`, `y.len()` = `d_out`): the inverse of
+/// [`project_rows`] where `M` is square and orthonormal, the nearest point of `M`'s row space
+/// where it has fewer rows.
+pub(crate) fn project_back(m: &[f32], y: &[f32], x: &mut [f32]) {
+    x.fill(0.0);
+    for (&yi, mi) in y.iter().zip(m.chunks_exact(x.len())) {
+        x.iter_mut().zip(mi).for_each(|(o, &v)| *o += yi * v);
+    }
+}
+
+/// The largest `|(M Mᵀ)ᵢⱼ − δᵢⱼ|` of a row-major `m` with `d_in` columns: 0 for orthonormal
+/// rows.
+pub(crate) fn orthonormality_error(m: &[f32], d_in: usize) -> f64 {
+    let mut worst = 0f64;
+    for (i, mi) in m.chunks_exact(d_in).enumerate() {
+        for (j, mj) in m.chunks_exact(d_in).enumerate() {
+            let dot: f64 = mi.iter().zip(mj).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            worst = worst.max((dot - if i == j { 1.0 } else { 0.0 }).abs());
+        }
+    }
+    worst
+}
+
+/// `m` row-major, as f32.
+pub(crate) fn to_row_major(m: &Mat<f64>) -> Vec<f32> {
+    let cols = m.ncols();
+    (0..m.nrows() * cols).map(|k| m[(k / cols, k % cols)] as f32).collect()
+}
+
+/// splitmix64.
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A uniform number in (0, 1] for counter `i` of stream `seed`.
+fn unit(seed: u64, i: u64) -> f64 {
+    ((mix(seed ^ mix(i)) >> 11) + 1) as f64 / (1u64 << 53) as f64
+}
+
+/// A random orthogonal `d × d` matrix: the Q of the QR factorization of a Gaussian matrix
+/// (Box–Muller normals from a counter-based generator, so it depends only on `seed`).
+pub(crate) fn random_rotation(d: usize, seed: u64) -> Mat<f64> {
+    let g = Mat::<f64>::from_fn(d, d, |i, j| {
+        let k = (i * d + j) as u64;
+        let (u1, u2) = (unit(seed, 2 * k), unit(seed, 2 * k + 1));
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    });
+    g.qr().compute_Q()
+}
+
+/// `n_keep` distinct rows of `x` chosen by `seed` (all of them if there are not more), in
+/// their original order.
+pub(crate) fn sample_rows(x: &[f32], dim: usize, n_keep: usize, seed: u64) -> std::borrow::Cow<'_, [f32]> {
+    let n = x.len() / dim;
+    if n <= n_keep {
+        return std::borrow::Cow::Borrowed(x);
+    }
+    // Partial Fisher–Yates over row ids.
+    let mut ids: Vec<usize> = (0..n).collect();
+    for i in 0..n_keep {
+        let j = i + (mix(seed ^ mix(i as u64 + 1)) % (n - i) as u64) as usize;
+        ids.swap(i, j);
+    }
+    let mut keep = ids[..n_keep].to_vec();
+    keep.sort_unstable();
+    let mut out = Vec::with_capacity(n_keep * dim);
+    for r in keep {
+        out.extend_from_slice(&x[r * dim..][..dim]);
+    }
+    std::borrow::Cow::Owned(out)
+}
