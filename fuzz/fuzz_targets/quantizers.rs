@@ -1,5 +1,6 @@
-//! Quantizer sections: `read_sections` of SQ, PQ, OPQ and OPQ's rotation alone under prefix `q`, and
-//! `FlatCodes::read_sections` of each under prefix `f`, each followed by scoring and a search.
+//! Quantizer sections: `read_sections` of SQ, PQ, OPQ, and OPQ's rotation and PCA's projection
+//! alone under prefix `q`, and `FlatCodes::read_sections` of each under prefix `f`, each
+//! followed by scoring and a search.
 //! Any error is fine; a panic, a hang or an allocation out of proportion to the input is a
 //! finding.
 #![no_main]
@@ -7,7 +8,9 @@
 mod structured;
 
 use libfuzzer_sys::fuzz_target;
-use vq_quant::{CodeScorer, FlatCodes, OpqQuantizer, OpqRotation, ProductQuantizer, Quantizer, ScalarQuantizer};
+use vq_quant::{
+    CodeScorer, FlatCodes, OpqQuantizer, OpqRotation, PcaMatrix, ProductQuantizer, Quantizer, ScalarQuantizer,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((_, r)) = structured::container(data) else { return };
@@ -25,6 +28,13 @@ fuzz_target!(|data: &[u8]| {
         && let Some(x) = structured::query(rot.dim())
     {
         let _ = rot.apply(&x);
+    }
+    // The projection of `PCA{d},…`, read on its own.
+    if let Ok(pca) = PcaMatrix::read_sections(&r, "q.pca")
+        && let Some(x) = structured::query(pca.d_in())
+        && let Ok(y) = pca.apply(&x)
+    {
+        let _ = pca.apply_inverse(&y);
     }
     if let Ok(f) = FlatCodes::<ScalarQuantizer>::read_sections(&r, "f") {
         search(f);

@@ -31,6 +31,8 @@ SPECS = [
     "IVF16,SQ8",
     "IVF16,PQ8",
     "IVF16,PQ8,RFlat",
+    "PCA12,HNSW16,RFlat",
+    "PCAR8,IVF16,Flat",
 ]
 
 

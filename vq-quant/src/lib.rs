@@ -16,6 +16,9 @@
 //! - [`fastscan`]: 4-bit PQ codes packed in blocks of 32 for a byte-shuffle scan
 //!   ([`fastscan::FastScanCodes`], Faiss' `PQ{m}x4fs`).
 //!
+//! Beside them, [`PcaMatrix`]: a learned projection to fewer dimensions (Faiss' `PCAMatrix`),
+//! which vq puts in front of any index (`PCA64,IVF1024,Flat`).
+//!
 //! **Does not own:** the float distance kernels and top-k (`vq-distance`), k-means
 //! (`vq-cluster`), the container format (`vq-io`), or any index structure beyond the flat scan
 //! (graphs and inverted lists build on these codes in `vq-graph` and `vq-ivf`).
@@ -29,6 +32,7 @@ pub mod fastscan;
 mod flat;
 mod identity;
 mod linear;
+mod pca;
 mod pq;
 mod sections;
 mod sink;
@@ -37,6 +41,7 @@ mod sq;
 pub use error::{Error, Result};
 pub use flat::FlatCodes;
 pub use identity::{F32Quantizer, F32Scorer};
+pub use pca::{PcaMatrix, PcaParams};
 pub use pq::{
     OpqParams, OpqQuantizer, OpqRotation, OpqScorer, PqParams, PqScorer, ProductQuantizer, SDC_MAX_ENTRIES, pack_index,
     unpack_index,

@@ -187,7 +187,7 @@ fn canonical_opq(spec: &IndexSpec, dim: usize) -> Result<IndexSpec> {
     let transform = match spec.transform {
         Some(TransformSpec::Opq { m, d: Some(d) }) if d != dim => return Err(reduction(m, d)),
         Some(TransformSpec::Opq { m, .. }) => Some(TransformSpec::Opq { m, d: None }),
-        None => None,
+        other => other,
     };
     Ok(IndexSpec { transform, base, ..*spec })
 }
@@ -202,6 +202,19 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
         return Err(vq_distance::Error::ZeroDimension.into());
     }
     let spec = &canonical_opq(spec, dim)?;
+    let outer = (dim, metric);
+    // Behind a PCA projection the index holds fewer dimensions (and cosine rows' projections
+    // are compared by inner product).
+    let (dim, metric) = match spec.transform {
+        Some(TransformSpec::Pca { d, .. }) if d == 0 || d > dim => {
+            return Err(Error::Parameter {
+                name: "PCA",
+                what: format!("PCA{d} projects to {d} dimensions: 1 to the input's {dim}"),
+            });
+        }
+        Some(TransformSpec::Pca { d, .. }) => (d, crate::transform::pca_inner_metric(metric)),
+        _ => (dim, metric),
+    };
     let base: Box<dyn Index> = match spec.base {
         BaseSpec::Flat => Box::new(FlatIndex::new(dim, metric)?),
         BaseSpec::Codes(codec @ CodecSpec::PqFastScan { m }) => {
@@ -224,6 +237,9 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
     let base: Box<dyn Index> = match (spec.transform, spec.base) {
         (None, _) => base,
         (Some(TransformSpec::Opq { m, .. }), BaseSpec::Ivf { .. }) => Box::new(PreTransformIndex::opq(base, m)?),
+        (Some(TransformSpec::Pca { random_rotation, .. }), _) => {
+            Box::new(PreTransformIndex::pca(base, outer.0, outer.1, random_rotation)?)
+        }
         (Some(t), other) => {
             return Err(Error::Parameter {
                 name: "transform",

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter, IndexKind, OpenOptions};
 use vq_ivf::{FlatCodec, PqCodec, SqCodec};
 use vq_quant::ProductQuantizer;
@@ -115,9 +116,9 @@ pub fn read_index_from_container(r: &ContainerReader) -> Result<Box<dyn Index>> 
     let spec: IndexSpec = kind.spec.parse()?;
     let metric = parse_metric(&kind.metric)?;
     let index = match spec.refine {
-        None => read_transformed(r, &spec, "index")?,
+        None => read_transformed(r, &spec, metric, "index")?,
         Some(refine) => {
-            let base = read_transformed(r, &spec, "index.base")?;
+            let base = read_transformed(r, &spec, metric, "index.base")?;
             Box::new(RefineIndex::read_sections(r, "index.refine", base, refine)?)
         }
     };
@@ -139,13 +140,14 @@ pub fn read_index_from_container(r: &ContainerReader) -> Result<Box<dyn Index>> 
     Ok(index)
 }
 
-/// The base index of `spec` under `prefix`, behind its transform if it has one.
-fn read_transformed(r: &ContainerReader, spec: &IndexSpec, prefix: &str) -> Result<Box<dyn Index>> {
+/// The base index of `spec` under `prefix`, behind its transform if it has one (`metric`:
+/// the file's, that of the vectors going in).
+fn read_transformed(r: &ContainerReader, spec: &IndexSpec, metric: Metric, prefix: &str) -> Result<Box<dyn Index>> {
     Ok(match spec.transform {
         None => read_base(r, spec.base, prefix)?,
-        Some(_) => {
+        Some(transform) => {
             let inner = read_base(r, spec.base, &PreTransformIndex::inner_prefix(prefix))?;
-            Box::new(PreTransformIndex::read_sections(r, prefix, inner)?)
+            Box::new(PreTransformIndex::read_sections(r, prefix, transform, metric, inner)?)
         }
     })
 }

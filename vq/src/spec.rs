@@ -5,6 +5,7 @@
 //! ```text
 //! spec    := [ transform "," ] base [ "," refine ]
 //! transform := "OPQ" m [ "_" d ]          (only before "IVF…")
+//!          | "PCA" d | "PCAR" d           (before any base)
 //! base    := "Flat" | codec | "HNSW" m [ "," ( "Flat" | codec ) ]
 //!          | "IVF" nlist [ "_HNSW" m ] "," ( "Flat" | sq | "PQ" m [ "x" nbits ] | "PQ" m "x4fs" )
 //! codec   := "SQ8" | "SQ6" | "SQ4" | "SQ4U" | "SQfp16" | "SQbf16"
@@ -14,7 +15,9 @@
 //!
 //! A transform before an inverted file (`OPQ16,IVF1024,PQ16`, Faiss' `IndexPreTransform`) rotates
 //! every vector and query before the coarse quantizer and the codes see it; `OPQ16,PQ16`
-//! (without `IVF`) is the OPQ codec, whose rotation belongs to the quantizer.
+//! (without `IVF`) is the OPQ codec, whose rotation belongs to the quantizer. `PCA64` projects
+//! every vector and query to 64 dimensions before any index (`PCAR64`: then a random rotation
+//! of those 64, Faiss' `PCAR`).
 //!
 //! `PQ{m}x4fs` (4-bit PQ in the fast-scan layout) is a flat scan or IVF lists
 //! (`IVF1024,PQ64x4fs`, with refine the ScaNN-style index): graphs score one code at a time.
@@ -30,7 +33,7 @@ use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m},]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs — each optionally followed by ,RFlat or ,Refine(Flat|SQ…)";
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m},]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +130,14 @@ pub enum TransformSpec {
         /// dropped (canonical form), as for the OPQ codec.
         d: Option<usize>,
     },
+    /// A PCA projection to `d` dimensions (`PCA64`), followed by a random rotation of them
+    /// (`PCAR64`) when `random_rotation`, as Faiss' `PCAMatrix`.
+    Pca {
+        /// The output dimension.
+        d: usize,
+        /// `PCAR`: rotate the projection at random.
+        random_rotation: bool,
+    },
 }
 
 /// Where refine re-scores candidates from: f32 vectors, or cheaper scalar codes.
@@ -218,6 +229,8 @@ impl fmt::Display for TransformSpec {
         match *self {
             TransformSpec::Opq { m, d: None } => write!(f, "OPQ{m}"),
             TransformSpec::Opq { m, d: Some(d) } => write!(f, "OPQ{m}_{d}"),
+            TransformSpec::Pca { d, random_rotation: false } => write!(f, "PCA{d}"),
+            TransformSpec::Pca { d, random_rotation: true } => write!(f, "PCAR{d}"),
         }
     }
 }
@@ -323,9 +336,23 @@ impl<'a> Parser<'a> {
         t
     }
 
-    /// `OPQ{m}[_{d}]` followed by an `IVF…` token: a transform (consumed); anything else is
-    /// left to [`base`](Parser::base) (`OPQ16,PQ16` is the OPQ codec).
+    /// `PCA{d}` / `PCAR{d}`, or `OPQ{m}[_{d}]` followed by an `IVF…` token: a transform
+    /// (consumed); anything else is left to [`base`](Parser::base) (`OPQ16,PQ16` is the OPQ
+    /// codec).
     fn transform(&mut self) -> Result<Option<TransformSpec>, SpecError> {
+        if let Some(token) = self.peek().filter(|t| t.starts_with("PCA")) {
+            let (random_rotation, digits) = match token.strip_prefix("PCAR") {
+                Some(rest) => (true, rest),
+                None => (false, &token[3..]),
+            };
+            return match digits.parse::<usize>() {
+                Ok(d) if d > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    self.at += 1;
+                    Ok(Some(TransformSpec::Pca { d, random_rotation }))
+                }
+                _ => Err(self.error(token, "expected PCA{d} or PCAR{d}, d at least 1")),
+            };
+        }
         let (Some(token), Some(next)) = (self.peek(), self.tokens.get(self.at + 1)) else { return Ok(None) };
         if !next.starts_with("IVF") {
             return Ok(None);
@@ -539,6 +566,9 @@ mod tests {
             ("OPQ16,IVF1024,PQ16x8", "OPQ16,IVF1024,PQ16"),
             ("OPQ8_64,IVF256_HNSW16,PQ8x4fs,Refine(Flat)", "OPQ8_64,IVF256_HNSW16,PQ8x4fs,RFlat"),
             ("OPQ4,IVF16,Flat", "OPQ4,IVF16,Flat"),
+            ("PCA64,Flat", "PCA64,Flat"),
+            ("PCAR32,HNSW16,SQ8,Refine(Flat)", "PCAR32,HNSW16,SQ8,RFlat"),
+            ("PCA64,IVF1024,PQ16x8,RFlat", "PCA64,IVF1024,PQ16,RFlat"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -574,6 +604,14 @@ mod tests {
             ("OPQ4,HNSW16", "HNSW16"),
             ("OPQ4,IVF16", "IVF16"),
             ("OPQ4,OPQ4,IVF16,Flat", "OPQ4"),
+            ("PCA,Flat", "PCA"),
+            ("PCA0,Flat", "PCA0"),
+            ("PCAW64,Flat", "PCAW64"),
+            ("PCA64x,Flat", "PCA64x"),
+            ("PCA+64,Flat", "PCA+64"),
+            ("PCA64", ""),
+            ("PCA64,PCA32,Flat", "PCA32"),
+            ("PCA64,OPQ16,IVF64,Flat", "IVF64"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();
             assert_eq!(err.token, token, "{text}: {err}");

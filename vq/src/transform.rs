@@ -1,10 +1,12 @@
-//! A transform in front of an index (`OPQ16,IVF1024,PQ16`, Faiss' `IndexPreTransform` over an
-//! `OPQMatrix`): every vector and query is rotated before the inner index sees it, so the
-//! coarse quantizer and the residual codes of an inverted file both work on `R x`.
+//! A transform in front of an index (Faiss' `IndexPreTransform`): every vector and query is
+//! mapped before the inner index sees it. An OPQ rotation (`OPQ16,IVF1024,PQ16`, Faiss'
+//! `OPQMatrix`), so the coarse quantizer and the residual codes of an inverted file both work
+//! on `R x`; or a PCA projection to fewer dimensions (`PCA64,HNSW32`, `PCAR64,IVF1024,PQ16`,
+//! Faiss' `PCAMatrix`) in front of any index.
 
 use vq_distance::{Metric, Neighbors, RangeResult};
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_quant::{OpqParams, OpqRotation};
+use vq_quant::{OpqParams, OpqRotation, PcaMatrix, PcaParams};
 
 use crate::error::{Error, Result};
 use crate::index::{
@@ -13,18 +15,121 @@ use crate::index::{
 };
 use crate::spec::{IndexSpec, TransformSpec};
 
-/// An index behind a learned rotation (`OPQ{m},IVF…`). Training follows Faiss: the rotation
-/// is learned on the training set first (OPQ's rounds with 8-bit sub-quantizers, as Faiss'
-/// `OPQMatrix`), then the inner index is trained on the rotated training set. `R` is
-/// orthogonal, so distances, inner products and norms are those of the input: scores need no
-/// conversion, and a refine stage above (`OPQ16,IVF1024,PQ16,RFlat`) re-scores the original
-/// vectors with the original queries.
+/// An index behind a learned transform. Training follows Faiss: the transform is learned on
+/// the training set first, then the inner index is trained on the transformed training set.
 ///
-/// Merging ([`Index::merge_from`]) needs the same rotation as well as the inner index's trained
-/// state: a shard rotated differently is refused with [`Error::TrainedStateMismatch`].
+/// - `OPQ{m},IVF…`: OPQ's rounds with 8-bit sub-quantizers (as Faiss' `OPQMatrix`). `R` is
+///   orthogonal, so distances, inner products and norms are those of the input: scores need
+///   no conversion.
+/// - `PCA{d},…` / `PCAR{d},…`: the inner index holds `d`-dimensional projections and its
+///   scores are those of the projections, which approximate the input's (exact for vectors
+///   in the kept subspace). Under L2 the projection is centred (Faiss' way); under inner
+///   product and cosine it is not (centring would shift each score by `−⟨μ, x⟩` and change the
+///   ranking), and a cosine index scores the inner product of the projected unit vectors.
+///
+/// A refine stage above (`OPQ16,IVF1024,PQ16,RFlat`, `PCA32,HNSW32,RFlat`) re-scores the
+/// original vectors with the original queries. Merging ([`Index::merge_from`]) needs the same
+/// transform as well as the inner index's trained state: a shard transformed differently is
+/// refused with [`Error::TrainedStateMismatch`].
 pub struct PreTransformIndex {
-    rotation: OpqRotation,
+    transform: Transform,
+    /// The metric of the input (the inner index's, except for cosine behind PCA).
+    metric: Metric,
     inner: Box<dyn Index>,
+}
+
+/// The learned map.
+#[derive(Clone)]
+enum Transform {
+    Opq(OpqRotation),
+    Pca(PcaMatrix),
+}
+
+impl Transform {
+    fn d_in(&self) -> usize {
+        match self {
+            Transform::Opq(r) => r.dim(),
+            Transform::Pca(p) => p.d_in(),
+        }
+    }
+
+    fn d_out(&self) -> usize {
+        match self {
+            Transform::Opq(r) => r.dim(),
+            Transform::Pca(p) => p.d_out(),
+        }
+    }
+
+    fn is_trained(&self) -> bool {
+        match self {
+            Transform::Opq(r) => r.is_trained(),
+            Transform::Pca(p) => p.is_trained(),
+        }
+    }
+
+    fn train(&mut self, rows: &[f32]) -> vq_quant::Result<()> {
+        match self {
+            Transform::Opq(r) => r.train(rows),
+            Transform::Pca(p) => p.train(rows),
+        }
+    }
+
+    fn apply(&self, rows: &[f32]) -> vq_quant::Result<Vec<f32>> {
+        match self {
+            Transform::Opq(r) => r.apply(rows),
+            Transform::Pca(p) => p.apply(rows),
+        }
+    }
+
+    fn apply_inverse(&self, rows: &[f32]) -> vq_quant::Result<Vec<f32>> {
+        match self {
+            Transform::Opq(r) => r.apply_inverse(rows),
+            Transform::Pca(p) => p.apply_inverse(rows),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Transform::Opq(r) => r.name(),
+            Transform::Pca(p) => p.name(),
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        match self {
+            Transform::Opq(r) => r.memory_bytes(),
+            Transform::Pca(p) => p.memory_bytes(),
+        }
+    }
+
+    fn spec(&self) -> TransformSpec {
+        match self {
+            Transform::Opq(r) => TransformSpec::Opq { m: r.params().pq.m, d: None },
+            Transform::Pca(p) => TransformSpec::Pca { d: p.d_out(), random_rotation: p.params().random_rotation },
+        }
+    }
+
+    /// Sections `{prefix}.opq.*` or `{prefix}.pca.*`.
+    fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> vq_quant::Result<()> {
+        match self {
+            Transform::Opq(r) => r.write_sections(w, &format!("{prefix}.opq")),
+            Transform::Pca(p) => p.write_sections(w, &format!("{prefix}.pca")),
+        }
+    }
+
+    fn read_sections(r: &ContainerReader, prefix: &str, spec: TransformSpec) -> vq_quant::Result<Self> {
+        Ok(match spec {
+            TransformSpec::Opq { .. } => Transform::Opq(OpqRotation::read_sections(r, &format!("{prefix}.opq"))?),
+            TransformSpec::Pca { .. } => Transform::Pca(PcaMatrix::read_sections(r, &format!("{prefix}.pca"))?),
+        })
+    }
+}
+
+/// The metric of the index behind a PCA projection of `metric` vectors: cosine rows are
+/// normalized, then projected, and their projections compared by inner product (their
+/// norms, below 1, say how much of each vector the projection kept).
+pub(crate) fn pca_inner_metric(metric: Metric) -> Metric {
+    if metric == Metric::Cosine { Metric::InnerProduct } else { metric }
 }
 
 impl PreTransformIndex {
@@ -38,66 +143,130 @@ impl PreTransformIndex {
     /// `rotation` in front of `inner`. The rotation's dimension must be the index's; an
     /// untrained rotation needs an empty, untrained `inner` (they are trained together).
     pub fn new(inner: Box<dyn Index>, rotation: OpqRotation) -> Result<Self> {
-        if rotation.dim() != inner.dim() {
-            return Err(Error::Parameter {
-                name: "rotation",
-                what: format!("rotates {} dimensions, the index has {}", rotation.dim(), inner.dim()),
-            });
-        }
-        if !rotation.is_trained() && !inner.is_empty() {
-            return Err(Error::Parameter {
-                name: "rotation",
-                what: "an untrained rotation in front of an index that holds vectors".into(),
-            });
-        }
-        Ok(PreTransformIndex { rotation, inner })
+        let metric = inner.metric();
+        Self::with_transform(inner, Transform::Opq(rotation), metric)
     }
 
-    /// The rotation.
-    pub fn rotation(&self) -> &OpqRotation {
-        &self.rotation
+    /// An untrained PCA projection of `d_in`-dimensional `metric` vectors to `inner`'s
+    /// dimension, randomly rotated after (`PCAR`) or not, in front of `inner`, which must be
+    /// empty, untrained and of metric [`pca_inner_metric`]`(metric)`.
+    pub fn pca(inner: Box<dyn Index>, d_in: usize, metric: Metric, random_rotation: bool) -> Result<Self> {
+        let params = PcaParams { random_rotation, ..PcaParams::new(inner.dim(), metric == Metric::L2) };
+        Self::with_pca(inner, PcaMatrix::new(d_in, params)?, metric)
     }
 
-    /// The index behind the rotation (it holds rotated vectors).
+    /// `pca` in front of `inner`, for `metric` vectors: centred exactly when `metric` is L2,
+    /// projecting to `inner`'s dimension, `inner` of metric [`pca_inner_metric`]`(metric)`; an
+    /// untrained projection needs an empty `inner`.
+    pub fn with_pca(inner: Box<dyn Index>, pca: PcaMatrix, metric: Metric) -> Result<Self> {
+        if pca.params().centered != (metric == Metric::L2) {
+            return Err(Error::Parameter {
+                name: "pca",
+                what: format!("a {} projection of {metric} vectors (centred exactly for L2)", centred(&pca)),
+            });
+        }
+        if inner.metric() != pca_inner_metric(metric) {
+            return Err(Error::Parameter {
+                name: "pca",
+                what: format!(
+                    "the index behind a projection of {metric} vectors scores {}, not {}",
+                    pca_inner_metric(metric),
+                    inner.metric()
+                ),
+            });
+        }
+        Self::with_transform(inner, Transform::Pca(pca), metric)
+    }
+
+    fn with_transform(inner: Box<dyn Index>, transform: Transform, metric: Metric) -> Result<Self> {
+        if transform.d_out() != inner.dim() {
+            return Err(Error::Parameter {
+                name: "transform",
+                what: format!(
+                    "{} gives {} dimensions, the index behind it has {}",
+                    transform.name(),
+                    transform.d_out(),
+                    inner.dim()
+                ),
+            });
+        }
+        if !transform.is_trained() && !inner.is_empty() {
+            return Err(Error::Parameter {
+                name: "transform",
+                what: format!("an untrained {} in front of an index that holds vectors", transform.name()),
+            });
+        }
+        Ok(PreTransformIndex { transform, metric, inner })
+    }
+
+    /// The OPQ rotation, if that is the transform.
+    pub fn rotation(&self) -> Option<&OpqRotation> {
+        match &self.transform {
+            Transform::Opq(r) => Some(r),
+            Transform::Pca(_) => None,
+        }
+    }
+
+    /// The PCA projection, if that is the transform.
+    pub fn pca_matrix(&self) -> Option<&PcaMatrix> {
+        match &self.transform {
+            Transform::Pca(p) => Some(p),
+            Transform::Opq(_) => None,
+        }
+    }
+
+    /// The index behind the transform (it holds transformed vectors).
     pub fn inner(&self) -> &dyn Index {
         self.inner.as_ref()
     }
 
-    fn transform(&self) -> TransformSpec {
-        TransformSpec::Opq { m: self.rotation.params().pq.m, d: None }
-    }
-
-    fn rotation_fingerprint(&self) -> u64 {
-        sections_fingerprint(&self.rotation.name(), |w| self.rotation.write_sections(w, "t"))
+    fn transform_fingerprint(&self) -> u64 {
+        sections_fingerprint(&self.transform.name(), |w| self.transform.write_sections(w, "t"))
     }
 
     fn check_trained(&self) -> Result<()> {
         if self.is_trained() { Ok(()) } else { Err(Error::NotTrained { spec: self.spec().to_string() }) }
     }
 
-    /// Checked (and, for cosine, normalized) rows of `data`, rotated.
-    fn rotated(&self, what: &'static str, data: &[f32]) -> Result<Vec<f32>> {
+    /// Checked (and, for cosine, normalized) rows of `data`, transformed.
+    fn transformed(&self, what: &'static str, data: &[f32]) -> Result<Vec<f32>> {
         let rows = prepare(what, data, self.dim(), self.metric())?;
-        Ok(self.rotation.apply(&rows)?)
+        Ok(self.transform.apply(&rows)?)
     }
 
-    /// Refuses `other` unless it is the same kind and rotated the same way; the inner indexes
-    /// check the rest.
-    fn check_rotation(&self, other: &PreTransformIndex) -> Result<()> {
-        if self.rotation_fingerprint() != other.rotation_fingerprint() {
+    /// Refuses `other` unless it is the same kind and transformed the same way; the inner
+    /// indexes check the rest.
+    fn check_transform(&self, other: &PreTransformIndex) -> Result<()> {
+        if self.transform_fingerprint() != other.transform_fingerprint() || self.metric != other.metric {
             return Err(Error::TrainedStateMismatch { ours: self.fingerprint(), theirs: other.fingerprint() });
         }
         Ok(())
     }
 
-    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, inner: Box<dyn Index>) -> Result<Self> {
-        let rotation = OpqRotation::read_sections(r, &format!("{prefix}.opq"))?;
-        if rotation.is_trained() != inner.is_trained() {
+    /// Reads the transform `spec` names (the index behind it read already) for an index of
+    /// `metric` vectors.
+    pub(crate) fn read_sections(
+        r: &ContainerReader,
+        prefix: &str,
+        spec: TransformSpec,
+        metric: Metric,
+        inner: Box<dyn Index>,
+    ) -> Result<Self> {
+        let transform = Transform::read_sections(r, prefix, spec)?;
+        if transform.is_trained() != inner.is_trained() {
             return Err(Error::Corrupt {
-                what: format!("{prefix}: the rotation and the index behind it disagree on whether they are trained"),
+                what: format!("{prefix}: the transform and the index behind it disagree on whether they are trained"),
             });
         }
-        Self::new(inner, rotation).map_err(|e| Error::Corrupt { what: format!("{prefix}: {e}") })
+        let index = match transform {
+            Transform::Opq(rotation) if inner.metric() == metric => Self::new(inner, rotation),
+            Transform::Opq(_) => Err(Error::Parameter {
+                name: "metric",
+                what: format!("a rotation keeps the metric, but the index behind it scores {}", inner.metric()),
+            }),
+            Transform::Pca(pca) => Self::with_pca(inner, pca, metric),
+        };
+        index.map_err(|e| Error::Corrupt { what: format!("{prefix}: {e}") })
     }
 
     /// The sections' prefix of the inner index under this index's `prefix`.
@@ -108,11 +277,11 @@ impl PreTransformIndex {
 
 impl Index for PreTransformIndex {
     fn dim(&self) -> usize {
-        self.inner.dim()
+        self.transform.d_in()
     }
 
     fn metric(&self) -> Metric {
-        self.inner.metric()
+        self.metric
     }
 
     fn len(&self) -> usize {
@@ -120,18 +289,18 @@ impl Index for PreTransformIndex {
     }
 
     fn is_trained(&self) -> bool {
-        self.rotation.is_trained() && self.inner.is_trained()
+        self.transform.is_trained() && self.inner.is_trained()
     }
 
-    /// Learns the rotation on `data`, then trains the inner index on the rotated `data`. On
-    /// error (the inner index refusing, e.g. because it holds vectors) the rotation is left as
-    /// it was.
+    /// Learns the transform on `data`, then trains the inner index on the transformed `data`.
+    /// On error (the inner index refusing, e.g. because it holds vectors) the transform is
+    /// left as it was.
     fn train(&mut self, data: &[f32]) -> Result<()> {
         let rows = prepare("training data", data, self.dim(), self.metric())?;
-        let mut rotation = self.rotation.clone();
-        rotation.train(&rows)?;
-        self.inner.train(&rotation.apply(&rows)?)?;
-        self.rotation = rotation;
+        let mut transform = self.transform.clone();
+        transform.train(&rows)?;
+        self.inner.train(&transform.apply(&rows)?)?;
+        self.transform = transform;
         Ok(())
     }
 
@@ -141,45 +310,70 @@ impl Index for PreTransformIndex {
 
     fn add(&mut self, data: &[f32]) -> Result<()> {
         self.check_trained()?;
-        let rotated = self.rotated("vectors", data)?;
-        self.inner.add(&rotated)
+        let mapped = self.transformed("vectors", data)?;
+        self.inner.add(&mapped)
     }
 
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
         self.check_trained()?;
-        let rotated = self.rotated("vectors", data)?;
-        self.inner.add_with_ids(&rotated, ids)
+        let mapped = self.transformed("vectors", data)?;
+        self.inner.add_with_ids(&mapped, ids)
+    }
+
+    /// Through `&self` where the inner index adds that way (a graph behind PCA).
+    fn add_shared(&self, data: &[f32], ids: Option<&[u64]>) -> Option<Result<()>> {
+        if !self.inner.adds_shared() {
+            return None;
+        }
+        match self.check_trained().and_then(|()| self.transformed("vectors", data)) {
+            Ok(mapped) => self.inner.add_shared(&mapped, ids),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn adds_shared(&self) -> bool {
+        self.inner.adds_shared()
+    }
+
+    fn pack(&mut self) {
+        self.inner.pack();
+    }
+
+    fn prepare_pack(&self) -> bool {
+        self.inner.prepare_pack()
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         check_k(params)?;
         self.check_trained()?;
-        let rotated = self.rotated("queries", queries)?;
-        self.inner.search_with(&rotated, params)
+        let mapped = self.transformed("queries", queries)?;
+        self.inner.search_with(&mapped, params)
     }
 
-    /// The inner index's range search of the rotated queries (the rotation keeps distances
-    /// and inner products, so the radius means the same).
+    /// The inner index's range search of the transformed queries (a rotation keeps distances
+    /// and inner products, so the radius means the same; behind PCA it applies to the
+    /// projections' scores).
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         vq_distance::check_radius(radius)?;
         self.check_trained()?;
-        let rotated = self.rotated("queries", queries)?;
-        self.inner.range_search_with(&rotated, radius, params)
+        let mapped = self.transformed("queries", queries)?;
+        self.inner.range_search_with(&mapped, radius, params)
     }
 
     fn range_rows(&self, queries: &[f32], radii: &[f32], params: &SearchParams<'_>) -> Result<Vec<Vec<(u64, f32)>>> {
         self.check_trained()?;
-        let rotated = self.rotated("queries", queries)?;
-        self.inner.range_rows(&rotated, radii, params)
+        let mapped = self.transformed("queries", queries)?;
+        self.inner.range_rows(&mapped, radii, params)
     }
 
-    /// The inner index's vector, rotated back.
+    /// The inner index's vector, mapped back (behind PCA: the nearest point of the kept
+    /// subspace).
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
         self.reconstruct_batch(&[id])
     }
 
     fn reconstruct_batch(&self, ids: &[u64]) -> Result<Vec<f32>> {
-        Ok(self.rotation.apply_inverse(&self.inner.reconstruct_batch(ids)?)?)
+        Ok(self.transform.apply_inverse(&self.inner.reconstruct_batch(ids)?)?)
     }
 
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
@@ -191,19 +385,19 @@ impl Index for PreTransformIndex {
     }
 
     fn memory_usage(&self) -> MemoryUsage {
-        self.inner.memory_usage() + MemoryUsage { trained: self.rotation.memory_bytes(), ..Default::default() }
+        self.inner.memory_usage() + MemoryUsage { trained: self.transform.memory_bytes(), ..Default::default() }
     }
 
     fn spec(&self) -> IndexSpec {
-        self.inner.spec().with_transform(self.transform())
+        self.inner.spec().with_transform(self.transform.spec())
     }
 
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
-        self.rotation.write_sections(w, &format!("{prefix}.opq"))?;
+        self.transform.write_sections(w, prefix)?;
         self.inner.write_sections(w, &Self::inner_prefix(prefix))
     }
 
-    /// The inner index's fingerprint and the rotation's; 0 (as an untrained inverted file)
+    /// The inner index's fingerprint and the transform's; 0 (as an untrained inverted file)
     /// until trained.
     fn fingerprint(&self) -> u64 {
         if !self.is_trained() {
@@ -213,7 +407,7 @@ impl Index for PreTransformIndex {
             &self.spec(),
             self.dim(),
             self.metric(),
-            &[self.rotation_fingerprint(), self.inner.fingerprint()],
+            &[self.transform_fingerprint(), self.inner.fingerprint()],
         )
     }
 
@@ -222,7 +416,7 @@ impl Index for PreTransformIndex {
             return Err(Error::NotMergeable { spec: self.spec().to_string() });
         }
         let other = downcast_for_merge(self, other)?;
-        self.check_rotation(&other)?;
+        self.check_transform(&other)?;
         self.inner.merge_from(other.inner, shift_ids)
     }
 
@@ -235,7 +429,7 @@ impl Index for PreTransformIndex {
             return Err(Error::NotMergeable { spec: self.spec().to_string() });
         }
         let other = downcast_ref_for_merge(self, other)?;
-        self.check_rotation(other)?;
+        self.check_transform(other)?;
         self.inner.check_merge(other.inner.as_ref(), shift_ids)
     }
 
@@ -246,4 +440,8 @@ impl Index for PreTransformIndex {
     fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
         self.inner.set_search_default(knob, value)
     }
+}
+
+fn centred(pca: &PcaMatrix) -> &'static str {
+    if pca.params().centered { "centred" } else { "uncentred" }
 }

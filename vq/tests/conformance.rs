@@ -14,7 +14,7 @@ const K: usize = 10;
 
 /// Every factory string and the recall@10 it must reach on the clustered data with the search
 /// settings of `params` (about 0.03–0.1 below what it measured when the suite was written).
-const SPECS: [(&str, f64); 33] = [
+const SPECS: [(&str, f64); 36] = [
     ("Flat", 1.0),
     ("SQ8", 0.9),
     ("SQ6", 0.85),
@@ -52,6 +52,11 @@ const SPECS: [(&str, f64); 33] = [
     ("OPQ4,IVF16,Flat", 1.0),
     ("OPQ4,IVF16,PQ4", 0.45),
     ("OPQ4,IVF16,PQ4,RFlat", 0.9),
+    // A PCA projection in front: to every dimension (a rotation: exact), or to three quarters of them,
+    // re-ranked from the full vectors.
+    ("PCA16,Flat", 0.99),
+    ("PCA12,HNSW16,RFlat", 0.7),
+    ("PCAR12,IVF16,PQ4,RFlat", 0.7),
 ];
 
 fn params(k: usize) -> SearchParams<'static> {
@@ -444,7 +449,7 @@ mod edge_of_f32 {
 /// graph beam, no refine stage whose candidates grow with `k`), so that its range search must
 /// be the part of a `k = n` search within the radius.
 fn scores_independent_of_k(spec: &str) -> bool {
-    let graph = spec.starts_with("HNSW");
+    let graph = is_graph(spec);
     let refined = spec.contains("RFlat") || spec.contains("Refine");
     !graph && !refined
 }
@@ -715,12 +720,17 @@ fn cosine_reconstructs_the_normalized_vector() {
 /// The search defaults a factory string's index has, read from the string alone: inverted
 /// files `nprobe`, HNSW graphs `ef` (not an HNSW coarse quantizer's), refine stages `refine_k`
 /// and `reorder_k`.
+/// Whether the searched index is a graph (`HNSW…`, also behind a transform or under refine).
+fn is_graph(spec: &str) -> bool {
+    spec.split(',').any(|c| c.starts_with("HNSW"))
+}
+
 fn defaults_of(spec: &str) -> Vec<SearchDefault> {
     let mut knobs = Vec::new();
     if spec.contains("IVF") {
         knobs.push(SearchDefault::Nprobe);
     }
-    if spec.starts_with("HNSW") {
+    if is_graph(spec) {
         knobs.push(SearchDefault::Ef);
     }
     if spec.contains("RFlat") || spec.contains("Refine(") {
@@ -837,7 +847,7 @@ fn add_shared_runs_beside_searches_on_graphs_only() {
     for (spec, _) in SPECS {
         let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
         index.train(&data).unwrap();
-        let graph = spec.starts_with("HNSW");
+        let graph = is_graph(spec);
         assert_eq!(index.adds_shared(), graph, "{spec}");
         if !graph {
             assert!(index.add_shared(&data, None).is_none(), "{spec}");
