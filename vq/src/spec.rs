@@ -24,7 +24,9 @@
 //!
 //! Every spec prints back ([`Display`](std::fmt::Display)) in one canonical spelling that parses
 //! to the same value: `PQ16x8` prints as `PQ16`, `HNSW32,Flat` as `HNSW32`, `Refine(Flat)` as
-//! `RFlat`.
+//! `RFlat`. Faiss spellings that change nothing in vq are accepted and dropped: a leading
+//! `IDMap,` / `IDMap2,` (every vq index takes ids and reconstructs by id), PQ's `np` suffix (no
+//! polysemous training), and `IVF{n}(HNSW{m})` reads as `IVF{n}_HNSW{m}`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -287,6 +289,11 @@ fn parse_pq(token: &str) -> Option<Result<CodecSpec, String>> {
         return None;
     }
     Some(number_after(token, "PQ")?.and_then(|(m, rest)| {
+        // Faiss' `np` (no polysemous training, which vq never runs) changes nothing here.
+        let rest = match rest.strip_suffix("np") {
+            Some(plain) if !plain.ends_with("fs") => plain,
+            _ => rest,
+        };
         match rest {
             "" => Ok(CodecSpec::Pq { m, nbits: 8 }),
             "x4fs" => Ok(CodecSpec::PqFastScan { m }),
@@ -431,11 +438,18 @@ impl<'a> Parser<'a> {
         }
         if let Some(ivf) = number_after(token, "IVF") {
             let (nlist, rest) = ivf.map_err(|e| self.error(token, e))?;
-            let coarse_hnsw = match rest {
-                "" => None,
-                hnsw => match number_after(hnsw, "_HNSW") {
+            // `IVF{n}(HNSW{m})` is Faiss' newer spelling of `IVF{n}_HNSW{m}`.
+            let coarse = rest.strip_prefix("(").and_then(|r| r.strip_suffix(")")).map(|inner| ("HNSW", inner));
+            let coarse_hnsw = match coarse.unwrap_or(("_HNSW", rest)) {
+                (_, "") => None,
+                (prefix, hnsw) => match number_after(hnsw, prefix) {
                     Some(Ok((m, ""))) if m >= 2 => Some(m),
-                    _ => return Err(self.error(token, "expected IVF{nlist} or IVF{nlist}_HNSW{m}")),
+                    _ => {
+                        return Err(self.error(
+                            token,
+                            "expected IVF{nlist}, IVF{nlist}_HNSW{m} or IVF{nlist}(HNSW{m}): the coarse quantizer is flat or an HNSW graph",
+                        ));
+                    }
                 },
             };
             self.at += 1;
@@ -490,6 +504,11 @@ impl FromStr for IndexSpec {
 
     fn from_str(spec: &str) -> Result<Self, SpecError> {
         let mut p = Parser { spec, tokens: components(spec.trim()), at: 0 };
+        // Faiss' `IDMap` / `IDMap2` wrappers give flat indexes `add_with_ids` (and
+        // `reconstruct` by id): every vq index has both, so they are accepted and dropped.
+        if matches!(p.peek(), Some("IDMap" | "IDMap2")) {
+            p.at += 1;
+        }
         let transform = p.transform()?;
         let base = p.base()?;
         let refine = p.refine()?;
@@ -569,6 +588,11 @@ mod tests {
             ("PCA64,Flat", "PCA64,Flat"),
             ("PCAR32,HNSW16,SQ8,Refine(Flat)", "PCAR32,HNSW16,SQ8,RFlat"),
             ("PCA64,IVF1024,PQ16x8,RFlat", "PCA64,IVF1024,PQ16,RFlat"),
+            ("IDMap,Flat", "Flat"),
+            ("IDMap2,HNSW32", "HNSW32"),
+            ("IVF1024,PQ16np", "IVF1024,PQ16"),
+            ("PQ8x4np,RFlat", "PQ8x4,RFlat"),
+            ("IDMap2,OPQ16,IVF65536(HNSW32),PQ16np", "OPQ16,IVF65536_HNSW32,PQ16"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -612,6 +636,12 @@ mod tests {
             ("PCA64", ""),
             ("PCA64,PCA32,Flat", "PCA32"),
             ("PCA64,OPQ16,IVF64,Flat", "IVF64"),
+            ("IVF64(HNSW1),Flat", "IVF64(HNSW1)"),
+            ("IVF64(PQ8),Flat", "IVF64(PQ8)"),
+            ("IVF64(HNSW16,Flat", "IVF64(HNSW16,Flat"),
+            ("IDMap,IDMap2,Flat", "IDMap2"),
+            ("Flat,IDMap", "IDMap"),
+            ("PQ8x4fsnp", "PQ8x4fsnp"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();
             assert_eq!(err.token, token, "{text}: {err}");
