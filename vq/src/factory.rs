@@ -170,7 +170,10 @@ fn gpu_component(spec: &str) -> Option<(usize, &str)> {
 fn canonical_opq(spec: &IndexSpec, dim: usize) -> Result<IndexSpec> {
     let reduction = |m: usize, d: usize| Error::Parameter {
         name: "OPQ",
-        what: format!("OPQ{m}_{d} reduces {dim} dimensions to {d}; vq's OPQ keeps the dimension: write OPQ{m}"),
+        what: format!(
+            "OPQ{m}_{d} maps {dim} dimensions to {d}: vq's OPQ codec keeps the dimension (write OPQ{m}); \
+             only OPQ before an inverted file projects, to at most the input's dimension"
+        ),
     };
     let fix = |codec: CodecSpec| match codec {
         CodecSpec::Opq { m, nbits, d: Some(d) } if d == dim => Ok(CodecSpec::Opq { m, nbits, d: None }),
@@ -185,7 +188,8 @@ fn canonical_opq(spec: &IndexSpec, dim: usize) -> Result<IndexSpec> {
         other => other,
     };
     let transform = match spec.transform {
-        Some(TransformSpec::Opq { m, d: Some(d) }) if d != dim => return Err(reduction(m, d)),
+        Some(TransformSpec::Opq { m, d: Some(d) }) if d == 0 || d > dim => return Err(reduction(m, d)),
+        Some(TransformSpec::Opq { m, d: Some(d) }) if d < dim => Some(TransformSpec::Opq { m, d: Some(d) }),
         Some(TransformSpec::Opq { m, .. }) => Some(TransformSpec::Opq { m, d: None }),
         other => other,
     };
@@ -203,8 +207,8 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
     }
     let spec = &canonical_opq(spec, dim)?;
     let outer = (dim, metric);
-    // Behind a PCA projection the index holds fewer dimensions (and cosine rows' projections
-    // are compared by inner product).
+    // Behind a projection (PCA, OPQ with an output dimension) the index holds fewer
+    // dimensions, and cosine rows' projections are compared by inner product.
     let (dim, metric) = match spec.transform {
         Some(TransformSpec::Pca { d, .. }) if d == 0 || d > dim => {
             return Err(Error::Parameter {
@@ -212,7 +216,9 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
                 what: format!("PCA{d} projects to {d} dimensions: 1 to the input's {dim}"),
             });
         }
-        Some(TransformSpec::Pca { d, .. }) => (d, crate::transform::pca_inner_metric(metric)),
+        Some(TransformSpec::Pca { d, .. } | TransformSpec::Opq { d: Some(d), .. }) => {
+            (d, crate::transform::projected_metric(metric))
+        }
         _ => (dim, metric),
     };
     let base: Box<dyn Index> = match spec.base {
@@ -236,7 +242,10 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
     };
     let base: Box<dyn Index> = match (spec.transform, spec.base) {
         (None, _) => base,
-        (Some(TransformSpec::Opq { m, .. }), BaseSpec::Ivf { .. }) => Box::new(PreTransformIndex::opq(base, m)?),
+        (Some(TransformSpec::Opq { m, d: None }), BaseSpec::Ivf { .. }) => Box::new(PreTransformIndex::opq(base, m)?),
+        (Some(TransformSpec::Opq { m, d: Some(_) }), BaseSpec::Ivf { .. }) => {
+            Box::new(PreTransformIndex::opq_projection(base, outer.0, outer.1, m)?)
+        }
         (Some(TransformSpec::Pca { random_rotation, .. }), _) => {
             Box::new(PreTransformIndex::pca(base, outer.0, outer.1, random_rotation)?)
         }

@@ -35,7 +35,7 @@ use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m},]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,8 +128,9 @@ pub enum TransformSpec {
     Opq {
         /// Sub-spaces the rotation is trained for.
         m: usize,
-        /// Faiss' output dimension (`OPQ16_64`): only the input dimension is accepted, then
-        /// dropped (canonical form), as for the OPQ codec.
+        /// Faiss' output dimension (`OPQ16_64`): below the input's, the transform projects to
+        /// it (a `d × d_in` matrix of orthonormal rows); equal to it, it is dropped by the
+        /// factory (canonical form).
         d: Option<usize>,
     },
     /// A PCA projection to `d` dimensions (`PCA64`), followed by a random rotation of them

@@ -55,8 +55,17 @@ impl Transform {
 
     fn d_out(&self) -> usize {
         match self {
-            Transform::Opq(r) => r.dim(),
+            Transform::Opq(r) => r.d_out(),
             Transform::Pca(p) => p.d_out(),
+        }
+    }
+
+    /// The metric of the index behind this transform of `metric` vectors: the same behind a
+    /// rotation; behind a projection to fewer dimensions, [`projected_metric`].
+    fn inner_metric(&self, metric: Metric) -> Metric {
+        match self {
+            Transform::Opq(r) if r.d_out() == r.dim() => metric,
+            _ => projected_metric(metric),
         }
     }
 
@@ -104,7 +113,9 @@ impl Transform {
 
     fn spec(&self) -> TransformSpec {
         match self {
-            Transform::Opq(r) => TransformSpec::Opq { m: r.params().pq.m, d: None },
+            Transform::Opq(r) => {
+                TransformSpec::Opq { m: r.params().pq.m, d: (r.d_out() < r.dim()).then_some(r.d_out()) }
+            }
             Transform::Pca(p) => TransformSpec::Pca { d: p.d_out(), random_rotation: p.params().random_rotation },
         }
     }
@@ -125,10 +136,11 @@ impl Transform {
     }
 }
 
-/// The metric of the index behind a PCA projection of `metric` vectors: cosine rows are
-/// normalized, then projected, and their projections compared by inner product (their
-/// norms, below 1, say how much of each vector the projection kept).
-pub(crate) fn pca_inner_metric(metric: Metric) -> Metric {
+/// The metric of the index behind a projection to fewer dimensions (PCA, or OPQ with an output
+/// dimension) of `metric` vectors: cosine rows are normalized, then projected, and their
+/// projections compared by inner product (their norms, below 1, say how much of each vector
+/// the projection kept).
+pub(crate) fn projected_metric(metric: Metric) -> Metric {
     if metric == Metric::Cosine { Metric::InnerProduct } else { metric }
 }
 
@@ -140,8 +152,17 @@ impl PreTransformIndex {
         Self::new(inner, rotation)
     }
 
-    /// `rotation` in front of `inner`. The rotation's dimension must be the index's; an
-    /// untrained rotation needs an empty, untrained `inner` (they are trained together).
+    /// An untrained OPQ projection of `d_in`-dimensional `metric` vectors to `inner`'s (fewer)
+    /// dimensions for `m` sub-spaces (`OPQ{m}_{d}`, Faiss' `OPQMatrix(d_in, m, d)`), in front
+    /// of `inner`, which must be empty, untrained and of metric [`projected_metric`]`(metric)`.
+    pub fn opq_projection(inner: Box<dyn Index>, d_in: usize, metric: Metric, m: usize) -> Result<Self> {
+        let rotation = OpqRotation::with_output(d_in, inner.dim(), OpqParams::new(m, 8))?;
+        Self::with_transform(inner, Transform::Opq(rotation), metric)
+    }
+
+    /// `rotation` in front of `inner`, whose metric the input has. The rotation's output
+    /// dimension must be the index's; an untrained rotation needs an empty, untrained `inner`
+    /// (they are trained together).
     pub fn new(inner: Box<dyn Index>, rotation: OpqRotation) -> Result<Self> {
         let metric = inner.metric();
         Self::with_transform(inner, Transform::Opq(rotation), metric)
@@ -149,14 +170,14 @@ impl PreTransformIndex {
 
     /// An untrained PCA projection of `d_in`-dimensional `metric` vectors to `inner`'s
     /// dimension, randomly rotated after (`PCAR`) or not, in front of `inner`, which must be
-    /// empty, untrained and of metric [`pca_inner_metric`]`(metric)`.
+    /// empty, untrained and of metric [`projected_metric`]`(metric)`.
     pub fn pca(inner: Box<dyn Index>, d_in: usize, metric: Metric, random_rotation: bool) -> Result<Self> {
         let params = PcaParams { random_rotation, ..PcaParams::new(inner.dim(), metric == Metric::L2) };
         Self::with_pca(inner, PcaMatrix::new(d_in, params)?, metric)
     }
 
     /// `pca` in front of `inner`, for `metric` vectors: centred exactly when `metric` is L2,
-    /// projecting to `inner`'s dimension, `inner` of metric [`pca_inner_metric`]`(metric)`; an
+    /// projecting to `inner`'s dimension, `inner` of metric [`projected_metric`]`(metric)`; an
     /// untrained projection needs an empty `inner`.
     pub fn with_pca(inner: Box<dyn Index>, pca: PcaMatrix, metric: Metric) -> Result<Self> {
         if pca.params().centered != (metric == Metric::L2) {
@@ -165,20 +186,21 @@ impl PreTransformIndex {
                 what: format!("a {} projection of {metric} vectors (centred exactly for L2)", centred(&pca)),
             });
         }
-        if inner.metric() != pca_inner_metric(metric) {
-            return Err(Error::Parameter {
-                name: "pca",
-                what: format!(
-                    "the index behind a projection of {metric} vectors scores {}, not {}",
-                    pca_inner_metric(metric),
-                    inner.metric()
-                ),
-            });
-        }
         Self::with_transform(inner, Transform::Pca(pca), metric)
     }
 
     fn with_transform(inner: Box<dyn Index>, transform: Transform, metric: Metric) -> Result<Self> {
+        if inner.metric() != transform.inner_metric(metric) {
+            return Err(Error::Parameter {
+                name: "transform",
+                what: format!(
+                    "the index behind {} of {metric} vectors must score {}, not {}",
+                    transform.name(),
+                    transform.inner_metric(metric),
+                    inner.metric()
+                ),
+            });
+        }
         if transform.d_out() != inner.dim() {
             return Err(Error::Parameter {
                 name: "transform",
@@ -259,11 +281,7 @@ impl PreTransformIndex {
             });
         }
         let index = match transform {
-            Transform::Opq(rotation) if inner.metric() == metric => Self::new(inner, rotation),
-            Transform::Opq(_) => Err(Error::Parameter {
-                name: "metric",
-                what: format!("a rotation keeps the metric, but the index behind it scores {}", inner.metric()),
-            }),
+            Transform::Opq(_) => Self::with_transform(inner, transform, metric),
             Transform::Pca(pca) => Self::with_pca(inner, pca, metric),
         };
         index.map_err(|e| Error::Corrupt { what: format!("{prefix}: {e}") })

@@ -118,9 +118,10 @@ fn a_refused_retraining_keeps_the_rotation() {
     assert!(index.train(&correlated(1_000, 6)).is_err());
     assert_eq!(vq::write_index_to_bytes(index.as_ref()).unwrap(), before);
     assert!(matches!(
-        vq::index_factory(DIM, "OPQ4_8,IVF16,PQ4", Metric::L2),
+        vq::index_factory(DIM, "OPQ4_32,IVF16,PQ4", Metric::L2),
         Err(vq::Error::Parameter { name: "OPQ", .. })
     ));
+    assert!(matches!(vq::index_factory(DIM, "OPQ4_8,PQ4", Metric::L2), Err(vq::Error::Parameter { name: "OPQ", .. })));
     assert_eq!(vq::index_factory(DIM, "OPQ4_16,IVF16,PQ4", Metric::L2).unwrap().spec().to_string(), "OPQ4,IVF16,PQ4");
     assert!(vq::index_factory(DIM, "OPQ3,IVF16,Flat", Metric::L2).is_err(), "3 does not divide 16");
 }
@@ -214,6 +215,42 @@ fn pca_mistakes_are_typed_errors() {
     let inner = vq::index_factory(6, "Flat", Metric::L2).unwrap();
     assert!(matches!(
         PreTransformIndex::pca(inner, DIM, Metric::Cosine, false),
-        Err(vq::Error::Parameter { name: "pca", .. })
+        Err(vq::Error::Parameter { name: "transform", .. })
     ));
+}
+
+/// `OPQ{m}_{d}` with `d` below the input's dimension (Faiss' `OPQMatrix(d_in, m, d)`): the
+/// inverted file holds `d`-dimensional projections and is searched with the projected
+/// queries, bit for bit, for every metric (cosine rows' projections compared by inner
+/// product); the spec keeps the output dimension, the file reads back to the same answers,
+/// and `reconstruct` maps back to the input's dimension.
+#[test]
+fn opq_with_an_output_dimension_projects_before_the_inverted_file() {
+    let data = correlated(2_000, 7);
+    let queries = correlated(30, 8);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        for inner_spec in ["IVF16,PQ4", "IVF16,Flat"] {
+            let spec = format!("OPQ4_8,{inner_spec}");
+            let mut index = vq::index_factory(DIM, &spec, metric).unwrap();
+            assert_eq!((index.spec().to_string(), index.dim(), index.metric()), (spec.clone(), DIM, metric));
+            index.train(&data).unwrap();
+            index.add(&data).unwrap();
+            let t = (index.as_ref() as &dyn std::any::Any).downcast_ref::<PreTransformIndex>().unwrap();
+            let rotation = t.rotation().unwrap();
+            assert_eq!((rotation.dim(), rotation.d_out()), (DIM, 8));
+            let inner_metric = if metric == Metric::Cosine { Metric::InnerProduct } else { metric };
+            assert_eq!((t.inner().dim(), t.inner().metric()), (8, inner_metric), "{spec} {metric}");
+            let p = SearchParams { k: 10, nprobe: Some(4), ..Default::default() };
+            let got = index.search_with(&queries, &p).unwrap();
+            let mut q = queries.clone();
+            if metric == Metric::Cosine {
+                vq::normalize_l2(&mut q, DIM).unwrap();
+            }
+            let by_hand = t.inner().search_with(&rotation.apply(&q).unwrap(), &p).unwrap();
+            assert_eq!(got, by_hand, "{spec} {metric}");
+            let back = vq::read_index_from_bytes(&vq::write_index_to_bytes(index.as_ref()).unwrap()).unwrap();
+            assert_eq!(back.search_with(&queries, &p).unwrap(), got, "{spec} {metric}: written and read");
+            assert_eq!(index.reconstruct(3).unwrap().len(), DIM);
+        }
+    }
 }

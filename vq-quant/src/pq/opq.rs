@@ -37,6 +37,7 @@ use super::{PqParams, PqScorer, ProductQuantizer, check_params};
 use crate::linear::{orthonormality_error, project_back, project_rows, random_rotation, sample_rows, to_row_major};
 use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
+use crate::{PcaMatrix, PcaParams};
 
 fn default_niter() -> usize {
     25
@@ -192,6 +193,14 @@ fn check_opq_params(dim: usize, params: &OpqParams) -> Result<()> {
 /// OPQ's rounds on the (prepared) training rows `x`: the rotation `R` (row-major `d × d`) and
 /// the mean squared reconstruction error of each round. See [`OpqQuantizer`] for the schedule.
 fn train_rotation(x: &[f32], dim: usize, p: &OpqParams) -> Result<(Vec<f32>, Vec<f64>)> {
+    train_projection(x, dim, dim, p)
+}
+
+/// [`train_rotation`] to `d_out ≤ dim` dimensions: `R` is `d_out × dim` with orthonormal rows.
+/// Below `dim` it starts from the sample's top `d_out` principal directions (the identity
+/// would simply drop the last coordinates), and each round's Procrustes step takes the thin
+/// SVD.
+fn train_projection(x: &[f32], dim: usize, d_out: usize, p: &OpqParams) -> Result<(Vec<f32>, Vec<f64>)> {
     let mut xs = sample_rows(x, dim, p.max_train_points, p.seed).into_owned();
     let ns = xs.len() / dim;
     // Centred, as Faiss does: a translation of the data is absorbed by the codebooks, so
@@ -204,10 +213,18 @@ fn train_rotation(x: &[f32], dim: usize, p: &OpqParams) -> Result<(Vec<f32>, Vec
     xs.par_chunks_mut(dim).for_each(|row| row.iter_mut().zip(&mean).for_each(|(v, m)| *v -= m));
     // The rounds' quantizer reconstructs in L2 whatever the metric (cosine rows are
     // already unit length).
-    let mut round_pq = ProductQuantizer::with_params(dim, Metric::L2, p.pq.clone())?;
-    let mut r = if p.random_init { random_rotation(dim, p.seed) } else { Mat::<f64>::identity(dim, dim) };
+    let mut round_pq = ProductQuantizer::with_params(d_out, Metric::L2, p.pq.clone())?;
+    let mut r = if d_out < dim {
+        let mut pca = PcaMatrix::new(dim, PcaParams { max_train_points: ns.max(2), ..PcaParams::new(d_out, false) })?;
+        pca.train(&xs)?;
+        Mat::<f64>::from_fn(d_out, dim, |i, j| f64::from(pca.matrix()[i * dim + j]))
+    } else if p.random_init {
+        random_rotation(dim, p.seed)
+    } else {
+        Mat::<f64>::identity(dim, dim)
+    };
     let mut codes = vec![0u8; ns * round_pq.code_size];
-    let mut yhat = vec![0f32; ns * dim];
+    let mut yhat = vec![0f32; ns * d_out];
     let mut objective = Vec::with_capacity(p.niter);
     for round in 0..p.niter {
         let rm = to_row_major(&r);
@@ -217,22 +234,29 @@ fn train_rotation(x: &[f32], dim: usize, p: &OpqParams) -> Result<(Vec<f32>, Vec
         let books = round_pq.fit_codebooks(&y, init, iters, p.max_points_per_centroid)?;
         round_pq.set_centroids(books)?;
         round_pq.encode_prepared(&y, &mut codes)?;
-        yhat.par_chunks_mut(dim).zip(codes.par_chunks(round_pq.code_size)).for_each(|(o, c)| round_pq.decode_one(c, o));
+        yhat.par_chunks_mut(d_out)
+            .zip(codes.par_chunks(round_pq.code_size))
+            .for_each(|(o, c)| round_pq.decode_one(c, o));
         let err: f64 = y
-            .par_chunks(dim)
-            .zip(yhat.par_chunks(dim))
+            .par_chunks(d_out)
+            .zip(yhat.par_chunks(d_out))
             .map(|(a, b)| a.iter().zip(b).map(|(u, v)| f64::from(u - v).powi(2)).sum::<f64>())
             .sum();
         objective.push(err / ns as f64);
-        r = procrustes(&xs, &yhat, dim)?;
+        r = procrustes(&xs, &yhat, dim, d_out)?;
     }
     Ok((to_row_major(&r), objective))
 }
 
 /// A rotation read from section `name`: `dim²` finite values of an orthogonal matrix.
 fn check_rotation(name: &str, rotation: &[f32], dim: usize) -> Result<()> {
-    if Some(rotation.len()) != dim.checked_mul(dim) {
-        return Err(corrupt(name, format!("{} values, expected dim² for dim {dim}", rotation.len())));
+    check_projection(name, rotation, dim, dim)
+}
+
+/// A `d_out × dim` matrix read from section `name`: finite, orthonormal rows.
+fn check_projection(name: &str, rotation: &[f32], dim: usize, d_out: usize) -> Result<()> {
+    if Some(rotation.len()) != dim.checked_mul(d_out) {
+        return Err(corrupt(name, format!("{} values, expected {d_out} × {dim}", rotation.len())));
     }
     if rotation.iter().any(|v| !v.is_finite()) {
         return Err(corrupt(name, "non-finite value".into()));
@@ -244,15 +268,16 @@ fn check_rotation(name: &str, rotation: &[f32], dim: usize) -> Result<()> {
     Ok(())
 }
 
-/// `R = V Uᵀ` where `xᵀ ŷ = U S Vᵀ`: the orthogonal `R` minimizing `Σ ‖R xᵢ − ŷᵢ‖²`.
-fn procrustes(x: &[f32], yhat: &[f32], dim: usize) -> Result<Mat<f64>> {
+/// `R = V Uᵀ` where `xᵀ ŷ = U S Vᵀ` (thin SVD): the `d_out × dim` `R` with orthonormal rows
+/// minimizing `Σ ‖R xᵢ − ŷᵢ‖²` (orthogonal when `d_out = dim`).
+fn procrustes(x: &[f32], yhat: &[f32], dim: usize, d_out: usize) -> Result<Mat<f64>> {
     let n = x.len() / dim;
     let xm = MatRef::from_row_major_slice(x, n, dim);
-    let ym = MatRef::from_row_major_slice(yhat, n, dim);
-    let mut xty = Mat::<f32>::zeros(dim, dim);
+    let ym = MatRef::from_row_major_slice(yhat, n, d_out);
+    let mut xty = Mat::<f32>::zeros(dim, d_out);
     matmul(xty.as_mut(), Accum::Replace, xm.transpose(), ym, 1.0f32, Par::Seq);
-    let xty = Mat::<f64>::from_fn(dim, dim, |i, j| f64::from(xty[(i, j)]));
-    let svd = xty.svd().map_err(|e| Error::Parameter {
+    let xty = Mat::<f64>::from_fn(dim, d_out, |i, j| f64::from(xty[(i, j)]));
+    let svd = xty.thin_svd().map_err(|e| Error::Parameter {
         name: "sample",
         what: format!("the SVD of OPQ's Procrustes step did not converge ({e:?})"),
     })?;
@@ -447,11 +472,18 @@ impl Quantizer for OpqQuantizer {
 ///
 /// Rotations are in L2 terms: rows go in as given (a cosine index normalizes before), and `R`
 /// preserves norms, distances and inner products, so a metric that held before holds after.
+///
+/// With an output dimension below the input's ([`with_output`](OpqRotation::with_output),
+/// Faiss' `OPQMatrix(d, M, d2)`, factory `OPQ16_64`), `R` is `d_out × d` with orthonormal rows:
+/// a projection that keeps the directions the rounds find best for PQ, starting from the
+/// sample's principal directions. Distances and inner products are then those of the
+/// projections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpqRotation {
     dim: usize,
+    d_out: usize,
     params: OpqParams,
-    /// Row-major `d × d`; empty until trained.
+    /// Row-major `d_out × d`; empty until trained.
     rotation: Vec<f32>,
     objective: Vec<f64>,
 }
@@ -460,6 +492,9 @@ pub struct OpqRotation {
 struct RotationMeta {
     transform: String,
     dim: usize,
+    /// Absent (= `dim`) in files written before projections existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    d_out: Option<usize>,
     params: OpqParams,
     trained: bool,
 }
@@ -468,13 +503,31 @@ impl OpqRotation {
     /// An untrained rotation of `dim` dimensions for `params.pq.m` sub-spaces. Errors as
     /// [`OpqQuantizer::with_params`].
     pub fn new(dim: usize, params: OpqParams) -> Result<Self> {
-        check_opq_params(dim, &params)?;
-        Ok(OpqRotation { dim, params, rotation: Vec::new(), objective: Vec::new() })
+        Self::with_output(dim, dim, params)
     }
 
-    /// The dimension (in and out).
+    /// An untrained projection of `dim` dimensions to `d_out` (1 to `dim`) for `params.pq.m`
+    /// sub-spaces of `d_out`. Errors as [`OpqQuantizer::with_params`] in `d_out` dimensions,
+    /// and a `d_out` of 0 or above `dim`.
+    pub fn with_output(dim: usize, d_out: usize, params: OpqParams) -> Result<Self> {
+        if d_out == 0 || d_out > dim {
+            return Err(Error::Parameter {
+                name: "d_out",
+                what: format!("OPQ maps {dim} dimensions to 1 to {dim}, not {d_out}"),
+            });
+        }
+        check_opq_params(d_out, &params)?;
+        Ok(OpqRotation { dim, d_out, params, rotation: Vec::new(), objective: Vec::new() })
+    }
+
+    /// The input dimension.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The output dimension (`dim` for a rotation).
+    pub fn d_out(&self) -> usize {
+        self.d_out
     }
 
     /// The parameters.
@@ -487,7 +540,7 @@ impl OpqRotation {
         !self.rotation.is_empty()
     }
 
-    /// `R`, row-major `d × d`; empty before training.
+    /// `R`, row-major `d_out × d`; empty before training.
     pub fn matrix(&self) -> &[f32] {
         &self.rotation
     }
@@ -508,7 +561,7 @@ impl OpqRotation {
         if n < needed {
             return Err(Error::TooFewTrainingPoints { quantizer: self.name(), needed, got: n });
         }
-        let (rotation, objective) = train_rotation(x, self.dim, &self.params)?;
+        let (rotation, objective) = train_projection(x, self.dim, self.d_out, &self.params)?;
         self.rotation = rotation;
         self.objective = objective;
         Ok(())
@@ -526,26 +579,30 @@ impl OpqRotation {
         Ok(project_rows(&self.rotation, self.dim, x))
     }
 
-    /// `Rᵀ y` of every row of `y` (row-major, whole rows): the inverse of
+    /// `Rᵀ y` of every row of `y` (row-major, whole rows of `d_out`): the inverse of
     /// [`apply`](OpqRotation::apply), `R` being orthonormal (an index's `reconstruct` maps
-    /// rotated vectors back with it).
+    /// rotated vectors back with it); for a projection, the point of `R`'s row space that
+    /// projects to `y`.
     pub fn apply_inverse(&self, y: &[f32]) -> Result<Vec<f32>> {
         if !self.is_trained() {
             return Err(Error::NotTrained { quantizer: self.name() });
         }
-        if !y.len().is_multiple_of(self.dim) {
-            return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: y.len(), dim: self.dim }.into());
+        if !y.len().is_multiple_of(self.d_out) {
+            return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: y.len(), dim: self.d_out }.into());
         }
-        let mut x = vec![0f32; y.len()];
-        for (xr, yr) in x.chunks_exact_mut(self.dim).zip(y.chunks_exact(self.dim)) {
+        let mut x = vec![0f32; y.len() / self.d_out * self.dim];
+        for (xr, yr) in x.chunks_exact_mut(self.dim).zip(y.chunks_exact(self.d_out)) {
             project_back(&self.rotation, yr, xr);
         }
         Ok(x)
     }
 
-    /// What the rotation is called in errors: `OPQ{m}`.
+    /// What the rotation is called in errors: `OPQ{m}`, or `OPQ{m}_{d_out}` for a projection.
     pub fn name(&self) -> String {
-        format!("OPQ{}", self.params.pq.m)
+        match self.d_out < self.dim {
+            true => format!("OPQ{}_{}", self.params.pq.m, self.d_out),
+            false => format!("OPQ{}", self.params.pq.m),
+        }
     }
 
     /// Bytes held.
@@ -558,6 +615,7 @@ impl OpqRotation {
         let meta = RotationMeta {
             transform: "opq".into(),
             dim: self.dim,
+            d_out: (self.d_out < self.dim).then_some(self.d_out),
             params: self.params.clone(),
             trained: self.is_trained(),
         };
@@ -566,8 +624,8 @@ impl OpqRotation {
         Ok(())
     }
 
-    /// Reads what [`write_sections`](OpqRotation::write_sections) wrote; a rotation that is not
-    /// `dim × dim`, finite and orthogonal is `Corrupt`.
+    /// Reads what [`write_sections`](OpqRotation::write_sections) wrote; a matrix that is not
+    /// `d_out × dim`, finite and of orthonormal rows is `Corrupt`.
     pub fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
         let meta_name = format!("{prefix}.meta");
         let rot_name = format!("{prefix}.rotation");
@@ -576,7 +634,8 @@ impl OpqRotation {
         if meta.transform != "opq" {
             return Err(corrupt(&meta_name, format!("holds a {:?} transform, not \"opq\"", meta.transform)));
         }
-        let mut r = OpqRotation::new(meta.dim, meta.params).map_err(|e| corrupt(&meta_name, e.to_string()))?;
+        let mut r = OpqRotation::with_output(meta.dim, meta.d_out.unwrap_or(meta.dim), meta.params)
+            .map_err(|e| corrupt(&meta_name, e.to_string()))?;
         let rotation: &[f32] = reader.array(&rot_name)?;
         if meta.trained == rotation.is_empty() {
             return Err(corrupt(
@@ -585,7 +644,7 @@ impl OpqRotation {
             ));
         }
         if meta.trained {
-            check_rotation(&rot_name, rotation, meta.dim)?;
+            check_projection(&rot_name, rotation, r.dim, r.d_out)?;
             r.rotation = rotation.to_vec();
         }
         Ok(r)
