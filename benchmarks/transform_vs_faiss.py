@@ -1,8 +1,8 @@
-"""`PCA{d},…` beside Faiss' same factory string: training, adding, searching (1 thread, k = 10,
-the first 2,000 queries), recall@10 against the data set's exact ground truth. One JSON line
+"""A transform before an index (`PCA{d},…`, `OPQ{m}_{d},IVF…`) beside Faiss' same factory string:
+training, adding, searching (1 thread, k = 10, the first 2,000 queries), recall@10 against the data set's exact ground truth. One JSON line
 per library, spec and search point.
 
-    PYTHONPATH=<wheel> ~/.cache/vq/peers-venv/bin/python benchmarks/pca_vs_faiss.py \\
+    PYTHONPATH=<wheel> ~/.cache/vq/peers-venv/bin/python benchmarks/transform_vs_faiss.py \\
         <data-dir>/imgsift100k l2 "PCA64,IVF1024,Flat" [--only vq|faiss] [--label L]
     ... <data-dir>/textemb100k cosine "PCA128,IVF1024,Flat,RFlat"
 
