@@ -21,6 +21,7 @@ mod error;
 #[cfg(feature = "gpu")]
 mod gpu;
 mod moved;
+mod pca;
 mod threads;
 
 use std::path::PathBuf;
@@ -866,6 +867,7 @@ fn _vq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyIndex>()?;
     m.add_class::<SearchParameters>()?;
+    m.add_class::<pca::PyPcaMatrix>()?;
     m.add_function(wrap_pyfunction!(index_factory, m)?)?;
     m.add_function(wrap_pyfunction!(write_index, m)?)?;
     m.add_function(wrap_pyfunction!(read_index, m)?)?;

@@ -399,3 +399,33 @@ def test_faiss_spellings_that_change_nothing_are_accepted(data):
         index.add_with_ids(x[:50], np.arange(1000, 1050))
         _, I = index.search(x[:3], 1, nprobe=16)
         assert I[:, 0].tolist() == [1000, 1001, 1002], faiss_spec
+
+
+def test_pca_matrix_projects_like_numpy_and_maps_back():
+    """`vq.PCAMatrix` (Faiss' `PCAMatrix`): the projections' distances are those of numpy's
+    centred PCA to the same dimension, data in the kept subspace comes back from
+    `reverse_transform`, eigenvalues fall, and misuse raises the usual errors."""
+    rng = np.random.default_rng(5)
+    basis = np.linalg.qr(rng.standard_normal((24, 24)))[0][:, :6]
+    x = (rng.standard_normal((800, 6)) * np.array([5, 4, 3, 2, 1, 0.5])) @ basis.T + 3.0
+    x = x.astype(np.float32)
+    pca = vq.PCAMatrix(24, 6)
+    with pytest.raises(vq.NotTrained):
+        pca.apply(x)
+    pca.train(x)
+    assert pca.is_trained and (pca.d_in, pca.d_out) == (24, 6)
+    y = pca.apply(x)
+    assert y.shape == (800, 6) and y.dtype == np.float32
+    c = np.cov(x.T.astype(np.float64), bias=True)
+    w, v = np.linalg.eigh(c)
+    ref = (x - x.mean(0)) @ v[:, ::-1][:, :6]
+    d_vq = ((y[:50, None, :] - y[None, :50, :]) ** 2).sum(-1)
+    d_np = ((ref[:50, None, :] - ref[None, :50, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(d_vq, d_np, rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(pca.eigenvalues, w[::-1][:6], rtol=1e-3)
+    np.testing.assert_allclose(pca.reverse_transform(y), x, atol=1e-3)
+    assert pca.matrix.shape == (6, 24) and pca.mean.shape == (24,)
+    with pytest.raises(ValueError):
+        pca.apply(x[:, :20])
+    with pytest.raises(ValueError):
+        vq.PCAMatrix(8, 9)
