@@ -25,6 +25,30 @@ def recall(ids, gt):
     return float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, gt)]))
 
 
+def build(index, xb):
+    """Trains and fills `index`; the two wall times in seconds."""
+    t = time.perf_counter()
+    index.train(xb)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    index.add(xb)
+    return round(train_s, 2), round(time.perf_counter() - t, 2)
+
+
+def sweep(lib, points, search, gt, built):
+    """One row per (nprobe, k_factor): `search(nprobe, kf)` returns ids; best CPU time of 3."""
+    rows = []
+    for nprobe, kf in points:
+        best, ids = 1e9, None
+        for _ in range(3):
+            t = time.process_time()
+            ids = search(nprobe, kf)
+            best = min(best, time.process_time() - t)
+        rows.append(dict(lib=lib, nprobe=nprobe, k_factor=kf, qps_cpu=round(NQ / best), recall=round(recall(ids, gt), 4),
+                         train_s=built[0], add_s=built[1]))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
@@ -34,9 +58,11 @@ def main():
     ap.add_argument("--label", default="")
     a = ap.parse_args()
     xb, xq = read_vecs(a.folder, "base"), read_vecs(a.folder, "query")[:NQ]
-    gt_name = "gt-cosine" if a.metric == "cosine" else "gt"
-    gt = np.fromfile(f"{a.folder}/{gt_name}.ivecs", dtype=np.int32)
-    gt = gt.reshape(-1, gt[0] + 1)[:NQ, 1 : K + 1] if a.metric == "cosine" else read_gt(a.folder, K, NQ)
+    if a.metric == "cosine":
+        gt = np.fromfile(f"{a.folder}/gt-cosine.ivecs", dtype=np.int32)
+        gt = gt.reshape(-1, gt[0] + 1)[:NQ, 1 : K + 1]
+    else:
+        gt = read_gt(a.folder, K, NQ)
     refine = "RFlat" in a.spec
     points = [(p, f) for p in NPROBES for f in (K_FACTORS if refine else (1,))]
     out = []
@@ -45,21 +71,13 @@ def main():
 
         vq.set_num_threads(1)
         index = vq.index_factory(xb.shape[1], a.spec, a.metric)
-        t = time.perf_counter()
-        index.train(xb)
-        train_s = time.perf_counter() - t
-        t = time.perf_counter()
-        index.add(xb)
-        add_s = time.perf_counter() - t
-        for nprobe, kf in points:
+        built = build(index, xb)
+
+        def search(nprobe, kf):
             kw = dict(nprobe=nprobe, refine_k=kf) if refine else dict(nprobe=nprobe)
-            best, ids = 1e9, None
-            for _ in range(3):
-                t = time.process_time()
-                _, ids = index.search(xq, K, **kw)
-                best = min(best, time.process_time() - t)
-            out.append(dict(lib="vq", nprobe=nprobe, k_factor=kf, qps_cpu=round(NQ / best), recall=round(recall(ids, gt), 4),
-                            train_s=round(train_s, 2), add_s=round(add_s, 2)))
+            return index.search(xq, K, **kw)[1]
+
+        out += sweep("vq", points, search, gt, built)
     if a.only in (None, "faiss"):
         import faiss
 
@@ -70,25 +88,17 @@ def main():
             faiss.normalize_L2(xbf)
             faiss.normalize_L2(xqf)
         fm = faiss.METRIC_L2 if a.metric == "l2" else faiss.METRIC_INNER_PRODUCT
-        index = faiss.index_factory(xb.shape[1], a.spec, fm)
-        t = time.perf_counter()
-        index.train(xbf)
-        train_s = time.perf_counter() - t
-        t = time.perf_counter()
-        index.add(xbf)
-        add_s = time.perf_counter() - t
+        findex = faiss.index_factory(xb.shape[1], a.spec, fm)
+        built = build(findex, xbf)
         ps = faiss.ParameterSpace()
-        for nprobe, kf in points:
-            ps.set_index_parameter(index, "nprobe", nprobe)
+
+        def fsearch(nprobe, kf):
+            ps.set_index_parameter(findex, "nprobe", nprobe)
             if refine:
-                faiss.downcast_index(index).k_factor = kf  # IndexRefineFlat over the rest
-            best, ids = 1e9, None
-            for _ in range(3):
-                t = time.process_time()
-                _, ids = index.search(xqf, K)
-                best = min(best, time.process_time() - t)
-            out.append(dict(lib="faiss", nprobe=nprobe, k_factor=kf, qps_cpu=round(NQ / best), recall=round(recall(ids, gt), 4),
-                            train_s=round(train_s, 2), add_s=round(add_s, 2)))
+                faiss.downcast_index(findex).k_factor = kf  # IndexRefineFlat over the rest
+            return findex.search(xqf, K)[1]
+
+        out += sweep("faiss", points, fsearch, gt, built)
     for row in out:
         print(json.dumps(dict(spec=a.spec, metric=a.metric, label=a.label, **row)), flush=True)
 
