@@ -38,11 +38,9 @@ use crate::error::{Error, Result};
 use crate::filter::{filtered_rows, lists_holding, pass_rate, widened_nprobe};
 use crate::ids::{IdTracker, Locations, positions_in_lists};
 use crate::index::{
-    Coarse, CoarseKind, IvfMemory, IvfParams, IvfSearch, ListStats, QueryHits, range_keys, resolved_nprobe,
+    Coarse, CoarseKind, EncodedAdd, IvfMemory, IvfParams, IvfSearch, ListStats, QueryHits, encode_add_in, range_keys,
+    resolved_nprobe,
 };
-
-/// Vectors assigned and encoded per step of `add`, bounding its scratch memory.
-const ADD_CHUNK: usize = 65_536;
 
 const META_VERSION: u32 = 1;
 const ARRAY_VERSION: u32 = 1;
@@ -298,10 +296,50 @@ impl IvfFastScan {
         }
         self.ids.check_new(ids)?;
         // Encode everything before touching the lists, so a failure adds nothing.
-        let mut encoded = Vec::new();
-        for chunk in data.chunks(ADD_CHUNK * self.dim) {
-            encoded.push(self.encode(chunk)?);
+        let encoded = self.encode_add(data)?;
+        self.append(encoded.parts, ids)
+    }
+
+    /// The `&self` half of an add, as [`IvfIndex::encode_add`](crate::IvfIndex::encode_add):
+    /// `data` assigned to lists and encoded (standard 4-bit codes), for
+    /// [`add_encoded`](IvfFastScan::add_encoded) to pack into the lists' blocks.
+    pub fn encode_add(&self, data: &[f32]) -> Result<EncodedAdd> {
+        encode_add_in(
+            self.is_trained(),
+            data,
+            self.dim,
+            self.fingerprint,
+            || self.not_trained(),
+            |chunk| self.encode(chunk),
+        )
+    }
+
+    /// Adds `data` under `ids` (`None`: continuing ids) from its
+    /// [`encode_add`](IvfFastScan::encode_add) encoding, redone if made for another trained
+    /// state or batch. Errors and effects as [`add_with_ids`](IvfFastScan::add_with_ids).
+    pub fn add_encoded(&mut self, encoded: EncodedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        let encoded = match encoded.fits(self.fingerprint, data.len(), self.dim) {
+            true => encoded,
+            false => self.encode_add(data)?,
+        };
+        let next;
+        let ids = match ids {
+            Some(ids) => ids,
+            None => {
+                next = self.ids.next_ids(encoded.rows);
+                &next
+            }
+        };
+        if ids.len() != encoded.rows {
+            return Err(Error::IdCount { ids: ids.len(), vectors: encoded.rows });
         }
+        self.ids.check_new(ids)?;
+        self.append(encoded.parts, ids)
+    }
+
+    /// Packs encoded rows (checked) into their lists' blocks under `ids`.
+    fn append(&mut self, encoded: Vec<(Vec<u32>, Vec<u8>)>, ids: &[u64]) -> Result<()> {
+        let rows = ids.len();
         let cs = self.pq.code_size();
         // Rows grouped by list (a counting sort), so each list's codes are packed in one call.
         let mut counts = vec![0usize; self.lists.len()];

@@ -374,6 +374,55 @@ pub struct IvfIndex<C> {
     locations: OnceLock<Locations>,
 }
 
+/// An add's assignment and encoding ([`IvfIndex::encode_add`], [`IvfFastScan::encode_add`]),
+/// made through `&self` so that it can run beside searches, for the `add_encoded` that appends
+/// it; tied to the trained state and the batch it was made for.
+///
+/// [`IvfFastScan::encode_add`]: crate::IvfFastScan::encode_add
+#[derive(Debug)]
+pub struct EncodedAdd {
+    /// The list and the code of every row, a chunk of rows at a time.
+    pub(crate) parts: Vec<(Vec<u32>, Vec<u8>)>,
+    pub(crate) rows: usize,
+    /// The fingerprint of the trained state it was made with.
+    fingerprint: u64,
+}
+
+impl EncodedAdd {
+    /// The rows encoded.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row was encoded.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Whether it encodes `values` f32s of `dim`-wide rows for the trained state `fingerprint`.
+    pub(crate) fn fits(&self, fingerprint: u64, values: usize, dim: usize) -> bool {
+        self.fingerprint == fingerprint && self.rows.checked_mul(dim) == Some(values)
+    }
+}
+
+/// `encode_add` of either index: `data` encoded `ADD_CHUNK` rows at a time by `encode`, which
+/// validates each chunk.
+pub(crate) fn encode_add_in(
+    trained: bool,
+    data: &[f32],
+    dim: usize,
+    fingerprint: u64,
+    not_trained: impl FnOnce() -> Error,
+    encode: impl Fn(&[f32]) -> Result<(Vec<u32>, Vec<u8>)>,
+) -> Result<EncodedAdd> {
+    if !trained {
+        return Err(not_trained());
+    }
+    let rows = data.len() / dim.max(1);
+    let parts = data.chunks(ADD_CHUNK * dim.max(1)).map(encode).collect::<Result<Vec<_>>>()?;
+    Ok(EncodedAdd { parts, rows, fingerprint })
+}
+
 /// The coarse quantizer an index holds.
 #[derive(Debug, Clone)]
 pub(crate) enum Coarse {
@@ -722,10 +771,51 @@ impl<C: IvfCodec> IvfIndex<C> {
         }
         self.ids.check_new(ids)?;
         // Encode everything before touching the lists, so a failure adds nothing.
-        let mut encoded = Vec::new();
-        for chunk in data.chunks(ADD_CHUNK * self.dim) {
-            encoded.push(self.encode(chunk)?);
+        let encoded = self.encode_add(data)?;
+        self.append(encoded.parts, ids);
+        Ok(())
+    }
+
+    /// The `&self` half of an add: `data` (row-major) validated, assigned to lists and
+    /// encoded, for [`add_encoded`](IvfIndex::add_encoded) to append. Running it beside
+    /// searches (under a read lock) leaves only the append to exclusive access.
+    pub fn encode_add(&self, data: &[f32]) -> Result<EncodedAdd> {
+        encode_add_in(
+            self.is_trained(),
+            data,
+            self.dim,
+            self.fingerprint,
+            || self.not_trained(),
+            |chunk| self.encode(chunk),
+        )
+    }
+
+    /// Adds `data` under `ids` (`None`: continuing ids) from its [`encode_add`](IvfIndex::encode_add)
+    /// encoding, which is redone if it was made for another trained state (the index trained
+    /// again since) or another batch. Errors and effects as [`add_with_ids`](IvfIndex::add_with_ids).
+    pub fn add_encoded(&mut self, encoded: EncodedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        let encoded = match encoded.fits(self.fingerprint, data.len(), self.dim) {
+            true => encoded,
+            false => self.encode_add(data)?,
+        };
+        let next;
+        let ids = match ids {
+            Some(ids) => ids,
+            None => {
+                next = self.ids.next_ids(encoded.rows);
+                &next
+            }
+        };
+        if ids.len() != encoded.rows {
+            return Err(Error::IdCount { ids: ids.len(), vectors: encoded.rows });
         }
+        self.ids.check_new(ids)?;
+        self.append(encoded.parts, ids);
+        Ok(())
+    }
+
+    /// Appends encoded rows (checked) to their lists under `ids`.
+    fn append(&mut self, encoded: Vec<(Vec<u32>, Vec<u8>)>, ids: &[u64]) {
         let cs = self.codec.quantizer().code_size();
         let mut counts = vec![0usize; self.lists.len()];
         encoded.iter().flat_map(|(labels, _)| labels).for_each(|&l| counts[l as usize] += 1);
@@ -747,7 +837,6 @@ impl<C: IvfCodec> IvfIndex<C> {
         }
         self.ids.insert(ids);
         self.locations = OnceLock::new();
-        Ok(())
     }
 
     /// The list and the code of every row of `chunk` (validated rows).

@@ -69,7 +69,7 @@ pub use codec::{FlatCodec, IvfCodec, ListScanner, PqCodec, PqScanner, QuantizerS
 pub use error::{Error, Result};
 pub use fastscan::IvfFastScan;
 pub use ids::IdTracker;
-pub use index::{CoarseKind, IvfIndex, IvfMemory, IvfParams, IvfSearch, ListStats, encode_in_lists};
+pub use index::{CoarseKind, EncodedAdd, IvfIndex, IvfMemory, IvfParams, IvfSearch, ListStats, encode_in_lists};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -225,8 +225,9 @@ impl PyIndex {
     /// under the read lock, so searches from other Python threads go on meanwhile (as with hnswlib); when
     /// their open lists are due to be packed, that too runs under the read lock, and the packed
     /// lists are installed (a store of one word per node) at the first moment within
-    /// [`PACK_WAIT`] that no search holds the index, else packed again by a later add. Every
-    /// other kind adds under the write lock.
+    /// [`PACK_WAIT`] that no search holds the index, else packed again by a later add.
+    /// Inverted files assign and encode the vectors under the read lock and append them under
+    /// the write lock; every other kind adds under the write lock.
     fn add_rows(&self, py: Python<'_>, x: &[f32], ids: Option<&[u64]>) -> PyResult<()> {
         // The steps in one call (each read guard is dropped before the `try_write`).
         let add_shared = || {
@@ -253,9 +254,16 @@ impl PyIndex {
         let shared = threads::run_where(py, x.len() == self.dim, add_shared)?;
         match shared {
             Some(added) => added.map_err(to_py),
-            None => threads::run(py, || match ids {
-                Some(ids) => self.write().add_with_ids(x, ids),
-                None => self.write().add(x),
+            // An inverted file assigns and encodes under the read lock (searches go on), then
+            // appends under the write lock.
+            None => threads::run(py, || {
+                let prepared = self.read().prepare_add(x);
+                let mut index = self.write();
+                match (prepared, ids) {
+                    (Some(Ok(prepared)), ids) => index.add_prepared(prepared, x, ids),
+                    (_, Some(ids)) => index.add_with_ids(x, ids),
+                    (_, None) => index.add(x),
+                }
             })?
             .map_err(to_py),
         }

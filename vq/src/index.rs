@@ -64,6 +64,27 @@ impl std::fmt::Debug for SearchParams<'_> {
     }
 }
 
+/// The work [`Index::prepare_add`] did through `&self` for one batch (an inverted file's list
+/// assignment and codes), to hand to [`Index::add_prepared`] with the same batch.
+pub struct PreparedAdd(Box<dyn Any + Send + Sync>);
+
+impl PreparedAdd {
+    pub(crate) fn new<T: Any + Send + Sync>(work: T) -> Self {
+        PreparedAdd(Box::new(work))
+    }
+
+    /// The work, if it is a `T` (an index given another kind's work redoes it).
+    pub(crate) fn take<T: Any>(self) -> Option<T> {
+        self.0.downcast().ok().map(|b| *b)
+    }
+}
+
+impl std::fmt::Debug for PreparedAdd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedAdd")
+    }
+}
+
 /// An index's memory by part, in bytes: what it allocated, spare capacity included, and apart
 /// from it ([`mapped`](MemoryUsage::mapped)) what it serves from a memory-mapped file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -240,6 +261,26 @@ pub trait Index: Any + Send + Sync {
     fn add_shared(&self, data: &[f32], ids: Option<&[u64]>) -> Option<Result<()>> {
         let _ = (data, ids);
         None
+    }
+    /// The part of an add of `data` that needs no exclusive access, done through `&self` beside
+    /// searches (an inverted file assigns the vectors to lists and encodes them): `Some` for
+    /// the kinds that have such a part, whose result [`add_prepared`](Index::add_prepared)
+    /// then appends under exclusive access; `None` for the others (graphs add through
+    /// [`add_shared`](Index::add_shared); flat storage has nothing to prepare).
+    fn prepare_add(&self, data: &[f32]) -> Option<Result<PreparedAdd>> {
+        let _ = data;
+        None
+    }
+    /// [`add`](Index::add) (`ids` `None`) or [`add_with_ids`](Index::add_with_ids) of `data`
+    /// with the work [`prepare_add`](Index::prepare_add) did for that batch, redone where the
+    /// index was trained again since (or the work is another index's). Errors and effects are
+    /// those of `add` / `add_with_ids`.
+    fn add_prepared(&mut self, prepared: PreparedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        let _ = prepared;
+        match ids {
+            Some(ids) => self.add_with_ids(data, ids),
+            None => self.add(data),
+        }
     }
     /// Whether [`add_shared`](Index::add_shared) takes vectors (`Some`) for this kind of index
     /// rather than declining (`None`).

@@ -8,7 +8,7 @@ use vq_ivf::{FlatCodec, IvfCodec, IvfParams, IvfSearch, PqCodec, SqCodec};
 
 use crate::error::{Error, Result};
 use crate::index::{
-    Index, MemoryUsage, SearchDefault, SearchParams, check_ids, check_search_default, downcast_for_merge,
+    Index, MemoryUsage, PreparedAdd, SearchDefault, SearchParams, check_ids, check_search_default, downcast_for_merge,
     downcast_ref_for_merge, no_search_default,
 };
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
@@ -134,6 +134,25 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
         // The index validates (and normalizes, for cosine) the vectors itself.
         check_ids(data, self.dim(), ids)?;
         self.inner.add_with_ids(data, ids).map_err(|e| self.err(e))
+    }
+
+    /// The lists and codes of `data` (vq-ivf's `encode_add`).
+    fn prepare_add(&self, data: &[f32]) -> Option<Result<PreparedAdd>> {
+        Some(self.inner.encode_add(data).map(PreparedAdd::new).map_err(|e| self.err(e)))
+    }
+
+    fn add_prepared(&mut self, prepared: PreparedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { spec: self.spec().to_string() });
+        }
+        if let Some(ids) = ids {
+            check_ids(data, self.dim(), ids)?;
+        }
+        let encoded = match prepared.take::<vq_ivf::EncodedAdd>() {
+            Some(encoded) => encoded,
+            None => self.inner.encode_add(data).map_err(|e| self.err(e))?,
+        };
+        self.inner.add_encoded(encoded, data, ids).map_err(|e| self.err(e))
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
@@ -307,6 +326,25 @@ impl Index for IvfFastScanIndex {
         // The index validates (and normalizes, for cosine) the vectors itself.
         check_ids(data, self.dim(), ids)?;
         self.inner.add_with_ids(data, ids).map_err(|e| self.err(e))
+    }
+
+    /// The lists and codes of `data` (vq-ivf's `encode_add`).
+    fn prepare_add(&self, data: &[f32]) -> Option<Result<PreparedAdd>> {
+        Some(self.inner.encode_add(data).map(PreparedAdd::new).map_err(|e| self.err(e)))
+    }
+
+    fn add_prepared(&mut self, prepared: PreparedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { spec: self.spec().to_string() });
+        }
+        if let Some(ids) = ids {
+            check_ids(data, self.dim(), ids)?;
+        }
+        let encoded = match prepared.take::<vq_ivf::EncodedAdd>() {
+            Some(encoded) => encoded,
+            None => self.inner.encode_add(data).map_err(|e| self.err(e))?,
+        };
+        self.inner.add_encoded(encoded, data, ids).map_err(|e| self.err(e))
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {

@@ -57,7 +57,7 @@ pub use error::{Error, Result};
 pub use factory::{IndexParams, build, index_factory, index_factory_with};
 pub use flat::FlatIndex;
 pub use graph::{HnswCodesIndex, HnswFlatIndex};
-pub use index::{Index, MemoryUsage, SearchDefault, SearchParams};
+pub use index::{Index, MemoryUsage, PreparedAdd, SearchDefault, SearchParams};
 pub use ivf::{IvfFastScanIndex, IvfIndex, IvfStorage};
 pub use milvus::MilvusIndex;
 pub use persist::{

@@ -13,7 +13,7 @@ use vq_quant::{CodeScorer, FlatCodes, Quantizer, ScalarQuantizer};
 use crate::error::{Error, Result};
 use crate::ids::{IdMap, retain_rows};
 use crate::index::{
-    Index, MemoryUsage, SearchDefault, SearchParams, check_ids, check_search_default, downcast_for_merge,
+    Index, MemoryUsage, PreparedAdd, SearchDefault, SearchParams, check_ids, check_search_default, downcast_for_merge,
     downcast_ref_for_merge, fingerprint_of, neighbors_from_rows, prepare, prepare_search, quantizer_fingerprint,
 };
 use crate::range::FIRST_K;
@@ -249,22 +249,29 @@ impl Index for RefineIndex {
     }
 
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
+        self.add_to_both(None, data, ids)
+    }
+
+    /// The base's part (an inverted file's codes) of the batch as the base will see it.
+    fn prepare_add(&self, data: &[f32]) -> Option<Result<PreparedAdd>> {
         if !self.is_trained() {
-            return Err(Error::NotTrained { spec: self.spec().to_string() });
+            return None;
         }
-        let data = prepare("vectors", data, self.dim(), self.metric())?;
-        check_ids(&data, self.dim(), ids)?;
-        self.stored_mut().ids.check_absent(ids)?;
-        // The base checks its own ids too; only after it accepted the batch does the store
-        // grow, so a failed add leaves both as they were.
-        self.base.add_with_ids(&data, ids)?;
-        let stored = self.stored_mut();
-        match &mut stored.store {
-            Store::Flat(v) => v.extend_from_slice(&data),
-            Store::Sq(codes) => codes.add(&data)?,
+        match prepare("vectors", data, self.dim(), self.metric()) {
+            Ok(data) => self.base.prepare_add(&data),
+            Err(e) => Some(Err(e)),
         }
-        stored.ids.push(ids);
-        Ok(())
+    }
+
+    fn add_prepared(&mut self, prepared: PreparedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        match ids {
+            Some(ids) => self.add_to_both(Some(prepared), data, ids),
+            None => {
+                let rows = data.len() / self.dim();
+                let ids = self.stored_mut().ids.next_ids(rows);
+                self.add_to_both(Some(prepared), data, &ids)
+            }
+        }
     }
 
     /// Through `&self` when the base adds that way (a graph): the batch goes into the store
@@ -520,6 +527,29 @@ impl Index for RefineIndex {
 }
 
 impl RefineIndex {
+    /// `add_with_ids`, the base given the work `prepared` did for it if any: the base first
+    /// (it checks its own ids too); only after it accepted the batch does the store grow, so
+    /// a failed add leaves both as they were.
+    fn add_to_both(&mut self, prepared: Option<PreparedAdd>, data: &[f32], ids: &[u64]) -> Result<()> {
+        if !self.is_trained() {
+            return Err(Error::NotTrained { spec: self.spec().to_string() });
+        }
+        let data = prepare("vectors", data, self.dim(), self.metric())?;
+        check_ids(&data, self.dim(), ids)?;
+        self.stored_mut().ids.check_absent(ids)?;
+        match prepared {
+            Some(prepared) => self.base.add_prepared(prepared, &data, Some(ids))?,
+            None => self.base.add_with_ids(&data, ids)?,
+        }
+        let stored = self.stored_mut();
+        match &mut stored.store {
+            Store::Flat(v) => v.extend_from_slice(&data),
+            Store::Sq(codes) => codes.add(&data)?,
+        }
+        stored.ids.push(ids);
+        Ok(())
+    }
+
     /// [`add_shared`](Index::add_shared)'s work: store, then base.
     fn add_store_first(&self, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
         if !self.is_trained() {

@@ -10,7 +10,7 @@ use vq_quant::{OpqParams, OpqRotation, PcaMatrix, PcaParams};
 
 use crate::error::{Error, Result};
 use crate::index::{
-    Index, MemoryUsage, SearchDefault, SearchParams, check_k, downcast_for_merge, downcast_ref_for_merge,
+    Index, MemoryUsage, PreparedAdd, SearchDefault, SearchParams, check_k, downcast_for_merge, downcast_ref_for_merge,
     fingerprint_of, prepare, sections_fingerprint,
 };
 use crate::spec::{IndexSpec, TransformSpec};
@@ -36,6 +36,14 @@ pub struct PreTransformIndex {
     /// The metric of the input (the inner index's, except for cosine behind PCA).
     metric: Metric,
     inner: Box<dyn Index>,
+}
+
+/// [`PreTransformIndex::prepare_add`]'s work: the inner index's, for `mapped`, the batch as
+/// transformed by the transform of fingerprint `transform`.
+struct TransformedAdd {
+    inner: PreparedAdd,
+    mapped: Vec<f32>,
+    transform: u64,
 }
 
 /// The learned map.
@@ -336,6 +344,39 @@ impl Index for PreTransformIndex {
         self.check_trained()?;
         let mapped = self.transformed("vectors", data)?;
         self.inner.add_with_ids(&mapped, ids)
+    }
+
+    /// The inner index's part of the add of the transformed batch (an inverted file's codes),
+    /// kept with the transformed vectors and the transform they came from.
+    fn prepare_add(&self, data: &[f32]) -> Option<Result<PreparedAdd>> {
+        if !self.is_trained() {
+            return None;
+        }
+        let mapped = match self.transformed("vectors", data) {
+            Ok(mapped) => mapped,
+            Err(e) => return Some(Err(e)),
+        };
+        let inner = self.inner.prepare_add(&mapped)?;
+        let transform = self.transform_fingerprint();
+        Some(inner.map(|inner| PreparedAdd::new(TransformedAdd { inner, mapped, transform })))
+    }
+
+    /// With the prepared work where it was made for this batch under the same transform;
+    /// else as `add` / `add_with_ids`.
+    fn add_prepared(&mut self, prepared: PreparedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        self.check_trained()?;
+        let rows = data.len() / self.dim();
+        let (inner, mapped) = match prepared.take::<TransformedAdd>() {
+            Some(t)
+                if t.transform == self.transform_fingerprint()
+                    && data.len().is_multiple_of(self.dim())
+                    && t.mapped.len() == rows * self.transform.d_out() =>
+            {
+                (t.inner, t.mapped)
+            }
+            _ => (PreparedAdd::new(()), self.transformed("vectors", data)?),
+        };
+        self.inner.add_prepared(inner, &mapped, ids)
     }
 
     /// Through `&self` where the inner index adds that way (a graph behind PCA).

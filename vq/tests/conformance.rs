@@ -905,3 +905,67 @@ fn add_shared_runs_beside_searches_on_graphs_only() {
         assert_eq!((index.len(), index.memory_usage()), (N, bytes), "{spec}: a refused add stores nothing");
     }
 }
+
+/// An add in two steps — `prepare_add` through `&self` (beside searches), then
+/// `add_prepared` — leaves every kind as a plain `add` leaves it: the same file, byte for
+/// byte, ids continuing or given. Work prepared before the index was trained again, or by
+/// another index, is redone rather than used. Inverted files (and what wraps them) prepare;
+/// the other kinds have nothing to prepare.
+#[test]
+fn adds_prepared_apart_end_as_plain_adds() {
+    let data = clustered(N, 7);
+    let other = clustered(N, 8);
+    let (first, second) = (&data[..500 * DIM], &data[500 * DIM..800 * DIM]);
+    let given: Vec<u64> = (5_000..5_300).collect();
+    let foreign = {
+        let mut f = vq::index_factory(DIM, "IVF16,Flat", Metric::L2).unwrap();
+        f.train(&other).unwrap();
+        f
+    };
+    for (spec, _) in SPECS {
+        let trained = {
+            let mut t = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+            t.train(&data).unwrap();
+            vq::write_index_to_bytes(t.as_ref()).unwrap()
+        };
+        let from = |bytes: &[u8]| vq::read_index_from_bytes(bytes).unwrap();
+        let bytes = |i: &dyn Index| vq::write_index_to_bytes(i).unwrap();
+        // Graphs are built in parallel: their files differ from run to run.
+        let same_bytes = !is_graph(spec);
+
+        let mut plain = from(&trained);
+        plain.add(first).unwrap();
+        plain.add_with_ids(second, &given).unwrap();
+        let mut two = from(&trained);
+        let p = two.prepare_add(first);
+        assert_eq!(p.is_some(), spec.contains("IVF"), "{spec}");
+        match p {
+            Some(p) => two.add_prepared(p.unwrap(), first, None).unwrap(),
+            None => two.add(first).unwrap(),
+        }
+        // Another index's work for the second batch: redone.
+        let p = foreign.prepare_add(second).unwrap().unwrap();
+        two.add_prepared(p, second, Some(&given)).unwrap();
+        assert_eq!(two.len(), 800, "{spec}");
+        assert!(!same_bytes || bytes(two.as_ref()) == bytes(plain.as_ref()), "{spec}: two steps or one");
+        if let Some(p) = two.prepare_add(second) {
+            let dup = two.add_prepared(p.unwrap(), second, Some(&given));
+            assert!(dup.is_err(), "{spec}: ids already present");
+            assert_eq!(two.len(), 800, "{spec}: a refused add adds nothing");
+        }
+
+        // Prepared, then the index trained again (on other data): the work is redone.
+        let mut stale = from(&trained);
+        let p = stale.prepare_add(first);
+        stale.reset().unwrap();
+        stale.train(&other).unwrap();
+        let retrained = bytes(stale.as_ref());
+        match p {
+            Some(p) => stale.add_prepared(p.unwrap(), first, None).unwrap(),
+            None => stale.add(first).unwrap(),
+        }
+        let mut fresh = from(&retrained);
+        fresh.add(first).unwrap();
+        assert!(!same_bytes || bytes(stale.as_ref()) == bytes(fresh.as_ref()), "{spec}: stale work redone");
+    }
+}
