@@ -3,8 +3,8 @@ base; one Python thread adds the second half in batches of 1,000 (2 threads each
 another answers one query per call (ef 32) without pause. Prints the add's wall time and the
 serving thread's calls during it: their count, how many raised, and latency percentiles (ms).
 Beside hnswlib (M 16) doing the same in the same process. `--spec` picks vq's index (trained
-on the first half where it needs training), e.g. `HNSW16,SQ8,RFlat`, Milvus' HNSW_SQ with
-refine.
+on the first half), e.g. `HNSW16,SQ8,RFlat`, Milvus' HNSW_SQ with refine, or an inverted file
+(`IVF1024,PQ16`, searched at nprobe 16).
 
     PYTHONPATH=<wheel> ~/.cache/vq/peers-venv/bin/python benchmarks/ingest_while_serving.py \
         <data-dir>/imgsift100k [--only vq|hnswlib] [--spec HNSW16] [--label L]
@@ -60,7 +60,8 @@ def main():
     if a.only in (None, "vq"):
         import vq
 
-        index = vq.index_factory(xb.shape[1], a.spec, "l2", ef_construction=200)
+        graph = "HNSW" in a.spec and "IVF" not in a.spec
+        index = vq.index_factory(xb.shape[1], a.spec, "l2", **(dict(ef_construction=200) if graph else {}))
         index.train(xb[:half])
         index.add(xb[:half])
 
@@ -68,7 +69,8 @@ def main():
             for _, b in batches:
                 index.add(b)
 
-        row = serve_during(add_all, lambda q: index.search(q, 10, ef=32), xq)
+        knobs = dict(ef=32) if graph else dict(nprobe=16)
+        row = serve_during(add_all, lambda q: index.search(q, 10, **knobs), xq)
         print(json.dumps(dict(lib="vq", spec=a.spec, label=a.label, **row)), flush=True)
     if a.only in (None, "hnswlib"):
         import hnswlib
