@@ -2,8 +2,9 @@
 //! factory strings ([`index_factory`]), and [`write_index`] / [`read_index`].
 //!
 //! **Owns:** the [`Index`] trait and its adapters over the lower crates' types (exact search,
-//! flat code scans, HNSW over vectors or codes, inverted files, refine, an OPQ rotation before an
-//! inverted file), [`SearchParams`], the typed
+//! flat code scans, HNSW over vectors or codes, inverted files, refine, transforms in front:
+//! an OPQ rotation or projection before an inverted file, a PCA projection before any index),
+//! [`SearchParams`], the typed
 //! [`IndexSpec`] parsed from factory strings, [`Error`] wrapping every crate's error, and the
 //! index file format's dispatch (`index.kind`).
 //!
@@ -31,7 +32,9 @@
 //!
 //! # Cosine
 //! With [`Metric::Cosine`] every index normalizes what it stores and every query, so the
-//! scores are true cosine similarities whatever the input's norms. Inner product on
+//! scores are true cosine similarities whatever the input's norms (behind a projection to
+//! fewer dimensions, `PCA64,…` or `OPQ16_64,IVF…`, the inner products of the projected unit
+//! vectors, which approximate them). Inner product on
 //! unnormalized vectors is *not* cosine: long vectors win. Normalize with [`normalize_l2`] if
 //! you want inner-product indexes to rank by angle.
 

@@ -69,7 +69,7 @@ impl Transform {
     }
 
     /// The metric of the index behind this transform of `metric` vectors: the same behind a
-    /// rotation; behind a projection to fewer dimensions, [`projected_metric`].
+    /// rotation; behind a projection to fewer dimensions, `projected_metric`'s.
     fn inner_metric(&self, metric: Metric) -> Metric {
         match self {
             Transform::Opq(r) if r.d_out() == r.dim() => metric,
@@ -162,7 +162,8 @@ impl PreTransformIndex {
 
     /// An untrained OPQ projection of `d_in`-dimensional `metric` vectors to `inner`'s (fewer)
     /// dimensions for `m` sub-spaces (`OPQ{m}_{d}`, Faiss' `OPQMatrix(d_in, m, d)`), in front
-    /// of `inner`, which must be empty, untrained and of metric [`projected_metric`]`(metric)`.
+    /// of `inner`, which must be empty, untrained, and score the projections by inner product
+    /// for cosine vectors, by the input's metric otherwise.
     pub fn opq_projection(inner: Box<dyn Index>, d_in: usize, metric: Metric, m: usize) -> Result<Self> {
         let rotation = OpqRotation::with_output(d_in, inner.dim(), OpqParams::new(m, 8))?;
         Self::with_transform(inner, Transform::Opq(rotation), metric)
@@ -178,15 +179,16 @@ impl PreTransformIndex {
 
     /// An untrained PCA projection of `d_in`-dimensional `metric` vectors to `inner`'s
     /// dimension, randomly rotated after (`PCAR`) or not, in front of `inner`, which must be
-    /// empty, untrained and of metric [`projected_metric`]`(metric)`.
+    /// empty, untrained, and score the projections by inner product for cosine vectors, by
+    /// the input's metric otherwise.
     pub fn pca(inner: Box<dyn Index>, d_in: usize, metric: Metric, random_rotation: bool) -> Result<Self> {
         let params = PcaParams { random_rotation, ..PcaParams::new(inner.dim(), metric == Metric::L2) };
         Self::with_pca(inner, PcaMatrix::new(d_in, params)?, metric)
     }
 
     /// `pca` in front of `inner`, for `metric` vectors: centred exactly when `metric` is L2,
-    /// projecting to `inner`'s dimension, `inner` of metric [`projected_metric`]`(metric)`; an
-    /// untrained projection needs an empty `inner`.
+    /// projecting to `inner`'s dimension, `inner` scoring the projections as in
+    /// [`pca`](PreTransformIndex::pca); an untrained projection needs an empty `inner`.
     pub fn with_pca(inner: Box<dyn Index>, pca: PcaMatrix, metric: Metric) -> Result<Self> {
         if pca.params().centered != (metric == Metric::L2) {
             return Err(Error::Parameter {
