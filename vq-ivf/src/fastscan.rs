@@ -38,8 +38,8 @@ use crate::error::{Error, Result};
 use crate::filter::{filtered_rows, lists_holding, pass_rate, widened_nprobe};
 use crate::ids::{IdTracker, Locations, positions_in_lists};
 use crate::index::{
-    Coarse, CoarseKind, EncodedAdd, IvfMemory, IvfParams, IvfSearch, ListStats, QueryHits, encode_add_in, range_keys,
-    resolved_nprobe,
+    Coarse, CoarseKind, EncodedAdd, IvfMemory, IvfParams, IvfSearch, ListStats, QueryHits, checked_encoding,
+    encode_add_in, range_keys, resolved_nprobe,
 };
 
 const META_VERSION: u32 = 1;
@@ -315,26 +315,12 @@ impl IvfFastScan {
     }
 
     /// Adds `data` under `ids` (`None`: continuing ids) from its
-    /// [`encode_add`](IvfFastScan::encode_add) encoding, redone if made for another trained
-    /// state or batch. Errors and effects as [`add_with_ids`](IvfFastScan::add_with_ids).
-    pub fn add_encoded(&mut self, encoded: EncodedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
-        let encoded = match encoded.fits(self.fingerprint, data.len(), self.dim) {
-            true => encoded,
-            false => self.encode_add(data)?,
-        };
-        let next;
-        let ids = match ids {
-            Some(ids) => ids,
-            None => {
-                next = self.ids.next_ids(encoded.rows);
-                &next
-            }
-        };
-        if ids.len() != encoded.rows {
-            return Err(Error::IdCount { ids: ids.len(), vectors: encoded.rows });
-        }
-        self.ids.check_new(ids)?;
-        self.append(encoded.parts, ids)
+    /// [`encode_add`](IvfFastScan::encode_add) encoding, redone if missing or made for another
+    /// trained state or batch. Errors and effects as [`add_with_ids`](IvfFastScan::add_with_ids).
+    pub fn add_encoded(&mut self, encoded: Option<EncodedAdd>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        let (encoded, ids) =
+            checked_encoding(encoded, data, (self.dim, self.fingerprint), ids, &self.ids, |d| self.encode_add(d))?;
+        self.append(encoded.parts, &ids)
     }
 
     /// Packs encoded rows (checked) into their lists' blocks under `ids`.

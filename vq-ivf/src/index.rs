@@ -1,5 +1,6 @@
 //! [`IvfIndex`]: the coarse quantizer, the inverted lists, and the verbs over them.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
@@ -423,6 +424,32 @@ pub(crate) fn encode_add_in(
     Ok(EncodedAdd { parts, rows, fingerprint })
 }
 
+/// What `add_encoded` of either index appends: `encoded` where it fits `data` and the trained
+/// state (`dim`, `fingerprint`), else `data` encoded again by `encode`; with `ids`, or the next
+/// ids of `tracker`, one per row and none present.
+pub(crate) fn checked_encoding<'a>(
+    encoded: Option<EncodedAdd>,
+    data: &[f32],
+    (dim, fingerprint): (usize, u64),
+    ids: Option<&'a [u64]>,
+    tracker: &IdTracker,
+    encode: impl FnOnce(&[f32]) -> Result<EncodedAdd>,
+) -> Result<(EncodedAdd, Cow<'a, [u64]>)> {
+    let encoded = match encoded {
+        Some(e) if e.fits(fingerprint, data.len(), dim) => e,
+        _ => encode(data)?,
+    };
+    let ids = match ids {
+        Some(ids) => Cow::Borrowed(ids),
+        None => Cow::Owned(tracker.next_ids(encoded.rows)),
+    };
+    if ids.len() != encoded.rows {
+        return Err(Error::IdCount { ids: ids.len(), vectors: encoded.rows });
+    }
+    tracker.check_new(&ids)?;
+    Ok((encoded, ids))
+}
+
 /// The coarse quantizer an index holds.
 #[derive(Debug, Clone)]
 pub(crate) enum Coarse {
@@ -791,26 +818,12 @@ impl<C: IvfCodec> IvfIndex<C> {
     }
 
     /// Adds `data` under `ids` (`None`: continuing ids) from its [`encode_add`](IvfIndex::encode_add)
-    /// encoding, which is redone if it was made for another trained state (the index trained
-    /// again since) or another batch. Errors and effects as [`add_with_ids`](IvfIndex::add_with_ids).
-    pub fn add_encoded(&mut self, encoded: EncodedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
-        let encoded = match encoded.fits(self.fingerprint, data.len(), self.dim) {
-            true => encoded,
-            false => self.encode_add(data)?,
-        };
-        let next;
-        let ids = match ids {
-            Some(ids) => ids,
-            None => {
-                next = self.ids.next_ids(encoded.rows);
-                &next
-            }
-        };
-        if ids.len() != encoded.rows {
-            return Err(Error::IdCount { ids: ids.len(), vectors: encoded.rows });
-        }
-        self.ids.check_new(ids)?;
-        self.append(encoded.parts, ids);
+    /// encoding, which is redone if it is missing or was made for another trained state (the
+    /// index trained again since) or another batch. Errors and effects as [`add_with_ids`](IvfIndex::add_with_ids).
+    pub fn add_encoded(&mut self, encoded: Option<EncodedAdd>, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+        let (encoded, ids) =
+            checked_encoding(encoded, data, (self.dim, self.fingerprint), ids, &self.ids, |d| self.encode_add(d))?;
+        self.append(encoded.parts, &ids);
         Ok(())
     }
 

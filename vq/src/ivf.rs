@@ -61,6 +61,18 @@ fn ivf_search<'a>(params: &SearchParams<'a>) -> IvfSearch<'a> {
     IvfSearch { nprobe: params.nprobe, filter: params.filter, coarse_ef: params.ef }
 }
 
+/// The adapters' checks before an add: trained, and one id per row where ids are given (the
+/// index validates, and for cosine normalizes, the vectors itself).
+fn check_add(index: &dyn Index, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
+    if !index.is_trained() {
+        return Err(Error::NotTrained { spec: index.spec().to_string() });
+    }
+    match ids {
+        Some(ids) => check_ids(data, index.dim(), ids),
+        None => Ok(()),
+    }
+}
+
 /// An inverted file over codec `C` ([`FlatCodec`], [`SqCodec`], [`PqCodec`]). `nprobe` comes
 /// from [`SearchParams::nprobe`] or the index's default (1, as Faiss; see
 /// [`IndexParams::nprobe`](crate::IndexParams::nprobe)).
@@ -128,11 +140,7 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
     }
 
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
-        if !self.is_trained() {
-            return Err(Error::NotTrained { spec: self.spec().to_string() });
-        }
-        // The index validates (and normalizes, for cosine) the vectors itself.
-        check_ids(data, self.dim(), ids)?;
+        check_add(self, data, Some(ids))?;
         self.inner.add_with_ids(data, ids).map_err(|e| self.err(e))
     }
 
@@ -141,18 +149,10 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
         Some(self.inner.encode_add(data).map(PreparedAdd::new).map_err(|e| self.err(e)))
     }
 
+    /// Another kind's work, or none, is redone by `add_encoded`.
     fn add_prepared(&mut self, prepared: PreparedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
-        if !self.is_trained() {
-            return Err(Error::NotTrained { spec: self.spec().to_string() });
-        }
-        if let Some(ids) = ids {
-            check_ids(data, self.dim(), ids)?;
-        }
-        let encoded = match prepared.take::<vq_ivf::EncodedAdd>() {
-            Some(encoded) => encoded,
-            None => self.inner.encode_add(data).map_err(|e| self.err(e))?,
-        };
-        self.inner.add_encoded(encoded, data, ids).map_err(|e| self.err(e))
+        check_add(self, data, ids)?;
+        self.inner.add_encoded(prepared.take(), data, ids).map_err(|e| self.err(e))
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
@@ -320,11 +320,7 @@ impl Index for IvfFastScanIndex {
     }
 
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()> {
-        if !self.is_trained() {
-            return Err(Error::NotTrained { spec: self.spec().to_string() });
-        }
-        // The index validates (and normalizes, for cosine) the vectors itself.
-        check_ids(data, self.dim(), ids)?;
+        check_add(self, data, Some(ids))?;
         self.inner.add_with_ids(data, ids).map_err(|e| self.err(e))
     }
 
@@ -333,18 +329,10 @@ impl Index for IvfFastScanIndex {
         Some(self.inner.encode_add(data).map(PreparedAdd::new).map_err(|e| self.err(e)))
     }
 
+    /// Another kind's work, or none, is redone by `add_encoded`.
     fn add_prepared(&mut self, prepared: PreparedAdd, data: &[f32], ids: Option<&[u64]>) -> Result<()> {
-        if !self.is_trained() {
-            return Err(Error::NotTrained { spec: self.spec().to_string() });
-        }
-        if let Some(ids) = ids {
-            check_ids(data, self.dim(), ids)?;
-        }
-        let encoded = match prepared.take::<vq_ivf::EncodedAdd>() {
-            Some(encoded) => encoded,
-            None => self.inner.encode_add(data).map_err(|e| self.err(e))?,
-        };
-        self.inner.add_encoded(encoded, data, ids).map_err(|e| self.err(e))
+        check_add(self, data, ids)?;
+        self.inner.add_encoded(prepared.take(), data, ids).map_err(|e| self.err(e))
     }
 
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
