@@ -7,7 +7,10 @@
 
 use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_quant::{CodeScorer, F32Quantizer, PqScorer, ProductQuantizer, Quantizer, ScalarQuantizer, SqType};
+use vq_quant::{
+    CodeScorer, F32Quantizer, PqScorer, ProductQuantizer, Quantizer, RaBitQScorer, RaBitQuantizer, ScalarQuantizer,
+    SqType,
+};
 
 use crate::error::{Error, Result};
 
@@ -103,6 +106,13 @@ pub trait IvfCodec: Send + Sync + Sized {
         // Lengths are the caller's (whole codes, `dim` values each); a codec that decodes for
         // its scan overrides this.
         let _ = self.quantizer().decode(codes, out);
+    }
+    /// Encodes `residuals` (`x − c` of rows placed in lists `labels`) into `codes`: the
+    /// quantizer's own codes by default. A codec whose codes fold terms of the list's centroid
+    /// (RaBitQ) overrides it; it has been [`prepare`](IvfCodec::prepare)d for the centroids.
+    fn encode_residuals(&self, residuals: &[f32], labels: &[u32], codes: &mut [u8]) -> Result<()> {
+        let _ = labels;
+        Ok(self.quantizer().encode(residuals, codes)?)
     }
     /// Writes the quantizer's sections under `prefix`.
     fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
@@ -506,5 +516,83 @@ impl IvfCodec for PqCodec {
 
     fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
         Ok(PqCodec { q: ProductQuantizer::read_sections(r, prefix)?, list_terms: Vec::new() })
+    }
+}
+
+/// IVF-RaBitQ (Faiss' `IndexIVFRaBitQ`): residuals coded by a [`RaBitQuantizer`] whose codes
+/// fold the terms of their list's centroid, so a query is rotated and tabled once and a probed
+/// list costs only its coarse key as the offset of every key.
+#[derive(Debug, Clone)]
+pub struct RaBitQCodec {
+    q: RaBitQuantizer,
+    /// `P c` of every centroid (from [`IvfCodec::prepare`]).
+    rotated_centroids: Vec<f32>,
+}
+
+impl RaBitQCodec {
+    /// The codec of a `dim`-dimensional index scored by `metric`.
+    pub fn new(dim: usize, metric: Metric) -> Result<Self> {
+        Ok(RaBitQCodec { q: RaBitQuantizer::for_residuals(dim, inner_metric(metric))?, rotated_centroids: Vec::new() })
+    }
+}
+
+/// [`RaBitQCodec`]'s scanner: the query's table, offset per list by its coarse key.
+pub struct RaBitQScanner(RaBitQScorer);
+
+impl ListScanner for RaBitQScanner {
+    fn set_list(&mut self, _list: usize, _centroid: &[f32], coarse_key: f32) -> Result<()> {
+        self.0.set_offset(coarse_key);
+        Ok(())
+    }
+
+    fn keys(&self, codes: &[u8], out: &mut [f32]) {
+        self.0.distances(codes, out);
+    }
+}
+
+impl IvfCodec for RaBitQCodec {
+    type Quantizer = RaBitQuantizer;
+    type Scanner<'a> = RaBitQScanner;
+
+    fn quantizer(&self) -> &RaBitQuantizer {
+        &self.q
+    }
+    fn by_residual(&self) -> bool {
+        true
+    }
+    fn needs_training(&self) -> bool {
+        false
+    }
+    fn train(&mut self, _sample: &[f32]) -> Result<()> {
+        Ok(())
+    }
+    fn prepare(&mut self, centroids: &[f32]) {
+        self.rotated_centroids = self.q.rotate(centroids);
+    }
+    fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>> {
+        Ok(RaBitQScanner(self.q.residual_scorer(query)?))
+    }
+    fn table_bytes(&self) -> usize {
+        self.rotated_centroids.capacity() * size_of::<f32>()
+    }
+    fn encode_residuals(&self, residuals: &[f32], labels: &[u32], codes: &mut [u8]) -> Result<()> {
+        Ok(self.q.encode_about(residuals, &self.rotated_centroids, labels, codes)?)
+    }
+    /// The rotation (drawn from a fixed seed, but saved: files from another build compare by
+    /// the matrix).
+    fn trained_state(&self) -> Vec<u8> {
+        let mut out = b"RaBitQ".to_vec();
+        out.extend(self.q.rotation().iter().flat_map(|v| v.to_le_bytes()));
+        out
+    }
+    fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        let q = RaBitQuantizer::read_sections(r, prefix)?;
+        if q.centered() {
+            return Err(Error::Corrupt {
+                section: format!("{prefix}.meta"),
+                what: "an inverted file's RaBitQ codes are residuals: the saved quantizer codes about a mean".into(),
+            });
+        }
+        Ok(RaBitQCodec { q, rotated_centroids: Vec::new() })
     }
 }

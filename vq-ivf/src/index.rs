@@ -1498,7 +1498,7 @@ pub fn encode_in_lists<C: IvfCodec>(
     if codec.by_residual() {
         let mut r = rows.to_vec();
         subtract_lists(&mut r, labels, centroids, dim);
-        codec.quantizer().encode(&r, &mut codes)?;
+        codec.encode_residuals(&r, labels, &mut codes)?;
     } else {
         codec.quantizer().encode(rows, &mut codes)?;
     }
@@ -1511,7 +1511,7 @@ mod tests {
     use vq_quant::SqType;
 
     use super::*;
-    use crate::codec::{FlatCodec, PqCodec, SqCodec};
+    use crate::codec::{FlatCodec, PqCodec, RaBitQCodec, SqCodec};
     use crate::filter::widened_nprobe;
 
     /// Both scans of the same probes: list-major over the whole batch, and query by query.
@@ -1745,6 +1745,7 @@ mod tests {
             check(FlatCodec::new(8, metric).unwrap(), metric, &data, &queries, nprobe, k, filtered);
             check(SqCodec::new(8, metric, SqType::SQ8).unwrap(), metric, &data, &queries, nprobe, k, filtered);
             check(PqCodec::new(8, metric, 2, 4).unwrap(), metric, &data, &queries, nprobe, k, filtered);
+            check(RaBitQCodec::new(8, metric).unwrap(), metric, &data, &queries, nprobe, k, filtered);
         }
     }
 }

@@ -12,7 +12,8 @@
 //! quantizers behind [`CoarseQuantizer`] ([`FlatCoarse`]: every centroid scored; [`HnswCoarse`]:
 //! a `vq-graph` HNSW over the centroids, `IVF65536_HNSW32`, for very large `nlist`), the list
 //! codecs ([`FlatCodec`] over `vq-quant`'s identity quantizer, [`SqCodec`] over residuals,
-//! [`PqCodec`] over residuals with Faiss' precomputed L2 table), their container sections, the
+//! [`PqCodec`] over residuals with Faiss' precomputed L2 table, [`RaBitQCodec`]: one bit a
+//! dimension, the centroid's terms folded into each code), their container sections, the
 //! trained-state fingerprint, and [`IvfIndex::merge_from`] for sharded builds; and
 //! [`IvfFastScan`], lists of 4-bit PQ codes in the fast-scan layout (`IVF{nlist},PQ{m}x4fs`,
 //! the base of the ScaNN-style index: with a refine stage above it in `vq`).
@@ -65,7 +66,9 @@ mod index;
 mod persist;
 
 pub use coarse::{CoarseQuantizer, DEFAULT_COARSE_EF, FlatCoarse, HnswCoarse};
-pub use codec::{FlatCodec, IvfCodec, ListScanner, PqCodec, PqScanner, QuantizerScanner, SqCodec};
+pub use codec::{
+    FlatCodec, IvfCodec, ListScanner, PqCodec, PqScanner, QuantizerScanner, RaBitQCodec, RaBitQScanner, SqCodec,
+};
 pub use error::{Error, Result};
 pub use fastscan::IvfFastScan;
 pub use ids::IdTracker;

@@ -13,6 +13,8 @@
 //!   and a portable twin) that decode codes in registers.
 //! - [`ProductQuantizer`] (`PQ{m}x{nbits}`) and [`OpqQuantizer`] (a learned rotation first):
 //!   sub-space codebooks, look-up-table scoring.
+//! - [`RaBitQuantizer`] (`RaBitQ`): one bit per dimension after a random rotation, plus three
+//!   floats, scored by RaBitQ's unbiased estimate (Faiss' `IndexRaBitQ`).
 //! - [`fastscan`]: 4-bit PQ codes packed in blocks of 32 for a byte-shuffle scan
 //!   ([`fastscan::FastScanCodes`], Faiss' `PQ{m}x4fs`).
 //!
@@ -34,6 +36,7 @@ mod identity;
 mod linear;
 mod pca;
 mod pq;
+mod rabitq;
 mod sections;
 mod sink;
 mod sq;
@@ -46,6 +49,7 @@ pub use pq::{
     OpqParams, OpqQuantizer, OpqRotation, OpqScorer, PqParams, PqScorer, ProductQuantizer, SDC_MAX_ENTRIES, pack_index,
     unpack_index,
 };
+pub use rabitq::{RaBitQScorer, RaBitQuantizer};
 pub use sections::validate_codes;
 pub use sink::{ScanSink, WithinKey};
 pub use sq::{ScalarQuantizer, SqInt8Scorer, SqScorer, SqType};

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 use vq_distance::Metric;
 use vq_graph::HnswParams;
-use vq_ivf::{FlatCodec, IvfParams, PqCodec, SqCodec};
+use vq_ivf::{FlatCodec, IvfParams, PqCodec, RaBitQCodec, SqCodec};
 use vq_quant::fastscan::FastScanCodes;
-use vq_quant::{OpqQuantizer, ProductQuantizer, ScalarQuantizer};
+use vq_quant::{OpqQuantizer, ProductQuantizer, RaBitQuantizer, ScalarQuantizer};
 
 use crate::codes::CodesIndex;
 use crate::error::{Error, Result};
@@ -39,6 +39,10 @@ macro_rules! with_new_quantizer {
                 let $q = OpqQuantizer::new($dim, $metric, m, nbits)?;
                 $body
             }
+            CodecSpec::RaBitQ => {
+                let $q = RaBitQuantizer::new($dim, $metric)?;
+                $body
+            }
         }
     };
 }
@@ -57,6 +61,10 @@ macro_rules! with_quantizer_type {
             }
             $crate::spec::CodecSpec::Opq { .. } => {
                 type $Q = vq_quant::OpqQuantizer;
+                $body
+            }
+            $crate::spec::CodecSpec::RaBitQ => {
+                type $Q = vq_quant::RaBitQuantizer;
                 $body
             }
         }
@@ -235,6 +243,14 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
                 what: format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
             });
         }
+        BaseSpec::Hnsw { storage: StorageSpec::Codec(CodecSpec::RaBitQ), .. } => {
+            return Err(Error::Parameter {
+                name: "HNSW",
+                what:
+                    "graphs are not built over RaBitQ codes: use RaBitQ or IVF{nlist},RaBitQ (with ,RFlat to re-rank)"
+                        .into(),
+            });
+        }
         BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
             with_new_quantizer!(codec, dim, metric, |q| Box::new(HnswCodesIndex::new(codec, q, params.hnsw(m))?))
         }
@@ -296,6 +312,9 @@ fn ivf_index(
         }
         StorageSpec::Codec(CodecSpec::PqFastScan { m }) => {
             Box::new(IvfFastScanIndex::with_pq(dim, metric, p, params.pq(m), params.by_residual.unwrap_or(true))?)
+        }
+        StorageSpec::Codec(CodecSpec::RaBitQ) => {
+            Box::new(IvfIndex::new(dim, metric, p, RaBitQCodec::new(dim, metric).map_err(ivf)?)?)
         }
         StorageSpec::Codec(CodecSpec::Opq { .. }) => {
             return Err(Error::Parameter {

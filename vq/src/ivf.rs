@@ -4,7 +4,7 @@
 
 use vq_distance::{Metric, Neighbors, RangeResult};
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_ivf::{FlatCodec, IvfCodec, IvfParams, IvfSearch, PqCodec, SqCodec};
+use vq_ivf::{FlatCodec, IvfCodec, IvfParams, IvfSearch, PqCodec, RaBitQCodec, SqCodec};
 
 use crate::error::{Error, Result};
 use crate::index::{
@@ -35,6 +35,12 @@ impl IvfStorage for PqCodec {
     fn storage(&self) -> StorageSpec {
         let q = self.quantizer();
         StorageSpec::Codec(CodecSpec::Pq { m: q.m(), nbits: q.nbits() })
+    }
+}
+
+impl IvfStorage for RaBitQCodec {
+    fn storage(&self) -> StorageSpec {
+        StorageSpec::Codec(CodecSpec::RaBitQ)
     }
 }
 

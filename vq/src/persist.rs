@@ -11,7 +11,7 @@ use std::path::Path;
 
 use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter, IndexKind, OpenOptions};
-use vq_ivf::{FlatCodec, PqCodec, SqCodec};
+use vq_ivf::{FlatCodec, PqCodec, RaBitQCodec, SqCodec};
 use vq_quant::ProductQuantizer;
 use vq_quant::fastscan::FastScanCodes;
 
@@ -155,7 +155,10 @@ fn read_transformed(r: &ContainerReader, spec: &IndexSpec, metric: Metric, prefi
 fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dyn Index>> {
     Ok(match base {
         BaseSpec::Ivf { storage: StorageSpec::Codec(codec @ CodecSpec::Opq { .. }), .. }
-        | BaseSpec::Hnsw { storage: StorageSpec::Codec(codec @ CodecSpec::PqFastScan { .. }), .. } => {
+        | BaseSpec::Hnsw {
+            storage: StorageSpec::Codec(codec @ (CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQ)),
+            ..
+        } => {
             return Err(Error::Corrupt {
                 what: format!("index.kind names an index over {codec} codes of a kind vq does not write"),
             });
@@ -180,6 +183,9 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         }
         BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::PqFastScan { .. }), .. } => {
             Box::new(IvfFastScanIndex::read_sections(r, prefix)?)
+        }
+        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::RaBitQ), .. } => {
+            Box::new(IvfIndex::<RaBitQCodec>::read_sections(r, prefix)?)
         }
     })
 }

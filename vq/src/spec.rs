@@ -80,6 +80,9 @@ pub enum CodecSpec {
         /// the factory accepts only the input dimension here and then drops it (canonical form).
         d: Option<usize>,
     },
+    /// RaBitQ (`RaBitQ`, Faiss' `IndexRaBitQ` / `IndexIVFRaBitQ`): one bit per dimension after
+    /// a random rotation, plus three floats, scored by an unbiased estimate.
+    RaBitQ,
 }
 
 /// The vectors under an HNSW graph or in inverted lists.
@@ -192,6 +195,7 @@ impl fmt::Display for CodecSpec {
             CodecSpec::PqFastScan { m } => write!(f, "PQ{m}x4fs"),
             CodecSpec::Opq { m, nbits: b, d: None } => write!(f, "OPQ{m},PQ{m}{}", nbits(b)),
             CodecSpec::Opq { m, nbits: b, d: Some(d) } => write!(f, "OPQ{m}_{d},PQ{m}{}", nbits(b)),
+            CodecSpec::RaBitQ => f.write_str("RaBitQ"),
         }
     }
 }
@@ -378,6 +382,10 @@ impl<'a> Parser<'a> {
             self.at += 1;
             return Ok(Some(CodecSpec::Sq(t)));
         }
+        if token == "RaBitQ" {
+            self.at += 1;
+            return Ok(Some(CodecSpec::RaBitQ));
+        }
         if let Some(pq) = parse_pq(token) {
             let codec = pq.map_err(|e| self.error(token, e))?;
             self.at += 1;
@@ -430,6 +438,12 @@ impl<'a> Parser<'a> {
                         return Err(self.error(
                             next,
                             format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
+                        ));
+                    }
+                    Some(CodecSpec::RaBitQ) => {
+                        return Err(self.error(
+                            next,
+                            "graphs are not built over RaBitQ codes: use RaBitQ or IVF{nlist},RaBitQ (with ,RFlat to re-rank)",
                         ));
                     }
                     codec => codec.map_or(StorageSpec::Flat, StorageSpec::Codec),

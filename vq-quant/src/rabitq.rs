@@ -1,0 +1,687 @@
+//! RaBitQ (Gao and Long, "RaBitQ: Quantizing High-Dimensional Vectors with a Theoretical
+//! Error Bound for Approximate Nearest Neighbor Search", SIGMOD 2024): one bit per dimension
+//! and three floats per vector, with an unbiased estimate of inner products (Faiss'
+//! `IndexRaBitQ` / `IndexIVFRaBitQ`, factory `RaBitQ`).
+//!
+//! A vector `x` is coded relative to a centre `c` (the sample's mean, or an inverted list's
+//! centroid): `r = x − c` is rotated by a fixed random orthogonal `P` (drawn once from a
+//! seed, saved with the quantizer) and its signs kept, `b_j = [(P r)_j > 0]`. Writing
+//! `ō = (2b − 1)/√d` (a unit vector), the paper's estimator of `⟨r, v⟩` for any `v` is
+//! `‖r‖² / ℓ · ⟨ō, P v⟩` with `ℓ = ⟨ō, P r⟩ = Σ|(P r)_j| / √d` (the length of `r` along
+//! `Pᵀ ō`); its error falls as `1/√d` and does not depend on the data's distribution, which
+//! the random rotation buys (Faiss' `IndexRaBitQ` leaves the rotation to the caller, an
+//! `RR{d}` transform in front; vq always rotates).
+//!
+//! vq estimates `⟨r, q − c⟩` (the residual of the query, as the paper and Faiss do) but
+//! folds every term that depends only on the vector and its centre into the code, so that a
+//! query's scan needs the rotated query `P q` alone, once for every list: with `s = Σ_{b_j=1}
+//! (P q)_j`, the key of a code is `offset + a − w · (2 s − Σ_j (P q)_j)` where
+//!
+//! - L2: `‖x − q‖² = ‖r‖² + ‖q − c‖² − 2⟨r, q − c⟩`, so `offset = ‖q − c‖²`,
+//!   `w = 2m/√d`, `a = ‖r‖² − 2 m t`;
+//! - inner product: `⟨x, q⟩ = ⟨c, q⟩ + ⟨r, c⟩ + ⟨r, q − c⟩` negated, so `offset = −⟨q, c⟩`,
+//!   `w = m/√d`, `a = −⟨r, c⟩ − m t`;
+//!
+//! with `m = ‖r‖² / ℓ` and `t = (Σ_j (P c)_j − 2 Σ_{b_j=1} (P c)_j) / √d`. The offset is an
+//! inverted file's coarse key of the list. `s` is summed through a per-query table of the
+//! 256 partial sums of each byte of bits (`d/8` look-ups a code, exact in the query: no
+//! query quantization).
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use vq_distance::{Kernels, Metric};
+use vq_io::{ContainerReader, ContainerWriter};
+
+use crate::linear::{orthonormality_error, project_back, project_rows, random_rotation, to_row_major};
+use crate::sections::{self, corrupt};
+use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
+
+/// The seed of every RaBitQ rotation: codes of the same dimension are comparable between
+/// indexes (merges check the saved matrices, not the seed).
+const ROTATION_SEED: u64 = 0x5241_4269_7451; // "RaBitQ"
+/// Floats after the bits of a code: `a`, `w` and `ℓ`.
+const FACTORS: usize = 3;
+/// Rows encoded per parallel task.
+const ENCODE_CHUNK: usize = 256;
+/// A saved rotation's largest allowed `|P Pᵀ − I|` entry.
+const ORTHONORMALITY_TOLERANCE: f64 = 1e-4;
+const META_VERSION: u32 = 1;
+const ARRAY_VERSION: u32 = 1;
+
+/// One bit per dimension plus three floats (`⌈d/8⌉ + 12` bytes), scored by RaBitQ's estimate.
+///
+/// Two kinds: [`RaBitQuantizer::new`] codes vectors about the training sample's mean (Faiss'
+/// `IndexRaBitQ`; [`Quantizer::train`] learns the mean), [`RaBitQuantizer::for_residuals`]
+/// codes residuals about centres given per row ([`RaBitQuantizer::encode_about`]: an inverted
+/// file's centroids) and has nothing to learn. Cosine quantizers normalize vectors and
+/// queries and score by the inner product.
+///
+/// ```
+/// use vq_distance::Metric;
+/// use vq_quant::{CodeScorer, Quantizer, RaBitQuantizer};
+///
+/// let data: Vec<f32> = (0..64 * 200).map(|i| ((i * 37 % 101) as f32).sin()).collect();
+/// let mut q = RaBitQuantizer::new(64, Metric::L2)?;
+/// q.train(&data)?;
+/// let mut codes = vec![0u8; 200 * q.code_size()];
+/// q.encode(&data, &mut codes)?;
+/// assert_eq!(q.code_size(), 8 + 12);
+/// let scorer = q.scorer(&data[..64])?;
+/// let mut keys = vec![0f32; 200];
+/// scorer.distances(&codes, &mut keys);
+/// assert!(keys.iter().all(|k| k.is_finite()));
+/// # Ok::<(), vq_quant::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RaBitQuantizer {
+    dim: usize,
+    metric: Metric,
+    /// Codes vectors about the trained mean (`true`) or residuals about given centres.
+    centered: bool,
+    trained: bool,
+    /// `P`, `dim × dim` row-major, orthonormal.
+    rotation: Vec<f32>,
+    /// The mean (zeros until trained, and always for residual quantizers).
+    center: Vec<f32>,
+    /// `P · center`.
+    rotated_center: Vec<f32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    quantizer: String,
+    dim: usize,
+    metric: String,
+    centered: bool,
+    trained: bool,
+}
+
+impl RaBitQuantizer {
+    /// A quantizer of `dim`-dimensional vectors scored by `metric` that codes them about the
+    /// mean [`Quantizer::train`] learns.
+    pub fn new(dim: usize, metric: Metric) -> Result<Self> {
+        Self::with_centering(dim, metric, true)
+    }
+
+    /// A quantizer of residuals about centres given at encoding time
+    /// ([`RaBitQuantizer::encode_about`]), trained from the start. An inverted file's codec.
+    pub fn for_residuals(dim: usize, metric: Metric) -> Result<Self> {
+        Self::with_centering(dim, metric, false)
+    }
+
+    fn with_centering(dim: usize, metric: Metric, centered: bool) -> Result<Self> {
+        if dim == 0 || dim > vq_io::MAX_DIM {
+            return Err(Error::Parameter { name: "dim", what: format!("{dim} is outside 1..={}", vq_io::MAX_DIM) });
+        }
+        let rotation = to_row_major(&random_rotation(dim, ROTATION_SEED));
+        Ok(RaBitQuantizer {
+            dim,
+            metric,
+            centered,
+            trained: !centered,
+            rotation,
+            center: vec![0.0; dim],
+            rotated_center: vec![0.0; dim],
+        })
+    }
+
+    /// Whether vectors are coded about the trained mean (`true`) or about given centres.
+    pub fn centered(&self) -> bool {
+        self.centered
+    }
+
+    /// The rotation `P` (`dim × dim`, row-major).
+    pub fn rotation(&self) -> &[f32] {
+        &self.rotation
+    }
+
+    /// Bytes of sign bits in a code (`⌈d/8⌉`).
+    fn bit_bytes(&self) -> usize {
+        self.dim.div_ceil(8)
+    }
+
+    /// `P v` for every row of `rows`.
+    pub fn rotate(&self, rows: &[f32]) -> Vec<f32> {
+        project_rows(&self.rotation, self.dim, rows)
+    }
+
+    /// Encodes residuals `r = x − c` whose centres, rotated (`P c`, from
+    /// [`RaBitQuantizer::rotate`]), are row `labels[i]` of `rotated_centers`: the codes an
+    /// inverted file stores, whose scorer's offset is then the list's coarse key. Vectors are
+    /// taken as given (an inverted file normalizes cosine rows before taking residuals).
+    pub fn encode_about(
+        &self,
+        residuals: &[f32],
+        rotated_centers: &[f32],
+        labels: &[u32],
+        codes: &mut [u8],
+    ) -> Result<()> {
+        let x = prepare_rows("residuals", residuals, self.dim, self.inner_metric())?;
+        let n = x.len();
+        if labels.len() != n {
+            return Err(Error::Parameter { name: "labels", what: format!("{} labels for {n} rows", labels.len()) });
+        }
+        let centers = rotated_centers.len() / self.dim;
+        if rotated_centers.len() != centers * self.dim {
+            return Err(Error::Parameter {
+                name: "rotated_centers",
+                what: format!("{} values, not whole rows of {}", rotated_centers.len(), self.dim),
+            });
+        }
+        if let Some(&l) = labels.iter().find(|&&l| l as usize >= centers) {
+            return Err(Error::Parameter { name: "labels", what: format!("centre {l} of {centers}") });
+        }
+        let expected = n * self.code_size();
+        if codes.len() != expected {
+            return Err(Error::CodeLength { what: "codes", len: codes.len(), expected });
+        }
+        let (dim, cs) = (self.dim, self.code_size());
+        codes
+            .par_chunks_mut(ENCODE_CHUNK * cs)
+            .zip(x.as_slice().par_chunks(ENCODE_CHUNK * dim))
+            .zip(labels.par_chunks(ENCODE_CHUNK))
+            .for_each(|((codes, rows), labels)| {
+                let rotated = self.rotate(rows);
+                for ((code, y), &l) in codes.chunks_exact_mut(cs).zip(rotated.chunks_exact(dim)).zip(labels) {
+                    self.encode_rotated(y, &rotated_centers[l as usize * dim..][..dim], code);
+                }
+            });
+        Ok(())
+    }
+
+    /// The metric of the sums: cosine rows are unit vectors scored by their inner product.
+    fn inner_metric(&self) -> Metric {
+        match self.metric {
+            Metric::L2 => Metric::L2,
+            Metric::InnerProduct | Metric::Cosine => Metric::InnerProduct,
+        }
+    }
+
+    /// The code of a rotated residual `y = P r` about a centre rotated to `pc = P c`.
+    fn encode_rotated(&self, y: &[f32], pc: &[f32], code: &mut [u8]) {
+        let (bits, factors) = code.split_at_mut(self.bit_bytes());
+        bits.fill(0);
+        let (mut abs_sum, mut norm_sq, mut r_dot_c, mut pc_sum, mut pc_set) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        for (j, (&v, &c)) in y.iter().zip(pc).enumerate() {
+            let (v, c) = (f64::from(v), f64::from(c));
+            abs_sum += v.abs();
+            norm_sq += v * v;
+            r_dot_c += v * c;
+            pc_sum += c;
+            if v > 0.0 {
+                bits[j / 8] |= 1 << (j % 8);
+                pc_set += c;
+            }
+        }
+        let sqrt_d = (self.dim as f64).sqrt();
+        let ell = abs_sum / sqrt_d;
+        // A residual of zero (the vector is its centre) has no direction: its estimate of
+        // ⟨r, v⟩ is the exact 0.
+        let m = if ell > 0.0 { norm_sq / ell } else { 0.0 };
+        let t = (pc_sum - 2.0 * pc_set) / sqrt_d;
+        let (a, w) = match self.inner_metric() {
+            Metric::L2 => (norm_sq - 2.0 * m * t, 2.0 * m / sqrt_d),
+            _ => (-r_dot_c - m * t, m / sqrt_d),
+        };
+        for (out, v) in factors.chunks_exact_mut(4).zip([a, w, ell]) {
+            out.copy_from_slice(&(v as f32).to_le_bytes());
+        }
+    }
+
+    /// A query's scorer with no offset (an inverted file adds each list's coarse key).
+    pub fn residual_scorer(&self, query: &[f32]) -> Result<RaBitQScorer> {
+        let mut buf = Vec::new();
+        let q = prepare_row_into("query", query, self.dim, self.metric, &mut buf)?;
+        Ok(self.scorer_of(q, 0.0))
+    }
+
+    fn scorer_of(&self, q: &[f32], offset: f32) -> RaBitQScorer {
+        let pq = self.rotate(q);
+        let nbytes = self.bit_bytes();
+        let mut table = vec![0f32; nbytes * 256];
+        for (i, t) in table.chunks_exact_mut(256).enumerate() {
+            let dims = &pq[i * 8..pq.len().min(i * 8 + 8)];
+            // Entry `v` adds, to the entry without its lowest bit, that bit's value.
+            for v in 1..256usize {
+                let low = v.trailing_zeros() as usize;
+                t[v] = t[v & (v - 1)] + dims.get(low).copied().unwrap_or(0.0);
+            }
+        }
+        let sum = pq.iter().map(|&v| f64::from(v)).sum::<f64>() as f32;
+        RaBitQScorer { table, sum, offset, nbytes }
+    }
+
+    /// `offset` of a query about the trained mean: `‖q − c‖²` for L2, `−⟨q, c⟩` otherwise.
+    fn mean_offset(&self, q: &[f32]) -> f32 {
+        let k = Kernels::active();
+        match self.inner_metric() {
+            Metric::L2 => k.f32_l2_sq_fn()(q, &self.center),
+            _ => -k.f32_dot_fn()(q, &self.center),
+        }
+    }
+
+    /// `(a, w, ℓ)` of a code.
+    fn factors(&self, code: &[u8]) -> [f32; FACTORS] {
+        let f = &code[self.bit_bytes()..];
+        std::array::from_fn(|i| f32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]))
+    }
+
+    /// The code's reconstruction: the centre plus `ℓ · Pᵀ ō`, the residual's projection on its
+    /// code's direction.
+    fn decode_one(&self, code: &[u8], out: &mut [f32]) -> Result<()> {
+        let [a, w, ell] = self.factors(code);
+        if !(a.is_finite() && w.is_finite() && ell.is_finite()) {
+            return Err(Error::Parameter { name: "codes", what: "a code holds a non-finite factor".into() });
+        }
+        let scale = ell / (self.dim as f32).sqrt();
+        let y: Vec<f32> = (0..self.dim).map(|j| if code[j / 8] >> (j % 8) & 1 == 1 { scale } else { -scale }).collect();
+        project_back(&self.rotation, &y, out);
+        out.iter_mut().zip(&self.center).for_each(|(o, c)| *o += c);
+        Ok(())
+    }
+}
+
+/// A query against RaBitQ codes: the table of partial sums of the rotated query per byte of
+/// bits, their total, and the offset.
+#[derive(Debug, Clone)]
+pub struct RaBitQScorer {
+    /// `nbytes × 256`: entry `v` of byte `i` sums `(P q)_{8i+j}` over the bits `j` set in `v`.
+    table: Vec<f32>,
+    /// `Σ_j (P q)_j`.
+    sum: f32,
+    offset: f32,
+    nbytes: usize,
+}
+
+impl RaBitQScorer {
+    /// Sets the term added to every key (an inverted list's coarse key).
+    pub fn set_offset(&mut self, offset: f32) {
+        self.offset = offset;
+    }
+
+    /// `Σ_{b_j = 1} (P q)_j` by the table, four bytes at a time in separate sums.
+    #[inline]
+    fn set_sum(&self, bits: &[u8]) -> f32 {
+        let mut acc = [0f32; 4];
+        let mut chunks = bits.chunks_exact(4);
+        let mut at = 0;
+        for c in &mut chunks {
+            for (l, (&b, s)) in c.iter().zip(acc.iter_mut()).enumerate() {
+                *s += self.table[(at + l) * 256 + b as usize];
+            }
+            at += 4;
+        }
+        for (l, &b) in chunks.remainder().iter().enumerate() {
+            acc[l] += self.table[(at + l) * 256 + b as usize];
+        }
+        (acc[0] + acc[1]) + (acc[2] + acc[3])
+    }
+
+    /// The key of one code (`⌈d/8⌉ + 12` bytes).
+    #[inline]
+    fn key(&self, code: &[u8]) -> f32 {
+        let (bits, f) = code.split_at(self.nbytes);
+        let a = f32::from_le_bytes([f[0], f[1], f[2], f[3]]);
+        let w = f32::from_le_bytes([f[4], f[5], f[6], f[7]]);
+        self.offset + a - w * (2.0 * self.set_sum(bits) - self.sum)
+    }
+}
+
+impl CodeScorer for RaBitQScorer {
+    fn distance(&self, code: &[u8]) -> f32 {
+        self.key(code)
+    }
+
+    fn distances(&self, codes: &[u8], out: &mut [f32]) {
+        let cs = self.nbytes + 4 * FACTORS;
+        let n = out.len().min(codes.len() / cs);
+        out[n..].fill(f32::INFINITY);
+        for (o, code) in out.iter_mut().zip(codes.chunks_exact(cs)) {
+            *o = self.key(code);
+        }
+    }
+}
+
+impl Quantizer for RaBitQuantizer {
+    type Scorer<'a> = RaBitQScorer;
+
+    fn name(&self) -> String {
+        "RaBitQ".into()
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    fn code_size(&self) -> usize {
+        self.bit_bytes() + 4 * FACTORS
+    }
+
+    fn is_trained(&self) -> bool {
+        self.trained
+    }
+
+    /// Learns the mean the vectors are coded about (a residual quantizer only checks the
+    /// sample).
+    fn train(&mut self, sample: &[f32]) -> Result<()> {
+        let x = prepare_rows("sample", sample, self.dim, self.metric)?;
+        if !self.centered {
+            return Ok(());
+        }
+        let n = x.len();
+        if n == 0 {
+            return Err(Error::TooFewTrainingPoints { quantizer: self.name(), needed: 1, got: 0 });
+        }
+        let mut mean = vec![0f64; self.dim];
+        for row in x.as_slice().chunks_exact(self.dim) {
+            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += f64::from(v));
+        }
+        self.center = mean.iter().map(|&m| (m / n as f64) as f32).collect();
+        self.rotated_center = self.rotate(&self.center);
+        self.trained = true;
+        Ok(())
+    }
+
+    /// Codes `vectors` about the trained mean (a residual quantizer: about the origin; an
+    /// inverted file calls [`RaBitQuantizer::encode_about`] instead).
+    fn encode(&self, vectors: &[f32], codes: &mut [u8]) -> Result<()> {
+        if !self.trained {
+            return Err(Error::NotTrained { quantizer: self.name() });
+        }
+        let x = prepare_rows("vectors", vectors, self.dim, self.metric)?;
+        let mut r = x.into_cow().into_owned();
+        for row in r.chunks_exact_mut(self.dim) {
+            row.iter_mut().zip(&self.center).for_each(|(v, c)| *v -= c);
+        }
+        let labels = vec![0u32; r.len() / self.dim];
+        self.encode_about(&r, &self.rotated_center, &labels, codes)
+    }
+
+    fn decode(&self, codes: &[u8], out: &mut [f32]) -> Result<()> {
+        let cs = self.code_size();
+        let n = codes.len() / cs;
+        if codes.len() != n * cs || out.len() != n * self.dim {
+            return Err(Error::CodeLength { what: "codes", len: codes.len(), expected: out.len() / self.dim * cs });
+        }
+        for (code, row) in codes.chunks_exact(cs).zip(out.chunks_exact_mut(self.dim)) {
+            self.decode_one(code, row)?;
+        }
+        Ok(())
+    }
+
+    fn scorer(&self, query: &[f32]) -> Result<RaBitQScorer> {
+        if !self.trained {
+            return Err(Error::NotTrained { quantizer: self.name() });
+        }
+        let mut buf = Vec::new();
+        let q = prepare_row_into("query", query, self.dim, self.metric, &mut buf)?;
+        Ok(self.scorer_of(q, self.mean_offset(q)))
+    }
+
+    /// Between the two codes' reconstructions (graphs do not build over RaBitQ codes; this
+    /// serves callers that compare codes).
+    fn code_distance(&self, a: &[u8], b: &[u8]) -> f32 {
+        let (mut x, mut y) = (vec![0f32; self.dim], vec![0f32; self.dim]);
+        if self.decode_one(a, &mut x).is_err() || self.decode_one(b, &mut y).is_err() {
+            return f32::INFINITY;
+        }
+        let k = Kernels::active();
+        match self.inner_metric() {
+            Metric::L2 => k.f32_l2_sq_fn()(&x, &y),
+            _ => -k.f32_dot_fn()(&x, &y),
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        (self.rotation.capacity() + self.center.capacity() + self.rotated_center.capacity()) * size_of::<f32>()
+    }
+
+    fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        let saved = Saved {
+            quantizer: "rabitq".into(),
+            dim: self.dim,
+            metric: self.metric.name().into(),
+            centered: self.centered,
+            trained: self.trained,
+        };
+        writer.add_json(&format!("{prefix}.meta"), META_VERSION, &saved)?;
+        writer.add_array(&format!("{prefix}.rotation"), ARRAY_VERSION, &self.rotation)?;
+        writer.add_array(&format!("{prefix}.center"), ARRAY_VERSION, &self.center)?;
+        Ok(())
+    }
+
+    /// Reads what [`Quantizer::write_sections`] wrote. A rotation that is not `dim × dim`,
+    /// finite and orthonormal, or a centre of the wrong length, not finite, or non-zero for a
+    /// residual quantizer, is `Corrupt`.
+    fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
+        let names = ["meta", "rotation", "center"].map(|s| format!("{prefix}.{s}"));
+        let [meta_name, rotation_name, center_name] = &names;
+        reader.check_versions(&[
+            (meta_name, META_VERSION),
+            (rotation_name, ARRAY_VERSION),
+            (center_name, ARRAY_VERSION),
+        ])?;
+        let saved: Saved = reader.json(meta_name)?;
+        if saved.quantizer != "rabitq" {
+            return Err(corrupt(meta_name, format!("holds a {:?} quantizer, not \"rabitq\"", saved.quantizer)));
+        }
+        let metric = sections::metric(meta_name, &saved.metric)?;
+        let dim = saved.dim;
+        if dim == 0 || dim > vq_io::MAX_DIM {
+            return Err(corrupt(meta_name, format!("dimension {dim} is outside 1..={}", vq_io::MAX_DIM)));
+        }
+        if !saved.centered && !saved.trained {
+            return Err(corrupt(meta_name, "a residual quantizer saved untrained".into()));
+        }
+        let (rotation, center): (Vec<f32>, Vec<f32>) =
+            (reader.array_vec(rotation_name)?, reader.array_vec(center_name)?);
+        for (name, values, len) in [(rotation_name, &rotation, dim * dim), (center_name, &center, dim)] {
+            if values.len() != len {
+                return Err(corrupt(name, format!("{} values, expected {len}", values.len())));
+            }
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(corrupt(name, "non-finite value".into()));
+            }
+        }
+        let err = orthonormality_error(&rotation, dim);
+        if err.is_nan() || err > ORTHONORMALITY_TOLERANCE {
+            return Err(corrupt(rotation_name, format!("rows not orthonormal (P Pᵀ is {err:.2e} away from I)")));
+        }
+        if (!saved.centered || !saved.trained) && center.iter().any(|&c| c != 0.0) {
+            return Err(corrupt(center_name, "a centre saved for a quantizer that has none".into()));
+        }
+        let rotated_center = project_rows(&rotation, dim, &center);
+        Ok(RaBitQuantizer {
+            dim,
+            metric,
+            centered: saved.centered,
+            trained: saved.trained,
+            rotation,
+            center,
+            rotated_center,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Rows with a common offset and per-dimension scales (skewed, as SIFT's are).
+    fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        (0..n * dim)
+            .map(|i| {
+                let u = crate::linear::mix(seed ^ i as u64) as f64 / u64::MAX as f64;
+                let j = i % dim;
+                (3.0 + (u as f32 - 0.5) * (1.0 + j as f32 / 4.0)) * if j.is_multiple_of(3) { 2.0 } else { 1.0 }
+            })
+            .collect()
+    }
+
+    /// The paper's estimator computed the slow way: decode the bits into `ō`, form
+    /// `⟨ō, P(q − c)⟩ / ⟨ō, P r⟩ · ‖r‖`, and combine with the exact terms.
+    fn slow_key(q: &RaBitQuantizer, x: &[f32], c: &[f32], query: &[f32]) -> f64 {
+        let d = q.dim;
+        let r: Vec<f32> = x.iter().zip(c).map(|(a, b)| a - b).collect();
+        let qc: Vec<f32> = query.iter().zip(c).map(|(a, b)| a - b).collect();
+        let (pr, pq) = (q.rotate(&r), q.rotate(&qc));
+        let o: Vec<f64> = pr.iter().map(|&v| if v > 0.0 { 1.0 } else { -1.0 } / (d as f64).sqrt()).collect();
+        let dot = |a: &[f64], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * f64::from(*y)).sum::<f64>();
+        let norm = r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        let o_r = dot(&o, &pr);
+        let est = if o_r > 0.0 { dot(&o, &pq) / o_r * norm * norm } else { 0.0 };
+        let exact = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
+        match q.inner_metric() {
+            Metric::L2 => exact(&r, &r) + exact(&qc, &qc) - 2.0 * est,
+            _ => -(exact(c, query) + exact(&r, c) + est),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// The folded codes and the byte table give the estimator computed the slow way,
+        /// about the trained mean and about given centres, for both metrics.
+        #[test]
+        fn table_keys_equal_the_slow_estimator(dim in 1usize..40, n in 1usize..20, seed in 0u64..1000, ip in any::<bool>()) {
+            let metric = if ip { Metric::InnerProduct } else { Metric::L2 };
+            let data = rows(n, dim, seed);
+            let query = rows(1, dim, seed + 7);
+            let mut q = RaBitQuantizer::new(dim, metric).unwrap();
+            q.train(&data).unwrap();
+            let mut codes = vec![0u8; n * q.code_size()];
+            q.encode(&data, &mut codes).unwrap();
+            let mut keys = vec![0f32; n];
+            q.scorer(&query).unwrap().distances(&codes, &mut keys);
+            let scale = query.iter().chain(&data).map(|v| v * v).sum::<f32>() as f64;
+            for (i, &k) in keys.iter().enumerate() {
+                let want = slow_key(&q, &data[i * dim..][..dim], &q.center, &query);
+                prop_assert!((f64::from(k) - want).abs() <= 1e-4 * scale, "row {i}: {k} vs {want}");
+            }
+            // About centres per row (an inverted file's lists): the scorer's offset is the
+            // list's exact term.
+            let rq = RaBitQuantizer::for_residuals(dim, metric).unwrap();
+            let centers = rows(3, dim, seed + 11);
+            let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+            let mut resid = data.clone();
+            for (row, &l) in resid.chunks_exact_mut(dim).zip(&labels) {
+                row.iter_mut().zip(&centers[l as usize * dim..]).for_each(|(v, c)| *v -= c);
+            }
+            let mut codes = vec![0u8; n * rq.code_size()];
+            rq.encode_about(&resid, &rq.rotate(&centers), &labels, &mut codes).unwrap();
+            let mut s = rq.residual_scorer(&query).unwrap();
+            for (i, &l) in labels.iter().enumerate() {
+                let c = &centers[l as usize * dim..][..dim];
+                let offset = match metric {
+                    Metric::L2 => query.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f32>(),
+                    _ => -query.iter().zip(c).map(|(a, b)| a * b).sum::<f32>(),
+                };
+                s.set_offset(offset);
+                let k = s.distance(&codes[i * rq.code_size()..][..rq.code_size()]);
+                let want = slow_key(&rq, &data[i * dim..][..dim], c, &query);
+                prop_assert!((f64::from(k) - want).abs() <= 1e-4 * scale, "row {i} about {l}: {k} vs {want}");
+            }
+        }
+    }
+
+    /// The estimator is unbiased: averaged over many vectors at the same distance, its error
+    /// vanishes, and each estimate's error is within the paper's bound (a few `1/√d`).
+    #[test]
+    fn estimates_are_close_and_unbiased() {
+        let dim = 128;
+        let n = 2000;
+        let data = rows(n, dim, 3);
+        let query = rows(1, dim, 99);
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            let mut q = RaBitQuantizer::new(dim, metric).unwrap();
+            q.train(&data).unwrap();
+            let mut codes = vec![0u8; n * q.code_size()];
+            q.encode(&data, &mut codes).unwrap();
+            let s = q.scorer(&query).unwrap();
+            let (mut sum_err, mut worst_rel) = (0f64, 0f64);
+            for (i, row) in data.chunks_exact(dim).enumerate() {
+                let est = f64::from(s.distance(&codes[i * q.code_size()..][..q.code_size()]));
+                let r: Vec<f64> = row.iter().zip(&q.center).map(|(a, b)| f64::from(a - b)).collect();
+                let qc: Vec<f64> = query.iter().zip(&q.center).map(|(a, b)| f64::from(a - b)).collect();
+                let norms = r.iter().map(|v| v * v).sum::<f64>().sqrt() * qc.iter().map(|v| v * v).sum::<f64>().sqrt();
+                let exact = match metric {
+                    Metric::L2 => row.iter().zip(&query).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>(),
+                    _ => -row.iter().zip(&query).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>(),
+                };
+                let scale = if metric == Metric::L2 { 2.0 * norms } else { norms };
+                // Error of the ⟨r, q − c⟩ estimate relative to ‖r‖‖q − c‖.
+                let rel = (est - exact) / scale;
+                sum_err += rel;
+                worst_rel = worst_rel.max(rel.abs());
+            }
+            let mean = sum_err / n as f64;
+            assert!(mean.abs() < 0.01, "{metric}: mean relative error {mean}");
+            assert!(worst_rel < 5.0 / (dim as f64).sqrt(), "{metric}: worst relative error {worst_rel}");
+        }
+    }
+
+    #[test]
+    fn decoding_points_along_the_residual() {
+        let dim = 64;
+        let data = rows(300, dim, 5);
+        let mut q = RaBitQuantizer::new(dim, Metric::L2).unwrap();
+        q.train(&data).unwrap();
+        let mut codes = vec![0u8; 300 * q.code_size()];
+        q.encode(&data, &mut codes).unwrap();
+        let mut out = vec![0f32; 300 * dim];
+        q.decode(&codes, &mut out).unwrap();
+        for (x, y) in data.chunks_exact(dim).zip(out.chunks_exact(dim)) {
+            let r: Vec<f32> = x.iter().zip(&q.center).map(|(a, b)| a - b).collect();
+            let e: Vec<f32> = y.iter().zip(&q.center).map(|(a, b)| a - b).collect();
+            let cos = r.iter().zip(&e).map(|(a, b)| a * b).sum::<f32>()
+                / (r.iter().map(|v| v * v).sum::<f32>().sqrt() * e.iter().map(|v| v * v).sum::<f32>().sqrt());
+            // ⟨ō, u⟩ concentrates near 0.8 (the paper); no code points away from its vector.
+            assert!(cos > 0.6, "cosine {cos}");
+        }
+    }
+
+    #[test]
+    fn untrained_and_bad_inputs_are_errors() {
+        let q = RaBitQuantizer::new(8, Metric::L2).unwrap();
+        assert!(matches!(q.scorer(&[0.0; 8]), Err(Error::NotTrained { .. })));
+        assert!(matches!(q.encode(&[0.0; 8], &mut [0u8; 13]), Err(Error::NotTrained { .. })));
+        assert!(RaBitQuantizer::new(0, Metric::L2).is_err());
+        let r = RaBitQuantizer::for_residuals(8, Metric::L2).unwrap();
+        assert!(r.is_trained());
+        let mut codes = vec![0u8; r.code_size()];
+        assert!(r.encode_about(&[1.0; 8], &[0.0; 8], &[1], &mut codes).is_err(), "label past the centres");
+        assert!(r.encode_about(&[1.0; 8], &[0.0; 8], &[0, 0], &mut codes).is_err(), "two labels for one row");
+        assert!(r.encode_about(&[f32::NAN; 8], &[0.0; 8], &[0], &mut codes).is_err());
+        r.encode_about(&[1.0; 8], &[0.0; 8], &[0], &mut codes).unwrap();
+        codes[1..5].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(r.decode(&codes, &mut [0f32; 8]).is_err(), "a non-finite factor");
+    }
+
+    #[test]
+    fn sections_round_trip_and_refuse_a_bent_rotation() {
+        let dim = 16;
+        let data = rows(50, dim, 9);
+        let mut q = RaBitQuantizer::new(dim, Metric::Cosine).unwrap();
+        q.train(&data).unwrap();
+        let mut w = ContainerWriter::in_memory().unwrap();
+        q.write_sections(&mut w, "q").unwrap();
+        let r = ContainerReader::from_bytes(&w.finish_to_bytes().unwrap(), true).unwrap();
+        let back = RaBitQuantizer::read_sections(&r, "q").unwrap();
+        assert_eq!(
+            (back.rotation.clone(), back.center.clone(), back.metric),
+            (q.rotation.clone(), q.center.clone(), q.metric)
+        );
+        let mut bent = q.clone();
+        bent.rotation[5] += 0.01;
+        let mut w = ContainerWriter::in_memory().unwrap();
+        bent.write_sections(&mut w, "q").unwrap();
+        let r = ContainerReader::from_bytes(&w.finish_to_bytes().unwrap(), true).unwrap();
+        let err = RaBitQuantizer::read_sections(&r, "q").unwrap_err().to_string();
+        assert!(err.contains("orthonormal"), "{err}");
+    }
+}
