@@ -1,0 +1,133 @@
+"""RaBitQ codes (`RaBitQ`, `IVF{n},RaBitQ`, with or without `,RFlat`) beside Faiss' same factory
+strings: training, adding, searching (1 thread, k = 10, the first 2,000 queries), recall@10
+against the data set's exact ground truth, bytes per vector. One JSON line per library, spec and
+search point.
+
+    PYTHONPATH=<wheel> ~/.cache/vq/peers-venv/bin/python benchmarks/rabitq_vs_faiss.py \\
+        <data-dir>/imgsift100k l2 "IVF1024,RaBitQ,RFlat" [--only vq|faiss] [--faiss-spec S] [--faiss-qb B]
+
+Faiss' RaBitQ does not rotate (vq's always does); `--faiss-spec "RR128,IVF1024,RaBitQ,RFlat"`
+puts Faiss' random rotation in front. `--faiss-qb` sets the bits Faiss quantizes the query to
+(its default 4; 0 scores the float query, as vq always does). Cosine on Faiss' side: the rows
+normalized, inner product.
+"""
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from filtered import read_gt, read_vecs
+
+NQ, K = 2000, 10
+NPROBES = (2, 4, 8, 16, 32, 64)
+K_FACTORS = (2, 4, 8, 16)
+
+
+def recall(ids, gt):
+    return float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, gt)]))
+
+
+def build(index, xb):
+    """Trains and fills `index`; the two wall times in seconds."""
+    t = time.perf_counter()
+    index.train(xb)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    index.add(xb)
+    return round(train_s, 2), round(time.perf_counter() - t, 2)
+
+
+def sweep(lib, points, search, gt, extra):
+    """One row per (nprobe, k_factor): `search(nprobe, kf)` returns ids; best CPU time of 3."""
+    rows = []
+    for nprobe, kf in points:
+        best, ids = 1e9, None
+        for _ in range(3):
+            t = time.process_time()
+            ids = search(nprobe, kf)
+            best = min(best, time.process_time() - t)
+        rows.append(dict(lib=lib, nprobe=nprobe, k_factor=kf, qps_cpu=round(NQ / best), recall=round(recall(ids, gt), 4),
+                         **extra))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("folder")
+    ap.add_argument("metric", choices=["l2", "cosine"])
+    ap.add_argument("spec")
+    ap.add_argument("--only", choices=["vq", "faiss"])
+    ap.add_argument("--faiss-spec")
+    ap.add_argument("--faiss-qb", type=int)
+    ap.add_argument("--label", default="")
+    a = ap.parse_args()
+    xb, xq = read_vecs(a.folder, "base"), read_vecs(a.folder, "query")[:NQ]
+    if a.metric == "cosine":
+        gt = np.fromfile(f"{a.folder}/gt-cosine.ivecs", dtype=np.int32)
+        gt = gt.reshape(-1, gt[0] + 1)[:NQ, 1 : K + 1]
+    else:
+        gt = read_gt(a.folder, K, NQ)
+    refine, ivf = "RFlat" in a.spec, "IVF" in a.spec
+    points = [(p, f) for p in (NPROBES if ivf else (0,)) for f in (K_FACTORS if refine else (1,))]
+    n = xb.shape[0]
+    out = []
+    if a.only in (None, "vq"):
+        import vq
+
+        vq.set_num_threads(1)
+        index = vq.index_factory(xb.shape[1], a.spec, a.metric)
+        built = build(index, xb)
+
+        def search(nprobe, kf):
+            kw = {}
+            if ivf:
+                kw["nprobe"] = nprobe
+            if refine:
+                kw["refine_k"] = kf
+            return index.search(xq, K, **kw)[1]
+
+        extra = dict(spec=a.spec, train_s=built[0], add_s=built[1],
+                     bytes_per_vector=round(index.memory_usage()["total"] / n, 1))
+        out += sweep("vq", points, search, gt, extra)
+    if a.only in (None, "faiss"):
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        xbf, xqf = xb, xq
+        if a.metric == "cosine":
+            xbf, xqf = xb.copy(), xq.copy()
+            faiss.normalize_L2(xbf)
+            faiss.normalize_L2(xqf)
+        fm = faiss.METRIC_L2 if a.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        fspec = a.faiss_spec or a.spec
+        findex = faiss.index_factory(xb.shape[1], fspec, fm)
+        built = build(findex, xbf)
+        if a.faiss_qb is not None:
+            inner = faiss.downcast_index(findex)
+            while not hasattr(inner, "qb"):
+                inner = faiss.downcast_index(inner.base_index if hasattr(inner, "base_index") else inner.index)
+            inner.qb = a.faiss_qb
+        ps = faiss.ParameterSpace()
+        with tempfile.TemporaryDirectory() as d:
+            faiss.write_index(findex, os.path.join(d, "f"))
+            size = os.path.getsize(os.path.join(d, "f"))
+
+        def fsearch(nprobe, kf):
+            if ivf:
+                ps.set_index_parameter(findex, "nprobe", nprobe)
+            if refine:
+                faiss.downcast_index(findex).k_factor = kf  # IndexRefineFlat over the rest
+            return findex.search(xqf, K)[1]
+
+        extra = dict(spec=fspec, qb=a.faiss_qb, train_s=built[0], add_s=built[1],
+                     bytes_per_vector=round(size / n, 1))
+        out += sweep("faiss", points, fsearch, gt, extra)
+    for row in out:
+        print(json.dumps(dict(metric=a.metric, label=a.label, **row)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
