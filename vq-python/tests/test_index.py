@@ -27,6 +27,8 @@ SPECS = [
     "HNSW16,SQ8,Refine(SQfp16)",
     "PQ8,RFlat",
     "SQ4,Refine(SQ8)",
+    "RaBitQ,RFlat",
+    "IVF16,RaBitQ,RFlat",
     "IVF16,Flat",
     "IVF16,SQ8",
     "IVF16,PQ8",

@@ -1,6 +1,6 @@
 //! Milvus' index descriptions (`index_type`, `metric_type`, `params`) mapped onto vq's specs,
-//! so a Milvus user's HNSW / HNSW_SQ / HNSW_PQ / IVF_FLAT / IVF_SQ8 / IVF_PQ / SCANN / FLAT
-//! settings build the same index here.
+//! so a Milvus user's HNSW / HNSW_SQ / HNSW_PQ / IVF_FLAT / IVF_SQ8 / IVF_PQ / IVF_RABITQ /
+//! SCANN / FLAT settings build the same index here.
 
 use serde_json::{Map, Value};
 use vq_distance::Metric;
@@ -72,12 +72,14 @@ impl IndexParams {
     /// ```
     ///
     /// `index_type`: `FLAT`, `HNSW`, `HNSW_SQ` (`sq_type`, default SQ8), `HNSW_PQ` (`m`,
-    /// `nbits`), `IVF_FLAT`, `IVF_SQ8`, `IVF_PQ` (`nlist`, default 128; `m`, `nbits`), and
+    /// `nbits`), `IVF_FLAT`, `IVF_SQ8`, `IVF_PQ` (`nlist`, default 128; `m`, `nbits`),
+    /// `IVF_RABITQ` (`IVF{nlist},RaBitQ`, with `refine` as the HNSW types; `rbq_query_bits`
+    /// is accepted, 0 to 8, and changes nothing: vq scores the query unquantized, Milvus' 0), and
     /// `SCANN`: `IVF{nlist},PQ{dim/sub_dim}x4fs` (`sub_dim` default 2, as Knowhere; needs
     /// `dim`) with, when `with_raw_data` (default `true`), a refine stage over the f32 vectors
     /// (or over `refine_type`'s codes) that re-scores `reorder_k` candidates (default `k`);
     /// Knowhere's default `nprobe` of 8 unless given. `params` may also sit at the top level.
-    /// Refine of the HNSW types (`refine: true`) re-scores from `refine_type`: `FP32` (f32
+    /// Refine of the HNSW types and `IVF_RABITQ` (`refine: true`) re-scores from `refine_type`: `FP32` (f32
     /// vectors, `RFlat`) or a scalar type. A parameter of the wrong type or an unknown index
     /// type is an error naming it.
     ///
@@ -148,6 +150,12 @@ impl IndexParams {
                 let nbits = uint(params, "nbits")?.unwrap_or(8) as u32;
                 BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Codec(CodecSpec::Pq { m: pm, nbits }) }
             }
+            "IVF_RABITQ" => {
+                if uint(params, "rbq_query_bits")?.is_some_and(|b| b > 8) {
+                    return Err(bad("rbq_query_bits", "must be 0 to 8"));
+                }
+                BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Codec(CodecSpec::RaBitQ) }
+            }
             "SCANN" => {
                 let sub_dim = uint(params, "sub_dim")?.unwrap_or(2);
                 let d = dim.ok_or_else(|| bad("dim", "SCANN needs the vector dimension: m = dim / sub_dim"))?;
@@ -169,7 +177,9 @@ impl IndexParams {
             other => {
                 return Err(bad(
                     "index_type",
-                    format!("{other:?} is not one of FLAT, HNSW, HNSW_SQ, HNSW_PQ, IVF_FLAT, IVF_SQ8, IVF_PQ, SCANN"),
+                    format!(
+                        "{other:?} is not one of FLAT, HNSW, HNSW_SQ, HNSW_PQ, IVF_FLAT, IVF_SQ8, IVF_PQ, IVF_RABITQ, SCANN"
+                    ),
                 ));
             }
         };
@@ -229,6 +239,11 @@ mod tests {
             (json!({"index_type": "IVF_SQ8"}), "IVF128,SQ8"),
             (json!({"index_type": "IVF_PQ", "params": {"nlist": 32, "m": 8, "nbits": 4}}), "IVF32,PQ8x4"),
             (json!({"index_type": "SCANN", "dim": 128}), "IVF128,PQ64x4fs,RFlat"),
+            (json!({"index_type": "IVF_RABITQ", "params": {"nlist": 64}}), "IVF64,RaBitQ"),
+            (
+                json!({"index_type": "IVF_RABITQ", "params": {"refine": true, "refine_type": "SQ8", "rbq_query_bits": 0}}),
+                "IVF128,RaBitQ,Refine(SQ8)",
+            ),
             (
                 json!({"index_type": "SCANN", "params": {"dim": 96, "sub_dim": 4, "with_raw_data": false}}),
                 "IVF128,PQ24x4fs",
@@ -254,6 +269,7 @@ mod tests {
             (json!({"index_type": "SCANN", "dim": 9}), "sub_dim"),
             (json!({"index_type": "SCANN", "dim": 8, "with_raw_data": 1}), "with_raw_data"),
             (json!({"index_type": "IVF_FLAT", "nlist": 0}), "nlist"),
+            (json!({"index_type": "IVF_RABITQ", "rbq_query_bits": 9}), "rbq_query_bits"),
             (json!({"metric_type": "HAMMING"}), "metric_type"),
             (json!([1, 2]), "index"),
         ] {
