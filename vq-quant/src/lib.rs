@@ -107,6 +107,13 @@ pub trait Quantizer: Send + Sync + Sized {
         let _ = codes;
         None
     }
+    /// Checks codes for values no encoder writes without decoding them, where the quantizer
+    /// can: `Some(Err(i))` names the first bad code. `None` (the default): [`validate_codes`]
+    /// decodes them (RaBitQ's decoding is a rotation per code; its factors tell enough).
+    fn check_codes(&self, codes: &[u8]) -> Option<std::result::Result<(), usize>> {
+        let _ = codes;
+        None
+    }
     /// Writes the trained parameters as sections named `{prefix}.*`.
     fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()>;
     /// Reads what [`Quantizer::write_sections`] wrote under `prefix`, validating it.

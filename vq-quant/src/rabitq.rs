@@ -441,6 +441,17 @@ impl Quantizer for RaBitQuantizer {
         }
     }
 
+    /// Finite factors, and a length `ℓ` (at most `‖r‖`) whose square fits in f32: what
+    /// decoding needs, without its rotation per code.
+    fn check_codes(&self, codes: &[u8]) -> Option<std::result::Result<(), usize>> {
+        let limit = f32::MAX.sqrt() / 2.0;
+        let bad = codes.chunks_exact(self.code_size()).position(|code| {
+            let [a, w, ell] = self.factors(code);
+            !(a.is_finite() && w.is_finite() && (0.0..limit).contains(&ell))
+        });
+        Some(bad.map_or(Ok(()), Err))
+    }
+
     fn memory_bytes(&self) -> usize {
         (self.rotation.capacity() + self.center.capacity() + self.rotated_center.capacity()) * size_of::<f32>()
     }
@@ -663,8 +674,16 @@ mod tests {
         assert!(r.encode_about(&[1.0; 8], &[0.0; 8], &[0, 0], &mut codes).is_err(), "two labels for one row");
         assert!(r.encode_about(&[f32::NAN; 8], &[0.0; 8], &[0], &mut codes).is_err());
         r.encode_about(&[1.0; 8], &[0.0; 8], &[0], &mut codes).unwrap();
-        codes[1..5].copy_from_slice(&f32::NAN.to_le_bytes());
-        assert!(r.decode(&codes, &mut [0f32; 8]).is_err(), "a non-finite factor");
+        assert!(crate::validate_codes(&r, &codes, "c").is_ok());
+        for (at, bad) in [(1, f32::NAN), (5, f32::INFINITY), (9, -1.0), (9, f32::MAX)] {
+            let mut forged = codes.clone();
+            forged[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+            let err = crate::validate_codes(&r, &forged, "c").unwrap_err().to_string();
+            assert!(err.contains("code 0 "), "{bad} at {at}: {err}");
+            if !bad.is_finite() {
+                assert!(r.decode(&forged, &mut [0f32; 8]).is_err(), "a non-finite factor");
+            }
+        }
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub fn validate_codes<Q: Quantizer>(quantizer: &Q, codes: &[u8], section: &str) 
         Ok(())
     };
     // Raw f32 codes are checked where they lie.
+    if let Some(checked) = quantizer.check_codes(codes) {
+        return checked.map_err(|i| corrupt(section, format!("code {i} holds a value no encoder writes")));
+    }
     if let Some(values) = quantizer.codes_as_f32(codes) {
         return check(values, 0);
     }
