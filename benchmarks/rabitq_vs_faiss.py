@@ -15,43 +15,14 @@ import argparse
 import json
 import os
 import tempfile
-import time
 
 import numpy as np
 
 from filtered import read_gt, read_vecs
+from transform_vs_faiss import K, NQ, build, sweep
 
-NQ, K = 2000, 10
 NPROBES = (2, 4, 8, 16, 32, 64)
 K_FACTORS = (2, 4, 8, 16)
-
-
-def recall(ids, gt):
-    return float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, gt)]))
-
-
-def build(index, xb):
-    """Trains and fills `index`; the two wall times in seconds."""
-    t = time.perf_counter()
-    index.train(xb)
-    train_s = time.perf_counter() - t
-    t = time.perf_counter()
-    index.add(xb)
-    return round(train_s, 2), round(time.perf_counter() - t, 2)
-
-
-def sweep(lib, points, search, gt, extra):
-    """One row per (nprobe, k_factor): `search(nprobe, kf)` returns ids; best CPU time of 3."""
-    rows = []
-    for nprobe, kf in points:
-        best, ids = 1e9, None
-        for _ in range(3):
-            t = time.process_time()
-            ids = search(nprobe, kf)
-            best = min(best, time.process_time() - t)
-        rows.append(dict(lib=lib, nprobe=nprobe, k_factor=kf, qps_cpu=round(NQ / best), recall=round(recall(ids, gt), 4),
-                         **extra))
-    return rows
 
 
 def main():

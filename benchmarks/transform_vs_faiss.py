@@ -35,8 +35,9 @@ def build(index, xb):
     return round(train_s, 2), round(time.perf_counter() - t, 2)
 
 
-def sweep(lib, points, search, gt, built):
-    """One row per (nprobe, k_factor): `search(nprobe, kf)` returns ids; best CPU time of 3."""
+def sweep(lib, points, search, gt, extra):
+    """One row per (nprobe, k_factor), with the fields of `extra`: `search(nprobe, kf)` returns
+    ids; best CPU time of 3."""
     rows = []
     for nprobe, kf in points:
         best, ids = 1e9, None
@@ -45,7 +46,7 @@ def sweep(lib, points, search, gt, built):
             ids = search(nprobe, kf)
             best = min(best, time.process_time() - t)
         rows.append(dict(lib=lib, nprobe=nprobe, k_factor=kf, qps_cpu=round(NQ / best), recall=round(recall(ids, gt), 4),
-                         train_s=built[0], add_s=built[1]))
+                         **extra))
     return rows
 
 
@@ -77,7 +78,7 @@ def main():
             kw = dict(nprobe=nprobe, refine_k=kf) if refine else dict(nprobe=nprobe)
             return index.search(xq, K, **kw)[1]
 
-        out += sweep("vq", points, search, gt, built)
+        out += sweep("vq", points, search, gt, dict(train_s=built[0], add_s=built[1]))
     if a.only in (None, "faiss"):
         import faiss
 
@@ -98,7 +99,7 @@ def main():
                 faiss.downcast_index(findex).k_factor = kf  # IndexRefineFlat over the rest
             return findex.search(xqf, K)[1]
 
-        out += sweep("faiss", points, fsearch, gt, built)
+        out += sweep("faiss", points, fsearch, gt, dict(train_s=built[0], add_s=built[1]))
     for row in out:
         print(json.dumps(dict(spec=a.spec, metric=a.metric, label=a.label, **row)), flush=True)
 
