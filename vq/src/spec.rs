@@ -34,8 +34,8 @@ use std::str::FromStr;
 use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
-pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
+pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ \
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -482,9 +482,10 @@ impl<'a> Parser<'a> {
                     }
                     Some(codec) => StorageSpec::Codec(codec),
                     None => {
-                        return Err(
-                            self.error(next.unwrap_or(token), "IVF{nlist} must be followed by ,Flat ,SQ… or ,PQ…")
-                        );
+                        return Err(self.error(
+                            next.unwrap_or(token),
+                            "IVF{nlist} must be followed by ,Flat ,SQ… ,PQ… or ,RaBitQ",
+                        ));
                     }
                 },
             };
