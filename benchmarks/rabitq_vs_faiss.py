@@ -16,10 +16,7 @@ import json
 import os
 import tempfile
 
-import numpy as np
-
-from filtered import read_gt, read_vecs
-from transform_vs_faiss import K, NQ, build, sweep
+from transform_vs_faiss import K, build, faiss_built, load, sweep
 
 NPROBES = (2, 4, 8, 16, 32, 64)
 K_FACTORS = (2, 4, 8, 16)
@@ -35,12 +32,7 @@ def main():
     ap.add_argument("--faiss-qb", type=int)
     ap.add_argument("--label", default="")
     a = ap.parse_args()
-    xb, xq = read_vecs(a.folder, "base"), read_vecs(a.folder, "query")[:NQ]
-    if a.metric == "cosine":
-        gt = np.fromfile(f"{a.folder}/gt-cosine.ivecs", dtype=np.int32)
-        gt = gt.reshape(-1, gt[0] + 1)[:NQ, 1 : K + 1]
-    else:
-        gt = read_gt(a.folder, K, NQ)
+    xb, xq, gt = load(a.folder, a.metric)
     refine, ivf = "RFlat" in a.spec, "IVF" in a.spec
     points = [(p, f) for p in (NPROBES if ivf else (0,)) for f in (K_FACTORS if refine else (1,))]
     n = xb.shape[0]
@@ -66,16 +58,8 @@ def main():
     if a.only in (None, "faiss"):
         import faiss
 
-        faiss.omp_set_num_threads(1)
-        xbf, xqf = xb, xq
-        if a.metric == "cosine":
-            xbf, xqf = xb.copy(), xq.copy()
-            faiss.normalize_L2(xbf)
-            faiss.normalize_L2(xqf)
-        fm = faiss.METRIC_L2 if a.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         fspec = a.faiss_spec or a.spec
-        findex = faiss.index_factory(xb.shape[1], fspec, fm)
-        built = build(findex, xbf)
+        findex, xqf, built = faiss_built(fspec, xb, xq, a.metric)
         if a.faiss_qb is not None:
             inner = faiss.downcast_index(findex)
             while not hasattr(inner, "qb"):

@@ -50,6 +50,32 @@ def sweep(lib, points, search, gt, extra):
     return rows
 
 
+def load(folder, metric):
+    """The base, the first `NQ` queries and their exact top-`K` ids under `metric`."""
+    xb, xq = read_vecs(folder, "base"), read_vecs(folder, "query")[:NQ]
+    if metric == "cosine":
+        gt = np.fromfile(f"{folder}/gt-cosine.ivecs", dtype=np.int32)
+        gt = gt.reshape(-1, gt[0] + 1)[:NQ, 1 : K + 1]
+    else:
+        gt = read_gt(folder, K, NQ)
+    return xb, xq, gt
+
+
+def faiss_built(spec, xb, xq, metric):
+    """Faiss' `spec` trained and filled on one thread (cosine: rows normalized, inner product):
+    the index, the queries as it takes them, and the build's wall times."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    if metric == "cosine":
+        xb, xq = xb.copy(), xq.copy()
+        faiss.normalize_L2(xb)
+        faiss.normalize_L2(xq)
+    fm = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    index = faiss.index_factory(xb.shape[1], spec, fm)
+    return index, xq, build(index, xb)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
@@ -58,12 +84,7 @@ def main():
     ap.add_argument("--only", choices=["vq", "faiss"])
     ap.add_argument("--label", default="")
     a = ap.parse_args()
-    xb, xq = read_vecs(a.folder, "base"), read_vecs(a.folder, "query")[:NQ]
-    if a.metric == "cosine":
-        gt = np.fromfile(f"{a.folder}/gt-cosine.ivecs", dtype=np.int32)
-        gt = gt.reshape(-1, gt[0] + 1)[:NQ, 1 : K + 1]
-    else:
-        gt = read_gt(a.folder, K, NQ)
+    xb, xq, gt = load(a.folder, a.metric)
     refine = "RFlat" in a.spec
     points = [(p, f) for p in NPROBES for f in (K_FACTORS if refine else (1,))]
     out = []
@@ -82,15 +103,7 @@ def main():
     if a.only in (None, "faiss"):
         import faiss
 
-        faiss.omp_set_num_threads(1)
-        xbf, xqf = xb, xq
-        if a.metric == "cosine":
-            xbf, xqf = xb.copy(), xq.copy()
-            faiss.normalize_L2(xbf)
-            faiss.normalize_L2(xqf)
-        fm = faiss.METRIC_L2 if a.metric == "l2" else faiss.METRIC_INNER_PRODUCT
-        findex = faiss.index_factory(xb.shape[1], a.spec, fm)
-        built = build(findex, xbf)
+        findex, xqf, built = faiss_built(a.spec, xb, xq, a.metric)
         ps = faiss.ParameterSpace()
 
         def fsearch(nprobe, kf):

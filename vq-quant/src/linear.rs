@@ -6,6 +6,9 @@ use faer::Mat;
 use rayon::prelude::*;
 use vq_distance::Kernels;
 
+use crate::Result;
+use crate::sections::corrupt;
+
 /// Rows projected per parallel task.
 const PROJECT_CHUNK: usize = 1024;
 
@@ -46,6 +49,35 @@ pub(crate) fn orthonormality_error(m: &[f32], d_in: usize) -> f64 {
         }
     }
     worst
+}
+
+/// Largest allowed `|(M Mᵀ)ᵢⱼ − δᵢⱼ|` of a saved matrix: f32 rounding of orthonormal rows
+/// stays far below it at any dimension vq saves.
+const ORTHONORMALITY_TOLERANCE: f64 = 1e-3;
+
+/// A saved `d_out × d_in` matrix read from section `name`: its length, finite values,
+/// orthonormal rows (OPQ's rotation or projection, PCA's projection, RaBitQ's rotation).
+pub(crate) fn check_projection(name: &str, m: &[f32], d_in: usize, d_out: usize) -> Result<()> {
+    if Some(m.len()) != d_in.checked_mul(d_out) {
+        return Err(corrupt(name, format!("{} values, expected {d_out} × {d_in}", m.len())));
+    }
+    check_finite(name, m, m.len())?;
+    let err = orthonormality_error(m, d_in);
+    if err.is_nan() || err > ORTHONORMALITY_TOLERANCE {
+        return Err(corrupt(name, format!("rows not orthonormal (M Mᵀ is {err:.2e} away from I)")));
+    }
+    Ok(())
+}
+
+/// A saved array read from section `name`: `len` finite values.
+pub(crate) fn check_finite(name: &str, values: &[f32], len: usize) -> Result<()> {
+    if values.len() != len {
+        return Err(corrupt(name, format!("{} values, expected {len}", values.len())));
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(corrupt(name, "non-finite value".into()));
+    }
+    Ok(())
 }
 
 /// `m` row-major, as f32.

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
 
-use crate::linear::{orthonormality_error, project_back, project_rows, random_rotation, sample_rows, to_row_major};
+use crate::linear::{
+    check_finite, check_projection, project_back, project_rows, random_rotation, sample_rows, to_row_major,
+};
 use crate::sections::corrupt;
 use crate::{Error, Result, prepare_rows};
 
@@ -20,9 +22,6 @@ const MOMENT_BLOCK: usize = 4096;
 /// Section layout versions.
 const META_VERSION: u32 = 1;
 const ARRAY_VERSION: u32 = 1;
-
-/// A saved projection's rows must be orthonormal to this (entries of `M Mᵀ − I`).
-const ORTHONORMALITY_TOLERANCE: f64 = 1e-3;
 
 fn default_max_train_points() -> usize {
     1 << 18
@@ -305,20 +304,9 @@ impl PcaMatrix {
             }
             return Ok(p);
         }
-        for (name, values, len) in
-            [(mean_name, &mean, d), (matrix_name, &matrix, d_out * d), (eig_name, &eigenvalues, d_out)]
-        {
-            if values.len() != len {
-                return Err(corrupt(name, format!("{} values, expected {len}", values.len())));
-            }
-            if values.iter().any(|v| !v.is_finite()) {
-                return Err(corrupt(name, "non-finite value".into()));
-            }
-        }
-        let err = orthonormality_error(&matrix, d);
-        if err.is_nan() || err > ORTHONORMALITY_TOLERANCE {
-            return Err(corrupt(matrix_name, format!("rows not orthonormal (M Mᵀ is {err:.2e} away from I)")));
-        }
+        check_finite(mean_name, &mean, d)?;
+        check_finite(eig_name, &eigenvalues, d_out)?;
+        check_projection(matrix_name, &matrix, d, d_out)?;
         if !p.params.centered && mean.iter().any(|&m| m != 0.0) {
             return Err(corrupt(mean_name, "a mean saved for an uncentred projection".into()));
         }
@@ -360,7 +348,7 @@ mod tests {
         for random_rotation in [false, true] {
             let mut pca = PcaMatrix::new(d, PcaParams { random_rotation, ..PcaParams::new(k, true) }).unwrap();
             pca.train(&x).unwrap();
-            assert!(orthonormality_error(pca.matrix(), d) < 1e-5);
+            assert!(crate::linear::orthonormality_error(pca.matrix(), d) < 1e-5);
             let y = pca.apply(&x).unwrap();
             assert_eq!(y.len(), n * k);
             for (i, j) in [(0, 1), (5, 77), (300, 499)] {

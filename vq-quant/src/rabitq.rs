@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use vq_distance::{Kernels, Metric};
 use vq_io::{ContainerReader, ContainerWriter};
 
-use crate::linear::{orthonormality_error, project_back, project_rows, random_rotation, to_row_major};
+use crate::linear::{check_finite, check_projection, project_back, project_rows, random_rotation, to_row_major};
 use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
 
@@ -46,8 +46,6 @@ const ENCODE_CHUNK: usize = 256;
 /// The largest dimension: the rotation is dense, `d × d` (64 MiB and about 10 s to draw at
 /// 4,096; 0.6 s at 1,536).
 pub const RABITQ_MAX_DIM: usize = 4096;
-/// A saved rotation's largest allowed `|P Pᵀ − I|` entry.
-const ORTHONORMALITY_TOLERANCE: f64 = 1e-4;
 const META_VERSION: u32 = 1;
 const ARRAY_VERSION: u32 = 1;
 
@@ -283,14 +281,16 @@ impl RaBitQuantizer {
 
     /// The code's reconstruction: the centre plus `ℓ · Pᵀ ō`, the residual's projection on its
     /// code's direction.
-    fn decode_one(&self, code: &[u8], out: &mut [f32]) -> Result<()> {
+    /// `y` is scratch (`dim` values once filled), kept across the codes of a call.
+    fn decode_one(&self, code: &[u8], out: &mut [f32], y: &mut Vec<f32>) -> Result<()> {
         let [a, w, ell] = self.factors(code);
         if !(a.is_finite() && w.is_finite() && ell.is_finite()) {
             return Err(Error::Parameter { name: "codes", what: "a code holds a non-finite factor".into() });
         }
         let scale = ell / (self.dim as f32).sqrt();
-        let y: Vec<f32> = (0..self.dim).map(|j| if code[j / 8] >> (j % 8) & 1 == 1 { scale } else { -scale }).collect();
-        project_back(&self.rotation, &y, out);
+        y.clear();
+        y.extend((0..self.dim).map(|j| if code[j / 8] >> (j % 8) & 1 == 1 { scale } else { -scale }));
+        project_back(&self.rotation, y, out);
         out.iter_mut().zip(&self.center).for_each(|(o, c)| *o += c);
         Ok(())
     }
@@ -421,8 +421,9 @@ impl Quantizer for RaBitQuantizer {
         if codes.len() != n * cs || out.len() != n * self.dim {
             return Err(Error::CodeLength { what: "codes", len: codes.len(), expected: out.len() / self.dim * cs });
         }
+        let mut y = Vec::with_capacity(self.dim);
         for (code, row) in codes.chunks_exact(cs).zip(out.chunks_exact_mut(self.dim)) {
-            self.decode_one(code, row)?;
+            self.decode_one(code, row, &mut y)?;
         }
         Ok(())
     }
@@ -440,7 +441,8 @@ impl Quantizer for RaBitQuantizer {
     /// serves callers that compare codes).
     fn code_distance(&self, a: &[u8], b: &[u8]) -> f32 {
         let (mut x, mut y) = (vec![0f32; self.dim], vec![0f32; self.dim]);
-        if self.decode_one(a, &mut x).is_err() || self.decode_one(b, &mut y).is_err() {
+        let mut scratch = Vec::with_capacity(self.dim);
+        if self.decode_one(a, &mut x, &mut scratch).is_err() || self.decode_one(b, &mut y, &mut scratch).is_err() {
             return f32::INFINITY;
         }
         let k = Kernels::active();
@@ -504,18 +506,8 @@ impl Quantizer for RaBitQuantizer {
         }
         let (rotation, center): (Vec<f32>, Vec<f32>) =
             (reader.array_vec(rotation_name)?, reader.array_vec(center_name)?);
-        for (name, values, len) in [(rotation_name, &rotation, dim * dim), (center_name, &center, dim)] {
-            if values.len() != len {
-                return Err(corrupt(name, format!("{} values, expected {len}", values.len())));
-            }
-            if values.iter().any(|v| !v.is_finite()) {
-                return Err(corrupt(name, "non-finite value".into()));
-            }
-        }
-        let err = orthonormality_error(&rotation, dim);
-        if err.is_nan() || err > ORTHONORMALITY_TOLERANCE {
-            return Err(corrupt(rotation_name, format!("rows not orthonormal (P Pᵀ is {err:.2e} away from I)")));
-        }
+        check_finite(center_name, &center, dim)?;
+        check_projection(rotation_name, &rotation, dim, dim)?;
         if (!saved.centered || !saved.trained) && center.iter().any(|&c| c != 0.0) {
             return Err(corrupt(center_name, "a centre saved for a quantizer that has none".into()));
         }

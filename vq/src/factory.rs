@@ -244,12 +244,7 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
             });
         }
         BaseSpec::Hnsw { storage: StorageSpec::Codec(CodecSpec::RaBitQ), .. } => {
-            return Err(Error::Parameter {
-                name: "HNSW",
-                what:
-                    "graphs are not built over RaBitQ codes: use RaBitQ or IVF{nlist},RaBitQ (with ,RFlat to re-rank)"
-                        .into(),
-            });
+            return Err(Error::Parameter { name: "HNSW", what: crate::spec::HNSW_OVER_RABITQ.into() });
         }
         BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
             with_new_quantizer!(codec, dim, metric, |q| Box::new(HnswCodesIndex::new(codec, q, params.hnsw(m))?))

@@ -37,6 +37,10 @@ use vq_quant::SqType;
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ \
                             | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
+/// Why `HNSW{m},RaBitQ` is refused (by the parser, and by the factory for a spec built in code).
+pub(crate) const HNSW_OVER_RABITQ: &str =
+    "graphs are not built over RaBitQ codes: use RaBitQ or IVF{nlist},RaBitQ (with ,RFlat to re-rank)";
+
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("index spec {spec:?}: {what} at {token:?} (accepted: {accepted})")]
@@ -441,10 +445,7 @@ impl<'a> Parser<'a> {
                         ));
                     }
                     Some(CodecSpec::RaBitQ) => {
-                        return Err(self.error(
-                            next,
-                            "graphs are not built over RaBitQ codes: use RaBitQ or IVF{nlist},RaBitQ (with ,RFlat to re-rank)",
-                        ));
+                        return Err(self.error(next, HNSW_OVER_RABITQ));
                     }
                     codec => codec.map_or(StorageSpec::Flat, StorageSpec::Codec),
                 }

@@ -34,7 +34,7 @@ use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{PqParams, PqScorer, ProductQuantizer, check_params};
-use crate::linear::{orthonormality_error, project_back, project_rows, random_rotation, sample_rows, to_row_major};
+use crate::linear::{check_projection, project_back, project_rows, random_rotation, sample_rows, to_row_major};
 use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
 use crate::{PcaMatrix, PcaParams};
@@ -267,21 +267,6 @@ fn check_rotation(name: &str, rotation: &[f32], dim: usize) -> Result<()> {
     check_projection(name, rotation, dim, dim)
 }
 
-/// A `d_out × dim` matrix read from section `name`: finite, orthonormal rows.
-fn check_projection(name: &str, rotation: &[f32], dim: usize, d_out: usize) -> Result<()> {
-    if Some(rotation.len()) != dim.checked_mul(d_out) {
-        return Err(corrupt(name, format!("{} values, expected {d_out} × {dim}", rotation.len())));
-    }
-    if rotation.iter().any(|v| !v.is_finite()) {
-        return Err(corrupt(name, "non-finite value".into()));
-    }
-    let err = orthonormality_error(rotation, dim);
-    if err.is_nan() || err > ORTHOGONALITY_TOLERANCE {
-        return Err(corrupt(name, format!("not orthogonal (R Rᵀ is {err:.2e} away from I)")));
-    }
-    Ok(())
-}
-
 /// `R = V Uᵀ` where `xᵀ ŷ = U S Vᵀ` (thin SVD): the `d_out × dim` `R` with orthonormal rows
 /// minimizing `Σ ‖R xᵢ − ŷᵢ‖²` (orthogonal when `d_out = dim`).
 fn procrustes(x: &[f32], yhat: &[f32], dim: usize, d_out: usize) -> Result<Mat<f64>> {
@@ -334,9 +319,6 @@ struct OpqMeta {
 
 const META_VERSION: u32 = 1;
 const ROTATION_VERSION: u32 = 1;
-
-/// A saved rotation must be orthogonal to this (entries of `R Rᵀ − I`).
-const ORTHOGONALITY_TOLERANCE: f64 = 1e-3;
 
 impl Quantizer for OpqQuantizer {
     type Scorer<'a> = OpqScorer<'a>;
