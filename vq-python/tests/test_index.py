@@ -28,6 +28,7 @@ SPECS = [
     "PQ8,RFlat",
     "SQ4,Refine(SQ8)",
     "RaBitQ,RFlat",
+    "RaBitQfs,RFlat",
     "IVF16,RaBitQ,RFlat",
     "IVF16,Flat",
     "IVF16,SQ8",

@@ -16,7 +16,8 @@
 //! - [`RaBitQuantizer`] (`RaBitQ`): one bit per dimension after a random rotation, plus three
 //!   floats, scored by RaBitQ's unbiased estimate (Faiss' `IndexRaBitQ`).
 //! - [`fastscan`]: 4-bit PQ codes packed in blocks of 32 for a byte-shuffle scan
-//!   ([`fastscan::FastScanCodes`], Faiss' `PQ{m}x4fs`).
+//!   ([`fastscan::FastScanCodes`], Faiss' `PQ{m}x4fs`), and RaBitQ's bits in the same layout
+//!   ([`fastscan::RaBitQFastScan`], Faiss' `RaBitQfs`).
 //!
 //! Beside them, [`PcaMatrix`]: a learned projection to fewer dimensions (Faiss' `PCAMatrix`),
 //! which vq puts in front of any index (`PCA64,IVF1024,Flat`).
@@ -138,8 +139,8 @@ pub trait CodeScorer: Send {
 }
 
 /// A searchable buffer of codes under one quantizer, row `i` the `i`-th vector added:
-/// [`FlatCodes`] (any quantizer, its own scan) and [`fastscan::FastScanCodes`] (4-bit PQ in
-/// the fast-scan layout). Indexes that keep ids above the rows (vq's `CodesIndex`) are
+/// [`FlatCodes`] (any quantizer, its own scan), [`fastscan::FastScanCodes`] (4-bit PQ in
+/// the fast-scan layout) and [`fastscan::RaBitQFastScan`] (RaBitQ's bits in it). Indexes that keep ids above the rows (vq's `CodesIndex`) are
 /// generic over it.
 pub trait CodeStore: Send + Sync + Sized {
     /// The quantizer the codes are made by.
@@ -245,6 +246,14 @@ impl<Q: Quantizer> CodeStore for FlatCodes<Q> {
     type Quantizer = Q;
     fn with_quantizer(quantizer: Q) -> Result<Self> {
         Ok(FlatCodes::new(quantizer))
+    }
+    code_store_by_inherent_methods!();
+}
+
+impl CodeStore for fastscan::RaBitQFastScan {
+    type Quantizer = RaBitQuantizer;
+    fn with_quantizer(quantizer: RaBitQuantizer) -> Result<Self> {
+        fastscan::RaBitQFastScan::new(quantizer)
     }
     code_store_by_inherent_methods!();
 }

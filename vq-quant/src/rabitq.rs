@@ -143,7 +143,7 @@ impl RaBitQuantizer {
     }
 
     /// Bytes of sign bits in a code (`⌈d/8⌉`).
-    fn bit_bytes(&self) -> usize {
+    pub(crate) fn bit_bytes(&self) -> usize {
         self.dim.div_ceil(8)
     }
 
@@ -247,21 +247,31 @@ impl RaBitQuantizer {
         let nbytes = self.bit_bytes();
         let mut table = vec![[0f32; 256]; nbytes];
         for (t, dims) in table.iter_mut().zip(pq.chunks(8)) {
-            // Doubling: the entries with bit `j` set are those without it plus dimension `j`
-            // (blocks of 2^j contiguous sums, which the compiler vectorizes).
-            for (j, &x) in dims.iter().enumerate() {
-                let (low, high) = t.split_at_mut(1 << j);
-                high[..1 << j].iter_mut().zip(low.iter()).for_each(|(h, &l)| *h = l + x);
-            }
-            // Past the last dimension (d not a multiple of 8) the bits are zero: entries
-            // with them set are never read, but keep them the sums of the set bits.
-            for j in dims.len()..8 {
-                let (low, high) = t.split_at_mut(1 << j);
-                high[..1 << j].copy_from_slice(low);
-            }
+            subset_sums(dims, t);
         }
-        let sum = pq.iter().map(|&v| f64::from(v)).sum::<f64>() as f32;
-        RaBitQScorer { table, sum, offset, nbytes }
+        RaBitQScorer { table, sum: total(&pq), offset, nbytes }
+    }
+
+    /// A query's terms for codes in the fast-scan layout
+    /// ([`RaBitQFastScan`](crate::fastscan::RaBitQFastScan)), whose bits are read four at a
+    /// time: into `table`, per nibble of the bits (`2⌈d/8⌉` of them), the 16 sums of the
+    /// rotated query over each subset of its four dimensions; returned, `(Σ_j (P q)_j, offset)`
+    /// of the key `offset + a − w · (2 s − Σ_j (P q)_j)`. Checks (and, for cosine, normalizes)
+    /// the query.
+    pub(crate) fn nibble_terms(&self, query: &[f32], table: &mut Vec<f32>) -> Result<(f32, f32)> {
+        if !self.trained {
+            return Err(Error::NotTrained { quantizer: self.name() });
+        }
+        let mut buf = Vec::new();
+        let q = prepare_row_into("query", query, self.dim, self.metric, &mut buf)?;
+        let pq = self.rotate(q);
+        table.clear();
+        table.resize(2 * self.bit_bytes() * 16, 0.0);
+        // A last nibble past the dimension (d mod 8 in 1..=4) sums over no dimensions: zeros.
+        for (t, dims) in table.chunks_exact_mut(16).zip(pq.chunks(4)) {
+            subset_sums(dims, t);
+        }
+        Ok((total(&pq), self.mean_offset(q)))
     }
 
     /// `offset` of a query about the trained mean: `‖q − c‖²` for L2, `−⟨q, c⟩` otherwise.
@@ -274,7 +284,7 @@ impl RaBitQuantizer {
     }
 
     /// `(a, w, ℓ)` of a code.
-    fn factors(&self, code: &[u8]) -> [f32; FACTORS] {
+    pub(crate) fn factors(&self, code: &[u8]) -> [f32; FACTORS] {
         let f = &code[self.bit_bytes()..];
         std::array::from_fn(|i| f32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]))
     }
@@ -294,6 +304,27 @@ impl RaBitQuantizer {
         out.iter_mut().zip(&self.center).for_each(|(o, c)| *o += c);
         Ok(())
     }
+}
+
+/// Fills `table` (`2^w` entries for some `w ≥ dims.len()`) with the sums of `dims` over every
+/// subset: entry `v` sums `dims[j]` over the bits `j` set in `v`. By doubling: the entries with
+/// bit `j` set are those without it plus `dims[j]` (blocks of `2^j` contiguous sums, which the
+/// compiler vectorizes). Bits past `dims` (a dimension that is not a multiple of the table's
+/// width) add nothing: their codes' bits are zero, so those entries are never read, but they
+/// stay the sums of the set bits.
+fn subset_sums(dims: &[f32], table: &mut [f32]) {
+    table[0] = 0.0;
+    let width = table.len().trailing_zeros() as usize;
+    for j in 0..width {
+        let (low, high) = table.split_at_mut(1 << j);
+        let x = dims.get(j).copied().unwrap_or(0.0);
+        high[..1 << j].iter_mut().zip(low.iter()).for_each(|(h, &l)| *h = l + x);
+    }
+}
+
+/// `Σ v` in f64.
+fn total(v: &[f32]) -> f32 {
+    v.iter().map(|&v| f64::from(v)).sum::<f64>() as f32
 }
 
 /// A query against RaBitQ codes: the table of partial sums of the rotated query per byte of

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use vq_distance::Metric;
 use vq_graph::HnswParams;
 use vq_ivf::{FlatCodec, IvfParams, PqCodec, RaBitQCodec, SqCodec};
-use vq_quant::fastscan::FastScanCodes;
+use vq_quant::fastscan::{FastScanCodes, RaBitQFastScan};
 use vq_quant::{OpqQuantizer, ProductQuantizer, RaBitQuantizer, ScalarQuantizer};
 
 use crate::codes::CodesIndex;
@@ -39,7 +39,7 @@ macro_rules! with_new_quantizer {
                 let $q = OpqQuantizer::new($dim, $metric, m, nbits)?;
                 $body
             }
-            CodecSpec::RaBitQ => {
+            CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan => {
                 let $q = RaBitQuantizer::new($dim, $metric)?;
                 $body
             }
@@ -63,7 +63,7 @@ macro_rules! with_quantizer_type {
                 type $Q = vq_quant::OpqQuantizer;
                 $body
             }
-            $crate::spec::CodecSpec::RaBitQ => {
+            $crate::spec::CodecSpec::RaBitQ | $crate::spec::CodecSpec::RaBitQFastScan => {
                 type $Q = vq_quant::RaBitQuantizer;
                 $body
             }
@@ -235,6 +235,9 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
             let store = FastScanCodes::new(ProductQuantizer::with_params(dim, metric, params.pq(m))?)?;
             Box::new(CodesIndex::with_store(codec, store))
         }
+        BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan) => {
+            Box::new(CodesIndex::with_store(codec, RaBitQFastScan::new(RaBitQuantizer::new(dim, metric)?)?))
+        }
         BaseSpec::Codes(codec) => with_new_quantizer!(codec, dim, metric, |q| Box::new(CodesIndex::new(codec, q))),
         BaseSpec::Hnsw { m, storage: StorageSpec::Flat } => Box::new(HnswFlatIndex::new(dim, metric, params.hnsw(m))?),
         BaseSpec::Hnsw { storage: StorageSpec::Codec(CodecSpec::PqFastScan { m }), .. } => {
@@ -243,7 +246,7 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
                 what: format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
             });
         }
-        BaseSpec::Hnsw { storage: StorageSpec::Codec(CodecSpec::RaBitQ), .. } => {
+        BaseSpec::Hnsw { storage: StorageSpec::Codec(CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan), .. } => {
             return Err(Error::Parameter { name: "HNSW", what: crate::spec::HNSW_OVER_RABITQ.into() });
         }
         BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
@@ -310,6 +313,9 @@ fn ivf_index(
         }
         StorageSpec::Codec(CodecSpec::RaBitQ) => {
             Box::new(IvfIndex::new(dim, metric, p, RaBitQCodec::new(dim, metric).map_err(ivf)?)?)
+        }
+        StorageSpec::Codec(CodecSpec::RaBitQFastScan) => {
+            return Err(Error::Parameter { name: "IVF", what: crate::spec::IVF_OVER_RABITQ_FS.into() });
         }
         StorageSpec::Codec(CodecSpec::Opq { .. }) => {
             return Err(Error::Parameter {

@@ -12,8 +12,8 @@ use std::path::Path;
 use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter, IndexKind, OpenOptions};
 use vq_ivf::{FlatCodec, PqCodec, RaBitQCodec, SqCodec};
-use vq_quant::ProductQuantizer;
-use vq_quant::fastscan::FastScanCodes;
+use vq_quant::fastscan::{FastScanCodes, RaBitQFastScan};
+use vq_quant::{ProductQuantizer, RaBitQuantizer};
 
 use crate::codes::CodesIndex;
 use crate::error::{Error, Result};
@@ -154,9 +154,13 @@ fn read_transformed(r: &ContainerReader, spec: &IndexSpec, metric: Metric, prefi
 
 fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dyn Index>> {
     Ok(match base {
-        BaseSpec::Ivf { storage: StorageSpec::Codec(codec @ CodecSpec::Opq { .. }), .. }
+        BaseSpec::Ivf {
+            storage: StorageSpec::Codec(codec @ (CodecSpec::Opq { .. } | CodecSpec::RaBitQFastScan)),
+            ..
+        }
         | BaseSpec::Hnsw {
-            storage: StorageSpec::Codec(codec @ (CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQ)),
+            storage:
+                StorageSpec::Codec(codec @ (CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan)),
             ..
         } => {
             return Err(Error::Corrupt {
@@ -166,6 +170,9 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         BaseSpec::Flat => Box::new(FlatIndex::read_sections(r, prefix)?),
         BaseSpec::Codes(codec @ CodecSpec::PqFastScan { .. }) => {
             Box::new(CodesIndex::<ProductQuantizer, FastScanCodes>::read_sections(r, prefix, codec)?)
+        }
+        BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan) => {
+            Box::new(CodesIndex::<RaBitQuantizer, RaBitQFastScan>::read_sections(r, prefix, codec)?)
         }
         BaseSpec::Codes(codec) => {
             with_quantizer_type!(codec, Q => Box::new(CodesIndex::<Q>::read_sections(r, prefix, codec)?))

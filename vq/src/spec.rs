@@ -34,12 +34,16 @@ use std::str::FromStr;
 use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
-pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ \
+pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ | RaBitQfs \
                             | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// Why `HNSW{m},RaBitQ` is refused (by the parser, and by the factory for a spec built in code).
 pub(crate) const HNSW_OVER_RABITQ: &str =
-    "graphs are not built over RaBitQ codes: use RaBitQ or IVF{nlist},RaBitQ (with ,RFlat to re-rank)";
+    "graphs are not built over RaBitQ codes: use RaBitQ, RaBitQfs or IVF{nlist},RaBitQ (with ,RFlat to re-rank)";
+
+/// Why `IVF{nlist},RaBitQfs` is refused (by the parser, and by the factory for a spec built in code).
+pub(crate) const IVF_OVER_RABITQ_FS: &str =
+    "inverted lists of RaBitQ codes are not packed for the fast scan yet: use IVF{nlist},RaBitQ";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +91,10 @@ pub enum CodecSpec {
     /// RaBitQ (`RaBitQ`, Faiss' `IndexRaBitQ` / `IndexIVFRaBitQ`): one bit per dimension after
     /// a random rotation, plus three floats, scored by an unbiased estimate.
     RaBitQ,
+    /// RaBitQ codes whose bits are scanned in the fast-scan layout (`RaBitQfs`, Faiss'
+    /// `IndexRaBitQFastScan`): 32 codes at a time by byte shuffles against the query's
+    /// byte-quantized nibble tables. A flat scan only.
+    RaBitQFastScan,
 }
 
 /// The vectors under an HNSW graph or in inverted lists.
@@ -200,6 +208,7 @@ impl fmt::Display for CodecSpec {
             CodecSpec::Opq { m, nbits: b, d: None } => write!(f, "OPQ{m},PQ{m}{}", nbits(b)),
             CodecSpec::Opq { m, nbits: b, d: Some(d) } => write!(f, "OPQ{m}_{d},PQ{m}{}", nbits(b)),
             CodecSpec::RaBitQ => f.write_str("RaBitQ"),
+            CodecSpec::RaBitQFastScan => f.write_str("RaBitQfs"),
         }
     }
 }
@@ -386,9 +395,13 @@ impl<'a> Parser<'a> {
             self.at += 1;
             return Ok(Some(CodecSpec::Sq(t)));
         }
-        if token == "RaBitQ" {
+        if let Some(codec) = match token {
+            "RaBitQ" => Some(CodecSpec::RaBitQ),
+            "RaBitQfs" => Some(CodecSpec::RaBitQFastScan),
+            _ => None,
+        } {
             self.at += 1;
-            return Ok(Some(CodecSpec::RaBitQ));
+            return Ok(Some(codec));
         }
         if let Some(pq) = parse_pq(token) {
             let codec = pq.map_err(|e| self.error(token, e))?;
@@ -444,7 +457,7 @@ impl<'a> Parser<'a> {
                             format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
                         ));
                     }
-                    Some(CodecSpec::RaBitQ) => {
+                    Some(CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan) => {
                         return Err(self.error(next, HNSW_OVER_RABITQ));
                     }
                     codec => codec.map_or(StorageSpec::Flat, StorageSpec::Codec),
@@ -481,6 +494,7 @@ impl<'a> Parser<'a> {
                             "IVF lists hold Flat, SQ or PQ codes; an OPQ rotation goes before the inverted file: OPQ{m},IVF{nlist},PQ{m}",
                         ));
                     }
+                    Some(CodecSpec::RaBitQFastScan) => return Err(self.error(next.unwrap_or(""), IVF_OVER_RABITQ_FS)),
                     Some(codec) => StorageSpec::Codec(codec),
                     None => {
                         return Err(self.error(
@@ -610,6 +624,9 @@ mod tests {
             ("IVF1024,PQ16np", "IVF1024,PQ16"),
             ("PQ8x4np,RFlat", "PQ8x4,RFlat"),
             ("IDMap2,OPQ16,IVF65536(HNSW32),PQ16np", "OPQ16,IVF65536_HNSW32,PQ16"),
+            ("RaBitQ,Refine(Flat)", "RaBitQ,RFlat"),
+            ("RaBitQfs,Refine(Flat)", "RaBitQfs,RFlat"),
+            ("PCA64,RaBitQfs", "PCA64,RaBitQfs"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -659,6 +676,9 @@ mod tests {
             ("IDMap,IDMap2,Flat", "IDMap2"),
             ("Flat,IDMap", "IDMap"),
             ("PQ8x4fsnp", "PQ8x4fsnp"),
+            ("HNSW16,RaBitQfs", "RaBitQfs"),
+            ("IVF16,RaBitQfs", "RaBitQfs"),
+            ("RaBitQFS", "RaBitQFS"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();
             assert_eq!(err.token, token, "{text}: {err}");

@@ -35,10 +35,12 @@ use crate::{Error, Result, ScanSink};
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 mod index;
+mod rabitq;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use index::FastScanCodes;
+pub use rabitq::RaBitQFastScan;
 
 /// Vectors per block.
 pub const BLOCK: usize = 32;

@@ -1,0 +1,414 @@
+//! [`RaBitQFastScan`]: the exhaustive search over RaBitQ codes whose bits are scanned in the
+//! fast-scan layout (Faiss' `IndexRaBitQFastScan`, factory string `RaBitQfs`).
+//!
+//! A RaBitQ code's sign bits, read four at a time, are a 4-bit PQ code of `2⌈d/8⌉`
+//! sub-quantizers whose "codebook" is the 16 subsets of four dimensions: the sum
+//! `s = Σ_{b_j = 1} (P q)_j` the key needs is `Σ_g T_g[nibble_g]` with `T_g[v]` the rotated query
+//! summed over the bits of `v`. So the bits go into [`PackedCodes`] unchanged and the query's
+//! nibble tables into a [`QuantizedLut`]; the block kernels return `s` as byte sums for 32
+//! codes at once, within [`QuantizedLut::max_error`] of the float sum. The per-code factors
+//! (`a`, `w`; `ℓ` for decoding) live beside the blocks, one array each, and turn 32 sums into
+//! 32 keys in one vectorized pass: `offset + a − w · (2 s − Σ_j (P q)_j)`.
+//!
+//! Unlike a PQ fast scan the top-k's threshold cannot be tested on the integer sums (each code
+//! scales its sum by its own `w`), so every block's keys are computed and compared as floats;
+//! that pass costs a few instructions per code beside the kernel's shuffles.
+
+use rayon::prelude::*;
+use vq_distance::{Neighbors, RangeResult, TopK};
+use vq_io::{ContainerReader, ContainerWriter};
+
+use super::{BLOCK, PackedCodes, QuantizedLut, active_block_sums};
+use crate::sections::corrupt;
+use crate::{Error, Quantizer, RaBitQuantizer, Result, ScanSink, WithinKey, validate_codes};
+
+/// Layout version of the `{prefix}.codes` section (standard RaBitQ codes, split on load).
+const CODES_VERSION: u32 = 1;
+
+/// A RaBitQ quantizer and the codes of every vector added: the bits packed for the fast scan,
+/// the factors in arrays of their own.
+///
+/// Ids are the insertion positions `0..len()`. Keys use the sum of the query over a code's
+/// bits read from a byte-quantized table: within `2 w ·` [`QuantizedLut::max_error`] of the
+/// key [`FlatCodes`](crate::FlatCodes) over the same quantizer computes, so near-ties may order
+/// differently. Put a refine stage above it for exact final scores.
+#[derive(Debug, Clone)]
+pub struct RaBitQFastScan {
+    quantizer: RaBitQuantizer,
+    packed: PackedCodes,
+    /// Per row, the key's constant term `a`.
+    a: Vec<f32>,
+    /// Per row, the weight `w` of the query's sum.
+    w: Vec<f32>,
+    /// Per row, the length `ℓ` (decoding only).
+    ell: Vec<f32>,
+}
+
+impl RaBitQFastScan {
+    /// An empty index over `quantizer` (trained or not).
+    pub fn new(quantizer: RaBitQuantizer) -> Result<Self> {
+        let packed = PackedCodes::new(2 * quantizer.bit_bytes())?;
+        Ok(RaBitQFastScan { quantizer, packed, a: Vec::new(), w: Vec::new(), ell: Vec::new() })
+    }
+
+    /// The quantizer.
+    pub fn quantizer(&self) -> &RaBitQuantizer {
+        &self.quantizer
+    }
+
+    /// Number of vectors added.
+    pub fn len(&self) -> usize {
+        self.packed.len()
+    }
+
+    /// `true` if nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.packed.is_empty()
+    }
+
+    /// Row `row`'s standard RaBitQ code (bits, then `a`, `w`, `ℓ`), `None` past the end.
+    fn code(&self, row: usize) -> Option<Vec<u8>> {
+        let mut code = self.packed.code(row)?;
+        for v in [self.a[row], self.w[row], self.ell[row]] {
+            code.extend_from_slice(&v.to_le_bytes());
+        }
+        Some(code)
+    }
+
+    /// Appends standard RaBitQ codes: the bits packed, the factors split off.
+    fn extend(&mut self, codes: &[u8]) -> Result<()> {
+        let (cs, nbytes) = (self.quantizer.code_size(), self.packed.code_size());
+        let mut bits = Vec::with_capacity(codes.len() / cs * nbytes);
+        for code in codes.chunks_exact(cs) {
+            bits.extend_from_slice(&code[..nbytes]);
+        }
+        self.packed.extend(&bits)?;
+        for code in codes.chunks_exact(cs) {
+            let [a, w, ell] = self.quantizer.factors(code);
+            self.a.push(a);
+            self.w.push(w);
+            self.ell.push(ell);
+        }
+        Ok(())
+    }
+
+    /// Decodes row `row` into `out` (`dim` values); a row past the end is
+    /// [`Error::Parameter`].
+    pub fn decode_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        let code = self
+            .code(row)
+            .ok_or_else(|| Error::Parameter { name: "row", what: format!("row {row} of {}", self.len()) })?;
+        self.quantizer.decode(&code, out)
+    }
+
+    /// Learns the quantizer's mean from `sample` (row-major); codes already added are dropped.
+    pub fn train(&mut self, sample: &[f32]) -> Result<()> {
+        self.quantizer.train(sample)?;
+        *self = RaBitQFastScan::new(self.quantizer.clone())?;
+        Ok(())
+    }
+
+    /// Makes room for `additional` more vectors.
+    pub fn reserve(&mut self, additional: usize) {
+        self.packed.reserve(additional);
+        for v in [&mut self.a, &mut self.w, &mut self.ell] {
+            v.reserve_exact(additional);
+        }
+    }
+
+    /// Encodes and appends `vectors` (row-major); their ids continue from `len()`. On error
+    /// nothing is added.
+    pub fn add(&mut self, vectors: &[f32]) -> Result<()> {
+        let dim = self.quantizer.dim();
+        if !vectors.len().is_multiple_of(dim) {
+            return Err(Error::Input(vq_distance::Error::RaggedBuffer { what: "vectors", len: vectors.len(), dim }));
+        }
+        let mut codes = vec![0u8; vectors.len() / dim * self.quantizer.code_size()];
+        self.quantizer.encode(vectors, &mut codes)?;
+        self.extend(&codes)
+    }
+
+    /// The `k` best codes for each query, best first, as `(id, score)` in the metric's
+    /// convention (see the type's docs for the scores' precision). Parallel over queries.
+    pub fn search(&self, queries: &[f32], k: usize) -> Result<Neighbors> {
+        self.search_filtered(queries, k, None)
+    }
+
+    /// [`search`](RaBitQFastScan::search) among the rows `keep` accepts (rows are the ids).
+    pub fn search_filtered(
+        &self,
+        queries: &[f32],
+        k: usize,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<Neighbors> {
+        if k == 0 {
+            return Err(Error::Input(vq_distance::Error::ZeroK));
+        }
+        let rows = self.scan_queries(queries, keep, || TopK::new(k.min(self.len())))?;
+        Ok(Neighbors::from_rows(k, self.quantizer.metric(), rows)?)
+    }
+
+    /// Every row within `radius` of each query (`Metric::within`) among those `keep` accepts,
+    /// by the keys [`search`](RaBitQFastScan::search) ranks by. Rows are the ids.
+    pub fn range_filtered(
+        &self,
+        queries: &[f32],
+        radius: f32,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<RangeResult> {
+        vq_distance::check_radius(radius)?;
+        let metric = self.quantizer.metric();
+        let max_key = metric.key_from_score(radius);
+        let rows = self.scan_queries(queries, keep, || WithinKey::new(max_key))?;
+        Ok(RangeResult::from_rows(metric, rows)?)
+    }
+
+    /// Every query of `queries` scanned into a sink from `sink`, in parallel: their hits. An
+    /// empty store answers empty rows without looking at the queries.
+    fn scan_queries<S: ScanSink>(
+        &self,
+        queries: &[f32],
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+        sink: impl Fn() -> S + Sync,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
+        let dim = self.quantizer.dim();
+        if !queries.len().is_multiple_of(dim) {
+            return Err(Error::Input(vq_distance::Error::RaggedBuffer { what: "queries", len: queries.len(), dim }));
+        }
+        let metric = self.quantizer.metric();
+        queries
+            .par_chunks_exact(dim)
+            .map_init(Vec::new, |table, query| {
+                if self.packed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut found = sink();
+                self.scan(query, table, &mut found, keep)?;
+                Ok(found.into_hits(metric))
+            })
+            .collect()
+    }
+
+    /// Offers every row's key for `query` to `top`, asking `keep` only of rows that pass the
+    /// threshold. `table` is scratch.
+    fn scan(
+        &self,
+        query: &[f32],
+        table: &mut Vec<f32>,
+        top: &mut impl ScanSink,
+        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
+    ) -> Result<()> {
+        // Checks (and, for cosine, normalizes) the query.
+        let (total, offset) = self.quantizer.nibble_terms(query, table)?;
+        let lut = QuantizedLut::new(table)?;
+        // s ≈ bias + sum / scale, so key = offset + a + w · (Σ − 2 bias) − w · (2 / scale) · sum.
+        let (shift, step) = (total - 2.0 * lut.bias, 2.0 / lut.scale);
+        let kernel = active_block_sums();
+        let mut sums = [0u32; BLOCK];
+        let mut keys = [0f32; BLOCK];
+        for (b, block) in self.packed.blocks().chunks_exact(self.packed.block_bytes()).enumerate() {
+            kernel(&lut.bytes, block, u32::MAX, &mut sums);
+            let first = b * BLOCK;
+            let held = (self.len() - first).min(BLOCK);
+            let (a, w) = (&self.a[first..first + held], &self.w[first..first + held]);
+            for (((k, &s), &a), &w) in keys.iter_mut().zip(&sums).zip(a).zip(w) {
+                *k = offset + a + w * (shift - step * s as f32);
+            }
+            let threshold = top.threshold();
+            for (v, &key) in keys[..held].iter().enumerate() {
+                if key <= threshold && keep.is_none_or(|keep| keep(first + v)) {
+                    top.push(key, (first + v) as u64);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every row whose position `keep` rejects, keeping the others in order; returns how
+    /// many were dropped.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) -> usize {
+        let kept: Vec<bool> = (0..self.len()).map(&mut keep).collect();
+        for v in [&mut self.a, &mut self.w, &mut self.ell] {
+            // `Vec::retain` visits every element once, in order.
+            let mut flags = kept.iter();
+            v.retain(|_| flags.next().is_some_and(|&k| k));
+        }
+        self.packed.retain(|row| kept[row])
+    }
+
+    /// Writes the quantizer (`{prefix}.quantizer.*`) and the codes as standard RaBitQ codes
+    /// (`{prefix}.codes`, the layout `FlatCodes` writes: the packing is a memory layout, not a
+    /// file format).
+    pub fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
+        self.quantizer.write_sections(w, &format!("{prefix}.quantizer"))?;
+        let codes: Vec<u8> = (0..self.len()).flat_map(|row| self.code(row).unwrap_or_default()).collect();
+        w.add_array(&format!("{prefix}.codes"), CODES_VERSION, &codes)?;
+        Ok(())
+    }
+
+    /// Reads what [`write_sections`](RaBitQFastScan::write_sections) wrote: whole codes with
+    /// factors an encoder writes ([`validate_codes`]), then packed.
+    pub fn read_sections(r: &ContainerReader, prefix: &str) -> Result<Self> {
+        let name = format!("{prefix}.codes");
+        let quantizer = RaBitQuantizer::read_sections(r, &format!("{prefix}.quantizer"))?;
+        r.check_versions(&[(&name, CODES_VERSION)])?;
+        let codes: &[u8] = r.array(&name)?;
+        validate_codes(&quantizer, codes, &name)?;
+        let mut index = RaBitQFastScan::new(quantizer).map_err(|e| corrupt(&name, e.to_string()))?;
+        index.extend(codes)?;
+        Ok(index)
+    }
+
+    /// Bytes held: the packed bits and the factors (capacity included) and the quantizer's
+    /// rotation and mean.
+    pub fn memory_usage(&self) -> usize {
+        self.packed.memory_bytes()
+            + (self.a.capacity() + self.w.capacity() + self.ell.capacity()) * size_of::<f32>()
+            + self.quantizer.memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use vq_distance::Metric;
+
+    use super::*;
+    use crate::{CodeScorer, FlatCodes};
+
+    fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n * dim)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((i / dim) % 5) as f32 + (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    fn metric_of(i: u8) -> Metric {
+        [Metric::L2, Metric::InnerProduct, Metric::Cosine][usize::from(i % 3)]
+    }
+
+    /// Both layouts over one trained quantizer, filled with the same rows.
+    fn twins(dim: usize, n: usize, metric: Metric, seed: u64) -> (RaBitQFastScan, FlatCodes<RaBitQuantizer>) {
+        let mut q = RaBitQuantizer::new(dim, metric).unwrap();
+        q.train(&data(n.max(1), dim, seed)).unwrap();
+        let (mut fast, mut slow) = (RaBitQFastScan::new(q.clone()).unwrap(), FlatCodes::new(q));
+        let base = data(n, dim, seed + 1);
+        fast.add(&base).unwrap();
+        slow.add(&base).unwrap();
+        (fast, slow)
+    }
+
+    proptest! {
+        /// Against its slow twin, FlatCodes over the same quantizer (RaBitQ's float table
+        /// scan): every row's key is within the byte table's bound, `2 w ·` max_error, of the
+        /// float key, on dimensions that fill a nibble or a byte partly and across block
+        /// boundaries; a row's standard code survives the packing.
+        #[test]
+        fn keys_are_the_float_keys_within_the_table_bound(
+            dim in 1usize..40, n in 1usize..80, seed in 0u64..500, m in 0u8..3,
+        ) {
+            let metric = metric_of(m);
+            let (fast, slow) = twins(dim, n, metric, seed);
+            let q = fast.quantizer();
+            let cs = q.code_size();
+            for (row, code) in slow.codes().chunks_exact(cs).enumerate() {
+                prop_assert_eq!(fast.code(row).unwrap(), code.to_vec());
+            }
+            for query in data(3, dim, seed + 7).chunks_exact(dim) {
+                let mut table = Vec::new();
+                q.nibble_terms(query, &mut table).unwrap();
+                let max_error = QuantizedLut::new(&table).unwrap().max_error();
+                let scorer = q.scorer(query).unwrap();
+                let got = fast.search(query, n).unwrap();
+                let (ids, scores) = got.get(0).unwrap();
+                prop_assert_eq!(ids.len(), n);
+                for (&id, &score) in ids.iter().zip(scores) {
+                    let code = &slow.codes()[id as usize * cs..][..cs];
+                    let want = scorer.distance(code);
+                    let [_, w, _] = q.factors(code);
+                    let bound = 2.0 * w.abs() * max_error * 1.001 + 1e-4 * (1.0 + want.abs());
+                    let key = metric.key_from_score(score);
+                    prop_assert!((key - want).abs() <= bound, "row {}: {} vs {} (bound {})", id, key, want, bound);
+                }
+            }
+        }
+    }
+
+    /// The fast scan's top-10 holds the float scan's top-10 up to the bound, filters pass only
+    /// accepted rows, `retain` keeps rows in order, decoding and persistence match.
+    #[test]
+    fn search_filter_retain_decode_and_persist_match_the_plain_layout() {
+        let dim = 24;
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            let (fast, slow) = twins(dim, 300, metric, 11);
+            let queries = data(4, dim, 12);
+            let (got, want) = (fast.search(&queries, 10).unwrap(), slow.search(&queries, 10).unwrap());
+            for (query, ((ids, _), (wids, wscores))) in queries.chunks_exact(dim).zip(got.iter().zip(want.iter())) {
+                let mut table = Vec::new();
+                fast.quantizer().nibble_terms(query, &mut table).unwrap();
+                let max_w = fast.w.iter().fold(0f32, |m, w| m.max(w.abs()));
+                let bound = 2.0 * max_w * QuantizedLut::new(&table).unwrap().max_error() * 1.001 + 1e-4;
+                let last = metric.key_from_score(wscores[9]);
+                for (&id, &score) in wids.iter().zip(wscores) {
+                    assert!(
+                        ids.contains(&id) || metric.key_from_score(score) >= last - 2.0 * bound,
+                        "{metric:?}: missed {id}"
+                    );
+                }
+            }
+            let odd = |row: usize| row % 2 == 1;
+            let f = fast.search_filtered(&queries, 10, Some(&odd)).unwrap();
+            assert!(f.ids().iter().all(|&id| id % 2 == 1));
+            assert_eq!(f.ids().len(), 40);
+            let (mut out, mut plain) = (vec![0f32; dim], vec![0f32; dim]);
+            for row in [0, 31, 32, 299] {
+                fast.decode_row(row, &mut out).unwrap();
+                slow.decode_row(row, &mut plain).unwrap();
+                assert_eq!(out, plain, "row {row}");
+            }
+            let mut kept = fast.clone();
+            assert_eq!(kept.retain(|row| row % 3 != 0), 100);
+            assert_eq!(kept.len(), 200);
+            for (i, row) in (0..300).filter(|r| r % 3 != 0).enumerate() {
+                assert_eq!(kept.code(i), fast.code(row), "row {row}");
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("rq.vq");
+            let mut w = ContainerWriter::create(&path).unwrap();
+            fast.write_sections(&mut w, "rq").unwrap();
+            w.finish().unwrap();
+            let back = RaBitQFastScan::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
+            assert_eq!(back.search(&queries, 10).unwrap(), got);
+            // The plain layout reads the same file.
+            let plain =
+                FlatCodes::<RaBitQuantizer>::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
+            assert_eq!(plain.codes(), slow.codes());
+            let within = fast.range_filtered(&queries, got.get(0).unwrap().1[4], None).unwrap();
+            assert!(within.get(0).unwrap().0.len() >= 4, "{metric:?}: a radius at the 5th score holds the first four");
+        }
+    }
+
+    #[test]
+    fn misuse_is_a_typed_error() {
+        let mut fast = RaBitQFastScan::new(RaBitQuantizer::new(16, Metric::L2).unwrap()).unwrap();
+        assert!(matches!(fast.add(&[0.0; 16]), Err(Error::NotTrained { .. })));
+        assert!(fast.search(&[0.0; 16], 3).is_ok(), "an empty store answers without the quantizer");
+        assert_eq!(fast.len(), 0);
+        fast.train(&data(50, 16, 4)).unwrap();
+        let empty = fast.search(&[0.5; 16], 3).unwrap();
+        assert!(empty.ids().iter().all(|&id| id == u64::MAX), "an empty index pads");
+        fast.add(&data(2, 16, 5)).unwrap();
+        assert!(matches!(fast.search(&[0.5; 16], 0), Err(Error::Input(vq_distance::Error::ZeroK))));
+        assert!(fast.search(&[0.5; 15], 3).is_err());
+        assert!(fast.search(&[f32::NAN; 16], 3).is_err());
+        assert!(fast.add(&[0.5; 15]).is_err());
+        assert_eq!(fast.search(&[0.5; 16], 5).unwrap().get(0).unwrap().0.len(), 2, "k above the count");
+        assert!(matches!(fast.decode_row(2, &mut [0.0; 16]), Err(Error::Parameter { name: "row", .. })));
+        assert!(fast.range_filtered(&[0.5; 16], f32::NAN, None).is_err());
+    }
+}
