@@ -45,6 +45,7 @@ mod sq;
 pub use error::{Error, Result};
 pub use flat::FlatCodes;
 pub use identity::{F32Quantizer, F32Scorer};
+pub use linear::LINEAR_MAX_DIM;
 pub use pca::{PcaMatrix, PcaParams};
 pub use pq::{
     OpqParams, OpqQuantizer, OpqRotation, OpqScorer, PqParams, PqScorer, ProductQuantizer, SDC_MAX_ENTRIES, pack_index,

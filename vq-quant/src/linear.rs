@@ -6,8 +6,25 @@ use faer::Mat;
 use rayon::prelude::*;
 use vq_distance::Kernels;
 
-use crate::Result;
 use crate::sections::corrupt;
+use crate::{Error, Result};
+
+/// The largest input dimension of a dense `d × d` map (OPQ's rotation, PCA's covariance,
+/// RaBitQ's rotation): 128 MiB of f64 at 4,096, and an eigendecomposition or SVD of minutes;
+/// above it a dimension a caller can pass (vq-io allows 2^24) would abort on allocation.
+pub const LINEAR_MAX_DIM: usize = 4096;
+
+/// `Ok` when `dim` is 1 to [`LINEAR_MAX_DIM`]; otherwise an error naming `what` (the map that
+/// refuses it).
+pub(crate) fn check_linear_dim(dim: usize, what: &str) -> Result<()> {
+    if dim == 0 || dim > LINEAR_MAX_DIM {
+        return Err(Error::Parameter {
+            name: "dim",
+            what: format!("{dim} is outside 1..={LINEAR_MAX_DIM}: {what} is a dense d × d matrix"),
+        });
+    }
+    Ok(())
+}
 
 /// Rows projected per parallel task.
 const PROJECT_CHUNK: usize = 1024;

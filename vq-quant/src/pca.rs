@@ -10,7 +10,8 @@ use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::linear::{
-    check_finite, check_projection, project_back, project_rows, random_rotation, sample_rows, to_row_major,
+    check_finite, check_linear_dim, check_projection, project_back, project_rows, random_rotation, sample_rows,
+    to_row_major,
 };
 use crate::sections::corrupt;
 use crate::{Error, Result, prepare_rows};
@@ -103,6 +104,7 @@ impl PcaMatrix {
     /// An untrained projection of `d_in` dimensions. `d_out` must be 1 to `d_in`, and
     /// `max_train_points` at least 2.
     pub fn new(d_in: usize, params: PcaParams) -> Result<Self> {
+        check_linear_dim(d_in, "PCA's covariance")?;
         if params.d_out == 0 || params.d_out > d_in {
             return Err(Error::Parameter {
                 name: "d_out",
@@ -407,6 +409,11 @@ mod tests {
     fn bad_parameters_untrained_use_and_tiny_samples_are_errors() {
         assert!(matches!(PcaMatrix::new(8, PcaParams::new(0, true)), Err(Error::Parameter { name: "d_out", .. })));
         assert!(matches!(PcaMatrix::new(8, PcaParams::new(9, true)), Err(Error::Parameter { name: "d_out", .. })));
+        // A covariance of (2^24)² f64 would abort on allocation: refused up front.
+        for d_in in [crate::LINEAR_MAX_DIM + 1, 1 << 24] {
+            assert!(matches!(PcaMatrix::new(d_in, PcaParams::new(8, true)), Err(Error::Parameter { name: "dim", .. })));
+        }
+        assert!(PcaMatrix::new(crate::LINEAR_MAX_DIM, PcaParams::new(8, true)).is_ok());
         let mut pca = PcaMatrix::new(4, PcaParams::new(2, true)).unwrap();
         assert!(matches!(pca.apply(&[0.0; 4]), Err(Error::NotTrained { .. })));
         assert!(matches!(pca.train(&[1.0; 4]), Err(Error::TooFewTrainingPoints { needed: 2, got: 1, .. })));

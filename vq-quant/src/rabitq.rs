@@ -32,7 +32,10 @@ use serde::{Deserialize, Serialize};
 use vq_distance::{Kernels, Metric};
 use vq_io::{ContainerReader, ContainerWriter};
 
-use crate::linear::{check_finite, check_projection, project_back, project_rows, random_rotation, to_row_major};
+use crate::linear::{
+    LINEAR_MAX_DIM, check_finite, check_linear_dim, check_projection, project_back, project_rows, random_rotation,
+    to_row_major,
+};
 use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
 
@@ -44,8 +47,8 @@ const FACTORS: usize = 3;
 /// Rows encoded per parallel task.
 const ENCODE_CHUNK: usize = 256;
 /// The largest dimension: the rotation is dense, `d × d` (64 MiB and about 10 s to draw at
-/// 4,096; 0.6 s at 1,536).
-pub const RABITQ_MAX_DIM: usize = 4096;
+/// 4,096; 0.6 s at 1,536), as every dense map's ([`LINEAR_MAX_DIM`]).
+pub const RABITQ_MAX_DIM: usize = LINEAR_MAX_DIM;
 const META_VERSION: u32 = 1;
 const ARRAY_VERSION: u32 = 1;
 
@@ -111,15 +114,7 @@ impl RaBitQuantizer {
     }
 
     fn with_centering(dim: usize, metric: Metric, centered: bool) -> Result<Self> {
-        if dim == 0 || dim > RABITQ_MAX_DIM {
-            return Err(Error::Parameter {
-                name: "dim",
-                what: format!(
-                    "{dim} is outside 1..={RABITQ_MAX_DIM}: RaBitQ's rotation is a dense d × d matrix \
-                     (project first: PCA{{d}},…)"
-                ),
-            });
-        }
+        check_linear_dim(dim, "RaBitQ's rotation (project first: PCA{d},…)")?;
         let rotation = to_row_major(&random_rotation(dim, ROTATION_SEED));
         Ok(RaBitQuantizer {
             dim,

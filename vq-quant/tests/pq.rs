@@ -469,6 +469,17 @@ fn errors_say_what_is_wrong() {
         OpqQuantizer::with_params(32, Metric::L2, OpqParams { niter: 0, ..OpqParams::new(4, 8) }),
         Err(Error::Parameter { name: "niter", .. })
     ));
+    // A dense d × d map of a dimension vq-io accepts (up to 2^24) would abort on allocation:
+    // refused up front, for the quantizer, the rotation and the projection alike.
+    for dim in [vq_quant::LINEAR_MAX_DIM + 4, 1 << 24] {
+        assert!(matches!(OpqQuantizer::new(dim, Metric::L2, 4, 8), Err(Error::Parameter { name: "dim", .. })));
+        assert!(matches!(OpqRotation::new(dim, OpqParams::new(4, 8)), Err(Error::Parameter { name: "dim", .. })));
+        assert!(matches!(
+            OpqRotation::with_output(dim, 64, OpqParams::new(4, 8)),
+            Err(Error::Parameter { name: "dim", .. })
+        ));
+    }
+    assert!(OpqRotation::with_output(vq_quant::LINEAR_MAX_DIM, 64, OpqParams::new(4, 8)).is_ok());
 
     let dim = 8;
     let mut pq = ProductQuantizer::new(dim, Metric::L2, 2, 6).unwrap();

@@ -231,6 +231,29 @@ fn untrained_empty_and_small_indexes_answer_sensibly() {
 /// A k far above the index size (Faiss pads to k) cannot be padded when `queries × k` does
 /// not fit memory: a typed error, never an overflow panic or an abort on a huge allocation.
 /// Plain and filtered searches, since they allocate on different paths.
+/// A dense `d × d` map (PCA's covariance, OPQ's rotation, RaBitQ's rotation) at a dimension
+/// the factory accepts but memory cannot hold: a typed error naming the dimension when the
+/// index is made, never an abort on the allocation.
+#[test]
+fn dense_maps_of_huge_dimensions_are_typed_errors() {
+    let dim = 1 << 20;
+    for spec in [
+        "PCA64,Flat",
+        "PCAR64,HNSW16",
+        "OPQ16,PQ16",
+        "OPQ16,IVF16,PQ16",
+        "OPQ16_64,IVF16,PQ16",
+        "RaBitQ",
+        "RaBitQfs,RFlat",
+        "IVF16,RaBitQ",
+    ] {
+        match vq::index_factory(dim, spec, Metric::L2) {
+            Err(e @ Error::Quant(_)) => assert!(e.to_string().contains(&dim.to_string()), "{spec}: {e}"),
+            other => panic!("{spec}: {:?}", other.map(|i| i.spec().to_string())),
+        }
+    }
+}
+
 #[test]
 fn huge_k_is_a_typed_error_not_an_abort() {
     let data = clustered(300, 6);

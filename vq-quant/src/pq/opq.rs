@@ -34,7 +34,9 @@ use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{PqParams, PqScorer, ProductQuantizer, check_params};
-use crate::linear::{check_projection, project_back, project_rows, random_rotation, sample_rows, to_row_major};
+use crate::linear::{
+    check_linear_dim, check_projection, project_back, project_rows, random_rotation, sample_rows, to_row_major,
+};
 use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
 use crate::{PcaMatrix, PcaParams};
@@ -176,6 +178,7 @@ impl OpqQuantizer {
 
 /// The checks of [`OpqQuantizer::with_params`] and [`OpqRotation::new`].
 fn check_opq_params(dim: usize, params: &OpqParams) -> Result<()> {
+    check_linear_dim(dim, "OPQ's rotation")?;
     check_params(dim, &params.pq)?;
     for (name, v) in [
         ("niter", params.niter),
@@ -512,6 +515,7 @@ impl OpqRotation {
                 what: format!("OPQ maps {dim} dimensions to 1 to {dim}, not {d_out}"),
             });
         }
+        check_linear_dim(dim, "OPQ's projection")?;
         check_opq_params(d_out, &params)?;
         Ok(OpqRotation { dim, d_out, params, rotation: Vec::new(), objective: Vec::new() })
     }
