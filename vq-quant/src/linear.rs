@@ -148,3 +148,47 @@ pub(crate) fn sample_rows(x: &[f32], dim: usize, n_keep: usize, seed: u64) -> st
     }
     std::borrow::Cow::Owned(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The projection against its slow twin, one f64 dot product per row and output, for
+        /// shapes on both sides of a parallel chunk; and a row projected alone is the same row
+        /// projected in a batch, to the bit (queries are projected one at a time, the vectors
+        /// they are scored against in batches: a blocked matrix product, faer's, broke this and
+        /// a range search's batch-against-alone test; see BENCHMARKS.md, session 25).
+        #[test]
+        fn projection_is_the_dot_products_and_does_not_depend_on_the_batch(
+            d_in in 1usize..70, d_out in 1usize..70, n in 1usize..40, seed in 0u64..1000, far in any::<bool>(),
+        ) {
+            let d_out = d_out.min(d_in);
+            let mut state = seed | 1;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            };
+            let m: Vec<f32> = (0..d_out * d_in).map(|_| next()).collect();
+            // Past a parallel chunk (`PROJECT_CHUNK` rows) now and then.
+            let rows = if far { n + PROJECT_CHUNK } else { n };
+            let x: Vec<f32> = (0..rows * d_in).map(|_| next()).collect();
+            let y = project_rows(&m, d_in, &x);
+            prop_assert_eq!(y.len(), rows * d_out);
+            for (i, (yr, xr)) in y.chunks_exact(d_out).zip(x.chunks_exact(d_in)).enumerate() {
+                for (j, (&v, mj)) in yr.iter().zip(m.chunks_exact(d_in)).enumerate() {
+                    let want: f64 = mj.iter().zip(xr).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+                    let scale: f64 = mj.iter().zip(xr).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
+                    prop_assert!((f64::from(v) - want).abs() <= 1e-5 * (1.0 + scale), "row {} output {}", i, j);
+                }
+                if i % 7 == 0 {
+                    prop_assert_eq!(project_rows(&m, d_in, xr), yr.to_vec(), "row {} alone", i);
+                }
+            }
+        }
+    }
+}
