@@ -1,6 +1,10 @@
 //! [`IvfFastScan`]: an inverted file whose lists hold 4-bit PQ codes in vq-quant's fast-scan
 //! layout (Faiss' `IndexIVFPQFastScan`, factory string `IVF{nlist},PQ{m}x4fs`; with a refine
-//! stage above it, the ScaNN / Milvus SCANN index: `IVF{nlist},PQ{m}x4fs,RFlat`).
+//! stage above it, the ScaNN / Milvus SCANN index: `IVF{nlist},PQ{m}x4fs,RFlat`), or RaBitQ
+//! residual codes whose bits are packed the same way (Faiss' `IndexIVFRaBitQFastScan`,
+//! `IVF{nlist},RaBitQfs`: [`RaBitQPacked`] lists, one [`RaBitQLut`] per query for every list,
+//! since the codes fold their centroid's terms in; each block's 32 keys come from its byte sums
+//! and the codes' factors, the top-k threshold tested on the floats).
 //!
 //! Each list keeps its ids and a [`PackedCodes`] (blocks of 32 codes, transposed and
 //! nibble-packed), so a probed list is scanned 32 codes per shuffle against the query's
@@ -29,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
 use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_quant::fastscan::{BLOCK, PackedCodes, QuantizedLut};
-use vq_quant::{PqParams, ProductQuantizer, Quantizer, ScanSink, WithinKey, validate_codes};
+use vq_quant::fastscan::{BLOCK, PackedCodes, QuantizedLut, RaBitQLut, RaBitQPacked};
+use vq_quant::{PqParams, ProductQuantizer, Quantizer, RaBitQuantizer, ScanSink, WithinKey, validate_codes};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
 use crate::codec::inner_metric;
@@ -49,7 +53,141 @@ const ARRAY_VERSION: u32 = 1;
 #[derive(Debug, Clone)]
 struct FsList {
     ids: Vec<u64>,
-    codes: PackedCodes,
+    codes: ListCodes,
+}
+
+/// The quantizer of the lists' codes and what it precomputes over the coarse centroids.
+#[derive(Debug, Clone)]
+enum FsCodec {
+    /// 4-bit PQ; L2 over residuals: per list, `m × 16` terms `‖c_jk‖² + 2⟨centroid_j, c_jk⟩`.
+    Pq { pq: ProductQuantizer, list_terms: Vec<f32> },
+    /// RaBitQ residual codes (Faiss' `IVF{n},RaBitQfs`), which fold their centroid's terms in:
+    /// the centroids rotated, `P c`, for encoding; one table per query serves every list.
+    RaBitQ { q: RaBitQuantizer, rotated_centroids: Vec<f32> },
+}
+
+impl FsCodec {
+    /// Bytes of a standard code.
+    fn code_size(&self) -> usize {
+        match self {
+            FsCodec::Pq { pq, .. } => pq.code_size(),
+            FsCodec::RaBitQ { q, .. } => q.code_size(),
+        }
+    }
+
+    /// The sub-quantizers (PQ) or nibbles of bits (RaBitQ) a block sums.
+    fn m(&self) -> usize {
+        match self {
+            FsCodec::Pq { pq, .. } => pq.m(),
+            FsCodec::RaBitQ { q, .. } => q.dim().div_ceil(8) * 2,
+        }
+    }
+
+    /// The table-moving terms of L2 over PQ residuals (empty otherwise).
+    fn list_terms(&self) -> &[f32] {
+        match self {
+            FsCodec::Pq { list_terms, .. } => list_terms,
+            FsCodec::RaBitQ { .. } => &[],
+        }
+    }
+}
+
+/// A list's codes in the fast-scan layout of its codec.
+#[derive(Debug, Clone)]
+enum ListCodes {
+    Pq(PackedCodes),
+    RaBitQ(RaBitQPacked),
+}
+
+impl ListCodes {
+    /// Appends standard codes of the codec.
+    fn extend(&mut self, codes: &[u8]) -> Result<()> {
+        match self {
+            ListCodes::Pq(c) => c.extend(codes)?,
+            ListCodes::RaBitQ(c) => c.extend(codes)?,
+        }
+        Ok(())
+    }
+
+    /// Row `i`'s standard code.
+    fn code(&self, i: usize) -> Option<Vec<u8>> {
+        match self {
+            ListCodes::Pq(c) => c.code(i),
+            ListCodes::RaBitQ(c) => c.code(i),
+        }
+    }
+
+    fn unpack_all(&self) -> Vec<u8> {
+        match self {
+            ListCodes::Pq(c) => c.unpack_all(),
+            ListCodes::RaBitQ(c) => c.unpack_all(),
+        }
+    }
+
+    fn retain(&mut self, keep: impl FnMut(usize) -> bool) -> usize {
+        match self {
+            ListCodes::Pq(c) => c.retain(keep),
+            ListCodes::RaBitQ(c) => c.retain(keep),
+        }
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        match self {
+            ListCodes::Pq(c) => c.reserve(additional),
+            ListCodes::RaBitQ(c) => c.reserve(additional),
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        match self {
+            ListCodes::Pq(c) => c.memory_bytes(),
+            ListCodes::RaBitQ(c) => c.memory_bytes(),
+        }
+    }
+
+    /// Makes room for `n` codes after the `len` held, `room` more when it must grow.
+    fn make_room(&mut self, len: usize, n: usize, room: usize) {
+        let full = match self {
+            ListCodes::Pq(c) => (len + n).div_ceil(BLOCK) * c.block_bytes() > c.memory_bytes(),
+            ListCodes::RaBitQ(c) => len + n > c.capacity(),
+        };
+        if full {
+            self.reserve(room);
+        }
+    }
+
+    /// Offers the rows `rows` allows to `sink`, keyed by the query's table in `s`.
+    fn scan(
+        &self,
+        s: &Scratch,
+        sink: &mut impl ScanSink,
+        rows: ListRows<'_>,
+        id_of: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        match (self, &s.rabitq) {
+            (ListCodes::Pq(c), _) => match rows {
+                ListRows::Kept(keep) => c.scan(&s.lut, sink, keep, id_of)?,
+                ListRows::Masked(masks) => c.scan_masked(&s.lut, sink, masks, id_of)?,
+            },
+            (ListCodes::RaBitQ(c), Some(lut)) => match rows {
+                ListRows::Kept(keep) => c.scan(lut, sink, keep, id_of)?,
+                ListRows::Masked(masks) => c.scan_masked(lut, sink, masks, id_of)?,
+            },
+            (ListCodes::RaBitQ(_), None) => {
+                return Err(Error::Parameter { name: "lut", what: "a RaBitQ list scanned without its table".into() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows of a list a scan may offer.
+#[derive(Clone, Copy)]
+enum ListRows<'a> {
+    /// Those a predicate keeps (all without one), asked only of rows that could enter.
+    Kept(Option<&'a dyn Fn(usize) -> bool>),
+    /// Those whose bit is set, a `u32` per block of 32.
+    Masked(&'a [u32]),
 }
 
 /// An inverted file over 4-bit PQ codes in the fast-scan layout (see the module docs).
@@ -67,9 +205,7 @@ pub struct IvfFastScan {
     by_residual: bool,
     /// The coarse quantizer (its centroids), once trained.
     coarse: Option<Coarse>,
-    pq: ProductQuantizer,
-    /// L2 over residuals: per list, `m × 16` terms `‖c_jk‖² + 2⟨centroid_j, c_jk⟩`.
-    list_terms: Vec<f32>,
+    codec: FsCodec,
     lists: Vec<FsList>,
     ids: IdTracker,
     fingerprint: u64,
@@ -94,25 +230,42 @@ impl IvfFastScan {
         let pq = ProductQuantizer::with_params(dim, inner_metric(metric), pq)?;
         // Checks m against the fast-scan limits up front, not at the first add.
         PackedCodes::new(m)?;
-        Ok(IvfFastScan {
+        Ok(Self::with_codec(dim, metric, params, by_residual, FsCodec::Pq { pq, list_terms: Vec::new() }))
+    }
+
+    /// An empty, untrained index whose lists hold RaBitQ codes of residuals in the fast-scan
+    /// layout (Faiss' `IVF{nlist},RaBitQfs`): the codes of `IVF{nlist},RaBitQ`, scanned 32 at
+    /// a time against one byte-quantized table per query (the codes fold their centroid's
+    /// terms in, so no list moves the table: it only takes the list's coarse key).
+    pub fn with_rabitq(dim: usize, metric: Metric, params: IvfParams) -> Result<Self> {
+        params.check()?;
+        let q = RaBitQuantizer::for_residuals(dim, inner_metric(metric))?;
+        Ok(Self::with_codec(dim, metric, params, true, FsCodec::RaBitQ { q, rotated_centroids: Vec::new() }))
+    }
+
+    fn with_codec(dim: usize, metric: Metric, params: IvfParams, by_residual: bool, codec: FsCodec) -> Self {
+        IvfFastScan {
             dim,
             metric,
             params,
             by_residual,
             coarse: None,
-            pq,
-            list_terms: Vec::new(),
+            codec,
             lists: Vec::new(),
             ids: IdTracker::default(),
             fingerprint: 0,
             locations: OnceLock::new(),
-        })
+        }
     }
 
     /// Faiss-style name: `IVF{nlist},PQ{m}x4fs` (`IVF{nlist}_HNSW{m},…` over an HNSW coarse
     /// quantizer).
     pub fn name(&self) -> String {
-        format!("IVF{}{},PQ{}x4fs", self.params.nlist, self.params.coarse.suffix(), self.pq.m())
+        let (nlist, coarse) = (self.params.nlist, self.params.coarse.suffix());
+        match &self.codec {
+            FsCodec::Pq { pq, .. } => format!("IVF{nlist}{coarse},PQ{}x4fs", pq.m()),
+            FsCodec::RaBitQ { .. } => format!("IVF{nlist}{coarse},RaBitQfs"),
+        }
     }
 
     /// The dimension.
@@ -135,9 +288,22 @@ impl IvfFastScan {
         self.by_residual
     }
 
-    /// The product quantizer (its metric is the inner metric: inner product for cosine).
-    pub fn quantizer(&self) -> &ProductQuantizer {
-        &self.pq
+    /// The product quantizer of `PQ…x4fs` lists (its metric is the inner metric: inner
+    /// product for cosine); `None` for `RaBitQfs` lists.
+    pub fn pq(&self) -> Option<&ProductQuantizer> {
+        match &self.codec {
+            FsCodec::Pq { pq, .. } => Some(pq),
+            FsCodec::RaBitQ { .. } => None,
+        }
+    }
+
+    /// The RaBitQ quantizer of `RaBitQfs` lists (residual codes, scored by the inner metric);
+    /// `None` for `PQ…x4fs` lists.
+    pub fn rabitq(&self) -> Option<&RaBitQuantizer> {
+        match &self.codec {
+            FsCodec::RaBitQ { q, .. } => Some(q),
+            FsCodec::Pq { .. } => None,
+        }
     }
 
     /// Sets the default `nprobe` (at least 1).
@@ -197,8 +363,13 @@ impl IvfFastScan {
     }
 
     fn empty_list(&self) -> FsList {
-        // `new` checked m against the fast-scan limits.
-        FsList { ids: Vec::new(), codes: PackedCodes::new(self.pq.m()).expect("m checked by new") }
+        let codes = match &self.codec {
+            // `new` checked m against the fast-scan limits.
+            FsCodec::Pq { pq, .. } => ListCodes::Pq(PackedCodes::new(pq.m()).expect("m checked by new")),
+            // `with_rabitq` checked the dimension (at most 4,096: 1,024 nibbles).
+            FsCodec::RaBitQ { q, .. } => ListCodes::RaBitQ(RaBitQPacked::new(q).expect("dim checked by with_rabitq")),
+        };
+        FsList { ids: Vec::new(), codes }
     }
 
     /// Learns the coarse centroids (k-means), then the quantizer on the training set's
@@ -223,15 +394,18 @@ impl IvfFastScan {
             .fit(x.as_slice(), self.dim)?
             .into_centroids();
         let coarse = Coarse::build(self.params.coarse, centroids, self.dim, self.metric)?;
-        if self.by_residual {
-            let mut sample = x.as_slice().to_vec();
-            let labels = assign_rows(coarse.get(), &sample, self.dim)?;
-            subtract_lists(&mut sample, &labels, coarse.get().centroids(), self.dim);
-            // Score-aware training (when the quantizer has a threshold) protects the error
-            // along each full vector, not along its residual.
-            self.pq.train_with_directions(&sample, x.as_slice())?;
-        } else {
-            self.pq.train(x.as_slice())?;
+        // RaBitQ has nothing to learn: its rotation is drawn, its codes about each centroid.
+        if let FsCodec::Pq { pq, .. } = &mut self.codec {
+            if self.by_residual {
+                let mut sample = x.as_slice().to_vec();
+                let labels = assign_rows(coarse.get(), &sample, self.dim)?;
+                subtract_lists(&mut sample, &labels, coarse.get().centroids(), self.dim);
+                // Score-aware training (when the quantizer has a threshold) protects the error
+                // along each full vector, not along its residual.
+                pq.train_with_directions(&sample, x.as_slice())?;
+            } else {
+                pq.train(x.as_slice())?;
+            }
         }
         self.coarse = Some(coarse);
         self.prepare();
@@ -241,19 +415,26 @@ impl IvfFastScan {
         Ok(())
     }
 
-    /// The precomputed list terms of L2 over residuals (after training and after reading).
+    /// What the codec precomputes over the centroids (after training and after reading): the
+    /// list terms of L2 over PQ residuals, RaBitQ's rotated centroids.
     fn prepare(&mut self) {
-        self.list_terms.clear();
         let Some(coarse) = &self.coarse else { return };
-        if self.metric != Metric::L2 || !self.by_residual || !self.pq.is_trained() {
+        let (pq, list_terms) = match &mut self.codec {
+            FsCodec::RaBitQ { q, rotated_centroids } => {
+                *rotated_centroids = q.rotate(coarse.get().centroids());
+                return;
+            }
+            FsCodec::Pq { pq, list_terms } => (pq, list_terms),
+        };
+        list_terms.clear();
+        if self.metric != Metric::L2 || !self.by_residual || !pq.is_trained() {
             return;
         }
-        let (dim, t) = (self.dim, self.pq.m() * 16);
-        let dsub = self.pq.dsub();
-        let norms: Vec<f32> =
-            self.pq.centroids().chunks_exact(dsub).map(|c| c.iter().map(|v| v * v).sum::<f32>()).collect();
+        let (dim, t) = (self.dim, pq.m() * 16);
+        let dsub = pq.dsub();
+        let norms: Vec<f32> = pq.centroids().chunks_exact(dsub).map(|c| c.iter().map(|v| v * v).sum::<f32>()).collect();
         let mut terms = vec![0f32; self.params.nlist * t];
-        let pq = &self.pq;
+        let pq = &*pq;
         terms.par_chunks_mut(t).zip(coarse.get().centroids().par_chunks(dim)).for_each(|(terms, c)| {
             // −⟨c_j, c_jk⟩ per entry; the centroid passed the input checks, the length is dim.
             if pq.inner_product_table(c, terms).is_ok() {
@@ -262,7 +443,7 @@ impl IvfFastScan {
                 }
             }
         });
-        self.list_terms = terms;
+        *list_terms = terms;
     }
 
     fn compute_fingerprint(&self) -> u64 {
@@ -273,7 +454,11 @@ impl IvfFastScan {
         h.update(self.metric.name().as_bytes());
         h.update(&(self.dim as u64).to_le_bytes());
         h.update(&[u8::from(self.by_residual)]);
-        for v in self.centroids().iter().chain(self.pq.centroids()) {
+        let trained = match &self.codec {
+            FsCodec::Pq { pq, .. } => pq.centroids(),
+            FsCodec::RaBitQ { q, .. } => q.rotation(),
+        };
+        for v in self.centroids().iter().chain(trained) {
             h.update(&v.to_le_bytes());
         }
         h.digest()
@@ -326,7 +511,7 @@ impl IvfFastScan {
     /// Packs encoded rows (checked) into their lists' blocks under `ids`.
     fn append(&mut self, encoded: Vec<(Vec<u32>, Vec<u8>)>, ids: &[u64]) -> Result<()> {
         let rows = ids.len();
-        let cs = self.pq.code_size();
+        let cs = self.codec.code_size();
         // Rows grouped by list (a counting sort), so each list's codes are packed in one call.
         let mut counts = vec![0usize; self.lists.len()];
         encoded.iter().flat_map(|(labels, _)| labels).for_each(|&l| counts[l as usize] += 1);
@@ -362,11 +547,9 @@ impl IvfFastScan {
             if list.ids.capacity() - len < n {
                 list.ids.reserve_exact(room);
             }
-            if (len + n).div_ceil(BLOCK) * list.codes.block_bytes() > list.codes.memory_bytes() {
-                list.codes.reserve(room);
-            }
+            list.codes.make_room(len, n, room);
             list.ids.extend_from_slice(&order_ids[a..b]);
-            list.codes.extend(&order_codes[a * cs..b * cs]).map_err(Error::from)
+            list.codes.extend(&order_codes[a * cs..b * cs])
         })?;
         self.ids.insert(ids);
         Ok(())
@@ -377,13 +560,20 @@ impl IvfFastScan {
         let x = prepare_rows("vectors", chunk, self.dim, self.metric)?;
         let coarse = self.coarse().ok_or_else(|| self.not_trained())?;
         let labels = assign_rows(coarse, x.as_slice(), self.dim)?;
-        let mut codes = vec![0u8; x.len() * self.pq.code_size()];
-        if self.by_residual {
+        let mut codes = vec![0u8; x.len() * self.codec.code_size()];
+        let residuals = || {
             let mut r = x.as_slice().to_vec();
             subtract_lists(&mut r, &labels, coarse.centroids(), self.dim);
-            self.pq.encode_with_directions(&r, x.as_slice(), &mut codes)?;
-        } else {
-            self.pq.encode(x.as_slice(), &mut codes)?;
+            r
+        };
+        match &self.codec {
+            FsCodec::Pq { pq, .. } if self.by_residual => {
+                pq.encode_with_directions(&residuals(), x.as_slice(), &mut codes)?
+            }
+            FsCodec::Pq { pq, .. } => pq.encode(x.as_slice(), &mut codes)?,
+            FsCodec::RaBitQ { q, rotated_centroids } => {
+                q.encode_about(&residuals(), rotated_centroids, &labels, &mut codes)?
+            }
         }
         Ok((labels, codes))
     }
@@ -439,7 +629,7 @@ impl IvfFastScan {
         probed: usize,
     ) -> Result<Option<QueryHits>> {
         let Some(count) = filter.accepted_count() else { return Ok(None) };
-        let shape = (self.len(), self.params.nlist, self.dim, self.pq.m());
+        let shape = (self.len(), self.params.nlist, self.dim, self.codec.m());
         let cheaper = listed_is_cheaper(count, probed, shape, self.list_table_cost());
         let Some(ids) = filter.accepted_ids().filter(|_| cheaper) else { return Ok(None) };
         let coarse = self.coarse.as_ref().ok_or_else(|| self.not_trained())?;
@@ -461,7 +651,7 @@ impl IvfFastScan {
             .map_init(Vec::new, |scratch: &mut Vec<Scratch>, c| {
                 let queries = c * chunk..((c + 1) * chunk).min(nq);
                 // A worker's tables serve every chunk it scores.
-                scratch.resize_with(queries.len().max(scratch.len()), || Scratch::new(self.pq.m()));
+                scratch.resize_with(queries.len().max(scratch.len()), || Scratch::new(self.codec.m()));
                 let mut tops: Vec<TopK> = queries.clone().map(|_| TopK::new(k)).collect();
                 for (i, s) in queries.clone().zip(scratch.iter_mut()) {
                     self.query_tables(q.row(i), s)?;
@@ -471,7 +661,7 @@ impl IvfFastScan {
                     for ((i, s), top) in queries.clone().zip(scratch.iter_mut()).zip(&mut tops) {
                         let key = if self.by_residual { coarse.list_key(q.row(i), list) } else { 0.0 };
                         self.enter_list(list, key, s)?;
-                        l.codes.scan_masked(&s.lut, top, masks, |row| l.ids[row])?;
+                        l.codes.scan(s, top, ListRows::Masked(masks), |row| l.ids[row])?;
                     }
                 }
                 Ok(tops.into_iter().map(|top| top.into_hits(metric)).collect::<Vec<_>>())
@@ -485,7 +675,7 @@ impl IvfFastScan {
     /// over residuals adds and quantizes `m × 16` terms per list, the other tables only take
     /// an offset.
     fn list_table_cost(&self) -> usize {
-        if self.list_terms.is_empty() { 0 } else { self.pq.m() * 16 / LIST_TERMS_PER_UNIT }
+        if self.codec.list_terms().is_empty() { 0 } else { self.codec.m() * 16 / LIST_TERMS_PER_UNIT }
     }
 
     /// Every entry of each query's `nprobe` probed lists whose fast-scan score (the one
@@ -538,7 +728,7 @@ impl IvfFastScan {
         (0..nq)
             .into_par_iter()
             .map_init(
-                || Scratch::new(self.pq.m()),
+                || Scratch::new(self.codec.m()),
                 |scratch, i| {
                     let probes = &lists[i * nprobe..][..nprobe];
                     let keys = &coarse_keys[i * nprobe..][..nprobe];
@@ -582,11 +772,11 @@ impl IvfFastScan {
             self.enter_list(list as usize, coarse_key, s)?;
             let ids = &l.ids;
             match test {
-                None => l.codes.scan(&s.lut, sink, None, |row| ids[row])?,
-                Some(FilterTest::Masked(_)) => l.codes.scan_masked(&s.lut, sink, &s.masks, |row| ids[row])?,
+                None => l.codes.scan(s, sink, ListRows::Kept(None), |row| ids[row])?,
+                Some(FilterTest::Masked(_)) => l.codes.scan(s, sink, ListRows::Masked(&s.masks), |row| ids[row])?,
                 Some(FilterTest::Lazy(f)) => {
                     let keep = |row: usize| f.accepts(ids[row]);
-                    l.codes.scan(&s.lut, sink, Some(&keep), |row| ids[row])?
+                    l.codes.scan(s, sink, ListRows::Kept(Some(&keep)), |row| ids[row])?
                 }
             }
         }
@@ -596,14 +786,25 @@ impl IvfFastScan {
     /// The query's part of its tables, before any list: the quantized table itself, or (L2
     /// over residuals) the query's terms each list adds its own to.
     fn query_tables(&self, query: &[f32], s: &mut Scratch) -> Result<()> {
-        if !self.list_terms.is_empty() {
+        let (pq, list_terms) = match &self.codec {
+            FsCodec::Pq { pq, list_terms } => (pq, list_terms),
+            // One table for every list: the codes fold their centroid's terms in.
+            FsCodec::RaBitQ { q, .. } => {
+                match &mut s.rabitq {
+                    Some(lut) => lut.fill(q, query)?,
+                    None => s.rabitq = Some(RaBitQLut::new(q, query)?),
+                }
+                return Ok(());
+            }
+        };
+        if !list_terms.is_empty() {
             // −2⟨q_j, c_jk⟩; the list's terms are added per probed list.
-            self.pq.inner_product_table(query, &mut s.query_terms)?;
+            pq.inner_product_table(query, &mut s.query_terms)?;
             s.query_terms.iter_mut().for_each(|v| *v *= 2.0);
         } else {
-            match self.pq.metric() {
-                Metric::L2 => self.pq.l2_table(query, &mut s.table)?,
-                _ => self.pq.inner_product_table(query, &mut s.table)?,
+            match pq.metric() {
+                Metric::L2 => pq.l2_table(query, &mut s.table)?,
+                _ => pq.inner_product_table(query, &mut s.table)?,
             }
             s.lut.fill(&s.table)?;
         }
@@ -613,13 +814,20 @@ impl IvfFastScan {
     /// Moves the quantized table to `list`, whose coarse key is `coarse_key` (after
     /// [`query_tables`](IvfFastScan::query_tables)).
     fn enter_list(&self, list: usize, coarse_key: f32, s: &mut Scratch) -> Result<()> {
-        if !self.list_terms.is_empty() {
-            // The per-list work: one add and quantize of m × 16 keys, in SIMD.
-            let t = self.pq.m() * 16;
-            s.lut.fill_sum(&self.list_terms[list * t..][..t], &s.query_terms)?;
-            s.lut.set_offset(coarse_key);
-        } else if self.by_residual {
-            s.lut.set_offset(coarse_key);
+        match &self.codec {
+            FsCodec::RaBitQ { .. } => {
+                if let Some(lut) = &mut s.rabitq {
+                    lut.set_offset(coarse_key);
+                }
+            }
+            FsCodec::Pq { pq, list_terms } if !list_terms.is_empty() => {
+                // The per-list work: one add and quantize of m × 16 keys, in SIMD.
+                let t = pq.m() * 16;
+                s.lut.fill_sum(&list_terms[list * t..][..t], &s.query_terms)?;
+                s.lut.set_offset(coarse_key);
+            }
+            FsCodec::Pq { .. } if self.by_residual => s.lut.set_offset(coarse_key),
+            FsCodec::Pq { .. } => {}
         }
         Ok(())
     }
@@ -683,7 +891,10 @@ impl IvfFastScan {
         for (row, &id) in out.chunks_exact_mut(self.dim).zip(ids) {
             let Some((list, pos)) = at[&id] else { return Err(Error::UnknownId(id)) };
             let code = self.lists[list].codes.code(pos).ok_or(Error::UnknownId(id))?;
-            self.pq.decode(&code, row)?;
+            match &self.codec {
+                FsCodec::Pq { pq, .. } => pq.decode(&code, row)?,
+                FsCodec::RaBitQ { q, .. } => q.decode(&code, row)?,
+            }
             if self.by_residual {
                 let c = &self.centroids()[list * self.dim..][..self.dim];
                 row.iter_mut().zip(c).for_each(|(v, c)| *v += c);
@@ -707,8 +918,10 @@ impl IvfFastScan {
                 + self.lists.capacity() * size_of::<FsList>()
                 + self.locations.get().map_or(0, Locations::memory_bytes),
             trained: self.coarse().map_or(0, |c| c.centroids().len() * 4 + c.extra_bytes())
-                + self.pq.memory_bytes()
-                + self.list_terms.capacity() * 4,
+                + match &self.codec {
+                    FsCodec::Pq { pq, list_terms } => pq.memory_bytes() + list_terms.capacity() * 4,
+                    FsCodec::RaBitQ { q, rotated_centroids } => q.memory_bytes() + rotated_centroids.capacity() * 4,
+                },
             // Never mapped: the file holds plain codes and memory the packed fast-scan
             // layout, so a mapped read repacks every list into owned blocks.
             mapped: 0,
@@ -852,6 +1065,8 @@ struct Scratch {
     /// L2 over residuals: the query's `−2⟨q_j, c_jk⟩`.
     query_terms: Vec<f32>,
     lut: QuantizedLut,
+    /// RaBitQ lists: the query's table, made by the first query it serves.
+    rabitq: Option<RaBitQLut>,
     /// A filter's passing positions in the current list, and as a mask per block of 32.
     positions: Vec<usize>,
     masks: Vec<u32>,
@@ -862,7 +1077,7 @@ impl Scratch {
         let table = vec![0f32; m * 16];
         // A table of zeros quantizes (it is rewritten before any scan).
         let lut = QuantizedLut::new(&table).expect("m ≥ 1 rows of finite keys");
-        Scratch { query_terms: table.clone(), table, lut, positions: Vec::new(), masks: Vec::new() }
+        Scratch { query_terms: table.clone(), table, lut, rabitq: None, positions: Vec::new(), masks: Vec::new() }
     }
 }
 
@@ -875,6 +1090,14 @@ struct Meta {
     by_residual: bool,
     added: u64,
     fingerprint: u64,
+    /// What the lists hold: `"pq"` (4-bit PQ, the quantizer under `.pq`; files written before
+    /// RaBitQ lists have no such field) or `"rabitq"` (under `.rabitq`).
+    #[serde(default = "pq_codes")]
+    codes: String,
+}
+
+fn pq_codes() -> String {
+    "pq".into()
 }
 
 fn corrupt(section: &str, what: impl Into<String>) -> Error {
@@ -891,14 +1114,21 @@ impl IvfFastScan {
             dim: self.dim,
             metric: self.metric.name().into(),
             params: self.params.clone(),
-            m: self.pq.m(),
+            m: self.codec.m(),
             by_residual: self.by_residual,
             added: self.ids.added(),
             fingerprint: self.fingerprint,
+            codes: match self.codec {
+                FsCodec::Pq { .. } => pq_codes(),
+                FsCodec::RaBitQ { .. } => "rabitq".into(),
+            },
         };
         w.add_json(&format!("{prefix}.ivf_fs"), META_VERSION, &meta)?;
         w.add_array(&format!("{prefix}.centroids"), ARRAY_VERSION, self.centroids())?;
-        self.pq.write_sections(w, &format!("{prefix}.pq"))?;
+        match &self.codec {
+            FsCodec::Pq { pq, .. } => pq.write_sections(w, &format!("{prefix}.pq"))?,
+            FsCodec::RaBitQ { q, .. } => q.write_sections(w, &format!("{prefix}.rabitq"))?,
+        }
         if let Some(Coarse::Hnsw(h)) = &self.coarse {
             let name = format!("{prefix}.coarse_hnsw");
             h.graph().write_to(w, &name).map_err(|e| corrupt(&name, e.to_string()))?;
@@ -930,16 +1160,49 @@ impl IvfFastScan {
             return Err(corrupt(meta_name, format!("dimension {} is outside 1..={}", meta.dim, vq_io::MAX_DIM)));
         }
         meta.params.check().map_err(|e| corrupt(meta_name, e.to_string()))?;
-        let pq = ProductQuantizer::read_sections(r, &format!("{prefix}.pq"))?;
-        if pq.dim() != meta.dim || pq.m() != meta.m || pq.nbits() != 4 || pq.metric() != inner_metric(metric) {
-            return Err(corrupt(
-                meta_name,
-                format!("the quantizer sections hold {} over dimension {}, not PQ{}x4", pq.name(), pq.dim(), meta.m),
-            ));
-        }
-        let mut index = IvfFastScan::new(meta.dim, metric, meta.params, pq.params().clone(), meta.by_residual)
-            .map_err(|e| corrupt(meta_name, e.to_string()))?;
-        index.pq = pq;
+        let mut index = match meta.codes.as_str() {
+            "pq" => {
+                let pq = ProductQuantizer::read_sections(r, &format!("{prefix}.pq"))?;
+                if pq.dim() != meta.dim || pq.m() != meta.m || pq.nbits() != 4 || pq.metric() != inner_metric(metric) {
+                    return Err(corrupt(
+                        meta_name,
+                        format!(
+                            "the quantizer sections hold {} over dimension {}, not PQ{}x4",
+                            pq.name(),
+                            pq.dim(),
+                            meta.m
+                        ),
+                    ));
+                }
+                let mut index = IvfFastScan::new(meta.dim, metric, meta.params, pq.params().clone(), meta.by_residual)
+                    .map_err(|e| corrupt(meta_name, e.to_string()))?;
+                index.codec = FsCodec::Pq { pq, list_terms: Vec::new() };
+                index
+            }
+            "rabitq" => {
+                let q = RaBitQuantizer::read_sections(r, &format!("{prefix}.rabitq"))?;
+                if q.dim() != meta.dim || q.centered() || q.metric() != inner_metric(metric) || !meta.by_residual {
+                    return Err(corrupt(
+                        meta_name,
+                        format!(
+                            "the quantizer sections hold RaBitQ over dimension {} not coding residuals of {}",
+                            q.dim(),
+                            meta.dim
+                        ),
+                    ));
+                }
+                let mut index = IvfFastScan::with_rabitq(meta.dim, metric, meta.params)
+                    .map_err(|e| corrupt(meta_name, e.to_string()))?;
+                if index.codec.m() != meta.m {
+                    return Err(corrupt(meta_name, format!("{} nibbles of bits for dimension {}", meta.m, meta.dim)));
+                }
+                index.codec = FsCodec::RaBitQ { q, rotated_centroids: Vec::new() };
+                index
+            }
+            other => {
+                return Err(corrupt(meta_name, format!("lists of {other:?} codes: vq writes \"pq\" or \"rabitq\"")));
+            }
+        };
         let centroids: &[f32] = r.array(cent_name)?;
         let nlist = index.params.nlist;
         let trained = !centroids.is_empty();
@@ -952,14 +1215,14 @@ impl IvfFastScan {
             }
             validate_rows("centroids", centroids, meta.dim, Metric::L2)
                 .map_err(|e| corrupt(cent_name, e.to_string()))?;
-            if !index.pq.is_trained() {
+            if index.pq().is_some_and(|pq| !pq.is_trained()) {
                 return Err(corrupt(meta_name, "trained centroids with an untrained quantizer"));
             }
         }
         let sizes: &[u64] = r.array(sizes_name)?;
         let ids: &[u64] = r.array(ids_name)?;
         let codes: &[u8] = r.array(codes_name)?;
-        let cs = index.pq.code_size();
+        let cs = index.codec.code_size();
         let expected_lists = if trained { nlist } else { 0 };
         if sizes.len() != expected_lists {
             return Err(corrupt(sizes_name, format!("{} lists, expected {expected_lists}", sizes.len())));
@@ -971,7 +1234,10 @@ impl IvfFastScan {
         if Some(codes.len()) != ids.len().checked_mul(cs) {
             return Err(corrupt(codes_name, format!("{} bytes for {} codes of {cs} bytes", codes.len(), ids.len())));
         }
-        validate_codes(&index.pq, codes, codes_name)?;
+        match &index.codec {
+            FsCodec::Pq { pq, .. } => validate_codes(pq, codes, codes_name)?,
+            FsCodec::RaBitQ { q, .. } => validate_codes(q, codes, codes_name)?,
+        }
         let mut sorted = ids.to_vec();
         sorted.sort_unstable();
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
@@ -1103,8 +1369,9 @@ mod tests {
     /// The quantization bound of any list's table for query `q`: half a step per
     /// sub-quantizer, a step being the largest row range of that table over 255.
     fn bound(index: &IvfFastScan, q: &[f32]) -> f32 {
-        let (m, dsub, dim) = (index.pq.m(), index.pq.dsub(), index.dim);
-        let books = index.pq.centroids();
+        let pq = index.pq().expect("PQ lists");
+        let (m, dsub, dim) = (pq.m(), pq.dsub(), index.dim);
+        let books = pq.centroids();
         let mut worst = 0f32;
         for list in 0..index.params.nlist {
             let c = &index.centroids()[list * dim..][..dim];
@@ -1269,8 +1536,15 @@ mod tests {
         let dim = 8;
         let base = data(600, dim, 5);
         let queries = data(4, dim, 6);
-        for metric in [Metric::L2, Metric::InnerProduct] {
-            let mut index = IvfFastScan::new(dim, metric, params(4), pq(4), true).unwrap();
+        for (metric, rabitq) in [Metric::L2, Metric::InnerProduct].into_iter().flat_map(|m| [(m, false), (m, true)]) {
+            let make = |p: IvfParams| {
+                if rabitq {
+                    IvfFastScan::with_rabitq(dim, metric, p).unwrap()
+                } else {
+                    IvfFastScan::new(dim, metric, p, pq(4), true).unwrap()
+                }
+            };
+            let mut index = make(params(4));
             index.train(&base).unwrap();
             let ids: Vec<u64> = (0..600u64).map(|i| 10 + 2 * i).collect();
             index.add_with_ids(&base[..300 * dim], &ids[..300]).unwrap();
@@ -1317,11 +1591,67 @@ mod tests {
             assert!(matches!(a.check_merge(&b, 0), Err(Error::DuplicateId(d)) if ids[300..].contains(&d)));
             assert_eq!(b.len(), 300, "check_merge moves nothing");
             assert!(matches!(a.merge_from(b, 0), Err(Error::DuplicateId(_))));
-            let mut other = IvfFastScan::new(dim, metric, IvfParams { seed: 9, ..params(4) }, pq(4), true).unwrap();
+            let mut other = make(IvfParams { seed: 9, ..params(4) });
             other.train(&base[dim..]).unwrap();
             assert!(matches!(a.merge_from(other, 5000), Err(Error::TrainedStateMismatch { .. })));
+            // PQ4 over 8 dimensions: 2 bytes a vector; RaBitQ: 1 byte of bits and 3 factors.
             let mem = index.memory_usage();
-            assert!(mem.codes >= 600 * 2 && mem.codes <= 4 * 2 * 32 + 600 * 2, "{mem:?}");
+            let per = if rabitq { 1 + 12 } else { 2 };
+            assert!(mem.codes >= 600 * per && mem.codes <= 4 * per * 32 + 600 * per, "{mem:?}");
+            // The other kind of lists is not merged in.
+            let kind = if rabitq {
+                IvfFastScan::new(dim, metric, params(4), pq(4), true).unwrap()
+            } else {
+                IvfFastScan::with_rabitq(dim, metric, params(4)).unwrap()
+            };
+            assert!(matches!(empty.check_merge(&kind, 0), Err(Error::NotTrained { .. } | Error::Incompatible { .. })));
+        }
+    }
+
+    /// RaBitQ lists against their slow twin, the float estimate of `IVF{n},RaBitQ`'s scorer:
+    /// every entry (every list probed, k = n) keyed within the byte table's bound, `2 |w| ·`
+    /// max_error, of the float key of its standard code offset by its list's coarse key; and
+    /// the top-10 the float keys' top-10 up to twice that.
+    #[test]
+    fn rabitq_lists_key_every_entry_as_the_float_estimate_within_the_table_bound() {
+        let (dim, n) = (20, 500);
+        let base = data(n, dim, 21);
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            let mut index = IvfFastScan::with_rabitq(dim, metric, params(8)).unwrap();
+            index.train(&base).unwrap();
+            index.add(&base).unwrap();
+            assert_eq!(index.name(), "IVF8,RaBitQfs");
+            let q = index.rabitq().unwrap();
+            let coarse = index.coarse.as_ref().unwrap();
+            let all = IvfSearch { nprobe: Some(8), ..Default::default() };
+            let ids: Vec<u64> = (0..n as u64).collect();
+            let at = positions_in_lists(&ids, index.lists.iter().map(|l| l.ids.as_slice()));
+            for query in data(3, dim, 22).chunks_exact(dim) {
+                let got = index.search(query, n, &all).unwrap();
+                let (hits, scores) = got.get(0).unwrap();
+                assert_eq!(hits.len(), n, "{metric:?}");
+                let qn = prepare_rows("q", query, dim, metric).unwrap();
+                let qn = qn.row(0);
+                let max_error = RaBitQLut::new(q, qn).unwrap().max_error();
+                let mut scorer = q.residual_scorer(qn).unwrap();
+                let mut float = Vec::new();
+                for (&id, &score) in hits.iter().zip(scores) {
+                    let (list, pos) = at[&id].unwrap();
+                    let code = index.lists[list].codes.code(pos).unwrap();
+                    scorer.set_offset(coarse.list_key(qn, list));
+                    let want = vq_quant::CodeScorer::distance(&scorer, &code);
+                    let w = f32::from_le_bytes(code[dim.div_ceil(8) + 4..][..4].try_into().unwrap());
+                    let bound = 2.0 * w.abs() * max_error * 1.001 + 1e-4 * (1.0 + want.abs());
+                    let key = metric.key_from_score(score);
+                    assert!((key - want).abs() <= bound, "{metric:?} id {id}: {key} against {want} (bound {bound})");
+                    float.push((want, id, bound));
+                }
+                float.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let last = metric.key_from_score(scores[9]);
+                for &(want, id, bound) in &float[..10] {
+                    assert!(hits[..10].contains(&id) || want >= last - 2.0 * bound, "{metric:?}: missed {id}");
+                }
+            }
         }
     }
 

@@ -16,7 +16,8 @@
 //! dimension, the centroid's terms folded into each code), their container sections, the
 //! trained-state fingerprint, and [`IvfIndex::merge_from`] for sharded builds; and
 //! [`IvfFastScan`], lists of 4-bit PQ codes in the fast-scan layout (`IVF{nlist},PQ{m}x4fs`,
-//! the base of the ScaNN-style index: with a refine stage above it in `vq`).
+//! the base of the ScaNN-style index: with a refine stage above it in `vq`) or of RaBitQ codes
+//! whose bits are packed the same way (`IVF{nlist},RaBitQfs`).
 //!
 //! **Does not own:** the `vq::Index` trait, factory strings and file dispatch (the `vq`
 //! umbrella adapts [`IvfIndex`]), refine stages (`vq`'s `RefineIndex` wraps any index:

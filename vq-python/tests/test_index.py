@@ -30,6 +30,7 @@ SPECS = [
     "RaBitQ,RFlat",
     "RaBitQfs,RFlat",
     "IVF16,RaBitQ,RFlat",
+    "IVF16,RaBitQfs,RFlat",
     "IVF16,Flat",
     "IVF16,SQ8",
     "IVF16,PQ8",

@@ -314,9 +314,7 @@ fn ivf_index(
         StorageSpec::Codec(CodecSpec::RaBitQ) => {
             Box::new(IvfIndex::new(dim, metric, p, RaBitQCodec::new(dim, metric).map_err(ivf)?)?)
         }
-        StorageSpec::Codec(CodecSpec::RaBitQFastScan) => {
-            return Err(Error::Parameter { name: "IVF", what: crate::spec::IVF_OVER_RABITQ_FS.into() });
-        }
+        StorageSpec::Codec(CodecSpec::RaBitQFastScan) => Box::new(IvfFastScanIndex::with_rabitq(dim, metric, p)?),
         StorageSpec::Codec(CodecSpec::Opq { .. }) => {
             return Err(Error::Parameter {
                 name: "IVF",

@@ -280,6 +280,13 @@ impl IvfFastScanIndex {
         Ok(IvfFastScanIndex { inner })
     }
 
+    /// An empty, untrained index of `nlist` lists (in `params`) of RaBitQ residual codes in the
+    /// fast-scan layout (`IVF{nlist},RaBitQfs`).
+    pub fn with_rabitq(dim: usize, metric: Metric, params: IvfParams) -> Result<Self> {
+        let inner = vq_ivf::IvfFastScan::with_rabitq(dim, metric, params).map_err(|e| ivf_error(e, String::new))?;
+        Ok(IvfFastScanIndex { inner })
+    }
+
     /// The vq-ivf index: `merge_from`, `reconstruct`, `list_stats`, `fingerprint`, ….
     pub fn inner(&self) -> &vq_ivf::IvfFastScan {
         &self.inner
@@ -380,7 +387,10 @@ impl Index for IvfFastScanIndex {
     }
 
     fn spec(&self) -> IndexSpec {
-        let storage = StorageSpec::Codec(CodecSpec::PqFastScan { m: self.inner.quantizer().m() });
+        let storage = StorageSpec::Codec(match self.inner.pq() {
+            Some(pq) => CodecSpec::PqFastScan { m: pq.m() },
+            None => CodecSpec::RaBitQFastScan,
+        });
         let coarse_hnsw = match self.inner.params().coarse {
             vq_ivf::CoarseKind::Flat => None,
             vq_ivf::CoarseKind::Hnsw { m } => Some(m),
@@ -449,12 +459,12 @@ mod tests {
         assert_eq!(back.search(queries, 5).unwrap(), aware.search(queries, 5).unwrap());
         let r = vq_io::ContainerReader::open(&path).unwrap();
         let read = IvfFastScanIndex::read_sections(&r, "index").unwrap();
-        assert_eq!(read.inner().quantizer().params().anisotropic_threshold, Some(0.2));
+        assert_eq!(read.inner().pq().unwrap().params().anisotropic_threshold, Some(0.2));
         let plain_path = dir.path().join("plain.vq");
         crate::write_index(plain.as_ref(), &plain_path).unwrap();
         let r = vq_io::ContainerReader::open(&plain_path).unwrap();
         assert_eq!(
-            IvfFastScanIndex::read_sections(&r, "index").unwrap().inner().quantizer().params().anisotropic_threshold,
+            IvfFastScanIndex::read_sections(&r, "index").unwrap().inner().pq().unwrap().params().anisotropic_threshold,
             None
         );
         assert_ne!(std::fs::read(&path).unwrap(), std::fs::read(&plain_path).unwrap());

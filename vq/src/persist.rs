@@ -154,10 +154,7 @@ fn read_transformed(r: &ContainerReader, spec: &IndexSpec, metric: Metric, prefi
 
 fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dyn Index>> {
     Ok(match base {
-        BaseSpec::Ivf {
-            storage: StorageSpec::Codec(codec @ (CodecSpec::Opq { .. } | CodecSpec::RaBitQFastScan)),
-            ..
-        }
+        BaseSpec::Ivf { storage: StorageSpec::Codec(codec @ CodecSpec::Opq { .. }), .. }
         | BaseSpec::Hnsw {
             storage:
                 StorageSpec::Codec(codec @ (CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan)),
@@ -188,9 +185,9 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::Pq { .. }), .. } => {
             Box::new(IvfIndex::<PqCodec>::read_sections(r, prefix)?)
         }
-        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::PqFastScan { .. }), .. } => {
-            Box::new(IvfFastScanIndex::read_sections(r, prefix)?)
-        }
+        BaseSpec::Ivf {
+            storage: StorageSpec::Codec(CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQFastScan), ..
+        } => Box::new(IvfFastScanIndex::read_sections(r, prefix)?),
         BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::RaBitQ), .. } => {
             Box::new(IvfIndex::<RaBitQCodec>::read_sections(r, prefix)?)
         }

@@ -35,15 +35,11 @@ use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ | RaBitQfs \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ|RaBitQfs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// Why `HNSW{m},RaBitQ` is refused (by the parser, and by the factory for a spec built in code).
 pub(crate) const HNSW_OVER_RABITQ: &str =
     "graphs are not built over RaBitQ codes: use RaBitQ, RaBitQfs or IVF{nlist},RaBitQ (with ,RFlat to re-rank)";
-
-/// Why `IVF{nlist},RaBitQfs` is refused (by the parser, and by the factory for a spec built in code).
-pub(crate) const IVF_OVER_RABITQ_FS: &str =
-    "inverted lists of RaBitQ codes are not packed for the fast scan yet: use IVF{nlist},RaBitQ";
 
 /// A factory string that does not parse: the bad token and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +89,7 @@ pub enum CodecSpec {
     RaBitQ,
     /// RaBitQ codes whose bits are scanned in the fast-scan layout (`RaBitQfs`, Faiss'
     /// `IndexRaBitQFastScan`): 32 codes at a time by byte shuffles against the query's
-    /// byte-quantized nibble tables. A flat scan only.
+    /// byte-quantized nibble tables; flat or in inverted lists (`IVF1024,RaBitQfs`).
     RaBitQFastScan,
 }
 
@@ -494,12 +490,11 @@ impl<'a> Parser<'a> {
                             "IVF lists hold Flat, SQ or PQ codes; an OPQ rotation goes before the inverted file: OPQ{m},IVF{nlist},PQ{m}",
                         ));
                     }
-                    Some(CodecSpec::RaBitQFastScan) => return Err(self.error(next.unwrap_or(""), IVF_OVER_RABITQ_FS)),
                     Some(codec) => StorageSpec::Codec(codec),
                     None => {
                         return Err(self.error(
                             next.unwrap_or(token),
-                            "IVF{nlist} must be followed by ,Flat ,SQ… ,PQ… or ,RaBitQ",
+                            "IVF{nlist} must be followed by ,Flat ,SQ… ,PQ… ,RaBitQ or ,RaBitQfs",
                         ));
                     }
                 },
@@ -627,6 +622,8 @@ mod tests {
             ("RaBitQ,Refine(Flat)", "RaBitQ,RFlat"),
             ("RaBitQfs,Refine(Flat)", "RaBitQfs,RFlat"),
             ("PCA64,RaBitQfs", "PCA64,RaBitQfs"),
+            ("IVF1024,RaBitQfs,Refine(Flat)", "IVF1024,RaBitQfs,RFlat"),
+            ("IVF1024_HNSW16,RaBitQfs", "IVF1024_HNSW16,RaBitQfs"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -677,7 +674,6 @@ mod tests {
             ("Flat,IDMap", "IDMap"),
             ("PQ8x4fsnp", "PQ8x4fsnp"),
             ("HNSW16,RaBitQfs", "RaBitQfs"),
-            ("IVF16,RaBitQfs", "RaBitQfs"),
             ("RaBitQFS", "RaBitQFS"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();

@@ -40,7 +40,7 @@ mod rabitq;
 mod x86;
 
 pub use index::FastScanCodes;
-pub use rabitq::RaBitQFastScan;
+pub use rabitq::{RaBitQFastScan, RaBitQLut, RaBitQPacked};
 
 /// Vectors per block.
 pub const BLOCK: usize = 32;

@@ -25,17 +25,15 @@ use crate::{Error, Quantizer, RaBitQuantizer, Result, ScanSink, WithinKey, valid
 /// Layout version of the `{prefix}.codes` section (standard RaBitQ codes, split on load).
 const CODES_VERSION: u32 = 1;
 
-/// A RaBitQ quantizer and the codes of every vector added: the bits packed for the fast scan,
-/// the factors in arrays of their own.
-///
-/// Ids are the insertion positions `0..len()`. Keys use the sum of the query over a code's
-/// bits read from a byte-quantized table: within `2 w ·` [`QuantizedLut::max_error`] of the
-/// key [`FlatCodes`](crate::FlatCodes) over the same quantizer computes, so near-ties may order
-/// differently. Put a refine stage above it for exact final scores.
-#[derive(Debug, Clone)]
-pub struct RaBitQFastScan {
-    quantizer: RaBitQuantizer,
-    packed: PackedCodes,
+/// RaBitQ codes in the fast-scan layout: the bits of each code packed in blocks of 32
+/// ([`PackedCodes`] of `2⌈d/8⌉` nibbles), its factors `a`, `w` (and `ℓ`, for decoding) in
+/// arrays beside them. Row `i` is the `i`-th code appended. What [`RaBitQFastScan`] scans, and
+/// an inverted file's lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaBitQPacked {
+    bits: PackedCodes,
+    /// Bytes of a standard code: the bits, then `a`, `w`, `ℓ` as little-endian f32.
+    code_size: usize,
     /// Per row, the key's constant term `a`.
     a: Vec<f32>,
     /// Per row, the weight `w` of the query's sum.
@@ -44,11 +42,242 @@ pub struct RaBitQFastScan {
     ell: Vec<f32>,
 }
 
+impl RaBitQPacked {
+    /// Empty, for the codes of `quantizer`.
+    pub fn new(quantizer: &RaBitQuantizer) -> Result<Self> {
+        Ok(RaBitQPacked {
+            bits: PackedCodes::new(2 * quantizer.bit_bytes())?,
+            code_size: quantizer.code_size(),
+            a: Vec::new(),
+            w: Vec::new(),
+            ell: Vec::new(),
+        })
+    }
+
+    /// Codes held.
+    pub fn len(&self) -> usize {
+        self.bits.len()
+    }
+
+    /// `true` if none.
+    pub fn is_empty(&self) -> bool {
+        self.bits.is_empty()
+    }
+
+    /// Appends standard RaBitQ codes (`⌈d/8⌉` bytes of bits, then `a`, `w`, `ℓ`): the bits
+    /// packed, the factors split off.
+    pub fn extend(&mut self, codes: &[u8]) -> Result<()> {
+        let (cs, nbytes) = (self.code_size, self.bits.code_size());
+        if !codes.len().is_multiple_of(cs) {
+            return Err(Error::CodeLength { what: "codes", len: codes.len(), expected: codes.len() / cs * cs });
+        }
+        let mut bits = Vec::with_capacity(codes.len() / cs * nbytes);
+        for code in codes.chunks_exact(cs) {
+            bits.extend_from_slice(&code[..nbytes]);
+        }
+        self.bits.extend(&bits)?;
+        for code in codes.chunks_exact(cs) {
+            let factor = |i: usize| {
+                let f = &code[nbytes + 4 * i..][..4];
+                f32::from_le_bytes([f[0], f[1], f[2], f[3]])
+            };
+            self.a.push(factor(0));
+            self.w.push(factor(1));
+            self.ell.push(factor(2));
+        }
+        Ok(())
+    }
+
+    /// Row `row`'s standard code, `None` past the end.
+    pub fn code(&self, row: usize) -> Option<Vec<u8>> {
+        let mut code = self.bits.code(row)?;
+        for v in [self.a[row], self.w[row], self.ell[row]] {
+            code.extend_from_slice(&v.to_le_bytes());
+        }
+        Some(code)
+    }
+
+    /// Every code in the standard layout, in row order.
+    pub fn unpack_all(&self) -> Vec<u8> {
+        (0..self.len()).flat_map(|row| self.code(row).unwrap_or_default()).collect()
+    }
+
+    /// Codes held without reallocating.
+    pub fn capacity(&self) -> usize {
+        let blocks = self.bits.memory_bytes() / self.bits.block_bytes();
+        (blocks * BLOCK).min(self.a.capacity()).min(self.w.capacity()).min(self.ell.capacity())
+    }
+
+    /// Makes room for `additional` more codes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.bits.reserve(additional);
+        for v in [&mut self.a, &mut self.w, &mut self.ell] {
+            v.reserve_exact(additional);
+        }
+    }
+
+    /// Drops every row `keep` rejects (each position asked once, in order), keeping the others
+    /// in order; returns how many were dropped.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) -> usize {
+        let kept: Vec<bool> = (0..self.len()).map(&mut keep).collect();
+        for v in [&mut self.a, &mut self.w, &mut self.ell] {
+            // `Vec::retain` visits every element once, in order.
+            let mut flags = kept.iter();
+            v.retain(|_| flags.next().is_some_and(|&k| k));
+        }
+        self.bits.retain(|row| kept[row])
+    }
+
+    /// Bytes held (capacity included).
+    pub fn memory_bytes(&self) -> usize {
+        self.bits.memory_bytes() + (self.a.capacity() + self.w.capacity() + self.ell.capacity()) * size_of::<f32>()
+    }
+
+    /// Offers every row's key under `lut` to `top` as `(key, id_of(row))`, asking `keep` only
+    /// of rows whose key passes the threshold.
+    pub fn scan(
+        &self,
+        lut: &RaBitQLut,
+        top: &mut impl ScanSink,
+        keep: Option<&dyn Fn(usize) -> bool>,
+        id_of: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        self.scan_rows(lut, top, Rows::Kept(keep), id_of)
+    }
+
+    /// [`scan`](RaBitQPacked::scan) of the rows a mask allows: bit `v` of `masks[b]` allows row
+    /// `32 · b + v` (a block past the end of `masks` allows none); a block none of whose rows
+    /// is allowed is not summed.
+    pub fn scan_masked(
+        &self,
+        lut: &RaBitQLut,
+        top: &mut impl ScanSink,
+        masks: &[u32],
+        id_of: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        self.scan_rows(lut, top, Rows::Masked(masks), id_of)
+    }
+
+    fn scan_rows(
+        &self,
+        lut: &RaBitQLut,
+        top: &mut impl ScanSink,
+        rows: Rows<'_>,
+        id_of: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        if lut.lut.m != self.bits.m() {
+            return Err(Error::Parameter {
+                name: "lut",
+                what: format!("a table of {} nibbles for codes of {}", lut.lut.m, self.bits.m()),
+            });
+        }
+        // s ≈ bias + sum / scale, so key = offset + a + w · (Σ − 2 bias) − w · (2 / scale) · sum.
+        let (shift, step, offset) = (lut.total - 2.0 * lut.lut.bias, 2.0 / lut.lut.scale, lut.offset);
+        let kernel = active_block_sums();
+        let mut sums = [0u32; BLOCK];
+        let mut keys = [0f32; BLOCK];
+        for (b, block) in self.bits.blocks().chunks_exact(self.bits.block_bytes()).enumerate() {
+            let allowed = match rows {
+                Rows::Masked(masks) => masks.get(b).copied().unwrap_or(0),
+                _ => u32::MAX,
+            };
+            if allowed == 0 {
+                continue;
+            }
+            kernel(&lut.lut.bytes, block, u32::MAX, &mut sums);
+            let first = b * BLOCK;
+            let held = (self.len() - first).min(BLOCK);
+            let (a, w) = (&self.a[first..first + held], &self.w[first..first + held]);
+            for (((k, &s), &a), &w) in keys.iter_mut().zip(&sums).zip(a).zip(w) {
+                *k = offset + a + w * (shift - step * s as f32);
+            }
+            let threshold = top.threshold();
+            for (v, &key) in keys[..held].iter().enumerate() {
+                if key > threshold || allowed & (1 << v) == 0 {
+                    continue;
+                }
+                if let Rows::Kept(Some(keep)) = rows
+                    && !keep(first + v)
+                {
+                    continue;
+                }
+                top.push(key, id_of(first + v));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows a scan may offer.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// Those a predicate keeps (all without one), asked only of rows that pass the threshold.
+    Kept(Option<&'a dyn Fn(usize) -> bool>),
+    /// Those whose bit is set, a `u32` per block of 32.
+    Masked(&'a [u32]),
+}
+
+/// A query's table for [`RaBitQPacked`] codes: per nibble of the bits, the 16 sums of the
+/// rotated query over the subsets of its four dimensions, quantized to bytes
+/// ([`QuantizedLut`]), with the terms of the key (`Σ_j (P q)_j` and the offset).
+#[derive(Debug, Clone)]
+pub struct RaBitQLut {
+    lut: QuantizedLut,
+    /// `Σ_j (P q)_j`.
+    total: f32,
+    /// Added to every key: the quantizer's own (`‖q − μ‖²` or `−⟨q, μ⟩`), or a list's coarse key.
+    offset: f32,
+    /// The float table, kept to refill without allocating.
+    table: Vec<f32>,
+}
+
+impl RaBitQLut {
+    /// The table of `query` under `quantizer` (checked, and normalized for cosine), offset by
+    /// the quantizer's own term.
+    pub fn new(quantizer: &RaBitQuantizer, query: &[f32]) -> Result<Self> {
+        let mut table = Vec::new();
+        let (total, offset) = quantizer.nibble_terms(query, &mut table)?;
+        Ok(RaBitQLut { lut: QuantizedLut::new(&table)?, total, offset, table })
+    }
+
+    /// [`RaBitQLut::new`] into this table, reusing its memory.
+    pub fn fill(&mut self, quantizer: &RaBitQuantizer, query: &[f32]) -> Result<()> {
+        let (total, offset) = quantizer.nibble_terms(query, &mut self.table)?;
+        self.lut.fill(&self.table)?;
+        (self.total, self.offset) = (total, offset);
+        Ok(())
+    }
+
+    /// Replaces the term added to every key (an inverted list's coarse key).
+    pub fn set_offset(&mut self, offset: f32) {
+        self.offset = offset;
+    }
+
+    /// The bound on `|s' − s|`, the quantized sum of the query over a code's bits against the
+    /// float sum: [`QuantizedLut::max_error`]. A key is within `2 |w|` times it.
+    pub fn max_error(&self) -> f32 {
+        self.lut.max_error()
+    }
+}
+
+/// A RaBitQ quantizer and the codes of every vector added, in the fast-scan layout
+/// ([`RaBitQPacked`]).
+///
+/// Ids are the insertion positions `0..len()`. Keys use the sum of the query over a code's
+/// bits read from a byte-quantized table: within `2 w ·` [`RaBitQLut::max_error`] of the key
+/// [`FlatCodes`](crate::FlatCodes) over the same quantizer computes, so near-ties may order
+/// differently. Put a refine stage above it for exact final scores.
+#[derive(Debug, Clone)]
+pub struct RaBitQFastScan {
+    quantizer: RaBitQuantizer,
+    codes: RaBitQPacked,
+}
+
 impl RaBitQFastScan {
     /// An empty index over `quantizer` (trained or not).
     pub fn new(quantizer: RaBitQuantizer) -> Result<Self> {
-        let packed = PackedCodes::new(2 * quantizer.bit_bytes())?;
-        Ok(RaBitQFastScan { quantizer, packed, a: Vec::new(), w: Vec::new(), ell: Vec::new() })
+        let codes = RaBitQPacked::new(&quantizer)?;
+        Ok(RaBitQFastScan { quantizer, codes })
     }
 
     /// The quantizer.
@@ -56,46 +285,26 @@ impl RaBitQFastScan {
         &self.quantizer
     }
 
+    /// The packed codes.
+    pub fn codes(&self) -> &RaBitQPacked {
+        &self.codes
+    }
+
     /// Number of vectors added.
     pub fn len(&self) -> usize {
-        self.packed.len()
+        self.codes.len()
     }
 
     /// `true` if nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.packed.is_empty()
-    }
-
-    /// Row `row`'s standard RaBitQ code (bits, then `a`, `w`, `ℓ`), `None` past the end.
-    fn code(&self, row: usize) -> Option<Vec<u8>> {
-        let mut code = self.packed.code(row)?;
-        for v in [self.a[row], self.w[row], self.ell[row]] {
-            code.extend_from_slice(&v.to_le_bytes());
-        }
-        Some(code)
-    }
-
-    /// Appends standard RaBitQ codes: the bits packed, the factors split off.
-    fn extend(&mut self, codes: &[u8]) -> Result<()> {
-        let (cs, nbytes) = (self.quantizer.code_size(), self.packed.code_size());
-        let mut bits = Vec::with_capacity(codes.len() / cs * nbytes);
-        for code in codes.chunks_exact(cs) {
-            bits.extend_from_slice(&code[..nbytes]);
-        }
-        self.packed.extend(&bits)?;
-        for code in codes.chunks_exact(cs) {
-            let [a, w, ell] = self.quantizer.factors(code);
-            self.a.push(a);
-            self.w.push(w);
-            self.ell.push(ell);
-        }
-        Ok(())
+        self.codes.is_empty()
     }
 
     /// Decodes row `row` into `out` (`dim` values); a row past the end is
     /// [`Error::Parameter`].
     pub fn decode_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
         let code = self
+            .codes
             .code(row)
             .ok_or_else(|| Error::Parameter { name: "row", what: format!("row {row} of {}", self.len()) })?;
         self.quantizer.decode(&code, out)
@@ -104,16 +313,13 @@ impl RaBitQFastScan {
     /// Learns the quantizer's mean from `sample` (row-major); codes already added are dropped.
     pub fn train(&mut self, sample: &[f32]) -> Result<()> {
         self.quantizer.train(sample)?;
-        *self = RaBitQFastScan::new(self.quantizer.clone())?;
+        self.codes = RaBitQPacked::new(&self.quantizer)?;
         Ok(())
     }
 
     /// Makes room for `additional` more vectors.
     pub fn reserve(&mut self, additional: usize) {
-        self.packed.reserve(additional);
-        for v in [&mut self.a, &mut self.w, &mut self.ell] {
-            v.reserve_exact(additional);
-        }
+        self.codes.reserve(additional);
     }
 
     /// Encodes and appends `vectors` (row-major); their ids continue from `len()`. On error
@@ -125,7 +331,7 @@ impl RaBitQFastScan {
         }
         let mut codes = vec![0u8; vectors.len() / dim * self.quantizer.code_size()];
         self.quantizer.encode(vectors, &mut codes)?;
-        self.extend(&codes)
+        self.codes.extend(&codes)
     }
 
     /// The `k` best codes for each query, best first, as `(id, score)` in the metric's
@@ -178,62 +384,23 @@ impl RaBitQFastScan {
         let metric = self.quantizer.metric();
         queries
             .par_chunks_exact(dim)
-            .map_init(Vec::new, |table, query| {
-                if self.packed.is_empty() {
+            .map(|query| {
+                if self.codes.is_empty() {
                     return Ok(Vec::new());
                 }
+                // Checks (and, for cosine, normalizes) the query.
+                let lut = RaBitQLut::new(&self.quantizer, query)?;
                 let mut found = sink();
-                self.scan(query, table, &mut found, keep)?;
+                self.codes.scan(&lut, &mut found, keep.map(|f| f as &dyn Fn(usize) -> bool), |row| row as u64)?;
                 Ok(found.into_hits(metric))
             })
             .collect()
     }
 
-    /// Offers every row's key for `query` to `top`, asking `keep` only of rows that pass the
-    /// threshold. `table` is scratch.
-    fn scan(
-        &self,
-        query: &[f32],
-        table: &mut Vec<f32>,
-        top: &mut impl ScanSink,
-        keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
-    ) -> Result<()> {
-        // Checks (and, for cosine, normalizes) the query.
-        let (total, offset) = self.quantizer.nibble_terms(query, table)?;
-        let lut = QuantizedLut::new(table)?;
-        // s ≈ bias + sum / scale, so key = offset + a + w · (Σ − 2 bias) − w · (2 / scale) · sum.
-        let (shift, step) = (total - 2.0 * lut.bias, 2.0 / lut.scale);
-        let kernel = active_block_sums();
-        let mut sums = [0u32; BLOCK];
-        let mut keys = [0f32; BLOCK];
-        for (b, block) in self.packed.blocks().chunks_exact(self.packed.block_bytes()).enumerate() {
-            kernel(&lut.bytes, block, u32::MAX, &mut sums);
-            let first = b * BLOCK;
-            let held = (self.len() - first).min(BLOCK);
-            let (a, w) = (&self.a[first..first + held], &self.w[first..first + held]);
-            for (((k, &s), &a), &w) in keys.iter_mut().zip(&sums).zip(a).zip(w) {
-                *k = offset + a + w * (shift - step * s as f32);
-            }
-            let threshold = top.threshold();
-            for (v, &key) in keys[..held].iter().enumerate() {
-                if key <= threshold && keep.is_none_or(|keep| keep(first + v)) {
-                    top.push(key, (first + v) as u64);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Drops every row whose position `keep` rejects, keeping the others in order; returns how
     /// many were dropped.
-    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) -> usize {
-        let kept: Vec<bool> = (0..self.len()).map(&mut keep).collect();
-        for v in [&mut self.a, &mut self.w, &mut self.ell] {
-            // `Vec::retain` visits every element once, in order.
-            let mut flags = kept.iter();
-            v.retain(|_| flags.next().is_some_and(|&k| k));
-        }
-        self.packed.retain(|row| kept[row])
+    pub fn retain(&mut self, keep: impl FnMut(usize) -> bool) -> usize {
+        self.codes.retain(keep)
     }
 
     /// Writes the quantizer (`{prefix}.quantizer.*`) and the codes as standard RaBitQ codes
@@ -241,8 +408,7 @@ impl RaBitQFastScan {
     /// file format).
     pub fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         self.quantizer.write_sections(w, &format!("{prefix}.quantizer"))?;
-        let codes: Vec<u8> = (0..self.len()).flat_map(|row| self.code(row).unwrap_or_default()).collect();
-        w.add_array(&format!("{prefix}.codes"), CODES_VERSION, &codes)?;
+        w.add_array(&format!("{prefix}.codes"), CODES_VERSION, &self.codes.unpack_all())?;
         Ok(())
     }
 
@@ -255,16 +421,14 @@ impl RaBitQFastScan {
         let codes: &[u8] = r.array(&name)?;
         validate_codes(&quantizer, codes, &name)?;
         let mut index = RaBitQFastScan::new(quantizer).map_err(|e| corrupt(&name, e.to_string()))?;
-        index.extend(codes)?;
+        index.codes.extend(codes)?;
         Ok(index)
     }
 
     /// Bytes held: the packed bits and the factors (capacity included) and the quantizer's
     /// rotation and mean.
     pub fn memory_usage(&self) -> usize {
-        self.packed.memory_bytes()
-            + (self.a.capacity() + self.w.capacity() + self.ell.capacity()) * size_of::<f32>()
-            + self.quantizer.memory_bytes()
+        self.codes.memory_bytes() + self.quantizer.memory_bytes()
     }
 }
 
@@ -317,12 +481,10 @@ mod tests {
             let q = fast.quantizer();
             let cs = q.code_size();
             for (row, code) in slow.codes().chunks_exact(cs).enumerate() {
-                prop_assert_eq!(fast.code(row).unwrap(), code.to_vec());
+                prop_assert_eq!(fast.codes().code(row).unwrap(), code.to_vec());
             }
             for query in data(3, dim, seed + 7).chunks_exact(dim) {
-                let mut table = Vec::new();
-                q.nibble_terms(query, &mut table).unwrap();
-                let max_error = QuantizedLut::new(&table).unwrap().max_error();
+                let max_error = RaBitQLut::new(q, query).unwrap().max_error();
                 let scorer = q.scorer(query).unwrap();
                 let got = fast.search(query, n).unwrap();
                 let (ids, scores) = got.get(0).unwrap();
@@ -349,10 +511,8 @@ mod tests {
             let queries = data(4, dim, 12);
             let (got, want) = (fast.search(&queries, 10).unwrap(), slow.search(&queries, 10).unwrap());
             for (query, ((ids, _), (wids, wscores))) in queries.chunks_exact(dim).zip(got.iter().zip(want.iter())) {
-                let mut table = Vec::new();
-                fast.quantizer().nibble_terms(query, &mut table).unwrap();
-                let max_w = fast.w.iter().fold(0f32, |m, w| m.max(w.abs()));
-                let bound = 2.0 * max_w * QuantizedLut::new(&table).unwrap().max_error() * 1.001 + 1e-4;
+                let max_w = fast.codes.w.iter().fold(0f32, |m, w| m.max(w.abs()));
+                let bound = 2.0 * max_w * RaBitQLut::new(fast.quantizer(), query).unwrap().max_error() * 1.001 + 1e-4;
                 let last = metric.key_from_score(wscores[9]);
                 for (&id, &score) in wids.iter().zip(wscores) {
                     assert!(
@@ -375,7 +535,7 @@ mod tests {
             assert_eq!(kept.retain(|row| row % 3 != 0), 100);
             assert_eq!(kept.len(), 200);
             for (i, row) in (0..300).filter(|r| r % 3 != 0).enumerate() {
-                assert_eq!(kept.code(i), fast.code(row), "row {row}");
+                assert_eq!(kept.codes().code(i), fast.codes().code(row), "row {row}");
             }
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("rq.vq");
