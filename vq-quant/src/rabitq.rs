@@ -280,8 +280,7 @@ impl RaBitQuantizer {
 
     /// `(a, w, ℓ)` of a code.
     pub(crate) fn factors(&self, code: &[u8]) -> [f32; FACTORS] {
-        let f = &code[self.bit_bytes()..];
-        std::array::from_fn(|i| f32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]))
+        code_factors(code, self.bit_bytes())
     }
 
     /// The code's reconstruction: the centre plus `ℓ · Pᵀ ō`, the residual's projection on its
@@ -315,6 +314,12 @@ fn subset_sums(dims: &[f32], table: &mut [f32]) {
         let x = dims.get(j).copied().unwrap_or(0.0);
         high[..1 << j].iter_mut().zip(low.iter()).for_each(|(h, &l)| *h = l + x);
     }
+}
+
+/// `(a, w, ℓ)` of a code whose bits take `bit_bytes` bytes.
+pub(crate) fn code_factors(code: &[u8], bit_bytes: usize) -> [f32; FACTORS] {
+    let f = &code[bit_bytes..];
+    std::array::from_fn(|i| f32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]))
 }
 
 /// `Σ v` in f64.

@@ -18,7 +18,8 @@ use rayon::prelude::*;
 use vq_distance::{Neighbors, RangeResult, TopK};
 use vq_io::{ContainerReader, ContainerWriter};
 
-use super::{BLOCK, PackedCodes, QuantizedLut, active_block_sums};
+use super::{BLOCK, PackedCodes, QuantizedLut, Rows, active_block_sums};
+use crate::rabitq::code_factors;
 use crate::sections::corrupt;
 use crate::{Error, Quantizer, RaBitQuantizer, Result, ScanSink, WithinKey, validate_codes};
 
@@ -77,13 +78,10 @@ impl RaBitQPacked {
         }
         self.bits.extend(&bits)?;
         for code in codes.chunks_exact(cs) {
-            let factor = |i: usize| {
-                let f = &code[nbytes + 4 * i..][..4];
-                f32::from_le_bytes([f[0], f[1], f[2], f[3]])
-            };
-            self.a.push(factor(0));
-            self.w.push(factor(1));
-            self.ell.push(factor(2));
+            let [a, w, ell] = code_factors(code, nbytes);
+            self.a.push(a);
+            self.w.push(w);
+            self.ell.push(ell);
         }
         Ok(())
     }
@@ -142,7 +140,7 @@ impl RaBitQPacked {
         keep: Option<&dyn Fn(usize) -> bool>,
         id_of: impl Fn(usize) -> u64,
     ) -> Result<()> {
-        self.scan_rows(lut, top, Rows::Kept(keep), id_of)
+        self.scan_rows(lut, top, keep.map_or(Rows::All, Rows::Kept), id_of)
     }
 
     /// [`scan`](RaBitQPacked::scan) of the rows a mask allows: bit `v` of `masks[b]` allows row
@@ -196,7 +194,7 @@ impl RaBitQPacked {
                 if key > threshold || allowed & (1 << v) == 0 {
                     continue;
                 }
-                if let Rows::Kept(Some(keep)) = rows
+                if let Rows::Kept(keep) = rows
                     && !keep(first + v)
                 {
                     continue;
@@ -206,15 +204,6 @@ impl RaBitQPacked {
         }
         Ok(())
     }
-}
-
-/// The rows a scan may offer.
-#[derive(Clone, Copy)]
-enum Rows<'a> {
-    /// Those a predicate keeps (all without one), asked only of rows that pass the threshold.
-    Kept(Option<&'a dyn Fn(usize) -> bool>),
-    /// Those whose bit is set, a `u32` per block of 32.
-    Masked(&'a [u32]),
 }
 
 /// A query's table for [`RaBitQPacked`] codes: per nibble of the bits, the 16 sums of the
