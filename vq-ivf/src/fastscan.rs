@@ -1661,8 +1661,13 @@ mod tests {
         let base = data(4000, dim, 11);
         let queries = data(12, dim, 12);
         for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
-            for by_residual in [true, false] {
-                let mut index = IvfFastScan::new(dim, metric, params(16), pq(8), by_residual).unwrap();
+            // PQ lists over residuals or vectors, and RaBitQ lists (always residuals).
+            for (by_residual, rabitq) in [(true, false), (false, false), (true, true)] {
+                let mut index = if rabitq {
+                    IvfFastScan::with_rabitq(dim, metric, params(16)).unwrap()
+                } else {
+                    IvfFastScan::new(dim, metric, params(16), pq(8), by_residual).unwrap()
+                };
                 index.train(&base).unwrap();
                 index.add(&base[..3000 * dim]).unwrap();
                 // About 0.5 % of the ids pass (and one id the index does not hold): nprobe 1
@@ -1677,10 +1682,10 @@ mod tests {
                         let scanned = IvfSearch { filter: Some(&predicate), nprobe: Some(16), ..Default::default() };
                         let (listed, scanned) =
                             (index.search(&queries, k, &listed), index.search(&queries, k, &scanned));
-                        assert_eq!(listed.unwrap(), scanned.unwrap(), "{metric:?} residual {by_residual} {what} k {k}");
+                        assert_eq!(listed.unwrap(), scanned.unwrap(), "{metric:?} {} {what} k {k}", index.name());
                     }
                     // The listed path ran: it built the map from ids to entries, and counts it.
-                    assert!(index.memory_usage().ids > before, "{metric:?} residual {by_residual} {what}");
+                    assert!(index.memory_usage().ids > before, "{metric:?} {} {what}", index.name());
                 };
                 let passing: Vec<u64> = (0..4000).filter(|id| id % 197 == 3).collect();
                 check(&index, &passing, "built");
