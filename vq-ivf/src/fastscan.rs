@@ -190,12 +190,14 @@ enum ListRows<'a> {
     Masked(&'a [u32]),
 }
 
-/// An inverted file over 4-bit PQ codes in the fast-scan layout (see the module docs).
+/// An inverted file over 4-bit PQ codes or RaBitQ bits in the fast-scan layout (see the
+/// module docs).
 ///
 /// Scores follow [`Metric`]'s convention; cosine indexes normalize vectors and queries. Scores
 /// are the quantized tables' keys (within [`QuantizedLut::max_error`] of the float ADC
-/// distance), so near-ties may order differently than an `IvfIndex<PqCodec>` of the same
-/// quantizer would. Searches run in parallel over queries; `&self` methods may be called from
+/// distance; RaBitQ: within `2|w|` times [`RaBitQLut::max_error`] of the float estimate), so
+/// near-ties may order differently than an `IvfIndex<PqCodec>` (`IvfIndex<RaBitQCodec>`) of the
+/// same quantizer would. Searches run in parallel over queries; `&self` methods may be called from
 /// several threads at once.
 #[derive(Debug, Clone)]
 pub struct IvfFastScan {

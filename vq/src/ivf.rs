@@ -253,7 +253,8 @@ impl From<vq_ivf::Error> for Error {
 
 /// An inverted file over 4-bit PQ codes in the fast-scan layout (`IVF1024,PQ64x4fs`, Faiss'
 /// `IndexIVFPQFastScan`); with refine above it (`IVF1024,PQ64x4fs,RFlat`) the ScaNN-style
-/// index of Milvus' `SCANN` (`with_raw_data`, `reorder_k`).
+/// index of Milvus' `SCANN` (`with_raw_data`, `reorder_k`). Or over RaBitQ codes whose bits are
+/// packed the same way (`IVF1024,RaBitQfs`, Faiss' `IndexIVFRaBitQFastScan`).
 #[derive(Debug, Clone)]
 pub struct IvfFastScanIndex {
     inner: vq_ivf::IvfFastScan,
