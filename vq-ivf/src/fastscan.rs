@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
 use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_quant::fastscan::{BLOCK, PackedCodes, QuantizedLut, RaBitQLut, RaBitQPacked};
+use vq_quant::fastscan::{BLOCK, PackedCodes, QuantizedLut, RaBitQLut, RaBitQPacked, Rows};
 use vq_quant::{PqParams, ProductQuantizer, Quantizer, RaBitQuantizer, ScanSink, WithinKey, validate_codes};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
@@ -157,37 +157,16 @@ impl ListCodes {
     }
 
     /// Offers the rows `rows` allows to `sink`, keyed by the query's table in `s`.
-    fn scan(
-        &self,
-        s: &Scratch,
-        sink: &mut impl ScanSink,
-        rows: ListRows<'_>,
-        id_of: impl Fn(usize) -> u64,
-    ) -> Result<()> {
+    fn scan(&self, s: &Scratch, sink: &mut impl ScanSink, rows: Rows<'_>, id_of: impl Fn(usize) -> u64) -> Result<()> {
         match (self, &s.rabitq) {
-            (ListCodes::Pq(c), _) => match rows {
-                ListRows::Kept(keep) => c.scan(&s.lut, sink, keep, id_of)?,
-                ListRows::Masked(masks) => c.scan_masked(&s.lut, sink, masks, id_of)?,
-            },
-            (ListCodes::RaBitQ(c), Some(lut)) => match rows {
-                ListRows::Kept(keep) => c.scan(lut, sink, keep, id_of)?,
-                ListRows::Masked(masks) => c.scan_masked(lut, sink, masks, id_of)?,
-            },
+            (ListCodes::Pq(c), _) => c.scan_rows(&s.lut, sink, rows, id_of)?,
+            (ListCodes::RaBitQ(c), Some(lut)) => c.scan_rows(lut, sink, rows, id_of)?,
             (ListCodes::RaBitQ(_), None) => {
                 return Err(Error::Parameter { name: "lut", what: "a RaBitQ list scanned without its table".into() });
             }
         }
         Ok(())
     }
-}
-
-/// The rows of a list a scan may offer.
-#[derive(Clone, Copy)]
-enum ListRows<'a> {
-    /// Those a predicate keeps (all without one), asked only of rows that could enter.
-    Kept(Option<&'a dyn Fn(usize) -> bool>),
-    /// Those whose bit is set, a `u32` per block of 32.
-    Masked(&'a [u32]),
 }
 
 /// An inverted file over 4-bit PQ codes or RaBitQ bits in the fast-scan layout (see the
@@ -663,7 +642,7 @@ impl IvfFastScan {
                     for ((i, s), top) in queries.clone().zip(scratch.iter_mut()).zip(&mut tops) {
                         let key = if self.by_residual { coarse.list_key(q.row(i), list) } else { 0.0 };
                         self.enter_list(list, key, s)?;
-                        l.codes.scan(s, top, ListRows::Masked(masks), |row| l.ids[row])?;
+                        l.codes.scan(s, top, Rows::Masked(masks), |row| l.ids[row])?;
                     }
                 }
                 Ok(tops.into_iter().map(|top| top.into_hits(metric)).collect::<Vec<_>>())
@@ -774,11 +753,11 @@ impl IvfFastScan {
             self.enter_list(list as usize, coarse_key, s)?;
             let ids = &l.ids;
             match test {
-                None => l.codes.scan(s, sink, ListRows::Kept(None), |row| ids[row])?,
-                Some(FilterTest::Masked(_)) => l.codes.scan(s, sink, ListRows::Masked(&s.masks), |row| ids[row])?,
+                None => l.codes.scan(s, sink, Rows::All, |row| ids[row])?,
+                Some(FilterTest::Masked(_)) => l.codes.scan(s, sink, Rows::Masked(&s.masks), |row| ids[row])?,
                 Some(FilterTest::Lazy(f)) => {
                     let keep = |row: usize| f.accepts(ids[row]);
-                    l.codes.scan(s, sink, ListRows::Kept(Some(&keep)), |row| ids[row])?
+                    l.codes.scan(s, sink, Rows::Kept(&keep), |row| ids[row])?
                 }
             }
         }
@@ -792,10 +771,7 @@ impl IvfFastScan {
             FsCodec::Pq { pq, list_terms } => (pq, list_terms),
             // One table for every list: the codes fold their centroid's terms in.
             FsCodec::RaBitQ { q, .. } => {
-                match &mut s.rabitq {
-                    Some(lut) => lut.fill(q, query)?,
-                    None => s.rabitq = Some(RaBitQLut::new(q, query)?),
-                }
+                RaBitQLut::in_slot(&mut s.rabitq, q, query)?;
                 return Ok(());
             }
         };

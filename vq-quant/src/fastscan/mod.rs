@@ -478,6 +478,18 @@ impl PackedCodes {
         self.scan_with(active_block_sums(), lut, top, Rows::Masked(masks), id_of)
     }
 
+    /// [`scan`](PackedCodes::scan) or [`scan_masked`](PackedCodes::scan_masked), as `rows`
+    /// says: for a caller that holds either.
+    pub fn scan_rows(
+        &self,
+        lut: &QuantizedLut,
+        top: &mut impl ScanSink,
+        rows: Rows<'_>,
+        id_of: impl Fn(usize) -> u64,
+    ) -> Result<()> {
+        self.scan_with(active_block_sums(), lut, top, rows, id_of)
+    }
+
     pub(crate) fn scan_with(
         &self,
         kernel: BlockSumsFn,
@@ -532,9 +544,10 @@ impl PackedCodes {
     }
 }
 
-/// The rows a scan may offer.
+/// The rows a scan may offer ([`PackedCodes::scan_rows`], [`RaBitQPacked::scan_rows`]).
 #[derive(Clone, Copy)]
-pub(crate) enum Rows<'a> {
+pub enum Rows<'a> {
+    /// Every row.
     All,
     /// Those a predicate keeps, asked only of rows whose sum could enter the top-k.
     Kept(&'a dyn Fn(usize) -> bool),

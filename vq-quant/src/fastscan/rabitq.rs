@@ -156,7 +156,9 @@ impl RaBitQPacked {
         self.scan_rows(lut, top, Rows::Masked(masks), id_of)
     }
 
-    fn scan_rows(
+    /// [`scan`](RaBitQPacked::scan) or [`scan_masked`](RaBitQPacked::scan_masked), as `rows`
+    /// says: for a caller that holds either.
+    pub fn scan_rows(
         &self,
         lut: &RaBitQLut,
         top: &mut impl ScanSink,
@@ -235,6 +237,18 @@ impl RaBitQLut {
         self.lut.fill(&self.table)?;
         (self.total, self.offset) = (total, offset);
         Ok(())
+    }
+
+    /// The table of `query` in `slot`: the one there refilled, or a new one (a worker's table,
+    /// reused across the queries it scans).
+    pub fn in_slot<'s>(slot: &'s mut Option<Self>, quantizer: &RaBitQuantizer, query: &[f32]) -> Result<&'s mut Self> {
+        match slot {
+            Some(lut) => {
+                lut.fill(quantizer, query)?;
+                Ok(lut)
+            }
+            None => Ok(slot.insert(RaBitQLut::new(quantizer, query)?)),
+        }
     }
 
     /// Replaces the term added to every key (an inverted list's coarse key).
@@ -373,16 +387,20 @@ impl RaBitQFastScan {
         let metric = self.quantizer.metric();
         queries
             .par_chunks_exact(dim)
-            .map(|query| {
-                if self.codes.is_empty() {
-                    return Ok(Vec::new());
-                }
-                // Checks (and, for cosine, normalizes) the query.
-                let lut = RaBitQLut::new(&self.quantizer, query)?;
-                let mut found = sink();
-                self.codes.scan(&lut, &mut found, keep.map(|f| f as &dyn Fn(usize) -> bool), |row| row as u64)?;
-                Ok(found.into_hits(metric))
-            })
+            .map_init(
+                || None,
+                |lut: &mut Option<RaBitQLut>, query| {
+                    if self.codes.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    // Checks (and, for cosine, normalizes) the query.
+                    let lut = RaBitQLut::in_slot(lut, &self.quantizer, query)?;
+                    let mut found = sink();
+                    let keep = keep.map_or(Rows::All, |f| Rows::Kept(f as &dyn Fn(usize) -> bool));
+                    self.codes.scan_rows(lut, &mut found, keep, |row| row as u64)?;
+                    Ok(found.into_hits(metric))
+                },
+            )
             .collect()
     }
 
