@@ -1,6 +1,6 @@
-//! Quantizer sections: `read_sections` of SQ, PQ, OPQ, and OPQ's rotation and PCA's projection
-//! alone under prefix `q`, and `FlatCodes::read_sections` of each under prefix `f`, each
-//! followed by scoring and a search.
+//! Quantizer sections: `read_sections` of SQ, PQ, OPQ, RaBitQ, and OPQ's rotation and PCA's
+//! projection alone under prefix `q`, and `FlatCodes::read_sections` of each (and RaBitQ's
+//! fast-scan store, `RaBitQFastScan`) under prefix `f`, each followed by scoring and a search.
 //! Any error is fine; a panic, a hang or an allocation out of proportion to the input is a
 //! finding.
 #![no_main]
@@ -8,8 +8,10 @@
 mod structured;
 
 use libfuzzer_sys::fuzz_target;
+use vq_quant::fastscan::RaBitQFastScan;
 use vq_quant::{
-    CodeScorer, FlatCodes, OpqQuantizer, OpqRotation, PcaMatrix, ProductQuantizer, Quantizer, ScalarQuantizer,
+    CodeScorer, FlatCodes, OpqQuantizer, OpqRotation, PcaMatrix, ProductQuantizer, Quantizer, RaBitQuantizer,
+    ScalarQuantizer,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -21,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
         exercise(&q);
     }
     if let Ok(q) = OpqQuantizer::read_sections(&r, "q") {
+        exercise(&q);
+    }
+    if let Ok(q) = RaBitQuantizer::read_sections(&r, "q") {
         exercise(&q);
     }
     // The rotation of `OPQ{m},IVF…` (vq's PreTransformIndex), read on its own.
@@ -44,6 +49,24 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(f) = FlatCodes::<OpqQuantizer>::read_sections(&r, "f") {
         search(f);
+    }
+    if let Ok(f) = FlatCodes::<RaBitQuantizer>::read_sections(&r, "f") {
+        search(f);
+    }
+    // The same sections as RaBitQ's `FlatCodes`, packed for the fast scan.
+    if let Ok(mut f) = RaBitQFastScan::read_sections(&r, "f")
+        && let Some(query) = structured::query(f.quantizer().dim())
+    {
+        let n = f.len();
+        for k in [1, 5, n + 2] {
+            let _ = f.search(&query, k);
+        }
+        let _ = f.search_filtered(&query, 3, Some(&|row| row % 2 == 0));
+        let _ = f.range_filtered(&query, 1.0, None);
+        let removed = f.retain(|row| row % 2 == 1);
+        assert_eq!(removed + f.len(), n);
+        let _ = f.decode_row(0, &mut vec![0f32; f.quantizer().dim()]);
+        let _ = f.search(&query, 3);
     }
 });
 

@@ -12,7 +12,9 @@ use std::path::Path;
 use vq_distance::Metric;
 use vq_graph::{Hnsw, HnswParams, QuantizedStorage};
 use vq_io::ContainerWriter;
-use vq_quant::{FlatCodes, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer, ScalarQuantizer, SqType};
+use vq_quant::{
+    FlatCodes, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer, RaBitQuantizer, ScalarQuantizer, SqType,
+};
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
@@ -78,5 +80,8 @@ fn main() -> Res {
     quantizer_seed(dir, "pq", ProductQuantizer::with_params(dim, Metric::L2, pq.clone())?, &data)?;
     let opq = OpqParams { niter: 1, niter_pq_0: 1, pq, ..OpqParams::new(2, 4) };
     quantizer_seed(dir, "opq", OpqQuantizer::with_params(dim, Metric::InnerProduct, opq)?, &data)?;
+    // Read by the target as RaBitQ's FlatCodes and as its fast-scan store (the same sections);
+    // 13 dimensions: a last byte of bits partly used.
+    quantizer_seed(dir, "rabitq", RaBitQuantizer::new(13, Metric::Cosine)?, &points(64, 13))?;
     Ok(())
 }

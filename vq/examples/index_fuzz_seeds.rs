@@ -3,8 +3,8 @@
 //! goes in twice behind the target's selector byte: with checksums verified, and unverified
 //! with the header checksum recomputed (so mutations reach the index readers' own checks).
 //! Kinds without a golden file (the HNSW coarse quantizer of `IVF{n}_HNSW{m}`, whose parallel
-//! build is not byte-stable, and OPQ before an inverted file) are built here from a few vectors
-//! and written the same way.
+//! build is not byte-stable, OPQ before an inverted file, and RaBitQ codes flat, packed and in
+//! lists) are built here from a few vectors and written the same way.
 
 use std::path::PathBuf;
 
@@ -13,6 +13,10 @@ const BUILT_SEEDS: &[(&str, &str)] = &[
     ("ivf4_hnsw4_flat", "IVF4_HNSW4,Flat"),
     ("ivf4_hnsw4_pq4x4fs", "IVF4_HNSW4,PQ4x4fs"),
     ("opq2_ivf4_pq2x4", "OPQ2,IVF4,PQ2x4"),
+    ("rabitq_rflat", "RaBitQ,RFlat"),
+    ("rabitqfs", "RaBitQfs"),
+    ("ivf4_rabitq", "IVF4,RaBitQ"),
+    ("ivf4_rabitqfs_rflat", "IVF4,RaBitQfs,RFlat"),
 ];
 
 fn built_seed(spec: &str, path: &std::path::Path) -> Result<(), vq::Error> {
