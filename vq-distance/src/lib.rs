@@ -8,7 +8,8 @@
 //! exact range search ([`range_exact`], Faiss' `range_search`) and its result type
 //! ([`RangeResult`]);
 //! nearest-centroid search ([`nearest_centroids`], and [`PackedCentroids`]: the top-k of
-//! centroids packed once, an inverted file's flat coarse search);
+//! centroids packed once, an inverted file's flat coarse search); a dense linear map packed
+//! once ([`PackedMatrix`]: rotations and projections, outputs independent of the batch);
 //! the software prefetch ([`prefetch_l2`]) the memory-bound searches above share.
 //!
 //! **Does not own:** indexes, quantizers, file formats (see `vq-graph`, `vq-quant`, `vq-io`).
@@ -49,6 +50,7 @@ mod error;
 mod filter;
 mod gemm;
 mod knn;
+mod matrix;
 mod merge;
 mod metric;
 mod portable;
@@ -68,6 +70,7 @@ pub use error::{Error, Result};
 pub use filter::{IdBitset, IdFilter, IdSet, sample_places};
 pub use half::{bf16, f16};
 pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
+pub use matrix::PackedMatrix;
 pub use merge::merge_topk;
 pub use metric::{Metric, ParseMetricError};
 pub use prefetch::prefetch_l2;

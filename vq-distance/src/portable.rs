@@ -5,6 +5,7 @@ use half::{bf16, f16};
 use wide::f32x8;
 
 use crate::gemm::{ScanArgs, TileHit};
+use crate::matrix::GemvArgs;
 use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, SimdLevel};
 
 pub(crate) fn kernels() -> Kernels {
@@ -15,7 +16,7 @@ pub(crate) fn kernels() -> Kernels {
         bf16: FloatKernels { l2_sq: l2_sq_bf16, dot: dot_bf16, cos_parts: cos_parts_bf16 },
         u8: IntKernels { l2_sq: l2_sq_u8, dot: dot_u8 },
         i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
-        gemm: GemmKernel { mr: MR, nr: NR, scan },
+        gemm: GemmKernel { mr: MR, nr: NR, scan, gemv },
         small: None,
     }
 }
@@ -111,6 +112,28 @@ fn l2_sq_i8(a: &[i8], b: &[i8]) -> u32 {
 }
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
+}
+
+/// One row against every panel, four panels (of 8 columns) at a time: each lane is the chain
+/// `acc = x[k] · m[k] + acc` over `k` from zero, with `scan`'s own `mul_add`.
+fn gemv(args: &GemvArgs<'_>, out: &mut [f32]) {
+    args.check(NR, out);
+    let (dim, panel) = (args.dim, args.dim * NR);
+    let x = &args.x[..dim];
+    for (panels, out) in args.bpack[..args.panels * panel].chunks(4 * panel).zip(out.chunks_mut(4 * NR)) {
+        let mut acc = [f32x8::ZERO; 4];
+        let used = panels.len() / panel;
+        for (k, &xk) in x.iter().enumerate() {
+            let xv = f32x8::splat(xk);
+            for (j, acc) in acc[..used].iter_mut().enumerate() {
+                let mk = &panels[j * panel + k * NR..][..NR];
+                *acc = xv.mul_add(f32x8::from(mk), *acc);
+            }
+        }
+        for (acc, o) in acc[..used].iter().zip(out.chunks_exact_mut(NR)) {
+            o.copy_from_slice(&acc.to_array());
+        }
+    }
 }
 
 const MR: usize = 4;

@@ -111,6 +111,9 @@ pub(crate) struct GemmKernel {
     /// Columns (base vectors) per register tile.
     pub(crate) nr: usize,
     pub(crate) scan: crate::gemm::ScanFn,
+    /// One row against packed panels: the per-pair arithmetic of `scan` (one multiply-add
+    /// chain over `k`, from zero) without its row padding; see [`crate::matrix`].
+    pub(crate) gemv: crate::matrix::GemvFn,
 }
 
 /// The nearest-centroid kernel for small dimensions (see [`crate::assign`]): one register

@@ -10,7 +10,7 @@ use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::linear::{
-    check_finite, check_linear_dim, check_projection, project_back, project_rows, random_rotation, sample_rows,
+    DenseMap, check_finite, check_linear_dim, check_projection, project_back, random_rotation, sample_rows,
     to_row_major,
 };
 use crate::sections::corrupt;
@@ -85,7 +85,7 @@ pub struct PcaMatrix {
     /// `d_in` values (zeros when uncentred); empty until trained.
     mean: Vec<f32>,
     /// Row-major `d_out × d_in`; empty until trained.
-    matrix: Vec<f32>,
+    matrix: DenseMap,
     /// The kept eigenvalues (variances along the kept directions), largest first.
     eigenvalues: Vec<f32>,
     /// `M μ`, subtracted from every projection.
@@ -114,7 +114,14 @@ impl PcaMatrix {
         if params.max_train_points < 2 {
             return Err(Error::Parameter { name: "max_train_points", what: "must be at least 2".into() });
         }
-        Ok(PcaMatrix { d_in, params, mean: Vec::new(), matrix: Vec::new(), eigenvalues: Vec::new(), shift: Vec::new() })
+        Ok(PcaMatrix {
+            d_in,
+            params,
+            mean: Vec::new(),
+            matrix: DenseMap::default(),
+            eigenvalues: Vec::new(),
+            shift: Vec::new(),
+        })
     }
 
     /// The input dimension.
@@ -210,7 +217,8 @@ impl PcaMatrix {
         if matrix.iter().any(|v| !v.is_finite()) {
             return Err(Error::Parameter { name: "sample", what: "the PCA projection came out non-finite".into() });
         }
-        self.shift = project_rows(&matrix, d, &mean32);
+        let matrix = DenseMap::new(matrix, d);
+        self.shift = matrix.apply(&mean32);
         self.mean = mean32;
         self.matrix = matrix;
         self.eigenvalues = eigenvalues;
@@ -221,7 +229,7 @@ impl PcaMatrix {
     /// finite values: callers pass rows they prepared): `d_out` values per row.
     pub fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
         self.check(x, self.d_in)?;
-        let mut y = project_rows(&self.matrix, self.d_in, x);
+        let mut y = self.matrix.apply(x);
         if self.params.centered {
             y.par_chunks_mut(self.params.d_out)
                 .for_each(|row| row.iter_mut().zip(&self.shift).for_each(|(v, s)| *v -= s));
@@ -260,8 +268,8 @@ impl PcaMatrix {
 
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
-        (self.mean.capacity() + self.matrix.capacity() + self.eigenvalues.capacity() + self.shift.capacity())
-            * size_of::<f32>()
+        self.matrix.memory_bytes()
+            + (self.mean.capacity() + self.eigenvalues.capacity() + self.shift.capacity()) * size_of::<f32>()
     }
 
     /// Writes `{prefix}.meta` (parameters), `{prefix}.mean`, `{prefix}.matrix` and
@@ -312,7 +320,8 @@ impl PcaMatrix {
         if !p.params.centered && mean.iter().any(|&m| m != 0.0) {
             return Err(corrupt(mean_name, "a mean saved for an uncentred projection".into()));
         }
-        p.shift = project_rows(&matrix, d, &mean);
+        let matrix = DenseMap::new(matrix, d);
+        p.shift = matrix.apply(&mean);
         (p.mean, p.matrix, p.eigenvalues) = (mean, matrix, eigenvalues);
         Ok(p)
     }
@@ -433,9 +442,9 @@ mod tests {
         pca.train(&x).unwrap();
         let save = |p: &PcaMatrix, tweak: &dyn Fn(&mut Vec<f32>)| {
             let mut w = ContainerWriter::in_memory().unwrap();
-            let mut m = p.matrix.clone();
+            let mut m = p.matrix.to_vec();
             tweak(&mut m);
-            let q = PcaMatrix { matrix: m, ..p.clone() };
+            let q = PcaMatrix { matrix: DenseMap::new(m, p.d_in), ..p.clone() };
             q.write_sections(&mut w, "t").unwrap();
             ContainerReader::from_bytes(&w.finish_to_bytes().unwrap(), true).unwrap()
         };

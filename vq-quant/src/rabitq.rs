@@ -33,7 +33,7 @@ use vq_distance::{Kernels, Metric};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::linear::{
-    LINEAR_MAX_DIM, check_finite, check_linear_dim, check_projection, project_back, project_rows, random_rotation,
+    DenseMap, LINEAR_MAX_DIM, check_finite, check_linear_dim, check_projection, project_back, random_rotation,
     to_row_major,
 };
 use crate::sections::{self, corrupt};
@@ -84,7 +84,7 @@ pub struct RaBitQuantizer {
     centered: bool,
     trained: bool,
     /// `P`, `dim × dim` row-major, orthonormal.
-    rotation: Vec<f32>,
+    rotation: DenseMap,
     /// The mean (zeros until trained, and always for residual quantizers).
     center: Vec<f32>,
     /// `P · center`.
@@ -115,7 +115,7 @@ impl RaBitQuantizer {
 
     fn with_centering(dim: usize, metric: Metric, centered: bool) -> Result<Self> {
         check_linear_dim(dim, "RaBitQ's rotation (project first: PCA{d},…)")?;
-        let rotation = to_row_major(&random_rotation(dim, ROTATION_SEED));
+        let rotation = DenseMap::new(to_row_major(&random_rotation(dim, ROTATION_SEED)), dim);
         Ok(RaBitQuantizer {
             dim,
             metric,
@@ -144,7 +144,7 @@ impl RaBitQuantizer {
 
     /// `P v` for every row of `rows`.
     pub fn rotate(&self, rows: &[f32]) -> Vec<f32> {
-        project_rows(&self.rotation, self.dim, rows)
+        self.rotation.apply(rows)
     }
 
     /// Encodes residuals `r = x − c` whose centres, rotated (`P c`, from
@@ -495,7 +495,7 @@ impl Quantizer for RaBitQuantizer {
     }
 
     fn memory_bytes(&self) -> usize {
-        (self.rotation.capacity() + self.center.capacity() + self.rotated_center.capacity()) * size_of::<f32>()
+        self.rotation.memory_bytes() + (self.center.capacity() + self.rotated_center.capacity()) * size_of::<f32>()
     }
 
     fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()> {
@@ -542,7 +542,8 @@ impl Quantizer for RaBitQuantizer {
         if (!saved.centered || !saved.trained) && center.iter().any(|&c| c != 0.0) {
             return Err(corrupt(center_name, "a centre saved for a quantizer that has none".into()));
         }
-        let rotated_center = project_rows(&rotation, dim, &center);
+        let rotation = DenseMap::new(rotation, dim);
+        let rotated_center = rotation.apply(&center);
         Ok(RaBitQuantizer {
             dim,
             metric,
@@ -735,7 +736,9 @@ mod tests {
             (q.rotation.clone(), q.center.clone(), q.metric)
         );
         let mut bent = q.clone();
-        bent.rotation[5] += 0.01;
+        let mut m = bent.rotation.to_vec();
+        m[5] += 0.01;
+        bent.rotation = DenseMap::new(m, dim);
         let mut w = ContainerWriter::in_memory().unwrap();
         bent.write_sections(&mut w, "q").unwrap();
         let r = ContainerReader::from_bytes(&w.finish_to_bytes().unwrap(), true).unwrap();

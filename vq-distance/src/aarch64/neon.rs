@@ -6,6 +6,7 @@
 use std::arch::aarch64::*;
 
 use crate::gemm::{ScanArgs, TileHit};
+use crate::matrix::GemvArgs;
 use crate::portable;
 use crate::simd::{FloatKernels, GemmKernel, Kernels, SimdLevel};
 
@@ -14,7 +15,7 @@ pub(crate) fn kernels() -> Kernels {
     Kernels {
         level: SimdLevel::Neon,
         f32: FloatKernels { l2_sq: l2_sq_f32, dot: dot_f32, cos_parts: cos_parts_f32 },
-        gemm: GemmKernel { mr: MR, nr: NR, scan },
+        gemm: GemmKernel { mr: MR, nr: NR, scan, gemv },
         ..base
     }
 }
@@ -86,6 +87,38 @@ fn cos_parts_f32(a: &[f32], b: &[f32]) -> [f32; 3] {
         }
     });
     [sum4(ab), sum4(aa), sum4(bb)]
+}
+
+/// One row against every panel, four panels (of 8 columns) at a time: each lane is the chain
+/// `acc = fma(x[k], m[k], acc)` over `k` from zero, as in `scan`'s tile.
+fn gemv(args: &GemvArgs<'_>, out: &mut [f32]) {
+    args.check(NR, out);
+    let dim = args.dim;
+    let mut p = 0;
+    while p < args.panels {
+        let used = (args.panels - p).min(4);
+        // SAFETY: NEON is always present on aarch64; `check` proved `bpack` holds
+        // `panels * dim * NR` values, `out` `panels * NR` and `x` `dim`; panels `p .. p + used`
+        // are inside them.
+        unsafe {
+            let b = args.bpack.as_ptr().add(p * dim * NR);
+            let mut acc = [[vdupq_n_f32(0.0); 2]; 4];
+            for k in 0..dim {
+                let xk = *args.x.get_unchecked(k);
+                for (j, acc) in acc[..used].iter_mut().enumerate() {
+                    let bj = b.add((j * dim + k) * NR);
+                    acc[0] = vfmaq_n_f32(acc[0], vld1q_f32(bj), xk);
+                    acc[1] = vfmaq_n_f32(acc[1], vld1q_f32(bj.add(4)), xk);
+                }
+            }
+            for (j, acc) in acc[..used].iter().enumerate() {
+                let o = out.as_mut_ptr().add((p + j) * NR);
+                vst1q_f32(o, acc[0]);
+                vst1q_f32(o.add(4), acc[1]);
+            }
+        }
+        p += used;
+    }
 }
 
 const MR: usize = 8;

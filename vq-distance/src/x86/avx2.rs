@@ -11,6 +11,7 @@ use half::{bf16, f16};
 
 use crate::assign::SmallArgs;
 use crate::gemm::{ScanArgs, TileHit};
+use crate::matrix::GemvArgs;
 use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, SimdLevel, SmallKernel};
 
 /// `true` when this CPU has every feature the kernels of this module use.
@@ -30,7 +31,7 @@ pub(crate) unsafe fn kernels() -> Kernels {
         bf16: FloatKernels { l2_sq: l2_sq_bf16, dot: dot_bf16, cos_parts: cos_parts_bf16 },
         u8: IntKernels { l2_sq: l2_sq_u8, dot: dot_u8 },
         i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
-        gemm: GemmKernel { mr: MR, nr: NR, scan },
+        gemm: GemmKernel { mr: MR, nr: NR, scan, gemv },
         small: Some(SmallKernel { lanes: 8, nearest: nearest_small }),
     }
 }
@@ -49,6 +50,7 @@ entry!(dot_u8 => dot_u8_imp(a: &[u8], b: &[u8]) -> i32);
 entry!(l2_sq_i8 => l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32);
 entry!(dot_i8 => dot_i8_imp(a: &[i8], b: &[i8]) -> i32);
 entry!(scan => scan_imp(args: &ScanArgs<'_>, thresholds: &mut [f32], hit: TileHit<'_>) -> ());
+entry!(gemv => gemv_imp(args: &GemvArgs<'_>, out: &mut [f32]) -> ());
 entry!(nearest_small => nearest_small_imp(args: &SmallArgs<'_>, best: &mut [(f32, u32)]) -> ());
 
 /// Loads 8 elements from `p` as f32.
@@ -395,6 +397,53 @@ unsafe fn l2_sq_i8_imp(a: &[i8], b: &[i8]) -> u32 {
 unsafe fn dot_i8_imp(a: &[i8], b: &[i8]) -> i32 {
     // SAFETY: as above.
     unsafe { int_drive::<_, false>(a, b) }
+}
+
+/// One row against `P` panels of 16 columns at a time (`2P` accumulators): each lane is the
+/// chain `acc = fma(x[k], m[k], acc)` over `k` from zero, as in `scan_imp`'s tile.
+///
+/// # Safety
+/// `args.check(NR, out)` must hold, `first + P <= args.panels`, and the CPU must have AVX2 and FMA.
+#[inline(always)]
+unsafe fn gemv_panels<const P: usize>(args: &GemvArgs<'_>, first: usize, out: &mut [f32]) {
+    let dim = args.dim;
+    // SAFETY: the caller's contract: panels `first .. first + P` are inside `bpack` and their
+    // `P * NR` outputs inside `out`; `x` holds `dim` values.
+    unsafe {
+        let b = args.bpack.as_ptr().add(first * dim * NR);
+        let mut acc = [[_mm256_setzero_ps(); 2]; P];
+        for k in 0..dim {
+            let xv = _mm256_set1_ps(*args.x.get_unchecked(k));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let bj = b.add((j * dim + k) * NR);
+                acc[0] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(bj), acc[0]);
+                acc[1] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(bj.add(8)), acc[1]);
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            let o = out.as_mut_ptr().add((first + j) * NR);
+            _mm256_storeu_ps(o, acc[0]);
+            _mm256_storeu_ps(o.add(8), acc[1]);
+        }
+    }
+}
+
+/// A row against every panel, four panels at a time (eight chains in flight).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv_imp(args: &GemvArgs<'_>, out: &mut [f32]) {
+    args.check(NR, out);
+    let mut p = 0;
+    // SAFETY: `check` proved the sizes `gemv_panels` relies on; `p + P <= panels` below.
+    unsafe {
+        while p + 4 <= args.panels {
+            gemv_panels::<4>(args, p, out);
+            p += 4;
+        }
+        while p < args.panels {
+            gemv_panels::<1>(args, p, out);
+            p += 1;
+        }
+    }
 }
 
 const MR: usize = 6;

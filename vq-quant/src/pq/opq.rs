@@ -35,7 +35,8 @@ use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{PqParams, PqScorer, ProductQuantizer, check_params};
 use crate::linear::{
-    check_linear_dim, check_projection, project_back, project_rows, random_rotation, sample_rows, to_row_major,
+    DenseMap, check_linear_dim, check_projection, project_back, project_rows, random_rotation, sample_rows,
+    to_row_major,
 };
 use crate::sections::{self, corrupt};
 use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows};
@@ -126,7 +127,7 @@ impl OpqParams {
 pub struct OpqQuantizer {
     params: OpqParams,
     /// Row-major `d × d`; empty until trained.
-    rotation: Vec<f32>,
+    rotation: DenseMap,
     pq: ProductQuantizer,
     objective: Vec<f64>,
 }
@@ -141,7 +142,7 @@ impl OpqQuantizer {
     pub fn with_params(dim: usize, metric: Metric, params: OpqParams) -> Result<Self> {
         check_opq_params(dim, &params)?;
         let pq = ProductQuantizer::with_params(dim, metric, params.pq.clone())?;
-        Ok(OpqQuantizer { params, rotation: Vec::new(), pq, objective: Vec::new() })
+        Ok(OpqQuantizer { params, rotation: DenseMap::default(), pq, objective: Vec::new() })
     }
 
     /// The parameters.
@@ -172,7 +173,7 @@ impl OpqQuantizer {
 
     /// `R x` of every row.
     fn rotate(&self, x: &[f32]) -> Vec<f32> {
-        project_rows(&self.rotation, self.pq.dim, x)
+        self.rotation.apply(x)
     }
 }
 
@@ -354,8 +355,9 @@ impl Quantizer for OpqQuantizer {
             return Err(Error::TooFewTrainingPoints { quantizer: self.name(), needed: self.pq.ksub, got: n });
         }
         let (rotation, objective) = train_rotation(&x, dim, p)?;
+        let rotation = DenseMap::new(rotation, dim);
         // The codebooks that encode: trained from scratch on the whole (rotated) training set.
-        let y = project_rows(&rotation, dim, &x);
+        let y = rotation.apply(&x);
         let mut pq = ProductQuantizer::with_params(dim, self.pq.metric, p.pq.clone())?;
         let books = pq.fit_codebooks(&y, None, p.pq.iterations, p.pq.max_points_per_centroid)?;
         pq.set_centroids(books)?;
@@ -418,7 +420,7 @@ impl Quantizer for OpqQuantizer {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.rotation.capacity() * size_of::<f32>() + self.pq.memory_bytes()
+        self.rotation.memory_bytes() + self.pq.memory_bytes()
     }
 
     fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()> {
@@ -455,7 +457,7 @@ impl Quantizer for OpqQuantizer {
         }
         if meta.trained {
             check_rotation(&rot_name, rotation, meta.dim)?;
-            opq.rotation = rotation.to_vec();
+            opq.rotation = DenseMap::new(rotation.to_vec(), meta.dim);
         }
         opq.pq = pq;
         Ok(opq)
@@ -483,7 +485,7 @@ pub struct OpqRotation {
     d_out: usize,
     params: OpqParams,
     /// Row-major `d_out × d`; empty until trained.
-    rotation: Vec<f32>,
+    rotation: DenseMap,
     objective: Vec<f64>,
 }
 
@@ -517,7 +519,7 @@ impl OpqRotation {
         }
         check_linear_dim(dim, "OPQ's projection")?;
         check_opq_params(d_out, &params)?;
-        Ok(OpqRotation { dim, d_out, params, rotation: Vec::new(), objective: Vec::new() })
+        Ok(OpqRotation { dim, d_out, params, rotation: DenseMap::default(), objective: Vec::new() })
     }
 
     /// The input dimension.
@@ -562,7 +564,7 @@ impl OpqRotation {
             return Err(Error::TooFewTrainingPoints { quantizer: self.name(), needed, got: n });
         }
         let (rotation, objective) = train_projection(x, self.dim, self.d_out, &self.params)?;
-        self.rotation = rotation;
+        self.rotation = DenseMap::new(rotation, self.dim);
         self.objective = objective;
         Ok(())
     }
@@ -576,7 +578,7 @@ impl OpqRotation {
         if !x.len().is_multiple_of(self.dim) {
             return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: x.len(), dim: self.dim }.into());
         }
-        Ok(project_rows(&self.rotation, self.dim, x))
+        Ok(self.rotation.apply(x))
     }
 
     /// `Rᵀ y` of every row of `y` (row-major, whole rows of `d_out`): the inverse of
@@ -607,7 +609,7 @@ impl OpqRotation {
 
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
-        self.rotation.capacity() * size_of::<f32>()
+        self.rotation.memory_bytes()
     }
 
     /// Writes `{prefix}.meta` (parameters) and `{prefix}.rotation` (`R`).
@@ -645,7 +647,7 @@ impl OpqRotation {
         }
         if meta.trained {
             check_projection(&rot_name, rotation, r.dim, r.d_out)?;
-            r.rotation = rotation.to_vec();
+            r.rotation = DenseMap::new(rotation.to_vec(), r.dim);
         }
         Ok(r)
     }
