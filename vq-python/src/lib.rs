@@ -639,7 +639,8 @@ impl PyIndex {
 /// `"HNSW32"`, `"HNSW32,SQ8,RFlat"`, `"IVF1024,Flat"`, `"IVF1024,PQ16"`, `"PQ32x4fs"`, …).
 /// Build parameters a string does not carry are keywords: `ef_construction`, `ef` (the default
 /// search beam), `nprobe`, `refine_k`, `reorder_k` (refine stages: re-score at least this many),
-/// `by_residual` (`IVF…,PQ…x4fs`: code residuals, the default, or the vectors) and
+/// `by_residual` (`IVF…,PQ…x4fs`: code residuals, the default, or the vectors; other inverted
+/// files code one way and raise `ValueError` for the other) and
 /// `anisotropic_threshold` (`…x4fs`: ScaNN's score-aware PQ training).
 #[pyfunction]
 #[pyo3(signature = (

@@ -278,6 +278,10 @@ def test_factory_build_keywords(data):
     np.testing.assert_array_equal(index.search(q, 5)[1], index.search(q, 5, refine_k=8)[1])
     with pytest.raises(ValueError):
         vq.index_factory(16, "IVF16,PQ8x4fs", anisotropic_threshold=float("nan"))
+    # Lists that code one way refuse the other rather than ignore it.
+    with pytest.raises(ValueError, match="by_residual"):
+        vq.index_factory(16, "IVF16,RaBitQ", by_residual=False)
+    vq.index_factory(16, "IVF16,Flat", by_residual=False)
 
 
 def test_cosine_and_normalize(data):

@@ -88,7 +88,8 @@ pub struct IndexParams {
     /// IVF indexes: lists scanned per query by default (default 1, as Faiss).
     pub nprobe: Option<usize>,
     /// `IVF…,PQ…x4fs`: code residuals `x − c` (default `true`, as Faiss' `by_residual`) or
-    /// the vectors themselves.
+    /// the vectors themselves. Other inverted files code one way (IVF-Flat the vectors, the
+    /// rest residuals) and refuse the other value; indexes without one ignore it.
     pub by_residual: Option<bool>,
     /// `PQ…x4fs` and `IVF…,PQ…x4fs`: score-aware (anisotropic) PQ training and encoding with
     /// this threshold (ScaNN's `anisotropic_quantization_threshold`, 0.2 for unit vectors;
@@ -296,6 +297,24 @@ fn ivf_index(
     coarse_hnsw: Option<usize>,
     storage: StorageSpec,
 ) -> Result<Box<dyn Index>> {
+    // Only fast-scan PQ lists take `by_residual`; the others code one way, and a value they
+    // would not follow is refused rather than ignored.
+    let fixed = match storage {
+        StorageSpec::Flat => Some(false),
+        StorageSpec::Codec(CodecSpec::PqFastScan { .. }) => None,
+        StorageSpec::Codec(_) => Some(true),
+    };
+    if let (Some(wanted), Some(fixed)) = (params.by_residual, fixed)
+        && wanted != fixed
+    {
+        return Err(Error::Parameter {
+            name: "by_residual",
+            what: format!(
+                "IVF{nlist},{storage} lists always code {} (by_residual = {fixed}); only IVF…,PQ…x4fs lists take either",
+                if fixed { "residuals from their centroid" } else { "the vectors as given" }
+            ),
+        });
+    }
     let mut p = params.ivf(nlist)?;
     if let Some(m) = coarse_hnsw {
         p = p.with_hnsw(m);

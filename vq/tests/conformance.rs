@@ -256,6 +256,40 @@ fn dense_maps_of_huge_dimensions_are_typed_errors() {
     }
 }
 
+/// `by_residual` is followed by the lists that take it (fast-scan PQ, either way) and refused,
+/// naming itself, by the lists that code one way only, when asked for the other; asked for
+/// what they do, they build.
+#[test]
+fn by_residual_is_followed_or_refused_never_ignored() {
+    let data = clustered(300, 6);
+    for (spec, fixed) in [
+        ("IVF4,Flat", Some(false)),
+        ("IVF4,SQ8", Some(true)),
+        ("IVF4,PQ4", Some(true)),
+        ("IVF4,RaBitQ", Some(true)),
+        ("IVF4,RaBitQfs", Some(true)),
+        ("IVF4,PQ4x4fs", None),
+    ] {
+        for wanted in [false, true] {
+            let params = vq::IndexParams { by_residual: Some(wanted), ..Default::default() };
+            let made = vq::index_factory_with(DIM, spec, Metric::L2, &params);
+            if fixed.is_none_or(|f| f == wanted) {
+                let mut index = made.unwrap_or_else(|e| panic!("{spec} by_residual = {wanted}: {e}"));
+                index.train(&data).unwrap();
+                index.add(&data).unwrap();
+                assert_eq!(index.len(), 300, "{spec} by_residual = {wanted}");
+            } else {
+                match made {
+                    Err(e @ Error::Parameter { name: "by_residual", .. }) => {
+                        assert!(e.to_string().contains(&format!("by_residual = {}", !wanted)), "{spec}: {e}")
+                    }
+                    other => panic!("{spec} by_residual = {wanted}: {:?}", other.map(|i| i.spec().to_string())),
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn huge_k_is_a_typed_error_not_an_abort() {
     let data = clustered(300, 6);
