@@ -62,6 +62,12 @@ pub trait IvfCodec: Send + Sync + Sized {
     fn prepare(&mut self, centroids: &[f32]);
     /// The scanner of a query (validated; normalized for cosine).
     fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>>;
+    /// The scanners of consecutive queries (rows of the quantizer's dimension), each the one
+    /// [`IvfCodec::scanner`] makes: a codec that maps queries first (RaBitQ's rotation) does
+    /// it for the rows together.
+    fn scanners(&self, queries: &[f32]) -> Result<Vec<Self::Scanner<'_>>> {
+        queries.chunks_exact(self.quantizer().dim()).map(|q| self.scanner(q)).collect()
+    }
     /// The trained parameters as bytes, for the index's fingerprint.
     fn trained_state(&self) -> Vec<u8>;
     /// Bytes held beyond the quantizer's own (precomputed tables).
@@ -571,6 +577,9 @@ impl IvfCodec for RaBitQCodec {
     }
     fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>> {
         Ok(RaBitQScanner(self.q.residual_scorer(query)?))
+    }
+    fn scanners(&self, queries: &[f32]) -> Result<Vec<Self::Scanner<'_>>> {
+        Ok(self.q.residual_scorers(queries)?.into_iter().map(RaBitQScanner).collect())
     }
     fn table_bytes(&self) -> usize {
         self.rotated_centroids.capacity() * size_of::<f32>()

@@ -97,6 +97,11 @@ impl Probes<'_> {
         &self.queries[i * dim..][..dim]
     }
 
+    /// Queries `range`, consecutive rows.
+    fn queries(&self, range: std::ops::Range<usize>, dim: usize) -> &[f32] {
+        &self.queries[range.start * dim..range.end * dim]
+    }
+
     fn of(&self, i: usize) -> (&[u32], &[f32]) {
         (&self.lists[i * self.nprobe..][..self.nprobe], &self.coarse_keys[i * self.nprobe..][..self.nprobe])
     }
@@ -1078,34 +1083,49 @@ impl<C: IvfCodec> IvfIndex<C> {
         collector: &(impl Fn(usize) -> S + Sync),
         filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
-        range
+        // In chunks of consecutive queries, whose scanners are made together (RaBitQ rotates
+        // them in one product): up to 64 a chunk, four chunks a thread.
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = range.len().div_ceil(4 * threads).clamp(1, 64);
+        let decoded = self.codec.decodes_for_scan();
+        let chunks: Vec<_> = range.clone().step_by(chunk).map(|s| s..(s + chunk).min(range.end)).collect();
+        let rows = chunks
             .into_par_iter()
-            .map_init(ScanScratch::default, |scratch, i| {
-                let query = probes.query(i, self.dim);
-                let mut top = collector(i);
-                let (lists, coarse_keys) = probes.of(i);
-                if self.codec.decodes_for_scan() {
-                    let (mut rows, mut qv) = (Vec::new(), Vec::new());
-                    for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
-                        // An approximate coarse search may pad with lists past `nlist`.
-                        let Some(l) = self.lists.get(list as usize) else { continue };
-                        let cs = self.code_size();
-                        scratch.gather.for_each_block(l.ids(), l.codes(), cs, BLOCK, filter, |ids, codes| {
-                            self.decode_into(codes, &mut rows);
-                            let block = Block { list: list as usize, ids, rows: &rows };
-                            self.offer_decoded(query, coarse_key, &block, &mut top, &mut qv);
-                            Ok::<(), Error>(())
-                        })?;
-                    }
+            .map_init(ScanScratch::default, |scratch, queries| {
+                let mut scanners = if decoded {
+                    Vec::new()
                 } else {
-                    let mut scanner = self.codec.scanner(query)?;
-                    for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
-                        self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, scratch)?;
+                    self.codec.scanners(probes.queries(queries.clone(), self.dim))?
+                };
+                let mut rows = Vec::with_capacity(queries.len());
+                for (j, i) in queries.enumerate() {
+                    let query = probes.query(i, self.dim);
+                    let mut top = collector(i);
+                    let (lists, coarse_keys) = probes.of(i);
+                    if decoded {
+                        let (mut block_rows, mut qv) = (Vec::new(), Vec::new());
+                        for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
+                            // An approximate coarse search may pad with lists past `nlist`.
+                            let Some(l) = self.lists.get(list as usize) else { continue };
+                            let cs = self.code_size();
+                            scratch.gather.for_each_block(l.ids(), l.codes(), cs, BLOCK, filter, |ids, codes| {
+                                self.decode_into(codes, &mut block_rows);
+                                let block = Block { list: list as usize, ids, rows: &block_rows };
+                                self.offer_decoded(query, coarse_key, &block, &mut top, &mut qv);
+                                Ok::<(), Error>(())
+                            })?;
+                        }
+                    } else {
+                        for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
+                            self.scan_list(&mut scanners[j], list, coarse_key, filter, &mut top, scratch)?;
+                        }
                     }
+                    rows.push(top.into_hits(self.metric));
                 }
-                Ok(top.into_hits(self.metric))
+                Ok(rows)
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(rows.concat())
     }
 
     /// Queries `range` list-major: the (query, list) pairs are grouped by list, and each probed
@@ -1124,11 +1144,8 @@ impl<C: IvfCodec> IvfIndex<C> {
         let nlist = self.lists.len();
         let first = range.start;
         let decoded = self.codec.decodes_for_scan();
-        let mut scanners = if decoded {
-            Vec::new()
-        } else {
-            range.clone().map(|i| self.codec.scanner(probes.query(i, self.dim))).collect::<Result<Vec<_>>>()?
-        };
+        let mut scanners =
+            if decoded { Vec::new() } else { self.codec.scanners(probes.queries(range.clone(), self.dim))? };
         let mut tops: Vec<S> = range.clone().map(collector).collect();
         // Counting sort of the (query, coarse key) pairs by list. An approximate coarse search
         // may pad with lists past `nlist`: those are skipped, as in the per-query scan.
