@@ -627,6 +627,7 @@ impl IvfFastScan {
             groups.push((run[0].0 as usize, start..masks.len()));
         }
         let (metric, nq, chunk) = (self.metric, q.len(), LISTED_QUERY_CHUNK);
+        let rotated = self.rotated_queries(q.as_slice());
         let rows = (0..nq.div_ceil(chunk))
             .into_par_iter()
             .map_init(Vec::new, |scratch: &mut Vec<Scratch>, c| {
@@ -635,7 +636,7 @@ impl IvfFastScan {
                 scratch.resize_with(queries.len().max(scratch.len()), || Scratch::new(self.codec.m()));
                 let mut tops: Vec<TopK> = queries.clone().map(|_| TopK::new(k)).collect();
                 for (i, s) in queries.clone().zip(scratch.iter_mut()) {
-                    self.query_tables(q.row(i), s)?;
+                    self.query_tables(q.row(i), self.rotated_row(&rotated, i), s)?;
                 }
                 for (list, masks) in groups.iter().map(|(l, r)| (*l, &masks[r.clone()])) {
                     let l = &self.lists[list];
@@ -706,6 +707,7 @@ impl IvfFastScan {
         let (mut lists, mut coarse_keys) = (vec![0u32; nq * nprobe], vec![0f32; nq * nprobe]);
         coarse.search_with_ef(q.as_slice(), nprobe, opts.coarse_ef, &mut lists, &mut coarse_keys)?;
         let metric = self.metric;
+        let rotated = self.rotated_queries(q.as_slice());
         (0..nq)
             .into_par_iter()
             .map_init(
@@ -714,24 +716,42 @@ impl IvfFastScan {
                     let probes = &lists[i * nprobe..][..nprobe];
                     let keys = &coarse_keys[i * nprobe..][..nprobe];
                     let mut found = collector(i);
-                    self.scan_one(q.row(i), probes, keys, test, scratch, &mut found)?;
+                    let rotated = self.rotated_row(&rotated, i);
+                    self.scan_one(q.row(i), rotated, probes, keys, test, scratch, &mut found)?;
                     Ok(found.into_hits(metric))
                 },
             )
             .collect()
     }
 
+    /// The rotated rows of a batch of (prepared) queries when the lists hold RaBitQ codes
+    /// (rotating them together is faster than one by one, and gives each row's own bits);
+    /// empty for PQ lists.
+    fn rotated_queries(&self, queries: &[f32]) -> Vec<f32> {
+        match &self.codec {
+            FsCodec::RaBitQ { q, .. } => q.rotate(queries),
+            FsCodec::Pq { .. } => Vec::new(),
+        }
+    }
+
+    /// Row `i` of [`IvfFastScan::rotated_queries`]' result (empty when that is).
+    fn rotated_row<'r>(&self, rotated: &'r [f32], i: usize) -> &'r [f32] {
+        rotated.get(i * self.dim..(i + 1) * self.dim).unwrap_or(&[])
+    }
+
     /// Scans one query's probed lists into `sink`.
+    #[allow(clippy::too_many_arguments)]
     fn scan_one(
         &self,
         query: &[f32],
+        rotated: &[f32],
         lists: &[u32],
         coarse_keys: &[f32],
         test: Option<FilterTest<'_>>,
         s: &mut Scratch,
         sink: &mut impl ScanSink,
     ) -> Result<()> {
-        self.query_tables(query, s)?;
+        self.query_tables(query, rotated, s)?;
         for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
             // An approximate coarse search pads with u32::MAX when it finds fewer lists.
             let Some(l) = self.lists.get(list as usize) else { continue };
@@ -765,13 +785,14 @@ impl IvfFastScan {
     }
 
     /// The query's part of its tables, before any list: the quantized table itself, or (L2
-    /// over residuals) the query's terms each list adds its own to.
-    fn query_tables(&self, query: &[f32], s: &mut Scratch) -> Result<()> {
+    /// over residuals) the query's terms each list adds its own to. `rotated`: the query's
+    /// row of [`IvfFastScan::rotated_queries`] (empty for PQ lists).
+    fn query_tables(&self, query: &[f32], rotated: &[f32], s: &mut Scratch) -> Result<()> {
         let (pq, list_terms) = match &self.codec {
             FsCodec::Pq { pq, list_terms } => (pq, list_terms),
             // One table for every list: the codes fold their centroid's terms in.
             FsCodec::RaBitQ { q, .. } => {
-                RaBitQLut::in_slot(&mut s.rabitq, q, query)?;
+                RaBitQLut::in_slot_rotated(&mut s.rabitq, q, rotated)?;
                 return Ok(());
             }
         };

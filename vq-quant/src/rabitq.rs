@@ -272,14 +272,19 @@ impl RaBitQuantizer {
         }
         let mut buf = Vec::new();
         let q = prepare_row_into("query", query, self.dim, self.metric, &mut buf)?;
-        let pq = self.rotate(q);
+        Ok((self.nibble_table(&self.rotate(q), table), self.mean_offset(q)))
+    }
+
+    /// [`RaBitQuantizer::nibble_terms`]' table from the rotated query `pq` (`P q`, `dim`
+    /// values); returns `Σ_j (P q)_j`.
+    pub(crate) fn nibble_table(&self, pq: &[f32], table: &mut Vec<f32>) -> f32 {
         table.clear();
         table.resize(2 * self.bit_bytes() * 16, 0.0);
         // A last nibble past the dimension (d mod 8 in 1..=4) sums over no dimensions: zeros.
         for (t, dims) in table.chunks_exact_mut(16).zip(pq.chunks(4)) {
             subset_sums(dims, t);
         }
-        Ok((total(&pq), self.mean_offset(q)))
+        total(pq)
     }
 
     /// `offset` of a query about the trained mean: `‖q − c‖²` for L2, `−⟨q, c⟩` otherwise.

@@ -677,6 +677,27 @@ fn range_search_inputs_filters_and_empty_indexes() {
     }
 }
 
+/// A batch's k-NN answer for each query is that query's own answer, ids and score bits: batches
+/// are scanned list-major, rotated or projected together (RaBitQ, PCA, OPQ) and blocked, and
+/// none of it may depend on the rows beside a query.
+#[test]
+fn a_batch_answers_each_query_as_it_alone_is_answered() {
+    let data = clustered(N, 5);
+    let queries = clustered(NQ, 6);
+    let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+    for (spec, _) in SPECS {
+        let index = built(spec, Metric::L2, &data);
+        let p = SearchParams { nprobe: Some(4), ..params(10) };
+        let batch = index.search_with(&queries, &p).unwrap();
+        for i in 0..NQ {
+            let alone = index.search_with(&queries[i * DIM..(i + 1) * DIM], &p).unwrap();
+            let ((ids, scores), (ids1, scores1)) = (batch.get(i).unwrap(), alone.get(0).unwrap());
+            assert_eq!(ids, ids1, "{spec} query {i}: ids");
+            assert_eq!(bits(scores), bits(scores1), "{spec} query {i}: scores");
+        }
+    }
+}
+
 /// `range_rows` (a radius per query, hits unsorted; inverted files scan the batch in one pass)
 /// holds, for every query, the same hits as that query's own `range_search` at its radius, to
 /// the bit; a radius count other than the query count, or a NaN radius, is a typed error.

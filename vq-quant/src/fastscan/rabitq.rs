@@ -251,6 +251,38 @@ impl RaBitQLut {
         }
     }
 
+    /// [`RaBitQLut::in_slot`] for a query already checked and rotated (`P q`, from
+    /// [`RaBitQuantizer::rotate`], which maps a batch of queries faster than one at a time),
+    /// offset by nothing: an inverted file sets each list's coarse key. The table is the one
+    /// `in_slot` makes from the query (the rotation does not depend on the batch).
+    pub fn in_slot_rotated<'s>(
+        slot: &'s mut Option<Self>,
+        quantizer: &RaBitQuantizer,
+        rotated: &[f32],
+    ) -> Result<&'s mut Self> {
+        if rotated.len() != quantizer.dim() {
+            return Err(vq_distance::Error::Dimension {
+                what: "rotated",
+                got: rotated.len(),
+                expected: quantizer.dim(),
+            }
+            .into());
+        }
+        match slot {
+            Some(lut) => {
+                lut.total = quantizer.nibble_table(rotated, &mut lut.table);
+                lut.lut.fill(&lut.table)?;
+                lut.offset = 0.0;
+                Ok(lut)
+            }
+            None => {
+                let mut table = Vec::new();
+                let total = quantizer.nibble_table(rotated, &mut table);
+                Ok(slot.insert(RaBitQLut { lut: QuantizedLut::new(&table)?, total, offset: 0.0, table }))
+            }
+        }
+    }
+
     /// Replaces the term added to every key (an inverted list's coarse key).
     pub fn set_offset(&mut self, offset: f32) {
         self.offset = offset;
