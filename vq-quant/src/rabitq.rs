@@ -237,13 +237,17 @@ impl RaBitQuantizer {
         Ok(self.scorer_of(q, 0.0))
     }
 
-    /// [`RaBitQuantizer::residual_scorer`] of every row of `queries`, rotated together: the
-    /// tile kernel maps a batch at about 1.7× a row's speed alone (d = 384), and a row's
-    /// rotation does not depend on the batch, so each scorer is the one `residual_scorer`
-    /// builds, to the bit.
-    pub fn residual_scorers(&self, queries: &[f32]) -> Result<Vec<RaBitQScorer>> {
-        let q = prepare_rows("queries", queries, self.dim, self.metric)?.into_cow();
-        Ok(self.rotate(&q).chunks_exact(self.dim).map(|pq| self.scorer_of_rotated(pq, 0.0)).collect())
+    /// [`RaBitQuantizer::residual_scorer`] of `query` from its rotation `rotated` (`P q`, from
+    /// [`RaBitQuantizer::rotate`], which maps a batch of queries at about 1.7× a row's speed
+    /// alone at d = 384, to the same bits): the same scorer. `query` is checked as there.
+    pub fn residual_scorer_rotated(&self, query: &[f32], rotated: &[f32]) -> Result<RaBitQScorer> {
+        let mut buf = Vec::new();
+        prepare_row_into("query", query, self.dim, self.metric, &mut buf)?;
+        if rotated.len() != self.dim {
+            let e = vq_distance::Error::Dimension { what: "rotated", got: rotated.len(), expected: self.dim };
+            return Err(e.into());
+        }
+        Ok(self.scorer_of_rotated(rotated, 0.0))
     }
 
     fn scorer_of(&self, q: &[f32], offset: f32) -> RaBitQScorer {
@@ -653,13 +657,13 @@ mod tests {
                 let want = slow_key(&rq, &data[i * dim..][..dim], c, &query);
                 prop_assert!((f64::from(k) - want).abs() <= 1e-4 * scale, "row {i} about {l}: {k} vs {want}");
             }
-            // Scorers made for a batch of queries (rotated together) are each query's own, to
-            // the bit: queries of `data` (n rows) and the test query, last.
+            // Scorers from a batch of queries rotated together are each query's own, to the
+            // bit: queries of `data` (n rows) and the test query, last.
             let mut batch = data.clone();
             batch.extend_from_slice(&query);
-            let scorers = rq.residual_scorers(&batch).unwrap();
-            prop_assert_eq!(scorers.len(), n + 1);
-            for (qi, (row, mut together)) in batch.chunks_exact(dim).zip(scorers).enumerate() {
+            let rotated = rq.rotate(&batch);
+            for (qi, (row, pq)) in batch.chunks_exact(dim).zip(rotated.chunks_exact(dim)).enumerate() {
+                let mut together = rq.residual_scorer_rotated(row, pq).unwrap();
                 let mut alone = rq.residual_scorer(row).unwrap();
                 alone.set_offset(0.5);
                 together.set_offset(0.5);
