@@ -20,7 +20,7 @@ const N: usize = 120;
 
 /// One kind per line: file name, factory string, metric, and whether ids are explicit (with a
 /// removal) so the id sections are covered too.
-const GOLDEN: [(&str, &str, Metric, bool); 23] = [
+const GOLDEN: [(&str, &str, Metric, bool); 30] = [
     ("flat", "Flat", Metric::L2, false),
     ("flat_cosine_ids", "Flat", Metric::Cosine, true),
     ("sq8", "SQ8", Metric::L2, false),
@@ -44,6 +44,15 @@ const GOLDEN: [(&str, &str, Metric, bool); 23] = [
     ("ivf4_pq4x4_untrained", "IVF4,PQ4x4", Metric::L2, false),
     ("ivf4_pq4x4fs_ids", "IVF4,PQ4x4fs", Metric::L2, true),
     ("ivf4_pq4x4fs_rflat", "IVF4,PQ4x4fs,RFlat", Metric::Cosine, false),
+    // Session 26: the kinds sessions 23–25 added (OPQ before an inverted file needs 256
+    // training points for its 8-bit rounds: not at this size).
+    ("rabitq", "RaBitQ", Metric::L2, false),
+    ("rabitqfs_rflat", "RaBitQfs,RFlat", Metric::Cosine, true),
+    ("ivf4_rabitq", "IVF4,RaBitQ", Metric::InnerProduct, false),
+    ("ivf4_rabitqfs_ids", "IVF4,RaBitQfs", Metric::L2, true),
+    ("pca4_flat", "PCA4,Flat", Metric::L2, false),
+    ("pcar4_ivf4_flat", "PCAR4,IVF4,Flat", Metric::Cosine, true),
+    ("ivf4_hnsw4_flat", "IVF4_HNSW4,Flat", Metric::L2, false),
 ];
 
 /// A fixed pseudo-random sequence (splitmix64), so the files are the same on every machine.
