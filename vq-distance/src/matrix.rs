@@ -48,8 +48,12 @@ const PANEL_BLOCK_BYTES: usize = 256 * 1024;
 /// Rows per parallel task (rounded to whole register groups).
 const ROW_CHUNK: usize = 1024;
 
-/// A `rows × cols` row-major matrix packed once for `y = M x` over any number of rows, with
-/// outputs that do not depend on the batch (see the [module docs](self)).
+/// A `rows × cols` row-major matrix packed once for `y = M x` over any number of rows.
+///
+/// Every output is one multiply-add chain over the row's components in order, from zero
+/// (whole groups of rows in the many-to-many tile kernel, the rest in a one-row kernel), so a
+/// row's outputs do not depend on the rows beside it or on how a batch is split: a query
+/// mapped alone equals the same vector mapped in a batch, to the bit.
 ///
 /// ```
 /// use vq_distance::PackedMatrix;
