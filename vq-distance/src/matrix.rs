@@ -182,6 +182,9 @@ impl<'k> PackedMatrix<'k> {
                 });
             }
         }
+        if whole * cols == x.len() {
+            return;
+        }
         let mut out = vec![0f32; self.packed.panels * nr];
         for (xr, yr) in x[whole * cols..].chunks_exact(cols).zip(y[whole * rows..].chunks_exact_mut(rows)) {
             let args = GemvArgs { bpack: &self.packed.data, panels: self.packed.panels, dim: cols, x: xr };

@@ -39,6 +39,12 @@ pub trait ListScanner: Send {
     fn keys(&self, codes: &[u8], out: &mut [f32]);
 }
 
+/// Row `i` (`dim` values) of queries mapped together ([`IvfCodec::map_queries`], RaBitQ's
+/// rotated batch), or nothing where the batch maps nothing.
+pub(crate) fn mapped_row(mapped: &[f32], i: usize, dim: usize) -> &[f32] {
+    mapped.get(i * dim..(i + 1) * dim).unwrap_or(&[])
+}
+
 /// A quantizer as the codec of inverted lists.
 pub trait IvfCodec: Send + Sync + Sized {
     /// The quantizer that encodes list entries.
@@ -81,7 +87,7 @@ pub trait IvfCodec: Send + Sync + Sized {
         queries
             .chunks_exact(dim)
             .enumerate()
-            .map(|(i, q)| self.scanner_mapped(q, mapped.get(i * dim..(i + 1) * dim).unwrap_or(&[])))
+            .map(|(i, q)| self.scanner_mapped(q, mapped_row(&mapped, i, dim)))
             .collect()
     }
     /// The trained parameters as bytes, for the index's fingerprint.

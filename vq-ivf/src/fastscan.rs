@@ -37,7 +37,7 @@ use vq_quant::fastscan::{BLOCK, PackedCodes, QuantizedLut, RaBitQLut, RaBitQPack
 use vq_quant::{PqParams, ProductQuantizer, Quantizer, RaBitQuantizer, ScanSink, WithinKey, validate_codes};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
-use crate::codec::inner_metric;
+use crate::codec::{inner_metric, mapped_row};
 use crate::error::{Error, Result};
 use crate::filter::{filtered_rows, lists_holding, pass_rate, widened_nprobe};
 use crate::ids::{IdTracker, Locations, positions_in_lists};
@@ -636,7 +636,7 @@ impl IvfFastScan {
                 scratch.resize_with(queries.len().max(scratch.len()), || Scratch::new(self.codec.m()));
                 let mut tops: Vec<TopK> = queries.clone().map(|_| TopK::new(k)).collect();
                 for (i, s) in queries.clone().zip(scratch.iter_mut()) {
-                    self.query_tables(q.row(i), self.rotated_row(&rotated, i), s)?;
+                    self.query_tables(q.row(i), mapped_row(&rotated, i, self.dim), s)?;
                 }
                 for (list, masks) in groups.iter().map(|(l, r)| (*l, &masks[r.clone()])) {
                     let l = &self.lists[list];
@@ -716,7 +716,7 @@ impl IvfFastScan {
                     let probes = &lists[i * nprobe..][..nprobe];
                     let keys = &coarse_keys[i * nprobe..][..nprobe];
                     let mut found = collector(i);
-                    let rotated = self.rotated_row(&rotated, i);
+                    let rotated = mapped_row(&rotated, i, self.dim);
                     self.scan_one(q.row(i), rotated, probes, keys, test, scratch, &mut found)?;
                     Ok(found.into_hits(metric))
                 },
@@ -732,11 +732,6 @@ impl IvfFastScan {
             FsCodec::RaBitQ { q, .. } => q.rotate(queries),
             FsCodec::Pq { .. } => Vec::new(),
         }
-    }
-
-    /// Row `i` of [`IvfFastScan::rotated_queries`]' result (empty when that is).
-    fn rotated_row<'r>(&self, rotated: &'r [f32], i: usize) -> &'r [f32] {
-        rotated.get(i * self.dim..(i + 1) * self.dim).unwrap_or(&[])
     }
 
     /// Scans one query's probed lists into `sink`.

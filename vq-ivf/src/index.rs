@@ -12,7 +12,7 @@ use vq_io::MappedArray;
 use vq_quant::{Quantizer, ScanSink, WithinKey};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
-use crate::codec::{IvfCodec, ListScanner};
+use crate::codec::{IvfCodec, ListScanner, mapped_row};
 use crate::error::{Error, Result};
 use crate::filter::{Gather, filtered_rows, lists_holding, pass_rate, widened_nprobe};
 use crate::ids::{IdTracker, Locations, positions_in_lists};
@@ -1117,8 +1117,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                             })?;
                         }
                     } else {
-                        let mapped = mapped.get(j * self.dim..(j + 1) * self.dim).unwrap_or(&[]);
-                        let mut scanner = self.codec.scanner_mapped(query, mapped)?;
+                        let mut scanner = self.codec.scanner_mapped(query, mapped_row(&mapped, j, self.dim))?;
                         for (&list, &coarse_key) in lists.iter().zip(coarse_keys) {
                             self.scan_list(&mut scanner, list, coarse_key, filter, &mut top, scratch)?;
                         }

@@ -35,11 +35,8 @@ pub(crate) fn project_rows(m: &[f32], d_in: usize, x: &[f32]) -> Vec<f32> {
 
 /// `p` applied to the whole rows of `x` (a ragged tail is left out, as `chunks_exact` would).
 fn apply_whole_rows(p: &PackedMatrix<'static>, x: &[f32]) -> Vec<f32> {
-    let x = &x[..x.len() / p.cols() * p.cols()];
-    let mut y = vec![0f32; x.len() / p.cols() * p.rows()];
-    // Whole rows in, their outputs' room out: the only errors `apply` has cannot occur.
-    p.apply(x, &mut y).expect("whole rows and their outputs");
-    y
+    // Whole rows in: the only error `apply_to_vec` has (ragged rows) cannot occur.
+    p.apply_to_vec(&x[..x.len() / p.cols() * p.cols()]).expect("whole rows")
 }
 
 /// A dense map (OPQ's rotation or projection, PCA's projection, RaBitQ's rotation) kept

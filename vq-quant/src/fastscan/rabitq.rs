@@ -226,29 +226,18 @@ impl RaBitQLut {
     /// The table of `query` under `quantizer` (checked, and normalized for cosine), offset by
     /// the quantizer's own term.
     pub fn new(quantizer: &RaBitQuantizer, query: &[f32]) -> Result<Self> {
-        let mut table = Vec::new();
-        let (total, offset) = quantizer.nibble_terms(query, &mut table)?;
-        Ok(RaBitQLut { lut: QuantizedLut::new(&table)?, total, offset, table })
+        Self::with_terms(|table| quantizer.nibble_terms(query, table))
     }
 
     /// [`RaBitQLut::new`] into this table, reusing its memory.
     pub fn fill(&mut self, quantizer: &RaBitQuantizer, query: &[f32]) -> Result<()> {
-        let (total, offset) = quantizer.nibble_terms(query, &mut self.table)?;
-        self.lut.fill(&self.table)?;
-        (self.total, self.offset) = (total, offset);
-        Ok(())
+        self.fill_with(|table| quantizer.nibble_terms(query, table))
     }
 
     /// The table of `query` in `slot`: the one there refilled, or a new one (a worker's table,
     /// reused across the queries it scans).
     pub fn in_slot<'s>(slot: &'s mut Option<Self>, quantizer: &RaBitQuantizer, query: &[f32]) -> Result<&'s mut Self> {
-        match slot {
-            Some(lut) => {
-                lut.fill(quantizer, query)?;
-                Ok(lut)
-            }
-            None => Ok(slot.insert(RaBitQLut::new(quantizer, query)?)),
-        }
+        Self::in_slot_with(slot, |table| quantizer.nibble_terms(query, table))
     }
 
     /// [`RaBitQLut::in_slot`] for a query already checked and rotated (`P q`, from
@@ -261,25 +250,38 @@ impl RaBitQLut {
         rotated: &[f32],
     ) -> Result<&'s mut Self> {
         if rotated.len() != quantizer.dim() {
-            return Err(vq_distance::Error::Dimension {
-                what: "rotated",
-                got: rotated.len(),
-                expected: quantizer.dim(),
-            }
-            .into());
+            let e = vq_distance::Error::Dimension { what: "rotated", got: rotated.len(), expected: quantizer.dim() };
+            return Err(e.into());
         }
+        Self::in_slot_with(slot, |table| Ok((quantizer.nibble_table(rotated, table), 0.0)))
+    }
+
+    /// A table from `terms`, which writes the float table and returns `(total, offset)`.
+    fn with_terms(terms: impl FnOnce(&mut Vec<f32>) -> Result<(f32, f32)>) -> Result<Self> {
+        let mut table = Vec::new();
+        let (total, offset) = terms(&mut table)?;
+        Ok(RaBitQLut { lut: QuantizedLut::new(&table)?, total, offset, table })
+    }
+
+    /// [`RaBitQLut::with_terms`] into this table, reusing its memory.
+    fn fill_with(&mut self, terms: impl FnOnce(&mut Vec<f32>) -> Result<(f32, f32)>) -> Result<()> {
+        let (total, offset) = terms(&mut self.table)?;
+        self.lut.fill(&self.table)?;
+        (self.total, self.offset) = (total, offset);
+        Ok(())
+    }
+
+    /// The table in `slot` refilled from `terms`, or a new one there.
+    fn in_slot_with(
+        slot: &mut Option<Self>,
+        terms: impl FnOnce(&mut Vec<f32>) -> Result<(f32, f32)>,
+    ) -> Result<&mut Self> {
         match slot {
             Some(lut) => {
-                lut.total = quantizer.nibble_table(rotated, &mut lut.table);
-                lut.lut.fill(&lut.table)?;
-                lut.offset = 0.0;
+                lut.fill_with(terms)?;
                 Ok(lut)
             }
-            None => {
-                let mut table = Vec::new();
-                let total = quantizer.nibble_table(rotated, &mut table);
-                Ok(slot.insert(RaBitQLut { lut: QuantizedLut::new(&table)?, total, offset: 0.0, table }))
-            }
+            None => Ok(slot.insert(Self::with_terms(terms)?)),
         }
     }
 
