@@ -5,6 +5,8 @@
 //! cosine index works with the inner product: the index normalizes vectors and queries once,
 //! and residuals `x − c` are not unit vectors, so they must not be normalized again.
 
+use std::sync::OnceLock;
+
 use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::{
@@ -135,11 +137,12 @@ pub trait IvfCodec: Send + Sync + Sized {
         // its scan overrides this.
         let _ = self.quantizer().decode(codes, out);
     }
-    /// Encodes `residuals` (`x − c` of rows placed in lists `labels`) into `codes`: the
-    /// quantizer's own codes by default. A codec whose codes fold terms of the list's centroid
-    /// (RaBitQ) overrides it; it has been [`prepare`](IvfCodec::prepare)d for the centroids.
-    fn encode_residuals(&self, residuals: &[f32], labels: &[u32], codes: &mut [u8]) -> Result<()> {
-        let _ = labels;
+    /// Encodes `residuals` (`x − c` of rows placed in lists `labels` of `centroids`) into
+    /// `codes`: the quantizer's own codes by default. A codec whose codes fold terms of the
+    /// list's centroid (RaBitQ) overrides it; it has been [`prepare`](IvfCodec::prepare)d for
+    /// the same centroids.
+    fn encode_residuals(&self, residuals: &[f32], labels: &[u32], centroids: &[f32], codes: &mut [u8]) -> Result<()> {
+        let _ = (labels, centroids);
         Ok(self.quantizer().encode(residuals, codes)?)
     }
     /// Writes the quantizer's sections under `prefix`.
@@ -553,14 +556,39 @@ impl IvfCodec for PqCodec {
 #[derive(Debug, Clone)]
 pub struct RaBitQCodec {
     q: RaBitQuantizer,
-    /// `P c` of every centroid (from [`IvfCodec::prepare`]).
-    rotated_centroids: Vec<f32>,
+    rotated_centroids: RotatedCentroids,
+}
+
+/// `P c` of every centroid, which RaBitQ codes fold in: made on the first add after
+/// [`IvfCodec::prepare`] (a search needs none of it, so reading an index does not pay the
+/// rotation: 1,024 centroids of d = 384 take ~2 ms).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RotatedCentroids(OnceLock<Vec<f32>>);
+
+impl RotatedCentroids {
+    /// Forgets the rotation: the centroids changed.
+    pub(crate) fn reset(&mut self) {
+        self.0 = OnceLock::new();
+    }
+
+    /// `P c` of each of `centroids` (the ones since the last [`reset`](Self::reset)).
+    pub(crate) fn get(&self, q: &RaBitQuantizer, centroids: &[f32]) -> &[f32] {
+        self.0.get_or_init(|| q.rotate(centroids))
+    }
+
+    /// Bytes held (none before the first add).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.0.get().map_or(0, |v| v.capacity() * size_of::<f32>())
+    }
 }
 
 impl RaBitQCodec {
     /// The codec of a `dim`-dimensional index scored by `metric`.
     pub fn new(dim: usize, metric: Metric) -> Result<Self> {
-        Ok(RaBitQCodec { q: RaBitQuantizer::for_residuals(dim, inner_metric(metric))?, rotated_centroids: Vec::new() })
+        Ok(RaBitQCodec {
+            q: RaBitQuantizer::for_residuals(dim, inner_metric(metric))?,
+            rotated_centroids: RotatedCentroids::default(),
+        })
     }
 }
 
@@ -594,8 +622,9 @@ impl IvfCodec for RaBitQCodec {
     fn train(&mut self, _sample: &[f32]) -> Result<()> {
         Ok(())
     }
-    fn prepare(&mut self, centroids: &[f32]) {
-        self.rotated_centroids = self.q.rotate(centroids);
+    /// The centroids' rotation is made on the first add (searches do not need it).
+    fn prepare(&mut self, _centroids: &[f32]) {
+        self.rotated_centroids.reset();
     }
     fn scanner(&self, query: &[f32]) -> Result<Self::Scanner<'_>> {
         Ok(RaBitQScanner(self.q.residual_scorer(query)?))
@@ -607,10 +636,10 @@ impl IvfCodec for RaBitQCodec {
         Ok(RaBitQScanner(self.q.residual_scorer_rotated(query, rotated)?))
     }
     fn table_bytes(&self) -> usize {
-        self.rotated_centroids.capacity() * size_of::<f32>()
+        self.rotated_centroids.memory_bytes()
     }
-    fn encode_residuals(&self, residuals: &[f32], labels: &[u32], codes: &mut [u8]) -> Result<()> {
-        Ok(self.q.encode_about(residuals, &self.rotated_centroids, labels, codes)?)
+    fn encode_residuals(&self, residuals: &[f32], labels: &[u32], centroids: &[f32], codes: &mut [u8]) -> Result<()> {
+        Ok(self.q.encode_about(residuals, self.rotated_centroids.get(&self.q, centroids), labels, codes)?)
     }
     /// The rotation (drawn from a fixed seed, but saved: files from another build compare by
     /// the matrix).
@@ -627,6 +656,6 @@ impl IvfCodec for RaBitQCodec {
                 what: "an inverted file's RaBitQ codes are residuals: the saved quantizer codes about a mean".into(),
             });
         }
-        Ok(RaBitQCodec { q, rotated_centroids: Vec::new() })
+        Ok(RaBitQCodec { q, rotated_centroids: RotatedCentroids::default() })
     }
 }

@@ -37,10 +37,10 @@ use vq_quant::fastscan::{BLOCK, PackedCodes, QuantizedLut, RaBitQLut, RaBitQPack
 use vq_quant::{PqParams, ProductQuantizer, Quantizer, RaBitQuantizer, ScanSink, WithinKey, validate_codes};
 
 use crate::coarse::{CoarseQuantizer, FlatCoarse, HnswCoarse, assign_rows, subtract_lists};
-use crate::codec::{inner_metric, mapped_row};
+use crate::codec::{RotatedCentroids, inner_metric, mapped_row};
 use crate::error::{Error, Result};
 use crate::filter::{filtered_rows, lists_holding, pass_rate, widened_nprobe};
-use crate::ids::{IdTracker, Locations, positions_in_lists};
+use crate::ids::{IdTracker, Locations, positions_in_lists, repeated_id};
 use crate::index::{
     Coarse, CoarseKind, EncodedAdd, IvfMemory, IvfParams, IvfSearch, ListStats, QueryHits, checked_encoding,
     encode_add_in, range_keys, resolved_nprobe,
@@ -63,7 +63,7 @@ enum FsCodec {
     Pq { pq: ProductQuantizer, list_terms: Vec<f32> },
     /// RaBitQ residual codes (Faiss' `IVF{n},RaBitQfs`), which fold their centroid's terms in:
     /// the centroids rotated, `P c`, for encoding; one table per query serves every list.
-    RaBitQ { q: RaBitQuantizer, rotated_centroids: Vec<f32> },
+    RaBitQ { q: RaBitQuantizer, rotated_centroids: RotatedCentroids },
 }
 
 impl FsCodec {
@@ -221,7 +221,13 @@ impl IvfFastScan {
     pub fn with_rabitq(dim: usize, metric: Metric, params: IvfParams) -> Result<Self> {
         params.check()?;
         let q = RaBitQuantizer::for_residuals(dim, inner_metric(metric))?;
-        Ok(Self::with_codec(dim, metric, params, true, FsCodec::RaBitQ { q, rotated_centroids: Vec::new() }))
+        Ok(Self::with_codec(
+            dim,
+            metric,
+            params,
+            true,
+            FsCodec::RaBitQ { q, rotated_centroids: RotatedCentroids::default() },
+        ))
     }
 
     fn with_codec(dim: usize, metric: Metric, params: IvfParams, by_residual: bool, codec: FsCodec) -> Self {
@@ -397,12 +403,13 @@ impl IvfFastScan {
     }
 
     /// What the codec precomputes over the centroids (after training and after reading): the
-    /// list terms of L2 over PQ residuals, RaBitQ's rotated centroids.
+    /// list terms of L2 over PQ residuals; RaBitQ's rotated centroids are forgotten, made again
+    /// on the first add.
     fn prepare(&mut self) {
         let Some(coarse) = &self.coarse else { return };
         let (pq, list_terms) = match &mut self.codec {
-            FsCodec::RaBitQ { q, rotated_centroids } => {
-                *rotated_centroids = q.rotate(coarse.get().centroids());
+            FsCodec::RaBitQ { rotated_centroids, .. } => {
+                rotated_centroids.reset();
                 return;
             }
             FsCodec::Pq { pq, list_terms } => (pq, list_terms),
@@ -553,7 +560,7 @@ impl IvfFastScan {
             }
             FsCodec::Pq { pq, .. } => pq.encode(x.as_slice(), &mut codes)?,
             FsCodec::RaBitQ { q, rotated_centroids } => {
-                q.encode_about(&residuals(), rotated_centroids, &labels, &mut codes)?
+                q.encode_about(&residuals(), rotated_centroids.get(q, coarse.centroids()), &labels, &mut codes)?
             }
         }
         Ok((labels, codes))
@@ -914,7 +921,7 @@ impl IvfFastScan {
             trained: self.coarse().map_or(0, |c| c.centroids().len() * 4 + c.extra_bytes())
                 + match &self.codec {
                     FsCodec::Pq { pq, list_terms } => pq.memory_bytes() + list_terms.capacity() * 4,
-                    FsCodec::RaBitQ { q, rotated_centroids } => q.memory_bytes() + rotated_centroids.capacity() * 4,
+                    FsCodec::RaBitQ { q, rotated_centroids } => q.memory_bytes() + rotated_centroids.memory_bytes(),
                 },
             // Never mapped: the file holds plain codes and memory the packed fast-scan
             // layout, so a mapped read repacks every list into owned blocks.
@@ -1190,7 +1197,7 @@ impl IvfFastScan {
                 if index.codec.m() != meta.m {
                     return Err(corrupt(meta_name, format!("{} nibbles of bits for dimension {}", meta.m, meta.dim)));
                 }
-                index.codec = FsCodec::RaBitQ { q, rotated_centroids: Vec::new() };
+                index.codec = FsCodec::RaBitQ { q, rotated_centroids: RotatedCentroids::default() };
                 index
             }
             other => {
@@ -1232,12 +1239,9 @@ impl IvfFastScan {
             FsCodec::Pq { pq, .. } => validate_codes(pq, codes, codes_name)?,
             FsCodec::RaBitQ { q, .. } => validate_codes(q, codes, codes_name)?,
         }
-        let mut sorted = ids.to_vec();
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(corrupt(ids_name, format!("id {} appears twice", w[0])));
+        if let Some(id) = repeated_id(ids.iter().copied()) {
+            return Err(corrupt(ids_name, format!("id {id} appears twice")));
         }
-        drop(sorted);
         if trained {
             let (c, coarse_metric) = (centroids.to_vec(), inner_metric(metric));
             index.coarse = Some(match index.params.coarse {

@@ -199,9 +199,50 @@ pub(crate) fn positions_in_lists<'a>(
     at
 }
 
+/// An id that appears more than once among `ids`, if any: the read-time check of a file's
+/// lists. Ids below `64 n` (every index filled by `add`, and most by `add_with_ids`) are marked
+/// in a bitmap of at most `8 n` bytes, one pass; larger ones are sorted (a copy of the ids, as
+/// large), where a repeat shows as neighbours.
+pub(crate) fn repeated_id(ids: impl Iterator<Item = u64> + Clone) -> Option<u64> {
+    let (n, max) = ids.clone().fold((0u64, 0u64), |(n, max), id| (n + 1, max.max(id)));
+    if max < n.saturating_mul(64) {
+        let mut seen = vec![0u64; (max / 64 + 1) as usize];
+        ids.into_iter().find(|&id| {
+            let (word, bit) = (&mut seen[(id / 64) as usize], 1u64 << (id % 64));
+            let repeat = *word & bit != 0;
+            *word |= bit;
+            repeat
+        })
+    } else {
+        let mut sorted: Vec<u64> = ids.collect();
+        sorted.sort_unstable();
+        sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// The bitmap (small ids) and the sort (large ones) find a repeat exactly when a
+        /// hash set does, and name an id that repeats.
+        #[test]
+        fn repeated_id_is_found_by_either_path(
+            ids in prop::collection::vec(0u64..200, 0..120),
+            large in any::<bool>(),
+        ) {
+            let ids: Vec<u64> = if large { ids.iter().map(|&i| i << 40).collect() } else { ids };
+            let mut seen = HashSet::new();
+            let repeats: HashSet<u64> = ids.iter().copied().filter(|&i| !seen.insert(i)).collect();
+            match repeated_id(ids.iter().copied()) {
+                Some(id) => prop_assert!(repeats.contains(&id), "{} is no repeat", id),
+                None => prop_assert!(repeats.is_empty()),
+            }
+        }
+    }
 
     #[test]
     fn locations_find_every_entry_in_either_form() {

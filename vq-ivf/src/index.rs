@@ -1517,7 +1517,7 @@ pub fn encode_in_lists<C: IvfCodec>(
     if codec.by_residual() {
         let mut r = rows.to_vec();
         subtract_lists(&mut r, labels, centroids, dim);
-        codec.encode_residuals(&r, labels, &mut codes)?;
+        codec.encode_residuals(&r, labels, centroids, &mut codes)?;
     } else {
         codec.quantizer().encode(rows, &mut codes)?;
     }

@@ -22,7 +22,7 @@ use vq_quant::{Quantizer, validate_codes};
 use crate::coarse::HnswCoarse;
 use crate::codec::IvfCodec;
 use crate::error::{Error, Result};
-use crate::ids::IdTracker;
+use crate::ids::{IdTracker, repeated_id};
 use crate::index::{Coarse, CoarseKind, IvfIndex, IvfParams, List};
 
 const META_VERSION: u32 = 1;
@@ -160,16 +160,11 @@ impl<C: IvfCodec> IvfIndex<C> {
         for list in &lists {
             validate_codes(q, list.codes(), codes_name)?;
         }
-        let mut sorted = Vec::with_capacity(n);
-        for list in &lists {
-            sorted.extend_from_slice(list.ids());
+        let all_ids = lists.iter().flat_map(|l| l.ids().iter().copied());
+        if let Some(id) = repeated_id(all_ids.clone()) {
+            return Err(corrupt(ids_name, format!("id {id} appears twice")));
         }
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(corrupt(ids_name, format!("id {} appears twice", w[0])));
-        }
-        let tracker = IdTracker::from_ids(sorted.iter().copied(), n, meta.added);
-        drop(sorted);
+        let tracker = IdTracker::from_ids(all_ids, n, meta.added);
         let coarse = if !trained {
             None
         } else {

@@ -453,6 +453,46 @@ fn a_file_stitched_from_two_trainings_is_refused_on_read() {
     }
 }
 
+/// A file whose lists hold an id twice is refused on read, whether its ids are small (checked
+/// by a bitmap) or spread far apart (checked by a sort); the same ids spread far apart without
+/// a repeat read back.
+#[test]
+fn a_file_with_an_id_twice_is_refused_on_read() {
+    let a = built(SqCodec::new(DIM, Metric::L2, SqType::SQ8).unwrap(), Metric::L2, 4, &clustered(300, 21));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.vq");
+    let mut w = ContainerWriter::create(&path).unwrap();
+    a.write_sections(&mut w, "a").unwrap();
+    w.finish().unwrap();
+    let r = ContainerReader::open(&path).unwrap();
+    let ids = r.array::<u64>("a.list_ids").unwrap().to_vec();
+    let mut repeat = ids.clone();
+    repeat[7] = repeat[250];
+    let spread = |ids: &[u64]| ids.iter().map(|&i| i << 40 | 5).collect::<Vec<u64>>();
+    for (case, ids, refused) in
+        [("small", repeat.clone(), true), ("spread", spread(&repeat), true), ("spread, unique", spread(&ids), false)]
+    {
+        let forged = dir.path().join("forged.vq");
+        let mut w = ContainerWriter::create(&forged).unwrap();
+        for json in ["ivf", "codec.sq"] {
+            w.add_json(&format!("c.{json}"), 1, &r.json::<serde_json::Value>(&format!("a.{json}")).unwrap()).unwrap();
+        }
+        for f32s in ["centroids", "codec.vmin", "codec.step"] {
+            w.add_array(&format!("c.{f32s}"), 1, r.array::<f32>(&format!("a.{f32s}")).unwrap()).unwrap();
+        }
+        w.add_array("c.list_sizes", 1, r.array::<u64>("a.list_sizes").unwrap()).unwrap();
+        w.add_array("c.list_ids", 1, &ids).unwrap();
+        w.add_array("c.list_codes", 1, r.array::<u8>("a.list_codes").unwrap()).unwrap();
+        w.finish().unwrap();
+        let read = IvfIndex::<SqCodec>::read_sections(&ContainerReader::open(&forged).unwrap(), "c");
+        match (read, refused) {
+            (Err(Error::Corrupt { what, .. }), true) => assert!(what.contains("appears twice"), "{case}: {what}"),
+            (Ok(index), false) => assert_eq!(index.len(), ids.len(), "{case}"),
+            (other, _) => panic!("{case}: {:?}", other.map(|i| i.len())),
+        }
+    }
+}
+
 /// An index trained with centroids and a product quantizer taken from another index's training
 /// has that index's trained state (fingerprint) and answers every search as it does; with
 /// training data it trains the codec on the residuals against the given centroids, as `train`
