@@ -20,7 +20,7 @@ const N: usize = 120;
 
 /// One kind per line: file name, factory string, metric, and whether ids are explicit (with a
 /// removal) so the id sections are covered too.
-const GOLDEN: [(&str, &str, Metric, bool); 30] = [
+const GOLDEN: [(&str, &str, Metric, bool); 32] = [
     ("flat", "Flat", Metric::L2, false),
     ("flat_cosine_ids", "Flat", Metric::Cosine, true),
     ("sq8", "SQ8", Metric::L2, false),
@@ -53,7 +53,15 @@ const GOLDEN: [(&str, &str, Metric, bool); 30] = [
     ("pca4_flat", "PCA4,Flat", Metric::L2, false),
     ("pcar4_ivf4_flat", "PCAR4,IVF4,Flat", Metric::Cosine, true),
     ("ivf4_hnsw4_flat", "IVF4_HNSW4,Flat", Metric::L2, false),
+    // Session 27: OPQ before an inverted file, trained on a larger sample (`LARGE_SAMPLE`).
+    ("opq2_ivf4_pq2x4", "OPQ2,IVF4,PQ2x4", Metric::L2, false),
+    ("opq2_4_ivf4_pq2x4fs_rflat", "OPQ2_4,IVF4,PQ2x4fs,RFlat", Metric::Cosine, true),
 ];
+
+/// Kinds whose training needs more than the `N` rows they hold (OPQ's 8-bit rounds: 256):
+/// trained on `LARGE_SAMPLE` rows of their own, then filled with the same `N` rows as the rest.
+const TRAINED_ON_MORE: [&str; 2] = ["opq2_ivf4_pq2x4", "opq2_4_ivf4_pq2x4fs_rflat"];
+const LARGE_SAMPLE: usize = 300;
 
 /// A fixed pseudo-random sequence (splitmix64), so the files are the same on every machine.
 fn data(n: usize, seed: u64) -> Vec<f32> {
@@ -84,7 +92,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             expected.insert(name, json!({ "spec": spec, "metric": metric.name(), "len": 0, "trained": false }));
             continue;
         }
-        index.train(&base)?;
+        if TRAINED_ON_MORE.contains(&name) {
+            index.train(&data(LARGE_SAMPLE, 3))?;
+        } else {
+            index.train(&base)?;
+        }
         if explicit_ids {
             let ids: Vec<u64> = (0..N as u64).map(|i| 1000 + 3 * i).collect();
             index.add_with_ids(&base, &ids)?;
