@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use vq_distance::{Kernels, Metric};
 use vq_io::{ContainerReader, ContainerWriter};
 
-use self::bits::{SetSums, subset_sums, table_sum};
+use self::bits::{SetSums, subset_sums};
 use crate::linear::{
     DenseMap, LINEAR_MAX_DIM, check_finite, check_linear_dim, check_projection, project_back, random_rotation,
     to_row_major,
@@ -370,21 +370,8 @@ impl CodeScorer for RaBitQScorer {
         let cs = self.nbytes + 4 * FACTORS;
         let n = out.len().min(codes.len() / cs);
         out[n..].fill(f32::INFINITY);
-        let (codes, out) = (&codes[..n * cs], &mut out[..n]);
         let nb = self.nbytes;
-        if let SetSums::Table(table) = &self.sums {
-            // Summed and finished code by code: two passes are 6–18 % slower at AVX2.
-            for (o, code) in out.iter_mut().zip(codes.chunks_exact(cs)) {
-                *o = self.key_of(table_sum(table, &code[..nb]), &code[nb..]);
-            }
-        } else {
-            // The masked kernel sums four codes at a time, the keys follow (finished inside
-            // its loop, the scan measured about 10 % slower).
-            self.sums.many(codes, cs, out);
-            for (o, code) in out.iter_mut().zip(codes.chunks_exact(cs)) {
-                *o = self.key_of(*o, &code[nb..]);
-            }
-        }
+        self.sums.map(&codes[..n * cs], cs, &mut out[..n], |s, code| self.key_of(s, &code[nb..]));
     }
 }
 

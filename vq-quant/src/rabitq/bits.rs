@@ -94,27 +94,32 @@ impl SetSums {
         }
     }
 
-    /// `out[i] = s` of code `i` of `codes`, `stride` bytes apart, bits first (the last code
-    /// may end with its bits); outputs past the codes are left as they are.
-    pub(crate) fn many(&self, codes: &[u8], stride: usize, out: &mut [f32]) {
+    /// `out[i] = finish(s, code)` for each code of `codes` (whole codes, `stride` bytes
+    /// apart, bits first), `s` its set-bit sum. The table finishes each code as it sums it (two
+    /// passes cost AVX2 6–18 %); the masked kernel sums all of them first, four codes at a time,
+    /// then finishes them (finishing inside its loop measured ~10 % slower). Inlined, so that
+    /// `finish` is too.
+    #[inline(always)]
+    pub(crate) fn map(&self, codes: &[u8], stride: usize, out: &mut [f32], finish: impl Fn(f32, &[u8]) -> f32) {
         match self {
             SetSums::Table(table) => {
-                // Whole strides, then a last code cut after its bits (exact-length chunks:
-                // their bounds are checked once, not per code).
-                let whole = codes.chunks_exact(stride);
-                let last = Some(whole.remainder()).filter(|c| c.len() >= table.len());
-                for (o, code) in out.iter_mut().zip(whole.chain(last)) {
-                    *o = table_sum(table, &code[..table.len()]);
+                for (code, o) in codes.chunks_exact(stride).zip(out.iter_mut()) {
+                    *o = finish(table_sum(table, &code[..table.len()]), code);
                 }
             }
-            &SetSums::Masked { ref query, nbytes, kernel } => kernel(query, codes, stride, nbytes, out),
+            &SetSums::Masked { ref query, nbytes, kernel } => {
+                kernel(query, codes, stride, nbytes, out);
+                for (code, o) in codes.chunks_exact(stride).zip(out.iter_mut()) {
+                    *o = finish(*o, code);
+                }
+            }
         }
     }
 }
 
 /// `s` by the table, four bytes at a time in separate sums.
 #[inline(always)]
-pub(super) fn table_sum(table: &[[f32; 256]], bits: &[u8]) -> f32 {
+fn table_sum(table: &[[f32; 256]], bits: &[u8]) -> f32 {
     let mut acc = [0f32; 4];
     let mut rows = table.chunks_exact(4);
     let mut bytes = bits.chunks_exact(4);
@@ -241,16 +246,24 @@ mod tests {
                 .map(|c| (0..dim).filter(|&j| c[j / 8] >> (j % 8) & 1 == 1).map(|j| f64::from(pq[j])).sum())
                 .collect();
             let bound = 1e-6 * pq.iter().map(|v| f64::from(v.abs())).sum::<f64>();
-            // The last code's bits end the buffer.
-            let tight = &codes[..codes.len().saturating_sub(pad)];
             for level in SimdLevel::available() {
                 let sums = SetSums::for_level(&pq, level).unwrap();
                 let mut out = vec![f32::NAN; n];
-                sums.many(tight, stride, &mut out);
+                sums.map(&codes, stride, &mut out, |s, code| {
+                    assert_eq!(code.len(), stride);
+                    s
+                });
                 for (i, (&got, want)) in out.iter().zip(&slow).enumerate() {
                     prop_assert!((f64::from(got) - want).abs() <= bound, "{level:?} code {i}: {got} vs {want}");
                     let alone = sums.one(&codes[i * stride..][..nbytes]);
                     prop_assert_eq!(alone.to_bits(), got.to_bits(), "{:?} code {} alone", level, i);
+                }
+                // The masked kernel on codes packed end to end (the last code's bits end the
+                // buffer): every code summed, none read past.
+                if let &SetSums::Masked { ref query, nbytes, kernel } = &sums {
+                    let mut tight_out = vec![f32::NAN; n];
+                    kernel(query, &codes[..codes.len().saturating_sub(pad)], stride, nbytes, &mut tight_out);
+                    prop_assert_eq!(tight_out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), out.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                 }
             }
         }
