@@ -51,7 +51,7 @@ pub use pq::{
     OpqParams, OpqQuantizer, OpqRotation, OpqScorer, PqParams, PqScorer, ProductQuantizer, SDC_MAX_ENTRIES, pack_index,
     unpack_index,
 };
-pub use rabitq::{RABITQ_MAX_DIM, RaBitQScorer, RaBitQuantizer};
+pub use rabitq::{RABITQ_MAX_BITS, RABITQ_MAX_DIM, RaBitQScorer, RaBitQuantizer};
 pub use sections::validate_codes;
 pub use sink::{ScanSink, WithinKey};
 pub use sq::{ScalarQuantizer, SqInt8Scorer, SqScorer, SqType};

@@ -28,6 +28,7 @@
 //! sums elsewhere ([`bits`]).
 
 mod bits;
+mod levels;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,7 @@ use vq_distance::{Kernels, Metric};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use self::bits::{SetSums, subset_sums};
+use self::levels::LevelSearch;
 use crate::linear::{
     DenseMap, LINEAR_MAX_DIM, check_finite, check_linear_dim, check_projection, project_back, random_rotation,
     to_row_major,
@@ -52,7 +54,12 @@ const ENCODE_CHUNK: usize = 256;
 /// The largest dimension: the rotation is dense, `d × d` (64 MiB and about 10 s to draw at
 /// 4,096; 0.6 s at 1,536), as every dense map's ([`LINEAR_MAX_DIM`]).
 pub const RABITQ_MAX_DIM: usize = LINEAR_MAX_DIM;
+/// The most bits per dimension (Faiss' limit too): 9 bits at d = 4,096 are 4.5 KiB a code.
+pub const RABITQ_MAX_BITS: u8 = 9;
+/// One-bit quantizers' meta; multi-bit ones write [`META_VERSION_BITS`] (with `bits`), which
+/// readers from before multi-bit codes refuse by its version instead of misreading the codes.
 const META_VERSION: u32 = 1;
+const META_VERSION_BITS: u32 = 2;
 const ARRAY_VERSION: u32 = 1;
 
 /// One bit per dimension plus three floats (`⌈d/8⌉ + 12` bytes), scored by RaBitQ's estimate.
@@ -86,6 +93,8 @@ pub struct RaBitQuantizer {
     /// Codes vectors about the trained mean (`true`) or residuals about given centres.
     centered: bool,
     trained: bool,
+    /// Bits per dimension, `1 ..= RABITQ_MAX_BITS`.
+    bits: u8,
     /// `P`, `dim × dim` row-major, orthonormal.
     rotation: DenseMap,
     /// The mean (zeros until trained, and always for residual quantizers).
@@ -101,6 +110,9 @@ struct Saved {
     metric: String,
     centered: bool,
     trained: bool,
+    /// Absent for one bit (version 1 meta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bits: Option<u8>,
 }
 
 impl RaBitQuantizer {
@@ -124,10 +136,29 @@ impl RaBitQuantizer {
             metric,
             centered,
             trained: !centered,
+            bits: 1,
             rotation,
             center: vec![0.0; dim],
             rotated_center: vec![0.0; dim],
         })
+    }
+
+    /// The same quantizer coding `bits` bits per dimension (`1 ..= 9`; one by default):
+    /// extended RaBitQ (Gao et al., SIGMOD 2025; Faiss' `RaBitQ{bits}`), `bits · ⌈d/8⌉ + 12`
+    /// bytes a code. The sign bits are one-bit RaBitQ's; the other `bits − 1` refine each
+    /// coordinate's magnitude, chosen per vector to point the code closest to the residual,
+    /// so the estimate's error falls about twofold per bit.
+    pub fn with_bits(mut self, bits: u8) -> Result<Self> {
+        if !(1..=RABITQ_MAX_BITS).contains(&bits) {
+            return Err(Error::Parameter { name: "bits", what: format!("{bits} bits, not 1..={RABITQ_MAX_BITS}") });
+        }
+        self.bits = bits;
+        Ok(self)
+    }
+
+    /// Bits per dimension.
+    pub fn bits(&self) -> u8 {
+        self.bits
     }
 
     /// Whether vectors are coded about the trained mean (`true`) or about given centres.
@@ -140,9 +171,14 @@ impl RaBitQuantizer {
         &self.rotation
     }
 
-    /// Bytes of sign bits in a code (`⌈d/8⌉`).
-    pub(crate) fn bit_bytes(&self) -> usize {
+    /// Bytes of one bit per dimension (`⌈d/8⌉`): a plane of a code's bits.
+    pub(crate) fn plane_bytes(&self) -> usize {
         self.dim.div_ceil(8)
+    }
+
+    /// Bytes of bits in a code, before its factors (`bits · ⌈d/8⌉`).
+    pub(crate) fn bit_bytes(&self) -> usize {
+        usize::from(self.bits) * self.plane_bytes()
     }
 
     /// `P v` for every row of `rows`.
@@ -187,8 +223,10 @@ impl RaBitQuantizer {
             .zip(labels.par_chunks(ENCODE_CHUNK))
             .for_each(|((codes, rows), labels)| {
                 let rotated = self.rotate(rows);
+                let (mut search, mut levels) = (LevelSearch::default(), Vec::with_capacity(dim));
                 for ((code, y), &l) in codes.chunks_exact_mut(cs).zip(rotated.chunks_exact(dim)).zip(labels) {
-                    self.encode_rotated(y, &rotated_centers[l as usize * dim..][..dim], code);
+                    search.levels(y, self.max_level(), &mut levels);
+                    self.encode_rotated(y, &levels, &rotated_centers[l as usize * dim..][..dim], code);
                 }
             });
         Ok(())
@@ -202,31 +240,54 @@ impl RaBitQuantizer {
         }
     }
 
-    /// The code of a rotated residual `y = P r` about a centre rotated to `pc = P c`.
-    fn encode_rotated(&self, y: &[f32], pc: &[f32], code: &mut [u8]) {
+    /// The highest level of a coordinate's magnitude, `2^{bits−1} − 1` (0 for one bit).
+    fn max_level(&self) -> u16 {
+        (1u16 << (self.bits - 1)) - 1
+    }
+
+    /// The code of a rotated residual `y = P r`, its magnitudes at `levels` (from
+    /// [`LevelSearch`]), about a centre rotated to `pc = P c`.
+    ///
+    /// Coordinate `j` is coded as the odd integer `o_j = ±(2 e_j + 1)` (the sign of `y_j`),
+    /// stored as `u_j = (o_j + 2^B − 1) / 2 ∈ 0 .. 2^B`, whose top bit is the sign: bit
+    /// `B − 1 − i` of every `u_j` makes plane `i` of the bits, the sign plane first. The
+    /// direction is `ō = o / ‖o‖`, with `ℓ = ⟨ō, P r⟩` and `t = −⟨ō, P c⟩`; a scorer sums
+    /// `⟨o, P q⟩ = 2 Σ u_j (P q)_j − (2^B − 1) Σ_j (P q)_j`. With one bit `o_j = ±1`,
+    /// `‖o‖ = √d`, and every sum below is the one-bit sum term for term.
+    fn encode_rotated(&self, y: &[f32], levels: &[u16], pc: &[f32], code: &mut [u8]) {
         let (bits, factors) = code.split_at_mut(self.bit_bytes());
         bits.fill(0);
-        let (mut abs_sum, mut norm_sq, mut r_dot_c, mut pc_sum, mut pc_set) = (0f64, 0f64, 0f64, 0f64, 0f64);
-        for (j, (&v, &c)) in y.iter().zip(pc).enumerate() {
+        let planes = usize::from(self.bits);
+        let (plane_bytes, half) = (self.plane_bytes(), 1u16 << (planes - 1));
+        let (mut abs_dot, mut o_sq, mut norm_sq, mut r_dot_c, mut pc_sum, mut u_dot_pc) =
+            (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+        for (j, ((&v, &c), &e)) in y.iter().zip(pc).zip(levels).enumerate() {
             let (v, c) = (f64::from(v), f64::from(c));
-            abs_sum += v.abs();
+            let o = 2.0 * f64::from(e) + 1.0;
+            abs_dot += o * v.abs();
+            o_sq += o * o;
             norm_sq += v * v;
             r_dot_c += v * c;
             pc_sum += c;
-            if v > 0.0 {
-                bits[j / 8] |= 1 << (j % 8);
-                pc_set += c;
+            let u = if v > 0.0 { half + e } else { half - 1 - e };
+            if u != 0 {
+                u_dot_pc += f64::from(u) * c;
+            }
+            for plane in 0..planes {
+                if u >> (planes - 1 - plane) & 1 == 1 {
+                    bits[plane * plane_bytes + j / 8] |= 1 << (j % 8);
+                }
             }
         }
-        let sqrt_d = (self.dim as f64).sqrt();
-        let ell = abs_sum / sqrt_d;
+        let o_norm = o_sq.sqrt();
+        let ell = abs_dot / o_norm;
         // A residual of zero (the vector is its centre) has no direction: its estimate of
         // ⟨r, v⟩ is the exact 0.
         let m = if ell > 0.0 { norm_sq / ell } else { 0.0 };
-        let t = (pc_sum - 2.0 * pc_set) / sqrt_d;
+        let t = ((f64::from(2 * half) - 1.0) * pc_sum - 2.0 * u_dot_pc) / o_norm;
         let (a, w) = match self.inner_metric() {
-            Metric::L2 => (norm_sq - 2.0 * m * t, 2.0 * m / sqrt_d),
-            _ => (-r_dot_c - m * t, m / sqrt_d),
+            Metric::L2 => (norm_sq - 2.0 * m * t, 2.0 * m / o_norm),
+            _ => (-r_dot_c - m * t, m / o_norm),
         };
         for (out, v) in factors.chunks_exact_mut(4).zip([a, w, ell]) {
             out.copy_from_slice(&(v as f32).to_le_bytes());
@@ -257,9 +318,25 @@ impl RaBitQuantizer {
         self.scorer_of_rotated(&self.rotate(q), offset)
     }
 
-    /// The scorer of a query whose rotation is `pq` (`P q`).
+    /// The scorer of a query whose rotation is `pq` (`P q`): `s = Σ u_j (P q)_j` is the sum
+    /// over the set bits of every plane, plane `i` weighted `2^{B−1−i}`, so the planes' bits
+    /// are summed as one code's against the query repeated once per plane, scaled (exactly,
+    /// by a power of two) and padded to whole bytes.
     fn scorer_of_rotated(&self, pq: &[f32], offset: f32) -> RaBitQScorer {
-        RaBitQScorer { sums: SetSums::new(pq), sum: total(pq), offset, nbytes: self.bit_bytes() }
+        let planes = usize::from(self.bits);
+        let sum = total(pq) * ((1u32 << planes) - 1) as f32;
+        let sums = if planes == 1 {
+            SetSums::new(pq)
+        } else {
+            let width = 8 * self.plane_bytes();
+            let mut repeated = vec![0f32; planes * width];
+            for (plane, out) in repeated.chunks_exact_mut(width).enumerate() {
+                let scale = (1u32 << (planes - 1 - plane)) as f32;
+                out.iter_mut().zip(pq).for_each(|(o, &v)| *o = v * scale);
+            }
+            SetSums::new(&repeated)
+        };
+        RaBitQScorer { sums, sum, offset, nbytes: self.bit_bytes() }
     }
 
     /// A query's terms for codes in the fast-scan layout
@@ -281,7 +358,7 @@ impl RaBitQuantizer {
     /// values); returns `Σ_j (P q)_j`.
     pub(crate) fn nibble_table(&self, pq: &[f32], table: &mut Vec<f32>) -> f32 {
         table.clear();
-        table.resize(2 * self.bit_bytes() * 16, 0.0);
+        table.resize(2 * self.plane_bytes() * 16, 0.0);
         // A last nibble past the dimension (d mod 8 in 1..=4) sums over no dimensions: zeros.
         for (t, dims) in table.chunks_exact_mut(16).zip(pq.chunks(4)) {
             subset_sums(dims, t);
@@ -311,9 +388,16 @@ impl RaBitQuantizer {
         if !(a.is_finite() && w.is_finite() && ell.is_finite()) {
             return Err(Error::Parameter { name: "codes", what: "a code holds a non-finite factor".into() });
         }
-        let scale = ell / (self.dim as f32).sqrt();
+        let (planes, plane_bytes) = (usize::from(self.bits), self.plane_bytes());
+        let odd = (1i32 << planes) - 1;
         y.clear();
-        y.extend((0..self.dim).map(|j| if code[j / 8] >> (j % 8) & 1 == 1 { scale } else { -scale }));
+        y.extend((0..self.dim).map(|j| {
+            let u = (0..planes).fold(0i32, |u, p| u << 1 | i32::from(code[p * plane_bytes + j / 8] >> (j % 8) & 1));
+            (2 * u - odd) as f32
+        }));
+        let o_norm = y.iter().map(|&o| f64::from(o) * f64::from(o)).sum::<f64>().sqrt();
+        let scale = (f64::from(ell) / o_norm) as f32;
+        y.iter_mut().for_each(|o| *o *= scale);
         project_back(&self.rotation, y, out);
         out.iter_mut().zip(&self.center).for_each(|(o, c)| *o += c);
         Ok(())
@@ -379,7 +463,10 @@ impl Quantizer for RaBitQuantizer {
     type Scorer<'a> = RaBitQScorer;
 
     fn name(&self) -> String {
-        "RaBitQ".into()
+        match self.bits {
+            1 => "RaBitQ".into(),
+            b => format!("RaBitQ{b}"),
+        }
     }
 
     fn dim(&self) -> usize {
@@ -493,8 +580,10 @@ impl Quantizer for RaBitQuantizer {
             metric: self.metric.name().into(),
             centered: self.centered,
             trained: self.trained,
+            bits: (self.bits > 1).then_some(self.bits),
         };
-        writer.add_json(&format!("{prefix}.meta"), META_VERSION, &saved)?;
+        let version = if self.bits > 1 { META_VERSION_BITS } else { META_VERSION };
+        writer.add_json(&format!("{prefix}.meta"), version, &saved)?;
         writer.add_array(&format!("{prefix}.rotation"), ARRAY_VERSION, &self.rotation)?;
         writer.add_array(&format!("{prefix}.center"), ARRAY_VERSION, &self.center)?;
         Ok(())
@@ -506,8 +595,10 @@ impl Quantizer for RaBitQuantizer {
     fn read_sections(reader: &ContainerReader, prefix: &str) -> Result<Self> {
         let names = ["meta", "rotation", "center"].map(|s| format!("{prefix}.{s}"));
         let [meta_name, rotation_name, center_name] = &names;
+        let meta_version = reader.section(meta_name)?.version;
+        let meta_version = if meta_version == META_VERSION_BITS { META_VERSION_BITS } else { META_VERSION };
         reader.check_versions(&[
-            (meta_name, META_VERSION),
+            (meta_name, meta_version),
             (rotation_name, ARRAY_VERSION),
             (center_name, ARRAY_VERSION),
         ])?;
@@ -515,6 +606,14 @@ impl Quantizer for RaBitQuantizer {
         if saved.quantizer != "rabitq" {
             return Err(corrupt(meta_name, format!("holds a {:?} quantizer, not \"rabitq\"", saved.quantizer)));
         }
+        let bits = match (meta_version, saved.bits) {
+            (META_VERSION, None) => 1,
+            (META_VERSION_BITS, Some(b)) if (2..=RABITQ_MAX_BITS).contains(&b) => b,
+            (_, bits) => {
+                let what = format!("version {meta_version} meta with bits {bits:?}");
+                return Err(corrupt(meta_name, format!("{what}: one bit is version 1 without bits, 2..=9 version 2")));
+            }
+        };
         let metric = sections::metric(meta_name, &saved.metric)?;
         let dim = saved.dim;
         if dim == 0 || dim > RABITQ_MAX_DIM {
@@ -537,6 +636,7 @@ impl Quantizer for RaBitQuantizer {
             metric,
             centered: saved.centered,
             trained: saved.trained,
+            bits,
             rotation,
             center,
             rotated_center,
@@ -561,16 +661,39 @@ mod tests {
             .collect()
     }
 
-    /// The paper's estimator computed the slow way: decode the bits into `ō`, form
-    /// `⟨ō, P(q − c)⟩ / ⟨ō, P r⟩ · ‖r‖`, and combine with the exact terms.
-    fn slow_key(q: &RaBitQuantizer, x: &[f32], c: &[f32], query: &[f32]) -> f64 {
-        let d = q.dim;
+    /// Coordinate `j`'s odd integer `o_j` in a code, read bit by bit: `u_j`'s bits from the
+    /// sign plane down, `o_j = 2 u_j − (2^B − 1)`.
+    fn odd_codes(q: &RaBitQuantizer, code: &[u8]) -> Vec<f64> {
+        let (b, nb) = (usize::from(q.bits), q.dim.div_ceil(8));
+        (0..q.dim)
+            .map(|j| {
+                let u = (0..b).map(|p| usize::from(code[p * nb + j / 8] >> (j % 8) & 1) << (b - 1 - p)).sum::<usize>();
+                2.0 * u as f64 - ((1usize << b) - 1) as f64
+            })
+            .collect()
+    }
+
+    /// The paper's estimator computed the slow way: read the code's direction `o` bit by bit,
+    /// form `⟨o, P(q − c)⟩ / ⟨o, P r⟩ · ‖r‖²`, and combine with the exact terms. Also checks
+    /// the code points along the residual: its signs are the residual's and its cosine with
+    /// it is the best the level search finds.
+    fn slow_key(q: &RaBitQuantizer, x: &[f32], c: &[f32], query: &[f32], code: &[u8]) -> f64 {
         let r: Vec<f32> = x.iter().zip(c).map(|(a, b)| a - b).collect();
         let qc: Vec<f32> = query.iter().zip(c).map(|(a, b)| a - b).collect();
         let (pr, pq) = (q.rotate(&r), q.rotate(&qc));
-        let o: Vec<f64> = pr.iter().map(|&v| if v > 0.0 { 1.0 } else { -1.0 } / (d as f64).sqrt()).collect();
+        let o = odd_codes(q, code);
         let dot = |a: &[f64], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * f64::from(*y)).sum::<f64>();
         let norm = r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        let levels: Vec<u16> = o.iter().map(|&o| ((o.abs() - 1.0) / 2.0) as u16).collect();
+        let mut best = Vec::new();
+        LevelSearch::default().levels(&pr, q.max_level(), &mut best);
+        if norm > 1e-3 {
+            let (got, want) = (levels::cosine(&pr, &levels), levels::cosine(&pr, &best));
+            assert!(got >= want - 1e-4, "the code's cosine {got} below the search's {want}");
+            for (j, (&o, &v)) in o.iter().zip(&pr).enumerate() {
+                assert!(v.abs() < 1e-4 * norm as f32 || (o > 0.0) == (v > 0.0), "sign {j}: {o} for {v}");
+            }
+        }
         let o_r = dot(&o, &pr);
         let est = if o_r > 0.0 { dot(&o, &pq) / o_r * norm * norm } else { 0.0 };
         let exact = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
@@ -585,24 +708,32 @@ mod tests {
         /// The folded codes and the byte table give the estimator computed the slow way,
         /// about the trained mean and about given centres, for both metrics.
         #[test]
-        fn table_keys_equal_the_slow_estimator(dim in 1usize..40, n in 1usize..20, seed in 0u64..1000, ip in any::<bool>()) {
+        fn table_keys_equal_the_slow_estimator(
+            dim in 1usize..40,
+            n in 1usize..20,
+            seed in 0u64..1000,
+            ip in any::<bool>(),
+            bits in prop_oneof![Just(1u8), 2u8..=RABITQ_MAX_BITS],
+        ) {
             let metric = if ip { Metric::InnerProduct } else { Metric::L2 };
             let data = rows(n, dim, seed);
             let query = rows(1, dim, seed + 7);
-            let mut q = RaBitQuantizer::new(dim, metric).unwrap();
+            let mut q = RaBitQuantizer::new(dim, metric).unwrap().with_bits(bits).unwrap();
             q.train(&data).unwrap();
             let mut codes = vec![0u8; n * q.code_size()];
             q.encode(&data, &mut codes).unwrap();
             let mut keys = vec![0f32; n];
             q.scorer(&query).unwrap().distances(&codes, &mut keys);
             let scale = query.iter().chain(&data).map(|v| v * v).sum::<f32>() as f64;
+            let cs = q.code_size();
+            prop_assert_eq!(cs, usize::from(bits) * dim.div_ceil(8) + 12);
             for (i, &k) in keys.iter().enumerate() {
-                let want = slow_key(&q, &data[i * dim..][..dim], &q.center, &query);
+                let want = slow_key(&q, &data[i * dim..][..dim], &q.center, &query, &codes[i * cs..][..cs]);
                 prop_assert!((f64::from(k) - want).abs() <= 1e-4 * scale, "row {i}: {k} vs {want}");
             }
             // About centres per row (an inverted file's lists): the scorer's offset is the
             // list's exact term.
-            let rq = RaBitQuantizer::for_residuals(dim, metric).unwrap();
+            let rq = RaBitQuantizer::for_residuals(dim, metric).unwrap().with_bits(bits).unwrap();
             let centers = rows(3, dim, seed + 11);
             let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
             let mut resid = data.clone();
@@ -619,8 +750,9 @@ mod tests {
                     _ => -query.iter().zip(c).map(|(a, b)| a * b).sum::<f32>(),
                 };
                 s.set_offset(offset);
-                let k = s.distance(&codes[i * rq.code_size()..][..rq.code_size()]);
-                let want = slow_key(&rq, &data[i * dim..][..dim], c, &query);
+                let code = &codes[i * rq.code_size()..][..rq.code_size()];
+                let k = s.distance(code);
+                let want = slow_key(&rq, &data[i * dim..][..dim], c, &query, code);
                 prop_assert!((f64::from(k) - want).abs() <= 1e-4 * scale, "row {i} about {l}: {k} vs {want}");
             }
             // Scorers from a batch of queries rotated together are each query's own, to the
@@ -641,15 +773,17 @@ mod tests {
     }
 
     /// The estimator is unbiased: averaged over many vectors at the same distance, its error
-    /// vanishes, and each estimate's error is within the paper's bound (a few `1/√d`).
+    /// vanishes, and each estimate's error is within the paper's bound (a few `1/√d`, shrinking
+    /// with every bit: the extended paper's error falls as `2^{−B}`).
     #[test]
     fn estimates_are_close_and_unbiased() {
         let dim = 128;
         let n = 2000;
         let data = rows(n, dim, 3);
         let query = rows(1, dim, 99);
-        for metric in [Metric::L2, Metric::InnerProduct] {
-            let mut q = RaBitQuantizer::new(dim, metric).unwrap();
+        for (metric, bits) in [Metric::L2, Metric::InnerProduct].into_iter().flat_map(|m| [1, 2, 4, 7].map(|b| (m, b)))
+        {
+            let mut q = RaBitQuantizer::new(dim, metric).unwrap().with_bits(bits).unwrap();
             q.train(&data).unwrap();
             let mut codes = vec![0u8; n * q.code_size()];
             q.encode(&data, &mut codes).unwrap();
@@ -671,8 +805,9 @@ mod tests {
                 worst_rel = worst_rel.max(rel.abs());
             }
             let mean = sum_err / n as f64;
-            assert!(mean.abs() < 0.01, "{metric}: mean relative error {mean}");
-            assert!(worst_rel < 5.0 / (dim as f64).sqrt(), "{metric}: worst relative error {worst_rel}");
+            let bound = 5.0 / (dim as f64).sqrt() / f64::from(1u32 << (bits - 1));
+            assert!(mean.abs() < 0.01, "{metric}, {bits} bits: mean relative error {mean}");
+            assert!(worst_rel < bound, "{metric}, {bits} bits: worst relative error {worst_rel}");
         }
     }
 
@@ -680,20 +815,34 @@ mod tests {
     fn decoding_points_along_the_residual() {
         let dim = 64;
         let data = rows(300, dim, 5);
-        let mut q = RaBitQuantizer::new(dim, Metric::L2).unwrap();
-        q.train(&data).unwrap();
+        for bits in 1..=RABITQ_MAX_BITS {
+            decoding_points_along_the_residual_at(&data, dim, bits);
+        }
+    }
+
+    fn decoding_points_along_the_residual_at(data: &[f32], dim: usize, bits: u8) {
+        let mut q = RaBitQuantizer::new(dim, Metric::L2).unwrap().with_bits(bits).unwrap();
+        q.train(data).unwrap();
         let mut codes = vec![0u8; 300 * q.code_size()];
-        q.encode(&data, &mut codes).unwrap();
+        q.encode(data, &mut codes).unwrap();
         let mut out = vec![0f32; 300 * dim];
         q.decode(&codes, &mut out).unwrap();
+        let mut worst = 1f32;
         for (x, y) in data.chunks_exact(dim).zip(out.chunks_exact(dim)) {
             let r: Vec<f32> = x.iter().zip(&q.center).map(|(a, b)| a - b).collect();
             let e: Vec<f32> = y.iter().zip(&q.center).map(|(a, b)| a - b).collect();
             let cos = r.iter().zip(&e).map(|(a, b)| a * b).sum::<f32>()
                 / (r.iter().map(|v| v * v).sum::<f32>().sqrt() * e.iter().map(|v| v * v).sum::<f32>().sqrt());
-            // ⟨ō, u⟩ concentrates near 0.8 (the paper); no code points away from its vector.
-            assert!(cos > 0.6, "cosine {cos}");
+            // ⟨ō, u⟩ concentrates near 0.8 with one bit (the paper); no code points away
+            // from its vector. The decoded vector is the residual's projection on `ō`: its
+            // length is `ℓ = ⟨ō, r⟩`.
+            let norm = |v: &[f32]| v.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm(&e) - cos * norm(&r)).abs() <= 1e-4 * norm(&r), "length {} vs {}", norm(&e), cos * norm(&r));
+            worst = worst.min(cos);
         }
+        // Each extra bit about halves the angle's sine (0.6 → 0.88 → 0.97 → …).
+        let floor = 1.0 - 0.4 / 3f32.powi(i32::from(bits) - 1);
+        assert!(worst > floor, "{bits} bits: worst cosine {worst}, wanted above {floor}");
     }
 
     #[test]
@@ -746,5 +895,47 @@ mod tests {
         let r = ContainerReader::from_bytes(&w.finish_to_bytes().unwrap(), true).unwrap();
         let err = RaBitQuantizer::read_sections(&r, "q").unwrap_err().to_string();
         assert!(err.contains("orthonormal"), "{err}");
+    }
+
+    /// One-bit quantizers write the meta they always did (version 1, no `bits`), multi-bit
+    /// ones version 2 with `bits`; a meta that mixes the two is refused.
+    #[test]
+    fn bits_round_trip_and_mixed_metas_are_refused() {
+        let write = |q: &RaBitQuantizer, version: Option<(u32, Option<u8>)>| {
+            let mut w = ContainerWriter::in_memory().unwrap();
+            q.write_sections(&mut w, "q").unwrap();
+            let bytes = w.finish_to_bytes().unwrap();
+            let Some((version, bits)) = version else { return bytes };
+            // Rewrite the meta with another version and `bits`, keeping the arrays.
+            let r = ContainerReader::from_bytes(&bytes, true).unwrap();
+            let mut w = ContainerWriter::in_memory().unwrap();
+            let mut saved: Saved = r.json("q.meta").unwrap();
+            saved.bits = bits;
+            w.add_json("q.meta", version, &saved).unwrap();
+            for name in ["q.rotation", "q.center"] {
+                w.add_array(name, ARRAY_VERSION, &r.array_vec::<f32>(name).unwrap()).unwrap();
+            }
+            w.finish_to_bytes().unwrap()
+        };
+        let read =
+            |bytes: &[u8]| RaBitQuantizer::read_sections(&ContainerReader::from_bytes(bytes, true).unwrap(), "q");
+        for bits in [1, 2, 9] {
+            let q = RaBitQuantizer::for_residuals(12, Metric::L2).unwrap().with_bits(bits).unwrap();
+            let bytes = write(&q, None);
+            let r = ContainerReader::from_bytes(&bytes, true).unwrap();
+            let meta = std::str::from_utf8(r.bytes("q.meta").unwrap()).unwrap().to_owned();
+            assert_eq!(meta.contains("bits"), bits > 1, "{meta}");
+            assert_eq!(r.section("q.meta").unwrap().version, if bits > 1 { 2 } else { 1 });
+            assert_eq!(read(&bytes).unwrap().bits(), bits);
+        }
+        let q = RaBitQuantizer::for_residuals(12, Metric::L2).unwrap();
+        for forged in [(1, Some(4)), (2, None), (2, Some(1)), (2, Some(10)), (3, Some(4))] {
+            let err = read(&write(&q, Some(forged))).unwrap_err().to_string();
+            assert!(err.contains("q.meta"), "{forged:?}: {err}");
+        }
+        assert!(RaBitQuantizer::new(8, Metric::L2).unwrap().with_bits(0).is_err());
+        assert!(RaBitQuantizer::new(8, Metric::L2).unwrap().with_bits(RABITQ_MAX_BITS + 1).is_err());
+        let err = crate::fastscan::RaBitQFastScan::new(q.with_bits(2).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("one-bit"), "{err}");
     }
 }

@@ -46,6 +46,10 @@ pub struct RaBitQPacked {
 impl RaBitQPacked {
     /// Empty, for the codes of `quantizer`.
     pub fn new(quantizer: &RaBitQuantizer) -> Result<Self> {
+        if quantizer.bits() != 1 {
+            let what = format!("{} bits per dimension: the fast-scan layout holds one-bit codes", quantizer.bits());
+            return Err(Error::Parameter { name: "bits", what });
+        }
         Ok(RaBitQPacked {
             bits: PackedCodes::new(2 * quantizer.bit_bytes())?,
             code_size: quantizer.code_size(),
