@@ -583,10 +583,16 @@ impl RotatedCentroids {
 }
 
 impl RaBitQCodec {
-    /// The codec of a `dim`-dimensional index scored by `metric`.
+    /// The codec of a `dim`-dimensional index scored by `metric`: one bit per dimension.
     pub fn new(dim: usize, metric: Metric) -> Result<Self> {
+        Self::with_bits(dim, metric, 1)
+    }
+
+    /// The codec coding `bits` bits per dimension (`1 ..= 9`, Faiss' `IVF{n},RaBitQ{bits}`;
+    /// see [`RaBitQuantizer::with_bits`]).
+    pub fn with_bits(dim: usize, metric: Metric, bits: u8) -> Result<Self> {
         Ok(RaBitQCodec {
-            q: RaBitQuantizer::for_residuals(dim, inner_metric(metric))?,
+            q: RaBitQuantizer::for_residuals(dim, inner_metric(metric))?.with_bits(bits)?,
             rotated_centroids: RotatedCentroids::default(),
         })
     }
@@ -641,10 +647,10 @@ impl IvfCodec for RaBitQCodec {
     fn encode_residuals(&self, residuals: &[f32], labels: &[u32], centroids: &[f32], codes: &mut [u8]) -> Result<()> {
         Ok(self.q.encode_about(residuals, self.rotated_centroids.get(&self.q, centroids), labels, codes)?)
     }
-    /// The rotation (drawn from a fixed seed, but saved: files from another build compare by
-    /// the matrix).
+    /// The bits and the rotation (drawn from a fixed seed, but saved: files from another build
+    /// compare by the matrix).
     fn trained_state(&self) -> Vec<u8> {
-        let mut out = b"RaBitQ".to_vec();
+        let mut out = self.q.name().into_bytes();
         out.extend(self.q.rotation().iter().flat_map(|v| v.to_le_bytes()));
         out
     }

@@ -1765,6 +1765,7 @@ mod tests {
             check(SqCodec::new(8, metric, SqType::SQ8).unwrap(), metric, &data, &queries, nprobe, k, filtered);
             check(PqCodec::new(8, metric, 2, 4).unwrap(), metric, &data, &queries, nprobe, k, filtered);
             check(RaBitQCodec::new(8, metric).unwrap(), metric, &data, &queries, nprobe, k, filtered);
+            check(RaBitQCodec::with_bits(8, metric, 3).unwrap(), metric, &data, &queries, nprobe, k, filtered);
         }
     }
 }

@@ -31,6 +31,8 @@ SPECS = [
     "RaBitQfs,RFlat",
     "IVF16,RaBitQ,RFlat",
     "IVF16,RaBitQfs,RFlat",
+    "RaBitQ4,RFlat",
+    "IVF16,RaBitQ2",
     "IVF16,Flat",
     "IVF16,SQ8",
     "IVF16,PQ8",

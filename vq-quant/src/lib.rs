@@ -13,8 +13,9 @@
 //!   and a portable twin) that decode codes in registers.
 //! - [`ProductQuantizer`] (`PQ{m}x{nbits}`) and [`OpqQuantizer`] (a learned rotation first):
 //!   sub-space codebooks, look-up-table scoring.
-//! - [`RaBitQuantizer`] (`RaBitQ`): one bit per dimension after a random rotation, plus three
-//!   floats, scored by RaBitQ's unbiased estimate (Faiss' `IndexRaBitQ`).
+//! - [`RaBitQuantizer`] (`RaBitQ`, `RaBitQ{bits}`): one (to nine) bits per dimension after a
+//!   random rotation, plus three floats, scored by RaBitQ's unbiased estimate (Faiss'
+//!   `IndexRaBitQ`).
 //! - [`fastscan`]: 4-bit PQ codes packed in blocks of 32 for a byte-shuffle scan
 //!   ([`fastscan::FastScanCodes`], Faiss' `PQ{m}x4fs`), and RaBitQ's bits in the same layout
 //!   ([`fastscan::RaBitQFastScan`], Faiss' `RaBitQfs`).

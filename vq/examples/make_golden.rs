@@ -20,7 +20,7 @@ const N: usize = 120;
 
 /// One kind per line: file name, factory string, metric, and whether ids are explicit (with a
 /// removal) so the id sections are covered too.
-const GOLDEN: [(&str, &str, Metric, bool); 32] = [
+const GOLDEN: [(&str, &str, Metric, bool); 34] = [
     ("flat", "Flat", Metric::L2, false),
     ("flat_cosine_ids", "Flat", Metric::Cosine, true),
     ("sq8", "SQ8", Metric::L2, false),
@@ -56,6 +56,9 @@ const GOLDEN: [(&str, &str, Metric, bool); 32] = [
     // Session 27: OPQ before an inverted file, trained on a larger sample (`trains_on_more`).
     ("opq2_ivf4_pq2x4", "OPQ2,IVF4,PQ2x4", Metric::L2, false),
     ("opq2_4_ivf4_pq2x4fs_rflat", "OPQ2_4,IVF4,PQ2x4fs,RFlat", Metric::Cosine, true),
+    // Session 28: multi-bit RaBitQ.
+    ("rabitq4_ids", "RaBitQ4", Metric::L2, true),
+    ("ivf4_rabitq3_rflat", "IVF4,RaBitQ3,RFlat", Metric::InnerProduct, false),
 ];
 
 /// Rows the kinds of [`trains_on_more`] train on.

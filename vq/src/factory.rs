@@ -39,7 +39,11 @@ macro_rules! with_new_quantizer {
                 let $q = OpqQuantizer::new($dim, $metric, m, nbits)?;
                 $body
             }
-            CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan => {
+            CodecSpec::RaBitQ { bits } => {
+                let $q = RaBitQuantizer::new($dim, $metric)?.with_bits(bits)?;
+                $body
+            }
+            CodecSpec::RaBitQFastScan => {
                 let $q = RaBitQuantizer::new($dim, $metric)?;
                 $body
             }
@@ -63,7 +67,7 @@ macro_rules! with_quantizer_type {
                 type $Q = vq_quant::OpqQuantizer;
                 $body
             }
-            $crate::spec::CodecSpec::RaBitQ | $crate::spec::CodecSpec::RaBitQFastScan => {
+            $crate::spec::CodecSpec::RaBitQ { .. } | $crate::spec::CodecSpec::RaBitQFastScan => {
                 type $Q = vq_quant::RaBitQuantizer;
                 $body
             }
@@ -247,7 +251,9 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
                 what: format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
             });
         }
-        BaseSpec::Hnsw { storage: StorageSpec::Codec(CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan), .. } => {
+        BaseSpec::Hnsw {
+            storage: StorageSpec::Codec(CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan), ..
+        } => {
             return Err(Error::Parameter { name: "HNSW", what: crate::spec::HNSW_OVER_RABITQ.into() });
         }
         BaseSpec::Hnsw { m, storage: StorageSpec::Codec(codec) } => {
@@ -330,8 +336,8 @@ fn ivf_index(
         StorageSpec::Codec(CodecSpec::PqFastScan { m }) => {
             Box::new(IvfFastScanIndex::with_pq(dim, metric, p, params.pq(m), params.by_residual.unwrap_or(true))?)
         }
-        StorageSpec::Codec(CodecSpec::RaBitQ) => {
-            Box::new(IvfIndex::new(dim, metric, p, RaBitQCodec::new(dim, metric).map_err(ivf)?)?)
+        StorageSpec::Codec(CodecSpec::RaBitQ { bits }) => {
+            Box::new(IvfIndex::new(dim, metric, p, RaBitQCodec::with_bits(dim, metric, bits).map_err(ivf)?)?)
         }
         StorageSpec::Codec(CodecSpec::RaBitQFastScan) => Box::new(IvfFastScanIndex::with_rabitq(dim, metric, p)?),
         StorageSpec::Codec(CodecSpec::Opq { .. }) => {

@@ -40,7 +40,7 @@ impl IvfStorage for PqCodec {
 
 impl IvfStorage for RaBitQCodec {
     fn storage(&self) -> StorageSpec {
-        StorageSpec::Codec(CodecSpec::RaBitQ)
+        StorageSpec::Codec(CodecSpec::RaBitQ { bits: self.quantizer().bits() })
     }
 }
 

@@ -154,7 +154,7 @@ impl IndexParams {
                 if uint(params, "rbq_query_bits")?.is_some_and(|b| b > 8) {
                     return Err(bad("rbq_query_bits", "must be 0 to 8"));
                 }
-                BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Codec(CodecSpec::RaBitQ) }
+                BaseSpec::Ivf { nlist, coarse_hnsw: None, storage: StorageSpec::Codec(CodecSpec::RaBitQ { bits: 1 }) }
             }
             "SCANN" => {
                 let sub_dim = uint(params, "sub_dim")?.unwrap_or(2);

@@ -157,7 +157,9 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         BaseSpec::Ivf { storage: StorageSpec::Codec(codec @ CodecSpec::Opq { .. }), .. }
         | BaseSpec::Hnsw {
             storage:
-                StorageSpec::Codec(codec @ (CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan)),
+                StorageSpec::Codec(
+                    codec @ (CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan),
+                ),
             ..
         } => {
             return Err(Error::Corrupt {
@@ -170,6 +172,16 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         }
         BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan) => {
             Box::new(CodesIndex::<RaBitQuantizer, RaBitQFastScan>::read_sections(r, prefix, codec)?)
+        }
+        BaseSpec::Codes(codec @ CodecSpec::RaBitQ { bits }) => {
+            let index = CodesIndex::<RaBitQuantizer>::read_sections(r, prefix, codec)?;
+            // The spec is the kind section's, the bits the quantizer's: they must agree.
+            if index.quantizer().bits() != bits {
+                return Err(Error::Corrupt {
+                    what: format!("index.kind names {codec} but its quantizer codes {} bits", index.quantizer().bits()),
+                });
+            }
+            Box::new(index)
         }
         BaseSpec::Codes(codec) => {
             with_quantizer_type!(codec, Q => Box::new(CodesIndex::<Q>::read_sections(r, prefix, codec)?))
@@ -188,8 +200,45 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         BaseSpec::Ivf {
             storage: StorageSpec::Codec(CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQFastScan), ..
         } => Box::new(IvfFastScanIndex::read_sections(r, prefix)?),
-        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::RaBitQ), .. } => {
+        BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::RaBitQ { .. }), .. } => {
             Box::new(IvfIndex::<RaBitQCodec>::read_sections(r, prefix)?)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index_factory;
+
+    /// A file whose kind section names RaBitQ codes of other bits than its quantizer codes
+    /// (flat, where the spec is the kind's, and in inverted lists, where it is the codec's) is
+    /// refused, either way round.
+    #[test]
+    fn rabitq_bits_must_match_the_kind() {
+        let data: Vec<f32> = (0..8 * 40).map(|i| ((i * 7 % 13) as f32).sin()).collect();
+        for (written, claimed) in [
+            ("RaBitQ", "RaBitQ4"),
+            ("RaBitQ3", "RaBitQ"),
+            ("IVF2,RaBitQ", "IVF2,RaBitQ2"),
+            ("IVF2,RaBitQ5", "IVF2,RaBitQ"),
+        ] {
+            let mut index = index_factory(8, written, Metric::L2).unwrap();
+            index.train(&data).unwrap();
+            index.add(&data).unwrap();
+            let honest = write_index_to_bytes(index.as_ref()).unwrap();
+            assert_eq!(read_index_from_bytes(&honest).unwrap().spec().to_string(), written);
+            let mut w = ContainerWriter::in_memory().unwrap();
+            w.add_index_kind(&IndexKind {
+                spec: claimed.into(),
+                format_version: INDEX_FORMAT_VERSION,
+                dim: 8,
+                metric: Metric::L2.name().into(),
+            })
+            .unwrap();
+            index.write_sections(&mut w, "index").unwrap();
+            let err = read_index_from_bytes(&w.finish_to_bytes().unwrap()).err().unwrap();
+            assert!(matches!(err, Error::Corrupt { .. }), "{written} as {claimed}: {err}");
+        }
+    }
 }

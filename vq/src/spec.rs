@@ -34,8 +34,8 @@ use std::str::FromStr;
 use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
-pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ | RaBitQfs \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ|RaBitQfs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
+pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ[{bits}] | RaBitQfs \
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ[{bits}]|RaBitQfs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// Why `HNSW{m},RaBitQ` is refused (by the parser, and by the factory for a spec built in code).
 pub(crate) const HNSW_OVER_RABITQ: &str =
@@ -85,8 +85,12 @@ pub enum CodecSpec {
         d: Option<usize>,
     },
     /// RaBitQ (`RaBitQ`, Faiss' `IndexRaBitQ` / `IndexIVFRaBitQ`): one bit per dimension after
-    /// a random rotation, plus three floats, scored by an unbiased estimate.
-    RaBitQ,
+    /// a random rotation, plus three floats, scored by an unbiased estimate; `RaBitQ{bits}`
+    /// (2 to 9, Faiss' spelling) is extended RaBitQ, `bits` bits per dimension.
+    RaBitQ {
+        /// Bits per dimension, `1 ..= 9`.
+        bits: u8,
+    },
     /// RaBitQ codes whose bits are scanned in the fast-scan layout (`RaBitQfs`, Faiss'
     /// `IndexRaBitQFastScan`): 32 codes at a time by byte shuffles against the query's
     /// byte-quantized nibble tables; flat or in inverted lists (`IVF1024,RaBitQfs`).
@@ -203,7 +207,8 @@ impl fmt::Display for CodecSpec {
             CodecSpec::PqFastScan { m } => write!(f, "PQ{m}x4fs"),
             CodecSpec::Opq { m, nbits: b, d: None } => write!(f, "OPQ{m},PQ{m}{}", nbits(b)),
             CodecSpec::Opq { m, nbits: b, d: Some(d) } => write!(f, "OPQ{m}_{d},PQ{m}{}", nbits(b)),
-            CodecSpec::RaBitQ => f.write_str("RaBitQ"),
+            CodecSpec::RaBitQ { bits: 1 } => f.write_str("RaBitQ"),
+            CodecSpec::RaBitQ { bits } => write!(f, "RaBitQ{bits}"),
             CodecSpec::RaBitQFastScan => f.write_str("RaBitQfs"),
         }
     }
@@ -294,6 +299,33 @@ fn number_after<'a>(token: &'a str, prefix: &str) -> Option<Result<(usize, &'a s
         Ok(0) => Err(format!("{prefix} needs a number of at least 1")),
         Ok(n) => Ok((n, &rest[digits..])),
         Err(_) => Err(format!("{prefix}'s number is too large")),
+    })
+}
+
+/// `RaBitQ[{bits}]` or `RaBitQfs[1]` → the codec, `None` if the token is not a RaBitQ token
+/// at all (`RaBitQ1` is `RaBitQ`, as in Faiss).
+fn parse_rabitq(token: &str) -> Option<Result<CodecSpec, String>> {
+    let rest = token.strip_prefix("RaBitQ")?;
+    let (fast_scan, digits) = match rest.strip_prefix("fs") {
+        Some(digits) => (true, digits),
+        None => (false, rest),
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let bits = match digits {
+        "" => 1,
+        _ => match digits.parse::<u8>() {
+            Ok(b @ 1..=vq_quant::RABITQ_MAX_BITS) => b,
+            _ => return Some(Err(format!("RaBitQ takes 1 to {} bits per dimension", vq_quant::RABITQ_MAX_BITS))),
+        },
+    };
+    Some(match (fast_scan, bits) {
+        (false, bits) => Ok(CodecSpec::RaBitQ { bits }),
+        (true, 1) => Ok(CodecSpec::RaBitQFastScan),
+        (true, bits) => Err(format!(
+            "the fast-scan layout holds one-bit RaBitQ codes: use RaBitQ{bits} (or RaBitQfs, one bit, with ,RFlat)"
+        )),
     })
 }
 
@@ -391,11 +423,8 @@ impl<'a> Parser<'a> {
             self.at += 1;
             return Ok(Some(CodecSpec::Sq(t)));
         }
-        if let Some(codec) = match token {
-            "RaBitQ" => Some(CodecSpec::RaBitQ),
-            "RaBitQfs" => Some(CodecSpec::RaBitQFastScan),
-            _ => None,
-        } {
+        if let Some(rabitq) = parse_rabitq(token) {
+            let codec = rabitq.map_err(|e| self.error(token, e))?;
             self.at += 1;
             return Ok(Some(codec));
         }
@@ -453,7 +482,7 @@ impl<'a> Parser<'a> {
                             format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
                         ));
                     }
-                    Some(CodecSpec::RaBitQ | CodecSpec::RaBitQFastScan) => {
+                    Some(CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan) => {
                         return Err(self.error(next, HNSW_OVER_RABITQ));
                     }
                     codec => codec.map_or(StorageSpec::Flat, StorageSpec::Codec),
@@ -624,6 +653,12 @@ mod tests {
             ("PCA64,RaBitQfs", "PCA64,RaBitQfs"),
             ("IVF1024,RaBitQfs,Refine(Flat)", "IVF1024,RaBitQfs,RFlat"),
             ("IVF1024_HNSW16,RaBitQfs", "IVF1024_HNSW16,RaBitQfs"),
+            ("RaBitQ1", "RaBitQ"),
+            ("RaBitQfs1,RFlat", "RaBitQfs,RFlat"),
+            ("RaBitQ4", "RaBitQ4"),
+            ("PCA64,RaBitQ9,Refine(Flat)", "PCA64,RaBitQ9,RFlat"),
+            ("IVF1024,RaBitQ2", "IVF1024,RaBitQ2"),
+            ("IVF64_HNSW16,RaBitQ3,RFlat", "IVF64_HNSW16,RaBitQ3,RFlat"),
         ] {
             let spec: IndexSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), canonical, "{text}");
@@ -675,6 +710,12 @@ mod tests {
             ("PQ8x4fsnp", "PQ8x4fsnp"),
             ("HNSW16,RaBitQfs", "RaBitQfs"),
             ("RaBitQFS", "RaBitQFS"),
+            ("RaBitQ0", "RaBitQ0"),
+            ("RaBitQ10", "RaBitQ10"),
+            ("RaBitQ4x", "RaBitQ4x"),
+            ("RaBitQfs4", "RaBitQfs4"),
+            ("IVF16,RaBitQfs2", "RaBitQfs2"),
+            ("HNSW16,RaBitQ4", "RaBitQ4"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();
             assert_eq!(err.token, token, "{text}: {err}");
