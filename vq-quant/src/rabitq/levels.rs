@@ -13,20 +13,25 @@
 //! numerator and denominator at each visits every candidate at `O(log d)` apiece.
 //!
 //! From `t = 0` that is `L · d` events, 2,688 a vector at 4 bits and d = 384 but 98,000 at 9
-//! bits, so wide codes sweep only a window around where the optimum lies, measured over
-//! Gaussian residuals (the rotation makes residuals look Gaussian), as the paper's own search
-//! narrows its scales. Tests check the window against the full sweep.
+//! bits, so wider codes first rank a grid of scales over a window where the optimum lies
+//! (measured over Gaussian residuals: the rotation makes residuals look Gaussian), each point
+//! `d` vectorized multiply-adds, then sweep exactly between the best point's neighbours, as
+//! the paper's own search narrows its scales. Encoding 20,000 vectors of d = 384 on two
+//! threads: 4 bits 64 → 21 µs a vector, 9 bits 440 → 78 µs, beside 5.5 µs at one bit. Tests
+//! check the full sweep against every assignment and the grid against the full sweep.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// Sweeps of at most this many levels start from `t = 0` (every candidate).
-const FULL_SWEEP_LEVELS: u16 = 15;
+/// Codes with at most this many events from `t = 0` (`L · d`) sweep them all (4-bit ones
+/// below d = 147), as 2-bit codes always do.
+const FULL_SWEEP_EVENTS: usize = 1024;
 /// The window of wider codes, in units of `(L + 1) / max_j a_j` (the scale at which the
 /// largest coordinate saturates). Over 200 Gaussian vectors each of d = 64 … 1,024, the full
-/// sweep's optimum lay within 0.84 … 1.12 of it at 6 to 9 bits (but up to 2.7 at 2 bits,
-/// where clipping the largest coordinates pays: narrow codes sweep everything).
-const WINDOW: (f64, f64) = (0.7, 1.25);
+/// sweep's optimum lay within 0.84 … 1.84 of it at 3 bits, 0.84 … 1.57 at 4, and closer to 1
+/// with more bits (but up to 2.7 at 2 bits, where clipping the largest coordinates pays:
+/// 2-bit codes sweep everything).
+const WINDOW: (f64, f64) = (0.7, 2.0);
 
 /// Scratch for [`LevelSearch::levels`], kept across the vectors of an encoding task.
 #[derive(Debug, Default)]
@@ -40,13 +45,24 @@ impl LevelSearch {
     /// The levels `e_j ∈ 0 ..= max_level` of `y`'s magnitudes into `levels` (`y.len()`
     /// values); all zero when `max_level` is 0 (one bit).
     pub(super) fn levels(&mut self, y: &[f32], max_level: u16, levels: &mut Vec<u16>) {
-        let window = if max_level <= FULL_SWEEP_LEVELS {
-            (0.0, f64::INFINITY)
-        } else {
-            let top = y.iter().fold(0f64, |m, &v| m.max(f64::from(v.abs())));
-            let unit = (f64::from(max_level) + 1.0) / top;
-            (WINDOW.0 * unit, WINDOW.1 * unit)
-        };
+        let top = y.iter().fold(0f32, |m, &v| m.max(v.abs()));
+        if max_level == 1 || usize::from(max_level) * y.len() <= FULL_SWEEP_EVENTS || top == 0.0 {
+            return self.sweep(y, max_level, (0.0, f64::INFINITY), levels);
+        }
+        // The scale of the best of a grid over the window, then the exact sweep between its
+        // neighbours: a grid point costs `d` multiply-adds that vectorize, an event a heap
+        // operation, and the window holds about `(L + 1) · Σ a_j / max a` events, so the
+        // cheapest grid has about `√(d (L + 1) / 3)` points.
+        let unit = (f64::from(max_level) + 1.0) / f64::from(top);
+        let (lo, hi) = (WINDOW.0 * unit, WINDOW.1 * unit);
+        let steps = ((y.len() * (usize::from(max_level) + 1) / 3) as f64).sqrt().max(32.0) as usize;
+        let step = (hi - lo) / steps as f64;
+        let cap = f32::from(max_level);
+        let best = (0..=steps)
+            .map(|i| grid_value(y, (lo + i as f64 * step) as f32, cap))
+            .enumerate()
+            .fold((0, f32::MIN), |best, (i, v)| if v > best.1 { (i, v) } else { best });
+        let window = (lo + best.0.saturating_sub(2) as f64 * step, lo + (best.0 + 2) as f64 * step);
         self.sweep(y, max_level, window, levels);
     }
 
@@ -114,6 +130,31 @@ impl LevelSearch {
     }
 }
 
+/// `cos²(o, |y|) · ‖y‖²` of the levels at scale `t`, `o_j = 2 min(⌊t |y_j|⌋, cap) + 1`, in f32
+/// with eight sums (a grid point's rank, not a result: the sweep recomputes in f64). Casts, not
+/// `floor`, which the x86-64 baseline (SSE2) cannot vectorize: `t |y_j| ≥ 0` truncates to its
+/// floor, and `min` before the floor is the same for an integer cap.
+fn grid_value(y: &[f32], t: f32, cap: f32) -> f32 {
+    let (mut num, mut den) = ([0f32; 8], [0f32; 8]);
+    let mut chunks = y.chunks_exact(8);
+    let add = |num: &mut f32, den: &mut f32, v: f32| {
+        let a = v.abs();
+        let o = 2.0 * ((t * a).min(cap) as i32) as f32 + 1.0;
+        *num += o * a;
+        *den += o * o;
+    };
+    for c in &mut chunks {
+        for ((n, d), &v) in num.iter_mut().zip(den.iter_mut()).zip(c) {
+            add(n, d, v);
+        }
+    }
+    for ((n, d), &v) in num.iter_mut().zip(den.iter_mut()).zip(chunks.remainder()) {
+        add(n, d, v);
+    }
+    let (num, den) = (num.iter().sum::<f32>(), den.iter().sum::<f32>());
+    num * num / den
+}
+
 /// `cos(2e + 1, |y|)` of levels `e` for `y`.
 #[cfg(test)]
 pub(super) fn cosine(y: &[f32], levels: &[u16]) -> f64 {
@@ -169,7 +210,7 @@ mod tests {
         ) {
             let max_level = (1u16 << (bits - 1)) - 1;
             let mut levels = Vec::new();
-            LevelSearch::default().levels(&y, max_level, &mut levels);
+            LevelSearch::default().sweep(&y, max_level, (0.0, f64::INFINITY), &mut levels);
             prop_assert!(levels.iter().all(|&e| e <= max_level));
             if y.iter().any(|&v| v != 0.0) {
                 let (got, want) = (cosine(&y, &levels), brute_force(&y, max_level));
@@ -178,13 +219,14 @@ mod tests {
         }
     }
 
-    /// Wide codes' window loses (almost) nothing against the full sweep on Gaussian
-    /// residuals, the distribution a random rotation gives.
+    /// Wide codes' grid and window lose (almost) nothing against the full sweep on Gaussian
+    /// residuals, the distribution a random rotation gives (the grid may pick the
+    /// neighbourhood of a slightly lower peak).
     #[test]
     fn the_window_of_wide_codes_keeps_the_best() {
         let mut search = LevelSearch::default();
         let (mut windowed, mut full) = (Vec::new(), Vec::new());
-        for bits in 6..=9u32 {
+        for bits in 3..=9u32 {
             let max_level = (1u16 << (bits - 1)) - 1;
             for (i, dim) in [16usize, 128, 384].into_iter().enumerate() {
                 for v in 0..20 {
@@ -192,7 +234,8 @@ mod tests {
                     search.levels(&y, max_level, &mut windowed);
                     search.sweep(&y, max_level, (0.0, f64::INFINITY), &mut full);
                     let (w, f) = (cosine(&y, &windowed), cosine(&y, &full));
-                    assert!(w >= f - 1e-9, "{bits} bits, d = {dim}: {w} vs {f}");
+                    // (Measured: at most 1.3e-5 below, where each bit gains 1e-3 … 4e-2.)
+                    assert!(w >= f - 5e-5, "{bits} bits, d = {dim}: {w} vs {f}");
                 }
             }
         }
