@@ -24,8 +24,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// Codes with at most this many events from `t = 0` (`L · d`) sweep them all (4-bit ones
-/// below d = 147), as 2-bit codes always do.
-const FULL_SWEEP_EVENTS: usize = 1024;
+/// below d = 37), as 2-bit codes always do.
+const FULL_SWEEP_EVENTS: usize = 256;
 /// The window of wider codes, in units of `(L + 1) / max_j a_j` (the scale at which the
 /// largest coordinate saturates). Over 200 Gaussian vectors each of d = 64 … 1,024, the full
 /// sweep's optimum lay within 0.84 … 1.84 of it at 3 bits, 0.84 … 1.57 at 4, and closer to 1
