@@ -26,6 +26,13 @@
 //! inverted file's coarse key of the list. `s` is summed exactly in the query (no query
 //! quantization), by masked adds at AVX-512 and a per-query table of each byte's 256 partial
 //! sums elsewhere ([`bits`]).
+//!
+//! With `B` bits per dimension (extended RaBitQ, Gao et al., SIGMOD 2025; Faiss'
+//! `RaBitQ{B}`) the code's direction is `ō = o / ‖o‖` for odd integers `o_j` up to
+//! `±(2^B − 1)` whose signs are the one-bit code's and whose magnitudes are chosen per vector to
+//! bring `ō` closest to `P r` ([`levels`]); the estimator and the folding are the same with
+//! `√d` replaced by `‖o‖`, and `s` sums the query over every bit plane, each weighted by its
+//! power of two (see `encode_rotated`).
 
 mod bits;
 mod levels;
@@ -62,7 +69,8 @@ const META_VERSION: u32 = 1;
 const META_VERSION_BITS: u32 = 2;
 const ARRAY_VERSION: u32 = 1;
 
-/// One bit per dimension plus three floats (`⌈d/8⌉ + 12` bytes), scored by RaBitQ's estimate.
+/// One bit per dimension (or `bits`, [`RaBitQuantizer::with_bits`]) plus three floats
+/// (`bits · ⌈d/8⌉ + 12` bytes), scored by RaBitQ's estimate.
 ///
 /// Two kinds: [`RaBitQuantizer::new`] codes vectors about the training sample's mean (Faiss'
 /// `IndexRaBitQ`; [`Quantizer::train`] learns the mean), [`RaBitQuantizer::for_residuals`]
@@ -395,8 +403,9 @@ impl RaBitQuantizer {
             let u = (0..planes).fold(0i32, |u, p| u << 1 | i32::from(code[p * plane_bytes + j / 8] >> (j % 8) & 1));
             (2 * u - odd) as f32
         }));
-        let o_norm = y.iter().map(|&o| f64::from(o) * f64::from(o)).sum::<f64>().sqrt();
-        let scale = (f64::from(ell) / o_norm) as f32;
+        // `‖o‖²` summed exactly (`d` for one bit, as before multi-bit codes), rounded once.
+        let o_sq = y.iter().map(|&o| (o * o) as u64).sum::<u64>();
+        let scale = ell / (o_sq as f32).sqrt();
         y.iter_mut().for_each(|o| *o *= scale);
         project_back(&self.rotation, y, out);
         out.iter_mut().zip(&self.center).for_each(|(o, c)| *o += c);
@@ -444,7 +453,7 @@ impl RaBitQScorer {
 }
 
 impl CodeScorer for RaBitQScorer {
-    /// The key of one code (`⌈d/8⌉ + 12` bytes; shorter is no code: infinity).
+    /// The key of one code (`bits · ⌈d/8⌉ + 12` bytes; shorter is no code: infinity).
     fn distance(&self, code: &[u8]) -> f32 {
         let Some((bits, f)) = code.split_at_checked(self.nbytes) else { return f32::INFINITY };
         self.key_of(self.sums.one(bits), f)
