@@ -1,6 +1,6 @@
 //! Writes small valid files as seed corpora for the index fuzz targets in `fuzz/`
 //! (`cargo xtask fuzz` runs this): `graph_fuzz_seeds DIR` fills `DIR/hnsw` (graphs over flat, SQ8 and
-//! FP16 storage, one with a deleted node) and `DIR/quantizers` (SQ8, SQ4U, FP16, PQ and OPQ
+//! FP16 storage, one with a deleted node) and `DIR/quantizers` (SQ8, SQ4U, FP16, PQ, OPQ and RaBitQ of one and three bits
 //! under prefix `q`, with a `FlatCodes` of the same quantizer under prefix `f`).
 //!
 //! Each seed starts with the selector byte the targets read first: 2 (recompute the header
@@ -83,5 +83,7 @@ fn main() -> Res {
     // Read by the target as RaBitQ's FlatCodes and as its fast-scan store (the same sections);
     // 13 dimensions: a last byte of bits partly used.
     quantizer_seed(dir, "rabitq", RaBitQuantizer::new(13, Metric::Cosine)?, &points(64, 13))?;
+    // Three bits a dimension: version 2 meta, three planes of bits.
+    quantizer_seed(dir, "rabitq3", RaBitQuantizer::new(13, Metric::L2)?.with_bits(3)?, &points(64, 13))?;
     Ok(())
 }

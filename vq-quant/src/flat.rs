@@ -202,7 +202,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
             None => {
                 for (block, codes) in self.codes.chunks(BLOCK * size).enumerate() {
                     let keys = &mut keys[..codes.len() / size];
-                    scorer.distances(codes, keys);
+                    scorer.distances_within(codes, keys, top.threshold());
                     for (i, &key) in keys.iter().enumerate() {
                         top.push(key, (block * BLOCK + i) as u64);
                     }
@@ -217,7 +217,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
                 gathered.clear();
                 let mut flush = |rows: &mut Vec<usize>, gathered: &mut Vec<u8>| {
                     let keys = &mut keys[..rows.len()];
-                    scorer.distances(gathered, keys);
+                    scorer.distances_within(gathered, keys, top.threshold());
                     for (&row, &key) in rows.iter().zip(keys.iter()) {
                         top.push(key, row as u64);
                     }

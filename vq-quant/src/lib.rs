@@ -138,6 +138,14 @@ pub trait CodeScorer: Send {
             *o = self.distance(code);
         }
     }
+    /// [`distances`](CodeScorer::distances) for a scan into a sink whose
+    /// [`threshold`](ScanSink::threshold) is `threshold`: a scorer may give `+∞` instead of
+    /// the key of a code it finds (to high probability) above it, so that it skips most of
+    /// their work; every other key as `distances` gives it. All keys by default.
+    fn distances_within(&self, codes: &[u8], out: &mut [f32], threshold: f32) {
+        let _ = threshold;
+        self.distances(codes, out);
+    }
 }
 
 /// A searchable buffer of codes under one quantizer, row `i` the `i`-th vector added:

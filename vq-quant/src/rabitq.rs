@@ -56,6 +56,15 @@ use crate::{CodeScorer, Error, Quantizer, Result, prepare_row_into, prepare_rows
 const ROTATION_SEED: u64 = 0x5241_4269_7451; // "RaBitQ"
 /// Floats after the bits of a code: `a`, `w` and `ℓ`.
 const FACTORS: usize = 3;
+/// Floats after them in a multi-bit code: the sign bits' own one-bit factors `a₁`, `w₁` and
+/// their key's error bound per unit of `‖q − c‖`, `ε₁` (the first stage of a flat scan).
+const FIRST_STAGE_FACTORS: usize = 3;
+/// The paper's confidence: an estimate's error stays below `ε₀` of its standard deviations
+/// (Gao and Long's Theorem 3.2; Faiss and the authors' library take 1.9 too).
+const FIRST_STAGE_EPSILON: f64 = 1.9;
+/// Flat scans of multi-bit codes below this dimension skip the first stage: the one-bit
+/// bound is an asymptotic one, loose (and so rarely pruning) in few dimensions.
+const FIRST_STAGE_MIN_DIM: usize = 64;
 /// Rows encoded per parallel task.
 const ENCODE_CHUNK: usize = 256;
 /// The largest dimension: the rotation is dense, `d × d` (64 MiB and about 10 s to draw at
@@ -69,8 +78,8 @@ const META_VERSION: u32 = 1;
 const META_VERSION_BITS: u32 = 2;
 const ARRAY_VERSION: u32 = 1;
 
-/// One bit per dimension (or `bits`, [`RaBitQuantizer::with_bits`]) plus three floats
-/// (`bits · ⌈d/8⌉ + 12` bytes), scored by RaBitQ's estimate.
+/// One bit per dimension plus three floats (`⌈d/8⌉ + 12` bytes), or `bits` and six floats (three
+/// for residuals; [`RaBitQuantizer::with_bits`]), scored by RaBitQ's estimate.
 ///
 /// Two kinds: [`RaBitQuantizer::new`] codes vectors about the training sample's mean (Faiss'
 /// `IndexRaBitQ`; [`Quantizer::train`] learns the mean), [`RaBitQuantizer::for_residuals`]
@@ -152,10 +161,11 @@ impl RaBitQuantizer {
     }
 
     /// The same quantizer coding `bits` bits per dimension (`1 ..= 9`; one by default):
-    /// extended RaBitQ (Gao et al., SIGMOD 2025; Faiss' `RaBitQ{bits}`), `bits · ⌈d/8⌉ + 12`
-    /// bytes a code. The sign bits are one-bit RaBitQ's; the other `bits − 1` refine each
-    /// coordinate's magnitude, chosen per vector to point the code closest to the residual,
-    /// so the estimate's error falls about twofold per bit.
+    /// extended RaBitQ (Gao et al., SIGMOD 2025; Faiss' `RaBitQ{bits}`), `bits · ⌈d/8⌉ + 24`
+    /// bytes a code about the trained mean (three floats more than one bit's: the sign bits'
+    /// own factors, for a flat scan's first stage), `bits · ⌈d/8⌉ + 12` for residuals. The sign bits are one-bit RaBitQ's; the other `bits − 1` refine
+    /// each coordinate's magnitude, chosen per vector to point the code closest to the
+    /// residual, so the estimate's error falls about twofold per bit.
     pub fn with_bits(mut self, bits: u8) -> Result<Self> {
         if !(1..=RABITQ_MAX_BITS).contains(&bits) {
             return Err(Error::Parameter { name: "bits", what: format!("{bits} bits, not 1..={RABITQ_MAX_BITS}") });
@@ -269,10 +279,16 @@ impl RaBitQuantizer {
         let (plane_bytes, half) = (self.plane_bytes(), 1u16 << (planes - 1));
         let (mut abs_dot, mut o_sq, mut norm_sq, mut r_dot_c, mut pc_sum, mut u_dot_pc) =
             (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+        // The sign bits' own sums, for a multi-bit code's one-bit factors.
+        let (mut abs_sum, mut pc_set) = (0f64, 0f64);
         for (j, ((&v, &c), &e)) in y.iter().zip(pc).zip(levels).enumerate() {
             let (v, c) = (f64::from(v), f64::from(c));
             let o = 2.0 * f64::from(e) + 1.0;
             abs_dot += o * v.abs();
+            abs_sum += v.abs();
+            if v > 0.0 {
+                pc_set += c;
+            }
             o_sq += o * o;
             norm_sq += v * v;
             r_dot_c += v * c;
@@ -293,13 +309,51 @@ impl RaBitQuantizer {
         // ⟨r, v⟩ is the exact 0.
         let m = if ell > 0.0 { norm_sq / ell } else { 0.0 };
         let t = ((f64::from(2 * half) - 1.0) * pc_sum - 2.0 * u_dot_pc) / o_norm;
-        let (a, w) = match self.inner_metric() {
-            Metric::L2 => (norm_sq - 2.0 * m * t, 2.0 * m / o_norm),
-            _ => (-r_dot_c - m * t, m / o_norm),
-        };
-        for (out, v) in factors.chunks_exact_mut(4).zip([a, w, ell]) {
+        let (a, w) = self.folded(m, t, o_norm, norm_sq, r_dot_c);
+        let mut values = vec![a, w, ell];
+        if self.has_first_stage() {
+            // The sign plane alone is a one-bit code of the same residual: its factors, and the
+            // bound on its key's error per unit of ‖q − c‖: the paper's `ε₀ σ`, with
+            // `σ = ‖r‖ √(1 − c²) / (c √(d − 1))` for `c = ⟨ō₁, r / ‖r‖⟩ = ℓ₁ / ‖r‖`, doubled for
+            // L2 (its key holds `−2⟨r, q − c⟩`).
+            let sqrt_d = (self.dim as f64).sqrt();
+            let ell1 = abs_sum / sqrt_d;
+            let m1 = if ell1 > 0.0 { norm_sq / ell1 } else { 0.0 };
+            let (a1, w1) = self.folded(m1, (pc_sum - 2.0 * pc_set) / sqrt_d, sqrt_d, norm_sq, r_dot_c);
+            let norm = norm_sq.sqrt();
+            let err1 = if ell1 <= 0.0 {
+                0.0
+            } else if self.dim < 2 {
+                f64::INFINITY
+            } else {
+                let c = (ell1 / norm).min(1.0);
+                let per = if self.inner_metric() == Metric::L2 { 2.0 } else { 1.0 };
+                per * norm * (1.0 - c * c).sqrt() / c * FIRST_STAGE_EPSILON / (self.dim as f64 - 1.0).sqrt()
+            };
+            values.extend([a1, w1, err1]);
+        }
+        for (out, v) in factors.chunks_exact_mut(4).zip(values) {
             out.copy_from_slice(&(v as f32).to_le_bytes());
         }
+    }
+
+    /// `(a, w)` of a code from `m = ‖r‖² / ℓ`, `t = −⟨ō, P c⟩`, `‖o‖`, `‖r‖²` and `⟨r, c⟩`.
+    fn folded(&self, m: f64, t: f64, o_norm: f64, norm_sq: f64, r_dot_c: f64) -> (f64, f64) {
+        match self.inner_metric() {
+            Metric::L2 => (norm_sq - 2.0 * m * t, 2.0 * m / o_norm),
+            _ => (-r_dot_c - m * t, m / o_norm),
+        }
+    }
+
+    /// Whether codes carry the sign bits' own factors for a flat scan's first stage:
+    /// multi-bit codes about the trained mean (an inverted file's residual codes do not).
+    fn has_first_stage(&self) -> bool {
+        self.bits > 1 && self.centered
+    }
+
+    /// Floats after a code's bits: `a`, `w`, `ℓ`, and `a₁`, `w₁`, `ε₁` for the first stage.
+    fn factor_count(&self) -> usize {
+        if self.has_first_stage() { FACTORS + FIRST_STAGE_FACTORS } else { FACTORS }
     }
 
     /// A query's scorer with no offset (an inverted file adds each list's coarse key).
@@ -344,7 +398,18 @@ impl RaBitQuantizer {
             }
             SetSums::new(&repeated)
         };
-        RaBitQScorer { sums, sum, offset, nbytes: self.bit_bytes() }
+        RaBitQScorer { sums, sum, offset, nbytes: self.bit_bytes(), code_size: self.code_size(), first: None }
+    }
+
+    /// The first stage of a flat scan of multi-bit codes about the trained mean, for the query
+    /// `q` rotated to `pq`: the sign plane's sums and `‖q − c‖`. `None` for one bit, residual
+    /// codes and few dimensions.
+    fn first_stage(&self, q: &[f32], pq: &[f32]) -> Option<FirstStage> {
+        (self.has_first_stage() && self.dim >= FIRST_STAGE_MIN_DIM).then(|| FirstStage {
+            sign: SetSums::new(pq),
+            sum: total(pq),
+            query_norm: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
+        })
     }
 
     /// A query's terms for codes in the fast-scan layout
@@ -428,12 +493,36 @@ fn total(v: &[f32]) -> f32 {
 /// total, and the offset.
 #[derive(Debug, Clone)]
 pub struct RaBitQScorer {
-    /// `Σ_{b_j = 1} (P q)_j` of a code's bits.
+    /// `Σ_{b_j = 1} (P q)_j` of a code's bits (every plane's, weighted).
     sums: SetSums,
-    /// `Σ_j (P q)_j`.
+    /// `(2^B − 1) Σ_j (P q)_j`.
     sum: f32,
     offset: f32,
+    /// Bytes of bits in a code.
     nbytes: usize,
+    code_size: usize,
+    /// Multi-bit codes scanned flat: the one-bit estimate first.
+    first: Option<FirstStage>,
+}
+
+/// A flat scan's first stage over multi-bit codes (Faiss and the paper's two-stage search):
+/// the sign plane's one-bit key, less its error bound `ε₁ ‖q − c‖`, bounds the code's distance
+/// from below; a code whose bound is above the scan's threshold is not summed over its other
+/// planes.
+#[derive(Debug, Clone)]
+struct FirstStage {
+    /// `Σ_{b_j = 1} (P q)_j` over the sign plane.
+    sign: SetSums,
+    /// `Σ_j (P q)_j`.
+    sum: f32,
+    /// `‖q − c‖`.
+    query_norm: f32,
+}
+
+/// Float `i` of the factors at `f` (the caller checked their length).
+#[inline(always)]
+fn factor(f: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]])
 }
 
 impl RaBitQScorer {
@@ -453,18 +542,42 @@ impl RaBitQScorer {
 }
 
 impl CodeScorer for RaBitQScorer {
-    /// The key of one code (`bits · ⌈d/8⌉ + 12` bytes; shorter is no code: infinity).
+    /// The key of one code ([`Quantizer::code_size`] bytes; shorter is no code: infinity).
     fn distance(&self, code: &[u8]) -> f32 {
         let Some((bits, f)) = code.split_at_checked(self.nbytes) else { return f32::INFINITY };
         self.key_of(self.sums.one(bits), f)
     }
 
     fn distances(&self, codes: &[u8], out: &mut [f32]) {
-        let cs = self.nbytes + 4 * FACTORS;
+        let cs = self.code_size;
         let n = out.len().min(codes.len() / cs);
         out[n..].fill(f32::INFINITY);
         let nb = self.nbytes;
         self.sums.map(&codes[..n * cs], cs, &mut out[..n], |s, code| self.key_of(s, &code[nb..]));
+    }
+
+    /// Multi-bit codes scanned flat: each code's one-bit key from its sign plane, less its
+    /// error bound, first; only codes whose bound is not above `threshold` are summed over
+    /// every plane (to the bit the key [`distances`](CodeScorer::distances) gives), the others
+    /// are `+∞`. A code is missed only where the one-bit estimate erred by more than 1.9 of its
+    /// standard deviations (the paper's bound) in its favour.
+    fn distances_within(&self, codes: &[u8], out: &mut [f32], threshold: f32) {
+        let Some(first) = self.first.as_ref().filter(|_| threshold < f32::INFINITY) else {
+            return self.distances(codes, out);
+        };
+        let (cs, nb) = (self.code_size, self.nbytes);
+        let n = out.len().min(codes.len() / cs);
+        out[n..].fill(f32::INFINITY);
+        let codes = &codes[..n * cs];
+        first.sign.map(codes, cs, &mut out[..n], |s, code| {
+            let f = &code[nb + 4 * FACTORS..];
+            let (a1, w1, err1) = (factor(f, 0), factor(f, 1), factor(f, 2));
+            self.offset + a1 - w1 * (2.0 * s - first.sum) - err1 * first.query_norm
+        });
+        for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
+            // (A NaN bound, from a forged factor, is summed in full.)
+            *o = if *o > threshold { f32::INFINITY } else { self.key_of(self.sums.one(&code[..nb]), &code[nb..]) };
+        }
     }
 }
 
@@ -487,7 +600,7 @@ impl Quantizer for RaBitQuantizer {
     }
 
     fn code_size(&self) -> usize {
-        self.bit_bytes() + 4 * FACTORS
+        self.bit_bytes() + 4 * self.factor_count()
     }
 
     fn is_trained(&self) -> bool {
@@ -549,7 +662,10 @@ impl Quantizer for RaBitQuantizer {
         }
         let mut buf = Vec::new();
         let q = prepare_row_into("query", query, self.dim, self.metric, &mut buf)?;
-        Ok(self.scorer_of(q, self.mean_offset(q)))
+        let pq = self.rotate(q);
+        let mut scorer = self.scorer_of_rotated(&pq, self.mean_offset(q));
+        scorer.first = self.first_stage(q, &pq);
+        Ok(scorer)
     }
 
     /// Between the two codes' reconstructions (graphs do not build over RaBitQ codes; this
@@ -571,9 +687,15 @@ impl Quantizer for RaBitQuantizer {
     /// decoding needs, without its rotation per code.
     fn check_codes(&self, codes: &[u8]) -> Option<std::result::Result<(), usize>> {
         let limit = f32::MAX.sqrt() / 2.0;
+        let first_stage = self.bit_bytes() + 4 * FACTORS;
         let bad = codes.chunks_exact(self.code_size()).position(|code| {
             let [a, w, ell] = self.factors(code);
-            !(a.is_finite() && w.is_finite() && (0.0..limit).contains(&ell))
+            // A multi-bit code's one-bit factors: finite, and an error bound not below 0.
+            let first_ok = !self.has_first_stage() || {
+                let f = &code[first_stage..];
+                factor(f, 0).is_finite() && factor(f, 1).is_finite() && factor(f, 2) >= 0.0
+            };
+            !(a.is_finite() && w.is_finite() && (0.0..limit).contains(&ell) && first_ok)
         });
         Some(bad.map_or(Ok(()), Err))
     }
@@ -735,7 +857,9 @@ mod tests {
             q.scorer(&query).unwrap().distances(&codes, &mut keys);
             let scale = query.iter().chain(&data).map(|v| v * v).sum::<f32>() as f64;
             let cs = q.code_size();
-            prop_assert_eq!(cs, usize::from(bits) * dim.div_ceil(8) + 12);
+            prop_assert_eq!(cs, usize::from(bits) * dim.div_ceil(8) + if bits > 1 { 24 } else { 12 });
+            let residual_size = RaBitQuantizer::for_residuals(dim, metric).unwrap().with_bits(bits).unwrap().code_size();
+            prop_assert_eq!(residual_size, usize::from(bits) * dim.div_ceil(8) + 12);
             for (i, &k) in keys.iter().enumerate() {
                 let want = slow_key(&q, &data[i * dim..][..dim], &q.center, &query, &codes[i * cs..][..cs]);
                 prop_assert!((f64::from(k) - want).abs() <= 1e-4 * scale, "row {i}: {k} vs {want}");
@@ -817,6 +941,49 @@ mod tests {
             let bound = 5.0 / (dim as f64).sqrt() / f64::from(1u32 << (bits - 1));
             assert!(mean.abs() < 0.01, "{metric}, {bits} bits: mean relative error {mean}");
             assert!(worst_rel < bound, "{metric}, {bits} bits: worst relative error {worst_rel}");
+        }
+    }
+
+    /// A flat scan of multi-bit codes through the first stage keeps the top k of the full
+    /// scan (the slow twin: every code's key, sorted), each hit's score to the bit, while
+    /// skipping most codes' planes.
+    #[test]
+    fn the_first_stage_keeps_the_top_k_and_skips_most_codes() {
+        let (dim, n, k) = (128, 3000, 10);
+        let data = rows(n, dim, 21);
+        let queries = rows(20, dim, 22);
+        for (metric, bits) in [(Metric::L2, 2), (Metric::L2, 4), (Metric::InnerProduct, 3)] {
+            let mut q = RaBitQuantizer::new(dim, metric).unwrap().with_bits(bits).unwrap();
+            q.train(&data).unwrap();
+            let mut flat = crate::FlatCodes::new(q.clone());
+            flat.add(&data).unwrap();
+            let mut codes = vec![0u8; n * q.code_size()];
+            q.encode(&data, &mut codes).unwrap();
+            let hits = flat.search(&queries, k).unwrap();
+            let (mut found, mut skipped) = (0, 0);
+            for (qi, (ids, scores)) in hits.iter().enumerate() {
+                let scorer = q.scorer(&queries[qi * dim..][..dim]).unwrap();
+                let mut keys = vec![0f32; n];
+                scorer.distances(&codes, &mut keys);
+                let mut order: Vec<usize> = (0..n).collect();
+                order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]).then(a.cmp(&b)));
+                for (&id, &score) in ids.iter().zip(scores) {
+                    let key = metric.key_from_score(score);
+                    assert_eq!(key.to_bits(), keys[id as usize].to_bits(), "{metric} {bits} bits: id {id}");
+                }
+                found += ids.iter().filter(|&&id| order[..k].contains(&(id as usize))).count();
+                // At the final threshold, most codes are skipped.
+                let mut within = vec![0f32; n];
+                scorer.distances_within(&codes, &mut within, keys[order[k - 1]]);
+                skipped += within.iter().filter(|k| k.is_infinite()).count();
+                for (i, (&w, &full)) in within.iter().zip(&keys).enumerate() {
+                    assert!(w.is_infinite() || w.to_bits() == full.to_bits(), "code {i}: {w} vs {full}");
+                }
+            }
+            let recall = found as f64 / (queries.len() / dim * k) as f64;
+            let skipped = skipped as f64 / (queries.len() / dim * n) as f64;
+            assert!(recall >= 0.97, "{metric} {bits} bits: {recall} of the full scan's top {k}");
+            assert!(skipped >= 0.8, "{metric} {bits} bits: skipped {skipped}");
         }
     }
 
