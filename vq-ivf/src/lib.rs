@@ -12,7 +12,7 @@
 //! quantizers behind [`CoarseQuantizer`] ([`FlatCoarse`]: every centroid scored; [`HnswCoarse`]:
 //! a `vq-graph` HNSW over the centroids, `IVF65536_HNSW32`, for very large `nlist`), the list
 //! codecs ([`FlatCodec`] over `vq-quant`'s identity quantizer, [`SqCodec`] over residuals,
-//! [`PqCodec`] over residuals with Faiss' precomputed L2 table, [`RaBitQCodec`]: one bit a
+//! [`PqCodec`] over residuals with Faiss' precomputed L2 table, [`RaBitQCodec`]: one to nine bits a
 //! dimension, the centroid's terms folded into each code), their container sections, the
 //! trained-state fingerprint, and [`IvfIndex::merge_from`] for sharded builds; and
 //! [`IvfFastScan`], lists of 4-bit PQ codes in the fast-scan layout (`IVF{nlist},PQ{m}x4fs`,

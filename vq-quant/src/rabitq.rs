@@ -506,8 +506,7 @@ fn write_floats<const N: usize>(out: &mut [u8], values: [f64; N]) {
 
 /// `(a, w, ℓ)` of a code whose bits take `bit_bytes` bytes.
 pub(crate) fn code_factors(code: &[u8], bit_bytes: usize) -> [f32; FACTORS] {
-    let f = &code[bit_bytes..];
-    std::array::from_fn(|i| f32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]))
+    std::array::from_fn(|i| factor(&code[bit_bytes..], i))
 }
 
 /// `Σ v` in f64.
