@@ -995,7 +995,7 @@ mod tests {
             let mut codes = vec![0u8; n * q.code_size()];
             q.encode(&data, &mut codes).unwrap();
             let hits = flat.search(&queries, k).unwrap();
-            let (mut found, mut skipped) = (0, 0);
+            let (mut found, mut found_even, mut skipped) = (0, 0, 0);
             for (qi, (ids, scores)) in hits.iter().enumerate() {
                 let scorer = q.scorer(&queries[qi * dim..][..dim]).unwrap();
                 let mut keys = vec![0f32; n];
@@ -1015,7 +1015,24 @@ mod tests {
                     assert!(w.is_infinite() || w.to_bits() == full.to_bits(), "code {i}: {w} vs {full}");
                 }
             }
+            // Filtered (the rows gathered into blocks): the same, over the rows kept.
+            let even = |row: usize| row % 2 == 0;
+            let hits_even = flat.search_filtered(&queries, k, Some(&even)).unwrap();
+            for (qi, (ids, scores)) in hits_even.iter().enumerate() {
+                let scorer = q.scorer(&queries[qi * dim..][..dim]).unwrap();
+                let mut keys = vec![0f32; n];
+                scorer.distances(&codes, &mut keys);
+                let mut order: Vec<usize> = (0..n).filter(|&r| even(r)).collect();
+                order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]).then(a.cmp(&b)));
+                for (&id, &score) in ids.iter().zip(scores) {
+                    assert!(even(id as usize), "{metric} {bits} bits: id {id} filtered out");
+                    assert_eq!(metric.key_from_score(score).to_bits(), keys[id as usize].to_bits());
+                }
+                found_even += ids.iter().filter(|&&id| order[..k].contains(&(id as usize))).count();
+            }
             let recall = found as f64 / (queries.len() / dim * k) as f64;
+            let recall_even = found_even as f64 / (queries.len() / dim * k) as f64;
+            assert!(recall_even >= 0.97, "{metric} {bits} bits, filtered: {recall_even}");
             let skipped = skipped as f64 / (queries.len() / dim * n) as f64;
             assert!(recall >= 0.97, "{metric} {bits} bits: {recall} of the full scan's top {k}");
             assert!(skipped >= 0.8, "{metric} {bits} bits: skipped {skipped}");
