@@ -1016,7 +1016,7 @@ mod tests {
                 }
             }
             // Filtered (the rows gathered into blocks): the same, over the rows kept.
-            let even = |row: usize| row % 2 == 0;
+            let even = |row: usize| row.is_multiple_of(2);
             let hits_even = flat.search_filtered(&queries, k, Some(&even)).unwrap();
             for (qi, (ids, scores)) in hits_even.iter().enumerate() {
                 let scorer = q.scorer(&queries[qi * dim..][..dim]).unwrap();
