@@ -390,23 +390,16 @@ impl RaBitQuantizer {
     }
 
     /// The scorer of a query whose rotation is `pq` (`P q`): `s = Σ u_j (P q)_j` is the sum
-    /// over the set bits of every plane, plane `i` weighted `2^{B−1−i}`, so the planes' bits
-    /// are summed as one code's against the query repeated once per plane, scaled (exactly,
-    /// by a power of two) and padded to whole bytes.
+    /// over the set bits of every plane, plane `i` weighted `2^{B−1−i}` ([`SetSums::planes`];
+    /// bytes between planes, the first stage's factors, add nothing).
     fn scorer_of_rotated(&self, pq: &[f32], offset: f32) -> RaBitQScorer {
         let planes = usize::from(self.bits);
         let sum = total(pq) * ((1u32 << planes) - 1) as f32;
         let sums = if planes == 1 {
             SetSums::new(pq)
         } else {
-            // Lanes under the first stage's factors stay zero: their bytes add nothing.
-            let mut repeated = vec![0f32; 8 * self.bit_bytes()];
-            for plane in 0..planes {
-                let scale = (1u32 << (planes - 1 - plane)) as f32;
-                let out = &mut repeated[8 * self.plane_offset(plane)..][..pq.len()];
-                out.iter_mut().zip(pq).for_each(|(o, &v)| *o = v * scale);
-            }
-            SetSums::new(&repeated)
+            let offsets: Vec<usize> = (0..planes).map(|p| self.plane_offset(p)).collect();
+            SetSums::planes(pq, &offsets, self.bit_bytes())
         };
         RaBitQScorer {
             sums,

@@ -40,11 +40,14 @@ pub(super) fn subset_sums(dims: &[f32], table: &mut [f32]) {
 /// Outputs past the whole codes are left as they are.
 type MaskedFn = fn(query: &[f32], codes: &[u8], stride: usize, nbytes: usize, out: &mut [f32]);
 
-/// A query prepared for summing over the set bits of codes.
+/// A query prepared for summing over the set bits of codes: of one plane of bits, or of
+/// several planes weighted by powers of two ([`SetSums::planes`], multi-bit codes).
 #[derive(Debug, Clone)]
 pub(crate) enum SetSums {
-    /// Per byte of bits `i`: entry `v` sums `(P q)_{8i+j}` over the bits `j` set in `v`.
-    Table(Vec<[f32; 256]>),
+    /// Per byte of bits `i`: entry `v` sums `(P q)_{8i+j}` over the bits `j` set in `v`; and
+    /// per plane its first byte in a code and its weight. Every plane reads the same table
+    /// (a plane's table is the first's times its power of two), summed per plane, weighted.
+    Table { table: Vec<[f32; 256]>, planes: Vec<(usize, f32)> },
     /// The rotated query padded with zeros to whole 16-lane groups, its bytes of bits per
     /// code, and the masked-add kernel.
     Masked { query: Vec<f32>, nbytes: usize, kernel: MaskedFn },
@@ -53,39 +56,56 @@ pub(crate) enum SetSums {
 impl SetSums {
     /// The sums of the rotated query `pq` at the level vq-distance uses in this process.
     pub(crate) fn new(pq: &[f32]) -> SetSums {
+        Self::with(pq, &[0], pq.len().div_ceil(8), *Self::level_kernel())
+    }
+
+    /// The sums of `pq` over several planes of bits, `planes[i]` the byte of a code where plane
+    /// `i` starts, plane `i` weighted `2^{n−1−i}` (`n` planes), the planes (and any bytes
+    /// between them, which add nothing) taking `nbytes` bytes of a code.
+    pub(crate) fn planes(pq: &[f32], planes: &[usize], nbytes: usize) -> SetSums {
+        Self::with(pq, planes, nbytes, *Self::level_kernel())
+    }
+
+    fn level_kernel() -> &'static Option<MaskedFn> {
         static MASKED: OnceLock<Option<MaskedFn>> = OnceLock::new();
-        let masked = *MASKED.get_or_init(|| masked_for(vq_distance::simd_level()));
-        Self::with(pq, masked)
+        MASKED.get_or_init(|| masked_for(vq_distance::simd_level()))
     }
 
-    /// The sums of `pq` at `level`, or `None` when this CPU cannot run it (tests compare levels).
+    /// [`SetSums::planes`] at `level`, or `None` when this CPU cannot run it (tests compare
+    /// levels).
     #[cfg(test)]
-    pub(crate) fn for_level(pq: &[f32], level: SimdLevel) -> Option<SetSums> {
-        SimdLevel::available().contains(&level).then(|| Self::with(pq, masked_for(level)))
+    pub(crate) fn for_level(pq: &[f32], planes: &[usize], nbytes: usize, level: SimdLevel) -> Option<SetSums> {
+        SimdLevel::available().contains(&level).then(|| Self::with(pq, planes, nbytes, masked_for(level)))
     }
 
-    fn with(pq: &[f32], masked: Option<MaskedFn>) -> SetSums {
+    fn with(pq: &[f32], planes: &[usize], nbytes: usize, masked: Option<MaskedFn>) -> SetSums {
+        let weight = |i: usize| (1u32 << (planes.len() - 1 - i)) as f32;
         match masked {
+            // The query repeated under every plane, scaled by its weight (exactly: a power of
+            // two), zeros elsewhere; padded to whole 16-lane groups.
             Some(kernel) => {
-                let mut query = pq.to_vec();
-                query.resize(pq.len().next_multiple_of(16), 0.0);
-                SetSums::Masked { query, nbytes: pq.len().div_ceil(8), kernel }
+                let mut query = vec![0f32; (8 * nbytes).next_multiple_of(16)];
+                for (i, &at) in planes.iter().enumerate() {
+                    let w = weight(i);
+                    query[8 * at..][..pq.len()].iter_mut().zip(pq).for_each(|(o, &v)| *o = v * w);
+                }
+                SetSums::Masked { query, nbytes, kernel }
             }
             None => {
                 let mut table = vec![[0f32; 256]; pq.len().div_ceil(8)];
                 for (t, dims) in table.iter_mut().zip(pq.chunks(8)) {
                     subset_sums(dims, t);
                 }
-                SetSums::Table(table)
+                SetSums::Table { table, planes: planes.iter().enumerate().map(|(i, &at)| (at, weight(i))).collect() }
             }
         }
     }
 
-    /// `s` of one code's bits (`⌈d/8⌉` bytes).
+    /// `s` of one code's bits (the `nbytes` bytes of its planes).
     #[inline]
     pub(crate) fn one(&self, bits: &[u8]) -> f32 {
         match self {
-            SetSums::Table(table) => table_sum(table, bits),
+            SetSums::Table { table, planes } => planes_sum(table, planes, bits),
             &SetSums::Masked { ref query, nbytes, kernel } => {
                 let mut out = [0f32];
                 kernel(query, bits, nbytes, nbytes, &mut out);
@@ -102,9 +122,9 @@ impl SetSums {
     #[inline(always)]
     pub(crate) fn map(&self, codes: &[u8], stride: usize, out: &mut [f32], finish: impl Fn(f32, &[u8]) -> f32) {
         match self {
-            SetSums::Table(table) => {
+            SetSums::Table { table, planes } => {
                 for (code, o) in codes.chunks_exact(stride).zip(out.iter_mut()) {
-                    *o = finish(table_sum(table, &code[..table.len()]), code);
+                    *o = finish(planes_sum(table, planes, code), code);
                 }
             }
             &SetSums::Masked { ref query, nbytes, kernel } => {
@@ -115,6 +135,13 @@ impl SetSums {
             }
         }
     }
+}
+
+/// `s` of a code's planes by the table: each plane's sum times its weight (one plane: its
+/// sum, as the weight is 1).
+#[inline(always)]
+fn planes_sum(table: &[[f32; 256]], planes: &[(usize, f32)], code: &[u8]) -> f32 {
+    planes.iter().map(|&(at, w)| w * table_sum(table, &code[at..][..table.len()])).sum()
 }
 
 /// `s` by the table, four bytes at a time in separate sums.
@@ -219,6 +246,55 @@ mod tests {
     use super::*;
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Several planes, with bytes between them that add nothing: every level's sum is the
+        /// planes' f64 sums weighted by powers of two, and a code alone equals it in a batch.
+        #[test]
+        fn every_level_sums_weighted_planes(
+            dim in 1usize..100,
+            planes in 2usize..5,
+            gap in prop::sample::select(vec![0usize, 12]),
+            n in 0usize..7,
+            seed in any::<u64>(),
+        ) {
+            let mix = |i: u64| crate::linear::mix(seed ^ i);
+            let pq: Vec<f32> = (0..dim as u64).map(|j| (mix(j) % 2001) as f32 / 100.0 - 10.0).collect();
+            let pb = dim.div_ceil(8);
+            let offsets: Vec<usize> = (0..planes).map(|p| p * pb + if p > 0 { gap } else { 0 }).collect();
+            let nbytes = planes * pb + gap;
+            let stride = nbytes + 3;
+            let mut codes: Vec<u8> = (0..n * stride).map(|i| mix(1 << 40 | i as u64) as u8).collect();
+            for code in codes.chunks_exact_mut(stride) {
+                for &at in &offsets {
+                    if dim % 8 != 0 {
+                        code[at + pb - 1] &= (1u8 << (dim % 8)) - 1;
+                    }
+                }
+            }
+            let slow: Vec<f64> = codes
+                .chunks_exact(stride)
+                .map(|c| {
+                    offsets.iter().enumerate().map(|(i, &at)| {
+                        let w = f64::from(1u32 << (planes - 1 - i));
+                        w * (0..dim).filter(|&j| c[at + j / 8] >> (j % 8) & 1 == 1).map(|j| f64::from(pq[j])).sum::<f64>()
+                    }).sum()
+                })
+                .collect();
+            let bound = 1e-5 * f64::from(1u32 << planes) * pq.iter().map(|v| f64::from(v.abs())).sum::<f64>();
+            for level in SimdLevel::available() {
+                let sums = SetSums::for_level(&pq, &offsets, nbytes, level).unwrap();
+                let mut out = vec![f32::NAN; n];
+                sums.map(&codes, stride, &mut out, |s, _| s);
+                for (i, (&got, want)) in out.iter().zip(&slow).enumerate() {
+                    prop_assert!((f64::from(got) - want).abs() <= bound, "{level:?} code {i}: {got} vs {want}");
+                    let alone = sums.one(&codes[i * stride..][..nbytes]);
+                    prop_assert_eq!(alone.to_bits(), got.to_bits(), "{:?} code {} alone", level, i);
+                }
+            }
+        }
+    }
+
+    proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Every level's sums equal the sum over the set bits in f64 (within f32 rounding),
         /// one code alone equals it in a batch to the bit, and codes packed end to end (no
@@ -247,7 +323,7 @@ mod tests {
                 .collect();
             let bound = 1e-6 * pq.iter().map(|v| f64::from(v.abs())).sum::<f64>();
             for level in SimdLevel::available() {
-                let sums = SetSums::for_level(&pq, level).unwrap();
+                let sums = SetSums::for_level(&pq, &[0], nbytes, level).unwrap();
                 let mut out = vec![f32::NAN; n];
                 sums.map(&codes, stride, &mut out, |s, code| {
                     assert_eq!(code.len(), stride);
