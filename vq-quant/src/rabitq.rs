@@ -215,6 +215,12 @@ impl RaBitQuantizer {
         p * self.plane_bytes() + if p > 0 { self.first_stage_bytes() } else { 0 }
     }
 
+    /// [`plane_offset`](Self::plane_offset) of every plane (the first `bits` entries), on the
+    /// stack: encoding and decoding ask per code.
+    fn plane_offsets(&self) -> [usize; RABITQ_MAX_BITS as usize] {
+        std::array::from_fn(|p| self.plane_offset(p))
+    }
+
     /// `P v` for every row of `rows`.
     pub fn rotate(&self, rows: &[f32]) -> Vec<f32> {
         self.rotation.apply(rows)
@@ -293,7 +299,7 @@ impl RaBitQuantizer {
         bits.fill(0);
         let planes = usize::from(self.bits);
         let half = 1u16 << (planes - 1);
-        let offsets: Vec<usize> = (0..planes).map(|p| self.plane_offset(p)).collect();
+        let offsets = &self.plane_offsets()[..planes];
         let (mut abs_dot, mut o_sq, mut norm_sq, mut r_dot_c, mut pc_sum, mut u_dot_pc) =
             (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
         // The sign bits' own sums, for a multi-bit code's one-bit factors.
@@ -398,18 +404,9 @@ impl RaBitQuantizer {
         let sums = if planes == 1 {
             SetSums::new(pq)
         } else {
-            let offsets: Vec<usize> = (0..planes).map(|p| self.plane_offset(p)).collect();
-            SetSums::planes(pq, &offsets, self.bit_bytes())
+            SetSums::planes(pq, &self.plane_offsets()[..planes], self.bit_bytes())
         };
-        RaBitQScorer {
-            sums,
-            sum,
-            offset,
-            nbytes: self.bit_bytes(),
-            code_size: self.code_size(),
-            first_at: self.plane_bytes(),
-            first: None,
-        }
+        RaBitQScorer { sums, sum, offset, nbytes: self.bit_bytes(), first: None }
     }
 
     /// The first stage of a flat scan of multi-bit codes about the trained mean, for the query
@@ -420,6 +417,7 @@ impl RaBitQuantizer {
             sign: SetSums::new(pq),
             sum: total(pq),
             query_norm: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
+            factors_at: self.plane_bytes(),
         })
     }
 
@@ -473,7 +471,7 @@ impl RaBitQuantizer {
             return Err(Error::Parameter { name: "codes", what: "a code holds a non-finite factor".into() });
         }
         let planes = usize::from(self.bits);
-        let offsets: Vec<usize> = (0..planes).map(|p| self.plane_offset(p)).collect();
+        let offsets = &self.plane_offsets()[..planes];
         let odd = (1i32 << planes) - 1;
         y.clear();
         y.extend((0..self.dim).map(|j| {
@@ -518,9 +516,6 @@ pub struct RaBitQScorer {
     offset: f32,
     /// Bytes of bits in a code.
     nbytes: usize,
-    code_size: usize,
-    /// Where the first stage's factors start in a code.
-    first_at: usize,
     /// Multi-bit codes scanned flat: the one-bit estimate first.
     first: Option<FirstStage>,
 }
@@ -537,6 +532,8 @@ struct FirstStage {
     sum: f32,
     /// `‖q − c‖`.
     query_norm: f32,
+    /// Where a code's first-stage factors start (after its sign plane).
+    factors_at: usize,
 }
 
 /// Float `i` of the factors at `f` (the caller checked their length).
@@ -569,7 +566,7 @@ impl CodeScorer for RaBitQScorer {
     }
 
     fn distances(&self, codes: &[u8], out: &mut [f32]) {
-        let cs = self.code_size;
+        let cs = self.nbytes + 4 * FACTORS;
         let n = out.len().min(codes.len() / cs);
         out[n..].fill(f32::INFINITY);
         let nb = self.nbytes;
@@ -585,11 +582,11 @@ impl CodeScorer for RaBitQScorer {
         let Some(first) = self.first.as_ref().filter(|_| threshold < f32::INFINITY) else {
             return self.distances(codes, out);
         };
-        let (cs, nb) = (self.code_size, self.nbytes);
+        let (nb, at) = (self.nbytes, first.factors_at);
+        let cs = nb + 4 * FACTORS;
         let n = out.len().min(codes.len() / cs);
         out[n..].fill(f32::INFINITY);
         let codes = &codes[..n * cs];
-        let at = self.first_at;
         // In runs of codes that stay in L1 between the sums and their finishing (256 codes of
         // 4 bits at d = 384 are 54 KiB: read twice from L2, the scan took 1.6× its time).
         let run = (FIRST_STAGE_RUN_BYTES / cs).max(1);
