@@ -56,7 +56,7 @@ fn report<Q: Quantizer>(name: &str, mut q: Q, data: &Data) {
     index.add(data.base.as_slice()).expect("encode");
     let q = index.quantizer();
     let mut decoded = vec![0f32; n * dim];
-    q.decode(index.codes(), &mut decoded).expect("decode");
+    q.decode(&index.codes(), &mut decoded).expect("decode");
     let sse: f64 =
         data.base.as_slice().iter().zip(&decoded).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum();
     let recall = data.queries.as_ref().map(|(queries, gt)| {

@@ -1,5 +1,7 @@
 //! Exhaustive search over a buffer of codes: Faiss' `IndexScalarQuantizer` and `IndexPQ`.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 use vq_distance::{Neighbors, RangeResult, TopK};
 use vq_io::{ContainerReader, ContainerWriter};
@@ -16,9 +18,10 @@ const BLOCK: usize = 256;
 struct Scratch {
     /// Keys of one block.
     keys: Vec<f32>,
-    /// Rows gathered for a filtered block, and their codes.
+    /// Rows gathered for a filtered block, and their codes' heads and tails.
     rows: Vec<usize>,
-    gathered: Vec<u8>,
+    heads: Vec<u8>,
+    tails: Vec<u8>,
 }
 
 /// Layout version of the `{prefix}.codes` section.
@@ -26,17 +29,25 @@ const CODES_VERSION: u32 = 1;
 
 /// A quantizer and the codes of every vector added, searched by scanning all codes.
 ///
-/// Ids are the insertion positions `0..len()`.
+/// Ids are the insertion positions `0..len()`. Where the quantizer's scan reads a head of
+/// every code and the rest only for some ([`Quantizer::scan_head_bytes`]: RaBitQ's multi-bit
+/// codes, whose sign bits are a first estimate), the heads and the rest are held in two
+/// buffers, so that the scan streams the heads alone; [`codes`](FlatCodes::codes) and the
+/// saved section are whole codes either way.
 #[derive(Debug, Clone)]
 pub struct FlatCodes<Q> {
     quantizer: Q,
-    codes: Vec<u8>,
+    /// The first `head` bytes of each code (all of it, unless the quantizer splits its codes),
+    /// in row order.
+    heads: Vec<u8>,
+    /// The rest of each code, in row order; empty unless the quantizer splits its codes.
+    tails: Vec<u8>,
 }
 
 impl<Q: Quantizer> FlatCodes<Q> {
     /// An empty index over `quantizer` (trained or not).
     pub fn new(quantizer: Q) -> Self {
-        FlatCodes { quantizer, codes: Vec::new() }
+        FlatCodes { quantizer, heads: Vec::new(), tails: Vec::new() }
     }
 
     /// The quantizer.
@@ -44,19 +55,47 @@ impl<Q: Quantizer> FlatCodes<Q> {
         &self.quantizer
     }
 
-    /// The codes, `len() * code_size()` bytes in insertion order.
-    pub fn codes(&self) -> &[u8] {
-        &self.codes
+    /// Bytes of each code's head and of its tail (`(code_size, 0)` unless the quantizer splits
+    /// its codes).
+    fn split(&self) -> (usize, usize) {
+        let size = self.quantizer.code_size();
+        let head = self.quantizer.scan_head_bytes().filter(|&h| h > 0 && h < size).unwrap_or(size);
+        (head, size - head)
+    }
+
+    /// The codes, `len() * code_size()` bytes in insertion order (assembled into a copy
+    /// where the quantizer splits its codes).
+    pub fn codes(&self) -> Cow<'_, [u8]> {
+        let (h, t) = self.split();
+        if t == 0 {
+            return Cow::Borrowed(&self.heads);
+        }
+        let mut codes = Vec::with_capacity(self.heads.len() + self.tails.len());
+        for (head, tail) in self.heads.chunks_exact(h).zip(self.tails.chunks_exact(t)) {
+            codes.extend_from_slice(head);
+            codes.extend_from_slice(tail);
+        }
+        Cow::Owned(codes)
+    }
+
+    /// The code of `row` (which the caller checked), assembled where it is split.
+    fn code(&self, row: usize) -> Cow<'_, [u8]> {
+        let (h, t) = self.split();
+        let head = &self.heads[row * h..(row + 1) * h];
+        if t == 0 {
+            return Cow::Borrowed(head);
+        }
+        Cow::Owned([head, &self.tails[row * t..(row + 1) * t]].concat())
     }
 
     /// Number of vectors added.
     pub fn len(&self) -> usize {
-        self.codes.len().checked_div(self.quantizer.code_size()).unwrap_or(0)
+        self.heads.len().checked_div(self.split().0).unwrap_or(0)
     }
 
     /// `true` if nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.codes.is_empty()
+        self.heads.is_empty()
     }
 
     /// Decodes row `row` into `out` (`dim` values): the vector its code stands for (for a
@@ -66,22 +105,24 @@ impl<Q: Quantizer> FlatCodes<Q> {
         if row >= self.len() {
             return Err(Error::Parameter { name: "row", what: format!("row {row} of {}", self.len()) });
         }
-        let cs = self.quantizer.code_size();
-        self.quantizer.decode(&self.codes[row * cs..(row + 1) * cs], out)
+        self.quantizer.decode(&self.code(row), out)
     }
 
     /// Trains the quantizer on `sample` (row-major). Codes already added are dropped, since
     /// they were made by the old parameters.
     pub fn train(&mut self, sample: &[f32]) -> Result<()> {
         self.quantizer.train(sample)?;
-        self.codes.clear();
+        self.heads.clear();
+        self.tails.clear();
         Ok(())
     }
 
     /// Makes room for `additional` more vectors, exactly: a bulk load that reserves first holds
     /// no spare capacity (which [`memory_usage`](FlatCodes::memory_usage) would count).
     pub fn reserve(&mut self, additional: usize) {
-        self.codes.reserve_exact(additional.saturating_mul(self.quantizer.code_size()));
+        let (h, t) = self.split();
+        self.heads.reserve_exact(additional.saturating_mul(h));
+        self.tails.reserve_exact(additional.saturating_mul(t));
     }
 
     /// Encodes and appends `vectors` (row-major); their ids continue from `len()`.
@@ -90,13 +131,26 @@ impl<Q: Quantizer> FlatCodes<Q> {
         if dim == 0 || !vectors.len().is_multiple_of(dim) {
             return Err(Error::Input(vq_distance::Error::RaggedBuffer { what: "vectors", len: vectors.len(), dim }));
         }
-        let start = self.codes.len();
-        self.codes.resize(start + vectors.len() / dim * self.quantizer.code_size(), 0);
-        let result = self.quantizer.encode(vectors, &mut self.codes[start..]);
-        if result.is_err() {
-            self.codes.truncate(start);
+        let (h, t) = self.split();
+        let n = vectors.len() / dim;
+        if t == 0 {
+            let start = self.heads.len();
+            self.heads.resize(start + n * h, 0);
+            let result = self.quantizer.encode(vectors, &mut self.heads[start..]);
+            if result.is_err() {
+                self.heads.truncate(start);
+            }
+            return result;
         }
-        result
+        let mut codes = vec![0u8; n * (h + t)];
+        self.quantizer.encode(vectors, &mut codes)?;
+        self.heads.reserve(n * h);
+        self.tails.reserve(n * t);
+        for code in codes.chunks_exact(h + t) {
+            self.heads.extend_from_slice(&code[..h]);
+            self.tails.extend_from_slice(&code[h..]);
+        }
+        Ok(())
     }
 
     /// Moves every code of `other` to the end of this buffer, leaving `other` empty: a batch
@@ -105,7 +159,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
     /// dimension or code size is an error and moves nothing.
     pub fn append(&mut self, other: &mut FlatCodes<Q>) -> Result<()> {
         let (ours, theirs) = (&self.quantizer, &other.quantizer);
-        if ours.dim() != theirs.dim() || ours.code_size() != theirs.code_size() {
+        if ours.dim() != theirs.dim() || ours.code_size() != theirs.code_size() || self.split() != other.split() {
             return Err(Error::Parameter {
                 name: "other",
                 what: format!(
@@ -117,10 +171,10 @@ impl<Q: Quantizer> FlatCodes<Q> {
                 ),
             });
         }
-        self.codes.append(&mut other.codes);
+        self.heads.append(&mut other.heads);
+        self.tails.append(&mut other.tails);
         Ok(())
     }
-
     /// The `k` best codes for each query (row-major), best first, as `(id, score)` in the
     /// metric's convention. Fewer than `k` vectors gives every vector; an empty index gives
     /// empty rows. Parallel over queries on the current rayon pool.
@@ -191,20 +245,23 @@ impl<Q: Quantizer> FlatCodes<Q> {
         scratch: &mut Scratch,
         top: &mut impl ScanSink,
     ) -> Result<()> {
-        let size = self.quantizer.code_size();
-        if self.codes.is_empty() {
+        if self.heads.is_empty() {
             return Ok(());
         }
+        let (h, t) = self.split();
         let scorer = self.quantizer.scorer(query)?;
-        let Scratch { keys, rows, gathered } = scratch;
+        let Scratch { keys, rows, heads, tails } = scratch;
         keys.resize(BLOCK, 0.0);
         match keep {
             None => {
-                for (block, codes) in self.codes.chunks(BLOCK * size).enumerate() {
-                    let keys = &mut keys[..codes.len() / size];
-                    scorer.distances_within(codes, keys, top.threshold());
+                let n = self.len();
+                for start in (0..n).step_by(BLOCK) {
+                    let end = (start + BLOCK).min(n);
+                    let keys = &mut keys[..end - start];
+                    let (heads, tails) = (&self.heads[start * h..end * h], &self.tails[start * t..end * t]);
+                    scorer.distances_within(heads, tails, keys, top.threshold());
                     for (i, &key) in keys.iter().enumerate() {
-                        top.push(key, (block * BLOCK + i) as u64);
+                        top.push(key, (start + i) as u64);
                     }
                 }
             }
@@ -214,26 +271,27 @@ impl<Q: Quantizer> FlatCodes<Q> {
             // round differently).
             Some(keep) => {
                 rows.clear();
-                gathered.clear();
-                let mut flush = |rows: &mut Vec<usize>, gathered: &mut Vec<u8>| {
+                heads.clear();
+                tails.clear();
+                let mut flush = |rows: &mut Vec<usize>, heads: &mut Vec<u8>, tails: &mut Vec<u8>| {
                     let keys = &mut keys[..rows.len()];
-                    scorer.distances_within(gathered, keys, top.threshold());
+                    scorer.distances_within(heads, tails, keys, top.threshold());
                     for (&row, &key) in rows.iter().zip(keys.iter()) {
                         top.push(key, row as u64);
                     }
                     rows.clear();
-                    gathered.clear();
+                    heads.clear();
+                    tails.clear();
                 };
-                for (row, code) in self.codes.chunks_exact(size).enumerate() {
-                    if keep(row) {
-                        rows.push(row);
-                        gathered.extend_from_slice(code);
-                        if rows.len() == BLOCK {
-                            flush(rows, gathered);
-                        }
+                for row in (0..self.len()).filter(|&row| keep(row)) {
+                    rows.push(row);
+                    heads.extend_from_slice(&self.heads[row * h..(row + 1) * h]);
+                    tails.extend_from_slice(&self.tails[row * t..(row + 1) * t]);
+                    if rows.len() == BLOCK {
+                        flush(rows, heads, tails);
                     }
                 }
-                flush(rows, gathered);
+                flush(rows, heads, tails);
             }
         }
         Ok(())
@@ -243,26 +301,35 @@ impl<Q: Quantizer> FlatCodes<Q> {
     /// rows after a dropped one move down); returns how many were dropped. `keep` sees each
     /// position `0..len()` once, in order.
     pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) -> usize {
-        let size = self.quantizer.code_size();
+        let (h, t) = self.split();
         let n = self.len();
         let mut write = 0;
         for row in 0..n {
             if keep(row) {
                 if write != row {
-                    self.codes.copy_within(row * size..(row + 1) * size, write * size);
+                    self.heads.copy_within(row * h..(row + 1) * h, write * h);
+                    self.tails.copy_within(row * t..(row + 1) * t, write * t);
                 }
                 write += 1;
             }
         }
-        self.codes.truncate(write * size);
+        self.heads.truncate(write * h);
+        self.tails.truncate(write * t);
         n - write
     }
 
     /// Writes the quantizer (sections `{prefix}.quantizer.*`) and the codes (`{prefix}.codes`,
-    /// a byte array in row order).
+    /// whole codes in row order, however they are held).
     pub fn write_sections(&self, w: &mut ContainerWriter, prefix: &str) -> Result<()> {
         self.quantizer.write_sections(w, &format!("{prefix}.quantizer"))?;
-        w.add_array(&format!("{prefix}.codes"), CODES_VERSION, &self.codes)?;
+        let (h, t) = self.split();
+        let name = format!("{prefix}.codes");
+        if t == 0 {
+            w.add_array(&name, CODES_VERSION, &self.heads)?;
+        } else {
+            let rows = self.heads.chunks_exact(h).zip(self.tails.chunks_exact(t));
+            w.add_array_parts(&name, CODES_VERSION, rows.flat_map(|(head, tail)| [head, tail]))?;
+        }
         Ok(())
     }
 
@@ -277,15 +344,33 @@ impl<Q: Quantizer> FlatCodes<Q> {
         if r.array_len::<u8>(&name)? > 0 && !quantizer.is_trained() {
             return Err(corrupt(&name, format!("codes saved for an untrained {}", quantizer.name())));
         }
-        let codes: Vec<u8> = r.array_vec(&name)?;
+        let mut codes: Vec<u8> = r.array_vec(&name)?;
         validate_codes(&quantizer, &codes, &name)?;
-        Ok(FlatCodes { quantizer, codes })
+        let mut flat = FlatCodes::new(quantizer);
+        let (h, t) = flat.split();
+        if t > 0 {
+            // The heads to a buffer of their own, the tails moved down in place (each to an
+            // offset at or below where it was read).
+            flat.heads = Vec::with_capacity(codes.len() / (h + t) * h);
+            for code in codes.chunks_exact(h + t) {
+                flat.heads.extend_from_slice(&code[..h]);
+            }
+            for row in 0..codes.len() / (h + t) {
+                codes.copy_within(row * (h + t) + h..(row + 1) * (h + t), row * t);
+            }
+            codes.truncate(flat.heads.len() / h * t);
+            codes.shrink_to_fit();
+            flat.tails = codes;
+        } else {
+            flat.heads = codes;
+        }
+        Ok(flat)
     }
 
-    /// Bytes held: the code buffer as allocated (spare capacity included) plus the quantizer's
-    /// trained parameters.
+    /// Bytes held: the code buffers as allocated (spare capacity included) plus the
+    /// quantizer's trained parameters.
     pub fn memory_usage(&self) -> usize {
-        self.codes.capacity() + self.quantizer.memory_bytes()
+        self.heads.capacity() + self.tails.capacity() + self.quantizer.memory_bytes()
     }
 }
 
@@ -375,6 +460,54 @@ mod tests {
         }
         assert!(matches!(index.decode_row(20, &mut got), Err(Error::Parameter { name: "row", .. })));
         assert!(matches!(index.decode_row(usize::MAX, &mut got), Err(Error::Parameter { name: "row", .. })));
+    }
+
+    /// A store whose quantizer splits its codes (multi-bit RaBitQ: heads and tails in two
+    /// buffers) behaves as whole codes do: the codes put together are the encoder's, rows
+    /// decode, append and retain keep rows in order, and a retained store answers as a
+    /// filtered search of the original does.
+    #[test]
+    fn split_codes_behave_as_whole_codes() {
+        let (dim, n) = (64, 600);
+        let data: Vec<f32> = (0..n * dim).map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5).collect();
+        let mut q = crate::RaBitQuantizer::new(dim, Metric::L2).unwrap().with_bits(4).unwrap();
+        q.train(&data).unwrap();
+        let cs = q.code_size();
+        assert!(q.scan_head_bytes().is_some_and(|h| h < cs), "4-bit codes at d = 64 are split");
+        let mut codes = vec![0u8; n * cs];
+        q.encode(&data, &mut codes).unwrap();
+
+        let mut index = FlatCodes::new(q.clone());
+        index.add(&data[..n / 2 * dim]).unwrap();
+        let mut batch = FlatCodes::new(q.clone());
+        batch.add(&data[n / 2 * dim..]).unwrap();
+        index.append(&mut batch).unwrap();
+        assert_eq!((index.len(), batch.len()), (n, 0));
+        assert_eq!(index.codes(), codes);
+        let (mut got, mut want) = (vec![0f32; dim], vec![0f32; dim]);
+        for row in [0, 1, n / 2, n - 1] {
+            index.decode_row(row, &mut got).unwrap();
+            q.decode(&codes[row * cs..(row + 1) * cs], &mut want).unwrap();
+            assert_eq!(got, want, "row {row}");
+        }
+        // One-bit codes of the same dimension cannot follow (another split, another size).
+        let mut one_bit = FlatCodes::new(crate::RaBitQuantizer::new(dim, Metric::L2).unwrap());
+        assert!(matches!(index.append(&mut one_bit), Err(Error::Parameter { name: "other", .. })));
+
+        let queries = &data[..4 * dim];
+        let keep = |row: usize| row % 3 != 1;
+        let filtered = index.search_filtered(queries, 10, Some(&keep)).unwrap();
+        let mut kept = index.clone();
+        assert_eq!(kept.retain(keep), n / 3);
+        let kept_codes: Vec<u8> =
+            codes.chunks_exact(cs).enumerate().filter(|&(r, _)| keep(r)).flat_map(|(_, c)| c).copied().collect();
+        assert_eq!(kept.codes(), kept_codes);
+        // Row r of the retained store was row r + ⌈r / 2⌉ (rows 1, 4, 7, … dropped).
+        let hits = kept.search(queries, 10).unwrap();
+        for (qi, ((ids, scores), (want_ids, want_scores))) in hits.iter().zip(filtered.iter()).enumerate() {
+            let ids: Vec<u64> = ids.iter().map(|&r| r + r.div_ceil(2)).collect();
+            assert_eq!((&ids[..], scores), (want_ids, want_scores), "query {qi}");
+        }
     }
 
     #[test]

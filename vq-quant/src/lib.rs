@@ -117,6 +117,14 @@ pub trait Quantizer: Send + Sync + Sized {
         let _ = codes;
         None
     }
+    /// Bytes at the front of each code that a flat scan reads for every code, where the
+    /// scorer's [`distances_within`](CodeScorer::distances_within) reads the rest only for
+    /// some (RaBitQ's multi-bit codes: the sign bits and their own factors, a first estimate
+    /// that rules most codes out): [`FlatCodes`] then keeps the heads apart from the rest, so
+    /// that the scan streams the heads alone. `None` (the default): whole codes.
+    fn scan_head_bytes(&self) -> Option<usize> {
+        None
+    }
     /// Writes the trained parameters as sections named `{prefix}.*`.
     fn write_sections(&self, writer: &mut ContainerWriter, prefix: &str) -> Result<()>;
     /// Reads what [`Quantizer::write_sections`] wrote under `prefix`, validating it.
@@ -138,13 +146,32 @@ pub trait CodeScorer: Send {
             *o = self.distance(code);
         }
     }
-    /// [`distances`](CodeScorer::distances) for a scan into a sink whose
-    /// [`threshold`](ScanSink::threshold) is `threshold`: a scorer may give `+∞` instead of
-    /// the key of a code it finds (to high probability) above it, so that it skips most of
-    /// their work; every other key as `distances` gives it. All keys by default.
-    fn distances_within(&self, codes: &[u8], out: &mut [f32], threshold: f32) {
+    /// Keys for a block of `out.len()` codes held as [`FlatCodes`] holds them: each code's
+    /// first [`Quantizer::scan_head_bytes`] bytes in `heads`, the rest in `tails` (whole codes
+    /// in `heads` and nothing in `tails` where the quantizer does not split its codes), for a
+    /// scan into a sink whose [`threshold`](ScanSink::threshold) is `threshold`. A scorer may
+    /// give `+∞` instead of the key of a code it finds (to high probability) above the
+    /// threshold from its head, so that it skips the rest of that code; every other key as
+    /// [`distances`](CodeScorer::distances) gives it. By default every key, split codes put
+    /// back together first.
+    fn distances_within(&self, heads: &[u8], tails: &[u8], out: &mut [f32], threshold: f32) {
         let _ = threshold;
-        self.distances(codes, out);
+        let n = out.len();
+        if tails.is_empty() || n == 0 {
+            return self.distances(heads, out);
+        }
+        let (h, t) = (heads.len() / n, tails.len() / n);
+        if h == 0 || t == 0 {
+            // Fewer bytes than codes: no code (as `distance` of a short code).
+            return out.fill(f32::INFINITY);
+        }
+        let mut code = Vec::with_capacity(h + t);
+        for ((o, head), tail) in out.iter_mut().zip(heads.chunks_exact(h)).zip(tails.chunks_exact(t)) {
+            code.clear();
+            code.extend_from_slice(head);
+            code.extend_from_slice(tail);
+            *o = self.distance(&code);
+        }
     }
 }
 

@@ -37,6 +37,8 @@
 mod bits;
 mod levels;
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vq_distance::{Kernels, Metric};
@@ -65,8 +67,6 @@ const FIRST_STAGE_EPSILON: f64 = 1.9;
 /// Flat scans of multi-bit codes below this dimension skip the first stage: the one-bit
 /// bound is an asymptotic one, loose (and so rarely pruning) in few dimensions.
 const FIRST_STAGE_MIN_DIM: usize = 64;
-/// Bytes of codes a first stage sums before finishing them: well within a 32 KiB L1.
-const FIRST_STAGE_RUN_BYTES: usize = 8 << 10;
 /// Rows encoded per parallel task.
 const ENCODE_CHUNK: usize = 256;
 /// The largest dimension: the rotation is dense, `d × d` (64 MiB and about 10 s to draw at
@@ -406,19 +406,27 @@ impl RaBitQuantizer {
         } else {
             SetSums::planes(pq, &self.plane_offsets()[..planes], self.bit_bytes())
         };
-        RaBitQScorer { sums, sum, offset, nbytes: self.bit_bytes(), first: None }
+        RaBitQScorer { sums, sum, offset, nbytes: self.bit_bytes(), first: None, passed: RefCell::default() }
     }
 
     /// The first stage of a flat scan of multi-bit codes about the trained mean, for the query
     /// `q` rotated to `pq`: the sign plane's sums and `‖q − c‖`. `None` for one bit, residual
     /// codes and few dimensions.
     fn first_stage(&self, q: &[f32], pq: &[f32]) -> Option<FirstStage> {
-        (self.has_first_stage() && self.dim >= FIRST_STAGE_MIN_DIM).then(|| FirstStage {
+        self.first_stage_head().map(|head| FirstStage {
             sign: SetSums::new(pq),
             sum: total(pq),
             query_norm: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
             factors_at: self.plane_bytes(),
+            head,
         })
+    }
+
+    /// Bytes of a code that a flat scan's first stage reads: the sign plane and its factors.
+    /// `None` where there is no first stage.
+    fn first_stage_head(&self) -> Option<usize> {
+        (self.has_first_stage() && self.dim >= FIRST_STAGE_MIN_DIM)
+            .then(|| self.plane_bytes() + 4 * FIRST_STAGE_FACTORS)
     }
 
     /// A query's terms for codes in the fast-scan layout
@@ -518,6 +526,16 @@ pub struct RaBitQScorer {
     nbytes: usize,
     /// Multi-bit codes scanned flat: the one-bit estimate first.
     first: Option<FirstStage>,
+    /// The codes a first stage passed, put together for the full sums (kept between blocks).
+    passed: RefCell<Passed>,
+}
+
+/// Rows of a block that the first stage passed, their whole codes and keys.
+#[derive(Debug, Clone, Default)]
+struct Passed {
+    rows: Vec<usize>,
+    codes: Vec<u8>,
+    keys: Vec<f32>,
 }
 
 /// A flat scan's first stage over multi-bit codes (Faiss and the paper's two-stage search):
@@ -534,12 +552,29 @@ struct FirstStage {
     query_norm: f32,
     /// Where a code's first-stage factors start (after its sign plane).
     factors_at: usize,
+    /// Bytes of a code's head, which a scan holds apart from the rest of the code
+    /// ([`Quantizer::scan_head_bytes`]): the sign plane and those factors.
+    head: usize,
 }
 
 /// Float `i` of the factors at `f` (the caller checked their length).
 #[inline(always)]
 fn factor(f: &[u8], i: usize) -> f32 {
     f32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]])
+}
+
+/// The three floats at byte `at` of `code` (NaNs where the code is cut short), read with one
+/// bounds check.
+#[inline(always)]
+fn factors_at(code: &[u8], at: usize) -> [f32; 3] {
+    match code.get(at..at + 12) {
+        Some(&[a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3]) => [
+            f32::from_le_bytes([a0, a1, a2, a3]),
+            f32::from_le_bytes([b0, b1, b2, b3]),
+            f32::from_le_bytes([c0, c1, c2, c3]),
+        ],
+        _ => [f32::NAN; 3],
+    }
 }
 
 impl RaBitQScorer {
@@ -573,33 +608,49 @@ impl CodeScorer for RaBitQScorer {
         self.sums.map(&codes[..n * cs], cs, &mut out[..n], |s, code| self.key_of(s, &code[nb..]));
     }
 
-    /// Multi-bit codes scanned flat: each code's one-bit key from its sign plane, less its
-    /// error bound, first; only codes whose bound is not above `threshold` are summed over
-    /// every plane (to the bit the key [`distances`](CodeScorer::distances) gives), the others
-    /// are `+∞`. A code is missed only where the one-bit estimate erred by more than 1.9 of its
-    /// standard deviations (the paper's bound) in its favour.
-    fn distances_within(&self, codes: &[u8], out: &mut [f32], threshold: f32) {
-        let Some(first) = self.first.as_ref().filter(|_| threshold < f32::INFINITY) else {
-            return self.distances(codes, out);
+    /// Multi-bit codes scanned flat, heads apart: each code's one-bit key from its sign plane,
+    /// less its error bound, first; only codes whose bound is not above `threshold` are summed
+    /// over every plane (to the bit the key [`distances`](CodeScorer::distances) gives: put
+    /// together and summed as it sums a block), the others are `+∞`. A code is missed only
+    /// where the one-bit estimate erred by more than 1.9 of its standard deviations (the
+    /// paper's bound) in its favour.
+    fn distances_within(&self, heads: &[u8], tails: &[u8], out: &mut [f32], threshold: f32) {
+        let Some(first) = self.first.as_ref().filter(|_| !tails.is_empty()) else {
+            return self.distances(heads, out);
         };
-        let (nb, at) = (self.nbytes, first.factors_at);
-        let cs = nb + 4 * FACTORS;
-        let n = out.len().min(codes.len() / cs);
+        let (nb, hs) = (self.nbytes, first.head);
+        let ts = nb + 4 * FACTORS - hs;
+        let n = out.len().min(heads.len() / hs).min(tails.len() / ts);
         out[n..].fill(f32::INFINITY);
-        let codes = &codes[..n * cs];
-        // In runs of codes that stay in L1 between the sums and their finishing (256 codes of
-        // 4 bits at d = 384 are 54 KiB: read twice from L2, the scan took 1.6× its time).
-        let run = (FIRST_STAGE_RUN_BYTES / cs).max(1);
-        for (codes, out) in codes.chunks(run * cs).zip(out.chunks_mut(run)) {
-            first.sign.map(codes, cs, out, |s, code| {
-                let f = &code[at..];
-                let (a1, w1, err1) = (factor(f, 0), factor(f, 1), factor(f, 2));
+        let (heads, out) = (&heads[..n * hs], &mut out[..n]);
+        if threshold < f32::INFINITY {
+            first.sign.map(heads, hs, out, |s, head| {
+                let [a1, w1, err1] = factors_at(head, first.factors_at);
                 self.offset + a1 - w1 * (2.0 * s - first.sum) - err1 * first.query_norm
             });
-            for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
-                // (A NaN bound, from a forged factor, is summed in full.)
-                *o = if *o > threshold { f32::INFINITY } else { self.key_of(self.sums.one(&code[..nb]), &code[nb..]) };
+        } else {
+            out.fill(f32::NEG_INFINITY);
+        }
+        let mut passed = self.passed.borrow_mut();
+        let Passed { rows, codes, keys } = &mut *passed;
+        rows.clear();
+        codes.clear();
+        for (((row, o), head), tail) in
+            out.iter_mut().enumerate().zip(heads.chunks_exact(hs)).zip(tails.chunks_exact(ts))
+        {
+            // (A NaN bound, from a forged factor, is summed in full.)
+            if *o > threshold {
+                *o = f32::INFINITY;
+            } else {
+                rows.push(row);
+                codes.extend_from_slice(head);
+                codes.extend_from_slice(tail);
             }
+        }
+        keys.resize(rows.len(), 0.0);
+        self.distances(codes, keys);
+        for (&row, &key) in rows.iter().zip(keys.iter()) {
+            out[row] = key;
         }
     }
 }
@@ -677,6 +728,12 @@ impl Quantizer for RaBitQuantizer {
             self.decode_one(code, row, &mut y)?;
         }
         Ok(())
+    }
+
+    /// The sign plane and its own factors, for multi-bit codes about the trained mean (from
+    /// 64 dimensions): what the first stage of a flat scan reads.
+    fn scan_head_bytes(&self) -> Option<usize> {
+        self.first_stage_head()
     }
 
     fn scorer(&self, query: &[f32]) -> Result<RaBitQScorer> {
@@ -984,6 +1041,15 @@ mod tests {
             flat.add(&data).unwrap();
             let mut codes = vec![0u8; n * q.code_size()];
             q.encode(&data, &mut codes).unwrap();
+            assert_eq!(flat.codes(), codes, "{metric} {bits} bits: the flat store's codes, put together");
+            // The store's layout: each code's sign plane and first-stage factors apart.
+            let head = q.scan_head_bytes().unwrap();
+            assert_eq!(head, dim / 8 + 12);
+            let (mut heads, mut tails) = (Vec::new(), Vec::new());
+            for code in codes.chunks_exact(q.code_size()) {
+                heads.extend_from_slice(&code[..head]);
+                tails.extend_from_slice(&code[head..]);
+            }
             let hits = flat.search(&queries, k).unwrap();
             let (mut found, mut found_even, mut skipped) = (0, 0, 0);
             for (qi, (ids, scores)) in hits.iter().enumerate() {
@@ -999,8 +1065,12 @@ mod tests {
                 found += ids.iter().filter(|&&id| order[..k].contains(&(id as usize))).count();
                 // At the final threshold, most codes are skipped.
                 let mut within = vec![0f32; n];
-                scorer.distances_within(&codes, &mut within, keys[order[k - 1]]);
+                scorer.distances_within(&heads, &tails, &mut within, keys[order[k - 1]]);
                 skipped += within.iter().filter(|k| k.is_infinite()).count();
+                // No threshold yet (a scan's first rows): every key, to the bit.
+                let mut all = vec![0f32; n];
+                scorer.distances_within(&heads, &tails, &mut all, f32::INFINITY);
+                assert!(all.iter().zip(&keys).all(|(a, b)| a.to_bits() == b.to_bits()), "{metric} {bits} bits");
                 for (i, (&w, &full)) in within.iter().zip(&keys).enumerate() {
                     assert!(w.is_infinite() || w.to_bits() == full.to_bits(), "code {i}: {w} vs {full}");
                 }

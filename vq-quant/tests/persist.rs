@@ -10,7 +10,8 @@ use rand::{RngExt, SeedableRng};
 use vq_distance::Metric;
 use vq_io::{ContainerReader, ContainerWriter, ElementType, SectionKind};
 use vq_quant::{
-    Error, FlatCodes, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer, ScalarQuantizer, SqType,
+    Error, FlatCodes, OpqParams, OpqQuantizer, PqParams, ProductQuantizer, Quantizer, RaBitQuantizer, ScalarQuantizer,
+    SqType,
 };
 
 fn points(n: usize, dim: usize, seed: u64) -> Vec<f32> {
@@ -39,6 +40,9 @@ fn round_trip<Q: Quantizer>(f: &FlatCodes<Q>, dir: &Path, queries: &[f32]) {
     let r = container(dir, "flat.vq", |w| f.write_sections(w, "idx").unwrap());
     let back = FlatCodes::<Q>::read_sections(&r, "idx").unwrap();
     assert_eq!(back.codes(), f.codes(), "{name}");
+    // Whole codes in row order, however the store holds them.
+    assert_eq!(r.array::<u8>("idx.codes").unwrap(), &f.codes()[..], "{name}");
+    assert_eq!(back.memory_usage(), f.codes().len() + back.quantizer().memory_bytes(), "{name}");
     assert_eq!(back.quantizer().name(), name);
     assert_eq!(back.search(queries, 7).unwrap(), f.search(queries, 7).unwrap(), "{name}");
     let a =
@@ -66,6 +70,12 @@ fn flat_codes_round_trip_through_sections() {
     round_trip(&flat(ProductQuantizer::with_params(dim, Metric::L2, pq.clone()).unwrap(), &data), dir.path(), &queries);
     let opq = OpqParams { niter: 2, niter_pq_0: 2, pq, ..OpqParams::new(4, 6) };
     round_trip(&flat(OpqQuantizer::with_params(dim, Metric::Cosine, opq).unwrap(), &data), dir.path(), &queries);
+    // Multi-bit RaBitQ, whose codes the store splits (from 64 dimensions), and one-bit.
+    let (wide, wide_queries) = (points(300, 64, 4), points(5, 64, 5));
+    for bits in [1, 3] {
+        let q = RaBitQuantizer::new(64, Metric::L2).unwrap().with_bits(bits).unwrap();
+        round_trip(&flat(q, &wide), dir.path(), &wide_queries);
+    }
     // An empty, untrained index too.
     let empty = FlatCodes::new(ScalarQuantizer::new(dim, Metric::L2, SqType::SQ8).unwrap());
     let r = container(dir.path(), "empty.vq", |w| empty.write_sections(w, "e").unwrap());
@@ -86,7 +96,7 @@ fn flat_codes_read_refuses_codes_that_do_not_fit() {
         });
         FlatCodes::<ScalarQuantizer>::read_sections(&r, "x")
     };
-    assert!(with_codes("ok.vq", f.codes()).is_ok(), "the unforged sections load");
+    assert!(with_codes("ok.vq", &f.codes()).is_ok(), "the unforged sections load");
     let r = with_codes("short.vq", &f.codes()[1..]);
     assert!(matches!(r, Err(Error::Corrupt { .. })), "{r:?}");
     // FP16 codes may hold an infinity or NaN: they would score NaN.
