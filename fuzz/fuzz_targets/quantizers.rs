@@ -90,6 +90,10 @@ fn search<Q: Quantizer>(mut f: FlatCodes<Q>) {
         let _ = f.search(&query, k);
     }
     let _ = f.search_filtered(&query, 3, Some(&|row| row % 2 == 0));
+    let _ = f.range_filtered(&query, 1.0, None);
+    let _ = f.decode_row(0, &mut vec![0f32; f.quantizer().dim()]);
+    // Whole codes, however the store holds them (multi-bit RaBitQ's heads apart).
+    assert_eq!(f.codes().len(), n * f.quantizer().code_size());
     let removed = f.retain(|row| row % 2 == 1);
     assert_eq!(removed + f.len(), n);
     let _ = f.search(&query, 3);

@@ -85,5 +85,7 @@ fn main() -> Res {
     quantizer_seed(dir, "rabitq", RaBitQuantizer::new(13, Metric::Cosine)?, &points(64, 13))?;
     // Three bits a dimension: version 2 meta, three planes of bits.
     quantizer_seed(dir, "rabitq3", RaBitQuantizer::new(13, Metric::L2)?.with_bits(3)?, &points(64, 13))?;
+    // Two bits in 64 dimensions: codes the flat store splits (heads apart) as it reads them.
+    quantizer_seed(dir, "rabitq2-split", RaBitQuantizer::new(64, Metric::L2)?.with_bits(2)?, &points(24, 64))?;
     Ok(())
 }
