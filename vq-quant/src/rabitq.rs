@@ -430,18 +430,25 @@ impl RaBitQuantizer {
     }
 
     /// A query's terms for codes in the fast-scan layout
-    /// ([`RaBitQFastScan`](crate::fastscan::RaBitQFastScan)), whose bits are read four at a
-    /// time: into `table`, per nibble of the bits (`2⌈d/8⌉` of them), the 16 sums of the
-    /// rotated query over each subset of its four dimensions; returned, `(Σ_j (P q)_j, offset)`
-    /// of the key `offset + a − w · (2 s − Σ_j (P q)_j)`. Checks (and, for cosine, normalizes)
-    /// the query.
-    pub(crate) fn nibble_terms(&self, query: &[f32], table: &mut Vec<f32>) -> Result<(f32, f32)> {
+    /// ([`RaBitQFastScan`](crate::fastscan::RaBitQFastScan)), whose sign bits are read four at
+    /// a time: into `table`, per nibble of the sign plane (`2⌈d/8⌉` of them), the 16 sums of
+    /// the rotated query over each subset of its four dimensions; returned, `Σ_j (P q)_j` and
+    /// the offset of the key `offset + a − w · (2 s − Σ_j (P q)_j)`, and for multi-bit codes
+    /// the second stage (every plane's scorer and `‖q − c‖`). Checks (and, for cosine,
+    /// normalizes) the query.
+    pub(crate) fn nibble_terms(&self, query: &[f32], table: &mut Vec<f32>) -> Result<NibbleTerms> {
         if !self.trained {
             return Err(Error::NotTrained { quantizer: self.name() });
         }
         let mut buf = Vec::new();
         let q = prepare_row_into("query", query, self.dim, self.metric, &mut buf)?;
-        Ok((self.nibble_table(&self.rotate(q), table), self.mean_offset(q)))
+        let pq = self.rotate(q);
+        let offset = self.mean_offset(q);
+        let second = (self.bits > 1).then(|| SecondStage {
+            scorer: self.scorer_of_rotated(&pq, offset),
+            query_norm: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
+        });
+        Ok(NibbleTerms { total: self.nibble_table(&pq, table), offset, second })
     }
 
     /// [`RaBitQuantizer::nibble_terms`]' table from the rotated query `pq` (`P q`, `dim`
@@ -511,6 +518,25 @@ pub(crate) fn code_factors(code: &[u8], bit_bytes: usize) -> [f32; FACTORS] {
 /// `Σ v` in f64.
 fn total(v: &[f32]) -> f32 {
     v.iter().map(|&v| f64::from(v)).sum::<f64>() as f32
+}
+
+/// [`RaBitQuantizer::nibble_terms`]: a query's terms besides its nibble table.
+#[derive(Debug, Clone)]
+pub(crate) struct NibbleTerms {
+    /// `Σ_j (P q)_j`.
+    pub(crate) total: f32,
+    /// Added to every key.
+    pub(crate) offset: f32,
+    /// For multi-bit codes: what scores the codes the sign bits' bound passes.
+    pub(crate) second: Option<SecondStage>,
+}
+
+/// A fast scan's second stage over multi-bit codes: the scorer of every plane (of whole codes,
+/// put together) and `‖q − c‖`, by which a code's first-stage error bound `ε₁` is scaled.
+#[derive(Debug, Clone)]
+pub(crate) struct SecondStage {
+    pub(crate) scorer: RaBitQScorer,
+    pub(crate) query_norm: f32,
 }
 
 /// A query against RaBitQ codes: the rotated query prepared for sums over set bits, its

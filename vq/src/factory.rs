@@ -43,8 +43,8 @@ macro_rules! with_new_quantizer {
                 let $q = RaBitQuantizer::new($dim, $metric)?.with_bits(bits)?;
                 $body
             }
-            CodecSpec::RaBitQFastScan => {
-                let $q = RaBitQuantizer::new($dim, $metric)?;
+            CodecSpec::RaBitQFastScan { bits } => {
+                let $q = RaBitQuantizer::new($dim, $metric)?.with_bits(bits)?;
                 $body
             }
         }
@@ -67,7 +67,7 @@ macro_rules! with_quantizer_type {
                 type $Q = vq_quant::OpqQuantizer;
                 $body
             }
-            $crate::spec::CodecSpec::RaBitQ { .. } | $crate::spec::CodecSpec::RaBitQFastScan => {
+            $crate::spec::CodecSpec::RaBitQ { .. } | $crate::spec::CodecSpec::RaBitQFastScan { .. } => {
                 type $Q = vq_quant::RaBitQuantizer;
                 $body
             }
@@ -240,8 +240,9 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
             let store = FastScanCodes::new(ProductQuantizer::with_params(dim, metric, params.pq(m))?)?;
             Box::new(CodesIndex::with_store(codec, store))
         }
-        BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan) => {
-            Box::new(CodesIndex::with_store(codec, RaBitQFastScan::new(RaBitQuantizer::new(dim, metric)?)?))
+        BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan { bits }) => {
+            let quantizer = RaBitQuantizer::new(dim, metric)?.with_bits(bits)?;
+            Box::new(CodesIndex::with_store(codec, RaBitQFastScan::new(quantizer)?))
         }
         BaseSpec::Codes(codec) => with_new_quantizer!(codec, dim, metric, |q| Box::new(CodesIndex::new(codec, q))),
         BaseSpec::Hnsw { m, storage: StorageSpec::Flat } => Box::new(HnswFlatIndex::new(dim, metric, params.hnsw(m))?),
@@ -252,7 +253,8 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
             });
         }
         BaseSpec::Hnsw {
-            storage: StorageSpec::Codec(CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan), ..
+            storage: StorageSpec::Codec(CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan { .. }),
+            ..
         } => {
             return Err(Error::Parameter { name: "HNSW", what: crate::spec::HNSW_OVER_RABITQ.into() });
         }
@@ -339,7 +341,17 @@ fn ivf_index(
         StorageSpec::Codec(CodecSpec::RaBitQ { bits }) => {
             Box::new(IvfIndex::new(dim, metric, p, RaBitQCodec::with_bits(dim, metric, bits).map_err(ivf)?)?)
         }
-        StorageSpec::Codec(CodecSpec::RaBitQFastScan) => Box::new(IvfFastScanIndex::with_rabitq(dim, metric, p)?),
+        StorageSpec::Codec(CodecSpec::RaBitQFastScan { bits: 1 }) => {
+            Box::new(IvfFastScanIndex::with_rabitq(dim, metric, p)?)
+        }
+        StorageSpec::Codec(CodecSpec::RaBitQFastScan { bits }) => {
+            return Err(Error::Parameter {
+                name: "IVF",
+                what: format!(
+                    "inverted lists hold one-bit codes in the fast-scan layout: use IVF{nlist},RaBitQ{bits} or IVF{nlist},RaBitQfs"
+                ),
+            });
+        }
         StorageSpec::Codec(CodecSpec::Opq { .. }) => {
             return Err(Error::Parameter {
                 name: "IVF",

@@ -390,7 +390,7 @@ impl Index for IvfFastScanIndex {
     fn spec(&self) -> IndexSpec {
         let storage = StorageSpec::Codec(match self.inner.pq() {
             Some(pq) => CodecSpec::PqFastScan { m: pq.m() },
-            None => CodecSpec::RaBitQFastScan,
+            None => CodecSpec::RaBitQFastScan { bits: 1 },
         });
         let coarse_hnsw = match self.inner.params().coarse {
             vq_ivf::CoarseKind::Flat => None,

@@ -158,7 +158,8 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         | BaseSpec::Hnsw {
             storage:
                 StorageSpec::Codec(
-                    codec @ (CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan),
+                    codec
+                    @ (CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan { .. }),
                 ),
             ..
         } => {
@@ -170,18 +171,13 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         BaseSpec::Codes(codec @ CodecSpec::PqFastScan { .. }) => {
             Box::new(CodesIndex::<ProductQuantizer, FastScanCodes>::read_sections(r, prefix, codec)?)
         }
-        BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan) => {
-            Box::new(CodesIndex::<RaBitQuantizer, RaBitQFastScan>::read_sections(r, prefix, codec)?)
+        BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan { bits }) => {
+            let index = CodesIndex::<RaBitQuantizer, RaBitQFastScan>::read_sections(r, prefix, codec)?;
+            Box::new(rabitq_bits_agree(index, codec, bits)?)
         }
         BaseSpec::Codes(codec @ CodecSpec::RaBitQ { bits }) => {
             let index = CodesIndex::<RaBitQuantizer>::read_sections(r, prefix, codec)?;
-            // The spec is the kind section's, the bits the quantizer's: they must agree.
-            if index.quantizer().bits() != bits {
-                return Err(Error::Corrupt {
-                    what: format!("index.kind names {codec} but its quantizer codes {} bits", index.quantizer().bits()),
-                });
-            }
-            Box::new(index)
+            Box::new(rabitq_bits_agree(index, codec, bits)?)
         }
         BaseSpec::Codes(codec) => {
             with_quantizer_type!(codec, Q => Box::new(CodesIndex::<Q>::read_sections(r, prefix, codec)?))
@@ -198,12 +194,26 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
             Box::new(IvfIndex::<PqCodec>::read_sections(r, prefix)?)
         }
         BaseSpec::Ivf {
-            storage: StorageSpec::Codec(CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQFastScan), ..
+            storage: StorageSpec::Codec(CodecSpec::PqFastScan { .. } | CodecSpec::RaBitQFastScan { .. }),
+            ..
         } => Box::new(IvfFastScanIndex::read_sections(r, prefix)?),
         BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::RaBitQ { .. }), .. } => {
             Box::new(IvfIndex::<RaBitQCodec>::read_sections(r, prefix)?)
         }
     })
+}
+
+/// `index` if its quantizer codes the `bits` its kind section names (the spec is the kind's,
+/// the bits the quantizer's: they must agree).
+fn rabitq_bits_agree<S: vq_quant::CodeStore<Quantizer = RaBitQuantizer> + 'static>(
+    index: CodesIndex<RaBitQuantizer, S>,
+    codec: CodecSpec,
+    bits: u8,
+) -> Result<CodesIndex<RaBitQuantizer, S>> {
+    match index.quantizer().bits() {
+        got if got == bits => Ok(index),
+        got => Err(Error::Corrupt { what: format!("index.kind names {codec} but its quantizer codes {got} bits") }),
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +232,8 @@ mod tests {
             ("RaBitQ3", "RaBitQ"),
             ("IVF2,RaBitQ", "IVF2,RaBitQ2"),
             ("IVF2,RaBitQ5", "IVF2,RaBitQ"),
+            ("RaBitQfs", "RaBitQfs4"),
+            ("RaBitQfs3", "RaBitQfs"),
         ] {
             let mut index = index_factory(8, written, Metric::L2).unwrap();
             index.train(&data).unwrap();

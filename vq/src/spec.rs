@@ -34,7 +34,7 @@ use std::str::FromStr;
 use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
-pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ[{bits}] | RaBitQfs \
+pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ[{bits}] | RaBitQfs[{bits}] \
                             | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ[{bits}]|RaBitQfs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// Why `HNSW{m},RaBitQ` is refused (by the parser, and by the factory for a spec built in code).
@@ -93,8 +93,14 @@ pub enum CodecSpec {
     },
     /// RaBitQ codes whose bits are scanned in the fast-scan layout (`RaBitQfs`, Faiss'
     /// `IndexRaBitQFastScan`): 32 codes at a time by byte shuffles against the query's
-    /// byte-quantized nibble tables; flat or in inverted lists (`IVF1024,RaBitQfs`).
-    RaBitQFastScan,
+    /// byte-quantized nibble tables; flat or in inverted lists (`IVF1024,RaBitQfs`). With
+    /// more than one bit (`RaBitQfs4`, flat only, as Faiss' `IndexRaBitQFastScan` with
+    /// `nb_bits`), the sign bits are scanned so and bound each code's key; the codes they pass
+    /// are scored over every plane.
+    RaBitQFastScan {
+        /// Bits per dimension, 1 to 9.
+        bits: u8,
+    },
 }
 
 /// The vectors under an HNSW graph or in inverted lists.
@@ -209,7 +215,8 @@ impl fmt::Display for CodecSpec {
             CodecSpec::Opq { m, nbits: b, d: Some(d) } => write!(f, "OPQ{m}_{d},PQ{m}{}", nbits(b)),
             CodecSpec::RaBitQ { bits: 1 } => f.write_str("RaBitQ"),
             CodecSpec::RaBitQ { bits } => write!(f, "RaBitQ{bits}"),
-            CodecSpec::RaBitQFastScan => f.write_str("RaBitQfs"),
+            CodecSpec::RaBitQFastScan { bits: 1 } => f.write_str("RaBitQfs"),
+            CodecSpec::RaBitQFastScan { bits } => write!(f, "RaBitQfs{bits}"),
         }
     }
 }
@@ -302,7 +309,7 @@ fn number_after<'a>(token: &'a str, prefix: &str) -> Option<Result<(usize, &'a s
     })
 }
 
-/// `RaBitQ[{bits}]` or `RaBitQfs[1]` → the codec, `None` if the token is not a RaBitQ token
+/// `RaBitQ[{bits}]` or `RaBitQfs[{bits}]` → the codec, `None` if the token is not a RaBitQ token
 /// at all (`RaBitQ1` is `RaBitQ`, as in Faiss).
 fn parse_rabitq(token: &str) -> Option<Result<CodecSpec, String>> {
     let rest = token.strip_prefix("RaBitQ")?;
@@ -320,13 +327,7 @@ fn parse_rabitq(token: &str) -> Option<Result<CodecSpec, String>> {
             _ => return Some(Err(format!("RaBitQ takes 1 to {} bits per dimension", vq_quant::RABITQ_MAX_BITS))),
         },
     };
-    Some(match (fast_scan, bits) {
-        (false, bits) => Ok(CodecSpec::RaBitQ { bits }),
-        (true, 1) => Ok(CodecSpec::RaBitQFastScan),
-        (true, bits) => Err(format!(
-            "the fast-scan layout holds one-bit RaBitQ codes: use RaBitQ{bits} (or RaBitQfs, one bit, with ,RFlat)"
-        )),
-    })
+    Some(Ok(if fast_scan { CodecSpec::RaBitQFastScan { bits } } else { CodecSpec::RaBitQ { bits } }))
 }
 
 /// `PQ{m}[x{nbits}]` or `PQ{m}x4fs` → the codec, `None` if the token is not a PQ token at all.
@@ -482,7 +483,7 @@ impl<'a> Parser<'a> {
                             format!("graphs score one code at a time: fast scan is for flat scans; use PQ{m}x4"),
                         ));
                     }
-                    Some(CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan) => {
+                    Some(CodecSpec::RaBitQ { .. } | CodecSpec::RaBitQFastScan { .. }) => {
                         return Err(self.error(next, HNSW_OVER_RABITQ));
                     }
                     codec => codec.map_or(StorageSpec::Flat, StorageSpec::Codec),
@@ -517,6 +518,15 @@ impl<'a> Parser<'a> {
                         return Err(self.error(
                             next.unwrap_or(""),
                             "IVF lists hold Flat, SQ or PQ codes; an OPQ rotation goes before the inverted file: OPQ{m},IVF{nlist},PQ{m}",
+                        ));
+                    }
+                    Some(CodecSpec::RaBitQFastScan { bits: bits @ 2.. }) => {
+                        return Err(self.error(
+                            next.unwrap_or(""),
+                            format!(
+                                "inverted lists hold one-bit codes in the fast-scan layout (their codes about a \
+                                 centroid carry no sign-bit factors): use IVF{{nlist}},RaBitQ{bits} or IVF{{nlist}},RaBitQfs"
+                            ),
                         ));
                     }
                     Some(codec) => StorageSpec::Codec(codec),
@@ -655,6 +665,8 @@ mod tests {
             ("IVF1024_HNSW16,RaBitQfs", "IVF1024_HNSW16,RaBitQfs"),
             ("RaBitQ1", "RaBitQ"),
             ("RaBitQfs1,RFlat", "RaBitQfs,RFlat"),
+            ("RaBitQfs4", "RaBitQfs4"),
+            ("RaBitQfs9,Refine(SQ8)", "RaBitQfs9,Refine(SQ8)"),
             ("RaBitQ4", "RaBitQ4"),
             ("PCA64,RaBitQ9,Refine(Flat)", "PCA64,RaBitQ9,RFlat"),
             ("IVF1024,RaBitQ2", "IVF1024,RaBitQ2"),
@@ -713,7 +725,7 @@ mod tests {
             ("RaBitQ0", "RaBitQ0"),
             ("RaBitQ10", "RaBitQ10"),
             ("RaBitQ4x", "RaBitQ4x"),
-            ("RaBitQfs4", "RaBitQfs4"),
+            ("RaBitQfs10", "RaBitQfs10"),
             ("IVF16,RaBitQfs2", "RaBitQfs2"),
             ("HNSW16,RaBitQ4", "RaBitQ4"),
         ] {

@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 
 use vq_distance::SimdLevel;
 
-use crate::pq::{pack_index, unpack_index};
+use crate::pq::unpack_index;
 use crate::{Error, Result, ScanSink};
 
 #[cfg(target_arch = "aarch64")]
@@ -405,18 +405,30 @@ impl PackedCodes {
 
     /// The standard 4-bit PQ code of row `i` (`None` past the end).
     pub fn code(&self, i: usize) -> Option<Vec<u8>> {
-        if i >= self.len {
+        let mut code = vec![0u8; self.code_size()];
+        self.code_into(i, &mut code)?;
+        Some(code)
+    }
+
+    /// [`code`](PackedCodes::code) into `code` (its first `code_size()` bytes, overwritten).
+    pub(crate) fn code_into(&self, i: usize, code: &mut [u8]) -> Option<()> {
+        if i >= self.len || code.len() < self.code_size() {
             return None;
         }
         let (block, v) = (i / BLOCK, i % BLOCK);
         let (t, high) = byte_of_vector(v);
-        let base = block * self.block_bytes();
-        let mut code = vec![0u8; self.code_size()];
-        for j in 0..self.m {
-            let byte = self.data[base + j * SUB_BYTES + t];
-            pack_index(&mut code, j, 4, u32::from(if high { byte >> 4 } else { byte & 15 }));
+        let data = &self.data[block * self.block_bytes()..][..self.block_bytes()];
+        let nibble = |j: usize| {
+            let byte = data[j * SUB_BYTES + t];
+            if high { byte >> 4 } else { byte & 15 }
+        };
+        // Two nibbles a byte, sub-quantizer `2b` low (as `pq::pack_index` writes them); an odd
+        // last one alone.
+        for (b, out) in code[..self.code_size()].iter_mut().enumerate() {
+            let hi = if 2 * b + 1 < self.m { nibble(2 * b + 1) } else { 0 };
+            *out = nibble(2 * b) | hi << 4;
         }
-        Some(code)
+        Some(())
     }
 
     /// Bytes held (capacity included).

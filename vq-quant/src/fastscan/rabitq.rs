@@ -19,9 +19,9 @@ use vq_distance::{Neighbors, RangeResult, TopK};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{BLOCK, PackedCodes, QuantizedLut, Rows, active_block_sums};
-use crate::rabitq::code_factors;
+use crate::rabitq::{NibbleTerms, RaBitQScorer, SecondStage, code_factors};
 use crate::sections::corrupt;
-use crate::{Error, Quantizer, RaBitQuantizer, Result, ScanSink, WithinKey, validate_codes};
+use crate::{CodeScorer, Error, Quantizer, RaBitQuantizer, Result, ScanSink, WithinKey, validate_codes};
 
 /// Layout version of the `{prefix}.codes` section (standard RaBitQ codes, split on load).
 const CODES_VERSION: u32 = 1;
@@ -39,23 +39,41 @@ pub struct RaBitQPacked {
     a: Vec<f32>,
     /// Per row, the weight `w` of the query's sum.
     w: Vec<f32>,
-    /// Per row, the length `ℓ` (decoding only).
+    /// Per row, the length `ℓ` (decoding only); for multi-bit codes, the first stage's error
+    /// bound `ε₁` instead.
     ell: Vec<f32>,
+    /// Bytes of each code after its sign plane and three floats: a multi-bit code's other
+    /// planes and factors (none for one bit).
+    tail: usize,
+    /// Per row, those bytes.
+    tails: Vec<u8>,
 }
 
 impl RaBitQPacked {
     /// Empty, for the codes of `quantizer`.
+    ///
+    /// Multi-bit codes keep their sign plane here, its own factors `a₁`, `w₁`, `ε₁` in the
+    /// arrays, and the rest of each code beside them: their scan bounds each code by its sign
+    /// bits and scores the codes it passes over every plane. Only codes about the mean carry
+    /// the sign bits' factors: multi-bit codes about a list's centroid are an error.
     pub fn new(quantizer: &RaBitQuantizer) -> Result<Self> {
-        if quantizer.bits() != 1 {
-            let what = format!("{} bits per dimension: the fast-scan layout holds one-bit codes", quantizer.bits());
+        if quantizer.bits() > 1 && !quantizer.centered() {
+            let what = format!(
+                "{} bits per dimension about a list's centroid: the fast-scan layout holds one-bit codes there \
+                 (multi-bit codes only about the mean, which carry their sign bits' own factors)",
+                quantizer.bits()
+            );
             return Err(Error::Parameter { name: "bits", what });
         }
+        let head = quantizer.plane_bytes() + 4 * 3;
         Ok(RaBitQPacked {
-            bits: PackedCodes::new(2 * quantizer.bit_bytes())?,
+            bits: PackedCodes::new(2 * quantizer.plane_bytes())?,
             code_size: quantizer.code_size(),
             a: Vec::new(),
             w: Vec::new(),
             ell: Vec::new(),
+            tail: quantizer.code_size() - head,
+            tails: Vec::new(),
         })
     }
 
@@ -69,8 +87,9 @@ impl RaBitQPacked {
         self.bits.is_empty()
     }
 
-    /// Appends standard RaBitQ codes (`⌈d/8⌉` bytes of bits, then `a`, `w`, `ℓ`): the bits
-    /// packed, the factors split off.
+    /// Appends standard RaBitQ codes (`⌈d/8⌉` bytes of bits, then `a`, `w`, `ℓ`; multi-bit
+    /// codes: the sign plane, `a₁`, `w₁`, `ε₁`, then the rest): the sign bits packed, the
+    /// factors after them split off, the rest kept whole.
     pub fn extend(&mut self, codes: &[u8]) -> Result<()> {
         let (cs, nbytes) = (self.code_size, self.bits.code_size());
         if !codes.len().is_multiple_of(cs) {
@@ -86,17 +105,28 @@ impl RaBitQPacked {
             self.a.push(a);
             self.w.push(w);
             self.ell.push(ell);
+            self.tails.extend_from_slice(&code[cs - self.tail..]);
         }
         Ok(())
     }
 
     /// Row `row`'s standard code, `None` past the end.
     pub fn code(&self, row: usize) -> Option<Vec<u8>> {
-        let mut code = self.bits.code(row)?;
-        for v in [self.a[row], self.w[row], self.ell[row]] {
-            code.extend_from_slice(&v.to_le_bytes());
-        }
+        let mut code = vec![0u8; self.code_size];
+        self.code_into(row, &mut code)?;
         Some(code)
+    }
+
+    /// Row `row`'s standard code into `code` (`code_size` bytes), `None` past the end.
+    fn code_into(&self, row: usize, code: &mut [u8]) -> Option<()> {
+        let nbytes = self.bits.code_size();
+        self.bits.code_into(row, &mut code[..nbytes])?;
+        for (out, v) in code[nbytes..].chunks_exact_mut(4).zip([self.a[row], self.w[row], self.ell[row]]) {
+            out.copy_from_slice(&v.to_le_bytes());
+        }
+        let t = self.tail;
+        code[self.code_size - t..].copy_from_slice(&self.tails[row * t..(row + 1) * t]);
+        Some(())
     }
 
     /// Every code in the standard layout, in row order.
@@ -107,7 +137,8 @@ impl RaBitQPacked {
     /// Codes held without reallocating.
     pub fn capacity(&self) -> usize {
         let blocks = self.bits.memory_bytes() / self.bits.block_bytes();
-        (blocks * BLOCK).min(self.a.capacity()).min(self.w.capacity()).min(self.ell.capacity())
+        let tails = self.tails.capacity().checked_div(self.tail).unwrap_or(usize::MAX);
+        (blocks * BLOCK).min(self.a.capacity()).min(self.w.capacity()).min(self.ell.capacity()).min(tails)
     }
 
     /// Makes room for `additional` more codes.
@@ -116,6 +147,7 @@ impl RaBitQPacked {
         for v in [&mut self.a, &mut self.w, &mut self.ell] {
             v.reserve_exact(additional);
         }
+        self.tails.reserve_exact(additional.saturating_mul(self.tail));
     }
 
     /// Drops every row `keep` rejects (each position asked once, in order), keeping the others
@@ -127,12 +159,21 @@ impl RaBitQPacked {
             let mut flags = kept.iter();
             v.retain(|_| flags.next().is_some_and(|&k| k));
         }
+        let t = self.tail;
+        let mut write = 0;
+        for (row, _) in kept.iter().enumerate().filter(|&(_, &k)| k) {
+            self.tails.copy_within(row * t..(row + 1) * t, write * t);
+            write += 1;
+        }
+        self.tails.truncate(write * t);
         self.bits.retain(|row| kept[row])
     }
 
     /// Bytes held (capacity included).
     pub fn memory_bytes(&self) -> usize {
-        self.bits.memory_bytes() + (self.a.capacity() + self.w.capacity() + self.ell.capacity()) * size_of::<f32>()
+        self.bits.memory_bytes()
+            + (self.a.capacity() + self.w.capacity() + self.ell.capacity()) * size_of::<f32>()
+            + self.tails.capacity()
     }
 
     /// Offers every row's key under `lut` to `top` as `(key, id_of(row))`, asking `keep` only
@@ -175,11 +216,20 @@ impl RaBitQPacked {
                 what: format!("a table of {} nibbles for codes of {}", lut.lut.m, self.bits.m()),
             });
         }
+        let second = match (&lut.second, self.tail) {
+            (None, 0) => None,
+            (Some(second), t) if t > 0 => Some(second),
+            _ => {
+                let what = "a table of one-bit terms for multi-bit codes, or the reverse".to_string();
+                return Err(Error::Parameter { name: "lut", what });
+            }
+        };
         // s ≈ bias + sum / scale, so key = offset + a + w · (Σ − 2 bias) − w · (2 / scale) · sum.
         let (shift, step, offset) = (lut.total - 2.0 * lut.lut.bias, 2.0 / lut.lut.scale, lut.offset);
         let kernel = active_block_sums();
         let mut sums = [0u32; BLOCK];
         let mut keys = [0f32; BLOCK];
+        let mut passed = Passed::default();
         for (b, block) in self.bits.blocks().chunks_exact(self.bits.block_bytes()).enumerate() {
             let allowed = match rows {
                 Rows::Masked(masks) => masks.get(b).copied().unwrap_or(0),
@@ -196,19 +246,81 @@ impl RaBitQPacked {
                 *k = offset + a + w * (shift - step * s as f32);
             }
             let threshold = top.threshold();
-            for (v, &key) in keys[..held].iter().enumerate() {
-                if key > threshold || allowed & (1 << v) == 0 {
-                    continue;
+            let accepts = |v: usize| {
+                allowed & (1 << v) != 0
+                    && match rows {
+                        Rows::Kept(keep) => keep(first + v),
+                        _ => true,
+                    }
+            };
+            let Some(second) = second else {
+                for (v, &key) in keys[..held].iter().enumerate() {
+                    if key <= threshold && accepts(v) {
+                        top.push(key, id_of(first + v));
+                    }
                 }
-                if let Rows::Kept(keep) = rows
-                    && !keep(first + v)
-                {
-                    continue;
+                continue;
+            };
+            // Multi-bit codes: the sign bits' key is within `2 |w₁| · max_error` of their float
+            // key, which is within `ε₁ ‖q − c‖` of the code's key (to the paper's confidence):
+            // only codes whose lower bound is not above the threshold are scored in full
+            // (a NaN bound, from a forged factor, is scored too).
+            let (table_error, ell) = (2.0 * lut.max_error(), &self.ell[first..first + held]);
+            // A mask of the rows that pass, built without branches (most blocks pass none).
+            let mut pass = 0u32;
+            for (v, ((&key, &w), &eps)) in keys[..held].iter().zip(w).zip(ell).enumerate() {
+                let bound = key - (table_error * w.abs() + eps * second.query_norm);
+                pass |= u32::from(bound <= threshold || bound.is_nan()) << v;
+            }
+            pass &= allowed;
+            if pass == 0 {
+                continue;
+            }
+            passed.rows.clear();
+            while pass != 0 {
+                let v = pass.trailing_zeros() as usize;
+                pass &= pass - 1;
+                if accepts(v) {
+                    passed.rows.push(first + v);
                 }
-                top.push(key, id_of(first + v));
+            }
+            for (row, key) in passed.score(self, &second.scorer) {
+                top.push(key, id_of(row));
             }
         }
         Ok(())
+    }
+}
+
+/// Rows of a block that a multi-bit scan's first stage passed, their whole codes and keys.
+#[derive(Default)]
+struct Passed {
+    rows: Vec<usize>,
+    codes: Vec<u8>,
+    keys: Vec<f32>,
+}
+
+impl Passed {
+    /// Every row passed (in `rows`, each in range) with its key over every plane: the rows'
+    /// tails asked for at once (scattered, their cache misses overlap instead of following one
+    /// another), then each code put together and the codes summed as a block.
+    fn score<'p>(
+        &'p mut self,
+        packed: &RaBitQPacked,
+        scorer: &RaBitQScorer,
+    ) -> impl Iterator<Item = (usize, f32)> + 'p {
+        let (t, cs) = (packed.tail, packed.code_size);
+        for &row in &self.rows {
+            vq_distance::prefetch_l2(&packed.tails[row * t..(row + 1) * t]);
+        }
+        self.codes.resize(self.rows.len() * cs, 0);
+        for (&row, code) in self.rows.iter().zip(self.codes.chunks_exact_mut(cs)) {
+            // (In range: the caller's rows are.)
+            let _ = packed.code_into(row, code);
+        }
+        self.keys.resize(self.rows.len(), 0.0);
+        scorer.distances(&self.codes, &mut self.keys);
+        self.rows.iter().copied().zip(self.keys.iter().copied())
     }
 }
 
@@ -222,6 +334,8 @@ pub struct RaBitQLut {
     total: f32,
     /// Added to every key: the quantizer's own (`‖q − μ‖²` or `−⟨q, μ⟩`), or a list's coarse key.
     offset: f32,
+    /// For multi-bit codes, what scores the codes the sign bits pass.
+    second: Option<SecondStage>,
     /// The float table, kept to refill without allocating.
     table: Vec<f32>,
 }
@@ -257,28 +371,35 @@ impl RaBitQLut {
             let e = vq_distance::Error::Dimension { what: "rotated", got: rotated.len(), expected: quantizer.dim() };
             return Err(e.into());
         }
-        Self::in_slot_with(slot, |table| Ok((quantizer.nibble_table(rotated, table), 0.0)))
+        if quantizer.bits() > 1 {
+            let what = "multi-bit codes are scanned from the query itself (their second stage)".to_string();
+            return Err(Error::Parameter { name: "rotated", what });
+        }
+        let terms = |table: &mut Vec<f32>| {
+            Ok(NibbleTerms { total: quantizer.nibble_table(rotated, table), offset: 0.0, second: None })
+        };
+        Self::in_slot_with(slot, terms)
     }
 
-    /// A table from `terms`, which writes the float table and returns `(total, offset)`.
-    fn with_terms(terms: impl FnOnce(&mut Vec<f32>) -> Result<(f32, f32)>) -> Result<Self> {
+    /// A table from `terms`, which writes the float table and returns the other terms.
+    fn with_terms(terms: impl FnOnce(&mut Vec<f32>) -> Result<NibbleTerms>) -> Result<Self> {
         let mut table = Vec::new();
-        let (total, offset) = terms(&mut table)?;
-        Ok(RaBitQLut { lut: QuantizedLut::new(&table)?, total, offset, table })
+        let NibbleTerms { total, offset, second } = terms(&mut table)?;
+        Ok(RaBitQLut { lut: QuantizedLut::new(&table)?, total, offset, second, table })
     }
 
     /// [`RaBitQLut::with_terms`] into this table, reusing its memory.
-    fn fill_with(&mut self, terms: impl FnOnce(&mut Vec<f32>) -> Result<(f32, f32)>) -> Result<()> {
-        let (total, offset) = terms(&mut self.table)?;
+    fn fill_with(&mut self, terms: impl FnOnce(&mut Vec<f32>) -> Result<NibbleTerms>) -> Result<()> {
+        let NibbleTerms { total, offset, second } = terms(&mut self.table)?;
         self.lut.fill(&self.table)?;
-        (self.total, self.offset) = (total, offset);
+        (self.total, self.offset, self.second) = (total, offset, second);
         Ok(())
     }
 
     /// The table in `slot` refilled from `terms`, or a new one there.
     fn in_slot_with(
         slot: &mut Option<Self>,
-        terms: impl FnOnce(&mut Vec<f32>) -> Result<(f32, f32)>,
+        terms: impl FnOnce(&mut Vec<f32>) -> Result<NibbleTerms>,
     ) -> Result<&mut Self> {
         match slot {
             Some(lut) => {
@@ -598,8 +719,85 @@ mod tests {
         }
     }
 
+    /// Multi-bit codes in the fast-scan layout: the sign bits bound each code (the table's
+    /// error added), the codes they pass are scored over every plane. Against the slow twin
+    /// (every code's full key, sorted): the top 10 holds the twin's (a miss only where the
+    /// bound erred), every hit's score is its full key to the bit, filtered too; codes,
+    /// decoding, `retain` and persistence match the plain layout.
+    #[test]
+    fn multi_bit_codes_score_as_the_plain_layout() {
+        let n = 600;
+        for (dim, bits, metric) in
+            [(24, 2, Metric::L2), (128, 4, Metric::L2), (100, 3, Metric::Cosine), (64, 9, Metric::InnerProduct)]
+        {
+            let mut q = RaBitQuantizer::new(dim, metric).unwrap().with_bits(bits).unwrap();
+            q.train(&data(n, dim, 31)).unwrap();
+            let (mut fast, mut slow) = (RaBitQFastScan::new(q.clone()).unwrap(), FlatCodes::new(q.clone()));
+            let base = data(n, dim, 32);
+            fast.add(&base).unwrap();
+            slow.add(&base).unwrap();
+            let (cs, codes) = (q.code_size(), slow.codes());
+            for (row, code) in codes.chunks_exact(cs).enumerate() {
+                assert_eq!(fast.codes().code(row).unwrap(), code, "{metric:?} {bits} bits: row {row}");
+            }
+            let queries = data(6, dim, 33);
+            let odd = |row: usize| row % 2 == 1;
+            let (got, got_odd) =
+                (fast.search(&queries, 10).unwrap(), fast.search_filtered(&queries, 10, Some(&odd)).unwrap());
+            let (mut found, mut found_odd) = (0, 0);
+            for (qi, query) in queries.chunks_exact(dim).enumerate() {
+                let mut keys = vec![0f32; n];
+                q.scorer(query).unwrap().distances(&codes, &mut keys);
+                let mut order: Vec<usize> = (0..n).collect();
+                order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]).then(a.cmp(&b)));
+                let order_odd: Vec<usize> = order.iter().copied().filter(|&r| odd(r)).collect();
+                for ((ids, scores), want, found) in
+                    [(got.get(qi).unwrap(), &order, &mut found), (got_odd.get(qi).unwrap(), &order_odd, &mut found_odd)]
+                {
+                    for (&id, &score) in ids.iter().zip(scores) {
+                        let key = metric.key_from_score(score);
+                        assert_eq!(key.to_bits(), keys[id as usize].to_bits(), "{metric:?} {bits} bits: row {id}");
+                    }
+                    *found += ids.iter().filter(|&&id| want[..10].contains(&(id as usize))).count();
+                }
+            }
+            assert!(got_odd.ids().iter().all(|&id| id % 2 == 1));
+            for found in [found, found_odd] {
+                assert!(found as f64 >= 0.97 * 60.0, "{metric:?} {bits} bits: {found} of the twin's 60");
+            }
+            let (mut out, mut plain) = (vec![0f32; dim], vec![0f32; dim]);
+            for row in [0, 31, 32, n - 1] {
+                fast.decode_row(row, &mut out).unwrap();
+                slow.decode_row(row, &mut plain).unwrap();
+                assert_eq!(out, plain, "row {row}");
+            }
+            let mut kept = fast.clone();
+            assert_eq!(kept.retain(|row| row % 3 != 0), n / 3);
+            for (i, row) in (0..n).filter(|r| r % 3 != 0).enumerate() {
+                assert_eq!(kept.codes().code(i), fast.codes().code(row), "row {row}");
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("rq.vq");
+            let mut w = ContainerWriter::create(&path).unwrap();
+            fast.write_sections(&mut w, "rq").unwrap();
+            w.finish().unwrap();
+            let back = RaBitQFastScan::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
+            assert_eq!(back.search(&queries, 10).unwrap(), got);
+            let plain =
+                FlatCodes::<RaBitQuantizer>::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
+            assert_eq!(plain.codes(), codes);
+        }
+    }
+
     #[test]
     fn misuse_is_a_typed_error() {
+        // Multi-bit codes about a list's centroid carry no first-stage factors.
+        let residual = RaBitQuantizer::for_residuals(16, Metric::L2).unwrap().with_bits(2).unwrap();
+        assert!(matches!(RaBitQPacked::new(&residual), Err(Error::Parameter { name: "bits", .. })));
+        let mut two = RaBitQuantizer::new(16, Metric::L2).unwrap().with_bits(2).unwrap();
+        two.train(&data(20, 16, 4)).unwrap();
+        let rotated = two.rotate(&[0.5; 16]);
+        assert!(matches!(RaBitQLut::in_slot_rotated(&mut None, &two, &rotated), Err(Error::Parameter { .. })));
         let mut fast = RaBitQFastScan::new(RaBitQuantizer::new(16, Metric::L2).unwrap()).unwrap();
         assert!(matches!(fast.add(&[0.0; 16]), Err(Error::NotTrained { .. })));
         assert!(fast.search(&[0.0; 16], 3).is_ok(), "an empty store answers without the quantizer");
