@@ -32,6 +32,7 @@ SPECS = [
     "IVF16,RaBitQ,RFlat",
     "IVF16,RaBitQfs,RFlat",
     "RaBitQ4,RFlat",
+    "RaBitQfs3,RFlat",
     "IVF16,RaBitQ2",
     "IVF16,Flat",
     "IVF16,SQ8",
