@@ -13,6 +13,15 @@
 //! Unlike a PQ fast scan the top-k's threshold cannot be tested on the integer sums (each code
 //! scales its sum by its own `w`), so every block's keys are computed and compared as floats;
 //! that pass costs a few instructions per code beside the kernel's shuffles.
+//!
+//! Multi-bit codes (`RaBitQfs{b}`, Faiss' `IndexRaBitQFastScan` with `nb_bits`) keep their sign
+//! plane packed so, with the sign bits' own factors `a₁`, `w₁` and error bound `ε₁` in the
+//! arrays, and the rest of each code (its other planes and factors) beside them. The block's
+//! keys are then the one-bit estimates: less the table's error (`2 |w₁|` times the table's
+//! bound) and `ε₁ ‖q − c‖` they bound each code's key from below (Gao and Long's bound at
+//! `ε₀ = 1.9`, as [`FlatCodes`](crate::FlatCodes)' first stage), and only the codes whose bound
+//! can reach the threshold are put together and scored over every plane, exactly as the plain
+//! layout scores them.
 
 use rayon::prelude::*;
 use vq_distance::{Neighbors, RangeResult, TopK};
@@ -100,6 +109,13 @@ impl RaBitQPacked {
             bits.extend_from_slice(&code[..nbytes]);
         }
         self.bits.extend(&bits)?;
+        // Room for the batch first (the growth a `Vec` would pick; exact into an empty store):
+        // pushed one at a time, a bulk load held up to twice its factors and tails.
+        let n = codes.len() / cs;
+        for v in [&mut self.a, &mut self.w, &mut self.ell] {
+            v.reserve(n);
+        }
+        self.tails.reserve(n * self.tail);
         for code in codes.chunks_exact(cs) {
             let [a, w, ell] = code_factors(code, nbytes);
             self.a.push(a);
@@ -425,10 +441,11 @@ impl RaBitQLut {
 /// A RaBitQ quantizer and the codes of every vector added, in the fast-scan layout
 /// ([`RaBitQPacked`]).
 ///
-/// Ids are the insertion positions `0..len()`. Keys use the sum of the query over a code's
-/// bits read from a byte-quantized table: within `2 w ·` [`RaBitQLut::max_error`] of the key
-/// [`FlatCodes`](crate::FlatCodes) over the same quantizer computes, so near-ties may order
-/// differently. Put a refine stage above it for exact final scores.
+/// Ids are the insertion positions `0..len()`. One-bit keys use the sum of the query over a
+/// code's bits read from a byte-quantized table: within `2 w ·` [`RaBitQLut::max_error`] of the
+/// key [`FlatCodes`](crate::FlatCodes) over the same quantizer computes, so near-ties may order
+/// differently; put a refine stage above it for exact final scores. Multi-bit keys are the
+/// plain layout's, to the bit (the table only bounds which codes are scored).
 #[derive(Debug, Clone)]
 pub struct RaBitQFastScan {
     quantizer: RaBitQuantizer,
@@ -786,6 +803,11 @@ mod tests {
             let plain =
                 FlatCodes::<RaBitQuantizer>::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
             assert_eq!(plain.codes(), codes);
+            let (ids, scores) = got.get(0).unwrap();
+            let within = fast.range_filtered(&queries[..dim], scores[4], None).unwrap();
+            let (within_ids, _) = within.get(0).unwrap();
+            let held = ids[..5].iter().filter(|id| within_ids.contains(id)).count();
+            assert!(held >= 4, "{metric:?} {bits} bits: a radius at the 5th score holds {held} of the first five");
         }
     }
 
