@@ -708,32 +708,42 @@ mod tests {
             let f = fast.search_filtered(&queries, 10, Some(&odd)).unwrap();
             assert!(f.ids().iter().all(|&id| id % 2 == 1));
             assert_eq!(f.ids().len(), 40);
-            let (mut out, mut plain) = (vec![0f32; dim], vec![0f32; dim]);
-            for row in [0, 31, 32, 299] {
-                fast.decode_row(row, &mut out).unwrap();
-                slow.decode_row(row, &mut plain).unwrap();
-                assert_eq!(out, plain, "row {row}");
-            }
-            let mut kept = fast.clone();
-            assert_eq!(kept.retain(|row| row % 3 != 0), 100);
-            assert_eq!(kept.len(), 200);
-            for (i, row) in (0..300).filter(|r| r % 3 != 0).enumerate() {
-                assert_eq!(kept.codes().code(i), fast.codes().code(row), "row {row}");
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("rq.vq");
-            let mut w = ContainerWriter::create(&path).unwrap();
-            fast.write_sections(&mut w, "rq").unwrap();
-            w.finish().unwrap();
-            let back = RaBitQFastScan::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
-            assert_eq!(back.search(&queries, 10).unwrap(), got);
-            // The plain layout reads the same file.
-            let plain =
-                FlatCodes::<RaBitQuantizer>::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
-            assert_eq!(plain.codes(), slow.codes());
+            agrees_with_the_plain_layout(&fast, &slow, &queries, &got);
             let within = fast.range_filtered(&queries, got.get(0).unwrap().1[4], None).unwrap();
             assert!(within.get(0).unwrap().0.len() >= 4, "{metric:?}: a radius at the 5th score holds the first four");
         }
+    }
+
+    /// `fast` against `slow` (the plain layout over the same rows): rows decode alike, `retain`
+    /// keeps the codes in order, and the file `fast` writes reads back to the same answers
+    /// (`got`, its top 10 for `queries`) and, by the plain layout, to the same codes.
+    fn agrees_with_the_plain_layout(
+        fast: &RaBitQFastScan,
+        slow: &FlatCodes<RaBitQuantizer>,
+        queries: &[f32],
+        got: &Neighbors,
+    ) {
+        let (dim, n) = (fast.quantizer().dim(), fast.len());
+        let (mut out, mut plain) = (vec![0f32; dim], vec![0f32; dim]);
+        for row in [0, 31, 32, n - 1] {
+            fast.decode_row(row, &mut out).unwrap();
+            slow.decode_row(row, &mut plain).unwrap();
+            assert_eq!(out, plain, "row {row}");
+        }
+        let mut kept = fast.clone();
+        assert_eq!(kept.retain(|row| row % 3 != 0), n.div_ceil(3));
+        for (i, row) in (0..n).filter(|r| r % 3 != 0).enumerate() {
+            assert_eq!(kept.codes().code(i), fast.codes().code(row), "row {row}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rq.vq");
+        let mut w = ContainerWriter::create(&path).unwrap();
+        fast.write_sections(&mut w, "rq").unwrap();
+        w.finish().unwrap();
+        let back = RaBitQFastScan::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
+        assert_eq!(&back.search(queries, 10).unwrap(), got);
+        let plain = FlatCodes::<RaBitQuantizer>::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
+        assert_eq!(plain.codes(), slow.codes());
     }
 
     /// Multi-bit codes in the fast-scan layout: the sign bits bound each code (the table's
@@ -782,27 +792,7 @@ mod tests {
             for found in [found, found_odd] {
                 assert!(found as f64 >= 0.97 * 60.0, "{metric:?} {bits} bits: {found} of the twin's 60");
             }
-            let (mut out, mut plain) = (vec![0f32; dim], vec![0f32; dim]);
-            for row in [0, 31, 32, n - 1] {
-                fast.decode_row(row, &mut out).unwrap();
-                slow.decode_row(row, &mut plain).unwrap();
-                assert_eq!(out, plain, "row {row}");
-            }
-            let mut kept = fast.clone();
-            assert_eq!(kept.retain(|row| row % 3 != 0), n / 3);
-            for (i, row) in (0..n).filter(|r| r % 3 != 0).enumerate() {
-                assert_eq!(kept.codes().code(i), fast.codes().code(row), "row {row}");
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("rq.vq");
-            let mut w = ContainerWriter::create(&path).unwrap();
-            fast.write_sections(&mut w, "rq").unwrap();
-            w.finish().unwrap();
-            let back = RaBitQFastScan::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
-            assert_eq!(back.search(&queries, 10).unwrap(), got);
-            let plain =
-                FlatCodes::<RaBitQuantizer>::read_sections(&ContainerReader::open(&path).unwrap(), "rq").unwrap();
-            assert_eq!(plain.codes(), codes);
+            agrees_with_the_plain_layout(&fast, &slow, &queries, &got);
             let (ids, scores) = got.get(0).unwrap();
             let within = fast.range_filtered(&queries[..dim], scores[4], None).unwrap();
             let (within_ids, _) = within.get(0).unwrap();
