@@ -556,12 +556,34 @@ pub struct RaBitQScorer {
     passed: RefCell<Passed>,
 }
 
-/// Rows of a block that the first stage passed, their whole codes and keys.
+/// Rows of a block that a two-stage scan's first stage passed (a flat scan's, and the
+/// multi-bit fast scan's), scored over every plane with their codes put together.
 #[derive(Debug, Clone, Default)]
-struct Passed {
-    rows: Vec<usize>,
+pub(crate) struct Passed {
+    /// The rows, as the caller numbers them.
+    pub(crate) rows: Vec<usize>,
     codes: Vec<u8>,
     keys: Vec<f32>,
+}
+
+impl Passed {
+    /// Every row of `rows` with its key by `scorer`, `code(row, out)` writing the row's whole
+    /// code into `out`: the codes summed as one block, as [`CodeScorer::distances`] sums a
+    /// block of stored codes (so the keys are the same to the bit).
+    pub(crate) fn score(
+        &mut self,
+        scorer: &RaBitQScorer,
+        mut code: impl FnMut(usize, &mut [u8]),
+    ) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let cs = scorer.nbytes + 4 * FACTORS;
+        self.codes.resize(self.rows.len() * cs, 0);
+        for (&row, out) in self.rows.iter().zip(self.codes.chunks_exact_mut(cs)) {
+            code(row, out);
+        }
+        self.keys.resize(self.rows.len(), 0.0);
+        scorer.distances(&self.codes, &mut self.keys);
+        self.rows.iter().copied().zip(self.keys.iter().copied())
+    }
 }
 
 /// A flat scan's first stage over multi-bit codes (Faiss and the paper's two-stage search):
@@ -658,24 +680,20 @@ impl CodeScorer for RaBitQScorer {
             out.fill(f32::NEG_INFINITY);
         }
         let mut passed = self.passed.borrow_mut();
-        let Passed { rows, codes, keys } = &mut *passed;
-        rows.clear();
-        codes.clear();
-        for (((row, o), head), tail) in
-            out.iter_mut().enumerate().zip(heads.chunks_exact(hs)).zip(tails.chunks_exact(ts))
-        {
+        passed.rows.clear();
+        for (row, o) in out.iter_mut().enumerate() {
             // (A NaN bound, from a forged factor, is summed in full.)
             if *o > threshold {
                 *o = f32::INFINITY;
             } else {
-                rows.push(row);
-                codes.extend_from_slice(head);
-                codes.extend_from_slice(tail);
+                passed.rows.push(row);
             }
         }
-        keys.resize(rows.len(), 0.0);
-        self.distances(codes, keys);
-        for (&row, &key) in rows.iter().zip(keys.iter()) {
+        let put_together = |row: usize, code: &mut [u8]| {
+            code[..hs].copy_from_slice(&heads[row * hs..(row + 1) * hs]);
+            code[hs..].copy_from_slice(&tails[row * ts..(row + 1) * ts]);
+        };
+        for (row, key) in passed.score(self, put_together) {
             out[row] = key;
         }
     }

@@ -28,9 +28,9 @@ use vq_distance::{Neighbors, RangeResult, TopK};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{BLOCK, PackedCodes, QuantizedLut, Rows, active_block_sums};
-use crate::rabitq::{NibbleTerms, RaBitQScorer, SecondStage, code_factors};
+use crate::rabitq::{NibbleTerms, Passed, SecondStage, code_factors};
 use crate::sections::corrupt;
-use crate::{CodeScorer, Error, Quantizer, RaBitQuantizer, Result, ScanSink, WithinKey, validate_codes};
+use crate::{Error, Quantizer, RaBitQuantizer, Result, ScanSink, WithinKey, validate_codes};
 
 /// Layout version of the `{prefix}.codes` section (standard RaBitQ codes, split on load).
 const CODES_VERSION: u32 = 1;
@@ -300,43 +300,18 @@ impl RaBitQPacked {
                     passed.rows.push(first + v);
                 }
             }
-            for (row, key) in passed.score(self, &second.scorer) {
+            // The rows' tails asked for at once (scattered: their cache misses overlap instead
+            // of following one another), then each code put together.
+            let t = self.tail;
+            for &row in &passed.rows {
+                vq_distance::prefetch_l2(&self.tails[row * t..(row + 1) * t]);
+            }
+            // (The rows are in range: `code_into` writes each.)
+            for (row, key) in passed.score(&second.scorer, |row, code| _ = self.code_into(row, code)) {
                 top.push(key, id_of(row));
             }
         }
         Ok(())
-    }
-}
-
-/// Rows of a block that a multi-bit scan's first stage passed, their whole codes and keys.
-#[derive(Default)]
-struct Passed {
-    rows: Vec<usize>,
-    codes: Vec<u8>,
-    keys: Vec<f32>,
-}
-
-impl Passed {
-    /// Every row passed (in `rows`, each in range) with its key over every plane: the rows'
-    /// tails asked for at once (scattered, their cache misses overlap instead of following one
-    /// another), then each code put together and the codes summed as a block.
-    fn score<'p>(
-        &'p mut self,
-        packed: &RaBitQPacked,
-        scorer: &RaBitQScorer,
-    ) -> impl Iterator<Item = (usize, f32)> + 'p {
-        let (t, cs) = (packed.tail, packed.code_size);
-        for &row in &self.rows {
-            vq_distance::prefetch_l2(&packed.tails[row * t..(row + 1) * t]);
-        }
-        self.codes.resize(self.rows.len() * cs, 0);
-        for (&row, code) in self.rows.iter().zip(self.codes.chunks_exact_mut(cs)) {
-            // (In range: the caller's rows are.)
-            let _ = packed.code_into(row, code);
-        }
-        self.keys.resize(self.rows.len(), 0.0);
-        scorer.distances(&self.codes, &mut self.keys);
-        self.rows.iter().copied().zip(self.keys.iter().copied())
     }
 }
 
