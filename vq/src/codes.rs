@@ -10,7 +10,7 @@ use crate::ids::IdMap;
 use crate::index::{
     Index, MemoryUsage, SearchParams, check_ids, check_k, fingerprint_of, neighbors_from_rows, quantizer_fingerprint,
 };
-use crate::spec::{BaseSpec, CodecSpec, IndexSpec};
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec, NamedByCodec, check_codec};
 
 /// A quantizer, the codes of every vector added (in a [`CodeStore`]: the plain buffer by
 /// default, or the fast-scan layout of 4-bit PQ), and their ids.
@@ -45,8 +45,14 @@ impl<Q: Quantizer + Clone + 'static, S: CodeStore<Quantizer = Q> + 'static> Code
         Error::NotTrained { spec: self.spec().to_string() }
     }
 
-    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, codec: CodecSpec) -> Result<Self> {
+    /// Reads the index `write_sections` wrote, whose kind section names `codec`: the codes'
+    /// quantizer must be the one it names.
+    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, codec: CodecSpec) -> Result<Self>
+    where
+        Q: NamedByCodec,
+    {
         let codes = S::read_sections(r, &format!("{prefix}.codes"))?;
+        check_codec(codes.quantizer(), codec)?;
         let ids = IdMap::read(r, prefix, codes.len())?;
         Ok(CodesIndex { codec, codes, ids, _quantizer: std::marker::PhantomData })
     }

@@ -11,7 +11,7 @@ use crate::index::{
     Index, MemoryUsage, SearchDefault, SearchParams, check_ids, check_k, check_search_default, fingerprint_of,
     no_search_default, prepare, quantizer_fingerprint,
 };
-use crate::spec::{BaseSpec, CodecSpec, IndexSpec, StorageSpec};
+use crate::spec::{BaseSpec, CodecSpec, IndexSpec, NamedByCodec, StorageSpec, check_codec};
 
 /// The graph's parts of the memory report.
 fn graph_memory<S: VectorStorage>(h: &Hnsw<S>, trained: usize) -> MemoryUsage {
@@ -274,13 +274,20 @@ impl<Q: Quantizer + Clone + 'static> HnswCodesIndex<Q> {
         }
     }
 
-    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, codec: CodecSpec) -> Result<Self> {
+    /// Reads the index `write_sections` wrote, whose kind section names `codec`: the
+    /// quantizer must be the one it names.
+    pub(crate) fn read_sections(r: &ContainerReader, prefix: &str, codec: CodecSpec) -> Result<Self>
+    where
+        Q: NamedByCodec,
+    {
         if r.contains(&format!("{prefix}.untrained.params")) {
             let params: HnswParams = r.json(&format!("{prefix}.untrained.params"))?;
             let quantizer = Q::read_sections(r, &format!("{prefix}.untrained.quantizer"))?;
+            check_codec(&quantizer, codec)?;
             return HnswCodesIndex::new(codec, quantizer, params);
         }
         let graph: Hnsw<QuantizedStorage<Q>> = Hnsw::read_from(r, prefix)?;
+        check_codec(graph.storage().quantizer(), codec)?;
         Ok(HnswCodesIndex { codec, params: graph.params().clone(), stage: Stage::Trained(Box::new(graph)) })
     }
 }

@@ -171,13 +171,8 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
         BaseSpec::Codes(codec @ CodecSpec::PqFastScan { .. }) => {
             Box::new(CodesIndex::<ProductQuantizer, FastScanCodes>::read_sections(r, prefix, codec)?)
         }
-        BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan { bits }) => {
-            let index = CodesIndex::<RaBitQuantizer, RaBitQFastScan>::read_sections(r, prefix, codec)?;
-            Box::new(rabitq_bits_agree(index, codec, bits)?)
-        }
-        BaseSpec::Codes(codec @ CodecSpec::RaBitQ { bits }) => {
-            let index = CodesIndex::<RaBitQuantizer>::read_sections(r, prefix, codec)?;
-            Box::new(rabitq_bits_agree(index, codec, bits)?)
+        BaseSpec::Codes(codec @ CodecSpec::RaBitQFastScan { .. }) => {
+            Box::new(CodesIndex::<RaBitQuantizer, RaBitQFastScan>::read_sections(r, prefix, codec)?)
         }
         BaseSpec::Codes(codec) => {
             with_quantizer_type!(codec, Q => Box::new(CodesIndex::<Q>::read_sections(r, prefix, codec)?))
@@ -203,29 +198,17 @@ fn read_base(r: &ContainerReader, base: BaseSpec, prefix: &str) -> Result<Box<dy
     })
 }
 
-/// `index` if its quantizer codes the `bits` its kind section names (the spec is the kind's,
-/// the bits the quantizer's: they must agree).
-fn rabitq_bits_agree<S: vq_quant::CodeStore<Quantizer = RaBitQuantizer> + 'static>(
-    index: CodesIndex<RaBitQuantizer, S>,
-    codec: CodecSpec,
-    bits: u8,
-) -> Result<CodesIndex<RaBitQuantizer, S>> {
-    match index.quantizer().bits() {
-        got if got == bits => Ok(index),
-        got => Err(Error::Corrupt { what: format!("index.kind names {codec} but its quantizer codes {got} bits") }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::index_factory;
 
-    /// A file whose kind section names RaBitQ codes of other bits than its quantizer codes
-    /// (flat, where the spec is the kind's, and in inverted lists, where it is the codec's) is
+    /// A file whose kind section names another quantizer than its sections hold (RaBitQ of
+    /// other bits, PQ of other sub-quantizers or bits, another scalar type; flat, graphs and
+    /// fast scan, where the spec is the kind's, and inverted lists, where it is the codec's) is
     /// refused, either way round.
     #[test]
-    fn rabitq_bits_must_match_the_kind() {
+    fn the_kind_must_name_the_quantizer_its_sections_hold() {
         let data: Vec<f32> = (0..8 * 40).map(|i| ((i * 7 % 13) as f32).sin()).collect();
         for (written, claimed) in [
             ("RaBitQ", "RaBitQ4"),
@@ -234,6 +217,13 @@ mod tests {
             ("IVF2,RaBitQ5", "IVF2,RaBitQ"),
             ("RaBitQfs", "RaBitQfs4"),
             ("RaBitQfs3", "RaBitQfs"),
+            ("SQ8", "SQ4"),
+            ("PQ4x4", "PQ2x4"),
+            ("PQ4x4", "PQ4x5"),
+            ("PQ4x4fs", "PQ2x4fs"),
+            ("OPQ2,PQ2x4", "OPQ4,PQ4x4"),
+            ("HNSW8,SQ8", "HNSW8,SQfp16"),
+            ("HNSW8,PQ2x4", "HNSW8,PQ4x4"),
         ] {
             let mut index = index_factory(8, written, Metric::L2).unwrap();
             index.train(&data).unwrap();

@@ -584,6 +584,51 @@ impl FromStr for IndexSpec {
     }
 }
 
+/// A quantizer a codec spec names. Read back from a file, its type is the one the file's kind
+/// section names and its parameters are its own sections': a file whose two disagree (`PQ8`
+/// over a quantizer of 16 sub-quantizers) is corrupt, not an index to report the wrong spec of.
+pub(crate) trait NamedByCodec: vq_quant::Quantizer {
+    /// `true` if `codec` makes this quantizer: its type and parameters.
+    fn named_by(&self, codec: CodecSpec) -> bool;
+}
+
+impl NamedByCodec for vq_quant::ScalarQuantizer {
+    fn named_by(&self, codec: CodecSpec) -> bool {
+        matches!(codec, CodecSpec::Sq(t) if t == self.sq_type())
+    }
+}
+
+impl NamedByCodec for vq_quant::ProductQuantizer {
+    fn named_by(&self, codec: CodecSpec) -> bool {
+        match codec {
+            CodecSpec::Pq { m, nbits } => m == self.m() && nbits == self.nbits(),
+            CodecSpec::PqFastScan { m } => m == self.m() && self.nbits() == 4,
+            _ => false,
+        }
+    }
+}
+
+impl NamedByCodec for vq_quant::OpqQuantizer {
+    fn named_by(&self, codec: CodecSpec) -> bool {
+        matches!(codec, CodecSpec::Opq { m, nbits, .. } if m == self.pq().m() && nbits == self.pq().nbits())
+    }
+}
+
+impl NamedByCodec for vq_quant::RaBitQuantizer {
+    fn named_by(&self, codec: CodecSpec) -> bool {
+        matches!(codec, CodecSpec::RaBitQ { bits } | CodecSpec::RaBitQFastScan { bits } if bits == self.bits())
+    }
+}
+
+/// `Ok` if `codec`, the spec a file's kind section names, makes `quantizer`, read from its
+/// sections; the corrupt-file error otherwise.
+pub(crate) fn check_codec<Q: NamedByCodec>(quantizer: &Q, codec: CodecSpec) -> crate::Result<()> {
+    if quantizer.named_by(codec) {
+        return Ok(());
+    }
+    Err(crate::Error::Corrupt { what: format!("index.kind names {codec} but its sections hold {}", quantizer.name()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
