@@ -413,12 +413,11 @@ impl RaBitQuantizer {
     /// `q` rotated to `pq`: the sign plane's sums and `‖q − c‖`. `None` for one bit, residual
     /// codes and few dimensions.
     fn first_stage(&self, q: &[f32], pq: &[f32]) -> Option<FirstStage> {
-        self.first_stage_head().map(|head| FirstStage {
+        self.first_stage_head().map(|_| FirstStage {
             sign: SetSums::new(pq),
             sum: total(pq),
             query_norm: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
             factors_at: self.plane_bytes(),
-            head,
         })
     }
 
@@ -600,9 +599,6 @@ struct FirstStage {
     query_norm: f32,
     /// Where a code's first-stage factors start (after its sign plane).
     factors_at: usize,
-    /// Bytes of a code's head, which a scan holds apart from the rest of the code
-    /// ([`Quantizer::scan_head_bytes`]): the sign plane and those factors.
-    head: usize,
 }
 
 /// Float `i` of the factors at `f` (the caller checked their length).
@@ -666,7 +662,8 @@ impl CodeScorer for RaBitQScorer {
         let Some(first) = self.first.as_ref().filter(|_| !tails.is_empty()) else {
             return self.distances(heads, out);
         };
-        let (nb, hs) = (self.nbytes, first.head);
+        // A head ([`Quantizer::scan_head_bytes`]): the sign plane and its factors.
+        let (nb, hs) = (self.nbytes, first.factors_at + 4 * FIRST_STAGE_FACTORS);
         let ts = nb + 4 * FACTORS - hs;
         let n = out.len().min(heads.len() / hs).min(tails.len() / ts);
         out[n..].fill(f32::INFINITY);
