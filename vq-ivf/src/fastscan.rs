@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vq_cluster::KMeans;
-use vq_distance::{IdFilter, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
+use vq_distance::{IdFilter, Kernels, Metric, Neighbors, RangeResult, TopK, prepare_rows, validate_rows};
 use vq_io::{ContainerReader, ContainerWriter};
 use vq_quant::fastscan::{BLOCK, PackedCodes, QuantizedLut, RaBitQLut, RaBitQPacked, Rows};
 use vq_quant::{PqParams, ProductQuantizer, Quantizer, RaBitQuantizer, ScanSink, WithinKey, validate_codes};
@@ -219,8 +219,18 @@ impl IvfFastScan {
     /// a time against one byte-quantized table per query (the codes fold their centroid's
     /// terms in, so no list moves the table: it only takes the list's coarse key).
     pub fn with_rabitq(dim: usize, metric: Metric, params: IvfParams) -> Result<Self> {
+        Self::with_rabitq_bits(dim, metric, params, 1)
+    }
+
+    /// [`with_rabitq`](IvfFastScan::with_rabitq) with `bits` bits per dimension (`1 ..= 9`,
+    /// Faiss' `IVF{nlist},RaBitQfs{bits}`): the lists keep each code's sign bits packed and
+    /// their own factors beside them ([`RaBitQuantizer::with_sign_factors`], 12 bytes a code
+    /// more than `IVF{nlist},RaBitQ{bits}`'s), bound each code by its one-bit key less its error
+    /// (which scales with the query's distance to the list's centroid) and score the codes
+    /// that bound passes over every plane, as `IVF{nlist},RaBitQ{bits}` scores them.
+    pub fn with_rabitq_bits(dim: usize, metric: Metric, params: IvfParams, bits: u8) -> Result<Self> {
         params.check()?;
-        let q = RaBitQuantizer::for_residuals(dim, inner_metric(metric))?;
+        let q = RaBitQuantizer::for_residuals(dim, inner_metric(metric))?.with_bits(bits)?.with_sign_factors();
         Ok(Self::with_codec(
             dim,
             metric,
@@ -251,7 +261,8 @@ impl IvfFastScan {
         let (nlist, coarse) = (self.params.nlist, self.params.coarse.suffix());
         match &self.codec {
             FsCodec::Pq { pq, .. } => format!("IVF{nlist}{coarse},PQ{}x4fs", pq.m()),
-            FsCodec::RaBitQ { .. } => format!("IVF{nlist}{coarse},RaBitQfs"),
+            FsCodec::RaBitQ { q, .. } if q.bits() == 1 => format!("IVF{nlist}{coarse},RaBitQfs"),
+            FsCodec::RaBitQ { q, .. } => format!("IVF{nlist}{coarse},RaBitQfs{}", q.bits()),
         }
     }
 
@@ -353,7 +364,8 @@ impl IvfFastScan {
         let codes = match &self.codec {
             // `new` checked m against the fast-scan limits.
             FsCodec::Pq { pq, .. } => ListCodes::Pq(PackedCodes::new(pq.m()).expect("m checked by new")),
-            // `with_rabitq` checked the dimension (at most 4,096: 1,024 nibbles).
+            // `with_rabitq_bits` checked the dimension (at most 4,096: 1,024 nibbles) and gave
+            // multi-bit codes their sign bits' factors (`read_sections` checks them).
             FsCodec::RaBitQ { q, .. } => ListCodes::RaBitQ(RaBitQPacked::new(q).expect("dim checked by with_rabitq")),
         };
         FsList { ids: Vec::new(), codes }
@@ -649,7 +661,7 @@ impl IvfFastScan {
                     let l = &self.lists[list];
                     for ((i, s), top) in queries.clone().zip(scratch.iter_mut()).zip(&mut tops) {
                         let key = if self.by_residual { coarse.list_key(q.row(i), list) } else { 0.0 };
-                        self.enter_list(list, key, s)?;
+                        self.enter_list(list, key, q.row(i), s)?;
                         l.codes.scan(s, top, Rows::Masked(masks), |row| l.ids[row])?;
                     }
                 }
@@ -772,7 +784,7 @@ impl IvfFastScan {
                 s.masks.clear();
                 push_row_masks(s.positions.iter().copied(), &mut s.masks);
             }
-            self.enter_list(list as usize, coarse_key, s)?;
+            self.enter_list(list as usize, coarse_key, query, s)?;
             let ids = &l.ids;
             match test {
                 None => l.codes.scan(s, sink, Rows::All, |row| ids[row])?,
@@ -813,12 +825,19 @@ impl IvfFastScan {
     }
 
     /// Moves the quantized table to `list`, whose coarse key is `coarse_key` (after
-    /// [`query_tables`](IvfFastScan::query_tables)).
-    fn enter_list(&self, list: usize, coarse_key: f32, s: &mut Scratch) -> Result<()> {
+    /// [`query_tables`](IvfFastScan::query_tables) of `query`).
+    fn enter_list(&self, list: usize, coarse_key: f32, query: &[f32], s: &mut Scratch) -> Result<()> {
         match &self.codec {
-            FsCodec::RaBitQ { .. } => {
+            FsCodec::RaBitQ { q, .. } => {
                 if let Some(lut) = &mut s.rabitq {
                     lut.set_offset(coarse_key);
+                    if q.bits() > 1 {
+                        // Multi-bit codes' first-stage bounds scale with ‖q − c‖ (d flops a
+                        // list: exact for every metric, where the coarse key is ‖q − c‖² for
+                        // L2 only).
+                        let centroid = &self.centroids()[list * self.dim..][..self.dim];
+                        lut.set_center_distance(Kernels::active().f32_l2_sq_fn()(query, centroid).sqrt());
+                    }
                 }
             }
             FsCodec::Pq { pq, list_terms } if !list_terms.is_empty() => {
@@ -1182,17 +1201,25 @@ impl IvfFastScan {
             }
             "rabitq" => {
                 let q = RaBitQuantizer::read_sections(r, &format!("{prefix}.rabitq"))?;
-                if q.dim() != meta.dim || q.centered() || q.metric() != inner_metric(metric) || !meta.by_residual {
+                let scannable = q.bits() == 1 || q.sign_factors();
+                if q.dim() != meta.dim
+                    || q.centered()
+                    || !scannable
+                    || q.metric() != inner_metric(metric)
+                    || !meta.by_residual
+                {
                     return Err(corrupt(
                         meta_name,
                         format!(
-                            "the quantizer sections hold RaBitQ over dimension {} not coding residuals of {}",
+                            "the quantizer sections hold {} over dimension {} not coding residuals of {}{}",
+                            q.name(),
                             q.dim(),
-                            meta.dim
+                            meta.dim,
+                            if scannable { "" } else { " with their sign bits' factors" }
                         ),
                     ));
                 }
-                let mut index = IvfFastScan::with_rabitq(meta.dim, metric, meta.params)
+                let mut index = IvfFastScan::with_rabitq_bits(meta.dim, metric, meta.params, q.bits())
                     .map_err(|e| corrupt(meta_name, e.to_string()))?;
                 if index.codec.m() != meta.m {
                     return Err(corrupt(meta_name, format!("{} nibbles of bits for dimension {}", meta.m, meta.dim)));
@@ -1649,6 +1676,90 @@ mod tests {
                 for &(want, id, bound) in &float[..10] {
                     assert!(hits[..10].contains(&id) || want >= last - 2.0 * bound, "{metric:?}: missed {id}");
                 }
+            }
+        }
+    }
+
+    /// Multi-bit RaBitQ lists (`IVF{n},RaBitQfs{b}`) against their slow twin, the float keys of
+    /// `IVF{n},RaBitQ{b}`'s scorer over every code of the probed lists: every hit keyed as that
+    /// scorer keys its code (the table only bounds which codes are scored), the top 10 (all
+    /// lists or two, with and without a filter) at least 97 % of the twin's, each list's
+    /// first-stage scale the query's exact distance to its centroid; a file read back answers
+    /// the same.
+    #[test]
+    fn multi_bit_rabitq_lists_score_as_the_float_estimate() {
+        let (dim, n, nlist) = (72, 1500, 6);
+        let base = data(n, dim, 31);
+        let queries = data(8, dim, 32);
+        let even = |id: u64| id % 2 == 0;
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            for bits in [2, 4, 9] {
+                let mut index = IvfFastScan::with_rabitq_bits(dim, metric, params(nlist), bits).unwrap();
+                index.train(&base).unwrap();
+                index.add(&base).unwrap();
+                assert_eq!(index.name(), format!("IVF{nlist},RaBitQfs{bits}"));
+                let q = index.rabitq().unwrap();
+                assert_eq!(q.code_size(), usize::from(bits) * 9 + 24, "sign plane, its factors, the rest");
+                let coarse = index.coarse.as_ref().unwrap();
+                let (mut found, mut wanted) = (0, 0);
+                for (nprobe, filtered) in [(nlist, false), (2, false), (nlist, true)] {
+                    let probe = IvfSearch { nprobe: Some(nprobe), ..Default::default() };
+                    let keep = |id: u64| !filtered || even(id);
+                    let got = if filtered {
+                        index.search(&queries, 10, &IvfSearch { filter: Some(&even), ..probe }).unwrap()
+                    } else {
+                        index.search(&queries, 10, &probe).unwrap()
+                    };
+                    for (i, query) in queries.chunks_exact(dim).enumerate() {
+                        let qn = prepare_rows("q", query, dim, metric).unwrap();
+                        let qn = qn.row(0);
+                        let (mut lists, mut keys) = (vec![0u32; nprobe], vec![0f32; nprobe]);
+                        coarse.get().search(qn, nprobe, &mut lists, &mut keys).unwrap();
+                        let mut scorer = q.residual_scorer(qn).unwrap();
+                        let mut twin = Vec::new();
+                        let mut s = Scratch::new(index.codec.m());
+                        index.query_tables(qn, &q.rotate(qn), &mut s).unwrap();
+                        for (&list, &key) in lists.iter().zip(&keys) {
+                            let l = &index.lists[list as usize];
+                            scorer.set_offset(key);
+                            for (pos, &id) in l.ids.iter().enumerate().filter(|&(_, &id)| keep(id)) {
+                                let code = l.codes.code(pos).unwrap();
+                                twin.push((vq_quant::CodeScorer::distance(&scorer, &code), id));
+                            }
+                            index.enter_list(list as usize, key, qn, &mut s).unwrap();
+                            let c = &index.centroids()[list as usize * dim..][..dim];
+                            let exact = qn.iter().zip(c).map(|(&a, &b)| f64::from(a - b).powi(2)).sum::<f64>().sqrt();
+                            let scale = f64::from(s.rabitq.as_ref().unwrap().center_distance().unwrap());
+                            assert!(
+                                (scale - exact).abs() <= 1e-5 * (1.0 + exact),
+                                "list {list}: {scale} against {exact}"
+                            );
+                        }
+                        let (hits, scores) = got.get(i).unwrap();
+                        for (&id, &score) in hits.iter().zip(scores) {
+                            let want = twin.iter().find(|t| t.1 == id).unwrap_or_else(|| panic!("{id} not probed")).0;
+                            let key = metric.key_from_score(score);
+                            assert!(
+                                (key - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                                "{metric:?} {bits}: {id} {key} {want}"
+                            );
+                            assert!(keep(id), "{id} did not pass the filter");
+                        }
+                        twin.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        found += twin[..10].iter().filter(|t| hits.contains(&t.1)).count();
+                        wanted += 10;
+                    }
+                }
+                assert!(found as f64 >= 0.97 * wanted as f64, "{metric:?} {bits} bits: {found} of {wanted}");
+                let mut w = ContainerWriter::in_memory().unwrap();
+                index.write_sections(&mut w, "x").unwrap();
+                let bytes = w.finish_to_bytes().unwrap();
+                let back =
+                    IvfFastScan::read_sections(&ContainerReader::from_bytes(&bytes, true).unwrap(), "x").unwrap();
+                let probe = IvfSearch { nprobe: Some(3), ..Default::default() };
+                let (a, b) = (index.search(&queries, 10, &probe).unwrap(), back.search(&queries, 10, &probe).unwrap());
+                assert_eq!((a.ids(), a.scores()), (b.ids(), b.scores()), "{metric:?} {bits}: read back");
+                assert_eq!(back.name(), index.name());
             }
         }
     }

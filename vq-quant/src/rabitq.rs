@@ -75,9 +75,12 @@ pub const RABITQ_MAX_DIM: usize = LINEAR_MAX_DIM;
 /// The most bits per dimension (Faiss' limit too): 9 bits at d = 4,096 are 4.5 KiB a code.
 pub const RABITQ_MAX_BITS: u8 = 9;
 /// One-bit quantizers' meta; multi-bit ones write [`META_VERSION_BITS`] (with `bits`), which
-/// readers from before multi-bit codes refuse by its version instead of misreading the codes.
+/// readers from before multi-bit codes refuse by its version instead of misreading the codes,
+/// and residual multi-bit ones whose codes carry the sign bits' factors
+/// [`META_VERSION_SIGN_FACTORS`] (their codes are 12 bytes longer than version 2 readers expect).
 const META_VERSION: u32 = 1;
 const META_VERSION_BITS: u32 = 2;
+const META_VERSION_SIGN_FACTORS: u32 = 3;
 const ARRAY_VERSION: u32 = 1;
 
 /// One bit per dimension plus three floats (`⌈d/8⌉ + 12` bytes), or `bits` and six floats (three
@@ -111,6 +114,9 @@ pub struct RaBitQuantizer {
     metric: Metric,
     /// Codes vectors about the trained mean (`true`) or residuals about given centres.
     centered: bool,
+    /// Multi-bit codes carry their sign bits' own factors (a first stage's): always about the
+    /// mean, by choice for residuals ([`RaBitQuantizer::with_sign_factors`]).
+    sign_factors: bool,
     trained: bool,
     /// Bits per dimension, `1 ..= RABITQ_MAX_BITS`.
     bits: u8,
@@ -132,6 +138,10 @@ struct Saved {
     /// Absent for one bit (version 1 meta).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bits: Option<u8>,
+    /// `Some(true)` for residual codes with the sign bits' factors (version 3 meta), absent
+    /// otherwise (codes about the mean always carry them from two bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sign_factors: Option<bool>,
 }
 
 impl RaBitQuantizer {
@@ -154,6 +164,7 @@ impl RaBitQuantizer {
             dim,
             metric,
             centered,
+            sign_factors: centered,
             trained: !centered,
             bits: 1,
             rotation,
@@ -165,8 +176,9 @@ impl RaBitQuantizer {
     /// The same quantizer coding `bits` bits per dimension (`1 ..= 9`; one by default):
     /// extended RaBitQ (Gao et al., SIGMOD 2025; Faiss' `RaBitQ{bits}`), `bits · ⌈d/8⌉ + 24`
     /// bytes a code about the trained mean (three floats more than one bit's: the sign bits'
-    /// own factors, for a flat scan's first stage), `bits · ⌈d/8⌉ + 12` for residuals. The sign bits are one-bit RaBitQ's; the other `bits − 1` refine
-    /// each coordinate's magnitude, chosen per vector to point the code closest to the
+    /// own factors, for a flat scan's first stage), `bits · ⌈d/8⌉ + 12` for residuals (`+ 24`
+    /// [`with_sign_factors`](RaBitQuantizer::with_sign_factors)). The sign bits are one-bit
+    /// RaBitQ's; the other `bits − 1` refine each coordinate's magnitude, chosen per vector to point the code closest to the
     /// residual, so the estimate's error falls about twofold per bit.
     pub fn with_bits(mut self, bits: u8) -> Result<Self> {
         if !(1..=RABITQ_MAX_BITS).contains(&bits) {
@@ -174,6 +186,20 @@ impl RaBitQuantizer {
         }
         self.bits = bits;
         Ok(self)
+    }
+
+    /// The same residual quantizer whose multi-bit codes also carry their sign bits' own
+    /// factors `a₁`, `w₁`, `ε₁` (12 bytes more a code), as codes about the mean always do: what
+    /// a fast scan's first stage bounds each code by (an inverted file's `RaBitQfs{b}` lists).
+    /// One-bit codes are unchanged (their factors are the sign bits').
+    pub fn with_sign_factors(mut self) -> Self {
+        self.sign_factors = true;
+        self
+    }
+
+    /// Whether multi-bit codes carry their sign bits' own factors (always about the mean).
+    pub fn sign_factors(&self) -> bool {
+        self.sign_factors
     }
 
     /// Bits per dimension.
@@ -365,10 +391,10 @@ impl RaBitQuantizer {
         }
     }
 
-    /// Whether codes carry the sign bits' own factors for a flat scan's first stage:
-    /// multi-bit codes about the trained mean (an inverted file's residual codes do not).
+    /// Whether codes carry the sign bits' own factors for a first stage: multi-bit codes
+    /// about the trained mean, or residual ones [`RaBitQuantizer::with_sign_factors`] asked for.
     fn has_first_stage(&self) -> bool {
-        self.bits > 1 && self.centered
+        self.bits > 1 && self.sign_factors
     }
 
     /// A query's scorer with no offset (an inverted file adds each list's coarse key).
@@ -448,6 +474,21 @@ impl RaBitQuantizer {
             query_norm: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
         });
         Ok(NibbleTerms { total: self.nibble_table(&pq, table), offset, second })
+    }
+
+    /// [`RaBitQuantizer::nibble_terms`] of a residual query already checked and rotated (`pq`,
+    /// `P q`), offset by nothing: an inverted file sets each list's coarse key, and for
+    /// multi-bit codes the second stage's `‖q − c‖` per list (infinite until then: every code
+    /// passes the first stage, slow but never wrong). Multi-bit codes without their sign bits'
+    /// factors are an error: their first stage has nothing to bound by.
+    pub(crate) fn residual_nibble_terms(&self, pq: &[f32], table: &mut Vec<f32>) -> Result<NibbleTerms> {
+        if self.bits > 1 && !self.has_first_stage() {
+            let what = format!("{} bits per dimension without the sign bits' factors: no first stage", self.bits);
+            return Err(Error::Parameter { name: "quantizer", what });
+        }
+        let second =
+            (self.bits > 1).then(|| SecondStage { scorer: self.scorer_of_rotated(pq, 0.0), query_norm: f32::INFINITY });
+        Ok(NibbleTerms { total: self.nibble_table(pq, table), offset: 0.0, second })
     }
 
     /// [`RaBitQuantizer::nibble_terms`]' table from the rotated query `pq` (`P q`, `dim`
@@ -833,8 +874,13 @@ impl Quantizer for RaBitQuantizer {
             centered: self.centered,
             trained: self.trained,
             bits: (self.bits > 1).then_some(self.bits),
+            sign_factors: (self.has_first_stage() && !self.centered).then_some(true),
         };
-        let version = if self.bits > 1 { META_VERSION_BITS } else { META_VERSION };
+        let version = match (self.bits, saved.sign_factors) {
+            (1, _) => META_VERSION,
+            (_, None) => META_VERSION_BITS,
+            (_, Some(_)) => META_VERSION_SIGN_FACTORS,
+        };
         writer.add_json(&format!("{prefix}.meta"), version, &saved)?;
         writer.add_array(&format!("{prefix}.rotation"), ARRAY_VERSION, &self.rotation)?;
         writer.add_array(&format!("{prefix}.center"), ARRAY_VERSION, &self.center)?;
@@ -848,7 +894,10 @@ impl Quantizer for RaBitQuantizer {
         let names = ["meta", "rotation", "center"].map(|s| format!("{prefix}.{s}"));
         let [meta_name, rotation_name, center_name] = &names;
         let meta_version = reader.section(meta_name)?.version;
-        let meta_version = if meta_version == META_VERSION_BITS { META_VERSION_BITS } else { META_VERSION };
+        let meta_version = match meta_version {
+            META_VERSION_BITS | META_VERSION_SIGN_FACTORS => meta_version,
+            _ => META_VERSION,
+        };
         reader.check_versions(&[
             (meta_name, meta_version),
             (rotation_name, ARRAY_VERSION),
@@ -858,12 +907,22 @@ impl Quantizer for RaBitQuantizer {
         if saved.quantizer != "rabitq" {
             return Err(corrupt(meta_name, format!("holds a {:?} quantizer, not \"rabitq\"", saved.quantizer)));
         }
-        let bits = match (meta_version, saved.bits) {
-            (META_VERSION, None) => 1,
-            (META_VERSION_BITS, Some(b)) if (2..=RABITQ_MAX_BITS).contains(&b) => b,
-            (_, bits) => {
-                let what = format!("version {meta_version} meta with bits {bits:?}");
-                return Err(corrupt(meta_name, format!("{what}: one bit is version 1 without bits, 2..=9 version 2")));
+        let multi = |b: u8| (2..=RABITQ_MAX_BITS).contains(&b);
+        let bits = match (meta_version, saved.bits, saved.sign_factors, saved.centered) {
+            (META_VERSION, None, None, _) => 1,
+            (META_VERSION_BITS, Some(b), None, _) if multi(b) => b,
+            (META_VERSION_SIGN_FACTORS, Some(b), Some(true), false) if multi(b) => b,
+            (_, bits, sign_factors, centered) => {
+                let what = format!(
+                    "version {meta_version} meta with bits {bits:?}, sign factors {sign_factors:?}, centred {centered}"
+                );
+                return Err(corrupt(
+                    meta_name,
+                    format!(
+                        "{what}: one bit is version 1 without bits, 2..=9 version 2, residual codes with their sign \
+                         bits' factors version 3"
+                    ),
+                ));
             }
         };
         let metric = sections::metric(meta_name, &saved.metric)?;
@@ -887,6 +946,7 @@ impl Quantizer for RaBitQuantizer {
             dim,
             metric,
             centered: saved.centered,
+            sign_factors: saved.centered || saved.sign_factors == Some(true),
             trained: saved.trained,
             bits,
             rotation,
@@ -917,8 +977,8 @@ mod tests {
     /// sign plane down, `o_j = 2 u_j − (2^B − 1)`.
     fn odd_codes(q: &RaBitQuantizer, code: &[u8]) -> Vec<f64> {
         let (b, nb) = (usize::from(q.bits), q.dim.div_ceil(8));
-        // The first stage's 12 bytes of factors follow the sign plane in codes about a mean.
-        let at = |p: usize| p * nb + if p > 0 && b > 1 && q.centered { 12 } else { 0 };
+        // The first stage's 12 bytes of factors follow the sign plane where codes carry them.
+        let at = |p: usize| p * nb + if p > 0 && q.has_first_stage() { 12 } else { 0 };
         (0..q.dim)
             .map(|j| {
                 let u = (0..b).map(|p| usize::from(code[at(p) + j / 8] >> (j % 8) & 1) << (b - 1 - p)).sum::<usize>();
@@ -1227,19 +1287,21 @@ mod tests {
     }
 
     /// One-bit quantizers write the meta they always did (version 1, no `bits`), multi-bit
-    /// ones version 2 with `bits`; a meta that mixes the two is refused.
+    /// ones version 2 with `bits`, residual multi-bit ones with their sign bits' factors
+    /// version 3 with `sign_factors`; a meta that mixes them is refused.
     #[test]
     fn bits_round_trip_and_mixed_metas_are_refused() {
-        let write = |q: &RaBitQuantizer, version: Option<(u32, Option<u8>)>| {
+        type Forged = (u32, Option<u8>, Option<bool>);
+        let write = |q: &RaBitQuantizer, version: Option<Forged>| {
             let mut w = ContainerWriter::in_memory().unwrap();
             q.write_sections(&mut w, "q").unwrap();
             let bytes = w.finish_to_bytes().unwrap();
-            let Some((version, bits)) = version else { return bytes };
+            let Some((version, bits, sign_factors)) = version else { return bytes };
             // Rewrite the meta with another version and `bits`, keeping the arrays.
             let r = ContainerReader::from_bytes(&bytes, true).unwrap();
             let mut w = ContainerWriter::in_memory().unwrap();
             let mut saved: Saved = r.json("q.meta").unwrap();
-            saved.bits = bits;
+            (saved.bits, saved.sign_factors) = (bits, sign_factors);
             w.add_json("q.meta", version, &saved).unwrap();
             for name in ["q.rotation", "q.center"] {
                 w.add_array(name, ARRAY_VERSION, &r.array_vec::<f32>(name).unwrap()).unwrap();
@@ -1248,23 +1310,54 @@ mod tests {
         };
         let read =
             |bytes: &[u8]| RaBitQuantizer::read_sections(&ContainerReader::from_bytes(bytes, true).unwrap(), "q");
-        for bits in [1, 2, 9] {
-            let q = RaBitQuantizer::for_residuals(12, Metric::L2).unwrap().with_bits(bits).unwrap();
+        for (bits, sign_factors) in [(1, false), (2, false), (9, false), (1, true), (2, true), (9, true)] {
+            let mut q = RaBitQuantizer::for_residuals(12, Metric::L2).unwrap().with_bits(bits).unwrap();
+            if sign_factors {
+                q = q.with_sign_factors();
+            }
             let bytes = write(&q, None);
             let r = ContainerReader::from_bytes(&bytes, true).unwrap();
             let meta = std::str::from_utf8(r.bytes("q.meta").unwrap()).unwrap().to_owned();
             assert_eq!(meta.contains("bits"), bits > 1, "{meta}");
-            assert_eq!(r.section("q.meta").unwrap().version, if bits > 1 { 2 } else { 1 });
-            assert_eq!(read(&bytes).unwrap().bits(), bits);
+            // One bit has no factors apart: the flag is not written (nor read back).
+            let version3 = bits > 1 && sign_factors;
+            assert_eq!(meta.contains("sign_factors"), version3, "{meta}");
+            assert_eq!(
+                r.section("q.meta").unwrap().version,
+                if version3 {
+                    3
+                } else if bits > 1 {
+                    2
+                } else {
+                    1
+                }
+            );
+            let back = read(&bytes).unwrap();
+            assert_eq!((back.bits(), back.sign_factors(), back.code_size()), (bits, version3, q.code_size()));
         }
         let q = RaBitQuantizer::for_residuals(12, Metric::L2).unwrap();
-        for forged in [(1, Some(4)), (2, None), (2, Some(1)), (2, Some(10)), (3, Some(4))] {
+        for forged in [
+            (1, Some(4), None),
+            (2, None, None),
+            (2, Some(1), None),
+            (2, Some(10), None),
+            (3, Some(4), None),
+            (2, Some(4), Some(true)),
+            (3, Some(1), Some(true)),
+            (3, Some(4), Some(false)),
+            (1, None, Some(true)),
+        ] {
             let err = read(&write(&q, Some(forged))).unwrap_err().to_string();
             assert!(err.contains("q.meta"), "{forged:?}: {err}");
         }
+        // Version 3 is for residual codes: about a mean the factors are always there.
+        let mut centered = RaBitQuantizer::new(12, Metric::L2).unwrap().with_bits(3).unwrap();
+        centered.train(&rows(20, 12, 1)).unwrap();
+        let err = read(&write(&centered, Some((3, Some(3), Some(true))))).unwrap_err().to_string();
+        assert!(err.contains("q.meta"), "{err}");
         assert!(RaBitQuantizer::new(8, Metric::L2).unwrap().with_bits(0).is_err());
         assert!(RaBitQuantizer::new(8, Metric::L2).unwrap().with_bits(RABITQ_MAX_BITS + 1).is_err());
         let err = crate::fastscan::RaBitQFastScan::new(q.with_bits(2).unwrap()).unwrap_err().to_string();
-        assert!(err.contains("one-bit"), "{err}");
+        assert!(err.contains("sign bits"), "{err}");
     }
 }

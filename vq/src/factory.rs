@@ -341,16 +341,8 @@ fn ivf_index(
         StorageSpec::Codec(CodecSpec::RaBitQ { bits }) => {
             Box::new(IvfIndex::new(dim, metric, p, RaBitQCodec::with_bits(dim, metric, bits).map_err(ivf)?)?)
         }
-        StorageSpec::Codec(CodecSpec::RaBitQFastScan { bits: 1 }) => {
-            Box::new(IvfFastScanIndex::with_rabitq(dim, metric, p)?)
-        }
         StorageSpec::Codec(CodecSpec::RaBitQFastScan { bits }) => {
-            return Err(Error::Parameter {
-                name: "IVF",
-                what: format!(
-                    "inverted lists hold one-bit codes in the fast-scan layout: use IVF{nlist},RaBitQ{bits} or IVF{nlist},RaBitQfs"
-                ),
-            });
+            Box::new(IvfFastScanIndex::with_rabitq_bits(dim, metric, p, bits)?)
         }
         StorageSpec::Codec(CodecSpec::Opq { .. }) => {
             return Err(Error::Parameter {

@@ -284,7 +284,15 @@ impl IvfFastScanIndex {
     /// An empty, untrained index of `nlist` lists (in `params`) of RaBitQ residual codes in the
     /// fast-scan layout (`IVF{nlist},RaBitQfs`).
     pub fn with_rabitq(dim: usize, metric: Metric, params: IvfParams) -> Result<Self> {
-        let inner = vq_ivf::IvfFastScan::with_rabitq(dim, metric, params).map_err(|e| ivf_error(e, String::new))?;
+        Self::with_rabitq_bits(dim, metric, params, 1)
+    }
+
+    /// [`with_rabitq`](IvfFastScanIndex::with_rabitq) with `bits` bits per dimension
+    /// (`IVF{nlist},RaBitQfs{bits}`, 1 to 9): the sign bits bound each code, the codes they pass
+    /// are scored over every plane.
+    pub fn with_rabitq_bits(dim: usize, metric: Metric, params: IvfParams, bits: u8) -> Result<Self> {
+        let inner =
+            vq_ivf::IvfFastScan::with_rabitq_bits(dim, metric, params, bits).map_err(|e| ivf_error(e, String::new))?;
         Ok(IvfFastScanIndex { inner })
     }
 
@@ -388,9 +396,9 @@ impl Index for IvfFastScanIndex {
     }
 
     fn spec(&self) -> IndexSpec {
-        let storage = StorageSpec::Codec(match self.inner.pq() {
-            Some(pq) => CodecSpec::PqFastScan { m: pq.m() },
-            None => CodecSpec::RaBitQFastScan { bits: 1 },
+        let storage = StorageSpec::Codec(match (self.inner.pq(), self.inner.rabitq()) {
+            (Some(pq), _) => CodecSpec::PqFastScan { m: pq.m() },
+            (None, q) => CodecSpec::RaBitQFastScan { bits: q.map_or(1, |q| q.bits()) },
         });
         let coarse_hnsw = match self.inner.params().coarse {
             vq_ivf::CoarseKind::Flat => None,

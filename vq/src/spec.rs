@@ -35,7 +35,7 @@ use vq_quant::SqType;
 
 /// What the factory accepts, listed in every parse error.
 pub const ACCEPTED: &str = "Flat | SQ8|SQ6|SQ4|SQ4U|SQfp16|SQbf16 | PQ{m}[x{nbits}] | PQ{m}x4fs | OPQ{m}[_{d}],PQ{m}[x{nbits}] | RaBitQ[{bits}] | RaBitQfs[{bits}] \
-                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ[{bits}]|RaBitQfs — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
+                            | HNSW{m}[,Flat|,SQ…|,PQ…|,OPQ…] | [OPQ{m}[_{d}],]IVF{nlist}[_HNSW{m}],Flat|SQ…|PQ…|PQ{m}x4fs|RaBitQ[{bits}]|RaBitQfs[{bits}] — each optionally after PCA{d}, or PCAR{d}, and followed by ,RFlat or ,Refine(Flat|SQ…)";
 
 /// Why `HNSW{m},RaBitQ` is refused (by the parser, and by the factory for a spec built in code).
 pub(crate) const HNSW_OVER_RABITQ: &str =
@@ -94,9 +94,9 @@ pub enum CodecSpec {
     /// RaBitQ codes whose bits are scanned in the fast-scan layout (`RaBitQfs`, Faiss'
     /// `IndexRaBitQFastScan`): 32 codes at a time by byte shuffles against the query's
     /// byte-quantized nibble tables; flat or in inverted lists (`IVF1024,RaBitQfs`). With
-    /// more than one bit (`RaBitQfs4`, flat only, as Faiss' `IndexRaBitQFastScan` with
-    /// `nb_bits`), the sign bits are scanned so and bound each code's key; the codes they pass
-    /// are scored over every plane.
+    /// more than one bit (`RaBitQfs4`, `IVF1024,RaBitQfs4`, as Faiss' `IndexRaBitQFastScan` and
+    /// `IndexIVFRaBitQFastScan` with `nb_bits`), the sign bits are scanned so and bound each
+    /// code's key; the codes they pass are scored over every plane.
     RaBitQFastScan {
         /// Bits per dimension, 1 to 9.
         bits: u8,
@@ -520,15 +520,6 @@ impl<'a> Parser<'a> {
                             "IVF lists hold Flat, SQ or PQ codes; an OPQ rotation goes before the inverted file: OPQ{m},IVF{nlist},PQ{m}",
                         ));
                     }
-                    Some(CodecSpec::RaBitQFastScan { bits: bits @ 2.. }) => {
-                        return Err(self.error(
-                            next.unwrap_or(""),
-                            format!(
-                                "inverted lists hold one-bit codes in the fast-scan layout (their codes about a \
-                                 centroid carry no sign-bit factors): use IVF{{nlist}},RaBitQ{bits} or IVF{{nlist}},RaBitQfs"
-                            ),
-                        ));
-                    }
                     Some(codec) => StorageSpec::Codec(codec),
                     None => {
                         return Err(self.error(
@@ -708,6 +699,8 @@ mod tests {
             ("PCA64,RaBitQfs", "PCA64,RaBitQfs"),
             ("IVF1024,RaBitQfs,Refine(Flat)", "IVF1024,RaBitQfs,RFlat"),
             ("IVF1024_HNSW16,RaBitQfs", "IVF1024_HNSW16,RaBitQfs"),
+            ("IVF1024,RaBitQfs4,RFlat", "IVF1024,RaBitQfs4,RFlat"),
+            ("IVF16,RaBitQfs1", "IVF16,RaBitQfs"),
             ("RaBitQ1", "RaBitQ"),
             ("RaBitQfs1,RFlat", "RaBitQfs,RFlat"),
             ("RaBitQfs4", "RaBitQfs4"),
@@ -771,7 +764,6 @@ mod tests {
             ("RaBitQ10", "RaBitQ10"),
             ("RaBitQ4x", "RaBitQ4x"),
             ("RaBitQfs10", "RaBitQfs10"),
-            ("IVF16,RaBitQfs2", "RaBitQfs2"),
             ("HNSW16,RaBitQ4", "RaBitQ4"),
         ] {
             let err = text.parse::<IndexSpec>().unwrap_err();

@@ -63,13 +63,13 @@ impl RaBitQPacked {
     ///
     /// Multi-bit codes keep their sign plane here, its own factors `a₁`, `w₁`, `ε₁` in the
     /// arrays, and the rest of each code beside them: their scan bounds each code by its sign
-    /// bits and scores the codes it passes over every plane. Only codes about the mean carry
-    /// the sign bits' factors: multi-bit codes about a list's centroid are an error.
+    /// bits and scores the codes it passes over every plane. Multi-bit codes without the sign
+    /// bits' factors (residual codes not [`RaBitQuantizer::with_sign_factors`]) are an error.
     pub fn new(quantizer: &RaBitQuantizer) -> Result<Self> {
-        if quantizer.bits() > 1 && !quantizer.centered() {
+        if quantizer.bits() > 1 && !quantizer.sign_factors() {
             let what = format!(
-                "{} bits per dimension about a list's centroid: the fast-scan layout holds one-bit codes there \
-                 (multi-bit codes only about the mean, which carry their sign bits' own factors)",
+                "{} bits per dimension without the sign bits' own factors: the fast-scan layout bounds multi-bit \
+                 codes by them (RaBitQuantizer::with_sign_factors)",
                 quantizer.bits()
             );
             return Err(Error::Parameter { name: "bits", what });
@@ -349,10 +349,13 @@ impl RaBitQLut {
         Self::in_slot_with(slot, |table| quantizer.nibble_terms(query, table))
     }
 
-    /// [`RaBitQLut::in_slot`] for a query already checked and rotated (`P q`, from
+    /// [`RaBitQLut::in_slot`] for a residual query already checked and rotated (`P q`, from
     /// [`RaBitQuantizer::rotate`], which maps a batch of queries faster than one at a time),
-    /// offset by nothing: an inverted file sets each list's coarse key. The table is the one
-    /// `in_slot` makes from the query (the rotation does not depend on the batch).
+    /// offset by nothing: an inverted file sets each list's coarse key
+    /// ([`set_offset`](RaBitQLut::set_offset)) and, for multi-bit codes, the query's distance
+    /// to the list's centroid ([`set_center_distance`](RaBitQLut::set_center_distance)). The
+    /// table is the one `in_slot` makes from the query (the rotation does not depend on the
+    /// batch).
     pub fn in_slot_rotated<'s>(
         slot: &'s mut Option<Self>,
         quantizer: &RaBitQuantizer,
@@ -362,14 +365,7 @@ impl RaBitQLut {
             let e = vq_distance::Error::Dimension { what: "rotated", got: rotated.len(), expected: quantizer.dim() };
             return Err(e.into());
         }
-        if quantizer.bits() > 1 {
-            let what = "multi-bit codes are scanned from the query itself (their second stage)".to_string();
-            return Err(Error::Parameter { name: "rotated", what });
-        }
-        let terms = |table: &mut Vec<f32>| {
-            Ok(NibbleTerms { total: quantizer.nibble_table(rotated, table), offset: 0.0, second: None })
-        };
-        Self::in_slot_with(slot, terms)
+        Self::in_slot_with(slot, |table| quantizer.residual_nibble_terms(rotated, table))
     }
 
     /// A table from `terms`, which writes the float table and returns the other terms.
@@ -404,6 +400,23 @@ impl RaBitQLut {
     /// Replaces the term added to every key (an inverted list's coarse key).
     pub fn set_offset(&mut self, offset: f32) {
         self.offset = offset;
+        if let Some(second) = &mut self.second {
+            second.scorer.set_offset(offset);
+        }
+    }
+
+    /// The `‖q − c‖` multi-bit codes' first-stage bounds are scaled by; `None` for one bit.
+    pub fn center_distance(&self) -> Option<f32> {
+        self.second.as_ref().map(|s| s.query_norm)
+    }
+
+    /// Sets `‖q − c‖`, the query's distance to the centre its codes are about, which scales
+    /// multi-bit codes' first-stage error bounds (an inverted list's centroid; the table of
+    /// [`RaBitQLut::new`] has the mean's). No effect on one-bit tables.
+    pub fn set_center_distance(&mut self, distance: f32) {
+        if let Some(second) = &mut self.second {
+            second.query_norm = distance;
+        }
     }
 
     /// The bound on `|s' − s|`, the quantized sum of the query over a code's bits against the
@@ -778,13 +791,16 @@ mod tests {
 
     #[test]
     fn misuse_is_a_typed_error() {
-        // Multi-bit codes about a list's centroid carry no first-stage factors.
+        // Multi-bit codes about a list's centroid carry no first-stage factors unless asked.
         let residual = RaBitQuantizer::for_residuals(16, Metric::L2).unwrap().with_bits(2).unwrap();
         assert!(matches!(RaBitQPacked::new(&residual), Err(Error::Parameter { name: "bits", .. })));
-        let mut two = RaBitQuantizer::new(16, Metric::L2).unwrap().with_bits(2).unwrap();
-        two.train(&data(20, 16, 4)).unwrap();
-        let rotated = two.rotate(&[0.5; 16]);
-        assert!(matches!(RaBitQLut::in_slot_rotated(&mut None, &two, &rotated), Err(Error::Parameter { .. })));
+        let rotated = residual.rotate(&[0.5; 16]);
+        let no_factors = RaBitQLut::in_slot_rotated(&mut None, &residual, &rotated).map(|_| ());
+        assert!(matches!(no_factors, Err(Error::Parameter { name: "quantizer", .. })));
+        let residual = residual.with_sign_factors();
+        assert!(
+            RaBitQPacked::new(&residual).is_ok() && RaBitQLut::in_slot_rotated(&mut None, &residual, &rotated).is_ok()
+        );
         let mut fast = RaBitQFastScan::new(RaBitQuantizer::new(16, Metric::L2).unwrap()).unwrap();
         assert!(matches!(fast.add(&[0.0; 16]), Err(Error::NotTrained { .. })));
         assert!(fast.search(&[0.0; 16], 3).is_ok(), "an empty store answers without the quantizer");
