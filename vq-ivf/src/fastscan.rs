@@ -1691,7 +1691,7 @@ mod tests {
         let (dim, n, nlist) = (72, 1500, 6);
         let base = data(n, dim, 31);
         let queries = data(8, dim, 32);
-        let even = |id: u64| id % 2 == 0;
+        let even = |id: u64| id.is_multiple_of(2);
         for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
             for bits in [2, 4, 9] {
                 let mut index = IvfFastScan::with_rabitq_bits(dim, metric, params(nlist), bits).unwrap();
