@@ -682,7 +682,11 @@ impl IvfFastScan {
     /// Every entry of each query's `nprobe` probed lists whose fast-scan score (the one
     /// [`search`](IvfFastScan::search) ranks by, from the query's 8-bit tables) is within
     /// `radius` ([`Metric::within`]), in [`RangeResult`]'s layout. One scan of the lists,
-    /// whose integer threshold is the radius'.
+    /// whose integer threshold is the radius'. Multi-bit RaBitQ codes are bounded by their sign
+    /// bits against the radius (see [`RaBitQFastScan::range_filtered`]): one whose bound fails,
+    /// a few in a hundred, may be left out though its score is inside.
+    ///
+    /// [`RaBitQFastScan::range_filtered`]: vq_quant::fastscan::RaBitQFastScan::range_filtered
     pub fn range_search(&self, queries: &[f32], radius: f32, opts: &IvfSearch<'_>) -> Result<RangeResult> {
         // (`range_rows` checks the trained state, the radius and the queries.)
         let nq = queries.len() / self.dim.max(1);

@@ -33,6 +33,7 @@ SPECS = [
     "IVF16,RaBitQfs,RFlat",
     "RaBitQ4,RFlat",
     "RaBitQfs3,RFlat",
+    "IVF16,RaBitQfs2,RFlat",
     "IVF16,RaBitQ2",
     "IVF16,Flat",
     "IVF16,SQ8",

@@ -20,7 +20,7 @@ const N: usize = 120;
 
 /// One kind per line: file name, factory string, metric, and whether ids are explicit (with a
 /// removal) so the id sections are covered too.
-const GOLDEN: [(&str, &str, Metric, bool); 35] = [
+const GOLDEN: [(&str, &str, Metric, bool); 36] = [
     ("flat", "Flat", Metric::L2, false),
     ("flat_cosine_ids", "Flat", Metric::Cosine, true),
     ("sq8", "SQ8", Metric::L2, false),
@@ -61,6 +61,8 @@ const GOLDEN: [(&str, &str, Metric, bool); 35] = [
     ("ivf4_rabitq3_rflat", "IVF4,RaBitQ3,RFlat", Metric::InnerProduct, false),
     // Session 29: multi-bit codes with their sign bits in the fast-scan layout.
     ("rabitqfs3_ids", "RaBitQfs3", Metric::Cosine, true),
+    // Session 30: residual multi-bit codes with their sign bits' factors (meta version 3).
+    ("ivf4_rabitqfs2_ids", "IVF4,RaBitQfs2", Metric::L2, true),
 ];
 
 /// Rows the kinds of [`trains_on_more`] train on.

@@ -522,7 +522,10 @@ impl RaBitQFastScan {
     }
 
     /// Every row within `radius` of each query (`Metric::within`) among those `keep` accepts,
-    /// by the keys [`search`](RaBitQFastScan::search) ranks by. Rows are the ids.
+    /// by the keys [`search`](RaBitQFastScan::search) ranks by. Rows are the ids. Multi-bit
+    /// codes are bounded by their sign bits against the radius as a search bounds them against
+    /// its k-th key: one whose bound fails (beyond `ε₀ = 1.9` standard deviations of the
+    /// estimate, a few in a hundred) may be left out though its key is inside.
     pub fn range_filtered(
         &self,
         queries: &[f32],
