@@ -87,5 +87,9 @@ fn main() -> Res {
     quantizer_seed(dir, "rabitq3", RaBitQuantizer::new(13, Metric::L2)?.with_bits(3)?, &points(64, 13))?;
     // Two bits in 64 dimensions: codes the flat store splits (heads apart) as it reads them.
     quantizer_seed(dir, "rabitq2-split", RaBitQuantizer::new(64, Metric::L2)?.with_bits(2)?, &points(24, 64))?;
+    // Residual codes with their sign bits' factors (version 3 meta: an inverted file's
+    // `RaBitQfs{b}` lists), coded about the origin here.
+    let residual = RaBitQuantizer::for_residuals(13, Metric::InnerProduct)?.with_bits(2)?.with_sign_factors();
+    quantizer_seed(dir, "rabitq2-residual-factors", residual, &points(64, 13))?;
     Ok(())
 }
