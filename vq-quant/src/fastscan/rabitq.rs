@@ -792,6 +792,35 @@ mod tests {
         }
     }
 
+    /// A residual multi-bit table whose `‖q − c‖` was never set bounds nothing: every code is
+    /// scored, so the top 5 is the plain scorer's exact top 5, keys to the bit (with the scale
+    /// at 0, the one-bit keys alone, codes are left out and this fails).
+    #[test]
+    fn an_unset_center_distance_scores_every_code() {
+        let (dim, n) = (64, 400);
+        let q = RaBitQuantizer::for_residuals(dim, Metric::L2).unwrap().with_bits(3).unwrap().with_sign_factors();
+        let mut codes = vec![0u8; n * q.code_size()];
+        q.encode(&data(n, dim, 41), &mut codes).unwrap();
+        let mut packed = RaBitQPacked::new(&q).unwrap();
+        packed.extend(&codes).unwrap();
+        for query in data(6, dim, 42).chunks_exact(dim) {
+            let scorer = q.residual_scorer(query).unwrap();
+            let mut plain: Vec<(f32, u64)> =
+                codes.chunks_exact(q.code_size()).zip(0..).map(|(c, id)| (scorer.distance(c), id)).collect();
+            plain.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut slot = None;
+            let lut = RaBitQLut::in_slot_rotated(&mut slot, &q, &q.rotate(query)).unwrap();
+            assert_eq!(lut.center_distance(), Some(f32::INFINITY));
+            let mut top = TopK::new(5);
+            packed.scan(lut, &mut top, None, |row| row as u64).unwrap();
+            let got = top.into_hits(Metric::L2);
+            assert_eq!(got.iter().map(|h| h.0).collect::<Vec<_>>(), plain[..5].iter().map(|p| p.1).collect::<Vec<_>>());
+            for (hit, want) in got.iter().zip(&plain) {
+                assert_eq!(hit.1, want.0, "the plain layout's key, to the bit");
+            }
+        }
+    }
+
     #[test]
     fn misuse_is_a_typed_error() {
         // Multi-bit codes about a list's centroid carry no first-stage factors unless asked.
