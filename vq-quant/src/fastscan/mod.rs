@@ -418,15 +418,17 @@ impl PackedCodes {
         let (block, v) = (i / BLOCK, i % BLOCK);
         let (t, high) = byte_of_vector(v);
         let data = &self.data[block * self.block_bytes()..][..self.block_bytes()];
-        let nibble = |j: usize| {
-            let byte = data[j * SUB_BYTES + t];
-            if high { byte >> 4 } else { byte & 15 }
-        };
-        // Two nibbles a byte, sub-quantizer `2b` low (as `pq::pack_index` writes them); an odd
-        // last one alone.
-        for (b, out) in code[..self.code_size()].iter_mut().enumerate() {
-            let hi = if 2 * b + 1 < self.m { nibble(2 * b + 1) } else { 0 };
-            *out = nibble(2 * b) | hi << 4;
+        let shift = if high { 4 } else { 0 };
+        // Two nibbles a byte, sub-quantizer `2b` low (as `pq::pack_index` writes them): a pair
+        // of the block's sub-quantizer rows per byte (the two-stage multi-bit RaBitQ scan unpacks the
+        // sign plane of every code its first stage passes this way).
+        let cs = self.code_size();
+        for (out, rows) in code[..cs].iter_mut().zip(data.chunks_exact(2 * SUB_BYTES)) {
+            *out = (rows[t] >> shift & 15) | (rows[SUB_BYTES + t] >> shift & 15) << 4;
+        }
+        // An odd last sub-quantizer alone (the padding row after it is not a code's).
+        if !self.m.is_multiple_of(2) {
+            code[cs - 1] &= 15;
         }
         Some(())
     }
