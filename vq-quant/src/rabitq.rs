@@ -442,7 +442,7 @@ impl RaBitQuantizer {
         self.first_stage_head().map(|_| FirstStage {
             sign: SetSums::new(pq),
             sum: total(pq),
-            query_norm: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
+            center_distance: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
             factors_at: self.plane_bytes(),
         })
     }
@@ -471,7 +471,7 @@ impl RaBitQuantizer {
         let offset = self.mean_offset(q);
         let second = (self.bits > 1).then(|| SecondStage {
             scorer: self.scorer_of_rotated(&pq, offset),
-            query_norm: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
+            center_distance: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
         });
         Ok(NibbleTerms { total: self.nibble_table(&pq, table), offset, second })
     }
@@ -486,8 +486,8 @@ impl RaBitQuantizer {
             let what = format!("{} bits per dimension without the sign bits' factors: no first stage", self.bits);
             return Err(Error::Parameter { name: "quantizer", what });
         }
-        let second =
-            (self.bits > 1).then(|| SecondStage { scorer: self.scorer_of_rotated(pq, 0.0), query_norm: f32::INFINITY });
+        let second = (self.bits > 1)
+            .then(|| SecondStage { scorer: self.scorer_of_rotated(pq, 0.0), center_distance: f32::INFINITY });
         Ok(NibbleTerms { total: self.nibble_table(pq, table), offset: 0.0, second })
     }
 
@@ -576,7 +576,7 @@ pub(crate) struct NibbleTerms {
 #[derive(Debug, Clone)]
 pub(crate) struct SecondStage {
     pub(crate) scorer: RaBitQScorer,
-    pub(crate) query_norm: f32,
+    pub(crate) center_distance: f32,
 }
 
 /// A query against RaBitQ codes: the rotated query prepared for sums over set bits, its
@@ -637,7 +637,7 @@ struct FirstStage {
     /// `Σ_j (P q)_j`.
     sum: f32,
     /// `‖q − c‖`.
-    query_norm: f32,
+    center_distance: f32,
     /// Where a code's first-stage factors start (after its sign plane).
     factors_at: usize,
 }
@@ -712,7 +712,7 @@ impl CodeScorer for RaBitQScorer {
         if threshold < f32::INFINITY {
             first.sign.map(heads, hs, out, |s, head| {
                 let [a1, w1, err1] = factors_at(head, first.factors_at);
-                self.offset + a1 - w1 * (2.0 * s - first.sum) - err1 * first.query_norm
+                self.offset + a1 - w1 * (2.0 * s - first.sum) - err1 * first.center_distance
             });
         } else {
             out.fill(f32::NEG_INFINITY);

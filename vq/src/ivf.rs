@@ -396,9 +396,9 @@ impl Index for IvfFastScanIndex {
     }
 
     fn spec(&self) -> IndexSpec {
-        let storage = StorageSpec::Codec(match (self.inner.pq(), self.inner.rabitq()) {
-            (Some(pq), _) => CodecSpec::PqFastScan { m: pq.m() },
-            (None, q) => CodecSpec::RaBitQFastScan { bits: q.map_or(1, |q| q.bits()) },
+        let storage = StorageSpec::Codec(match self.inner.pq() {
+            Some(pq) => CodecSpec::PqFastScan { m: pq.m() },
+            None => CodecSpec::RaBitQFastScan { bits: self.inner.rabitq().map_or(1, |q| q.bits()) },
         });
         let coarse_hnsw = match self.inner.params().coarse {
             vq_ivf::CoarseKind::Flat => None,

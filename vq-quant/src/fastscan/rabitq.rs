@@ -262,16 +262,14 @@ impl RaBitQPacked {
                 *k = offset + a + w * (shift - step * s as f32);
             }
             let threshold = top.threshold();
-            let accepts = |v: usize| {
-                allowed & (1 << v) != 0
-                    && match rows {
-                        Rows::Kept(keep) => keep(first + v),
-                        _ => true,
-                    }
+            // A lazy filter's verdict (masks were applied through `allowed`).
+            let kept = |v: usize| match rows {
+                Rows::Kept(keep) => keep(first + v),
+                _ => true,
             };
             let Some(second) = second else {
                 for (v, &key) in keys[..held].iter().enumerate() {
-                    if key <= threshold && accepts(v) {
+                    if key <= threshold && allowed & (1 << v) != 0 && kept(v) {
                         top.push(key, id_of(first + v));
                     }
                 }
@@ -285,7 +283,7 @@ impl RaBitQPacked {
             // A mask of the rows that pass, built without branches (most blocks pass none).
             let mut pass = 0u32;
             for (v, ((&key, &w), &eps)) in keys[..held].iter().zip(w).zip(ell).enumerate() {
-                let bound = key - (table_error * w.abs() + eps * second.query_norm);
+                let bound = key - (table_error * w.abs() + eps * second.center_distance);
                 pass |= u32::from(bound <= threshold || bound.is_nan()) << v;
             }
             pass &= allowed;
@@ -296,7 +294,7 @@ impl RaBitQPacked {
             while pass != 0 {
                 let v = pass.trailing_zeros() as usize;
                 pass &= pass - 1;
-                if accepts(v) {
+                if kept(v) {
                     passed.rows.push(first + v);
                 }
             }
@@ -407,7 +405,7 @@ impl RaBitQLut {
 
     /// The `‖q − c‖` multi-bit codes' first-stage bounds are scaled by; `None` for one bit.
     pub fn center_distance(&self) -> Option<f32> {
-        self.second.as_ref().map(|s| s.query_norm)
+        self.second.as_ref().map(|s| s.center_distance)
     }
 
     /// Sets `‖q − c‖`, the query's distance to the centre its codes are about, which scales
@@ -415,7 +413,7 @@ impl RaBitQLut {
     /// [`RaBitQLut::new`] has the mean's). No effect on one-bit tables.
     pub fn set_center_distance(&mut self, distance: f32) {
         if let Some(second) = &mut self.second {
-            second.query_norm = distance;
+            second.center_distance = distance;
         }
     }
 
