@@ -80,6 +80,36 @@ pub(crate) fn block_sums_portable(lut: &[u8], block: &[u8], max_sum: u32, out: &
     out.iter().enumerate().fold(0, |m, (v, &s)| m | (u32::from(s <= max_sum) << v))
 }
 
+/// A column kernel: the code of the vector at byte `t` of every 16-byte row of `block` (its
+/// high nibbles when `high`), two rows a byte, row `2b` low, into `out[..block.len() / 32]`.
+/// `block` holds a whole number of row pairs (32 bytes each), `t < 16`.
+pub(crate) type ColumnFn = fn(block: &[u8], t: usize, high: bool, out: &mut [u8]);
+
+/// The plain-Rust column kernel every SIMD level must equal.
+pub(crate) fn column_portable(block: &[u8], t: usize, high: bool, out: &mut [u8]) {
+    let shift = if high { 4 } else { 0 };
+    for (out, rows) in out.iter_mut().zip(block.chunks_exact(2 * SUB_BYTES)) {
+        *out = (rows[t] >> shift & 15) | (rows[SUB_BYTES + t] >> shift & 15) << 4;
+    }
+}
+
+/// The column kernel of `level`, or `None` when this CPU cannot run it (AVX-512 BW only: the
+/// other levels use the portable one).
+pub(crate) fn column_for(level: SimdLevel) -> Option<ColumnFn> {
+    match level {
+        SimdLevel::Portable => Some(column_portable),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => x86::avx512_column_checked(),
+        _ => None,
+    }
+}
+
+/// The column kernel of the level vq-distance uses in this process (`VQ_SIMD` applies).
+fn active_column() -> ColumnFn {
+    static ACTIVE: OnceLock<ColumnFn> = OnceLock::new();
+    *ACTIVE.get_or_init(|| column_for(vq_distance::simd_level()).unwrap_or(column_portable))
+}
+
 /// The block kernel of `level`, or `None` when this CPU cannot run it.
 pub(crate) fn block_sums_for(level: SimdLevel) -> Option<BlockSumsFn> {
     match level {
@@ -418,14 +448,11 @@ impl PackedCodes {
         let (block, v) = (i / BLOCK, i % BLOCK);
         let (t, high) = byte_of_vector(v);
         let data = &self.data[block * self.block_bytes()..][..self.block_bytes()];
-        let shift = if high { 4 } else { 0 };
-        // Two nibbles a byte, sub-quantizer `2b` low (as `pq::pack_index` writes them): a pair
-        // of the block's sub-quantizer rows per byte (the two-stage multi-bit RaBitQ scan unpacks the
-        // sign plane of every code its first stage passes this way).
+        // Two nibbles a byte, sub-quantizer `2b` low (as `pq::pack_index` writes them): a
+        // column of the block's rows (the two-stage multi-bit RaBitQ scan unpacks the sign
+        // plane of every code its first stage passes, 48 bytes of 96 rows at d = 384).
         let cs = self.code_size();
-        for (out, rows) in code[..cs].iter_mut().zip(data.chunks_exact(2 * SUB_BYTES)) {
-            *out = (rows[t] >> shift & 15) | (rows[SUB_BYTES + t] >> shift & 15) << 4;
-        }
+        active_column()(data, t, high, &mut code[..cs]);
         // An odd last sub-quantizer alone (the padding row after it is not a code's).
         if !self.m.is_multiple_of(2) {
             code[cs - 1] &= 15;
@@ -605,6 +632,26 @@ mod tests {
     }
 
     proptest! {
+        /// Every SIMD level's column kernel writes the portable twin's bytes, for blocks of one to
+        /// a few hundred row pairs (whole groups of 16 rows and a remainder), every byte and nibble.
+        #[test]
+        fn every_column_level_equals_the_portable_twin(
+            block in (1usize..=200).prop_flat_map(|pairs| proptest::collection::vec(any::<u8>(), pairs * 2 * SUB_BYTES)),
+            t in 0usize..SUB_BYTES,
+            high in any::<bool>(),
+        ) {
+            let n = block.len() / (2 * SUB_BYTES);
+            let mut want = vec![0xaau8; n + 3];
+            column_portable(&block, t, high, &mut want);
+            prop_assert!(want[n..].iter().all(|&b| b == 0xaa), "writes only its bytes");
+            for level in SimdLevel::available() {
+                let Some(kernel) = column_for(level) else { continue };
+                let mut got = vec![0xaau8; n + 3];
+                kernel(&block, t, high, &mut got);
+                prop_assert_eq!(&got, &want, "{:?}", level);
+            }
+        }
+
         /// Every SIMD level's block sums equal the portable twin's exactly, which equal the
         /// sums of table bytes per unpacked code; packing round-trips.
         #[test]

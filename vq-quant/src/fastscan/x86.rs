@@ -15,7 +15,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{BLOCK, BlockSumsFn, GROUP_PAIRS, LutKernels};
+use super::{BLOCK, BlockSumsFn, ColumnFn, GROUP_PAIRS, LutKernels, SUB_BYTES, column_portable};
 
 /// The AVX2 kernel, if this CPU has AVX2.
 pub(super) fn avx2_checked() -> Option<BlockSumsFn> {
@@ -377,5 +377,53 @@ fn avx512_quantize(a: &[f32], b: Option<&[f32]>, mins: &[f32], scale: f32, out: 
         let bytes = _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(x));
         // SAFETY: `16 · j + 16 <= out.len()`, checked above; unaligned store.
         unsafe { _mm_storeu_si128(out.as_mut_ptr().add(16 * j).cast(), bytes) };
+    }
+}
+
+/// The AVX-512 column kernel ([`ColumnFn`]), if this CPU has AVX-512 F and BW.
+pub(super) fn avx512_column_checked() -> Option<ColumnFn> {
+    (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw"))
+        .then_some(avx512_column_entry as ColumnFn)
+}
+
+fn avx512_column_entry(block: &[u8], t: usize, high: bool, out: &mut [u8]) {
+    assert!(t < SUB_BYTES && out.len() >= block.len() / (2 * SUB_BYTES), "a column of the block");
+    // Sixteen rows (256 bytes, 8 output bytes) at a time, the rest as the portable kernel.
+    let groups = block.len() / (16 * SUB_BYTES);
+    // SAFETY: only reachable through `avx512_column_checked`, after checking the features;
+    // the kernel reads `groups · 256 ≤ block.len()` bytes and writes `groups · 8 ≤ out.len()`.
+    unsafe { avx512_column(block, t, high, groups, out) };
+    let done = groups * 16 * SUB_BYTES;
+    column_portable(&block[done..], t, high, &mut out[done / (2 * SUB_BYTES)..]);
+}
+
+/// Byte `t` of each of 16 rows a group: a 64-byte load holds four rows, one per 128-bit lane;
+/// a byte shuffle broadcasts each lane's byte `t` and a masked move keeps it at the row's
+/// position in its lane (row `4k + i` of load `k` at byte `4k + i` of lane `i`), so the four
+/// lanes OR-ed are the 16 rows' bytes in order. Then the nibble, and pairs of rows to one byte
+/// by a multiply-add of `(1, 16)` and a saturating pack (every value fits a byte).
+#[target_feature(enable = "avx512f,avx512bw")]
+fn avx512_column(block: &[u8], t: usize, high: bool, groups: usize, out: &mut [u8]) {
+    let index = _mm512_set1_epi8(t as i8);
+    let nibble = _mm_set1_epi8(0x0f);
+    let weights = _mm_set1_epi16(0x1001);
+    // Byte `4k + i` of lane `i`, for i in 0..4.
+    let lanes = 1u64 | 1 << 17 | 1 << 34 | 1 << 51;
+    for g in 0..groups {
+        let mut acc = _mm512_setzero_si512();
+        for k in 0..4 {
+            // SAFETY: the caller checked `groups · 256 ≤ block.len()`: bytes
+            // `256 g + 64 k .. + 64` are in `block`.
+            let rows = unsafe { _mm512_loadu_si512(block.as_ptr().add(256 * g + 64 * k).cast()) };
+            acc = _mm512_mask_mov_epi8(acc, lanes << (4 * k), _mm512_shuffle_epi8(rows, index));
+        }
+        let bytes = _mm_or_si128(
+            _mm_or_si128(_mm512_castsi512_si128(acc), _mm512_extracti32x4_epi32::<1>(acc)),
+            _mm_or_si128(_mm512_extracti32x4_epi32::<2>(acc), _mm512_extracti32x4_epi32::<3>(acc)),
+        );
+        let bytes = if high { _mm_srli_epi16::<4>(bytes) } else { bytes };
+        let pairs = _mm_maddubs_epi16(_mm_and_si128(bytes, nibble), weights);
+        // SAFETY: the caller checked `groups · 8 ≤ out.len()`: bytes `8 g .. + 8` are in `out`.
+        unsafe { _mm_storel_epi64(out.as_mut_ptr().add(8 * g).cast(), _mm_packus_epi16(pairs, pairs)) };
     }
 }
