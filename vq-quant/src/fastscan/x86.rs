@@ -12,6 +12,9 @@
 //! 512-bit register (two 256-bit ones on AVX2); minima and maxima are reduced per row, and
 //! the bytes are `((key − min) · scale + 0.5)` truncated and packed with unsigned saturation,
 //! the portable twin's operations in its order (no fused multiply-add), so the bytes are equal.
+//!
+//! And, at AVX-512 only, the column kernel ([`ColumnFn`]) that unpacks one vector's code from a
+//! block, 16 rows a group.
 
 use std::arch::x86_64::*;
 
