@@ -442,9 +442,14 @@ impl RaBitQuantizer {
         self.first_stage_head().map(|_| FirstStage {
             sign: SetSums::new(pq),
             sum: total(pq),
-            center_distance: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
+            center_distance: self.center_distance(q),
             factors_at: self.plane_bytes(),
         })
+    }
+
+    /// `‖q − c‖` for the trained mean `c`: the scale of a first stage's error bounds.
+    fn center_distance(&self, q: &[f32]) -> f32 {
+        Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt()
     }
 
     /// Bytes of a code that a flat scan's first stage reads: the sign plane and its factors.
@@ -471,7 +476,7 @@ impl RaBitQuantizer {
         let offset = self.mean_offset(q);
         let second = (self.bits > 1).then(|| SecondStage {
             scorer: self.scorer_of_rotated(&pq, offset),
-            center_distance: Kernels::active().f32_l2_sq_fn()(q, &self.center).sqrt(),
+            center_distance: self.center_distance(q),
         });
         Ok(NibbleTerms { total: self.nibble_table(&pq, table), offset, second })
     }
