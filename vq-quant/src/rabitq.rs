@@ -597,8 +597,10 @@ pub struct RaBitQScorer {
     nbytes: usize,
     /// Multi-bit codes scanned flat: the one-bit estimate first.
     first: Option<FirstStage>,
-    /// The codes a first stage passed, put together for the full sums (kept between blocks).
-    passed: RefCell<Passed>,
+    /// The codes a first stage passed, put together for the full sums: a flat scan's, or, in a
+    /// fast-scan table's second stage, the fast scan's (kept between blocks, lists and
+    /// queries).
+    pub(crate) passed: RefCell<Passed>,
 }
 
 /// Rows of a block that a two-stage scan's first stage passed (a flat scan's, and the
