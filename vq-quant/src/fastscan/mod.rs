@@ -93,11 +93,13 @@ pub(crate) fn column_portable(block: &[u8], t: usize, high: bool, out: &mut [u8]
     }
 }
 
-/// The column kernel of `level`, or `None` when this CPU cannot run it (AVX-512 BW only: the
-/// other levels use the portable one).
+/// The column kernel of `level`, or `None` when this CPU cannot run it (or, NEON, there is
+/// none: it uses the portable one).
 pub(crate) fn column_for(level: SimdLevel) -> Option<ColumnFn> {
     match level {
         SimdLevel::Portable => Some(column_portable),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => x86::avx2_column_checked(),
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => x86::avx512_column_checked(),
         _ => None,

@@ -13,8 +13,8 @@
 //! the bytes are `((key − min) · scale + 0.5)` truncated and packed with unsigned saturation,
 //! the portable twin's operations in its order (no fused multiply-add), so the bytes are equal.
 //!
-//! And, at AVX-512 only, the column kernel ([`ColumnFn`]) that unpacks one vector's code from a
-//! block, 16 rows a group.
+//! And the column kernels ([`ColumnFn`]) that unpack one vector's code from a block, 16 rows a
+//! group: four rows a load at AVX-512 BW, two at AVX2.
 
 use std::arch::x86_64::*;
 
@@ -389,27 +389,73 @@ pub(super) fn avx512_column_checked() -> Option<ColumnFn> {
         .then_some(avx512_column_entry as ColumnFn)
 }
 
+/// The AVX2 column kernel ([`ColumnFn`]), if this CPU has AVX2.
+pub(super) fn avx2_column_checked() -> Option<ColumnFn> {
+    is_x86_feature_detected!("avx2").then_some(avx2_column_entry as ColumnFn)
+}
+
 fn avx512_column_entry(block: &[u8], t: usize, high: bool, out: &mut [u8]) {
-    assert!(t < SUB_BYTES && out.len() >= block.len() / (2 * SUB_BYTES), "a column of the block");
-    // Sixteen rows (256 bytes, 8 output bytes) at a time, the rest as the portable kernel.
-    let groups = block.len() / (16 * SUB_BYTES);
+    let groups = column_groups(block, t, out);
     // SAFETY: only reachable through `avx512_column_checked`, after checking the features;
     // the kernel reads `groups · 256 ≤ block.len()` bytes and writes `groups · 8 ≤ out.len()`.
     unsafe { avx512_column(block, t, high, groups, out) };
+    column_rest(block, t, high, groups, out);
+}
+
+fn avx2_column_entry(block: &[u8], t: usize, high: bool, out: &mut [u8]) {
+    let groups = column_groups(block, t, out);
+    // SAFETY: only reachable through `avx2_column_checked`, after checking the CPU has AVX2;
+    // the kernel reads `groups · 256 ≤ block.len()` bytes and writes `groups · 8 ≤ out.len()`.
+    unsafe { avx2_column(block, t, high, groups, out) };
+    column_rest(block, t, high, groups, out);
+}
+
+/// Whole groups of sixteen rows (256 bytes, 8 output bytes) in `block`, after checking the
+/// column kernels' preconditions (internal callers only).
+fn column_groups(block: &[u8], t: usize, out: &[u8]) -> usize {
+    assert!(t < SUB_BYTES && out.len() >= block.len() / (2 * SUB_BYTES), "a column of the block");
+    block.len() / (16 * SUB_BYTES)
+}
+
+/// The rows after the whole groups, as the portable kernel.
+fn column_rest(block: &[u8], t: usize, high: bool, groups: usize, out: &mut [u8]) {
     let done = groups * 16 * SUB_BYTES;
     column_portable(&block[done..], t, high, &mut out[done / (2 * SUB_BYTES)..]);
 }
 
+/// The 16 gathered bytes of a group (row `i`'s byte `t` at byte `i`) to its 8 output bytes:
+/// the nibble, then pairs of rows to one byte by a multiply-add of `(1, 16)` and a saturating
+/// pack (every value fits a byte).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn column_pairs(bytes: __m128i, high: bool) -> __m128i {
+    let bytes = if high { _mm_srli_epi16::<4>(bytes) } else { bytes };
+    let pairs = _mm_maddubs_epi16(_mm_and_si128(bytes, _mm_set1_epi8(0x0f)), _mm_set1_epi16(0x1001));
+    _mm_packus_epi16(pairs, pairs)
+}
+
+/// Per load `k` of a group (rows `2k`, `2k + 1`, one per 128-bit lane), the shuffle that moves
+/// byte `t` of lane 0 to byte `2k` and of lane 1 to byte `2k + 1`, zeroing every other byte: a
+/// control byte with its top bit set writes zero, so `0x80` everywhere but those two bytes,
+/// OR-ed with `t`.
+const AVX2_COLUMN_SELECT: [[u8; 32]; 8] = {
+    let mut select = [[0x80u8; 32]; 8];
+    let mut k = 0;
+    while k < 8 {
+        select[k][2 * k] = 0;
+        select[k][SUB_BYTES + 2 * k + 1] = 0;
+        k += 1;
+    }
+    select
+};
+
 /// Byte `t` of each of 16 rows a group: a 64-byte load holds four rows, one per 128-bit lane;
 /// a byte shuffle broadcasts each lane's byte `t` and a masked move keeps it at the row's
 /// position in its lane (row `4k + i` of load `k` at byte `4k + i` of lane `i`), so the four
-/// lanes OR-ed are the 16 rows' bytes in order. Then the nibble, and pairs of rows to one byte
-/// by a multiply-add of `(1, 16)` and a saturating pack (every value fits a byte).
+/// lanes OR-ed are the 16 rows' bytes in order, then [`column_pairs`].
 #[target_feature(enable = "avx512f,avx512bw")]
 fn avx512_column(block: &[u8], t: usize, high: bool, groups: usize, out: &mut [u8]) {
     let index = _mm512_set1_epi8(t as i8);
-    let nibble = _mm_set1_epi8(0x0f);
-    let weights = _mm_set1_epi16(0x1001);
     // Byte `4k + i` of lane `i`, for i in 0..4.
     let lanes = 1u64 | 1 << 17 | 1 << 34 | 1 << 51;
     for g in 0..groups {
@@ -424,9 +470,33 @@ fn avx512_column(block: &[u8], t: usize, high: bool, groups: usize, out: &mut [u
             _mm_or_si128(_mm512_castsi512_si128(acc), _mm512_extracti32x4_epi32::<1>(acc)),
             _mm_or_si128(_mm512_extracti32x4_epi32::<2>(acc), _mm512_extracti32x4_epi32::<3>(acc)),
         );
-        let bytes = if high { _mm_srli_epi16::<4>(bytes) } else { bytes };
-        let pairs = _mm_maddubs_epi16(_mm_and_si128(bytes, nibble), weights);
         // SAFETY: the caller checked `groups · 8 ≤ out.len()`: bytes `8 g .. + 8` are in `out`.
-        unsafe { _mm_storel_epi64(out.as_mut_ptr().add(8 * g).cast(), _mm_packus_epi16(pairs, pairs)) };
+        unsafe { _mm_storel_epi64(out.as_mut_ptr().add(8 * g).cast(), column_pairs(bytes, high)) };
+    }
+}
+
+/// Byte `t` of each of 16 rows a group: a 32-byte load holds two rows, one per 128-bit lane;
+/// a byte shuffle ([`AVX2_COLUMN_SELECT`]) keeps each lane's byte `t` at its row's position,
+/// zeros elsewhere, so the loads OR-ed and the two lanes OR-ed are the 16 rows' bytes in order,
+/// then [`column_pairs`].
+#[target_feature(enable = "avx2")]
+fn avx2_column(block: &[u8], t: usize, high: bool, groups: usize, out: &mut [u8]) {
+    let index = _mm256_set1_epi8(t as i8);
+    let select: [__m256i; 8] = std::array::from_fn(|k| {
+        // SAFETY: a 32-byte row of the constant table; unaligned load.
+        let row = unsafe { _mm256_loadu_si256(AVX2_COLUMN_SELECT[k].as_ptr().cast()) };
+        _mm256_or_si256(row, index)
+    });
+    for g in 0..groups {
+        let mut acc = _mm256_setzero_si256();
+        for (k, &select) in select.iter().enumerate() {
+            // SAFETY: the caller checked `groups · 256 ≤ block.len()`: bytes
+            // `256 g + 32 k .. + 32` are in `block`.
+            let rows = unsafe { _mm256_loadu_si256(block.as_ptr().add(256 * g + 32 * k).cast()) };
+            acc = _mm256_or_si256(acc, _mm256_shuffle_epi8(rows, select));
+        }
+        let bytes = _mm_or_si128(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+        // SAFETY: the caller checked `groups · 8 ≤ out.len()`: bytes `8 g .. + 8` are in `out`.
+        unsafe { _mm_storel_epi64(out.as_mut_ptr().add(8 * g).cast(), column_pairs(bytes, high)) };
     }
 }
