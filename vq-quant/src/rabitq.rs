@@ -426,13 +426,36 @@ impl RaBitQuantizer {
     /// bytes between planes, the first stage's factors, add nothing).
     fn scorer_of_rotated(&self, pq: &[f32], offset: f32) -> RaBitQScorer {
         let planes = usize::from(self.bits);
-        let sum = total(pq) * ((1u32 << planes) - 1) as f32;
         let sums = if planes == 1 {
             SetSums::new(pq)
         } else {
             SetSums::planes(pq, &self.plane_offsets()[..planes], self.bit_bytes())
         };
+        let sum = total(pq) * ((1u32 << planes) - 1) as f32;
         RaBitQScorer { sums, sum, offset, nbytes: self.bit_bytes(), first: None, passed: RefCell::default() }
+    }
+
+    /// [`RaBitQuantizer::scorer_of_rotated`] into `scorer` (of any RaBitQ quantizer), reusing
+    /// its memory.
+    fn refill_scorer(&self, scorer: &mut RaBitQScorer, pq: &[f32], offset: f32) {
+        let planes = usize::from(self.bits);
+        scorer.sums.refill(pq, &self.plane_offsets()[..planes], self.bit_bytes());
+        scorer.sum = total(pq) * ((1u32 << planes) - 1) as f32;
+        (scorer.offset, scorer.nbytes, scorer.first) = (offset, self.bit_bytes(), None);
+    }
+
+    /// A fast-scan table's second stage for the query rotated to `pq`, with `offset` and
+    /// `‖q − c‖` = `center_distance`, into `second` (refilled where it holds one): `None` for
+    /// one-bit codes.
+    fn second_stage_into(&self, second: &mut Option<SecondStage>, pq: &[f32], offset: f32, center_distance: f32) {
+        match second {
+            _ if self.bits == 1 => *second = None,
+            Some(stage) => {
+                self.refill_scorer(&mut stage.scorer, pq, offset);
+                stage.center_distance = center_distance;
+            }
+            None => *second = Some(SecondStage { scorer: self.scorer_of_rotated(pq, offset), center_distance }),
+        }
     }
 
     /// The first stage of a flat scan of multi-bit codes about the trained mean, for the query
@@ -462,11 +485,17 @@ impl RaBitQuantizer {
     /// A query's terms for codes in the fast-scan layout
     /// ([`RaBitQFastScan`](crate::fastscan::RaBitQFastScan)), whose sign bits are read four at
     /// a time: into `table`, per nibble of the sign plane (`2⌈d/8⌉` of them), the 16 sums of
-    /// the rotated query over each subset of its four dimensions; returned, `Σ_j (P q)_j` and
-    /// the offset of the key `offset + a − w · (2 s − Σ_j (P q)_j)`, and for multi-bit codes
-    /// the second stage (every plane's scorer and `‖q − c‖`). Checks (and, for cosine,
-    /// normalizes) the query.
-    pub(crate) fn nibble_terms(&self, query: &[f32], table: &mut Vec<f32>) -> Result<NibbleTerms> {
+    /// the rotated query over each subset of its four dimensions; into `second`, for multi-bit
+    /// codes, the second stage (every plane's scorer and `‖q − c‖`; refilled where it holds
+    /// one); returned, `Σ_j (P q)_j` and the offset of the key
+    /// `offset + a − w · (2 s − Σ_j (P q)_j)`. Checks (and, for cosine, normalizes) the query
+    /// before writing anything.
+    pub(crate) fn nibble_terms(
+        &self,
+        query: &[f32],
+        table: &mut Vec<f32>,
+        second: &mut Option<SecondStage>,
+    ) -> Result<NibbleTerms> {
         if !self.trained {
             return Err(Error::NotTrained { quantizer: self.name() });
         }
@@ -474,11 +503,9 @@ impl RaBitQuantizer {
         let q = prepare_row_into("query", query, self.dim, self.metric, &mut buf)?;
         let pq = self.rotate(q);
         let offset = self.mean_offset(q);
-        let second = (self.bits > 1).then(|| SecondStage {
-            scorer: self.scorer_of_rotated(&pq, offset),
-            center_distance: self.center_distance(q),
-        });
-        Ok(NibbleTerms { total: self.nibble_table(&pq, table), offset, second })
+        let center_distance = if self.bits > 1 { self.center_distance(q) } else { f32::INFINITY };
+        self.second_stage_into(second, &pq, offset, center_distance);
+        Ok(NibbleTerms { total: self.nibble_table(&pq, table), offset })
     }
 
     /// [`RaBitQuantizer::nibble_terms`] of a residual query already checked and rotated (`pq`,
@@ -486,14 +513,18 @@ impl RaBitQuantizer {
     /// multi-bit codes the second stage's `‖q − c‖` per list (infinite until then: every code
     /// passes the first stage, slow but never wrong). Multi-bit codes without their sign bits'
     /// factors are an error: their first stage has nothing to bound by.
-    pub(crate) fn residual_nibble_terms(&self, pq: &[f32], table: &mut Vec<f32>) -> Result<NibbleTerms> {
+    pub(crate) fn residual_nibble_terms(
+        &self,
+        pq: &[f32],
+        table: &mut Vec<f32>,
+        second: &mut Option<SecondStage>,
+    ) -> Result<NibbleTerms> {
         if self.bits > 1 && !self.has_first_stage() {
             let what = format!("{} bits per dimension without the sign bits' factors: no first stage", self.bits);
             return Err(Error::Parameter { name: "quantizer", what });
         }
-        let second = (self.bits > 1)
-            .then(|| SecondStage { scorer: self.scorer_of_rotated(pq, 0.0), center_distance: f32::INFINITY });
-        Ok(NibbleTerms { total: self.nibble_table(pq, table), offset: 0.0, second })
+        self.second_stage_into(second, pq, 0.0, f32::INFINITY);
+        Ok(NibbleTerms { total: self.nibble_table(pq, table), offset: 0.0 })
     }
 
     /// [`RaBitQuantizer::nibble_terms`]' table from the rotated query `pq` (`P q`, `dim`
@@ -572,8 +603,6 @@ pub(crate) struct NibbleTerms {
     pub(crate) total: f32,
     /// Added to every key.
     pub(crate) offset: f32,
-    /// For multi-bit codes: what scores the codes the sign bits' bound passes.
-    pub(crate) second: Option<SecondStage>,
 }
 
 /// A fast scan's second stage over multi-bit codes: the scorer of every plane (of whole codes,

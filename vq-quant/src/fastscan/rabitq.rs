@@ -349,18 +349,18 @@ impl RaBitQLut {
     /// The table of `query` under `quantizer` (checked, and normalized for cosine), offset by
     /// the quantizer's own term.
     pub fn new(quantizer: &RaBitQuantizer, query: &[f32]) -> Result<Self> {
-        Self::with_terms(|table| quantizer.nibble_terms(query, table))
+        Self::with_terms(|table, second| quantizer.nibble_terms(query, table, second))
     }
 
     /// [`RaBitQLut::new`] into this table, reusing its memory.
     pub fn fill(&mut self, quantizer: &RaBitQuantizer, query: &[f32]) -> Result<()> {
-        self.fill_with(|table| quantizer.nibble_terms(query, table))
+        self.fill_with(|table, second| quantizer.nibble_terms(query, table, second))
     }
 
     /// The table of `query` in `slot`: the one there refilled, or a new one (a worker's table,
     /// reused across the queries it scans).
     pub fn in_slot<'s>(slot: &'s mut Option<Self>, quantizer: &RaBitQuantizer, query: &[f32]) -> Result<&'s mut Self> {
-        Self::in_slot_with(slot, |table| quantizer.nibble_terms(query, table))
+        Self::in_slot_with(slot, |table, second| quantizer.nibble_terms(query, table, second))
     }
 
     /// [`RaBitQLut::in_slot`] for a residual query already checked and rotated (`P q`, from
@@ -379,28 +379,32 @@ impl RaBitQLut {
             let e = vq_distance::Error::Dimension { what: "rotated", got: rotated.len(), expected: quantizer.dim() };
             return Err(e.into());
         }
-        Self::in_slot_with(slot, |table| quantizer.residual_nibble_terms(rotated, table))
+        Self::in_slot_with(slot, |table, second| quantizer.residual_nibble_terms(rotated, table, second))
     }
 
-    /// A table from `terms`, which writes the float table and returns the other terms.
-    fn with_terms(terms: impl FnOnce(&mut Vec<f32>) -> Result<NibbleTerms>) -> Result<Self> {
-        let mut table = Vec::new();
-        let NibbleTerms { total, offset, second } = terms(&mut table)?;
+    /// A table from `terms`, which writes the float table and the second stage and returns
+    /// the other terms.
+    fn with_terms(terms: impl FnOnce(&mut Vec<f32>, &mut Option<SecondStage>) -> Result<NibbleTerms>) -> Result<Self> {
+        let (mut table, mut second) = (Vec::new(), None);
+        let NibbleTerms { total, offset } = terms(&mut table, &mut second)?;
         Ok(RaBitQLut { lut: QuantizedLut::new(&table)?, total, offset, second, table })
     }
 
-    /// [`RaBitQLut::with_terms`] into this table, reusing its memory.
-    fn fill_with(&mut self, terms: impl FnOnce(&mut Vec<f32>) -> Result<NibbleTerms>) -> Result<()> {
-        let NibbleTerms { total, offset, second } = terms(&mut self.table)?;
+    /// [`RaBitQLut::with_terms`] into this table, reusing its memory (the second stage's too).
+    fn fill_with(
+        &mut self,
+        terms: impl FnOnce(&mut Vec<f32>, &mut Option<SecondStage>) -> Result<NibbleTerms>,
+    ) -> Result<()> {
+        let NibbleTerms { total, offset } = terms(&mut self.table, &mut self.second)?;
         self.lut.fill(&self.table)?;
-        (self.total, self.offset, self.second) = (total, offset, second);
+        (self.total, self.offset) = (total, offset);
         Ok(())
     }
 
     /// The table in `slot` refilled from `terms`, or a new one there.
     fn in_slot_with(
         slot: &mut Option<Self>,
-        terms: impl FnOnce(&mut Vec<f32>) -> Result<NibbleTerms>,
+        terms: impl FnOnce(&mut Vec<f32>, &mut Option<SecondStage>) -> Result<NibbleTerms>,
     ) -> Result<&mut Self> {
         match slot {
             Some(lut) => {
@@ -832,6 +836,41 @@ mod tests {
             for (hit, want) in got.iter().zip(&plain) {
                 assert_eq!(hit.1, want.0, "the plain layout's key, to the bit");
             }
+        }
+    }
+
+    /// A table refilled, from another quantizer's (other dimensions, bits, metric) or from one
+    /// bit to several and back, scans every code to the bit as a new table does: its second
+    /// stage is rebuilt in place, nothing of the last query's left.
+    #[test]
+    fn a_refilled_table_scores_as_a_new_one() {
+        let n = 300;
+        let stores: Vec<(RaBitQuantizer, RaBitQPacked)> =
+            [(128, 4, Metric::L2), (24, 2, Metric::Cosine), (100, 1, Metric::InnerProduct), (64, 9, Metric::L2)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, (dim, bits, metric))| {
+                    let mut q = RaBitQuantizer::new(dim, metric).unwrap().with_bits(bits).unwrap();
+                    q.train(&data(n, dim, 50 + i as u64)).unwrap();
+                    let mut codes = vec![0u8; n * q.code_size()];
+                    q.encode(&data(n, dim, 60 + i as u64), &mut codes).unwrap();
+                    let mut packed = RaBitQPacked::new(&q).unwrap();
+                    packed.extend(&codes).unwrap();
+                    (q, packed)
+                })
+                .collect();
+        let top_of = |packed: &RaBitQPacked, lut: &RaBitQLut| {
+            let mut top = TopK::new(20);
+            packed.scan(lut, &mut top, None, |row| row as u64).unwrap();
+            top.into_sorted().into_iter().map(|(key, id)| (key.to_bits(), id)).collect::<Vec<_>>()
+        };
+        let mut lut: Option<RaBitQLut> = None;
+        // Every store after every other, twice over.
+        for (step, (q, packed)) in stores.iter().chain(&stores).chain(stores.iter().rev()).enumerate() {
+            let query = data(1, q.dim(), 70 + step as u64);
+            let fresh = RaBitQLut::new(q, &query).unwrap();
+            let refilled = RaBitQLut::in_slot(&mut lut, q, &query).unwrap();
+            assert_eq!(top_of(packed, refilled), top_of(packed, &fresh), "step {step}: {} bits", q.bits());
         }
     }
 

@@ -79,24 +79,38 @@ impl SetSums {
     }
 
     fn with(pq: &[f32], planes: &[usize], nbytes: usize, masked: Option<MaskedFn>) -> SetSums {
+        let mut sums = match masked {
+            Some(kernel) => SetSums::Masked { query: Vec::new(), nbytes, kernel },
+            None => SetSums::Table { table: Vec::new(), planes: Vec::new() },
+        };
+        sums.refill(pq, planes, nbytes);
+        sums
+    }
+
+    /// [`SetSums::planes`] in place, at this one's level, reusing its memory (a fast-scan
+    /// table's second stage, refilled per query: the byte table is 48 KiB at d = 384).
+    pub(crate) fn refill(&mut self, pq: &[f32], planes: &[usize], nbytes: usize) {
         let weight = |i: usize| (1u32 << (planes.len() - 1 - i)) as f32;
-        match masked {
+        match self {
             // The query repeated under every plane, scaled by its weight (exactly: a power of
             // two), zeros elsewhere; padded to whole 16-lane groups.
-            Some(kernel) => {
-                let mut query = vec![0f32; (8 * nbytes).next_multiple_of(16)];
+            SetSums::Masked { query, nbytes: n, .. } => {
+                query.clear();
+                query.resize((8 * nbytes).next_multiple_of(16), 0.0);
                 for (i, &at) in planes.iter().enumerate() {
                     let w = weight(i);
                     query[8 * at..][..pq.len()].iter_mut().zip(pq).for_each(|(o, &v)| *o = v * w);
                 }
-                SetSums::Masked { query, nbytes, kernel }
+                *n = nbytes;
             }
-            None => {
-                let mut table = vec![[0f32; 256]; pq.len().div_ceil(8)];
+            SetSums::Table { table, planes: weighted } => {
+                // Every entry is written by `subset_sums`: no need to clear the old ones.
+                table.resize(pq.len().div_ceil(8), [0f32; 256]);
                 for (t, dims) in table.iter_mut().zip(pq.chunks(8)) {
                     subset_sums(dims, t);
                 }
-                SetSums::Table { table, planes: planes.iter().enumerate().map(|(i, &at)| (at, weight(i))).collect() }
+                weighted.clear();
+                weighted.extend(planes.iter().enumerate().map(|(i, &at)| (at, weight(i))));
             }
         }
     }
@@ -248,7 +262,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         /// Several planes, with bytes between them that add nothing: every level's sum is the
-        /// planes' f64 sums weighted by powers of two, and a code alone equals it in a batch.
+        /// planes' f64 sums weighted by powers of two, a code alone equals it in a batch, and
+        /// sums refilled in place from others equal it to the bit.
         #[test]
         fn every_level_sums_weighted_planes(
             dim in 1usize..100,
@@ -290,6 +305,17 @@ mod tests {
                     let alone = sums.one(&codes[i * stride..][..nbytes]);
                     prop_assert_eq!(alone.to_bits(), got.to_bits(), "{:?} code {} alone", level, i);
                 }
+                // Refilled from other sums (longer, one plane, other values): the same sums.
+                let other: Vec<f32> = (0..300).map(|j| j as f32 - 7.5).collect();
+                let mut refilled = SetSums::for_level(&other, &[0], 38, level).unwrap();
+                refilled.refill(&pq, &offsets, nbytes);
+                let mut again = vec![f32::NAN; n];
+                refilled.map(&codes, stride, &mut again, |s, _| s);
+                prop_assert_eq!(
+                    again.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{:?} refilled", level
+                );
             }
         }
     }
