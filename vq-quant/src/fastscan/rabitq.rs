@@ -104,11 +104,7 @@ impl RaBitQPacked {
         if !codes.len().is_multiple_of(cs) {
             return Err(Error::CodeLength { what: "codes", len: codes.len(), expected: codes.len() / cs * cs });
         }
-        let mut bits = Vec::with_capacity(codes.len() / cs * nbytes);
-        for code in codes.chunks_exact(cs) {
-            bits.extend_from_slice(&code[..nbytes]);
-        }
-        self.bits.extend(&bits)?;
+        self.bits.extend_strided(codes, cs);
         // Room for the batch first (the growth a `Vec` would pick; exact into an empty store):
         // pushed one at a time, a bulk load held up to twice its factors and tails.
         let n = codes.len() / cs;
