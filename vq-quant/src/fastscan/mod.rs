@@ -112,6 +112,46 @@ fn active_column() -> ColumnFn {
     *ACTIVE.get_or_init(|| column_for(vq_distance::simd_level()).unwrap_or(column_portable))
 }
 
+/// A packing kernel: bytes `bytes` of 32 whole codes `stride` bytes apart (`codes`, code `v`
+/// at `v · stride`) into rows `2b` and `2b + 1` of a block (`rows`), for each `b` in `bytes`:
+/// byte `t` of row `2b` holds the low nibbles of byte `b` of vectors `vector_of_byte(t)` (low
+/// nibble) and `+ 16` (high), row `2b + 1` their high nibbles. Every byte of those rows is
+/// written. `bytes.end ≤ stride`, `codes` holds the 32 codes.
+pub(crate) type PackFn = fn(codes: &[u8], stride: usize, bytes: std::ops::Range<usize>, rows: &mut [u8]);
+
+/// The plain-Rust packing kernel every SIMD level must equal.
+pub(crate) fn pack_portable(codes: &[u8], stride: usize, bytes: std::ops::Range<usize>, rows: &mut [u8]) {
+    for b in bytes {
+        let (low, high) = rows[2 * b * SUB_BYTES..][..2 * SUB_BYTES].split_at_mut(SUB_BYTES);
+        for (t, (low, high)) in low.iter_mut().zip(high).enumerate() {
+            let v = vector_of_byte(t);
+            let (a, c) = (codes[v * stride + b], codes[(v + 16) * stride + b]);
+            *low = (a & 0x0f) | (c << 4);
+            *high = (a >> 4) | (c & 0xf0);
+        }
+    }
+}
+
+/// The packing kernel of `level`, or `None` when this CPU cannot run it (or, NEON and
+/// AVX-512, there is none: they use AVX2's or the portable one).
+pub(crate) fn pack_for(level: SimdLevel) -> Option<PackFn> {
+    match level {
+        SimdLevel::Portable => Some(pack_portable),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => x86::avx2_pack_checked(),
+        _ => None,
+    }
+}
+
+/// The packing kernel of the level vq-distance uses in this process (`VQ_SIMD` applies).
+fn active_pack() -> PackFn {
+    static ACTIVE: OnceLock<PackFn> = OnceLock::new();
+    *ACTIVE.get_or_init(|| {
+        let wanted = vq_distance::simd_level();
+        [wanted, SimdLevel::Avx2].into_iter().filter(|&l| l <= wanted).find_map(pack_for).unwrap_or(pack_portable)
+    })
+}
+
 /// The block kernel of `level`, or `None` when this CPU cannot run it.
 pub(crate) fn block_sums_for(level: SimdLevel) -> Option<BlockSumsFn> {
     match level {
@@ -455,26 +495,37 @@ impl PackedCodes {
     }
 
     /// Appends up to a block of codes, `stride` bytes apart, at a block boundary (`data` holds
-    /// the block, zeros): byte `b` of every code holds sub-quantizers `2b` (low nibble) and
-    /// `2b + 1`, so it fills byte `t` of rows `2b` and `2b + 1` for the two vectors that byte
-    /// holds, each row written once, whole. The vectors past the codes, and an odd `m`'s
-    /// padding row, are zeros.
+    /// the block): byte `b` of every code holds sub-quantizers `2b` (low nibble) and `2b + 1`,
+    /// so it fills byte `t` of rows `2b` and `2b + 1` for the two vectors that byte holds, each
+    /// row written once, whole ([`PackFn`]). Fewer than 32 codes are padded with zero codes
+    /// (copied: their block is a list's last, one in three or four at 100 codes a list), an
+    /// odd `m`'s padding row is zeros.
     fn put_block(&mut self, codes: &[u8], stride: usize) {
         let count = codes.len() / stride;
-        let (m, block_bytes) = (self.m, self.block_bytes());
+        let (m, size, block_bytes) = (self.m, self.code_size(), self.block_bytes());
+        let padded;
+        let (codes, stride) = if count < BLOCK {
+            let mut whole = vec![0u8; BLOCK * size];
+            for (out, code) in whole.chunks_exact_mut(size).zip(codes.chunks_exact(stride)) {
+                out.copy_from_slice(&code[..size]);
+            }
+            padded = whole;
+            (&padded[..], size)
+        } else {
+            (codes, stride)
+        };
         let base = self.len / BLOCK * block_bytes;
         let rows = &mut self.data[base..base + block_bytes];
-        for (b, pair) in rows.chunks_exact_mut(2 * SUB_BYTES).enumerate() {
-            // The last byte of an odd m's codes: its high nibble is no sub-quantizer's.
-            let keep = if 2 * b + 1 == m { 0x0f } else { 0xff };
-            let byte = |v: usize| if v < count { codes[v * stride + b] & keep } else { 0 };
-            let (low, high) = pair.split_at_mut(SUB_BYTES);
-            for (t, (low, high)) in low.iter_mut().zip(high).enumerate() {
+        active_pack()(codes, stride, 0..m / 2, rows);
+        if !m.is_multiple_of(2) {
+            // The last byte's high nibble is no sub-quantizer's: its row stays zeros.
+            let b = m / 2;
+            let (low, high) = rows[2 * b * SUB_BYTES..][..2 * SUB_BYTES].split_at_mut(SUB_BYTES);
+            for (t, low) in low.iter_mut().enumerate() {
                 let v = vector_of_byte(t);
-                let (a, c) = (byte(v), byte(v + 16));
-                *low = (a & 0x0f) | (c << 4);
-                *high = (a >> 4) | (c & 0xf0);
+                *low = (codes[v * stride + b] & 0x0f) | (codes[(v + 16) * stride + b] << 4);
             }
+            high.fill(0);
         }
         self.len += count;
     }
@@ -721,6 +772,25 @@ mod tests {
     }
 
     proptest! {
+        /// Every SIMD level's packing kernel writes the portable twin's rows for any range of
+        /// bytes of 32 codes (whole sixteens and a rest), and nothing else.
+        #[test]
+        fn every_pack_level_equals_the_portable_twin(
+            (stride, codes) in (1usize..120).prop_flat_map(|stride| (Just(stride), proptest::collection::vec(any::<u8>(), BLOCK * stride))),
+            ends in (0usize..120, 0usize..120),
+        ) {
+            let (start, end) = (ends.0.min(ends.1).min(stride), ends.0.max(ends.1).min(stride));
+            let mut want = vec![0x5au8; 2 * SUB_BYTES * stride + 7];
+            pack_portable(&codes, stride, start..end, &mut want);
+            prop_assert!(want[..2 * SUB_BYTES * start].iter().chain(&want[2 * SUB_BYTES * end..]).all(|&b| b == 0x5a));
+            for level in SimdLevel::available() {
+                let Some(kernel) = pack_for(level) else { continue };
+                let mut got = vec![0x5au8; 2 * SUB_BYTES * stride + 7];
+                kernel(&codes, stride, start..end, &mut got);
+                prop_assert_eq!(&got, &want, "{:?}", level);
+            }
+        }
+
         /// Every SIMD level's column kernel writes the portable twin's bytes, for blocks of one to
         /// a few hundred row pairs (whole groups of 16 rows and a remainder), every byte and nibble.
         #[test]

@@ -14,11 +14,12 @@
 //! the portable twin's operations in its order (no fused multiply-add), so the bytes are equal.
 //!
 //! And the column kernels ([`ColumnFn`]) that unpack one vector's code from a block, 16 rows a
-//! group: four rows a load at AVX-512 BW, two at AVX2.
+//! group: four rows a load at AVX-512 BW, two at AVX2; and, at AVX2, the packing kernel
+//! ([`PackFn`]) that lays 32 codes into a block, 16 bytes of each at a time.
 
 use std::arch::x86_64::*;
 
-use super::{BLOCK, BlockSumsFn, ColumnFn, GROUP_PAIRS, LutKernels, SUB_BYTES, column_portable};
+use super::{BLOCK, BlockSumsFn, ColumnFn, GROUP_PAIRS, LutKernels, PackFn, SUB_BYTES, column_portable, pack_portable};
 
 /// The AVX2 kernel, if this CPU has AVX2.
 pub(super) fn avx2_checked() -> Option<BlockSumsFn> {
@@ -498,5 +499,90 @@ fn avx2_column(block: &[u8], t: usize, high: bool, groups: usize, out: &mut [u8]
         let bytes = _mm_or_si128(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
         // SAFETY: the caller checked `groups · 8 ≤ out.len()`: bytes `8 g .. + 8` are in `out`.
         unsafe { _mm_storel_epi64(out.as_mut_ptr().add(8 * g).cast(), column_pairs(bytes, high)) };
+    }
+}
+
+/// The AVX2 packing kernel ([`PackFn`]), if this CPU has AVX2.
+pub(super) fn avx2_pack_checked() -> Option<PackFn> {
+    is_x86_feature_detected!("avx2").then_some(avx2_pack_entry as PackFn)
+}
+
+fn avx2_pack_entry(codes: &[u8], stride: usize, bytes: std::ops::Range<usize>, rows: &mut [u8]) {
+    // Internal callers only: 32 codes of `stride ≥ bytes.end` bytes, rows for every byte.
+    assert!(
+        bytes.end <= stride
+            && codes.len() >= (BLOCK - 1) * stride + bytes.end
+            && rows.len() >= 2 * SUB_BYTES * bytes.end,
+        "32 codes and their block"
+    );
+    let sixteens = (bytes.end - bytes.start.min(bytes.end)) / 16;
+    let done = bytes.start + 16 * sixteens;
+    // SAFETY: only reachable through `avx2_pack_checked`, after checking the CPU has AVX2;
+    // the kernel reads bytes `start .. done ≤ bytes.end ≤ stride` of each of the 32 codes
+    // (within `codes`, asserted) and writes rows `2 start .. 2 done` (within `rows`).
+    unsafe { avx2_pack(codes, stride, bytes.start, sixteens, rows) };
+    pack_portable(codes, stride, done..bytes.end, rows);
+}
+
+/// The 16 × 16 byte transpose: byte `i` of `out[j]` is byte `j` of `rows[i]`. Four rounds of
+/// unpacks, each interleaving units twice as wide: after round `r` a register holds, per unit
+/// of `2^r` bytes, `2^r` consecutive rows at one column.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn transpose16(r: &[__m128i; 16]) -> [__m128i; 16] {
+    // Round 1: rows 2k, 2k + 1; `a[k]` columns 0..8, `a[8 + k]` columns 8..16.
+    let a: [__m128i; 16] = std::array::from_fn(|i| {
+        let k = i % 8;
+        if i < 8 { _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]) } else { _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]) }
+    });
+    // Round 2: rows 4p..4p + 4; `b[4 c + p]` columns 4c..4c + 4.
+    let b: [__m128i; 16] = std::array::from_fn(|i| {
+        let (c, p) = (i / 4, i % 4);
+        let (x, y) = (a[(c / 2) * 8 + 2 * p], a[(c / 2) * 8 + 2 * p + 1]);
+        if c % 2 == 0 { _mm_unpacklo_epi16(x, y) } else { _mm_unpackhi_epi16(x, y) }
+    });
+    // Round 3: rows 8q..8q + 8; `e[2 c + q]` columns 2c, 2c + 1.
+    let e: [__m128i; 16] = std::array::from_fn(|i| {
+        let (c, q) = (i / 2, i % 2);
+        let (x, y) = (b[(c / 2) * 4 + 2 * q], b[(c / 2) * 4 + 2 * q + 1]);
+        if c % 2 == 0 { _mm_unpacklo_epi32(x, y) } else { _mm_unpackhi_epi32(x, y) }
+    });
+    // Round 4: all 16 rows; `out[j]` column j.
+    std::array::from_fn(|j| {
+        let (x, y) = (e[(j / 2) * 2], e[(j / 2) * 2 + 1]);
+        if j % 2 == 0 { _mm_unpacklo_epi64(x, y) } else { _mm_unpackhi_epi64(x, y) }
+    })
+}
+
+/// Sixteen bytes of each of the 32 codes at a time: two 16 × 16 transposes give, per byte
+/// `b`, the byte of vectors 0..16 and of 16..32 in order; a byte shuffle puts each in its
+/// block order (byte `t` ← vector `vector_of_byte(t)`) and the nibbles are paired into the two
+/// rows.
+#[target_feature(enable = "avx2")]
+fn avx2_pack(codes: &[u8], stride: usize, start: usize, sixteens: usize, rows: &mut [u8]) {
+    // Byte `t` ← vector `t / 2 + 8 (t % 2)`.
+    let order = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    let (low4, high4) = (_mm_set1_epi8(0x0f), _mm_set1_epi8(0xf0u8 as i8));
+    for s in 0..sixteens {
+        let at = start + 16 * s;
+        let load = |v: usize| {
+            // SAFETY: the caller checked that code `v < 32` has bytes `at .. at + 16` within
+            // `codes` (`at + 16 ≤ bytes.end ≤ stride`); unaligned load.
+            unsafe { _mm_loadu_si128(codes.as_ptr().add(v * stride + at).cast()) }
+        };
+        let (first, second) =
+            (transpose16(&std::array::from_fn(load)), transpose16(&std::array::from_fn(|v| load(v + 16))));
+        for (j, (&x, &y)) in first.iter().zip(&second).enumerate() {
+            let (a, c) = (_mm_shuffle_epi8(x, order), _mm_shuffle_epi8(y, order));
+            let low = _mm_or_si128(_mm_and_si128(a, low4), _mm_and_si128(_mm_slli_epi16::<4>(c), high4));
+            let high = _mm_or_si128(_mm_and_si128(_mm_srli_epi16::<4>(a), low4), _mm_and_si128(c, high4));
+            let row = 2 * (at + j) * SUB_BYTES;
+            // SAFETY: the caller checked `rows` holds rows `2 (at + j)` and `+ 1` (32 bytes
+            // from `row`); unaligned stores.
+            unsafe {
+                _mm_storeu_si128(rows.as_mut_ptr().add(row).cast(), low);
+                _mm_storeu_si128(rows.as_mut_ptr().add(row + SUB_BYTES).cast(), high);
+            }
+        }
     }
 }
