@@ -20,6 +20,10 @@
 //!   [`GROUP_PAIRS`] sub-quantizer pairs so that no 16-bit lane can overflow, then widened to
 //!   32 bits. AVX-512 BW (four sub-quantizers per register), AVX2, NEON (one per register,
 //!   looked up with `tbl`), and a portable twin that every level must equal exactly.
+//! - Moving codes in and out of blocks: packing 32 codes into a block (AVX2, by 16 × 16 byte
+//!   transposes; what adds and reads pay) and unpacking one vector's code from its block
+//!   (AVX-512 BW and AVX2; what the two-stage multi-bit RaBitQ scans pay for each code they
+//!   score in full), each with a portable twin.
 //!
 //! What this module does not do: train the quantizer or encode vectors (a 4-bit
 //! [`ProductQuantizer`](crate::ProductQuantizer) does; [`PackedCodes`] repacks its codes), or
@@ -109,7 +113,14 @@ pub(crate) fn column_for(level: SimdLevel) -> Option<ColumnFn> {
 /// The column kernel of the level vq-distance uses in this process (`VQ_SIMD` applies).
 fn active_column() -> ColumnFn {
     static ACTIVE: OnceLock<ColumnFn> = OnceLock::new();
-    *ACTIVE.get_or_init(|| column_for(vq_distance::simd_level()).unwrap_or(column_portable))
+    *ACTIVE.get_or_init(|| dispatched(column_for, column_portable))
+}
+
+/// The kernel `for_level` gives at the level vq-distance uses in this process (`VQ_SIMD`
+/// applies), or at AVX2 where that level has none of its own, else `portable`.
+fn dispatched<F>(for_level: fn(SimdLevel) -> Option<F>, portable: F) -> F {
+    let wanted = vq_distance::simd_level();
+    [wanted, SimdLevel::Avx2].into_iter().filter(|&l| l <= wanted).find_map(for_level).unwrap_or(portable)
 }
 
 /// A packing kernel: bytes `bytes` of 32 whole codes `stride` bytes apart (`codes`, code `v`
@@ -146,10 +157,7 @@ pub(crate) fn pack_for(level: SimdLevel) -> Option<PackFn> {
 /// The packing kernel of the level vq-distance uses in this process (`VQ_SIMD` applies).
 fn active_pack() -> PackFn {
     static ACTIVE: OnceLock<PackFn> = OnceLock::new();
-    *ACTIVE.get_or_init(|| {
-        let wanted = vq_distance::simd_level();
-        [wanted, SimdLevel::Avx2].into_iter().filter(|&l| l <= wanted).find_map(pack_for).unwrap_or(pack_portable)
-    })
+    *ACTIVE.get_or_init(|| dispatched(pack_for, pack_portable))
 }
 
 /// The block kernel of `level`, or `None` when this CPU cannot run it.
@@ -169,14 +177,7 @@ pub(crate) fn block_sums_for(level: SimdLevel) -> Option<BlockSumsFn> {
 /// The block kernel of the level vq-distance uses in this process (`VQ_SIMD` applies).
 fn active_block_sums() -> BlockSumsFn {
     static ACTIVE: OnceLock<BlockSumsFn> = OnceLock::new();
-    *ACTIVE.get_or_init(|| {
-        let wanted = vq_distance::simd_level();
-        [wanted, SimdLevel::Avx2, SimdLevel::Portable]
-            .into_iter()
-            .filter(|&l| l <= wanted)
-            .find_map(block_sums_for)
-            .unwrap_or(block_sums_portable)
-    })
+    *ACTIVE.get_or_init(|| dispatched(block_sums_for, block_sums_portable))
 }
 
 /// Pass 1 of quantizing a table of `m` rows of 16 keys, each key `a[i]` or `a[i] + b[i]`:
