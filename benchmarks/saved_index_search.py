@@ -2,7 +2,8 @@
 is built and written to PATH on the first call and read from it afterwards, so alternating A/B
 rounds (two wheels, or a wheel and Faiss, or SIMD levels) time the same index without rebuilding
 it. 1 thread, k = 10, the first 2,000 queries, searched as a batch for at least SECONDS of CPU
-time. One line: the settings, `qps_cpu`, recall@10 against the exact ground truth.
+time (nprobe 0 for an index without one). One line: the settings, `qps_cpu`, recall@10 against
+the exact ground truth.
 
     PYTHONPATH=<wheel> ~/.cache/vq/peers-venv/bin/python benchmarks/saved_index_search.py \\
         ~/.cache/vq/data/textemb100k cosine IVF1024,RaBitQfs4 vq 8 /tmp/te.vq 4
@@ -37,7 +38,8 @@ def main():
         else:
             index, xq, _ = faiss_built(spec, xb, xq, metric)
             faiss.write_index(index, path)
-        faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
+        if nprobe:
+            faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
     else:
         import vq
 
@@ -50,7 +52,8 @@ def main():
             index.train(xb)
             index.add(xb)
             vq.write_index(index, path)
-        index.nprobe = nprobe
+        if nprobe:
+            index.nprobe = nprobe
     start, searched = time.process_time(), 0
     while time.process_time() - start < seconds:
         ids = index.search(xq, K)[1]
