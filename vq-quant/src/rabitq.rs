@@ -586,9 +586,10 @@ fn write_floats<const N: usize>(out: &mut [u8], values: [f64; N]) {
     }
 }
 
-/// `(a, w, ℓ)` of a code whose bits take `bit_bytes` bytes.
+/// `(a, w, ℓ)` of a code whose bits take `bit_bytes` bytes (NaNs where the code is cut short),
+/// read with one bounds check (a file's codes are split this way on read).
 pub(crate) fn code_factors(code: &[u8], bit_bytes: usize) -> [f32; FACTORS] {
-    std::array::from_fn(|i| factor(&code[bit_bytes..], i))
+    factors_at(code, bit_bytes)
 }
 
 /// `Σ v` in f64.
