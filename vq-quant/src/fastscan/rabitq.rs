@@ -246,7 +246,15 @@ impl RaBitQPacked {
         // for when they passed, have that long to arrive (scored at once, their copies waited
         // on memory: 18 % of an IVF search at d = 128). The threshold each block's bounds meet
         // is the one after the previous block's codes were scored, as without the wait.
-        let mut passed = second.map(|s| s.scorer.passed.borrow_mut());
+        // The table's own scratch, or a new one where a scan of this table is already running
+        // on this thread (from inside a caller's filter).
+        let mut held = second.and_then(|s| s.scorer.passed.try_borrow_mut().ok());
+        let mut own = Passed::default();
+        let mut passed: Option<&mut Passed> = match (second, held.as_deref_mut()) {
+            (None, _) => None,
+            (Some(_), Some(held)) => Some(held),
+            (Some(_), None) => Some(&mut own),
+        };
         let score_passed = |passed: &mut Passed, top: &mut _, second: &SecondStage| {
             // (The rows are in range: `code_into` writes each.)
             for (row, key) in passed.score(&second.scorer, |row, code| _ = self.code_into(row, code)) {
@@ -868,6 +876,36 @@ mod tests {
             let refilled = RaBitQLut::in_slot(&mut lut, q, &query).unwrap();
             assert_eq!(top_of(packed, refilled), top_of(packed, &fresh), "step {step}: {} bits", q.bits());
         }
+    }
+
+    /// A scan of a multi-bit table run from inside the filter of a scan of the same table (its
+    /// scratch in use) answers as a scan alone does, and so does the outer one.
+    #[test]
+    fn a_scan_inside_a_scan_of_the_same_table_answers_alike() {
+        let (dim, n) = (64, 200);
+        let mut q = RaBitQuantizer::new(dim, Metric::L2).unwrap().with_bits(3).unwrap();
+        q.train(&data(n, dim, 80)).unwrap();
+        let mut codes = vec![0u8; n * q.code_size()];
+        q.encode(&data(n, dim, 81), &mut codes).unwrap();
+        let mut packed = RaBitQPacked::new(&q).unwrap();
+        packed.extend(&codes).unwrap();
+        let lut = RaBitQLut::new(&q, &data(1, dim, 82)).unwrap();
+        let scan = |keep: Option<&dyn Fn(usize) -> bool>| {
+            let mut top = TopK::new(10);
+            packed.scan(&lut, &mut top, keep, |row| row as u64).unwrap();
+            top.into_sorted()
+        };
+        let alone = scan(None);
+        let inner = std::cell::RefCell::new(None);
+        let keep = |_: usize| {
+            if inner.borrow().is_none() {
+                let got = scan(None);
+                *inner.borrow_mut() = Some(got);
+            }
+            true
+        };
+        assert_eq!(scan(Some(&keep)), alone);
+        assert_eq!(inner.into_inner(), Some(alone));
     }
 
     #[test]
