@@ -324,7 +324,7 @@ impl RaBitQPacked {
                 vq_distance::prefetch_l2(&self.tails[row * t..(row + 1) * t]);
             }
         }
-        if let (Some(second), Some(passed)) = (second, passed.as_deref_mut())
+        if let (Some(second), Some(passed)) = (second, passed)
             && !passed.rows.is_empty()
         {
             score_passed(passed, top, second);
