@@ -241,13 +241,8 @@ impl RaBitQPacked {
         let kernel = active_block_sums();
         let mut sums = [0u32; BLOCK];
         let mut keys = [0f32; BLOCK];
-        // The rows of the last block the first stage passed, scored only once the next block's
-        // sums are made: the sums do not depend on the threshold, and the rows' tails, asked
-        // for when they passed, have that long to arrive (scored at once, their copies waited
-        // on memory: 18 % of an IVF search at d = 128). The threshold each block's bounds meet
-        // is the one after the previous block's codes were scored, as without the wait.
-        // The table's own scratch, or a new one where a scan of this table is already running
-        // on this thread (from inside a caller's filter).
+        // The rows the first stage passed: the table's own scratch, or a new one where a scan
+        // of this table is already running on this thread (from inside a caller's filter).
         let mut held = second.and_then(|s| s.scorer.passed.try_borrow_mut().ok());
         let mut own = Passed::default();
         let mut passed: Option<&mut Passed> = match (second, held.as_deref_mut()) {
@@ -255,6 +250,11 @@ impl RaBitQPacked {
             (Some(_), Some(held)) => Some(held),
             (Some(_), None) => Some(&mut own),
         };
+        // A block's passed rows are scored only once the next block's sums are made: the sums
+        // do not depend on the threshold, and the rows' tails, asked for when they passed, have
+        // that long to arrive (scored at once, their copies waited on memory: 18 % of an IVF
+        // search at d = 128). The threshold each block's bounds meet is the one after the
+        // previous block's codes were scored, as without the wait.
         let score_passed = |passed: &mut Passed, top: &mut _, second: &SecondStage| {
             // (The rows are in range: `code_into` writes each.)
             for (row, key) in passed.score(&second.scorer, |row, code| _ = self.code_into(row, code)) {
