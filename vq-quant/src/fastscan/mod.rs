@@ -469,7 +469,8 @@ impl PackedCodes {
         let n = codes.len() / stride;
         self.data.resize((self.len + n).div_ceil(BLOCK) * self.block_bytes(), 0);
         // The open last block a code at a time, then a block at a time from its boundary (a
-        // bulk load or a file read: 0.2× the time).
+        // bulk load or a file read: packed nibble by nibble, their codes were 22 % of reading
+        // an IVF RaBitQfs file).
         let open = ((BLOCK - self.len % BLOCK) % BLOCK).min(n);
         let (first, rest) = codes.split_at(open * stride);
         let size = self.code_size();
