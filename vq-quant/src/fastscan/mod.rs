@@ -518,16 +518,11 @@ impl PackedCodes {
         };
         let base = self.len / BLOCK * block_bytes;
         let rows = &mut self.data[base..base + block_bytes];
-        active_pack()(codes, stride, 0..m / 2, rows);
+        active_pack()(codes, stride, 0..size, rows);
+        // An odd m's last byte packs its high nibble, no sub-quantizer's, into the padding
+        // row (the low row takes the low nibbles alone): the padding row is zeros.
         if !m.is_multiple_of(2) {
-            // The last byte's high nibble is no sub-quantizer's: its row stays zeros.
-            let b = m / 2;
-            let (low, high) = rows[2 * b * SUB_BYTES..][..2 * SUB_BYTES].split_at_mut(SUB_BYTES);
-            for (t, low) in low.iter_mut().enumerate() {
-                let v = vector_of_byte(t);
-                *low = (codes[v * stride + b] & 0x0f) | (codes[(v + 16) * stride + b] << 4);
-            }
-            high.fill(0);
+            rows[m * SUB_BYTES..].fill(0);
         }
         self.len += count;
     }

@@ -515,7 +515,7 @@ fn avx2_pack_entry(codes: &[u8], stride: usize, bytes: std::ops::Range<usize>, r
             && rows.len() >= 2 * SUB_BYTES * bytes.end,
         "32 codes and their block"
     );
-    let sixteens = (bytes.end - bytes.start.min(bytes.end)) / 16;
+    let sixteens = bytes.len() / 16;
     let done = bytes.start + 16 * sixteens;
     // SAFETY: only reachable through `avx2_pack_checked`, after checking the CPU has AVX2;
     // the kernel reads bytes `start .. done ≤ bytes.end ≤ stride` of each of the 32 codes
