@@ -422,21 +422,17 @@ impl RaBitQuantizer {
     }
 
     /// The scorer of a query whose rotation is `pq` (`P q`): `s = Σ u_j (P q)_j` is the sum
-    /// over the set bits of every plane, plane `i` weighted `2^{B−1−i}` ([`SetSums::planes`];
+    /// over the set bits of every plane, plane `i` weighted `2^{B−1−i}` ([`SetSums::refill`];
     /// bytes between planes, the first stage's factors, add nothing).
     fn scorer_of_rotated(&self, pq: &[f32], offset: f32) -> RaBitQScorer {
-        let planes = usize::from(self.bits);
-        let sums = if planes == 1 {
-            SetSums::new(pq)
-        } else {
-            SetSums::planes(pq, &self.plane_offsets()[..planes], self.bit_bytes())
-        };
-        let sum = total(pq) * ((1u32 << planes) - 1) as f32;
-        RaBitQScorer { sums, sum, offset, nbytes: self.bit_bytes(), first: None, passed: RefCell::default() }
+        let sums = SetSums::unfilled();
+        let mut scorer = RaBitQScorer { sums, sum: 0.0, offset, nbytes: 0, first: None, passed: RefCell::default() };
+        self.refill_scorer(&mut scorer, pq, offset);
+        scorer
     }
 
     /// [`RaBitQuantizer::scorer_of_rotated`] into `scorer` (of any RaBitQ quantizer), reusing
-    /// its memory.
+    /// its memory (one plane is the planes' case with one offset, 0, and `⌈d/8⌉` bytes).
     fn refill_scorer(&self, scorer: &mut RaBitQScorer, pq: &[f32], offset: f32) {
         let planes = usize::from(self.bits);
         scorer.sums.refill(pq, &self.plane_offsets()[..planes], self.bit_bytes());
@@ -550,7 +546,7 @@ impl RaBitQuantizer {
 
     /// `(a, w, ℓ)` of a code.
     pub(crate) fn factors(&self, code: &[u8]) -> [f32; FACTORS] {
-        code_factors(code, self.bit_bytes())
+        factors_at(code, self.bit_bytes())
     }
 
     /// The code's reconstruction: the centre plus `ℓ · Pᵀ ō`, the residual's projection on its
@@ -584,12 +580,6 @@ fn write_floats<const N: usize>(out: &mut [u8], values: [f64; N]) {
     for (out, v) in out.chunks_exact_mut(4).zip(values) {
         out.copy_from_slice(&(v as f32).to_le_bytes());
     }
-}
-
-/// `(a, w, ℓ)` of a code whose bits take `bit_bytes` bytes (NaNs where the code is cut short),
-/// read with one bounds check (a file's codes are split this way on read).
-pub(crate) fn code_factors(code: &[u8], bit_bytes: usize) -> [f32; FACTORS] {
-    factors_at(code, bit_bytes)
 }
 
 /// `Σ v` in f64.
@@ -686,9 +676,10 @@ fn factor(f: &[u8], i: usize) -> f32 {
 }
 
 /// The three floats at byte `at` of `code` (NaNs where the code is cut short), read with one
-/// bounds check.
+/// bounds check: a code's `(a, w, ℓ)` after its `bit_bytes()` bytes of bits, or its first
+/// stage's after its sign plane.
 #[inline(always)]
-fn factors_at(code: &[u8], at: usize) -> [f32; 3] {
+pub(crate) fn factors_at(code: &[u8], at: usize) -> [f32; 3] {
     match code.get(at..at + 12) {
         Some(&[a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3]) => [
             f32::from_le_bytes([a0, a1, a2, a3]),

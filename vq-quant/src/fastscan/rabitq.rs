@@ -28,7 +28,7 @@ use vq_distance::{Neighbors, RangeResult, TopK};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use super::{BLOCK, PackedCodes, QuantizedLut, Rows, active_block_sums};
-use crate::rabitq::{NibbleTerms, Passed, SecondStage, code_factors};
+use crate::rabitq::{NibbleTerms, Passed, SecondStage, factors_at};
 use crate::sections::corrupt;
 use crate::{Error, Quantizer, RaBitQuantizer, Result, ScanSink, WithinKey, validate_codes};
 
@@ -113,7 +113,7 @@ impl RaBitQPacked {
         }
         self.tails.reserve(n * self.tail);
         for code in codes.chunks_exact(cs) {
-            let [a, w, ell] = code_factors(code, nbytes);
+            let [a, w, ell] = factors_at(code, nbytes);
             self.a.push(a);
             self.w.push(w);
             self.ell.push(ell);

@@ -41,7 +41,7 @@ pub(super) fn subset_sums(dims: &[f32], table: &mut [f32]) {
 type MaskedFn = fn(query: &[f32], codes: &[u8], stride: usize, nbytes: usize, out: &mut [f32]);
 
 /// A query prepared for summing over the set bits of codes: of one plane of bits, or of
-/// several planes weighted by powers of two ([`SetSums::planes`], multi-bit codes).
+/// several planes weighted by powers of two ([`SetSums::refill`], multi-bit codes).
 #[derive(Debug, Clone)]
 pub(crate) enum SetSums {
     /// Per byte of bits `i`: entry `v` sums `(P q)_{8i+j}` over the bits `j` set in `v`; and
@@ -59,36 +59,42 @@ impl SetSums {
         Self::with(pq, &[0], pq.len().div_ceil(8), *Self::level_kernel())
     }
 
-    /// The sums of `pq` over several planes of bits, `planes[i]` the byte of a code where plane
-    /// `i` starts, plane `i` weighted `2^{n−1−i}` (`n` planes), the planes (and any bytes
-    /// between them, which add nothing) taking `nbytes` bytes of a code.
-    pub(crate) fn planes(pq: &[f32], planes: &[usize], nbytes: usize) -> SetSums {
-        Self::with(pq, planes, nbytes, *Self::level_kernel())
-    }
-
     fn level_kernel() -> &'static Option<MaskedFn> {
         static MASKED: OnceLock<Option<MaskedFn>> = OnceLock::new();
         MASKED.get_or_init(|| masked_for(vq_distance::simd_level()))
     }
 
-    /// [`SetSums::planes`] at `level`, or `None` when this CPU cannot run it (tests compare
-    /// levels).
+    /// Sums over planes ([`SetSums::refill`]) at `level`, or `None` when this CPU cannot run
+    /// it (tests compare levels).
     #[cfg(test)]
     pub(crate) fn for_level(pq: &[f32], planes: &[usize], nbytes: usize, level: SimdLevel) -> Option<SetSums> {
         SimdLevel::available().contains(&level).then(|| Self::with(pq, planes, nbytes, masked_for(level)))
     }
 
-    fn with(pq: &[f32], planes: &[usize], nbytes: usize, masked: Option<MaskedFn>) -> SetSums {
-        let mut sums = match masked {
-            Some(kernel) => SetSums::Masked { query: Vec::new(), nbytes, kernel },
+    /// Sums of nothing yet, at the level vq-distance uses in this process: for
+    /// [`SetSums::refill`] to fill.
+    pub(crate) fn unfilled() -> SetSums {
+        Self::empty(*Self::level_kernel())
+    }
+
+    fn empty(masked: Option<MaskedFn>) -> SetSums {
+        match masked {
+            Some(kernel) => SetSums::Masked { query: Vec::new(), nbytes: 0, kernel },
             None => SetSums::Table { table: Vec::new(), planes: Vec::new() },
-        };
+        }
+    }
+
+    fn with(pq: &[f32], planes: &[usize], nbytes: usize, masked: Option<MaskedFn>) -> SetSums {
+        let mut sums = Self::empty(masked);
         sums.refill(pq, planes, nbytes);
         sums
     }
 
-    /// [`SetSums::planes`] in place, at this one's level, reusing its memory (a fast-scan
-    /// table's second stage, refilled per query: the byte table is 48 KiB at d = 384).
+    /// The sums of `pq` over several planes of bits, `planes[i]` the byte of a code where plane
+    /// `i` starts, plane `i` weighted `2^{n−1−i}` (`n` planes), the planes (and any bytes
+    /// between them, which add nothing) taking `nbytes` bytes of a code; in place, at this
+    /// one's level, reusing its memory (a fast-scan table's second stage is refilled per
+    /// query: the byte table is 48 KiB at d = 384).
     pub(crate) fn refill(&mut self, pq: &[f32], planes: &[usize], nbytes: usize) {
         let weight = |i: usize| (1u32 << (planes.len() - 1 - i)) as f32;
         match self {
