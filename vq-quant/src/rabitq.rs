@@ -35,6 +35,7 @@
 //! power of two (see `encode_rotated`).
 
 mod bits;
+mod bounds;
 mod levels;
 
 use std::cell::RefCell;
@@ -45,6 +46,7 @@ use vq_distance::{Kernels, Metric};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use self::bits::{SetSums, subset_sums};
+use self::bounds::SumBounds;
 use self::levels::LevelSearch;
 use crate::linear::{
     DenseMap, LINEAR_MAX_DIM, check_finite, check_linear_dim, check_projection, project_back, random_rotation,
@@ -426,7 +428,8 @@ impl RaBitQuantizer {
     /// bytes between planes, the first stage's factors, add nothing).
     fn scorer_of_rotated(&self, pq: &[f32], offset: f32) -> RaBitQScorer {
         let sums = SetSums::unfilled();
-        let mut scorer = RaBitQScorer { sums, sum: 0.0, offset, nbytes: 0, first: None, passed: RefCell::default() };
+        let mut scorer =
+            RaBitQScorer { sums, sum: 0.0, offset, nbytes: 0, first: None, bounds: None, passed: RefCell::default() };
         self.refill_scorer(&mut scorer, pq, offset);
         scorer
     }
@@ -437,7 +440,7 @@ impl RaBitQuantizer {
         let planes = usize::from(self.bits);
         scorer.sums.refill(pq, &self.plane_offsets()[..planes], self.bit_bytes());
         scorer.sum = total(pq) * ((1u32 << planes) - 1) as f32;
-        (scorer.offset, scorer.nbytes, scorer.first) = (offset, self.bit_bytes(), None);
+        (scorer.offset, scorer.nbytes, scorer.first, scorer.bounds) = (offset, self.bit_bytes(), None, None);
     }
 
     /// A fast-scan table's second stage for the query rotated to `pq`, with `offset` and
@@ -617,6 +620,9 @@ pub struct RaBitQScorer {
     nbytes: usize,
     /// Multi-bit codes scanned flat: the one-bit estimate first.
     first: Option<FirstStage>,
+    /// A flat scan at a byte-table level: popcount estimates of the sign plane's sums, which
+    /// decide the codes whose one-bit key (or first-stage bound) is summed exactly.
+    bounds: Option<SumBounds>,
     /// The codes a first stage passed, put together for the full sums: a flat scan's, or, in a
     /// fast-scan table's second stage, the fast scan's (kept between blocks, lists and
     /// queries).
@@ -727,9 +733,18 @@ impl CodeScorer for RaBitQScorer {
     /// together and summed as it sums a block), the others are `+∞`. A code is missed only
     /// where the one-bit estimate erred by more than 1.9 of its standard deviations (the
     /// paper's bound) in its favour.
+    ///
+    /// At the byte-table levels ([`SumBounds`]) the sign plane's sums are estimated by
+    /// popcounts first, and summed exactly only where the estimate's error bound leaves the
+    /// one-bit key (of one-bit codes: the key itself, the others then `+∞`) or the first
+    /// stage's bound not above `threshold`: the same keys, fewer table look-ups.
     fn distances_within(&self, heads: &[u8], tails: &[u8], out: &mut [f32], threshold: f32) {
+        let bounds = self.bounds.as_ref().filter(|_| threshold < f32::INFINITY);
         let Some(first) = self.first.as_ref().filter(|_| !tails.is_empty()) else {
-            return self.distances(heads, out);
+            return match bounds {
+                Some(bounds) => self.one_bit_keys_within(bounds, heads, out, threshold),
+                None => self.distances(heads, out),
+            };
         };
         // A head ([`Quantizer::scan_head_bytes`]): the sign plane and its factors.
         let (nb, hs) = (self.nbytes, first.factors_at + 4 * FIRST_STAGE_FACTORS);
@@ -737,13 +752,21 @@ impl CodeScorer for RaBitQScorer {
         let n = out.len().min(heads.len() / hs).min(tails.len() / ts);
         out[n..].fill(f32::INFINITY);
         let (heads, out) = (&heads[..n * hs], &mut out[..n]);
-        if threshold < f32::INFINITY {
-            first.sign.map(heads, hs, out, |s, head| {
-                let [a1, w1, err1] = factors_at(head, first.factors_at);
-                self.offset + a1 - w1 * (2.0 * s - first.sum) - err1 * first.center_distance
-            });
-        } else {
-            out.fill(f32::NEG_INFINITY);
+        let first_bound = |s: f32, head: &[u8]| {
+            let [a1, w1, err1] = factors_at(head, first.factors_at);
+            self.offset + a1 - w1 * (2.0 * s - first.sum) - err1 * first.center_distance
+        };
+        match bounds {
+            Some(bounds) => {
+                let factors = |head: &[u8]| factors_at(head, first.factors_at);
+                one_bit_lower_bounds(bounds, heads, hs, [self.offset, first.sum, first.center_distance], out, factors);
+                for (head, o) in heads.chunks_exact(hs).zip(out.iter_mut()) {
+                    // (A NaN, from a forged factor, is summed: as the exact bound would be.)
+                    *o = if *o > threshold { f32::INFINITY } else { first_bound(first.sign.one(head), head) };
+                }
+            }
+            None if threshold < f32::INFINITY => first.sign.map(heads, hs, out, first_bound),
+            None => out.fill(f32::NEG_INFINITY),
         }
         let mut passed = self.passed.borrow_mut();
         passed.rows.clear();
@@ -762,6 +785,55 @@ impl CodeScorer for RaBitQScorer {
         for (row, key) in passed.score(self, put_together) {
             out[row] = key;
         }
+    }
+}
+
+impl RaBitQScorer {
+    /// One-bit codes' keys where the popcount estimate cannot put them above `threshold`
+    /// (exactly as [`CodeScorer::distances`] gives them: the same table sum), `+∞` elsewhere.
+    fn one_bit_keys_within(&self, bounds: &SumBounds, codes: &[u8], out: &mut [f32], threshold: f32) {
+        let (nb, cs) = (self.nbytes, self.nbytes + 4 * FACTORS);
+        let n = out.len().min(codes.len() / cs);
+        out[n..].fill(f32::INFINITY);
+        let (codes, out) = (&codes[..n * cs], &mut out[..n]);
+        let factors = |code: &[u8]| {
+            let [a, w, _] = factors_at(code, nb);
+            [a, w, 0.0]
+        };
+        one_bit_lower_bounds(bounds, codes, cs, [self.offset, self.sum, 0.0], out, factors);
+        for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
+            *o = if *o > threshold { f32::INFINITY } else { self.key_of(self.sums.one(&code[..nb]), &code[nb..]) };
+        }
+    }
+}
+
+/// A one-bit key `offset + a − w (2 s − Σ) − ε ‖q − c‖`, as the scans compute it in f32, is
+/// within this many of its terms' magnitude of its real value (six roundings of at most 2⁻²⁴
+/// each), and so is its lower bound here: twice their sum keeps the bound below the key.
+const KEY_ROUNDING: f32 = 2e-6;
+
+/// Lower bounds on the one-bit keys of `codes` (`stride` apart, sign plane first) from the
+/// popcount estimates `ŝ` of their sign planes' sums: `terms` = `[offset, Σ_j (P q)_j,
+/// ‖q − c‖]`, `factors(code)` = the code's `[a, w, ε]`. `s` is within `bounds.error()` of `ŝ`,
+/// so the key is at least its value at `ŝ` less `2 |w|` times that, less the f32 rounding of
+/// either computation.
+fn one_bit_lower_bounds(
+    bounds: &SumBounds,
+    codes: &[u8],
+    stride: usize,
+    terms: [f32; 3],
+    out: &mut [f32],
+    factors: impl Fn(&[u8]) -> [f32; 3],
+) {
+    let [offset, sum, center_distance] = terms;
+    let e = bounds.error();
+    bounds.estimates(codes, stride, out);
+    for (code, o) in codes.chunks_exact(stride).zip(out.iter_mut()) {
+        let ([a, w, err], s) = (factors(code), *o);
+        let key = offset + a - w * (2.0 * s - sum) - err * center_distance;
+        let magnitude =
+            offset.abs() + a.abs() + (err * center_distance).abs() + w.abs() * (2.0 * (s.abs() + e) + sum.abs());
+        *o = key - 2.0 * w.abs() * e - KEY_ROUNDING * magnitude;
     }
 }
 
@@ -855,6 +927,10 @@ impl Quantizer for RaBitQuantizer {
         let pq = self.rotate(q);
         let mut scorer = self.scorer_of_rotated(&pq, self.mean_offset(q));
         scorer.first = self.first_stage(q, &pq);
+        // Only a one-bit key, or a first stage's, is a function of the sign plane's sum.
+        if self.bits == 1 || scorer.first.is_some() {
+            scorer.bounds = SumBounds::new(&pq);
+        }
         Ok(scorer)
     }
 
@@ -1152,6 +1228,78 @@ mod tests {
             let bound = 5.0 / (dim as f64).sqrt() / f64::from(1u32 << (bits - 1));
             assert!(mean.abs() < 0.01, "{metric}, {bits} bits: mean relative error {mean}");
             assert!(worst_rel < bound, "{metric}, {bits} bits: worst relative error {worst_rel}");
+        }
+    }
+
+    /// The popcount bounds of the byte-table levels change no key: at thresholds from below
+    /// every key to above them all, a multi-bit scan's output is the exact scan's to the bit,
+    /// a one-bit scan's keys at or below the threshold are (the others may be `+∞`); and the
+    /// bounds alone put most codes above a top-10 threshold. Every kernel, odd dimensions
+    /// (a sign plane ending inside a 64-bit word), vectors far from the origin.
+    #[test]
+    fn popcount_bounds_change_no_key() {
+        let n = 1500;
+        for (dim, metric, bits) in [
+            (128, Metric::L2, 1),
+            (100, Metric::InnerProduct, 1),
+            (96, Metric::Cosine, 1),
+            (128, Metric::L2, 4),
+            (100, Metric::InnerProduct, 3),
+            (72, Metric::Cosine, 2),
+        ] {
+            let data = rows(n, dim, 31);
+            let queries = rows(4, dim, 32);
+            let mut q = RaBitQuantizer::new(dim, metric).unwrap().with_bits(bits).unwrap();
+            q.train(&data).unwrap();
+            let mut codes = vec![0u8; n * q.code_size()];
+            q.encode(&data, &mut codes).unwrap();
+            let head = q.scan_head_bytes().unwrap_or(q.code_size());
+            let (mut heads, mut tails) = (Vec::new(), Vec::new());
+            for code in codes.chunks_exact(q.code_size()) {
+                heads.extend_from_slice(&code[..head]);
+                tails.extend_from_slice(&code[head..]);
+            }
+            let mut skipped = 0;
+            for query in queries.chunks_exact(dim) {
+                let mut exact = q.scorer(query).unwrap();
+                exact.bounds = None;
+                let mut keys = vec![0f32; n];
+                exact.distances(&codes, &mut keys);
+                let mut sorted = keys.clone();
+                sorted.sort_by(f32::total_cmp);
+                let mut buf = Vec::new();
+                let pq = q.rotate(prepare_row_into("query", query, dim, metric, &mut buf).unwrap());
+                let thresholds = [sorted[0] - 1.0, sorted[0], sorted[9], sorted[99], sorted[n / 2], f32::INFINITY];
+                for bounds in bounds::every_kernel(&pq) {
+                    let mut bounded = exact.clone();
+                    bounded.bounds = Some(bounds.clone());
+                    for t in thresholds {
+                        let (mut want, mut got) = (vec![0f32; n], vec![0f32; n]);
+                        exact.distances_within(&heads, &tails, &mut want, t);
+                        bounded.distances_within(&heads, &tails, &mut got, t);
+                        for (i, (&w, &g)) in want.iter().zip(&got).enumerate() {
+                            let same = w.to_bits() == g.to_bits();
+                            let ok = if bits == 1 && w > t { same || g == f32::INFINITY } else { same };
+                            assert!(ok, "{dim} {metric} {bits} bits, threshold {t}: code {i} {g}, exact {w}");
+                        }
+                    }
+                    // The bounds alone against the tenth key.
+                    let mut lower = vec![0f32; n];
+                    let (first_at, terms) = match &exact.first {
+                        Some(f) => (f.factors_at, [exact.offset, f.sum, f.center_distance]),
+                        None => (exact.nbytes, [exact.offset, exact.sum, 0.0]),
+                    };
+                    let factors = |code: &[u8]| {
+                        let [a, w, e] = factors_at(code, first_at);
+                        [a, w, if exact.first.is_some() { e } else { 0.0 }]
+                    };
+                    one_bit_lower_bounds(&bounds, &heads, head, terms, &mut lower, factors);
+                    skipped += lower.iter().filter(|&&l| l > sorted[9]).count();
+                }
+            }
+            let kernels = bounds::every_kernel(&[1.0, 2.0]).len();
+            let skipped = skipped as f64 / (n * queries.len() / dim * kernels) as f64;
+            assert!(skipped >= 0.5, "{dim} {metric} {bits} bits: the bounds skip {skipped} of the codes");
         }
     }
 

@@ -3,7 +3,9 @@
 //!
 //! - **Byte table** (portable, AVX2, NEON): per byte of bits the 256 sums of the query's eight
 //!   values over every subset, so a code costs `⌈d/8⌉` look-ups; building the table costs
-//!   `255 · ⌈d/8⌉` adds and `⌈d/8⌉` KiB per query (48 KiB at d = 384, past a 32 KiB L1).
+//!   `255 · ⌈d/8⌉` adds and `⌈d/8⌉` KiB per query (48 KiB at d = 384, past a 32 KiB L1). Flat
+//!   scans at AVX2 and NEON look up only the codes that popcount estimates cannot rule out
+//!   ([`super::bounds`]).
 //! - **Masked adds** (AVX-512): two bytes of bits are the mask of a 16-lane add of the query's
 //!   values, straight from the code: `⌈d/16⌉` adds a code and nothing built per query. On
 //!   AMD Zen 4 (one 512-bit add a cycle, the bound) a scan of 100,000 codes takes 0.69× the
