@@ -8,7 +8,7 @@
 //!   ([`super::bounds`]).
 //! - **Masked adds** (AVX-512): two bytes of bits are the mask of a 16-lane add of the query's
 //!   values, straight from the code: `⌈d/16⌉` adds a code and nothing built per query. On
-//!   AMD Zen 4 (one 512-bit add a cycle, the bound) a scan of 100,000 codes takes 0.69× the
+//!   the AMD EPYC (Zen 5) measured, a scan of 100,000 codes takes 0.69× the
 //!   table's time at d = 384 and 0.88× at d = 128 (`cargo bench -p vq-quant --bench
 //!   rabitq_scan`). AVX2's 8-lane equivalents (a variable shift and a blend per eight bits, or
 //!   a table of lane masks) measured slower than its byte table, so AVX2 keeps the table.

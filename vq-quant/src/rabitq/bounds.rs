@@ -4,9 +4,9 @@
 //! `|s − ŝ|` that holds for every code, and sum exactly only the codes whose key that bound
 //! cannot put above a flat scan's threshold.
 //!
-//! Why: the byte table is 48 KiB at d = 384, past a 32 KiB L1, and its `⌈d/8⌉` look-ups a code
-//! were most of a flat scan at AVX2 (about 28 cycles a code on AMD Zen 4); the estimate is five
-//! `popcnt`s per 64 bits of code. On textemb100k (d = 384, one thread, `VQ_SIMD=avx2`) a flat
+//! Why: the byte table is 48 KiB at d = 384 (the whole L1d of the AMD Zen 5 measured, 32 KiB on
+//! Zen 4 and many Intel cores), and its `⌈d/8⌉` look-ups a code, about 28 cycles, were most of a
+//! flat scan at AVX2; the estimate is five `popcnt`s per 64 bits of code. On textemb100k (d = 384, one thread, `VQ_SIMD=avx2`) a flat
 //! `RaBitQ` scan runs 1.5× as fast, `RaBitQ4` 1.35× (BENCHMARKS.md). Faiss' `IndexRaBitQ`
 //! scores with such a quantized query (`qb` bits) and keeps its error; here the quantized query
 //! only decides which codes need their exact sum, so every key a scan returns is the exact one,
