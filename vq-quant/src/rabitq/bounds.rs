@@ -74,20 +74,24 @@ impl SumBounds {
         if !(low.is_finite() && step.is_finite()) {
             return None;
         }
+        let inverse = if step > 0.0 { 1.0 / step } else { 0.0 };
         let mut levels = vec![[0u64; QUERY_BITS]; pq.len().div_ceil(64)];
         let (mut above, mut below, mut scale) = (0f64, 0f64, 0f64);
-        for (j, &v) in pq.iter().enumerate() {
-            let u = if step > 0.0 { ((v - low) / step).round().clamp(0.0, top) as u32 } else { 0 };
-            for (p, plane) in levels[j / 64].iter_mut().enumerate() {
-                *plane |= u64::from((u >> p) & 1) << (j % 64);
+        // Per query, so kept cheap: no division, no library rounding (baseline x86-64 has no
+        // rounding instruction), no branch per dimension.
+        for (planes, dims) in levels.iter_mut().zip(pq.chunks(64)) {
+            for (i, &v) in dims.iter().enumerate() {
+                // `v ≥ low`: truncating after adding ½ rounds to the nearest level.
+                let u = (((v - low) * inverse + 0.5) as u32).min(top as u32);
+                for (p, plane) in planes.iter_mut().enumerate() {
+                    *plane |= u64::from((u >> p) & 1) << i;
+                }
+                // The bound holds for the levels chosen, nearest or not.
+                let e = f64::from(v) - (f64::from(low) + f64::from(step) * f64::from(u));
+                above += e.max(0.0);
+                below += (-e).max(0.0);
+                scale += f64::from(v.abs());
             }
-            let e = f64::from(v) - (f64::from(low) + f64::from(step) * f64::from(u));
-            if e > 0.0 {
-                above += e;
-            } else {
-                below -= e;
-            }
-            scale += f64::from(v.abs());
         }
         // Rounded up to f32: the bound must not shrink in the conversion.
         let error = (above.max(below) + ROUNDING_SLACK * scale) * (1.0 + 1e-6);
@@ -258,7 +262,14 @@ mod tests {
                 }
             }
             let bounds = SumBounds::with_kernel(&pq, estimates_portable).expect("a finite query");
-            let top = ((1 << QUERY_BITS) - 1) as f64;
+            // Each dimension's level, read back from the planes: the nearest one.
+            let level = |j: usize| (0..QUERY_BITS).map(|p| ((bounds.levels[j / 64][p] >> (j % 64)) & 1) << p).sum::<u64>();
+            for (j, &v) in pq.iter().enumerate() {
+                let rebuilt = f64::from(bounds.low) + f64::from(bounds.step) * level(j) as f64;
+                let off = (f64::from(v) - rebuilt).abs();
+                prop_assert!(off <= 0.5001 * f64::from(bounds.step) + 1e-6 * f64::from(v.abs()), "dimension {j}: {v} at level {}", level(j));
+            }
+            let magnitude: f64 = pq.iter().map(|&v| f64::from(v.abs())).sum();
             for kernel in kernels() {
                 let mut out = vec![f32::NAN; n + 1];
                 kernel(&bounds.levels, bounds.low, bounds.step, &codes, stride, nbytes, &mut out);
@@ -267,16 +278,10 @@ mod tests {
                     let (mut quantized, mut exact) = (0f64, 0f64);
                     for (j, &v) in pq.iter().enumerate() {
                         if code[j / 8] >> (j % 8) & 1 == 1 {
-                            let u = if bounds.step > 0.0 {
-                                ((f64::from(v) - f64::from(bounds.low)) / f64::from(bounds.step)).round().clamp(0.0, top)
-                            } else {
-                                0.0
-                            };
-                            quantized += f64::from(bounds.low) + f64::from(bounds.step) * u;
+                            quantized += f64::from(bounds.low) + f64::from(bounds.step) * level(j) as f64;
                             exact += f64::from(v);
                         }
                     }
-                    let magnitude: f64 = pq.iter().map(|&v| f64::from(v.abs())).sum();
                     prop_assert!((f64::from(est) - quantized).abs() <= 1e-5 * magnitude, "ŝ {est} against {quantized}");
                     prop_assert!((f64::from(est) - exact).abs() <= f64::from(bounds.error()), "s {exact}, ŝ {est}, bound {}", bounds.error());
                 }
