@@ -654,8 +654,12 @@ impl<C: IvfCodec> IvfIndex<C> {
                     format!("list {i}: {} code bytes for {} ids of {cs} bytes", codes.len(), ids.len()),
                 );
             }
-            vq_quant::validate_codes(empty.codec.quantizer(), codes, "list codes")?;
         }
+        vq_quant::validate_code_blocks(
+            empty.codec.quantizer(),
+            lists.iter().map(|(_, codes)| &codes[..]),
+            "list codes",
+        )?;
         let mut all: Vec<u64> = lists.iter().flat_map(|(ids, _)| ids.iter().copied()).collect();
         all.sort_unstable();
         if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use vq_distance::{Metric, validate_rows};
 use vq_io::{ContainerReader, ContainerWriter};
-use vq_quant::{Quantizer, validate_codes};
+use vq_quant::{Quantizer, validate_code_blocks};
 
 use crate::coarse::HnswCoarse;
 use crate::codec::IvfCodec;
@@ -157,9 +157,7 @@ impl<C: IvfCodec> IvfIndex<C> {
                 lists
             }
         };
-        for list in &lists {
-            validate_codes(q, list.codes(), codes_name)?;
-        }
+        validate_code_blocks(q, lists.iter().map(|l| l.codes()), codes_name)?;
         let all_ids = lists.iter().flat_map(|l| l.ids().iter().copied());
         if let Some(id) = repeated_id(all_ids.clone()) {
             return Err(corrupt(ids_name, format!("id {id} appears twice")));

@@ -53,7 +53,7 @@ pub use pq::{
     unpack_index,
 };
 pub use rabitq::{RABITQ_MAX_BITS, RABITQ_MAX_DIM, RaBitQScorer, RaBitQuantizer};
-pub use sections::validate_codes;
+pub use sections::{validate_code_blocks, validate_codes};
 pub use sink::{ScanSink, WithinKey};
 pub use sq::{ScalarQuantizer, SqInt8Scorer, SqScorer, SqType};
 /// The shared check and cosine normalization of every vector a quantizer takes.

@@ -24,6 +24,25 @@ const VALIDATE_ROWS: usize = 256;
 /// sorting and heaps cannot order. Decodes in blocks, so the scratch memory is bounded
 /// whatever the number of codes. `section` names the codes in the error.
 pub fn validate_codes<Q: Quantizer>(quantizer: &Q, codes: &[u8], section: &str) -> Result<()> {
+    validate_code_blocks(quantizer, [codes], section)
+}
+
+/// [`validate_codes`] of several blocks of whole codes (an inverted file's lists, each
+/// checked as one block): the trained parameters' bound on every reconstruction is computed
+/// once, not per block (per list it was most of reading a 1,024-list IVF-PQ: 98 k
+/// multiply-adds a list at m = 48).
+pub fn validate_code_blocks<'a, Q: Quantizer>(
+    quantizer: &Q,
+    blocks: impl IntoIterator<Item = &'a [u8]>,
+    section: &str,
+) -> Result<()> {
+    let mut bounded = None;
+    blocks.into_iter().try_for_each(|codes| validate_block(quantizer, codes, section, &mut bounded))
+}
+
+/// One block of [`validate_code_blocks`]; `bounded` caches whether the quantizer's bound
+/// settles every code.
+fn validate_block<Q: Quantizer>(quantizer: &Q, codes: &[u8], section: &str, bounded: &mut Option<bool>) -> Result<()> {
     let size = quantizer.code_size();
     if size == 0 || !codes.len().is_multiple_of(size) {
         return Err(corrupt(section, format!("{} bytes, not a whole number of {size}-byte codes", codes.len())));
@@ -36,7 +55,8 @@ pub fn validate_codes<Q: Quantizer>(quantizer: &Q, codes: &[u8], section: &str) 
     }
     // Where the trained parameters bound every code's reconstruction well inside f32 (PQ, SQ),
     // no code can fail the check below: skip decoding them all, the bulk of a read's time.
-    if quantizer.decoded_norm_sq_bound().is_some_and(|bound| bound <= f64::from(f32::MAX) / 2.0) {
+    let within = || quantizer.decoded_norm_sq_bound().is_some_and(|bound| bound <= f64::from(f32::MAX) / 2.0);
+    if *bounded.get_or_insert_with(within) {
         return Ok(());
     }
     let dim = quantizer.dim();
