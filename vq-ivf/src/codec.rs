@@ -39,6 +39,13 @@ pub trait ListScanner: Send {
     }
     /// Keys of the query against a block of the current list's codes (`out.len()` codes).
     fn keys(&self, codes: &[u8], out: &mut [f32]);
+    /// [`keys`](ListScanner::keys) for a scan into a sink whose threshold is `threshold`: a
+    /// scanner may give `+∞` instead of the key of a code it can tell is above it (every other
+    /// key as `keys` gives it). By default every key.
+    fn keys_within(&self, codes: &[u8], out: &mut [f32], threshold: f32) {
+        let _ = threshold;
+        self.keys(codes, out);
+    }
 }
 
 /// Row `i` (`dim` values) of queries mapped together ([`IvfCodec::map_queries`], RaBitQ's
@@ -609,6 +616,12 @@ impl ListScanner for RaBitQScanner {
 
     fn keys(&self, codes: &[u8], out: &mut [f32]) {
         self.0.distances(codes, out);
+    }
+
+    /// At the byte-table levels, one-bit codes whose popcount bound is above `threshold`
+    /// need not be looked up ([`CodeScorer::distances_within`]; the other keys to the bit).
+    fn keys_within(&self, codes: &[u8], out: &mut [f32], threshold: f32) {
+        self.0.distances_within(codes, &[], out, threshold);
     }
 }
 

@@ -67,7 +67,7 @@ pub(crate) type QueryHits = Vec<Vec<(u64, f32)>>;
 /// keyed by `scanner`, already moved to that list.
 fn offer_scanned(scanner: &impl ListScanner, ids: &[u64], codes: &[u8], top: &mut impl ScanSink, keys: &mut [f32]) {
     let keys = &mut keys[..ids.len()];
-    scanner.keys(codes, keys);
+    scanner.keys_within(codes, keys, top.threshold());
     ids.iter().zip(keys.iter()).for_each(|(&id, &key)| top.push(key, id));
 }
 

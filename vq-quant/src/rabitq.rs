@@ -38,7 +38,7 @@ mod bits;
 mod bounds;
 mod levels;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -419,11 +419,14 @@ impl RaBitQuantizer {
         Ok(self.residual_scorer_of(rotated))
     }
 
-    /// A residual scorer from the rotated query. (Without the popcount bounds of flat scans:
-    /// an inverted file's list scans at nprobe 8 ran 0–5 % slower with them, the probed codes
-    /// being close to the query and cold in cache; 17–20 % faster at nprobe 32.)
+    /// A residual scorer from the rotated query: one-bit codes also get the popcount bounds,
+    /// which list scans use while they pass few codes.
     fn residual_scorer_of(&self, pq: &[f32]) -> RaBitQScorer {
-        self.scorer_of_rotated(pq, 0.0)
+        let mut scorer = self.scorer_of_rotated(pq, 0.0);
+        if self.bits == 1 {
+            scorer.bounds = SumBounds::new(pq);
+        }
+        scorer
     }
 
     /// The scorer of a query whose rotation is `pq` (`P q`): `s = Σ u_j (P q)_j` is the sum
@@ -431,8 +434,16 @@ impl RaBitQuantizer {
     /// bytes between planes, the first stage's factors, add nothing).
     fn scorer_of_rotated(&self, pq: &[f32], offset: f32) -> RaBitQScorer {
         let sums = SetSums::unfilled();
-        let mut scorer =
-            RaBitQScorer { sums, sum: 0.0, offset, nbytes: 0, first: None, bounds: None, passed: RefCell::default() };
+        let mut scorer = RaBitQScorer {
+            sums,
+            sum: 0.0,
+            offset,
+            nbytes: 0,
+            first: None,
+            bounds: None,
+            pass_rate: Cell::new(1.0),
+            passed: RefCell::default(),
+        };
         self.refill_scorer(&mut scorer, pq, offset);
         scorer
     }
@@ -626,6 +637,11 @@ pub struct RaBitQScorer {
     /// A flat scan at a byte-table level: popcount estimates of the sign plane's sums, which
     /// decide the codes whose one-bit key (or first-stage bound) is summed exactly.
     bounds: Option<SumBounds>,
+    /// One-bit codes: the share of a block's codes the bounds pass, a running estimate from 1
+    /// (a scan's first blocks, whose threshold is loose). While it is ½ or more the bounds are
+    /// not used (their popcounts cost about half a look-up): an inverted list's codes lie
+    /// close to the query, and at nprobe 8 most pass.
+    pass_rate: Cell<f32>,
     /// The codes a first stage passed, put together for the full sums: a flat scan's, or, in a
     /// fast-scan table's second stage, the fast scan's (kept between blocks, lists and
     /// queries).
@@ -745,7 +761,13 @@ impl CodeScorer for RaBitQScorer {
         let bounds = self.bounds.as_ref().filter(|_| threshold < f32::INFINITY);
         let Some(first) = self.first.as_ref().filter(|_| !tails.is_empty()) else {
             return match bounds {
-                Some(bounds) => self.one_bit_keys_within(bounds, heads, out, threshold),
+                Some(bounds) if self.pass_rate.get() < BOUNDS_WORTH_BELOW => {
+                    self.one_bit_keys_within(bounds, heads, out, threshold)
+                }
+                Some(bounds) => {
+                    self.distances(heads, out);
+                    self.predict_pass_rate(bounds, heads, out, threshold);
+                }
                 None => self.distances(heads, out),
             };
         };
@@ -804,11 +826,44 @@ impl RaBitQScorer {
             [a, w, 0.0]
         };
         one_bit_lower_bounds(bounds, codes, cs, [self.offset, self.sum, 0.0], out, factors);
+        let mut passed = 0;
         for (code, o) in codes.chunks_exact(cs).zip(out.iter_mut()) {
-            *o = if *o > threshold { f32::INFINITY } else { self.key_of(self.sums.one(&code[..nb]), &code[nb..]) };
+            *o = if *o > threshold {
+                f32::INFINITY
+            } else {
+                passed += 1;
+                self.key_of(self.sums.one(&code[..nb]), &code[nb..])
+            };
+        }
+        self.note_pass_rate(passed, n);
+    }
+
+    /// After a block keyed without the bounds (`keys`, exact): the share of its codes the
+    /// bounds would have passed, taken as those whose key less `2 |w|` times the error bound
+    /// (the bound's middle: `ŝ` is within it of `s`) is not above `threshold`.
+    fn predict_pass_rate(&self, bounds: &SumBounds, codes: &[u8], keys: &[f32], threshold: f32) {
+        let (nb, cs) = (self.nbytes, self.nbytes + 4 * FACTORS);
+        let spread = 2.0 * bounds.error();
+        let passed = codes
+            .chunks_exact(cs)
+            .zip(keys)
+            .filter(|&(code, &key)| key - spread * factors_at(code, nb)[1].abs() <= threshold)
+            .count();
+        self.note_pass_rate(passed, keys.len().min(codes.len() / cs));
+    }
+
+    /// Folds a block's pass share into the running estimate (half old, half new: a scan's
+    /// threshold tightens as it goes, and an inverted file's far lists pass fewer).
+    fn note_pass_rate(&self, passed: usize, codes: usize) {
+        if codes > 0 {
+            self.pass_rate.set(0.5 * self.pass_rate.get() + 0.5 * passed as f32 / codes as f32);
         }
     }
 }
+
+/// Scans use the popcount bounds while the running share of codes they pass is below this:
+/// a bounded code costs about half a look-up, a passed one a look-up more.
+const BOUNDS_WORTH_BELOW: f32 = 0.5;
 
 /// A one-bit key `offset + a − w (2 s − Σ) − ε ‖q − c‖`, as the scans compute it in f32, is
 /// within this many of its terms' magnitude of its real value (six roundings of at most 2⁻²⁴
@@ -1253,6 +1308,8 @@ mod tests {
             let mut bounded = exact.clone();
             bounded.bounds = Some(bounds.clone());
             for t in thresholds {
+                // Bounded whatever the blocks before passed.
+                bounded.pass_rate.set(0.0);
                 let (mut want, mut got) = (vec![0f32; n], vec![0f32; n]);
                 exact.distances_within(heads, tails, &mut want, t);
                 bounded.distances_within(heads, tails, &mut got, t);
@@ -1314,6 +1371,73 @@ mod tests {
             }
             let skipped = skipped as f64 / (n * queries.len() / dim * kernels) as f64;
             assert!(skipped >= 0.5, "{dim} {metric} {bits} bits: the bounds skip {skipped} of the codes");
+        }
+    }
+
+    /// The same for one-bit codes of residuals about several centres, as an inverted file's
+    /// lists hold them, with a list's offset: residual scorers carry the bounds too.
+    #[test]
+    fn popcount_bounds_change_no_residual_key() {
+        let n = 1500;
+        let kernels = bounds::every_kernel(&[1.0, 2.0]).len();
+        for (dim, metric) in [(128, Metric::L2), (100, Metric::InnerProduct)] {
+            let data = rows(n, dim, 41);
+            let centers = rows(4, dim, 42);
+            let labels: Vec<u32> = (0..n as u32).map(|i| i % 4).collect();
+            let q = RaBitQuantizer::for_residuals(dim, metric).unwrap();
+            let mut resid = data.clone();
+            for (row, &l) in resid.chunks_exact_mut(dim).zip(&labels) {
+                row.iter_mut().zip(&centers[l as usize * dim..]).for_each(|(v, c)| *v -= c);
+            }
+            let mut codes = vec![0u8; n * q.code_size()];
+            q.encode_about(&resid, &q.rotate(&centers), &labels, &mut codes).unwrap();
+            let mut skipped = 0;
+            for query in rows(4, dim, 43).chunks_exact(dim) {
+                let mut exact = q.residual_scorer(query).unwrap();
+                // As this process's level has them (AVX2, NEON).
+                assert_eq!(exact.bounds.is_some(), SumBounds::new(&[1.0, 2.0]).is_some());
+                (exact.bounds, exact.offset) = (None, 0.75);
+                let mut buf = Vec::new();
+                let pq = q.rotate(prepare_row_into("query", query, dim, metric, &mut buf).unwrap());
+                skipped += check_bounds(&exact, &pq, &codes, &[], q.code_size(), &format!("residual {dim} {metric}"));
+            }
+            let skipped = skipped as f64 / (n * 4 * kernels) as f64;
+            assert!(skipped >= 0.5, "residual {dim} {metric}: the bounds skip {skipped} of the codes");
+        }
+    }
+
+    /// A one-bit scan stops using the bounds while they pass most codes (an inverted list's
+    /// first, near blocks) and uses them again once its threshold rules most out: after two
+    /// blocks that pass everything, a block at a threshold below every bound is keyed in full
+    /// (no `+∞`), and the block after it is bounded again (all `+∞`).
+    #[test]
+    fn bounds_sit_out_while_they_pass_most_codes() {
+        let (n, dim) = (600, 128);
+        let data = rows(n, dim, 51);
+        let mut q = RaBitQuantizer::new(dim, Metric::L2).unwrap();
+        q.train(&data).unwrap();
+        let mut codes = vec![0u8; n * q.code_size()];
+        q.encode(&data, &mut codes).unwrap();
+        let query = rows(1, dim, 52);
+        let mut scorer = q.scorer(&query).unwrap();
+        let mut buf = Vec::new();
+        let pq = q.rotate(prepare_row_into("query", &query, dim, Metric::L2, &mut buf).unwrap());
+        let mut keys = vec![0f32; n];
+        scorer.distances(&codes, &mut keys);
+        let highest = keys.iter().fold(f32::NEG_INFINITY, |h, &k| h.max(k));
+        for bounds in bounds::every_kernel(&pq) {
+            (scorer.bounds, scorer.pass_rate) = (Some(bounds), Cell::new(0.0));
+            let mut out = vec![0f32; n];
+            for _ in 0..2 {
+                scorer.distances_within(&codes, &[], &mut out, highest);
+                assert!(out.iter().zip(&keys).all(|(o, k)| o.to_bits() == k.to_bits()));
+            }
+            assert!(scorer.pass_rate.get() >= BOUNDS_WORTH_BELOW, "{}", scorer.pass_rate.get());
+            scorer.distances_within(&codes, &[], &mut out, f32::MIN);
+            assert!(out.iter().zip(&keys).all(|(o, k)| o.to_bits() == k.to_bits()), "keyed in full");
+            assert!(scorer.pass_rate.get() < BOUNDS_WORTH_BELOW, "{}", scorer.pass_rate.get());
+            scorer.distances_within(&codes, &[], &mut out, f32::MIN);
+            assert!(out.iter().all(|&o| o == f32::INFINITY), "bounded again");
         }
     }
 

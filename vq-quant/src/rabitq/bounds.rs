@@ -153,11 +153,12 @@ fn estimates_inline(
     }
     let whole = nbytes / 8;
     for (code, o) in codes.chunks(stride).filter(|c| c.len() >= nbytes).zip(out.iter_mut()) {
-        let (mut ones, mut weighted) = (0u32, 0u32);
+        // One count per plane, weighted once a code: five independent sums per word.
+        let (mut ones, mut counts) = (0u32, [0u32; QUERY_BITS]);
         let mut count = |bits: u64, planes: &[u64; QUERY_BITS]| {
             ones += bits.count_ones();
-            for (p, &plane) in planes.iter().enumerate() {
-                weighted += (bits & plane).count_ones() << p;
+            for (c, &plane) in counts.iter_mut().zip(planes) {
+                *c += (bits & plane).count_ones();
             }
         };
         let (head, tail) = code[..nbytes].split_at(8 * whole);
@@ -169,6 +170,7 @@ fn estimates_inline(
             last[..tail.len()].copy_from_slice(tail);
             count(u64::from_le_bytes(last), &levels[whole]);
         }
+        let weighted: u32 = counts.iter().enumerate().map(|(p, &c)| c << p).sum();
         *o = low * ones as f32 + step * weighted as f32;
     }
 }
