@@ -2,7 +2,8 @@
 //! exact sums go through a byte table (AVX2, NEON; [`super::bits`]) first estimate `s` of each
 //! code's sign plane from the query quantized to [`QUERY_BITS`] bits, `ŝ`, with a bound on
 //! `|s − ŝ|` that holds for every code, and sum exactly only the codes whose key that bound
-//! cannot put above a flat scan's threshold.
+//! cannot put above a scan's threshold: flat scans, and inverted lists while the bounds rule
+//! out most codes (`RaBitQScorer`'s running pass rate).
 //!
 //! Why: the byte table is 48 KiB at d = 384 (the whole L1d of the AMD Zen 5 measured, 32 KiB on
 //! Zen 4 and many Intel cores), and its `⌈d/8⌉` look-ups a code, about 28 cycles, were most of a
