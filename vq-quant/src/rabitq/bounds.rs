@@ -7,12 +7,12 @@
 //!
 //! Why: the byte table is 48 KiB at d = 384 (the whole L1d of the AMD Zen 5 measured, 32 KiB on
 //! Zen 4 and many Intel cores), and its `⌈d/8⌉` look-ups a code, about 28 cycles, were most of a
-//! flat scan at AVX2; the estimate is five `popcnt`s per 64 bits of code. On textemb100k (d = 384, one thread, `VQ_SIMD=avx2`) a flat
-//! `RaBitQ` scan runs 1.5× as fast, `RaBitQ4` 1.35× (BENCHMARKS.md). Faiss' `IndexRaBitQ`
-//! scores with such a quantized query (`qb` bits) and keeps its error; here the quantized query
-//! only decides which codes need their exact sum, so every key a scan returns is the exact one,
-//! and a code is skipped only where even the bound's most favourable `s` puts it above the
-//! threshold.
+//! flat scan at AVX2; the estimate is five `popcnt`s per 64 bits of code. On textemb100k
+//! (d = 384, one thread, `VQ_SIMD=avx2`) a flat `RaBitQ` scan runs about 1.5× as fast,
+//! `RaBitQ4` 1.3× (BENCHMARKS.md). Faiss' `IndexRaBitQ` scores with such a quantized query
+//! (`qb` bits) and keeps its error; here the quantized query only decides which codes need
+//! their exact sum, so every key a scan returns is the exact one, and a code is skipped only
+//! where even the bound's most favourable `s` puts it above the threshold.
 //!
 //! The bound: dimension `j` is quantized to `q̂_j = low + step · u_j`, `u_j` the nearest of
 //! `0 ..= 2^QUERY_BITS − 1`, so with `e_j = q_j − q̂_j`, `s − ŝ = Σ_{b_j = 1} e_j` lies between
@@ -31,10 +31,9 @@ const QUERY_BITS: usize = 4;
 /// scale) stay below it up to d ≈ 10⁴ (vq's dense rotations stop at 4,096).
 const ROUNDING_SLACK: f64 = 1e-4;
 
-/// `out[i] = ŝ` of code `i`: codes `stride` bytes apart, each starting with its `nbytes` bytes
-/// of sign bits; `levels[w][p]` holds bit `p` of the levels of dimensions `64w .. 64w + 64`.
-type EstimateFn =
-    fn(levels: &[[u64; QUERY_BITS]], low: f32, step: f32, codes: &[u8], stride: usize, nbytes: usize, out: &mut [f32]);
+/// `out[i] = ŝ` of code `i` by `bounds`: codes `stride` bytes apart, each starting with its sign
+/// plane.
+type EstimateFn = fn(bounds: &SumBounds, codes: &[u8], stride: usize, out: &mut [f32]);
 
 /// A query quantized for popcount estimates of its set-bit sums over codes' sign planes, and
 /// the bound on their error.
@@ -107,7 +106,7 @@ impl SumBounds {
     /// `out[i] = ŝ` of code `i` of `codes` (`stride` bytes apart, each starting with its sign
     /// plane); outputs past the whole codes are left as they are.
     pub(crate) fn estimates(&self, codes: &[u8], stride: usize, out: &mut [f32]) {
-        (self.kernel)(&self.levels, self.low, self.step, codes, stride, self.nbytes, out);
+        (self.kernel)(self, codes, stride, out);
     }
 }
 
@@ -125,30 +124,15 @@ fn kernel_for(level: SimdLevel) -> Option<EstimateFn> {
 
 /// The estimates by the loop every level compiles (the test's slow twin checks it in f64).
 #[cfg(any(test, target_arch = "aarch64"))]
-fn estimates_portable(
-    levels: &[[u64; QUERY_BITS]],
-    low: f32,
-    step: f32,
-    codes: &[u8],
-    stride: usize,
-    nbytes: usize,
-    out: &mut [f32],
-) {
-    estimates_inline(levels, low, step, codes, stride, nbytes, out);
+fn estimates_portable(bounds: &SumBounds, codes: &[u8], stride: usize, out: &mut [f32]) {
+    estimates_inline(bounds, codes, stride, out);
 }
 
 /// `ŝ = low · |b| + step · Σ_p 2^p |b ∧ level plane p|` per code, the counts exact in
 /// integers. A sign plane whose length is not a multiple of eight bytes is read zero-padded.
 #[inline(always)]
-fn estimates_inline(
-    levels: &[[u64; QUERY_BITS]],
-    low: f32,
-    step: f32,
-    codes: &[u8],
-    stride: usize,
-    nbytes: usize,
-    out: &mut [f32],
-) {
+fn estimates_inline(bounds: &SumBounds, codes: &[u8], stride: usize, out: &mut [f32]) {
+    let SumBounds { ref levels, low, step, nbytes, .. } = *bounds;
     if stride < nbytes || stride == 0 {
         return;
     }
@@ -178,19 +162,11 @@ fn estimates_inline(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{QUERY_BITS, estimates_inline};
+    use super::{SumBounds, estimates_inline};
 
-    pub(super) fn entry(
-        levels: &[[u64; QUERY_BITS]],
-        low: f32,
-        step: f32,
-        codes: &[u8],
-        stride: usize,
-        nbytes: usize,
-        out: &mut [f32],
-    ) {
+    pub(super) fn entry(bounds: &SumBounds, codes: &[u8], stride: usize, out: &mut [f32]) {
         // SAFETY: `kernel_for` hands this kernel out only where `popcnt` was detected.
-        unsafe { with_popcnt(levels, low, step, codes, stride, nbytes, out) }
+        unsafe { with_popcnt(bounds, codes, stride, out) }
     }
 
     /// The portable loop compiled with `popcnt` (without it `count_ones` is a dozen shifts and
@@ -199,16 +175,8 @@ mod x86 {
     /// # Safety
     /// The CPU has `popcnt`.
     #[target_feature(enable = "popcnt")]
-    unsafe fn with_popcnt(
-        levels: &[[u64; QUERY_BITS]],
-        low: f32,
-        step: f32,
-        codes: &[u8],
-        stride: usize,
-        nbytes: usize,
-        out: &mut [f32],
-    ) {
-        estimates_inline(levels, low, step, codes, stride, nbytes, out);
+    unsafe fn with_popcnt(bounds: &SumBounds, codes: &[u8], stride: usize, out: &mut [f32]) {
+        estimates_inline(bounds, codes, stride, out);
     }
 }
 
@@ -275,7 +243,7 @@ mod tests {
             let magnitude: f64 = pq.iter().map(|&v| f64::from(v.abs())).sum();
             for kernel in kernels() {
                 let mut out = vec![f32::NAN; n + 1];
-                kernel(&bounds.levels, bounds.low, bounds.step, &codes, stride, nbytes, &mut out);
+                kernel(&bounds, &codes, stride, &mut out);
                 prop_assert!(out[n].is_nan(), "an output past the codes was written");
                 for (code, &est) in codes.chunks_exact(stride).zip(&out) {
                     let (mut quantized, mut exact) = (0f64, 0f64);
