@@ -455,6 +455,7 @@ impl RaBitQuantizer {
         scorer.sums.refill(pq, &self.plane_offsets()[..planes], self.bit_bytes());
         scorer.sum = total(pq) * ((1u32 << planes) - 1) as f32;
         (scorer.offset, scorer.nbytes, scorer.first, scorer.bounds) = (offset, self.bit_bytes(), None, None);
+        scorer.pass_rate.set(1.0);
     }
 
     /// A fast-scan table's second stage for the query rotated to `pq`, with `offset` and
@@ -634,8 +635,9 @@ pub struct RaBitQScorer {
     nbytes: usize,
     /// Multi-bit codes scanned flat: the one-bit estimate first.
     first: Option<FirstStage>,
-    /// A flat scan at a byte-table level: popcount estimates of the sign plane's sums, which
-    /// decide the codes whose one-bit key (or first-stage bound) is summed exactly.
+    /// A scan at a byte-table level (flat, or of one-bit residual codes in lists): popcount
+    /// estimates of the sign plane's sums, which decide the codes whose one-bit key (or
+    /// first-stage bound) is summed exactly.
     bounds: Option<SumBounds>,
     /// One-bit codes: the share of a block's codes the bounds pass, a running estimate from 1
     /// (a scan's first blocks, whose threshold is loose). While it is ½ or more the bounds are

@@ -302,15 +302,8 @@ fn avx2_quantize(a: &[f32], b: Option<&[f32]>, mins: &[f32], scale: f32, out: &m
         let at = j * 16;
         assert!(at + 16 <= a.len() && b.is_none_or(|b| at + 16 <= b.len()) && at + 16 <= out.len());
         let lo = _mm256_set1_ps(lo);
-        // SAFETY: `at + 16` is within `a` (and `b`), checked above; unaligned loads.
-        let (k0, k1) = unsafe {
-            let (mut k0, mut k1) = (_mm256_loadu_ps(a.as_ptr().add(at)), _mm256_loadu_ps(a.as_ptr().add(at + 8)));
-            if let Some(b) = b {
-                k0 = _mm256_add_ps(k0, _mm256_loadu_ps(b.as_ptr().add(at)));
-                k1 = _mm256_add_ps(k1, _mm256_loadu_ps(b.as_ptr().add(at + 8)));
-            }
-            (k0, k1)
-        };
+        // SAFETY: `at + 16` is within `a` (and `b`), checked above.
+        let (k0, k1) = unsafe { row_256(a, b, j) };
         // Values are in 0..=255.5 (a key is at least its row's minimum); truncation rounds.
         let q0 = _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(k0, lo), vscale), half));
         let q1 = _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(k1, lo), vscale), half));
