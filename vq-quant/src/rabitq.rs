@@ -755,7 +755,7 @@ impl CodeScorer for RaBitQScorer {
     /// where the one-bit estimate erred by more than 1.9 of its standard deviations (the
     /// paper's bound) in its favour.
     ///
-    /// At the byte-table levels ([`SumBounds`]) the sign plane's sums are estimated by
+    /// At the byte-table levels (`SumBounds`) the sign plane's sums are estimated by
     /// popcounts first, and summed exactly only where the estimate's error bound leaves the
     /// one-bit key (of one-bit codes: the key itself, the others then `+∞`) or the first
     /// stage's bound not above `threshold`: the same keys, fewer table look-ups.
