@@ -779,14 +779,12 @@ impl CodeScorer for RaBitQScorer {
         let n = out.len().min(heads.len() / hs).min(tails.len() / ts);
         out[n..].fill(f32::INFINITY);
         let (heads, out) = (&heads[..n * hs], &mut out[..n]);
-        let first_bound = |s: f32, head: &[u8]| {
-            let [a1, w1, err1] = factors_at(head, first.factors_at);
-            self.offset + a1 - w1 * (2.0 * s - first.sum) - err1 * first.center_distance
-        };
+        let terms = [self.offset, first.sum, first.center_distance];
+        let first_bound = |s: f32, head: &[u8]| one_bit_key(terms, factors_at(head, first.factors_at), s);
         match bounds {
             Some(bounds) => {
                 let factors = |head: &[u8]| factors_at(head, first.factors_at);
-                one_bit_lower_bounds(bounds, heads, hs, [self.offset, first.sum, first.center_distance], out, factors);
+                one_bit_lower_bounds(bounds, heads, hs, terms, out, factors);
                 for (head, o) in heads.chunks_exact(hs).zip(out.iter_mut()) {
                     // (A NaN, from a forged factor, is summed: as the exact bound would be.)
                     *o = if *o > threshold { f32::INFINITY } else { first_bound(first.sign.one(head), head) };
@@ -872,6 +870,15 @@ const BOUNDS_WORTH_BELOW: f32 = 0.5;
 /// each), and so is its lower bound here: twice their sum keeps the bound below the key.
 const KEY_ROUNDING: f32 = 2e-6;
 
+/// The one-bit key `offset + a − w (2 s − Σ) − ε ‖q − c‖` of a code with factors `[a, w, ε]`
+/// and sign-plane sum `s`, `terms` = `[offset, Σ_j (P q)_j, ‖q − c‖]`: a first stage's bound
+/// (and, less its error bound, the popcount bounds' key).
+#[inline(always)]
+fn one_bit_key(terms: [f32; 3], [a, w, err]: [f32; 3], s: f32) -> f32 {
+    let [offset, sum, center_distance] = terms;
+    offset + a - w * (2.0 * s - sum) - err * center_distance
+}
+
 /// Lower bounds on the one-bit keys of `codes` (`stride` apart, sign plane first) from the
 /// popcount estimates `ŝ` of their sign planes' sums: `terms` = `[offset, Σ_j (P q)_j,
 /// ‖q − c‖]`, `factors(code)` = the code's `[a, w, ε]`. `s` is within `bounds.error()` of `ŝ`,
@@ -890,7 +897,7 @@ fn one_bit_lower_bounds(
     bounds.estimates(codes, stride, out);
     for (code, o) in codes.chunks_exact(stride).zip(out.iter_mut()) {
         let ([a, w, err], s) = (factors(code), *o);
-        let key = offset + a - w * (2.0 * s - sum) - err * center_distance;
+        let key = one_bit_key(terms, [a, w, err], s);
         let magnitude =
             offset.abs() + a.abs() + (err * center_distance).abs() + w.abs() * (2.0 * (s.abs() + e) + sum.abs());
         *o = key - 2.0 * w.abs() * e - KEY_ROUNDING * magnitude;

@@ -57,13 +57,7 @@ impl SumBounds {
     /// one-bit scan with these estimates before them ran at 0.83× their speed alone) or has no
     /// fast popcount (portable x86-64).
     pub(crate) fn new(pq: &[f32]) -> Option<SumBounds> {
-        Self::at_level(pq, vq_distance::simd_level())
-    }
-
-    /// The bounds at `level`, `None` where it has none or this CPU cannot run it (tests
-    /// compare levels).
-    pub(crate) fn at_level(pq: &[f32], level: SimdLevel) -> Option<SumBounds> {
-        Self::with_kernel(pq, kernel_for(level)?)
+        Self::with_kernel(pq, kernel_for(vq_distance::simd_level())?)
     }
 
     fn with_kernel(pq: &[f32], kernel: EstimateFn) -> Option<SumBounds> {
