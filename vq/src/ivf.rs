@@ -184,6 +184,13 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
         self.inner.range_rows(queries, radii, &ivf_search(params)).map_err(|e| self.err(e))
     }
 
+    fn range_scan_size(&self, params: &SearchParams<'_>) -> Option<usize> {
+        // About: the lists' mean size times the lists probed.
+        let p = self.inner.params();
+        let nprobe = params.nprobe.unwrap_or(p.nprobe).clamp(1, p.nlist.max(1));
+        Some(self.len().div_ceil(p.nlist.max(1)).saturating_mul(nprobe))
+    }
+
     fn remove_ids(&mut self, ids: &[u64]) -> Result<usize> {
         Ok(self.inner.remove_ids(ids))
     }

@@ -24,6 +24,66 @@ use crate::spec::{IndexSpec, RefineSpec};
 /// imgsift100k `IVF1024,PQ32x4fs,RFlat` (less memory touched fresh), 64 was 5-10 % slower.
 const WIDE_BATCH: usize = 1024;
 
+/// Scanned entries a one-pass range search holds at once (16 bytes each): the batch of
+/// queries is this over the base's [`Index::range_scan_size`], but at least one a thread.
+const ONE_PASS_ENTRIES: usize = 1 << 20;
+
+/// Queries per batch of a one-pass range search over a base that scans about `scan` entries
+/// a query, or `None` when even one query a thread would hold more than
+/// [`ONE_PASS_ENTRIES`] (the k-NN pass and the range pass then hold less).
+fn one_pass_batch(scan: usize) -> Option<usize> {
+    let batch = ONE_PASS_ENTRIES / scan.max(1);
+    (batch >= rayon::current_num_threads()).then_some(batch.min(WIDE_BATCH))
+}
+
+/// Queries in the first batch of a one-pass range search with a widening: their scans take
+/// every probed entry, to learn how far the later batches' scans need to reach.
+const LEARN_BATCH: usize = 64;
+
+/// A one-pass batch's scan reaches as far as this percentage of the batch before it needed;
+/// the rest of its queries take the two passes.
+const NEED_QUANTILE_PERCENT: usize = 95;
+
+/// One query's candidates from a one-pass scan, re-scored (`None` when the scan did not
+/// reach far enough for them), and how far its scan needed to reach: the key of its
+/// `first_k`-th nearest or its widened radius, whichever is further.
+struct Widened {
+    scored: Option<Vec<(u64, f32)>>,
+    need: f32,
+}
+
+impl Widened {
+    /// The re-scored candidates (none when the scan fell short; those queries are redone).
+    fn candidates(self) -> Vec<(u64, f32)> {
+        self.scored.unwrap_or_default()
+    }
+}
+
+/// How far past the radius a refine stage's range search takes its base's candidates.
+struct Reach {
+    metric: Metric,
+    /// The radius' key.
+    limit: f32,
+    /// The factor on the score error.
+    widening: f32,
+    /// The nearest the error is measured on.
+    first_k: usize,
+}
+
+impl Reach {
+    /// The key candidates are taken up to: the radius' key plus the widening times the largest
+    /// difference between a nearest's base score (`base_scores`) and its re-scored one
+    /// (`scored`, in the same order). Both sides count, though only a base key above the true
+    /// one pushes a hit out of the base's range: that side alone found 0.4 % fewer of
+    /// imgsift100k's hits for 1.2x the QPS, but 0.90 instead of 0.97+ of them under coarse
+    /// codes (the conformance test's PQ4x4fs), its maximum over 32 being the noisier estimate.
+    fn widened(&self, base_scores: impl Iterator<Item = f32>, scored: &[(u64, f32)]) -> f32 {
+        let key = |s: f32| self.metric.key_from_score(s);
+        let stray = base_scores.zip(scored).map(|(b, &(_, s))| (key(b) - key(s)).abs()).fold(0.0f32, f32::max);
+        self.limit + self.widening * stray
+    }
+}
+
 /// The precise copy candidates are re-scored from, and its rows' ids.
 #[derive(Debug)]
 struct Stored {
@@ -161,6 +221,136 @@ impl RefineIndex {
                     .collect())
             }
         }
+    }
+
+    /// [`range_search_with`](Index::range_search_with) through one range pass of the base,
+    /// `batch` queries at a time: each query's candidates, widened as `reach` says, re-scored;
+    /// uncut. With a widening, the first batch (of [`LEARN_BATCH`]) takes every probed entry
+    /// and each later one the entries up to what most of the batch before it needed (the key
+    /// of its `first_k`-th nearest or its widened radius, whichever is further): a query that
+    /// needed more — its nearest or its widened radius past the scan — goes through the two
+    /// passes instead, so every query gets the candidates those would give it.
+    fn range_in_one_pass(
+        &self,
+        queries: &[f32],
+        reach: &Reach,
+        params: &SearchParams<'_>,
+        batch: usize,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
+        let (dim, metric, kern) = (self.dim(), self.metric(), Kernels::active());
+        let nq = queries.len() / dim;
+        let mut rows = Vec::with_capacity(nq);
+        let widens = reach.widening > 0.0;
+        let mut scan_key = if widens { f32::INFINITY } else { reach.limit };
+        while rows.len() < nq {
+            let start = rows.len();
+            let size = if start == 0 && widens { LEARN_BATCH.min(batch) } else { batch };
+            let chunk = &queries[start * dim..(start + size).min(nq) * dim];
+            let radii = vec![metric.score_from_key(scan_key); chunk.len() / dim];
+            let found = self.base.range_rows(chunk, &radii, params)?;
+            let mut done = chunk
+                .par_chunks_exact(dim)
+                .zip(found)
+                .map(|(q, found)| self.rescore_widened(q, found, reach, scan_key, kern))
+                .collect::<Result<Vec<_>>>()?;
+            let short: Vec<usize> = (0..done.len()).filter(|&i| done[i].scored.is_none()).collect();
+            if !short.is_empty() {
+                let again: Vec<f32> = short.iter().flat_map(|&i| &chunk[i * dim..(i + 1) * dim]).copied().collect();
+                for (&i, redone) in short.iter().zip(self.range_in_two_passes(&again, reach, params)?) {
+                    done[i] = redone;
+                }
+            }
+            if widens {
+                let mut needs: Vec<f32> = done.iter().map(|d| d.need).collect();
+                let at = (needs.len() - 1) * NEED_QUANTILE_PERCENT / 100;
+                let need = *needs.select_nth_unstable_by(at, f32::total_cmp).1;
+                // (A NaN need — an infinite radius beside an infinite error — reaches everything.)
+                scan_key = if need.is_nan() { f32::INFINITY } else { need };
+            }
+            rows.extend(done.into_iter().map(Widened::candidates));
+        }
+        Ok(rows)
+    }
+
+    /// One query's candidates from the base's entries up to `scan_key` (`found`, with their
+    /// scores, in any order): the `first_k` nearest by the base's scores re-scored, then the
+    /// rest within the radius widened by their error (all of them when the widening is 0).
+    /// Without candidates when the scan may not hold them: fewer than `first_k` entries (unless
+    /// the scan kept all), or the widened radius past `scan_key`.
+    fn rescore_widened(
+        &self,
+        q: &[f32],
+        mut found: Vec<(u64, f32)>,
+        reach: &Reach,
+        scan_key: f32,
+        kern: &Kernels,
+    ) -> Result<Widened> {
+        if reach.widening == 0.0 {
+            let scored = self.rescore(q, found.into_iter().map(|(id, _)| id), kern)?;
+            return Ok(Widened { scored: Some(scored), need: reach.limit });
+        }
+        if found.len() < reach.first_k && scan_key < f32::INFINITY {
+            return Ok(Widened { scored: None, need: f32::INFINITY });
+        }
+        let key = |s: f32| reach.metric.key_from_score(s);
+        let k = reach.first_k.min(found.len());
+        // The base's k-NN answer: ties to the smaller id.
+        reach.metric.select_best(&mut found, k);
+        let (nearest, rest) = found.split_at(k);
+        let mut scored = self.rescore(q, nearest.iter().map(|&(id, _)| id), kern)?;
+        let widened = reach.widened(nearest.iter().map(|&(_, s)| s), &scored);
+        let need = nearest.iter().map(|&(_, s)| key(s)).fold(widened, f32::max);
+        // (The base's range keeps keys strictly below its radius': `widened` must be too.)
+        if widened >= scan_key && scan_key < f32::INFINITY {
+            return Ok(Widened { scored: None, need });
+        }
+        scored.extend(self.rescore(q, rest.iter().filter(|&&(_, s)| key(s) < widened).map(|&(id, _)| id), kern)?);
+        Ok(Widened { scored: Some(scored), need })
+    }
+
+    /// [`range_search_with`](Index::range_search_with) through a k-NN pass and, for the
+    /// queries whose nearest do not reach past their widened radius, a range pass at it: each
+    /// query's re-scored candidates, uncut, and how far its scan needed to reach (the further
+    /// of its `first_k`-th nearest's key and its widened radius).
+    fn range_in_two_passes(&self, queries: &[f32], reach: &Reach, params: &SearchParams<'_>) -> Result<Vec<Widened>> {
+        let (dim, metric, kern) = (self.dim(), self.metric(), Kernels::active());
+        let first = SearchParams { k: reach.first_k, ef: params.ef.map(|ef| ef.max(reach.first_k)), ..*params };
+        let nearest = self.base.search_with(queries, &first)?;
+        // Per query: its nearest re-scored, and the widened radius of its second pass, if it
+        // needs one.
+        let mut rows = queries
+            .par_chunks_exact(dim)
+            .zip(nearest.iter().collect::<Vec<_>>())
+            .map(|(q, (ids, base_scores))| {
+                let found = ids.iter().take_while(|&&id| id != u64::MAX).count();
+                let (ids, base_scores) = (&ids[..found], &base_scores[..found]);
+                let scored = self.rescore(q, ids.iter().copied(), kern)?;
+                let widened = reach.widened(base_scores.iter().copied(), &scored);
+                let last_base = base_scores.last().map_or(f32::INFINITY, |&b| metric.key_from_score(b));
+                // (An infinite radius, or a widening that overflows, keeps everything.)
+                let wide = (found == reach.first_k && last_base <= widened).then(|| metric.score_from_key(widened));
+                Ok((scored, wide, if found == reach.first_k { last_base.max(widened) } else { f32::INFINITY }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // The second pass: the queries whose nearest do not reach past their widened radius,
+        // in batches through the base (the batch bounds the candidates held at once).
+        let wide_all: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].1.is_some()).collect();
+        for wide in wide_all.chunks(WIDE_BATCH) {
+            let batch: Vec<f32> = wide.iter().flat_map(|&i| &queries[i * dim..(i + 1) * dim]).copied().collect();
+            let radii: Vec<f32> = wide.iter().filter_map(|&i| rows[i].1).collect();
+            let candidates = self.base.range_rows(&batch, &radii, params)?;
+            let rescored = wide
+                .par_iter()
+                .zip(candidates)
+                .map(|(&i, hits)| {
+                    self.rescore(&queries[i * dim..(i + 1) * dim], hits.into_iter().map(|(id, _)| id), kern)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for (&i, scored) in wide.iter().zip(rescored) {
+                rows[i].0 = scored;
+            }
+        }
+        Ok(rows.into_iter().map(|(scored, _, need)| Widened { scored: Some(scored), need }).collect())
     }
 
     pub(crate) fn read_sections(
@@ -318,22 +508,24 @@ impl Index for RefineIndex {
         neighbors_from_rows(params.k, self.metric(), rows)
     }
 
-    /// Each query's base candidates re-scored from the store and cut at the radius: first
-    /// the base's `k` nearest (`params.k`, or 32), which also show how far the base's scores
-    /// stray from the store's (`δ`, the largest difference among them); then, unless those
-    /// already reach past the radius by `δ`, the base's range search at the radius widened
-    /// by `δ` (all such passes in batches; `refine_widening` scales `δ`). So a hit is missed
-    /// only where the base misses it or its base score strays further than any of the
-    /// query's nearest did. One pass where deepening k-NN would run one per doubling of `k`.
-    /// (A widening of `2δ` found 0.002 more of imgsift100k's hits under
+    /// Each query's base candidates re-scored from the store and cut at the radius. The base's
+    /// `k` nearest (`params.k`, or 32) show how far its scores stray from the store's (`δ`,
+    /// the largest difference among them), and the candidates are the base's entries within
+    /// the radius widened by `δ` (`refine_widening` scales `δ`). So a hit is missed only where
+    /// the base misses it or its base score strays further than any of the query's nearest
+    /// did. (A widening of `2δ` found 0.002 more of imgsift100k's hits under
     /// `IVF1024,PQ32x4fs,RFlat` for 1.4× the time; none, Faiss' way, 0.035 fewer.)
+    ///
+    /// An inverted file whose k-NN search scans as much as its range search
+    /// ([`Index::range_scan_size`]) gives a query's nearest and candidates in one range pass,
+    /// reaching as far as most queries of the batch before needed (see `range_in_one_pass`);
+    /// other bases give their nearest by a k-NN pass and then, where those do not already
+    /// reach past the widened radius, their range search at it. A widening of 0 needs no
+    /// nearest: one range pass at the radius, Faiss' `IndexRefine`.
     fn range_search_with(&self, queries: &[f32], radius: f32, params: &SearchParams<'_>) -> Result<RangeResult> {
         vq_distance::check_radius(radius)?;
         let (dim, metric) = (self.dim(), self.metric());
         let queries = prepare("queries", queries, dim, metric)?;
-        let first_k = if params.k == 0 { FIRST_K } else { params.k }.min(self.len().max(1));
-        let limit = metric.key_from_score(radius);
-        let kern = Kernels::active();
         let widening = match params.refine_widening {
             None => 1.0,
             Some(w) if w.is_finite() && w >= 0.0 => w,
@@ -344,56 +536,19 @@ impl Index for RefineIndex {
                 });
             }
         };
-        // Both passes go through the base in batches (its own parallel, list-major search).
-        let first = SearchParams { k: first_k, ef: params.ef.map(|ef| ef.max(first_k)), ..*params };
-        let nearest = self.base.search_with(&queries, &first)?;
-        // Per query: its nearest re-scored, and the widened radius of its second pass, if it
-        // needs one.
-        let mut rows = queries
-            .par_chunks_exact(dim)
-            .zip(nearest.iter().collect::<Vec<_>>())
-            .map(|(q, (ids, base_scores))| {
-                let found = ids.iter().take_while(|&&id| id != u64::MAX).count();
-                let (ids, base_scores) = (&ids[..found], &base_scores[..found]);
-                let scored = self.rescore(q, ids.iter().copied(), kern)?;
-                // Rescored in the candidates' order: the base's key beside the store's. Both
-                // sides count, though only a base key above the true one pushes a hit out of the
-                // base's range: that side alone found 0.4 % fewer of imgsift100k's hits for
-                // 1.2x the QPS, but 0.90 instead of 0.97+ of them under coarse codes (the
-                // conformance test's PQ4x4fs), its maximum over 32 being the noisier estimate.
-                let stray = base_scores
-                    .iter()
-                    .zip(&scored)
-                    .map(|(b, (_, s))| (metric.key_from_score(*b) - metric.key_from_score(*s)).abs())
-                    .fold(0.0f32, f32::max);
-                let widened = limit + widening * stray;
-                let last_base = base_scores.last().map_or(f32::INFINITY, |&b| metric.key_from_score(b));
-                // (An infinite radius, or a widening that overflows, keeps everything.)
-                let wide = (found == first_k && last_base <= widened)
-                    .then(|| if widened.is_finite() { metric.score_from_key(widened) } else { radius });
-                Ok((scored, wide))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        // The second pass: the queries whose nearest do not reach past their widened radius,
-        // in batches through the base (an inverted file scans each in one pass; the batch
-        // bounds the candidates held at once).
-        let wide_all: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].1.is_some()).collect();
-        for wide in wide_all.chunks(WIDE_BATCH) {
-            let batch: Vec<f32> = wide.iter().flat_map(|&i| &queries[i * dim..(i + 1) * dim]).copied().collect();
-            let radii: Vec<f32> = wide.iter().filter_map(|&i| rows[i].1).collect();
-            let candidates = self.base.range_rows(&batch, &radii, params)?;
-            let rescored = wide
-                .par_iter()
-                .zip(candidates)
-                .map(|(&i, hits)| {
-                    self.rescore(&queries[i * dim..(i + 1) * dim], hits.into_iter().map(|(id, _)| id), kern)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            for (&i, scored) in wide.iter().zip(rescored) {
-                rows[i].0 = scored;
-            }
-        }
-        let rows = rows.into_iter().map(|(mut scored, _)| {
+        let reach = Reach {
+            metric,
+            limit: metric.key_from_score(radius),
+            widening,
+            first_k: if params.k == 0 { FIRST_K } else { params.k }.min(self.len().max(1)),
+        };
+        let one_pass =
+            if widening == 0.0 { Some(WIDE_BATCH) } else { self.base.range_scan_size(params).and_then(one_pass_batch) };
+        let rows = match one_pass {
+            Some(batch) => self.range_in_one_pass(&queries, &reach, params, batch)?,
+            None => self.range_in_two_passes(&queries, &reach, params)?.into_iter().map(Widened::candidates).collect(),
+        };
+        let rows = rows.into_iter().map(|mut scored| {
             scored.retain(|&(_, s)| metric.within(s, radius));
             scored
         });
@@ -616,5 +771,83 @@ impl RefineIndex {
         };
         self.stored().ids.check_absent(&moved)?;
         Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{RngExt, SeedableRng, rngs::StdRng};
+    use rand_distr::{Distribution, Normal};
+
+    use super::*;
+    use crate::factory::index_factory;
+
+    const DIM: usize = 16;
+
+    /// Gaussian clusters: 10 centres, unit spread around them.
+    fn clustered(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let centres: Vec<f32> = (0..10 * DIM).map(|_| rng.random_range(-6.0f32..6.0)).collect();
+        let noise = Normal::new(0.0f32, 1.0).unwrap();
+        (0..n)
+            .flat_map(|_| {
+                let c = rng.random_range(0..10);
+                (0..DIM).map(|j| centres[c * DIM + j] + noise.sample(&mut rng)).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Each row's hits by id, scores as bits.
+    fn by_id(rows: Vec<Vec<(u64, f32)>>) -> Vec<Vec<(u64, u32)>> {
+        rows.into_iter()
+            .map(|mut row| {
+                row.sort_by_key(|h| h.0);
+                row.into_iter().map(|(id, s)| (id, s.to_bits())).collect()
+            })
+            .collect()
+    }
+
+    /// One range pass over an inverted file gives every query the candidates the two passes
+    /// give it: in one batch, and in batches of 16 (later batches reach only as far as most of
+    /// the batch before needed, so some queries take the two passes); a widening of 0 is the
+    /// base's range at the radius, re-scored.
+    #[test]
+    fn one_range_pass_gives_the_candidates_of_two() {
+        let data = clustered(3000, 1);
+        let queries = clustered(300, 2);
+        // Radii where the first `k`'s reach is further than the widened radius (the 40th
+        // neighbour's median) and nearer (the 150th's).
+        let deep = vq_distance::knn_exact(&data, &queries, DIM, 150, Metric::L2).unwrap();
+        let median = |rank: usize| {
+            let mut nth: Vec<f32> = deep.iter().map(|(_, s)| s[rank - 1]).collect();
+            nth.sort_by(f32::total_cmp);
+            nth[nth.len() / 2]
+        };
+        for (spec, radius) in [("IVF16,PQ4", median(40)), ("IVF16,SQ4", median(40)), ("IVF16,PQ4", median(150))] {
+            let mut index = RefineIndex::new(index_factory(DIM, spec, Metric::L2).unwrap(), RefineSpec::Flat).unwrap();
+            index.train(&data).unwrap();
+            index.add(&data).unwrap();
+            let p = SearchParams { nprobe: Some(4), ..Default::default() };
+            assert!(index.base.range_scan_size(&p).is_some(), "{spec}: scans in one pass");
+            let reach = Reach { metric: Metric::L2, limit: radius, widening: 1.0, first_k: FIRST_K };
+            let two = index.range_in_two_passes(&queries, &reach, &p).unwrap();
+            let two = by_id(two.into_iter().map(Widened::candidates).collect());
+            for batch in [16, WIDE_BATCH] {
+                let one = by_id(index.range_in_one_pass(&queries, &reach, &p, batch).unwrap());
+                assert_eq!(one, two, "{spec} radius {radius}: batches of {batch}");
+            }
+            let flat = SearchParams { refine_widening: Some(0.0), ..p };
+            let got = index.range_search_with(&queries, radius, &flat).unwrap();
+            let base = index.base.range_search_with(&queries, radius, &p).unwrap();
+            let kern = Kernels::active();
+            for (q, ((ids, _), (base_ids, _))) in got.iter().zip(base.iter()).enumerate() {
+                let rescored = index.rescore(&queries[q * DIM..][..DIM], base_ids.iter().copied(), kern).unwrap();
+                let mut want: Vec<u64> = rescored.iter().filter(|&&(_, s)| s < radius).map(|&(id, _)| id).collect();
+                let mut ids = ids.to_vec();
+                want.sort();
+                ids.sort();
+                assert_eq!(ids, want, "{spec} radius {radius} query {q}: widening 0");
+            }
+        }
     }
 }

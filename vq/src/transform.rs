@@ -427,6 +427,10 @@ impl Index for PreTransformIndex {
         self.inner.range_rows(&mapped, radii, params)
     }
 
+    fn range_scan_size(&self, params: &SearchParams<'_>) -> Option<usize> {
+        self.inner.range_scan_size(params)
+    }
+
     /// The inner index's vector, mapped back (behind PCA: the nearest point of the kept
     /// subspace).
     fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
