@@ -34,8 +34,10 @@ pub struct SearchParams<'a> {
     /// Refine indexes' range search: how far past the radius the base's own range search
     /// reaches, in units of `δ`, the most a base score strayed from the true one among the
     /// query's `k` nearest. `None`: 1. `Some(0.0)` is Faiss' way, the base's range at the
-    /// radius, re-scored: on imgsift100k's inverted files it found 0.80–0.81 of the hits
-    /// instead of 0.84, at 1.2–1.6× the QPS (BENCHMARKS.md). Finite and at least 0.
+    /// radius, re-scored, in one pass: on imgsift100k's inverted files (nprobe 16) it found
+    /// 0.78–0.81 of the hits instead of 0.83–0.84, at 1.45–2.4× the QPS (0.97–1.44× Faiss'
+    /// own; BENCHMARKS.md). Probing more lists finds more hits for the time on fast-scan and
+    /// PQ codes; widening, on coarse scalar codes. Finite and at least 0.
     pub refine_widening: Option<f32>,
     /// Only ids the filter accepts are returned (rejected vectors still route graph searches).
     /// A set that lists its ids (`IdBitset`, `IdSet`) lets HNSW and inverted-file indexes
@@ -356,8 +358,8 @@ pub trait Index: Any + Send + Sync {
     /// a base takes its candidates and its nearest from one range pass, instead of a k-NN pass
     /// and then a range pass over the same lists. `None` where the work grows with the radius
     /// (graphs), where the scan is the whole index (flat storage), and where a k-NN pass is
-    /// much cheaper than a range pass (fast-scan inverted files, whose search skips most
-    /// codes by integer bounds: one pass was 5 % slower there on imgsift100k).
+    /// much cheaper than a range pass (fast-scan and RaBitQ inverted files, whose searches
+    /// skip most codes by their bounds: one pass was 5-12 % slower there on imgsift100k).
     fn range_scan_size(&self, params: &SearchParams<'_>) -> Option<usize> {
         let _ = params;
         None

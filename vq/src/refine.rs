@@ -809,6 +809,27 @@ mod tests {
             .collect()
     }
 
+    /// The bases a refine stage takes in one range pass: inverted files whose k-NN pass
+    /// scans every probed code (behind a rotation too), not those whose bounds skip codes.
+    #[test]
+    fn one_pass_bases_are_inverted_files_that_score_every_code() {
+        let p = SearchParams::default();
+        for (spec, one_pass) in [
+            ("IVF16,PQ4", true),
+            ("IVF16,SQ8", true),
+            ("IVF16,Flat", true),
+            ("OPQ4,IVF16,PQ4", true),
+            ("IVF16,PQ4x4fs", false),
+            ("IVF16,RaBitQ", false),
+            ("IVF16,RaBitQ4", false),
+            ("PQ4", false),
+            ("HNSW8", false),
+        ] {
+            let base = index_factory(DIM, spec, Metric::L2).unwrap();
+            assert_eq!(base.range_scan_size(&p).is_some(), one_pass, "{spec}");
+        }
+    }
+
     /// One range pass over an inverted file gives every query the candidates the two passes
     /// give it: in one batch, and in batches of 16 (later batches reach only as far as most of
     /// the batch before needed, so some queries take the two passes); a widening of 0 is the
