@@ -36,8 +36,9 @@ pub struct SearchParams<'a> {
     /// query's `k` nearest. `None`: 1. `Some(0.0)` is Faiss' way, the base's range at the
     /// radius, re-scored, in one pass: on imgsift100k's inverted files (nprobe 16) it found
     /// 0.78–0.81 of the hits instead of 0.83–0.84, at 1.45–2.4× the QPS (0.97–1.44× Faiss'
-    /// own; BENCHMARKS.md). Probing more lists finds more hits for the time on fast-scan and
-    /// PQ codes; widening, on coarse scalar codes. Finite and at least 0.
+    /// own; BENCHMARKS.md). For more hits in the time, probing more lists paid better on
+    /// imgsift's PQ codes, widening on its SQ4 codes and on textemb100k's embeddings (PQ48:
+    /// 0.83 of the hits at nprobe 16 where Faiss' way finds 0.71 at 24). Finite and at least 0.
     pub refine_widening: Option<f32>,
     /// Only ids the filter accepts are returned (rejected vectors still route graph searches).
     /// A set that lists its ids (`IdBitset`, `IdSet`) lets HNSW and inverted-file indexes
