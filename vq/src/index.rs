@@ -359,8 +359,8 @@ pub trait Index: Any + Send + Sync {
     /// a base takes its candidates and its nearest from one range pass, instead of a k-NN pass
     /// and then a range pass over the same lists. `None` where the work grows with the radius
     /// (graphs), where the scan is the whole index (flat storage), and where a k-NN pass is
-    /// much cheaper than a range pass (fast-scan and RaBitQ inverted files, whose searches
-    /// skip most codes by their bounds: one pass was 5-12 % slower there on imgsift100k).
+    /// much cheaper than a range pass (fast-scan inverted files, whose search skips most codes
+    /// by integer bounds: one pass was 5 % slower there on imgsift100k).
     fn range_scan_size(&self, params: &SearchParams<'_>) -> Option<usize> {
         let _ = params;
         None

@@ -185,11 +185,6 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
     }
 
     fn range_scan_size(&self, params: &SearchParams<'_>) -> Option<usize> {
-        // RaBitQ lists' k-NN scans skip most codes by their bounds: one range pass was 6-12 %
-        // slower than the two on imgsift100k `IVF1024,RaBitQ,RFlat`.
-        if matches!(self.inner.codec().storage(), StorageSpec::Codec(CodecSpec::RaBitQ { .. })) {
-            return None;
-        }
         // About: the lists' mean size times the lists probed.
         let p = self.inner.params();
         let nprobe = params.nprobe.unwrap_or(p.nprobe).clamp(1, p.nlist.max(1));

@@ -810,7 +810,8 @@ mod tests {
     }
 
     /// The bases a refine stage takes in one range pass: inverted files whose k-NN pass
-    /// scans every probed code (behind a rotation too), not those whose bounds skip codes.
+    /// scans every probed code (behind a rotation too), not fast-scan lists (whose integer
+    /// bounds skip codes), graphs or flat codes.
     #[test]
     fn one_pass_bases_are_inverted_files_that_score_every_code() {
         let p = SearchParams::default();
@@ -819,9 +820,10 @@ mod tests {
             ("IVF16,SQ8", true),
             ("IVF16,Flat", true),
             ("OPQ4,IVF16,PQ4", true),
+            ("IVF16,RaBitQ", true),
+            ("IVF16,RaBitQ4", true),
             ("IVF16,PQ4x4fs", false),
-            ("IVF16,RaBitQ", false),
-            ("IVF16,RaBitQ4", false),
+            ("IVF16,RaBitQfs", false),
             ("PQ4", false),
             ("HNSW8", false),
         ] {
@@ -846,7 +848,12 @@ mod tests {
             nth.sort_by(f32::total_cmp);
             nth[nth.len() / 2]
         };
-        for (spec, radius) in [("IVF16,PQ4", median(40)), ("IVF16,SQ4", median(40)), ("IVF16,PQ4", median(150))] {
+        for (spec, radius) in [
+            ("IVF16,PQ4", median(40)),
+            ("IVF16,SQ4", median(40)),
+            ("IVF16,RaBitQ", median(40)),
+            ("IVF16,PQ4", median(150)),
+        ] {
             let mut index = RefineIndex::new(index_factory(DIM, spec, Metric::L2).unwrap(), RefineSpec::Flat).unwrap();
             index.train(&data).unwrap();
             index.add(&data).unwrap();
