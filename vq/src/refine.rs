@@ -131,9 +131,10 @@ pub struct RefineIndex {
     refine: RefineSpec,
     /// Behind a lock so that [`add_shared`](Index::add_shared) can append while searches
     /// re-score (when the base adds beside searches: graphs). Paths through `&mut self` reach
-    /// it with `get_mut`, without locking; a search takes the read lock once per query and
-    /// never holds it across parallel work, so a rayon worker that blocks on it cannot be
-    /// the one that holds it.
+    /// it with `get_mut`, without locking; a search takes the read lock for each re-scoring
+    /// of one query's candidates (a range search's nearest and the rest are two) and never
+    /// holds it across parallel work, so a rayon worker that blocks on it cannot be the one
+    /// that holds it.
     stored: RwLock<Stored>,
     /// `refine_k` when a search does not give one.
     default_refine_k: usize,
