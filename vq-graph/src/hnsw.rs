@@ -543,6 +543,12 @@ impl<S: VectorStorage> Hnsw<S> {
         self.params.ef = ef.max(1);
     }
 
+    /// Sets the beam width of later inserts (Faiss' `hnsw.efConstruction`, which may also
+    /// change between adds); nodes already linked keep their links.
+    pub fn set_ef_construction(&mut self, ef_construction: usize) {
+        self.params.ef_construction = ef_construction.max(1);
+    }
+
     /// Makes room for `additional` more vectors up front (a bulk load then never grows).
     pub fn reserve(&self, additional: usize) {
         let start = self.slots.load(Ordering::Acquire);

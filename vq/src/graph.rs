@@ -8,8 +8,8 @@ use vq_quant::Quantizer;
 
 use crate::error::{Error, Result};
 use crate::index::{
-    Index, MemoryUsage, SearchDefault, SearchParams, check_ids, check_k, check_search_default, fingerprint_of,
-    no_search_default, prepare, quantizer_fingerprint,
+    Index, MemoryUsage, SearchDefault, SearchParams, check_ef_construction, check_ids, check_k, check_search_default,
+    fingerprint_of, no_search_default, prepare, quantizer_fingerprint,
 };
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, NamedByCodec, StorageSpec, check_codec};
 
@@ -216,6 +216,15 @@ impl Index for HnswFlatIndex {
             _ => Err(no_search_default(self, knob)),
         }
     }
+
+    fn ef_construction(&self) -> Option<usize> {
+        Some(self.graph.params().ef_construction)
+    }
+
+    fn set_ef_construction(&mut self, value: usize) -> Result<()> {
+        self.graph.set_ef_construction(check_ef_construction(value)?);
+        Ok(())
+    }
 }
 
 /// The two lives of a graph over codes: the quantizer waits for `train`, then the graph is
@@ -421,6 +430,20 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
         self.params.ef = value;
         if let Stage::Trained(h) = &mut self.stage {
             h.set_ef(value);
+        }
+        Ok(())
+    }
+
+    fn ef_construction(&self) -> Option<usize> {
+        Some(self.graph().map_or(self.params.ef_construction, |h| h.params().ef_construction))
+    }
+
+    fn set_ef_construction(&mut self, value: usize) -> Result<()> {
+        let value = check_ef_construction(value)?;
+        // Kept in both places, as `ef`.
+        self.params.ef_construction = value;
+        if let Stage::Trained(h) = &mut self.stage {
+            h.set_ef_construction(value);
         }
         Ok(())
     }

@@ -487,6 +487,40 @@ pub trait Index: Any + Send + Sync {
         check_search_default(knob, value)?;
         Err(no_search_default(self, knob))
     }
+
+    /// The beam width an HNSW graph's later adds search with (Faiss' `hnsw.efConstruction`;
+    /// an HNSW coarse quantizer's is not this), or `None` when the searched index is no graph.
+    fn ef_construction(&self) -> Option<usize> {
+        None
+    }
+
+    /// Sets the beam width of later adds to an HNSW graph, also through a refine stage or a
+    /// transform; it is written with the index. Nodes already linked keep their links (as in
+    /// Faiss, where `efConstruction` may change between adds).
+    ///
+    /// ```
+    /// use vq::Metric;
+    /// let mut index = vq::index_factory(8, "HNSW16,SQ8,RFlat", Metric::L2)?;
+    /// index.set_ef_construction(40)?;
+    /// assert_eq!(index.ef_construction(), Some(40));
+    /// assert!(vq::index_factory(8, "IVF4,Flat", Metric::L2)?.set_ef_construction(40).is_err());
+    /// # Ok::<(), vq::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Parameter`] when the searched index is no graph, or `value` is 0.
+    fn set_ef_construction(&mut self, value: usize) -> Result<()> {
+        check_ef_construction(value)?;
+        Err(Error::Parameter { name: "ef_construction", what: format!("{} has no HNSW graph to build", self.spec()) })
+    }
+}
+
+/// An `ef_construction` checked: at least 1.
+pub(crate) fn check_ef_construction(value: usize) -> Result<usize> {
+    if value == 0 {
+        return Err(Error::Parameter { name: "ef_construction", what: "must be at least 1".into() });
+    }
+    Ok(value)
 }
 
 /// The fingerprint of an index of kind `spec` whose trained parts hash to `parts`.

@@ -682,6 +682,14 @@ impl Index for RefineIndex {
         }
         Ok(())
     }
+
+    fn ef_construction(&self) -> Option<usize> {
+        self.base.ef_construction()
+    }
+
+    fn set_ef_construction(&mut self, value: usize) -> Result<()> {
+        self.base.set_ef_construction(value)
+    }
 }
 
 impl RefineIndex {

@@ -505,6 +505,14 @@ impl Index for PreTransformIndex {
     fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
         self.inner.set_search_default(knob, value)
     }
+
+    fn ef_construction(&self) -> Option<usize> {
+        self.inner.ef_construction()
+    }
+
+    fn set_ef_construction(&mut self, value: usize) -> Result<()> {
+        self.inner.set_ef_construction(value)
+    }
 }
 
 fn centred(pca: &PcaMatrix) -> &'static str {

@@ -940,6 +940,45 @@ fn search_defaults_reach_the_part_that_uses_them_and_persist() {
     }
 }
 
+/// `ef_construction` is a graph's (behind a transform or a refine stage too) and nothing
+/// else's; set before the adds it builds exactly what the factory's parameter builds (one
+/// thread: the same insertion order), and it is written with the index.
+#[test]
+fn ef_construction_reaches_the_graph_and_persists() {
+    let data = clustered(N / 4, 1);
+    let queries = clustered(NQ, 2);
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    for (spec, _) in SPECS {
+        let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+        if !is_graph(spec) {
+            assert_eq!(index.ef_construction(), None, "{spec}");
+            let e = index.set_ef_construction(40).unwrap_err();
+            assert!(matches!(e, Error::Parameter { name: "ef_construction", .. }), "{spec}: {e}");
+            continue;
+        }
+        assert_eq!(index.ef_construction(), Some(200), "{spec}: the default");
+        let e = index.set_ef_construction(0).unwrap_err();
+        assert!(matches!(e, Error::Parameter { .. }), "{spec} = 0: {e}");
+        // A beam of 2 links worse than the default: the setting must reach the adds.
+        index.set_ef_construction(2).unwrap();
+        assert_eq!(index.ef_construction(), Some(2), "{spec}");
+        let params = vq::IndexParams { ef_construction: Some(2), ..Default::default() };
+        let mut made = vq::index_factory_with(DIM, spec, Metric::L2, &params).unwrap();
+        let mut default = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+        one_thread.install(|| {
+            for i in [&mut index, &mut made, &mut default] {
+                i.train(&data).unwrap();
+                i.add(&data).unwrap();
+            }
+        });
+        let answer = index.search(&queries, K).unwrap();
+        assert_eq!(answer, made.search(&queries, K).unwrap(), "{spec}: set = made with it");
+        assert_ne!(answer, default.search(&queries, K).unwrap(), "{spec}: efC 2 builds another graph");
+        let back = vq::read_index_from_bytes(&vq::write_index_to_bytes(index.as_ref()).unwrap()).unwrap();
+        assert_eq!(back.ef_construction(), Some(2), "{spec}: written and read");
+    }
+}
+
 /// `reset` leaves every kind as it was right after `train`: the file it writes is the trained,
 /// empty index's to the byte (ids numbered from 0 again, the training and the search defaults
 /// kept), it holds and answers nothing, and it takes the vectors again to the same recall.
