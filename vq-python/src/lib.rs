@@ -396,6 +396,39 @@ impl PyIndex {
         self.set_search_default(py, SearchDefault::ReorderK, value)
     }
 
+    /// The beam width an HNSW graph's later adds search with (Faiss' `hnsw.efConstruction`;
+    /// vq's default 200, Faiss' 40): set it before adding. `AttributeError` where the searched
+    /// index is no graph. Written with the index.
+    #[getter]
+    fn get_ef_construction(&self, py: Python<'_>) -> PyResult<usize> {
+        let (value, spec) = py.detach(|| {
+            let g = self.read();
+            (g.ef_construction(), g.spec().to_string())
+        });
+        value.ok_or_else(|| PyAttributeError::new_err(format!("{spec} has no HNSW graph to build")))
+    }
+
+    #[setter]
+    fn set_ef_construction(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        let value = count("ef_construction", value)?;
+        if value == 0 {
+            return Err(PyValueError::new_err("`ef_construction` must be at least 1"));
+        }
+        py.detach(|| self.write().set_ef_construction(value)).map_err(|e| match e {
+            vq::Error::Parameter { .. } => PyAttributeError::new_err(e.to_string()),
+            e => to_py(e),
+        })
+    }
+
+    /// Faiss' `index.hnsw`, for code written against it: `index.hnsw.efSearch` is
+    /// `index.ef`, `index.hnsw.efConstruction` is `index.ef_construction`. `AttributeError`
+    /// where the searched index is no graph.
+    #[getter]
+    fn hnsw(slf: &Bound<'_, Self>) -> PyResult<HnswParameters> {
+        slf.get().get_ef_construction(slf.py())?;
+        Ok(HnswParameters { index: slf.clone().unbind() })
+    }
+
     fn __len__(&self, py: Python<'_>) -> usize {
         self.ntotal(py)
     }
@@ -632,6 +665,46 @@ impl PyIndex {
             d.set_item(k, v)?;
         }
         Ok(d)
+    }
+}
+
+/// `index.hnsw` (Faiss' `HNSW` object's two knobs): a view of the index's graph parameters,
+/// each read and written through the index.
+#[pyclass(module = "vq", frozen)]
+struct HnswParameters {
+    index: Py<PyIndex>,
+}
+
+#[pymethods]
+impl HnswParameters {
+    /// The default search beam (`index.ef`).
+    #[getter(efSearch)]
+    fn get_ef_search(&self, py: Python<'_>) -> PyResult<usize> {
+        self.index.get().search_default(py, SearchDefault::Ef)
+    }
+
+    #[setter(efSearch)]
+    fn set_ef_search(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        self.index.get().set_search_default(py, SearchDefault::Ef, value)
+    }
+
+    /// The beam of later adds (`index.ef_construction`).
+    #[getter(efConstruction)]
+    fn get_ef_construction(&self, py: Python<'_>) -> PyResult<usize> {
+        self.index.get().get_ef_construction(py)
+    }
+
+    #[setter(efConstruction)]
+    fn set_ef_construction(&self, py: Python<'_>, value: i64) -> PyResult<()> {
+        self.index.get().set_ef_construction(py, value)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<vq.HnswParameters efSearch={} efConstruction={}>",
+            self.get_ef_search(py)?,
+            self.get_ef_construction(py)?
+        ))
     }
 }
 
@@ -876,6 +949,7 @@ fn _vq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyIndex>()?;
     m.add_class::<SearchParameters>()?;
+    m.add_class::<HnswParameters>()?;
     m.add_class::<pca::PyPcaMatrix>()?;
     m.add_function(wrap_pyfunction!(index_factory, m)?)?;
     m.add_function(wrap_pyfunction!(write_index, m)?)?;

@@ -48,6 +48,8 @@ from ._vq import (
     simd_level,
     write_index,
 )
+from ._faiss_names import *  # noqa: F403  (Faiss' class names: vq.IndexFlatL2(d), …)
+from ._faiss_names import __all__ as _faiss_names
 
 __all__ = [
     "METRIC_COSINE",
@@ -76,6 +78,7 @@ __all__ = [
     "set_num_threads",
     "simd_level",
     "write_index",
+    *_faiss_names,
 ]
 
 try:  # a wheel built with the cargo feature `gpu` (`maturin build --features gpu`)
