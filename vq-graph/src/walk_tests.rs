@@ -27,3 +27,42 @@ fn a_walk_over_its_budget_gives_up() {
     }
     index.give_scratch(s);
 }
+
+/// A new node keeps up to `2m` links on layer 0 (every node its search found when
+/// `ef_construction ≤ 2m`) but links back from the first `m` alone; a graph keeping pruned
+/// candidates (inner product) chooses `m`. The last node inserted has received no back-link,
+/// so its list is what it chose.
+#[test]
+fn a_new_node_keeps_up_to_the_layer_0_degree_and_links_back_from_m() {
+    let (dim, m) = (8, 6);
+    let base = vectors(600, dim, 5);
+    for (metric, chosen) in [(Metric::L2, 2 * m), (Metric::Cosine, 2 * m), (Metric::InnerProduct, m)] {
+        // ef_construction 2m: the search finds 2m nodes, all kept unless pruned candidates fill.
+        let params = HnswParams { ef_construction: 2 * m, ..HnswParams::with_m(m) };
+        let index = Hnsw::new(dim, metric, params).unwrap();
+        index.add(&base[..599 * dim]).unwrap();
+        let before: Vec<Vec<u32>> = (0..599)
+            .map(|s| {
+                let mut l = Vec::new();
+                index.read_list(s, 0, &mut l);
+                l
+            })
+            .collect();
+        index.add(&base[599 * dim..]).unwrap();
+        let mut own = Vec::new();
+        index.read_list(599, 0, &mut own);
+        assert_eq!(own.len(), chosen, "{metric}: the new node's layer-0 list");
+        let mut linked_back = 0;
+        for (slot, old) in before.iter().enumerate() {
+            let mut now = Vec::new();
+            index.read_list(slot as u32, 0, &mut now);
+            if now.contains(&599) && !old.contains(&599) {
+                linked_back += 1;
+                assert!(own.contains(&(slot as u32)), "{metric}: {slot} links to a node that did not choose it");
+            }
+        }
+        // (Under inner product a full list may prune a small-norm newcomer at once.)
+        let least = usize::from(metric != Metric::InnerProduct);
+        assert!((least..=m).contains(&linked_back), "{metric}: {linked_back} lists took the new node");
+    }
+}
