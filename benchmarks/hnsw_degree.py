@@ -3,7 +3,8 @@ A/B runs of vq wheels (one process each, alternated): build with 2 threads (wall
 search k = 10 with 1 thread at several ef (best of 3 by process CPU time), recall@10 against
 the set's exact ground truth. Session 34 used it to weigh how many links a new node takes on
 layer 0 (hnswlib's M or Faiss' 2M). `tutorial` is the Faiss wiki's getting-started data
-(100,000 × 64 uniform, the first coordinate spread by the row number), its truth computed.
+(100,000 × 64 uniform, the first coordinate spread by the row number, so rows near in memory
+are near in space), its truth computed; `tutorial-shuffled` the same rows in random order.
 
     PYTHONPATH=<wheel> python benchmarks/hnsw_degree.py DATASET_DIR|tutorial vq|faiss|hnswlib \
         label [M] [efConstruction] [efs]
@@ -27,7 +28,7 @@ def vectors(path):
 
 def dataset(folder):
     """Base, queries, top-10 truth and the metric ("l2" or "cosine")."""
-    if folder == "tutorial":
+    if folder.startswith("tutorial"):
         import vq
 
         rng = np.random.RandomState(1234)
@@ -35,6 +36,8 @@ def dataset(folder):
         xb[:, 0] += np.arange(len(xb)) / 1000.0
         xq = rng.random_sample((10_000, 64)).astype(np.float32)
         xq[:, 0] += np.arange(len(xq)) / 1000.0
+        if folder == "tutorial-shuffled":  # neighbours no longer neighbours in memory
+            xb = xb[np.random.RandomState(7).permutation(len(xb))]
         return xb, xq, vq.knn(xq, xb, 10)[1], "l2"
     import glob
 
