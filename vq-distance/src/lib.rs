@@ -72,7 +72,7 @@ pub use half::{bf16, f16};
 pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use matrix::PackedMatrix;
 pub use merge::merge_topk;
-pub use metric::{Metric, ParseMetricError};
+pub use metric::{Metric, ParseMetricError, from_ordered_bits, ordered_bits};
 pub use prefetch::prefetch_l2;
 pub use probe::PackedCentroids;
 pub use range::{RangeResult, check_radii, check_radius, range_exact, range_exact_with};

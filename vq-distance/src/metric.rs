@@ -127,16 +127,17 @@ impl Metric {
 }
 
 /// `key`'s bits as an unsigned integer in `f32::total_cmp`'s order: negative values (sign bit
-/// set) have every bit flipped, the others only the sign bit.
+/// set) have every bit flipped, the others only the sign bit. Packed above an id, a key and
+/// its id sort as one integer.
 #[inline]
-fn ordered_bits(key: f32) -> u32 {
+pub fn ordered_bits(key: f32) -> u32 {
     let bits = key.to_bits();
     if bits >> 31 == 1 { !bits } else { bits | 1 << 31 }
 }
 
 /// The inverse of [`ordered_bits`].
 #[inline]
-fn from_ordered_bits(ordered: u32) -> f32 {
+pub fn from_ordered_bits(ordered: u32) -> f32 {
     f32::from_bits(if ordered >> 31 == 1 { ordered & !(1 << 31) } else { !ordered })
 }
 

@@ -1,7 +1,9 @@
-//! The k-NN walk's own limits: a filtered walk gives up past its budget.
+//! The walk's and the insert's own rules: a filtered walk gives up past its budget, the heaps'
+//! packed candidates order as `Cand` does, a new node's links on layer 0.
 
 use vq_distance::Metric;
 
+use super::Cand;
 use super::frozen_tests::vectors;
 use crate::storage::VectorStorage;
 use crate::{Hnsw, HnswParams};
@@ -64,5 +66,30 @@ fn a_new_node_keeps_up_to_the_layer_0_degree_and_links_back_from_m() {
         // (Under inner product a full list may prune a small-norm newcomer at once.)
         let least = usize::from(metric != Metric::InnerProduct);
         assert!((least..=m).contains(&linked_back), "{metric}: {linked_back} lists took the new node");
+    }
+}
+
+proptest::proptest! {
+    /// The heaps' packed candidates order as `Cand` does (key, then slot; `-0.0` equal to
+    /// `0.0`), and unpack to the same key and slot.
+    #[test]
+    fn packed_candidates_order_as_cands(
+        keys in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::num::f32::NORMAL | proptest::num::f32::SUBNORMAL | proptest::num::f32::ZERO,
+                proptest::sample::select(vec![0.0f32, -0.0, 1.0, -1.0, f32::INFINITY, f32::NEG_INFINITY]),
+            ],
+            2..20,
+        ),
+        slots in proptest::collection::vec(0u32..4, 20),
+    ) {
+        let cands: Vec<Cand> = keys.iter().zip(&slots).map(|(&k, &s)| Cand(k, s)).collect();
+        for a in &cands {
+            let back = Cand::unpacked(a.packed());
+            proptest::prop_assert!(back.0 == a.0 && back.1 == a.1, "{a:?} -> {back:?}");
+            for b in &cands {
+                proptest::prop_assert_eq!(a.packed().cmp(&b.packed()), a.cmp(b), "{:?} vs {:?}", a, b);
+            }
+        }
     }
 }
