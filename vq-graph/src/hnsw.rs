@@ -746,12 +746,14 @@ impl<S: VectorStorage> Hnsw<S> {
         if layer == 0 { self.params.m0 } else { self.params.m }
     }
 
-    /// How many links a new node chooses on `layer` (see [`Hnsw::connect`]): the layer's
-    /// degree, except in a graph that keeps pruned candidates (every inner-product graph),
-    /// which would fill `2m` with them: there, on clustered data, that left 26 % of the nodes
-    /// without a way in (against under 10 % with `m`).
-    fn new_links(&self, layer: usize) -> usize {
-        if self.keep_pruned { self.params.m } else { self.max_links(layer) }
+    /// How many of the `found` nodes a new node links to on `layer` (see [`Hnsw::connect`]):
+    /// all of them when they fit the layer's degree, else the heuristic's `m`. A graph that
+    /// keeps pruned candidates (every inner-product graph) keeps all only within `m`: it
+    /// would fill `2m` with pruned ones, and on clustered data that left 26 % of its nodes
+    /// without a way in (against under 10 %).
+    fn new_links(&self, layer: usize, found: usize) -> usize {
+        let fits = if self.keep_pruned { self.params.m } else { self.max_links(layer) };
+        if found <= fits { found } else { self.params.m }
     }
 
     /// Reads a list into `out` (ids only), from either form of a layer-0 list.
@@ -1863,13 +1865,15 @@ impl<S: VectorStorage> Hnsw<S> {
     /// Chooses `slot`'s links on layers `top..=0`, searching from `cur` (the entry point
     /// descended to layer `top`), and links the chosen neighbours back to it.
     ///
-    /// On layer 0 a new node keeps up to `2m` links (as Faiss; the paper and hnswlib keep
-    /// `m`), so with `ef_construction ≤ 2m` every node its search found; only the first `m`
-    /// the heuristic picks link back to it, so the lists it joins are pruned as often as with
-    /// `m` links (linking all `2m` back left islands of nodes no search reaches). Beside
-    /// keeping `m` (`benchmarks/hnsw_degree.py`): the same bytes, Faiss' recall per `ef`,
-    /// about 1.2× the queries a second at equal recall for `m` 32 / `ef_construction` 40
-    /// (Faiss' defaults), a few % for `m` 16 / 200 (vq's), for a longer build.
+    /// When the search found no more nodes than layer 0 holds (`ef_construction ≤ 2m`, as in
+    /// Faiss' default 40 at `m` 32), the new node links to all of them, as Faiss does; else
+    /// the heuristic picks `m` (the paper's and hnswlib's rule everywhere). Only the first
+    /// `m` link back to it, so the lists it joins are pruned as often as with `m` links
+    /// (linking all back left islands of nodes no search reaches). Measured beside the
+    /// heuristic's `m` (`benchmarks/hnsw_degree.py`, session 34): at `m` 32 /
+    /// `ef_construction` 40, Faiss' recall per `ef` and 1.1–1.5× the queries a second at equal
+    /// recall (imgsift100k, textemb100k); at 200, keeping up to `2m` by the heuristic gained
+    /// 0–3 % for a build 12–23 % longer at d = 384, so there the heuristic's `m` stays.
     fn connect(&self, slot: u32, q: &S::Query<'_>, mut cur: Cand, top: usize, s: &mut Scratch) {
         let mut chosen = Vec::with_capacity(self.params.m0);
         for layer in (0..=top).rev() {
@@ -1880,7 +1884,7 @@ impl<S: VectorStorage> Hnsw<S> {
             if let Some(&best) = found.first() {
                 cur = best;
             }
-            self.select_heuristic(slot, &found, self.new_links(layer), &mut chosen);
+            self.select_heuristic(slot, &found, self.new_links(layer, found.len()), &mut chosen);
             let ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
             {
                 // Never hold two node locks at once (no lock-order cycles between inserts): the
