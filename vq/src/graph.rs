@@ -8,7 +8,7 @@ use vq_quant::Quantizer;
 
 use crate::error::{Error, Result};
 use crate::index::{
-    Index, MemoryUsage, SearchDefault, SearchParams, check_ef_construction, check_ids, check_k, check_search_default,
+    Index, MemoryUsage, SearchDefault, SearchParams, at_least_one, check_ids, check_k, check_search_default,
     fingerprint_of, no_search_default, prepare, quantizer_fingerprint,
 };
 use crate::spec::{BaseSpec, CodecSpec, IndexSpec, NamedByCodec, StorageSpec, check_codec};
@@ -222,7 +222,7 @@ impl Index for HnswFlatIndex {
     }
 
     fn set_ef_construction(&mut self, value: usize) -> Result<()> {
-        self.graph.set_ef_construction(check_ef_construction(value)?);
+        self.graph.set_ef_construction(at_least_one("ef_construction", value)?);
         Ok(())
     }
 }
@@ -439,7 +439,7 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
     }
 
     fn set_ef_construction(&mut self, value: usize) -> Result<()> {
-        let value = check_ef_construction(value)?;
+        let value = at_least_one("ef_construction", value)?;
         // Kept in both places, as `ef`.
         self.params.ef_construction = value;
         if let Stage::Trained(h) = &mut self.stage {

@@ -207,8 +207,13 @@ pub(crate) fn no_search_default(index: &(impl Index + ?Sized), knob: SearchDefau
 
 /// A default's value checked: every knob counts something, at least 1.
 pub(crate) fn check_search_default(knob: SearchDefault, value: usize) -> Result<usize> {
+    at_least_one(knob.name(), value)
+}
+
+/// `value` of the parameter `name` checked to count something: at least 1.
+pub(crate) fn at_least_one(name: &'static str, value: usize) -> Result<usize> {
     if value == 0 {
-        return Err(Error::Parameter { name: knob.name(), what: "must be at least 1".into() });
+        return Err(Error::Parameter { name, what: "must be at least 1".into() });
     }
     Ok(value)
 }
@@ -510,17 +515,9 @@ pub trait Index: Any + Send + Sync {
     /// # Errors
     /// [`Error::Parameter`] when the searched index is no graph, or `value` is 0.
     fn set_ef_construction(&mut self, value: usize) -> Result<()> {
-        check_ef_construction(value)?;
+        at_least_one("ef_construction", value)?;
         Err(Error::Parameter { name: "ef_construction", what: format!("{} has no HNSW graph to build", self.spec()) })
     }
-}
-
-/// An `ef_construction` checked: at least 1.
-pub(crate) fn check_ef_construction(value: usize) -> Result<usize> {
-    if value == 0 {
-        return Err(Error::Parameter { name: "ef_construction", what: "must be at least 1".into() });
-    }
-    Ok(value)
 }
 
 /// The fingerprint of an index of kind `spec` whose trained parts hash to `parts`.
