@@ -2,7 +2,7 @@
 //! (`base.bvecs`, `query.bvecs`, `gt.ivecs`, or `.fvecs` in place of `.bvecs`), for iterating on the search path: the index is
 //! built once (2 threads) and cached as a file, so later runs only load and search.
 //!
-//! `cargo run --release -p vq-graph --example search_speed -- DIR [M] [EF,EF,...]`
+//! `cargo run --release -p vq-graph --example search_speed -- DIR [M] [EF,EF,...] [EF_CONSTRUCTION]`
 //!
 //! QPS is queries per second of process CPU time (best of 3), not wall time: on a shared
 //! machine CPU time is far less disturbed by other jobs, and the search runs on one thread.
@@ -17,21 +17,23 @@ use vq_graph::{FlatStorage, Hnsw, HnswParams};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let dir = std::path::PathBuf::from(args.get(1).expect("usage: search_speed DIR [M] [EF,EF,...]"));
+    let dir = std::path::PathBuf::from(args.get(1).expect("usage: search_speed DIR [M] [EF,EF,...] [EF_CONSTRUCTION]"));
     let m: usize = args.get(2).map_or(16, |s| s.parse().expect("M"));
     let efs: Vec<usize> =
         args.get(3).map_or("16,32,64,128".into(), String::clone).split(',').map(|s| s.parse().expect("ef")).collect();
+    let ef_construction: usize = args.get(4).map_or(HnswParams::default().ef_construction, |s| s.parse().expect("efC"));
     let (queries, dim) = read_f32(&dir, "query");
     let gt = vq_io::read::<i32>(dir.join("gt.ivecs")).expect("gt");
     let cache = std::env::temp_dir().join(format!(
-        "vq-search-speed-{}-m{m}.vqi",
+        "vq-search-speed-{}-m{m}-efc{ef_construction}.vqi",
         dir.file_name().map_or("data".into(), |n| n.to_string_lossy().into_owned())
     ));
     let index = match Hnsw::<FlatStorage>::load(&cache) {
         Ok(index) => index,
         Err(_) => {
             let (base, _) = read_f32(&dir, "base");
-            let index = Hnsw::new(dim, Metric::L2, HnswParams::with_m(m)).expect("params");
+            let index =
+                Hnsw::new(dim, Metric::L2, HnswParams { ef_construction, ..HnswParams::with_m(m) }).expect("params");
             index.reserve(base.len() / dim);
             let (t, cpu) = (Instant::now(), cpu_seconds());
             index.add(&base).expect("add");

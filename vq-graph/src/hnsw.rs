@@ -935,7 +935,7 @@ impl<S: VectorStorage> Hnsw<S> {
         for &id in fresh.iter() {
             visited.prefetch(id);
         }
-        fresh.retain(|&id| visited.insert(id));
+        visited.keep_unvisited(fresh);
         // Keep about `LINES_IN_FLIGHT` lines of vectors loading, so that the memory latency of
         // many neighbours overlaps instead of each distance waiting for its own.
         let ahead = self.vectors_ahead();

@@ -52,4 +52,62 @@ impl Visited {
         self.tags[i] = self.epoch;
         fresh
     }
+
+    /// Marks every id of `ids` and keeps only those not marked before, in order.
+    ///
+    /// Without a branch on the tag: whether a neighbour was visited is a coin toss to the
+    /// branch predictor, and a mispredicted branch waits for its tag's load. As a
+    /// `retain` with a branch it took a quarter of an HNSW search's time on 64-d data
+    /// (Faiss' search counts its unvisited neighbours the same branch-free way).
+    #[inline]
+    pub(crate) fn keep_unvisited(&mut self, ids: &mut Vec<u32>) {
+        let mut kept = 0;
+        for i in 0..ids.len() {
+            let id = ids[i];
+            ids[kept] = id;
+            kept += usize::from(self.insert(id));
+        }
+        ids.truncate(kept);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::Visited;
+
+    proptest! {
+        /// The branch-free pass keeps what `retain` with `insert` keeps (its slow twin), in
+        /// order, and leaves the same marks: ids repeated within the list, ids marked before,
+        /// ids past the tags grown so far, and a later search (new epoch) seeing none of them.
+        #[test]
+        fn keep_unvisited_is_retain_with_insert(
+            marked in proptest::collection::vec(0u32..300, 0..40),
+            ids in proptest::collection::vec(0u32..400, 0..80),
+            n in 0usize..300,
+        ) {
+            let (mut fast, mut slow) = (Visited::new(), Visited::new());
+            for v in [&mut fast, &mut slow] {
+                v.reset(n);
+                for &id in &marked {
+                    v.insert(id);
+                }
+            }
+            let (mut kept, mut twin) = (ids.clone(), ids.clone());
+            fast.keep_unvisited(&mut kept);
+            twin.retain(|&id| slow.insert(id));
+            prop_assert_eq!(&kept, &twin);
+            for id in 0..400 {
+                prop_assert_eq!(fast.insert(id), slow.insert(id), "id {}", id);
+            }
+            fast.reset(n);
+            let mut again = ids.clone();
+            fast.keep_unvisited(&mut again);
+            let mut unique = ids.clone();
+            let mut seen = std::collections::HashSet::new();
+            unique.retain(|id| seen.insert(*id));
+            prop_assert_eq!(again, unique);
+        }
+    }
 }
