@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 import vq
+from texmex import bvecs
 
 SPECS = [
     "HNSW16",
@@ -27,13 +28,6 @@ SPECS = [
     "IVF1024,PQ32x4fs",
     "IVF1024,PQ32,RFlat",
 ]
-
-
-def bvecs(path, n=None):
-    raw = np.fromfile(path, dtype=np.uint8)
-    d = int(raw[:4].view(np.int32)[0])
-    x = raw.reshape(-1, 4 + d)[:, 4:]
-    return np.ascontiguousarray(x[:n] if n else x, dtype=np.float32)
 
 
 def main():

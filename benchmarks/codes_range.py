@@ -19,17 +19,12 @@ import sys
 import time
 
 import numpy as np
+from texmex import bvecs
 
 # `VQ_SPECS="HNSW32,SQ8,RFlat;IVF1024,PQ32x4fs,RFlat"` picks others (`;` between specs).
 SPECS = os.environ.get("VQ_SPECS", "SQ8;PQ32x4fs;IVF1024,PQ32x4fs;OPQ16,PQ16").split(";")
 # `VQ_NPROBE=24` probes more lists (both libraries).
 NPROBE = int(os.environ.get("VQ_NPROBE", "16"))
-
-
-def bvecs(path):
-    a = np.fromfile(path, dtype=np.uint8)
-    d = a[:4].view(np.int32)[0]
-    return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
 
 
 def sets(lims, ids):

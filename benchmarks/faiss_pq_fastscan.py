@@ -11,17 +11,7 @@ import time
 
 import faiss
 import numpy as np
-
-
-def bvecs(path):
-    a = np.fromfile(path, dtype=np.uint8)
-    d = a[:4].view(np.int32)[0]
-    return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
-
-
-def ivecs(path):
-    a = np.fromfile(path, dtype=np.int32)
-    return a.reshape(-1, a[0] + 1)[:, 1:]
+from texmex import bvecs, ivecs
 
 
 def main():

@@ -17,16 +17,7 @@ import time
 
 import faiss
 import numpy as np
-
-
-def read_vecs(path):
-    if path.endswith(".bvecs"):
-        raw = np.fromfile(path, dtype=np.uint8)
-        d = int(raw[:4].view("<i4")[0])
-        return np.ascontiguousarray(raw.reshape(-1, 4 + d)[:, 4:]).astype(np.float32)
-    raw = np.fromfile(path, dtype="<f4")
-    d = int(raw[:1].view("<i4")[0])
-    return np.ascontiguousarray(raw.reshape(-1, 1 + d)[:, 1:])
+from texmex import vectors as read_vecs
 
 
 def find(folder, stem):

@@ -25,27 +25,22 @@ import time
 import faiss
 import numpy as np
 import vq
+from texmex import ivecs, vectors
 
 
 def read_vecs(folder, name):
     """`name.bvecs` (u8) or `name.fvecs` (f32) of a texmex folder, as f32; None if absent."""
-    try:
-        raw = np.fromfile(f"{folder}/{name}.bvecs", dtype=np.uint8)
-        d = int(raw[:4].view(np.int32)[0])
-        return raw.reshape(-1, d + 4)[:, 4:].astype(np.float32)
-    except FileNotFoundError:
-        pass
-    try:
-        raw = np.fromfile(f"{folder}/{name}.fvecs", dtype=np.int32)
-    except FileNotFoundError:
-        return None
-    return raw.reshape(-1, raw[0] + 1)[:, 1:].view(np.float32).copy()
+    for ext in ("bvecs", "fvecs"):
+        try:
+            return vectors(f"{folder}/{name}.{ext}")
+        except FileNotFoundError:
+            pass
+    return None
 
 
 def read_gt(folder, k=10, nq=None):
     """The first `k` exact neighbours of each query (`gt.ivecs`), the first `nq` queries."""
-    gt = np.fromfile(f"{folder}/gt.ivecs", dtype=np.int32)
-    return gt.reshape(-1, gt[0] + 1)[:nq, 1 : k + 1]
+    return ivecs(f"{folder}/gt.ivecs", nq)[:, :k]
 
 
 def keys(xb, xq, ids, ip):

@@ -14,16 +14,7 @@ import sys
 import time
 
 import numpy as np
-
-
-def vectors(path):
-    if path.endswith(".bvecs"):
-        a = np.fromfile(path, dtype=np.uint8)
-        d = a[:4].view(np.int32)[0]
-        return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
-    a = np.fromfile(path, dtype=np.float32)
-    d = a[:1].view(np.int32)[0]
-    return np.ascontiguousarray(a.reshape(-1, d + 1)[:, 1:])
+from texmex import ivecs, vectors
 
 
 def dataset(folder):
@@ -44,8 +35,7 @@ def dataset(folder):
     base = glob.glob(f"{folder}/base.*vecs")[0]
     cosine = base.endswith(".fvecs")  # textemb: sentence embeddings, searched by cosine
     xb, xq = vectors(base), vectors(base.replace("base", "query"))
-    gt = np.fromfile(f"{folder}/{'gt-cosine' if cosine else 'gt'}.ivecs", dtype=np.int32)
-    gt = gt.reshape(-1, gt[0] + 1)[:, 1:11]
+    gt = ivecs(f"{folder}/{'gt-cosine' if cosine else 'gt'}.ivecs")[:, :10]
     if cosine:  # the peers take unit vectors and inner product
         xb /= np.linalg.norm(xb, axis=1, keepdims=True)
         xq /= np.linalg.norm(xq, axis=1, keepdims=True)

@@ -12,12 +12,7 @@ import time
 import numpy as np
 
 import vq
-
-
-def bvecs(path):
-    a = np.fromfile(path, dtype=np.uint8)
-    d = a[:4].view(np.int32)[0]
-    return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
+from texmex import bvecs, ivecs
 
 
 def main():
@@ -25,8 +20,7 @@ def main():
     efs = [int(e) for e in (sys.argv[4] if len(sys.argv) > 4 else "16,64,128").split(",")]
     vq.set_num_threads(1)
     xq = bvecs(f"{folder}/query.bvecs")
-    gt = np.fromfile(f"{folder}/gt.ivecs", dtype=np.int32)
-    gt = gt.reshape(-1, gt[0] + 1)[:, 1:11]
+    gt = ivecs(f"{folder}/gt.ivecs")[:, :10]
     index = vq.read_index(path)
     for ef in efs:
         best = float("inf")

@@ -6,9 +6,7 @@ for A/B runs of two wheels, one process each, alternated (session 15: the coarse
     PYTHONPATH=<wheel> python benchmarks/ivf_batch_ab.py run ~/.cache/vq/data/imgsift100k <label>
 """
 import sys, time, numpy as np, vq
-def bvecs(p):
-    a = np.fromfile(p, dtype=np.uint8); d = a[:4].view(np.int32)[0]
-    return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
+from texmex import bvecs
 F = sys.argv[2]
 vq.set_num_threads(2)
 if sys.argv[1] == "build":

@@ -12,12 +12,7 @@ import faiss
 import numpy as np
 
 import vq
-
-
-def bvecs(path):
-    a = np.fromfile(path, dtype=np.uint8)
-    d = a[:4].view(np.int32)[0]
-    return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
+from texmex import bvecs
 
 
 def main():

@@ -18,14 +18,7 @@ import os
 import sys
 
 import numpy as np
-
-
-def read_vecs(path, dtype):
-    raw = np.fromfile(path, dtype=np.uint8)
-    d = int(raw[:4].view(np.int32)[0])
-    size = np.dtype(dtype).itemsize
-    rows = raw.reshape(-1, 4 + d * size)[:, 4:]
-    return np.ascontiguousarray(rows).view(dtype).reshape(-1, d)
+from texmex import rows as read_vecs
 
 
 def write_fvecs(path, x):

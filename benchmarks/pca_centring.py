@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from filtered import read_vecs
+from texmex import ivecs
 
 
 def main():
@@ -16,8 +17,7 @@ def main():
     xb, xq = read_vecs(folder, "base"), read_vecs(folder, "query")[:2000]
     xb /= np.linalg.norm(xb, axis=1, keepdims=True)
     xq /= np.linalg.norm(xq, axis=1, keepdims=True)
-    gt = np.fromfile(f"{folder}/gt-cosine.ivecs", dtype=np.int32)
-    gt = gt.reshape(-1, gt[0] + 1)[:2000, 1:11]
+    gt = ivecs(f"{folder}/gt-cosine.ivecs", 2000)[:, :10]
     for d in (64, 128):
         for centred in (True, False):
             mu = xb.mean(0) if centred else np.zeros(xb.shape[1], np.float32)

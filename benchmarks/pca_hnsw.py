@@ -13,13 +13,13 @@ import numpy as np
 
 import vq
 from filtered import read_vecs
+from texmex import ivecs
 
 
 def main():
     folder, spec = sys.argv[1], sys.argv[2]
     xb, xq = read_vecs(folder, "base"), read_vecs(folder, "query")[:2000]
-    gt = np.fromfile(f"{folder}/gt-cosine.ivecs", dtype=np.int32)
-    gt = gt.reshape(-1, gt[0] + 1)[:2000, 1:11]
+    gt = ivecs(f"{folder}/gt-cosine.ivecs", 2000)[:, :10]
     refine = "RFlat" in spec
     vq.set_num_threads(2)
     index = vq.index_factory(xb.shape[1], spec, "cosine")

@@ -31,17 +31,7 @@ import faiss
 import numpy as np
 
 import vq
-
-
-def bvecs(path):
-    a = np.fromfile(path, dtype=np.uint8)
-    d = a[:4].view(np.int32)[0]
-    return a.reshape(-1, d + 4)[:, 4:].astype(np.float32)
-
-
-def fvecs(path):
-    a = np.fromfile(path, dtype=np.int32)
-    return a.reshape(-1, a[0] + 1)[:, 1:].view(np.float32).copy()
+from texmex import bvecs, fvecs
 
 
 def load(folder, name):

@@ -25,18 +25,7 @@ import numpy as np
 
 import vq
 import vq.ray
-
-
-def bvecs(path, n=None):
-    raw = np.fromfile(path, dtype=np.uint8)
-    d = int(raw[:4].view(np.int32)[0])
-    x = raw.reshape(-1, 4 + d)[:, 4:]
-    return np.ascontiguousarray(x[:n] if n else x, dtype=np.float32)
-
-
-def ivecs(path):
-    raw = np.fromfile(path, dtype=np.int32)
-    return raw.reshape(-1, raw[0] + 1)[:, 1:]
+from texmex import bvecs, ivecs
 
 
 def load():

@@ -18,12 +18,7 @@ import time
 
 import numpy as np
 
-from codes_range import bvecs  # its sibling: the same SIFT files, the same reader
-
-
-def fvecs(path):
-    a = np.fromfile(path, dtype=np.int32)
-    return a.reshape(-1, a[0] + 1)[:, 1:].view(np.float32).copy()
+from texmex import bvecs, fvecs
 
 
 def normalized(x):

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from filtered import read_gt, read_vecs
+from texmex import ivecs
 
 NQ, K = 2000, 10
 NPROBES, K_FACTORS = (8, 16, 32, 64), (1, 4)
@@ -54,8 +55,7 @@ def load(folder, metric):
     """The base, the first `NQ` queries and their exact top-`K` ids under `metric`."""
     xb, xq = read_vecs(folder, "base"), read_vecs(folder, "query")[:NQ]
     if metric == "cosine":
-        gt = np.fromfile(f"{folder}/gt-cosine.ivecs", dtype=np.int32)
-        gt = gt.reshape(-1, gt[0] + 1)[:NQ, 1 : K + 1]
+        gt = ivecs(f"{folder}/gt-cosine.ivecs", NQ)[:, :K]
     else:
         gt = read_gt(folder, K, NQ)
     return xb, xq, gt
