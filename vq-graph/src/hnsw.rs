@@ -248,11 +248,11 @@ impl Frozen {
         let mask = if w == 3 { 0x00ff_ffff } else { u32::MAX };
         // Each id is read as the 4 bytes from its start (the slack covers the last one).
         let Some(span) = self.bytes.get(start..start + count * w + (4 - w)) else { return };
-        out.reserve(count);
-        for i in 0..count {
+        // One `extend` of a counted range: a single reservation, no capacity test per id.
+        out.extend((0..count).map(|i| {
             let b = &span[i * w..i * w + 4];
-            out.push(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & mask);
-        }
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & mask
+        }));
     }
 
     /// Where the list of frozen node `d` starts (for prefetching).
