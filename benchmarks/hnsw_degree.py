@@ -90,6 +90,13 @@ def main():
             index.set_ef(ef)
             return index.knn_query(xq, k=10, num_threads=1)[0]
 
+    row = {"lib": label, "data": folder.rstrip("/").split("/")[-1], "M": m, "efC": efc, "build_s": round(build, 2)}
+    sweep(search, len(xq), gt, row, efs)
+
+
+def sweep(search, nq, gt, row, efs):
+    """Prints `row` with each ef's CPU-time QPS (best of 3 calls of `search(ef)` over the `nq`
+    queries) and recall@10 against `gt`, one JSON line each."""
     for ef in efs:
         best = float("inf")
         for _ in range(3):
@@ -97,9 +104,8 @@ def main():
             ids = search(ef)
             best = min(best, time.process_time() - t)
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, gt)])
-        row = {"lib": label, "data": folder.rstrip("/").split("/")[-1], "M": m, "efC": efc, "build_s": round(build, 2)}
-        row.update({"ef": ef, "qps_cpu": round(len(xq) / best, 1), "recall@10": round(float(recall), 4)})
-        print(json.dumps(row), flush=True)
+        out = {**row, "ef": ef, "qps_cpu": round(nq / best, 1), "recall@10": round(float(recall), 4)}
+        print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":

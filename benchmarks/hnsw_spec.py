@@ -5,13 +5,10 @@ spec), for `equal_recall.py`. Faiss' efConstruction is its default 40.
 
     PYTHONPATH=<wheel> python benchmarks/hnsw_spec.py DATASET_DIR|tutorial vq|faiss SPEC [efConstruction]
 """
-import json
 import sys
 import time
 
-import numpy as np
-
-from hnsw_degree import dataset
+from hnsw_degree import dataset, sweep
 
 
 def main():
@@ -50,17 +47,8 @@ def main():
             hnsw.efSearch = ef
             return index.search(xq, 10)[1]
 
-    for ef in (16, 32, 64, 128):
-        best = float("inf")
-        for _ in range(3):
-            t = time.process_time()
-            ids = search(ef)
-            best = min(best, time.process_time() - t)
-        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, gt)])
-        row = {"lib": lib, "data": folder.rstrip("/").split("/")[-1], "M": spec, "efC": efc, "build_s": round(build, 2)}
-        row.update({"ef": ef, "qps_cpu": round(len(xq) / best, 1), "recall@10": round(float(recall), 4)})
-        print(json.dumps(row), flush=True)
-
+    row = {"lib": lib, "data": folder.rstrip("/").split("/")[-1], "M": spec, "efC": efc, "build_s": round(build, 2)}
+    sweep(search, len(xq), gt, row, (16, 32, 64, 128))
 
 if __name__ == "__main__":
     main()
