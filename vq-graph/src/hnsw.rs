@@ -1687,7 +1687,7 @@ impl<S: VectorStorage> Hnsw<S> {
             let orphans: Vec<u32> = suspects
                 .into_par_iter()
                 .with_min_len(RELINK_CHECKS_PER_TASK)
-                .map_init(|| (Vec::new(), Vec::new()), |(own, theirs), s| (!self.linked_back(s, None, own, theirs), s))
+                .map_init(|| (Vec::new(), Vec::new()), |(own, theirs), s| (!self.linked_back(s, own, theirs), s))
                 .filter_map(|(orphan, slot)| orphan.then_some(slot))
                 .collect();
             if orphans.is_empty() || budget == 0 {
@@ -1754,14 +1754,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 if alone && self.searches_orphans_again() {
                     self.search_again(slot, &mut v, &mut s);
                 }
-                self.read_list(slot, 0, &mut own);
-                let entered = own.iter().any(|&x| {
-                    in_reach(x) && {
-                        self.read_list(x, 0, &mut theirs);
-                        theirs.contains(&slot)
-                    }
-                });
-                if !entered {
+                if !self.linked_from(slot, in_reach, &mut own, &mut theirs) {
                     self.link_from_reach(slot, &in_reach, &mut v, &mut s);
                 }
             }
@@ -1837,23 +1830,26 @@ impl<S: VectorStorage> Hnsw<S> {
         let (mut theirs, mut others) = (Vec::new(), Vec::new());
         // (A target with no links of its own, an insert not linked yet, has no other way in
         // that can be seen.)
-        let linked_elsewhere =
-            |(c, _): &&(Cand, usize)| self.linked_back(c.1, Some(node), &mut theirs, &mut others) && !theirs.is_empty();
+        let linked_elsewhere = |(c, _): &&(Cand, usize)| self.linked_from(c.1, |x| x != node, &mut theirs, &mut others);
         let Some(&(_, at)) = by_distance.iter().find(linked_elsewhere) else { return false };
         links[at].store(slot, Ordering::Release);
         true
     }
 
-    /// Whether one of `slot`'s layer-0 neighbours, other than `except`, links back to it
-    /// (`own` and `theirs` are scratch lists). A node with no neighbours (the first) counts as
-    /// linked.
-    fn linked_back(&self, slot: u32, except: Option<u32>, own: &mut Vec<u32>, theirs: &mut Vec<u32>) -> bool {
+    /// Whether one of `slot`'s layer-0 neighbours links back to it (`own` and `theirs` are
+    /// scratch lists). A node with no neighbours (the first) counts as linked.
+    fn linked_back(&self, slot: u32, own: &mut Vec<u32>, theirs: &mut Vec<u32>) -> bool {
+        self.linked_from(slot, |_| true, own, theirs) || own.is_empty()
+    }
+
+    /// Whether one of `slot`'s layer-0 neighbours that `from` accepts links back to it (`own`
+    /// holds `slot`'s list afterwards; `theirs` is scratch).
+    fn linked_from(&self, slot: u32, from: impl Fn(u32) -> bool, own: &mut Vec<u32>, theirs: &mut Vec<u32>) -> bool {
         self.read_list(slot, 0, own);
-        own.is_empty()
-            || own.iter().filter(|&&x| Some(x) != except).any(|&x| {
-                self.read_list(x, 0, theirs);
-                theirs.contains(&slot)
-            })
+        own.iter().filter(|&&x| from(x)).any(|&x| {
+            self.read_list(x, 0, theirs);
+            theirs.contains(&slot)
+        })
     }
 
     /// Under the id lock: checks the ids, hands out `n` slots, allocates them (with their
