@@ -101,6 +101,29 @@ pub enum Error {
         /// Hits found (in the result so far, plus the batch that did not fit).
         hits: usize,
     },
+    /// An id of the caller's was `u64::MAX`, which pads answers shorter than `k`.
+    #[error("id {} is reserved: it marks a missing hit in search results", u64::MAX)]
+    ReservedId,
+    /// An automatic `add` would number vectors up to `u64::MAX` (ids given earlier reached
+    /// that far): add them under ids of the caller's.
+    #[error(
+        "cannot number {n} more vectors from id {next}: automatic ids end at {}; give ids with add_with_ids",
+        u64::MAX - 1
+    )]
+    IdsExhausted {
+        /// The first automatic id.
+        next: u64,
+        /// Vectors to number.
+        n: usize,
+    },
+    /// A merge's `shift_ids` takes an id past the last one (`u64::MAX − 1`).
+    #[error("shift_ids {shift} takes id {id} past {}, the last id (u64::MAX pads short answers)", u64::MAX - 1)]
+    IdShift {
+        /// The id before the shift.
+        id: u64,
+        /// The shift.
+        shift: u64,
+    },
     /// The index space of the base does not fit the id type.
     #[error("base has {n} vectors, more than the supported {max}")]
     TooManyVectors {

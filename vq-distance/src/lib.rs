@@ -4,7 +4,8 @@
 //! **Owns:** [`Metric`] and the score convention every vq crate follows; per-pair kernels for
 //! squared L2, dot product and cosine over `f32`, [`half::f16`], [`half::bf16`], `u8` and `i8`;
 //! one-to-many and many-to-many scoring; bounded top-k selection ([`TopK`]); exact search
-//! ([`knn_exact`]), its result type ([`Neighbors`]) and the one id filter type ([`IdFilter`]);
+//! ([`knn_exact`]), its result type ([`Neighbors`]), the one id filter type ([`IdFilter`])
+//! and the id rules every index follows ([`NO_ID`] pads short answers, [`auto_ids`]);
 //! exact range search ([`range_exact`], Faiss' `range_search`) and its result type
 //! ([`RangeResult`]);
 //! nearest-centroid search ([`nearest_centroids`], and [`PackedCentroids`]: the top-k of
@@ -49,6 +50,7 @@ mod element;
 mod error;
 mod filter;
 mod gemm;
+mod ids;
 mod knn;
 mod matrix;
 mod merge;
@@ -69,6 +71,7 @@ pub use element::{Element, cosine, dot, l2_sq, score, score_one_to_many};
 pub use error::{Error, Result};
 pub use filter::{IdBitset, IdFilter, IdSet, sample_places};
 pub use half::{bf16, f16};
+pub use ids::{NO_ID, auto_ids, check_caller_ids, next_auto_id, shifted_id};
 pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use matrix::PackedMatrix;
 pub use merge::merge_topk;

@@ -444,7 +444,7 @@ impl<C: GpuCodec> GpuIvf<C> {
     /// # Errors
     /// As [`add_with_ids`](GpuIvf::add_with_ids).
     pub fn add(&mut self, data: &[f32]) -> Result<()> {
-        let ids = self.ids.next_ids(data.len() / self.dim);
+        let ids = self.ids.next_ids(data.len() / self.dim)?;
         self.add_with_ids(data, &ids)
     }
 

@@ -174,6 +174,11 @@ const FILTER_SAMPLE: usize = 512;
 /// 40-90 µs an insert, so a quarter of the graph's inserts spend at most about 2 % on a round
 /// of it, a whole build 0.3 %.
 const REACH_CHECK_SHARE: usize = 4;
+/// Graphs of at most this many slots walk after every batch: at about 200 ns a node the walk
+/// costs at most 0.2 ms, while the batch's local check (see [`Hnsw::relink_orphans`]) can miss
+/// an island of two or three older nodes that link only each other (under inner product,
+/// about one random sequence of a dozen small batches in 1,500 still left one).
+const WALK_ALWAYS_BELOW: usize = 1_024;
 /// Inserts a worker runs in a wave of a batch before the pool may take up other work: a
 /// search queued behind a batch insert waits about one wave (p99 13-15 ms, at most 25 ms,
 /// for a 4-query search beside a d = 16 insert of 58,000 vectors on 2 cores; without waves
@@ -267,6 +272,7 @@ impl Frozen {
 pub(crate) struct Snapshot<'a> {
     pub(crate) slots: usize,
     pub(crate) entry: u64,
+    pub(crate) next_id: u64,
     pub(crate) external: Cow<'a, [u64]>,
     pub(crate) levels: Cow<'a, [u8]>,
     pub(crate) states: Cow<'a, [u8]>,
@@ -425,8 +431,12 @@ pub struct Hnsw<S: VectorStorage = FlatStorage> {
     external: Chunks<AtomicU64>,
     /// `true` once `external` and `ids` hold the ids; until then slot `s` has id `s`.
     sparse: AtomicBool,
-    /// Id → slot while `sparse`; its lock also serializes the handing out of slots.
+    /// Id → slot while `sparse`; its lock also serializes the handing out of slots and ids.
     ids: Mutex<HashMap<u64, u32>>,
+    /// The first id [`add`](Hnsw::add) hands out: past every id ever given, so an automatic
+    /// id never repeats a caller's (the slot count while every id is its slot's). Changed
+    /// under `ids`.
+    next_id: AtomicU64,
     /// Slots handed out, and allocated: raised under `ids` only after every array holds the
     /// new slots, so everything that walks `0..slots` (brute force, filter sampling, save,
     /// check_graph) finds every chunk it reaches.
@@ -514,6 +524,7 @@ impl<S: VectorStorage> Hnsw<S> {
             external: Chunks::new(1),
             sparse: AtomicBool::new(false),
             ids: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
             slots: AtomicU32::new(0),
             live: AtomicUsize::new(0),
             deleted: AtomicUsize::new(0),
@@ -982,7 +993,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// The `k` nearest live vectors to `query`: `(id, score)` best first (scores in the
     /// convention of [`Metric`]). `ef` overrides the default beam width; it is raised to `k`.
     /// An empty index gives an empty result; `k` at or above [`len`](Hnsw::len) gives every
-    /// live vector. An answer is shorter than `k` only when fewer than `k` vectors are live:
+    /// live vector, and `ef` at or above it the exact `k` nearest (every vector is scored). An answer is shorter than `k` only when fewer than `k` vectors are live:
     /// a walk that comes back short scores every node instead.
     pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(u64, f32)>> {
         self.search_impl(query, k, ef, None)
@@ -1040,10 +1051,12 @@ impl<S: VectorStorage> Hnsw<S> {
         let keep_fn = |slot: u32| self.is_live(slot) && filter.is_none_or(|f| f(self.external_id(slot)));
         let keep: Option<&dyn Fn(u32) -> bool> =
             if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
-        // k at or above the live count asks for everything: score it all, which is exact
-        // and costs no more than k distances (a graph walk could miss a poorly linked node).
-        let everything = k_want >= self.live.load(Ordering::Relaxed);
+        // k or the beam at or above the live count asks for everything: score it all, which
+        // is exact and costs no more than the walk would (a walk reaches only what links lead
+        // to from where the descent ends, not always every node the entry point reaches).
         let ef = self.beam(ef, k);
+        let live = self.live.load(Ordering::Relaxed);
+        let everything = k_want >= live || ef >= live;
         let pass_rate = if filter.is_none() || everything { 1.0 } else { self.pass_rate(&keep_fn) };
         if everything || (filter.is_some() && self.brute_force_beats_walk(pass_rate, ef, false)) {
             self.brute_force(&pq, k, &keep_fn, &mut s.out);
@@ -1284,7 +1297,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// that passes few enough nodes ([`HnswParams::brute_force_walk`]) scores just the nodes
     /// it passes, exactly, as [`search_filtered`](Hnsw::search_filtered) does. A NaN radius
     /// is an error; an infinite one keeps every live vector (that the filter passes), all
-    /// scored, or none.
+    /// scored, or none. An `ef` at or above [`len`](Hnsw::len) scores every vector: exact.
     pub fn range_search(
         &self,
         query: &[f32],
@@ -1369,10 +1382,11 @@ impl<S: VectorStorage> Hnsw<S> {
             if filter.is_some() || self.deleted.load(Ordering::Relaxed) > 0 { Some(&keep_fn) } else { None };
         // Not pooled: a ball can hold most of the graph, and pooled scratch would keep it.
         let mut ball = Vec::new();
-        // An infinite radius asks for every node: scored all, so that none is missed for
-        // want of in-links, as a k-NN search for `k ≥ len` does.
+        // An infinite radius, or a beam at least the live count, asks for every node: scored
+        // all, so that none is missed for want of in-links, as a k-NN search for `k ≥ len` does.
         let ef = self.range_beam(ef);
         if limit == f32::INFINITY
+            || ef >= self.live.load(Ordering::Relaxed)
             || (filter.is_some() && self.brute_force_beats_walk(self.pass_rate(&keep_fn), ef, false))
         {
             self.score_every(&pq, &keep_fn, |c| {
@@ -1462,16 +1476,20 @@ impl<S: VectorStorage> Hnsw<S> {
 
     // ---- insert -------------------------------------------------------------------------
 
-    /// Adds vectors (row-major) with ids equal to their insertion position (the first vector
-    /// ever added gets 0), in parallel on the current rayon pool. Returns the first id. A batch
-    /// that fails its checks inserts nothing and uses up no ids.
+    /// Adds vectors (row-major) under automatic ids, in parallel on the current rayon pool.
+    /// Returns the first id. Automatic ids count from 0 and go on past every id ever given
+    /// ([`add_with_ids`](Hnsw::add_with_ids) too), so they never repeat one; while only `add`
+    /// was used they are the insertion positions. A batch that fails its checks inserts
+    /// nothing and uses up no ids.
     pub fn add(&self, vectors: &[f32]) -> Result<u64> {
-        Ok(u64::from(self.insert_batch(vectors, None, false)?))
+        self.insert_batch(vectors, None, false)
     }
 
     /// Adds vectors (row-major) under the given external ids, in parallel on the current rayon
-    /// pool. An id already present is an error ([`Error::DuplicateId`]); nothing of the batch
-    /// is inserted then.
+    /// pool. An id of a live vector is an error ([`Error::DuplicateId`]), and so is `u64::MAX`
+    /// (it pads short answers); nothing of the batch is inserted then. The id of a deleted
+    /// vector may be given again: the new vector takes it (the deleted node routes searches
+    /// until [`compact`](Hnsw::compact) and can no longer be unmarked).
     pub fn add_with_ids(&self, vectors: &[f32], ids: &[u64]) -> Result<()> {
         self.insert_batch(vectors, Some(ids), false).map(drop)
     }
@@ -1503,6 +1521,7 @@ impl<S: VectorStorage> Hnsw<S> {
         if ids.len() != n {
             return Err(Error::IdCount { ids: ids.len(), vectors: n });
         }
+        vq_distance::check_caller_ids(ids)?;
         let slots = self.slots.load(Ordering::Acquire);
         let reusable: Vec<u32> = (0..slots)
             .filter(|&slot| self.states.slot(slot as usize)[0].load(Ordering::Acquire) == READY | DELETED)
@@ -1512,10 +1531,8 @@ impl<S: VectorStorage> Hnsw<S> {
         {
             let mut map = lock(&self.ids);
             let sparse = self.sparse.load(Ordering::Acquire);
-            let taken =
-                |map: &HashMap<u64, u32>, id: u64| if sparse { map.contains_key(&id) } else { id < u64::from(slots) };
             let mut seen = std::collections::HashSet::with_capacity(n);
-            if let Some(&dup) = ids.iter().find(|&&id| taken(&map, id) || !seen.insert(id)) {
+            if let Some(&dup) = ids.iter().find(|&&id| self.id_live(&map, sparse, slots, id) || !seen.insert(id)) {
                 return Err(Error::DuplicateId(dup));
             }
             if reused > 0 {
@@ -1529,6 +1546,8 @@ impl<S: VectorStorage> Hnsw<S> {
                 }
                 map.insert(id, slot);
             }
+            let next = self.next_id.load(Ordering::Acquire);
+            self.next_id.store(vq_distance::next_auto_id(next, &ids[..reused]), Ordering::Release);
         }
         // First every vector is rewritten (no reads yet), then the slots are relinked in
         // parallel: a relink reads other reused slots, which must already hold their new data.
@@ -1608,9 +1627,9 @@ impl<S: VectorStorage> Hnsw<S> {
         Ok(vectors.len() / self.dim)
     }
 
-    /// Checks a batch (vectors, then ids), hands out its slots with their ids (`None`: the
-    /// slot numbers), then links them in parallel. Returns the first slot.
-    fn insert_batch(&self, vectors: &[f32], ids: Option<&[u64]>, replace: bool) -> Result<u32> {
+    /// Checks a batch (vectors, then ids), hands out its slots with their ids (`None`:
+    /// automatic ones), then links them in parallel. Returns the first automatic id.
+    fn insert_batch(&self, vectors: &[f32], ids: Option<&[u64]>, replace: bool) -> Result<u64> {
         let n = self.check_batch(vectors)?;
         if let Some(ids) = ids
             && ids.len() != n
@@ -1623,7 +1642,7 @@ impl<S: VectorStorage> Hnsw<S> {
         if self.has_prepared.swap(false, Ordering::AcqRel) {
             lock(&self.prepared).take();
         }
-        let first = self.claim(n, ids, replace)?;
+        let (first, first_id) = self.claim(n, ids, replace)?;
         // In waves of a few rows a worker: between two waves the pool takes up work queued
         // meanwhile (another thread's batch search), which would otherwise wait for the whole
         // batch, rayon's workers draining their own tasks before the queue of injected ones.
@@ -1636,7 +1655,7 @@ impl<S: VectorStorage> Hnsw<S> {
             });
         }
         self.relink_orphans(&(first..first + n as u32).collect::<Vec<_>>());
-        Ok(first)
+        Ok(first_id)
     }
 
     /// Links again, one at a time, the nodes a batch just inserted (`slots`) left without a
@@ -1653,62 +1672,122 @@ impl<S: VectorStorage> Hnsw<S> {
     /// a node unreachable.
     ///
     /// Which nodes: once the inserts since the last walk (this batch's included) reach
-    /// 1/[`REACH_CHECK_SHARE`] of the graph, every node no walk from the entry point reaches
-    /// ([`Hnsw::relink_islands`]); below, so that a small batch costs no walk over a large
+    /// 1/[`REACH_CHECK_SHARE`] of the graph, or while it is small ([`WALK_ALWAYS_BELOW`]),
+    /// every node no walk from the entry point reaches ([`Hnsw::relink_islands`]); below, so that a small batch costs no walk over a large
     /// graph, those of the batch's nodes and of the nodes its inserts pruned out of a list
     /// (`displaced`) none of whose neighbours links back. That local check misses islands of
     /// nodes linking each other (2,000 single inserts at `ef_construction` 8-16, `m` 4, left
     /// 0-227 of 10,000 nodes so, on clustered 16-d data), which the next walk finds. A node
     /// still stranded in a later round is put in its nearest neighbour's list
     /// ([`Hnsw::force_link`]). At most [`RELINK_ROUNDS`] rounds: a relinked node may push
-    /// another out of a list. Under inner product only the walk runs
-    /// ([`Hnsw::searches_orphans_again`]).
+    /// another out of a list. Under inner product a node without a way in is not searched
+    /// again ([`Hnsw::searches_orphans_again`]): its nearest neighbour that can takes it at
+    /// once (without that, batches of a few dozen left nodes that no search found, whatever
+    /// its `ef`, until a quarter of the graph more came and the walk ran).
     fn relink_orphans(&self, batch: &[u32]) {
         let since_walk = self.unwalked.fetch_add(batch.len(), Ordering::AcqRel) + batch.len();
-        if since_walk * REACH_CHECK_SHARE >= self.slots.load(Ordering::Acquire) as usize {
+        let slots = self.slots.load(Ordering::Acquire) as usize;
+        if since_walk * REACH_CHECK_SHARE >= slots || slots <= WALK_ALWAYS_BELOW {
             // (Inserts counted meanwhile by another thread may be lost: their walk comes later.)
             self.unwalked.store(0, Ordering::Release);
             lock(&self.displaced).clear();
             self.relink_islands(since_walk);
             return;
         }
-        if !self.searches_orphans_again() {
-            return;
-        }
-        let (mut v, mut own, mut s) = (vec![0f32; self.dim], Vec::new(), self.take_scratch());
-        let mut budget = Self::relink_budget(batch.len());
+        let search = self.searches_orphans_again();
+        let (mut v, mut own, mut theirs, mut s) = (vec![0f32; self.dim], Vec::new(), Vec::new(), self.take_scratch());
+        // Under inner product no search runs (it would lose the same contests): forcing a
+        // link costs one list's distances, so no budget holds it back.
+        let mut budget = if search { Self::relink_budget(batch.len()) } else { usize::MAX };
         for round in 0..RELINK_ROUNDS {
             let displaced = std::mem::take(&mut *lock(&self.displaced));
             let mut suspects: Vec<u32> = batch.iter().copied().chain(displaced).collect();
             suspects.sort_unstable();
             suspects.dedup();
-            // A single insert's few dozen suspects are checked in a few µs: split across
-            // workers, the hand-off to the pool would cost more.
-            let orphans: Vec<u32> = suspects
-                .into_par_iter()
-                .with_min_len(RELINK_CHECKS_PER_TASK)
-                .map_init(|| (Vec::new(), Vec::new()), |(own, theirs), s| (!self.linked_back(s, own, theirs), s))
-                .filter_map(|(orphan, slot)| orphan.then_some(slot))
-                .collect();
+            let orphans = self.unanchored(&suspects);
             if orphans.is_empty() || budget == 0 {
                 break;
             }
-            // Stranded again after a relink: every neighbour pruned it once more. Its nearest
-            // neighbour that is not stranded too takes it.
-            let stranded: Option<std::collections::HashSet<u32>> =
-                (round > 0).then(|| orphans.iter().copied().collect());
+            let stranded: std::collections::HashSet<u32> = orphans.iter().copied().collect();
             for &slot in orphans.iter().take(budget) {
                 budget -= 1;
-                self.search_again(slot, &mut v, &mut s);
-                if let Some(stranded) = &stranded {
-                    self.read_list(slot, 0, &mut own);
-                    if let Some(&node) = own.iter().find(|x| !stranded.contains(x)) {
-                        self.force_link(slot, node);
+                if search {
+                    self.search_again(slot, &mut v, &mut s);
+                    if round == 0 {
+                        continue;
                     }
                 }
+                // Under inner product, or stranded again after a relink (every neighbour pruned
+                // it once more): its nearest neighbour that is not stranded and does not link to
+                // it yet (a node of its island) takes it.
+                self.read_list(slot, 0, &mut own);
+                let _ = own.iter().filter(|x| !stranded.contains(x)).any(|&node| {
+                    self.read_list(node, 0, &mut theirs);
+                    !theirs.contains(&slot) && self.force_link(slot, node)
+                });
             }
         }
         self.give_scratch(s);
+    }
+
+    /// The nodes of `suspects` (sorted) that no chain of layer-0 links from outside them
+    /// reaches, as far as their own lists show: a suspect is anchored when one of its
+    /// neighbours links back to it and that neighbour is no suspect (nodes before the batch
+    /// were reachable), or is an anchored suspect, or it is the entry point or has no
+    /// neighbours (the first node). Checking only that some neighbour links back missed
+    /// nodes of a batch linked only from each other: under inner product batches of a few
+    /// dozen left such pairs that no search found, whatever its `ef`, until a walk ran.
+    fn unanchored(&self, suspects: &[u32]) -> Vec<u32> {
+        let entry = self.entry.load(Ordering::Acquire);
+        let entry = (entry != NO_ENTRY).then_some(entry as u32);
+        let index_of = |x: u32| suspects.binary_search(&x).ok();
+        // Per suspect: anchored outright, or the suspects linking back to it. A single insert's
+        // few dozen suspects are checked in a few µs: split across workers, the hand-off to the
+        // pool would cost more.
+        let backs: Vec<Option<Vec<u32>>> = suspects
+            .par_iter()
+            .with_min_len(RELINK_CHECKS_PER_TASK)
+            .map_init(
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(own, theirs, scratch), &slot| {
+                    self.read_list(slot, 0, own);
+                    if own.is_empty() || Some(slot) == entry {
+                        return None;
+                    }
+                    let mut from_suspects = Vec::new();
+                    for &x in own.iter() {
+                        self.read_list(x, 0, theirs);
+                        if theirs.contains(&slot) {
+                            match index_of(x) {
+                                // An older node anchors it if a node besides it links to that
+                                // one: two older nodes linking only each other are an island.
+                                None if self.linked_from(x, |y| y != slot, theirs, scratch) => return None,
+                                None => {}
+                                Some(i) => from_suspects.push(i as u32),
+                            }
+                        }
+                    }
+                    Some(from_suspects)
+                },
+            )
+            .collect();
+        // Anchoring spreads from the anchored suspects to those they link to.
+        let mut anchored: Vec<bool> = backs.iter().map(Option::is_none).collect();
+        let mut reaches: Vec<Vec<u32>> = vec![Vec::new(); suspects.len()];
+        for (i, from) in backs.iter().enumerate() {
+            for &j in from.iter().flatten() {
+                reaches[j as usize].push(i as u32);
+            }
+        }
+        let mut stack: Vec<u32> = (0..suspects.len() as u32).filter(|&i| anchored[i as usize]).collect();
+        while let Some(j) = stack.pop() {
+            for &i in &reaches[j as usize] {
+                if !std::mem::replace(&mut anchored[i as usize], true) {
+                    stack.push(i);
+                }
+            }
+        }
+        suspects.iter().zip(anchored).filter_map(|(&slot, a)| (!a).then_some(slot)).collect()
     }
 
     /// Relinks searched a batch of `inserted` may pay for: at most an eighth more (a single
@@ -1831,15 +1910,11 @@ impl<S: VectorStorage> Hnsw<S> {
         // (A target with no links of its own, an insert not linked yet, has no other way in
         // that can be seen.)
         let linked_elsewhere = |(c, _): &&(Cand, usize)| self.linked_from(c.1, |x| x != node, &mut theirs, &mut others);
-        let Some(&(_, at)) = by_distance.iter().find(linked_elsewhere) else { return false };
+        let Some(&(out, at)) = by_distance.iter().find(linked_elsewhere) else { return false };
         links[at].store(slot, Ordering::Release);
+        // Its other way in may be from a node only it led to (an island of two): checked again.
+        lock(&self.displaced).push(out.1);
         true
-    }
-
-    /// Whether one of `slot`'s layer-0 neighbours links back to it (`own` and `theirs` are
-    /// scratch lists). A node with no neighbours (the first) counts as linked.
-    fn linked_back(&self, slot: u32, own: &mut Vec<u32>, theirs: &mut Vec<u32>) -> bool {
-        self.linked_from(slot, |_| true, own, theirs) || own.is_empty()
     }
 
     /// Whether one of `slot`'s layer-0 neighbours that `from` accepts links back to it (`own`
@@ -1852,19 +1927,36 @@ impl<S: VectorStorage> Hnsw<S> {
         })
     }
 
+    /// Whether `id` is a live node's, under the id lock (`map` its map, `slots` the slots
+    /// handed out; while dense, slot `s` has id `s`). A deleted node's id may be given again:
+    /// the new vector takes it, and the deleted node routes searches until `compact`.
+    fn id_live(&self, map: &HashMap<u64, u32>, sparse: bool, slots: u32, id: u64) -> bool {
+        let slot = if sparse { map.get(&id).copied() } else { (id < u64::from(slots)).then_some(id as u32) };
+        slot.is_some_and(|slot| self.states.slot(slot as usize)[0].load(Ordering::Acquire) & DELETED == 0)
+    }
+
     /// Under the id lock: checks the ids, hands out `n` slots, allocates them (with their
-    /// levels and upper lists), records the ids, and only then publishes the slots.
-    fn claim(&self, n: usize, ids: Option<&[u64]>, replace: bool) -> Result<u32> {
+    /// levels and upper lists), records the ids, and only then publishes the slots. Returns
+    /// the first slot and the first automatic id (`ids` `None`).
+    fn claim(&self, n: usize, ids: Option<&[u64]>, replace: bool) -> Result<(u32, u64)> {
         let max = u32::MAX as usize - 1;
         let mut map = lock(&self.ids);
         let first = self.slots.load(Ordering::Acquire);
         let end = (first as usize).checked_add(n).filter(|&end| end <= max).ok_or(Error::Full { max })?;
         let sparse = self.sparse.load(Ordering::Acquire);
-        // An id is taken if a slot holds it: while dense, every slot below `first`.
-        let taken =
-            |map: &HashMap<u64, u32>, id: u64| if sparse { map.contains_key(&id) } else { id < u64::from(first) };
-        let id_of = |i: usize| ids.map_or(u64::from(first) + i as u64, |ids| ids[i]);
-        if !replace && let Some(dup) = (0..n).map(id_of).find(|&id| taken(&map, id)) {
+        let next = self.next_id.load(Ordering::Acquire);
+        let next_after = match ids {
+            None => vq_distance::auto_ids(next, n)?.end,
+            Some(ids) => {
+                vq_distance::check_caller_ids(ids)?;
+                vq_distance::next_auto_id(next, ids)
+            }
+        };
+        let id_of = |i: usize| match ids {
+            Some(ids) => ids[i],
+            None => next + i as u64,
+        };
+        if !replace && let Some(dup) = (0..n).map(id_of).find(|&id| self.id_live(&map, sparse, first, id)) {
             return Err(Error::DuplicateId(dup));
         }
         if let Some(ids) = ids {
@@ -1895,8 +1987,9 @@ impl<S: VectorStorage> Hnsw<S> {
                 }
             }
         }
+        self.next_id.store(next_after, Ordering::Release);
         self.slots.store(end as u32, Ordering::Release);
-        Ok(first)
+        Ok((first, next))
     }
 
     /// Gives slots `first..` the levels `levels`: an empty open layer-0 block each, and
@@ -2003,7 +2096,7 @@ impl<S: VectorStorage> Hnsw<S> {
 
     /// Adds `new` (at key `d` from `node`) to `node`'s list on `layer`, shrinking the list
     /// with the heuristic when it is full; on layer 0 the links it drops are appended to
-    /// `dropped` (where orphans are searched again).
+    /// `dropped` (where the batch's end looks for nodes left without a way in).
     fn link_back(&self, node: u32, new: u32, d: f32, layer: usize, dropped: &mut Vec<u32>) {
         let _g = self.node_lock(node);
         let list = self.list_mut(node, layer);
@@ -2030,7 +2123,7 @@ impl<S: VectorStorage> Hnsw<S> {
         self.select_heuristic(node, &cands, max, &mut chosen);
         let mut ids: Vec<u32> = chosen.iter().map(|c| c.1).collect();
         self.write_list(node, layer, &ids);
-        if layer == 0 && self.searches_orphans_again() {
+        if layer == 0 {
             ids.sort_unstable();
             dropped.extend(cands.iter().map(|c| c.1).filter(|id| ids.binary_search(id).is_err()));
         }
@@ -2227,6 +2320,7 @@ impl<S: VectorStorage> Hnsw<S> {
                 .map_or(NO_ENTRY, |i| ((self.level_of(i as u32) as u64) << 32) | u64::from(new_slot[i]))
         };
         fresh.entry.store(entry, Ordering::Release);
+        fresh.next_id.store(self.next_id.load(Ordering::Acquire), Ordering::Release);
         fresh.slots.store(live as u32, Ordering::Release);
         fresh.shrink_to_fit();
         fresh.live.store(live, Ordering::Relaxed);
@@ -2272,6 +2366,7 @@ impl<S: VectorStorage> Hnsw<S> {
         Snapshot {
             slots,
             entry: self.entry.load(Ordering::Acquire),
+            next_id: self.next_id.load(Ordering::Acquire),
             external: (0..slots as u32).map(|i| self.external_id(i)).collect(),
             levels: levels.into(),
             states: (0..slots).map(|i| self.states.slot(i)[0].load(Ordering::Acquire)).collect(),
@@ -2290,6 +2385,9 @@ impl<S: VectorStorage> Hnsw<S> {
         let dense = snap.external.iter().zip(0u64..).all(|(&id, slot)| id == slot)
             && snap.states.iter().all(|&s| s & READY != 0);
         self.sparse.store(!dense, Ordering::Release);
+        // Files from before `next_id` was kept say 0: then past the largest id in the file.
+        let past = snap.external.iter().max().map_or(0, |&m| m.saturating_add(1));
+        self.next_id.store(snap.next_id.max(past), Ordering::Release);
         self.storage.reserve(n);
         self.dir.ensure_exact(n);
         self.states.ensure_exact(n);

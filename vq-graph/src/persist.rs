@@ -52,6 +52,10 @@ struct Meta {
     slots: usize,
     /// `level << 32 | slot`, or `u64::MAX` for an empty graph.
     entry: u64,
+    /// The first id `add` hands out (absent from files written before it was kept: then one
+    /// past the largest id in the file).
+    #[serde(default)]
+    next_id: u64,
 }
 
 /// [`Error::CorruptFile`] naming `r`'s file.
@@ -71,6 +75,7 @@ impl<S: VectorStorage> Hnsw<S> {
             metric: self.metric().name().into(),
             slots: snap.slots,
             entry: snap.entry,
+            next_id: snap.next_id,
         };
         w.add_json(&format!("{prefix}.meta"), META_VERSION, &meta)?;
         // Slots below the snapshot's count are fully written and never change (rewriting one
@@ -237,11 +242,15 @@ fn check_graph_sections<'r>(r: &'r ContainerReader, prefix: &str, meta: &Meta) -
             if state == READY && !seen.insert(id) {
                 return Err(corrupt(r, format!("slot {slot} repeats id {id}")));
             }
+            if id == vq_distance::NO_ID {
+                return Err(corrupt(r, format!("slot {slot} has id {id}, the padding of short answers")));
+            }
         }
     }
     Ok(Snapshot {
         slots: n,
         entry: meta.entry,
+        next_id: meta.next_id,
         external: external.into(),
         levels: levels.into(),
         states: states.into(),

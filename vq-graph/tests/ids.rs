@@ -40,12 +40,18 @@ fn sequential_ids_cost_no_id_memory_and_the_first_other_id_switches_to_a_map() {
     let s = dense.memory_usage();
     assert!(s.ids >= d.ids + 2_001 * 8, "the id array: {s:?} vs {d:?}");
     assert_eq!(dense.search(&base[2_000 * DIM..2_001 * DIM], 1, None).unwrap()[0], (1 << 40, 0.0));
-    // `add` after the switch goes on numbering by slot, and refuses ids already taken.
-    assert_eq!(dense.add(&base[2_001 * DIM..3_000 * DIM]).unwrap(), 2_001);
+    // `add` after the switch numbers past the largest id given (never repeating one), and
+    // refuses ids already taken.
+    let next = (1 << 40) + 1;
+    assert_eq!(dense.add(&base[2_001 * DIM..3_000 * DIM]).unwrap(), next);
     assert!(matches!(dense.add_with_ids(&base[..DIM], &[5]), Err(Error::DuplicateId(5))));
     assert!(matches!(dense.add_with_ids(&base[..DIM], &[1 << 40]), Err(Error::DuplicateId(_))));
     for (i, q) in base.chunks_exact(DIM).enumerate().step_by(97) {
-        let want = if i == 2_000 { 1 << 40 } else { i as u64 };
+        let want = match i {
+            ..2_000 => i as u64,
+            2_000 => 1 << 40,
+            _ => next + (i - 2_001) as u64,
+        };
         assert_eq!(dense.search(q, 1, Some(64)).unwrap()[0], (want, 0.0), "vector {i}");
     }
     // Deletes by the ids of either era.
@@ -64,8 +70,6 @@ fn dense_ids_know_which_ids_exist() {
     assert!(matches!(index.mark_deleted(u64::MAX), Err(Error::UnknownId(u64::MAX))));
     assert!(matches!(index.add_with_ids(&base[..DIM], &[199]), Err(Error::DuplicateId(199))));
     index.mark_deleted(10).unwrap();
-    // Deleted, its id is still taken (it can be undeleted) until compact().
-    assert!(matches!(index.add_with_ids(&base[..DIM], &[10]), Err(Error::DuplicateId(10))));
     index.unmark_deleted(10).unwrap();
     assert_eq!(index.len(), 200);
     // Issue 18: a batch that fails its checks uses up no ids.
@@ -74,6 +78,17 @@ fn dense_ids_know_which_ids_exist() {
     assert!(index.add(&bad).is_err());
     assert_eq!(index.add(&base[200 * DIM..300 * DIM]).unwrap(), 200);
     assert_eq!(index.search(&base[250 * DIM..251 * DIM], 1, None).unwrap()[0], (250, 0.0));
+    // A deleted vector's id may be given again (as to Flat and inverted files after a
+    // removal, and hnswlib's re-added label): the new vector takes it.
+    index.mark_deleted(10).unwrap();
+    let moved: Vec<f32> = base[..DIM].iter().map(|x| x + 100.0).collect();
+    index.add_with_ids(&moved, &[10]).unwrap();
+    assert_eq!(index.len(), 300);
+    assert_eq!(index.search(&moved, 1, None).unwrap()[0], (10, 0.0));
+    assert_ne!(index.search(&base[10 * DIM..11 * DIM], 1, None).unwrap()[0].0, 10, "the old vector is gone");
+    assert!(matches!(index.add_with_ids(&moved, &[10]), Err(Error::DuplicateId(10))), "live again");
+    // `u64::MAX` pads short answers: no vector may have it.
+    assert!(matches!(index.add_with_ids(&moved, &[u64::MAX]), Err(Error::Input(_))));
 }
 
 #[test]

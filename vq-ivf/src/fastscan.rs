@@ -466,7 +466,7 @@ impl IvfFastScan {
 
     /// Adds `data` (row-major) under ids continuing from the number of vectors ever added.
     pub fn add(&mut self, data: &[f32]) -> Result<()> {
-        let ids = self.ids.next_ids(data.len() / self.dim);
+        let ids = self.ids.next_ids(data.len() / self.dim)?;
         self.add_with_ids(data, &ids)
     }
 

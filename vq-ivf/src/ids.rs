@@ -53,14 +53,16 @@ impl IdTracker {
         }
     }
 
-    /// The ids `add` gives the next `n` vectors.
-    pub fn next_ids(&self, n: usize) -> Vec<u64> {
-        (self.added..self.added.saturating_add(n as u64)).collect()
+    /// The ids `add` gives the next `n` vectors (an error once they would reach `u64::MAX`).
+    pub fn next_ids(&self, n: usize) -> Result<Vec<u64>> {
+        Ok(vq_distance::auto_ids(self.added, n)?.collect())
     }
 
     /// [`Error::DuplicateId`] naming the first of `ids` that is held already or repeats an
-    /// earlier one of `ids`: the check before [`insert`](IdTracker::insert).
+    /// earlier one of `ids`, and the input error of `u64::MAX` (the padding of short answers):
+    /// the check before [`insert`](IdTracker::insert).
     pub fn check_new(&self, ids: &[u64]) -> Result<()> {
+        vq_distance::check_caller_ids(ids)?;
         let mut seen = HashSet::with_capacity(ids.len());
         match ids.iter().find(|&&id| !seen.insert(id) || self.contains(id)) {
             Some(&dup) => Err(Error::DuplicateId(dup)),
@@ -70,8 +72,7 @@ impl IdTracker {
 
     /// Records `ids` (absent and unique: [`check_new`](IdTracker::check_new)).
     pub fn insert(&mut self, ids: &[u64]) {
-        let max_new = ids.iter().max().map_or(0, |&m| m.saturating_add(1));
-        self.added = self.added.saturating_add(ids.len() as u64).max(max_new);
+        self.added = vq_distance::next_auto_id(self.added, ids);
         if let Present::Dense(n) = &mut self.present {
             if ids.iter().enumerate().all(|(i, &id)| id == *n + i as u64) {
                 *n += ids.len() as u64;
@@ -98,14 +99,12 @@ impl IdTracker {
     }
 
     /// `ids` (another index's, `n` of them, unique there) each plus `shift`, checked for
-    /// `merge_from`: [`Error::Parameter`] when one overflows, [`Error::DuplicateId`] naming the
-    /// first already here.
+    /// `merge_from`: the input error `IdShift` when one overflows or lands on `u64::MAX`,
+    /// [`Error::DuplicateId`] naming the first already here.
     pub(crate) fn shifted_absent(&self, ids: impl Iterator<Item = u64>, n: usize, shift: u64) -> Result<Vec<u64>> {
         let mut moved = Vec::with_capacity(n);
         for id in ids {
-            let shifted = id
-                .checked_add(shift)
-                .ok_or(Error::Parameter { name: "shift_ids", what: format!("id {id} + {shift} overflows u64") })?;
+            let shifted = vq_distance::shifted_id(id, shift)?;
             if self.contains(shifted) {
                 return Err(Error::DuplicateId(shifted));
             }
@@ -266,12 +265,12 @@ mod tests {
     #[test]
     fn sequential_ids_stay_dense_and_others_switch() {
         let mut t = IdTracker::default();
-        t.insert(&t.next_ids(3));
+        t.insert(&t.next_ids(3).unwrap());
         assert!(matches!(t.present, Present::Dense(3)));
         assert_eq!(t.memory_bytes(), 0);
         t.insert(&[10, 3]);
         assert!(t.contains(10) && t.contains(2) && !t.contains(4));
-        assert_eq!(t.next_ids(1), vec![11]);
+        assert_eq!(t.next_ids(1).unwrap(), vec![11]);
         t.remove(&[0, 10]);
         assert!(!t.contains(0) && !t.contains(10) && t.contains(1));
         let back = IdTracker::from_ids([2u64, 0, 1].into_iter(), 3, 0);

@@ -446,7 +446,7 @@ pub(crate) fn checked_encoding<'a>(
     };
     let ids = match ids {
         Some(ids) => Cow::Borrowed(ids),
-        None => Cow::Owned(tracker.next_ids(encoded.rows)),
+        None => Cow::Owned(tracker.next_ids(encoded.rows)?),
     };
     if ids.len() != encoded.rows {
         return Err(Error::IdCount { ids: ids.len(), vectors: encoded.rows });
@@ -792,7 +792,7 @@ impl<C: IvfCodec> IvfIndex<C> {
 
     /// Adds `data` (row-major) under ids continuing from the number of vectors ever added.
     pub fn add(&mut self, data: &[f32]) -> Result<()> {
-        let ids = self.ids.next_ids(data.len() / self.dim);
+        let ids = self.ids.next_ids(data.len() / self.dim)?;
         self.add_with_ids(data, &ids)
     }
 

@@ -54,15 +54,10 @@ pub(crate) fn to_py(e: vq::Error) -> PyErr {
             | vq_quant::Error::Parameter { .. }
             | vq_quant::Error::CodeLength { .. },
         )
-        | vq::Error::Graph(
-            vq_graph::Error::DuplicateId(_) | vq_graph::Error::IdCount { .. } | vq_graph::Error::Parameter { .. },
-        )
+        // The lower crates' id errors arrive lifted to `IdCount` / `DuplicateId` above.
+        | vq::Error::Graph(vq_graph::Error::Parameter { .. })
         | vq::Error::Ivf(
-            vq_ivf::Error::TooFewTrainingPoints { .. }
-            | vq_ivf::Error::ZeroNprobe
-            | vq_ivf::Error::Parameter { .. }
-            | vq_ivf::Error::IdCount { .. }
-            | vq_ivf::Error::DuplicateId(_),
+            vq_ivf::Error::TooFewTrainingPoints { .. } | vq_ivf::Error::ZeroNprobe | vq_ivf::Error::Parameter { .. },
         ) => PyValueError::new_err(msg),
         _ => VqError::new_err(msg),
     }

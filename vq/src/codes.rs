@@ -90,7 +90,7 @@ impl<Q: Quantizer + Clone + 'static, S: CodeStore<Quantizer = Q> + 'static> Inde
     }
 
     fn add(&mut self, data: &[f32]) -> Result<()> {
-        let ids = self.ids.next_ids(data.len() / self.dim());
+        let ids = self.ids.next_ids(data.len() / self.dim())?;
         self.add_with_ids(data, &ids)
     }
 

@@ -3,10 +3,12 @@
 use crate::spec::SpecError;
 
 /// Everything that can go wrong through the `vq` API. The lower crates' errors are kept whole,
-/// so `matches!(e, vq::Error::Graph(vq_graph::Error::DuplicateId(7)))` works and the message is
+/// so `matches!(e, vq::Error::Graph(vq_graph::Error::Full { .. }))` works and the message is
 /// the lower crate's own — except their wrapped input and file errors, which are lifted to
-/// [`Error::Distance`] and [`Error::Io`]: a bad query or `k` reads the same whichever index
-/// refused it (`vq::Error::Distance(ZeroK)`, never `Quant(Input(ZeroK))`).
+/// [`Error::Distance`] and [`Error::Io`], and their id errors, lifted to the shared variants:
+/// a bad query, `k` or id reads the same whichever index refused it
+/// (`vq::Error::Distance(ZeroK)`, never `Quant(Input(ZeroK))`; `vq::Error::DuplicateId(7)`
+/// from a graph as from an inverted file).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -142,6 +144,8 @@ impl From<vq_graph::Error> for Error {
             vq_graph::Error::Io(e) => Error::Io(e),
             vq_graph::Error::Quant(e) => e.into(),
             vq_graph::Error::UnknownId(id) => Error::UnknownId(id),
+            vq_graph::Error::DuplicateId(id) => Error::DuplicateId(id),
+            vq_graph::Error::IdCount { ids, vectors } => Error::IdCount { ids, vectors },
             e => Error::Graph(e),
         }
     }

@@ -133,7 +133,7 @@ impl Index for FlatIndex {
     }
 
     fn add(&mut self, data: &[f32]) -> Result<()> {
-        let ids = self.ids.next_ids(data.len() / self.dim);
+        let ids = self.ids.next_ids(data.len() / self.dim)?;
         self.add_with_ids(data, &ids)
     }
 

@@ -324,7 +324,7 @@ impl Index for GpuFlatIndex {
     }
 
     fn add(&mut self, data: &[f32]) -> Result<()> {
-        let ids = self.ids.next_ids(data.len() / self.dim());
+        let ids = self.ids.next_ids(data.len() / self.dim())?;
         self.add_with_ids(data, &ids)
     }
 

@@ -30,7 +30,7 @@ pub(crate) struct SavedIds {
     pub(crate) added: u64,
 }
 
-/// Ids plus the count of vectors ever added (the next id [`Ids::next_ids`] hands out).
+/// Ids plus the count of vectors ever added (the next id [`IdMap::next_ids`] hands out).
 #[derive(Debug, Clone)]
 pub(crate) struct IdMap {
     ids: Ids,
@@ -92,9 +92,9 @@ impl IdMap {
         }
     }
 
-    /// The ids `add` gives the next `n` vectors.
-    pub(crate) fn next_ids(&self, n: usize) -> Vec<u64> {
-        (self.added..self.added + n as u64).collect()
+    /// The ids `add` gives the next `n` vectors (an error once they would reach `u64::MAX`).
+    pub(crate) fn next_ids(&self, n: usize) -> Result<Vec<u64>> {
+        Ok(vq_distance::auto_ids(self.added, n)?.collect())
     }
 
     /// Fails if any of `ids` is present (the batch itself was checked for repeats).
@@ -107,8 +107,7 @@ impl IdMap {
 
     /// Records `ids` for the rows just appended.
     pub(crate) fn push(&mut self, new: &[u64]) {
-        let max_new = new.iter().max().map_or(self.added, |&m| m.saturating_add(1));
-        self.added = self.added.saturating_add(new.len() as u64).max(max_new);
+        self.added = vq_distance::next_auto_id(self.added, new);
         if let Ids::Dense { rows } = &mut self.ids {
             if new.iter().enumerate().all(|(i, &id)| id == (*rows + i) as u64) {
                 *rows += new.len();
@@ -232,21 +231,21 @@ mod tests {
     #[test]
     fn sequential_ids_stay_dense_and_others_switch() {
         let mut m = IdMap::default();
-        m.push(&m.next_ids(3));
+        m.push(&m.next_ids(3).unwrap());
         assert!(matches!(m.ids, Ids::Dense { rows: 3 }));
         assert_eq!(m.memory_bytes(), 0);
         m.push(&[10, 4]);
         assert!(matches!(m.ids, Ids::Sparse { .. }));
         assert_eq!((m.id(3), m.id(4)), (10, 4));
         assert_eq!(m.row(10), Some(3));
-        assert_eq!(m.next_ids(1), vec![11], "add continues after the largest id");
+        assert_eq!(m.next_ids(1).unwrap(), vec![11], "add continues after the largest id");
         assert!(matches!(m.check_absent(&[7, 4]), Err(Error::DuplicateId(4))));
     }
 
     #[test]
     fn removal_keeps_the_survivors_findable() {
         let mut m = IdMap::default();
-        m.push(&m.next_ids(5));
+        m.push(&m.next_ids(5).unwrap());
         let keep = m.keep_mask(&[1, 3, 99]).unwrap();
         assert_eq!(keep, vec![true, false, true, false, true]);
         m.retain(&keep);
@@ -255,10 +254,10 @@ mod tests {
         assert!(m.keep_mask(&[1, 3]).is_none(), "nothing left to remove");
         // A tail removal stays dense.
         let mut t = IdMap::default();
-        t.push(&t.next_ids(4));
+        t.push(&t.next_ids(4).unwrap());
         let keep = t.keep_mask(&[3, 2]).unwrap();
         t.retain(&keep);
         assert!(matches!(t.ids, Ids::Dense { rows: 2 }));
-        assert_eq!(t.next_ids(1), vec![4], "ids of removed vectors are not handed out again");
+        assert_eq!(t.next_ids(1).unwrap(), vec![4], "ids of removed vectors are not handed out again");
     }
 }

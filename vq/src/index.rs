@@ -255,9 +255,13 @@ pub trait Index: Any + Send + Sync {
     fn reserve(&mut self, additional: usize) {
         let _ = additional;
     }
-    /// Adds `data` (row-major) under ids continuing from the number of vectors ever added.
+    /// Adds `data` (row-major) under automatic ids: from the number of vectors ever added, and
+    /// past every id [`add_with_ids`](Index::add_with_ids) or a merge ever gave, so that an
+    /// automatic id never repeats one (`0..n` while only `add` was used). An error
+    /// (`IdsExhausted`) once they would reach `u64::MAX`, the padding of short answers.
     fn add(&mut self, data: &[f32]) -> Result<()>;
-    /// Adds `data` under `ids` (one per row, none already present); on error nothing is added.
+    /// Adds `data` under `ids` (one per row, none already present, none `u64::MAX`: it pads
+    /// short answers); on error nothing is added. A removed id may be given again.
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()>;
     /// [`add`](Index::add) (`ids` `None`) or [`add_with_ids`](Index::add_with_ids) through a
     /// shared reference, while other threads search the index (hnswlib's `add_items` beside
@@ -607,6 +611,7 @@ pub(crate) fn check_ids(data: &[f32], dim: usize, ids: &[u64]) -> Result<()> {
     if ids.len() != rows {
         return Err(Error::IdCount { ids: ids.len(), vectors: rows });
     }
+    vq_distance::check_caller_ids(ids)?;
     let mut seen = std::collections::HashSet::with_capacity(ids.len());
     match ids.iter().find(|&&id| !seen.insert(id)) {
         Some(&dup) => Err(Error::DuplicateId(dup)),

@@ -437,7 +437,7 @@ impl Index for RefineIndex {
 
     fn add(&mut self, data: &[f32]) -> Result<()> {
         let rows = data.len() / self.dim();
-        let ids = self.stored_mut().ids.next_ids(rows);
+        let ids = self.stored_mut().ids.next_ids(rows)?;
         self.add_with_ids(data, &ids)
     }
 
@@ -461,7 +461,7 @@ impl Index for RefineIndex {
             Some(ids) => self.add_to_both(Some(prepared), data, ids),
             None => {
                 let rows = data.len() / self.dim();
-                let ids = self.stored_mut().ids.next_ids(rows);
+                let ids = self.stored_mut().ids.next_ids(rows)?;
                 self.add_to_both(Some(prepared), data, &ids)
             }
         }
@@ -741,7 +741,7 @@ impl RefineIndex {
                     stored.ids.check_absent(ids)?;
                     ids.to_vec()
                 }
-                None => stored.ids.next_ids(data.len() / dim),
+                None => stored.ids.next_ids(data.len() / dim)?,
             };
             match (&mut stored.store, encoded) {
                 (Store::Sq(codes), Some(mut batch)) => codes.append(&mut batch)?,
@@ -771,14 +771,8 @@ impl RefineIndex {
         let moved = {
             let theirs = other.stored();
             (0..theirs.ids.len())
-                .map(|row| {
-                    let id = theirs.ids.id(row);
-                    id.checked_add(shift_ids).ok_or(Error::Parameter {
-                        name: "shift_ids",
-                        what: format!("id {id} + {shift_ids} overflows u64"),
-                    })
-                })
-                .collect::<Result<Vec<u64>>>()?
+                .map(|row| vq_distance::shifted_id(theirs.ids.id(row), shift_ids))
+                .collect::<Result<Vec<u64>, _>>()?
         };
         self.stored().ids.check_absent(&moved)?;
         Ok(moved)
