@@ -562,6 +562,11 @@ impl<S: VectorStorage> Hnsw<S> {
         &self.storage
     }
 
+    /// The first id the next [`add`](Hnsw::add) hands out: past every id ever given.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.load(Ordering::Acquire)
+    }
+
     /// Live vectors: inserted and not deleted.
     pub fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed)
@@ -583,8 +588,15 @@ impl<S: VectorStorage> Hnsw<S> {
         self.params.ef_construction = ef_construction.max(1);
     }
 
-    /// Makes room for `additional` more vectors up front (a bulk load then never grows).
+    /// Makes room for `additional` more vectors up front (a bulk load then never grows). A
+    /// hint: dropped when the memory it needs cannot be had (an allocation of that size
+    /// fails), never an abort.
     pub fn reserve(&self, additional: usize) {
+        // Vectors as f32 (codes take less), layer-0 lists, directory and state: an upper bound.
+        let node_bytes = 4 * (self.dim + self.params.m0 + 2) + 9;
+        if Vec::<u8>::new().try_reserve_exact(additional.saturating_mul(node_bytes)).is_err() {
+            return;
+        }
         let start = self.slots.load(Ordering::Acquire);
         let end = (start as usize).saturating_add(additional).min(u32::MAX as usize - 1);
         self.grow_to(end);

@@ -356,6 +356,14 @@ impl HnswCoarse {
     }
 
     fn search_one(&self, q: &[f32], nprobe: usize, ef: usize, lists: &mut [u32], keys: &mut [f32]) -> Result<()> {
+        if self.metric != Metric::L2 && q.iter().all(|&x| x == 0.0) {
+            // A zero row scores 0 with every centroid by inner product, where the cosine graph
+            // has no direction to follow: the first lists (ties go to the smaller list).
+            let mut tied: Vec<(f32, u32)> =
+                (0..nprobe.min(self.nlist()) as u32).map(|list| (self.list_key(q, list as usize), list)).collect();
+            write_sorted(&mut tied, lists, keys);
+            return Ok(());
+        }
         let hits = self.graph.search(q, nprobe, Some(ef.max(nprobe))).map_err(graph_error)?;
         // Exact keys of the coarse metric (the graph's scores are cosines for inner product).
         let mut exact: Vec<(f32, u32)> = hits

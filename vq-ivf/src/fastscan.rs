@@ -336,6 +336,11 @@ impl IvfFastScan {
         self.coarse.is_some()
     }
 
+    /// The first id the next automatic `add` hands out: past every id ever given.
+    pub fn next_id(&self) -> u64 {
+        self.ids.added()
+    }
+
     /// Vectors held.
     pub fn len(&self) -> usize {
         self.lists.iter().map(|l| l.ids.len()).sum()

@@ -44,12 +44,15 @@ fn as_array<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyUnt
     Ok(a.cast_into::<PyUntypedArray>()?)
 }
 
-/// `a` converted by `numpy.ascontiguousarray(a, dtype=dtype)`.
+/// `a` as a C-contiguous, aligned array of `dtype` (`numpy.require`: a copy only when it is
+/// not one already; `ascontiguousarray` keeps an unaligned view, which cannot be read as a
+/// slice).
 fn contiguous<'py>(a: &Bound<'py, PyUntypedArray>, dtype: &str) -> PyResult<Bound<'py, PyAny>> {
     let py = a.py();
     let kwargs = PyDict::new(py);
     kwargs.set_item("dtype", dtype)?;
-    numpy(py)?.call_method("ascontiguousarray", (a,), Some(&kwargs))
+    kwargs.set_item("requirements", "CA")?;
+    numpy(py)?.call_method("require", (a,), Some(&kwargs))
 }
 
 /// Vectors `(n, d)` as C-contiguous float32, zero copy when they already are; `dim` is the
@@ -80,7 +83,7 @@ pub(crate) fn rows<'py>(x: &Bound<'py, PyAny>, name: &str, dim: Option<usize>) -
         )));
     }
     let f32s = match a.cast::<PyArray2<f32>>() {
-        Ok(f) if f.is_c_contiguous() => f.clone(),
+        Ok(f) if f.is_c_contiguous() && (f.data() as usize).is_multiple_of(align_of::<f32>()) => f.clone(),
         _ => contiguous(&a, "float32")?.cast_into::<PyArray2<f32>>()?,
     };
     f32s.try_readonly().map_err(|e| PyValueError::new_err(format!("`{name}` cannot be read: {e}")))

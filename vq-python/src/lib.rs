@@ -229,6 +229,18 @@ impl PyIndex {
     /// Inverted files assign and encode the vectors under the read lock and append them under
     /// the write lock; every other kind adds under the write lock.
     fn add_rows(&self, py: Python<'_>, x: &[f32], ids: Option<&[u64]>) -> PyResult<()> {
+        if ids.is_none() {
+            // Results are int64: automatic ids (past every id given) must stay below 2^63 as
+            // given ones must. (An add racing this one could pass the check too: only ids
+            // within a batch of 2^63 − 1 are at stake.)
+            let (next, n) = (self.read().next_id(), (x.len() / self.dim.max(1)) as u64);
+            if next.checked_add(n).is_none_or(|end| end > 1 << 63) {
+                return Err(PyValueError::new_err(format!(
+                    "add of {n} vectors: automatic ids would run from {next} past 2^63 - 1 (results are \
+                     int64); give them ids with add_with_ids"
+                )));
+            }
+        }
         // The steps in one call (each read guard is dropped before the `try_write`).
         let add_shared = || {
             let added = self.read().add_shared(x, ids);
@@ -623,6 +635,10 @@ impl PyIndex {
                 let theirs = other.write();
                 (self.write(), theirs)
             };
+            // Either side merged away already: say so, not that its kind cannot merge.
+            if let Some(husk) = moved::Moved::of(ours.as_ref()).or(moved::Moved::of(theirs.as_ref())) {
+                return Err(husk.err());
+            }
             if !ours.is_mergeable() {
                 return Err(vq::Error::NotMergeable { spec: ours.spec().to_string() });
             }
@@ -636,6 +652,16 @@ impl PyIndex {
             let (ours_fp, theirs_fp) = (ours.fingerprint(), theirs.fingerprint());
             if theirs_fp != ours_fp {
                 return Err(vq::Error::TrainedStateMismatch { ours: ours_fp, theirs: theirs_fp });
+            }
+            // Results are int64: every shifted id (below `next_id`, plus `shift`) below 2^63.
+            if !theirs.is_empty() && theirs.next_id().saturating_sub(1).saturating_add(shift) > i64::MAX as u64 {
+                return Err(vq::Error::Parameter {
+                    name: "shift_ids",
+                    what: format!(
+                        "{shift} takes the other index's ids (up to {}) past 2^63 - 1 (results are int64)",
+                        theirs.next_id() - 1
+                    ),
+                });
             }
             // Duplicate and overflowing ids: what the merge would refuse while moving.
             ours.check_merge(theirs.as_ref(), shift)?;
@@ -819,6 +845,13 @@ fn merge_topk_py<'py>(
             )));
         }
         let (nq, ki) = (d.shape()[0], d.shape()[1]);
+        if let Some(first) = results.first().map(Neighbors::num_queries)
+            && nq != first
+        {
+            return Err(PyValueError::new_err(format!(
+                "`D_list[{s}]` has {nq} rows, `D_list[0]` {first}: every shard answers the same queries"
+            )));
+        }
         let (d, i) = (d.as_slice()?, i.as_slice()?);
         let mut rows = Vec::with_capacity(d.len() / ki.max(1));
         for (q, (ds, is)) in d.chunks(ki.max(1)).zip(i.chunks(ki.max(1))).enumerate() {
@@ -829,6 +862,11 @@ fn merge_topk_py<'py>(
                     id if id < 0 => {
                         return Err(PyValueError::new_err(format!(
                             "`I_list[{s}]`[{q}, {j}] = {id}: ids are non-negative (-1 only pads)"
+                        )));
+                    }
+                    _ if score.is_nan() => {
+                        return Err(PyValueError::new_err(format!(
+                            "`D_list[{s}]`[{q}, {j}] is NaN: a hit's score must be a number"
                         )));
                     }
                     id => row.push((id as u64, score)),
@@ -926,9 +964,16 @@ fn kmeans_train<'py>(
 /// own pool of `n` workers; 0 (the default) shares one worker per core among all callers.
 /// A search of one query, and a graph's add of one vector, run on the calling thread itself,
 /// whatever `n` (except a `Flat` search, which splits a query's scan across the workers).
+/// At most 1,024 (each worker is an OS thread per calling Python thread: 5,000 took 25 s to
+/// start, 20,000 minutes).
 #[pyfunction]
 fn set_num_threads(n: i64) -> PyResult<()> {
-    threads::set(count("n", n)?);
+    const MAX: usize = 1024;
+    let n = count("n", n)?;
+    if n > MAX {
+        return Err(PyValueError::new_err(format!("`n` = {n} threads: at most {MAX} (0 uses one per core)")));
+    }
+    threads::set(n);
     Ok(())
 }
 

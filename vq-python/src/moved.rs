@@ -12,7 +12,12 @@ pub(crate) struct Moved {
 }
 
 impl Moved {
-    fn err(&self) -> vq::Error {
+    /// The husk `index` is, if it is one.
+    pub(crate) fn of(index: &dyn Index) -> Option<&Moved> {
+        (index as &dyn std::any::Any).downcast_ref::<Moved>()
+    }
+
+    pub(crate) fn err(&self) -> vq::Error {
         vq::Error::Parameter {
             name: "index",
             what: format!(
@@ -33,6 +38,9 @@ impl Index for Moved {
     fn len(&self) -> usize {
         0
     }
+    fn next_id(&self) -> u64 {
+        0
+    }
     fn is_trained(&self) -> bool {
         false
     }
@@ -46,6 +54,17 @@ impl Index for Moved {
         Err(self.err())
     }
     fn search_with(&self, _queries: &[f32], _params: &SearchParams<'_>) -> vq::Result<Neighbors> {
+        Err(self.err())
+    }
+    fn range_rows(
+        &self,
+        _queries: &[f32],
+        _radii: &[f32],
+        _params: &SearchParams<'_>,
+    ) -> vq::Result<Vec<Vec<(u64, f32)>>> {
+        Err(self.err())
+    }
+    fn reconstruct(&self, _id: u64) -> vq::Result<Vec<f32>> {
         Err(self.err())
     }
     fn remove_ids(&mut self, _ids: &[u64]) -> vq::Result<usize> {
@@ -71,5 +90,11 @@ impl Index for Moved {
     }
     fn is_mergeable(&self) -> bool {
         false
+    }
+    fn check_merge(&self, _other: &dyn Index, _shift_ids: u64) -> vq::Result<()> {
+        Err(self.err())
+    }
+    fn set_search_default(&mut self, _knob: vq::SearchDefault, _value: usize) -> vq::Result<()> {
+        Err(self.err())
     }
 }

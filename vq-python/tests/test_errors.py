@@ -111,6 +111,50 @@ def test_ids(hnsw):
         hnsw.remove_ids(np.array([1.5]))
 
 
+@pytest.mark.parametrize("spec", ["Flat", "HNSW16", "IVF8,Flat", "HNSW16,SQ8,RFlat"])
+def test_automatic_ids_go_past_every_given_id_and_stay_below_2_63(data, spec):
+    x, _ = data
+    index = vq.index_factory(16, spec)
+    index.train(x[:500])
+    index.add_with_ids(x[:1], np.array([40]))
+    index.add(x[1:4])  # past 40, never onto it (HNSW once numbered by slot: "id 1 is already...")
+    _, ids = index.search(x[:4], 1, **({"nprobe": 8} if "IVF" in spec else {}))
+    assert sorted(ids.ravel()) == [40, 41, 42, 43]
+    index.remove_ids(np.array([41]))
+    index.add_with_ids(x[1:2], np.array([41]))  # a removed id may be given again
+    top = 2**63 - 1
+    index.add_with_ids(x[4:5], np.array([top - 2]))
+    index.add(x[5:7])  # top - 1 and top: the last int64 ids
+    with pytest.raises(ValueError, match=r"past 2\^63 - 1"):
+        index.add(x[7:8])
+    assert index.ntotal == 7
+
+
+def test_a_merge_shifting_ids_past_2_63_is_refused(data):
+    x, _ = data
+    base = vq.index_factory(16, "IVF8,Flat")
+    base.train(x[:500])
+    raw = vq.serialize_index(base)
+    a, b = vq.deserialize_index(raw), vq.deserialize_index(raw)
+    a.add_with_ids(x[:1], np.array([5]))
+    b.add_with_ids(x[1:2], np.array([2**62]))
+    with pytest.raises(ValueError, match="shift_ids"):
+        a.merge_from(b, 2**62)
+    assert (a.ntotal, b.ntotal) == (1, 1)
+    a.merge_from(b, 2**62 - 1)  # lands on 2^63 - 1
+    assert a.ntotal == 2
+
+
+def test_reserve_beyond_memory_is_a_dropped_hint(data):
+    x, _ = data
+    for spec in ["Flat", "HNSW16", "PQ4x4fs", "SQ8"]:
+        index = vq.index_factory(16, spec)
+        index.train(x[:500])
+        index.reserve(2**62)
+        index.add(x[:10])
+        assert index.ntotal == 10
+
+
 def test_files(tmp_path, hnsw):
     with pytest.raises(FileNotFoundError):
         vq.read_index(tmp_path / "missing.vq")
@@ -148,3 +192,79 @@ def test_gpu_factory_strings_name_the_missing_feature():
     for spec in ("GPU,Flat", "GPU1,IVF4,PQ4"):
         with pytest.raises(vq.VqError, match="`gpu` feature"):
             vq.index_factory(8, spec)
+
+
+def test_unaligned_arrays_are_copied_once(data):
+    x, q = data
+    index = vq.index_factory(16, "Flat")
+    index.add(x[:100])
+    # A C-contiguous float32 view one byte off alignment: read through an aligned copy.
+    unaligned = np.ndarray(q.shape, np.float32, buffer=bytearray(b"\0" + q.tobytes()), offset=1)
+    assert not unaligned.flags.aligned and unaligned.flags.c_contiguous
+    D, I = index.search(unaligned, 3)
+    D0, I0 = index.search(q, 3)
+    np.testing.assert_array_equal(I, I0)
+    np.testing.assert_array_equal(D, D0)
+
+
+def test_pca_refuses_non_finite_rows(data):
+    x, _ = data
+    pca = vq.PCAMatrix(16, 8)
+    pca.train(x[:500])
+    for bad in (np.nan, np.inf):
+        rows = np.ones((2, 16), np.float32)
+        rows[1, 3] = bad
+        with pytest.raises(ValueError, match="row 1 has a non-finite value at component 3"):
+            pca.apply(rows)
+        with pytest.raises(ValueError, match="non-finite"):
+            pca.reverse_transform(rows[:, :8])
+
+
+def test_set_num_threads_has_a_ceiling():
+    with pytest.raises(ValueError, match="at most 1024"):
+        vq.set_num_threads(5000)
+    assert vq.get_num_threads() >= 1
+
+
+def test_merge_topk_names_nan_scores_and_mismatched_shards():
+    I = np.array([[7, 8]])
+    with pytest.raises(ValueError, match=r"`D_list\[0\]`\[0, 0\] is NaN"):
+        vq.merge_topk([np.array([[np.nan, 1.0]], np.float32)], [I], 2)
+    D2, I2 = np.zeros((2, 2), np.float32), np.array([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match=r"`D_list\[1\]` has 2 rows, `D_list\[0\]` 1"):
+        vq.merge_topk([np.zeros((1, 2), np.float32), D2], [I, I2], 2)
+
+
+@pytest.mark.parametrize(
+    "spec, knob",
+    [("Flat", dict(nprobe=4)), ("IVF16,Flat", dict(ef=4)), ("Flat", dict(by_residual=False)),
+     ("HNSW16", dict(anisotropic_threshold=0.2)), ("HNSW16", dict(reorder_k=50))],
+)
+def test_factory_parameters_no_part_uses_are_refused(spec, knob):
+    with pytest.raises(ValueError, match=f"parameter `{next(iter(knob))}`"):
+        vq.index_factory(16, spec, **knob)
+
+
+def test_zero_vectors_under_inner_product_on_an_hnsw_coarse_quantizer(data):
+    x, _ = data
+    index = vq.index_factory(16, "IVF16_HNSW8,Flat", vq.METRIC_INNER_PRODUCT)
+    index.train(x[:1000])
+    index.add(x[:1000])
+    zero = np.zeros((1, 16), np.float32)
+    index.add(zero)
+    D, _ = index.search(zero, 3, nprobe=16)
+    assert (D == 0).all()
+
+
+def test_an_index_merged_away_says_so(data):
+    x, _ = data
+    base = vq.index_factory(16, "IVF8,Flat")
+    base.train(x[:500])
+    raw = vq.serialize_index(base)
+    a, b = vq.deserialize_index(raw), vq.deserialize_index(raw)
+    b.add(x[:10])
+    a.merge_from(b, 100)
+    for use in (lambda: b.reconstruct(0), lambda: a.merge_from(b), lambda: b.merge_from(a),
+                lambda: b.range_search(x[:1], 1.0)):
+        with pytest.raises(ValueError, match="merged into another"):
+            use()

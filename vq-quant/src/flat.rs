@@ -118,11 +118,12 @@ impl<Q: Quantizer> FlatCodes<Q> {
     }
 
     /// Makes room for `additional` more vectors, exactly: a bulk load that reserves first holds
-    /// no spare capacity (which [`memory_usage`](FlatCodes::memory_usage) would count).
+    /// no spare capacity (which [`memory_usage`](FlatCodes::memory_usage) would count). A hint:
+    /// dropped when the memory cannot be had.
     pub fn reserve(&mut self, additional: usize) {
         let (h, t) = self.split();
-        self.heads.reserve_exact(additional.saturating_mul(h));
-        self.tails.reserve_exact(additional.saturating_mul(t));
+        let _ = self.heads.try_reserve_exact(additional.saturating_mul(h));
+        let _ = self.tails.try_reserve_exact(additional.saturating_mul(t));
     }
 
     /// Encodes and appends `vectors` (row-major); their ids continue from `len()`.

@@ -254,9 +254,8 @@ impl PcaMatrix {
         if !self.is_trained() {
             return Err(Error::NotTrained { quantizer: self.name() });
         }
-        if !x.len().is_multiple_of(dim) {
-            return Err(vq_distance::Error::RaggedBuffer { what: "vectors", len: x.len(), dim }.into());
-        }
+        // Whole, finite rows (a NaN would come out as a row of NaNs, silently).
+        vq_distance::validate_rows("vectors", x, dim, Metric::L2)?;
         Ok(())
     }
 
@@ -431,6 +430,13 @@ mod tests {
         pca.train(&[1.0, 2.0, 3.0, 4.0, 2.0, 2.0, 2.0, 2.0, 0.0, 1.0, 0.0, 5.0]).unwrap();
         assert!(matches!(pca.apply(&[0.0; 5]), Err(Error::Input(_))));
         assert!(matches!(pca.apply_inverse(&[0.0; 3]), Err(Error::Input(_))));
+        // Non-finite rows are refused, not mapped to rows of NaNs.
+        let nan = vq_distance::Error::NonFinite { what: "vectors", row: 1, component: 2 };
+        for bad in [f32::NAN, f32::INFINITY] {
+            let x = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, bad, 1.0];
+            assert!(matches!(pca.apply(&x), Err(Error::Input(ref e)) if *e == nan), "{bad}");
+            assert!(matches!(pca.apply_inverse(&x[4..]), Err(Error::Input(_))), "{bad}");
+        }
     }
 
     #[test]

@@ -70,6 +70,9 @@ impl<Q: Quantizer + Clone + 'static, S: CodeStore<Quantizer = Q> + 'static> Inde
     fn len(&self) -> usize {
         self.codes.len()
     }
+    fn next_id(&self) -> u64 {
+        self.ids.next_id()
+    }
 
     fn is_trained(&self) -> bool {
         self.quantizer().is_trained()

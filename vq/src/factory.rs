@@ -77,7 +77,8 @@ macro_rules! with_quantizer_type {
 pub(crate) use with_quantizer_type;
 
 /// Build parameters a factory string does not carry, by the names users know (Milvus' names
-/// are accepted too: `efConstruction`, `refine_k`).
+/// are accepted too: `efConstruction`, `refine_k`). One that no part of the index uses is an
+/// [`Error::Parameter`] naming it, never silently dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IndexParams {
@@ -93,7 +94,7 @@ pub struct IndexParams {
     pub nprobe: Option<usize>,
     /// `IVF…,PQ…x4fs`: code residuals `x − c` (default `true`, as Faiss' `by_residual`) or
     /// the vectors themselves. Other inverted files code one way (IVF-Flat the vectors, the
-    /// rest residuals) and refuse the other value; indexes without one ignore it.
+    /// rest residuals) and refuse the other value.
     pub by_residual: Option<bool>,
     /// `PQ…x4fs` and `IVF…,PQ…x4fs`: score-aware (anisotropic) PQ training and encoding with
     /// this threshold (ScaNN's `anisotropic_quantization_threshold`, 0.2 for unit vectors;
@@ -219,6 +220,7 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
         return Err(vq_distance::Error::ZeroDimension.into());
     }
     let spec = &canonical_opq(spec, dim)?;
+    check_params_apply(spec, params)?;
     let outer = (dim, metric);
     // Behind a projection (PCA, OPQ with an output dimension) the index holds fewer
     // dimensions, and cosine rows' projections are compared by inner product.
@@ -294,6 +296,39 @@ pub fn build(dim: usize, spec: &IndexSpec, metric: Metric, params: &IndexParams)
         index.set_default_reorder_k(r);
     }
     Ok(Box::new(index))
+}
+
+/// Refuses a parameter that no part of `spec` uses: a misplaced knob (`nprobe` for a graph,
+/// `ef` for an inverted file) silently dropped builds another index than the caller meant.
+fn check_params_apply(spec: &IndexSpec, params: &IndexParams) -> Result<()> {
+    let graph = matches!(spec.base, BaseSpec::Hnsw { .. });
+    let ivf = matches!(spec.base, BaseSpec::Ivf { .. });
+    let fast_scan_pq = matches!(
+        spec.base,
+        BaseSpec::Codes(CodecSpec::PqFastScan { .. })
+            | BaseSpec::Ivf { storage: StorageSpec::Codec(CodecSpec::PqFastScan { .. }), .. }
+    );
+    let refine = spec.refine.is_some();
+    let (graphs, ivfs, refines) = (
+        "HNSW graphs (an IVF…_HNSW coarse graph's beam is a search parameter)",
+        "inverted files (IVF…)",
+        "refine stages",
+    );
+    let knobs = [
+        ("ef_construction", params.ef_construction.is_some(), graph, graphs),
+        ("ef", params.ef.is_some(), graph, graphs),
+        ("nprobe", params.nprobe.is_some(), ivf, ivfs),
+        ("by_residual", params.by_residual.is_some(), ivf, ivfs),
+        ("anisotropic_threshold", params.anisotropic_threshold.is_some(), fast_scan_pq, "fast-scan PQ (PQ…x4fs)"),
+        ("refine_k", params.refine_k.is_some(), refine, refines),
+        ("reorder_k", params.reorder_k.is_some(), refine, refines),
+    ];
+    match knobs.into_iter().find(|&(_, given, applies, _)| given && !applies) {
+        Some((name, _, _, what)) => {
+            Err(Error::Parameter { name, what: format!("{spec} has no part it applies to (it is for {what})") })
+        }
+        None => Ok(()),
+    }
 }
 
 /// An empty inverted file of `nlist` lists over `storage`.

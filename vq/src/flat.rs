@@ -119,6 +119,9 @@ impl Index for FlatIndex {
     fn len(&self) -> usize {
         self.ids.len()
     }
+    fn next_id(&self) -> u64 {
+        self.ids.next_id()
+    }
 
     fn is_trained(&self) -> bool {
         true
@@ -129,7 +132,8 @@ impl Index for FlatIndex {
     }
 
     fn reserve(&mut self, additional: usize) {
-        self.vectors.reserve_exact(additional.saturating_mul(self.dim));
+        // A hint: dropped when the memory cannot be had (never an abort).
+        let _ = self.vectors.try_reserve_exact(additional.saturating_mul(self.dim));
     }
 
     fn add(&mut self, data: &[f32]) -> Result<()> {

@@ -314,6 +314,9 @@ impl Index for GpuFlatIndex {
     fn len(&self) -> usize {
         self.ids.len()
     }
+    fn next_id(&self) -> u64 {
+        self.ids.next_id()
+    }
 
     fn is_trained(&self) -> bool {
         true
@@ -474,6 +477,9 @@ impl<C: GpuCodec + IvfStorage + 'static> Index for GpuIvfIndex<C> {
 
     fn len(&self) -> usize {
         self.inner.len()
+    }
+    fn next_id(&self) -> u64 {
+        self.inner.next_id()
     }
 
     fn is_trained(&self) -> bool {

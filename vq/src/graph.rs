@@ -132,6 +132,9 @@ impl Index for HnswFlatIndex {
     fn len(&self) -> usize {
         self.graph.len()
     }
+    fn next_id(&self) -> u64 {
+        self.graph.next_id()
+    }
 
     fn is_trained(&self) -> bool {
         true
@@ -312,6 +315,9 @@ impl<Q: Quantizer + Clone + 'static> Index for HnswCodesIndex<Q> {
 
     fn len(&self) -> usize {
         self.graph().map_or(0, Hnsw::len)
+    }
+    fn next_id(&self) -> u64 {
+        self.graph().map_or(0, Hnsw::next_id)
     }
 
     fn is_trained(&self) -> bool {

@@ -92,6 +92,11 @@ impl IdMap {
         }
     }
 
+    /// The first id `add` hands out next.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.added
+    }
+
     /// The ids `add` gives the next `n` vectors (an error once they would reach `u64::MAX`).
     pub(crate) fn next_ids(&self, n: usize) -> Result<Vec<u64>> {
         Ok(vq_distance::auto_ids(self.added, n)?.collect())

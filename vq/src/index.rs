@@ -260,6 +260,9 @@ pub trait Index: Any + Send + Sync {
     /// automatic id never repeats one (`0..n` while only `add` was used). An error
     /// (`IdsExhausted`) once they would reach `u64::MAX`, the padding of short answers.
     fn add(&mut self, data: &[f32]) -> Result<()>;
+    /// The first id the next automatic [`add`](Index::add) hands out: past every id ever given
+    /// (the number of vectors ever added while only `add` was used).
+    fn next_id(&self) -> u64;
     /// Adds `data` under `ids` (one per row, none already present, none `u64::MAX`: it pads
     /// short answers); on error nothing is added. A removed id may be given again.
     fn add_with_ids(&mut self, data: &[f32], ids: &[u64]) -> Result<()>;

@@ -132,6 +132,9 @@ impl<C: IvfStorage + 'static> Index for IvfIndex<C> {
     fn len(&self) -> usize {
         self.inner.len()
     }
+    fn next_id(&self) -> u64 {
+        self.inner.next_id()
+    }
 
     fn is_trained(&self) -> bool {
         self.inner.is_trained()
@@ -334,6 +337,9 @@ impl Index for IvfFastScanIndex {
 
     fn len(&self) -> usize {
         self.inner.len()
+    }
+    fn next_id(&self) -> u64 {
+        self.inner.next_id()
     }
 
     fn is_trained(&self) -> bool {

@@ -409,6 +409,9 @@ impl Index for RefineIndex {
     fn len(&self) -> usize {
         self.base.len()
     }
+    fn next_id(&self) -> u64 {
+        self.stored().ids.next_id()
+    }
 
     fn is_trained(&self) -> bool {
         self.base.is_trained()
@@ -430,7 +433,8 @@ impl Index for RefineIndex {
         self.base.reserve(additional);
         let dim = self.base.dim();
         match &mut self.stored_mut().store {
-            Store::Flat(v) => v.reserve_exact(additional.saturating_mul(dim)),
+            // A hint: dropped when the memory cannot be had (never an abort).
+            Store::Flat(v) => drop(v.try_reserve_exact(additional.saturating_mul(dim))),
             Store::Sq(codes) => codes.reserve(additional),
         }
     }

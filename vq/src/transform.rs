@@ -315,6 +315,9 @@ impl Index for PreTransformIndex {
     fn len(&self) -> usize {
         self.inner.len()
     }
+    fn next_id(&self) -> u64 {
+        self.inner.next_id()
+    }
 
     fn is_trained(&self) -> bool {
         self.transform.is_trained() && self.inner.is_trained()

@@ -341,6 +341,48 @@ fn huge_k_is_a_typed_error_not_an_abort() {
     }
 }
 
+/// Under inner product a zero vector is an ordinary input (it scores 0 with everything), for
+/// every kind: an inverted file over an HNSW coarse quantizer, whose graph links centroids by
+/// cosine, refused it as "norm zero: cosine similarity is undefined".
+#[test]
+fn zero_vectors_under_inner_product_are_ordinary_input() {
+    let data = clustered(300, 12);
+    let zero = [0.0f32; DIM];
+    for (spec, _) in SPECS {
+        let mut index = vq::index_factory(DIM, spec, Metric::InnerProduct).unwrap();
+        index.train(&data).unwrap();
+        index.add(&data).unwrap();
+        index.add(&zero).unwrap_or_else(|e| panic!("{spec}: add: {e}"));
+        let hits = index.search_with(&zero, &params(5)).unwrap_or_else(|e| panic!("{spec}: search: {e}"));
+        assert!(hits.ids().iter().all(|&id| id != u64::MAX), "{spec}: {:?}", hits.ids());
+        // Codes estimate the score (RaBitQ's estimate of 0 strays by its error bound).
+        if stores_f32(spec) {
+            assert!(hits.scores().iter().all(|&s| s == 0.0), "{spec}: {:?}", hits.scores());
+        }
+        let all = index.range_search_with(&zero, -1.0, &params(5)).unwrap_or_else(|e| panic!("{spec}: range: {e}"));
+        if stores_f32(spec) && scores_independent_of_k(spec) {
+            assert!(all.get(0).is_some_and(|(ids, _)| ids.len() == 301), "{spec}: every score 0 is above -1");
+        }
+    }
+}
+
+/// `reserve` is a hint: a size no memory (nor address space) can hold is dropped, never a
+/// capacity-overflow panic or an abort on the allocation; the index then adds as usual.
+#[test]
+fn reserve_beyond_memory_is_dropped_not_an_abort() {
+    let data = clustered(300, 11);
+    for (spec, _) in SPECS {
+        let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+        index.train(&data).unwrap();
+        for additional in [usize::MAX, 1 << 50] {
+            index.reserve(additional);
+        }
+        index.add(&data).unwrap();
+        assert_eq!(index.len(), 300, "{spec}");
+        assert!(index.memory_usage().total() < 1 << 30, "{spec}: {:?}", index.memory_usage());
+    }
+}
+
 #[test]
 fn removed_ids_are_never_returned_and_filters_are_obeyed() {
     let data = clustered(600, 5);
@@ -408,6 +450,29 @@ fn cosine_ranks_by_angle_whatever_the_norms() {
     let mut ip_norm = vq::index_factory(2, "Flat", Metric::InnerProduct).unwrap();
     ip_norm.add(&normalized).unwrap();
     assert_eq!(ip_norm.search(&query, 2).unwrap().ids(), cos.search(&query, 2).unwrap().ids());
+}
+
+/// A build parameter no part of the index uses is refused by name, not silently dropped; the
+/// same parameter where it applies builds.
+#[test]
+fn parameters_no_part_uses_are_refused() {
+    let none = vq::IndexParams::default;
+    let cases: [(vq::IndexParams, &str, &str); 7] = [
+        (vq::IndexParams { nprobe: Some(4), ..none() }, "Flat", "IVF16,Flat"),
+        (vq::IndexParams { ef: Some(4), ..none() }, "IVF16_HNSW8,Flat", "HNSW16,SQ8"),
+        (vq::IndexParams { ef_construction: Some(40), ..none() }, "SQ8,RFlat", "HNSW16,RFlat"),
+        (vq::IndexParams { by_residual: Some(true), ..none() }, "PQ4x4fs", "IVF16,PQ4x4fs"),
+        (vq::IndexParams { anisotropic_threshold: Some(0.2), ..none() }, "HNSW16,PQ4", "PQ4x4fs"),
+        (vq::IndexParams { refine_k: Some(4), ..none() }, "HNSW16", "HNSW16,RFlat"),
+        (vq::IndexParams { reorder_k: Some(40), ..none() }, "IVF16,PQ4x4fs", "IVF16,PQ4x4fs,RFlat"),
+    ];
+    for (params, unused, used) in cases {
+        match vq::index_factory_with(DIM, unused, Metric::L2, &params) {
+            Err(Error::Parameter { name, what }) => assert!(what.contains(unused), "{unused} {name}: {what}"),
+            other => panic!("{unused} with {params:?}: {:?}", other.map(|i| i.spec().to_string())),
+        }
+        vq::index_factory_with(DIM, used, Metric::L2, &params).unwrap_or_else(|e| panic!("{used}: {e}"));
+    }
 }
 
 #[test]

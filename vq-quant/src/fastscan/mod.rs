@@ -559,11 +559,12 @@ impl PackedCodes {
         self.data.capacity()
     }
 
-    /// Makes room for `additional` more codes, exactly (whole blocks).
+    /// Makes room for `additional` more codes, exactly (whole blocks). A hint: dropped when the
+    /// memory cannot be had.
     pub fn reserve(&mut self, additional: usize) {
         let blocks = self.len.saturating_add(additional).div_ceil(BLOCK);
         let bytes = blocks.saturating_mul(self.block_bytes());
-        self.data.reserve_exact(bytes.saturating_sub(self.data.len()));
+        let _ = self.data.try_reserve_exact(bytes.saturating_sub(self.data.len()));
     }
 
     /// Every code in the standard layout, `len() · code_size()` bytes in row order.

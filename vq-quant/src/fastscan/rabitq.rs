@@ -153,13 +153,13 @@ impl RaBitQPacked {
         (blocks * BLOCK).min(self.a.capacity()).min(self.w.capacity()).min(self.ell.capacity()).min(tails)
     }
 
-    /// Makes room for `additional` more codes.
+    /// Makes room for `additional` more codes. A hint: dropped when the memory cannot be had.
     pub fn reserve(&mut self, additional: usize) {
         self.bits.reserve(additional);
         for v in [&mut self.a, &mut self.w, &mut self.ell] {
-            v.reserve_exact(additional);
+            let _ = v.try_reserve_exact(additional);
         }
-        self.tails.reserve_exact(additional.saturating_mul(self.tail));
+        let _ = self.tails.try_reserve_exact(additional.saturating_mul(self.tail));
     }
 
     /// Drops every row `keep` rejects (each position asked once, in order), keeping the others
