@@ -205,6 +205,23 @@ pub(crate) fn no_search_default(index: &(impl Index + ?Sized), knob: SearchDefau
     Error::Parameter { name: knob.name(), what: format!("{} has no {} to set", index.spec(), knob.name()) }
 }
 
+/// A wrapper's (refine stage's, transform's) `set_search_default` handed to the part it wraps:
+/// a knob no part has is named against the whole index the caller holds, not the part
+/// (`HNSW16,SQ8,RFlat has no nprobe`, not `HNSW16,SQ8 has no nprobe`).
+pub(crate) fn set_inner_search_default(
+    outer: IndexSpec,
+    inner: &mut dyn Index,
+    knob: SearchDefault,
+    value: usize,
+) -> Result<()> {
+    inner.set_search_default(knob, value).map_err(|e| match e {
+        Error::Parameter { name, .. } if name == knob.name() && inner.search_default(knob).is_none() => {
+            Error::Parameter { name, what: format!("{outer} has no {name} to set") }
+        }
+        e => e,
+    })
+}
+
 /// A default's value checked: every knob counts something, at least 1.
 pub(crate) fn check_search_default(knob: SearchDefault, value: usize) -> Result<usize> {
     at_least_one(knob.name(), value)

@@ -15,6 +15,7 @@ use crate::ids::{IdMap, retain_rows};
 use crate::index::{
     Index, MemoryUsage, PreparedAdd, SearchDefault, SearchParams, check_ids, check_search_default, downcast_for_merge,
     downcast_ref_for_merge, fingerprint_of, neighbors_from_rows, prepare, prepare_search, quantizer_fingerprint,
+    set_inner_search_default,
 };
 use crate::range::FIRST_K;
 use crate::spec::{IndexSpec, RefineSpec};
@@ -682,7 +683,7 @@ impl Index for RefineIndex {
         match knob {
             SearchDefault::RefineK => self.set_default_refine_k(value),
             SearchDefault::ReorderK => self.set_default_reorder_k(value),
-            _ => return self.base.set_search_default(knob, value),
+            _ => return set_inner_search_default(self.spec(), self.base.as_mut(), knob, value),
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use vq_quant::{OpqParams, OpqRotation, PcaMatrix, PcaParams};
 use crate::error::{Error, Result};
 use crate::index::{
     Index, MemoryUsage, PreparedAdd, SearchDefault, SearchParams, check_k, downcast_for_merge, downcast_ref_for_merge,
-    fingerprint_of, prepare, sections_fingerprint,
+    fingerprint_of, prepare, sections_fingerprint, set_inner_search_default,
 };
 use crate::spec::{IndexSpec, TransformSpec};
 
@@ -506,7 +506,7 @@ impl Index for PreTransformIndex {
     }
 
     fn set_search_default(&mut self, knob: SearchDefault, value: usize) -> Result<()> {
-        self.inner.set_search_default(knob, value)
+        set_inner_search_default(self.spec(), self.inner.as_mut(), knob, value)
     }
 
     fn ef_construction(&self) -> Option<usize> {

@@ -475,6 +475,23 @@ fn parameters_no_part_uses_are_refused() {
     }
 }
 
+/// A search knob no part of a wrapped index has is refused naming the index the caller holds,
+/// not the part the wrapper handed it to.
+#[test]
+fn a_missing_knob_is_named_against_the_whole_index() {
+    for (spec, knob) in [
+        ("HNSW16,SQ8,RFlat", SearchDefault::Nprobe),
+        ("OPQ4,IVF16,PQ4", SearchDefault::Ef),
+        ("PCA12,HNSW16,RFlat", SearchDefault::Nprobe),
+    ] {
+        let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+        match index.set_search_default(knob, 3) {
+            Err(Error::Parameter { what, .. }) => assert!(what.starts_with(&format!("{spec} has no")), "{spec}: {what}"),
+            other => panic!("{spec}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn bad_factory_strings_are_spec_errors() {
     let fast_scan_misuse = ["PQ8x8fs", "HNSW16,PQ8x4fs", "IVF16,PQ8x8fs", "OPQ8,PQ8x4fs", "HNSW16,RaBitQ"];
