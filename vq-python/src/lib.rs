@@ -469,14 +469,15 @@ impl PyIndex {
         Ok(())
     }
 
-    /// Adds `x` (n × d) under ids continuing from the number of vectors ever added.
+    /// Adds `x` (n × d) under automatic ids: from the number of vectors ever added, past every
+    /// id `add_with_ids` gave (never repeating one), below 2^63 (`ValueError` past it).
     fn add(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let x = convert::rows(x, "x", Some(self.dim))?;
         self.add_rows(py, x.as_slice()?, None)
     }
 
-    /// Adds `x` (n × d) under `ids` (n non-negative int64 ids, none already present); on
-    /// error nothing is added.
+    /// Adds `x` (n × d) under `ids` (n non-negative int64 ids, none already present; a removed
+    /// id may be given again); on error nothing is added.
     fn add_with_ids(&self, py: Python<'_>, x: &Bound<'_, PyAny>, ids: &Bound<'_, PyAny>) -> PyResult<()> {
         let x = convert::rows(x, "x", Some(self.dim))?;
         let ids = convert::ids(ids, "ids")?;
