@@ -1005,8 +1005,9 @@ impl<S: VectorStorage> Hnsw<S> {
     /// The `k` nearest live vectors to `query`: `(id, score)` best first (scores in the
     /// convention of [`Metric`]). `ef` overrides the default beam width; it is raised to `k`.
     /// An empty index gives an empty result; `k` at or above [`len`](Hnsw::len) gives every
-    /// live vector, and `ef` at or above it the exact `k` nearest (every vector is scored). An answer is shorter than `k` only when fewer than `k` vectors are live:
-    /// a walk that comes back short scores every node instead.
+    /// live vector, and `ef` at or above it the exact `k` nearest (every vector is scored).
+    /// An answer is shorter than `k` only when fewer than `k` vectors are live: a walk that
+    /// comes back short scores every node instead.
     pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(u64, f32)>> {
         self.search_impl(query, k, ef, None)
     }
@@ -1685,11 +1686,13 @@ impl<S: VectorStorage> Hnsw<S> {
     ///
     /// Which nodes: once the inserts since the last walk (this batch's included) reach
     /// 1/[`REACH_CHECK_SHARE`] of the graph, or while it is small ([`WALK_ALWAYS_BELOW`]),
-    /// every node no walk from the entry point reaches ([`Hnsw::relink_islands`]); below, so that a small batch costs no walk over a large
-    /// graph, those of the batch's nodes and of the nodes its inserts pruned out of a list
-    /// (`displaced`) none of whose neighbours links back. That local check misses islands of
-    /// nodes linking each other (2,000 single inserts at `ef_construction` 8-16, `m` 4, left
-    /// 0-227 of 10,000 nodes so, on clustered 16-d data), which the next walk finds. A node
+    /// every node no walk from the entry point reaches ([`Hnsw::relink_islands`]); below, so
+    /// that a small batch costs no walk over a large graph, those of the batch's nodes and of
+    /// the nodes its inserts (or forced links) pruned out of a list (`displaced`) that no chain
+    /// of links from outside them reaches ([`Hnsw::unanchored`]). That local check misses
+    /// islands of older nodes linking each other (before anchoring, 2,000 single inserts at
+    /// `ef_construction` 8-16, `m` 4, left 0-227 of 10,000 nodes so, on clustered 16-d data),
+    /// which the next walk finds. A node
     /// still stranded in a later round is put in its nearest neighbour's list
     /// ([`Hnsw::force_link`]). At most [`RELINK_ROUNDS`] rounds: a relinked node may push
     /// another out of a list. Under inner product a node without a way in is not searched

@@ -130,12 +130,17 @@ def test_automatic_ids_go_past_every_given_id_and_stay_below_2_63(data, spec):
     assert index.ntotal == 7
 
 
-def test_a_merge_shifting_ids_past_2_63_is_refused(data):
-    x, _ = data
+def trained_pair(x):
+    """Two copies of one trained, empty IVF8,Flat index: shards of one build."""
     base = vq.index_factory(16, "IVF8,Flat")
     base.train(x[:500])
     raw = vq.serialize_index(base)
-    a, b = vq.deserialize_index(raw), vq.deserialize_index(raw)
+    return vq.deserialize_index(raw), vq.deserialize_index(raw)
+
+
+def test_a_merge_shifting_ids_past_2_63_is_refused(data):
+    x, _ = data
+    a, b = trained_pair(x)
     a.add_with_ids(x[:1], np.array([5]))
     b.add_with_ids(x[1:2], np.array([2**62]))
     with pytest.raises(ValueError, match="shift_ids"):
@@ -258,10 +263,7 @@ def test_zero_vectors_under_inner_product_on_an_hnsw_coarse_quantizer(data):
 
 def test_an_index_merged_away_says_so(data):
     x, _ = data
-    base = vq.index_factory(16, "IVF8,Flat")
-    base.train(x[:500])
-    raw = vq.serialize_index(base)
-    a, b = vq.deserialize_index(raw), vq.deserialize_index(raw)
+    a, b = trained_pair(x)
     b.add(x[:10])
     a.merge_from(b, 100)
     for use in (lambda: b.reconstruct(0), lambda: a.merge_from(b), lambda: b.merge_from(a),

@@ -486,7 +486,9 @@ fn a_missing_knob_is_named_against_the_whole_index() {
     ] {
         let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
         match index.set_search_default(knob, 3) {
-            Err(Error::Parameter { what, .. }) => assert!(what.starts_with(&format!("{spec} has no")), "{spec}: {what}"),
+            Err(Error::Parameter { what, .. }) => {
+                assert!(what.starts_with(&format!("{spec} has no")), "{spec}: {what}")
+            }
             other => panic!("{spec}: {other:?}"),
         }
     }
