@@ -91,6 +91,23 @@ fn batches_leave_no_node_unreachable() {
     }
 }
 
+/// Under inner product at m 4 the walk's relinks ran out of budget: each island head took a
+/// search, and about 1,300 of these 10,000 nodes stayed unreachable (2,600 at
+/// `ef_construction` 8). A head that one of its own neighbours in reach takes costs no search
+/// now: 26-42 stay (100-236 at 8), nodes every candidate list holds only sole ways in to.
+#[test]
+fn inner_product_at_small_m_leaves_few_nodes_unreachable() {
+    let dim = 16;
+    let base = clustered(10_000, dim, 7);
+    for (ef_construction, most) in [(200, 100), (8, 400)] {
+        let params = HnswParams { ef_construction, ..HnswParams::with_m(4) };
+        let index = Hnsw::new(dim, Metric::InnerProduct, params).unwrap();
+        pool(2).install(|| index.add(&base).unwrap());
+        let report = index.check_graph();
+        assert!(report.unreachable <= most, "efC {ef_construction}: {report:?}");
+    }
+}
+
 #[test]
 fn two_threads_build_as_good_a_graph_as_one() {
     let dim = 32;
