@@ -198,7 +198,7 @@ fn step(graph: &mut Hnsw, model: &mut Model, pool: &[f32], call: &Call, dir: &st
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
     fn call_sequences_answer_as_the_model_says(seed in 0..4u64, calls in prop::collection::vec(call(), 1..40)) {
         let pool = clustered(POOL, DIM, seed);
