@@ -28,6 +28,23 @@ create_exception!(
     "Indexes trained separately (their trained-state fingerprints differ): their codes or results cannot be combined."
 );
 
+/// [`to_py`] of an error about the caller's array `x`: a bad row is named by the Python
+/// argument, not by the parameter of the Rust call that found it (`queries`, `vectors`,
+/// `training data`).
+pub(crate) fn x_to_py(e: vq::Error) -> PyErr {
+    use vq::vq_distance::Error::{NonFinite, NormOverflow, ZeroNorm};
+    to_py(match e {
+        vq::Error::Distance(NonFinite { row, component, .. }) => {
+            vq::Error::Distance(NonFinite { what: "x", row, component })
+        }
+        vq::Error::Distance(ZeroNorm { row, .. }) => vq::Error::Distance(ZeroNorm { what: "x", row }),
+        vq::Error::Distance(NormOverflow { row, squared_norm, .. }) => {
+            vq::Error::Distance(NormOverflow { what: "x", row, squared_norm })
+        }
+        e => e,
+    })
+}
+
 /// The Python exception for `e`, carrying its message.
 pub(crate) fn to_py(e: vq::Error) -> PyErr {
     let msg = e.to_string();

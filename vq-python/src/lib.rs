@@ -35,7 +35,7 @@ use pyo3::types::PyBytes;
 use pyo3::types::PyDict;
 use vq::{IndexParams, Metric, Neighbors, ReadOptions, SearchDefault, SearchParams};
 
-use crate::error::{FingerprintMismatch, FormatError, NotTrained, VqError, to_py};
+use crate::error::{FingerprintMismatch, FormatError, NotTrained, VqError, to_py, x_to_py};
 
 /// Faiss' metric numbers (`faiss.METRIC_INNER_PRODUCT = 0`, `METRIC_L2 = 1`); cosine, which
 /// Faiss has not, gets a number of its own.
@@ -265,7 +265,7 @@ impl PyIndex {
         // decline at once: one row runs on the caller, without the pool's hand-off.
         let shared = threads::run_where(py, x.len() == self.dim, add_shared)?;
         match shared {
-            Some(added) => added.map_err(to_py),
+            Some(added) => added.map_err(x_to_py),
             // An inverted file assigns and encodes under the read lock (searches go on), then
             // appends under the write lock.
             None => threads::run(py, || {
@@ -277,7 +277,7 @@ impl PyIndex {
                     (_, None) => index.add(x),
                 }
             })?
-            .map_err(to_py),
+            .map_err(x_to_py),
         }
     }
 
@@ -458,7 +458,7 @@ impl PyIndex {
     fn train(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let x = convert::rows(x, "x", Some(self.dim))?;
         let x = x.as_slice()?;
-        threads::run(py, || self.write().train(x))?.map_err(to_py)
+        threads::run(py, || self.write().train(x))?.map_err(x_to_py)
     }
 
     /// Makes room for `n` more vectors up front (a hint: a bulk load then does not grow step
@@ -509,7 +509,7 @@ impl PyIndex {
         let params = knobs.params(k);
         let search = || self.read().search_with(x, &params).map(|n| flat_result(&n));
         let result = threads::run_where(py, self.one_serial_query(x), search)?;
-        to_numpy(py, result.map_err(to_py)?)
+        to_numpy(py, result.map_err(x_to_py)?)
     }
 
     /// Every stored vector within `radius` of each row of `x` (Faiss' `range_search`):
@@ -542,7 +542,7 @@ impl PyIndex {
         let params = knobs.params(0);
         let search = || self.read().range_search_with(x, radius, &params);
         let result = threads::run_where(py, self.one_serial_query(x), search)?;
-        let result = result.map_err(to_py)?;
+        let result = result.map_err(x_to_py)?;
         let (lims, ids, scores) = result.into_parts();
         // Ids are below 2⁶³ (checked on the way in); offsets are below the hit count.
         let lims: Vec<i64> = lims.into_iter().map(|l| l as i64).collect();

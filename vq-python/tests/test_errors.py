@@ -34,14 +34,19 @@ def test_wrong_dimension(hnsw):
 def test_nan_and_inf(hnsw):
     q = np.zeros((4, 16), np.float32)
     q[2, 5] = np.nan
-    with pytest.raises(ValueError, match="row 2 has a non-finite value at component 5"):
+    # Named by the Python argument, not the Rust call's parameter (`queries`).
+    with pytest.raises(ValueError, match="`x` row 2 has a non-finite value at component 5"):
         hnsw.search(q, 1)
     x = np.ones((3, 16), np.float32)
     x[1, 0] = np.inf
     n = hnsw.ntotal
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="`x` row 1 has a non-finite value"):
         hnsw.add(x)
     assert hnsw.ntotal == n  # nothing was added
+    with pytest.raises(ValueError, match="`x` row 1 has a non-finite value"):
+        vq.index_factory(16, "SQ8").train(x)
+    with pytest.raises(ValueError, match="`x` row 0 has norm zero"):
+        vq.index_factory(16, "Flat", "cosine").search(np.zeros((1, 16), np.float32), 1)
 
 
 def test_k(hnsw):
