@@ -11,6 +11,17 @@ import time
 from hnsw_degree import dataset, sweep
 
 
+def timed_build(index, xb, set_threads):
+    """Seconds to train and fill `index` on two threads (either library's setter), then one."""
+    set_threads(2)
+    t = time.perf_counter()
+    index.train(xb)
+    index.add(xb)
+    build = time.perf_counter() - t
+    set_threads(1)
+    return build
+
+
 def main():
     folder, lib, spec = sys.argv[1:4]
     efc = int(sys.argv[4]) if len(sys.argv) > 4 else 40
@@ -20,12 +31,7 @@ def main():
         import vq
 
         index = vq.index_factory(d, spec, metric, ef_construction=efc)
-        vq.set_num_threads(2)
-        t = time.perf_counter()
-        index.train(xb)
-        index.add(xb)
-        build = time.perf_counter() - t
-        vq.set_num_threads(1)
+        build = timed_build(index, xb, vq.set_num_threads)
 
         def search(ef):
             return index.search(xq, 10, ef=ef)[1]
@@ -36,12 +42,7 @@ def main():
         index = faiss.index_factory(d, spec, faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
         hnsw = faiss.downcast_index(index).hnsw
         hnsw.efConstruction = efc
-        faiss.omp_set_num_threads(2)
-        t = time.perf_counter()
-        index.train(xb)
-        index.add(xb)
-        build = time.perf_counter() - t
-        faiss.omp_set_num_threads(1)
+        build = timed_build(index, xb, faiss.omp_set_num_threads)
 
         def search(ef):
             hnsw.efSearch = ef

@@ -1723,7 +1723,9 @@ impl<S: VectorStorage> Hnsw<S> {
             if orphans.is_empty() || budget == 0 {
                 break;
             }
-            let stranded: std::collections::HashSet<u32> = orphans.iter().copied().collect();
+            // Only forced links (inner product, or a later round) look at the stranded set.
+            let stranded: std::collections::HashSet<u32> =
+                if !search || round > 0 { orphans.iter().copied().collect() } else { Default::default() };
             for &slot in orphans.iter().take(budget) {
                 budget -= 1;
                 if search {
