@@ -300,11 +300,11 @@ impl PyIndex {
     /// A search default as an attribute: an `AttributeError` when the index has none (so
     /// `hasattr(index, "nprobe")` says whether it has inverted lists).
     fn search_default(&self, py: Python<'_>, knob: SearchDefault) -> PyResult<usize> {
-        let (value, spec) = py.detach(|| {
+        let (value, missing) = py.detach(|| {
             let g = self.read();
-            (g.search_default(knob), g.spec().to_string())
+            (g.search_default(knob), missing_attribute(g.as_ref(), format_args!("has no {} set", knob.name())))
         });
-        value.ok_or_else(|| PyAttributeError::new_err(format!("{spec} has no {} set", knob.name())))
+        value.ok_or_else(|| PyAttributeError::new_err(missing))
     }
 
     /// Sets a search default (`ValueError` below 1, `AttributeError` when no part of the index
@@ -319,6 +319,15 @@ impl PyIndex {
             vq::Error::Parameter { .. } => PyAttributeError::new_err(e.to_string()),
             e => to_py(e),
         })
+    }
+}
+
+/// Why an attribute getter has nothing to give: `what` about the index, or, for an index merged
+/// away, that it was (the husk keeps the spec, so "IVF16,Flat has no nprobe set" would mislead).
+fn missing_attribute(index: &dyn vq::Index, what: std::fmt::Arguments<'_>) -> String {
+    match moved::Moved::of(index) {
+        Some(husk) => husk.err().to_string(),
+        None => format!("{} {what}", index.spec()),
     }
 }
 
@@ -413,11 +422,11 @@ impl PyIndex {
     /// index is no graph. Written with the index.
     #[getter]
     fn get_ef_construction(&self, py: Python<'_>) -> PyResult<usize> {
-        let (value, spec) = py.detach(|| {
+        let (value, missing) = py.detach(|| {
             let g = self.read();
-            (g.ef_construction(), g.spec().to_string())
+            (g.ef_construction(), missing_attribute(g.as_ref(), format_args!("has no HNSW graph to build")))
         });
-        value.ok_or_else(|| PyAttributeError::new_err(format!("{spec} has no HNSW graph to build")))
+        value.ok_or_else(|| PyAttributeError::new_err(missing))
     }
 
     #[setter]

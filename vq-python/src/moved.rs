@@ -97,4 +97,7 @@ impl Index for Moved {
     fn set_search_default(&mut self, _knob: vq::SearchDefault, _value: usize) -> vq::Result<()> {
         Err(self.err())
     }
+    fn set_ef_construction(&mut self, _value: usize) -> vq::Result<()> {
+        Err(self.err())
+    }
 }

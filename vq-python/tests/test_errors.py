@@ -275,3 +275,10 @@ def test_an_index_merged_away_says_so(data):
                 lambda: b.range_search(x[:1], 1.0)):
         with pytest.raises(ValueError, match="merged into another"):
             use()
+    # Attributes too (an AttributeError, so `hasattr(b, "nprobe")` is False), by the same words.
+    for attribute in ("nprobe", "ef", "refine_k", "ef_construction"):
+        with pytest.raises(AttributeError, match="merged into another"):
+            getattr(b, attribute)
+        with pytest.raises(AttributeError, match="merged into another"):
+            setattr(b, attribute, 8)
+    assert not hasattr(b, "nprobe") and a.nprobe >= 1
