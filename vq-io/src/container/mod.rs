@@ -22,6 +22,11 @@
 //! xxh3 rather than crc32c: it needs no CPU extension to run at memory speed (tens of GB/s,
 //! so verifying every checksum of a large index costs little beside reading it) and its
 //! 64 bits make accidental matches negligible.
+//!
+//! The checksums cover every byte a reader uses: the header's fields and the table (one sum),
+//! and each section. The header's last 16 reserved bytes and the zero padding between sections
+//! are read by nothing and covered by nothing, on purpose: a flipped bit there changes no
+//! answer, and refusing an intact index over it would make its owner rebuild for nothing.
 
 mod kind;
 mod mapped;

@@ -57,30 +57,40 @@ fn widen_halves(all: __m256i, odd: __m256i) -> (__m256i, __m256i) {
     (add_halves(even), add_halves(odd))
 }
 
+/// Pairs `pairs` of the block summed in 16-bit lanes (at most [`GROUP_PAIRS`] of them):
+/// `[lo_all, lo_odd, hi_all, hi_odd]`, the low and the high nibbles' bytes, both bytes of a lane
+/// (wrapping) and its high bytes alone.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn avx2_group(lut: &[u8], block: &[u8], pairs: std::ops::Range<usize>) -> [__m256i; 4] {
+    let mask = _mm256_set1_epi8(0x0f);
+    let zero = _mm256_setzero_si256();
+    let (mut lo_all, mut lo_odd, mut hi_all, mut hi_odd) = (zero, zero, zero, zero);
+    for q in pairs {
+        let at = q * 32;
+        assert!(at + 32 <= lut.len() && at + 32 <= block.len());
+        // SAFETY: `at + 32` is within both slices (checked above); unaligned loads.
+        let (c, l) = unsafe {
+            (_mm256_loadu_si256(block.as_ptr().add(at).cast()), _mm256_loadu_si256(lut.as_ptr().add(at).cast()))
+        };
+        let lo = _mm256_shuffle_epi8(l, _mm256_and_si256(c, mask));
+        let hi = _mm256_shuffle_epi8(l, _mm256_and_si256(_mm256_srli_epi16::<4>(c), mask));
+        lo_all = _mm256_add_epi16(lo_all, lo);
+        lo_odd = _mm256_add_epi16(lo_odd, _mm256_srli_epi16::<8>(lo));
+        hi_all = _mm256_add_epi16(hi_all, hi);
+        hi_odd = _mm256_add_epi16(hi_odd, _mm256_srli_epi16::<8>(hi));
+    }
+    [lo_all, lo_odd, hi_all, hi_odd]
+}
+
 /// The AVX2 sums of pairs `pairs` of the block into `acc` (vectors 0..8, 8..16, 16..24, 24..32).
 #[inline]
 #[target_feature(enable = "avx2")]
 fn avx2_pairs(lut: &[u8], block: &[u8], pairs: std::ops::Range<usize>, acc: &mut [__m256i; 4]) {
-    let mask = _mm256_set1_epi8(0x0f);
     let mut p = pairs.start;
     while p < pairs.end {
         let end = (p + GROUP_PAIRS).min(pairs.end);
-        let zero = _mm256_setzero_si256();
-        let (mut lo_all, mut lo_odd, mut hi_all, mut hi_odd) = (zero, zero, zero, zero);
-        for q in p..end {
-            let at = q * 32;
-            assert!(at + 32 <= lut.len() && at + 32 <= block.len());
-            // SAFETY: `at + 32` is within both slices (checked above); unaligned loads.
-            let (c, l) = unsafe {
-                (_mm256_loadu_si256(block.as_ptr().add(at).cast()), _mm256_loadu_si256(lut.as_ptr().add(at).cast()))
-            };
-            let lo = _mm256_shuffle_epi8(l, _mm256_and_si256(c, mask));
-            let hi = _mm256_shuffle_epi8(l, _mm256_and_si256(_mm256_srli_epi16::<4>(c), mask));
-            lo_all = _mm256_add_epi16(lo_all, lo);
-            lo_odd = _mm256_add_epi16(lo_odd, _mm256_srli_epi16::<8>(lo));
-            hi_all = _mm256_add_epi16(hi_all, hi);
-            hi_odd = _mm256_add_epi16(hi_odd, _mm256_srli_epi16::<8>(hi));
-        }
+        let [lo_all, lo_odd, hi_all, hi_odd] = avx2_group(lut, block, p..end);
         let (v0, v8) = widen_halves(lo_all, lo_odd);
         let (v16, v24) = widen_halves(hi_all, hi_odd);
         acc[0] = _mm256_add_epi32(acc[0], v0);
@@ -107,17 +117,64 @@ fn store(acc: &[__m256i; 4], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
     !above
 }
 
+/// Sub-quantizer pairs whose every sum fits a 16-bit lane (`255 · 2 · 128 < 2¹⁶`): the kernels
+/// add and compare such blocks in 16 bits and widen only those some row of which passes.
+const NARROW_PAIRS: usize = 128;
+
+/// `max_sum` as the threshold the narrow kernels compare with (every narrow sum is below 2¹⁶).
+fn narrow_limit(max_sum: u32) -> i16 {
+    max_sum.min(u32::from(u16::MAX)) as u16 as i16
+}
+
 #[target_feature(enable = "avx2")]
 fn avx2_sums(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
     let pairs = block.len().min(lut.len()) / 32;
+    if pairs <= NARROW_PAIRS {
+        return avx2_narrow(lut, block, pairs, max_sum, out);
+    }
     let mut acc = [_mm256_setzero_si256(); 4];
     avx2_pairs(lut, block, 0..pairs, &mut acc);
     store(&acc, max_sum, out)
 }
 
+/// [`avx2_sums`] of at most [`NARROW_PAIRS`] pairs, whose every sum fits 16 bits: the two
+/// 128-bit halves (one sub-quantizer each) are added and compared in 16-bit lanes, and only a
+/// block some row of which passes is widened and stored.
+#[target_feature(enable = "avx2")]
+fn avx2_narrow(lut: &[u8], block: &[u8], pairs: usize, max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
+    let [lo_all, lo_odd, hi_all, hi_odd] = avx2_group(lut, block, 0..pairs);
+    // [l.lo, h.lo] + [l.hi, h.hi]: the sums of the low nibbles' vectors, then the high ones'.
+    let fold = |l: __m256i, h: __m256i| {
+        _mm256_add_epi16(_mm256_permute2x128_si256::<0x20>(l, h), _mm256_permute2x128_si256::<0x31>(l, h))
+    };
+    let odd = fold(lo_odd, hi_odd); // vectors 8..16 | 24..32
+    // Exact: the folded even sums are below 2¹⁶, and `all ≡ even + 256 · odd`.
+    let even = _mm256_sub_epi16(fold(lo_all, hi_all), _mm256_slli_epi16::<8>(odd)); // 0..8 | 16..24
+    let limit = _mm256_set1_epi16(narrow_limit(max_sum));
+    let at_most = |x: __m256i| _mm256_cmpeq_epi16(_mm256_min_epu16(x, limit), x);
+    // Bytes 0..8 even's low half, 8..16 odd's, 16..24 even's high half, 24..32 odd's: vector order.
+    let pass = _mm256_movemask_epi8(_mm256_packs_epi16(at_most(even), at_most(odd))) as u32;
+    if pass != 0 {
+        let halves = [
+            _mm256_castsi256_si128(even),
+            _mm256_castsi256_si128(odd),
+            _mm256_extracti128_si256::<1>(even),
+            _mm256_extracti128_si256::<1>(odd),
+        ];
+        for (i, h) in halves.into_iter().enumerate() {
+            // SAFETY: `out` holds 32 u32, and `8 · i + 8 ≤ 32`; unaligned store.
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(8 * i).cast(), _mm256_cvtepu16_epi32(h)) };
+        }
+    }
+    pass
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
 fn avx512_sums(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
     let pairs = block.len().min(lut.len()) / 32;
+    if pairs <= NARROW_PAIRS {
+        return avx512_narrow(lut, block, pairs, max_sum, out);
+    }
     let quads = pairs / 2;
     let mask = _mm512_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_si256(); 4];
@@ -154,6 +211,71 @@ fn avx512_sums(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -
     // An odd pair count leaves one pair for the 256-bit path.
     avx2_pairs(lut, block, 2 * quads..pairs, &mut acc);
     store(&acc, max_sum, out)
+}
+
+/// [`avx512_sums`] of at most [`NARROW_PAIRS`] pairs, as [`avx2_narrow`]: an odd pair count's
+/// last pair joins the quads through masked loads (the upper half's table bytes are zero, so it
+/// adds nothing), the four 128-bit quarters are added in 16-bit lanes, and only a block some row
+/// of which passes is widened and stored.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+fn avx512_narrow(lut: &[u8], block: &[u8], pairs: usize, max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
+    let mask = _mm512_set1_epi8(0x0f);
+    let zero = _mm512_setzero_si512();
+    let (mut lo_all, mut lo_odd, mut hi_all, mut hi_odd) = (zero, zero, zero, zero);
+    let mut add = |c: __m512i, l: __m512i| {
+        let lo = _mm512_shuffle_epi8(l, _mm512_and_si512(c, mask));
+        let hi = _mm512_shuffle_epi8(l, _mm512_and_si512(_mm512_srli_epi16::<4>(c), mask));
+        lo_all = _mm512_add_epi16(lo_all, lo);
+        lo_odd = _mm512_add_epi16(lo_odd, _mm512_srli_epi16::<8>(lo));
+        hi_all = _mm512_add_epi16(hi_all, hi);
+        hi_odd = _mm512_add_epi16(hi_odd, _mm512_srli_epi16::<8>(hi));
+    };
+    let quads = pairs / 2;
+    for q in 0..quads {
+        let at = q * 64;
+        assert!(at + 64 <= lut.len() && at + 64 <= block.len());
+        // SAFETY: `at + 64` is within both slices (checked above); unaligned loads.
+        let (c, l) = unsafe {
+            (_mm512_loadu_si512(block.as_ptr().add(at).cast()), _mm512_loadu_si512(lut.as_ptr().add(at).cast()))
+        };
+        add(c, l);
+    }
+    if pairs % 2 == 1 {
+        let at = quads * 64;
+        assert!(at + 32 <= lut.len() && at + 32 <= block.len());
+        // SAFETY: the 32 bytes loaded, `at .. at + 32`, are within both slices (checked above);
+        // the masked-off upper 32 are not read.
+        let (c, l) = unsafe {
+            (
+                _mm512_maskz_loadu_epi8(0xffff_ffff, block.as_ptr().add(at).cast()),
+                _mm512_maskz_loadu_epi8(0xffff_ffff, lut.as_ptr().add(at).cast()),
+            )
+        };
+        add(c, l);
+    }
+    // Quarters [l0 + l2, l1 + l3, h0 + h2, h1 + h3], then each pair's two added: [l, l, h, h].
+    let fold = |l: __m512i, h: __m512i| {
+        let x =
+            _mm512_add_epi16(_mm512_shuffle_i64x2::<0b01_00_01_00>(l, h), _mm512_shuffle_i64x2::<0b11_10_11_10>(l, h));
+        _mm512_add_epi16(x, _mm512_shuffle_i64x2::<0b10_11_00_01>(x, x))
+    };
+    let odd = fold(lo_odd, hi_odd);
+    // Exact: the folded even sums are below 2¹⁶, and `all ≡ even + 256 · odd`.
+    let even = _mm512_sub_epi16(fold(lo_all, hi_all), _mm512_slli_epi16::<8>(odd));
+    // Quarters [even l, odd l, even h, odd h]: vectors 0..8, 8..16, 16..24, 24..32.
+    let sums = _mm512_mask_blend_epi64(0b1100_1100, even, odd);
+    let pass = _mm512_cmple_epu16_mask(sums, _mm512_set1_epi16(narrow_limit(max_sum)));
+    if pass != 0 {
+        // SAFETY: `out` holds 32 u32: two unaligned stores of 16.
+        unsafe {
+            _mm512_storeu_si512(out.as_mut_ptr().cast(), _mm512_cvtepu16_epi32(_mm512_castsi512_si256(sums)));
+            _mm512_storeu_si512(
+                out.as_mut_ptr().add(16).cast(),
+                _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64::<1>(sums)),
+            );
+        }
+    }
+    pass
 }
 
 /// The AVX2 table-quantization kernels, if this CPU has AVX2.
