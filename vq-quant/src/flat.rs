@@ -13,6 +13,18 @@ use crate::{CodeScorer, Error, Quantizer, Result, ScanSink, WithinKey, prepare_r
 /// let a blocked kernel run, small enough that the keys stay in L1.
 const BLOCK: usize = 256;
 
+/// Queries that scan the codes together ([`FlatCodes::search`] of a batch).
+const GROUP: usize = 8;
+
+/// Codes below this size are scanned a query at a time: they stay in cache between queries
+/// anyway, and switching between the group's tables costs more than it saves (PQ32 on 100,000
+/// vectors, 3.2 MB: 6 % slower in groups; SQ8 at d = 128, 12.8 MB: 7 % faster).
+const GROUP_MIN_BYTES: usize = 8 << 20;
+
+/// Bytes of codes a group scores before moving on: well within a core's L2 (1–2 MiB on current
+/// x86 cores), with room for the queries' tables.
+const GROUP_BLOCK_BYTES: usize = 192 << 10;
+
 /// Per-worker buffers of a search.
 #[derive(Default)]
 struct Scratch {
@@ -221,65 +233,82 @@ impl<Q: Quantizer> FlatCodes<Q> {
     }
 
     /// Every query (prepared) scanned into a sink from `sink`, in parallel: their hits.
+    ///
+    /// Queries of a large index are scanned in groups of up to [`GROUP`] that walk the codes together, a block
+    /// of rows at a time, each query scoring the block while it is in cache: the codes are
+    /// read from memory once per group instead of once per query (an index of 100,000 codes
+    /// of 768 bytes is 77 MB, beyond the last-level cache, so a scan alone is bound by memory
+    /// bandwidth). Groups are smaller where there are too few queries to keep every thread busy.
     fn scan_queries<S: ScanSink>(
         &self,
         queries: &[f32],
         keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
         sink: impl Fn() -> S + Sync,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
-        let metric = self.quantizer.metric();
-        queries
-            .par_chunks(self.quantizer.dim())
-            .map_init(Scratch::default, |scratch, query| {
-                let mut found = sink();
-                self.scan_one(query, keep, scratch, &mut found)?;
-                Ok(found.into_hits(metric))
+        let (metric, dim) = (self.quantizer.metric(), self.quantizer.dim());
+        // (This crate's unit tests group every index, so that small ones exercise groups.)
+        let min_bytes = if cfg!(test) { 0 } else { GROUP_MIN_BYTES };
+        let group = if self.heads.len() + self.tails.len() < min_bytes {
+            1
+        } else {
+            (queries.len() / dim / rayon::current_num_threads()).clamp(1, GROUP)
+        };
+        let groups: Vec<Vec<Vec<(u64, f32)>>> = queries
+            .par_chunks(group * dim)
+            .map_init(Scratch::default, |scratch, queries| {
+                let mut found: Vec<S> = (0..queries.len() / dim).map(|_| sink()).collect();
+                self.scan_group(queries, keep, scratch, &mut found)?;
+                Ok(found.into_iter().map(|f| f.into_hits(metric)).collect())
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok(groups.into_iter().flatten().collect())
     }
 
-    /// Scores every row `keep` accepts into `sink`.
-    fn scan_one(
+    /// Scores every row `keep` accepts into `tops[i]` for each query `i` of `queries`.
+    fn scan_group(
         &self,
-        query: &[f32],
+        queries: &[f32],
         keep: Option<&(dyn Fn(usize) -> bool + Sync)>,
         scratch: &mut Scratch,
-        top: &mut impl ScanSink,
+        tops: &mut [impl ScanSink],
     ) -> Result<()> {
         if self.heads.is_empty() {
             return Ok(());
         }
         let (h, t) = self.split();
-        let scorer = self.quantizer.scorer(query)?;
+        let scorers =
+            queries.chunks(self.quantizer.dim()).map(|q| self.quantizer.scorer(q)).collect::<Result<Vec<_>>>()?;
+        // A block of rows every query of the group scores before the next: within L2 together.
+        let block = if scorers.len() == 1 { BLOCK } else { (GROUP_BLOCK_BYTES / (h + t)).clamp(16, BLOCK) };
         let Scratch { keys, rows, heads, tails } = scratch;
         keys.resize(BLOCK, 0.0);
+        let mut score = |heads: &[u8], tails: &[u8], row_of: &dyn Fn(usize) -> usize| {
+            let keys = &mut keys[..heads.len() / h];
+            for (scorer, top) in scorers.iter().zip(tops.iter_mut()) {
+                scorer.distances_within(heads, tails, keys, top.threshold());
+                for (i, &key) in keys.iter().enumerate() {
+                    top.push(key, row_of(i) as u64);
+                }
+            }
+        };
         match keep {
             None => {
                 let n = self.len();
-                for start in (0..n).step_by(BLOCK) {
-                    let end = (start + BLOCK).min(n);
-                    let keys = &mut keys[..end - start];
-                    let (heads, tails) = (&self.heads[start * h..end * h], &self.tails[start * t..end * t]);
-                    scorer.distances_within(heads, tails, keys, top.threshold());
-                    for (i, &key) in keys.iter().enumerate() {
-                        top.push(key, (start + i) as u64);
-                    }
+                for start in (0..n).step_by(block) {
+                    let end = (start + block).min(n);
+                    score(&self.heads[start * h..end * h], &self.tails[start * t..end * t], &|i| start + i);
                 }
             }
             // Only the rows that pass are scored (a selective filter costs a fraction of the
             // scan), gathered into blocks for the same blocked kernel as the unfiltered scan:
             // a row's key must not depend on the filter (per-code and blocked kernels may
-            // round differently).
+            // round differently). The filter is asked once per row for the whole group.
             Some(keep) => {
                 rows.clear();
                 heads.clear();
                 tails.clear();
                 let mut flush = |rows: &mut Vec<usize>, heads: &mut Vec<u8>, tails: &mut Vec<u8>| {
-                    let keys = &mut keys[..rows.len()];
-                    scorer.distances_within(heads, tails, keys, top.threshold());
-                    for (&row, &key) in rows.iter().zip(keys.iter()) {
-                        top.push(key, row as u64);
-                    }
+                    score(heads, tails, &|i| rows[i]);
                     rows.clear();
                     heads.clear();
                     tails.clear();
@@ -288,7 +317,7 @@ impl<Q: Quantizer> FlatCodes<Q> {
                     rows.push(row);
                     heads.extend_from_slice(&self.heads[row * h..(row + 1) * h]);
                     tails.extend_from_slice(&self.tails[row * t..(row + 1) * t]);
-                    if rows.len() == BLOCK {
+                    if rows.len() == block {
                         flush(rows, heads, tails);
                     }
                 }
@@ -509,6 +538,47 @@ mod tests {
             let ids: Vec<u64> = ids.iter().map(|&r| r + r.div_ceil(2)).collect();
             assert_eq!((&ids[..], scores), (want_ids, want_scores), "query {qi}");
         }
+    }
+
+    /// A batch's queries scan the codes in groups; each must get what it gets alone (the
+    /// same rows and scores, to the bit), filtered or not, k-NN and range, for whole codes
+    /// and split ones (RaBitQ's heads first, whose skipped tails depend on each query's own
+    /// threshold), with group blocks of many rows and of few (768-byte codes).
+    #[test]
+    fn a_batch_scans_in_groups_as_each_query_alone() {
+        fn check<Q: Quantizer>(mut q: Q, n: usize, what: &str) {
+            let dim = q.dim();
+            let data: Vec<f32> =
+                (0..n * dim).map(|i| ((i * 7919 + i / dim * 31) % 1013) as f32 / 1013.0 - 0.5).collect();
+            q.train(&data).unwrap();
+            let mut index = FlatCodes::new(q);
+            index.add(&data).unwrap();
+            // 37 queries: groups of 8 on two threads, and a short last group.
+            let queries: Vec<f32> = data.iter().rev().take(37 * dim).map(|x| x * 0.9 + 0.01).collect();
+            let keep = |row: usize| row % 3 != 1;
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            for filter in [None, Some(&keep as &(dyn Fn(usize) -> bool + Sync))] {
+                let batch = pool.install(|| index.search_filtered(&queries, 10, filter)).unwrap();
+                let radius = batch.get(0).unwrap().1[9];
+                let ranged = pool.install(|| index.range_filtered(&queries, radius, filter)).unwrap();
+                for (i, query) in queries.chunks_exact(dim).enumerate() {
+                    let alone = index.search_filtered(query, 10, filter).unwrap();
+                    let bits = |s: &[f32]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    let (ids, scores) = batch.get(i).unwrap();
+                    let (want_ids, want_scores) = alone.get(0).unwrap();
+                    assert_eq!((ids, bits(scores)), (want_ids, bits(want_scores)), "{what} query {i}");
+                    let alone = index.range_filtered(query, radius, filter).unwrap();
+                    let (ids, scores) = ranged.get(i).unwrap();
+                    let (want_ids, want_scores) = alone.get(0).unwrap();
+                    assert_eq!((ids, bits(scores)), (want_ids, bits(want_scores)), "{what} range, query {i}");
+                }
+            }
+        }
+        check(sq8(16), 1500, "SQ8 d 16");
+        check(sq8(768), 700, "SQ8 d 768");
+        let pq = crate::ProductQuantizer::new(32, Metric::InnerProduct, 8, 6).unwrap();
+        check(pq, 1500, "PQ8x6 inner product");
+        check(crate::RaBitQuantizer::new(64, Metric::Cosine).unwrap().with_bits(4).unwrap(), 1500, "RaBitQ4 cosine");
     }
 
     #[test]
