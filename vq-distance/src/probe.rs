@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::assign::{CentroidBlock, pack_centroids};
+use crate::assign::{CentroidBlock, l2_shift, pack_centroids, translate, translated};
 use crate::error::{Error, Result};
 use crate::gemm::{BaseTerms, ScanArgs, pack_queries};
 use crate::metric::Metric;
@@ -53,6 +53,9 @@ pub struct PackedCentroids<'k> {
     metric: Metric,
     alpha: f32,
     blocks: Vec<CentroidBlock>,
+    /// The translation the centroids were packed under (L2 only, see `l2_shift`); queries are
+    /// moved by it too.
+    shift: Option<Vec<f32>>,
 }
 
 impl std::fmt::Debug for PackedCentroids<'_> {
@@ -87,9 +90,11 @@ impl<'k> PackedCentroids<'k> {
             return Err(Error::TooManyVectors { n, max: u32::MAX as usize });
         }
         validate_rows("centroids", centroids, dim, metric)?;
+        let shift = if metric == Metric::L2 { l2_shift(centroids, dim) } else { None };
+        let centroids = &translated(centroids, shift.as_deref())[..];
         let terms = BaseTerms::new(kern, centroids, dim, metric, false);
         let blocks = pack_centroids(centroids, dim, kern.gemm.nr, &terms);
-        Ok(PackedCentroids { kern, dim, n, metric, alpha: terms.alpha, blocks })
+        Ok(PackedCentroids { kern, dim, n, metric, alpha: terms.alpha, blocks, shift })
     }
 
     /// Number of centroids.
@@ -122,7 +127,9 @@ impl<'k> PackedCentroids<'k> {
     ///
     /// Keys are those of the blocked form, as [`score_many_to_many`](crate::score_many_to_many)
     /// computes them: for [`Metric::L2`] `‖q‖² − 2q·c + ‖c‖²` clamped at 0, for inner product
-    /// and cosine the negated similarity. Ties go to the smaller id. A query with fewer than
+    /// and cosine the negated similarity. (L2 centroids far from the origin next to their spread
+    /// are packed moved by their rounded mean, and queries with them, so that the form keeps its
+    /// precision; the keys are then the distances computed that way.) Ties go to the smaller id. A query with fewer than
     /// `k` centroids to rank (`k > len`, or a non-finite query, which ranks none) is padded with
     /// `u32::MAX` and `+∞`. Queries are not checked (an index prepares them once per search);
     /// for cosine they are scaled to unit length here. Parallel over blocks of queries on the
@@ -162,6 +169,11 @@ impl<'k> PackedCentroids<'k> {
             s.rows.clear();
             s.rows.extend_from_slice(queries);
             s.rows.chunks_exact_mut(dim).for_each(scale_to_unit);
+            &s.rows[..]
+        } else if let Some(shift) = &self.shift {
+            s.rows.clear();
+            s.rows.extend_from_slice(queries);
+            translate(&mut s.rows, shift);
             &s.rows[..]
         } else {
             queries

@@ -23,7 +23,9 @@
 //!   `w = m/√d`, `a = −⟨r, c⟩ − m t`;
 //!
 //! with `m = ‖r‖² / ℓ` and `t = (Σ_j (P c)_j − 2 Σ_{b_j=1} (P c)_j) / √d`. The offset is an
-//! inverted file's coarse key of the list. `s` is summed exactly in the query (no query
+//! inverted file's coarse key of the list. An estimate, not a distance: an L2 key can come out
+//! below 0 for a vector very near the query (a range search at radius 0 may return it), as an
+//! inner product can exceed the true one. `s` is summed exactly in the query (no query
 //! quantization), by masked adds at AVX-512 and a per-query table of each byte's 256 partial
 //! sums elsewhere ([`bits`]).
 //!

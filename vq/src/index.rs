@@ -29,7 +29,7 @@ pub struct SearchParams<'a> {
     /// Inverted lists scanned per query (IVF indexes). `None`: the index's default.
     pub nprobe: Option<usize>,
     /// Refine indexes: `refine_k · k` candidates of the base index are re-scored (Faiss'
-    /// `k_factor`, Milvus' `refine_k`). `None`: the index's default (1).
+    /// `k_factor`, Milvus' `refine_k`). `None`: the index's default (1); 0 is an error.
     pub refine_k: Option<usize>,
     /// Refine indexes' range search: how far past the radius the base's own range search
     /// reaches, in units of `δ`, the most a base score strayed from the true one among the

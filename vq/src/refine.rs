@@ -498,7 +498,11 @@ impl Index for RefineIndex {
     fn search_with(&self, queries: &[f32], params: &SearchParams<'_>) -> Result<Neighbors> {
         let queries = prepare_search(queries, params, self.dim(), self.metric())?;
         let wanted = match (params.refine_k, self.default_reorder_k) {
-            (Some(f), _) => params.k.saturating_mul(f.max(1)),
+            // As `nprobe` and the defaults' setters: 0 candidates per hit is a mistake.
+            (Some(0), _) => {
+                return Err(Error::Parameter { name: "refine_k", what: "must be at least 1, got 0".into() });
+            }
+            (Some(f), _) => params.k.saturating_mul(f),
             (None, Some(r)) => params.k.max(r),
             (None, None) => params.k.saturating_mul(self.default_refine_k),
         };
@@ -815,6 +819,20 @@ mod tests {
                 row.into_iter().map(|(id, s)| (id, s.to_bits())).collect()
             })
             .collect()
+    }
+
+    /// `refine_k = 0` is refused by name, as `nprobe = 0` and the default's setter are (it was
+    /// taken as 1); 1 and more search.
+    #[test]
+    fn a_refine_k_of_zero_is_an_error() {
+        let data = clustered(500, 3);
+        let mut index = index_factory(DIM, "SQ8,RFlat", Metric::L2).unwrap();
+        index.train(&data).unwrap();
+        index.add(&data).unwrap();
+        let params = |refine_k| SearchParams { k: 5, refine_k: Some(refine_k), ..Default::default() };
+        let err = index.search_with(&data[..DIM], &params(0)).unwrap_err();
+        assert!(matches!(err, Error::Parameter { name: "refine_k", .. }), "{err}");
+        assert_eq!(index.search_with(&data[..DIM], &params(1)).unwrap().get(0).unwrap().0.len(), 5);
     }
 
     /// The bases a refine stage takes in one range pass: inverted files whose k-NN pass

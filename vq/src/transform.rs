@@ -285,9 +285,17 @@ impl PreTransformIndex {
         inner: Box<dyn Index>,
     ) -> Result<Self> {
         let transform = Transform::read_sections(r, prefix, spec)?;
-        if transform.is_trained() != inner.is_trained() {
+        // Training trains the transform first and the inner index on its output, so a trained
+        // transform has a trained index behind it; an untrained one may have one that needs no
+        // training (`PCA4,Flat`, `PCA4,HNSW8`), but never vectors.
+        if transform.is_trained() && !inner.is_trained() {
             return Err(Error::Corrupt {
-                what: format!("{prefix}: the transform and the index behind it disagree on whether they are trained"),
+                what: format!("{prefix}: the transform is trained but the index behind it is not"),
+            });
+        }
+        if !transform.is_trained() && !inner.is_empty() {
+            return Err(Error::Corrupt {
+                what: format!("{prefix}: the transform is not trained but the index behind it holds vectors"),
             });
         }
         let index = match transform {

@@ -254,3 +254,30 @@ fn opq_with_an_output_dimension_projects_before_the_inverted_file() {
         }
     }
 }
+
+/// An untrained transform in front of an index with nothing to learn is written and read back
+/// as it was (the read once refused it as "disagreeing on whether they are trained"), and the
+/// copy trains and searches as the original does.
+#[test]
+fn an_untrained_transform_in_front_of_an_index_needing_no_training_reads_back() {
+    let data = correlated(2_000, 5);
+    for spec in ["PCA4,Flat", "PCAR4,Flat", "PCA4,HNSW8", "PCA4,SQfp16"] {
+        let mut index = vq::index_factory(DIM, spec, Metric::L2).unwrap();
+        let mut copy = vq::read_index_from_bytes(&vq::write_index_to_bytes(index.as_ref()).unwrap())
+            .unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert!(!copy.is_trained(), "{spec}");
+        for index in [&mut index, &mut copy] {
+            index.train(&data).unwrap();
+            index.add(&data).unwrap();
+        }
+        let (a, b) = (index.search(&data[..10 * DIM], 5).unwrap(), copy.search(&data[..10 * DIM], 5).unwrap());
+        if spec.contains("HNSW") {
+            // (Graphs built on two threads may differ: each query finds itself.)
+            for (q, ((ids, _), (copy_ids, _))) in a.iter().zip(b.iter()).enumerate() {
+                assert_eq!((ids[0], copy_ids[0]), (q as u64, q as u64), "{spec}");
+            }
+        } else {
+            assert_eq!(a, b, "{spec}");
+        }
+    }
+}

@@ -61,7 +61,10 @@ pub enum SqType {
     /// distance kernels load no per-dimension scale. Best on data whose dimensions share a
     /// scale, such as normalized embeddings.
     SQ4U,
-    /// IEEE 754 half precision (Faiss `QT_fp16`); nothing to train.
+    /// IEEE 754 half precision (Faiss `QT_fp16`); nothing to train. Components beyond half
+    /// precision's range, ±65,504, are stored as ±65,504 (Faiss stores ±∞, which makes every
+    /// distance to such a vector infinite): for data that large, use `SQbf16` (f32's range, 8
+    /// bits of precision) or a trained `SQ8`.
     FP16,
     /// bfloat16 (Faiss `QT_bf16`); nothing to train.
     BF16,
