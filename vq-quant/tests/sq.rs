@@ -711,3 +711,26 @@ fn int8_scan_keeps_the_float_scans_top_10() {
     let untrained = ScalarQuantizer::new(4, Metric::L2, SqType::SQ8).unwrap();
     assert!(matches!(untrained.scorer_int8(&[0.0; 4]), Err(Error::NotTrained { .. })));
 }
+
+/// SQ4U over data spanning 10⁻³⁰ scored a query of 1 in steps of 10⁻³¹: every key overflowed
+/// to +∞ and a search returned only padding. Such queries are scored by differences now: every
+/// row is found, at its decoded distance (about 1 here). Queries inside the range keep the
+/// form in steps (the same keys as before).
+#[test]
+fn sq4u_scores_queries_far_outside_a_tiny_range() {
+    let dim = 4;
+    for scale in [1e-20f32, 1e-30, 1e-38] {
+        let sample: Vec<f32> = (0..400).map(|i| ((i * 37 % 101) as f32 - 50.0) * scale).collect();
+        let sq = trained(dim, Metric::L2, SqType::SQ4U, &sample);
+        let mut index = FlatCodes::new(sq.clone());
+        index.add(&sample).unwrap();
+        let hits = index.search(&[1.0, 0.0, 0.0, 0.0], 3).unwrap();
+        let (ids, scores) = hits.get(0).unwrap();
+        assert!(ids.len() == 3 && ids.iter().all(|&id| id < 100), "scale {scale}: {ids:?}");
+        let decoded = decode(&sq, &encode(&sq, &sample));
+        for (&id, &score) in ids.iter().zip(scores) {
+            let (want, _) = exact_key(Metric::L2, &[1.0, 0.0, 0.0, 0.0], &decoded[id as usize * dim..][..dim]);
+            assert!((f64::from(score) - want).abs() <= 1e-6, "scale {scale}: {score} for {want}");
+        }
+    }
+}

@@ -476,7 +476,7 @@ impl ScalarQuantizer {
                     Prepared::new(code, Form::L2Unit, q.to_vec(), vec![1.0; dim], 1.0, 0.0)
                 }
             }
-            SqType::SQ4U if !ip && self.step[0] > 0.0 => {
+            SqType::SQ4U if !ip && self.step[0] > 0.0 && self.unit_form_fits(q) => {
                 // (q - vmin - (c + 0.5) step)² = step² ((q - vmin) / step - 0.5 - c)².
                 let (vmin, step) = (f64::from(self.vmin[0]), f64::from(self.step[0]));
                 let a = q.iter().map(|&x| ((f64::from(x) - vmin) / step - 0.5) as f32).collect();
@@ -504,6 +504,16 @@ impl ScalarQuantizer {
                 Prepared::new(code, Form::L2, a, b, 1.0, 0.0)
             }
         }
+    }
+
+    /// Whether SQ4U's L2 form in steps, `Σ ((q − vmin) / step − 0.5 − c)²`, stays finite in f32
+    /// for query `q`: not for a query far outside a tiny range (data spanning 10⁻³⁰, a query
+    /// of 1: every key was +∞ and a search returned only padding). Otherwise the general form
+    /// (differences, then steps) scores it.
+    fn unit_form_fits(&self, q: &[f32]) -> bool {
+        let (vmin, step) = (f64::from(self.vmin[0]), f64::from(self.step[0]));
+        let worst: f64 = q.iter().map(|&x| ((f64::from(x) - vmin) / step).abs() + 16.0).map(|a| a * a).sum();
+        worst < 1e36
     }
 
     fn scorer_with(&self, query: &[f32], kernels: &SqKernels) -> Result<SqScorer<'_>> {
