@@ -176,28 +176,12 @@ fn avx512_sums(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -
         return avx512_narrow(lut, block, pairs, max_sum, out);
     }
     let quads = pairs / 2;
-    let mask = _mm512_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_si256(); 4];
     let mut p = 0;
     // Each quad adds one byte per 16-bit lane, as a pair does in AVX2.
     while p < quads {
         let end = (p + GROUP_PAIRS).min(quads);
-        let zero = _mm512_setzero_si512();
-        let (mut lo_all, mut lo_odd, mut hi_all, mut hi_odd) = (zero, zero, zero, zero);
-        for q in p..end {
-            let at = q * 64;
-            assert!(at + 64 <= lut.len() && at + 64 <= block.len());
-            // SAFETY: `at + 64` is within both slices (checked above); unaligned loads.
-            let (c, l) = unsafe {
-                (_mm512_loadu_si512(block.as_ptr().add(at).cast()), _mm512_loadu_si512(lut.as_ptr().add(at).cast()))
-            };
-            let lo = _mm512_shuffle_epi8(l, _mm512_and_si512(c, mask));
-            let hi = _mm512_shuffle_epi8(l, _mm512_and_si512(_mm512_srli_epi16::<4>(c), mask));
-            lo_all = _mm512_add_epi16(lo_all, lo);
-            lo_odd = _mm512_add_epi16(lo_odd, _mm512_srli_epi16::<8>(lo));
-            hi_all = _mm512_add_epi16(hi_all, hi);
-            hi_odd = _mm512_add_epi16(hi_odd, _mm512_srli_epi16::<8>(hi));
-        }
+        let [lo_all, lo_odd, hi_all, hi_odd] = avx512_group(lut, block, p..end, false);
         // Two 256-bit halves, each a pair of lanes as in AVX2.
         for (all, odd, at) in [(lo_all, lo_odd, 0), (hi_all, hi_odd, 2)] {
             for half in [_mm512_castsi512_si256, |x| _mm512_extracti64x4_epi64::<1>(x)] {
@@ -213,12 +197,12 @@ fn avx512_sums(lut: &[u8], block: &[u8], max_sum: u32, out: &mut [u32; BLOCK]) -
     store(&acc, max_sum, out)
 }
 
-/// [`avx512_sums`] of at most [`NARROW_PAIRS`] pairs, as [`avx2_narrow`]: an odd pair count's
-/// last pair joins the quads through masked loads (the upper half's table bytes are zero, so it
-/// adds nothing), the four 128-bit quarters are added in 16-bit lanes, and only a block some row
-/// of which passes is widened and stored.
+/// Quads `quads` of the block summed in 16-bit lanes (at most [`GROUP_PAIRS`] of them), as
+/// [`avx2_group`] sums pairs, and, if `and_pair`, the pair after them through masked loads of its
+/// 32 bytes (the upper half's table bytes are zero, so it adds nothing there).
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
-fn avx512_narrow(lut: &[u8], block: &[u8], pairs: usize, max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
+fn avx512_group(lut: &[u8], block: &[u8], quads: std::ops::Range<usize>, and_pair: bool) -> [__m512i; 4] {
     let mask = _mm512_set1_epi8(0x0f);
     let zero = _mm512_setzero_si512();
     let (mut lo_all, mut lo_odd, mut hi_all, mut hi_odd) = (zero, zero, zero, zero);
@@ -230,8 +214,8 @@ fn avx512_narrow(lut: &[u8], block: &[u8], pairs: usize, max_sum: u32, out: &mut
         hi_all = _mm512_add_epi16(hi_all, hi);
         hi_odd = _mm512_add_epi16(hi_odd, _mm512_srli_epi16::<8>(hi));
     };
-    let quads = pairs / 2;
-    for q in 0..quads {
+    let end = quads.end;
+    for q in quads {
         let at = q * 64;
         assert!(at + 64 <= lut.len() && at + 64 <= block.len());
         // SAFETY: `at + 64` is within both slices (checked above); unaligned loads.
@@ -240,8 +224,8 @@ fn avx512_narrow(lut: &[u8], block: &[u8], pairs: usize, max_sum: u32, out: &mut
         };
         add(c, l);
     }
-    if pairs % 2 == 1 {
-        let at = quads * 64;
+    if and_pair {
+        let at = end * 64;
         assert!(at + 32 <= lut.len() && at + 32 <= block.len());
         // SAFETY: the 32 bytes loaded, `at .. at + 32`, are within both slices (checked above);
         // the masked-off upper 32 are not read.
@@ -253,6 +237,16 @@ fn avx512_narrow(lut: &[u8], block: &[u8], pairs: usize, max_sum: u32, out: &mut
         };
         add(c, l);
     }
+    [lo_all, lo_odd, hi_all, hi_odd]
+}
+
+/// [`avx512_sums`] of at most [`NARROW_PAIRS`] pairs, as [`avx2_narrow`]: an odd pair count's
+/// last pair joins the quads through masked loads (the upper half's table bytes are zero, so it
+/// adds nothing), the four 128-bit quarters are added in 16-bit lanes, and only a block some row
+/// of which passes is widened and stored.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+fn avx512_narrow(lut: &[u8], block: &[u8], pairs: usize, max_sum: u32, out: &mut [u32; BLOCK]) -> u32 {
+    let [lo_all, lo_odd, hi_all, hi_odd] = avx512_group(lut, block, 0..pairs / 2, pairs % 2 == 1);
     // Quarters [l0 + l2, l1 + l3, h0 + h2, h1 + h3], then each pair's two added: [l, l, h, h].
     let fold = |l: __m512i, h: __m512i| {
         let x =
