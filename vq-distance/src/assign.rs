@@ -94,8 +94,9 @@ pub struct PackedPoints<'k> {
     pack: Vec<f32>,
     /// `‖x − shift‖²` of every point (L2 only; empty otherwise).
     sq_norms: Vec<f32>,
-    /// The translation the points were packed under (L2 only, see [`l2_shift`]); centroids
-    /// are moved by it too before a search.
+    /// The translation the points were packed under (L2 only, see [`l2_shift`]: the points'
+    /// mean, or the centroids' for [`nearest_centroids`]); centroids are moved by it too before
+    /// a search.
     shift: Option<Vec<f32>>,
 }
 
@@ -126,17 +127,24 @@ impl<'k> PackedPoints<'k> {
     /// [`PackedPoints::new`] with the kernels of a chosen level.
     pub fn new_with<T: Element>(kern: &'k Kernels, points: &[T], dim: usize, metric: Metric) -> Result<Self> {
         validate_rows("points", points, dim, metric)?;
-        Ok(Self::new_unchecked(kern, points, dim, metric))
+        let shift = if metric == Metric::L2 { l2_shift(points, dim) } else { None };
+        Ok(Self::new_unchecked(kern, points, dim, metric, shift))
     }
 
-    /// [`PackedPoints::new_with`] for points already validated.
-    fn new_unchecked<T: Element>(kern: &'k Kernels, points: &[T], dim: usize, metric: Metric) -> Self {
+    /// [`PackedPoints::new_with`] for points already validated, moved by `shift` (see
+    /// [`l2_shift`]).
+    fn new_unchecked<T: Element>(
+        kern: &'k Kernels,
+        points: &[T],
+        dim: usize,
+        metric: Metric,
+        shift: Option<Vec<f32>>,
+    ) -> Self {
         let n = points.len() / dim;
         let mr = kern.gemm.mr;
         let groups = n.div_ceil(mr);
         let mut pack = vec![0f32; groups * dim * mr];
         let mut sq_norms = if metric == Metric::L2 { vec![0f32; n] } else { Vec::new() };
-        let shift = if metric == Metric::L2 { l2_shift(points, dim) } else { None };
         let chunk_groups = MAX_CHUNK_ROWS.div_ceil(mr);
         pack.par_chunks_mut(chunk_groups * dim * mr).enumerate().for_each_init(
             || (Vec::new(), Vec::new()),
@@ -348,18 +356,21 @@ impl<'k> PackedPoints<'k> {
 /// integers, so sums that were exact stay exact. `None` for data centred enough (SIFT and
 /// embeddings) or all-zero means.
 pub(crate) fn l2_shift<T: Element>(rows: &[T], dim: usize) -> Option<Vec<f32>> {
-    let n = rows.len().checked_div(dim)?;
-    if n == 0 {
+    if dim == 0 {
         return None;
     }
-    let mut mean = vec![0f64; dim];
-    let mut sq = 0f64;
-    for row in rows.chunks_exact(dim) {
+    let (mut mean, mut sq, mut n) = (vec![0f64; dim], 0f64, 0usize);
+    // (Rows holding NaN or an infinity, centroids a search skips, are left out.)
+    for row in rows.chunks_exact(dim).filter(|row| row.iter().all(|v| v.to_f32().is_finite())) {
+        n += 1;
         for (m, v) in mean.iter_mut().zip(row) {
             let v = f64::from(v.to_f32());
             *m += v;
             sq += v * v;
         }
+    }
+    if n == 0 {
+        return None;
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
     let mean_sq: f64 = mean.iter().map(|m| m * m).sum();
@@ -477,10 +488,13 @@ pub fn nearest_centroids_with<T: Element>(
         return Err(Error::OutputLength { what: "scores", got: scores.len(), expected: np });
     }
     validate_rows("points", points, dim, metric)?;
+    // Moved by the centroids' mean: they are all at hand (a single point has no spread to
+    // judge by, and an IVF add or a PQ code is often one).
+    let shift = if metric == Metric::L2 { l2_shift(centroids, dim) } else { None };
     for ((block, labels), scores) in
         points.chunks(POINT_BLOCK * dim).zip(labels.chunks_mut(POINT_BLOCK)).zip(scores.chunks_mut(POINT_BLOCK))
     {
-        PackedPoints::new_unchecked(kern, block, dim, metric).nearest(centroids, labels, scores)?;
+        PackedPoints::new_unchecked(kern, block, dim, metric, shift.clone()).nearest(centroids, labels, scores)?;
     }
     Ok(())
 }
