@@ -1885,11 +1885,15 @@ impl<S: VectorStorage> Hnsw<S> {
             _ => Cand(self.storage.distance(&q, e as u32), e as u32),
         };
         let keep = |x: u32| x != slot && in_reach(x);
-        self.search_layer(&q, start, self.params.ef_construction, 0, s, Some(&keep));
-        let mut found: Vec<Cand> = s.top.drain().map(Cand::unpacked).collect();
-        found.sort_unstable();
-        for c in found {
-            if self.force_link(slot, c.1) {
+        // Where every node the construction beam finds refuses (each link of its full list the
+        // only way in to its target: at `m` 4, `ef_construction` 8, a two-thread build left
+        // such a pair of nodes unreachable about once in 20), a wider beam offers more.
+        let efc = self.params.ef_construction;
+        for ef in [efc, efc.saturating_mul(8).max(64)] {
+            self.search_layer(&q, start, ef, 0, s, Some(&keep));
+            let mut found: Vec<Cand> = s.top.drain().map(Cand::unpacked).collect();
+            found.sort_unstable();
+            if found.into_iter().any(|c| self.force_link(slot, c.1)) {
                 return;
             }
         }

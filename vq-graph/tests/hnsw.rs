@@ -94,12 +94,14 @@ fn batches_leave_no_node_unreachable() {
 /// Under inner product at m 4 the walk's relinks ran out of budget: each island head took a
 /// search, and about 1,300 of these 10,000 nodes stayed unreachable (2,600 at
 /// `ef_construction` 8). A head that one of its own neighbours in reach takes costs no search
-/// now: 26-42 stay (100-236 at 8), nodes every candidate list holds only sole ways in to.
+/// now: 38-51 stay, nodes every candidate list holds only sole ways in to. At
+/// `ef_construction` 8 the beam found too few candidates (232-371 stayed, and a build over 400
+/// failed this test now and then): a head all of them refuse is offered a wider beam's (56-155).
 #[test]
 fn inner_product_at_small_m_leaves_few_nodes_unreachable() {
     let dim = 16;
     let base = clustered(10_000, dim, 7);
-    for (ef_construction, most) in [(200, 100), (8, 400)] {
+    for (ef_construction, most) in [(200, 100), (8, 250)] {
         let params = HnswParams { ef_construction, ..HnswParams::with_m(4) };
         let index = Hnsw::new(dim, Metric::InnerProduct, params).unwrap();
         pool(2).install(|| index.add(&base).unwrap());
