@@ -129,9 +129,9 @@ impl<'k> PackedCentroids<'k> {
     /// computes them: for [`Metric::L2`] `‖q‖² − 2q·c + ‖c‖²` clamped at 0, for inner product
     /// and cosine the negated similarity. (L2 centroids far from the origin next to their spread
     /// are packed moved by their rounded mean, and queries with them, so that the form keeps its
-    /// precision; the keys are then the distances computed that way.) Ties go to the smaller id. A query with fewer than
-    /// `k` centroids to rank (`k > len`, or a non-finite query, which ranks none) is padded with
-    /// `u32::MAX` and `+∞`. Queries are not checked (an index prepares them once per search);
+    /// precision; the keys are then the distances computed that way.) Ties go to the smaller
+    /// id. A query with fewer than `k` centroids to rank (`k > len`, or a non-finite query,
+    /// which ranks none) is padded with `u32::MAX` and `+∞`. Queries are not checked (an index prepares them once per search);
     /// for cosine they are scaled to unit length here. Parallel over blocks of queries on the
     /// current rayon pool; the result does not depend on the thread count.
     ///

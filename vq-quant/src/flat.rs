@@ -234,11 +234,12 @@ impl<Q: Quantizer> FlatCodes<Q> {
 
     /// Every query (prepared) scanned into a sink from `sink`, in parallel: their hits.
     ///
-    /// Queries of a large index are scanned in groups of up to [`GROUP`] that walk the codes together, a block
-    /// of rows at a time, each query scoring the block while it is in cache: the codes are
-    /// read from memory once per group instead of once per query (an index of 100,000 codes
-    /// of 768 bytes is 77 MB, beyond the last-level cache, so a scan alone is bound by memory
-    /// bandwidth). Groups are smaller where there are too few queries to keep every thread busy.
+    /// The queries of a large index (at least [`GROUP_MIN_BYTES`] of codes) are scanned in
+    /// groups of up to [`GROUP`] that walk the codes together, a block of rows at a time, each
+    /// query scoring the block while it is in cache: the codes are read from memory once per
+    /// group instead of once per query (100,000 codes of 768 bytes are 77 MB, beyond the
+    /// last-level cache, so a scan alone is bound by memory bandwidth). Groups are smaller
+    /// where there are too few queries to keep every thread busy.
     fn scan_queries<S: ScanSink>(
         &self,
         queries: &[f32],
@@ -543,7 +544,7 @@ mod tests {
     /// A batch's queries scan the codes in groups; each must get what it gets alone (the
     /// same rows and scores, to the bit), filtered or not, k-NN and range, for whole codes
     /// and split ones (RaBitQ's heads first, whose skipped tails depend on each query's own
-    /// threshold), with group blocks of many rows and of few (768-byte codes).
+    /// threshold), with group blocks of the single scan's 256 rows and of fewer (1,000-byte codes).
     #[test]
     fn a_batch_scans_in_groups_as_each_query_alone() {
         fn check<Q: Quantizer>(mut q: Q, n: usize, what: &str) {
@@ -575,7 +576,7 @@ mod tests {
             }
         }
         check(sq8(16), 1500, "SQ8 d 16");
-        check(sq8(768), 700, "SQ8 d 768");
+        check(sq8(1000), 700, "SQ8 d 1000 (blocks of 196 rows)");
         let pq = crate::ProductQuantizer::new(32, Metric::InnerProduct, 8, 6).unwrap();
         check(pq, 1500, "PQ8x6 inner product");
         check(crate::RaBitQuantizer::new(64, Metric::Cosine).unwrap().with_bits(4).unwrap(), 1500, "RaBitQ4 cosine");
