@@ -509,7 +509,8 @@ fn update_means_of<T: Element>(x: &[T], dim: usize, members: &ClusterMembers, ce
 
 /// Gives every empty cluster half of the currently largest cluster: its centroid becomes a copy
 /// of the large one, and the two are pushed apart by a small symmetric perturbation (Faiss'
-/// `split_clusters`, with the largest cluster instead of a random one). Sizes are updated as if
+/// `split_clusters`, with the largest cluster instead of a random one, and ε times each
+/// component's distance from the centroids' mean instead of its value). Sizes are updated as if
 /// the split were even. Returns the number of splits.
 fn split_empty_clusters(centroids: &mut [f32], dim: usize, sizes: &mut [usize]) -> usize {
     if !sizes.contains(&0) {

@@ -18,7 +18,9 @@
 //!   parallel over points, then moves each centroid to the mean of its points (summed in f64,
 //!   in parallel over centroids).
 //! - An empty cluster takes half of the largest one: a copy of its centroid, the two pushed
-//!   apart by a small symmetric perturbation ([`Clustering::empty_splits`] counts them).
+//!   apart by a small symmetric perturbation ([`Clustering::empty_splits`] counts them), in
+//!   proportion to each component's distance from the centroids' mean (Faiss' to the value
+//!   itself, which sends the copies beyond every point of data far from the origin).
 //! - The assignment step can run elsewhere: [`KMeans::fit_with_assigner`] calls an
 //!   [`Assigner`] (vq-gpu's runs on a GPU) instead of the CPU kernel; an assigner that keeps
 //!   the points where it computes opens a [`LloydSession`] that runs the update step
