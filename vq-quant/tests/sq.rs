@@ -734,3 +734,21 @@ fn sq4u_scores_queries_far_outside_a_tiny_range() {
         }
     }
 }
+
+/// SQfp16 stored components beyond ±65,504 as ±65,504: vectors of 10⁵, 2·10⁵ and 10⁶ all
+/// decoded to 65,504 and tied in every search. Such a vector is refused by row and component
+/// now, and nothing of its batch is added; SQbf16 takes it.
+#[test]
+fn sqfp16_refuses_components_beyond_half_precision() {
+    let dim = 2;
+    let sq = ScalarQuantizer::new(dim, Metric::L2, SqType::FP16).unwrap();
+    let mut index = FlatCodes::new(sq);
+    index.add(&[1.0, 2.0, 65_504.0, -65_504.0]).unwrap();
+    let err = index.add(&[3.0, 4.0, 0.0, 1e5]).unwrap_err();
+    assert!(matches!(err, Error::Parameter { name: "vectors", .. }), "{err}");
+    assert!(err.to_string().contains("row 1, component 1 is 100000"), "{err}");
+    assert_eq!(index.len(), 2, "nothing of the refused batch is added");
+    let mut bf16 = FlatCodes::new(ScalarQuantizer::new(dim, Metric::L2, SqType::BF16).unwrap());
+    bf16.add(&[3.0, 4.0, 0.0, 1e5]).unwrap();
+    assert_eq!(bf16.len(), 2);
+}

@@ -61,10 +61,10 @@ pub enum SqType {
     /// distance kernels load no per-dimension scale. Best on data whose dimensions share a
     /// scale, such as normalized embeddings.
     SQ4U,
-    /// IEEE 754 half precision (Faiss `QT_fp16`); nothing to train. Components beyond half
-    /// precision's range, ±65,504, are stored as ±65,504 (Faiss stores ±∞, which makes every
-    /// distance to such a vector infinite): for data that large, use `SQbf16` (f32's range, 8
-    /// bits of precision) or a trained `SQ8`.
+    /// IEEE 754 half precision (Faiss `QT_fp16`); nothing to train. A vector with a component
+    /// beyond half precision's range, ±65,504, is refused (Faiss stores ±∞, which makes every
+    /// distance to it infinite; storing ±65,504 would rank it wrongly): for data that large, use
+    /// `SQbf16` (f32's range, 8 bits of precision) or a trained `SQ8`.
     FP16,
     /// bfloat16 (Faiss `QT_bf16`); nothing to train.
     BF16,
@@ -432,8 +432,9 @@ impl ScalarQuantizer {
                 }
             }
             SqType::FP16 => {
+                // (Within half precision's range: `encode` checked.)
                 for (c, &v) in code.chunks_exact_mut(2).zip(x) {
-                    let h = f16::from_f32(v.clamp(f16::MIN.to_f32(), f16::MAX.to_f32()));
+                    let h = f16::from_f32(v);
                     c.copy_from_slice(&h.to_le_bytes());
                 }
             }
@@ -585,6 +586,23 @@ impl ScalarQuantizer {
     }
 }
 
+/// Refuses a component half precision cannot hold (beyond ±65,504), naming its row.
+fn check_half_range(vectors: &[f32], dim: usize) -> Result<()> {
+    let limit = f16::MAX.to_f32();
+    match vectors.iter().position(|v| v.abs() > limit) {
+        None => Ok(()),
+        Some(at) => Err(Error::Parameter {
+            name: "vectors",
+            what: format!(
+                "row {}, component {} is {}, beyond SQfp16's range of ±65,504 (SQbf16 holds f32's range)",
+                at / dim,
+                at % dim,
+                vectors[at]
+            ),
+        }),
+    }
+}
+
 fn check_clip(clip: Option<f32>) -> std::result::Result<(), String> {
     match clip {
         Some(q) if !(0.0..0.5).contains(&q) => Err(format!("quantile {q} is outside [0, 0.5)")),
@@ -654,6 +672,9 @@ impl Quantizer for ScalarQuantizer {
         let vectors = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
         let rows = vectors.len() / self.dim;
         self.check_codes("codes", codes, rows)?;
+        if self.sq_type == SqType::FP16 {
+            check_half_range(&vectors, self.dim)?;
+        }
         codes
             .par_chunks_mut(self.code_size())
             .zip(vectors.par_chunks(self.dim))
