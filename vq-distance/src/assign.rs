@@ -28,6 +28,9 @@ use crate::simd::{Kernels, kernels};
 /// non-f32 input never needs a full f32 copy.
 const POINT_BLOCK: usize = 16 * 1024;
 
+/// Rows [`l2_shift`] reads at most.
+const SHIFT_SAMPLE: usize = 256;
+
 /// Centroids are packed in blocks of about this many bytes, so a block stays in L2.
 const CENTROID_BLOCK_BYTES: usize = 256 * 1024;
 
@@ -360,8 +363,12 @@ pub(crate) fn l2_shift<T: Element>(rows: &[T], dim: usize) -> Option<Vec<f32>> {
         return None;
     }
     let (mut mean, mut sq, mut n) = (vec![0f64; dim], 0f64, 0usize);
-    // (Rows holding NaN or an infinity, centroids a search skips, are left out.)
-    for row in rows.chunks_exact(dim).filter(|row| row.iter().all(|v| v.to_f32().is_finite())) {
+    // A strided sample of at most `SHIFT_SAMPLE` rows judges as well as all of them, and keeps
+    // this O(d) beside the scan: `nearest_centroids` asks it of every call's centroids (an
+    // IVF add of one vector asked it of all 4,096 lists: +50 % on the add). Rows holding NaN
+    // or an infinity (centroids a search skips) are left out.
+    let step = (rows.len() / dim).div_ceil(SHIFT_SAMPLE).max(1);
+    for row in rows.chunks_exact(dim).step_by(step).filter(|row| row.iter().all(|v| v.to_f32().is_finite())) {
         n += 1;
         for (m, v) in mean.iter_mut().zip(row) {
             let v = f64::from(v.to_f32());
