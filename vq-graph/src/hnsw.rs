@@ -1528,6 +1528,7 @@ impl<S: VectorStorage> Hnsw<S> {
         // The one check of the batch (what `check_batch` runs), normalizing it for cosine:
         // copied only then.
         let prepared = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
+        self.storage.check_vectors(&prepared)?;
         // Relinking reused slots changes lists without claiming slots.
         self.drop_prepared();
         let n = prepared.len() / self.dim;
@@ -1637,6 +1638,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// started.
     fn check_batch(&self, vectors: &[f32]) -> Result<usize> {
         validate_rows("vectors", vectors, self.dim, self.metric)?;
+        self.storage.check_vectors(vectors)?;
         Ok(vectors.len() / self.dim)
     }
 

@@ -125,11 +125,15 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
 
     unsafe fn write(&self, id: u32, vector: &[f32]) {
         let mut code = vec![0u8; self.code_size];
-        // The graph validated the vector; encoding a valid vector with a trained quantizer
-        // cannot fail.
+        // The graph validated the vector and asked `check_vectors`; encoding such a vector
+        // with a trained quantizer cannot fail.
         self.quantizer.encode(vector, &mut code).expect("vector validated by the graph, quantizer trained");
         // SAFETY: the caller upholds `write`'s contract for slot `id`.
         unsafe { self.store(id, &code) };
+    }
+
+    fn check_vectors(&self, vectors: &[f32]) -> Result<()> {
+        Ok(self.quantizer.check_encodable(vectors)?)
     }
 
     fn memory_bytes(&self) -> usize {

@@ -67,6 +67,14 @@ pub trait VectorStorage: Send + Sync {
     /// slot is reused).
     unsafe fn write(&self, id: u32, vector: &[f32]);
 
+    /// Refuses vectors (already through the graph's checks) that [`write`](VectorStorage::write)
+    /// could not store faithfully: asked before any slot is claimed. Accepts everything by
+    /// default.
+    fn check_vectors(&self, vectors: &[f32]) -> Result<()> {
+        let _ = vectors;
+        Ok(())
+    }
+
     /// Bytes this storage allocated.
     fn memory_bytes(&self) -> usize;
 

@@ -103,3 +103,19 @@ fn large_groups_of_identical_vectors_stay_reachable_over_codes() {
     }
     assert!(in_balls * 100 >= groups * copies * 98, "{in_balls} of {} copies in the balls", groups * copies);
 }
+
+/// A vector the storage's quantizer cannot code (SQfp16: a component beyond ±65,504) is refused
+/// before any slot is claimed, as a typed error, by `add` and by the slot-reusing add: the
+/// storage's encode once assumed every validated vector codes, and panicked on it.
+#[test]
+fn vectors_the_quantizer_refuses_are_a_typed_error_before_any_slot() {
+    let dim = 4;
+    let base = clustered(200, dim, 1);
+    let mut index = build(ScalarQuantizer::new(dim, Metric::L2, SqType::FP16).unwrap(), &base);
+    let huge = [1.0f32, 2.0, 1e5, 3.0];
+    assert!(matches!(index.add(&huge), Err(Error::Quant(_))));
+    assert_eq!(index.len(), 200);
+    index.mark_deleted(7).unwrap();
+    assert!(matches!(index.add_with_ids_reusing_deleted(&huge, &[500]), Err(Error::Quant(_))));
+    assert_eq!(index.add(&base[..dim]).unwrap(), 200, "no id was used up");
+}

@@ -87,6 +87,14 @@ pub trait Quantizer: Send + Sync + Sized {
     /// Encodes `vectors` (row-major) into `codes` (`code_size()` bytes per row), in parallel
     /// over rows on the current rayon pool.
     fn encode(&self, vectors: &[f32], codes: &mut [u8]) -> Result<()>;
+    /// Refuses vectors that pass the shared checks (`validate_rows`) but that this quantizer
+    /// cannot code faithfully (SQfp16: a component beyond ±65,504); [`encode`](Quantizer::encode)
+    /// runs it too. For a caller that must know before it commits to storing them (a graph
+    /// claims slots first). Accepts everything by default.
+    fn check_encodable(&self, vectors: &[f32]) -> Result<()> {
+        let _ = vectors;
+        Ok(())
+    }
     /// Reconstructs vectors from `codes` into `out` (`dim` values per code).
     fn decode(&self, codes: &[u8], out: &mut [f32]) -> Result<()>;
     /// Prepares a query for asymmetric distance: the f32 query against codes.

@@ -665,6 +665,14 @@ impl Quantizer for ScalarQuantizer {
         Ok(())
     }
 
+    /// SQfp16 refuses a component beyond ±65,504 (cosine rows are unit length once prepared).
+    fn check_encodable(&self, vectors: &[f32]) -> Result<()> {
+        match self.sq_type {
+            SqType::FP16 if self.metric != Metric::Cosine => check_half_range(vectors, self.dim),
+            _ => Ok(()),
+        }
+    }
+
     fn encode(&self, vectors: &[f32], codes: &mut [u8]) -> Result<()> {
         if !self.trained {
             return Err(self.not_trained());
@@ -672,9 +680,7 @@ impl Quantizer for ScalarQuantizer {
         let vectors = prepare_rows("vectors", vectors, self.dim, self.metric)?.into_cow();
         let rows = vectors.len() / self.dim;
         self.check_codes("codes", codes, rows)?;
-        if self.sq_type == SqType::FP16 {
-            check_half_range(&vectors, self.dim)?;
-        }
+        self.check_encodable(&vectors)?;
         codes
             .par_chunks_mut(self.code_size())
             .zip(vectors.par_chunks(self.dim))
