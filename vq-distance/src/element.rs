@@ -6,7 +6,7 @@ use half::{bf16, f16};
 
 use crate::error::{Error, Result};
 use crate::metric::Metric;
-use crate::simd::{INT_CHUNK, Kernels, SimdLevel, kernels, kernels_for_checked};
+use crate::simd::{INT_CHUNK, Kernels, Rows4Fn, SimdLevel, kernels, kernels_for_checked};
 
 mod sealed {
     pub trait Sealed {}
@@ -247,6 +247,27 @@ impl Kernels {
     /// [`Kernels::f32_l2_sq_fn`]).
     pub fn f32_dot_fn(&self) -> fn(&[f32], &[f32]) -> f32 {
         self.f32.dot
+    }
+
+    /// This level's kernel for one f32 vector against four rows, squared L2, when it has one:
+    /// each of the four sums is [`Kernels::f32_l2_sq_fn`]'s to the bit, and the vector is
+    /// loaded once for the four rows (`None`: call the one-pair kernel four times). See
+    /// [`Kernels::f32_rows4_min_dim`] for where it pays.
+    pub fn f32_l2_sq_rows4_fn(&self) -> Option<Rows4Fn> {
+        self.rows4.as_ref().map(|k| k.l2_sq)
+    }
+
+    /// [`Kernels::f32_l2_sq_rows4_fn`] for the dot product.
+    pub fn f32_dot_rows4_fn(&self) -> Option<Rows4Fn> {
+        self.rows4.as_ref().map(|k| k.dot)
+    }
+
+    /// The fewest dimensions at which this level's four-row kernels were measured faster than
+    /// four one-pair calls, scoring a graph node's neighbours (AVX2 has registers for only
+    /// two rows' accumulators without spilling, which costs below ~512 dimensions);
+    /// `usize::MAX` where the level has none.
+    pub fn f32_rows4_min_dim(&self) -> usize {
+        self.rows4.as_ref().map_or(usize::MAX, |k| k.min_dim)
     }
 
     /// Exact squared L2 distance of two `u8` vectors.

@@ -80,7 +80,7 @@ pub use prefetch::prefetch_l2;
 pub use probe::PackedCentroids;
 pub use range::{RangeResult, check_radii, check_radius, range_exact, range_exact_with};
 pub use rows::{MAX_SQUARED_NORM, Rows, normalize_l2, prepare_row_into, prepare_rows, validate_rows};
-pub use simd::{Kernels, SimdLevel, simd_level};
+pub use simd::{Kernels, Rows4Fn, SimdLevel, simd_level};
 pub use topk::TopK;
 
 /// This crate's version, as benchmark records carry it.

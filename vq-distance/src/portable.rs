@@ -18,6 +18,7 @@ pub(crate) fn kernels() -> Kernels {
         i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
         gemm: GemmKernel { mr: MR, nr: NR, scan, gemv },
         small: None,
+        rows4: None,
     }
 }
 

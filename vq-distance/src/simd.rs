@@ -124,6 +124,20 @@ pub(crate) struct SmallKernel {
     pub(crate) nearest: crate::assign::SmallFn,
 }
 
+/// A kernel scoring one f32 vector against four rows: see [`Kernels::f32_l2_sq_rows4_fn`].
+pub type Rows4Fn = fn(&[f32], [&[f32]; 4]) -> [f32; 4];
+
+/// One f32 vector against four rows in one pass, each sum equal to the bit to the one-pair
+/// kernel's: a memory-bound caller (a graph search scoring a node's neighbours) gets four
+/// streams of row loads in flight and loads the vector once for the four.
+pub(crate) struct Rows4Kernels {
+    pub(crate) l2_sq: Rows4Fn,
+    pub(crate) dot: Rows4Fn,
+    /// The fewest dimensions at which the four-row pass measured faster than four one-pair
+    /// calls (in an HNSW search).
+    pub(crate) min_dim: usize,
+}
+
 /// Every kernel of one SIMD level: built once, then called through plain function pointers
 /// (no feature check per call): [`Kernels::active`] for this process, [`Kernels::for_level`]
 /// for any level the CPU can run, then [`Kernels::l2_sq`], [`Kernels::dot`], … per pair.
@@ -138,6 +152,8 @@ pub struct Kernels {
     /// Nearest centroid at `dim ≤ SMALL_DIM` (`None`: the blocked `gemm` path serves every
     /// dimension).
     pub(crate) small: Option<SmallKernel>,
+    /// One f32 vector against four rows at once (`None`: four calls of the one-pair kernel).
+    pub(crate) rows4: Option<Rows4Kernels>,
 }
 
 /// The kernels of the level in use.

@@ -116,6 +116,40 @@ proptest! {
     }
 }
 
+/// The four-row kernels against the one-pair kernels of their level, to the bit: every
+/// dimension to 300 (every tail and one to four of the widest loops) and a few wide ones,
+/// rows at different offsets (unaligned, each starting elsewhere in a line), squared L2 and dot.
+#[test]
+fn four_row_kernels_equal_the_one_pair_kernels_to_the_bit() {
+    let mut rng = 0x2545_f491_u32;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        (rng % 2000) as f32 / 100.0 - 10.0
+    };
+    for k in levels() {
+        let level = k.level();
+        let (Some(l2_4), Some(dot_4)) = (k.f32_l2_sq_rows4_fn(), k.f32_dot_rows4_fn()) else {
+            // Only the x86 levels have them; elsewhere callers make four one-pair calls.
+            assert!(!matches!(level, SimdLevel::Avx2 | SimdLevel::Avx512), "{level} lost its four-row kernels");
+            continue;
+        };
+        let (l2, dot) = (k.f32_l2_sq_fn(), k.f32_dot_fn());
+        for dim in (1..=300).chain([767, 768, 1536, 1541]) {
+            let q: Vec<f32> = (0..dim + 1).map(|_| next()).collect();
+            let base: Vec<f32> = (0..4 * dim + 10).map(|_| next()).collect();
+            let q = &q[1..];
+            let rows: [&[f32]; 4] = std::array::from_fn(|r| &base[r * dim + r..(r + 1) * dim + r]);
+            let (got_l2, got_dot) = (l2_4(q, rows), dot_4(q, rows));
+            for r in 0..4 {
+                assert_eq!(got_l2[r].to_bits(), l2(q, rows[r]).to_bits(), "l2 row {r} at d = {dim}, {level}");
+                assert_eq!(got_dot[r].to_bits(), dot(q, rows[r]).to_bits(), "dot row {r} at d = {dim}, {level}");
+            }
+        }
+    }
+}
+
 /// Every dimension up to 200, not a sample: the end of each kernel (the chunks after the widest
 /// loop, each into its own accumulator, and the masked or padded tail) differs with `d` modulo
 /// 64, and small odd dimensions (d = 50) are where HNSW spends most of its time in it.

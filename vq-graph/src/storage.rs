@@ -9,7 +9,7 @@
 use std::cell::UnsafeCell;
 
 use serde::{Deserialize, Serialize};
-use vq_distance::{Kernels, Metric};
+use vq_distance::{Kernels, Metric, Rows4Fn};
 use vq_io::{ContainerReader, ContainerWriter};
 
 use crate::arena::Chunks;
@@ -39,10 +39,25 @@ pub trait VectorStorage: Send + Sync {
     /// Selection key (smaller is better) between a prepared query and slot `id`.
     fn distance(&self, query: &Self::Query<'_>, id: u32) -> f32;
 
+    /// Whether [`distances4`](VectorStorage::distances4) scores the four slots in one pass
+    /// (and so is worth gathering neighbours in fours for); by default it is four `distance`
+    /// calls, which measured slower than one at a time in the graph's loop.
+    fn scores_four_at_once(&self) -> bool {
+        false
+    }
+
+    /// [`distance`](VectorStorage::distance) to four slots, each key equal to the bit to its
+    /// own `distance`.
+    fn distances4(&self, query: &Self::Query<'_>, ids: [u32; 4]) -> [f32; 4] {
+        ids.map(|id| self.distance(query, id))
+    }
+
     /// Selection key between slots `a` and `b`.
     fn distance_between(&self, a: u32, b: u32) -> f32;
 
-    /// Hints that slot `id` will be read soon: starts loading every cache line of it.
+    /// Hints that slot `id` will be read soon: starts loading its first cache lines, at most
+    /// 24 (1.5 KiB; every line of a shorter slot), after which the hardware prefetcher
+    /// streams the rest.
     fn prefetch(&self, _id: u32) {}
 
     /// Cache lines one slot spans: the graph keeps about a fixed number of lines in flight,
@@ -107,6 +122,24 @@ pub trait VectorStorage: Send + Sync {
 }
 
 /// Layout versions of [`FlatStorage`]'s sections.
+/// Cache lines of a slot a prefetch asks for: all of a slot up to 384 f32 dimensions, the
+/// head of a longer one. The hardware prefetcher streams the rest of a vector once its first
+/// lines are read, and asking for whole long vectors of the several neighbours prefetched
+/// ahead (576 lines at d = 1536) fills the core's queue of misses, so the prefetch
+/// instructions themselves stall: on textemb carried to 1536 dimensions (HNSW32, 1 thread)
+/// whole vectors gave 1,960 QPS, heads of 8–48 lines 2,200–2,250 and 24 the most with the
+/// four-row kernel (2,620–2,650); at 768, 24 lines gave 12 % more than whole vectors and 32
+/// less than 24; at 384 (24 lines) heads of 8 or 16 gave 4–17 % less (BENCHMARKS.md).
+pub(crate) const PREFETCH_HEAD_LINES: usize = 24;
+
+/// Starts loading the first [`PREFETCH_HEAD_LINES`] cache lines of `slot` (all of a shorter
+/// one) into L2.
+#[inline]
+pub(crate) fn prefetch_head<T>(slot: &[T]) {
+    let head = PREFETCH_HEAD_LINES * 64 / std::mem::size_of::<T>().max(1);
+    vq_distance::prefetch_l2(&slot[..slot.len().min(head)]);
+}
+
 const FLAT_META_VERSION: u32 = 1;
 const FLAT_VECTORS_VERSION: u32 = 1;
 
@@ -134,6 +167,8 @@ pub struct FlatStorage {
     data: Chunks<Cell>,
     l2_sq: fn(&[f32], &[f32]) -> f32,
     dot: fn(&[f32], &[f32]) -> f32,
+    /// The query against four slots in one pass, where this SIMD level has such a kernel.
+    rows4: Option<Rows4Fn>,
 }
 
 impl FlatStorage {
@@ -141,7 +176,12 @@ impl FlatStorage {
     /// For [`Metric::Cosine`] the graph stores normalized vectors and orders by inner product.
     pub fn new(dim: usize, metric: Metric) -> Self {
         let k = Kernels::active();
-        FlatStorage { dim, metric, data: Chunks::new(dim), l2_sq: k.f32_l2_sq_fn(), dot: k.f32_dot_fn() }
+        let rows4 = match metric {
+            _ if dim < k.f32_rows4_min_dim() => None,
+            Metric::L2 => k.f32_l2_sq_rows4_fn(),
+            Metric::InnerProduct | Metric::Cosine => k.f32_dot_rows4_fn(),
+        };
+        FlatStorage { dim, metric, data: Chunks::new(dim), l2_sq: k.f32_l2_sq_fn(), dot: k.f32_dot_fn(), rows4 }
     }
 
     /// The vector in slot `id`.
@@ -182,6 +222,24 @@ impl VectorStorage for FlatStorage {
         self.key(query, self.vector(id))
     }
 
+    fn scores_four_at_once(&self) -> bool {
+        self.rows4.is_some()
+    }
+
+    #[inline]
+    fn distances4(&self, query: &&[f32], ids: [u32; 4]) -> [f32; 4] {
+        match self.rows4 {
+            Some(rows4) => {
+                let sums = rows4(query, ids.map(|id| self.vector(id)));
+                match self.metric {
+                    Metric::L2 => sums,
+                    Metric::InnerProduct | Metric::Cosine => sums.map(|s| -s),
+                }
+            }
+            None => ids.map(|id| self.distance(query, id)),
+        }
+    }
+
     fn decode(&self, id: u32, out: &mut [f32]) {
         out.copy_from_slice(self.vector(id));
     }
@@ -194,7 +252,7 @@ impl VectorStorage for FlatStorage {
     #[inline]
     fn prefetch(&self, id: u32) {
         if let Some(slot) = self.data.get(id as usize) {
-            vq_distance::prefetch_l2(slot);
+            prefetch_head(slot);
         }
     }
 

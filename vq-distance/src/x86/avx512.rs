@@ -11,7 +11,7 @@ use half::{bf16, f16};
 use crate::assign::SmallArgs;
 use crate::gemm::{ScanArgs, TileHit};
 use crate::matrix::GemvArgs;
-use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, SimdLevel, SmallKernel};
+use crate::simd::{FloatKernels, GemmKernel, IntKernels, Kernels, Rows4Kernels, SimdLevel, SmallKernel};
 
 /// `true` when this CPU has every feature the kernels of this module use.
 pub(crate) fn is_available() -> bool {
@@ -56,12 +56,15 @@ pub(crate) unsafe fn kernels() -> Kernels {
         i8: IntKernels { l2_sq: l2_sq_i8, dot: dot_i8 },
         gemm: GemmKernel { mr: MR, nr: NR, scan, gemv },
         small: Some(SmallKernel { lanes: 16, nearest: nearest_small }),
+        rows4: Some(Rows4Kernels { l2_sq: l2_sq_f32_rows4, dot: dot_f32_rows4, min_dim: 0 }),
     }
 }
 
 entry!(l2_sq_f32 => l2_sq_f32_imp(a: &[f32], b: &[f32]) -> f32);
 entry!(dot_f32 => dot_f32_imp(a: &[f32], b: &[f32]) -> f32);
 entry!(cos_parts_f32 => cos_parts_f32_imp(a: &[f32], b: &[f32]) -> [f32; 3]);
+entry!(l2_sq_f32_rows4 => l2_sq_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4]);
+entry!(dot_f32_rows4 => dot_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4]);
 entry!(l2_sq_f16 => l2_sq_f16_imp(a: &[f16], b: &[f16]) -> f32);
 entry!(dot_f16 => dot_f16_imp(a: &[f16], b: &[f16]) -> f32);
 entry!(cos_parts_f16 => cos_parts_f16_imp(a: &[f16], b: &[f16]) -> [f32; 3]);
@@ -120,16 +123,33 @@ fn tail_mask(n: usize) -> __mmask16 {
 /// accumulators can hide the FMA latency), then the rest, also spread over the four.
 #[inline(always)]
 unsafe fn drive<T: Load16>(a: &[T], b: &[T], mut step: impl FnMut(usize, __m512, __m512)) {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: `drive_rows`' contract holds for any slices.
+    unsafe { drive_rows(a, [b], |j, x, [y]| step(j, x, y)) }
+}
+
+/// [`drive`] for `a` against `N` rows at once: each chunk of `a` is loaded once and handed to
+/// `step` with the same chunk of every row, in the same chunk order and accumulator slots as
+/// `drive` uses for one row, so a per-row sum computed through it is `drive`'s to the bit.
+/// Rows shorter than `a` are read only up to the shortest length (as `drive` does).
+#[inline(always)]
+unsafe fn drive_rows<T: Load16, const N: usize>(
+    a: &[T],
+    rows: [&[T]; N],
+    mut step: impl FnMut(usize, __m512, [__m512; N]),
+) {
+    let n = rows.iter().fold(a.len(), |n, r| n.min(r.len()));
+    let pa = a.as_ptr();
+    let pr = rows.map(<[T]>::as_ptr);
     let mut i = 0;
     // SAFETY: for the full loads `i + 16 * j + 16 <= n`; the tail mask selects only lanes
-    // below `n`, and the overlapping tail reads `n - 16 .. n` (with `n >= 16`).
+    // below `n`, and the overlapping tail reads `n - 16 .. n` (with `n >= 16`); `n` is at most
+    // every slice's length.
     unsafe {
+        let load = |at: usize, m: __mmask16| (T::load(pa.add(at), m), pr.map(|p| T::load(p.add(at), m)));
         while i + 64 <= n {
             for j in 0..4 {
-                step(j, T::load(pa.add(i + 16 * j), !0), T::load(pb.add(i + 16 * j), !0));
+                let (x, ys) = load(i + 16 * j, !0);
+                step(j, x, ys);
             }
             i += 64;
         }
@@ -137,13 +157,16 @@ unsafe fn drive<T: Load16>(a: &[T], b: &[T], mut step: impl FnMut(usize, __m512,
         // small dimensions (d = 50: 3 chunks and 2 lanes, no 64-wide iteration at all) the
         // FMAs do not wait on each other. Constant indices keep `acc` in registers.
         if i + 16 <= n {
-            step(0, T::load(pa.add(i), !0), T::load(pb.add(i), !0));
+            let (x, ys) = load(i, !0);
+            step(0, x, ys);
             i += 16;
             if i + 16 <= n {
-                step(1, T::load(pa.add(i), !0), T::load(pb.add(i), !0));
+                let (x, ys) = load(i, !0);
+                step(1, x, ys);
                 i += 16;
                 if i + 16 <= n {
-                    step(2, T::load(pa.add(i), !0), T::load(pb.add(i), !0));
+                    let (x, ys) = load(i, !0);
+                    step(2, x, ys);
                     i += 16;
                 }
             }
@@ -154,11 +177,11 @@ unsafe fn drive<T: Load16>(a: &[T], b: &[T], mut step: impl FnMut(usize, __m512,
             // and (profiled at d = 50 in an HNSW search) waits for the line after it, which
             // belongs to some other vector and is not in cache: 60 % of the kernel's samples
             // sat on that load.
-            let m = !tail_mask(16 - (n - i));
-            step(3, T::load(pa.add(n - 16), m), T::load(pb.add(n - 16), m));
+            let (x, ys) = load(n - 16, !tail_mask(16 - (n - i)));
+            step(3, x, ys);
         } else if i < n {
-            let m = tail_mask(n - i);
-            step(3, T::load(pa.add(i), m), T::load(pb.add(i), m));
+            let (x, ys) = load(i, tail_mask(n - i));
+            step(3, x, ys);
         }
     }
 }
@@ -228,6 +251,36 @@ macro_rules! float_kernels {
 }
 
 float_kernels!(f32, l2_sq_f32_imp, dot_f32_imp, cos_parts_f32_imp);
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn l2_sq_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+    // SAFETY: register arithmetic and `drive_rows`, whose contract holds for any slices.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        drive_rows(a, rows, |j, x, ys| {
+            for (acc, y) in acc.iter_mut().zip(ys) {
+                let d = _mm512_sub_ps(x, y);
+                acc[j] = _mm512_fmadd_ps(d, d, acc[j]);
+            }
+        });
+        acc.map(|acc| sum4(acc))
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn dot_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+    // SAFETY: as in `l2_sq_f32_rows4_imp`.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        drive_rows(a, rows, |j, x, ys| {
+            for (acc, y) in acc.iter_mut().zip(ys) {
+                acc[j] = _mm512_fmadd_ps(x, y, acc[j]);
+            }
+        });
+        acc.map(|acc| sum4(acc))
+    }
+}
+
 float_kernels!(f16, l2_sq_f16_imp, dot_f16_imp, cos_parts_f16_imp);
 float_kernels!(bf16, l2_sq_bf16_imp, dot_bf16_imp, cos_parts_bf16_imp);
 
