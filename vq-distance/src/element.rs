@@ -208,6 +208,37 @@ impl Kernels {
         }
     }
 
+    /// Scores `query` against each of `rows` (scattered f32 vectors, as a re-ranking stage
+    /// reads them), each score equal to the bit to [`Kernels::score`]'s: four rows a pass
+    /// where this level's four-row kernel pays at this dimension (squared L2 and inner product;
+    /// see [`Kernels::f32_rows4_min_dim`]), one at a time otherwise.
+    pub fn score_rows(&self, metric: Metric, query: &[f32], rows: &[&[f32]]) -> Result<Vec<f32>> {
+        for row in rows {
+            same_len(query, row)?;
+        }
+        let four = match metric {
+            _ if query.len() < self.f32_rows4_min_dim() => None,
+            Metric::L2 => self.f32_l2_sq_rows4_fn(),
+            Metric::InnerProduct => self.f32_dot_rows4_fn(),
+            Metric::Cosine => None,
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        let rest = match four {
+            Some(four) => {
+                let mut quads = rows.chunks_exact(4);
+                for quad in &mut quads {
+                    out.extend(four(query, [quad[0], quad[1], quad[2], quad[3]]));
+                }
+                quads.remainder()
+            }
+            None => rows,
+        };
+        for row in rest {
+            out.push(self.score(metric, query, row)?);
+        }
+        Ok(out)
+    }
+
     /// Scores `query` against each of the `base.len() / query.len()` contiguous vectors of
     /// `base`, writing one score per vector into `out`.
     pub fn score_one_to_many<T: Element>(

@@ -76,7 +76,7 @@ pub use knn::{Neighbors, knn_exact, knn_exact_with, score_many_to_many};
 pub use matrix::PackedMatrix;
 pub use merge::merge_topk;
 pub use metric::{Metric, ParseMetricError, from_ordered_bits, ordered_bits};
-pub use prefetch::prefetch_l2;
+pub use prefetch::{PREFETCH_HEAD_LINES, prefetch_l2, prefetch_l2_head};
 pub use probe::PackedCentroids;
 pub use range::{RangeResult, check_radii, check_radius, range_exact, range_exact_with};
 pub use rows::{MAX_SQUARED_NORM, Rows, normalize_l2, prepare_row_into, prepare_rows, validate_rows};

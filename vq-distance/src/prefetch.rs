@@ -26,6 +26,27 @@ pub fn prefetch_l2<T>(data: &[T]) {
     let _ = data;
 }
 
+/// Cache lines of a long slice that [`prefetch_l2_head`] asks for: 1.5 KiB, all of an f32
+/// vector up to 384 dimensions.
+///
+/// Past that the hardware prefetcher streams the rest of a vector once its first lines are
+/// read, and asking for whole long vectors, several at a time, fills the core's queue of
+/// outstanding misses so the prefetch instructions themselves wait: an HNSW search over
+/// 1536-d vectors (six neighbours' whole vectors ahead, 576 lines) spent over 80 % of its walk
+/// on them. Measured there (textemb carried to 1536 dimensions, HNSW32, 1 thread): heads of
+/// 8–48 lines all beat whole vectors by 13–17 %, 24 the most with four neighbours scored a
+/// pass; at 768, 24 lines beat whole vectors by 12 % and 32; at 384, heads of 8 or 16 lines
+/// lost 4–17 % (BENCHMARKS.md, session 38).
+pub const PREFETCH_HEAD_LINES: usize = 24;
+
+/// [`prefetch_l2`] of at most the first [`PREFETCH_HEAD_LINES`] cache lines of `data`: for
+/// scattered vectors read soon after, each from its start.
+#[inline]
+pub fn prefetch_l2_head<T>(data: &[T]) {
+    let head = PREFETCH_HEAD_LINES * 64 / std::mem::size_of::<T>().max(1);
+    prefetch_l2(&data[..data.len().min(head)]);
+}
+
 /// The start of every 64-byte cache line that holds some of the `len` bytes from `start`,
 /// counted from the line `start` is in: bytes that do not start on a line can span one line
 /// more than `len / 64` rounded up (88 bytes 56 bytes into a line span three), and stepping

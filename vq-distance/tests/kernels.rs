@@ -150,6 +150,43 @@ fn four_row_kernels_equal_the_one_pair_kernels_to_the_bit() {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// `score_rows` (four rows a pass where that pays) against `score` row by row, to the bit,
+    /// for every metric and any number of rows (the four-row passes and the rest).
+    #[test]
+    fn scoring_rows_equals_scoring_each(dim in prop::sample::select(vec![1usize, 7, 64, 100, 511, 512, 600, 1536]), n in 0usize..11, seed in 0u32..1000) {
+        let mut rng = seed.wrapping_mul(2_654_435_761) | 1;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            (rng % 2000) as f32 / 100.0 - 10.0
+        };
+        let query: Vec<f32> = (0..dim).map(|_| next()).collect();
+        let base: Vec<f32> = (0..dim * n).map(|_| next()).collect();
+        let rows: Vec<&[f32]> = base.chunks_exact(dim).rev().collect();
+        for k in levels() {
+            for metric in [vq_distance::Metric::L2, vq_distance::Metric::InnerProduct, vq_distance::Metric::Cosine] {
+                let got = k.score_rows(metric, &query, &rows).unwrap();
+                prop_assert_eq!(got.len(), rows.len());
+                for (i, row) in rows.iter().enumerate() {
+                    prop_assert_eq!(got[i].to_bits(), k.score(metric, &query, row).unwrap().to_bits(), "row {} {:?} {}", i, metric, k.level());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn scoring_rows_of_another_length_is_an_error() {
+    let k = Kernels::active();
+    let (q, short) = (vec![1.0f32; 600], vec![1.0f32; 599]);
+    let rows: Vec<&[f32]> = vec![&q, &q, &short, &q, &q];
+    assert!(k.score_rows(vq_distance::Metric::L2, &q, &rows).is_err());
+}
+
 /// Every dimension up to 200, not a sample: the end of each kernel (the chunks after the widest
 /// loop, each into its own accumulator, and the masked or padded tail) differs with `d` modulo
 /// 64, and small odd dimensions (d = 50) are where HNSW spends most of its time in it.

@@ -45,7 +45,7 @@ use vq_distance::{IdFilter, Metric, Neighbors, TopK, prepare_row_into, prepare_r
 
 use crate::arena::Chunks;
 use crate::error::{Error, Result};
-use crate::storage::{FlatStorage, PREFETCH_HEAD_LINES, VectorStorage};
+use crate::storage::{FlatStorage, VectorStorage};
 use crate::visited::Visited;
 
 /// Build and search parameters, with hnswlib's / Faiss' names.
@@ -141,7 +141,7 @@ const NO_ENTRY: u64 = u64::MAX;
 pub(crate) const MAX_LEVEL: usize = 31;
 
 /// Cache lines of neighbour data prefetched ahead while a node's neighbours are scored: whole
-/// vectors (up to `PREFETCH_HEAD_LINES` of each), 12 ahead for 128-d f32 (8 lines each), which covers most nodes' unvisited
+/// vectors (up to `vq_distance::PREFETCH_HEAD_LINES` of each), 12 ahead for 128-d f32 (8 lines each), which covers most nodes' unvisited
 /// neighbours at once. On imgsift100k 24 lines gave ~20 % fewer QPS, 48 ~5 % fewer, 64–96
 /// the same within noise.
 const LINES_IN_FLIGHT: usize = 96;
@@ -1219,7 +1219,7 @@ impl<S: VectorStorage> Hnsw<S> {
     /// How many vectors to keep loading ahead of the one scored: about `LINES_IN_FLIGHT`
     /// cache lines of the heads a prefetch asks for.
     fn vectors_ahead(&self) -> usize {
-        let lines = self.storage.slot_lines().clamp(1, PREFETCH_HEAD_LINES);
+        let lines = self.storage.slot_lines().clamp(1, vq_distance::PREFETCH_HEAD_LINES);
         (LINES_IN_FLIGHT / lines).clamp(MIN_VECTORS_AHEAD, 16)
     }
 

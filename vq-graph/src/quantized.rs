@@ -111,7 +111,7 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
     #[inline]
     fn prefetch(&self, id: u32) {
         if let Some(slot) = self.codes.get(id as usize) {
-            crate::storage::prefetch_head(slot);
+            vq_distance::prefetch_l2_head(slot);
         }
     }
 

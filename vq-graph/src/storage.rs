@@ -55,9 +55,9 @@ pub trait VectorStorage: Send + Sync {
     /// Selection key between slots `a` and `b`.
     fn distance_between(&self, a: u32, b: u32) -> f32;
 
-    /// Hints that slot `id` will be read soon: starts loading its first cache lines, at most
-    /// 24 (1.5 KiB; every line of a shorter slot), after which the hardware prefetcher
-    /// streams the rest.
+    /// Hints that slot `id` will be read soon: starts loading its first cache lines
+    /// ([`vq_distance::prefetch_l2_head`]; every line of a slot up to 1.5 KiB), after which
+    /// the hardware prefetcher streams the rest.
     fn prefetch(&self, _id: u32) {}
 
     /// Cache lines one slot spans: the graph keeps about a fixed number of lines in flight,
@@ -122,24 +122,6 @@ pub trait VectorStorage: Send + Sync {
 }
 
 /// Layout versions of [`FlatStorage`]'s sections.
-/// Cache lines of a slot a prefetch asks for: all of a slot up to 384 f32 dimensions, the
-/// head of a longer one. The hardware prefetcher streams the rest of a vector once its first
-/// lines are read, and asking for whole long vectors of the several neighbours prefetched
-/// ahead (576 lines at d = 1536) fills the core's queue of misses, so the prefetch
-/// instructions themselves stall: on textemb carried to 1536 dimensions (HNSW32, 1 thread)
-/// whole vectors gave 1,960 QPS, heads of 8–48 lines 2,200–2,250 and 24 the most with the
-/// four-row kernel (2,620–2,650); at 768, 24 lines gave 12 % more than whole vectors and 32
-/// less than 24; at 384 (24 lines) heads of 8 or 16 gave 4–17 % less (BENCHMARKS.md).
-pub(crate) const PREFETCH_HEAD_LINES: usize = 24;
-
-/// Starts loading the first [`PREFETCH_HEAD_LINES`] cache lines of `slot` (all of a shorter
-/// one) into L2.
-#[inline]
-pub(crate) fn prefetch_head<T>(slot: &[T]) {
-    let head = PREFETCH_HEAD_LINES * 64 / std::mem::size_of::<T>().max(1);
-    vq_distance::prefetch_l2(&slot[..slot.len().min(head)]);
-}
-
 const FLAT_META_VERSION: u32 = 1;
 const FLAT_VECTORS_VERSION: u32 = 1;
 
@@ -252,7 +234,7 @@ impl VectorStorage for FlatStorage {
     #[inline]
     fn prefetch(&self, id: u32) {
         if let Some(slot) = self.data.get(id as usize) {
-            prefetch_head(slot);
+            vq_distance::prefetch_l2_head(slot);
         }
     }
 

@@ -206,18 +206,20 @@ impl RefineIndex {
         match &stored.store {
             Store::Flat(v) => {
                 for &(_, r) in &rows {
-                    vq_distance::prefetch_l2(&v[r * dim..(r + 1) * dim]);
+                    vq_distance::prefetch_l2_head(&v[r * dim..(r + 1) * dim]);
                 }
                 // Stored rows and the query are both normalized for cosine: its score is the dot.
                 let metric = if metric == Metric::Cosine { Metric::InnerProduct } else { metric };
-                rows.into_iter().map(|(id, r)| Ok((id, kern.score(metric, q, &v[r * dim..(r + 1) * dim])?))).collect()
+                let vectors: Vec<&[f32]> = rows.iter().map(|&(_, r)| &v[r * dim..(r + 1) * dim]).collect();
+                let scores = kern.score_rows(metric, q, &vectors)?;
+                Ok(rows.into_iter().zip(scores).map(|((id, _), score)| (id, score)).collect())
             }
             Store::Sq(codes) => {
                 let scorer = codes.quantizer().scorer(q)?;
                 let size = codes.quantizer().code_size();
                 let all = codes.codes();
                 for &(_, r) in &rows {
-                    vq_distance::prefetch_l2(&all[r * size..(r + 1) * size]);
+                    vq_distance::prefetch_l2_head(&all[r * size..(r + 1) * size]);
                 }
                 Ok(rows
                     .into_iter()
