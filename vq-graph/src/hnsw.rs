@@ -647,7 +647,8 @@ impl<S: VectorStorage> Hnsw<S> {
                 + prepared
                 + self.upper.allocated_bytes(),
             ids: self.states.allocated_bytes() + self.external.allocated_bytes() + locks + map,
-            scratch: lock(&self.pool).iter().map(|s| s.visited.bytes()).sum(),
+            scratch: lock(&self.pool).iter().map(|s| s.visited.bytes()).sum::<usize>()
+                + lock(&self.displaced).capacity() * std::mem::size_of::<u32>(),
         }
     }
 
@@ -1721,7 +1722,8 @@ impl<S: VectorStorage> Hnsw<S> {
         if since_walk * REACH_CHECK_SHARE >= slots || slots <= WALK_ALWAYS_BELOW {
             // (Inserts counted meanwhile by another thread may be lost: their walk comes later.)
             self.unwalked.store(0, Ordering::Release);
-            lock(&self.displaced).clear();
+            // Dropped, not cleared: a large batch's list can hold a fifth of its nodes.
+            drop(std::mem::take(&mut *lock(&self.displaced)));
             self.relink_islands(since_walk);
             return;
         }

@@ -684,7 +684,8 @@ impl PyIndex {
 
     /// Bytes held, by part (`vectors`, `links`, `ids`, `trained`, `refine`, `scratch`: what
     /// the index allocated; `mapped`: what it serves from a memory-mapped file) and `total`
-    /// (all of them).
+    /// (all of them). The index's own allocations: memory the C allocator kept after training
+    /// freed it (per-thread arenas) is the process', not the index's.
     fn memory_usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = py.detach(|| self.read().memory_usage());
         let d = PyDict::new(py);
