@@ -294,8 +294,8 @@ impl Kernels {
     }
 
     /// The fewest dimensions at which this level's four-row kernels were measured faster than
-    /// four one-pair calls, scoring a graph node's neighbours (AVX2 has registers for only
-    /// two rows' accumulators without spilling, which costs below ~512 dimensions);
+    /// four one-pair calls, scoring a graph node's neighbours (AVX2's 16 registers hold three
+    /// rows' accumulators, so its four-row pass spills, which costs below ~512 dimensions);
     /// `usize::MAX` where the level has none.
     pub fn f32_rows4_min_dim(&self) -> usize {
         self.rows4.as_ref().map_or(usize::MAX, |k| k.min_dim)

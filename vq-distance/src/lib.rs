@@ -3,7 +3,8 @@
 //!
 //! **Owns:** [`Metric`] and the score convention every vq crate follows; per-pair kernels for
 //! squared L2, dot product and cosine over `f32`, [`half::f16`], [`half::bf16`], `u8` and `i8`;
-//! one-to-many and many-to-many scoring; bounded top-k selection ([`TopK`]); exact search
+//! one-to-many and many-to-many scoring, and one vector against scattered rows four at a pass
+//! ([`Kernels::score_rows`]); bounded top-k selection ([`TopK`]); exact search
 //! ([`knn_exact`]), its result type ([`Neighbors`]), the one id filter type ([`IdFilter`])
 //! and the id rules every index follows ([`NO_ID`] pads short answers, [`auto_ids`]);
 //! exact range search ([`range_exact`], Faiss' `range_search`) and its result type
@@ -11,7 +12,8 @@
 //! nearest-centroid search ([`nearest_centroids`], and [`PackedCentroids`]: the top-k of
 //! centroids packed once, an inverted file's flat coarse search); a dense linear map packed
 //! once ([`PackedMatrix`]: rotations and projections, outputs independent of the batch);
-//! the software prefetch ([`prefetch_l2`]) the memory-bound searches above share.
+//! the software prefetch ([`prefetch_l2`], [`prefetch_l2_head`]) the memory-bound searches
+//! above share.
 //!
 //! **Does not own:** indexes, quantizers, file formats (see `vq-graph`, `vq-quant`, `vq-io`).
 //!

@@ -141,9 +141,9 @@ const NO_ENTRY: u64 = u64::MAX;
 pub(crate) const MAX_LEVEL: usize = 31;
 
 /// Cache lines of neighbour data prefetched ahead while a node's neighbours are scored: whole
-/// vectors (up to `vq_distance::PREFETCH_HEAD_LINES` of each), 12 ahead for 128-d f32 (8 lines each), which covers most nodes' unvisited
-/// neighbours at once. On imgsift100k 24 lines gave ~20 % fewer QPS, 48 ~5 % fewer, 64–96
-/// the same within noise.
+/// vectors (at most `vq_distance::PREFETCH_HEAD_LINES` of each), 12 ahead for 128-d f32 (8
+/// lines each), which covers most nodes' unvisited neighbours at once. On imgsift100k 24 lines
+/// gave ~20 % fewer QPS, 48 ~5 % fewer, 64–96 the same within noise.
 const LINES_IN_FLIGHT: usize = 96;
 /// The fewest vectors prefetched ahead, however long they are: at 384-d f32 (24 lines)
 /// `LINES_IN_FLIGHT` alone gives 4, and 6 measured 4–9 % more QPS on textemb100k and 1–5 % on

@@ -93,8 +93,8 @@ impl std::fmt::Debug for PreparedAdd {
 ///
 /// The index's own allocations, not the process': memory that training freed but the
 /// allocator kept (glibc keeps freed memory of its per-thread arenas resident, a few MB after
-/// training PQ codebooks on several threads; `MALLOC_ARENA_MAX=1` or `malloc_trim` hands most
-/// of it back) and buffers libraries keep per thread (a PCA's first training leaves ~4 MB a
+/// training PQ codebooks on several threads, which `malloc_trim` does not return;
+/// `MALLOC_ARENA_MAX=1` avoids it) and buffers libraries keep per thread (a PCA's first training leaves ~4 MB a
 /// thread in the linear-algebra library) are not in it. An outside probe of 21 factory strings
 /// at 100,000 SIFT rows found the allocator's live bytes within 1 % of the total for 16 of
 /// them and the rest off by those two causes, or by HNSW's list of displaced nodes (~2 MB,
