@@ -45,6 +45,16 @@ fn check_floats<T: Element>(a: &[T], b: &[T]) {
     }
 }
 
+/// Values in [-10, 10) in steps of 0.01 from a xorshift generator seeded by `seed` (not 0).
+fn floats_from(mut seed: u32) -> impl FnMut() -> f32 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        (seed % 2000) as f32 / 100.0 - 10.0
+    }
+}
+
 fn floats(len: usize) -> impl Strategy<Value = Vec<f32>> {
     prop::collection::vec(-10.0f32..10.0, len)
 }
@@ -121,13 +131,7 @@ proptest! {
 /// rows at different offsets (unaligned, each starting elsewhere in a line), squared L2 and dot.
 #[test]
 fn four_row_kernels_equal_the_one_pair_kernels_to_the_bit() {
-    let mut rng = 0x2545_f491_u32;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 17;
-        rng ^= rng << 5;
-        (rng % 2000) as f32 / 100.0 - 10.0
-    };
+    let mut next = floats_from(0x2545_f491_u32);
     for k in levels() {
         let level = k.level();
         let (Some(l2_4), Some(dot_4)) = (k.f32_l2_sq_rows4_fn(), k.f32_dot_rows4_fn()) else {
@@ -157,13 +161,7 @@ proptest! {
     /// for every metric and any number of rows (the four-row passes and the rest).
     #[test]
     fn scoring_rows_equals_scoring_each(dim in prop::sample::select(vec![1usize, 7, 64, 100, 511, 512, 600, 1536]), n in 0usize..11, seed in 0u32..1000) {
-        let mut rng = seed.wrapping_mul(2_654_435_761) | 1;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 17;
-            rng ^= rng << 5;
-            (rng % 2000) as f32 / 100.0 - 10.0
-        };
+        let mut next = floats_from(seed.wrapping_mul(2_654_435_761) | 1);
         let query: Vec<f32> = (0..dim).map(|_| next()).collect();
         let base: Vec<f32> = (0..dim * n).map(|_| next()).collect();
         let rows: Vec<&[f32]> = base.chunks_exact(dim).rev().collect();
@@ -192,13 +190,7 @@ fn scoring_rows_of_another_length_is_an_error() {
 /// 64, and small odd dimensions (d = 50) are where HNSW spends most of its time in it.
 #[test]
 fn f32_kernels_match_the_oracle_at_every_small_dimension() {
-    let mut rng = 0x9e37_79b9_u32;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 17;
-        rng ^= rng << 5;
-        (rng % 2000) as f32 / 100.0 - 10.0
-    };
+    let mut next = floats_from(0x9e37_79b9_u32);
     for dim in 1..=200 {
         // One element more than the dimension, compared from offset 1: unaligned starts.
         let a: Vec<f32> = (0..=dim).map(|_| next()).collect();
