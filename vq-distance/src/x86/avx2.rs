@@ -266,15 +266,16 @@ macro_rules! float_kernels {
 
 float_kernels!(f32, l2_sq_f32_imp, dot_f32_imp, cos_parts_f32_imp);
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn l2_sq_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+/// `a` against four rows through [`drive_rows`], each row's four accumulators updated by
+/// `fma(x, y, acc)` as the one-pair kernels update theirs.
+#[inline(always)]
+unsafe fn rows4_generic(a: &[f32], rows: [&[f32]; 4], fma: impl Fn(__m256, __m256, __m256) -> __m256) -> [f32; 4] {
     // SAFETY: register arithmetic and `drive_rows`, whose contract holds for any slices.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 4]; 4];
         drive_rows(a, rows, |j, x, ys| {
             for (acc, y) in acc.iter_mut().zip(ys) {
-                let d = _mm256_sub_ps(x, y);
-                acc[j] = _mm256_fmadd_ps(d, d, acc[j]);
+                acc[j] = fma(x, y, acc[j]);
             }
         });
         acc.map(|acc| sum4(acc))
@@ -282,17 +283,20 @@ unsafe fn l2_sq_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
-    // SAFETY: as in `l2_sq_f32_rows4_imp`.
+unsafe fn l2_sq_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+    // SAFETY: the features `rows4_generic` needs are enabled on this function.
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); 4]; 4];
-        drive_rows(a, rows, |j, x, ys| {
-            for (acc, y) in acc.iter_mut().zip(ys) {
-                acc[j] = _mm256_fmadd_ps(x, y, acc[j]);
-            }
-        });
-        acc.map(|acc| sum4(acc))
+        rows4_generic(a, rows, |x, y, acc| {
+            let d = _mm256_sub_ps(x, y);
+            _mm256_fmadd_ps(d, d, acc)
+        })
     }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f32_rows4_imp(a: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+    // SAFETY: the features `rows4_generic` needs are enabled on this function.
+    unsafe { rows4_generic(a, rows, |x, y, acc| _mm256_fmadd_ps(x, y, acc)) }
 }
 
 float_kernels!(f16, l2_sq_f16_imp, dot_f16_imp, cos_parts_f16_imp);
