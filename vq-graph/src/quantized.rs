@@ -110,8 +110,10 @@ impl<Q: Quantizer + Clone> VectorStorage for QuantizedStorage<Q> {
 
     #[inline]
     fn prefetch(&self, id: u32) {
+        // Whole codes: at 1536 dimensions SQfp16's 48 lines prefetched whole gave 2 % more QPS
+        // than their head (f32 vectors, twice as long, want the head: `FlatStorage::prefetch`).
         if let Some(slot) = self.codes.get(id as usize) {
-            vq_distance::prefetch_l2_head(slot);
+            vq_distance::prefetch_l2(slot);
         }
     }
 

@@ -55,9 +55,9 @@ pub trait VectorStorage: Send + Sync {
     /// Selection key between slots `a` and `b`.
     fn distance_between(&self, a: u32, b: u32) -> f32;
 
-    /// Hints that slot `id` will be read soon: starts loading its first cache lines
-    /// ([`vq_distance::prefetch_l2_head`]; every line of a slot up to 1.5 KiB), after which
-    /// the hardware prefetcher streams the rest.
+    /// Hints that slot `id` will be read soon: starts loading it (f32 vectors: their first
+    /// lines, [`vq_distance::prefetch_l2_head`], after which the hardware prefetcher streams
+    /// the rest).
     fn prefetch(&self, _id: u32) {}
 
     /// Cache lines one slot spans: the graph keeps about a fixed number of lines in flight,
