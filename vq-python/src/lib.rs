@@ -314,11 +314,7 @@ impl PyIndex {
         if value == 0 {
             return Err(PyValueError::new_err(format!("`{}` must be at least 1", knob.name())));
         }
-        py.detach(|| self.write().set_search_default(knob, value)).map_err(|e| match e {
-            // The value is valid: the refusal is that no part of the index has the knob.
-            vq::Error::Parameter { .. } => PyAttributeError::new_err(e.to_string()),
-            e => to_py(e),
-        })
+        py.detach(|| self.write().set_search_default(knob, value)).map_err(setter_err)
     }
 }
 
@@ -328,6 +324,15 @@ fn missing_attribute(index: &dyn vq::Index, what: std::fmt::Arguments<'_>) -> St
     match moved::Moved::of(index) {
         Some(husk) => husk.err().to_string(),
         None => format!("{} {what}", index.spec()),
+    }
+}
+
+/// A setter's refusal of a valid value: no part of the index has the attribute (or the index
+/// was merged away and has no parts), an `AttributeError` as for the getter.
+fn setter_err(e: vq::Error) -> PyErr {
+    match e {
+        vq::Error::Parameter { .. } | vq::Error::Unsupported { .. } => PyAttributeError::new_err(e.to_string()),
+        e => to_py(e),
     }
 }
 
@@ -435,10 +440,7 @@ impl PyIndex {
         if value == 0 {
             return Err(PyValueError::new_err("`ef_construction` must be at least 1"));
         }
-        py.detach(|| self.write().set_ef_construction(value)).map_err(|e| match e {
-            vq::Error::Parameter { .. } => PyAttributeError::new_err(e.to_string()),
-            e => to_py(e),
-        })
+        py.detach(|| self.write().set_ef_construction(value)).map_err(setter_err)
     }
 
     /// Faiss' `index.hnsw`, for code written against it: `index.hnsw.efSearch` is
@@ -455,11 +457,12 @@ impl PyIndex {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        let (spec, n) = py.detach(|| {
+        let (spec, n, moved) = py.detach(|| {
             let g = self.read();
-            (g.spec().to_string(), g.len())
+            (g.spec().to_string(), g.len(), moved::Moved::of(g.as_ref()).is_some())
         });
-        format!("<vq.Index {spec} d={} metric={} ntotal={n}>", self.dim, self.metric.name())
+        let state = if moved { "merged into another".to_string() } else { format!("ntotal={n}") };
+        format!("<vq.Index {spec} d={} metric={} {state}>", self.dim, self.metric.name())
     }
 
     /// Learns the index's parameters (codebooks, ranges, lists) from `x` (n × d); a no-op for
@@ -624,7 +627,8 @@ impl PyIndex {
     /// shards and combine results with `vq.merge_topk`). An index trained separately raises
     /// `vq.FingerprintMismatch`, another kind `ValueError`, with both indexes unchanged.
     ///
-    /// `other` is emptied: afterwards it holds nothing and every use of it raises. Every
+    /// `other` is emptied: afterwards it holds nothing (`ntotal` 0, `is_trained` False, its
+    /// `repr` says merged) and every other use of it raises `vq.VqError`. Every
     /// refusal (the kind, the training, a duplicate id) is found before anything moves, with
     /// both indexes locked: a refused merge leaves both as they were, `other` still searchable.
     #[pyo3(signature = (other, shift_ids=0))]

@@ -17,13 +17,14 @@ impl Moved {
         (index as &dyn std::any::Any).downcast_ref::<Moved>()
     }
 
+    /// What every use but `ntotal` / `is_trained` / `repr` raises (`vq.VqError` in Python: the
+    /// object's state, not an argument, is what is wrong).
     pub(crate) fn err(&self) -> vq::Error {
-        vq::Error::Parameter {
-            name: "index",
-            what: format!(
-                "this {} index was merged into another (merge_from moves the contents, as Faiss' does) and holds nothing now",
-                self.spec
-            ),
+        vq::Error::Unsupported {
+            spec: self.spec.to_string(),
+            what: "use after merge_from: it was merged into another index (merge_from moves the contents, as \
+                   Faiss' does) and holds nothing now"
+                .into(),
         }
     }
 }

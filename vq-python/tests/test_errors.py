@@ -273,8 +273,9 @@ def test_an_index_merged_away_says_so(data):
     a.merge_from(b, 100)
     for use in (lambda: b.reconstruct(0), lambda: a.merge_from(b), lambda: b.merge_from(a),
                 lambda: b.range_search(x[:1], 1.0)):
-        with pytest.raises(ValueError, match="merged into another"):
+        with pytest.raises(vq.VqError, match="merged into another"):
             use()
+    assert b.ntotal == 0 and "merged into another" in repr(b)
     # Attributes too (an AttributeError, so `hasattr(b, "nprobe")` is False), by the same words.
     for attribute in ("nprobe", "ef", "refine_k", "ef_construction"):
         with pytest.raises(AttributeError, match="merged into another"):
