@@ -211,17 +211,12 @@ impl Kernels {
     /// Scores `query` against each of `rows` (scattered f32 vectors, as a re-ranking stage
     /// reads them), each score equal to the bit to [`Kernels::score`]'s: four rows a pass
     /// where this level's four-row kernel pays at this dimension (squared L2 and inner product;
-    /// see [`Kernels::f32_rows4_min_dim`]), one at a time otherwise.
+    /// see [`Kernels::f32_rows4_fn`]), one at a time otherwise.
     pub fn score_rows(&self, metric: Metric, query: &[f32], rows: &[&[f32]]) -> Result<Vec<f32>> {
         for row in rows {
             same_len(query, row)?;
         }
-        let four = match metric {
-            _ if query.len() < self.f32_rows4_min_dim() => None,
-            Metric::L2 => self.f32_l2_sq_rows4_fn(),
-            Metric::InnerProduct => self.f32_dot_rows4_fn(),
-            Metric::Cosine => None,
-        };
+        let four = self.f32_rows4_fn(metric, query.len());
         let mut out = Vec::with_capacity(rows.len());
         let rest = match four {
             Some(four) => {
@@ -283,7 +278,7 @@ impl Kernels {
     /// This level's kernel for one f32 vector against four rows, squared L2, when it has one:
     /// each of the four sums is [`Kernels::f32_l2_sq_fn`]'s to the bit, and the vector is
     /// loaded once for the four rows (`None`: call the one-pair kernel four times). See
-    /// [`Kernels::f32_rows4_min_dim`] for where it pays.
+    /// [`Kernels::f32_rows4_fn`] for where it pays.
     pub fn f32_l2_sq_rows4_fn(&self) -> Option<Rows4Fn> {
         self.rows4.as_ref().map(|k| k.l2_sq)
     }
@@ -293,12 +288,18 @@ impl Kernels {
         self.rows4.as_ref().map(|k| k.dot)
     }
 
-    /// The fewest dimensions at which this level's four-row kernels were measured faster than
-    /// four one-pair calls, scoring a graph node's neighbours (AVX2's 16 registers hold three
-    /// rows' accumulators, so its four-row pass spills, which costs below ~512 dimensions);
-    /// `usize::MAX` where the level has none.
-    pub fn f32_rows4_min_dim(&self) -> usize {
-        self.rows4.as_ref().map_or(usize::MAX, |k| k.min_dim)
+    /// The four-row kernel of `metric`'s f32 score (squared L2 or inner product; `None` for
+    /// cosine, which needs the norms) where this level has one that pays at `dim`: it was
+    /// measured faster than four one-pair calls, scoring a graph node's neighbours, at every
+    /// dimension at AVX-512 and from 512 at AVX2 (whose 16 registers hold three rows'
+    /// accumulators, so its four-row pass spills, which costs below that).
+    pub fn f32_rows4_fn(&self, metric: Metric, dim: usize) -> Option<Rows4Fn> {
+        let k = self.rows4.as_ref().filter(|k| dim >= k.min_dim)?;
+        match metric {
+            Metric::L2 => Some(k.l2_sq),
+            Metric::InnerProduct => Some(k.dot),
+            Metric::Cosine => None,
+        }
     }
 
     /// Exact squared L2 distance of two `u8` vectors.

@@ -131,8 +131,8 @@ impl<'k> PackedCentroids<'k> {
     /// are packed moved by their rounded mean, and queries with them, so that the form keeps its
     /// precision; the keys are then the distances computed that way.) Ties go to the smaller
     /// id. A query with fewer than `k` centroids to rank (`k > len`, or a non-finite query,
-    /// which ranks none) is padded with `u32::MAX` and `+∞`. Queries are not checked (an index prepares them once per search);
-    /// for cosine they are scaled to unit length here. Parallel over blocks of queries on the
+    /// which ranks none) is padded with `u32::MAX` and `+∞`. Queries are not checked (an index
+    /// prepares them once per search); for cosine they are scaled to unit length here. Parallel over blocks of queries on the
     /// current rayon pool; the result does not depend on the thread count.
     ///
     /// [`Error::RaggedBuffer`] if `queries` is not a whole number of rows, and

@@ -124,7 +124,7 @@ pub(crate) struct SmallKernel {
     pub(crate) nearest: crate::assign::SmallFn,
 }
 
-/// A kernel scoring one f32 vector against four rows: see [`Kernels::f32_l2_sq_rows4_fn`].
+/// A kernel scoring one f32 vector against four rows: see [`Kernels::f32_rows4_fn`].
 pub type Rows4Fn = fn(&[f32], [&[f32]; 4]) -> [f32; 4];
 
 /// One f32 vector against four rows in one pass, each sum equal to the bit to the one-pair

@@ -140,6 +140,14 @@ fn four_row_kernels_equal_the_one_pair_kernels_to_the_bit() {
             continue;
         };
         let (l2, dot) = (k.f32_l2_sq_fn(), k.f32_dot_fn());
+        // Where callers get them: L2 and inner product, not cosine; AVX2 from 512 dimensions.
+        use vq_distance::Metric;
+        assert!(k.f32_rows4_fn(Metric::Cosine, 2048).is_none(), "{level}");
+        let from = if level == SimdLevel::Avx2 { 512 } else { 1 };
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            assert!(k.f32_rows4_fn(metric, from).is_some() && k.f32_rows4_fn(metric, 2048).is_some(), "{level}");
+            assert_eq!(k.f32_rows4_fn(metric, from - 1).is_some(), from == 1, "{level} below {from}");
+        }
         for dim in (1..=300).chain([767, 768, 1536, 1541]) {
             let q: Vec<f32> = (0..dim + 1).map(|_| next()).collect();
             let base: Vec<f32> = (0..4 * dim + 10).map(|_| next()).collect();

@@ -968,18 +968,17 @@ impl<S: VectorStorage> Hnsw<S> {
         for &id in fresh.iter().take(ahead) {
             self.storage.prefetch(id);
         }
-        let mut i = 0;
-        while self.storage.scores_four_at_once() && i + 4 <= fresh.len() {
-            for &next in fresh.iter().skip(i + ahead).take(4) {
+        let quads = if self.storage.scores_four_at_once() { fresh.len() / 4 * 4 } else { 0 };
+        for (at, quad) in fresh[..quads].chunks_exact(4).enumerate() {
+            for &next in fresh.iter().skip(4 * at + ahead).take(4) {
                 self.storage.prefetch(next);
             }
-            let ids = [fresh[i], fresh[i + 1], fresh[i + 2], fresh[i + 3]];
+            let ids = [quad[0], quad[1], quad[2], quad[3]];
             for (key, id) in self.storage.distances4(q, ids).into_iter().zip(ids) {
                 each(key, id);
             }
-            i += 4;
         }
-        for i in i..fresh.len() {
+        for i in quads..fresh.len() {
             if let Some(&next) = fresh.get(i + ahead) {
                 self.storage.prefetch(next);
             }

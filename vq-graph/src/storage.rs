@@ -158,11 +158,8 @@ impl FlatStorage {
     /// For [`Metric::Cosine`] the graph stores normalized vectors and orders by inner product.
     pub fn new(dim: usize, metric: Metric) -> Self {
         let k = Kernels::active();
-        let rows4 = match metric {
-            _ if dim < k.f32_rows4_min_dim() => None,
-            Metric::L2 => k.f32_l2_sq_rows4_fn(),
-            Metric::InnerProduct | Metric::Cosine => k.f32_dot_rows4_fn(),
-        };
+        // Cosine vectors are stored normalized and ordered by inner product.
+        let rows4 = k.f32_rows4_fn(if metric == Metric::Cosine { Metric::InnerProduct } else { metric }, dim);
         FlatStorage { dim, metric, data: Chunks::new(dim), l2_sq: k.f32_l2_sq_fn(), dot: k.f32_dot_fn(), rows4 }
     }
 

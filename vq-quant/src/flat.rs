@@ -544,7 +544,8 @@ mod tests {
     /// A batch's queries scan the codes in groups; each must get what it gets alone (the
     /// same rows and scores, to the bit), filtered or not, k-NN and range, for whole codes
     /// and split ones (RaBitQ's heads first, whose skipped tails depend on each query's own
-    /// threshold), with group blocks of the single scan's 256 rows and of fewer (1,000-byte codes).
+    /// threshold), with group blocks of the single scan's 256 rows and of fewer (1,000-byte
+    /// codes).
     #[test]
     fn a_batch_scans_in_groups_as_each_query_alone() {
         fn check<Q: Quantizer>(mut q: Q, n: usize, what: &str) {
